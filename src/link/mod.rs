@@ -1,0 +1,1 @@
+//! Links: rate, propagation delay, MTU, drop-tail queue and loss models.

@@ -1,0 +1,1 @@
+//! Network layer: IPv4/UDP wire formats, fragmentation, routing.

@@ -1,0 +1,2 @@
+//! Scenario files: TOML → validated `model::Scenario`.
+pub mod model;

@@ -1,0 +1,318 @@
+//! The resolved scenario: what `scenario::load` produces after parsing,
+//! applying `--set` overrides, expanding groups and validating every field.
+//! Everything here is plain data with indices instead of names; the simulator
+//! (`world`) consumes only these types.
+
+use crate::sim::{SimDuration, SimTime};
+use std::path::PathBuf;
+
+/// A fully validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    /// File the scenario came from (`None` for the built-in quickstart).
+    pub source: Option<PathBuf>,
+    pub seed: u64,
+    /// Publishing window: flows send in [0, duration).
+    pub duration: SimDuration,
+    /// Messages sent before `warmup` are not counted.
+    pub warmup: SimDuration,
+    /// The run continues this long after `duration`.
+    pub drain: SimDuration,
+    /// Explicit nodes first (file order), then each group's members in order.
+    pub nodes: Vec<NodeSpec>,
+    /// Explicit links (file order), then each group's member links in order.
+    pub links: Vec<LinkSpec>,
+    pub flows: Vec<FlowSpec>,
+    /// Sorted by `at` (stable: file order among equal times).
+    pub events: Vec<EventSpec>,
+    pub protocols: ProtocolParams,
+    /// The scenario as TOML after overrides (for manifest.json).
+    pub resolved_toml: String,
+    /// `--set` overrides applied, as given (`path=value`), in order.
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Router,
+    Server,
+    Broker,
+    Gateway,
+    Forwarder,
+    Client,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Router => "router",
+            Role::Server => "server",
+            Role::Broker => "broker",
+            Role::Gateway => "gateway",
+            Role::Forwarder => "forwarder",
+            Role::Client => "client",
+        }
+    }
+    /// Routers forward packets between links; other roles are end hosts.
+    pub fn forwards(self) -> bool {
+        matches!(self, Role::Router)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: String,
+    pub role: Role,
+    /// Metres, from explicit `position` or group placement.
+    pub position: Option<(f64, f64)>,
+    /// Index into the scenario's group list and the member's `{i}` if the node
+    /// came from a group.
+    pub group: Option<usize>,
+    pub index_in_group: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkSpec {
+    pub name: String,
+    /// Node indices.
+    pub a: usize,
+    pub b: usize,
+    pub rate_bps: u64,
+    pub delay: SimDuration,
+    /// Largest IP packet (bytes) the link carries.
+    pub mtu: u32,
+    /// Drop-tail queue capacity in packets (per direction), excluding the one
+    /// in transmission.
+    pub queue: u32,
+    /// Loss model, the same for both directions (each direction has its own
+    /// state and random stream).
+    pub loss: LossSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LossSpec {
+    None,
+    Bernoulli {
+        p: f64,
+    },
+    /// Packet-level two-state Markov chain (state changes once per packet).
+    GilbertElliott {
+        p_gb: f64,
+        p_bg: f64,
+        loss_good: f64,
+        loss_bad: f64,
+    },
+    Trace(TraceSpec),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraceSpec {
+    /// One entry per packet on the direction: `true` = lost.
+    Bits { bits: Vec<bool>, repeat: bool, file: PathBuf },
+    /// Channel state over time: (start time, bad?) sorted by time, the first at
+    /// 0; packets are lost with `loss_good`/`loss_bad` in each state.
+    Intervals {
+        intervals: Vec<(SimTime, bool)>,
+        loss_good: f64,
+        loss_bad: f64,
+        /// Period after which the pattern repeats (None: last state holds).
+        period: Option<SimDuration>,
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    PointToPoint,
+    Broadcast,
+    FanIn,
+}
+
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::PointToPoint => "point_to_point",
+            Pattern::Broadcast => "broadcast",
+            Pattern::FanIn => "fan_in",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Udp,
+    Coap,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Coap => "coap",
+        }
+    }
+}
+
+/// Reliability as written in the scenario, validated against the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reliability {
+    BestEffort,
+    Confirmed,
+    ExactlyOnce,
+    /// CoAP non-confirmable.
+    Non,
+    /// CoAP confirmable.
+    Con,
+}
+
+impl Reliability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reliability::BestEffort => "best_effort",
+            Reliability::Confirmed => "confirmed",
+            Reliability::ExactlyOnce => "exactly_once",
+            Reliability::Non => "non",
+            Reliability::Con => "con",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Timing {
+    /// Send at phase + k·interval + U[0, jitter]; the phase is U[0, interval)
+    /// per publisher.
+    Periodic { interval: SimDuration, jitter: SimDuration },
+    /// Exponential gaps with this mean.
+    Poisson { mean_interval: SimDuration },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueGen {
+    /// mean + Normal(0, sd) per message (a room temperature with sensor noise).
+    Temperature { mean: f64, sd: f64 },
+    Constant { value: f64 },
+    /// 1, 2, 3, … per publisher.
+    Counter,
+    Uniform { min: f64, max: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowSpec {
+    pub name: String,
+    pub pattern: Pattern,
+    pub protocol: Protocol,
+    pub reliability: Reliability,
+    /// Node indices, in the order the globs matched (file order of nodes).
+    pub publishers: Vec<usize>,
+    pub receivers: Vec<usize>,
+    /// Topic / URI path template; placeholders `{i}`, `{name}`, `{flow}`.
+    pub topic: String,
+    /// Application payload per message in bytes (≥ 6, see docs/metrics.md).
+    pub payload_bytes: u32,
+    pub timing: Timing,
+    /// First send no earlier than this (default 0).
+    pub start: SimDuration,
+    /// Messages per publisher (None: until `duration`).
+    pub count: Option<u64>,
+    pub value: ValueGen,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventSpec {
+    pub at: SimTime,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    LinkDown { link: usize },
+    LinkUp { link: usize },
+    SetLoss { link: usize, loss: LossSpec },
+    NodeCrash { node: usize },
+    NodeRestart { node: usize },
+    /// Take down every link with one end in `nodes` and the other outside.
+    Partition { nodes: Vec<usize> },
+    /// Bring back every link taken down by a partition.
+    Heal,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtocolParams {
+    pub ip: IpParams,
+    pub udp: UdpParams,
+    pub coap: CoapParams,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IpParams {
+    /// Initial TTL of every packet.
+    pub ttl: u8,
+    /// Set DF on every packet: oversize packets are dropped (`drops_mtu`)
+    /// instead of fragmented.
+    pub dont_fragment: bool,
+    /// Reassembly timer (Linux ipfrag_time default 30 s).
+    pub reassembly_timeout: SimDuration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpParams {
+    /// Destination port of `udp` flows.
+    pub port: u16,
+}
+
+/// RFC 7252 §4.8 transmission parameters (defaults as the RFC).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoapParams {
+    pub port: u16,
+    pub ack_timeout: SimDuration,
+    pub ack_random_factor: f64,
+    pub max_retransmit: u32,
+    pub nstart: u32,
+    pub default_leisure: SimDuration,
+    /// Bytes per second.
+    pub probing_rate: f64,
+    /// MAX_LATENCY (RFC 7252 §4.8.2), used in derived lifetimes.
+    pub max_latency: SimDuration,
+    /// PROCESSING_DELAY (RFC 7252 §4.8.2).
+    pub processing_delay: SimDuration,
+}
+
+impl Default for IpParams {
+    fn default() -> Self {
+        IpParams {
+            ttl: 64,
+            dont_fragment: false,
+            reassembly_timeout: SimDuration::from_secs(30),
+        }
+    }
+}
+impl Default for UdpParams {
+    fn default() -> Self {
+        UdpParams { port: 9 }
+    }
+}
+impl Default for CoapParams {
+    fn default() -> Self {
+        CoapParams {
+            port: 5683,
+            ack_timeout: SimDuration::from_secs(2),
+            ack_random_factor: 1.5,
+            max_retransmit: 4,
+            nstart: 1,
+            default_leisure: SimDuration::from_secs(5),
+            probing_rate: 1.0,
+            max_latency: SimDuration::from_secs(100),
+            processing_delay: SimDuration::from_secs(2),
+        }
+    }
+}
+impl Default for ProtocolParams {
+    fn default() -> Self {
+        ProtocolParams {
+            ip: IpParams::default(),
+            udp: UdpParams::default(),
+            coap: CoapParams::default(),
+        }
+    }
+}
