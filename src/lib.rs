@@ -5,9 +5,16 @@
 //! `world` (the simulator: nodes, links, routing, apps), `proto` (sans-IO
 //! protocol state machines), `net` (IPv4/UDP wire formats, fragmentation,
 //! routing), `link` (rate, delay, MTU, queue, loss models), `sim` (time, event
-//! queue, random streams); `metrics` and `report` turn a run into files.
+//! queue, random streams); `metrics` and `report` turn a run into files; `run`
+//! and `cli` are what the binary calls.
 
+pub mod app;
+pub mod cli;
 pub mod link;
+pub mod metrics;
 pub mod net;
+pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod sim;
+pub mod world;

@@ -1,1 +1,98 @@
-fn main() {}
+//! `qossim` command line: parse arguments, run, map errors to exit codes
+//! (0 ok, 2 bad input, 1 internal error). All the work is in the library.
+
+use clap::{Args, Parser, Subcommand};
+use qossim::cli;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  qossim                                  run the built-in quickstart scenario
+  qossim run scenarios/quickstart.toml    run a scenario file
+  qossim run scenarios/quickstart.toml --set links.backhaul.loss.p=0.2 --seed 7
+  qossim run scenarios/coap-vs-udp.toml --packets --pcap --out /tmp/r
+  qossim check scenarios/gilbert-elliott.toml   validate only
+
+Results go to results/<scenario name>/ unless --out is given:
+  runs.csv, summary.csv, messages.csv, manifest.json (+ packets.csv, pcap/)
+Scenario fields: scenarios/README.md; metrics: docs/metrics.md.";
+
+#[derive(Parser)]
+#[command(name = "qossim", version, about = "Deterministic simulator comparing IoT messaging protocols over lossy links", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario (the built-in quickstart when no file is given).
+    #[command(after_help = EXAMPLES)]
+    Run(RunArgs),
+    /// Validate a scenario file and print what it defines; runs nothing.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Default)]
+struct RunArgs {
+    /// Scenario file (TOML). Default: the built-in quickstart.
+    scenario: Option<PathBuf>,
+    /// Master seed (same as --set seed=N).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output directory (default: results/<scenario name>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override a scenario field, e.g. --set flows.telemetry.protocol=udp (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// Also write packets.csv: one row per transmission per hop.
+    #[arg(long)]
+    packets: bool,
+    /// Also write one nanosecond pcap per link (raw IPv4) under pcap/.
+    #[arg(long)]
+    pcap: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Scenario file (TOML).
+    scenario: PathBuf,
+    /// Override a scenario field before validating (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let parsed = Cli::parse();
+    let result = std::panic::catch_unwind(move || match parsed.cmd {
+        None => cli::run(&cli::RunRequest::default()),
+        Some(Cmd::Run(a)) => cli::run(&cli::RunRequest {
+            scenario: a.scenario,
+            seed: a.seed,
+            out: a.out,
+            overrides: a.set,
+            packets: a.packets,
+            pcap: a.pcap,
+            quiet: a.quiet,
+        }),
+        Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
+    });
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+        Err(_) => {
+            eprintln!(
+                "error: internal error (a bug in qossim); please report it with the scenario"
+            );
+            ExitCode::from(1)
+        }
+    }
+}

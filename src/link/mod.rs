@@ -1,1 +1,127 @@
-//! Links: rate, propagation delay, MTU, drop-tail queue and loss models.
+//! Links: point-to-point, full duplex, each direction a pipeline of rules.
+//!
+//! A packet handed to a link direction passes these rules in order; each rule
+//! says what it does to one packet:
+//!
+//! 1. **admin state** — a link that is down accepts nothing (routing does not
+//!    send onto it; anything still queued when it goes down is dropped as
+//!    `lost_link_down`).
+//! 2. **MTU** — a packet larger than the MTU is fragmented by the sending node
+//!    before it reaches the queue (or dropped as `drops_mtu` when DF is set);
+//!    see `net::frag`. The link itself never sees an oversize packet.
+//! 3. **queue** — drop-tail: if the transmitter is busy and `queue` packets
+//!    already wait, the packet is dropped (`lost_queue`); otherwise it waits in
+//!    FIFO order.
+//! 4. **schedule** — the transmitter serialises one packet at a time:
+//!    transmission time = ⌈bytes·8/rate⌉ ns, starting when the previous one ends.
+//! 5. **loss model** — decided once per packet when its transmission starts,
+//!    from the direction's own `Channel` state and random stream
+//!    (`lost_channel`); a lost packet still occupies the transmitter.
+//! 6. **propagation** — a surviving packet arrives `delay` after its last bit
+//!    left, i.e. at start + transmission + delay. A packet whose transmission
+//!    started before the link went down still arrives (it was on the wire).
+
+pub mod channel;
+
+use crate::net::packet::PacketId;
+use crate::scenario::model::LinkSpec;
+use crate::sim::{SimDuration, SimRng};
+use channel::Channel;
+use std::collections::VecDeque;
+
+/// Per-direction counters (packets and bytes of IP packets).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DirStats {
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub delivered: u64,
+    pub lost_channel: u64,
+    pub lost_queue: u64,
+    pub lost_link_down: u64,
+    /// Nanoseconds the transmitter was busy.
+    pub busy_ns: u64,
+}
+
+/// One direction of a link.
+#[derive(Debug)]
+pub struct LinkDir {
+    pub from: u32,
+    pub to: u32,
+    pub queue: VecDeque<PacketId>,
+    pub busy: bool,
+    pub channel: Channel,
+    pub rng: SimRng,
+    pub stats: DirStats,
+}
+
+/// A full-duplex point-to-point link.
+#[derive(Debug)]
+pub struct Link {
+    pub name: String,
+    pub rate_bps: u64,
+    pub delay: SimDuration,
+    pub mtu: u32,
+    pub queue_cap: u32,
+    pub up: bool,
+    pub dirs: [LinkDir; 2],
+}
+
+/// What the queue rule decided for a packet offered to a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// The transmitter was idle: the caller starts transmitting it now.
+    StartNow,
+    /// Queued behind others.
+    Queued,
+    /// Queue full: the caller drops it as `lost_queue`.
+    Dropped,
+}
+
+impl Link {
+    /// Build a link from its spec; each direction gets its own loss stream
+    /// `link/<name>/<a>-><b>`.
+    pub fn new(spec: &LinkSpec, seed: u64, node_names: &[String]) -> Self {
+        let dir = |from: usize, to: usize| LinkDir {
+            from: from as u32,
+            to: to as u32,
+            queue: VecDeque::new(),
+            busy: false,
+            channel: Channel::new(&spec.loss),
+            rng: SimRng::stream(
+                seed,
+                &format!("link/{}/{}->{}", spec.name, node_names[from], node_names[to]),
+            ),
+            stats: DirStats::default(),
+        };
+        Link {
+            name: spec.name.clone(),
+            rate_bps: spec.rate_bps,
+            delay: spec.delay,
+            mtu: spec.mtu,
+            queue_cap: spec.queue,
+            up: true,
+            dirs: [dir(spec.a, spec.b), dir(spec.b, spec.a)],
+        }
+    }
+
+    /// Offer a packet to direction `d` (the queue rule).
+    pub fn offer(&mut self, d: usize, pkt: PacketId) -> Offer {
+        let cap = self.queue_cap as usize;
+        let dir = &mut self.dirs[d];
+        if !dir.busy {
+            dir.busy = true;
+            Offer::StartNow
+        } else if dir.queue.len() < cap {
+            dir.queue.push_back(pkt);
+            Offer::Queued
+        } else {
+            dir.stats.lost_queue += 1;
+            Offer::Dropped
+        }
+    }
+
+    /// Serialisation time of `bytes` on this link.
+    pub fn tx_time(&self, bytes: usize) -> SimDuration {
+        SimDuration::transmission(bytes as u64, self.rate_bps)
+    }
+}

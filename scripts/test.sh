@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script) and as a new
+# machine runs it: installs what the tests need, then lint, build, test.
+# Prints the wall time of every stage. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+T0=$(date +%s)
+stage_start=$T0
+stage() {
+  local now; now=$(date +%s)
+  if [ -n "${STAGE:-}" ]; then
+    echo "=== stage '$STAGE' took $((now - stage_start)) s"
+  fi
+  STAGE="$1"; stage_start=$now
+  echo "=== stage '$STAGE' (t = $((now - T0)) s)"
+}
+
+stage "install test peers"
+need_apt=()
+command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
+command -v coap-server-notls >/dev/null 2>&1 || need_apt+=(libcoap3-bin)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+tshark --version | head -n 1
+command -v coap-server-notls
+
+stage "format"
+cargo fmt --all -- --check
+
+stage "clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+
+stage "build (release)"
+cargo build --release --all-targets --quiet
+
+stage "tests (release)"
+# statistical tests need release speed; every test target runs here
+cargo test --release --quiet 2>&1 | tee target/test-output.txt
+
+stage "quickstart (cargo run --release)"
+out=$(mktemp -d)
+cargo run --release --quiet -- run --out "$out" --packets --pcap
+for f in runs.csv summary.csv messages.csv packets.csv manifest.json; do
+  test -s "$out/$f" || { echo "missing $out/$f"; exit 1; }
+done
+rm -rf "$out"
+
+stage "done"
+passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo "total wall time $(( $(date +%s) - T0 )) s"
+echo "$passed passed, $failed failed"

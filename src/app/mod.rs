@@ -1,0 +1,2 @@
+//! Applications: the protocol-neutral workload of `[[flows]]`.
+pub mod workload;

@@ -1,0 +1,148 @@
+//! Workloads: when each publisher of a flow sends, what value it sends, and
+//! the application payload that carries it.
+//!
+//! Timing (per publisher, each on its own random stream
+//! `flow/<flow>/pub/<node>/timing`):
+//! - periodic: phase φ ~ U[0, interval) drawn once, then the k-th message
+//!   (k = 0, 1, …) at start + φ + k·interval + U[0, jitter];
+//! - poisson: exponential gaps with mean `interval`, from `start`.
+//!
+//! Sends stop at `duration` or after `count` messages, whichever is first.
+//!
+//! Payload: `payload_bytes` bytes; the first 6 are the application header
+//! (flow index u16, message id u32, big-endian), which is how a receiving
+//! application recognises a message whatever protocol carried it; then the
+//! value as ASCII text (`21.37`), then spaces. The header is part of the
+//! payload and so of every byte count.
+
+use crate::scenario::model::{FlowSpec, NodeSpec, Timing, ValueGen};
+use crate::sim::{SimDuration, SimRng, SimTime};
+
+/// Bytes of the application header inside every payload.
+pub const APP_HEADER_LEN: usize = 6;
+
+/// State of one publisher of one flow.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub flow: u32,
+    pub node: u32,
+    /// Position of the publisher in the flow's publisher list.
+    pub index: u32,
+    /// Rendered topic / URI path.
+    pub topic: String,
+    pub sent: u64,
+    /// Scheduled time of the next message (periodic: without jitter).
+    next_base: SimTime,
+    phase_drawn: bool,
+    timing_rng: SimRng,
+    value_rng: SimRng,
+}
+
+/// Render a topic template for one publisher.
+pub fn render_topic(template: &str, flow: &FlowSpec, node: &NodeSpec, position: usize) -> String {
+    let i = node.index_in_group.unwrap_or(position as u64 + 1);
+    template
+        .replace("{i}", &i.to_string())
+        .replace("{name}", &node.name)
+        .replace("{flow}", &flow.name)
+}
+
+impl Publisher {
+    pub fn new(seed: u64, flow_idx: usize, flow: &FlowSpec, index: usize, nodes: &[NodeSpec]) -> Self {
+        let node = flow.publishers[index];
+        let base = format!("flow/{}/pub/{}", flow.name, nodes[node].name);
+        Publisher {
+            flow: flow_idx as u32,
+            node: node as u32,
+            index: index as u32,
+            topic: render_topic(&flow.topic, flow, &nodes[node], index),
+            sent: 0,
+            next_base: SimTime::ZERO + flow.start,
+            phase_drawn: false,
+            timing_rng: SimRng::stream(seed, &format!("{base}/timing")),
+            value_rng: SimRng::stream(seed, &format!("{base}/value")),
+        }
+    }
+
+    /// Time of the next send, or `None` when the publisher is done.
+    pub fn next_send(&mut self, flow: &FlowSpec, duration: SimDuration) -> Option<SimTime> {
+        if flow.count.is_some_and(|c| self.sent >= c) {
+            return None;
+        }
+        let t = match flow.timing {
+            Timing::Periodic { interval, jitter } => {
+                if !self.phase_drawn {
+                    self.phase_drawn = true;
+                    self.next_base += SimDuration(self.timing_rng.below(interval.0.max(1)));
+                }
+                let j = self.timing_rng.range_inclusive(0, jitter.0);
+                let t = self.next_base + SimDuration(j);
+                self.next_base += interval;
+                t
+            }
+            Timing::Poisson { mean_interval } => {
+                let gap = self.timing_rng.exp(mean_interval.0 as f64);
+                // round to the nanosecond; gaps are finite and far below u64::MAX
+                self.next_base += SimDuration(gap.round().clamp(0.0, 1e18) as u64);
+                self.next_base
+            }
+        };
+        (t < SimTime::ZERO + duration).then_some(t)
+    }
+
+    /// The value of the next message.
+    pub fn next_value(&mut self, gen: &ValueGen) -> f64 {
+        match *gen {
+            ValueGen::Temperature { mean, sd } => self.value_rng.normal(mean, sd),
+            ValueGen::Constant { value } => value,
+            ValueGen::Counter => (self.sent + 1) as f64,
+            ValueGen::Uniform { min, max } => min + (max - min) * self.value_rng.uniform(),
+        }
+    }
+}
+
+/// Format a value as it appears in payloads and `messages.csv`.
+pub fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Write the payload of message `msg` of flow `flow` into `out` (cleared).
+pub fn build_payload(out: &mut Vec<u8>, flow: u32, msg: u32, value: f64, payload_bytes: usize) {
+    out.clear();
+    out.extend_from_slice(&(flow as u16).to_be_bytes());
+    out.extend_from_slice(&msg.to_be_bytes());
+    let text = format_value(value);
+    let room = payload_bytes.saturating_sub(APP_HEADER_LEN);
+    out.extend_from_slice(&text.as_bytes()[..text.len().min(room)]);
+    out.resize(payload_bytes.max(APP_HEADER_LEN), b' ');
+}
+
+/// Read the application header back: (flow, message id).
+pub fn parse_payload(payload: &[u8]) -> Option<(u32, u32)> {
+    let h = payload.get(..APP_HEADER_LEN)?;
+    let flow = u16::from_be_bytes([h[0], h[1]]) as u32;
+    let msg = u32::from_be_bytes([h[2], h[3], h[4], h[5]]);
+    Some((flow, msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip_and_size() {
+        let mut b = Vec::new();
+        build_payload(&mut b, 3, 70_000, 21.375, 32);
+        assert_eq!(b.len(), 32);
+        assert_eq!(parse_payload(&b), Some((3, 70_000)));
+        assert_eq!(&b[6..12], b"21.375");
+        build_payload(&mut b, 1, 2, 21.375, 8);
+        assert_eq!(b.len(), 8);
+        assert_eq!(&b[6..], b"21");
+        assert_eq!(parse_payload(&b[..5]), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! What the `qossim` subcommands do, as library functions (the binary only
+//! parses arguments), so tests drive exactly what users run.
+
+use crate::run::{run_scenario, RunError, RunOptions, RunReport};
+use crate::scenario::{self, model::Scenario, ScenarioError};
+use std::path::{Path, PathBuf};
+
+/// The built-in default scenario (`cargo run --release` with no arguments).
+pub const QUICKSTART: &str = include_str!("../scenarios/quickstart.toml");
+
+/// Errors the CLI reports, with their exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("{0}")]
+    Run(#[from] RunError),
+}
+
+impl CliError {
+    /// 2 for bad input, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Scenario(_) => 2,
+            CliError::Run(_) => 1,
+        }
+    }
+}
+
+/// Arguments of `qossim run`.
+#[derive(Debug, Default, Clone)]
+pub struct RunRequest {
+    pub scenario: Option<PathBuf>,
+    pub seed: Option<u64>,
+    pub out: Option<PathBuf>,
+    pub overrides: Vec<String>,
+    pub packets: bool,
+    pub pcap: bool,
+    pub quiet: bool,
+}
+
+/// Load a scenario file, or the built-in quickstart.
+pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    match path {
+        Some(p) => scenario::load_file(p, overrides),
+        None => scenario::load_str(QUICKSTART, "<built-in quickstart>", Path::new("scenarios"), overrides),
+    }
+}
+
+/// `qossim run`.
+pub fn run(req: &RunRequest) -> Result<(), CliError> {
+    let mut overrides = req.overrides.clone();
+    if let Some(s) = req.seed {
+        overrides.push(format!("seed={s}"));
+    }
+    let sc = load(req.scenario.as_deref(), &overrides)?;
+    let out_dir = req
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("results").join(crate::run::file_safe(&sc.name)));
+    let report = run_scenario(
+        &sc,
+        &RunOptions {
+            out_dir: out_dir.clone(),
+            packets: req.packets,
+            pcap: req.pcap,
+        },
+    )?;
+    if !req.quiet {
+        print!("{}", summary_text(&sc, &report, &out_dir));
+    }
+    Ok(())
+}
+
+/// The one-screen summary printed after a run.
+pub fn summary_text(sc: &Scenario, r: &RunReport, out_dir: &Path) -> String {
+    use crate::metrics::summary::{Value, METRIC_COLUMNS};
+    use std::fmt::Write;
+    let col = |name: &str| METRIC_COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
+    let (ci, cd, cr, c50, c99, cb) = (
+        col("intended"),
+        col("delivered"),
+        col("delivery_ratio"),
+        col("latency_ms_p50"),
+        col("latency_ms_p99"),
+        col("bytes_on_wire_per_delivered"),
+    );
+    let f = |v: Value, prec: usize| match v.as_f64() {
+        Some(x) => format!("{x:.prec$}"),
+        None => "-".into(),
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "qossim {}: scenario `{}`, seed {}, {:.0} s simulated, {} events in {:.2} s",
+        env!("CARGO_PKG_VERSION"),
+        sc.name,
+        sc.seed,
+        r.sim_end_s,
+        r.events,
+        r.wall_s
+    );
+    let _ = writeln!(
+        s,
+        "{:<16} {:<9} {:<12} {:>19} {:>8} {:>10} {:>10} {:>12}",
+        "flow", "protocol", "reliability", "delivered/intended", "ratio", "p50 ms", "p99 ms", "B/delivered"
+    );
+    for row in &r.rows {
+        let m = &row.metrics;
+        let _ = writeln!(
+            s,
+            "{:<16} {:<9} {:<12} {:>19} {:>8} {:>10} {:>10} {:>12}",
+            row.flow,
+            row.protocol,
+            row.reliability,
+            format!("{}/{}", f(m[cd], 0), f(m[ci], 0)),
+            f(m[cr], 4),
+            f(m[c50], 1),
+            f(m[c99], 1),
+            f(m[cb], 1)
+        );
+    }
+    let names: Vec<String> = r
+        .files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let _ = writeln!(s, "results: {}/ ({})", out_dir.display(), names.join(", "));
+    s
+}
+
+/// `qossim check`.
+pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
+    let sc = scenario::load_file(path, overrides)?;
+    println!(
+        "{}: ok — scenario `{}`: {} nodes, {} links, {} flows, {} events; {} + {} drain simulated",
+        path.display(),
+        sc.name,
+        sc.nodes.len(),
+        sc.links.len(),
+        sc.flows.len(),
+        sc.events.len(),
+        sc.duration,
+        sc.drain
+    );
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Metrics: what happened to messages and packets, and the CSV rows.
+pub mod record;
+pub mod stats;
+pub mod summary;

@@ -1,0 +1,320 @@
+//! Recording what happened to every message: the per-flow counters behind
+//! `runs.csv` and the streamed rows of `messages.csv`.
+//!
+//! Definitions (docs/metrics.md): a message is *sent* when the publishing
+//! application calls send; its *intended* receivers are fixed by the flow's
+//! pattern. It is *delivered* at a receiver on the first application-level
+//! receipt no later than `drain` after the send (every message has at least
+//! that long, since the run lasts `duration + drain` and sends stop at
+//! `duration`); later copies count as `duplicates`, and a first receipt after
+//! that deadline as `late_deliveries`. Messages sent before `warmup` are not
+//! counted anywhere.
+//!
+//! Memory: a message's record is kept only until its deadline; then its rows
+//! are written to `messages.csv` and the record is dropped, so memory holds a
+//! window of `drain` worth of messages, never the whole run.
+
+use crate::scenario::model::Pattern;
+use crate::sim::{SimDuration, SimTime};
+use std::collections::VecDeque;
+use std::io::Write;
+
+/// Counters of one flow in one run.
+#[derive(Debug, Default, Clone)]
+pub struct FlowStats {
+    pub sent: u64,
+    pub intended: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub late_deliveries: u64,
+    /// Latency of every delivered (message, receiver), ns.
+    pub latencies: Vec<u64>,
+    pub bytes_on_wire: u64,
+    pub retransmissions: u64,
+    pub drops_channel: u64,
+    pub drops_queue: u64,
+    pub drops_mtu: u64,
+    pub drops_no_route: u64,
+    pub drops_link_down: u64,
+    pub drops_node_down: u64,
+    pub drops_reassembly: u64,
+    pub collisions: u64,
+    pub give_ups: u64,
+    pub resets: u64,
+    pub duplicates_suppressed: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MsgRec {
+    publisher: u32,
+    pub_index: u32,
+    sent_at: SimTime,
+    value: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    receiver: u32,
+    first: u64,
+    copies: u32,
+}
+
+const NONE: u32 = u32::MAX;
+const NOT_DELIVERED: u64 = u64::MAX;
+
+/// Tracking state of one flow.
+#[derive(Debug)]
+struct FlowTrack {
+    name: String,
+    pattern: Pattern,
+    receivers: Vec<u32>,
+    topics: Vec<String>,
+    payload_bytes: u32,
+    stride: usize,
+    /// Message id of `msgs[0]`.
+    base: u32,
+    next_id: u32,
+    msgs: VecDeque<MsgRec>,
+    slots: VecDeque<Slot>,
+    stats: FlowStats,
+}
+
+/// The recorder of one run.
+pub struct Recorder<W: Write> {
+    run_id: u64,
+    warmup: SimTime,
+    drain: SimDuration,
+    flows: Vec<FlowTrack>,
+    names: std::sync::Arc<[String]>,
+    out: Option<W>,
+    line: String,
+    io_error: Option<std::io::Error>,
+}
+
+/// Header of `messages.csv`.
+pub const MESSAGES_HEADER: &str = "run_id,flow,msg_id,publisher,receiver,topic,value,payload_bytes,sent_at_ms,delivered_at_ms,latency_ms,copies";
+
+/// Nanoseconds as milliseconds with 6 decimals, exactly (integer arithmetic).
+pub fn fmt_ms(ns: u64) -> String {
+    format!("{}.{:06}", ns / 1_000_000, ns % 1_000_000)
+}
+
+/// Quote a CSV field if needed (RFC 4180).
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// What the recorder needs to know about a flow.
+pub struct FlowInfo {
+    pub name: String,
+    pub pattern: Pattern,
+    pub receivers: Vec<u32>,
+    pub topics: Vec<String>,
+    pub payload_bytes: u32,
+}
+
+impl<W: Write> Recorder<W> {
+    /// `out`: where `messages.csv` rows stream (header written here).
+    pub fn new(
+        run_id: u64,
+        warmup: SimDuration,
+        drain: SimDuration,
+        flows: Vec<FlowInfo>,
+        names: std::sync::Arc<[String]>,
+        mut out: Option<W>,
+    ) -> std::io::Result<Self> {
+        if let Some(w) = out.as_mut() {
+            writeln!(w, "{MESSAGES_HEADER}")?;
+        }
+        let flows = flows
+            .into_iter()
+            .map(|f| {
+                let stride = match f.pattern {
+                    Pattern::Broadcast => f.receivers.len().max(1),
+                    _ => 1,
+                };
+                FlowTrack {
+                    name: f.name,
+                    pattern: f.pattern,
+                    receivers: f.receivers,
+                    topics: f.topics,
+                    payload_bytes: f.payload_bytes,
+                    stride,
+                    base: 0,
+                    next_id: 0,
+                    msgs: VecDeque::new(),
+                    slots: VecDeque::new(),
+                    stats: FlowStats::default(),
+                }
+            })
+            .collect();
+        Ok(Recorder {
+            run_id,
+            warmup: SimTime::ZERO + warmup,
+            drain,
+            flows,
+            names,
+            out,
+            line: String::new(),
+            io_error: None,
+        })
+    }
+
+    /// The intended receivers of a message of `flow` from publisher number
+    /// `pub_index` (node `publisher`), appended to `out`.
+    pub fn intended(&self, flow: usize, pub_index: usize, publisher: u32, out: &mut Vec<u32>) {
+        out.clear();
+        let f = &self.flows[flow];
+        match f.pattern {
+            Pattern::PointToPoint => out.extend(f.receivers.get(pub_index).copied()),
+            Pattern::FanIn => out.extend(f.receivers.first().copied()),
+            Pattern::Broadcast => out.extend(f.receivers.iter().copied().filter(|&r| r != publisher)),
+        }
+    }
+
+    /// Record a send; returns the message id and whether it is counted.
+    pub fn on_send(&mut self, now: SimTime, flow: usize, pub_index: usize, publisher: u32, value: f64, receivers: &[u32]) -> (u32, bool) {
+        let counted = now >= self.warmup;
+        let f = &mut self.flows[flow];
+        let id = f.next_id;
+        f.next_id = f.next_id.wrapping_add(1);
+        if !counted {
+            f.base = f.next_id;
+            return (id, false);
+        }
+        f.stats.sent += 1;
+        f.stats.intended += receivers.len() as u64;
+        f.msgs.push_back(MsgRec {
+            publisher,
+            pub_index: pub_index as u32,
+            sent_at: now,
+            value,
+        });
+        for k in 0..f.stride {
+            f.slots.push_back(Slot {
+                receiver: receivers.get(k).copied().unwrap_or(NONE),
+                first: NOT_DELIVERED,
+                copies: 0,
+            });
+        }
+        (id, true)
+    }
+
+    /// An application at `receiver` received message `msg` of `flow`.
+    pub fn on_receive(&mut self, now: SimTime, flow: usize, msg: u32, receiver: u32) {
+        let drain = self.drain;
+        let Some(f) = self.flows.get_mut(flow) else { return };
+        let Some(k) = msg.checked_sub(f.base) else { return };
+        let k = k as usize;
+        let Some(rec) = f.msgs.get(k) else { return };
+        let deadline = rec.sent_at + drain;
+        let sent_at = rec.sent_at;
+        let stride = f.stride;
+        for s in 0..stride {
+            let slot = &mut f.slots[k * stride + s];
+            if slot.receiver != receiver {
+                continue;
+            }
+            slot.copies += 1;
+            if slot.first == NOT_DELIVERED {
+                if now > deadline {
+                    f.stats.late_deliveries += 1;
+                    return;
+                }
+                slot.first = now.0;
+                f.stats.delivered += 1;
+                f.stats.latencies.push((now - sent_at).0);
+            } else {
+                f.stats.duplicates += 1;
+            }
+            return;
+        }
+    }
+
+    pub fn stats_mut(&mut self, flow: usize) -> Option<&mut FlowStats> {
+        self.flows.get_mut(flow).map(|f| &mut f.stats)
+    }
+
+    /// Write and forget every message whose deadline has passed (`force`: all).
+    pub fn flush(&mut self, now: SimTime, force: bool) {
+        for fi in 0..self.flows.len() {
+            loop {
+                let f = &self.flows[fi];
+                let Some(rec) = f.msgs.front().copied() else { break };
+                if !force && rec.sent_at + self.drain >= now {
+                    break;
+                }
+                self.write_rows(fi, &rec);
+                let f = &mut self.flows[fi];
+                f.msgs.pop_front();
+                for _ in 0..f.stride {
+                    f.slots.pop_front();
+                }
+                f.base = f.base.wrapping_add(1);
+            }
+        }
+    }
+
+    fn write_rows(&mut self, fi: usize, rec: &MsgRec) {
+        if self.out.is_none() || self.io_error.is_some() {
+            return;
+        }
+        let f = &self.flows[fi];
+        let msg_id = f.base;
+        for s in 0..f.stride {
+            let slot = f.slots[s];
+            if slot.receiver == NONE {
+                continue;
+            }
+            self.line.clear();
+            let (deliv, lat) = if slot.first == NOT_DELIVERED {
+                (String::new(), String::new())
+            } else {
+                (fmt_ms(slot.first), fmt_ms(slot.first - rec.sent_at.0))
+            };
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                self.line,
+                "{},{},{},{},{},{},{},{},{},{},{},{}",
+                self.run_id,
+                csv_field(&f.name),
+                msg_id,
+                csv_field(&self.names[rec.publisher as usize]),
+                csv_field(&self.names[slot.receiver as usize]),
+                csv_field(&f.topics[rec.pub_index as usize]),
+                crate::app::workload::format_value(rec.value),
+                f.payload_bytes,
+                fmt_ms(rec.sent_at.0),
+                deliv,
+                lat,
+                slot.copies
+            );
+            if let Some(w) = self.out.as_mut() {
+                if let Err(e) = w.write_all(self.line.as_bytes()) {
+                    self.io_error = Some(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Flush everything and hand back the per-flow stats (and any I/O error
+    /// that happened while streaming).
+    /// The per-flow stats and the `messages.csv` writer (flushed) are handed back.
+    #[allow(clippy::type_complexity)]
+    pub fn finish(mut self, now: SimTime) -> std::io::Result<(Vec<(String, FlowStats)>, Option<W>)> {
+        self.flush(now, true);
+        if let Some(e) = self.io_error.take() {
+            return Err(e);
+        }
+        let mut out = self.out.take();
+        if let Some(w) = out.as_mut() {
+            w.flush()?;
+        }
+        Ok((self.flows.into_iter().map(|f| (f.name, f.stats)).collect(), out))
+    }
+}

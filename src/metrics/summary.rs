@@ -1,0 +1,264 @@
+//! `runs.csv` and `summary.csv`: one row per (run, flow), and one row per
+//! (parameter point, flow) with the mean of every metric and its Student-t
+//! 95% half-width (`<metric>_ci95`, n−1 degrees of freedom, empty when fewer
+//! than two runs). Column order is part of the output contract (DESIGN.md
+//! "Outputs"); columns added later go at the end.
+
+use super::record::{csv_field, FlowStats};
+use super::stats;
+use std::io::{self, Write};
+
+/// Identifying columns of `runs.csv`, before the swept parameters.
+pub const RUN_KEY_COLUMNS: [&str; 8] = [
+    "run_id",
+    "scenario",
+    "seed",
+    "replication",
+    "protocol",
+    "reliability",
+    "flow",
+    "pattern",
+];
+
+/// Metric columns, in order.
+pub const METRIC_COLUMNS: [&str; 26] = [
+    "sent",
+    "intended",
+    "delivered",
+    "duplicates",
+    "delivery_ratio",
+    "latency_ms_mean",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "latency_ms_p99",
+    "latency_ms_max",
+    "bytes_on_wire",
+    "bytes_on_wire_per_delivered",
+    "retransmissions",
+    "drops_channel",
+    "drops_queue",
+    "drops_mtu",
+    "collisions",
+    "energy_mj",
+    // added by the simulation core beyond DESIGN.md's list
+    "drops_no_route",
+    "drops_link_down",
+    "drops_node_down",
+    "drops_reassembly",
+    "late_deliveries",
+    "give_ups",
+    "resets",
+    "duplicates_suppressed",
+];
+
+/// A cell: integer, float, or empty (not applicable / undefined).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Int(u64),
+    Float(f64),
+    Empty,
+}
+
+impl Value {
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(i as f64),
+            Value::Float(f) => Some(f),
+            Value::Empty => None,
+        }
+    }
+    fn write(self, out: &mut String) {
+        use std::fmt::Write as _;
+        match self {
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) if f.is_finite() => {
+                let _ = write!(out, "{f:.6}");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One row of `runs.csv`.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub run_id: u64,
+    pub scenario: String,
+    pub seed: u64,
+    pub replication: u64,
+    pub protocol: String,
+    pub reliability: String,
+    pub flow: String,
+    pub pattern: String,
+    /// Swept parameters (path, value), same paths in every row of a file.
+    pub params: Vec<(String, String)>,
+    /// One value per `METRIC_COLUMNS` entry.
+    pub metrics: Vec<Value>,
+}
+
+fn ms(ns: u64) -> Value {
+    Value::Float(ns as f64 / 1e6)
+}
+
+/// The metric cells of one flow's stats. `energy_mj` is `None` when no node of
+/// the run has a radio model.
+pub fn metric_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
+    let mut lat = s.latencies.clone();
+    lat.sort_unstable();
+    let pct = |q: f64| stats::percentile_nearest_rank(&lat, q).map_or(Value::Empty, ms);
+    let mean = if lat.is_empty() {
+        Value::Empty
+    } else {
+        let sum: u128 = lat.iter().map(|&x| x as u128).sum();
+        Value::Float(sum as f64 / lat.len() as f64 / 1e6)
+    };
+    let ratio = |num: u64, den: u64| {
+        if den == 0 {
+            Value::Empty
+        } else {
+            Value::Float(num as f64 / den as f64)
+        }
+    };
+    vec![
+        Value::Int(s.sent),
+        Value::Int(s.intended),
+        Value::Int(s.delivered),
+        Value::Int(s.duplicates),
+        ratio(s.delivered, s.intended),
+        mean,
+        pct(50.0),
+        pct(95.0),
+        pct(99.0),
+        lat.last().map_or(Value::Empty, |&m| ms(m)),
+        Value::Int(s.bytes_on_wire),
+        ratio(s.bytes_on_wire, s.delivered),
+        Value::Int(s.retransmissions),
+        Value::Int(s.drops_channel),
+        Value::Int(s.drops_queue),
+        Value::Int(s.drops_mtu),
+        Value::Int(s.collisions),
+        energy_mj.map_or(Value::Empty, Value::Float),
+        Value::Int(s.drops_no_route),
+        Value::Int(s.drops_link_down),
+        Value::Int(s.drops_node_down),
+        Value::Int(s.drops_reassembly),
+        Value::Int(s.late_deliveries),
+        Value::Int(s.give_ups),
+        Value::Int(s.resets),
+        Value::Int(s.duplicates_suppressed),
+    ]
+}
+
+fn param_names(rows: &[RunRow]) -> Vec<String> {
+    rows.first()
+        .map(|r| r.params.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Write `runs.csv`.
+pub fn write_runs(rows: &[RunRow], w: &mut impl Write) -> io::Result<()> {
+    let params = param_names(rows);
+    let mut line = String::new();
+    let header: Vec<&str> = RUN_KEY_COLUMNS
+        .iter()
+        .copied()
+        .chain(params.iter().map(String::as_str))
+        .chain(METRIC_COLUMNS.iter().copied())
+        .collect();
+    writeln!(w, "{}", header.join(","))?;
+    for r in rows {
+        line.clear();
+        line.push_str(&format!(
+            "{},{},{},{},{},{},{},{}",
+            r.run_id,
+            csv_field(&r.scenario),
+            r.seed,
+            r.replication,
+            r.protocol,
+            r.reliability,
+            csv_field(&r.flow),
+            r.pattern
+        ));
+        for (_, v) in &r.params {
+            line.push(',');
+            line.push_str(&csv_field(v));
+        }
+        for v in &r.metrics {
+            line.push(',');
+            v.write(&mut line);
+        }
+        writeln!(w, "{line}")?;
+    }
+    Ok(())
+}
+
+/// Group key of a summary row: everything but run_id, seed and replication.
+fn key(r: &RunRow) -> (String, String, String, String, String, Vec<(String, String)>) {
+    (
+        r.scenario.clone(),
+        r.protocol.clone(),
+        r.reliability.clone(),
+        r.flow.clone(),
+        r.pattern.clone(),
+        r.params.clone(),
+    )
+}
+
+/// Write `summary.csv`: rows grouped by parameter point and flow, in order of
+/// first appearance in `rows` (which are in run-index order).
+pub fn write_summary(rows: &[RunRow], w: &mut impl Write) -> io::Result<()> {
+    let params = param_names(rows);
+    let mut groups: Vec<(_, Vec<&RunRow>)> = Vec::new();
+    for r in rows {
+        let k = key(r);
+        match groups.iter_mut().find(|(gk, _)| *gk == k) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((k, vec![r])),
+        }
+    }
+    let mut header: Vec<String> = ["scenario", "protocol", "reliability", "flow", "pattern"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    header.extend(params.iter().cloned());
+    header.push("runs".into());
+    for m in METRIC_COLUMNS {
+        header.push(m.to_string());
+        header.push(format!("{m}_ci95"));
+    }
+    writeln!(w, "{}", header.join(","))?;
+    let mut line = String::new();
+    for ((scenario, protocol, reliability, flow, pattern, ps), members) in &groups {
+        line.clear();
+        line.push_str(&format!(
+            "{},{},{},{},{}",
+            csv_field(scenario),
+            protocol,
+            reliability,
+            csv_field(flow),
+            pattern
+        ));
+        for (_, v) in ps {
+            line.push(',');
+            line.push_str(&csv_field(v));
+        }
+        line.push_str(&format!(",{}", members.len()));
+        for m in 0..METRIC_COLUMNS.len() {
+            let xs: Vec<f64> = members.iter().filter_map(|r| r.metrics[m].as_f64()).collect();
+            line.push(',');
+            if let Some(mean) = stats::mean(&xs) {
+                Value::Float(mean).write(&mut line);
+            }
+            line.push(',');
+            if xs.len() == members.len() {
+                if let Some(h) = stats::ci95_half_width(&xs) {
+                    Value::Float(h).write(&mut line);
+                }
+            }
+        }
+        writeln!(w, "{line}")?;
+    }
+    Ok(())
+}

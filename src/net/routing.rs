@@ -1,0 +1,246 @@
+//! Shortest-path routing over the topology.
+//!
+//! Only routers forward (DESIGN.md); end hosts (clients, servers, brokers, …)
+//! send and receive but never carry transit traffic. Routes therefore have the
+//! shape `host → router … router → host`, so the router subgraph is all that
+//! needs all-pairs routes: the topology is a petgraph `Graph` whose router
+//! subgraph is searched with `petgraph::algo::dijkstra` from every router, and a
+//! next hop towards any destination is then found in O(degree) from the
+//! sender's and the destination's adjacency. 10,000 hosts behind one router
+//! cost 10,000 adjacency entries, not 10⁸ route entries.
+//!
+//! Metric: hop count first, then the sum of propagation delays, then the lower
+//! link index (a fixed tie-break, so routes are deterministic). Routes are
+//! recomputed whenever an event takes a link down or up; links that are down
+//! do not exist for routing. A destination with no path gives `None` and the
+//! caller counts `drops_no_route`.
+
+use petgraph::graph::{NodeIndex, UnGraph};
+use petgraph::visit::EdgeRef;
+
+/// Cost of one hop: one hop dominates any sum of delays below 2^40 ns (18 min).
+fn hop_cost(delay_ns: u64) -> u64 {
+    (1u64 << 40) + delay_ns.min((1u64 << 40) - 1)
+}
+
+/// One end of a link seen from a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Adjacent {
+    pub neighbor: u32,
+    pub link: u32,
+    /// Direction index of the link for traffic leaving this node (0: a→b, 1: b→a).
+    pub dir: u8,
+}
+
+/// The routing state of a topology.
+#[derive(Debug)]
+pub struct Routing {
+    is_router: Vec<bool>,
+    /// Adjacency per node, in link order.
+    adj: Vec<Vec<Adjacent>>,
+    link_cost: Vec<u64>,
+    link_up: Vec<bool>,
+    /// Router node ids and each node's position among routers.
+    routers: Vec<u32>,
+    router_pos: Vec<u32>,
+    /// dist[i * R + j]: cost from router i to router j over up links (u64::MAX = none).
+    dist: Vec<u64>,
+}
+
+const NOT_ROUTER: u32 = u32::MAX;
+
+impl Routing {
+    /// `links`: (a, b, delay_ns) per link index; `is_router` per node.
+    pub fn new(is_router: Vec<bool>, links: &[(u32, u32, u64)]) -> Self {
+        let n = is_router.len();
+        let mut adj: Vec<Vec<Adjacent>> = vec![Vec::new(); n];
+        for (i, &(a, b, _)) in links.iter().enumerate() {
+            adj[a as usize].push(Adjacent {
+                neighbor: b,
+                link: i as u32,
+                dir: 0,
+            });
+            adj[b as usize].push(Adjacent {
+                neighbor: a,
+                link: i as u32,
+                dir: 1,
+            });
+        }
+        let mut routers = Vec::new();
+        let mut router_pos = vec![NOT_ROUTER; n];
+        for (i, &r) in is_router.iter().enumerate() {
+            if r {
+                router_pos[i] = routers.len() as u32;
+                routers.push(i as u32);
+            }
+        }
+        let mut r = Routing {
+            is_router,
+            adj,
+            link_cost: links.iter().map(|l| hop_cost(l.2)).collect(),
+            link_up: vec![true; links.len()],
+            routers,
+            router_pos,
+            dist: Vec::new(),
+        };
+        r.recompute();
+        r
+    }
+
+    pub fn adjacency(&self, node: usize) -> &[Adjacent] {
+        &self.adj[node]
+    }
+
+    /// Mark a link up or down and recompute routes if that changed anything.
+    pub fn set_link_up(&mut self, link: usize, up: bool) {
+        if self.link_up[link] != up {
+            self.link_up[link] = up;
+            self.recompute();
+        }
+    }
+
+    pub fn link_up(&self, link: usize) -> bool {
+        self.link_up[link]
+    }
+
+    /// All-pairs router distances over the router subgraph (petgraph Dijkstra).
+    fn recompute(&mut self) {
+        let r = self.routers.len();
+        let mut g: UnGraph<u32, u64> = UnGraph::with_capacity(r, r);
+        let idx: Vec<NodeIndex> = self.routers.iter().map(|&n| g.add_node(n)).collect();
+        for &a in &self.routers {
+            for e in &self.adj[a as usize] {
+                // each undirected link once (from its `a` end), up and router-to-router
+                if e.dir == 0 && self.link_up[e.link as usize] && self.is_router[e.neighbor as usize] {
+                    let (pa, pb) = (self.router_pos[a as usize], self.router_pos[e.neighbor as usize]);
+                    g.add_edge(idx[pa as usize], idx[pb as usize], self.link_cost[e.link as usize]);
+                }
+            }
+        }
+        self.dist = vec![u64::MAX; r * r];
+        for (i, &start) in idx.iter().enumerate() {
+            let d = petgraph::algo::dijkstra(&g, start, None, |e| *e.weight());
+            for (node, cost) in d {
+                self.dist[i * r + node.index()] = cost;
+            }
+        }
+    }
+
+    fn router_dist(&self, a: u32, b: u32) -> u64 {
+        let r = self.routers.len();
+        let (pa, pb) = (self.router_pos[a as usize], self.router_pos[b as usize]);
+        self.dist[pa as usize * r + pb as usize]
+    }
+
+    /// Cost from router `r` to destination `dst` (router or host).
+    fn cost_to(&self, r: u32, dst: u32) -> u64 {
+        if r == dst {
+            return 0;
+        }
+        if self.is_router[dst as usize] {
+            return self.router_dist(r, dst);
+        }
+        // a host is reached through one of its up links to a router (or directly)
+        let mut best = u64::MAX;
+        for e in &self.adj[dst as usize] {
+            if !self.link_up[e.link as usize] {
+                continue;
+            }
+            let via = e.neighbor;
+            let c = if via == r {
+                self.link_cost[e.link as usize]
+            } else if self.is_router[via as usize] {
+                self.router_dist(r, via).saturating_add(self.link_cost[e.link as usize])
+            } else {
+                u64::MAX
+            };
+            best = best.min(c);
+        }
+        best
+    }
+
+    /// Next hop from `from` towards `dst`: the adjacency entry to send on, or
+    /// `None` when `dst` is unreachable (or `from == dst`).
+    pub fn next_hop(&self, from: usize, dst: usize) -> Option<Adjacent> {
+        if from == dst {
+            return None;
+        }
+        let mut best: Option<(u64, Adjacent)> = None;
+        for e in &self.adj[from] {
+            if !self.link_up[e.link as usize] {
+                continue;
+            }
+            let first = self.link_cost[e.link as usize];
+            let rest = if e.neighbor as usize == dst {
+                0
+            } else if self.is_router[e.neighbor as usize] {
+                self.cost_to(e.neighbor, dst as u32)
+            } else {
+                continue; // hosts do not forward
+            };
+            if rest == u64::MAX {
+                continue;
+            }
+            let c = first.saturating_add(rest);
+            if best.is_none_or(|(bc, _)| c < bc) {
+                best = Some((c, *e));
+            }
+        }
+        best.map(|(_, e)| e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// h0 - r1 - r2 - h3, plus a longer path r1 - r4 - r5 - r2.
+    fn diamond() -> Routing {
+        let is_router = vec![false, true, true, false, true, true];
+        let links = [(0, 1, 1), (1, 2, 1), (2, 3, 1), (1, 4, 1), (4, 5, 1), (5, 2, 1)];
+        Routing::new(is_router, &links)
+    }
+
+    #[test]
+    fn shortest_path_by_hops() {
+        let r = diamond();
+        assert_eq!(r.next_hop(0, 3).map(|e| e.link), Some(0));
+        assert_eq!(r.next_hop(1, 3).map(|e| e.link), Some(1));
+        assert_eq!(r.next_hop(2, 3).map(|e| e.link), Some(2));
+        assert_eq!(r.next_hop(3, 0).map(|e| (e.link, e.dir)), Some((2, 1)));
+    }
+
+    #[test]
+    fn reroutes_around_a_down_link_and_back() {
+        let mut r = diamond();
+        r.set_link_up(1, false);
+        assert_eq!(r.next_hop(1, 3).map(|e| e.link), Some(3));
+        assert_eq!(r.next_hop(4, 3).map(|e| e.link), Some(4));
+        r.set_link_up(1, true);
+        assert_eq!(r.next_hop(1, 3).map(|e| e.link), Some(1));
+    }
+
+    #[test]
+    fn hosts_do_not_forward() {
+        // r0 - h1 - r2: no path r0 -> r2 through the host
+        let r = Routing::new(vec![true, false, true], &[(0, 1, 1), (1, 2, 1)]);
+        assert!(r.next_hop(0, 2).is_none());
+        assert_eq!(r.next_hop(0, 1).map(|e| e.link), Some(0));
+    }
+
+    #[test]
+    fn unreachable_when_cut() {
+        let mut r = diamond();
+        r.set_link_up(2, false);
+        assert!(r.next_hop(0, 3).is_none());
+    }
+
+    #[test]
+    fn delay_breaks_hop_ties() {
+        // h0 - r1 - r2 - h4 and r1 - r3 - h4 ... equal hops, lower delay wins
+        let is_router = vec![false, true, true, true, false];
+        let links = [(0, 1, 1), (1, 2, 50), (2, 4, 1), (1, 3, 5), (3, 4, 1)];
+        let r = Routing::new(is_router, &links);
+        assert_eq!(r.next_hop(1, 4).map(|e| e.link), Some(3));
+    }
+}

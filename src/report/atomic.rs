@@ -1,0 +1,66 @@
+//! Atomic output files: write to `<name>.tmp` beside the target, then rename.
+//! A reader never sees a half-written result file, and an interrupted run
+//! leaves the previous complete file (or none) plus a `.tmp` to clean up.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// A file being written; `commit` renames it into place, dropping it
+/// uncommitted removes the temporary file.
+pub struct AtomicFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    writer: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    pub fn create(target: &Path) -> io::Result<Self> {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(".tmp");
+        let tmp = target.with_file_name(name);
+        let f = File::create(&tmp)?;
+        Ok(AtomicFile {
+            tmp,
+            target: target.to_path_buf(),
+            writer: Some(BufWriter::with_capacity(1 << 16, f)),
+        })
+    }
+    /// Flush, fsync and rename into place.
+    pub fn commit(mut self) -> io::Result<()> {
+        if let Some(w) = self.writer.take() {
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+        }
+        fs::rename(&self.tmp, &self.target)
+    }
+    fn w(&mut self) -> io::Result<&mut BufWriter<File>> {
+        self.writer
+            .as_mut()
+            .ok_or_else(|| io::Error::other("write after commit"))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.w()?.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w()?.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Write a whole file atomically.
+pub fn write_atomic(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = AtomicFile::create(target)?;
+    f.write_all(bytes)?;
+    f.commit()
+}

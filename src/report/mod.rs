@@ -1,0 +1,4 @@
+//! Output files: atomic writes, pcap, manifest.
+pub mod atomic;
+pub mod manifest;
+pub mod pcap;

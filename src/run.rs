@@ -1,0 +1,155 @@
+//! One run of a scenario from start to files: build the world, run it, write
+//! `runs.csv`, `summary.csv`, `messages.csv`, optional `packets.csv` and
+//! pcaps, and `manifest.json`, each atomically.
+
+use crate::metrics::summary::{metric_values, write_runs, write_summary, RunRow};
+use crate::report::atomic::{write_atomic, AtomicFile};
+use crate::report::pcap::PcapWriter;
+use crate::scenario::model::Scenario;
+use crate::world::{Outputs, RunOutcome, World};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What to write.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub packets: bool,
+    pub pcap: bool,
+}
+
+/// A finished run, for the CLI's summary.
+pub struct RunReport {
+    pub rows: Vec<RunRow>,
+    pub events: u64,
+    pub wall_s: f64,
+    pub sim_end_s: f64,
+    pub files: Vec<PathBuf>,
+}
+
+/// Errors of a run: everything here is I/O (the scenario was validated).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot write results in {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Make a link name safe as a file name.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect()
+}
+
+/// The rows of `runs.csv` for one finished run.
+pub fn run_rows(sc: &Scenario, run_id: u64, replication: u64, params: &[(String, String)], out: &RunOutcome) -> Vec<RunRow> {
+    sc.flows
+        .iter()
+        .zip(&out.flows)
+        .map(|(f, (_, stats))| RunRow {
+            run_id,
+            scenario: sc.name.clone(),
+            seed: sc.seed,
+            replication,
+            protocol: f.protocol.as_str().to_string(),
+            reliability: f.reliability.as_str().to_string(),
+            flow: f.name.clone(),
+            pattern: f.pattern.as_str().to_string(),
+            params: params.to_vec(),
+            metrics: metric_values(stats, None),
+        })
+        .collect()
+}
+
+/// Simulate `sc` once and write every output into `opts.out_dir`.
+pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunError> {
+    let dir = opts.out_dir.clone();
+    let io_err = |source: io::Error| RunError::Io {
+        dir: dir.clone(),
+        source,
+    };
+    fs::create_dir_all(&dir).map_err(io_err)?;
+    let started = Instant::now();
+    let mut outputs = Outputs {
+        messages: Some(AtomicFile::create(&dir.join("messages.csv")).map_err(io_err)?),
+        ..Default::default()
+    };
+    if opts.packets {
+        outputs.packets = Some(AtomicFile::create(&dir.join("packets.csv")).map_err(io_err)?);
+    }
+    let pcap_dir = dir.join("pcap");
+    if opts.pcap {
+        fs::create_dir_all(&pcap_dir).map_err(io_err)?;
+        for l in &sc.links {
+            let f = AtomicFile::create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name)))).map_err(io_err)?;
+            outputs.pcaps.push(PcapWriter::new(f).map_err(io_err)?);
+        }
+    }
+    let world = World::new(sc, 0, outputs).map_err(io_err)?;
+    let out = world.run().map_err(io_err)?;
+    let wall_s = started.elapsed().as_secs_f64();
+
+    let mut files = Vec::new();
+    let rows = run_rows(sc, 0, 0, &[], &out);
+    let mut buf = Vec::new();
+    write_runs(&rows, &mut buf).map_err(io_err)?;
+    write_atomic(&dir.join("runs.csv"), &buf).map_err(io_err)?;
+    files.push(dir.join("runs.csv"));
+    buf.clear();
+    write_summary(&rows, &mut buf).map_err(io_err)?;
+    write_atomic(&dir.join("summary.csv"), &buf).map_err(io_err)?;
+    files.push(dir.join("summary.csv"));
+
+    let RunOutcome {
+        messages,
+        packets,
+        pcaps,
+        events,
+        end,
+        ..
+    } = out;
+    if let Some(m) = messages {
+        m.commit().map_err(io_err)?;
+        files.push(dir.join("messages.csv"));
+    }
+    match packets {
+        Some(p) => {
+            p.commit().map_err(io_err)?;
+            files.push(dir.join("packets.csv"));
+        }
+        None => remove_stale(&dir.join("packets.csv")).map_err(io_err)?,
+    }
+    if pcaps.is_empty() {
+        if pcap_dir.is_dir() {
+            fs::remove_dir_all(&pcap_dir).map_err(io_err)?;
+        }
+    } else {
+        for w in pcaps {
+            w.into_inner().commit().map_err(io_err)?;
+        }
+        files.push(pcap_dir.clone());
+    }
+    let manifest = crate::report::manifest::manifest(sc, wall_s, events, end);
+    write_atomic(&dir.join("manifest.json"), manifest.as_bytes()).map_err(io_err)?;
+    files.push(dir.join("manifest.json"));
+    Ok(RunReport {
+        rows,
+        events,
+        wall_s,
+        sim_end_s: end.as_secs_f64(),
+        files,
+    })
+}
+
+fn remove_stale(p: &Path) -> io::Result<()> {
+    match fs::remove_file(p) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,66 @@
+//! Scheduled scenario events (`[[events]]`): links and nodes going down and
+//! coming back, loss changes, partitions.
+
+use super::{Ev, World};
+use crate::scenario::model::Action;
+use crate::sim::{EventQueue, SimTime};
+
+impl World<'_> {
+    fn set_link(&mut self, now: SimTime, l: usize, up: bool) {
+        if self.links[l].up == up {
+            return;
+        }
+        self.links[l].up = up;
+        if !up {
+            self.flush_queue(now, l, 0);
+            self.flush_queue(now, l, 1);
+        }
+        self.routing.set_link_up(l, up);
+    }
+
+    pub(crate) fn on_scenario_event(&mut self, now: SimTime, _q: &mut EventQueue<Ev>, idx: usize) {
+        let sc = self.sc;
+        match &sc.events[idx].action {
+            Action::LinkDown { link } => self.set_link(now, *link, false),
+            Action::LinkUp { link } => self.set_link(now, *link, true),
+            Action::SetLoss { link, loss } => {
+                for d in &mut self.links[*link].dirs {
+                    d.channel.set_spec(loss);
+                }
+            }
+            Action::NodeCrash { node } => {
+                self.nodes[*node].up = false;
+                // its interfaces stop: what waits in its output queues is lost
+                for a in self.routing.adjacency(*node).to_vec() {
+                    self.flush_queue(now, a.link as usize, a.dir as usize);
+                }
+                self.nodes[*node].clear_volatile();
+            }
+            Action::NodeRestart { node } => self.nodes[*node].up = true,
+            Action::Partition { nodes } => {
+                let mut inside = vec![false; self.nodes.len()];
+                for &n in nodes {
+                    inside[n] = true;
+                }
+                for (l, spec) in sc.links.iter().enumerate() {
+                    if inside[spec.a] != inside[spec.b] && self.links[l].up {
+                        self.set_link(now, l, false);
+                        self.partitioned.push(l);
+                    }
+                }
+            }
+            Action::Heal => {
+                for l in std::mem::take(&mut self.partitioned) {
+                    self.set_link(now, l, true);
+                }
+            }
+        }
+    }
+}
+
+impl super::Node {
+    /// Forget state a crash loses (reassembly buffers).
+    pub(crate) fn clear_volatile(&mut self) {
+        self.reassembler = None;
+    }
+}

@@ -1,0 +1,293 @@
+//! The IP layer of every node and the link pipeline: routing, fragmentation,
+//! queueing, transmission, loss, propagation, forwarding and reassembly.
+
+use super::{Ev, World};
+use crate::net::frag::{self, Reassembler};
+use crate::net::ip::{self, Ipv4Repr};
+use crate::net::packet::PacketId;
+use crate::sim::{EventQueue, SimTime};
+use std::io::Write;
+
+/// Outcome of a packet at a hop, as written to `packets.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    LostChannel,
+    LostQueue,
+    LostLinkDown,
+    LostMtu,
+    NoRoute,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::LostChannel => "lost_channel",
+            Outcome::LostQueue => "lost_queue",
+            Outcome::LostLinkDown => "lost_link_down",
+            Outcome::LostMtu => "lost_mtu",
+            Outcome::NoRoute => "no_route",
+        }
+    }
+}
+
+impl World<'_> {
+    /// Write one `packets.csv` row (when requested) about packet `pkt`.
+    fn packet_row(&mut self, now: SimTime, link: Option<(usize, usize)>, pkt: PacketId, outcome: Outcome) {
+        if self.packets_out.is_none() {
+            return;
+        }
+        let p = self.pool.get(pkt);
+        let protocol = if p.meta.flow == crate::net::packet::NO_FLOW {
+            "ip"
+        } else {
+            self.sc.flows[p.meta.flow as usize].protocol.as_str()
+        };
+        let (lname, from, to) = match link {
+            Some((l, d)) => {
+                let dir = &self.links[l].dirs[d];
+                (
+                    self.links[l].name.as_str(),
+                    self.names[dir.from as usize].as_str(),
+                    self.names[dir.to as usize].as_str(),
+                )
+            }
+            None => ("", "", ""),
+        };
+        let r = match self.packets_out.as_mut() {
+            Some(w) => writeln!(
+                w,
+                "{},{},{},{},{},{},{},{},{}",
+                crate::metrics::record::fmt_ms(now.0),
+                self.run_id,
+                lname,
+                from,
+                to,
+                protocol,
+                p.meta.kind,
+                p.data.len(),
+                outcome.as_str()
+            ),
+            None => Ok(()),
+        };
+        self.io_result(r);
+    }
+
+    /// Count a drop against the packet's flow and free it.
+    fn drop_packet(&mut self, now: SimTime, link: Option<(usize, usize)>, pkt: PacketId, outcome: Outcome) {
+        self.packet_row(now, link, pkt, outcome);
+        let meta = self.pool.get(pkt).meta;
+        if meta.counted {
+            if let Some(s) = self.flow_stats(meta.flow) {
+                match outcome {
+                    Outcome::LostChannel => s.drops_channel += 1,
+                    Outcome::LostQueue => s.drops_queue += 1,
+                    Outcome::LostLinkDown => s.drops_link_down += 1,
+                    Outcome::LostMtu => s.drops_mtu += 1,
+                    Outcome::NoRoute => s.drops_no_route += 1,
+                    Outcome::Delivered => {}
+                }
+            }
+        }
+        self.pool.free(pkt);
+    }
+
+    /// Send an IPv4 packet held in `pkt` from `node` (its source or a router).
+    pub(crate) fn ip_output(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
+        let dst = ip::dst_of(&self.pool.get(pkt).data).and_then(ip::addr_node);
+        let hop = dst.and_then(|d| self.routing.next_hop(node, d));
+        match hop {
+            Some(h) => self.link_output(now, q, h.link as usize, h.dir as usize, pkt),
+            None => self.drop_packet(now, None, pkt, Outcome::NoRoute),
+        }
+    }
+
+    /// Hand a packet to a link direction, fragmenting it to the link's MTU.
+    fn link_output(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize, pkt: PacketId) {
+        let mtu = self.links[l].mtu as usize;
+        if self.pool.get(pkt).data.len() <= mtu {
+            return self.offer(now, q, l, d, pkt);
+        }
+        let meta = self.pool.get(pkt).meta;
+        let mut ids = std::mem::take(&mut self.frag_ids);
+        let mut scratch = std::mem::take(&mut self.frag_scratch);
+        ids.clear();
+        let data = std::mem::take(&mut self.pool.get_mut(pkt).data);
+        let pool = &mut self.pool;
+        // RFC 791 §3.2: fragment, or drop when DF forbids it
+        let r = frag::fragment(&data, mtu, &mut scratch, |f| {
+            ids.push(pool.alloc_with(meta, f));
+        });
+        self.pool.get_mut(pkt).data = data;
+        self.frag_scratch = scratch;
+        match r {
+            Ok(_) => {
+                self.pool.free(pkt);
+                for &f in &ids {
+                    self.offer(now, q, l, d, f);
+                }
+            }
+            Err(_) => {
+                for &f in &ids {
+                    self.pool.free(f);
+                }
+                self.drop_packet(now, Some((l, d)), pkt, Outcome::LostMtu);
+            }
+        }
+        self.frag_ids = ids;
+    }
+
+    /// The queue rule, then start transmitting if the transmitter is idle.
+    fn offer(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize, pkt: PacketId) {
+        if !self.links[l].up {
+            return self.drop_packet(now, Some((l, d)), pkt, Outcome::LostLinkDown);
+        }
+        match self.links[l].offer(d, pkt) {
+            crate::link::Offer::StartNow => self.start_tx(now, q, l, d, pkt),
+            crate::link::Offer::Queued => {}
+            crate::link::Offer::Dropped => self.drop_packet(now, Some((l, d)), pkt, Outcome::LostQueue),
+        }
+    }
+
+    /// Start serialising `pkt`: the loss rule decides its fate now; the pcap and
+    /// `packets.csv` see it at this instant (sender side).
+    fn start_tx(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize, pkt: PacketId) {
+        let len = self.pool.get(pkt).data.len();
+        let link = &mut self.links[l];
+        let tx = link.tx_time(len);
+        let delay = link.delay;
+        let dir = &mut link.dirs[d];
+        let lost = dir.channel.is_lost(now, &mut dir.rng);
+        dir.stats.tx_packets += 1;
+        dir.stats.tx_bytes += len as u64;
+        dir.stats.busy_ns += tx.0;
+        let meta = self.pool.get(pkt).meta;
+        if meta.counted {
+            if let Some(s) = self.flow_stats(meta.flow) {
+                s.bytes_on_wire += len as u64;
+            }
+        }
+        if let Some(w) = self.pcaps.get_mut(l) {
+            let r = w.write_packet(now, &self.pool.get(pkt).data);
+            self.io_result(r);
+        }
+        let _ = q.push(now + tx, Ev::TxDone { link: l as u32, dir: d as u8 });
+        if lost {
+            self.links[l].dirs[d].stats.lost_channel += 1;
+            self.drop_packet(now, Some((l, d)), pkt, Outcome::LostChannel);
+        } else {
+            self.packet_row(now, Some((l, d)), pkt, Outcome::Delivered);
+            self.links[l].dirs[d].stats.delivered += 1;
+            let _ = q.push(
+                now + tx + delay,
+                Ev::Arrive {
+                    link: l as u32,
+                    dir: d as u8,
+                    pkt,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn on_tx_done(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize) {
+        let dir = &mut self.links[l].dirs[d];
+        match dir.queue.pop_front() {
+            Some(next) => self.start_tx(now, q, l, d, next),
+            None => dir.busy = false,
+        }
+    }
+
+    /// Drop everything waiting in a link direction's queue.
+    pub(crate) fn flush_queue(&mut self, now: SimTime, l: usize, d: usize) {
+        while let Some(p) = self.links[l].dirs[d].queue.pop_front() {
+            self.links[l].dirs[d].stats.lost_link_down += 1;
+            self.drop_packet(now, Some((l, d)), p, Outcome::LostLinkDown);
+        }
+    }
+
+    pub(crate) fn on_arrive(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize, pkt: PacketId) {
+        let node = self.links[l].dirs[d].to as usize;
+        if !self.nodes[node].up {
+            let meta = self.pool.get(pkt).meta;
+            if meta.counted {
+                if let Some(s) = self.flow_stats(meta.flow) {
+                    s.drops_node_down += 1;
+                }
+            }
+            self.pool.free(pkt);
+            return;
+        }
+        self.ip_input(now, q, node, pkt);
+    }
+
+    /// A packet reached `node`: deliver it locally or forward it.
+    fn ip_input(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
+        let data = &self.pool.get(pkt).data;
+        let Ok((hdr, _)) = Ipv4Repr::parse(data) else {
+            self.pool.free(pkt); // corrupt header: silently discarded (RFC 1122 §3.2.1.2)
+            return;
+        };
+        if ip::addr_node(hdr.dst) != Some(node) {
+            if !self.nodes[node].forwards {
+                self.pool.free(pkt);
+                return;
+            }
+            // RFC 791: decrement TTL; discard at zero
+            match ip::decrement_ttl(&mut self.pool.get_mut(pkt).data) {
+                Ok(ttl) if ttl > 0 => {
+                    self.nodes[node].stats.ip_forwarded += 1;
+                    self.ip_output(now, q, node, pkt);
+                }
+                _ => self.drop_packet(now, None, pkt, Outcome::NoRoute),
+            }
+            return;
+        }
+        self.nodes[node].stats.ip_received += 1;
+        if hdr.more_fragments || hdr.frag_offset != 0 {
+            self.reassemble(now, q, node, pkt);
+        } else {
+            let meta = self.pool.get(pkt).meta;
+            let data = std::mem::take(&mut self.pool.get_mut(pkt).data);
+            self.transport_input(now, q, node, &data, meta);
+            self.pool.get_mut(pkt).data = data;
+            self.pool.free(pkt);
+        }
+    }
+
+    fn reassemble(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
+        let timeout = self.sc.protocols.ip.reassembly_timeout;
+        let meta = self.pool.get(pkt).meta;
+        let r = self.nodes[node]
+            .reassembler
+            .get_or_insert_with(|| Box::new(Reassembler::new(timeout)));
+        let before = r.pending();
+        let res = r.push(now, &self.pool.get(pkt).data);
+        let started = r.pending() > before;
+        self.pool.free(pkt);
+        if started {
+            let _ = q.push(now + timeout, Ev::Reassembly { node: node as u32 });
+        }
+        if let Ok(Some(whole)) = res {
+            self.transport_input(now, q, node, &whole, meta);
+            if let Some(r) = self.nodes[node].reassembler.as_mut() {
+                r.recycle(whole);
+            }
+        }
+    }
+
+    pub(crate) fn on_reassembly_timer(&mut self, now: SimTime, node: usize) {
+        if let Some(r) = self.nodes[node].reassembler.as_mut() {
+            let dropped = r.expire(now);
+            self.reassembly_dropped += dropped as u64;
+        }
+    }
+
+    /// Deliver a whole IP datagram to the transport layer of `node`.
+    fn transport_input(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, data: &[u8], meta: crate::net::packet::PacketMeta) {
+        let Ok((hdr, payload)) = Ipv4Repr::parse(data) else { return };
+        if hdr.protocol == ip::PROTO_UDP {
+            self.udp_input(now, q, node, &hdr, payload, meta);
+        }
+    }
+}

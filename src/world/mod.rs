@@ -1,0 +1,278 @@
+//! The simulator proper: nodes, links, routing and applications driven by the
+//! event queue. One `World` is one run of one scenario.
+//!
+//! Event handling order is fixed by the queue (time, then insertion order), and
+//! every random draw comes from a stream named after its component, so a run
+//! is a pure function of the scenario and its seed.
+
+mod events;
+mod ip;
+mod udp;
+
+use crate::app::workload::Publisher;
+use crate::link::Link;
+use crate::metrics::record::{FlowInfo, FlowStats, Recorder};
+use crate::net::frag::Reassembler;
+use crate::net::packet::{PacketId, PacketPool};
+use crate::net::routing::Routing;
+use crate::report::atomic::AtomicFile;
+use crate::report::pcap::PcapWriter;
+use crate::scenario::model::{Protocol, Scenario};
+use crate::sim::{run_until, EventQueue, Model, SimDuration, SimTime};
+use std::io::{self, Write};
+use std::sync::Arc;
+
+/// Events of the simulation. Kept small (16 bytes): indices, not data.
+#[derive(Debug, Clone, Copy)]
+pub enum Ev {
+    /// Publisher `p` sends its next message.
+    Publish { p: u32 },
+    /// Link direction finished serialising a packet.
+    TxDone { link: u32, dir: u8 },
+    /// A packet arrives at the far end of a link direction.
+    Arrive { link: u32, dir: u8, pkt: PacketId },
+    /// Scenario event number `idx` (index into `Scenario::events`).
+    Scenario { idx: u32 },
+    /// Check a node's IP reassembly timers.
+    Reassembly { node: u32 },
+}
+
+/// Per-node state.
+#[derive(Debug)]
+pub struct Node {
+    pub up: bool,
+    pub forwards: bool,
+    /// Next IPv4 identification value.
+    pub ip_ident: u16,
+    reassembler: Option<Box<Reassembler>>,
+    pub stats: NodeStats,
+}
+
+/// Per-node counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NodeStats {
+    pub ip_sent: u64,
+    pub ip_received: u64,
+    pub ip_forwarded: u64,
+}
+
+/// Optional outputs of a run.
+#[derive(Default)]
+pub struct Outputs {
+    pub messages: Option<AtomicFile>,
+    pub packets: Option<AtomicFile>,
+    /// One writer per link (index = link index) when pcaps are requested.
+    pub pcaps: Vec<PcapWriter<AtomicFile>>,
+}
+
+/// What a finished run hands back.
+pub struct RunOutcome {
+    pub flows: Vec<(String, FlowStats)>,
+    pub links: Vec<Link>,
+    pub nodes: Vec<NodeStats>,
+    pub events: u64,
+    pub end: SimTime,
+    pub messages: Option<AtomicFile>,
+    pub packets: Option<AtomicFile>,
+    pub pcaps: Vec<PcapWriter<AtomicFile>>,
+}
+
+/// One run of one scenario.
+pub struct World<'s> {
+    pub(crate) sc: &'s Scenario,
+    pub(crate) run_id: u64,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) names: Arc<[String]>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) routing: Routing,
+    pub(crate) pool: PacketPool,
+    pub(crate) recorder: Recorder<AtomicFile>,
+    pub(crate) publishers: Vec<Publisher>,
+    pub(crate) packets_out: Option<AtomicFile>,
+    pub(crate) pcaps: Vec<PcapWriter<AtomicFile>>,
+    /// Links taken down by `partition` events, for `heal`.
+    pub(crate) partitioned: Vec<usize>,
+    pub(crate) io_error: Option<io::Error>,
+    /// Datagrams discarded by reassembly timeouts (all nodes).
+    pub(crate) reassembly_dropped: u64,
+    // scratch buffers reused on the hot path
+    pub(crate) buf: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) receivers: Vec<u32>,
+    pub(crate) frag_scratch: Vec<u8>,
+    pub(crate) frag_ids: Vec<PacketId>,
+}
+
+impl<'s> World<'s> {
+    /// Build the world for `sc`. `outputs` are where streamed files go.
+    pub fn new(sc: &'s Scenario, run_id: u64, outputs: Outputs) -> io::Result<Self> {
+        let names: Arc<[String]> = sc.nodes.iter().map(|n| n.name.clone()).collect();
+        let nodes = sc
+            .nodes
+            .iter()
+            .map(|n| Node {
+                up: true,
+                forwards: n.role.forwards(),
+                ip_ident: 0,
+                reassembler: None,
+                stats: NodeStats::default(),
+            })
+            .collect();
+        let links: Vec<Link> = sc.links.iter().map(|l| Link::new(l, sc.seed, &names)).collect();
+        let routing = Routing::new(
+            sc.nodes.iter().map(|n| n.role.forwards()).collect(),
+            &sc.links
+                .iter()
+                .map(|l| (l.a as u32, l.b as u32, l.delay.0))
+                .collect::<Vec<_>>(),
+        );
+        let mut publishers = Vec::new();
+        let mut infos = Vec::new();
+        for (fi, f) in sc.flows.iter().enumerate() {
+            let first = publishers.len();
+            for k in 0..f.publishers.len() {
+                publishers.push(Publisher::new(sc.seed, fi, f, k, &sc.nodes));
+            }
+            infos.push(FlowInfo {
+                name: f.name.clone(),
+                pattern: f.pattern,
+                receivers: f.receivers.iter().map(|&r| r as u32).collect(),
+                topics: publishers[first..].iter().map(|p| p.topic.clone()).collect(),
+                payload_bytes: f.payload_bytes,
+            });
+        }
+        let recorder = Recorder::new(run_id, sc.warmup, sc.drain, infos, names.clone(), outputs.messages)?;
+        let mut packets_out = outputs.packets;
+        if let Some(w) = packets_out.as_mut() {
+            writeln!(w, "{}", PACKETS_HEADER)?;
+        }
+        Ok(World {
+            sc,
+            run_id,
+            nodes,
+            names,
+            links,
+            routing,
+            pool: PacketPool::new(),
+            recorder,
+            publishers,
+            packets_out,
+            pcaps: outputs.pcaps,
+            partitioned: Vec::new(),
+            io_error: None,
+            reassembly_dropped: 0,
+            buf: Vec::with_capacity(2048),
+            payload: Vec::with_capacity(2048),
+            receivers: Vec::new(),
+            frag_scratch: Vec::with_capacity(2048),
+            frag_ids: Vec::new(),
+        })
+    }
+
+    /// The time the run ends: `duration + drain`.
+    pub fn end_time(&self) -> SimTime {
+        SimTime::ZERO + self.sc.duration + self.sc.drain
+    }
+
+    /// Schedule the initial events: scenario events, then each publisher's first send.
+    fn prime(&mut self, q: &mut EventQueue<Ev>) {
+        for (i, e) in self.sc.events.iter().enumerate() {
+            let _ = q.push(e.at, Ev::Scenario { idx: i as u32 });
+        }
+        for p in 0..self.publishers.len() {
+            self.schedule_publish(q, p);
+        }
+    }
+
+    pub(crate) fn schedule_publish(&mut self, q: &mut EventQueue<Ev>, p: usize) {
+        let flow = &self.sc.flows[self.publishers[p].flow as usize];
+        if let Some(t) = self.publishers[p].next_send(flow, self.sc.duration) {
+            let t = t.max(q.now());
+            let _ = q.push(t, Ev::Publish { p: p as u32 });
+        }
+    }
+
+    /// Run to the end and hand back the results.
+    pub fn run(mut self) -> io::Result<RunOutcome> {
+        let mut q: EventQueue<Ev> = EventQueue::with_capacity(1024);
+        self.prime(&mut q);
+        let end = self.end_time();
+        let stats = run_until(&mut self, &mut q, end);
+        if let Some(e) = self.io_error.take() {
+            return Err(e);
+        }
+        let (flows, messages) = self.recorder.finish(end)?;
+        let mut packets = self.packets_out;
+        if let Some(p) = packets.as_mut() {
+            p.flush()?;
+        }
+        Ok(RunOutcome {
+            flows,
+            links: self.links,
+            nodes: self.nodes.iter().map(|n| n.stats).collect(),
+            events: stats.events,
+            end,
+            messages,
+            packets,
+            pcaps: self.pcaps,
+        })
+    }
+
+    fn on_publish(&mut self, now: SimTime, q: &mut EventQueue<Ev>, p: usize) {
+        let node = self.publishers[p].node as usize;
+        if self.nodes[node].up {
+            let fi = self.publishers[p].flow as usize;
+            let flow = &self.sc.flows[fi];
+            let value = self.publishers[p].next_value(&flow.value);
+            let index = self.publishers[p].index as usize;
+            let mut receivers = std::mem::take(&mut self.receivers);
+            self.recorder.intended(fi, index, node as u32, &mut receivers);
+            let (msg, counted) = self.recorder.on_send(now, fi, index, node as u32, value, &receivers);
+            crate::app::workload::build_payload(&mut self.payload, fi as u32, msg, value, flow.payload_bytes as usize);
+            match flow.protocol {
+                Protocol::Udp => self.udp_publish(now, q, fi, node, &receivers, counted),
+                Protocol::Coap => self.coap_unsupported(fi),
+            }
+            self.receivers = receivers;
+        }
+        // a crashed publisher skips its slot; it resumes after a restart
+        self.publishers[p].sent += 1;
+        self.schedule_publish(q, p);
+        self.recorder.flush(now, false);
+    }
+
+    fn coap_unsupported(&mut self, _fi: usize) {}
+
+    pub(crate) fn io_result(&mut self, r: io::Result<()>) {
+        if let Err(e) = r {
+            if self.io_error.is_none() {
+                self.io_error = Some(e);
+            }
+        }
+    }
+
+    /// Counters of a flow (`None` for traffic outside flows).
+    pub(crate) fn flow_stats(&mut self, flow: u32) -> Option<&mut FlowStats> {
+        self.recorder.stats_mut(flow as usize)
+    }
+
+    pub(crate) fn drain_duration(&self) -> SimDuration {
+        self.sc.drain
+    }
+}
+
+/// Header of `packets.csv`.
+pub const PACKETS_HEADER: &str = "time_ms,run_id,link,from,to,protocol,kind,bytes,outcome";
+
+impl Model for World<'_> {
+    type Event = Ev;
+    fn handle(&mut self, now: SimTime, ev: Ev, q: &mut EventQueue<Ev>) {
+        match ev {
+            Ev::Publish { p } => self.on_publish(now, q, p as usize),
+            Ev::TxDone { link, dir } => self.on_tx_done(now, q, link as usize, dir as usize),
+            Ev::Arrive { link, dir, pkt } => self.on_arrive(now, q, link as usize, dir as usize, pkt),
+            Ev::Scenario { idx } => self.on_scenario_event(now, q, idx as usize),
+            Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
+        }
+    }
+}
