@@ -1,1 +1,3 @@
 //! Links: rate, propagation delay, MTU, drop-tail queue and loss models.
+
+pub mod channel;

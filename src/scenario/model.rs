@@ -5,6 +5,7 @@
 
 use crate::sim::{SimDuration, SimTime};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A fully validated scenario.
 #[derive(Debug, Clone)]
@@ -108,12 +109,18 @@ pub enum LossSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TraceSpec {
-    /// One entry per packet on the direction: `true` = lost.
-    Bits { bits: Vec<bool>, repeat: bool, file: PathBuf },
+    /// One entry per packet on the direction: `true` = lost. Shared (`Arc`)
+    /// so every link direction replaying the trace points at one copy.
+    Bits {
+        bits: Arc<[bool]>,
+        repeat: bool,
+        file: PathBuf,
+    },
     /// Channel state over time: (start time, bad?) sorted by time, the first at
-    /// 0; packets are lost with `loss_good`/`loss_bad` in each state.
+    /// 0; packets are lost with `loss_good`/`loss_bad` in each state. Shared
+    /// (`Arc`) so every link direction replaying the trace points at one copy.
     Intervals {
-        intervals: Vec<(SimTime, bool)>,
+        intervals: Arc<[(SimTime, bool)]>,
         loss_good: f64,
         loss_bad: f64,
         /// Period after which the pattern repeats (None: last state holds).
@@ -182,7 +189,10 @@ impl Reliability {
 pub enum Timing {
     /// Send at phase + k·interval + U[0, jitter]; the phase is U[0, interval)
     /// per publisher.
-    Periodic { interval: SimDuration, jitter: SimDuration },
+    Periodic {
+        interval: SimDuration,
+        jitter: SimDuration,
+    },
     /// Exponential gaps with this mean.
     Poisson { mean_interval: SimDuration },
 }
@@ -190,11 +200,19 @@ pub enum Timing {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ValueGen {
     /// mean + Normal(0, sd) per message (a room temperature with sensor noise).
-    Temperature { mean: f64, sd: f64 },
-    Constant { value: f64 },
+    Temperature {
+        mean: f64,
+        sd: f64,
+    },
+    Constant {
+        value: f64,
+    },
     /// 1, 2, 3, … per publisher.
     Counter,
-    Uniform { min: f64, max: f64 },
+    Uniform {
+        min: f64,
+        max: f64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -226,13 +244,26 @@ pub struct EventSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    LinkDown { link: usize },
-    LinkUp { link: usize },
-    SetLoss { link: usize, loss: LossSpec },
-    NodeCrash { node: usize },
-    NodeRestart { node: usize },
+    LinkDown {
+        link: usize,
+    },
+    LinkUp {
+        link: usize,
+    },
+    SetLoss {
+        link: usize,
+        loss: LossSpec,
+    },
+    NodeCrash {
+        node: usize,
+    },
+    NodeRestart {
+        node: usize,
+    },
     /// Take down every link with one end in `nodes` and the other outside.
-    Partition { nodes: Vec<usize> },
+    Partition {
+        nodes: Vec<usize>,
+    },
     /// Bring back every link taken down by a partition.
     Heal,
 }
