@@ -5,6 +5,7 @@
 
 use crate::sim::{SimDuration, SimTime};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A fully validated scenario.
 #[derive(Debug, Clone)]
@@ -108,16 +109,18 @@ pub enum LossSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TraceSpec {
-    /// One entry per packet on the direction: `true` = lost.
+    /// One entry per packet on the direction: `true` = lost. Shared (`Arc`)
+    /// so every link direction replaying the trace points at one copy.
     Bits {
-        bits: Vec<bool>,
+        bits: Arc<[bool]>,
         repeat: bool,
         file: PathBuf,
     },
     /// Channel state over time: (start time, bad?) sorted by time, the first at
-    /// 0; packets are lost with `loss_good`/`loss_bad` in each state.
+    /// 0; packets are lost with `loss_good`/`loss_bad` in each state. Shared
+    /// (`Arc`) so every link direction replaying the trace points at one copy.
     Intervals {
-        intervals: Vec<(SimTime, bool)>,
+        intervals: Arc<[(SimTime, bool)]>,
         loss_good: f64,
         loss_bad: f64,
         /// Period after which the pattern repeats (None: last state holds).

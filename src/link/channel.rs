@@ -1,0 +1,384 @@
+//! Per-direction packet loss models (the "loss" rule of a link direction).
+//!
+//! Every direction of every link owns one [`Channel`] and one random stream
+//! (`SimRng`), both held by the caller; the channel decides, packet by packet,
+//! whether the packet that starts crossing the direction at `now` is lost.
+//!
+//! Per-packet meaning of each model (details and sources in `docs/channels.md`):
+//!
+//! - `None`: never lost, no draw.
+//! - `Bernoulli { p }`: lost with probability `p`, independently; one draw per
+//!   packet when `0 < p < 1`, none otherwise.
+//! - `GilbertElliott { p_gb, p_bg, loss_good, loss_bad }`: a two-state Markov
+//!   chain that starts in the good state. For each packet, **first** the state
+//!   moves (good→bad with `p_gb`, bad→good with `p_bg`), **then** the packet is
+//!   lost with the new state's loss probability. The closed forms below use the
+//!   same order.
+//! - `Trace(Bits)`: packet k of the direction (k = 0, 1, … since the channel
+//!   was created or last given a spec) is lost iff bit k is set; with `repeat`
+//!   bit `k mod len`, without it no packet after the end is lost. No draws.
+//! - `Trace(Intervals)`: the state at `now` (measured from the time the trace
+//!   was installed, modulo `period` when it repeats) decides the loss
+//!   probability `loss_good` or `loss_bad`; a draw is made only when that
+//!   probability lies strictly between 0 and 1, so a 0/1 trace replays exactly.
+//!
+//! `is_lost` never allocates; trace data is shared through `Arc` with the
+//! scenario, so a channel is a few machine words (see the `channel_is_compact`
+//! test) and 10⁵ links fit easily.
+
+use crate::scenario::model::{LossSpec, TraceSpec};
+use crate::sim::{SimRng, SimTime};
+use std::sync::Arc;
+
+/// The loss model state of one link direction.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    model: Model,
+}
+
+#[derive(Debug, Clone)]
+enum Model {
+    None,
+    Bernoulli {
+        p: f64,
+    },
+    GilbertElliott {
+        p_gb: f64,
+        p_bg: f64,
+        loss_good: f64,
+        loss_bad: f64,
+        /// State of the previous packet (`false` = good); starts good.
+        bad: bool,
+    },
+    Bits {
+        bits: Arc<[bool]>,
+        repeat: bool,
+        /// Index of the next packet's bit (kept `< len` when repeating; stops
+        /// at `len` otherwise).
+        next: usize,
+    },
+    Intervals {
+        intervals: Arc<[(SimTime, bool)]>,
+        loss_good: f64,
+        loss_bad: f64,
+        /// Repeat period in nanoseconds; 0 = no repeat (last state holds).
+        period_ns: u64,
+        /// Trace time 0 in simulation time.
+        origin: SimTime,
+        /// Index of the interval the previous packet fell in (a search hint).
+        hint: u32,
+    },
+}
+
+impl Model {
+    fn from_spec(spec: &LossSpec, origin: SimTime) -> Model {
+        match spec {
+            LossSpec::None => Model::None,
+            LossSpec::Bernoulli { p } => Model::Bernoulli { p: *p },
+            LossSpec::GilbertElliott {
+                p_gb,
+                p_bg,
+                loss_good,
+                loss_bad,
+            } => Model::GilbertElliott {
+                p_gb: *p_gb,
+                p_bg: *p_bg,
+                loss_good: *loss_good,
+                loss_bad: *loss_bad,
+                bad: false,
+            },
+            LossSpec::Trace(TraceSpec::Bits { bits, repeat, .. }) => Model::Bits {
+                bits: Arc::clone(bits),
+                repeat: *repeat,
+                next: 0,
+            },
+            LossSpec::Trace(TraceSpec::Intervals {
+                intervals,
+                loss_good,
+                loss_bad,
+                period,
+                ..
+            }) => Model::Intervals {
+                intervals: Arc::clone(intervals),
+                loss_good: *loss_good,
+                loss_bad: *loss_bad,
+                period_ns: period.map_or(0, |d| d.as_nanos()),
+                origin,
+                hint: 0,
+            },
+        }
+    }
+}
+
+impl Channel {
+    /// A channel in its initial state: Gilbert-Elliott in the good state,
+    /// traces at their beginning (trace time 0 = simulation time 0).
+    pub fn new(spec: &LossSpec) -> Channel {
+        Channel {
+            model: Model::from_spec(spec, SimTime::ZERO),
+        }
+    }
+
+    /// Replace the model (a `set_loss` event at `now`): Gilbert-Elliott
+    /// restarts in the good state, a bits trace restarts at its first bit and
+    /// an intervals trace restarts at its beginning, with trace time 0 = `now`.
+    pub fn set_spec(&mut self, spec: &LossSpec, now: SimTime) {
+        self.model = Model::from_spec(spec, now);
+    }
+
+    /// Decide the fate of one packet that starts crossing the channel at
+    /// `now`: `true` = lost. Draws from `rng` as described in the module doc.
+    pub fn is_lost(&mut self, now: SimTime, rng: &mut SimRng) -> bool {
+        match &mut self.model {
+            Model::None => false,
+            Model::Bernoulli { p } => rng.bernoulli(*p),
+            Model::GilbertElliott {
+                p_gb,
+                p_bg,
+                loss_good,
+                loss_bad,
+                bad,
+            } => {
+                // Move first, then lose with the new state's probability.
+                *bad = if *bad {
+                    !rng.bernoulli(*p_bg)
+                } else {
+                    rng.bernoulli(*p_gb)
+                };
+                rng.bernoulli(if *bad { *loss_bad } else { *loss_good })
+            }
+            Model::Bits { bits, repeat, next } => {
+                let len = bits.len();
+                if *next >= len {
+                    return false;
+                }
+                let lost = bits[*next];
+                *next += 1;
+                if *repeat && *next == len {
+                    *next = 0;
+                }
+                lost
+            }
+            Model::Intervals {
+                intervals,
+                loss_good,
+                loss_bad,
+                period_ns,
+                origin,
+                hint,
+            } => {
+                let mut t = now.saturating_since(*origin).as_nanos();
+                if *period_ns > 0 {
+                    t %= *period_ns;
+                }
+                let bad = state_at(intervals, SimTime(t), hint);
+                rng.bernoulli(if bad { *loss_bad } else { *loss_good })
+            }
+        }
+    }
+}
+
+/// The state (`true` = bad) of an intervals trace at trace time `t`: the state
+/// of the last interval starting at or before `t`, good before the first.
+/// Tries the hinted interval and its successor first (packets mostly arrive in
+/// time order), then binary search.
+fn state_at(intervals: &[(SimTime, bool)], t: SimTime, hint: &mut u32) -> bool {
+    let contains = |i: usize| -> bool {
+        intervals.get(i).is_some_and(|&(start, _)| start <= t)
+            && intervals.get(i + 1).is_none_or(|&(next, _)| t < next)
+    };
+    let h = *hint as usize;
+    let idx = if contains(h) {
+        Some(h)
+    } else if contains(h + 1) {
+        Some(h + 1)
+    } else {
+        intervals
+            .partition_point(|&(start, _)| start <= t)
+            .checked_sub(1)
+    };
+    match idx {
+        Some(i) => {
+            *hint = u32::try_from(i).unwrap_or(0);
+            intervals[i].1
+        }
+        None => false,
+    }
+}
+
+/// Clamp a probability the way `SimRng::bernoulli` reads it: ≤ 0 (or NaN)
+/// never, ≥ 1 always.
+fn prob(p: f64) -> f64 {
+    if p.is_nan() || p <= 0.0 {
+        0.0
+    } else if p >= 1.0 {
+        1.0
+    } else {
+        p
+    }
+}
+
+/// Stationary probability of the bad state, π_B = p_gb / (p_gb + p_bg)
+/// (Gilbert 1960). When both transition probabilities are 0 the chain never
+/// leaves its initial good state, so π_B = 0.
+fn pi_bad(p_gb: f64, p_bg: f64) -> f64 {
+    let (a, b) = (prob(p_gb), prob(p_bg));
+    if a + b > 0.0 {
+        a / (a + b)
+    } else {
+        0.0
+    }
+}
+
+/// Long-run (stationary) probability that a packet is lost; `None` for traces,
+/// whose loss depends on the trace content and on packet timing.
+///
+/// Bernoulli: `p`. Gilbert-Elliott: π_G·loss_good + π_B·loss_bad with
+/// π_B = p_gb/(p_gb+p_bg), π_G = 1 − π_B.
+pub fn stationary_loss(spec: &LossSpec) -> Option<f64> {
+    match spec {
+        LossSpec::None => Some(0.0),
+        LossSpec::Bernoulli { p } => Some(prob(*p)),
+        LossSpec::GilbertElliott {
+            p_gb,
+            p_bg,
+            loss_good,
+            loss_bad,
+        } => {
+            let pb = pi_bad(*p_gb, *p_bg);
+            Some((1.0 - pb) * prob(*loss_good) + pb * prob(*loss_bad))
+        }
+        LossSpec::Trace(_) => None,
+    }
+}
+
+/// Mean length of a run of consecutive lost packets in the stationary regime
+/// (total losses / number of loss runs), where a closed form exists: `None`
+/// for traces, for channels that never lose, and for channels that lose every
+/// packet (a single endless run).
+///
+/// The mean is P(L) / (P(L) − P(L,L)), P(L,L) being the probability that two
+/// consecutive packets are both lost: a run starts exactly where a loss
+/// follows a delivery. Bernoulli gives 1/(1−p); Gilbert-Elliott gives
+/// P(L,L) = Σ_s π_s·l_s·Σ_s' P(s→s')·l_s', which reduces to 1/p_bg for the
+/// simple Gilbert model (loss_good 0, loss_bad 1).
+pub fn mean_loss_run(spec: &LossSpec) -> Option<f64> {
+    let (p_l, p_ll) = match spec {
+        LossSpec::None | LossSpec::Trace(_) => return None,
+        LossSpec::Bernoulli { p } => {
+            let p = prob(*p);
+            (p, p * p)
+        }
+        LossSpec::GilbertElliott {
+            p_gb,
+            p_bg,
+            loss_good,
+            loss_bad,
+        } => {
+            let (a, b) = (prob(*p_gb), prob(*p_bg));
+            let (lg, lb) = (prob(*loss_good), prob(*loss_bad));
+            let pb = pi_bad(a, b);
+            let pg = 1.0 - pb;
+            // Loss probability of the next packet given the current state.
+            let next_from_good = (1.0 - a) * lg + a * lb;
+            let next_from_bad = b * lg + (1.0 - b) * lb;
+            (
+                pg * lg + pb * lb,
+                pg * lg * next_from_good + pb * lb * next_from_bad,
+            )
+        }
+    };
+    let run_starts = p_l - p_ll;
+    if p_l > 0.0 && run_starts > 0.0 {
+        Some(p_l / run_starts)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ge(p_gb: f64, p_bg: f64, loss_good: f64, loss_bad: f64) -> LossSpec {
+        LossSpec::GilbertElliott {
+            p_gb,
+            p_bg,
+            loss_good,
+            loss_bad,
+        }
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-12)
+    }
+
+    #[test]
+    fn stationary_loss_hand_values() {
+        assert!(close(stationary_loss(&LossSpec::None), 0.0));
+        assert!(close(stationary_loss(&LossSpec::Bernoulli { p: 0.1 }), 0.1));
+        // π_B = 0.01/0.11 = 1/11: (10/11)·0.001 + (1/11)·0.5 = 0.51/11.
+        assert!(close(
+            stationary_loss(&ge(0.01, 0.1, 0.001, 0.5)),
+            0.51 / 11.0
+        ));
+        // Simple Gilbert, ρ = 0.05, L = 4: p_bg = 0.25, p_gb = 0.25·0.05/0.95.
+        let p_gb = 0.25 * 0.05 / 0.95;
+        assert!(close(stationary_loss(&ge(p_gb, 0.25, 0.0, 1.0)), 0.05));
+        // A chain that never moves stays good.
+        assert!(close(stationary_loss(&ge(0.0, 0.0, 0.2, 0.9)), 0.2));
+        let bits = LossSpec::Trace(TraceSpec::Bits {
+            bits: Arc::from(vec![true, false]),
+            repeat: true,
+            file: "t.bits".into(),
+        });
+        assert_eq!(stationary_loss(&bits), None);
+    }
+
+    #[test]
+    fn mean_loss_run_hand_values() {
+        assert!(close(mean_loss_run(&LossSpec::Bernoulli { p: 0.5 }), 2.0));
+        assert!(close(
+            mean_loss_run(&LossSpec::Bernoulli { p: 0.1 }),
+            1.0 / 0.9
+        ));
+        assert_eq!(mean_loss_run(&LossSpec::Bernoulli { p: 0.0 }), None);
+        assert_eq!(mean_loss_run(&LossSpec::Bernoulli { p: 1.0 }), None);
+        assert_eq!(mean_loss_run(&LossSpec::None), None);
+        // Simple Gilbert: 1/p_bg.
+        assert!(close(mean_loss_run(&ge(0.3 / 19.0, 0.25, 0.0, 1.0)), 4.0));
+        // loss_good 0: runs are geometric with continuation (1 − p_bg)·loss_bad.
+        // p_bg 0.1, loss_bad 0.5 → 1/(1 − 0.45) = 1/0.55.
+        assert!(close(mean_loss_run(&ge(0.01, 0.1, 0.0, 0.5)), 1.0 / 0.55));
+        // Equal loss in both states is Bernoulli whatever the chain does.
+        assert!(close(mean_loss_run(&ge(0.2, 0.3, 0.5, 0.5)), 2.0));
+    }
+
+    #[test]
+    fn channel_is_compact() {
+        // Two per link, 10⁵ links: keep it to a few words.
+        assert!(std::mem::size_of::<Channel>() <= 56);
+    }
+
+    #[test]
+    fn state_at_handles_hints_and_gaps() {
+        let iv = [
+            (SimTime(0), false),
+            (SimTime(10), true),
+            (SimTime(20), false),
+        ];
+        let mut hint = 0;
+        assert!(!state_at(&iv, SimTime(5), &mut hint));
+        assert!(state_at(&iv, SimTime(10), &mut hint));
+        assert_eq!(hint, 1);
+        assert!(!state_at(&iv, SimTime(1000), &mut hint));
+        // Going back in time falls back to the search.
+        assert!(state_at(&iv, SimTime(19), &mut hint));
+        assert!(!state_at(&iv, SimTime(0), &mut hint));
+        // Before a first interval that starts late: good.
+        let late = [(SimTime(10), true)];
+        let mut h = 0;
+        assert!(!state_at(&late, SimTime(3), &mut h));
+        assert!(state_at(&late, SimTime(10), &mut h));
+    }
+}
