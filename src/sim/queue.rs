@@ -14,7 +14,7 @@
 //! holds the events at exactly `last`, bucket `i ≥ 1` the events whose time
 //! differs from `last` first in bit `i − 1` (`i = 64 − lzcnt(t ^ last)`).
 //! Popping takes the front of bucket 0; when it is empty, the lowest non-empty
-//! bucket `j` (found with a 65-bit occupancy mask) is redistributed: `last`
+//! bucket `j` (found with a 64-bit occupancy mask) is redistributed: `last`
 //! becomes that bucket's minimum (tracked on push, so no scan is needed) and
 //! every entry moves to a strictly lower bucket. An entry therefore moves at
 //! most 64 times in its life and, in practice, a handful of times: the
@@ -82,8 +82,8 @@ pub struct EventQueue<E> {
     buckets: Vec<Vec<Entry>>,
     /// Minimum time in each bucket (`u64::MAX` when empty; index 0 unused).
     mins: [u64; BUCKETS],
-    /// Bit `i` set when `buckets[i]` is non-empty (`i >= 1`).
-    occupied: u128,
+    /// Bit `i - 1` set when `buckets[i]` is non-empty (`i >= 1`).
+    occupied: u64,
     /// Radix reference time: every pending event is at or after it.
     last: u64,
     /// Payload slab; `None` marks a free slot.
@@ -178,7 +178,7 @@ impl<E> EventQueue<E> {
             if t < self.mins[b] {
                 self.mins[b] = t;
             }
-            self.occupied |= 1u128 << b;
+            self.occupied |= 1u64 << (b - 1);
         }
         self.len += 1;
         Ok(())
@@ -192,7 +192,7 @@ impl<E> EventQueue<E> {
         if self.occupied == 0 {
             return None;
         }
-        let b = self.occupied.trailing_zeros() as usize;
+        let b = self.occupied.trailing_zeros() as usize + 1;
         Some(SimTime(self.mins[b]))
     }
 
@@ -216,10 +216,10 @@ impl<E> EventQueue<E> {
     /// minimum the new reference time. Requires `current` empty and
     /// `occupied != 0`; afterwards `current` is non-empty.
     fn redistribute(&mut self) {
-        let j = self.occupied.trailing_zeros() as usize;
+        let j = self.occupied.trailing_zeros() as usize + 1;
         let new_last = self.mins[j];
         self.last = new_last;
-        self.occupied &= !(1u128 << j);
+        self.occupied &= !(1u64 << (j - 1));
         self.mins[j] = u64::MAX;
         let mut src = std::mem::take(&mut self.buckets[j]);
         for &e in &src {
@@ -234,7 +234,7 @@ impl<E> EventQueue<E> {
                 if e.time < self.mins[b] {
                     self.mins[b] = e.time;
                 }
-                self.occupied |= 1u128 << b;
+                self.occupied |= 1u64 << (b - 1);
             }
         }
         src.clear();
