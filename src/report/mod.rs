@@ -1,0 +1,3 @@
+//! Turning a run into files: pcap captures (CSV and charts as they land).
+
+pub mod pcap;
