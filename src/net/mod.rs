@@ -1,3 +1,12 @@
-//! Network layer: IPv4/UDP wire formats, fragmentation, routing, packet buffers.
+//! Network layer: IPv4/UDP wire formats, checksums, fragmentation and
+//! reassembly, routing, packet buffers.
+
+pub mod checksum;
+pub mod frag;
+pub mod ip;
 pub mod packet;
 pub mod routing;
+pub mod udp;
+pub mod wire;
+
+pub use wire::WireError;

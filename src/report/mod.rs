@@ -1,4 +1,5 @@
-//! Output files: atomic writes, pcap, manifest.
+//! Turning a run into files: atomic writes, pcap captures, the manifest.
+
 pub mod atomic;
 pub mod manifest;
 pub mod pcap;
