@@ -16,7 +16,6 @@
 //! caller counts `drops_no_route`.
 
 use petgraph::graph::{NodeIndex, UnGraph};
-use petgraph::visit::EdgeRef;
 
 /// Cost of one hop: one hop dominates any sum of delays below 2^40 ns (18 min).
 fn hop_cost(delay_ns: u64) -> u64 {

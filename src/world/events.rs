@@ -25,7 +25,7 @@ impl World<'_> {
             Action::LinkUp { link } => self.set_link(now, *link, true),
             Action::SetLoss { link, loss } => {
                 for d in &mut self.links[*link].dirs {
-                    d.channel.set_spec(loss);
+                    d.channel.set_spec(loss, now);
                 }
             }
             Action::NodeCrash { node } => {
@@ -35,6 +35,8 @@ impl World<'_> {
                     self.flush_queue(now, a.link as usize, a.dir as usize);
                 }
                 self.nodes[*node].clear_volatile();
+                let n = *node as u32;
+                self.frag_owner.retain(|k, _| k.0 != n);
             }
             Action::NodeRestart { node } => self.nodes[*node].up = true,
             Action::Partition { nodes } => {

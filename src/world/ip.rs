@@ -258,17 +258,22 @@ impl World<'_> {
     fn reassemble(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
         let timeout = self.sc.protocols.ip.reassembly_timeout;
         let meta = self.pool.get(pkt).meta;
+        let key = match Ipv4Repr::parse(&self.pool.get(pkt).data) {
+            Ok((h, _)) => (node as u32, u32::from(h.src), h.ident, h.protocol),
+            Err(_) => return self.pool.free(pkt),
+        };
+        if !self.frag_owner.contains_key(&key) {
+            // first fragment of this datagram here: its timer starts now
+            self.frag_owner.insert(key, (meta.flow, meta.counted, now));
+            let _ = q.push(now + timeout, Ev::Reassembly { node: node as u32 });
+        }
         let r = self.nodes[node]
             .reassembler
             .get_or_insert_with(|| Box::new(Reassembler::new(timeout)));
-        let before = r.pending();
         let res = r.push(now, &self.pool.get(pkt).data);
-        let started = r.pending() > before;
         self.pool.free(pkt);
-        if started {
-            let _ = q.push(now + timeout, Ev::Reassembly { node: node as u32 });
-        }
         if let Ok(Some(whole)) = res {
+            self.frag_owner.remove(&key);
             self.transport_input(now, q, node, &whole, meta);
             if let Some(r) = self.nodes[node].reassembler.as_mut() {
                 r.recycle(whole);
@@ -276,10 +281,28 @@ impl World<'_> {
         }
     }
 
+    /// RFC 791 §3.2: a datagram whose timer ran out is discarded; the loss is
+    /// counted against its flow as `drops_reassembly`.
     pub(crate) fn on_reassembly_timer(&mut self, now: SimTime, node: usize) {
+        let timeout = self.sc.protocols.ip.reassembly_timeout;
         if let Some(r) = self.nodes[node].reassembler.as_mut() {
-            let dropped = r.expire(now);
-            self.reassembly_dropped += dropped as u64;
+            r.expire(now);
+        }
+        let lo = (node as u32, 0, 0, 0);
+        let hi = (node as u32, u32::MAX, u16::MAX, u8::MAX);
+        let expired: Vec<_> = self
+            .frag_owner
+            .range(lo..=hi)
+            .filter(|(_, &(_, _, first))| first + timeout <= now)
+            .map(|(k, &v)| (*k, v))
+            .collect();
+        for (k, (flow, counted, _)) in expired {
+            self.frag_owner.remove(&k);
+            if counted {
+                if let Some(s) = self.flow_stats(flow) {
+                    s.drops_reassembly += 1;
+                }
+            }
         }
     }
 

@@ -93,8 +93,9 @@ pub struct World<'s> {
     /// Links taken down by `partition` events, for `heal`.
     pub(crate) partitioned: Vec<usize>,
     pub(crate) io_error: Option<io::Error>,
-    /// Datagrams discarded by reassembly timeouts (all nodes).
-    pub(crate) reassembly_dropped: u64,
+    /// Datagrams being reassembled: (node, src, ident, protocol) → (flow,
+    /// counted, first fragment's arrival), to attribute reassembly timeouts.
+    pub(crate) frag_owner: std::collections::BTreeMap<(u32, u32, u16, u8), (u32, bool, SimTime)>,
     // scratch buffers reused on the hot path
     pub(crate) buf: Vec<u8>,
     pub(crate) payload: Vec<u8>,
@@ -160,7 +161,7 @@ impl<'s> World<'s> {
             pcaps: outputs.pcaps,
             partitioned: Vec::new(),
             io_error: None,
-            reassembly_dropped: 0,
+            frag_owner: Default::default(),
             buf: Vec::with_capacity(2048),
             payload: Vec::with_capacity(2048),
             receivers: Vec::new(),

@@ -1,0 +1,173 @@
+//! The `qossim` binary as users run it: exit codes, error messages for bad
+//! scenarios, the built-in quickstart, and the shared contract example.
+
+mod support;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn qossim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .args(args)
+        .output()
+        .expect("run qossim");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn contract() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract-example.toml");
+    assert!(p.exists(), "the shared contract example is missing at {}", p.display());
+    p
+}
+
+#[test]
+fn contract_example_checks_and_runs_over_udp() {
+    let c = contract();
+    let c = c.to_str().expect("utf-8 path");
+    let (code, out, err) = qossim(&["check", c]);
+    assert_eq!(code, 0, "check failed: {out}{err}");
+    let dir = support::temp_dir("contract");
+    let (code, out, err) = qossim(&[
+        "run",
+        c,
+        "--set",
+        "flows.telemetry.protocol=udp",
+        "--set",
+        "flows.telemetry.reliability=best_effort",
+        "--out",
+        dir.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "run failed: {out}{err}");
+    let r = support::run_row(&dir, "telemetry");
+    assert_eq!(r["protocol"], "udp");
+    assert!(support::num(&r, "sent") > 100.0);
+}
+
+#[test]
+fn no_arguments_runs_the_builtin_quickstart_into_results() {
+    let dir = support::temp_dir("quickstart-cwd");
+    let out = Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .current_dir(&dir)
+        .output()
+        .expect("run qossim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("telemetry"), "{stdout}");
+    assert!(stdout.contains("results/quickstart/"), "{stdout}");
+    for f in ["runs.csv", "summary.csv", "messages.csv", "manifest.json"] {
+        assert!(dir.join("results/quickstart").join(f).is_file(), "{f} missing");
+    }
+    let manifest = std::fs::read_to_string(dir.join("results/quickstart/manifest.json")).expect("manifest");
+    let v: serde_json::Value = serde_json::from_str(&manifest).expect("manifest is JSON");
+    assert_eq!(v["scenario"], "quickstart");
+    assert!(v["crate_versions"]["rand"].is_string());
+    // nothing half-written remains
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("results/quickstart"))
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+/// Each bad scenario: (file text, expected line, field fragment, message fragment).
+const BAD: &[(&str, &str, usize, &str, &str)] = &[
+    ("syntax", "name = \"x\"\nduration = \"1 s\n", 2, "", ""),
+    ("wrong-type", "name = \"x\"\nduration = 5\n", 2, "duration", ""),
+    ("unknown-field", "name = \"x\"\nduration = \"1 s\"\ncolour = 3\n", 3, "colour", "unknown field"),
+    ("missing-field", "name = \"x\"\n", 1, "duration", "missing"),
+    (
+        "out-of-range",
+        "name = \"x\"\nduration = \"1 s\"\n[[nodes]]\nname = \"a\"\nrole = \"client\"\n[[nodes]]\nname = \"b\"\nrole = \"client\"\n[[links]]\na = \"a\"\nb = \"b\"\nloss = { model = \"bernoulli\", p = 1.5 }\n",
+        11,
+        "p",
+        "",
+    ),
+    (
+        "nan",
+        "name = \"x\"\nduration = \"1 s\"\n[[nodes]]\nname = \"a\"\nrole = \"client\"\n[[nodes]]\nname = \"b\"\nrole = \"client\"\n[[links]]\na = \"a\"\nb = \"b\"\nloss = { model = \"bernoulli\", p = nan }\n",
+        11,
+        "p",
+        "",
+    ),
+    ("oversized-duration", "name = \"x\"\nduration = \"400 days\"\n", 2, "duration", ""),
+    (
+        "oversized-count",
+        "name = \"x\"\nduration = \"1 s\"\n[[nodes]]\nname = \"r\"\nrole = \"router\"\n[[groups]]\nname = \"s-{i}\"\ncount = 99999999\nrole = \"client\"\nlink = { to = \"r\" }\n",
+        8,
+        "count",
+        "",
+    ),
+    (
+        "unknown-node",
+        "name = \"x\"\nduration = \"1 s\"\n[[nodes]]\nname = \"a\"\nrole = \"client\"\n[[links]]\na = \"a\"\nb = \"nowhere\"\n",
+        8,
+        "b",
+        "nowhere",
+    ),
+    (
+        "unknown-link",
+        "name = \"x\"\nduration = \"1 s\"\n[[events]]\nat = \"1 s\"\naction = \"link_down\"\nlink = \"ghost\"\n",
+        6,
+        "link",
+        "ghost",
+    ),
+    (
+        "unknown-group-node",
+        "name = \"x\"\nduration = \"1 s\"\n[[groups]]\nname = \"s-{i}\"\ncount = 2\nrole = \"client\"\nlink = { to = \"nobody\" }\n",
+        7,
+        "to",
+        "nobody",
+    ),
+];
+
+#[test]
+fn bad_scenarios_exit_2_naming_file_line_and_field() {
+    let dir = support::temp_dir("bad");
+    for (name, text, line, field, msg) in BAD {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).expect("write");
+        let (code, out, err) = qossim(&["check", path.to_str().expect("utf-8")]);
+        assert_eq!(code, 2, "{name}: exit code {code}\n{out}{err}");
+        let want_loc = format!("{name}.toml:{line}");
+        assert!(err.contains(&want_loc), "{name}: expected `{want_loc}` in: {err}");
+        assert!(err.contains(field), "{name}: expected field `{field}` in: {err}");
+        assert!(err.contains(msg), "{name}: expected `{msg}` in: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        // `run` reports the same and exits 2 too
+        let (code, _, err2) = qossim(&["run", path.to_str().expect("utf-8"), "--out", dir.to_str().expect("utf-8")]);
+        assert_eq!(code, 2, "{name} (run): {err2}");
+    }
+}
+
+#[test]
+fn missing_file_and_bad_override_are_bad_input() {
+    let (code, _, err) = qossim(&["check", "/nonexistent/x.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/x.toml"), "{err}");
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let (code, _, err) = qossim(&["check", q.to_str().expect("utf-8"), "--set", "flows.nosuch.protocol=udp"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nosuch"), "{err}");
+    let (code, _, err) = qossim(&["run", "--bogus-flag"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn every_shipped_scenario_checks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("scenarios/") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let (code, out, err) = qossim(&["check", p.to_str().expect("utf-8")]);
+            assert_eq!(code, 0, "{}: {out}{err}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}

@@ -1,0 +1,75 @@
+//! Helpers shared by integration tests: run a scenario text through the same
+//! loader and run path the CLI uses, and read the CSVs back.
+#![allow(dead_code)]
+
+use qossim::run::{run_scenario, RunOptions};
+use qossim::scenario::{self, model::Scenario};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("qossim-test-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+pub fn load(text: &str, overrides: &[&str]) -> Scenario {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    scenario::load_str(text, "test.toml", Path::new("."), &o).unwrap_or_else(|e| panic!("scenario: {e}"))
+}
+
+/// Run `text` into a temp dir (packets and pcap on) and return the dir.
+pub fn run_text(tag: &str, text: &str, overrides: &[&str]) -> PathBuf {
+    let sc = load(text, overrides);
+    let dir = temp_dir(tag);
+    run_scenario(
+        &sc,
+        &RunOptions {
+            out_dir: dir.clone(),
+            packets: true,
+            pcap: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("run: {e}"));
+    dir
+}
+
+/// Rows of a CSV file as maps column → value.
+pub fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = r.headers().expect("headers").clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.expect("record");
+            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()
+        })
+        .collect()
+}
+
+/// The runs.csv row of `flow`.
+pub fn run_row(dir: &Path, flow: &str) -> BTreeMap<String, String> {
+    read_csv(&dir.join("runs.csv"))
+        .into_iter()
+        .find(|r| r["flow"] == flow)
+        .unwrap_or_else(|| panic!("no runs.csv row for flow {flow}"))
+}
+
+pub fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
+    row.get(col)
+        .unwrap_or_else(|| panic!("no column {col}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("column {col} = {:?} is not a number", row[col]))
+}
+
+/// Assert |measured − expected| ≤ k standard errors of a proportion over n trials.
+pub fn assert_proportion(measured: f64, expected: f64, n: f64, k: f64, what: &str) {
+    let se = (expected * (1.0 - expected) / n).sqrt();
+    assert!(
+        (measured - expected).abs() <= k * se,
+        "{what}: measured {measured:.5}, expected {expected:.5} ± {k}·{se:.5} (n = {n})"
+    );
+}
