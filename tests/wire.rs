@@ -567,3 +567,25 @@ proptest! {
         prop_assert!(completions >= 1, "the datagram completes");
     }
 }
+
+#[test]
+fn empty_fragment_does_not_disturb_reassembly() {
+    let pkt = udp_packet(21, 100);
+    let fs = frags(&pkt, 60);
+    let mut empty = vec![0u8; 20];
+    Ipv4Repr {
+        more_fragments: true,
+        frag_offset: 48,
+        payload_len: 0,
+        ..ip_repr(21)
+    }
+    .emit(&mut empty)
+    .expect("emit");
+    let mut re = Reassembler::new(SimDuration::from_secs(30));
+    assert_eq!(re.push(SimTime::ZERO, &empty), Ok(None));
+    assert_eq!(re.push(SimTime::ZERO, &fs[2]), Ok(None));
+    assert_eq!(re.push(SimTime::ZERO, &fs[0]), Ok(None));
+    let out = re.push(SimTime::ZERO, &fs[1]).expect("push");
+    assert_eq!(out.as_deref(), Some(&pkt[..]));
+    assert_eq!(re.pending(), 0);
+}
