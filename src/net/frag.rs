@@ -337,9 +337,8 @@ impl Reassembler {
             payload_len: total as u16, // checked against MAX_TOTAL_LEN above
             ..header
         };
-        let buf = std::mem::take(&mut done.buf);
-        self.release(done);
-        let mut buf = buf;
+        let mut buf = std::mem::take(&mut done.buf);
+        self.release(done); // returns the interval set to its pool
         buf.truncate(HEADER_LEN + total);
         whole.emit(&mut buf)?;
         Ok(Some(buf))
