@@ -112,8 +112,9 @@ pub fn fragment(
     // fragment is NFB*8 bytes.
     let chunk = (mtu - HEADER_LEN) / 8 * 8;
     let base = usize::from(repr.frag_offset);
-    // Highest offset written is that of the last chunk.
-    let last_off = base + (payload.len() - 1) / chunk * chunk;
+    // Highest offset written is that of the last chunk (payload is at least
+    // 9 bytes here: total > mtu >= 28).
+    let last_off = base + payload.len().saturating_sub(1) / chunk * chunk;
     if last_off > usize::from(ip::MAX_FRAG_OFFSET) {
         return Err(FragError::OffsetOverflow { offset: last_off });
     }
@@ -167,6 +168,9 @@ impl Partial {
     /// Copy `data` at payload offset `start` into the holes it covers
     /// (first data wins) and record the range.
     fn insert(&mut self, start: usize, data: &[u8]) {
+        if data.is_empty() {
+            return; // an empty range adds nothing and must not enter `have`
+        }
         let end = start + data.len();
         if self.buf.len() < HEADER_LEN + end {
             self.buf.resize(HEADER_LEN + end, 0);
@@ -333,9 +337,8 @@ impl Reassembler {
             payload_len: total as u16, // checked against MAX_TOTAL_LEN above
             ..header
         };
-        let buf = std::mem::take(&mut done.buf);
-        self.release(done);
-        let mut buf = buf;
+        let mut buf = std::mem::take(&mut done.buf);
+        self.release(done); // returns the interval set to its pool
         buf.truncate(HEADER_LEN + total);
         whole.emit(&mut buf)?;
         Ok(Some(buf))

@@ -244,7 +244,7 @@ impl Ipv4Repr {
             });
         }
         // RFC 791 §3.1: the offset field counts 8-octet units in 13 bits.
-        if self.frag_offset % 8 != 0 || self.frag_offset > MAX_FRAG_OFFSET {
+        if !self.frag_offset.is_multiple_of(8) || self.frag_offset > MAX_FRAG_OFFSET {
             return Err(WireError::BadFragOffset(self.frag_offset));
         }
         let Some(h) = buf.get_mut(..HEADER_LEN) else {

@@ -65,12 +65,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         self.be16(2)
     }
     /// Length field: header plus payload.
-    pub fn len(&self) -> u16 {
+    pub fn length(&self) -> u16 {
         self.be16(4)
-    }
-    /// Always false: a checked datagram holds at least its header.
-    pub fn is_empty(&self) -> bool {
-        false
     }
     /// Checksum field (0 means the sender computed none).
     pub fn checksum(&self) -> u16 {
@@ -78,7 +74,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
     /// The datagram up to its length field.
     pub fn datagram(&self) -> &[u8] {
-        &self.buf.as_ref()[..usize::from(self.len())]
+        &self.buf.as_ref()[..usize::from(self.length())]
     }
     /// The payload up to the length field.
     pub fn payload(&self) -> &[u8] {
@@ -122,11 +118,11 @@ impl UdpRepr {
                 sum: sum(src, dst, p.datagram()),
             });
         }
-        let len = usize::from(p.len());
+        let len = usize::from(p.length());
         let repr = UdpRepr {
             src_port: p.src_port(),
             dst_port: p.dst_port(),
-            payload_len: p.len() - HEADER_LEN as u16,
+            payload_len: p.length() - HEADER_LEN as u16,
         };
         Ok((repr, &buf[HEADER_LEN..len]))
     }

@@ -75,7 +75,7 @@ pub enum WireError {
         actual: usize,
     },
     /// Fragment offset not a multiple of 8 or beyond the 13-bit field.
-    #[error("IPv4: fragment offset {0} bytes is not a multiple of 8 at most 65528")]
+    #[error("IPv4: fragment offset {0} bytes must be a multiple of 8 no greater than 65528")]
     BadFragOffset(u16),
     /// TTL already 0: the packet must not be forwarded (RFC 1812 §5.3.1).
     #[error("IPv4: TTL is already 0")]
