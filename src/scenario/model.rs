@@ -268,7 +268,7 @@ pub enum Action {
     Heal,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProtocolParams {
     pub ip: IpParams,
     pub udp: UdpParams,
@@ -335,15 +335,6 @@ impl Default for CoapParams {
             probing_rate: 1.0,
             max_latency: SimDuration::from_secs(100),
             processing_delay: SimDuration::from_secs(2),
-        }
-    }
-}
-impl Default for ProtocolParams {
-    fn default() -> Self {
-        ProtocolParams {
-            ip: IpParams::default(),
-            udp: UdpParams::default(),
-            coap: CoapParams::default(),
         }
     }
 }

@@ -125,7 +125,7 @@ fn fmt_ns(ns: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     }
     for (unit, name) in [(1_000_000_000u64, "s"), (1_000_000, "ms"), (1_000, "us")] {
         if ns >= unit {
-            if ns % unit == 0 {
+            if ns.is_multiple_of(unit) {
                 return write!(f, "{} {name}", ns / unit);
             }
             return write!(f, "{} {name}", ns as f64 / unit as f64);

@@ -262,9 +262,9 @@ impl World<'_> {
             Ok((h, _)) => (node as u32, u32::from(h.src), h.ident, h.protocol),
             Err(_) => return self.pool.free(pkt),
         };
-        if !self.frag_owner.contains_key(&key) {
+        if let std::collections::btree_map::Entry::Vacant(e) = self.frag_owner.entry(key) {
             // first fragment of this datagram here: its timer starts now
-            self.frag_owner.insert(key, (meta.flow, meta.counted, now));
+            e.insert((meta.flow, meta.counted, now));
             let _ = q.push(now + timeout, Ev::Reassembly { node: node as u32 });
         }
         let r = self.nodes[node]

@@ -18,7 +18,7 @@ use crate::net::routing::Routing;
 use crate::report::atomic::AtomicFile;
 use crate::report::pcap::PcapWriter;
 use crate::scenario::model::{Protocol, Scenario};
-use crate::sim::{run_until, EventQueue, Model, SimDuration, SimTime};
+use crate::sim::{run_until, EventQueue, Model, SimTime};
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -36,6 +36,11 @@ pub enum Ev {
     /// Check a node's IP reassembly timers.
     Reassembly { node: u32 },
 }
+
+/// A datagram being reassembled: (node, source address, ident, protocol).
+pub(crate) type FragKey = (u32, u32, u16, u8);
+/// Who a datagram being reassembled belongs to: (flow, counted, first arrival).
+pub(crate) type FragOwner = (u32, bool, SimTime);
 
 /// Per-node state.
 #[derive(Debug)]
@@ -95,9 +100,8 @@ pub struct World<'s> {
     pub(crate) io_error: Option<io::Error>,
     /// Datagrams being reassembled: (node, src, ident, protocol) → (flow,
     /// counted, first fragment's arrival), to attribute reassembly timeouts.
-    pub(crate) frag_owner: std::collections::BTreeMap<(u32, u32, u16, u8), (u32, bool, SimTime)>,
+    pub(crate) frag_owner: std::collections::BTreeMap<FragKey, FragOwner>,
     // scratch buffers reused on the hot path
-    pub(crate) buf: Vec<u8>,
     pub(crate) payload: Vec<u8>,
     pub(crate) receivers: Vec<u32>,
     pub(crate) frag_scratch: Vec<u8>,
@@ -162,7 +166,6 @@ impl<'s> World<'s> {
             partitioned: Vec::new(),
             io_error: None,
             frag_owner: Default::default(),
-            buf: Vec::with_capacity(2048),
             payload: Vec::with_capacity(2048),
             receivers: Vec::new(),
             frag_scratch: Vec::with_capacity(2048),
@@ -255,10 +258,6 @@ impl<'s> World<'s> {
     /// Counters of a flow (`None` for traffic outside flows).
     pub(crate) fn flow_stats(&mut self, flow: u32) -> Option<&mut FlowStats> {
         self.recorder.stats_mut(flow as usize)
-    }
-
-    pub(crate) fn drain_duration(&self) -> SimDuration {
-        self.sc.drain
     }
 }
 

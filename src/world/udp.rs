@@ -15,8 +15,10 @@ pub fn flow_src_port(fi: usize) -> u16 {
 }
 
 impl World<'_> {
-    /// Build an IPv4 packet around a UDP datagram from `src` to `dst`.
-    pub(crate) fn new_udp_packet(&mut self, src: usize, dst: usize, sport: u16, dport: u16, meta: PacketMeta) -> PacketId {
+    /// Build an IPv4 packet around a UDP datagram (payload in `self.payload`)
+    /// from `src` to `dst`; `None` if it cannot be encoded (longer than an
+    /// IPv4 datagram can be — scenario limits keep payloads below that).
+    pub(crate) fn new_udp_packet(&mut self, src: usize, dst: usize, sport: u16, dport: u16, meta: PacketMeta) -> Option<PacketId> {
         let ident = self.nodes[src].ip_ident;
         self.nodes[src].ip_ident = ident.wrapping_add(1);
         let repr = Ipv4Repr {
@@ -32,10 +34,14 @@ impl World<'_> {
         };
         let id = self.pool.alloc(meta);
         let mut data = std::mem::take(&mut self.pool.get_mut(id).data);
-        build_ipv4_udp(&mut data, &repr, sport, dport, &self.payload);
+        let built = build_ipv4_udp(&mut data, &repr, sport, dport, &self.payload);
         self.pool.get_mut(id).data = data;
+        if built.is_err() {
+            self.pool.free(id);
+            return None;
+        }
         self.nodes[src].stats.ip_sent += 1;
-        id
+        Some(id)
     }
 
     pub(crate) fn udp_publish(&mut self, now: SimTime, q: &mut EventQueue<Ev>, fi: usize, node: usize, receivers: &[u32], counted: bool) {
@@ -47,7 +53,9 @@ impl World<'_> {
             created: now,
         };
         for &r in receivers {
-            let pkt = self.new_udp_packet(node, r as usize, flow_src_port(fi), port, meta);
+            let Some(pkt) = self.new_udp_packet(node, r as usize, flow_src_port(fi), port, meta) else {
+                continue;
+            };
             if r as usize == node {
                 // loopback: delivered without touching a link
                 self.recorder.on_receive(now, fi, self.recorder_msg_of(pkt), r);
