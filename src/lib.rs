@@ -8,6 +8,7 @@
 //! queue, random streams); `metrics` and `report` turn a run into files.
 
 pub mod link;
+pub mod metrics;
 pub mod net;
 pub mod scenario;
 pub mod sim;

@@ -1,0 +1,3 @@
+//! Metrics: statistics helpers for run summaries.
+
+pub mod stats;
