@@ -4,7 +4,7 @@
 //! per test (3 standard errors, or ±2 % for mean loss-run lengths). Run with
 //! `cargo test --release --test channels`.
 
-use qossim::link::channel::{mean_loss_run, stationary_loss, Channel};
+use qossim::link::channel::{mean_loss_run, simple_gilbert, stationary_loss, Channel};
 use qossim::scenario::model::{LossSpec, TraceSpec};
 use qossim::sim::{SimDuration, SimRng, SimTime};
 use std::sync::Arc;
@@ -50,12 +50,6 @@ fn ge(p_gb: f64, p_bg: f64, loss_good: f64, loss_bad: f64) -> LossSpec {
     }
 }
 
-/// Simple Gilbert parameters for mean loss ρ and mean burst length L.
-fn simple_gilbert(rho: f64, burst: f64) -> LossSpec {
-    let r = 1.0 / burst;
-    ge(r * rho / (1.0 - rho), r, 0.0, 1.0)
-}
-
 #[test]
 fn bernoulli_loss_rate_within_three_standard_errors() {
     let n = 2_000_000;
@@ -95,7 +89,9 @@ fn gilbert_elliott_stationary_loss_by_batch_means() {
 #[test]
 fn simple_gilbert_mean_loss_run_is_burst_length() {
     let (rho, burst) = (0.05, 4.0);
-    let spec = simple_gilbert(rho, burst);
+    let r = 1.0 / burst;
+    let spec = ge(r * rho / (1.0 - rho), r, 0.0, 1.0);
+    assert_eq!(simple_gilbert(rho, burst), Ok(spec.clone()));
     assert_eq!(mean_loss_run(&spec).map(|m| (m * 1e9).round()), Some(4e9));
     let f = fates(&spec, 2_000_000, "gilbert/run");
     let run = mean_run(&f);
