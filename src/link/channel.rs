@@ -29,6 +29,7 @@
 use crate::scenario::model::{LossSpec, TraceSpec};
 use crate::sim::{SimRng, SimTime};
 use std::sync::Arc;
+use thiserror::Error;
 
 /// The loss model state of one link direction.
 #[derive(Debug, Clone)]
@@ -206,6 +207,49 @@ fn state_at(intervals: &[(SimTime, bool)], t: SimTime, hint: &mut u32) -> bool {
     }
 }
 
+/// Parameters that admit no simple Gilbert channel.
+#[derive(Debug, Error, PartialEq)]
+pub enum SimpleGilbertError {
+    #[error("mean_loss must be in [0, 1), got {0}")]
+    MeanLoss(f64),
+    #[error("burst must be a finite number ≥ 1 (packets), got {0}")]
+    Burst(f64),
+    #[error("mean_loss {mean_loss} with burst {burst} needs p_gb = {p_gb} > 1: burst must be ≥ mean_loss/(1 − mean_loss)")]
+    Infeasible {
+        mean_loss: f64,
+        burst: f64,
+        p_gb: f64,
+    },
+}
+
+/// The simple Gilbert channel (loss_good 0, loss_bad 1) with stationary loss
+/// `mean_loss` = ρ and mean loss-run length `burst` = L:
+/// p_bg = 1/L, p_gb = p_bg·ρ/(1 − ρ). This is what a scenario's
+/// `{ model = "gilbert_elliott", mean_loss, burst }` resolves to.
+pub fn simple_gilbert(mean_loss: f64, burst: f64) -> Result<LossSpec, SimpleGilbertError> {
+    if !(0.0..1.0).contains(&mean_loss) {
+        return Err(SimpleGilbertError::MeanLoss(mean_loss));
+    }
+    if !(burst.is_finite() && burst >= 1.0) {
+        return Err(SimpleGilbertError::Burst(burst));
+    }
+    let p_bg = 1.0 / burst;
+    let p_gb = p_bg * mean_loss / (1.0 - mean_loss);
+    if p_gb > 1.0 {
+        return Err(SimpleGilbertError::Infeasible {
+            mean_loss,
+            burst,
+            p_gb,
+        });
+    }
+    Ok(LossSpec::GilbertElliott {
+        p_gb,
+        p_bg,
+        loss_good: 0.0,
+        loss_bad: 1.0,
+    })
+}
+
 /// Clamp a probability the way `SimRng::bernoulli` reads it: ≤ 0 (or NaN)
 /// never, ≥ 1 always.
 fn prob(p: f64) -> f64 {
@@ -352,6 +396,28 @@ mod tests {
         assert!(close(mean_loss_run(&ge(0.01, 0.1, 0.0, 0.5)), 1.0 / 0.55));
         // Equal loss in both states is Bernoulli whatever the chain does.
         assert!(close(mean_loss_run(&ge(0.2, 0.3, 0.5, 0.5)), 2.0));
+    }
+
+    #[test]
+    fn simple_gilbert_parameters() {
+        let spec = simple_gilbert(0.05, 4.0);
+        assert_eq!(spec, Ok(ge(0.25 * 0.05 / 0.95, 0.25, 0.0, 1.0)));
+        let spec = spec.unwrap_or(LossSpec::None);
+        assert!(close(stationary_loss(&spec), 0.05));
+        assert!(close(mean_loss_run(&spec), 4.0));
+        assert_eq!(simple_gilbert(0.0, 1.0), Ok(ge(0.0, 1.0, 0.0, 1.0)));
+        assert_eq!(
+            simple_gilbert(1.0, 4.0),
+            Err(SimpleGilbertError::MeanLoss(1.0))
+        );
+        assert_eq!(
+            simple_gilbert(0.1, 0.5),
+            Err(SimpleGilbertError::Burst(0.5))
+        );
+        assert!(matches!(
+            simple_gilbert(0.9, 2.0),
+            Err(SimpleGilbertError::Infeasible { .. })
+        ));
     }
 
     #[test]
