@@ -37,6 +37,7 @@ impl World<'_> {
                 self.nodes[*node].clear_volatile();
                 let n = *node as u32;
                 self.frag_owner.retain(|k, _| k.0 != n);
+                self.coap_crash(*node);
             }
             Action::NodeRestart { node } => self.nodes[*node].up = true,
             Action::Partition { nodes } => {

@@ -5,6 +5,7 @@
 //! every random draw comes from a stream named after its component, so a run
 //! is a pure function of the scenario and its seed.
 
+mod coap;
 mod events;
 mod ip;
 mod udp;
@@ -35,6 +36,8 @@ pub enum Ev {
     Scenario { idx: u32 },
     /// Check a node's IP reassembly timers.
     Reassembly { node: u32 },
+    /// A node's CoAP endpoint timer (stale when `gen` is old).
+    CoapTimer { node: u32, gen: u32 },
 }
 
 /// A datagram being reassembled: (node, source address, ident, protocol).
@@ -106,6 +109,11 @@ pub struct World<'s> {
     pub(crate) receivers: Vec<u32>,
     pub(crate) frag_scratch: Vec<u8>,
     pub(crate) frag_ids: Vec<PacketId>,
+    pub(crate) payload_out: Vec<u8>,
+    /// CoAP endpoint per node (None for nodes in no CoAP flow, or crashed).
+    pub(crate) coap: Vec<Option<Box<coap::CoapNode>>>,
+    /// Outstanding CoAP requests: (node, handle) → owner.
+    pub(crate) coap_reqs: std::collections::BTreeMap<(u32, u64), coap::CoapReq>,
 }
 
 impl<'s> World<'s> {
@@ -170,6 +178,9 @@ impl<'s> World<'s> {
             receivers: Vec::new(),
             frag_scratch: Vec::with_capacity(2048),
             frag_ids: Vec::new(),
+            payload_out: Vec::with_capacity(2048),
+            coap: (0..sc.nodes.len()).map(|_| None).collect(),
+            coap_reqs: Default::default(),
         })
     }
 
@@ -235,7 +246,7 @@ impl<'s> World<'s> {
             crate::app::workload::build_payload(&mut self.payload, fi as u32, msg, value, flow.payload_bytes as usize);
             match flow.protocol {
                 Protocol::Udp => self.udp_publish(now, q, fi, node, &receivers, counted),
-                Protocol::Coap => self.coap_unsupported(fi),
+                Protocol::Coap => self.coap_publish(now, q, p, &receivers, counted),
             }
             self.receivers = receivers;
         }
@@ -244,8 +255,6 @@ impl<'s> World<'s> {
         self.schedule_publish(q, p);
         self.recorder.flush(now, false);
     }
-
-    fn coap_unsupported(&mut self, _fi: usize) {}
 
     pub(crate) fn io_result(&mut self, r: io::Result<()>) {
         if let Err(e) = r {
@@ -273,6 +282,7 @@ impl Model for World<'_> {
             Ev::Arrive { link, dir, pkt } => self.on_arrive(now, q, link as usize, dir as usize, pkt),
             Ev::Scenario { idx } => self.on_scenario_event(now, q, idx as usize),
             Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
+            Ev::CoapTimer { node, gen } => self.on_coap_timer(now, q, node as usize, gen),
         }
     }
 }

@@ -74,11 +74,14 @@ impl World<'_> {
     }
 
     /// A UDP datagram arrived at `node`.
-    pub(crate) fn udp_input(&mut self, now: SimTime, _q: &mut EventQueue<Ev>, node: usize, hdr: &Ipv4Repr, payload: &[u8], _meta: PacketMeta) {
+    pub(crate) fn udp_input(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, hdr: &Ipv4Repr, payload: &[u8], meta: PacketMeta) {
         let Ok((udp, data)) = UdpRepr::parse(payload, hdr.src, hdr.dst) else {
             return; // bad checksum or length: discarded (RFC 768, RFC 1122 §4.1.3.4)
         };
-        if udp.dst_port == self.sc.protocols.udp.port {
+        if udp.dst_port == self.sc.protocols.coap.port {
+            let from = std::net::SocketAddrV4::new(hdr.src, udp.src_port);
+            self.coap_input(now, q, node, from, data, meta);
+        } else if udp.dst_port == self.sc.protocols.udp.port {
             if let Some((flow, msg)) = crate::app::workload::parse_payload(data) {
                 self.recorder.on_receive(now, flow as usize, msg, node as u32);
             }
