@@ -109,7 +109,11 @@ pub enum LossSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TraceSpec {
     /// One entry per packet on the direction: `true` = lost.
-    Bits { bits: Vec<bool>, repeat: bool, file: PathBuf },
+    Bits {
+        bits: Vec<bool>,
+        repeat: bool,
+        file: PathBuf,
+    },
     /// Channel state over time: (start time, bad?) sorted by time, the first at
     /// 0; packets are lost with `loss_good`/`loss_bad` in each state.
     Intervals {
@@ -182,7 +186,10 @@ impl Reliability {
 pub enum Timing {
     /// Send at phase + k·interval + U[0, jitter]; the phase is U[0, interval)
     /// per publisher.
-    Periodic { interval: SimDuration, jitter: SimDuration },
+    Periodic {
+        interval: SimDuration,
+        jitter: SimDuration,
+    },
     /// Exponential gaps with this mean.
     Poisson { mean_interval: SimDuration },
 }
@@ -190,11 +197,19 @@ pub enum Timing {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ValueGen {
     /// mean + Normal(0, sd) per message (a room temperature with sensor noise).
-    Temperature { mean: f64, sd: f64 },
-    Constant { value: f64 },
+    Temperature {
+        mean: f64,
+        sd: f64,
+    },
+    Constant {
+        value: f64,
+    },
     /// 1, 2, 3, … per publisher.
     Counter,
-    Uniform { min: f64, max: f64 },
+    Uniform {
+        min: f64,
+        max: f64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -226,13 +241,26 @@ pub struct EventSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    LinkDown { link: usize },
-    LinkUp { link: usize },
-    SetLoss { link: usize, loss: LossSpec },
-    NodeCrash { node: usize },
-    NodeRestart { node: usize },
+    LinkDown {
+        link: usize,
+    },
+    LinkUp {
+        link: usize,
+    },
+    SetLoss {
+        link: usize,
+        loss: LossSpec,
+    },
+    NodeCrash {
+        node: usize,
+    },
+    NodeRestart {
+        node: usize,
+    },
     /// Take down every link with one end in `nodes` and the other outside.
-    Partition { nodes: Vec<usize> },
+    Partition {
+        nodes: Vec<usize>,
+    },
     /// Bring back every link taken down by a partition.
     Heal,
 }

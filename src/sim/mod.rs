@@ -25,7 +25,11 @@ pub struct LoopStats {
 /// Pop and handle events in order until the queue is empty or the next event
 /// lies after `end`. Events at exactly `end` are handled. Returns how many
 /// events ran.
-pub fn run_until<M: Model>(model: &mut M, queue: &mut EventQueue<M::Event>, end: SimTime) -> LoopStats {
+pub fn run_until<M: Model>(
+    model: &mut M,
+    queue: &mut EventQueue<M::Event>,
+    end: SimTime,
+) -> LoopStats {
     let mut stats = LoopStats::default();
     while let Some(t) = queue.peek_time() {
         if t > end {

@@ -152,7 +152,10 @@ mod tests {
     #[test]
     fn transmission_time_is_exact() {
         // 100 bytes at 250 kbit/s = 800 bits / 250000 = 3.2 ms
-        assert_eq!(SimDuration::transmission(100, 250_000), SimDuration(3_200_000));
+        assert_eq!(
+            SimDuration::transmission(100, 250_000),
+            SimDuration(3_200_000)
+        );
         // rounds up
         assert_eq!(SimDuration::transmission(1, 3), SimDuration(2_666_666_667));
     }
