@@ -178,9 +178,9 @@ pub fn list<I: IntoIterator<Item = D>, D: Display>(items: I) -> String {
 /// `30 days` style rendering of a whole number of seconds, for limits.
 fn human_duration(d: SimDuration) -> String {
     let s = d.as_nanos() / 1_000_000_000;
-    if s % 86_400 == 0 && s > 0 {
+    if s.is_multiple_of(86_400) && s > 0 {
         format!("{} days", s / 86_400)
-    } else if s % 3600 == 0 && s > 0 {
+    } else if s.is_multiple_of(3600) && s > 0 {
         format!("{} h", s / 3600)
     } else {
         format!("{s} s")

@@ -3,7 +3,7 @@
 //! `link` (link_down, link_up, set_loss + `loss`), `node` (node_crash,
 //! node_restart), `nodes` globs (partition), nothing (heal).
 
-use super::check::Ctx;
+use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
 use super::flows::resolve_nodes;
 use super::loss;
@@ -45,7 +45,14 @@ pub fn resolve_all(
         let e = ev.get_ref();
         let field = format!("events[{i}]");
         let f = |k: &str| format!("{field}.{k}");
-        let at = ctx.duration(&e.at, &f("at"), horizon)?;
+        let at = ctx.duration(&e.at, &f("at"), MAX_DURATION.saturating_mul(2))?;
+        if at > horizon {
+            return Err(ctx.err_at(
+                &e.at,
+                &f("at"),
+                format!("event at {at} is after the end of the run (duration + drain = {horizon})"),
+            ));
+        }
         let kind = ctx.choice(&e.action, &f("action"), ACTIONS)?;
         let name = e.action.get_ref();
         // Which target keys this action takes.

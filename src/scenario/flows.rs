@@ -222,25 +222,26 @@ pub fn resolve(
             ("fan_in", Pattern::FanIn),
         ],
     )?;
-    let protocol =
-        match fl.protocol.get_ref().as_str() {
-            "udp" => Protocol::Udp,
-            "coap" => Protocol::Coap,
-            p @ ("mqtt" | "mqttsn") => return Err(ctx.err_at(
+    let protocol = match fl.protocol.get_ref().as_str() {
+        "udp" => Protocol::Udp,
+        "coap" => Protocol::Coap,
+        p @ ("mqtt" | "mqttsn") => {
+            return Err(ctx.err_at(
                 &fl.protocol,
                 &f("protocol"),
                 format!(
                     "protocol \"{p}\" is not available yet in this version; available: udp, coap"
                 ),
-            )),
-            p => {
-                return Err(ctx.err_at(
-                    &fl.protocol,
-                    &f("protocol"),
-                    format!("unknown protocol \"{p}\", expected one of: udp, coap"),
-                ))
-            }
-        };
+            ))
+        }
+        p => {
+            return Err(ctx.err_at(
+                &fl.protocol,
+                &f("protocol"),
+                format!("unknown protocol \"{p}\", expected one of: udp, coap"),
+            ))
+        }
+    };
     let reliability = match &fl.reliability {
         None => Reliability::BestEffort,
         Some(r) => {
