@@ -112,6 +112,14 @@ fn missing_field_is_named() {
 }
 
 #[test]
+fn missing_top_level_field() {
+    let e = load(&BASE.replace("name = \"t\"\n", "")).expect_err("no name");
+    assert_eq!(e.field.as_deref(), Some("name"), "{e}");
+    assert!(e.to_string().starts_with("t.toml:1:"), "{e}");
+    assert!(e.message.contains("missing field `name`"), "{e}");
+}
+
+#[test]
 fn out_of_range_mtu() {
     let text = BASE.replace("b = \"collector\"", "b = \"collector\"\nmtu = 40");
     expect_err(&text, 16, "links.backhaul.mtu", "must be in 68..=65535");

@@ -88,20 +88,23 @@ impl<'a> LineIndex<'a> {
     }
 }
 
-/// The deepest field path (in `--set` syntax) whose key or value covers
-/// `offset` in the TOML `text`; array-of-tables elements are named by their
+/// The deepest field path (in `--set` syntax) whose key, value or table
+/// covers the byte range `target` of the TOML `text` (empty for the root); array-of-tables elements are named by their
 /// `name` key (or `a--b` for unnamed links), else by `[index]`.
-pub fn field_path_at(text: &str, offset: usize) -> Option<String> {
+pub fn field_path_at(text: &str, target: Range<usize>) -> Option<String> {
     let doc = toml_edit::Document::parse(text).ok()?;
     let root = doc.as_item().as_table()?;
-    let mut best: Option<(usize, Vec<String>)> = None;
+    let mut best: Option<(usize, Vec<String>)> = Some((usize::MAX, Vec::new()));
     let mut path = Vec::new();
-    walk_table(root, offset, &mut path, &mut best);
+    walk_table(root, &target, &mut path, &mut best);
     best.map(|(_, p)| p.join("."))
 }
 
-fn covers(span: Option<Range<usize>>, offset: usize) -> Option<usize> {
-    span.filter(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+/// Width of `span` if it contains all of `target` (an empty target counts
+/// as its first byte).
+fn covers(span: Option<Range<usize>>, target: &Range<usize>) -> Option<usize> {
+    let end = target.end.max(target.start + 1);
+    span.filter(|s| s.start <= target.start && end <= s.end.max(s.start + 1))
         .map(|s| s.end - s.start)
 }
 
@@ -138,52 +141,52 @@ fn inline_label(t: &toml_edit::InlineTable, index: usize) -> String {
 
 fn walk_table(
     t: &toml_edit::Table,
-    offset: usize,
+    target: &Range<usize>,
     path: &mut Vec<String>,
     best: &mut Option<(usize, Vec<String>)>,
 ) {
-    if let Some(w) = covers(t.span(), offset) {
+    if let Some(w) = covers(t.span(), target) {
         consider(path, w, best);
     }
     for (k, item) in t.iter() {
         path.push(k.to_string());
         if let Some((key, _)) = t.get_key_value(k) {
-            if let Some(w) = covers(key.span(), offset) {
+            if let Some(w) = covers(key.span(), target) {
                 consider(path, w, best);
             }
         }
-        walk_item(item, offset, path, best);
+        walk_item(item, target, path, best);
         path.pop();
     }
 }
 
 fn walk_item(
     item: &toml_edit::Item,
-    offset: usize,
+    target: &Range<usize>,
     path: &mut Vec<String>,
     best: &mut Option<(usize, Vec<String>)>,
 ) {
     match item {
-        toml_edit::Item::Table(t) => walk_table(t, offset, path, best),
+        toml_edit::Item::Table(t) => walk_table(t, target, path, best),
         toml_edit::Item::ArrayOfTables(a) => {
             for (i, t) in a.iter().enumerate() {
                 path.push(table_label(t, i));
-                walk_table(t, offset, path, best);
+                walk_table(t, target, path, best);
                 path.pop();
             }
         }
-        toml_edit::Item::Value(v) => walk_value(v, offset, path, best),
+        toml_edit::Item::Value(v) => walk_value(v, target, path, best),
         toml_edit::Item::None => {}
     }
 }
 
 fn walk_value(
     v: &toml_edit::Value,
-    offset: usize,
+    target: &Range<usize>,
     path: &mut Vec<String>,
     best: &mut Option<(usize, Vec<String>)>,
 ) {
-    let Some(w) = covers(v.span(), offset) else {
+    let Some(w) = covers(v.span(), target) else {
         return;
     };
     consider(path, w, best);
@@ -192,11 +195,11 @@ fn walk_value(
             for (k, val) in t.iter() {
                 path.push(k.to_string());
                 if let Some((key, _)) = t.get_key_value(k) {
-                    if let Some(w) = covers(key.span(), offset) {
+                    if let Some(w) = covers(key.span(), target) {
                         consider(path, w, best);
                     }
                 }
-                walk_value(val, offset, path, best);
+                walk_value(val, target, path, best);
                 path.pop();
             }
         }
@@ -207,7 +210,7 @@ fn walk_value(
                     _ => format!("[{i}]"),
                 };
                 path.push(label);
-                walk_value(val, offset, path, best);
+                walk_value(val, target, path, best);
                 path.pop();
             }
         }
@@ -243,9 +246,10 @@ mod tests {
         let text = "seed = 1\n[[links]]\na = \"r\"\nb = \"c\"\nloss = { model = \"bernoulli\", p = 0.1 }\n";
         let off = text.find("0.1").unwrap_or(0);
         assert_eq!(
-            field_path_at(text, off).as_deref(),
+            field_path_at(text, off..off + 3).as_deref(),
             Some("links.r--c.loss.p")
         );
-        assert_eq!(field_path_at(text, 2).as_deref(), Some("seed"));
+        assert_eq!(field_path_at(text, 0..4).as_deref(), Some("seed"));
+        assert_eq!(field_path_at(text, 0..text.len()).as_deref(), Some(""));
     }
 }

@@ -54,7 +54,12 @@ fn parse_error(ctx: &Ctx<'_>, text: &str, e: &toml::de::Error) -> ScenarioError 
     let Some(span) = e.span() else {
         return ScenarioError::file_only(ctx.origin, message);
     };
-    let mut field = field_path_at(text, span.start);
+    // An empty span (0..0) is how the parser points at the root table.
+    let mut field = if span.is_empty() {
+        None
+    } else {
+        field_path_at(text, span.clone())
+    };
     // "missing field `x`": the span is the enclosing table; name the field.
     if let Some(missing) = message
         .strip_prefix("missing field `")
