@@ -1,2 +1,24 @@
 //! Scenario files: TOML → validated `model::Scenario`.
+//!
+//! `load_file` / `load_str` parse a scenario (after applying `--set`
+//! overrides with `apply_overrides`), expand groups, resolve names to indices
+//! and check every field, reporting errors as `ScenarioError` with file,
+//! line, column and field path. The file format is documented in
+//! `scenarios/README.md`.
+mod check;
+pub mod error;
+mod events;
+pub mod flows;
+mod load;
+mod loss;
 pub mod model;
+pub mod overrides;
+mod protocols;
+pub mod schema;
+mod topology;
+pub mod trace;
+pub mod units;
+
+pub use error::ScenarioError;
+pub use load::{load_file, load_str};
+pub use overrides::apply_overrides;

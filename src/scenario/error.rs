@@ -1,0 +1,255 @@
+//! `ScenarioError`: what went wrong, in which file, on which line and column,
+//! in which field. Byte spans from the TOML parser are converted to 1-based
+//! line/column here, and a span can be mapped back to the `--set`-style field
+//! path it falls in (`flows.telemetry.interval`).
+
+use std::fmt;
+use std::ops::Range;
+
+/// An error in a scenario file (or a trace file it references), located as
+/// precisely as the parser allows.
+///
+/// Displayed as `<file>:<line>:<col>: field `<field>`: <message>`; missing
+/// parts are left out (`<file>: <message>` when nothing else is known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The scenario file (or trace file) the error is in, as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: Option<usize>,
+    /// 1-based column (in characters).
+    pub column: Option<usize>,
+    /// Field path in `--set` syntax (`links.backhaul.loss.p`), if known.
+    pub field: Option<String>,
+    /// What is wrong, and where useful, what would be accepted.
+    pub message: String,
+}
+
+impl ScenarioError {
+    /// An error that is about the file as a whole (unreadable, …).
+    pub fn file_only(file: impl Into<String>, message: impl Into<String>) -> Self {
+        ScenarioError {
+            file: file.into(),
+            line: None,
+            column: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Maps byte offsets of one text to 1-based (line, column).
+#[derive(Debug, Clone)]
+pub struct LineIndex<'a> {
+    text: &'a str,
+    /// Byte offset of the start of each line.
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    /// Index `text`.
+    pub fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { text, starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset; offsets past
+    /// the end map to the end of the text.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts[line - 1];
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        (line, col)
+    }
+}
+
+/// The deepest field path (in `--set` syntax) whose key, value or table
+/// covers the byte range `target` of the TOML `text` (empty for the root); array-of-tables elements are named by their
+/// `name` key (or `a--b` for unnamed links), else by `[index]`.
+pub fn field_path_at(text: &str, target: Range<usize>) -> Option<String> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let root = doc.as_item().as_table()?;
+    let mut best: Option<(usize, Vec<String>)> = Some((usize::MAX, Vec::new()));
+    let mut path = Vec::new();
+    walk_table(root, &target, &mut path, &mut best);
+    best.map(|(_, p)| p.join("."))
+}
+
+/// Width of `span` if it contains all of `target` (an empty target counts
+/// as its first byte).
+fn covers(span: Option<Range<usize>>, target: &Range<usize>) -> Option<usize> {
+    let end = target.end.max(target.start + 1);
+    span.filter(|s| s.start <= target.start && end <= s.end.max(s.start + 1))
+        .map(|s| s.end - s.start)
+}
+
+/// Record `path` if it is deeper (or, equally deep, narrower) than the best.
+fn consider(path: &[String], width: usize, best: &mut Option<(usize, Vec<String>)>) {
+    let better = match best {
+        None => true,
+        Some((w, p)) => path.len() > p.len() || (path.len() == p.len() && width < *w),
+    };
+    if better {
+        *best = Some((width, path.to_vec()));
+    }
+}
+
+/// The label an array element gets in a path: its `name`, the default link
+/// name `a--b`, or `[index]`.
+pub(crate) fn element_label(name: Option<&str>, a_b: Option<(&str, &str)>, index: usize) -> String {
+    match (name, a_b) {
+        (Some(n), _) => n.to_string(),
+        (None, Some((a, b))) => format!("{a}--{b}"),
+        (None, None) => format!("[{index}]"),
+    }
+}
+
+fn table_label(t: &toml_edit::Table, index: usize) -> String {
+    let s = |k: &str| t.get(k).and_then(|i| i.as_str());
+    element_label(s("name"), s("a").zip(s("b")), index)
+}
+
+fn inline_label(t: &toml_edit::InlineTable, index: usize) -> String {
+    let s = |k: &str| t.get(k).and_then(|v| v.as_str());
+    element_label(s("name"), s("a").zip(s("b")), index)
+}
+
+fn walk_table(
+    t: &toml_edit::Table,
+    target: &Range<usize>,
+    path: &mut Vec<String>,
+    best: &mut Option<(usize, Vec<String>)>,
+) {
+    if let Some(w) = covers(t.span(), target) {
+        consider(path, w, best);
+    }
+    for (k, item) in t.iter() {
+        path.push(k.to_string());
+        if let Some((key, _)) = t.get_key_value(k) {
+            if let Some(w) = covers(key.span(), target) {
+                consider(path, w, best);
+            }
+        }
+        walk_item(item, target, path, best);
+        path.pop();
+    }
+}
+
+fn walk_item(
+    item: &toml_edit::Item,
+    target: &Range<usize>,
+    path: &mut Vec<String>,
+    best: &mut Option<(usize, Vec<String>)>,
+) {
+    match item {
+        toml_edit::Item::Table(t) => walk_table(t, target, path, best),
+        toml_edit::Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                path.push(table_label(t, i));
+                walk_table(t, target, path, best);
+                path.pop();
+            }
+        }
+        toml_edit::Item::Value(v) => walk_value(v, target, path, best),
+        toml_edit::Item::None => {}
+    }
+}
+
+fn walk_value(
+    v: &toml_edit::Value,
+    target: &Range<usize>,
+    path: &mut Vec<String>,
+    best: &mut Option<(usize, Vec<String>)>,
+) {
+    let Some(w) = covers(v.span(), target) else {
+        return;
+    };
+    consider(path, w, best);
+    match v {
+        toml_edit::Value::InlineTable(t) => {
+            for (k, val) in t.iter() {
+                path.push(k.to_string());
+                if let Some((key, _)) = t.get_key_value(k) {
+                    if let Some(w) = covers(key.span(), target) {
+                        consider(path, w, best);
+                    }
+                }
+                walk_value(val, target, path, best);
+                path.pop();
+            }
+        }
+        toml_edit::Value::Array(a) => {
+            for (i, val) in a.iter().enumerate() {
+                let label = match val {
+                    toml_edit::Value::InlineTable(t) => inline_label(t, i),
+                    _ => format!("[{i}]"),
+                };
+                path.push(label);
+                walk_value(val, target, path, best);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let idx = LineIndex::new("ab\ncdé\nx");
+        assert_eq!(idx.line_col(0), (1, 1));
+        assert_eq!(idx.line_col(3), (2, 1));
+        assert_eq!(idx.line_col(7), (2, 4));
+        assert_eq!(idx.line_col(8), (3, 1));
+    }
+
+    #[test]
+    fn display_omits_missing_parts() {
+        let mut e = ScenarioError::file_only("a.toml", "boom");
+        assert_eq!(e.to_string(), "a.toml: boom");
+        e.line = Some(3);
+        e.column = Some(7);
+        e.field = Some("links.x.mtu".into());
+        assert_eq!(e.to_string(), "a.toml:3:7: field `links.x.mtu`: boom");
+    }
+
+    #[test]
+    fn path_names_array_elements() {
+        let text = "seed = 1\n[[links]]\na = \"r\"\nb = \"c\"\nloss = { model = \"bernoulli\", p = 0.1 }\n";
+        let off = text.find("0.1").unwrap_or(0);
+        assert_eq!(
+            field_path_at(text, off..off + 3).as_deref(),
+            Some("links.r--c.loss.p")
+        );
+        assert_eq!(field_path_at(text, 0..4).as_deref(), Some("seed"));
+        assert_eq!(field_path_at(text, 0..text.len()).as_deref(), Some(""));
+    }
+}

@@ -1,0 +1,398 @@
+//! `[[flows]]` → `FlowSpec`: pattern, protocol and reliability rules, node
+//! globs, topic templates, timing and value generators.
+
+use super::check::{list, Ctx, MAX_DURATION};
+use super::error::ScenarioError;
+use super::schema::{FlowSchema, ValueSchema, S};
+use super::topology::Topology;
+use crate::scenario::model::{
+    FlowSpec, NodeSpec, Pattern, Protocol, Reliability, Timing, ValueGen,
+};
+use crate::sim::SimDuration;
+use std::collections::BTreeSet;
+
+/// Smallest payload: the 6-byte application header (docs/metrics.md).
+pub const MIN_PAYLOAD: u64 = 6;
+/// Largest payload (fits a UDP datagram with headroom).
+pub const MAX_PAYLOAD: u64 = 60_000;
+/// Most messages per publisher.
+pub const MAX_COUNT: u64 = 1_000_000_000;
+/// Topic placeholders.
+pub const PLACEHOLDERS: &[&str] = &["{i}", "{name}", "{flow}"];
+
+/// Does `name` match the glob `pat` (`*` any run, `?` one character)?
+pub fn glob_match(pat: &str, name: &str) -> bool {
+    let p: Vec<char> = pat.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Resolve a list of names/globs to node indices in node order,
+/// deduplicated; every entry must match at least one node.
+pub fn resolve_nodes(
+    ctx: &Ctx<'_>,
+    topo: &Topology,
+    pats: &S<Vec<S<String>>>,
+    field: &str,
+) -> Result<Vec<usize>, ScenarioError> {
+    if pats.get_ref().is_empty() {
+        return Err(ctx.err_at(
+            pats,
+            field,
+            "the list is empty: give at least one node name or glob",
+        ));
+    }
+    let mut set = BTreeSet::new();
+    for pat in pats.get_ref() {
+        let p = pat.get_ref();
+        if p.contains(['*', '?']) {
+            let mut any = false;
+            for (i, n) in topo.nodes.iter().enumerate() {
+                if glob_match(p, &n.name) {
+                    set.insert(i);
+                    any = true;
+                }
+            }
+            if !any {
+                return Err(ctx.err_at(
+                    pat,
+                    field,
+                    format!(
+                        "glob \"{p}\" matches no node; known nodes: {}",
+                        list(topo.nodes.iter().map(|n| &n.name))
+                    ),
+                ));
+            }
+        } else {
+            set.insert(topo.node(ctx, pat, field)?);
+        }
+    }
+    Ok(set.into_iter().collect())
+}
+
+/// Check that a topic template uses only the known placeholders.
+fn check_topic(ctx: &Ctx<'_>, t: &S<String>, field: &str) -> Result<(), ScenarioError> {
+    let mut rest = t.get_ref().as_str();
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open..];
+        let Some(close) = after.find('}') else {
+            return Err(ctx.err_at(
+                t,
+                field,
+                format!(
+                    "unclosed '{{' in topic template; placeholders: {}",
+                    PLACEHOLDERS.join(", ")
+                ),
+            ));
+        };
+        let ph = &after[..=close];
+        if !PLACEHOLDERS.contains(&ph) {
+            return Err(ctx.err_at(t, field, format!("unknown placeholder {ph} in topic template; placeholders: {} ({{i}} = the publisher's group index, or its 1-based position among the flow's publishers)", PLACEHOLDERS.join(", "))));
+        }
+        rest = &after[close + 1..];
+    }
+    if rest.contains('}') {
+        return Err(ctx.err_at(t, field, "unmatched '}' in topic template"));
+    }
+    Ok(())
+}
+
+/// The topic of `flow` for its `pos`-th publisher (0-based): `{i}` is the
+/// node's group index, or `pos + 1` for explicit nodes; `{name}` the node
+/// name; `{flow}` the flow name.
+pub fn topic_for(flow: &FlowSpec, nodes: &[NodeSpec], pos: usize) -> String {
+    let (name, i) = match flow.publishers.get(pos).and_then(|&n| nodes.get(n)) {
+        Some(n) => (n.name.as_str(), n.index_in_group.unwrap_or(pos as u64 + 1)),
+        None => ("", pos as u64 + 1),
+    };
+    flow.topic
+        .replace("{i}", &i.to_string())
+        .replace("{name}", name)
+        .replace("{flow}", &flow.name)
+}
+
+fn value_gen(ctx: &Ctx<'_>, v: &S<ValueSchema>, field: &str) -> Result<ValueGen, ScenarioError> {
+    let f = |k: &str| format!("{field}.{k}");
+    let s = v.get_ref();
+    let kind = ctx.choice(
+        &s.kind,
+        &f("kind"),
+        &[
+            ("temperature", "temperature"),
+            ("constant", "constant"),
+            ("counter", "counter"),
+            ("uniform", "uniform"),
+        ],
+    )?;
+    let keys: &[&str] = match kind {
+        "temperature" => &["mean", "sd"],
+        "constant" => &["value"],
+        "uniform" => &["min", "max"],
+        _ => &[],
+    };
+    let all = [
+        ("mean", &s.mean),
+        ("sd", &s.sd),
+        ("value", &s.value),
+        ("min", &s.min),
+        ("max", &s.max),
+    ];
+    for (k, val) in &all {
+        if let (Some(val), false) = (val, keys.contains(k)) {
+            return Err(ctx.err_at(
+                val,
+                &f(k),
+                format!(
+                    "field `{k}` does not apply to value kind `{kind}` (its fields: {})",
+                    list(keys.iter())
+                ),
+            ));
+        }
+    }
+    let need = |k: &str| -> Result<f64, ScenarioError> {
+        let val = all
+            .iter()
+            .find(|(n, _)| *n == k)
+            .and_then(|(_, v)| v.as_ref());
+        let val = val
+            .ok_or_else(|| ctx.err(v.span(), &f(k), format!("value kind `{kind}` needs `{k}`")))?;
+        ctx.finite(val, &f(k))
+    };
+    Ok(match kind {
+        "temperature" => {
+            let sd = need("sd")?;
+            if sd < 0.0 {
+                return Err(ctx.err(v.span(), &f("sd"), format!("sd = {sd} cannot be negative")));
+            }
+            ValueGen::Temperature {
+                mean: need("mean")?,
+                sd,
+            }
+        }
+        "constant" => ValueGen::Constant {
+            value: need("value")?,
+        },
+        "uniform" => {
+            let (min, max) = (need("min")?, need("max")?);
+            if min > max {
+                return Err(ctx.err(
+                    v.span(),
+                    &f("max"),
+                    format!("max = {max} is below min = {min}"),
+                ));
+            }
+            ValueGen::Uniform { min, max }
+        }
+        _ => ValueGen::Counter,
+    })
+}
+
+/// Resolve one flow (`idx` is its position, for unnamed paths).
+pub fn resolve(
+    ctx: &Ctx<'_>,
+    topo: &Topology,
+    fl: &FlowSchema,
+    duration: SimDuration,
+) -> Result<FlowSpec, ScenarioError> {
+    let field = format!("flows.{}", fl.name.get_ref());
+    let f = |k: &str| format!("{field}.{k}");
+    let pattern = ctx.choice(
+        &fl.pattern,
+        &f("pattern"),
+        &[
+            ("point_to_point", Pattern::PointToPoint),
+            ("broadcast", Pattern::Broadcast),
+            ("fan_in", Pattern::FanIn),
+        ],
+    )?;
+    let protocol = match fl.protocol.get_ref().as_str() {
+        "udp" => Protocol::Udp,
+        "coap" => Protocol::Coap,
+        p @ ("mqtt" | "mqttsn") => {
+            return Err(ctx.err_at(
+                &fl.protocol,
+                &f("protocol"),
+                format!(
+                    "protocol \"{p}\" is not available yet in this version; available: udp, coap"
+                ),
+            ))
+        }
+        p => {
+            return Err(ctx.err_at(
+                &fl.protocol,
+                &f("protocol"),
+                format!("unknown protocol \"{p}\", expected one of: udp, coap"),
+            ))
+        }
+    };
+    let reliability = match &fl.reliability {
+        None => Reliability::BestEffort,
+        Some(r) => {
+            let rel = ctx.choice(
+                r,
+                &f("reliability"),
+                &[
+                    ("best_effort", Reliability::BestEffort),
+                    ("confirmed", Reliability::Confirmed),
+                    ("exactly_once", Reliability::ExactlyOnce),
+                    ("non", Reliability::Non),
+                    ("con", Reliability::Con),
+                ],
+            )?;
+            let ok = match protocol {
+                Protocol::Udp => rel == Reliability::BestEffort,
+                Protocol::Coap => rel != Reliability::ExactlyOnce,
+            };
+            if !ok {
+                let advice = match (protocol, rel) {
+                    (Protocol::Udp, _) => "UDP has no acknowledgements; udp accepts only best_effort (use protocol = \"coap\" for confirmed delivery)",
+                    _ => "CoAP has no exactly-once delivery (RFC 7252 §4.5 only deduplicates within EXCHANGE_LIFETIME); use confirmed (CON) or best_effort/non",
+                };
+                return Err(ctx.err_at(
+                    r,
+                    &f("reliability"),
+                    format!(
+                        "reliability \"{}\" is not available with protocol \"{}\": {advice}",
+                        rel.as_str(),
+                        protocol.as_str()
+                    ),
+                ));
+            }
+            rel
+        }
+    };
+    let publishers = resolve_nodes(ctx, topo, &fl.publishers, &f("publishers"))?;
+    let receivers = resolve_nodes(ctx, topo, &fl.receivers, &f("receivers"))?;
+    match pattern {
+        Pattern::FanIn if receivers.len() != 1 => {
+            return Err(ctx.err_at(
+                &fl.receivers,
+                &f("receivers"),
+                format!(
+                    "pattern fan_in needs exactly one receiver, got {}: {}",
+                    receivers.len(),
+                    list(receivers.iter().map(|&i| &topo.nodes[i].name))
+                ),
+            ));
+        }
+        Pattern::PointToPoint if receivers.len() != publishers.len() => {
+            return Err(ctx.err_at(&fl.receivers, &f("receivers"), format!("pattern point_to_point pairs publishers and receivers in order: got {} publishers and {} receivers", publishers.len(), receivers.len())));
+        }
+        _ => {}
+    }
+    // A publisher is never its own receiver: for fan_in and point_to_point
+    // that would be a flow to itself; for broadcast each publisher's
+    // intended receivers are `receivers` minus itself.
+    let self_loop = match pattern {
+        Pattern::FanIn => publishers.iter().position(|p| receivers.contains(p)),
+        Pattern::PointToPoint => publishers.iter().zip(&receivers).position(|(p, r)| p == r),
+        Pattern::Broadcast => None,
+    };
+    if let Some(k) = self_loop {
+        return Err(ctx.err_at(
+            &fl.receivers,
+            &f("receivers"),
+            format!(
+                "node \"{}\" would publish to itself; a publisher is never its own receiver",
+                topo.nodes[publishers[k]].name
+            ),
+        ));
+    }
+    check_topic(ctx, &fl.topic, &f("topic"))?;
+    let payload_bytes = ctx.int_in(
+        &fl.payload_bytes,
+        &f("payload_bytes"),
+        MIN_PAYLOAD,
+        MAX_PAYLOAD,
+    )? as u32;
+    let interval = ctx.duration(&fl.interval, &f("interval"), MAX_DURATION)?;
+    if interval == SimDuration::ZERO {
+        return Err(ctx.err_at(&fl.interval, &f("interval"), "interval must be positive"));
+    }
+    let poisson = match &fl.timing {
+        None => false,
+        Some(t) => ctx.choice(t, &f("timing"), &[("periodic", false), ("poisson", true)])?,
+    };
+    let timing = if poisson {
+        if let Some(j) = &fl.jitter {
+            return Err(ctx.err_at(
+                j,
+                &f("jitter"),
+                "jitter applies only to timing = \"periodic\" (Poisson gaps are already random)",
+            ));
+        }
+        Timing::Poisson {
+            mean_interval: interval,
+        }
+    } else {
+        let jitter = ctx.duration_or(&fl.jitter, &f("jitter"), SimDuration::ZERO, MAX_DURATION)?;
+        if jitter > interval {
+            return Err(ctx.err(
+                fl.jitter.as_ref().map_or(fl.interval.span(), |j| j.span()),
+                &f("jitter"),
+                format!("jitter {jitter} exceeds interval {interval}"),
+            ));
+        }
+        Timing::Periodic { interval, jitter }
+    };
+    let start = ctx.duration_or(&fl.start, &f("start"), SimDuration::ZERO, MAX_DURATION)?;
+    if start >= duration {
+        let sp = fl.start.as_ref().map_or(fl.name.span(), |s| s.span());
+        return Err(ctx.err(sp, &f("start"), format!("start {start} is not before the scenario duration {duration}: the flow would never send")));
+    }
+    let count = fl
+        .count
+        .as_ref()
+        .map(|c| ctx.int_in(c, &f("count"), 1, MAX_COUNT))
+        .transpose()?;
+    let value = fl
+        .value
+        .as_ref()
+        .map_or(Ok(ValueGen::Counter), |v| value_gen(ctx, v, &f("value")))?;
+    Ok(FlowSpec {
+        name: fl.name.get_ref().clone(),
+        pattern,
+        protocol,
+        reliability,
+        publishers,
+        receivers,
+        topic: fl.topic.get_ref().clone(),
+        payload_bytes,
+        timing,
+        start,
+        count,
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("sensor-*", "sensor-12"));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("s?n*-1", "sen-sor-1"));
+        assert!(!glob_match("sensor-?", "sensor-12"));
+        assert!(!glob_match("gw*", "sensor-1"));
+        assert!(glob_match("a*b*c", "aXbYbZc"));
+    }
+}

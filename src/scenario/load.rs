@@ -1,0 +1,140 @@
+//! Entry points: text → overrides → serde schema → validated `Scenario`.
+
+use super::check::{Ctx, MAX_DURATION};
+use super::error::{field_path_at, LineIndex, ScenarioError};
+use super::schema::FileSchema;
+use super::{events, flows, overrides, protocols, topology};
+use crate::scenario::model::Scenario;
+use crate::sim::SimDuration;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Default drain after the publishing window (covers CoAP's 93 s
+/// MAX_TRANSMIT_WAIT, RFC 7252 §4.8.2).
+pub const DEFAULT_DRAIN: SimDuration = SimDuration::from_secs(100);
+
+/// Load a scenario file, applying `--set` overrides (`path=value`).
+/// Trace files are resolved relative to the file's directory.
+pub fn load_file(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ScenarioError::file_only(&origin, format!("cannot read scenario file: {e}"))
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut s = load_str(&text, &origin, base, overrides)?;
+    s.source = Some(path.to_path_buf());
+    Ok(s)
+}
+
+/// Load a scenario from `text`; `origin` names it in errors, `base_dir` is
+/// where relative trace-file paths are resolved. `source` is left `None`.
+pub fn load_str(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    overrides: &[String],
+) -> Result<Scenario, ScenarioError> {
+    let resolved = overrides::apply_overrides(text, overrides).map_err(|mut e| {
+        e.file = origin.to_string();
+        e
+    })?;
+    let ctx = Ctx {
+        origin,
+        index: LineIndex::new(&resolved),
+        base_dir,
+    };
+    let file: FileSchema =
+        toml::from_str(&resolved).map_err(|e| parse_error(&ctx, &resolved, &e))?;
+    build(&ctx, &file, &resolved, overrides)
+}
+
+/// Turn a TOML/serde error into a located `ScenarioError`.
+fn parse_error(ctx: &Ctx<'_>, text: &str, e: &toml::de::Error) -> ScenarioError {
+    let message = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return ScenarioError::file_only(ctx.origin, message);
+    };
+    // An empty span (0..0) is how the parser points at the root table.
+    let mut field = if span.is_empty() {
+        None
+    } else {
+        field_path_at(text, span.clone())
+    };
+    // "missing field `x`": the span is the enclosing table; name the field.
+    if let Some(missing) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        field = Some(match field {
+            Some(p) if !p.is_empty() => format!("{p}.{missing}"),
+            _ => missing.to_string(),
+        });
+    }
+    let (line, col) = ctx.index.line_col(span.start);
+    ScenarioError {
+        file: ctx.origin.to_string(),
+        line: Some(line),
+        column: Some(col),
+        field,
+        message,
+    }
+}
+
+fn build(
+    ctx: &Ctx<'_>,
+    file: &FileSchema,
+    resolved: &str,
+    overrides: &[String],
+) -> Result<Scenario, ScenarioError> {
+    let name = file.name.get_ref().clone();
+    if name.trim().is_empty() {
+        return Err(ctx.err_at(&file.name, "name", "the scenario name cannot be empty"));
+    }
+    let seed = file.seed.as_ref().map_or(1, |s| *s.get_ref());
+    let duration = ctx.duration(&file.duration, "duration", MAX_DURATION)?;
+    if duration == SimDuration::ZERO {
+        return Err(ctx.err_at(&file.duration, "duration", "duration must be at least 1 ns"));
+    }
+    let warmup = ctx.duration_or(&file.warmup, "warmup", SimDuration::ZERO, MAX_DURATION)?;
+    if let (Some(w), true) = (&file.warmup, warmup >= duration) {
+        return Err(ctx.err_at(
+            w,
+            "warmup",
+            format!("warmup {warmup} must be shorter than duration {duration}"),
+        ));
+    }
+    let drain = ctx.duration_or(&file.drain, "drain", DEFAULT_DRAIN, MAX_DURATION)?;
+    let topo = topology::build(ctx, file, seed)?;
+    let mut flow_names = HashSet::new();
+    let mut out_flows = Vec::with_capacity(file.flows.len());
+    for fl in &file.flows {
+        let fl = fl.get_ref();
+        let field = format!("flows.{}.name", fl.name.get_ref());
+        topology::check_name(ctx, &fl.name, fl.name.get_ref(), &field)?;
+        if !flow_names.insert(fl.name.get_ref().clone()) {
+            return Err(ctx.err_at(
+                &fl.name,
+                &field,
+                format!("duplicate flow name \"{}\"", fl.name.get_ref()),
+            ));
+        }
+        out_flows.push(flows::resolve(ctx, &topo, fl, duration)?);
+    }
+    let events = events::resolve_all(ctx, &topo, &file.events, duration + drain)?;
+    let protocols = protocols::resolve(ctx, file.protocols.as_ref())?;
+    Ok(Scenario {
+        name,
+        source: None,
+        seed,
+        duration,
+        warmup,
+        drain,
+        nodes: topo.nodes,
+        links: topo.links,
+        flows: out_flows,
+        events,
+        protocols,
+        resolved_toml: resolved.to_string(),
+        overrides: overrides.to_vec(),
+    })
+}

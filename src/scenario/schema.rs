@@ -1,0 +1,201 @@
+//! Serde schema of a scenario file: the TOML as written, before validation.
+//!
+//! Every struct denies unknown fields; nothing is flattened and no enum is
+//! untagged, so the parser's errors name the offending field (DESIGN.md
+//! "Scenario model"). Values are `Spanned` so the validation in `load` can
+//! still point at the line. Choice fields (`role`, `model`, `action`, …) are
+//! strings here and checked in `load`, which gives messages listing the
+//! accepted values; tables whose keys depend on a choice (loss models, value
+//! generators, event targets) hold every key as optional and `load` rejects
+//! keys that do not apply.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Shorthand for a value that remembers its byte span.
+pub type S<T> = Spanned<T>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSchema {
+    pub name: S<String>,
+    pub description: Option<S<String>>,
+    pub seed: Option<S<u64>>,
+    pub duration: S<String>,
+    pub warmup: Option<S<String>>,
+    pub drain: Option<S<String>>,
+    #[serde(default)]
+    pub nodes: Vec<S<NodeSchema>>,
+    #[serde(default)]
+    pub groups: Vec<S<GroupSchema>>,
+    #[serde(default)]
+    pub links: Vec<S<LinkSchema>>,
+    #[serde(default)]
+    pub flows: Vec<S<FlowSchema>>,
+    #[serde(default)]
+    pub events: Vec<S<EventSchema>>,
+    pub protocols: Option<ProtocolsSchema>,
+}
+
+/// `[[nodes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSchema {
+    pub name: S<String>,
+    pub role: S<String>,
+    pub position: Option<S<[f64; 2]>>,
+}
+
+/// `[[groups]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSchema {
+    pub name: S<String>,
+    pub count: S<u64>,
+    pub start_index: Option<S<u64>>,
+    pub role: S<String>,
+    pub placement: Option<S<PlacementSchema>>,
+    pub link: Option<S<GroupLinkSchema>>,
+}
+
+/// A group's `placement` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSchema {
+    pub kind: S<String>,
+    pub spacing: Option<S<f64>>,
+    pub columns: Option<S<u64>>,
+    pub origin: Option<S<[f64; 2]>>,
+    pub area: Option<S<[f64; 2]>>,
+}
+
+/// A group's `link` template: the link fields plus `to`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupLinkSchema {
+    pub to: S<String>,
+    pub preset: Option<S<String>>,
+    pub rate: Option<S<String>>,
+    pub delay: Option<S<String>>,
+    pub mtu: Option<S<u64>>,
+    pub queue: Option<S<u64>>,
+    pub loss: Option<S<LossSchema>>,
+}
+
+/// `[[links]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSchema {
+    pub name: Option<S<String>>,
+    pub a: S<String>,
+    pub b: S<String>,
+    pub preset: Option<S<String>>,
+    pub rate: Option<S<String>>,
+    pub delay: Option<S<String>>,
+    pub mtu: Option<S<u64>>,
+    pub queue: Option<S<u64>>,
+    pub loss: Option<S<LossSchema>>,
+}
+
+/// A `loss` table; which keys apply depends on `model`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossSchema {
+    pub model: S<String>,
+    pub p: Option<S<f64>>,
+    pub p_gb: Option<S<f64>>,
+    pub p_bg: Option<S<f64>>,
+    pub loss_good: Option<S<f64>>,
+    pub loss_bad: Option<S<f64>>,
+    pub mean_loss: Option<S<f64>>,
+    pub burst: Option<S<f64>>,
+    pub file: Option<S<String>>,
+    pub format: Option<S<String>>,
+    pub repeat: Option<S<bool>>,
+    pub period: Option<S<String>>,
+}
+
+/// `[[flows]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSchema {
+    pub name: S<String>,
+    pub pattern: S<String>,
+    pub protocol: S<String>,
+    pub reliability: Option<S<String>>,
+    pub publishers: S<Vec<S<String>>>,
+    pub receivers: S<Vec<S<String>>>,
+    pub topic: S<String>,
+    pub payload_bytes: S<u64>,
+    pub timing: Option<S<String>>,
+    pub interval: S<String>,
+    pub jitter: Option<S<String>>,
+    pub start: Option<S<String>>,
+    pub count: Option<S<u64>>,
+    pub value: Option<S<ValueSchema>>,
+}
+
+/// A flow's `value` generator table; which keys apply depends on `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueSchema {
+    pub kind: S<String>,
+    pub mean: Option<S<f64>>,
+    pub sd: Option<S<f64>>,
+    pub value: Option<S<f64>>,
+    pub min: Option<S<f64>>,
+    pub max: Option<S<f64>>,
+}
+
+/// `[[events]]`; which target keys apply depends on `action`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSchema {
+    pub at: S<String>,
+    pub action: S<String>,
+    pub link: Option<S<String>>,
+    pub node: Option<S<String>>,
+    pub nodes: Option<S<Vec<S<String>>>>,
+    pub loss: Option<S<LossSchema>>,
+}
+
+/// `[protocols]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolsSchema {
+    pub ip: Option<S<IpSchema>>,
+    pub udp: Option<S<UdpSchema>>,
+    pub coap: Option<S<CoapSchema>>,
+}
+
+/// `[protocols.ip]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpSchema {
+    pub ttl: Option<S<u64>>,
+    pub dont_fragment: Option<S<bool>>,
+    pub reassembly_timeout: Option<S<String>>,
+}
+
+/// `[protocols.udp]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdpSchema {
+    pub port: Option<S<u64>>,
+}
+
+/// `[protocols.coap]`: RFC 7252 §4.8 transmission parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoapSchema {
+    pub port: Option<S<u64>>,
+    pub ack_timeout: Option<S<String>>,
+    pub ack_random_factor: Option<S<f64>>,
+    pub max_retransmit: Option<S<u64>>,
+    pub nstart: Option<S<u64>>,
+    pub default_leisure: Option<S<String>>,
+    pub probing_rate: Option<S<f64>>,
+    pub max_latency: Option<S<String>>,
+    pub processing_delay: Option<S<String>>,
+}
