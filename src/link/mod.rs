@@ -22,7 +22,6 @@
 //!    started before the link went down still arrives (it was on the wire).
 
 pub mod channel;
-pub mod trace;
 
 use crate::net::packet::PacketId;
 use crate::scenario::model::LinkSpec;

@@ -168,7 +168,7 @@ pub fn resolve(ctx: &Ctx<'_>, l: &S<LossSchema>, field: &str) -> Result<LossSpec
                 }
                 let bits = trace::parse_bits(&text, &shown, &f("file"))?;
                 Ok(LossSpec::Trace(TraceSpec::Bits {
-                    bits,
+                    bits: bits.into(),
                     repeat: l.repeat.as_ref().is_none_or(|r| *r.get_ref()),
                     file: written,
                 }))
@@ -189,7 +189,7 @@ pub fn resolve(ctx: &Ctx<'_>, l: &S<LossSchema>, field: &str) -> Result<LossSpec
                     }
                 };
                 Ok(LossSpec::Trace(TraceSpec::Intervals {
-                    intervals,
+                    intervals: intervals.into(),
                     loss_good: prob_or(&l.loss_good, "loss_good", 0.0)?,
                     loss_bad: prob_or(&l.loss_bad, "loss_bad", 1.0)?,
                     period,
