@@ -9,5 +9,6 @@
 
 pub mod link;
 pub mod net;
+pub mod proto;
 pub mod scenario;
 pub mod sim;
