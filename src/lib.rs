@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod net;
 pub mod report;
 pub mod run;
+pub mod proto;
 pub mod scenario;
 pub mod sim;
 pub mod world;

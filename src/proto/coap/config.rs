@@ -1,0 +1,150 @@
+//! CoAP transmission parameters (RFC 7252 §4.8) and the times derived from
+//! them (§4.8.2).
+
+use crate::scenario::model::CoapParams;
+use crate::sim::SimDuration;
+
+/// Endpoint configuration: the RFC 7252 §4.8 parameters plus qossim's
+/// server and NON-request choices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// ACK_TIMEOUT (§4.8, default 2 s).
+    pub ack_timeout: SimDuration,
+    /// ACK_RANDOM_FACTOR (§4.8, default 1.5); values below 1 are treated as 1.
+    pub ack_random_factor: f64,
+    /// MAX_RETRANSMIT (§4.8, default 4).
+    pub max_retransmit: u32,
+    /// NSTART (§4.7, default 1); 0 is treated as 1.
+    pub nstart: u32,
+    /// DEFAULT_LEISURE (§8.2, multicast only; kept for completeness).
+    pub default_leisure: SimDuration,
+    /// PROBING_RATE in bytes per second (§4.7; not enforced, see docs/coap.md).
+    pub probing_rate: f64,
+    /// MAX_LATENCY (§4.8.2, default 100 s).
+    pub max_latency: SimDuration,
+    /// PROCESSING_DELAY (§4.8.2, default 2 s = ACK_TIMEOUT).
+    pub processing_delay: SimDuration,
+    /// Server: when `Some(d)`, answer a CON request with an Empty ACK at once
+    /// and the response `d` later as a separate CON message (§5.2.2); when
+    /// `None`, piggyback the response on the ACK (§5.2.1).
+    pub separate_response_delay: Option<SimDuration>,
+    /// Client: how long a NON request (which has no ACK) waits for its
+    /// response before `Event::NoResponse` and releasing its NSTART slot.
+    /// RFC 7252 leaves this open (§4.7 bounds unanswered traffic only through
+    /// PROBING_RATE); the default is ACK_TIMEOUT·ACK_RANDOM_FACTOR.
+    pub non_response_timeout: SimDuration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from(&CoapParams::default())
+    }
+}
+
+impl From<&CoapParams> for Config {
+    fn from(p: &CoapParams) -> Self {
+        let mut c = Config {
+            ack_timeout: p.ack_timeout,
+            ack_random_factor: p.ack_random_factor,
+            max_retransmit: p.max_retransmit,
+            nstart: p.nstart,
+            default_leisure: p.default_leisure,
+            probing_rate: p.probing_rate,
+            max_latency: p.max_latency,
+            processing_delay: p.processing_delay,
+            separate_response_delay: None,
+            non_response_timeout: SimDuration::ZERO,
+        };
+        c.non_response_timeout = c.max_initial_timeout();
+        c
+    }
+}
+
+impl Config {
+    /// ACK_RANDOM_FACTOR, at least 1 and finite.
+    pub fn random_factor(&self) -> f64 {
+        if self.ack_random_factor.is_finite() && self.ack_random_factor >= 1.0 {
+            self.ack_random_factor
+        } else {
+            1.0
+        }
+    }
+
+    /// NSTART, at least 1.
+    pub fn nstart(&self) -> u32 {
+        self.nstart.max(1)
+    }
+
+    /// ACK_TIMEOUT·ACK_RANDOM_FACTOR in whole nanoseconds (rounded down):
+    /// the upper end of the initial-timeout interval (§4.2).
+    pub fn max_initial_timeout(&self) -> SimDuration {
+        let ns = libm::floor(self.ack_timeout.as_nanos() as f64 * self.random_factor());
+        // `as` saturates for floats beyond u64 range.
+        SimDuration::from_nanos(ns as u64).max(self.ack_timeout)
+    }
+
+    /// 2^k as a saturating multiplier.
+    fn pow2(k: u32) -> u64 {
+        1u64.checked_shl(k).unwrap_or(u64::MAX)
+    }
+
+    /// MAX_TRANSMIT_SPAN = ACK_TIMEOUT·(2^MAX_RETRANSMIT − 1)·ACK_RANDOM_FACTOR
+    /// (§4.8.2; 45 s with the defaults).
+    pub fn max_transmit_span(&self) -> SimDuration {
+        self.max_initial_timeout()
+            .saturating_mul(Self::pow2(self.max_retransmit).saturating_sub(1))
+    }
+
+    /// MAX_TRANSMIT_WAIT = ACK_TIMEOUT·(2^(MAX_RETRANSMIT+1) − 1)·ACK_RANDOM_FACTOR
+    /// (§4.8.2; 93 s with the defaults): the latest a CON sender gives up.
+    pub fn max_transmit_wait(&self) -> SimDuration {
+        self.max_initial_timeout()
+            .saturating_mul(Self::pow2(self.max_retransmit.saturating_add(1)).saturating_sub(1))
+    }
+
+    /// EXCHANGE_LIFETIME = MAX_TRANSMIT_SPAN + 2·MAX_LATENCY + PROCESSING_DELAY
+    /// (§4.8.2; 247 s with the defaults): how long a CON message ID is
+    /// remembered for deduplication.
+    pub fn exchange_lifetime(&self) -> SimDuration {
+        self.max_transmit_span() + self.max_latency.saturating_mul(2) + self.processing_delay
+    }
+
+    /// NON_LIFETIME = MAX_TRANSMIT_SPAN + MAX_LATENCY (§4.8.2; 145 s with the
+    /// defaults): how long a NON message ID is remembered.
+    pub fn non_lifetime(&self) -> SimDuration {
+        self.max_transmit_span() + self.max_latency
+    }
+
+    /// MAX_RTT = 2·MAX_LATENCY + PROCESSING_DELAY (§4.8.2; 202 s).
+    pub fn max_rtt(&self) -> SimDuration {
+        self.max_latency.saturating_mul(2) + self.processing_delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_times_match_rfc_7252_section_4_8_2() {
+        let c = Config::default();
+        assert_eq!(c.max_transmit_span(), SimDuration::from_secs(45));
+        assert_eq!(c.max_transmit_wait(), SimDuration::from_secs(93));
+        assert_eq!(c.max_rtt(), SimDuration::from_secs(202));
+        assert_eq!(c.exchange_lifetime(), SimDuration::from_secs(247));
+        assert_eq!(c.non_lifetime(), SimDuration::from_secs(145));
+        assert_eq!(c.max_initial_timeout(), SimDuration::from_secs(3));
+    }
+
+    #[test]
+    fn degenerate_parameters_are_clamped() {
+        let c = Config {
+            ack_random_factor: f64::NAN,
+            nstart: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.random_factor(), 1.0);
+        assert_eq!(c.nstart(), 1);
+        assert_eq!(c.max_initial_timeout(), SimDuration::from_secs(2));
+    }
+}

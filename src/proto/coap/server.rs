@@ -1,0 +1,146 @@
+//! The resource store behind an endpoint's server side (RFC 7252 §5.8).
+//!
+//! Resources are keyed by their path (Uri-Path segments joined by `/`) in a
+//! `BTreeMap`, so any listing is in a stable order. The map allocates nothing
+//! until the first resource is stored, so client-only endpoints cost nothing.
+
+use std::collections::BTreeMap;
+
+use super::code::{Code, Method};
+
+/// A stored representation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Content-Format of the stored value, if the request carried one.
+    pub content_format: Option<u16>,
+    /// The last value PUT or POSTed.
+    pub value: Vec<u8>,
+}
+
+/// The response the server sends for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: Code,
+    pub content_format: Option<u16>,
+    pub payload: Vec<u8>,
+}
+
+impl Reply {
+    fn bare(code: Code) -> Self {
+        Reply {
+            code,
+            content_format: None,
+            payload: Vec::new(),
+        }
+    }
+}
+
+/// Path → resource.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceStore {
+    resources: BTreeMap<String, Resource>,
+}
+
+impl ResourceStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The resource at `path`.
+    pub fn get(&self, path: &str) -> Option<&Resource> {
+        self.resources.get(path)
+    }
+
+    /// Store `value` at `path` (for seeding a server).
+    pub fn insert(&mut self, path: impl Into<String>, content_format: Option<u16>, value: Vec<u8>) {
+        self.resources.insert(
+            path.into(),
+            Resource {
+                content_format,
+                value,
+            },
+        );
+    }
+
+    /// All resources, ordered by path.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Resource)> {
+        self.resources.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of resources.
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// Apply one request and return the response:
+    /// GET → 2.05 Content with the stored value or 4.04 Not Found (§5.8.1);
+    /// PUT/POST → store, 2.01 Created if the path was new, else 2.04 Changed
+    /// (§5.8.2, §5.8.3); DELETE → remove, 2.02 Deleted (§5.8.4, idempotent).
+    pub fn apply(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_format: Option<u16>,
+        payload: &[u8],
+    ) -> Reply {
+        match method {
+            Method::Get => match self.resources.get(path) {
+                Some(r) => Reply {
+                    code: Code::CONTENT,
+                    content_format: r.content_format,
+                    payload: r.value.clone(),
+                },
+                None => Reply::bare(Code::NOT_FOUND),
+            },
+            Method::Put | Method::Post => {
+                let res = Resource {
+                    content_format,
+                    value: payload.to_vec(),
+                };
+                match self.resources.insert(path.to_owned(), res) {
+                    Some(_) => Reply::bare(Code::CHANGED),
+                    None => Reply::bare(Code::CREATED),
+                }
+            }
+            Method::Delete => {
+                self.resources.remove(path);
+                Reply::bare(Code::DELETED)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_delete_cycle() {
+        let mut s = ResourceStore::new();
+        assert_eq!(s.apply(Method::Get, "a/b", None, b"").code, Code::NOT_FOUND);
+        assert_eq!(
+            s.apply(Method::Put, "a/b", Some(0), b"21.5").code,
+            Code::CREATED
+        );
+        assert_eq!(
+            s.apply(Method::Post, "a/b", Some(0), b"22.0").code,
+            Code::CHANGED
+        );
+        let r = s.apply(Method::Get, "a/b", None, b"");
+        assert_eq!(
+            (r.code, r.content_format, r.payload.as_slice()),
+            (Code::CONTENT, Some(0), &b"22.0"[..])
+        );
+        assert_eq!(
+            s.apply(Method::Delete, "a/b", None, b"").code,
+            Code::DELETED
+        );
+        assert!(s.is_empty());
+    }
+}
