@@ -91,6 +91,9 @@ pub struct TransmitInfo {
     /// A retransmission of a CON, or a repeated reply to a duplicate.
     pub is_retransmission: bool,
     pub len: usize,
+    /// The request this datagram carries, when it is one of ours (first
+    /// transmission or retransmission), so a driver can attribute it.
+    pub request: Option<RequestHandle>,
 }
 
 /// What the endpoint tells the application.
@@ -303,10 +306,14 @@ impl Endpoint {
     pub fn poll_transmit(&mut self, _now: SimTime, buf: &mut Vec<u8>) -> Option<TransmitInfo> {
         while let Some(out) = self.outq.pop_front() {
             buf.clear();
+            let mut request = None;
             let (to, repeat) = match out {
                 Outgoing::Exchange { id, retransmission } => match self.exchanges.get(&id) {
                     Some(ex) => {
                         buf.extend_from_slice(&ex.bytes);
+                        if ex.client {
+                            request = Some(RequestHandle(id));
+                        }
                         (ex.peer, retransmission)
                     }
                     None => continue,
@@ -344,6 +351,7 @@ impl Endpoint {
                 message_id: h.message_id,
                 is_retransmission: repeat,
                 len: buf.len(),
+                request,
             });
         }
         None
