@@ -83,14 +83,14 @@ const BAD: &[(&str, &str, usize, &str, &str)] = &[
     (
         "out-of-range",
         "name = \"x\"\nduration = \"1 s\"\n[[nodes]]\nname = \"a\"\nrole = \"client\"\n[[nodes]]\nname = \"b\"\nrole = \"client\"\n[[links]]\na = \"a\"\nb = \"b\"\nloss = { model = \"bernoulli\", p = 1.5 }\n",
-        11,
+        12,
         "p",
         "",
     ),
     (
         "nan",
         "name = \"x\"\nduration = \"1 s\"\n[[nodes]]\nname = \"a\"\nrole = \"client\"\n[[nodes]]\nname = \"b\"\nrole = \"client\"\n[[links]]\na = \"a\"\nb = \"b\"\nloss = { model = \"bernoulli\", p = nan }\n",
-        11,
+        12,
         "p",
         "",
     ),

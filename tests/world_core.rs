@@ -226,7 +226,7 @@ fn a_datagram_is_lost_when_any_fragment_is_lost() {
         "mtu = 300\nloss = { model = \"bernoulli\", p = 0.1 }",
         "payload_bytes = 1000\ninterval = \"1 ms\"",
     );
-    let dir = run_text("frag", &text, &["duration=\"20 s\""]);
+    let dir = run_text("frag", &text, &["duration=\"20 s\"", "protocols.ip.reassembly_timeout=\"1 s\""]);
     let r = run_row(&dir, "f");
     let n = num(&r, "intended");
     assert!(n >= 19_000.0);
