@@ -12,17 +12,22 @@ pub struct RequestHandle(pub u64);
 /// A request as the application states it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// GET, POST, PUT or DELETE (§5.8).
     pub method: Method,
     /// CON (true) or NON (false) (§4.2, §4.3).
     pub confirmable: bool,
     /// Path like `building/xyz/room/120/temperature`; a leading `/` is
     /// dropped, each `/`-separated segment becomes one Uri-Path (§6.4).
     pub path: String,
+    /// Uri-Host (§5.10.1), when the server needs it.
     pub host: Option<String>,
+    /// Uri-Port (§5.10.1).
     pub port: Option<u16>,
     /// Each entry becomes one Uri-Query option.
     pub query: Vec<String>,
+    /// Content-Format of the payload (§5.10.3), e.g. 0 = text/plain.
     pub content_format: Option<u16>,
+    /// Request body (PUT/POST).
     pub payload: Vec<u8>,
 }
 
