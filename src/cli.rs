@@ -43,7 +43,12 @@ pub struct RunRequest {
 pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, ScenarioError> {
     match path {
         Some(p) => scenario::load_file(p, overrides),
-        None => scenario::load_str(QUICKSTART, "<built-in quickstart>", Path::new("scenarios"), overrides),
+        None => scenario::load_str(
+            QUICKSTART,
+            "<built-in quickstart>",
+            Path::new("scenarios"),
+            overrides,
+        ),
     }
 }
 
@@ -103,7 +108,14 @@ pub fn summary_text(sc: &Scenario, r: &RunReport, out_dir: &Path) -> String {
     let _ = writeln!(
         s,
         "{:<16} {:<9} {:<12} {:>19} {:>8} {:>10} {:>10} {:>12}",
-        "flow", "protocol", "reliability", "delivered/intended", "ratio", "p50 ms", "p99 ms", "B/delivered"
+        "flow",
+        "protocol",
+        "reliability",
+        "delivered/intended",
+        "ratio",
+        "p50 ms",
+        "p99 ms",
+        "B/delivered"
     );
     for row in &r.rows {
         let m = &row.metrics;

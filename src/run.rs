@@ -43,12 +43,24 @@ pub enum RunError {
 /// Make a link name safe as a file name.
 pub fn file_safe(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 /// The rows of `runs.csv` for one finished run.
-pub fn run_rows(sc: &Scenario, run_id: u64, replication: u64, params: &[(String, String)], out: &RunOutcome) -> Vec<RunRow> {
+pub fn run_rows(
+    sc: &Scenario,
+    run_id: u64,
+    replication: u64,
+    params: &[(String, String)],
+    out: &RunOutcome,
+) -> Vec<RunRow> {
     sc.flows
         .iter()
         .zip(&out.flows)
@@ -87,7 +99,8 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
     if opts.pcap {
         fs::create_dir_all(&pcap_dir).map_err(io_err)?;
         for l in &sc.links {
-            let f = AtomicFile::create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name)))).map_err(io_err)?;
+            let f = AtomicFile::create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name))))
+                .map_err(io_err)?;
             outputs.pcaps.push(PcapWriter::new(f).map_err(io_err)?);
         }
     }

@@ -19,7 +19,11 @@ fn qossim(args: &[&str]) -> (i32, String, String) {
 
 fn contract() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract-example.toml");
-    assert!(p.exists(), "the shared contract example is missing at {}", p.display());
+    assert!(
+        p.exists(),
+        "the shared contract example is missing at {}",
+        p.display()
+    );
     p
 }
 
@@ -55,13 +59,22 @@ fn no_arguments_runs_the_builtin_quickstart_into_results() {
         .output()
         .expect("run qossim");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("telemetry"), "{stdout}");
     assert!(stdout.contains("results/quickstart/"), "{stdout}");
     for f in ["runs.csv", "summary.csv", "messages.csv", "manifest.json"] {
-        assert!(dir.join("results/quickstart").join(f).is_file(), "{f} missing");
+        assert!(
+            dir.join("results/quickstart").join(f).is_file(),
+            "{f} missing"
+        );
     }
-    let manifest = std::fs::read_to_string(dir.join("results/quickstart/manifest.json")).expect("manifest");
+    let manifest =
+        std::fs::read_to_string(dir.join("results/quickstart/manifest.json")).expect("manifest");
     let v: serde_json::Value = serde_json::from_str(&manifest).expect("manifest is JSON");
     assert_eq!(v["scenario"], "quickstart");
     assert!(v["crate_versions"]["rand"].is_string());
@@ -134,12 +147,23 @@ fn bad_scenarios_exit_2_naming_file_line_and_field() {
         let (code, out, err) = qossim(&["check", path.to_str().expect("utf-8")]);
         assert_eq!(code, 2, "{name}: exit code {code}\n{out}{err}");
         let want_loc = format!("{name}.toml:{line}");
-        assert!(err.contains(&want_loc), "{name}: expected `{want_loc}` in: {err}");
-        assert!(err.contains(field), "{name}: expected field `{field}` in: {err}");
+        assert!(
+            err.contains(&want_loc),
+            "{name}: expected `{want_loc}` in: {err}"
+        );
+        assert!(
+            err.contains(field),
+            "{name}: expected field `{field}` in: {err}"
+        );
         assert!(err.contains(msg), "{name}: expected `{msg}` in: {err}");
         assert!(!err.contains("panicked"), "{name}: {err}");
         // `run` reports the same and exits 2 too
-        let (code, _, err2) = qossim(&["run", path.to_str().expect("utf-8"), "--out", dir.to_str().expect("utf-8")]);
+        let (code, _, err2) = qossim(&[
+            "run",
+            path.to_str().expect("utf-8"),
+            "--out",
+            dir.to_str().expect("utf-8"),
+        ]);
         assert_eq!(code, 2, "{name} (run): {err2}");
     }
 }
@@ -150,7 +174,12 @@ fn missing_file_and_bad_override_are_bad_input() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("/nonexistent/x.toml"), "{err}");
     let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
-    let (code, _, err) = qossim(&["check", q.to_str().expect("utf-8"), "--set", "flows.nosuch.protocol=udp"]);
+    let (code, _, err) = qossim(&[
+        "check",
+        q.to_str().expect("utf-8"),
+        "--set",
+        "flows.nosuch.protocol=udp",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nosuch"), "{err}");
     let (code, _, err) = qossim(&["run", "--bogus-flag"]);

@@ -333,6 +333,24 @@ fn test_awaiting_ack_rst_received() {
 }
 
 #[test]
+fn test_awaiting_response_non_rst_received_ack_ignored() {
+    let mut p = Pair::new(Config::default(), Config::default(), 1);
+    p.drop[A] = Box::new(|_, _| true);
+    let h = p.request(Request::get("x").confirmable(false));
+    let mid = p.log[0].info.message_id.to_be_bytes();
+    // §4.2: an ACK never matches a NON; §4.3: a RST with its MID rejects it.
+    p.inject(A, &[0x60, 0x00, mid[0], mid[1]]);
+    assert!(p.events[A].is_empty());
+    assert_eq!(p.eps[A].stats().ignored, 1);
+    p.inject(A, &[0x70, 0x00, mid[0], mid[1]]);
+    assert_eq!(
+        p.events[A],
+        vec![(SimTime::ZERO, Event::ResetReceived { handle: h })]
+    );
+    assert_eq!(p.eps[A].poll_timeout(), None);
+}
+
+#[test]
 fn test_awaiting_ack_second_request_waits_nstart() {
     let mut p = seeded_server(Config::default());
     // Lose the first transmission of request 1 so it stays outstanding ≥ 2 s.
@@ -350,6 +368,10 @@ fn test_awaiting_ack_second_request_waits_nstart() {
     assert_eq!(a.len(), 3, "request 1 twice, request 2 once");
     assert_eq!(a[0].info.message_id, a[1].info.message_id);
     assert!(a[1].info.is_retransmission);
+    assert!(
+        a[0].dropped && !a[1].dropped,
+        "the script lost only the first datagram"
+    );
     // Request 2 starts exactly when request 1's piggybacked ACK arrives.
     let done1 = p.events[A]
         .iter()
@@ -421,6 +443,14 @@ fn test_server_dedup_entry_expires_after_exchange_lifetime() {
         .filter(|(_, e)| matches!(e, Event::RequestReceived { .. }))
         .count();
     assert_eq!(reqs, 2, "after EXCHANGE_LIFETIME the MID is new again");
+    assert_eq!(p.eps[B].dedup_entries(), 1, "the expired entry was purged");
+    p.now = secs(1000);
+    p.inject(B, &[0x60, 0x00, 0x00, 0x01]);
+    assert_eq!(
+        p.eps[B].dedup_entries(),
+        0,
+        "purged lazily at the next input"
+    );
 }
 
 #[test]
@@ -524,6 +554,17 @@ fn test_server_unknown_critical_option_bad_option() {
         (last.info.ty, last.info.code, last.info.message_id),
         (MessageType::Ack, Code::BAD_OPTION, 9)
     );
+    // The same option in a NON is rejected with RST (§5.4.1, §4.3).
+    let non = Message::new(
+        MessageType::Non,
+        Code::PUT,
+        10,
+        Token::new(&[1]).expect("token"),
+    )
+    .with_option(qossim::proto::coap::CoapOption::IfNoneMatch);
+    p.inject(B, &non.to_bytes().expect("emit"));
+    let last = p.log.last().expect("reply");
+    assert_eq!((last.info.ty, last.info.message_id), (MessageType::Rst, 10));
     assert!(p.events[B].is_empty());
 }
 

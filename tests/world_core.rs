@@ -48,7 +48,9 @@ delay = "50 ms""#,
         assert_eq!(m["latency_ms"], "53.200000", "{m:?}");
     }
     let pk = read_csv(&dir.join("packets.csv"));
-    assert!(pk.iter().all(|p| p["bytes"] == "100" && p["outcome"] == "delivered"));
+    assert!(pk
+        .iter()
+        .all(|p| p["bytes"] == "100" && p["outcome"] == "delivered"));
 }
 
 #[test]
@@ -62,9 +64,17 @@ queue = 5"#,
     );
     let dir = run_text("queue", &text, &[]);
     let r = run_row(&dir, "f");
-    let (sent, delivered, dq) = (num(&r, "sent"), num(&r, "delivered"), num(&r, "drops_queue"));
+    let (sent, delivered, dq) = (
+        num(&r, "sent"),
+        num(&r, "delivered"),
+        num(&r, "drops_queue"),
+    );
     assert!(sent > 9000.0, "{sent}");
-    assert_eq!(sent, delivered + dq, "every message is delivered or dropped by the queue");
+    assert_eq!(
+        sent,
+        delivered + dq,
+        "every message is delivered or dropped by the queue"
+    );
     // service rate 1/8.224 ms vs 1/ms arrivals: ~88% dropped
     assert!(dq > 0.85 * sent && dq < 0.9 * sent, "drops {dq} of {sent}");
     let pk = read_csv(&dir.join("packets.csv"));
@@ -226,7 +236,14 @@ fn a_datagram_is_lost_when_any_fragment_is_lost() {
         "mtu = 300\nloss = { model = \"bernoulli\", p = 0.1 }",
         "payload_bytes = 1000\ninterval = \"1 ms\"",
     );
-    let dir = run_text("frag", &text, &["duration=\"20 s\"", "protocols.ip.reassembly_timeout=\"1 s\""]);
+    let dir = run_text(
+        "frag",
+        &text,
+        &[
+            "duration=\"20 s\"",
+            "protocols.ip.reassembly_timeout=\"1 s\"",
+        ],
+    );
     let r = run_row(&dir, "f");
     let n = num(&r, "intended");
     assert!(n >= 19_000.0);
@@ -325,9 +342,14 @@ interval = "1 s"
     let dir = run_text("fanin", text, &[]);
     let msgs = read_csv(&dir.join("messages.csv"));
     for i in 1..=4 {
-        let mine: Vec<_> = msgs.iter().filter(|m| m["publisher"] == format!("s-{i}")).collect();
+        let mine: Vec<_> = msgs
+            .iter()
+            .filter(|m| m["publisher"] == format!("s-{i}"))
+            .collect();
         assert_eq!(mine.len(), 100, "s-{i}");
-        assert!(mine.iter().all(|m| m["topic"] == format!("room/{i}") && m["receiver"] == "c"));
+        assert!(mine
+            .iter()
+            .all(|m| m["topic"] == format!("room/{i}") && m["receiver"] == "c"));
         assert!(mine.iter().all(|m| !m["delivered_at_ms"].is_empty()));
     }
     assert_eq!(num(&run_row(&dir, "f"), "sent"), 400.0);
@@ -338,17 +360,32 @@ fn all_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     for name in ["runs.csv", "summary.csv", "messages.csv", "packets.csv"] {
         out.push((name.to_string(), std::fs::read(dir.join(name)).expect(name)));
     }
-    let mut pcaps: Vec<_> = std::fs::read_dir(dir.join("pcap")).expect("pcap dir").map(|e| e.expect("entry").path()).collect();
+    let mut pcaps: Vec<_> = std::fs::read_dir(dir.join("pcap"))
+        .expect("pcap dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     pcaps.sort();
     for p in pcaps {
-        out.push((p.display().to_string().rsplit('/').next().unwrap_or("").to_string(), std::fs::read(&p).expect("pcap")));
+        out.push((
+            p.display()
+                .to_string()
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            std::fs::read(&p).expect("pcap"),
+        ));
     }
     out
 }
 
 #[test]
 fn same_seed_gives_identical_bytes_and_different_seeds_differ() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/gilbert-elliott.toml")).expect("scenario");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/gilbert-elliott.toml"
+    ))
+    .expect("scenario");
     let a = all_files(&run_text("det-a", &text, &["duration=\"2 min\""]));
     let b = all_files(&run_text("det-b", &text, &["duration=\"2 min\""]));
     assert_eq!(a.len(), b.len());

@@ -48,7 +48,13 @@ pub fn render_topic(template: &str, flow: &FlowSpec, node: &NodeSpec, position: 
 }
 
 impl Publisher {
-    pub fn new(seed: u64, flow_idx: usize, flow: &FlowSpec, index: usize, nodes: &[NodeSpec]) -> Self {
+    pub fn new(
+        seed: u64,
+        flow_idx: usize,
+        flow: &FlowSpec,
+        index: usize,
+        nodes: &[NodeSpec],
+    ) -> Self {
         let node = flow.publishers[index];
         let base = format!("flow/{}/pub/{}", flow.name, nodes[node].name);
         Publisher {

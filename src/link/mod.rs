@@ -89,7 +89,10 @@ impl Link {
             channel: Channel::new(&spec.loss),
             rng: SimRng::stream(
                 seed,
-                &format!("link/{}/{}->{}", spec.name, node_names[from], node_names[to]),
+                &format!(
+                    "link/{}/{}->{}",
+                    spec.name, node_names[from], node_names[to]
+                ),
             ),
             stats: DirStats::default(),
         };

@@ -172,12 +172,22 @@ impl<W: Write> Recorder<W> {
         match f.pattern {
             Pattern::PointToPoint => out.extend(f.receivers.get(pub_index).copied()),
             Pattern::FanIn => out.extend(f.receivers.first().copied()),
-            Pattern::Broadcast => out.extend(f.receivers.iter().copied().filter(|&r| r != publisher)),
+            Pattern::Broadcast => {
+                out.extend(f.receivers.iter().copied().filter(|&r| r != publisher))
+            }
         }
     }
 
     /// Record a send; returns the message id and whether it is counted.
-    pub fn on_send(&mut self, now: SimTime, flow: usize, pub_index: usize, publisher: u32, value: f64, receivers: &[u32]) -> (u32, bool) {
+    pub fn on_send(
+        &mut self,
+        now: SimTime,
+        flow: usize,
+        pub_index: usize,
+        publisher: u32,
+        value: f64,
+        receivers: &[u32],
+    ) -> (u32, bool) {
         let counted = now >= self.warmup;
         let f = &mut self.flows[flow];
         let id = f.next_id;
@@ -207,8 +217,12 @@ impl<W: Write> Recorder<W> {
     /// An application at `receiver` received message `msg` of `flow`.
     pub fn on_receive(&mut self, now: SimTime, flow: usize, msg: u32, receiver: u32) {
         let drain = self.drain;
-        let Some(f) = self.flows.get_mut(flow) else { return };
-        let Some(k) = msg.checked_sub(f.base) else { return };
+        let Some(f) = self.flows.get_mut(flow) else {
+            return;
+        };
+        let Some(k) = msg.checked_sub(f.base) else {
+            return;
+        };
         let k = k as usize;
         let Some(rec) = f.msgs.get(k) else { return };
         let deadline = rec.sent_at + drain;
@@ -244,7 +258,9 @@ impl<W: Write> Recorder<W> {
         for fi in 0..self.flows.len() {
             loop {
                 let f = &self.flows[fi];
-                let Some(rec) = f.msgs.front().copied() else { break };
+                let Some(rec) = f.msgs.front().copied() else {
+                    break;
+                };
                 if !force && rec.sent_at + self.drain >= now {
                     break;
                 }
@@ -306,7 +322,10 @@ impl<W: Write> Recorder<W> {
     /// that happened while streaming).
     /// The per-flow stats and the `messages.csv` writer (flushed) are handed back.
     #[allow(clippy::type_complexity)]
-    pub fn finish(mut self, now: SimTime) -> std::io::Result<(Vec<(String, FlowStats)>, Option<W>)> {
+    pub fn finish(
+        mut self,
+        now: SimTime,
+    ) -> std::io::Result<(Vec<(String, FlowStats)>, Option<W>)> {
         self.flush(now, true);
         if let Some(e) = self.io_error.take() {
             return Err(e);
@@ -315,6 +334,9 @@ impl<W: Write> Recorder<W> {
         if let Some(w) = out.as_mut() {
             w.flush()?;
         }
-        Ok((self.flows.into_iter().map(|f| (f.name, f.stats)).collect(), out))
+        Ok((
+            self.flows.into_iter().map(|f| (f.name, f.stats)).collect(),
+            out,
+        ))
     }
 }

@@ -195,7 +195,16 @@ pub fn write_runs(rows: &[RunRow], w: &mut impl Write) -> io::Result<()> {
 }
 
 /// Group key of a summary row: everything but run_id, seed and replication.
-fn key(r: &RunRow) -> (String, String, String, String, String, Vec<(String, String)>) {
+fn key(
+    r: &RunRow,
+) -> (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Vec<(String, String)>,
+) {
     (
         r.scenario.clone(),
         r.protocol.clone(),
@@ -246,7 +255,10 @@ pub fn write_summary(rows: &[RunRow], w: &mut impl Write) -> io::Result<()> {
         }
         line.push_str(&format!(",{}", members.len()));
         for m in 0..METRIC_COLUMNS.len() {
-            let xs: Vec<f64> = members.iter().filter_map(|r| r.metrics[m].as_f64()).collect();
+            let xs: Vec<f64> = members
+                .iter()
+                .filter_map(|r| r.metrics[m].as_f64())
+                .collect();
             line.push(',');
             if let Some(mean) = stats::mean(&xs) {
                 Value::Float(mean).write(&mut line);

@@ -110,9 +110,19 @@ impl Routing {
         for &a in &self.routers {
             for e in &self.adj[a as usize] {
                 // each undirected link once (from its `a` end), up and router-to-router
-                if e.dir == 0 && self.link_up[e.link as usize] && self.is_router[e.neighbor as usize] {
-                    let (pa, pb) = (self.router_pos[a as usize], self.router_pos[e.neighbor as usize]);
-                    g.add_edge(idx[pa as usize], idx[pb as usize], self.link_cost[e.link as usize]);
+                if e.dir == 0
+                    && self.link_up[e.link as usize]
+                    && self.is_router[e.neighbor as usize]
+                {
+                    let (pa, pb) = (
+                        self.router_pos[a as usize],
+                        self.router_pos[e.neighbor as usize],
+                    );
+                    g.add_edge(
+                        idx[pa as usize],
+                        idx[pb as usize],
+                        self.link_cost[e.link as usize],
+                    );
                 }
             }
         }
@@ -149,7 +159,8 @@ impl Routing {
             let c = if via == r {
                 self.link_cost[e.link as usize]
             } else if self.is_router[via as usize] {
-                self.router_dist(r, via).saturating_add(self.link_cost[e.link as usize])
+                self.router_dist(r, via)
+                    .saturating_add(self.link_cost[e.link as usize])
             } else {
                 u64::MAX
             };
@@ -196,7 +207,14 @@ mod tests {
     /// h0 - r1 - r2 - h3, plus a longer path r1 - r4 - r5 - r2.
     fn diamond() -> Routing {
         let is_router = vec![false, true, true, false, true, true];
-        let links = [(0, 1, 1), (1, 2, 1), (2, 3, 1), (1, 4, 1), (4, 5, 1), (5, 2, 1)];
+        let links = [
+            (0, 1, 1),
+            (1, 2, 1),
+            (2, 3, 1),
+            (1, 4, 1),
+            (4, 5, 1),
+            (5, 2, 1),
+        ];
         Routing::new(is_router, &links)
     }
 

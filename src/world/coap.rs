@@ -65,7 +65,14 @@ impl World<'_> {
     }
 
     /// Publish one message of a CoAP flow: one request per intended receiver.
-    pub(crate) fn coap_publish(&mut self, now: SimTime, q: &mut EventQueue<Ev>, p: usize, receivers: &[u32], counted: bool) {
+    pub(crate) fn coap_publish(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        p: usize,
+        receivers: &[u32],
+        counted: bool,
+    ) {
         let fi = self.publishers[p].flow as usize;
         let node = self.publishers[p].node as usize;
         let flow = &self.sc.flows[fi];
@@ -78,7 +85,13 @@ impl World<'_> {
             req.payload = self.payload.clone();
             let h = self.coap_node(node).ep.request(now, to, req);
             if let Ok(h) = h {
-                self.coap_reqs.insert((node as u32, h.0), CoapReq { flow: fi as u32, counted });
+                self.coap_reqs.insert(
+                    (node as u32, h.0),
+                    CoapReq {
+                        flow: fi as u32,
+                        counted,
+                    },
+                );
             }
             let ctx = PacketMeta {
                 flow: fi as u32,
@@ -91,7 +104,15 @@ impl World<'_> {
     }
 
     /// A CoAP datagram arrived at `node`.
-    pub(crate) fn coap_input(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, from: SocketAddrV4, data: &[u8], meta: PacketMeta) {
+    pub(crate) fn coap_input(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        from: SocketAddrV4,
+        data: &[u8],
+        meta: PacketMeta,
+    ) {
         let ep = &mut self.coap_node(node).ep;
         let dups = ep.stats().duplicates_suppressed;
         ep.handle_datagram(now, from, data);
@@ -104,8 +125,16 @@ impl World<'_> {
         self.coap_drive(now, q, node, meta);
     }
 
-    pub(crate) fn on_coap_timer(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, gen: u32) {
-        let Some(c) = self.coap[node].as_mut() else { return };
+    pub(crate) fn on_coap_timer(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        gen: u32,
+    ) {
+        let Some(c) = self.coap[node].as_mut() else {
+            return;
+        };
         if c.gen != gen {
             return; // superseded timer
         }
@@ -129,8 +158,12 @@ impl World<'_> {
         }
         let mut buf = std::mem::take(&mut self.payload_out);
         loop {
-            let Some(c) = self.coap[node].as_mut() else { break };
-            let Some(info) = c.ep.poll_transmit(now, &mut buf) else { break };
+            let Some(c) = self.coap[node].as_mut() else {
+                break;
+            };
+            let Some(info) = c.ep.poll_transmit(now, &mut buf) else {
+                break;
+            };
             let owner = info
                 .request
                 .and_then(|h| self.coap_reqs.get(&(node as u32, h.0)).copied());
@@ -148,7 +181,9 @@ impl World<'_> {
                     }
                 }
             }
-            let Some(dst) = ip::addr_node(*info.to.ip()) else { continue };
+            let Some(dst) = ip::addr_node(*info.to.ip()) else {
+                continue;
+            };
             let meta = PacketMeta {
                 flow,
                 kind: kind(info.ty),
@@ -173,7 +208,13 @@ impl World<'_> {
                 c.gen = c.gen.wrapping_add(1);
                 c.timer = want;
                 if let Some(t) = want {
-                    let _ = q.push(t.max(now), Ev::CoapTimer { node: node as u32, gen: c.gen });
+                    let _ = q.push(
+                        t.max(now),
+                        Ev::CoapTimer {
+                            node: node as u32,
+                            gen: c.gen,
+                        },
+                    );
                 }
             }
         }
@@ -187,7 +228,8 @@ impl World<'_> {
         match ev {
             Event::RequestReceived { payload, .. } => {
                 if let Some((flow, msg)) = crate::app::workload::parse_payload(&payload) {
-                    self.recorder.on_receive(now, flow as usize, msg, node as u32);
+                    self.recorder
+                        .on_receive(now, flow as usize, msg, node as u32);
                 }
             }
             Event::ResponseReceived { handle, .. } | Event::NoResponse { handle } => {

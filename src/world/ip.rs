@@ -34,7 +34,13 @@ impl Outcome {
 
 impl World<'_> {
     /// Write one `packets.csv` row (when requested) about packet `pkt`.
-    fn packet_row(&mut self, now: SimTime, link: Option<(usize, usize)>, pkt: PacketId, outcome: Outcome) {
+    fn packet_row(
+        &mut self,
+        now: SimTime,
+        link: Option<(usize, usize)>,
+        pkt: PacketId,
+        outcome: Outcome,
+    ) {
         if self.packets_out.is_none() {
             return;
         }
@@ -75,7 +81,13 @@ impl World<'_> {
     }
 
     /// Count a drop against the packet's flow and free it.
-    fn drop_packet(&mut self, now: SimTime, link: Option<(usize, usize)>, pkt: PacketId, outcome: Outcome) {
+    fn drop_packet(
+        &mut self,
+        now: SimTime,
+        link: Option<(usize, usize)>,
+        pkt: PacketId,
+        outcome: Outcome,
+    ) {
         self.packet_row(now, link, pkt, outcome);
         let meta = self.pool.get(pkt).meta;
         if meta.counted {
@@ -94,7 +106,13 @@ impl World<'_> {
     }
 
     /// Send an IPv4 packet held in `pkt` from `node` (its source or a router).
-    pub(crate) fn ip_output(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
+    pub(crate) fn ip_output(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketId,
+    ) {
         let dst = ip::dst_of(&self.pool.get(pkt).data).and_then(ip::addr_node);
         let hop = dst.and_then(|d| self.routing.next_hop(node, d));
         match hop {
@@ -104,7 +122,14 @@ impl World<'_> {
     }
 
     /// Hand a packet to a link direction, fragmenting it to the link's MTU.
-    fn link_output(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize, pkt: PacketId) {
+    fn link_output(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        l: usize,
+        d: usize,
+        pkt: PacketId,
+    ) {
         let mtu = self.links[l].mtu as usize;
         if self.pool.get(pkt).data.len() <= mtu {
             return self.offer(now, q, l, d, pkt);
@@ -146,13 +171,22 @@ impl World<'_> {
         match self.links[l].offer(d, pkt) {
             crate::link::Offer::StartNow => self.start_tx(now, q, l, d, pkt),
             crate::link::Offer::Queued => {}
-            crate::link::Offer::Dropped => self.drop_packet(now, Some((l, d)), pkt, Outcome::LostQueue),
+            crate::link::Offer::Dropped => {
+                self.drop_packet(now, Some((l, d)), pkt, Outcome::LostQueue)
+            }
         }
     }
 
     /// Start serialising `pkt`: the loss rule decides its fate now; the pcap and
     /// `packets.csv` see it at this instant (sender side).
-    fn start_tx(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize, pkt: PacketId) {
+    fn start_tx(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        l: usize,
+        d: usize,
+        pkt: PacketId,
+    ) {
         let len = self.pool.get(pkt).data.len();
         let link = &mut self.links[l];
         let tx = link.tx_time(len);
@@ -172,7 +206,13 @@ impl World<'_> {
             let r = w.write_packet(now, &self.pool.get(pkt).data);
             self.io_result(r);
         }
-        let _ = q.push(now + tx, Ev::TxDone { link: l as u32, dir: d as u8 });
+        let _ = q.push(
+            now + tx,
+            Ev::TxDone {
+                link: l as u32,
+                dir: d as u8,
+            },
+        );
         if lost {
             self.links[l].dirs[d].stats.lost_channel += 1;
             self.drop_packet(now, Some((l, d)), pkt, Outcome::LostChannel);
@@ -206,7 +246,14 @@ impl World<'_> {
         }
     }
 
-    pub(crate) fn on_arrive(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize, pkt: PacketId) {
+    pub(crate) fn on_arrive(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        l: usize,
+        d: usize,
+        pkt: PacketId,
+    ) {
         let node = self.links[l].dirs[d].to as usize;
         if !self.nodes[node].up {
             let meta = self.pool.get(pkt).meta;
@@ -307,8 +354,17 @@ impl World<'_> {
     }
 
     /// Deliver a whole IP datagram to the transport layer of `node`.
-    fn transport_input(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, data: &[u8], meta: crate::net::packet::PacketMeta) {
-        let Ok((hdr, payload)) = Ipv4Repr::parse(data) else { return };
+    fn transport_input(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        data: &[u8],
+        meta: crate::net::packet::PacketMeta,
+    ) {
+        let Ok((hdr, payload)) = Ipv4Repr::parse(data) else {
+            return;
+        };
         if hdr.protocol == ip::PROTO_UDP {
             self.udp_input(now, q, node, &hdr, payload, meta);
         }

@@ -131,7 +131,11 @@ impl<'s> World<'s> {
                 stats: NodeStats::default(),
             })
             .collect();
-        let links: Vec<Link> = sc.links.iter().map(|l| Link::new(l, sc.seed, &names)).collect();
+        let links: Vec<Link> = sc
+            .links
+            .iter()
+            .map(|l| Link::new(l, sc.seed, &names))
+            .collect();
         let routing = Routing::new(
             sc.nodes.iter().map(|n| n.role.forwards()).collect(),
             &sc.links
@@ -150,11 +154,21 @@ impl<'s> World<'s> {
                 name: f.name.clone(),
                 pattern: f.pattern,
                 receivers: f.receivers.iter().map(|&r| r as u32).collect(),
-                topics: publishers[first..].iter().map(|p| p.topic.clone()).collect(),
+                topics: publishers[first..]
+                    .iter()
+                    .map(|p| p.topic.clone())
+                    .collect(),
                 payload_bytes: f.payload_bytes,
             });
         }
-        let recorder = Recorder::new(run_id, sc.warmup, sc.drain, infos, names.clone(), outputs.messages)?;
+        let recorder = Recorder::new(
+            run_id,
+            sc.warmup,
+            sc.drain,
+            infos,
+            names.clone(),
+            outputs.messages,
+        )?;
         let mut packets_out = outputs.packets;
         if let Some(w) = packets_out.as_mut() {
             writeln!(w, "{}", PACKETS_HEADER)?;
@@ -241,9 +255,18 @@ impl<'s> World<'s> {
             let value = self.publishers[p].next_value(&flow.value);
             let index = self.publishers[p].index as usize;
             let mut receivers = std::mem::take(&mut self.receivers);
-            self.recorder.intended(fi, index, node as u32, &mut receivers);
-            let (msg, counted) = self.recorder.on_send(now, fi, index, node as u32, value, &receivers);
-            crate::app::workload::build_payload(&mut self.payload, fi as u32, msg, value, flow.payload_bytes as usize);
+            self.recorder
+                .intended(fi, index, node as u32, &mut receivers);
+            let (msg, counted) =
+                self.recorder
+                    .on_send(now, fi, index, node as u32, value, &receivers);
+            crate::app::workload::build_payload(
+                &mut self.payload,
+                fi as u32,
+                msg,
+                value,
+                flow.payload_bytes as usize,
+            );
             match flow.protocol {
                 Protocol::Udp => self.udp_publish(now, q, fi, node, &receivers, counted),
                 Protocol::Coap => self.coap_publish(now, q, p, &receivers, counted),
@@ -279,7 +302,9 @@ impl Model for World<'_> {
         match ev {
             Ev::Publish { p } => self.on_publish(now, q, p as usize),
             Ev::TxDone { link, dir } => self.on_tx_done(now, q, link as usize, dir as usize),
-            Ev::Arrive { link, dir, pkt } => self.on_arrive(now, q, link as usize, dir as usize, pkt),
+            Ev::Arrive { link, dir, pkt } => {
+                self.on_arrive(now, q, link as usize, dir as usize, pkt)
+            }
             Ev::Scenario { idx } => self.on_scenario_event(now, q, idx as usize),
             Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
             Ev::CoapTimer { node, gen } => self.on_coap_timer(now, q, node as usize, gen),

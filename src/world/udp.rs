@@ -5,7 +5,7 @@
 
 use super::{Ev, World};
 use crate::net::ip::{self, Ipv4Repr};
-use crate::net::packet::{PacketMeta, PacketId};
+use crate::net::packet::{PacketId, PacketMeta};
 use crate::net::udp::{build_ipv4_udp, UdpRepr};
 use crate::sim::{EventQueue, SimTime};
 
@@ -18,7 +18,14 @@ impl World<'_> {
     /// Build an IPv4 packet around a UDP datagram (payload in `self.payload`)
     /// from `src` to `dst`; `None` if it cannot be encoded (longer than an
     /// IPv4 datagram can be — scenario limits keep payloads below that).
-    pub(crate) fn new_udp_packet(&mut self, src: usize, dst: usize, sport: u16, dport: u16, meta: PacketMeta) -> Option<PacketId> {
+    pub(crate) fn new_udp_packet(
+        &mut self,
+        src: usize,
+        dst: usize,
+        sport: u16,
+        dport: u16,
+        meta: PacketMeta,
+    ) -> Option<PacketId> {
         let ident = self.nodes[src].ip_ident;
         self.nodes[src].ip_ident = ident.wrapping_add(1);
         let repr = Ipv4Repr {
@@ -44,7 +51,15 @@ impl World<'_> {
         Some(id)
     }
 
-    pub(crate) fn udp_publish(&mut self, now: SimTime, q: &mut EventQueue<Ev>, fi: usize, node: usize, receivers: &[u32], counted: bool) {
+    pub(crate) fn udp_publish(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        fi: usize,
+        node: usize,
+        receivers: &[u32],
+        counted: bool,
+    ) {
         let port = self.sc.protocols.udp.port;
         let meta = PacketMeta {
             flow: fi as u32,
@@ -53,12 +68,14 @@ impl World<'_> {
             created: now,
         };
         for &r in receivers {
-            let Some(pkt) = self.new_udp_packet(node, r as usize, flow_src_port(fi), port, meta) else {
+            let Some(pkt) = self.new_udp_packet(node, r as usize, flow_src_port(fi), port, meta)
+            else {
                 continue;
             };
             if r as usize == node {
                 // loopback: delivered without touching a link
-                self.recorder.on_receive(now, fi, self.recorder_msg_of(pkt), r);
+                self.recorder
+                    .on_receive(now, fi, self.recorder_msg_of(pkt), r);
                 self.pool.free(pkt);
             } else {
                 self.ip_output(now, q, node, pkt);
@@ -74,7 +91,15 @@ impl World<'_> {
     }
 
     /// A UDP datagram arrived at `node`.
-    pub(crate) fn udp_input(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, hdr: &Ipv4Repr, payload: &[u8], meta: PacketMeta) {
+    pub(crate) fn udp_input(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        hdr: &Ipv4Repr,
+        payload: &[u8],
+        meta: PacketMeta,
+    ) {
         let Ok((udp, data)) = UdpRepr::parse(payload, hdr.src, hdr.dst) else {
             return; // bad checksum or length: discarded (RFC 768, RFC 1122 §4.1.3.4)
         };
@@ -83,7 +108,8 @@ impl World<'_> {
             self.coap_input(now, q, node, from, data, meta);
         } else if udp.dst_port == self.sc.protocols.udp.port {
             if let Some((flow, msg)) = crate::app::workload::parse_payload(data) {
-                self.recorder.on_receive(now, flow as usize, msg, node as u32);
+                self.recorder
+                    .on_receive(now, flow as usize, msg, node as u32);
             }
         }
     }

@@ -19,7 +19,8 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 pub fn load(text: &str, overrides: &[&str]) -> Scenario {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    scenario::load_str(text, "test.toml", Path::new("."), &o).unwrap_or_else(|e| panic!("scenario: {e}"))
+    scenario::load_str(text, "test.toml", Path::new("."), &o)
+        .unwrap_or_else(|e| panic!("scenario: {e}"))
 }
 
 /// Run `text` into a temp dir (packets and pcap on) and return the dir.
@@ -45,7 +46,11 @@ pub fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
     r.records()
         .map(|rec| {
             let rec = rec.expect("record");
-            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
         })
         .collect()
 }

@@ -480,7 +480,7 @@ impl Message {
         let mut prev = 0u16;
         for o in &self.options {
             let n = o.number().0;
-            len += o.with_value(|v| option_len(usize::from(n - prev), v.len()));
+            len += o.with_value(|v| option_len(usize::from(n.saturating_sub(prev)), v.len()));
             prev = n;
         }
         if !self.payload.is_empty() {
@@ -502,7 +502,7 @@ impl Message {
             });
         }
         for o in &self.options {
-            if let (CoapOption::Other { .. }, _) | (_, None) = (o, o.number().spec()) {
+            if matches!(o, CoapOption::Other { .. }) {
                 continue;
             }
             if let Some((_, min, max)) = o.number().spec() {

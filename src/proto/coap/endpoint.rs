@@ -14,152 +14,18 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddrV4;
 
-use thiserror::Error;
-
 use crate::sim::{SimDuration, SimRng, SimTime};
 
-use super::code::{Code, MessageType, Method};
-use super::codec::{
-    write_header, write_payload, CodecError, Header, MessageRef, OptionWriter, Token,
-};
+use super::code::{Code, MessageType};
+use super::codec::{write_header, Header, Token};
 use super::config::Config;
-use super::exchange::{DedupEntry, ExState, Exchange, Outgoing, PeerSlots};
-use super::option::{encode_uint, OptionNumber};
+use super::dedup::DedupCache;
+use super::events::{EndpointError, Event, Stats, TransmitInfo};
+use super::exchange::{ExState, Exchange, Outgoing, PeerSlots};
+use super::request::{encode_request, Request, RequestHandle};
 use super::server::ResourceStore;
 
-/// Identifies one request made with [`Endpoint::request`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RequestHandle(pub u64);
-
-/// A request as the application states it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
-    pub method: Method,
-    /// CON (true) or NON (false) (§4.2, §4.3).
-    pub confirmable: bool,
-    /// Path like `building/xyz/room/120/temperature`; a leading `/` is
-    /// dropped, each `/`-separated segment becomes one Uri-Path (§6.4).
-    pub path: String,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    /// Each entry becomes one Uri-Query option.
-    pub query: Vec<String>,
-    pub content_format: Option<u16>,
-    pub payload: Vec<u8>,
-}
-
-impl Request {
-    /// A confirmable request with no payload.
-    pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Request {
-            method,
-            confirmable: true,
-            path: path.into(),
-            host: None,
-            port: None,
-            query: Vec::new(),
-            content_format: None,
-            payload: Vec::new(),
-        }
-    }
-    /// Confirmable GET.
-    pub fn get(path: impl Into<String>) -> Self {
-        Request::new(Method::Get, path)
-    }
-    /// Confirmable PUT of `payload` (Content-Format 0, text/plain).
-    pub fn put(path: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
-        Request {
-            payload: payload.into(),
-            content_format: Some(0),
-            ..Request::new(Method::Put, path)
-        }
-    }
-    /// Builder: CON (`true`) or NON (`false`).
-    pub fn confirmable(mut self, con: bool) -> Self {
-        self.confirmable = con;
-        self
-    }
-}
-
-/// What `poll_transmit` wrote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TransmitInfo {
-    pub to: SocketAddrV4,
-    pub ty: MessageType,
-    pub code: Code,
-    pub message_id: u16,
-    /// A retransmission of a CON, or a repeated reply to a duplicate.
-    pub is_retransmission: bool,
-    pub len: usize,
-    /// The request this datagram carries, when it is one of ours (first
-    /// transmission or retransmission), so a driver can attribute it.
-    pub request: Option<RequestHandle>,
-}
-
-/// What the endpoint tells the application.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A response matched one of our requests (§5.3.2).
-    ResponseReceived {
-        handle: RequestHandle,
-        from: SocketAddrV4,
-        code: Code,
-        content_format: Option<u16>,
-        payload: Vec<u8>,
-        /// How many times the request was sent (1 + retransmissions).
-        transmissions: u32,
-    },
-    /// A new request reached the server side (once per exchange: duplicates
-    /// are suppressed, §4.5). The server has already answered it.
-    RequestReceived {
-        from: SocketAddrV4,
-        method: Method,
-        path: String,
-        content_format: Option<u16>,
-        payload: Vec<u8>,
-        confirmable: bool,
-    },
-    /// A CON request was never acknowledged: MAX_RETRANSMIT retransmissions
-    /// and the last timeout passed (§4.2).
-    GaveUp { handle: RequestHandle },
-    /// A NON request got no response within `non_response_timeout`, or a
-    /// separate response did not follow an Empty ACK within EXCHANGE_LIFETIME.
-    NoResponse { handle: RequestHandle },
-    /// The peer rejected our request with RST (§4.2, §4.3).
-    ResetReceived { handle: RequestHandle },
-}
-
-/// Counters, for metrics and tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub requests_started: u64,
-    pub datagrams_sent: u64,
-    pub bytes_sent: u64,
-    pub retransmissions: u64,
-    pub give_ups: u64,
-    pub no_responses: u64,
-    pub responses_received: u64,
-    pub requests_received: u64,
-    pub duplicates_suppressed: u64,
-    pub rst_sent: u64,
-    pub rst_received: u64,
-    pub malformed_dropped: u64,
-    /// ACK/RST for unknown message IDs, NON responses with unknown tokens.
-    pub ignored: u64,
-    pub separate_responses_sent: u64,
-    pub separate_give_ups: u64,
-}
-
-/// Errors from the application API.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum EndpointError {
-    #[error("request to {to}: {source}")]
-    Encode {
-        to: SocketAddrV4,
-        #[source]
-        source: CodecError,
-    },
-}
+mod receive;
 
 /// A CoAP endpoint (client and server).
 ///
@@ -185,25 +51,12 @@ pub struct Endpoint {
     by_token: BTreeMap<(SocketAddrV4, Token), u64>,
     timers: BTreeSet<(SimTime, u64)>,
     peers: BTreeMap<SocketAddrV4, PeerSlots>,
-    dedup: BTreeMap<(SocketAddrV4, u16), DedupEntry>,
-    dedup_expiry: BTreeSet<(SimTime, SocketAddrV4, u16)>,
+    dedup: DedupCache,
     outq: VecDeque<Outgoing>,
     events: VecDeque<Event>,
     store: ResourceStore,
     stats: Stats,
 }
-
-/// Options the server side understands; any other critical option in a
-/// request is answered 4.02 Bad Option (§5.4.1).
-const RECOGNISED: [OptionNumber; 7] = [
-    OptionNumber::URI_HOST,
-    OptionNumber::URI_PORT,
-    OptionNumber::URI_PATH,
-    OptionNumber::CONTENT_FORMAT,
-    OptionNumber::URI_QUERY,
-    OptionNumber::ACCEPT,
-    OptionNumber::SIZE1,
-];
 
 impl Endpoint {
     /// A fresh endpoint; its first message ID is `first_message_id` (§4.4:
@@ -220,8 +73,7 @@ impl Endpoint {
             by_token: BTreeMap::new(),
             timers: BTreeSet::new(),
             peers: BTreeMap::new(),
-            dedup: BTreeMap::new(),
-            dedup_expiry: BTreeSet::new(),
+            dedup: DedupCache::default(),
             outq: VecDeque::new(),
             events: VecDeque::new(),
             store: ResourceStore::new(),
@@ -244,6 +96,10 @@ impl Endpoint {
     /// The server's resources, e.g. to seed values.
     pub fn resources_mut(&mut self) -> &mut ResourceStore {
         &mut self.store
+    }
+    /// Message IDs currently remembered for deduplication (§4.5).
+    pub fn dedup_entries(&self) -> usize {
+        self.dedup.len()
     }
     /// Requests made and not yet finished (sent or waiting for NSTART).
     pub fn outstanding_requests(&self) -> usize {
@@ -318,15 +174,13 @@ impl Endpoint {
                     }
                     None => continue,
                 },
-                Outgoing::Cached { peer, mid, repeat } => {
-                    match self.dedup.get(&(peer, mid)).and_then(|e| e.reply.as_ref()) {
-                        Some(reply) => {
-                            buf.extend_from_slice(reply);
-                            (peer, repeat)
-                        }
-                        None => continue,
+                Outgoing::Cached { peer, mid, repeat } => match self.dedup.reply(peer, mid) {
+                    Some(reply) => {
+                        buf.extend_from_slice(reply);
+                        (peer, repeat)
                     }
-                }
+                    None => continue,
+                },
                 Outgoing::Empty { to, rst, mid } => {
                     let ty = if rst {
                         MessageType::Rst
@@ -360,7 +214,7 @@ impl Endpoint {
     /// A timer may have fired: retransmit, give up, or send a scheduled
     /// separate response.
     pub fn handle_timeout(&mut self, now: SimTime) {
-        self.expire_dedup(now);
+        self.dedup.expire(now);
         while let Some(&(t, id)) = self.timers.first() {
             if t > now {
                 break;
@@ -407,57 +261,6 @@ impl Endpoint {
                     self.start(t, id);
                 }
                 ExState::Waiting => {}
-            }
-        }
-    }
-
-    /// A datagram arrived from `from`.
-    pub fn handle_datagram(&mut self, now: SimTime, from: SocketAddrV4, bytes: &[u8]) {
-        self.expire_dedup(now);
-        let m = match MessageRef::parse(bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                self.stats.malformed_dropped += 1;
-                // RFC 7252 §3: unknown versions are silently ignored. §4.2: a
-                // CON with a format error is rejected with RST; §4.3: anything
-                // else malformed is silently ignored.
-                if !matches!(e, CodecError::UnknownVersion { .. }) {
-                    if let Ok(h) = Header::peek(bytes) {
-                        if h.ty == MessageType::Con {
-                            self.send_rst(from, h.message_id);
-                        }
-                    }
-                }
-                return;
-            }
-        };
-        match m.ty {
-            MessageType::Ack | MessageType::Rst => self.on_ack_or_rst(now, from, &m),
-            MessageType::Con | MessageType::Non => {
-                let con = m.ty == MessageType::Con;
-                if m.code.is_empty() {
-                    if con {
-                        // RFC 7252 §4.3: an Empty CON ("CoAP ping") gets RST.
-                        self.send_rst(from, m.message_id);
-                    } else {
-                        // §4.3: a NON must not be Empty — format error.
-                        self.stats.malformed_dropped += 1;
-                    }
-                    return;
-                }
-                if self.is_duplicate(now, from, &m) {
-                    return;
-                }
-                if m.code.class() == 0 {
-                    self.on_request(now, from, &m);
-                } else if m.code.is_response() {
-                    self.on_response(now, from, &m);
-                } else if con {
-                    // Reserved classes 1, 6, 7 (§12.1): cannot process → RST (§4.2).
-                    self.send_rst(from, m.message_id);
-                } else {
-                    self.stats.ignored += 1;
-                }
             }
         }
     }
@@ -512,11 +315,13 @@ impl Endpoint {
             // [ACK_TIMEOUT, ACK_TIMEOUT·ACK_RANDOM_FACTOR], drawn once.
             ex.timeout = SimDuration::from_nanos(self.rng.range_inclusive(lo, hi));
             ex.state = ExState::AwaitingAck;
-            self.by_mid.insert((ex.peer, mid), id);
         } else {
             ex.timeout = non_wait;
             ex.state = ExState::AwaitingResponse;
         }
+        // Indexed by MID so a matching ACK (CON) or RST (CON or NON, §4.3)
+        // finds the exchange.
+        self.by_mid.insert((ex.peer, mid), id);
         ex.deadline = now + ex.timeout;
         self.timers.insert((ex.deadline, id));
         self.outq.push_back(Outgoing::Exchange {
@@ -569,18 +374,6 @@ impl Endpoint {
         self.outq.push_back(Outgoing::Empty { to, rst: true, mid });
     }
 
-    fn expire_dedup(&mut self, now: SimTime) {
-        while let Some(&(t, peer, mid)) = self.dedup_expiry.first() {
-            if t > now {
-                break;
-            }
-            self.dedup_expiry.remove(&(t, peer, mid));
-            if self.dedup.get(&(peer, mid)).is_some_and(|e| e.expires == t) {
-                self.dedup.remove(&(peer, mid));
-            }
-        }
-    }
-
     /// Remember `(peer, mid)` for §4.5 deduplication.
     fn remember(
         &mut self,
@@ -595,311 +388,6 @@ impl Endpoint {
         } else {
             self.config.non_lifetime()
         };
-        let expires = now + life;
-        if let Some(old) = self
-            .dedup
-            .insert((peer, mid), DedupEntry { expires, reply })
-        {
-            self.dedup_expiry.remove(&(old.expires, peer, mid));
-        }
-        self.dedup_expiry.insert((expires, peer, mid));
+        self.dedup.insert(peer, mid, now + life, reply);
     }
-
-    /// RFC 7252 §4.5: a CON or NON already seen from this source with this
-    /// message ID is a duplicate: a CON gets the same reply again, the
-    /// application does not see it again.
-    fn is_duplicate(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) -> bool {
-        let Some(entry) = self.dedup.get(&(from, m.message_id)) else {
-            return false;
-        };
-        if entry.expires <= now {
-            return false;
-        }
-        self.stats.duplicates_suppressed += 1;
-        if m.ty == MessageType::Con && entry.reply.is_some() {
-            self.outq.push_back(Outgoing::Cached {
-                peer: from,
-                mid: m.message_id,
-                repeat: true,
-            });
-        }
-        true
-    }
-
-    fn on_ack_or_rst(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) {
-        // RFC 7252 §4.2: an ACK or RST matching no CON we sent is ignored.
-        let Some(&id) = self.by_mid.get(&(from, m.message_id)) else {
-            self.stats.ignored += 1;
-            return;
-        };
-        let Some(ex) = self.exchanges.get_mut(&id) else {
-            self.stats.ignored += 1;
-            return;
-        };
-        if m.ty == MessageType::Rst {
-            self.stats.rst_received += 1;
-            if ex.client {
-                self.events.push_back(Event::ResetReceived {
-                    handle: RequestHandle(id),
-                });
-            }
-            self.finish(now, id);
-            return;
-        }
-        // The ACK ends retransmission.
-        self.by_mid.remove(&(from, m.message_id));
-        if !ex.client {
-            self.finish(now, id); // our separate response was acknowledged
-            return;
-        }
-        let transmissions = ex.retransmissions + 1;
-        if m.code.is_response() && m.token == ex.token {
-            // §5.2.1 piggybacked response.
-            self.stats.responses_received += 1;
-            self.events.push_back(Event::ResponseReceived {
-                handle: RequestHandle(id),
-                from,
-                code: m.code,
-                content_format: m.content_format(),
-                payload: m.payload.to_vec(),
-                transmissions,
-            });
-            self.finish(now, id);
-            return;
-        }
-        // §5.2.2: Empty ACK — a separate response follows. The interaction is
-        // no longer outstanding for NSTART (§4.7).
-        self.timers.remove(&(ex.deadline, id));
-        ex.state = ExState::AwaitingResponse;
-        ex.deadline = now + self.config.exchange_lifetime();
-        self.timers.insert((ex.deadline, id));
-        let peer = ex.peer;
-        if std::mem::replace(&mut ex.holds_slot, false) {
-            self.release_slot(now, peer);
-        }
-    }
-
-    fn on_response(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) {
-        let con = m.ty == MessageType::Con;
-        let found = self.by_token.get(&(from, m.token)).copied().filter(|id| {
-            self.exchanges
-                .get(id)
-                .is_some_and(|e| e.state != ExState::Waiting)
-        });
-        let Some(id) = found else {
-            // §5.3.2 / §4.2: a CON response we cannot match is rejected.
-            if con {
-                self.send_rst(from, m.message_id);
-            } else {
-                self.stats.ignored += 1;
-            }
-            return;
-        };
-        if con {
-            // §5.2.2: the client ACKs a separate CON response; the ACK is
-            // remembered so a retransmitted response gets it again (§4.5).
-            let mut ack = Vec::with_capacity(4);
-            write_header(
-                &mut ack,
-                MessageType::Ack,
-                Code::EMPTY,
-                m.message_id,
-                &Token::EMPTY,
-            );
-            self.remember(now, from, m.message_id, true, Some(ack.into_boxed_slice()));
-            self.outq.push_back(Outgoing::Cached {
-                peer: from,
-                mid: m.message_id,
-                repeat: false,
-            });
-        } else {
-            self.remember(now, from, m.message_id, false, None);
-        }
-        let transmissions = self.exchanges.get(&id).map_or(1, |e| e.retransmissions + 1);
-        self.stats.responses_received += 1;
-        self.events.push_back(Event::ResponseReceived {
-            handle: RequestHandle(id),
-            from,
-            code: m.code,
-            content_format: m.content_format(),
-            payload: m.payload.to_vec(),
-            transmissions,
-        });
-        self.finish(now, id);
-    }
-
-    fn on_request(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) {
-        let con = m.ty == MessageType::Con;
-        let reply = match Method::from_code(m.code) {
-            // §5.8: unknown method → 4.05 Method Not Allowed.
-            None => super::server::Reply {
-                code: Code::METHOD_NOT_ALLOWED,
-                content_format: None,
-                payload: Vec::new(),
-            },
-            Some(method) => {
-                let bad = m.options().find(|o| {
-                    let n = OptionNumber(o.number);
-                    let ok_len = n
-                        .spec()
-                        .is_some_and(|(_, lo, hi)| (lo..=hi).contains(&o.value.len()));
-                    // §5.4.1, §5.4.3: unrecognised (or malformed) critical option.
-                    n.is_critical() && !(RECOGNISED.contains(&n) && ok_len)
-                });
-                if let Some(o) = bad {
-                    let code = if o.number == OptionNumber::PROXY_URI.0
-                        || o.number == OptionNumber::PROXY_SCHEME.0
-                    {
-                        Code::PROXYING_NOT_SUPPORTED // §5.10.2
-                    } else {
-                        Code::BAD_OPTION
-                    };
-                    super::server::Reply {
-                        code,
-                        content_format: None,
-                        payload: Vec::new(),
-                    }
-                } else {
-                    let mut path = String::new();
-                    m.write_path(&mut path);
-                    let cf = m.content_format();
-                    let reply = self.store.apply(method, &path, cf, m.payload);
-                    self.stats.requests_received += 1;
-                    self.events.push_back(Event::RequestReceived {
-                        from,
-                        method,
-                        path,
-                        content_format: cf,
-                        payload: m.payload.to_vec(),
-                        confirmable: con,
-                    });
-                    reply
-                }
-            }
-        };
-        let mut bytes = Vec::new();
-        if !con {
-            // §5.2.3: a NON request gets a NON response with a new ID.
-            let mid = self.fresh_mid();
-            encode_response(&mut bytes, MessageType::Non, mid, m.token, &reply);
-            self.remember(now, from, m.message_id, false, None);
-            self.outq.push_back(Outgoing::Owned { to: from, bytes });
-            return;
-        }
-        match self.config.separate_response_delay {
-            None => {
-                // §5.2.1: piggybacked response in the ACK.
-                encode_response(&mut bytes, MessageType::Ack, m.message_id, m.token, &reply);
-            }
-            Some(delay) => {
-                // §5.2.2: Empty ACK now, the response later as its own CON.
-                write_header(
-                    &mut bytes,
-                    MessageType::Ack,
-                    Code::EMPTY,
-                    m.message_id,
-                    &Token::EMPTY,
-                );
-                let mut resp = Vec::new();
-                encode_response(&mut resp, MessageType::Con, 0, m.token, &reply);
-                let id = self.alloc_id();
-                let deadline = now + delay;
-                self.exchanges.insert(
-                    id,
-                    Exchange {
-                        peer: from,
-                        token: m.token,
-                        message_id: 0,
-                        confirmable: true,
-                        client: false,
-                        state: ExState::Scheduled,
-                        holds_slot: false,
-                        bytes: resp,
-                        retransmissions: 0,
-                        timeout: delay,
-                        deadline,
-                    },
-                );
-                self.timers.insert((deadline, id));
-            }
-        }
-        self.remember(
-            now,
-            from,
-            m.message_id,
-            true,
-            Some(bytes.into_boxed_slice()),
-        );
-        self.outq.push_back(Outgoing::Cached {
-            peer: from,
-            mid: m.message_id,
-            repeat: false,
-        });
-    }
-}
-
-/// Encode a request with message ID 0 (patched when it is sent).
-fn encode_request(req: &Request, token: Token) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(16 + req.path.len() + req.payload.len());
-    let ty = if req.confirmable {
-        MessageType::Con
-    } else {
-        MessageType::Non
-    };
-    write_header(&mut out, ty, req.method.code(), 0, &token);
-    let mut w = OptionWriter::new();
-    let checked = |number: OptionNumber, v: &[u8]| -> Result<(), CodecError> {
-        match number.spec() {
-            Some((_, lo, hi)) if v.len() < lo || v.len() > hi => {
-                Err(CodecError::OptionValueLength {
-                    number: number.0,
-                    len: v.len(),
-                    min: lo,
-                    max: hi,
-                })
-            }
-            _ => Ok(()),
-        }
-    };
-    if let Some(h) = &req.host {
-        checked(OptionNumber::URI_HOST, h.as_bytes())?;
-        w.push(&mut out, OptionNumber::URI_HOST.0, h.as_bytes())?;
-    }
-    if let Some(p) = req.port {
-        let (b, n) = encode_uint(u64::from(p));
-        w.push(&mut out, OptionNumber::URI_PORT.0, &b[8 - n..])?;
-    }
-    let path = req.path.strip_prefix('/').unwrap_or(&req.path);
-    if !path.is_empty() {
-        for seg in path.split('/') {
-            checked(OptionNumber::URI_PATH, seg.as_bytes())?;
-            w.push(&mut out, OptionNumber::URI_PATH.0, seg.as_bytes())?;
-        }
-    }
-    if let Some(cf) = req.content_format {
-        let (b, n) = encode_uint(u64::from(cf));
-        w.push(&mut out, OptionNumber::CONTENT_FORMAT.0, &b[8 - n..])?;
-    }
-    for q in &req.query {
-        checked(OptionNumber::URI_QUERY, q.as_bytes())?;
-        w.push(&mut out, OptionNumber::URI_QUERY.0, q.as_bytes())?;
-    }
-    write_payload(&mut out, &req.payload);
-    Ok(out)
-}
-
-fn encode_response(
-    out: &mut Vec<u8>,
-    ty: MessageType,
-    mid: u16,
-    token: Token,
-    reply: &super::server::Reply,
-) {
-    write_header(out, ty, reply.code, mid, &token);
-    if let Some(cf) = reply.content_format {
-        let (b, n) = encode_uint(u64::from(cf));
-        // Content-Format of ≤ 2 bytes cannot exceed any length limit.
-        let _ = OptionWriter::new().push(out, OptionNumber::CONTENT_FORMAT.0, &b[8 - n..]);
-    }
-    write_payload(out, &reply.payload);
 }

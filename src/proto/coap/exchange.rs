@@ -60,15 +60,6 @@ pub(crate) struct PeerSlots {
     pub waiting: VecDeque<u64>,
 }
 
-/// A remembered message ID (§4.5) and the reply to repeat for duplicates.
-#[derive(Debug, Clone)]
-pub(crate) struct DedupEntry {
-    pub expires: SimTime,
-    /// For a CON: the ACK (piggybacked or Empty) sent in reply, resent
-    /// verbatim when a duplicate arrives.
-    pub reply: Option<Box<[u8]>>,
-}
-
 /// A queued datagram. Bytes are copied out at `poll_transmit` time, so
 /// retransmissions and repeated replies cost no allocation.
 #[derive(Debug, Clone)]

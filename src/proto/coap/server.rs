@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use super::code::{Code, Method};
+use super::code::{Code, MessageType, Method};
+use super::codec::{write_header, write_payload, MessageRef, OptionWriter, Token};
+use super::option::{encode_uint, OptionNumber};
 
 /// A stored representation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +116,87 @@ impl ResourceStore {
             }
         }
     }
+}
+
+/// Outcome of serving one (non-duplicate) request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// Applied to the store; the application is told.
+    Applied {
+        reply: Reply,
+        method: Method,
+        path: String,
+        content_format: Option<u16>,
+    },
+    /// Not applied: 4.02 Bad Option, 5.05 Proxying Not Supported or 4.05
+    /// Method Not Allowed.
+    Rejected(Reply),
+}
+
+/// Options the server side understands; any other critical option in a
+/// request is answered 4.02 Bad Option (§5.4.1).
+const RECOGNISED: [OptionNumber; 7] = [
+    OptionNumber::URI_HOST,
+    OptionNumber::URI_PORT,
+    OptionNumber::URI_PATH,
+    OptionNumber::CONTENT_FORMAT,
+    OptionNumber::URI_QUERY,
+    OptionNumber::ACCEPT,
+    OptionNumber::SIZE1,
+];
+
+/// Check a request's method and options and apply it to `store`:
+/// unknown method → 4.05 (§5.8); an unrecognised or malformed critical
+/// option → 4.02 (§5.4.1, §5.4.3), Proxy-Uri/Proxy-Scheme → 5.05 (§5.10.2);
+/// otherwise [`ResourceStore::apply`].
+pub(crate) fn serve(store: &mut ResourceStore, m: &MessageRef<'_>) -> Served {
+    let Some(method) = Method::from_code(m.code) else {
+        return Served::Rejected(Reply::bare(Code::METHOD_NOT_ALLOWED));
+    };
+    let bad = m.options().find(|o| {
+        let n = OptionNumber(o.number);
+        let ok_len = n
+            .spec()
+            .is_some_and(|(_, lo, hi)| (lo..=hi).contains(&o.value.len()));
+        n.is_critical() && !(RECOGNISED.contains(&n) && ok_len)
+    });
+    if let Some(o) = bad {
+        let proxy =
+            o.number == OptionNumber::PROXY_URI.0 || o.number == OptionNumber::PROXY_SCHEME.0;
+        let code = if proxy {
+            Code::PROXYING_NOT_SUPPORTED
+        } else {
+            Code::BAD_OPTION
+        };
+        return Served::Rejected(Reply::bare(code));
+    }
+    let mut path = String::new();
+    m.write_path(&mut path);
+    let content_format = m.content_format();
+    let reply = store.apply(method, &path, content_format, m.payload);
+    Served::Applied {
+        reply,
+        method,
+        path,
+        content_format,
+    }
+}
+
+/// Encode a response message (§5.2): header, Content-Format, payload.
+pub(crate) fn encode_response(
+    out: &mut Vec<u8>,
+    ty: MessageType,
+    mid: u16,
+    token: Token,
+    reply: &Reply,
+) {
+    write_header(out, ty, reply.code, mid, &token);
+    if let Some(cf) = reply.content_format {
+        let (b, n) = encode_uint(u64::from(cf));
+        // Content-Format of ≤ 2 bytes cannot exceed any length limit.
+        let _ = OptionWriter::new().push(out, OptionNumber::CONTENT_FORMAT.0, &b[8 - n..]);
+    }
+    write_payload(out, &reply.payload);
 }
 
 #[cfg(test)]

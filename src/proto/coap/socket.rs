@@ -15,7 +15,9 @@ use thiserror::Error;
 
 use crate::sim::SimTime;
 
-use super::endpoint::{Endpoint, EndpointError, Event, Request, RequestHandle};
+use super::endpoint::Endpoint;
+use super::events::{EndpointError, Event};
+use super::request::{Request, RequestHandle};
 
 /// Errors of the socket driver.
 #[derive(Debug, Error)]

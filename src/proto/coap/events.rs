@@ -1,0 +1,110 @@
+//! What the endpoint reports: transmissions, application events, counters
+//! and API errors.
+
+use std::net::SocketAddrV4;
+
+use thiserror::Error;
+
+use super::code::{Code, MessageType, Method};
+use super::codec::CodecError;
+use super::request::RequestHandle;
+
+/// What `poll_transmit` wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransmitInfo {
+    /// Destination.
+    pub to: SocketAddrV4,
+    /// Message type from the header.
+    pub ty: MessageType,
+    /// Code from the header.
+    pub code: Code,
+    /// Message ID from the header.
+    pub message_id: u16,
+    /// A retransmission of a CON, or a repeated reply to a duplicate.
+    pub is_retransmission: bool,
+    /// Datagram length in bytes (CoAP only; no UDP/IP headers).
+    pub len: usize,
+    /// The request this datagram carries when it is one of ours (first
+    /// transmission or retransmission), so a driver can attribute it.
+    pub request: Option<RequestHandle>,
+}
+
+/// What the endpoint tells the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A response matched one of our requests (§5.3.2).
+    ResponseReceived {
+        handle: RequestHandle,
+        from: SocketAddrV4,
+        code: Code,
+        content_format: Option<u16>,
+        payload: Vec<u8>,
+        /// How many times the request was sent (1 + retransmissions).
+        transmissions: u32,
+    },
+    /// A new request reached the server side (once per exchange: duplicates
+    /// are suppressed, §4.5). The server has already answered it.
+    RequestReceived {
+        from: SocketAddrV4,
+        method: Method,
+        path: String,
+        content_format: Option<u16>,
+        payload: Vec<u8>,
+        confirmable: bool,
+    },
+    /// A CON request was never acknowledged: MAX_RETRANSMIT retransmissions
+    /// and the last timeout passed (§4.2).
+    GaveUp { handle: RequestHandle },
+    /// A NON request got no response within `non_response_timeout`, or a
+    /// separate response did not follow an Empty ACK within EXCHANGE_LIFETIME.
+    NoResponse { handle: RequestHandle },
+    /// The peer rejected our request with RST (§4.2, §4.3).
+    ResetReceived { handle: RequestHandle },
+}
+
+/// Counters, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Client requests sent for the first time (past NSTART).
+    pub requests_started: u64,
+    /// Datagrams handed out by `poll_transmit`.
+    pub datagrams_sent: u64,
+    /// Their CoAP bytes.
+    pub bytes_sent: u64,
+    /// CON retransmissions (requests and separate responses).
+    pub retransmissions: u64,
+    /// Client CON requests given up (`Event::GaveUp`).
+    pub give_ups: u64,
+    /// `Event::NoResponse` count.
+    pub no_responses: u64,
+    /// Responses matched to our requests.
+    pub responses_received: u64,
+    /// New requests applied by the server side.
+    pub requests_received: u64,
+    /// Duplicate CON/NON messages suppressed (§4.5).
+    pub duplicates_suppressed: u64,
+    /// RST messages sent (§4.2, §4.3).
+    pub rst_sent: u64,
+    /// RST messages matching one of our exchanges.
+    pub rst_received: u64,
+    /// Datagrams that failed to decode or were otherwise malformed.
+    pub malformed_dropped: u64,
+    /// ACK/RST for unknown message IDs, NON responses with unknown tokens.
+    pub ignored: u64,
+    /// Separate CON responses sent (§5.2.2), first transmissions.
+    pub separate_responses_sent: u64,
+    /// Separate responses never acknowledged.
+    pub separate_give_ups: u64,
+}
+
+/// Errors from the application API.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EndpointError {
+    /// The request could not be encoded (e.g. a path segment > 255 bytes).
+    #[error("request to {to}: {source}")]
+    Encode {
+        to: SocketAddrV4,
+        #[source]
+        source: CodecError,
+    },
+}

@@ -1,0 +1,115 @@
+//! Client requests as the application states them, and their encoding
+//! (RFC 7252 §5.8, §6.4).
+
+use super::code::{MessageType, Method};
+use super::codec::{write_header, write_payload, CodecError, OptionWriter, Token};
+use super::option::{encode_uint, OptionNumber};
+
+/// Identifies one request made with [`Endpoint::request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestHandle(pub u64);
+
+/// A request as the application states it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// GET, POST, PUT or DELETE (§5.8).
+    pub method: Method,
+    /// CON (true) or NON (false) (§4.2, §4.3).
+    pub confirmable: bool,
+    /// Path like `building/xyz/room/120/temperature`; a leading `/` is
+    /// dropped, each `/`-separated segment becomes one Uri-Path (§6.4).
+    pub path: String,
+    /// Uri-Host (§5.10.1), when the server needs it.
+    pub host: Option<String>,
+    /// Uri-Port (§5.10.1).
+    pub port: Option<u16>,
+    /// Each entry becomes one Uri-Query option.
+    pub query: Vec<String>,
+    /// Content-Format of the payload (§5.10.3), e.g. 0 = text/plain.
+    pub content_format: Option<u16>,
+    /// Request body (PUT/POST).
+    pub payload: Vec<u8>,
+}
+
+impl Request {
+    /// A confirmable request with no payload.
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Request {
+            method,
+            confirmable: true,
+            path: path.into(),
+            host: None,
+            port: None,
+            query: Vec::new(),
+            content_format: None,
+            payload: Vec::new(),
+        }
+    }
+    /// Confirmable GET.
+    pub fn get(path: impl Into<String>) -> Self {
+        Request::new(Method::Get, path)
+    }
+    /// Confirmable PUT of `payload` (Content-Format 0, text/plain).
+    pub fn put(path: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        Request {
+            payload: payload.into(),
+            content_format: Some(0),
+            ..Request::new(Method::Put, path)
+        }
+    }
+    /// Builder: CON (`true`) or NON (`false`).
+    pub fn confirmable(mut self, con: bool) -> Self {
+        self.confirmable = con;
+        self
+    }
+}
+
+/// Encode a request with message ID 0 (patched when it is sent).
+pub(crate) fn encode_request(req: &Request, token: Token) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(16 + req.path.len() + req.payload.len());
+    let ty = if req.confirmable {
+        MessageType::Con
+    } else {
+        MessageType::Non
+    };
+    write_header(&mut out, ty, req.method.code(), 0, &token);
+    let mut w = OptionWriter::new();
+    let checked = |number: OptionNumber, v: &[u8]| -> Result<(), CodecError> {
+        match number.spec() {
+            Some((_, lo, hi)) if v.len() < lo || v.len() > hi => {
+                Err(CodecError::OptionValueLength {
+                    number: number.0,
+                    len: v.len(),
+                    min: lo,
+                    max: hi,
+                })
+            }
+            _ => Ok(()),
+        }
+    };
+    if let Some(h) = &req.host {
+        checked(OptionNumber::URI_HOST, h.as_bytes())?;
+        w.push(&mut out, OptionNumber::URI_HOST.0, h.as_bytes())?;
+    }
+    if let Some(p) = req.port {
+        let (b, n) = encode_uint(u64::from(p));
+        w.push(&mut out, OptionNumber::URI_PORT.0, &b[8 - n..])?;
+    }
+    let path = req.path.strip_prefix('/').unwrap_or(&req.path);
+    if !path.is_empty() {
+        for seg in path.split('/') {
+            checked(OptionNumber::URI_PATH, seg.as_bytes())?;
+            w.push(&mut out, OptionNumber::URI_PATH.0, seg.as_bytes())?;
+        }
+    }
+    if let Some(cf) = req.content_format {
+        let (b, n) = encode_uint(u64::from(cf));
+        w.push(&mut out, OptionNumber::CONTENT_FORMAT.0, &b[8 - n..])?;
+    }
+    for q in &req.query {
+        checked(OptionNumber::URI_QUERY, q.as_bytes())?;
+        w.push(&mut out, OptionNumber::URI_QUERY.0, q.as_bytes())?;
+    }
+    write_payload(&mut out, &req.payload);
+    Ok(out)
+}
