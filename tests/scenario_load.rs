@@ -681,7 +681,7 @@ fn trace_files_of_both_formats() {
     assert_eq!(
         s.links[0].loss,
         LossSpec::Trace(TraceSpec::Bits {
-            bits,
+            bits: bits.into(),
             repeat: false,
             file: PathBuf::from("loss.bits")
         })
@@ -693,7 +693,8 @@ fn trace_files_of_both_formats() {
                 (SimTime::ZERO, false),
                 (SimTime::from_nanos(12_500_000_000), true),
                 (SimTime::from_nanos(15_000_000_000), false)
-            ],
+            ]
+            .into(),
             loss_good: 0.01,
             loss_bad: 1.0,
             period: Some(SimDuration::from_secs(20)),

@@ -157,13 +157,10 @@ impl World<'_> {
             return;
         }
         let mut buf = std::mem::take(&mut self.payload_out);
-        loop {
-            let Some(c) = self.coap[node].as_mut() else {
-                break;
-            };
-            let Some(info) = c.ep.poll_transmit(now, &mut buf) else {
-                break;
-            };
+        while let Some(info) = self.coap[node]
+            .as_mut()
+            .and_then(|c| c.ep.poll_transmit(now, &mut buf))
+        {
             let owner = info
                 .request
                 .and_then(|h| self.coap_reqs.get(&(node as u32, h.0)).copied());
