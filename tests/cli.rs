@@ -1,7 +1,7 @@
 //! The `qossim` binary as users run it: exit codes, error messages for bad
 //! scenarios, the built-in quickstart, and the shared contract example.
 
-mod support;
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -33,7 +33,7 @@ fn contract_example_checks_and_runs_over_udp() {
     let c = c.to_str().expect("utf-8 path");
     let (code, out, err) = qossim(&["check", c]);
     assert_eq!(code, 0, "check failed: {out}{err}");
-    let dir = support::temp_dir("contract");
+    let dir = common::temp_dir("contract");
     let (code, out, err) = qossim(&[
         "run",
         c,
@@ -46,14 +46,14 @@ fn contract_example_checks_and_runs_over_udp() {
         "--quiet",
     ]);
     assert_eq!(code, 0, "run failed: {out}{err}");
-    let r = support::run_row(&dir, "telemetry");
+    let r = common::sim::run_row(&dir, "telemetry");
     assert_eq!(r["protocol"], "udp");
-    assert!(support::num(&r, "sent") > 100.0);
+    assert!(common::sim::num(&r, "sent") > 100.0);
 }
 
 #[test]
 fn no_arguments_runs_the_builtin_quickstart_into_results() {
-    let dir = support::temp_dir("quickstart-cwd");
+    let dir = common::temp_dir("quickstart-cwd");
     let out = Command::new(env!("CARGO_BIN_EXE_qossim"))
         .current_dir(&dir)
         .output()
@@ -140,7 +140,7 @@ const BAD: &[(&str, &str, usize, &str, &str)] = &[
 
 #[test]
 fn bad_scenarios_exit_2_naming_file_line_and_field() {
-    let dir = support::temp_dir("bad");
+    let dir = common::temp_dir("bad");
     for (name, text, line, field, msg) in BAD {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, text).expect("write");

@@ -31,7 +31,7 @@ fn tshark_reads_udp_and_reassembles_fragments() {
     if !tshark::available("tshark_reads_udp_and_reassembles_fragments") {
         return;
     }
-    let dir = tshark::temp_dir("pcap-tshark");
+    let dir = common::temp_dir("pcap-tshark");
     let path = dir.join("udp.pcap");
     let file = std::fs::File::create(&path).expect("create pcap");
     let mut w = PcapWriter::new(BufWriter::new(file)).expect("pcap header");

@@ -2,8 +2,9 @@
 //! link failures and rerouting, fragmentation loss, UDP delivery against
 //! closed forms, and determinism of every output file.
 
-mod support;
-use support::*;
+mod common;
+use common::sim::*;
+use common::temp_dir;
 
 fn two_hosts(link: &str, flow_extra: &str) -> String {
     format!(

@@ -170,7 +170,9 @@ impl World<'_> {
             };
             if counted {
                 if let Some(s) = self.flow_stats(flow) {
-                    if info.is_retransmission {
+                    // a timer-driven CON resend; repeated ACKs answering
+                    // duplicates are not retransmissions
+                    if info.is_retransmission && info.ty == MessageType::Con {
                         s.retransmissions += 1;
                     }
                     if info.ty == MessageType::Rst {

@@ -2,4 +2,18 @@
 
 #![allow(dead_code)]
 
+pub mod sim;
 pub mod tshark;
+
+use std::path::PathBuf;
+
+/// A fresh, empty directory under the system temp dir, unique per process,
+/// `tag` and call.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("qossim-test-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+    d
+}

@@ -5,7 +5,7 @@
 //! prints why the test is skipped, so a developer without Wireshark can still
 //! run `cargo test`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// True when `tshark -v` runs. Panics (failing the test) when it does not
@@ -51,12 +51,4 @@ pub fn lines(s: &str) -> Vec<&str> {
         .map(str::trim_end)
         .filter(|l| !l.is_empty())
         .collect()
-}
-
-/// A fresh directory under the system temp dir, unique per process and `name`.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("qossim-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
 }

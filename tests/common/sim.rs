@@ -1,21 +1,10 @@
 //! Helpers shared by integration tests: run a scenario text through the same
 //! loader and run path the CLI uses, and read the CSVs back.
-#![allow(dead_code)]
-
 use qossim::run::{run_scenario, RunOptions};
 use qossim::scenario::{self, model::Scenario};
 use std::collections::BTreeMap;
+use super::temp_dir;
 use std::path::{Path, PathBuf};
-
-/// A fresh, empty directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let d = std::env::temp_dir().join(format!("qossim-test-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create temp dir");
-    d
-}
 
 pub fn load(text: &str, overrides: &[&str]) -> Scenario {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
