@@ -57,19 +57,35 @@ fn non_delivery_is_one_minus_p() {
 /// independent loss p in each direction.
 fn con_case(p: f64, m: u32) {
     let text = star(50, p, "con", "20 s", "8000 s");
-    let dir = run_text("coap-con", &text, &[&format!("protocols.coap.max_retransmit={m}")]);
+    let dir = run_text(
+        "coap-con",
+        &text,
+        &[&format!("protocols.coap.max_retransmit={m}")],
+    );
     let r = run_row(&dir, "f");
     let sent = num(&r, "sent");
     assert!(sent >= 19_000.0, "{sent}");
     let recv = 1.0 - p.powi(m as i32 + 1);
-    assert_proportion(num(&r, "delivery_ratio"), recv, sent, 3.0, &format!("server receives, p={p} M={m}"));
+    assert_proportion(
+        num(&r, "delivery_ratio"),
+        recv,
+        sent,
+        3.0,
+        &format!("server receives, p={p} M={m}"),
+    );
     let answered = 1.0 - (1.0 - (1.0 - p) * (1.0 - p)).powi(m as i32 + 1);
     let seen = 1.0 - num(&r, "give_ups") / sent;
     eprintln!(
         "p={p} M={m} n={sent}: server receives {:.5} (closed form {recv:.5}), client answered {seen:.5} (closed form {answered:.5})",
         num(&r, "delivery_ratio")
     );
-    assert_proportion(seen, answered, sent, 3.0, &format!("client answered, p={p} M={m}"));
+    assert_proportion(
+        seen,
+        answered,
+        sent,
+        3.0,
+        &format!("client answered, p={p} M={m}"),
+    );
     // the application never sees a duplicate; the endpoint absorbed them
     assert_eq!(num(&r, "duplicates"), 0.0);
     assert!(num(&r, "duplicates_suppressed") > 0.0);
@@ -77,7 +93,9 @@ fn con_case(p: f64, m: u32) {
     let pk = read_csv(&dir.join("packets.csv"));
     let con_tx = pk
         .iter()
-        .filter(|x| x["kind"] == "coap_con" && x["link"].starts_with("s-") && x["from"].starts_with("s-"))
+        .filter(|x| {
+            x["kind"] == "coap_con" && x["link"].starts_with("s-") && x["from"].starts_with("s-")
+        })
         .count() as f64;
     assert_eq!(con_tx, sent + num(&r, "retransmissions"));
 }
@@ -117,15 +135,24 @@ fn coap_packets_have_their_exact_sizes() {
 fn nstart_queueing_counts_in_latency() {
     // a publisher sending every 100 ms over a 500 ms RTT: NSTART = 1 makes each
     // request wait for the previous exchange, so latencies grow
-    let text = star(1, 0.0, "con", "100 ms", "5 s").replace("delay = \"10 ms\"", "delay = \"250 ms\"");
+    let text =
+        star(1, 0.0, "con", "100 ms", "5 s").replace("delay = \"10 ms\"", "delay = \"250 ms\"");
     let dir = run_text("coap-nstart", &text, &[]);
     let msgs = read_csv(&dir.join("messages.csv"));
-    let lat: Vec<f64> = msgs.iter().map(|m| m["latency_ms"].parse().unwrap_or(f64::NAN)).collect();
+    let lat: Vec<f64> = msgs
+        .iter()
+        .map(|m| m["latency_ms"].parse().unwrap_or(f64::NAN))
+        .collect();
     assert!(lat.iter().all(|l| l.is_finite()), "all delivered");
     assert!(lat[0] < 300.0, "first request goes at once: {}", lat[0]);
-    assert!(lat.last().copied().unwrap_or(0.0) > 10_000.0, "the queue grew: {lat:?}");
+    assert!(
+        lat.last().copied().unwrap_or(0.0) > 10_000.0,
+        "the queue grew: {lat:?}"
+    );
     // raising NSTART to 100 removes the waiting
     let dir = run_text("coap-nstart100", &text, &["protocols.coap.nstart=100"]);
     let msgs = read_csv(&dir.join("messages.csv"));
-    assert!(msgs.iter().all(|m| m["latency_ms"].parse::<f64>().unwrap_or(1e9) < 300.0));
+    assert!(msgs
+        .iter()
+        .all(|m| m["latency_ms"].parse::<f64>().unwrap_or(1e9) < 300.0));
 }

@@ -12,7 +12,11 @@ fn run_pcaps_decode_and_match_packets_csv() {
     if !tshark::available("run_pcaps_decode_and_match_packets_csv") {
         return;
     }
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/coap-vs-udp.toml")).expect("scenario");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/coap-vs-udp.toml"
+    ))
+    .expect("scenario");
     // short, with a large-payload UDP flow so fragments appear too
     let dir = run_text(
         "pcap-run",
@@ -36,14 +40,38 @@ fn run_pcaps_decode_and_match_packets_csv() {
     let mut pcaps = 0;
     for entry in std::fs::read_dir(dir.join("pcap")).expect("pcap dir") {
         let path = entry.expect("entry").path();
-        let link = path.file_stem().expect("stem").to_string_lossy().to_string();
+        let link = path
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .to_string();
         let rows = expected.remove(&link).unwrap_or_default();
-        let malformed = tshark::run(&path, &["-Y", "_ws.malformed", "-T", "fields", "-e", "frame.number"]);
-        assert!(tshark::lines(&malformed).is_empty(), "{link}: malformed frames {malformed}");
+        let malformed = tshark::run(
+            &path,
+            &["-Y", "_ws.malformed", "-T", "fields", "-e", "frame.number"],
+        );
+        assert!(
+            tshark::lines(&malformed).is_empty(),
+            "{link}: malformed frames {malformed}"
+        );
         let frames = tshark::run(&path, &["-T", "fields", "-e", "frame.number"]);
-        assert_eq!(tshark::lines(&frames).len(), rows.len(), "{link}: frames vs packets.csv");
+        assert_eq!(
+            tshark::lines(&frames).len(),
+            rows.len(),
+            "{link}: frames vs packets.csv"
+        );
         // CoAP message types: tshark's coap.type (0 CON, 1 NON, 2 ACK, 3 RST) per frame
-        let types = tshark::run(&path, &["-d", "udp.port==5683,coap", "-T", "fields", "-e", "coap.type"]);
+        let types = tshark::run(
+            &path,
+            &[
+                "-d",
+                "udp.port==5683,coap",
+                "-T",
+                "fields",
+                "-e",
+                "coap.type",
+            ],
+        );
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for t in types.lines() {
             let k = match t.trim() {
@@ -65,5 +93,9 @@ fn run_pcaps_decode_and_match_packets_csv() {
         pcaps += 1;
     }
     assert!(pcaps >= 7, "one pcap per link, got {pcaps}");
-    assert!(expected.is_empty(), "links with transmissions but no pcap: {:?}", expected.keys());
+    assert!(
+        expected.is_empty(),
+        "links with transmissions but no pcap: {:?}",
+        expected.keys()
+    );
 }

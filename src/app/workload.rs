@@ -107,13 +107,21 @@ impl Publisher {
     }
 }
 
-/// Format a value as it appears in payloads and `messages.csv`.
-pub fn format_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
+/// Write a value as it appears in payloads and `messages.csv`: integers
+/// without decimals, anything else with three.
+pub fn write_value(out: &mut impl std::io::Write, v: f64) {
+    let _ = if v.fract() == 0.0 && v.abs() < 1e15 {
+        write!(out, "{v:.0}")
     } else {
-        format!("{v:.3}")
-    }
+        write!(out, "{v:.3}")
+    };
+}
+
+/// `write_value` into a new string.
+pub fn format_value(v: f64) -> String {
+    let mut b = Vec::with_capacity(24);
+    write_value(&mut b, v);
+    String::from_utf8(b).unwrap_or_default()
 }
 
 /// Write the payload of message `msg` of flow `flow` into `out` (cleared).
@@ -121,9 +129,9 @@ pub fn build_payload(out: &mut Vec<u8>, flow: u32, msg: u32, value: f64, payload
     out.clear();
     out.extend_from_slice(&(flow as u16).to_be_bytes());
     out.extend_from_slice(&msg.to_be_bytes());
-    let text = format_value(value);
-    let room = payload_bytes.saturating_sub(APP_HEADER_LEN);
-    out.extend_from_slice(&text.as_bytes()[..text.len().min(room)]);
+    // the value's text, cut to the room left (writes into `out`'s capacity)
+    write_value(out, value);
+    out.truncate(payload_bytes.max(APP_HEADER_LEN));
     out.resize(payload_bytes.max(APP_HEADER_LEN), b' ');
 }
 

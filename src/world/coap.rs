@@ -28,7 +28,7 @@ pub(crate) struct CoapReq {
 /// Per-node CoAP state (allocated only for nodes in CoAP flows).
 #[derive(Debug)]
 pub(crate) struct CoapNode {
-    ep: Endpoint,
+    pub(crate) ep: Endpoint,
     /// When the endpoint's timer is scheduled, and its generation.
     timer: Option<SimTime>,
     gen: u32,
@@ -77,13 +77,19 @@ impl World<'_> {
         let node = self.publishers[p].node as usize;
         let flow = &self.sc.flows[fi];
         let confirmable = matches!(flow.reliability, Reliability::Confirmed | Reliability::Con);
-        let path = self.publishers[p].topic.clone();
+        // one reusable request: path and payload copied into its buffers
+        let mut req =
+            std::mem::replace(&mut self.coap_req, Request::new(Method::Put, String::new()));
+        req.method = Method::Put;
+        req.confirmable = confirmable;
+        req.content_format = Some(42); // application/octet-stream
+        req.path.clear();
+        req.path.push_str(&self.publishers[p].topic);
+        req.payload.clear();
+        req.payload.extend_from_slice(&self.payload);
         for &r in receivers {
             let to = self.coap_addr(r as usize);
-            let mut req = Request::new(Method::Put, path.clone()).confirmable(confirmable);
-            req.content_format = Some(42); // application/octet-stream
-            req.payload = self.payload.clone();
-            let h = self.coap_node(node).ep.request(now, to, req);
+            let h = self.coap_node(node).ep.request(now, to, &req);
             if let Ok(h) = h {
                 self.coap_reqs.insert(
                     (node as u32, h.0),
@@ -101,6 +107,7 @@ impl World<'_> {
             };
             self.coap_drive(now, q, node, ctx);
         }
+        self.coap_req = req;
     }
 
     /// A CoAP datagram arrived at `node`.

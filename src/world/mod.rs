@@ -83,6 +83,8 @@ pub struct RunOutcome {
     pub messages: Option<AtomicFile>,
     pub packets: Option<AtomicFile>,
     pub pcaps: Vec<PcapWriter<AtomicFile>>,
+    /// CoAP endpoint counters summed over every node (zero without CoAP).
+    pub coap: crate::proto::coap::Stats,
 }
 
 /// One run of one scenario.
@@ -114,6 +116,8 @@ pub struct World<'s> {
     pub(crate) coap: Vec<Option<Box<coap::CoapNode>>>,
     /// Outstanding CoAP requests: (node, handle) → owner.
     pub(crate) coap_reqs: std::collections::BTreeMap<(u32, u64), coap::CoapReq>,
+    /// Scratch request reused for every CoAP publish.
+    pub(crate) coap_req: crate::proto::coap::Request,
 }
 
 impl<'s> World<'s> {
@@ -195,6 +199,10 @@ impl<'s> World<'s> {
             payload_out: Vec::with_capacity(2048),
             coap: (0..sc.nodes.len()).map(|_| None).collect(),
             coap_reqs: Default::default(),
+            coap_req: crate::proto::coap::Request::new(
+                crate::proto::coap::Method::Put,
+                String::new(),
+            ),
         })
     }
 
@@ -231,6 +239,10 @@ impl<'s> World<'s> {
             return Err(e);
         }
         let (flows, messages) = self.recorder.finish(end)?;
+        let mut coap = crate::proto::coap::Stats::default();
+        for c in self.coap.iter().flatten() {
+            coap.add(c.ep.stats());
+        }
         let mut packets = self.packets_out;
         if let Some(p) = packets.as_mut() {
             p.flush()?;
@@ -244,6 +256,7 @@ impl<'s> World<'s> {
             messages,
             packets,
             pcaps: self.pcaps,
+            coap,
         })
     }
 

@@ -1,9 +1,9 @@
 //! Helpers shared by integration tests: run a scenario text through the same
 //! loader and run path the CLI uses, and read the CSVs back.
+use super::temp_dir;
 use qossim::run::{run_scenario, RunOptions};
 use qossim::scenario::{self, model::Scenario};
 use std::collections::BTreeMap;
-use super::temp_dir;
 use std::path::{Path, PathBuf};
 
 pub fn load(text: &str, overrides: &[&str]) -> Scenario {

@@ -56,7 +56,12 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     store: ResourceStore,
     stats: Stats,
+    /// Recycled message buffers (at most `SPARE_BUFFERS`).
+    spare: Vec<Vec<u8>>,
 }
+
+/// How many finished exchanges' buffers an endpoint keeps for reuse.
+const SPARE_BUFFERS: usize = 4;
 
 impl Endpoint {
     /// A fresh endpoint; its first message ID is `first_message_id` (§4.4:
@@ -78,6 +83,7 @@ impl Endpoint {
             events: VecDeque::new(),
             store: ResourceStore::new(),
             stats: Stats::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -114,11 +120,13 @@ impl Endpoint {
         &mut self,
         now: SimTime,
         to: SocketAddrV4,
-        req: Request,
+        req: impl std::borrow::Borrow<Request>,
     ) -> Result<RequestHandle, EndpointError> {
+        let req = req.borrow();
         let token = self.fresh_token();
-        let bytes =
-            encode_request(&req, token).map_err(|source| EndpointError::Encode { to, source })?;
+        let spare = self.spare.pop().unwrap_or_default();
+        let bytes = encode_request(req, token, spare)
+            .map_err(|source| EndpointError::Encode { to, source })?;
         let id = self.alloc_id();
         self.exchanges.insert(
             id,
@@ -344,6 +352,10 @@ impl Endpoint {
         }
         if ex.holds_slot {
             self.release_slot(now, ex.peer);
+        }
+        // keep a few encoded-message buffers for the next requests
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(ex.bytes);
         }
     }
 

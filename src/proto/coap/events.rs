@@ -97,6 +97,27 @@ pub struct Stats {
     pub separate_give_ups: u64,
 }
 
+impl Stats {
+    /// Add another endpoint's counters (totals over a run).
+    pub fn add(&mut self, o: &Stats) {
+        self.requests_started += o.requests_started;
+        self.datagrams_sent += o.datagrams_sent;
+        self.bytes_sent += o.bytes_sent;
+        self.retransmissions += o.retransmissions;
+        self.give_ups += o.give_ups;
+        self.no_responses += o.no_responses;
+        self.responses_received += o.responses_received;
+        self.requests_received += o.requests_received;
+        self.duplicates_suppressed += o.duplicates_suppressed;
+        self.rst_sent += o.rst_sent;
+        self.rst_received += o.rst_received;
+        self.malformed_dropped += o.malformed_dropped;
+        self.ignored += o.ignored;
+        self.separate_responses_sent += o.separate_responses_sent;
+        self.separate_give_ups += o.separate_give_ups;
+    }
+}
+
 /// Errors from the application API.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EndpointError {

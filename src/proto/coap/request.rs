@@ -64,9 +64,15 @@ impl Request {
     }
 }
 
-/// Encode a request with message ID 0 (patched when it is sent).
-pub(crate) fn encode_request(req: &Request, token: Token) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(16 + req.path.len() + req.payload.len());
+/// Encode a request with message ID 0 (patched when it is sent) into `out`
+/// (cleared first; a recycled buffer avoids an allocation).
+pub(crate) fn encode_request(
+    req: &Request,
+    token: Token,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, CodecError> {
+    out.clear();
+    out.reserve(16 + req.path.len() + req.payload.len());
     let ty = if req.confirmable {
         MessageType::Con
     } else {

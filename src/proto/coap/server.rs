@@ -100,16 +100,23 @@ impl ResourceStore {
                 },
                 None => Reply::bare(Code::NOT_FOUND),
             },
-            Method::Put | Method::Post => {
-                let res = Resource {
-                    content_format,
-                    value: payload.to_vec(),
-                };
-                match self.resources.insert(path.to_owned(), res) {
-                    Some(_) => Reply::bare(Code::CHANGED),
-                    None => Reply::bare(Code::CREATED),
+            // an existing resource is updated in place (no allocation)
+            Method::Put | Method::Post => match self.resources.get_mut(path) {
+                Some(r) => {
+                    r.content_format = content_format;
+                    r.value.clear();
+                    r.value.extend_from_slice(payload);
+                    Reply::bare(Code::CHANGED)
                 }
-            }
+                None => {
+                    let res = Resource {
+                        content_format,
+                        value: payload.to_vec(),
+                    };
+                    self.resources.insert(path.to_owned(), res);
+                    Reply::bare(Code::CREATED)
+                }
+            },
             Method::Delete => {
                 self.resources.remove(path);
                 Reply::bare(Code::DELETED)
