@@ -52,6 +52,26 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, Scena
     }
 }
 
+/// Warnings about a valid but questionable scenario (printed on stderr).
+pub fn warnings(sc: &Scenario) -> Vec<String> {
+    use crate::scenario::model::{Protocol, Reliability};
+    let mut w = Vec::new();
+    let con = sc
+        .flows
+        .iter()
+        .any(|f| f.protocol == Protocol::Coap && matches!(f.reliability, Reliability::Confirmed | Reliability::Con));
+    if con {
+        let wait = crate::proto::coap::Config::from(&sc.protocols.coap).max_transmit_wait();
+        if sc.drain < wait {
+            w.push(format!(
+                "drain {} is shorter than CoAP MAX_TRANSMIT_WAIT {wait}: CON messages still being retransmitted when the run ends count as lost (DESIGN.md: drain ≥ the slowest give-up time)",
+                sc.drain
+            ));
+        }
+    }
+    w
+}
+
 /// `qossim run`.
 pub fn run(req: &RunRequest) -> Result<(), CliError> {
     let mut overrides = req.overrides.clone();
@@ -59,6 +79,9 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
         overrides.push(format!("seed={s}"));
     }
     let sc = load(req.scenario.as_deref(), &overrides)?;
+    for w in warnings(&sc) {
+        eprintln!("warning: {w}");
+    }
     let out_dir = req
         .out
         .clone()
@@ -144,6 +167,9 @@ pub fn summary_text(sc: &Scenario, r: &RunReport, out_dir: &Path) -> String {
 /// `qossim check`.
 pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
     let sc = scenario::load_file(path, overrides)?;
+    for w in warnings(&sc) {
+        eprintln!("warning: {w}");
+    }
     println!(
         "{}: ok — scenario `{}`: {} nodes, {} links, {} flows, {} events; {} + {} drain simulated",
         path.display(),

@@ -200,3 +200,15 @@ fn every_shipped_scenario_checks() {
     }
     assert!(n >= 3);
 }
+
+#[test]
+fn short_drain_with_coap_con_is_warned_about() {
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let q = q.to_str().expect("utf-8");
+    let (code, _, err) = qossim(&["check", q, "--set", "drain=10s"]);
+    assert_eq!(code, 0);
+    assert!(err.contains("MAX_TRANSMIT_WAIT 93 s"), "{err}");
+    let (code, _, err) = qossim(&["check", q]);
+    assert_eq!(code, 0);
+    assert!(!err.contains("warning"), "{err}");
+}

@@ -4,7 +4,6 @@
 
 mod common;
 use common::sim::*;
-use common::temp_dir;
 
 fn two_hosts(link: &str, flow_extra: &str) -> String {
     format!(
