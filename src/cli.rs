@@ -56,10 +56,10 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, Scena
 pub fn warnings(sc: &Scenario) -> Vec<String> {
     use crate::scenario::model::{Protocol, Reliability};
     let mut w = Vec::new();
-    let con = sc
-        .flows
-        .iter()
-        .any(|f| f.protocol == Protocol::Coap && matches!(f.reliability, Reliability::Confirmed | Reliability::Con));
+    let con = sc.flows.iter().any(|f| {
+        f.protocol == Protocol::Coap
+            && matches!(f.reliability, Reliability::Confirmed | Reliability::Con)
+    });
     if con {
         let wait = crate::proto::coap::Config::from(&sc.protocols.coap).max_transmit_wait();
         if sc.drain < wait {

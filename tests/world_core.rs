@@ -402,3 +402,70 @@ fn same_seed_gives_identical_bytes_and_different_seeds_differ() {
     let rc = String::from_utf8_lossy(&c[0].1).to_string();
     assert_ne!(ra, rc, "runs.csv identical under a different seed");
 }
+
+/// The LINE topology with `events` appended; returns (sent_at_ms, delivered?) per message.
+fn line_with(
+    tag: &str,
+    events: &str,
+) -> (Vec<(f64, bool)>, std::collections::BTreeMap<String, String>) {
+    let dir = run_text(tag, &format!("{LINE}\n{events}"), &[]);
+    let msgs = read_csv(&dir.join("messages.csv"))
+        .iter()
+        .map(|m| {
+            (
+                m["sent_at_ms"].parse().unwrap_or(f64::NAN),
+                !m["delivered_at_ms"].is_empty(),
+            )
+        })
+        .collect();
+    (msgs, run_row(&dir, "f"))
+}
+
+#[test]
+fn set_loss_changes_a_links_channel_at_its_time() {
+    let (msgs, _) = line_with(
+        "setloss",
+        "[[events]]\nat = \"30 s\"\naction = \"set_loss\"\nlink = \"r2--r3\"\nloss = { model = \"bernoulli\", p = 1.0 }\n",
+    );
+    for (sent, ok) in msgs {
+        // r2 transmits ~32 ms after the send
+        assert_eq!(ok, sent + 32.0 < 30_000.0, "sent at {sent}");
+    }
+}
+
+#[test]
+fn a_crashed_node_drops_what_reaches_it_until_it_restarts() {
+    let (msgs, row) = line_with(
+        "crash",
+        "[[events]]\nat = \"20 s\"\naction = \"node_crash\"\nnode = \"d\"\n[[events]]\nat = \"40 s\"\naction = \"node_restart\"\nnode = \"d\"\n",
+    );
+    let mut lost = 0;
+    for (sent, ok) in msgs {
+        let arrive = sent + 40.5;
+        assert_eq!(
+            ok,
+            !(20_000.0..40_000.0).contains(&arrive),
+            "sent at {sent}"
+        );
+        lost += (!ok) as u32;
+    }
+    assert_eq!(lost, 20);
+    assert_eq!(num(&row, "drops_node_down"), 20.0);
+}
+
+#[test]
+fn partition_cuts_and_heal_restores() {
+    let (msgs, row) = line_with(
+        "partition",
+        "[[events]]\nat = \"10 s\"\naction = \"partition\"\nnodes = [\"s\", \"r1\"]\n[[events]]\nat = \"25 s\"\naction = \"heal\"\n",
+    );
+    for (sent, ok) in &msgs {
+        // the cut link r1--r2 is reached 11 ms after the send
+        assert_eq!(
+            *ok,
+            !(10_000.0..25_000.0).contains(&(sent + 11.0)),
+            "sent at {sent}"
+        );
+    }
+    assert_eq!(num(&row, "drops_no_route"), 15.0);
+}
