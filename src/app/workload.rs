@@ -109,9 +109,18 @@ impl Publisher {
 
 /// Write a value as it appears in payloads and `messages.csv`: integers
 /// without decimals, anything else with three.
+///
+/// Three decimals are written with integer arithmetic (round half away from
+/// zero on the value times 1000): exact, the same on every machine, and much
+/// cheaper than float formatting on the per-message path.
 pub fn write_value(out: &mut impl std::io::Write, v: f64) {
     let _ = if v.fract() == 0.0 && v.abs() < 1e15 {
-        write!(out, "{v:.0}")
+        write!(out, "{}", v as i64)
+    } else if v.is_finite() && v.abs() < 1e15 {
+        let milli = (v * 1000.0).round() as i64;
+        let sign = if milli < 0 { "-" } else { "" };
+        let m = milli.unsigned_abs();
+        write!(out, "{sign}{}.{:03}", m / 1000, m % 1000)
     } else {
         write!(out, "{v:.3}")
     };
@@ -146,6 +155,21 @@ pub fn parse_payload(payload: &[u8]) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_written_exactly() {
+        for (v, s) in [
+            (21.0, "21"),
+            (-3.0, "-3"),
+            (21.3754, "21.375"),
+            (21.3756, "21.376"),
+            (-0.0006, "-0.001"),
+            (0.0004, "0.000"),
+            (1e20, "100000000000000000000.000"),
+        ] {
+            assert_eq!(format_value(v), s, "{v}");
+        }
+    }
 
     #[test]
     fn payload_round_trip_and_size() {

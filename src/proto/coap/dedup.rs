@@ -2,10 +2,17 @@
 //! pairs were seen recently, and the reply to repeat for a duplicate CON.
 //!
 //! Entries live EXCHANGE_LIFETIME (CON) or NON_LIFETIME (NON) and are
-//! purged in expiry order (an ordered set, no scan) whenever the endpoint
-//! handles an input, so they never need a timer of their own.
+//! purged in expiry order (a min-heap of compact keys, no scan) whenever the
+//! endpoint handles an input, so they never need a timer of their own.
+//!
+//! Lookups go through a hash map keyed by the packed `(address, port,
+//! message ID)`; it is only ever probed by key, never iterated, so its order
+//! cannot reach any output, and its hasher is fixed (no per-process random
+//! state), so runs stay deterministic.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddrV4;
 
 use crate::sim::SimTime;
@@ -19,32 +26,52 @@ pub(crate) struct DedupEntry {
     pub reply: Option<Box<[u8]>>,
 }
 
+/// A multiplicative hasher for the packed `u64` keys (FxHash's constant).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// `(peer, message ID)` packed into one integer.
+fn key(peer: SocketAddrV4, mid: u16) -> u64 {
+    (u64::from(u32::from(*peer.ip())) << 32) | (u64::from(peer.port()) << 16) | u64::from(mid)
+}
+
 /// The deduplication store of one endpoint (allocates nothing until used).
 #[derive(Debug, Default)]
 pub(crate) struct DedupCache {
-    entries: BTreeMap<(SocketAddrV4, u16), DedupEntry>,
-    expiry: BTreeSet<(SimTime, SocketAddrV4, u16)>,
+    entries: HashMap<u64, DedupEntry, BuildHasherDefault<KeyHasher>>,
+    expiry: BinaryHeap<Reverse<(SimTime, u64)>>,
 }
 
 impl DedupCache {
     /// Drop every entry whose lifetime ended at or before `now`.
     pub fn expire(&mut self, now: SimTime) {
-        while let Some(&(t, peer, mid)) = self.expiry.first() {
+        while let Some(&Reverse((t, k))) = self.expiry.peek() {
             if t > now {
                 break;
             }
-            self.expiry.remove(&(t, peer, mid));
-            if self
-                .entries
-                .get(&(peer, mid))
-                .is_some_and(|e| e.expires == t)
-            {
-                self.entries.remove(&(peer, mid));
+            self.expiry.pop();
+            if self.entries.get(&k).is_some_and(|e| e.expires == t) {
+                self.entries.remove(&k);
             }
         }
     }
 
-    /// Remember `(peer, mid)` until `expires`, replacing an older entry.
+    /// Remember `(peer, mid)` until `expires`, replacing an older entry (whose
+    /// stale heap record is skipped when it comes due).
     pub fn insert(
         &mut self,
         peer: SocketAddrV4,
@@ -52,29 +79,56 @@ impl DedupCache {
         expires: SimTime,
         reply: Option<Box<[u8]>>,
     ) {
-        if let Some(old) = self
-            .entries
-            .insert((peer, mid), DedupEntry { expires, reply })
-        {
-            self.expiry.remove(&(old.expires, peer, mid));
-        }
-        self.expiry.insert((expires, peer, mid));
+        let k = key(peer, mid);
+        self.entries.insert(k, DedupEntry { expires, reply });
+        self.expiry.push(Reverse((expires, k)));
     }
 
     /// The live entry for `(peer, mid)` at `now`.
     pub fn lookup(&self, now: SimTime, peer: SocketAddrV4, mid: u16) -> Option<&DedupEntry> {
-        self.entries.get(&(peer, mid)).filter(|e| e.expires > now)
+        self.entries
+            .get(&key(peer, mid))
+            .filter(|e| e.expires > now)
     }
 
     /// The cached reply bytes for `(peer, mid)`.
     pub fn reply(&self, peer: SocketAddrV4, mid: u16) -> Option<&[u8]> {
         self.entries
-            .get(&(peer, mid))
+            .get(&key(peer, mid))
             .and_then(|e| e.reply.as_deref())
     }
 
     /// Number of remembered IDs.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn entries_expire_in_time_order_and_replacements_keep_the_newest() {
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5683);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5683);
+        let mut d = DedupCache::default();
+        d.insert(a, 1, SimTime(100), None);
+        d.insert(b, 1, SimTime(50), Some(vec![1, 2].into()));
+        d.insert(a, 1, SimTime(200), None); // replaced: lives to 200
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.reply(b, 1), Some(&[1u8, 2][..]));
+        d.expire(SimTime(50));
+        assert!(d.lookup(SimTime(50), b, 1).is_none());
+        d.expire(SimTime(150));
+        assert!(
+            d.lookup(SimTime(150), a, 1).is_some(),
+            "the replacement outlives the first record"
+        );
+        d.expire(SimTime(200));
+        assert_eq!(d.len(), 0);
+        assert_ne!(key(a, 1), key(b, 1));
+        assert_ne!(key(a, 1), key(a, 2));
     }
 }
