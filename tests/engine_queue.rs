@@ -148,7 +148,7 @@ fn mixed_time_scales_pop_in_order() {
             model.insert((now + d, seq), seq);
             seq += 1;
         }
-        if x % 3 != 0 {
+        if !x.is_multiple_of(3) {
             let want = model.pop_first().map(|((t, _), v)| (SimTime(t), v));
             assert_eq!(q.pop(), want);
         }

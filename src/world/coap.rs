@@ -206,7 +206,10 @@ impl World<'_> {
         }
         self.payload_out = buf;
         while let Some(ev) = self.coap[node].as_mut().and_then(|c| c.ep.poll_event()) {
-            self.coap_event(now, node, ev);
+            self.coap_event(now, node, &ev);
+            if let Some(c) = self.coap[node].as_mut() {
+                c.ep.recycle(ev);
+            }
         }
         if let Some(c) = self.coap[node].as_mut() {
             let want = c.ep.poll_timeout();
@@ -230,19 +233,19 @@ impl World<'_> {
         self.coap_reqs.remove(&(node as u32, h.0))
     }
 
-    fn coap_event(&mut self, now: SimTime, node: usize, ev: Event) {
+    fn coap_event(&mut self, now: SimTime, node: usize, ev: &Event) {
         match ev {
             Event::RequestReceived { payload, .. } => {
-                if let Some((flow, msg)) = crate::app::workload::parse_payload(&payload) {
+                if let Some((flow, msg)) = crate::app::workload::parse_payload(payload) {
                     self.recorder
                         .on_receive(now, flow as usize, msg, node as u32);
                 }
             }
             Event::ResponseReceived { handle, .. } | Event::NoResponse { handle } => {
-                self.finish_req(node, handle);
+                self.finish_req(node, *handle);
             }
             Event::GaveUp { handle } => {
-                if let Some(r) = self.finish_req(node, handle) {
+                if let Some(r) = self.finish_req(node, *handle) {
                     if r.counted {
                         if let Some(s) = self.flow_stats(r.flow) {
                             s.give_ups += 1;
@@ -251,7 +254,7 @@ impl World<'_> {
                 }
             }
             Event::ResetReceived { handle } => {
-                self.finish_req(node, handle);
+                self.finish_req(node, *handle);
             }
         }
     }

@@ -58,6 +58,8 @@ pub struct Endpoint {
     stats: Stats,
     /// Recycled message buffers (at most `SPARE_BUFFERS`).
     spare: Vec<Vec<u8>>,
+    /// Recycled path strings for `Event::RequestReceived`.
+    spare_strings: Vec<String>,
 }
 
 /// How many finished exchanges' buffers an endpoint keeps for reuse.
@@ -84,6 +86,7 @@ impl Endpoint {
             store: ResourceStore::new(),
             stats: Stats::default(),
             spare: Vec::new(),
+            spare_strings: Vec::new(),
         }
     }
 
@@ -200,6 +203,7 @@ impl Endpoint {
                 }
                 Outgoing::Owned { to, bytes } => {
                     buf.extend_from_slice(&bytes);
+                    self.give_back(bytes);
                     (to, false)
                 }
             };
@@ -354,8 +358,29 @@ impl Endpoint {
             self.release_slot(now, ex.peer);
         }
         // keep a few encoded-message buffers for the next requests
-        if self.spare.len() < SPARE_BUFFERS {
-            self.spare.push(ex.bytes);
+        self.give_back(ex.bytes);
+    }
+
+    /// Keep a finished buffer for reuse (a few at most).
+    fn give_back(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buf.capacity() > 0 {
+            self.spare.push(buf);
+        }
+    }
+
+    /// Hand an event's buffers back after the application has read it, so
+    /// the next events reuse them instead of allocating (optional; dropping
+    /// the event is fine too).
+    pub fn recycle(&mut self, ev: Event) {
+        match ev {
+            Event::RequestReceived { path, payload, .. } => {
+                if self.spare_strings.len() < SPARE_BUFFERS {
+                    self.spare_strings.push(path);
+                }
+                self.give_back(payload);
+            }
+            Event::ResponseReceived { payload, .. } => self.give_back(payload),
+            _ => {}
         }
     }
 

@@ -156,7 +156,8 @@ const RECOGNISED: [OptionNumber; 7] = [
 /// unknown method → 4.05 (§5.8); an unrecognised or malformed critical
 /// option → 4.02 (§5.4.1, §5.4.3), Proxy-Uri/Proxy-Scheme → 5.05 (§5.10.2);
 /// otherwise [`ResourceStore::apply`].
-pub(crate) fn serve(store: &mut ResourceStore, m: &MessageRef<'_>) -> Served {
+/// `path` is a (recycled) buffer for the request's path; it is cleared first.
+pub(crate) fn serve(store: &mut ResourceStore, m: &MessageRef<'_>, mut path: String) -> Served {
     let Some(method) = Method::from_code(m.code) else {
         return Served::Rejected(Reply::bare(Code::METHOD_NOT_ALLOWED));
     };
@@ -177,7 +178,7 @@ pub(crate) fn serve(store: &mut ResourceStore, m: &MessageRef<'_>) -> Served {
         };
         return Served::Rejected(Reply::bare(code));
     }
-    let mut path = String::new();
+    path.clear();
     m.write_path(&mut path);
     let content_format = m.content_format();
     let reply = store.apply(method, &path, content_format, m.payload);

@@ -193,7 +193,8 @@ impl Endpoint {
 
     fn on_request(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) {
         let con = m.ty == MessageType::Con;
-        let reply = match serve(&mut self.store, m) {
+        let path_buf = self.spare_strings.pop().unwrap_or_default();
+        let reply = match serve(&mut self.store, m, path_buf) {
             Served::Rejected(_) if !con => {
                 // §5.4.1: a NON with an unrecognised critical option is
                 // rejected (§4.3: with a matching RST).
@@ -209,18 +210,22 @@ impl Endpoint {
                 content_format,
             } => {
                 self.stats.requests_received += 1;
+                let mut payload = self.spare.pop().unwrap_or_default();
+                payload.clear();
+                payload.extend_from_slice(m.payload);
                 self.events.push_back(Event::RequestReceived {
                     from,
                     method,
                     path,
                     content_format,
-                    payload: m.payload.to_vec(),
+                    payload,
                     confirmable: con,
                 });
                 reply
             }
         };
-        let mut bytes = Vec::new();
+        let mut bytes = self.spare.pop().unwrap_or_default();
+        bytes.clear();
         if !con {
             // §5.2.3: a NON request gets a NON response with a new ID.
             let mid = self.fresh_mid();
