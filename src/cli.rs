@@ -15,6 +15,8 @@ pub enum CliError {
     Scenario(#[from] ScenarioError),
     #[error("{0}")]
     Run(#[from] RunError),
+    #[error("{0}")]
+    Sweep(#[from] crate::sweep::SweepError),
 }
 
 impl CliError {
@@ -23,6 +25,7 @@ impl CliError {
         match self {
             CliError::Scenario(_) => 2,
             CliError::Run(_) => 1,
+            CliError::Sweep(e) => e.exit_code(),
         }
     }
 }
@@ -180,6 +183,77 @@ pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
         sc.events.len(),
         sc.duration,
         sc.drain
+    );
+    Ok(())
+}
+
+/// Arguments of `qossim sweep`.
+#[derive(Debug, Default, Clone)]
+pub struct SweepRequest {
+    pub scenario: PathBuf,
+    pub out: Option<PathBuf>,
+    pub jobs: usize,
+    pub resume: bool,
+    pub shard: Option<String>,
+    pub pcap_runs: Vec<u64>,
+    pub overrides: Vec<String>,
+    pub quiet: bool,
+}
+
+/// `qossim sweep`.
+pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
+    use crate::sweep::{parse_shard, run_sweep, SweepError, SweepOptions};
+    let shard = match &req.shard {
+        Some(s) => Some(parse_shard(s).map_err(SweepError::BadOption)?),
+        None => None,
+    };
+    let out_dir = match &req.out {
+        Some(o) => o.clone(),
+        None => {
+            let sc = scenario::load_file(&req.scenario, &req.overrides)?;
+            Path::new("results").join(crate::run::file_safe(&sc.name))
+        }
+    };
+    let r = run_sweep(
+        &req.scenario,
+        &req.overrides,
+        &SweepOptions {
+            out_dir: out_dir.clone(),
+            jobs: req.jobs,
+            resume: req.resume,
+            shard,
+            quiet: req.quiet,
+            pcap_runs: req.pcap_runs.clone(),
+        },
+    )?;
+    if !req.quiet {
+        println!(
+            "sweep: {} runs in the grid, {} run now, {} already done; {:.2} s",
+            r.total_runs, r.executed, r.skipped, r.wall_s
+        );
+        if r.combined {
+            println!(
+                "results: {}/ (runs.csv, summary.csv, messages.csv, manifest.json, runs/)",
+                out_dir.display()
+            );
+        } else {
+            println!(
+                "shard results: {}/runs/ — combine the shards with `qossim merge`",
+                out_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `qossim merge`.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(), CliError> {
+    let (id, n) = crate::sweep::merge(dirs, out)?;
+    println!(
+        "merged {n} runs of `{}` from {} directories into {}/",
+        id.scenario,
+        dirs.len(),
+        out.display()
     );
     Ok(())
 }

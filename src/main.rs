@@ -32,6 +32,56 @@ enum Cmd {
     Run(RunArgs),
     /// Validate a scenario file and print what it defines; runs nothing.
     Check(CheckArgs),
+    /// Run the scenario's [sweep] grid (every point × replication) in parallel.
+    #[command(after_help = SWEEP_HELP)]
+    Sweep(SweepArgs),
+    /// Combine the results directories of `sweep --shard K/N` runs.
+    Merge(MergeArgs),
+}
+
+const SWEEP_HELP: &str = "\
+Examples:
+  qossim sweep scenarios/compare-loss.toml                 all cores, results/<name>/
+  qossim sweep scenarios/compare-loss.toml --jobs 1 --out /tmp/s
+  qossim sweep scenarios/compare-loss.toml --resume        finish an interrupted sweep
+  qossim sweep scenarios/compare-loss.toml --shard 2/4 --out part2   (on machine 2 of 4)
+  qossim merge part1 part2 part3 part4 --out results/compare-loss
+See docs/cluster.md for Slurm and GNU parallel.";
+
+#[derive(Args)]
+struct SweepArgs {
+    /// Scenario file with a [sweep] table.
+    scenario: PathBuf,
+    /// Output directory (default: results/<scenario name>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Parallel runs (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// Keep the finished runs of an interrupted sweep in --out and do the rest.
+    #[arg(long)]
+    resume: bool,
+    /// Run only shard K of N (runs with index mod N = K-1); combine with `merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Also write packets.csv and pcaps for these run ids (comma-separated).
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pcap_runs: Vec<u64>,
+    /// Override a scenario field for every run (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Shard results directories.
+    dirs: Vec<PathBuf>,
+    /// Where the combined results go.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args, Default)]
@@ -81,6 +131,17 @@ fn main() -> ExitCode {
             quiet: a.quiet,
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
+        Some(Cmd::Sweep(a)) => cli::sweep(&cli::SweepRequest {
+            scenario: a.scenario,
+            out: a.out,
+            jobs: a.jobs,
+            resume: a.resume,
+            shard: a.shard,
+            pcap_runs: a.pcap_runs,
+            overrides: a.set,
+            quiet: a.quiet,
+        }),
+        Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

@@ -79,8 +79,26 @@ pub fn run_rows(
         .collect()
 }
 
-/// Simulate `sc` once and write every output into `opts.out_dir`.
-pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunError> {
+/// What one simulated run left behind.
+pub struct Executed {
+    pub rows: Vec<RunRow>,
+    pub events: u64,
+    pub wall_s: f64,
+    pub end: crate::sim::SimTime,
+    /// Files written (messages.csv, packets.csv, pcap/).
+    pub files: Vec<PathBuf>,
+}
+
+/// Simulate `sc` once as run `run_id` and write its streamed outputs
+/// (messages.csv, and packets.csv / pcap/ when asked) into `opts.out_dir`,
+/// atomically; stale optional outputs from an earlier run there are removed.
+pub fn execute(
+    sc: &Scenario,
+    run_id: u64,
+    replication: u64,
+    params: &[(String, String)],
+    opts: &RunOptions,
+) -> Result<Executed, RunError> {
     let dir = opts.out_dir.clone();
     let io_err = |source: io::Error| RunError::Io {
         dir: dir.clone(),
@@ -104,21 +122,10 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
             outputs.pcaps.push(PcapWriter::new(f).map_err(io_err)?);
         }
     }
-    let world = World::new(sc, 0, outputs).map_err(io_err)?;
+    let world = World::new(sc, run_id, outputs).map_err(io_err)?;
     let out = world.run().map_err(io_err)?;
     let wall_s = started.elapsed().as_secs_f64();
-
-    let mut files = Vec::new();
-    let rows = run_rows(sc, 0, 0, &[], &out);
-    let mut buf = Vec::new();
-    write_runs(&rows, &mut buf).map_err(io_err)?;
-    write_atomic(&dir.join("runs.csv"), &buf).map_err(io_err)?;
-    files.push(dir.join("runs.csv"));
-    buf.clear();
-    write_summary(&rows, &mut buf).map_err(io_err)?;
-    write_atomic(&dir.join("summary.csv"), &buf).map_err(io_err)?;
-    files.push(dir.join("summary.csv"));
-
+    let rows = run_rows(sc, run_id, replication, params, &out);
     let RunOutcome {
         messages,
         packets,
@@ -127,6 +134,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
         end,
         ..
     } = out;
+    let mut files = Vec::new();
     if let Some(m) = messages {
         m.commit().map_err(io_err)?;
         files.push(dir.join("messages.csv"));
@@ -148,14 +156,44 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
         }
         files.push(pcap_dir.clone());
     }
-    let manifest = crate::report::manifest::manifest(sc, wall_s, events, end);
-    write_atomic(&dir.join("manifest.json"), manifest.as_bytes()).map_err(io_err)?;
-    files.push(dir.join("manifest.json"));
-    Ok(RunReport {
+    Ok(Executed {
         rows,
         events,
         wall_s,
-        sim_end_s: end.as_secs_f64(),
+        end,
+        files,
+    })
+}
+
+/// Write `runs.csv` and `summary.csv` for `rows` into `dir`, atomically.
+pub fn write_tables(dir: &Path, rows: &[RunRow]) -> io::Result<()> {
+    let mut buf = Vec::new();
+    write_runs(rows, &mut buf)?;
+    write_atomic(&dir.join("runs.csv"), &buf)?;
+    buf.clear();
+    write_summary(rows, &mut buf)?;
+    write_atomic(&dir.join("summary.csv"), &buf)
+}
+
+/// Simulate `sc` once and write every output into `opts.out_dir`.
+pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunError> {
+    let dir = opts.out_dir.clone();
+    let io_err = |source: io::Error| RunError::Io {
+        dir: dir.clone(),
+        source,
+    };
+    let ex = execute(sc, 0, 0, &[], opts)?;
+    write_tables(&dir, &ex.rows).map_err(io_err)?;
+    let mut files = vec![dir.join("runs.csv"), dir.join("summary.csv")];
+    files.extend(ex.files);
+    let manifest = crate::report::manifest::manifest(sc, ex.wall_s, ex.events, ex.end);
+    write_atomic(&dir.join("manifest.json"), manifest.as_bytes()).map_err(io_err)?;
+    files.push(dir.join("manifest.json"));
+    Ok(RunReport {
+        rows: ex.rows,
+        events: ex.events,
+        wall_s: ex.wall_s,
+        sim_end_s: ex.end.as_secs_f64(),
         files,
     })
 }

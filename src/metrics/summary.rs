@@ -274,3 +274,72 @@ pub fn write_summary(rows: &[RunRow], w: &mut impl Write) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Read `runs.csv` rows back (as written by `write_runs`): key columns,
+/// parameter columns (everything between `pattern` and `sent`), metrics.
+/// Cells are parsed as integers when they have no decimal point, so writing
+/// the rows again gives the same bytes.
+pub fn read_runs(r: impl io::Read) -> Result<Vec<RunRow>, String> {
+    let mut rd = csv::Reader::from_reader(r);
+    let headers = rd.headers().map_err(|e| e.to_string())?.clone();
+    let h: Vec<&str> = headers.iter().collect();
+    if h.len() < RUN_KEY_COLUMNS.len() || h[..RUN_KEY_COLUMNS.len()] != RUN_KEY_COLUMNS {
+        return Err("not a runs.csv: unexpected key columns".into());
+    }
+    let first_metric = h
+        .iter()
+        .position(|c| *c == METRIC_COLUMNS[0])
+        .ok_or("not a runs.csv: no `sent` column")?;
+    let params: Vec<String> = h[RUN_KEY_COLUMNS.len()..first_metric]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let idx: Vec<Option<usize>> = METRIC_COLUMNS
+        .iter()
+        .map(|m| h.iter().position(|c| c == m))
+        .collect();
+    let mut rows = Vec::new();
+    for (n, rec) in rd.records().enumerate() {
+        let rec = rec.map_err(|e| format!("row {}: {e}", n + 2))?;
+        let get = |i: usize| rec.get(i).unwrap_or("").to_string();
+        let num = |i: usize| -> Result<u64, String> {
+            get(i)
+                .parse()
+                .map_err(|_| format!("row {}: column {} is not an integer", n + 2, h[i]))
+        };
+        let metrics = idx
+            .iter()
+            .map(|i| {
+                let cell = i.map(get).unwrap_or_default();
+                if cell.is_empty() {
+                    Ok(Value::Empty)
+                } else if cell.contains('.') {
+                    cell.parse()
+                        .map(Value::Float)
+                        .map_err(|_| format!("row {}: bad number {cell}", n + 2))
+                } else {
+                    cell.parse()
+                        .map(Value::Int)
+                        .map_err(|_| format!("row {}: bad number {cell}", n + 2))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(RunRow {
+            run_id: num(0)?,
+            scenario: get(1),
+            seed: num(2)?,
+            replication: num(3)?,
+            protocol: get(4),
+            reliability: get(5),
+            flow: get(6),
+            pattern: get(7),
+            params: params
+                .iter()
+                .enumerate()
+                .map(|(k, p)| (p.clone(), get(RUN_KEY_COLUMNS.len() + k)))
+                .collect(),
+            metrics,
+        });
+    }
+    Ok(rows)
+}

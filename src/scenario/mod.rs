@@ -15,6 +15,7 @@ pub mod model;
 pub mod overrides;
 mod protocols;
 pub mod schema;
+mod sweep;
 mod topology;
 pub mod trace;
 pub mod units;

@@ -32,6 +32,37 @@ pub struct Scenario {
     pub resolved_toml: String,
     /// `--set` overrides applied, as given (`path=value`), in order.
     pub overrides: Vec<String>,
+    /// The `[sweep]` grid, if the file declares one (used by `qossim sweep`;
+    /// `qossim run` runs the base point only).
+    pub sweep: Option<SweepSpec>,
+}
+
+/// How a sweep's axes combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepMode {
+    /// Every combination of the axes' values.
+    Cross,
+    /// The k-th values of every axis together (axes of equal length).
+    Zip,
+}
+
+/// One swept parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepAxis {
+    /// A `--set` path, e.g. `links.backhaul.loss.p`.
+    pub path: String,
+    /// Each value as TOML text for `--set` (`0.1`, `"udp"`).
+    pub values: Vec<String>,
+    /// Each value as it appears in CSV columns (`0.1`, `udp`).
+    pub labels: Vec<String>,
+}
+
+/// The `[sweep]` table, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSpec {
+    pub mode: SweepMode,
+    pub replications: u64,
+    pub axes: Vec<SweepAxis>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

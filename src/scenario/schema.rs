@@ -36,6 +36,25 @@ pub struct FileSchema {
     #[serde(default)]
     pub events: Vec<S<EventSchema>>,
     pub protocols: Option<ProtocolsSchema>,
+    pub sweep: Option<S<SweepSchema>>,
+}
+
+/// `[sweep]`: the parameter grid of `qossim sweep`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSchema {
+    pub replications: Option<S<u64>>,
+    pub mode: Option<S<String>>,
+    #[serde(default)]
+    pub axes: Vec<S<AxisSchema>>,
+}
+
+/// One axis of `[sweep]`: a `--set` path and the values it takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxisSchema {
+    pub path: S<String>,
+    pub values: S<Vec<toml::Value>>,
 }
 
 /// `[[nodes]]`.

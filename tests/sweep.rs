@@ -1,0 +1,268 @@
+//! `qossim sweep`, `--resume`, `--shard` + `merge`: results never depend on
+//! scheduling, interruption or splitting.
+
+mod common;
+use common::temp_dir;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sweep-small.toml")
+}
+
+fn qossim(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .args(args)
+        .output()
+        .expect("run qossim");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn sweep(out: &Path, extra: &[&str]) {
+    let f = fixture();
+    let mut args = vec![
+        "sweep",
+        f.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let (code, text) = qossim(&args);
+    assert_eq!(code, 0, "{text}");
+}
+
+const TABLES: [&str; 3] = ["runs.csv", "summary.csv", "messages.csv"];
+
+fn assert_same(a: &Path, b: &Path) {
+    for f in TABLES {
+        let x = std::fs::read(a.join(f)).unwrap_or_else(|e| panic!("{}: {e}", a.join(f).display()));
+        let y = std::fs::read(b.join(f)).unwrap_or_else(|e| panic!("{}: {e}", b.join(f).display()));
+        assert!(
+            x == y,
+            "{f} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+fn no_tmp_files(dir: &Path) {
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            no_tmp_files(&p);
+        } else {
+            assert!(
+                !p.to_string_lossy().ends_with(".tmp"),
+                "temp file left: {}",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn jobs_1_and_jobs_2_give_identical_files() {
+    let a = temp_dir("sweep-j1");
+    let b = temp_dir("sweep-j2");
+    sweep(&a, &["--jobs", "1"]);
+    sweep(&b, &["--jobs", "2"]);
+    assert_same(&a, &b);
+    let runs = common::sim::read_csv(&a.join("runs.csv"));
+    assert_eq!(runs.len(), 3 * 2 * 2, "3 points × 2 replications × 2 flows");
+    let summary = common::sim::read_csv(&a.join("summary.csv"));
+    assert_eq!(summary.len(), 3 * 2, "3 points × 2 flows");
+    assert!(summary
+        .iter()
+        .all(|r| r["runs"] == "2" && !r["delivery_ratio_ci95"].is_empty()));
+    // seeds differ between replications and points
+    let mut seeds: Vec<&String> = runs.iter().map(|r| &r["seed"]).collect();
+    seeds.sort();
+    seeds.dedup();
+    assert_eq!(seeds.len(), 6);
+    // the loss axis is a column and drives delivery
+    let udp = |p: &str| {
+        summary
+            .iter()
+            .find(|r| r["flow"] == "udp" && r["links.backhaul.loss.p"] == p)
+            .map(|r| r["delivery_ratio"].parse::<f64>().unwrap_or(f64::NAN))
+            .unwrap_or(f64::NAN)
+    };
+    assert_eq!(udp("0.0"), 1.0);
+    assert!(udp("0.3") < 0.8 && udp("0.3") > 0.6, "{}", udp("0.3"));
+    no_tmp_files(&a);
+}
+
+#[test]
+fn two_shards_merged_equal_the_whole_sweep() {
+    let whole = temp_dir("sweep-whole");
+    let s1 = temp_dir("sweep-s1");
+    let s2 = temp_dir("sweep-s2");
+    let merged = temp_dir("sweep-merged");
+    sweep(&whole, &[]);
+    sweep(&s1, &["--shard", "1/2"]);
+    sweep(&s2, &["--shard", "2/2"]);
+    assert!(
+        !s1.join("runs.csv").exists(),
+        "a shard alone writes no combined tables"
+    );
+    let (code, text) = qossim(&[
+        "merge",
+        s1.to_str().expect("utf-8"),
+        s2.to_str().expect("utf-8"),
+        "--out",
+        merged.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert_same(&whole, &merged);
+    // one shard is not enough
+    let lone = temp_dir("sweep-lone");
+    let (code, text) = qossim(&[
+        "merge",
+        s1.to_str().expect("utf-8"),
+        "--out",
+        lone.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("in none of the shard directories"), "{text}");
+}
+
+#[test]
+fn shards_of_different_scenarios_are_refused() {
+    let s1 = temp_dir("sweep-m1");
+    let s2 = temp_dir("sweep-m2");
+    sweep(&s1, &["--shard", "1/2"]);
+    sweep(&s2, &["--shard", "2/2", "--set", "duration=\"1 min\""]);
+    let out = temp_dir("sweep-m-out");
+    let (code, text) = qossim(&[
+        "merge",
+        s1.to_str().expect("utf-8"),
+        s2.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("cannot combine"), "{text}");
+}
+
+/// Start a sweep, SIGKILL it once `done` runs have committed, resume it.
+fn kill_and_resume(tag: &str, done: usize) {
+    // three simulated hours per run (~0.1 s of wall time) leave room to kill
+    let long = "duration=\"3 h\"";
+    let reference = temp_dir(&format!("{tag}-ref"));
+    sweep(&reference, &["--jobs", "1", "--set", long]);
+    let out = temp_dir(tag);
+    let f = fixture();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .args([
+            "sweep",
+            f.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--quiet",
+            "--jobs",
+            "1",
+            "--set",
+            long,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let complete = (0..12)
+            .filter(|i| out.join(format!("runs/{i}/rows.csv")).exists())
+            .count();
+        if complete >= done || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    assert!(
+        matches!(child.try_wait(), Ok(None)),
+        "the sweep finished before it could be interrupted"
+    );
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let complete = (0..12)
+        .filter(|i| out.join(format!("runs/{i}/rows.csv")).exists())
+        .count();
+    assert!(
+        (done..12).contains(&complete),
+        "{complete} runs complete at the kill"
+    );
+    assert!(!out.join("runs.csv").exists(), "killed before combining");
+    sweep(&out, &["--resume", "--jobs", "2", "--set", long]);
+    assert_same(&reference, &out);
+    no_tmp_files(&out);
+}
+
+#[test]
+fn killed_after_the_first_run_then_resumed_is_identical() {
+    kill_and_resume("sweep-kill1", 1);
+}
+
+#[test]
+fn killed_midway_then_resumed_is_identical() {
+    kill_and_resume("sweep-kill5", 5);
+}
+
+#[test]
+fn resume_refuses_a_directory_of_another_scenario() {
+    let out = temp_dir("sweep-refuse");
+    sweep(&out, &[]);
+    let f = fixture();
+    let (code, text) = qossim(&[
+        "sweep",
+        f.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--resume",
+        "--quiet",
+        "--set",
+        "seed=9",
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("--resume refused"), "{text}");
+}
+
+#[test]
+fn ci95_is_the_student_t_half_width() {
+    // hand-made runs.csv: one point, three replications with delivery 0.8, 0.9, 1.0
+    let header = format!(
+        "run_id,scenario,seed,replication,protocol,reliability,flow,pattern,{}",
+        qossim::metrics::summary::METRIC_COLUMNS.join(",")
+    );
+    let mut text = header + "\n";
+    for (i, ratio) in ["0.800000", "0.900000", "1.000000"].iter().enumerate() {
+        let mut cells = vec!["0"; qossim::metrics::summary::METRIC_COLUMNS.len()];
+        cells[4] = ratio;
+        text += &format!(
+            "{i},s,{i},{i},udp,best_effort,f,fan_in,{}\n",
+            cells.join(",")
+        );
+    }
+    let rows = qossim::metrics::summary::read_runs(text.as_bytes()).expect("parse");
+    let mut out = Vec::new();
+    qossim::metrics::summary::write_summary(&rows, &mut out).expect("summary");
+    let out = String::from_utf8(out).expect("utf-8");
+    let mut lines = out.lines();
+    let head: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let row: Vec<&str> = lines.next().expect("row").split(',').collect();
+    let col = |n: &str| row[head.iter().position(|h| *h == n).expect(n)];
+    // mean 0.9, s = 0.1, t(0.975, 2) = 4.302653, half-width = 4.302653 · 0.1 / √3
+    let expected = 4.302_652_729_749_464 * 0.1 / 3f64.sqrt();
+    let got: f64 = col("delivery_ratio_ci95").parse().expect("number");
+    assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
+    assert_eq!(col("delivery_ratio"), "0.900000");
+    assert_eq!(col("runs"), "3");
+}
