@@ -20,6 +20,7 @@ stage "install test peers"
 need_apt=()
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v coap-server-notls >/dev/null 2>&1 || need_apt+=(libcoap3-bin)
+command -v parallel >/dev/null 2>&1 || need_apt+=(parallel)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
