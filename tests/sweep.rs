@@ -266,3 +266,22 @@ fn ci95_is_the_student_t_half_width() {
     assert_eq!(col("delivery_ratio"), "0.900000");
     assert_eq!(col("runs"), "3");
 }
+
+#[test]
+fn pcap_runs_writes_captures_for_the_chosen_runs_only() {
+    let out = temp_dir("sweep-pcap");
+    sweep(&out, &["--pcap-runs", "0,3"]);
+    for (id, want) in [(0, true), (1, false), (3, true), (5, false)] {
+        let dir = out.join(format!("runs/{id}/pcap"));
+        assert_eq!(dir.is_dir(), want, "run {id}");
+        assert_eq!(out.join(format!("runs/{id}/packets.csv")).is_file(), want, "run {id}");
+        if want {
+            let n = std::fs::read_dir(&dir).expect("pcap dir").count();
+            assert_eq!(n, 7, "one pcap per link");
+        }
+    }
+    // the tables do not depend on which runs captured packets
+    let plain = temp_dir("sweep-nopcap");
+    sweep(&plain, &[]);
+    assert_same(&out, &plain);
+}
