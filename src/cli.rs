@@ -17,6 +17,8 @@ pub enum CliError {
     Run(#[from] RunError),
     #[error("{0}")]
     Sweep(#[from] crate::sweep::SweepError),
+    #[error("{0}")]
+    Chart(#[from] crate::report::charts::ChartError),
 }
 
 impl CliError {
@@ -26,6 +28,8 @@ impl CliError {
             CliError::Scenario(_) => 2,
             CliError::Run(_) => 1,
             CliError::Sweep(e) => e.exit_code(),
+            CliError::Chart(crate::report::charts::ChartError::Write(..)) => 1,
+            CliError::Chart(_) => 2,
         }
     }
 }
@@ -255,5 +259,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(), CliError> {
         dirs.len(),
         out.display()
     );
+    Ok(())
+}
+
+/// `qossim plot`.
+pub fn plot(dir: &Path) -> Result<(), CliError> {
+    let files = crate::report::charts::write_charts(dir)?;
+    println!("{} chart files in {}/charts/", files.len(), dir.display());
     Ok(())
 }

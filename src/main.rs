@@ -37,6 +37,14 @@ enum Cmd {
     Sweep(SweepArgs),
     /// Combine the results directories of `sweep --shard K/N` runs.
     Merge(MergeArgs),
+    /// (Re)draw the charts of a results directory from its summary.csv.
+    Plot(PlotArgs),
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// A results directory (holding summary.csv).
+    dir: PathBuf,
 }
 
 const SWEEP_HELP: &str = "\
@@ -142,6 +150,7 @@ fn main() -> ExitCode {
             quiet: a.quiet,
         }),
         Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
+        Some(Cmd::Plot(a)) => cli::plot(&a.dir),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

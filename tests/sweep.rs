@@ -42,7 +42,14 @@ fn sweep(out: &Path, extra: &[&str]) {
 const TABLES: [&str; 3] = ["runs.csv", "summary.csv", "messages.csv"];
 
 fn assert_same(a: &Path, b: &Path) {
-    for f in TABLES {
+    let mut charts: Vec<String> = std::fs::read_dir(a.join("charts"))
+        .expect("charts dir")
+        .map(|e| format!("charts/{}", e.expect("entry").file_name().to_string_lossy()))
+        .collect();
+    charts.sort();
+    assert!(charts.len() >= 10, "{charts:?}");
+    for f in TABLES.iter().map(|s| s.to_string()).chain(charts) {
+        let f = f.as_str();
         let x = std::fs::read(a.join(f)).unwrap_or_else(|e| panic!("{}: {e}", a.join(f).display()));
         let y = std::fs::read(b.join(f)).unwrap_or_else(|e| panic!("{}: {e}", b.join(f).display()));
         assert!(
@@ -274,7 +281,11 @@ fn pcap_runs_writes_captures_for_the_chosen_runs_only() {
     for (id, want) in [(0, true), (1, false), (3, true), (5, false)] {
         let dir = out.join(format!("runs/{id}/pcap"));
         assert_eq!(dir.is_dir(), want, "run {id}");
-        assert_eq!(out.join(format!("runs/{id}/packets.csv")).is_file(), want, "run {id}");
+        assert_eq!(
+            out.join(format!("runs/{id}/packets.csv")).is_file(),
+            want,
+            "run {id}"
+        );
         if want {
             let n = std::fs::read_dir(&dir).expect("pcap dir").count();
             assert_eq!(n, 7, "one pcap per link");

@@ -1,5 +1,6 @@
 //! Turning a run into files: atomic writes, pcap captures, the manifest.
 
 pub mod atomic;
+pub mod charts;
 pub mod manifest;
 pub mod pcap;

@@ -47,6 +47,8 @@ pub fn combine(out: &Path, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> 
     }
     messages.commit().map_err(io)?;
     write_tables(out, &rows).map_err(io)?;
+    crate::report::charts::write_charts(out)
+        .map_err(|e| SweepError::Io(out.join("charts"), std::io::Error::other(e.to_string())))?;
     Ok(rows)
 }
 

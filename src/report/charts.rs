@@ -1,0 +1,355 @@
+//! Charts of a results directory, from `summary.csv` alone (`qossim plot`
+//! regenerates them byte for byte).
+//!
+//! For every swept-parameter column with at least two distinct numeric
+//! values (the x axis) there is one chart per key metric — delivery ratio,
+//! latency p50/p95/p99 and bytes on the wire per delivered message — with one
+//! series per (protocol, reliability, flow) (plus the other parameters' values
+//! when several axes are swept), one point per summary row, and error bars of
+//! ± the row's `_ci95` half-width. Without a numeric axis (a single run, or
+//! categorical sweeps) each metric gets a dot chart with one column per series.
+//!
+//! Every chart is written as SVG and PNG under `charts/`. Text is drawn with
+//! the embedded DejaVu Sans (assets/fonts), never a system font, and the PNG
+//! is encoded by the `png` crate with fixed settings, so files are identical
+//! on every machine.
+
+use crate::report::atomic::write_atomic;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const FAMILY: &str = "qossim-sans";
+const SIZE: (u32, u32) = (900, 560);
+
+/// Errors while charting.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("{0}: {1}")]
+    Read(PathBuf, String),
+    #[error("{0}: {1}")]
+    Write(PathBuf, String),
+    #[error("{0}: not a summary.csv ({1})")]
+    Format(PathBuf, String),
+}
+
+/// Metrics charted, with the axis title.
+const METRICS: [(&str, &str); 5] = [
+    ("delivery_ratio", "delivery ratio"),
+    ("latency_ms_p50", "latency p50 (ms)"),
+    ("latency_ms_p95", "latency p95 (ms)"),
+    ("latency_ms_p99", "latency p99 (ms)"),
+    (
+        "bytes_on_wire_per_delivered",
+        "bytes on the wire per delivered message (B)",
+    ),
+];
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+fn register() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
+    });
+}
+
+/// A summary table: header and rows of cells.
+struct Table {
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn col(&self, name: &str) -> Option<usize> {
+        self.head.iter().position(|h| h == name)
+    }
+}
+
+fn read_table(path: &Path) -> Result<Table, ChartError> {
+    let mut rd =
+        csv::Reader::from_path(path).map_err(|e| ChartError::Read(path.into(), e.to_string()))?;
+    let head: Vec<String> = rd
+        .headers()
+        .map_err(|e| ChartError::Read(path.into(), e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut rows = Vec::new();
+    for r in rd.records() {
+        let r = r.map_err(|e| ChartError::Read(path.into(), e.to_string()))?;
+        rows.push(r.iter().map(str::to_string).collect());
+    }
+    Ok(Table { head, rows })
+}
+
+/// A file-safe name.
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One series: label and points (x, y, ci95).
+struct Series {
+    label: String,
+    points: Vec<(f64, f64, Option<f64>)>,
+}
+
+fn num(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Fixed-precision axis labels (no locale, no float noise).
+fn tick(v: &f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+type Draw = Result<(), Box<dyn std::error::Error>>;
+
+fn draw_xy<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_name: &str,
+    y_name: &str,
+    series: &[Series],
+) -> Draw
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y, c) in pts {
+        let c = c.unwrap_or(0.0);
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y - c);
+        y1 = y1.max(y + c);
+    }
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let pad_x = ((x1 - x0) * 0.05).max(1e-9);
+    let pad_y = ((y1 - y0) * 0.08).max(1e-3);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(
+            (x0 - pad_x)..(x1 + pad_x),
+            (y0 - pad_y).min(0.0f64.max(y0 - pad_y))..(y1 + pad_y),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(x_name)
+        .y_desc(y_name)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let line: Vec<(f64, f64)> = s.points.iter().map(|&(x, y, _)| (x, y)).collect();
+        chart
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(
+            line.iter()
+                .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+        )?;
+        chart.draw_series(s.points.iter().filter_map(|&(x, y, c)| {
+            c.map(|c| ErrorBar::new_vertical(x, y - c, y, y + c, color.stroke_width(1), 8))
+        }))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Render the same chart as SVG text and as PNG bytes.
+fn render(
+    title: &str,
+    x_name: &str,
+    y_name: &str,
+    series: &[Series],
+) -> Result<(String, Vec<u8>), String> {
+    let mut svg = String::new();
+    draw_xy(
+        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+        title,
+        x_name,
+        y_name,
+        series,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw_xy(
+        BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
+        title,
+        x_name,
+        y_name,
+        series,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut png_bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png_bytes, SIZE.0, SIZE.1);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Balanced);
+        let mut w = enc.write_header().map_err(|e| e.to_string())?;
+        w.write_image_data(&rgb).map_err(|e| e.to_string())?;
+    }
+    Ok((svg, png_bytes))
+}
+
+/// Write every chart of `dir` (from `dir/summary.csv`) into `dir/charts/`.
+pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    register();
+    let path = dir.join("summary.csv");
+    let t = read_table(&path)?;
+    let (Some(c_proto), Some(c_rel), Some(c_flow), Some(c_pat), Some(c_runs)) = (
+        t.col("protocol"),
+        t.col("reliability"),
+        t.col("flow"),
+        t.col("pattern"),
+        t.col("runs"),
+    ) else {
+        return Err(ChartError::Format(path, "missing key columns".into()));
+    };
+    let params: Vec<usize> = (c_pat + 1..c_runs).collect();
+    // numeric axes with at least two distinct values
+    let axes: Vec<usize> = params
+        .iter()
+        .copied()
+        .filter(|&c| {
+            let mut vals: Vec<f64> = Vec::new();
+            for r in &t.rows {
+                match r.get(c).and_then(|v| num(v)) {
+                    Some(v) if !vals.contains(&v) => vals.push(v),
+                    Some(_) => {}
+                    None => return false,
+                }
+            }
+            vals.len() >= 2
+        })
+        .collect();
+    let out_dir = dir.join("charts");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| ChartError::Write(out_dir.clone(), e.to_string()))?;
+    let mut written = Vec::new();
+    // parameters that vary name the series (all but the chart's x axis)
+    let varying: Vec<usize> = params
+        .iter()
+        .copied()
+        .filter(|&c| {
+            t.rows
+                .iter()
+                .any(|r| r.get(c) != t.rows.first().and_then(|f| f.get(c)))
+        })
+        .collect();
+    let label_of = |r: &Vec<String>, skip: Option<usize>| {
+        let mut l = format!("{} {} — {}", r[c_proto], r[c_rel], r[c_flow]);
+        for &p in varying.iter().filter(|&&p| Some(p) != skip) {
+            l.push_str(&format!(", {}={}", t.head[p], r[p]));
+        }
+        l
+    };
+    for (metric, title) in METRICS {
+        let (Some(cm), ci) = (t.col(metric), t.col(&format!("{metric}_ci95"))) else {
+            continue;
+        };
+        let mut charts: Vec<(String, String, Vec<Series>)> = Vec::new();
+        if axes.is_empty() {
+            // one column per series
+            let mut series = Vec::new();
+            for (i, r) in t.rows.iter().enumerate() {
+                if let Some(y) = r.get(cm).and_then(|v| num(v)) {
+                    let c = ci.and_then(|c| r.get(c)).and_then(|v| num(v));
+                    series.push(Series {
+                        label: label_of(r, None),
+                        points: vec![((i + 1) as f64, y, c)],
+                    });
+                }
+            }
+            charts.push((format!("{metric}_by_series"), "series".into(), series));
+        }
+        for &ax in &axes {
+            let mut series: Vec<Series> = Vec::new();
+            for r in &t.rows {
+                let (Some(x), Some(y)) = (
+                    r.get(ax).and_then(|v| num(v)),
+                    r.get(cm).and_then(|v| num(v)),
+                ) else {
+                    continue;
+                };
+                let c = ci.and_then(|c| r.get(c)).and_then(|v| num(v));
+                let label = label_of(r, Some(ax));
+                match series.iter_mut().find(|s| s.label == label) {
+                    Some(s) => s.points.push((x, y, c)),
+                    None => series.push(Series {
+                        label,
+                        points: vec![(x, y, c)],
+                    }),
+                }
+            }
+            for s in &mut series {
+                s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            }
+            charts.push((
+                format!("{metric}_vs_{}", safe(&t.head[ax])),
+                t.head[ax].clone(),
+                series,
+            ));
+        }
+        for (name, x_name, series) in charts {
+            let (svg, png_bytes) = render(&format!("{title} vs {x_name}"), &x_name, title, &series)
+                .map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
+            for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
+                let p = out_dir.join(format!("{name}.{ext}"));
+                write_atomic(&p, &bytes)
+                    .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
+                written.push(p);
+            }
+        }
+    }
+    Ok(written)
+}
