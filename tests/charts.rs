@@ -112,7 +112,7 @@ fn plot_redraws_identical_charts_from_a_copy_of_the_csvs() {
         assert!(a == b, "{} differs", name.to_string_lossy());
         n += 1;
     }
-    assert_eq!(n, 10);
+    assert_eq!(n, 14, "5 metrics + 2 series by layer, SVG and PNG");
     // a directory without summary.csv is bad input, not a panic
     let empty = temp_dir("charts-empty");
     let st = Command::new(env!("CARGO_BIN_EXE_qossim"))

@@ -98,6 +98,19 @@ fn con_case(p: f64, m: u32) {
         })
         .count() as f64;
     assert_eq!(con_tx, sent + num(&r, "retransmissions"));
+    // the layers add up to every byte on the wire; retransmitted CONs are
+    // whole packets of the retransmission layer
+    let layers: f64 = [
+        "bytes_payload",
+        "bytes_protocol",
+        "bytes_transport_ip",
+        "bytes_retransmissions",
+    ]
+    .iter()
+    .map(|c| num(&r, c))
+    .sum();
+    assert_eq!(layers, num(&r, "bytes_on_wire"));
+    assert!(num(&r, "bytes_retransmissions") > 0.0);
 }
 
 #[test]
@@ -127,7 +140,14 @@ fn coap_packets_have_their_exact_sizes() {
     }
     let r = run_row(&dir, "f");
     // 2 hops each way: (47 + 34) · 2 per message
-    assert_eq!(num(&r, "bytes_on_wire"), num(&r, "sent") * 162.0);
+    let sent = num(&r, "sent");
+    assert_eq!(num(&r, "bytes_on_wire"), sent * 162.0);
+    // by layer: payload 8 on the CON; CoAP 4+2+2+2+1 on the CON and 4+2 on
+    // the ACK; 28 bytes of IPv4+UDP on each packet; no retransmissions
+    assert_eq!(num(&r, "bytes_payload"), sent * 2.0 * 8.0);
+    assert_eq!(num(&r, "bytes_protocol"), sent * 2.0 * (11.0 + 6.0));
+    assert_eq!(num(&r, "bytes_transport_ip"), sent * 4.0 * 28.0);
+    assert_eq!(num(&r, "bytes_retransmissions"), 0.0);
     assert_eq!(num(&r, "delivery_ratio"), 1.0);
 }
 

@@ -253,6 +253,11 @@ fn a_datagram_is_lost_when_any_fragment_is_lost() {
     let pk = read_csv(&dir.join("packets.csv"));
     assert_eq!(pk.len() as f64, 4.0 * n);
     assert!(num(&r, "drops_reassembly") > 0.0);
+    // by layer, exactly: 1000 payload bytes, 4 IPv4 headers + 1 UDP header per message
+    assert_eq!(num(&r, "bytes_payload"), 1000.0 * n);
+    assert_eq!(num(&r, "bytes_transport_ip"), 88.0 * n);
+    assert_eq!(num(&r, "bytes_protocol"), 0.0);
+    assert_eq!(num(&r, "bytes_on_wire"), 1088.0 * n);
 }
 
 const BROADCAST: &str = r#"

@@ -30,6 +30,12 @@ pub struct FlowStats {
     /// Latency of every delivered (message, receiver), ns.
     pub latencies: Vec<u64>,
     pub bytes_on_wire: u64,
+    /// `bytes_on_wire` by layer: application payload, protocol headers,
+    /// transport and IP headers, and whole retransmitted packets.
+    pub bytes_payload: u64,
+    pub bytes_protocol: u64,
+    pub bytes_transport_ip: u64,
+    pub bytes_retransmissions: u64,
     pub retransmissions: u64,
     pub drops_channel: u64,
     pub drops_queue: u64,

@@ -21,7 +21,7 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
 ];
 
 /// Metric columns, in order.
-pub const METRIC_COLUMNS: [&str; 26] = [
+pub const METRIC_COLUMNS: [&str; 30] = [
     "sent",
     "intended",
     "delivered",
@@ -49,6 +49,10 @@ pub const METRIC_COLUMNS: [&str; 26] = [
     "give_ups",
     "resets",
     "duplicates_suppressed",
+    "bytes_payload",
+    "bytes_protocol",
+    "bytes_transport_ip",
+    "bytes_retransmissions",
 ];
 
 /// A cell: integer, float, or empty (not applicable / undefined).
@@ -148,6 +152,10 @@ pub fn metric_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         Value::Int(s.give_ups),
         Value::Int(s.resets),
         Value::Int(s.duplicates_suppressed),
+        Value::Int(s.bytes_payload),
+        Value::Int(s.bytes_protocol),
+        Value::Int(s.bytes_transport_ip),
+        Value::Int(s.bytes_retransmissions),
     ]
 }
 

@@ -9,6 +9,25 @@
 
 use crate::sim::SimTime;
 
+/// How an IP packet's bytes split into layers: (transport and IP headers,
+/// protocol headers, application payload), from its IPv4 header and the
+/// datagram layout `[UDP 8][proto_bytes][app_bytes]` in `meta`. Exact for
+/// fragments too: each byte is attributed by its offset in the datagram.
+pub fn layer_split(packet: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
+    let Ok((h, data)) = crate::net::ip::Ipv4Repr::parse(packet) else {
+        return (packet.len() as u64, 0, 0);
+    };
+    let s = usize::from(h.frag_offset);
+    let e = s + data.len();
+    let overlap = |a: usize, b: usize| e.min(b).saturating_sub(s.max(a)) as u64;
+    let udp = crate::net::udp::UdpRepr::HEADER_LEN;
+    let p = usize::from(meta.proto_bytes);
+    let a = usize::from(meta.app_bytes);
+    let app = overlap(udp + p, udp + p + a);
+    let proto = data.len() as u64 - overlap(0, udp) - app;
+    (packet.len() as u64 - proto - app, proto, app)
+}
+
 /// Index of a packet in the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PacketId(pub u32);
@@ -27,6 +46,13 @@ pub struct PacketMeta {
     pub counted: bool,
     /// When the packet was created (for diagnostics).
     pub created: SimTime,
+    /// Bytes of protocol headers inside the UDP payload (e.g. CoAP header,
+    /// token, options, payload marker), before the application payload.
+    pub proto_bytes: u16,
+    /// Bytes of application payload after them.
+    pub app_bytes: u16,
+    /// A protocol retransmission (its bytes count as the retransmission layer).
+    pub retx: bool,
 }
 
 impl Default for PacketMeta {
@@ -36,6 +62,9 @@ impl Default for PacketMeta {
             kind: "ip",
             counted: false,
             created: SimTime::ZERO,
+            proto_bytes: 0,
+            app_bytes: 0,
+            retx: false,
         }
     }
 }

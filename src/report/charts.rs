@@ -204,6 +204,121 @@ where
     Ok(())
 }
 
+/// Layers of `bytes_on_wire`, bottom to top, with their `runs.csv` columns.
+const LAYERS: [(&str, &str); 4] = [
+    ("bytes_payload", "application payload"),
+    ("bytes_protocol", "protocol headers"),
+    ("bytes_transport_ip", "UDP/TCP and IP headers"),
+    ("bytes_retransmissions", "retransmissions"),
+];
+
+/// One stacked bar: x and bytes per delivered message of each layer.
+type Bar = (f64, [f64; 4]);
+
+/// Stacked bars: (x, per-layer bytes per delivered message).
+fn draw_stacked<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_name: &str,
+    bars: &[(f64, [f64; 4])],
+) -> Draw
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let mut xs: Vec<f64> = bars.iter().map(|b| b.0).collect();
+    xs.sort_by(f64::total_cmp);
+    let gap = xs
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|g| *g > 0.0)
+        .fold(f64::MAX, f64::min);
+    let w = if gap == f64::MAX { 0.5 } else { gap * 0.35 };
+    let x0 = xs.first().copied().unwrap_or(0.0) - w * 2.0;
+    let x1 = xs.last().copied().unwrap_or(1.0) + w * 2.0;
+    let top = bars
+        .iter()
+        .map(|b| b.1.iter().sum::<f64>())
+        .fold(1.0f64, f64::max)
+        * 1.35;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 20))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x0..x1, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_name)
+        .y_desc("bytes on the wire per delivered message (B)")
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .draw()?;
+    for (li, (_, name)) in LAYERS.iter().enumerate() {
+        let color = PALETTE[li % PALETTE.len()];
+        let rects: Vec<Rectangle<(f64, f64)>> = bars
+            .iter()
+            .map(|(x, v)| {
+                let base: f64 = v[..li].iter().sum();
+                Rectangle::new([(x - w, base), (x + w, base + v[li])], color.filled())
+            })
+            .collect();
+        chart
+            .draw_series(rects)?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Encode an RGB buffer as PNG with fixed settings.
+fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, String> {
+    let mut png_bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png_bytes, SIZE.0, SIZE.1);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Balanced);
+        let mut w = enc.write_header().map_err(|e| e.to_string())?;
+        w.write_image_data(rgb).map_err(|e| e.to_string())?;
+    }
+    Ok(png_bytes)
+}
+
+fn render_stacked(
+    title: &str,
+    x_name: &str,
+    bars: &[(f64, [f64; 4])],
+) -> Result<(String, Vec<u8>), String> {
+    let mut svg = String::new();
+    draw_stacked(
+        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+        title,
+        x_name,
+        bars,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw_stacked(
+        BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
+        title,
+        x_name,
+        bars,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((svg, encode_png(&rgb)?))
+}
+
 /// Render the same chart as SVG text and as PNG bytes.
 fn render(
     title: &str,
@@ -229,16 +344,7 @@ fn render(
         series,
     )
     .map_err(|e| e.to_string())?;
-    let mut png_bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut png_bytes, SIZE.0, SIZE.1);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Balanced);
-        let mut w = enc.write_header().map_err(|e| e.to_string())?;
-        w.write_image_data(&rgb).map_err(|e| e.to_string())?;
-    }
-    Ok((svg, png_bytes))
+    Ok((svg, encode_png(&rgb)?))
 }
 
 /// Write every chart of `dir` (from `dir/summary.csv`) into `dir/charts/`.
@@ -342,6 +448,67 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
         }
         for (name, x_name, series) in charts {
             let (svg, png_bytes) = render(&format!("{title} vs {x_name}"), &x_name, title, &series)
+                .map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
+            for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
+                let p = out_dir.join(format!("{name}.{ext}"));
+                write_atomic(&p, &bytes)
+                    .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
+                written.push(p);
+            }
+        }
+    }
+    // bytes per delivered message, stacked by layer: one chart per series
+    // (per axis, or by series without one); ratio of the runs' means
+    let layer_cols: Vec<Option<usize>> = LAYERS.iter().map(|(c, _)| t.col(c)).collect();
+    if let (Some(cd), true) = (t.col("delivered"), layer_cols.iter().all(Option::is_some)) {
+        let per_delivered = |r: &Vec<String>| -> Option<[f64; 4]> {
+            let d = r.get(cd).and_then(|v| num(v)).filter(|d| *d > 0.0)?;
+            let mut v = [0.0; 4];
+            for (k, c) in layer_cols.iter().enumerate() {
+                v[k] = c.and_then(|c| r.get(c)).and_then(|x| num(x))? / d;
+            }
+            Some(v)
+        };
+        let mut jobs: Vec<(String, String, Vec<Bar>)> = Vec::new();
+        if axes.is_empty() {
+            let bars: Vec<(f64, [f64; 4])> = t
+                .rows
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| per_delivered(r).map(|v| ((i + 1) as f64, v)))
+                .collect();
+            jobs.push((
+                "bytes_by_layer_by_series".into(),
+                "series (as in summary.csv)".into(),
+                bars,
+            ));
+        }
+        for &ax in &axes {
+            let mut groups: Vec<(String, Vec<Bar>)> = Vec::new();
+            for r in &t.rows {
+                let (Some(x), Some(v)) = (r.get(ax).and_then(|v| num(v)), per_delivered(r)) else {
+                    continue;
+                };
+                let label = label_of(r, Some(ax));
+                match groups.iter_mut().find(|g| g.0 == label) {
+                    Some(g) => g.1.push((x, v)),
+                    None => groups.push((label, vec![(x, v)])),
+                }
+            }
+            for (label, bars) in groups {
+                jobs.push((
+                    format!("bytes_by_layer_vs_{}__{}", safe(&t.head[ax]), safe(&label)),
+                    t.head[ax].clone(),
+                    bars,
+                ));
+            }
+        }
+        for (name, x_name, bars) in jobs {
+            let title = format!(
+                "bytes per delivered message by layer — {}",
+                name.rsplit("__").next().unwrap_or(&name)
+            );
+            let (svg, png_bytes) = render_stacked(&title, &x_name, &bars)
                 .map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
             for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
                 let p = out_dir.join(format!("{name}.{ext}"));

@@ -104,6 +104,7 @@ impl World<'_> {
                 kind: "coap",
                 counted,
                 created: now,
+                ..Default::default()
             };
             self.coap_drive(now, q, node, ctx);
         }
@@ -152,6 +153,7 @@ impl World<'_> {
             kind: "coap",
             counted: now >= SimTime::ZERO + self.sc.warmup,
             created: now,
+            ..Default::default()
         };
         self.coap_drive(now, q, node, ctx);
     }
@@ -190,11 +192,15 @@ impl World<'_> {
             let Some(dst) = ip::addr_node(*info.to.ip()) else {
                 continue;
             };
+            let app = crate::proto::coap::MessageRef::parse(&buf).map_or(0, |m| m.payload.len());
             let meta = PacketMeta {
                 flow,
                 kind: kind(info.ty),
                 counted,
                 created: now,
+                proto_bytes: (buf.len() - app) as u16,
+                app_bytes: app as u16,
+                retx: info.is_retransmission && info.ty == MessageType::Con,
             };
             std::mem::swap(&mut self.payload, &mut buf);
             let port = self.sc.protocols.coap.port;

@@ -198,8 +198,17 @@ impl World<'_> {
         dir.stats.busy_ns += tx.0;
         let meta = self.pool.get(pkt).meta;
         if meta.counted {
+            let (tip, proto, app) =
+                crate::net::packet::layer_split(&self.pool.get(pkt).data, &meta);
             if let Some(s) = self.flow_stats(meta.flow) {
                 s.bytes_on_wire += len as u64;
+                if meta.retx {
+                    s.bytes_retransmissions += len as u64;
+                } else {
+                    s.bytes_transport_ip += tip;
+                    s.bytes_protocol += proto;
+                    s.bytes_payload += app;
+                }
             }
         }
         if let Some(w) = self.pcaps.get_mut(l) {

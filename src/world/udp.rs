@@ -66,6 +66,8 @@ impl World<'_> {
             kind: "udp",
             counted,
             created: now,
+            app_bytes: self.payload.len() as u16,
+            ..Default::default()
         };
         for &r in receivers {
             let Some(pkt) = self.new_udp_packet(node, r as usize, flow_src_port(fi), port, meta)
