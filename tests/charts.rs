@@ -41,6 +41,11 @@ fn sweep_charts_are_valid_and_complete() {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
     }
+    // latency CDFs at the first, middle and last point
+    for p in ["0.0", "0.1", "0.3"] {
+        let n = format!("latency_cdf_at_links.backhaul.loss.p_{p}.svg");
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
     for n in &names {
         let bytes = std::fs::read(charts.join(n)).expect("read");
         if n.ends_with(".svg") {
@@ -91,7 +96,7 @@ fn plot_redraws_identical_charts_from_a_copy_of_the_csvs() {
     let out = temp_dir("charts-src");
     sweep_into(&out);
     let copy = temp_dir("charts-copy");
-    for f in ["summary.csv", "runs.csv"] {
+    for f in ["summary.csv", "runs.csv", "messages.csv"] {
         std::fs::copy(out.join(f), copy.join(f)).expect("copy");
     }
     let st = Command::new(env!("CARGO_BIN_EXE_qossim"))
@@ -112,7 +117,7 @@ fn plot_redraws_identical_charts_from_a_copy_of_the_csvs() {
         assert!(a == b, "{} differs", name.to_string_lossy());
         n += 1;
     }
-    assert_eq!(n, 14, "5 metrics + 2 series by layer, SVG and PNG");
+    assert_eq!(n, 20, "5 metrics + 2 series by layer + 3 CDFs, SVG and PNG");
     // a directory without summary.csv is bad input, not a panic
     let empty = temp_dir("charts-empty");
     let st = Command::new(env!("CARGO_BIN_EXE_qossim"))

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-const FAMILY: &str = "qossim-sans";
-const SIZE: (u32, u32) = (900, 560);
+pub(crate) const FAMILY: &str = "qossim-sans";
+pub(crate) const SIZE: (u32, u32) = (900, 560);
 
 /// Errors while charting.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ const METRICS: [(&str, &str); 5] = [
     ),
 ];
 
-const PALETTE: [RGBColor; 8] = [
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -58,7 +58,7 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(23, 190, 207),
 ];
 
-fn register() {
+pub(crate) fn register() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
@@ -95,7 +95,7 @@ fn read_table(path: &Path) -> Result<Table, ChartError> {
 }
 
 /// A file-safe name.
-fn safe(s: &str) -> String {
+pub(crate) fn safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
@@ -282,7 +282,7 @@ where
 }
 
 /// Encode an RGB buffer as PNG with fixed settings.
-fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, String> {
     let mut png_bytes = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut png_bytes, SIZE.0, SIZE.1);
@@ -517,6 +517,9 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
                 written.push(p);
             }
         }
+    }
+    if dir.join("runs.csv").is_file() && dir.join("messages.csv").is_file() {
+        written.extend(super::cdf::write_cdfs(dir)?);
     }
     Ok(written)
 }

@@ -1,6 +1,7 @@
 //! Turning a run into files: atomic writes, pcap captures, the manifest.
 
 pub mod atomic;
+pub mod cdf;
 pub mod charts;
 pub mod manifest;
 pub mod pcap;
