@@ -17,6 +17,7 @@
 use crate::report::atomic::write_atomic;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -212,6 +213,26 @@ const LAYERS: [(&str, &str); 4] = [
     ("bytes_retransmissions", "retransmissions"),
 ];
 
+/// A rendered chart: name, SVG text, PNG bytes.
+type Rendered = (String, String, Vec<u8>);
+
+/// A chart to render.
+enum Job {
+    Xy {
+        name: String,
+        title: String,
+        x_name: String,
+        y_name: &'static str,
+        series: Vec<Series>,
+    },
+    Stacked {
+        name: String,
+        title: String,
+        x_name: String,
+        bars: Vec<Bar>,
+    },
+}
+
 /// One stacked bar: x and bytes per delivered message of each layer.
 type Bar = (f64, [f64; 4]);
 
@@ -382,6 +403,7 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| ChartError::Write(out_dir.clone(), e.to_string()))?;
     let mut written = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     // parameters that vary name the series (all but the chart's x axis)
     let varying: Vec<usize> = params
         .iter()
@@ -447,14 +469,13 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             ));
         }
         for (name, x_name, series) in charts {
-            let (svg, png_bytes) = render(&format!("{title} vs {x_name}"), &x_name, title, &series)
-                .map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
-            for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
-                let p = out_dir.join(format!("{name}.{ext}"));
-                write_atomic(&p, &bytes)
-                    .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
-                written.push(p);
-            }
+            jobs.push(Job::Xy {
+                name,
+                title: format!("{title} vs {x_name}"),
+                x_name,
+                y_name: title,
+                series,
+            });
         }
     }
     // bytes per delivered message, stacked by layer: one chart per series
@@ -469,7 +490,7 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             }
             Some(v)
         };
-        let mut jobs: Vec<(String, String, Vec<Bar>)> = Vec::new();
+        let mut stacked: Vec<(String, String, Vec<Bar>)> = Vec::new();
         if axes.is_empty() {
             let bars: Vec<(f64, [f64; 4])> = t
                 .rows
@@ -477,7 +498,7 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
                 .enumerate()
                 .filter_map(|(i, r)| per_delivered(r).map(|v| ((i + 1) as f64, v)))
                 .collect();
-            jobs.push((
+            stacked.push((
                 "bytes_by_layer_by_series".into(),
                 "series (as in summary.csv)".into(),
                 bars,
@@ -496,26 +517,55 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
                 }
             }
             for (label, bars) in groups {
-                jobs.push((
+                stacked.push((
                     format!("bytes_by_layer_vs_{}__{}", safe(&t.head[ax]), safe(&label)),
                     t.head[ax].clone(),
                     bars,
                 ));
             }
         }
-        for (name, x_name, bars) in jobs {
+        for (name, x_name, bars) in stacked {
             let title = format!(
                 "bytes per delivered message by layer — {}",
                 name.rsplit("__").next().unwrap_or(&name)
             );
-            let (svg, png_bytes) = render_stacked(&title, &x_name, &bars)
-                .map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
-            for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
-                let p = out_dir.join(format!("{name}.{ext}"));
-                write_atomic(&p, &bytes)
-                    .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
-                written.push(p);
-            }
+            jobs.push(Job::Stacked {
+                name,
+                title,
+                x_name,
+                bars,
+            });
+        }
+    }
+    // render in parallel (each chart is independent), write in order
+    let rendered: Vec<Result<Rendered, ChartError>> = jobs
+        .par_iter()
+        .map(|job| {
+            let (name, r) = match job {
+                Job::Xy {
+                    name,
+                    title,
+                    x_name,
+                    y_name,
+                    series,
+                } => (name, render(title, x_name, y_name, series)),
+                Job::Stacked {
+                    name,
+                    title,
+                    x_name,
+                    bars,
+                } => (name, render_stacked(title, x_name, bars)),
+            };
+            r.map(|(svg, png)| (name.clone(), svg, png))
+                .map_err(|e| ChartError::Write(out_dir.join(name), e))
+        })
+        .collect();
+    for r in rendered {
+        let (name, svg, png_bytes) = r?;
+        for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
+            let p = out_dir.join(format!("{name}.{ext}"));
+            write_atomic(&p, &bytes).map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
+            written.push(p);
         }
     }
     if dir.join("runs.csv").is_file() && dir.join("messages.csv").is_file() {

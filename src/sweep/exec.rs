@@ -246,7 +246,8 @@ pub fn run_sweep(
     failed.sort();
     let complete = opts.shard.is_none() && failed.is_empty();
     if complete {
-        combine(out, &runs)?;
+        // the combine (and its charts) runs on the same --jobs threads
+        pool.install(|| combine(out, &runs))?;
         let manifest = sweep_manifest(&base, &runs, started.elapsed().as_secs_f64(), jobs);
         write_atomic(&out.join("manifest.json"), manifest.as_bytes()).map_err(io)?;
     }
