@@ -296,3 +296,30 @@ fn pcap_runs_writes_captures_for_the_chosen_runs_only() {
     sweep(&plain, &[]);
     assert_same(&out, &plain);
 }
+
+#[test]
+fn a_failing_point_is_reported_and_the_others_still_run() {
+    let f = fixture();
+    let text = std::fs::read_to_string(&f)
+        .expect("fixture")
+        .replace("values = [0.0, 0.1, 0.3]", "values = [0.0, 1.5, 0.3]");
+    let dir = temp_dir("sweep-fail");
+    let scenario = dir.join("bad-point.toml");
+    std::fs::write(&scenario, text).expect("write");
+    let out = dir.join("out");
+    let (code, msg) = qossim(&[
+        "sweep",
+        scenario.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert_eq!(code, 1, "{msg}");
+    assert!(msg.contains("2 of 6 runs failed"), "{msg}");
+    assert!(msg.contains("links.backhaul.loss.p=1.5"), "{msg}");
+    // the other points' runs completed
+    let done = (0..6)
+        .filter(|i| out.join(format!("runs/{i}/rows.csv")).exists())
+        .count();
+    assert_eq!(done, 4);
+}
