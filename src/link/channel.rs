@@ -69,6 +69,47 @@ enum Model {
         /// Index of the interval the previous packet fell in (a search hint).
         hint: u32,
     },
+    Fading(Box<FadingState>),
+}
+
+/// Block-fading state (boxed: rarer than the other models, and it keeps
+/// `Channel` small).
+#[derive(Debug, Clone)]
+pub(crate) struct FadingState {
+    spec: crate::scenario::model::FadingSpec,
+    mean_snr: f64,
+    /// Block index of `gain` (u64::MAX: none drawn yet).
+    block: u64,
+    gain: f64,
+}
+
+impl FadingState {
+    /// The power gain of the block containing `now` (a fresh draw when a new
+    /// block starts; blocks without packets draw nothing).
+    fn gain(&mut self, now: SimTime, rng: &mut SimRng) -> f64 {
+        let block = now.as_nanos() / self.spec.coherence.as_nanos().max(1);
+        if block != self.block {
+            self.block = block;
+            self.gain = draw_gain(self.spec.fading, rng);
+        }
+        self.gain
+    }
+}
+
+/// One draw of a unit-mean power gain: Rayleigh = Exp(1); Rician with
+/// K-factor k = |√(k/(k+1)) + σ·(x + iy)|² with σ² = 1/(2(k+1)).
+pub fn draw_gain(f: crate::scenario::model::Fading, rng: &mut SimRng) -> f64 {
+    use crate::scenario::model::Fading;
+    match f {
+        Fading::Rayleigh => rng.exp(1.0),
+        Fading::Rician { k } => {
+            let los = libm::sqrt(k / (k + 1.0));
+            let sigma = libm::sqrt(1.0 / (2.0 * (k + 1.0)));
+            let x = los + sigma * rng.normal(0.0, 1.0);
+            let y = sigma * rng.normal(0.0, 1.0);
+            x * x + y * y
+        }
+    }
 }
 
 impl Model {
@@ -107,6 +148,12 @@ impl Model {
                 origin,
                 hint: 0,
             },
+            LossSpec::Fading(f) => Model::Fading(Box::new(FadingState {
+                spec: f.clone(),
+                mean_snr: crate::link::phy::db_to_linear(f.mean_snr_db),
+                block: u64::MAX,
+                gain: 1.0,
+            })),
         }
     }
 }
@@ -129,8 +176,23 @@ impl Channel {
 
     /// Decide the fate of one packet that starts crossing the channel at
     /// `now`: `true` = lost. Draws from `rng` as described in the module doc.
+    /// Size-aware models (fading) see a 0-byte packet, which is never lost:
+    /// links call [`is_lost_sized`](Self::is_lost_sized).
     pub fn is_lost(&mut self, now: SimTime, rng: &mut SimRng) -> bool {
+        self.is_lost_sized(now, 0, rng)
+    }
+
+    /// `is_lost` for a packet of `bytes` bytes (IP packet length); only the
+    /// fading model depends on the size: PER = 1 − (1 − BER(SNR·gain))^bits
+    /// with bits = 8·(bytes + phy_overhead_bytes).
+    pub fn is_lost_sized(&mut self, now: SimTime, bytes: usize, rng: &mut SimRng) -> bool {
         match &mut self.model {
+            Model::Fading(f) => {
+                let gain = f.gain(now, rng);
+                let bits = 8 * (bytes as u64 + u64::from(f.spec.phy_overhead_bytes));
+                let ber = crate::link::phy::ber(f.spec.modulation, f.mean_snr * gain);
+                rng.bernoulli(crate::link::phy::per(ber, bits))
+            }
             Model::None => false,
             Model::Bernoulli { p } => rng.bernoulli(*p),
             Model::GilbertElliott {
@@ -292,7 +354,8 @@ pub fn stationary_loss(spec: &LossSpec) -> Option<f64> {
             let pb = pi_bad(*p_gb, *p_bg);
             Some((1.0 - pb) * prob(*loss_good) + pb * prob(*loss_bad))
         }
-        LossSpec::Trace(_) => None,
+        // size-dependent: see `link::phy` and tests/fading.rs
+        LossSpec::Trace(_) | LossSpec::Fading(_) => None,
     }
 }
 
@@ -308,7 +371,7 @@ pub fn stationary_loss(spec: &LossSpec) -> Option<f64> {
 /// simple Gilbert model (loss_good 0, loss_bad 1).
 pub fn mean_loss_run(spec: &LossSpec) -> Option<f64> {
     let (p_l, p_ll) = match spec {
-        LossSpec::None | LossSpec::Trace(_) => return None,
+        LossSpec::None | LossSpec::Trace(_) | LossSpec::Fading(_) => return None,
         LossSpec::Bernoulli { p } => {
             let p = prob(*p);
             (p, p * p)

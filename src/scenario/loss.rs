@@ -41,6 +41,17 @@ pub const MODEL_KEYS: &[(&str, &[&str])] = &[
             "period",
         ],
     ),
+    (
+        "fading",
+        &[
+            "fading",
+            "k",
+            "mean_snr_db",
+            "coherence",
+            "modulation",
+            "phy_overhead_bytes",
+        ],
+    ),
 ];
 
 /// The keys of `l` that are present, with their spans, in schema order.
@@ -60,6 +71,12 @@ fn present(l: &LossSchema) -> Vec<(&'static str, std::ops::Range<usize>)> {
         ("format", sp(&l.format)),
         ("repeat", sp(&l.repeat)),
         ("period", sp(&l.period)),
+        ("fading", sp(&l.fading)),
+        ("k", sp(&l.k)),
+        ("mean_snr_db", sp(&l.mean_snr_db)),
+        ("coherence", sp(&l.coherence)),
+        ("modulation", sp(&l.modulation)),
+        ("phy_overhead_bytes", sp(&l.phy_overhead_bytes)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -111,6 +128,7 @@ pub fn resolve(ctx: &Ctx<'_>, l: &S<LossSchema>, field: &str) -> Result<LossSpec
             })
         }
         "gilbert_elliott" => gilbert(ctx, l, span, field),
+        "fading" => fading(ctx, l, span, field),
         _ => {
             let file = l
                 .file
@@ -272,4 +290,97 @@ fn gilbert(
         loss_good: opt(&l.loss_good, "loss_good", 0.0)?,
         loss_bad: opt(&l.loss_bad, "loss_bad", 1.0)?,
     })
+}
+
+/// `model = "fading"`: block fading over a mean SNR (docs/channels.md).
+fn fading(
+    ctx: &Ctx<'_>,
+    l: &LossSchema,
+    span: std::ops::Range<usize>,
+    field: &str,
+) -> Result<LossSpec, ScenarioError> {
+    use crate::scenario::model::{Fading, FadingSpec, Modulation};
+    let f = |k: &str| format!("{field}.{k}");
+    let snr = l.mean_snr_db.as_ref().ok_or_else(|| {
+        ctx.err(
+            span.clone(),
+            &f("mean_snr_db"),
+            "model `fading` needs `mean_snr_db` (mean SNR in dB)",
+        )
+    })?;
+    let mean_snr_db = *snr.get_ref();
+    if !mean_snr_db.is_finite() || !(-30.0..=80.0).contains(&mean_snr_db) {
+        return Err(ctx.err_at(
+            snr,
+            &f("mean_snr_db"),
+            format!("{mean_snr_db} is out of range: must be in [-30, 80] dB"),
+        ));
+    }
+    let kind = match &l.fading {
+        None => "rayleigh",
+        Some(v) => ctx.choice(
+            v,
+            &f("fading"),
+            &[("rayleigh", "rayleigh"), ("rician", "rician")],
+        )?,
+    };
+    let fading = match (kind, &l.k) {
+        ("rayleigh", Some(k)) => {
+            return Err(ctx.err_at(
+                k,
+                &f("k"),
+                "field `k` applies only to `fading = \"rician\"`",
+            ))
+        }
+        ("rayleigh", None) => Fading::Rayleigh,
+        (_, None) => {
+            return Err(ctx.err(
+                span,
+                &f("k"),
+                "`fading = \"rician\"` needs `k` (K-factor, linear, ≥ 0)",
+            ))
+        }
+        (_, Some(k)) => {
+            let kv = *k.get_ref();
+            if !kv.is_finite() || !(0.0..=1000.0).contains(&kv) {
+                return Err(ctx.err_at(
+                    k,
+                    &f("k"),
+                    format!("{kv} is out of range: must be in [0, 1000]"),
+                ));
+            }
+            Fading::Rician { k: kv }
+        }
+    };
+    let coherence = match &l.coherence {
+        None => crate::sim::SimDuration::from_millis(100),
+        Some(c) => {
+            let d = ctx.duration(c, &f("coherence"), MAX_DURATION)?;
+            if d.as_nanos() == 0 {
+                return Err(ctx.err_at(c, &f("coherence"), "coherence must be greater than 0"));
+            }
+            d
+        }
+    };
+    let modulation = match &l.modulation {
+        None => Modulation::Oqpsk802154,
+        Some(v) => {
+            match ctx.choice(v, &f("modulation"), &[("oqpsk", "oqpsk"), ("bpsk", "bpsk")])? {
+                "bpsk" => Modulation::Bpsk,
+                _ => Modulation::Oqpsk802154,
+            }
+        }
+    };
+    let phy_overhead_bytes = match &l.phy_overhead_bytes {
+        None => 0,
+        Some(v) if *v.get_ref() <= 1000 => *v.get_ref() as u32,
+        Some(v) => return Err(ctx.err_at(v, &f("phy_overhead_bytes"), "must be in 0..=1000")),
+    };
+    Ok(LossSpec::Fading(FadingSpec {
+        fading,
+        mean_snr_db,
+        coherence,
+        modulation,
+        phy_overhead_bytes,
+    }))
 }

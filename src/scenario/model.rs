@@ -136,6 +136,40 @@ pub enum LossSpec {
         loss_bad: f64,
     },
     Trace(TraceSpec),
+    /// Block fading over a mean SNR: the power gain is drawn once per
+    /// coherence time (Rayleigh or Rician), and each packet is lost with the
+    /// PER of its size at the faded SNR.
+    Fading(FadingSpec),
+}
+
+/// Small-scale fading distribution of the power gain (mean 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fading {
+    /// Exponential power gain (no line of sight).
+    Rayleigh,
+    /// Rician with K-factor `k` (line-of-sight to scattered power, linear).
+    Rician { k: f64 },
+}
+
+/// Modulation whose BER curve turns SNR into bit errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Modulation {
+    /// IEEE 802.15.4 2.4 GHz O-QPSK/DSSS (Annex E).
+    Oqpsk802154,
+    Bpsk,
+}
+
+/// `loss = { model = "fading", … }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FadingSpec {
+    pub fading: Fading,
+    /// Mean SNR in dB (before fading).
+    pub mean_snr_db: f64,
+    /// Block length: the gain stays constant this long.
+    pub coherence: SimDuration,
+    pub modulation: Modulation,
+    /// Link/PHY bytes added to the IP packet when counting bits.
+    pub phy_overhead_bytes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -133,6 +133,12 @@ pub struct LossSchema {
     pub format: Option<S<String>>,
     pub repeat: Option<S<bool>>,
     pub period: Option<S<String>>,
+    pub fading: Option<S<String>>,
+    pub k: Option<S<f64>>,
+    pub mean_snr_db: Option<S<f64>>,
+    pub coherence: Option<S<String>>,
+    pub modulation: Option<S<String>>,
+    pub phy_overhead_bytes: Option<S<u64>>,
 }
 
 /// `[[flows]]`.

@@ -192,7 +192,7 @@ impl World<'_> {
         let tx = link.tx_time(len);
         let delay = link.delay;
         let dir = &mut link.dirs[d];
-        let lost = dir.channel.is_lost(now, &mut dir.rng);
+        let lost = dir.channel.is_lost_sized(now, len, &mut dir.rng);
         dir.stats.tx_packets += 1;
         dir.stats.tx_bytes += len as u64;
         dir.stats.busy_ns += tx.0;
