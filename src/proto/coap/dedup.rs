@@ -2,16 +2,17 @@
 //! pairs were seen recently, and the reply to repeat for a duplicate CON.
 //!
 //! Entries live EXCHANGE_LIFETIME (CON) or NON_LIFETIME (NON) and are
-//! purged in expiry order (a min-heap of compact keys, no scan) whenever the
-//! endpoint handles an input, so they never need a timer of their own.
+//! purged in expiry order whenever the endpoint handles an input, so they
+//! never need a timer of their own. Within one class every entry lives
+//! equally long and time never goes back, so each class's expiry list is a
+//! FIFO already in order: O(1) per entry, no heap.
 //!
 //! Lookups go through a hash map keyed by the packed `(address, port,
 //! message ID)`; it is only ever probed by key, never iterated, so its order
 //! cannot reach any output, and its hasher is fixed (no per-process random
 //! state), so runs stay deterministic.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddrV4;
 
@@ -53,35 +54,40 @@ fn key(peer: SocketAddrV4, mid: u16) -> u64 {
 #[derive(Debug, Default)]
 pub(crate) struct DedupCache {
     entries: HashMap<u64, DedupEntry, BuildHasherDefault<KeyHasher>>,
-    expiry: BinaryHeap<Reverse<(SimTime, u64)>>,
+    /// Per lifetime class (0: CON, 1: NON): (expiry, key) in insertion order.
+    expiry: [VecDeque<(SimTime, u64)>; 2],
 }
 
 impl DedupCache {
     /// Drop every entry whose lifetime ended at or before `now`.
     pub fn expire(&mut self, now: SimTime) {
-        while let Some(&Reverse((t, k))) = self.expiry.peek() {
-            if t > now {
-                break;
-            }
-            self.expiry.pop();
-            if self.entries.get(&k).is_some_and(|e| e.expires == t) {
-                self.entries.remove(&k);
+        for q in &mut self.expiry {
+            while let Some(&(t, k)) = q.front() {
+                if t > now {
+                    break;
+                }
+                q.pop_front();
+                if self.entries.get(&k).is_some_and(|e| e.expires == t) {
+                    self.entries.remove(&k);
+                }
             }
         }
     }
 
     /// Remember `(peer, mid)` until `expires`, replacing an older entry (whose
-    /// stale heap record is skipped when it comes due).
+    /// stale expiry record is skipped when it comes due). `class` is 0 for
+    /// CON and 1 for NON entries: within a class, `expires` must not decrease.
     pub fn insert(
         &mut self,
         peer: SocketAddrV4,
         mid: u16,
+        class: usize,
         expires: SimTime,
         reply: Option<Box<[u8]>>,
     ) {
         let k = key(peer, mid);
         self.entries.insert(k, DedupEntry { expires, reply });
-        self.expiry.push(Reverse((expires, k)));
+        self.expiry[class.min(1)].push_back((expires, k));
     }
 
     /// The live entry for `(peer, mid)` at `now`.
@@ -114,9 +120,9 @@ mod tests {
         let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5683);
         let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5683);
         let mut d = DedupCache::default();
-        d.insert(a, 1, SimTime(100), None);
-        d.insert(b, 1, SimTime(50), Some(vec![1, 2].into()));
-        d.insert(a, 1, SimTime(200), None); // replaced: lives to 200
+        d.insert(a, 1, 0, SimTime(100), None);
+        d.insert(b, 1, 1, SimTime(50), Some(vec![1, 2].into()));
+        d.insert(a, 1, 0, SimTime(200), None); // replaced: lives to 200
         assert_eq!(d.len(), 2);
         assert_eq!(d.reply(b, 1), Some(&[1u8, 2][..]));
         d.expire(SimTime(50));

@@ -425,6 +425,7 @@ impl Endpoint {
         } else {
             self.config.non_lifetime()
         };
-        self.dedup.insert(peer, mid, now + life, reply);
+        self.dedup
+            .insert(peer, mid, usize::from(!con), now + life, reply);
     }
 }
