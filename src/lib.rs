@@ -19,4 +19,5 @@ pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod sweep;
+pub mod transport;
 pub mod world;
