@@ -132,7 +132,7 @@ impl Options {
                 out.extend_from_slice(&r.to_be_bytes());
             }
         }
-        while (out.len() - start) % 4 != 0 {
+        while !(out.len() - start).is_multiple_of(4) {
             out.push(0); // EOL padding
         }
     }
