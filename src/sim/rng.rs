@@ -14,7 +14,7 @@
 //! only change with a version bump noted in the changelog.
 
 use rand::{Rng, RngExt, SeedableRng};
-use rand_distr::{Distribution, Exp, Normal};
+use rand_distr::{Distribution, Exp1, Normal};
 use rand_pcg::Pcg64Mcg;
 
 /// SplitMix64 finaliser (Steele, Lea, Flood 2014).
@@ -94,12 +94,15 @@ impl SimRng {
             self.inner.random_range(lo..=hi)
         }
     }
-    /// Exponential with the given mean (> 0).
+    /// Exponential with the given mean (≥ 0): `mean` times a unit
+    /// exponential (ziggurat, `rand_distr::Exp1`); 0 for a mean that is not
+    /// a finite non-negative number.
     pub fn exp(&mut self, mean: f64) -> f64 {
-        match Exp::new(1.0 / mean) {
-            Ok(d) => d.sample(&mut self.inner),
-            Err(_) => 0.0,
+        if !(mean.is_finite() && mean >= 0.0) {
+            return 0.0;
         }
+        let e: f64 = Exp1.sample(&mut self.inner);
+        mean * e
     }
     /// Normal(mean, sd); `mean` when sd is 0 or invalid.
     pub fn normal(&mut self, mean: f64, sd: f64) -> f64 {
