@@ -1,5 +1,7 @@
-//! TCP: segment wire format (`segment`) and the RFC 6298 / Linux-like
+//! TCP: segment wire format (`segment`), NewReno congestion control
+//! (`congestion`) and the RFC 6298 / Linux-like
 //! retransmission-timeout estimator (`rto`). Read first: RFC 9293 (TCP),
 //! RFC 7323 (window scale, timestamps), RFC 2018 (SACK), RFC 6298 (RTO).
+pub mod congestion;
 pub mod rto;
 pub mod segment;
