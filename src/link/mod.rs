@@ -22,6 +22,7 @@
 //!    started before the link went down still arrives (it was on the wire).
 
 pub mod channel;
+pub mod energy;
 pub mod phy;
 
 use crate::net::packet::PacketId;
