@@ -18,4 +18,5 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sim;
+pub mod transport;
 pub mod world;

@@ -1,0 +1,5 @@
+//! Transport layer models. [`tcp`] is a sans-IO TCP (RFC 9293) with the
+//! timers and congestion control of RFC 6298, RFC 5681 and RFC 6582; UDP's
+//! wire format lives in `crate::net::udp`.
+
+pub mod tcp;
