@@ -85,7 +85,9 @@ impl Connection {
     fn advertise(&mut self, syn: bool) -> u16 {
         let free = self.rcvbuf.window();
         if syn {
-            return free.min(65_535) as u16;
+            let w = free.min(65_535);
+            self.rcv_adv = self.rcv_nxt.wrapping_add(w);
+            return w as u16;
         }
         let s = u32::from(self.rcv_wscale);
         let promised = self.rcv_adv.wrapping_sub(self.rcv_nxt);
