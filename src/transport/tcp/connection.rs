@@ -214,6 +214,9 @@ pub struct Connection {
     sack_ok: bool,
     fin_queued: bool,
     ack_now: bool,
+    /// Out-of-order arrivals not yet answered: one duplicate ACK each, even
+    /// when several arrive before the driver polls (RFC 5681 §4.2).
+    ooo_acks: u8,
     fast_rtx: bool,
     probe_now: bool,
     rst_now: bool,
@@ -277,6 +280,7 @@ impl Connection {
             sack_ok: false,
             fin_queued: false,
             ack_now: false,
+            ooo_acks: 0,
             fast_rtx: false,
             probe_now: false,
             rst_now: false,
@@ -470,6 +474,7 @@ impl Connection {
         self.state = State::Closed;
         self.timers = [None; 4];
         self.ack_now = false;
+        self.ooo_acks = 0;
         self.fast_rtx = false;
         self.probe_now = false;
     }

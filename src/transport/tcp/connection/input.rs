@@ -442,8 +442,11 @@ impl Connection {
             self.ack_now = true;
             return;
         };
-        if off > 0 || had_holes {
-            // Out of order, or filling a hole: ACK at once.
+        if off > 0 {
+            // Out of order: a duplicate ACK at once (RFC 5681 §4.2).
+            self.ooo_acks = self.ooo_acks.saturating_add(1);
+        } else if had_holes {
+            // Filling a hole: ACK at once.
             self.ack_now = true;
         }
         if adv == 0 {

@@ -58,7 +58,7 @@ impl Connection {
                 return self.finish(now, r, buf, false);
             }
         }
-        if self.ack_now {
+        if self.ack_now || self.ooo_acks > 0 {
             self.stats.acks_sent += 1;
             let r = TcpRepr {
                 seq: self.snd_nxt,
@@ -127,6 +127,7 @@ impl Connection {
             .ok()?;
         if r.flags.ack() {
             self.ack_now = false;
+            self.ooo_acks = self.ooo_acks.saturating_sub(1);
             self.full_segs = 0;
             self.set_timer(Timer::DelayedAck, None);
         }
