@@ -57,6 +57,9 @@ pub struct Pair {
     pub received: Vec<u8>,
     /// When false the server application does not read.
     pub server_reads: bool,
+    /// Close the client once all of `to_write` is in its send buffer.
+    pub close_after_write: bool,
+    closed: bool,
     flights: Vec<Flight>,
     order: u64,
     counts: [usize; 2],
@@ -84,6 +87,8 @@ impl Pair {
             written: 0,
             received: Vec::new(),
             server_reads: true,
+            close_after_write: false,
+            closed: false,
             flights: Vec::new(),
             order: 0,
             counts: [0, 0],
@@ -103,6 +108,17 @@ impl Pair {
                 let n = self.client.write(&self.to_write[self.written..]);
                 self.written += n;
                 progress |= n > 0;
+            }
+            // RFC 9293 §3.10.4: CLOSE in SYN-SENT deletes the connection,
+            // so the application closes only once connected.
+            if self.close_after_write
+                && !self.closed
+                && self.written == self.to_write.len()
+                && self.client.state().is_synchronized()
+            {
+                self.closed = true;
+                self.client.close();
+                progress = true;
             }
             if self.server_reads {
                 let mut tmp = [0u8; 4096];
