@@ -231,7 +231,7 @@ fn linux_rto_formula_matches_hand_computed_values() {
     //      = 325.0390625
     let c = Config::linux_like();
     let mut e = RttEstimator::new(&c);
-    let expect_us = [300_000.0, 302_500.0, 299_687.5, 325_039.0625];
+    let expect_us = [300_000.0, 302_500.0, 299_687.5, 325_039.062_5];
     for (r, want) in [100u64, 120, 80, 200].iter().zip(expect_us) {
         e.sample(&c, ms(*r));
         let got = e.rto().as_nanos() as f64 / 1000.0;
