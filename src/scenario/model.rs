@@ -338,6 +338,14 @@ pub struct ProtocolParams {
     pub ip: IpParams,
     pub udp: UdpParams,
     pub coap: CoapParams,
+    pub tcp: TcpParams,
+}
+
+/// `[protocols.tcp]`: the resolved TCP parameters (profile defaults with
+/// explicit fields applied). Default: the `linux-like` profile.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TcpParams {
+    pub config: crate::transport::tcp::Config,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,9 +2,10 @@
 
 use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
-use super::schema::ProtocolsSchema;
-use crate::scenario::model::{CoapParams, IpParams, ProtocolParams, UdpParams};
+use super::schema::{ProtocolsSchema, TcpSchema};
+use crate::scenario::model::{CoapParams, IpParams, ProtocolParams, TcpParams, UdpParams};
 use crate::sim::SimDuration;
+use crate::transport::tcp::{Config as TcpConfig, InitialWindow, Profile, RtoFormula};
 
 /// Most CoAP retransmissions accepted (RFC 7252 default 4).
 pub const MAX_COAP_RETRANSMIT: u64 = 20;
@@ -107,7 +108,173 @@ pub fn resolve(
             processing_delay: dur(&c.processing_delay, "processing_delay", d.processing_delay)?,
         };
     }
+    if let Some(t) = &p.tcp {
+        out.tcp = resolve_tcp(ctx, t.get_ref())?;
+    }
     Ok(out)
+}
+
+/// Most retransmissions accepted for any TCP retry count.
+pub const MAX_TCP_RETRIES: u64 = 100;
+/// Largest TCP buffer accepted (1 GiB).
+pub const MAX_TCP_BUFFER: u64 = 1 << 30;
+
+/// `[protocols.tcp]`: start from the profile, apply explicit fields, check
+/// the combinations.
+fn resolve_tcp(ctx: &Ctx<'_>, t: &TcpSchema) -> Result<TcpParams, ScenarioError> {
+    let profile = match &t.profile {
+        None => Profile::LinuxLike,
+        Some(v) => ctx.choice(
+            v,
+            "protocols.tcp.profile",
+            &[("linux-like", Profile::LinuxLike), ("rfc", Profile::Rfc)],
+        )?,
+    };
+    let mut c: TcpConfig = profile.config();
+    let dur = |v: &Option<toml::Spanned<String>>,
+               k: &str,
+               def: SimDuration|
+     -> Result<SimDuration, ScenarioError> {
+        let field = format!("protocols.tcp.{k}");
+        positive(
+            ctx,
+            ctx.duration_or(v, &field, def, MAX_DURATION)?,
+            v,
+            &field,
+        )
+    };
+    let int = |v: &Option<toml::Spanned<u64>>, k: &str, def: u64, lo: u64, hi: u64| {
+        v.as_ref().map_or(Ok(def), |v| {
+            ctx.int_in(v, &format!("protocols.tcp.{k}"), lo, hi)
+        })
+    };
+    let flag =
+        |v: &Option<toml::Spanned<bool>>, def: bool| v.as_ref().map_or(def, |v| *v.get_ref());
+    if let Some(v) = &t.rto_formula {
+        c.rto_formula = ctx.choice(
+            v,
+            "protocols.tcp.rto_formula",
+            &[
+                ("rfc6298", RtoFormula::Rfc6298),
+                ("linux", RtoFormula::Linux),
+            ],
+        )?;
+    }
+    c.initial_rto = dur(&t.initial_rto, "initial_rto", c.initial_rto)?;
+    c.min_rto = dur(&t.min_rto, "min_rto", c.min_rto)?;
+    c.max_rto = dur(&t.max_rto, "max_rto", c.max_rto)?;
+    c.clock_granularity = dur(
+        &t.clock_granularity,
+        "clock_granularity",
+        c.clock_granularity,
+    )?;
+    c.fallback_rto = dur(&t.fallback_rto, "fallback_rto", c.fallback_rto)?;
+    c.syn_retries = int(
+        &t.syn_retries,
+        "syn_retries",
+        c.syn_retries.into(),
+        0,
+        MAX_TCP_RETRIES,
+    )? as u32;
+    c.synack_retries = int(
+        &t.synack_retries,
+        "synack_retries",
+        c.synack_retries.into(),
+        0,
+        MAX_TCP_RETRIES,
+    )? as u32;
+    c.retries = int(&t.retries, "retries", c.retries.into(), 0, MAX_TCP_RETRIES)? as u32;
+    if t.user_timeout.is_some() {
+        c.user_timeout = Some(dur(&t.user_timeout, "user_timeout", SimDuration::ZERO)?);
+    }
+    c.delayed_ack_min = dur(&t.delayed_ack_min, "delayed_ack_min", c.delayed_ack_min)?;
+    // Zero disables delayed ACKs; RFC 1122 §4.2.3.2: the delay MUST be
+    // less than 0.5 s.
+    c.delayed_ack_max = match &t.delayed_ack_max {
+        None => c.delayed_ack_max,
+        Some(v) => {
+            let d = ctx.duration(v, "protocols.tcp.delayed_ack_max", MAX_DURATION)?;
+            if d >= SimDuration::from_millis(500) {
+                return Err(ctx.err_at(
+                    v,
+                    "protocols.tcp.delayed_ack_max",
+                    "must be below 500 ms (RFC 1122 §4.2.3.2)",
+                ));
+            }
+            d
+        }
+    };
+    c.quickack_segments = int(
+        &t.quickack_segments,
+        "quickack_segments",
+        c.quickack_segments.into(),
+        0,
+        1000,
+    )? as u32;
+    c.ack_every = int(&t.ack_every, "ack_every", c.ack_every.into(), 1, 64)? as u32;
+    c.nagle = flag(&t.nagle, c.nagle);
+    c.timestamps = flag(&t.timestamps, c.timestamps);
+    c.sack_permitted = flag(&t.sack_permitted, c.sack_permitted);
+    if let Some(v) = &t.window_scale {
+        c.window_scale = Some(ctx.int_in(v, "protocols.tcp.window_scale", 0, 14)? as u8);
+    }
+    match &t.window_scaling {
+        Some(v) if !*v.get_ref() => {
+            if let Some(ws) = &t.window_scale {
+                return Err(ctx.err_at(
+                    ws,
+                    "protocols.tcp.window_scale",
+                    "set while window_scaling = false",
+                ));
+            }
+            c.window_scale = None;
+        }
+        Some(_) => c.window_scale = c.window_scale.or(Some(7)),
+        None => {}
+    }
+    if let Some(v) = &t.initial_window {
+        c.initial_window =
+            InitialWindow::Segments(ctx.int_in(v, "protocols.tcp.initial_window", 1, 1000)? as u32);
+    }
+    c.send_buffer = int(
+        &t.send_buffer,
+        "send_buffer",
+        c.send_buffer.into(),
+        1,
+        MAX_TCP_BUFFER,
+    )? as u32;
+    c.recv_buffer = int(
+        &t.recv_buffer,
+        "recv_buffer",
+        c.recv_buffer.into(),
+        1,
+        MAX_TCP_BUFFER,
+    )? as u32;
+    c.time_wait = dur(&t.time_wait, "time_wait", c.time_wait)?;
+    c.dupack_threshold = int(
+        &t.dupack_threshold,
+        "dupack_threshold",
+        c.dupack_threshold.into(),
+        1,
+        100,
+    )? as u32;
+    if c.min_rto > c.max_rto {
+        let at = t.min_rto.as_ref().or(t.max_rto.as_ref());
+        let msg = "min_rto must not exceed max_rto";
+        return Err(match at {
+            Some(v) => ctx.err_at(v, "protocols.tcp.min_rto", msg),
+            None => ctx.err(0..0, "protocols.tcp.min_rto", msg),
+        });
+    }
+    if c.delayed_ack_max.as_nanos() > 0 && c.delayed_ack_min > c.delayed_ack_max {
+        let at = t.delayed_ack_min.as_ref().or(t.delayed_ack_max.as_ref());
+        let msg = "delayed_ack_min must not exceed delayed_ack_max";
+        return Err(match at {
+            Some(v) => ctx.err_at(v, "protocols.tcp.delayed_ack_min", msg),
+            None => ctx.err(0..0, "protocols.tcp.delayed_ack_min", msg),
+        });
+    }
+    Ok(TcpParams { config: c })
 }
 
 /// Reject a zero duration that was written explicitly.

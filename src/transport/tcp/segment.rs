@@ -1,291 +1,442 @@
-//! TCP segments (RFC 9293 §3.1) as a `Repr` with `parse` / `buffer_len` /
-//! `emit`, options included: MSS (RFC 9293 §3.2), window scale and timestamps
-//! (RFC 7323), SACK-permitted and SACK blocks (RFC 2018).
+//! TCP header (RFC 9293 §3.1) with the options this model speaks: MSS
+//! (RFC 9293 §3.2), window scale and timestamps (RFC 7323 §2, §3) and
+//! SACK-permitted (RFC 2018 §2).
 //!
-//! No-panic rule: `parse` accepts any byte slice; short, garbled or
-//! inconsistent input (data offset, option lengths, checksum) is an `Err`,
-//! never a panic or an out-of-bounds index.
-//!
-//! Option layout on emit follows Linux, so sizes match real captures: a SYN
-//! carries MSS, SACK-permitted, timestamps, NOP, window scale (20 bytes: a
-//! 40-byte header, 60 bytes with IPv4, 74 on Ethernet); other segments carry
-//! NOP, NOP, timestamps (12 bytes: a 32-byte header, 52 with IPv4, 66 on
-//! Ethernet) when timestamps are on; SACK blocks follow as NOP, NOP, SACK.
+//! Two layers, as in smoltcp's `wire` and `crate::net::udp`: [`TcpPacket`],
+//! a checked view over bytes, and [`TcpRepr`] with `parse` / `header_len` /
+//! `buffer_len` / `emit`. No-panic rule: any byte slice may be parsed; short,
+//! garbled or inconsistent input gives a [`SegmentError`], never a panic or
+//! an out-of-bounds index. Unknown options (and SACK blocks, which this model
+//! does not use) are skipped by their length byte.
 
 use crate::net::checksum;
 use crate::net::ip::PROTO_TCP;
 use std::net::Ipv4Addr;
 
-/// Errors parsing or emitting a segment.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Length of the TCP header without options.
+pub const HEADER_LEN: usize = 20;
+/// Longest TCP header (data offset 15 words).
+pub const MAX_HEADER_LEN: usize = 60;
+
+/// Option kinds (IANA "TCP Option Kind Numbers").
+const OPT_END: u8 = 0;
+const OPT_NOP: u8 = 1;
+const OPT_MSS: u8 = 2;
+const OPT_WS: u8 = 3;
+const OPT_SACK_PERM: u8 = 4;
+const OPT_TS: u8 = 8;
+
+/// A malformed segment, or one that cannot be emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SegmentError {
-    #[error("segment of {0} bytes is shorter than a TCP header")]
-    Truncated(usize),
-    #[error("data offset {0} words is below 5 or beyond the segment")]
-    BadDataOffset(u8),
-    #[error("option {kind} at byte {at}: bad length")]
-    BadOption { kind: u8, at: usize },
-    #[error("checksum mismatch")]
-    BadChecksum,
-    #[error("buffer of {have} bytes, segment needs {need}")]
-    BufferTooSmall { need: usize, have: usize },
-    #[error("options need {0} bytes, more than the 40 a header can carry")]
-    OptionsTooLong(usize),
+    /// Shorter than the fixed 20-byte header.
+    #[error("TCP: {len}-byte buffer is shorter than the 20-byte header")]
+    Truncated { len: usize },
+    /// Data offset below 5 words or beyond the buffer.
+    #[error("TCP: data offset {offset} bytes does not fit a {len}-byte segment")]
+    BadDataOffset { offset: usize, len: usize },
+    /// An option's length byte is invalid or runs past the header.
+    #[error("TCP: malformed option of kind {kind}")]
+    BadOption { kind: u8 },
+    /// The checksum over the pseudo-header does not verify.
+    #[error("TCP: checksum mismatch (sum {sum:#06x}, expected 0xffff)")]
+    BadChecksum { sum: u16 },
+    /// The output buffer is too small.
+    #[error("TCP: output buffer of {len} bytes is too small, need {need}")]
+    BufferTooSmall { need: usize, len: usize },
+    /// The segment would exceed 65535 bytes, or the options 40 bytes.
+    #[error("TCP: segment of {len} bytes is too long")]
+    TooLong { len: usize },
+    /// Declared payload length differs from the payload given.
+    #[error("TCP: declared payload length {declared} differs from the {actual}-byte payload")]
+    PayloadMismatch { declared: usize, actual: usize },
+    /// Window scale shift above 14 (RFC 7323 §2.3 caps it at 14).
+    #[error("TCP: window scale shift {0} exceeds 14")]
+    BadWindowScale(u8),
 }
 
-/// Control bits.
+/// The control bits of a segment (RFC 9293 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    /// True when every bit of `mask` is set.
+    pub fn has(self, mask: u8) -> bool {
+        self.0 & mask == mask
+    }
+    /// FIN set.
+    pub fn fin(self) -> bool {
+        self.has(Self::FIN)
+    }
+    /// SYN set.
+    pub fn syn(self) -> bool {
+        self.has(Self::SYN)
+    }
+    /// RST set.
+    pub fn rst(self) -> bool {
+        self.has(Self::RST)
+    }
+    /// PSH set.
+    pub fn psh(self) -> bool {
+        self.has(Self::PSH)
+    }
+    /// ACK set.
+    pub fn ack(self) -> bool {
+        self.has(Self::ACK)
+    }
+}
+
+/// Read-only view of a TCP segment whose data offset was checked.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpPacket<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Wrap `buf` after checking it holds a 20-byte header and a data offset
+    /// in `[20, buf.len()]`.
+    pub fn new_checked(buf: T) -> Result<Self, SegmentError> {
+        let b = buf.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(SegmentError::Truncated { len: b.len() });
+        }
+        let offset = usize::from(b[12] >> 4) * 4;
+        if offset < HEADER_LEN || offset > b.len() {
+            return Err(SegmentError::BadDataOffset {
+                offset,
+                len: b.len(),
+            });
+        }
+        Ok(TcpPacket { buf })
+    }
+    fn be16(&self, at: usize) -> u16 {
+        let b = self.buf.as_ref();
+        u16::from_be_bytes([b[at], b[at + 1]])
+    }
+    fn be32(&self, at: usize) -> u32 {
+        let b = self.buf.as_ref();
+        u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        self.be16(0)
+    }
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        self.be16(2)
+    }
+    /// Sequence number.
+    pub fn seq(&self) -> u32 {
+        self.be32(4)
+    }
+    /// Acknowledgment number.
+    pub fn ack(&self) -> u32 {
+        self.be32(8)
+    }
+    /// Header length in bytes (data offset × 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buf.as_ref()[12] >> 4) * 4
+    }
+    /// Control bits (the low six of byte 13; the ECN bits are ignored).
+    pub fn flags(&self) -> TcpFlags {
+        TcpFlags(self.buf.as_ref()[13] & 0x3F)
+    }
+    /// Window field (unscaled).
+    pub fn window(&self) -> u16 {
+        self.be16(14)
+    }
+    /// Checksum field.
+    pub fn checksum(&self) -> u16 {
+        self.be16(16)
+    }
+    /// Urgent pointer.
+    pub fn urgent(&self) -> u16 {
+        self.be16(18)
+    }
+    /// The option bytes.
+    pub fn options(&self) -> &[u8] {
+        &self.buf.as_ref()[HEADER_LEN..self.header_len()]
+    }
+    /// The payload after the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buf.as_ref()[self.header_len()..]
+    }
+    /// True when the RFC 9293 §3.1 checksum over the pseudo-header verifies.
+    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        sum(src, dst, self.buf.as_ref()) == 0xFFFF
+    }
+}
+
+/// One's complement sum of the pseudo-header and the segment, folded.
+fn sum(src: Ipv4Addr, dst: Ipv4Addr, seg: &[u8]) -> u16 {
+    let len = u16::try_from(seg.len()).unwrap_or(u16::MAX);
+    let acc = checksum::pseudo_header_sum(src, dst, PROTO_TCP, len);
+    checksum::fold(checksum::accumulate(acc, seg))
+}
+
+/// A parsed TCP header with the options this model understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Flags {
-    pub fin: bool,
-    pub syn: bool,
-    pub rst: bool,
-    pub psh: bool,
-    pub ack: bool,
-    pub urg: bool,
-}
-
-impl Flags {
-    fn bits(self) -> u8 {
-        (self.fin as u8)
-            | (self.syn as u8) << 1
-            | (self.rst as u8) << 2
-            | (self.psh as u8) << 3
-            | (self.ack as u8) << 4
-            | (self.urg as u8) << 5
-    }
-    fn from_bits(b: u8) -> Self {
-        Flags {
-            fin: b & 1 != 0,
-            syn: b & 2 != 0,
-            rst: b & 4 != 0,
-            psh: b & 8 != 0,
-            ack: b & 16 != 0,
-            urg: b & 32 != 0,
-        }
-    }
-}
-
-/// Options a segment carries.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Options {
-    pub mss: Option<u16>,
-    pub window_scale: Option<u8>,
-    pub sack_permitted: bool,
-    /// (TSval, TSecr).
-    pub timestamps: Option<(u32, u32)>,
-    /// Up to 3 SACK blocks (left, right) — 4 without timestamps.
-    pub sack: Vec<(u32, u32)>,
-}
-
-impl Options {
-    /// Encoded length, padded to a multiple of 4 (mirrors `emit`).
-    pub fn len(&self) -> usize {
-        let mut n = 0;
-        if self.mss.is_some() {
-            n += 4;
-        }
-        match (self.sack_permitted, self.timestamps.is_some()) {
-            (true, true) => n += 2 + 10,
-            (true, false) => n += 4,
-            (false, true) => n += 12,
-            (false, false) => {}
-        }
-        if self.window_scale.is_some() {
-            n += 4;
-        }
-        if !self.sack.is_empty() {
-            n += 4 + 8 * self.sack.len();
-        }
-        n.div_ceil(4) * 4
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn emit(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        if let Some(m) = self.mss {
-            out.extend_from_slice(&[2, 4]);
-            out.extend_from_slice(&m.to_be_bytes());
-        }
-        if self.sack_permitted && self.timestamps.is_some() {
-            // Linux SYN: SACK-permitted then timestamps, no padding between
-            out.extend_from_slice(&[4, 2]);
-        } else if self.sack_permitted {
-            out.extend_from_slice(&[1, 1, 4, 2]);
-        }
-        if let Some((v, e)) = self.timestamps {
-            if !self.sack_permitted {
-                out.extend_from_slice(&[1, 1]);
-            }
-            out.extend_from_slice(&[8, 10]);
-            out.extend_from_slice(&v.to_be_bytes());
-            out.extend_from_slice(&e.to_be_bytes());
-        }
-        if let Some(ws) = self.window_scale {
-            out.extend_from_slice(&[1, 3, 3, ws]);
-        }
-        if !self.sack.is_empty() {
-            out.extend_from_slice(&[1, 1, 5, (2 + 8 * self.sack.len()) as u8]);
-            for (l, r) in &self.sack {
-                out.extend_from_slice(&l.to_be_bytes());
-                out.extend_from_slice(&r.to_be_bytes());
-            }
-        }
-        while !(out.len() - start).is_multiple_of(4) {
-            out.push(0); // EOL padding
-        }
-    }
-
-    fn parse(bytes: &[u8]) -> Result<Options, SegmentError> {
-        let mut o = Options::default();
-        let mut i = 0;
-        while i < bytes.len() {
-            let kind = bytes[i];
-            match kind {
-                0 => break, // end of option list
-                1 => {
-                    i += 1;
-                    continue;
-                }
-                _ => {}
-            }
-            let len = *bytes
-                .get(i + 1)
-                .ok_or(SegmentError::BadOption { kind, at: i })? as usize;
-            if len < 2 || i + len > bytes.len() {
-                return Err(SegmentError::BadOption { kind, at: i });
-            }
-            let v = &bytes[i + 2..i + len];
-            match (kind, len) {
-                (2, 4) => o.mss = Some(u16::from_be_bytes([v[0], v[1]])),
-                (3, 3) => o.window_scale = Some(v[0]),
-                (4, 2) => o.sack_permitted = true,
-                (8, 10) => {
-                    o.timestamps = Some((
-                        u32::from_be_bytes([v[0], v[1], v[2], v[3]]),
-                        u32::from_be_bytes([v[4], v[5], v[6], v[7]]),
-                    ))
-                }
-                (5, l) if l >= 10 && (l - 2) % 8 == 0 => {
-                    o.sack = v
-                        .chunks_exact(8)
-                        .map(|c| {
-                            (
-                                u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-                                u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
-                            )
-                        })
-                        .collect();
-                }
-                (2 | 3 | 4 | 5 | 8, _) => return Err(SegmentError::BadOption { kind, at: i }),
-                _ => {} // unknown option: skipped by its length (RFC 9293 §3.2)
-            }
-            i += len;
-        }
-        Ok(o)
-    }
-}
-
-/// A TCP segment's header fields.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TcpRepr {
     pub src_port: u16,
     pub dst_port: u16,
     pub seq: u32,
-    /// Acknowledgment number (meaningful when `flags.ack`).
     pub ack: u32,
-    pub flags: Flags,
+    pub flags: TcpFlags,
+    /// Window field as on the wire (the receiver applies the scale).
     pub window: u16,
     pub urgent: u16,
-    pub options: Options,
+    /// MSS option (RFC 9293 §3.7.1), only meaningful on SYNs.
+    pub mss: Option<u16>,
+    /// Window scale shift (RFC 7323 §2.2), only on SYNs, at most 14.
+    pub window_scale: Option<u8>,
+    /// SACK-permitted option (RFC 2018 §2), only on SYNs.
+    pub sack_permitted: bool,
+    /// Timestamps option `(TSval, TSecr)` (RFC 7323 §3.2).
+    pub timestamps: Option<(u32, u32)>,
+    /// Payload bytes after the header.
+    pub payload_len: u16,
 }
 
-/// Fixed header length.
-pub const HEADER_LEN: usize = 20;
-
 impl TcpRepr {
-    /// Header length with options.
-    pub fn header_len(&self) -> usize {
-        HEADER_LEN + self.options.len()
-    }
-    /// Whole segment length for `payload_len` bytes of data.
-    pub fn buffer_len(&self, payload_len: usize) -> usize {
-        self.header_len() + payload_len
-    }
-
-    /// Append the segment (header, options, `payload`) to `out`, with the
-    /// checksum over the IPv4 pseudo-header of `src` → `dst`.
-    pub fn emit(
-        &self,
-        out: &mut Vec<u8>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        payload: &[u8],
-    ) -> Result<(), SegmentError> {
-        let opt = self.options.len();
-        if opt > 40 {
-            return Err(SegmentError::OptionsTooLong(opt));
-        }
-        let start = out.len();
-        out.extend_from_slice(&self.src_port.to_be_bytes());
-        out.extend_from_slice(&self.dst_port.to_be_bytes());
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.ack.to_be_bytes());
-        out.push((((HEADER_LEN + opt) / 4) as u8) << 4);
-        out.push(self.flags.bits());
-        out.extend_from_slice(&self.window.to_be_bytes());
-        out.extend_from_slice(&[0, 0]); // checksum, below
-        out.extend_from_slice(&self.urgent.to_be_bytes());
-        self.options.emit(out);
-        out.extend_from_slice(payload);
-        let seg_len = out.len() - start;
-        let len16 = u16::try_from(seg_len).map_err(|_| SegmentError::BufferTooSmall {
-            need: seg_len,
-            have: 65535,
-        })?;
-        let acc = checksum::accumulate(
-            checksum::pseudo_header_sum(src, dst, PROTO_TCP, len16),
-            &out[start..],
-        );
-        let sum = checksum::fold(acc);
-        out[start + 16..start + 18].copy_from_slice(&(!sum).to_be_bytes());
-        Ok(())
-    }
-
-    /// Parse a segment received from `src` to `dst`; returns the header and
-    /// the payload. The checksum is verified (RFC 9293 §3.1).
+    /// Parse a segment carried from `src` to `dst`: checks the header, the
+    /// options' lengths and the checksum. Returns the header and the payload.
     pub fn parse(
-        seg: &[u8],
+        buf: &[u8],
         src: Ipv4Addr,
         dst: Ipv4Addr,
     ) -> Result<(TcpRepr, &[u8]), SegmentError> {
-        if seg.len() < HEADER_LEN {
-            return Err(SegmentError::Truncated(seg.len()));
+        let p = TcpPacket::new_checked(buf)?;
+        if !p.verify_checksum(src, dst) {
+            return Err(SegmentError::BadChecksum {
+                sum: sum(src, dst, buf),
+            });
         }
-        let off = seg[12] >> 4;
-        let hl = usize::from(off) * 4;
-        if off < 5 || hl > seg.len() {
-            return Err(SegmentError::BadDataOffset(off));
-        }
-        let len16 = u16::try_from(seg.len()).map_err(|_| SegmentError::Truncated(seg.len()))?;
-        let acc =
-            checksum::accumulate(checksum::pseudo_header_sum(src, dst, PROTO_TCP, len16), seg);
-        if checksum::fold(acc) != 0xFFFF {
-            return Err(SegmentError::BadChecksum);
-        }
-        let be16 = |i: usize| u16::from_be_bytes([seg[i], seg[i + 1]]);
-        let be32 = |i: usize| u32::from_be_bytes([seg[i], seg[i + 1], seg[i + 2], seg[i + 3]]);
-        let repr = TcpRepr {
-            src_port: be16(0),
-            dst_port: be16(2),
-            seq: be32(4),
-            ack: be32(8),
-            flags: Flags::from_bits(seg[13]),
-            window: be16(14),
-            urgent: be16(18),
-            options: Options::parse(&seg[HEADER_LEN..hl])?,
+        let payload = &buf[p.header_len()..];
+        let mut r = TcpRepr {
+            src_port: p.src_port(),
+            dst_port: p.dst_port(),
+            seq: p.seq(),
+            ack: p.ack(),
+            flags: p.flags(),
+            window: p.window(),
+            urgent: p.urgent(),
+            payload_len: u16::try_from(payload.len())
+                .map_err(|_| SegmentError::TooLong { len: buf.len() })?,
+            ..TcpRepr::default()
         };
-        Ok((repr, &seg[hl..]))
+        parse_options(p.options(), &mut r)?;
+        Ok((r, payload))
     }
+
+    /// Bytes of options `emit` writes (a multiple of 4). Layout as Linux:
+    /// MSS, SACK-permitted + timestamps (or NOP NOP + either), NOP + window
+    /// scale.
+    pub fn options_len(&self) -> usize {
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        n += match (self.sack_permitted, self.timestamps.is_some()) {
+            (true, true) => 12,
+            (false, true) => 12,
+            (true, false) => 4,
+            (false, false) => 0,
+        };
+        if self.window_scale.is_some() {
+            n += 4;
+        }
+        n
+    }
+
+    /// Header length including options.
+    pub fn header_len(&self) -> usize {
+        HEADER_LEN + self.options_len()
+    }
+
+    /// Bytes `emit` writes: header, options and payload.
+    pub fn buffer_len(&self) -> usize {
+        self.header_len() + usize::from(self.payload_len)
+    }
+
+    /// Sequence space the segment occupies: payload plus one for SYN and
+    /// one for FIN (RFC 9293 §3.4).
+    pub fn segment_len(&self) -> u32 {
+        u32::from(self.payload_len) + u32::from(self.flags.syn()) + u32::from(self.flags.fin())
+    }
+
+    /// Write the segment into `buf[..buffer_len()]` with the checksum over
+    /// the pseudo-header for `src` → `dst`.
+    pub fn emit(
+        &self,
+        buf: &mut [u8],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        payload: &[u8],
+    ) -> Result<usize, SegmentError> {
+        if payload.len() != usize::from(self.payload_len) {
+            return Err(SegmentError::PayloadMismatch {
+                declared: usize::from(self.payload_len),
+                actual: payload.len(),
+            });
+        }
+        let len = self.buffer_len();
+        let buf_len = buf.len();
+        let Some(d) = buf.get_mut(..len) else {
+            return Err(SegmentError::BufferTooSmall {
+                need: len,
+                len: buf_len,
+            });
+        };
+        d[self.header_len()..].copy_from_slice(payload);
+        self.emit_header(d, src, dst)
+    }
+
+    /// Like [`TcpRepr::emit`] with the payload already in place at
+    /// `buf[header_len()..buffer_len()]` (the connection copies it there
+    /// from its send ring, so nothing is allocated).
+    pub fn emit_header(
+        &self,
+        buf: &mut [u8],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Result<usize, SegmentError> {
+        if let Some(ws) = self.window_scale {
+            if ws > 14 {
+                return Err(SegmentError::BadWindowScale(ws));
+            }
+        }
+        let hl = self.header_len();
+        let len = self.buffer_len();
+        if len > usize::from(u16::MAX) {
+            return Err(SegmentError::TooLong { len });
+        }
+        let buf_len = buf.len();
+        let Some(d) = buf.get_mut(..len) else {
+            return Err(SegmentError::BufferTooSmall {
+                need: len,
+                len: buf_len,
+            });
+        };
+        d[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        d[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        d[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        d[8..12].copy_from_slice(&self.ack.to_be_bytes());
+        // hl ≤ 20 + 4 + 12 + 4 = 40, so hl / 4 fits the 4-bit field.
+        d[12] = ((hl / 4) as u8) << 4;
+        d[13] = self.flags.0 & 0x3F;
+        d[14..16].copy_from_slice(&self.window.to_be_bytes());
+        d[16..18].copy_from_slice(&[0, 0]);
+        d[18..20].copy_from_slice(&self.urgent.to_be_bytes());
+        let o = &mut d[HEADER_LEN..hl];
+        let mut i = 0;
+        if let Some(mss) = self.mss {
+            o[i..i + 4].copy_from_slice(&[OPT_MSS, 4, (mss >> 8) as u8, mss as u8]);
+            i += 4;
+        }
+        match (self.sack_permitted, self.timestamps) {
+            (sack, Some((val, ecr))) => {
+                let head = if sack {
+                    [OPT_SACK_PERM, 2]
+                } else {
+                    [OPT_NOP, OPT_NOP]
+                };
+                o[i..i + 2].copy_from_slice(&head);
+                o[i + 2] = OPT_TS;
+                o[i + 3] = 10;
+                o[i + 4..i + 8].copy_from_slice(&val.to_be_bytes());
+                o[i + 8..i + 12].copy_from_slice(&ecr.to_be_bytes());
+                i += 12;
+            }
+            (true, None) => {
+                o[i..i + 4].copy_from_slice(&[OPT_NOP, OPT_NOP, OPT_SACK_PERM, 2]);
+                i += 4;
+            }
+            (false, None) => {}
+        }
+        if let Some(ws) = self.window_scale {
+            o[i..i + 4].copy_from_slice(&[OPT_NOP, OPT_WS, 3, ws]);
+        }
+        let c = !sum(src, dst, d);
+        d[16..18].copy_from_slice(&c.to_be_bytes());
+        Ok(len)
+    }
+}
+
+/// Walk the option list (RFC 9293 §3.2): END stops, NOP is one byte, every
+/// other kind carries a length ≥ 2 that must fit. Known options with a wrong
+/// length are errors; a window scale above 14 is clamped to 14 as RFC 7323
+/// §2.3 asks of the receiver.
+fn parse_options(mut o: &[u8], r: &mut TcpRepr) -> Result<(), SegmentError> {
+    while let Some(&kind) = o.first() {
+        match kind {
+            OPT_END => break,
+            OPT_NOP => {
+                o = &o[1..];
+                continue;
+            }
+            _ => {}
+        }
+        let Some(&len) = o.get(1) else {
+            return Err(SegmentError::BadOption { kind });
+        };
+        let len = usize::from(len);
+        if len < 2 || len > o.len() {
+            return Err(SegmentError::BadOption { kind });
+        }
+        let body = &o[2..len];
+        match (kind, body) {
+            (OPT_MSS, [a, b]) => r.mss = Some(u16::from_be_bytes([*a, *b])),
+            (OPT_WS, [s]) => r.window_scale = Some((*s).min(14)),
+            (OPT_SACK_PERM, []) => r.sack_permitted = true,
+            (OPT_TS, [a, b, c, d, e, f, g, h]) => {
+                r.timestamps = Some((
+                    u32::from_be_bytes([*a, *b, *c, *d]),
+                    u32::from_be_bytes([*e, *f, *g, *h]),
+                ))
+            }
+            (OPT_MSS | OPT_WS | OPT_SACK_PERM | OPT_TS, _) => {
+                return Err(SegmentError::BadOption { kind })
+            }
+            _ => {}
+        }
+        o = &o[len..];
+    }
+    Ok(())
+}
+
+/// Fill `out` with the RST that answers `seg` arriving at a port with no
+/// connection (RFC 9293 §3.10.7.1, CLOSED state): if the segment has ACK,
+/// `<SEQ=SEG.ACK><CTL=RST>`; otherwise `<SEQ=0><ACK=SEG.SEQ+SEG.LEN>
+/// <CTL=RST,ACK>`. An incoming RST is never answered (returns `None`), nor is
+/// a segment that does not parse. `src`/`dst` are the incoming segment's
+/// addresses; the reply goes from `dst` to `src`. Returns the reply length.
+pub fn reset_for(seg: &[u8], src: Ipv4Addr, dst: Ipv4Addr, out: &mut [u8]) -> Option<usize> {
+    let (r, _) = TcpRepr::parse(seg, src, dst).ok()?;
+    if r.flags.rst() {
+        return None;
+    }
+    let reply = if r.flags.ack() {
+        TcpRepr {
+            src_port: r.dst_port,
+            dst_port: r.src_port,
+            seq: r.ack,
+            flags: TcpFlags(TcpFlags::RST),
+            ..TcpRepr::default()
+        }
+    } else {
+        TcpRepr {
+            src_port: r.dst_port,
+            dst_port: r.src_port,
+            ack: r.seq.wrapping_add(r.segment_len()),
+            flags: TcpFlags(TcpFlags::RST | TcpFlags::ACK),
+            ..TcpRepr::default()
+        }
+    };
+    reply.emit(out, dst, src, &[]).ok()
 }

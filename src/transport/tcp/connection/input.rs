@@ -1,0 +1,503 @@
+//! Segment arrival (RFC 9293 §3.10.7).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::super::congestion::{seq_le, seq_lt, AckAction};
+use super::super::segment::TcpRepr;
+use super::{
+    Connection, InputError, State, Timer, EV_CLOSED, EV_CONNECTED, EV_PEER_CLOSED, EV_READABLE,
+    EV_RESET,
+};
+use crate::sim::SimTime;
+
+impl Connection {
+    /// A segment (TCP header and payload, no IP header) arrived from `src`
+    /// to `dst`. Malformed segments, segments for another connection, and
+    /// segments to a CLOSED connection are refused with an [`InputError`]
+    /// and change nothing.
+    pub fn handle_segment(
+        &mut self,
+        now: SimTime,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &[u8],
+    ) -> Result<(), InputError> {
+        if self.state == State::Closed {
+            return Err(InputError::Closed);
+        }
+        let (r, payload) = TcpRepr::parse(seg, src, dst)?;
+        if dst != *self.local.ip() && !self.local.ip().is_unspecified()
+            || r.dst_port != self.local.port()
+        {
+            return Err(InputError::NotForUs);
+        }
+        if self.state == State::Listen {
+            self.on_listen(now, SocketAddrV4::new(src, r.src_port), &r);
+            return Ok(());
+        }
+        if src != *self.remote.ip() || r.src_port != self.remote.port() {
+            return Err(InputError::NotForUs);
+        }
+        self.stats.segments_received += 1;
+        if self.state == State::SynSent {
+            self.on_syn_sent(now, &r);
+        } else {
+            self.on_synchronized(now, &r, payload);
+        }
+        self.update_persist(now);
+        Ok(())
+    }
+
+    /// Options of the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §2.2, §3.2,
+    /// RFC 2018 §2): each is used only when both sides offered it.
+    pub(super) fn take_syn_options(&mut self, r: &TcpRepr) {
+        // RFC 9293 §3.7.1: without the option assume 536.
+        let peer_mss = r.mss.unwrap_or(536).max(64);
+        self.ts_ok = self.config.timestamps && r.timestamps.is_some();
+        self.sack_ok = self.config.sack_permitted && r.sack_permitted;
+        match (self.config.window_scale, r.window_scale) {
+            (Some(ours), Some(theirs)) => {
+                self.ws_ok = true;
+                self.rcv_wscale = ours.min(14);
+                self.snd_wscale = theirs.min(14);
+            }
+            _ => {
+                self.ws_ok = false;
+                self.rcv_wscale = 0;
+                self.snd_wscale = 0;
+            }
+        }
+        if let Some((val, _)) = r.timestamps {
+            self.ts_recent = val;
+        }
+        // RFC 6691: the MSS excludes options; Linux sends MSS − 12 with
+        // timestamps.
+        let opt = if self.ts_ok { 12 } else { 0 };
+        self.smss = peer_mss.min(self.local_mss).saturating_sub(opt).max(32);
+        self.rcv_mss = self.local_mss.saturating_sub(opt).max(32);
+        let iw = self.config.initial_cwnd(u32::from(self.smss));
+        self.cc.set_smss(u32::from(self.smss), iw);
+        // Linux tcp_incr_quickack: min(rcv_wnd / (2·rcv_mss), 16).
+        let by_wnd = self.config.recv_buffer / (2 * u32::from(self.rcv_mss).max(1));
+        self.quickack = self.config.quickack_segments.min(by_wnd.max(1));
+        if self.config.quickack_segments == 0 {
+            self.quickack = 0;
+        }
+    }
+
+    /// LISTEN (RFC 9293 §3.10.7.2).
+    fn on_listen(&mut self, now: SimTime, from: SocketAddrV4, r: &TcpRepr) {
+        if r.flags.rst() {
+            return;
+        }
+        if r.flags.ack() {
+            // <SEQ=SEG.ACK><CTL=RST> — sent by the driver via `reset_for`;
+            // this connection has no peer yet, so it stays in LISTEN.
+            return;
+        }
+        if !r.flags.syn() {
+            return;
+        }
+        self.remote = from;
+        self.stats.segments_received += 1;
+        self.accept_syn(now, r);
+    }
+
+    /// SYN accepted (LISTEN or simultaneous open): SYN-RECEIVED.
+    pub(super) fn accept_syn(&mut self, now: SimTime, r: &TcpRepr) {
+        self.irs = r.seq;
+        self.rcv_nxt = r.seq.wrapping_add(1);
+        self.rcv_adv = self.rcv_nxt;
+        self.snd_wnd = u32::from(r.window);
+        self.snd_wl1 = r.seq;
+        self.snd_wl2 = r.ack;
+        self.take_syn_options(r);
+        self.state = State::SynReceived;
+        self.progress_since = now;
+        self.last_data = now;
+    }
+
+    /// SYN-SENT (RFC 9293 §3.10.7.3).
+    fn on_syn_sent(&mut self, now: SimTime, r: &TcpRepr) {
+        let ack_ok = r.flags.ack() && seq_lt(self.iss, r.ack) && seq_le(r.ack, self.snd_max);
+        if r.flags.ack() && !ack_ok {
+            if !r.flags.rst() {
+                self.send_rst(r.ack, None);
+            }
+            return;
+        }
+        if r.flags.rst() {
+            // "If the ACK was acceptable, signal 'connection reset'".
+            if ack_ok {
+                self.events |= EV_RESET;
+                self.enter_closed();
+            }
+            return;
+        }
+        if !r.flags.syn() {
+            return;
+        }
+        if ack_ok {
+            self.irs = r.seq;
+            self.rcv_nxt = r.seq.wrapping_add(1);
+            self.rcv_adv = self.rcv_nxt;
+            self.take_syn_options(r);
+            self.snd_wnd = u32::from(r.window); // never scaled in a SYN
+            self.snd_wl1 = r.seq;
+            self.snd_wl2 = r.ack;
+            self.snd_una = r.ack;
+            if seq_lt(self.snd_nxt, r.ack) {
+                self.snd_nxt = r.ack;
+            }
+            self.establish(now);
+            self.ack_now = true;
+        } else {
+            // Simultaneous open: SYN-RECEIVED, resend our SYN as SYN-ACK.
+            self.accept_syn(now, r);
+            self.snd_nxt = self.iss;
+        }
+    }
+
+    /// The handshake completed.
+    fn establish(&mut self, now: SimTime) {
+        self.state = State::Established;
+        self.events |= EV_CONNECTED;
+        self.retries = 0;
+        self.progress_since = now;
+        if let Some(s) = self.rtt_seq.take() {
+            if seq_le(s, self.snd_una) {
+                self.rtt
+                    .sample(&self.config, now.saturating_since(self.rtt_time));
+            }
+        }
+        if self.syn_rtx {
+            // RFC 6298 §5.7: SYN timed out, start data with RTO = 3 s.
+            self.rtt.fallback(&self.config);
+        } else {
+            self.rtt.reset_backoff();
+        }
+        self.set_timer(Timer::Retransmit, None);
+    }
+
+    /// Segment-acceptability test (RFC 9293 §3.10.7.4, first check).
+    fn acceptable(&self, r: &TcpRepr) -> bool {
+        let len = r.segment_len();
+        let wnd = self
+            .rcv_adv
+            .wrapping_sub(self.rcv_nxt)
+            .max(self.rcvbuf.window());
+        let in_wnd = |s: u32| seq_le(self.rcv_nxt, s) && seq_lt(s, self.rcv_nxt.wrapping_add(wnd));
+        match (len, wnd) {
+            (0, 0) => r.seq == self.rcv_nxt,
+            (0, _) => in_wnd(r.seq),
+            (_, 0) => false,
+            _ => in_wnd(r.seq) || in_wnd(r.seq.wrapping_add(len - 1)),
+        }
+    }
+
+    /// Every state after SYN-SENT (RFC 9293 §3.10.7.4).
+    fn on_synchronized(&mut self, now: SimTime, r: &TcpRepr, payload: &[u8]) {
+        if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && r.seq == self.irs
+        {
+            // The peer retransmitted its SYN: our SYN-ACK was lost.
+            self.snd_nxt = self.iss;
+            return;
+        }
+        if !self.acceptable(r) {
+            // "If an incoming segment is not acceptable, an acknowledgment
+            // should be sent in reply (unless the RST bit is set)".
+            if !r.flags.rst() {
+                self.ack_now = true;
+            }
+            return;
+        }
+        if r.flags.rst() {
+            // RFC 5961 §3.2: reset only on an exact match, else challenge.
+            if r.seq == self.rcv_nxt {
+                self.events |= EV_RESET;
+                self.enter_closed();
+            } else {
+                self.ack_now = true;
+            }
+            return;
+        }
+        if r.flags.syn() {
+            // RFC 5961 §4.2: challenge ACK, drop.
+            self.ack_now = true;
+            return;
+        }
+        if !r.flags.ack() {
+            return;
+        }
+        if let Some((val, _)) = r.timestamps {
+            // RFC 7323 §4.3: remember the newest TSval of in-order segments.
+            if self.ts_ok && seq_le(r.seq, self.rcv_nxt) {
+                self.ts_recent = val;
+            }
+        }
+        if self.state == State::SynReceived {
+            if seq_lt(self.snd_una, r.ack) && seq_le(r.ack, self.snd_max) {
+                self.snd_una = r.ack;
+                self.snd_wnd = u32::from(r.window) << self.snd_wscale;
+                self.snd_wl1 = r.seq;
+                self.snd_wl2 = r.ack;
+                self.establish(now);
+                if self.fin_queued {
+                    self.state = State::FinWait1;
+                }
+            } else {
+                self.send_rst(r.ack, None);
+                return;
+            }
+        } else if !self.on_ack(now, r, payload.is_empty()) {
+            return;
+        }
+        self.on_data(now, r, payload);
+    }
+
+    /// ACK field processing; false when the segment must be dropped.
+    fn on_ack(&mut self, now: SimTime, r: &TcpRepr, no_data: bool) -> bool {
+        if seq_lt(self.snd_max, r.ack) {
+            // Acknowledges something not yet sent: ACK and drop.
+            self.ack_now = true;
+            return false;
+        }
+        let wnd = u32::from(r.window) << self.snd_wscale;
+        let flight = self.snd_max.wrapping_sub(self.snd_una);
+        if seq_lt(self.snd_una, r.ack) {
+            self.on_new_ack(now, r.ack, flight);
+        } else if r.ack == self.snd_una
+            && no_data
+            && !r.flags.fin()
+            && wnd == self.snd_wnd
+            && flight > 0
+        {
+            // RFC 5681 §2 duplicate ACK.
+            self.stats.dupacks_received += 1;
+            let act = self
+                .cc
+                .on_dupack(r.ack, flight, self.snd_max, self.config.dupack_threshold);
+            self.do_ack_action(now, act);
+        }
+        // RFC 9293 §3.10.7.4: update the send window.
+        if seq_lt(self.snd_wl1, r.seq) || (self.snd_wl1 == r.seq && seq_le(self.snd_wl2, r.ack)) {
+            if wnd > 0 && self.snd_wnd == 0 {
+                self.probes = 0;
+            }
+            self.snd_wnd = wnd;
+            self.snd_wl1 = r.seq;
+            self.snd_wl2 = r.ack;
+        }
+        if r.ack == self.snd_una {
+            // Any answer to a probe counts as an answer.
+            self.probes = 0;
+        }
+        self.on_fin_acked();
+        self.state != State::Closed
+    }
+
+    fn do_ack_action(&mut self, now: SimTime, act: AckAction) {
+        if let AckAction::Retransmit { restart_timer } = act {
+            self.fast_rtx = true;
+            if restart_timer {
+                self.arm_rto(now);
+            }
+        }
+    }
+
+    /// SND.UNA advances to `ack` (RFC 6298 §5.2–5.3, RFC 5681, RFC 6582).
+    fn on_new_ack(&mut self, now: SimTime, ack: u32, flight: u32) {
+        let acked = ack.wrapping_sub(self.snd_una);
+        let into_buf = ack.wrapping_sub(self.buf_seq);
+        if (into_buf as i32) > 0 {
+            let n = into_buf.min(self.sndbuf.len());
+            self.sndbuf.consume(n);
+            self.buf_seq = self.buf_seq.wrapping_add(n);
+        }
+        self.snd_una = ack;
+        if seq_lt(self.snd_nxt, ack) {
+            self.snd_nxt = ack;
+        }
+        if let Some(s) = self.rtt_seq {
+            if seq_le(s, ack) {
+                self.rtt_seq = None;
+                self.rtt
+                    .sample(&self.config, now.saturating_since(self.rtt_time));
+            }
+        }
+        self.retries = 0;
+        self.probes = 0;
+        self.progress_since = now;
+        let act = self.cc.on_ack(ack, acked, flight);
+        if self.snd_una == self.snd_max {
+            self.set_timer(Timer::Retransmit, None);
+        } else {
+            self.arm_rto(now);
+        }
+        self.do_ack_action(now, act);
+    }
+
+    /// Our FIN was acknowledged: FIN-WAIT-1 → FIN-WAIT-2, CLOSING →
+    /// TIME-WAIT, LAST-ACK → CLOSED.
+    fn on_fin_acked(&mut self) {
+        if !self.fin_queued || self.snd_una != self.fin_seq().wrapping_add(1) {
+            return;
+        }
+        match self.state {
+            State::FinWait1 => self.state = State::FinWait2,
+            State::Closing => self.enter_time_wait_pending(),
+            State::LastAck => {
+                self.enter_closed();
+                self.events |= EV_CLOSED;
+            }
+            _ => {}
+        }
+    }
+
+    /// Marks TIME-WAIT; the timer is armed in `on_data` where `now` is known.
+    fn enter_time_wait_pending(&mut self) {
+        self.state = State::TimeWait;
+        self.set_timer(Timer::Retransmit, None);
+    }
+
+    /// Segment text and FIN (RFC 9293 §3.10.7.4, seventh and eighth checks).
+    fn on_data(&mut self, now: SimTime, r: &TcpRepr, payload: &[u8]) {
+        let receiving = matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        );
+        if !payload.is_empty() && receiving {
+            self.on_payload(now, r.seq, payload);
+        } else if !payload.is_empty() {
+            self.ack_now = true;
+        }
+        if r.flags.fin() && receiving {
+            let fin = r.seq.wrapping_add(u32::from(r.payload_len));
+            if seq_le(self.rcv_nxt, fin) {
+                self.peer_fin = Some(fin);
+            }
+        }
+        if let Some(fin) = self.peer_fin {
+            if fin == self.rcv_nxt && receiving {
+                self.peer_fin = None;
+                self.on_peer_fin(now);
+            }
+        }
+        if r.flags.fin() && self.state == State::TimeWait {
+            // A retransmitted FIN: ACK it and restart 2·MSL.
+            self.ack_now = true;
+            self.set_timer(Timer::TimeWait, Some(now + self.config.time_wait));
+        } else if r.flags.fin()
+            && matches!(
+                self.state,
+                State::CloseWait | State::Closing | State::LastAck
+            )
+        {
+            self.ack_now = true;
+        }
+        if self.state == State::TimeWait && self.timer(Timer::TimeWait).is_none() {
+            self.set_timer(Timer::TimeWait, Some(now + self.config.time_wait));
+        }
+    }
+
+    fn on_peer_fin(&mut self, now: SimTime) {
+        self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+        self.rcv_adv = self.rcv_adv.max(self.rcv_nxt);
+        self.ack_now = true;
+        self.events |= EV_PEER_CLOSED;
+        match self.state {
+            State::Established => self.state = State::CloseWait,
+            State::FinWait1 => {
+                if self.fin_sent() && self.snd_una == self.fin_seq().wrapping_add(1) {
+                    self.state = State::TimeWait;
+                } else {
+                    self.state = State::Closing;
+                }
+            }
+            State::FinWait2 => self.state = State::TimeWait,
+            _ => {}
+        }
+        if self.state == State::TimeWait {
+            self.set_timer(Timer::Retransmit, None);
+            self.set_timer(Timer::TimeWait, Some(now + self.config.time_wait));
+        }
+    }
+
+    /// In-window payload: store, deliver what is in order, decide the ACK
+    /// (RFC 5681 §4.2, RFC 1122 §4.2.3.2).
+    fn on_payload(&mut self, now: SimTime, seq: u32, payload: &[u8]) {
+        let off = seq.wrapping_sub(self.rcv_nxt) as i32;
+        let (off, data) = if off < 0 {
+            let skip = off.unsigned_abs() as usize;
+            if skip >= payload.len() {
+                self.ack_now = true;
+                return;
+            }
+            (0u32, &payload[skip..])
+        } else {
+            (off as u32, payload)
+        };
+        let had_holes = !self.rcvbuf.assembler().is_empty();
+        let Some(adv) = self.rcvbuf.insert(off, data) else {
+            self.ack_now = true;
+            return;
+        };
+        if off > 0 {
+            // Out of order: a duplicate ACK at once (RFC 5681 §4.2).
+            self.ooo_acks = self.ooo_acks.saturating_add(1);
+        } else if had_holes {
+            // Filling a hole: ACK at once.
+            self.ack_now = true;
+        }
+        if adv == 0 {
+            return;
+        }
+        self.rcv_nxt = self.rcv_nxt.wrapping_add(adv);
+        if seq_lt(self.rcv_adv, self.rcv_nxt) {
+            self.rcv_adv = self.rcv_nxt;
+        }
+        self.stats.bytes_received += u64::from(adv);
+        self.events |= EV_READABLE;
+        let len = data.len().min(usize::from(u16::MAX)) as u16;
+        self.rcv_mss = self.rcv_mss.max(len);
+        self.delayed_ack_rule(now, len);
+    }
+
+    fn delayed_ack_rule(&mut self, now: SimTime, len: u16) {
+        let c = &self.config;
+        if c.delayed_ack_max.as_nanos() == 0 {
+            self.ack_now = true;
+            return;
+        }
+        if c.delayed_ack_min < c.delayed_ack_max {
+            // Linux tcp_event_data_recv: adapt ato to the arrival gap.
+            let m = now.saturating_since(self.last_data);
+            let min = c.delayed_ack_min;
+            if m.as_nanos() <= min.as_nanos() / 2 {
+                self.ato = crate::sim::SimDuration::from_nanos(
+                    self.ato.as_nanos() / 2 + min.as_nanos() / 2,
+                );
+            } else if m < self.ato {
+                self.ato = crate::sim::SimDuration::from_nanos(self.ato.as_nanos() / 2) + m;
+            } else if m > self.rtt.rto() && c.quickack_segments > 0 {
+                // Long silence: back to quick-ACK mode.
+                self.quickack = self.quickack.max(2);
+            }
+            self.ato = self.ato.max(min).min(c.delayed_ack_max);
+        }
+        self.last_data = now;
+        if self.quickack > 0 {
+            self.quickack -= 1;
+            self.ack_now = true;
+            return;
+        }
+        if len >= self.rcv_mss {
+            self.full_segs += 1;
+        }
+        if self.full_segs >= self.config.ack_every {
+            self.ack_now = true;
+        } else if self.timer(Timer::DelayedAck).is_none() {
+            self.set_timer(Timer::DelayedAck, Some(now + self.ato));
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Segment generation: `poll_transmit` (RFC 9293 §3.10.2 SEND, §3.8.6
+//! window management, §3.7.4 Nagle; RFC 5681 §3.2 fast retransmit).
+
+use super::super::congestion::{seq_le, seq_lt};
+use super::super::segment::{TcpFlags, TcpRepr};
+use super::{Connection, State, Timer, Transmit};
+use crate::sim::SimTime;
+
+impl Connection {
+    /// Queue an RST `<SEQ=seq><CTL=RST>` (RFC 9293 §3.10.7.3/§3.10.7.4 for
+    /// unacceptable ACKs in SYN-SENT and SYN-RECEIVED).
+    pub(super) fn send_rst(&mut self, seq: u32, _ack: Option<u32>) {
+        self.rst_now = true;
+        self.rst_seq = seq;
+    }
+
+    /// The next segment to send, written into `buf` (TCP header, options,
+    /// payload); `None` when nothing is due. See the polling order on
+    /// [`Connection`].
+    pub fn poll_transmit(&mut self, now: SimTime, buf: &mut [u8]) -> Option<Transmit> {
+        if self.rst_now {
+            self.rst_now = false;
+            let r = TcpRepr {
+                seq: self.rst_seq,
+                flags: TcpFlags(TcpFlags::RST),
+                ..self.base()
+            };
+            return self.finish(now, r, buf, false);
+        }
+        match self.state {
+            State::Closed | State::Listen => return None,
+            State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
+                return self.send_syn(now, buf)
+            }
+            State::SynSent => return None,
+            _ => {}
+        }
+        if self.state.is_synchronized() {
+            if self.fast_rtx {
+                self.fast_rtx = false;
+                if let Some(t) = self.send_fast_rtx(now, buf) {
+                    return Some(t);
+                }
+            }
+            if let Some(t) = self.send_data(now, buf) {
+                return Some(t);
+            }
+            if self.probe_now {
+                self.probe_now = false;
+                self.stats.window_probes += 1;
+                // Linux tcp_xmit_probe_skb: an old sequence number makes
+                // the receiver answer with its current window.
+                let r = TcpRepr {
+                    seq: self.snd_una.wrapping_sub(1),
+                    flags: TcpFlags(TcpFlags::ACK),
+                    ..self.base()
+                };
+                return self.finish(now, r, buf, false);
+            }
+        }
+        if self.ack_now || self.ooo_acks > 0 {
+            self.stats.acks_sent += 1;
+            let r = TcpRepr {
+                seq: self.snd_nxt,
+                flags: TcpFlags(TcpFlags::ACK),
+                ..self.base()
+            };
+            return self.finish(now, r, buf, false);
+        }
+        None
+    }
+
+    /// Ports, and the timestamps option when negotiated.
+    fn base(&self) -> TcpRepr {
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            ..TcpRepr::default()
+        }
+    }
+
+    /// The window field (RFC 7323 §2.3: scaled except in SYNs; never
+    /// shrinking the right edge, RFC 9293 §3.8.6.2.2, rounding up to the
+    /// scale unit as Linux tcp_select_window does).
+    fn advertise(&mut self, syn: bool) -> u16 {
+        let free = self.rcvbuf.window();
+        if syn {
+            let w = free.min(65_535);
+            self.rcv_adv = self.rcv_nxt.wrapping_add(w);
+            return w as u16;
+        }
+        let s = u32::from(self.rcv_wscale);
+        let promised = self.rcv_adv.wrapping_sub(self.rcv_nxt);
+        let promised = if (promised as i32) < 0 { 0 } else { promised };
+        let wnd = u64::from(free.max(promised));
+        let unit = 1u64 << s;
+        let field = wnd.div_ceil(unit).min(65_535);
+        let right = self.rcv_nxt.wrapping_add((field << s) as u32);
+        if seq_lt(self.rcv_adv, right) {
+            self.rcv_adv = right;
+        }
+        field as u16
+    }
+
+    /// Fill ACK, window and timestamps, emit, and do the bookkeeping every
+    /// outgoing segment shares.
+    fn finish(
+        &mut self,
+        now: SimTime,
+        mut r: TcpRepr,
+        buf: &mut [u8],
+        rtx: bool,
+    ) -> Option<Transmit> {
+        let syn = r.flags.syn();
+        if r.flags.ack() {
+            r.ack = self.rcv_nxt;
+        }
+        if !r.flags.rst() {
+            r.window = self.advertise(syn);
+        }
+        if self.ts_ok || (syn && self.state == State::SynSent && self.config.timestamps) {
+            let ecr = if r.flags.ack() { self.ts_recent } else { 0 };
+            r.timestamps = Some(((now.as_nanos() / 1_000_000) as u32, ecr));
+        }
+        let len = r
+            .emit_header(buf, *self.local.ip(), *self.remote.ip())
+            .ok()?;
+        if r.flags.ack() {
+            self.ack_now = false;
+            self.ooo_acks = self.ooo_acks.saturating_sub(1);
+            self.full_segs = 0;
+            self.set_timer(Timer::DelayedAck, None);
+        }
+        self.stats.segments_sent += 1;
+        if rtx {
+            self.stats.retransmissions += 1;
+        }
+        Some(Transmit {
+            len,
+            flags: r.flags,
+            seq: r.seq,
+            ack: r.ack,
+            payload_len: usize::from(r.payload_len),
+            is_retransmission: rtx,
+            src: self.local,
+            dst: self.remote,
+        })
+    }
+
+    /// SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) with our options.
+    fn send_syn(&mut self, now: SimTime, buf: &mut [u8]) -> Option<Transmit> {
+        let active = self.state == State::SynSent;
+        let mut r = TcpRepr {
+            seq: self.iss,
+            flags: TcpFlags(if active {
+                TcpFlags::SYN
+            } else {
+                TcpFlags::SYN | TcpFlags::ACK
+            }),
+            mss: Some(self.local_mss),
+            ..self.base()
+        };
+        if active {
+            r.window_scale = self.config.window_scale;
+            r.sack_permitted = self.config.sack_permitted;
+        } else {
+            // RFC 7323 §2.2, RFC 2018 §2: only answer options offered.
+            r.window_scale = self.ws_ok.then_some(self.rcv_wscale);
+            r.sack_permitted = self.sack_ok;
+        }
+        let rtx = self.syn_rtx || seq_lt(self.iss, self.snd_max);
+        let t = self.finish(now, r, buf, rtx)?;
+        self.snd_nxt = self.iss.wrapping_add(1);
+        if seq_lt(self.snd_max, self.snd_nxt) {
+            self.snd_max = self.snd_nxt;
+        }
+        if rtx {
+            self.rtt_seq = None;
+        } else {
+            self.rtt_seq = Some(self.snd_nxt);
+            self.rtt_time = now;
+        }
+        if self.timer(Timer::Retransmit).is_none() {
+            self.arm_rto(now);
+        }
+        Some(t)
+    }
+
+    /// Data bytes held from `seq` on.
+    fn avail_from(&self, seq: u32) -> u32 {
+        let off = seq.wrapping_sub(self.buf_seq);
+        if (off as i32) < 0 {
+            return 0;
+        }
+        self.sndbuf.len().saturating_sub(off)
+    }
+
+    /// Copy `len` bytes at `seq` into `buf` after a `hl`-byte header.
+    fn place_payload(&self, seq: u32, len: u32, hl: usize, buf: &mut [u8]) {
+        let off = seq.wrapping_sub(self.buf_seq);
+        if let Some(dst) = buf.get_mut(hl..hl + len as usize) {
+            self.sndbuf.peek(off, dst);
+        }
+    }
+
+    /// Payload room in `buf` after the header.
+    fn buf_room(&self, buf: &[u8]) -> u32 {
+        let hl = if self.ts_ok { 32 } else { 20 };
+        u32::try_from(buf.len().saturating_sub(hl)).unwrap_or(u32::MAX)
+    }
+
+    /// Fast retransmit / NewReno partial ACK: one segment at SND.UNA
+    /// (RFC 5681 §3.2 step 2, RFC 6582 §3.2 step 5).
+    fn send_fast_rtx(&mut self, now: SimTime, buf: &mut [u8]) -> Option<Transmit> {
+        let seq = self.snd_una;
+        let len = self
+            .avail_from(seq)
+            .min(u32::from(self.smss))
+            .min(self.buf_room(buf));
+        let fin = self.fin_sent() && seq.wrapping_add(len) == self.fin_seq();
+        if len == 0 && !fin {
+            return None;
+        }
+        let t = self.send_segment(now, seq, len, fin, true, buf)?;
+        self.stats.fast_retransmits += 1;
+        // Karn's rule: the timed segment may be the one resent.
+        self.rtt_seq = None;
+        let end = seq.wrapping_add(len + u32::from(fin));
+        if seq_lt(self.snd_nxt, end) {
+            self.snd_nxt = end;
+        }
+        Some(t)
+    }
+
+    /// New data (or go-back-N retransmission after a timeout) within
+    /// min(cwnd, SND.WND), with Nagle and sender SWS avoidance, and the FIN.
+    fn send_data(&mut self, now: SimTime, buf: &mut [u8]) -> Option<Transmit> {
+        let unsent = self.avail_from(self.snd_nxt);
+        let fin_pending = self.fin_queued && seq_le(self.snd_nxt, self.fin_seq());
+        if unsent == 0 && !fin_pending {
+            return None;
+        }
+        let wnd = self.cc.window().min(self.snd_wnd);
+        let limit = self.snd_una.wrapping_add(wnd);
+        let room = limit.wrapping_sub(self.snd_nxt);
+        let room = if (room as i32) < 0 { 0 } else { room };
+        let len = unsent
+            .min(u32::from(self.smss))
+            .min(room)
+            .min(self.buf_room(buf));
+        let rtx = seq_lt(self.snd_nxt, self.snd_max);
+        let outstanding = self.snd_una != self.snd_nxt;
+        if unsent > 0 {
+            if len == 0 {
+                return None;
+            }
+            if !rtx && len < u32::from(self.smss) && outstanding {
+                // RFC 9293 §3.7.4 Nagle: hold a runt while data is
+                // unacknowledged (a pending FIN pushes it out).
+                if self.config.nagle && !self.fin_queued && len == unsent {
+                    return None;
+                }
+                // §3.8.6.2.1 sender SWS avoidance: no window-limited runts.
+                if len < unsent {
+                    return None;
+                }
+            }
+        }
+        let fin = fin_pending && self.snd_nxt.wrapping_add(len) == self.fin_seq();
+        if len == 0 && !fin {
+            return None;
+        }
+        let seq = self.snd_nxt;
+        let was_idle = self.snd_una == self.snd_max;
+        let t = self.send_segment(now, seq, len, fin, rtx, buf)?;
+        self.snd_nxt = seq.wrapping_add(len + u32::from(fin));
+        if seq_lt(self.snd_max, self.snd_nxt) {
+            if !rtx {
+                self.stats.bytes_sent += u64::from(len);
+                if self.rtt_seq.is_none() {
+                    self.rtt_seq = Some(self.snd_nxt);
+                    self.rtt_time = now;
+                }
+            }
+            self.snd_max = self.snd_nxt;
+        }
+        if was_idle {
+            self.progress_since = now;
+        }
+        if self.timer(Timer::Retransmit).is_none() {
+            self.arm_rto(now);
+        }
+        Some(t)
+    }
+
+    fn send_segment(
+        &mut self,
+        now: SimTime,
+        seq: u32,
+        len: u32,
+        fin: bool,
+        rtx: bool,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        if len > 0 && seq.wrapping_add(len) == self.buf_seq.wrapping_add(self.sndbuf.len()) {
+            flags |= TcpFlags::PSH;
+        }
+        let r = TcpRepr {
+            seq,
+            flags: TcpFlags(flags),
+            payload_len: len as u16,
+            ..self.base()
+        };
+        let hl = r.header_len() + if self.ts_ok { 12 } else { 0 };
+        if buf.len() < hl + len as usize {
+            return None;
+        }
+        self.place_payload(seq, len, hl, buf);
+        self.finish(now, r, buf, rtx)
+    }
+}
