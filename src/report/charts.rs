@@ -114,8 +114,13 @@ struct Series {
     points: Vec<(f64, f64, Option<f64>)>,
 }
 
+/// Largest magnitude charted: plotters' tick search never ends on ranges
+/// near the f64 limits (±1e308 hung `write_charts`), and no qossim metric or
+/// parameter comes close, so larger cells count as not numeric.
+const MAX_ABS: f64 = 1e12;
+
 fn num(s: &str) -> Option<f64> {
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
+    s.parse::<f64>().ok().filter(|v| v.abs() <= MAX_ABS)
 }
 
 /// Fixed-precision axis labels (no locale, no float noise).
