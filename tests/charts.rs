@@ -151,3 +151,219 @@ fn a_single_run_gets_charts_by_series() {
         3
     );
 }
+
+// ---- write_charts on a hand-made summary.csv (no simulator involved) ----
+
+use qossim::report::charts::write_charts;
+
+const METRICS: [&str; 5] = [
+    "delivery_ratio",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "latency_ms_p99",
+    "bytes_on_wire_per_delivered",
+];
+
+/// 2 protocols × 2 reliabilities × 4 loss values, every metric with a CI
+/// (one CI left empty: no bar there, the point still drawn).
+fn hand_made_summary(axis: bool) -> String {
+    let mut s = String::from("scenario,protocol,reliability,flow,pattern,");
+    if axis {
+        s.push_str("links.backhaul.loss.p,");
+    }
+    s.push_str("runs");
+    for m in METRICS {
+        s.push_str(&format!(",{m},{m}_ci95"));
+    }
+    s.push('\n');
+    let losses: &[f64] = if axis { &[0.0, 0.1, 0.2, 0.3] } else { &[0.1] };
+    for (k, &p) in losses.iter().enumerate() {
+        for (i, (proto, rel)) in [
+            ("udp", "none"),
+            ("udp", "ack"),
+            ("coap", "non"),
+            ("coap", "con"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let dr = 1.0 - p * (1.0 - 0.2 * i as f64);
+            let lat = 10.0 + 5.0 * i as f64 + 40.0 * p;
+            s.push_str(&format!("demo,{proto},{rel},telemetry,fan_in,"));
+            if axis {
+                s.push_str(&format!("{p},"));
+            }
+            let ci = if k == 1 && i == 0 {
+                String::new()
+            } else {
+                "0.010000".into()
+            };
+            s.push_str(&format!(
+                "5,{dr:.6},{ci},{lat:.6},0.5,{:.6},1.5,{:.6},2.5,{:.6},3.0\n",
+                lat * 2.0,
+                lat * 3.0,
+                60.0 + 100.0 * p
+            ));
+        }
+    }
+    s
+}
+
+fn chart_dir(tag: &str, summary: &str) -> std::path::PathBuf {
+    let d = temp_dir(tag);
+    std::fs::write(d.join("summary.csv"), summary).expect("write summary");
+    d
+}
+
+fn check_png(name: &str, bytes: &[u8]) {
+    assert!(bytes.len() > 24, "{name} too short");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name} signature");
+    assert_eq!(&bytes[12..16], b"IHDR", "{name}");
+    let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+    let h = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+    assert_eq!((w, h), (900, 560), "{name}");
+}
+
+fn filled_circles(doc: &roxmltree::Document) -> usize {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("circle") && n.attribute("fill").is_some_and(|f| f != "none"))
+        .count()
+}
+
+#[test]
+fn hand_made_summary_gives_one_chart_per_metric_with_every_series_and_point() {
+    let d = chart_dir("charts-lib", &hand_made_summary(true));
+    let files = write_charts(&d).expect("charts");
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    for m in METRICS {
+        for ext in ["svg", "png"] {
+            let n = format!("{m}_vs_links.backhaul.loss.p.{ext}");
+            assert!(names.contains(&n), "{n} missing from {names:?}");
+        }
+    }
+    for p in &files {
+        assert!(p.starts_with(d.join("charts")), "{}", p.display());
+        let bytes = std::fs::read(p).expect("read");
+        let name = p.display().to_string();
+        if name.ends_with(".svg") {
+            let text = String::from_utf8(bytes).expect("utf-8");
+            roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else {
+            check_png(&name, &bytes);
+        }
+    }
+    // no temporary files left behind by the atomic writes
+    for e in std::fs::read_dir(d.join("charts")).expect("dir") {
+        let n = e.expect("entry").file_name().to_string_lossy().into_owned();
+        assert!(!n.ends_with(".tmp"), "{n}");
+    }
+    let svg = std::fs::read_to_string(d.join("charts/delivery_ratio_vs_links.backhaul.loss.p.svg"))
+        .expect("svg");
+    let doc = roxmltree::Document::parse(&svg).expect("xml");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for s in [
+        "udp none — telemetry",
+        "udp ack — telemetry",
+        "coap non — telemetry",
+        "coap con — telemetry",
+    ] {
+        assert_eq!(texts.iter().filter(|t| **t == s).count(), 1, "legend `{s}`");
+    }
+    assert!(texts.contains(&"links.backhaul.loss.p"), "x title");
+    assert!(texts.contains(&"delivery ratio"), "y title");
+    assert_eq!(filled_circles(&doc), 16, "one point per summary row");
+}
+
+#[test]
+fn charts_are_byte_identical_when_redrawn_and_in_a_copy() {
+    let summary = hand_made_summary(true);
+    let a = chart_dir("charts-a", &summary);
+    let b = chart_dir("charts-b", &summary);
+    let first = write_charts(&a).expect("a");
+    let bytes: Vec<Vec<u8>> = first
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
+    let again = write_charts(&a).expect("a again");
+    assert_eq!(first, again);
+    let other = write_charts(&b).expect("b");
+    assert_eq!(other.len(), first.len());
+    for ((p, before), q) in first.iter().zip(&bytes).zip(&other) {
+        assert!(
+            std::fs::read(p).expect("read") == *before,
+            "{} changed",
+            p.display()
+        );
+        assert_eq!(p.file_name(), q.file_name());
+        assert!(
+            std::fs::read(q).expect("read") == *before,
+            "{} differs",
+            q.display()
+        );
+    }
+}
+
+#[test]
+fn no_swept_axis_gives_one_chart_per_metric_by_series() {
+    let d = chart_dir("charts-noaxis", &hand_made_summary(false));
+    let files = write_charts(&d).expect("charts");
+    assert_eq!(files.len(), 2 * METRICS.len(), "{files:?}");
+    for m in METRICS {
+        let svg = std::fs::read_to_string(d.join(format!("charts/{m}_by_series.svg")))
+            .unwrap_or_else(|e| panic!("{m}: {e}"));
+        let doc = roxmltree::Document::parse(&svg).expect("xml");
+        assert_eq!(filled_circles(&doc), 4, "{m}: one mark per series");
+        check_png(
+            m,
+            &std::fs::read(d.join(format!("charts/{m}_by_series.png"))).expect("png"),
+        );
+    }
+}
+
+#[test]
+fn bad_summaries_are_errors_naming_the_file() {
+    let good = hand_made_summary(true);
+    let header = good.lines().next().expect("header").to_string();
+    let cases = [
+        ("missing", None),
+        ("empty", Some(String::new())),
+        (
+            "not-csv",
+            Some("\u{0}\u{1}garbage\n\"unterminated".to_string()),
+        ),
+        ("no-key-columns", Some("a,b,c\n1,2,3\n".to_string())),
+        (
+            "ragged",
+            Some(format!("{header}\ndemo,udp,none,telemetry,fan_in,0.1,5\n")),
+        ),
+    ];
+    for (tag, body) in cases {
+        let d = temp_dir(&format!("charts-bad-{tag}"));
+        if let Some(b) = body {
+            std::fs::write(d.join("summary.csv"), b).expect("write");
+        }
+        let e = write_charts(&d).expect_err(tag);
+        assert!(e.to_string().contains("summary.csv"), "{tag}: {e}");
+    }
+}
+
+#[test]
+fn extreme_and_non_numeric_cells_do_not_hang_or_panic() {
+    // ±1e308 used to make plotters' tick search spin forever
+    let s =
+        "scenario,protocol,reliability,flow,pattern,x,runs,delivery_ratio,delivery_ratio_ci95\n\
+             demo,udp,none,f,fan_in,1e308,1,0.5,1e308\n\
+             demo,udp,none,f,fan_in,-1e308,1,NaN,inf\n\
+             demo,udp,none,f,fan_in,0.5,1,0.7,\n";
+    let d = chart_dir("charts-extreme", s);
+    let files = write_charts(&d).expect("charts");
+    assert!(!files.is_empty());
+}
