@@ -321,6 +321,16 @@ fn no_swept_axis_gives_one_chart_per_metric_by_series() {
             .unwrap_or_else(|e| panic!("{m}: {e}"));
         let doc = roxmltree::Document::parse(&svg).expect("xml");
         assert_eq!(filled_circles(&doc), 4, "{m}: one mark per series");
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        for k in ["1", "2", "3", "4"] {
+            assert!(texts.contains(&k), "{m}: series tick {k} in {texts:?}");
+        }
+        assert!(!texts.contains(&"1.500"), "{m}: fractional series ticks");
         check_png(
             m,
             &std::fs::read(d.join(format!("charts/{m}_by_series.png"))).expect("png"),

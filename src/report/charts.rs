@@ -145,6 +145,7 @@ fn draw_xy<DB: DrawingBackend>(
     x_name: &str,
     y_name: &str,
     series: &[Series],
+    by_series: bool,
 ) -> Draw
 where
     DB::ErrorType: 'static,
@@ -177,7 +178,16 @@ where
         .configure_mesh()
         .x_desc(x_name)
         .y_desc(y_name)
-        .x_label_formatter(&tick)
+        .x_label_formatter(&|v: &f64| {
+            // by-series charts: only whole positions are series (1-based)
+            if !by_series {
+                tick(v)
+            } else if v.fract() == 0.0 && *v >= 1.0 && *v <= series.len() as f64 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        })
         .y_label_formatter(&tick)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
@@ -229,6 +239,8 @@ enum Job {
         x_name: String,
         y_name: &'static str,
         series: Vec<Series>,
+        /// No numeric axis: x positions are series numbers 1..n.
+        by_series: bool,
     },
     Stacked {
         name: String,
@@ -351,6 +363,7 @@ fn render(
     x_name: &str,
     y_name: &str,
     series: &[Series],
+    by_series: bool,
 ) -> Result<(String, Vec<u8>), String> {
     let mut svg = String::new();
     draw_xy(
@@ -359,6 +372,7 @@ fn render(
         x_name,
         y_name,
         series,
+        by_series,
     )
     .map_err(|e| e.to_string())?;
     let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
@@ -368,6 +382,7 @@ fn render(
         x_name,
         y_name,
         series,
+        by_series,
     )
     .map_err(|e| e.to_string())?;
     Ok((svg, encode_png(&rgb)?))
@@ -480,6 +495,7 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
                 x_name,
                 y_name: title,
                 series,
+                by_series: axes.is_empty(),
             });
         }
     }
@@ -553,7 +569,8 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
                     x_name,
                     y_name,
                     series,
-                } => (name, render(title, x_name, y_name, series)),
+                    by_series,
+                } => (name, render(title, x_name, y_name, series, *by_series)),
                 Job::Stacked {
                     name,
                     title,
