@@ -34,6 +34,14 @@ impl AtomicFile {
         }
         fs::rename(&self.tmp, &self.target)
     }
+    /// Append the rest of `src` (from its current position): the buffer is
+    /// flushed, then the bytes go file to file (`copy_file_range` on Linux,
+    /// no copy through user space).
+    pub fn append_from(&mut self, src: &mut File) -> io::Result<u64> {
+        let w = self.w()?;
+        w.flush()?;
+        io::copy(src, w.get_mut())
+    }
     fn w(&mut self) -> io::Result<&mut BufWriter<File>> {
         self.writer
             .as_mut()

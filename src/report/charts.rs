@@ -571,5 +571,24 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     if dir.join("runs.csv").is_file() && dir.join("messages.csv").is_file() {
         written.extend(super::cdf::write_cdfs(dir)?);
     }
+    remove_stale_charts(&out_dir, &written)?;
     Ok(written)
+}
+
+/// Remove chart files (and temporary files) in `charts/` that this drawing
+/// did not write — left by an earlier sweep over other axes, or by an
+/// interrupted one — so the directory holds exactly the charts of its CSVs.
+fn remove_stale_charts(out_dir: &Path, written: &[PathBuf]) -> Result<(), ChartError> {
+    let err = |p: &Path, e: std::io::Error| ChartError::Write(p.to_path_buf(), e.to_string());
+    let entries = std::fs::read_dir(out_dir).map_err(|e| err(out_dir, e))?;
+    for e in entries {
+        let p = e.map_err(|e| err(out_dir, e))?.path();
+        let ours = p
+            .extension()
+            .is_some_and(|x| x == "svg" || x == "png" || x == "tmp");
+        if ours && p.is_file() && !written.contains(&p) {
+            std::fs::remove_file(&p).map_err(|e| err(&p, e))?;
+        }
+    }
+    Ok(())
 }

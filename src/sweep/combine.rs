@@ -3,10 +3,10 @@
 use super::exec::{read_identity, write_identity, SweepError, SweepIdentity};
 use super::RunSpec;
 use crate::metrics::summary::{read_runs, RunRow};
-use crate::report::atomic::AtomicFile;
+use crate::report::atomic::{write_atomic, AtomicFile};
 use crate::run::write_tables;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub(crate) fn fragment_dir(out: &Path, run_id: u64) -> PathBuf {
@@ -31,19 +31,23 @@ pub fn combine(out: &Path, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> 
             .map_err(|e| SweepError::Io(dir.join("rows.csv"), e))?;
         let mut part = read_runs(f).map_err(|m| SweepError::Corrupt(dir.join("rows.csv"), m))?;
         rows.append(&mut part);
-        let m = fs::File::open(dir.join("messages.csv"))
-            .map_err(|e| SweepError::Io(dir.join("messages.csv"), e))?;
-        for (i, line) in BufReader::new(m).lines().enumerate() {
-            let line = line.map_err(io)?;
-            if i == 0 {
-                if header_done {
-                    continue;
-                }
-                header_done = true;
-            }
-            messages.write_all(line.as_bytes()).map_err(io)?;
-            messages.write_all(b"\n").map_err(io)?;
+        let path = dir.join("messages.csv");
+        let mut m = fs::File::open(&path).map_err(|e| SweepError::Io(path.clone(), e))?;
+        // the header once, then every fragment's rows as bytes
+        let mut header = String::new();
+        BufReader::new(&m)
+            .read_line(&mut header)
+            .map_err(|e| SweepError::Io(path.clone(), e))?;
+        if !header.ends_with('\n') {
+            return Err(SweepError::Corrupt(path, "no header line".into()));
         }
+        if !header_done {
+            messages.write_all(header.as_bytes()).map_err(io)?;
+            header_done = true;
+        }
+        m.seek(SeekFrom::Start(header.len() as u64))
+            .and_then(|_| messages.append_from(&mut m))
+            .map_err(|e| SweepError::Io(path, e))?;
     }
     messages.commit().map_err(io)?;
     write_tables(out, &rows).map_err(io)?;
@@ -72,6 +76,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// same sweep, gather every run's fragment, then combine as a single-machine
 /// sweep would. Returns the identity and the number of runs.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(SweepIdentity, usize), SweepError> {
+    let started = std::time::Instant::now();
     let mut identity: Option<SweepIdentity> = None;
     for d in dirs {
         let id = read_identity(d)?.ok_or_else(|| SweepError::NotASweep(d.clone()))?;
@@ -118,6 +123,74 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(SweepIdentity, usize), Swe
         });
     }
     write_identity(out, &identity)?;
-    combine(out, &runs)?;
+    let rows = combine(out, &runs)?;
+    let manifest = merged_manifest(dirs, &rows, started.elapsed().as_secs_f64())?;
+    write_atomic(&out.join("manifest.json"), manifest.as_bytes())
+        .map_err(|e| SweepError::Io(out.join("manifest.json"), e))?;
     Ok((identity, runs.len()))
+}
+
+/// `manifest.json` of a merge: the first shard's (version, scenario, seeds),
+/// the run grid joined from every shard's manifest in run-index order (from
+/// the fragments' rows for a shard without one), and per shard its host and
+/// wall time.
+fn merged_manifest(dirs: &[PathBuf], rows: &[RunRow], wall_s: f64) -> Result<String, SweepError> {
+    use serde_json::{json, Map, Value};
+    let mut base: Option<Map<String, Value>> = None;
+    let mut grid: Vec<(u64, Value)> = Vec::new();
+    let mut shards = Vec::new();
+    for d in dirs {
+        let p = d.join("manifest.json");
+        let m: Map<String, Value> = match fs::read_to_string(&p) {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| SweepError::Corrupt(p, e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(SweepError::Io(p, e)),
+        };
+        if let Some(Value::Array(runs)) = m.get("runs") {
+            for r in runs {
+                if let Some(id) = r.get("run_id").and_then(Value::as_u64) {
+                    if !grid.iter().any(|(g, _)| *g == id) {
+                        grid.push((id, r.clone()));
+                    }
+                }
+            }
+        }
+        let field = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+        shards.push(json!({
+            "dir": d.display().to_string(),
+            "shard": field("shard"),
+            "host": field("host"),
+            "wall_time_s": field("wall_time_s"),
+            "jobs": field("jobs"),
+        }));
+        if base.is_none() {
+            base = Some(m);
+        }
+    }
+    for r in rows {
+        if !grid.iter().any(|(g, _)| *g == r.run_id) {
+            let params: Map<String, Value> = r
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            grid.push((
+                r.run_id,
+                json!({ "run_id": r.run_id, "replication": r.replication, "seed": r.seed, "params": params }),
+            ));
+        }
+    }
+    grid.sort_by_key(|(id, _)| *id);
+    let mut m = base.unwrap_or_default();
+    for k in ["shard", "jobs"] {
+        m.remove(k);
+    }
+    m.insert(
+        "runs".into(),
+        Value::Array(grid.into_iter().map(|(_, v)| v).collect()),
+    );
+    m.insert("merged_from".into(), Value::Array(shards));
+    m.insert("host".into(), json!(crate::report::manifest::host()));
+    m.insert("wall_time_s".into(), json!(wall_s));
+    Ok(serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default())
 }

@@ -185,10 +185,12 @@ pub fn run_sweep(
         }
         Some(_) if opts.resume => {}
         _ => {
-            // a fresh sweep: no fragment of an earlier one may leak in
-            let _ = fs::remove_dir_all(out.join("runs"));
+            // a fresh sweep: nothing of an earlier one may leak in
+            clear_outputs(out)?;
         }
     }
+    // temporary files of an interrupted combine
+    remove_tmp_files(out)?;
     write_identity(out, &id)?;
     fs::create_dir_all(out.join("runs")).map_err(io)?;
     let mine: Vec<&RunSpec> = runs
@@ -229,6 +231,7 @@ pub fn run_sweep(
         .num_threads(jobs)
         .build()
         .map_err(|e| SweepError::BadOption(format!("cannot start {jobs} worker threads: {e}")))?;
+    let pause = pause_after_run();
     pool.install(|| {
         pending.par_iter().for_each(|spec| {
             let pcap = opts.pcap_runs.contains(&spec.run_id);
@@ -237,6 +240,9 @@ pub fn run_sweep(
                     f.push((spec.run_id, m));
                     bar.set_message(format!("{} failed", f.len()));
                 }
+            }
+            if let Some(d) = pause {
+                std::thread::sleep(d);
             }
             bar.inc(1);
         });
@@ -248,7 +254,16 @@ pub fn run_sweep(
     if complete {
         // the combine (and its charts) runs on the same --jobs threads
         pool.install(|| combine(out, &runs))?;
-        let manifest = sweep_manifest(&base, &runs, started.elapsed().as_secs_f64(), jobs);
+    }
+    if failed.is_empty() {
+        // a shard's manifest lists its own runs; `merge` joins them
+        let manifest = sweep_manifest(
+            &base,
+            &mine,
+            started.elapsed().as_secs_f64(),
+            jobs,
+            id.shard.as_deref(),
+        );
         write_atomic(&out.join("manifest.json"), manifest.as_bytes()).map_err(io)?;
     }
     if !failed.is_empty() {
@@ -282,7 +297,64 @@ pub fn run_sweep(
     })
 }
 
-fn sweep_manifest(sc: &Scenario, runs: &[RunSpec], wall_s: f64, jobs: usize) -> String {
+/// Test hook: `QOSSIM_TEST_PAUSE_AFTER_RUN_MS=<ms>` makes every worker wait
+/// that long after each run, so the test suite can kill a sweep at a point
+/// where no run is in progress ("between runs"). Unset, it costs nothing.
+fn pause_after_run() -> Option<std::time::Duration> {
+    std::env::var("QOSSIM_TEST_PAUSE_AFTER_RUN_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_millis)
+}
+
+/// The files a sweep writes at the top of its directory (`sweep.json` is
+/// rewritten, not removed).
+const OUTPUTS: [&str; 6] = [
+    "runs.csv",
+    "summary.csv",
+    "messages.csv",
+    "manifest.json",
+    "charts",
+    "runs",
+];
+
+/// Remove what an earlier sweep (or run) left in `out`: only the names a
+/// sweep writes, never anything else the user keeps there.
+fn clear_outputs(out: &Path) -> Result<(), SweepError> {
+    for name in OUTPUTS {
+        let p = out.join(name);
+        let r = if p.is_dir() {
+            fs::remove_dir_all(&p)
+        } else if p.exists() {
+            fs::remove_file(&p)
+        } else {
+            Ok(())
+        };
+        r.map_err(|e| SweepError::Io(p.clone(), e))?;
+    }
+    remove_tmp_files(out)
+}
+
+/// Remove `<name>.tmp` files of `out` (a killed combine's): fragments clean
+/// up their own when they are redone.
+fn remove_tmp_files(out: &Path) -> Result<(), SweepError> {
+    let entries = fs::read_dir(out).map_err(|e| SweepError::Io(out.to_path_buf(), e))?;
+    for e in entries {
+        let p = e.map_err(|e| SweepError::Io(out.to_path_buf(), e))?.path();
+        if p.is_file() && p.extension().is_some_and(|x| x == "tmp") {
+            fs::remove_file(&p).map_err(|e| SweepError::Io(p.clone(), e))?;
+        }
+    }
+    Ok(())
+}
+
+fn sweep_manifest(
+    sc: &Scenario,
+    runs: &[&RunSpec],
+    wall_s: f64,
+    jobs: usize,
+    shard: Option<&str>,
+) -> String {
     let grid: Vec<serde_json::Value> = runs
         .iter()
         .map(|r| {
@@ -304,6 +376,9 @@ fn sweep_manifest(sc: &Scenario, runs: &[RunSpec], wall_s: f64, jobs: usize) -> 
     if let Some(o) = v.as_object_mut() {
         o.insert("runs".into(), serde_json::Value::Array(grid));
         o.insert("jobs".into(), serde_json::json!(jobs));
+        if let Some(k) = shard {
+            o.insert("shard".into(), serde_json::json!(k));
+        }
         o.remove("events");
         o.remove("simulated_s");
     }
