@@ -164,3 +164,31 @@ fn run_on_a_sweep_file_runs_the_base_point_only() {
     let udp = runs.iter().find(|r| r["flow"] == "udp").expect("udp row");
     assert_eq!(udp["delivery_ratio"], "1.000000");
 }
+
+#[test]
+fn resume_redoes_fragments_a_machine_crash_left_empty() {
+    // fragments are renamed into place without fsync: after a crash a
+    // renamed file can be empty, and such a run must be redone, not trusted
+    let reference = temp_dir("crash-ref");
+    let out = temp_dir("crash");
+    sweep(&fixture(), &reference, &[]);
+    sweep(&fixture(), &out, &[]);
+    std::fs::write(out.join("runs/2/messages.csv"), "").expect("truncate");
+    std::fs::write(out.join("runs/4/rows.csv"), "").expect("truncate");
+    std::fs::remove_file(out.join("runs.csv")).expect("rm");
+    let (code, text) = qossim(&[
+        "sweep",
+        fixture().to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--resume",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("2 run now, 4 already done"), "{text}");
+    for f in ["runs.csv", "summary.csv", "messages.csv"] {
+        assert!(
+            std::fs::read(reference.join(f)).ok() == std::fs::read(out.join(f)).ok(),
+            "{f}"
+        );
+    }
+}

@@ -1,6 +1,13 @@
 //! Atomic output files: write to `<name>.tmp` beside the target, then rename.
 //! A reader never sees a half-written result file, and an interrupted run
 //! leaves the previous complete file (or none) plus a `.tmp` to clean up.
+//!
+//! Results are also fsynced before the rename (durable across a machine
+//! crash). Files that can be redone cheaply — a sweep's per-run fragments,
+//! charts redrawn from the CSVs — use the `unsynced` variants: still atomic
+//! against a killed process, which is what `--resume` relies on, without an
+//! fsync wait per file (on a virtual disk that wait dominated a sweep of
+//! short runs).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -12,10 +19,19 @@ pub struct AtomicFile {
     tmp: PathBuf,
     target: PathBuf,
     writer: Option<BufWriter<File>>,
+    sync: bool,
 }
 
 impl AtomicFile {
+    /// Start writing `target` (fsynced on `commit`).
     pub fn create(target: &Path) -> io::Result<Self> {
+        Self::open(target, true)
+    }
+    /// Start writing `target`, renamed into place on `commit` without fsync.
+    pub fn create_unsynced(target: &Path) -> io::Result<Self> {
+        Self::open(target, false)
+    }
+    fn open(target: &Path, sync: bool) -> io::Result<Self> {
         let mut name = target.file_name().unwrap_or_default().to_os_string();
         name.push(".tmp");
         let tmp = target.with_file_name(name);
@@ -24,13 +40,16 @@ impl AtomicFile {
             tmp,
             target: target.to_path_buf(),
             writer: Some(BufWriter::with_capacity(1 << 16, f)),
+            sync,
         })
     }
-    /// Flush, fsync and rename into place.
+    /// Flush, fsync (unless unsynced) and rename into place.
     pub fn commit(mut self) -> io::Result<()> {
         if let Some(w) = self.writer.take() {
             let f = w.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
+            if self.sync {
+                f.sync_all()?;
+            }
         }
         fs::rename(&self.tmp, &self.target)
     }
@@ -66,9 +85,16 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Write a whole file atomically.
+/// Write a whole file atomically (fsynced).
 pub fn write_atomic(target: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = AtomicFile::create(target)?;
+    f.write_all(bytes)?;
+    f.commit()
+}
+
+/// Write a whole file atomically, without fsync (see the module doc).
+pub fn write_atomic_unsynced(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = AtomicFile::create_unsynced(target)?;
     f.write_all(bytes)?;
     f.commit()
 }

@@ -8,7 +8,7 @@
 //! time); y is the fraction of delivered messages with at most that latency.
 
 use super::charts::{encode_png, register, safe, ChartError, FAMILY, PALETTE, SIZE};
-use crate::report::atomic::write_atomic;
+use crate::report::atomic::write_atomic_unsynced;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,7 +190,8 @@ pub fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
         let png_bytes = encode_png(&rgb).map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
         for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
             let p = out_dir.join(format!("{name}.{ext}"));
-            write_atomic(&p, &bytes).map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
+            write_atomic_unsynced(&p, &bytes)
+                .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
             written.push(p);
         }
     }

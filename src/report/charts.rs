@@ -14,7 +14,7 @@
 //! is encoded by the `png` crate with fixed settings, so files are identical
 //! on every machine.
 
-use crate::report::atomic::write_atomic;
+use crate::report::atomic::write_atomic_unsynced;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use rayon::prelude::*;
@@ -564,7 +564,8 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
         let (name, svg, png_bytes) = r?;
         for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
             let p = out_dir.join(format!("{name}.{ext}"));
-            write_atomic(&p, &bytes).map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
+            write_atomic_unsynced(&p, &bytes)
+                .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
             written.push(p);
         }
     }

@@ -13,9 +13,15 @@ pub(crate) fn fragment_dir(out: &Path, run_id: u64) -> PathBuf {
     out.join("runs").join(run_id.to_string())
 }
 
-/// A run's fragment is complete when its `rows.csv` exists.
+/// A run's fragment is complete when its `rows.csv` (written last) exists.
+/// Fragments are not fsynced, so after a machine crash a renamed file may
+/// be empty: an empty `rows.csv` or `messages.csv` marks the run as to be
+/// redone (each holds at least its header line when written).
 pub(crate) fn is_complete(out: &Path, run_id: u64) -> bool {
-    fragment_dir(out, run_id).join("rows.csv").is_file()
+    let d = fragment_dir(out, run_id);
+    let non_empty =
+        |name: &str| fs::metadata(d.join(name)).is_ok_and(|m| m.is_file() && m.len() > 0);
+    non_empty("rows.csv") && non_empty("messages.csv")
 }
 
 /// Write `runs.csv`, `summary.csv` and `messages.csv` of `out` from the

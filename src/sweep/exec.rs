@@ -4,7 +4,7 @@
 use super::combine::{combine, fragment_dir, is_complete};
 use super::{expand, in_shard, RunSpec};
 use crate::metrics::summary::write_runs;
-use crate::report::atomic::write_atomic;
+use crate::report::atomic::{write_atomic, write_atomic_unsynced};
 use crate::run::{execute, RunOptions};
 use crate::scenario::{self, model::Scenario, ScenarioError};
 use rayon::prelude::*;
@@ -149,12 +149,13 @@ fn run_one(
         out_dir: dir.clone(),
         packets: pcap,
         pcap,
+        fsync: false,
     };
     let ex = execute(&sc, spec.run_id, spec.replication, &spec.params, &opts)
         .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     write_runs(&ex.rows, &mut buf).map_err(|e| e.to_string())?;
-    write_atomic(&dir.join("rows.csv"), &buf).map_err(|e| e.to_string())
+    write_atomic_unsynced(&dir.join("rows.csv"), &buf).map_err(|e| e.to_string())
 }
 
 /// `qossim sweep`: run the grid of the scenario `path` into `opts.out_dir`.
