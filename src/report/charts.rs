@@ -537,29 +537,35 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             });
         }
     }
-    // render in parallel (each chart is independent), write in order
-    let rendered: Vec<Result<Rendered, ChartError>> = jobs
-        .par_iter()
-        .map(|job| {
-            let (name, r) = match job {
-                Job::Xy {
-                    name,
-                    title,
-                    x_name,
-                    y_name,
-                    series,
-                } => (name, render(title, x_name, y_name, series)),
-                Job::Stacked {
-                    name,
-                    title,
-                    x_name,
-                    bars,
-                } => (name, render_stacked(title, x_name, bars)),
-            };
-            r.map(|(svg, png)| (name.clone(), svg, png))
-                .map_err(|e| ChartError::Write(out_dir.join(name), e))
-        })
-        .collect();
+    // render in parallel (each chart is independent), write in order; the
+    // latency CDFs (a scan of messages.csv) are drawn alongside
+    let want_cdfs = dir.join("runs.csv").is_file() && dir.join("messages.csv").is_file();
+    let (rendered, cdfs) = rayon::join(
+        || {
+            jobs.par_iter()
+                .map(|job| {
+                    let (name, r) = match job {
+                        Job::Xy {
+                            name,
+                            title,
+                            x_name,
+                            y_name,
+                            series,
+                        } => (name, render(title, x_name, y_name, series)),
+                        Job::Stacked {
+                            name,
+                            title,
+                            x_name,
+                            bars,
+                        } => (name, render_stacked(title, x_name, bars)),
+                    };
+                    r.map(|(svg, png)| (name.clone(), svg, png))
+                        .map_err(|e| ChartError::Write(out_dir.join(name), e))
+                })
+                .collect::<Vec<Result<Rendered, ChartError>>>()
+        },
+        || want_cdfs.then(|| super::cdf::write_cdfs(dir)),
+    );
     for r in rendered {
         let (name, svg, png_bytes) = r?;
         for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
@@ -569,8 +575,8 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             written.push(p);
         }
     }
-    if dir.join("runs.csv").is_file() && dir.join("messages.csv").is_file() {
-        written.extend(super::cdf::write_cdfs(dir)?);
+    if let Some(c) = cdfs {
+        written.extend(c?);
     }
     remove_stale_charts(&out_dir, &written)?;
     Ok(written)

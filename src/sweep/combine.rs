@@ -5,6 +5,7 @@ use super::RunSpec;
 use crate::metrics::summary::{read_runs, RunRow};
 use crate::report::atomic::{write_atomic, AtomicFile};
 use crate::run::write_tables;
+use rayon::prelude::*;
 use std::fs;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -28,15 +29,23 @@ pub(crate) fn is_complete(out: &Path, run_id: u64) -> bool {
 /// fragments of `runs`, in run-index order.
 pub fn combine(out: &Path, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> {
     let io = |e: std::io::Error| SweepError::Io(out.to_path_buf(), e);
+    // the small rows.csv files in parallel, kept in run order
+    let parts: Vec<Result<Vec<RunRow>, SweepError>> = runs
+        .par_iter()
+        .map(|r| {
+            let p = fragment_dir(out, r.run_id).join("rows.csv");
+            let f = fs::File::open(&p).map_err(|e| SweepError::Io(p.clone(), e))?;
+            read_runs(f).map_err(|m| SweepError::Corrupt(p, m))
+        })
+        .collect();
     let mut rows = Vec::new();
+    for p in parts {
+        rows.append(&mut p?);
+    }
     let mut messages = AtomicFile::create(&out.join("messages.csv")).map_err(io)?;
     let mut header_done = false;
     for r in runs {
         let dir = fragment_dir(out, r.run_id);
-        let f = fs::File::open(dir.join("rows.csv"))
-            .map_err(|e| SweepError::Io(dir.join("rows.csv"), e))?;
-        let mut part = read_runs(f).map_err(|m| SweepError::Corrupt(dir.join("rows.csv"), m))?;
-        rows.append(&mut part);
         let path = dir.join("messages.csv");
         let mut m = fs::File::open(&path).map_err(|e| SweepError::Io(path.clone(), e))?;
         // the header once, then every fragment's rows as bytes
