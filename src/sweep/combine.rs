@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use std::fs;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) fn fragment_dir(out: &Path, run_id: u64) -> PathBuf {
     out.join("runs").join(run_id.to_string())
@@ -26,49 +27,105 @@ pub(crate) fn is_complete(out: &Path, run_id: u64) -> bool {
 }
 
 /// Write `runs.csv`, `summary.csv` and `messages.csv` of `out` from the
-/// fragments of `runs`, in run-index order.
+/// fragments of `runs`, in run-index order, then the charts.
 pub fn combine(out: &Path, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> {
-    let io = |e: std::io::Error| SweepError::Io(out.to_path_buf(), e);
-    // the small rows.csv files in parallel, kept in run order
-    let parts: Vec<Result<Vec<RunRow>, SweepError>> = runs
-        .par_iter()
-        .map(|r| {
-            let p = fragment_dir(out, r.run_id).join("rows.csv");
-            let f = fs::File::open(&p).map_err(|e| SweepError::Io(p.clone(), e))?;
-            read_runs(f).map_err(|m| SweepError::Corrupt(p, m))
+    Combiner::new(out)?.finish(runs)
+}
+
+/// Combines fragments in run-index order. A sweep feeds it while runs are
+/// still executing (`advance` after each finished run), so by the time the
+/// last run ends most of `messages.csv` is already written; `finish` appends
+/// the rest. The output does not depend on when each fragment was appended.
+pub(crate) struct Combiner {
+    out: PathBuf,
+    messages: AtomicFile,
+    header_done: bool,
+    rows: Vec<RunRow>,
+    /// Index (in the run list) of the next fragment to append.
+    next: usize,
+}
+
+impl Combiner {
+    /// Start `out/messages.csv` (a temporary file until `finish`).
+    pub(crate) fn new(out: &Path) -> Result<Combiner, SweepError> {
+        let p = out.join("messages.csv");
+        Ok(Combiner {
+            out: out.to_path_buf(),
+            messages: AtomicFile::create(&p).map_err(|e| SweepError::Io(p, e))?,
+            header_done: false,
+            rows: Vec::new(),
+            next: 0,
         })
-        .collect();
-    let mut rows = Vec::new();
-    for p in parts {
-        rows.append(&mut p?);
     }
-    let mut messages = AtomicFile::create(&out.join("messages.csv")).map_err(io)?;
-    let mut header_done = false;
-    for r in runs {
-        let dir = fragment_dir(out, r.run_id);
-        let path = dir.join("messages.csv");
-        let mut m = fs::File::open(&path).map_err(|e| SweepError::Io(path.clone(), e))?;
-        // the header once, then every fragment's rows as bytes
+
+    /// Append the fragments of `runs[next..]` for as long as `done` says
+    /// they are complete.
+    pub(crate) fn advance(
+        &mut self,
+        runs: &[RunSpec],
+        done: &[AtomicBool],
+    ) -> Result<(), SweepError> {
+        while let (Some(r), Some(d)) = (runs.get(self.next), done.get(self.next)) {
+            if !d.load(Ordering::Acquire) {
+                break;
+            }
+            let mut rows = read_fragment_rows(&self.out, r.run_id)?;
+            self.append_messages(r.run_id)?;
+            self.rows.append(&mut rows);
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// The header once, then the fragment's rows as bytes.
+    fn append_messages(&mut self, run_id: u64) -> Result<(), SweepError> {
+        let path = fragment_dir(&self.out, run_id).join("messages.csv");
+        let io = |e| SweepError::Io(path.clone(), e);
+        let mut m = fs::File::open(&path).map_err(io)?;
         let mut header = String::new();
-        BufReader::new(&m)
-            .read_line(&mut header)
-            .map_err(|e| SweepError::Io(path.clone(), e))?;
+        BufReader::new(&m).read_line(&mut header).map_err(io)?;
         if !header.ends_with('\n') {
             return Err(SweepError::Corrupt(path, "no header line".into()));
         }
-        if !header_done {
-            messages.write_all(header.as_bytes()).map_err(io)?;
-            header_done = true;
+        if !self.header_done {
+            self.messages.write_all(header.as_bytes()).map_err(io)?;
+            self.header_done = true;
         }
         m.seek(SeekFrom::Start(header.len() as u64))
-            .and_then(|_| messages.append_from(&mut m))
-            .map_err(|e| SweepError::Io(path, e))?;
+            .and_then(|_| self.messages.append_from(&mut m))
+            .map_err(io)?;
+        Ok(())
     }
-    messages.commit().map_err(io)?;
-    write_tables(out, &rows).map_err(io)?;
-    crate::report::charts::write_charts(out)
-        .map_err(|e| SweepError::Io(out.join("charts"), std::io::Error::other(e.to_string())))?;
-    Ok(rows)
+
+    /// Append every fragment not appended yet, commit `messages.csv`, write
+    /// `runs.csv`, `summary.csv` and the charts.
+    pub(crate) fn finish(mut self, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> {
+        let rest = runs.get(self.next..).unwrap_or_default();
+        // the small rows.csv files in parallel, kept in run order
+        let parts: Vec<Result<Vec<RunRow>, SweepError>> = rest
+            .par_iter()
+            .map(|r| read_fragment_rows(&self.out, r.run_id))
+            .collect();
+        for (r, part) in rest.iter().zip(parts) {
+            let mut part = part?;
+            self.append_messages(r.run_id)?;
+            self.rows.append(&mut part);
+        }
+        let out = self.out;
+        let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
+        self.messages.commit().map_err(io)?;
+        write_tables(&out, &self.rows).map_err(io)?;
+        crate::report::charts::write_charts(&out).map_err(|e| {
+            SweepError::Io(out.join("charts"), std::io::Error::other(e.to_string()))
+        })?;
+        Ok(self.rows)
+    }
+}
+
+fn read_fragment_rows(out: &Path, run_id: u64) -> Result<Vec<RunRow>, SweepError> {
+    let p = fragment_dir(out, run_id).join("rows.csv");
+    let f = fs::File::open(&p).map_err(|e| SweepError::Io(p.clone(), e))?;
+    read_runs(f).map_err(|m| SweepError::Corrupt(p, m))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -1,16 +1,16 @@
 //! Executing a sweep: runs in parallel (rayon), fragments committed
 //! atomically, resumable, shardable.
 
-use super::combine::{combine, fragment_dir, is_complete};
+use super::combine::{fragment_dir, is_complete, Combiner};
 use super::{expand, in_shard, RunSpec};
 use crate::metrics::summary::write_runs;
 use crate::report::atomic::{write_atomic, write_atomic_unsynced};
 use crate::run::{execute, RunOptions};
 use crate::scenario::{self, model::Scenario, ScenarioError};
-use rayon::prelude::*;
 use std::fs;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -232,29 +232,72 @@ pub fn run_sweep(
         .num_threads(jobs)
         .build()
         .map_err(|e| SweepError::BadOption(format!("cannot start {jobs} worker threads: {e}")))?;
+    // which runs have a complete fragment (by run index); a whole sweep
+    // combines them in order while later runs still execute
+    let mut is_pending = vec![false; runs.len()];
+    for r in &pending {
+        if let Some(p) = is_pending.get_mut(r.run_id as usize) {
+            *p = true;
+        }
+    }
+    let done: Vec<AtomicBool> = is_pending.iter().map(|p| AtomicBool::new(!p)).collect();
+    let combiner = match opts.shard {
+        None => Some(Mutex::new(Combiner::new(out)?)),
+        Some(_) => None,
+    };
+    let stream_error: Mutex<Option<SweepError>> = Mutex::new(None);
     let pause = pause_after_run();
-    pool.install(|| {
-        pending.par_iter().for_each(|spec| {
+    // workers take runs in index order, so runs finish roughly in order and
+    // the combiner keeps up
+    let next = AtomicUsize::new(0);
+    let work = || {
+        while let Some(spec) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
             let pcap = opts.pcap_runs.contains(&spec.run_id);
-            if let Err(m) = run_one(&text, &origin, &base_dir, user_overrides, spec, out, pcap) {
-                if let Ok(mut f) = failures.lock() {
-                    f.push((spec.run_id, m));
-                    bar.set_message(format!("{} failed", f.len()));
+            match run_one(&text, &origin, &base_dir, user_overrides, spec, out, pcap) {
+                Ok(()) => {
+                    if let Some(d) = done.get(spec.run_id as usize) {
+                        d.store(true, Ordering::Release);
+                    }
+                    // never wait for the combiner: whoever holds it appends
+                    // this run too if it can, `finish` does the rest
+                    if let Some(Ok(mut c)) = combiner.as_ref().map(Mutex::try_lock) {
+                        if let Err(e) = c.advance(&runs, &done) {
+                            if let Ok(mut slot) = stream_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+                Err(m) => {
+                    if let Ok(mut f) = failures.lock() {
+                        f.push((spec.run_id, m));
+                        bar.set_message(format!("{} failed", f.len()));
+                    }
                 }
             }
             if let Some(d) = pause {
                 std::thread::sleep(d);
             }
             bar.inc(1);
-        });
+        }
+    };
+    pool.scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|_| work());
+        }
     });
     bar.finish_and_clear();
+    if let Some(e) = stream_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
     let mut failed = failures.into_inner().unwrap_or_default();
     failed.sort();
     let complete = opts.shard.is_none() && failed.is_empty();
     if complete {
-        // the combine (and its charts) runs on the same --jobs threads
-        pool.install(|| combine(out, &runs))?;
+        if let Some(c) = combiner.and_then(|c| c.into_inner().ok()) {
+            // the rest of the combine (and the charts) on the --jobs threads
+            pool.install(|| c.finish(&runs))?;
+        }
     }
     if failed.is_empty() {
         // a shard's manifest lists its own runs; `merge` joins them
