@@ -53,6 +53,19 @@ impl AtomicFile {
         }
         fs::rename(&self.tmp, &self.target)
     }
+    /// Flush and rename into place now, and hand back the file so the
+    /// caller can fsync it later (e.g. on another thread while it does other
+    /// work): as atomic as `commit` against a killed process, durable once
+    /// the returned file's `sync_all` has returned.
+    pub fn commit_sync_later(mut self) -> io::Result<File> {
+        let w = self.w()?;
+        w.flush()?;
+        let f = w.get_ref().try_clone()?;
+        fs::rename(&self.tmp, &self.target)?;
+        // renamed: nothing left for Drop to remove
+        self.writer = None;
+        Ok(f)
+    }
     /// Append the rest of `src` (from its current position): the buffer is
     /// flushed, then the bytes go file to file (`copy_file_range` on Linux,
     /// no copy through user space).

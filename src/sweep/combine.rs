@@ -113,12 +113,21 @@ impl Combiner {
         }
         let out = self.out;
         let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
-        self.messages.commit().map_err(io)?;
-        write_tables(&out, &self.rows).map_err(io)?;
-        crate::report::charts::write_charts(&out).map_err(|e| {
-            SweepError::Io(out.join("charts"), std::io::Error::other(e.to_string()))
+        // messages.csv is large: its fsync waits on another thread while the
+        // tables and charts are written
+        let written = self.messages.commit_sync_later().map_err(io)?;
+        let rows = self.rows;
+        std::thread::scope(|s| {
+            let sync = s.spawn(move || written.sync_all());
+            write_tables(&out, &rows).map_err(io)?;
+            crate::report::charts::write_charts(&out).map_err(|e| {
+                SweepError::Io(out.join("charts"), std::io::Error::other(e.to_string()))
+            })?;
+            sync.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))
+                .map_err(|e| SweepError::Io(out.join("messages.csv"), e))
         })?;
-        Ok(self.rows)
+        Ok(rows)
     }
 }
 
