@@ -192,3 +192,21 @@ fn resume_redoes_fragments_a_machine_crash_left_empty() {
         );
     }
 }
+
+#[test]
+fn pcap_runs_outside_the_grid_are_bad_input() {
+    let out = temp_dir("pcap-runs-bad");
+    let (code, text) = qossim(&[
+        "sweep",
+        fixture().to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--quiet",
+        "--pcap-runs",
+        "2,6",
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("--pcap-runs 6"), "{text}");
+    assert!(text.contains("runs 0 to 5"), "{text}");
+    assert!(!out.join("runs").exists(), "nothing ran");
+}

@@ -172,6 +172,12 @@ pub fn run_sweep(
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let base = scenario::load_str(&text, &origin, &base_dir, user_overrides)?;
     let runs = expand(&base);
+    if let Some(bad) = opts.pcap_runs.iter().find(|&&id| id >= runs.len() as u64) {
+        return Err(SweepError::BadOption(format!(
+            "--pcap-runs {bad}: no such run, the grid has runs 0 to {}",
+            runs.len().saturating_sub(1)
+        )));
+    }
     let out = &opts.out_dir;
     let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
     let id = identity(&base, runs.len() as u64, opts.shard);
