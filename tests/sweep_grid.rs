@@ -146,3 +146,37 @@ fn shards_partition_the_runs() {
         assert!(parse_shard(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn shipped_sweep_scenarios_have_the_promised_grids() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let load = |p: &str| {
+        qossim::scenario::load_file(&root.join(p), &[]).unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    // compare-loss: udp, coap NON and coap CON over loss 0–40% in 8 steps, 3 replications
+    let sc = load("scenarios/compare-loss.toml");
+    let kinds: Vec<(&str, &str)> = sc
+        .flows
+        .iter()
+        .map(|f| (f.protocol.as_str(), f.reliability.as_str()))
+        .collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    assert_eq!(kinds[0].0, "udp");
+    assert!(kinds[1..].iter().all(|k| k.0 == "coap"));
+    assert_ne!(kinds[1].1, kinds[2].1, "NON and CON");
+    assert!(sc.flows.iter().all(|f| f.pattern.as_str() == "fan_in"));
+    let runs = expand(&sc);
+    assert_eq!(runs.len(), 9 * 3);
+    let losses: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.replication == 0)
+        .map(|r| r.params[0].1.parse().expect("number"))
+        .collect();
+    assert_eq!(losses.len(), 9);
+    assert_eq!(losses.first(), Some(&0.0));
+    assert_eq!(losses.last(), Some(&0.4));
+    // sweep-200: at least 200 runs of a 50-node scenario
+    let sc = load("scenarios/bench/sweep-200.toml");
+    assert_eq!(sc.nodes.len(), 50);
+    assert!(expand(&sc).len() >= 200);
+}
