@@ -218,7 +218,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(SweepIdentity, usize), Swe
 fn merged_manifest(dirs: &[PathBuf], rows: &[RunRow], wall_s: f64) -> Result<String, SweepError> {
     use serde_json::{json, Map, Value};
     let mut base: Option<Map<String, Value>> = None;
-    let mut grid: Vec<(u64, Value)> = Vec::new();
+    // by run id (a grid can hold a million runs)
+    let mut grid: std::collections::BTreeMap<u64, Value> = Default::default();
     let mut shards = Vec::new();
     for d in dirs {
         let p = d.join("manifest.json");
@@ -230,9 +231,7 @@ fn merged_manifest(dirs: &[PathBuf], rows: &[RunRow], wall_s: f64) -> Result<Str
         if let Some(Value::Array(runs)) = m.get("runs") {
             for r in runs {
                 if let Some(id) = r.get("run_id").and_then(Value::as_u64) {
-                    if !grid.iter().any(|(g, _)| *g == id) {
-                        grid.push((id, r.clone()));
-                    }
+                    grid.entry(id).or_insert_with(|| r.clone());
                 }
             }
         }
@@ -249,27 +248,20 @@ fn merged_manifest(dirs: &[PathBuf], rows: &[RunRow], wall_s: f64) -> Result<Str
         }
     }
     for r in rows {
-        if !grid.iter().any(|(g, _)| *g == r.run_id) {
+        grid.entry(r.run_id).or_insert_with(|| {
             let params: Map<String, Value> = r
                 .params
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                 .collect();
-            grid.push((
-                r.run_id,
-                json!({ "run_id": r.run_id, "replication": r.replication, "seed": r.seed, "params": params }),
-            ));
-        }
+            json!({ "run_id": r.run_id, "replication": r.replication, "seed": r.seed, "params": params })
+        });
     }
-    grid.sort_by_key(|(id, _)| *id);
     let mut m = base.unwrap_or_default();
     for k in ["shard", "jobs"] {
         m.remove(k);
     }
-    m.insert(
-        "runs".into(),
-        Value::Array(grid.into_iter().map(|(_, v)| v).collect()),
-    );
+    m.insert("runs".into(), Value::Array(grid.into_values().collect()));
     m.insert("merged_from".into(), Value::Array(shards));
     m.insert("host".into(), json!(crate::report::manifest::host()));
     m.insert("wall_time_s".into(), json!(wall_s));
