@@ -222,10 +222,11 @@ pub fn run_sweep(
     } else {
         let b = indicatif::ProgressBar::new(pending.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs, ETA {eta} {msg}",
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs finished, {msg}, ETA {eta}",
         ) {
             b.set_style(style);
         }
+        b.set_message("0 failed");
         b
     };
     let failures: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
