@@ -99,6 +99,7 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
             out_dir: out_dir.clone(),
             packets: req.packets,
             pcap: req.pcap,
+            fsync: true,
         },
     )?;
     if !req.quiet {

@@ -18,6 +18,9 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     pub packets: bool,
     pub pcap: bool,
+    /// fsync the streamed files (messages.csv, packets.csv, pcaps) before
+    /// renaming them into place; a sweep's redoable fragments skip it.
+    pub fsync: bool,
 }
 
 /// A finished run, for the CLI's summary.
@@ -106,19 +109,26 @@ pub fn execute(
     };
     fs::create_dir_all(&dir).map_err(io_err)?;
     let started = Instant::now();
+    let create = |p: &Path| {
+        if opts.fsync {
+            AtomicFile::create(p)
+        } else {
+            AtomicFile::create_unsynced(p)
+        }
+    };
     let mut outputs = Outputs {
-        messages: Some(AtomicFile::create(&dir.join("messages.csv")).map_err(io_err)?),
+        messages: Some(create(&dir.join("messages.csv")).map_err(io_err)?),
         ..Default::default()
     };
     if opts.packets {
-        outputs.packets = Some(AtomicFile::create(&dir.join("packets.csv")).map_err(io_err)?);
+        outputs.packets = Some(create(&dir.join("packets.csv")).map_err(io_err)?);
     }
     let pcap_dir = dir.join("pcap");
     if opts.pcap {
         fs::create_dir_all(&pcap_dir).map_err(io_err)?;
         for l in &sc.links {
-            let f = AtomicFile::create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name))))
-                .map_err(io_err)?;
+            let f =
+                create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name)))).map_err(io_err)?;
             outputs.pcaps.push(PcapWriter::new(f).map_err(io_err)?);
         }
     }

@@ -160,38 +160,57 @@ fn shards_of_different_scenarios_are_refused() {
     assert!(text.contains("cannot combine"), "{text}");
 }
 
-/// Start a sweep, SIGKILL it once `done` runs have committed, resume it.
-fn kill_and_resume(tag: &str, done: usize) {
+/// Where the sweep is when the test kills it.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum KillAt {
+    /// Run `done` is being simulated: its fragment exists without `rows.csv`.
+    MidRun,
+    /// `done` runs have committed and the next one has not started (the
+    /// sweep waits after each run through its test hook).
+    BetweenRuns,
+}
+
+fn complete_runs(out: &Path) -> usize {
+    (0..6)
+        .filter(|i| out.join(format!("runs/{i}/rows.csv")).exists())
+        .count()
+}
+
+/// Start a sweep with one job, SIGKILL it at `at` after `done` runs have
+/// committed, check the state it left, resume it with two jobs and compare
+/// with an uninterrupted sweep.
+fn kill_and_resume(tag: &str, done: usize, at: KillAt) {
     // three simulated hours per run (~0.1 s of wall time) leave room to kill
     let long = "duration=\"3 h\"";
     let reference = temp_dir(&format!("{tag}-ref"));
     sweep(&reference, &["--jobs", "1", "--set", long]);
     let out = temp_dir(tag);
     let f = fixture();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qossim"))
-        .args([
-            "sweep",
-            f.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-            "--quiet",
-            "--jobs",
-            "1",
-            "--set",
-            long,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qossim"));
+    cmd.args([
+        "sweep",
+        f.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--quiet",
+        "--jobs",
+        "1",
+        "--set",
+        long,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    if at == KillAt::BetweenRuns {
+        cmd.env("QOSSIM_TEST_PAUSE_AFTER_RUN_MS", "5000");
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let partial = out.join(format!("runs/{done}"));
+    let ready = || match at {
+        KillAt::MidRun => complete_runs(&out) == done && partial.is_dir(),
+        KillAt::BetweenRuns => complete_runs(&out) == done,
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let complete = (0..6)
-            .filter(|i| out.join(format!("runs/{i}/rows.csv")).exists())
-            .count();
-        if complete >= done || std::time::Instant::now() > deadline {
-            break;
-        }
+    while !ready() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
     assert!(
@@ -200,13 +219,16 @@ fn kill_and_resume(tag: &str, done: usize) {
     );
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
-    let complete = (0..6)
-        .filter(|i| out.join(format!("runs/{i}/rows.csv")).exists())
-        .count();
-    assert!(
-        (done..6).contains(&complete),
-        "{complete} runs complete at the kill"
-    );
+    assert_eq!(complete_runs(&out), done, "runs complete at the kill");
+    match at {
+        // a partial fragment: the run was cut short
+        KillAt::MidRun => assert!(
+            partial.is_dir() && !partial.join("rows.csv").exists(),
+            "killed mid-run"
+        ),
+        // nothing of the next run yet
+        KillAt::BetweenRuns => assert!(!partial.exists(), "killed between runs"),
+    }
     assert!(!out.join("runs.csv").exists(), "killed before combining");
     sweep(&out, &["--resume", "--jobs", "2", "--set", long]);
     assert_same(&reference, &out);
@@ -214,13 +236,18 @@ fn kill_and_resume(tag: &str, done: usize) {
 }
 
 #[test]
-fn killed_after_the_first_run_then_resumed_is_identical() {
-    kill_and_resume("sweep-kill1", 1);
+fn killed_during_the_first_run_then_resumed_is_identical() {
+    kill_and_resume("sweep-kill0", 0, KillAt::MidRun);
 }
 
 #[test]
-fn killed_midway_then_resumed_is_identical() {
-    kill_and_resume("sweep-kill4", 4);
+fn killed_during_a_later_run_then_resumed_is_identical() {
+    kill_and_resume("sweep-kill4", 4, KillAt::MidRun);
+}
+
+#[test]
+fn killed_between_runs_then_resumed_is_identical() {
+    kill_and_resume("sweep-kill-between", 2, KillAt::BetweenRuns);
 }
 
 #[test]

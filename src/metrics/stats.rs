@@ -46,6 +46,18 @@ pub fn mean(xs: &[f64]) -> Option<f64> {
 /// (the 0.975 quantile): 12.7062 for 1, 1.9840 for 100, → 1.95996 as df → ∞.
 /// `df = 0` has no finite quantile and returns +∞.
 pub fn student_t_975(df: u64) -> f64 {
+    // a summary asks for the same few df once per metric and row: remember
+    // the small ones (the value is a pure function of df)
+    const CACHED: usize = 128;
+    static CACHE: [std::sync::OnceLock<f64>; CACHED] =
+        [const { std::sync::OnceLock::new() }; CACHED];
+    match CACHE.get(df as usize) {
+        Some(slot) => *slot.get_or_init(|| student_t_975_uncached(df)),
+        None => student_t_975_uncached(df),
+    }
+}
+
+fn student_t_975_uncached(df: u64) -> f64 {
     if df == 0 {
         return f64::INFINITY;
     }

@@ -8,7 +8,7 @@
 //! time); y is the fraction of delivered messages with at most that latency.
 
 use super::charts::{encode_png, register, safe, ChartError, FAMILY, PALETTE, SIZE};
-use crate::report::atomic::write_atomic;
+use crate::report::atomic::write_atomic_unsynced;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -112,33 +112,56 @@ pub fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     chosen.retain(|&p| p < points.len());
     let mut lat: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
     let msg_path = dir.join("messages.csv");
-    let mut rd = csv::Reader::from_path(&msg_path)
+    let mut rd = csv::ReaderBuilder::new()
+        .buffer_capacity(1 << 20)
+        .from_path(&msg_path)
         .map_err(|e| ChartError::Read(msg_path.clone(), e.to_string()))?;
     let h = rd
-        .headers()
+        .byte_headers()
         .map_err(|e| ChartError::Read(msg_path.clone(), e.to_string()))?
         .clone();
-    let col = |n: &str| h.iter().position(|c| c == n);
+    let col = |n: &str| h.iter().position(|c| c == n.as_bytes());
     let (Some(c_run), Some(c_flow), Some(c_lat)) = (col("run_id"), col("flow"), col("latency_ms"))
     else {
         return Err(ChartError::Format(msg_path, "not a messages.csv".into()));
     };
-    for rec in rd.records() {
-        let rec = rec.map_err(|e| ChartError::Read(msg_path.clone(), e.to_string()))?;
-        let Some(l) = rec.get(c_lat).and_then(|v| v.parse::<f64>().ok()) else {
-            continue;
-        };
-        let Some(run) = rec.get(c_run).and_then(|v| v.parse::<u64>().ok()) else {
+    // messages.csv can be large: one reused byte record, and only the rows
+    // of the chosen points parsed further
+    let field = |rec: &csv::ByteRecord, c: usize| {
+        rec.get(c)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_string)
+    };
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        match rd.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(ChartError::Read(msg_path.clone(), e.to_string())),
+        }
+        let Some(run) = rec
+            .get(c_run)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
             continue;
         };
         let Some(&pi) = run_point.get(&run) else {
             continue;
         };
-        if chosen.contains(&pi) {
-            lat.entry((pi, rec.get(c_flow).unwrap_or("").to_string()))
-                .or_default()
-                .push(l);
+        if !chosen.contains(&pi) {
+            continue;
         }
+        let Some(l) = rec
+            .get(c_lat)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        lat.entry((pi, field(&rec, c_flow).unwrap_or_default()))
+            .or_default()
+            .push(l);
     }
     let out_dir = dir.join("charts");
     std::fs::create_dir_all(&out_dir)
@@ -190,7 +213,8 @@ pub fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
         let png_bytes = encode_png(&rgb).map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
         for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
             let p = out_dir.join(format!("{name}.{ext}"));
-            write_atomic(&p, &bytes).map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
+            write_atomic_unsynced(&p, &bytes)
+                .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
             written.push(p);
         }
     }

@@ -14,7 +14,7 @@
 //! is encoded by the `png` crate with fixed settings, so files are identical
 //! on every machine.
 
-use crate::report::atomic::write_atomic;
+use crate::report::atomic::write_atomic_unsynced;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use rayon::prelude::*;
@@ -558,40 +558,66 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             });
         }
     }
-    // render in parallel (each chart is independent), write in order
-    let rendered: Vec<Result<Rendered, ChartError>> = jobs
-        .par_iter()
-        .map(|job| {
-            let (name, r) = match job {
-                Job::Xy {
-                    name,
-                    title,
-                    x_name,
-                    y_name,
-                    series,
-                    by_series,
-                } => (name, render(title, x_name, y_name, series, *by_series)),
-                Job::Stacked {
-                    name,
-                    title,
-                    x_name,
-                    bars,
-                } => (name, render_stacked(title, x_name, bars)),
-            };
-            r.map(|(svg, png)| (name.clone(), svg, png))
-                .map_err(|e| ChartError::Write(out_dir.join(name), e))
-        })
-        .collect();
+    // render in parallel (each chart is independent), write in order; the
+    // latency CDFs (a scan of messages.csv) are drawn alongside
+    let want_cdfs = dir.join("runs.csv").is_file() && dir.join("messages.csv").is_file();
+    let (rendered, cdfs) = rayon::join(
+        || {
+            jobs.par_iter()
+                .map(|job| {
+                    let (name, r) = match job {
+                        Job::Xy {
+                            name,
+                            title,
+                            x_name,
+                            y_name,
+                            series,
+                            by_series,
+                        } => (name, render(title, x_name, y_name, series, *by_series)),
+                        Job::Stacked {
+                            name,
+                            title,
+                            x_name,
+                            bars,
+                        } => (name, render_stacked(title, x_name, bars)),
+                    };
+                    r.map(|(svg, png)| (name.clone(), svg, png))
+                        .map_err(|e| ChartError::Write(out_dir.join(name), e))
+                })
+                .collect::<Vec<Result<Rendered, ChartError>>>()
+        },
+        || want_cdfs.then(|| super::cdf::write_cdfs(dir)),
+    );
     for r in rendered {
         let (name, svg, png_bytes) = r?;
         for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
             let p = out_dir.join(format!("{name}.{ext}"));
-            write_atomic(&p, &bytes).map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
+            write_atomic_unsynced(&p, &bytes)
+                .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
             written.push(p);
         }
     }
-    if dir.join("runs.csv").is_file() && dir.join("messages.csv").is_file() {
-        written.extend(super::cdf::write_cdfs(dir)?);
+    if let Some(c) = cdfs {
+        written.extend(c?);
     }
+    remove_stale_charts(&out_dir, &written)?;
     Ok(written)
+}
+
+/// Remove chart files (and temporary files) in `charts/` that this drawing
+/// did not write — left by an earlier sweep over other axes, or by an
+/// interrupted one — so the directory holds exactly the charts of its CSVs.
+fn remove_stale_charts(out_dir: &Path, written: &[PathBuf]) -> Result<(), ChartError> {
+    let err = |p: &Path, e: std::io::Error| ChartError::Write(p.to_path_buf(), e.to_string());
+    let entries = std::fs::read_dir(out_dir).map_err(|e| err(out_dir, e))?;
+    for e in entries {
+        let p = e.map_err(|e| err(out_dir, e))?.path();
+        let ours = p
+            .extension()
+            .is_some_and(|x| x == "svg" || x == "png" || x == "tmp");
+        if ours && p.is_file() && !written.contains(&p) {
+            std::fs::remove_file(&p).map_err(|e| err(&p, e))?;
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,8 @@ pub const CRATE_VERSIONS: &str = env!("QOSSIM_CRATE_VERSIONS");
 /// `git rev-parse HEAD` at build time, or "unknown".
 pub const GIT_HASH: &str = env!("QOSSIM_GIT_HASH");
 
-fn host() -> String {
+/// The machine's host name (manifest only, never a CSV).
+pub fn host() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())

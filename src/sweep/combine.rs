@@ -3,53 +3,138 @@
 use super::exec::{read_identity, write_identity, SweepError, SweepIdentity};
 use super::RunSpec;
 use crate::metrics::summary::{read_runs, RunRow};
-use crate::report::atomic::AtomicFile;
+use crate::report::atomic::{write_atomic, AtomicFile};
 use crate::run::write_tables;
+use rayon::prelude::*;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) fn fragment_dir(out: &Path, run_id: u64) -> PathBuf {
     out.join("runs").join(run_id.to_string())
 }
 
-/// A run's fragment is complete when its `rows.csv` exists.
+/// A run's fragment is complete when its `rows.csv` (written last) exists.
+/// Fragments are not fsynced, so after a machine crash a renamed file may
+/// be empty: an empty `rows.csv` or `messages.csv` marks the run as to be
+/// redone (each holds at least its header line when written).
 pub(crate) fn is_complete(out: &Path, run_id: u64) -> bool {
-    fragment_dir(out, run_id).join("rows.csv").is_file()
+    let d = fragment_dir(out, run_id);
+    let non_empty =
+        |name: &str| fs::metadata(d.join(name)).is_ok_and(|m| m.is_file() && m.len() > 0);
+    non_empty("rows.csv") && non_empty("messages.csv")
 }
 
 /// Write `runs.csv`, `summary.csv` and `messages.csv` of `out` from the
-/// fragments of `runs`, in run-index order.
+/// fragments of `runs`, in run-index order, then the charts.
 pub fn combine(out: &Path, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> {
-    let io = |e: std::io::Error| SweepError::Io(out.to_path_buf(), e);
-    let mut rows = Vec::new();
-    let mut messages = AtomicFile::create(&out.join("messages.csv")).map_err(io)?;
-    let mut header_done = false;
-    for r in runs {
-        let dir = fragment_dir(out, r.run_id);
-        let f = fs::File::open(dir.join("rows.csv"))
-            .map_err(|e| SweepError::Io(dir.join("rows.csv"), e))?;
-        let mut part = read_runs(f).map_err(|m| SweepError::Corrupt(dir.join("rows.csv"), m))?;
-        rows.append(&mut part);
-        let m = fs::File::open(dir.join("messages.csv"))
-            .map_err(|e| SweepError::Io(dir.join("messages.csv"), e))?;
-        for (i, line) in BufReader::new(m).lines().enumerate() {
-            let line = line.map_err(io)?;
-            if i == 0 {
-                if header_done {
-                    continue;
-                }
-                header_done = true;
-            }
-            messages.write_all(line.as_bytes()).map_err(io)?;
-            messages.write_all(b"\n").map_err(io)?;
-        }
+    Combiner::new(out)?.finish(runs)
+}
+
+/// Combines fragments in run-index order. A sweep feeds it while runs are
+/// still executing (`advance` after each finished run), so by the time the
+/// last run ends most of `messages.csv` is already written; `finish` appends
+/// the rest. The output does not depend on when each fragment was appended.
+pub(crate) struct Combiner {
+    out: PathBuf,
+    messages: AtomicFile,
+    header_done: bool,
+    rows: Vec<RunRow>,
+    /// Index (in the run list) of the next fragment to append.
+    next: usize,
+}
+
+impl Combiner {
+    /// Start `out/messages.csv` (a temporary file until `finish`).
+    pub(crate) fn new(out: &Path) -> Result<Combiner, SweepError> {
+        let p = out.join("messages.csv");
+        Ok(Combiner {
+            out: out.to_path_buf(),
+            messages: AtomicFile::create(&p).map_err(|e| SweepError::Io(p, e))?,
+            header_done: false,
+            rows: Vec::new(),
+            next: 0,
+        })
     }
-    messages.commit().map_err(io)?;
-    write_tables(out, &rows).map_err(io)?;
-    crate::report::charts::write_charts(out)
-        .map_err(|e| SweepError::Io(out.join("charts"), std::io::Error::other(e.to_string())))?;
-    Ok(rows)
+
+    /// Append the fragments of `runs[next..]` for as long as `done` says
+    /// they are complete.
+    pub(crate) fn advance(
+        &mut self,
+        runs: &[RunSpec],
+        done: &[AtomicBool],
+    ) -> Result<(), SweepError> {
+        while let (Some(r), Some(d)) = (runs.get(self.next), done.get(self.next)) {
+            if !d.load(Ordering::Acquire) {
+                break;
+            }
+            let mut rows = read_fragment_rows(&self.out, r.run_id)?;
+            self.append_messages(r.run_id)?;
+            self.rows.append(&mut rows);
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// The header once, then the fragment's rows as bytes.
+    fn append_messages(&mut self, run_id: u64) -> Result<(), SweepError> {
+        let path = fragment_dir(&self.out, run_id).join("messages.csv");
+        let io = |e| SweepError::Io(path.clone(), e);
+        let mut m = fs::File::open(&path).map_err(io)?;
+        let mut header = String::new();
+        BufReader::new(&m).read_line(&mut header).map_err(io)?;
+        if !header.ends_with('\n') {
+            return Err(SweepError::Corrupt(path, "no header line".into()));
+        }
+        if !self.header_done {
+            self.messages.write_all(header.as_bytes()).map_err(io)?;
+            self.header_done = true;
+        }
+        m.seek(SeekFrom::Start(header.len() as u64))
+            .and_then(|_| self.messages.append_from(&mut m))
+            .map_err(io)?;
+        Ok(())
+    }
+
+    /// Append every fragment not appended yet, commit `messages.csv`, write
+    /// `runs.csv`, `summary.csv` and the charts.
+    pub(crate) fn finish(mut self, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> {
+        let rest = runs.get(self.next..).unwrap_or_default();
+        // the small rows.csv files in parallel, kept in run order
+        let parts: Vec<Result<Vec<RunRow>, SweepError>> = rest
+            .par_iter()
+            .map(|r| read_fragment_rows(&self.out, r.run_id))
+            .collect();
+        for (r, part) in rest.iter().zip(parts) {
+            let mut part = part?;
+            self.append_messages(r.run_id)?;
+            self.rows.append(&mut part);
+        }
+        let out = self.out;
+        let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
+        // messages.csv is large: its fsync waits on another thread while the
+        // tables and charts are written
+        let written = self.messages.commit_sync_later().map_err(io)?;
+        let rows = self.rows;
+        std::thread::scope(|s| {
+            let sync = s.spawn(move || written.sync_all());
+            write_tables(&out, &rows).map_err(io)?;
+            crate::report::charts::write_charts(&out).map_err(|e| {
+                SweepError::Io(out.join("charts"), std::io::Error::other(e.to_string()))
+            })?;
+            sync.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))
+                .map_err(|e| SweepError::Io(out.join("messages.csv"), e))
+        })?;
+        Ok(rows)
+    }
+}
+
+fn read_fragment_rows(out: &Path, run_id: u64) -> Result<Vec<RunRow>, SweepError> {
+    let p = fragment_dir(out, run_id).join("rows.csv");
+    let f = fs::File::open(&p).map_err(|e| SweepError::Io(p.clone(), e))?;
+    read_runs(f).map_err(|m| SweepError::Corrupt(p, m))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -72,6 +157,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// same sweep, gather every run's fragment, then combine as a single-machine
 /// sweep would. Returns the identity and the number of runs.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(SweepIdentity, usize), SweepError> {
+    let started = std::time::Instant::now();
     let mut identity: Option<SweepIdentity> = None;
     for d in dirs {
         let id = read_identity(d)?.ok_or_else(|| SweepError::NotASweep(d.clone()))?;
@@ -118,6 +204,66 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(SweepIdentity, usize), Swe
         });
     }
     write_identity(out, &identity)?;
-    combine(out, &runs)?;
+    let rows = combine(out, &runs)?;
+    let manifest = merged_manifest(dirs, &rows, started.elapsed().as_secs_f64())?;
+    write_atomic(&out.join("manifest.json"), manifest.as_bytes())
+        .map_err(|e| SweepError::Io(out.join("manifest.json"), e))?;
     Ok((identity, runs.len()))
+}
+
+/// `manifest.json` of a merge: the first shard's (version, scenario, seeds),
+/// the run grid joined from every shard's manifest in run-index order (from
+/// the fragments' rows for a shard without one), and per shard its host and
+/// wall time.
+fn merged_manifest(dirs: &[PathBuf], rows: &[RunRow], wall_s: f64) -> Result<String, SweepError> {
+    use serde_json::{json, Map, Value};
+    let mut base: Option<Map<String, Value>> = None;
+    // by run id (a grid can hold a million runs)
+    let mut grid: std::collections::BTreeMap<u64, Value> = Default::default();
+    let mut shards = Vec::new();
+    for d in dirs {
+        let p = d.join("manifest.json");
+        let m: Map<String, Value> = match fs::read_to_string(&p) {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| SweepError::Corrupt(p, e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(SweepError::Io(p, e)),
+        };
+        if let Some(Value::Array(runs)) = m.get("runs") {
+            for r in runs {
+                if let Some(id) = r.get("run_id").and_then(Value::as_u64) {
+                    grid.entry(id).or_insert_with(|| r.clone());
+                }
+            }
+        }
+        let field = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+        shards.push(json!({
+            "dir": d.display().to_string(),
+            "shard": field("shard"),
+            "host": field("host"),
+            "wall_time_s": field("wall_time_s"),
+            "jobs": field("jobs"),
+        }));
+        if base.is_none() {
+            base = Some(m);
+        }
+    }
+    for r in rows {
+        grid.entry(r.run_id).or_insert_with(|| {
+            let params: Map<String, Value> = r
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            json!({ "run_id": r.run_id, "replication": r.replication, "seed": r.seed, "params": params })
+        });
+    }
+    let mut m = base.unwrap_or_default();
+    for k in ["shard", "jobs"] {
+        m.remove(k);
+    }
+    m.insert("runs".into(), Value::Array(grid.into_values().collect()));
+    m.insert("merged_from".into(), Value::Array(shards));
+    m.insert("host".into(), json!(crate::report::manifest::host()));
+    m.insert("wall_time_s".into(), json!(wall_s));
+    Ok(serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default())
 }

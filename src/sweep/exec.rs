@@ -1,16 +1,16 @@
 //! Executing a sweep: runs in parallel (rayon), fragments committed
 //! atomically, resumable, shardable.
 
-use super::combine::{combine, fragment_dir, is_complete};
+use super::combine::{fragment_dir, is_complete, Combiner};
 use super::{expand, in_shard, RunSpec};
 use crate::metrics::summary::write_runs;
-use crate::report::atomic::write_atomic;
+use crate::report::atomic::{write_atomic, write_atomic_unsynced};
 use crate::run::{execute, RunOptions};
 use crate::scenario::{self, model::Scenario, ScenarioError};
-use rayon::prelude::*;
 use std::fs;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -149,12 +149,13 @@ fn run_one(
         out_dir: dir.clone(),
         packets: pcap,
         pcap,
+        fsync: false,
     };
     let ex = execute(&sc, spec.run_id, spec.replication, &spec.params, &opts)
         .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     write_runs(&ex.rows, &mut buf).map_err(|e| e.to_string())?;
-    write_atomic(&dir.join("rows.csv"), &buf).map_err(|e| e.to_string())
+    write_atomic_unsynced(&dir.join("rows.csv"), &buf).map_err(|e| e.to_string())
 }
 
 /// `qossim sweep`: run the grid of the scenario `path` into `opts.out_dir`.
@@ -171,6 +172,12 @@ pub fn run_sweep(
     let base_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let base = scenario::load_str(&text, &origin, &base_dir, user_overrides)?;
     let runs = expand(&base);
+    if let Some(bad) = opts.pcap_runs.iter().find(|&&id| id >= runs.len() as u64) {
+        return Err(SweepError::BadOption(format!(
+            "--pcap-runs {bad}: no such run, the grid has runs 0 to {}",
+            runs.len().saturating_sub(1)
+        )));
+    }
     let out = &opts.out_dir;
     let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
     let id = identity(&base, runs.len() as u64, opts.shard);
@@ -185,10 +192,12 @@ pub fn run_sweep(
         }
         Some(_) if opts.resume => {}
         _ => {
-            // a fresh sweep: no fragment of an earlier one may leak in
-            let _ = fs::remove_dir_all(out.join("runs"));
+            // a fresh sweep: nothing of an earlier one may leak in
+            clear_outputs(out)?;
         }
     }
+    // temporary files of an interrupted combine
+    remove_tmp_files(out)?;
     write_identity(out, &id)?;
     fs::create_dir_all(out.join("runs")).map_err(io)?;
     let mine: Vec<&RunSpec> = runs
@@ -213,10 +222,11 @@ pub fn run_sweep(
     } else {
         let b = indicatif::ProgressBar::new(pending.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs, ETA {eta} {msg}",
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs finished, {msg}, ETA {eta}",
         ) {
             b.set_style(style);
         }
+        b.set_message("0 failed");
         b
     };
     let failures: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
@@ -229,26 +239,82 @@ pub fn run_sweep(
         .num_threads(jobs)
         .build()
         .map_err(|e| SweepError::BadOption(format!("cannot start {jobs} worker threads: {e}")))?;
-    pool.install(|| {
-        pending.par_iter().for_each(|spec| {
+    // which runs have a complete fragment (by run index); a whole sweep
+    // combines them in order while later runs still execute
+    let mut is_pending = vec![false; runs.len()];
+    for r in &pending {
+        if let Some(p) = is_pending.get_mut(r.run_id as usize) {
+            *p = true;
+        }
+    }
+    let done: Vec<AtomicBool> = is_pending.iter().map(|p| AtomicBool::new(!p)).collect();
+    let combiner = match opts.shard {
+        None => Some(Mutex::new(Combiner::new(out)?)),
+        Some(_) => None,
+    };
+    let stream_error: Mutex<Option<SweepError>> = Mutex::new(None);
+    let pause = pause_after_run();
+    // workers take runs in index order, so runs finish roughly in order and
+    // the combiner keeps up
+    let next = AtomicUsize::new(0);
+    let work = || {
+        while let Some(spec) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
             let pcap = opts.pcap_runs.contains(&spec.run_id);
-            if let Err(m) = run_one(&text, &origin, &base_dir, user_overrides, spec, out, pcap) {
-                if let Ok(mut f) = failures.lock() {
-                    f.push((spec.run_id, m));
-                    bar.set_message(format!("{} failed", f.len()));
+            match run_one(&text, &origin, &base_dir, user_overrides, spec, out, pcap) {
+                Ok(()) => {
+                    if let Some(d) = done.get(spec.run_id as usize) {
+                        d.store(true, Ordering::Release);
+                    }
+                    // never wait for the combiner: whoever holds it appends
+                    // this run too if it can, `finish` does the rest
+                    if let Some(Ok(mut c)) = combiner.as_ref().map(Mutex::try_lock) {
+                        if let Err(e) = c.advance(&runs, &done) {
+                            if let Ok(mut slot) = stream_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+                Err(m) => {
+                    if let Ok(mut f) = failures.lock() {
+                        f.push((spec.run_id, m));
+                        bar.set_message(format!("{} failed", f.len()));
+                    }
                 }
             }
+            if let Some(d) = pause {
+                std::thread::sleep(d);
+            }
             bar.inc(1);
-        });
+        }
+    };
+    pool.scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|_| work());
+        }
     });
     bar.finish_and_clear();
+    if let Some(e) = stream_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
     let mut failed = failures.into_inner().unwrap_or_default();
     failed.sort();
     let complete = opts.shard.is_none() && failed.is_empty();
     if complete {
-        // the combine (and its charts) runs on the same --jobs threads
-        pool.install(|| combine(out, &runs))?;
-        let manifest = sweep_manifest(&base, &runs, started.elapsed().as_secs_f64(), jobs);
+        if let Some(c) = combiner.and_then(|c| c.into_inner().ok()) {
+            // the rest of the combine (and the charts) on the --jobs threads
+            pool.install(|| c.finish(&runs))?;
+        }
+    }
+    if failed.is_empty() {
+        // a shard's manifest lists its own runs; `merge` joins them
+        let manifest = sweep_manifest(
+            &base,
+            &mine,
+            started.elapsed().as_secs_f64(),
+            jobs,
+            id.shard.as_deref(),
+        );
         write_atomic(&out.join("manifest.json"), manifest.as_bytes()).map_err(io)?;
     }
     if !failed.is_empty() {
@@ -282,7 +348,64 @@ pub fn run_sweep(
     })
 }
 
-fn sweep_manifest(sc: &Scenario, runs: &[RunSpec], wall_s: f64, jobs: usize) -> String {
+/// Test hook: `QOSSIM_TEST_PAUSE_AFTER_RUN_MS=<ms>` makes every worker wait
+/// that long after each run, so the test suite can kill a sweep at a point
+/// where no run is in progress ("between runs"). Unset, it costs nothing.
+fn pause_after_run() -> Option<std::time::Duration> {
+    std::env::var("QOSSIM_TEST_PAUSE_AFTER_RUN_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_millis)
+}
+
+/// The files a sweep writes at the top of its directory (`sweep.json` is
+/// rewritten, not removed).
+const OUTPUTS: [&str; 6] = [
+    "runs.csv",
+    "summary.csv",
+    "messages.csv",
+    "manifest.json",
+    "charts",
+    "runs",
+];
+
+/// Remove what an earlier sweep (or run) left in `out`: only the names a
+/// sweep writes, never anything else the user keeps there.
+fn clear_outputs(out: &Path) -> Result<(), SweepError> {
+    for name in OUTPUTS {
+        let p = out.join(name);
+        let r = if p.is_dir() {
+            fs::remove_dir_all(&p)
+        } else if p.exists() {
+            fs::remove_file(&p)
+        } else {
+            Ok(())
+        };
+        r.map_err(|e| SweepError::Io(p.clone(), e))?;
+    }
+    remove_tmp_files(out)
+}
+
+/// Remove `<name>.tmp` files of `out` (a killed combine's): fragments clean
+/// up their own when they are redone.
+fn remove_tmp_files(out: &Path) -> Result<(), SweepError> {
+    let entries = fs::read_dir(out).map_err(|e| SweepError::Io(out.to_path_buf(), e))?;
+    for e in entries {
+        let p = e.map_err(|e| SweepError::Io(out.to_path_buf(), e))?.path();
+        if p.is_file() && p.extension().is_some_and(|x| x == "tmp") {
+            fs::remove_file(&p).map_err(|e| SweepError::Io(p.clone(), e))?;
+        }
+    }
+    Ok(())
+}
+
+fn sweep_manifest(
+    sc: &Scenario,
+    runs: &[&RunSpec],
+    wall_s: f64,
+    jobs: usize,
+    shard: Option<&str>,
+) -> String {
     let grid: Vec<serde_json::Value> = runs
         .iter()
         .map(|r| {
@@ -304,6 +427,9 @@ fn sweep_manifest(sc: &Scenario, runs: &[RunSpec], wall_s: f64, jobs: usize) -> 
     if let Some(o) = v.as_object_mut() {
         o.insert("runs".into(), serde_json::Value::Array(grid));
         o.insert("jobs".into(), serde_json::json!(jobs));
+        if let Some(k) = shard {
+            o.insert("shard".into(), serde_json::json!(k));
+        }
         o.remove("events");
         o.remove("simulated_s");
     }

@@ -10,9 +10,17 @@
 //!   `packets.csv` and `pcap/`, and last `rows.csv` (that run's `runs.csv`
 //!   rows), committed atomically: a run is complete exactly when its
 //!   `rows.csv` exists;
-//! - `runs.csv`, `summary.csv`, `messages.csv` — combined from the fragments
-//!   in run-index order, so they do not depend on scheduling, job count,
-//!   resumption or sharding; `manifest.json` — wall times, host, run grid.
+//! - `runs.csv`, `summary.csv`, `messages.csv`, `charts/` — combined from
+//!   the fragments in run-index order, so they do not depend on scheduling,
+//!   job count, resumption or sharding; `manifest.json` — wall time, host,
+//!   jobs and the run grid with seeds (a shard's lists its own runs; a
+//!   merge's joins them and names each shard's host and wall time).
+//!
+//! A sweep without `--resume` first removes what an earlier sweep left in
+//! the directory (only the names above), so the directory always holds the
+//! outputs of exactly one scenario. Fragments are renamed into place but not
+//! fsynced (they can be redone); an empty fragment file, what a machine crash
+//! can leave, counts as not done.
 
 mod combine;
 mod exec;

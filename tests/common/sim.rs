@@ -22,6 +22,7 @@ pub fn run_text(tag: &str, text: &str, overrides: &[&str]) -> PathBuf {
             out_dir: dir.clone(),
             packets: true,
             pcap: true,
+            fsync: true,
         },
     )
     .unwrap_or_else(|e| panic!("run: {e}"));
