@@ -2,20 +2,9 @@
 //! scenarios, the built-in quickstart, and the shared contract example.
 
 mod common;
+use common::cli::run as qossim;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn qossim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qossim"))
-        .args(args)
-        .output()
-        .expect("run qossim");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn contract() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract-example.toml");

@@ -2,28 +2,10 @@
 //! scheduling, interruption or splitting.
 
 mod common;
+use common::cli::{qossim, sweep_fixture as fixture};
 use common::temp_dir;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sweep-small.toml")
-}
-
-fn qossim(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qossim"))
-        .args(args)
-        .output()
-        .expect("run qossim");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn sweep(out: &Path, extra: &[&str]) {
     let f = fixture();

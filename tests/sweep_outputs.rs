@@ -3,28 +3,9 @@
 //! whole sweep, a shard and a merge, and `qossim run` on a sweep file.
 
 mod common;
+use common::cli::{qossim, sweep_fixture as fixture};
 use common::temp_dir;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sweep-small.toml")
-}
-
-fn qossim(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qossim"))
-        .args(args)
-        .output()
-        .expect("run qossim");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use std::path::Path;
 
 fn sweep(scenario: &Path, out: &Path, extra: &[&str]) {
     let mut args = vec![
