@@ -8,17 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn sweep(out: &Path, extra: &[&str]) {
-    let f = fixture();
-    let mut args = vec![
-        "sweep",
-        f.to_str().expect("utf-8"),
-        "--out",
-        out.to_str().expect("utf-8"),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    let (code, text) = qossim(&args);
-    assert_eq!(code, 0, "{text}");
+    common::cli::sweep_ok(&fixture(), out, extra);
 }
 
 const TABLES: [&str; 3] = ["runs.csv", "summary.csv", "messages.csv"];

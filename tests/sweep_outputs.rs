@@ -3,22 +3,9 @@
 //! whole sweep, a shard and a merge, and `qossim run` on a sweep file.
 
 mod common;
-use common::cli::{qossim, sweep_fixture as fixture};
+use common::cli::{qossim, sweep_fixture as fixture, sweep_ok as sweep};
 use common::temp_dir;
 use std::path::Path;
-
-fn sweep(scenario: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "sweep",
-        scenario.to_str().expect("utf-8"),
-        "--out",
-        out.to_str().expect("utf-8"),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    let (code, text) = qossim(&args);
-    assert_eq!(code, 0, "{text}");
-}
 
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -7,7 +7,7 @@
 //! The x axis is logarithmic (latencies span milliseconds to the CoAP give-up
 //! time); y is the fraction of delivered messages with at most that latency.
 
-use super::charts::{encode_png, register, safe, ChartError, FAMILY, PALETTE, SIZE};
+use super::charts::{encode_png, register, render_both, safe, ChartError, FAMILY, PALETTE, SIZE};
 use crate::report::atomic::write_atomic_unsynced;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -196,21 +196,9 @@ pub fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
                 format!("latency CDF at {}", points[pi]),
             )
         };
-        let mut svg = String::new();
-        draw(
-            SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
-            &title,
-            &curves,
-        )
-        .map_err(|e| ChartError::Write(out_dir.join(&name), e.to_string()))?;
-        let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-        draw(
-            BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
-            &title,
-            &curves,
-        )
-        .map_err(|e| ChartError::Write(out_dir.join(&name), e.to_string()))?;
-        let png_bytes = encode_png(&rgb).map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
+        let rendered: Result<(String, Vec<u8>), String> =
+            (|| render_both!(|root| draw(root, &title, &curves)))();
+        let (svg, png_bytes) = rendered.map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
         for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
             let p = out_dir.join(format!("{name}.{ext}"));
             write_atomic_unsynced(&p, &bytes)

@@ -333,28 +333,27 @@ pub(crate) fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, String> {
     Ok(png_bytes)
 }
 
+/// Draw one chart twice — SVG text and PNG bytes — with `$draw`, a closure
+/// taking the drawing area (a macro, since the two backends differ in type).
+macro_rules! render_both {
+    ($draw:expr) => {{
+        let mut svg = String::new();
+        ($draw)(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())
+            .map_err(|e| e.to_string())?;
+        let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+        ($draw)(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())
+            .map_err(|e| e.to_string())?;
+        Ok((svg, encode_png(&rgb)?))
+    }};
+}
+pub(crate) use render_both;
+
 fn render_stacked(
     title: &str,
     x_name: &str,
     bars: &[(f64, [f64; 4])],
 ) -> Result<(String, Vec<u8>), String> {
-    let mut svg = String::new();
-    draw_stacked(
-        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
-        title,
-        x_name,
-        bars,
-    )
-    .map_err(|e| e.to_string())?;
-    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-    draw_stacked(
-        BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
-        title,
-        x_name,
-        bars,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok((svg, encode_png(&rgb)?))
+    render_both!(|root| draw_stacked(root, title, x_name, bars))
 }
 
 /// Render the same chart as SVG text and as PNG bytes.
@@ -365,27 +364,7 @@ fn render(
     series: &[Series],
     by_series: bool,
 ) -> Result<(String, Vec<u8>), String> {
-    let mut svg = String::new();
-    draw_xy(
-        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
-        title,
-        x_name,
-        y_name,
-        series,
-        by_series,
-    )
-    .map_err(|e| e.to_string())?;
-    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-    draw_xy(
-        BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
-        title,
-        x_name,
-        y_name,
-        series,
-        by_series,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok((svg, encode_png(&rgb)?))
+    render_both!(|root| draw_xy(root, title, x_name, y_name, series, by_series))
 }
 
 /// Write every chart of `dir` (from `dir/summary.csv`) into `dir/charts/`.

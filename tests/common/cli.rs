@@ -26,3 +26,17 @@ pub fn qossim(args: &[&str]) -> (i32, String) {
 pub fn sweep_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sweep-small.toml")
 }
+
+/// `qossim sweep <scenario> --out <out> --quiet <extra…>`, which must succeed.
+pub fn sweep_ok(scenario: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "sweep",
+        scenario.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let (code, text) = qossim(&args);
+    assert_eq!(code, 0, "{text}");
+}
