@@ -142,9 +142,33 @@ pub fn execute(
         pcaps,
         events,
         end,
+        connections,
         ..
     } = out;
     let mut files = Vec::new();
+    let conn_path = dir.join("connections.csv");
+    if connections.is_empty() {
+        remove_stale(&conn_path).map_err(io_err)?;
+    } else {
+        let flows: Vec<String> = sc.flows.iter().map(|f| f.name.clone()).collect();
+        let nodes: Vec<String> = sc.nodes.iter().map(|n| n.name.clone()).collect();
+        let mut buf = Vec::new();
+        crate::metrics::connections::write_connections(
+            &mut buf,
+            run_id,
+            &connections,
+            &flows,
+            &nodes,
+        )
+        .map_err(io_err)?;
+        if opts.fsync {
+            write_atomic(&conn_path, &buf)
+        } else {
+            crate::report::atomic::write_atomic_unsynced(&conn_path, &buf)
+        }
+        .map_err(io_err)?;
+        files.push(conn_path);
+    }
     if let Some(m) = messages {
         m.commit().map_err(io_err)?;
         files.push(dir.join("messages.csv"));

@@ -92,6 +92,12 @@ impl Publisher {
                 self.next_base += SimDuration(gap.round().clamp(0.0, 1e18) as u64);
                 self.next_base
             }
+            // one wake-up at `start`; the transport pulls messages after it
+            Timing::Bulk if self.sent == 0 && !self.phase_drawn => {
+                self.phase_drawn = true;
+                self.next_base
+            }
+            Timing::Bulk => return None,
         };
         (t < SimTime::ZERO + duration).then_some(t)
     }

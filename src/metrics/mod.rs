@@ -1,4 +1,5 @@
 //! Metrics: what happened to messages and packets, and the CSV rows.
+pub mod connections;
 pub mod record;
 pub mod stats;
 pub mod summary;

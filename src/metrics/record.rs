@@ -48,6 +48,12 @@ pub struct FlowStats {
     pub give_ups: u64,
     pub resets: u64,
     pub duplicates_suppressed: u64,
+    /// TCP segments retransmitted, retransmission timer expirations,
+    /// connections that failed (lost or reset), segments that did not parse.
+    pub tcp_retransmissions: u64,
+    pub tcp_rto_expiries: u64,
+    pub tcp_connection_failures: u64,
+    pub tcp_malformed: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +109,18 @@ pub const MESSAGES_HEADER: &str = "run_id,flow,msg_id,publisher,receiver,topic,v
 /// Nanoseconds as milliseconds with 6 decimals, exactly (integer arithmetic).
 pub fn fmt_ms(ns: u64) -> String {
     format!("{}.{:06}", ns / 1_000_000, ns % 1_000_000)
+}
+
+/// A CSV cell that is a number or empty.
+pub struct OptU32(pub Option<u32>);
+
+impl std::fmt::Display for OptU32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Quote a CSV field if needed (RFC 4180).

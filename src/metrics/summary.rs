@@ -21,7 +21,7 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
 ];
 
 /// Metric columns, in order.
-pub const METRIC_COLUMNS: [&str; 30] = [
+pub const METRIC_COLUMNS: [&str; 34] = [
     "sent",
     "intended",
     "delivered",
@@ -53,6 +53,11 @@ pub const METRIC_COLUMNS: [&str; 30] = [
     "bytes_protocol",
     "bytes_transport_ip",
     "bytes_retransmissions",
+    // added by the TCP model
+    "tcp_retransmissions",
+    "tcp_rto_expiries",
+    "tcp_connection_failures",
+    "tcp_malformed",
 ];
 
 /// A cell: integer, float, or empty (not applicable / undefined).
@@ -156,6 +161,10 @@ pub fn metric_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         Value::Int(s.bytes_protocol),
         Value::Int(s.bytes_transport_ip),
         Value::Int(s.bytes_retransmissions),
+        Value::Int(s.tcp_retransmissions),
+        Value::Int(s.tcp_rto_expiries),
+        Value::Int(s.tcp_connection_failures),
+        Value::Int(s.tcp_malformed),
     ]
 }
 

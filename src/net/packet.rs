@@ -11,8 +11,9 @@ use crate::sim::SimTime;
 
 /// How an IP packet's bytes split into layers: (transport and IP headers,
 /// protocol headers, application payload), from its IPv4 header and the
-/// datagram layout `[UDP 8][proto_bytes][app_bytes]` in `meta`. Exact for
-/// fragments too: each byte is attributed by its offset in the datagram.
+/// datagram layout `[transport header][proto_bytes][app_bytes]` in `meta`
+/// (transport header `meta.l4_header` bytes: UDP 8, TCP 20 + options). Exact
+/// for fragments too: each byte is attributed by its offset in the datagram.
 pub fn layer_split(packet: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
     let Ok((h, data)) = crate::net::ip::Ipv4Repr::parse(packet) else {
         return (packet.len() as u64, 0, 0);
@@ -20,11 +21,11 @@ pub fn layer_split(packet: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
     let s = usize::from(h.frag_offset);
     let e = s + data.len();
     let overlap = |a: usize, b: usize| e.min(b).saturating_sub(s.max(a)) as u64;
-    let udp = crate::net::udp::UdpRepr::HEADER_LEN;
+    let l4 = usize::from(meta.l4_header);
     let p = usize::from(meta.proto_bytes);
     let a = usize::from(meta.app_bytes);
-    let app = overlap(udp + p, udp + p + a);
-    let proto = data.len() as u64 - overlap(0, udp) - app;
+    let app = overlap(l4 + p, l4 + p + a);
+    let proto = data.len() as u64 - overlap(0, l4) - app;
     (packet.len() as u64 - proto - app, proto, app)
 }
 
@@ -53,6 +54,12 @@ pub struct PacketMeta {
     pub app_bytes: u16,
     /// A protocol retransmission (its bytes count as the retransmission layer).
     pub retx: bool,
+    /// Length of the transport header at the start of the datagram (UDP 8,
+    /// TCP 20 + options).
+    pub l4_header: u8,
+    /// `connections.csv` record of the TCP endpoint that sent it, or
+    /// `u32::MAX` outside TCP.
+    pub conn: u32,
 }
 
 impl Default for PacketMeta {
@@ -65,6 +72,8 @@ impl Default for PacketMeta {
             proto_bytes: 0,
             app_bytes: 0,
             retx: false,
+            l4_header: crate::net::udp::UdpRepr::HEADER_LEN as u8,
+            conn: u32::MAX,
         }
     }
 }

@@ -225,24 +225,24 @@ pub fn resolve(
     let protocol = match fl.protocol.get_ref().as_str() {
         "udp" => Protocol::Udp,
         "coap" => Protocol::Coap,
-        p @ ("mqtt" | "mqttsn") => {
-            return Err(ctx.err_at(
-                &fl.protocol,
-                &f("protocol"),
-                format!(
-                    "protocol \"{p}\" is not available yet in this version; available: udp, coap"
-                ),
-            ))
-        }
+        "tcp" => Protocol::Tcp,
+        p @ ("mqtt" | "mqttsn") => return Err(ctx.err_at(
+            &fl.protocol,
+            &f("protocol"),
+            format!(
+                "protocol \"{p}\" is not available yet in this version; available: udp, coap, tcp"
+            ),
+        )),
         p => {
             return Err(ctx.err_at(
                 &fl.protocol,
                 &f("protocol"),
-                format!("unknown protocol \"{p}\", expected one of: udp, coap"),
+                format!("unknown protocol \"{p}\", expected one of: udp, coap, tcp"),
             ))
         }
     };
     let reliability = match &fl.reliability {
+        None if protocol == Protocol::Tcp => Reliability::Confirmed,
         None => Reliability::BestEffort,
         Some(r) => {
             let rel = ctx.choice(
@@ -259,10 +259,12 @@ pub fn resolve(
             let ok = match protocol {
                 Protocol::Udp => rel == Reliability::BestEffort,
                 Protocol::Coap => rel != Reliability::ExactlyOnce,
+                Protocol::Tcp => rel == Reliability::Confirmed,
             };
             if !ok {
                 let advice = match (protocol, rel) {
                     (Protocol::Udp, _) => "UDP has no acknowledgements; udp accepts only best_effort (use protocol = \"coap\" for confirmed delivery)",
+                    (Protocol::Tcp, _) => "TCP is a reliable byte stream; tcp accepts only confirmed (delivery fails only when the connection does)",
                     _ => "CoAP has no exactly-once delivery (RFC 7252 §4.5 only deduplicates within EXCHANGE_LIFETIME); use confirmed (CON) or best_effort/non",
                 };
                 return Err(ctx.err_at(
@@ -322,35 +324,77 @@ pub fn resolve(
         MIN_PAYLOAD,
         MAX_PAYLOAD,
     )? as u32;
-    let interval = ctx.duration(&fl.interval, &f("interval"), MAX_DURATION)?;
-    if interval == SimDuration::ZERO {
-        return Err(ctx.err_at(&fl.interval, &f("interval"), "interval must be positive"));
-    }
-    let poisson = match &fl.timing {
-        None => false,
-        Some(t) => ctx.choice(t, &f("timing"), &[("periodic", false), ("poisson", true)])?,
+    let kind = match &fl.timing {
+        None => 0,
+        Some(t) => ctx.choice(
+            t,
+            &f("timing"),
+            &[("periodic", 0), ("poisson", 1), ("bulk", 2)],
+        )?,
     };
-    let timing = if poisson {
-        if let Some(j) = &fl.jitter {
+    let timing = if kind == 2 {
+        if protocol != Protocol::Tcp {
             return Err(ctx.err_at(
-                j,
-                &f("jitter"),
-                "jitter applies only to timing = \"periodic\" (Poisson gaps are already random)",
+                fl.timing.as_ref().unwrap_or(&fl.name),
+                &f("timing"),
+                format!(
+                    "timing = \"bulk\" needs a byte stream with flow control; it is available with protocol \"tcp\", not \"{}\"",
+                    protocol.as_str()
+                ),
             ));
         }
-        Timing::Poisson {
-            mean_interval: interval,
+        if pattern == Pattern::Broadcast {
+            return Err(ctx.err_at(
+                &fl.pattern,
+                &f("pattern"),
+                "timing = \"bulk\" fills one connection per publisher: use point_to_point or fan_in",
+            ));
         }
+        for (v, k) in [(&fl.interval, "interval"), (&fl.jitter, "jitter")] {
+            if let Some(v) = v {
+                return Err(ctx.err_at(
+                    v,
+                    &f(k),
+                    format!("{k} does not apply to timing = \"bulk\" (the source sends as fast as TCP takes the bytes)"),
+                ));
+            }
+        }
+        Timing::Bulk
     } else {
-        let jitter = ctx.duration_or(&fl.jitter, &f("jitter"), SimDuration::ZERO, MAX_DURATION)?;
-        if jitter > interval {
+        let Some(iv) = &fl.interval else {
             return Err(ctx.err(
-                fl.jitter.as_ref().map_or(fl.interval.span(), |j| j.span()),
-                &f("jitter"),
-                format!("jitter {jitter} exceeds interval {interval}"),
+                fl.name.span(),
+                &f("interval"),
+                "missing field `interval` (a duration such as \"10 s\"; required unless timing = \"bulk\")",
             ));
+        };
+        let interval = ctx.duration(iv, &f("interval"), MAX_DURATION)?;
+        if interval == SimDuration::ZERO {
+            return Err(ctx.err_at(iv, &f("interval"), "interval must be positive"));
         }
-        Timing::Periodic { interval, jitter }
+        if kind == 1 {
+            if let Some(j) = &fl.jitter {
+                return Err(ctx.err_at(
+                    j,
+                    &f("jitter"),
+                    "jitter applies only to timing = \"periodic\" (Poisson gaps are already random)",
+                ));
+            }
+            Timing::Poisson {
+                mean_interval: interval,
+            }
+        } else {
+            let jitter =
+                ctx.duration_or(&fl.jitter, &f("jitter"), SimDuration::ZERO, MAX_DURATION)?;
+            if jitter > interval {
+                return Err(ctx.err(
+                    fl.jitter.as_ref().map_or(iv.span(), |j| j.span()),
+                    &f("jitter"),
+                    format!("jitter {jitter} exceeds interval {interval}"),
+                ));
+            }
+            Timing::Periodic { interval, jitter }
+        }
     };
     let start = ctx.duration_or(&fl.start, &f("start"), SimDuration::ZERO, MAX_DURATION)?;
     if start >= duration {

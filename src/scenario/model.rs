@@ -215,6 +215,9 @@ impl Pattern {
 pub enum Protocol {
     Udp,
     Coap,
+    /// Raw TCP: one connection per (publisher, receiver), messages framed
+    /// back to back in the byte stream (docs/protocols.md).
+    Tcp,
 }
 
 impl Protocol {
@@ -222,6 +225,7 @@ impl Protocol {
         match self {
             Protocol::Udp => "udp",
             Protocol::Coap => "coap",
+            Protocol::Tcp => "tcp",
         }
     }
 }
@@ -260,6 +264,10 @@ pub enum Timing {
     },
     /// Exponential gaps with this mean.
     Poisson { mean_interval: SimDuration },
+    /// A saturating source (iperf-like, `protocol = "tcp"` only): from
+    /// `start` until `duration` (or `count`), a new message is written
+    /// whenever the connection's send buffer has room for a whole one.
+    Bulk,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -343,9 +351,20 @@ pub struct ProtocolParams {
 
 /// `[protocols.tcp]`: the resolved TCP parameters (profile defaults with
 /// explicit fields applied). Default: the `linux-like` profile.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TcpParams {
     pub config: crate::transport::tcp::Config,
+    /// Server port of `protocol = "tcp"` flows (default 5001, iperf's).
+    pub port: u16,
+}
+
+impl Default for TcpParams {
+    fn default() -> Self {
+        TcpParams {
+            config: Default::default(),
+            port: 5001,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -274,7 +274,11 @@ fn resolve_tcp(ctx: &Ctx<'_>, t: &TcpSchema) -> Result<TcpParams, ScenarioError>
             None => ctx.err(0..0, "protocols.tcp.delayed_ack_min", msg),
         });
     }
-    Ok(TcpParams { config: c })
+    let port = match &t.port {
+        None => 5001,
+        Some(v) => ctx.int_in(v, "protocols.tcp.port", 1, 65535)? as u16,
+    };
+    Ok(TcpParams { config: c, port })
 }
 
 /// Reject a zero duration that was written explicitly.

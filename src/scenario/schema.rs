@@ -154,7 +154,7 @@ pub struct FlowSchema {
     pub topic: S<String>,
     pub payload_bytes: S<u64>,
     pub timing: Option<S<String>>,
-    pub interval: S<String>,
+    pub interval: Option<S<String>>,
     pub jitter: Option<S<String>>,
     pub start: Option<S<String>>,
     pub count: Option<S<u64>>,
@@ -256,4 +256,5 @@ pub struct TcpSchema {
     pub recv_buffer: Option<S<u64>>,
     pub time_wait: Option<S<String>>,
     pub dupack_threshold: Option<S<u64>>,
+    pub port: Option<S<u64>>,
 }

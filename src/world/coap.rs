@@ -201,6 +201,7 @@ impl World<'_> {
                 proto_bytes: (buf.len() - app) as u16,
                 app_bytes: app as u16,
                 retx: info.is_retransmission && info.ty == MessageType::Con,
+                ..Default::default()
             };
             std::mem::swap(&mut self.payload, &mut buf);
             let port = self.sc.protocols.coap.port;

@@ -38,6 +38,7 @@ impl World<'_> {
                 let n = *node as u32;
                 self.frag_owner.retain(|k, _| k.0 != n);
                 self.coap_crash(*node);
+                self.tcp_crash(now, *node);
             }
             Action::NodeRestart { node } => self.nodes[*node].up = true,
             Action::Partition { nodes } => {

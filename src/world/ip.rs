@@ -61,10 +61,11 @@ impl World<'_> {
             }
             None => ("", "", ""),
         };
+        let conn = self.tcp.records.get(p.meta.conn as usize).map(|r| r.conn);
         let r = match self.packets_out.as_mut() {
             Some(w) => writeln!(
                 w,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{}",
                 crate::metrics::record::fmt_ms(now.0),
                 self.run_id,
                 lname,
@@ -73,7 +74,8 @@ impl World<'_> {
                 protocol,
                 p.meta.kind,
                 p.data.len(),
-                outcome.as_str()
+                outcome.as_str(),
+                crate::metrics::record::OptU32(conn)
             ),
             None => Ok(()),
         };
@@ -376,6 +378,8 @@ impl World<'_> {
         };
         if hdr.protocol == ip::PROTO_UDP {
             self.udp_input(now, q, node, &hdr, payload, meta);
+        } else if hdr.protocol == ip::PROTO_TCP {
+            self.tcp_input(now, q, node, &hdr, payload, meta);
         }
     }
 }

@@ -8,6 +8,7 @@
 mod coap;
 mod events;
 mod ip;
+pub mod tcp;
 mod udp;
 
 use crate::app::workload::Publisher;
@@ -38,6 +39,8 @@ pub enum Ev {
     Reassembly { node: u32 },
     /// A node's CoAP endpoint timer (stale when `gen` is old).
     CoapTimer { node: u32, gen: u32 },
+    /// A TCP socket's timer (stale when `gen` is not the slot's).
+    TcpTimer { slot: u32, gen: u32 },
 }
 
 /// A datagram being reassembled: (node, source address, ident, protocol).
@@ -85,6 +88,8 @@ pub struct RunOutcome {
     pub pcaps: Vec<PcapWriter<AtomicFile>>,
     /// CoAP endpoint counters summed over every node (zero without CoAP).
     pub coap: crate::proto::coap::Stats,
+    /// Every TCP connection endpoint of the run (`connections.csv`).
+    pub connections: Vec<tcp::ConnRecord>,
 }
 
 /// One run of one scenario.
@@ -118,6 +123,8 @@ pub struct World<'s> {
     pub(crate) coap_reqs: std::collections::BTreeMap<(u32, u64), coap::CoapReq>,
     /// Scratch request reused for every CoAP publish.
     pub(crate) coap_req: crate::proto::coap::Request,
+    /// Every node's TCP connections and listeners.
+    pub(crate) tcp: tcp::TcpLayer,
 }
 
 impl<'s> World<'s> {
@@ -177,7 +184,7 @@ impl<'s> World<'s> {
         if let Some(w) = packets_out.as_mut() {
             writeln!(w, "{}", PACKETS_HEADER)?;
         }
-        Ok(World {
+        let mut w = World {
             sc,
             run_id,
             nodes,
@@ -203,7 +210,10 @@ impl<'s> World<'s> {
                 crate::proto::coap::Method::Put,
                 String::new(),
             ),
-        })
+            tcp: tcp::TcpLayer::new(sc.seed),
+        };
+        w.tcp_setup();
+        Ok(w)
     }
 
     /// The time the run ends: `duration + drain`.
@@ -238,6 +248,7 @@ impl<'s> World<'s> {
         if let Some(e) = self.io_error.take() {
             return Err(e);
         }
+        self.tcp_finish();
         let (flows, messages) = self.recorder.finish(end)?;
         let mut coap = crate::proto::coap::Stats::default();
         for c in self.coap.iter().flatten() {
@@ -257,32 +268,28 @@ impl<'s> World<'s> {
             packets,
             pcaps: self.pcaps,
             coap,
+            connections: self.tcp.records,
         })
     }
 
     fn on_publish(&mut self, now: SimTime, q: &mut EventQueue<Ev>, p: usize) {
         let node = self.publishers[p].node as usize;
+        let fi = self.publishers[p].flow as usize;
+        let flow = &self.sc.flows[fi];
+        if flow.timing == crate::scenario::model::Timing::Bulk {
+            // a saturating source: open its connection; TCP pulls messages
+            if self.nodes[node].up {
+                self.tcp_bulk_open(now, q, p);
+            }
+            return;
+        }
         if self.nodes[node].up {
-            let fi = self.publishers[p].flow as usize;
-            let flow = &self.sc.flows[fi];
-            let value = self.publishers[p].next_value(&flow.value);
-            let index = self.publishers[p].index as usize;
             let mut receivers = std::mem::take(&mut self.receivers);
-            self.recorder
-                .intended(fi, index, node as u32, &mut receivers);
-            let (msg, counted) =
-                self.recorder
-                    .on_send(now, fi, index, node as u32, value, &receivers);
-            crate::app::workload::build_payload(
-                &mut self.payload,
-                fi as u32,
-                msg,
-                value,
-                flow.payload_bytes as usize,
-            );
+            let counted = self.compose(now, p, &mut receivers);
             match flow.protocol {
                 Protocol::Udp => self.udp_publish(now, q, fi, node, &receivers, counted),
                 Protocol::Coap => self.coap_publish(now, q, p, &receivers, counted),
+                Protocol::Tcp => self.tcp_publish(now, q, p, &receivers),
             }
             self.receivers = receivers;
         }
@@ -290,6 +297,29 @@ impl<'s> World<'s> {
         self.publishers[p].sent += 1;
         self.schedule_publish(q, p);
         self.recorder.flush(now, false);
+    }
+
+    /// Make publisher `p`'s next message: its value, its intended receivers
+    /// (into `receivers`), its record, and its payload in `self.payload`.
+    /// Returns whether it is counted (sent after warmup).
+    pub(crate) fn compose(&mut self, now: SimTime, p: usize, receivers: &mut Vec<u32>) -> bool {
+        let node = self.publishers[p].node;
+        let fi = self.publishers[p].flow as usize;
+        let flow = &self.sc.flows[fi];
+        let value = self.publishers[p].next_value(&flow.value);
+        let index = self.publishers[p].index as usize;
+        self.recorder.intended(fi, index, node, receivers);
+        let (msg, counted) = self
+            .recorder
+            .on_send(now, fi, index, node, value, receivers);
+        crate::app::workload::build_payload(
+            &mut self.payload,
+            fi as u32,
+            msg,
+            value,
+            flow.payload_bytes as usize,
+        );
+        counted
     }
 
     pub(crate) fn io_result(&mut self, r: io::Result<()>) {
@@ -307,7 +337,10 @@ impl<'s> World<'s> {
 }
 
 /// Header of `packets.csv`.
-pub const PACKETS_HEADER: &str = "time_ms,run_id,link,from,to,protocol,kind,bytes,outcome";
+/// `connection` (added by the TCP model) is the `connections.csv` id of the
+/// TCP connection the segment belongs to, empty for other packets.
+pub const PACKETS_HEADER: &str =
+    "time_ms,run_id,link,from,to,protocol,kind,bytes,outcome,connection";
 
 impl Model for World<'_> {
     type Event = Ev;
@@ -321,6 +354,7 @@ impl Model for World<'_> {
             Ev::Scenario { idx } => self.on_scenario_event(now, q, idx as usize),
             Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
             Ev::CoapTimer { node, gen } => self.on_coap_timer(now, q, node as usize, gen),
+            Ev::TcpTimer { slot, gen } => self.on_tcp_timer(now, q, slot, gen),
         }
     }
 }

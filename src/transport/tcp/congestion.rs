@@ -105,6 +105,19 @@ impl NewReno {
                 restart_timer: restart,
             };
         }
+        // RFC 7661 §4 / Linux tcp_is_cwnd_limited: the window grows only
+        // while it limits the sender — in slow start while the flight was
+        // more than half of cwnd, in congestion avoidance while it was
+        // (within one segment of) full. An application- or receiver-limited
+        // sender would otherwise inflate cwnd without bound.
+        let limited = if self.cwnd < self.ssthresh {
+            flight.saturating_mul(2) > self.cwnd
+        } else {
+            flight.saturating_add(self.smss) >= self.cwnd
+        };
+        if !limited {
+            return AckAction::None;
+        }
         if self.cwnd < self.ssthresh {
             // RFC 5681 eq. 2: cwnd += min(N, SMSS).
             self.cwnd = self.cwnd.saturating_add(acked.min(self.smss));

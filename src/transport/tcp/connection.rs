@@ -169,6 +169,10 @@ pub struct Stats {
     pub bytes_received: u64,
     /// New payload bytes sent (not counting retransmissions).
     pub bytes_sent: u64,
+    /// Data segments received that repeated bytes already received in
+    /// order (wholly or partly below RCV.NXT): the peer's retransmission
+    /// was spurious, or the network duplicated the segment.
+    pub dup_data_received: u32,
 }
 
 /// A TCP endpoint for one connection.

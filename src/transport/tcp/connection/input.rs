@@ -208,6 +208,9 @@ impl Connection {
             // should be sent in reply (unless the RST bit is set)".
             if !r.flags.rst() {
                 self.ack_now = true;
+                if !payload.is_empty() && seq_lt(r.seq, self.rcv_nxt) {
+                    self.stats.dup_data_received += 1;
+                }
             }
             return;
         }
@@ -428,6 +431,7 @@ impl Connection {
     fn on_payload(&mut self, now: SimTime, seq: u32, payload: &[u8]) {
         let off = seq.wrapping_sub(self.rcv_nxt) as i32;
         let (off, data) = if off < 0 {
+            self.stats.dup_data_received += 1;
             let skip = off.unsigned_abs() as usize;
             if skip >= payload.len() {
                 self.ack_now = true;
