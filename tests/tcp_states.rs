@@ -450,5 +450,6 @@ fn test_established_user_timeout() {
 #[test]
 fn connection_is_compact() {
     let size = std::mem::size_of::<Connection>();
-    assert!(size <= 576, "Connection is {size} bytes");
+    // about 0.6 KB per connection: 10,000 MQTT clients need 6 MB for TCP state
+    assert!(size <= 592, "Connection is {size} bytes");
 }

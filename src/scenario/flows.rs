@@ -226,13 +226,15 @@ pub fn resolve(
         "udp" => Protocol::Udp,
         "coap" => Protocol::Coap,
         "tcp" => Protocol::Tcp,
-        p @ ("mqtt" | "mqttsn") => return Err(ctx.err_at(
-            &fl.protocol,
-            &f("protocol"),
-            format!(
+        p @ ("mqtt" | "mqttsn") => {
+            return Err(ctx.err_at(
+                &fl.protocol,
+                &f("protocol"),
+                format!(
                 "protocol \"{p}\" is not available yet in this version; available: udp, coap, tcp"
             ),
-        )),
+            ))
+        }
         p => {
             return Err(ctx.err_at(
                 &fl.protocol,

@@ -306,8 +306,7 @@ impl World<'_> {
         now: SimTime,
         q: &mut EventQueue<Ev>,
         node: usize,
-        dst: usize,
-        port: u16,
+        (dst, port): (usize, u16),
         flow: u32,
         app: SockApp,
     ) -> u32 {
@@ -813,8 +812,7 @@ impl World<'_> {
                         now,
                         q,
                         node,
-                        r as usize,
-                        port,
+                        (r as usize, port),
                         fi as u32,
                         SockApp::FlowSender {
                             receiver: r,
@@ -863,7 +861,7 @@ impl World<'_> {
             receiver: r,
             publisher: p as u32,
         };
-        let s = self.tcp_connect(now, q, node as usize, r as usize, port, fi, app);
+        let s = self.tcp_connect(now, q, node as usize, (r as usize, port), fi, app);
         if self.tcp.socks[s as usize].is_some() {
             self.tcp.senders.insert((fi, node, r), s);
         }

@@ -426,15 +426,24 @@ impl Connection {
         self.sndbuf.write(data)
     }
 
-    /// Read in-order bytes (RFC 9293 §3.10.3 RECEIVE). Opening the window
-    /// by at least min(RCV.BUFF/2, MSS) sends a window update (§3.8.6.2.2).
+    /// Read in-order bytes (RFC 9293 §3.10.3 RECEIVE). A window update is
+    /// sent at once only when the peer's usable window had shrunk to at most
+    /// half the buffer and the read at least doubles it, by at least
+    /// min(RCV.BUFF/2, MSS) (§3.8.6.2.2 receiver SWS avoidance; Linux
+    /// `tcp_cleanup_rbuf`). Otherwise the larger window rides on the next
+    /// ACK, so an application that reads at once does not defeat delayed
+    /// ACKs.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let n = self.rcvbuf.read(out);
         if n > 0 && self.state.is_synchronized() {
-            let right = self.rcv_nxt.wrapping_add(self.rcvbuf.window());
+            let usable = self.rcv_adv.wrapping_sub(self.rcv_nxt);
+            let window = self.rcvbuf.window();
+            let right = self.rcv_nxt.wrapping_add(window);
             let grow = right.wrapping_sub(self.rcv_adv) as i32;
             let threshold = (self.rcvbuf.capacity() / 2).min(u32::from(self.local_mss));
-            if grow >= 0 && grow as u32 >= threshold {
+            let was_small = usable.saturating_mul(2) <= self.rcvbuf.capacity();
+            let doubles = window >= usable.saturating_mul(2);
+            if grow >= 0 && grow as u32 >= threshold && was_small && doubles {
                 self.ack_now = true;
             }
         }
