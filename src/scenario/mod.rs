@@ -12,6 +12,7 @@ pub mod flows;
 mod load;
 mod loss;
 pub mod model;
+mod mqtt;
 pub mod overrides;
 mod protocols;
 pub mod schema;

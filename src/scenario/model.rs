@@ -347,6 +347,93 @@ pub struct ProtocolParams {
     pub udp: UdpParams,
     pub coap: CoapParams,
     pub tcp: TcpParams,
+    pub mqtt: MqttParams,
+}
+
+/// How MQTT clients keep their sessions (`[protocols.mqtt] session`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttSession {
+    /// One long-lived connection, CleanSession = 0: the broker keeps
+    /// subscriptions and queued QoS 1/2 messages while the client is away.
+    Persistent,
+    /// One long-lived connection, CleanSession = 1.
+    Clean,
+    /// Connect, publish, disconnect for every message (battery devices);
+    /// CleanSession = 1.
+    PerMessage,
+}
+
+/// When the broker forwards an incoming QoS 2 PUBLISH (both allowed by the
+/// spec, §4.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos2Forward {
+    /// On receiving the PUBLISH (Method A).
+    OnPublish,
+    /// On receiving the PUBREL (Method B; mosquitto's behaviour).
+    OnPubrel,
+}
+
+/// What survives a broker `node_crash` / `node_restart`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttPersistence {
+    /// Nothing: sessions, subscriptions, retained and queued messages lost.
+    None,
+    /// Sessions, subscriptions, retained and queued messages, as if stored
+    /// in a database.
+    Durable,
+}
+
+/// `[protocols.mqtt]` (docs/mqtt.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttParams {
+    pub port: u16,
+    pub keep_alive: SimDuration,
+    pub session: MqttSession,
+    pub qos2_forward: Qos2Forward,
+    pub persistence: MqttPersistence,
+    /// Unacknowledged QoS 1/2 messages per client and direction.
+    pub max_inflight: u32,
+    /// Messages queued per client beyond the in-flight window (offline or
+    /// waiting); further ones are dropped and counted.
+    pub max_queued: u32,
+    /// `$SYS` publication period (zero: off).
+    pub sys_interval: SimDuration,
+    /// Non-spec timer-based resend while connected (None: off, the spec).
+    pub legacy_retry: Option<SimDuration>,
+    pub reconnect_min: SimDuration,
+    pub reconnect_max: SimDuration,
+    /// Clients make their first connection at a uniform time in
+    /// [0, connect_spread).
+    pub connect_spread: SimDuration,
+    pub allow_anonymous: bool,
+    /// The broker's password table.
+    pub users: Vec<(String, String)>,
+    /// Credentials every client presents.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Default for MqttParams {
+    fn default() -> Self {
+        MqttParams {
+            port: 1883,
+            keep_alive: SimDuration::from_secs(60),
+            session: MqttSession::Persistent,
+            qos2_forward: Qos2Forward::OnPubrel,
+            persistence: MqttPersistence::None,
+            max_inflight: 20,
+            max_queued: 1000,
+            sys_interval: SimDuration::from_secs(10),
+            legacy_retry: None,
+            reconnect_min: SimDuration::from_secs(1),
+            reconnect_max: SimDuration::from_secs(60),
+            connect_spread: SimDuration::from_secs(1),
+            allow_anonymous: true,
+            users: Vec::new(),
+            username: None,
+            password: None,
+        }
+    }
 }
 
 /// `[protocols.tcp]`: the resolved TCP parameters (profile defaults with

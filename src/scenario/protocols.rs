@@ -111,6 +111,9 @@ pub fn resolve(
     if let Some(t) = &p.tcp {
         out.tcp = resolve_tcp(ctx, t.get_ref())?;
     }
+    if let Some(m) = &p.mqtt {
+        out.mqtt = super::mqtt::resolve(ctx, m.get_ref())?;
+    }
     Ok(out)
 }
 

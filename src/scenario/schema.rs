@@ -193,6 +193,7 @@ pub struct ProtocolsSchema {
     pub udp: Option<S<UdpSchema>>,
     pub coap: Option<S<CoapSchema>>,
     pub tcp: Option<S<TcpSchema>>,
+    pub mqtt: Option<S<super::mqtt::MqttSchema>>,
 }
 
 /// `[protocols.ip]`.

@@ -1,0 +1,151 @@
+//! `[protocols.mqtt]` → `MqttParams` (defaults in model.rs; docs/mqtt.md).
+
+use super::check::{Ctx, MAX_DURATION};
+use super::error::ScenarioError;
+use crate::scenario::model::{MqttParams, MqttPersistence, MqttSession, Qos2Forward};
+use crate::sim::SimDuration;
+use serde::Deserialize;
+use toml::Spanned as S;
+
+/// `[protocols.mqtt]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSchema {
+    pub port: Option<S<u64>>,
+    pub keep_alive: Option<S<String>>,
+    pub session: Option<S<String>>,
+    pub qos2_forward: Option<S<String>>,
+    pub persistence: Option<S<String>>,
+    pub max_inflight: Option<S<u64>>,
+    pub max_queued: Option<S<u64>>,
+    pub sys_interval: Option<S<String>>,
+    pub legacy_retry: Option<S<String>>,
+    pub reconnect_min: Option<S<String>>,
+    pub reconnect_max: Option<S<String>>,
+    pub connect_spread: Option<S<String>>,
+    pub allow_anonymous: Option<S<bool>>,
+    pub users: Option<S<Vec<S<UserSchema>>>>,
+    pub username: Option<S<String>>,
+    pub password: Option<S<String>>,
+}
+
+/// One `users` entry of the broker's password table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSchema {
+    pub username: S<String>,
+    pub password: S<String>,
+}
+
+/// Largest in-flight window and offline queue accepted.
+const MAX_WINDOW: u64 = 65_535;
+const MAX_QUEUE: u64 = 10_000_000;
+
+pub fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, ScenarioError> {
+    let d = MqttParams::default();
+    let f = |k: &str| format!("protocols.mqtt.{k}");
+    let dur = |v: &Option<S<String>>, k: &str, def: SimDuration| {
+        ctx.duration_or(v, &f(k), def, MAX_DURATION)
+    };
+    let int = |v: &Option<S<u64>>, k: &str, def: u64, lo: u64, hi: u64| {
+        v.as_ref().map_or(Ok(def), |v| ctx.int_in(v, &f(k), lo, hi))
+    };
+    let keep_alive = dur(&m.keep_alive, "keep_alive", d.keep_alive)?;
+    // [MQTT-3.1.2-10]: a 16-bit number of seconds; 0 turns keep-alive off
+    if keep_alive.as_nanos() % 1_000_000_000 != 0 || keep_alive.as_secs_f64() > 65_535.0 {
+        let v = m.keep_alive.as_ref().expect("non-default keep_alive was given");
+        return Err(ctx.err_at(
+            v,
+            &f("keep_alive"),
+            format!("{keep_alive} is not a whole number of seconds in 0..=65535 (the CONNECT field is 16 bits of seconds)"),
+        ));
+    }
+    let reconnect_min = dur(&m.reconnect_min, "reconnect_min", d.reconnect_min)?;
+    let reconnect_max = dur(&m.reconnect_max, "reconnect_max", d.reconnect_max)?;
+    if reconnect_max < reconnect_min {
+        let sp = m
+            .reconnect_max
+            .as_ref()
+            .or(m.reconnect_min.as_ref())
+            .map(|v| v.span())
+            .unwrap_or(0..0);
+        return Err(ctx.err(
+            sp,
+            &f("reconnect_max"),
+            format!("reconnect_max {reconnect_max} is below reconnect_min {reconnect_min}"),
+        ));
+    }
+    let mut users = Vec::new();
+    if let Some(list) = &m.users {
+        for (i, u) in list.get_ref().iter().enumerate() {
+            let u = u.get_ref();
+            if u.username.get_ref().is_empty() {
+                return Err(ctx.err_at(
+                    &u.username,
+                    &format!("protocols.mqtt.users[{i}].username"),
+                    "a user name cannot be empty",
+                ));
+            }
+            users.push((u.username.get_ref().clone(), u.password.get_ref().clone()));
+        }
+    }
+    Ok(MqttParams {
+        port: int(&m.port, "port", u64::from(d.port), 1, 65_535)? as u16,
+        keep_alive,
+        session: match &m.session {
+            None => d.session,
+            Some(v) => ctx.choice(
+                v,
+                &f("session"),
+                &[
+                    ("persistent", MqttSession::Persistent),
+                    ("clean", MqttSession::Clean),
+                    ("per_message", MqttSession::PerMessage),
+                ],
+            )?,
+        },
+        qos2_forward: match &m.qos2_forward {
+            None => d.qos2_forward,
+            Some(v) => ctx.choice(
+                v,
+                &f("qos2_forward"),
+                &[
+                    ("on_pubrel", Qos2Forward::OnPubrel),
+                    ("on_publish", Qos2Forward::OnPublish),
+                ],
+            )?,
+        },
+        persistence: match &m.persistence {
+            None => d.persistence,
+            Some(v) => ctx.choice(
+                v,
+                &f("persistence"),
+                &[
+                    ("none", MqttPersistence::None),
+                    ("durable", MqttPersistence::Durable),
+                ],
+            )?,
+        },
+        max_inflight: int(&m.max_inflight, "max_inflight", u64::from(d.max_inflight), 1, MAX_WINDOW)?
+            as u32,
+        max_queued: int(&m.max_queued, "max_queued", u64::from(d.max_queued), 0, MAX_QUEUE)? as u32,
+        sys_interval: dur(&m.sys_interval, "sys_interval", d.sys_interval)?,
+        legacy_retry: match &m.legacy_retry {
+            None => None,
+            Some(v) => {
+                let t = ctx.duration(v, &f("legacy_retry"), MAX_DURATION)?;
+                (t > SimDuration::ZERO).then_some(t)
+            }
+        },
+        reconnect_min,
+        reconnect_max,
+        connect_spread: dur(&m.connect_spread, "connect_spread", d.connect_spread)?,
+        allow_anonymous: m
+            .allow_anonymous
+            .as_ref()
+            .map_or(d.allow_anonymous, |v| *v.get_ref()),
+        users,
+        username: m.username.as_ref().map(|v| v.get_ref().clone()),
+        password: m.password.as_ref().map(|v| v.get_ref().clone()),
+    })
+}
