@@ -4,3 +4,4 @@
 //! socket or a random source by itself.
 
 pub mod coap;
+pub mod mqtt;

@@ -1,0 +1,344 @@
+//! The broker's reaction to each decoded packet (§3).
+
+use std::sync::Arc;
+
+use crate::sim::SimTime;
+
+use super::super::config::Qos2Forward;
+use super::super::events::{BrokerEvent, ConnId, DisconnectReason, ProtocolViolation};
+use super::super::packet::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PacketId, PacketType, Publish, QosPid, SubAck,
+    SubAckReturn, Subscribe, Unsubscribe,
+};
+use super::super::session::{ConnState, Incoming, Msg, OutState, Session};
+use super::super::subtree::SessionIdx;
+use super::{keep_alive_limit, Broker, Out};
+
+impl Broker {
+    pub(super) fn handle_packet(&mut self, now: SimTime, conn: ConnId, packet: Packet) {
+        let Some(state) = self.conns.get(&conn).map(|c| c.state) else {
+            return;
+        };
+        let idx = match state {
+            ConnState::AwaitConnect => {
+                match packet {
+                    Packet::Connect(c) => self.handle_connect(now, conn, c),
+                    // [MQTT-3.1.0-1]
+                    p => self.protocol_error(
+                        now,
+                        conn,
+                        ProtocolViolation::FirstNotConnect(p.packet_type()),
+                    ),
+                }
+                return;
+            }
+            ConnState::Connected(idx) => idx,
+        };
+        match packet {
+            Packet::Connect(_) => {
+                self.protocol_error(now, conn, ProtocolViolation::SecondConnect)
+                // [MQTT-3.1.0-2]
+            }
+            Packet::Publish(p) => self.handle_publish(now, conn, idx, p),
+            Packet::PubAck(a) => self.handle_outbound_ack(now, idx, a.pid, PacketType::PubAck),
+            Packet::PubRec(a) => self.handle_outbound_ack(now, idx, a.pid, PacketType::PubRec),
+            Packet::PubComp(a) => self.handle_outbound_ack(now, idx, a.pid, PacketType::PubComp),
+            Packet::PubRel(a) => self.handle_pubrel(now, conn, idx, a.pid),
+            Packet::Subscribe(s) => self.handle_subscribe(now, conn, idx, s),
+            Packet::Unsubscribe(u) => self.handle_unsubscribe(conn, idx, u),
+            Packet::PingReq => self.outq.push_back((conn, Out::PingResp)), // [MQTT-3.12.4-1]
+            Packet::Disconnect => {
+                // [MQTT-3.14.4-3]: discard the will; then close.
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.will = None;
+                }
+                self.close_conn(now, conn, DisconnectReason::Disconnect);
+            }
+            p @ (Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp) => self.protocol_error(
+                now,
+                conn,
+                ProtocolViolation::ServerOnlyPacket(p.packet_type()),
+            ),
+        }
+    }
+
+    fn handle_connect(&mut self, now: SimTime, conn: ConnId, c: Connect) {
+        // [MQTT-3.1.3-8]: a zero-length client id needs CleanSession = 1.
+        if c.client_id.is_empty() && !c.clean_session {
+            self.refuse(now, conn, ConnectReturnCode::IdentifierRejected);
+            return;
+        }
+        // §3.1.3.4, §3.1.3.5, §5.4.1: authentication.
+        match &c.username {
+            None if !self.config.allow_anonymous => {
+                self.refuse(now, conn, ConnectReturnCode::NotAuthorized);
+                return;
+            }
+            Some(u) if !self.config.users.is_empty() => {
+                let ok = self
+                    .config
+                    .users
+                    .get(u)
+                    .is_some_and(|pw| c.password.as_deref() == Some(pw.as_slice()));
+                if !ok {
+                    self.refuse(now, conn, ConnectReturnCode::BadUserNameOrPassword);
+                    return;
+                }
+            }
+            _ => {}
+        }
+        let client_id: Arc<str> = if c.client_id.is_empty() {
+            // [MQTT-3.1.3-6]: the server assigns a unique id.
+            self.next_auto_id += 1;
+            Arc::from(format!("auto-{}", self.next_auto_id))
+        } else {
+            Arc::from(c.client_id.as_str())
+        };
+        // [MQTT-3.1.4-2]: a second connection with this id takes over; the
+        // first is closed (its will published: it did not DISCONNECT).
+        if let Some(old) = self
+            .by_client
+            .get(&client_id)
+            .and_then(|&i| self.session(i))
+            .and_then(|s| s.conn)
+        {
+            self.stats.takeovers += 1;
+            self.close_conn(now, old, DisconnectReason::TakenOver);
+        }
+        let existing = self.by_client.get(&client_id).copied();
+        let (idx, session_present) = match existing {
+            // [MQTT-3.1.2-4], [MQTT-3.2.2-2]: resume.
+            Some(idx) if !c.clean_session => (idx, true),
+            other => {
+                // [MQTT-3.1.2-6]: discard any previous session.
+                if let Some(idx) = other {
+                    self.remove_session(idx);
+                }
+                let s = Session::new(client_id.clone(), c.clean_session);
+                let idx = match self.free.pop() {
+                    Some(i) => {
+                        if let Some(slot) = self.sessions.get_mut(i as usize) {
+                            *slot = Some(s);
+                        }
+                        i
+                    }
+                    None => {
+                        self.sessions.push(Some(s));
+                        (self.sessions.len() - 1) as SessionIdx
+                    }
+                };
+                self.by_client.insert(client_id.clone(), idx);
+                (idx, false)
+            }
+        };
+        if session_present {
+            self.stats.clients_disconnected = self.stats.clients_disconnected.saturating_sub(1);
+        }
+        if let Some(s) = self.session_mut(idx) {
+            s.conn = Some(conn);
+            s.clean = c.clean_session;
+        }
+        self.stats.clients_connected += 1;
+        self.stats.connects_accepted += 1;
+        if let Some(cn) = self.conns.get_mut(&conn) {
+            cn.state = ConnState::Connected(idx);
+            cn.keep_alive = c.keep_alive;
+            cn.will = c.will;
+            if c.keep_alive > 0 {
+                self.conn_timers
+                    .insert((now + keep_alive_limit(c.keep_alive), conn));
+            }
+        }
+        self.outq.push_back((
+            conn,
+            Out::ConnAck(ConnAck {
+                session_present,
+                code: ConnectReturnCode::Accepted,
+            }),
+        ));
+        self.events.push_back(BrokerEvent::ClientConnected {
+            conn,
+            client_id,
+            clean_session: c.clean_session,
+            session_present,
+        });
+        if session_present {
+            // §4.4: resend unacknowledged PUBLISH (DUP) and PUBREL
+            // [MQTT-4.4.0-1], then what queued up while offline.
+            self.resume(now, idx, conn);
+        }
+    }
+
+    fn handle_publish(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, p: Publish) {
+        let msg = Arc::new(Msg {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos_pid.qos(),
+        });
+        let received = BrokerEvent::Received {
+            conn,
+            topic: msg.topic.clone(),
+            qos: msg.qos,
+            retain: p.retain,
+        };
+        match p.qos_pid {
+            QosPid::AtMostOnce => {}
+            QosPid::AtLeastOnce(pid) => {
+                // [MQTT-4.3.2-2]
+                self.outq.push_back((
+                    conn,
+                    Out::Ack {
+                        ty: PacketType::PubAck,
+                        pid,
+                        retransmission: false,
+                    },
+                ));
+            }
+            QosPid::ExactlyOnce(pid) => {
+                // [MQTT-4.3.3-2]: PUBREC; a PUBLISH whose id is still held
+                // is a resend and is not forwarded again.
+                self.outq.push_back((
+                    conn,
+                    Out::Ack {
+                        ty: PacketType::PubRec,
+                        pid,
+                        retransmission: false,
+                    },
+                ));
+                let on_publish = self.config.qos2_forward == Qos2Forward::OnPublish;
+                let Some(s) = self.session_mut(idx) else {
+                    return;
+                };
+                if s.incoming.iter().any(|i| i.pid == pid) {
+                    return;
+                }
+                s.incoming.push(Incoming {
+                    pid,
+                    msg: (!on_publish).then(|| (msg.clone(), p.retain)),
+                });
+                self.stats.publishes_received += 1;
+                self.events.push_back(received);
+                if on_publish {
+                    self.route(now, msg, p.retain);
+                }
+                return;
+            }
+        }
+        self.stats.publishes_received += 1;
+        self.events.push_back(received);
+        self.route(now, msg, p.retain);
+    }
+
+    fn handle_pubrel(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, pid: PacketId) {
+        let held = self.session_mut(idx).and_then(|s| {
+            let i = s.incoming.iter().position(|x| x.pid == pid)?;
+            Some(s.incoming.remove(i))
+        });
+        // [MQTT-4.3.3-2]: PUBCOMP, also for an id no longer held.
+        self.outq.push_back((
+            conn,
+            Out::Ack {
+                ty: PacketType::PubComp,
+                pid,
+                retransmission: false,
+            },
+        ));
+        if let Some((msg, retain)) = held.and_then(|h| h.msg) {
+            self.route(now, msg, retain);
+        }
+    }
+
+    /// PUBACK, PUBREC or PUBCOMP from a subscriber for one of our sends.
+    fn handle_outbound_ack(
+        &mut self,
+        now: SimTime,
+        idx: SessionIdx,
+        pid: PacketId,
+        ty: PacketType,
+    ) {
+        let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
+            return;
+        };
+        let Some(pos) = s.inflight.iter().position(|o| o.pid == pid) else {
+            self.stats.unknown_acks += 1;
+            return;
+        };
+        let Some(o) = s.inflight.get_mut(pos) else {
+            return;
+        };
+        match (ty, o.state) {
+            (PacketType::PubAck, OutState::AwaitAck)
+            | (PacketType::PubComp, OutState::AwaitComp) => {
+                s.inflight.remove(pos);
+                self.drain(now, idx);
+            }
+            (PacketType::PubRec, OutState::AwaitRec | OutState::AwaitComp) => {
+                // [MQTT-4.3.3-1]: answer PUBREC with PUBREL (again for a
+                // repeated PUBREC).
+                o.state = OutState::AwaitComp;
+                o.sent_at = now;
+                if let Some(conn) = s.conn {
+                    self.outq.push_back((
+                        conn,
+                        Out::Ack {
+                            ty: PacketType::PubRel,
+                            pid,
+                            retransmission: false,
+                        },
+                    ));
+                }
+            }
+            _ => self.stats.unknown_acks += 1,
+        }
+    }
+
+    fn handle_subscribe(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, sub: Subscribe) {
+        let mut codes = Vec::with_capacity(sub.filters.len());
+        for (filter, requested) in &sub.filters {
+            let granted = (*requested).min(self.config.max_qos);
+            self.tree.insert(filter, idx, granted);
+            if let Some(s) = self.session_mut(idx) {
+                s.set_sub(filter, granted);
+            }
+            codes.push(SubAckReturn::Success(granted));
+        }
+        // [MQTT-3.8.4-1], [MQTT-3.8.4-5]: one SUBACK, a code per filter.
+        self.outq.push_back((
+            conn,
+            Out::SubAck(SubAck {
+                pid: sub.pid,
+                codes,
+            }),
+        ));
+        // [MQTT-3.3.1-6], [MQTT-3.8.4-3]: retained messages matching each
+        // (new or replaced) subscription, with RETAIN set [MQTT-3.3.1-8].
+        for (filter, requested) in &sub.filters {
+            let granted = (*requested).min(self.config.max_qos);
+            for msg in self.retained_matching(filter) {
+                let qos = msg.qos.min(granted);
+                self.deliver(now, idx, &msg, qos, true);
+            }
+        }
+    }
+
+    fn handle_unsubscribe(&mut self, conn: ConnId, idx: SessionIdx, u: Unsubscribe) {
+        for f in &u.filters {
+            self.tree.remove(f, idx);
+            if let Some(s) = self.session_mut(idx) {
+                s.remove_sub(f);
+            }
+        }
+        // [MQTT-3.10.4-4], [MQTT-3.10.4-5]: UNSUBACK even if nothing matched.
+        self.outq.push_back((
+            conn,
+            Out::Ack {
+                ty: PacketType::UnsubAck,
+                pid: u.pid,
+                retransmission: false,
+            },
+        ));
+    }
+}

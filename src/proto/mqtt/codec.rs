@@ -1,0 +1,664 @@
+//! MQTT 3.1.1 wire format (OASIS MQTT 3.1.1 §1.5, §2, §3): a streaming
+//! decoder and an encoder into caller-provided buffers.
+//!
+//! * [`decode`] takes the bytes received so far on a connection and returns
+//!   `Ok(Some((packet, consumed)))`, `Ok(None)` when the first packet is not
+//!   complete yet, or a [`DecodeError`] when the bytes are malformed (the
+//!   receiver then closes the network connection, §4.8).
+//! * [`Packet::encode`] appends a packet to a `Vec<u8>`;
+//!   [`Packet::encoded_len`] is its exact length, for overhead accounting.
+//!   [`encode_publish`] and [`publish_len`] encode a PUBLISH from borrowed
+//!   parts, so a broker fanning one message out builds no `Packet` per copy.
+//!
+//! No-panic rule: every read is bounds-checked through [`Reader`]; no
+//! arithmetic on input-derived values can overflow; malformed bytes yield an
+//! error naming the rule, never a panic (`tests/mqtt_codec.rs` feeds
+//! arbitrary bytes). MQTT 5.0 would add a properties section after each
+//! variable header: the per-packet functions below are where it goes, keyed
+//! on the protocol level a CONNECT announced.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use super::packet::{
+    Ack, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType, Protocol,
+    Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, Unsubscribe,
+};
+use super::topic::{TopicError, TopicFilter, TopicName, MAX_STRING_LEN};
+
+/// Largest remaining length the 4-byte varint can express (§2.2.3).
+pub const MAX_REMAINING_LEN: usize = 268_435_455;
+/// Largest whole packet: 1 header byte + 4 length bytes + remaining length.
+pub const MAX_PACKET_SIZE: usize = 1 + 4 + MAX_REMAINING_LEN;
+
+/// Why bytes could not be decoded. The receiver closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("reserved control packet type {0} (§2.2.1)")]
+    ReservedType(u8),
+    #[error("{packet}: invalid fixed-header flags {flags:#06b} [MQTT-2.2.2-2]")]
+    InvalidFlags { packet: &'static str, flags: u8 },
+    #[error("remaining length encoded in more than 4 bytes (§2.2.3)")]
+    RemainingLength,
+    #[error("packet of {size} bytes exceeds the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("{packet}: remaining length {len} is wrong for this packet type")]
+    BadLength { packet: &'static str, len: usize },
+    #[error("{packet}: field {field} runs past the packet's remaining length")]
+    Truncated {
+        packet: &'static str,
+        field: &'static str,
+    },
+    #[error("{packet}: {extra} bytes after the last field")]
+    TrailingBytes { packet: &'static str, extra: usize },
+    #[error("{packet}: {field} is not well-formed UTF-8 [MQTT-1.5.3-1]")]
+    InvalidUtf8 {
+        packet: &'static str,
+        field: &'static str,
+    },
+    #[error("{packet}: {field} contains U+0000 [MQTT-1.5.3-2]")]
+    NullChar {
+        packet: &'static str,
+        field: &'static str,
+    },
+    #[error("CONNECT: protocol name {0:?} is not \"MQTT\" [MQTT-3.1.2-1]")]
+    ProtocolName(String),
+    /// Not malformed as such: the server answers CONNACK 0x01 and closes
+    /// [MQTT-3.1.2-2].
+    #[error("CONNECT: unsupported protocol level {0} [MQTT-3.1.2-2]")]
+    UnsupportedProtocolLevel(u8),
+    #[error("CONNECT: reserved flag bit set [MQTT-3.1.2-3]")]
+    ConnectReservedFlag,
+    #[error("CONNECT: will QoS/retain set without the will flag [MQTT-3.1.2-11]")]
+    WillFlags,
+    #[error("CONNECT: password flag without user name flag [MQTT-3.1.2-22]")]
+    PasswordWithoutUsername,
+    #[error("{packet}: invalid QoS 3 [MQTT-3.3.1-4]")]
+    InvalidQos { packet: &'static str },
+    #[error("PUBLISH: DUP set on a QoS 0 message [MQTT-3.3.1-2]")]
+    DupOnQos0,
+    #[error("{packet}: packet identifier 0 [MQTT-2.3.1-1]")]
+    ZeroPacketId { packet: &'static str },
+    #[error("{packet}: invalid topic: {source}")]
+    Topic {
+        packet: &'static str,
+        #[source]
+        source: TopicError,
+    },
+    #[error("{packet}: no topic filters [MQTT-3.8.3-3]")]
+    NoFilters { packet: &'static str },
+    #[error("SUBSCRIBE: reserved bits set in requested QoS byte {0:#04x} [MQTT-3.8.3-4]")]
+    SubscribeReserved(u8),
+    #[error("CONNACK: reserved bits set in acknowledge flags {0:#04x} (§3.2.2.1)")]
+    ConnAckFlags(u8),
+    #[error("CONNACK: reserved return code {0}")]
+    ConnAckCode(u8),
+    #[error("SUBACK: invalid return code {0:#04x} (§3.9.3)")]
+    SubAckCode(u8),
+}
+
+/// Why a packet could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EncodeError {
+    #[error("{field}: string of {len} bytes exceeds 65535 (§1.5.3)")]
+    StringTooLong { field: &'static str, len: usize },
+    #[error("packet remaining length {0} exceeds 268435455 (§2.2.3)")]
+    TooLarge(usize),
+    #[error("{packet}: no topic filters [MQTT-3.8.3-3]")]
+    NoFilters { packet: &'static str },
+}
+
+/// Bytes needed for the remaining-length varint of `len` (1–4).
+pub fn varint_len(len: usize) -> usize {
+    match len {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut len: usize) {
+    loop {
+        let mut b = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            b |= 0x80;
+        }
+        buf.push(b);
+        if len == 0 {
+            break;
+        }
+    }
+}
+
+fn put_u16(buf: &mut Vec<u8>, v: u16) {
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    // Lengths were checked by `check_str` before any byte was written.
+    put_u16(buf, u16::try_from(b.len()).unwrap_or(u16::MAX));
+    buf.extend_from_slice(b);
+}
+
+fn check_str(field: &'static str, len: usize) -> Result<usize, EncodeError> {
+    if len > MAX_STRING_LEN {
+        return Err(EncodeError::StringTooLong { field, len });
+    }
+    Ok(2 + len)
+}
+
+/// Parse the fixed header at the start of `buf`: `Ok(None)` if the
+/// remaining-length varint is incomplete, else `(first byte, remaining
+/// length, header length)`.
+pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, DecodeError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let mut len = 0usize;
+    let mut mult = 1usize;
+    for i in 0..4 {
+        let Some(&b) = buf.get(1 + i) else {
+            return Ok(None);
+        };
+        len += usize::from(b & 0x7F) * mult;
+        if b & 0x80 == 0 {
+            return Ok(Some((first, len, 2 + i)));
+        }
+        mult *= 128;
+    }
+    Err(DecodeError::RemainingLength)
+}
+
+/// Decode the first packet in `buf`. `max_packet_size` bounds the whole
+/// packet (header included); larger packets are an error as soon as their
+/// header is seen, so a peer cannot make the receiver buffer them.
+pub fn decode(buf: &[u8], max_packet_size: usize) -> Result<Option<(Packet, usize)>, DecodeError> {
+    let Some((first, rem, hlen)) = parse_fixed_header(buf)? else {
+        return Ok(None);
+    };
+    let size = hlen + rem;
+    if size > max_packet_size {
+        return Err(DecodeError::TooLarge {
+            size,
+            max: max_packet_size,
+        });
+    }
+    let Some(body) = buf.get(hlen..size) else {
+        return Ok(None);
+    };
+    let packet = decode_body(first, body)?;
+    Ok(Some((packet, size)))
+}
+
+/// A bounds-checked cursor over one packet's variable header and payload.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    packet: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8], packet: &'static str) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            packet,
+        }
+    }
+    fn truncated(&self, field: &'static str) -> DecodeError {
+        DecodeError::Truncated {
+            packet: self.packet,
+            field,
+        }
+    }
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+    pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        let b = *self.buf.get(self.pos).ok_or(self.truncated(field))?;
+        self.pos += 1;
+        Ok(b)
+    }
+    pub fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        let s = self
+            .buf
+            .get(self.pos..self.pos + 2)
+            .ok_or(self.truncated(field))?;
+        self.pos += 2;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+    pub fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let n = usize::from(self.u16(field)?);
+        self.take(n, field)
+    }
+    pub fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let s = self
+            .buf
+            .get(self.pos..self.pos + n)
+            .ok_or(self.truncated(field))?;
+        self.pos += n;
+        Ok(s)
+    }
+    pub fn rest(&mut self) -> &'a [u8] {
+        let s = self.buf.get(self.pos..).unwrap_or(&[]);
+        self.pos = self.buf.len();
+        s
+    }
+    /// A UTF-8 encoded string (§1.5.3): well-formed [MQTT-1.5.3-1], no
+    /// U+0000 [MQTT-1.5.3-2]. (U+FEFF is passed through [MQTT-1.5.3-3].)
+    pub fn str(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let packet = self.packet;
+        let b = self.bytes(field)?;
+        let s = std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8 { packet, field })?;
+        if b.contains(&0) {
+            return Err(DecodeError::NullChar { packet, field });
+        }
+        Ok(s)
+    }
+    pub fn pid(&mut self) -> Result<PacketId, DecodeError> {
+        let packet = self.packet;
+        PacketId::new(self.u16("packet identifier")?).ok_or(DecodeError::ZeroPacketId { packet })
+    }
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            extra => Err(DecodeError::TrailingBytes {
+                packet: self.packet,
+                extra,
+            }),
+        }
+    }
+}
+
+fn topic_err(packet: &'static str) -> impl Fn(TopicError) -> DecodeError {
+    move |source| DecodeError::Topic { packet, source }
+}
+
+fn decode_body(first: u8, body: &[u8]) -> Result<Packet, DecodeError> {
+    let ty = PacketType::from_u8(first >> 4).ok_or(DecodeError::ReservedType(first >> 4))?;
+    let flags = first & 0x0F;
+    let name = ty.name();
+    // [MQTT-2.2.2-1], [MQTT-2.2.2-2]: fixed flags; PUBREL, SUBSCRIBE and
+    // UNSUBSCRIBE carry 0b0010 [MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1].
+    let want = match ty {
+        PacketType::Publish => None,
+        PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => Some(0b0010),
+        _ => Some(0),
+    };
+    if want.is_some_and(|w| w != flags) {
+        return Err(DecodeError::InvalidFlags {
+            packet: name,
+            flags,
+        });
+    }
+    let mut r = Reader::new(body, name);
+    let fixed_len = |n: usize| {
+        if body.len() == n {
+            Ok(())
+        } else {
+            Err(DecodeError::BadLength {
+                packet: name,
+                len: body.len(),
+            })
+        }
+    };
+    let p = match ty {
+        PacketType::Connect => Packet::Connect(decode_connect(&mut r)?),
+        PacketType::ConnAck => {
+            fixed_len(2)?;
+            let f = r.u8("acknowledge flags")?;
+            if f & 0xFE != 0 {
+                return Err(DecodeError::ConnAckFlags(f));
+            }
+            let c = r.u8("return code")?;
+            Packet::ConnAck(ConnAck {
+                session_present: f & 1 == 1,
+                code: ConnectReturnCode::from_u8(c).ok_or(DecodeError::ConnAckCode(c))?,
+            })
+        }
+        PacketType::Publish => Packet::Publish(decode_publish(flags, &mut r)?),
+        PacketType::PubAck
+        | PacketType::PubRec
+        | PacketType::PubRel
+        | PacketType::PubComp
+        | PacketType::UnsubAck => {
+            fixed_len(2)?;
+            let a = Ack { pid: r.pid()? };
+            match ty {
+                PacketType::PubAck => Packet::PubAck(a),
+                PacketType::PubRec => Packet::PubRec(a),
+                PacketType::PubRel => Packet::PubRel(a),
+                PacketType::PubComp => Packet::PubComp(a),
+                _ => Packet::UnsubAck(a),
+            }
+        }
+        PacketType::Subscribe => {
+            let pid = r.pid()?;
+            let mut filters = Vec::new();
+            while r.remaining() > 0 {
+                let f = TopicFilter::new(r.str("topic filter")?).map_err(topic_err(name))?;
+                let q = r.u8("requested QoS")?;
+                if q & 0xFC != 0 {
+                    return Err(DecodeError::SubscribeReserved(q));
+                }
+                let qos = QoS::from_u8(q).ok_or(DecodeError::InvalidQos { packet: name })?;
+                filters.push((f, qos));
+            }
+            if filters.is_empty() {
+                return Err(DecodeError::NoFilters { packet: name });
+            }
+            Packet::Subscribe(Subscribe { pid, filters })
+        }
+        PacketType::SubAck => {
+            let pid = r.pid()?;
+            let codes = r
+                .rest()
+                .iter()
+                .map(|&c| SubAckReturn::from_u8(c).ok_or(DecodeError::SubAckCode(c)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Packet::SubAck(SubAck { pid, codes })
+        }
+        PacketType::Unsubscribe => {
+            let pid = r.pid()?;
+            let mut filters = Vec::new();
+            while r.remaining() > 0 {
+                filters.push(TopicFilter::new(r.str("topic filter")?).map_err(topic_err(name))?);
+            }
+            if filters.is_empty() {
+                return Err(DecodeError::NoFilters { packet: name });
+            }
+            Packet::Unsubscribe(Unsubscribe { pid, filters })
+        }
+        PacketType::PingReq | PacketType::PingResp | PacketType::Disconnect => {
+            fixed_len(0)?;
+            match ty {
+                PacketType::PingReq => Packet::PingReq,
+                PacketType::PingResp => Packet::PingResp,
+                _ => Packet::Disconnect,
+            }
+        }
+    };
+    r.finish()?;
+    Ok(p)
+}
+
+fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
+    let name = r.str("protocol name")?;
+    if name != "MQTT" {
+        return Err(DecodeError::ProtocolName(name.to_string()));
+    }
+    let level = r.u8("protocol level")?;
+    let protocol = match level {
+        4 => Protocol::V311,
+        l => return Err(DecodeError::UnsupportedProtocolLevel(l)),
+    };
+    let flags = r.u8("connect flags")?;
+    if flags & 0x01 != 0 {
+        return Err(DecodeError::ConnectReservedFlag);
+    }
+    let clean_session = flags & 0x02 != 0;
+    let will_flag = flags & 0x04 != 0;
+    let will_qos = (flags >> 3) & 0x03;
+    let will_retain = flags & 0x20 != 0;
+    let password_flag = flags & 0x40 != 0;
+    let username_flag = flags & 0x80 != 0;
+    if !will_flag && (will_qos != 0 || will_retain) {
+        // [MQTT-3.1.2-11], [MQTT-3.1.2-13], [MQTT-3.1.2-15]
+        return Err(DecodeError::WillFlags);
+    }
+    let will_qos = QoS::from_u8(will_qos).ok_or(DecodeError::InvalidQos { packet: "CONNECT" })?;
+    if password_flag && !username_flag {
+        return Err(DecodeError::PasswordWithoutUsername);
+    }
+    let keep_alive = r.u16("keep alive")?;
+    // Payload order: client id, will topic, will message, user name,
+    // password [MQTT-3.1.3-1].
+    let client_id = r.str("client identifier")?.to_string();
+    let will = if will_flag {
+        let topic = TopicName::new(r.str("will topic")?).map_err(topic_err("CONNECT"))?;
+        let message = Arc::from(r.bytes("will message")?);
+        Some(LastWill {
+            topic,
+            message,
+            qos: will_qos,
+            retain: will_retain,
+        })
+    } else {
+        None
+    };
+    let username = if username_flag {
+        Some(r.str("user name")?.to_string())
+    } else {
+        None
+    };
+    let password = if password_flag {
+        Some(r.bytes("password")?.to_vec())
+    } else {
+        None
+    };
+    Ok(Connect {
+        protocol,
+        clean_session,
+        keep_alive,
+        client_id,
+        will,
+        username,
+        password,
+    })
+}
+
+fn decode_publish(flags: u8, r: &mut Reader<'_>) -> Result<Publish, DecodeError> {
+    let dup = flags & 0x08 != 0;
+    let retain = flags & 0x01 != 0;
+    let qos =
+        QoS::from_u8((flags >> 1) & 0x03).ok_or(DecodeError::InvalidQos { packet: "PUBLISH" })?;
+    if dup && qos == QoS::AtMostOnce {
+        return Err(DecodeError::DupOnQos0);
+    }
+    let topic = TopicName::new(r.str("topic name")?).map_err(topic_err("PUBLISH"))?;
+    let qos_pid = match qos {
+        QoS::AtMostOnce => QosPid::AtMostOnce,
+        q => QosPid::new(q, r.pid()?),
+    };
+    Ok(Publish {
+        dup,
+        qos_pid,
+        retain,
+        topic,
+        payload: Arc::from(r.rest()),
+    })
+}
+
+/// Remaining length of a PUBLISH with these parts.
+fn publish_remaining(topic: &str, qos: QoS, payload_len: usize) -> usize {
+    2 + topic.len() + if qos == QoS::AtMostOnce { 0 } else { 2 } + payload_len
+}
+
+/// Exact encoded length of a PUBLISH with these parts.
+pub fn publish_len(topic: &str, qos: QoS, payload_len: usize) -> usize {
+    let rem = publish_remaining(topic, qos, payload_len);
+    1 + varint_len(rem) + rem
+}
+
+/// Append a PUBLISH built from borrowed parts (no `Packet` needed).
+pub fn encode_publish(
+    buf: &mut Vec<u8>,
+    dup: bool,
+    qos_pid: QosPid,
+    retain: bool,
+    topic: &TopicName,
+    payload: &[u8],
+) -> Result<usize, EncodeError> {
+    let qos = qos_pid.qos();
+    let rem = publish_remaining(topic.as_str(), qos, payload.len());
+    if rem > MAX_REMAINING_LEN {
+        return Err(EncodeError::TooLarge(rem));
+    }
+    let dup = dup && qos != QoS::AtMostOnce; // [MQTT-3.3.1-2]
+    buf.push(0x30 | (u8::from(dup) << 3) | (qos.as_u8() << 1) | u8::from(retain));
+    put_varint(buf, rem);
+    put_bytes(buf, topic.as_str().as_bytes());
+    if let Some(pid) = qos_pid.pid() {
+        put_u16(buf, pid.get());
+    }
+    buf.extend_from_slice(payload);
+    Ok(1 + varint_len(rem) + rem)
+}
+
+/// Append a 4-byte packet-identifier-only packet (PUBACK, PUBREC, PUBREL,
+/// PUBCOMP, UNSUBACK).
+pub fn encode_ack(buf: &mut Vec<u8>, ty: PacketType, pid: PacketId) -> usize {
+    let flags = if ty == PacketType::PubRel { 0b0010 } else { 0 };
+    buf.push(((ty as u8) << 4) | flags);
+    buf.push(2);
+    put_u16(buf, pid.get());
+    4
+}
+
+impl Packet {
+    /// The remaining length (§2.2.3) this packet encodes to.
+    pub fn remaining_len(&self) -> Result<usize, EncodeError> {
+        Ok(match self {
+            Packet::Connect(c) => {
+                let mut n = 10 + check_str("client identifier", c.client_id.len())?;
+                if let Some(w) = &c.will {
+                    n += check_str("will topic", w.topic.as_str().len())?;
+                    n += check_str("will message", w.message.len())?;
+                }
+                if let Some(u) = &c.username {
+                    n += check_str("user name", u.len())?;
+                }
+                if let Some(p) = &c.password {
+                    n += check_str("password", p.len())?;
+                }
+                n
+            }
+            Packet::ConnAck(_) => 2,
+            Packet::Publish(p) => {
+                publish_remaining(p.topic.as_str(), p.qos_pid.qos(), p.payload.len())
+            }
+            Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_)
+            | Packet::UnsubAck(_) => 2,
+            Packet::Subscribe(s) => {
+                if s.filters.is_empty() {
+                    return Err(EncodeError::NoFilters {
+                        packet: "SUBSCRIBE",
+                    });
+                }
+                2 + s
+                    .filters
+                    .iter()
+                    .map(|(f, _)| 3 + f.as_str().len())
+                    .sum::<usize>()
+            }
+            Packet::SubAck(s) => 2 + s.codes.len(),
+            Packet::Unsubscribe(u) => {
+                if u.filters.is_empty() {
+                    return Err(EncodeError::NoFilters {
+                        packet: "UNSUBSCRIBE",
+                    });
+                }
+                2 + u
+                    .filters
+                    .iter()
+                    .map(|f| 2 + f.as_str().len())
+                    .sum::<usize>()
+            }
+            Packet::PingReq | Packet::PingResp | Packet::Disconnect => 0,
+        })
+    }
+
+    /// Exact number of bytes [`Packet::encode`] appends.
+    pub fn encoded_len(&self) -> Result<usize, EncodeError> {
+        let rem = self.remaining_len()?;
+        if rem > MAX_REMAINING_LEN {
+            return Err(EncodeError::TooLarge(rem));
+        }
+        Ok(1 + varint_len(rem) + rem)
+    }
+
+    /// Append the packet to `buf`; returns the number of bytes written.
+    /// On error nothing is written.
+    pub fn encode(&self, buf: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        let total = self.encoded_len()?;
+        let rem = self.remaining_len()?;
+        let ty = self.packet_type();
+        let start = buf.len();
+        buf.reserve(total);
+        match self {
+            Packet::Publish(p) => {
+                return encode_publish(buf, p.dup, p.qos_pid, p.retain, &p.topic, &p.payload)
+            }
+            Packet::PubAck(a)
+            | Packet::PubRec(a)
+            | Packet::PubRel(a)
+            | Packet::PubComp(a)
+            | Packet::UnsubAck(a) => return Ok(encode_ack(buf, ty, a.pid)),
+            Packet::Subscribe(_) | Packet::Unsubscribe(_) => buf.push(((ty as u8) << 4) | 0b0010),
+            _ => buf.push((ty as u8) << 4),
+        }
+        put_varint(buf, rem);
+        match self {
+            Packet::Connect(c) => {
+                put_bytes(buf, b"MQTT");
+                buf.push(c.protocol.level());
+                let mut flags = 0u8;
+                if c.clean_session {
+                    flags |= 0x02;
+                }
+                if let Some(w) = &c.will {
+                    flags |= 0x04 | (w.qos.as_u8() << 3) | if w.retain { 0x20 } else { 0 };
+                }
+                if c.password.is_some() {
+                    flags |= 0x40;
+                }
+                if c.username.is_some() {
+                    flags |= 0x80;
+                }
+                buf.push(flags);
+                put_u16(buf, c.keep_alive);
+                put_bytes(buf, c.client_id.as_bytes());
+                if let Some(w) = &c.will {
+                    put_bytes(buf, w.topic.as_str().as_bytes());
+                    put_bytes(buf, &w.message);
+                }
+                if let Some(u) = &c.username {
+                    put_bytes(buf, u.as_bytes());
+                }
+                if let Some(p) = &c.password {
+                    put_bytes(buf, p);
+                }
+            }
+            Packet::ConnAck(c) => {
+                buf.push(u8::from(c.session_present));
+                buf.push(c.code as u8);
+            }
+            Packet::Subscribe(s) => {
+                put_u16(buf, s.pid.get());
+                for (f, q) in &s.filters {
+                    put_bytes(buf, f.as_str().as_bytes());
+                    buf.push(q.as_u8());
+                }
+            }
+            Packet::SubAck(s) => {
+                put_u16(buf, s.pid.get());
+                buf.extend(s.codes.iter().map(|c| c.as_u8()));
+            }
+            Packet::Unsubscribe(u) => {
+                put_u16(buf, u.pid.get());
+                for f in &u.filters {
+                    put_bytes(buf, f.as_str().as_bytes());
+                }
+            }
+            _ => {}
+        }
+        debug_assert_eq!(buf.len() - start, total);
+        Ok(total)
+    }
+}

@@ -1,0 +1,285 @@
+//! What the broker and the client report: transmissions, events, counters
+//! and errors.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use super::codec::{DecodeError, EncodeError};
+use super::packet::{ConnectReturnCode, PacketType, QoS, SubAckReturn};
+use super::topic::TopicName;
+
+/// A network connection as the driver names it (opaque to the broker). The
+/// driver must not reuse an id while the broker may still know it (i.e.
+/// before `Close` or `connection_lost`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// What `Broker::poll_transmit` wrote into the caller's buffer: one whole
+/// MQTT packet for `conn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerTransmit {
+    pub conn: ConnId,
+    pub kind: PacketType,
+    /// Bytes written (the packet's exact encoded length).
+    pub len: usize,
+    /// A PUBLISH or PUBREL sent again (on reconnect or by `legacy_retry`).
+    pub retransmission: bool,
+}
+
+/// Why the broker ended a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The client sent DISCONNECT.
+    Disconnect,
+    /// The driver reported the transport lost (`connection_lost`).
+    Lost,
+    /// Nothing received for 1.5 × keep alive [MQTT-3.1.2-24].
+    KeepAliveTimeout,
+    /// No CONNECT within `connect_timeout`.
+    ConnectTimeout,
+    /// Malformed bytes or a protocol violation.
+    ProtocolError,
+    /// Another connection CONNECTed with the same client id [MQTT-3.1.4-2].
+    TakenOver,
+    /// CONNACK with a non-zero return code [MQTT-3.2.2-5].
+    Refused,
+}
+
+impl DisconnectReason {
+    /// Whether the will is published (§3.1.2.5): every reason but DISCONNECT
+    /// (and a refused CONNECT, which never stored one).
+    pub fn publishes_will(self) -> bool {
+        !matches!(
+            self,
+            DisconnectReason::Disconnect | DisconnectReason::Refused
+        )
+    }
+}
+
+/// A protocol violation by a client; the broker closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolViolation {
+    #[error("malformed packet: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("first packet is {0}, not CONNECT [MQTT-3.1.0-1]")]
+    FirstNotConnect(PacketType),
+    #[error("second CONNECT on one connection [MQTT-3.1.0-2]")]
+    SecondConnect,
+    #[error("{0} is never sent by a client")]
+    ServerOnlyPacket(PacketType),
+    #[error("{0} is never sent by a server")]
+    ClientOnlyPacket(PacketType),
+    #[error("CONNACK before CONNECT or twice")]
+    UnexpectedConnAck,
+}
+
+/// What the broker tells its driver and the metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BrokerEvent {
+    /// The driver must close this connection's transport (after sending the
+    /// transmits `poll_transmit` already returned for it: they come first).
+    /// Not raised for `connection_lost`, which the driver reported itself.
+    Close(ConnId),
+    /// CONNACK 0 sent.
+    ClientConnected {
+        conn: ConnId,
+        client_id: Arc<str>,
+        clean_session: bool,
+        session_present: bool,
+    },
+    /// CONNACK with a refusal sent; a `Close` follows.
+    ConnectRefused {
+        conn: ConnId,
+        code: ConnectReturnCode,
+    },
+    /// A connected client's connection ended.
+    ClientDisconnected {
+        conn: ConnId,
+        client_id: Arc<str>,
+        reason: DisconnectReason,
+    },
+    /// A PUBLISH from a client was accepted (and is routed now, or at PUBREL
+    /// with `Qos2Forward::OnPubrel`). Not raised for DUP copies of a QoS 2
+    /// message already held.
+    Received {
+        conn: ConnId,
+        topic: TopicName,
+        qos: QoS,
+        retain: bool,
+    },
+    /// A PUBLISH to a subscriber left `poll_transmit` for the first time
+    /// (only with `BrokerConfig::delivery_events`).
+    Delivered {
+        conn: ConnId,
+        topic: TopicName,
+        qos: QoS,
+        retain: bool,
+        payload: Arc<[u8]>,
+    },
+    /// A message for this client was dropped: queue full, or QoS 0 while
+    /// offline.
+    Dropped {
+        client_id: Arc<str>,
+        topic: TopicName,
+        qos: QoS,
+    },
+    /// A will was published.
+    WillPublished {
+        client_id: Arc<str>,
+        topic: TopicName,
+    },
+    /// The connection is being closed for this violation (a `Close` follows).
+    ProtocolError {
+        conn: ConnId,
+        error: ProtocolViolation,
+    },
+}
+
+/// Broker counters. Gauges say "now"; the rest count since creation
+/// (across crashes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// `accept` calls.
+    pub connections_accepted: u64,
+    /// CONNACK 0 sent.
+    pub connects_accepted: u64,
+    /// CONNACK ≠ 0 sent.
+    pub connects_refused: u64,
+    /// Gauge: connected clients.
+    pub clients_connected: u64,
+    /// Gauge: persistent sessions without a connection.
+    pub clients_disconnected: u64,
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    /// Per packet type, indexed by `PacketType::index()`.
+    pub received_by_type: [u64; 14],
+    pub sent_by_type: [u64; 14],
+    pub bytes_sent_by_type: [u64; 14],
+    /// PUBLISH packets accepted from clients (DUP copies of held QoS 2
+    /// messages excluded).
+    pub publishes_received: u64,
+    /// PUBLISH packets sent to subscribers, first transmissions.
+    pub publishes_sent: u64,
+    /// PUBLISH (DUP) and PUBREL resent.
+    pub retransmissions: u64,
+    pub dropped_queue_full: u64,
+    pub dropped_qos0_offline: u64,
+    /// Connections closed for malformed bytes or violations.
+    pub protocol_errors: u64,
+    pub keep_alive_timeouts: u64,
+    pub connect_timeouts: u64,
+    pub takeovers: u64,
+    pub wills_published: u64,
+    /// Gauge: retained messages held.
+    pub retained_messages: u64,
+    /// Acknowledgements for unknown packet identifiers (ignored).
+    pub unknown_acks: u64,
+    /// Inputs ignored while crashed or for unknown connections.
+    pub ignored_inputs: u64,
+}
+
+/// A client's handle for one of its PUBLISH calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageHandle(pub u64);
+
+/// A client's handle for a SUBSCRIBE or UNSUBSCRIBE call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestHandle(pub u64);
+
+/// What `Client::poll_transmit` wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientTransmit {
+    pub kind: PacketType,
+    pub len: usize,
+    /// The publish this PUBLISH or PUBREL belongs to.
+    pub message: Option<MessageHandle>,
+    /// A PUBLISH (DUP) or PUBREL sent again.
+    pub retransmission: bool,
+}
+
+/// Why a client's connection ended unexpectedly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LostReason {
+    /// The driver reported the transport closed.
+    TransportClosed,
+    /// No PINGRESP within `ping_timeout`.
+    PingTimeout,
+    /// No CONNACK within `connect_timeout`.
+    ConnectTimeout,
+    /// The broker sent malformed bytes or violated the protocol.
+    ProtocolError(ProtocolViolation),
+}
+
+/// What the client tells its driver and application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Driver: open a transport connection to the broker, then call
+    /// `transport_connected` (or `transport_closed` if that fails).
+    OpenTransport,
+    /// Driver: close the transport (after sending what `poll_transmit`
+    /// returned), then call `transport_closed`.
+    CloseTransport,
+    /// CONNACK 0 received.
+    Connected { session_present: bool },
+    /// CONNACK refused the connection.
+    ConnectRefused(ConnectReturnCode),
+    /// An application message from the broker (QoS 2: once, even if the
+    /// broker resends it).
+    Message {
+        topic: TopicName,
+        payload: Arc<[u8]>,
+        qos: QoS,
+        retain: bool,
+        dup: bool,
+    },
+    /// QoS 1 PUBACK or QoS 2 PUBCOMP for this publish.
+    PublishAcked { handle: MessageHandle },
+    /// SUBACK.
+    Subscribed {
+        handle: RequestHandle,
+        codes: Vec<SubAckReturn>,
+    },
+    /// UNSUBACK.
+    Unsubscribed { handle: RequestHandle },
+    /// The connection was lost; `reconnect_at` says when the client will ask
+    /// for a transport again (`None`: it will not).
+    ConnectionLost {
+        reason: LostReason,
+        reconnect_at: Option<crate::sim::SimTime>,
+    },
+    /// After `disconnect`: DISCONNECT sent and the transport closed.
+    Disconnected,
+}
+
+/// Client counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    pub publishes_sent: u64,
+    pub retransmissions: u64,
+    pub messages_received: u64,
+    /// QoS 2 duplicates suppressed (pid still held).
+    pub duplicates_suppressed: u64,
+    pub connects: u64,
+    pub connection_losses: u64,
+    pub pings_sent: u64,
+    pub protocol_errors: u64,
+    pub unknown_acks: u64,
+}
+
+/// Errors from the client API.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientError {
+    #[error("publish queue full ({limit} messages)")]
+    QueueFull { limit: usize },
+    #[error("cannot encode: {0}")]
+    Encode(#[from] EncodeError),
+    #[error("SUBSCRIBE/UNSUBSCRIBE needs at least one topic filter")]
+    NoFilters,
+}

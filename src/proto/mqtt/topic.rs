@@ -1,0 +1,185 @@
+//! Topic names, topic filters and matching (MQTT 3.1.1 §4.7).
+//!
+//! [`TopicName`] (what a PUBLISH carries) and [`TopicFilter`] (what a
+//! SUBSCRIBE carries) are validated newtypes over a shared `Arc<str>`, so a
+//! message fanned out to thousands of subscribers or kept as a retained
+//! message shares one allocation. Topics are case sensitive and compared
+//! byte for byte [MQTT-4.7.3-4]; levels are separated by `/`, and an empty
+//! level is a level (`/finance` has two: `""` and `"finance"`).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+/// Largest encoded UTF-8 string (§1.5.3).
+pub const MAX_STRING_LEN: usize = 65535;
+
+/// Why a topic name or filter is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum TopicError {
+    #[error("topic is empty [MQTT-4.7.3-1]")]
+    Empty,
+    #[error("topic of {len} bytes exceeds 65535 [MQTT-4.7.3-3]")]
+    TooLong { len: usize },
+    #[error("topic contains U+0000 [MQTT-4.7.3-2]")]
+    NullChar,
+    #[error("topic name contains a wildcard character [MQTT-3.3.2-2]")]
+    WildcardInName,
+    #[error("'#' must be the last character and alone in its level [MQTT-4.7.1-2]")]
+    MisplacedMultiLevel,
+    #[error("'+' must occupy a whole level [MQTT-4.7.1-3]")]
+    MisplacedSingleLevel,
+}
+
+fn check_common(s: &str) -> Result<(), TopicError> {
+    if s.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if s.len() > MAX_STRING_LEN {
+        return Err(TopicError::TooLong { len: s.len() });
+    }
+    if s.as_bytes().contains(&0) {
+        return Err(TopicError::NullChar);
+    }
+    Ok(())
+}
+
+/// A topic name: at least one byte, no wildcards, no U+0000, ≤ 65535 bytes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicName(Arc<str>);
+
+impl TopicName {
+    /// Validate `s`.
+    pub fn new(s: &str) -> Result<TopicName, TopicError> {
+        check_common(s)?;
+        if s.bytes().any(|b| b == b'+' || b == b'#') {
+            return Err(TopicError::WildcardInName);
+        }
+        Ok(TopicName(Arc::from(s)))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Levels, split at `/`.
+    pub fn levels(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+    /// Topics beginning with `$` are not matched by filters starting with a
+    /// wildcard [MQTT-4.7.2-1].
+    pub fn is_system(&self) -> bool {
+        self.0.starts_with('$')
+    }
+}
+
+impl fmt::Debug for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl Borrow<str> for TopicName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<&str> for TopicName {
+    type Error = TopicError;
+    fn try_from(s: &str) -> Result<Self, TopicError> {
+        TopicName::new(s)
+    }
+}
+
+/// A topic filter: like a name, but `+` may be a whole level and `#` may be
+/// the whole last level.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicFilter(Arc<str>);
+
+impl TopicFilter {
+    /// Validate `s`.
+    pub fn new(s: &str) -> Result<TopicFilter, TopicError> {
+        check_common(s)?;
+        let mut levels = s.split('/').peekable();
+        while let Some(level) = levels.next() {
+            let last = levels.peek().is_none();
+            if level.contains('#') && (level != "#" || !last) {
+                return Err(TopicError::MisplacedMultiLevel);
+            }
+            if level.contains('+') && level != "+" {
+                return Err(TopicError::MisplacedSingleLevel);
+            }
+        }
+        Ok(TopicFilter(Arc::from(s)))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn levels(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+    /// True when the filter contains `+` or `#`.
+    pub fn has_wildcards(&self) -> bool {
+        self.0.bytes().any(|b| b == b'+' || b == b'#')
+    }
+    /// The longest prefix (up to and including the last `/` before the first
+    /// wildcard) that every matching topic starts with.
+    pub fn literal_prefix(&self) -> &str {
+        match self.0.find(['+', '#']) {
+            None => &self.0,
+            Some(i) => self.0.get(..i).unwrap_or(""),
+        }
+    }
+    /// Does this filter match `topic`?
+    pub fn matches(&self, topic: &TopicName) -> bool {
+        matches(self, topic)
+    }
+}
+
+impl fmt::Debug for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+impl fmt::Display for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl TryFrom<&str> for TopicFilter {
+    type Error = TopicError;
+    fn try_from(s: &str) -> Result<Self, TopicError> {
+        TopicFilter::new(s)
+    }
+}
+
+/// Does `filter` match `topic` (§4.7.1)? `#` matches the parent level and
+/// any number of child levels (`sport/#` matches `sport`); `+` matches
+/// exactly one level, which may be empty (`sport/+` matches `sport/` but
+/// not `sport`). A filter starting with a wildcard does not match a topic
+/// starting with `$` [MQTT-4.7.2-1].
+pub fn matches(filter: &TopicFilter, topic: &TopicName) -> bool {
+    if topic.is_system() && filter.as_str().starts_with(['+', '#']) {
+        return false;
+    }
+    let mut t = topic.levels();
+    for f in filter.levels() {
+        match f {
+            "#" => return true,
+            "+" => {
+                if t.next().is_none() {
+                    return false;
+                }
+            }
+            lit => match t.next() {
+                Some(l) if l == lit => {}
+                _ => return false,
+            },
+        }
+    }
+    t.next().is_none()
+}
