@@ -313,7 +313,25 @@ fn udp_cannot_be_confirmed() {
         "[\"collector\"]",
         "x",
     );
+    expect_err(&t, 20, "flows.f.broker", "an mqtt flow needs a broker");
+    let t = flow(
+        "fan_in",
+        "mqttsn",
+        "best_effort",
+        "[\"router\"]",
+        "[\"collector\"]",
+        "x",
+    );
     expect_err(&t, 20, "flows.f.protocol", "not available yet");
+    let t = flow(
+        "fan_in",
+        "mqtt",
+        "con",
+        "[\"router\"]",
+        "[\"collector\"]",
+        "x",
+    );
+    expect_err(&t, 21, "flows.f.reliability", "MQTT has QoS levels");
 }
 
 #[test]
@@ -423,9 +441,17 @@ fn contract_example_loads() {
 #[test]
 fn design_set_examples() {
     let load_with = |ovs: &[&str]| load_file(&contract(), &strings(ovs));
-    let e = load_with(&["flows.telemetry.protocol=mqtt"]).expect_err("mqtt not yet");
+    // the contract has no broker: the error says how to name one
+    let e = load_with(&["flows.telemetry.protocol=mqtt"]).expect_err("no broker");
     assert!(e.to_string().contains("contract-example.toml:33:"), "{e}");
-    assert!(e.message.contains("not available yet"), "{e}");
+    assert!(e.message.contains("needs a broker"), "{e}");
+    let s = load_with(&[
+        "flows.telemetry.protocol=mqtt",
+        "nodes.collector.role=broker",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.flows[0].protocol, Protocol::Mqtt);
+    assert_eq!(s.flows[0].broker, Some(0));
 
     let s = load_with(&[
         "flows.telemetry.protocol=udp",

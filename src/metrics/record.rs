@@ -54,6 +54,15 @@ pub struct FlowStats {
     pub tcp_rto_expiries: u64,
     pub tcp_connection_failures: u64,
     pub tcp_malformed: u64,
+    /// MQTT clients' unexpected connection losses, reconnections, wills
+    /// the broker published for them, the delay from each crash to its will
+    /// (ns), and messages dropped (broker queue full or QoS 0 offline,
+    /// client queue full).
+    pub mqtt_connection_losses: u64,
+    pub mqtt_reconnects: u64,
+    pub mqtt_wills: u64,
+    pub mqtt_will_delay_ns: Vec<u64>,
+    pub mqtt_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy)]

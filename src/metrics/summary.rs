@@ -21,7 +21,7 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
 ];
 
 /// Metric columns, in order.
-pub const METRIC_COLUMNS: [&str; 34] = [
+pub const METRIC_COLUMNS: [&str; 39] = [
     "sent",
     "intended",
     "delivered",
@@ -58,6 +58,12 @@ pub const METRIC_COLUMNS: [&str; 34] = [
     "tcp_rto_expiries",
     "tcp_connection_failures",
     "tcp_malformed",
+    // added by MQTT
+    "mqtt_connection_losses",
+    "mqtt_reconnects",
+    "mqtt_wills",
+    "mqtt_will_delay_ms_mean",
+    "mqtt_dropped",
 ];
 
 /// A cell: integer, float, or empty (not applicable / undefined).
@@ -165,6 +171,16 @@ pub fn metric_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         Value::Int(s.tcp_rto_expiries),
         Value::Int(s.tcp_connection_failures),
         Value::Int(s.tcp_malformed),
+        Value::Int(s.mqtt_connection_losses),
+        Value::Int(s.mqtt_reconnects),
+        Value::Int(s.mqtt_wills),
+        if s.mqtt_will_delay_ns.is_empty() {
+            Value::Empty
+        } else {
+            let sum: u128 = s.mqtt_will_delay_ns.iter().map(|&x| x as u128).sum();
+            Value::Float(sum as f64 / s.mqtt_will_delay_ns.len() as f64 / 1e6)
+        },
+        Value::Int(s.mqtt_dropped),
     ]
 }
 

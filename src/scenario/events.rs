@@ -1,7 +1,8 @@
 //! `[[events]]` → `EventSpec`s, sorted by time (stable, so file order among
 //! equal times). Each action takes exactly its own target field:
 //! `link` (link_down, link_up, set_loss + `loss`), `node` (node_crash,
-//! node_restart), `nodes` globs (partition), nothing (heal).
+//! node_restart, client_disconnect, client_crash, client_connect), `nodes`
+//! globs (partition), nothing (heal).
 
 use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
@@ -21,6 +22,9 @@ enum Kind {
     NodeRestart,
     Partition,
     Heal,
+    ClientDisconnect,
+    ClientCrash,
+    ClientConnect,
 }
 
 const ACTIONS: &[(&str, Kind)] = &[
@@ -31,6 +35,9 @@ const ACTIONS: &[(&str, Kind)] = &[
     ("node_restart", Kind::NodeRestart),
     ("partition", Kind::Partition),
     ("heal", Kind::Heal),
+    ("client_disconnect", Kind::ClientDisconnect),
+    ("client_crash", Kind::ClientCrash),
+    ("client_connect", Kind::ClientConnect),
 ];
 
 /// Resolve every event; `horizon` = duration + drain bounds `at`.
@@ -59,7 +66,11 @@ pub fn resolve_all(
         let wants: &[&str] = match kind {
             Kind::LinkDown | Kind::LinkUp => &["link"],
             Kind::SetLoss => &["link", "loss"],
-            Kind::NodeCrash | Kind::NodeRestart => &["node"],
+            Kind::NodeCrash
+            | Kind::NodeRestart
+            | Kind::ClientDisconnect
+            | Kind::ClientCrash
+            | Kind::ClientConnect => &["node"],
             Kind::Partition => &["nodes"],
             Kind::Heal => &[],
         };
@@ -127,6 +138,15 @@ pub fn resolve_all(
                 }
             }
             Kind::Heal => Action::Heal,
+            Kind::ClientDisconnect => Action::ClientDisconnect {
+                node: node().ok_or_else(missing)??,
+            },
+            Kind::ClientCrash => Action::ClientCrash {
+                node: node().ok_or_else(missing)??,
+            },
+            Kind::ClientConnect => Action::ClientConnect {
+                node: node().ok_or_else(missing)??,
+            },
         };
         out.push(EventSpec {
             at: SimTime::from_nanos(at.as_nanos()),

@@ -226,12 +226,13 @@ pub fn resolve(
         "udp" => Protocol::Udp,
         "coap" => Protocol::Coap,
         "tcp" => Protocol::Tcp,
-        p @ ("mqtt" | "mqttsn") => {
+        "mqtt" => Protocol::Mqtt,
+        p @ "mqttsn" => {
             return Err(ctx.err_at(
                 &fl.protocol,
                 &f("protocol"),
                 format!(
-                "protocol \"{p}\" is not available yet in this version; available: udp, coap, tcp"
+                "protocol \"{p}\" is not available yet in this version; available: udp, coap, tcp, mqtt"
             ),
             ))
         }
@@ -239,7 +240,7 @@ pub fn resolve(
             return Err(ctx.err_at(
                 &fl.protocol,
                 &f("protocol"),
-                format!("unknown protocol \"{p}\", expected one of: udp, coap, tcp"),
+                format!("unknown protocol \"{p}\", expected one of: udp, coap, tcp, mqtt"),
             ))
         }
     };
@@ -256,18 +257,30 @@ pub fn resolve(
                     ("exactly_once", Reliability::ExactlyOnce),
                     ("non", Reliability::Non),
                     ("con", Reliability::Con),
+                    ("qos0", Reliability::Qos0),
+                    ("qos1", Reliability::Qos1),
+                    ("qos2", Reliability::Qos2),
                 ],
             )?;
             let ok = match protocol {
                 Protocol::Udp => rel == Reliability::BestEffort,
-                Protocol::Coap => rel != Reliability::ExactlyOnce,
+                Protocol::Coap => matches!(
+                    rel,
+                    Reliability::BestEffort
+                        | Reliability::Confirmed
+                        | Reliability::Non
+                        | Reliability::Con
+                ),
                 Protocol::Tcp => rel == Reliability::Confirmed,
+                Protocol::Mqtt => !matches!(rel, Reliability::Non | Reliability::Con),
             };
             if !ok {
                 let advice = match (protocol, rel) {
                     (Protocol::Udp, _) => "UDP has no acknowledgements; udp accepts only best_effort (use protocol = \"coap\" for confirmed delivery)",
                     (Protocol::Tcp, _) => "TCP is a reliable byte stream; tcp accepts only confirmed (delivery fails only when the connection does)",
-                    _ => "CoAP has no exactly-once delivery (RFC 7252 §4.5 only deduplicates within EXCHANGE_LIFETIME); use confirmed (CON) or best_effort/non",
+                    (Protocol::Mqtt, _) => "MQTT has QoS levels: best_effort/qos0, confirmed/qos1, exactly_once/qos2",
+                    (Protocol::Coap, Reliability::ExactlyOnce) => "CoAP has no exactly-once delivery (RFC 7252 §4.5 only deduplicates within EXCHANGE_LIFETIME); use confirmed (CON) or best_effort/non",
+                    (Protocol::Coap, _) => "CoAP has NON and CON: best_effort/non or confirmed/con",
                 };
                 return Err(ctx.err_at(
                     r,
@@ -412,6 +425,51 @@ pub fn resolve(
         .value
         .as_ref()
         .map_or(Ok(ValueGen::Counter), |v| value_gen(ctx, v, &f("value")))?;
+    let broker = match (&fl.broker, protocol) {
+        (Some(b), Protocol::Mqtt) => Some(topo.node(ctx, b, &f("broker"))?),
+        (Some(b), _) => {
+            return Err(ctx.err_at(
+                b,
+                &f("broker"),
+                format!(
+                    "`broker` applies only to protocol \"mqtt\", not \"{}\"",
+                    protocol.as_str()
+                ),
+            ))
+        }
+        (None, Protocol::Mqtt) => {
+            let brokers: Vec<usize> = topo
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.role == crate::scenario::model::Role::Broker)
+                .map(|(i, _)| i)
+                .collect();
+            match brokers.as_slice() {
+                [b] => Some(*b),
+                [] => {
+                    return Err(ctx.err_at(
+                        &fl.protocol,
+                        &f("broker"),
+                        "an mqtt flow needs a broker: give a node role = \"broker\" or name one with broker = \"<node>\"",
+                    ))
+                }
+                many => {
+                    let names: Vec<&str> =
+                        many.iter().map(|&i| topo.nodes[i].name.as_str()).collect();
+                    return Err(ctx.err_at(
+                        &fl.protocol,
+                        &f("broker"),
+                        format!(
+                            "several nodes have role \"broker\" ({}): name this flow's with broker = \"<node>\"",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        (None, _) => None,
+    };
     Ok(FlowSpec {
         name: fl.name.get_ref().clone(),
         pattern,
@@ -425,6 +483,7 @@ pub fn resolve(
         start,
         count,
         value,
+        broker,
     })
 }
 

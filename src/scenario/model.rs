@@ -218,6 +218,8 @@ pub enum Protocol {
     /// Raw TCP: one connection per (publisher, receiver), messages framed
     /// back to back in the byte stream (docs/protocols.md).
     Tcp,
+    /// MQTT 3.1.1 over TCP through a broker.
+    Mqtt,
 }
 
 impl Protocol {
@@ -226,6 +228,7 @@ impl Protocol {
             Protocol::Udp => "udp",
             Protocol::Coap => "coap",
             Protocol::Tcp => "tcp",
+            Protocol::Mqtt => "mqtt",
         }
     }
 }
@@ -240,6 +243,10 @@ pub enum Reliability {
     Non,
     /// CoAP confirmable.
     Con,
+    /// MQTT QoS 0, 1, 2.
+    Qos0,
+    Qos1,
+    Qos2,
 }
 
 impl Reliability {
@@ -250,6 +257,9 @@ impl Reliability {
             Reliability::ExactlyOnce => "exactly_once",
             Reliability::Non => "non",
             Reliability::Con => "con",
+            Reliability::Qos0 => "qos0",
+            Reliability::Qos1 => "qos1",
+            Reliability::Qos2 => "qos2",
         }
     }
 }
@@ -307,6 +317,8 @@ pub struct FlowSpec {
     /// Messages per publisher (None: until `duration`).
     pub count: Option<u64>,
     pub value: ValueGen,
+    /// The broker node (MQTT flows only).
+    pub broker: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -339,6 +351,21 @@ pub enum Action {
     },
     /// Bring back every link taken down by a partition.
     Heal,
+    /// The node's MQTT clients send DISCONNECT and close their connections
+    /// (no will); they stay offline until `client_connect`.
+    ClientDisconnect {
+        node: usize,
+    },
+    /// The node's MQTT clients stop dead (power loss, hang): no DISCONNECT,
+    /// no FIN, nothing answered; the broker finds out by keep-alive. They
+    /// start afresh at `client_connect`.
+    ClientCrash {
+        node: usize,
+    },
+    /// The node's MQTT clients connect again.
+    ClientConnect {
+        node: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -363,25 +390,7 @@ pub enum MqttSession {
     PerMessage,
 }
 
-/// When the broker forwards an incoming QoS 2 PUBLISH (both allowed by the
-/// spec, §4.3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Qos2Forward {
-    /// On receiving the PUBLISH (Method A).
-    OnPublish,
-    /// On receiving the PUBREL (Method B; mosquitto's behaviour).
-    OnPubrel,
-}
-
-/// What survives a broker `node_crash` / `node_restart`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MqttPersistence {
-    /// Nothing: sessions, subscriptions, retained and queued messages lost.
-    None,
-    /// Sessions, subscriptions, retained and queued messages, as if stored
-    /// in a database.
-    Durable,
-}
+pub use crate::proto::mqtt::{Persistence as MqttPersistence, Qos2Forward};
 
 /// `[protocols.mqtt]` (docs/mqtt.md).
 #[derive(Debug, Clone, PartialEq)]
@@ -411,6 +420,12 @@ pub struct MqttParams {
     /// Credentials every client presents.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Every client's will: topic template (`{name}` = the node name),
+    /// message, QoS, retain. No will when `will_topic` is None.
+    pub will_topic: Option<String>,
+    pub will_message: String,
+    pub will_qos: u8,
+    pub will_retain: bool,
 }
 
 impl Default for MqttParams {
@@ -432,6 +447,10 @@ impl Default for MqttParams {
             users: Vec::new(),
             username: None,
             password: None,
+            will_topic: None,
+            will_message: "offline".to_string(),
+            will_qos: 1,
+            will_retain: false,
         }
     }
 }

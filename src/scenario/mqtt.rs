@@ -27,6 +27,10 @@ pub struct MqttSchema {
     pub users: Option<S<Vec<S<UserSchema>>>>,
     pub username: Option<S<String>>,
     pub password: Option<S<String>>,
+    pub will_topic: Option<S<String>>,
+    pub will_message: Option<S<String>>,
+    pub will_qos: Option<S<u64>>,
+    pub will_retain: Option<S<bool>>,
 }
 
 /// One `users` entry of the broker's password table.
@@ -53,7 +57,10 @@ pub fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, ScenarioErro
     let keep_alive = dur(&m.keep_alive, "keep_alive", d.keep_alive)?;
     // [MQTT-3.1.2-10]: a 16-bit number of seconds; 0 turns keep-alive off
     if keep_alive.as_nanos() % 1_000_000_000 != 0 || keep_alive.as_secs_f64() > 65_535.0 {
-        let v = m.keep_alive.as_ref().expect("non-default keep_alive was given");
+        let v = m
+            .keep_alive
+            .as_ref()
+            .expect("non-default keep_alive was given");
         return Err(ctx.err_at(
             v,
             &f("keep_alive"),
@@ -89,6 +96,28 @@ pub fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, ScenarioErro
             users.push((u.username.get_ref().clone(), u.password.get_ref().clone()));
         }
     }
+    let will_topic = match &m.will_topic {
+        None => None,
+        Some(v) => {
+            let t = v.get_ref();
+            let probe = t.replace("{name}", "x");
+            if let Err(e) = crate::proto::mqtt::TopicName::new(&probe) {
+                return Err(ctx.err_at(
+                    v,
+                    &f("will_topic"),
+                    format!("not a valid topic name: {e}"),
+                ));
+            }
+            if probe.contains('{') || probe.contains('}') {
+                return Err(ctx.err_at(
+                    v,
+                    &f("will_topic"),
+                    "only the placeholder {name} (the node name) is allowed",
+                ));
+            }
+            Some(t.clone())
+        }
+    };
     Ok(MqttParams {
         port: int(&m.port, "port", u64::from(d.port), 1, 65_535)? as u16,
         keep_alive,
@@ -126,9 +155,20 @@ pub fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, ScenarioErro
                 ],
             )?,
         },
-        max_inflight: int(&m.max_inflight, "max_inflight", u64::from(d.max_inflight), 1, MAX_WINDOW)?
-            as u32,
-        max_queued: int(&m.max_queued, "max_queued", u64::from(d.max_queued), 0, MAX_QUEUE)? as u32,
+        max_inflight: int(
+            &m.max_inflight,
+            "max_inflight",
+            u64::from(d.max_inflight),
+            1,
+            MAX_WINDOW,
+        )? as u32,
+        max_queued: int(
+            &m.max_queued,
+            "max_queued",
+            u64::from(d.max_queued),
+            0,
+            MAX_QUEUE,
+        )? as u32,
         sys_interval: dur(&m.sys_interval, "sys_interval", d.sys_interval)?,
         legacy_retry: match &m.legacy_retry {
             None => None,
@@ -147,5 +187,15 @@ pub fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, ScenarioErro
         users,
         username: m.username.as_ref().map(|v| v.get_ref().clone()),
         password: m.password.as_ref().map(|v| v.get_ref().clone()),
+        will_topic,
+        will_message: m
+            .will_message
+            .as_ref()
+            .map_or(d.will_message.clone(), |v| v.get_ref().clone()),
+        will_qos: int(&m.will_qos, "will_qos", u64::from(d.will_qos), 0, 2)? as u8,
+        will_retain: m
+            .will_retain
+            .as_ref()
+            .map_or(d.will_retain, |v| *v.get_ref()),
     })
 }

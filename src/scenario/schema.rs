@@ -159,6 +159,7 @@ pub struct FlowSchema {
     pub start: Option<S<String>>,
     pub count: Option<S<u64>>,
     pub value: Option<S<ValueSchema>>,
+    pub broker: Option<S<String>>,
 }
 
 /// A flow's `value` generator table; which keys apply depends on `kind`.

@@ -39,8 +39,21 @@ impl World<'_> {
                 self.frag_owner.retain(|k, _| k.0 != n);
                 self.coap_crash(*node);
                 self.tcp_crash(now, *node);
+                self.mqtt_node_crash(now, *node);
             }
-            Action::NodeRestart { node } => self.nodes[*node].up = true,
+            Action::NodeRestart { node } => {
+                self.nodes[*node].up = true;
+                self.mqtt_node_restart(now, *node);
+            }
+            Action::ClientDisconnect { node } => {
+                self.mqtt_client_action(now, *node, super::mqtt::ClientAction::Disconnect)
+            }
+            Action::ClientCrash { node } => {
+                self.mqtt_client_action(now, *node, super::mqtt::ClientAction::Crash)
+            }
+            Action::ClientConnect { node } => {
+                self.mqtt_client_action(now, *node, super::mqtt::ClientAction::Connect)
+            }
             Action::Partition { nodes } => {
                 let mut inside = vec![false; self.nodes.len()];
                 for &n in nodes {

@@ -8,6 +8,7 @@
 mod coap;
 mod events;
 mod ip;
+pub mod mqtt;
 pub mod tcp;
 mod udp;
 
@@ -41,6 +42,14 @@ pub enum Ev {
     CoapTimer { node: u32, gen: u32 },
     /// A TCP socket's timer (stale when `gen` is not the slot's).
     TcpTimer { slot: u32, gen: u32 },
+    /// An MQTT client's first connection.
+    MqttStart { client: u32 },
+    /// An MQTT client's timer (stale when `gen` is old).
+    MqttClientTimer { client: u32, gen: u32 },
+    /// The timer of the MQTT broker on `node`.
+    MqttBrokerTimer { node: u32, gen: u32 },
+    /// Poll the MQTT objects made pending at setup.
+    MqttFlush,
 }
 
 /// A datagram being reassembled: (node, source address, ident, protocol).
@@ -125,6 +134,8 @@ pub struct World<'s> {
     pub(crate) coap_req: crate::proto::coap::Request,
     /// Every node's TCP connections and listeners.
     pub(crate) tcp: tcp::TcpLayer,
+    /// MQTT brokers and clients.
+    pub(crate) mqtt: mqtt::MqttLayer,
 }
 
 impl<'s> World<'s> {
@@ -211,8 +222,10 @@ impl<'s> World<'s> {
                 String::new(),
             ),
             tcp: tcp::TcpLayer::new(sc.seed),
+            mqtt: Default::default(),
         };
         w.tcp_setup();
+        w.mqtt_setup();
         Ok(w)
     }
 
@@ -229,6 +242,7 @@ impl<'s> World<'s> {
         for p in 0..self.publishers.len() {
             self.schedule_publish(q, p);
         }
+        self.mqtt_prime(q);
     }
 
     pub(crate) fn schedule_publish(&mut self, q: &mut EventQueue<Ev>, p: usize) {
@@ -283,13 +297,14 @@ impl<'s> World<'s> {
             }
             return;
         }
-        if self.nodes[node].up {
+        if self.nodes[node].up && self.mqtt_publisher_alive(p) {
             let mut receivers = std::mem::take(&mut self.receivers);
             let counted = self.compose(now, p, &mut receivers);
             match flow.protocol {
                 Protocol::Udp => self.udp_publish(now, q, fi, node, &receivers, counted),
                 Protocol::Coap => self.coap_publish(now, q, p, &receivers, counted),
                 Protocol::Tcp => self.tcp_publish(now, q, p, &receivers),
+                Protocol::Mqtt => self.mqtt_publish(now, p),
             }
             self.receivers = receivers;
         }
@@ -355,6 +370,11 @@ impl Model for World<'_> {
             Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
             Ev::CoapTimer { node, gen } => self.on_coap_timer(now, q, node as usize, gen),
             Ev::TcpTimer { slot, gen } => self.on_tcp_timer(now, q, slot, gen),
+            Ev::MqttStart { client } => self.on_mqtt_start(now, client),
+            Ev::MqttClientTimer { client, gen } => self.on_mqtt_client_timer(now, client, gen),
+            Ev::MqttBrokerTimer { node, gen } => self.on_mqtt_broker_timer(now, node, gen),
+            Ev::MqttFlush => {}
         }
+        self.mqtt_flush(now, q);
     }
 }

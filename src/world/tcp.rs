@@ -53,12 +53,23 @@ pub(crate) enum SockApp {
     FlowSender { receiver: u32, publisher: u32 },
     /// Receiver end of `tcp` flows (accepted on `[protocols.tcp] port`).
     FlowReceiver,
+    /// The transport of MQTT client `client` (index in the MQTT layer).
+    MqttClient { client: u32 },
+    /// A connection accepted by the MQTT broker on node `node`.
+    MqttBroker { node: u32 },
+    /// The application let go (closed it); the socket finishes on its own
+    /// and anything it still receives is discarded.
+    Detached,
+    /// Its application's device stopped dead (`client_crash`): the socket
+    /// neither sends nor answers until it is removed.
+    Frozen,
 }
 
 /// What a listening port hands its accepted connections to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ListenApp {
     FlowReceiver,
+    MqttBroker,
 }
 
 /// How a connection ended, for `connections.csv`.
@@ -135,12 +146,47 @@ pub(crate) struct TcpSock {
     /// Received bytes of a message not yet complete.
     rx: Vec<u8>,
     timeouts_seen: u32,
+    /// Initial sequence number (from the SYN or SYN-ACK sent).
+    iss: u32,
+    /// Application bytes written so far (stream offset of the next one).
+    written: u64,
+    /// Stream ranges holding application payload inside protocol framing
+    /// (MQTT PUBLISH payloads), for the bytes-by-layer split; first
+    /// transmissions consume them in order.
+    app_ranges: VecDeque<(u64, u64)>,
+    /// The application closed: FIN once the backlog is in the send buffer.
+    close_pending: bool,
+}
+
+impl TcpSock {
+    fn new(conn: Connection, node: u32, flow: u32, app: SockApp) -> Self {
+        TcpSock {
+            conn,
+            node,
+            gen: 0,
+            armed: None,
+            rec: 0,
+            flow,
+            app,
+            backlog: VecDeque::new(),
+            rx: Vec::new(),
+            timeouts_seen: 0,
+            iss: 0,
+            written: 0,
+            app_ranges: VecDeque::new(),
+            close_pending: false,
+        }
+    }
+    /// Raw `tcp` flows carry nothing but application payload.
+    fn all_app(&self) -> bool {
+        matches!(self.app, SockApp::FlowSender { .. } | SockApp::FlowReceiver)
+    }
 }
 
 /// Every node's TCP state.
 #[derive(Debug, Default)]
 pub(crate) struct TcpLayer {
-    socks: Vec<Option<TcpSock>>,
+    pub(crate) socks: Vec<Option<TcpSock>>,
     gens: Vec<u32>,
     free: Vec<u32>,
     /// (node, local port, remote address, remote port) → slot.
@@ -321,18 +367,7 @@ impl World<'_> {
             mtu,
             iss,
         );
-        let mut s = TcpSock {
-            conn,
-            node: node as u32,
-            gen: 0,
-            armed: None,
-            rec: 0,
-            flow,
-            app,
-            backlog: VecDeque::new(),
-            rx: Vec::new(),
-            timeouts_seen: 0,
-        };
+        let mut s = TcpSock::new(conn, node as u32, flow, app);
         s.rec = self.new_record(now, &s, true, dst as u32);
         let slot = self.insert_sock(s);
         self.tcp
@@ -361,6 +396,9 @@ impl World<'_> {
         let k = key(node as u32, dport, hdr.src, sport);
         if let Some(&slot) = self.tcp.demux.get(&k) {
             let s = self.tcp.socks[slot as usize].as_mut().expect("demux slot");
+            if s.app == SockApp::Frozen {
+                return; // a dead device hears nothing
+            }
             if s.conn.handle_segment(now, hdr.src, hdr.dst, seg).is_err() {
                 self.tcp_malformed(meta);
             }
@@ -425,19 +463,9 @@ impl World<'_> {
         let peer = ip::addr_node(*remote.ip()).unwrap_or(usize::MAX) as u32;
         let app = match app {
             ListenApp::FlowReceiver => SockApp::FlowReceiver,
+            ListenApp::MqttBroker => SockApp::MqttBroker { node: node as u32 },
         };
-        let mut s = TcpSock {
-            conn,
-            node: node as u32,
-            gen: 0,
-            armed: None,
-            rec: 0,
-            flow,
-            app,
-            backlog: VecDeque::new(),
-            rx: Vec::new(),
-            timeouts_seen: 0,
-        };
+        let mut s = TcpSock::new(conn, node as u32, flow, app);
         s.rec = self.new_record(now, &s, false, peer);
         // pair with the active opener's record when it is simulated
         let peer_key = key(peer, remote.port(), ip::node_addr(node), local_port);
@@ -454,6 +482,10 @@ impl World<'_> {
             key(node as u32, local_port, *remote.ip(), remote.port()),
             slot,
         );
+        if let SockApp::MqttBroker { node } = app {
+            let conn = self.tcp_conn_id(slot);
+            self.mqtt_broker_accept(now, node, conn);
+        }
         self.tcp_drive(now, q, slot);
     }
 
@@ -518,6 +550,12 @@ impl World<'_> {
 
     /// Poll a socket in the documented order until it has nothing to say.
     pub(crate) fn tcp_drive(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
+        if self.tcp.socks[slot as usize]
+            .as_ref()
+            .is_none_or(|s| s.app == SockApp::Frozen)
+        {
+            return;
+        }
         loop {
             self.tcp_bulk_fill(now, slot);
             self.tcp_flush_backlog(slot);
@@ -545,6 +583,10 @@ impl World<'_> {
             }
             s.backlog.drain(..n);
         }
+        if s.close_pending && s.backlog.is_empty() {
+            s.close_pending = false;
+            s.conn.close();
+        }
     }
 
     fn tcp_transmit_all(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
@@ -566,6 +608,31 @@ impl World<'_> {
                 break;
             };
             let cwnd = s.conn.cwnd();
+            if t.flags.syn() {
+                s.iss = t.seq;
+            }
+            let app_bytes = if s.all_app() {
+                t.payload_len as u64
+            } else if t.is_retransmission || t.payload_len == 0 {
+                0
+            } else {
+                // first transmissions move forward through the stream
+                let start = u64::from(t.seq.wrapping_sub(s.iss).wrapping_sub(1));
+                let end = start + t.payload_len as u64;
+                let mut app = 0;
+                while let Some(&(a, b)) = s.app_ranges.front() {
+                    if a >= end {
+                        break;
+                    }
+                    app += b.min(end).saturating_sub(a.max(start));
+                    if b <= end {
+                        s.app_ranges.pop_front();
+                    } else {
+                        break;
+                    }
+                }
+                app
+            };
             let r = &mut self.tcp.records[rec as usize];
             r.max_cwnd = r.max_cwnd.max(cwnd);
             let mut seg = std::mem::take(&mut self.tcp.read_buf);
@@ -581,8 +648,8 @@ impl World<'_> {
                 kind: seg_kind(&t),
                 counted,
                 created: now,
-                proto_bytes: 0,
-                app_bytes: t.payload_len as u16,
+                proto_bytes: (t.payload_len as u64 - app_bytes) as u16,
+                app_bytes: app_bytes as u16,
                 retx: t.is_retransmission,
                 l4_header: (t.len - t.payload_len) as u8,
                 conn: rec,
@@ -609,36 +676,78 @@ impl World<'_> {
     fn tcp_event(&mut self, now: SimTime, slot: u32, ev: Event) {
         let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
         let rec = s.rec as usize;
+        let app = s.app;
         match ev {
             Event::Connected => {
                 self.tcp.records[rec].established = Some(now);
+                if let SockApp::MqttClient { client } = app {
+                    self.mqtt_transport_up(now, client);
+                }
             }
             Event::DataReadable => self.tcp_read(now, slot),
-            Event::PeerClosed => s.conn.close(),
-            Event::Reset => self.tcp_ended(now, slot, ConnOutcome::Reset),
-            Event::ConnectionLost { reason } => {
-                self.tcp_ended(now, slot, ConnOutcome::Lost(reason))
+            Event::PeerClosed => {
+                s.conn.close();
+                self.tcp_app_gone(now, slot);
             }
-            Event::Closed => self.tcp_ended(now, slot, ConnOutcome::Closed),
+            Event::Reset => {
+                self.tcp_ended(now, slot, ConnOutcome::Reset);
+                self.tcp_app_gone(now, slot);
+            }
+            Event::ConnectionLost { reason } => {
+                self.tcp_ended(now, slot, ConnOutcome::Lost(reason));
+                self.tcp_app_gone(now, slot);
+            }
+            Event::Closed => {
+                self.tcp_ended(now, slot, ConnOutcome::Closed);
+                self.tcp_app_gone(now, slot);
+            }
         }
     }
 
-    /// Read what arrived and hand complete messages to the application.
+    /// The transport under an MQTT application ended or is ending: tell it
+    /// once and detach it.
+    fn tcp_app_gone(&mut self, now: SimTime, slot: u32) {
+        let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
+        let app = s.app;
+        match app {
+            SockApp::MqttClient { client } => {
+                s.app = SockApp::Detached;
+                self.mqtt_transport_down(now, client, slot);
+            }
+            SockApp::MqttBroker { node } => {
+                s.app = SockApp::Detached;
+                let conn = self.tcp_conn_id(slot);
+                self.mqtt_broker_conn_lost(now, node, conn);
+            }
+            _ => {}
+        }
+    }
+
+    /// Read what arrived and hand it to the socket's application.
     fn tcp_read(&mut self, now: SimTime, slot: u32) {
         let mut buf = std::mem::take(&mut self.tcp.read_buf);
         buf.resize(4096, 0);
-        let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
         loop {
+            let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
             let n = s.conn.read(&mut buf);
             if n == 0 {
                 break;
             }
-            s.rx.extend_from_slice(&buf[..n]);
+            match s.app {
+                SockApp::FlowReceiver => s.rx.extend_from_slice(&buf[..n]),
+                SockApp::MqttClient { client } => self.mqtt_client_bytes(now, client, &buf[..n]),
+                SockApp::MqttBroker { node } => {
+                    let conn = self.tcp_conn_id(slot);
+                    self.mqtt_broker_bytes(now, node, conn, &buf[..n]);
+                }
+                // the sender side of a flow expects no data; a detached
+                // socket's application is gone
+                SockApp::FlowSender { .. } | SockApp::Detached | SockApp::Frozen => {}
+            }
         }
         self.tcp.read_buf = buf;
+        let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
         if s.app != SockApp::FlowReceiver {
-            // the sender side of a flow expects no data: discard it
-            s.rx.clear();
             return;
         }
         let node = s.node;
@@ -669,6 +778,76 @@ impl World<'_> {
             s.conn.abort();
             s.rx.clear();
         }
+    }
+
+    /// The broker-side name of an accepted connection: slot and generation.
+    pub(crate) fn tcp_conn_id(&self, slot: u32) -> crate::proto::mqtt::ConnId {
+        crate::proto::mqtt::ConnId(
+            (u64::from(self.tcp.gens[slot as usize]) << 32) | u64::from(slot),
+        )
+    }
+
+    /// The live socket a connection id names.
+    pub(crate) fn tcp_slot_of(&self, conn: crate::proto::mqtt::ConnId) -> Option<u32> {
+        let slot = (conn.0 & 0xFFFF_FFFF) as u32;
+        let gen = (conn.0 >> 32) as u32;
+        let live = self.tcp.socks.get(slot as usize)?.as_ref()?;
+        (live.gen == gen).then_some(slot)
+    }
+
+    /// Queue application bytes on a socket; `app` is the range of `data`
+    /// that is application payload (for the bytes-by-layer split). The
+    /// caller drives the socket afterwards.
+    pub(crate) fn tcp_app_write(&mut self, slot: u32, data: &[u8], app: Option<(usize, usize)>) {
+        let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
+            return;
+        };
+        if let Some((a, b)) = app {
+            if b > a {
+                s.app_ranges
+                    .push_back((s.written + a as u64, s.written + b as u64));
+            }
+        }
+        s.written += data.len() as u64;
+        s.backlog.extend(data.iter().copied());
+    }
+
+    /// The application closes its end gracefully (FIN after the data).
+    pub(crate) fn tcp_close(&mut self, slot: u32) {
+        if let Some(s) = self.tcp.socks[slot as usize].as_mut() {
+            s.app = SockApp::Detached;
+            s.close_pending = true;
+        }
+    }
+
+    /// The application aborts its connection (RST).
+    pub(crate) fn tcp_abort(&mut self, slot: u32) {
+        if let Some(s) = self.tcp.socks[slot as usize].as_mut() {
+            s.app = SockApp::Detached;
+            s.backlog.clear();
+            s.conn.abort();
+        }
+    }
+
+    /// The device under this socket stopped dead: it sends nothing more and
+    /// answers nothing until [`Self::tcp_remove`].
+    pub(crate) fn tcp_freeze(&mut self, slot: u32) {
+        if let Some(s) = self.tcp.socks[slot as usize].as_mut() {
+            s.app = SockApp::Frozen;
+            s.backlog.clear();
+        }
+    }
+
+    /// Forget a socket without a word to the peer (after a crash).
+    pub(crate) fn tcp_remove(&mut self, now: SimTime, slot: u32) {
+        if let Some(s) = self.tcp.socks[slot as usize].as_ref() {
+            let r = &mut self.tcp.records[s.rec as usize];
+            if r.outcome == ConnOutcome::Open {
+                r.outcome = ConnOutcome::NodeCrash;
+                r.ended = Some(now);
+            }
+        }
+        self.tcp_release(now, slot);
     }
 
     /// A connection ended: record it and forget the application state.
@@ -762,6 +941,9 @@ impl World<'_> {
             return; // stale: superseded by an earlier deadline or a new socket
         }
         s.armed = None;
+        if s.app == SockApp::Frozen {
+            return;
+        }
         if s.conn.poll_timeout().is_some_and(|d| d <= now) {
             s.conn.handle_timeout(now);
         }
