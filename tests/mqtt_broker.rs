@@ -149,6 +149,10 @@ fn will_on_keep_alive_expiry_not_after_disconnect() {
     assert_eq!(n.broker.stats().wills_published, 1);
     assert!(n.broker_events.iter().any(|(_, e)| matches!(
         e,
+        BrokerEvent::WillPublished { client_id, topic } if &**client_id == "a" && topic.as_str() == "wills/a"
+    )));
+    assert!(n.broker_events.iter().any(|(_, e)| matches!(
+        e,
         BrokerEvent::ClientDisconnected {
             reason: DisconnectReason::KeepAliveTimeout,
             ..
