@@ -21,14 +21,30 @@ need_apt=()
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v coap-server-notls >/dev/null 2>&1 || need_apt+=(libcoap3-bin)
 command -v parallel >/dev/null 2>&1 || need_apt+=(parallel)
+# mosquitto installs into /usr/sbin, which may not be on a non-root PATH.
+{ command -v mosquitto || command -v /usr/sbin/mosquitto; } >/dev/null 2>&1 || need_apt+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
+# The Debian package may start its own mosquitto service on port 1883; the
+# interop tests start private instances on free ports, so it is harmless,
+# but stop it where systemd runs (containers usually have no service).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  ${SUDO:-} systemctl stop mosquitto || true
+fi
+if ! python3 -c 'import paho.mqtt' >/dev/null 2>&1; then
+  python3 -m pip install --quiet 'paho-mqtt>=2,<3' \
+    || python3 -m pip install --quiet --break-system-packages 'paho-mqtt>=2,<3'
+fi
 tshark --version | head -n 1
 command -v coap-server-notls
+{ command -v mosquitto || command -v /usr/sbin/mosquitto; }
+command -v mosquitto_sub
+python3 -c 'import paho.mqtt; print("paho-mqtt", paho.mqtt.__version__)'
 
 stage "format"
 cargo fmt --all -- --check

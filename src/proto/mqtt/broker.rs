@@ -321,10 +321,11 @@ impl Broker {
             self.outq.retain(|(id, _)| *id != conn);
         }
         if let ConnState::Connected(idx) = c.state {
-            let mut clean = false;
+            let mut client_id = None;
             if let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) {
                 s.conn = None;
-                clean = s.clean;
+                let clean = s.clean;
+                client_id = Some(s.client_id.clone());
                 self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
                 self.events.push_back(BrokerEvent::ClientDisconnected {
                     conn,
@@ -339,12 +340,6 @@ impl Broker {
             }
             if reason.publishes_will() {
                 if let Some(w) = c.will {
-                    let client_id = self
-                        .sessions
-                        .get(idx as usize)
-                        .and_then(|s| s.as_ref())
-                        .filter(|_| !clean)
-                        .map(|s| s.client_id.clone());
                     self.publish_will(now, client_id, w);
                 }
             }
