@@ -143,9 +143,26 @@ pub fn execute(
         events,
         end,
         connections,
+        mqtt,
         ..
     } = out;
     let mut files = Vec::new();
+    let write = |path: &Path, buf: &[u8]| {
+        if opts.fsync {
+            write_atomic(path, buf)
+        } else {
+            crate::report::atomic::write_atomic_unsynced(path, buf)
+        }
+    };
+    let mqtt_path = dir.join("mqtt.csv");
+    if mqtt.is_empty() {
+        remove_stale(&mqtt_path).map_err(io_err)?;
+    } else {
+        let mut buf = Vec::new();
+        crate::world::mqtt::write_mqtt_rows(&mut buf, run_id, &mqtt).map_err(io_err)?;
+        write(&mqtt_path, &buf).map_err(io_err)?;
+        files.push(mqtt_path);
+    }
     let conn_path = dir.join("connections.csv");
     if connections.is_empty() {
         remove_stale(&conn_path).map_err(io_err)?;
@@ -161,12 +178,7 @@ pub fn execute(
             &nodes,
         )
         .map_err(io_err)?;
-        if opts.fsync {
-            write_atomic(&conn_path, &buf)
-        } else {
-            crate::report::atomic::write_atomic_unsynced(&conn_path, &buf)
-        }
-        .map_err(io_err)?;
+        write(&conn_path, &buf).map_err(io_err)?;
         files.push(conn_path);
     }
     if let Some(m) = messages {

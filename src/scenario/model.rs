@@ -411,6 +411,9 @@ pub struct MqttParams {
     pub legacy_retry: Option<SimDuration>,
     pub reconnect_min: SimDuration,
     pub reconnect_max: SimDuration,
+    /// A client gives up a connection attempt (TCP handshake, then CONNACK)
+    /// after this long and backs off (paho-mqtt's `connect_timeout`, 5 s).
+    pub connect_timeout: SimDuration,
     /// Clients make their first connection at a uniform time in
     /// [0, connect_spread).
     pub connect_spread: SimDuration,
@@ -442,6 +445,7 @@ impl Default for MqttParams {
             legacy_retry: None,
             reconnect_min: SimDuration::from_secs(1),
             reconnect_max: SimDuration::from_secs(60),
+            connect_timeout: SimDuration::from_secs(5),
             connect_spread: SimDuration::from_secs(1),
             allow_anonymous: true,
             users: Vec::new(),

@@ -22,6 +22,7 @@ pub struct MqttSchema {
     pub legacy_retry: Option<S<String>>,
     pub reconnect_min: Option<S<String>>,
     pub reconnect_max: Option<S<String>>,
+    pub connect_timeout: Option<S<String>>,
     pub connect_spread: Option<S<String>>,
     pub allow_anonymous: Option<S<bool>>,
     pub users: Option<S<Vec<S<UserSchema>>>>,
@@ -179,6 +180,14 @@ pub fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, ScenarioErro
         },
         reconnect_min,
         reconnect_max,
+        connect_timeout: {
+            let t = dur(&m.connect_timeout, "connect_timeout", d.connect_timeout)?;
+            if t == SimDuration::ZERO {
+                let v = m.connect_timeout.as_ref().expect("zero was given");
+                return Err(ctx.err_at(v, &f("connect_timeout"), "must be positive"));
+            }
+            t
+        },
         connect_spread: dur(&m.connect_spread, "connect_spread", d.connect_spread)?,
         allow_anonymous: m
             .allow_anonymous

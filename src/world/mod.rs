@@ -50,6 +50,9 @@ pub enum Ev {
     MqttBrokerTimer { node: u32, gen: u32 },
     /// Poll the MQTT objects made pending at setup.
     MqttFlush,
+    /// An MQTT client's connection attempt on socket `slot` times out
+    /// unless the TCP handshake has completed.
+    MqttConnectTimeout { client: u32, slot: u32 },
 }
 
 /// A datagram being reassembled: (node, source address, ident, protocol).
@@ -99,6 +102,8 @@ pub struct RunOutcome {
     pub coap: crate::proto::coap::Stats,
     /// Every TCP connection endpoint of the run (`connections.csv`).
     pub connections: Vec<tcp::ConnRecord>,
+    /// `mqtt.csv` rows (empty without MQTT).
+    pub mqtt: Vec<mqtt::MqttRow>,
 }
 
 /// One run of one scenario.
@@ -263,6 +268,7 @@ impl<'s> World<'s> {
             return Err(e);
         }
         self.tcp_finish();
+        let mqtt = self.mqtt_rows();
         let (flows, messages) = self.recorder.finish(end)?;
         let mut coap = crate::proto::coap::Stats::default();
         for c in self.coap.iter().flatten() {
@@ -283,6 +289,7 @@ impl<'s> World<'s> {
             pcaps: self.pcaps,
             coap,
             connections: self.tcp.records,
+            mqtt,
         })
     }
 
@@ -374,6 +381,9 @@ impl Model for World<'_> {
             Ev::MqttClientTimer { client, gen } => self.on_mqtt_client_timer(now, client, gen),
             Ev::MqttBrokerTimer { node, gen } => self.on_mqtt_broker_timer(now, node, gen),
             Ev::MqttFlush => {}
+            Ev::MqttConnectTimeout { client, slot } => {
+                self.on_mqtt_connect_timeout(now, q, client, slot)
+            }
         }
         self.mqtt_flush(now, q);
     }

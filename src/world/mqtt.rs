@@ -264,6 +264,7 @@ impl World<'_> {
             }),
             max_inflight: m.max_inflight as usize,
             legacy_retry: m.legacy_retry,
+            connect_timeout: m.connect_timeout,
             ..ClientConfig::default()
         };
         let mut cn = ClientNode {
@@ -410,6 +411,8 @@ impl World<'_> {
                         let cn = &mut self.mqtt.clients[c as usize];
                         if self.tcp.socks[slot as usize].is_some() {
                             cn.sock = Some(slot);
+                            let at = now + self.sc.protocols.mqtt.connect_timeout;
+                            let _ = q.push(at, Ev::MqttConnectTimeout { client: c, slot });
                         } else {
                             cn.client.transport_closed(now);
                         }
@@ -596,6 +599,35 @@ impl World<'_> {
         self.mqtt.pending_brokers.push(node);
     }
 
+    /// A connection attempt still in its TCP handshake is abandoned (as
+    /// paho-mqtt's connect timeout does) and the client backs off.
+    pub(crate) fn on_mqtt_connect_timeout(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        c: u32,
+        slot: u32,
+    ) {
+        let cn = &mut self.mqtt.clients[c as usize];
+        if cn.sock != Some(slot) {
+            return;
+        }
+        let handshaking = self.tcp.socks[slot as usize].as_ref().is_some_and(|s| {
+            matches!(
+                s.conn.state(),
+                crate::transport::tcp::State::SynSent | crate::transport::tcp::State::Closed
+            )
+        });
+        if !handshaking {
+            return;
+        }
+        cn.sock = None;
+        self.tcp_abort(slot);
+        self.tcp_drive(now, q, slot);
+        self.mqtt.clients[c as usize].client.transport_closed(now);
+        self.mqtt.pending_clients.push(c);
+    }
+
     pub(crate) fn on_mqtt_start(&mut self, now: SimTime, c: u32) {
         let cn = &mut self.mqtt.clients[c as usize];
         if cn.online && self.nodes[cn.node as usize].up {
@@ -753,4 +785,170 @@ impl ClientNode {
             &format!("mqtt/client/{}/{}", self.config.client_id, self.restarts),
         )
     }
+}
+
+/// One row of `mqtt.csv` (long format: one observation per row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttRow {
+    /// `broker` (name = the broker's node) or `flow` (name = the flow's
+    /// clients, summed).
+    pub scope: &'static str,
+    pub name: String,
+    pub metric: String,
+    pub value: String,
+}
+
+/// `$SYS` topics read back at the end of a run.
+const SYS_TOPICS: [(&str, &str); 5] = [
+    ("$SYS/broker/clients/connected", "sys_clients_connected"),
+    (
+        "$SYS/broker/clients/disconnected",
+        "sys_clients_disconnected",
+    ),
+    ("$SYS/broker/clients/total", "sys_clients_total"),
+    ("$SYS/broker/messages/sent", "sys_messages_sent"),
+    ("$SYS/broker/uptime", "sys_uptime"),
+];
+
+impl World<'_> {
+    /// The rows of `mqtt.csv` at the end of the run.
+    pub(crate) fn mqtt_rows(&self) -> Vec<MqttRow> {
+        let mut rows = Vec::new();
+        let mut push = |scope, name: &str, metric: String, value: String| {
+            rows.push(MqttRow {
+                scope,
+                name: name.to_string(),
+                metric,
+                value,
+            })
+        };
+        for (&node, b) in &self.mqtt.brokers {
+            let name = &self.names[node as usize];
+            let st = b.broker.stats();
+            for (topic, metric) in SYS_TOPICS {
+                let v = b
+                    .broker
+                    .retained(topic)
+                    .map(|(p, _)| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default();
+                push("broker", name, metric.to_string(), v);
+            }
+            let (mut queued, mut inflight, mut sessions) = (0, 0, 0);
+            for (id, &c) in &self.mqtt.by_id {
+                if self.mqtt.clients[c as usize].broker != node {
+                    continue;
+                }
+                if let Some(s) = b.broker.session_info(id) {
+                    queued += s.queued;
+                    inflight += s.inflight;
+                    sessions += 1;
+                }
+            }
+            for (metric, v) in [
+                ("sessions", sessions as u64),
+                ("queued_messages", queued as u64),
+                ("inflight_messages", inflight as u64),
+                ("retained_messages", st.retained_messages),
+                ("connects_accepted", st.connects_accepted),
+                ("connects_refused", st.connects_refused),
+                ("publishes_received", st.publishes_received),
+                ("publishes_sent", st.publishes_sent),
+                ("retransmissions", st.retransmissions),
+                ("dropped_queue_full", st.dropped_queue_full),
+                ("dropped_qos0_offline", st.dropped_qos0_offline),
+                ("keep_alive_timeouts", st.keep_alive_timeouts),
+                ("takeovers", st.takeovers),
+                ("wills_published", st.wills_published),
+                ("protocol_errors", st.protocol_errors),
+            ] {
+                push("broker", name, metric.to_string(), v.to_string());
+            }
+            for t in PacketType::ALL {
+                let i = t.index();
+                if st.sent_by_type[i] > 0 {
+                    push(
+                        "broker",
+                        name,
+                        format!("packets_sent_{}", t.name()),
+                        st.sent_by_type[i].to_string(),
+                    );
+                    push(
+                        "broker",
+                        name,
+                        format!("bytes_sent_{}", t.name()),
+                        st.bytes_sent_by_type[i].to_string(),
+                    );
+                }
+            }
+        }
+        for (fi, f) in self.sc.flows.iter().enumerate() {
+            if f.protocol != Protocol::Mqtt {
+                continue;
+            }
+            let fc = &self.mqtt.flow_counters[fi];
+            let (mut rtx, mut dups) = (0, 0);
+            for c in self.mqtt.clients.iter().filter(|c| c.flow == fi as u32) {
+                rtx += c.client.stats().retransmissions;
+                dups += c.client.stats().duplicates_suppressed;
+            }
+            for (metric, v) in [
+                (
+                    "clients",
+                    self.mqtt
+                        .clients
+                        .iter()
+                        .filter(|c| c.flow == fi as u32)
+                        .count() as u64,
+                ),
+                ("connects", fc.connects),
+                ("connection_losses", fc.connection_losses),
+                ("retransmissions", rtx),
+                ("duplicates_suppressed", dups),
+            ] {
+                push("flow", &f.name, metric.to_string(), v.to_string());
+            }
+            for t in PacketType::ALL {
+                let i = t.index();
+                if fc.sent_by_type[i] > 0 {
+                    push(
+                        "flow",
+                        &f.name,
+                        format!("packets_sent_{}", t.name()),
+                        fc.sent_by_type[i].to_string(),
+                    );
+                    push(
+                        "flow",
+                        &f.name,
+                        format!("bytes_sent_{}", t.name()),
+                        fc.bytes_sent_by_type[i].to_string(),
+                    );
+                }
+            }
+        }
+        rows
+    }
+}
+
+/// Header of `mqtt.csv`.
+pub const MQTT_HEADER: &str = "run_id,scope,name,metric,value";
+
+/// Write `mqtt.csv`.
+pub fn write_mqtt_rows(
+    w: &mut impl std::io::Write,
+    run_id: u64,
+    rows: &[MqttRow],
+) -> std::io::Result<()> {
+    use crate::metrics::record::csv_field;
+    writeln!(w, "{MQTT_HEADER}")?;
+    for r in rows {
+        writeln!(
+            w,
+            "{run_id},{},{},{},{}",
+            r.scope,
+            csv_field(&r.name),
+            csv_field(&r.metric),
+            csv_field(&r.value)
+        )?;
+    }
+    Ok(())
 }
