@@ -5,9 +5,12 @@
 //! shape `host → router … router → host`, so the router subgraph is all that
 //! needs all-pairs routes: the topology is a petgraph `Graph` whose router
 //! subgraph is searched with `petgraph::algo::dijkstra` from every router, and a
-//! next hop towards any destination is then found in O(degree) from the
-//! sender's and the destination's adjacency. 10,000 hosts behind one router
-//! cost 10,000 adjacency entries, not 10⁸ route entries.
+//! next hop towards any destination is then found from the sender's router
+//! neighbours and the destination's adjacency (direct links are looked up on
+//! the shorter of the two adjacency lists), so a router with 10,000 hosts
+//! finds the next hop towards one of them without scanning the others.
+//! 10,000 hosts behind one router cost 10,000 adjacency entries, not 10⁸
+//! route entries.
 //!
 //! Metric: hop count first, then the sum of propagation delays, then the lower
 //! link index (a fixed tie-break, so routes are deterministic). Routes are
@@ -37,6 +40,8 @@ pub struct Routing {
     is_router: Vec<bool>,
     /// Adjacency per node, in link order.
     adj: Vec<Vec<Adjacent>>,
+    /// The entries of `adj` whose neighbour is a router, in link order.
+    radj: Vec<Vec<Adjacent>>,
     link_cost: Vec<u64>,
     link_up: Vec<bool>,
     /// Router node ids and each node's position among routers.
@@ -73,9 +78,19 @@ impl Routing {
                 routers.push(i as u32);
             }
         }
+        let radj = adj
+            .iter()
+            .map(|v| {
+                v.iter()
+                    .filter(|e| is_router[e.neighbor as usize])
+                    .copied()
+                    .collect()
+            })
+            .collect();
         let mut r = Routing {
             is_router,
             adj,
+            radj,
             link_cost: links.iter().map(|l| hop_cost(l.2)).collect(),
             link_up: vec![true; links.len()],
             routers,
@@ -170,31 +185,47 @@ impl Routing {
     }
 
     /// Next hop from `from` towards `dst`: the adjacency entry to send on, or
-    /// `None` when `dst` is unreachable (or `from == dst`).
+    /// `None` when `dst` is unreachable (or `from == dst`). Among equal-cost
+    /// choices the lowest link index wins.
     pub fn next_hop(&self, from: usize, dst: usize) -> Option<Adjacent> {
         if from == dst {
             return None;
         }
         let mut best: Option<(u64, Adjacent)> = None;
-        for e in &self.adj[from] {
-            if !self.link_up[e.link as usize] {
+        let mut offer = |c: u64, e: Adjacent| {
+            if best.is_none_or(|(bc, be)| (c, e.link) < (bc, be.link)) {
+                best = Some((c, e));
+            }
+        };
+        // direct links between the two, found on the shorter adjacency list
+        if self.adj[from].len() <= self.adj[dst].len() {
+            for e in &self.adj[from] {
+                if e.neighbor as usize == dst && self.link_up[e.link as usize] {
+                    offer(self.link_cost[e.link as usize], *e);
+                }
+            }
+        } else {
+            for e in &self.adj[dst] {
+                if e.neighbor as usize == from && self.link_up[e.link as usize] {
+                    let out = Adjacent {
+                        neighbor: dst as u32,
+                        link: e.link,
+                        dir: 1 - e.dir,
+                    };
+                    offer(self.link_cost[e.link as usize], out);
+                }
+            }
+        }
+        // through a neighbouring router (hosts do not forward)
+        for e in &self.radj[from] {
+            if e.neighbor as usize == dst || !self.link_up[e.link as usize] {
                 continue;
             }
-            let first = self.link_cost[e.link as usize];
-            let rest = if e.neighbor as usize == dst {
-                0
-            } else if self.is_router[e.neighbor as usize] {
-                self.cost_to(e.neighbor, dst as u32)
-            } else {
-                continue; // hosts do not forward
-            };
+            let rest = self.cost_to(e.neighbor, dst as u32);
             if rest == u64::MAX {
                 continue;
             }
-            let c = first.saturating_add(rest);
-            if best.is_none_or(|(bc, _)| c < bc) {
-                best = Some((c, *e));
-            }
+            offer(self.link_cost[e.link as usize].saturating_add(rest), *e);
         }
         best.map(|(_, e)| e)
     }
