@@ -478,3 +478,47 @@ fn mqtt_fields_are_validated() {
     );
     bad(&["flows.readings.reliability=con"], "MQTT has QoS levels");
 }
+
+/// `retain = true`: a subscriber that connects late gets the last message
+/// of the topic at once, from the broker's retained store.
+#[test]
+fn late_subscriber_gets_the_retained_value_at_once() {
+    let text = format!(
+        "{}
+[[events]]
+at = \"0 s\"
+action = \"client_crash\"
+node = \"monitor\"
+[[events]]
+at = \"95 s\"
+action = \"client_connect\"
+node = \"monitor\"
+",
+        WILL.replace("interval = \"1 s\"", "interval = \"30 s\"\nretain = true")
+    );
+    let dir = run_text("mqtt-retained", &text, &[]);
+    let msgs = read_csv(&dir.join("messages.csv"));
+    // readings at ≈ 0–30, 30–60, 60–90 s before the monitor exists: only the
+    // last one is retained, and it arrives right after the connect at 95 s
+    let delivered: Vec<(f64, f64)> = msgs
+        .iter()
+        .filter(|m| !m["delivered_at_ms"].is_empty())
+        .map(|m| (num(m, "sent_at_ms"), num(m, "delivered_at_ms")))
+        .collect();
+    let early: Vec<_> = delivered.iter().filter(|(s, _)| *s < 95_000.0).collect();
+    assert_eq!(early.len(), 1, "only the retained reading: {delivered:?}");
+    let (sent, got) = *early[0];
+    assert!(
+        (60_000.0..90_000.0).contains(&sent),
+        "the last one before the connect"
+    );
+    assert!((95_000.0..96_000.0).contains(&got), "at once: {got}");
+    // without retain the late subscriber gets nothing from before
+    let plain = text.replace("retain = true", "retain = false");
+    let dir = run_text("mqtt-not-retained", &plain, &[]);
+    let early = read_csv(&dir.join("messages.csv"))
+        .iter()
+        .filter(|m| !m["delivered_at_ms"].is_empty() && num(m, "sent_at_ms") < 95_000.0)
+        .count();
+    assert_eq!(early, 0);
+}

@@ -470,6 +470,20 @@ pub fn resolve(
         }
         (None, _) => None,
     };
+    let retain = match &fl.retain {
+        Some(r) if protocol != Protocol::Mqtt && *r.get_ref() => {
+            return Err(ctx.err_at(
+                r,
+                &f("retain"),
+                format!(
+                    "`retain` is an MQTT feature; protocol \"{}\" has no retained messages",
+                    protocol.as_str()
+                ),
+            ))
+        }
+        Some(r) => *r.get_ref(),
+        None => false,
+    };
     Ok(FlowSpec {
         name: fl.name.get_ref().clone(),
         pattern,
@@ -484,6 +498,7 @@ pub fn resolve(
         count,
         value,
         broker,
+        retain,
     })
 }
 

@@ -319,6 +319,9 @@ pub struct FlowSpec {
     pub value: ValueGen,
     /// The broker node (MQTT flows only).
     pub broker: Option<usize>,
+    /// Publish with the RETAIN flag (MQTT only): the broker keeps the last
+    /// message per topic for subscribers that come later.
+    pub retain: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -160,6 +160,7 @@ pub struct FlowSchema {
     pub count: Option<S<u64>>,
     pub value: Option<S<ValueSchema>>,
     pub broker: Option<S<String>>,
+    pub retain: Option<S<bool>>,
 }
 
 /// A flow's `value` generator table; which keys apply depends on `kind`.

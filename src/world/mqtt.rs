@@ -331,9 +331,10 @@ impl World<'_> {
         };
         let fi = pb.flow as usize;
         let qos = qos_of(self.sc.flows[fi].reliability);
+        let retain = self.sc.flows[fi].retain;
         let cn = &mut self.mqtt.clients[c as usize];
         let payload: std::sync::Arc<[u8]> = self.payload.as_slice().into();
-        if cn.client.publish(now, topic, payload, qos, false).is_err() {
+        if cn.client.publish(now, topic, payload, qos, retain).is_err() {
             if let Some(s) = self.recorder.stats_mut(fi) {
                 s.mqtt_dropped += 1;
             }
