@@ -144,6 +144,9 @@ pub fn execute(
         end,
         connections,
         mqtt,
+        series,
+        links,
+        nodes,
         ..
     } = out;
     let mut files = Vec::new();
@@ -154,6 +157,55 @@ pub fn execute(
             crate::report::atomic::write_atomic_unsynced(path, buf)
         }
     };
+    // per-element tables and time series
+    {
+        use crate::metrics::timeseries as ts;
+        let names: Vec<String> = sc.nodes.iter().map(|n| n.name.clone()).collect();
+        let mut table = |name: &str, f: &dyn Fn(&mut Vec<u8>) -> io::Result<()>| {
+            let path = dir.join(name);
+            let mut buf = Vec::new();
+            f(&mut buf)
+                .and_then(|()| write(&path, &buf))
+                .map_err(io_err)?;
+            files.push(path);
+            Ok::<(), RunError>(())
+        };
+        table("links.csv", &|b| {
+            ts::write_links(b, run_id, &links, &names, end.0)
+        })?;
+        table("nodes.csv", &|b| ts::write_nodes(b, run_id, sc, &nodes))?;
+        table("events.csv", &|b| ts::write_events(b, run_id, sc))?;
+        let optional = [
+            "timeseries.csv",
+            "timeseries_links.csv",
+            "timeseries_tcp.csv",
+        ];
+        let wanted = [
+            series.is_some(),
+            series.as_ref().is_some_and(|s| !s.links.is_empty()),
+            series.as_ref().is_some_and(|s| !s.tcp.is_empty()),
+        ];
+        for (name, on) in optional.iter().zip(wanted) {
+            if !on {
+                remove_stale(&dir.join(name)).map_err(io_err)?;
+            }
+        }
+        if let Some(s) = &series {
+            table(optional[0], &|b| {
+                ts::write_flow_series(b, run_id, sc, s, end.0)
+            })?;
+            if wanted[1] {
+                table(optional[1], &|b| {
+                    ts::write_link_series(b, run_id, &links, &names, s, end.0)
+                })?;
+            }
+            if wanted[2] {
+                table(optional[2], &|b| {
+                    ts::write_tcp_series(b, run_id, &connections, &names, s, end.0)
+                })?;
+            }
+        }
+    }
     let mqtt_path = dir.join("mqtt.csv");
     if mqtt.is_empty() {
         remove_stale(&mqtt_path).map_err(io_err)?;

@@ -42,6 +42,8 @@ pub struct DirStats {
     pub lost_link_down: u64,
     /// Nanoseconds the transmitter was busy.
     pub busy_ns: u64,
+    /// Largest queue length since the time series last sampled it.
+    pub queue_peak: u32,
 }
 
 /// One direction of a link.
@@ -118,6 +120,7 @@ impl Link {
             Offer::StartNow
         } else if dir.queue.len() < cap {
             dir.queue.push_back(pkt);
+            dir.stats.queue_peak = dir.stats.queue_peak.max(dir.queue.len() as u32);
             Offer::Queued
         } else {
             dir.stats.lost_queue += 1;

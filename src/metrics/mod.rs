@@ -3,3 +3,4 @@ pub mod connections;
 pub mod record;
 pub mod stats;
 pub mod summary;
+pub mod timeseries;

@@ -110,6 +110,20 @@ pub struct Recorder<W: Write> {
     out: Option<W>,
     line: String,
     io_error: Option<std::io::Error>,
+    /// `timeseries.csv` interval in ns (0: off) and, per flow, the messages
+    /// sent in each interval.
+    series_ns: u64,
+    series: Vec<Vec<SentBucket>>,
+}
+
+/// What became of the counted messages sent in one interval.
+#[derive(Debug, Clone, Default)]
+pub struct SentBucket {
+    pub sent: u64,
+    pub intended: u64,
+    pub delivered: u64,
+    /// Latency of each delivery, ns.
+    pub latencies: Vec<u64>,
 }
 
 /// Header of `messages.csv`.
@@ -194,7 +208,43 @@ impl<W: Write> Recorder<W> {
             out,
             line: String::new(),
             io_error: None,
+            series_ns: 0,
+            series: Vec::new(),
         })
+    }
+
+    /// Keep per-interval outcomes of the messages sent in each `interval`
+    /// (for `timeseries.csv`); zero turns it off.
+    pub fn with_series(mut self, interval: SimDuration) -> Self {
+        self.series_ns = interval.as_nanos();
+        self.series = vec![Vec::new(); self.flows.len()];
+        self
+    }
+
+    /// Count a finished message in its send interval.
+    fn bucket(&mut self, fi: usize, rec: &MsgRec) {
+        if self.series_ns == 0 {
+            return;
+        }
+        let k = (rec.sent_at.0 / self.series_ns) as usize;
+        let f = &self.flows[fi];
+        let series = &mut self.series[fi];
+        if series.len() <= k {
+            series.resize(k + 1, SentBucket::default());
+        }
+        let b = &mut series[k];
+        b.sent += 1;
+        for s in 0..f.stride {
+            let slot = f.slots[s];
+            if slot.receiver == NONE {
+                continue;
+            }
+            b.intended += 1;
+            if slot.first != NOT_DELIVERED {
+                b.delivered += 1;
+                b.latencies.push(slot.first - rec.sent_at.0);
+            }
+        }
     }
 
     /// The intended receivers of a message of `flow` from publisher number
@@ -298,6 +348,7 @@ impl<W: Write> Recorder<W> {
                     break;
                 }
                 self.write_rows(fi, &rec);
+                self.bucket(fi, &rec);
                 let f = &mut self.flows[fi];
                 f.msgs.pop_front();
                 for _ in 0..f.stride {
@@ -358,7 +409,7 @@ impl<W: Write> Recorder<W> {
     pub fn finish(
         mut self,
         now: SimTime,
-    ) -> std::io::Result<(Vec<(String, FlowStats)>, Option<W>)> {
+    ) -> std::io::Result<(Vec<(String, FlowStats)>, Option<W>, Vec<Vec<SentBucket>>)> {
         self.flush(now, true);
         if let Some(e) = self.io_error.take() {
             return Err(e);
@@ -367,9 +418,11 @@ impl<W: Write> Recorder<W> {
         if let Some(w) = out.as_mut() {
             w.flush()?;
         }
+        let series = std::mem::take(&mut self.series);
         Ok((
             self.flows.into_iter().map(|f| (f.name, f.stats)).collect(),
             out,
+            series,
         ))
     }
 }

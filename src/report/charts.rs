@@ -579,6 +579,8 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     if let Some(c) = cdfs {
         written.extend(c?);
     }
+    register();
+    written.extend(super::timeseries_chart::write_timeseries_charts(dir)?);
     remove_stale_charts(&out_dir, &written)?;
     Ok(written)
 }

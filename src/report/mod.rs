@@ -5,3 +5,4 @@ pub mod cdf;
 pub mod charts;
 pub mod manifest;
 pub mod pcap;
+pub mod timeseries_chart;

@@ -9,6 +9,9 @@ use crate::sim::SimDuration;
 use std::collections::HashSet;
 use std::path::Path;
 
+/// Most `timeseries.csv` intervals a run may ask for.
+const MAX_INTERVALS: u64 = 1_000_000;
+
 /// Default drain after the publishing window (covers CoAP's 93 s
 /// MAX_TRANSMIT_WAIT, RFC 7252 §4.8.2).
 pub const DEFAULT_DRAIN: SimDuration = SimDuration::from_secs(100);
@@ -104,6 +107,27 @@ fn build(
         ));
     }
     let drain = ctx.duration_or(&file.drain, "drain", DEFAULT_DRAIN, MAX_DURATION)?;
+    // default 1 s, coarser for runs so long that 1 s would be too many rows
+    let total = (duration + drain).as_nanos();
+    let default_interval = SimDuration::from_secs(1).max(SimDuration::from_nanos(
+        total.div_ceil(MAX_INTERVALS).div_ceil(1_000_000_000) * 1_000_000_000,
+    ));
+    let timeseries_interval = ctx.duration_or(
+        &file.timeseries_interval,
+        "timeseries_interval",
+        default_interval,
+        MAX_DURATION,
+    )?;
+    if let Some(v) = &file.timeseries_interval {
+        let n = total / timeseries_interval.as_nanos().max(1);
+        if timeseries_interval > SimDuration::ZERO && n > MAX_INTERVALS {
+            return Err(ctx.err_at(
+                v,
+                "timeseries_interval",
+                format!("{timeseries_interval} makes {n} intervals over duration + drain; at most {MAX_INTERVALS} (use a longer interval, or \"0 s\" for no time series)"),
+            ));
+        }
+    }
     let topo = topology::build(ctx, file, seed)?;
     let mut flow_names = HashSet::new();
     let mut out_flows = Vec::with_capacity(file.flows.len());
@@ -133,6 +157,7 @@ fn build(
         duration,
         warmup,
         drain,
+        timeseries_interval,
         nodes: topo.nodes,
         links: topo.links,
         flows: out_flows,

@@ -20,6 +20,8 @@ pub struct Scenario {
     pub warmup: SimDuration,
     /// The run continues this long after `duration`.
     pub drain: SimDuration,
+    /// Width of a `timeseries.csv` interval (zero: no time series).
+    pub timeseries_interval: SimDuration,
     /// Explicit nodes first (file order), then each group's members in order.
     pub nodes: Vec<NodeSpec>,
     /// Explicit links (file order), then each group's member links in order.

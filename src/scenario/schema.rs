@@ -25,6 +25,7 @@ pub struct FileSchema {
     pub duration: S<String>,
     pub warmup: Option<S<String>>,
     pub drain: Option<S<String>>,
+    pub timeseries_interval: Option<S<String>>,
     #[serde(default)]
     pub nodes: Vec<S<NodeSchema>>,
     #[serde(default)]

@@ -9,6 +9,7 @@ mod coap;
 mod events;
 mod ip;
 pub mod mqtt;
+pub mod series;
 pub mod tcp;
 mod udp;
 
@@ -50,6 +51,8 @@ pub enum Ev {
     MqttBrokerTimer { node: u32, gen: u32 },
     /// Poll the MQTT objects made pending at setup.
     MqttFlush,
+    /// Sample the time series (every `timeseries_interval`).
+    Sample,
     /// An MQTT client's connection attempt on socket `slot` times out
     /// unless the TCP handshake has completed.
     MqttConnectTimeout { client: u32, slot: u32 },
@@ -104,6 +107,8 @@ pub struct RunOutcome {
     pub connections: Vec<tcp::ConnRecord>,
     /// `mqtt.csv` rows (empty without MQTT).
     pub mqtt: Vec<mqtt::MqttRow>,
+    /// Time series (None when `timeseries_interval` is zero).
+    pub series: Option<series::SeriesOut>,
 }
 
 /// One run of one scenario.
@@ -141,6 +146,8 @@ pub struct World<'s> {
     pub(crate) tcp: tcp::TcpLayer,
     /// MQTT brokers and clients.
     pub(crate) mqtt: mqtt::MqttLayer,
+    /// Samples for the time series.
+    pub(crate) series: series::SeriesState,
 }
 
 impl<'s> World<'s> {
@@ -195,7 +202,8 @@ impl<'s> World<'s> {
             infos,
             names.clone(),
             outputs.messages,
-        )?;
+        )?
+        .with_series(sc.timeseries_interval);
         let mut packets_out = outputs.packets;
         if let Some(w) = packets_out.as_mut() {
             writeln!(w, "{}", PACKETS_HEADER)?;
@@ -228,6 +236,7 @@ impl<'s> World<'s> {
             ),
             tcp: tcp::TcpLayer::new(sc.seed),
             mqtt: Default::default(),
+            series: Default::default(),
         };
         w.tcp_setup();
         w.mqtt_setup();
@@ -248,6 +257,7 @@ impl<'s> World<'s> {
             self.schedule_publish(q, p);
         }
         self.mqtt_prime(q);
+        self.series_prime(q);
     }
 
     pub(crate) fn schedule_publish(&mut self, q: &mut EventQueue<Ev>, p: usize) {
@@ -269,7 +279,17 @@ impl<'s> World<'s> {
         }
         self.tcp_finish();
         let mqtt = self.mqtt_rows();
-        let (flows, messages) = self.recorder.finish(end)?;
+        if self.series.interval_ns > 0 {
+            self.on_sample(end, None);
+        }
+        let (flows, messages, sent) = self.recorder.finish(end)?;
+        let series = (self.series.interval_ns > 0).then(|| series::SeriesOut {
+            interval_ns: self.series.interval_ns,
+            flows: std::mem::take(&mut self.series.flows),
+            links: std::mem::take(&mut self.series.links),
+            tcp: std::mem::take(&mut self.series.tcp),
+            sent,
+        });
         let mut coap = crate::proto::coap::Stats::default();
         for c in self.coap.iter().flatten() {
             coap.add(c.ep.stats());
@@ -290,6 +310,7 @@ impl<'s> World<'s> {
             coap,
             connections: self.tcp.records,
             mqtt,
+            series,
         })
     }
 
@@ -381,6 +402,7 @@ impl Model for World<'_> {
             Ev::MqttClientTimer { client, gen } => self.on_mqtt_client_timer(now, client, gen),
             Ev::MqttBrokerTimer { node, gen } => self.on_mqtt_broker_timer(now, node, gen),
             Ev::MqttFlush => {}
+            Ev::Sample => self.on_sample(now, Some(q)),
             Ev::MqttConnectTimeout { client, slot } => {
                 self.on_mqtt_connect_timeout(now, q, client, slot)
             }

@@ -159,6 +159,10 @@ pub(crate) struct TcpSock {
 }
 
 impl TcpSock {
+    /// Its `connections.csv` record.
+    pub(crate) fn rec(&self) -> u32 {
+        self.rec
+    }
     fn new(conn: Connection, node: u32, flow: u32, app: SockApp) -> Self {
         TcpSock {
             conn,

@@ -1,0 +1,261 @@
+//! Per-interval and per-element tables of a run (docs/metrics.md):
+//! `timeseries.csv` (per interval and flow), `timeseries_links.csv` (per
+//! interval and link direction), `timeseries_tcp.csv` (per interval and TCP
+//! endpoint), `events.csv` (the scenario's events, the charts' markers),
+//! `links.csv` (per link direction, whole run) and `nodes.csv` (per node).
+
+use crate::link::Link;
+use crate::metrics::record::{csv_field, fmt_ms};
+use crate::metrics::stats::percentile_nearest_rank;
+use crate::scenario::model::{Action, Scenario};
+use crate::world::series::SeriesOut;
+use crate::world::tcp::ConnRecord;
+use crate::world::NodeStats;
+use std::io::{self, Write};
+
+pub const TIMESERIES_HEADER: &str = "run_id,flow,t_ms,interval_ms,sent,delivered,delivery_ratio,latency_ms_p50,latency_ms_p99,bytes_on_wire,retransmissions,intended";
+pub const LINK_SERIES_HEADER: &str = "run_id,link,from,to,t_ms,interval_ms,packets,bytes,drops_channel,drops_queue,drops_link_down,collisions,queue_max,utilisation";
+pub const TCP_SERIES_HEADER: &str =
+    "run_id,connection,side,node,t_ms,interval_ms,cwnd_bytes,srtt_ms,rto_ms,retransmissions";
+pub const EVENTS_HEADER: &str = "run_id,t_ms,action,target";
+pub const LINKS_HEADER: &str = "run_id,link,from,to,packets,bytes,delivered,drops_channel,drops_queue,drops_link_down,collisions,utilisation";
+pub const NODES_HEADER: &str = "run_id,node,role,ip_sent,ip_received,ip_forwarded";
+
+/// Start and width of interval `k` of a run ending at `end_ns`.
+fn interval(s: &SeriesOut, k: usize, end_ns: u64) -> (u64, u64) {
+    let t = k as u64 * s.interval_ns;
+    (t, (t + s.interval_ns).min(end_ns).saturating_sub(t))
+}
+
+fn ms_or_empty(v: Option<u64>) -> String {
+    v.map(fmt_ms).unwrap_or_default()
+}
+
+fn ratio(n: u64, d: u64) -> String {
+    if d == 0 {
+        String::new()
+    } else {
+        format!("{:.6}", n as f64 / d as f64)
+    }
+}
+
+/// `timeseries.csv`.
+pub fn write_flow_series(
+    w: &mut impl Write,
+    run_id: u64,
+    sc: &Scenario,
+    s: &SeriesOut,
+    end_ns: u64,
+) -> io::Result<()> {
+    writeln!(w, "{TIMESERIES_HEADER}")?;
+    let empty = crate::metrics::record::SentBucket::default();
+    let mut lat = Vec::new();
+    for k in 0..s.flows.len() {
+        let (t, width) = interval(s, k, end_ns);
+        for (fi, f) in sc.flows.iter().enumerate() {
+            let (b, r) = s.flows[k][fi];
+            let (b0, r0) = if k == 0 { (0, 0) } else { s.flows[k - 1][fi] };
+            let sent = s.sent.get(fi).and_then(|v| v.get(k)).unwrap_or(&empty);
+            lat.clear();
+            lat.extend_from_slice(&sent.latencies);
+            lat.sort_unstable();
+            writeln!(
+                w,
+                "{run_id},{},{},{},{},{},{},{},{},{},{},{}",
+                csv_field(&f.name),
+                fmt_ms(t),
+                fmt_ms(width),
+                sent.sent,
+                sent.delivered,
+                ratio(sent.delivered, sent.intended),
+                ms_or_empty(percentile_nearest_rank(&lat, 50.0)),
+                ms_or_empty(percentile_nearest_rank(&lat, 99.0)),
+                b - b0,
+                r - r0,
+                sent.intended,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn dir_ends<'a>(l: &'a Link, d: usize, names: &'a [String]) -> (&'a str, &'a str) {
+    let dir = &l.dirs[d];
+    (
+        names[dir.from as usize].as_str(),
+        names[dir.to as usize].as_str(),
+    )
+}
+
+/// `timeseries_links.csv` (nothing but the header when links were not
+/// sampled).
+pub fn write_link_series(
+    w: &mut impl Write,
+    run_id: u64,
+    links: &[Link],
+    names: &[String],
+    s: &SeriesOut,
+    end_ns: u64,
+) -> io::Result<()> {
+    writeln!(w, "{LINK_SERIES_HEADER}")?;
+    for k in 0..s.links.len() {
+        let (t, width) = interval(s, k, end_ns);
+        for (li, l) in links.iter().enumerate() {
+            for d in 0..2 {
+                let i = li * 2 + d;
+                let cur = s.links[k][i];
+                let prev = if k == 0 {
+                    Default::default()
+                } else {
+                    s.links[k - 1][i]
+                };
+                let (from, to) = dir_ends(l, d, names);
+                writeln!(
+                    w,
+                    "{run_id},{},{},{},{},{},{},{},{},{},{},0,{},{}",
+                    csv_field(&l.name),
+                    csv_field(from),
+                    csv_field(to),
+                    fmt_ms(t),
+                    fmt_ms(width),
+                    cur.packets - prev.packets,
+                    cur.bytes - prev.bytes,
+                    cur.drops_channel - prev.drops_channel,
+                    cur.drops_queue - prev.drops_queue,
+                    cur.drops_link_down - prev.drops_link_down,
+                    cur.queue_peak,
+                    ratio(cur.busy_ns - prev.busy_ns, width),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `timeseries_tcp.csv`: rows by connection endpoint, then time.
+pub fn write_tcp_series(
+    w: &mut impl Write,
+    run_id: u64,
+    records: &[ConnRecord],
+    names: &[String],
+    s: &SeriesOut,
+    end_ns: u64,
+) -> io::Result<()> {
+    writeln!(w, "{TCP_SERIES_HEADER}")?;
+    let mut rows = s.tcp.clone();
+    rows.sort_by_key(|r| (r.rec, r.k));
+    for r in rows {
+        let Some(rec) = records.get(r.rec as usize) else {
+            continue;
+        };
+        let (t, width) = interval(s, r.k as usize, end_ns);
+        writeln!(
+            w,
+            "{run_id},{},{},{},{},{},{},{},{},{}",
+            rec.conn,
+            if rec.client { "client" } else { "server" },
+            csv_field(names.get(rec.node as usize).map_or("", String::as_str)),
+            fmt_ms(t),
+            fmt_ms(width),
+            r.cwnd,
+            ms_or_empty(r.srtt_ns),
+            fmt_ms(r.rto_ns),
+            r.retransmissions,
+        )?;
+    }
+    Ok(())
+}
+
+/// The name and target of a scenario event.
+pub fn event_label(sc: &Scenario, a: &Action) -> (&'static str, String) {
+    let link = |l: &usize| sc.links[*l].name.clone();
+    let node = |n: &usize| sc.nodes[*n].name.clone();
+    match a {
+        Action::LinkDown { link: l } => ("link_down", link(l)),
+        Action::LinkUp { link: l } => ("link_up", link(l)),
+        Action::SetLoss { link: l, .. } => ("set_loss", link(l)),
+        Action::NodeCrash { node: n } => ("node_crash", node(n)),
+        Action::NodeRestart { node: n } => ("node_restart", node(n)),
+        Action::Partition { nodes } => (
+            "partition",
+            nodes
+                .iter()
+                .map(|n| sc.nodes[*n].name.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Action::Heal => ("heal", String::new()),
+        Action::ClientDisconnect { node: n } => ("client_disconnect", node(n)),
+        Action::ClientCrash { node: n } => ("client_crash", node(n)),
+        Action::ClientConnect { node: n } => ("client_connect", node(n)),
+    }
+}
+
+/// `events.csv`.
+pub fn write_events(w: &mut impl Write, run_id: u64, sc: &Scenario) -> io::Result<()> {
+    writeln!(w, "{EVENTS_HEADER}")?;
+    for e in &sc.events {
+        let (name, target) = event_label(sc, &e.action);
+        writeln!(
+            w,
+            "{run_id},{},{name},{}",
+            fmt_ms(e.at.0),
+            csv_field(&target)
+        )?;
+    }
+    Ok(())
+}
+
+/// `links.csv`: per link direction over the whole run.
+pub fn write_links(
+    w: &mut impl Write,
+    run_id: u64,
+    links: &[Link],
+    names: &[String],
+    end_ns: u64,
+) -> io::Result<()> {
+    writeln!(w, "{LINKS_HEADER}")?;
+    for l in links {
+        for d in 0..2 {
+            let st = &l.dirs[d].stats;
+            let (from, to) = dir_ends(l, d, names);
+            writeln!(
+                w,
+                "{run_id},{},{},{},{},{},{},{},{},{},0,{}",
+                csv_field(&l.name),
+                csv_field(from),
+                csv_field(to),
+                st.tx_packets,
+                st.tx_bytes,
+                st.delivered,
+                st.lost_channel,
+                st.lost_queue,
+                st.lost_link_down,
+                ratio(st.busy_ns, end_ns),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `nodes.csv`: per node.
+pub fn write_nodes(
+    w: &mut impl Write,
+    run_id: u64,
+    sc: &Scenario,
+    nodes: &[NodeStats],
+) -> io::Result<()> {
+    writeln!(w, "{NODES_HEADER}")?;
+    for (spec, st) in sc.nodes.iter().zip(nodes) {
+        writeln!(
+            w,
+            "{run_id},{},{},{},{},{}",
+            csv_field(&spec.name),
+            spec.role.as_str(),
+            st.ip_sent,
+            st.ip_received,
+            st.ip_forwarded,
+        )?;
+    }
+    Ok(())
+}
