@@ -64,15 +64,17 @@ where
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .draw()?;
-    for (t, label) in events {
+    for (i, (t, label)) in events.iter().enumerate() {
         let grey = RGBColor(120, 120, 120);
+        // labels of nearby events on staggered rows so they do not overlap
+        let row = (i % 4) as f64;
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(*t, 0.0), (*t, y1)],
             grey.stroke_width(1),
         )))?;
         chart.draw_series(std::iter::once(Text::new(
             label.clone(),
-            (*t, y1 * 0.97),
+            (*t, y1 * (0.99 - 0.045 * row)),
             (FAMILY, 12).into_font().color(&grey),
         )))?;
     }
