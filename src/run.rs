@@ -77,7 +77,7 @@ pub fn run_rows(
             flow: f.name.clone(),
             pattern: f.pattern.as_str().to_string(),
             params: params.to_vec(),
-            metrics: metric_values(stats, None),
+            metrics: metric_values(stats, out.radio.total_mj()),
         })
         .collect()
 }

@@ -14,6 +14,7 @@ mod loss;
 pub mod model;
 pub mod overrides;
 mod protocols;
+pub mod radio;
 pub mod schema;
 mod sweep;
 mod topology;

@@ -8,6 +8,7 @@
 mod coap;
 mod events;
 mod ip;
+pub mod radio;
 mod udp;
 
 use crate::app::workload::Publisher;
@@ -23,7 +24,8 @@ use crate::sim::{run_until, EventQueue, Model, SimTime};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-/// Events of the simulation. Kept small (16 bytes): indices, not data.
+/// Events of the simulation. Kept small (16 bytes, `ev_is_16_bytes`):
+/// indices, not data.
 #[derive(Debug, Clone, Copy)]
 pub enum Ev {
     /// Publisher `p` sends its next message.
@@ -38,6 +40,14 @@ pub enum Ev {
     Reassembly { node: u32 },
     /// A node's CoAP endpoint timer (stale when `gen` is old).
     CoapTimer { node: u32, gen: u32 },
+    /// A shared-medium event of medium `m` (`world::radio`: MAC timer, end of
+    /// a transmission, ACK start, interferer burst).
+    Radio {
+        m: u16,
+        kind: u8,
+        idx: u32,
+        gen: u32,
+    },
 }
 
 /// A datagram being reassembled: (node, source address, ident, protocol).
@@ -85,6 +95,8 @@ pub struct RunOutcome {
     pub pcaps: Vec<PcapWriter<AtomicFile>>,
     /// CoAP endpoint counters summed over every node (zero without CoAP).
     pub coap: crate::proto::coap::Stats,
+    /// Radio energy per node and medium counters (empty without media).
+    pub radio: radio::RadioReport,
 }
 
 /// One run of one scenario.
@@ -118,6 +130,8 @@ pub struct World<'s> {
     pub(crate) coap_reqs: std::collections::BTreeMap<(u32, u64), coap::CoapReq>,
     /// Scratch request reused for every CoAP publish.
     pub(crate) coap_req: crate::proto::coap::Request,
+    /// Shared radio media and their MACs.
+    pub(crate) radio: radio::Radio,
 }
 
 impl<'s> World<'s> {
@@ -140,12 +154,16 @@ impl<'s> World<'s> {
             .iter()
             .map(|l| Link::new(l, sc.seed, &names))
             .collect();
+        let mut radio = radio::Radio::new(sc);
+        let mut route_links: Vec<_> = sc
+            .links
+            .iter()
+            .map(|l| (l.a as u32, l.b as u32, l.delay.0))
+            .collect();
+        radio.routing_links(sc, &mut route_links);
         let routing = Routing::new(
             sc.nodes.iter().map(|n| n.role.forwards()).collect(),
-            &sc.links
-                .iter()
-                .map(|l| (l.a as u32, l.b as u32, l.delay.0))
-                .collect::<Vec<_>>(),
+            &route_links,
         );
         let mut publishers = Vec::new();
         let mut infos = Vec::new();
@@ -203,6 +221,7 @@ impl<'s> World<'s> {
                 crate::proto::coap::Method::Put,
                 String::new(),
             ),
+            radio,
         })
     }
 
@@ -219,6 +238,7 @@ impl<'s> World<'s> {
         for p in 0..self.publishers.len() {
             self.schedule_publish(q, p);
         }
+        self.radio_prime(q);
     }
 
     pub(crate) fn schedule_publish(&mut self, q: &mut EventQueue<Ev>, p: usize) {
@@ -238,6 +258,7 @@ impl<'s> World<'s> {
         if let Some(e) = self.io_error.take() {
             return Err(e);
         }
+        let radio = self.radio_report(end);
         let (flows, messages) = self.recorder.finish(end)?;
         let mut coap = crate::proto::coap::Stats::default();
         for c in self.coap.iter().flatten() {
@@ -257,6 +278,7 @@ impl<'s> World<'s> {
             packets,
             pcaps: self.pcaps,
             coap,
+            radio,
         })
     }
 
@@ -321,6 +343,15 @@ impl Model for World<'_> {
             Ev::Scenario { idx } => self.on_scenario_event(now, q, idx as usize),
             Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
             Ev::CoapTimer { node, gen } => self.on_coap_timer(now, q, node as usize, gen),
+            Ev::Radio { m, kind, idx, gen } => self.on_radio(now, q, m as usize, kind, idx, gen),
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn ev_is_16_bytes() {
+        assert!(std::mem::size_of::<super::Ev>() <= 16);
     }
 }

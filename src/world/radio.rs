@@ -1,0 +1,1142 @@
+//! Shared radio media in the world (issue #4): the IEEE 802.15.4 MAC of
+//! every member (unslotted CSMA-CA, link-layer ACKs and retries, half-duplex
+//! turnaround, duty-cycled listening, transmit duty-cycle limits), driving
+//! the PHY in `link::medium` and the energy meters of `link::energy`.
+//!
+//! Read first: IEEE 802.15.4-2006 §7.5.1.4 (unslotted CSMA-CA: NB = 0,
+//! BE = macMinBE; wait random(2^BE − 1) unit backoff periods; CCA; busy →
+//! NB += 1, BE = min(BE + 1, macMaxBE), give up after macMaxCSMABackoffs;
+//! idle → transmit), §7.5.6.4 (ACK sent aTurnaroundTime after the frame, no
+//! CSMA; the sender waits macAckWaitDuration and retries up to
+//! macMaxFrameRetries times, each retry a new CSMA-CA).
+//!
+//! A medium hop is chosen by routing like a link (`Routing` sees one edge per
+//! pair in range, see `Radio::routing_links`); the IP packet is fragmented to
+//! the medium's MTU (frame size − MAC header − FCS), and each fragment is one
+//! MAC frame in the sender's queue. A frame that reaches its receiver is
+//! copied into a new packet and handed to that node's IP input at the end of
+//! the frame (propagation over a few hundred metres, < 1 µs, is neglected).
+//!
+//! `packets.csv` on a medium: one row per transmission attempt and receiver
+//! concerned (`to` = the unicast destination, or each in-range receiver of a
+//! broadcast), written when its outcome is known, with `time_ms` = the start
+//! of the attempt and `bytes` = the whole frame on air (PHY header, MAC
+//! header, IP packet, FCS); ACK frames are rows of kind `mac_ack`; a frame
+//! the MAC gives up on gets one more row (`cca_fail`, `no_ack`). Outcomes:
+//! `delivered`, `lost_channel` (bit errors or too weak), `collision`,
+//! `rx_off` (receiver transmitting, asleep or down), `lost_queue`,
+//! `cca_fail`, `no_ack`, `lost_node_down`.
+
+use super::{Ev, World};
+use crate::link::energy::{EnergyMeter, RadioState};
+use crate::link::mac154;
+use crate::link::medium::{InterfererPos, Medium, MediumStats, RxOutcome, RxResult, TxId};
+use crate::net::packet::{PacketId, PacketMeta, NO_FLOW};
+use crate::scenario::model::Scenario;
+use crate::scenario::radio::MediumSpec;
+use crate::sim::{EventQueue, SimDuration, SimRng, SimTime};
+use std::collections::VecDeque;
+use std::io::Write;
+
+/// `Ev::Radio` kinds.
+pub(crate) const K_MAC: u8 = 0;
+pub(crate) const K_TX_END: u8 = 1;
+pub(crate) const K_ACK: u8 = 2;
+pub(crate) const K_INTERF: u8 = 3;
+
+const BCAST: u32 = u32::MAX;
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MacState {
+    Idle,
+    /// Waiting for a wake window of the receiver or the duty-cycle limit.
+    Deferred,
+    Backoff,
+    Cca,
+    /// RX→TX turnaround before the frame.
+    Turnaround,
+    Tx,
+    WaitAck,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    pkt: PacketId,
+    /// Member index, or `BCAST`.
+    dst: u32,
+    seq: u8,
+    attempts: u8,
+    /// Some attempt reached the receiver (a `no_ack` is then not a loss).
+    reached: bool,
+    /// Start of the current attempt.
+    start: SimTime,
+}
+
+#[derive(Debug)]
+struct MacNode {
+    node: u32,
+    queue: VecDeque<Frame>,
+    state: MacState,
+    nb: u8,
+    be: u8,
+    seq: u8,
+    gen: u32,
+    rng: SimRng,
+    meter: EnergyMeter,
+    metered: RadioState,
+    duty: bool,
+    up: bool,
+    tx: Option<TxId>,
+    ack_tx: Option<TxId>,
+    ack_pending: Option<(u32, u8, u32, bool)>,
+    ack_gen: u32,
+    /// Earliest start of the next frame (transmit duty-cycle limit).
+    next_tx: SimTime,
+    /// Last (sender, sequence number) received per slot, for duplicate
+    /// rejection of retransmitted frames whose ACK was lost.
+    recent: [(u32, u8); 4],
+    recent_pos: u8,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TxTag {
+    Data {
+        n: u32,
+    },
+    Ack {
+        n: u32,
+        to: u32,
+        seq: u8,
+        flow: u32,
+        counted: bool,
+    },
+    Interferer,
+}
+
+/// Run-time state of one medium.
+#[derive(Debug)]
+pub(crate) struct RadioMedium {
+    spec: usize,
+    pub(crate) medium: Medium,
+    mac: Vec<MacNode>,
+    tags: Vec<TxTag>,
+    any_duty: bool,
+}
+
+/// Energy of one radio at the end of a run, mJ per state (tx, rx, listen, sleep).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeEnergy {
+    pub node: String,
+    pub medium: String,
+    pub duty_cycled: bool,
+    pub mj: [f64; 4],
+}
+
+/// What the radios did in a run.
+#[derive(Debug, Clone, Default)]
+pub struct RadioReport {
+    pub nodes: Vec<NodeEnergy>,
+    pub media: Vec<(String, MediumStats)>,
+}
+
+impl RadioReport {
+    /// Total energy per state over every radio (`None` without media).
+    pub fn total_mj(&self) -> Option<[f64; 4]> {
+        if self.media.is_empty() {
+            return None;
+        }
+        let mut t = [0.0; 4];
+        for n in &self.nodes {
+            for (a, b) in t.iter_mut().zip(n.mj) {
+                *a += b;
+            }
+        }
+        Some(t)
+    }
+}
+
+/// Every medium of a run, and how routing edges map onto them.
+#[derive(Debug, Default)]
+pub(crate) struct Radio {
+    pub(crate) media: Vec<RadioMedium>,
+    /// (medium, member) of each node, `NONE` when it has no radio.
+    of_node: Vec<(u32, u32)>,
+    /// Routing edge `e` is link index `nlinks + e`: (medium, member a, member b).
+    edges: Vec<(u32, u32, u32)>,
+    nlinks: usize,
+    results: Vec<RxResult>,
+    locks: Vec<u32>,
+    deliver: Vec<u32>,
+}
+
+impl Radio {
+    pub(crate) fn new(sc: &Scenario) -> Radio {
+        let mut of_node = vec![(NONE, NONE); sc.nodes.len()];
+        let mut media = Vec::with_capacity(sc.media.len());
+        for (mi, spec) in sc.media.iter().enumerate() {
+            let pos: Vec<(f64, f64)> = spec
+                .members
+                .iter()
+                .map(|&n| sc.nodes[n].position.unwrap_or((0.0, 0.0)))
+                .collect();
+            let names: Vec<&str> = spec
+                .members
+                .iter()
+                .map(|&n| sc.nodes[n].name.as_str())
+                .collect();
+            let interferers: Vec<InterfererPos> = spec
+                .interferers
+                .iter()
+                .map(|i| InterfererPos {
+                    position: i.position,
+                    power_dbm: i.power_dbm,
+                })
+                .collect();
+            let medium = Medium::new(
+                &spec.name,
+                sc.seed,
+                spec.phy,
+                spec.propagation,
+                spec.fading,
+                &pos,
+                &names,
+                &interferers,
+            );
+            let mac = spec
+                .members
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| {
+                    of_node[n] = (mi as u32, k as u32);
+                    let duty = spec.duty.is_some() && spec.duty_nodes.contains(&n);
+                    MacNode {
+                        node: n as u32,
+                        queue: VecDeque::new(),
+                        state: MacState::Idle,
+                        nb: 0,
+                        be: 0,
+                        seq: 0,
+                        gen: 0,
+                        rng: SimRng::stream(
+                            sc.seed,
+                            &format!("medium/{}/{}/mac", spec.name, sc.nodes[n].name),
+                        ),
+                        meter: EnergyMeter::new(if duty { spec.duty } else { None }),
+                        metered: RadioState::Listen,
+                        duty,
+                        up: true,
+                        tx: None,
+                        ack_tx: None,
+                        ack_pending: None,
+                        ack_gen: 0,
+                        next_tx: SimTime::ZERO,
+                        recent: [(NONE, 0); 4],
+                        recent_pos: 0,
+                    }
+                })
+                .collect();
+            media.push(RadioMedium {
+                spec: mi,
+                medium,
+                mac,
+                tags: Vec::new(),
+                any_duty: !spec.duty_nodes.is_empty() && spec.duty.is_some(),
+            });
+        }
+        Radio {
+            media,
+            of_node,
+            edges: Vec::new(),
+            nlinks: sc.links.len(),
+            results: Vec::new(),
+            locks: Vec::new(),
+            deliver: Vec::new(),
+        }
+    }
+
+    /// Append the routing edges of every medium to `links` (a, b, tie-break):
+    /// one per pair of members whose mean received power (path loss and
+    /// shadowing, no fading) is at least sensitivity + `route_margin_db`.
+    /// Routing minimises hops first; among equal hop counts the smaller total
+    /// path loss (in µdB, passed where links pass their delay) wins.
+    pub(crate) fn routing_links(&mut self, sc: &Scenario, links: &mut Vec<(u32, u32, u64)>) {
+        self.edges.clear();
+        for (mi, rm) in self.media.iter().enumerate() {
+            let spec = &sc.media[rm.spec];
+            let min = spec.phy.sensitivity_dbm + spec.route_margin_db;
+            for a in 0..rm.mac.len() as u32 {
+                for (b, dbm) in rm.medium.neighbours(a, min) {
+                    if b > a {
+                        let loss_udb = ((spec.phy.tx_power_dbm - dbm).max(0.0) * 1e6) as u64;
+                        links.push((rm.mac[a as usize].node, rm.mac[b as usize].node, loss_udb));
+                        self.edges.push((mi as u32, a, b));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether routing link index `l` is a medium edge.
+    pub(crate) fn is_edge(&self, l: usize) -> bool {
+        l >= self.nlinks
+    }
+}
+
+fn outcome_str(o: RxOutcome) -> &'static str {
+    match o {
+        RxOutcome::Delivered => "delivered",
+        RxOutcome::LostChannel => "lost_channel",
+        RxOutcome::Collision => "collision",
+        RxOutcome::Deaf => "rx_off",
+    }
+}
+
+/// Why the MAC dropped a frame without a receiver's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MacDrop {
+    Queue,
+    CcaFail,
+    NoAck,
+    /// Unicast without ACKs that did not arrive.
+    Lost,
+    NodeDown,
+}
+
+impl World<'_> {
+    fn spec(&self, m: usize) -> &MediumSpec {
+        &self.sc.media[self.radio.media[m].spec]
+    }
+
+    /// Schedule every interferer's first burst.
+    pub(crate) fn radio_prime(&mut self, q: &mut EventQueue<Ev>) {
+        for m in 0..self.radio.media.len() {
+            for (i, it) in self.spec(m).interferers.iter().enumerate() {
+                let _ = q.push(
+                    SimTime::ZERO + it.start,
+                    Ev::Radio {
+                        m: m as u16,
+                        kind: K_INTERF,
+                        idx: i as u32,
+                        gen: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Send `pkt` over routing edge `l` (a medium edge) in direction `d`.
+    pub(crate) fn radio_hop(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        l: usize,
+        d: usize,
+        pkt: PacketId,
+    ) {
+        let (m, a, b) = self.radio.edges[l - self.radio.nlinks];
+        let (from, to) = if d == 0 { (a, b) } else { (b, a) };
+        self.radio_send(now, q, m as usize, from, to, pkt);
+    }
+
+    /// Send `pkt` (IP multicast or broadcast) from `node` as a link-layer
+    /// broadcast on its medium; `false` when the node has no radio.
+    pub(crate) fn radio_broadcast(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketId,
+    ) -> bool {
+        let (m, k) = self.radio.of_node[node];
+        if m == NONE {
+            return false;
+        }
+        self.radio_send(now, q, m as usize, k, BCAST, pkt);
+        true
+    }
+
+    fn radio_send(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        from: u32,
+        to: u32,
+        pkt: PacketId,
+    ) {
+        let mtu = self.spec(m).mtu() as usize;
+        if self.pool.get(pkt).data.len() <= mtu {
+            return self.mac_enqueue(now, q, m, from, to, pkt);
+        }
+        match self.fragment_packet(pkt, mtu) {
+            Ok(ids) => {
+                for &f in &ids {
+                    self.mac_enqueue(now, q, m, from, to, f);
+                }
+                self.frag_ids = ids;
+            }
+            Err(ids) => {
+                self.frag_ids = ids;
+                self.drop_packet_mtu(now, pkt);
+            }
+        }
+    }
+
+    /// Bytes of `pkt`'s frame on air (PHY header + MAC header + IP + FCS).
+    fn frame_bytes(&self, m: usize, pkt: PacketId, bcast: bool) -> (u32, u32) {
+        let spec = self.spec(m);
+        let a = spec.mac.addressing;
+        let dst = if bcast { mac154::Addressing::Short } else { a };
+        let psdu = self.pool.get(pkt).data.len() as u32 + mac154::data_overhead(dst, a);
+        (psdu, psdu + spec.phy.phy_header_bytes)
+    }
+
+    fn mac_enqueue(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        n: u32,
+        dst: u32,
+        pkt: PacketId,
+    ) {
+        let cap = self.spec(m).mac.queue as usize;
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        if !mn.up {
+            return self.mac_drop(now, m, n, dst, pkt, MacDrop::NodeDown, false);
+        }
+        if mn.queue.len() > cap {
+            return self.mac_drop(now, m, n, dst, pkt, MacDrop::Queue, false);
+        }
+        mn.seq = mn.seq.wrapping_add(1);
+        let seq = mn.seq;
+        mn.queue.push_back(Frame {
+            pkt,
+            dst,
+            seq,
+            attempts: 0,
+            reached: false,
+            start: now,
+        });
+        if mn.state == MacState::Idle {
+            self.mac_start(now, q, m, n);
+        }
+    }
+
+    fn set_timer(&mut self, q: &mut EventQueue<Ev>, m: usize, n: u32, at: SimTime) {
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        mn.gen = mn.gen.wrapping_add(1);
+        let _ = q.push(
+            at,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_MAC,
+                idx: n,
+                gen: mn.gen,
+            },
+        );
+    }
+
+    /// Bring member `n`'s energy meter to the state its flags say.
+    fn refresh(&mut self, now: SimTime, m: usize, n: u32) {
+        let rm = &mut self.radio.media[m];
+        let receiving = rm.medium.receiving(n);
+        let mn = &mut rm.mac[n as usize];
+        let s = if !mn.up {
+            RadioState::Sleep
+        } else if mn.tx.is_some() || mn.ack_tx.is_some() {
+            RadioState::Tx
+        } else if receiving || matches!(mn.state, MacState::Cca | MacState::WaitAck) {
+            RadioState::Rx
+        } else {
+            RadioState::Listen
+        };
+        if s != mn.metered {
+            mn.meter.set(now, s);
+            mn.metered = s;
+        }
+    }
+
+    fn refresh_locks(&mut self, now: SimTime, m: usize) {
+        let locks = std::mem::take(&mut self.radio.locks);
+        for &r in &locks {
+            self.refresh(now, m, r);
+        }
+        self.radio.locks = locks;
+        self.radio.locks.clear();
+    }
+
+    /// Begin channel access for the frame at the head of `n`'s queue.
+    fn mac_start(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let duty = self.spec(m).duty;
+        let rm = &mut self.radio.media[m];
+        let any_duty = rm.any_duty;
+        let Some(&head) = rm.mac[n as usize].queue.front() else {
+            rm.mac[n as usize].state = MacState::Idle;
+            return self.refresh(now, m, n);
+        };
+        let mut t = now.max(rm.mac[n as usize].next_tx);
+        let sleepy = if head.dst == BCAST {
+            any_duty
+        } else {
+            rm.mac[head.dst as usize].duty
+        };
+        if let (true, Some(dc)) = (sleepy, duty) {
+            // synchronous duty cycle: wait for the receivers' next wake window
+            if dc.awake_ns(t, t + SimDuration::from_nanos(1)) == 0 {
+                let p = dc.period.as_nanos().max(1);
+                t = SimTime((t.as_nanos() / p + 1) * p);
+            }
+        }
+        if t > now {
+            rm.mac[n as usize].state = MacState::Deferred;
+            self.set_timer(q, m, n, t);
+            return self.refresh(now, m, n);
+        }
+        self.mac_access(now, q, m, n);
+    }
+
+    fn mac_access(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let mac = self.spec(m).mac;
+        if mac.csma {
+            let mn = &mut self.radio.media[m].mac[n as usize];
+            mn.nb = 0;
+            mn.be = mac.min_be;
+            self.mac_backoff(now, q, m, n);
+        } else {
+            self.mac_turnaround(now, q, m, n);
+        }
+    }
+
+    fn mac_backoff(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let unit = self.spec(m).mac.unit_backoff;
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        let slots = mn.rng.below(1u64 << mn.be);
+        mn.state = MacState::Backoff;
+        self.set_timer(q, m, n, now + unit.saturating_mul(slots));
+        self.refresh(now, m, n);
+    }
+
+    fn mac_turnaround(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let ta = self.spec(m).phy.turnaround;
+        let rm = &mut self.radio.media[m];
+        rm.mac[n as usize].state = MacState::Turnaround;
+        rm.medium.set_deaf(n);
+        self.set_timer(q, m, n, now + ta);
+        self.refresh(now, m, n);
+    }
+
+    fn cca_busy(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let mac = self.spec(m).mac;
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        mn.nb += 1;
+        mn.be = (mn.be + 1).min(mac.max_be);
+        if mn.nb > mac.max_backoffs {
+            // channel access failure: reported upward, the frame is dropped
+            if let Some(f) = mn.queue.pop_front() {
+                self.mac_drop(now, m, n, f.dst, f.pkt, MacDrop::CcaFail, f.reached);
+            }
+            self.mac_start(now, q, m, n);
+        } else {
+            self.mac_backoff(now, q, m, n);
+        }
+    }
+
+    /// A radio event.
+    pub(crate) fn on_radio(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        kind: u8,
+        idx: u32,
+        gen: u32,
+    ) {
+        match kind {
+            K_MAC => {
+                let mn = &self.radio.media[m].mac[idx as usize];
+                if mn.gen == gen && mn.up {
+                    self.on_mac_timer(now, q, m, idx);
+                }
+            }
+            K_TX_END => self.on_tx_end(now, q, m, idx),
+            K_ACK => self.on_ack_start(now, q, m, idx, gen),
+            _ => self.on_interferer(now, q, m, idx as usize),
+        }
+    }
+
+    fn on_mac_timer(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let cca = self.spec(m).mac.cca_duration;
+        let state = self.radio.media[m].mac[n as usize].state;
+        match state {
+            MacState::Deferred => self.mac_access(now, q, m, n),
+            MacState::Backoff => {
+                if self.radio.media[m].mac[n as usize].ack_tx.is_some() {
+                    return self.cca_busy(now, q, m, n);
+                }
+                let rm = &mut self.radio.media[m];
+                rm.mac[n as usize].state = MacState::Cca;
+                rm.medium.start_cca(n);
+                self.set_timer(q, m, n, now + cca);
+                self.refresh(now, m, n);
+            }
+            MacState::Cca => {
+                let rm = &mut self.radio.media[m];
+                let busy = rm.medium.end_cca(n) || rm.mac[n as usize].ack_tx.is_some();
+                if busy {
+                    self.cca_busy(now, q, m, n);
+                } else {
+                    self.mac_turnaround(now, q, m, n);
+                }
+            }
+            MacState::Turnaround => self.mac_transmit(now, q, m, n),
+            MacState::WaitAck => self.on_ack_timeout(now, q, m, n),
+            MacState::Idle | MacState::Tx => {}
+        }
+    }
+
+    /// Whether member `r` can receive at `now` (up, and awake if duty-cycled).
+    fn hear_fn<'a>(
+        mac: &'a [MacNode],
+        duty: Option<crate::link::energy::DutyCycle>,
+        now: SimTime,
+    ) -> impl FnMut(u32) -> bool + 'a {
+        move |r: u32| {
+            let mn = &mac[r as usize];
+            mn.up
+                && (!mn.duty
+                    || !matches!(
+                        mn.state,
+                        MacState::Idle | MacState::Deferred | MacState::Backoff
+                    )
+                    || duty
+                        .is_some_and(|dc| dc.awake_ns(now, now + SimDuration::from_nanos(1)) == 1))
+        }
+    }
+
+    fn mac_transmit(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let Some(&head) = self.radio.media[m].mac[n as usize].queue.front() else {
+            return self.mac_start(now, q, m, n);
+        };
+        let (psdu, ppdu) = self.frame_bytes(m, head.pkt, head.dst == BCAST);
+        let spec = self.spec(m);
+        let (duty, limit) = (spec.duty, spec.mac.tx_duty_limit);
+        let rm = &mut self.radio.media[m];
+        let airtime = rm.medium.airtime(psdu);
+        let mut locks = std::mem::take(&mut self.radio.locks);
+        let tx = {
+            let hear = Self::hear_fn(&rm.mac, duty, now);
+            rm.medium.begin_tx(now, n, psdu, hear, &mut locks)
+        };
+        self.radio.locks = locks;
+        if rm.tags.len() <= tx as usize {
+            rm.tags.resize(tx as usize + 1, TxTag::Interferer);
+        }
+        rm.tags[tx as usize] = TxTag::Data { n };
+        let mn = &mut rm.mac[n as usize];
+        mn.state = MacState::Tx;
+        mn.tx = Some(tx);
+        if let Some(lim) = limit {
+            // transmit duty cycle: silent for airtime·(1/limit − 1) after the frame
+            let quiet = (airtime.as_nanos() as f64 * (1.0 / lim - 1.0)).ceil() as u64;
+            mn.next_tx = now + airtime + SimDuration::from_nanos(quiet);
+        }
+        let retry = head.attempts > 0;
+        if let Some(f) = mn.queue.front_mut() {
+            f.attempts += 1;
+            f.start = now;
+        }
+        let _ = q.push(
+            now + airtime,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_TX_END,
+                idx: tx,
+                gen: 0,
+            },
+        );
+        self.count_frame_bytes(head.pkt, ppdu, retry);
+        self.refresh(now, m, n);
+        self.refresh_locks(now, m);
+    }
+
+    /// bytes_on_wire and its layers for one data frame of `pkt`.
+    fn count_frame_bytes(&mut self, pkt: PacketId, ppdu: u32, retry: bool) {
+        let meta = self.pool.get(pkt).meta;
+        if !meta.counted {
+            return;
+        }
+        let len = self.pool.get(pkt).data.len() as u64;
+        let (tip, proto, app) = crate::net::packet::layer_split(&self.pool.get(pkt).data, &meta);
+        let link_hdr = u64::from(ppdu) - len;
+        if let Some(s) = self.flow_stats(meta.flow) {
+            s.bytes_on_wire += u64::from(ppdu);
+            if retry || meta.retx {
+                s.bytes_retransmissions += u64::from(ppdu);
+            } else {
+                s.bytes_transport_ip += tip + link_hdr;
+                s.bytes_protocol += proto;
+                s.bytes_payload += app;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn radio_row(
+        &mut self,
+        at: SimTime,
+        m: usize,
+        from: u32,
+        to: u32,
+        meta: PacketMeta,
+        kind: &str,
+        bytes: u32,
+        outcome: &str,
+    ) {
+        if self.packets_out.is_none() {
+            return;
+        }
+        let rm = &self.radio.media[m];
+        let spec = &self.sc.media[rm.spec];
+        let protocol = if meta.flow == NO_FLOW {
+            "ip"
+        } else {
+            self.sc.flows[meta.flow as usize].protocol.as_str()
+        };
+        let from = self.names[rm.mac[from as usize].node as usize].as_str();
+        let to = if to == BCAST {
+            "*"
+        } else {
+            self.names[rm.mac[to as usize].node as usize].as_str()
+        };
+        let r = match self.packets_out.as_mut() {
+            Some(w) => writeln!(
+                w,
+                "{},{},{},{},{},{},{},{},{}",
+                crate::metrics::record::fmt_ms(at.0),
+                self.run_id,
+                spec.name,
+                from,
+                to,
+                protocol,
+                kind,
+                bytes,
+                outcome
+            ),
+            None => Ok(()),
+        };
+        self.io_result(r);
+    }
+
+    /// Drop a frame the MAC cannot deliver: row, counters, free.
+    #[allow(clippy::too_many_arguments)]
+    fn mac_drop(
+        &mut self,
+        now: SimTime,
+        m: usize,
+        n: u32,
+        dst: u32,
+        pkt: PacketId,
+        why: MacDrop,
+        reached: bool,
+    ) {
+        let meta = self.pool.get(pkt).meta;
+        let (_, ppdu) = self.frame_bytes(m, pkt, dst == BCAST);
+        let label = match why {
+            MacDrop::Queue => Some("lost_queue"),
+            MacDrop::CcaFail => Some("cca_fail"),
+            MacDrop::NoAck => Some("no_ack"),
+            MacDrop::NodeDown => Some("lost_node_down"),
+            MacDrop::Lost => None, // its attempt row already says why
+        };
+        if let Some(l) = label {
+            self.radio_row(now, m, n, dst, meta, meta.kind, ppdu, l);
+        }
+        if meta.counted && dst != BCAST && !reached {
+            if let Some(s) = self.flow_stats(meta.flow) {
+                match why {
+                    MacDrop::Queue => s.drops_queue += 1,
+                    MacDrop::NodeDown => s.drops_node_down += 1,
+                    MacDrop::CcaFail | MacDrop::NoAck | MacDrop::Lost => s.drops_channel += 1,
+                }
+            }
+        }
+        self.pool.free(pkt);
+    }
+
+    fn on_tx_end(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, tx: TxId) {
+        let mut results = std::mem::take(&mut self.radio.results);
+        let mut locks = std::mem::take(&mut self.radio.locks);
+        let tag = {
+            let rm = &mut self.radio.media[m];
+            rm.medium.end_tx(tx, &mut results, &mut locks);
+            rm.tags
+                .get(tx as usize)
+                .copied()
+                .unwrap_or(TxTag::Interferer)
+        };
+        self.radio.locks = locks;
+        self.refresh_locks(now, m);
+        match tag {
+            TxTag::Data { n } => self.data_end(now, q, m, n, tx, &results),
+            TxTag::Ack {
+                n,
+                to,
+                seq,
+                flow,
+                counted,
+            } => self.ack_end(now, q, m, (n, to, seq), tx, flow, counted, &results),
+            TxTag::Interferer => {}
+        }
+        self.radio.results = results;
+    }
+
+    fn data_end(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        n: u32,
+        tx: TxId,
+        results: &[RxResult],
+    ) {
+        let ta = self.spec(m).phy.turnaround;
+        let mac = self.spec(m).mac;
+        let rm = &mut self.radio.media[m];
+        if rm.mac[n as usize].tx != Some(tx) {
+            return; // the sender crashed mid-frame: the frame is lost everywhere
+        }
+        rm.medium.set_hearing(n, now + ta);
+        let mn = &mut rm.mac[n as usize];
+        mn.tx = None;
+        let Some(frame) = mn.queue.front().copied() else {
+            return;
+        };
+        let meta = self.pool.get(frame.pkt).meta;
+        let (_, ppdu) = self.frame_bytes(m, frame.pkt, frame.dst == BCAST);
+        let mut deliver = std::mem::take(&mut self.radio.deliver);
+        deliver.clear();
+        let mut reached = false;
+        if frame.dst == BCAST {
+            for r in results.iter().filter(|r| r.in_range) {
+                self.radio_row(
+                    frame.start,
+                    m,
+                    n,
+                    r.rx,
+                    meta,
+                    meta.kind,
+                    ppdu,
+                    outcome_str(r.outcome),
+                );
+                match r.outcome {
+                    RxOutcome::Delivered => deliver.push(r.rx),
+                    RxOutcome::Collision if meta.counted => {
+                        if let Some(s) = self.flow_stats(meta.flow) {
+                            s.collisions += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let d = frame.dst;
+            let out = results
+                .iter()
+                .find(|r| r.rx == d)
+                .map_or(RxOutcome::LostChannel, |r| r.outcome);
+            self.radio_row(
+                frame.start,
+                m,
+                n,
+                d,
+                meta,
+                meta.kind,
+                ppdu,
+                outcome_str(out),
+            );
+            if out == RxOutcome::Collision && meta.counted {
+                if let Some(s) = self.flow_stats(meta.flow) {
+                    s.collisions += 1;
+                }
+            }
+            if out == RxOutcome::Delivered {
+                reached = true;
+                let rm = &mut self.radio.media[m];
+                let rx = &mut rm.mac[d as usize];
+                let dup = rx.recent.contains(&(n, frame.seq));
+                if !dup {
+                    let p = rx.recent_pos as usize;
+                    rx.recent[p] = (n, frame.seq);
+                    rx.recent_pos = ((p + 1) % rx.recent.len()) as u8;
+                    deliver.push(d);
+                }
+                // §7.5.6.4: ACK aTurnaroundTime after the frame, without CSMA,
+                // unless the receiver is busy with its own exchange
+                if mac.ack
+                    && rx.up
+                    && rx.ack_tx.is_none()
+                    && matches!(
+                        rx.state,
+                        MacState::Idle | MacState::Deferred | MacState::Backoff
+                    )
+                {
+                    rx.ack_gen = rx.ack_gen.wrapping_add(1);
+                    rx.ack_pending = Some((n, frame.seq, meta.flow, meta.counted));
+                    let g = rx.ack_gen;
+                    rm.medium.set_deaf(d);
+                    let _ = q.push(
+                        now + ta,
+                        Ev::Radio {
+                            m: m as u16,
+                            kind: K_ACK,
+                            idx: d,
+                            gen: g,
+                        },
+                    );
+                    self.refresh(now, m, d);
+                }
+            }
+        }
+        // hand copies to the receivers' IP layer
+        if !deliver.is_empty() {
+            let data = std::mem::take(&mut self.pool.get_mut(frame.pkt).data);
+            for &r in &deliver {
+                let node = self.radio.media[m].mac[r as usize].node as usize;
+                let c = self.pool.alloc_with(meta, &data);
+                self.ip_input(now, q, node, c);
+            }
+            self.pool.get_mut(frame.pkt).data = data;
+        }
+        self.radio.deliver = deliver;
+        // the sender's side (its queue may have changed only at its tail)
+        let rm = &mut self.radio.media[m];
+        if let Some(f) = rm.mac[n as usize].queue.front_mut() {
+            f.reached |= reached;
+        }
+        if frame.dst != BCAST && mac.ack {
+            rm.mac[n as usize].state = MacState::WaitAck;
+            self.set_timer(q, m, n, now + mac.ack_wait);
+            self.refresh(now, m, n);
+        } else {
+            rm.mac[n as usize].queue.pop_front();
+            if frame.dst != BCAST && !reached {
+                self.mac_drop(now, m, n, frame.dst, frame.pkt, MacDrop::Lost, false);
+            } else {
+                self.pool.free(frame.pkt);
+            }
+            self.mac_start(now, q, m, n);
+        }
+    }
+
+    fn on_ack_start(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, a: u32, gen: u32) {
+        let duty = self.spec(m).duty;
+        let rm = &mut self.radio.media[m];
+        let mn = &mut rm.mac[a as usize];
+        let Some((to, seq, flow, counted)) = mn.ack_pending.filter(|_| mn.ack_gen == gen && mn.up)
+        else {
+            if mn.ack_gen == gen {
+                rm.medium.set_hearing(a, now);
+            }
+            return;
+        };
+        mn.ack_pending = None;
+        let mut locks = std::mem::take(&mut self.radio.locks);
+        let tx = {
+            let hear = Self::hear_fn(&rm.mac, duty, now);
+            rm.medium
+                .begin_tx(now, a, mac154::ACK_PSDU_BYTES, hear, &mut locks)
+        };
+        self.radio.locks = locks;
+        if rm.tags.len() <= tx as usize {
+            rm.tags.resize(tx as usize + 1, TxTag::Interferer);
+        }
+        rm.tags[tx as usize] = TxTag::Ack {
+            n: a,
+            to,
+            seq,
+            flow,
+            counted,
+        };
+        rm.mac[a as usize].ack_tx = Some(tx);
+        let air = rm.medium.airtime(mac154::ACK_PSDU_BYTES);
+        let _ = q.push(
+            now + air,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_TX_END,
+                idx: tx,
+                gen: 0,
+            },
+        );
+        let ppdu = mac154::ACK_PSDU_BYTES + self.spec(m).phy.phy_header_bytes;
+        if counted {
+            if let Some(s) = self.flow_stats(flow) {
+                s.bytes_on_wire += u64::from(ppdu);
+                s.bytes_transport_ip += u64::from(ppdu);
+            }
+        }
+        self.refresh(now, m, a);
+        self.refresh_locks(now, m);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ack_end(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        (a, to, seq): (u32, u32, u8),
+        tx: TxId,
+        flow: u32,
+        counted: bool,
+        results: &[RxResult],
+    ) {
+        let ta = self.spec(m).phy.turnaround;
+        let ppdu = mac154::ACK_PSDU_BYTES + self.spec(m).phy.phy_header_bytes;
+        let rm = &mut self.radio.media[m];
+        if rm.mac[a as usize].ack_tx == Some(tx) {
+            rm.mac[a as usize].ack_tx = None;
+            rm.medium.set_hearing(a, now + ta);
+        }
+        self.refresh(now, m, a);
+        let out = results
+            .iter()
+            .find(|r| r.rx == to)
+            .map_or(RxOutcome::LostChannel, |r| r.outcome);
+        let meta = PacketMeta {
+            flow,
+            counted,
+            kind: "mac_ack",
+            ..Default::default()
+        };
+        let air = self.radio.media[m].medium.airtime(mac154::ACK_PSDU_BYTES);
+        self.radio_row(
+            SimTime(now.0 - air.0),
+            m,
+            a,
+            to,
+            meta,
+            "mac_ack",
+            ppdu,
+            outcome_str(out),
+        );
+        let rm = &mut self.radio.media[m];
+        let sender = &mut rm.mac[to as usize];
+        // the ACK answers the head frame (sequence number checked)
+        let waiting =
+            sender.state == MacState::WaitAck && sender.queue.front().is_some_and(|f| f.seq == seq);
+        if out == RxOutcome::Delivered && waiting {
+            if let Some(f) = sender.queue.pop_front() {
+                self.pool.free(f.pkt);
+            }
+            self.mac_start(now, q, m, to);
+        }
+    }
+
+    fn on_ack_timeout(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let max = self.spec(m).mac.max_frame_retries;
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        let Some(&f) = mn.queue.front() else {
+            return self.mac_start(now, q, m, n);
+        };
+        if f.attempts > max {
+            mn.queue.pop_front();
+            self.mac_drop(now, m, n, f.dst, f.pkt, MacDrop::NoAck, f.reached);
+        }
+        self.mac_start(now, q, m, n);
+    }
+
+    fn on_interferer(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, i: usize) {
+        let it = self.spec(m).interferers[i].clone();
+        let rm = &mut self.radio.media[m];
+        let s = rm.medium.interferer_sender(i);
+        let mut locks = std::mem::take(&mut self.radio.locks);
+        let tx = rm.medium.begin_tx(now, s, 0, |_| false, &mut locks);
+        self.radio.locks = locks;
+        if rm.tags.len() <= tx as usize {
+            rm.tags.resize(tx as usize + 1, TxTag::Interferer);
+        }
+        rm.tags[tx as usize] = TxTag::Interferer;
+        let _ = q.push(
+            now + it.burst,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_TX_END,
+                idx: tx,
+                gen: 0,
+            },
+        );
+        let _ = q.push(
+            now + it.period,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_INTERF,
+                idx: i as u32,
+                gen: 0,
+            },
+        );
+    }
+
+    /// `node` crashed: its radio goes off, queued frames are lost, a frame on
+    /// air is cut (lost at every receiver).
+    pub(crate) fn radio_crash(&mut self, now: SimTime, node: usize) {
+        let (m, n) = self.radio.of_node[node];
+        if m == NONE {
+            return;
+        }
+        let (m, n) = (m as usize, n);
+        let rm = &mut self.radio.media[m];
+        let mn = &mut rm.mac[n as usize];
+        mn.up = false;
+        mn.gen = mn.gen.wrapping_add(1);
+        mn.ack_gen = mn.ack_gen.wrapping_add(1);
+        mn.ack_pending = None;
+        mn.tx = None;
+        mn.ack_tx = None;
+        mn.state = MacState::Idle;
+        let frames: Vec<Frame> = mn.queue.drain(..).collect();
+        rm.medium.set_deaf(n);
+        for f in frames {
+            self.mac_drop(now, m, n, f.dst, f.pkt, MacDrop::NodeDown, f.reached);
+        }
+        self.refresh(now, m, n);
+        self.refresh_locks(now, m);
+    }
+
+    /// `node` restarted: its radio listens again.
+    pub(crate) fn radio_restart(&mut self, now: SimTime, node: usize) {
+        let (m, n) = self.radio.of_node[node];
+        if m == NONE {
+            return;
+        }
+        let rm = &mut self.radio.media[m as usize];
+        rm.mac[n as usize].up = true;
+        rm.medium.set_hearing(n, now);
+        self.refresh(now, m as usize, n);
+    }
+
+    /// Energy and medium counters at `end`.
+    pub(crate) fn radio_report(&mut self, end: SimTime) -> RadioReport {
+        let mut rep = RadioReport::default();
+        for rm in &mut self.radio.media {
+            let spec = &self.sc.media[rm.spec];
+            for mn in &mut rm.mac {
+                rep.nodes.push(NodeEnergy {
+                    node: self.names[mn.node as usize].clone(),
+                    medium: spec.name.clone(),
+                    duty_cycled: mn.duty,
+                    mj: mn.meter.energy_mj(end, &spec.energy),
+                });
+            }
+            rep.media.push((spec.name.clone(), rm.medium.stats));
+        }
+        rep
+    }
+}
+
+/// Is `dst` an address every radio neighbour takes (IP multicast or limited broadcast)?
+pub(crate) fn is_group_addr(dst: std::net::Ipv4Addr) -> bool {
+    dst.is_multicast() || dst.is_broadcast()
+}
