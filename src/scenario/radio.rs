@@ -506,9 +506,10 @@ fn resolve(ctx: &Ctx<'_>, topo: &Topology, m: &MediumSchema) -> Result<MediumSpe
             coherence,
         }),
         _ => {
+            let at = m.fading.as_ref().map_or(m.name.span(), |v| v.span());
             let k = m.k.as_ref().ok_or_else(|| {
                 ctx.err(
-                    m.name.span(),
+                    at,
                     &f("k"),
                     "`fading = \"rician\"` needs `k` (K-factor, linear)",
                 )

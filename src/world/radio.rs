@@ -1140,3 +1140,75 @@ impl World<'_> {
 pub(crate) fn is_group_addr(dst: std::net::Ipv4Addr) -> bool {
     dst.is_multicast() || dst.is_broadcast()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::ip::{self, Ipv4Repr};
+    use crate::net::udp::build_ipv4_udp;
+    use crate::world::Outputs;
+
+    const TEXT: &str = r#"
+name = "mcast"
+duration = "1 s"
+drain = "1 s"
+[[nodes]]
+name = "a"
+role = "client"
+position = [0.0, 0.0]
+[[nodes]]
+name = "b"
+role = "client"
+position = [10.0, 0.0]
+[[nodes]]
+name = "c"
+role = "router"
+position = [0.0, 10.0]
+[[nodes]]
+name = "far"
+role = "client"
+position = [500.0, 0.0]
+[[media]]
+name = "wpan"
+members = ["a", "b", "c", "far"]
+fading = "none"
+shadowing_db = 0.0
+"#;
+
+    /// One IP multicast datagram (CoAP's All-CoAP-Nodes 224.0.1.187) from
+    /// `a` leaves as one link-layer broadcast frame and reaches every node
+    /// in range once (`far` is out of range); nobody forwards it, not even
+    /// the router.
+    #[test]
+    fn ip_multicast_is_one_link_broadcast_to_every_neighbour() {
+        let sc = crate::scenario::load_str(TEXT, "t.toml", std::path::Path::new("."), &[])
+            .expect("scenario");
+        let mut w = World::new(&sc, 0, Outputs::default()).expect("world");
+        let repr = Ipv4Repr {
+            src: ip::node_addr(0),
+            dst: std::net::Ipv4Addr::new(224, 0, 1, 187),
+            protocol: ip::PROTO_UDP,
+            ttl: 1,
+            ident: 1,
+            dont_fragment: false,
+            more_fragments: false,
+            frag_offset: 0,
+            payload_len: 0,
+        };
+        let id = w.pool.alloc(PacketMeta::default());
+        let mut data = Vec::new();
+        build_ipv4_udp(&mut data, &repr, 5683, 5683, b"hello").expect("packet");
+        w.pool.get_mut(id).data = data;
+        let mut q = EventQueue::new();
+        w.ip_output(SimTime::ZERO, &mut q, 0, id);
+        crate::sim::run_until(&mut w, &mut q, SimTime(1_000_000_000));
+        let got: Vec<u64> = w.nodes.iter().map(|n| n.stats.ip_received).collect();
+        assert_eq!(got, [0, 1, 1, 0]);
+        assert_eq!(w.nodes[2].stats.ip_forwarded, 0);
+        assert_eq!(
+            w.radio.media[0].medium.stats.transmissions, 1,
+            "no ACK for a broadcast"
+        );
+        assert_eq!(w.pool.live(), 0, "every copy freed");
+    }
+}
