@@ -47,7 +47,7 @@ fn one_frame(m: &mut Medium, t: SimTime, s: u32, psdu: u32) -> Vec<RxResult> {
     let mut locks = Vec::new();
     let id = m.begin_tx(t, s, psdu, |_| true, &mut locks);
     let mut out = Vec::new();
-    m.end_tx(id, &mut out, &mut locks);
+    m.end_tx(id, |_| true, &mut out, &mut locks);
     out
 }
 
@@ -245,8 +245,8 @@ fn overlapping_frames_collide_at_a_common_receiver_and_a_near_one_captures() {
     let ta = m.begin_tx(SimTime(0), a, 100, |_| true, &mut locks);
     let tc = m.begin_tx(SimTime(1_000_000), c, 100, |_| true, &mut locks);
     let (mut ra, mut rc) = (Vec::new(), Vec::new());
-    m.end_tx(ta, &mut ra, &mut locks);
-    m.end_tx(tc, &mut rc, &mut locks);
+    m.end_tx(ta, |_| true, &mut ra, &mut locks);
+    m.end_tx(tc, |_| true, &mut rc, &mut locks);
     assert_eq!(outcome_at(&ra, b), RxOutcome::Collision, "A lost at B");
     assert_eq!(outcome_at(&rc, b), RxOutcome::Collision, "C lost at B");
     assert_eq!(outcome_at(&rc, d), RxOutcome::Delivered, "C captured at D");

@@ -118,6 +118,9 @@ pub enum RxOutcome {
     Collision,
     /// The receiver could not listen (down, asleep, transmitting).
     Deaf,
+    /// Received clear of collisions by a receiver the caller did not ask to
+    /// decide (not the frame's destination): no PER draw is made for it.
+    Overheard,
 }
 
 /// One receiver's result of a finished transmission.
@@ -493,9 +496,18 @@ impl Medium {
     }
 
     /// End transmission `id`: remove its energy and decide every receiver
-    /// that was locked on it. `out` gets one result per reached member
-    /// (interferer bursts give none); `locks` every member whose lock ended.
-    pub fn end_tx(&mut self, id: TxId, out: &mut Vec<RxResult>, locks: &mut Vec<u32>) {
+    /// that was locked on it. `out` gets one result per reached member;
+    /// `locks` every member whose lock ended. The PER draw (the costly part:
+    /// BER from SINR) is made only for receivers `decide(r)` selects — the
+    /// destination of a unicast frame, every receiver of a broadcast; the
+    /// others get `Overheard` when no collision took the frame.
+    pub fn end_tx(
+        &mut self,
+        id: TxId,
+        mut decide: impl FnMut(u32) -> bool,
+        out: &mut Vec<RxResult>,
+        locks: &mut Vec<u32>,
+    ) {
         out.clear();
         let Some(tx) = self.txs.get_mut(id as usize) else {
             return;
@@ -525,6 +537,8 @@ impl Medium {
                     // negligible interference (below 1e-3 of the noise) is no collision
                     if interf > 1e-3 * self.noise_mw && sinr < self.capture {
                         RxOutcome::Collision
+                    } else if !decide(e.rx) {
+                        RxOutcome::Overheard
                     } else {
                         let ber = phy::ber(self.phy.modulation, sinr);
                         if self.rx_rng[e.rx as usize].bernoulli(phy::per(ber, bits)) {
@@ -701,11 +715,24 @@ mod tests {
         m.start_cca(1);
         assert!(m.end_cca(1), "-70 dBm is above the -77 dBm CCA threshold");
         let mut out = Vec::new();
-        m.end_tx(t, &mut out, &mut locks);
+        m.end_tx(t, |_| true, &mut out, &mut locks);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].outcome, RxOutcome::Delivered);
         assert!(!m.receiving(1));
         m.start_cca(1);
         assert!(!m.end_cca(1));
+    }
+
+    #[test]
+    fn only_selected_receivers_are_decided() {
+        let pos = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)];
+        let mut m = Medium::new("m", 1, phy(), prop(), None, &pos, &["a", "b", "c"], &[]);
+        let mut locks = Vec::new();
+        let t = m.begin_tx(SimTime::ZERO, 0, 50, |_| true, &mut locks);
+        let mut out = Vec::new();
+        m.end_tx(t, |r| r == 1, &mut out, &mut locks);
+        let got: Vec<_> = out.iter().map(|r| (r.rx, r.outcome)).collect();
+        assert_eq!(got, [(1, RxOutcome::Delivered), (2, RxOutcome::Overheard)]);
+        assert_eq!(locks, [1, 2, 1, 2]);
     }
 }

@@ -289,6 +289,7 @@ fn outcome_str(o: RxOutcome) -> &'static str {
         RxOutcome::LostChannel => "lost_channel",
         RxOutcome::Collision => "collision",
         RxOutcome::Deaf => "rx_off",
+        RxOutcome::Overheard => "overheard",
     }
 }
 
@@ -770,11 +771,28 @@ impl World<'_> {
         let mut locks = std::mem::take(&mut self.radio.locks);
         let tag = {
             let rm = &mut self.radio.media[m];
-            rm.medium.end_tx(tx, &mut results, &mut locks);
-            rm.tags
+            let tag = rm
+                .tags
                 .get(tx as usize)
                 .copied()
-                .unwrap_or(TxTag::Interferer)
+                .unwrap_or(TxTag::Interferer);
+            // who needs a verdict: a unicast's destination, a broadcast's every receiver
+            let target = match tag {
+                TxTag::Data { n } => rm.mac[n as usize]
+                    .queue
+                    .front()
+                    .filter(|_| rm.mac[n as usize].tx == Some(tx))
+                    .map_or(NONE, |f| f.dst),
+                TxTag::Ack { to, .. } => to,
+                TxTag::Interferer => NONE,
+            };
+            rm.medium.end_tx(
+                tx,
+                |r| target == BCAST || r == target,
+                &mut results,
+                &mut locks,
+            );
+            tag
         };
         self.radio.locks = locks;
         self.refresh_locks(now, m);
