@@ -99,6 +99,13 @@ struct MacNode {
     recent_pos: u8,
 }
 
+impl MacNode {
+    /// Sending an ACK, or turning around to send one.
+    fn acking(&self) -> bool {
+        self.ack_tx.is_some() || self.ack_pending.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum TxTag {
     Data {
@@ -478,6 +485,12 @@ impl World<'_> {
             return self.refresh(now, m, n);
         };
         let mut t = now.max(rm.mac[n as usize].next_tx);
+        if rm.mac[n as usize].acking() {
+            // the radio owes an ACK (no CSMA before it): start after it is sent
+            let ack = rm.medium.airtime(mac154::ACK_PSDU_BYTES);
+            let ta = rm.medium.phy.turnaround;
+            t = t.max(now + ta + ack + ta);
+        }
         let sleepy = if head.dst == BCAST {
             any_duty
         } else {
@@ -573,7 +586,7 @@ impl World<'_> {
         match state {
             MacState::Deferred => self.mac_access(now, q, m, n),
             MacState::Backoff => {
-                if self.radio.media[m].mac[n as usize].ack_tx.is_some() {
+                if self.radio.media[m].mac[n as usize].acking() {
                     return self.cca_busy(now, q, m, n);
                 }
                 let rm = &mut self.radio.media[m];
@@ -584,7 +597,7 @@ impl World<'_> {
             }
             MacState::Cca => {
                 let rm = &mut self.radio.media[m];
-                let busy = rm.medium.end_cca(n) || rm.mac[n as usize].ack_tx.is_some();
+                let busy = rm.medium.end_cca(n) || rm.mac[n as usize].acking();
                 if busy {
                     self.cca_busy(now, q, m, n);
                 } else {
