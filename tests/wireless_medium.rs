@@ -180,6 +180,7 @@ fn two_receivers_of_one_broadcast_see_different_outcomes() {
     let expect = 2.0 * pl * (1.0 - pl);
     let se = (expect * (1.0 - expect) / n as f64).sqrt();
     let got = differ as f64 / n as f64;
+    eprintln!("broadcast outcomes differ in {got:.4} (expected {expect:.4})");
     assert!((got - expect).abs() <= 4.0 * se, "{got} vs {expect}");
     for (l, who) in [(lost1, "rx 1"), (lost2, "rx 2")] {
         let x = l as f64 / n as f64;
@@ -226,6 +227,7 @@ fn medium_per_follows_the_formula_over_snr_and_frame_size() {
                 (lost - expect).abs() <= 4.0 * se,
                 "PER at {snr_db} dB, {psdu} B: {lost} vs {expect}"
             );
+            eprintln!("PER at {snr_db} dB, {psdu}-byte PSDU: {lost:.4} (formula {expect:.4})");
             loss.push(lost);
         }
         assert!(loss[1] > loss[0], "larger frames lose more at {snr_db} dB");
@@ -355,6 +357,7 @@ fn hidden_terminals_collide_despite_csma() {
         "",
     );
     let (rate2, _) = collision_rate(&run_text("visible", &exposed, &[]));
+    eprintln!("hidden-terminal collision rate {rate:.4}, in CCA range {rate2:.4}");
     assert!(rate2 < rate / 3.0, "in CCA range: {rate2} vs hidden {rate}");
 }
 
@@ -390,11 +393,13 @@ fn csma_lowers_collisions_among_saturated_senders_in_range() {
     let (off, n_off) = collision_rate(&run_text("csma-off", &text, &["media.wpan.csma=false"]));
     assert!(n_on > 10_000 && n_off > 10_000, "{n_on} {n_off}");
     assert!(off > 0.9, "ALOHA-like when saturated: {off}");
+    eprintln!("saturated collision rate: CSMA on {on:.4}, off {off:.4}");
     assert!(on < 0.7 * off, "CSMA on {on} vs off {off}");
     // moderate load (≈ 0.6): CSMA removes most collisions
     let text = crowd("60 ms");
     let (on, _) = collision_rate(&run_text("csma-on-60", &text, &[]));
     let (off, _) = collision_rate(&run_text("csma-off-60", &text, &["media.wpan.csma=false"]));
+    eprintln!("moderate-load collision rate: CSMA on {on:.4}, off {off:.4}");
     assert!(on < off / 2.0, "moderate load: CSMA on {on} vs off {off}");
 }
 
@@ -518,6 +523,7 @@ fn a_bursty_interferer_destroys_frames_and_csma_waits_for_its_gaps() {
     let on = scenario(&nodes, &format!("ack = false\n{interferer}"), &flows, "");
     let r = common::sim::run_row(&run_text("interf-on", &on, &[]), "f");
     let ratio_on = common::sim::num(&r, "delivery_ratio");
+    eprintln!("interferer delivery: CSMA off {ratio_off:.4}, on {ratio_on:.4}");
     assert!(ratio_on > 0.9, "CSMA {ratio_on} vs none {ratio_off}");
     // and without the interferer nothing is lost
     let clean = scenario(&nodes, "ack = false", &flows, "");
