@@ -131,6 +131,15 @@ pub fn execute(
                 create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name)))).map_err(io_err)?;
             outputs.pcaps.push(PcapWriter::new(f).map_err(io_err)?);
         }
+        // then one per radio medium: 802.15.4 frames with FCS (world::radio)
+        for m in &sc.media {
+            let f =
+                create(&pcap_dir.join(format!("{}.pcap", file_safe(&m.name)))).map_err(io_err)?;
+            let lt = crate::report::pcap::LINKTYPE_IEEE802_15_4_WITHFCS;
+            outputs
+                .pcaps
+                .push(PcapWriter::with_linktype(f, lt).map_err(io_err)?);
+        }
     }
     let world = World::new(sc, run_id, outputs).map_err(io_err)?;
     let out = world.run().map_err(io_err)?;

@@ -216,3 +216,31 @@ fn media_fields_can_be_set_from_the_command_line() {
     assert_eq!(sc.media[0].mtu(), 116);
     assert_eq!(sc.media[0].preset, "ieee802154");
 }
+
+#[test]
+fn a_medium_capture_holds_valid_802154_frames_around_the_ip_packets() {
+    let dir = run_text("pcap154", &shipped("wireless-star.toml"), &["duration=20s"]);
+    let b = std::fs::read(dir.join("pcap/wpan.pcap")).expect("wpan.pcap");
+    assert_eq!(u32::from_le_bytes([b[20], b[21], b[22], b[23]]), 195);
+    let (mut at, mut data, mut acks) = (24, 0, 0);
+    while at + 16 <= b.len() {
+        let len = u32::from_le_bytes([b[at + 8], b[at + 9], b[at + 10], b[at + 11]]) as usize;
+        let rec = &b[at + 16..at + 16 + len];
+        if len == 5 {
+            acks += 1;
+            assert_eq!(
+                qossim::link::mac154::fcs(&rec[..3]).to_le_bytes(),
+                [rec[3], rec[4]]
+            );
+        } else {
+            let f = qossim::link::mac154::DataFrame::parse(rec).expect("valid frame and FCS");
+            let (ip, _) = qossim::net::ip::Ipv4Repr::parse(f.payload).expect("IPv4 inside");
+            assert_eq!(ip.protocol, qossim::net::ip::PROTO_UDP);
+            assert_eq!(rec.len(), f.payload.len() + 11);
+            data += 1;
+        }
+        at += 16 + len;
+    }
+    assert_eq!(at, b.len());
+    assert!(data > 50 && acks > 50, "{data} frames, {acks} ACKs");
+}

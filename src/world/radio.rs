@@ -671,8 +671,55 @@ impl World<'_> {
             },
         );
         self.count_frame_bytes(head.pkt, ppdu, retry);
+        self.capture_data(now, m, n, head);
         self.refresh(now, m, n);
         self.refresh_locks(now, m);
+    }
+
+    /// Write a data frame to the medium's pcap (when captures are on): the
+    /// 802.15.4 frame with short addresses = member index + 1 (broadcast
+    /// 0xFFFF), PAN 0x1234, the IPv4 packet as payload, FCS.
+    fn capture_data(&mut self, now: SimTime, m: usize, n: u32, f: Frame) {
+        let idx = self.radio.nlinks + m;
+        if self.pcaps.len() <= idx {
+            return;
+        }
+        let spec = self.spec(m);
+        let ack = spec.mac.ack && f.dst != BCAST;
+        let addressing = spec.mac.addressing;
+        let frame = mac154::DataFrame {
+            seq: f.seq,
+            pan: 0x1234,
+            addressing,
+            dst: if f.dst == BCAST {
+                u64::from(mac154::BROADCAST)
+            } else {
+                u64::from(f.dst) + 1
+            },
+            src: u64::from(n) + 1,
+            ack_request: ack,
+            payload: &self.pool.get(f.pkt).data,
+        };
+        let mut buf = std::mem::take(&mut self.frag_scratch);
+        buf.clear();
+        let r = match frame.emit(&mut buf) {
+            Ok(()) => self.pcaps[idx].write_packet(now, &buf),
+            Err(_) => Ok(()),
+        };
+        self.frag_scratch = buf;
+        self.io_result(r);
+    }
+
+    /// Write an ACK frame (FCF, sequence number, FCS) to the medium's pcap.
+    fn capture_ack(&mut self, now: SimTime, m: usize, seq: u8) {
+        let idx = self.radio.nlinks + m;
+        if let Some(w) = self.pcaps.get_mut(idx) {
+            let mut b = [0x02, 0x00, seq, 0, 0];
+            let c = mac154::fcs(&b[..3]).to_le_bytes();
+            b[3..].copy_from_slice(&c);
+            let r = w.write_packet(now, &b);
+            self.io_result(r);
+        }
     }
 
     /// bytes_on_wire and its layers for one data frame of `pkt`.
@@ -796,7 +843,9 @@ impl World<'_> {
                     .front()
                     .filter(|_| rm.mac[n as usize].tx == Some(tx))
                     .map_or(NONE, |f| f.dst),
-                TxTag::Ack { to, .. } => to,
+                // an ACK cut short by its sender's crash reaches nobody
+                TxTag::Ack { n, to, .. } if rm.mac[n as usize].ack_tx == Some(tx) => to,
+                TxTag::Ack { .. } => NONE,
                 TxTag::Interferer => NONE,
             };
             rm.medium.end_tx(
@@ -1002,6 +1051,7 @@ impl World<'_> {
             },
         );
         let ppdu = mac154::ACK_PSDU_BYTES + self.spec(m).phy.phy_header_bytes;
+        self.capture_ack(now, m, seq);
         if counted {
             if let Some(s) = self.flow_stats(flow) {
                 s.bytes_on_wire += u64::from(ppdu);
