@@ -179,7 +179,7 @@ fn bad_media_are_reported_with_file_line_and_field() {
         ("capture_db = nan\n", "w.toml:17:", "field `media.wpan.capture_db`: must be a finite number"),
         ("k = 3.0\n", "w.toml:17:", "field `media.wpan.k`: field `k` applies only to `fading = \"rician\"`"),
         ("fading = \"rician\"\n", "w.toml:17:", "field `media.wpan.k`: `fading = \"rician\"` needs `k`"),
-        ("ack_wait = \"100 us\"\n", "w.toml:17:", "field `media.wpan.ack_wait`: ack_wait 100 us is shorter than turnaround + ACK airtime"),
+        ("ack_wait = \"100 us\"\n", "w.toml:17:", "field `media.wpan.ack_wait`: ack_wait 100 us must be longer than turnaround + ACK airtime"),
         ("duty_cycle = { period = \"1 s\", wake = \"2 s\", nodes = [\"a\"] }\n", "w.toml:17:", "field `media.wpan.duty_cycle.wake`: wake 2 s is longer than period 1 s"),
         ("duty_cycle = { period = \"1 s\", wake = \"10 ms\", nodes = [\"c\"] }\n", "w.toml:17:", "is not a member of medium \"wpan\""),
         ("interferers = [{ position = [1.0, 1.0], power_dbm = 0.0, period = \"1 s\", burst = \"2 s\" }]\n", "w.toml:17:", "field `media.wpan.interferers[0].burst`"),
@@ -199,6 +199,12 @@ fn bad_media_are_reported_with_file_line_and_field() {
         "{BASE}[[media]]\nname = \"other\"\nmembers = [\"b\"]\n"
     ));
     assert!(e.contains("already a member of medium \"wpan\""), "{e}");
+    // an ACK wait that ends exactly with the ACK is refused too
+    let e = load_err(&format!("{BASE}ack_wait = \"544 us\"\n"));
+    assert!(
+        e.contains("must be longer than turnaround + ACK airtime (544 us)"),
+        "{e}"
+    );
     // a glob that matches nothing
     let e = load_err(&BASE.replace("members = [\"a\", \"b\"]", "members = [\"x*\"]"));
     assert!(e.contains("glob \"x*\" matches no node"), "{e}");

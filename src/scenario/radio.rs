@@ -596,9 +596,11 @@ fn resolve(ctx: &Ctx<'_>, topo: &Topology, m: &MediumSchema) -> Result<MediumSpe
         mac.tx_duty_limit = if x >= 1.0 { None } else { Some(x) };
     }
     let ack_airtime = mac154::airtime(mac154::ACK_PSDU_BYTES + phy.phy_header_bytes, phy.rate_bps);
-    if mac.ack && mac.ack_wait < phy.turnaround + ack_airtime {
+    // an ACK ending exactly at the timeout would lose to it (the timer was
+    // scheduled first), so the wait must be strictly longer
+    if mac.ack && mac.ack_wait <= phy.turnaround + ack_airtime {
         let at = m.ack_wait.as_ref().map_or(m.name.span(), |v| v.span());
-        return Err(ctx.err(at, &f("ack_wait"), format!("ack_wait {} is shorter than turnaround + ACK airtime ({}): no ACK could ever arrive in time", mac.ack_wait, phy.turnaround + ack_airtime)));
+        return Err(ctx.err(at, &f("ack_wait"), format!("ack_wait {} must be longer than turnaround + ACK airtime ({}): no ACK could ever arrive in time", mac.ack_wait, phy.turnaround + ack_airtime)));
     }
     let mut energy = p.energy;
     if let Some(e) = &m.energy {
