@@ -221,6 +221,8 @@ fn media_fields_can_be_set_from_the_command_line() {
     assert_eq!(sc.media[0].mac.max_frame_retries, 0);
     assert_eq!(sc.media[0].mtu(), 116);
     assert_eq!(sc.media[0].preset, "ieee802154");
+    let sc = common::sim::load(&text, &["media.wpan.addressing=extended"]);
+    assert_eq!(sc.media[0].mtu(), 104);
 }
 
 #[test]
