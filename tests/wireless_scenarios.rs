@@ -194,6 +194,9 @@ fn bad_media_are_reported_with_file_line_and_field() {
     let e = load_err(&BASE.replace("members = [\"a\", \"b\"]", "members = [\"a\", \"c\"]"));
     assert!(e.starts_with("w.toml:16:"), "{e}");
     assert!(e.contains("node \"c\" has no position"), "{e}");
+    // coordinates that would make the neighbour grid meaningless
+    let e = load_err(&BASE.replace("position = [5.0, 0.0]", "position = [1e300, -1e300]"));
+    assert!(e.contains("too far out for a radio medium"), "{e}");
     // one radio per node
     let e = load_err(&format!(
         "{BASE}[[media]]\nname = \"other\"\nmembers = [\"b\"]\n"

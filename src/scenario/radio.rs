@@ -16,6 +16,10 @@ use crate::scenario::model::{Fading, Modulation};
 use crate::sim::SimDuration;
 use serde::Deserialize;
 
+/// Largest |x| or |y| of a medium member or interferer, in metres
+/// (10,000 km): keeps the neighbour grid's arithmetic finite.
+pub const MAX_COORD_M: f64 = 1e7;
+
 /// `[[media]]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -320,6 +324,18 @@ fn resolve(ctx: &Ctx<'_>, topo: &Topology, m: &MediumSchema) -> Result<MediumSpe
                     topo.nodes[n].name
                 ),
             ));
+        }
+        if let Some((x, y)) = topo.nodes[n].position {
+            if x.abs() > MAX_COORD_M || y.abs() > MAX_COORD_M {
+                return Err(ctx.err_at(
+                    &m.members,
+                    &f("members"),
+                    format!(
+                        "node \"{}\" at [{x}, {y}] is too far out for a radio medium: coordinates must be within ±{MAX_COORD_M} m",
+                        topo.nodes[n].name
+                    ),
+                ));
+            }
         }
     }
     let mut phy = p.phy;
@@ -682,6 +698,13 @@ fn resolve(ctx: &Ctx<'_>, topo: &Topology, m: &MediumSchema) -> Result<MediumSpe
                 &it.position,
                 &fi("position"),
                 format!("coordinates must be finite numbers, got [{x}, {y}]"),
+            ));
+        }
+        if x.abs() > MAX_COORD_M || y.abs() > MAX_COORD_M {
+            return Err(ctx.err_at(
+                &it.position,
+                &fi("position"),
+                format!("[{x}, {y}] is too far out: coordinates must be within ±{MAX_COORD_M} m"),
             ));
         }
         let power_dbm = ctx.float_in(&it.power_dbm, &fi("power_dbm"), -50.0, 60.0)?;
