@@ -255,3 +255,69 @@ fn a_medium_capture_holds_valid_802154_frames_around_the_ip_packets() {
     assert_eq!(at, b.len());
     assert!(data > 50 && acks > 50, "{data} frames, {acks} ACKs");
 }
+
+#[test]
+fn the_1000_node_benchmark_has_15_neighbours_and_routes_for_everyone() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/bench/wireless-1000.toml");
+    let sc = qossim::scenario::load_file(&p, &[]).expect("bench scenario");
+    assert_eq!(sc.nodes.len(), 1000);
+    let spec = &sc.media[0];
+    assert_eq!(spec.members.len(), 1000);
+    let pos: Vec<(f64, f64)> = spec
+        .members
+        .iter()
+        .map(|&n| sc.nodes[n].position.expect("position"))
+        .collect();
+    assert!(pos
+        .iter()
+        .all(|&(x, y)| (0.0..=300.0).contains(&x) && (0.0..=300.0).contains(&y)));
+    let names: Vec<&str> = spec
+        .members
+        .iter()
+        .map(|&n| sc.nodes[n].name.as_str())
+        .collect();
+    let m = qossim::link::medium::Medium::new(
+        &spec.name,
+        sc.seed,
+        spec.phy,
+        spec.propagation,
+        spec.fading,
+        &pos,
+        &names,
+        &[],
+    );
+    let in_range: usize = (0..1000u32)
+        .map(|s| m.neighbours(s, spec.phy.sensitivity_dbm).count())
+        .sum();
+    let mean = in_range as f64 / 1000.0;
+    let routable: usize = (0..1000u32)
+        .map(|s| {
+            m.neighbours(s, spec.phy.sensitivity_dbm + spec.route_margin_db)
+                .count()
+        })
+        .sum();
+    eprintln!(
+        "{mean} neighbours in range, {} above the routing threshold, on average",
+        routable as f64 / 1000.0
+    );
+    assert!(
+        (12.0..=20.0).contains(&mean),
+        "{mean} neighbours in range on average"
+    );
+    // one simulated minute: every sensor has a route, and most readings arrive
+    let dir = run_text(
+        "bench1000",
+        &std::fs::read_to_string(&p).expect("text"),
+        &["duration=70s", "drain=10s"],
+    );
+    let rows = read_csv(&dir.join("runs.csv"));
+    assert_eq!(rows.len(), 10);
+    let (mut delivered, mut intended) = (0.0, 0.0);
+    for r in &rows {
+        assert_eq!(num(r, "drops_no_route"), 0.0, "{}", r["flow"]);
+        assert!(num(r, "collisions") > 0.0);
+        delivered += num(r, "delivered");
+        intended += num(r, "intended");
+    }
+    assert!(delivered / intended >= 0.5, "{}", delivered / intended);
+}
