@@ -321,3 +321,14 @@ fn the_1000_node_benchmark_has_15_neighbours_and_routes_for_everyone() {
     }
     assert!(delivered / intended >= 0.5, "{}", delivered / intended);
 }
+
+#[test]
+fn check_counts_the_radios() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/wireless-star.toml");
+    let (code, out, err) = common::cli::run(&["check", p.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("1 links, 1 radio medium (11 radios), 2 flows"),
+        "{out}"
+    );
+}
