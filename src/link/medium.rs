@@ -650,4 +650,65 @@ mod tests {
         assert_eq!(got, [(1, RxOutcome::Delivered), (2, RxOutcome::Overheard)]);
         assert_eq!(locks, [1, 2, 1, 2]);
     }
+
+    #[test]
+    fn random_overlaps_leave_no_energy_or_lock_behind() {
+        // 60 members, Rician fading, random overlapping frames ended in
+        // random order, some receivers deaf: every reached member gets one
+        // result per frame, and once nothing is on air no energy, lock or
+        // interference is left anywhere.
+        let mut rng = SimRng::stream(11, "medium-fuzz");
+        let pos: Vec<(f64, f64)> = (0..60)
+            .map(|_| (rng.uniform() * 80.0, rng.uniform() * 80.0))
+            .collect();
+        let names: Vec<String> = (0..60).map(|i| format!("n{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let fading = FadingParams {
+            fading: Fading::Rician { k: 2.0 },
+            coherence: SimDuration::from_millis(3),
+        };
+        let mut p = prop();
+        p.shadowing_db = 4.0;
+        let interferer = [InterfererPos {
+            position: (40.0, 40.0),
+            power_dbm: -5.0,
+        }];
+        let mut m = Medium::new("m", 5, phy(), p, Some(fading), &pos, &refs, &interferer);
+        let mut locks = Vec::new();
+        let mut out = Vec::new();
+        let mut on_air: Vec<(TxId, u32)> = Vec::new();
+        let mut t = 0u64;
+        for _ in 0..20_000 {
+            t += rng.below(400_000);
+            if on_air.len() < 8 && rng.bernoulli(0.55) {
+                let s = rng.below(61) as u32; // 60 = the interferer
+                if rng.bernoulli(0.1) && s < 60 {
+                    m.set_deaf(s);
+                    m.set_hearing(s, SimTime(t + 192_000));
+                }
+                let id = m.begin_tx(
+                    SimTime(t),
+                    s,
+                    20 + rng.below(100) as u32,
+                    |_| true,
+                    &mut locks,
+                );
+                on_air.push((id, s));
+            } else if !on_air.is_empty() {
+                let k = rng.below(on_air.len() as u64) as usize;
+                let (id, s) = on_air.swap_remove(k);
+                m.end_tx(id, |r| r % 2 == 0, &mut out, &mut locks);
+                assert_eq!(out.len(), m.neighbours(s, f64::NEG_INFINITY).count());
+            }
+        }
+        for (id, _) in on_air.drain(..) {
+            m.end_tx(id, |_| true, &mut out, &mut locks);
+        }
+        for (r, st) in m.rx.iter().enumerate() {
+            assert_eq!(st.energy_mw, 0.0, "energy left at {r}");
+            assert_eq!(st.active, 0);
+            assert_eq!(st.lock, NONE, "lock left at {r}");
+        }
+        assert!(m.stats.collisions > 0);
+    }
 }
