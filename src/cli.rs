@@ -178,8 +178,14 @@ pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
     for w in warnings(&sc) {
         eprintln!("warning: {w}");
     }
+    let radios: usize = sc.media.iter().map(|m| m.members.len()).sum();
+    let media = match sc.media.len() {
+        0 => String::new(),
+        1 => format!(", 1 radio medium ({radios} radios)"),
+        n => format!(", {n} radio media ({radios} radios)"),
+    };
     println!(
-        "{}: ok — scenario `{}`: {} nodes, {} links, {} flows, {} events; {} + {} drain simulated",
+        "{}: ok — scenario `{}`: {} nodes, {} links{media}, {} flows, {} events; {} + {} drain simulated",
         path.display(),
         sc.name,
         sc.nodes.len(),

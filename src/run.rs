@@ -77,7 +77,7 @@ pub fn run_rows(
             flow: f.name.clone(),
             pattern: f.pattern.as_str().to_string(),
             params: params.to_vec(),
-            metrics: metric_values(stats, None),
+            metrics: metric_values(stats, out.radio.total_mj()),
         })
         .collect()
 }
@@ -131,6 +131,15 @@ pub fn execute(
                 create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name)))).map_err(io_err)?;
             outputs.pcaps.push(PcapWriter::new(f).map_err(io_err)?);
         }
+        // then one per radio medium: 802.15.4 frames with FCS (world::radio)
+        for m in &sc.media {
+            let f =
+                create(&pcap_dir.join(format!("{}.pcap", file_safe(&m.name)))).map_err(io_err)?;
+            let lt = crate::report::pcap::LINKTYPE_IEEE802_15_4_WITHFCS;
+            outputs
+                .pcaps
+                .push(PcapWriter::with_linktype(f, lt).map_err(io_err)?);
+        }
     }
     let world = World::new(sc, run_id, outputs).map_err(io_err)?;
     let out = world.run().map_err(io_err)?;
@@ -147,6 +156,7 @@ pub fn execute(
         series,
         links,
         nodes,
+        radio,
         ..
     } = out;
     let mut files = Vec::new();
@@ -171,9 +181,11 @@ pub fn execute(
             Ok::<(), RunError>(())
         };
         table("links.csv", &|b| {
-            ts::write_links(b, run_id, &links, &names, end.0)
+            ts::write_links(b, run_id, &links, &names, end.0, &radio)
         })?;
-        table("nodes.csv", &|b| ts::write_nodes(b, run_id, sc, &nodes))?;
+        table("nodes.csv", &|b| {
+            ts::write_nodes(b, run_id, sc, &nodes, &radio)
+        })?;
         table("events.csv", &|b| ts::write_events(b, run_id, sc))?;
         let optional = [
             "timeseries.csv",

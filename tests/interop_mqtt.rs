@@ -69,9 +69,28 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A port for a peer to listen on, outside Linux's ephemeral range
+/// (32768–60999), so no other test's outgoing connection can take it as its
+/// source port between this check and the peer's bind.
 fn free_tcp_port() -> u16 {
-    let l = TcpListener::bind((LOCALHOST, 0)).expect("bind ephemeral port");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1000) as u16 * 10;
+    for _ in 0..1000 {
+        let port = 20_000 + (base - 20_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if TcpListener::bind((LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000")
+}
+
+/// True when something listens at `addr` (a connection that is not the
+/// socket talking to itself: Linux lets a connect to a free loopback port
+/// pick that same port as its source and "succeed").
+fn listening(addr: SocketAddrV4) -> bool {
+    TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200))
+        .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
 /// Start mosquitto on a free loopback port with a minimal config; wait
@@ -95,7 +114,7 @@ fn start_mosquitto(bin: &Path) -> (KillOnDrop, SocketAddrV4) {
     let guard = KillOnDrop(child);
     let addr = SocketAddrV4::new(LOCALHOST, port);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200)).is_err() {
+    while !listening(addr) {
         assert!(
             Instant::now() < deadline,
             "mosquitto did not listen within 5 s"

@@ -78,19 +78,43 @@ enum Model {
 pub(crate) struct FadingState {
     spec: crate::scenario::model::FadingSpec,
     mean_snr: f64,
+    block: BlockFading,
+}
+
+/// One block-fading process: a unit-mean power gain that stays constant for
+/// a coherence time and is redrawn when a packet falls in a new block
+/// (`⌊t / coherence⌋`). Used by the point-to-point `fading` channel and by
+/// every (sender, receiver) pair of a shared medium (`link::medium`).
+#[derive(Debug, Clone, Copy)]
+pub struct BlockFading {
     /// Block index of `gain` (u64::MAX: none drawn yet).
     block: u64,
     gain: f64,
 }
 
-impl FadingState {
-    /// The power gain of the block containing `now` (a fresh draw when a new
-    /// block starts; blocks without packets draw nothing).
-    fn gain(&mut self, now: SimTime, rng: &mut SimRng) -> f64 {
-        let block = now.as_nanos() / self.spec.coherence.as_nanos().max(1);
+impl Default for BlockFading {
+    fn default() -> Self {
+        BlockFading {
+            block: u64::MAX,
+            gain: 1.0,
+        }
+    }
+}
+
+impl BlockFading {
+    /// The power gain of the block containing `now` (a fresh draw from `rng`
+    /// when a new block starts; blocks without packets draw nothing).
+    pub fn gain(
+        &mut self,
+        now: SimTime,
+        coherence: crate::sim::SimDuration,
+        fading: crate::scenario::model::Fading,
+        rng: &mut SimRng,
+    ) -> f64 {
+        let block = now.as_nanos() / coherence.as_nanos().max(1);
         if block != self.block {
             self.block = block;
-            self.gain = draw_gain(self.spec.fading, rng);
+            self.gain = draw_gain(fading, rng);
         }
         self.gain
     }
@@ -151,8 +175,7 @@ impl Model {
             LossSpec::Fading(f) => Model::Fading(Box::new(FadingState {
                 spec: f.clone(),
                 mean_snr: crate::link::phy::db_to_linear(f.mean_snr_db),
-                block: u64::MAX,
-                gain: 1.0,
+                block: BlockFading::default(),
             })),
         }
     }
@@ -188,7 +211,7 @@ impl Channel {
     pub fn is_lost_sized(&mut self, now: SimTime, bytes: usize, rng: &mut SimRng) -> bool {
         match &mut self.model {
             Model::Fading(f) => {
-                let gain = f.gain(now, rng);
+                let gain = f.block.gain(now, f.spec.coherence, f.spec.fading, rng);
                 let bits = 8 * (bytes as u64 + u64::from(f.spec.phy_overhead_bytes));
                 let ber = crate::link::phy::ber(f.spec.modulation, f.mean_snr * gain);
                 rng.bernoulli(crate::link::phy::per(ber, bits))

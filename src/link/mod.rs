@@ -23,6 +23,8 @@
 
 pub mod channel;
 pub mod energy;
+pub mod mac154;
+pub mod medium;
 pub mod phy;
 
 use crate::net::packet::PacketId;

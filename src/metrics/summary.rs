@@ -21,7 +21,7 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
 ];
 
 /// Metric columns, in order.
-pub const METRIC_COLUMNS: [&str; 39] = [
+pub const METRIC_COLUMNS: [&str; 44] = [
     "sent",
     "intended",
     "delivered",
@@ -64,6 +64,12 @@ pub const METRIC_COLUMNS: [&str; 39] = [
     "mqtt_wills",
     "mqtt_will_delay_ms_mean",
     "mqtt_dropped",
+    // radio energy by state (issue #4), after everything before
+    "energy_mj_tx",
+    "energy_mj_rx",
+    "energy_mj_listen",
+    "energy_mj_sleep",
+    "energy_mj_per_delivered",
 ];
 
 /// A cell: integer, float, or empty (not applicable / undefined).
@@ -117,9 +123,12 @@ fn ms(ns: u64) -> Value {
     Value::Float(ns as f64 / 1e6)
 }
 
-/// The metric cells of one flow's stats. `energy_mj` is `None` when no node of
-/// the run has a radio model.
-pub fn metric_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
+/// The metric cells of one flow's stats. `energy_mj` is the run's radio
+/// energy per state (tx, rx, listen, sleep) over every radio, `None` when no
+/// node of the run has a radio model (the energy columns are then empty).
+pub fn metric_values(s: &FlowStats, energy_mj: Option<[f64; 4]>) -> Vec<Value> {
+    let total = energy_mj.map(|e| e.iter().sum::<f64>());
+    let state = |i: usize| energy_mj.map_or(Value::Empty, |e| Value::Float(e[i]));
     let mut lat = s.latencies.clone();
     lat.sort_unstable();
     let pct = |q: f64| stats::percentile_nearest_rank(&lat, q).map_or(Value::Empty, ms);
@@ -154,7 +163,7 @@ pub fn metric_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         Value::Int(s.drops_queue),
         Value::Int(s.drops_mtu),
         Value::Int(s.collisions),
-        energy_mj.map_or(Value::Empty, Value::Float),
+        total.map_or(Value::Empty, Value::Float),
         Value::Int(s.drops_no_route),
         Value::Int(s.drops_link_down),
         Value::Int(s.drops_node_down),
@@ -181,6 +190,14 @@ pub fn metric_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
             Value::Float(sum as f64 / s.mqtt_will_delay_ns.len() as f64 / 1e6)
         },
         Value::Int(s.mqtt_dropped),
+        state(0),
+        state(1),
+        state(2),
+        state(3),
+        match total {
+            Some(t) if s.delivered > 0 => Value::Float(t / s.delivered as f64),
+            _ => Value::Empty,
+        },
     ]
 }
 

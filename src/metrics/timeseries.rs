@@ -8,6 +8,7 @@ use crate::link::Link;
 use crate::metrics::record::{csv_field, fmt_ms};
 use crate::metrics::stats::percentile_nearest_rank;
 use crate::scenario::model::{Action, Scenario};
+use crate::world::radio::RadioReport;
 use crate::world::series::SeriesOut;
 use crate::world::tcp::ConnRecord;
 use crate::world::NodeStats;
@@ -19,7 +20,7 @@ pub const TCP_SERIES_HEADER: &str =
     "run_id,connection,side,node,t_ms,interval_ms,cwnd_bytes,srtt_ms,rto_ms,retransmissions";
 pub const EVENTS_HEADER: &str = "run_id,t_ms,action,target";
 pub const LINKS_HEADER: &str = "run_id,link,from,to,packets,bytes,delivered,drops_channel,drops_queue,drops_link_down,collisions,utilisation";
-pub const NODES_HEADER: &str = "run_id,node,role,ip_sent,ip_received,ip_forwarded";
+pub const NODES_HEADER: &str = "run_id,node,role,ip_sent,ip_received,ip_forwarded,energy_mj";
 
 /// Start and width of interval `k` of a run ending at `end_ns`.
 fn interval(s: &SeriesOut, k: usize, end_ns: u64) -> (u64, u64) {
@@ -206,13 +207,16 @@ pub fn write_events(w: &mut impl Write, run_id: u64, sc: &Scenario) -> io::Resul
     Ok(())
 }
 
-/// `links.csv`: per link direction over the whole run.
+/// `links.csv`: per link direction over the whole run, then one row per
+/// radio medium (`from` and `to` are `*`: a broadcast domain): its
+/// transmissions, collisions and airtime share.
 pub fn write_links(
     w: &mut impl Write,
     run_id: u64,
     links: &[Link],
     names: &[String],
     end_ns: u64,
+    radio: &RadioReport,
 ) -> io::Result<()> {
     writeln!(w, "{LINKS_HEADER}")?;
     for l in links {
@@ -235,26 +239,47 @@ pub fn write_links(
             )?;
         }
     }
+    for (name, m) in &radio.media {
+        writeln!(
+            w,
+            "{run_id},{},*,*,{},,,,,,{},{}",
+            csv_field(name),
+            m.transmissions,
+            m.collisions,
+            ratio(m.airtime_ns, end_ns),
+        )?;
+    }
     Ok(())
 }
 
-/// `nodes.csv`: per node.
+/// `nodes.csv`: per node; `energy_mj` (all radio states) only for nodes
+/// with a radio.
 pub fn write_nodes(
     w: &mut impl Write,
     run_id: u64,
     sc: &Scenario,
     nodes: &[NodeStats],
+    radio: &RadioReport,
 ) -> io::Result<()> {
     writeln!(w, "{NODES_HEADER}")?;
+    let energy: std::collections::BTreeMap<&str, f64> = radio
+        .nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.mj.iter().sum()))
+        .collect();
     for (spec, st) in sc.nodes.iter().zip(nodes) {
         writeln!(
             w,
-            "{run_id},{},{},{},{},{}",
+            "{run_id},{},{},{},{},{},{}",
             csv_field(&spec.name),
             spec.role.as_str(),
             st.ip_sent,
             st.ip_received,
             st.ip_forwarded,
+            energy
+                .get(spec.name.as_str())
+                .map(|e| format!("{e:.6}"))
+                .unwrap_or_default(),
         )?;
     }
     Ok(())

@@ -19,6 +19,9 @@ pub const MAGIC_NANOS: u32 = 0xA1B2_3C4D;
 pub const SNAPLEN: u32 = 65535;
 /// LINKTYPE_IPV4: each packet starts with an IPv4 header.
 pub const LINKTYPE_IPV4: u32 = 228;
+/// LINKTYPE_IEEE802_15_4_WITHFCS: IEEE 802.15.4 MAC frames with their FCS
+/// (the captures of a shared radio medium).
+pub const LINKTYPE_IEEE802_15_4_WITHFCS: u32 = 195;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
@@ -29,15 +32,20 @@ pub struct PcapWriter<W: Write> {
 }
 
 impl<W: Write> PcapWriter<W> {
-    /// Write the 24-byte global header to `w`.
-    pub fn new(mut w: W) -> io::Result<Self> {
+    /// Write the 24-byte global header (raw IPv4 link type) to `w`.
+    pub fn new(w: W) -> io::Result<Self> {
+        Self::with_linktype(w, LINKTYPE_IPV4)
+    }
+
+    /// Write the 24-byte global header with link type `linktype` to `w`.
+    pub fn with_linktype(mut w: W, linktype: u32) -> io::Result<Self> {
         let mut h = [0u8; 24];
         h[0..4].copy_from_slice(&MAGIC_NANOS.to_le_bytes());
         h[4..6].copy_from_slice(&2u16.to_le_bytes()); // version major
         h[6..8].copy_from_slice(&4u16.to_le_bytes()); // version minor
                                                       // Bytes 8..16, thiszone and sigfigs, stay 0: timestamps count from 0.
         h[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
-        h[20..24].copy_from_slice(&LINKTYPE_IPV4.to_le_bytes());
+        h[20..24].copy_from_slice(&linktype.to_le_bytes());
         w.write_all(&h)?;
         Ok(PcapWriter { w })
     }

@@ -3,7 +3,7 @@
 use super::check::{Ctx, MAX_DURATION};
 use super::error::{field_path_at, LineIndex, ScenarioError};
 use super::schema::FileSchema;
-use super::{events, flows, overrides, protocols, sweep, topology};
+use super::{events, flows, overrides, protocols, radio, sweep, topology};
 use crate::scenario::model::Scenario;
 use crate::sim::SimDuration;
 use std::collections::HashSet;
@@ -146,6 +146,7 @@ fn build(
     }
     let events = events::resolve_all(ctx, &topo, &file.events, duration + drain)?;
     let protocols = protocols::resolve(ctx, file.protocols.as_ref())?;
+    let media = radio::resolve_all(ctx, &topo, &file.media)?;
     let sweep = match &file.sweep {
         Some(sw) => Some(sweep::resolve(ctx, sw, resolved)?),
         None => None,
@@ -162,6 +163,7 @@ fn build(
         links: topo.links,
         flows: out_flows,
         events,
+        media,
         protocols,
         resolved_toml: resolved.to_string(),
         overrides: overrides.to_vec(),

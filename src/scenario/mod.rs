@@ -15,6 +15,7 @@ pub mod model;
 mod mqtt;
 pub mod overrides;
 mod protocols;
+pub mod radio;
 pub mod schema;
 mod sweep;
 mod topology;

@@ -29,6 +29,8 @@ pub struct Scenario {
     pub flows: Vec<FlowSpec>,
     /// Sorted by `at` (stable: file order among equal times).
     pub events: Vec<EventSpec>,
+    /// Shared radio media (`[[media]]`), file order.
+    pub media: Vec<crate::scenario::radio::MediumSpec>,
     pub protocols: ProtocolParams,
     /// The scenario as TOML after overrides (for manifest.json).
     pub resolved_toml: String,

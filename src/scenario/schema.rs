@@ -36,6 +36,9 @@ pub struct FileSchema {
     pub flows: Vec<S<FlowSchema>>,
     #[serde(default)]
     pub events: Vec<S<EventSchema>>,
+    /// `[[media]]`: shared radio media (`scenario::radio`).
+    #[serde(default)]
+    pub media: Vec<S<super::radio::MediumSchema>>,
     pub protocols: Option<ProtocolsSchema>,
     pub sweep: Option<S<SweepSchema>>,
 }

@@ -32,8 +32,11 @@ impl World<'_> {
                 self.nodes[*node].up = false;
                 // its interfaces stop: what waits in its output queues is lost
                 for a in self.routing.adjacency(*node).to_vec() {
-                    self.flush_queue(now, a.link as usize, a.dir as usize);
+                    if !self.radio.is_edge(a.link as usize) {
+                        self.flush_queue(now, a.link as usize, a.dir as usize);
+                    }
                 }
+                self.radio_crash(now, *node);
                 self.nodes[*node].clear_volatile();
                 let n = *node as u32;
                 self.frag_owner.retain(|k, _| k.0 != n);
@@ -43,6 +46,7 @@ impl World<'_> {
             }
             Action::NodeRestart { node } => {
                 self.nodes[*node].up = true;
+                self.radio_restart(now, *node);
                 self.mqtt_node_restart(now, *node);
             }
             Action::ClientDisconnect { node } => {

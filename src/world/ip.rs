@@ -115,9 +115,17 @@ impl World<'_> {
         node: usize,
         pkt: PacketId,
     ) {
-        let dst = ip::dst_of(&self.pool.get(pkt).data).and_then(ip::addr_node);
+        let addr = ip::dst_of(&self.pool.get(pkt).data);
+        if addr.is_some_and(super::radio::is_group_addr) && self.radio_broadcast(now, q, node, pkt)
+        {
+            return; // IP multicast / broadcast: one link-layer broadcast on the node's medium
+        }
+        let dst = addr.and_then(ip::addr_node);
         let hop = dst.and_then(|d| self.routing.next_hop(node, d));
         match hop {
+            Some(h) if self.radio.is_edge(h.link as usize) => {
+                self.radio_hop(now, q, h.link as usize, h.dir as usize, pkt)
+            }
             Some(h) => self.link_output(now, q, h.link as usize, h.dir as usize, pkt),
             None => self.drop_packet(now, None, pkt, Outcome::NoRoute),
         }
@@ -136,13 +144,34 @@ impl World<'_> {
         if self.pool.get(pkt).data.len() <= mtu {
             return self.offer(now, q, l, d, pkt);
         }
+        match self.fragment_packet(pkt, mtu) {
+            Ok(ids) => {
+                for &f in &ids {
+                    self.offer(now, q, l, d, f);
+                }
+                self.frag_ids = ids;
+            }
+            Err(ids) => {
+                self.frag_ids = ids;
+                self.drop_packet(now, Some((l, d)), pkt, Outcome::LostMtu);
+            }
+        }
+    }
+
+    /// RFC 791 §3.2: fragment `pkt` to `mtu`. `Ok`: the fragments (in
+    /// `frag_ids`' buffer, which the caller hands back), `pkt` freed; `Err`:
+    /// DF forbids it, `pkt` untouched (the caller drops it).
+    pub(crate) fn fragment_packet(
+        &mut self,
+        pkt: PacketId,
+        mtu: usize,
+    ) -> Result<Vec<PacketId>, Vec<PacketId>> {
         let meta = self.pool.get(pkt).meta;
         let mut ids = std::mem::take(&mut self.frag_ids);
         let mut scratch = std::mem::take(&mut self.frag_scratch);
         ids.clear();
         let data = std::mem::take(&mut self.pool.get_mut(pkt).data);
         let pool = &mut self.pool;
-        // RFC 791 §3.2: fragment, or drop when DF forbids it
         let r = frag::fragment(&data, mtu, &mut scratch, |f| {
             ids.push(pool.alloc_with(meta, f));
         });
@@ -151,18 +180,21 @@ impl World<'_> {
         match r {
             Ok(_) => {
                 self.pool.free(pkt);
-                for &f in &ids {
-                    self.offer(now, q, l, d, f);
-                }
+                Ok(ids)
             }
             Err(_) => {
                 for &f in &ids {
                     self.pool.free(f);
                 }
-                self.drop_packet(now, Some((l, d)), pkt, Outcome::LostMtu);
+                ids.clear();
+                Err(ids)
             }
         }
-        self.frag_ids = ids;
+    }
+
+    /// Drop a packet that DF keeps from being fragmented onto a medium.
+    pub(crate) fn drop_packet_mtu(&mut self, now: SimTime, pkt: PacketId) {
+        self.drop_packet(now, None, pkt, Outcome::LostMtu);
     }
 
     /// The queue rule, then start transmitting if the transmitter is idle.
@@ -280,13 +312,20 @@ impl World<'_> {
     }
 
     /// A packet reached `node`: deliver it locally or forward it.
-    fn ip_input(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
+    pub(crate) fn ip_input(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketId,
+    ) {
         let data = &self.pool.get(pkt).data;
         let Ok((hdr, _)) = Ipv4Repr::parse(data) else {
             self.pool.free(pkt); // corrupt header: silently discarded (RFC 1122 §3.2.1.2)
             return;
         };
-        if ip::addr_node(hdr.dst) != Some(node) {
+        // multicast and broadcast are taken locally and never forwarded (link scope)
+        if ip::addr_node(hdr.dst) != Some(node) && !super::radio::is_group_addr(hdr.dst) {
             if !self.nodes[node].forwards {
                 self.pool.free(pkt);
                 return;

@@ -9,6 +9,7 @@ mod coap;
 mod events;
 mod ip;
 pub mod mqtt;
+pub mod radio;
 pub mod series;
 pub mod tcp;
 mod udp;
@@ -26,7 +27,8 @@ use crate::sim::{run_until, EventQueue, Model, SimTime};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-/// Events of the simulation. Kept small (16 bytes): indices, not data.
+/// Events of the simulation. Kept small (16 bytes, `ev_is_16_bytes`):
+/// indices, not data.
 #[derive(Debug, Clone, Copy)]
 pub enum Ev {
     /// Publisher `p` sends its next message.
@@ -56,6 +58,14 @@ pub enum Ev {
     /// An MQTT client's connection attempt on socket `slot` times out
     /// unless the TCP handshake has completed.
     MqttConnectTimeout { client: u32, slot: u32 },
+    /// A shared-medium event of medium `m` (`world::radio`: MAC timer, end of
+    /// a transmission, ACK start, interferer burst).
+    Radio {
+        m: u16,
+        kind: u8,
+        idx: u32,
+        gen: u32,
+    },
 }
 
 /// A datagram being reassembled: (node, source address, ident, protocol).
@@ -109,6 +119,8 @@ pub struct RunOutcome {
     pub mqtt: Vec<mqtt::MqttRow>,
     /// Time series (None when `timeseries_interval` is zero).
     pub series: Option<series::SeriesOut>,
+    /// Radio energy per node and medium counters (empty without media).
+    pub radio: radio::RadioReport,
 }
 
 /// One run of one scenario.
@@ -148,6 +160,8 @@ pub struct World<'s> {
     pub(crate) mqtt: mqtt::MqttLayer,
     /// Samples for the time series.
     pub(crate) series: series::SeriesState,
+    /// Shared radio media and their MACs.
+    pub(crate) radio: radio::Radio,
 }
 
 impl<'s> World<'s> {
@@ -170,12 +184,16 @@ impl<'s> World<'s> {
             .iter()
             .map(|l| Link::new(l, sc.seed, &names))
             .collect();
+        let mut radio = radio::Radio::new(sc);
+        let mut route_links: Vec<_> = sc
+            .links
+            .iter()
+            .map(|l| (l.a as u32, l.b as u32, l.delay.0))
+            .collect();
+        radio.routing_links(sc, &mut route_links);
         let routing = Routing::new(
             sc.nodes.iter().map(|n| n.role.forwards()).collect(),
-            &sc.links
-                .iter()
-                .map(|l| (l.a as u32, l.b as u32, l.delay.0))
-                .collect::<Vec<_>>(),
+            &route_links,
         );
         let mut publishers = Vec::new();
         let mut infos = Vec::new();
@@ -237,6 +255,7 @@ impl<'s> World<'s> {
             tcp: tcp::TcpLayer::new(sc.seed),
             mqtt: Default::default(),
             series: Default::default(),
+            radio,
         };
         w.tcp_setup();
         w.mqtt_setup();
@@ -258,6 +277,7 @@ impl<'s> World<'s> {
         }
         self.mqtt_prime(q);
         self.series_prime(q);
+        self.radio_prime(q);
     }
 
     pub(crate) fn schedule_publish(&mut self, q: &mut EventQueue<Ev>, p: usize) {
@@ -279,6 +299,7 @@ impl<'s> World<'s> {
         }
         self.tcp_finish();
         let mqtt = self.mqtt_rows();
+        let radio = self.radio_report(end);
         if self.series.interval_ns > 0 {
             self.on_sample(end, None);
         }
@@ -311,6 +332,7 @@ impl<'s> World<'s> {
             connections: self.tcp.records,
             mqtt,
             series,
+            radio,
         })
     }
 
@@ -406,7 +428,16 @@ impl Model for World<'_> {
             Ev::MqttConnectTimeout { client, slot } => {
                 self.on_mqtt_connect_timeout(now, q, client, slot)
             }
+            Ev::Radio { m, kind, idx, gen } => self.on_radio(now, q, m as usize, kind, idx, gen),
         }
         self.mqtt_flush(now, q);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn ev_is_16_bytes() {
+        assert!(std::mem::size_of::<super::Ev>() <= 16);
     }
 }

@@ -1,0 +1,312 @@
+//! Channel access of every member (IEEE 802.15.4-2006 §7.5.1.4 unslotted
+//! CSMA-CA): queueing, the wake-window and duty-limit deferral, backoff, CCA,
+//! the RX→TX turnaround and the start of a data frame; the MAC timer
+//! dispatch, ACK timeouts and interferer bursts. The end of a transmission
+//! (verdicts, delivery, ACKs) is in `exchange.rs`.
+
+use super::*;
+
+impl World<'_> {
+    pub(super) fn mac_enqueue(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        n: u32,
+        dst: u32,
+        pkt: PacketId,
+    ) {
+        let cap = self.spec(m).mac.queue as usize;
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        if !mn.up {
+            return self.mac_drop(now, m, n, dst, pkt, MacDrop::NodeDown, false);
+        }
+        if mn.queue.len() > cap {
+            return self.mac_drop(now, m, n, dst, pkt, MacDrop::Queue, false);
+        }
+        mn.seq = mn.seq.wrapping_add(1);
+        let seq = mn.seq;
+        mn.queue.push_back(Frame {
+            pkt,
+            dst,
+            seq,
+            attempts: 0,
+            reached: false,
+            start: now,
+        });
+        if mn.state == MacState::Idle {
+            self.mac_start(now, q, m, n);
+        }
+    }
+
+    pub(super) fn set_timer(&mut self, q: &mut EventQueue<Ev>, m: usize, n: u32, at: SimTime) {
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        mn.gen = mn.gen.wrapping_add(1);
+        let _ = q.push(
+            at,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_MAC,
+                idx: n,
+                gen: mn.gen,
+            },
+        );
+    }
+
+    /// Begin channel access for the frame at the head of `n`'s queue.
+    pub(super) fn mac_start(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let duty = self.spec(m).duty;
+        let rm = &mut self.radio.media[m];
+        let any_duty = rm.any_duty;
+        let Some(&head) = rm.mac[n as usize].queue.front() else {
+            rm.mac[n as usize].state = MacState::Idle;
+            return self.refresh(now, m, n);
+        };
+        let mut t = now.max(rm.mac[n as usize].next_tx);
+        if rm.mac[n as usize].acking() {
+            // the radio owes an ACK (no CSMA before it): start after it is sent
+            let ack = rm.medium.airtime(mac154::ACK_PSDU_BYTES);
+            let ta = rm.medium.phy.turnaround;
+            t = t.max(now + ta + ack + ta);
+        }
+        let sleepy = if head.dst == BCAST {
+            any_duty
+        } else {
+            rm.mac[head.dst as usize].duty
+        };
+        if let (true, Some(dc)) = (sleepy, duty) {
+            // synchronous duty cycle: wait for the receivers' next wake window
+            if dc.awake_ns(t, t + SimDuration::from_nanos(1)) == 0 {
+                let p = dc.period.as_nanos().max(1);
+                t = SimTime((t.as_nanos() / p + 1) * p);
+            }
+        }
+        if t > now {
+            rm.mac[n as usize].state = MacState::Deferred;
+            self.set_timer(q, m, n, t);
+            return self.refresh(now, m, n);
+        }
+        self.mac_access(now, q, m, n);
+    }
+
+    fn mac_access(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let mac = self.spec(m).mac;
+        if mac.csma {
+            let mn = &mut self.radio.media[m].mac[n as usize];
+            mn.nb = 0;
+            mn.be = mac.min_be;
+            self.mac_backoff(now, q, m, n);
+        } else {
+            self.mac_turnaround(now, q, m, n);
+        }
+    }
+
+    fn mac_backoff(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let unit = self.spec(m).mac.unit_backoff;
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        let slots = mn.rng.below(1u64 << mn.be);
+        mn.state = MacState::Backoff;
+        self.set_timer(q, m, n, now + unit.saturating_mul(slots));
+        self.refresh(now, m, n);
+    }
+
+    fn mac_turnaround(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let ta = self.spec(m).phy.turnaround;
+        let rm = &mut self.radio.media[m];
+        rm.mac[n as usize].state = MacState::Turnaround;
+        rm.medium.set_deaf(n);
+        self.set_timer(q, m, n, now + ta);
+        self.refresh(now, m, n);
+    }
+
+    fn cca_busy(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let mac = self.spec(m).mac;
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        mn.nb += 1;
+        mn.be = (mn.be + 1).min(mac.max_be);
+        if mn.nb > mac.max_backoffs {
+            // channel access failure: reported upward, the frame is dropped
+            if let Some(f) = mn.queue.pop_front() {
+                self.mac_drop(now, m, n, f.dst, f.pkt, MacDrop::CcaFail, f.reached);
+            }
+            self.mac_start(now, q, m, n);
+        } else {
+            self.mac_backoff(now, q, m, n);
+        }
+    }
+
+    /// A radio event.
+    pub(crate) fn on_radio(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        kind: u8,
+        idx: u32,
+        gen: u32,
+    ) {
+        match kind {
+            K_MAC => {
+                let mn = &self.radio.media[m].mac[idx as usize];
+                if mn.gen == gen && mn.up {
+                    self.on_mac_timer(now, q, m, idx);
+                }
+            }
+            K_TX_END => self.on_tx_end(now, q, m, idx),
+            K_ACK => self.on_ack_start(now, q, m, idx, gen),
+            _ => self.on_interferer(now, q, m, idx as usize),
+        }
+    }
+
+    pub(super) fn on_mac_timer(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let cca = self.spec(m).mac.cca_duration;
+        let state = self.radio.media[m].mac[n as usize].state;
+        match state {
+            MacState::Deferred => self.mac_access(now, q, m, n),
+            MacState::Backoff => {
+                if self.radio.media[m].mac[n as usize].acking() {
+                    return self.cca_busy(now, q, m, n);
+                }
+                let rm = &mut self.radio.media[m];
+                rm.mac[n as usize].state = MacState::Cca;
+                rm.medium.start_cca(n);
+                self.set_timer(q, m, n, now + cca);
+                self.refresh(now, m, n);
+            }
+            MacState::Cca => {
+                let rm = &mut self.radio.media[m];
+                let busy = rm.medium.end_cca(n) || rm.mac[n as usize].acking();
+                if busy {
+                    self.cca_busy(now, q, m, n);
+                } else {
+                    self.mac_turnaround(now, q, m, n);
+                }
+            }
+            MacState::Turnaround => self.mac_transmit(now, q, m, n),
+            MacState::WaitAck => self.on_ack_timeout(now, q, m, n),
+            MacState::Idle | MacState::Tx => {}
+        }
+    }
+
+    /// Whether member `r` can receive at `now` (up, and awake if duty-cycled).
+    pub(super) fn hear_fn<'a>(
+        mac: &'a [MacNode],
+        duty: Option<crate::link::energy::DutyCycle>,
+        now: SimTime,
+    ) -> impl FnMut(u32) -> bool + 'a {
+        move |r: u32| {
+            let mn = &mac[r as usize];
+            mn.up
+                && (!mn.duty
+                    || !matches!(
+                        mn.state,
+                        MacState::Idle | MacState::Deferred | MacState::Backoff
+                    )
+                    || duty
+                        .is_some_and(|dc| dc.awake_ns(now, now + SimDuration::from_nanos(1)) == 1))
+        }
+    }
+
+    fn mac_transmit(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
+        let Some(&head) = self.radio.media[m].mac[n as usize].queue.front() else {
+            return self.mac_start(now, q, m, n);
+        };
+        let (psdu, ppdu) = self.frame_bytes(m, head.pkt, head.dst == BCAST);
+        let spec = self.spec(m);
+        let (duty, limit) = (spec.duty, spec.mac.tx_duty_limit);
+        let rm = &mut self.radio.media[m];
+        let airtime = rm.medium.airtime(psdu);
+        let mut locks = std::mem::take(&mut self.radio.locks);
+        let tx = {
+            let hear = Self::hear_fn(&rm.mac, duty, now);
+            rm.medium.begin_tx(now, n, psdu, hear, &mut locks)
+        };
+        self.radio.locks = locks;
+        if rm.tags.len() <= tx as usize {
+            rm.tags.resize(tx as usize + 1, TxTag::Interferer);
+        }
+        rm.tags[tx as usize] = TxTag::Data { n };
+        let mn = &mut rm.mac[n as usize];
+        mn.state = MacState::Tx;
+        mn.tx = Some(tx);
+        if let Some(lim) = limit {
+            // transmit duty cycle: silent for airtime·(1/limit − 1) after the frame
+            let quiet = (airtime.as_nanos() as f64 * (1.0 / lim - 1.0)).ceil() as u64;
+            mn.next_tx = now + airtime + SimDuration::from_nanos(quiet);
+        }
+        let retry = head.attempts > 0;
+        if let Some(f) = mn.queue.front_mut() {
+            f.attempts += 1;
+            f.start = now;
+        }
+        let _ = q.push(
+            now + airtime,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_TX_END,
+                idx: tx,
+                gen: 0,
+            },
+        );
+        self.count_frame_bytes(head.pkt, ppdu, retry);
+        self.capture_data(now, m, n, head);
+        self.refresh(now, m, n);
+        self.refresh_locks(now, m);
+    }
+
+    pub(super) fn on_ack_timeout(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        n: u32,
+    ) {
+        let max = self.spec(m).mac.max_frame_retries;
+        let mn = &mut self.radio.media[m].mac[n as usize];
+        let Some(&f) = mn.queue.front() else {
+            return self.mac_start(now, q, m, n);
+        };
+        if f.attempts > max {
+            mn.queue.pop_front();
+            self.mac_drop(now, m, n, f.dst, f.pkt, MacDrop::NoAck, f.reached);
+        }
+        self.mac_start(now, q, m, n);
+    }
+
+    pub(super) fn on_interferer(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        m: usize,
+        i: usize,
+    ) {
+        let it = self.spec(m).interferers[i].clone();
+        let rm = &mut self.radio.media[m];
+        let s = rm.medium.interferer_sender(i);
+        let mut locks = std::mem::take(&mut self.radio.locks);
+        let tx = rm.medium.begin_tx(now, s, 0, |_| false, &mut locks);
+        self.radio.locks = locks;
+        if rm.tags.len() <= tx as usize {
+            rm.tags.resize(tx as usize + 1, TxTag::Interferer);
+        }
+        rm.tags[tx as usize] = TxTag::Interferer;
+        let _ = q.push(
+            now + it.burst,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_TX_END,
+                idx: tx,
+                gen: 0,
+            },
+        );
+        let _ = q.push(
+            now + it.period,
+            Ev::Radio {
+                m: m as u16,
+                kind: K_INTERF,
+                idx: i as u32,
+                gen: 0,
+            },
+        );
+    }
+}
