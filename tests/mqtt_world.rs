@@ -522,3 +522,47 @@ node = \"monitor\"
         .count();
     assert_eq!(early, 0);
 }
+
+/// MQTT over the 802.15.4 medium, with the subscriber on the broker's own
+/// node (its connection loops back inside the node): every reading arrives,
+/// TCP segments cross the radio as 802.15.4 frames, MSS from the medium MTU.
+#[test]
+fn mqtt_over_the_radio_medium_with_a_local_subscriber() {
+    let dir = run_text(
+        "mqtt-radio",
+        &scenario_file("wireless-star.toml"),
+        &[
+            "duration=2min",
+            "nodes.collector.role=broker",
+            "flows.readings.protocol=mqtt",
+            "flows.readings.reliability=qos1",
+            "flows.alarms.protocol=mqtt",
+            "flows.alarms.reliability=qos2",
+        ],
+    );
+    for flow in ["readings", "alarms"] {
+        let row = run_row(&dir, flow);
+        assert_eq!(num(&row, "delivery_ratio"), 1.0, "{flow}");
+        assert!(num(&row, "energy_mj") > 0.0);
+    }
+    let pk = read_csv(&dir.join("packets.csv"));
+    assert!(pk
+        .iter()
+        .any(|p| p["link"] == "wpan" && p["protocol"] == "mqtt" && !p["connection"].is_empty()));
+    // the local subscriber's connection never touches a link
+    let conns = read_csv(&dir.join("connections.csv"));
+    let local: Vec<_> = conns
+        .iter()
+        .filter(|c| c["node"] == "collector" && c["peer"] == "collector")
+        .collect();
+    assert_eq!(
+        local.len(),
+        4,
+        "two flows × two ends on the broker's node: {local:?}"
+    );
+    // a 127-byte frame leaves 102 bytes for IP: MSS 62 for the sensors
+    assert!(pk
+        .iter()
+        .filter(|p| p["link"] == "wpan")
+        .all(|p| num(p, "bytes") <= 133.0));
+}

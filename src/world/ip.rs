@@ -121,6 +121,19 @@ impl World<'_> {
             return; // IP multicast / broadcast: one link-layer broadcast on the node's medium
         }
         let dst = addr.and_then(ip::addr_node);
+        if dst == Some(node) {
+            // loopback (e.g. a subscriber on the broker's own node): handed
+            // back up at the same instant, as its own event, so no protocol
+            // object is re-entered while it is sending
+            let _ = q.push(
+                now,
+                Ev::Loopback {
+                    node: node as u32,
+                    pkt,
+                },
+            );
+            return;
+        }
         let hop = dst.and_then(|d| self.routing.next_hop(node, d));
         match hop {
             Some(h) if self.radio.is_edge(h.link as usize) => {
@@ -305,6 +318,21 @@ impl World<'_> {
                     s.drops_node_down += 1;
                 }
             }
+            self.pool.free(pkt);
+            return;
+        }
+        self.ip_input(now, q, node, pkt);
+    }
+
+    /// A looped-back packet reaches its own node's transport layer.
+    pub(crate) fn on_loopback(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketId,
+    ) {
+        if !self.nodes[node].up {
             self.pool.free(pkt);
             return;
         }

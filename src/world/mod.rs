@@ -55,6 +55,8 @@ pub enum Ev {
     MqttFlush,
     /// Sample the time series (every `timeseries_interval`).
     Sample,
+    /// A packet a node sent to itself comes back up its stack.
+    Loopback { node: u32, pkt: PacketId },
     /// An MQTT client's connection attempt on socket `slot` times out
     /// unless the TCP handshake has completed.
     MqttConnectTimeout { client: u32, slot: u32 },
@@ -425,6 +427,7 @@ impl Model for World<'_> {
             Ev::MqttBrokerTimer { node, gen } => self.on_mqtt_broker_timer(now, node, gen),
             Ev::MqttFlush => {}
             Ev::Sample => self.on_sample(now, Some(q)),
+            Ev::Loopback { node, pkt } => self.on_loopback(now, q, node as usize, pkt),
             Ev::MqttConnectTimeout { client, slot } => {
                 self.on_mqtt_connect_timeout(now, q, client, slot)
             }

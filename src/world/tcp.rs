@@ -257,12 +257,15 @@ impl World<'_> {
         self.tcp.listeners.insert((node as u32, port), (l, app));
     }
 
-    /// Largest MTU among a node's links (a listener's advertised MSS).
+    /// Largest MTU among a node's links and its radio (a listener's
+    /// advertised MSS).
     fn node_mtu(&self, node: usize) -> u16 {
         self.routing
             .adjacency(node)
             .iter()
+            .filter(|a| !self.radio.is_edge(a.link as usize))
             .map(|a| self.links[a.link as usize].mtu)
+            .chain(self.radio_node_mtu(node))
             .max()
             .unwrap_or(1500)
             .min(u32::from(u16::MAX)) as u16
@@ -277,9 +280,15 @@ impl World<'_> {
             let Some(h) = self.routing.next_hop(at, dst) else {
                 break;
             };
-            let l = &self.links[h.link as usize];
-            mtu = mtu.min(l.mtu);
-            at = l.dirs[h.dir as usize].to as usize;
+            if self.radio.is_edge(h.link as usize) {
+                let (m, to) = self.radio_edge_hop(h.link as usize, h.dir as usize);
+                mtu = mtu.min(m);
+                at = to;
+            } else {
+                let l = &self.links[h.link as usize];
+                mtu = mtu.min(l.mtu);
+                at = l.dirs[h.dir as usize].to as usize;
+            }
             hops += 1;
         }
         if mtu == u32::from(u16::MAX) {

@@ -336,6 +336,21 @@ impl World<'_> {
         }
     }
 
+    /// The MTU and the far node of routing edge `l` (a medium edge) in
+    /// direction `d`.
+    pub(crate) fn radio_edge_hop(&self, l: usize, d: usize) -> (u32, usize) {
+        let (m, a, b) = self.radio.edges[l - self.radio.nlinks];
+        let to = if d == 0 { b } else { a };
+        let node = self.radio.media[m as usize].mac[to as usize].node as usize;
+        (self.spec(m as usize).mtu(), node)
+    }
+
+    /// The MTU of the medium `node` is on, if it has a radio.
+    pub(crate) fn radio_node_mtu(&self, node: usize) -> Option<u32> {
+        let (m, _) = self.radio.of_node[node];
+        (m != NONE).then(|| self.spec(m as usize).mtu())
+    }
+
     /// Send `pkt` over routing edge `l` (a medium edge) in direction `d`.
     pub(crate) fn radio_hop(
         &mut self,
