@@ -9,15 +9,6 @@ use common::tshark;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn scenario_file(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scenarios")
-            .join(name),
-    )
-    .expect("scenario file")
-}
-
 fn mqtt_metric(dir: &Path, scope: &str, name: &str, metric: &str) -> String {
     read_csv(&dir.join("mqtt.csv"))
         .into_iter()
@@ -150,14 +141,7 @@ will_retain = true
 /// silence and publishes the will (retained); a clean DISCONNECT sends none.
 #[test]
 fn will_after_keep_alive_on_crash_and_none_after_disconnect() {
-    let crash = format!(
-        "{WILL}
-[[events]]
-at = \"60 s\"
-action = \"client_crash\"
-node = \"sensor\"
-"
-    );
+    let crash = with_events(WILL, &[("60 s", "client_crash", "node", "sensor")]);
     let dir = run_text("mqtt-will-crash", &crash, &[]);
     let row = run_row(&dir, "readings");
     assert_eq!(num(&row, "mqtt_wills"), 1.0);
@@ -187,14 +171,7 @@ node = \"sensor\"
         .count();
     assert_eq!(after, 0);
 
-    let clean = format!(
-        "{WILL}
-[[events]]
-at = \"60 s\"
-action = \"client_disconnect\"
-node = \"sensor\"
-"
-    );
+    let clean = with_events(WILL, &[("60 s", "client_disconnect", "node", "sensor")]);
     let dir = run_text("mqtt-will-disconnect", &clean, &[]);
     let row = run_row(&dir, "readings");
     assert_eq!(num(&row, "mqtt_wills"), 0.0, "no will after DISCONNECT");
@@ -213,17 +190,12 @@ node = \"sensor\"
 /// while it was away, queued by the broker.
 #[test]
 fn persistent_session_gets_messages_published_while_offline() {
-    let text = format!(
-        "{WILL}
-[[events]]
-at = \"60 s\"
-action = \"client_crash\"
-node = \"monitor\"
-[[events]]
-at = \"90 s\"
-action = \"client_connect\"
-node = \"monitor\"
-"
+    let text = with_events(
+        WILL,
+        &[
+            ("60 s", "client_crash", "node", "monitor"),
+            ("90 s", "client_connect", "node", "monitor"),
+        ],
     );
     let dir = run_text("mqtt-offline-queue", &text, &[]);
     let row = run_row(&dir, "readings");

@@ -8,15 +8,6 @@ use common::tshark;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn scenario_file(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scenarios")
-            .join(name),
-    )
-    .expect("scenario file")
-}
-
 /// Payload bytes delivered with `delivered_at_ms` in [from, to), in bit/s.
 fn goodput_bps(dir: &Path, from_ms: f64, to_ms: f64) -> f64 {
     let bytes: f64 = read_csv(&dir.join("messages.csv"))
@@ -224,17 +215,12 @@ start = "0 s"
 /// RTT after the link is back — messages written meanwhile wait and arrive.
 #[test]
 fn syn_backoff_through_the_world() {
-    let text = format!(
-        "{SMALL}
-[[events]]
-at = \"0 s\"
-action = \"link_down\"
-link = \"l\"
-[[events]]
-at = \"2500 ms\"
-action = \"link_up\"
-link = \"l\"
-"
+    let text = with_events(
+        SMALL,
+        &[
+            ("0 s", "link_down", "link", "l"),
+            ("2500 ms", "link_up", "link", "l"),
+        ],
     );
     let dir = run_text("tcp-syn-backoff", &text, &[]);
     let c = connections(&dir);
@@ -328,17 +314,12 @@ fn long_break_fails_the_connection_and_the_next_message_reconnects() {
 /// the sender's connection ends as `reset` and the next message reconnects.
 #[test]
 fn peer_crash_and_restart_resets_the_connection() {
-    let text = format!(
-        "{SMALL}
-[[events]]
-at = \"20 s\"
-action = \"node_crash\"
-node = \"b\"
-[[events]]
-at = \"22 s\"
-action = \"node_restart\"
-node = \"b\"
-"
+    let text = with_events(
+        SMALL,
+        &[
+            ("20 s", "node_crash", "node", "b"),
+            ("22 s", "node_restart", "node", "b"),
+        ],
     );
     let dir = run_text("tcp-crash", &text, &[]);
     let c = connections(&dir);

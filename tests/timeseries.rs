@@ -5,16 +5,6 @@
 mod common;
 use common::sim::*;
 use std::collections::BTreeMap;
-use std::path::Path;
-
-fn scenario_file(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scenarios")
-            .join(name),
-    )
-    .expect("scenario file")
-}
 
 fn sum(rows: &[BTreeMap<String, String>], flow: &str, col: &str) -> f64 {
     rows.iter()

@@ -66,19 +66,19 @@ pub(crate) fn register() {
     });
 }
 
-/// A summary table: header and rows of cells.
-struct Table {
-    head: Vec<String>,
-    rows: Vec<Vec<String>>,
+/// A CSV table: header and rows of cells.
+pub(crate) struct Table {
+    pub(crate) head: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn col(&self, name: &str) -> Option<usize> {
+    pub(crate) fn col(&self, name: &str) -> Option<usize> {
         self.head.iter().position(|h| h == name)
     }
 }
 
-fn read_table(path: &Path) -> Result<Table, ChartError> {
+pub(crate) fn read_table(path: &Path) -> Result<Table, ChartError> {
     let mut rd =
         csv::Reader::from_path(path).map_err(|e| ChartError::Read(path.into(), e.to_string()))?;
     let head: Vec<String> = rd

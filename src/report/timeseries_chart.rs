@@ -4,7 +4,7 @@
 //! event drawn as a labelled vertical marker on the time axis. Written as
 //! `charts/timeseries_<metric>.svg` and `.png`; `qossim plot` redraws them.
 
-use super::charts::{encode_png, render_both, ChartError, FAMILY, PALETTE, SIZE};
+use super::charts::{encode_png, read_table, render_both, ChartError, FAMILY, PALETTE, SIZE};
 use crate::report::atomic::write_atomic_unsynced;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -111,23 +111,6 @@ where
     Ok(())
 }
 
-fn read(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), ChartError> {
-    let mut rd =
-        csv::Reader::from_path(path).map_err(|e| ChartError::Read(path.into(), e.to_string()))?;
-    let head = rd
-        .headers()
-        .map_err(|e| ChartError::Read(path.into(), e.to_string()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let mut rows = Vec::new();
-    for r in rd.records() {
-        let r = r.map_err(|e| ChartError::Read(path.into(), e.to_string()))?;
-        rows.push(r.iter().map(str::to_string).collect());
-    }
-    Ok((head, rows))
-}
-
 /// Write the time-series charts of `dir` (nothing when it has no
 /// `timeseries.csv`); returns the files written.
 pub fn write_timeseries_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
@@ -135,8 +118,9 @@ pub fn write_timeseries_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     if !path.is_file() {
         return Ok(Vec::new());
     }
-    let (head, rows) = read(&path)?;
-    let col = |n: &str| head.iter().position(|h| h == n);
+    let t = read_table(&path)?;
+    let rows = &t.rows;
+    let col = |n: &str| t.col(n);
     let (Some(c_flow), Some(c_t), Some(c_run)) = (col("flow"), col("t_ms"), col("run_id")) else {
         return Err(ChartError::Format(
             path,
@@ -146,10 +130,9 @@ pub fn write_timeseries_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     let mut events: Vec<(f64, String)> = Vec::new();
     let ev_path = dir.join("events.csv");
     if ev_path.is_file() {
-        let (eh, er) = read(&ev_path)?;
-        let ec = |n: &str| eh.iter().position(|h| h == n);
-        if let (Some(t), Some(a), Some(g)) = (ec("t_ms"), ec("action"), ec("target")) {
-            for r in &er {
+        let ev = read_table(&ev_path)?;
+        if let (Some(t), Some(a), Some(g)) = (ev.col("t_ms"), ev.col("action"), ev.col("target")) {
+            for r in &ev.rows {
                 if let Ok(ms) = r[t].parse::<f64>() {
                     events.push((ms / 1000.0, format!("{} {}", r[a], r[g]).trim().to_string()));
                 }

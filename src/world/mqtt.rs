@@ -347,24 +347,18 @@ impl World<'_> {
 
     /// Poll every pending client and broker until nothing is pending.
     pub(crate) fn mqtt_flush(&mut self, now: SimTime, q: &mut EventQueue<Ev>) {
+        fn take_sorted(v: &mut Vec<u32>) -> Vec<u32> {
+            let mut t = std::mem::take(v);
+            t.sort_unstable();
+            t.dedup();
+            t
+        }
         while !self.mqtt.pending_clients.is_empty() || !self.mqtt.pending_brokers.is_empty() {
-            let mut cs = std::mem::take(&mut self.mqtt.pending_clients);
-            cs.sort_unstable();
-            cs.dedup();
-            for c in cs.drain(..) {
+            for c in take_sorted(&mut self.mqtt.pending_clients) {
                 self.mqtt_client_drive(now, q, c);
             }
-            if self.mqtt.pending_clients.is_empty() {
-                self.mqtt.pending_clients = cs;
-            }
-            let mut bs = std::mem::take(&mut self.mqtt.pending_brokers);
-            bs.sort_unstable();
-            bs.dedup();
-            for b in bs.drain(..) {
+            for b in take_sorted(&mut self.mqtt.pending_brokers) {
                 self.mqtt_broker_drive(now, q, b);
-            }
-            if self.mqtt.pending_brokers.is_empty() {
-                self.mqtt.pending_brokers = bs;
             }
         }
     }

@@ -68,3 +68,22 @@ pub fn assert_proportion(measured: f64, expected: f64, n: f64, k: f64, what: &st
         "{what}: measured {measured:.5}, expected {expected:.5} ± {k}·{se:.5} (n = {n})"
     );
 }
+
+/// The text of a shipped scenario file (`scenarios/<name>`).
+pub fn scenario_file(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `base` with `[[events]]` appended: (at, action, target key, target).
+pub fn with_events(base: &str, events: &[(&str, &str, &str, &str)]) -> String {
+    let mut t = base.to_string();
+    for (at, action, key, target) in events {
+        t.push_str(&format!(
+            "\n[[events]]\nat = \"{at}\"\naction = \"{action}\"\n{key} = \"{target}\"\n"
+        ));
+    }
+    t
+}
