@@ -221,64 +221,34 @@ fn persistent_session_gets_messages_published_while_offline() {
     assert!(num(&row, "delivery_ratio") < 0.9);
 }
 
-const RESTART: &str = r#"
-name = "restart"
-seed = 1
-duration = "2 min"
-drain = "60 s"
-[[nodes]]
-name = "broker"
-role = "broker"
-[[nodes]]
-name = "sensor"
-role = "client"
-[[nodes]]
-name = "monitor"
-role = "client"
-[[links]]
-a = "sensor"
-b = "broker"
-rate = "1 Mbit/s"
-delay = "10 ms"
-[[links]]
-a = "monitor"
-b = "broker"
-rate = "1 Mbit/s"
-delay = "10 ms"
-[[flows]]
-name = "readings"
-pattern = "point_to_point"
-protocol = "mqtt"
-reliability = "qos1"
-publishers = ["sensor"]
-receivers = ["monitor"]
-topic = "plant/{name}/temp"
-payload_bytes = 20
-interval = "500 ms"
-[[events]]
-at = "30 s"
-action = "node_crash"
-node = "broker"
-[[events]]
-at = "40 s"
-action = "node_restart"
-node = "broker"
-[protocols.mqtt]
-keep_alive = "10 s"
-reconnect_max = "4 s"
-"#;
+/// The two-client scenario with its broker crashing at 30 s and back at
+/// 40 s, faster readings and keep-alive (`RESTART_SET`).
+fn restart_text() -> String {
+    with_events(
+        WILL,
+        &[
+            ("30 s", "node_crash", "node", "broker"),
+            ("40 s", "node_restart", "node", "broker"),
+        ],
+    )
+}
+
+const RESTART_SET: [&str; 4] = [
+    "duration=2min",
+    "flows.readings.interval=500ms",
+    "protocols.mqtt.keep_alive=10s",
+    "protocols.mqtt.reconnect_max=4s",
+];
 
 /// A broker restart: with `durable` persistence the monitor's session
 /// survives (session present, subscription kept, nothing lost); with `none`
 /// the session is gone and the client subscribes again.
 #[test]
 fn broker_restart_durable_vs_none() {
-    let durable = run_text(
-        "mqtt-restart-durable",
-        RESTART,
-        &["protocols.mqtt.persistence=durable"],
-    );
-    let none = run_text("mqtt-restart-none", RESTART, &[]);
+    let mut set = RESTART_SET.to_vec();
+    let none = run_text("mqtt-restart-none", &restart_text(), &set);
+    set.push("protocols.mqtt.persistence=durable");
+    let durable = run_text("mqtt-restart-durable", &restart_text(), &set);
     let sub = |d: &Path| -> u64 {
         mqtt_metric(d, "flow", "readings", "packets_sent_SUBSCRIBE")
             .parse()
@@ -299,15 +269,14 @@ fn broker_restart_durable_vs_none() {
 /// message, closed after the PUBACK.
 #[test]
 fn per_message_sessions_connect_for_every_message() {
-    let text = RESTART
-        .split("[[events]]")
-        .next()
-        .unwrap()
-        .replace("interval = \"500 ms\"", "interval = \"5 s\"");
     let dir = run_text(
         "mqtt-per-message",
-        &text,
-        &["protocols.mqtt.session=per_message"],
+        WILL,
+        &[
+            "duration=2min",
+            "flows.readings.interval=5s",
+            "protocols.mqtt.session=per_message",
+        ],
     );
     let row = run_row(&dir, "readings");
     assert_eq!(num(&row, "delivery_ratio"), 1.0);
