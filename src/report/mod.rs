@@ -3,5 +3,6 @@
 pub mod atomic;
 pub mod cdf;
 pub mod charts;
+pub mod html;
 pub mod manifest;
 pub mod pcap;
