@@ -62,6 +62,21 @@ stage "tests (release)"
 # statistical tests need release speed; every test target runs here
 cargo test --release --quiet 2>&1 | tee target/test-output.txt
 
+stage "notebooks"
+# notebooks/*.ipynb run headless (nbclient) against the release binary; a
+# doctored CSV must make the teaching notebook fail (scripts/test_notebooks.py)
+nb_import='import nbclient, nbformat, ipykernel, pandas, matplotlib'
+if ! python3 -c "$nb_import" >/dev/null 2>&1; then
+  python3 -m pip install --quiet nbclient nbformat ipykernel pandas matplotlib \
+    || python3 -m pip install --quiet --break-system-packages nbclient nbformat ipykernel pandas matplotlib
+fi
+python3 -c "$nb_import"
+nb_out=$(mktemp -d)
+QOSSIM_BIN="$PWD/target/release/qossim" QOSSIM_NB_OUT="$nb_out" \
+  QOSSIM_COMPARE_REPLICATIONS=2 QOSSIM_COMPARE_DURATION="4 min" \
+  python3 scripts/test_notebooks.py
+rm -rf "$nb_out"
+
 stage "quickstart (cargo run --release)"
 out=$(mktemp -d)
 cargo run --release --quiet -- run --out "$out" --packets --pcap
