@@ -238,7 +238,7 @@ pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
         );
         if r.combined {
             println!(
-                "results: {}/ (runs.csv, summary.csv, messages.csv, manifest.json, runs/)",
+                "results: {}/ (runs.csv, summary.csv, messages.csv, charts, manifest.json, report.html, runs/)",
                 out_dir.display()
             );
         } else {
