@@ -479,6 +479,49 @@ mod tests {
         assert_eq!(fmt_num("qos1"), "qos1");
     }
 
+    /// Time-series charts come first, under their own heading; every SVG
+    /// is inlined once; a directory without a manifest still gets a page.
+    #[test]
+    fn timeseries_charts_first_and_missing_manifest_tolerated() {
+        let dir = std::env::temp_dir().join(format!("qossim-html-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("charts")).expect("dir");
+        fs::write(
+            dir.join("runs.csv"),
+            "run_id,scenario,seed,replication,protocol,reliability,flow,pattern,sent,delivered\n\
+             0,s<1>,1,0,udp,best_effort,f&1,fan_in,10,9\n",
+        )
+        .expect("runs");
+        let svg = |t: &str| {
+            format!("<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"><text>{t}</text></svg>\n")
+        };
+        fs::write(dir.join("charts/delivery_ratio_by_series.svg"), svg("dr")).expect("svg");
+        fs::write(dir.join("charts/timeseries_delivery.svg"), svg("ts")).expect("svg");
+        fs::write(dir.join("charts/delivery_ratio_by_series.png"), b"png").expect("png");
+        write_report(&dir).expect("report");
+        let html = fs::read_to_string(dir.join("report.html")).expect("html");
+        let ts = html
+            .find("data-chart=\"timeseries_delivery.svg\"")
+            .expect("ts chart");
+        let dr = html
+            .find("data-chart=\"delivery_ratio_by_series.svg\"")
+            .expect("chart");
+        assert!(html.find("<h2>Over time</h2>").expect("heading") < ts && ts < dr);
+        assert_eq!(
+            html.matches("<svg").count(),
+            2,
+            "SVGs inlined once, PNGs not"
+        );
+        assert!(!html.contains("<?xml"));
+        assert!(
+            html.contains("qossim report: s&lt;1&gt;"),
+            "name from runs.csv, escaped"
+        );
+        assert!(html.contains("f&amp;1"));
+        assert!(html.contains("No summary.csv") && html.contains("No manifest.json"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn svg_markup_drops_the_prologue() {
         let s = "<?xml version=\"1.0\"?>\n<svg a=\"1\"><g/></svg>\n";
