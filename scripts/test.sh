@@ -24,6 +24,8 @@ command -v parallel >/dev/null 2>&1 || need_apt+=(parallel)
 # mosquitto installs into /usr/sbin, which may not be on a non-root PATH.
 { command -v mosquitto || command -v /usr/sbin/mosquitto; } >/dev/null 2>&1 || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+# tests/report_html.rs renders report.html in headless chromium
+{ command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
@@ -44,6 +46,7 @@ tshark --version | head -n 1
 command -v coap-server-notls
 { command -v mosquitto || command -v /usr/sbin/mosquitto; }
 command -v mosquitto_sub
+{ command -v chromium || command -v chromium-browser; }
 python3 -c 'import paho.mqtt; print("paho-mqtt", paho.mqtt.__version__)'
 
 stage "format"
@@ -58,6 +61,21 @@ cargo build --release --all-targets --quiet
 stage "tests (release)"
 # statistical tests need release speed; every test target runs here
 cargo test --release --quiet 2>&1 | tee target/test-output.txt
+
+stage "notebooks"
+# notebooks/*.ipynb run headless (nbclient) against the release binary; a
+# doctored CSV must make the teaching notebook fail (scripts/test_notebooks.py)
+nb_import='import nbclient, nbformat, ipykernel, pandas, matplotlib'
+if ! python3 -c "$nb_import" >/dev/null 2>&1; then
+  python3 -m pip install --quiet nbclient nbformat ipykernel pandas matplotlib \
+    || python3 -m pip install --quiet --break-system-packages nbclient nbformat ipykernel pandas matplotlib
+fi
+python3 -c "$nb_import"
+nb_out=$(mktemp -d)
+QOSSIM_BIN="$PWD/target/release/qossim" QOSSIM_NB_OUT="$nb_out" \
+  QOSSIM_COMPARE_REPLICATIONS=2 QOSSIM_COMPARE_DURATION="4 min" \
+  python3 scripts/test_notebooks.py
+rm -rf "$nb_out"
 
 stage "quickstart (cargo run --release)"
 out=$(mktemp -d)

@@ -244,7 +244,7 @@ pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
         );
         if r.combined {
             println!(
-                "results: {}/ (runs.csv, summary.csv, messages.csv, manifest.json, runs/)",
+                "results: {}/ (runs.csv, summary.csv, messages.csv, charts, manifest.json, report.html, runs/)",
                 out_dir.display()
             );
         } else {
@@ -272,6 +272,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(), CliError> {
 /// `qossim plot`.
 pub fn plot(dir: &Path) -> Result<(), CliError> {
     let files = crate::report::charts::write_charts(dir)?;
-    println!("{} chart files in {}/charts/", files.len(), dir.display());
+    // the page inlines the charts: redraw it with them
+    crate::report::html::write_report(dir).map_err(|e| {
+        crate::report::charts::ChartError::Write(dir.join("report.html"), e.to_string())
+    })?;
+    println!(
+        "{} chart files in {}/charts/, report.html",
+        files.len(),
+        dir.display()
+    );
     Ok(())
 }

@@ -304,6 +304,8 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
     let manifest = crate::report::manifest::manifest(sc, ex.wall_s, ex.events, ex.end);
     write_atomic(&dir.join("manifest.json"), manifest.as_bytes()).map_err(io_err)?;
     files.push(dir.join("manifest.json"));
+    crate::report::html::write_report(&dir).map_err(io_err)?;
+    files.push(dir.join("report.html"));
     Ok(RunReport {
         rows: ex.rows,
         events: ex.events,

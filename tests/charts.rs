@@ -377,3 +377,55 @@ fn extreme_and_non_numeric_cells_do_not_hang_or_panic() {
     let files = write_charts(&d).expect("charts");
     assert!(!files.is_empty());
 }
+
+/// The legend (upper right) never covers a data point: qos-levels' bytes
+/// chart has its highest point (QoS 2) at the right edge, where the legend
+/// sits.
+#[test]
+fn the_legend_covers_no_point() {
+    let out = temp_dir("charts-legend");
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/teaching/qos-levels.toml");
+    let st = Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .arg("run")
+        .arg(&q)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .status()
+        .expect("run");
+    assert!(st.success());
+    let mut checked = 0;
+    for e in std::fs::read_dir(out.join("charts")).expect("charts") {
+        let p = e.expect("entry").path();
+        let name = p.file_name().expect("name").to_string_lossy().into_owned();
+        if !name.ends_with(".svg") || name.starts_with("bytes_by_layer") || name.contains("cdf") {
+            continue;
+        }
+        let svg = std::fs::read_to_string(&p).expect("svg");
+        let doc = roxmltree::Document::parse(&svg).expect("xml");
+        let num = |n: &roxmltree::Node, a: &str| -> f64 {
+            n.attribute(a).and_then(|v| v.parse().ok()).expect(a)
+        };
+        // the legend's frame: the black-stroked rect that is not the plot's
+        let frame = doc
+            .descendants()
+            .find(|n| {
+                n.has_tag_name("rect")
+                    && n.attribute("stroke") == Some("#000000")
+                    && n.attribute("fill") == Some("none")
+            })
+            .unwrap_or_else(|| panic!("{name}: no legend frame"));
+        let (x, y, w, h) = (
+            num(&frame, "x"),
+            num(&frame, "y"),
+            num(&frame, "width"),
+            num(&frame, "height"),
+        );
+        for c in doc.descendants().filter(|n| n.has_tag_name("circle")) {
+            let (cx, cy, r) = (num(&c, "cx"), num(&c, "cy"), num(&c, "r"));
+            let inside = cx + r >= x && cx - r <= x + w && cy + r >= y && cy - r <= y + h;
+            assert!(!inside, "{name}: point ({cx}, {cy}) under the legend");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "{checked} points checked");
+}

@@ -165,15 +165,17 @@ where
     }
     let pad_x = ((x1 - x0) * 0.05).max(1e-9);
     let pad_y = ((y1 - y0) * 0.08).max(1e-3);
+    let y_lo = (y0 - pad_y).min(0.0f64.max(y0 - pad_y));
+    // headroom for the legend (upper right, ≈ 20 px per series in a plot
+    // area of ≈ 440 px), so it never hides the highest points
+    let legend = ((12 + 20 * series.len()) as f64 / 440.0).min(0.6);
+    let y_hi = y_lo + (y1 + pad_y - y_lo) / (1.0 - legend);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FAMILY, 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d(
-            (x0 - pad_x)..(x1 + pad_x),
-            (y0 - pad_y).min(0.0f64.max(y0 - pad_y))..(y1 + pad_y),
-        )?;
+        .build_cartesian_2d((x0 - pad_x)..(x1 + pad_x), y_lo..y_hi)?;
     chart
         .configure_mesh()
         .x_desc(x_name)

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod cdf;
 pub mod charts;
+pub mod html;
 pub mod manifest;
 pub mod pcap;
 pub mod timeseries_chart;

@@ -208,6 +208,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(SweepIdentity, usize), Swe
     let manifest = merged_manifest(dirs, &rows, started.elapsed().as_secs_f64())?;
     write_atomic(&out.join("manifest.json"), manifest.as_bytes())
         .map_err(|e| SweepError::Io(out.join("manifest.json"), e))?;
+    crate::report::html::write_report(out)
+        .map_err(|e| SweepError::Io(out.join("report.html"), e))?;
     Ok((identity, runs.len()))
 }
 

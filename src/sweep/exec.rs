@@ -316,6 +316,10 @@ pub fn run_sweep(
             id.shard.as_deref(),
         );
         write_atomic(&out.join("manifest.json"), manifest.as_bytes()).map_err(io)?;
+        if complete {
+            crate::report::html::write_report(out)
+                .map_err(|e| SweepError::Io(out.join("report.html"), e))?;
+        }
     }
     if !failed.is_empty() {
         let details: Vec<String> = failed

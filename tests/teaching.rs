@@ -1,0 +1,331 @@
+//! The teaching scenarios (scenarios/teaching/*.toml) answer a course
+//! question each; every test here runs one through the CLI's run path and
+//! asserts the answer its header states, on the CSVs a student would read.
+
+mod common;
+use common::sim::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+type Row = BTreeMap<String, String>;
+
+fn teaching(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/teaching")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn messages(dir: &Path) -> Vec<Row> {
+    read_csv(&dir.join("messages.csv"))
+}
+
+fn delivered(m: &Row) -> bool {
+    !m["delivered_at_ms"].is_empty()
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    assert!(n > 0, "mean of nothing");
+    s / n as f64
+}
+
+fn mqtt_metric(dir: &Path, scope: &str, name: &str, metric: &str) -> f64 {
+    read_csv(&dir.join("mqtt.csv"))
+        .into_iter()
+        .find(|r| r["scope"] == scope && r["name"] == name && r["metric"] == metric)
+        .map(|r| num(&r, "value"))
+        .unwrap_or_else(|| panic!("no mqtt.csv row {scope}/{name}/{metric}"))
+}
+
+/// "What is the difference between QoS 1 and QoS 2?": with 20 % loss and
+/// three breaks, QoS 0 loses readings, QoS 1 delivers everything with some
+/// duplicates, QoS 2 everything exactly once at a higher byte cost.
+#[test]
+fn qos_levels_qos2_never_duplicates_qos1_does_and_qos0_loses() {
+    let dir = run_text("teach-qos", &teaching("qos-levels.toml"), &[]);
+    let (q0, q1, q2) = (
+        run_row(&dir, "qos0"),
+        run_row(&dir, "qos1"),
+        run_row(&dir, "qos2"),
+    );
+    assert_eq!(num(&q2, "duplicates"), 0.0, "QoS 2 is exactly once");
+    assert!(num(&q1, "duplicates") > 0.0, "QoS 1 resends after breaks");
+    assert!(
+        num(&q0, "delivery_ratio") < num(&q1, "delivery_ratio"),
+        "QoS 0 loses what was in flight at the breaks"
+    );
+    assert!(num(&q1, "delivery_ratio") > 0.999);
+    assert!(num(&q2, "delivery_ratio") > 0.999);
+    assert!(
+        num(&q2, "bytes_on_wire_per_delivered") > num(&q1, "bytes_on_wire_per_delivered"),
+        "four packets per leg cost more than two"
+    );
+}
+
+/// A late subscriber gets each room's last reading from the broker at
+/// once: within one RTT of its MQTT connect (TCP handshake, then
+/// CONNECT/CONNACK, then SUBSCRIBE answered with the retained messages);
+/// without RETAIN it gets nothing sent before it connected.
+#[test]
+fn retained_late_subscriber_gets_last_value_within_one_rtt_of_connecting() {
+    let dir = run_text("teach-retained", &teaching("retained.toml"), &[]);
+    let conns = read_csv(&dir.join("connections.csv"));
+    let dash = conns
+        .iter()
+        .find(|c| c["flow"] == "retained" && c["node"] == "dashboard" && c["side"] == "client")
+        .expect("the dashboard's connection");
+    let opened = num(dash, "opened_ms");
+    let established = num(dash, "established_ms");
+    let rtt = num(dash, "handshake_ms");
+    assert!((95_000.0..95_100.0).contains(&opened), "connects at 95 s");
+    // the MQTT connect completes one RTT after the TCP handshake (CONNACK)
+    let connack = established + rtt;
+    let msgs = messages(&dir);
+    let rooms = ["room-1", "room-2", "room-3", "room-4"];
+    for room in rooms {
+        let early: Vec<&Row> = msgs
+            .iter()
+            .filter(|m| m["flow"] == "retained" && m["publisher"] == room)
+            .filter(|m| num(m, "sent_at_ms") < opened)
+            .collect();
+        let got: Vec<&&Row> = early.iter().filter(|m| delivered(m)).collect();
+        assert_eq!(got.len(), 1, "{room}: only the retained reading");
+        let last_sent = early
+            .iter()
+            .map(|m| num(m, "sent_at_ms"))
+            .fold(f64::MIN, f64::max);
+        assert_eq!(num(got[0], "sent_at_ms"), last_sent, "{room}: the last one");
+        let at = num(got[0], "delivered_at_ms");
+        // one RTT for SUBSCRIBE → retained PUBLISHes, plus the
+        // serialisation of the larger CONNECT/SUBSCRIBE/PUBLISH segments
+        // at 1 Mbit/s that the handshake's RTT sample did not pay (here
+        // ≈ 4 ms): 5 ms of slack, against the 30 s a plain subscriber waits
+        assert!(
+            at >= connack && at <= connack + rtt + 5.0,
+            "{room}: retained value at {at} ms, connect done at {connack} ms, RTT {rtt} ms"
+        );
+    }
+    let plain_early = msgs
+        .iter()
+        .filter(|m| m["flow"] == "plain" && num(m, "sent_at_ms") < opened && delivered(m))
+        .count();
+    assert_eq!(plain_early, 0, "without RETAIN nothing from before");
+}
+
+/// A crashed client's will comes after ≈ 1.5 × keep-alive (30 s) minus
+/// the time since its last packet (< one publish interval, 2 s); a clean
+/// DISCONNECT sends none.
+#[test]
+fn last_will_after_one_and_a_half_keep_alives_and_none_after_disconnect() {
+    let dir = run_text("teach-will", &teaching("last-will.toml"), &[]);
+    let crash = run_row(&dir, "crashing");
+    let leave = run_row(&dir, "leaving");
+    assert_eq!(num(&crash, "mqtt_wills"), 1.0);
+    let delay = num(&crash, "mqtt_will_delay_ms_mean");
+    let (keep_alive, interval) = (20_000.0, 2_000.0);
+    assert!(
+        delay <= 1.5 * keep_alive + 100.0 && delay >= 1.5 * keep_alive - interval,
+        "will after {delay} ms"
+    );
+    assert_eq!(num(&leave, "mqtt_wills"), 0.0, "no will after DISCONNECT");
+    assert_eq!(leave["mqtt_will_delay_ms_mean"], "");
+    assert_eq!(
+        mqtt_metric(&dir, "broker", "broker", "wills_published"),
+        1.0
+    );
+    assert_eq!(
+        mqtt_metric(&dir, "broker", "broker", "keep_alive_timeouts"),
+        1.0
+    );
+    // the crashed device stops publishing; the disconnected one queues
+    assert_eq!(num(&crash, "sent"), num(&crash, "delivered"));
+    assert!(num(&leave, "sent") > num(&leave, "delivered"));
+}
+
+/// Point-to-point, broadcast and fan-in: who receives what and what each
+/// delivered reading costs.
+#[test]
+fn patterns_broadcast_reaches_every_display_and_costs_least_per_delivery() {
+    let dir = run_text("teach-patterns", &teaching("patterns.toml"), &[]);
+    let p2p = run_row(&dir, "p2p");
+    let bc = run_row(&dir, "broadcast");
+    let fi = run_row(&dir, "fan_in");
+    assert_eq!(num(&p2p, "intended"), num(&p2p, "sent"));
+    assert_eq!(num(&fi, "intended"), num(&fi, "sent"));
+    assert_eq!(num(&bc, "intended"), 4.0 * num(&bc, "sent"), "4 displays");
+    for r in [&p2p, &bc, &fi] {
+        assert_eq!(num(r, "delivery_ratio"), 1.0, "{}", r["flow"]);
+    }
+    let per = |r: &Row| num(r, "bytes_on_wire_per_delivered");
+    assert!(per(&bc) < 0.75 * per(&p2p), "{} vs {}", per(&bc), per(&p2p));
+    assert!((per(&fi) - per(&p2p)).abs() < 0.05 * per(&p2p));
+    // the same two legs through the broker
+    for r in [&p2p, &bc, &fi] {
+        let p50 = num(r, "latency_ms_p50");
+        assert!((20.0..25.0).contains(&p50), "{}: p50 {p50}", r["flow"]);
+    }
+    // each fan-in publisher's topic matches the monitor's wildcard
+    for m in messages(&dir).iter().filter(|m| m["flow"] == "fan_in") {
+        assert_eq!(
+            m["topic"],
+            format!("lab/fanin/{}/temperature", m["publisher"])
+        );
+    }
+}
+
+/// Delivered vs true average temperature of building XYZ, per QoS and loss.
+fn averages(dir: &Path) -> (f64, f64, usize, usize) {
+    let msgs = messages(dir);
+    let truth = mean(msgs.iter().map(|m| num(m, "value")));
+    let got = mean(
+        msgs.iter()
+            .filter(|m| delivered(m))
+            .map(|m| num(m, "value")),
+    );
+    let n = msgs.iter().filter(|m| delivered(m)).count();
+    (truth, got, n, msgs.len())
+}
+
+#[test]
+fn building_average_is_within_a_fifth_of_a_degree_at_every_qos() {
+    let text = teaching("building-average.toml");
+    for qos in ["qos0", "qos1", "qos2"] {
+        for loss in ["0.0", "0.2"] {
+            let set_q = format!("flows.rooms.reliability={qos}");
+            let set_l = format!("links.backhaul.loss.p={loss}");
+            let dir = run_text("teach-avg", &text, &[&set_q, &set_l]);
+            let (truth, got, n, all) = averages(&dir);
+            let what = format!("{qos} at loss {loss}");
+            // every message went to the one monitor through `+`
+            for m in messages(&dir) {
+                assert!(m["topic"].starts_with("building/xyz/room/"), "{what}");
+                assert_eq!(m["receiver"], "monitor");
+            }
+            assert!(
+                (got - truth).abs() < 0.2,
+                "{what}: delivered {got:.3} vs true {truth:.3}"
+            );
+            // and the truth is the generator's 21.0 °C within its sampling error
+            assert!((truth - 21.0).abs() < 0.1, "{what}: {truth}");
+            if qos == "qos0" {
+                assert!(n < all, "{what}: the breaks lose QoS 0 readings");
+            } else {
+                assert_eq!(n, all, "{what}: QoS 1/2 deliver every reading");
+                assert_eq!(got, truth, "{what}");
+            }
+        }
+    }
+}
+
+/// Room 120 as an MQTT topic and as a CoAP URI: the same name, both
+/// delivered; MQTT pays more bytes per reading.
+#[test]
+fn room_120_same_name_as_topic_and_uri_mqtt_costs_more_bytes() {
+    let dir = run_text("teach-room120", &teaching("room-120.toml"), &[]);
+    let msgs = messages(&dir);
+    for flow in ["mqtt-topic", "coap-uri"] {
+        let rows: Vec<&Row> = msgs.iter().filter(|m| m["flow"] == flow).collect();
+        assert!(rows.len() > 50, "{flow}");
+        for m in rows {
+            assert_eq!(m["topic"], "building/xyz/room/120/temperature");
+            assert_eq!(m["receiver"], "app");
+        }
+    }
+    let mqtt = run_row(&dir, "mqtt-topic");
+    let coap = run_row(&dir, "coap-uri");
+    assert_eq!(num(&mqtt, "delivery_ratio"), 1.0);
+    assert_eq!(num(&coap, "delivery_ratio"), 1.0);
+    assert!(
+        num(&mqtt, "bytes_on_wire_per_delivered") > 2.0 * num(&coap, "bytes_on_wire_per_delivered")
+    );
+    assert!(num(&coap, "latency_ms_p50") < num(&mqtt, "latency_ms_p50"));
+}
+
+/// CoAP NON loses what the hop loses; CON recovers it with retransmissions
+/// at the price of latency.
+#[test]
+fn coap_con_recovers_what_non_loses_at_the_price_of_latency() {
+    let dir = run_text("teach-con-non", &teaching("coap-con-vs-non.toml"), &[]);
+    let non = run_row(&dir, "non");
+    let con = run_row(&dir, "con");
+    // NON: one lossy hop for the request, p = 0.15
+    assert_proportion(
+        num(&non, "delivery_ratio"),
+        0.85,
+        num(&non, "intended"),
+        3.0,
+        "NON delivery",
+    );
+    assert!(num(&con, "delivery_ratio") > 0.99);
+    assert_eq!(num(&non, "retransmissions"), 0.0);
+    assert!(num(&con, "retransmissions") > 0.0);
+    assert!(num(&con, "duplicates_suppressed") > 0.0, "lost ACKs");
+    assert_eq!(num(&con, "duplicates"), 0.0);
+    assert!(num(&con, "latency_ms_p99") > 2_000.0, "past ACK_TIMEOUT");
+    assert!(num(&non, "latency_ms_p99") < 100.0);
+    let per = |r: &Row| num(r, "bytes_on_wire_per_delivered");
+    assert!(per(&con) > per(&non) && per(&con) < 2.0 * per(&non));
+}
+
+/// MQTT (over TCP) and CoAP CON both deliver at 10 % loss, NON does not;
+/// MQTT costs at least twice the bytes per reading.
+#[test]
+fn mqtt_vs_coap_reliability_and_overhead() {
+    let dir = run_text("teach-mqtt-coap", &teaching("mqtt-vs-coap.toml"), &[]);
+    let q0 = run_row(&dir, "mqtt-qos0");
+    let q1 = run_row(&dir, "mqtt-qos1");
+    let non = run_row(&dir, "coap-non");
+    let con = run_row(&dir, "coap-con");
+    for r in [&q0, &q1, &con] {
+        assert!(num(r, "delivery_ratio") > 0.99, "{}", r["flow"]);
+    }
+    assert!(num(&non, "delivery_ratio") < 0.95);
+    assert!(num(&non, "delivery_ratio") > 0.8);
+    let per = |r: &Row| num(r, "bytes_on_wire_per_delivered");
+    assert!(per(&q0) > 1.8 * per(&con), "{} vs {}", per(&q0), per(&con));
+    assert!(per(&q1) > per(&q0));
+}
+
+/// Client id = thing name (read back from the CONNECT packets in the
+/// pcap), topics end with the thing, and a verbose topic costs its extra
+/// length twice per reading (both legs).
+#[test]
+fn topics_client_id_is_thing_name_and_long_topics_cost_bytes() {
+    let text = teaching("topics.toml");
+    let dir = run_text("teach-topics", &text, &[]);
+    for m in messages(&dir).iter().filter(|m| m["flow"] == "basement") {
+        assert_eq!(
+            m["topic"],
+            format!("hv100/bld1518/basement/{}", m["publisher"])
+        );
+    }
+    // CONNECT: fixed header, "\0\x04MQTT", level 4, flags, keep-alive (2),
+    // then the client id as a length-prefixed string
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir.join("pcap")).expect("pcap dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("pcap");
+        let pat = b"\x00\x04MQTT\x04";
+        let mut i = 0;
+        while let Some(off) = bytes[i..].windows(pat.len()).position(|w| w == pat) {
+            let at = i + off + pat.len() + 3;
+            let len = u16::from_be_bytes([bytes[at], bytes[at + 1]]) as usize;
+            ids.push(String::from_utf8_lossy(&bytes[at + 2..at + 2 + len]).to_string());
+            i = i + off + 1;
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    for thing in ["hvac719", "hvac720", "boiler12", "ops-dashboard"] {
+        assert!(ids.contains(&thing.to_string()), "{thing} not in {ids:?}");
+    }
+    let short = "hv100/bld1518/basement/hvac719".len() as f64;
+    let long = "/company-headquarters-campus/building-number-1518/basement-level/heating-ventilation-air-conditioning/hvac801/sensors/temperature".len() as f64;
+    let per = |r: &Row| num(r, "bytes_protocol") / num(r, "delivered");
+    let extra = per(&run_row(&dir, "verbose")) - per(&run_row(&dir, "basement"));
+    let expected = 2.0 * (long - short);
+    assert!(
+        (extra - expected).abs() < 0.05 * expected,
+        "verbose topic costs {extra:.1} B more per reading, expected ≈ {expected}"
+    );
+}
