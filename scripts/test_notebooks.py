@@ -10,10 +10,8 @@
    once" assertion. The untouched copy, read the same way, must pass — so
    the failure comes from the doctored number, not from reading a copy.
 3. notebooks/timeseries.ipynb on the qos-levels run of step 1: it must pass
-   when that run directory has timeseries.csv; while qossim does not write
-   the file yet (it lands from main), the notebook must fail loudly with
-   FileNotFoundError naming timeseries.csv — reported here as an expected
-   failure, never skipped.
+   (qossim writes timeseries.csv and events.csv in every run directory; a
+   missing file makes the notebook fail loudly).
 
 Environment: QOSSIM_BIN (default target/release/qossim), QOSSIM_NB_OUT (a
 temporary directory by default); QOSSIM_COMPARE_* pass through to the
@@ -115,13 +113,7 @@ def main():
 
     run = teaching / "qos-levels"
     env = {"QOSSIM_TIMESERIES_RESULTS": str(run)}
-    if (run / "timeseries.csv").exists():
-        timed("timeseries.ipynb", lambda: execute(NB / "timeseries.ipynb", env))
-    else:
-        timed("timeseries.ipynb (no timeseries.csv from this qossim: must fail loudly)",
-              lambda: must_fail(NB / "timeseries.ipynb", env, "timeseries.csv is missing"))
-        print("NOTE: timeseries.ipynb cannot run until qossim writes timeseries.csv "
-              "(main's per-interval series); it failed loudly, as it must.", flush=True)
+    timed("timeseries.ipynb", lambda: execute(NB / "timeseries.ipynb", env))
 
     for f in failures:
         print("FAILED", f, file=sys.stderr)
