@@ -171,6 +171,7 @@ pub fn execute(
     {
         use crate::metrics::timeseries as ts;
         let names: Vec<String> = sc.nodes.iter().map(|n| n.name.clone()).collect();
+        let media: Vec<String> = radio.media.iter().map(|(n, _)| n.clone()).collect();
         let mut table = |name: &str, f: &dyn Fn(&mut Vec<u8>) -> io::Result<()>| {
             let path = dir.join(name);
             let mut buf = Vec::new();
@@ -194,7 +195,9 @@ pub fn execute(
         ];
         let wanted = [
             series.is_some(),
-            series.as_ref().is_some_and(|s| !s.links.is_empty()),
+            series
+                .as_ref()
+                .is_some_and(|s| !s.links.is_empty() || !s.media.is_empty()),
             series.as_ref().is_some_and(|s| !s.tcp.is_empty()),
         ];
         for (name, on) in optional.iter().zip(wanted) {
@@ -208,7 +211,7 @@ pub fn execute(
             })?;
             if wanted[1] {
                 table(optional[1], &|b| {
-                    ts::write_link_series(b, run_id, &links, &names, s, end.0)
+                    ts::write_link_series(b, run_id, &links, &names, &media, s, end.0)
                 })?;
             }
             if wanted[2] {

@@ -163,3 +163,26 @@ fn links_csv_agrees_with_packets_csv() {
         assert_eq!(num(n, "ip_forwarded") > 0.0, routes, "{n:?}");
     }
 }
+
+/// A radio medium's series: per-interval collisions and transmissions sum
+/// to its links.csv totals.
+#[test]
+fn medium_series_sums_to_its_totals() {
+    let dir = run_text(
+        "ts-medium",
+        &scenario_file("wireless-star.toml"),
+        &["duration=2min"],
+    );
+    let total = read_csv(&dir.join("links.csv"))
+        .into_iter()
+        .find(|l| l["link"] == "wpan")
+        .expect("medium row");
+    let series = read_csv(&dir.join("timeseries_links.csv"));
+    let rows: Vec<_> = series.iter().filter(|r| r["link"] == "wpan").collect();
+    assert!(!rows.is_empty());
+    for col in ["collisions", "packets"] {
+        let s: f64 = rows.iter().map(|r| num(r, col)).sum();
+        assert_eq!(s, num(&total, col), "{col}");
+    }
+    assert!(num(&total, "collisions") > 0.0);
+}

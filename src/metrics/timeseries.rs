@@ -88,17 +88,42 @@ fn dir_ends<'a>(l: &'a Link, d: usize, names: &'a [String]) -> (&'a str, &'a str
     )
 }
 
-/// `timeseries_links.csv` (nothing but the header when links were not
-/// sampled).
+/// `timeseries_links.csv`: link directions (when sampled), then radio
+/// media (`from` and `to` are `*`; packets = transmissions started,
+/// collisions, utilisation = airtime share; bytes and drops are per link
+/// direction only).
 pub fn write_link_series(
     w: &mut impl Write,
     run_id: u64,
     links: &[Link],
     names: &[String],
+    media: &[String],
     s: &SeriesOut,
     end_ns: u64,
 ) -> io::Result<()> {
     writeln!(w, "{LINK_SERIES_HEADER}")?;
+    for k in 0..s.media.len() {
+        let (t, width) = interval(s, k, end_ns);
+        for (mi, name) in media.iter().enumerate() {
+            let (Some(cur), prev) = (
+                s.media[k].get(mi),
+                k.checked_sub(1).and_then(|p| s.media[p].get(mi)),
+            ) else {
+                continue;
+            };
+            let prev = prev.copied().unwrap_or_default();
+            writeln!(
+                w,
+                "{run_id},{},*,*,{},{},{},,,,,{},,{}",
+                csv_field(name),
+                fmt_ms(t),
+                fmt_ms(width),
+                cur.transmissions - prev.transmissions,
+                cur.collisions - prev.collisions,
+                ratio(cur.airtime_ns - prev.airtime_ns, width),
+            )?;
+        }
+    }
     for k in 0..s.links.len() {
         let (t, width) = interval(s, k, end_ns);
         for (li, l) in links.iter().enumerate() {

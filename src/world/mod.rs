@@ -310,6 +310,7 @@ impl<'s> World<'s> {
             interval_ns: self.series.interval_ns,
             flows: std::mem::take(&mut self.series.flows),
             links: std::mem::take(&mut self.series.links),
+            media: std::mem::take(&mut self.series.media),
             tcp: std::mem::take(&mut self.series.tcp),
             sent,
         });

@@ -56,6 +56,8 @@ pub(crate) struct SeriesState {
     pub(crate) flows: Vec<Vec<(u64, u64)>>,
     /// `[k][link * 2 + dir]`, when links are sampled.
     pub(crate) links: Vec<Vec<LinkSample>>,
+    /// `[k][medium]`: cumulative medium counters.
+    pub(crate) media: Vec<Vec<crate::link::medium::MediumStats>>,
     pub(crate) tcp: Vec<TcpSample>,
     tcp_rtx_seen: Vec<u32>,
 }
@@ -66,6 +68,8 @@ pub struct SeriesOut {
     pub interval_ns: u64,
     pub flows: Vec<Vec<(u64, u64)>>,
     pub links: Vec<Vec<LinkSample>>,
+    /// `[k][medium]`: cumulative transmissions, airtime and collisions.
+    pub media: Vec<Vec<crate::link::medium::MediumStats>>,
     pub tcp: Vec<TcpSample>,
     /// Per flow: the messages sent in each interval.
     pub sent: Vec<Vec<crate::metrics::record::SentBucket>>,
@@ -108,6 +112,10 @@ impl World<'_> {
                 }
             }
             self.series.links.push(row);
+        }
+        if !self.radio.media.is_empty() {
+            let row = self.radio.media.iter().map(|m| m.medium.stats).collect();
+            self.series.media.push(row);
         }
         for s in self.tcp.socks.iter().flatten() {
             let rec = s.rec();
