@@ -418,6 +418,11 @@ fn mqtt_fields_are_validated() {
         "reconnect_max",
     );
     bad(&["flows.readings.reliability=con"], "MQTT has QoS levels");
+    bad(
+        &["flows.readings.topic=a/+/{name}"],
+        "not an MQTT topic name",
+    );
+    bad(&["flows.readings.topic=a/#"], "not an MQTT topic name");
 }
 
 /// `retain = true`: a subscriber that connects late gets the last message

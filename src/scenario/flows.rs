@@ -484,7 +484,7 @@ pub fn resolve(
         Some(r) => *r.get_ref(),
         None => false,
     };
-    Ok(FlowSpec {
+    let spec = FlowSpec {
         name: fl.name.get_ref().clone(),
         pattern,
         protocol,
@@ -499,7 +499,50 @@ pub fn resolve(
         value,
         broker,
         retain,
-    })
+    };
+    if protocol == Protocol::Mqtt {
+        check_mqtt_topics(ctx, topo, fl, &spec, &f("topic"))?;
+    }
+    Ok(spec)
+}
+
+/// Every publisher's rendered topic must be an MQTT topic name, and the
+/// subscription filter made from the template a valid filter
+/// ([MQTT-4.7.1-1], [MQTT-4.7.3-1]): caught here rather than as silently
+/// dropped publishes.
+fn check_mqtt_topics(
+    ctx: &Ctx<'_>,
+    topo: &Topology,
+    fl: &FlowSchema,
+    spec: &FlowSpec,
+    field: &str,
+) -> Result<(), ScenarioError> {
+    use crate::proto::mqtt::{TopicFilter, TopicName};
+    for (k, &p) in spec.publishers.iter().enumerate() {
+        let node = &topo.nodes[p];
+        let t = crate::app::workload::render_topic(&spec.topic, spec, node, k);
+        if let Err(e) = TopicName::new(&t) {
+            return Err(ctx.err_at(
+                &fl.topic,
+                field,
+                format!(
+                    "for publisher \"{}\" the topic renders as \"{t}\", which is not an MQTT topic name: {e}",
+                    node.name
+                ),
+            ));
+        }
+    }
+    let filter = crate::world::mqtt::template_filter(&spec.topic);
+    if let Err(e) = TopicFilter::new(&filter) {
+        return Err(ctx.err_at(
+            &fl.topic,
+            field,
+            format!(
+                "the subscription filter \"{filter}\" made from this template is not valid: {e}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
