@@ -89,6 +89,28 @@ pub(crate) struct MqttLayer {
     pub(crate) flow_counters: Vec<MqttFlowCounters>,
 }
 
+/// `packets.csv` kind of a TCP segment whose first byte belongs to an MQTT
+/// packet of type `t`.
+pub fn kind_name(t: PacketType) -> &'static str {
+    const KINDS: [&str; 14] = [
+        "mqtt_connect",
+        "mqtt_connack",
+        "mqtt_publish",
+        "mqtt_puback",
+        "mqtt_pubrec",
+        "mqtt_pubrel",
+        "mqtt_pubcomp",
+        "mqtt_subscribe",
+        "mqtt_suback",
+        "mqtt_unsubscribe",
+        "mqtt_unsuback",
+        "mqtt_pingreq",
+        "mqtt_pingresp",
+        "mqtt_disconnect",
+    ];
+    KINDS[t.index()]
+}
+
 /// `QoS` of a flow's reliability class.
 pub fn qos_of(r: Reliability) -> QoS {
     match r {
@@ -383,7 +405,7 @@ impl World<'_> {
                     } else {
                         None
                     };
-                    self.tcp_app_write(slot, &buf[..t.len], app);
+                    self.tcp_app_write(slot, &buf[..t.len], app, Some(kind_name(t.kind)));
                     touched.push(slot);
                 }
             }
@@ -505,7 +527,7 @@ impl World<'_> {
                 } else {
                     None
                 };
-                self.tcp_app_write(slot, &buf[..t.len], app);
+                self.tcp_app_write(slot, &buf[..t.len], app, Some(kind_name(t.kind)));
                 touched.push(slot);
             }
         }

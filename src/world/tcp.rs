@@ -156,6 +156,9 @@ pub(crate) struct TcpSock {
     app_ranges: VecDeque<(u64, u64)>,
     /// The application closed: FIN once the backlog is in the send buffer.
     close_pending: bool,
+    /// Stream offsets where application packets of a named kind start
+    /// (MQTT), for `packets.csv`; pruned as the peer acknowledges.
+    kinds: VecDeque<(u64, &'static str)>,
 }
 
 impl TcpSock {
@@ -179,6 +182,7 @@ impl TcpSock {
             written: 0,
             app_ranges: VecDeque::new(),
             close_pending: false,
+            kinds: VecDeque::new(),
         }
     }
     /// Raw `tcp` flows carry nothing but application payload.
@@ -646,6 +650,13 @@ impl World<'_> {
                 }
                 app
             };
+            let mut kind = seg_kind(&t);
+            if kind == "tcp_data" && !s.kinds.is_empty() {
+                // the application packet the segment's first byte belongs to
+                let start = u64::from(t.seq.wrapping_sub(s.iss).wrapping_sub(1));
+                let i = s.kinds.partition_point(|&(o, _)| o <= start);
+                kind = s.kinds[i.saturating_sub(1)].1;
+            }
             let r = &mut self.tcp.records[rec as usize];
             r.max_cwnd = r.max_cwnd.max(cwnd);
             let mut seg = std::mem::take(&mut self.tcp.read_buf);
@@ -658,7 +669,7 @@ impl World<'_> {
             self.tcp.read_buf = seg;
             let meta = PacketMeta {
                 flow,
-                kind: seg_kind(&t),
+                kind,
                 counted,
                 created: now,
                 proto_bytes: (t.payload_len as u64 - app_bytes) as u16,
@@ -809,12 +820,22 @@ impl World<'_> {
     }
 
     /// Queue application bytes on a socket; `app` is the range of `data`
-    /// that is application payload (for the bytes-by-layer split). The
-    /// caller drives the socket afterwards.
-    pub(crate) fn tcp_app_write(&mut self, slot: u32, data: &[u8], app: Option<(usize, usize)>) {
+    /// that is application payload (for the bytes-by-layer split), `kind`
+    /// names the packet they are (`packets.csv`). The caller drives the
+    /// socket afterwards.
+    pub(crate) fn tcp_app_write(
+        &mut self,
+        slot: u32,
+        data: &[u8],
+        app: Option<(usize, usize)>,
+        kind: Option<&'static str>,
+    ) {
         let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
             return;
         };
+        if let Some(k) = kind {
+            s.kinds.push_back((s.written, k));
+        }
         if let Some((a, b)) = app {
             if b > a {
                 s.app_ranges
@@ -889,6 +910,14 @@ impl World<'_> {
         let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
             return;
         };
+        if s.kinds.len() > 1 {
+            // forget kinds of packets wholly acknowledged
+            let given = s.written - s.backlog.len() as u64;
+            let una = given.saturating_sub(u64::from(s.conn.send_buffered()));
+            while s.kinds.len() > 1 && s.kinds[1].0 <= una {
+                s.kinds.pop_front();
+            }
+        }
         let t = s.conn.stats().timeouts;
         let new_timeouts = t - s.timeouts_seen;
         s.timeouts_seen = t;
