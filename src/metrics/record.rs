@@ -122,8 +122,28 @@ pub struct SentBucket {
     pub sent: u64,
     pub intended: u64,
     pub delivered: u64,
-    /// Latency of each delivery, ns.
-    pub latencies: Vec<u64>,
+    /// Latency of each delivery, ns, while the interval is open (messages
+    /// are finished in send order, so it closes when a later interval's
+    /// first message is finished).
+    latencies: Vec<u64>,
+    /// Nearest-rank latency percentiles once closed (ns).
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
+    closed: bool,
+}
+
+impl SentBucket {
+    /// Compute the percentiles and free the latencies.
+    fn close(&mut self) {
+        self.closed = true;
+        if self.latencies.is_empty() {
+            return;
+        }
+        self.latencies.sort_unstable();
+        self.p50 = crate::metrics::stats::percentile_nearest_rank(&self.latencies, 50.0);
+        self.p99 = crate::metrics::stats::percentile_nearest_rank(&self.latencies, 99.0);
+        self.latencies = Vec::new();
+    }
 }
 
 /// Header of `messages.csv`.
@@ -230,6 +250,10 @@ impl<W: Write> Recorder<W> {
         let f = &self.flows[fi];
         let series = &mut self.series[fi];
         if series.len() <= k {
+            // earlier intervals are complete: keep only their percentiles
+            for b in series.iter_mut().rev().take_while(|b| !b.closed) {
+                b.close();
+            }
             series.resize(k + 1, SentBucket::default());
         }
         let b = &mut series[k];
@@ -418,7 +442,10 @@ impl<W: Write> Recorder<W> {
         if let Some(w) = out.as_mut() {
             w.flush()?;
         }
-        let series = std::mem::take(&mut self.series);
+        let mut series = std::mem::take(&mut self.series);
+        for b in series.iter_mut().flatten() {
+            b.close();
+        }
         Ok((
             self.flows.into_iter().map(|f| (f.name, f.stats)).collect(),
             out,

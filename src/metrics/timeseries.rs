@@ -6,7 +6,6 @@
 
 use crate::link::Link;
 use crate::metrics::record::{csv_field, fmt_ms};
-use crate::metrics::stats::percentile_nearest_rank;
 use crate::scenario::model::{Action, Scenario};
 use crate::world::radio::RadioReport;
 use crate::world::series::SeriesOut;
@@ -50,16 +49,12 @@ pub fn write_flow_series(
 ) -> io::Result<()> {
     writeln!(w, "{TIMESERIES_HEADER}")?;
     let empty = crate::metrics::record::SentBucket::default();
-    let mut lat = Vec::new();
     for k in 0..s.flows.len() {
         let (t, width) = interval(s, k, end_ns);
         for (fi, f) in sc.flows.iter().enumerate() {
             let (b, r) = s.flows[k][fi];
             let (b0, r0) = if k == 0 { (0, 0) } else { s.flows[k - 1][fi] };
             let sent = s.sent.get(fi).and_then(|v| v.get(k)).unwrap_or(&empty);
-            lat.clear();
-            lat.extend_from_slice(&sent.latencies);
-            lat.sort_unstable();
             writeln!(
                 w,
                 "{run_id},{},{},{},{},{},{},{},{},{},{},{}",
@@ -69,8 +64,8 @@ pub fn write_flow_series(
                 sent.sent,
                 sent.delivered,
                 ratio(sent.delivered, sent.intended),
-                ms_or_empty(percentile_nearest_rank(&lat, 50.0)),
-                ms_or_empty(percentile_nearest_rank(&lat, 99.0)),
+                ms_or_empty(sent.p50),
+                ms_or_empty(sent.p99),
                 b - b0,
                 r - r0,
                 sent.intended,
