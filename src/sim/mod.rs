@@ -3,10 +3,12 @@
 pub mod queue;
 pub mod rng;
 pub mod time;
+pub mod wakeup;
 
 pub use queue::{EventQueue, ScheduleError};
 pub use rng::SimRng;
 pub use time::{SimDuration, SimTime};
+pub use wakeup::Wakeup;
 
 /// A model driven by the run loop: it handles one event at a time and may
 /// schedule more. The simulator's `World` and the hold-model benchmark both

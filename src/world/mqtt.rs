@@ -27,15 +27,14 @@ use crate::proto::mqtt::{
     PacketType, QoS, Reconnect, TopicFilter, TopicName,
 };
 use crate::scenario::model::{MqttSession, Pattern, Protocol, Reliability};
-use crate::sim::{EventQueue, SimDuration, SimRng, SimTime};
+use crate::sim::{EventQueue, SimDuration, SimRng, SimTime, Wakeup};
 use std::collections::BTreeMap;
 
 /// The broker on one node.
 #[derive(Debug)]
 pub(crate) struct BrokerNode {
     pub(crate) broker: Broker,
-    armed: Option<SimTime>,
-    gen: u32,
+    wake: Wakeup,
 }
 
 /// One MQTT client (one node in one flow).
@@ -49,8 +48,7 @@ pub(crate) struct ClientNode {
     sock: Option<u32>,
     /// Sockets of a crashed device, removed when it comes back.
     frozen: Vec<u32>,
-    armed: Option<SimTime>,
-    gen: u32,
+    wake: Wakeup,
     subs: Vec<(TopicFilter, QoS)>,
     per_message: bool,
     /// False after `client_disconnect` / `client_crash` until
@@ -172,6 +170,13 @@ impl World<'_> {
                 *flows_of_node.entry(n as u32).or_insert(0) += 1;
             }
         }
+        // publishers are laid out flow by flow, in each flow's order
+        let mut first_pub = Vec::with_capacity(sc.flows.len());
+        let mut n = 0;
+        for f in &sc.flows {
+            first_pub.push(n);
+            n += f.publishers.len();
+        }
         for (fi, f) in sc.flows.iter().enumerate() {
             if f.protocol != Protocol::Mqtt {
                 continue;
@@ -197,8 +202,7 @@ impl World<'_> {
                 };
                 e.insert(BrokerNode {
                     broker: Broker::new(cfg, SimTime::ZERO),
-                    armed: None,
-                    gen: 0,
+                    wake: Wakeup::default(),
                 });
                 self.tcp_listen(broker as usize, m.port, super::tcp::ListenApp::MqttBroker);
                 self.mqtt.pending_brokers.push(broker);
@@ -214,24 +218,16 @@ impl World<'_> {
             };
             for (k, &p) in f.publishers.iter().enumerate() {
                 ensure(self, p);
-                let pi = self
-                    .publishers
-                    .iter()
-                    .position(|x| x.flow == fi as u32 && x.index == k as u32)
-                    .expect("a publisher per flow publisher");
+                let pi = first_pub[fi] + k;
                 self.mqtt.topics[pi] = TopicName::new(&self.publishers[pi].topic).ok();
             }
             let filter = TopicFilter::new(&template_filter(&f.topic)).ok();
             for (k, &r) in f.receivers.iter().enumerate() {
                 let c = ensure(self, r);
                 let flt = match f.pattern {
-                    Pattern::PointToPoint => {
-                        let pi = self
-                            .publishers
-                            .iter()
-                            .position(|x| x.flow == fi as u32 && x.index == k as u32);
-                        pi.and_then(|pi| TopicFilter::new(&self.publishers[pi].topic).ok())
-                    }
+                    Pattern::PointToPoint => f.publishers.get(k).and_then(|_| {
+                        TopicFilter::new(&self.publishers[first_pub[fi] + k].topic).ok()
+                    }),
                     Pattern::Broadcast | Pattern::FanIn => filter.clone(),
                 };
                 if let Some(flt) = flt {
@@ -297,8 +293,7 @@ impl World<'_> {
             broker,
             sock: None,
             frozen: Vec::new(),
-            armed: None,
-            gen: 0,
+            wake: Wakeup::default(),
             subs: Vec::new(),
             per_message: false,
             online: true,
@@ -385,6 +380,36 @@ impl World<'_> {
         }
     }
 
+    /// Queue one encoded MQTT packet on a socket, marking where its
+    /// application payload lies (PUBLISH) and what it is (`packets.csv`).
+    fn mqtt_write(&mut self, slot: u32, packet: &[u8], kind: PacketType) {
+        let app = if kind == PacketType::Publish {
+            publish_payload_offset(packet).map(|o| (o, packet.len()))
+        } else {
+            None
+        };
+        self.tcp_app_write(slot, packet, app, Some(kind_name(kind)));
+    }
+
+    /// Drive every socket a poll wrote to, once each, and hand the scratch
+    /// buffers back.
+    fn mqtt_drive_touched(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        mut touched: Vec<u32>,
+        buf: Vec<u8>,
+    ) {
+        touched.sort_unstable();
+        touched.dedup();
+        for &slot in &touched {
+            self.tcp_drive(now, q, slot);
+        }
+        touched.clear();
+        self.mqtt.touched = touched;
+        self.mqtt.buf = buf;
+    }
+
     fn mqtt_client_drive(&mut self, now: SimTime, q: &mut EventQueue<Ev>, c: u32) {
         let counted = self.counted(now);
         let mut buf = std::mem::take(&mut self.mqtt.buf);
@@ -400,12 +425,7 @@ impl World<'_> {
                 fc.sent_by_type[t.kind.index()] += 1;
                 fc.bytes_sent_by_type[t.kind.index()] += t.len as u64;
                 if let Some(slot) = cn.sock {
-                    let app = if t.kind == PacketType::Publish {
-                        publish_payload_offset(&buf[..t.len]).map(|o| (o, t.len))
-                    } else {
-                        None
-                    };
-                    self.tcp_app_write(slot, &buf[..t.len], app, Some(kind_name(t.kind)));
+                    self.mqtt_write(slot, &buf[..t.len], t.kind);
                     touched.push(slot);
                 }
             }
@@ -488,25 +508,11 @@ impl World<'_> {
                 break;
             }
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for &slot in &touched {
-            self.tcp_drive(now, q, slot);
-        }
-        touched.clear();
-        self.mqtt.touched = touched;
-        self.mqtt.buf = buf;
+        self.mqtt_drive_touched(now, q, touched, buf);
         let cn = &mut self.mqtt.clients[c as usize];
         if let Some(d) = cn.client.poll_timeout() {
-            if cn.armed.is_none_or(|a| d < a) {
-                cn.armed = Some(d);
-                let _ = q.push(
-                    d.max(now),
-                    Ev::MqttClientTimer {
-                        client: c,
-                        gen: cn.gen,
-                    },
-                );
+            if let Some(gen) = cn.wake.arm(d) {
+                let _ = q.push(d.max(now), Ev::MqttClientTimer { client: c, gen });
             }
         }
     }
@@ -522,12 +528,7 @@ impl World<'_> {
             .and_then(|b| b.broker.poll_transmit(&mut buf))
         {
             if let Some(slot) = self.tcp_slot_of(t.conn) {
-                let app = if t.kind == PacketType::Publish {
-                    publish_payload_offset(&buf[..t.len]).map(|o| (o, t.len))
-                } else {
-                    None
-                };
-                self.tcp_app_write(slot, &buf[..t.len], app, Some(kind_name(t.kind)));
+                self.mqtt_write(slot, &buf[..t.len], t.kind);
                 touched.push(slot);
             }
         }
@@ -572,19 +573,11 @@ impl World<'_> {
                 _ => {}
             }
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for &slot in &touched {
-            self.tcp_drive(now, q, slot);
-        }
-        touched.clear();
-        self.mqtt.touched = touched;
-        self.mqtt.buf = buf;
+        self.mqtt_drive_touched(now, q, touched, buf);
         if let Some(b) = self.mqtt.brokers.get_mut(&node) {
             if let Some(d) = b.broker.poll_timeout() {
-                if b.armed.is_none_or(|a| d < a) {
-                    b.armed = Some(d);
-                    let _ = q.push(d.max(now), Ev::MqttBrokerTimer { node, gen: b.gen });
+                if let Some(gen) = b.wake.arm(d) {
+                    let _ = q.push(d.max(now), Ev::MqttBrokerTimer { node, gen });
                 }
             }
         }
@@ -592,10 +585,9 @@ impl World<'_> {
 
     pub(crate) fn on_mqtt_client_timer(&mut self, now: SimTime, c: u32, gen: u32) {
         let cn = &mut self.mqtt.clients[c as usize];
-        if cn.gen != gen || cn.armed != Some(now) {
+        if !cn.wake.fire(gen, now) {
             return;
         }
-        cn.armed = None;
         if cn.client.poll_timeout().is_some_and(|d| d <= now) {
             cn.client.handle_timeout(now);
         }
@@ -606,10 +598,9 @@ impl World<'_> {
         let Some(b) = self.mqtt.brokers.get_mut(&node) else {
             return;
         };
-        if b.gen != gen || b.armed != Some(now) {
+        if !b.wake.fire(gen, now) {
             return;
         }
-        b.armed = None;
         if b.broker.poll_timeout().is_some_and(|d| d <= now) {
             b.broker.handle_timeout(now);
         }
@@ -716,8 +707,7 @@ impl World<'_> {
         cn.restarts += 1;
         cn.client = Client::new(cn.config.clone(), cn.client_rng(seed));
         cn.sock = None;
-        cn.armed = None;
-        cn.gen = cn.gen.wrapping_add(1);
+        cn.wake.reset();
         cn.crashed_at = Some(now);
     }
 
@@ -726,8 +716,7 @@ impl World<'_> {
     pub(crate) fn mqtt_node_crash(&mut self, now: SimTime, node: usize) {
         if let Some(b) = self.mqtt.brokers.get_mut(&(node as u32)) {
             b.broker.crash(now);
-            b.armed = None;
-            b.gen = b.gen.wrapping_add(1);
+            b.wake.reset();
         }
         for c in self.clients_on(node) {
             self.mqtt_reset_client(now, c);

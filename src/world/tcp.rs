@@ -33,7 +33,7 @@ use crate::net::ip::{self, Ipv4Repr};
 use crate::net::packet::PacketMeta;
 use crate::scenario::model::Protocol;
 use crate::sim::rng::derive_seed;
-use crate::sim::{EventQueue, SimTime};
+use crate::sim::{EventQueue, SimTime, Wakeup};
 use crate::transport::tcp::{
     reset_for, Connection, Event, Listener, LostReason, Stats, TcpFlags, Transmit,
 };
@@ -107,6 +107,19 @@ impl ConnOutcome {
     }
 }
 
+impl ConnRecord {
+    /// End the record with `outcome` at `now` unless it already ended;
+    /// true when this call ended it.
+    fn end(&mut self, now: SimTime, outcome: ConnOutcome) -> bool {
+        let open = self.outcome == ConnOutcome::Open;
+        if open {
+            self.outcome = outcome;
+            self.ended = Some(now);
+        }
+        open
+    }
+}
+
 /// One endpoint's row of `connections.csv`.
 #[derive(Debug, Clone)]
 pub struct ConnRecord {
@@ -135,9 +148,8 @@ pub struct ConnRecord {
 pub(crate) struct TcpSock {
     pub(crate) conn: Connection,
     node: u32,
-    gen: u32,
-    /// Time of the earliest timer event queued for this socket.
-    armed: Option<SimTime>,
+    /// Its queued timer events (generation = the slot's).
+    wake: Wakeup,
     rec: u32,
     flow: u32,
     app: SockApp,
@@ -170,8 +182,7 @@ impl TcpSock {
         TcpSock {
             conn,
             node,
-            gen: 0,
-            armed: None,
+            wake: Wakeup::default(),
             rec: 0,
             flow,
             app,
@@ -328,7 +339,7 @@ impl World<'_> {
         match self.tcp.free.pop() {
             Some(slot) => {
                 self.tcp.socks[slot as usize] = Some(TcpSock {
-                    gen: self.tcp.gens[slot as usize],
+                    wake: Wakeup::with_gen(self.tcp.gens[slot as usize]),
                     ..s
                 });
                 slot
@@ -522,10 +533,10 @@ impl World<'_> {
     ) {
         let id = self.pool.alloc(meta);
         let mut data = std::mem::take(&mut self.pool.get_mut(id).data);
-        let ok = self.emit_tcp_ip(node, dst, seg.len(), &mut data);
-        if ok {
-            data[ip::HEADER_LEN..].copy_from_slice(seg);
-        }
+        data.clear();
+        data.resize(ip::HEADER_LEN, 0);
+        data.extend_from_slice(seg);
+        let ok = self.emit_tcp_ip(node, dst, &mut data);
         self.pool.get_mut(id).data = data;
         if !ok {
             self.pool.free(id);
@@ -535,15 +546,9 @@ impl World<'_> {
         self.ip_output(now, q, node, id);
     }
 
-    /// Size `data` for an IPv4 packet with a `seg_len`-byte TCP segment and
-    /// write its IPv4 header; false when it cannot be encoded.
-    fn emit_tcp_ip(
-        &mut self,
-        node: usize,
-        dst: Ipv4Addr,
-        seg_len: usize,
-        data: &mut Vec<u8>,
-    ) -> bool {
+    /// Write the IPv4 header in front of the TCP segment that already fills
+    /// `data[20..]`; false when the packet cannot be encoded.
+    fn emit_tcp_ip(&mut self, node: usize, dst: Ipv4Addr, data: &mut [u8]) -> bool {
         let ident = self.nodes[node].ip_ident;
         self.nodes[node].ip_ident = ident.wrapping_add(1);
         let repr = Ipv4Repr {
@@ -555,14 +560,12 @@ impl World<'_> {
             dont_fragment: self.sc.protocols.ip.dont_fragment,
             more_fragments: false,
             frag_offset: 0,
-            payload_len: seg_len as u16,
+            payload_len: data
+                .len()
+                .saturating_sub(ip::HEADER_LEN)
+                .min(usize::from(u16::MAX)) as u16,
         };
-        if ip::HEADER_LEN + seg_len > ip::MAX_TOTAL_LEN {
-            return false;
-        }
-        data.clear();
-        data.resize(ip::HEADER_LEN + seg_len, 0);
-        repr.emit(data).is_ok()
+        data.len() <= ip::MAX_TOTAL_LEN && repr.emit(data).is_ok()
     }
 
     /// Poll a socket in the documented order until it has nothing to say.
@@ -659,14 +662,8 @@ impl World<'_> {
             }
             let r = &mut self.tcp.records[rec as usize];
             r.max_cwnd = r.max_cwnd.max(cwnd);
-            let mut seg = std::mem::take(&mut self.tcp.read_buf);
-            seg.clear();
-            seg.extend_from_slice(&data[ip::HEADER_LEN..ip::HEADER_LEN + t.len]);
-            let ok = self.emit_tcp_ip(node, *t.dst.ip(), t.len, &mut data);
-            if ok {
-                data[ip::HEADER_LEN..].copy_from_slice(&seg);
-            }
-            self.tcp.read_buf = seg;
+            data.truncate(ip::HEADER_LEN + t.len);
+            let ok = self.emit_tcp_ip(node, *t.dst.ip(), &mut data);
             let meta = PacketMeta {
                 flow,
                 kind,
@@ -816,7 +813,7 @@ impl World<'_> {
         let slot = (conn.0 & 0xFFFF_FFFF) as u32;
         let gen = (conn.0 >> 32) as u32;
         let live = self.tcp.socks.get(slot as usize)?.as_ref()?;
-        (live.gen == gen).then_some(slot)
+        (live.wake.gen() == gen).then_some(slot)
     }
 
     /// Queue application bytes on a socket; `app` is the range of `data`
@@ -874,14 +871,7 @@ impl World<'_> {
 
     /// Forget a socket without a word to the peer (after a crash).
     pub(crate) fn tcp_remove(&mut self, now: SimTime, slot: u32) {
-        if let Some(s) = self.tcp.socks[slot as usize].as_ref() {
-            let r = &mut self.tcp.records[s.rec as usize];
-            if r.outcome == ConnOutcome::Open {
-                r.outcome = ConnOutcome::NodeCrash;
-                r.ended = Some(now);
-            }
-        }
-        self.tcp_release(now, slot);
+        self.tcp_release(now, slot, ConnOutcome::NodeCrash);
     }
 
     /// A connection ended: record it and forget the application state.
@@ -892,14 +882,9 @@ impl World<'_> {
         let rec = s.rec as usize;
         s.backlog.clear();
         s.rx.clear();
-        let r = &mut self.tcp.records[rec];
-        if r.outcome == ConnOutcome::Open {
-            r.outcome = outcome;
-            r.ended = Some(now);
-            if outcome.is_failure() && counted {
-                if let Some(fs) = self.flow_stats(flow) {
-                    fs.tcp_connection_failures += 1;
-                }
+        if self.tcp.records[rec].end(now, outcome) && outcome.is_failure() && counted {
+            if let Some(fs) = self.flow_stats(flow) {
+                fs.tcp_connection_failures += 1;
             }
         }
     }
@@ -923,11 +908,10 @@ impl World<'_> {
         s.timeouts_seen = t;
         let flow = s.flow;
         if s.conn.is_closed() {
-            self.tcp_release(now, slot);
+            self.tcp_release(now, slot, ConnOutcome::Closed);
         } else if let Some(d) = s.conn.poll_timeout() {
-            if s.armed.is_none_or(|a| d < a) {
-                s.armed = Some(d);
-                let _ = q.push(d.max(now), Ev::TcpTimer { slot, gen: s.gen });
+            if let Some(gen) = s.wake.arm(d) {
+                let _ = q.push(d.max(now), Ev::TcpTimer { slot, gen });
             }
         }
         if new_timeouts > 0 && counted {
@@ -937,8 +921,9 @@ impl World<'_> {
         }
     }
 
-    /// Drop a socket: final counters into its record, demux entry removed.
-    fn tcp_release(&mut self, now: SimTime, slot: u32) {
+    /// Drop a socket: final counters into its record (ended with `outcome`
+    /// unless it already ended), demux entry removed.
+    fn tcp_release(&mut self, now: SimTime, slot: u32, outcome: ConnOutcome) {
         let Some(s) = self.tcp.socks[slot as usize].take() else {
             return;
         };
@@ -947,10 +932,7 @@ impl World<'_> {
         let r = &mut self.tcp.records[s.rec as usize];
         r.stats = *s.conn.stats();
         r.srtt_ns = s.conn.rtt().srtt().map(|d| d.as_nanos());
-        if r.outcome == ConnOutcome::Open {
-            r.outcome = ConnOutcome::Closed;
-            r.ended = Some(now);
-        }
+        r.end(now, outcome);
         let (l, rm) = (s.conn.local(), s.conn.remote());
         self.tcp
             .demux
@@ -979,10 +961,9 @@ impl World<'_> {
         else {
             return;
         };
-        if s.gen != gen || s.armed != Some(now) {
+        if !s.wake.fire(gen, now) {
             return; // stale: superseded by an earlier deadline or a new socket
         }
-        s.armed = None;
         if s.app == SockApp::Frozen {
             return;
         }
@@ -998,14 +979,7 @@ impl World<'_> {
         let hi = key(node as u32, u16::MAX, Ipv4Addr::BROADCAST, u16::MAX);
         let slots: Vec<u32> = self.tcp.demux.range(lo..=hi).map(|(_, &s)| s).collect();
         for slot in slots {
-            if let Some(s) = self.tcp.socks[slot as usize].as_ref() {
-                let r = &mut self.tcp.records[s.rec as usize];
-                if r.outcome == ConnOutcome::Open {
-                    r.outcome = ConnOutcome::NodeCrash;
-                    r.ended = Some(now);
-                }
-            }
-            self.tcp_release(now, slot);
+            self.tcp_remove(now, slot);
         }
     }
 
