@@ -6,33 +6,19 @@
 mod common;
 use common::sim::{load, read_csv, run_text};
 use qossim::link::medium::{FadingParams, Medium, PhyParams, Propagation, RxOutcome, RxResult};
-use qossim::scenario::model::{Fading, Modulation};
+use qossim::scenario::model::Fading;
 use qossim::sim::{SimDuration, SimTime};
 use std::collections::BTreeMap;
 
 fn phy() -> PhyParams {
-    PhyParams {
-        rate_bps: 250_000,
-        max_frame_bytes: 127,
-        phy_header_bytes: 6,
-        tx_power_dbm: 0.0,
-        noise_dbm: -100.0,
-        sensitivity_dbm: -95.0,
-        cca_threshold_dbm: -77.0,
-        capture_db: 4.0,
-        modulation: Modulation::Oqpsk802154,
-        turnaround: SimDuration::from_micros(192),
-        cutoff_dbm: -105.0,
-    }
+    PhyParams::IEEE802154
 }
 
 /// Exponent 3, 40 dB at 1 m, no shadowing: −70 dBm at 10 m, −79 at 20 m.
 fn prop() -> Propagation {
     Propagation {
-        exponent: 3.0,
-        ref_loss_db: 40.0,
-        ref_distance_m: 1.0,
         shadowing_db: 0.0,
+        ..Propagation::INDOOR_2_4_GHZ
     }
 }
 

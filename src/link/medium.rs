@@ -83,7 +83,34 @@ pub struct Propagation {
     pub shadowing_db: f64,
 }
 
+impl PhyParams {
+    /// IEEE 802.15.4-2006 2.4 GHz O-QPSK with a CC2420 at 0 dBm (the
+    /// `ieee802154` preset; numbers and sources in docs/channels.md).
+    pub const IEEE802154: PhyParams = PhyParams {
+        rate_bps: 250_000,
+        max_frame_bytes: crate::link::mac154::MAX_PSDU_BYTES,
+        phy_header_bytes: crate::link::mac154::PHY_HEADER_BYTES,
+        tx_power_dbm: 0.0,
+        noise_dbm: -100.0,
+        sensitivity_dbm: -95.0,
+        cca_threshold_dbm: -77.0,
+        capture_db: 4.0,
+        modulation: Modulation::Oqpsk802154,
+        turnaround: SimDuration::from_micros(192),
+        cutoff_dbm: -105.0,
+    };
+}
+
 impl Propagation {
+    /// Log-distance indoors at 2.4 GHz: exponent 3, 40 dB at 1 m, 4 dB of
+    /// shadowing (the `ieee802154` preset).
+    pub const INDOOR_2_4_GHZ: Propagation = Propagation {
+        exponent: 3.0,
+        ref_loss_db: 40.0,
+        ref_distance_m: 1.0,
+        shadowing_db: 4.0,
+    };
+
     /// Mean path loss at distance `d` metres, without shadowing.
     pub fn path_loss_db(&self, d: f64) -> f64 {
         let r = d.max(self.ref_distance_m) / self.ref_distance_m;
@@ -574,27 +601,13 @@ mod tests {
     use super::*;
 
     pub(crate) fn phy() -> PhyParams {
-        PhyParams {
-            rate_bps: 250_000,
-            max_frame_bytes: 127,
-            phy_header_bytes: 6,
-            tx_power_dbm: 0.0,
-            noise_dbm: -100.0,
-            sensitivity_dbm: -95.0,
-            cca_threshold_dbm: -77.0,
-            capture_db: 4.0,
-            modulation: Modulation::Oqpsk802154,
-            turnaround: SimDuration::from_micros(192),
-            cutoff_dbm: -105.0,
-        }
+        PhyParams::IEEE802154
     }
 
     fn prop() -> Propagation {
         Propagation {
-            exponent: 3.0,
-            ref_loss_db: 40.0,
-            ref_distance_m: 1.0,
             shadowing_db: 0.0,
+            ..Propagation::INDOOR_2_4_GHZ
         }
     }
 

@@ -148,25 +148,8 @@ pub fn presets() -> [(&'static str, RadioPreset); 2] {
             // IEEE 802.15.4-2006 2.4 GHz O-QPSK, CC2420 radio
             "ieee802154",
             RadioPreset {
-                phy: PhyParams {
-                    rate_bps: 250_000,
-                    max_frame_bytes: mac154::MAX_PSDU_BYTES,
-                    phy_header_bytes: mac154::PHY_HEADER_BYTES,
-                    tx_power_dbm: 0.0,
-                    noise_dbm: -100.0,
-                    sensitivity_dbm: -95.0,
-                    cca_threshold_dbm: -77.0,
-                    capture_db: 4.0,
-                    modulation: Modulation::Oqpsk802154,
-                    turnaround: SimDuration::from_micros(192),
-                    cutoff_dbm: -105.0,
-                },
-                propagation: Propagation {
-                    exponent: 3.0,
-                    ref_loss_db: 40.0,
-                    ref_distance_m: 1.0,
-                    shadowing_db: 4.0,
-                },
+                phy: PhyParams::IEEE802154,
+                propagation: Propagation::INDOOR_2_4_GHZ,
                 fading: Some(FadingParams {
                     fading: Fading::Rayleigh,
                     coherence: SimDuration::from_millis(100),
