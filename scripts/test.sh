@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script) and as a new
 # machine runs it: installs what the tests need, then lint, build, test.
-# Prints the wall time of every stage. Exits non-zero on the first failure.
+# Prints the wall time of every stage. A failing stage after the install does
+# not stop the script: every stage and every test binary runs
+# (--no-fail-fast), the last line is always "N passed, N failed", and the
+# exit status is non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,20 +52,36 @@ command -v mosquitto_sub
 { command -v chromium || command -v chromium-browser; }
 python3 -c 'import paho.mqtt; print("paho-mqtt", paho.mqtt.__version__)'
 
+# From here on a failure is recorded, not fatal: the rest still runs.
+failed_stages=()
+check() {
+  local name="$1"; shift
+  if ! "$@"; then
+    echo "=== FAILED: $name"
+    failed_stages+=("$name")
+  fi
+}
+
 stage "format"
-cargo fmt --all -- --check
+check format cargo fmt --all -- --check
 
 stage "clippy"
-cargo clippy --all-targets --quiet -- -D warnings
+check clippy cargo clippy --all-targets --quiet -- -D warnings
 
 stage "build (release)"
-cargo build --release --all-targets --quiet
+check build cargo build --release --all-targets --quiet
 
 stage "tests (release)"
-# statistical tests need release speed; every test target runs here
-cargo test --release --quiet 2>&1 | tee target/test-output.txt
+# statistical tests need release speed; every test target runs, even after
+# one fails
+mkdir -p target
+set +e
+cargo test --release --quiet --no-fail-fast 2>&1 | tee target/test-output.txt
+test_status=${PIPESTATUS[0]}
+set -e
+[ "$test_status" = 0 ] || { echo "=== FAILED: tests"; failed_stages+=(tests); }
 
-stage "notebooks"
+notebooks() {
 # notebooks/*.ipynb run headless (nbclient) against the release binary; a
 # doctored CSV must make the teaching notebook fail (scripts/test_notebooks.py)
 nb_import='import nbclient, nbformat, ipykernel, pandas, matplotlib'
@@ -70,23 +89,36 @@ if ! python3 -c "$nb_import" >/dev/null 2>&1; then
   python3 -m pip install --quiet nbclient nbformat ipykernel pandas matplotlib \
     || python3 -m pip install --quiet --break-system-packages nbclient nbformat ipykernel pandas matplotlib
 fi
-python3 -c "$nb_import"
-nb_out=$(mktemp -d)
+python3 -c "$nb_import" || return 1
+local nb_out; nb_out=$(mktemp -d)
 QOSSIM_BIN="$PWD/target/release/qossim" QOSSIM_NB_OUT="$nb_out" \
   QOSSIM_COMPARE_REPLICATIONS=2 QOSSIM_COMPARE_DURATION="4 min" \
-  python3 scripts/test_notebooks.py
+  python3 scripts/test_notebooks.py || { rm -rf "$nb_out"; return 1; }
 rm -rf "$nb_out"
+}
+stage "notebooks"
+check notebooks notebooks
 
-stage "quickstart (cargo run --release)"
-out=$(mktemp -d)
-cargo run --release --quiet -- run --out "$out" --packets --pcap
+quickstart() {
+local out; out=$(mktemp -d)
+cargo run --release --quiet -- run --out "$out" --packets --pcap || return 1
 for f in runs.csv summary.csv messages.csv packets.csv manifest.json; do
-  test -s "$out/$f" || { echo "missing $out/$f"; exit 1; }
+  test -s "$out/$f" || { echo "missing $out/$f"; return 1; }
 done
 rm -rf "$out"
+}
+stage "quickstart (cargo run --release)"
+check quickstart quickstart
 
 stage "done"
-passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+count() { { grep -Eo "[0-9]+ $1" target/test-output.txt || true; } | awk '{s+=$1} END {print s+0}'; }
+passed=$(count passed)
+failed=$(count failed)
+# cargo test failing with no failed test (a build error, a crashed binary)
+# is one failure; so is every other failed stage (format, clippy, ...)
+if [ "$test_status" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
+for s in "${failed_stages[@]}"; do [ "$s" = tests ] || failed=$((failed + 1)); done
 echo "total wall time $(( $(date +%s) - T0 )) s"
+[ ${#failed_stages[@]} -eq 0 ] || echo "failed stages: ${failed_stages[*]}"
 echo "$passed passed, $failed failed"
+[ ${#failed_stages[@]} -eq 0 ]

@@ -3,22 +3,17 @@
 
 mod common;
 use common::cli::run as qossim;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn contract() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract-example.toml");
-    assert!(
-        p.exists(),
-        "the shared contract example is missing at {}",
-        p.display()
-    );
-    p
-}
 
 #[test]
 fn contract_example_checks_and_runs_over_udp() {
-    let c = contract();
+    for c in common::contracts() {
+        contract_checks_and_runs(&c);
+    }
+}
+
+fn contract_checks_and_runs(c: &Path) {
     let c = c.to_str().expect("utf-8 path");
     let (code, out, err) = qossim(&["check", c]);
     assert_eq!(code, 0, "check failed: {out}{err}");

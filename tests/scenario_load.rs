@@ -14,9 +14,8 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios")
 }
 
-fn contract() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contract-example.toml")
-}
+mod common;
+use common::contracts;
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -364,12 +363,18 @@ fn trace_file_errors_name_the_trace_file_and_line() {
 
 #[test]
 fn override_errors() {
+    for c in contracts() {
+        override_errors_of(&c);
+    }
+}
+
+fn override_errors_of(contract: &Path) {
     let ovs = strings(&["flows.nope.protocol=udp"]);
-    let e = load_file(&contract(), &ovs).expect_err("unknown flow");
+    let e = load_file(contract, &ovs).expect_err("unknown flow");
     assert_eq!(e.field.as_deref(), Some("flows.nope"));
     assert!(e.message.contains("known: telemetry"), "{e}");
     assert!(e.file.ends_with("contract-example.toml"), "{e}");
-    let e = load_file(&contract(), &strings(&["seed"])).expect_err("malformed");
+    let e = load_file(contract, &strings(&["seed"])).expect_err("malformed");
     assert!(e.message.contains("malformed override `seed`"), "{e}");
 }
 
@@ -377,7 +382,13 @@ fn override_errors() {
 
 #[test]
 fn contract_example_loads() {
-    let s = load_file(&contract(), &[]).unwrap_or_else(|e| panic!("{e}"));
+    for c in contracts() {
+        contract_example_loads_from(&c);
+    }
+}
+
+fn contract_example_loads_from(contract: &Path) {
+    let s = load_file(contract, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.name, "quickstart");
     assert_eq!(
         (s.seed, s.duration, s.warmup, s.drain),
@@ -435,12 +446,18 @@ fn contract_example_loads() {
     assert_eq!(s.events[0].at, SimTime::from_nanos(300_000_000_000));
     assert_eq!(s.events[0].action, Action::LinkDown { link: 0 });
     assert_eq!(s.protocols.coap.max_retransmit, 4);
-    assert_eq!(s.source.as_deref(), Some(contract().as_path()));
+    assert_eq!(s.source.as_deref(), Some(contract));
 }
 
 #[test]
 fn design_set_examples() {
-    let load_with = |ovs: &[&str]| load_file(&contract(), &strings(ovs));
+    for c in contracts() {
+        design_set_examples_on(&c);
+    }
+}
+
+fn design_set_examples_on(contract: &Path) {
+    let load_with = |ovs: &[&str]| load_file(contract, &strings(ovs));
     // the contract has no broker: the error says how to name one
     let e = load_with(&["flows.telemetry.protocol=mqtt"]).expect_err("no broker");
     assert!(e.to_string().contains("contract-example.toml:33:"), "{e}");
@@ -528,7 +545,13 @@ fn design_set_examples() {
 
 #[test]
 fn overrides_keep_line_numbers() {
-    let text = match std::fs::read_to_string(contract()) {
+    for c in contracts() {
+        overrides_keep_line_numbers_in(&c);
+    }
+}
+
+fn overrides_keep_line_numbers_in(contract: &Path) {
+    let text = match std::fs::read_to_string(contract) {
         Ok(t) => t,
         Err(e) => panic!("{e}"),
     };

@@ -6,7 +6,21 @@ pub mod cli;
 pub mod sim;
 pub mod tshark;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The contract example of DESIGN.md: the project's own copy
+/// (`tests/fixtures/contract-example.toml`) always, and the team's shared
+/// copy (`../shared/contract-example.toml`) too when it exists beside the
+/// checkout, so the two cannot drift apart silently.
+pub fn contracts() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v = vec![root.join("tests/fixtures/contract-example.toml")];
+    let shared = root.join("../shared/contract-example.toml");
+    if shared.is_file() {
+        v.push(shared);
+    }
+    v
+}
 
 /// A fresh, empty directory under the system temp dir, unique per process,
 /// `tag` and call.
