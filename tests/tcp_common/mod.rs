@@ -55,6 +55,11 @@ pub struct Pair {
     written: usize,
     /// Bytes the server application has read.
     pub received: Vec<u8>,
+    /// Bytes the server application still has to write (bidirectional
+    /// tests); the client reads them into `client_received`.
+    pub server_to_write: Vec<u8>,
+    server_written: usize,
+    pub client_received: Vec<u8>,
     /// When false the server application does not read.
     pub server_reads: bool,
     /// Close the client once all of `to_write` is in its send buffer.
@@ -74,10 +79,15 @@ impl Pair {
     }
 
     pub fn with(client: Config, server: Config, delay: SimDuration) -> Pair {
+        Pair::with_mtu(client, server, delay, 1500)
+    }
+
+    /// As [`Pair::with`] over a path of MTU `mtu`.
+    pub fn with_mtu(client: Config, server: Config, delay: SimDuration, mtu: u16) -> Pair {
         Pair {
             now: SimTime::ZERO,
-            client: Connection::connect(client, CLIENT, SERVER, 1500, 1_000_000),
-            server: Connection::listen(server, SERVER, 1500, 3_000_000_000),
+            client: Connection::connect(client, CLIENT, SERVER, mtu, 1_000_000),
+            server: Connection::listen(server, SERVER, mtu, 3_000_000_000),
             delay,
             fate: Box::new(|_, _, _| vec![SimDuration::ZERO]),
             log: Vec::new(),
@@ -86,6 +96,9 @@ impl Pair {
             to_write: Vec::new(),
             written: 0,
             received: Vec::new(),
+            server_to_write: Vec::new(),
+            server_written: 0,
+            client_received: Vec::new(),
             server_reads: true,
             close_after_write: false,
             closed: false,
@@ -120,8 +133,17 @@ impl Pair {
                 self.client.close();
                 progress = true;
             }
+            if self.server_written < self.server_to_write.len()
+                && self.server.state().is_synchronized()
+            {
+                let n = self
+                    .server
+                    .write(&self.server_to_write[self.server_written..]);
+                self.server_written += n;
+                progress |= n > 0;
+            }
+            let mut tmp = [0u8; 4096];
             if self.server_reads {
-                let mut tmp = [0u8; 4096];
                 loop {
                     let n = self.server.read(&mut tmp);
                     if n == 0 {
@@ -129,6 +151,13 @@ impl Pair {
                     }
                     self.received.extend_from_slice(&tmp[..n]);
                 }
+            }
+            loop {
+                let n = self.client.read(&mut tmp);
+                if n == 0 {
+                    break;
+                }
+                self.client_received.extend_from_slice(&tmp[..n]);
             }
             for dir in [Dir::ToServer, Dir::ToClient] {
                 loop {

@@ -173,6 +173,9 @@ pub struct Stats {
     /// order (wholly or partly below RCV.NXT): the peer's retransmission
     /// was spurious, or the network duplicated the segment.
     pub dup_data_received: u32,
+    /// Out-of-window segments without data left unanswered by the
+    /// `Config::invalid_ack_ratelimit_ms` (Linux's TCPACKSkippedSeq).
+    pub oow_acks_skipped: u32,
 }
 
 /// A TCP endpoint for one connection.
@@ -229,6 +232,10 @@ pub struct Connection {
     /// The SYN or SYN-ACK was retransmitted (RFC 6298 §5.7).
     syn_rtx: bool,
     ts_recent: u32,
+    /// When we last answered an out-of-window segment without data
+    /// (`Config::invalid_ack_ratelimit_ms`), in ms + 1 on a 32-bit clock as
+    /// Linux keeps it in jiffies (0 = never).
+    last_oow_ack_ms: u32,
     rtt: RttEstimator,
     cc: NewReno,
     rtt_seq: Option<u32>,
@@ -292,6 +299,7 @@ impl Connection {
             rst_seq: 0,
             syn_rtx: false,
             ts_recent: 0,
+            last_oow_ack_ms: 0,
             rtt: RttEstimator::new(&config),
             cc: NewReno::new(config.initial_cwnd(u32::from(mss)), u32::from(mss), iss),
             rtt_seq: None,

@@ -192,6 +192,19 @@ impl Config {
         }
     }
 
+    /// Shortest gap, in ms, between two ACKs sent in reply to out-of-window
+    /// segments without data: Linux's `tcp_invalid_ratelimit` (500 ms),
+    /// which breaks ACK loops between two confused ends, for `linux-like`;
+    /// 0 (every such segment answered, RFC 9293 §3.10.7.4) for `rfc`. A
+    /// property of the profile, not a field: every connection holds its
+    /// config, and the field would grow each by 8 bytes.
+    pub fn invalid_ack_ratelimit_ms(&self) -> u32 {
+        match self.profile {
+            Profile::LinuxLike => 500,
+            Profile::Rfc => 0,
+        }
+    }
+
     /// Initial congestion window in bytes for sender MSS `mss`.
     pub fn initial_cwnd(&self, mss: u32) -> u32 {
         match self.initial_window {

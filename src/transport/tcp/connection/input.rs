@@ -195,6 +195,23 @@ impl Connection {
         }
     }
 
+    /// Linux `__tcp_oow_rate_limited`: an out-of-window segment without
+    /// data is answered at most once per `Config::invalid_ack_ratelimit_ms` (data
+    /// segments are not part of an ACK loop and are always answered).
+    fn oow_rate_limited(&mut self, now: SimTime) -> bool {
+        let gap = self.config.invalid_ack_ratelimit_ms();
+        if gap == 0 {
+            return false;
+        }
+        let now_ms = ((now.as_nanos() / 1_000_000) as u32).wrapping_add(1);
+        if self.last_oow_ack_ms != 0 && now_ms.wrapping_sub(self.last_oow_ack_ms) < gap {
+            self.stats.oow_acks_skipped += 1;
+            return true;
+        }
+        self.last_oow_ack_ms = now_ms;
+        false
+    }
+
     /// Every state after SYN-SENT (RFC 9293 §3.10.7.4).
     fn on_synchronized(&mut self, now: SimTime, r: &TcpRepr, payload: &[u8]) {
         if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && r.seq == self.irs
@@ -207,6 +224,9 @@ impl Connection {
             // "If an incoming segment is not acceptable, an acknowledgment
             // should be sent in reply (unless the RST bit is set)".
             if !r.flags.rst() {
+                if payload.is_empty() && !r.flags.syn() && self.oow_rate_limited(now) {
+                    return;
+                }
                 self.ack_now = true;
                 if !payload.is_empty() && seq_lt(r.seq, self.rcv_nxt) {
                     self.stats.dup_data_received += 1;

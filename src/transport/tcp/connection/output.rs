@@ -60,8 +60,14 @@ impl Connection {
         }
         if self.ack_now || self.ooo_acks > 0 {
             self.stats.acks_sent += 1;
+            // A segment without data, SYN or FIN carries the highest
+            // sequence number sent (4.4BSD tcp_output: snd_max; Linux never
+            // pulls snd_nxt back), not SND.NXT pulled back to SND.UNA by a
+            // timeout: a peer that already holds our data finds SND.NXT
+            // below its RCV.NXT, rejects the ACK unprocessed and answers
+            // with its own — an ACK loop when both ends timed out.
             let r = TcpRepr {
-                seq: self.snd_nxt,
+                seq: self.snd_max,
                 flags: TcpFlags(TcpFlags::ACK),
                 ..self.base()
             };
