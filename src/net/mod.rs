@@ -1,6 +1,7 @@
 //! Network layer: IPv4/UDP wire formats, checksums, fragmentation and
 //! reassembly, routing, packet buffers.
 
+pub mod addr;
 pub mod checksum;
 pub mod frag;
 pub mod ip;
