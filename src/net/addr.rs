@@ -144,7 +144,7 @@ impl AddrPlan {
                     return Some(Addr(V6_BASE + i));
                 }
                 let i = u32::try_from(self.v6.len()).ok()?;
-                if V6_BASE.checked_add(i)? >= V6_END {
+                if i >= V6_END - V6_BASE {
                     return None;
                 }
                 self.v6.push(a);
