@@ -234,7 +234,7 @@ fn answers_to_old_acks(cfg: Config, gaps_ms: &[u64]) -> usize {
     let mut buf = [0u8; 64];
     let mut out = [0u8; 128];
     for &g in gaps_ms {
-        p.now = p.now + ms(g);
+        p.now += ms(g);
         let r = TcpRepr {
             src_port: SERVER.port(),
             dst_port: CLIENT.port(),

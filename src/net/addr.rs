@@ -204,7 +204,11 @@ mod tests {
         let hx = p.intern(IpAddr::V6(x)).unwrap();
         let hy = p.intern(IpAddr::V6(y)).unwrap();
         assert!(hx.is_v6_handle() && hy.is_v6_handle() && hx < hy);
-        assert_eq!(p.intern(IpAddr::V6(x)), Some(hx), "same address, same handle");
+        assert_eq!(
+            p.intern(IpAddr::V6(x)),
+            Some(hx),
+            "same address, same handle"
+        );
         assert_eq!(p.resolve(hy), Some(IpAddr::V6(y)));
         assert_eq!(hx.v4(), None);
         assert_eq!(
