@@ -5,7 +5,7 @@
 mod common;
 use common::sim::{load, num, read_csv, run_row, run_text};
 use qossim::link::energy::RadioParams;
-use qossim::world::radio::NodeEnergy;
+use qossim::metrics::energy::NodeEnergy;
 use qossim::world::World;
 
 fn two_nodes(mac: &str, flow_extra: &str) -> String {

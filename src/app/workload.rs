@@ -15,8 +15,59 @@
 //! value as ASCII text (`21.37`), then spaces. The header is part of the
 //! payload and so of every byte count.
 
-use crate::scenario::model::{FlowSpec, NodeSpec, Timing, ValueGen};
 use crate::sim::{SimDuration, SimRng, SimTime};
+
+/// How a flow's messages map onto receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    PointToPoint,
+    Broadcast,
+    FanIn,
+}
+
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::PointToPoint => "point_to_point",
+            Pattern::Broadcast => "broadcast",
+            Pattern::FanIn => "fan_in",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Timing {
+    /// Send at phase + k·interval + U[0, jitter]; the phase is U[0, interval)
+    /// per publisher.
+    Periodic {
+        interval: SimDuration,
+        jitter: SimDuration,
+    },
+    /// Exponential gaps with this mean.
+    Poisson { mean_interval: SimDuration },
+    /// A saturating source (iperf-like, `protocol = "tcp"` only): from
+    /// `start` until `duration` (or `count`), a new message is written
+    /// whenever the connection's send buffer has room for a whole one.
+    Bulk,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueGen {
+    /// mean + Normal(0, sd) per message (a room temperature with sensor noise).
+    Temperature {
+        mean: f64,
+        sd: f64,
+    },
+    Constant {
+        value: f64,
+    },
+    /// 1, 2, 3, … per publisher.
+    Counter,
+    Uniform {
+        min: f64,
+        max: f64,
+    },
+}
 
 /// Bytes of the application header inside every payload.
 pub const APP_HEADER_LEN: usize = 6;
@@ -38,32 +89,45 @@ pub struct Publisher {
     value_rng: SimRng,
 }
 
-/// Render a topic template for one publisher.
-pub fn render_topic(template: &str, flow: &FlowSpec, node: &NodeSpec, position: usize) -> String {
-    let i = node.index_in_group.unwrap_or(position as u64 + 1);
+/// Render a topic / URI template for one publisher: `{i}` is the node's
+/// group index (`i`), `{name}` the node name, `{flow}` the flow name.
+pub fn render_topic(template: &str, flow: &str, node: &str, i: u64) -> String {
     template
         .replace("{i}", &i.to_string())
-        .replace("{name}", &node.name)
-        .replace("{flow}", &flow.name)
+        .replace("{name}", node)
+        .replace("{flow}", flow)
+}
+
+/// What a publisher's schedule is made of (the flow's timing fields).
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule<'a> {
+    pub timing: &'a Timing,
+    /// Messages per publisher (None: until `duration`).
+    pub count: Option<u64>,
+    /// End of the publishing window.
+    pub duration: SimDuration,
 }
 
 impl Publisher {
+    /// Publisher number `index` of flow `flow_idx` (named `flow`), on node
+    /// `node` (named `node_name`), publishing to `topic` from `start`. Its
+    /// random streams are named after the flow and the node.
     pub fn new(
         seed: u64,
-        flow_idx: usize,
-        flow: &FlowSpec,
+        (flow_idx, flow): (usize, &str),
+        (node, node_name): (u32, &str),
         index: usize,
-        nodes: &[NodeSpec],
+        topic: String,
+        start: SimDuration,
     ) -> Self {
-        let node = flow.publishers[index];
-        let base = format!("flow/{}/pub/{}", flow.name, nodes[node].name);
+        let base = format!("flow/{flow}/pub/{node_name}");
         Publisher {
             flow: flow_idx as u32,
-            node: node as u32,
+            node,
             index: index as u32,
-            topic: render_topic(&flow.topic, flow, &nodes[node], index),
+            topic,
             sent: 0,
-            next_base: SimTime::ZERO + flow.start,
+            next_base: SimTime::ZERO + start,
             phase_drawn: false,
             timing_rng: SimRng::stream(seed, &format!("{base}/timing")),
             value_rng: SimRng::stream(seed, &format!("{base}/value")),
@@ -71,11 +135,11 @@ impl Publisher {
     }
 
     /// Time of the next send, or `None` when the publisher is done.
-    pub fn next_send(&mut self, flow: &FlowSpec, duration: SimDuration) -> Option<SimTime> {
-        if flow.count.is_some_and(|c| self.sent >= c) {
+    pub fn next_send(&mut self, s: Schedule<'_>) -> Option<SimTime> {
+        if s.count.is_some_and(|c| self.sent >= c) {
             return None;
         }
-        let t = match flow.timing {
+        let t = match *s.timing {
             Timing::Periodic { interval, jitter } => {
                 if !self.phase_drawn {
                     self.phase_drawn = true;
@@ -99,7 +163,7 @@ impl Publisher {
             }
             Timing::Bulk => return None,
         };
-        (t < SimTime::ZERO + duration).then_some(t)
+        (t < SimTime::ZERO + s.duration).then_some(t)
     }
 
     /// The value of the next message.

@@ -26,7 +26,7 @@
 //! scenario, so a channel is a few machine words (see the `channel_is_compact`
 //! test) and 10⁵ links fit easily.
 
-use crate::scenario::model::{LossSpec, TraceSpec};
+use super::model::{LossSpec, TraceSpec};
 use crate::sim::{SimRng, SimTime};
 use std::sync::Arc;
 use thiserror::Error;
@@ -76,7 +76,7 @@ enum Model {
 /// `Channel` small).
 #[derive(Debug, Clone)]
 pub(crate) struct FadingState {
-    spec: crate::scenario::model::FadingSpec,
+    spec: super::model::FadingSpec,
     mean_snr: f64,
     block: BlockFading,
 }
@@ -108,7 +108,7 @@ impl BlockFading {
         &mut self,
         now: SimTime,
         coherence: crate::sim::SimDuration,
-        fading: crate::scenario::model::Fading,
+        fading: super::model::Fading,
         rng: &mut SimRng,
     ) -> f64 {
         let block = now.as_nanos() / coherence.as_nanos().max(1);
@@ -122,8 +122,8 @@ impl BlockFading {
 
 /// One draw of a unit-mean power gain: Rayleigh = Exp(1); Rician with
 /// K-factor k = |√(k/(k+1)) + σ·(x + iy)|² with σ² = 1/(2(k+1)).
-pub fn draw_gain(f: crate::scenario::model::Fading, rng: &mut SimRng) -> f64 {
-    use crate::scenario::model::Fading;
+pub fn draw_gain(f: super::model::Fading, rng: &mut SimRng) -> f64 {
+    use super::model::Fading;
     match f {
         Fading::Rayleigh => rng.exp(1.0),
         Fading::Rician { k } => {

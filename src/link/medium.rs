@@ -42,8 +42,8 @@
 mod grid;
 
 use super::channel::BlockFading;
+use super::model::{Fading, Modulation};
 use super::phy;
-use crate::scenario::model::{Fading, Modulation};
 use crate::sim::{SimDuration, SimRng, SimTime};
 use grid::Grid;
 

@@ -25,12 +25,13 @@ pub mod channel;
 pub mod energy;
 pub mod mac154;
 pub mod medium;
+pub mod model;
 pub mod phy;
 
 use crate::net::packet::PacketId;
-use crate::scenario::model::LinkSpec;
 use crate::sim::{SimDuration, SimRng};
 use channel::Channel;
+use model::LinkSpec;
 use std::collections::VecDeque;
 
 /// Per-direction counters (packets and bytes of IP packets).

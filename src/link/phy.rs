@@ -3,7 +3,7 @@
 //! goes through `libm` so every machine computes the same values
 //! (docs/channels.md cites the sources).
 
-use crate::scenario::model::Modulation;
+use super::model::Modulation;
 
 /// dB → linear power ratio.
 pub fn db_to_linear(db: f64) -> f64 {

@@ -1,5 +1,6 @@
 //! Metrics: what happened to messages and packets, and the CSV rows.
 pub mod connections;
+pub mod energy;
 pub mod record;
 pub mod stats;
 pub mod summary;

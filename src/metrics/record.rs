@@ -14,7 +14,7 @@
 //! are written to `messages.csv` and the record is dropped, so memory holds a
 //! window of `drain` worth of messages, never the whole run.
 
-use crate::scenario::model::Pattern;
+use crate::app::workload::Pattern;
 use crate::sim::{SimDuration, SimTime};
 use std::collections::VecDeque;
 use std::io::Write;

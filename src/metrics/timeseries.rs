@@ -5,13 +5,64 @@
 //! `links.csv` (per link direction, whole run) and `nodes.csv` (per node).
 
 use crate::link::Link;
+use crate::metrics::connections::ConnRecord;
+use crate::metrics::energy::RadioReport;
 use crate::metrics::record::{csv_field, fmt_ms};
 use crate::scenario::model::{Action, Scenario};
-use crate::world::radio::RadioReport;
-use crate::world::series::SeriesOut;
-use crate::world::tcp::ConnRecord;
-use crate::world::NodeStats;
 use std::io::{self, Write};
+
+/// Most links whose directions get a per-interval series.
+pub const MAX_SERIES_LINKS: usize = 64;
+/// Connection endpoints (`connections.csv` rows) that get a TCP series.
+pub const MAX_SERIES_CONNECTIONS: u32 = 64;
+
+/// Cumulative counters of one link direction at a sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkSample {
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops_channel: u64,
+    pub drops_queue: u64,
+    pub drops_link_down: u64,
+    pub busy_ns: u64,
+    /// Largest queue length since the previous sample (not cumulative).
+    pub queue_peak: u32,
+}
+
+/// One TCP endpoint in one interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSample {
+    /// Interval index.
+    pub k: u32,
+    /// `connections.csv` record.
+    pub rec: u32,
+    pub cwnd: u32,
+    pub srtt_ns: Option<u64>,
+    pub rto_ns: u64,
+    /// Retransmissions during the interval.
+    pub retransmissions: u32,
+}
+
+/// Per-node counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NodeStats {
+    pub ip_sent: u64,
+    pub ip_received: u64,
+    pub ip_forwarded: u64,
+}
+
+/// Everything `timeseries*.csv` need, handed out with the run's outcome.
+#[derive(Debug, Default)]
+pub struct SeriesOut {
+    pub interval_ns: u64,
+    pub flows: Vec<Vec<(u64, u64)>>,
+    pub links: Vec<Vec<LinkSample>>,
+    /// `[k][medium]`: cumulative transmissions, airtime and collisions.
+    pub media: Vec<Vec<crate::link::medium::MediumStats>>,
+    pub tcp: Vec<TcpSample>,
+    /// Per flow: the messages sent in each interval.
+    pub sent: Vec<Vec<crate::metrics::record::SentBucket>>,
+}
 
 pub const TIMESERIES_HEADER: &str = "run_id,flow,t_ms,interval_ms,sent,delivered,delivery_ratio,latency_ms_p50,latency_ms_p99,bytes_on_wire,retransmissions,intended";
 pub const LINK_SERIES_HEADER: &str = "run_id,link,from,to,t_ms,interval_ms,packets,bytes,drops_channel,drops_queue,drops_link_down,collisions,queue_max,utilisation";

@@ -122,10 +122,7 @@ pub fn topic_for(flow: &FlowSpec, nodes: &[NodeSpec], pos: usize) -> String {
         Some(n) => (n.name.as_str(), n.index_in_group.unwrap_or(pos as u64 + 1)),
         None => ("", pos as u64 + 1),
     };
-    flow.topic
-        .replace("{i}", &i.to_string())
-        .replace("{name}", name)
-        .replace("{flow}", &flow.name)
+    crate::app::workload::render_topic(&flow.topic, &flow.name, name, i)
 }
 
 fn value_gen(ctx: &Ctx<'_>, v: &S<ValueSchema>, field: &str) -> Result<ValueGen, ScenarioError> {
@@ -520,7 +517,7 @@ fn check_mqtt_topics(
     use crate::proto::mqtt::{TopicFilter, TopicName};
     for (k, &p) in spec.publishers.iter().enumerate() {
         let node = &topo.nodes[p];
-        let t = crate::app::workload::render_topic(&spec.topic, spec, node, k);
+        let t = topic_for(spec, &topo.nodes, k);
         if let Err(e) = TopicName::new(&t) {
             return Err(ctx.err_at(
                 &fl.topic,
@@ -532,7 +529,7 @@ fn check_mqtt_topics(
             ));
         }
     }
-    let filter = crate::world::mqtt::template_filter(&spec.topic);
+    let filter = crate::proto::mqtt::topic::template_filter(&spec.topic);
     if let Err(e) = TopicFilter::new(&filter) {
         return Err(ctx.err_at(
             &fl.topic,

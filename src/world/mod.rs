@@ -17,6 +17,7 @@ mod udp;
 use crate::app::workload::Publisher;
 use crate::link::Link;
 use crate::metrics::record::{FlowInfo, FlowStats, Recorder};
+use crate::metrics::timeseries::NodeStats;
 use crate::net::frag::Reassembler;
 use crate::net::packet::{PacketId, PacketPool};
 use crate::net::routing::Routing;
@@ -86,14 +87,6 @@ pub struct Node {
     pub stats: NodeStats,
 }
 
-/// Per-node counters.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NodeStats {
-    pub ip_sent: u64,
-    pub ip_received: u64,
-    pub ip_forwarded: u64,
-}
-
 /// Optional outputs of a run.
 #[derive(Default)]
 pub struct Outputs {
@@ -116,13 +109,13 @@ pub struct RunOutcome {
     /// CoAP endpoint counters summed over every node (zero without CoAP).
     pub coap: crate::proto::coap::Stats,
     /// Every TCP connection endpoint of the run (`connections.csv`).
-    pub connections: Vec<tcp::ConnRecord>,
+    pub connections: Vec<crate::metrics::connections::ConnRecord>,
     /// `mqtt.csv` rows (empty without MQTT).
     pub mqtt: Vec<mqtt::MqttRow>,
     /// Time series (None when `timeseries_interval` is zero).
-    pub series: Option<series::SeriesOut>,
+    pub series: Option<crate::metrics::timeseries::SeriesOut>,
     /// Radio energy per node and medium counters (empty without media).
-    pub radio: radio::RadioReport,
+    pub radio: crate::metrics::energy::RadioReport,
 }
 
 /// One run of one scenario.
@@ -202,7 +195,15 @@ impl<'s> World<'s> {
         for (fi, f) in sc.flows.iter().enumerate() {
             let first = publishers.len();
             for k in 0..f.publishers.len() {
-                publishers.push(Publisher::new(sc.seed, fi, f, k, &sc.nodes));
+                let node = f.publishers[k];
+                publishers.push(Publisher::new(
+                    sc.seed,
+                    (fi, &f.name),
+                    (node as u32, &sc.nodes[node].name),
+                    k,
+                    crate::scenario::flows::topic_for(f, &sc.nodes, k),
+                    f.start,
+                ));
             }
             infos.push(FlowInfo {
                 name: f.name.clone(),
@@ -284,7 +285,12 @@ impl<'s> World<'s> {
 
     pub(crate) fn schedule_publish(&mut self, q: &mut EventQueue<Ev>, p: usize) {
         let flow = &self.sc.flows[self.publishers[p].flow as usize];
-        if let Some(t) = self.publishers[p].next_send(flow, self.sc.duration) {
+        let schedule = crate::app::workload::Schedule {
+            timing: &flow.timing,
+            count: flow.count,
+            duration: self.sc.duration,
+        };
+        if let Some(t) = self.publishers[p].next_send(schedule) {
             let t = t.max(q.now());
             let _ = q.push(t, Ev::Publish { p: p as u32 });
         }
@@ -306,7 +312,7 @@ impl<'s> World<'s> {
             self.on_sample(end, None);
         }
         let (flows, messages, sent) = self.recorder.finish(end)?;
-        let series = (self.series.interval_ns > 0).then(|| series::SeriesOut {
+        let series = (self.series.interval_ns > 0).then(|| crate::metrics::timeseries::SeriesOut {
             interval_ns: self.series.interval_ns,
             flows: std::mem::take(&mut self.series.flows),
             links: std::mem::take(&mut self.series.links),

@@ -22,6 +22,7 @@
 
 use super::tcp::SockApp;
 use super::{Ev, World};
+use crate::proto::mqtt::topic::template_filter;
 use crate::proto::mqtt::{
     Broker, BrokerConfig, BrokerEvent, Client, ClientConfig, ClientEvent, ConnId, LastWill,
     PacketType, QoS, Reconnect, TopicFilter, TopicName,
@@ -116,16 +117,6 @@ pub fn qos_of(r: Reliability) -> QoS {
         Reliability::ExactlyOnce | Reliability::Qos2 => QoS::ExactlyOnce,
         Reliability::BestEffort | Reliability::Qos0 | Reliability::Non => QoS::AtMostOnce,
     }
-}
-
-/// The subscription filter of a topic template: every level holding a
-/// placeholder becomes `+`.
-pub fn template_filter(template: &str) -> String {
-    template
-        .split('/')
-        .map(|l| if l.contains('{') { "+" } else { l })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Where the application payload starts in an encoded PUBLISH (fixed

@@ -13,39 +13,8 @@
 //! a 10,000-client run does not write millions of rows.
 
 use super::{Ev, World};
+use crate::metrics::timeseries::{LinkSample, TcpSample, MAX_SERIES_CONNECTIONS, MAX_SERIES_LINKS};
 use crate::sim::{EventQueue, SimTime};
-
-/// Most links whose directions get a per-interval series.
-pub const MAX_SERIES_LINKS: usize = 64;
-/// Connection endpoints (`connections.csv` rows) that get a TCP series.
-pub const MAX_SERIES_CONNECTIONS: u32 = 64;
-
-/// Cumulative counters of one link direction at a sample.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkSample {
-    pub packets: u64,
-    pub bytes: u64,
-    pub drops_channel: u64,
-    pub drops_queue: u64,
-    pub drops_link_down: u64,
-    pub busy_ns: u64,
-    /// Largest queue length since the previous sample (not cumulative).
-    pub queue_peak: u32,
-}
-
-/// One TCP endpoint in one interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpSample {
-    /// Interval index.
-    pub k: u32,
-    /// `connections.csv` record.
-    pub rec: u32,
-    pub cwnd: u32,
-    pub srtt_ns: Option<u64>,
-    pub rto_ns: u64,
-    /// Retransmissions during the interval.
-    pub retransmissions: u32,
-}
 
 /// What the world samples.
 #[derive(Debug, Default)]
@@ -60,19 +29,6 @@ pub(crate) struct SeriesState {
     pub(crate) media: Vec<Vec<crate::link::medium::MediumStats>>,
     pub(crate) tcp: Vec<TcpSample>,
     tcp_rtx_seen: Vec<u32>,
-}
-
-/// Everything `timeseries*.csv` need, handed out with the run's outcome.
-#[derive(Debug, Default)]
-pub struct SeriesOut {
-    pub interval_ns: u64,
-    pub flows: Vec<Vec<(u64, u64)>>,
-    pub links: Vec<Vec<LinkSample>>,
-    /// `[k][medium]`: cumulative transmissions, airtime and collisions.
-    pub media: Vec<Vec<crate::link::medium::MediumStats>>,
-    pub tcp: Vec<TcpSample>,
-    /// Per flow: the messages sent in each interval.
-    pub sent: Vec<Vec<crate::metrics::record::SentBucket>>,
 }
 
 impl World<'_> {

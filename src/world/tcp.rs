@@ -29,14 +29,13 @@
 //! when a connection fails are lost with it.
 
 use super::{Ev, World};
+use crate::metrics::connections::{ConnOutcome, ConnRecord};
 use crate::net::ip::{self, Ipv4Repr};
 use crate::net::packet::PacketMeta;
 use crate::scenario::model::Protocol;
 use crate::sim::rng::derive_seed;
 use crate::sim::{EventQueue, SimTime, Wakeup};
-use crate::transport::tcp::{
-    reset_for, Connection, Event, Listener, LostReason, Stats, TcpFlags, Transmit,
-};
+use crate::transport::tcp::{reset_for, Connection, Event, Listener, Stats, TcpFlags, Transmit};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -70,77 +69,6 @@ pub(crate) enum SockApp {
 pub(crate) enum ListenApp {
     FlowReceiver,
     MqttBroker,
-}
-
-/// How a connection ended, for `connections.csv`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnOutcome {
-    /// Still open when the run ended.
-    Open,
-    /// Graceful close (FIN exchange, TIME_WAIT or LAST_ACK done).
-    Closed,
-    /// The peer reset it.
-    Reset,
-    /// Given up (handshake, retransmission limit, user timeout, probes).
-    Lost(LostReason),
-    /// Its node crashed.
-    NodeCrash,
-}
-
-impl ConnOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnOutcome::Open => "open",
-            ConnOutcome::Closed => "closed",
-            ConnOutcome::Reset => "reset",
-            ConnOutcome::Lost(LostReason::HandshakeTimeout) => "lost_handshake",
-            ConnOutcome::Lost(LostReason::RetransmitLimit) => "lost_retransmit_limit",
-            ConnOutcome::Lost(LostReason::UserTimeout) => "lost_user_timeout",
-            ConnOutcome::Lost(LostReason::ProbeLimit) => "lost_probe_limit",
-            ConnOutcome::NodeCrash => "node_crash",
-        }
-    }
-    /// A failure: the connection ended without a graceful close while its
-    /// node was up (counted as `tcp_connection_failures`).
-    pub fn is_failure(self) -> bool {
-        matches!(self, ConnOutcome::Reset | ConnOutcome::Lost(_))
-    }
-}
-
-impl ConnRecord {
-    /// End the record with `outcome` at `now` unless it already ended;
-    /// true when this call ended it.
-    fn end(&mut self, now: SimTime, outcome: ConnOutcome) -> bool {
-        let open = self.outcome == ConnOutcome::Open;
-        if open {
-            self.outcome = outcome;
-            self.ended = Some(now);
-        }
-        open
-    }
-}
-
-/// One endpoint's row of `connections.csv`.
-#[derive(Debug, Clone)]
-pub struct ConnRecord {
-    /// Shared by both endpoints: the record index of the active opener.
-    pub conn: u32,
-    pub flow: u32,
-    /// True for the active opener.
-    pub client: bool,
-    pub node: u32,
-    pub peer: u32,
-    pub local_port: u16,
-    pub remote_port: u16,
-    pub opened: SimTime,
-    pub established: Option<SimTime>,
-    pub ended: Option<SimTime>,
-    pub outcome: ConnOutcome,
-    pub stats: Stats,
-    pub max_cwnd: u32,
-    pub srtt_ns: Option<u64>,
-    /// Record index of the other endpoint, when it is simulated.
-    pub peer_rec: Option<u32>,
 }
 
 /// One connection and its application state.

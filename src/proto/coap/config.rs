@@ -1,7 +1,6 @@
 //! CoAP transmission parameters (RFC 7252 §4.8) and the times derived from
 //! them (§4.8.2).
 
-use crate::scenario::model::CoapParams;
 use crate::sim::SimDuration;
 
 /// Endpoint configuration: the RFC 7252 §4.8 parameters plus qossim's
@@ -36,22 +35,17 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// RFC 7252 §4.8's defaults.
     fn default() -> Self {
-        Config::from(&CoapParams::default())
-    }
-}
-
-impl From<&CoapParams> for Config {
-    fn from(p: &CoapParams) -> Self {
         let mut c = Config {
-            ack_timeout: p.ack_timeout,
-            ack_random_factor: p.ack_random_factor,
-            max_retransmit: p.max_retransmit,
-            nstart: p.nstart,
-            default_leisure: p.default_leisure,
-            probing_rate: p.probing_rate,
-            max_latency: p.max_latency,
-            processing_delay: p.processing_delay,
+            ack_timeout: SimDuration::from_secs(2),
+            ack_random_factor: 1.5,
+            max_retransmit: 4,
+            nstart: 1,
+            default_leisure: SimDuration::from_secs(5),
+            probing_rate: 1.0,
+            max_latency: SimDuration::from_secs(100),
+            processing_delay: SimDuration::from_secs(2),
             separate_response_delay: None,
             non_response_timeout: SimDuration::ZERO,
         };

@@ -183,3 +183,13 @@ pub fn matches(filter: &TopicFilter, topic: &TopicName) -> bool {
     }
     t.next().is_none()
 }
+
+/// The subscription filter of a topic template: every level holding a
+/// placeholder becomes `+`.
+pub fn template_filter(template: &str) -> String {
+    template
+        .split('/')
+        .map(|l| if l.contains('{') { "+" } else { l })
+        .collect::<Vec<_>>()
+        .join("/")
+}

@@ -30,7 +30,8 @@
 use super::{Ev, World};
 use crate::link::energy::{EnergyMeter, RadioState};
 use crate::link::mac154;
-use crate::link::medium::{InterfererPos, Medium, MediumStats, RxOutcome, RxResult, TxId};
+use crate::link::medium::{InterfererPos, Medium, RxOutcome, RxResult, TxId};
+use crate::metrics::energy::{NodeEnergy, RadioReport};
 use crate::net::packet::{PacketId, PacketMeta, NO_FLOW};
 use crate::scenario::model::Scenario;
 use crate::scenario::radio::MediumSpec;
@@ -132,38 +133,6 @@ pub(crate) struct RadioMedium {
     mac: Vec<MacNode>,
     tags: Vec<TxTag>,
     any_duty: bool,
-}
-
-/// Energy of one radio at the end of a run, mJ per state (tx, rx, listen, sleep).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeEnergy {
-    pub node: String,
-    pub medium: String,
-    pub duty_cycled: bool,
-    pub mj: [f64; 4],
-}
-
-/// What the radios did in a run.
-#[derive(Debug, Clone, Default)]
-pub struct RadioReport {
-    pub nodes: Vec<NodeEnergy>,
-    pub media: Vec<(String, MediumStats)>,
-}
-
-impl RadioReport {
-    /// Total energy per state over every radio (`None` without media).
-    pub fn total_mj(&self) -> Option<[f64; 4]> {
-        if self.media.is_empty() {
-            return None;
-        }
-        let mut t = [0.0; 4];
-        for n in &self.nodes {
-            for (a, b) in t.iter_mut().zip(n.mj) {
-                *a += b;
-            }
-        }
-        Some(t)
-    }
 }
 
 /// Every medium of a run, and how routing edges map onto them.
