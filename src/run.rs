@@ -117,11 +117,11 @@ pub fn execute(
         }
     };
     let mut outputs = Outputs {
-        messages: Some(create(&dir.join("messages.csv")).map_err(io_err)?),
+        messages: Some(Box::new(create(&dir.join("messages.csv")).map_err(io_err)?)),
         ..Default::default()
     };
     if opts.packets {
-        outputs.packets = Some(create(&dir.join("packets.csv")).map_err(io_err)?);
+        outputs.packets = Some(Box::new(create(&dir.join("packets.csv")).map_err(io_err)?));
     }
     let pcap_dir = dir.join("pcap");
     if opts.pcap {
@@ -129,7 +129,9 @@ pub fn execute(
         for l in &sc.links {
             let f =
                 create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name)))).map_err(io_err)?;
-            outputs.pcaps.push(PcapWriter::new(f).map_err(io_err)?);
+            outputs
+                .pcaps
+                .push(Box::new(PcapWriter::new(f).map_err(io_err)?));
         }
         // then one per radio medium: 802.15.4 frames with FCS (world::radio)
         for m in &sc.media {
@@ -138,7 +140,7 @@ pub fn execute(
             let lt = crate::report::pcap::LINKTYPE_IEEE802_15_4_WITHFCS;
             outputs
                 .pcaps
-                .push(PcapWriter::with_linktype(f, lt).map_err(io_err)?);
+                .push(Box::new(PcapWriter::with_linktype(f, lt).map_err(io_err)?));
         }
     }
     let world = World::new(sc, run_id, outputs).map_err(io_err)?;
@@ -265,7 +267,7 @@ pub fn execute(
         }
     } else {
         for w in pcaps {
-            w.into_inner().commit().map_err(io_err)?;
+            w.commit().map_err(io_err)?;
         }
         files.push(pcap_dir.clone());
     }

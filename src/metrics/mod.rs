@@ -2,6 +2,7 @@
 pub mod connections;
 pub mod energy;
 pub mod record;
+pub mod sink;
 pub mod stats;
 pub mod summary;
 pub mod timeseries;

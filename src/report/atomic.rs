@@ -111,3 +111,9 @@ pub fn write_atomic_unsynced(target: &Path, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)?;
     f.commit()
 }
+
+impl crate::metrics::sink::Sink for AtomicFile {
+    fn commit(self: Box<Self>) -> io::Result<()> {
+        AtomicFile::commit(*self)
+    }
+}

@@ -94,6 +94,15 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
+impl crate::metrics::sink::Capture for PcapWriter<super::atomic::AtomicFile> {
+    fn write_packet(&mut self, at: SimTime, data: &[u8]) -> io::Result<()> {
+        PcapWriter::write_packet(self, at, data)
+    }
+    fn commit(self: Box<Self>) -> io::Result<()> {
+        self.into_inner().commit()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,12 +17,11 @@ mod udp;
 use crate::app::workload::Publisher;
 use crate::link::Link;
 use crate::metrics::record::{FlowInfo, FlowStats, Recorder};
+use crate::metrics::sink::{Capture, Sink};
 use crate::metrics::timeseries::NodeStats;
 use crate::net::frag::Reassembler;
 use crate::net::packet::{PacketId, PacketPool};
 use crate::net::routing::Routing;
-use crate::report::atomic::AtomicFile;
-use crate::report::pcap::PcapWriter;
 use crate::scenario::model::{Protocol, Scenario};
 use crate::sim::{run_until, EventQueue, Model, SimTime};
 use std::io::{self, Write};
@@ -90,10 +89,11 @@ pub struct Node {
 /// Optional outputs of a run.
 #[derive(Default)]
 pub struct Outputs {
-    pub messages: Option<AtomicFile>,
-    pub packets: Option<AtomicFile>,
-    /// One writer per link (index = link index) when pcaps are requested.
-    pub pcaps: Vec<PcapWriter<AtomicFile>>,
+    pub messages: Option<Box<dyn Sink>>,
+    pub packets: Option<Box<dyn Sink>>,
+    /// One capture per link (index = link index), then one per radio
+    /// medium, when pcaps are requested.
+    pub pcaps: Vec<Box<dyn Capture>>,
 }
 
 /// What a finished run hands back.
@@ -103,9 +103,9 @@ pub struct RunOutcome {
     pub nodes: Vec<NodeStats>,
     pub events: u64,
     pub end: SimTime,
-    pub messages: Option<AtomicFile>,
-    pub packets: Option<AtomicFile>,
-    pub pcaps: Vec<PcapWriter<AtomicFile>>,
+    pub messages: Option<Box<dyn Sink>>,
+    pub packets: Option<Box<dyn Sink>>,
+    pub pcaps: Vec<Box<dyn Capture>>,
     /// CoAP endpoint counters summed over every node (zero without CoAP).
     pub coap: crate::proto::coap::Stats,
     /// Every TCP connection endpoint of the run (`connections.csv`).
@@ -127,10 +127,10 @@ pub struct World<'s> {
     pub(crate) links: Vec<Link>,
     pub(crate) routing: Routing,
     pub(crate) pool: PacketPool,
-    pub(crate) recorder: Recorder<AtomicFile>,
+    pub(crate) recorder: Recorder<Box<dyn Sink>>,
     pub(crate) publishers: Vec<Publisher>,
-    pub(crate) packets_out: Option<AtomicFile>,
-    pub(crate) pcaps: Vec<PcapWriter<AtomicFile>>,
+    pub(crate) packets_out: Option<Box<dyn Sink>>,
+    pub(crate) pcaps: Vec<Box<dyn Capture>>,
     /// Links taken down by `partition` events, for `heal`.
     pub(crate) partitioned: Vec<usize>,
     pub(crate) io_error: Option<io::Error>,
