@@ -133,11 +133,10 @@ fn main() {
         .flat_map(|l| l.dirs.iter())
         .map(|d| d.stats.tx_packets)
         .sum();
-    let ratio = out.coap.responses_received as f64 / out.coap.requests_started.max(1) as f64;
-    println!(
-        "loss={loss} requests={} responses={}",
-        out.coap.requests_started, out.coap.responses_received
-    );
+    let started = out.counter("coap", "requests_started").unwrap_or(0);
+    let answered = out.counter("coap", "responses_received").unwrap_or(0);
+    let ratio = answered as f64 / started.max(1) as f64;
+    println!("loss={loss} requests={started} responses={answered}");
     println!(
         "round_trip_success={ratio:.4} (closed form (1-p)^2 = {:.4})",
         (1.0 - loss) * (1.0 - loss)

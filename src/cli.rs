@@ -110,9 +110,14 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
 
 /// The one-screen summary printed after a run.
 pub fn summary_text(sc: &Scenario, r: &RunReport, out_dir: &Path) -> String {
-    use crate::metrics::summary::{Value, METRIC_COLUMNS};
+    use crate::metrics::summary::Value;
     use std::fmt::Write;
-    let col = |name: &str| METRIC_COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
+    let columns: Vec<&str> = r
+        .rows
+        .first()
+        .map(|row| row.columns.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let col = |name: &str| columns.iter().position(|c| *c == name).unwrap_or(0);
     let (ci, cd, cr, c50, c99, cb) = (
         col("intended"),
         col("delivered"),

@@ -2,7 +2,7 @@
 //! `runs.csv`, `summary.csv`, `messages.csv`, optional `packets.csv` and
 //! pcaps, and `manifest.json`, each atomically.
 
-use crate::metrics::summary::{metric_values, write_runs, write_summary, RunRow};
+use crate::metrics::summary::{write_runs, write_summary, RunRow};
 use crate::report::atomic::{write_atomic, AtomicFile};
 use crate::report::pcap::PcapWriter;
 use crate::scenario::model::Scenario;
@@ -64,10 +64,11 @@ pub fn run_rows(
     params: &[(String, String)],
     out: &RunOutcome,
 ) -> Vec<RunRow> {
+    let columns: std::sync::Arc<[String]> = out.columns.iter().map(|c| c.to_string()).collect();
     sc.flows
         .iter()
-        .zip(&out.flows)
-        .map(|(f, (_, stats))| RunRow {
+        .zip(&out.metrics)
+        .map(|(f, metrics)| RunRow {
             run_id,
             scenario: sc.name.clone(),
             seed: sc.seed,
@@ -77,7 +78,8 @@ pub fn run_rows(
             flow: f.name.clone(),
             pattern: f.pattern.as_str().to_string(),
             params: params.to_vec(),
-            metrics: metric_values(stats, out.radio.total_mj()),
+            columns: columns.clone(),
+            metrics: metrics.clone(),
         })
         .collect()
 }
@@ -154,7 +156,8 @@ pub fn execute(
         events,
         end,
         connections,
-        mqtt,
+        tables,
+        absent_tables,
         series,
         links,
         nodes,
@@ -223,14 +226,14 @@ pub fn execute(
             }
         }
     }
-    let mqtt_path = dir.join("mqtt.csv");
-    if mqtt.is_empty() {
-        remove_stale(&mqtt_path).map_err(io_err)?;
-    } else {
-        let mut buf = Vec::new();
-        crate::world::mqtt::write_mqtt_rows(&mut buf, run_id, &mqtt).map_err(io_err)?;
-        write(&mqtt_path, &buf).map_err(io_err)?;
-        files.push(mqtt_path);
+    // the plug-ins' extra tables (mqtt.csv, …)
+    for name in absent_tables {
+        remove_stale(&dir.join(name)).map_err(io_err)?;
+    }
+    for t in tables {
+        let path = dir.join(t.file);
+        write(&path, t.csv.as_bytes()).map_err(io_err)?;
+        files.push(path);
     }
     let conn_path = dir.join("connections.csv");
     if connections.is_empty() {

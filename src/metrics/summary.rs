@@ -20,7 +20,44 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
     "pattern",
 ];
 
-/// Metric columns, in order.
+/// The core metric columns every run has, in order (DESIGN.md's list and
+/// what the simulation core added beyond it); extension columns follow
+/// (`world::apps::Registry::metric_columns`).
+pub const CORE_COLUMNS: [&str; 30] = [
+    "sent",
+    "intended",
+    "delivered",
+    "duplicates",
+    "delivery_ratio",
+    "latency_ms_mean",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "latency_ms_p99",
+    "latency_ms_max",
+    "bytes_on_wire",
+    "bytes_on_wire_per_delivered",
+    "retransmissions",
+    "drops_channel",
+    "drops_queue",
+    "drops_mtu",
+    "collisions",
+    "energy_mj",
+    "drops_no_route",
+    "drops_link_down",
+    "drops_node_down",
+    "drops_reassembly",
+    "late_deliveries",
+    "give_ups",
+    "resets",
+    "duplicates_suppressed",
+    "bytes_payload",
+    "bytes_protocol",
+    "bytes_transport_ip",
+    "bytes_retransmissions",
+];
+
+/// Every metric column with the built-in protocols, in order (the core
+/// columns, then the host TCP's, MQTT's and the radio energy columns).
 pub const METRIC_COLUMNS: [&str; 44] = [
     "sent",
     "intended",
@@ -115,20 +152,29 @@ pub struct RunRow {
     pub pattern: String,
     /// Swept parameters (path, value), same paths in every row of a file.
     pub params: Vec<(String, String)>,
-    /// One value per `METRIC_COLUMNS` entry.
+    /// The metric columns (`METRIC_COLUMNS` with the built-in protocols;
+    /// every row of a file has the same).
+    pub columns: std::sync::Arc<[String]>,
+    /// One value per column.
     pub metrics: Vec<Value>,
+}
+
+/// The metric columns of `rows` (the built-in layout when there are none).
+fn columns_of(rows: &[RunRow]) -> Vec<&str> {
+    match rows.first() {
+        Some(r) => r.columns.iter().map(String::as_str).collect(),
+        None => METRIC_COLUMNS.to_vec(),
+    }
 }
 
 fn ms(ns: u64) -> Value {
     Value::Float(ns as f64 / 1e6)
 }
 
-/// The metric cells of one flow's stats. `energy_mj` is the run's radio
-/// energy per state (tx, rx, listen, sleep) over every radio, `None` when no
+/// The core metric cells of one flow's stats (`CORE_COLUMNS`).
+/// `energy_mj` is the run's radio energy over every radio, `None` when no
 /// node of the run has a radio model (the energy columns are then empty).
-pub fn metric_values(s: &FlowStats, energy_mj: Option<[f64; 4]>) -> Vec<Value> {
-    let total = energy_mj.map(|e| e.iter().sum::<f64>());
-    let state = |i: usize| energy_mj.map_or(Value::Empty, |e| Value::Float(e[i]));
+pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
     let mut lat = s.latencies.clone();
     lat.sort_unstable();
     let pct = |q: f64| stats::percentile_nearest_rank(&lat, q).map_or(Value::Empty, ms);
@@ -163,7 +209,7 @@ pub fn metric_values(s: &FlowStats, energy_mj: Option<[f64; 4]>) -> Vec<Value> {
         Value::Int(s.drops_queue),
         Value::Int(s.drops_mtu),
         Value::Int(s.collisions),
-        total.map_or(Value::Empty, Value::Float),
+        energy_mj.map_or(Value::Empty, Value::Float),
         Value::Int(s.drops_no_route),
         Value::Int(s.drops_link_down),
         Value::Int(s.drops_node_down),
@@ -176,26 +222,22 @@ pub fn metric_values(s: &FlowStats, energy_mj: Option<[f64; 4]>) -> Vec<Value> {
         Value::Int(s.bytes_protocol),
         Value::Int(s.bytes_transport_ip),
         Value::Int(s.bytes_retransmissions),
-        Value::Int(s.tcp_retransmissions),
-        Value::Int(s.tcp_rto_expiries),
-        Value::Int(s.tcp_connection_failures),
-        Value::Int(s.tcp_malformed),
-        Value::Int(s.mqtt_connection_losses),
-        Value::Int(s.mqtt_reconnects),
-        Value::Int(s.mqtt_wills),
-        if s.mqtt_will_delay_ns.is_empty() {
-            Value::Empty
-        } else {
-            let sum: u128 = s.mqtt_will_delay_ns.iter().map(|&x| x as u128).sum();
-            Value::Float(sum as f64 / s.mqtt_will_delay_ns.len() as f64 / 1e6)
-        },
-        Value::Int(s.mqtt_dropped),
+    ]
+}
+
+/// The radio energy columns of a flow: energy per state (tx, rx, listen,
+/// sleep) over every radio of the run and per delivered message (empty
+/// without radio media).
+pub fn energy_values(energy_mj: Option<[f64; 4]>, delivered: u64) -> [Value; 5] {
+    let state = |i: usize| energy_mj.map_or(Value::Empty, |e| Value::Float(e[i]));
+    let total = energy_mj.map(|e| e.iter().sum::<f64>());
+    [
         state(0),
         state(1),
         state(2),
         state(3),
         match total {
-            Some(t) if s.delivered > 0 => Value::Float(t / s.delivered as f64),
+            Some(t) if delivered > 0 => Value::Float(t / delivered as f64),
             _ => Value::Empty,
         },
     ]
@@ -215,7 +257,7 @@ pub fn write_runs(rows: &[RunRow], w: &mut impl Write) -> io::Result<()> {
         .iter()
         .copied()
         .chain(params.iter().map(String::as_str))
-        .chain(METRIC_COLUMNS.iter().copied())
+        .chain(columns_of(rows))
         .collect();
     writeln!(w, "{}", header.join(","))?;
     for r in rows {
@@ -283,7 +325,8 @@ pub fn write_summary(rows: &[RunRow], w: &mut impl Write) -> io::Result<()> {
         .collect();
     header.extend(params.iter().cloned());
     header.push("runs".into());
-    for m in METRIC_COLUMNS {
+    let columns = columns_of(rows);
+    for m in &columns {
         header.push(m.to_string());
         header.push(format!("{m}_ci95"));
     }
@@ -304,10 +347,10 @@ pub fn write_summary(rows: &[RunRow], w: &mut impl Write) -> io::Result<()> {
             line.push_str(&csv_field(v));
         }
         line.push_str(&format!(",{}", members.len()));
-        for m in 0..METRIC_COLUMNS.len() {
+        for m in 0..columns.len() {
             let xs: Vec<f64> = members
                 .iter()
-                .filter_map(|r| r.metrics[m].as_f64())
+                .filter_map(|r| r.metrics.get(m).and_then(|v| v.as_f64()))
                 .collect();
             line.push(',');
             if let Some(mean) = stats::mean(&xs) {
@@ -338,16 +381,16 @@ pub fn read_runs(r: impl io::Read) -> Result<Vec<RunRow>, String> {
     }
     let first_metric = h
         .iter()
-        .position(|c| *c == METRIC_COLUMNS[0])
+        .position(|c| *c == CORE_COLUMNS[0])
         .ok_or("not a runs.csv: no `sent` column")?;
     let params: Vec<String> = h[RUN_KEY_COLUMNS.len()..first_metric]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let idx: Vec<Option<usize>> = METRIC_COLUMNS
-        .iter()
-        .map(|m| h.iter().position(|c| c == m))
-        .collect();
+    // every column from `sent` on is a metric (extension columns included)
+    let columns: std::sync::Arc<[String]> =
+        h[first_metric..].iter().map(|s| s.to_string()).collect();
+    let idx: Vec<Option<usize>> = (first_metric..h.len()).map(Some).collect();
     let mut rows = Vec::new();
     for (n, rec) in rd.records().enumerate() {
         let rec = rec.map_err(|e| format!("row {}: {e}", n + 2))?;
@@ -388,6 +431,7 @@ pub fn read_runs(r: impl io::Read) -> Result<Vec<RunRow>, String> {
                 .enumerate()
                 .map(|(k, p)| (p.clone(), get(RUN_KEY_COLUMNS.len() + k)))
                 .collect(),
+            columns: columns.clone(),
             metrics,
         });
     }

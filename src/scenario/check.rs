@@ -23,6 +23,8 @@ pub struct Ctx<'a> {
     pub index: LineIndex<'a>,
     /// Directory relative paths are resolved against.
     pub base_dir: &'a Path,
+    /// Protocol plug-ins registered beside the built-in protocols.
+    pub protocols: &'a crate::scenario::model::ProtocolTable,
 }
 
 impl<'a> Ctx<'a> {

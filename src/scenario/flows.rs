@@ -201,6 +201,15 @@ fn value_gen(ctx: &Ctx<'_>, v: &S<ValueSchema>, field: &str) -> Result<ValueGen,
     })
 }
 
+/// The protocols a flow may name: the built-in ones, then the plug-ins.
+fn available(ctx: &Ctx<'_>) -> String {
+    ["udp", "coap", "tcp", "mqtt"]
+        .into_iter()
+        .chain(ctx.protocols.ext.iter().map(|e| e.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Resolve one flow (`idx` is its position, for unnamed paths).
 pub fn resolve(
     ctx: &Ctx<'_>,
@@ -224,26 +233,39 @@ pub fn resolve(
         "coap" => Protocol::Coap,
         "tcp" => Protocol::Tcp,
         "mqtt" => Protocol::Mqtt,
+        p if ctx.protocols.get(p).is_some() => {
+            Protocol::Ext(ctx.protocols.get(p).map_or("", |e| e.name))
+        }
         p @ "mqttsn" => {
             return Err(ctx.err_at(
                 &fl.protocol,
                 &f("protocol"),
                 format!(
-                "protocol \"{p}\" is not available yet in this version; available: udp, coap, tcp, mqtt"
-            ),
+                    "protocol \"{p}\" is not available yet in this version; available: {}",
+                    available(ctx)
+                ),
             ))
         }
         p => {
             return Err(ctx.err_at(
                 &fl.protocol,
                 &f("protocol"),
-                format!("unknown protocol \"{p}\", expected one of: udp, coap, tcp, mqtt"),
+                format!(
+                    "unknown protocol \"{p}\", expected one of: {}",
+                    available(ctx)
+                ),
             ))
         }
     };
+    let ext = match protocol {
+        Protocol::Ext(name) => ctx.protocols.get(name),
+        _ => None,
+    };
     let reliability = match &fl.reliability {
         None if protocol == Protocol::Tcp => Reliability::Confirmed,
-        None => Reliability::BestEffort,
+        None => ext
+            .and_then(|e| e.reliabilities.first().copied())
+            .unwrap_or(Reliability::BestEffort),
         Some(r) => {
             let rel = ctx.choice(
                 r,
@@ -270,6 +292,7 @@ pub fn resolve(
                 ),
                 Protocol::Tcp => rel == Reliability::Confirmed,
                 Protocol::Mqtt => !matches!(rel, Reliability::Non | Reliability::Con),
+                Protocol::Ext(_) => ext.is_some_and(|e| e.reliabilities.contains(&rel)),
             };
             if !ok {
                 let advice = match (protocol, rel) {
@@ -278,6 +301,7 @@ pub fn resolve(
                     (Protocol::Mqtt, _) => "MQTT has QoS levels: best_effort/qos0, confirmed/qos1, exactly_once/qos2",
                     (Protocol::Coap, Reliability::ExactlyOnce) => "CoAP has no exactly-once delivery (RFC 7252 §4.5 only deduplicates within EXCHANGE_LIFETIME); use confirmed (CON) or best_effort/non",
                     (Protocol::Coap, _) => "CoAP has NON and CON: best_effort/non or confirmed/con",
+                    (Protocol::Ext(_), _) => "the protocol plug-in does not offer it",
                 };
                 return Err(ctx.err_at(
                     r,

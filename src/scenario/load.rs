@@ -4,7 +4,7 @@ use super::check::{Ctx, MAX_DURATION};
 use super::error::{field_path_at, LineIndex, ScenarioError};
 use super::schema::FileSchema;
 use super::{events, flows, overrides, protocols, radio, sweep, topology};
-use crate::scenario::model::Scenario;
+use crate::scenario::model::{ProtocolTable, Scenario};
 use crate::sim::SimDuration;
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,12 +19,22 @@ pub const DEFAULT_DRAIN: SimDuration = SimDuration::from_secs(100);
 /// Load a scenario file, applying `--set` overrides (`path=value`).
 /// Trace files are resolved relative to the file's directory.
 pub fn load_file(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    load_file_with(path, overrides, &ProtocolTable::default())
+}
+
+/// [`load_file`] for a scenario that may also use the protocol plug-ins of
+/// `protocols` (`world::apps::Registry::protocol_table`).
+pub fn load_file_with(
+    path: &Path,
+    overrides: &[String],
+    protocols: &ProtocolTable,
+) -> Result<Scenario, ScenarioError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ScenarioError::file_only(&origin, format!("cannot read scenario file: {e}"))
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let mut s = load_str(&text, &origin, base, overrides)?;
+    let mut s = load_str_with(&text, &origin, base, overrides, protocols)?;
     s.source = Some(path.to_path_buf());
     Ok(s)
 }
@@ -37,6 +47,17 @@ pub fn load_str(
     base_dir: &Path,
     overrides: &[String],
 ) -> Result<Scenario, ScenarioError> {
+    load_str_with(text, origin, base_dir, overrides, &ProtocolTable::default())
+}
+
+/// [`load_str`] with protocol plug-ins (see [`load_file_with`]).
+pub fn load_str_with(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    overrides: &[String],
+    protocols: &ProtocolTable,
+) -> Result<Scenario, ScenarioError> {
     let resolved = overrides::apply_overrides(text, overrides).map_err(|mut e| {
         e.file = origin.to_string();
         e
@@ -45,6 +66,7 @@ pub fn load_str(
         origin,
         index: LineIndex::new(&resolved),
         base_dir,
+        protocols,
     };
     let file: FileSchema =
         toml::from_str(&resolved).map_err(|e| parse_error(&ctx, &resolved, &e))?;

@@ -23,5 +23,5 @@ pub mod trace;
 pub mod units;
 
 pub use error::ScenarioError;
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_file_with, load_str, load_str_with};
 pub use overrides::apply_overrides;

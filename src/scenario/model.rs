@@ -119,6 +119,9 @@ pub enum Protocol {
     Tcp,
     /// MQTT 3.1.1 over TCP through a broker.
     Mqtt,
+    /// A protocol plug-in registered beside the built-in ones (its name, as
+    /// flows write it; see [`ExtProtocol`]).
+    Ext(&'static str),
 }
 
 impl Protocol {
@@ -128,7 +131,32 @@ impl Protocol {
             Protocol::Coap => "coap",
             Protocol::Tcp => "tcp",
             Protocol::Mqtt => "mqtt",
+            Protocol::Ext(name) => name,
         }
+    }
+}
+
+/// What the scenario loader knows of a protocol plug-in registered beside
+/// the built-in ones: its name, the reliabilities a flow may ask of it, and
+/// how to validate its `[protocols.<name>]` section.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtProtocol {
+    pub name: &'static str,
+    /// Accepted `reliability` values; the first is the default.
+    pub reliabilities: &'static [Reliability],
+    /// Validate the section (the message names what is wrong).
+    pub check_section: fn(&toml::Value) -> Result<(), String>,
+}
+
+/// The protocol plug-ins a scenario may use beyond the built-in ones.
+#[derive(Debug, Clone, Default)]
+pub struct ProtocolTable {
+    pub ext: Vec<ExtProtocol>,
+}
+
+impl ProtocolTable {
+    pub fn get(&self, name: &str) -> Option<&ExtProtocol> {
+        self.ext.iter().find(|e| e.name == name)
     }
 }
 
@@ -243,6 +271,9 @@ pub struct ProtocolParams {
     pub coap: CoapParams,
     pub tcp: TcpParams,
     pub mqtt: MqttParams,
+    /// `[protocols.<name>]` sections of protocol plug-ins, validated by
+    /// their `ExtProtocol::check_section`, by name.
+    pub ext: std::collections::BTreeMap<String, toml::Value>,
 }
 
 /// How MQTT clients keep their sessions (`[protocols.mqtt] session`).

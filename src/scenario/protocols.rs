@@ -19,6 +19,29 @@ pub fn resolve(
 ) -> Result<ProtocolParams, ScenarioError> {
     let mut out = ProtocolParams::default();
     let Some(p) = p else { return Ok(out) };
+    for (name, section) in &p.other {
+        let field = format!("protocols.{name}");
+        let Some(ext) = ctx.protocols.get(name) else {
+            let expected: Vec<&str> = super::schema::BUILTIN_PROTOCOL_SECTIONS
+                .into_iter()
+                .chain(ctx.protocols.ext.iter().map(|e| e.name))
+                .collect();
+            return Err(ctx.err_at(
+                section,
+                &field,
+                format!(
+                    "unknown field `{name}`, expected one of {}",
+                    expected
+                        .iter()
+                        .map(|e| format!("`{e}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        (ext.check_section)(section.get_ref()).map_err(|m| ctx.err_at(section, &field, m))?;
+        out.ext.insert(name.clone(), section.get_ref().clone());
+    }
     if let Some(ip) = &p.ip {
         let ip = ip.get_ref();
         let d = IpParams::default();

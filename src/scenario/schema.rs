@@ -191,15 +191,54 @@ pub struct EventSchema {
     pub loss: Option<S<LossSchema>>,
 }
 
-/// `[protocols]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[protocols]`: the built-in protocols' sections, typed; any other
+/// section is kept (with its span) for a protocol plug-in of that name to
+/// validate, and rejected by the loader when no plug-in has the name.
+#[derive(Debug, Default)]
 pub struct ProtocolsSchema {
     pub ip: Option<S<IpSchema>>,
     pub udp: Option<S<UdpSchema>>,
     pub coap: Option<S<CoapSchema>>,
     pub tcp: Option<S<TcpSchema>>,
     pub mqtt: Option<S<super::mqtt::MqttSchema>>,
+    /// Other sections, in file order.
+    pub other: Vec<(String, S<toml::Value>)>,
+}
+
+/// Names of the built-in `[protocols]` sections.
+pub const BUILTIN_PROTOCOL_SECTIONS: [&str; 5] = ["ip", "udp", "coap", "tcp", "mqtt"];
+
+impl<'de> Deserialize<'de> for ProtocolsSchema {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ProtocolsSchema;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of protocol sections")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<ProtocolsSchema, A::Error> {
+                let mut out = ProtocolsSchema::default();
+                while let Some(k) = m.next_key::<String>()? {
+                    match k.as_str() {
+                        "ip" => out.ip = Some(m.next_value()?),
+                        "udp" => out.udp = Some(m.next_value()?),
+                        "coap" => out.coap = Some(m.next_value()?),
+                        "tcp" => out.tcp = Some(m.next_value()?),
+                        "mqtt" => out.mqtt = Some(m.next_value()?),
+                        _ => {
+                            let v: S<toml::Value> = m.next_value()?;
+                            out.other.push((k, v));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// `[protocols.ip]`.

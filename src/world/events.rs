@@ -1,6 +1,7 @@
 //! Scheduled scenario events (`[[events]]`): links and nodes going down and
 //! coming back, loss changes, partitions.
 
+use super::apps::ClientAction;
 use super::{Ev, World};
 use crate::scenario::model::Action;
 use crate::sim::{EventQueue, SimTime};
@@ -18,7 +19,7 @@ impl World<'_> {
         self.routing.set_link_up(l, up);
     }
 
-    pub(crate) fn on_scenario_event(&mut self, now: SimTime, _q: &mut EventQueue<Ev>, idx: usize) {
+    pub(crate) fn on_scenario_event(&mut self, now: SimTime, q: &mut EventQueue<Ev>, idx: usize) {
         let sc = self.sc;
         match &sc.events[idx].action {
             Action::LinkDown { link } => self.set_link(now, *link, false),
@@ -40,23 +41,22 @@ impl World<'_> {
                 self.nodes[*node].clear_volatile();
                 let n = *node as u32;
                 self.frag_owner.retain(|k, _| k.0 != n);
-                self.coap_crash(*node);
-                self.tcp_crash(now, *node);
-                self.mqtt_node_crash(now, *node);
+                self.tcp_crash(now, q, *node);
+                let n = *node;
+                self.each_app(now, q, |p, ctx| p.node_crash(ctx, n));
             }
             Action::NodeRestart { node } => {
                 self.nodes[*node].up = true;
                 self.radio_restart(now, *node);
-                self.mqtt_node_restart(now, *node);
+                let n = *node;
+                self.each_app(now, q, |p, ctx| p.node_restart(ctx, n));
             }
             Action::ClientDisconnect { node } => {
-                self.mqtt_client_action(now, *node, super::mqtt::ClientAction::Disconnect)
+                self.client_action(now, q, *node, ClientAction::Disconnect)
             }
-            Action::ClientCrash { node } => {
-                self.mqtt_client_action(now, *node, super::mqtt::ClientAction::Crash)
-            }
+            Action::ClientCrash { node } => self.client_action(now, q, *node, ClientAction::Crash),
             Action::ClientConnect { node } => {
-                self.mqtt_client_action(now, *node, super::mqtt::ClientAction::Connect)
+                self.client_action(now, q, *node, ClientAction::Connect)
             }
             Action::Partition { nodes } => {
                 let mut inside = vec![false; self.nodes.len()];
@@ -76,6 +76,19 @@ impl World<'_> {
                 }
             }
         }
+    }
+}
+
+impl World<'_> {
+    /// A client fault action for every plug-in's clients on `node`.
+    fn client_action(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        node: usize,
+        action: ClientAction,
+    ) {
+        self.each_app(now, q, |p, ctx| p.client_action(ctx, node, action));
     }
 }
 

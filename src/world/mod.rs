@@ -5,25 +5,25 @@
 //! every random draw comes from a stream named after its component, so a run
 //! is a pure function of the scenario and its seed.
 
-mod coap;
+pub mod apps;
 mod events;
+pub mod host;
 mod ip;
-pub mod mqtt;
 pub mod radio;
 pub mod series;
-pub mod tcp;
-mod udp;
 
 use crate::app::workload::Publisher;
 use crate::link::Link;
 use crate::metrics::record::{FlowInfo, FlowStats, Recorder};
 use crate::metrics::sink::{Capture, Sink};
+use crate::metrics::summary::Value;
 use crate::metrics::timeseries::NodeStats;
 use crate::net::frag::Reassembler;
 use crate::net::packet::{PacketId, PacketPool};
 use crate::net::routing::Routing;
-use crate::scenario::model::{Protocol, Scenario};
+use crate::scenario::model::Scenario;
 use crate::sim::{run_until, EventQueue, Model, SimTime};
+use apps::{AppId, Deferred, Message, Plugin, PluginOutput, Registry, RunEnd, Table};
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -41,25 +41,14 @@ pub enum Ev {
     Scenario { idx: u32 },
     /// Check a node's IP reassembly timers.
     Reassembly { node: u32 },
-    /// A node's CoAP endpoint timer (stale when `gen` is old).
-    CoapTimer { node: u32, gen: u32 },
     /// A TCP socket's timer (stale when `gen` is not the slot's).
     TcpTimer { slot: u32, gen: u32 },
-    /// An MQTT client's first connection.
-    MqttStart { client: u32 },
-    /// An MQTT client's timer (stale when `gen` is old).
-    MqttClientTimer { client: u32, gen: u32 },
-    /// The timer of the MQTT broker on `node`.
-    MqttBrokerTimer { node: u32, gen: u32 },
-    /// Poll the MQTT objects made pending at setup.
-    MqttFlush,
+    /// An event of protocol plug-in `app` (its timers): `Plugin::on_timer`.
+    App { app: u8, key: u32, arg: u32 },
     /// Sample the time series (every `timeseries_interval`).
     Sample,
     /// A packet a node sent to itself comes back up its stack.
     Loopback { node: u32, pkt: PacketId },
-    /// An MQTT client's connection attempt on socket `slot` times out
-    /// unless the TCP handshake has completed.
-    MqttConnectTimeout { client: u32, slot: u32 },
     /// A shared-medium event of medium `m` (`world::radio`: MAC timer, end of
     /// a transmission, ACK start, interferer burst).
     Radio {
@@ -99,6 +88,10 @@ pub struct Outputs {
 /// What a finished run hands back.
 pub struct RunOutcome {
     pub flows: Vec<(String, FlowStats)>,
+    /// The metric columns of runs.csv (`Registry::metric_columns`).
+    pub columns: Vec<&'static str>,
+    /// Per flow, one value per column.
+    pub metrics: Vec<Vec<Value>>,
     pub links: Vec<Link>,
     pub nodes: Vec<NodeStats>,
     pub events: u64,
@@ -106,16 +99,30 @@ pub struct RunOutcome {
     pub messages: Option<Box<dyn Sink>>,
     pub packets: Option<Box<dyn Sink>>,
     pub pcaps: Vec<Box<dyn Capture>>,
-    /// CoAP endpoint counters summed over every node (zero without CoAP).
-    pub coap: crate::proto::coap::Stats,
     /// Every TCP connection endpoint of the run (`connections.csv`).
     pub connections: Vec<crate::metrics::connections::ConnRecord>,
-    /// `mqtt.csv` rows (empty without MQTT).
-    pub mqtt: Vec<mqtt::MqttRow>,
+    /// Extra tables the plug-ins wrote (`mqtt.csv`, …).
+    pub tables: Vec<Table>,
+    /// Extra tables a plug-in may write but did not this run (a stale copy
+    /// from an earlier run in the same directory is removed).
+    pub absent_tables: Vec<&'static str>,
+    /// Each plug-in's name and end-of-run output (its counters for callers).
+    pub plugins: Vec<(&'static str, PluginOutput)>,
     /// Time series (None when `timeseries_interval` is zero).
     pub series: Option<crate::metrics::timeseries::SeriesOut>,
     /// Radio energy per node and medium counters (empty without media).
     pub radio: crate::metrics::energy::RadioReport,
+}
+
+impl RunOutcome {
+    /// Counter `name` of plug-in `plugin` (`PluginOutput::counters`).
+    pub fn counter(&self, plugin: &str, name: &str) -> Option<u64> {
+        let (_, out) = self.plugins.iter().find(|(p, _)| *p == plugin)?;
+        out.counters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
 }
 
 /// One run of one scenario.
@@ -142,17 +149,20 @@ pub struct World<'s> {
     pub(crate) receivers: Vec<u32>,
     pub(crate) frag_scratch: Vec<u8>,
     pub(crate) frag_ids: Vec<PacketId>,
-    pub(crate) payload_out: Vec<u8>,
-    /// CoAP endpoint per node (None for nodes in no CoAP flow, or crashed).
-    pub(crate) coap: Vec<Option<Box<coap::CoapNode>>>,
-    /// Outstanding CoAP requests: (node, handle) → owner.
-    pub(crate) coap_reqs: std::collections::BTreeMap<(u32, u64), coap::CoapReq>,
-    /// Scratch request reused for every CoAP publish.
-    pub(crate) coap_req: crate::proto::coap::Request,
+    /// Every node's bound UDP ports.
+    pub(crate) udp: host::udp::UdpLayer,
     /// Every node's TCP connections and listeners.
-    pub(crate) tcp: tcp::TcpLayer,
-    /// MQTT brokers and clients.
-    pub(crate) mqtt: mqtt::MqttLayer,
+    pub(crate) tcp: host::tcp::TcpLayer,
+    /// The protocol plug-ins, in registry order (a slot is empty while its
+    /// plug-in's own call runs).
+    pub(crate) apps: Vec<Option<Box<dyn Plugin>>>,
+    /// The plug-in of every flow.
+    app_of_flow: Vec<AppId>,
+    /// Plug-ins that asked for `Plugin::flush`.
+    pub(crate) pending: Vec<bool>,
+    /// Deliveries that waited for a plug-in's own call to return.
+    pub(crate) deferred: Vec<Deferred>,
+    registry: Registry,
     /// Samples for the time series.
     pub(crate) series: series::SeriesState,
     /// Shared radio media and their MACs.
@@ -160,8 +170,38 @@ pub struct World<'s> {
 }
 
 impl<'s> World<'s> {
-    /// Build the world for `sc`. `outputs` are where streamed files go.
+    /// Build the world for `sc` with the built-in protocols. `outputs` are
+    /// where streamed files go.
     pub fn new(sc: &'s Scenario, run_id: u64, outputs: Outputs) -> io::Result<Self> {
+        Self::with_registry(sc, run_id, outputs, &Registry::builtin())
+    }
+
+    /// Build the world for `sc` with the protocol plug-ins of `registry`
+    /// (every flow's protocol must be one of them).
+    pub fn with_registry(
+        sc: &'s Scenario,
+        run_id: u64,
+        outputs: Outputs,
+        registry: &Registry,
+    ) -> io::Result<Self> {
+        let mut app_of_flow = Vec::with_capacity(sc.flows.len());
+        for f in &sc.flows {
+            match registry.index_of(f.protocol.as_str()) {
+                Some(a) => app_of_flow.push(a),
+                None => {
+                    return Err(io::Error::other(format!(
+                        "flow \"{}\": no protocol plug-in named \"{}\" is registered",
+                        f.name,
+                        f.protocol.as_str()
+                    )))
+                }
+            }
+        }
+        let apps: Vec<Option<Box<dyn Plugin>>> = registry
+            .entries()
+            .iter()
+            .map(|e| Some((e.new)(sc)))
+            .collect();
         let names: Arc<[String]> = sc.nodes.iter().map(|n| n.name.clone()).collect();
         let nodes = sc
             .nodes
@@ -229,7 +269,7 @@ impl<'s> World<'s> {
         if let Some(w) = packets_out.as_mut() {
             writeln!(w, "{}", PACKETS_HEADER)?;
         }
-        let mut w = World {
+        let w = World {
             sc,
             run_id,
             nodes,
@@ -248,20 +288,16 @@ impl<'s> World<'s> {
             receivers: Vec::new(),
             frag_scratch: Vec::with_capacity(2048),
             frag_ids: Vec::new(),
-            payload_out: Vec::with_capacity(2048),
-            coap: (0..sc.nodes.len()).map(|_| None).collect(),
-            coap_reqs: Default::default(),
-            coap_req: crate::proto::coap::Request::new(
-                crate::proto::coap::Method::Put,
-                String::new(),
-            ),
-            tcp: tcp::TcpLayer::new(sc.seed),
-            mqtt: Default::default(),
+            udp: host::udp::UdpLayer::new(sc.nodes.len()),
+            tcp: host::tcp::TcpLayer::new(sc.seed, sc.flows.len()),
+            pending: vec![false; apps.len()],
+            apps,
+            app_of_flow,
+            deferred: Vec::new(),
+            registry: registry.clone(),
             series: Default::default(),
             radio,
         };
-        w.tcp_setup();
-        w.mqtt_setup();
         Ok(w)
     }
 
@@ -270,15 +306,18 @@ impl<'s> World<'s> {
         SimTime::ZERO + self.sc.duration + self.sc.drain
     }
 
-    /// Schedule the initial events: scenario events, then each publisher's first send.
+    /// Set up the plug-ins (ports, listeners, endpoints) and schedule the
+    /// initial events: scenario events, each publisher's first send, the
+    /// plug-ins' first timers, samples, radio.
     fn prime(&mut self, q: &mut EventQueue<Ev>) {
+        self.each_app(SimTime::ZERO, q, |p, ctx| p.setup(ctx));
         for (i, e) in self.sc.events.iter().enumerate() {
             let _ = q.push(e.at, Ev::Scenario { idx: i as u32 });
         }
         for p in 0..self.publishers.len() {
             self.schedule_publish(q, p);
         }
-        self.mqtt_prime(q);
+        self.each_app(SimTime::ZERO, q, |p, ctx| p.prime(ctx));
         self.series_prime(q);
         self.radio_prime(q);
     }
@@ -306,7 +345,6 @@ impl<'s> World<'s> {
             return Err(e);
         }
         self.tcp_finish();
-        let mqtt = self.mqtt_rows();
         let radio = self.radio_report(end);
         if self.series.interval_ns > 0 {
             self.on_sample(end, None);
@@ -320,9 +358,42 @@ impl<'s> World<'s> {
             tcp: std::mem::take(&mut self.series.tcp),
             sent,
         });
-        let mut coap = crate::proto::coap::Stats::default();
-        for c in self.coap.iter().flatten() {
-            coap.add(c.ep.stats());
+        let stats_only: Vec<FlowStats> = flows.iter().map(|(_, s)| s.clone()).collect();
+        let run_end = RunEnd {
+            scenario: self.sc,
+            run_id: self.run_id,
+            flows: &stats_only,
+        };
+        let mut plugins = Vec::with_capacity(self.apps.len());
+        for (e, p) in self.registry.entries().iter().zip(&mut self.apps) {
+            let out = p.as_mut().map(|p| p.finish(&run_end)).unwrap_or_default();
+            plugins.push((e.name, out));
+        }
+        let columns = self.registry.metric_columns();
+        let energy = radio.total_mj();
+        let metrics = flows
+            .iter()
+            .enumerate()
+            .map(|(fi, (_, st))| {
+                metric_row(
+                    &self.registry,
+                    self.tcp.flow_counters[fi],
+                    st,
+                    energy,
+                    &plugins,
+                    fi,
+                )
+            })
+            .collect();
+        let mut tables = Vec::new();
+        let mut absent_tables = Vec::new();
+        for (e, (_, out)) in self.registry.entries().iter().zip(&plugins) {
+            tables.extend(out.tables.iter().cloned());
+            for f in e.tables {
+                if !out.tables.iter().any(|t| t.file == *f) {
+                    absent_tables.push(*f);
+                }
+            }
         }
         let mut packets = self.packets_out;
         if let Some(p) = packets.as_mut() {
@@ -330,6 +401,8 @@ impl<'s> World<'s> {
         }
         Ok(RunOutcome {
             flows,
+            columns,
+            metrics,
             links: self.links,
             nodes: self.nodes.iter().map(|n| n.stats).collect(),
             events: stats.events,
@@ -337,34 +410,51 @@ impl<'s> World<'s> {
             messages,
             packets,
             pcaps: self.pcaps,
-            coap,
             connections: self.tcp.records,
-            mqtt,
+            tables,
+            absent_tables,
+            plugins,
             series,
             radio,
         })
     }
 
     fn on_publish(&mut self, now: SimTime, q: &mut EventQueue<Ev>, p: usize) {
-        let node = self.publishers[p].node as usize;
+        let node = self.publishers[p].node;
         let fi = self.publishers[p].flow as usize;
+        let app = self.app_of_flow[fi];
         let flow = &self.sc.flows[fi];
         if flow.timing == crate::scenario::model::Timing::Bulk {
-            // a saturating source: open its connection; TCP pulls messages
-            if self.nodes[node].up {
-                self.tcp_bulk_open(now, q, p);
+            // a saturating source: its plug-in pulls messages
+            if self.nodes[node as usize].up {
+                self.with_app(now, q, app, |pl, ctx| pl.start_source(ctx, p));
             }
             return;
         }
-        if self.nodes[node].up && self.mqtt_publisher_alive(p) {
+        let alive = self.apps[app.0 as usize]
+            .as_ref()
+            .is_some_and(|pl| pl.publisher_alive(p, node, fi as u32));
+        if self.nodes[node as usize].up && alive {
             let mut receivers = std::mem::take(&mut self.receivers);
             let counted = self.compose(now, p, &mut receivers);
-            match flow.protocol {
-                Protocol::Udp => self.udp_publish(now, q, fi, node, &receivers, counted),
-                Protocol::Coap => self.coap_publish(now, q, p, &receivers, counted),
-                Protocol::Tcp => self.tcp_publish(now, q, p, &receivers),
-                Protocol::Mqtt => self.mqtt_publish(now, p),
-            }
+            let payload = std::mem::take(&mut self.payload);
+            let topic = std::mem::take(&mut self.publishers[p].topic);
+            self.with_app(now, q, app, |pl, ctx| {
+                pl.publish(
+                    ctx,
+                    Message {
+                        publisher: p,
+                        flow: fi,
+                        node,
+                        topic: &topic,
+                        receivers: &receivers,
+                        counted,
+                        payload: &payload,
+                    },
+                )
+            });
+            self.publishers[p].topic = topic;
+            self.payload = payload;
             self.receivers = receivers;
         }
         // a crashed publisher skips its slot; it resumes after a restart
@@ -410,6 +500,39 @@ impl<'s> World<'s> {
     }
 }
 
+/// One flow's metric values, every column of the registry's layout.
+fn metric_row(
+    registry: &Registry,
+    tcp: host::tcp::TcpFlowCounters,
+    st: &FlowStats,
+    energy: Option<[f64; 4]>,
+    plugins: &[(&'static str, PluginOutput)],
+    fi: usize,
+) -> Vec<Value> {
+    use crate::metrics::summary::{core_values, energy_values};
+    let mut row = core_values(st, energy.map(|e| e.iter().sum::<f64>()));
+    for (owner, cols) in registry.column_groups() {
+        match owner {
+            apps::ColumnOwner::HostTcp => row.extend([
+                Value::Int(tcp.retransmissions),
+                Value::Int(tcp.rto_expiries),
+                Value::Int(tcp.connection_failures),
+                Value::Int(tcp.malformed),
+            ]),
+            apps::ColumnOwner::Energy => row.extend(energy_values(energy, st.delivered)),
+            apps::ColumnOwner::Plugin(a) => {
+                let vals = plugins
+                    .get(a.0 as usize)
+                    .and_then(|(_, o)| o.columns.get(fi));
+                for k in 0..cols.len() {
+                    row.push(vals.and_then(|v| v.get(k)).copied().unwrap_or(Value::Empty));
+                }
+            }
+        }
+    }
+    row
+}
+
 /// Header of `packets.csv`.
 /// `connection` (added by the TCP model) is the `connections.csv` id of the
 /// TCP connection the segment belongs to, empty for other packets.
@@ -427,20 +550,13 @@ impl Model for World<'_> {
             }
             Ev::Scenario { idx } => self.on_scenario_event(now, q, idx as usize),
             Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
-            Ev::CoapTimer { node, gen } => self.on_coap_timer(now, q, node as usize, gen),
             Ev::TcpTimer { slot, gen } => self.on_tcp_timer(now, q, slot, gen),
-            Ev::MqttStart { client } => self.on_mqtt_start(now, client),
-            Ev::MqttClientTimer { client, gen } => self.on_mqtt_client_timer(now, client, gen),
-            Ev::MqttBrokerTimer { node, gen } => self.on_mqtt_broker_timer(now, node, gen),
-            Ev::MqttFlush => {}
+            Ev::App { app, key, arg } => self.on_app_timer(now, q, app, key, arg),
             Ev::Sample => self.on_sample(now, Some(q)),
             Ev::Loopback { node, pkt } => self.on_loopback(now, q, node as usize, pkt),
-            Ev::MqttConnectTimeout { client, slot } => {
-                self.on_mqtt_connect_timeout(now, q, client, slot)
-            }
             Ev::Radio { m, kind, idx, gen } => self.on_radio(now, q, m as usize, kind, idx, gen),
         }
-        self.mqtt_flush(now, q);
+        self.flush_apps(now, q);
     }
 }
 

@@ -74,7 +74,7 @@ impl World<'_> {
             self.series.media.push(row);
         }
         for s in self.tcp.socks.iter().flatten() {
-            let rec = s.rec();
+            let rec = s.rec;
             if rec >= MAX_SERIES_CONNECTIONS {
                 continue;
             }

@@ -1,41 +1,41 @@
-//! The TCP layer of every node: the driver of `transport::tcp::Connection`
-//! inside the simulator, and the `protocol = "tcp"` flows that use it.
+//! Every node's TCP: the driver of `transport::tcp::Connection` inside the
+//! simulator, and the socket and listener tables applications use.
 //!
 //! Driver (DESIGN.md convention 1, polling order documented on
 //! [`Connection`]): after every input — a segment, a timer, an application
-//! write or close — [`World::tcp_drive`] moves buffered application bytes
+//! write or close — [`World::tcp_drive`] moves backlogged application bytes
 //! into the send buffer, sends every segment `poll_transmit` yields as an
 //! IPv4 packet, hands every `poll_event` to the socket's application, and
-//! arms the connection's timer for `poll_timeout`. Sockets live in a slab;
-//! a timer event carries the slot and its generation, so a reused slot never
-//! sees its predecessor's timers. Segments are demultiplexed by
-//! (node, local port, remote address, remote port) in an ordered map; a SYN
-//! for a listening port creates a connection through [`Listener::accept`];
-//! anything else for no connection is answered by an RST (RFC 9293 §3.10.7.1).
+//! arms the connection's timer for `poll_timeout`. Sockets live in a slab; a
+//! timer event carries the slot and its generation, so a reused slot never
+//! sees its predecessor's timers. Segments are demultiplexed by (node, local
+//! port, remote address, remote port) in an ordered map; a SYN for a
+//! listening port creates a connection through [`Listener::accept`] and
+//! hands it to the listener's application; anything else for no connection
+//! is answered by an RST (RFC 9293 §3.10.7.1).
 //!
 //! Initial sequence numbers come from a stream derived from the run seed and
 //! (node, n-th connection of that node), so adding a node changes no other
 //! node's draws. The MSS is taken from the smallest MTU on the routed path
 //! at connect time (what path MTU discovery would find).
 //!
-//! `protocol = "tcp"` flows (docs/protocols.md): each publisher keeps one
-//! connection per intended receiver to `[protocols.tcp] port`, opened at its
-//! first message and reopened at the next message after a failure. Messages
-//! are written back to back into the stream (each is the application payload
-//! with its 6-byte header, whose flow index gives the message length); bytes
-//! the send buffer cannot take yet wait in an application backlog, and that
-//! waiting counts in latency. A message counts as delivered when the
-//! receiver's application has read all of its bytes; messages still buffered
-//! when a connection fails are lost with it.
+//! Stream annotations: with each write an application may say which of the
+//! bytes are application payload (the bytes-by-layer split) and what kind
+//! of packet starts there (`packets.csv` names a data segment after the
+//! packet its first byte belongs to, e.g. `mqtt_publish`); TCP itself knows
+//! no application protocol. Annotations of wholly acknowledged bytes are
+//! dropped as the peer acknowledges them.
 
-use super::{Ev, World};
 use crate::metrics::connections::{ConnOutcome, ConnRecord};
 use crate::net::ip::{self, Ipv4Repr};
 use crate::net::packet::PacketMeta;
-use crate::scenario::model::Protocol;
 use crate::sim::rng::derive_seed;
 use crate::sim::{EventQueue, SimTime, Wakeup};
-use crate::transport::tcp::{reset_for, Connection, Event, Listener, Stats, TcpFlags, Transmit};
+use crate::transport::tcp::{
+    reset_for, Connection, Event, Listener, State, Stats, TcpFlags, Transmit,
+};
+use crate::world::apps::AppId;
+use crate::world::{Ev, World};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -45,68 +45,112 @@ pub const NO_CONN: u32 = u32::MAX;
 /// First ephemeral port (RFC 6335 dynamic range 49152–65535).
 const EPHEMERAL_FIRST: u16 = 49152;
 
-/// What the application on a socket is.
+/// A socket: its slab slot and the slot's generation (a reused slot gets a
+/// new id, so a stale id never reaches its successor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SockId(pub u64);
+
+impl SockId {
+    fn new(slot: u32, gen: u32) -> SockId {
+        SockId((u64::from(gen) << 32) | u64::from(slot))
+    }
+    pub(crate) fn slot(self) -> u32 {
+        (self.0 & 0xFFFF_FFFF) as u32
+    }
+    fn gen(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+/// What happened on a socket, as its application is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SockApp {
-    /// Publisher `publisher` of a `tcp` flow, towards node `receiver`.
-    FlowSender { receiver: u32, publisher: u32 },
-    /// Receiver end of `tcp` flows (accepted on `[protocols.tcp] port`).
-    FlowReceiver,
-    /// The transport of MQTT client `client` (index in the MQTT layer).
-    MqttClient { client: u32 },
-    /// A connection accepted by the MQTT broker on node `node`.
-    MqttBroker { node: u32 },
-    /// The application let go (closed it); the socket finishes on its own
-    /// and anything it still receives is discarded.
+pub enum StreamEvent<'a> {
+    /// The handshake completed (active open).
+    Connected,
+    /// Bytes arrived, in order.
+    Data(&'a [u8]),
+    /// The peer sent FIN; the host closed our side too (after the data).
+    PeerClosed,
+    /// The connection ended: reset by the peer, given up, or closed
+    /// gracefully.
+    Ended(ConnOutcome),
+    /// The socket is gone (its slot is free); the id is dead from now on.
+    Released,
+}
+
+/// Where a socket is in its life, as applications may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamState {
+    /// Still in the handshake (SYN sent, or closed before connecting).
+    Connecting,
+    Established,
+    /// Closing or closed.
+    Closing,
+}
+
+/// Who is told about a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attach {
+    /// Its application hears its events.
+    App,
+    /// The application let go (closed or aborted it); the socket finishes
+    /// on its own and anything it still receives is discarded.
     Detached,
     /// Its application's device stopped dead (`client_crash`): the socket
     /// neither sends nor answers until it is removed.
     Frozen,
 }
 
-/// What a listening port hands its accepted connections to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ListenApp {
-    FlowReceiver,
-    MqttBroker,
+/// Options an application gives a socket at connect or listen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SockOpts {
+    /// Every byte of the stream is application payload (a raw `tcp` flow),
+    /// so no write needs annotating.
+    pub payload_only: bool,
+    /// Call `StreamApp::on_writable` while the socket is driven (saturating
+    /// sources).
+    pub want_writable: bool,
 }
 
 /// One connection and its application state.
 #[derive(Debug)]
 pub(crate) struct TcpSock {
     pub(crate) conn: Connection,
-    node: u32,
+    pub(crate) node: u32,
     /// Its queued timer events (generation = the slot's).
-    wake: Wakeup,
-    rec: u32,
+    pub(crate) wake: Wakeup,
+    pub(crate) rec: u32,
     flow: u32,
-    app: SockApp,
+    app: AppId,
+    tag: u32,
+    pub(crate) attach: Attach,
+    opts: SockOpts,
     /// Application bytes the send buffer has not taken yet.
     backlog: VecDeque<u8>,
-    /// Received bytes of a message not yet complete.
-    rx: Vec<u8>,
     timeouts_seen: u32,
     /// Initial sequence number (from the SYN or SYN-ACK sent).
     iss: u32,
     /// Application bytes written so far (stream offset of the next one).
     written: u64,
-    /// Stream ranges holding application payload inside protocol framing
-    /// (MQTT PUBLISH payloads), for the bytes-by-layer split; first
-    /// transmissions consume them in order.
+    /// Stream ranges holding application payload inside protocol framing,
+    /// for the bytes-by-layer split; first transmissions consume them in
+    /// order.
     app_ranges: VecDeque<(u64, u64)>,
     /// The application closed: FIN once the backlog is in the send buffer.
     close_pending: bool,
-    /// Stream offsets where application packets of a named kind start
-    /// (MQTT), for `packets.csv`; pruned as the peer acknowledges.
+    /// Stream offsets where application packets of a named kind start, for
+    /// `packets.csv`; pruned as the peer acknowledges.
     kinds: VecDeque<(u64, &'static str)>,
 }
 
 impl TcpSock {
-    /// Its `connections.csv` record.
-    pub(crate) fn rec(&self) -> u32 {
-        self.rec
-    }
-    fn new(conn: Connection, node: u32, flow: u32, app: SockApp) -> Self {
+    fn new(
+        conn: Connection,
+        node: u32,
+        flow: u32,
+        (app, tag): (AppId, u32),
+        opts: SockOpts,
+    ) -> Self {
         TcpSock {
             conn,
             node,
@@ -114,8 +158,10 @@ impl TcpSock {
             rec: 0,
             flow,
             app,
+            tag,
+            attach: Attach::App,
+            opts,
             backlog: VecDeque::new(),
-            rx: Vec::new(),
             timeouts_seen: 0,
             iss: 0,
             written: 0,
@@ -124,11 +170,35 @@ impl TcpSock {
             kinds: VecDeque::new(),
         }
     }
-    /// Raw `tcp` flows carry nothing but application payload.
-    fn all_app(&self) -> bool {
-        matches!(self.app, SockApp::FlowSender { .. } | SockApp::FlowReceiver)
-    }
 }
+
+/// A listening port: its application, the tag it gave, the options of the
+/// sockets it accepts.
+#[derive(Debug, Clone, Copy)]
+struct Listening {
+    listener: Listener,
+    app: AppId,
+    tag: u32,
+    opts: SockOpts,
+}
+
+/// Per-flow TCP counters: the `tcp_*` columns of runs.csv, which the host
+/// stack owns (every protocol over TCP adds to them).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TcpFlowCounters {
+    pub(crate) retransmissions: u64,
+    pub(crate) rto_expiries: u64,
+    pub(crate) connection_failures: u64,
+    pub(crate) malformed: u64,
+}
+
+/// The `tcp_*` extension columns, in order.
+pub(crate) const TCP_COLUMNS: [&str; 4] = [
+    "tcp_retransmissions",
+    "tcp_rto_expiries",
+    "tcp_connection_failures",
+    "tcp_malformed",
+];
 
 /// Every node's TCP state.
 #[derive(Debug, Default)]
@@ -138,12 +208,11 @@ pub(crate) struct TcpLayer {
     free: Vec<u32>,
     /// (node, local port, remote address, remote port) → slot.
     demux: BTreeMap<u128, u32>,
-    listeners: BTreeMap<(u32, u16), (Listener, ListenApp)>,
-    /// (flow, publisher node, receiver node) → slot of its sender socket.
-    senders: BTreeMap<(u32, u32, u32), u32>,
+    listeners: BTreeMap<(u32, u16), Listening>,
     next_port: BTreeMap<u32, u16>,
     opens: BTreeMap<u32, u32>,
     pub(crate) records: Vec<ConnRecord>,
+    pub(crate) flow_counters: Vec<TcpFlowCounters>,
     iss_master: u64,
     read_buf: Vec<u8>,
 }
@@ -173,31 +242,58 @@ fn seg_kind(t: &Transmit) -> &'static str {
 }
 
 impl TcpLayer {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64, flows: usize) -> Self {
         TcpLayer {
             iss_master: derive_seed(seed, crate::sim::rng::stable_id("tcp/iss")),
             read_buf: vec![0; 4096],
+            flow_counters: vec![TcpFlowCounters::default(); flows],
             ..Default::default()
         }
+    }
+
+    /// The live socket an id names.
+    pub(crate) fn sock(&self, id: SockId) -> Option<&TcpSock> {
+        let s = self.socks.get(id.slot() as usize)?.as_ref()?;
+        (s.wake.gen() == id.gen()).then_some(s)
+    }
+
+    fn sock_mut(&mut self, id: SockId) -> Option<&mut TcpSock> {
+        let s = self.socks.get_mut(id.slot() as usize)?.as_mut()?;
+        (s.wake.gen() == id.gen()).then_some(s)
+    }
+
+    fn id_of(&self, slot: u32) -> SockId {
+        SockId::new(slot, self.gens[slot as usize])
+    }
+
+    fn counters(&mut self, flow: u32) -> Option<&mut TcpFlowCounters> {
+        self.flow_counters.get_mut(flow as usize)
     }
 }
 
 impl World<'_> {
-    /// Listen for `tcp` flows on every receiver of one (called at start).
-    pub(crate) fn tcp_setup(&mut self) {
-        let port = self.sc.protocols.tcp.port;
-        for f in self.sc.flows.iter().filter(|f| f.protocol == Protocol::Tcp) {
-            for &r in &f.receivers {
-                self.tcp_listen(r, port, ListenApp::FlowReceiver);
-            }
-        }
-    }
-
-    pub(crate) fn tcp_listen(&mut self, node: usize, port: u16, app: ListenApp) {
+    /// Listen on `node:port`; accepted connections go to `app` with
+    /// `listen_tag` (`StreamApp::on_accept`).
+    pub(crate) fn tcp_listen(
+        &mut self,
+        node: usize,
+        port: u16,
+        app: AppId,
+        tag: u32,
+        opts: SockOpts,
+    ) {
         let mtu = self.node_mtu(node);
         let local = SocketAddrV4::new(ip::node_addr(node), port);
-        let l = Listener::new(self.sc.protocols.tcp.config, local, mtu);
-        self.tcp.listeners.insert((node as u32, port), (l, app));
+        let listener = Listener::new(self.sc.protocols.tcp.config, local, mtu);
+        self.tcp.listeners.insert(
+            (node as u32, port),
+            Listening {
+                listener,
+                app,
+                tag,
+                opts,
+            },
+        );
     }
 
     /// Largest MTU among a node's links and its radio (a listener's
@@ -302,7 +398,9 @@ impl World<'_> {
         idx
     }
 
-    /// Active open from `node` to `dst:port`; returns the slot.
+    /// Active open from `node` to `dst:port` for `flow`, owned by `app`
+    /// with `tag`; `None` when the connection ended at once.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn tcp_connect(
         &mut self,
         now: SimTime,
@@ -310,8 +408,9 @@ impl World<'_> {
         node: usize,
         (dst, port): (usize, u16),
         flow: u32,
-        app: SockApp,
-    ) -> u32 {
+        owner: (AppId, u32),
+        opts: SockOpts,
+    ) -> Option<SockId> {
         let raddr = ip::node_addr(dst);
         let lport = self.ephemeral_port(node as u32, raddr, port);
         let iss = self.next_iss(node as u32);
@@ -323,14 +422,15 @@ impl World<'_> {
             mtu,
             iss,
         );
-        let mut s = TcpSock::new(conn, node as u32, flow, app);
+        let mut s = TcpSock::new(conn, node as u32, flow, owner, opts);
         s.rec = self.new_record(now, &s, true, dst as u32);
         let slot = self.insert_sock(s);
         self.tcp
             .demux
             .insert(key(node as u32, lport, raddr, port), slot);
-        self.tcp_drive(now, q, slot);
-        slot
+        let id = self.tcp.id_of(slot);
+        self.tcp_drive_slot(now, q, slot);
+        self.tcp.sock(id).map(|_| id)
     }
 
     /// A TCP segment arrived at `node`.
@@ -351,21 +451,23 @@ impl World<'_> {
         let dport = u16::from_be_bytes([seg[2], seg[3]]);
         let k = key(node as u32, dport, hdr.src, sport);
         if let Some(&slot) = self.tcp.demux.get(&k) {
-            let s = self.tcp.socks[slot as usize].as_mut().expect("demux slot");
-            if s.app == SockApp::Frozen {
+            let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
+                return;
+            };
+            if s.attach == Attach::Frozen {
                 return; // a dead device hears nothing
             }
             if s.conn.handle_segment(now, hdr.src, hdr.dst, seg).is_err() {
                 self.tcp_malformed(meta);
             }
-            self.tcp_drive(now, q, slot);
+            self.tcp_drive_slot(now, q, slot);
             return;
         }
-        if let Some(&(listener, app)) = self.tcp.listeners.get(&(node as u32, dport)) {
+        if let Some(&l) = self.tcp.listeners.get(&(node as u32, dport)) {
             let iss = self.next_iss(node as u32);
-            match listener.accept(now, hdr.src, hdr.dst, seg, iss) {
+            match l.listener.accept(now, hdr.src, hdr.dst, seg, iss) {
                 Ok(conn) => {
-                    self.tcp_accepted(now, q, node, conn, app, meta.flow);
+                    self.tcp_accepted(now, q, node, conn, l, meta.flow);
                     return;
                 }
                 Err(crate::transport::tcp::AcceptError::Malformed(_)) => {
@@ -379,15 +481,13 @@ impl World<'_> {
         let mut out = [0u8; 60];
         if let Some(n) = reset_for(seg, hdr.src, hdr.dst, &mut out) {
             let m = PacketMeta {
+                flow: meta.flow,
                 kind: "tcp_rst",
                 counted: self.counted(now),
                 created: now,
                 l4_header: n as u8,
                 conn: NO_CONN,
-                ..PacketMeta {
-                    flow: meta.flow,
-                    ..Default::default()
-                }
+                ..Default::default()
             };
             self.send_tcp_packet(now, q, node, hdr.src, &out[..n], m);
         } else if TcpFlags(seg.get(13).copied().unwrap_or(0)).rst() {
@@ -399,8 +499,8 @@ impl World<'_> {
 
     fn tcp_malformed(&mut self, meta: PacketMeta) {
         if meta.counted {
-            if let Some(s) = self.flow_stats(meta.flow) {
-                s.tcp_malformed += 1;
+            if let Some(c) = self.tcp.counters(meta.flow) {
+                c.malformed += 1;
             }
         }
     }
@@ -411,17 +511,13 @@ impl World<'_> {
         q: &mut EventQueue<Ev>,
         node: usize,
         conn: Connection,
-        app: ListenApp,
+        l: Listening,
         flow: u32,
     ) {
         let remote = conn.remote();
         let local_port = conn.local().port();
         let peer = ip::addr_node(*remote.ip()).unwrap_or(usize::MAX) as u32;
-        let app = match app {
-            ListenApp::FlowReceiver => SockApp::FlowReceiver,
-            ListenApp::MqttBroker => SockApp::MqttBroker { node: node as u32 },
-        };
-        let mut s = TcpSock::new(conn, node as u32, flow, app);
+        let mut s = TcpSock::new(conn, node as u32, flow, (l.app, l.tag), l.opts);
         s.rec = self.new_record(now, &s, false, peer);
         // pair with the active opener's record when it is simulated
         let peer_key = key(peer, remote.port(), ip::node_addr(node), local_port);
@@ -438,11 +534,12 @@ impl World<'_> {
             key(node as u32, local_port, *remote.ip(), remote.port()),
             slot,
         );
-        if let SockApp::MqttBroker { node } = app {
-            let conn = self.tcp_conn_id(slot);
-            self.mqtt_broker_accept(now, node, conn);
+        let id = self.tcp.id_of(slot);
+        let tag = self.stream_accept(now, q, l.app, id, l.tag);
+        if let Some(s) = self.tcp.sock_mut(id) {
+            s.tag = tag;
         }
-        self.tcp_drive(now, q, slot);
+        self.tcp_drive_slot(now, q, slot);
     }
 
     pub(crate) fn counted(&self, now: SimTime) -> bool {
@@ -497,15 +594,21 @@ impl World<'_> {
     }
 
     /// Poll a socket in the documented order until it has nothing to say.
-    pub(crate) fn tcp_drive(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
+    pub(crate) fn tcp_drive(&mut self, now: SimTime, q: &mut EventQueue<Ev>, sock: SockId) {
+        if self.tcp.sock(sock).is_some() {
+            self.tcp_drive_slot(now, q, sock.slot());
+        }
+    }
+
+    fn tcp_drive_slot(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
         if self.tcp.socks[slot as usize]
             .as_ref()
-            .is_none_or(|s| s.app == SockApp::Frozen)
+            .is_none_or(|s| s.attach == Attach::Frozen)
         {
             return;
         }
         loop {
-            self.tcp_bulk_fill(now, slot);
+            self.tcp_writable(now, q, slot);
             self.tcp_flush_backlog(slot);
             self.tcp_transmit_all(now, q, slot);
             let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
@@ -514,9 +617,23 @@ impl World<'_> {
             let Some(ev) = s.conn.poll_event() else {
                 break;
             };
-            self.tcp_event(now, slot, ev);
+            self.tcp_event(now, q, slot, ev);
         }
         self.tcp_after_poll(now, q, slot);
+    }
+
+    /// A saturating source's turn to fill its send buffer.
+    fn tcp_writable(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
+        let Some(s) = self.tcp.socks[slot as usize].as_ref() else {
+            return;
+        };
+        if !s.opts.want_writable || s.attach != Attach::App || s.conn.state() != State::Established
+        {
+            return;
+        }
+        let (app, tag) = (s.app, s.tag);
+        let id = self.tcp.id_of(slot);
+        self.stream_writable(now, q, app, id, tag);
     }
 
     fn tcp_flush_backlog(&mut self, slot: u32) {
@@ -540,7 +657,9 @@ impl World<'_> {
     fn tcp_transmit_all(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
         let counted = self.counted(now);
         loop {
-            let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
+            let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
+                return;
+            };
             let node = s.node as usize;
             let flow = s.flow;
             let rec = s.rec;
@@ -549,7 +668,9 @@ impl World<'_> {
             let mut data = std::mem::take(&mut self.pool.get_mut(id).data);
             data.clear();
             data.resize(ip::HEADER_LEN + 60 + mss, 0);
-            let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
+            let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
+                return;
+            };
             let Some(t) = s.conn.poll_transmit(now, &mut data[ip::HEADER_LEN..]) else {
                 self.pool.get_mut(id).data = data;
                 self.pool.free(id);
@@ -559,7 +680,7 @@ impl World<'_> {
             if t.flags.syn() {
                 s.iss = t.seq;
             }
-            let app_bytes = if s.all_app() {
+            let app_bytes = if s.opts.payload_only {
                 t.payload_len as u64
             } else if t.is_retransmission || t.payload_len == 0 {
                 0
@@ -613,7 +734,9 @@ impl World<'_> {
             if t.is_retransmission && counted {
                 if let Some(fs) = self.flow_stats(flow) {
                     fs.retransmissions += 1;
-                    fs.tcp_retransmissions += 1;
+                }
+                if let Some(c) = self.tcp.counters(flow) {
+                    c.retransmissions += 1;
                 }
             }
             self.nodes[node].stats.ip_sent += 1;
@@ -621,200 +744,175 @@ impl World<'_> {
         }
     }
 
-    /// One application event of a socket.
-    fn tcp_event(&mut self, now: SimTime, slot: u32, ev: Event) {
-        let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
+    /// One event of a socket, for the record and the application.
+    fn tcp_event(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32, ev: Event) {
+        let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
+            return;
+        };
         let rec = s.rec as usize;
-        let app = s.app;
         match ev {
             Event::Connected => {
                 self.tcp.records[rec].established = Some(now);
-                if let SockApp::MqttClient { client } = app {
-                    self.mqtt_transport_up(now, client);
-                }
+                self.tcp_notify(now, q, slot, StreamEvent::Connected);
             }
-            Event::DataReadable => self.tcp_read(now, slot),
+            Event::DataReadable => self.tcp_read(now, q, slot),
             Event::PeerClosed => {
                 s.conn.close();
-                self.tcp_app_gone(now, slot);
+                self.tcp_notify(now, q, slot, StreamEvent::PeerClosed);
             }
-            Event::Reset => {
-                self.tcp_ended(now, slot, ConnOutcome::Reset);
-                self.tcp_app_gone(now, slot);
-            }
+            Event::Reset => self.tcp_ended(now, q, slot, ConnOutcome::Reset),
             Event::ConnectionLost { reason } => {
-                self.tcp_ended(now, slot, ConnOutcome::Lost(reason));
-                self.tcp_app_gone(now, slot);
+                self.tcp_ended(now, q, slot, ConnOutcome::Lost(reason))
             }
-            Event::Closed => {
-                self.tcp_ended(now, slot, ConnOutcome::Closed);
-                self.tcp_app_gone(now, slot);
-            }
+            Event::Closed => self.tcp_ended(now, q, slot, ConnOutcome::Closed),
         }
     }
 
-    /// The transport under an MQTT application ended or is ending: tell it
-    /// once and detach it.
-    fn tcp_app_gone(&mut self, now: SimTime, slot: u32) {
-        let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
-        let app = s.app;
-        match app {
-            SockApp::MqttClient { client } => {
-                s.app = SockApp::Detached;
-                self.mqtt_transport_down(now, client, slot);
-            }
-            SockApp::MqttBroker { node } => {
-                s.app = SockApp::Detached;
-                let conn = self.tcp_conn_id(slot);
-                self.mqtt_broker_conn_lost(now, node, conn);
-            }
-            _ => {}
+    /// Tell the socket's application, if it still listens.
+    fn tcp_notify(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32, ev: StreamEvent<'_>) {
+        let Some(s) = self.tcp.socks[slot as usize].as_ref() else {
+            return;
+        };
+        if s.attach != Attach::App {
+            return;
         }
+        let (app, tag) = (s.app, s.tag);
+        let id = self.tcp.id_of(slot);
+        self.stream_event(now, q, app, id, tag, ev);
     }
 
     /// Read what arrived and hand it to the socket's application.
-    fn tcp_read(&mut self, now: SimTime, slot: u32) {
+    fn tcp_read(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
         let mut buf = std::mem::take(&mut self.tcp.read_buf);
         buf.resize(4096, 0);
-        loop {
-            let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
+        while let Some(s) = self.tcp.socks[slot as usize].as_mut() {
             let n = s.conn.read(&mut buf);
             if n == 0 {
                 break;
             }
-            match s.app {
-                SockApp::FlowReceiver => s.rx.extend_from_slice(&buf[..n]),
-                SockApp::MqttClient { client } => self.mqtt_client_bytes(now, client, &buf[..n]),
-                SockApp::MqttBroker { node } => {
-                    let conn = self.tcp_conn_id(slot);
-                    self.mqtt_broker_bytes(now, node, conn, &buf[..n]);
-                }
-                // the sender side of a flow expects no data; a detached
-                // socket's application is gone
-                SockApp::FlowSender { .. } | SockApp::Detached | SockApp::Frozen => {}
-            }
+            // a detached or frozen socket's application is gone: discarded
+            self.tcp_notify(now, q, slot, StreamEvent::Data(&buf[..n]));
         }
         self.tcp.read_buf = buf;
-        let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
-        if s.app != SockApp::FlowReceiver {
-            return;
-        }
-        let node = s.node;
-        let mut rx = std::mem::take(&mut s.rx);
-        let mut at = 0;
-        let mut bad = false;
-        while let Some((flow, msg)) = crate::app::workload::parse_payload(&rx[at..]) {
-            let len = match self.sc.flows.get(flow as usize) {
-                Some(f) if f.protocol == Protocol::Tcp => {
-                    (f.payload_bytes as usize).max(crate::app::workload::APP_HEADER_LEN)
-                }
-                _ => {
-                    bad = true;
-                    break;
-                }
-            };
-            if rx.len() - at < len {
-                break;
-            }
-            self.recorder.on_receive(now, flow as usize, msg, node);
-            at += len;
-        }
-        rx.drain(..at);
-        let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
-        s.rx = rx;
-        if bad {
-            // framing lost: the stream cannot be resynchronised
-            s.conn.abort();
-            s.rx.clear();
-        }
     }
 
-    /// The broker-side name of an accepted connection: slot and generation.
-    pub(crate) fn tcp_conn_id(&self, slot: u32) -> crate::proto::mqtt::ConnId {
-        crate::proto::mqtt::ConnId(
-            (u64::from(self.tcp.gens[slot as usize]) << 32) | u64::from(slot),
-        )
-    }
-
-    /// The live socket a connection id names.
-    pub(crate) fn tcp_slot_of(&self, conn: crate::proto::mqtt::ConnId) -> Option<u32> {
-        let slot = (conn.0 & 0xFFFF_FFFF) as u32;
-        let gen = (conn.0 >> 32) as u32;
-        let live = self.tcp.socks.get(slot as usize)?.as_ref()?;
-        (live.wake.gen() == gen).then_some(slot)
-    }
-
-    /// Queue application bytes on a socket; `app` is the range of `data`
-    /// that is application payload (for the bytes-by-layer split), `kind`
-    /// names the packet they are (`packets.csv`). The caller drives the
-    /// socket afterwards.
-    pub(crate) fn tcp_app_write(
+    /// Queue application bytes on a socket: into the send buffer at once as
+    /// far as it has room, the rest in the application backlog (whose
+    /// waiting counts in latency). `payload` is the range of `data` that is
+    /// application payload (the bytes-by-layer split), `kind` names the
+    /// packet the bytes are (`packets.csv`). The caller drives the socket
+    /// afterwards.
+    pub(crate) fn tcp_write(
         &mut self,
-        slot: u32,
+        sock: SockId,
         data: &[u8],
-        app: Option<(usize, usize)>,
+        payload: Option<(usize, usize)>,
         kind: Option<&'static str>,
     ) {
-        let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
+        let Some(s) = self.tcp.sock_mut(sock) else {
             return;
         };
         if let Some(k) = kind {
             s.kinds.push_back((s.written, k));
         }
-        if let Some((a, b)) = app {
+        if let Some((a, b)) = payload {
             if b > a {
                 s.app_ranges
                     .push_back((s.written + a as u64, s.written + b as u64));
             }
         }
         s.written += data.len() as u64;
-        s.backlog.extend(data.iter().copied());
+        let n = if s.backlog.is_empty() && s.attach != Attach::Frozen {
+            s.conn.write(data)
+        } else {
+            0
+        };
+        s.backlog.extend(data[n..].iter().copied());
     }
 
-    /// The application closes its end gracefully (FIN after the data).
-    pub(crate) fn tcp_close(&mut self, slot: u32) {
-        if let Some(s) = self.tcp.socks[slot as usize].as_mut() {
-            s.app = SockApp::Detached;
+    /// Bytes the socket would take into its send buffer now without waiting
+    /// in the backlog.
+    pub(crate) fn tcp_send_room(&self, sock: SockId) -> usize {
+        self.tcp.sock(sock).map_or(0, |s| {
+            if s.backlog.is_empty() {
+                s.conn.send_capacity() as usize
+            } else {
+                0
+            }
+        })
+    }
+
+    /// Where a socket is in its life (`None`: gone).
+    pub(crate) fn tcp_state(&self, sock: SockId) -> Option<StreamState> {
+        self.tcp.sock(sock).map(|s| match s.conn.state() {
+            State::SynSent | State::Closed | State::Listen | State::SynReceived => {
+                StreamState::Connecting
+            }
+            State::Established => StreamState::Established,
+            _ => StreamState::Closing,
+        })
+    }
+
+    /// The application closes its end gracefully (FIN after the data) and
+    /// hears nothing more of the socket.
+    pub(crate) fn tcp_close(&mut self, sock: SockId) {
+        if let Some(s) = self.tcp.sock_mut(sock) {
+            s.attach = Attach::Detached;
             s.close_pending = true;
         }
     }
 
-    /// The application aborts its connection (RST).
-    pub(crate) fn tcp_abort(&mut self, slot: u32) {
-        if let Some(s) = self.tcp.socks[slot as usize].as_mut() {
-            s.app = SockApp::Detached;
+    /// The application aborts its connection (RST) and hears nothing more.
+    pub(crate) fn tcp_abort(&mut self, sock: SockId) {
+        if let Some(s) = self.tcp.sock_mut(sock) {
+            s.attach = Attach::Detached;
             s.backlog.clear();
             s.conn.abort();
         }
     }
 
+    /// The application lets go of a socket without closing it (its
+    /// transport is gone or going).
+    pub(crate) fn tcp_detach(&mut self, sock: SockId) {
+        if let Some(s) = self.tcp.sock_mut(sock) {
+            if s.attach == Attach::App {
+                s.attach = Attach::Detached;
+            }
+        }
+    }
+
     /// The device under this socket stopped dead: it sends nothing more and
     /// answers nothing until [`Self::tcp_remove`].
-    pub(crate) fn tcp_freeze(&mut self, slot: u32) {
-        if let Some(s) = self.tcp.socks[slot as usize].as_mut() {
-            s.app = SockApp::Frozen;
+    pub(crate) fn tcp_freeze(&mut self, sock: SockId) {
+        if let Some(s) = self.tcp.sock_mut(sock) {
+            s.attach = Attach::Frozen;
             s.backlog.clear();
         }
     }
 
     /// Forget a socket without a word to the peer (after a crash).
-    pub(crate) fn tcp_remove(&mut self, now: SimTime, slot: u32) {
-        self.tcp_release(now, slot, ConnOutcome::NodeCrash);
+    pub(crate) fn tcp_remove(&mut self, now: SimTime, q: &mut EventQueue<Ev>, sock: SockId) {
+        if self.tcp.sock(sock).is_some() {
+            self.tcp_release(now, q, sock.slot(), ConnOutcome::NodeCrash);
+        }
     }
 
-    /// A connection ended: record it and forget the application state.
-    fn tcp_ended(&mut self, now: SimTime, slot: u32, outcome: ConnOutcome) {
+    /// A connection ended: record it, forget the application bytes, tell
+    /// the application.
+    fn tcp_ended(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32, outcome: ConnOutcome) {
         let counted = self.counted(now);
-        let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
+        let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
+            return;
+        };
         let flow = s.flow;
         let rec = s.rec as usize;
         s.backlog.clear();
-        s.rx.clear();
         if self.tcp.records[rec].end(now, outcome) && outcome.is_failure() && counted {
-            if let Some(fs) = self.flow_stats(flow) {
-                fs.tcp_connection_failures += 1;
+            if let Some(c) = self.tcp.counters(flow) {
+                c.connection_failures += 1;
             }
         }
+        self.tcp_notify(now, q, slot, StreamEvent::Ended(outcome));
     }
 
     /// Count new timeouts, re-arm the timer, release a closed socket.
@@ -836,22 +934,29 @@ impl World<'_> {
         s.timeouts_seen = t;
         let flow = s.flow;
         if s.conn.is_closed() {
-            self.tcp_release(now, slot, ConnOutcome::Closed);
+            self.tcp_release(now, q, slot, ConnOutcome::Closed);
         } else if let Some(d) = s.conn.poll_timeout() {
             if let Some(gen) = s.wake.arm(d) {
                 let _ = q.push(d.max(now), Ev::TcpTimer { slot, gen });
             }
         }
         if new_timeouts > 0 && counted {
-            if let Some(fs) = self.flow_stats(flow) {
-                fs.tcp_rto_expiries += u64::from(new_timeouts);
+            if let Some(c) = self.tcp.counters(flow) {
+                c.rto_expiries += u64::from(new_timeouts);
             }
         }
     }
 
     /// Drop a socket: final counters into its record (ended with `outcome`
-    /// unless it already ended), demux entry removed.
-    fn tcp_release(&mut self, now: SimTime, slot: u32, outcome: ConnOutcome) {
+    /// unless it already ended), demux entry removed, application told.
+    fn tcp_release(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        slot: u32,
+        outcome: ConnOutcome,
+    ) {
+        let id = self.tcp.id_of(slot);
         let Some(s) = self.tcp.socks[slot as usize].take() else {
             return;
         };
@@ -865,11 +970,8 @@ impl World<'_> {
         self.tcp
             .demux
             .remove(&key(s.node, l.port(), *rm.ip(), rm.port()));
-        if let SockApp::FlowSender { receiver, .. } = s.app {
-            let k = (s.flow, s.node, receiver);
-            if self.tcp.senders.get(&k) == Some(&slot) {
-                self.tcp.senders.remove(&k);
-            }
+        if s.attach == Attach::App {
+            self.stream_event(now, q, s.app, id, s.tag, StreamEvent::Released);
         }
     }
 
@@ -892,146 +994,22 @@ impl World<'_> {
         if !s.wake.fire(gen, now) {
             return; // stale: superseded by an earlier deadline or a new socket
         }
-        if s.app == SockApp::Frozen {
+        if s.attach == Attach::Frozen {
             return;
         }
         if s.conn.poll_timeout().is_some_and(|d| d <= now) {
             s.conn.handle_timeout(now);
         }
-        self.tcp_drive(now, q, slot);
+        self.tcp_drive_slot(now, q, slot);
     }
 
     /// A node crashed: its connections vanish without a word to the peers.
-    pub(crate) fn tcp_crash(&mut self, now: SimTime, node: usize) {
+    pub(crate) fn tcp_crash(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize) {
         let lo = key(node as u32, 0, Ipv4Addr::UNSPECIFIED, 0);
         let hi = key(node as u32, u16::MAX, Ipv4Addr::BROADCAST, u16::MAX);
         let slots: Vec<u32> = self.tcp.demux.range(lo..=hi).map(|(_, &s)| s).collect();
         for slot in slots {
-            self.tcp_remove(now, slot);
-        }
-    }
-
-    /// Publish one message of a `tcp` flow: append it to the stream towards
-    /// each intended receiver, connecting first when needed.
-    pub(crate) fn tcp_publish(
-        &mut self,
-        now: SimTime,
-        q: &mut EventQueue<Ev>,
-        p: usize,
-        receivers: &[u32],
-    ) {
-        let port = self.sc.protocols.tcp.port;
-        let fi = self.publishers[p].flow as usize;
-        let node = self.publishers[p].node as usize;
-        for &r in receivers {
-            if r as usize == node {
-                if let Some((_, msg)) = crate::app::workload::parse_payload(&self.payload) {
-                    self.recorder.on_receive(now, fi, msg, r);
-                }
-                continue;
-            }
-            let k = (fi as u32, node as u32, r);
-            let slot = match self.tcp.senders.get(&k) {
-                Some(&s) => s,
-                None => {
-                    let s = self.tcp_connect(
-                        now,
-                        q,
-                        node,
-                        (r as usize, port),
-                        fi as u32,
-                        SockApp::FlowSender {
-                            receiver: r,
-                            publisher: p as u32,
-                        },
-                    );
-                    if self.tcp.socks[s as usize].is_none() {
-                        continue; // could not even start (closed at once)
-                    }
-                    self.tcp.senders.insert(k, s);
-                    s
-                }
-            };
-            let payload = std::mem::take(&mut self.payload);
-            if let Some(s) = self.tcp.socks[slot as usize].as_mut() {
-                s.backlog.extend(payload.iter().copied());
-            }
-            self.payload = payload;
-            self.tcp_drive(now, q, slot);
-        }
-    }
-
-    /// Start a bulk publisher: connect to its receiver; messages follow as
-    /// the connection takes them ([`Self::tcp_bulk_fill`]). A bulk source
-    /// stops when its connection fails (as iperf does).
-    pub(crate) fn tcp_bulk_open(&mut self, now: SimTime, q: &mut EventQueue<Ev>, p: usize) {
-        let fi = self.publishers[p].flow;
-        let node = self.publishers[p].node;
-        let mut receivers = std::mem::take(&mut self.receivers);
-        self.recorder.intended(
-            fi as usize,
-            self.publishers[p].index as usize,
-            node,
-            &mut receivers,
-        );
-        let r = receivers.first().copied();
-        self.receivers = receivers;
-        let Some(r) = r else {
-            return;
-        };
-        if r == node || self.tcp.senders.contains_key(&(fi, node, r)) {
-            return;
-        }
-        let port = self.sc.protocols.tcp.port;
-        let app = SockApp::FlowSender {
-            receiver: r,
-            publisher: p as u32,
-        };
-        let s = self.tcp_connect(now, q, node as usize, (r as usize, port), fi, app);
-        if self.tcp.socks[s as usize].is_some() {
-            self.tcp.senders.insert((fi, node, r), s);
-        }
-    }
-
-    /// A bulk publisher's socket: write whole new messages while the send
-    /// buffer has room, until the publishing window (or `count`) ends.
-    fn tcp_bulk_fill(&mut self, now: SimTime, slot: u32) {
-        let Some(s) = self.tcp.socks[slot as usize].as_ref() else {
-            return;
-        };
-        let SockApp::FlowSender { publisher: p, .. } = s.app else {
-            return;
-        };
-        let p = p as usize;
-        let flow = &self.sc.flows[s.flow as usize];
-        if flow.timing != crate::scenario::model::Timing::Bulk
-            || s.conn.state() != crate::transport::tcp::State::Established
-        {
-            return;
-        }
-        let len = (flow.payload_bytes as usize).max(crate::app::workload::APP_HEADER_LEN);
-        let end = SimTime::ZERO + self.sc.duration;
-        let mut wrote = false;
-        loop {
-            let s = self.tcp.socks[slot as usize].as_ref().expect("live slot");
-            if !s.backlog.is_empty()
-                || (s.conn.send_capacity() as usize) < len
-                || now >= end
-                || flow.count.is_some_and(|c| self.publishers[p].sent >= c)
-            {
-                break;
-            }
-            let mut receivers = std::mem::take(&mut self.receivers);
-            self.compose(now, p, &mut receivers);
-            self.receivers = receivers;
-            self.publishers[p].sent += 1;
-            let s = self.tcp.socks[slot as usize].as_mut().expect("live slot");
-            let n = s.conn.write(&self.payload);
-            s.backlog.extend(self.payload[n..].iter().copied());
-            wrote = true;
-        }
-        if wrote {
-            self.recorder.flush(now, false);
+            self.tcp_release(now, q, slot, ConnOutcome::NodeCrash);
         }
     }
 

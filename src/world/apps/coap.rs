@@ -1,0 +1,302 @@
+//! CoAP flows over the simulated network (RFC 7252): each node that takes
+//! part in a CoAP flow runs one `proto::coap::Endpoint` on UDP port
+//! `[protocols.coap] port` (5683), acting as client and/or server.
+//!
+//! Flow mapping (docs/protocols.md): every message is a PUT of the payload to
+//! `coap://<receiver>/<topic>` — CON for `confirmed`/`con`, NON for
+//! `best_effort`/`non` — one request per intended receiver. The server stores
+//! the value and answers (2.04 Changed, piggybacked on the ACK for CON); the
+//! message counts as delivered when the receiver's server application gets
+//! the request (once per exchange: the endpoint suppresses duplicates).
+//! Uri-Host is omitted, as clients do when the host is an IP literal.
+//!
+//! Driving: an input or a publish drives the node's endpoint at once
+//! (transmits, events, timer), so a piggybacked ACK leaves in the same
+//! instant as the request that caused it; the endpoint's timer is one
+//! plug-in event per node, deduplicated by a [`Wakeup`].
+
+use super::{Ctx, Message, Plugin, PluginOutput, RunEnd};
+use crate::net::ip;
+use crate::net::packet::{PacketMeta, NO_FLOW};
+use crate::proto::coap::{Config, Endpoint, Event, MessageType, Method, Request, RequestHandle};
+use crate::scenario::model::{Protocol, Reliability, Scenario};
+use crate::sim::{SimRng, SimTime};
+use crate::world::host::{DatagramApp, Received};
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+
+/// What the plug-in remembers about an outstanding request.
+#[derive(Debug, Clone, Copy)]
+struct CoapReq {
+    flow: u32,
+    counted: bool,
+}
+
+/// Per-node CoAP state (allocated only for nodes in CoAP flows).
+#[derive(Debug)]
+struct CoapNode {
+    ep: Endpoint,
+    /// When the endpoint's timer is scheduled, and its generation.
+    timer: Option<SimTime>,
+    gen: u32,
+}
+
+struct Coap {
+    /// Endpoint per node (None for nodes in no CoAP flow, or crashed).
+    nodes: Vec<Option<Box<CoapNode>>>,
+    /// Outstanding requests: (node, handle) → owner.
+    reqs: BTreeMap<(u32, u64), CoapReq>,
+    /// Scratch request reused for every publish.
+    req: Request,
+    buf: Vec<u8>,
+}
+
+pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
+    Box::new(Coap {
+        nodes: (0..sc.nodes.len()).map(|_| None).collect(),
+        reqs: BTreeMap::new(),
+        req: Request::new(Method::Put, String::new()),
+        buf: Vec::with_capacity(2048),
+    })
+}
+
+fn kind(ty: MessageType) -> &'static str {
+    match ty {
+        MessageType::Con => "coap_con",
+        MessageType::Non => "coap_non",
+        MessageType::Ack => "coap_ack",
+        MessageType::Rst => "coap_rst",
+    }
+}
+
+fn addr(ctx: &Ctx<'_, '_>, node: usize) -> SocketAddrV4 {
+    SocketAddrV4::new(ip::node_addr(node), ctx.scenario().protocols.coap.port)
+}
+
+impl Coap {
+    fn node(&mut self, ctx: &Ctx<'_, '_>, node: usize) -> &mut CoapNode {
+        self.nodes[node].get_or_insert_with(|| {
+            let sc = ctx.scenario();
+            let mut rng = SimRng::stream(sc.seed, &format!("coap/{}", ctx.node_name(node)));
+            // RFC 7252 §4.4: the initial message ID should be randomised
+            let first_mid = rng.below(1 << 16) as u16;
+            Box::new(CoapNode {
+                ep: Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid),
+                timer: None,
+                gen: 0,
+            })
+        })
+    }
+
+    /// Poll the endpoint of `node` in the documented order: transmits,
+    /// events, timer. `ctx_meta` attributes packets that belong to no
+    /// request of ours (e.g. the ACK answering an incoming request belongs
+    /// to that request's flow).
+    fn drive(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ctx_meta: PacketMeta) {
+        if !ctx.node_up(node) {
+            return;
+        }
+        let now = ctx.now();
+        let port = ctx.scenario().protocols.coap.port;
+        let mut buf = std::mem::take(&mut self.buf);
+        while let Some(info) = self.nodes[node]
+            .as_mut()
+            .and_then(|c| c.ep.poll_transmit(now, &mut buf))
+        {
+            let owner = info
+                .request
+                .and_then(|h| self.reqs.get(&(node as u32, h.0)).copied());
+            let (flow, counted) = match owner {
+                Some(o) => (o.flow, o.counted),
+                None => (ctx_meta.flow, ctx_meta.counted),
+            };
+            if counted {
+                if let Some(s) = ctx.flow_stats(flow) {
+                    // a timer-driven CON resend; repeated ACKs answering
+                    // duplicates are not retransmissions
+                    if info.is_retransmission && info.ty == MessageType::Con {
+                        s.retransmissions += 1;
+                    }
+                    if info.ty == MessageType::Rst {
+                        s.resets += 1;
+                    }
+                }
+            }
+            let Some(dst) = ip::addr_node(*info.to.ip()) else {
+                continue;
+            };
+            let app = crate::proto::coap::MessageRef::parse(&buf).map_or(0, |m| m.payload.len());
+            let meta = PacketMeta {
+                flow,
+                kind: kind(info.ty),
+                counted,
+                created: now,
+                proto_bytes: (buf.len() - app) as u16,
+                app_bytes: app as u16,
+                retx: info.is_retransmission && info.ty == MessageType::Con,
+                ..Default::default()
+            };
+            ctx.udp_send((node, port), (dst, info.to.port()), &buf, meta);
+        }
+        self.buf = buf;
+        while let Some(ev) = self.nodes[node].as_mut().and_then(|c| c.ep.poll_event()) {
+            self.event(ctx, node, &ev);
+            if let Some(c) = self.nodes[node].as_mut() {
+                c.ep.recycle(ev);
+            }
+        }
+        if let Some(c) = self.nodes[node].as_mut() {
+            let want = c.ep.poll_timeout();
+            if want.is_some() && want != c.timer {
+                c.gen = c.gen.wrapping_add(1);
+                c.timer = want;
+                if let Some(t) = want {
+                    ctx.schedule(t, node as u32, c.gen);
+                }
+            }
+        }
+    }
+
+    fn finish_req(&mut self, node: usize, h: RequestHandle) -> Option<CoapReq> {
+        self.reqs.remove(&(node as u32, h.0))
+    }
+
+    fn event(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ev: &Event) {
+        match ev {
+            Event::RequestReceived { payload, .. } => ctx.deliver(node as u32, payload),
+            Event::ResponseReceived { handle, .. } | Event::NoResponse { handle } => {
+                self.finish_req(node, *handle);
+            }
+            Event::GaveUp { handle } => {
+                if let Some(r) = self.finish_req(node, *handle) {
+                    if r.counted {
+                        if let Some(s) = ctx.flow_stats(r.flow) {
+                            s.give_ups += 1;
+                        }
+                    }
+                }
+            }
+            Event::ResetReceived { handle } => {
+                self.finish_req(node, *handle);
+            }
+        }
+    }
+}
+
+impl Plugin for Coap {
+    fn setup(&mut self, ctx: &mut Ctx<'_, '_>) {
+        let sc = ctx.scenario();
+        let port = sc.protocols.coap.port;
+        for f in sc.flows.iter().filter(|f| f.protocol == Protocol::Coap) {
+            for &n in f.publishers.iter().chain(&f.receivers) {
+                let _ = ctx.udp_bind(n, port);
+            }
+        }
+    }
+
+    /// One request per intended receiver.
+    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, m: Message<'_>) {
+        let flow = &ctx.scenario().flows[m.flow];
+        let confirmable = matches!(flow.reliability, Reliability::Confirmed | Reliability::Con);
+        let node = m.node as usize;
+        // one reusable request: path and payload copied into its buffers
+        let mut req = std::mem::replace(&mut self.req, Request::new(Method::Put, String::new()));
+        req.method = Method::Put;
+        req.confirmable = confirmable;
+        req.content_format = Some(42); // application/octet-stream
+        req.path.clear();
+        req.path.push_str(m.topic);
+        req.payload.clear();
+        req.payload.extend_from_slice(m.payload);
+        let now = ctx.now();
+        for &r in m.receivers {
+            let to = addr(ctx, r as usize);
+            let h = self.node(ctx, node).ep.request(now, to, &req);
+            if let Ok(h) = h {
+                self.reqs.insert(
+                    (node as u32, h.0),
+                    CoapReq {
+                        flow: m.flow as u32,
+                        counted: m.counted,
+                    },
+                );
+            }
+            let meta = PacketMeta {
+                flow: m.flow as u32,
+                kind: "coap",
+                counted: m.counted,
+                created: now,
+                ..Default::default()
+            };
+            self.drive(ctx, node, meta);
+        }
+        self.req = req;
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, '_>, node: u32, gen: u32) {
+        let node = node as usize;
+        let Some(c) = self.nodes.get_mut(node).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        if c.gen != gen {
+            return; // superseded timer
+        }
+        c.timer = None;
+        let now = ctx.now();
+        c.ep.handle_timeout(now);
+        let meta = PacketMeta {
+            flow: NO_FLOW,
+            kind: "coap",
+            counted: ctx.counted(),
+            created: now,
+            ..Default::default()
+        };
+        self.drive(ctx, node, meta);
+    }
+
+    /// A crash loses the endpoint's volatile state (exchanges, dedup cache).
+    fn node_crash(&mut self, _ctx: &mut Ctx<'_, '_>, node: usize) {
+        self.nodes[node] = None;
+        let n = node as u32;
+        self.reqs.retain(|k, _| k.0 != n);
+    }
+
+    fn datagram_app(&mut self) -> Option<&mut dyn DatagramApp> {
+        Some(self)
+    }
+
+    /// Endpoint counters summed over the endpoints alive at the end (the
+    /// `udp_echo` benchmark's round-trip ratio).
+    fn finish(&mut self, _end: &RunEnd<'_>) -> PluginOutput {
+        let mut s = crate::proto::coap::Stats::default();
+        for n in self.nodes.iter().flatten() {
+            s.add(n.ep.stats());
+        }
+        PluginOutput {
+            counters: vec![
+                ("requests_started", s.requests_started),
+                ("responses_received", s.responses_received),
+            ],
+            ..Default::default()
+        }
+    }
+}
+
+impl DatagramApp for Coap {
+    fn on_datagram(&mut self, ctx: &mut Ctx<'_, '_>, rx: Received<'_>) {
+        let node = rx.node as usize;
+        let Some(from) = rx.from.v4() else {
+            return;
+        };
+        let ep = &mut self.node(ctx, node).ep;
+        let dups = ep.stats().duplicates_suppressed;
+        ep.handle_datagram(ctx.now(), from, rx.data);
+        let new_dups = ep.stats().duplicates_suppressed - dups;
+        if new_dups > 0 && rx.meta.counted {
+            if let Some(s) = ctx.flow_stats(rx.meta.flow) {
+                s.duplicates_suppressed += new_dups;
+            }
+        }
+        self.drive(ctx, node, rx.meta);
+    }
+}

@@ -1,0 +1,624 @@
+//! Protocol plug-ins: each protocol's glue between the simulator and its
+//! sans-IO core (`udp`, `tcp_flow`, `coap`, `mqtt`, …) implements one trait,
+//! [`Plugin`], and is registered in one table ([`Registry`]). Adding a
+//! protocol is one plug-in file, its `[protocols.<name>]` section and one
+//! registry line; the network layer, the TCP driver and the UDP demux do not
+//! change (docs/architecture.md walks through an example).
+//!
+//! A plug-in talks to the simulator only through a [`Ctx`]: it binds UDP
+//! ports and listens on TCP ports at setup, sends datagrams, opens, writes,
+//! closes and drives TCP sockets, records what its receivers received, and
+//! schedules its timers; the host stack calls it back through the
+//! [`DatagramApp`](crate::world::host::DatagramApp) and
+//! [`StreamApp`](crate::world::host::StreamApp) traits.
+//!
+//! One driving discipline serves every plug-in:
+//! - inputs (a datagram, stream bytes, a stream event) reach the plug-in at
+//!   once; it may answer at once (CoAP's ACK) or only update its cores and
+//!   call [`Ctx::mark_pending`];
+//! - after every simulator event the world calls [`Plugin::flush`] on every
+//!   pending plug-in, in registry order, until none is pending: that is
+//!   where a plug-in polls its cores in the documented order (transmits,
+//!   events, timeout) — so no core is re-entered from inside another's poll;
+//! - timers are one event kind for all plug-ins (`Ev::App { app, key, arg }`
+//!   through [`Ctx::schedule`]), deduplicated by each core's
+//!   [`Wakeup`](crate::sim::Wakeup): a deadline is queued only when it is
+//!   earlier than the one already queued, and stale events are ignored.
+
+mod coap;
+mod mqtt;
+mod registry;
+mod tcp_flow;
+mod udp;
+
+pub use mqtt::{write_mqtt_rows, MqttRow, MQTT_HEADER};
+pub use registry::{ColumnOwner, PluginEntry, Registry};
+
+use super::host::{DatagramApp, Received, SockId, SockOpts, StreamApp, StreamEvent, StreamState};
+use super::{Ev, World};
+use crate::metrics::record::FlowStats;
+use crate::metrics::summary::Value;
+use crate::net::packet::PacketMeta;
+use crate::scenario::model::Scenario;
+use crate::sim::{EventQueue, SimTime};
+
+/// A plug-in's index in the registry (and in the run's plug-in table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AppId(pub u8);
+
+/// One message of a flow, composed by the world (value, intended
+/// receivers, payload with its application header) for a plug-in to carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// Index of the publisher (`Ctx::publisher`).
+    pub publisher: usize,
+    pub flow: usize,
+    /// The publishing node.
+    pub node: u32,
+    /// The publisher's rendered topic / URI path.
+    pub topic: &'a str,
+    /// Intended receivers (nodes), fixed by the flow's pattern.
+    pub receivers: &'a [u32],
+    /// Sent after warmup: its traffic counts.
+    pub counted: bool,
+    /// The application payload (`app::workload::build_payload`).
+    pub payload: &'a [u8],
+}
+
+/// `client_disconnect`, `client_crash`, `client_connect` (scenario events
+/// addressed to a node's protocol clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAction {
+    Disconnect,
+    Crash,
+    Connect,
+}
+
+/// An extra table a plug-in writes beside the standard outputs (e.g.
+/// `mqtt.csv`): its file name and CSV text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub file: &'static str,
+    pub csv: String,
+}
+
+/// What a plug-in hands back at the end of a run.
+#[derive(Debug, Default, Clone)]
+pub struct PluginOutput {
+    /// Per flow (every flow of the scenario, in order), the values of the
+    /// plug-in's extension columns (`PluginEntry::columns`, in order).
+    pub columns: Vec<Vec<Value>>,
+    /// Extra tables (`PluginEntry::tables` names every file it may write;
+    /// one not written this run is removed if an earlier run left it).
+    pub tables: Vec<Table>,
+    /// Named counters for callers of the library (benchmarks, tests); not
+    /// written to any file.
+    pub counters: Vec<(&'static str, u64)>,
+}
+
+/// What a plug-in may read when the run ends.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    pub scenario: &'a Scenario,
+    pub run_id: u64,
+    /// Every flow's shared counters, in flow order.
+    pub flows: &'a [FlowStats],
+}
+
+/// A protocol's glue in the simulator. Every method but `publish` has a
+/// default that does nothing.
+pub trait Plugin {
+    /// Build per-node state from the resolved scenario: bind UDP ports,
+    /// listen on TCP ports, create endpoints; may `mark_pending`.
+    fn setup(&mut self, _ctx: &mut Ctx<'_, '_>) {}
+    /// Schedule the first timers (after every plug-in's setup).
+    fn prime(&mut self, _ctx: &mut Ctx<'_, '_>) {}
+    /// Whether publisher `publisher` (on `node`, of `flow`) can produce a
+    /// message now (a crashed device produces nothing; its slot is skipped).
+    fn publisher_alive(&self, _publisher: usize, _node: u32, _flow: u32) -> bool {
+        true
+    }
+    /// Carry one message of a flow of this protocol.
+    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, m: Message<'_>);
+    /// A saturating source (`timing = "bulk"`) starts at its first send
+    /// time; it composes its messages itself (`Ctx::compose`) as its
+    /// transport takes them.
+    fn start_source(&mut self, _ctx: &mut Ctx<'_, '_>, _publisher: usize) {}
+    /// One of the plug-in's `Ctx::schedule` events fired.
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_, '_>, _key: u32, _arg: u32) {}
+    /// Poll what `mark_pending` said needs polling.
+    fn flush(&mut self, _ctx: &mut Ctx<'_, '_>) {}
+    /// `node_crash`: the node's volatile state is lost (its sockets are
+    /// already gone).
+    fn node_crash(&mut self, _ctx: &mut Ctx<'_, '_>, _node: usize) {}
+    /// `node_restart`.
+    fn node_restart(&mut self, _ctx: &mut Ctx<'_, '_>, _node: usize) {}
+    /// `client_disconnect` / `client_crash` / `client_connect` on `node`.
+    fn client_action(&mut self, _ctx: &mut Ctx<'_, '_>, _node: usize, _action: ClientAction) {}
+    /// Its datagram side, when it binds UDP ports.
+    fn datagram_app(&mut self) -> Option<&mut dyn DatagramApp> {
+        None
+    }
+    /// Its stream side, when it uses TCP.
+    fn stream_app(&mut self) -> Option<&mut dyn StreamApp> {
+        None
+    }
+    /// The end of the run: extension column values and extra tables.
+    fn finish(&mut self, _end: &RunEnd<'_>) -> PluginOutput {
+        PluginOutput::default()
+    }
+}
+
+/// What a plug-in may do to the simulator, for the duration of one call.
+pub struct Ctx<'a, 'w> {
+    pub(crate) w: &'a mut World<'w>,
+    pub(crate) q: &'a mut EventQueue<Ev>,
+    pub(crate) now: SimTime,
+    pub(crate) app: AppId,
+}
+
+impl<'a, 'w> Ctx<'a, 'w> {
+    /// Simulated time now.
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+    /// The resolved scenario.
+    pub fn scenario(&self) -> &'w Scenario {
+        self.w.sc
+    }
+    /// This plug-in's id.
+    pub fn app(&self) -> AppId {
+        self.app
+    }
+    /// Name of node `node`.
+    pub fn node_name(&self, node: usize) -> &str {
+        &self.w.names[node]
+    }
+    /// Whether node `node` is up (not crashed).
+    pub fn node_up(&self, node: usize) -> bool {
+        self.w.nodes[node].up
+    }
+    /// Whether traffic now counts (after warmup).
+    pub fn counted(&self) -> bool {
+        self.w.counted(self.now)
+    }
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.w.sc.seed
+    }
+
+    // ----- workload and metrics -----
+
+    /// Publisher number `p` (index over every flow's publishers).
+    pub fn publisher(&self, p: usize) -> &crate::app::workload::Publisher {
+        &self.w.publishers[p]
+    }
+    /// How many publishers the run has.
+    pub fn publishers(&self) -> usize {
+        self.w.publishers.len()
+    }
+    /// Compose publisher `p`'s next message (value, record, intended
+    /// receivers, payload) and count it as sent; returns whether it is
+    /// counted. Its payload is then [`Ctx::payload`], its receivers
+    /// [`Ctx::receivers`]. For saturating sources; periodic and Poisson
+    /// publishers get composed messages in `Plugin::publish`.
+    pub fn compose(&mut self, p: usize) -> bool {
+        let mut receivers = std::mem::take(&mut self.w.receivers);
+        let counted = self.w.compose(self.now, p, &mut receivers);
+        self.w.receivers = receivers;
+        self.w.publishers[p].sent += 1;
+        counted
+    }
+    /// The payload of the message last composed.
+    pub fn payload(&self) -> &[u8] {
+        &self.w.payload
+    }
+    /// The intended receivers of the message last composed.
+    pub fn receivers(&self) -> &[u32] {
+        &self.w.receivers
+    }
+    /// The intended receivers of publisher `p`'s messages.
+    pub fn intended(&self, p: usize, out: &mut Vec<u32>) {
+        let pb = &self.w.publishers[p];
+        self.w
+            .recorder
+            .intended(pb.flow as usize, pb.index as usize, pb.node, out);
+    }
+    /// The application at `node` received a payload: recorded as a
+    /// delivery (or duplicate) of the message its header names.
+    pub fn deliver(&mut self, node: u32, payload: &[u8]) {
+        if let Some((flow, msg)) = crate::app::workload::parse_payload(payload) {
+            self.w
+                .recorder
+                .on_receive(self.now, flow as usize, msg, node);
+        }
+    }
+    /// Message `msg` of `flow` reached the application at `node`.
+    pub fn deliver_message(&mut self, flow: usize, msg: u32, node: u32) {
+        self.w.recorder.on_receive(self.now, flow, msg, node);
+    }
+    /// The shared counters of `flow` (`None` for traffic outside flows).
+    pub fn flow_stats(&mut self, flow: u32) -> Option<&mut FlowStats> {
+        self.w.flow_stats(flow)
+    }
+    /// Write out finished `messages.csv` rows (after a batch of sends).
+    pub fn flush_records(&mut self) {
+        self.w.recorder.flush(self.now, false);
+    }
+
+    // ----- driving -----
+
+    /// Ask for `Plugin::flush` after the current event.
+    pub fn mark_pending(&mut self) {
+        self.w.pending[self.app.0 as usize] = true;
+    }
+    /// Queue this plug-in's event at `at` (no earlier than now):
+    /// `Plugin::on_timer(key, arg)` then. Deduplicate with a
+    /// [`Wakeup`](crate::sim::Wakeup) and pass its generation as `arg`.
+    pub fn schedule(&mut self, at: SimTime, key: u32, arg: u32) {
+        let _ = self.q.push(
+            at.max(self.now),
+            Ev::App {
+                app: self.app.0,
+                key,
+                arg,
+            },
+        );
+    }
+
+    // ----- UDP -----
+
+    /// Receive datagrams for `node:port` (`DatagramApp::on_datagram`).
+    pub fn udp_bind(&mut self, node: usize, port: u16) -> Result<(), super::host::udp::PortInUse> {
+        self.w.udp.bind(node as u32, port, self.app)
+    }
+    /// Send `payload` from `node:sport` to `dst:dport`; `meta` attributes
+    /// the packet (flow, kind, counted, layer split). A datagram to the
+    /// node itself comes back as its own event.
+    pub fn udp_send(
+        &mut self,
+        (node, sport): (usize, u16),
+        (dst, dport): (usize, u16),
+        payload: &[u8],
+        meta: PacketMeta,
+    ) {
+        self.w
+            .udp_send(self.now, self.q, (node, sport), (dst, dport), payload, meta);
+    }
+
+    // ----- TCP -----
+
+    /// Accept connections on `node:port` (`StreamApp::on_accept` with
+    /// `tag`).
+    pub fn tcp_listen(&mut self, node: usize, port: u16, tag: u32, opts: SockOpts) {
+        self.w.tcp_listen(node, port, self.app, tag, opts);
+    }
+    /// Open a connection from `node` to `dst:port` for `flow`; its events
+    /// come with `tag`. `None` when it ended at once.
+    pub fn tcp_connect(
+        &mut self,
+        node: usize,
+        (dst, port): (usize, u16),
+        flow: u32,
+        tag: u32,
+        opts: SockOpts,
+    ) -> Option<SockId> {
+        self.w.tcp_connect(
+            self.now,
+            self.q,
+            node,
+            (dst, port),
+            flow,
+            (self.app, tag),
+            opts,
+        )
+    }
+    /// Append bytes to a socket's stream (see `World::tcp_write`): `payload`
+    /// is the range of application payload in `data`, `kind` what packet
+    /// the bytes are. Drive the socket afterwards.
+    pub fn tcp_write(
+        &mut self,
+        sock: SockId,
+        data: &[u8],
+        payload: Option<(usize, usize)>,
+        kind: Option<&'static str>,
+    ) {
+        self.w.tcp_write(sock, data, payload, kind);
+    }
+    /// Write the payload of the message last composed (`Ctx::compose`).
+    pub fn tcp_write_payload(&mut self, sock: SockId) {
+        let payload = std::mem::take(&mut self.w.payload);
+        self.w.tcp_write(sock, &payload, None, None);
+        self.w.payload = payload;
+    }
+    /// The node a socket belongs to.
+    pub fn tcp_node(&self, sock: SockId) -> Option<u32> {
+        self.w.tcp.sock(sock).map(|s| s.node)
+    }
+    /// Bytes a write would hand the send buffer at once.
+    pub fn tcp_send_room(&self, sock: SockId) -> usize {
+        self.w.tcp_send_room(sock)
+    }
+    /// Poll a socket: segments out, events to its application, timer.
+    pub fn tcp_drive(&mut self, sock: SockId) {
+        self.w.tcp_drive(self.now, self.q, sock);
+    }
+    /// Close gracefully (FIN after the data); no more events.
+    pub fn tcp_close(&mut self, sock: SockId) {
+        self.w.tcp_close(sock);
+    }
+    /// Abort (RST); no more events.
+    pub fn tcp_abort(&mut self, sock: SockId) {
+        self.w.tcp_abort(sock);
+    }
+    /// Hear no more events of a socket that is ending on its own.
+    pub fn tcp_detach(&mut self, sock: SockId) {
+        self.w.tcp_detach(sock);
+    }
+    /// The device stopped dead: the socket neither sends nor answers.
+    pub fn tcp_freeze(&mut self, sock: SockId) {
+        self.w.tcp_freeze(sock);
+    }
+    /// Forget a socket without a word to the peer.
+    pub fn tcp_remove(&mut self, sock: SockId) {
+        self.w.tcp_remove(self.now, self.q, sock);
+    }
+    /// Where a socket is in its life (`None`: gone).
+    pub fn tcp_state(&self, sock: SockId) -> Option<StreamState> {
+        self.w.tcp_state(sock)
+    }
+}
+
+/// A stream event or datagram that reached a plug-in while its own call was
+/// running, delivered when that call returns.
+#[derive(Debug)]
+pub(crate) enum Deferred {
+    Datagram {
+        app: AppId,
+        node: u32,
+        port: u16,
+        from: crate::net::addr::SockAddr,
+        data: Vec<u8>,
+        meta: PacketMeta,
+    },
+    Stream {
+        app: AppId,
+        sock: SockId,
+        tag: u32,
+        ev: OwnedStreamEvent,
+    },
+    Writable {
+        app: AppId,
+        sock: SockId,
+        tag: u32,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum OwnedStreamEvent {
+    Connected,
+    Data(Vec<u8>),
+    PeerClosed,
+    Ended(crate::metrics::connections::ConnOutcome),
+    Released,
+}
+
+impl OwnedStreamEvent {
+    fn of(ev: StreamEvent<'_>) -> Self {
+        match ev {
+            StreamEvent::Connected => OwnedStreamEvent::Connected,
+            StreamEvent::Data(d) => OwnedStreamEvent::Data(d.to_vec()),
+            StreamEvent::PeerClosed => OwnedStreamEvent::PeerClosed,
+            StreamEvent::Ended(o) => OwnedStreamEvent::Ended(o),
+            StreamEvent::Released => OwnedStreamEvent::Released,
+        }
+    }
+    fn borrow(&self) -> StreamEvent<'_> {
+        match self {
+            OwnedStreamEvent::Connected => StreamEvent::Connected,
+            OwnedStreamEvent::Data(d) => StreamEvent::Data(d),
+            OwnedStreamEvent::PeerClosed => StreamEvent::PeerClosed,
+            OwnedStreamEvent::Ended(o) => StreamEvent::Ended(*o),
+            OwnedStreamEvent::Released => StreamEvent::Released,
+        }
+    }
+}
+
+impl<'s> World<'s> {
+    /// Call plug-in `app` with a context; `None` while that plug-in's own
+    /// call is running (it is taken out of its slot meanwhile).
+    pub(crate) fn with_app<R>(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        app: AppId,
+        f: impl FnOnce(&mut dyn Plugin, &mut Ctx<'_, 's>) -> R,
+    ) -> Option<R> {
+        let mut p = self.apps.get_mut(app.0 as usize)?.take()?;
+        let r = {
+            let mut ctx = Ctx {
+                w: self,
+                q,
+                now,
+                app,
+            };
+            f(&mut *p, &mut ctx)
+        };
+        self.apps[app.0 as usize] = Some(p);
+        if !self.deferred.is_empty() {
+            self.run_deferred(now, q);
+        }
+        Some(r)
+    }
+
+    fn busy(&self, app: AppId) -> bool {
+        self.apps
+            .get(app.0 as usize)
+            .is_some_and(|slot| slot.is_none())
+    }
+
+    /// Deliver what waited for a plug-in to return.
+    fn run_deferred(&mut self, now: SimTime, q: &mut EventQueue<Ev>) {
+        let mut i = 0;
+        while i < self.deferred.len() {
+            let app = match &self.deferred[i] {
+                Deferred::Datagram { app, .. }
+                | Deferred::Stream { app, .. }
+                | Deferred::Writable { app, .. } => *app,
+            };
+            if self.busy(app) {
+                i += 1;
+                continue;
+            }
+            let d = self.deferred.remove(i);
+            match d {
+                Deferred::Datagram {
+                    app,
+                    node,
+                    port,
+                    from,
+                    data,
+                    meta,
+                } => self.datagram(
+                    now,
+                    q,
+                    app,
+                    Received {
+                        node,
+                        port,
+                        from,
+                        data: &data,
+                        meta,
+                    },
+                ),
+                Deferred::Stream { app, sock, tag, ev } => {
+                    self.stream_event(now, q, app, sock, tag, ev.borrow())
+                }
+                Deferred::Writable { app, sock, tag } => {
+                    self.stream_writable(now, q, app, sock, tag)
+                }
+            }
+        }
+    }
+
+    /// Hand a datagram to plug-in `app`.
+    pub(crate) fn datagram(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        app: AppId,
+        rx: Received<'_>,
+    ) {
+        if self.busy(app) {
+            self.deferred.push(Deferred::Datagram {
+                app,
+                node: rx.node,
+                port: rx.port,
+                from: rx.from,
+                data: rx.data.to_vec(),
+                meta: rx.meta,
+            });
+            return;
+        }
+        self.with_app(now, q, app, |p, ctx| {
+            if let Some(d) = p.datagram_app() {
+                d.on_datagram(ctx, rx);
+            }
+        });
+    }
+
+    /// Hand a stream event to plug-in `app`.
+    pub(crate) fn stream_event(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        app: AppId,
+        sock: SockId,
+        tag: u32,
+        ev: StreamEvent<'_>,
+    ) {
+        if self.busy(app) {
+            self.deferred.push(Deferred::Stream {
+                app,
+                sock,
+                tag,
+                ev: OwnedStreamEvent::of(ev),
+            });
+            return;
+        }
+        self.with_app(now, q, app, |p, ctx| {
+            if let Some(s) = p.stream_app() {
+                s.on_stream(ctx, sock, tag, ev);
+            }
+        });
+    }
+
+    /// A listener of plug-in `app` accepted `sock`: the tag it names it by.
+    pub(crate) fn stream_accept(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        app: AppId,
+        sock: SockId,
+        listen_tag: u32,
+    ) -> u32 {
+        self.with_app(now, q, app, |p, ctx| {
+            p.stream_app()
+                .map_or(listen_tag, |s| s.on_accept(ctx, sock, listen_tag))
+        })
+        .unwrap_or(listen_tag)
+    }
+
+    /// A saturating source's socket has room.
+    pub(crate) fn stream_writable(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        app: AppId,
+        sock: SockId,
+        tag: u32,
+    ) {
+        if self.busy(app) {
+            self.deferred.push(Deferred::Writable { app, sock, tag });
+            return;
+        }
+        self.with_app(now, q, app, |p, ctx| {
+            if let Some(s) = p.stream_app() {
+                s.on_writable(ctx, sock, tag);
+            }
+        });
+    }
+
+    /// Flush every pending plug-in, in registry order, until none is
+    /// pending.
+    pub(crate) fn flush_apps(&mut self, now: SimTime, q: &mut EventQueue<Ev>) {
+        while let Some(i) = self.pending.iter().position(|&p| p) {
+            self.pending[i] = false;
+            self.with_app(now, q, AppId(i as u8), |p, ctx| p.flush(ctx));
+        }
+    }
+
+    /// Plug-in `app`'s event.
+    pub(crate) fn on_app_timer(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        app: u8,
+        key: u32,
+        arg: u32,
+    ) {
+        self.with_app(now, q, AppId(app), |p, ctx| p.on_timer(ctx, key, arg));
+    }
+
+    /// Call every plug-in in registry order.
+    pub(crate) fn each_app(
+        &mut self,
+        now: SimTime,
+        q: &mut EventQueue<Ev>,
+        mut f: impl FnMut(&mut dyn Plugin, &mut Ctx<'_, 's>),
+    ) {
+        for i in 0..self.apps.len() {
+            self.with_app(now, q, AppId(i as u8), &mut f);
+        }
+    }
+}
