@@ -19,7 +19,15 @@ const DIRECT: &[&str] = &[
 
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
+    // HEAD names a branch ref, which moves on every commit: watch both (and
+    // packed-refs), or the embedded hash goes stale
     println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/packed-refs");
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+        if let Some(r) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed=.git/{r}");
+        }
+    }
     let hash = Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()

@@ -9,9 +9,11 @@
 //! link, so it opens offline and can be mailed. Every text that comes from a
 //! file (scenario names, topics, flow names, the scenario TOML) is
 //! HTML-escaped. The page is a pure function of the CSVs, the charts and the
-//! manifest's reproducible fields (scenario, version, git hash, seed,
-//! overrides, run count, resolved scenario): wall time, host and paths are
-//! left out, so the same scenario and seed give a byte-identical page.
+//! manifest's reproducible fields (scenario, version, seed, overrides, run
+//! count, resolved scenario): wall time, host, paths and the git hash (it
+//! changes with every commit while the results do not; manifest.json has
+//! it) are left out, so the same scenario and seed give a byte-identical
+//! page.
 
 use crate::report::atomic::write_atomic;
 use std::collections::BTreeMap;
@@ -410,9 +412,6 @@ pub fn write_report(dir: &Path) -> io::Result<()> {
     let mut meta = Vec::new();
     if let Some(v) = text("qossim_version") {
         meta.push(format!("qossim {}", escape(&v)));
-    }
-    if let Some(v) = text("git_hash") {
-        meta.push(format!("git {}", escape(&v)));
     }
     if let Some(v) = manifest.get("master_seed").and_then(|v| v.as_u64()) {
         meta.push(format!("master seed {v}"));
