@@ -78,6 +78,15 @@ pub struct BrokerConfig {
     pub delivery_events: bool,
     /// What survives a crash. Default `None`.
     pub persistence: Persistence,
+    /// Most levels (`/`-separated parts) a topic filter or topic name may
+    /// have. A deeper filter in a SUBSCRIBE is refused with return code
+    /// Failure 0x80 (§3.9.3, [MQTT-3.8.4-5]) while the packet's other
+    /// filters are handled as usual; a PUBLISH to a deeper topic is a
+    /// protocol error that closes the connection (§4.8) and counts in
+    /// `BrokerStats::protocol_errors`. MQTT 3.1.1 itself has no such limit
+    /// (only the 65535-byte string length): this guards against
+    /// pathological topics. Default 128, far beyond real topic trees.
+    pub max_topic_levels: usize,
 }
 
 impl Default for BrokerConfig {
@@ -96,6 +105,7 @@ impl Default for BrokerConfig {
             users: BTreeMap::new(),
             delivery_events: true,
             persistence: Persistence::None,
+            max_topic_levels: 128,
         }
     }
 }

@@ -31,6 +31,15 @@ pub enum TopicError {
     MisplacedMultiLevel,
     #[error("'+' must occupy a whole level [MQTT-4.7.1-3]")]
     MisplacedSingleLevel,
+    /// Valid MQTT, but deeper than a broker accepts
+    /// (`BrokerConfig::max_topic_levels`); never returned by `new`.
+    #[error("topic of {levels} levels exceeds the limit of {max}")]
+    TooManyLevels { levels: usize, max: usize },
+}
+
+/// Levels of `s`: one more than its `/` separators.
+fn level_count(s: &str) -> usize {
+    s.bytes().filter(|&b| b == b'/').count() + 1
 }
 
 fn check_common(s: &str) -> Result<(), TopicError> {
@@ -65,6 +74,10 @@ impl TopicName {
     /// Levels, split at `/`.
     pub fn levels(&self) -> std::str::Split<'_, char> {
         self.0.split('/')
+    }
+    /// Number of levels (`levels().count()`, without splitting).
+    pub fn level_count(&self) -> usize {
+        level_count(&self.0)
     }
     /// Topics beginning with `$` are not matched by filters starting with a
     /// wildcard [MQTT-4.7.2-1].
@@ -121,6 +134,10 @@ impl TopicFilter {
     }
     pub fn levels(&self) -> std::str::Split<'_, char> {
         self.0.split('/')
+    }
+    /// Number of levels (`levels().count()`, without splitting).
+    pub fn level_count(&self) -> usize {
+        level_count(&self.0)
     }
     /// True when the filter contains `+` or `#`.
     pub fn has_wildcards(&self) -> bool {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::sim::SimTime;
 
+use super::super::codec::DecodeError;
 use super::super::config::Qos2Forward;
 use super::super::events::{BrokerEvent, ConnId, DisconnectReason, ProtocolViolation};
 use super::super::packet::{
@@ -12,6 +13,7 @@ use super::super::packet::{
 };
 use super::super::session::{ConnState, Incoming, Msg, OutState, Session};
 use super::super::subtree::SessionIdx;
+use super::super::topic::TopicError;
 use super::{keep_alive_limit, Broker, Out};
 
 impl Broker {
@@ -173,6 +175,18 @@ impl Broker {
     }
 
     fn handle_publish(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, p: Publish) {
+        let (levels, max) = (p.topic.level_count(), self.config.max_topic_levels);
+        if levels > max {
+            // Deeper than this broker accepts: a protocol error, the
+            // connection is closed (§4.8); nothing is acknowledged or routed.
+            let source = TopicError::TooManyLevels { levels, max };
+            let error = DecodeError::Topic {
+                packet: "PUBLISH",
+                source,
+            };
+            self.protocol_error(now, conn, ProtocolViolation::Decode(error));
+            return;
+        }
         let msg = Arc::new(Msg {
             topic: p.topic,
             payload: p.payload,
@@ -296,8 +310,15 @@ impl Broker {
     }
 
     fn handle_subscribe(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, sub: Subscribe) {
+        let max_levels = self.config.max_topic_levels;
         let mut codes = Vec::with_capacity(sub.filters.len());
         for (filter, requested) in &sub.filters {
+            if filter.level_count() > max_levels {
+                // Refused: Failure 0x80 (§3.9.3, [MQTT-3.8.4-5]); the other
+                // filters of the packet stand.
+                codes.push(SubAckReturn::Failure);
+                continue;
+            }
             let granted = (*requested).min(self.config.max_qos);
             self.tree.insert(filter, idx, granted);
             if let Some(s) = self.session_mut(idx) {
@@ -316,6 +337,9 @@ impl Broker {
         // [MQTT-3.3.1-6], [MQTT-3.8.4-3]: retained messages matching each
         // (new or replaced) subscription, with RETAIN set [MQTT-3.3.1-8].
         for (filter, requested) in &sub.filters {
+            if filter.level_count() > max_levels {
+                continue; // refused above
+            }
             let granted = (*requested).min(self.config.max_qos);
             for msg in self.retained_matching(filter) {
                 let qos = msg.qos.min(granted);
