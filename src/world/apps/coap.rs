@@ -20,7 +20,7 @@ use crate::net::ip;
 use crate::net::packet::{PacketMeta, NO_FLOW};
 use crate::proto::coap::{Config, Endpoint, Event, MessageType, Method, Request, RequestHandle};
 use crate::scenario::model::{Protocol, Reliability, Scenario};
-use crate::sim::{SimRng, SimTime};
+use crate::sim::{SimRng, Wakeup};
 use crate::world::host::{DatagramApp, Received};
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -36,9 +36,8 @@ struct CoapReq {
 #[derive(Debug)]
 struct CoapNode {
     ep: Endpoint,
-    /// When the endpoint's timer is scheduled, and its generation.
-    timer: Option<SimTime>,
-    gen: u32,
+    /// Its queued timer event.
+    wake: Wakeup,
 }
 
 struct Coap {
@@ -82,8 +81,7 @@ impl Coap {
             let first_mid = rng.below(1 << 16) as u16;
             Box::new(CoapNode {
                 ep: Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid),
-                timer: None,
-                gen: 0,
+                wake: Wakeup::default(),
             })
         })
     }
@@ -146,12 +144,9 @@ impl Coap {
             }
         }
         if let Some(c) = self.nodes[node].as_mut() {
-            let want = c.ep.poll_timeout();
-            if want.is_some() && want != c.timer {
-                c.gen = c.gen.wrapping_add(1);
-                c.timer = want;
-                if let Some(t) = want {
-                    ctx.schedule(t, node as u32, c.gen);
+            if let Some(t) = c.ep.poll_timeout() {
+                if let Some(gen) = c.wake.arm(t) {
+                    ctx.schedule(t, node as u32, gen);
                 }
             }
         }
@@ -238,12 +233,13 @@ impl Plugin for Coap {
         let Some(c) = self.nodes.get_mut(node).and_then(|c| c.as_mut()) else {
             return;
         };
-        if c.gen != gen {
-            return; // superseded timer
-        }
-        c.timer = None;
         let now = ctx.now();
-        c.ep.handle_timeout(now);
+        if !c.wake.fire(gen, now) {
+            return; // superseded by an earlier deadline, or stale
+        }
+        if c.ep.poll_timeout().is_some_and(|t| t <= now) {
+            c.ep.handle_timeout(now);
+        }
         let meta = PacketMeta {
             flow: NO_FLOW,
             kind: "coap",
