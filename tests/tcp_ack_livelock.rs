@@ -14,7 +14,7 @@ use tcp_common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, RngSeed, TestRunner};
 use qossim::sim::{SimDuration, SimRng};
-use qossim::transport::tcp::{Config, Event, Transmit};
+use qossim::transport::tcp::{Config, Event, Segment, Transmit};
 
 /// A segment with no data, SYN or FIN: a pure ACK.
 fn pure_ack(t: &Transmit) -> bool {
@@ -232,7 +232,7 @@ fn answers_to_old_acks(cfg: Config, gaps_ms: &[u64]) -> usize {
     let old = 3_000_000_000u32;
     let mut answered = 0;
     let mut buf = [0u8; 64];
-    let mut out = [0u8; 128];
+    let mut out = Vec::new();
     for &g in gaps_ms {
         p.now += ms(g);
         let r = TcpRepr {
@@ -247,7 +247,8 @@ fn answers_to_old_acks(cfg: Config, gaps_ms: &[u64]) -> usize {
         let n = r.emit(&mut buf, *SERVER.ip(), *CLIENT.ip(), &[]).unwrap();
         let _ = p
             .client
-            .handle_segment(p.now, *SERVER.ip(), *CLIENT.ip(), &buf[..n]);
+            .handle_input(p.now, Segment::new(*SERVER.ip(), *CLIENT.ip(), &buf[..n]));
+        out.clear();
         while let Some(t) = p.client.poll_transmit(p.now, &mut out) {
             assert!(pure_ack(&t));
             answered += 1;

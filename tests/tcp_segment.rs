@@ -1,7 +1,7 @@
 //! TCP wire format: golden bytes, round trips, no-panic parsing.
 
 use proptest::prelude::*;
-use qossim::transport::tcp::{SegmentError, TcpFlags, TcpRepr};
+use qossim::transport::tcp::{Segment, SegmentError, TcpFlags, TcpRepr};
 use std::net::Ipv4Addr;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -182,7 +182,7 @@ proptest! {
     fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
         let _ = TcpRepr::parse(&bytes, SRC, DST);
         let mut out = [0u8; 64];
-        let _ = qossim::transport::tcp::reset_for(&bytes, SRC, DST, &mut out);
+        let _ = qossim::transport::tcp::reset_for(&bytes, &mut out);
     }
 
     #[test]
@@ -221,7 +221,7 @@ proptest! {
             Connection::connect(Config::rfc(), local, remote, 1500, 5)
         };
         let mut now = SimTime::ZERO;
-        let mut out = [0u8; 1600];
+        let mut out = Vec::new();
         for (seq, ack, flags, window, payload) in segs {
             let r = TcpRepr {
                 src_port: 40000,
@@ -235,11 +235,13 @@ proptest! {
             };
             let mut b = vec![0u8; r.buffer_len()];
             r.emit(&mut b, SRC, DST, &payload).unwrap();
-            let _ = c.handle_segment(now, SRC, DST, &b);
+            let _ = c.handle_input(now, Segment::new(SRC, DST, &b));
             c.write(&payload);
             let mut sink = [0u8; 128];
             c.read(&mut sink);
-            while c.poll_transmit(now, &mut out).is_some() {}
+            while c.poll_transmit(now, &mut out).is_some() {
+                out.clear();
+            }
             while c.poll_event().is_some() {}
             if let Some(t) = c.poll_timeout() {
                 now = now.max(t);

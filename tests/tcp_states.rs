@@ -6,7 +6,7 @@ use tcp_common::*;
 
 use qossim::sim::{SimDuration, SimTime};
 use qossim::transport::tcp::{
-    reset_for, Config, Connection, Event, Listener, LostReason, State, TcpFlags, TcpRepr,
+    reset_for, Config, Connection, Event, Listener, LostReason, Segment, State, TcpFlags, TcpRepr,
 };
 
 fn seg(r: TcpRepr, payload: &[u8]) -> Vec<u8> {
@@ -140,7 +140,7 @@ fn test_syn_received_synack_lost_backoff() {
 fn test_syn_sent_rst() {
     let cfg = Config::rfc();
     let mut c = Connection::connect(cfg, CLIENT, SERVER, 1500, 100);
-    let mut buf = [0u8; 1600];
+    let mut buf = Vec::new();
     let syn = c.poll_transmit(SimTime::ZERO, &mut buf).unwrap();
     assert!(syn.flags.syn());
     let base = TcpRepr {
@@ -157,8 +157,11 @@ fn test_syn_sent_rst() {
         },
         &[],
     );
-    c.handle_segment(SimTime::ZERO, *SERVER.ip(), *CLIENT.ip(), &bad)
-        .unwrap();
+    c.handle_input(
+        SimTime::ZERO,
+        Segment::new(*SERVER.ip(), *CLIENT.ip(), &bad),
+    )
+    .unwrap();
     assert_eq!(c.state(), State::SynSent);
     assert_eq!(c.poll_event(), None);
     // "Connection refused": RST,ACK acknowledging the SYN.
@@ -170,8 +173,11 @@ fn test_syn_sent_rst() {
         },
         &[],
     );
-    c.handle_segment(SimTime::ZERO, *SERVER.ip(), *CLIENT.ip(), &rst)
-        .unwrap();
+    c.handle_input(
+        SimTime::ZERO,
+        Segment::new(*SERVER.ip(), *CLIENT.ip(), &rst),
+    )
+    .unwrap();
     assert_eq!(c.state(), State::Closed);
     assert_eq!(c.poll_event(), Some(Event::Reset));
     assert_eq!(c.poll_timeout(), None);
@@ -180,12 +186,15 @@ fn test_syn_sent_rst() {
 #[test]
 fn test_closed_port_answers_rst() {
     let mut c = Connection::connect(Config::rfc(), CLIENT, SERVER, 1500, 100);
-    let mut buf = [0u8; 1600];
+    let mut buf = Vec::new();
     let syn = c.poll_transmit(SimTime::ZERO, &mut buf).unwrap();
     let mut out = [0u8; 64];
-    let n = reset_for(&buf[..syn.len], *CLIENT.ip(), *SERVER.ip(), &mut out).unwrap();
-    c.handle_segment(SimTime::ZERO, *SERVER.ip(), *CLIENT.ip(), &out[..n])
-        .unwrap();
+    let n = reset_for(&buf[..syn.len], &mut out).unwrap();
+    c.handle_input(
+        SimTime::ZERO,
+        Segment::new(*SERVER.ip(), *CLIENT.ip(), &out[..n]),
+    )
+    .unwrap();
     assert_eq!(c.poll_event(), Some(Event::Reset));
 }
 
@@ -280,15 +289,15 @@ fn test_established_rst_challenge() {
     assert_eq!(rcv_nxt, snd);
     let n = mk(snd + 10, &mut buf);
     p.client
-        .handle_segment(p.now, *SERVER.ip(), *CLIENT.ip(), &buf[..n])
+        .handle_input(p.now, Segment::new(*SERVER.ip(), *CLIENT.ip(), &buf[..n]))
         .unwrap();
     assert_eq!(p.client.state(), State::Established);
-    let mut out = [0u8; 128];
+    let mut out = Vec::new();
     let ack = p.client.poll_transmit(p.now, &mut out).unwrap();
     assert_eq!(ack.flags, TcpFlags(TcpFlags::ACK));
     let n = mk(snd, &mut buf);
     p.client
-        .handle_segment(p.now, *SERVER.ip(), *CLIENT.ip(), &buf[..n])
+        .handle_input(p.now, Segment::new(*SERVER.ip(), *CLIENT.ip(), &buf[..n]))
         .unwrap();
     assert_eq!(p.client.state(), State::Closed);
     assert_eq!(p.client.poll_event(), Some(Event::Reset));
@@ -333,36 +342,37 @@ fn test_established_zero_window_probe() {
 fn test_listen_accepts_via_listener() {
     let cfg = Config::linux_like();
     let mut c = Connection::connect(cfg, CLIENT, SERVER, 1500, 7);
-    let mut buf = [0u8; 1600];
+    let mut buf = Vec::new();
     let syn = c.poll_transmit(SimTime::ZERO, &mut buf).unwrap();
     let l = Listener::new(cfg, SERVER, 1280);
     let mut s = l
         .accept(
             SimTime::ZERO,
-            *CLIENT.ip(),
-            *SERVER.ip(),
-            &buf[..syn.len],
+            Segment::new(*CLIENT.ip(), *SERVER.ip(), &buf[..syn.len]),
             99,
         )
         .unwrap();
     assert_eq!(s.state(), State::SynReceived);
-    assert_eq!(s.remote(), CLIENT);
+    assert_eq!(s.remote(), CLIENT.into());
+    buf.clear();
     let sa = s.poll_transmit(SimTime::ZERO, &mut buf).unwrap();
     assert!(sa.flags.syn() && sa.flags.ack() && sa.ack == 8);
-    let (r, _) = TcpRepr::parse(&buf[..sa.len], *SERVER.ip(), *CLIENT.ip()).unwrap();
+    let (r, _) = TcpRepr::parse_unchecked(&buf[..sa.len]).unwrap();
     assert_eq!(r.mss, Some(1240));
-    c.handle_segment(SimTime::ZERO, *SERVER.ip(), *CLIENT.ip(), &buf[..sa.len])
-        .unwrap();
+    c.handle_input(
+        SimTime::ZERO,
+        Segment::new(*SERVER.ip(), *CLIENT.ip(), &buf[..sa.len]),
+    )
+    .unwrap();
     assert_eq!(c.state(), State::Established);
     assert_eq!(c.smss(), 1228);
     // A non-SYN is refused.
+    buf.clear();
     let ack = c.poll_transmit(SimTime::ZERO, &mut buf).unwrap();
     assert!(l
         .accept(
             SimTime::ZERO,
-            *CLIENT.ip(),
-            *SERVER.ip(),
-            &buf[..ack.len],
+            Segment::new(*CLIENT.ip(), *SERVER.ip(), &buf[..ack.len]),
             1
         )
         .is_err());

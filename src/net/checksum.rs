@@ -62,6 +62,30 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16
     acc + u64::from(protocol) + u64::from(length)
 }
 
+/// The address part of a transport checksum's pseudo-header (RFC 768,
+/// RFC 9293 §3.1 for IPv4; RFC 8200 §8.1 for IPv6: the same one's
+/// complement sum of address words, with the protocol and the transport
+/// length added): what the network layer hands the transport so that
+/// transport code never looks at an address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PseudoAddrs(u64);
+
+impl PseudoAddrs {
+    /// IPv4 source and destination.
+    pub fn v4(src: Ipv4Addr, dst: Ipv4Addr) -> Self {
+        PseudoAddrs(accumulate(accumulate(0, &src.octets()), &dst.octets()))
+    }
+    /// IPv6 source and destination.
+    pub fn v6(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) -> Self {
+        PseudoAddrs(accumulate(accumulate(0, &src.octets()), &dst.octets()))
+    }
+    /// The pseudo-header's running sum for `protocol` and a transport
+    /// segment of `length` bytes.
+    pub fn sum(self, protocol: u8, length: u32) -> u64 {
+        self.0 + u64::from(protocol) + u64::from(length >> 16) + u64::from(length & 0xFFFF)
+    }
+}
+
 /// Incrementally update checksum `hc` after a 16-bit word changed from `old`
 /// to `new`: `HC' = ~(~HC + ~m + m')` (RFC 1624 §3, eqn. 3), which, unlike
 /// eqn. 2 of RFC 1141, never produces the 0x0000 / 0xFFFF ambiguity wrongly.

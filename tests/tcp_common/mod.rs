@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use qossim::sim::{SimDuration, SimTime};
-use qossim::transport::tcp::{Config, Connection, Event, Transmit};
+use qossim::transport::tcp::{Config, Connection, Event, Segment, Transmit};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 pub const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40_000);
@@ -165,6 +165,7 @@ impl Pair {
                         Dir::ToServer => &mut self.client,
                         Dir::ToClient => &mut self.server,
                     };
+                    self.buf.clear();
                     let Some(info) = conn.poll_transmit(self.now, &mut self.buf) else {
                         break;
                     };
@@ -232,7 +233,7 @@ impl Pair {
                 Dir::ToServer => (&mut self.server, *CLIENT.ip(), *SERVER.ip()),
                 Dir::ToClient => (&mut self.client, *SERVER.ip(), *CLIENT.ip()),
             };
-            let _ = conn.handle_segment(self.now, src, dst, &f.bytes);
+            let _ = conn.handle_input(self.now, Segment::new(src, dst, &f.bytes));
         }
         if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
             self.client.handle_timeout(self.now);

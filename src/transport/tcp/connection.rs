@@ -12,7 +12,7 @@
 //! retransmissions. Fast retransmit resends one segment at SND.UNA without
 //! moving SND.NXT.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use crate::net::addr::{Addr, SockAddr};
 
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::congestion::{seq_lt, NewReno};
@@ -126,9 +126,30 @@ pub struct Transmit {
     /// (timeouts, fast retransmit, SYN/SYN-ACK/FIN retransmission).
     pub is_retransmission: bool,
     /// Source address (the connection's local end).
-    pub src: SocketAddrV4,
+    pub src: SockAddr,
     /// Destination address.
-    pub dst: SocketAddrV4,
+    pub dst: SockAddr,
+}
+
+/// A segment as the network layer hands it to TCP: its addresses and the
+/// bytes (TCP header and payload). The checksum was verified by the network
+/// layer, which knows the address family (checksum offload: the
+/// connection neither checks nor writes checksums).
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    pub src: Addr,
+    pub dst: Addr,
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Segment<'a> {
+    pub fn new(src: impl Into<Addr>, dst: impl Into<Addr>, bytes: &'a [u8]) -> Self {
+        Segment {
+            src: src.into(),
+            dst: dst.into(),
+            bytes,
+        }
+    }
 }
 
 /// Why `handle_segment` ignored a segment (the driver may count these).
@@ -191,8 +212,8 @@ pub struct Stats {
 #[derive(Debug, Clone)]
 pub struct Connection {
     config: Config,
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SockAddr,
+    remote: SockAddr,
     state: State,
     iss: u32,
     snd_una: u32,
@@ -262,12 +283,12 @@ pub fn mss_for_mtu(path_mtu: u16) -> u16 {
 }
 
 impl Connection {
-    fn new(config: Config, local: SocketAddrV4, path_mtu: u16, iss: u32, state: State) -> Self {
+    fn new(config: Config, local: SockAddr, path_mtu: u16, iss: u32, state: State) -> Self {
         let mss = mss_for_mtu(path_mtu);
         Connection {
             config,
             local,
-            remote: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            remote: SockAddr::default(),
             state,
             iss,
             snd_una: iss,
@@ -326,21 +347,21 @@ impl Connection {
     /// `iss` is the initial sequence number (drawn by the driver).
     pub fn connect(
         config: Config,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: impl Into<SockAddr>,
+        remote: impl Into<SockAddr>,
         path_mtu: u16,
         iss: u32,
     ) -> Self {
-        let mut c = Connection::new(config, local, path_mtu, iss, State::SynSent);
-        c.remote = remote;
+        let mut c = Connection::new(config, local.into(), path_mtu, iss, State::SynSent);
+        c.remote = remote.into();
         c
     }
 
     /// Passive open (RFC 9293 §3.10.1 OPEN, passive): LISTEN on `local`,
     /// accepting the first valid SYN from any peer. A server with many
     /// clients uses [`super::Listener`] instead.
-    pub fn listen(config: Config, local: SocketAddrV4, path_mtu: u16, iss: u32) -> Self {
-        Connection::new(config, local, path_mtu, iss, State::Listen)
+    pub fn listen(config: Config, local: impl Into<SockAddr>, path_mtu: u16, iss: u32) -> Self {
+        Connection::new(config, local.into(), path_mtu, iss, State::Listen)
     }
 
     /// Current state.
@@ -348,11 +369,11 @@ impl Connection {
         self.state
     }
     /// Local address.
-    pub fn local(&self) -> SocketAddrV4 {
+    pub fn local(&self) -> SockAddr {
         self.local
     }
     /// Remote address (unspecified while LISTEN).
-    pub fn remote(&self) -> SocketAddrV4 {
+    pub fn remote(&self) -> SockAddr {
         self.remote
     }
     /// Counters.

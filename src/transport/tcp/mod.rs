@@ -21,13 +21,15 @@ pub mod rto;
 pub mod segment;
 
 pub use connection::{
-    mss_for_mtu, Connection, Event, InputError, LostReason, State, Stats, Timer, Transmit,
+    mss_for_mtu, Connection, Event, InputError, LostReason, Segment, State, Stats, Timer, Transmit,
 };
 pub use profile::{Config, InitialWindow, Profile, RtoFormula};
-pub use segment::{reset_for, SegmentError, TcpFlags, TcpPacket, TcpRepr};
+pub use segment::{
+    checksum_ok, fill_checksum, reset_for, SegmentError, TcpFlags, TcpPacket, TcpRepr,
+};
 
+use crate::net::addr::SockAddr;
 use crate::sim::SimTime;
-use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Passive open for a server port: turns each valid SYN into a fresh
 /// [`Connection`] in SYN-RECEIVED (its SYN-ACK ready for `poll_transmit`).
@@ -36,7 +38,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 #[derive(Debug, Clone, Copy)]
 pub struct Listener {
     config: Config,
-    local: SocketAddrV4,
+    local: SockAddr,
     path_mtu: u16,
 }
 
@@ -58,30 +60,30 @@ pub enum AcceptError {
 impl Listener {
     /// Listen on `local`; accepted connections use `config` and advertise
     /// the MSS of `path_mtu`.
-    pub fn new(config: Config, local: SocketAddrV4, path_mtu: u16) -> Self {
+    pub fn new(config: Config, local: impl Into<SockAddr>, path_mtu: u16) -> Self {
         Listener {
             config,
-            local,
+            local: local.into(),
             path_mtu,
         }
     }
     /// The listening address.
-    pub fn local(&self) -> SocketAddrV4 {
+    pub fn local(&self) -> SockAddr {
         self.local
     }
-    /// A SYN arrived from `src` to `dst`: a new connection with initial
-    /// sequence number `iss` (RFC 9293 §3.10.7.2, LISTEN, third check).
+    /// A SYN arrived (its checksum verified by the network layer): a new
+    /// connection with initial sequence number `iss` (RFC 9293 §3.10.7.2,
+    /// LISTEN, third check).
     pub fn accept(
         &self,
         now: SimTime,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        seg: &[u8],
+        seg: Segment<'_>,
         iss: u32,
     ) -> Result<Connection, AcceptError> {
-        let (r, _) = TcpRepr::parse(seg, src, dst)?;
-        if r.dst_port != self.local.port()
-            || (dst != *self.local.ip() && !self.local.ip().is_unspecified())
+        let (r, _) = TcpRepr::parse_unchecked(seg.bytes)?;
+        if r.dst_port != self.local.port
+            || (seg.dst != self.local.addr
+                && self.local.addr != crate::net::addr::Addr::UNSPECIFIED)
         {
             return Err(AcceptError::NotForUs);
         }
@@ -90,11 +92,11 @@ impl Listener {
         }
         let mut c = Connection::listen(
             self.config,
-            SocketAddrV4::new(dst, self.local.port()),
+            SockAddr::new(seg.dst, self.local.port),
             self.path_mtu,
             iss,
         );
-        c.handle_segment(now, src, dst, seg)
+        c.handle_input(now, seg)
             .map_err(|_| AcceptError::NotForUs)?;
         Ok(c)
     }

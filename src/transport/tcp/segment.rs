@@ -9,7 +9,7 @@
 //! an out-of-bounds index. Unknown options (and SACK blocks, which this model
 //! does not use) are skipped by their length byte.
 
-use crate::net::checksum;
+use crate::net::checksum::{self, PseudoAddrs};
 use crate::net::ip::PROTO_TCP;
 use std::net::Ipv4Addr;
 
@@ -175,9 +175,30 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
 /// One's complement sum of the pseudo-header and the segment, folded.
 fn sum(src: Ipv4Addr, dst: Ipv4Addr, seg: &[u8]) -> u16 {
-    let len = u16::try_from(seg.len()).unwrap_or(u16::MAX);
-    let acc = checksum::pseudo_header_sum(src, dst, PROTO_TCP, len);
-    checksum::fold(checksum::accumulate(acc, seg))
+    sum_with(PseudoAddrs::v4(src, dst), seg)
+}
+
+fn sum_with(pseudo: PseudoAddrs, seg: &[u8]) -> u16 {
+    let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
+    checksum::fold(checksum::accumulate(pseudo.sum(PROTO_TCP, len), seg))
+}
+
+/// True when `seg`'s checksum verifies over the pseudo-header of `pseudo`
+/// (the network layer's part of checksum offload).
+pub fn checksum_ok(seg: &[u8], pseudo: PseudoAddrs) -> bool {
+    sum_with(pseudo, seg) == 0xFFFF
+}
+
+/// Write `seg`'s checksum for the pseudo-header of `pseudo` (segments from
+/// [`crate::transport::tcp::Connection::poll_transmit`] leave it zero for
+/// the network layer, which knows the address family, to fill).
+pub fn fill_checksum(seg: &mut [u8], pseudo: PseudoAddrs) {
+    if seg.len() < HEADER_LEN {
+        return;
+    }
+    seg[16..18].copy_from_slice(&[0, 0]);
+    let c = !sum_with(pseudo, seg);
+    seg[16..18].copy_from_slice(&c.to_be_bytes());
 }
 
 /// A parsed TCP header with the options this model understands.
@@ -217,6 +238,13 @@ impl TcpRepr {
                 sum: sum(src, dst, buf),
             });
         }
+        Self::parse_unchecked(buf)
+    }
+
+    /// Parse a segment whose checksum the network layer verified (or that
+    /// never crossed a wire): header and options' lengths only.
+    pub fn parse_unchecked(buf: &[u8]) -> Result<(TcpRepr, &[u8]), SegmentError> {
+        let p = TcpPacket::new_checked(buf)?;
         let payload = &buf[p.header_len()..];
         let mut r = TcpRepr {
             src_port: p.src_port(),
@@ -306,6 +334,14 @@ impl TcpRepr {
         src: Ipv4Addr,
         dst: Ipv4Addr,
     ) -> Result<usize, SegmentError> {
+        let len = self.emit_header_unchecked(buf)?;
+        fill_checksum(&mut buf[..len], PseudoAddrs::v4(src, dst));
+        Ok(len)
+    }
+
+    /// Like [`TcpRepr::emit_header`] with the checksum left zero for the
+    /// network layer to fill ([`fill_checksum`]).
+    pub fn emit_header_unchecked(&self, buf: &mut [u8]) -> Result<usize, SegmentError> {
         if let Some(ws) = self.window_scale {
             if ws > 14 {
                 return Err(SegmentError::BadWindowScale(ws));
@@ -362,8 +398,6 @@ impl TcpRepr {
         if let Some(ws) = self.window_scale {
             o[i..i + 4].copy_from_slice(&[OPT_NOP, OPT_WS, 3, ws]);
         }
-        let c = !sum(src, dst, d);
-        d[16..18].copy_from_slice(&c.to_be_bytes());
         Ok(len)
     }
 }
@@ -414,10 +448,11 @@ fn parse_options(mut o: &[u8], r: &mut TcpRepr) -> Result<(), SegmentError> {
 /// connection (RFC 9293 §3.10.7.1, CLOSED state): if the segment has ACK,
 /// `<SEQ=SEG.ACK><CTL=RST>`; otherwise `<SEQ=0><ACK=SEG.SEQ+SEG.LEN>
 /// <CTL=RST,ACK>`. An incoming RST is never answered (returns `None`), nor is
-/// a segment that does not parse. `src`/`dst` are the incoming segment's
-/// addresses; the reply goes from `dst` to `src`. Returns the reply length.
-pub fn reset_for(seg: &[u8], src: Ipv4Addr, dst: Ipv4Addr, out: &mut [u8]) -> Option<usize> {
-    let (r, _) = TcpRepr::parse(seg, src, dst).ok()?;
+/// a segment that does not parse. `seg`'s checksum was verified by the
+/// network layer, which also fills the reply's ([`fill_checksum`]). Returns
+/// the reply length.
+pub fn reset_for(seg: &[u8], out: &mut [u8]) -> Option<usize> {
+    let (r, _) = TcpRepr::parse_unchecked(seg).ok()?;
     if r.flags.rst() {
         return None;
     }
@@ -438,5 +473,5 @@ pub fn reset_for(seg: &[u8], src: Ipv4Addr, dst: Ipv4Addr, out: &mut [u8]) -> Op
             ..TcpRepr::default()
         }
     };
-    reply.emit(out, dst, src, &[]).ok()
+    reply.emit_header_unchecked(out).ok()
 }

@@ -27,17 +27,20 @@
 //! dropped as the peer acknowledges them.
 
 use crate::metrics::connections::{ConnOutcome, ConnRecord};
+use crate::net::addr::{Addr, SockAddr};
+use crate::net::checksum::PseudoAddrs;
 use crate::net::ip::{self, Ipv4Repr};
 use crate::net::packet::PacketMeta;
 use crate::sim::rng::derive_seed;
 use crate::sim::{EventQueue, SimTime, Wakeup};
 use crate::transport::tcp::{
-    reset_for, Connection, Event, Listener, State, Stats, TcpFlags, Transmit,
+    checksum_ok, fill_checksum, reset_for, Connection, Event, Listener, Segment, State, Stats,
+    TcpFlags, Transmit,
 };
 use crate::world::apps::AppId;
 use crate::world::{Ev, World};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 
 /// Connection id value for packets outside any TCP connection.
 pub const NO_CONN: u32 = u32::MAX;
@@ -217,11 +220,16 @@ pub(crate) struct TcpLayer {
     read_buf: Vec<u8>,
 }
 
-fn key(node: u32, lport: u16, raddr: Ipv4Addr, rport: u16) -> u128 {
+fn key(node: u32, lport: u16, raddr: Addr, rport: u16) -> u128 {
     (u128::from(node) << 64)
         | (u128::from(lport) << 48)
-        | (u128::from(u32::from(raddr)) << 16)
+        | (u128::from(raddr.to_bits()) << 16)
         | u128::from(rport)
+}
+
+/// A node's address as transport and protocol cores hold it.
+fn host_addr(node: usize) -> Addr {
+    Addr::from(ip::node_addr(node))
 }
 
 fn seg_kind(t: &Transmit) -> &'static str {
@@ -283,7 +291,7 @@ impl World<'_> {
         opts: SockOpts,
     ) {
         let mtu = self.node_mtu(node);
-        let local = SocketAddrV4::new(ip::node_addr(node), port);
+        let local = SockAddr::new(host_addr(node), port);
         let listener = Listener::new(self.sc.protocols.tcp.config, local, mtu);
         self.tcp.listeners.insert(
             (node as u32, port),
@@ -342,7 +350,7 @@ impl World<'_> {
         derive_seed(self.tcp.iss_master, (u64::from(node) << 32) | u64::from(*n)) as u32
     }
 
-    fn ephemeral_port(&mut self, node: u32, raddr: Ipv4Addr, rport: u16) -> u16 {
+    fn ephemeral_port(&mut self, node: u32, raddr: Addr, rport: u16) -> u16 {
         let span = u32::from(u16::MAX - EPHEMERAL_FIRST) + 1;
         for _ in 0..span {
             let p = self.tcp.next_port.entry(node).or_insert(EPHEMERAL_FIRST);
@@ -384,8 +392,8 @@ impl World<'_> {
             client,
             node: s.node,
             peer,
-            local_port: s.conn.local().port(),
-            remote_port: s.conn.remote().port(),
+            local_port: s.conn.local().port,
+            remote_port: s.conn.remote().port,
             opened: now,
             established: None,
             ended: None,
@@ -411,14 +419,14 @@ impl World<'_> {
         owner: (AppId, u32),
         opts: SockOpts,
     ) -> Option<SockId> {
-        let raddr = ip::node_addr(dst);
+        let raddr = host_addr(dst);
         let lport = self.ephemeral_port(node as u32, raddr, port);
         let iss = self.next_iss(node as u32);
         let mtu = self.path_mtu(node, dst);
         let conn = Connection::connect(
             self.sc.protocols.tcp.config,
-            SocketAddrV4::new(ip::node_addr(node), lport),
-            SocketAddrV4::new(raddr, port),
+            SockAddr::new(host_addr(node), lport),
+            SockAddr::new(raddr, port),
             mtu,
             iss,
         );
@@ -449,7 +457,11 @@ impl World<'_> {
         }
         let sport = u16::from_be_bytes([seg[0], seg[1]]);
         let dport = u16::from_be_bytes([seg[2], seg[3]]);
-        let k = key(node as u32, dport, hdr.src, sport);
+        // checksum offload: the network layer, which knows the address
+        // family, verifies the transport checksum
+        let sum_ok = checksum_ok(seg, PseudoAddrs::v4(hdr.src, hdr.dst));
+        let segment = Segment::new(hdr.src, hdr.dst, seg);
+        let k = key(node as u32, dport, Addr::from(hdr.src), sport);
         if let Some(&slot) = self.tcp.demux.get(&k) {
             let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
                 return;
@@ -457,15 +469,19 @@ impl World<'_> {
             if s.attach == Attach::Frozen {
                 return; // a dead device hears nothing
             }
-            if s.conn.handle_segment(now, hdr.src, hdr.dst, seg).is_err() {
+            if !sum_ok || s.conn.handle_input(now, segment).is_err() {
                 self.tcp_malformed(meta);
             }
             self.tcp_drive_slot(now, q, slot);
             return;
         }
+        if !sum_ok {
+            self.tcp_malformed(meta);
+            return;
+        }
         if let Some(&l) = self.tcp.listeners.get(&(node as u32, dport)) {
             let iss = self.next_iss(node as u32);
-            match l.listener.accept(now, hdr.src, hdr.dst, seg, iss) {
+            match l.listener.accept(now, segment, iss) {
                 Ok(conn) => {
                     self.tcp_accepted(now, q, node, conn, l, meta.flow);
                     return;
@@ -479,7 +495,8 @@ impl World<'_> {
         }
         // No connection: RFC 9293 §3.10.7.1 (CLOSED), answer with an RST.
         let mut out = [0u8; 60];
-        if let Some(n) = reset_for(seg, hdr.src, hdr.dst, &mut out) {
+        if let Some(n) = reset_for(seg, &mut out) {
+            fill_checksum(&mut out[..n], PseudoAddrs::v4(hdr.dst, hdr.src));
             let m = PacketMeta {
                 flow: meta.flow,
                 kind: "tcp_rst",
@@ -515,12 +532,16 @@ impl World<'_> {
         flow: u32,
     ) {
         let remote = conn.remote();
-        let local_port = conn.local().port();
-        let peer = ip::addr_node(*remote.ip()).unwrap_or(usize::MAX) as u32;
+        let local_port = conn.local().port;
+        let peer = remote
+            .addr
+            .v4()
+            .and_then(ip::addr_node)
+            .unwrap_or(usize::MAX) as u32;
         let mut s = TcpSock::new(conn, node as u32, flow, (l.app, l.tag), l.opts);
         s.rec = self.new_record(now, &s, false, peer);
         // pair with the active opener's record when it is simulated
-        let peer_key = key(peer, remote.port(), ip::node_addr(node), local_port);
+        let peer_key = key(peer, remote.port, host_addr(node), local_port);
         if let Some(&ps) = self.tcp.demux.get(&peer_key) {
             if let Some(p) = self.tcp.socks[ps as usize].as_ref() {
                 let (me, them) = (s.rec, p.rec);
@@ -530,10 +551,9 @@ impl World<'_> {
             }
         }
         let slot = self.insert_sock(s);
-        self.tcp.demux.insert(
-            key(node as u32, local_port, *remote.ip(), remote.port()),
-            slot,
-        );
+        self.tcp
+            .demux
+            .insert(key(node as u32, local_port, remote.addr, remote.port), slot);
         let id = self.tcp.id_of(slot);
         let tag = self.stream_accept(now, q, l.app, id, l.tag);
         if let Some(s) = self.tcp.sock_mut(id) {
@@ -663,15 +683,14 @@ impl World<'_> {
             let node = s.node as usize;
             let flow = s.flow;
             let rec = s.rec;
-            let mss = usize::from(s.conn.smss());
             let id = self.pool.alloc(PacketMeta::default());
             let mut data = std::mem::take(&mut self.pool.get_mut(id).data);
             data.clear();
-            data.resize(ip::HEADER_LEN + 60 + mss, 0);
+            data.resize(ip::HEADER_LEN, 0);
             let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
                 return;
             };
-            let Some(t) = s.conn.poll_transmit(now, &mut data[ip::HEADER_LEN..]) else {
+            let Some(t) = s.conn.poll_transmit(now, &mut data) else {
                 self.pool.get_mut(id).data = data;
                 self.pool.free(id);
                 break;
@@ -711,8 +730,12 @@ impl World<'_> {
             }
             let r = &mut self.tcp.records[rec as usize];
             r.max_cwnd = r.max_cwnd.max(cwnd);
-            data.truncate(ip::HEADER_LEN + t.len);
-            let ok = self.emit_tcp_ip(node, *t.dst.ip(), &mut data);
+            let dst = t.dst.addr.v4().unwrap_or(Ipv4Addr::UNSPECIFIED);
+            fill_checksum(
+                &mut data[ip::HEADER_LEN..],
+                PseudoAddrs::v4(ip::node_addr(node), dst),
+            );
+            let ok = self.emit_tcp_ip(node, dst, &mut data);
             let meta = PacketMeta {
                 flow,
                 kind,
@@ -969,7 +992,7 @@ impl World<'_> {
         let (l, rm) = (s.conn.local(), s.conn.remote());
         self.tcp
             .demux
-            .remove(&key(s.node, l.port(), *rm.ip(), rm.port()));
+            .remove(&key(s.node, l.port, rm.addr, rm.port));
         if s.attach == Attach::App {
             self.stream_event(now, q, s.app, id, s.tag, StreamEvent::Released);
         }
@@ -1005,8 +1028,8 @@ impl World<'_> {
 
     /// A node crashed: its connections vanish without a word to the peers.
     pub(crate) fn tcp_crash(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize) {
-        let lo = key(node as u32, 0, Ipv4Addr::UNSPECIFIED, 0);
-        let hi = key(node as u32, u16::MAX, Ipv4Addr::BROADCAST, u16::MAX);
+        let lo = key(node as u32, 0, Addr::UNSPECIFIED, 0);
+        let hi = key(node as u32, u16::MAX, Addr::BROADCAST, u16::MAX);
         let slots: Vec<u32> = self.tcp.demux.range(lo..=hi).map(|(_, &s)| s).collect();
         for slot in slots {
             self.tcp_release(now, q, slot, ConnOutcome::NodeCrash);

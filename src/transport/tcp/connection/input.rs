@@ -1,41 +1,34 @@
 //! Segment arrival (RFC 9293 §3.10.7).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
-
 use super::super::congestion::{seq_le, seq_lt, AckAction};
 use super::super::segment::TcpRepr;
 use super::{
-    Connection, InputError, State, Timer, EV_CLOSED, EV_CONNECTED, EV_PEER_CLOSED, EV_READABLE,
-    EV_RESET,
+    Connection, InputError, Segment, State, Timer, EV_CLOSED, EV_CONNECTED, EV_PEER_CLOSED,
+    EV_READABLE, EV_RESET,
 };
+use crate::net::addr::{Addr, SockAddr};
 use crate::sim::SimTime;
 
 impl Connection {
-    /// A segment (TCP header and payload, no IP header) arrived from `src`
-    /// to `dst`. Malformed segments, segments for another connection, and
-    /// segments to a CLOSED connection are refused with an [`InputError`]
-    /// and change nothing.
-    pub fn handle_segment(
-        &mut self,
-        now: SimTime,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        seg: &[u8],
-    ) -> Result<(), InputError> {
+    /// A segment (TCP header and payload, no IP header; its checksum
+    /// verified by the network layer) arrived. Malformed segments, segments
+    /// for another connection, and segments to a CLOSED connection are
+    /// refused with an [`InputError`] and change nothing.
+    pub fn handle_input(&mut self, now: SimTime, seg: Segment<'_>) -> Result<(), InputError> {
         if self.state == State::Closed {
             return Err(InputError::Closed);
         }
-        let (r, payload) = TcpRepr::parse(seg, src, dst)?;
-        if dst != *self.local.ip() && !self.local.ip().is_unspecified()
-            || r.dst_port != self.local.port()
+        let (r, payload) = TcpRepr::parse_unchecked(seg.bytes)?;
+        if seg.dst != self.local.addr && self.local.addr != Addr::UNSPECIFIED
+            || r.dst_port != self.local.port
         {
             return Err(InputError::NotForUs);
         }
         if self.state == State::Listen {
-            self.on_listen(now, SocketAddrV4::new(src, r.src_port), &r);
+            self.on_listen(now, SockAddr::new(seg.src, r.src_port), &r);
             return Ok(());
         }
-        if src != *self.remote.ip() || r.src_port != self.remote.port() {
+        if seg.src != self.remote.addr || r.src_port != self.remote.port {
             return Err(InputError::NotForUs);
         }
         self.stats.segments_received += 1;
@@ -86,7 +79,7 @@ impl Connection {
     }
 
     /// LISTEN (RFC 9293 §3.10.7.2).
-    fn on_listen(&mut self, now: SimTime, from: SocketAddrV4, r: &TcpRepr) {
+    fn on_listen(&mut self, now: SimTime, from: SockAddr, r: &TcpRepr) {
         if r.flags.rst() {
             return;
         }

@@ -14,10 +14,22 @@ impl Connection {
         self.rst_seq = seq;
     }
 
-    /// The next segment to send, written into `buf` (TCP header, options,
-    /// payload); `None` when nothing is due. See the polling order on
-    /// [`Connection`].
-    pub fn poll_transmit(&mut self, now: SimTime, buf: &mut [u8]) -> Option<Transmit> {
+    /// The next segment to send, appended to `buf` (TCP header, options,
+    /// payload; the checksum left zero for the network layer to fill, see
+    /// [`crate::transport::tcp::segment::fill_checksum`]); `None` when
+    /// nothing is due. A segment carries at most the SMSS. See the polling
+    /// order on [`Connection`].
+    pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let start = buf.len();
+        buf.resize(start + 60 + usize::from(self.smss), 0);
+        let t = self.transmit_into(now, &mut buf[start..]);
+        buf.truncate(start + t.map_or(0, |t| t.len));
+        t
+    }
+
+    /// [`Connection::poll_transmit`] into a buffer whose length bounds the
+    /// segment (a smaller one gets smaller segments).
+    fn transmit_into(&mut self, now: SimTime, buf: &mut [u8]) -> Option<Transmit> {
         if self.rst_now {
             self.rst_now = false;
             let r = TcpRepr {
@@ -79,8 +91,8 @@ impl Connection {
     /// Ports, and the timestamps option when negotiated.
     fn base(&self) -> TcpRepr {
         TcpRepr {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
+            src_port: self.local.port,
+            dst_port: self.remote.port,
             ..TcpRepr::default()
         }
     }
@@ -128,9 +140,7 @@ impl Connection {
             let ecr = if r.flags.ack() { self.ts_recent } else { 0 };
             r.timestamps = Some(((now.as_nanos() / 1_000_000) as u32, ecr));
         }
-        let len = r
-            .emit_header(buf, *self.local.ip(), *self.remote.ip())
-            .ok()?;
+        let len = r.emit_header_unchecked(buf).ok()?;
         if r.flags.ack() {
             self.ack_now = false;
             self.ooo_acks = self.ooo_acks.saturating_sub(1);
