@@ -10,6 +10,7 @@
 //! environment variable): the parent test fails with the child's exit status
 //! and stderr instead of killing the test harness.
 
+use qossim::proto::mqtt::BrokerInput;
 use std::process::Command;
 
 use proptest::prelude::*;
@@ -93,13 +94,14 @@ impl Harness {
     fn send(&mut self, conn: u64, p: Packet) {
         let mut bytes = Vec::new();
         p.encode(&mut bytes).expect("encodable");
-        self.b.handle_bytes(self.now, ConnId(conn), &bytes);
+        self.b
+            .handle_input(self.now, BrokerInput::bytes(ConnId(conn), &bytes));
     }
 
     /// Everything `poll_transmit` has, decoded, then the events.
     fn drain(&mut self) -> (Vec<(u64, Packet)>, Vec<BrokerEvent>) {
         let mut sent = Vec::new();
-        while let Some(t) = self.b.poll_transmit(&mut self.buf) {
+        while let Some(t) = self.b.poll_transmit(self.now, &mut self.buf) {
             let (p, n) = decode(&self.buf, usize::MAX)
                 .expect("well-formed")
                 .expect("whole packet");
@@ -114,7 +116,8 @@ impl Harness {
     }
 
     fn connect(&mut self, conn: u64, id: &str, clean_session: bool) {
-        self.b.accept(self.now, ConnId(conn));
+        self.b
+            .handle_input(self.now, BrokerInput::accepted(ConnId(conn)));
         self.send(
             conn,
             Packet::Connect(Connect {

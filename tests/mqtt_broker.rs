@@ -7,11 +7,13 @@ mod mqtt_common;
 
 use mqtt_common::{cfg, persistent, Net};
 use proptest::prelude::*;
+use qossim::proto::mqtt::BrokerInput;
 use qossim::proto::mqtt::{
     Broker, BrokerConfig, BrokerEvent, Client, ClientConfig, ClientEvent, ConnId,
     ConnectReturnCode, DisconnectReason, LastWill, LostReason, PacketType, Persistence, QoS,
     Qos2Forward, TopicName,
 };
+use qossim::proto::StreamInput;
 use qossim::sim::{SimDuration, SimRng, SimTime};
 
 fn secs(s: u64) -> SimDuration {
@@ -201,8 +203,7 @@ fn persistent_session_gets_qos1_published_while_offline() {
     assert_eq!(info.queued, 5);
     assert_eq!(n.broker.stats().dropped_qos0_offline, 1);
     assert_eq!(n.broker.stats().clients_disconnected, 1);
-    let now = n.now;
-    n.clients[s].connect(now);
+    n.clients[s].connect();
     n.pump();
     n.run_for(ms(200));
     assert!(n.events[s].iter().any(|(_, e)| *e
@@ -357,15 +358,13 @@ fn crash_restart(persistence: Persistence) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
     n.publish(p, "d/x", b"queued", QoS::AtLeastOnce, false);
     n.run_for(ms(50));
     n.clear_events();
-    let now = n.now;
-    n.broker.crash(now);
+    n.broker.crash();
     n.pump();
     n.run_for(ms(100));
     assert!(!n.connected(p), "crash closes connections");
     let now = n.now;
     n.broker.restart(now);
-    let now = n.now;
-    n.clients[s].connect(now);
+    n.clients[s].connect();
     n.pump();
     n.run_for(secs(5)); // publisher reconnects by itself (backoff ≤ 1 s)
     assert!(n.connected(p) && n.connected(s));
@@ -531,8 +530,7 @@ fn offline_queue_limit_counts_drops() {
         .filter(|(_, e)| matches!(e, BrokerEvent::Dropped { .. }))
         .count();
     assert_eq!(drops, 2);
-    let now = n.now;
-    n.clients[s].connect(now);
+    n.clients[s].connect();
     n.pump();
     n.run_for(ms(300));
     let got: Vec<u8> = n.messages(s).iter().map(|m| m.1[0]).collect();
@@ -665,7 +663,8 @@ fn malformed_bytes_close_with_will_and_are_counted() {
     n.run_for(ms(50));
     let conn = n.conn_of[a].expect("conn");
     let now = n.now;
-    n.broker.handle_bytes(now, conn, &[0x36, 0x00]); // PUBLISH QoS 3
+    n.broker
+        .handle_input(now, BrokerInput::bytes(conn, &[0x36, 0x00])); // PUBLISH QoS 3
     n.pump();
     n.run_for(ms(100));
     assert_eq!(n.broker.stats().protocol_errors, 1);
@@ -681,29 +680,31 @@ fn malformed_bytes_close_with_will_and_are_counted() {
 fn first_packet_must_be_connect_and_connect_timeout() {
     let mut b = Broker::new(no_sys(), SimTime::ZERO);
     let mut buf = Vec::new();
-    b.accept(SimTime::ZERO, ConnId(1));
-    b.handle_bytes(SimTime::ZERO, ConnId(1), &[0xC0, 0x00]); // PINGREQ first
-    assert!(b.poll_transmit(&mut buf).is_none());
+    b.handle_input(SimTime::ZERO, BrokerInput::accepted(ConnId(1)));
+    b.handle_input(SimTime::ZERO, BrokerInput::bytes(ConnId(1), &[0xC0, 0x00])); // PINGREQ first
+    assert!(b.poll_transmit(SimTime::ZERO, &mut buf).is_none());
     let evs: Vec<_> = std::iter::from_fn(|| b.poll_event()).collect();
     assert!(
         matches!(evs.last(), Some(BrokerEvent::Close(ConnId(1)))),
         "{evs:?}"
     );
-    b.accept(SimTime::ZERO, ConnId(2));
+    b.handle_input(SimTime::ZERO, BrokerInput::accepted(ConnId(2)));
     assert_eq!(b.poll_timeout(), Some(SimTime::ZERO + secs(10)));
     b.handle_timeout(SimTime::ZERO + secs(10));
     assert_eq!(b.poll_event(), Some(BrokerEvent::Close(ConnId(2))));
     assert_eq!(b.stats().connect_timeouts, 1);
     // Protocol level 5 gets CONNACK 1 [MQTT-3.1.2-2].
-    b.accept(SimTime::ZERO, ConnId(3));
-    b.handle_bytes(
+    b.handle_input(SimTime::ZERO, BrokerInput::accepted(ConnId(3)));
+    b.handle_input(
         SimTime::ZERO,
-        ConnId(3),
-        &[
-            0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 1, b'x',
-        ],
+        BrokerInput::bytes(
+            ConnId(3),
+            &[
+                0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 1, b'x',
+            ],
+        ),
     );
-    let t = b.poll_transmit(&mut buf).expect("CONNACK");
+    let t = b.poll_transmit(SimTime::ZERO, &mut buf).expect("CONNACK");
     assert_eq!(t.kind, PacketType::ConnAck);
     assert_eq!(buf, vec![0x20, 0x02, 0x00, 0x01]);
 }
@@ -713,12 +714,12 @@ fn exchange(b: &mut Broker, conn: ConnId, c: &mut Client, buf: &mut Vec<u8>) {
     loop {
         let mut progress = false;
         while c.poll_transmit(SimTime::ZERO, buf).is_some() {
-            b.handle_bytes(SimTime::ZERO, conn, buf);
+            b.handle_input(SimTime::ZERO, BrokerInput::bytes(conn, buf));
             progress = true;
         }
-        while let Some(t) = b.poll_transmit(buf) {
+        while let Some(t) = b.poll_transmit(SimTime::ZERO, buf) {
             assert_eq!(t.conn, conn);
-            c.handle_bytes(SimTime::ZERO, buf);
+            c.handle_input(SimTime::ZERO, StreamInput::Bytes(buf));
             progress = true;
         }
         if !progress {
@@ -740,10 +741,10 @@ fn ten_thousand_clients_fan_in() {
     let mut buf = Vec::new();
     let n = 10_000u64;
     let collector = ConnId(n);
-    b.accept(SimTime::ZERO, collector);
+    b.handle_input(SimTime::ZERO, BrokerInput::accepted(collector));
     let mut col = Client::new(ClientConfig::new("collector"), SimRng::stream(1, "y"));
-    col.connect(SimTime::ZERO);
-    col.transport_connected(SimTime::ZERO);
+    col.connect();
+    col.handle_input(SimTime::ZERO, StreamInput::Connected);
     let all = qossim::proto::mqtt::TopicFilter::new("building/#").expect("f");
     col.subscribe(SimTime::ZERO, vec![(all, QoS::AtMostOnce)])
         .expect("sub");
@@ -751,7 +752,7 @@ fn ten_thousand_clients_fan_in() {
     let mut sensors = Vec::new();
     for i in 0..n {
         let conn = ConnId(i);
-        b.accept(SimTime::ZERO, conn);
+        b.handle_input(SimTime::ZERO, BrokerInput::accepted(conn));
         let mut c = Client::new(
             ClientConfig {
                 clean_session: false,
@@ -759,8 +760,8 @@ fn ten_thousand_clients_fan_in() {
             },
             SimRng::stream(1, "x"),
         );
-        c.connect(SimTime::ZERO);
-        c.transport_connected(SimTime::ZERO);
+        c.connect();
+        c.handle_input(SimTime::ZERO, StreamInput::Connected);
         exchange(&mut b, conn, &mut c, &mut buf);
         assert!(c.is_connected());
         sensors.push(c);
@@ -772,11 +773,11 @@ fn ten_thousand_clients_fan_in() {
         c.publish(SimTime::ZERO, topic, vec![2u8; 16], QoS::AtLeastOnce, false)
             .expect("publish");
         while c.poll_transmit(SimTime::ZERO, &mut buf).is_some() {
-            b.handle_bytes(SimTime::ZERO, ConnId(i as u64), &buf);
+            b.handle_input(SimTime::ZERO, BrokerInput::bytes(ConnId(i as u64), &buf));
         }
     }
     let (mut to_collector, mut pubacks) = (0, 0);
-    while let Some(t) = b.poll_transmit(&mut buf) {
+    while let Some(t) = b.poll_transmit(SimTime::ZERO, &mut buf) {
         match (t.conn == collector, t.kind) {
             (true, PacketType::Publish) => to_collector += 1,
             (false, PacketType::PubAck) => pubacks += 1,
@@ -797,23 +798,23 @@ proptest! {
     ) {
         let mut b = Broker::new(BrokerConfig { max_packet_size: 1024, ..BrokerConfig::default() }, SimTime::ZERO);
         let mut buf = Vec::new();
-        b.accept(SimTime::ZERO, ConnId(1));
+        b.handle_input(SimTime::ZERO, BrokerInput::accepted(ConnId(1)));
         if connect_first {
-            b.handle_bytes(SimTime::ZERO, ConnId(1), &[0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 1, 0, 1, b'x']);
+            b.handle_input(SimTime::ZERO, BrokerInput::bytes(ConnId(1), &[0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 1, 0, 1, b'x']));
         }
         let mut c = Client::new(ClientConfig { max_packet_size: 1024, ..ClientConfig::new("c") }, SimRng::stream(1, "c"));
-        c.connect(SimTime::ZERO);
-        c.transport_connected(SimTime::ZERO);
+        c.connect();
+        c.handle_input(SimTime::ZERO, StreamInput::Connected);
         if connect_first {
-            c.handle_bytes(SimTime::ZERO, &[0x20, 0x02, 0x00, 0x00]);
+            c.handle_input(SimTime::ZERO, StreamInput::Bytes(&[0x20, 0x02, 0x00, 0x00]));
         }
         for (k, ch) in chunks.iter().enumerate() {
             let t = SimTime::ZERO + SimDuration::from_millis(k as u64 * 700);
-            b.handle_bytes(t, ConnId(1), ch);
-            c.handle_bytes(t, ch);
+            b.handle_input(t, BrokerInput::bytes(ConnId(1), ch));
+            c.handle_input(t, StreamInput::Bytes(ch));
             b.handle_timeout(t);
             c.handle_timeout(t);
-            while b.poll_transmit(&mut buf).is_some() {}
+            while b.poll_transmit(t, &mut buf).is_some() {}
             while b.poll_event().is_some() {}
             while c.poll_transmit(t, &mut buf).is_some() {}
             while c.poll_event().is_some() {}

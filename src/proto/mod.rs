@@ -16,6 +16,18 @@ pub mod mqtt;
 
 use crate::sim::SimTime;
 
+/// What a byte-stream transport reports to a stream core (an MQTT client or
+/// broker connection, an MQTT-SN gateway's upstream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamInput<'a> {
+    /// The transport is up (TCP handshake done).
+    Connected,
+    /// Bytes arrived, in order.
+    Bytes(&'a [u8]),
+    /// The transport is gone (closed, reset or lost).
+    Closed,
+}
+
 /// A datagram as a datagram core receives it.
 #[derive(Debug, Clone, Copy)]
 pub struct Datagram<'a> {

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+use qossim::proto::mqtt::BrokerInput;
+use qossim::proto::StreamInput;
 use std::collections::BTreeMap;
 
 use qossim::proto::mqtt::{
@@ -90,8 +92,7 @@ impl Net {
         self.conn_of.push(None);
         self.cut.push(false);
         self.events.push(Vec::new());
-        let now = self.now;
-        self.clients[i].connect(now);
+        self.clients[i].connect();
         self.pump();
         i
     }
@@ -106,7 +107,7 @@ impl Net {
         let now = self.now;
         loop {
             let mut progress = false;
-            while let Some(t) = self.broker.poll_transmit(&mut self.buf) {
+            while let Some(t) = self.broker.poll_transmit(now, &mut self.buf) {
                 progress = true;
                 let Some(&c) = self.conn_client.get(&t.conn) else {
                     continue;
@@ -215,24 +216,26 @@ impl Net {
                 Arrival::Open(i, conn) => {
                     if self.conn_of[i] == Some(conn) {
                         self.conn_client.insert(conn, i);
-                        self.broker.accept(now, conn);
-                        self.clients[i].transport_connected(now);
+                        self.broker.handle_input(now, BrokerInput::accepted(conn));
+                        self.clients[i].handle_input(now, StreamInput::Connected);
                     }
                 }
-                Arrival::ToBroker(conn, b) => self.broker.handle_bytes(now, conn, &b),
+                Arrival::ToBroker(conn, b) => {
+                    self.broker.handle_input(now, BrokerInput::bytes(conn, &b))
+                }
                 Arrival::ToClient(i, conn, b) => {
                     if self.conn_of[i] == Some(conn) {
-                        self.clients[i].handle_bytes(now, &b);
+                        self.clients[i].handle_input(now, StreamInput::Bytes(&b));
                     }
                 }
                 Arrival::ClosedByClient(conn) => {
                     self.conn_client.remove(&conn);
-                    self.broker.connection_lost(now, conn);
+                    self.broker.handle_input(now, BrokerInput::closed(conn));
                 }
                 Arrival::ClosedByBroker(i, conn) => {
                     if self.conn_of[i] == Some(conn) {
                         self.conn_of[i] = None;
-                        self.clients[i].transport_closed(now);
+                        self.clients[i].handle_input(now, StreamInput::Closed);
                     }
                 }
             }
@@ -263,7 +266,7 @@ impl Net {
         let now = self.now;
         if let Some(conn) = self.conn_of[i].take() {
             self.schedule(Arrival::ClosedByClient(conn));
-            self.clients[i].transport_closed(now);
+            self.clients[i].handle_input(now, StreamInput::Closed);
             self.pump();
         }
     }
@@ -291,8 +294,7 @@ impl Net {
     }
 
     pub fn disconnect(&mut self, i: usize) {
-        let now = self.now;
-        self.clients[i].disconnect(now);
+        self.clients[i].disconnect();
         self.pump();
     }
 

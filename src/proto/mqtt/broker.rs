@@ -179,8 +179,18 @@ impl Broker {
         self.sessions.get_mut(idx as usize)?.as_mut()
     }
 
+    /// Connection `conn`'s transport reported something: accepted, bytes,
+    /// or gone.
+    pub fn handle_input(&mut self, now: SimTime, input: BrokerInput<'_>) {
+        match input.input {
+            crate::proto::StreamInput::Connected => self.accept(now, input.conn),
+            crate::proto::StreamInput::Bytes(b) => self.receive(now, input.conn, b),
+            crate::proto::StreamInput::Closed => self.connection_lost(now, input.conn),
+        }
+    }
+
     /// A transport connection was accepted.
-    pub fn accept(&mut self, now: SimTime, conn: ConnId) {
+    fn accept(&mut self, now: SimTime, conn: ConnId) {
         if self.down || self.conns.contains_key(&conn) {
             self.stats.ignored_inputs += 1;
             return;
@@ -202,7 +212,7 @@ impl Broker {
     }
 
     /// Bytes arrived on `conn` (any split of the stream).
-    pub fn handle_bytes(&mut self, now: SimTime, conn: ConnId, data: &[u8]) {
+    fn receive(&mut self, now: SimTime, conn: ConnId, data: &[u8]) {
         if self.down {
             self.stats.ignored_inputs += 1;
             return;
@@ -303,7 +313,7 @@ impl Broker {
 
     /// The transport of `conn` failed or the peer closed it without
     /// DISCONNECT: the will is published. Unknown connections are ignored.
-    pub fn connection_lost(&mut self, now: SimTime, conn: ConnId) {
+    fn connection_lost(&mut self, now: SimTime, conn: ConnId) {
         if self.down {
             return;
         }
@@ -446,8 +456,10 @@ impl Broker {
         self.events.pop_front()
     }
 
-    /// Write the next packet into `buf` (cleared first).
-    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<BrokerTransmit> {
+    /// Write the next packet into `buf` (cleared first); a PUBLISH that
+    /// leaves for a subscriber is reported (`delivery_events`) as sent at
+    /// `now`.
+    pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<BrokerTransmit> {
         loop {
             let (conn, out) = self.outq.pop_front()?;
             buf.clear();
@@ -509,6 +521,7 @@ impl Broker {
                 self.stats.publishes_sent += 1;
                 if self.config.delivery_events {
                     self.events.push_back(BrokerEvent::Delivered {
+                        at: now,
                         conn,
                         topic: msg.topic.clone(),
                         qos,
@@ -531,7 +544,7 @@ impl Broker {
     /// wills are not published, and inputs are ignored until `restart`.
     /// With `Persistence::Durable` persistent sessions and retained messages
     /// survive; with `None` all state is lost.
-    pub fn crash(&mut self, _now: SimTime) {
+    pub fn crash(&mut self) {
         if self.down {
             return;
         }
@@ -580,5 +593,57 @@ impl Broker {
         self.started_at = now;
         self.sent_at_start = self.stats.packets_sent;
         self.next_sys = self.config.sys_interval.map(|i| now + i);
+    }
+}
+
+/// What a broker connection's transport reports (`Broker::handle_input`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerInput<'a> {
+    pub conn: ConnId,
+    pub input: crate::proto::StreamInput<'a>,
+}
+
+impl<'a> BrokerInput<'a> {
+    /// `conn` was accepted.
+    pub fn accepted(conn: ConnId) -> Self {
+        BrokerInput {
+            conn,
+            input: crate::proto::StreamInput::Connected,
+        }
+    }
+    /// Bytes arrived on `conn`.
+    pub fn bytes(conn: ConnId, data: &'a [u8]) -> Self {
+        BrokerInput {
+            conn,
+            input: crate::proto::StreamInput::Bytes(data),
+        }
+    }
+    /// `conn`'s transport is gone.
+    pub fn closed(conn: ConnId) -> Self {
+        BrokerInput {
+            conn,
+            input: crate::proto::StreamInput::Closed,
+        }
+    }
+}
+
+impl crate::proto::SansIo for Broker {
+    type Input<'a> = BrokerInput<'a>;
+    type Transmit = BrokerTransmit;
+    type Event = BrokerEvent;
+    fn handle_input(&mut self, now: SimTime, input: BrokerInput<'_>) {
+        Broker::handle_input(self, now, input)
+    }
+    fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<BrokerTransmit> {
+        Broker::poll_transmit(self, now, buf)
+    }
+    fn poll_event(&mut self) -> Option<BrokerEvent> {
+        Broker::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<SimTime> {
+        Broker::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: SimTime) {
+        Broker::handle_timeout(self, now)
     }
 }

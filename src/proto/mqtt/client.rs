@@ -201,7 +201,7 @@ impl Client {
 
     /// Start connecting (from `Idle`, or at once from `Backoff`): emits
     /// `OpenTransport`. Ignored in other states.
-    pub fn connect(&mut self, _now: SimTime) {
+    pub fn connect(&mut self) {
         if matches!(self.state, ClientState::Idle | ClientState::Backoff) {
             self.attempt = 0;
             self.set(Timer::Reconnect, None);
@@ -211,7 +211,17 @@ impl Client {
     }
 
     /// The transport asked for with `OpenTransport` is up: send CONNECT.
-    pub fn transport_connected(&mut self, now: SimTime) {
+    /// The transport reported something: it is up, bytes arrived, or it is
+    /// gone.
+    pub fn handle_input(&mut self, now: SimTime, input: crate::proto::StreamInput<'_>) {
+        match input {
+            crate::proto::StreamInput::Connected => self.transport_connected(now),
+            crate::proto::StreamInput::Bytes(b) => self.receive(now, b),
+            crate::proto::StreamInput::Closed => self.transport_closed(now),
+        }
+    }
+
+    fn transport_connected(&mut self, now: SimTime) {
         if self.state != ClientState::WaitTransport {
             return;
         }
@@ -237,7 +247,7 @@ impl Client {
 
     /// The transport failed or the broker closed it (or `OpenTransport`
     /// could not connect).
-    pub fn transport_closed(&mut self, now: SimTime) {
+    fn transport_closed(&mut self, now: SimTime) {
         if matches!(
             self.state,
             ClientState::WaitTransport | ClientState::AwaitConnAck | ClientState::Connected
@@ -249,7 +259,7 @@ impl Client {
     /// Send DISCONNECT (when connected) and ask for the transport to be
     /// closed; no reconnection follows. Unacknowledged messages stay for the
     /// next `connect` (resent if the session persists).
-    pub fn disconnect(&mut self, _now: SimTime) {
+    pub fn disconnect(&mut self) {
         let open = match self.state {
             ClientState::Connected => {
                 self.push(Packet::Disconnect, None, false);
@@ -557,5 +567,26 @@ impl Client {
                 retransmission: out.retransmission,
             });
         }
+    }
+}
+
+impl crate::proto::SansIo for Client {
+    type Input<'a> = crate::proto::StreamInput<'a>;
+    type Transmit = ClientTransmit;
+    type Event = ClientEvent;
+    fn handle_input(&mut self, now: SimTime, input: Self::Input<'_>) {
+        Client::handle_input(self, now, input)
+    }
+    fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<ClientTransmit> {
+        Client::poll_transmit(self, now, buf)
+    }
+    fn poll_event(&mut self) -> Option<ClientEvent> {
+        Client::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<SimTime> {
+        Client::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: SimTime) {
+        Client::handle_timeout(self, now)
     }
 }

@@ -111,6 +111,8 @@ pub enum BrokerEvent {
     /// A PUBLISH to a subscriber left `poll_transmit` for the first time
     /// (only with `BrokerConfig::delivery_events`).
     Delivered {
+        /// When the PUBLISH left the broker.
+        at: crate::sim::SimTime,
         conn: ConnId,
         topic: TopicName,
         qos: QoS,

@@ -30,7 +30,7 @@ pub mod socket;
 pub mod subtree;
 pub mod topic;
 
-pub use broker::{Broker, SessionInfo};
+pub use broker::{Broker, BrokerInput, SessionInfo};
 pub use client::{Client, ClientState};
 pub use codec::{decode, encode_publish, publish_len, DecodeError, EncodeError};
 pub use config::{BrokerConfig, ClientConfig, Persistence, Qos2Forward, Reconnect};

@@ -8,6 +8,8 @@
 //! the broker's socket loop polls nonblocking sockets with short sleeps.
 //! Nothing here can hang.
 
+use super::BrokerInput;
+use crate::proto::StreamInput;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -103,8 +105,7 @@ impl ClientDriver {
 
     /// Start connecting (the TCP connect happens at once, bounded by 2 s).
     pub fn connect(&mut self) -> Result<(), SocketError> {
-        let now = self.now();
-        self.client.connect(now);
+        self.client.connect();
         self.flush()
     }
 
@@ -135,8 +136,7 @@ impl ClientDriver {
 
     /// Send DISCONNECT and close the socket.
     pub fn disconnect(&mut self) -> Result<(), SocketError> {
-        let now = self.now();
-        self.client.disconnect(now);
+        self.client.disconnect();
         self.flush()
     }
 
@@ -145,14 +145,14 @@ impl ClientDriver {
         if let Some(s) = self.stream.take() {
             let _ = s.shutdown(Shutdown::Both);
             let now = self.now();
-            self.client.transport_closed(now);
+            self.client.handle_input(now, StreamInput::Closed);
         }
     }
 
     fn lost(&mut self) {
         self.stream = None;
         let now = self.now();
-        self.client.transport_closed(now);
+        self.client.handle_input(now, StreamInput::Closed);
     }
 
     /// Send what the client queued and act on its transport requests.
@@ -179,9 +179,9 @@ impl ClientDriver {
                                 s.set_nodelay(true)?;
                                 s.set_write_timeout(Some(IO_TIMEOUT))?;
                                 self.stream = Some(s);
-                                self.client.transport_connected(now);
+                                self.client.handle_input(now, StreamInput::Connected);
                             }
-                            Err(_) => self.client.transport_closed(now),
+                            Err(_) => self.client.handle_input(now, StreamInput::Closed),
                         }
                         again = true;
                     }
@@ -218,7 +218,7 @@ impl ClientDriver {
                     Ok(n) => {
                         let now = self.now();
                         let data = self.rx.get(..n).unwrap_or(&[]);
-                        self.client.handle_bytes(now, data);
+                        self.client.handle_input(now, StreamInput::Bytes(data));
                     }
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                     Err(_) => self.lost(),
@@ -328,7 +328,7 @@ impl BrokerDriver {
         let now = self.now();
         for (id, c) in std::mem::take(&mut self.conns) {
             let _ = c.stream.shutdown(Shutdown::Both);
-            self.broker.connection_lost(now, id);
+            self.broker.handle_input(now, BrokerInput::closed(id));
         }
     }
 
@@ -352,7 +352,7 @@ impl BrokerDriver {
                         },
                     );
                     let now = self.now();
-                    self.broker.accept(now, id);
+                    self.broker.handle_input(now, BrokerInput::accepted(id));
                     busy = true;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -366,14 +366,14 @@ impl BrokerDriver {
                     Ok(0) => {
                         self.conns.remove(&id);
                         let now = self.now();
-                        self.broker.connection_lost(now, id);
+                        self.broker.handle_input(now, BrokerInput::closed(id));
                         busy = true;
                         break;
                     }
                     Ok(n) => {
                         let now = self.now();
                         let data = self.rx.get(..n).unwrap_or(&[]);
-                        self.broker.handle_bytes(now, id, data);
+                        self.broker.handle_input(now, BrokerInput::bytes(id, data));
                         busy = true;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -381,7 +381,7 @@ impl BrokerDriver {
                     Err(_) => {
                         self.conns.remove(&id);
                         let now = self.now();
-                        self.broker.connection_lost(now, id);
+                        self.broker.handle_input(now, BrokerInput::closed(id));
                         busy = true;
                         break;
                     }
@@ -406,7 +406,8 @@ impl BrokerDriver {
     /// take, and carry out `Close` events.
     fn flush(&mut self) -> bool {
         let mut busy = false;
-        while let Some(t) = self.broker.poll_transmit(&mut self.buf) {
+        let now = self.now();
+        while let Some(t) = self.broker.poll_transmit(now, &mut self.buf) {
             busy = true;
             if let Some(c) = self.conns.get_mut(&t.conn) {
                 c.out.extend_from_slice(&self.buf);
@@ -435,7 +436,7 @@ impl BrokerDriver {
         for id in failed {
             self.conns.remove(&id);
             let now = self.now();
-            self.broker.connection_lost(now, id);
+            self.broker.handle_input(now, BrokerInput::closed(id));
         }
         while let Some(e) = self.broker.poll_event() {
             busy = true;

@@ -25,10 +25,12 @@
 use super::{ClientAction, Ctx, Message, Plugin, PluginOutput, RunEnd, Table};
 use crate::metrics::summary::Value;
 use crate::proto::mqtt::topic::template_filter;
+use crate::proto::mqtt::BrokerInput;
 use crate::proto::mqtt::{
     Broker, BrokerConfig, BrokerEvent, Client, ClientConfig, ClientEvent, ConnId, LastWill,
     PacketType, QoS, Reconnect, TopicFilter, TopicName,
 };
+use crate::proto::StreamInput;
 use crate::scenario::model::{MqttSession, Pattern, Protocol, Reliability, Scenario};
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{SockId, SockOpts, StreamApp, StreamEvent, StreamState};
@@ -313,7 +315,7 @@ impl Mqtt {
                 match ev {
                     ClientEvent::OpenTransport => {
                         if !(ctx.node_up(node) && cn.online) {
-                            cn.client.transport_closed(now);
+                            cn.client.handle_input(now, StreamInput::Closed);
                             continue;
                         }
                         let (broker, port) =
@@ -332,7 +334,7 @@ impl Mqtt {
                                 let at = now + ctx.scenario().protocols.mqtt.connect_timeout;
                                 ctx.schedule(at, KEY_CONNECT_TIMEOUT | c, sock.slot());
                             }
-                            None => cn.client.transport_closed(now),
+                            None => cn.client.handle_input(now, StreamInput::Closed),
                         }
                     }
                     ClientEvent::CloseTransport => {
@@ -374,7 +376,7 @@ impl Mqtt {
             }
             let cn = &mut self.clients[c as usize];
             if cn.per_message && cn.client.is_connected() && cn.client.is_idle() {
-                cn.client.disconnect(now);
+                cn.client.disconnect();
                 progressed = true;
             }
             if !progressed {
@@ -398,7 +400,7 @@ impl Mqtt {
         while let Some(t) = self
             .brokers
             .get_mut(&node)
-            .and_then(|b| b.broker.poll_transmit(&mut buf))
+            .and_then(|b| b.broker.poll_transmit(now, &mut buf))
         {
             let sock = SockId(t.conn.0);
             if ctx.tcp_state(sock).is_some() {
@@ -480,7 +482,9 @@ impl Mqtt {
         cn.sock = None;
         ctx.tcp_abort(sock);
         ctx.tcp_drive(sock);
-        self.clients[c as usize].client.transport_closed(ctx.now());
+        self.clients[c as usize]
+            .client
+            .handle_input(ctx.now(), StreamInput::Closed);
         self.pending_clients.push(c);
         ctx.mark_pending();
     }
@@ -646,7 +650,7 @@ impl Plugin for Mqtt {
         }
         let cn = &mut self.clients[c as usize];
         if cn.per_message && cn.online {
-            cn.client.connect(now);
+            cn.client.connect();
         }
         self.pending_clients.push(c);
         ctx.mark_pending();
@@ -681,7 +685,7 @@ impl Plugin for Mqtt {
             KEY_CLIENT_START => {
                 let cn = &mut self.clients[i as usize];
                 if cn.online && ctx.node_up(cn.node as usize) {
-                    cn.client.connect(now);
+                    cn.client.connect();
                     self.pending_clients.push(i);
                 }
             }
@@ -709,7 +713,7 @@ impl Plugin for Mqtt {
     fn node_crash(&mut self, ctx: &mut Ctx<'_, '_>, node: usize) {
         let now = ctx.now();
         if let Some(b) = self.brokers.get_mut(&(node as u32)) {
-            b.broker.crash(now);
+            b.broker.crash();
             b.wake.reset();
         }
         for c in self.clients_on(node) {
@@ -729,7 +733,7 @@ impl Plugin for Mqtt {
             let cn = &mut self.clients[c as usize];
             cn.crashed = false;
             if cn.online && !cn.per_message {
-                cn.client.connect(now);
+                cn.client.connect();
             }
             self.pending_clients.push(c);
             ctx.mark_pending();
@@ -743,7 +747,7 @@ impl Plugin for Mqtt {
                 ClientAction::Disconnect => {
                     let cn = &mut self.clients[c as usize];
                     cn.online = false;
-                    cn.client.disconnect(now);
+                    cn.client.disconnect();
                 }
                 ClientAction::Crash => {
                     if let Some(sock) = self.clients[c as usize].sock {
@@ -763,7 +767,7 @@ impl Plugin for Mqtt {
                     cn.online = true;
                     cn.crashed = false;
                     if !cn.per_message && ctx.node_up(node) {
-                        cn.client.connect(now);
+                        cn.client.connect();
                     }
                 }
             }
@@ -819,7 +823,8 @@ impl StreamApp for Mqtt {
     fn on_accept(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, listen_tag: u32) -> u32 {
         let node = listen_tag & !BROKER_SOCK;
         if let Some(b) = self.brokers.get_mut(&node) {
-            b.broker.accept(ctx.now(), ConnId(sock.0));
+            b.broker
+                .handle_input(ctx.now(), BrokerInput::accepted(ConnId(sock.0)));
             self.pending_brokers.push(node);
             ctx.mark_pending();
         }
@@ -834,10 +839,13 @@ impl StreamApp for Mqtt {
                 return;
             };
             match ev {
-                StreamEvent::Data(d) => b.broker.handle_bytes(now, ConnId(sock.0), d),
+                StreamEvent::Data(d) => b
+                    .broker
+                    .handle_input(now, BrokerInput::bytes(ConnId(sock.0), d)),
                 StreamEvent::PeerClosed | StreamEvent::Ended(_) => {
                     ctx.tcp_detach(sock);
-                    b.broker.connection_lost(now, ConnId(sock.0));
+                    b.broker
+                        .handle_input(now, BrokerInput::closed(ConnId(sock.0)));
                 }
                 StreamEvent::Connected | StreamEvent::Released => return,
             }
@@ -848,8 +856,8 @@ impl StreamApp for Mqtt {
                 return;
             };
             match ev {
-                StreamEvent::Connected => cn.client.transport_connected(now),
-                StreamEvent::Data(d) => cn.client.handle_bytes(now, d),
+                StreamEvent::Connected => cn.client.handle_input(now, StreamInput::Connected),
+                StreamEvent::Data(d) => cn.client.handle_input(now, StreamInput::Bytes(d)),
                 StreamEvent::PeerClosed | StreamEvent::Ended(_) => {
                     // the transport under the client ended or is ending
                     ctx.tcp_detach(sock);
@@ -857,7 +865,7 @@ impl StreamApp for Mqtt {
                         return;
                     }
                     cn.sock = None;
-                    cn.client.transport_closed(now);
+                    cn.client.handle_input(now, StreamInput::Closed);
                 }
                 StreamEvent::Released => return,
             }

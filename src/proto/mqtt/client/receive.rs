@@ -11,7 +11,7 @@ use super::{Client, ClientState, Timer};
 
 impl Client {
     /// Bytes from the broker.
-    pub fn handle_bytes(&mut self, now: SimTime, data: &[u8]) {
+    pub(super) fn receive(&mut self, now: SimTime, data: &[u8]) {
         if !matches!(
             self.state,
             ClientState::AwaitConnAck | ClientState::Connected
