@@ -16,6 +16,7 @@ pub mod net;
 pub mod proto;
 pub mod report;
 pub mod run;
+pub mod sansio;
 pub mod scenario;
 pub mod sim;
 pub mod sweep;

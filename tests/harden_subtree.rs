@@ -101,7 +101,10 @@ impl Harness {
     /// Everything `poll_transmit` has, decoded, then the events.
     fn drain(&mut self) -> (Vec<(u64, Packet)>, Vec<BrokerEvent>) {
         let mut sent = Vec::new();
-        while let Some(t) = self.b.poll_transmit(self.now, &mut self.buf) {
+        while let Some(t) = {
+            self.buf.clear();
+            self.b.poll_transmit(self.now, &mut self.buf)
+        } {
             let (p, n) = decode(&self.buf, usize::MAX)
                 .expect("well-formed")
                 .expect("whole packet");

@@ -704,6 +704,7 @@ fn first_packet_must_be_connect_and_connect_timeout() {
             ],
         ),
     );
+    buf.clear();
     let t = b.poll_transmit(SimTime::ZERO, &mut buf).expect("CONNACK");
     assert_eq!(t.kind, PacketType::ConnAck);
     assert_eq!(buf, vec![0x20, 0x02, 0x00, 0x01]);
@@ -713,11 +714,17 @@ fn first_packet_must_be_connect_and_connect_timeout() {
 fn exchange(b: &mut Broker, conn: ConnId, c: &mut Client, buf: &mut Vec<u8>) {
     loop {
         let mut progress = false;
-        while c.poll_transmit(SimTime::ZERO, buf).is_some() {
+        while {
+            buf.clear();
+            c.poll_transmit(SimTime::ZERO, buf).is_some()
+        } {
             b.handle_input(SimTime::ZERO, BrokerInput::bytes(conn, buf));
             progress = true;
         }
-        while let Some(t) = b.poll_transmit(SimTime::ZERO, buf) {
+        while let Some(t) = {
+            buf.clear();
+            b.poll_transmit(SimTime::ZERO, buf)
+        } {
             assert_eq!(t.conn, conn);
             c.handle_input(SimTime::ZERO, StreamInput::Bytes(buf));
             progress = true;
@@ -772,12 +779,18 @@ fn ten_thousand_clients_fan_in() {
         let topic = TopicName::new(&format!("building/room/{i}/t")).expect("t");
         c.publish(SimTime::ZERO, topic, vec![2u8; 16], QoS::AtLeastOnce, false)
             .expect("publish");
-        while c.poll_transmit(SimTime::ZERO, &mut buf).is_some() {
+        while {
+            buf.clear();
+            c.poll_transmit(SimTime::ZERO, &mut buf).is_some()
+        } {
             b.handle_input(SimTime::ZERO, BrokerInput::bytes(ConnId(i as u64), &buf));
         }
     }
     let (mut to_collector, mut pubacks) = (0, 0);
-    while let Some(t) = b.poll_transmit(SimTime::ZERO, &mut buf) {
+    while let Some(t) = {
+        buf.clear();
+        b.poll_transmit(SimTime::ZERO, &mut buf)
+    } {
         match (t.conn == collector, t.kind) {
             (true, PacketType::Publish) => to_collector += 1,
             (false, PacketType::PubAck) => pubacks += 1,

@@ -14,44 +14,4 @@
 pub mod coap;
 pub mod mqtt;
 
-use crate::sim::SimTime;
-
-/// What a byte-stream transport reports to a stream core (an MQTT client or
-/// broker connection, an MQTT-SN gateway's upstream).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamInput<'a> {
-    /// The transport is up (TCP handshake done).
-    Connected,
-    /// Bytes arrived, in order.
-    Bytes(&'a [u8]),
-    /// The transport is gone (closed, reset or lost).
-    Closed,
-}
-
-/// A datagram as a datagram core receives it.
-#[derive(Debug, Clone, Copy)]
-pub struct Datagram<'a> {
-    pub from: crate::net::addr::SockAddr,
-    pub data: &'a [u8],
-}
-
-/// The one driver shape of every protocol core (TCP `Connection`, MQTT
-/// `Client` and `Broker`, CoAP `Endpoint`, MQTT-SN cores).
-pub trait SansIo {
-    /// What arrives: a [`Datagram`], a slice of a byte stream, a segment.
-    type Input<'a>;
-    /// What `poll_transmit` describes (the bytes are in `buf`).
-    type Transmit;
-    /// What the application is told.
-    type Event;
-    /// Something arrived at `now`.
-    fn handle_input(&mut self, now: SimTime, input: Self::Input<'_>);
-    /// The next transmission, written into `buf`; `None` when nothing is due.
-    fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<Self::Transmit>;
-    /// The next event for the application.
-    fn poll_event(&mut self) -> Option<Self::Event>;
-    /// When `handle_timeout` wants to be called next.
-    fn poll_timeout(&self) -> Option<SimTime>;
-    /// Time reached `poll_timeout()`.
-    fn handle_timeout(&mut self, now: SimTime);
-}
+pub use crate::sansio::{Datagram, SansIo, StreamInput};

@@ -107,7 +107,10 @@ impl Net {
         let now = self.now;
         loop {
             let mut progress = false;
-            while let Some(t) = self.broker.poll_transmit(now, &mut self.buf) {
+            while let Some(t) = {
+                self.buf.clear();
+                self.broker.poll_transmit(now, &mut self.buf)
+            } {
                 progress = true;
                 let Some(&c) = self.conn_client.get(&t.conn) else {
                     continue;
@@ -139,7 +142,10 @@ impl Net {
                 self.broker_events.push((now, e));
             }
             for i in 0..self.clients.len() {
-                while let Some(t) = self.clients[i].poll_transmit(now, &mut self.buf) {
+                while let Some(t) = {
+                    self.buf.clear();
+                    self.clients[i].poll_transmit(now, &mut self.buf)
+                } {
                     progress = true;
                     let w = Wire {
                         at: now,

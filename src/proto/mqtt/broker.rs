@@ -456,16 +456,17 @@ impl Broker {
         self.events.pop_front()
     }
 
-    /// Write the next packet into `buf` (cleared first); a PUBLISH that
+    /// Append the next packet to `buf`; a PUBLISH that
     /// leaves for a subscriber is reported (`delivery_events`) as sent at
     /// `now`.
     pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<BrokerTransmit> {
         loop {
             let (conn, out) = self.outq.pop_front()?;
-            buf.clear();
+            let start = buf.len();
             let (kind, retransmission, delivered) = match out {
                 Out::ConnAck(c) => {
                     if Packet::ConnAck(c).encode(buf).is_err() {
+                        buf.truncate(start);
                         continue;
                     }
                     (PacketType::ConnAck, false, None)
@@ -480,12 +481,14 @@ impl Broker {
                 }
                 Out::SubAck(s) => {
                     if Packet::SubAck(s).encode(buf).is_err() {
+                        buf.truncate(start);
                         continue;
                     }
                     (PacketType::SubAck, false, None)
                 }
                 Out::PingResp => {
                     if Packet::PingResp.encode(buf).is_err() {
+                        buf.truncate(start);
                         continue;
                     }
                     (PacketType::PingResp, false, None)
@@ -498,13 +501,14 @@ impl Broker {
                 } => {
                     if encode_publish(buf, dup, qos_pid, retain, &msg.topic, &msg.payload).is_err()
                     {
+                        buf.truncate(start);
                         continue;
                     }
                     let d = (!dup).then_some((msg, qos_pid.qos(), retain));
                     (PacketType::Publish, dup, d)
                 }
             };
-            let len = buf.len();
+            let len = buf.len() - start;
             self.stats.packets_sent += 1;
             self.stats.bytes_sent += len as u64;
             let i = kind.index();

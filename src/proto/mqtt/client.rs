@@ -535,12 +535,13 @@ impl Client {
         self.events.pop_front()
     }
 
-    /// Write the next packet into `buf` (cleared first).
+    /// Append the next packet to `buf`.
     pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<ClientTransmit> {
         loop {
             let out = self.outq.pop_front()?;
-            buf.clear();
+            let start = buf.len();
             let Ok(len) = out.packet.encode(buf) else {
+                buf.truncate(start);
                 continue; // sizes were checked when queued
             };
             let kind = out.packet.packet_type();

@@ -159,7 +159,10 @@ impl ClientDriver {
     fn flush(&mut self) -> Result<(), SocketError> {
         loop {
             let now = self.now();
-            while self.client.poll_transmit(now, &mut self.tx).is_some() {
+            while {
+                self.tx.clear();
+                self.client.poll_transmit(now, &mut self.tx).is_some()
+            } {
                 let ok = match self.stream.as_mut() {
                     Some(s) => s.write_all(&self.tx).is_ok(),
                     None => true, // nowhere to send: the client resends on reconnect
@@ -407,7 +410,10 @@ impl BrokerDriver {
     fn flush(&mut self) -> bool {
         let mut busy = false;
         let now = self.now();
-        while let Some(t) = self.broker.poll_transmit(now, &mut self.buf) {
+        while let Some(t) = {
+            self.buf.clear();
+            self.broker.poll_transmit(now, &mut self.buf)
+        } {
             busy = true;
             if let Some(c) = self.conns.get_mut(&t.conn) {
                 c.out.extend_from_slice(&self.buf);

@@ -575,3 +575,26 @@ impl Connection {
         self.fin_queued && seq_lt(self.fin_seq(), self.snd_max)
     }
 }
+
+impl crate::sansio::SansIo for Connection {
+    type Input<'a> = Segment<'a>;
+    type Transmit = Transmit;
+    type Event = Event;
+    /// A refused segment ([`InputError`]) changes nothing; drivers that
+    /// count refusals call the inherent `handle_input`, which returns it.
+    fn handle_input(&mut self, now: SimTime, seg: Segment<'_>) {
+        let _ = Connection::handle_input(self, now, seg);
+    }
+    fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<Transmit> {
+        Connection::poll_transmit(self, now, buf)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Connection::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<SimTime> {
+        Connection::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: SimTime) {
+        Connection::handle_timeout(self, now)
+    }
+}

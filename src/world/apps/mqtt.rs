@@ -294,6 +294,7 @@ impl Mqtt {
             let mut progressed = false;
             loop {
                 let cn = &mut self.clients[c as usize];
+                buf.clear();
                 let Some(t) = cn.client.poll_transmit(now, &mut buf) else {
                     break;
                 };
@@ -397,11 +398,12 @@ impl Mqtt {
         let counted = ctx.counted();
         let mut buf = std::mem::take(&mut self.buf);
         let mut touched = std::mem::take(&mut self.touched);
-        while let Some(t) = self
-            .brokers
-            .get_mut(&node)
-            .and_then(|b| b.broker.poll_transmit(now, &mut buf))
-        {
+        while let Some(t) = {
+            buf.clear();
+            self.brokers
+                .get_mut(&node)
+                .and_then(|b| b.broker.poll_transmit(now, &mut buf))
+        } {
             let sock = SockId(t.conn.0);
             if ctx.tcp_state(sock).is_some() {
                 Self::write(ctx, sock, &buf[..t.len], t.kind);
