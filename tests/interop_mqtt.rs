@@ -130,7 +130,7 @@ fn client(id: &str, addr: SocketAddrV4, will: Option<LastWill>) -> ClientDriver 
         reconnect: None,
         ..ClientConfig::new(id)
     };
-    ClientDriver::new(Client::new(cfg, SimRng::stream(1, id)), addr)
+    ClientDriver::tcp(Client::new(cfg, SimRng::stream(1, id)), addr)
 }
 
 fn connect(d: &mut ClientDriver) {
@@ -366,7 +366,7 @@ fn mosquitto_clients_through_our_broker() {
         "bench/retained hello"
     );
     let d = b.stop().expect("stop broker");
-    let st = d.broker().stats();
+    let st = d.core().stats();
     assert_eq!(st.protocol_errors, 0);
     assert!(st.publishes_received >= 3 * n as u64 + 4);
 }
@@ -415,5 +415,5 @@ fn paho_qos2_across_forced_reconnect_through_our_broker() {
         "{result}"
     );
     let d = b.stop().expect("stop broker");
-    assert_eq!(d.broker().stats().protocol_errors, 0);
+    assert_eq!(d.core().stats().protocol_errors, 0);
 }

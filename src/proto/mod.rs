@@ -12,6 +12,7 @@
 //! 3. `poll_timeout()`, and `handle_timeout(t)` once time reaches it.
 
 pub mod coap;
+pub mod driver;
 pub mod mqtt;
 
 pub use crate::sansio::{Datagram, SansIo, StreamInput};

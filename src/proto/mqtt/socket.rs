@@ -1,38 +1,38 @@
-//! Drivers that run the sans-IO [`Client`] and [`Broker`] over real
-//! `std::net` TCP sockets on the loopback interface, for interoperability
-//! tests against mosquitto and paho-mqtt.
+//! The [`Client`] and [`Broker`] over real `std::net` TCP sockets: two
+//! [`Transport`]s for the one real-socket [`Driver`]
+//! (`proto::driver`), for interoperability tests against mosquitto and
+//! paho-mqtt.
 //!
-//! Wall time is mapped to [`SimTime`] as the time since the driver was
-//! created. Every wait is bounded: connects and writes have timeouts, reads
-//! wait at most until the endpoint's next timer or the caller's limit, and
-//! the broker's socket loop polls nonblocking sockets with short sleeps.
-//! Nothing here can hang.
+//! Every wait is bounded: connects and writes have timeouts, reads wait at
+//! most until the core's next timer or the caller's limit, and the broker's
+//! socket loop polls non-blocking sockets with short sleeps. Nothing here
+//! can hang.
 
 use super::BrokerInput;
+use crate::proto::driver::{Clock, Driver, Timeout, Transport};
 use crate::proto::StreamInput;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::sim::SimTime;
-
 use super::broker::Broker;
 use super::client::Client;
-use super::events::{BrokerEvent, ClientError, ClientEvent, ConnId, MessageHandle, RequestHandle};
+use super::events::{
+    BrokerEvent, BrokerTransmit, ClientError, ClientEvent, ClientTransmit, ConnId, MessageHandle,
+    RequestHandle,
+};
 use super::packet::QoS;
 use super::topic::{TopicFilter, TopicName};
 
 /// How long a TCP connect or a blocking write may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
-/// Most events a driver keeps for the caller (older ones are dropped).
-const MAX_EVENTS: usize = 100_000;
 
 /// Errors of the socket drivers.
 #[derive(Debug, Error)]
@@ -46,67 +46,130 @@ pub enum SocketError {
     NotIpv4 { addr: SocketAddr },
     #[error("socket I/O: {0}")]
     Io(#[from] std::io::Error),
-    #[error("no matching event within {limit:?}")]
-    Timeout { limit: Duration },
+    #[error(transparent)]
+    Timeout(#[from] Timeout),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("broker thread panicked")]
     ThreadPanicked,
 }
 
-fn elapsed(start: Instant) -> SimTime {
-    SimTime::from_nanos(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn wait_until(now: SimTime, t: Option<SimTime>, max: Duration) -> Duration {
-    let mut w = max;
-    if let Some(t) = t {
-        w = w.min(Duration::from_nanos((t - now).as_nanos()));
-    }
-    w.max(Duration::from_millis(1))
-}
-
-/// A [`Client`] connected to a broker over TCP.
+/// A client's TCP connection to a broker.
 #[derive(Debug)]
-pub struct ClientDriver {
-    client: Client,
+pub struct TcpClient {
     broker: SocketAddrV4,
     stream: Option<TcpStream>,
-    start: Instant,
-    tx: Vec<u8>,
     rx: Vec<u8>,
-    events: VecDeque<ClientEvent>,
 }
 
-impl ClientDriver {
-    /// Drive `client` against the broker at `broker`; call
-    /// [`ClientDriver::connect`] to start.
-    pub fn new(client: Client, broker: SocketAddrV4) -> Self {
-        ClientDriver {
-            client,
+impl TcpClient {
+    /// Connections go to `broker` when the client asks for one.
+    pub fn new(broker: SocketAddrV4) -> Self {
+        TcpClient {
             broker,
             stream: None,
-            start: Instant::now(),
-            tx: Vec::with_capacity(1024),
             rx: vec![0; 16 * 1024],
-            events: VecDeque::new(),
         }
     }
 
-    pub fn now(&self) -> SimTime {
-        elapsed(self.start)
+    fn lost(&mut self, client: &mut Client, clock: &Clock) {
+        if let Some(s) = self.stream.take() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        client.handle_input(clock.now(), StreamInput::Closed);
     }
-    pub fn client(&self) -> &Client {
-        &self.client
+}
+
+impl Transport<Client> for TcpClient {
+    type Error = SocketError;
+
+    fn send(
+        &mut self,
+        client: &mut Client,
+        clock: &Clock,
+        _t: &ClientTransmit,
+        bytes: &[u8],
+    ) -> Result<(), SocketError> {
+        let ok = match self.stream.as_mut() {
+            Some(s) => s.write_all(bytes).is_ok(),
+            None => true, // nowhere to send: the client resends on reconnect
+        };
+        if !ok {
+            self.lost(client, clock);
+        }
+        Ok(())
     }
-    pub fn client_mut(&mut self) -> &mut Client {
-        &mut self.client
+
+    fn event(
+        &mut self,
+        client: &mut Client,
+        clock: &Clock,
+        ev: ClientEvent,
+    ) -> Result<Option<ClientEvent>, SocketError> {
+        match ev {
+            ClientEvent::OpenTransport => {
+                let addr = SocketAddr::V4(self.broker);
+                match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+                    Ok(s) => {
+                        s.set_nodelay(true)?;
+                        s.set_write_timeout(Some(IO_TIMEOUT))?;
+                        self.stream = Some(s);
+                        client.handle_input(clock.now(), StreamInput::Connected);
+                    }
+                    Err(_) => client.handle_input(clock.now(), StreamInput::Closed),
+                }
+                Ok(None)
+            }
+            ClientEvent::CloseTransport => {
+                if let Some(s) = self.stream.take() {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+                Ok(None)
+            }
+            other => Ok(Some(other)),
+        }
+    }
+
+    fn receive(
+        &mut self,
+        client: &mut Client,
+        clock: &Clock,
+        wait: Duration,
+    ) -> Result<bool, SocketError> {
+        let Some(s) = self.stream.as_mut() else {
+            std::thread::sleep(wait);
+            return Ok(false);
+        };
+        s.set_read_timeout(Some(wait))?;
+        match s.read(&mut self.rx) {
+            Ok(0) => self.lost(client, clock),
+            Ok(n) => {
+                let data = self.rx.get(..n).unwrap_or(&[]);
+                client.handle_input(clock.now(), StreamInput::Bytes(data));
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Ok(false)
+            }
+            Err(_) => self.lost(client, clock),
+        }
+        Ok(true)
+    }
+}
+
+/// A [`Client`] connected to a broker over TCP.
+pub type ClientDriver = Driver<Client, TcpClient>;
+
+impl Driver<Client, TcpClient> {
+    /// Drive `client` against the broker at `broker`; call
+    /// [`ClientDriver::connect`] to start.
+    pub fn tcp(client: Client, broker: SocketAddrV4) -> Self {
+        Driver::new(client, TcpClient::new(broker))
     }
 
     /// Start connecting (the TCP connect happens at once, bounded by 2 s).
     pub fn connect(&mut self) -> Result<(), SocketError> {
-        self.client.connect();
-        self.flush()
+        self.core_mut().connect();
+        self.flush().map(|_| ())
     }
 
     pub fn publish(
@@ -118,7 +181,7 @@ impl ClientDriver {
     ) -> Result<MessageHandle, SocketError> {
         let now = self.now();
         let h = self
-            .client
+            .core_mut()
             .publish(now, topic, payload.to_vec(), qos, retain)?;
         self.flush()?;
         Ok(h)
@@ -129,138 +192,21 @@ impl ClientDriver {
         filters: Vec<(TopicFilter, QoS)>,
     ) -> Result<RequestHandle, SocketError> {
         let now = self.now();
-        let h = self.client.subscribe(now, filters)?;
+        let h = self.core_mut().subscribe(now, filters)?;
         self.flush()?;
         Ok(h)
     }
 
     /// Send DISCONNECT and close the socket.
     pub fn disconnect(&mut self) -> Result<(), SocketError> {
-        self.client.disconnect();
-        self.flush()
+        self.core_mut().disconnect();
+        self.flush().map(|_| ())
     }
 
     /// Close the socket abruptly (no DISCONNECT) and tell the client.
     pub fn drop_transport(&mut self) {
-        if let Some(s) = self.stream.take() {
-            let _ = s.shutdown(Shutdown::Both);
-            let now = self.now();
-            self.client.handle_input(now, StreamInput::Closed);
-        }
-    }
-
-    fn lost(&mut self) {
-        self.stream = None;
-        let now = self.now();
-        self.client.handle_input(now, StreamInput::Closed);
-    }
-
-    /// Send what the client queued and act on its transport requests.
-    fn flush(&mut self) -> Result<(), SocketError> {
-        loop {
-            let now = self.now();
-            while {
-                self.tx.clear();
-                self.client.poll_transmit(now, &mut self.tx).is_some()
-            } {
-                let ok = match self.stream.as_mut() {
-                    Some(s) => s.write_all(&self.tx).is_ok(),
-                    None => true, // nowhere to send: the client resends on reconnect
-                };
-                if !ok {
-                    self.lost();
-                }
-            }
-            let mut again = false;
-            while let Some(e) = self.client.poll_event() {
-                match e {
-                    ClientEvent::OpenTransport => {
-                        let addr = SocketAddr::V4(self.broker);
-                        let now = self.now();
-                        match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
-                            Ok(s) => {
-                                s.set_nodelay(true)?;
-                                s.set_write_timeout(Some(IO_TIMEOUT))?;
-                                self.stream = Some(s);
-                                self.client.handle_input(now, StreamInput::Connected);
-                            }
-                            Err(_) => self.client.handle_input(now, StreamInput::Closed),
-                        }
-                        again = true;
-                    }
-                    ClientEvent::CloseTransport => {
-                        if let Some(s) = self.stream.take() {
-                            let _ = s.shutdown(Shutdown::Both);
-                        }
-                    }
-                    other => {
-                        if self.events.len() >= MAX_EVENTS {
-                            self.events.pop_front();
-                        }
-                        self.events.push_back(other);
-                    }
-                }
-            }
-            if !again {
-                return Ok(());
-            }
-        }
-    }
-
-    /// One round: flush, wait up to `max_wait` (less when a timer is due)
-    /// for bytes, feed them and due timers to the client, flush again.
-    pub fn step(&mut self, max_wait: Duration) -> Result<(), SocketError> {
-        self.flush()?;
-        let now = self.now();
-        let wait = wait_until(now, self.client.poll_timeout(), max_wait);
-        match self.stream.as_mut() {
-            Some(s) => {
-                s.set_read_timeout(Some(wait))?;
-                match s.read(&mut self.rx) {
-                    Ok(0) => self.lost(),
-                    Ok(n) => {
-                        let now = self.now();
-                        let data = self.rx.get(..n).unwrap_or(&[]);
-                        self.client.handle_input(now, StreamInput::Bytes(data));
-                    }
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                    Err(_) => self.lost(),
-                }
-            }
-            None => std::thread::sleep(wait),
-        }
-        let now = self.now();
-        if self.client.poll_timeout().is_some_and(|t| t <= now) {
-            self.client.handle_timeout(now);
-        }
-        self.flush()
-    }
-
-    /// The next event collected so far.
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
-    }
-
-    /// Step until `f` maps an event to `Some`, for at most `limit`. Events
-    /// `f` rejects are dropped.
-    pub fn run_until<T>(
-        &mut self,
-        limit: Duration,
-        mut f: impl FnMut(&ClientEvent) -> Option<T>,
-    ) -> Result<T, SocketError> {
-        let deadline = Instant::now() + limit;
-        loop {
-            while let Some(e) = self.events.pop_front() {
-                if let Some(t) = f(&e) {
-                    return Ok(t);
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(SocketError::Timeout { limit });
-            }
-            self.step(left.min(Duration::from_millis(50)))?;
-        }
+        let (client, io, clock) = self.parts_mut();
+        io.lost(client, clock);
     }
 }
 
@@ -270,24 +216,19 @@ struct ConnIo {
     out: Vec<u8>,
 }
 
-/// A [`Broker`] listening on a TCP port.
+/// A broker's listening socket and its accepted connections.
 #[derive(Debug)]
-pub struct BrokerDriver {
-    broker: Broker,
+pub struct TcpServer {
     listener: TcpListener,
     local: SocketAddrV4,
     conns: BTreeMap<ConnId, ConnIo>,
     next_conn: u64,
-    start: Instant,
-    buf: Vec<u8>,
     rx: Vec<u8>,
-    events: VecDeque<BrokerEvent>,
 }
 
-impl BrokerDriver {
-    /// Listen on `addr` (port 0 picks a free port). The broker's clock
-    /// starts now.
-    pub fn bind(addr: SocketAddrV4, broker: Broker) -> Result<Self, SocketError> {
+impl TcpServer {
+    /// Listen on `addr` (port 0 picks a free port).
+    pub fn bind(addr: SocketAddrV4) -> Result<Self, SocketError> {
         let listener =
             TcpListener::bind(addr).map_err(|source| SocketError::Bind { addr, source })?;
         listener.set_nonblocking(true)?;
@@ -295,130 +236,41 @@ impl BrokerDriver {
             SocketAddr::V4(a) => a,
             other => return Err(SocketError::NotIpv4 { addr: other }),
         };
-        Ok(BrokerDriver {
-            broker,
+        Ok(TcpServer {
             listener,
             local,
             conns: BTreeMap::new(),
             next_conn: 0,
-            start: Instant::now(),
-            buf: Vec::with_capacity(1024),
             rx: vec![0; 16 * 1024],
-            events: VecDeque::new(),
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddrV4 {
-        self.local
+    fn close(&mut self, broker: &mut Broker, clock: &Clock, id: ConnId) {
+        if self.conns.remove(&id).is_some() {
+            broker.handle_input(clock.now(), BrokerInput::closed(id));
+        }
     }
-    pub fn now(&self) -> SimTime {
-        elapsed(self.start)
-    }
-    pub fn broker(&self) -> &Broker {
-        &self.broker
-    }
-    pub fn broker_mut(&mut self) -> &mut Broker {
-        &mut self.broker
-    }
-    /// The next broker event collected so far.
-    pub fn poll_event(&mut self) -> Option<BrokerEvent> {
-        self.events.pop_front()
+}
+
+impl Transport<Broker> for TcpServer {
+    type Error = SocketError;
+
+    /// Queue the packet on its connection (written by `after_flush`).
+    fn send(
+        &mut self,
+        _broker: &mut Broker,
+        _clock: &Clock,
+        t: &BrokerTransmit,
+        bytes: &[u8],
+    ) -> Result<(), SocketError> {
+        if let Some(c) = self.conns.get_mut(&t.conn) {
+            c.out.extend_from_slice(bytes);
+        }
+        Ok(())
     }
 
-    /// Close every connection abruptly, as a network failure would, and
-    /// tell the broker (wills are published).
-    pub fn drop_connections(&mut self) {
-        let now = self.now();
-        for (id, c) in std::mem::take(&mut self.conns) {
-            let _ = c.stream.shutdown(Shutdown::Both);
-            self.broker.handle_input(now, BrokerInput::closed(id));
-        }
-    }
-
-    /// One round: accept, read every socket, fire timers, write. Sleeps (at
-    /// most `max_wait`, at most until the next timer) only when idle.
-    /// Returns whether anything happened.
-    pub fn step(&mut self, max_wait: Duration) -> Result<bool, SocketError> {
-        let mut busy = false;
-        loop {
-            match self.listener.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(true)?;
-                    s.set_nodelay(true)?;
-                    self.next_conn += 1;
-                    let id = ConnId(self.next_conn);
-                    self.conns.insert(
-                        id,
-                        ConnIo {
-                            stream: s,
-                            out: Vec::new(),
-                        },
-                    );
-                    let now = self.now();
-                    self.broker.handle_input(now, BrokerInput::accepted(id));
-                    busy = true;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
-            while let Some(c) = self.conns.get_mut(&id) {
-                match c.stream.read(&mut self.rx) {
-                    Ok(0) => {
-                        self.conns.remove(&id);
-                        let now = self.now();
-                        self.broker.handle_input(now, BrokerInput::closed(id));
-                        busy = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        let now = self.now();
-                        let data = self.rx.get(..n).unwrap_or(&[]);
-                        self.broker.handle_input(now, BrokerInput::bytes(id, data));
-                        busy = true;
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        self.conns.remove(&id);
-                        let now = self.now();
-                        self.broker.handle_input(now, BrokerInput::closed(id));
-                        busy = true;
-                        break;
-                    }
-                }
-            }
-        }
-        let now = self.now();
-        if self.broker.poll_timeout().is_some_and(|t| t <= now) {
-            self.broker.handle_timeout(now);
-            busy = true;
-        }
-        busy |= self.flush();
-        if !busy {
-            let now = self.now();
-            let wait = wait_until(now, self.broker.poll_timeout(), max_wait);
-            std::thread::sleep(wait.min(Duration::from_millis(2)));
-        }
-        Ok(busy)
-    }
-
-    /// Move transmits into per-connection buffers, write what the sockets
-    /// take, and carry out `Close` events.
-    fn flush(&mut self) -> bool {
-        let mut busy = false;
-        let now = self.now();
-        while let Some(t) = {
-            self.buf.clear();
-            self.broker.poll_transmit(now, &mut self.buf)
-        } {
-            busy = true;
-            if let Some(c) = self.conns.get_mut(&t.conn) {
-                c.out.extend_from_slice(&self.buf);
-            }
-        }
+    /// Write what the sockets take.
+    fn after_flush(&mut self, broker: &mut Broker, clock: &Clock) -> Result<bool, SocketError> {
         let mut failed = Vec::new();
         for (id, c) in self.conns.iter_mut() {
             while !c.out.is_empty() {
@@ -439,37 +291,124 @@ impl BrokerDriver {
                 }
             }
         }
+        let busy = !failed.is_empty();
         for id in failed {
-            self.conns.remove(&id);
-            let now = self.now();
-            self.broker.handle_input(now, BrokerInput::closed(id));
+            self.close(broker, clock, id);
         }
-        while let Some(e) = self.broker.poll_event() {
-            busy = true;
-            if let BrokerEvent::Close(id) = e {
-                if let Some(mut c) = self.conns.remove(&id) {
-                    // Last bytes (e.g. a refusing CONNACK) go out first,
-                    // with a bounded blocking write.
-                    let _ = c.stream.set_nonblocking(false);
-                    let _ = c.stream.set_write_timeout(Some(IO_TIMEOUT));
-                    let _ = c.stream.write_all(&c.out);
-                    c.out.clear();
-                    let _ = c.stream.shutdown(Shutdown::Both);
+        Ok(busy)
+    }
+
+    /// Carry out `Close` (last bytes first, bounded); every event goes to
+    /// the caller too.
+    fn event(
+        &mut self,
+        _broker: &mut Broker,
+        _clock: &Clock,
+        ev: BrokerEvent,
+    ) -> Result<Option<BrokerEvent>, SocketError> {
+        if let BrokerEvent::Close(id) = ev {
+            if let Some(mut c) = self.conns.remove(&id) {
+                // Last bytes (e.g. a refusing CONNACK) go out first, with a
+                // bounded blocking write.
+                let _ = c.stream.set_nonblocking(false);
+                let _ = c.stream.set_write_timeout(Some(IO_TIMEOUT));
+                let _ = c.stream.write_all(&c.out);
+                let _ = c.stream.shutdown(Shutdown::Both);
+            }
+        }
+        Ok(Some(ev))
+    }
+
+    /// Accept, read every socket; sleep (at most `wait`, at most 2 ms) only
+    /// when idle.
+    fn receive(
+        &mut self,
+        broker: &mut Broker,
+        clock: &Clock,
+        wait: Duration,
+    ) -> Result<bool, SocketError> {
+        let mut busy = false;
+        loop {
+            match self.listener.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(true)?;
+                    s.set_nodelay(true)?;
+                    self.next_conn += 1;
+                    let id = ConnId(self.next_conn);
+                    self.conns.insert(
+                        id,
+                        ConnIo {
+                            stream: s,
+                            out: Vec::new(),
+                        },
+                    );
+                    broker.handle_input(clock.now(), BrokerInput::accepted(id));
+                    busy = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            while let Some(c) = self.conns.get_mut(&id) {
+                match c.stream.read(&mut self.rx) {
+                    Ok(0) => {
+                        self.close(broker, clock, id);
+                        busy = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        let data = self.rx.get(..n).unwrap_or(&[]);
+                        broker.handle_input(clock.now(), BrokerInput::bytes(id, data));
+                        busy = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        self.close(broker, clock, id);
+                        busy = true;
+                        break;
+                    }
                 }
             }
-            if self.events.len() >= MAX_EVENTS {
-                self.events.pop_front();
-            }
-            self.events.push_back(e);
         }
-        busy
+        if !busy {
+            std::thread::sleep(wait.min(Duration::from_millis(2)));
+        }
+        Ok(busy)
+    }
+}
+
+/// A [`Broker`] listening on a TCP port.
+pub type BrokerDriver = Driver<Broker, TcpServer>;
+
+impl Driver<Broker, TcpServer> {
+    /// Listen on `addr` (port 0 picks a free port). The broker's clock
+    /// starts now.
+    pub fn bind(addr: SocketAddrV4, broker: Broker) -> Result<Self, SocketError> {
+        Ok(Driver::new(broker, TcpServer::bind(addr)?))
+    }
+
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.transport().local
+    }
+
+    /// Close every connection abruptly, as a network failure would, and
+    /// tell the broker (wills are published).
+    pub fn drop_connections(&mut self) {
+        let (broker, io, clock) = self.parts_mut();
+        for (id, c) in std::mem::take(&mut io.conns) {
+            let _ = c.stream.shutdown(Shutdown::Both);
+            broker.handle_input(clock.now(), BrokerInput::closed(id));
+        }
     }
 
     /// Run the broker on its own thread until [`BrokerThread::stop`].
     pub fn spawn(self) -> BrokerThread {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
-        let addr = self.local;
+        let addr = self.local_addr();
         let flag = stop.clone();
         let handle = std::thread::spawn(move || run_thread(self, &flag, &rx));
         BrokerThread {
