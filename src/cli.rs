@@ -100,6 +100,7 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
             packets: req.packets,
             pcap: req.pcap,
             fsync: true,
+            registry: None,
         },
     )?;
     if !req.quiet {

@@ -21,6 +21,8 @@ pub struct RunOptions {
     /// fsync the streamed files (messages.csv, packets.csv, pcaps) before
     /// renaming them into place; a sweep's redoable fragments skip it.
     pub fsync: bool,
+    /// The protocol plug-ins (None: the built-in ones).
+    pub registry: Option<std::sync::Arc<crate::world::apps::Registry>>,
 }
 
 /// A finished run, for the CLI's summary.
@@ -145,7 +147,11 @@ pub fn execute(
                 .push(Box::new(PcapWriter::with_linktype(f, lt).map_err(io_err)?));
         }
     }
-    let world = World::new(sc, run_id, outputs).map_err(io_err)?;
+    let world = match &opts.registry {
+        Some(r) => World::with_registry(sc, run_id, outputs, r),
+        None => World::new(sc, run_id, outputs),
+    }
+    .map_err(io_err)?;
     let out = world.run().map_err(io_err)?;
     let wall_s = started.elapsed().as_secs_f64();
     let rows = run_rows(sc, run_id, replication, params, &out);

@@ -150,6 +150,7 @@ fn run_one(
         packets: pcap,
         pcap,
         fsync: false,
+        registry: None,
     };
     let ex = execute(&sc, spec.run_id, spec.replication, &spec.params, &opts)
         .map_err(|e| e.to_string())?;

@@ -23,6 +23,7 @@ pub fn run_text(tag: &str, text: &str, overrides: &[&str]) -> PathBuf {
             packets: true,
             pcap: true,
             fsync: true,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("run: {e}"));
