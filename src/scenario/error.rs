@@ -9,7 +9,7 @@ use std::ops::Range;
 /// An error in a scenario file (or a trace file it references), located as
 /// precisely as the parser allows.
 ///
-/// Displayed as `<file>:<line>:<col>: field `<field>`: <message>`; missing
+/// Displayed as ``<file>:<line>:<col>: field `<field>`: <message>``; missing
 /// parts are left out (`<file>: <message>` when nothing else is known).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {

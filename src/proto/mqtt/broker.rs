@@ -1,10 +1,11 @@
 //! The sans-IO MQTT 3.1.1 broker: one state machine serving every
 //! connection, each named by a driver-chosen [`ConnId`].
 //!
-//! Driver shape (DESIGN.md convention 1). Inputs: [`Broker::accept`],
-//! [`Broker::handle_bytes`] (any split of the TCP byte stream: partial and
-//! multiple packets are fine), [`Broker::connection_lost`],
-//! [`Broker::handle_timeout`], [`Broker::crash`] / [`Broker::restart`].
+//! Driver shape ([`crate::sansio::SansIo`], DESIGN.md convention 1). Inputs:
+//! [`Broker::handle_input`] with a [`BrokerInput`] per connection (accepted,
+//! bytes — any split of the TCP byte stream: partial and multiple packets
+//! are fine —, gone), [`Broker::handle_timeout`], [`Broker::crash`] /
+//! [`Broker::restart`].
 //! After every input the driver polls, in this order:
 //! 1. [`Broker::poll_transmit`] until `None`: one whole packet per call,
 //!    written to the caller's buffer, for the named connection;

@@ -3,8 +3,8 @@
 //! Driver shape (DESIGN.md convention 1). Application commands:
 //! [`Client::connect`], [`Client::publish`], [`Client::subscribe`],
 //! [`Client::unsubscribe`], [`Client::disconnect`]. Transport inputs:
-//! [`Client::transport_connected`], [`Client::handle_bytes`],
-//! [`Client::transport_closed`]; timers: [`Client::handle_timeout`]. After
+//! [`Client::handle_input`] with a [`crate::sansio::StreamInput`]
+//! (connected, bytes, closed); timers: [`Client::handle_timeout`]. After
 //! every input the driver polls, in this order:
 //! 1. [`Client::poll_transmit`] until `None` (one packet per call);
 //! 2. [`Client::poll_event`] until `None`. `ClientEvent::OpenTransport` asks

@@ -11,7 +11,7 @@
 //!
 //! * [`packet`] — packet types ([`Packet`], [`Publish`], [`QoS`], …).
 //! * [`codec`] — streaming [`decode`], [`Packet::encode`], exact lengths.
-//! * [`topic`] — validated [`TopicName`] / [`TopicFilter`], [`matches`].
+//! * [`topic`] — validated [`TopicName`] / [`TopicFilter`], [`matches()`].
 //! * [`subtree`] — the broker's subscription trie.
 //! * [`config`] — [`BrokerConfig`], [`ClientConfig`] with defaults.
 //! * [`events`] — transmits, events, counters, errors.

@@ -9,8 +9,7 @@
 //! ports and listens on TCP ports at setup, sends datagrams, opens, writes,
 //! closes and drives TCP sockets, records what its receivers received, and
 //! schedules its timers; the host stack calls it back through the
-//! [`DatagramApp`](crate::world::host::DatagramApp) and
-//! [`StreamApp`](crate::world::host::StreamApp) traits.
+//! [`DatagramApp`] and [`StreamApp`] traits.
 //!
 //! One driving discipline serves every plug-in:
 //! - inputs (a datagram, stream bytes, a stream event) reach the plug-in at
