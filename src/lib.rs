@@ -8,6 +8,8 @@
 //! queue, random streams); `metrics` and `report` turn a run into files; `run`
 //! and `cli` are what the binary calls.
 
+#![warn(unreachable_pub)]
+
 pub mod app;
 pub mod cli;
 pub mod link;

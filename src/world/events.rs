@@ -7,19 +7,24 @@ use crate::scenario::model::Action;
 use crate::sim::{EventQueue, SimTime};
 
 impl World<'_> {
-    fn set_link(&mut self, now: SimTime, l: usize, up: bool) {
-        if self.links[l].up == up {
+    fn set_link(&mut self, now: SimTime, link: usize, up: bool) {
+        if self.links[link].up == up {
             return;
         }
-        self.links[l].up = up;
+        self.links[link].up = up;
         if !up {
-            self.flush_queue(now, l, 0);
-            self.flush_queue(now, l, 1);
+            self.flush_queue(now, link, 0);
+            self.flush_queue(now, link, 1);
         }
-        self.routing.set_link_up(l, up);
+        self.routing.set_link_up(link, up);
     }
 
-    pub(crate) fn on_scenario_event(&mut self, now: SimTime, q: &mut EventQueue<Ev>, idx: usize) {
+    pub(crate) fn on_scenario_event(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        idx: usize,
+    ) {
         let sc = self.sc;
         match &sc.events[idx].action {
             Action::LinkDown { link } => self.set_link(now, *link, false),
@@ -41,22 +46,24 @@ impl World<'_> {
                 self.nodes[*node].clear_volatile();
                 let n = *node as u32;
                 self.frag_owner.retain(|k, _| k.0 != n);
-                self.tcp_crash(now, q, *node);
+                self.tcp_crash(now, queue, *node);
                 let n = *node;
-                self.each_app(now, q, |p, ctx| p.node_crash(ctx, n));
+                self.each_app(now, queue, |p, ctx| p.node_crash(ctx, n));
             }
             Action::NodeRestart { node } => {
                 self.nodes[*node].up = true;
                 self.radio_restart(now, *node);
                 let n = *node;
-                self.each_app(now, q, |p, ctx| p.node_restart(ctx, n));
+                self.each_app(now, queue, |p, ctx| p.node_restart(ctx, n));
             }
             Action::ClientDisconnect { node } => {
-                self.client_action(now, q, *node, ClientAction::Disconnect)
+                self.client_action(now, queue, *node, ClientAction::Disconnect)
             }
-            Action::ClientCrash { node } => self.client_action(now, q, *node, ClientAction::Crash),
+            Action::ClientCrash { node } => {
+                self.client_action(now, queue, *node, ClientAction::Crash)
+            }
             Action::ClientConnect { node } => {
-                self.client_action(now, q, *node, ClientAction::Connect)
+                self.client_action(now, queue, *node, ClientAction::Connect)
             }
             Action::Partition { nodes } => {
                 let mut inside = vec![false; self.nodes.len()];
@@ -84,11 +91,11 @@ impl World<'_> {
     fn client_action(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         action: ClientAction,
     ) {
-        self.each_app(now, q, |p, ctx| p.client_action(ctx, node, action));
+        self.each_app(now, queue, |p, ctx| p.client_action(ctx, node, action));
     }
 }
 

@@ -111,12 +111,13 @@ impl World<'_> {
     pub(crate) fn ip_output(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         pkt: PacketId,
     ) {
         let addr = ip::dst_of(&self.pool.get(pkt).data);
-        if addr.is_some_and(super::radio::is_group_addr) && self.radio_broadcast(now, q, node, pkt)
+        if addr.is_some_and(super::radio::is_group_addr)
+            && self.radio_broadcast(now, queue, node, pkt)
         {
             return; // IP multicast / broadcast: one link-layer broadcast on the node's medium
         }
@@ -125,7 +126,7 @@ impl World<'_> {
             // loopback (e.g. a subscriber on the broker's own node): handed
             // back up at the same instant, as its own event, so no protocol
             // object is re-entered while it is sending
-            let _ = q.push(
+            let _ = queue.push(
                 now,
                 Ev::Loopback {
                     node: node as u32,
@@ -137,9 +138,9 @@ impl World<'_> {
         let hop = dst.and_then(|d| self.routing.next_hop(node, d));
         match hop {
             Some(h) if self.radio.is_edge(h.link as usize) => {
-                self.radio_hop(now, q, h.link as usize, h.dir as usize, pkt)
+                self.radio_hop(now, queue, h.link as usize, h.dir as usize, pkt)
             }
-            Some(h) => self.link_output(now, q, h.link as usize, h.dir as usize, pkt),
+            Some(h) => self.link_output(now, queue, h.link as usize, h.dir as usize, pkt),
             None => self.drop_packet(now, None, pkt, Outcome::NoRoute),
         }
     }
@@ -148,25 +149,25 @@ impl World<'_> {
     fn link_output(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        l: usize,
-        d: usize,
+        queue: &mut EventQueue<Ev>,
+        link: usize,
+        dir: usize,
         pkt: PacketId,
     ) {
-        let mtu = self.links[l].mtu as usize;
+        let mtu = self.links[link].mtu as usize;
         if self.pool.get(pkt).data.len() <= mtu {
-            return self.offer(now, q, l, d, pkt);
+            return self.offer(now, queue, link, dir, pkt);
         }
         match self.fragment_packet(pkt, mtu) {
             Ok(ids) => {
                 for &f in &ids {
-                    self.offer(now, q, l, d, f);
+                    self.offer(now, queue, link, dir, f);
                 }
                 self.frag_ids = ids;
             }
             Err(ids) => {
                 self.frag_ids = ids;
-                self.drop_packet(now, Some((l, d)), pkt, Outcome::LostMtu);
+                self.drop_packet(now, Some((link, dir)), pkt, Outcome::LostMtu);
             }
         }
     }
@@ -211,15 +212,22 @@ impl World<'_> {
     }
 
     /// The queue rule, then start transmitting if the transmitter is idle.
-    fn offer(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize, pkt: PacketId) {
-        if !self.links[l].up {
-            return self.drop_packet(now, Some((l, d)), pkt, Outcome::LostLinkDown);
+    fn offer(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        link: usize,
+        dir: usize,
+        pkt: PacketId,
+    ) {
+        if !self.links[link].up {
+            return self.drop_packet(now, Some((link, dir)), pkt, Outcome::LostLinkDown);
         }
-        match self.links[l].offer(d, pkt) {
-            crate::link::Offer::StartNow => self.start_tx(now, q, l, d, pkt),
+        match self.links[link].offer(dir, pkt) {
+            crate::link::Offer::StartNow => self.start_tx(now, queue, link, dir, pkt),
             crate::link::Offer::Queued => {}
             crate::link::Offer::Dropped => {
-                self.drop_packet(now, Some((l, d)), pkt, Outcome::LostQueue)
+                self.drop_packet(now, Some((link, dir)), pkt, Outcome::LostQueue)
             }
         }
     }
@@ -229,20 +237,22 @@ impl World<'_> {
     fn start_tx(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        l: usize,
-        d: usize,
+        queue: &mut EventQueue<Ev>,
+        link: usize,
+        dir: usize,
         pkt: PacketId,
     ) {
         let len = self.pool.get(pkt).data.len();
-        let link = &mut self.links[l];
-        let tx = link.tx_time(len);
-        let delay = link.delay;
-        let dir = &mut link.dirs[d];
-        let lost = dir.channel.is_lost_sized(now, len, &mut dir.rng);
-        dir.stats.tx_packets += 1;
-        dir.stats.tx_bytes += len as u64;
-        dir.stats.busy_ns += tx.0;
+        let l = &mut self.links[link];
+        let tx = l.tx_time(len);
+        let delay = l.delay;
+        let direction = &mut l.dirs[dir];
+        let lost = direction
+            .channel
+            .is_lost_sized(now, len, &mut direction.rng);
+        direction.stats.tx_packets += 1;
+        direction.stats.tx_bytes += len as u64;
+        direction.stats.busy_ns += tx.0;
         let meta = self.pool.get(pkt).meta;
         if meta.counted {
             let (tip, proto, app) =
@@ -258,59 +268,65 @@ impl World<'_> {
                 }
             }
         }
-        if let Some(w) = self.pcaps.get_mut(l) {
+        if let Some(w) = self.pcaps.get_mut(link) {
             let r = w.write_packet(now, &self.pool.get(pkt).data);
             self.io_result(r);
         }
-        let _ = q.push(
+        let _ = queue.push(
             now + tx,
             Ev::TxDone {
-                link: l as u32,
-                dir: d as u8,
+                link: link as u32,
+                dir: dir as u8,
             },
         );
         if lost {
-            self.links[l].dirs[d].stats.lost_channel += 1;
-            self.drop_packet(now, Some((l, d)), pkt, Outcome::LostChannel);
+            self.links[link].dirs[dir].stats.lost_channel += 1;
+            self.drop_packet(now, Some((link, dir)), pkt, Outcome::LostChannel);
         } else {
-            self.packet_row(now, Some((l, d)), pkt, Outcome::Delivered);
-            self.links[l].dirs[d].stats.delivered += 1;
-            let _ = q.push(
+            self.packet_row(now, Some((link, dir)), pkt, Outcome::Delivered);
+            self.links[link].dirs[dir].stats.delivered += 1;
+            let _ = queue.push(
                 now + tx + delay,
                 Ev::Arrive {
-                    link: l as u32,
-                    dir: d as u8,
+                    link: link as u32,
+                    dir: dir as u8,
                     pkt,
                 },
             );
         }
     }
 
-    pub(crate) fn on_tx_done(&mut self, now: SimTime, q: &mut EventQueue<Ev>, l: usize, d: usize) {
-        let dir = &mut self.links[l].dirs[d];
-        match dir.queue.pop_front() {
-            Some(next) => self.start_tx(now, q, l, d, next),
-            None => dir.busy = false,
+    pub(crate) fn on_tx_done(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        link: usize,
+        dir: usize,
+    ) {
+        let direction = &mut self.links[link].dirs[dir];
+        match direction.queue.pop_front() {
+            Some(next) => self.start_tx(now, queue, link, dir, next),
+            None => direction.busy = false,
         }
     }
 
     /// Drop everything waiting in a link direction's queue.
-    pub(crate) fn flush_queue(&mut self, now: SimTime, l: usize, d: usize) {
-        while let Some(p) = self.links[l].dirs[d].queue.pop_front() {
-            self.links[l].dirs[d].stats.lost_link_down += 1;
-            self.drop_packet(now, Some((l, d)), p, Outcome::LostLinkDown);
+    pub(crate) fn flush_queue(&mut self, now: SimTime, link: usize, dir: usize) {
+        while let Some(p) = self.links[link].dirs[dir].queue.pop_front() {
+            self.links[link].dirs[dir].stats.lost_link_down += 1;
+            self.drop_packet(now, Some((link, dir)), p, Outcome::LostLinkDown);
         }
     }
 
     pub(crate) fn on_arrive(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        l: usize,
-        d: usize,
+        queue: &mut EventQueue<Ev>,
+        link: usize,
+        dir: usize,
         pkt: PacketId,
     ) {
-        let node = self.links[l].dirs[d].to as usize;
+        let node = self.links[link].dirs[dir].to as usize;
         if !self.nodes[node].up {
             let meta = self.pool.get(pkt).meta;
             if meta.counted {
@@ -321,14 +337,14 @@ impl World<'_> {
             self.pool.free(pkt);
             return;
         }
-        self.ip_input(now, q, node, pkt);
+        self.ip_input(now, queue, node, pkt);
     }
 
     /// A looped-back packet reaches its own node's transport layer.
     pub(crate) fn on_loopback(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         pkt: PacketId,
     ) {
@@ -336,14 +352,14 @@ impl World<'_> {
             self.pool.free(pkt);
             return;
         }
-        self.ip_input(now, q, node, pkt);
+        self.ip_input(now, queue, node, pkt);
     }
 
     /// A packet reached `node`: deliver it locally or forward it.
     pub(crate) fn ip_input(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         pkt: PacketId,
     ) {
@@ -362,7 +378,7 @@ impl World<'_> {
             match ip::decrement_ttl(&mut self.pool.get_mut(pkt).data) {
                 Ok(ttl) if ttl > 0 => {
                     self.nodes[node].stats.ip_forwarded += 1;
-                    self.ip_output(now, q, node, pkt);
+                    self.ip_output(now, queue, node, pkt);
                 }
                 _ => self.drop_packet(now, None, pkt, Outcome::NoRoute),
             }
@@ -370,17 +386,17 @@ impl World<'_> {
         }
         self.nodes[node].stats.ip_received += 1;
         if hdr.more_fragments || hdr.frag_offset != 0 {
-            self.reassemble(now, q, node, pkt);
+            self.reassemble(now, queue, node, pkt);
         } else {
             let meta = self.pool.get(pkt).meta;
             let data = std::mem::take(&mut self.pool.get_mut(pkt).data);
-            self.transport_input(now, q, node, &data, meta);
+            self.transport_input(now, queue, node, &data, meta);
             self.pool.get_mut(pkt).data = data;
             self.pool.free(pkt);
         }
     }
 
-    fn reassemble(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
+    fn reassemble(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
         let timeout = self.sc.protocols.ip.reassembly_timeout;
         let meta = self.pool.get(pkt).meta;
         let key = match Ipv4Repr::parse(&self.pool.get(pkt).data) {
@@ -390,7 +406,7 @@ impl World<'_> {
         if let std::collections::btree_map::Entry::Vacant(e) = self.frag_owner.entry(key) {
             // first fragment of this datagram here: its timer starts now
             e.insert((meta.flow, meta.counted, now));
-            let _ = q.push(now + timeout, Ev::Reassembly { node: node as u32 });
+            let _ = queue.push(now + timeout, Ev::Reassembly { node: node as u32 });
         }
         let r = self.nodes[node]
             .reassembler
@@ -399,7 +415,7 @@ impl World<'_> {
         self.pool.free(pkt);
         if let Ok(Some(whole)) = res {
             self.frag_owner.remove(&key);
-            self.transport_input(now, q, node, &whole, meta);
+            self.transport_input(now, queue, node, &whole, meta);
             if let Some(r) = self.nodes[node].reassembler.as_mut() {
                 r.recycle(whole);
             }
@@ -435,7 +451,7 @@ impl World<'_> {
     fn transport_input(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         data: &[u8],
         meta: crate::net::packet::PacketMeta,
@@ -444,9 +460,9 @@ impl World<'_> {
             return;
         };
         if hdr.protocol == ip::PROTO_UDP {
-            self.udp_input(now, q, node, &hdr, payload, meta);
+            self.udp_input(now, queue, node, &hdr, payload, meta);
         } else if hdr.protocol == ip::PROTO_TCP {
-            self.tcp_input(now, q, node, &hdr, payload, meta);
+            self.tcp_input(now, queue, node, &hdr, payload, meta);
         }
     }
 }

@@ -309,29 +309,34 @@ impl<'s> World<'s> {
     /// Set up the plug-ins (ports, listeners, endpoints) and schedule the
     /// initial events: scenario events, each publisher's first send, the
     /// plug-ins' first timers, samples, radio.
-    fn prime(&mut self, q: &mut EventQueue<Ev>) {
-        self.each_app(SimTime::ZERO, q, |p, ctx| p.setup(ctx));
+    fn prime(&mut self, queue: &mut EventQueue<Ev>) {
+        self.each_app(SimTime::ZERO, queue, |p, ctx| p.setup(ctx));
         for (i, e) in self.sc.events.iter().enumerate() {
-            let _ = q.push(e.at, Ev::Scenario { idx: i as u32 });
+            let _ = queue.push(e.at, Ev::Scenario { idx: i as u32 });
         }
         for p in 0..self.publishers.len() {
-            self.schedule_publish(q, p);
+            self.schedule_publish(queue, p);
         }
-        self.each_app(SimTime::ZERO, q, |p, ctx| p.prime(ctx));
-        self.series_prime(q);
-        self.radio_prime(q);
+        self.each_app(SimTime::ZERO, queue, |p, ctx| p.prime(ctx));
+        self.series_prime(queue);
+        self.radio_prime(queue);
     }
 
-    pub(crate) fn schedule_publish(&mut self, q: &mut EventQueue<Ev>, p: usize) {
-        let flow = &self.sc.flows[self.publishers[p].flow as usize];
+    pub(crate) fn schedule_publish(&mut self, queue: &mut EventQueue<Ev>, publisher: usize) {
+        let flow = &self.sc.flows[self.publishers[publisher].flow as usize];
         let schedule = crate::app::workload::Schedule {
             timing: &flow.timing,
             count: flow.count,
             duration: self.sc.duration,
         };
-        if let Some(t) = self.publishers[p].next_send(schedule) {
-            let t = t.max(q.now());
-            let _ = q.push(t, Ev::Publish { p: p as u32 });
+        if let Some(t) = self.publishers[publisher].next_send(schedule) {
+            let t = t.max(queue.now());
+            let _ = queue.push(
+                t,
+                Ev::Publish {
+                    p: publisher as u32,
+                },
+            );
         }
     }
 
@@ -419,31 +424,31 @@ impl<'s> World<'s> {
         })
     }
 
-    fn on_publish(&mut self, now: SimTime, q: &mut EventQueue<Ev>, p: usize) {
-        let node = self.publishers[p].node;
-        let fi = self.publishers[p].flow as usize;
+    fn on_publish(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, publisher: usize) {
+        let node = self.publishers[publisher].node;
+        let fi = self.publishers[publisher].flow as usize;
         let app = self.app_of_flow[fi];
         let flow = &self.sc.flows[fi];
         if flow.timing == crate::scenario::model::Timing::Bulk {
             // a saturating source: its plug-in pulls messages
             if self.nodes[node as usize].up {
-                self.with_app(now, q, app, |pl, ctx| pl.start_source(ctx, p));
+                self.with_app(now, queue, app, |pl, ctx| pl.start_source(ctx, publisher));
             }
             return;
         }
         let alive = self.apps[app.0 as usize]
             .as_ref()
-            .is_some_and(|pl| pl.publisher_alive(p, node, fi as u32));
+            .is_some_and(|pl| pl.publisher_alive(publisher, node, fi as u32));
         if self.nodes[node as usize].up && alive {
             let mut receivers = std::mem::take(&mut self.receivers);
-            let counted = self.compose(now, p, &mut receivers);
+            let counted = self.compose(now, publisher, &mut receivers);
             let payload = std::mem::take(&mut self.payload);
-            let topic = std::mem::take(&mut self.publishers[p].topic);
-            self.with_app(now, q, app, |pl, ctx| {
+            let topic = std::mem::take(&mut self.publishers[publisher].topic);
+            self.with_app(now, queue, app, |pl, ctx| {
                 pl.publish(
                     ctx,
                     Message {
-                        publisher: p,
+                        publisher,
                         flow: fi,
                         node,
                         topic: &topic,
@@ -453,25 +458,30 @@ impl<'s> World<'s> {
                     },
                 )
             });
-            self.publishers[p].topic = topic;
+            self.publishers[publisher].topic = topic;
             self.payload = payload;
             self.receivers = receivers;
         }
         // a crashed publisher skips its slot; it resumes after a restart
-        self.publishers[p].sent += 1;
-        self.schedule_publish(q, p);
+        self.publishers[publisher].sent += 1;
+        self.schedule_publish(queue, publisher);
         self.recorder.flush(now, false);
     }
 
     /// Make publisher `p`'s next message: its value, its intended receivers
     /// (into `receivers`), its record, and its payload in `self.payload`.
     /// Returns whether it is counted (sent after warmup).
-    pub(crate) fn compose(&mut self, now: SimTime, p: usize, receivers: &mut Vec<u32>) -> bool {
-        let node = self.publishers[p].node;
-        let fi = self.publishers[p].flow as usize;
+    pub(crate) fn compose(
+        &mut self,
+        now: SimTime,
+        publisher: usize,
+        receivers: &mut Vec<u32>,
+    ) -> bool {
+        let node = self.publishers[publisher].node;
+        let fi = self.publishers[publisher].flow as usize;
         let flow = &self.sc.flows[fi];
-        let value = self.publishers[p].next_value(&flow.value);
-        let index = self.publishers[p].index as usize;
+        let value = self.publishers[publisher].next_value(&flow.value);
+        let index = self.publishers[publisher].index as usize;
         self.recorder.intended(fi, index, node, receivers);
         let (msg, counted) = self
             .recorder
@@ -486,8 +496,8 @@ impl<'s> World<'s> {
         counted
     }
 
-    pub(crate) fn io_result(&mut self, r: io::Result<()>) {
-        if let Err(e) = r {
+    pub(crate) fn io_result(&mut self, result: io::Result<()>) {
+        if let Err(e) = result {
             if self.io_error.is_none() {
                 self.io_error = Some(e);
             }
@@ -541,22 +551,24 @@ pub const PACKETS_HEADER: &str =
 
 impl Model for World<'_> {
     type Event = Ev;
-    fn handle(&mut self, now: SimTime, ev: Ev, q: &mut EventQueue<Ev>) {
+    fn handle(&mut self, now: SimTime, ev: Ev, queue: &mut EventQueue<Ev>) {
         match ev {
-            Ev::Publish { p } => self.on_publish(now, q, p as usize),
-            Ev::TxDone { link, dir } => self.on_tx_done(now, q, link as usize, dir as usize),
+            Ev::Publish { p } => self.on_publish(now, queue, p as usize),
+            Ev::TxDone { link, dir } => self.on_tx_done(now, queue, link as usize, dir as usize),
             Ev::Arrive { link, dir, pkt } => {
-                self.on_arrive(now, q, link as usize, dir as usize, pkt)
+                self.on_arrive(now, queue, link as usize, dir as usize, pkt)
             }
-            Ev::Scenario { idx } => self.on_scenario_event(now, q, idx as usize),
+            Ev::Scenario { idx } => self.on_scenario_event(now, queue, idx as usize),
             Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
-            Ev::TcpTimer { slot, gen } => self.on_tcp_timer(now, q, slot, gen),
-            Ev::App { app, key, arg } => self.on_app_timer(now, q, app, key, arg),
-            Ev::Sample => self.on_sample(now, Some(q)),
-            Ev::Loopback { node, pkt } => self.on_loopback(now, q, node as usize, pkt),
-            Ev::Radio { m, kind, idx, gen } => self.on_radio(now, q, m as usize, kind, idx, gen),
+            Ev::TcpTimer { slot, gen } => self.on_tcp_timer(now, queue, slot, gen),
+            Ev::App { app, key, arg } => self.on_app_timer(now, queue, app, key, arg),
+            Ev::Sample => self.on_sample(now, Some(queue)),
+            Ev::Loopback { node, pkt } => self.on_loopback(now, queue, node as usize, pkt),
+            Ev::Radio { m, kind, idx, gen } => {
+                self.on_radio(now, queue, m as usize, kind, idx, gen)
+            }
         }
-        self.flush_apps(now, q);
+        self.flush_apps(now, queue);
     }
 }
 

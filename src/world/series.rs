@@ -32,15 +32,15 @@ pub(crate) struct SeriesState {
 }
 
 impl World<'_> {
-    pub(crate) fn series_prime(&mut self, q: &mut EventQueue<Ev>) {
+    pub(crate) fn series_prime(&mut self, queue: &mut EventQueue<Ev>) {
         self.series.interval_ns = self.sc.timeseries_interval.as_nanos();
         if self.series.interval_ns > 0 {
-            let _ = q.push(SimTime(self.series.interval_ns), Ev::Sample);
+            let _ = queue.push(SimTime(self.series.interval_ns), Ev::Sample);
         }
     }
 
     /// Sample at an interval boundary (and once at the end of the run).
-    pub(crate) fn on_sample(&mut self, now: SimTime, q: Option<&mut EventQueue<Ev>>) {
+    pub(crate) fn on_sample(&mut self, now: SimTime, queue: Option<&mut EventQueue<Ev>>) {
         let k = self.series.flows.len() as u32;
         let flows: Vec<(u64, u64)> = (0..self.sc.flows.len())
             .map(|f| {
@@ -94,10 +94,10 @@ impl World<'_> {
                 retransmissions: delta,
             });
         }
-        if let Some(q) = q {
+        if let Some(queue) = queue {
             let next = now.0 + self.series.interval_ns;
             if next < self.end_time().0 {
-                let _ = q.push(SimTime(next), Ev::Sample);
+                let _ = queue.push(SimTime(next), Ev::Sample);
             }
         }
     }

@@ -118,7 +118,7 @@ pub trait Plugin {
         true
     }
     /// Carry one message of a flow of this protocol.
-    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, m: Message<'_>);
+    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, msg: Message<'_>);
     /// A saturating source (`timing = "bulk"`) starts at its first send
     /// time; it composes its messages itself (`Ctx::compose`) as its
     /// transport takes them.
@@ -189,8 +189,8 @@ impl<'a, 'w> Ctx<'a, 'w> {
     // ----- workload and metrics -----
 
     /// Publisher number `p` (index over every flow's publishers).
-    pub fn publisher(&self, p: usize) -> &crate::app::workload::Publisher {
-        &self.w.publishers[p]
+    pub fn publisher(&self, publisher: usize) -> &crate::app::workload::Publisher {
+        &self.w.publishers[publisher]
     }
     /// How many publishers the run has.
     pub fn publishers(&self) -> usize {
@@ -201,11 +201,11 @@ impl<'a, 'w> Ctx<'a, 'w> {
     /// counted. Its payload is then [`Ctx::payload`], its receivers
     /// [`Ctx::receivers`]. For saturating sources; periodic and Poisson
     /// publishers get composed messages in `Plugin::publish`.
-    pub fn compose(&mut self, p: usize) -> bool {
+    pub fn compose(&mut self, publisher: usize) -> bool {
         let mut receivers = std::mem::take(&mut self.w.receivers);
-        let counted = self.w.compose(self.now, p, &mut receivers);
+        let counted = self.w.compose(self.now, publisher, &mut receivers);
         self.w.receivers = receivers;
-        self.w.publishers[p].sent += 1;
+        self.w.publishers[publisher].sent += 1;
         counted
     }
     /// The payload of the message last composed.
@@ -217,8 +217,8 @@ impl<'a, 'w> Ctx<'a, 'w> {
         &self.w.receivers
     }
     /// The intended receivers of publisher `p`'s messages.
-    pub fn intended(&self, p: usize, out: &mut Vec<u32>) {
-        let pb = &self.w.publishers[p];
+    pub fn intended(&self, publisher: usize, out: &mut Vec<u32>) {
+        let pb = &self.w.publishers[publisher];
         self.w
             .recorder
             .intended(pb.flow as usize, pb.index as usize, pb.node, out);
@@ -429,23 +429,23 @@ impl<'s> World<'s> {
     pub(crate) fn with_app<R>(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         app: AppId,
-        f: impl FnOnce(&mut dyn Plugin, &mut Ctx<'_, 's>) -> R,
+        call: impl FnOnce(&mut dyn Plugin, &mut Ctx<'_, 's>) -> R,
     ) -> Option<R> {
         let mut p = self.apps.get_mut(app.0 as usize)?.take()?;
         let r = {
             let mut ctx = Ctx {
                 w: self,
-                q,
+                q: queue,
                 now,
                 app,
             };
-            f(&mut *p, &mut ctx)
+            call(&mut *p, &mut ctx)
         };
         self.apps[app.0 as usize] = Some(p);
         if !self.deferred.is_empty() {
-            self.run_deferred(now, q);
+            self.run_deferred(now, queue);
         }
         Some(r)
     }
@@ -457,7 +457,7 @@ impl<'s> World<'s> {
     }
 
     /// Deliver what waited for a plug-in to return.
-    fn run_deferred(&mut self, now: SimTime, q: &mut EventQueue<Ev>) {
+    fn run_deferred(&mut self, now: SimTime, queue: &mut EventQueue<Ev>) {
         let mut i = 0;
         while i < self.deferred.len() {
             let app = match &self.deferred[i] {
@@ -480,7 +480,7 @@ impl<'s> World<'s> {
                     meta,
                 } => self.datagram(
                     now,
-                    q,
+                    queue,
                     app,
                     Received {
                         node,
@@ -491,10 +491,10 @@ impl<'s> World<'s> {
                     },
                 ),
                 Deferred::Stream { app, sock, tag, ev } => {
-                    self.stream_event(now, q, app, sock, tag, ev.borrow())
+                    self.stream_event(now, queue, app, sock, tag, ev.borrow())
                 }
                 Deferred::Writable { app, sock, tag } => {
-                    self.stream_writable(now, q, app, sock, tag)
+                    self.stream_writable(now, queue, app, sock, tag)
                 }
             }
         }
@@ -504,7 +504,7 @@ impl<'s> World<'s> {
     pub(crate) fn datagram(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         app: AppId,
         rx: Received<'_>,
     ) {
@@ -519,7 +519,7 @@ impl<'s> World<'s> {
             });
             return;
         }
-        self.with_app(now, q, app, |p, ctx| {
+        self.with_app(now, queue, app, |p, ctx| {
             if let Some(d) = p.datagram_app() {
                 d.on_datagram(ctx, rx);
             }
@@ -530,7 +530,7 @@ impl<'s> World<'s> {
     pub(crate) fn stream_event(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         app: AppId,
         sock: SockId,
         tag: u32,
@@ -545,7 +545,7 @@ impl<'s> World<'s> {
             });
             return;
         }
-        self.with_app(now, q, app, |p, ctx| {
+        self.with_app(now, queue, app, |p, ctx| {
             if let Some(s) = p.stream_app() {
                 s.on_stream(ctx, sock, tag, ev);
             }
@@ -556,12 +556,12 @@ impl<'s> World<'s> {
     pub(crate) fn stream_accept(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         app: AppId,
         sock: SockId,
         listen_tag: u32,
     ) -> u32 {
-        self.with_app(now, q, app, |p, ctx| {
+        self.with_app(now, queue, app, |p, ctx| {
             p.stream_app()
                 .map_or(listen_tag, |s| s.on_accept(ctx, sock, listen_tag))
         })
@@ -572,7 +572,7 @@ impl<'s> World<'s> {
     pub(crate) fn stream_writable(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         app: AppId,
         sock: SockId,
         tag: u32,
@@ -581,7 +581,7 @@ impl<'s> World<'s> {
             self.deferred.push(Deferred::Writable { app, sock, tag });
             return;
         }
-        self.with_app(now, q, app, |p, ctx| {
+        self.with_app(now, queue, app, |p, ctx| {
             if let Some(s) = p.stream_app() {
                 s.on_writable(ctx, sock, tag);
             }
@@ -590,10 +590,10 @@ impl<'s> World<'s> {
 
     /// Flush every pending plug-in, in registry order, until none is
     /// pending.
-    pub(crate) fn flush_apps(&mut self, now: SimTime, q: &mut EventQueue<Ev>) {
+    pub(crate) fn flush_apps(&mut self, now: SimTime, queue: &mut EventQueue<Ev>) {
         while let Some(i) = self.pending.iter().position(|&p| p) {
             self.pending[i] = false;
-            self.with_app(now, q, AppId(i as u8), |p, ctx| p.flush(ctx));
+            self.with_app(now, queue, AppId(i as u8), |p, ctx| p.flush(ctx));
         }
     }
 
@@ -601,23 +601,23 @@ impl<'s> World<'s> {
     pub(crate) fn on_app_timer(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         app: u8,
         key: u32,
         arg: u32,
     ) {
-        self.with_app(now, q, AppId(app), |p, ctx| p.on_timer(ctx, key, arg));
+        self.with_app(now, queue, AppId(app), |p, ctx| p.on_timer(ctx, key, arg));
     }
 
     /// Call every plug-in in registry order.
     pub(crate) fn each_app(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        mut f: impl FnMut(&mut dyn Plugin, &mut Ctx<'_, 's>),
+        queue: &mut EventQueue<Ev>,
+        mut call: impl FnMut(&mut dyn Plugin, &mut Ctx<'_, 's>),
     ) {
         for i in 0..self.apps.len() {
-            self.with_app(now, q, AppId(i as u8), &mut f);
+            self.with_app(now, queue, AppId(i as u8), &mut call);
         }
     }
 }

@@ -132,7 +132,7 @@ pub(super) fn new(_: &Scenario) -> Box<dyn Plugin> {
 
 /// `packets.csv` kind of a TCP segment whose first byte belongs to an MQTT
 /// packet of type `t`.
-fn kind_name(t: PacketType) -> &'static str {
+fn kind_name(ty: PacketType) -> &'static str {
     const KINDS: [&str; 14] = [
         "mqtt_connect",
         "mqtt_connack",
@@ -149,12 +149,12 @@ fn kind_name(t: PacketType) -> &'static str {
         "mqtt_pingresp",
         "mqtt_disconnect",
     ];
-    KINDS[t.index()]
+    KINDS[ty.index()]
 }
 
 /// `QoS` of a flow's reliability class.
-pub(crate) fn qos_of(r: Reliability) -> QoS {
-    match r {
+pub(crate) fn qos_of(reliability: Reliability) -> QoS {
+    match reliability {
         Reliability::Confirmed | Reliability::Qos1 | Reliability::Con => QoS::AtLeastOnce,
         Reliability::ExactlyOnce | Reliability::Qos2 => QoS::ExactlyOnce,
         Reliability::BestEffort | Reliability::Qos0 | Reliability::Non => QoS::AtMostOnce,
@@ -163,26 +163,26 @@ pub(crate) fn qos_of(r: Reliability) -> QoS {
 
 /// Where the application payload starts in an encoded PUBLISH (fixed
 /// header, topic, packet identifier), or `None` for other bytes.
-fn publish_payload_offset(p: &[u8]) -> Option<usize> {
-    if p.first()? >> 4 != 3 {
+fn publish_payload_offset(packet: &[u8]) -> Option<usize> {
+    if packet.first()? >> 4 != 3 {
         return None;
     }
-    let qos = (p[0] >> 1) & 3;
+    let qos = (packet[0] >> 1) & 3;
     let mut i = 1;
     loop {
-        let b = *p.get(i)?;
+        let b = *packet.get(i)?;
         i += 1;
         if b & 0x80 == 0 || i > 4 {
             break;
         }
     }
-    let tlen = usize::from(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]));
+    let tlen = usize::from(u16::from_be_bytes([*packet.get(i)?, *packet.get(i + 1)?]));
     let off = i + 2 + tlen + if qos > 0 { 2 } else { 0 };
-    (off <= p.len()).then_some(off)
+    (off <= packet.len()).then_some(off)
 }
 
-fn take_sorted(v: &mut Vec<u32>) -> Vec<u32> {
-    let mut t = std::mem::take(v);
+fn take_sorted(pending: &mut Vec<u32>) -> Vec<u32> {
+    let mut t = std::mem::take(pending);
     t.sort_unstable();
     t.dedup();
     t
@@ -285,7 +285,7 @@ impl Mqtt {
         self.buf = buf;
     }
 
-    fn client_drive(&mut self, ctx: &mut Ctx<'_, '_>, c: u32) {
+    fn client_drive(&mut self, ctx: &mut Ctx<'_, '_>, client: u32) {
         let now = ctx.now();
         let counted = ctx.counted();
         let mut buf = std::mem::take(&mut self.buf);
@@ -293,7 +293,7 @@ impl Mqtt {
         loop {
             let mut progressed = false;
             loop {
-                let cn = &mut self.clients[c as usize];
+                let cn = &mut self.clients[client as usize];
                 buf.clear();
                 let Some(t) = cn.client.poll_transmit(now, &mut buf) else {
                     break;
@@ -307,7 +307,7 @@ impl Mqtt {
                 }
             }
             loop {
-                let cn = &mut self.clients[c as usize];
+                let cn = &mut self.clients[client as usize];
                 let Some(ev) = cn.client.poll_event() else {
                     break;
                 };
@@ -325,15 +325,15 @@ impl Mqtt {
                             node,
                             (broker, port),
                             flow as u32,
-                            c,
+                            client,
                             SockOpts::default(),
                         );
-                        let cn = &mut self.clients[c as usize];
+                        let cn = &mut self.clients[client as usize];
                         match sock {
                             Some(sock) => {
                                 cn.sock = Some(sock);
                                 let at = now + ctx.scenario().protocols.mqtt.connect_timeout;
-                                ctx.schedule(at, KEY_CONNECT_TIMEOUT | c, sock.slot());
+                                ctx.schedule(at, KEY_CONNECT_TIMEOUT | client, sock.slot());
                             }
                             None => cn.client.handle_input(now, StreamInput::Closed),
                         }
@@ -353,7 +353,7 @@ impl Mqtt {
                             let _ = cn.client.subscribe(now, subs);
                         }
                         self.flow_counters[flow].connects += 1;
-                        if again && counted && !self.clients[c as usize].per_message {
+                        if again && counted && !self.clients[client as usize].per_message {
                             self.columns[flow].reconnects += 1;
                         }
                     }
@@ -375,7 +375,7 @@ impl Mqtt {
                     | ClientEvent::Disconnected => {}
                 }
             }
-            let cn = &mut self.clients[c as usize];
+            let cn = &mut self.clients[client as usize];
             if cn.per_message && cn.client.is_connected() && cn.client.is_idle() {
                 cn.client.disconnect();
                 progressed = true;
@@ -385,10 +385,10 @@ impl Mqtt {
             }
         }
         self.drive_touched(ctx, touched, buf);
-        let cn = &mut self.clients[c as usize];
+        let cn = &mut self.clients[client as usize];
         if let Some(d) = cn.client.poll_timeout() {
             if let Some(gen) = cn.wake.arm(d) {
-                ctx.schedule(d, KEY_CLIENT_TIMER | c, gen);
+                ctx.schedule(d, KEY_CLIENT_TIMER | client, gen);
             }
         }
     }
@@ -464,8 +464,8 @@ impl Mqtt {
     }
 
     /// Start a client afresh: a crash loses everything it held.
-    fn reset_client(&mut self, now: SimTime, seed: u64, c: u32) {
-        let cn = &mut self.clients[c as usize];
+    fn reset_client(&mut self, now: SimTime, seed: u64, client: u32) {
+        let cn = &mut self.clients[client as usize];
         cn.restarts += 1;
         cn.client = Client::new(cn.config.clone(), cn.client_rng(seed));
         cn.sock = None;
@@ -473,8 +473,8 @@ impl Mqtt {
         cn.crashed_at = Some(now);
     }
 
-    fn on_connect_timeout(&mut self, ctx: &mut Ctx<'_, '_>, c: u32, slot: u32) {
-        let cn = &mut self.clients[c as usize];
+    fn on_connect_timeout(&mut self, ctx: &mut Ctx<'_, '_>, client: u32, slot: u32) {
+        let cn = &mut self.clients[client as usize];
         let Some(sock) = cn.sock.filter(|s| s.slot() == slot) else {
             return;
         };
@@ -484,10 +484,10 @@ impl Mqtt {
         cn.sock = None;
         ctx.tcp_abort(sock);
         ctx.tcp_drive(sock);
-        self.clients[c as usize]
+        self.clients[client as usize]
             .client
             .handle_input(ctx.now(), StreamInput::Closed);
-        self.pending_clients.push(c);
+        self.pending_clients.push(client);
         ctx.mark_pending();
     }
 }
@@ -634,21 +634,21 @@ impl Plugin for Mqtt {
     }
 
     /// Publish one message of an MQTT flow.
-    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, m: Message<'_>) {
-        let Some(c) = self.client_of(m.node, m.flow as u32) else {
+    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, msg: Message<'_>) {
+        let Some(c) = self.client_of(msg.node, msg.flow as u32) else {
             return;
         };
-        let Some(topic) = self.topics[m.publisher].clone() else {
+        let Some(topic) = self.topics[msg.publisher].clone() else {
             return;
         };
         let now = ctx.now();
-        let flow = &ctx.scenario().flows[m.flow];
+        let flow = &ctx.scenario().flows[msg.flow];
         let qos = qos_of(flow.reliability);
         let retain = flow.retain;
         let cn = &mut self.clients[c as usize];
-        let payload: std::sync::Arc<[u8]> = m.payload.into();
+        let payload: std::sync::Arc<[u8]> = msg.payload.into();
         if cn.client.publish(now, topic, payload, qos, retain).is_err() {
-            self.columns[m.flow].dropped += 1;
+            self.columns[msg.flow].dropped += 1;
         }
         let cn = &mut self.clients[c as usize];
         if cn.per_message && cn.online {
@@ -1020,15 +1020,15 @@ pub const MQTT_HEADER: &str = "run_id,scope,name,metric,value";
 
 /// Write `mqtt.csv`.
 pub fn write_mqtt_rows(
-    w: &mut impl std::io::Write,
+    out: &mut impl std::io::Write,
     run_id: u64,
     rows: &[MqttRow],
 ) -> std::io::Result<()> {
     use crate::metrics::record::csv_field;
-    writeln!(w, "{MQTT_HEADER}")?;
+    writeln!(out, "{MQTT_HEADER}")?;
     for r in rows {
         writeln!(
-            w,
+            out,
             "{run_id},{},{},{},{}",
             r.scope,
             csv_field(&r.name),

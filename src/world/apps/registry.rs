@@ -55,8 +55,8 @@ pub struct PluginEntry {
 }
 
 impl std::fmt::Debug for PluginEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginEntry")
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        out.debug_struct("PluginEntry")
             .field("name", &self.name)
             .field("columns", &self.columns)
             .finish()
@@ -92,8 +92,8 @@ impl PluginEntry {
         self
     }
     /// Accepting these reliabilities (the first is the default).
-    pub fn reliabilities(mut self, r: &'static [Reliability]) -> Self {
-        self.reliabilities = r;
+    pub fn reliabilities(mut self, accepted: &'static [Reliability]) -> Self {
+        self.reliabilities = accepted;
         self
     }
     /// Validating its section with `check`.
@@ -158,19 +158,19 @@ impl Registry {
     }
 
     /// Add a plug-in; its columns go at the end.
-    pub fn register(&mut self, e: PluginEntry) -> Result<AppId, RegistryError> {
-        if self.entries.iter().any(|x| x.name == e.name) {
-            return Err(RegistryError::DuplicateName(e.name));
+    pub fn register(&mut self, entry: PluginEntry) -> Result<AppId, RegistryError> {
+        if self.entries.iter().any(|x| x.name == entry.name) {
+            return Err(RegistryError::DuplicateName(entry.name));
         }
         let cols = self.metric_columns();
-        if let Some(c) = e.columns.iter().find(|c| cols.contains(c)) {
+        if let Some(c) = entry.columns.iter().find(|c| cols.contains(c)) {
             return Err(RegistryError::DuplicateColumn(c));
         }
         let id = u8::try_from(self.entries.len()).map_err(|_| RegistryError::Full)?;
-        self.entries.push(e);
-        if !e.columns.is_empty() {
+        self.entries.push(entry);
+        if !entry.columns.is_empty() {
             self.groups
-                .push((ColumnOwner::Plugin(AppId(id)), e.columns));
+                .push((ColumnOwner::Plugin(AppId(id)), entry.columns));
         }
         Ok(AppId(id))
     }

@@ -56,14 +56,14 @@ fn message_len(sc: &Scenario, flow: usize) -> Option<usize> {
 }
 
 impl TcpFlows {
-    fn add(&mut self, c: Conn) -> u32 {
+    fn add(&mut self, conn: Conn) -> u32 {
         match self.free.pop() {
             Some(t) => {
-                self.conns[t as usize] = Some(c);
+                self.conns[t as usize] = Some(conn);
                 t
             }
             None => {
-                self.conns.push(Some(c));
+                self.conns.push(Some(conn));
                 (self.conns.len() - 1) as u32
             }
         }
@@ -82,13 +82,13 @@ impl TcpFlows {
         &mut self,
         ctx: &mut Ctx<'_, '_>,
         (flow, node, r): (u32, u32, u32),
-        p: usize,
+        publisher: usize,
         opts: SockOpts,
     ) -> Option<SockId> {
         let port = ctx.scenario().protocols.tcp.port;
         let tag = self.add(Conn::Sender {
             key: (flow, node, r),
-            publisher: p as u32,
+            publisher: publisher as u32,
         });
         match ctx.tcp_connect(node as usize, (r as usize, port), flow, tag, opts) {
             Some(s) => {
@@ -119,36 +119,36 @@ impl Plugin for TcpFlows {
         }
     }
 
-    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, m: Message<'_>) {
+    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, msg: Message<'_>) {
         let opts = SockOpts {
             payload_only: true,
             want_writable: false,
         };
-        for &r in m.receivers {
-            if r == m.node {
-                ctx.deliver(r, m.payload);
+        for &r in msg.receivers {
+            if r == msg.node {
+                ctx.deliver(r, msg.payload);
                 continue;
             }
-            let k = (m.flow as u32, m.node, r);
+            let k = (msg.flow as u32, msg.node, r);
             let sock = match self.senders.get(&k) {
                 Some(&s) => s,
-                None => match self.open(ctx, k, m.publisher, opts) {
+                None => match self.open(ctx, k, msg.publisher, opts) {
                     Some(s) => s,
                     None => continue,
                 },
             };
-            ctx.tcp_write(sock, m.payload, None, None);
+            ctx.tcp_write(sock, msg.payload, None, None);
             ctx.tcp_drive(sock);
         }
     }
 
-    fn start_source(&mut self, ctx: &mut Ctx<'_, '_>, p: usize) {
+    fn start_source(&mut self, ctx: &mut Ctx<'_, '_>, publisher: usize) {
         let (flow, node) = {
-            let pb = ctx.publisher(p);
+            let pb = ctx.publisher(publisher);
             (pb.flow, pb.node)
         };
         let mut receivers = Vec::with_capacity(1);
-        ctx.intended(p, &mut receivers);
+        ctx.intended(publisher, &mut receivers);
         let Some(&r) = receivers.first() else {
             return;
         };
@@ -159,7 +159,7 @@ impl Plugin for TcpFlows {
             payload_only: true,
             want_writable: true,
         };
-        self.open(ctx, (flow, node, r), p, opts);
+        self.open(ctx, (flow, node, r), publisher, opts);
     }
 
     fn stream_app(&mut self) -> Option<&mut dyn StreamApp> {

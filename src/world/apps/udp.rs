@@ -32,26 +32,26 @@ impl Plugin for Udp {
         }
     }
 
-    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, m: Message<'_>) {
+    fn publish(&mut self, ctx: &mut Ctx<'_, '_>, msg: Message<'_>) {
         let port = ctx.scenario().protocols.udp.port;
         let meta = PacketMeta {
-            flow: m.flow as u32,
+            flow: msg.flow as u32,
             kind: "udp",
-            counted: m.counted,
+            counted: msg.counted,
             created: ctx.now(),
-            app_bytes: m.payload.len() as u16,
+            app_bytes: msg.payload.len() as u16,
             ..Default::default()
         };
-        let node = m.node as usize;
-        for &r in m.receivers {
-            if r == m.node {
+        let node = msg.node as usize;
+        for &r in msg.receivers {
+            if r == msg.node {
                 // loopback: delivered without touching a link
-                ctx.deliver(r, m.payload);
+                ctx.deliver(r, msg.payload);
             } else {
                 ctx.udp_send(
-                    (node, flow_src_port(m.flow)),
+                    (node, flow_src_port(msg.flow)),
                     (r as usize, port),
-                    m.payload,
+                    msg.payload,
                     meta,
                 );
             }

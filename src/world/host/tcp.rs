@@ -232,8 +232,8 @@ fn host_addr(node: usize) -> Addr {
     Addr::from(ip::node_addr(node))
 }
 
-fn seg_kind(t: &Transmit) -> &'static str {
-    let f = t.flags;
+fn seg_kind(tx: &Transmit) -> &'static str {
+    let f = tx.flags;
     if f.rst() {
         "tcp_rst"
     } else if f.syn() && f.ack() {
@@ -242,7 +242,7 @@ fn seg_kind(t: &Transmit) -> &'static str {
         "tcp_syn"
     } else if f.fin() {
         "tcp_fin"
-    } else if t.payload_len > 0 {
+    } else if tx.payload_len > 0 {
         "tcp_data"
     } else {
         "tcp_ack"
@@ -367,33 +367,33 @@ impl World<'_> {
         EPHEMERAL_FIRST
     }
 
-    fn insert_sock(&mut self, s: TcpSock) -> u32 {
+    fn insert_sock(&mut self, sock: TcpSock) -> u32 {
         match self.tcp.free.pop() {
             Some(slot) => {
                 self.tcp.socks[slot as usize] = Some(TcpSock {
                     wake: Wakeup::with_gen(self.tcp.gens[slot as usize]),
-                    ..s
+                    ..sock
                 });
                 slot
             }
             None => {
-                self.tcp.socks.push(Some(s));
+                self.tcp.socks.push(Some(sock));
                 self.tcp.gens.push(0);
                 (self.tcp.socks.len() - 1) as u32
             }
         }
     }
 
-    fn new_record(&mut self, now: SimTime, s: &TcpSock, client: bool, peer: u32) -> u32 {
+    fn new_record(&mut self, now: SimTime, sock: &TcpSock, client: bool, peer: u32) -> u32 {
         let idx = self.tcp.records.len() as u32;
         self.tcp.records.push(ConnRecord {
             conn: idx,
-            flow: s.flow,
+            flow: sock.flow,
             client,
-            node: s.node,
+            node: sock.node,
             peer,
-            local_port: s.conn.local().port,
-            remote_port: s.conn.remote().port,
+            local_port: sock.conn.local().port,
+            remote_port: sock.conn.remote().port,
             opened: now,
             established: None,
             ended: None,
@@ -412,7 +412,7 @@ impl World<'_> {
     pub(crate) fn tcp_connect(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         (dst, port): (usize, u16),
         flow: u32,
@@ -437,7 +437,7 @@ impl World<'_> {
             .demux
             .insert(key(node as u32, lport, raddr, port), slot);
         let id = self.tcp.id_of(slot);
-        self.tcp_drive_slot(now, q, slot);
+        self.tcp_drive_slot(now, queue, slot);
         self.tcp.sock(id).map(|_| id)
     }
 
@@ -445,7 +445,7 @@ impl World<'_> {
     pub(crate) fn tcp_input(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         hdr: &Ipv4Repr,
         seg: &[u8],
@@ -472,7 +472,7 @@ impl World<'_> {
             if !sum_ok || s.conn.handle_input(now, segment).is_err() {
                 self.tcp_malformed(meta);
             }
-            self.tcp_drive_slot(now, q, slot);
+            self.tcp_drive_slot(now, queue, slot);
             return;
         }
         if !sum_ok {
@@ -483,7 +483,7 @@ impl World<'_> {
             let iss = self.next_iss(node as u32);
             match l.listener.accept(now, segment, iss) {
                 Ok(conn) => {
-                    self.tcp_accepted(now, q, node, conn, l, meta.flow);
+                    self.tcp_accepted(now, queue, node, conn, l, meta.flow);
                     return;
                 }
                 Err(crate::transport::tcp::AcceptError::Malformed(_)) => {
@@ -506,7 +506,7 @@ impl World<'_> {
                 conn: NO_CONN,
                 ..Default::default()
             };
-            self.send_tcp_packet(now, q, node, hdr.src, &out[..n], m);
+            self.send_tcp_packet(now, queue, node, hdr.src, &out[..n], m);
         } else if TcpFlags(seg.get(13).copied().unwrap_or(0)).rst() {
             // an RST for no connection is dropped silently
         } else {
@@ -525,10 +525,10 @@ impl World<'_> {
     fn tcp_accepted(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         conn: Connection,
-        l: Listening,
+        listening: Listening,
         flow: u32,
     ) {
         let remote = conn.remote();
@@ -538,7 +538,13 @@ impl World<'_> {
             .v4()
             .and_then(ip::addr_node)
             .unwrap_or(usize::MAX) as u32;
-        let mut s = TcpSock::new(conn, node as u32, flow, (l.app, l.tag), l.opts);
+        let mut s = TcpSock::new(
+            conn,
+            node as u32,
+            flow,
+            (listening.app, listening.tag),
+            listening.opts,
+        );
         s.rec = self.new_record(now, &s, false, peer);
         // pair with the active opener's record when it is simulated
         let peer_key = key(peer, remote.port, host_addr(node), local_port);
@@ -555,11 +561,11 @@ impl World<'_> {
             .demux
             .insert(key(node as u32, local_port, remote.addr, remote.port), slot);
         let id = self.tcp.id_of(slot);
-        let tag = self.stream_accept(now, q, l.app, id, l.tag);
+        let tag = self.stream_accept(now, queue, listening.app, id, listening.tag);
         if let Some(s) = self.tcp.sock_mut(id) {
             s.tag = tag;
         }
-        self.tcp_drive_slot(now, q, slot);
+        self.tcp_drive_slot(now, queue, slot);
     }
 
     pub(crate) fn counted(&self, now: SimTime) -> bool {
@@ -570,7 +576,7 @@ impl World<'_> {
     fn send_tcp_packet(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         dst: Ipv4Addr,
         seg: &[u8],
@@ -588,7 +594,7 @@ impl World<'_> {
             return;
         }
         self.nodes[node].stats.ip_sent += 1;
-        self.ip_output(now, q, node, id);
+        self.ip_output(now, queue, node, id);
     }
 
     /// Write the IPv4 header in front of the TCP segment that already fills
@@ -614,13 +620,13 @@ impl World<'_> {
     }
 
     /// Poll a socket in the documented order until it has nothing to say.
-    pub(crate) fn tcp_drive(&mut self, now: SimTime, q: &mut EventQueue<Ev>, sock: SockId) {
+    pub(crate) fn tcp_drive(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, sock: SockId) {
         if self.tcp.sock(sock).is_some() {
-            self.tcp_drive_slot(now, q, sock.slot());
+            self.tcp_drive_slot(now, queue, sock.slot());
         }
     }
 
-    fn tcp_drive_slot(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
+    fn tcp_drive_slot(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, slot: u32) {
         if self.tcp.socks[slot as usize]
             .as_ref()
             .is_none_or(|s| s.attach == Attach::Frozen)
@@ -628,22 +634,22 @@ impl World<'_> {
             return;
         }
         loop {
-            self.tcp_writable(now, q, slot);
+            self.tcp_writable(now, queue, slot);
             self.tcp_flush_backlog(slot);
-            self.tcp_transmit_all(now, q, slot);
+            self.tcp_transmit_all(now, queue, slot);
             let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
                 return;
             };
             let Some(ev) = s.conn.poll_event() else {
                 break;
             };
-            self.tcp_event(now, q, slot, ev);
+            self.tcp_event(now, queue, slot, ev);
         }
-        self.tcp_after_poll(now, q, slot);
+        self.tcp_after_poll(now, queue, slot);
     }
 
     /// A saturating source's turn to fill its send buffer.
-    fn tcp_writable(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
+    fn tcp_writable(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, slot: u32) {
         let Some(s) = self.tcp.socks[slot as usize].as_ref() else {
             return;
         };
@@ -653,7 +659,7 @@ impl World<'_> {
         }
         let (app, tag) = (s.app, s.tag);
         let id = self.tcp.id_of(slot);
-        self.stream_writable(now, q, app, id, tag);
+        self.stream_writable(now, queue, app, id, tag);
     }
 
     fn tcp_flush_backlog(&mut self, slot: u32) {
@@ -674,7 +680,7 @@ impl World<'_> {
         }
     }
 
-    fn tcp_transmit_all(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
+    fn tcp_transmit_all(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, slot: u32) {
         let counted = self.counted(now);
         loop {
             let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
@@ -763,12 +769,12 @@ impl World<'_> {
                 }
             }
             self.nodes[node].stats.ip_sent += 1;
-            self.ip_output(now, q, node, id);
+            self.ip_output(now, queue, node, id);
         }
     }
 
     /// One event of a socket, for the record and the application.
-    fn tcp_event(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32, ev: Event) {
+    fn tcp_event(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, slot: u32, ev: Event) {
         let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
             return;
         };
@@ -776,23 +782,29 @@ impl World<'_> {
         match ev {
             Event::Connected => {
                 self.tcp.records[rec].established = Some(now);
-                self.tcp_notify(now, q, slot, StreamEvent::Connected);
+                self.tcp_notify(now, queue, slot, StreamEvent::Connected);
             }
-            Event::DataReadable => self.tcp_read(now, q, slot),
+            Event::DataReadable => self.tcp_read(now, queue, slot),
             Event::PeerClosed => {
                 s.conn.close();
-                self.tcp_notify(now, q, slot, StreamEvent::PeerClosed);
+                self.tcp_notify(now, queue, slot, StreamEvent::PeerClosed);
             }
-            Event::Reset => self.tcp_ended(now, q, slot, ConnOutcome::Reset),
+            Event::Reset => self.tcp_ended(now, queue, slot, ConnOutcome::Reset),
             Event::ConnectionLost { reason } => {
-                self.tcp_ended(now, q, slot, ConnOutcome::Lost(reason))
+                self.tcp_ended(now, queue, slot, ConnOutcome::Lost(reason))
             }
-            Event::Closed => self.tcp_ended(now, q, slot, ConnOutcome::Closed),
+            Event::Closed => self.tcp_ended(now, queue, slot, ConnOutcome::Closed),
         }
     }
 
     /// Tell the socket's application, if it still listens.
-    fn tcp_notify(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32, ev: StreamEvent<'_>) {
+    fn tcp_notify(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        slot: u32,
+        ev: StreamEvent<'_>,
+    ) {
         let Some(s) = self.tcp.socks[slot as usize].as_ref() else {
             return;
         };
@@ -801,11 +813,11 @@ impl World<'_> {
         }
         let (app, tag) = (s.app, s.tag);
         let id = self.tcp.id_of(slot);
-        self.stream_event(now, q, app, id, tag, ev);
+        self.stream_event(now, queue, app, id, tag, ev);
     }
 
     /// Read what arrived and hand it to the socket's application.
-    fn tcp_read(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
+    fn tcp_read(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, slot: u32) {
         let mut buf = std::mem::take(&mut self.tcp.read_buf);
         buf.resize(4096, 0);
         while let Some(s) = self.tcp.socks[slot as usize].as_mut() {
@@ -814,7 +826,7 @@ impl World<'_> {
                 break;
             }
             // a detached or frozen socket's application is gone: discarded
-            self.tcp_notify(now, q, slot, StreamEvent::Data(&buf[..n]));
+            self.tcp_notify(now, queue, slot, StreamEvent::Data(&buf[..n]));
         }
         self.tcp.read_buf = buf;
     }
@@ -914,15 +926,21 @@ impl World<'_> {
     }
 
     /// Forget a socket without a word to the peer (after a crash).
-    pub(crate) fn tcp_remove(&mut self, now: SimTime, q: &mut EventQueue<Ev>, sock: SockId) {
+    pub(crate) fn tcp_remove(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, sock: SockId) {
         if self.tcp.sock(sock).is_some() {
-            self.tcp_release(now, q, sock.slot(), ConnOutcome::NodeCrash);
+            self.tcp_release(now, queue, sock.slot(), ConnOutcome::NodeCrash);
         }
     }
 
     /// A connection ended: record it, forget the application bytes, tell
     /// the application.
-    fn tcp_ended(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32, outcome: ConnOutcome) {
+    fn tcp_ended(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        slot: u32,
+        outcome: ConnOutcome,
+    ) {
         let counted = self.counted(now);
         let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
             return;
@@ -935,11 +953,11 @@ impl World<'_> {
                 c.connection_failures += 1;
             }
         }
-        self.tcp_notify(now, q, slot, StreamEvent::Ended(outcome));
+        self.tcp_notify(now, queue, slot, StreamEvent::Ended(outcome));
     }
 
     /// Count new timeouts, re-arm the timer, release a closed socket.
-    fn tcp_after_poll(&mut self, now: SimTime, q: &mut EventQueue<Ev>, slot: u32) {
+    fn tcp_after_poll(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, slot: u32) {
         let counted = self.counted(now);
         let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
             return;
@@ -957,10 +975,10 @@ impl World<'_> {
         s.timeouts_seen = t;
         let flow = s.flow;
         if s.conn.is_closed() {
-            self.tcp_release(now, q, slot, ConnOutcome::Closed);
+            self.tcp_release(now, queue, slot, ConnOutcome::Closed);
         } else if let Some(d) = s.conn.poll_timeout() {
             if let Some(gen) = s.wake.arm(d) {
-                let _ = q.push(d.max(now), Ev::TcpTimer { slot, gen });
+                let _ = queue.push(d.max(now), Ev::TcpTimer { slot, gen });
             }
         }
         if new_timeouts > 0 && counted {
@@ -975,7 +993,7 @@ impl World<'_> {
     fn tcp_release(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         slot: u32,
         outcome: ConnOutcome,
     ) {
@@ -994,7 +1012,7 @@ impl World<'_> {
             .demux
             .remove(&key(s.node, l.port, rm.addr, rm.port));
         if s.attach == Attach::App {
-            self.stream_event(now, q, s.app, id, s.tag, StreamEvent::Released);
+            self.stream_event(now, queue, s.app, id, s.tag, StreamEvent::Released);
         }
     }
 
@@ -1002,7 +1020,7 @@ impl World<'_> {
     pub(crate) fn on_tcp_timer(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         slot: u32,
         gen: u32,
     ) {
@@ -1023,16 +1041,16 @@ impl World<'_> {
         if s.conn.poll_timeout().is_some_and(|d| d <= now) {
             s.conn.handle_timeout(now);
         }
-        self.tcp_drive_slot(now, q, slot);
+        self.tcp_drive_slot(now, queue, slot);
     }
 
     /// A node crashed: its connections vanish without a word to the peers.
-    pub(crate) fn tcp_crash(&mut self, now: SimTime, q: &mut EventQueue<Ev>, node: usize) {
+    pub(crate) fn tcp_crash(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, node: usize) {
         let lo = key(node as u32, 0, Addr::UNSPECIFIED, 0);
         let hi = key(node as u32, u16::MAX, Addr::BROADCAST, u16::MAX);
         let slots: Vec<u32> = self.tcp.demux.range(lo..=hi).map(|(_, &s)| s).collect();
         for slot in slots {
-            self.tcp_release(now, q, slot, ConnOutcome::NodeCrash);
+            self.tcp_release(now, queue, slot, ConnOutcome::NodeCrash);
         }
     }
 

@@ -99,14 +99,14 @@ impl World<'_> {
     pub(crate) fn udp_send(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         from: (usize, u16),
         to: (usize, u16),
         payload: &[u8],
         meta: PacketMeta,
     ) {
         if let Some(pkt) = self.new_udp_packet(from, to, payload, meta) {
-            self.ip_output(now, q, from.0, pkt);
+            self.ip_output(now, queue, from.0, pkt);
         }
     }
 
@@ -115,7 +115,7 @@ impl World<'_> {
     pub(crate) fn udp_input(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         hdr: &Ipv4Repr,
         payload: &[u8],
@@ -130,7 +130,7 @@ impl World<'_> {
         let from = SockAddr::from(std::net::SocketAddrV4::new(hdr.src, udp.src_port));
         self.datagram(
             now,
-            q,
+            queue,
             app,
             Received {
                 node: node as u32,

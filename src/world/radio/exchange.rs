@@ -6,11 +6,17 @@
 use super::*;
 
 impl World<'_> {
-    pub(super) fn on_tx_end(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, tx: TxId) {
+    pub(super) fn on_tx_end(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        tx: TxId,
+    ) {
         let mut results = std::mem::take(&mut self.radio.results);
         let mut locks = std::mem::take(&mut self.radio.locks);
         let tag = {
-            let rm = &mut self.radio.media[m];
+            let rm = &mut self.radio.media[medium];
             let tag = rm
                 .tags
                 .get(tx as usize)
@@ -37,16 +43,25 @@ impl World<'_> {
             tag
         };
         self.radio.locks = locks;
-        self.refresh_locks(now, m);
+        self.refresh_locks(now, medium);
         match tag {
-            TxTag::Data { n } => self.data_end(now, q, m, n, tx, &results),
+            TxTag::Data { n } => self.data_end(now, queue, medium, n, tx, &results),
             TxTag::Ack {
                 n,
                 to,
                 seq,
                 flow,
                 counted,
-            } => self.ack_end(now, q, m, (n, to, seq), tx, flow, counted, &results),
+            } => self.ack_end(
+                now,
+                queue,
+                medium,
+                (n, to, seq),
+                tx,
+                flow,
+                counted,
+                &results,
+            ),
             TxTag::Interferer => {}
         }
         self.radio.results = results;
@@ -55,26 +70,26 @@ impl World<'_> {
     pub(super) fn data_end(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        m: usize,
-        n: u32,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
         tx: TxId,
         results: &[RxResult],
     ) {
-        let ta = self.spec(m).phy.turnaround;
-        let mac = self.spec(m).mac;
-        let rm = &mut self.radio.media[m];
-        if rm.mac[n as usize].tx != Some(tx) {
+        let ta = self.spec(medium).phy.turnaround;
+        let mac = self.spec(medium).mac;
+        let rm = &mut self.radio.media[medium];
+        if rm.mac[member as usize].tx != Some(tx) {
             return; // the sender crashed mid-frame: the frame is lost everywhere
         }
-        rm.medium.set_hearing(n, now + ta);
-        let mn = &mut rm.mac[n as usize];
+        rm.medium.set_hearing(member, now + ta);
+        let mn = &mut rm.mac[member as usize];
         mn.tx = None;
         let Some(frame) = mn.queue.front().copied() else {
             return;
         };
         let meta = self.pool.get(frame.pkt).meta;
-        let (_, ppdu) = self.frame_bytes(m, frame.pkt, frame.dst == BCAST);
+        let (_, ppdu) = self.frame_bytes(medium, frame.pkt, frame.dst == BCAST);
         let mut deliver = std::mem::take(&mut self.radio.deliver);
         deliver.clear();
         let mut reached = false;
@@ -82,8 +97,8 @@ impl World<'_> {
             for r in results.iter().filter(|r| r.in_range) {
                 self.radio_row(
                     frame.start,
-                    m,
-                    n,
+                    medium,
+                    member,
                     r.rx,
                     meta,
                     meta.kind,
@@ -108,8 +123,8 @@ impl World<'_> {
                 .map_or(RxOutcome::LostChannel, |r| r.outcome);
             self.radio_row(
                 frame.start,
-                m,
-                n,
+                medium,
+                member,
                 d,
                 meta,
                 meta.kind,
@@ -123,12 +138,12 @@ impl World<'_> {
             }
             if out == RxOutcome::Delivered {
                 reached = true;
-                let rm = &mut self.radio.media[m];
+                let rm = &mut self.radio.media[medium];
                 let rx = &mut rm.mac[d as usize];
-                let dup = rx.recent.contains(&(n, frame.seq));
+                let dup = rx.recent.contains(&(member, frame.seq));
                 if !dup {
                     let p = rx.recent_pos as usize;
-                    rx.recent[p] = (n, frame.seq);
+                    rx.recent[p] = (member, frame.seq);
                     rx.recent_pos = ((p + 1) % rx.recent.len()) as u8;
                     deliver.push(d);
                 }
@@ -143,19 +158,19 @@ impl World<'_> {
                     )
                 {
                     rx.ack_gen = rx.ack_gen.wrapping_add(1);
-                    rx.ack_pending = Some((n, frame.seq, meta.flow, meta.counted));
+                    rx.ack_pending = Some((member, frame.seq, meta.flow, meta.counted));
                     let g = rx.ack_gen;
                     rm.medium.set_deaf(d);
-                    let _ = q.push(
+                    let _ = queue.push(
                         now + ta,
                         Ev::Radio {
-                            m: m as u16,
+                            m: medium as u16,
                             kind: K_ACK,
                             idx: d,
                             gen: g,
                         },
                     );
-                    self.refresh(now, m, d);
+                    self.refresh(now, medium, d);
                 }
             }
         }
@@ -163,48 +178,56 @@ impl World<'_> {
         if !deliver.is_empty() {
             let data = std::mem::take(&mut self.pool.get_mut(frame.pkt).data);
             for &r in &deliver {
-                let node = self.radio.media[m].mac[r as usize].node as usize;
+                let node = self.radio.media[medium].mac[r as usize].node as usize;
                 let c = self.pool.alloc_with(meta, &data);
-                self.ip_input(now, q, node, c);
+                self.ip_input(now, queue, node, c);
             }
             self.pool.get_mut(frame.pkt).data = data;
         }
         self.radio.deliver = deliver;
         // the sender's side (its queue may have changed only at its tail)
-        let rm = &mut self.radio.media[m];
-        if let Some(f) = rm.mac[n as usize].queue.front_mut() {
+        let rm = &mut self.radio.media[medium];
+        if let Some(f) = rm.mac[member as usize].queue.front_mut() {
             f.reached |= reached;
         }
         if frame.dst != BCAST && mac.ack {
-            rm.mac[n as usize].state = MacState::WaitAck;
-            self.set_timer(q, m, n, now + mac.ack_wait);
-            self.refresh(now, m, n);
+            rm.mac[member as usize].state = MacState::WaitAck;
+            self.set_timer(queue, medium, member, now + mac.ack_wait);
+            self.refresh(now, medium, member);
         } else {
-            rm.mac[n as usize].queue.pop_front();
+            rm.mac[member as usize].queue.pop_front();
             if frame.dst != BCAST && !reached {
-                self.mac_drop(now, m, n, frame.dst, frame.pkt, MacDrop::Lost, false);
+                self.mac_drop(
+                    now,
+                    medium,
+                    member,
+                    frame.dst,
+                    frame.pkt,
+                    MacDrop::Lost,
+                    false,
+                );
             } else {
                 self.pool.free(frame.pkt);
             }
-            self.mac_start(now, q, m, n);
+            self.mac_start(now, queue, medium, member);
         }
     }
 
     pub(super) fn on_ack_start(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        m: usize,
-        a: u32,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        acker: u32,
         gen: u32,
     ) {
-        let duty = self.spec(m).duty;
-        let rm = &mut self.radio.media[m];
-        let mn = &mut rm.mac[a as usize];
+        let duty = self.spec(medium).duty;
+        let rm = &mut self.radio.media[medium];
+        let mn = &mut rm.mac[acker as usize];
         let Some((to, seq, flow, counted)) = mn.ack_pending.filter(|_| mn.ack_gen == gen && mn.up)
         else {
             if mn.ack_gen == gen {
-                rm.medium.set_hearing(a, now);
+                rm.medium.set_hearing(acker, now);
             }
             return;
         };
@@ -213,62 +236,62 @@ impl World<'_> {
         let tx = {
             let hear = Self::hear_fn(&rm.mac, duty, now);
             rm.medium
-                .begin_tx(now, a, mac154::ACK_PSDU_BYTES, hear, &mut locks)
+                .begin_tx(now, acker, mac154::ACK_PSDU_BYTES, hear, &mut locks)
         };
         self.radio.locks = locks;
         if rm.tags.len() <= tx as usize {
             rm.tags.resize(tx as usize + 1, TxTag::Interferer);
         }
         rm.tags[tx as usize] = TxTag::Ack {
-            n: a,
+            n: acker,
             to,
             seq,
             flow,
             counted,
         };
-        rm.mac[a as usize].ack_tx = Some(tx);
+        rm.mac[acker as usize].ack_tx = Some(tx);
         let air = rm.medium.airtime(mac154::ACK_PSDU_BYTES);
-        let _ = q.push(
+        let _ = queue.push(
             now + air,
             Ev::Radio {
-                m: m as u16,
+                m: medium as u16,
                 kind: K_TX_END,
                 idx: tx,
                 gen: 0,
             },
         );
-        let ppdu = mac154::ACK_PSDU_BYTES + self.spec(m).phy.phy_header_bytes;
-        self.capture_ack(now, m, seq);
+        let ppdu = mac154::ACK_PSDU_BYTES + self.spec(medium).phy.phy_header_bytes;
+        self.capture_ack(now, medium, seq);
         if counted {
             if let Some(s) = self.flow_stats(flow) {
                 s.bytes_on_wire += u64::from(ppdu);
                 s.bytes_transport_ip += u64::from(ppdu);
             }
         }
-        self.refresh(now, m, a);
-        self.refresh_locks(now, m);
+        self.refresh(now, medium, acker);
+        self.refresh_locks(now, medium);
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ack_end(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        m: usize,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
         (a, to, seq): (u32, u32, u8),
         tx: TxId,
         flow: u32,
         counted: bool,
         results: &[RxResult],
     ) {
-        let ta = self.spec(m).phy.turnaround;
-        let ppdu = mac154::ACK_PSDU_BYTES + self.spec(m).phy.phy_header_bytes;
-        let rm = &mut self.radio.media[m];
+        let ta = self.spec(medium).phy.turnaround;
+        let ppdu = mac154::ACK_PSDU_BYTES + self.spec(medium).phy.phy_header_bytes;
+        let rm = &mut self.radio.media[medium];
         if rm.mac[a as usize].ack_tx == Some(tx) {
             rm.mac[a as usize].ack_tx = None;
             rm.medium.set_hearing(a, now + ta);
         }
-        self.refresh(now, m, a);
+        self.refresh(now, medium, a);
         let out = results
             .iter()
             .find(|r| r.rx == to)
@@ -279,10 +302,12 @@ impl World<'_> {
             kind: "mac_ack",
             ..Default::default()
         };
-        let air = self.radio.media[m].medium.airtime(mac154::ACK_PSDU_BYTES);
+        let air = self.radio.media[medium]
+            .medium
+            .airtime(mac154::ACK_PSDU_BYTES);
         self.radio_row(
             SimTime(now.0 - air.0),
-            m,
+            medium,
             a,
             to,
             meta,
@@ -290,7 +315,7 @@ impl World<'_> {
             ppdu,
             outcome_str(out),
         );
-        let rm = &mut self.radio.media[m];
+        let rm = &mut self.radio.media[medium];
         let sender = &mut rm.mac[to as usize];
         // the ACK answers the head frame (sequence number checked)
         let waiting =
@@ -299,7 +324,7 @@ impl World<'_> {
             if let Some(f) = sender.queue.pop_front() {
                 self.pool.free(f.pkt);
             }
-            self.mac_start(now, q, m, to);
+            self.mac_start(now, queue, medium, to);
         }
     }
 }

@@ -10,19 +10,19 @@ impl World<'_> {
     pub(super) fn mac_enqueue(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        m: usize,
-        n: u32,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
         dst: u32,
         pkt: PacketId,
     ) {
-        let cap = self.spec(m).mac.queue as usize;
-        let mn = &mut self.radio.media[m].mac[n as usize];
+        let cap = self.spec(medium).mac.queue as usize;
+        let mn = &mut self.radio.media[medium].mac[member as usize];
         if !mn.up {
-            return self.mac_drop(now, m, n, dst, pkt, MacDrop::NodeDown, false);
+            return self.mac_drop(now, medium, member, dst, pkt, MacDrop::NodeDown, false);
         }
         if mn.queue.len() > cap {
-            return self.mac_drop(now, m, n, dst, pkt, MacDrop::Queue, false);
+            return self.mac_drop(now, medium, member, dst, pkt, MacDrop::Queue, false);
         }
         mn.seq = mn.seq.wrapping_add(1);
         let seq = mn.seq;
@@ -35,35 +35,47 @@ impl World<'_> {
             start: now,
         });
         if mn.state == MacState::Idle {
-            self.mac_start(now, q, m, n);
+            self.mac_start(now, queue, medium, member);
         }
     }
 
-    pub(super) fn set_timer(&mut self, q: &mut EventQueue<Ev>, m: usize, n: u32, at: SimTime) {
-        let mn = &mut self.radio.media[m].mac[n as usize];
+    pub(super) fn set_timer(
+        &mut self,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
+        at: SimTime,
+    ) {
+        let mn = &mut self.radio.media[medium].mac[member as usize];
         mn.gen = mn.gen.wrapping_add(1);
-        let _ = q.push(
+        let _ = queue.push(
             at,
             Ev::Radio {
-                m: m as u16,
+                m: medium as u16,
                 kind: K_MAC,
-                idx: n,
+                idx: member,
                 gen: mn.gen,
             },
         );
     }
 
     /// Begin channel access for the frame at the head of `n`'s queue.
-    pub(super) fn mac_start(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
-        let duty = self.spec(m).duty;
-        let rm = &mut self.radio.media[m];
+    pub(super) fn mac_start(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
+    ) {
+        let duty = self.spec(medium).duty;
+        let rm = &mut self.radio.media[medium];
         let any_duty = rm.any_duty;
-        let Some(&head) = rm.mac[n as usize].queue.front() else {
-            rm.mac[n as usize].state = MacState::Idle;
-            return self.refresh(now, m, n);
+        let Some(&head) = rm.mac[member as usize].queue.front() else {
+            rm.mac[member as usize].state = MacState::Idle;
+            return self.refresh(now, medium, member);
         };
-        let mut t = now.max(rm.mac[n as usize].next_tx);
-        if rm.mac[n as usize].acking() {
+        let mut t = now.max(rm.mac[member as usize].next_tx);
+        if rm.mac[member as usize].acking() {
             // the radio owes an ACK (no CSMA before it): start after it is sent
             let ack = rm.medium.airtime(mac154::ACK_PSDU_BYTES);
             let ta = rm.medium.phy.turnaround;
@@ -82,56 +94,76 @@ impl World<'_> {
             }
         }
         if t > now {
-            rm.mac[n as usize].state = MacState::Deferred;
-            self.set_timer(q, m, n, t);
-            return self.refresh(now, m, n);
+            rm.mac[member as usize].state = MacState::Deferred;
+            self.set_timer(queue, medium, member, t);
+            return self.refresh(now, medium, member);
         }
-        self.mac_access(now, q, m, n);
+        self.mac_access(now, queue, medium, member);
     }
 
-    fn mac_access(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
-        let mac = self.spec(m).mac;
+    fn mac_access(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, medium: usize, member: u32) {
+        let mac = self.spec(medium).mac;
         if mac.csma {
-            let mn = &mut self.radio.media[m].mac[n as usize];
+            let mn = &mut self.radio.media[medium].mac[member as usize];
             mn.nb = 0;
             mn.be = mac.min_be;
-            self.mac_backoff(now, q, m, n);
+            self.mac_backoff(now, queue, medium, member);
         } else {
-            self.mac_turnaround(now, q, m, n);
+            self.mac_turnaround(now, queue, medium, member);
         }
     }
 
-    fn mac_backoff(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
-        let unit = self.spec(m).mac.unit_backoff;
-        let mn = &mut self.radio.media[m].mac[n as usize];
+    fn mac_backoff(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
+    ) {
+        let unit = self.spec(medium).mac.unit_backoff;
+        let mn = &mut self.radio.media[medium].mac[member as usize];
         let slots = mn.rng.below(1u64 << mn.be);
         mn.state = MacState::Backoff;
-        self.set_timer(q, m, n, now + unit.saturating_mul(slots));
-        self.refresh(now, m, n);
+        self.set_timer(queue, medium, member, now + unit.saturating_mul(slots));
+        self.refresh(now, medium, member);
     }
 
-    fn mac_turnaround(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
-        let ta = self.spec(m).phy.turnaround;
-        let rm = &mut self.radio.media[m];
-        rm.mac[n as usize].state = MacState::Turnaround;
-        rm.medium.set_deaf(n);
-        self.set_timer(q, m, n, now + ta);
-        self.refresh(now, m, n);
+    fn mac_turnaround(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
+    ) {
+        let ta = self.spec(medium).phy.turnaround;
+        let rm = &mut self.radio.media[medium];
+        rm.mac[member as usize].state = MacState::Turnaround;
+        rm.medium.set_deaf(member);
+        self.set_timer(queue, medium, member, now + ta);
+        self.refresh(now, medium, member);
     }
 
-    fn cca_busy(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
-        let mac = self.spec(m).mac;
-        let mn = &mut self.radio.media[m].mac[n as usize];
+    fn cca_busy(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, medium: usize, member: u32) {
+        let mac = self.spec(medium).mac;
+        let mn = &mut self.radio.media[medium].mac[member as usize];
         mn.nb += 1;
         mn.be = (mn.be + 1).min(mac.max_be);
         if mn.nb > mac.max_backoffs {
             // channel access failure: reported upward, the frame is dropped
             if let Some(f) = mn.queue.pop_front() {
-                self.mac_drop(now, m, n, f.dst, f.pkt, MacDrop::CcaFail, f.reached);
+                self.mac_drop(
+                    now,
+                    medium,
+                    member,
+                    f.dst,
+                    f.pkt,
+                    MacDrop::CcaFail,
+                    f.reached,
+                );
             }
-            self.mac_start(now, q, m, n);
+            self.mac_start(now, queue, medium, member);
         } else {
-            self.mac_backoff(now, q, m, n);
+            self.mac_backoff(now, queue, medium, member);
         }
     }
 
@@ -139,51 +171,57 @@ impl World<'_> {
     pub(crate) fn on_radio(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        m: usize,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
         kind: u8,
         idx: u32,
         gen: u32,
     ) {
         match kind {
             K_MAC => {
-                let mn = &self.radio.media[m].mac[idx as usize];
+                let mn = &self.radio.media[medium].mac[idx as usize];
                 if mn.gen == gen && mn.up {
-                    self.on_mac_timer(now, q, m, idx);
+                    self.on_mac_timer(now, queue, medium, idx);
                 }
             }
-            K_TX_END => self.on_tx_end(now, q, m, idx),
-            K_ACK => self.on_ack_start(now, q, m, idx, gen),
-            _ => self.on_interferer(now, q, m, idx as usize),
+            K_TX_END => self.on_tx_end(now, queue, medium, idx),
+            K_ACK => self.on_ack_start(now, queue, medium, idx, gen),
+            _ => self.on_interferer(now, queue, medium, idx as usize),
         }
     }
 
-    pub(super) fn on_mac_timer(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
-        let cca = self.spec(m).mac.cca_duration;
-        let state = self.radio.media[m].mac[n as usize].state;
+    pub(super) fn on_mac_timer(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
+    ) {
+        let cca = self.spec(medium).mac.cca_duration;
+        let state = self.radio.media[medium].mac[member as usize].state;
         match state {
-            MacState::Deferred => self.mac_access(now, q, m, n),
+            MacState::Deferred => self.mac_access(now, queue, medium, member),
             MacState::Backoff => {
-                if self.radio.media[m].mac[n as usize].acking() {
-                    return self.cca_busy(now, q, m, n);
+                if self.radio.media[medium].mac[member as usize].acking() {
+                    return self.cca_busy(now, queue, medium, member);
                 }
-                let rm = &mut self.radio.media[m];
-                rm.mac[n as usize].state = MacState::Cca;
-                rm.medium.start_cca(n);
-                self.set_timer(q, m, n, now + cca);
-                self.refresh(now, m, n);
+                let rm = &mut self.radio.media[medium];
+                rm.mac[member as usize].state = MacState::Cca;
+                rm.medium.start_cca(member);
+                self.set_timer(queue, medium, member, now + cca);
+                self.refresh(now, medium, member);
             }
             MacState::Cca => {
-                let rm = &mut self.radio.media[m];
-                let busy = rm.medium.end_cca(n) || rm.mac[n as usize].acking();
+                let rm = &mut self.radio.media[medium];
+                let busy = rm.medium.end_cca(member) || rm.mac[member as usize].acking();
                 if busy {
-                    self.cca_busy(now, q, m, n);
+                    self.cca_busy(now, queue, medium, member);
                 } else {
-                    self.mac_turnaround(now, q, m, n);
+                    self.mac_turnaround(now, queue, medium, member);
                 }
             }
-            MacState::Turnaround => self.mac_transmit(now, q, m, n),
-            MacState::WaitAck => self.on_ack_timeout(now, q, m, n),
+            MacState::Turnaround => self.mac_transmit(now, queue, medium, member),
+            MacState::WaitAck => self.on_ack_timeout(now, queue, medium, member),
             MacState::Idle | MacState::Tx => {}
         }
     }
@@ -207,26 +245,32 @@ impl World<'_> {
         }
     }
 
-    fn mac_transmit(&mut self, now: SimTime, q: &mut EventQueue<Ev>, m: usize, n: u32) {
-        let Some(&head) = self.radio.media[m].mac[n as usize].queue.front() else {
-            return self.mac_start(now, q, m, n);
+    fn mac_transmit(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
+    ) {
+        let Some(&head) = self.radio.media[medium].mac[member as usize].queue.front() else {
+            return self.mac_start(now, queue, medium, member);
         };
-        let (psdu, ppdu) = self.frame_bytes(m, head.pkt, head.dst == BCAST);
-        let spec = self.spec(m);
+        let (psdu, ppdu) = self.frame_bytes(medium, head.pkt, head.dst == BCAST);
+        let spec = self.spec(medium);
         let (duty, limit) = (spec.duty, spec.mac.tx_duty_limit);
-        let rm = &mut self.radio.media[m];
+        let rm = &mut self.radio.media[medium];
         let airtime = rm.medium.airtime(psdu);
         let mut locks = std::mem::take(&mut self.radio.locks);
         let tx = {
             let hear = Self::hear_fn(&rm.mac, duty, now);
-            rm.medium.begin_tx(now, n, psdu, hear, &mut locks)
+            rm.medium.begin_tx(now, member, psdu, hear, &mut locks)
         };
         self.radio.locks = locks;
         if rm.tags.len() <= tx as usize {
             rm.tags.resize(tx as usize + 1, TxTag::Interferer);
         }
-        rm.tags[tx as usize] = TxTag::Data { n };
-        let mn = &mut rm.mac[n as usize];
+        rm.tags[tx as usize] = TxTag::Data { n: member };
+        let mn = &mut rm.mac[member as usize];
         mn.state = MacState::Tx;
         mn.tx = Some(tx);
         if let Some(lim) = limit {
@@ -239,50 +283,50 @@ impl World<'_> {
             f.attempts += 1;
             f.start = now;
         }
-        let _ = q.push(
+        let _ = queue.push(
             now + airtime,
             Ev::Radio {
-                m: m as u16,
+                m: medium as u16,
                 kind: K_TX_END,
                 idx: tx,
                 gen: 0,
             },
         );
         self.count_frame_bytes(head.pkt, ppdu, retry);
-        self.capture_data(now, m, n, head);
-        self.refresh(now, m, n);
-        self.refresh_locks(now, m);
+        self.capture_data(now, medium, member, head);
+        self.refresh(now, medium, member);
+        self.refresh_locks(now, medium);
     }
 
     pub(super) fn on_ack_timeout(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        m: usize,
-        n: u32,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        member: u32,
     ) {
-        let max = self.spec(m).mac.max_frame_retries;
-        let mn = &mut self.radio.media[m].mac[n as usize];
+        let max = self.spec(medium).mac.max_frame_retries;
+        let mn = &mut self.radio.media[medium].mac[member as usize];
         let Some(&f) = mn.queue.front() else {
-            return self.mac_start(now, q, m, n);
+            return self.mac_start(now, queue, medium, member);
         };
         if f.attempts > max {
             mn.queue.pop_front();
-            self.mac_drop(now, m, n, f.dst, f.pkt, MacDrop::NoAck, f.reached);
+            self.mac_drop(now, medium, member, f.dst, f.pkt, MacDrop::NoAck, f.reached);
         }
-        self.mac_start(now, q, m, n);
+        self.mac_start(now, queue, medium, member);
     }
 
     pub(super) fn on_interferer(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        m: usize,
-        i: usize,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        interferer: usize,
     ) {
-        let it = self.spec(m).interferers[i].clone();
-        let rm = &mut self.radio.media[m];
-        let s = rm.medium.interferer_sender(i);
+        let it = self.spec(medium).interferers[interferer].clone();
+        let rm = &mut self.radio.media[medium];
+        let s = rm.medium.interferer_sender(interferer);
         let mut locks = std::mem::take(&mut self.radio.locks);
         let tx = rm.medium.begin_tx(now, s, 0, |_| false, &mut locks);
         self.radio.locks = locks;
@@ -290,21 +334,21 @@ impl World<'_> {
             rm.tags.resize(tx as usize + 1, TxTag::Interferer);
         }
         rm.tags[tx as usize] = TxTag::Interferer;
-        let _ = q.push(
+        let _ = queue.push(
             now + it.burst,
             Ev::Radio {
-                m: m as u16,
+                m: medium as u16,
                 kind: K_TX_END,
                 idx: tx,
                 gen: 0,
             },
         );
-        let _ = q.push(
+        let _ = queue.push(
             now + it.period,
             Ev::Radio {
-                m: m as u16,
+                m: medium as u16,
                 kind: K_INTERF,
-                idx: i as u32,
+                idx: interferer as u32,
                 gen: 0,
             },
         );

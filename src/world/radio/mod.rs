@@ -257,13 +257,13 @@ impl Radio {
     }
 
     /// Whether routing link index `l` is a medium edge.
-    pub(crate) fn is_edge(&self, l: usize) -> bool {
-        l >= self.nlinks
+    pub(crate) fn is_edge(&self, link: usize) -> bool {
+        link >= self.nlinks
     }
 }
 
-fn outcome_str(o: RxOutcome) -> &'static str {
-    match o {
+fn outcome_str(outcome: RxOutcome) -> &'static str {
+    match outcome {
         RxOutcome::Delivered => "delivered",
         RxOutcome::LostChannel => "lost_channel",
         RxOutcome::Collision => "collision",
@@ -284,15 +284,15 @@ enum MacDrop {
 }
 
 impl World<'_> {
-    fn spec(&self, m: usize) -> &MediumSpec {
-        &self.sc.media[self.radio.media[m].spec]
+    fn spec(&self, medium: usize) -> &MediumSpec {
+        &self.sc.media[self.radio.media[medium].spec]
     }
 
     /// Schedule every interferer's first burst.
-    pub(crate) fn radio_prime(&mut self, q: &mut EventQueue<Ev>) {
+    pub(crate) fn radio_prime(&mut self, queue: &mut EventQueue<Ev>) {
         for m in 0..self.radio.media.len() {
             for (i, it) in self.spec(m).interferers.iter().enumerate() {
-                let _ = q.push(
+                let _ = queue.push(
                     SimTime::ZERO + it.start,
                     Ev::Radio {
                         m: m as u16,
@@ -307,9 +307,9 @@ impl World<'_> {
 
     /// The MTU and the far node of routing edge `l` (a medium edge) in
     /// direction `d`.
-    pub(crate) fn radio_edge_hop(&self, l: usize, d: usize) -> (u32, usize) {
-        let (m, a, b) = self.radio.edges[l - self.radio.nlinks];
-        let to = if d == 0 { b } else { a };
+    pub(crate) fn radio_edge_hop(&self, link: usize, dir: usize) -> (u32, usize) {
+        let (m, a, b) = self.radio.edges[link - self.radio.nlinks];
+        let to = if dir == 0 { b } else { a };
         let node = self.radio.media[m as usize].mac[to as usize].node as usize;
         (self.spec(m as usize).mtu(), node)
     }
@@ -324,14 +324,14 @@ impl World<'_> {
     pub(crate) fn radio_hop(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        l: usize,
-        d: usize,
+        queue: &mut EventQueue<Ev>,
+        link: usize,
+        dir: usize,
         pkt: PacketId,
     ) {
-        let (m, a, b) = self.radio.edges[l - self.radio.nlinks];
-        let (from, to) = if d == 0 { (a, b) } else { (b, a) };
-        self.radio_send(now, q, m as usize, from, to, pkt);
+        let (m, a, b) = self.radio.edges[link - self.radio.nlinks];
+        let (from, to) = if dir == 0 { (a, b) } else { (b, a) };
+        self.radio_send(now, queue, m as usize, from, to, pkt);
     }
 
     /// Send `pkt` (IP multicast or broadcast) from `node` as a link-layer
@@ -339,7 +339,7 @@ impl World<'_> {
     pub(crate) fn radio_broadcast(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
+        queue: &mut EventQueue<Ev>,
         node: usize,
         pkt: PacketId,
     ) -> bool {
@@ -347,27 +347,27 @@ impl World<'_> {
         if m == NONE {
             return false;
         }
-        self.radio_send(now, q, m as usize, k, BCAST, pkt);
+        self.radio_send(now, queue, m as usize, k, BCAST, pkt);
         true
     }
 
     fn radio_send(
         &mut self,
         now: SimTime,
-        q: &mut EventQueue<Ev>,
-        m: usize,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
         from: u32,
         to: u32,
         pkt: PacketId,
     ) {
-        let mtu = self.spec(m).mtu() as usize;
+        let mtu = self.spec(medium).mtu() as usize;
         if self.pool.get(pkt).data.len() <= mtu {
-            return self.mac_enqueue(now, q, m, from, to, pkt);
+            return self.mac_enqueue(now, queue, medium, from, to, pkt);
         }
         match self.fragment_packet(pkt, mtu) {
             Ok(ids) => {
                 for &f in &ids {
-                    self.mac_enqueue(now, q, m, from, to, f);
+                    self.mac_enqueue(now, queue, medium, from, to, f);
                 }
                 self.frag_ids = ids;
             }
@@ -379,8 +379,8 @@ impl World<'_> {
     }
 
     /// Bytes of `pkt`'s frame on air (PHY header + MAC header + IP + FCS).
-    fn frame_bytes(&self, m: usize, pkt: PacketId, bcast: bool) -> (u32, u32) {
-        let spec = self.spec(m);
+    fn frame_bytes(&self, medium: usize, pkt: PacketId, bcast: bool) -> (u32, u32) {
+        let spec = self.spec(medium);
         let a = spec.mac.addressing;
         let dst = if bcast { mac154::Addressing::Short } else { a };
         let psdu = self.pool.get(pkt).data.len() as u32 + mac154::data_overhead(dst, a);
@@ -388,10 +388,10 @@ impl World<'_> {
     }
 
     /// Bring member `n`'s energy meter to the state its flags say.
-    fn refresh(&mut self, now: SimTime, m: usize, n: u32) {
-        let rm = &mut self.radio.media[m];
-        let receiving = rm.medium.receiving(n);
-        let mn = &mut rm.mac[n as usize];
+    fn refresh(&mut self, now: SimTime, medium: usize, member: u32) {
+        let rm = &mut self.radio.media[medium];
+        let receiving = rm.medium.receiving(member);
+        let mn = &mut rm.mac[member as usize];
         let s = if !mn.up {
             RadioState::Sleep
         } else if mn.tx.is_some() || mn.ack_tx.is_some() {
@@ -407,10 +407,10 @@ impl World<'_> {
         }
     }
 
-    fn refresh_locks(&mut self, now: SimTime, m: usize) {
+    fn refresh_locks(&mut self, now: SimTime, medium: usize) {
         let locks = std::mem::take(&mut self.radio.locks);
         for &r in &locks {
-            self.refresh(now, m, r);
+            self.refresh(now, medium, r);
         }
         self.radio.locks = locks;
         self.radio.locks.clear();
@@ -419,26 +419,26 @@ impl World<'_> {
     /// Write a data frame to the medium's pcap (when captures are on): the
     /// 802.15.4 frame with short addresses = member index + 1 (broadcast
     /// 0xFFFF), PAN 0x1234, the IPv4 packet as payload, FCS.
-    fn capture_data(&mut self, now: SimTime, m: usize, n: u32, f: Frame) {
-        let idx = self.radio.nlinks + m;
+    fn capture_data(&mut self, now: SimTime, medium: usize, member: u32, frame: Frame) {
+        let idx = self.radio.nlinks + medium;
         if self.pcaps.len() <= idx {
             return;
         }
-        let spec = self.spec(m);
-        let ack = spec.mac.ack && f.dst != BCAST;
+        let spec = self.spec(medium);
+        let ack = spec.mac.ack && frame.dst != BCAST;
         let addressing = spec.mac.addressing;
         let frame = mac154::DataFrame {
-            seq: f.seq,
+            seq: frame.seq,
             pan: 0x1234,
             addressing,
-            dst: if f.dst == BCAST {
+            dst: if frame.dst == BCAST {
                 u64::from(mac154::BROADCAST)
             } else {
-                u64::from(f.dst) + 1
+                u64::from(frame.dst) + 1
             },
-            src: u64::from(n) + 1,
+            src: u64::from(member) + 1,
             ack_request: ack,
-            payload: &self.pool.get(f.pkt).data,
+            payload: &self.pool.get(frame.pkt).data,
         };
         let mut buf = std::mem::take(&mut self.frag_scratch);
         buf.clear();
@@ -451,8 +451,8 @@ impl World<'_> {
     }
 
     /// Write an ACK frame (FCF, sequence number, FCS) to the medium's pcap.
-    fn capture_ack(&mut self, now: SimTime, m: usize, seq: u8) {
-        let idx = self.radio.nlinks + m;
+    fn capture_ack(&mut self, now: SimTime, medium: usize, seq: u8) {
+        let idx = self.radio.nlinks + medium;
         if let Some(w) = self.pcaps.get_mut(idx) {
             let mut b = [0x02, 0x00, seq, 0, 0];
             let c = mac154::fcs(&b[..3]).to_le_bytes();
@@ -487,7 +487,7 @@ impl World<'_> {
     fn radio_row(
         &mut self,
         at: SimTime,
-        m: usize,
+        medium: usize,
         from: u32,
         to: u32,
         meta: PacketMeta,
@@ -498,7 +498,7 @@ impl World<'_> {
         if self.packets_out.is_none() {
             return;
         }
-        let rm = &self.radio.media[m];
+        let rm = &self.radio.media[medium];
         let spec = &self.sc.media[rm.spec];
         let protocol = if meta.flow == NO_FLOW {
             "ip"
@@ -537,15 +537,15 @@ impl World<'_> {
     fn mac_drop(
         &mut self,
         now: SimTime,
-        m: usize,
-        n: u32,
+        medium: usize,
+        member: u32,
         dst: u32,
         pkt: PacketId,
         why: MacDrop,
         reached: bool,
     ) {
         let meta = self.pool.get(pkt).meta;
-        let (_, ppdu) = self.frame_bytes(m, pkt, dst == BCAST);
+        let (_, ppdu) = self.frame_bytes(medium, pkt, dst == BCAST);
         let label = match why {
             MacDrop::Queue => Some("lost_queue"),
             MacDrop::CcaFail => Some("cca_fail"),
@@ -554,7 +554,7 @@ impl World<'_> {
             MacDrop::Lost => None, // its attempt row already says why
         };
         if let Some(l) = label {
-            self.radio_row(now, m, n, dst, meta, meta.kind, ppdu, l);
+            self.radio_row(now, medium, member, dst, meta, meta.kind, ppdu, l);
         }
         if meta.counted && dst != BCAST && !reached {
             if let Some(s) = self.flow_stats(meta.flow) {
