@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// Longest duration a scenario may ask for (durations, drains, intervals):
 /// 30 days, far below the 584 years a u64 of nanoseconds lasts.
-pub const MAX_DURATION: SimDuration = SimDuration::from_secs(30 * 24 * 3600);
+pub(crate) const MAX_DURATION: SimDuration = SimDuration::from_secs(30 * 24 * 3600);
 
 /// Where errors are reported: the scenario's name for messages, its text for
 /// line numbers, and its directory for relative trace-file paths.
@@ -155,7 +155,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// `a, b, c` (at most 8 names, then `… (N more)`).
-pub fn list<I: IntoIterator<Item = D>, D: Display>(items: I) -> String {
+pub(crate) fn list<I: IntoIterator<Item = D>, D: Display>(items: I) -> String {
     const SHOWN: usize = 8;
     let mut out = String::new();
     let mut n = 0usize;

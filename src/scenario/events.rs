@@ -41,7 +41,7 @@ const ACTIONS: &[(&str, Kind)] = &[
 ];
 
 /// Resolve every event; `horizon` = duration + drain bounds `at`.
-pub fn resolve_all(
+pub(crate) fn resolve_all(
     ctx: &Ctx<'_>,
     topo: &Topology,
     events: &[toml::Spanned<EventSchema>],

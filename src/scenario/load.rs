@@ -14,7 +14,7 @@ const MAX_INTERVALS: u64 = 1_000_000;
 
 /// Default drain after the publishing window (covers CoAP's 93 s
 /// MAX_TRANSMIT_WAIT, RFC 7252 §4.8.2).
-pub const DEFAULT_DRAIN: SimDuration = SimDuration::from_secs(100);
+pub(crate) const DEFAULT_DRAIN: SimDuration = SimDuration::from_secs(100);
 
 /// Load a scenario file, applying `--set` overrides (`path=value`).
 /// Trace files are resolved relative to the file's directory.

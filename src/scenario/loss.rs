@@ -16,7 +16,7 @@ use crate::scenario::model::{LossSpec, TraceSpec};
 use std::path::PathBuf;
 
 /// Each loss model and the keys (besides `model`) that apply to it.
-pub const MODEL_KEYS: &[(&str, &[&str])] = &[
+pub(crate) const MODEL_KEYS: &[(&str, &[&str])] = &[
     ("none", &[]),
     ("bernoulli", &["p"]),
     (
@@ -84,7 +84,11 @@ fn present(l: &LossSchema) -> Vec<(&'static str, std::ops::Range<usize>)> {
 }
 
 /// Resolve a loss table whose field path is `field` (e.g. `links.x.loss`).
-pub fn resolve(ctx: &Ctx<'_>, l: &S<LossSchema>, field: &str) -> Result<LossSpec, ScenarioError> {
+pub(crate) fn resolve(
+    ctx: &Ctx<'_>,
+    l: &S<LossSchema>,
+    field: &str,
+) -> Result<LossSpec, ScenarioError> {
     let span = l.span();
     let l = l.get_ref();
     let model = l.model.get_ref().as_str();

@@ -46,7 +46,7 @@ pub struct UserSchema {
 const MAX_WINDOW: u64 = 65_535;
 const MAX_QUEUE: u64 = 10_000_000;
 
-pub fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, ScenarioError> {
+pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, ScenarioError> {
     let d = MqttParams::default();
     let f = |k: &str| format!("protocols.mqtt.{k}");
     let dur = |v: &Option<S<String>>, k: &str, def: SimDuration| {

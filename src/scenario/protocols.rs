@@ -8,12 +8,12 @@ use crate::sim::SimDuration;
 use crate::transport::tcp::{Config as TcpConfig, InitialWindow, Profile, RtoFormula};
 
 /// Most CoAP retransmissions accepted (RFC 7252 default 4).
-pub const MAX_COAP_RETRANSMIT: u64 = 20;
+pub(crate) const MAX_COAP_RETRANSMIT: u64 = 20;
 /// Most outstanding CoAP interactions per peer accepted (NSTART).
-pub const MAX_NSTART: u64 = 65_535;
+pub(crate) const MAX_NSTART: u64 = 65_535;
 
 /// Resolve the protocol tables (absent tables keep their defaults).
-pub fn resolve(
+pub(crate) fn resolve(
     ctx: &Ctx<'_>,
     p: Option<&ProtocolsSchema>,
 ) -> Result<ProtocolParams, ScenarioError> {
@@ -141,9 +141,9 @@ pub fn resolve(
 }
 
 /// Most retransmissions accepted for any TCP retry count.
-pub const MAX_TCP_RETRIES: u64 = 100;
+pub(crate) const MAX_TCP_RETRIES: u64 = 100;
 /// Largest TCP buffer accepted (1 GiB).
-pub const MAX_TCP_BUFFER: u64 = 1 << 30;
+pub(crate) const MAX_TCP_BUFFER: u64 = 1 << 30;
 
 /// `[protocols.tcp]`: start from the profile, apply explicit fields, check
 /// the combinations.

@@ -21,7 +21,7 @@ use super::schema::{SweepSchema, S};
 use crate::scenario::model::{SweepAxis, SweepMode, SweepSpec};
 
 /// Most runs one sweep may expand to.
-pub const MAX_RUNS: u64 = 1_000_000;
+pub(crate) const MAX_RUNS: u64 = 1_000_000;
 
 pub(crate) fn resolve(
     ctx: &Ctx<'_>,

@@ -14,22 +14,22 @@ use crate::sim::{SimDuration, SimRng};
 use std::collections::HashMap;
 
 /// Most members one group may have.
-pub const MAX_GROUP_COUNT: u64 = 1_000_000;
+pub(crate) const MAX_GROUP_COUNT: u64 = 1_000_000;
 /// Most nodes a scenario may have in total.
-pub const MAX_NODES: usize = 2_000_000;
+pub(crate) const MAX_NODES: usize = 2_000_000;
 /// Fastest link: 100 Gbit/s.
-pub const MAX_RATE_BPS: u64 = 100_000_000_000;
+pub(crate) const MAX_RATE_BPS: u64 = 100_000_000_000;
 /// Longest one-way propagation delay: 1 h.
-pub const MAX_DELAY: SimDuration = SimDuration::from_secs(3600);
+pub(crate) const MAX_DELAY: SimDuration = SimDuration::from_secs(3600);
 /// Smallest MTU: every IPv4 host must forward 68-byte datagrams (RFC 791).
-pub const MIN_MTU: u64 = 68;
+pub(crate) const MIN_MTU: u64 = 68;
 /// Largest MTU (IPv4 total length is 16 bits).
-pub const MAX_MTU: u64 = 65_535;
+pub(crate) const MAX_MTU: u64 = 65_535;
 /// Largest per-direction queue, in packets.
-pub const MAX_QUEUE: u64 = 1_000_000;
+pub(crate) const MAX_QUEUE: u64 = 1_000_000;
 
 /// Node roles by name.
-pub const ROLES: &[(&str, Role)] = &[
+pub(crate) const ROLES: &[(&str, Role)] = &[
     ("router", Role::Router),
     ("server", Role::Server),
     ("broker", Role::Broker),
@@ -40,7 +40,7 @@ pub const ROLES: &[(&str, Role)] = &[
 
 /// A named set of link parameters that explicit fields override.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Preset {
+pub(crate) struct Preset {
     pub rate_bps: u64,
     pub delay: SimDuration,
     pub mtu: u32,
@@ -49,7 +49,7 @@ pub struct Preset {
 }
 
 /// Link presets by name; `wired` is also the default when no preset is given.
-pub fn presets() -> [(&'static str, Preset); 2] {
+pub(crate) fn presets() -> [(&'static str, Preset); 2] {
     [
         (
             "wired",
@@ -293,7 +293,11 @@ fn placements(
 }
 
 /// Build the topology from the parsed file.
-pub fn build(ctx: &Ctx<'_>, file: &FileSchema, seed: u64) -> Result<Topology, ScenarioError> {
+pub(crate) fn build(
+    ctx: &Ctx<'_>,
+    file: &FileSchema,
+    seed: u64,
+) -> Result<Topology, ScenarioError> {
     let mut t = Topology {
         nodes: Vec::new(),
         links: Vec::new(),

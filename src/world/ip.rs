@@ -10,7 +10,7 @@ use std::io::Write;
 
 /// Outcome of a packet at a hop, as written to `packets.csv`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Delivered,
     LostChannel,
     LostQueue,
@@ -20,7 +20,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Delivered => "delivered",
             Outcome::LostChannel => "lost_channel",

@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 
 /// Connection id value for packets outside any TCP connection.
-pub const NO_CONN: u32 = u32::MAX;
+pub(crate) const NO_CONN: u32 = u32::MAX;
 
 /// First ephemeral port (RFC 6335 dynamic range 49152–65535).
 const EPHEMERAL_FIRST: u16 = 49152;
