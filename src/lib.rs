@@ -1,12 +1,20 @@
 //! qossim: a deterministic discrete-event simulator comparing IoT messaging
-//! protocols (UDP baseline, CoAP, and MQTT/MQTT-SN as they land) over lossy links.
+//! protocols (a UDP baseline, CoAP, MQTT 3.1.1 over a TCP model, and the
+//! protocols that plug in) over lossy links, with real, byte-accurate
+//! protocol state machines.
 //!
-//! Layers, top to bottom (see DESIGN.md): `scenario` (TOML → validated model),
-//! `world` (the simulator: nodes, links, routing, apps), `proto` (sans-IO
-//! protocol state machines), `net` (IPv4/UDP wire formats, fragmentation,
-//! routing), `link` (rate, delay, MTU, queue, loss models), `sim` (time, event
-//! queue, random streams); `metrics` and `report` turn a run into files; `run`
-//! and `cli` are what the binary calls.
+//! Layers, lowest first (docs/architecture.md): [`sim`] (time, event queue,
+//! random streams), [`net`] (addresses, IPv4/UDP wire formats,
+//! fragmentation), [`link`] (links, loss models, the radio medium),
+//! [`sansio`] (the one driver shape), [`transport`] (the TCP model),
+//! [`proto`] (protocol cores and the real-socket driver), [`app`] (the
+//! workload), [`scenario`] (TOML → validated model), [`metrics`], [`world`]
+//! (the simulator: the host stack and protocol plug-ins), [`report`]
+//! (files), [`run`], [`sweep`], [`cli`].
+//!
+//! The entry points most callers need are re-exported here: load a
+//! scenario, run it (or build a [`World`] and run it in memory), extend the
+//! simulator with a protocol plug-in.
 
 #![warn(unreachable_pub)]
 
@@ -24,3 +32,14 @@ pub mod sim;
 pub mod sweep;
 pub mod transport;
 pub mod world;
+
+pub use run::{run_scenario, RunError, RunOptions, RunReport};
+pub use sansio::SansIo;
+pub use scenario::model::{Protocol, Reliability, Scenario};
+pub use scenario::{load_file, load_file_with, load_str, load_str_with, ScenarioError};
+pub use sim::{SimDuration, SimTime};
+pub use world::apps::{
+    ClientAction, Ctx, Message, Plugin, PluginEntry, PluginOutput, Registry, RunEnd,
+};
+pub use world::host::{DatagramApp, Received, SockId, SockOpts, StreamApp, StreamEvent};
+pub use world::{Outputs, RunOutcome, World};

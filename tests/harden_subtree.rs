@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use qossim::proto::mqtt::subtree::{SessionIdx, SubscriptionTree};
 use qossim::proto::mqtt::{
     decode, Broker, BrokerConfig, BrokerEvent, ConnId, Connect, DecodeError, Packet, PacketId,
-    Protocol, ProtocolViolation, Publish, QoS, QosPid, SubAckReturn, Subscribe, TopicError,
+    ProtocolLevel, ProtocolViolation, Publish, QoS, QosPid, SubAckReturn, Subscribe, TopicError,
     TopicFilter, TopicName,
 };
 use qossim::sim::SimTime;
@@ -124,7 +124,7 @@ impl Harness {
         self.send(
             conn,
             Packet::Connect(Connect {
-                protocol: Protocol::V311,
+                protocol: ProtocolLevel::V311,
                 clean_session,
                 keep_alive: 0,
                 client_id: id.to_string(),

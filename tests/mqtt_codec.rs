@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use qossim::proto::mqtt::codec::{decode, parse_fixed_header, MAX_PACKET_SIZE};
 use qossim::proto::mqtt::{
     Ack, ConnAck, Connect, ConnectReturnCode, DecodeError, LastWill, Packet, PacketId, PacketType,
-    Protocol, Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, TopicFilter, TopicName,
+    ProtocolLevel, Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, TopicFilter, TopicName,
     Unsubscribe,
 };
 
@@ -36,7 +36,7 @@ fn dec(b: &[u8]) -> Packet {
 #[test]
 fn golden_connect_course_example() {
     let p = Packet::Connect(Connect {
-        protocol: Protocol::V311,
+        protocol: ProtocolLevel::V311,
         clean_session: true,
         keep_alive: 60,
         client_id: "client-1".into(),
@@ -417,7 +417,7 @@ fn packet() -> impl Strategy<Value = Packet> {
                 None => (None, None),
             };
             Packet::Connect(Connect {
-                protocol: Protocol::V311,
+                protocol: ProtocolLevel::V311,
                 clean_session,
                 keep_alive,
                 client_id,

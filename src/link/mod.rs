@@ -28,7 +28,7 @@ pub mod medium;
 pub mod model;
 pub mod phy;
 
-use crate::net::packet::PacketId;
+use crate::net::packet::PacketHandle;
 use crate::sim::{SimDuration, SimRng};
 use channel::Channel;
 use model::LinkSpec;
@@ -54,7 +54,7 @@ pub struct DirStats {
 pub struct LinkDir {
     pub from: u32,
     pub to: u32,
-    pub queue: VecDeque<PacketId>,
+    pub queue: VecDeque<PacketHandle>,
     pub busy: bool,
     pub channel: Channel,
     pub rng: SimRng,
@@ -115,7 +115,7 @@ impl Link {
     }
 
     /// Offer a packet to direction `d` (the queue rule).
-    pub fn offer(&mut self, d: usize, pkt: PacketId) -> Offer {
+    pub fn offer(&mut self, d: usize, pkt: PacketHandle) -> Offer {
         let cap = self.queue_cap as usize;
         let dir = &mut self.dirs[d];
         if !dir.busy {

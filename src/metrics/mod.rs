@@ -3,6 +3,6 @@ pub mod connections;
 pub mod energy;
 pub mod record;
 pub mod sink;
-pub mod stats;
+pub(crate) mod stats;
 pub mod summary;
 pub mod timeseries;

@@ -16,7 +16,7 @@
 /// of it (far above the few-ulp rounding error, far below any fraction a
 /// realistic `q` produces), so a decimal percentile like 64.4 of 250 values
 /// gives rank 161, not 162 through binary rounding.
-pub fn percentile_nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
+pub(crate) fn percentile_nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
     let n = sorted.len();
     if n == 0 || q.is_nan() || q <= 0.0 || q > 100.0 {
         return None;
@@ -35,7 +35,7 @@ pub fn percentile_nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
 }
 
 /// Arithmetic mean; `None` for an empty slice.
-pub fn mean(xs: &[f64]) -> Option<f64> {
+pub(crate) fn mean(xs: &[f64]) -> Option<f64> {
     if xs.is_empty() {
         return None;
     }
@@ -45,7 +45,7 @@ pub fn mean(xs: &[f64]) -> Option<f64> {
 /// Two-sided 95 % quantile of Student's t with `df` degrees of freedom
 /// (the 0.975 quantile): 12.7062 for 1, 1.9840 for 100, → 1.95996 as df → ∞.
 /// `df = 0` has no finite quantile and returns +∞.
-pub fn student_t_975(df: u64) -> f64 {
+pub(crate) fn student_t_975(df: u64) -> f64 {
     // a summary asks for the same few df once per metric and row: remember
     // the small ones (the value is a pure function of df)
     const CACHED: usize = 128;
@@ -165,7 +165,7 @@ fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
 /// Half-width of the Student-t 95 % confidence interval of the mean,
 /// t₀.₉₇₅(n−1) · s / √n with s the sample standard deviation (n−1 divisor).
 /// `None` when fewer than two values are given.
-pub fn ci95_half_width(xs: &[f64]) -> Option<f64> {
+pub(crate) fn ci95_half_width(xs: &[f64]) -> Option<f64> {
     let n = xs.len();
     if n < 2 {
         return None;

@@ -6,7 +6,7 @@ pub mod checksum;
 pub mod frag;
 pub mod ip;
 pub mod packet;
-pub mod routing;
+pub(crate) mod routing;
 pub mod udp;
 pub mod wire;
 

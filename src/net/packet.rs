@@ -31,7 +31,7 @@ pub fn layer_split(packet: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
 
 /// Index of a packet in the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PacketId(pub u32);
+pub struct PacketHandle(pub u32);
 
 /// `flow` value for traffic that belongs to no flow.
 pub const NO_FLOW: u32 = u32::MAX;
@@ -97,34 +97,34 @@ impl PacketPool {
         Self::default()
     }
     /// A packet with an empty (but possibly pre-sized) buffer.
-    pub fn alloc(&mut self, meta: PacketMeta) -> PacketId {
+    pub fn alloc(&mut self, meta: PacketMeta) -> PacketHandle {
         self.live += 1;
         if let Some(i) = self.free.pop() {
             let p = &mut self.slots[i as usize];
             p.data.clear();
             p.meta = meta;
-            PacketId(i)
+            PacketHandle(i)
         } else {
             self.slots.push(Packet {
                 data: Vec::with_capacity(128),
                 meta,
             });
-            PacketId((self.slots.len() - 1) as u32)
+            PacketHandle((self.slots.len() - 1) as u32)
         }
     }
     /// A packet holding a copy of `bytes`.
-    pub fn alloc_with(&mut self, meta: PacketMeta, bytes: &[u8]) -> PacketId {
+    pub fn alloc_with(&mut self, meta: PacketMeta, bytes: &[u8]) -> PacketHandle {
         let id = self.alloc(meta);
         self.slots[id.0 as usize].data.extend_from_slice(bytes);
         id
     }
-    pub fn get(&self, id: PacketId) -> &Packet {
+    pub fn get(&self, id: PacketHandle) -> &Packet {
         &self.slots[id.0 as usize]
     }
-    pub fn get_mut(&mut self, id: PacketId) -> &mut Packet {
+    pub fn get_mut(&mut self, id: PacketHandle) -> &mut Packet {
         &mut self.slots[id.0 as usize]
     }
-    pub fn free(&mut self, id: PacketId) {
+    pub fn free(&mut self, id: PacketHandle) {
         self.live = self.live.saturating_sub(1);
         self.free.push(id.0);
     }

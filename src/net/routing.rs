@@ -27,7 +27,7 @@ fn hop_cost(delay_ns: u64) -> u64 {
 
 /// One end of a link seen from a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Adjacent {
+pub(crate) struct Adjacent {
     pub neighbor: u32,
     pub link: u32,
     /// Direction index of the link for traffic leaving this node (0: a→b, 1: b→a).
@@ -36,7 +36,7 @@ pub struct Adjacent {
 
 /// The routing state of a topology.
 #[derive(Debug)]
-pub struct Routing {
+pub(crate) struct Routing {
     is_router: Vec<bool>,
     /// Adjacency per node, in link order.
     adj: Vec<Vec<Adjacent>>,
@@ -55,7 +55,7 @@ const NOT_ROUTER: u32 = u32::MAX;
 
 impl Routing {
     /// `links`: (a, b, delay_ns) per link index; `is_router` per node.
-    pub fn new(is_router: Vec<bool>, links: &[(u32, u32, u64)]) -> Self {
+    pub(crate) fn new(is_router: Vec<bool>, links: &[(u32, u32, u64)]) -> Self {
         let n = is_router.len();
         let mut adj: Vec<Vec<Adjacent>> = vec![Vec::new(); n];
         for (i, &(a, b, _)) in links.iter().enumerate() {
@@ -101,20 +101,16 @@ impl Routing {
         r
     }
 
-    pub fn adjacency(&self, node: usize) -> &[Adjacent] {
+    pub(crate) fn adjacency(&self, node: usize) -> &[Adjacent] {
         &self.adj[node]
     }
 
     /// Mark a link up or down and recompute routes if that changed anything.
-    pub fn set_link_up(&mut self, link: usize, up: bool) {
+    pub(crate) fn set_link_up(&mut self, link: usize, up: bool) {
         if self.link_up[link] != up {
             self.link_up[link] = up;
             self.recompute();
         }
-    }
-
-    pub fn link_up(&self, link: usize) -> bool {
-        self.link_up[link]
     }
 
     /// All-pairs router distances over the router subgraph (petgraph Dijkstra).
@@ -187,7 +183,7 @@ impl Routing {
     /// Next hop from `from` towards `dst`: the adjacency entry to send on, or
     /// `None` when `dst` is unreachable (or `from == dst`). Among equal-cost
     /// choices the lowest link index wins.
-    pub fn next_hop(&self, from: usize, dst: usize) -> Option<Adjacent> {
+    pub(crate) fn next_hop(&self, from: usize, dst: usize) -> Option<Adjacent> {
         if from == dst {
             return None;
         }

@@ -80,7 +80,7 @@ where
 }
 
 /// Write `charts/latency_cdf*.svg/png` for `dir` (needs runs.csv and messages.csv).
-pub fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+pub(crate) fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     register();
     let runs_path = dir.join("runs.csv");
     let rows = crate::metrics::summary::read_runs(

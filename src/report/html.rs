@@ -53,7 +53,7 @@ pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.8em}\
 nav a{margin-right:1em}";
 
 /// HTML-escape text for element content and attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -385,7 +385,7 @@ fn charts_section(out: &mut String, dir: &Path) -> io::Result<()> {
 }
 
 /// Write `dir/report.html` from the results already in `dir`.
-pub fn write_report(dir: &Path) -> io::Result<()> {
+pub(crate) fn write_report(dir: &Path) -> io::Result<()> {
     let manifest: serde_json::Value = match fs::read_to_string(dir.join("manifest.json")) {
         Ok(s) => serde_json::from_str(&s).map_err(io::Error::other)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::Value::Null,

@@ -6,19 +6,19 @@ use crate::scenario::model::Scenario;
 use crate::sim::SimTime;
 
 /// Crate versions from Cargo.lock, embedded at build time by build.rs.
-pub const CRATE_VERSIONS: &str = env!("QOSSIM_CRATE_VERSIONS");
+pub(crate) const CRATE_VERSIONS: &str = env!("QOSSIM_CRATE_VERSIONS");
 /// `git rev-parse HEAD` at build time, or "unknown".
-pub const GIT_HASH: &str = env!("QOSSIM_GIT_HASH");
+pub(crate) const GIT_HASH: &str = env!("QOSSIM_GIT_HASH");
 
 /// The machine's host name (manifest only, never a CSV).
-pub fn host() -> String {
+pub(crate) fn host() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The manifest of a single run as pretty JSON.
-pub fn manifest(sc: &Scenario, wall_s: f64, events: u64, end: SimTime) -> String {
+pub(crate) fn manifest(sc: &Scenario, wall_s: f64, events: u64, end: SimTime) -> String {
     let crates: serde_json::Map<String, serde_json::Value> = CRATE_VERSIONS
         .split(';')
         .filter_map(|kv| kv.split_once(' '))

@@ -1,9 +1,9 @@
 //! Turning a run into files: atomic writes, pcap captures, the manifest.
 
 pub mod atomic;
-pub mod cdf;
+pub(crate) mod cdf;
 pub mod charts;
-pub mod html;
-pub mod manifest;
+pub(crate) mod html;
+pub(crate) mod manifest;
 pub mod pcap;
-pub mod timeseries_chart;
+pub(crate) mod timeseries_chart;

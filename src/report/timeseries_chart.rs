@@ -113,7 +113,7 @@ where
 
 /// Write the time-series charts of `dir` (nothing when it has no
 /// `timeseries.csv`); returns the files written.
-pub fn write_timeseries_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+pub(crate) fn write_timeseries_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     let path = dir.join("timeseries.csv");
     if !path.is_file() {
         return Ok(Vec::new());

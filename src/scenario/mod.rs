@@ -16,7 +16,7 @@ mod mqtt;
 pub mod overrides;
 mod protocols;
 pub mod radio;
-pub mod schema;
+pub(crate) mod schema;
 mod sweep;
 mod topology;
 pub mod trace;

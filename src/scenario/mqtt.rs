@@ -10,7 +10,7 @@ use toml::Spanned as S;
 /// `[protocols.mqtt]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MqttSchema {
+pub(crate) struct MqttSchema {
     pub port: Option<S<u64>>,
     pub keep_alive: Option<S<String>>,
     pub session: Option<S<String>>,
@@ -37,7 +37,7 @@ pub struct MqttSchema {
 /// One `users` entry of the broker's password table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UserSchema {
+pub(crate) struct UserSchema {
     pub username: S<String>,
     pub password: S<String>,
 }

@@ -13,13 +13,15 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// Shorthand for a value that remembers its byte span.
-pub type S<T> = Spanned<T>;
+pub(crate) type S<T> = Spanned<T>;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSchema {
+pub(crate) struct FileSchema {
     pub name: S<String>,
+    /// Free text for people; accepted and not used.
+    #[allow(dead_code)]
     pub description: Option<S<String>>,
     pub seed: Option<S<u64>>,
     pub duration: S<String>,
@@ -46,7 +48,7 @@ pub struct FileSchema {
 /// `[sweep]`: the parameter grid of `qossim sweep`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SweepSchema {
+pub(crate) struct SweepSchema {
     pub replications: Option<S<u64>>,
     pub mode: Option<S<String>>,
     #[serde(default)]
@@ -56,7 +58,7 @@ pub struct SweepSchema {
 /// One axis of `[sweep]`: a `--set` path and the values it takes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AxisSchema {
+pub(crate) struct AxisSchema {
     pub path: S<String>,
     pub values: S<Vec<toml::Value>>,
 }
@@ -64,7 +66,7 @@ pub struct AxisSchema {
 /// `[[nodes]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeSchema {
+pub(crate) struct NodeSchema {
     pub name: S<String>,
     pub role: S<String>,
     pub position: Option<S<[f64; 2]>>,
@@ -73,7 +75,7 @@ pub struct NodeSchema {
 /// `[[groups]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GroupSchema {
+pub(crate) struct GroupSchema {
     pub name: S<String>,
     pub count: S<u64>,
     pub start_index: Option<S<u64>>,
@@ -85,7 +87,7 @@ pub struct GroupSchema {
 /// A group's `placement` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PlacementSchema {
+pub(crate) struct PlacementSchema {
     pub kind: S<String>,
     pub spacing: Option<S<f64>>,
     pub columns: Option<S<u64>>,
@@ -96,7 +98,7 @@ pub struct PlacementSchema {
 /// A group's `link` template: the link fields plus `to`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GroupLinkSchema {
+pub(crate) struct GroupLinkSchema {
     pub to: S<String>,
     pub preset: Option<S<String>>,
     pub rate: Option<S<String>>,
@@ -109,7 +111,7 @@ pub struct GroupLinkSchema {
 /// `[[links]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LinkSchema {
+pub(crate) struct LinkSchema {
     pub name: Option<S<String>>,
     pub a: S<String>,
     pub b: S<String>,
@@ -124,7 +126,7 @@ pub struct LinkSchema {
 /// A `loss` table; which keys apply depends on `model`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LossSchema {
+pub(crate) struct LossSchema {
     pub model: S<String>,
     pub p: Option<S<f64>>,
     pub p_gb: Option<S<f64>>,
@@ -182,7 +184,7 @@ pub struct ValueSchema {
 /// `[[events]]`; which target keys apply depends on `action`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EventSchema {
+pub(crate) struct EventSchema {
     pub at: S<String>,
     pub action: S<String>,
     pub link: Option<S<String>>,
@@ -195,7 +197,7 @@ pub struct EventSchema {
 /// section is kept (with its span) for a protocol plug-in of that name to
 /// validate, and rejected by the loader when no plug-in has the name.
 #[derive(Debug, Default)]
-pub struct ProtocolsSchema {
+pub(crate) struct ProtocolsSchema {
     pub ip: Option<S<IpSchema>>,
     pub udp: Option<S<UdpSchema>>,
     pub coap: Option<S<CoapSchema>>,
@@ -206,7 +208,7 @@ pub struct ProtocolsSchema {
 }
 
 /// Names of the built-in `[protocols]` sections.
-pub const BUILTIN_PROTOCOL_SECTIONS: [&str; 5] = ["ip", "udp", "coap", "tcp", "mqtt"];
+pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 5] = ["ip", "udp", "coap", "tcp", "mqtt"];
 
 impl<'de> Deserialize<'de> for ProtocolsSchema {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -244,7 +246,7 @@ impl<'de> Deserialize<'de> for ProtocolsSchema {
 /// `[protocols.ip]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IpSchema {
+pub(crate) struct IpSchema {
     pub ttl: Option<S<u64>>,
     pub dont_fragment: Option<S<bool>>,
     pub reassembly_timeout: Option<S<String>>,
@@ -253,14 +255,14 @@ pub struct IpSchema {
 /// `[protocols.udp]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UdpSchema {
+pub(crate) struct UdpSchema {
     pub port: Option<S<u64>>,
 }
 
 /// `[protocols.coap]`: RFC 7252 §4.8 transmission parameters.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CoapSchema {
+pub(crate) struct CoapSchema {
     pub port: Option<S<u64>>,
     pub ack_timeout: Option<S<String>>,
     pub ack_random_factor: Option<S<f64>>,
@@ -276,7 +278,7 @@ pub struct CoapSchema {
 /// overrides one parameter (see `transport::tcp::Config`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TcpSchema {
+pub(crate) struct TcpSchema {
     pub profile: Option<S<String>>,
     pub rto_formula: Option<S<String>>,
     pub initial_rto: Option<S<String>>,

@@ -4,7 +4,7 @@
 use super::{Ev, World};
 use crate::net::frag::{self, Reassembler};
 use crate::net::ip::{self, Ipv4Repr};
-use crate::net::packet::PacketId;
+use crate::net::packet::PacketHandle;
 use crate::sim::{EventQueue, SimTime};
 use std::io::Write;
 
@@ -38,7 +38,7 @@ impl World<'_> {
         &mut self,
         now: SimTime,
         link: Option<(usize, usize)>,
-        pkt: PacketId,
+        pkt: PacketHandle,
         outcome: Outcome,
     ) {
         if self.packets_out.is_none() {
@@ -87,7 +87,7 @@ impl World<'_> {
         &mut self,
         now: SimTime,
         link: Option<(usize, usize)>,
-        pkt: PacketId,
+        pkt: PacketHandle,
         outcome: Outcome,
     ) {
         self.packet_row(now, link, pkt, outcome);
@@ -113,7 +113,7 @@ impl World<'_> {
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         node: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         let addr = ip::dst_of(&self.pool.get(pkt).data);
         if addr.is_some_and(super::radio::is_group_addr)
@@ -152,7 +152,7 @@ impl World<'_> {
         queue: &mut EventQueue<Ev>,
         link: usize,
         dir: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         let mtu = self.links[link].mtu as usize;
         if self.pool.get(pkt).data.len() <= mtu {
@@ -177,9 +177,9 @@ impl World<'_> {
     /// DF forbids it, `pkt` untouched (the caller drops it).
     pub(crate) fn fragment_packet(
         &mut self,
-        pkt: PacketId,
+        pkt: PacketHandle,
         mtu: usize,
-    ) -> Result<Vec<PacketId>, Vec<PacketId>> {
+    ) -> Result<Vec<PacketHandle>, Vec<PacketHandle>> {
         let meta = self.pool.get(pkt).meta;
         let mut ids = std::mem::take(&mut self.frag_ids);
         let mut scratch = std::mem::take(&mut self.frag_scratch);
@@ -207,7 +207,7 @@ impl World<'_> {
     }
 
     /// Drop a packet that DF keeps from being fragmented onto a medium.
-    pub(crate) fn drop_packet_mtu(&mut self, now: SimTime, pkt: PacketId) {
+    pub(crate) fn drop_packet_mtu(&mut self, now: SimTime, pkt: PacketHandle) {
         self.drop_packet(now, None, pkt, Outcome::LostMtu);
     }
 
@@ -218,7 +218,7 @@ impl World<'_> {
         queue: &mut EventQueue<Ev>,
         link: usize,
         dir: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         if !self.links[link].up {
             return self.drop_packet(now, Some((link, dir)), pkt, Outcome::LostLinkDown);
@@ -240,7 +240,7 @@ impl World<'_> {
         queue: &mut EventQueue<Ev>,
         link: usize,
         dir: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         let len = self.pool.get(pkt).data.len();
         let l = &mut self.links[link];
@@ -324,7 +324,7 @@ impl World<'_> {
         queue: &mut EventQueue<Ev>,
         link: usize,
         dir: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         let node = self.links[link].dirs[dir].to as usize;
         if !self.nodes[node].up {
@@ -346,7 +346,7 @@ impl World<'_> {
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         node: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         if !self.nodes[node].up {
             self.pool.free(pkt);
@@ -361,7 +361,7 @@ impl World<'_> {
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         node: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         let data = &self.pool.get(pkt).data;
         let Ok((hdr, _)) = Ipv4Repr::parse(data) else {
@@ -396,7 +396,13 @@ impl World<'_> {
         }
     }
 
-    fn reassemble(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, node: usize, pkt: PacketId) {
+    fn reassemble(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketHandle,
+    ) {
         let timeout = self.sc.protocols.ip.reassembly_timeout;
         let meta = self.pool.get(pkt).meta;
         let key = match Ipv4Repr::parse(&self.pool.get(pkt).data) {

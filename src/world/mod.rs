@@ -9,8 +9,8 @@ pub mod apps;
 mod events;
 pub mod host;
 mod ip;
-pub mod radio;
-pub mod series;
+pub(crate) mod radio;
+pub(crate) mod series;
 
 use crate::app::workload::Publisher;
 use crate::link::Link;
@@ -19,7 +19,7 @@ use crate::metrics::sink::{Capture, Sink};
 use crate::metrics::summary::Value;
 use crate::metrics::timeseries::NodeStats;
 use crate::net::frag::Reassembler;
-use crate::net::packet::{PacketId, PacketPool};
+use crate::net::packet::{PacketHandle, PacketPool};
 use crate::net::routing::Routing;
 use crate::scenario::model::Scenario;
 use crate::sim::{run_until, EventQueue, Model, SimTime};
@@ -36,7 +36,11 @@ pub enum Ev {
     /// Link direction finished serialising a packet.
     TxDone { link: u32, dir: u8 },
     /// A packet arrives at the far end of a link direction.
-    Arrive { link: u32, dir: u8, pkt: PacketId },
+    Arrive {
+        link: u32,
+        dir: u8,
+        pkt: PacketHandle,
+    },
     /// Scenario event number `idx` (index into `Scenario::events`).
     Scenario { idx: u32 },
     /// Check a node's IP reassembly timers.
@@ -48,7 +52,7 @@ pub enum Ev {
     /// Sample the time series (every `timeseries_interval`).
     Sample,
     /// A packet a node sent to itself comes back up its stack.
-    Loopback { node: u32, pkt: PacketId },
+    Loopback { node: u32, pkt: PacketHandle },
     /// A shared-medium event of medium `m` (`world::radio`: MAC timer, end of
     /// a transmission, ACK start, interferer burst).
     Radio {
@@ -148,7 +152,7 @@ pub struct World<'s> {
     pub(crate) payload: Vec<u8>,
     pub(crate) receivers: Vec<u32>,
     pub(crate) frag_scratch: Vec<u8>,
-    pub(crate) frag_ids: Vec<PacketId>,
+    pub(crate) frag_ids: Vec<PacketHandle>,
     /// Every node's bound UDP ports.
     pub(crate) udp: host::udp::UdpLayer,
     /// Every node's TCP connections and listeners.

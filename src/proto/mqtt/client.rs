@@ -41,7 +41,7 @@ use super::events::{
     ClientError, ClientEvent, ClientStats, ClientTransmit, LostReason, MessageHandle, RequestHandle,
 };
 use super::packet::{
-    Ack, Connect, Packet, PacketId, PacketType, Protocol, Publish, QoS, QosPid, Subscribe,
+    Ack, Connect, Packet, PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid, Subscribe,
     Unsubscribe,
 };
 use super::session::OutState;
@@ -228,7 +228,7 @@ impl Client {
         self.inbuf.clear();
         let c = &self.config;
         let connect = Connect {
-            protocol: Protocol::V311,
+            protocol: ProtocolLevel::V311,
             clean_session: c.clean_session,
             keep_alive: c.keep_alive,
             client_id: c.client_id.clone(),

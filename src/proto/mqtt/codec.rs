@@ -22,8 +22,8 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::packet::{
-    Ack, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType, Protocol,
-    Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, Unsubscribe,
+    Ack, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType,
+    ProtocolLevel, Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, Unsubscribe,
 };
 use super::topic::{TopicError, TopicFilter, TopicName};
 
@@ -354,7 +354,7 @@ fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     }
     let level = r.u8("protocol level")?;
     let protocol = match level {
-        4 => Protocol::V311,
+        4 => ProtocolLevel::V311,
         l => return Err(DecodeError::UnsupportedProtocolLevel(l)),
     };
     let flags = r.u8("connect flags")?;

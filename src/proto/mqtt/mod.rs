@@ -40,7 +40,7 @@ pub use events::{
     RequestHandle,
 };
 pub use packet::{
-    Ack, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType, Protocol,
-    Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, Unsubscribe,
+    Ack, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType,
+    ProtocolLevel, Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, Unsubscribe,
 };
 pub use topic::{matches, TopicError, TopicFilter, TopicName};

@@ -105,17 +105,17 @@ impl QosPid {
 /// (MQTT 3.1.1) is decoded; the enum leaves room for level 5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub enum Protocol {
+pub enum ProtocolLevel {
     /// Protocol name "MQTT", level 4.
     #[default]
     V311,
 }
 
-impl Protocol {
+impl ProtocolLevel {
     /// The protocol level byte.
     pub fn level(self) -> u8 {
         match self {
-            Protocol::V311 => 4,
+            ProtocolLevel::V311 => 4,
         }
     }
 }
@@ -132,7 +132,7 @@ pub struct LastWill {
 /// CONNECT (§3.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connect {
-    pub protocol: Protocol,
+    pub protocol: ProtocolLevel,
     pub clean_session: bool,
     /// Seconds; 0 turns the mechanism off (§3.1.2.10).
     pub keep_alive: u16,

@@ -6,7 +6,7 @@
 use super::Received;
 use crate::net::addr::SockAddr;
 use crate::net::ip::{self, Ipv4Repr};
-use crate::net::packet::{PacketId, PacketMeta};
+use crate::net::packet::{PacketHandle, PacketMeta};
 use crate::net::udp::{build_ipv4_udp, UdpRepr};
 use crate::sim::{EventQueue, SimTime};
 use crate::world::apps::AppId;
@@ -68,7 +68,7 @@ impl World<'_> {
         (dst, dport): (usize, u16),
         payload: &[u8],
         meta: PacketMeta,
-    ) -> Option<PacketId> {
+    ) -> Option<PacketHandle> {
         let ident = self.nodes[src].ip_ident;
         self.nodes[src].ip_ident = ident.wrapping_add(1);
         let repr = Ipv4Repr {

@@ -14,7 +14,7 @@ impl World<'_> {
         medium: usize,
         member: u32,
         dst: u32,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         let cap = self.spec(medium).mac.queue as usize;
         let mn = &mut self.radio.media[medium].mac[member as usize];

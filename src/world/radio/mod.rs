@@ -32,7 +32,7 @@ use crate::link::energy::{EnergyMeter, RadioState};
 use crate::link::mac154;
 use crate::link::medium::{InterfererPos, Medium, RxOutcome, RxResult, TxId};
 use crate::metrics::energy::{NodeEnergy, RadioReport};
-use crate::net::packet::{PacketId, PacketMeta, NO_FLOW};
+use crate::net::packet::{PacketHandle, PacketMeta, NO_FLOW};
 use crate::scenario::model::Scenario;
 use crate::scenario::radio::MediumSpec;
 use crate::sim::{EventQueue, SimDuration, SimRng, SimTime};
@@ -66,7 +66,7 @@ enum MacState {
 
 #[derive(Debug, Clone, Copy)]
 struct Frame {
-    pkt: PacketId,
+    pkt: PacketHandle,
     /// Member index, or `BCAST`.
     dst: u32,
     seq: u8,
@@ -327,7 +327,7 @@ impl World<'_> {
         queue: &mut EventQueue<Ev>,
         link: usize,
         dir: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         let (m, a, b) = self.radio.edges[link - self.radio.nlinks];
         let (from, to) = if dir == 0 { (a, b) } else { (b, a) };
@@ -341,7 +341,7 @@ impl World<'_> {
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         node: usize,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) -> bool {
         let (m, k) = self.radio.of_node[node];
         if m == NONE {
@@ -358,7 +358,7 @@ impl World<'_> {
         medium: usize,
         from: u32,
         to: u32,
-        pkt: PacketId,
+        pkt: PacketHandle,
     ) {
         let mtu = self.spec(medium).mtu() as usize;
         if self.pool.get(pkt).data.len() <= mtu {
@@ -379,7 +379,7 @@ impl World<'_> {
     }
 
     /// Bytes of `pkt`'s frame on air (PHY header + MAC header + IP + FCS).
-    fn frame_bytes(&self, medium: usize, pkt: PacketId, bcast: bool) -> (u32, u32) {
+    fn frame_bytes(&self, medium: usize, pkt: PacketHandle, bcast: bool) -> (u32, u32) {
         let spec = self.spec(medium);
         let a = spec.mac.addressing;
         let dst = if bcast { mac154::Addressing::Short } else { a };
@@ -463,7 +463,7 @@ impl World<'_> {
     }
 
     /// bytes_on_wire and its layers for one data frame of `pkt`.
-    fn count_frame_bytes(&mut self, pkt: PacketId, ppdu: u32, retry: bool) {
+    fn count_frame_bytes(&mut self, pkt: PacketHandle, ppdu: u32, retry: bool) {
         let meta = self.pool.get(pkt).meta;
         if !meta.counted {
             return;
@@ -540,7 +540,7 @@ impl World<'_> {
         medium: usize,
         member: u32,
         dst: u32,
-        pkt: PacketId,
+        pkt: PacketHandle,
         why: MacDrop,
         reached: bool,
     ) {
