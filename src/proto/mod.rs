@@ -13,6 +13,7 @@
 
 pub mod coap;
 pub mod mqtt;
+pub mod mqttsn;
 
 use crate::sim::SimTime;
 
