@@ -584,7 +584,7 @@ fn build(s: &Seed) -> Message<'_> {
         1 => TopicRef::Predefined(s.a),
         _ => TopicRef::Short(s.short),
     };
-    let qos_pub = if s.flag2 && s.a % 2 == 0 {
+    let qos_pub = if s.flag2 && s.a.is_multiple_of(2) {
         Qos::MinusOne
     } else {
         s.qos

@@ -408,15 +408,13 @@ impl Net {
                 progress = true;
                 if let BrokerEvent::Close(id) = e {
                     match self.conns.remove(&id) {
-                        Some(Owner::Gw(g, k)) => {
-                            if self.gw_conn.remove(&(g, k)).is_some() {
-                                self.schedule(now + self.delay, Flight::ToGw(g, k, GwUp::Closed));
-                            }
+                        Some(Owner::Gw(g, k)) if self.gw_conn.remove(&(g, k)).is_some() => {
+                            self.schedule(now + self.delay, Flight::ToGw(g, k, GwUp::Closed));
                         }
                         Some(Owner::Sub(s)) => {
                             self.schedule(now + self.delay, Flight::ToSub(s, SubUp::Closed))
                         }
-                        None => {}
+                        _ => {}
                     }
                 }
                 self.broker_events.push((now, e));

@@ -389,9 +389,12 @@ struct Queued {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
-    AwaitAck,
-    AwaitRec,
-    AwaitComp,
+    /// QoS 1 PUBLISH sent, waiting for PUBACK.
+    Ack,
+    /// QoS 2 PUBLISH sent, waiting for PUBREC.
+    Rec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    Comp,
 }
 
 #[derive(Clone, Debug)]
@@ -459,7 +462,7 @@ impl Tx {
             Tx::WillTopic => MsgType::WillTopic,
             Tx::WillMsg => MsgType::WillMsg,
             Tx::Register { .. } => MsgType::Register,
-            Tx::Publish(f) if f.stage == Stage::AwaitComp => MsgType::PubRel,
+            Tx::Publish(f) if f.stage == Stage::Comp => MsgType::PubRel,
             Tx::Publish(_) => MsgType::Publish,
             Tx::Request { req, .. } => match req {
                 Request::Subscribe { .. } => MsgType::Subscribe,
@@ -986,7 +989,7 @@ impl Client {
                 None,
             ),
             Tx::Publish(f) => match f.stage {
-                Stage::AwaitComp => (Out::PubRel(f.msg_id), Some(f.q.handle)),
+                Stage::Comp => (Out::PubRel(f.msg_id), Some(f.q.handle)),
                 _ => (
                     Out::Publish {
                         // MQTT-SN 1.2 §5.3.4: DUP set on retransmissions.
@@ -1088,9 +1091,9 @@ impl Client {
             if q.qos.acked() {
                 let msg_id = self.next_msg_id();
                 let stage = if q.qos == Qos::One {
-                    Stage::AwaitAck
+                    Stage::Ack
                 } else {
-                    Stage::AwaitRec
+                    Stage::Rec
                 };
                 self.stats.publishes_sent += 1;
                 self.start_tx(
@@ -1235,12 +1238,10 @@ impl Client {
                 self.stats.publishes_given_up += 1;
                 (Some(f.q.handle), None)
             }
-            Tx::Request { req, .. } => match req {
-                Request::Subscribe { handle, .. } | Request::Unsubscribe { handle, .. } => {
-                    (None, Some(handle))
-                }
-                _ => (None, None),
-            },
+            Tx::Request {
+                req: Request::Subscribe { handle, .. } | Request::Unsubscribe { handle, .. },
+                ..
+            } => (None, Some(handle)),
             Tx::Register { .. } => {
                 // The publish that needed the id is dropped with it.
                 match self.queue.pop_front() {
@@ -1330,7 +1331,7 @@ impl Client {
                 }
             }
             _ if Some(from) != self.gw => self.stats.ignored += 1,
-            other => self.from_gateway(now, from, other),
+            other => self.on_gateway_message(now, from, other),
         }
     }
 
@@ -1361,7 +1362,7 @@ impl Client {
         self.pending.as_ref().map(|p| &p.tx)
     }
 
-    fn from_gateway(&mut self, now: SimTime, gw: SockAddr, m: Message<'_>) {
+    fn on_gateway_message(&mut self, now: SimTime, gw: SockAddr, m: Message<'_>) {
         match m {
             Message::WillTopicReq => {
                 if matches!(self.pending_tx(), Some(Tx::Connect | Tx::WillTopic)) {
@@ -1450,7 +1451,7 @@ impl Client {
                 {
                     if f.msg_id == msg_id && f.q.qos == Qos::Two {
                         // PUBREL starts a new wait (its own T_RETRY/N_RETRY).
-                        f.stage = Stage::AwaitComp;
+                        f.stage = Stage::Comp;
                         *retries = 0;
                         self.send_pending(now, false);
                         return;
@@ -1460,7 +1461,7 @@ impl Client {
             }
             Message::PubComp { msg_id } => {
                 if let Some(Tx::Publish(f)) = self.pending_tx() {
-                    if f.msg_id == msg_id && f.stage == Stage::AwaitComp {
+                    if f.msg_id == msg_id && f.stage == Stage::Comp {
                         let handle = f.q.handle;
                         self.finish_tx();
                         self.events

@@ -117,7 +117,7 @@ impl Forwarder {
         b
     }
 
-    fn from_client(&mut self, from: SockAddr, data: &[u8]) {
+    fn on_client(&mut self, from: SockAddr, data: &[u8]) {
         // Only whole, valid messages are relayed (a malformed one would be
         // refused by the gateway anyway, §5.5 requires a whole message).
         let inner = match codec::decode(data) {
@@ -153,7 +153,7 @@ impl Forwarder {
         });
     }
 
-    fn from_gateway(&mut self, data: &[u8]) {
+    fn on_gateway(&mut self, data: &[u8]) {
         let (radius, node_id, inner) = match codec::decode(data) {
             Ok(Message::Encapsulated {
                 radius,
@@ -204,9 +204,9 @@ impl SansIo for Forwarder {
 
     fn handle_input(&mut self, _now: SimTime, input: Datagram<'_>) {
         if input.from == self.config.gateway {
-            self.from_gateway(input.data);
+            self.on_gateway(input.data);
         } else {
-            self.from_client(input.from, input.data);
+            self.on_client(input.from, input.data);
         }
     }
 

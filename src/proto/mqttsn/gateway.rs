@@ -1084,10 +1084,7 @@ impl Gateway {
     /// its timer, mark it for `poll_transmit`.
     fn drive_up(&mut self, now: SimTime, k: u32) {
         self.dirty.insert(k);
-        loop {
-            let Some(ev) = self.ups.get_mut(&k).and_then(|u| u.client.poll_event()) else {
-                break;
-            };
+        while let Some(ev) = self.ups.get_mut(&k).and_then(|u| u.client.poll_event()) {
             self.on_up_event(now, k, ev);
         }
         self.rearm_up(k);
