@@ -950,3 +950,181 @@ fn gateway_refuses_with_congestion_when_full() {
     assert_eq!(net.clients[0].topic_id("t/1"), Some(1));
     assert_eq!(net.clients[0].topic_id("t/2"), None);
 }
+
+#[test]
+fn keep_alive_pingreq_and_lost_gateway_after_unanswered_pings() {
+    let mut net = Net::new(ms(10));
+    net.add_gateway(gw_config(GatewayMode::Aggregating));
+    let mut cfg = client_config("ka");
+    cfg.keep_alive = 20;
+    let a = net.add_client(cfg);
+    net.clients[a].add_gateway(1, gw_addr(0));
+    net.run_for(secs(1));
+    connect(&mut net, a);
+    let t0 = net.now;
+    net.run_for(secs(65));
+    // MQTT-SN 1.2 §6.11: PINGREQ after each silent keep-alive period.
+    let pings: Vec<f64> = net
+        .sent(client_addr(a), MsgType::PingReq)
+        .iter()
+        .map(|w| (w.at - t0).as_secs_f64())
+        .collect();
+    assert_eq!(pings.len(), 3, "{pings:?}");
+    assert!((pings[0] - 20.0).abs() < 0.1 && (pings[1] - 40.0).abs() < 0.1);
+    assert_eq!(
+        net.log
+            .iter()
+            .filter(|w| w.kind == MsgType::PingResp && w.to == client_addr(a))
+            .count(),
+        3
+    );
+    // The gateway vanishes: N_RETRY resends of PINGREQ, then it is lost.
+    net.set_loss(|w| w.to == gw_addr(0) || w.from == gw_addr(0));
+    let t1 = net.now;
+    net.run_for(secs(100));
+    let lost = net.client_events[a]
+        .iter()
+        .find(|(_, e)| {
+            matches!(
+                e,
+                ClientEvent::GatewayLost {
+                    reason: LostReason::Retries(MsgType::PingReq),
+                    ..
+                }
+            )
+        })
+        .map(|(t, _)| *t)
+        .expect("gateway lost");
+    // Next PINGREQ at ≤ 20 s, then 3 × T_RETRY (10 s), then lost at the
+    // fourth expiry.
+    let since = (lost - t1).as_secs_f64();
+    assert!(since <= 20.0 + 40.0 + 0.1, "{since}");
+    assert_eq!(
+        net.sent(client_addr(a), MsgType::PingReq)
+            .iter()
+            .filter(|w| w.at >= t1)
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn gateway_retransmits_to_client_with_dup() {
+    let mut net = setup(GatewayMode::Integrated, 2);
+    connect(&mut net, 0);
+    connect(&mut net, 1);
+    let now = net.now;
+    net.clients[1]
+        .subscribe(now, "d/t", TopicIdType::Normal, Qos::One)
+        .expect("subscribe");
+    net.run_for(secs(1));
+    // The first PUBLISH towards client 1 is lost.
+    let mut first = true;
+    net.set_loss(move |w| {
+        let hit = first && w.kind == MsgType::Publish && w.to == client_addr(1);
+        if hit {
+            first = false;
+        }
+        hit
+    });
+    let now = net.now;
+    net.clients[0]
+        .publish(now, "d/t", &b"m"[..], Qos::One, false)
+        .expect("publish");
+    net.run_for(secs(15));
+    let to1: Vec<(bool, bool, bool)> = net
+        .log
+        .iter()
+        .filter(|w| w.kind == MsgType::Publish && w.to == client_addr(1))
+        .map(|w| (w.dropped, w.dup, w.retransmission))
+        .collect();
+    assert_eq!(to1, [(true, false, false), (false, true, true)]);
+    let got = net.client_events[1]
+        .iter()
+        .filter(|(_, e)| matches!(e, ClientEvent::Message { .. }))
+        .count();
+    assert_eq!(got, 1);
+    assert_eq!(net.gateways[0].stats().retransmissions, 1);
+}
+
+#[test]
+fn gateway_holds_10000_clients_and_supervises_them() {
+    use qossim::net::addr::{Addr, SockAddr};
+    use qossim::proto::mqttsn::gateway::{GatewayInput, GatewayTransmit};
+    use qossim::proto::mqttsn::{Gateway, Message, SubTopic, TopicRef};
+    use qossim::proto::{Datagram, SansIo};
+    use qossim::sim::SimTime;
+
+    let mut g = gw_config(GatewayMode::Integrated);
+    g.predefined = vec![(9, "all/news".into())];
+    let mut gw = Gateway::new(g, SimRng::stream(1, "gw"));
+    let mut enc = Vec::new();
+    let mut buf = Vec::new();
+    let mut input = |gw: &mut Gateway, now: SimTime, from: SockAddr, m: Message<'_>| {
+        enc.clear();
+        m.encode(&mut enc).expect("encode");
+        gw.handle_input(now, GatewayInput::Datagram(Datagram { from, data: &enc }));
+    };
+    let addr = |i: u32| SockAddr::new(Addr::from_bits(0x0a01_0000 + i), 1883);
+    let drain = |gw: &mut Gateway, buf: &mut Vec<u8>, kind: MsgType| {
+        let mut n = 0;
+        while let Some(t) = gw.poll_transmit(SimTime::ZERO, buf) {
+            if let GatewayTransmit::Udp { kind: k, .. } = t {
+                n += usize::from(k == kind);
+            }
+        }
+        while gw.poll_event().is_some() {}
+        n
+    };
+    let n = 10_000u32;
+    let t = SimTime::ZERO;
+    for i in 0..n {
+        let id = format!("node{i}");
+        input(
+            &mut gw,
+            t,
+            addr(i),
+            Message::Connect {
+                will: false,
+                clean_session: true,
+                duration: 60,
+                client_id: &id,
+            },
+        );
+        input(
+            &mut gw,
+            t,
+            addr(i),
+            Message::Subscribe {
+                dup: false,
+                qos: Qos::Zero,
+                msg_id: 1,
+                topic: SubTopic::Name("all/#"),
+            },
+        );
+    }
+    assert_eq!(drain(&mut gw, &mut buf, MsgType::ConnAck), n as usize);
+    assert_eq!(gw.client_count(), n as usize);
+    assert_eq!(gw.stats().clients, u64::from(n));
+    // One QoS −1 message on a predefined topic fans out to all of them.
+    input(
+        &mut gw,
+        t,
+        addr(0),
+        Message::Publish {
+            dup: false,
+            qos: Qos::MinusOne,
+            retain: false,
+            topic: TopicRef::Predefined(9),
+            msg_id: 0,
+            data: b"hello",
+        },
+    );
+    assert_eq!(drain(&mut gw, &mut buf, MsgType::Publish), n as usize);
+    // Silent for 1.5 × 60 s: every client is lost.
+    let later = t + secs(91);
+    assert!(gw.poll_timeout().is_some_and(|x| x <= later));
+    gw.handle_timeout(later);
+    assert_eq!(gw.client_count(), 0);
+    assert_eq!(gw.stats().keep_alive_timeouts, u64::from(n));
+}

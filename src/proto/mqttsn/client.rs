@@ -741,8 +741,12 @@ impl Client {
             Some(addr) => {
                 self.gw = Some(addr);
                 self.state = ClientState::Connecting;
-                self.topics.clear();
-                self.incoming_qos2.clear();
+                if self.config.clean_session {
+                    // MQTT-SN 1.2 §6.3: a clean session starts without
+                    // topic ids; a persistent one keeps them.
+                    self.topics.clear();
+                    self.incoming_qos2.clear();
+                }
                 self.start_tx(now, Tx::Connect, addr);
             }
             None => self.start_search(now),

@@ -457,6 +457,9 @@ enum TimerKind {
 #[derive(Debug)]
 pub struct Gateway {
     config: GatewayConfig,
+    /// The predefined table as shared topic names (no allocation per
+    /// message); entries that are not valid topic names are left out.
+    predefined: Vec<(u16, TopicName)>,
     rng: SimRng,
     clients: Vec<Option<Sn>>,
     free: Vec<Idx>,
@@ -491,8 +494,14 @@ impl Gateway {
     /// A gateway; call [`Gateway::start`] to begin advertising. `rng` seeds
     /// the upstream MQTT clients' streams (their reconnect jitter).
     pub fn new(config: GatewayConfig, rng: SimRng) -> Self {
+        let predefined = config
+            .predefined
+            .iter()
+            .filter_map(|(id, n)| Some((*id, TopicName::new(n).ok()?)))
+            .collect();
         Gateway {
             config,
+            predefined,
             rng,
             clients: Vec::new(),
             free: Vec::new(),
@@ -1276,11 +1285,10 @@ impl Gateway {
         match t {
             TopicRef::Normal(id) => i.and_then(|i| self.sn(i)?.topic_by_id(id).cloned()),
             TopicRef::Predefined(id) => self
-                .config
                 .predefined
                 .iter()
                 .find(|(p, _)| *p == id)
-                .and_then(|(_, n)| TopicName::new(n).ok()),
+                .map(|(_, n)| n.clone()),
             TopicRef::Short(s) => std::str::from_utf8(&s)
                 .ok()
                 .and_then(|s| TopicName::new(s).ok()),
@@ -1492,10 +1500,9 @@ impl Gateway {
     }
 
     fn predefined_id(&self, name: &str) -> Option<u16> {
-        self.config
-            .predefined
+        self.predefined
             .iter()
-            .find(|(_, n)| n == name)
+            .find(|(_, n)| n.as_str() == name)
             .map(|(id, _)| *id)
     }
 
@@ -2323,5 +2330,19 @@ impl SansIo for Gateway {
             }
             self.drive_up(now, k);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_client_state_is_compact() {
+        // An idle connected client costs one `Sn` plus its ClientId and
+        // map entries; empty Vec/VecDeque members do not allocate.
+        let sn = std::mem::size_of::<Sn>();
+        eprintln!("size_of::<Sn>() = {sn}");
+        assert!(sn <= 400, "Sn grew to {sn} bytes");
     }
 }
