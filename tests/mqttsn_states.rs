@@ -563,8 +563,17 @@ fn sleeping_buffer_overflow_is_counted() {
 
 #[test]
 fn oversleeping_client_and_silent_client_have_their_wills_published() {
+    wills_of_lost_clients(GatewayMode::Aggregating);
+}
+
+#[test]
+fn oversleeping_client_and_silent_client_wills_transparent() {
+    wills_of_lost_clients(GatewayMode::Transparent);
+}
+
+fn wills_of_lost_clients(mode: GatewayMode) {
     let mut net = Net::new(ms(10));
-    net.add_gateway(gw_config(GatewayMode::Aggregating));
+    net.add_gateway(gw_config(mode));
     for (i, name) in ["sleepy", "silent"].iter().enumerate() {
         let mut cfg = client_config(name);
         cfg.keep_alive = if i == 1 { 10 } else { 0 };
@@ -1127,4 +1136,68 @@ fn gateway_holds_10000_clients_and_supervises_them() {
     gw.handle_timeout(later);
     assert_eq!(gw.client_count(), 0);
     assert_eq!(gw.stats().keep_alive_timeouts, u64::from(n));
+}
+
+#[test]
+fn awake_client_sends_its_queued_publish_after_pingresp() {
+    let mut net = sleeper(20, 30);
+    let now = net.now;
+    let h = net.clients[1]
+        .publish(now, "room/9/out", &b"from-sleeper"[..], Qos::One, false)
+        .expect("queued while asleep");
+    net.run_for(secs(5));
+    assert!(net.subs[0].received.iter().all(|r| r.2 != b"from-sleeper"));
+    let mark = net.client_events[1].len();
+    net.run_for(secs(30));
+    let ev: Vec<String> = net.client_events[1][mark..]
+        .iter()
+        .filter_map(|(_, e)| match e {
+            ClientEvent::Awake => Some("awake".into()),
+            ClientEvent::Asleep => Some("asleep".into()),
+            ClientEvent::PublishAcked { handle } if *handle == h => Some("acked".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ev, ["awake", "acked", "asleep"]);
+    assert!(net.subs[0].received.iter().any(|r| r.2 == b"from-sleeper"));
+    assert!(net.gateways[0].is_asleep(client_addr(1)));
+}
+
+#[test]
+fn persistent_session_keeps_subscriptions_and_buffers_while_away() {
+    let mut net = Net::new(ms(10));
+    net.add_gateway(gw_config(GatewayMode::Integrated));
+    let a = net.add_client(client_config("pub"));
+    let mut cfg = client_config("persistent");
+    cfg.clean_session = false;
+    let b = net.add_client(cfg);
+    for c in [a, b] {
+        net.clients[c].add_gateway(1, gw_addr(0));
+    }
+    net.run_for(secs(1));
+    connect(&mut net, a);
+    connect(&mut net, b);
+    let now = net.now;
+    net.clients[b]
+        .subscribe(now, "p/#", TopicIdType::Normal, Qos::One)
+        .expect("subscribe");
+    net.run_for(secs(1));
+    let now = net.now;
+    net.clients[b].disconnect(now);
+    net.run_for(secs(1));
+    assert_eq!(net.clients[b].state(), ClientState::Idle);
+    let now = net.now;
+    net.clients[a]
+        .publish(now, "p/x", &b"while-away"[..], Qos::One, false)
+        .expect("publish");
+    net.run_for(secs(1));
+    assert_eq!(net.gateways[0].queued_for(client_addr(b)), Some(1));
+    connect(&mut net, b);
+    net.run_for(secs(2));
+    assert!(net.client_saw(
+        b,
+        |e| matches!(e, ClientEvent::Message { payload, .. } if &payload[..] == b"while-away")
+    ));
+    // No SUBSCRIBE was needed again.
+    assert_eq!(net.sent(client_addr(b), MsgType::Subscribe).len(), 1);
 }
