@@ -2034,7 +2034,12 @@ impl Gateway {
         } else {
             None
         };
-        if let Some(w) = will {
+        let has_route = self.config.mode != GatewayMode::Transparent
+            || self.sn(i).is_some_and(|s| s.upstream.is_some());
+        if let (Some(_), false) = (&will, has_route) {
+            // Transparent, its MQTT connection already gone: nowhere to go.
+            self.stats.dropped += 1;
+        } else if let Some(w) = will {
             self.stats.wills_published += 1;
             self.events.push_back(GatewayEvent::WillPublished {
                 client_id: client_id.clone(),
