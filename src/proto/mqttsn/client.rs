@@ -2033,13 +2033,3 @@ impl SansIo for Client {
         }
     }
 }
-
-/// Counters by type, as (label, count) for the non-zero ones.
-pub fn nonzero_counts(c: &TypeCounters) -> Vec<(&'static str, u64)> {
-    MsgType::ALL
-        .iter()
-        .zip(c.iter())
-        .filter(|(_, n)| **n > 0)
-        .map(|(t, n)| (t.label(), *n))
-        .collect()
-}

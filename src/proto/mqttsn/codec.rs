@@ -206,7 +206,8 @@ pub enum Message<'a> {
     UnsubAck {
         msg_id: u16,
     },
-    /// §5.4.19: ClientId only from a sleeping client waking up.
+    /// §5.4.19: ClientId only from a sleeping client waking up
+    /// (`Some("")` is written as, and decodes as, `None`).
     PingReq {
         client_id: Option<&'a str>,
     },

@@ -32,7 +32,7 @@ pub mod types;
 
 pub use client::{
     Client, ClientConfig, ClientError, ClientEvent, ClientState, ClientStats, ClientTransmit,
-    MessageHandle, PublishTopicType, RequestHandle,
+    FoundBy, LostReason, MessageHandle, PublishTopicType, RequestHandle, Will,
 };
 pub use codec::{decode, DecodeError, EncodeError, Message, MAX_MESSAGE_LEN, PROTOCOL_ID};
 pub use forwarder::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderTransmit};
