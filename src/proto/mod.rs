@@ -14,5 +14,6 @@
 pub mod coap;
 pub mod driver;
 pub mod mqtt;
+pub mod mqttsn;
 
 pub use crate::sansio::{Datagram, SansIo, StreamInput};
