@@ -1077,7 +1077,10 @@ fn gateway_holds_10000_clients_and_supervises_them() {
     let addr = |i: u32| SockAddr::new(Addr::from_bits(0x0a01_0000 + i), 1883);
     let drain = |gw: &mut Gateway, buf: &mut Vec<u8>, kind: MsgType| {
         let mut n = 0;
-        while let Some(t) = gw.poll_transmit(SimTime::ZERO, buf) {
+        while let Some(t) = {
+            buf.clear();
+            gw.poll_transmit(SimTime::ZERO, buf)
+        } {
             if let GatewayTransmit::Udp { kind: k, .. } = t {
                 n += usize::from(k == kind);
             }

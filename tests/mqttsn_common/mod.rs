@@ -16,13 +16,13 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::net::Ipv4Addr;
 
 use qossim::net::addr::{Addr, SockAddr};
+use qossim::proto::mqtt::BrokerInput;
 use qossim::proto::mqtt::{self, Broker, BrokerConfig, BrokerEvent, ConnId, QoS, TopicFilter};
 use qossim::proto::mqttsn::gateway::{GatewayEvent, GatewayInput, GatewayTransmit, Upstream};
 use qossim::proto::mqttsn::{
     Client, ClientConfig, ClientEvent, Forwarder, ForwarderConfig, Gateway, GatewayConfig, MsgType,
-    UpstreamEvent,
 };
-use qossim::proto::{Datagram, SansIo};
+use qossim::proto::{Datagram, SansIo, StreamInput};
 use qossim::sim::{SimDuration, SimRng, SimTime};
 
 pub const PORT: u16 = 1883;
@@ -201,7 +201,7 @@ impl Net {
         let mut cfg = mqtt::ClientConfig::new(format!("sub{s}"));
         cfg.keep_alive = 0;
         let mut client = mqtt::Client::new(cfg, SimRng::stream(self.seed, &format!("sub/{s}")));
-        client.connect(self.now);
+        client.connect();
         self.subs.push(Sub {
             client,
             filters: vec![(TopicFilter::new(filter).expect("filter"), qos)],
@@ -293,7 +293,10 @@ impl Net {
             let mut progress = false;
             let now = self.now;
             for i in 0..self.clients.len() {
-                while let Some(t) = self.clients[i].poll_transmit(now, &mut self.buf) {
+                while let Some(t) = {
+                    self.buf.clear();
+                    self.clients[i].poll_transmit(now, &mut self.buf)
+                } {
                     progress = true;
                     self.send_dgram(client_addr(i), t.to, t.len, t.retransmission);
                 }
@@ -303,13 +306,19 @@ impl Net {
                 }
             }
             for f in 0..self.forwarders.len() {
-                while let Some(t) = self.forwarders[f].poll_transmit(now, &mut self.buf) {
+                while let Some(t) = {
+                    self.buf.clear();
+                    self.forwarders[f].poll_transmit(now, &mut self.buf)
+                } {
                     progress = true;
                     self.send_dgram(fwd_addr(f), t.to, t.len, false);
                 }
             }
             for g in 0..self.gateways.len() {
-                while let Some(t) = self.gateways[g].poll_transmit(now, &mut self.buf) {
+                while let Some(t) = {
+                    self.buf.clear();
+                    self.gateways[g].poll_transmit(now, &mut self.buf)
+                } {
                     progress = true;
                     match t {
                         GatewayTransmit::Udp {
@@ -335,7 +344,7 @@ impl Net {
                             self.conns.insert(id, Owner::Gw(g, *conn));
                             self.gw_conn.insert((g, *conn), id);
                             self.upstream_opened.push((g, *conn));
-                            self.broker.accept(now, id);
+                            self.broker.handle_input(now, BrokerInput::accepted(id));
                             self.schedule(
                                 now + self.delay,
                                 Flight::ToGw(g, *conn, GwUp::Connected),
@@ -352,7 +361,10 @@ impl Net {
                 }
             }
             for s in 0..self.subs.len() {
-                while let Some(t) = self.subs[s].client.poll_transmit(now, &mut self.buf) {
+                while let Some(t) = {
+                    self.buf.clear();
+                    self.subs[s].client.poll_transmit(now, &mut self.buf)
+                } {
                     progress = true;
                     if let Some(id) = self.subs[s].conn {
                         let b = self.buf[..t.len].to_vec();
@@ -367,7 +379,7 @@ impl Net {
                             let id = ConnId(self.next_conn);
                             self.conns.insert(id, Owner::Sub(s));
                             self.subs[s].conn = Some(id);
-                            self.broker.accept(now, id);
+                            self.broker.handle_input(now, BrokerInput::accepted(id));
                             self.schedule(now + self.delay, Flight::ToSub(s, SubUp::Connected));
                         }
                         mqtt::ClientEvent::Connected { .. } => {
@@ -389,7 +401,10 @@ impl Net {
                     }
                 }
             }
-            while let Some(t) = self.broker.poll_transmit(&mut self.buf) {
+            while let Some(t) = {
+                self.buf.clear();
+                self.broker.poll_transmit(now, &mut self.buf)
+            } {
                 progress = true;
                 let b = self.buf[..t.len].to_vec();
                 match self.conns.get(&t.conn) {
@@ -462,23 +477,27 @@ impl Net {
                     self.forwarders[f].handle_input(now, d);
                 }
             }
-            Flight::ToBroker(id, b) => self.broker.handle_bytes(now, id, &b),
+            Flight::ToBroker(id, b) => self.broker.handle_input(now, BrokerInput::bytes(id, &b)),
             Flight::BrokerLost(id) => {
                 self.conns.remove(&id);
-                self.broker.connection_lost(now, id);
+                self.broker.handle_input(now, BrokerInput::closed(id));
             }
             Flight::ToGw(g, k, ev) => {
                 let event = match &ev {
-                    GwUp::Connected => UpstreamEvent::Connected,
-                    GwUp::Bytes(b) => UpstreamEvent::Bytes(b),
-                    GwUp::Closed => UpstreamEvent::Closed,
+                    GwUp::Connected => StreamInput::Connected,
+                    GwUp::Bytes(b) => StreamInput::Bytes(b),
+                    GwUp::Closed => StreamInput::Closed,
                 };
                 self.gateways[g].handle_input(now, GatewayInput::Upstream { conn: k, event });
             }
             Flight::ToSub(s, ev) => match ev {
-                SubUp::Connected => self.subs[s].client.transport_connected(now),
-                SubUp::Bytes(b) => self.subs[s].client.handle_bytes(now, &b),
-                SubUp::Closed => self.subs[s].client.transport_closed(now),
+                SubUp::Connected => self.subs[s]
+                    .client
+                    .handle_input(now, StreamInput::Connected),
+                SubUp::Bytes(b) => self.subs[s]
+                    .client
+                    .handle_input(now, StreamInput::Bytes(&b)),
+                SubUp::Closed => self.subs[s].client.handle_input(now, StreamInput::Closed),
             },
         }
     }

@@ -1853,9 +1853,12 @@ impl Client {
                 msg: self.will_update.as_ref().map_or(&[][..], |w| &w.message),
             },
         };
-        buf.clear();
-        let len = m.encode(buf).ok()?;
-        Some((len, m.msg_type()))
+        let start = buf.len();
+        let len = m.encode(buf).ok();
+        if len.is_none() {
+            buf.truncate(start);
+        }
+        Some((len?, m.msg_type()))
     }
 }
 

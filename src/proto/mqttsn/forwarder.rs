@@ -212,7 +212,6 @@ impl SansIo for Forwarder {
 
     fn poll_transmit(&mut self, _now: SimTime, buf: &mut Vec<u8>) -> Option<ForwarderTransmit> {
         let o = self.outq.pop_front()?;
-        buf.clear();
         buf.extend_from_slice(&o.bytes);
         let t = ForwarderTransmit {
             to: o.to,

@@ -23,7 +23,7 @@
 //!    TCP stream (one MQTT packet);
 //! 2. `poll_event` until `None`: [`GatewayEvent::OpenUpstream`] asks for a
 //!    TCP connection to the broker, answered later with
-//!    `UpstreamEvent::Connected` (or `Closed` if it fails);
+//!    `StreamInput::Connected` (or `Closed` if it fails);
 //!    [`GatewayEvent::CloseUpstream`] asks to close it after sending the
 //!    bytes step 1 returned (do not report that close back);
 //! 3. `poll_timeout`, and `handle_timeout` when due.
@@ -35,6 +35,7 @@
 //! effect): on a client's loss it publishes the will through that client's
 //! upstream (transparent), the shared one (aggregating) or locally.
 
+use crate::sansio::StreamInput;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -133,24 +134,13 @@ impl Default for GatewayConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Upstream(pub u32);
 
-/// What happened on an upstream connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpstreamEvent<'a> {
-    /// The TCP connection asked for with `OpenUpstream` is up.
-    Connected,
-    /// Bytes from the broker (any split of the stream).
-    Bytes(&'a [u8]),
-    /// The connection failed or the broker closed it.
-    Closed,
-}
-
 /// The gateway's input.
 #[derive(Clone, Copy, Debug)]
 pub enum GatewayInput<'a> {
     Datagram(Datagram<'a>),
     Upstream {
         conn: Upstream,
-        event: UpstreamEvent<'a>,
+        event: StreamInput<'a>,
     },
 }
 
@@ -1065,7 +1055,7 @@ impl Gateway {
         self.next_conn = self.next_conn.wrapping_add(1);
         let rng = SimRng::from_id(self.rng.next_u64(), u64::from(k));
         let mut client = mqtt::Client::new(cfg, rng);
-        client.connect(now);
+        client.connect();
         self.ups.insert(
             k,
             Up {
@@ -1255,28 +1245,24 @@ impl Gateway {
     fn close_up(&mut self, now: SimTime, k: u32) {
         if let Some(u) = self.ups.get_mut(&k) {
             u.owner = None;
-            u.client.disconnect(now);
+            u.client.disconnect();
         }
         self.drive_up(now, k);
     }
 
-    fn on_upstream(&mut self, now: SimTime, conn: Upstream, ev: UpstreamEvent<'_>) {
+    fn on_upstream(&mut self, now: SimTime, conn: Upstream, ev: StreamInput<'_>) {
         let k = conn.0;
         let Some(u) = self.ups.get_mut(&k) else {
             self.stats.ignored += 1;
             return;
         };
         match ev {
-            UpstreamEvent::Connected => u.client.transport_connected(now),
-            UpstreamEvent::Bytes(b) => u.client.handle_bytes(now, b),
-            UpstreamEvent::Closed => {
-                if u.closing {
-                    self.ups.remove(&k);
-                    self.forget_up(k);
-                    return;
-                }
-                u.client.transport_closed(now)
+            StreamInput::Closed if u.closing => {
+                self.ups.remove(&k);
+                self.forget_up(k);
+                return;
             }
+            input => u.client.handle_input(now, input),
         }
         self.drive_up(now, k);
     }
@@ -2214,7 +2200,7 @@ impl Gateway {
             GwMsg::WillTopicResp(code) => Message::WillTopicResp { code: *code },
             GwMsg::WillMsgResp(code) => Message::WillMsgResp { code: *code },
         };
-        buf.clear();
+        let start = buf.len();
         if o.via.is_some() {
             // MQTT-SN 1.2 §5.5: Length, 0xFE, Ctrl (Radius), Wireless Node
             // Id, then the message; written in place, no second buffer.
@@ -2227,8 +2213,11 @@ impl Gateway {
             buf.extend_from_slice(&[(3 + node.len()) as u8, MsgType::Encapsulated as u8, radius]);
             buf.extend_from_slice(&node);
         }
-        m.encode(buf).ok()?;
-        Some((buf.len(), m.msg_type()))
+        if m.encode(buf).is_err() {
+            buf.truncate(start);
+            return None;
+        }
+        Some((buf.len() - start, m.msg_type()))
     }
 }
 

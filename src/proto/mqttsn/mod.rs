@@ -38,7 +38,7 @@ pub use codec::{decode, DecodeError, EncodeError, Message, MAX_MESSAGE_LEN, PROT
 pub use forwarder::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderTransmit};
 pub use gateway::{
     Gateway, GatewayConfig, GatewayEvent, GatewayInput, GatewayMode, GatewayStats, GatewayTransmit,
-    Upstream, UpstreamEvent,
+    Upstream,
 };
 pub use types::{
     MsgType, Qos, ReturnCode, SubTopic, TopicIdType, TopicRef, TypeCounters, WillTopic, MSG_TYPES,
