@@ -1,22 +1,38 @@
 //! CoAP endpoint tests (RFC 7252 §4, §5.2): a Pair harness steps a client
 //! and a server endpoint through a scripted or seeded-lossy pipe, time
-//! jumping to the next wake-up (DESIGN.md convention 6). Statistical tests
-//! compare with closed forms; run them in release mode:
-//! `cargo test --release --test coap_endpoint`.
+//! jumping to the next wake-up (DESIGN.md convention 6). Each endpoint's
+//! server side is answered by an application: a `ResourceServer`, or the
+//! test itself (`App::Manual`: requests wait for the test's `respond` /
+//! `defer`). Statistical tests compare with closed forms; run them in
+//! release mode: `cargo test --release --test coap_endpoint`.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use qossim::net::addr::SockAddr;
 use qossim::proto::coap::{
-    Code, Config, Endpoint, Event, Message, MessageType, Method, Request, RequestHandle, Token,
-    TransmitInfo,
+    Code, Config, Endpoint, Event, Message, MessageType, Method, Request, RequestHandle,
+    ResourceServer, Token, TransmitInfo,
 };
+use qossim::proto::Datagram;
 use qossim::sim::{SimDuration, SimRng, SimTime};
 
 const A: usize = 0; // client
 const B: usize = 1; // server
 
-fn addr(i: usize) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1 + i as u8), 5683)
+fn addr(i: usize) -> SockAddr {
+    SockAddr::from(SocketAddrV4::new(
+        Ipv4Addr::new(10, 0, 0, 1 + i as u8),
+        5683,
+    ))
+}
+
+/// The application on an endpoint's server side.
+#[allow(dead_code)] // `Manual` is for the server-API tests
+enum App {
+    /// A resource server answers every request.
+    Server(ResourceServer),
+    /// The test answers (or not) by hand.
+    Manual,
 }
 
 type DropFn = Box<dyn FnMut(&TransmitInfo, &[u8]) -> bool>;
@@ -34,6 +50,7 @@ struct Sent {
 struct Pair {
     now: SimTime,
     eps: [Endpoint; 2],
+    apps: [App; 2],
     delay: SimDuration,
     /// (arrival, seq, to, bytes), kept sorted.
     in_flight: Vec<(SimTime, u64, usize, Vec<u8>)>,
@@ -51,6 +68,10 @@ impl Pair {
             eps: [
                 Endpoint::new(client, SimRng::stream(seed, "coap/a"), 100),
                 Endpoint::new(server, SimRng::stream(seed, "coap/b"), 5000),
+            ],
+            apps: [
+                App::Server(ResourceServer::new()),
+                App::Server(ResourceServer::new()),
             ],
             delay: SimDuration::from_millis(10),
             in_flight: Vec::new(),
@@ -75,9 +96,17 @@ impl Pair {
         pair
     }
 
+    /// The resource server of endpoint `i`.
+    fn server(&mut self, i: usize) -> &mut ResourceServer {
+        match &mut self.apps[i] {
+            App::Server(s) => s,
+            App::Manual => panic!("endpoint {i} is answered by hand"),
+        }
+    }
+
     fn request(&mut self, req: Request) -> RequestHandle {
         let h = self.eps[A]
-            .request(self.now, addr(B), req)
+            .request(addr(B), req)
             .expect("encodable request");
         self.drive();
         h
@@ -85,14 +114,26 @@ impl Pair {
 
     /// Inject raw bytes into endpoint `to` as if sent by the other one.
     fn inject(&mut self, to: usize, bytes: &[u8]) {
-        self.eps[to].handle_datagram(self.now, addr(1 - to), bytes);
+        let from = addr(1 - to);
+        self.eps[to].handle_input(self.now, Datagram { from, data: bytes });
         self.drive();
     }
 
-    /// Flush transmissions (through the drop rule) and events.
+    /// Flush transmissions (through the drop rule) and events, handing
+    /// requests to the server applications, until nothing moves.
     fn drive(&mut self) {
+        while self.drive_once() {}
+    }
+
+    fn drive_once(&mut self) -> bool {
+        let mut busy = false;
         for i in [A, B] {
-            while let Some(info) = self.eps[i].poll_transmit(self.now, &mut self.buf) {
+            loop {
+                self.buf.clear();
+                let Some(info) = self.eps[i].poll_transmit(self.now, &mut self.buf) else {
+                    break;
+                };
+                busy = true;
                 assert_eq!(info.len, self.buf.len());
                 let dropped = (self.drop[i])(&info, &self.buf);
                 self.log.push(Sent {
@@ -110,8 +151,20 @@ impl Pair {
                 }
             }
             while let Some(e) = self.eps[i].poll_event() {
+                busy = true;
+                if let App::Server(s) = &mut self.apps[i] {
+                    s.handle_event(self.now, &mut self.eps[i], &e);
+                }
                 self.events[i].push((self.now, e));
             }
+        }
+        busy
+    }
+
+    fn app_timeout(&self, i: usize) -> Option<SimTime> {
+        match &self.apps[i] {
+            App::Server(s) => s.poll_timeout(),
+            App::Manual => None,
         }
     }
 
@@ -119,6 +172,8 @@ impl Pair {
         let t = [
             self.eps[A].poll_timeout(),
             self.eps[B].poll_timeout(),
+            self.app_timeout(A),
+            self.app_timeout(B),
             self.in_flight.first().map(|x| x.0),
         ];
         t.into_iter().flatten().min()
@@ -136,12 +191,18 @@ impl Pair {
         self.now = t;
         while self.in_flight.first().is_some_and(|x| x.0 <= t) {
             let (_, _, to, bytes) = self.in_flight.remove(0);
-            self.eps[to].handle_datagram(t, addr(1 - to), &bytes);
+            let from = addr(1 - to);
+            self.eps[to].handle_input(t, Datagram { from, data: &bytes });
             self.drive();
         }
         for i in [A, B] {
             if self.eps[i].poll_timeout().is_some_and(|w| w <= t) {
                 self.eps[i].handle_timeout(t);
+            }
+            if self.app_timeout(i).is_some_and(|w| w <= t) {
+                if let App::Server(s) = &mut self.apps[i] {
+                    s.handle_timeout(t, &mut self.eps[i]);
+                }
             }
         }
         self.drive();
@@ -166,9 +227,12 @@ fn secs(s: u64) -> SimTime {
     SimTime::ZERO + SimDuration::from_secs(s)
 }
 
-fn seeded_server(cfg: Config) -> Pair {
-    let mut p = Pair::new(Config::default(), cfg, 1);
-    p.eps[B]
+/// A pair whose server B holds `sensors/temp` = "21.5" and answers
+/// piggybacked (`separate = None`) or `Some(d)` later as a separate response.
+fn seeded_server(separate: Option<SimDuration>) -> Pair {
+    let mut p = Pair::new(Config::default(), Config::default(), 1);
+    p.apps[B] = App::Server(ResourceServer::new().with_separate_response_delay(separate));
+    p.server(B)
         .resources_mut()
         .insert("sensors/temp", Some(0), b"21.5".to_vec());
     p
@@ -176,7 +240,7 @@ fn seeded_server(cfg: Config) -> Pair {
 
 #[test]
 fn test_idle_piggybacked_get() {
-    let mut p = seeded_server(Config::default());
+    let mut p = seeded_server(None);
     let h = p.request(Request::get("sensors/temp"));
     p.run();
     let (_, ev) = &p.events[A][0];
@@ -206,11 +270,7 @@ fn test_idle_piggybacked_get() {
 
 #[test]
 fn test_awaiting_ack_empty_ack_then_separate_response() {
-    let cfg = Config {
-        separate_response_delay: Some(SimDuration::from_secs(1)),
-        ..Config::default()
-    };
-    let mut p = seeded_server(cfg);
+    let mut p = seeded_server(Some(SimDuration::from_secs(1)));
     let h1 = p.request(Request::get("sensors/temp"));
     let h2 = p.request(Request::put("sensors/temp", &b"23.0"[..]));
     p.run();
@@ -352,7 +412,7 @@ fn test_awaiting_response_non_rst_received_ack_ignored() {
 
 #[test]
 fn test_awaiting_ack_second_request_waits_nstart() {
-    let mut p = seeded_server(Config::default());
+    let mut p = seeded_server(None);
     // Lose the first transmission of request 1 so it stays outstanding ≥ 2 s.
     let mut first = true;
     p.drop[A] = Box::new(move |_, _| std::mem::replace(&mut first, false));
@@ -388,7 +448,7 @@ fn test_awaiting_ack_second_request_waits_nstart() {
 
 #[test]
 fn test_server_duplicate_con_same_ack_delivered_once() {
-    let mut p = seeded_server(Config::default());
+    let mut p = seeded_server(None);
     let mut first = true;
     p.drop[B] = Box::new(move |_, _| std::mem::replace(&mut first, false)); // lose the first ACK
     p.request(Request::put("sensors/temp", &b"30.0"[..]));
@@ -408,7 +468,7 @@ fn test_server_duplicate_con_same_ack_delivered_once() {
     assert_eq!(reqs, 1, "application sees the request once");
     assert_eq!(p.eps[B].stats().duplicates_suppressed, 1);
     assert_eq!(
-        p.eps[B]
+        p.server(B)
             .resources()
             .get("sensors/temp")
             .map(|r| r.value.as_slice()),
@@ -511,7 +571,7 @@ fn test_awaiting_ack_give_up_at_max_transmit_wait() {
 
 #[test]
 fn test_idle_non_request_non_response() {
-    let mut p = seeded_server(Config::default());
+    let mut p = seeded_server(None);
     let h = p.request(Request::get("sensors/temp").confirmable(false));
     p.run();
     let b = p.sent_by(B);
@@ -526,7 +586,7 @@ fn test_idle_non_request_non_response() {
         matches!(&p.events[A][0].1, Event::ResponseReceived { handle, payload, .. } if *handle == h && payload == b"21.5")
     );
     // A lost NON is sent once and then reported as unanswered.
-    let mut q = seeded_server(Config::default());
+    let mut q = seeded_server(None);
     q.drop[A] = Box::new(|_, _| true);
     let h = q.request(Request::get("sensors/temp").confirmable(false));
     q.run();
@@ -595,10 +655,12 @@ fn closed_form_reliability_con() {
     .enumerate()
     {
         let mut pair = Pair::lossy(case.p, case.m, 1000 + ci as u64);
-        pair.eps[B].resources_mut().insert("r", None, b"v".to_vec());
+        pair.server(B)
+            .resources_mut()
+            .insert("r", None, b"v".to_vec());
         for _ in 0..N {
             pair.eps[A]
-                .request(pair.now, addr(B), Request::get("r"))
+                .request(addr(B), Request::get("r"))
                 .expect("request");
         }
         pair.drive();

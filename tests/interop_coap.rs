@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qossim::proto::coap::socket::SocketDriver;
-use qossim::proto::coap::{Code, Config, Endpoint, Event, Method, Request, RequestHandle};
+use qossim::proto::coap::{
+    Code, Config, Endpoint, Event, Method, Request, RequestHandle, ResourceServer,
+};
 use qossim::sim::{SimDuration, SimRng};
 
 const LOCALHOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
@@ -187,31 +189,41 @@ fn libcoap_client_against_our_server(separate: Option<SimDuration>) {
     let Some(bin) = peer_binary("coap-client-notls") else {
         return;
     };
-    let cfg = Config {
-        separate_response_delay: separate,
-        ..Config::default()
-    };
-    let ep = Endpoint::new(cfg, SimRng::stream(2, "interop/server"), 1000);
-    let mut server = SocketDriver::bind(SocketAddrV4::new(LOCALHOST, 0), ep).expect("bind server");
+    let ep = Endpoint::new(Config::default(), SimRng::stream(2, "interop/server"), 1000);
+    let app = ResourceServer::new().with_separate_response_delay(separate);
+    let mut server = SocketDriver::bind(SocketAddrV4::new(LOCALHOST, 0), ep)
+        .expect("bind server")
+        .with_server(app);
     let base = format!("coap://127.0.0.1:{}", server.local_addr().port());
     let path = "building/xyz/room/120/temperature";
     let uri = format!("{base}/{path}");
 
+    // What the server application saw: the requests, and (separate mode, CON
+    // requests) libcoap's ACK of our separate CON response.
+    let mut acked = 0;
+    let mut requests = |server: &mut SocketDriver| -> Vec<Event> {
+        std::iter::from_fn(|| server.poll_event())
+            .filter(|e| {
+                let ack = matches!(e, Event::ResponseAcked { .. });
+                acked += usize::from(ack);
+                !ack
+            })
+            .collect()
+    };
     for (flags, value) in [(&[][..], "22.5"), (&["-N"][..], "23.5")] {
         let mut args = flags.to_vec();
         args.extend(["-m", "put", "-e", value, &uri]);
         let (_out, err) = run_libcoap_client(&bin, &mut server, &args);
         let stored = server
-            .endpoint()
-            .resources()
-            .get(path)
+            .server()
+            .and_then(|s| s.resources().get(path))
             .map(|r| r.value.clone());
         assert_eq!(
             stored.as_deref(),
             Some(value.as_bytes()),
             "PUT {flags:?} stored; client stderr: {err}"
         );
-        let evs: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+        let evs = requests(&mut server);
         assert_eq!(evs.len(), 1, "application saw the request once: {evs:?}");
         let ev = evs.first();
         assert!(
@@ -227,7 +239,7 @@ fn libcoap_client_against_our_server(separate: Option<SimDuration>) {
             value,
             "GET {flags:?} printed the stored value; stderr: {err}"
         );
-        let evs: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+        let evs = requests(&mut server);
         assert!(
             matches!(
                 evs.as_slice(),
@@ -248,10 +260,15 @@ fn libcoap_client_against_our_server(separate: Option<SimDuration>) {
         format!("{out}{err}").contains("4.04"),
         "libcoap reports 4.04: {out} {err}"
     );
+    let _ = requests(&mut server);
     let st = server.endpoint().stats();
     assert_eq!(st.malformed_dropped, 0);
     if separate.is_some() {
         assert!(st.separate_responses_sent >= 3, "{st:?}");
+        // the CON PUT, the CON GET and the CON GET of /missing
+        assert_eq!(acked, 3, "libcoap ACKed each separate CON response");
+    } else {
+        assert_eq!(acked, 0, "piggybacked responses need no ACK");
     }
 }
 
