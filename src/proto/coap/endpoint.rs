@@ -87,9 +87,13 @@ pub struct Endpoint {
     msg: MessageLayer,
     next_token: u32,
     next_incoming: u64,
-    /// Our requests, by their message's key.
-    clients: BTreeMap<u64, ClientExchange>,
-    by_token: BTreeMap<(SockAddr, Token), u64>,
+    /// Our requests by (peer, token), as responses are matched (§5.3.2).
+    /// (One map only: a B-tree holding a sliding window of outstanding
+    /// requests reallocates nodes as it slides.)
+    requests: BTreeMap<(SockAddr, Token), ClientExchange>,
+    /// Our requests awaiting a separate response (after an Empty ACK), by
+    /// message key: the owners of `Timer::Client` timers.
+    separate: BTreeMap<u64, (SockAddr, Token)>,
     /// Received requests not answered yet.
     incoming: BTreeMap<u64, Incoming>,
     /// Our CON responses awaiting their ACK, by message key.
@@ -116,8 +120,8 @@ enum Timer {
 /// One of our requests.
 #[derive(Debug)]
 struct ClientExchange {
-    peer: SockAddr,
-    token: Token,
+    /// Its message's key (= its `RequestHandle`).
+    key: u64,
     /// An Empty ACK came (§5.2.2): the message layer is done with the
     /// request; a separate response is awaited until `deadline`.
     awaiting_separate: bool,
@@ -152,8 +156,8 @@ impl Endpoint {
             msg: MessageLayer::new(config, rng, first_message_id),
             next_token: 0,
             next_incoming: 0,
-            clients: BTreeMap::new(),
-            by_token: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            separate: BTreeMap::new(),
             incoming: BTreeMap::new(),
             responses: BTreeSet::new(),
             timers: BTreeSet::new(),
@@ -194,7 +198,7 @@ impl Endpoint {
     }
     /// Requests made and not yet finished (sent or waiting for NSTART).
     pub fn outstanding_requests(&self) -> usize {
-        self.clients.len()
+        self.requests.len()
     }
     /// Received requests the application has not answered yet.
     pub fn pending_requests(&self) -> usize {
@@ -231,17 +235,15 @@ impl Endpoint {
             Delivery::NonConfirmable
         };
         let key = self.msg.send(to, bytes, delivery, true);
-        self.clients.insert(
-            key.0,
+        self.requests.insert(
+            (to, token),
             ClientExchange {
-                peer: to,
-                token,
+                key: key.0,
                 awaiting_separate: false,
                 transmissions: 1,
                 deadline: SimTime::MAX,
             },
         );
-        self.by_token.insert((to, token), key.0);
         Ok(RequestHandle(key.0))
     }
 
@@ -333,9 +335,10 @@ impl Endpoint {
     /// starts here, at its first transmission.
     pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<TransmitInfo> {
         let t = self.msg.poll_transmit(now, buf)?;
+        // every tracked message is one of our requests or responses
         let request = t
             .key
-            .filter(|k| self.clients.contains_key(&k.0))
+            .filter(|k| !self.responses.contains(&k.0))
             .map(|k| RequestHandle(k.0));
         Some(TransmitInfo {
             to: t.to,
@@ -369,21 +372,23 @@ impl Endpoint {
         self.msg.handle_timeout(now);
         while let Some(ev) = self.msg.poll_event() {
             match ev {
-                MessageEvent::GaveUp { key, .. } => {
-                    if self.forget_client(key).is_some() {
-                        self.stats.give_ups += 1;
-                        self.events.push_back(Event::GaveUp {
-                            handle: RequestHandle(key.0),
-                        });
-                    } else if self.responses.remove(&key.0) {
+                MessageEvent::GaveUp {
+                    key, peer, token, ..
+                } => {
+                    if self.responses.remove(&key.0) {
                         self.stats.separate_give_ups += 1;
                         self.events.push_back(Event::ResponseGaveUp {
                             response: ResponseId(key.0),
                         });
+                    } else if self.forget_client(peer, token, key).is_some() {
+                        self.stats.give_ups += 1;
+                        self.events.push_back(Event::GaveUp {
+                            handle: RequestHandle(key.0),
+                        });
                     }
                 }
-                MessageEvent::Expired { key } => {
-                    if self.forget_client(key).is_some() {
+                MessageEvent::Expired { key, peer, token } => {
+                    if self.forget_client(peer, token, key).is_some() {
                         self.stats.no_responses += 1;
                         self.events.push_back(Event::NoResponse {
                             handle: RequestHandle(key.0),
@@ -399,7 +404,10 @@ impl Endpoint {
             self.timers.remove(&(t, timer, id));
             match timer {
                 Timer::Client => {
-                    if self.forget_client(MessageKey(id)).is_some() {
+                    let Some(&(peer, token)) = self.separate.get(&id) else {
+                        continue;
+                    };
+                    if self.forget_client(peer, token, MessageKey(id)).is_some() {
                         self.stats.no_responses += 1;
                         self.events.push_back(Event::NoResponse {
                             handle: RequestHandle(id),
@@ -459,12 +467,25 @@ impl Endpoint {
         Token::new(&b[4 - len..]).unwrap_or(Token::EMPTY)
     }
 
-    /// Drop our request `key` from the request layer (the message layer is
-    /// done with it or told separately).
-    fn forget_client(&mut self, key: MessageKey) -> Option<ClientExchange> {
-        let ex = self.clients.remove(&key.0)?;
-        self.by_token.remove(&(ex.peer, ex.token));
-        if ex.deadline != SimTime::MAX {
+    /// Drop our request `key` (to `peer`, with `token`) from the request
+    /// layer (the message layer is done with it or told separately).
+    fn forget_client(
+        &mut self,
+        peer: SockAddr,
+        token: Token,
+        key: MessageKey,
+    ) -> Option<ClientExchange> {
+        let std::collections::btree_map::Entry::Occupied(entry) =
+            self.requests.entry((peer, token))
+        else {
+            return None;
+        };
+        if entry.get().key != key.0 {
+            return None;
+        }
+        let ex = entry.remove();
+        if ex.awaiting_separate {
+            self.separate.remove(&key.0);
             self.timers.remove(&(ex.deadline, Timer::Client, key.0));
         }
         Some(ex)

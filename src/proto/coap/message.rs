@@ -64,15 +64,17 @@ pub enum Inbound<'a> {
     Message(MessageRef<'a>),
     /// An ACK for our CON `key` (it may carry a piggybacked response,
     /// §5.2.1). The CON is finished: no more retransmissions, its NSTART
-    /// slot released. `transmissions` = 1 + retransmissions.
+    /// slot released. `token` is our CON's token, `transmissions` = 1 +
+    /// retransmissions.
     Ack {
         key: MessageKey,
+        token: Token,
         transmissions: u32,
         ack: MessageRef<'a>,
     },
-    /// An RST matching our CON or tracked NON `key` (§4.2, §4.3); it is
-    /// finished.
-    Reset { key: MessageKey },
+    /// An RST matching our CON or tracked NON `key` (token `token`) (§4.2,
+    /// §4.3); it is finished.
+    Reset { key: MessageKey, token: Token },
     /// Fully handled here: a duplicate (its cached reply resent, §4.5), a
     /// malformed datagram (RST for a CON, §4.2), an Empty CON ("ping", RST,
     /// §4.3), or an ACK/RST matching nothing of ours (ignored, §4.2).
@@ -82,12 +84,22 @@ pub enum Inbound<'a> {
 /// What the layer reports on its own (from [`MessageLayer::handle_timeout`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageEvent {
-    /// A CON was never acknowledged: MAX_RETRANSMIT retransmissions and the
-    /// last timeout passed (§4.2). Finished; its NSTART slot released.
-    GaveUp { key: MessageKey, transmissions: u32 },
+    /// A CON to `peer` with `token` was never acknowledged: MAX_RETRANSMIT
+    /// retransmissions and the last timeout passed (§4.2). Finished; its
+    /// NSTART slot released.
+    GaveUp {
+        key: MessageKey,
+        peer: SockAddr,
+        token: Token,
+        transmissions: u32,
+    },
     /// A tracked NON's `non_response_timeout` passed without cancel or RST.
     /// Finished; its NSTART slot released.
-    Expired { key: MessageKey },
+    Expired {
+        key: MessageKey,
+        peer: SockAddr,
+        token: Token,
+    },
 }
 
 /// What [`MessageLayer::poll_transmit`] appended.
@@ -328,15 +340,16 @@ impl MessageLayer {
     /// message may start). Returns its transmissions so far (as
     /// [`MessageLayer::transmissions`]), `None` if it was already finished.
     pub fn cancel(&mut self, key: MessageKey) -> Option<u32> {
-        let n = self.transmissions(key)?;
-        if let Some(m) = self.tracked.get(&key.0) {
-            if m.state == State::Waiting {
-                let peer = m.peer;
-                if let Some(slots) = self.peers.get_mut(&peer) {
-                    slots.waiting.retain(|&k| k != key.0);
-                }
+        let m = self.tracked.get(&key.0)?;
+        if m.state == State::Waiting {
+            let peer = m.peer;
+            if let Some(slots) = self.peers.get_mut(&peer) {
+                slots.waiting.retain(|&k| k != key.0);
             }
+            self.finish(key.0);
+            return Some(0);
         }
+        let n = m.retransmissions + 1;
         self.finish(key.0);
         Some(n)
     }
@@ -464,15 +477,18 @@ impl MessageLayer {
             return Inbound::Handled;
         }
         let transmissions = t.retransmissions + 1;
+        let token = token_of(&t.bytes);
         self.finish(key);
         if m.ty == MessageType::Rst {
             self.stats.rst_received += 1;
             return Inbound::Reset {
                 key: MessageKey(key),
+                token,
             };
         }
         Inbound::Ack {
             key: MessageKey(key),
+            token,
             transmissions,
             ack: m,
         }
@@ -582,6 +598,8 @@ impl MessageLayer {
                     self.stats.give_ups += 1;
                     self.events.push_back(MessageEvent::GaveUp {
                         key: MessageKey(key),
+                        peer: m.peer,
+                        token: token_of(&m.bytes),
                         transmissions: m.retransmissions + 1,
                     });
                     self.finish(key);
@@ -590,6 +608,8 @@ impl MessageLayer {
                     self.stats.expired += 1;
                     self.events.push_back(MessageEvent::Expired {
                         key: MessageKey(key),
+                        peer: m.peer,
+                        token: token_of(&m.bytes),
                     });
                     self.finish(key);
                 }
@@ -700,6 +720,16 @@ impl MessageLayer {
             self.start(key);
         }
     }
+}
+
+/// The token of an encoded message (RFC 7252 §3: TKL in the first byte,
+/// the token after the 4-byte header); empty if the bytes are malformed.
+fn token_of(bytes: &[u8]) -> Token {
+    let tkl = usize::from(bytes.first().map_or(0, |b| b & 0x0F));
+    bytes
+        .get(4..4 + tkl)
+        .and_then(|t| Token::new(t).ok())
+        .unwrap_or(Token::EMPTY)
 }
 
 /// Set the type bits and message ID of an encoded message (RFC 7252 §3).

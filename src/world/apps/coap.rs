@@ -340,7 +340,7 @@ impl DatagramApp for Coap {
     fn on_datagram(&mut self, ctx: &mut Ctx<'_, '_>, rx: Received<'_>) {
         let node = rx.node as usize;
         let ep = &mut self.node(ctx, node).ep;
-        let dups = ep.stats().duplicates_suppressed;
+        let dups = ep.message_layer().stats().duplicates_suppressed;
         ep.handle_input(
             ctx.now(),
             Datagram {
@@ -348,7 +348,7 @@ impl DatagramApp for Coap {
                 data: rx.data,
             },
         );
-        let new_dups = ep.stats().duplicates_suppressed - dups;
+        let new_dups = ep.message_layer().stats().duplicates_suppressed - dups;
         if new_dups > 0 && rx.meta.counted {
             if let Some(s) = ctx.flow_stats(rx.meta.flow) {
                 s.duplicates_suppressed += new_dups;

@@ -7,7 +7,7 @@ use crate::net::addr::SockAddr;
 use crate::sim::SimTime;
 
 use super::super::code::{Code, MessageType, Method};
-use super::super::codec::MessageRef;
+use super::super::codec::{MessageRef, Token};
 use super::super::events::{Event, IncomingId};
 use super::super::message::{Inbound, MessageKey};
 use super::super::option::OptionNumber;
@@ -62,17 +62,18 @@ impl Endpoint {
             Inbound::Handled => {}
             Inbound::Ack {
                 key,
+                token,
                 transmissions,
                 ack,
-            } => self.on_ack(now, from, key, transmissions, &ack),
-            Inbound::Reset { key } => {
-                if self.forget_client(key).is_some() {
-                    self.events.push_back(Event::ResetReceived {
-                        handle: RequestHandle(key.0),
-                    });
-                } else if self.responses.remove(&key.0) {
+            } => self.on_ack(now, from, key, token, transmissions, &ack),
+            Inbound::Reset { key, token } => {
+                if self.responses.remove(&key.0) {
                     self.events.push_back(Event::ResponseReset {
                         response: super::ResponseId(key.0),
+                    });
+                } else if self.forget_client(from, token, key).is_some() {
+                    self.events.push_back(Event::ResetReceived {
+                        handle: RequestHandle(key.0),
                     });
                 }
             }
@@ -92,12 +93,14 @@ impl Endpoint {
         }
     }
 
-    /// The ACK of one of our CONs (the message layer is done with it).
+    /// The ACK of one of our CONs, `key` with `token` (the message layer is
+    /// done with it).
     fn on_ack(
         &mut self,
         now: SimTime,
         from: SockAddr,
         key: MessageKey,
+        token: Token,
         transmissions: u32,
         m: &MessageRef<'_>,
     ) {
@@ -109,10 +112,14 @@ impl Endpoint {
             return;
         }
         let life = self.msg.config().exchange_lifetime();
-        let Some(ex) = self.clients.get_mut(&key.0) else {
+        let Some(ex) = self
+            .requests
+            .get_mut(&(from, token))
+            .filter(|ex| ex.key == key.0)
+        else {
             return;
         };
-        if m.code.is_response() && m.token == ex.token {
+        if m.code.is_response() && m.token == token {
             // §5.2.1 piggybacked response.
             self.stats.responses_received += 1;
             self.events.push_back(Event::ResponseReceived {
@@ -123,7 +130,7 @@ impl Endpoint {
                 payload: m.payload.to_vec(),
                 transmissions,
             });
-            self.forget_client(key);
+            self.forget_client(from, token, key);
             return;
         }
         // §5.2.2: Empty ACK — a separate response follows within
@@ -133,16 +140,23 @@ impl Endpoint {
         ex.transmissions = transmissions;
         ex.deadline = now + life;
         self.timers.insert((ex.deadline, Timer::Client, key.0));
+        self.separate.insert(key.0, (from, token));
     }
 
     fn on_response(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>) {
         let con = m.ty == MessageType::Con;
-        let found = self.by_token.get(&(from, m.token)).copied().filter(|&k| {
-            self.clients
-                .get(&k)
-                .is_some_and(|e| e.awaiting_separate || self.msg.started(MessageKey(k)))
+        // matched: a request of ours that was sent (not waiting for
+        // NSTART): still with the message layer, or awaiting a separate
+        // response; `transmissions` = 1 + retransmissions
+        let found = self.requests.get(&(from, m.token)).and_then(|e| {
+            let sent = self.msg.transmissions(MessageKey(e.key));
+            match sent {
+                Some(0) => None,
+                Some(n) => Some((e.key, n)),
+                None => e.awaiting_separate.then_some((e.key, e.transmissions)),
+            }
         });
-        let Some(key) = found else {
+        let Some((key, transmissions)) = found else {
             // §5.3.2 / §4.2: a CON response we cannot match is rejected.
             if con {
                 self.msg.reject(from, m.message_id);
@@ -158,11 +172,6 @@ impl Endpoint {
             self.msg.acknowledge_empty(from, m.message_id);
         }
         let key = MessageKey(key);
-        let transmissions = self
-            .msg
-            .transmissions(key)
-            .or_else(|| self.clients.get(&key.0).map(|e| e.transmissions))
-            .unwrap_or(1);
         self.stats.responses_received += 1;
         self.events.push_back(Event::ResponseReceived {
             handle: RequestHandle(key.0),
@@ -174,7 +183,7 @@ impl Endpoint {
         });
         // A response before the ACK (or to a NON) ends the message too.
         self.msg.cancel(key);
-        self.forget_client(key);
+        self.forget_client(from, m.token, key);
     }
 
     fn on_request(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>, raw: &[u8]) {
