@@ -99,8 +99,15 @@ pub struct Endpoint {
     /// Our CON responses awaiting their ACK, by message key.
     responses: BTreeSet<u64>,
     /// Request-layer timers: a client's wait for a separate response, a
-    /// received request's ACK and lifetime bounds.
+    /// deferred CON request's lifetime.
     timers: BTreeSet<(SimTime, Timer, u64)>,
+    /// First deadlines of received requests, in arrival order (so in
+    /// deadline order): [0] unacknowledged CONs (arrival +
+    /// PROCESSING_DELAY), [1] NONs (arrival + NON_LIFETIME). Entries of
+    /// requests answered or acknowledged meanwhile are popped as soon as
+    /// they reach the front, so the fronts are always live (`poll_timeout`
+    /// is exact) and a request answered at once costs no B-tree timer.
+    arrivals: [VecDeque<(SimTime, u64)>; 2],
     events: VecDeque<Event>,
     /// Critical options the application handles besides the built-in ones.
     recognised: Vec<u16>,
@@ -161,6 +168,7 @@ impl Endpoint {
             incoming: BTreeMap::new(),
             responses: BTreeSet::new(),
             timers: BTreeSet::new(),
+            arrivals: [VecDeque::new(), VecDeque::new()],
             events: VecDeque::new(),
             recognised: Vec::new(),
             stats: Stats::default(),
@@ -259,7 +267,10 @@ impl Endpoint {
             .incoming
             .remove(&id.0)
             .ok_or(EndpointError::UnknownRequest { id })?;
-        self.timers.remove(&(p.deadline, Timer::Incoming, id.0));
+        if p.acked {
+            self.timers.remove(&(p.deadline, Timer::Incoming, id.0));
+        }
+        self.trim_arrivals();
         self.msg.give_back(p.raw);
         let mut bytes = self.msg.take_buffer();
         if !p.confirmable {
@@ -358,7 +369,7 @@ impl Endpoint {
 
     /// The earliest time `handle_timeout` must be called, if any.
     pub fn poll_timeout(&self) -> Option<SimTime> {
-        let own = self.timers.first().map(|(t, _, _)| *t);
+        let own = self.next_own_timer().map(|(t, _)| t);
         match (self.msg.poll_timeout(), own) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -397,11 +408,20 @@ impl Endpoint {
                 }
             }
         }
-        while let Some(&(t, timer, id)) = self.timers.first() {
+        while let Some((t, source)) = self.next_own_timer() {
             if t > now {
                 break;
             }
-            self.timers.remove(&(t, timer, id));
+            if let Some(arrivals) = self.arrivals.get_mut(source) {
+                if let Some((_, id)) = arrivals.pop_front() {
+                    self.incoming_due(id);
+                }
+                continue;
+            }
+            let Some((t, timer, id)) = self.timers.pop_first() else {
+                break;
+            };
+            debug_assert!(t <= now);
             match timer {
                 Timer::Client => {
                     let Some(&(peer, token)) = self.separate.get(&id) else {
@@ -414,21 +434,53 @@ impl Endpoint {
                         });
                     }
                 }
-                Timer::Incoming => {
-                    let Some(p) = self.incoming.get(&id) else {
-                        continue;
-                    };
-                    if p.confirmable && !p.acked {
-                        // PROCESSING_DELAY passed unanswered: ACK it now.
-                        self.stats.unanswered_acks += 1;
-                        self.ack_pending(id);
-                    } else if let Some(p) = self.incoming.remove(&id) {
-                        self.stats.requests_expired += 1;
-                        self.msg.give_back(p.raw);
-                        self.events
-                            .push_back(Event::RequestExpired { id: IncomingId(id) });
-                    }
+                Timer::Incoming => self.incoming_due(id),
+            }
+        }
+    }
+
+    /// The earliest request-layer deadline and where it is: 0 or 1 for the
+    /// front of `arrivals[0/1]`, 2 for `timers`.
+    fn next_own_timer(&self) -> Option<(SimTime, usize)> {
+        let fronts = [
+            self.arrivals[0].front().map(|e| (e.0, 0)),
+            self.arrivals[1].front().map(|e| (e.0, 1)),
+            self.timers.first().map(|e| (e.0, 2)),
+        ];
+        fronts.into_iter().flatten().min()
+    }
+
+    /// A received request's deadline came: an unacknowledged CON is ACKed
+    /// (PROCESSING_DELAY passed unanswered); otherwise it is forgotten.
+    fn incoming_due(&mut self, id: u64) {
+        let Some(p) = self.incoming.get(&id) else {
+            return;
+        };
+        if p.confirmable && !p.acked {
+            self.stats.unanswered_acks += 1;
+            self.ack_pending(id);
+        } else if let Some(p) = self.incoming.remove(&id) {
+            self.stats.requests_expired += 1;
+            self.msg.give_back(p.raw);
+            self.events
+                .push_back(Event::RequestExpired { id: IncomingId(id) });
+            self.trim_arrivals();
+        }
+    }
+
+    /// Pop `arrivals` entries of requests no longer waiting for that
+    /// deadline (answered, expired, or acknowledged).
+    fn trim_arrivals(&mut self) {
+        for (class, q) in self.arrivals.iter_mut().enumerate() {
+            while let Some(&(t, id)) = q.front() {
+                let live = self
+                    .incoming
+                    .get(&id)
+                    .is_some_and(|p| p.deadline == t && (class == 1 || !p.acked));
+                if live {
+                    break;
                 }
+                q.pop_front();
             }
         }
     }
@@ -503,9 +555,9 @@ impl Endpoint {
         }
         p.acked = true;
         let (peer, mid) = (p.peer, p.message_id);
-        self.timers.remove(&(p.deadline, Timer::Incoming, id));
         p.deadline = p.arrived + life;
         self.timers.insert((p.deadline, Timer::Incoming, id));
+        self.trim_arrivals();
         self.msg.acknowledge_empty(peer, mid);
     }
 }

@@ -116,7 +116,14 @@ impl Coap {
         if !ctx.node_up(node) {
             return;
         }
-        while self.transmit(ctx, node, ctx_meta) | self.events(ctx, node) {}
+        // transmitting creates no events, so once an events pass finds none
+        // (after the transmits before it), nothing is left to send
+        loop {
+            self.transmit(ctx, node, ctx_meta);
+            if !self.events(ctx, node) {
+                break;
+            }
+        }
         if let Some(c) = self.nodes[node].as_mut() {
             if let Some(t) = next_timeout(c) {
                 if let Some(gen) = c.wake.arm(t) {
@@ -126,12 +133,11 @@ impl Coap {
         }
     }
 
-    /// Send every datagram the endpoint of `node` has queued; true if any.
-    fn transmit(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ctx_meta: PacketMeta) -> bool {
+    /// Send every datagram the endpoint of `node` has queued.
+    fn transmit(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ctx_meta: PacketMeta) {
         let now = ctx.now();
         let port = ctx.scenario().protocols.coap.port;
         let mut buf = std::mem::take(&mut self.buf);
-        let mut any = false;
         loop {
             buf.clear();
             let Some(info) = self.nodes[node]
@@ -140,7 +146,6 @@ impl Coap {
             else {
                 break;
             };
-            any = true;
             let owner = info
                 .request
                 .and_then(|h| self.reqs.get(&(node as u32, h.0)).copied());
@@ -177,7 +182,6 @@ impl Coap {
             ctx.udp_send((node, port), (dst, info.to.port), &buf, meta);
         }
         self.buf = buf;
-        any
     }
 
     /// Hand every event of the endpoint of `node` to the plug-in (and

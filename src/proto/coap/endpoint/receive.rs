@@ -233,7 +233,7 @@ impl Endpoint {
                 raw: stored,
             },
         );
-        self.timers.insert((deadline, Timer::Incoming, id));
+        self.arrivals[usize::from(!con)].push_back((deadline, id));
         let mut path = self.spare_strings.pop().unwrap_or_default();
         path.clear();
         m.write_path(&mut path);
