@@ -11,7 +11,9 @@
 //! [`Inbound::Message`] and the caller decides whether to accept, acknowledge
 //! or reject it.
 //!
-//! Driving: like every core (`crate::proto::SansIo`), after every call the
+//! Driving: in the order of every core's driver (`crate::proto::SansIo`;
+//! the layer does not implement the trait because [`MessageLayer::receive`]
+//! hands what it found straight back to its caller), after every call the
 //! owner drains [`MessageLayer::poll_transmit`], then
 //! [`MessageLayer::poll_event`], then reads [`MessageLayer::poll_timeout`]
 //! and calls [`MessageLayer::handle_timeout`] when time reaches it. A tracked
