@@ -78,9 +78,11 @@ pub enum Responded {
 /// 1. `poll_transmit(now, buf)` until `None` (each call *appends* one
 ///    datagram to `buf`, so clear it first);
 /// 2. `poll_event()` until `None`, handing each event to the application;
-/// 3. if the application answered (e.g. `respond` while handling
-///    `RequestReceived`), steps 1–2 again, until nothing is transmitted or
-///    emitted — so a piggybacked ACK leaves in the same instant;
+/// 3. if step 2 handed out any event (the application may have answered,
+///    e.g. `respond` while handling `RequestReceived`), steps 1–2 again;
+///    transmitting creates no events, so stop after a step 2 that found
+///    none — then nothing is left to send, and a piggybacked ACK leaves in
+///    the same instant as its request;
 /// 4. `poll_timeout()`, and `handle_timeout(t)` once time reaches it.
 #[derive(Debug)]
 pub struct Endpoint {
