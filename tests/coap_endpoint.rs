@@ -1,22 +1,37 @@
 //! CoAP endpoint tests (RFC 7252 §4, §5.2): a Pair harness steps a client
 //! and a server endpoint through a scripted or seeded-lossy pipe, time
-//! jumping to the next wake-up (DESIGN.md convention 6). Statistical tests
-//! compare with closed forms; run them in release mode:
-//! `cargo test --release --test coap_endpoint`.
+//! jumping to the next wake-up (DESIGN.md convention 6). Each endpoint's
+//! server side is answered by an application: a `ResourceServer`, or the
+//! test itself (`App::Manual`: requests wait for the test's `respond` /
+//! `defer`). Statistical tests compare with closed forms; run them in
+//! release mode: `cargo test --release --test coap_endpoint`.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use qossim::net::addr::SockAddr;
 use qossim::proto::coap::{
-    Code, Config, Endpoint, Event, Message, MessageType, Method, Request, RequestHandle, Token,
-    TransmitInfo,
+    Code, Config, Endpoint, EndpointError, Event, IncomingId, Message, MessageType, Method, Reply,
+    Request, RequestHandle, ResourceServer, Responded, Token, TransmitInfo,
 };
+use qossim::proto::{Datagram, SansIo};
 use qossim::sim::{SimDuration, SimRng, SimTime};
 
 const A: usize = 0; // client
 const B: usize = 1; // server
 
-fn addr(i: usize) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1 + i as u8), 5683)
+fn addr(i: usize) -> SockAddr {
+    SockAddr::from(SocketAddrV4::new(
+        Ipv4Addr::new(10, 0, 0, 1 + i as u8),
+        5683,
+    ))
+}
+
+/// The application on an endpoint's server side.
+enum App {
+    /// A resource server answers every request.
+    Server(ResourceServer),
+    /// The test answers (or not) by hand.
+    Manual,
 }
 
 type DropFn = Box<dyn FnMut(&TransmitInfo, &[u8]) -> bool>;
@@ -34,6 +49,7 @@ struct Sent {
 struct Pair {
     now: SimTime,
     eps: [Endpoint; 2],
+    apps: [App; 2],
     delay: SimDuration,
     /// (arrival, seq, to, bytes), kept sorted.
     in_flight: Vec<(SimTime, u64, usize, Vec<u8>)>,
@@ -51,6 +67,10 @@ impl Pair {
             eps: [
                 Endpoint::new(client, SimRng::stream(seed, "coap/a"), 100),
                 Endpoint::new(server, SimRng::stream(seed, "coap/b"), 5000),
+            ],
+            apps: [
+                App::Server(ResourceServer::new()),
+                App::Server(ResourceServer::new()),
             ],
             delay: SimDuration::from_millis(10),
             in_flight: Vec::new(),
@@ -75,9 +95,17 @@ impl Pair {
         pair
     }
 
+    /// The resource server of endpoint `i`.
+    fn server(&mut self, i: usize) -> &mut ResourceServer {
+        match &mut self.apps[i] {
+            App::Server(s) => s,
+            App::Manual => panic!("endpoint {i} is answered by hand"),
+        }
+    }
+
     fn request(&mut self, req: Request) -> RequestHandle {
         let h = self.eps[A]
-            .request(self.now, addr(B), req)
+            .request(addr(B), req)
             .expect("encodable request");
         self.drive();
         h
@@ -85,14 +113,26 @@ impl Pair {
 
     /// Inject raw bytes into endpoint `to` as if sent by the other one.
     fn inject(&mut self, to: usize, bytes: &[u8]) {
-        self.eps[to].handle_datagram(self.now, addr(1 - to), bytes);
+        let from = addr(1 - to);
+        self.eps[to].handle_input(self.now, Datagram { from, data: bytes });
         self.drive();
     }
 
-    /// Flush transmissions (through the drop rule) and events.
+    /// Flush transmissions (through the drop rule) and events, handing
+    /// requests to the server applications, until nothing moves.
     fn drive(&mut self) {
+        while self.drive_once() {}
+    }
+
+    fn drive_once(&mut self) -> bool {
+        let mut busy = false;
         for i in [A, B] {
-            while let Some(info) = self.eps[i].poll_transmit(self.now, &mut self.buf) {
+            loop {
+                self.buf.clear();
+                let Some(info) = self.eps[i].poll_transmit(self.now, &mut self.buf) else {
+                    break;
+                };
+                busy = true;
                 assert_eq!(info.len, self.buf.len());
                 let dropped = (self.drop[i])(&info, &self.buf);
                 self.log.push(Sent {
@@ -110,8 +150,20 @@ impl Pair {
                 }
             }
             while let Some(e) = self.eps[i].poll_event() {
+                busy = true;
+                if let App::Server(s) = &mut self.apps[i] {
+                    s.handle_event(self.now, &mut self.eps[i], &e);
+                }
                 self.events[i].push((self.now, e));
             }
+        }
+        busy
+    }
+
+    fn app_timeout(&self, i: usize) -> Option<SimTime> {
+        match &self.apps[i] {
+            App::Server(s) => s.poll_timeout(),
+            App::Manual => None,
         }
     }
 
@@ -119,6 +171,8 @@ impl Pair {
         let t = [
             self.eps[A].poll_timeout(),
             self.eps[B].poll_timeout(),
+            self.app_timeout(A),
+            self.app_timeout(B),
             self.in_flight.first().map(|x| x.0),
         ];
         t.into_iter().flatten().min()
@@ -136,12 +190,18 @@ impl Pair {
         self.now = t;
         while self.in_flight.first().is_some_and(|x| x.0 <= t) {
             let (_, _, to, bytes) = self.in_flight.remove(0);
-            self.eps[to].handle_datagram(t, addr(1 - to), &bytes);
+            let from = addr(1 - to);
+            self.eps[to].handle_input(t, Datagram { from, data: &bytes });
             self.drive();
         }
         for i in [A, B] {
             if self.eps[i].poll_timeout().is_some_and(|w| w <= t) {
                 self.eps[i].handle_timeout(t);
+            }
+            if self.app_timeout(i).is_some_and(|w| w <= t) {
+                if let App::Server(s) = &mut self.apps[i] {
+                    s.handle_timeout(t, &mut self.eps[i]);
+                }
             }
         }
         self.drive();
@@ -166,9 +226,12 @@ fn secs(s: u64) -> SimTime {
     SimTime::ZERO + SimDuration::from_secs(s)
 }
 
-fn seeded_server(cfg: Config) -> Pair {
-    let mut p = Pair::new(Config::default(), cfg, 1);
-    p.eps[B]
+/// A pair whose server B holds `sensors/temp` = "21.5" and answers
+/// piggybacked (`separate = None`) or `Some(d)` later as a separate response.
+fn seeded_server(separate: Option<SimDuration>) -> Pair {
+    let mut p = Pair::new(Config::default(), Config::default(), 1);
+    p.apps[B] = App::Server(ResourceServer::new().with_separate_response_delay(separate));
+    p.server(B)
         .resources_mut()
         .insert("sensors/temp", Some(0), b"21.5".to_vec());
     p
@@ -176,7 +239,7 @@ fn seeded_server(cfg: Config) -> Pair {
 
 #[test]
 fn test_idle_piggybacked_get() {
-    let mut p = seeded_server(Config::default());
+    let mut p = seeded_server(None);
     let h = p.request(Request::get("sensors/temp"));
     p.run();
     let (_, ev) = &p.events[A][0];
@@ -206,11 +269,7 @@ fn test_idle_piggybacked_get() {
 
 #[test]
 fn test_awaiting_ack_empty_ack_then_separate_response() {
-    let cfg = Config {
-        separate_response_delay: Some(SimDuration::from_secs(1)),
-        ..Config::default()
-    };
-    let mut p = seeded_server(cfg);
+    let mut p = seeded_server(Some(SimDuration::from_secs(1)));
     let h1 = p.request(Request::get("sensors/temp"));
     let h2 = p.request(Request::put("sensors/temp", &b"23.0"[..]));
     p.run();
@@ -352,7 +411,7 @@ fn test_awaiting_response_non_rst_received_ack_ignored() {
 
 #[test]
 fn test_awaiting_ack_second_request_waits_nstart() {
-    let mut p = seeded_server(Config::default());
+    let mut p = seeded_server(None);
     // Lose the first transmission of request 1 so it stays outstanding ≥ 2 s.
     let mut first = true;
     p.drop[A] = Box::new(move |_, _| std::mem::replace(&mut first, false));
@@ -388,7 +447,7 @@ fn test_awaiting_ack_second_request_waits_nstart() {
 
 #[test]
 fn test_server_duplicate_con_same_ack_delivered_once() {
-    let mut p = seeded_server(Config::default());
+    let mut p = seeded_server(None);
     let mut first = true;
     p.drop[B] = Box::new(move |_, _| std::mem::replace(&mut first, false)); // lose the first ACK
     p.request(Request::put("sensors/temp", &b"30.0"[..]));
@@ -408,7 +467,7 @@ fn test_server_duplicate_con_same_ack_delivered_once() {
     assert_eq!(reqs, 1, "application sees the request once");
     assert_eq!(p.eps[B].stats().duplicates_suppressed, 1);
     assert_eq!(
-        p.eps[B]
+        p.server(B)
             .resources()
             .get("sensors/temp")
             .map(|r| r.value.as_slice()),
@@ -511,7 +570,7 @@ fn test_awaiting_ack_give_up_at_max_transmit_wait() {
 
 #[test]
 fn test_idle_non_request_non_response() {
-    let mut p = seeded_server(Config::default());
+    let mut p = seeded_server(None);
     let h = p.request(Request::get("sensors/temp").confirmable(false));
     p.run();
     let b = p.sent_by(B);
@@ -526,7 +585,7 @@ fn test_idle_non_request_non_response() {
         matches!(&p.events[A][0].1, Event::ResponseReceived { handle, payload, .. } if *handle == h && payload == b"21.5")
     );
     // A lost NON is sent once and then reported as unanswered.
-    let mut q = seeded_server(Config::default());
+    let mut q = seeded_server(None);
     q.drop[A] = Box::new(|_, _| true);
     let h = q.request(Request::get("sensors/temp").confirmable(false));
     q.run();
@@ -568,6 +627,454 @@ fn test_server_unknown_critical_option_bad_option() {
     assert!(p.events[B].is_empty());
 }
 
+// ---- the server API: the application answers --------------------------------
+
+/// The requests endpoint `i` reported, with their ids.
+fn requests_seen(p: &Pair, i: usize) -> Vec<(SimTime, IncomingId, bool)> {
+    p.events[i]
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::RequestReceived {
+                id, confirmable, ..
+            } => Some((*t, *id, *confirmable)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn content(payload: &[u8]) -> Reply {
+    Reply {
+        code: Code::CONTENT,
+        content_format: Some(0),
+        payload: payload.to_vec(),
+    }
+}
+
+/// A CON request (as a client would send it) with `mid` and token [7].
+fn con_get(mid: u16) -> Vec<u8> {
+    Message::new(
+        MessageType::Con,
+        Code::GET,
+        mid,
+        Token::new(&[7]).expect("token"),
+    )
+    .with_option(qossim::proto::coap::CoapOption::UriPath("x".into()))
+    .to_bytes()
+    .expect("emit")
+}
+
+#[test]
+fn test_server_app_defers_then_separate_con_retransmitted_until_acked() {
+    let mut p = Pair::new(Config::default(), Config::default(), 7);
+    p.apps[B] = App::Manual;
+    // lose the first transmission of the separate response
+    p.drop[B] = Box::new(|info, _| info.ty == MessageType::Con && !info.is_retransmission);
+    let h = p.request(Request::get("slow"));
+    p.run_until(p.now + p.delay);
+    let seen = requests_seen(&p, B);
+    assert_eq!(seen.len(), 1, "the request reached the application");
+    let (arrived, id, _) = seen[0];
+    assert!(
+        p.sent_by(B).is_empty(),
+        "nothing is sent before the app acts"
+    );
+    assert_eq!(p.eps[B].pending_requests(), 1);
+    // §5.2.2: defer → Empty ACK at once, with the request's MID
+    p.eps[B].defer(id).expect("pending");
+    p.drive();
+    let b = p.sent_by(B);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].at, arrived);
+    assert_eq!(
+        b[0].bytes,
+        vec![0x60, 0x00, 0x00, 100],
+        "Empty ACK, MID 100"
+    );
+    // a duplicate of the request now gets the same Empty ACK (§4.5), no event
+    let req_bytes = p.sent_by(A)[0].bytes.clone();
+    p.inject(B, &req_bytes);
+    let b = p.sent_by(B);
+    assert_eq!((b.len(), &b[1].bytes), (2, &b[0].bytes));
+    assert!(b[1].info.is_retransmission);
+    assert_eq!(requests_seen(&p, B).len(), 1);
+    // the client stops retransmitting at the Empty ACK and waits
+    p.run_until(arrived + SimDuration::from_secs(5));
+    assert_eq!(
+        p.sent_by(A).len(),
+        1,
+        "no client retransmission after the ACK"
+    );
+    assert!(p.events[A].is_empty());
+    // 5 s later the application answers: a separate CON (§5.2.2)
+    let r = p.eps[B].respond(id, &content(b"late")).expect("pending");
+    let Responded::SeparateCon(rid) = r else {
+        panic!("expected a separate CON response, got {r:?}");
+    };
+    p.drive();
+    p.run();
+    let cons: Vec<&Sent> = p
+        .sent_by(B)
+        .into_iter()
+        .filter(|s| s.info.ty == MessageType::Con)
+        .collect();
+    assert_eq!(cons.len(), 2, "lost once, retransmitted once");
+    assert!(cons[0].dropped && !cons[1].dropped && cons[1].info.is_retransmission);
+    assert_eq!(cons[0].bytes, cons[1].bytes, "same message, same MID");
+    assert_eq!(cons[0].info.message_id, 5000, "B's first MID: a new one");
+    let t0 = (cons[1].at - cons[0].at).as_nanos();
+    assert!(
+        (2_000_000_000..=3_000_000_000).contains(&t0),
+        "retransmitted after the initial timeout: {t0} ns"
+    );
+    let req = Message::parse(&req_bytes).expect("request");
+    let resp = Message::parse(&cons[0].bytes).expect("response");
+    assert_eq!((resp.code, resp.token), (Code::CONTENT, req.token));
+    // the client ACKs it (Empty, the response's MID) and gets the response
+    let ack = p
+        .sent_by(A)
+        .into_iter()
+        .find(|s| s.info.ty == MessageType::Ack)
+        .map(|s| (s.info.code, s.info.message_id));
+    assert_eq!(ack, Some((Code::EMPTY, 5000)));
+    assert!(p.events[A].iter().any(|(_, e)| matches!(
+        e,
+        Event::ResponseReceived { handle, code: Code::CONTENT, payload, transmissions: 1, .. }
+            if *handle == h && payload == b"late"
+    )));
+    assert!(p.events[B]
+        .iter()
+        .any(|(_, e)| e == &Event::ResponseAcked { response: rid }));
+    let st = p.eps[B].stats();
+    assert_eq!(
+        (
+            st.separate_responses_sent,
+            st.retransmissions,
+            st.unanswered_acks
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(p.eps[B].poll_timeout(), None, "nothing left on B");
+    assert_eq!(p.eps[B].pending_requests(), 0);
+    assert_eq!(
+        p.eps[B].respond(id, &content(b"again")),
+        Err(EndpointError::UnknownRequest { id }),
+        "answered once"
+    );
+}
+
+#[test]
+fn test_server_app_answers_non_request_with_non_new_mid() {
+    let mut p = Pair::new(Config::default(), Config::default(), 1);
+    p.apps[B] = App::Manual;
+    let h = p.request(Request::get("x").confirmable(false));
+    p.run_until(p.now + p.delay);
+    let (_, id, con) = requests_seen(&p, B)[0];
+    assert!(!con);
+    // defer has nothing to send for a NON (no ACK exists, §4.3)
+    p.eps[B].defer(id).expect("pending");
+    p.drive();
+    assert!(p.sent_by(B).is_empty());
+    p.run_until(p.now + SimDuration::from_secs(1));
+    assert_eq!(
+        p.eps[B].respond(id, &content(b"n")),
+        Ok(Responded::Non),
+        "§5.2.3: a NON request gets a NON response"
+    );
+    p.drive();
+    p.run();
+    let b = p.sent_by(B);
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        (b[0].info.ty, b[0].info.code),
+        (MessageType::Non, Code::CONTENT)
+    );
+    let req = Message::parse(&p.sent_by(A)[0].bytes).expect("request");
+    let resp = Message::parse(&b[0].bytes).expect("response");
+    assert_eq!(req.message_id, 100);
+    assert_eq!(resp.message_id, 5000, "a new MID from B's sequence");
+    assert_eq!(resp.token, req.token);
+    assert_eq!(
+        p.events[A],
+        vec![(
+            b[0].at + p.delay,
+            Event::ResponseReceived {
+                handle: h,
+                from: addr(B),
+                code: Code::CONTENT,
+                content_format: Some(0),
+                payload: b"n".to_vec(),
+                transmissions: 1,
+            }
+        )]
+    );
+    assert_eq!(p.eps[B].poll_timeout(), None);
+}
+
+#[test]
+fn test_server_duplicate_con_after_app_answer_gets_cached_ack_no_event() {
+    let mut p = Pair::new(Config::default(), Config::default(), 1);
+    p.apps[B] = App::Manual;
+    let req = con_get(0x1234);
+    p.inject(B, &req);
+    let (_, id, con) = requests_seen(&p, B)[0];
+    assert!(con);
+    // a duplicate before the application answered: suppressed, nothing sent
+    p.inject(B, &req);
+    assert!(p.sent_by(B).is_empty());
+    assert_eq!(requests_seen(&p, B).len(), 1);
+    // the app reads the full request, then answers: piggybacked (§5.2.1)
+    let m = p.eps[B].request_message(id).expect("pending request");
+    assert_eq!((m.message_id, m.code), (0x1234, Code::GET));
+    p.now += SimDuration::from_millis(500);
+    assert_eq!(
+        p.eps[B].respond(id, &content(b"v")),
+        Ok(Responded::Piggybacked)
+    );
+    p.drive();
+    assert!(p.eps[B].request_message(id).is_none(), "answered");
+    // §4.5: the next duplicate gets the very same ACK, and no event
+    p.now += SimDuration::from_secs(2);
+    p.inject(B, &req);
+    let b = p.sent_by(B);
+    assert_eq!(b.len(), 2);
+    assert_eq!(
+        (b[0].info.ty, b[0].info.code, b[0].info.message_id),
+        (MessageType::Ack, Code::CONTENT, 0x1234)
+    );
+    assert_eq!(b[0].bytes, b[1].bytes, "the cached piggybacked ACK");
+    assert!(!b[0].info.is_retransmission && b[1].info.is_retransmission);
+    assert_eq!(requests_seen(&p, B).len(), 1, "one event for three copies");
+    assert_eq!(p.eps[B].stats().duplicates_suppressed, 2);
+    assert_eq!(p.eps[B].stats().requests_received, 1);
+}
+
+#[test]
+fn test_server_unanswered_request_acked_after_processing_delay_then_expires() {
+    // a client talking to a server application that never answers
+    let mut p = Pair::new(Config::default(), Config::default(), 5);
+    p.apps[B] = App::Manual;
+    let h = p.request(Request::get("void"));
+    let non = Message::new(
+        MessageType::Non,
+        Code::GET,
+        9,
+        Token::new(&[1]).expect("token"),
+    )
+    .to_bytes()
+    .expect("emit");
+    p.inject(B, &non);
+    p.run_until(secs(1));
+    let seen = requests_seen(&p, B);
+    assert_eq!(seen.len(), 2);
+    let (con_at, con_id, _) = seen[1]; // the CON arrives after the pipe delay
+    let (non_at, non_id, _) = seen[0];
+    assert!(p.sent_by(B).is_empty());
+    assert_eq!(p.eps[B].pending_requests(), 2);
+    // PROCESSING_DELAY (2 s) after its arrival the endpoint ACKs the CON
+    p.run_until(secs(40));
+    let b = p.sent_by(B);
+    assert_eq!(b.len(), 1, "only the CON is ACKed; a NON has no ACK");
+    assert_eq!(b[0].at, con_at + SimDuration::from_secs(2));
+    assert_eq!(
+        (b[0].info.ty, b[0].info.code, b[0].info.message_id),
+        (MessageType::Ack, Code::EMPTY, 100)
+    );
+    let ack_at = b[0].at;
+    assert_eq!(p.eps[B].stats().unanswered_acks, 1);
+    assert!(
+        p.eps[A].stats().retransmissions <= 1,
+        "retransmissions stop at the ACK"
+    );
+    // still answerable as a separate response; nobody answers. The NON is
+    // forgotten after NON_LIFETIME (145 s), the CON after EXCHANGE_LIFETIME
+    // (247 s), both from their arrival.
+    p.run();
+    let expired: Vec<(SimTime, IncomingId)> = p.events[B]
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::RequestExpired { id } => Some((*t, *id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        expired,
+        vec![
+            (non_at + SimDuration::from_secs(145), non_id),
+            (con_at + SimDuration::from_secs(247), con_id)
+        ]
+    );
+    assert_eq!(p.eps[B].pending_requests(), 0, "nothing leaks");
+    assert_eq!(p.eps[B].stats().requests_expired, 2);
+    assert_eq!(
+        p.eps[B].respond(con_id, &content(b"too late")),
+        Err(EndpointError::UnknownRequest { id: con_id })
+    );
+    assert_eq!(p.eps[B].poll_timeout(), None);
+    // the client gave up waiting for the separate response EXCHANGE_LIFETIME
+    // after the Empty ACK reached it
+    assert_eq!(
+        p.events[A],
+        vec![(
+            ack_at + p.delay + SimDuration::from_secs(247),
+            Event::NoResponse { handle: h }
+        )]
+    );
+}
+
+#[test]
+fn test_resource_server_get_put_post_delete() {
+    let mut p = seeded_server(None);
+    let ask = |p: &mut Pair, req: Request| -> (Code, Option<u16>, Vec<u8>) {
+        let h = p.request(req);
+        p.run();
+        p.events[A]
+            .iter()
+            .find_map(|(_, e)| match e {
+                Event::ResponseReceived {
+                    handle,
+                    code,
+                    content_format,
+                    payload,
+                    ..
+                } if *handle == h => Some((*code, *content_format, payload.clone())),
+                _ => None,
+            })
+            .expect("answered")
+    };
+    // §5.8.1 GET: 2.05 with the value and its Content-Format, or 4.04
+    assert_eq!(
+        ask(&mut p, Request::get("sensors/temp")),
+        (Code::CONTENT, Some(0), b"21.5".to_vec())
+    );
+    assert_eq!(ask(&mut p, Request::get("nope")).0, Code::NOT_FOUND);
+    // §5.8.3 PUT: 2.01 Created when new, 2.04 Changed after; §5.8.2 POST
+    assert_eq!(ask(&mut p, Request::put("a/b", &b"1"[..])).0, Code::CREATED);
+    assert_eq!(ask(&mut p, Request::put("a/b", &b"2"[..])).0, Code::CHANGED);
+    let post = Request {
+        payload: b"3".to_vec(),
+        content_format: Some(50),
+        ..Request::new(Method::Post, "a/b")
+    };
+    assert_eq!(ask(&mut p, post).0, Code::CHANGED);
+    assert_eq!(
+        ask(&mut p, Request::get("a/b")),
+        (Code::CONTENT, Some(50), b"3".to_vec())
+    );
+    // §5.8.4 DELETE: 2.02, idempotent
+    let del = || Request::new(Method::Delete, "a/b");
+    assert_eq!(ask(&mut p, del()).0, Code::DELETED);
+    assert_eq!(ask(&mut p, del()).0, Code::DELETED);
+    assert_eq!(ask(&mut p, Request::get("a/b")).0, Code::NOT_FOUND);
+    assert!(p.server(B).resources().get("a/b").is_none());
+    // every request reached the application once and was answered in its ACK
+    assert_eq!(requests_seen(&p, B).len(), 9);
+    assert!(p
+        .sent_by(B)
+        .iter()
+        .all(|s| s.info.ty == MessageType::Ack && s.info.code.is_response()));
+    // an unknown method (0.05) is the endpoint's: 4.05, no event (§5.8)
+    let fetch = Message::new(
+        MessageType::Con,
+        Code::new(0, 5),
+        77,
+        Token::new(&[2]).expect("token"),
+    )
+    .to_bytes()
+    .expect("emit");
+    p.inject(B, &fetch);
+    let last = p.log.last().expect("reply");
+    assert_eq!(
+        (last.info.ty, last.info.code, last.info.message_id),
+        (MessageType::Ack, Code::METHOD_NOT_ALLOWED, 77)
+    );
+    assert_eq!(requests_seen(&p, B).len(), 9);
+}
+
+#[test]
+fn test_send_response_con_retransmitted_and_reset_reported() {
+    // an unsolicited CON response (what an Observe notification will be):
+    // the message layer retransmits it; the client, knowing no such token,
+    // rejects it with RST (§5.3.2), which the application is told
+    let mut p = Pair::new(Config::default(), Config::default(), 3);
+    let mut lost = 0;
+    p.drop[B] = Box::new(move |_, _| {
+        lost += 1;
+        lost == 1
+    });
+    let token = Token::new(&[0xAB]).expect("token");
+    let rid = p.eps[B]
+        .send_response(addr(A), token, &content(b"n1"), true)
+        .expect("a CON is tracked");
+    p.drive();
+    p.run();
+    let b = p.sent_by(B);
+    assert_eq!(b.len(), 2, "lost once, retransmitted once");
+    assert_eq!(b[0].bytes, b[1].bytes);
+    let rst = p.sent_by(A);
+    assert_eq!(
+        rst.iter()
+            .map(|s| (s.info.ty, s.info.message_id))
+            .collect::<Vec<_>>(),
+        vec![(MessageType::Rst, b[0].info.message_id)]
+    );
+    assert_eq!(
+        p.events[B],
+        vec![(rst[0].at + p.delay, Event::ResponseReset { response: rid })]
+    );
+    assert_eq!(p.eps[B].poll_timeout(), None, "retransmission stopped");
+    // a NON one is sent once and not tracked
+    assert_eq!(
+        p.eps[B].send_response(addr(A), token, &content(b"n2"), false),
+        None
+    );
+}
+
+/// The endpoint has the project's one driver shape, `SansIo`, and
+/// `poll_transmit` appends (the driver may keep header room in front).
+#[test]
+fn test_endpoint_is_sans_io_and_poll_transmit_appends() {
+    fn drain<S: SansIo>(s: &mut S, now: SimTime, buf: &mut Vec<u8>) -> Vec<S::Transmit> {
+        let mut out = Vec::new();
+        while let Some(t) = SansIo::poll_transmit(s, now, buf) {
+            out.push(t);
+        }
+        out
+    }
+    let mut ep = Endpoint::new(Config::default(), SimRng::stream(1, "x"), 42);
+    ep.request(addr(B), Request::get("a")).expect("request");
+    assert_eq!(ep.poll_timeout(), None, "the timer starts when it is sent");
+    let mut buf = vec![0xEE; 8]; // header room
+    let sent = drain(&mut ep, secs(10), &mut buf);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(&buf[..8], &[0xEE; 8], "bytes in front are kept");
+    assert_eq!(sent[0].len, buf.len() - 8);
+    let m = Message::parse(&buf[8..]).expect("the appended datagram");
+    assert_eq!(
+        (m.ty, m.code, m.message_id),
+        (MessageType::Con, Code::GET, 42)
+    );
+    let t = SansIo::poll_timeout(&ep).expect("retransmission timer");
+    assert!(t >= secs(12) && t <= secs(13), "armed at the send: {t:?}");
+    SansIo::handle_input(
+        &mut ep,
+        secs(11),
+        Datagram {
+            from: addr(B),
+            // piggybacked 2.05 with the request's token (the first: 00 00)
+            data: &[0x62, 0x45, 0x00, 42, 0x00, 0x00],
+        },
+    );
+    assert_eq!(SansIo::poll_timeout(&ep), None, "answered");
+    assert!(matches!(
+        SansIo::poll_event(&mut ep),
+        Some(Event::ResponseReceived {
+            code: Code::CONTENT,
+            transmissions: 1,
+            ..
+        })
+    ));
+}
+
 // ---- closed-form reliability -----------------------------------------------
 
 struct Case {
@@ -595,10 +1102,12 @@ fn closed_form_reliability_con() {
     .enumerate()
     {
         let mut pair = Pair::lossy(case.p, case.m, 1000 + ci as u64);
-        pair.eps[B].resources_mut().insert("r", None, b"v".to_vec());
+        pair.server(B)
+            .resources_mut()
+            .insert("r", None, b"v".to_vec());
         for _ in 0..N {
             pair.eps[A]
-                .request(pair.now, addr(B), Request::get("r"))
+                .request(addr(B), Request::get("r"))
                 .expect("request");
         }
         pair.drive();

@@ -4,7 +4,8 @@
 use crate::sim::SimDuration;
 
 /// Endpoint configuration: the RFC 7252 §4.8 parameters plus qossim's
-/// server and NON-request choices.
+/// NON-request choice. (How a server answers — piggybacked or separate — is
+/// the application's choice, e.g. `ResourceServer`'s.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// ACK_TIMEOUT (§4.8, default 2 s).
@@ -21,14 +22,13 @@ pub struct Config {
     pub probing_rate: f64,
     /// MAX_LATENCY (§4.8.2, default 100 s).
     pub max_latency: SimDuration,
-    /// PROCESSING_DELAY (§4.8.2, default 2 s = ACK_TIMEOUT).
+    /// PROCESSING_DELAY (§4.8.2, default 2 s = ACK_TIMEOUT). Also the bound
+    /// after which the endpoint ACKs a CON request the application has not
+    /// answered yet (Empty ACK, §5.2.2).
     pub processing_delay: SimDuration,
-    /// Server: when `Some(d)`, answer a CON request with an Empty ACK at once
-    /// and the response `d` later as a separate CON message (§5.2.2); when
-    /// `None`, piggyback the response on the ACK (§5.2.1).
-    pub separate_response_delay: Option<SimDuration>,
     /// Client: how long a NON request (which has no ACK) waits for its
-    /// response before `Event::NoResponse` and releasing its NSTART slot.
+    /// response, from its transmission, before `Event::NoResponse` and
+    /// releasing its NSTART slot (the message layer's NON hold time).
     /// RFC 7252 leaves this open (§4.7 bounds unanswered traffic only through
     /// PROBING_RATE); the default is ACK_TIMEOUT·ACK_RANDOM_FACTOR.
     pub non_response_timeout: SimDuration,
@@ -46,7 +46,6 @@ impl Default for Config {
             probing_rate: 1.0,
             max_latency: SimDuration::from_secs(100),
             processing_delay: SimDuration::from_secs(2),
-            separate_response_delay: None,
             non_response_timeout: SimDuration::ZERO,
         };
         c.non_response_timeout = c.max_initial_timeout();

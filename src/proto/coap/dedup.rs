@@ -12,11 +12,10 @@
 //! cannot reach any output, and its hasher is fixed (no per-process random
 //! state), so runs stay deterministic.
 
+use crate::net::addr::SockAddr;
+use crate::sim::SimTime;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::SocketAddrV4;
-
-use crate::sim::SimTime;
 
 /// A remembered message ID and the reply to repeat for duplicates.
 #[derive(Debug, Clone)]
@@ -45,9 +44,12 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// `(peer, message ID)` packed into one integer.
-fn key(peer: SocketAddrV4, mid: u16) -> u64 {
-    (u64::from(u32::from(*peer.ip())) << 32) | (u64::from(peer.port()) << 16) | u64::from(mid)
+/// `(peer, message ID)` packed into one integer (an [`Addr`] is 4 bytes
+/// whatever its family).
+///
+/// [`Addr`]: crate::net::addr::Addr
+fn key(peer: SockAddr, mid: u16) -> u64 {
+    (u64::from(peer.addr.to_bits()) << 32) | (u64::from(peer.port) << 16) | u64::from(mid)
 }
 
 /// The deduplication store of one endpoint (allocates nothing until used).
@@ -79,7 +81,7 @@ impl DedupCache {
     /// CON and 1 for NON entries: within a class, `expires` must not decrease.
     pub fn insert(
         &mut self,
-        peer: SocketAddrV4,
+        peer: SockAddr,
         mid: u16,
         class: usize,
         expires: SimTime,
@@ -91,14 +93,31 @@ impl DedupCache {
     }
 
     /// The live entry for `(peer, mid)` at `now`.
-    pub fn lookup(&self, now: SimTime, peer: SocketAddrV4, mid: u16) -> Option<&DedupEntry> {
+    pub fn lookup(&self, now: SimTime, peer: SockAddr, mid: u16) -> Option<&DedupEntry> {
         self.entries
             .get(&key(peer, mid))
             .filter(|e| e.expires > now)
     }
 
+    /// Attach the reply to repeat for duplicates of `(peer, mid)`, keeping
+    /// the entry's lifetime; `Err` gives `reply` back when no entry exists.
+    pub fn set_reply(
+        &mut self,
+        peer: SockAddr,
+        mid: u16,
+        reply: Box<[u8]>,
+    ) -> Result<(), Box<[u8]>> {
+        match self.entries.get_mut(&key(peer, mid)) {
+            Some(e) => {
+                e.reply = Some(reply);
+                Ok(())
+            }
+            None => Err(reply),
+        }
+    }
+
     /// The cached reply bytes for `(peer, mid)`.
-    pub fn reply(&self, peer: SocketAddrV4, mid: u16) -> Option<&[u8]> {
+    pub fn reply(&self, peer: SockAddr, mid: u16) -> Option<&[u8]> {
         self.entries
             .get(&key(peer, mid))
             .and_then(|e| e.reply.as_deref())
@@ -113,17 +132,24 @@ impl DedupCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     #[test]
     fn entries_expire_in_time_order_and_replacements_keep_the_newest() {
-        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5683);
-        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5683);
+        let a = SockAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5683));
+        let b = SockAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5683));
         let mut d = DedupCache::default();
         d.insert(a, 1, 0, SimTime(100), None);
         d.insert(b, 1, 1, SimTime(50), Some(vec![1, 2].into()));
         d.insert(a, 1, 0, SimTime(200), None); // replaced: lives to 200
         assert_eq!(d.len(), 2);
+        assert_eq!(d.reply(a, 1), None);
+        assert_eq!(d.set_reply(a, 1, vec![9].into()), Ok(()));
+        assert_eq!(d.reply(a, 1), Some(&[9u8][..]));
+        assert!(
+            d.set_reply(a, 2, vec![9].into()).is_err(),
+            "no entry, no reply"
+        );
         assert_eq!(d.reply(b, 1), Some(&[1u8, 2][..]));
         d.expire(SimTime(50));
         assert!(d.lookup(SimTime(50), b, 1).is_none());

@@ -1,167 +1,367 @@
-//! The sans-IO CoAP endpoint: RFC 7252 message layer (§4) plus request/
-//! response matching (§5.2, §5.3) for a client and a small resource server.
+//! The sans-IO CoAP endpoint: the request/response layer (RFC 7252 §5) on
+//! top of the [`MessageLayer`] (§4), client and server in one.
 //!
-//! One [`Endpoint`] per node, acting as client and server at once. It never
-//! reads a clock, a socket or a global random source: time is an argument,
-//! randomness comes from the [`SimRng`] it was given, datagrams go in through
-//! [`Endpoint::handle_datagram`] and come out of [`Endpoint::poll_transmit`].
+//! One [`Endpoint`] per node. It never reads a clock, a socket or a global
+//! random source: time is an argument, randomness comes from the [`SimRng`]
+//! it was given (the message layer draws its retransmission timeouts from
+//! it), datagrams go in through [`Endpoint::handle_input`] and come out of
+//! [`Endpoint::poll_transmit`].
 //!
-//! State is lazily allocated: an idle endpoint holds empty `BTreeMap`s and
-//! `VecDeque`s (no heap), so thousands fit in memory. Deduplication entries
-//! expire lazily at the next `handle_*` call after their lifetime; they never
-//! wake the driver.
+//! Client side: [`Endpoint::request`] sends a request; its outcome is one of
+//! [`Event::ResponseReceived`] (piggybacked, separate or NON response,
+//! matched by token, §5.3.2), [`Event::GaveUp`], [`Event::NoResponse`] or
+//! [`Event::ResetReceived`].
+//!
+//! Server side: the endpoint answers nothing by itself except protocol
+//! errors (see below). Each new request is reported once as
+//! [`Event::RequestReceived`] with an [`IncomingId`]; the application
+//! answers it with [`Endpoint::respond`] — piggybacked on the ACK when the
+//! ACK has not been sent yet (§5.2.1), otherwise as a separate response in
+//! the request's type (CON for a CON request, §5.2.2, retransmitted by the
+//! message layer until ACKed; NON for a NON request, §5.2.3) — or first
+//! calls [`Endpoint::defer`] (Empty ACK now, the response later).
+//!
+//! Unanswered requests do not leak. A CON request neither answered nor
+//! deferred within PROCESSING_DELAY (§4.8.2: the time a node takes to turn a
+//! CON into its ACK) gets an Empty ACK from the endpoint itself, as if
+//! deferred, so the client stops retransmitting and waits for a separate
+//! response. A request still unanswered when its deduplication lifetime ends
+//! (EXCHANGE_LIFETIME for a CON, NON_LIFETIME for a NON, from its arrival:
+//! by then the client has stopped waiting) is forgotten and reported as
+//! [`Event::RequestExpired`]; `respond` then fails.
+//!
+//! Protocol errors are answered by the endpoint and never reach the
+//! application: a request with an unknown method code (4.05, §5.8), an
+//! unrecognised or malformed critical option (4.02, §5.4.1, §5.4.3;
+//! Proxy-Uri/Proxy-Scheme 5.05, §5.10.2) — piggybacked for a CON, RST for a
+//! NON (§5.4.1, §4.3). [`Endpoint::recognise_option`] adds critical options
+//! the application handles (e.g. Block1/Block2, RFC 7959).
+//!
+//! State is lazily allocated: an idle endpoint holds empty maps and queues
+//! (no heap), so thousands fit in memory.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddrV4;
 
-use crate::sim::{SimDuration, SimRng, SimTime};
+use crate::net::addr::SockAddr;
+use crate::proto::{Datagram, SansIo};
+use crate::sim::{SimRng, SimTime};
 
-use super::code::{Code, MessageType};
-use super::codec::{write_header, Header, Token};
+use super::code::MessageType;
+use super::codec::{MessageRef, Token};
 use super::config::Config;
-use super::dedup::DedupCache;
-use super::events::{EndpointError, Event, Stats, TransmitInfo};
-use super::exchange::{ExState, Exchange, Outgoing, PeerSlots};
+use super::events::{EndpointError, Event, IncomingId, ResponseId, Stats, TransmitInfo};
+use super::message::{Delivery, MessageEvent, MessageKey, MessageLayer};
 use super::request::{encode_request, Request, RequestHandle};
-use super::server::ResourceStore;
+use super::server::{encode_response, Reply};
 
 mod receive;
 
-/// A CoAP endpoint (client and server).
+/// How [`Endpoint::respond`] sent the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Responded {
+    /// In the ACK of the CON request (§5.2.1).
+    Piggybacked,
+    /// As its own CON message after the request's ACK (§5.2.2),
+    /// retransmitted until ACKed; its fate comes as `Event::ResponseAcked`,
+    /// `ResponseReset` or `ResponseGaveUp` with this id.
+    SeparateCon(ResponseId),
+    /// As a NON message with a new message ID, to a NON request (§5.2.3).
+    Non,
+}
+
+/// A CoAP endpoint (client and server): the request/response layer over a
+/// [`MessageLayer`].
 ///
-/// Driver shape (DESIGN.md convention 1). After every input — `request`,
-/// `handle_datagram`, `handle_timeout` — the driver polls, in this order:
-/// 1. `poll_transmit` until `None` (datagrams in the order they were queued);
-/// 2. `poll_event` until `None`;
-/// 3. `poll_timeout`, and calls `handle_timeout(t)` once time reaches it.
-///
-/// Server side: every new request is applied to the [`ResourceStore`] and
-/// answered automatically (piggybacked, or separately when
-/// `Config::separate_response_delay` is set); the application sees it as
-/// [`Event::RequestReceived`].
+/// Driver shape ([`SansIo`], also as inherent methods). After every input —
+/// `handle_input`, `handle_timeout`, or an application call (`request`,
+/// `respond`, `defer`, `send_response`) — the driver polls, in this order:
+/// 1. `poll_transmit(now, buf)` until `None` (each call *appends* one
+///    datagram to `buf`, so clear it first);
+/// 2. `poll_event()` until `None`, handing each event to the application;
+/// 3. if step 2 handed out any event (the application may have answered,
+///    e.g. `respond` while handling `RequestReceived`), steps 1–2 again;
+///    transmitting creates no events, so stop after a step 2 that found
+///    none — then nothing is left to send, and a piggybacked ACK leaves in
+///    the same instant as its request;
+/// 4. `poll_timeout()`, and `handle_timeout(t)` once time reaches it.
 #[derive(Debug)]
 pub struct Endpoint {
-    config: Config,
-    rng: SimRng,
-    next_mid: u16,
+    msg: MessageLayer,
     next_token: u32,
-    next_id: u64,
-    exchanges: BTreeMap<u64, Exchange>,
-    by_mid: BTreeMap<(SocketAddrV4, u16), u64>,
-    by_token: BTreeMap<(SocketAddrV4, Token), u64>,
-    timers: BTreeSet<(SimTime, u64)>,
-    peers: BTreeMap<SocketAddrV4, PeerSlots>,
-    dedup: DedupCache,
-    outq: VecDeque<Outgoing>,
+    next_incoming: u64,
+    /// Our requests by (peer, token), as responses are matched (§5.3.2).
+    /// (One map only: a B-tree holding a sliding window of outstanding
+    /// requests reallocates nodes as it slides.)
+    requests: BTreeMap<(SockAddr, Token), ClientExchange>,
+    /// Our requests awaiting a separate response (after an Empty ACK), by
+    /// message key: the owners of `Timer::Client` timers.
+    separate: BTreeMap<u64, (SockAddr, Token)>,
+    /// Received requests not answered yet.
+    incoming: BTreeMap<u64, Incoming>,
+    /// Our CON responses awaiting their ACK, by message key.
+    responses: BTreeSet<u64>,
+    /// Request-layer timers: a client's wait for a separate response, a
+    /// deferred CON request's lifetime.
+    timers: BTreeSet<(SimTime, Timer, u64)>,
+    /// First deadlines of received requests, in arrival order (so in
+    /// deadline order): [0] unacknowledged CONs (arrival +
+    /// PROCESSING_DELAY), [1] NONs (arrival + NON_LIFETIME). Entries of
+    /// requests answered or acknowledged meanwhile are popped as soon as
+    /// they reach the front, so the fronts are always live (`poll_timeout`
+    /// is exact) and a request answered at once costs no B-tree timer.
+    arrivals: [VecDeque<(SimTime, u64)>; 2],
     events: VecDeque<Event>,
-    store: ResourceStore,
+    /// Critical options the application handles besides the built-in ones.
+    recognised: Vec<u16>,
+    /// Request-layer counters (message-layer ones are in `msg`).
     stats: Stats,
-    /// Recycled message buffers (at most `SPARE_BUFFERS`).
-    spare: Vec<Vec<u8>>,
     /// Recycled path strings for `Event::RequestReceived`.
     spare_strings: Vec<String>,
 }
 
-/// How many finished exchanges' buffers an endpoint keeps for reuse.
-const SPARE_BUFFERS: usize = 4;
+/// Which request-layer record a timer belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Client,
+    Incoming,
+}
+
+/// One of our requests.
+#[derive(Debug)]
+struct ClientExchange {
+    /// Its message's key (= its `RequestHandle`).
+    key: u64,
+    /// An Empty ACK came (§5.2.2): the message layer is done with the
+    /// request; a separate response is awaited until `deadline`.
+    awaiting_separate: bool,
+    /// 1 + retransmissions, as of the ACK.
+    transmissions: u32,
+    deadline: SimTime,
+}
+
+/// A received request the application has not answered yet.
+#[derive(Debug)]
+struct Incoming {
+    peer: SockAddr,
+    token: Token,
+    message_id: u16,
+    confirmable: bool,
+    /// The ACK (Empty) was sent: the response will be separate.
+    acked: bool,
+    arrived: SimTime,
+    deadline: SimTime,
+    /// The request as received (for `request_message`).
+    raw: Vec<u8>,
+}
+
+/// How many path strings an endpoint keeps for reuse.
+const SPARE_STRINGS: usize = 4;
 
 impl Endpoint {
     /// A fresh endpoint; its first message ID is `first_message_id` (§4.4:
     /// IDs are then sequential).
     pub fn new(config: Config, rng: SimRng, first_message_id: u16) -> Self {
         Endpoint {
-            config,
-            rng,
-            next_mid: first_message_id,
+            msg: MessageLayer::new(config, rng, first_message_id),
             next_token: 0,
-            next_id: 0,
-            exchanges: BTreeMap::new(),
-            by_mid: BTreeMap::new(),
-            by_token: BTreeMap::new(),
+            next_incoming: 0,
+            requests: BTreeMap::new(),
+            separate: BTreeMap::new(),
+            incoming: BTreeMap::new(),
+            responses: BTreeSet::new(),
             timers: BTreeSet::new(),
-            peers: BTreeMap::new(),
-            dedup: DedupCache::default(),
-            outq: VecDeque::new(),
+            arrivals: [VecDeque::new(), VecDeque::new()],
             events: VecDeque::new(),
-            store: ResourceStore::new(),
+            recognised: Vec::new(),
             stats: Stats::default(),
-            spare: Vec::new(),
             spare_strings: Vec::new(),
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.msg.config()
     }
-    /// Counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// The message layer underneath (its own counters, dedup state).
+    pub fn message_layer(&self) -> &MessageLayer {
+        &self.msg
     }
-    /// The server's resources.
-    pub fn resources(&self) -> &ResourceStore {
-        &self.store
-    }
-    /// The server's resources, e.g. to seed values.
-    pub fn resources_mut(&mut self) -> &mut ResourceStore {
-        &mut self.store
+    /// Counters of both layers.
+    pub fn stats(&self) -> Stats {
+        let m = self.msg.stats();
+        Stats {
+            requests_started: m.interactions_started,
+            datagrams_sent: m.datagrams_sent,
+            bytes_sent: m.bytes_sent,
+            retransmissions: m.retransmissions,
+            duplicates_suppressed: m.duplicates_suppressed,
+            rst_sent: m.rst_sent,
+            rst_received: m.rst_received,
+            malformed_dropped: m.malformed_dropped,
+            ignored: m.ignored + self.stats.ignored,
+            ..self.stats
+        }
     }
     /// Message IDs currently remembered for deduplication (§4.5).
     pub fn dedup_entries(&self) -> usize {
-        self.dedup.len()
+        self.msg.dedup_entries()
     }
     /// Requests made and not yet finished (sent or waiting for NSTART).
     pub fn outstanding_requests(&self) -> usize {
-        self.exchanges.values().filter(|e| e.client).count()
+        self.requests.len()
+    }
+    /// Received requests the application has not answered yet.
+    pub fn pending_requests(&self) -> usize {
+        self.incoming.len()
     }
 
-    /// Client API: queue a request to `to`. With NSTART (§4.7) requests
-    /// already outstanding to that peer it waits; the wait is part of its
-    /// latency. Fails only if the request cannot be encoded (a path segment,
-    /// host or query longer than 255 bytes, §5.10).
+    /// Treat critical option `number` as understood: requests carrying it
+    /// reach the application instead of being answered 4.02 (§5.4.1).
+    pub fn recognise_option(&mut self, number: u16) {
+        if !self.recognised.contains(&number) {
+            self.recognised.push(number);
+        }
+    }
+
+    // ---- client ---------------------------------------------------------
+
+    /// Send `req` to `to`. It goes out at the next `poll_transmit`, or waits
+    /// while NSTART requests to `to` are outstanding (§4.7); the wait counts
+    /// in its latency. Fails only if the request cannot be encoded (a path
+    /// segment, host or query longer than 255 bytes, §5.10).
     pub fn request(
         &mut self,
-        now: SimTime,
-        to: SocketAddrV4,
+        to: SockAddr,
         req: impl std::borrow::Borrow<Request>,
     ) -> Result<RequestHandle, EndpointError> {
         let req = req.borrow();
         let token = self.fresh_token();
-        let spare = self.spare.pop().unwrap_or_default();
+        let spare = self.msg.take_buffer();
         let bytes = encode_request(req, token, spare)
             .map_err(|source| EndpointError::Encode { to, source })?;
-        let id = self.alloc_id();
-        self.exchanges.insert(
-            id,
-            Exchange {
-                peer: to,
-                token,
-                message_id: 0,
-                confirmable: req.confirmable,
-                client: true,
-                state: ExState::Waiting,
-                holds_slot: false,
-                bytes,
-                retransmissions: 0,
-                timeout: SimDuration::ZERO,
+        let delivery = if req.confirmable {
+            Delivery::Confirmable
+        } else {
+            Delivery::NonConfirmable
+        };
+        let key = self.msg.send(to, bytes, delivery, true);
+        self.requests.insert(
+            (to, token),
+            ClientExchange {
+                key: key.0,
+                awaiting_separate: false,
+                transmissions: 1,
                 deadline: SimTime::MAX,
             },
         );
-        self.by_token.insert((to, token), id);
-        let nstart = self.config.nstart();
-        let slots = self.peers.entry(to).or_default();
-        if slots.outstanding < nstart {
-            slots.outstanding += 1;
-            self.start(now, id);
-        } else {
-            slots.waiting.push_back(id);
-        }
-        Ok(RequestHandle(id))
+        Ok(RequestHandle(key.0))
     }
 
-    /// The earliest time `handle_timeout` must be called, if any.
-    pub fn poll_timeout(&self) -> Option<SimTime> {
-        self.timers.first().map(|(t, _)| *t)
+    // ---- server ---------------------------------------------------------
+
+    /// Answer received request `id` with `reply`: piggybacked on the ACK if
+    /// it has not been sent (§5.2.1), else a separate CON response (§5.2.2);
+    /// a NON request gets a NON response with a new message ID (§5.2.3).
+    /// The request is then done (a duplicate CON gets the same ACK again,
+    /// §4.5, without a new event).
+    pub fn respond(&mut self, id: IncomingId, reply: &Reply) -> Result<Responded, EndpointError> {
+        let p = self
+            .incoming
+            .remove(&id.0)
+            .ok_or(EndpointError::UnknownRequest { id })?;
+        if p.acked {
+            self.timers.remove(&(p.deadline, Timer::Incoming, id.0));
+        }
+        self.trim_arrivals();
+        self.msg.give_back(p.raw);
+        let mut bytes = self.msg.take_buffer();
+        if !p.confirmable {
+            encode_response(&mut bytes, MessageType::Non, 0, p.token, reply);
+            self.msg.send_untracked(p.peer, bytes);
+            return Ok(Responded::Non);
+        }
+        if !p.acked {
+            encode_response(&mut bytes, MessageType::Ack, p.message_id, p.token, reply);
+            self.msg.acknowledge(p.peer, p.message_id, bytes);
+            return Ok(Responded::Piggybacked);
+        }
+        self.stats.separate_responses_sent += 1;
+        encode_response(&mut bytes, MessageType::Con, 0, p.token, reply);
+        let key = self.msg.send(p.peer, bytes, Delivery::Confirmable, false);
+        self.responses.insert(key.0);
+        Ok(Responded::SeparateCon(ResponseId(key.0)))
+    }
+
+    /// Acknowledge received CON request `id` now with an Empty ACK (§5.2.2)
+    /// and answer it later with [`Endpoint::respond`] (a separate response).
+    /// Nothing to do for a NON request or one already acknowledged. The
+    /// request stays answerable until EXCHANGE_LIFETIME after its arrival
+    /// (NON_LIFETIME for a NON), then `Event::RequestExpired`.
+    pub fn defer(&mut self, id: IncomingId) -> Result<(), EndpointError> {
+        if !self.incoming.contains_key(&id.0) {
+            return Err(EndpointError::UnknownRequest { id });
+        }
+        self.ack_pending(id.0);
+        Ok(())
+    }
+
+    /// The request `id` as received (every option, e.g. Observe or Block2),
+    /// while it awaits its answer.
+    pub fn request_message(&self, id: IncomingId) -> Option<MessageRef<'_>> {
+        let p = self.incoming.get(&id.0)?;
+        MessageRef::parse(&p.raw).ok()
+    }
+
+    /// Send a response (or, later, an Observe notification) with `token` to
+    /// `to`, unsolicited by any pending request: CON (retransmitted until
+    /// ACKed; `Some(id)`, its fate reported as `Event::ResponseAcked` /
+    /// `ResponseReset` / `ResponseGaveUp`) or NON (`None`, sent once).
+    pub fn send_response(
+        &mut self,
+        to: SockAddr,
+        token: Token,
+        reply: &Reply,
+        confirmable: bool,
+    ) -> Option<ResponseId> {
+        let mut bytes = self.msg.take_buffer();
+        if !confirmable {
+            encode_response(&mut bytes, MessageType::Non, 0, token, reply);
+            self.msg.send_untracked(to, bytes);
+            return None;
+        }
+        encode_response(&mut bytes, MessageType::Con, 0, token, reply);
+        let key = self.msg.send(to, bytes, Delivery::Confirmable, false);
+        self.responses.insert(key.0);
+        Some(ResponseId(key.0))
+    }
+
+    // ---- driving --------------------------------------------------------
+
+    /// A datagram arrived.
+    pub fn handle_input(&mut self, now: SimTime, input: Datagram<'_>) {
+        self.on_datagram(now, input.from, input.data);
+    }
+
+    /// Append the next datagram to `buf` (the driver clears it, or leaves
+    /// header room) and describe it; `len` is the number of bytes appended.
+    /// A CON's retransmission timer (a NON request's response timeout)
+    /// starts here, at its first transmission.
+    pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<TransmitInfo> {
+        let t = self.msg.poll_transmit(now, buf)?;
+        // every tracked message is one of our requests or responses
+        let request = t
+            .key
+            .filter(|k| !self.responses.contains(&k.0))
+            .map(|k| RequestHandle(k.0));
+        Some(TransmitInfo {
+            to: t.to,
+            ty: t.ty,
+            code: t.code,
+            message_id: t.message_id,
+            is_retransmission: t.is_retransmission,
+            len: t.len,
+            request,
+        })
     }
 
     /// The next event for the application.
@@ -169,121 +369,141 @@ impl Endpoint {
         self.events.pop_front()
     }
 
-    /// Write the next datagram into `buf` (cleared first) and describe it.
-    pub fn poll_transmit(&mut self, _now: SimTime, buf: &mut Vec<u8>) -> Option<TransmitInfo> {
-        while let Some(out) = self.outq.pop_front() {
-            buf.clear();
-            let mut request = None;
-            let (to, repeat) = match out {
-                Outgoing::Exchange { id, retransmission } => match self.exchanges.get(&id) {
-                    Some(ex) => {
-                        buf.extend_from_slice(&ex.bytes);
-                        if ex.client {
-                            request = Some(RequestHandle(id));
-                        }
-                        (ex.peer, retransmission)
-                    }
-                    None => continue,
-                },
-                Outgoing::Cached { peer, mid, repeat } => match self.dedup.reply(peer, mid) {
-                    Some(reply) => {
-                        buf.extend_from_slice(reply);
-                        (peer, repeat)
-                    }
-                    None => continue,
-                },
-                Outgoing::Empty { to, rst, mid } => {
-                    let ty = if rst {
-                        MessageType::Rst
-                    } else {
-                        MessageType::Ack
-                    };
-                    write_header(buf, ty, Code::EMPTY, mid, &Token::EMPTY);
-                    (to, false)
-                }
-                Outgoing::Owned { to, bytes } => {
-                    buf.extend_from_slice(&bytes);
-                    self.give_back(bytes);
-                    (to, false)
-                }
-            };
-            let Ok(h) = Header::peek(buf) else { continue };
-            self.stats.datagrams_sent += 1;
-            self.stats.bytes_sent += buf.len() as u64;
-            return Some(TransmitInfo {
-                to,
-                ty: h.ty,
-                code: h.code,
-                message_id: h.message_id,
-                is_retransmission: repeat,
-                len: buf.len(),
-                request,
-            });
+    /// The earliest time `handle_timeout` must be called, if any.
+    pub fn poll_timeout(&self) -> Option<SimTime> {
+        let own = self.next_own_timer().map(|(t, _)| t);
+        match (self.msg.poll_timeout(), own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        None
     }
 
-    /// A timer may have fired: retransmit, give up, or send a scheduled
-    /// separate response.
+    /// Timers due at `now`: the message layer's (retransmit, give up, NON
+    /// response timeout) first, then the request layer's (separate-response
+    /// wait, unanswered requests).
     pub fn handle_timeout(&mut self, now: SimTime) {
-        self.dedup.expire(now);
-        while let Some(&(t, id)) = self.timers.first() {
+        self.msg.handle_timeout(now);
+        while let Some(ev) = self.msg.poll_event() {
+            match ev {
+                MessageEvent::GaveUp {
+                    key, peer, token, ..
+                } => {
+                    if self.responses.remove(&key.0) {
+                        self.stats.separate_give_ups += 1;
+                        self.events.push_back(Event::ResponseGaveUp {
+                            response: ResponseId(key.0),
+                        });
+                    } else if self.forget_client(peer, token, key).is_some() {
+                        self.stats.give_ups += 1;
+                        self.events.push_back(Event::GaveUp {
+                            handle: RequestHandle(key.0),
+                        });
+                    }
+                }
+                MessageEvent::Expired { key, peer, token } => {
+                    if self.forget_client(peer, token, key).is_some() {
+                        self.stats.no_responses += 1;
+                        self.events.push_back(Event::NoResponse {
+                            handle: RequestHandle(key.0),
+                        });
+                    }
+                }
+            }
+        }
+        while let Some((t, source)) = self.next_own_timer() {
             if t > now {
                 break;
             }
-            self.timers.remove(&(t, id));
-            let Some(ex) = self.exchanges.get_mut(&id) else {
-                continue;
-            };
-            match ex.state {
-                ExState::AwaitingAck if ex.retransmissions < self.config.max_retransmit => {
-                    // RFC 7252 §4.2: retransmit, double the timeout, counted.
-                    ex.retransmissions += 1;
-                    ex.timeout = ex.timeout.saturating_mul(2);
-                    ex.deadline = t + ex.timeout;
-                    self.timers.insert((ex.deadline, id));
-                    self.stats.retransmissions += 1;
-                    self.outq.push_back(Outgoing::Exchange {
-                        id,
-                        retransmission: true,
-                    });
+            if let Some(arrivals) = self.arrivals.get_mut(source) {
+                if let Some((_, id)) = arrivals.pop_front() {
+                    self.incoming_due(id);
                 }
-                ExState::AwaitingAck => {
-                    // RFC 7252 §4.2: MAX_RETRANSMIT reached and the last
-                    // timeout expired: give up.
-                    if ex.client {
-                        self.stats.give_ups += 1;
-                        self.events.push_back(Event::GaveUp {
+                continue;
+            }
+            let Some((t, timer, id)) = self.timers.pop_first() else {
+                break;
+            };
+            debug_assert!(t <= now);
+            match timer {
+                Timer::Client => {
+                    let Some(&(peer, token)) = self.separate.get(&id) else {
+                        continue;
+                    };
+                    if self.forget_client(peer, token, MessageKey(id)).is_some() {
+                        self.stats.no_responses += 1;
+                        self.events.push_back(Event::NoResponse {
                             handle: RequestHandle(id),
                         });
-                    } else {
-                        self.stats.separate_give_ups += 1;
                     }
-                    self.finish(now, id);
                 }
-                ExState::AwaitingResponse => {
-                    self.stats.no_responses += 1;
-                    self.events.push_back(Event::NoResponse {
-                        handle: RequestHandle(id),
-                    });
-                    self.finish(now, id);
-                }
-                ExState::Scheduled => {
-                    self.stats.separate_responses_sent += 1;
-                    self.start(t, id);
-                }
-                ExState::Waiting => {}
+                Timer::Incoming => self.incoming_due(id),
             }
+        }
+    }
+
+    /// The earliest request-layer deadline and where it is: 0 or 1 for the
+    /// front of `arrivals[0/1]`, 2 for `timers`.
+    fn next_own_timer(&self) -> Option<(SimTime, usize)> {
+        let fronts = [
+            self.arrivals[0].front().map(|e| (e.0, 0)),
+            self.arrivals[1].front().map(|e| (e.0, 1)),
+            self.timers.first().map(|e| (e.0, 2)),
+        ];
+        fronts.into_iter().flatten().min()
+    }
+
+    /// A received request's deadline came: an unacknowledged CON is ACKed
+    /// (PROCESSING_DELAY passed unanswered); otherwise it is forgotten.
+    fn incoming_due(&mut self, id: u64) {
+        let Some(p) = self.incoming.get(&id) else {
+            return;
+        };
+        if p.confirmable && !p.acked {
+            self.stats.unanswered_acks += 1;
+            self.ack_pending(id);
+        } else if let Some(p) = self.incoming.remove(&id) {
+            self.stats.requests_expired += 1;
+            self.msg.give_back(p.raw);
+            self.events
+                .push_back(Event::RequestExpired { id: IncomingId(id) });
+            self.trim_arrivals();
+        }
+    }
+
+    /// Pop `arrivals` entries of requests no longer waiting for that
+    /// deadline (answered, expired, or acknowledged).
+    fn trim_arrivals(&mut self) {
+        for (class, q) in self.arrivals.iter_mut().enumerate() {
+            while let Some(&(t, id)) = q.front() {
+                let live = self
+                    .incoming
+                    .get(&id)
+                    .is_some_and(|p| p.deadline == t && (class == 1 || !p.acked));
+                if live {
+                    break;
+                }
+                q.pop_front();
+            }
+        }
+    }
+
+    /// Hand an event's buffers back after the application has read it, so
+    /// the next events reuse them instead of allocating (optional; dropping
+    /// the event is fine too).
+    pub fn recycle(&mut self, ev: Event) {
+        match ev {
+            Event::RequestReceived { path, payload, .. } => {
+                if self.spare_strings.len() < SPARE_STRINGS {
+                    self.spare_strings.push(path);
+                }
+                self.msg.give_back(payload);
+            }
+            Event::ResponseReceived { payload, .. } => self.msg.give_back(payload),
+            _ => {}
         }
     }
 
     // ---- internals ------------------------------------------------------
-
-    fn alloc_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
 
     /// Tokens from a counter, 2 to 4 bytes (§5.3.1): unique among this
     /// endpoint's outstanding requests until the counter wraps at 2^32.
@@ -301,131 +521,67 @@ impl Endpoint {
         Token::new(&b[4 - len..]).unwrap_or(Token::EMPTY)
     }
 
-    /// §4.4: message IDs are sequential per endpoint.
-    fn fresh_mid(&mut self) -> u16 {
-        let m = self.next_mid;
-        self.next_mid = self.next_mid.wrapping_add(1);
-        m
-    }
-
-    /// Send an exchange's message for the first time and arm its timer.
-    fn start(&mut self, now: SimTime, id: u64) {
-        let mid = self.fresh_mid();
-        let lo = self.config.ack_timeout.as_nanos();
-        let hi = self.config.max_initial_timeout().as_nanos();
-        let non_wait = self.config.non_response_timeout;
-        let Some(ex) = self.exchanges.get_mut(&id) else {
-            return;
-        };
-        ex.set_message_id(mid);
-        if ex.client {
-            ex.holds_slot = true;
-            self.stats.requests_started += 1;
-        }
-        if ex.confirmable {
-            // RFC 7252 §4.2: initial timeout uniform in
-            // [ACK_TIMEOUT, ACK_TIMEOUT·ACK_RANDOM_FACTOR], drawn once.
-            ex.timeout = SimDuration::from_nanos(self.rng.range_inclusive(lo, hi));
-            ex.state = ExState::AwaitingAck;
-        } else {
-            ex.timeout = non_wait;
-            ex.state = ExState::AwaitingResponse;
-        }
-        // Indexed by MID so a matching ACK (CON) or RST (CON or NON, §4.3)
-        // finds the exchange.
-        self.by_mid.insert((ex.peer, mid), id);
-        ex.deadline = now + ex.timeout;
-        self.timers.insert((ex.deadline, id));
-        self.outq.push_back(Outgoing::Exchange {
-            id,
-            retransmission: false,
-        });
-    }
-
-    /// Forget an exchange and release its NSTART slot.
-    fn finish(&mut self, now: SimTime, id: u64) {
-        let Some(ex) = self.exchanges.remove(&id) else {
-            return;
-        };
-        self.timers.remove(&(ex.deadline, id));
-        if self.by_mid.get(&(ex.peer, ex.message_id)) == Some(&id) {
-            self.by_mid.remove(&(ex.peer, ex.message_id));
-        }
-        if ex.client {
-            self.by_token.remove(&(ex.peer, ex.token));
-        }
-        if ex.holds_slot {
-            self.release_slot(now, ex.peer);
-        }
-        // keep a few encoded-message buffers for the next requests
-        self.give_back(ex.bytes);
-    }
-
-    /// Keep a finished buffer for reuse (a few at most).
-    fn give_back(&mut self, buf: Vec<u8>) {
-        if self.spare.len() < SPARE_BUFFERS && buf.capacity() > 0 {
-            self.spare.push(buf);
-        }
-    }
-
-    /// Hand an event's buffers back after the application has read it, so
-    /// the next events reuse them instead of allocating (optional; dropping
-    /// the event is fine too).
-    pub fn recycle(&mut self, ev: Event) {
-        match ev {
-            Event::RequestReceived { path, payload, .. } => {
-                if self.spare_strings.len() < SPARE_BUFFERS {
-                    self.spare_strings.push(path);
-                }
-                self.give_back(payload);
-            }
-            Event::ResponseReceived { payload, .. } => self.give_back(payload),
-            _ => {}
-        }
-    }
-
-    /// One outstanding interaction with `peer` ended (§4.7): start waiters.
-    fn release_slot(&mut self, now: SimTime, peer: SocketAddrV4) {
-        let nstart = self.config.nstart();
-        let mut to_start = Vec::new();
-        if let Some(slots) = self.peers.get_mut(&peer) {
-            slots.outstanding = slots.outstanding.saturating_sub(1);
-            while slots.outstanding < nstart {
-                let Some(next) = slots.waiting.pop_front() else {
-                    break;
-                };
-                slots.outstanding += 1;
-                to_start.push(next);
-            }
-            if slots.outstanding == 0 && slots.waiting.is_empty() {
-                self.peers.remove(&peer);
-            }
-        }
-        for id in to_start {
-            self.start(now, id);
-        }
-    }
-
-    fn send_rst(&mut self, to: SocketAddrV4, mid: u16) {
-        self.stats.rst_sent += 1;
-        self.outq.push_back(Outgoing::Empty { to, rst: true, mid });
-    }
-
-    /// Remember `(peer, mid)` for §4.5 deduplication.
-    fn remember(
+    /// Drop our request `key` (to `peer`, with `token`) from the request
+    /// layer (the message layer is done with it or told separately).
+    fn forget_client(
         &mut self,
-        now: SimTime,
-        peer: SocketAddrV4,
-        mid: u16,
-        con: bool,
-        reply: Option<Box<[u8]>>,
-    ) {
-        let life = if con {
-            self.config.exchange_lifetime()
-        } else {
-            self.config.non_lifetime()
+        peer: SockAddr,
+        token: Token,
+        key: MessageKey,
+    ) -> Option<ClientExchange> {
+        let std::collections::btree_map::Entry::Occupied(entry) =
+            self.requests.entry((peer, token))
+        else {
+            return None;
         };
-        self.dedup
-            .insert(peer, mid, usize::from(!con), now + life, reply);
+        if entry.get().key != key.0 {
+            return None;
+        }
+        let ex = entry.remove();
+        if ex.awaiting_separate {
+            self.separate.remove(&key.0);
+            self.timers.remove(&(ex.deadline, Timer::Client, key.0));
+        }
+        Some(ex)
+    }
+
+    /// Send the Empty ACK of pending CON request `id` (if not sent yet); it
+    /// then lives until EXCHANGE_LIFETIME after its arrival.
+    fn ack_pending(&mut self, id: u64) {
+        let life = self.msg.config().exchange_lifetime();
+        let Some(p) = self.incoming.get_mut(&id) else {
+            return;
+        };
+        if !p.confirmable || p.acked {
+            return;
+        }
+        p.acked = true;
+        let (peer, mid) = (p.peer, p.message_id);
+        p.deadline = p.arrived + life;
+        self.timers.insert((p.deadline, Timer::Incoming, id));
+        self.trim_arrivals();
+        self.msg.acknowledge_empty(peer, mid);
+    }
+}
+
+impl SansIo for Endpoint {
+    type Input<'a> = Datagram<'a>;
+    type Transmit = TransmitInfo;
+    type Event = Event;
+
+    fn handle_input(&mut self, now: SimTime, input: Datagram<'_>) {
+        Endpoint::handle_input(self, now, input);
+    }
+    fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<TransmitInfo> {
+        Endpoint::poll_transmit(self, now, buf)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Endpoint::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<SimTime> {
+        Endpoint::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: SimTime) {
+        Endpoint::handle_timeout(self, now);
     }
 }

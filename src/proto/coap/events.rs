@@ -1,19 +1,34 @@
 //! What the endpoint reports: transmissions, application events, counters
 //! and API errors.
 
-use std::net::SocketAddrV4;
-
 use thiserror::Error;
 
+use crate::net::addr::SockAddr;
+
 use super::code::{Code, MessageType, Method};
-use super::codec::CodecError;
+use super::codec::{CodecError, Token};
 use super::request::RequestHandle;
 
-/// What `poll_transmit` wrote.
+/// Identifies one request the server side received and reported with
+/// [`Event::RequestReceived`]; the application answers it with
+/// [`Endpoint::respond`](super::Endpoint::respond) (after an optional
+/// [`Endpoint::defer`](super::Endpoint::defer)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IncomingId(pub u64);
+
+/// Identifies a response (or notification) we sent as its own CON message
+/// (a separate response, §5.2.2, or
+/// [`Endpoint::send_response`](super::Endpoint::send_response)); its fate is
+/// reported as [`Event::ResponseAcked`], [`Event::ResponseReset`] or
+/// [`Event::ResponseGaveUp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResponseId(pub u64);
+
+/// What `poll_transmit` appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransmitInfo {
     /// Destination.
-    pub to: SocketAddrV4,
+    pub to: SockAddr,
     /// Message type from the header.
     pub ty: MessageType,
     /// Code from the header.
@@ -22,7 +37,7 @@ pub struct TransmitInfo {
     pub message_id: u16,
     /// A retransmission of a CON, or a repeated reply to a duplicate.
     pub is_retransmission: bool,
-    /// Datagram length in bytes (CoAP only; no UDP/IP headers).
+    /// Bytes appended to the buffer (CoAP only; no UDP/IP headers).
     pub len: usize,
     /// The request this datagram carries when it is one of ours (first
     /// transmission or retransmission), so a driver can attribute it.
@@ -35,7 +50,7 @@ pub enum Event {
     /// A response matched one of our requests (§5.3.2).
     ResponseReceived {
         handle: RequestHandle,
-        from: SocketAddrV4,
+        from: SockAddr,
         code: Code,
         content_format: Option<u16>,
         payload: Vec<u8>,
@@ -43,15 +58,24 @@ pub enum Event {
         transmissions: u32,
     },
     /// A new request reached the server side (once per exchange: duplicates
-    /// are suppressed, §4.5). The server has already answered it.
+    /// are suppressed, §4.5). Nothing has been sent for it yet: the
+    /// application answers with `Endpoint::respond(id, ..)`, or first
+    /// `Endpoint::defer(id)` (Empty ACK now, response later). The full
+    /// message (every option) is `Endpoint::request_message(id)` until then.
     RequestReceived {
-        from: SocketAddrV4,
+        id: IncomingId,
+        from: SockAddr,
+        token: Token,
         method: Method,
         path: String,
         content_format: Option<u16>,
         payload: Vec<u8>,
         confirmable: bool,
     },
+    /// A received request was never answered and is forgotten: its
+    /// deduplication lifetime (EXCHANGE_LIFETIME for a CON, NON_LIFETIME
+    /// for a NON, from its arrival) ended. `respond(id, ..)` now fails.
+    RequestExpired { id: IncomingId },
     /// A CON request was never acknowledged: MAX_RETRANSMIT retransmissions
     /// and the last timeout passed (§4.2).
     GaveUp { handle: RequestHandle },
@@ -60,10 +84,16 @@ pub enum Event {
     NoResponse { handle: RequestHandle },
     /// The peer rejected our request with RST (§4.2, §4.3).
     ResetReceived { handle: RequestHandle },
+    /// The peer acknowledged our CON response (§5.2.2).
+    ResponseAcked { response: ResponseId },
+    /// The peer rejected our CON response with RST (§4.2).
+    ResponseReset { response: ResponseId },
+    /// Our CON response was never acknowledged (§4.2).
+    ResponseGaveUp { response: ResponseId },
 }
 
 /// Counters, for metrics and tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Client requests sent for the first time (past NSTART).
     pub requests_started: u64,
@@ -79,7 +109,7 @@ pub struct Stats {
     pub no_responses: u64,
     /// Responses matched to our requests.
     pub responses_received: u64,
-    /// New requests applied by the server side.
+    /// New requests reported to the application (`Event::RequestReceived`).
     pub requests_received: u64,
     /// Duplicate CON/NON messages suppressed (§4.5).
     pub duplicates_suppressed: u64,
@@ -91,10 +121,16 @@ pub struct Stats {
     pub malformed_dropped: u64,
     /// ACK/RST for unknown message IDs, NON responses with unknown tokens.
     pub ignored: u64,
-    /// Separate CON responses sent (§5.2.2), first transmissions.
+    /// Separate responses sent (§5.2.2): `respond` after the ACK was sent.
     pub separate_responses_sent: u64,
-    /// Separate responses never acknowledged.
+    /// Our CON responses never acknowledged.
     pub separate_give_ups: u64,
+    /// Empty ACKs the endpoint sent itself for a CON request the
+    /// application had neither answered nor deferred within
+    /// PROCESSING_DELAY.
+    pub unanswered_acks: u64,
+    /// Requests the application never answered (`Event::RequestExpired`).
+    pub requests_expired: u64,
 }
 
 impl Stats {
@@ -115,6 +151,8 @@ impl Stats {
         self.ignored += o.ignored;
         self.separate_responses_sent += o.separate_responses_sent;
         self.separate_give_ups += o.separate_give_ups;
+        self.unanswered_acks += o.unanswered_acks;
+        self.requests_expired += o.requests_expired;
     }
 }
 
@@ -124,8 +162,12 @@ pub enum EndpointError {
     /// The request could not be encoded (e.g. a path segment > 255 bytes).
     #[error("request to {to}: {source}")]
     Encode {
-        to: SocketAddrV4,
+        to: SockAddr,
         #[source]
         source: CodecError,
     },
+    /// No received request with this id awaits an answer: it was answered
+    /// already, expired (`Event::RequestExpired`), or never existed.
+    #[error("no pending request {id:?}")]
+    UnknownRequest { id: IncomingId },
 }

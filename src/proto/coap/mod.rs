@@ -1,5 +1,6 @@
-//! CoAP, the Constrained Application Protocol (RFC 7252), as a sans-IO
-//! message layer plus a small resource server.
+//! CoAP, the Constrained Application Protocol (RFC 7252), as two sans-IO
+//! layers — the message layer (§4) and the request/response layer (§5) —
+//! plus a small resource server application.
 //!
 //! Read first: RFC 7252 §3 (message format), §4 (message layer: CON/NON,
 //! retransmission, deduplication, RST), §4.8 (transmission parameters),
@@ -10,10 +11,15 @@
 //! * [`option`] — option numbers and typed values.
 //! * [`code`] — message types, codes, methods.
 //! * [`config`] — §4.8 parameters and derived times.
-//! * [`endpoint`] — the sans-IO endpoint (client and server in one).
+//! * [`message`] — the message layer (§4): message IDs, CON
+//!   retransmission, ACK/RST matching, deduplication, NSTART.
+//! * [`endpoint`] — the request/response layer (§5) on top: the sans-IO
+//!   [`Endpoint`] (client and server in one; the application answers
+//!   requests).
 //! * [`request`] — client requests and their encoding.
-//! * [`events`] — transmit info, events, counters, errors.
-//! * [`server`] — the resource store the endpoint's server side answers from.
+//! * [`events`] — transmit info, events, ids, counters, errors.
+//! * [`server`] — [`Reply`], and the [`ResourceServer`] application (a
+//!   resource store answering requests).
 //! * [`socket`] — a blocking driver over a real UDP socket (interop tests).
 
 pub mod code;
@@ -22,7 +28,7 @@ pub mod config;
 mod dedup;
 pub mod endpoint;
 pub mod events;
-mod exchange;
+pub mod message;
 pub mod option;
 pub mod request;
 pub mod server;
@@ -31,7 +37,9 @@ pub mod socket;
 pub use code::{Code, MessageType, Method};
 pub use codec::{CodecError, Header, Message, MessageRef, RawOption, Token};
 pub use config::Config;
-pub use endpoint::Endpoint;
-pub use events::{EndpointError, Event, Stats, TransmitInfo};
+pub use endpoint::{Endpoint, Responded};
+pub use events::{EndpointError, Event, IncomingId, ResponseId, Stats, TransmitInfo};
+pub use message::{Delivery, Inbound, MessageEvent, MessageKey, MessageLayer, MessageStats};
 pub use option::{CoapOption, OptionNumber};
 pub use request::{Request, RequestHandle};
+pub use server::{Reply, ResourceServer, ResourceStore};

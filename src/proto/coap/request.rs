@@ -5,7 +5,8 @@ use super::code::{MessageType, Method};
 use super::codec::{write_header, write_payload, CodecError, OptionWriter, Token};
 use super::option::{encode_uint, OptionNumber};
 
-/// Identifies one request made with [`Endpoint::request`].
+/// Identifies one request made with
+/// [`Endpoint::request`](super::Endpoint::request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestHandle(pub u64);
 

@@ -1,13 +1,19 @@
-//! The resource store behind an endpoint's server side (RFC 7252 §5.8).
+//! A resource server application (RFC 7252 §5.8) on an endpoint's server
+//! side: the [`Endpoint`] reports requests, the [`ResourceServer`] answers
+//! them from its [`ResourceStore`].
 //!
 //! Resources are keyed by their path (Uri-Path segments joined by `/`) in a
 //! `BTreeMap`, so any listing is in a stable order. The map allocates nothing
-//! until the first resource is stored, so client-only endpoints cost nothing.
+//! until the first resource is stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::sim::{SimDuration, SimTime};
 
 use super::code::{Code, MessageType, Method};
-use super::codec::{write_header, write_payload, MessageRef, OptionWriter, Token};
+use super::codec::{write_header, write_payload, OptionWriter, Token};
+use super::endpoint::Endpoint;
+use super::events::{Event, IncomingId};
 use super::option::{encode_uint, OptionNumber};
 
 /// A stored representation.
@@ -19,7 +25,8 @@ pub struct Resource {
     pub value: Vec<u8>,
 }
 
-/// The response the server sends for one request.
+/// A response as the application states it (code, Content-Format,
+/// payload); the endpoint adds type, message ID and token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub code: Code,
@@ -28,7 +35,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn bare(code: Code) -> Self {
+    /// A reply with `code` and no payload.
+    pub fn bare(code: Code) -> Self {
         Reply {
             code,
             content_format: None,
@@ -125,68 +133,102 @@ impl ResourceStore {
     }
 }
 
-/// Outcome of serving one (non-duplicate) request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Served {
-    /// Applied to the store; the application is told.
-    Applied {
-        reply: Reply,
-        method: Method,
-        path: String,
-        content_format: Option<u16>,
-    },
-    /// Not applied: 4.02 Bad Option, 5.05 Proxying Not Supported or 4.05
-    /// Method Not Allowed.
-    Rejected(Reply),
+/// A resource server application over an [`Endpoint`]: a [`ResourceStore`]
+/// plus the glue that answers each [`Event::RequestReceived`] with
+/// [`ResourceServer::serve`]'s reply — piggybacked at once, or, with a
+/// separate-response delay, deferred (Empty ACK at once) and answered that
+/// much later as a separate CON response (§5.2.2). NON requests are always
+/// answered at once (a NON response, §5.2.3).
+///
+/// Driving: hand it every endpoint event ([`ResourceServer::handle_event`]),
+/// then poll the endpoint again (its answer is queued there); with a delay,
+/// also call [`ResourceServer::handle_timeout`] when
+/// [`ResourceServer::poll_timeout`] is reached.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceServer {
+    store: ResourceStore,
+    separate_response_delay: Option<SimDuration>,
+    /// Deferred answers, due in order (one constant delay).
+    deferred: VecDeque<(SimTime, IncomingId, Reply)>,
 }
 
-/// Options the server side understands; any other critical option in a
-/// request is answered 4.02 Bad Option (§5.4.1).
-const RECOGNISED: [OptionNumber; 7] = [
-    OptionNumber::URI_HOST,
-    OptionNumber::URI_PORT,
-    OptionNumber::URI_PATH,
-    OptionNumber::CONTENT_FORMAT,
-    OptionNumber::URI_QUERY,
-    OptionNumber::ACCEPT,
-    OptionNumber::SIZE1,
-];
-
-/// Check a request's method and options and apply it to `store`:
-/// unknown method → 4.05 (§5.8); an unrecognised or malformed critical
-/// option → 4.02 (§5.4.1, §5.4.3), Proxy-Uri/Proxy-Scheme → 5.05 (§5.10.2);
-/// otherwise [`ResourceStore::apply`].
-/// `path` is a (recycled) buffer for the request's path; it is cleared first.
-pub(crate) fn serve(store: &mut ResourceStore, m: &MessageRef<'_>, mut path: String) -> Served {
-    let Some(method) = Method::from_code(m.code) else {
-        return Served::Rejected(Reply::bare(Code::METHOD_NOT_ALLOWED));
-    };
-    let bad = m.options().find(|o| {
-        let n = OptionNumber(o.number);
-        let ok_len = n
-            .spec()
-            .is_some_and(|(_, lo, hi)| (lo..=hi).contains(&o.value.len()));
-        n.is_critical() && !(RECOGNISED.contains(&n) && ok_len)
-    });
-    if let Some(o) = bad {
-        let proxy =
-            o.number == OptionNumber::PROXY_URI.0 || o.number == OptionNumber::PROXY_SCHEME.0;
-        let code = if proxy {
-            Code::PROXYING_NOT_SUPPORTED
-        } else {
-            Code::BAD_OPTION
-        };
-        return Served::Rejected(Reply::bare(code));
+impl ResourceServer {
+    /// An empty store, answering piggybacked.
+    pub fn new() -> Self {
+        Self::default()
     }
-    path.clear();
-    m.write_path(&mut path);
-    let content_format = m.content_format();
-    let reply = store.apply(method, &path, content_format, m.payload);
-    Served::Applied {
-        reply,
-        method,
-        path,
-        content_format,
+
+    /// Answer CON requests `Some(d)` later as separate responses (§5.2.2)
+    /// instead of piggybacked (`None`, the default).
+    pub fn with_separate_response_delay(mut self, delay: Option<SimDuration>) -> Self {
+        self.separate_response_delay = delay;
+        self
+    }
+
+    /// The resources.
+    pub fn resources(&self) -> &ResourceStore {
+        &self.store
+    }
+
+    /// The resources, e.g. to seed values.
+    pub fn resources_mut(&mut self) -> &mut ResourceStore {
+        &mut self.store
+    }
+
+    /// The reply to one request: [`ResourceStore::apply`] (§5.8).
+    pub fn serve(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_format: Option<u16>,
+        payload: &[u8],
+    ) -> Reply {
+        self.store.apply(method, path, content_format, payload)
+    }
+
+    /// Handle one endpoint event: a `RequestReceived` is served and
+    /// answered through `ep` (returns true); other events are not the
+    /// server's (false).
+    pub fn handle_event(&mut self, now: SimTime, ep: &mut Endpoint, ev: &Event) -> bool {
+        let Event::RequestReceived {
+            id,
+            method,
+            path,
+            content_format,
+            payload,
+            confirmable,
+            ..
+        } = ev
+        else {
+            return false;
+        };
+        let reply = self.serve(*method, path, *content_format, payload);
+        match self.separate_response_delay {
+            Some(d) if *confirmable => {
+                // the request is pending, so neither call can fail
+                let _ = ep.defer(*id);
+                self.deferred.push_back((now + d, *id, reply));
+            }
+            _ => {
+                let _ = ep.respond(*id, &reply);
+            }
+        }
+        true
+    }
+
+    /// When the next deferred answer is due.
+    pub fn poll_timeout(&self) -> Option<SimTime> {
+        self.deferred.front().map(|d| d.0)
+    }
+
+    /// Send the deferred answers due at `now` through `ep` (a request that
+    /// expired meanwhile is skipped).
+    pub fn handle_timeout(&mut self, now: SimTime, ep: &mut Endpoint) {
+        while self.deferred.front().is_some_and(|d| d.0 <= now) {
+            if let Some((_, id, reply)) = self.deferred.pop_front() {
+                let _ = ep.respond(id, &reply);
+            }
+        }
     }
 }
 

@@ -1,45 +1,54 @@
-//! A blocking driver that runs an [`Endpoint`] over a real UDP socket, for
+//! A blocking driver that runs an [`Endpoint`] (and optionally a
+//! [`ResourceServer`] answering its requests) over a real UDP socket, for
 //! interoperability tests against other CoAP implementations (libcoap).
 //!
 //! Wall time is mapped to [`SimTime`] as the time elapsed since the driver
-//! was created; the socket's read timeout is set from
-//! [`Endpoint::poll_timeout`], so retransmissions happen on time. Every
-//! blocking call is bounded by a caller-given limit: nothing here can hang.
+//! was created; the socket's read timeout is set from the earliest of
+//! [`Endpoint::poll_timeout`] and the server's, so retransmissions happen on
+//! time. Real socket addresses are turned into the endpoint's [`SockAddr`]s
+//! and back by an [`AddrPlan`] (IPv4 maps to itself, IPv6 is interned).
+//! Every blocking call is bounded by a caller-given limit: nothing here can
+//! hang.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::net::addr::{AddrPlan, SockAddr};
+use crate::proto::Datagram;
 use crate::sim::SimTime;
 
 use super::endpoint::Endpoint;
 use super::events::{EndpointError, Event};
 use super::request::{Request, RequestHandle};
+use super::server::ResourceServer;
 
 /// Errors of the socket driver.
 #[derive(Debug, Error)]
 pub enum SocketError {
     #[error("binding UDP socket to {addr}: {source}")]
     Bind {
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("UDP socket bound to a non-IPv4 address {addr}")]
-    NotIpv4 { addr: SocketAddr },
     #[error("sending {len} bytes to {to}: {source}")]
     Send {
-        to: SocketAddrV4,
+        to: SocketAddr,
         len: usize,
         source: std::io::Error,
     },
     #[error("receiving on {local}: {source}")]
     Recv {
-        local: SocketAddrV4,
+        local: SocketAddr,
         source: std::io::Error,
     },
+    #[error("address {addr} has no socket address (not in this driver's plan)")]
+    Unresolved { addr: SockAddr },
+    #[error("address {addr} cannot be represented (IPv4 in 240.0.0.0/4)")]
+    Unrepresentable { addr: SocketAddr },
     #[error("no matching event within {limit:?}")]
     Timeout { limit: Duration },
     #[error(transparent)]
@@ -50,8 +59,10 @@ pub enum SocketError {
 #[derive(Debug)]
 pub struct SocketDriver {
     socket: UdpSocket,
-    local: SocketAddrV4,
+    local: SocketAddr,
+    plan: AddrPlan,
     endpoint: Endpoint,
+    server: Option<ResourceServer>,
     start: Instant,
     tx: Vec<u8>,
     rx: Vec<u8>,
@@ -60,19 +71,18 @@ pub struct SocketDriver {
 
 impl SocketDriver {
     /// Bind `addr` (port 0 picks a free port) and drive `endpoint` there.
-    pub fn bind(addr: SocketAddrV4, endpoint: Endpoint) -> Result<Self, SocketError> {
+    pub fn bind(addr: impl Into<SocketAddr>, endpoint: Endpoint) -> Result<Self, SocketError> {
+        let addr = addr.into();
         let socket = UdpSocket::bind(addr).map_err(|source| SocketError::Bind { addr, source })?;
-        let local = match socket
+        let local = socket
             .local_addr()
-            .map_err(|source| SocketError::Bind { addr, source })?
-        {
-            SocketAddr::V4(a) => a,
-            other => return Err(SocketError::NotIpv4 { addr: other }),
-        };
+            .map_err(|source| SocketError::Bind { addr, source })?;
         Ok(SocketDriver {
             socket,
             local,
+            plan: AddrPlan::new(),
             endpoint,
+            server: None,
             start: Instant::now(),
             tx: Vec::with_capacity(1500),
             rx: vec![0; 65536],
@@ -80,8 +90,15 @@ impl SocketDriver {
         })
     }
 
+    /// Answer the endpoint's requests with `server` (every event is still
+    /// collected for [`SocketDriver::poll_event`] too).
+    pub fn with_server(mut self, server: ResourceServer) -> Self {
+        self.server = Some(server);
+        self
+    }
+
     /// The bound address.
-    pub fn local_addr(&self) -> SocketAddrV4 {
+    pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
@@ -100,34 +117,69 @@ impl SocketDriver {
         &mut self.endpoint
     }
 
+    /// The server application, if any.
+    pub fn server(&self) -> Option<&ResourceServer> {
+        self.server.as_ref()
+    }
+
     /// Queue a request and send what can be sent.
     pub fn request(
         &mut self,
-        to: SocketAddrV4,
+        to: impl Into<SocketAddr>,
         req: Request,
     ) -> Result<RequestHandle, SocketError> {
-        let now = self.now();
-        let h = self.endpoint.request(now, to, req)?;
+        let to = to.into();
+        let addr = self
+            .plan
+            .intern_sock(to)
+            .ok_or(SocketError::Unrepresentable { addr: to })?;
+        let h = self.endpoint.request(addr, req)?;
         self.flush()?;
         Ok(h)
     }
 
-    /// Send every queued datagram and collect events.
+    /// Send every queued datagram and collect events (the server answering
+    /// requests among them), until nothing more happens.
     fn flush(&mut self) -> Result<(), SocketError> {
         let now = self.now();
-        while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) {
-            self.socket
-                .send_to(&self.tx, t.to)
-                .map_err(|source| SocketError::Send {
-                    to: t.to,
-                    len: self.tx.len(),
-                    source,
-                })?;
+        loop {
+            let mut busy = false;
+            self.tx.clear();
+            while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) {
+                busy = true;
+                let to = self
+                    .plan
+                    .resolve_sock(t.to)
+                    .ok_or(SocketError::Unresolved { addr: t.to })?;
+                self.socket
+                    .send_to(&self.tx, to)
+                    .map_err(|source| SocketError::Send {
+                        to,
+                        len: self.tx.len(),
+                        source,
+                    })?;
+                self.tx.clear();
+            }
+            while let Some(e) = self.endpoint.poll_event() {
+                busy = true;
+                if let Some(s) = self.server.as_mut() {
+                    s.handle_event(now, &mut self.endpoint, &e);
+                }
+                self.events.push_back(e);
+            }
+            if !busy {
+                return Ok(());
+            }
         }
-        while let Some(e) = self.endpoint.poll_event() {
-            self.events.push_back(e);
+    }
+
+    /// The earliest timer of the endpoint and the server.
+    fn next_timeout(&self) -> Option<SimTime> {
+        let s = self.server.as_ref().and_then(|s| s.poll_timeout());
+        match (self.endpoint.poll_timeout(), s) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        Ok(())
     }
 
     /// One round: send, wait up to `max_wait` (less if a timer is due) for
@@ -136,7 +188,7 @@ impl SocketDriver {
         self.flush()?;
         let now = self.now();
         let mut wait = max_wait;
-        if let Some(t) = self.endpoint.poll_timeout() {
+        if let Some(t) = self.next_timeout() {
             wait = wait.min(Duration::from_nanos((t - now).as_nanos()));
         }
         // A zero read timeout is rejected by the OS API; 1 ms is the floor.
@@ -146,12 +198,14 @@ impl SocketDriver {
             .set_read_timeout(Some(wait))
             .map_err(|source| SocketError::Recv { local, source })?;
         match self.socket.recv_from(&mut self.rx) {
-            Ok((n, SocketAddr::V4(from))) => {
+            Ok((n, from)) => {
                 let now = self.now();
-                let data = self.rx.get(..n).unwrap_or(&[]);
-                self.endpoint.handle_datagram(now, from, data);
+                // an address no plan can hold (IPv4 in 240/4) is dropped
+                if let Some(from) = self.plan.intern_sock(from) {
+                    let data = self.rx.get(..n).unwrap_or(&[]);
+                    self.endpoint.handle_input(now, Datagram { from, data });
+                }
             }
-            Ok((_, SocketAddr::V6(_))) => {}
             Err(e)
                 if matches!(
                     e.kind(),
@@ -162,6 +216,11 @@ impl SocketDriver {
         let now = self.now();
         if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
             self.endpoint.handle_timeout(now);
+        }
+        if let Some(s) = self.server.as_mut() {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now, &mut self.endpoint);
+            }
         }
         self.flush()
     }

@@ -4,26 +4,33 @@
 //!
 //! Flow mapping (docs/protocols.md): every message is a PUT of the payload to
 //! `coap://<receiver>/<topic>` — CON for `confirmed`/`con`, NON for
-//! `best_effort`/`non` — one request per intended receiver. The server stores
-//! the value and answers (2.04 Changed, piggybacked on the ACK for CON); the
-//! message counts as delivered when the receiver's server application gets
-//! the request (once per exchange: the endpoint suppresses duplicates).
-//! Uri-Host is omitted, as clients do when the host is an IP literal.
+//! `best_effort`/`non` — one request per intended receiver. The receiver's
+//! server application (a `proto::coap::ResourceServer`) stores the value and
+//! answers (2.01 Created the first time, then 2.04 Changed; piggybacked on
+//! the ACK for CON, a NON response for NON); the message counts as delivered
+//! when the server application gets the request (once per exchange: the
+//! endpoint suppresses duplicates). Uri-Host is omitted, as clients do when
+//! the host is an IP literal.
 //!
-//! Driving: an input or a publish drives the node's endpoint at once
-//! (transmits, events, timer), so a piggybacked ACK leaves in the same
-//! instant as the request that caused it; the endpoint's timer is one
-//! plug-in event per node, deduplicated by a [`Wakeup`].
+//! Driving: an input or a publish drives the node's endpoint at once —
+//! transmits, then events (the server answers a `RequestReceived` right
+//! there), then transmits again until nothing moves, then the timer — so a
+//! piggybacked ACK leaves in the same instant as the request that caused
+//! it; the endpoint's timer is one plug-in event per node, deduplicated by a
+//! [`Wakeup`].
 
 use super::{Ctx, Message, Plugin, PluginOutput, RunEnd};
+use crate::net::addr::{Addr, SockAddr};
 use crate::net::ip;
 use crate::net::packet::{PacketMeta, NO_FLOW};
-use crate::proto::coap::{Config, Endpoint, Event, MessageType, Method, Request, RequestHandle};
+use crate::proto::coap::{
+    Config, Endpoint, Event, MessageType, Method, Request, RequestHandle, ResourceServer,
+};
+use crate::proto::Datagram;
 use crate::scenario::model::{Protocol, Reliability, Scenario};
-use crate::sim::{SimRng, Wakeup};
+use crate::sim::{SimRng, SimTime, Wakeup};
 use crate::world::host::{DatagramApp, Received};
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
 
 /// What the plug-in remembers about an outstanding request.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +43,8 @@ struct CoapReq {
 #[derive(Debug)]
 struct CoapNode {
     ep: Endpoint,
+    /// The application answering the endpoint's requests.
+    server: ResourceServer,
     /// Its queued timer event.
     wake: Wakeup,
 }
@@ -68,8 +77,19 @@ fn kind(ty: MessageType) -> &'static str {
     }
 }
 
-fn addr(ctx: &Ctx<'_, '_>, node: usize) -> SocketAddrV4 {
-    SocketAddrV4::new(ip::node_addr(node), ctx.scenario().protocols.coap.port)
+fn addr(ctx: &Ctx<'_, '_>, node: usize) -> SockAddr {
+    SockAddr::new(
+        Addr::from(ip::node_addr(node)),
+        ctx.scenario().protocols.coap.port,
+    )
+}
+
+/// The endpoint's and the server application's next deadline.
+fn next_timeout(c: &CoapNode) -> Option<SimTime> {
+    match (c.ep.poll_timeout(), c.server.poll_timeout()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl Coap {
@@ -81,26 +101,51 @@ impl Coap {
             let first_mid = rng.below(1 << 16) as u16;
             Box::new(CoapNode {
                 ep: Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid),
+                server: ResourceServer::new(),
                 wake: Wakeup::default(),
             })
         })
     }
 
     /// Poll the endpoint of `node` in the documented order: transmits,
-    /// events, timer. `ctx_meta` attributes packets that belong to no
-    /// request of ours (e.g. the ACK answering an incoming request belongs
-    /// to that request's flow).
+    /// events (answering requests queues more transmits), again until
+    /// nothing is transmitted or emitted, then the timer. `ctx_meta`
+    /// attributes packets that belong to no request of ours (e.g. the ACK
+    /// answering an incoming request belongs to that request's flow).
     fn drive(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ctx_meta: PacketMeta) {
         if !ctx.node_up(node) {
             return;
         }
+        // transmitting creates no events, so once an events pass finds none
+        // (after the transmits before it), nothing is left to send
+        loop {
+            self.transmit(ctx, node, ctx_meta);
+            if !self.events(ctx, node) {
+                break;
+            }
+        }
+        if let Some(c) = self.nodes[node].as_mut() {
+            if let Some(t) = next_timeout(c) {
+                if let Some(gen) = c.wake.arm(t) {
+                    ctx.schedule(t, node as u32, gen);
+                }
+            }
+        }
+    }
+
+    /// Send every datagram the endpoint of `node` has queued.
+    fn transmit(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ctx_meta: PacketMeta) {
         let now = ctx.now();
         let port = ctx.scenario().protocols.coap.port;
         let mut buf = std::mem::take(&mut self.buf);
-        while let Some(info) = self.nodes[node]
-            .as_mut()
-            .and_then(|c| c.ep.poll_transmit(now, &mut buf))
-        {
+        loop {
+            buf.clear();
+            let Some(info) = self.nodes[node]
+                .as_mut()
+                .and_then(|c| c.ep.poll_transmit(now, &mut buf))
+            else {
+                break;
+            };
             let owner = info
                 .request
                 .and_then(|h| self.reqs.get(&(node as u32, h.0)).copied());
@@ -120,7 +165,7 @@ impl Coap {
                     }
                 }
             }
-            let Some(dst) = ip::addr_node(*info.to.ip()) else {
+            let Some(dst) = info.to.addr.v4().and_then(ip::addr_node) else {
                 continue;
             };
             let app = crate::proto::coap::MessageRef::parse(&buf).map_or(0, |m| m.payload.len());
@@ -134,22 +179,23 @@ impl Coap {
                 retx: info.is_retransmission && info.ty == MessageType::Con,
                 ..Default::default()
             };
-            ctx.udp_send((node, port), (dst, info.to.port()), &buf, meta);
+            ctx.udp_send((node, port), (dst, info.to.port), &buf, meta);
         }
         self.buf = buf;
+    }
+
+    /// Hand every event of the endpoint of `node` to the plug-in (and
+    /// requests to the node's server application); true if any.
+    fn events(&mut self, ctx: &mut Ctx<'_, '_>, node: usize) -> bool {
+        let mut any = false;
         while let Some(ev) = self.nodes[node].as_mut().and_then(|c| c.ep.poll_event()) {
+            any = true;
             self.event(ctx, node, &ev);
             if let Some(c) = self.nodes[node].as_mut() {
                 c.ep.recycle(ev);
             }
         }
-        if let Some(c) = self.nodes[node].as_mut() {
-            if let Some(t) = c.ep.poll_timeout() {
-                if let Some(gen) = c.wake.arm(t) {
-                    ctx.schedule(t, node as u32, gen);
-                }
-            }
-        }
+        any
     }
 
     fn finish_req(&mut self, node: usize, h: RequestHandle) -> Option<CoapReq> {
@@ -158,7 +204,14 @@ impl Coap {
 
     fn event(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ev: &Event) {
         match ev {
-            Event::RequestReceived { payload, .. } => ctx.deliver(node as u32, payload),
+            Event::RequestReceived { payload, .. } => {
+                // the server answers first (its reply is queued in the
+                // endpoint and leaves in this instant), then the delivery
+                if let Some(c) = self.nodes[node].as_mut() {
+                    c.server.handle_event(ctx.now(), &mut c.ep, ev);
+                }
+                ctx.deliver(node as u32, payload);
+            }
             Event::ResponseReceived { handle, .. } | Event::NoResponse { handle } => {
                 self.finish_req(node, *handle);
             }
@@ -174,6 +227,12 @@ impl Coap {
             Event::ResetReceived { handle } => {
                 self.finish_req(node, *handle);
             }
+            // the server application's own bookkeeping (it answers at once,
+            // so no request expires; responses are piggybacked or NON)
+            Event::RequestExpired { .. }
+            | Event::ResponseAcked { .. }
+            | Event::ResponseReset { .. }
+            | Event::ResponseGaveUp { .. } => {}
         }
     }
 }
@@ -206,7 +265,7 @@ impl Plugin for Coap {
         let now = ctx.now();
         for &r in m.receivers {
             let to = addr(ctx, r as usize);
-            let h = self.node(ctx, node).ep.request(now, to, &req);
+            let h = self.node(ctx, node).ep.request(to, &req);
             if let Ok(h) = h {
                 self.reqs.insert(
                     (node as u32, h.0),
@@ -240,6 +299,9 @@ impl Plugin for Coap {
         if c.ep.poll_timeout().is_some_and(|t| t <= now) {
             c.ep.handle_timeout(now);
         }
+        if c.server.poll_timeout().is_some_and(|t| t <= now) {
+            c.server.handle_timeout(now, &mut c.ep);
+        }
         let meta = PacketMeta {
             flow: NO_FLOW,
             kind: "coap",
@@ -266,7 +328,7 @@ impl Plugin for Coap {
     fn finish(&mut self, _end: &RunEnd<'_>) -> PluginOutput {
         let mut s = crate::proto::coap::Stats::default();
         for n in self.nodes.iter().flatten() {
-            s.add(n.ep.stats());
+            s.add(&n.ep.stats());
         }
         PluginOutput {
             counters: vec![
@@ -281,13 +343,16 @@ impl Plugin for Coap {
 impl DatagramApp for Coap {
     fn on_datagram(&mut self, ctx: &mut Ctx<'_, '_>, rx: Received<'_>) {
         let node = rx.node as usize;
-        let Some(from) = rx.from.v4() else {
-            return;
-        };
         let ep = &mut self.node(ctx, node).ep;
-        let dups = ep.stats().duplicates_suppressed;
-        ep.handle_datagram(ctx.now(), from, rx.data);
-        let new_dups = ep.stats().duplicates_suppressed - dups;
+        let dups = ep.message_layer().stats().duplicates_suppressed;
+        ep.handle_input(
+            ctx.now(),
+            Datagram {
+                from: rx.from,
+                data: rx.data,
+            },
+        );
+        let new_dups = ep.message_layer().stats().duplicates_suppressed - dups;
         if new_dups > 0 && rx.meta.counted {
             if let Some(s) = ctx.flow_stats(rx.meta.flow) {
                 s.duplicates_suppressed += new_dups;

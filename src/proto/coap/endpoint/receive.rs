@@ -1,64 +1,91 @@
-//! The receive path of [`Endpoint`]: datagram dispatch by message type
-//! (RFC 7252 §4.2, §4.3), deduplication (§4.5), response matching (§5.2,
-//! §5.3.2) and the server side (§5.2.1–§5.2.3, §5.8).
+//! The receive path of [`Endpoint`]: what the message layer hands up is
+//! dispatched by code class (RFC 7252 §5.2, §12.1): responses are matched to
+//! our requests by token (§5.3.2), requests are checked (§5.4.1, §5.8) and
+//! reported to the application.
 
-use std::net::SocketAddrV4;
-
+use crate::net::addr::SockAddr;
 use crate::sim::SimTime;
 
-use super::super::code::{Code, MessageType};
-use super::super::codec::{write_header, CodecError, Header, MessageRef, Token};
-use super::super::events::Event;
-use super::super::exchange::{ExState, Exchange, Outgoing};
+use super::super::code::{Code, MessageType, Method};
+use super::super::codec::{MessageRef, Token};
+use super::super::events::{Event, IncomingId};
+use super::super::message::{Inbound, MessageKey};
+use super::super::option::OptionNumber;
 use super::super::request::RequestHandle;
-use super::super::server::{encode_response, serve, Served};
-use super::Endpoint;
+use super::super::server::{encode_response, Reply};
+use super::{Endpoint, Incoming, Timer};
+
+/// Critical options the endpoint understands by itself; any other critical
+/// option in a request is answered 4.02 Bad Option (§5.4.1) unless the
+/// application recognised it ([`Endpoint::recognise_option`]).
+const RECOGNISED: [OptionNumber; 7] = [
+    OptionNumber::URI_HOST,
+    OptionNumber::URI_PORT,
+    OptionNumber::URI_PATH,
+    OptionNumber::CONTENT_FORMAT,
+    OptionNumber::URI_QUERY,
+    OptionNumber::ACCEPT,
+    OptionNumber::SIZE1,
+];
+
+/// Check a request's method and critical options: unknown method → 4.05
+/// (§5.8); an unrecognised or malformed critical option → 4.02 (§5.4.1,
+/// §5.4.3), Proxy-Uri/Proxy-Scheme → 5.05 (§5.10.2).
+fn check_request(m: &MessageRef<'_>, extra: &[u16]) -> Result<Method, Code> {
+    let Some(method) = Method::from_code(m.code) else {
+        return Err(Code::METHOD_NOT_ALLOWED);
+    };
+    let bad = m.options().find(|o| {
+        let n = OptionNumber(o.number);
+        let known = RECOGNISED.contains(&n) || extra.contains(&o.number);
+        let ok_len = n
+            .spec()
+            .is_none_or(|(_, lo, hi)| (lo..=hi).contains(&o.value.len()));
+        n.is_critical() && !(known && ok_len)
+    });
+    if let Some(o) = bad {
+        let proxy =
+            o.number == OptionNumber::PROXY_URI.0 || o.number == OptionNumber::PROXY_SCHEME.0;
+        return Err(if proxy {
+            Code::PROXYING_NOT_SUPPORTED
+        } else {
+            Code::BAD_OPTION
+        });
+    }
+    Ok(method)
+}
 
 impl Endpoint {
     /// A datagram arrived from `from`.
-    pub fn handle_datagram(&mut self, now: SimTime, from: SocketAddrV4, bytes: &[u8]) {
-        self.dedup.expire(now);
-        let m = match MessageRef::parse(bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                self.stats.malformed_dropped += 1;
-                // RFC 7252 §3: unknown versions are silently ignored. §4.2: a
-                // CON with a format error is rejected with RST; §4.3: anything
-                // else malformed is silently ignored.
-                if !matches!(e, CodecError::UnknownVersion { .. }) {
-                    if let Ok(h) = Header::peek(bytes) {
-                        if h.ty == MessageType::Con {
-                            self.send_rst(from, h.message_id);
-                        }
-                    }
+    pub(super) fn on_datagram(&mut self, now: SimTime, from: SockAddr, data: &[u8]) {
+        match self.msg.receive(now, from, data) {
+            Inbound::Handled => {}
+            Inbound::Ack {
+                key,
+                token,
+                transmissions,
+                ack,
+            } => self.on_ack(now, from, key, token, transmissions, &ack),
+            Inbound::Reset { key, token } => {
+                if self.responses.remove(&key.0) {
+                    self.events.push_back(Event::ResponseReset {
+                        response: super::ResponseId(key.0),
+                    });
+                } else if self.forget_client(from, token, key).is_some() {
+                    self.events.push_back(Event::ResetReceived {
+                        handle: RequestHandle(key.0),
+                    });
                 }
-                return;
             }
-        };
-        match m.ty {
-            MessageType::Ack | MessageType::Rst => self.on_ack_or_rst(now, from, &m),
-            MessageType::Con | MessageType::Non => {
-                let con = m.ty == MessageType::Con;
-                if m.code.is_empty() {
-                    if con {
-                        // RFC 7252 §4.3: an Empty CON ("CoAP ping") gets RST.
-                        self.send_rst(from, m.message_id);
-                    } else {
-                        // §4.3: a NON must not be Empty — format error.
-                        self.stats.malformed_dropped += 1;
-                    }
-                    return;
-                }
-                if self.is_duplicate(now, from, &m) {
-                    return;
-                }
+            Inbound::Message(m) => {
                 if m.code.class() == 0 {
-                    self.on_request(now, from, &m);
+                    self.on_request(now, from, &m, data);
                 } else if m.code.is_response() {
                     self.on_response(now, from, &m);
-                } else if con {
-                    // Reserved classes 1, 6, 7 (§12.1): cannot process → RST (§4.2).
-                    self.send_rst(from, m.message_id);
+                } else if m.ty == MessageType::Con {
+                    // Reserved classes 1, 3, 6, 7 (§12.1): cannot process →
+                    // RST (§4.2).
+                    self.msg.reject(from, m.message_id);
                 } else {
                     self.stats.ignored += 1;
                 }
@@ -66,222 +93,161 @@ impl Endpoint {
         }
     }
 
-    /// RFC 7252 §4.5: a CON or NON already seen from this source with this
-    /// message ID is a duplicate: a CON gets the same reply again, the
-    /// application does not see it again.
-    fn is_duplicate(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) -> bool {
-        let Some(entry) = self.dedup.lookup(now, from, m.message_id) else {
-            return false;
-        };
-        self.stats.duplicates_suppressed += 1;
-        if m.ty == MessageType::Con && entry.reply.is_some() {
-            self.outq.push_back(Outgoing::Cached {
-                peer: from,
-                mid: m.message_id,
-                repeat: true,
+    /// The ACK of one of our CONs, `key` with `token` (the message layer is
+    /// done with it).
+    fn on_ack(
+        &mut self,
+        now: SimTime,
+        from: SockAddr,
+        key: MessageKey,
+        token: Token,
+        transmissions: u32,
+        m: &MessageRef<'_>,
+    ) {
+        if self.responses.remove(&key.0) {
+            // our separate response was acknowledged
+            self.events.push_back(Event::ResponseAcked {
+                response: super::ResponseId(key.0),
             });
+            return;
         }
-        true
-    }
-
-    fn on_ack_or_rst(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) {
-        // RFC 7252 §4.2: an ACK or RST matching no CON we sent is ignored.
-        let Some(&id) = self.by_mid.get(&(from, m.message_id)) else {
-            self.stats.ignored += 1;
+        let life = self.msg.config().exchange_lifetime();
+        let Some(ex) = self
+            .requests
+            .get_mut(&(from, token))
+            .filter(|ex| ex.key == key.0)
+        else {
             return;
         };
-        let Some(ex) = self.exchanges.get_mut(&id) else {
-            self.stats.ignored += 1;
-            return;
-        };
-        if m.ty == MessageType::Ack && ex.state != ExState::AwaitingAck {
-            // §4.2: only a CON is acknowledged; an ACK for our NON is ignored.
-            self.stats.ignored += 1;
-            return;
-        }
-        if m.ty == MessageType::Rst {
-            self.stats.rst_received += 1;
-            if ex.client {
-                self.events.push_back(Event::ResetReceived {
-                    handle: RequestHandle(id),
-                });
-            }
-            self.finish(now, id);
-            return;
-        }
-        // The ACK ends retransmission.
-        self.by_mid.remove(&(from, m.message_id));
-        if !ex.client {
-            self.finish(now, id); // our separate response was acknowledged
-            return;
-        }
-        let transmissions = ex.retransmissions + 1;
-        if m.code.is_response() && m.token == ex.token {
+        if m.code.is_response() && m.token == token {
             // §5.2.1 piggybacked response.
             self.stats.responses_received += 1;
             self.events.push_back(Event::ResponseReceived {
-                handle: RequestHandle(id),
+                handle: RequestHandle(key.0),
                 from,
                 code: m.code,
                 content_format: m.content_format(),
                 payload: m.payload.to_vec(),
                 transmissions,
             });
-            self.finish(now, id);
+            self.forget_client(from, token, key);
             return;
         }
-        // §5.2.2: Empty ACK — a separate response follows. The interaction is
-        // no longer outstanding for NSTART (§4.7).
-        self.timers.remove(&(ex.deadline, id));
-        ex.state = ExState::AwaitingResponse;
-        ex.deadline = now + self.config.exchange_lifetime();
-        self.timers.insert((ex.deadline, id));
-        let peer = ex.peer;
-        if std::mem::replace(&mut ex.holds_slot, false) {
-            self.release_slot(now, peer);
-        }
+        // §5.2.2: Empty ACK — a separate response follows within
+        // EXCHANGE_LIFETIME. The message layer has released the NSTART slot
+        // (§4.7: the interaction is no longer outstanding).
+        ex.awaiting_separate = true;
+        ex.transmissions = transmissions;
+        ex.deadline = now + life;
+        self.timers.insert((ex.deadline, Timer::Client, key.0));
+        self.separate.insert(key.0, (from, token));
     }
 
-    fn on_response(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) {
+    fn on_response(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>) {
         let con = m.ty == MessageType::Con;
-        let found = self.by_token.get(&(from, m.token)).copied().filter(|id| {
-            self.exchanges
-                .get(id)
-                .is_some_and(|e| e.state != ExState::Waiting)
+        // matched: a request of ours that was sent (not waiting for
+        // NSTART): still with the message layer, or awaiting a separate
+        // response; `transmissions` = 1 + retransmissions
+        let found = self.requests.get(&(from, m.token)).and_then(|e| {
+            let sent = self.msg.transmissions(MessageKey(e.key));
+            match sent {
+                Some(0) => None,
+                Some(n) => Some((e.key, n)),
+                None => e.awaiting_separate.then_some((e.key, e.transmissions)),
+            }
         });
-        let Some(id) = found else {
+        let Some((key, transmissions)) = found else {
             // §5.3.2 / §4.2: a CON response we cannot match is rejected.
             if con {
-                self.send_rst(from, m.message_id);
+                self.msg.reject(from, m.message_id);
             } else {
                 self.stats.ignored += 1;
             }
             return;
         };
+        // Remembered for deduplication (§4.5); a separate CON response is
+        // acknowledged (§5.2.2) and its ACK repeated for a retransmission.
+        self.msg.accept(now, from, m.message_id, con);
         if con {
-            // §5.2.2: the client ACKs a separate CON response; the ACK is
-            // remembered so a retransmitted response gets it again (§4.5).
-            let mut ack = Vec::with_capacity(4);
-            write_header(
-                &mut ack,
-                MessageType::Ack,
-                Code::EMPTY,
-                m.message_id,
-                &Token::EMPTY,
-            );
-            self.remember(now, from, m.message_id, true, Some(ack.into_boxed_slice()));
-            self.outq.push_back(Outgoing::Cached {
-                peer: from,
-                mid: m.message_id,
-                repeat: false,
-            });
-        } else {
-            self.remember(now, from, m.message_id, false, None);
+            self.msg.acknowledge_empty(from, m.message_id);
         }
-        let transmissions = self.exchanges.get(&id).map_or(1, |e| e.retransmissions + 1);
+        let key = MessageKey(key);
         self.stats.responses_received += 1;
         self.events.push_back(Event::ResponseReceived {
-            handle: RequestHandle(id),
+            handle: RequestHandle(key.0),
             from,
             code: m.code,
             content_format: m.content_format(),
             payload: m.payload.to_vec(),
             transmissions,
         });
-        self.finish(now, id);
+        // A response before the ACK (or to a NON) ends the message too.
+        self.msg.cancel(key);
+        self.forget_client(from, m.token, key);
     }
 
-    fn on_request(&mut self, now: SimTime, from: SocketAddrV4, m: &MessageRef<'_>) {
+    fn on_request(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>, raw: &[u8]) {
         let con = m.ty == MessageType::Con;
-        let path_buf = self.spare_strings.pop().unwrap_or_default();
-        let reply = match serve(&mut self.store, m, path_buf) {
-            Served::Rejected(_) if !con => {
+        self.msg.accept(now, from, m.message_id, con);
+        let method = match check_request(m, &self.recognised) {
+            Ok(method) => method,
+            Err(_) if !con => {
                 // §5.4.1: a NON with an unrecognised critical option is
                 // rejected (§4.3: with a matching RST).
-                self.remember(now, from, m.message_id, false, None);
-                self.send_rst(from, m.message_id);
+                self.msg.reject(from, m.message_id);
                 return;
             }
-            Served::Rejected(reply) => reply,
-            Served::Applied {
-                reply,
-                method,
-                path,
-                content_format,
-            } => {
-                self.stats.requests_received += 1;
-                let mut payload = self.spare.pop().unwrap_or_default();
-                payload.clear();
-                payload.extend_from_slice(m.payload);
-                self.events.push_back(Event::RequestReceived {
-                    from,
-                    method,
-                    path,
-                    content_format,
-                    payload,
-                    confirmable: con,
-                });
-                reply
+            Err(code) => {
+                let reply = Reply {
+                    code,
+                    content_format: None,
+                    payload: Vec::new(),
+                };
+                let mut bytes = self.msg.take_buffer();
+                encode_response(&mut bytes, MessageType::Ack, m.message_id, m.token, &reply);
+                self.msg.acknowledge(from, m.message_id, bytes);
+                return;
             }
         };
-        let mut bytes = self.spare.pop().unwrap_or_default();
-        bytes.clear();
-        if !con {
-            // §5.2.3: a NON request gets a NON response with a new ID.
-            let mid = self.fresh_mid();
-            encode_response(&mut bytes, MessageType::Non, mid, m.token, &reply);
-            self.remember(now, from, m.message_id, false, None);
-            self.outq.push_back(Outgoing::Owned { to: from, bytes });
-            return;
-        }
-        match self.config.separate_response_delay {
-            None => {
-                // §5.2.1: piggybacked response in the ACK.
-                encode_response(&mut bytes, MessageType::Ack, m.message_id, m.token, &reply);
-            }
-            Some(delay) => {
-                // §5.2.2: Empty ACK now, the response later as its own CON.
-                write_header(
-                    &mut bytes,
-                    MessageType::Ack,
-                    Code::EMPTY,
-                    m.message_id,
-                    &Token::EMPTY,
-                );
-                let mut resp = Vec::new();
-                encode_response(&mut resp, MessageType::Con, 0, m.token, &reply);
-                let id = self.alloc_id();
-                let deadline = now + delay;
-                self.exchanges.insert(
-                    id,
-                    Exchange {
-                        peer: from,
-                        token: m.token,
-                        message_id: 0,
-                        confirmable: true,
-                        client: false,
-                        state: ExState::Scheduled,
-                        holds_slot: false,
-                        bytes: resp,
-                        retransmissions: 0,
-                        timeout: delay,
-                        deadline,
-                    },
-                );
-                self.timers.insert((deadline, id));
-            }
-        }
-        self.remember(
-            now,
-            from,
-            m.message_id,
-            true,
-            Some(bytes.into_boxed_slice()),
+        self.stats.requests_received += 1;
+        let id = self.next_incoming;
+        self.next_incoming += 1;
+        let config = self.msg.config();
+        let deadline = if con {
+            now + config.processing_delay
+        } else {
+            now + config.non_lifetime()
+        };
+        let mut stored = self.msg.take_buffer();
+        stored.extend_from_slice(raw);
+        self.incoming.insert(
+            id,
+            Incoming {
+                peer: from,
+                token: m.token,
+                message_id: m.message_id,
+                confirmable: con,
+                acked: false,
+                arrived: now,
+                deadline,
+                raw: stored,
+            },
         );
-        self.outq.push_back(Outgoing::Cached {
-            peer: from,
-            mid: m.message_id,
-            repeat: false,
+        self.arrivals[usize::from(!con)].push_back((deadline, id));
+        let mut path = self.spare_strings.pop().unwrap_or_default();
+        path.clear();
+        m.write_path(&mut path);
+        let mut payload = self.msg.take_buffer();
+        payload.extend_from_slice(m.payload);
+        self.events.push_back(Event::RequestReceived {
+            id: IncomingId(id),
+            from,
+            token: m.token,
+            method,
+            path,
+            content_format: m.content_format(),
+            payload,
+            confirmable: con,
         });
     }
 }

@@ -1,0 +1,745 @@
+//! The CoAP message layer (RFC 7252 §4), below the request/response layer
+//! of [`Endpoint`](super::Endpoint).
+//!
+//! It knows messages, not requests: message IDs (§4.4), CON retransmission
+//! and give-up (§4.2, §4.8), ACK/RST matching by `(peer, message ID)`
+//! (§4.2, §4.3), Empty ACK and RST sending, deduplication of received CON
+//! and NON messages with the reply cached for duplicate CONs (§4.5), NSTART
+//! per peer (§4.7) and the handling of malformed datagrams (§3, §4.2, §4.3).
+//! What a message means (request, response, token) is the caller's business:
+//! a new CON or NON comes back from [`MessageLayer::receive`] as
+//! [`Inbound::Message`] and the caller decides whether to accept, acknowledge
+//! or reject it.
+//!
+//! Driving: in the order of every core's driver (`crate::proto::SansIo`;
+//! the layer does not implement the trait because [`MessageLayer::receive`]
+//! hands what it found straight back to its caller), after every call the
+//! owner drains [`MessageLayer::poll_transmit`], then
+//! [`MessageLayer::poll_event`], then reads [`MessageLayer::poll_timeout`]
+//! and calls [`MessageLayer::handle_timeout`] when time reaches it. A tracked
+//! message's timer (retransmission, or a NON's hold time) starts when it is
+//! first transmitted, i.e. at the `now` of the `poll_transmit` that hands it
+//! out; later deadlines are computed from the previous deadline, so
+//! intervals stay exact even if a driver calls late.
+//!
+//! State is lazily allocated: an idle layer holds empty maps and queues (no
+//! heap). Deduplication entries expire lazily at the next `receive` or
+//! `handle_timeout` after their lifetime; they never wake the driver.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::net::addr::SockAddr;
+use crate::sim::{SimDuration, SimRng, SimTime};
+
+use super::code::{Code, MessageType};
+use super::codec::{write_header, CodecError, Header, MessageRef, Token};
+use super::config::Config;
+use super::dedup::DedupCache;
+
+/// Identifies a message the layer tracks (a CON until its ACK, RST or
+/// give-up; a NON sent with [`Delivery::NonConfirmable`] until its release,
+/// RST or expiry). Keys are never reused by one layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageKey(pub u64);
+
+/// How [`MessageLayer::send`] delivers a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// CON (§4.2): retransmitted with a randomised initial timeout that
+    /// doubles each time, until an ACK or RST with its message ID arrives;
+    /// given up ([`MessageEvent::GaveUp`]) when MAX_RETRANSMIT
+    /// retransmissions and the last timeout have passed.
+    Confirmable,
+    /// NON (§4.3), sent once; its message ID is matched against RST until
+    /// the caller [`MessageLayer::cancel`]s it, an RST arrives, or
+    /// [`Config::non_response_timeout`] after it was sent
+    /// ([`MessageEvent::Expired`]).
+    NonConfirmable,
+}
+
+/// What [`MessageLayer::receive`] found in a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inbound<'a> {
+    /// A new (not duplicate), non-Empty CON or NON message for the layer
+    /// above. The caller must [`MessageLayer::accept`] it (remember its ID
+    /// for deduplication, §4.5) unless it rejects it outright.
+    Message(MessageRef<'a>),
+    /// An ACK for our CON `key` (it may carry a piggybacked response,
+    /// §5.2.1). The CON is finished: no more retransmissions, its NSTART
+    /// slot released. `token` is our CON's token, `transmissions` = 1 +
+    /// retransmissions.
+    Ack {
+        key: MessageKey,
+        token: Token,
+        transmissions: u32,
+        ack: MessageRef<'a>,
+    },
+    /// An RST matching our CON or tracked NON `key` (token `token`) (§4.2,
+    /// §4.3); it is finished.
+    Reset { key: MessageKey, token: Token },
+    /// Fully handled here: a duplicate (its cached reply resent, §4.5), a
+    /// malformed datagram (RST for a CON, §4.2), an Empty CON ("ping", RST,
+    /// §4.3), or an ACK/RST matching nothing of ours (ignored, §4.2).
+    Handled,
+}
+
+/// What the layer reports on its own (from [`MessageLayer::handle_timeout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageEvent {
+    /// A CON to `peer` with `token` was never acknowledged: MAX_RETRANSMIT
+    /// retransmissions and the last timeout passed (§4.2). Finished; its
+    /// NSTART slot released.
+    GaveUp {
+        key: MessageKey,
+        peer: SockAddr,
+        token: Token,
+        transmissions: u32,
+    },
+    /// A tracked NON's `non_response_timeout` passed without cancel or RST.
+    /// Finished; its NSTART slot released.
+    Expired {
+        key: MessageKey,
+        peer: SockAddr,
+        token: Token,
+    },
+}
+
+/// What [`MessageLayer::poll_transmit`] appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageTransmit {
+    /// Destination.
+    pub to: SockAddr,
+    /// Message type from the header.
+    pub ty: MessageType,
+    /// Code from the header.
+    pub code: Code,
+    /// Message ID from the header.
+    pub message_id: u16,
+    /// A CON retransmission, or a cached reply repeated for a duplicate.
+    pub is_retransmission: bool,
+    /// Bytes appended to the buffer (CoAP only; no UDP/IP headers).
+    pub len: usize,
+    /// The tracked message this datagram carries, if it is one.
+    pub key: Option<MessageKey>,
+}
+
+/// Message-layer counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageStats {
+    /// Messages sent for the first time that counted against NSTART.
+    pub interactions_started: u64,
+    /// Datagrams handed out by `poll_transmit`.
+    pub datagrams_sent: u64,
+    /// Their CoAP bytes.
+    pub bytes_sent: u64,
+    /// CON retransmissions.
+    pub retransmissions: u64,
+    /// CONs given up.
+    pub give_ups: u64,
+    /// Tracked NONs expired.
+    pub expired: u64,
+    /// Duplicate CON/NON messages suppressed (§4.5).
+    pub duplicates_suppressed: u64,
+    /// RST messages sent.
+    pub rst_sent: u64,
+    /// RST messages matching one of our messages.
+    pub rst_received: u64,
+    /// Datagrams that failed to decode, and Empty NONs (§4.3).
+    pub malformed_dropped: u64,
+    /// ACK/RST matching nothing of ours, and ACKs for a NON (§4.2).
+    pub ignored: u64,
+}
+
+/// Where a tracked message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Held back by NSTART (§4.7); no message ID yet.
+    Waiting,
+    /// CON sent (or queued for its first transmission), retransmitting.
+    AwaitingAck,
+    /// NON sent (or queued); matched against RST until it ends.
+    Sent,
+}
+
+/// A message we send and track.
+#[derive(Debug)]
+struct Tracked {
+    peer: SockAddr,
+    message_id: u16,
+    confirmable: bool,
+    /// Counts against the peer's NSTART budget once started (§4.7).
+    interaction: bool,
+    holds_slot: bool,
+    state: State,
+    /// The encoded message; bytes 2..4 hold the message ID once assigned.
+    bytes: Vec<u8>,
+    retransmissions: u32,
+    /// The current timeout (a CON's doubles at each retransmission).
+    timeout: SimDuration,
+    /// When the timer fires; `SimTime::MAX` until the first transmission
+    /// arms it.
+    deadline: SimTime,
+}
+
+/// NSTART bookkeeping for one peer (§4.7).
+#[derive(Debug, Default)]
+struct PeerSlots {
+    outstanding: u32,
+    waiting: VecDeque<u64>,
+}
+
+/// A queued datagram. Bytes are copied out at `poll_transmit` time, so
+/// retransmissions and repeated replies cost no allocation.
+#[derive(Debug)]
+enum Queued {
+    /// A tracked message's current bytes (skipped if it ended meanwhile).
+    Tracked { key: u64, retransmission: bool },
+    /// The cached reply for `(peer, message ID)`.
+    Cached {
+        peer: SockAddr,
+        mid: u16,
+        repeat: bool,
+    },
+    /// An RST (§4.1: Empty).
+    Rst { to: SockAddr, mid: u16 },
+    /// A one-off message (an untracked NON, an uncached ACK).
+    Owned { to: SockAddr, bytes: Vec<u8> },
+}
+
+/// How many buffers the layer keeps for reuse.
+const SPARE_BUFFERS: usize = 4;
+
+/// The RFC 7252 §4 message layer of one endpoint.
+#[derive(Debug)]
+pub struct MessageLayer {
+    config: Config,
+    rng: SimRng,
+    next_mid: u16,
+    next_key: u64,
+    tracked: BTreeMap<u64, Tracked>,
+    by_mid: BTreeMap<(SockAddr, u16), u64>,
+    timers: BTreeSet<(SimTime, u64)>,
+    peers: BTreeMap<SockAddr, PeerSlots>,
+    dedup: DedupCache,
+    outq: VecDeque<Queued>,
+    events: VecDeque<MessageEvent>,
+    stats: MessageStats,
+    /// Recycled message buffers (at most `SPARE_BUFFERS`).
+    spare: Vec<Vec<u8>>,
+}
+
+impl MessageLayer {
+    /// A fresh layer; its first message ID is `first_message_id` (§4.4: IDs
+    /// are then sequential; the caller should randomise the first one).
+    pub fn new(config: Config, rng: SimRng, first_message_id: u16) -> Self {
+        MessageLayer {
+            config,
+            rng,
+            next_mid: first_message_id,
+            next_key: 0,
+            tracked: BTreeMap::new(),
+            by_mid: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            peers: BTreeMap::new(),
+            dedup: DedupCache::default(),
+            outq: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: MessageStats::default(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// Counters.
+    pub fn stats(&self) -> &MessageStats {
+        &self.stats
+    }
+    /// Message IDs currently remembered for deduplication (§4.5).
+    pub fn dedup_entries(&self) -> usize {
+        self.dedup.len()
+    }
+    /// Whether `key` is tracked and has left the NSTART queue (has its
+    /// message ID).
+    pub fn started(&self, key: MessageKey) -> bool {
+        self.tracked
+            .get(&key.0)
+            .is_some_and(|m| m.state != State::Waiting)
+    }
+    /// 1 + retransmissions of tracked message `key` (0 while it waits for
+    /// NSTART); `None` once it is finished.
+    pub fn transmissions(&self, key: MessageKey) -> Option<u32> {
+        let m = self.tracked.get(&key.0)?;
+        Some(if m.state == State::Waiting {
+            0
+        } else {
+            m.retransmissions + 1
+        })
+    }
+
+    // ---- sending --------------------------------------------------------
+
+    /// Send `bytes` (one encoded message; its type bits and message ID are
+    /// set when it is first sent) to `to`, tracked as `delivery` says.
+    /// With `interaction` it is an interaction for NSTART (§4.7): while
+    /// NSTART of `to`'s interactions are outstanding it waits, in FIFO
+    /// order, and it holds its slot until it is finished (ACK, RST,
+    /// give-up, cancel, expiry).
+    pub fn send(
+        &mut self,
+        to: SockAddr,
+        bytes: Vec<u8>,
+        delivery: Delivery,
+        interaction: bool,
+    ) -> MessageKey {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.tracked.insert(
+            key,
+            Tracked {
+                peer: to,
+                message_id: 0,
+                confirmable: delivery == Delivery::Confirmable,
+                interaction,
+                holds_slot: false,
+                state: State::Waiting,
+                bytes,
+                retransmissions: 0,
+                timeout: SimDuration::ZERO,
+                deadline: SimTime::MAX,
+            },
+        );
+        if !interaction {
+            self.start(key);
+            return MessageKey(key);
+        }
+        let nstart = self.config.nstart();
+        let slots = self.peers.entry(to).or_default();
+        if slots.outstanding < nstart {
+            slots.outstanding += 1;
+            self.start(key);
+        } else {
+            slots.waiting.push_back(key);
+        }
+        MessageKey(key)
+    }
+
+    /// Send a NON once without tracking it (e.g. a NON response, §5.2.3):
+    /// it gets the next message ID now (returned), and an RST for it will
+    /// match nothing.
+    pub fn send_untracked(&mut self, to: SockAddr, mut bytes: Vec<u8>) -> u16 {
+        let mid = self.fresh_mid();
+        patch_header(&mut bytes, MessageType::Non, mid);
+        self.outq.push_back(Queued::Owned { to, bytes });
+        mid
+    }
+
+    /// Stop tracking `key` (the layer above got what it waited for, e.g. the
+    /// response to a NON request or a separate response before the ACK):
+    /// no more retransmissions, its NSTART slot is released (a waiting
+    /// message may start). Returns its transmissions so far (as
+    /// [`MessageLayer::transmissions`]), `None` if it was already finished.
+    pub fn cancel(&mut self, key: MessageKey) -> Option<u32> {
+        let m = self.tracked.get(&key.0)?;
+        if m.state == State::Waiting {
+            let peer = m.peer;
+            if let Some(slots) = self.peers.get_mut(&peer) {
+                slots.waiting.retain(|&k| k != key.0);
+            }
+            self.finish(key.0);
+            return Some(0);
+        }
+        let n = m.retransmissions + 1;
+        self.finish(key.0);
+        Some(n)
+    }
+
+    // ---- receiving ------------------------------------------------------
+
+    /// A datagram arrived from `from`. See [`Inbound`] for what comes back.
+    pub fn receive<'a>(&mut self, now: SimTime, from: SockAddr, data: &'a [u8]) -> Inbound<'a> {
+        self.dedup.expire(now);
+        let m = match MessageRef::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed_dropped += 1;
+                // RFC 7252 §3: unknown versions are silently ignored. §4.2: a
+                // CON with a format error is rejected with RST; §4.3: anything
+                // else malformed is silently ignored.
+                if !matches!(e, CodecError::UnknownVersion { .. }) {
+                    if let Ok(h) = Header::peek(data) {
+                        if h.ty == MessageType::Con {
+                            self.reject(from, h.message_id);
+                        }
+                    }
+                }
+                return Inbound::Handled;
+            }
+        };
+        match m.ty {
+            MessageType::Ack | MessageType::Rst => self.on_ack_or_rst(from, m),
+            MessageType::Con | MessageType::Non => {
+                if m.code.is_empty() {
+                    if m.ty == MessageType::Con {
+                        // RFC 7252 §4.3: an Empty CON ("CoAP ping") gets RST.
+                        self.reject(from, m.message_id);
+                    } else {
+                        // §4.3: a NON must not be Empty — format error.
+                        self.stats.malformed_dropped += 1;
+                    }
+                    return Inbound::Handled;
+                }
+                if self.is_duplicate(now, from, &m) {
+                    return Inbound::Handled;
+                }
+                Inbound::Message(m)
+            }
+        }
+    }
+
+    /// Remember a received CON or NON `(from, mid)` for deduplication
+    /// (§4.5) for EXCHANGE_LIFETIME (CON) or NON_LIFETIME (NON): duplicates
+    /// are then suppressed, and a duplicate CON gets the reply given to
+    /// [`MessageLayer::acknowledge`] (nothing until then).
+    pub fn accept(&mut self, now: SimTime, from: SockAddr, mid: u16, confirmable: bool) {
+        let life = if confirmable {
+            self.config.exchange_lifetime()
+        } else {
+            self.config.non_lifetime()
+        };
+        self.dedup
+            .insert(from, mid, usize::from(!confirmable), now + life, None);
+    }
+
+    /// Send `ack` (an encoded ACK, Empty or carrying a piggybacked response,
+    /// for the CON `(to, mid)`) and cache it for duplicates of that CON
+    /// (§4.5) if the CON was [`MessageLayer::accept`]ed and is remembered.
+    pub fn acknowledge(&mut self, to: SockAddr, mid: u16, ack: Vec<u8>) {
+        match self.dedup.set_reply(to, mid, ack.into_boxed_slice()) {
+            Ok(()) => self.outq.push_back(Queued::Cached {
+                peer: to,
+                mid,
+                repeat: false,
+            }),
+            // not remembered (never accepted, or expired): send it uncached
+            Err(ack) => self.outq.push_back(Queued::Owned {
+                to,
+                bytes: Vec::from(ack),
+            }),
+        }
+    }
+
+    /// Send an Empty ACK for the CON `(to, mid)` (§4.2), cached like
+    /// [`MessageLayer::acknowledge`].
+    pub fn acknowledge_empty(&mut self, to: SockAddr, mid: u16) {
+        let mut ack = self.take_buffer();
+        write_header(&mut ack, MessageType::Ack, Code::EMPTY, mid, &Token::EMPTY);
+        self.acknowledge(to, mid, ack);
+    }
+
+    /// Reject the message `(to, mid)` with RST (§4.2, §4.3).
+    pub fn reject(&mut self, to: SockAddr, mid: u16) {
+        self.stats.rst_sent += 1;
+        self.outq.push_back(Queued::Rst { to, mid });
+    }
+
+    /// RFC 7252 §4.5: a CON or NON already seen from this source with this
+    /// message ID is a duplicate: a CON gets the same reply again, the layer
+    /// above does not see it again.
+    fn is_duplicate(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>) -> bool {
+        let Some(entry) = self.dedup.lookup(now, from, m.message_id) else {
+            return false;
+        };
+        self.stats.duplicates_suppressed += 1;
+        if m.ty == MessageType::Con && entry.reply.is_some() {
+            self.outq.push_back(Queued::Cached {
+                peer: from,
+                mid: m.message_id,
+                repeat: true,
+            });
+        }
+        true
+    }
+
+    fn on_ack_or_rst<'a>(&mut self, from: SockAddr, m: MessageRef<'a>) -> Inbound<'a> {
+        // RFC 7252 §4.2: an ACK or RST matching no message we sent is ignored.
+        let Some(&key) = self.by_mid.get(&(from, m.message_id)) else {
+            self.stats.ignored += 1;
+            return Inbound::Handled;
+        };
+        let Some(t) = self.tracked.get(&key) else {
+            self.stats.ignored += 1;
+            return Inbound::Handled;
+        };
+        if m.ty == MessageType::Ack && t.state != State::AwaitingAck {
+            // §4.2: only a CON is acknowledged; an ACK for our NON is ignored.
+            self.stats.ignored += 1;
+            return Inbound::Handled;
+        }
+        let transmissions = t.retransmissions + 1;
+        let token = token_of(&t.bytes);
+        self.finish(key);
+        if m.ty == MessageType::Rst {
+            self.stats.rst_received += 1;
+            return Inbound::Reset {
+                key: MessageKey(key),
+                token,
+            };
+        }
+        Inbound::Ack {
+            key: MessageKey(key),
+            token,
+            transmissions,
+            ack: m,
+        }
+    }
+
+    // ---- driving --------------------------------------------------------
+
+    /// Append the next datagram to `buf` and describe it (`len` = bytes
+    /// appended); `None` when nothing is queued. A tracked message's timer
+    /// starts at its first transmission, at `now`.
+    pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<MessageTransmit> {
+        let start = buf.len();
+        while let Some(q) = self.outq.pop_front() {
+            let mut key = None;
+            let (to, repeat) = match q {
+                Queued::Tracked {
+                    key: k,
+                    retransmission,
+                } => match self.tracked.get_mut(&k) {
+                    Some(t) => {
+                        buf.extend_from_slice(&t.bytes);
+                        if t.deadline == SimTime::MAX {
+                            // first transmission: the timer starts now
+                            t.deadline = now + t.timeout;
+                            self.timers.insert((t.deadline, k));
+                        }
+                        key = Some(MessageKey(k));
+                        (t.peer, retransmission)
+                    }
+                    None => continue,
+                },
+                Queued::Cached { peer, mid, repeat } => match self.dedup.reply(peer, mid) {
+                    Some(reply) => {
+                        buf.extend_from_slice(reply);
+                        (peer, repeat)
+                    }
+                    None => continue,
+                },
+                Queued::Rst { to, mid } => {
+                    write_header(buf, MessageType::Rst, Code::EMPTY, mid, &Token::EMPTY);
+                    (to, false)
+                }
+                Queued::Owned { to, bytes } => {
+                    buf.extend_from_slice(&bytes);
+                    self.give_back(bytes);
+                    (to, false)
+                }
+            };
+            let Ok(h) = Header::peek(buf.get(start..).unwrap_or(&[])) else {
+                buf.truncate(start);
+                continue;
+            };
+            let len = buf.len() - start;
+            self.stats.datagrams_sent += 1;
+            self.stats.bytes_sent += len as u64;
+            return Some(MessageTransmit {
+                to,
+                ty: h.ty,
+                code: h.code,
+                message_id: h.message_id,
+                is_retransmission: repeat,
+                len,
+                key,
+            });
+        }
+        None
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<MessageEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest time `handle_timeout` must be called, if any.
+    pub fn poll_timeout(&self) -> Option<SimTime> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Timers due at `now`, in deadline order (ties in key order): a CON is
+    /// retransmitted or given up, a tracked NON expires.
+    pub fn handle_timeout(&mut self, now: SimTime) {
+        self.dedup.expire(now);
+        while let Some(&(t, key)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.remove(&(t, key));
+            let Some(m) = self.tracked.get_mut(&key) else {
+                continue;
+            };
+            match m.state {
+                State::AwaitingAck if m.retransmissions < self.config.max_retransmit => {
+                    // RFC 7252 §4.2: retransmit, double the timeout, counted.
+                    m.retransmissions += 1;
+                    m.timeout = m.timeout.saturating_mul(2);
+                    m.deadline = t + m.timeout;
+                    self.timers.insert((m.deadline, key));
+                    self.stats.retransmissions += 1;
+                    self.outq.push_back(Queued::Tracked {
+                        key,
+                        retransmission: true,
+                    });
+                }
+                State::AwaitingAck => {
+                    // RFC 7252 §4.2: MAX_RETRANSMIT reached and the last
+                    // timeout expired: give up.
+                    self.stats.give_ups += 1;
+                    self.events.push_back(MessageEvent::GaveUp {
+                        key: MessageKey(key),
+                        peer: m.peer,
+                        token: token_of(&m.bytes),
+                        transmissions: m.retransmissions + 1,
+                    });
+                    self.finish(key);
+                }
+                State::Sent => {
+                    self.stats.expired += 1;
+                    self.events.push_back(MessageEvent::Expired {
+                        key: MessageKey(key),
+                        peer: m.peer,
+                        token: token_of(&m.bytes),
+                    });
+                    self.finish(key);
+                }
+                State::Waiting => {}
+            }
+        }
+    }
+
+    // ---- buffers --------------------------------------------------------
+
+    /// An empty buffer, recycled when one is available.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        let mut b = self.spare.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Keep a finished buffer for reuse (a few at most).
+    pub fn give_back(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buf.capacity() > 0 {
+            self.spare.push(buf);
+        }
+    }
+
+    // ---- internals ------------------------------------------------------
+
+    /// §4.4: message IDs are sequential per endpoint.
+    fn fresh_mid(&mut self) -> u16 {
+        let m = self.next_mid;
+        self.next_mid = self.next_mid.wrapping_add(1);
+        m
+    }
+
+    /// Give a message its ID and queue its first transmission; a CON draws
+    /// its initial timeout now (§4.2), the timer starts when it is sent.
+    fn start(&mut self, key: u64) {
+        let mid = self.fresh_mid();
+        let lo = self.config.ack_timeout.as_nanos();
+        let hi = self.config.max_initial_timeout().as_nanos();
+        let non_wait = self.config.non_response_timeout;
+        let Some(m) = self.tracked.get_mut(&key) else {
+            return;
+        };
+        m.message_id = mid;
+        let ty = if m.confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
+        patch_header(&mut m.bytes, ty, mid);
+        if m.interaction {
+            m.holds_slot = true;
+            self.stats.interactions_started += 1;
+        }
+        if m.confirmable {
+            // RFC 7252 §4.2: initial timeout uniform in
+            // [ACK_TIMEOUT, ACK_TIMEOUT·ACK_RANDOM_FACTOR], drawn once.
+            m.timeout = SimDuration::from_nanos(self.rng.range_inclusive(lo, hi));
+            m.state = State::AwaitingAck;
+        } else {
+            m.timeout = non_wait;
+            m.state = State::Sent;
+        }
+        // Indexed by MID so a matching ACK (CON) or RST (CON or NON, §4.3)
+        // finds it.
+        self.by_mid.insert((m.peer, mid), key);
+        self.outq.push_back(Queued::Tracked {
+            key,
+            retransmission: false,
+        });
+    }
+
+    /// Forget a tracked message and release its NSTART slot.
+    fn finish(&mut self, key: u64) {
+        let Some(m) = self.tracked.remove(&key) else {
+            return;
+        };
+        if m.deadline != SimTime::MAX {
+            self.timers.remove(&(m.deadline, key));
+        }
+        if m.state != State::Waiting && self.by_mid.get(&(m.peer, m.message_id)) == Some(&key) {
+            self.by_mid.remove(&(m.peer, m.message_id));
+        }
+        if m.holds_slot {
+            self.release_slot(m.peer);
+        }
+        self.give_back(m.bytes);
+    }
+
+    /// One outstanding interaction with `peer` ended (§4.7): start waiters.
+    fn release_slot(&mut self, peer: SockAddr) {
+        let nstart = self.config.nstart();
+        let mut to_start = Vec::new();
+        if let Some(slots) = self.peers.get_mut(&peer) {
+            slots.outstanding = slots.outstanding.saturating_sub(1);
+            while slots.outstanding < nstart {
+                let Some(next) = slots.waiting.pop_front() else {
+                    break;
+                };
+                slots.outstanding += 1;
+                to_start.push(next);
+            }
+            if slots.outstanding == 0 && slots.waiting.is_empty() {
+                self.peers.remove(&peer);
+            }
+        }
+        for key in to_start {
+            self.start(key);
+        }
+    }
+}
+
+/// The token of an encoded message (RFC 7252 §3: TKL in the first byte,
+/// the token after the 4-byte header); empty if the bytes are malformed.
+fn token_of(bytes: &[u8]) -> Token {
+    let tkl = usize::from(bytes.first().map_or(0, |b| b & 0x0F));
+    bytes
+        .get(4..4 + tkl)
+        .and_then(|t| Token::new(t).ok())
+        .unwrap_or(Token::EMPTY)
+}
+
+/// Set the type bits and message ID of an encoded message (RFC 7252 §3).
+fn patch_header(bytes: &mut [u8], ty: MessageType, mid: u16) {
+    if let Some(b0) = bytes.first_mut() {
+        *b0 = (*b0 & 0xCF) | (ty.bits() << 4);
+    }
+    if let Some(slot) = bytes.get_mut(2..4) {
+        slot.copy_from_slice(&mid.to_be_bytes());
+    }
+}
