@@ -79,6 +79,13 @@ pub trait Transport<C: SansIo> {
     fn after_flush(&mut self, _core: &mut C, _clock: &Clock) -> Result<bool, Self::Error> {
         Ok(false)
     }
+    /// The next timer of an application the transport carries beside the
+    /// core (e.g. a CoAP server answering late).
+    fn poll_timeout(&self) -> Option<SimTime> {
+        None
+    }
+    /// That timer is due.
+    fn handle_timeout(&mut self, _core: &mut C, _clock: &Clock) {}
 }
 
 /// Most events a driver keeps for the caller (older ones are dropped).
@@ -165,11 +172,19 @@ impl<C: SansIo, T: Transport<C>> Driver<C, T> {
     /// for input, fire due timers, flush again. Whether anything happened.
     pub fn step(&mut self, max_wait: Duration) -> Result<bool, T::Error> {
         let mut busy = self.flush()?;
-        let wait = self.clock.wait(self.core.poll_timeout(), max_wait);
+        let next = match (self.core.poll_timeout(), self.io.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = self.clock.wait(next, max_wait);
         busy |= self.io.receive(&mut self.core, &self.clock, wait)?;
         let now = self.clock.now();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             self.core.handle_timeout(now);
+            busy = true;
+        }
+        if self.io.poll_timeout().is_some_and(|t| t <= now) {
+            self.io.handle_timeout(&mut self.core, &self.clock);
             busy = true;
         }
         busy |= self.flush()?;

@@ -62,7 +62,7 @@ pub(crate) struct DedupCache {
 
 impl DedupCache {
     /// Drop every entry whose lifetime ended at or before `now`.
-    pub fn expire(&mut self, now: SimTime) {
+    pub(crate) fn expire(&mut self, now: SimTime) {
         for q in &mut self.expiry {
             while let Some(&(t, k)) = q.front() {
                 if t > now {
@@ -79,7 +79,7 @@ impl DedupCache {
     /// Remember `(peer, mid)` until `expires`, replacing an older entry (whose
     /// stale expiry record is skipped when it comes due). `class` is 0 for
     /// CON and 1 for NON entries: within a class, `expires` must not decrease.
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         peer: SockAddr,
         mid: u16,
@@ -93,7 +93,7 @@ impl DedupCache {
     }
 
     /// The live entry for `(peer, mid)` at `now`.
-    pub fn lookup(&self, now: SimTime, peer: SockAddr, mid: u16) -> Option<&DedupEntry> {
+    pub(crate) fn lookup(&self, now: SimTime, peer: SockAddr, mid: u16) -> Option<&DedupEntry> {
         self.entries
             .get(&key(peer, mid))
             .filter(|e| e.expires > now)
@@ -101,7 +101,7 @@ impl DedupCache {
 
     /// Attach the reply to repeat for duplicates of `(peer, mid)`, keeping
     /// the entry's lifetime; `Err` gives `reply` back when no entry exists.
-    pub fn set_reply(
+    pub(crate) fn set_reply(
         &mut self,
         peer: SockAddr,
         mid: u16,
@@ -117,14 +117,14 @@ impl DedupCache {
     }
 
     /// The cached reply bytes for `(peer, mid)`.
-    pub fn reply(&self, peer: SockAddr, mid: u16) -> Option<&[u8]> {
+    pub(crate) fn reply(&self, peer: SockAddr, mid: u16) -> Option<&[u8]> {
         self.entries
             .get(&key(peer, mid))
             .and_then(|e| e.reply.as_deref())
     }
 
     /// Number of remembered IDs.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 }
