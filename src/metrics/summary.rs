@@ -175,8 +175,14 @@ fn ms(ns: u64) -> Value {
 /// `energy_mj` is the run's radio energy over every radio, `None` when no
 /// node of the run has a radio model (the energy columns are then empty).
 pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
-    let mut lat = s.latencies.clone();
-    lat.sort_unstable();
+    // sorted by the caller normally; sorted here (a copy) otherwise
+    let lat: std::borrow::Cow<'_, [u64]> = if s.latencies.is_sorted() {
+        std::borrow::Cow::Borrowed(&s.latencies)
+    } else {
+        let mut l = s.latencies.clone();
+        l.sort_unstable();
+        std::borrow::Cow::Owned(l)
+    };
     let pct = |q: f64| stats::percentile_nearest_rank(&lat, q).map_or(Value::Empty, ms);
     let mean = if lat.is_empty() {
         Value::Empty

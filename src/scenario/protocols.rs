@@ -15,6 +15,7 @@ pub(crate) const MAX_NSTART: u64 = 65_535;
 /// Resolve the protocol tables (absent tables keep their defaults).
 pub(crate) fn resolve(
     ctx: &Ctx<'_>,
+    topo: &super::topology::Topology,
     p: Option<&ProtocolsSchema>,
 ) -> Result<ProtocolParams, ScenarioError> {
     let mut out = ProtocolParams::default();
@@ -133,6 +134,9 @@ pub(crate) fn resolve(
     }
     if let Some(t) = &p.tcp {
         out.tcp = resolve_tcp(ctx, t.get_ref())?;
+    }
+    if let Some(m) = &p.mqttsn {
+        out.mqttsn = super::mqttsn::resolve(ctx, topo, m.get_ref())?;
     }
     if let Some(m) = &p.mqtt {
         out.mqtt = super::mqtt::resolve(ctx, m.get_ref())?;

@@ -64,13 +64,20 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
 }
 
-/// `client_disconnect`, `client_crash`, `client_connect` (scenario events
-/// addressed to a node's protocol clients).
+/// `client_disconnect`, `client_crash`, `client_connect`, `client_sleep`,
+/// `client_wake` (scenario events addressed to a node's protocol clients;
+/// a protocol without the notion ignores it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAction {
     Disconnect,
     Crash,
     Connect,
+    /// Sleep (MQTT-SN 1.2 §6.14), waking every `duration`.
+    Sleep {
+        duration: crate::sim::SimDuration,
+    },
+    /// Wake for good.
+    Wake,
 }
 
 /// An extra table a plug-in writes beside the standard outputs (e.g.
@@ -100,8 +107,9 @@ pub struct PluginOutput {
 pub struct RunEnd<'a> {
     pub scenario: &'a Scenario,
     pub run_id: u64,
-    /// Every flow's shared counters, in flow order.
-    pub flows: &'a [FlowStats],
+    /// Every flow's name and shared counters, in flow order (latencies
+    /// sorted).
+    pub flows: &'a [(String, FlowStats)],
 }
 
 /// A protocol's glue in the simulator. Every method but `publish` has a

@@ -157,7 +157,9 @@ pub(crate) fn qos_of(reliability: Reliability) -> QoS {
     match reliability {
         Reliability::Confirmed | Reliability::Qos1 | Reliability::Con => QoS::AtLeastOnce,
         Reliability::ExactlyOnce | Reliability::Qos2 => QoS::ExactlyOnce,
-        Reliability::BestEffort | Reliability::Qos0 | Reliability::Non => QoS::AtMostOnce,
+        Reliability::BestEffort | Reliability::Qos0 | Reliability::Non | Reliability::QosMinus1 => {
+            QoS::AtMostOnce
+        }
     }
 }
 
@@ -761,6 +763,8 @@ impl Plugin for Mqtt {
                     cn.online = false;
                     cn.crashed = true;
                 }
+                // MQTT clients do not sleep
+                ClientAction::Sleep { .. } | ClientAction::Wake => continue,
                 ClientAction::Connect => {
                     for sock in std::mem::take(&mut self.clients[c as usize].frozen) {
                         ctx.tcp_remove(sock);
