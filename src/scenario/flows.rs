@@ -203,7 +203,7 @@ fn value_gen(ctx: &Ctx<'_>, v: &S<ValueSchema>, field: &str) -> Result<ValueGen,
 
 /// The protocols a flow may name: the built-in ones, then the plug-ins.
 fn available(ctx: &Ctx<'_>) -> String {
-    ["udp", "coap", "tcp", "mqtt"]
+    ["udp", "coap", "tcp", "mqtt", "mqttsn"]
         .into_iter()
         .chain(ctx.protocols.ext.iter().map(|e| e.name))
         .collect::<Vec<_>>()
@@ -234,18 +234,9 @@ pub fn resolve(
         "coap" => Protocol::Coap,
         "tcp" => Protocol::Tcp,
         "mqtt" => Protocol::Mqtt,
+        "mqttsn" => Protocol::Mqttsn,
         p if ctx.protocols.get(p).is_some() => {
             Protocol::Ext(ctx.protocols.get(p).map_or("", |e| e.name))
-        }
-        p @ "mqttsn" => {
-            return Err(ctx.err_at(
-                &fl.protocol,
-                &f("protocol"),
-                format!(
-                    "protocol \"{p}\" is not available yet in this version; available: {}",
-                    available(ctx)
-                ),
-            ))
         }
         p => {
             return Err(ctx.err_at(
@@ -477,6 +468,20 @@ pub fn resolve(
     };
     let integrated =
         params.mqttsn.gateway_mode == crate::scenario::model::MqttsnGatewayMode::Integrated;
+    if integrated
+        && matches!(protocol, Protocol::Mqtt | Protocol::Mqttsn)
+        && subscribe_with != protocol
+    {
+        let sp = fl
+            .subscribe_with
+            .as_ref()
+            .map_or(fl.protocol.span(), |v| v.span());
+        return Err(ctx.err(
+            sp,
+            &f("subscribe_with"),
+            "an integrated MQTT-SN gateway is the broker of its MQTT-SN clients only, so MQTT and MQTT-SN clients cannot meet through it: use [protocols.mqttsn] gateway_mode = \"aggregating\" or \"transparent\" with a broker",
+        ));
+    }
     // a broker is needed by MQTT clients and by gateways that are not the
     // broker themselves
     let needs_broker = match protocol {
@@ -580,6 +585,76 @@ pub fn resolve(
         check_mqttsn_topics(ctx, topo, fl, &spec, &params.mqttsn, &f)?;
     }
     Ok(spec)
+}
+
+/// Checks across the flows that use MQTT-SN (after every flow resolved):
+/// MQTT-SN clients do not run on gateway or forwarder nodes (they would
+/// share the MQTT-SN port), and the gateways reach one broker.
+pub(crate) fn check_mqttsn_flows(
+    ctx: &Ctx<'_>,
+    topo: &Topology,
+    schemas: &[&FlowSchema],
+    flows: &[FlowSpec],
+) -> Result<(), ScenarioError> {
+    use crate::scenario::model::Role;
+    let mut broker: Option<(usize, &str)> = None;
+    for (fl, spec) in schemas.iter().zip(flows) {
+        let f = |k: &str| format!("flows.{}.{k}", spec.name);
+        let sides = [
+            (
+                spec.protocol == Protocol::Mqttsn,
+                &spec.publishers,
+                &fl.publishers,
+                "publishers",
+            ),
+            (
+                spec.subscribe_with == Protocol::Mqttsn,
+                &spec.receivers,
+                &fl.receivers,
+                "receivers",
+            ),
+        ];
+        for (is_sn, nodes, field, key) in sides {
+            if !is_sn {
+                continue;
+            }
+            if let Some(&n) = nodes
+                .iter()
+                .find(|&&n| matches!(topo.nodes[n].role, Role::Gateway | Role::Forwarder))
+            {
+                let node = &topo.nodes[n];
+                return Err(ctx.err_at(
+                    field,
+                    &f(key),
+                    format!(
+                        "node \"{}\" has role \"{}\": an MQTT-SN client cannot run on a gateway or forwarder node (both use the MQTT-SN port); give the client its own node",
+                        node.name,
+                        node.role.as_str()
+                    ),
+                ));
+            }
+        }
+        if spec.protocol != Protocol::Mqttsn && spec.subscribe_with != Protocol::Mqttsn {
+            continue;
+        }
+        let Some(b) = spec.broker else { continue };
+        match broker {
+            None => broker = Some((b, spec.name.as_str())),
+            Some((b0, first)) if b0 != b => {
+                let sp = fl.broker.as_ref().map_or(fl.protocol.span(), |v| v.span());
+                return Err(ctx.err(
+                    sp,
+                    &f("broker"),
+                    format!(
+                        "MQTT-SN gateways connect to one broker: flow \"{first}\" uses \"{}\", this one \"{}\"",
+                        topo.nodes[b0].name, topo.nodes[b].name
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// MQTT-SN publishers' topics must fit the topic form they publish with

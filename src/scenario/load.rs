@@ -2,7 +2,7 @@
 
 use super::check::{Ctx, MAX_DURATION};
 use super::error::{field_path_at, LineIndex, ScenarioError};
-use super::schema::FileSchema;
+use super::schema::{FileSchema, FlowSchema};
 use super::{events, flows, overrides, protocols, radio, sweep, topology};
 use crate::scenario::model::{ProtocolTable, Scenario};
 use crate::sim::SimDuration;
@@ -167,6 +167,8 @@ fn build(
         }
         out_flows.push(flows::resolve(ctx, &topo, fl, duration, &protocols)?);
     }
+    let schemas: Vec<&FlowSchema> = file.flows.iter().map(|f| f.get_ref()).collect();
+    flows::check_mqttsn_flows(ctx, &topo, &schemas, &out_flows)?;
     let events = events::resolve_all(ctx, &topo, &file.events, duration + drain)?;
     let media = radio::resolve_all(ctx, &topo, &file.media)?;
     let sweep = match &file.sweep {

@@ -469,10 +469,15 @@ impl World<'_> {
             return;
         }
         let len = self.pool.get(pkt).data.len() as u64;
-        let (tip, proto, app) = crate::net::packet::layer_split(&self.pool.get(pkt).data, &meta);
+        let data = &self.pool.get(pkt).data;
+        let (tip, proto, app) = crate::net::packet::layer_split(data, &meta);
+        let tcp = crate::net::ip::carries_tcp(data);
         let link_hdr = u64::from(ppdu) - len;
         if let Some(s) = self.flow_stats(meta.flow) {
             s.bytes_on_wire += u64::from(ppdu);
+            if tcp {
+                s.bytes_on_wire_tcp += u64::from(ppdu);
+            }
             if retry || meta.retx {
                 s.bytes_retransmissions += u64::from(ppdu);
             } else {
