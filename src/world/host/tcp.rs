@@ -145,6 +145,13 @@ pub(crate) struct TcpSock {
     /// `packets.csv`, with the flow their bytes belong to (`NO_FLOW`: the
     /// socket's); pruned as the peer acknowledges.
     kinds: VecDeque<(u64, &'static str, u32)>,
+    /// The flow of the last segment with data received (`NO_FLOW`: none
+    /// yet). A connection can carry several flows (an aggregating MQTT-SN
+    /// gateway's): what it sends without a flow of its own (pure ACKs,
+    /// acknowledgements and other control packets written with `NO_FLOW`)
+    /// answers that data and is charged to its flow, not always to the
+    /// socket's.
+    rx_flow: u32,
 }
 
 impl TcpSock {
@@ -172,6 +179,7 @@ impl TcpSock {
             app_ranges: VecDeque::new(),
             close_pending: false,
             kinds: VecDeque::new(),
+            rx_flow: crate::net::packet::NO_FLOW,
         }
     }
 }
@@ -470,6 +478,10 @@ impl World<'_> {
             if s.attach == Attach::Frozen {
                 return; // a dead device hears nothing
             }
+            let doff = usize::from(seg.get(12).copied().unwrap_or(0) >> 4) * 4;
+            if sum_ok && seg.len() > doff && meta.flow != crate::net::packet::NO_FLOW {
+                s.rx_flow = meta.flow;
+            }
             if !sum_ok || s.conn.handle_input(now, segment).is_err() {
                 self.tcp_malformed(meta);
             }
@@ -730,6 +742,14 @@ impl World<'_> {
             };
             let mut kind = seg_kind(&t);
             let mut flow = flow;
+            if t.payload_len == 0
+                && !t.flags.syn()
+                && !t.flags.fin()
+                && !t.flags.rst()
+                && s.rx_flow != crate::net::packet::NO_FLOW
+            {
+                flow = s.rx_flow; // a pure ACK answers the data last received
+            }
             if kind == "tcp_data" && !s.kinds.is_empty() {
                 // the application packet the segment's first byte belongs to
                 let start = u64::from(t.seq.wrapping_sub(s.iss).wrapping_sub(1));
@@ -854,6 +874,11 @@ impl World<'_> {
             return;
         };
         if let Some((k, flow)) = kind {
+            let flow = if flow == crate::net::packet::NO_FLOW {
+                s.rx_flow
+            } else {
+                flow
+            };
             s.kinds.push_back((s.written, k, flow));
         }
         if let Some((a, b)) = payload {
