@@ -65,7 +65,7 @@ fn simulate(p: f64, n_retry: u32, seed: u64) -> Outcome {
             || (w.from == gw_addr(0) && w.to == client_addr(0));
         between && rng.bernoulli(p)
     });
-    let tx_before = net.clients[c].stats().sent_by_type[MsgType::Publish.index()];
+    let tx_before = net.clients[c].stats().sent_of(MsgType::Publish);
     let now = net.now;
     for k in 0..MESSAGES {
         net.clients[c]
@@ -106,7 +106,7 @@ fn simulate(p: f64, n_retry: u32, seed: u64) -> Outcome {
         .collect();
     got.sort_unstable();
     got.dedup();
-    let tx = net.clients[c].stats().sent_by_type[MsgType::Publish.index()] - tx_before;
+    let tx = net.clients[c].stats().sent_of(MsgType::Publish) - tx_before;
     let n = f64::from(MESSAGES);
     Outcome {
         received: got.len() as f64 / n,

@@ -41,7 +41,8 @@ pub use gateway::{
     GatewayTransmit, Upstream,
 };
 pub use types::{
-    MsgType, Qos, ReturnCode, SubTopic, TopicIdType, TopicRef, TypeCounters, WillTopic, MSG_TYPES,
+    MsgType, Qos, ReturnCode, SubTopic, TopicIdType, TopicRef, TypeCounters, TypeStats, WillTopic,
+    MSG_TYPES,
 };
 
 use crate::net::addr::{Addr, SockAddr};

@@ -130,6 +130,45 @@ impl fmt::Display for MsgType {
 /// Per-type counters, indexed by [`MsgType::index`].
 pub type TypeCounters = [u64; MSG_TYPES];
 
+/// Messages and bytes sent and received, by message type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeStats {
+    pub sent: TypeCounters,
+    pub bytes_sent: TypeCounters,
+    pub received: TypeCounters,
+    pub bytes_received: TypeCounters,
+}
+
+impl Default for TypeStats {
+    fn default() -> Self {
+        TypeStats {
+            sent: [0; MSG_TYPES],
+            bytes_sent: [0; MSG_TYPES],
+            received: [0; MSG_TYPES],
+            bytes_received: [0; MSG_TYPES],
+        }
+    }
+}
+
+impl TypeStats {
+    pub(crate) fn count_sent(&mut self, ty: MsgType, len: usize) {
+        if let Some(x) = self.sent.get_mut(ty.index()) {
+            *x += 1;
+        }
+        if let Some(x) = self.bytes_sent.get_mut(ty.index()) {
+            *x += len as u64;
+        }
+    }
+    pub(crate) fn count_received(&mut self, ty: MsgType, len: usize) {
+        if let Some(x) = self.received.get_mut(ty.index()) {
+            *x += 1;
+        }
+        if let Some(x) = self.bytes_received.get_mut(ty.index()) {
+            *x += len as u64;
+        }
+    }
+}
+
 /// QoS level of the Flags octet (§5.3.4): bits 6–5, `0b11` is QoS −1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Qos {

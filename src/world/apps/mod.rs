@@ -186,6 +186,12 @@ impl<'a, 'w> Ctx<'a, 'w> {
     pub fn node_up(&self, node: usize) -> bool {
         self.w.nodes[node].up
     }
+    /// Put `node`'s radio to sleep or wake it (no-op without a radio): an
+    /// application that sleeps (an MQTT-SN client, §6.14) turns it off.
+    pub fn radio_doze(&mut self, node: usize, on: bool) {
+        let now = self.now;
+        self.w.radio_doze(now, node, on);
+    }
     /// Whether traffic now counts (after warmup).
     pub fn counted(&self) -> bool {
         self.w.counted(self.now)

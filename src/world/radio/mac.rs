@@ -234,12 +234,14 @@ impl World<'_> {
     ) -> impl FnMut(u32) -> bool + 'a {
         move |r: u32| {
             let mn = &mac[r as usize];
+            let idle = matches!(
+                mn.state,
+                MacState::Idle | MacState::Deferred | MacState::Backoff
+            );
             mn.up
+                && !(mn.dozing && idle)
                 && (!mn.duty
-                    || !matches!(
-                        mn.state,
-                        MacState::Idle | MacState::Deferred | MacState::Backoff
-                    )
+                    || !idle
                     || duty
                         .is_some_and(|dc| dc.awake_ns(now, now + SimDuration::from_nanos(1)) == 1))
         }

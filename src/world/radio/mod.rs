@@ -92,6 +92,10 @@ struct MacNode {
     metered: RadioState,
     duty: bool,
     up: bool,
+    /// The application put the radio to sleep (an MQTT-SN client asleep,
+    /// §6.14): it hears no new frame and draws sleep current while idle,
+    /// but still sends what it queues and hears the ACKs of its own frames.
+    dozing: bool,
     tx: Option<TxId>,
     ack_tx: Option<TxId>,
     ack_pending: Option<(u32, u8, u32, bool)>,
@@ -209,6 +213,7 @@ impl Radio {
                         metered: RadioState::Listen,
                         duty,
                         up: true,
+                        dozing: false,
                         tx: None,
                         ack_tx: None,
                         ack_pending: None,
@@ -402,6 +407,8 @@ impl World<'_> {
             RadioState::Tx
         } else if receiving || matches!(mn.state, MacState::Cca | MacState::WaitAck) {
             RadioState::Rx
+        } else if mn.dozing && !mn.acking() {
+            RadioState::Sleep
         } else {
             RadioState::Listen
         };
@@ -601,6 +608,20 @@ impl World<'_> {
         }
         self.refresh(now, m, n);
         self.refresh_locks(now, m);
+    }
+
+    /// The application at `node` puts its radio to sleep (`true`) or wakes
+    /// it (`false`); a node without a radio ignores it.
+    pub(crate) fn radio_doze(&mut self, now: SimTime, node: usize, on: bool) {
+        let (m, n) = self.radio.of_node[node];
+        if m == NONE {
+            return;
+        }
+        let mn = &mut self.radio.media[m as usize].mac[n as usize];
+        if mn.dozing != on {
+            mn.dozing = on;
+            self.refresh(now, m as usize, n);
+        }
     }
 
     /// `node` restarted: its radio listens again.
