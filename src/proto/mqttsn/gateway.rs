@@ -563,6 +563,31 @@ impl Gateway {
         }
     }
 
+    /// The driver is stopping: every upstream MQTT connection is closed
+    /// gracefully (MQTT DISCONNECT from `poll_transmit`, then
+    /// [`GatewayEvent::CloseUpstream`]), the aggregating one is not
+    /// reconnected, advertising stops. Clients keep their records; a later
+    /// CONNECT opens upstream connections again.
+    pub fn shutdown(&mut self, now: SimTime) {
+        self.next_adv = None;
+        self.shared = None;
+        self.shared_ready = false;
+        let ks: Vec<u32> = self.ups.keys().copied().collect();
+        for k in ks {
+            if let Some(i) = self.ups.get(&k).and_then(|u| u.owner) {
+                if let Some(s) = self.sn_mut(i) {
+                    s.upstream = None;
+                }
+            }
+            self.close_up(now, k);
+            // A connection waiting to reconnect has no transport to close.
+            if self.ups.get(&k).is_some_and(|u| !u.closing) {
+                self.ups.remove(&k);
+                self.forget_up(k);
+            }
+        }
+    }
+
     fn handle_timeout_adv(&mut self, now: SimTime) {
         if let (Some(t), Some(period)) = (self.next_adv, self.config.t_adv) {
             if t <= now {
