@@ -1206,10 +1206,20 @@ impl Gateway {
                 }
                 None => {
                     self.shared_ready = false;
-                    if reconnect_at.is_none() {
-                        self.ups.remove(&k);
-                        self.forget_up(k);
-                        self.shared = None;
+                    match reconnect_at {
+                        None => {
+                            self.ups.remove(&k);
+                            self.forget_up(k);
+                            self.shared = None;
+                        }
+                        // It reconnects (OpenUpstream again, same id): the
+                        // transport it asked to close (a CONNACK or PINGRESP
+                        // timeout) goes, the connection stays.
+                        Some(_) => {
+                            if let Some(u) = self.ups.get_mut(&k) {
+                                u.closing = false;
+                            }
+                        }
                     }
                 }
             },
