@@ -371,6 +371,9 @@ struct Up {
     owner: Option<Idx>,
     armed: Option<SimTime>,
     closing: bool,
+    /// Transparent, its client gone: DISCONNECT once the publishes it
+    /// still carries are acknowledged, at the latest at this time.
+    drain_until: Option<SimTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -474,6 +477,18 @@ pub struct Gateway {
     events: VecDeque<GatewayEvent>,
     scratch: Vec<(Idx, Qos)>,
     stats: GatewayStats,
+}
+
+/// Publishes an upstream MQTT client still has to deliver (in flight or
+/// waiting for the window); packets merely queued go out before a
+/// DISCONNECT anyway.
+fn carries(c: &mqtt::Client) -> bool {
+    carried(c) > 0
+}
+
+/// How many publishes [`carries`] counts (dropped when the drain fails).
+fn carried(c: &mqtt::Client) -> usize {
+    c.inflight_len() + c.queued_len()
 }
 
 fn factor(d: SimDuration, f: f64) -> SimDuration {
@@ -1088,6 +1103,7 @@ impl Gateway {
                 owner,
                 armed: None,
                 closing: false,
+                drain_until: None,
             },
         );
         self.stats.upstream_opened += 1;
@@ -1111,6 +1127,13 @@ impl Gateway {
         while let Some(ev) = self.ups.get_mut(&k).and_then(|u| u.client.poll_event()) {
             self.on_up_event(now, k, ev);
         }
+        let drained = self
+            .ups
+            .get(&k)
+            .is_some_and(|u| u.drain_until.is_some() && !carries(&u.client));
+        if drained {
+            self.close_up(now, k);
+        }
         self.rearm_up(k);
     }
 
@@ -1118,7 +1141,10 @@ impl Gateway {
         let Some(u) = self.ups.get_mut(&k) else {
             return;
         };
-        let t = u.client.poll_timeout();
+        let t = match (u.client.poll_timeout(), u.drain_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if u.armed != t {
             if let Some(old) = u.armed {
                 self.up_timers.remove(&(old, k));
@@ -1132,6 +1158,29 @@ impl Gateway {
 
     fn on_up_event(&mut self, now: SimTime, k: u32, ev: MqttEvent) {
         let owner = self.ups.get(&k).and_then(|u| u.owner);
+        if self.ups.get(&k).is_some_and(|u| u.drain_until.is_some()) {
+            // A departed client's connection finishing its publishes:
+            // nothing for clients any more; lost, it is forgotten.
+            match ev {
+                MqttEvent::CloseTransport => {
+                    if let Some(u) = self.ups.get_mut(&k) {
+                        u.closing = true;
+                    }
+                    self.events
+                        .push_back(GatewayEvent::CloseUpstream { conn: Upstream(k) });
+                }
+                MqttEvent::ConnectionLost { .. } => {
+                    let n = self.ups.get(&k).map_or(0, |u| carried(&u.client));
+                    self.stats.dropped += n as u64;
+                    if self.ups.get(&k).is_some_and(|u| !u.closing) {
+                        self.ups.remove(&k);
+                        self.forget_up(k);
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
         match ev {
             MqttEvent::OpenTransport => self
                 .events
@@ -1280,9 +1329,30 @@ impl Gateway {
     fn close_up(&mut self, now: SimTime, k: u32) {
         if let Some(u) = self.ups.get_mut(&k) {
             u.owner = None;
+            u.drain_until = None;
             u.client.disconnect();
         }
         self.drive_up(now, k);
+    }
+
+    /// A client's own upstream (transparent) after its session ended: close
+    /// it once the publishes it carries (the client's last ones, its will)
+    /// are acknowledged by the broker, so a QoS 2 publish the gateway has
+    /// already completed with PUBCOMP is not dropped with the connection;
+    /// at most T_RETRY × (N_RETRY + 1) later.
+    fn release_up(&mut self, now: SimTime, k: u32) {
+        let limit = self
+            .config
+            .t_retry
+            .saturating_mul(u64::from(self.config.n_retry) + 1);
+        match self.ups.get_mut(&k) {
+            Some(u) if u.client.is_connected() && carries(&u.client) => {
+                u.owner = None;
+                u.drain_until = Some(now + limit);
+                self.rearm_up(k);
+            }
+            _ => self.close_up(now, k),
+        }
     }
 
     fn on_upstream(&mut self, now: SimTime, conn: Upstream, ev: StreamInput<'_>) {
@@ -2069,7 +2139,7 @@ impl Gateway {
             self.forward(now, Some(i), w.topic, w.msg, w.qos, w.retain);
         }
         if let Some(k) = self.sn_mut(i).and_then(|s| s.upstream.take()) {
-            self.close_up(now, k);
+            self.release_up(now, k);
         }
         self.pending_subs.retain(|p| p.client != i);
         self.events.push_back(GatewayEvent::ClientDisconnected {
@@ -2353,11 +2423,20 @@ impl SansIo for Gateway {
                 break;
             }
             self.up_timers.pop_first();
+            let mut expired = false;
             if let Some(u) = self.ups.get_mut(&k) {
                 u.armed = None;
                 u.client.handle_timeout(now);
+                expired = u.drain_until.is_some_and(|d| d <= now);
             }
-            self.drive_up(now, k);
+            if expired {
+                // The broker did not acknowledge in time: give the rest up.
+                let n = self.ups.get(&k).map_or(0, |u| carried(&u.client));
+                self.stats.dropped += n as u64;
+                self.close_up(now, k);
+            } else {
+                self.drive_up(now, k);
+            }
         }
     }
 }
