@@ -137,6 +137,14 @@ fn main() {
     let answered = out.counter("coap", "responses_received").unwrap_or(0);
     let ratio = answered as f64 / started.max(1) as f64;
     println!("loss={loss} requests={started} responses={answered}");
+    for c in [
+        "requests_outstanding",
+        "requests_unanswered",
+        "dedup_entries",
+        "requests_tracked",
+    ] {
+        println!("{c}={}", out.counter("coap", c).unwrap_or(0));
+    }
     println!(
         "round_trip_success={ratio:.4} (closed form (1-p)^2 = {:.4})",
         (1.0 - loss) * (1.0 - loss)

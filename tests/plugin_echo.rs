@@ -253,8 +253,11 @@ fn the_echo_section_is_validated_by_the_plugin_with_its_line() {
     assert_eq!(e.field.as_deref(), Some("protocols.echo"));
     assert!(e.message.contains("port must be"), "{e}");
     assert!(e.line.is_some(), "{e}");
-    // without the plug-in the protocol and its section are unknown
+    // without the plug-in its section and the protocol are unknown
     let e = load(SCENARIO, &Registry::builtin()).expect_err("no echo");
+    assert!(e.message.contains("unknown field `echo`"), "{e}");
+    let no_section = SCENARIO.replace("[protocols.echo]\nport = 7777\n", "");
+    let e = load(&no_section, &Registry::builtin()).expect_err("no echo");
     assert!(e.message.contains("unknown protocol \"echo\""), "{e}");
     // and reliabilities it does not offer are refused
     let e = load(

@@ -321,7 +321,7 @@ fn udp_cannot_be_confirmed() {
         "[\"collector\"]",
         "x",
     );
-    expect_err(&t, 20, "flows.f.protocol", "not available yet");
+    expect_err(&t, 20, "flows.f.broker", "an mqttsn flow needs a broker");
     let t = flow(
         "fan_in",
         "mqtt",

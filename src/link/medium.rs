@@ -31,6 +31,11 @@
 //! interference present and SINR below the capture threshold the frame is a
 //! collision; otherwise it is lost with PER = 1 − (1 − BER(SINR))^bits
 //! (`link::phy`, bits = the whole PPDU) — `LostChannel` — or delivered.
+//! With a frame loss set ([`Medium::with_frame_loss`], the medium's
+//! `loss = { model = "bernoulli", p }`), a frame the PER draw delivered is
+//! still lost with probability p — `LostChannel` too — drawn independently
+//! per (transmission, receiver) on the receiver's own stream
+//! `medium/<name>/<member>/frame_loss`.
 //!
 //! Neighbour lists are precomputed (a spatial grid at setup, then compressed
 //! rows), so a frame touches only the members whose mean power is above the
@@ -245,10 +250,20 @@ pub struct Medium {
     rx: Vec<RxState>,
     /// PER draws, one stream per receiver.
     rx_rng: Vec<SimRng>,
+    /// Extra independent loss of a frame SINR delivered, if set.
+    frame_loss: Option<FrameLoss>,
     txs: Vec<Tx>,
     free: Vec<TxId>,
     members: u32,
     pub stats: MediumStats,
+}
+
+/// Bernoulli loss of each (transmission, receiver) on top of SINR: its
+/// probability and one stream per receiver.
+#[derive(Debug)]
+struct FrameLoss {
+    p: f64,
+    rng: Vec<SimRng>,
 }
 
 fn dbm_to_mw(dbm: f64) -> f64 {
@@ -356,11 +371,29 @@ impl Medium {
                 .iter()
                 .map(|m| SimRng::stream(seed, &format!("medium/{name}/{m}/rx")))
                 .collect(),
+            frame_loss: None,
             txs: Vec::new(),
             free: Vec::new(),
             members: n as u32,
             stats: MediumStats::default(),
         }
+    }
+
+    /// Lose each frame that SINR delivered to a receiver with probability
+    /// `p` (clamped to [0, 1]), independently per transmission and receiver,
+    /// drawn from the receiver's stream `medium/<name>/<member>/frame_loss`
+    /// under `seed` (`name`, `names`: as given to [`Medium::new`]). Without
+    /// it (or with p = 0) no such draw is made and nothing else changes.
+    pub fn with_frame_loss(mut self, p: f64, seed: u64, name: &str, names: &[&str]) -> Medium {
+        let p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
+        self.frame_loss = (p > 0.0).then(|| FrameLoss {
+            p,
+            rng: names
+                .iter()
+                .map(|m| SimRng::stream(seed, &format!("medium/{name}/{m}/frame_loss")))
+                .collect(),
+        });
+        self
     }
 
     /// Number of members.
@@ -571,7 +604,13 @@ impl Medium {
                         RxOutcome::Overheard
                     } else {
                         let ber = phy::ber(self.phy.modulation, sinr);
-                        if self.rx_rng[e.rx as usize].bernoulli(phy::per(ber, bits)) {
+                        let lost = self.rx_rng[e.rx as usize].bernoulli(phy::per(ber, bits))
+                            // on top of SINR: only a frame it delivered is drawn again
+                            || self
+                                .frame_loss
+                                .as_mut()
+                                .is_some_and(|l| l.rng[e.rx as usize].bernoulli(l.p));
+                        if lost {
                             RxOutcome::LostChannel
                         } else {
                             RxOutcome::Delivered

@@ -36,6 +36,9 @@ pub struct FlowStats {
     pub bytes_protocol: u64,
     pub bytes_transport_ip: u64,
     pub bytes_retransmissions: u64,
+    /// The part of `bytes_on_wire` in packets carrying TCP (an MQTT-SN
+    /// flow's backhaul; the rest of its bytes are its UDP hops).
+    pub bytes_on_wire_tcp: u64,
     pub retransmissions: u64,
     pub drops_channel: u64,
     pub drops_queue: u64,

@@ -57,8 +57,9 @@ pub const CORE_COLUMNS: [&str; 30] = [
 ];
 
 /// Every metric column with the built-in protocols, in order (the core
-/// columns, then the host TCP's, MQTT's and the radio energy columns).
-pub const METRIC_COLUMNS: [&str; 44] = [
+/// columns, then the host TCP's, MQTT's, the radio energy columns and
+/// MQTT-SN's).
+pub const METRIC_COLUMNS: [&str; 52] = [
     "sent",
     "intended",
     "delivered",
@@ -107,6 +108,15 @@ pub const METRIC_COLUMNS: [&str; 44] = [
     "energy_mj_listen",
     "energy_mj_sleep",
     "energy_mj_per_delivered",
+    // added by MQTT-SN (issue #13), after everything before
+    "mqttsn_registration_bytes",
+    "mqttsn_discovery_ms_mean",
+    "mqttsn_buffered_asleep",
+    "mqttsn_gateway_drops",
+    "mqttsn_client_drops",
+    "mqttsn_bytes_constrained",
+    "mqttsn_bytes_backhaul",
+    "mqttsn_gateway_connections",
 ];
 
 /// A cell: integer, float, or empty (not applicable / undefined).
@@ -175,8 +185,14 @@ fn ms(ns: u64) -> Value {
 /// `energy_mj` is the run's radio energy over every radio, `None` when no
 /// node of the run has a radio model (the energy columns are then empty).
 pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
-    let mut lat = s.latencies.clone();
-    lat.sort_unstable();
+    // sorted by the caller normally; sorted here (a copy) otherwise
+    let lat: std::borrow::Cow<'_, [u64]> = if s.latencies.is_sorted() {
+        std::borrow::Cow::Borrowed(&s.latencies)
+    } else {
+        let mut l = s.latencies.clone();
+        l.sort_unstable();
+        std::borrow::Cow::Owned(l)
+    };
     let pct = |q: f64| stats::percentile_nearest_rank(&lat, q).map_or(Value::Empty, ms);
     let mean = if lat.is_empty() {
         Value::Empty

@@ -260,6 +260,8 @@ pub fn event_label(sc: &Scenario, a: &Action) -> (&'static str, String) {
         Action::ClientDisconnect { node: n } => ("client_disconnect", node(n)),
         Action::ClientCrash { node: n } => ("client_crash", node(n)),
         Action::ClientConnect { node: n } => ("client_connect", node(n)),
+        Action::ClientSleep { node: n, .. } => ("client_sleep", node(n)),
+        Action::ClientWake { node: n } => ("client_wake", node(n)),
     }
 }
 

@@ -44,6 +44,11 @@ pub fn node_addr(index: usize) -> Ipv4Addr {
     Ipv4Addr::from(BASE + i + 1)
 }
 
+/// Whether an IPv4 packet (or fragment) carries TCP.
+pub fn carries_tcp(packet: &[u8]) -> bool {
+    packet.len() > 9 && packet[0] >> 4 == 4 && packet[9] == PROTO_TCP
+}
+
 /// Inverse of [`node_addr`]: `None` for addresses outside 10.0.0.1–10.255.255.254.
 pub fn addr_node(addr: Ipv4Addr) -> Option<usize> {
     let a = u32::from(addr);

@@ -180,6 +180,21 @@ impl Routing {
         best
     }
 
+    /// Hops on the route from `from` to `dst` (`Some(0)` when they are the
+    /// same node, `None` when `dst` is unreachable).
+    pub(crate) fn hops(&self, from: usize, dst: usize) -> Option<u32> {
+        let mut at = from;
+        let mut hops = 0u32;
+        while at != dst {
+            at = self.next_hop(at, dst)?.neighbor as usize;
+            hops += 1;
+            if hops as usize > self.adj.len() {
+                return None; // cannot happen on shortest paths; bounded anyway
+            }
+        }
+        Some(hops)
+    }
+
     /// Next hop from `from` towards `dst`: the adjacency entry to send on, or
     /// `None` when `dst` is unreachable (or `from == dst`). Among equal-cost
     /// choices the lowest link index wins.

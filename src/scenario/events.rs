@@ -25,6 +25,8 @@ enum Kind {
     ClientDisconnect,
     ClientCrash,
     ClientConnect,
+    ClientSleep,
+    ClientWake,
 }
 
 const ACTIONS: &[(&str, Kind)] = &[
@@ -38,6 +40,8 @@ const ACTIONS: &[(&str, Kind)] = &[
     ("client_disconnect", Kind::ClientDisconnect),
     ("client_crash", Kind::ClientCrash),
     ("client_connect", Kind::ClientConnect),
+    ("client_sleep", Kind::ClientSleep),
+    ("client_wake", Kind::ClientWake),
 ];
 
 /// Resolve every event; `horizon` = duration + drain bounds `at`.
@@ -70,7 +74,9 @@ pub(crate) fn resolve_all(
             | Kind::NodeRestart
             | Kind::ClientDisconnect
             | Kind::ClientCrash
-            | Kind::ClientConnect => &["node"],
+            | Kind::ClientConnect
+            | Kind::ClientWake => &["node"],
+            Kind::ClientSleep => &["node", "duration"],
             Kind::Partition => &["nodes"],
             Kind::Heal => &[],
         };
@@ -79,6 +85,7 @@ pub(crate) fn resolve_all(
             ("node", e.node.as_ref().map(|v| v.span())),
             ("nodes", e.nodes.as_ref().map(|v| v.span())),
             ("loss", e.loss.as_ref().map(|v| v.span())),
+            ("duration", e.duration.as_ref().map(|v| v.span())),
         ];
         for (k, sp) in &present {
             match (sp, wants.contains(k)) {
@@ -147,6 +154,28 @@ pub(crate) fn resolve_all(
             Kind::ClientConnect => Action::ClientConnect {
                 node: node().ok_or_else(missing)??,
             },
+            Kind::ClientWake => Action::ClientWake {
+                node: node().ok_or_else(missing)??,
+            },
+            Kind::ClientSleep => {
+                let v = e.duration.as_ref().ok_or_else(missing)?;
+                let duration = ctx.duration(v, &f("duration"), MAX_DURATION)?;
+                // MQTT-SN 1.2 §5.4.21: a 16-bit Duration in seconds, ≥ 1
+                if !duration.as_nanos().is_multiple_of(1_000_000_000)
+                    || duration == SimDuration::ZERO
+                    || duration.as_secs_f64() > 65_535.0
+                {
+                    return Err(ctx.err_at(
+                        v,
+                        &f("duration"),
+                        format!("{duration} is not a whole number of seconds in 1..=65535 (the DISCONNECT Duration field)"),
+                    ));
+                }
+                Action::ClientSleep {
+                    node: node().ok_or_else(missing)??,
+                    duration,
+                }
+            }
         };
         out.push(EventSpec {
             at: SimTime::from_nanos(at.as_nanos()),

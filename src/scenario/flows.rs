@@ -203,7 +203,7 @@ fn value_gen(ctx: &Ctx<'_>, v: &S<ValueSchema>, field: &str) -> Result<ValueGen,
 
 /// The protocols a flow may name: the built-in ones, then the plug-ins.
 fn available(ctx: &Ctx<'_>) -> String {
-    ["udp", "coap", "tcp", "mqtt"]
+    ["udp", "coap", "tcp", "mqtt", "mqttsn"]
         .into_iter()
         .chain(ctx.protocols.ext.iter().map(|e| e.name))
         .collect::<Vec<_>>()
@@ -216,6 +216,7 @@ pub fn resolve(
     topo: &Topology,
     fl: &FlowSchema,
     duration: SimDuration,
+    params: &crate::scenario::model::ProtocolParams,
 ) -> Result<FlowSpec, ScenarioError> {
     let field = format!("flows.{}", fl.name.get_ref());
     let f = |k: &str| format!("{field}.{k}");
@@ -233,18 +234,9 @@ pub fn resolve(
         "coap" => Protocol::Coap,
         "tcp" => Protocol::Tcp,
         "mqtt" => Protocol::Mqtt,
+        "mqttsn" => Protocol::Mqttsn,
         p if ctx.protocols.get(p).is_some() => {
             Protocol::Ext(ctx.protocols.get(p).map_or("", |e| e.name))
-        }
-        p @ "mqttsn" => {
-            return Err(ctx.err_at(
-                &fl.protocol,
-                &f("protocol"),
-                format!(
-                    "protocol \"{p}\" is not available yet in this version; available: {}",
-                    available(ctx)
-                ),
-            ))
         }
         p => {
             return Err(ctx.err_at(
@@ -279,10 +271,12 @@ pub fn resolve(
                     ("qos0", Reliability::Qos0),
                     ("qos1", Reliability::Qos1),
                     ("qos2", Reliability::Qos2),
+                    ("qos_minus1", Reliability::QosMinus1),
                 ],
             )?;
             let ok = match protocol {
                 Protocol::Udp => rel == Reliability::BestEffort,
+                Protocol::Mqttsn => !matches!(rel, Reliability::Non | Reliability::Con),
                 Protocol::Coap => matches!(
                     rel,
                     Reliability::BestEffort
@@ -291,14 +285,19 @@ pub fn resolve(
                         | Reliability::Con
                 ),
                 Protocol::Tcp => rel == Reliability::Confirmed,
-                Protocol::Mqtt => !matches!(rel, Reliability::Non | Reliability::Con),
+                Protocol::Mqtt => !matches!(
+                    rel,
+                    Reliability::Non | Reliability::Con | Reliability::QosMinus1
+                ),
                 Protocol::Ext(_) => ext.is_some_and(|e| e.reliabilities.contains(&rel)),
             };
             if !ok {
                 let advice = match (protocol, rel) {
                     (Protocol::Udp, _) => "UDP has no acknowledgements; udp accepts only best_effort (use protocol = \"coap\" for confirmed delivery)",
                     (Protocol::Tcp, _) => "TCP is a reliable byte stream; tcp accepts only confirmed (delivery fails only when the connection does)",
+                    (Protocol::Mqtt, Reliability::QosMinus1) => "QoS -1 is MQTT-SN's publish without a connection; use protocol = \"mqttsn\"",
                     (Protocol::Mqtt, _) => "MQTT has QoS levels: best_effort/qos0, confirmed/qos1, exactly_once/qos2",
+                    (Protocol::Mqttsn, _) => "MQTT-SN has QoS levels: qos_minus1, best_effort/qos0, confirmed/qos1, exactly_once/qos2",
                     (Protocol::Coap, Reliability::ExactlyOnce) => "CoAP has no exactly-once delivery (RFC 7252 §4.5 only deduplicates within EXCHANGE_LIFETIME); use confirmed (CON) or best_effort/non",
                     (Protocol::Coap, _) => "CoAP has NON and CON: best_effort/non or confirmed/con",
                     (Protocol::Ext(_), _) => "the protocol plug-in does not offer it",
@@ -446,19 +445,63 @@ pub fn resolve(
         .value
         .as_ref()
         .map_or(Ok(ValueGen::Counter), |v| value_gen(ctx, v, &f("value")))?;
-    let broker = match (&fl.broker, protocol) {
-        (Some(b), Protocol::Mqtt) => Some(topo.node(ctx, b, &f("broker"))?),
-        (Some(b), _) => {
+    let subscribe_with = match &fl.subscribe_with {
+        None => protocol,
+        Some(v) => {
+            let w = ctx.choice(
+                v,
+                &f("subscribe_with"),
+                &[("mqtt", Protocol::Mqtt), ("mqttsn", Protocol::Mqttsn)],
+            )?;
+            if !matches!(protocol, Protocol::Mqtt | Protocol::Mqttsn) {
+                return Err(ctx.err_at(
+                    v,
+                    &f("subscribe_with"),
+                    format!(
+                        "`subscribe_with` applies to protocols \"mqtt\" and \"mqttsn\", not \"{}\"",
+                        protocol.as_str()
+                    ),
+                ));
+            }
+            w
+        }
+    };
+    let integrated =
+        params.mqttsn.gateway_mode == crate::scenario::model::MqttsnGatewayMode::Integrated;
+    if integrated
+        && matches!(protocol, Protocol::Mqtt | Protocol::Mqttsn)
+        && subscribe_with != protocol
+    {
+        let sp = fl
+            .subscribe_with
+            .as_ref()
+            .map_or(fl.protocol.span(), |v| v.span());
+        return Err(ctx.err(
+            sp,
+            &f("subscribe_with"),
+            "an integrated MQTT-SN gateway is the broker of its MQTT-SN clients only, so MQTT and MQTT-SN clients cannot meet through it: use [protocols.mqttsn] gateway_mode = \"aggregating\" or \"transparent\" with a broker",
+        ));
+    }
+    // a broker is needed by MQTT clients and by gateways that are not the
+    // broker themselves
+    let needs_broker = match protocol {
+        Protocol::Mqtt => true,
+        Protocol::Mqttsn => !integrated || subscribe_with == Protocol::Mqtt,
+        _ => false,
+    };
+    let broker = match (&fl.broker, needs_broker) {
+        (Some(b), true) => Some(topo.node(ctx, b, &f("broker"))?),
+        (Some(b), false) => {
             return Err(ctx.err_at(
                 b,
                 &f("broker"),
                 format!(
-                    "`broker` applies only to protocol \"mqtt\", not \"{}\"",
+                    "`broker` applies only to protocols \"mqtt\" and \"mqttsn\" (not with an integrated gateway), not \"{}\"",
                     protocol.as_str()
                 ),
             ))
         }
-        (None, Protocol::Mqtt) => {
+        (None, true) => {
             let brokers: Vec<usize> = topo
                 .nodes
                 .iter()
@@ -472,7 +515,7 @@ pub fn resolve(
                     return Err(ctx.err_at(
                         &fl.protocol,
                         &f("broker"),
-                        "an mqtt flow needs a broker: give a node role = \"broker\" or name one with broker = \"<node>\"",
+                        format!("an {} flow needs a broker: give a node role = \"broker\" or name one with broker = \"<node>\"", protocol.as_str()),
                     ))
                 }
                 many => {
@@ -489,10 +532,23 @@ pub fn resolve(
                 }
             }
         }
-        (None, _) => None,
+        (None, false) => None,
     };
+    let uses_mqttsn = protocol == Protocol::Mqttsn || subscribe_with == Protocol::Mqttsn;
+    if uses_mqttsn
+        && !topo
+            .nodes
+            .iter()
+            .any(|n| n.role == crate::scenario::model::Role::Gateway)
+    {
+        return Err(ctx.err_at(
+            &fl.protocol,
+            &f("protocol"),
+            "MQTT-SN clients need a gateway: give a node role = \"gateway\"",
+        ));
+    }
     let retain = match &fl.retain {
-        Some(r) if protocol != Protocol::Mqtt && *r.get_ref() => {
+        Some(r) if !matches!(protocol, Protocol::Mqtt | Protocol::Mqttsn) && *r.get_ref() => {
             return Err(ctx.err_at(
                 r,
                 &f("retain"),
@@ -520,11 +576,134 @@ pub fn resolve(
         value,
         broker,
         retain,
+        subscribe_with,
     };
-    if protocol == Protocol::Mqtt {
+    if matches!(protocol, Protocol::Mqtt | Protocol::Mqttsn) {
         check_mqtt_topics(ctx, topo, fl, &spec, &f("topic"))?;
     }
+    if protocol == Protocol::Mqttsn {
+        check_mqttsn_topics(ctx, topo, fl, &spec, &params.mqttsn, &f)?;
+    }
     Ok(spec)
+}
+
+/// Checks across the flows that use MQTT-SN (after every flow resolved):
+/// MQTT-SN clients do not run on gateway or forwarder nodes (they would
+/// share the MQTT-SN port), and the gateways reach one broker.
+pub(crate) fn check_mqttsn_flows(
+    ctx: &Ctx<'_>,
+    topo: &Topology,
+    schemas: &[&FlowSchema],
+    flows: &[FlowSpec],
+) -> Result<(), ScenarioError> {
+    use crate::scenario::model::Role;
+    let mut broker: Option<(usize, &str)> = None;
+    for (fl, spec) in schemas.iter().zip(flows) {
+        let f = |k: &str| format!("flows.{}.{k}", spec.name);
+        let sides = [
+            (
+                spec.protocol == Protocol::Mqttsn,
+                &spec.publishers,
+                &fl.publishers,
+                "publishers",
+            ),
+            (
+                spec.subscribe_with == Protocol::Mqttsn,
+                &spec.receivers,
+                &fl.receivers,
+                "receivers",
+            ),
+        ];
+        for (is_sn, nodes, field, key) in sides {
+            if !is_sn {
+                continue;
+            }
+            if let Some(&n) = nodes
+                .iter()
+                .find(|&&n| matches!(topo.nodes[n].role, Role::Gateway | Role::Forwarder))
+            {
+                let node = &topo.nodes[n];
+                return Err(ctx.err_at(
+                    field,
+                    &f(key),
+                    format!(
+                        "node \"{}\" has role \"{}\": an MQTT-SN client cannot run on a gateway or forwarder node (both use the MQTT-SN port); give the client its own node",
+                        node.name,
+                        node.role.as_str()
+                    ),
+                ));
+            }
+        }
+        if spec.protocol != Protocol::Mqttsn && spec.subscribe_with != Protocol::Mqttsn {
+            continue;
+        }
+        let Some(b) = spec.broker else { continue };
+        match broker {
+            None => broker = Some((b, spec.name.as_str())),
+            Some((b0, first)) if b0 != b => {
+                let sp = fl.broker.as_ref().map_or(fl.protocol.span(), |v| v.span());
+                return Err(ctx.err(
+                    sp,
+                    &f("broker"),
+                    format!(
+                        "MQTT-SN gateways connect to one broker: flow \"{first}\" uses \"{}\", this one \"{}\"",
+                        topo.nodes[b0].name, topo.nodes[b].name
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// MQTT-SN publishers' topics must fit the topic form they publish with
+/// (MQTT-SN 1.2 §6.5–§6.8): short names are exactly two characters;
+/// predefined ids exist for the topics; QoS −1 (no connection, so no
+/// REGISTER) needs a predefined or short topic.
+fn check_mqttsn_topics(
+    ctx: &Ctx<'_>,
+    topo: &Topology,
+    fl: &FlowSchema,
+    spec: &FlowSpec,
+    sn: &crate::scenario::model::MqttsnParams,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(), ScenarioError> {
+    use crate::scenario::model::MqttsnTopicType;
+    for k in 0..spec.publishers.len() {
+        let node = &topo.nodes[spec.publishers[k]].name;
+        let t = topic_for(spec, &topo.nodes, k);
+        let predefined = sn.predefined_id(&t).is_some();
+        match sn.topic_id_type {
+            MqttsnTopicType::Short if t.chars().count() != 2 => {
+                return Err(ctx.err_at(
+                    &fl.topic,
+                    &f("topic"),
+                    format!("topic_id_type = \"short\": for publisher \"{node}\" the topic renders as \"{t}\", not a two-character short topic name (MQTT-SN 1.2 §3.3)"),
+                ));
+            }
+            MqttsnTopicType::Predefined if !predefined => {
+                return Err(ctx.err_at(
+                    &fl.topic,
+                    &f("topic"),
+                    format!("topic_id_type = \"predefined\": topic \"{t}\" of publisher \"{node}\" has no id in [protocols.mqttsn] predefined"),
+                ));
+            }
+            _ => {}
+        }
+        if spec.reliability == Reliability::QosMinus1
+            && !predefined
+            && !(sn.topic_id_type == MqttsnTopicType::Short && t.chars().count() == 2)
+        {
+            let at = fl.reliability.as_ref().unwrap_or(&fl.protocol);
+            return Err(ctx.err_at(
+                at,
+                &f("reliability"),
+                format!("QoS -1 publishes without a connection, so without REGISTER: publisher \"{node}\"'s topic \"{t}\" needs a predefined id ([protocols.mqttsn] predefined) or topic_id_type = \"short\" with a two-character topic (MQTT-SN 1.2 §6.8)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every publisher's rendered topic must be an MQTT topic name, and the

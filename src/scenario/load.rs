@@ -2,7 +2,7 @@
 
 use super::check::{Ctx, MAX_DURATION};
 use super::error::{field_path_at, LineIndex, ScenarioError};
-use super::schema::FileSchema;
+use super::schema::{FileSchema, FlowSchema};
 use super::{events, flows, overrides, protocols, radio, sweep, topology};
 use crate::scenario::model::{ProtocolTable, Scenario};
 use crate::sim::SimDuration;
@@ -151,6 +151,7 @@ fn build(
         }
     }
     let topo = topology::build(ctx, file, seed)?;
+    let protocols = protocols::resolve(ctx, &topo, file.protocols.as_ref())?;
     let mut flow_names = HashSet::new();
     let mut out_flows = Vec::with_capacity(file.flows.len());
     for fl in &file.flows {
@@ -164,10 +165,11 @@ fn build(
                 format!("duplicate flow name \"{}\"", fl.name.get_ref()),
             ));
         }
-        out_flows.push(flows::resolve(ctx, &topo, fl, duration)?);
+        out_flows.push(flows::resolve(ctx, &topo, fl, duration, &protocols)?);
     }
+    let schemas: Vec<&FlowSchema> = file.flows.iter().map(|f| f.get_ref()).collect();
+    flows::check_mqttsn_flows(ctx, &topo, &schemas, &out_flows)?;
     let events = events::resolve_all(ctx, &topo, &file.events, duration + drain)?;
-    let protocols = protocols::resolve(ctx, file.protocols.as_ref())?;
     let media = radio::resolve_all(ctx, &topo, &file.media)?;
     let sweep = match &file.sweep {
         Some(sw) => Some(sweep::resolve(ctx, sw, resolved)?),

@@ -222,6 +222,34 @@ pub(crate) fn resolve(
     }
 }
 
+/// Resolve a loss table that accepts only the models in `allowed` (a
+/// `[[media]]` table: `none` and `bernoulli`), `on` naming where it is
+/// ("a medium"). Another model, known elsewhere or not, is an error at
+/// `<field>.model` listing the accepted ones; the rest is [`resolve`].
+pub(crate) fn resolve_only(
+    ctx: &Ctx<'_>,
+    l: &S<LossSchema>,
+    field: &str,
+    allowed: &[&str],
+    on: &str,
+) -> Result<LossSpec, ScenarioError> {
+    let m = &l.get_ref().model;
+    let model = m.get_ref().as_str();
+    if !allowed.contains(&model) {
+        let what = if MODEL_KEYS.iter().any(|(k, _)| *k == model) {
+            format!("loss model \"{model}\" is not supported on {on}")
+        } else {
+            format!("unknown loss model \"{model}\"")
+        };
+        return Err(ctx.err_at(
+            m,
+            &format!("{field}.model"),
+            format!("{what}, expected one of: {}", list(allowed.iter())),
+        ));
+    }
+    resolve(ctx, l, field)
+}
+
 fn gilbert(
     ctx: &Ctx<'_>,
     l: &LossSchema,

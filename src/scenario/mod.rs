@@ -13,6 +13,7 @@ mod load;
 mod loss;
 pub mod model;
 mod mqtt;
+mod mqttsn;
 pub mod overrides;
 mod protocols;
 pub mod radio;

@@ -119,6 +119,8 @@ pub enum Protocol {
     Tcp,
     /// MQTT 3.1.1 over TCP through a broker.
     Mqtt,
+    /// MQTT-SN 1.2 over UDP through gateways (docs/mqttsn.md).
+    Mqttsn,
     /// A protocol plug-in registered beside the built-in ones (its name, as
     /// flows write it; see [`ExtProtocol`]).
     Ext(&'static str),
@@ -131,6 +133,7 @@ impl Protocol {
             Protocol::Coap => "coap",
             Protocol::Tcp => "tcp",
             Protocol::Mqtt => "mqtt",
+            Protocol::Mqttsn => "mqttsn",
             Protocol::Ext(name) => name,
         }
     }
@@ -174,6 +177,9 @@ pub enum Reliability {
     Qos0,
     Qos1,
     Qos2,
+    /// MQTT-SN QoS −1: publish without a connection (predefined or short
+    /// topics only).
+    QosMinus1,
 }
 
 impl Reliability {
@@ -187,6 +193,7 @@ impl Reliability {
             Reliability::Qos0 => "qos0",
             Reliability::Qos1 => "qos1",
             Reliability::Qos2 => "qos2",
+            Reliability::QosMinus1 => "qos_minus1",
         }
     }
 }
@@ -215,6 +222,10 @@ pub struct FlowSpec {
     /// Publish with the RETAIN flag (MQTT only): the broker keeps the last
     /// message per topic for subscribers that come later.
     pub retain: bool,
+    /// How receivers subscribe: `Mqtt` (an MQTT 3.1.1 client at the broker)
+    /// or `Mqttsn` (an MQTT-SN client through a gateway). The flow's
+    /// protocol unless the flow says `subscribe_with`.
+    pub subscribe_with: Protocol,
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +273,17 @@ pub enum Action {
     ClientConnect {
         node: usize,
     },
+    /// The node's MQTT-SN clients go to sleep (DISCONNECT with this
+    /// duration, MQTT-SN 1.2 §6.14), waking every `duration` for their
+    /// buffered messages until `client_wake`.
+    ClientSleep {
+        node: usize,
+        duration: SimDuration,
+    },
+    /// The node's MQTT-SN clients wake up for good (CONNECT).
+    ClientWake {
+        node: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -271,6 +293,7 @@ pub struct ProtocolParams {
     pub coap: CoapParams,
     pub tcp: TcpParams,
     pub mqtt: MqttParams,
+    pub mqttsn: MqttsnParams,
     /// `[protocols.<name>]` sections of protocol plug-ins, validated by
     /// their `ExtProtocol::check_section`, by name.
     pub ext: std::collections::BTreeMap<String, toml::Value>,
@@ -355,6 +378,125 @@ impl Default for MqttParams {
             will_qos: 1,
             will_retain: false,
         }
+    }
+}
+
+/// How an MQTT-SN gateway talks to the broker (docs/mqttsn.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttsnGatewayMode {
+    /// One MQTT connection per MQTT-SN client.
+    Transparent,
+    /// One MQTT connection for all the gateway's clients.
+    Aggregating,
+    /// The gateway is the broker for its clients (as RSMB).
+    Integrated,
+}
+
+/// How MQTT-SN clients find their gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttsnDiscovery {
+    /// ADVERTISE, SEARCHGW and GWINFO broadcasts (MQTT-SN 1.2 §6.1), which
+    /// reach link neighbours only.
+    Advertise,
+    /// Each client is configured with the gateway fewest hops away.
+    Static,
+}
+
+/// Which topic form MQTT-SN publishers use (MQTT-SN 1.2 §6.5–§6.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttsnTopicType {
+    /// Topic names, registered (REGISTER/REGACK) for an id.
+    Normal,
+    /// Predefined ids from `[protocols.mqttsn] predefined`.
+    Predefined,
+    /// Two-character short topic names, no registration.
+    Short,
+}
+
+/// `[protocols.mqttsn]` (MQTT-SN 1.2 §7.2 timers and counts; docs/mqttsn.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttsnParams {
+    /// UDP port of gateways and clients (the spec assigns none).
+    pub port: u16,
+    pub gateway_mode: MqttsnGatewayMode,
+    pub discovery: MqttsnDiscovery,
+    pub t_adv: SimDuration,
+    pub n_adv: u32,
+    pub t_searchgw: SimDuration,
+    pub t_gwinfo: SimDuration,
+    pub t_wait: SimDuration,
+    pub t_retry: SimDuration,
+    pub n_retry: u32,
+    /// Keep-alive duration (whole seconds; zero: off).
+    pub keep_alive: SimDuration,
+    pub clean_session: bool,
+    pub topic_id_type: MqttsnTopicType,
+    /// Predefined topics: (topic name, id in 1..=0xFFFE), file order.
+    pub predefined: Vec<(String, u16)>,
+    /// Publishes a client queues (beyond: dropped, counted).
+    pub max_queued: u32,
+    /// Messages a gateway buffers for one sleeping client.
+    pub gateway_buffer: u32,
+    pub gateway_max_clients: u32,
+    /// Broadcast radius (§5.3.9).
+    pub radius: u8,
+    /// Sleep schedules: (nodes, duration) — those nodes' clients sleep with
+    /// this duration whenever they are idle (§6.14).
+    pub sleep: Vec<(Vec<usize>, SimDuration)>,
+    /// Clients make their first connection at a uniform time in
+    /// [0, connect_spread).
+    pub connect_spread: SimDuration,
+    pub will_topic: Option<String>,
+    pub will_message: String,
+    pub will_qos: u8,
+    pub will_retain: bool,
+}
+
+impl Default for MqttsnParams {
+    fn default() -> Self {
+        MqttsnParams {
+            port: 1883,
+            gateway_mode: MqttsnGatewayMode::Aggregating,
+            discovery: MqttsnDiscovery::Advertise,
+            t_adv: SimDuration::from_secs(15 * 60),
+            n_adv: 3,
+            t_searchgw: SimDuration::from_secs(5),
+            t_gwinfo: SimDuration::from_secs(5),
+            t_wait: SimDuration::from_secs(5 * 60),
+            t_retry: SimDuration::from_secs(10),
+            n_retry: 3,
+            keep_alive: SimDuration::from_secs(60),
+            clean_session: true,
+            topic_id_type: MqttsnTopicType::Normal,
+            predefined: Vec::new(),
+            max_queued: 100,
+            gateway_buffer: 20,
+            gateway_max_clients: 10_000,
+            radius: 1,
+            sleep: Vec::new(),
+            connect_spread: SimDuration::from_secs(1),
+            will_topic: None,
+            will_message: "offline".to_string(),
+            will_qos: 1,
+            will_retain: false,
+        }
+    }
+}
+
+impl MqttsnParams {
+    /// The predefined id of `topic`, if it has one.
+    pub fn predefined_id(&self, topic: &str) -> Option<u16> {
+        self.predefined
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, id)| *id)
+    }
+    /// The sleep duration of `node`'s clients, if a schedule names it.
+    pub fn sleep_of(&self, node: usize) -> Option<SimDuration> {
+        self.sleep
+            .iter()
+            .find(|(nodes, _)| nodes.contains(&node))
+            .map(|(_, d)| *d)
     }
 }
 

@@ -15,6 +15,7 @@ pub(crate) const MAX_NSTART: u64 = 65_535;
 /// Resolve the protocol tables (absent tables keep their defaults).
 pub(crate) fn resolve(
     ctx: &Ctx<'_>,
+    topo: &super::topology::Topology,
     p: Option<&ProtocolsSchema>,
 ) -> Result<ProtocolParams, ScenarioError> {
     let mut out = ProtocolParams::default();
@@ -134,8 +135,54 @@ pub(crate) fn resolve(
     if let Some(t) = &p.tcp {
         out.tcp = resolve_tcp(ctx, t.get_ref())?;
     }
+    if let Some(m) = &p.mqttsn {
+        out.mqttsn = super::mqttsn::resolve(ctx, topo, m.get_ref())?;
+    }
     if let Some(m) = &p.mqtt {
         out.mqtt = super::mqtt::resolve(ctx, m.get_ref())?;
+    }
+    // Every node binds each UDP protocol's port: they must differ.
+    let udp_ports = [
+        (
+            "udp",
+            out.udp.port,
+            p.udp
+                .as_ref()
+                .and_then(|u| u.get_ref().port.as_ref().map(|v| v.span())),
+        ),
+        (
+            "coap",
+            out.coap.port,
+            p.coap
+                .as_ref()
+                .and_then(|c| c.get_ref().port.as_ref().map(|v| v.span())),
+        ),
+        (
+            "mqttsn",
+            out.mqttsn.port,
+            p.mqttsn
+                .as_ref()
+                .and_then(|m| m.get_ref().port.as_ref().map(|v| v.span())),
+        ),
+    ];
+    for (i, (a, pa, sa)) in udp_ports.iter().enumerate() {
+        for (b, pb, sb) in &udp_ports[i + 1..] {
+            let (a, b, pa) = (*a, *b, *pa);
+            if pa != *pb {
+                continue;
+            }
+            let (name, sp) = match (sb, sa) {
+                (Some(s), _) => (b, s.clone()),
+                (None, Some(s)) => (a, s.clone()),
+                (None, None) => continue,
+            };
+            let other = if name == b { a } else { b };
+            return Err(ctx.err(
+                sp,
+                &format!("protocols.{name}.port"),
+                format!("UDP port {pa} is [protocols.{other}]'s port too: each UDP protocol needs its own port"),
+            ));
+        }
     }
     Ok(out)
 }

@@ -7,12 +7,12 @@
 use super::check::{list, Ctx, MAX_DURATION};
 use super::error::ScenarioError;
 use super::flows::resolve_nodes;
-use super::schema::S;
+use super::schema::{LossSchema, S};
 use super::topology::Topology;
 use crate::link::energy::{DutyCycle, RadioParams};
 use crate::link::mac154::{self, Addressing, MacParams};
 use crate::link::medium::{FadingParams, PhyParams, Propagation};
-use crate::scenario::model::{Fading, Modulation};
+use crate::scenario::model::{Fading, LossSpec, Modulation};
 use crate::sim::SimDuration;
 use serde::Deserialize;
 
@@ -58,6 +58,8 @@ pub struct MediumSchema {
     pub queue: Option<S<u64>>,
     pub tx_duty_limit: Option<S<f64>>,
     pub route_margin_db: Option<S<f64>>,
+    /// `loss = { model = "bernoulli", p = … }`: per-attempt loss on top of SINR.
+    pub(crate) loss: Option<S<LossSchema>>,
     pub energy: Option<S<EnergySchema>>,
     pub duty_cycle: Option<S<DutySchema>>,
     #[serde(default)]
@@ -123,6 +125,9 @@ pub struct MediumSpec {
     pub interferers: Vec<InterfererSpec>,
     /// Routing uses pairs whose mean power is at least sensitivity + margin.
     pub route_margin_db: f64,
+    /// Independent loss of each frame attempt at each receiver, on top of
+    /// SINR (`LossSpec::None` or `LossSpec::Bernoulli`; see `MEDIA_LOSS_MODELS`).
+    pub loss: LossSpec,
 }
 
 impl MediumSpec {
@@ -131,6 +136,11 @@ impl MediumSpec {
         self.phy.max_frame_bytes - mac154::data_overhead(self.mac.addressing, self.mac.addressing)
     }
 }
+
+/// The loss models a `[[media]]` table accepts: a medium's loss is drawn per
+/// frame attempt and receiver (`link::medium`), which only the memoryless
+/// models make sense of so far.
+pub const MEDIA_LOSS_MODELS: &[&str] = &["none", "bernoulli"];
 
 /// A preset: PHY, propagation, fading, MAC and energy numbers.
 pub struct RadioPreset {
@@ -735,6 +745,10 @@ fn resolve(ctx: &Ctx<'_>, topo: &Topology, m: &MediumSchema) -> Result<MediumSpe
         0.0,
         100.0,
     )?;
+    let loss = match &m.loss {
+        None => LossSpec::None,
+        Some(l) => super::loss::resolve_only(ctx, l, &f("loss"), MEDIA_LOSS_MODELS, "a medium")?,
+    };
     Ok(MediumSpec {
         name,
         preset: pname.to_string(),
@@ -748,5 +762,6 @@ fn resolve(ctx: &Ctx<'_>, topo: &Topology, m: &MediumSchema) -> Result<MediumSpe
         duty_nodes,
         interferers,
         route_margin_db,
+        loss,
     })
 }

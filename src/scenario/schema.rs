@@ -167,6 +167,7 @@ pub struct FlowSchema {
     pub value: Option<S<ValueSchema>>,
     pub broker: Option<S<String>>,
     pub retain: Option<S<bool>>,
+    pub subscribe_with: Option<S<String>>,
 }
 
 /// A flow's `value` generator table; which keys apply depends on `kind`.
@@ -191,6 +192,8 @@ pub(crate) struct EventSchema {
     pub node: Option<S<String>>,
     pub nodes: Option<S<Vec<S<String>>>>,
     pub loss: Option<S<LossSchema>>,
+    /// `client_sleep`: how long the clients sleep between wake-ups.
+    pub duration: Option<S<String>>,
 }
 
 /// `[protocols]`: the built-in protocols' sections, typed; any other
@@ -203,12 +206,14 @@ pub(crate) struct ProtocolsSchema {
     pub coap: Option<S<CoapSchema>>,
     pub tcp: Option<S<TcpSchema>>,
     pub mqtt: Option<S<super::mqtt::MqttSchema>>,
+    pub mqttsn: Option<S<super::mqttsn::MqttsnSchema>>,
     /// Other sections, in file order.
     pub other: Vec<(String, S<toml::Value>)>,
 }
 
 /// Names of the built-in `[protocols]` sections.
-pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 5] = ["ip", "udp", "coap", "tcp", "mqtt"];
+pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 6] =
+    ["ip", "udp", "coap", "tcp", "mqtt", "mqttsn"];
 
 impl<'de> Deserialize<'de> for ProtocolsSchema {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -230,6 +235,7 @@ impl<'de> Deserialize<'de> for ProtocolsSchema {
                         "coap" => out.coap = Some(m.next_value()?),
                         "tcp" => out.tcp = Some(m.next_value()?),
                         "mqtt" => out.mqtt = Some(m.next_value()?),
+                        "mqttsn" => out.mqttsn = Some(m.next_value()?),
                         _ => {
                             let v: S<toml::Value> = m.next_value()?;
                             out.other.push((k, v));

@@ -65,6 +65,17 @@ impl World<'_> {
             Action::ClientConnect { node } => {
                 self.client_action(now, queue, *node, ClientAction::Connect)
             }
+            Action::ClientSleep { node, duration } => self.client_action(
+                now,
+                queue,
+                *node,
+                ClientAction::Sleep {
+                    duration: *duration,
+                },
+            ),
+            Action::ClientWake { node } => {
+                self.client_action(now, queue, *node, ClientAction::Wake)
+            }
             Action::Partition { nodes } => {
                 let mut inside = vec![false; self.nodes.len()];
                 for &n in nodes {

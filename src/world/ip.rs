@@ -116,10 +116,13 @@ impl World<'_> {
         pkt: PacketHandle,
     ) {
         let addr = ip::dst_of(&self.pool.get(pkt).data);
-        if addr.is_some_and(super::radio::is_group_addr)
-            && self.radio_broadcast(now, queue, node, pkt)
-        {
-            return; // IP multicast / broadcast: one link-layer broadcast on the node's medium
+        if addr.is_some_and(super::radio::is_group_addr) {
+            if self.radio_broadcast(now, queue, node, pkt) {
+                return; // IP multicast / broadcast: one link-layer broadcast on the node's medium
+            }
+            if addr.is_some_and(|a| a.is_broadcast()) {
+                return self.wired_broadcast(now, queue, node, pkt);
+            }
         }
         let dst = addr.and_then(ip::addr_node);
         if dst == Some(node) {
@@ -143,6 +146,42 @@ impl World<'_> {
             Some(h) => self.link_output(now, queue, h.link as usize, h.dir as usize, pkt),
             None => self.drop_packet(now, None, pkt, Outcome::NoRoute),
         }
+    }
+
+    /// The limited broadcast from a node without a radio medium: one copy on
+    /// each of its wired links (RFC 919: every host of the attached network;
+    /// a point-to-point link's network is its other end). Routers do not
+    /// forward it (`ip_input`). With no link at all it has nowhere to go.
+    fn wired_broadcast(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketHandle,
+    ) {
+        let mut sent = false;
+        for i in 0..self.routing.adjacency(node).len() {
+            let a = self.routing.adjacency(node)[i];
+            if self.radio.is_edge(a.link as usize) {
+                continue;
+            }
+            let p = self.pool.get(pkt);
+            let (meta, data) = (p.meta, std::mem::take(&mut self.pool.get_mut(pkt).data));
+            let copy = self.pool.alloc_with(meta, &data);
+            self.pool.get_mut(pkt).data = data;
+            self.link_output(now, queue, a.link as usize, a.dir as usize, copy);
+            sent = true;
+        }
+        if sent {
+            self.pool.free(pkt);
+        } else {
+            self.drop_packet(now, None, pkt, Outcome::NoRoute);
+        }
+    }
+
+    /// Hops on the current route from `from` to `to`.
+    pub(crate) fn route_hops(&self, from: usize, to: usize) -> Option<u32> {
+        self.routing.hops(from, to)
     }
 
     /// Hand a packet to a link direction, fragmenting it to the link's MTU.
@@ -255,10 +294,14 @@ impl World<'_> {
         direction.stats.busy_ns += tx.0;
         let meta = self.pool.get(pkt).meta;
         if meta.counted {
-            let (tip, proto, app) =
-                crate::net::packet::layer_split(&self.pool.get(pkt).data, &meta);
+            let data = &self.pool.get(pkt).data;
+            let (tip, proto, app) = crate::net::packet::layer_split(data, &meta);
+            let tcp = ip::carries_tcp(data);
             if let Some(s) = self.flow_stats(meta.flow) {
                 s.bytes_on_wire += len as u64;
+                if tcp {
+                    s.bytes_on_wire_tcp += len as u64;
+                }
                 if meta.retx {
                     s.bytes_retransmissions += len as u64;
                 } else {

@@ -358,7 +358,11 @@ impl<'s> World<'s> {
         if self.series.interval_ns > 0 {
             self.on_sample(end, None);
         }
-        let (flows, messages, sent) = self.recorder.finish(end)?;
+        let (mut flows, messages, sent) = self.recorder.finish(end)?;
+        // sorted once here (percentiles need it), not copied per consumer
+        for (_, st) in &mut flows {
+            st.latencies.sort_unstable();
+        }
         let series = (self.series.interval_ns > 0).then(|| crate::metrics::timeseries::SeriesOut {
             interval_ns: self.series.interval_ns,
             flows: std::mem::take(&mut self.series.flows),
@@ -367,11 +371,10 @@ impl<'s> World<'s> {
             tcp: std::mem::take(&mut self.series.tcp),
             sent,
         });
-        let stats_only: Vec<FlowStats> = flows.iter().map(|(_, s)| s.clone()).collect();
         let run_end = RunEnd {
             scenario: self.sc,
             run_id: self.run_id,
-            flows: &stats_only,
+            flows: &flows,
         };
         let mut plugins = Vec::with_capacity(self.apps.len());
         for (e, p) in self.registry.entries().iter().zip(&mut self.apps) {

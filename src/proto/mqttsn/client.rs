@@ -714,6 +714,15 @@ impl Client {
         self.learn_gateway(gw_id, addr, None, FoundBy::Config, None);
     }
 
+    /// A statically configured gateway, learned at `now`: as
+    /// [`Client::add_gateway`], and a search under way ends with it (a
+    /// device configured with its gateway's address tries it again after
+    /// losing it rather than waiting for GWINFO; §6.1 allows both).
+    pub fn configure_gateway(&mut self, now: SimTime, gw_id: u8, addr: SockAddr) {
+        self.add_gateway(gw_id, addr);
+        self.found_while_searching(now);
+    }
+
     /// Start connecting: to the first known gateway, else search (§6.1).
     pub fn connect(&mut self, now: SimTime) {
         self.want = true;

@@ -221,6 +221,30 @@ pub enum GatewayEvent {
         client_id: Arc<str>,
         topic: TopicName,
     },
+    /// A message was buffered for a sleeping client or dropped (per-message
+    /// accounting; [`GatewayStats`] counts the same in sum). `client` is
+    /// the client it came from or was for.
+    Fate {
+        client: Option<SockAddr>,
+        payload: Arc<[u8]>,
+        fate: Fate,
+    },
+}
+
+/// What became of a message at the gateway ([`GatewayEvent::Fate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Buffered for a sleeping client (`buffered_asleep`).
+    BufferedAsleep,
+    /// A sleeping client's buffer was full (`dropped_asleep`).
+    DroppedAsleep,
+    /// An active client's queue was full (`dropped_queue_full`).
+    DroppedQueueFull,
+    /// Abandoned after N_RETRY retransmissions to the client (`give_ups`).
+    GaveUp,
+    /// Dropped otherwise (`dropped`): unknown topic id, topic registry
+    /// full, REGISTER refused, no upstream.
+    Dropped,
 }
 
 /// Gateway counters. Gauges say "now".
@@ -545,6 +569,28 @@ impl Gateway {
     pub fn client_count(&self) -> usize {
         self.by_addr.len()
     }
+    /// The MQTT-SN client a transparent upstream connection serves
+    /// (`None` for the aggregating one or an unknown connection).
+    pub fn upstream_owner(&self, conn: Upstream) -> Option<SockAddr> {
+        let i = self.ups.get(&conn.0)?.owner?;
+        self.sn(i).map(|s| s.addr)
+    }
+
+    fn fate(&mut self, client: Option<SockAddr>, payload: Arc<[u8]>, fate: Fate) {
+        match fate {
+            Fate::BufferedAsleep => self.stats.buffered_asleep += 1,
+            Fate::DroppedAsleep => self.stats.dropped_asleep += 1,
+            Fate::DroppedQueueFull => self.stats.dropped_queue_full += 1,
+            Fate::GaveUp => self.stats.give_ups += 1,
+            Fate::Dropped => self.stats.dropped += 1,
+        }
+        self.events.push_back(GatewayEvent::Fate {
+            client,
+            payload,
+            fate,
+        });
+    }
+
     /// The ClientId of the client at `addr`.
     pub fn client_id(&self, addr: SockAddr) -> Option<&str> {
         let i = *self.by_addr.get(&addr)?;
@@ -1396,7 +1442,7 @@ impl Gateway {
         retain: bool,
     ) {
         let Some(topic) = self.resolve_from(i, t) else {
-            self.stats.dropped += 1;
+            self.fate(Some(from), Arc::from(data), Fate::Dropped);
             return;
         };
         self.stats.publishes_received += 1;
@@ -1423,7 +1469,8 @@ impl Gateway {
         let topic_id = u16::from_be_bytes(t.field());
         let Some(topic) = self.resolve_from(Some(i), t) else {
             // MQTT-SN 1.2 §6.8: unknown topic id: PUBACK "invalid topic ID".
-            self.stats.dropped += 1;
+            let from = self.sn(i).map(|s| s.addr);
+            self.fate(from, Arc::from(data), Fate::Dropped);
             self.send(
                 i,
                 GwMsg::PubAck {
@@ -1480,36 +1527,27 @@ impl Gateway {
     ) {
         match self.config.mode {
             GatewayMode::Integrated => self.route_local(now, &topic, &payload, qos, retain),
-            GatewayMode::Aggregating => {
-                self.ensure_shared(now);
-                if let Some(k) = self.shared {
-                    if let Some(u) = self.ups.get_mut(&k) {
-                        if u.client
-                            .publish(now, topic, payload, qos.to_mqtt(), retain)
-                            .is_err()
-                        {
-                            self.stats.dropped += 1;
-                        }
+            GatewayMode::Aggregating | GatewayMode::Transparent => {
+                let from = i.and_then(|i| self.sn(i)).map(|s| s.addr);
+                let k = if self.config.mode == GatewayMode::Aggregating {
+                    self.ensure_shared(now);
+                    self.shared
+                } else {
+                    i.and_then(|i| self.sn(i)?.upstream)
+                };
+                let Some(k) = k else {
+                    return self.fate(from, payload, Fate::Dropped);
+                };
+                if let Some(u) = self.ups.get_mut(&k) {
+                    let kept = payload.clone();
+                    if u.client
+                        .publish(now, topic, payload, qos.to_mqtt(), retain)
+                        .is_err()
+                    {
+                        self.fate(from, kept, Fate::Dropped);
                     }
-                    self.drive_up(now, k);
                 }
-            }
-            GatewayMode::Transparent => {
-                let k = i.and_then(|i| self.sn(i)?.upstream);
-                match k {
-                    Some(k) => {
-                        if let Some(u) = self.ups.get_mut(&k) {
-                            if u.client
-                                .publish(now, topic, payload, qos.to_mqtt(), retain)
-                                .is_err()
-                            {
-                                self.stats.dropped += 1;
-                            }
-                        }
-                        self.drive_up(now, k);
-                    }
-                    None => self.stats.dropped += 1,
-                }
+                self.drive_up(now, k);
             }
         }
     }
@@ -1568,24 +1606,23 @@ impl Gateway {
         let (max_b, max_q) = (self.config.max_buffered, self.config.max_queued);
         let Some(s) = self.sn_mut(i) else { return };
         let asleep = matches!(s.phase, Phase::Asleep | Phase::Disconnected);
+        let addr = Some(s.addr);
         if asleep {
             // MQTT-SN 1.2 §6.14: buffered until the client wakes.
             if s.down.len() >= max_b {
-                self.stats.dropped_asleep += 1;
-                return;
+                return self.fate(addr, payload, Fate::DroppedAsleep);
             }
         } else if s.down.len() >= max_q {
-            self.stats.dropped_queue_full += 1;
-            return;
+            return self.fate(addr, payload, Fate::DroppedQueueFull);
         }
         s.down.push_back(Down {
             topic,
-            payload,
+            payload: payload.clone(),
             qos,
             retain,
         });
         if asleep {
-            self.stats.buffered_asleep += 1;
+            self.fate(addr, payload, Fate::BufferedAsleep);
         }
         self.pump_down(now, i);
     }
@@ -1633,8 +1670,10 @@ impl Gateway {
                             Some(t) => t.id,
                             None => {
                                 if s.topics.len() >= max {
-                                    s.down.pop_front();
-                                    self.stats.dropped += 1;
+                                    let addr = Some(s.addr);
+                                    if let Some(d) = s.down.pop_front() {
+                                        self.fate(addr, d.payload, Fate::Dropped);
+                                    }
                                     continue;
                                 }
                                 s.next_topic_id = s.next_topic_id.wrapping_add(1).max(1);
@@ -1755,7 +1794,8 @@ impl Gateway {
             }
             self.start_down_publish(now, i, tx.msg, tx.topic);
         } else {
-            self.stats.dropped += 1;
+            let addr = Some(s.addr);
+            self.fate(addr, tx.msg.payload, Fate::Dropped);
         }
         self.pump_down(now, i);
     }
@@ -2127,9 +2167,10 @@ impl Gateway {
         };
         let has_route = self.config.mode != GatewayMode::Transparent
             || self.sn(i).is_some_and(|s| s.upstream.is_some());
-        if let (Some(_), false) = (&will, has_route) {
+        if let (Some(w), false) = (&will, has_route) {
             // Transparent, its MQTT connection already gone: nowhere to go.
-            self.stats.dropped += 1;
+            let payload = w.msg.clone();
+            self.fate(Some(addr), payload, Fate::Dropped);
         } else if let Some(w) = will {
             self.stats.wills_published += 1;
             self.events.push_back(GatewayEvent::WillPublished {
@@ -2192,8 +2233,10 @@ impl Gateway {
                     return; // stale entry
                 }
                 if tx.retries >= n_retry {
-                    s.inflight = None;
-                    self.stats.give_ups += 1;
+                    let addr = Some(s.addr);
+                    if let Some(tx) = s.inflight.take() {
+                        self.fate(addr, tx.msg.payload, Fate::GaveUp);
+                    }
                     self.pump_down(now, i);
                     return;
                 }

@@ -38,8 +38,8 @@ pub use client::{
 pub use codec::{decode, DecodeError, EncodeError, Message, MAX_MESSAGE_LEN, PROTOCOL_ID};
 pub use forwarder::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderTransmit};
 pub use gateway::{
-    Gateway, GatewayConfig, GatewayEvent, GatewayInput, GatewayMode, GatewayStats, GatewayTransmit,
-    Upstream,
+    Fate, Gateway, GatewayConfig, GatewayEvent, GatewayInput, GatewayMode, GatewayStats,
+    GatewayTransmit, Upstream,
 };
 pub use types::{
     MsgType, Qos, ReturnCode, SubTopic, TopicIdType, TopicRef, TypeCounters, WillTopic, MSG_TYPES,

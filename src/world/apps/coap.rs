@@ -327,13 +327,21 @@ impl Plugin for Coap {
     /// `udp_echo` benchmark's round-trip ratio).
     fn finish(&mut self, _end: &RunEnd<'_>) -> PluginOutput {
         let mut s = crate::proto::coap::Stats::default();
+        let (mut outstanding, mut pending, mut dedup) = (0, 0, 0);
         for n in self.nodes.iter().flatten() {
             s.add(&n.ep.stats());
+            outstanding += n.ep.outstanding_requests() as u64;
+            pending += n.ep.pending_requests() as u64;
+            dedup += n.ep.dedup_entries() as u64;
         }
         PluginOutput {
             counters: vec![
                 ("requests_started", s.requests_started),
                 ("responses_received", s.responses_received),
+                ("requests_outstanding", outstanding),
+                ("requests_unanswered", pending),
+                ("dedup_entries", dedup),
+                ("requests_tracked", self.reqs.len() as u64),
             ],
             ..Default::default()
         }

@@ -26,6 +26,7 @@
 
 mod coap;
 mod mqtt;
+mod mqttsn;
 mod registry;
 mod tcp_flow;
 mod udp;
@@ -64,13 +65,20 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
 }
 
-/// `client_disconnect`, `client_crash`, `client_connect` (scenario events
-/// addressed to a node's protocol clients).
+/// `client_disconnect`, `client_crash`, `client_connect`, `client_sleep`,
+/// `client_wake` (scenario events addressed to a node's protocol clients;
+/// a protocol without the notion ignores it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAction {
     Disconnect,
     Crash,
     Connect,
+    /// Sleep (MQTT-SN 1.2 §6.14), waking every `duration`.
+    Sleep {
+        duration: crate::sim::SimDuration,
+    },
+    /// Wake for good.
+    Wake,
 }
 
 /// An extra table a plug-in writes beside the standard outputs (e.g.
@@ -100,8 +108,9 @@ pub struct PluginOutput {
 pub struct RunEnd<'a> {
     pub scenario: &'a Scenario,
     pub run_id: u64,
-    /// Every flow's shared counters, in flow order.
-    pub flows: &'a [FlowStats],
+    /// Every flow's name and shared counters, in flow order (latencies
+    /// sorted).
+    pub flows: &'a [(String, FlowStats)],
 }
 
 /// A protocol's glue in the simulator. Every method but `publish` has a
@@ -281,8 +290,54 @@ impl<'a, 'w> Ctx<'a, 'w> {
         payload: &[u8],
         meta: PacketMeta,
     ) {
+        let to = (crate::net::ip::node_addr(dst), dport);
         self.w
-            .udp_send(self.now, self.q, (node, sport), (dst, dport), payload, meta);
+            .udp_send(self.now, self.q, (node, sport), to, payload, meta);
+    }
+    /// Send `payload` from `node:sport` to `to`: a node's address, or the
+    /// limited broadcast 255.255.255.255, which reaches every link
+    /// neighbour of `node` (one frame on its radio medium, else one copy
+    /// on each of its wired links) and is never forwarded. `false` when
+    /// `to` is neither (no node has that address).
+    pub fn udp_send_to(
+        &mut self,
+        (node, sport): (usize, u16),
+        to: crate::net::addr::SockAddr,
+        payload: &[u8],
+        meta: PacketMeta,
+    ) -> bool {
+        let Some(v4) = to.addr.v4() else {
+            return false;
+        };
+        if !v4.is_broadcast() && crate::net::ip::addr_node(v4).is_none() {
+            return false;
+        }
+        self.w.udp_send(
+            self.now,
+            self.q,
+            (node, sport),
+            (v4, to.port),
+            payload,
+            meta,
+        );
+        true
+    }
+    /// The address of `node:port` as its datagrams carry it.
+    pub fn sock_addr(&self, node: usize, port: u16) -> crate::net::addr::SockAddr {
+        crate::net::addr::SockAddr::from(std::net::SocketAddrV4::new(
+            crate::net::ip::node_addr(node),
+            port,
+        ))
+    }
+    /// The node whose address `addr` is (`None` for the broadcast or an
+    /// address no node has).
+    pub fn node_of(&self, addr: crate::net::addr::SockAddr) -> Option<usize> {
+        addr.addr.v4().and_then(crate::net::ip::addr_node)
+    }
+    /// Hops on the current route from `from` to `to` (`Some(0)` for the
+    /// node itself, `None` when there is no route).
+    pub fn route_hops(&self, from: usize, to: usize) -> Option<u32> {
+        self.w.route_hops(from, to)
     }
 
     // ----- TCP -----
@@ -322,7 +377,22 @@ impl<'a, 'w> Ctx<'a, 'w> {
         payload: Option<(usize, usize)>,
         kind: Option<&'static str>,
     ) {
+        let kind = kind.map(|k| (k, crate::net::packet::NO_FLOW));
         self.w.tcp_write(sock, data, payload, kind);
+    }
+    /// As [`Ctx::tcp_write`], the bytes belonging to `flow` rather than the
+    /// socket's flow (a connection shared by several flows, e.g. an MQTT-SN
+    /// gateway's aggregated upstream): segments starting in them are
+    /// attributed to `flow`.
+    pub fn tcp_write_flow(
+        &mut self,
+        sock: SockId,
+        data: &[u8],
+        payload: Option<(usize, usize)>,
+        kind: &'static str,
+        flow: u32,
+    ) {
+        self.w.tcp_write(sock, data, payload, Some((kind, flow)));
     }
     /// Write the payload of the message last composed (`Ctx::compose`).
     pub fn tcp_write_payload(&mut self, sock: SockId) {

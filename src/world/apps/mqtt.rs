@@ -31,7 +31,7 @@ use crate::proto::mqtt::{
     PacketType, QoS, Reconnect, TopicFilter, TopicName,
 };
 use crate::proto::StreamInput;
-use crate::scenario::model::{MqttSession, Pattern, Protocol, Reliability, Scenario};
+use crate::scenario::model::{FlowSpec, MqttSession, Pattern, Protocol, Reliability, Scenario};
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{SockId, SockOpts, StreamApp, StreamEvent, StreamState};
 use std::collections::BTreeMap;
@@ -157,7 +157,9 @@ pub(crate) fn qos_of(reliability: Reliability) -> QoS {
     match reliability {
         Reliability::Confirmed | Reliability::Qos1 | Reliability::Con => QoS::AtLeastOnce,
         Reliability::ExactlyOnce | Reliability::Qos2 => QoS::ExactlyOnce,
-        Reliability::BestEffort | Reliability::Qos0 | Reliability::Non => QoS::AtMostOnce,
+        Reliability::BestEffort | Reliability::Qos0 | Reliability::Non | Reliability::QosMinus1 => {
+            QoS::AtMostOnce
+        }
     }
 }
 
@@ -181,7 +183,39 @@ fn publish_payload_offset(packet: &[u8]) -> Option<usize> {
     (off <= packet.len()).then_some(off)
 }
 
-fn take_sorted(pending: &mut Vec<u32>) -> Vec<u32> {
+/// Queue one encoded MQTT packet on a socket, marking what it is
+/// (`packets.csv`) and, for a PUBLISH, where its application payload lies
+/// and which flow's message it carries (a broker's connection, or an
+/// MQTT-SN gateway's aggregated one, carries several flows).
+pub(super) fn write_packet(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], kind: PacketType) {
+    let name = kind_name(kind);
+    if kind == PacketType::Publish {
+        if let Some(o) = publish_payload_offset(packet) {
+            let flows = ctx.scenario().flows.len();
+            match crate::app::workload::parse_payload(&packet[o..]) {
+                Some((flow, _)) if (flow as usize) < flows => {
+                    ctx.tcp_write_flow(sock, packet, Some((o, packet.len())), name, flow)
+                }
+                _ => ctx.tcp_write(sock, packet, Some((o, packet.len())), Some(name)),
+            }
+            return;
+        }
+    }
+    ctx.tcp_write(sock, packet, None, Some(name));
+}
+
+/// Drive every socket a poll wrote to, once each, in slot order; empties
+/// `touched`.
+pub(super) fn drive_sockets(ctx: &mut Ctx<'_, '_>, touched: &mut Vec<SockId>) {
+    touched.sort_unstable_by_key(|s| s.slot());
+    touched.dedup();
+    for &sock in touched.iter() {
+        ctx.tcp_drive(sock);
+    }
+    touched.clear();
+}
+
+pub(super) fn take_sorted(pending: &mut Vec<u32>) -> Vec<u32> {
     let mut t = std::mem::take(pending);
     t.sort_unstable();
     t.dedup();
@@ -264,23 +298,13 @@ impl Mqtt {
     /// Queue one encoded MQTT packet on a socket, marking where its
     /// application payload lies (PUBLISH) and what it is (`packets.csv`).
     fn write(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], kind: PacketType) {
-        let app = if kind == PacketType::Publish {
-            publish_payload_offset(packet).map(|o| (o, packet.len()))
-        } else {
-            None
-        };
-        ctx.tcp_write(sock, packet, app, Some(kind_name(kind)));
+        write_packet(ctx, sock, packet, kind);
     }
 
     /// Drive every socket a poll wrote to, once each (in slot order), and
     /// hand the scratch buffers back.
     fn drive_touched(&mut self, ctx: &mut Ctx<'_, '_>, mut touched: Vec<SockId>, buf: Vec<u8>) {
-        touched.sort_unstable_by_key(|s| s.slot());
-        touched.dedup();
-        for &sock in &touched {
-            ctx.tcp_drive(sock);
-        }
-        touched.clear();
+        drive_sockets(ctx, &mut touched);
         self.touched = touched;
         self.buf = buf;
     }
@@ -503,6 +527,31 @@ impl ClientNode {
     }
 }
 
+/// Whether flow `f` has MQTT clients or needs a broker: MQTT flows, and
+/// MQTT-SN flows whose gateways reach a broker or whose receivers subscribe
+/// with MQTT.
+fn uses_mqtt(f: &FlowSpec) -> bool {
+    f.protocol == Protocol::Mqtt || (f.protocol == Protocol::Mqttsn && f.broker.is_some())
+}
+
+/// The publishers of `f` that are MQTT clients.
+fn mqtt_publishers(f: &FlowSpec) -> &[usize] {
+    if f.protocol == Protocol::Mqtt {
+        &f.publishers
+    } else {
+        &[]
+    }
+}
+
+/// The receivers of `f` that are MQTT clients.
+fn mqtt_receivers(f: &FlowSpec) -> &[usize] {
+    if f.subscribe_with == Protocol::Mqtt {
+        &f.receivers
+    } else {
+        &[]
+    }
+}
+
 impl Plugin for Mqtt {
     /// Build brokers and clients for the MQTT flows (no traffic yet).
     fn setup(&mut self, ctx: &mut Ctx<'_, '_>) {
@@ -512,8 +561,12 @@ impl Plugin for Mqtt {
         self.columns = vec![MqttColumns::default(); sc.flows.len()];
         self.topics = vec![None; ctx.publishers()];
         let mut flows_of_node: BTreeMap<u32, u32> = BTreeMap::new();
-        for f in sc.flows.iter().filter(|f| f.protocol == Protocol::Mqtt) {
-            let mut nodes: Vec<usize> = f.publishers.iter().chain(&f.receivers).copied().collect();
+        for f in sc.flows.iter().filter(|f| uses_mqtt(f)) {
+            let mut nodes: Vec<usize> = mqtt_publishers(f)
+                .iter()
+                .chain(mqtt_receivers(f))
+                .copied()
+                .collect();
             nodes.sort_unstable();
             nodes.dedup();
             for n in nodes {
@@ -528,7 +581,7 @@ impl Plugin for Mqtt {
             n += f.publishers.len();
         }
         for (fi, f) in sc.flows.iter().enumerate() {
-            if f.protocol != Protocol::Mqtt {
+            if !uses_mqtt(f) {
                 continue;
             }
             let Some(broker) = f.broker else { continue };
@@ -564,7 +617,7 @@ impl Plugin for Mqtt {
                 ctx.mark_pending();
             }
             let qos = qos_of(f.reliability);
-            for (k, &p) in f.publishers.iter().enumerate() {
+            for (k, &p) in mqtt_publishers(f).iter().enumerate() {
                 self.client_for(
                     ctx,
                     (p as u32, fi as u32),
@@ -576,6 +629,9 @@ impl Plugin for Mqtt {
             }
             let filter = TopicFilter::new(&template_filter(&f.topic)).ok();
             for (k, &r) in f.receivers.iter().enumerate() {
+                if f.subscribe_with != Protocol::Mqtt {
+                    continue; // MQTT-SN clients through a gateway (apps/mqttsn.rs)
+                }
                 let c = self.client_for(
                     ctx,
                     (r as u32, fi as u32),
@@ -761,6 +817,8 @@ impl Plugin for Mqtt {
                     cn.online = false;
                     cn.crashed = true;
                 }
+                // MQTT clients do not sleep
+                ClientAction::Sleep { .. } | ClientAction::Wake => continue,
                 ClientAction::Connect => {
                     for sock in std::mem::take(&mut self.clients[c as usize].frozen) {
                         ctx.tcp_remove(sock);
@@ -972,7 +1030,7 @@ impl Mqtt {
             }
         }
         for (fi, f) in sc.flows.iter().enumerate() {
-            if f.protocol != Protocol::Mqtt {
+            if !self.clients.iter().any(|c| c.flow == fi as u32) {
                 continue;
             }
             let fc = &self.flow_counters[fi];

@@ -1,6 +1,6 @@
 //! The one table of protocol plug-ins, and the metric columns it lays out.
 //!
-//! `Registry::builtin()` holds `udp`, `tcp`, `coap` and `mqtt`. A new
+//! `Registry::builtin()` holds `udp`, `tcp`, `coap`, `mqtt` and `mqttsn`. A new
 //! protocol is one more entry: `registry.register(PluginEntry::new("echo",
 //! make_echo).columns(&["echo_replies"]))`. Every registered plug-in's
 //! extension columns are always present in runs.csv and summary.csv (zero
@@ -132,7 +132,7 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The built-in protocols: `udp`, `tcp`, `coap`, `mqtt`.
+    /// The built-in protocols: `udp`, `tcp`, `coap`, `mqtt`, `mqttsn`.
     pub fn builtin() -> Registry {
         let entries = vec![
             PluginEntry::new("udp", super::udp::new).builtin(),
@@ -141,6 +141,10 @@ impl Registry {
             PluginEntry::new("mqtt", super::mqtt::new)
                 .columns(&super::mqtt::MQTT_COLUMNS)
                 .tables(&["mqtt.csv"])
+                .builtin(),
+            PluginEntry::new("mqttsn", super::mqttsn::new)
+                .columns(&super::mqttsn::MQTTSN_COLUMNS)
+                .tables(&["mqttsn.csv"])
                 .builtin(),
         ];
         let groups = vec![
@@ -153,6 +157,10 @@ impl Registry {
                 &super::mqtt::MQTT_COLUMNS[..],
             ),
             (ColumnOwner::Energy, &ENERGY_COLUMNS[..]),
+            (
+                ColumnOwner::Plugin(AppId(4)),
+                &super::mqttsn::MQTTSN_COLUMNS[..],
+            ),
         ];
         Registry { entries, groups }
     }

@@ -142,8 +142,9 @@ pub(crate) struct TcpSock {
     /// The application closed: FIN once the backlog is in the send buffer.
     close_pending: bool,
     /// Stream offsets where application packets of a named kind start, for
-    /// `packets.csv`; pruned as the peer acknowledges.
-    kinds: VecDeque<(u64, &'static str)>,
+    /// `packets.csv`, with the flow their bytes belong to (`NO_FLOW`: the
+    /// socket's); pruned as the peer acknowledges.
+    kinds: VecDeque<(u64, &'static str, u32)>,
 }
 
 impl TcpSock {
@@ -728,11 +729,16 @@ impl World<'_> {
                 app
             };
             let mut kind = seg_kind(&t);
+            let mut flow = flow;
             if kind == "tcp_data" && !s.kinds.is_empty() {
                 // the application packet the segment's first byte belongs to
                 let start = u64::from(t.seq.wrapping_sub(s.iss).wrapping_sub(1));
-                let i = s.kinds.partition_point(|&(o, _)| o <= start);
-                kind = s.kinds[i.saturating_sub(1)].1;
+                let i = s.kinds.partition_point(|&(o, _, _)| o <= start);
+                let (_, k, f) = s.kinds[i.saturating_sub(1)];
+                kind = k;
+                if f != crate::net::packet::NO_FLOW {
+                    flow = f;
+                }
             }
             let r = &mut self.tcp.records[rec as usize];
             r.max_cwnd = r.max_cwnd.max(cwnd);
@@ -842,13 +848,13 @@ impl World<'_> {
         sock: SockId,
         data: &[u8],
         payload: Option<(usize, usize)>,
-        kind: Option<&'static str>,
+        kind: Option<(&'static str, u32)>,
     ) {
         let Some(s) = self.tcp.sock_mut(sock) else {
             return;
         };
-        if let Some(k) = kind {
-            s.kinds.push_back((s.written, k));
+        if let Some((k, flow)) = kind {
+            s.kinds.push_back((s.written, k, flow));
         }
         if let Some((a, b)) = payload {
             if b > a {

@@ -59,13 +59,13 @@ impl UdpLayer {
 
 impl World<'_> {
     /// Build an IPv4 packet around a UDP datagram carrying `payload` from
-    /// `src:sport` to `dst:dport`; `None` if it cannot be encoded (longer
-    /// than an IPv4 datagram can be — scenario limits keep payloads below
-    /// that).
+    /// `src:sport` to `dst:dport` (a node's address or the limited
+    /// broadcast); `None` if it cannot be encoded (longer than an IPv4
+    /// datagram can be — scenario limits keep payloads below that).
     pub(crate) fn new_udp_packet(
         &mut self,
         (src, sport): (usize, u16),
-        (dst, dport): (usize, u16),
+        (dst, dport): (std::net::Ipv4Addr, u16),
         payload: &[u8],
         meta: PacketMeta,
     ) -> Option<PacketHandle> {
@@ -73,7 +73,7 @@ impl World<'_> {
         self.nodes[src].ip_ident = ident.wrapping_add(1);
         let repr = Ipv4Repr {
             src: ip::node_addr(src),
-            dst: ip::node_addr(dst),
+            dst,
             protocol: ip::PROTO_UDP,
             ttl: self.sc.protocols.ip.ttl,
             ident,
@@ -95,13 +95,14 @@ impl World<'_> {
     }
 
     /// Send a datagram from `src:sport` to `dst:dport` (a node sending to
-    /// itself gets it back as its own event).
+    /// itself gets it back as its own event; 255.255.255.255 reaches the
+    /// sender's link neighbours).
     pub(crate) fn udp_send(
         &mut self,
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         from: (usize, u16),
-        to: (usize, u16),
+        to: (std::net::Ipv4Addr, u16),
         payload: &[u8],
         meta: PacketMeta,
     ) {

@@ -23,7 +23,8 @@
 //! of the attempt and `bytes` = the whole frame on air (PHY header, MAC
 //! header, IP packet, FCS); ACK frames are rows of kind `mac_ack`; a frame
 //! the MAC gives up on gets one more row (`cca_fail`, `no_ack`). Outcomes:
-//! `delivered`, `lost_channel` (bit errors or too weak), `collision`,
+//! `delivered`, `lost_channel` (bit errors, too weak, or the medium's
+//! `loss` on top of SINR), `collision`,
 //! `rx_off` (receiver transmitting, asleep or down), `lost_queue`,
 //! `cca_fail`, `no_ack`, `lost_node_down`.
 
@@ -33,7 +34,7 @@ use crate::link::mac154;
 use crate::link::medium::{InterfererPos, Medium, RxOutcome, RxResult, TxId};
 use crate::metrics::energy::{NodeEnergy, RadioReport};
 use crate::net::packet::{PacketHandle, PacketMeta, NO_FLOW};
-use crate::scenario::model::Scenario;
+use crate::scenario::model::{LossSpec, Scenario};
 use crate::scenario::radio::MediumSpec;
 use crate::sim::{EventQueue, SimDuration, SimRng, SimTime};
 use std::collections::VecDeque;
@@ -172,7 +173,7 @@ impl Radio {
                     power_dbm: i.power_dbm,
                 })
                 .collect();
-            let medium = Medium::new(
+            let mut medium = Medium::new(
                 &spec.name,
                 sc.seed,
                 spec.phy,
@@ -182,6 +183,9 @@ impl Radio {
                 &names,
                 &interferers,
             );
+            if let LossSpec::Bernoulli { p } = spec.loss {
+                medium = medium.with_frame_loss(p, sc.seed, &spec.name, &names);
+            }
             let mac = spec
                 .members
                 .iter()
@@ -469,10 +473,15 @@ impl World<'_> {
             return;
         }
         let len = self.pool.get(pkt).data.len() as u64;
-        let (tip, proto, app) = crate::net::packet::layer_split(&self.pool.get(pkt).data, &meta);
+        let data = &self.pool.get(pkt).data;
+        let (tip, proto, app) = crate::net::packet::layer_split(data, &meta);
+        let tcp = crate::net::ip::carries_tcp(data);
         let link_hdr = u64::from(ppdu) - len;
         if let Some(s) = self.flow_stats(meta.flow) {
             s.bytes_on_wire += u64::from(ppdu);
+            if tcp {
+                s.bytes_on_wire_tcp += u64::from(ppdu);
+            }
             if retry || meta.retx {
                 s.bytes_retransmissions += u64::from(ppdu);
             } else {
