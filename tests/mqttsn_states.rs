@@ -1247,6 +1247,7 @@ fn transparent_upstream_drains_publishes_before_disconnect() {
     assert_eq!(net.gateways[0].upstream_count(), 0);
     assert_eq!(net.broker.connection_count(), 1, "only the subscriber");
     assert_eq!(net.gateways[0].stats().dropped, 0);
+    assert!(!net.gw_saw(0, |e| matches!(e, GatewayEvent::Fate { .. })));
     assert!(net.broker_events.iter().any(|(_, e)| matches!(
         e,
         BrokerEvent::ClientDisconnected {

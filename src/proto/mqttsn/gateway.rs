@@ -398,6 +398,10 @@ struct Up {
     /// Transparent, its client gone: DISCONNECT once the publishes it
     /// still carries are acknowledged, at the latest at this time.
     drain_until: Option<SimTime>,
+    /// The departed client's address, for the fate of what is dropped.
+    drained_for: Option<SockAddr>,
+    /// What it carried is already counted as dropped (lost, then timed out).
+    carried_dropped: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -507,12 +511,7 @@ pub struct Gateway {
 /// waiting for the window); packets merely queued go out before a
 /// DISCONNECT anyway.
 fn carries(c: &mqtt::Client) -> bool {
-    carried(c) > 0
-}
-
-/// How many publishes [`carries`] counts (dropped when the drain fails).
-fn carried(c: &mqtt::Client) -> usize {
-    c.inflight_len() + c.queued_len()
+    c.inflight_len() > 0 || c.queued_len() > 0
 }
 
 fn factor(d: SimDuration, f: f64) -> SimDuration {
@@ -1150,6 +1149,8 @@ impl Gateway {
                 armed: None,
                 closing: false,
                 drain_until: None,
+                drained_for: None,
+                carried_dropped: false,
             },
         );
         self.stats.upstream_opened += 1;
@@ -1216,8 +1217,7 @@ impl Gateway {
                         .push_back(GatewayEvent::CloseUpstream { conn: Upstream(k) });
                 }
                 MqttEvent::ConnectionLost { .. } => {
-                    let n = self.ups.get(&k).map_or(0, |u| carried(&u.client));
-                    self.stats.dropped += n as u64;
+                    self.drop_carried(k);
                     if self.ups.get(&k).is_some_and(|u| !u.closing) {
                         self.ups.remove(&k);
                         self.forget_up(k);
@@ -1391,13 +1391,36 @@ impl Gateway {
             .config
             .t_retry
             .saturating_mul(u64::from(self.config.n_retry) + 1);
+        let from = self
+            .ups
+            .get(&k)
+            .and_then(|u| u.owner)
+            .and_then(|i| self.sn(i))
+            .map(|s| s.addr);
         match self.ups.get_mut(&k) {
             Some(u) if u.client.is_connected() && carries(&u.client) => {
                 u.owner = None;
                 u.drain_until = Some(now + limit);
+                u.drained_for = from;
                 self.rearm_up(k);
             }
             _ => self.close_up(now, k),
+        }
+    }
+
+    /// A draining connection failed or ran out of time: what it still
+    /// carries is dropped, each with its fate.
+    fn drop_carried(&mut self, k: u32) {
+        let Some(u) = self.ups.get_mut(&k) else {
+            return;
+        };
+        if std::mem::replace(&mut u.carried_dropped, true) {
+            return;
+        }
+        let from = u.drained_for;
+        let lost: Vec<Arc<[u8]>> = u.client.carried_payloads().cloned().collect();
+        for payload in lost {
+            self.fate(from, payload, Fate::Dropped);
         }
     }
 
@@ -2474,8 +2497,7 @@ impl SansIo for Gateway {
             }
             if expired {
                 // The broker did not acknowledge in time: give the rest up.
-                let n = self.ups.get(&k).map_or(0, |u| carried(&u.client));
-                self.stats.dropped += n as u64;
+                self.drop_carried(k);
                 self.close_up(now, k);
             } else {
                 self.drive_up(now, k);
