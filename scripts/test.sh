@@ -45,12 +45,23 @@ if ! python3 -c 'import paho.mqtt' >/dev/null 2>&1; then
   python3 -m pip install --quiet 'paho-mqtt>=2,<3' \
     || python3 -m pip install --quiet --break-system-packages 'paho-mqtt>=2,<3'
 fi
+# tests/interop_mqttsn.rs: the real MQTT-SN client (mqtt_sn_pub, mqtt_sn_sub)
+# talks to `qossim gateway`; its checks are for this exact version.
+mqttsn12_version='import importlib.metadata as m; assert m.version("mqtt-sn-12") == "1.0.9"'
+if ! python3 -c "$mqttsn12_version" >/dev/null 2>&1; then
+  python3 -m pip install --quiet 'mqtt-sn-12==1.0.9' \
+    || python3 -m pip install --quiet --break-system-packages 'mqtt-sn-12==1.0.9'
+fi
 tshark --version | head -n 1
 command -v coap-server-notls
 { command -v mosquitto || command -v /usr/sbin/mosquitto; }
 command -v mosquitto_sub
 { command -v chromium || command -v chromium-browser; }
 python3 -c 'import paho.mqtt; print("paho-mqtt", paho.mqtt.__version__)'
+python3 -c 'import importlib.metadata as m; print("mqtt-sn-12", m.version("mqtt-sn-12"))'
+# pip's console scripts (mqtt_sn_pub, mqtt_sn_sub): the test also looks in
+# python3's scripts directory when it is not on PATH.
+python3 -c 'import sysconfig, os; d = sysconfig.get_path("scripts"); assert os.path.isfile(os.path.join(d, "mqtt_sn_pub")), d'
 
 # From here on a failure is recorded, not fatal: the rest still runs.
 failed_stages=()

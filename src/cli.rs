@@ -19,6 +19,12 @@ pub enum CliError {
     Sweep(#[from] crate::sweep::SweepError),
     #[error("{0}")]
     Chart(#[from] crate::report::charts::ChartError),
+    /// A command-line value that makes no sense (exit 2).
+    #[error("{0}")]
+    BadArgument(String),
+    /// `qossim gateway` could not serve (e.g. its address is in use).
+    #[error("{0}")]
+    Gateway(#[from] crate::proto::mqttsn::socket::SocketError),
 }
 
 impl CliError {
@@ -30,6 +36,8 @@ impl CliError {
             CliError::Sweep(e) => e.exit_code(),
             CliError::Chart(crate::report::charts::ChartError::Write(..)) => 1,
             CliError::Chart(_) => 2,
+            CliError::BadArgument(_) => 2,
+            CliError::Gateway(_) => 1,
         }
     }
 }
@@ -288,4 +296,233 @@ pub fn plot(dir: &Path) -> Result<(), CliError> {
         dir.display()
     );
     Ok(())
+}
+
+/// Arguments of `qossim gateway`.
+#[derive(Debug, Clone)]
+pub struct GatewayRequest {
+    /// UDP address served (`HOST:PORT`).
+    pub listen: String,
+    /// The MQTT broker (`HOST:PORT`).
+    pub broker: String,
+    pub mode: crate::proto::mqttsn::GatewayMode,
+    /// `ID=TOPIC` predefined topic ids.
+    pub predefined: Vec<String>,
+    /// Keep alive of the gateway's MQTT connections, seconds.
+    pub keep_alive: u16,
+    /// MQTT client id of the aggregating connection.
+    pub client_id: String,
+    pub max_clients: usize,
+    pub gw_id: u8,
+}
+
+impl Default for GatewayRequest {
+    fn default() -> Self {
+        GatewayRequest {
+            listen: "127.0.0.1:1883".into(),
+            broker: "127.0.0.1:1883".into(),
+            mode: crate::proto::mqttsn::GatewayMode::Aggregating,
+            predefined: Vec::new(),
+            keep_alive: 60,
+            client_id: "qossim-gw".into(),
+            max_clients: 10_000,
+            gw_id: 1,
+        }
+    }
+}
+
+/// Largest MQTT packet the gateway's upstream connections accept from the
+/// broker: an MQTT-SN message is at most 65 535 octets, so nothing larger
+/// can be relayed (and a connection's input buffer stays bounded).
+const GATEWAY_MAX_MQTT_PACKET: usize = 128 * 1024;
+/// Publishes an upstream connection queues while it is down.
+const GATEWAY_MAX_UPSTREAM_QUEUE: usize = 1000;
+
+fn resolve(what: &str, s: &str) -> Result<std::net::SocketAddr, CliError> {
+    use std::net::ToSocketAddrs;
+    let bad = |why: String| CliError::BadArgument(format!("--{what} {s:?}: {why}"));
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("not an address (HOST:PORT): {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| bad("resolves to no address".into()))
+}
+
+/// Parse `ID=TOPIC` options: ids 1–65534 (0x0000 and 0xFFFF are reserved,
+/// MQTT-SN 1.2 §5.3.11), each once; topic names without wildcards.
+pub fn parse_predefined(items: &[String]) -> Result<Vec<(u16, String)>, CliError> {
+    let mut out: Vec<(u16, String)> = Vec::new();
+    for item in items {
+        let bad = |why: &str| CliError::BadArgument(format!("--predefined {item:?}: {why}"));
+        let (id, topic) = item
+            .split_once('=')
+            .ok_or_else(|| bad("expected ID=TOPIC"))?;
+        let id: u16 = id
+            .trim()
+            .parse()
+            .map_err(|_| bad("the id is not a number in 1..=65534"))?;
+        if id == 0 || id == u16::MAX {
+            return Err(bad("ids 0 and 65535 are reserved (MQTT-SN 1.2 §5.3.11)"));
+        }
+        if crate::proto::mqtt::TopicName::new(topic).is_err() {
+            return Err(bad("not a topic name (empty, or with + or #)"));
+        }
+        if out.iter().any(|(i, _)| *i == id) {
+            return Err(bad("this id is given twice"));
+        }
+        out.push((id, topic.to_string()));
+    }
+    Ok(out)
+}
+
+/// The addresses and gateway configuration `req` asks for.
+pub fn gateway_config(
+    req: &GatewayRequest,
+) -> Result<
+    (
+        std::net::SocketAddr,
+        std::net::SocketAddr,
+        crate::proto::mqttsn::GatewayConfig,
+    ),
+    CliError,
+> {
+    use crate::proto::mqttsn::GatewayConfig;
+    let listen = resolve("listen", &req.listen)?;
+    let broker = resolve("broker", &req.broker)?;
+    if req.client_id.is_empty() || req.client_id.len() > 23 {
+        return Err(CliError::BadArgument(format!(
+            "--client-id {:?}: 1 to 23 characters (MQTT 3.1.1 §3.1.3.1)",
+            req.client_id
+        )));
+    }
+    if req.max_clients == 0 {
+        return Err(CliError::BadArgument(
+            "--max-clients must be at least 1".into(),
+        ));
+    }
+    let mut upstream = crate::proto::mqtt::ClientConfig::new(req.client_id.clone());
+    upstream.keep_alive = req.keep_alive;
+    upstream.max_packet_size = GATEWAY_MAX_MQTT_PACKET;
+    upstream.max_queued = GATEWAY_MAX_UPSTREAM_QUEUE;
+    let config = GatewayConfig {
+        gw_id: req.gw_id,
+        mode: req.mode,
+        port: listen.port(),
+        max_clients: req.max_clients,
+        predefined: parse_predefined(&req.predefined)?,
+        upstream,
+        ..GatewayConfig::default()
+    };
+    Ok((listen, broker, config))
+}
+
+/// Set by SIGINT / SIGTERM while `qossim gateway` serves.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM set [`STOP`] instead of killing the process. No
+/// SA_RESTART: a blocking wait returns at once (every wait is bounded
+/// anyway).
+fn install_stop_signals() -> std::io::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `sa` is a zeroed `sigaction` (a valid value: empty mask,
+        // no flags) whose handler is an `extern "C" fn(c_int)` that only
+        // stores to a static atomic; `sigaction` reads it and writes no
+        // old action (null).
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `qossim gateway`: serve until SIGINT or SIGTERM, then close the broker
+/// connections and print the counters.
+pub fn gateway(req: &GatewayRequest) -> Result<(), CliError> {
+    use crate::proto::mqttsn::socket::{GatewayDriver, GatewayIoConfig, SocketError};
+    use std::time::{Duration, Instant};
+    let (listen, broker, config) = gateway_config(req)?;
+    let mode = config.mode;
+    install_stop_signals().map_err(SocketError::Io)?;
+    let d = GatewayDriver::bind_with(listen, broker, config, GatewayIoConfig::default())?;
+    let local = d.local_addr();
+    let upstream = match mode {
+        crate::proto::mqttsn::GatewayMode::Integrated => "no broker: integrated".to_string(),
+        m => format!("MQTT broker tcp {broker}, {} mode", mode_name(m)),
+    };
+    let bcast = match d.transport().broadcast() {
+        Some(ip) => format!("broadcasts to {ip}"),
+        None => "broadcasts (ADVERTISE, GWINFO) not sent here".into(),
+    };
+    println!("qossim gateway: MQTT-SN on udp {local} → {upstream}; {bcast}; Ctrl-C stops");
+    let started = Instant::now();
+    let t = d.spawn();
+    while !STOP.load(std::sync::atomic::Ordering::SeqCst) && !t.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let d = t.stop()?;
+    print!("{}", gateway_summary(&d.snapshot(), started.elapsed()));
+    Ok(())
+}
+
+fn mode_name(m: crate::proto::mqttsn::GatewayMode) -> &'static str {
+    use crate::proto::mqttsn::GatewayMode;
+    match m {
+        GatewayMode::Transparent => "transparent",
+        GatewayMode::Aggregating => "aggregating",
+        GatewayMode::Integrated => "integrated",
+    }
+}
+
+/// The counters `qossim gateway` prints when it stops.
+pub fn gateway_summary(
+    s: &crate::proto::mqttsn::socket::GatewaySnapshot,
+    elapsed: std::time::Duration,
+) -> String {
+    let (g, io) = (&s.gateway, &s.io);
+    format!(
+        "qossim gateway: stopped after {:.1} s\n\
+         mqtt-sn: {} datagrams in ({} B), {} out ({} B); {} malformed, {} ignored, {} from unusable sources, {} broadcasts dropped, {} send errors\n\
+         clients: {} connects, {} refused, {} with a session; {} registrations; {} publishes received, {} delivered; {} dropped; {} retransmissions, {} give-ups; {} keep-alive timeouts\n\
+         upstream: {} connections opened, {} connect failures, {} refused, {} lost, {} closed for backlog, {} closed by the gateway; {} B sent, {} B received\n",
+        elapsed.as_secs_f64(),
+        io.datagrams_received,
+        io.bytes_received,
+        io.datagrams_sent,
+        io.bytes_sent,
+        g.decode_errors,
+        g.ignored,
+        io.sources_dropped,
+        io.broadcasts_dropped,
+        io.send_errors,
+        g.connects,
+        g.connects_refused,
+        s.clients,
+        g.registrations,
+        g.publishes_received,
+        g.publishes_delivered,
+        g.dropped + g.dropped_queue_full + g.dropped_asleep,
+        g.retransmissions,
+        g.give_ups,
+        g.keep_alive_timeouts,
+        io.upstream_connects,
+        io.upstream_connect_failures,
+        io.upstream_refused,
+        io.upstream_lost,
+        io.upstream_overflows,
+        io.upstream_closes,
+        io.upstream_bytes_sent,
+        io.upstream_bytes_received,
+    )
 }

@@ -39,6 +39,56 @@ enum Cmd {
     Merge(MergeArgs),
     /// (Re)draw the charts of a results directory from its summary.csv.
     Plot(PlotArgs),
+    /// Serve the MQTT-SN gateway core to real clients (UDP), relaying to an
+    /// MQTT broker (TCP), until Ctrl-C.
+    #[command(after_help = GATEWAY_HELP)]
+    Gateway(GatewayArgs),
+}
+
+const GATEWAY_HELP: &str = "\
+Examples:
+  qossim gateway --listen 127.0.0.1:1883 --broker 127.0.0.1:1884
+  qossim gateway --broker 127.0.0.1:1884 --mode transparent --predefined 1=sensors/temp
+Ctrl-C (or SIGTERM) stops it: broker connections are closed, counters printed.
+Exit codes: 0 stopped, 2 bad arguments, 1 cannot serve (e.g. address in use).
+See docs/mqttsn.md (`qossim gateway`).";
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    /// One MQTT connection per MQTT-SN client.
+    Transparent,
+    /// One MQTT connection for all clients.
+    Aggregating,
+    /// The gateway is the broker (no MQTT connection; --broker unused).
+    Integrated,
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    /// UDP address to serve MQTT-SN on.
+    #[arg(long, default_value = "127.0.0.1:1883", value_name = "HOST:PORT")]
+    listen: String,
+    /// The MQTT 3.1.1 broker (TCP) to relay to.
+    #[arg(long, default_value = "127.0.0.1:1883", value_name = "HOST:PORT")]
+    broker: String,
+    /// How clients reach the broker.
+    #[arg(long, value_enum, default_value = "aggregating")]
+    mode: ModeArg,
+    /// A predefined topic id (MQTT-SN 1.2 §6.7) for all clients (repeatable).
+    #[arg(long, value_name = "ID=TOPIC")]
+    predefined: Vec<String>,
+    /// Keep alive of the gateway's MQTT connections, seconds (0: none).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    keep_alive: u16,
+    /// MQTT client id of the aggregating connection.
+    #[arg(long, default_value = "qossim-gw", value_name = "ID")]
+    client_id: String,
+    /// MQTT-SN clients served at once (more are refused with "congestion").
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_clients: usize,
+    /// GwId in ADVERTISE and GWINFO.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    gw_id: u8,
 }
 
 #[derive(Args)]
@@ -151,6 +201,20 @@ fn main() -> ExitCode {
         }),
         Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
         Some(Cmd::Plot(a)) => cli::plot(&a.dir),
+        Some(Cmd::Gateway(a)) => cli::gateway(&cli::GatewayRequest {
+            listen: a.listen,
+            broker: a.broker,
+            mode: match a.mode {
+                ModeArg::Transparent => qossim::proto::mqttsn::GatewayMode::Transparent,
+                ModeArg::Aggregating => qossim::proto::mqttsn::GatewayMode::Aggregating,
+                ModeArg::Integrated => qossim::proto::mqttsn::GatewayMode::Integrated,
+            },
+            predefined: a.predefined,
+            keep_alive: a.keep_alive,
+            client_id: a.client_id,
+            max_clients: a.max_clients,
+            gw_id: a.gw_id,
+        }),
     });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@
 mod mqttsn_common;
 
 use mqttsn_common::*;
-use qossim::proto::mqtt::QoS;
+use qossim::proto::mqtt::{BrokerEvent, DisconnectReason, QoS};
 use qossim::proto::mqttsn::client::{FoundBy, LostReason, PublishTopicType, Will};
 use qossim::proto::mqttsn::gateway::{ClientGone, GatewayEvent};
 use qossim::proto::mqttsn::{
@@ -1203,4 +1203,56 @@ fn persistent_session_keeps_subscriptions_and_buffers_while_away() {
     ));
     // No SUBSCRIBE was needed again.
     assert_eq!(net.sent(client_addr(b), MsgType::Subscribe).len(), 1);
+}
+
+/// Transparent: a client that DISCONNECTs right after its QoS 1 and QoS 2
+/// PUBLISHes (the gateway has PUBACKed / PUBRECed them) still gets both to
+/// the MQTT subscriber: its upstream connection finishes the QoS 2
+/// handshake (PUBREL, PUBCOMP; the broker releases QoS 2 at PUBREL) before
+/// its MQTT DISCONNECT, instead of dropping the message with the
+/// connection. The connection then ends gracefully and is gone.
+#[test]
+fn transparent_upstream_drains_publishes_before_disconnect() {
+    let mut net = setup(GatewayMode::Transparent, 1);
+    connect(&mut net, 0);
+    let now = net.now;
+    net.clients[0]
+        .publish(now, "room/2/temp", &b"last-q1"[..], Qos::One, false)
+        .expect("publish");
+    net.run_until_pred(secs(5), |n| {
+        n.client_saw(0, |e| matches!(e, ClientEvent::PublishAcked { .. }))
+    });
+    let now = net.now;
+    net.clients[0]
+        .publish(now, "room/2/temp", &b"last-q2"[..], Qos::Two, false)
+        .expect("publish");
+    net.clients[0].disconnect(now);
+    net.run_for(secs(5));
+    assert_eq!(net.clients[0].state(), ClientState::Idle);
+    let got: Vec<(Vec<u8>, QoS)> = net.subs[0]
+        .received
+        .iter()
+        .map(|(_, _, p, q)| (p.clone(), *q))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (b"last-q1".to_vec(), QoS::AtLeastOnce),
+            (b"last-q2".to_vec(), QoS::ExactlyOnce)
+        ],
+        "the broker's subscriber"
+    );
+    // The upstream connection ended with an MQTT DISCONNECT, after the
+    // handshake, and nothing is left of it.
+    assert_eq!(net.gateways[0].upstream_count(), 0);
+    assert_eq!(net.broker.connection_count(), 1, "only the subscriber");
+    assert_eq!(net.gateways[0].stats().dropped, 0);
+    assert!(!net.gw_saw(0, |e| matches!(e, GatewayEvent::Fate { .. })));
+    assert!(net.broker_events.iter().any(|(_, e)| matches!(
+        e,
+        BrokerEvent::ClientDisconnected {
+            reason: DisconnectReason::Disconnect,
+            ..
+        }
+    )));
 }

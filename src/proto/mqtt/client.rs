@@ -164,6 +164,11 @@ impl Client {
     pub fn queued_len(&self) -> usize {
         self.queue.len()
     }
+    /// Payloads of the publishes in flight, then of those queued.
+    pub fn carried_payloads(&self) -> impl Iterator<Item = &Arc<[u8]>> {
+        let inflight = self.inflight.iter().map(|o| &o.publish.payload);
+        inflight.chain(self.queue.iter().map(|q| &q.payload))
+    }
     /// Nothing to send and nothing unacknowledged (per-message sessions
     /// disconnect when this turns true).
     pub fn is_idle(&self) -> bool {

@@ -395,6 +395,13 @@ struct Up {
     owner: Option<Idx>,
     armed: Option<SimTime>,
     closing: bool,
+    /// Transparent, its client gone: DISCONNECT once the publishes it
+    /// still carries are acknowledged, at the latest at this time.
+    drain_until: Option<SimTime>,
+    /// The departed client's address, for the fate of what is dropped.
+    drained_for: Option<SockAddr>,
+    /// What it carried is already counted as dropped (lost, then timed out).
+    carried_dropped: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -498,6 +505,13 @@ pub struct Gateway {
     events: VecDeque<GatewayEvent>,
     scratch: Vec<(Idx, Qos)>,
     stats: GatewayStats,
+}
+
+/// Publishes an upstream MQTT client still has to deliver (in flight or
+/// waiting for the window); packets merely queued go out before a
+/// DISCONNECT anyway.
+fn carries(c: &mqtt::Client) -> bool {
+    c.inflight_len() > 0 || c.queued_len() > 0
 }
 
 fn factor(d: SimDuration, f: f64) -> SimDuration {
@@ -606,6 +620,31 @@ impl Gateway {
         if self.config.t_adv.is_some() {
             self.next_adv = Some(now);
             self.handle_timeout_adv(now);
+        }
+    }
+
+    /// The driver is stopping: every upstream MQTT connection is closed
+    /// gracefully (MQTT DISCONNECT from `poll_transmit`, then
+    /// [`GatewayEvent::CloseUpstream`]), the aggregating one is not
+    /// reconnected, advertising stops. Clients keep their records; a later
+    /// CONNECT opens upstream connections again.
+    pub fn shutdown(&mut self, now: SimTime) {
+        self.next_adv = None;
+        self.shared = None;
+        self.shared_ready = false;
+        let ks: Vec<u32> = self.ups.keys().copied().collect();
+        for k in ks {
+            if let Some(i) = self.ups.get(&k).and_then(|u| u.owner) {
+                if let Some(s) = self.sn_mut(i) {
+                    s.upstream = None;
+                }
+            }
+            self.close_up(now, k);
+            // A connection waiting to reconnect has no transport to close.
+            if self.ups.get(&k).is_some_and(|u| !u.closing) {
+                self.ups.remove(&k);
+                self.forget_up(k);
+            }
         }
     }
 
@@ -1109,6 +1148,9 @@ impl Gateway {
                 owner,
                 armed: None,
                 closing: false,
+                drain_until: None,
+                drained_for: None,
+                carried_dropped: false,
             },
         );
         self.stats.upstream_opened += 1;
@@ -1132,6 +1174,13 @@ impl Gateway {
         while let Some(ev) = self.ups.get_mut(&k).and_then(|u| u.client.poll_event()) {
             self.on_up_event(now, k, ev);
         }
+        let drained = self
+            .ups
+            .get(&k)
+            .is_some_and(|u| u.drain_until.is_some() && !carries(&u.client));
+        if drained {
+            self.close_up(now, k);
+        }
         self.rearm_up(k);
     }
 
@@ -1139,7 +1188,10 @@ impl Gateway {
         let Some(u) = self.ups.get_mut(&k) else {
             return;
         };
-        let t = u.client.poll_timeout();
+        let t = match (u.client.poll_timeout(), u.drain_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if u.armed != t {
             if let Some(old) = u.armed {
                 self.up_timers.remove(&(old, k));
@@ -1153,6 +1205,28 @@ impl Gateway {
 
     fn on_up_event(&mut self, now: SimTime, k: u32, ev: MqttEvent) {
         let owner = self.ups.get(&k).and_then(|u| u.owner);
+        if self.ups.get(&k).is_some_and(|u| u.drain_until.is_some()) {
+            // A departed client's connection finishing its publishes:
+            // nothing for clients any more; lost, it is forgotten.
+            match ev {
+                MqttEvent::CloseTransport => {
+                    if let Some(u) = self.ups.get_mut(&k) {
+                        u.closing = true;
+                    }
+                    self.events
+                        .push_back(GatewayEvent::CloseUpstream { conn: Upstream(k) });
+                }
+                MqttEvent::ConnectionLost { .. } => {
+                    self.drop_carried(k);
+                    if self.ups.get(&k).is_some_and(|u| !u.closing) {
+                        self.ups.remove(&k);
+                        self.forget_up(k);
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
         match ev {
             MqttEvent::OpenTransport => self
                 .events
@@ -1227,10 +1301,20 @@ impl Gateway {
                 }
                 None => {
                     self.shared_ready = false;
-                    if reconnect_at.is_none() {
-                        self.ups.remove(&k);
-                        self.forget_up(k);
-                        self.shared = None;
+                    match reconnect_at {
+                        None => {
+                            self.ups.remove(&k);
+                            self.forget_up(k);
+                            self.shared = None;
+                        }
+                        // It reconnects (OpenUpstream again, same id): the
+                        // transport it asked to close (a CONNACK or PINGRESP
+                        // timeout) goes, the connection stays.
+                        Some(_) => {
+                            if let Some(u) = self.ups.get_mut(&k) {
+                                u.closing = false;
+                            }
+                        }
                     }
                 }
             },
@@ -1291,9 +1375,53 @@ impl Gateway {
     fn close_up(&mut self, now: SimTime, k: u32) {
         if let Some(u) = self.ups.get_mut(&k) {
             u.owner = None;
+            u.drain_until = None;
             u.client.disconnect();
         }
         self.drive_up(now, k);
+    }
+
+    /// A client's own upstream (transparent) after its session ended: close
+    /// it once the publishes it carries (the client's last ones, its will)
+    /// are acknowledged by the broker, so a QoS 2 publish the gateway has
+    /// already completed with PUBCOMP is not dropped with the connection;
+    /// at most T_RETRY × (N_RETRY + 1) later.
+    fn release_up(&mut self, now: SimTime, k: u32) {
+        let limit = self
+            .config
+            .t_retry
+            .saturating_mul(u64::from(self.config.n_retry) + 1);
+        let from = self
+            .ups
+            .get(&k)
+            .and_then(|u| u.owner)
+            .and_then(|i| self.sn(i))
+            .map(|s| s.addr);
+        match self.ups.get_mut(&k) {
+            Some(u) if u.client.is_connected() && carries(&u.client) => {
+                u.owner = None;
+                u.drain_until = Some(now + limit);
+                u.drained_for = from;
+                self.rearm_up(k);
+            }
+            _ => self.close_up(now, k),
+        }
+    }
+
+    /// A draining connection failed or ran out of time: what it still
+    /// carries is dropped, each with its fate.
+    fn drop_carried(&mut self, k: u32) {
+        let Some(u) = self.ups.get_mut(&k) else {
+            return;
+        };
+        if std::mem::replace(&mut u.carried_dropped, true) {
+            return;
+        }
+        let from = u.drained_for;
+        let lost: Vec<Arc<[u8]>> = u.client.carried_payloads().cloned().collect();
+        for payload in lost {
+            self.fate(from, payload, Fate::Dropped);
+        }
     }
 
     fn on_upstream(&mut self, now: SimTime, conn: Upstream, ev: StreamInput<'_>) {
@@ -2075,7 +2203,7 @@ impl Gateway {
             self.forward(now, Some(i), w.topic, w.msg, w.qos, w.retain);
         }
         if let Some(k) = self.sn_mut(i).and_then(|s| s.upstream.take()) {
-            self.close_up(now, k);
+            self.release_up(now, k);
         }
         self.pending_subs.retain(|p| p.client != i);
         self.events.push_back(GatewayEvent::ClientDisconnected {
@@ -2361,11 +2489,19 @@ impl SansIo for Gateway {
                 break;
             }
             self.up_timers.pop_first();
+            let mut expired = false;
             if let Some(u) = self.ups.get_mut(&k) {
                 u.armed = None;
                 u.client.handle_timeout(now);
+                expired = u.drain_until.is_some_and(|d| d <= now);
             }
-            self.drive_up(now, k);
+            if expired {
+                // The broker did not acknowledge in time: give the rest up.
+                self.drop_carried(k);
+                self.close_up(now, k);
+            } else {
+                self.drive_up(now, k);
+            }
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod client;
 pub mod codec;
 pub mod forwarder;
 pub mod gateway;
+pub mod socket;
 pub mod types;
 
 pub use client::{
