@@ -1,0 +1,254 @@
+//! MQTT-SN through the simulator: the plug-in `src/world/apps/mqttsn.rs`
+//! driving the `proto::mqttsn` cores over simulated links, run through the
+//! same loader and run path as the CLI (`common::sim`) and read back from
+//! the CSVs, the pcaps and tshark.
+//!
+//! * closed forms of QoS −1/0/1 over a lossy link (20 000 messages each);
+//! * QoS 2 end to end through a lossy access and a backhaul break;
+//! * discovery by SEARCHGW and failover to a second gateway;
+//! * sleeping clients: buffering, buffer overflow, the will of one that
+//!   never wakes;
+//! * end to end in each gateway mode, MQTT connections per mode;
+//! * determinism (single runs and a sweep with `--jobs`), packets.csv
+//!   kinds, pcap decoding in tshark.
+//!
+//! Statistical checks use fixed seeds and state their tolerance (3
+//! standard errors). Run in release:
+//! `cargo test --release --test mqttsn_sim`.
+
+mod common;
+use common::sim::{load, num, read_csv, run_row, run_text};
+use common::{temp_dir, tshark};
+use qossim::run::{run_scenario, RunOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Run `text` without packets.csv and pcaps (the statistical runs write
+/// ~100 000 packets each).
+fn run_lean(tag: &str, text: &str, overrides: &[&str]) -> PathBuf {
+    let sc = load(text, overrides);
+    let dir = temp_dir(tag);
+    run_scenario(
+        &sc,
+        &RunOptions {
+            out_dir: dir.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("run: {e}"));
+    dir
+}
+
+/// A value of mqttsn.csv (0 when the row is absent: per-type counters are
+/// only written when non-zero).
+fn sn(dir: &Path, scope: &str, name: &str, metric: &str) -> f64 {
+    read_csv(&dir.join("mqttsn.csv"))
+        .into_iter()
+        .find(|r| r["scope"] == scope && r["name"] == name && r["metric"] == metric)
+        .map_or(0.0, |r| r["value"].parse().expect("number"))
+}
+
+/// |observed − expected| ≤ 3·se; prints the comparison (the table in the
+/// report is made of these lines).
+fn within_3se(observed: f64, expected: f64, se: f64, what: &str) {
+    eprintln!(
+        "{what}: simulated {observed:.5}, closed form {expected:.5}, se {se:.5}, z {:+.2}",
+        (observed - expected) / se
+    );
+    assert!(
+        (observed - expected).abs() <= 3.0 * se,
+        "{what}: simulated {observed:.5}, closed form {expected:.5} ± 3·{se:.5}"
+    );
+}
+
+fn se_proportion(q: f64, n: f64) -> f64 {
+    (q * (1.0 - q) / n).sqrt()
+}
+
+// ---------------------------------------------------------------------------
+// 1. Closed forms
+// ---------------------------------------------------------------------------
+
+/// Publishers in parallel: PUBLISHERS × PER_PUBLISHER = 20 000 messages.
+const PUBLISHERS: u32 = 100;
+const PER_PUBLISHER: u32 = 200;
+
+/// 100 sensors `s1`…`s100`, each on its own wired link to the gateway with
+/// Bernoulli loss `p` in each direction (independent per packet), publish
+/// 8-byte messages every 500 ms to one predefined topic (no REGISTER) at
+/// `reliability`; the gateway aggregates them onto one lossless MQTT
+/// connection, and `dash`, an MQTT subscriber on a lossless link, takes
+/// every message from the broker. Static discovery (no SEARCHGW over the
+/// lossy link), keep alive off (no PINGREQ), T_RETRY = 100 ms, so every
+/// message's exchange (at most (N + 1)·T_RETRY = 400 ms for N ≤ 3) ends
+/// before the next is published. After a give-up the client loses the
+/// gateway and CONNECTs again over the lossy link; the next message waits
+/// in its queue meanwhile (never full), so every message still starts its
+/// own exchange with a connected client. Flows start at 5 s, after every
+/// client has connected and the subscriber has subscribed; the drain
+/// (60 s) is far longer than any message's exchange.
+fn closed_form_scenario(p: f64, n_retry: u32, reliability: &str) -> String {
+    format!(
+        r#"name = "sn-closed-form"
+seed = 7
+duration = "110 s"
+drain = "60 s"
+
+[[nodes]]
+name = "gw"
+role = "gateway"
+
+[[nodes]]
+name = "broker"
+role = "broker"
+
+[[nodes]]
+name = "dash"
+role = "client"
+
+[[groups]]
+name = "s{{i}}"
+count = {PUBLISHERS}
+role = "client"
+link = {{ to = "gw", delay = "1 ms", loss = {{ model = "bernoulli", p = {p:?} }} }}
+
+[[links]]
+a = "gw"
+b = "broker"
+
+[[links]]
+a = "dash"
+b = "broker"
+
+[[flows]]
+name = "f"
+pattern = "fan_in"
+protocol = "mqttsn"
+reliability = "{reliability}"
+subscribe_with = "mqtt"
+publishers = ["s*"]
+receivers = ["dash"]
+topic = "cf/t"
+payload_bytes = 8
+interval = "500 ms"
+start = "5 s"
+count = {PER_PUBLISHER}
+
+[protocols.mqtt]
+keep_alive = "0 s"
+
+[protocols.mqttsn]
+discovery = "static"
+t_adv = "1 h"
+t_retry = "100 ms"
+n_retry = {n_retry}
+keep_alive = "0 s"
+topic_id_type = "predefined"
+predefined = {{ "cf/t" = 1 }}
+"#
+    )
+}
+
+/// QoS 1 with loss p each way and N = n_retry retransmissions, q = 1 −
+/// (1 − p)² (an attempt fails when its PUBLISH or its PUBACK is lost):
+/// * the gateway receives a message with 1 − p^(N+1) (read as deliveries
+///   at the lossless MQTT subscriber: the gateway forwards every PUBLISH it
+///   receives upstream over reliable TCP);
+/// * the publisher gets its PUBACK with 1 − q^(N+1) (publishes given up,
+///   flow scope of mqttsn.csv, and runs.csv `give_ups`);
+/// * the PUBLISH is transmitted Σ_{k=0..N} q^k times on average
+///   (packets_sent_publish / publishes_sent; variance from
+///   E[T²] = Σ (2k+1) q^k).
+///
+/// Each within 3 standard errors over 20 000 messages (seed 7).
+#[test]
+fn qos1_matches_its_closed_forms() {
+    for (p, n) in [(0.2, 3u32), (0.2, 1), (0.4, 3), (0.4, 1)] {
+        let dir = run_lean("sn-cf-q1", &closed_form_scenario(p, n, "qos1"), &[]);
+        let row = run_row(&dir, "f");
+        let sent = num(&row, "sent");
+        assert_eq!(sent, f64::from(PUBLISHERS * PER_PUBLISHER));
+        assert_eq!(num(&row, "mqttsn_client_drops"), 0.0, "queue never full");
+        assert_eq!(num(&row, "late_deliveries"), 0.0);
+        assert_eq!(sn(&dir, "flow", "f", "publishes_sent"), sent);
+        let tag = format!("QoS 1, p = {p}, N = {n}");
+        let tries = f64::from(n + 1);
+        let q = 1.0 - (1.0 - p) * (1.0 - p);
+
+        let received = 1.0 - p.powf(tries);
+        within_3se(
+            num(&row, "delivered") / sent,
+            received,
+            se_proportion(received, sent),
+            &format!("{tag}: gateway receives"),
+        );
+        // every PUBLISH the gateway takes (duplicates included) goes upstream once
+        assert_eq!(
+            sn(&dir, "gateway", "gw", "publishes_received"),
+            num(&row, "delivered") + num(&row, "duplicates"),
+            "{tag}: gateway receipts = first copies + duplicates at the subscriber"
+        );
+
+        let given_up = sn(&dir, "flow", "f", "publishes_given_up");
+        assert_eq!(num(&row, "give_ups"), given_up, "{tag}: runs.csv give_ups");
+        let acked = 1.0 - q.powf(tries);
+        within_3se(
+            1.0 - given_up / sent,
+            acked,
+            se_proportion(acked, sent),
+            &format!("{tag}: publisher gets PUBACK"),
+        );
+
+        let tx = sn(&dir, "flow", "f", "packets_sent_publish");
+        let mean: f64 = (0..=n).map(|k| q.powi(k as i32)).sum();
+        let second: f64 = (0..=n)
+            .map(|k| f64::from(2 * k + 1) * q.powi(k as i32))
+            .sum();
+        let se = ((second - mean * mean) / sent).sqrt();
+        within_3se(
+            tx / sent,
+            mean,
+            se,
+            &format!("{tag}: PUBLISH transmissions per message"),
+        );
+        // the PUBLISH retransmissions are the flow's retransmissions (CONNECT
+        // retries after a give-up add to them, never subtract)
+        assert!(num(&row, "retransmissions") >= tx - sent, "{tag}");
+    }
+}
+
+/// QoS 0 (after a CONNECT) and QoS −1 (no connection, §6.8) are sent once:
+/// delivered with 1 − p, within 3 standard errors over 20 000 messages.
+#[test]
+fn qos0_and_qos_minus1_deliver_1_minus_p() {
+    for p in [0.2, 0.4] {
+        for reliability in ["qos0", "qos_minus1"] {
+            let dir = run_lean("sn-cf-q0", &closed_form_scenario(p, 3, reliability), &[]);
+            let row = run_row(&dir, "f");
+            let sent = num(&row, "sent");
+            assert_eq!(sent, f64::from(PUBLISHERS * PER_PUBLISHER));
+            let tag = format!("{reliability}, p = {p}");
+            within_3se(
+                num(&row, "delivered") / sent,
+                1.0 - p,
+                se_proportion(1.0 - p, sent),
+                &format!("{tag}: delivery"),
+            );
+            assert_eq!(num(&row, "duplicates"), 0.0, "{tag}");
+            if reliability == "qos_minus1" {
+                assert_eq!(num(&row, "retransmissions"), 0.0, "{tag}: nothing resent");
+            }
+            assert_eq!(
+                sn(&dir, "flow", "f", "packets_sent_publish"),
+                sent,
+                "{tag}: one PUBLISH per message"
+            );
+            let connects = sn(&dir, "flow", "f", "packets_sent_connect");
+            if reliability == "qos_minus1" {
+                assert_eq!(connects, 0.0, "{tag}: QoS −1 never connects");
+            } else {
+                assert!(connects >= f64::from(PUBLISHERS), "{tag}");
+            }
+        }
+    }
+}
