@@ -1231,6 +1231,11 @@ impl Gateway {
                         self.ups.remove(&k);
                         self.forget_up(k);
                         self.shared = None;
+                    } else if let Some(u) = self.ups.get_mut(&k) {
+                        // Only the transport closes (the CloseTransport
+                        // before this event): the client stays to
+                        // reconnect, so `poll_transmit` must not drop it.
+                        u.closing = false;
                     }
                 }
             },
