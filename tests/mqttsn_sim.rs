@@ -399,3 +399,261 @@ fn qos2_through_a_lossy_access_and_a_backhaul_break_is_exactly_once() {
     assert_eq!(sn(&dir, "gateway", "gw", "upstream_opened"), 1.0);
     assert!(num(&q2, "mqttsn_gateway_connections") >= 2.0);
 }
+
+// ---------------------------------------------------------------------------
+// 3. Discovery and failover
+// ---------------------------------------------------------------------------
+
+/// `[[events]]` that cut `nodes` off at 0 s and heal at 1 ms: the
+/// gateways' ADVERTISE at start-up (their only one: T_ADV = 1 h) is lost,
+/// so clients must search. Clients connect at a uniform time in [0, 1 s).
+fn hide_first_advertise(nodes: &str) -> String {
+    format!(
+        "\n[[events]]\nat = \"0 s\"\naction = \"partition\"\nnodes = [\"{nodes}\"]\n\n[[events]]\nat = \"1 ms\"\naction = \"heal\"\n"
+    )
+}
+
+/// Twenty islands: client `s<i>` alone on a 5 ms link with gateway
+/// `g<i>` (so no client hears another's SEARCHGW or GWINFO), T_SEARCHGW =
+/// 4 s, T_GWINFO = 2 s.
+fn islands(n: u32) -> String {
+    let mut t = format!(
+        r#"name = "sn-discovery"
+seed = 5
+duration = "30 s"
+drain = "10 s"
+
+[[nodes]]
+name = "broker"
+role = "broker"
+
+[[nodes]]
+name = "dash"
+role = "client"
+
+[[links]]
+a = "dash"
+b = "broker"
+
+[[groups]]
+name = "g{{i}}"
+count = {n}
+role = "gateway"
+link = {{ to = "broker" }}
+
+[[groups]]
+name = "s{{i}}"
+count = {n}
+role = "client"
+
+[[flows]]
+name = "f"
+pattern = "fan_in"
+protocol = "mqttsn"
+reliability = "qos1"
+subscribe_with = "mqtt"
+publishers = ["s*"]
+receivers = ["dash"]
+topic = "d/{{i}}"
+payload_bytes = 8
+interval = "5 s"
+start = "15 s"
+
+[protocols.mqttsn]
+t_adv = "1 h"
+t_searchgw = "4 s"
+t_gwinfo = "2 s"
+"#
+    );
+    for i in 1..=n {
+        t.push_str(&format!(
+            "\n[[links]]\na = \"s{i}\"\nb = \"g{i}\"\ndelay = \"5 ms\"\n"
+        ));
+    }
+    t + &hide_first_advertise("s*")
+}
+
+/// SEARCHGW finds the gateway: it is sent after a uniform delay in
+/// [0, T_SEARCHGW] and answered at once, so each client's discovery time
+/// is U·T_SEARCHGW + RTT (RTT = 10 ms here), within T_SEARCHGW + T_GWINFO
+/// + RTT; the mean over the 20 clients (`mqttsn_discovery_ms_mean`) must
+/// be T_SEARCHGW/2 + RTT within 3 standard errors (se = T/√(12·20)).
+/// Per client (packets.csv): one SEARCHGW, answered by a GWINFO one RTT
+/// later, all before connect_spread + T_SEARCHGW + T_GWINFO + RTT.
+#[test]
+fn searchgw_finds_a_silent_gateway_within_t_searchgw_plus_one_rtt() {
+    const N: u32 = 20;
+    let (t_search, t_gwinfo, rtt) = (4000.0, 2000.0, 10.0);
+    let dir = run_text("sn-discovery", &islands(N), &[]);
+    let row = run_row(&dir, "f");
+    assert_eq!(num(&row, "delivery_ratio"), 1.0);
+    assert_eq!(sn(&dir, "flow", "f", "searches_sent"), f64::from(N));
+    let mean = num(&row, "mqttsn_discovery_ms_mean");
+    assert!(mean <= t_search + t_gwinfo + rtt, "{mean}");
+    within_3se(
+        mean,
+        t_search / 2.0 + rtt,
+        t_search / (12.0 * f64::from(N)).sqrt(),
+        "discovery time (ms), mean over 20 clients",
+    );
+    let packets = read_csv(&dir.join("packets.csv"));
+    let t = |r: &BTreeMap<String, String>| r["time_ms"].parse::<f64>().expect("time");
+    for i in 1..=N {
+        let (s, g) = (format!("s{i}"), format!("g{i}"));
+        let link = format!("{s}--{g}");
+        let adv: Vec<_> = packets
+            .iter()
+            .filter(|r| r["link"] == link && r["kind"] == "mqttsn_advertise")
+            .collect();
+        assert!(
+            adv.iter().all(|r| r["outcome"] != "delivered"),
+            "{s}: the ADVERTISE must not arrive"
+        );
+        let search: Vec<f64> = packets
+            .iter()
+            .filter(|r| r["link"] == link && r["kind"] == "mqttsn_searchgw")
+            .map(t)
+            .collect();
+        assert_eq!(search.len(), 1, "{s}: one SEARCHGW");
+        let gwinfo = packets
+            .iter()
+            .find(|r| r["link"] == link && r["kind"] == "mqttsn_gwinfo" && r["to"] == s)
+            .map(t)
+            .unwrap_or_else(|| panic!("{s}: no GWINFO"));
+        // packets.csv times are transmission starts: the answer leaves as
+        // the SEARCHGW arrives (one-way 5 ms)
+        assert!(
+            gwinfo >= search[0] && gwinfo - search[0] <= rtt / 2.0 + 1.0,
+            "{s}: SEARCHGW at {} ms, GWINFO at {gwinfo} ms",
+            search[0]
+        );
+        assert!(gwinfo + rtt / 2.0 <= 1000.0 + t_search + t_gwinfo + rtt);
+    }
+}
+
+/// Client `c` knows two gateways (both answered its SEARCHGW with GWINFO)
+/// and publishes QoS 1 every second through the first; `g1` crashes at
+/// 40.5 s (no restart). The next PUBLISH goes unanswered, the client gives
+/// up after N_RETRY retransmissions, loses g1, CONNECTs to g2 and
+/// publishes again: the first delivery after the crash comes within
+/// keep_alive + T_RETRY·(N_RETRY + 1) + T_SEARCHGW + RTT
+/// (10 + 2·3 + 2 + 0.01 s) of it, and every later message arrives.
+#[test]
+fn a_client_fails_over_to_the_second_gateway() {
+    let text = r#"name = "sn-failover"
+seed = 2
+duration = "120 s"
+drain = "30 s"
+
+[[nodes]]
+name = "broker"
+role = "broker"
+
+[[nodes]]
+name = "dash"
+role = "client"
+
+[[nodes]]
+name = "g1"
+role = "gateway"
+
+[[nodes]]
+name = "g2"
+role = "gateway"
+
+[[nodes]]
+name = "c"
+role = "client"
+
+[[links]]
+a = "dash"
+b = "broker"
+
+[[links]]
+a = "g1"
+b = "broker"
+
+[[links]]
+a = "g2"
+b = "broker"
+
+[[links]]
+a = "c"
+b = "g1"
+delay = "5 ms"
+
+[[links]]
+a = "c"
+b = "g2"
+delay = "5 ms"
+
+[[flows]]
+name = "f"
+pattern = "fan_in"
+protocol = "mqttsn"
+reliability = "qos1"
+subscribe_with = "mqtt"
+publishers = ["c"]
+receivers = ["dash"]
+topic = "fo/t"
+payload_bytes = 8
+interval = "1 s"
+start = "10 s"
+
+[protocols.mqttsn]
+t_adv = "1 h"
+t_searchgw = "2 s"
+t_retry = "2 s"
+n_retry = 2
+keep_alive = "10 s"
+
+[[events]]
+at = "40.5 s"
+action = "node_crash"
+node = "g1"
+"#
+    .to_string()
+        + &hide_first_advertise("c");
+    let crash = 40_500.0;
+    let bound = 10_000.0 + 2_000.0 * 3.0 + 2_000.0 + 10.0;
+    let dir = run_lean("sn-failover", &text, &[]);
+    assert_eq!(sn(&dir, "flow", "f", "searches_sent"), 1.0);
+    assert_eq!(sn(&dir, "flow", "f", "gateways_lost"), 1.0);
+    assert_eq!(sn(&dir, "gateway", "g1", "restarts"), 1.0);
+    assert_eq!(
+        sn(&dir, "gateway", "g2", "connects"),
+        1.0,
+        "failed over to g2"
+    );
+    let msgs: Vec<(f64, Option<f64>)> = read_csv(&dir.join("messages.csv"))
+        .into_iter()
+        .map(|m| {
+            (
+                m["sent_at_ms"].parse().expect("sent"),
+                m["delivered_at_ms"].parse().ok(),
+            )
+        })
+        .collect();
+    // through g1 before the crash
+    assert!(msgs
+        .iter()
+        .any(|&(s, d)| s < crash && d.is_some_and(|d| d < crash)));
+    let first_after = msgs
+        .iter()
+        .filter_map(|&(_, d)| d.filter(|&d| d > crash))
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        first_after - crash <= bound,
+        "first delivery {:.0} ms after the crash, bound {bound} ms",
+        first_after - crash
+    );
+    assert!(
+        msgs.iter()
+            .filter(|&&(s, _)| s > crash + bound)
+            .all(|&(_, d)| d.is_some()),
+        "every message after the failover is delivered"
+    );
+    // only the message in flight at the crash is lost
+    let lost = msgs.iter().filter(|&&(_, d)| d.is_none()).count();
+    assert!((1..=2).contains(&lost), "{lost} lost");
+}
