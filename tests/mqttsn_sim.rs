@@ -475,8 +475,8 @@ t_gwinfo = "2 s"
 
 /// SEARCHGW finds the gateway: it is sent after a uniform delay in
 /// [0, T_SEARCHGW] and answered at once, so each client's discovery time
-/// is U·T_SEARCHGW + RTT (RTT = 10 ms here), within T_SEARCHGW + T_GWINFO
-/// + RTT; the mean over the 20 clients (`mqttsn_discovery_ms_mean`) must
+/// is U·T_SEARCHGW + RTT (RTT = 10 ms here), within
+/// T_SEARCHGW + T_GWINFO + RTT; the mean over the 20 clients (`mqttsn_discovery_ms_mean`) must
 /// be T_SEARCHGW/2 + RTT within 3 standard errors (se = T/√(12·20)).
 /// Per client (packets.csv): one SEARCHGW, answered by a GWINFO one RTT
 /// later, all before connect_spread + T_SEARCHGW + T_GWINFO + RTT.
@@ -536,8 +536,8 @@ fn searchgw_finds_a_silent_gateway_within_t_searchgw_plus_one_rtt() {
 /// 40.5 s (no restart). The next PUBLISH goes unanswered, the client gives
 /// up after N_RETRY retransmissions, loses g1, CONNECTs to g2 and
 /// publishes again: the first delivery after the crash comes within
-/// keep_alive + T_RETRY·(N_RETRY + 1) + T_SEARCHGW + RTT
-/// (10 + 2·3 + 2 + 0.01 s) of it, and every later message arrives.
+/// keep_alive + T_RETRY·(N_RETRY + 1) + T_SEARCHGW + RTT (that is,
+/// 10 + 2·3 + 2 + 0.01 s) of it, and every later message arrives.
 #[test]
 fn a_client_fails_over_to_the_second_gateway() {
     let text = r#"name = "sn-failover"
@@ -656,4 +656,238 @@ node = "g1"
     // only the message in flight at the crash is lost
     let lost = msgs.iter().filter(|&&(_, d)| d.is_none()).count();
     assert!((1..=2).contains(&lost), "{lost} lost");
+}
+
+// ---------------------------------------------------------------------------
+// 4. Sleeping clients
+// ---------------------------------------------------------------------------
+
+/// `ctl` publishes ten QoS 1 commands to `v1` at 10, 11, …, 19 s; `v1`
+/// sleeps from 5 s (DISCONNECT with Duration 30 s) and wakes at ≈ 35 s.
+/// `v2` sleeps too and crashes at 8 s while asleep: it never wakes, so the
+/// gateway's sleep supervision (1.5 × 30 s of silence) ends its session
+/// at ≈ 50 s and publishes its will (`will/v2`, "v-offline") to the
+/// broker, where `dash`, an MQTT subscriber of `will/v2` (the flow
+/// `wills`, one message from `wp` at 2 s), receives it. Lossless links.
+const SLEEPING: &str = r#"name = "sn-sleep"
+seed = 4
+duration = "60 s"
+drain = "60 s"
+
+[[nodes]]
+name = "broker"
+role = "broker"
+
+[[nodes]]
+name = "gw"
+role = "gateway"
+
+[[nodes]]
+name = "dash"
+role = "client"
+
+[[nodes]]
+name = "wp"
+role = "client"
+
+[[nodes]]
+name = "ctl"
+role = "client"
+
+[[nodes]]
+name = "ctl2"
+role = "client"
+
+[[nodes]]
+name = "v1"
+role = "client"
+
+[[nodes]]
+name = "v2"
+role = "client"
+
+[[links]]
+a = "gw"
+b = "broker"
+
+[[links]]
+a = "dash"
+b = "broker"
+
+[[links]]
+a = "wp"
+b = "broker"
+
+[[links]]
+a = "ctl"
+b = "gw"
+delay = "5 ms"
+
+[[links]]
+a = "ctl2"
+b = "gw"
+delay = "5 ms"
+
+[[links]]
+a = "v1"
+b = "gw"
+delay = "5 ms"
+
+[[links]]
+a = "v2"
+b = "gw"
+delay = "5 ms"
+
+[[flows]]
+name = "cmd"
+pattern = "point_to_point"
+protocol = "mqttsn"
+reliability = "qos1"
+publishers = ["ctl"]
+receivers = ["v1"]
+topic = "cmd/v1"
+payload_bytes = 10
+interval = "1 s"
+start = "10 s"
+count = 10
+
+[[flows]]
+name = "cmd2"
+pattern = "point_to_point"
+protocol = "mqttsn"
+reliability = "qos1"
+publishers = ["ctl2"]
+receivers = ["v2"]
+topic = "cmd/v2"
+payload_bytes = 10
+interval = "1 s"
+start = "2 s"
+count = 1
+
+[[flows]]
+name = "wills"
+pattern = "point_to_point"
+protocol = "mqtt"
+reliability = "qos1"
+publishers = ["wp"]
+receivers = ["dash"]
+topic = "will/v2"
+payload_bytes = 10
+interval = "1 s"
+start = "2 s"
+count = 1
+
+[protocols.mqttsn]
+t_searchgw = "1 s"
+keep_alive = "600 s"
+will_topic = "will/{name}"
+will_message = "v-offline"
+
+[[events]]
+at = "5 s"
+action = "client_sleep"
+node = "v1"
+duration = "30 s"
+
+[[events]]
+at = "5 s"
+action = "client_sleep"
+node = "v2"
+duration = "30 s"
+
+[[events]]
+at = "8 s"
+action = "client_crash"
+node = "v2"
+"#;
+
+/// The ten commands are buffered while `v1` sleeps and delivered at its
+/// first wake-up, none lost (`gateway_buffer` = 20): buffered 10, drops 0.
+/// With `gateway_buffer` = 4 the first 4 are buffered and delivered, the
+/// other 6 dropped and counted (`mqttsn_gateway_drops` = 6). Either way
+/// `v2`'s will reaches the MQTT subscriber ≈ 45 s after it fell asleep,
+/// and only `v2` times out.
+#[test]
+fn a_sleeping_client_gets_its_buffer_and_a_dead_one_its_will() {
+    for (buffer, kept) in [(20u32, 10usize), (4, 4)] {
+        let set = format!("protocols.mqttsn.gateway_buffer={buffer}");
+        let dir = run_text("sn-sleep", SLEEPING, &[&set]);
+        let cmd = run_row(&dir, "cmd");
+        assert_eq!(num(&cmd, "sent"), 10.0);
+        assert_eq!(num(&cmd, "delivered"), kept as f64, "buffer {buffer}");
+        assert_eq!(num(&cmd, "mqttsn_buffered_asleep"), kept as f64);
+        assert_eq!(num(&cmd, "mqttsn_gateway_drops"), (10 - kept) as f64);
+        assert_eq!(
+            sn(&dir, "gateway", "gw", "dropped_asleep"),
+            (10 - kept) as f64
+        );
+        // delivered at the wake-up (≈ 35 s), in order, none before it
+        let got: Vec<(f64, f64)> = read_csv(&dir.join("messages.csv"))
+            .into_iter()
+            .filter(|m| m["flow"] == "cmd" && !m["delivered_at_ms"].is_empty())
+            .map(|m| {
+                (
+                    m["sent_at_ms"].parse().expect("sent"),
+                    m["delivered_at_ms"].parse().expect("delivered"),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), kept);
+        assert!(
+            got.iter().all(|&(_, d)| (35_000.0..36_000.0).contains(&d)),
+            "buffer {buffer}: {got:?}"
+        );
+        assert!(got.windows(2).all(|w| w[0].1 < w[1].1), "in order");
+        // the buffer keeps the oldest
+        assert!(got
+            .iter()
+            .all(|&(s, _)| s < 10_000.0 + kept as f64 * 1000.0));
+
+        // v2's will: one sleep timeout, one will, one extra PUBLISH to dash
+        assert_eq!(sn(&dir, "gateway", "gw", "sleep_timeouts"), 1.0);
+        assert_eq!(sn(&dir, "gateway", "gw", "wills_published"), 1.0);
+        let to_dash: Vec<f64> = read_csv(&dir.join("packets.csv"))
+            .into_iter()
+            .filter(|r| r["to"] == "dash" && r["kind"] == "mqtt_publish")
+            .map(|r| r["time_ms"].parse().expect("time"))
+            .collect();
+        assert_eq!(
+            to_dash.len(),
+            2,
+            "the flow's message and the will: {to_dash:?}"
+        );
+        assert!(
+            (49_000.0..51_000.0).contains(&to_dash[1]),
+            "will at {} ms, expected 5 s + 1.5 × 30 s",
+            to_dash[1]
+        );
+        if tshark::available("a_sleeping_client_gets_its_buffer_and_a_dead_one_its_will") {
+            let out = tshark::run(
+                &dir.join("pcap/dash--broker.pcap"),
+                &[
+                    "-Y",
+                    "mqtt.msgtype == 3",
+                    "-T",
+                    "fields",
+                    "-e",
+                    "mqtt.topic",
+                    "-e",
+                    "mqtt.msg",
+                ],
+            );
+            let lines = tshark::lines(&out);
+            assert_eq!(lines.len(), 2, "{out}");
+            let will = lines[1];
+            assert!(will.starts_with("will/v2\t"), "{will}");
+            // tshark prints the message as hex or text, by version
+            assert!(
+                will.contains("v-offline") || will.contains(&hex("v-offline")),
+                "{will}"
+            );
+        }
+    }
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
 }
