@@ -891,3 +891,167 @@ fn a_sleeping_client_gets_its_buffer_and_a_dead_one_its_will() {
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+// ---------------------------------------------------------------------------
+// 5. Each gateway mode end to end
+// ---------------------------------------------------------------------------
+
+/// Three MQTT-SN sensors `s1`–`s3` and three MQTT-SN actuators `a1`–`a3`
+/// on 5 ms links to `gw` (2 % loss: QoS 1 repairs it). With an MQTT side
+/// (`mqtt_side`): `up` (sensors → `dash`, an MQTT subscriber), `down`
+/// (`mp`, an MQTT publisher → the actuators over MQTT-SN) and `sn` (sensor
+/// i → actuator i, MQTT-SN both ends); integrated: `sn` only.
+fn modes(mode: &str, mqtt_side: bool) -> String {
+    let mut t = format!(
+        r#"name = "sn-modes"
+seed = 9
+duration = "60 s"
+drain = "60 s"
+
+[[nodes]]
+name = "gw"
+role = "gateway"
+
+[[groups]]
+name = "s{{i}}"
+count = 3
+role = "client"
+link = {{ to = "gw", delay = "5 ms", loss = {{ model = "bernoulli", p = 0.02 }} }}
+
+[[groups]]
+name = "a{{i}}"
+count = 3
+role = "client"
+link = {{ to = "gw", delay = "5 ms", loss = {{ model = "bernoulli", p = 0.02 }} }}
+
+[[flows]]
+name = "sn"
+pattern = "point_to_point"
+protocol = "mqttsn"
+reliability = "qos1"
+publishers = ["s*"]
+receivers = ["a*"]
+topic = "sn/{{i}}"
+payload_bytes = 12
+interval = "2 s"
+start = "10 s"
+
+[protocols.mqttsn]
+gateway_mode = "{mode}"
+t_searchgw = "1 s"
+t_retry = "2 s"
+"#
+    );
+    if mqtt_side {
+        t.push_str(
+            r#"
+[[nodes]]
+name = "broker"
+role = "broker"
+
+[[nodes]]
+name = "dash"
+role = "client"
+
+[[nodes]]
+name = "mp"
+role = "client"
+
+[[links]]
+a = "gw"
+b = "broker"
+
+[[links]]
+a = "dash"
+b = "broker"
+
+[[links]]
+a = "mp"
+b = "broker"
+
+[[flows]]
+name = "up"
+pattern = "fan_in"
+protocol = "mqttsn"
+reliability = "qos1"
+subscribe_with = "mqtt"
+publishers = ["s*"]
+receivers = ["dash"]
+topic = "up/{i}"
+payload_bytes = 12
+interval = "2 s"
+start = "10 s"
+
+[[flows]]
+name = "down"
+pattern = "broadcast"
+protocol = "mqtt"
+reliability = "qos1"
+subscribe_with = "mqttsn"
+publishers = ["mp"]
+receivers = ["a*"]
+topic = "down/all"
+payload_bytes = 12
+interval = "2 s"
+start = "10 s"
+"#,
+        );
+    }
+    t
+}
+
+/// Every flow delivers everything in every mode (QoS 1 over 2 % loss; the
+/// runs are long enough for the MQTT side to connect first). Aggregating:
+/// exactly one MQTT connection for the six clients; transparent: one per
+/// MQTT-SN client (six, none lost: no client lost its gateway);
+/// integrated: none at all.
+#[test]
+fn each_gateway_mode_delivers_end_to_end() {
+    for (mode, mqtt_side) in [
+        ("aggregating", true),
+        ("transparent", true),
+        ("integrated", false),
+    ] {
+        let dir = run_lean("sn-modes", &modes(mode, mqtt_side), &[]);
+        let flows: &[&str] = if mqtt_side {
+            &["sn", "up", "down"]
+        } else {
+            &["sn"]
+        };
+        for flow in flows {
+            let row = run_row(&dir, flow);
+            assert!(num(&row, "sent") >= 25.0, "{mode}/{flow}");
+            assert_eq!(num(&row, "delivery_ratio"), 1.0, "{mode}/{flow}");
+        }
+        assert_eq!(sn(&dir, "flow", "sn", "gateways_lost"), 0.0, "{mode}");
+        let opened = sn(&dir, "gateway", "gw", "upstream_opened");
+        let sn_row = run_row(&dir, "sn");
+        match mode {
+            "aggregating" => {
+                assert_eq!(opened, 1.0, "{mode}: one shared MQTT connection");
+                for flow in flows {
+                    assert_eq!(
+                        num(&run_row(&dir, flow), "mqttsn_gateway_connections"),
+                        1.0,
+                        "{mode}/{flow}"
+                    );
+                }
+            }
+            "transparent" => {
+                assert_eq!(opened, 6.0, "{mode}: one MQTT connection per client");
+                assert_eq!(num(&sn_row, "mqttsn_gateway_connections"), 6.0);
+                // `up`: the sensors' three; `down`: the actuators' three
+                assert_eq!(num(&run_row(&dir, "up"), "mqttsn_gateway_connections"), 3.0);
+                assert_eq!(
+                    num(&run_row(&dir, "down"), "mqttsn_gateway_connections"),
+                    3.0
+                );
+            }
+            _ => {
+                assert_eq!(opened, 0.0, "{mode}: no MQTT side");
+                assert_eq!(num(&sn_row, "mqttsn_gateway_connections"), 0.0);
+                assert_eq!(num(&sn_row, "mqttsn_bytes_backhaul"), 0.0);
+            }
+        }
+    }
+}
