@@ -315,6 +315,8 @@ proptest! {
         let back = Message::parse(&bytes).expect("parse what we emitted");
         prop_assert_eq!(&back, &m);
         // And the bytes are stable: emit(parse(b)) == b.
+        // the drivers' quick payload length agrees with a full parse
+        prop_assert_eq!(qossim::proto::coap::codec::payload_len(&bytes), m.payload.len());
         prop_assert_eq!(back.to_bytes().expect("re-emit"), bytes);
     }
 
@@ -329,6 +331,7 @@ proptest! {
             prop_assert!(re.is_ok() || m.code.is_empty());
         }
         let _ = Message::parse(&bytes);
+        let _ = qossim::proto::coap::codec::payload_len(&bytes);
     }
 
     #[test]

@@ -202,6 +202,44 @@ fn decode_option(
     Ok((RawOption { number, value }, pos + 1 + used + used2 + len))
 }
 
+/// Length of the payload of a well-formed encoded message (after the
+/// payload marker), found by skipping the option headers without decoding
+/// them; 0 when there is none or the bytes are malformed. For drivers that
+/// label what they send.
+pub fn payload_len(bytes: &[u8]) -> usize {
+    let Some(&b0) = bytes.first() else {
+        return 0;
+    };
+    let mut pos = 4 + usize::from(b0 & 0x0f);
+    while let Some(&b) = bytes.get(pos) {
+        if b == PAYLOAD_MARKER {
+            return bytes.len() - pos - 1;
+        }
+        let ext = |n: u8| match n {
+            13 => Some(1),
+            14 => Some(2),
+            15 => None,
+            _ => Some(0),
+        };
+        let (Some(de), Some(le)) = (ext(b >> 4), ext(b & 0x0f)) else {
+            return 0;
+        };
+        let at = pos + 1 + de;
+        let len = match b & 0x0f {
+            13 => bytes.get(at).map(|&x| usize::from(x) + 13),
+            14 => bytes
+                .get(at..at + 2)
+                .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])) + 269),
+            n => Some(usize::from(n)),
+        };
+        let Some(len) = len else {
+            return 0;
+        };
+        pos = at + le + len;
+    }
+    0
+}
+
 /// Iterator over the options of a parsed [`MessageRef`], in wire order (which
 /// RFC 7252 §3.1 makes ascending by number).
 #[derive(Clone, Debug)]

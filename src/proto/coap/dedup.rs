@@ -48,7 +48,7 @@ impl Hasher for KeyHasher {
 /// whatever its family).
 ///
 /// [`Addr`]: crate::net::addr::Addr
-fn key(peer: SockAddr, mid: u16) -> u64 {
+pub(crate) fn key(peer: SockAddr, mid: u16) -> u64 {
     (u64::from(peer.addr.to_bits()) << 32) | (u64::from(peer.port) << 16) | u64::from(mid)
 }
 

@@ -26,7 +26,8 @@
 //! heap). Deduplication entries expire lazily at the next `receive` or
 //! `handle_timeout` after their lifetime; they never wake the driver.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 
 use crate::net::addr::SockAddr;
 use crate::sim::{SimDuration, SimRng, SimTime};
@@ -34,7 +35,7 @@ use crate::sim::{SimDuration, SimRng, SimTime};
 use super::code::{Code, MessageType};
 use super::codec::{write_header, CodecError, Header, MessageRef, Token};
 use super::config::Config;
-use super::dedup::DedupCache;
+use super::dedup::{key as mid_key, DedupCache, KeyHasher};
 
 /// Identifies a message the layer tracks (a CON until its ACK, RST or
 /// give-up; a NON sent with [`Delivery::NonConfirmable`] until its release,
@@ -216,8 +217,11 @@ pub struct MessageLayer {
     rng: SimRng,
     next_mid: u16,
     next_key: u64,
-    tracked: BTreeMap<u64, Tracked>,
-    by_mid: BTreeMap<(SockAddr, u16), u64>,
+    /// Looked up, never iterated (so a hash map keeps runs deterministic).
+    tracked: HashMap<u64, Tracked, BuildHasherDefault<KeyHasher>>,
+    /// `dedup::key(peer, message ID)` → tracked key; looked up, never
+    /// iterated.
+    by_mid: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
     timers: BTreeSet<(SimTime, u64)>,
     peers: BTreeMap<SockAddr, PeerSlots>,
     dedup: DedupCache,
@@ -237,8 +241,8 @@ impl MessageLayer {
             rng,
             next_mid: first_message_id,
             next_key: 0,
-            tracked: BTreeMap::new(),
-            by_mid: BTreeMap::new(),
+            tracked: HashMap::default(),
+            by_mid: HashMap::default(),
             timers: BTreeSet::new(),
             peers: BTreeMap::new(),
             dedup: DedupCache::default(),
@@ -465,7 +469,7 @@ impl MessageLayer {
 
     fn on_ack_or_rst<'a>(&mut self, from: SockAddr, m: MessageRef<'a>) -> Inbound<'a> {
         // RFC 7252 §4.2: an ACK or RST matching no message we sent is ignored.
-        let Some(&key) = self.by_mid.get(&(from, m.message_id)) else {
+        let Some(&key) = self.by_mid.get(&mid_key(from, m.message_id)) else {
             self.stats.ignored += 1;
             return Inbound::Handled;
         };
@@ -677,7 +681,7 @@ impl MessageLayer {
         }
         // Indexed by MID so a matching ACK (CON) or RST (CON or NON, §4.3)
         // finds it.
-        self.by_mid.insert((m.peer, mid), key);
+        self.by_mid.insert(mid_key(m.peer, mid), key);
         self.outq.push_back(Queued::Tracked {
             key,
             retransmission: false,
@@ -692,8 +696,10 @@ impl MessageLayer {
         if m.deadline != SimTime::MAX {
             self.timers.remove(&(m.deadline, key));
         }
-        if m.state != State::Waiting && self.by_mid.get(&(m.peer, m.message_id)) == Some(&key) {
-            self.by_mid.remove(&(m.peer, m.message_id));
+        if m.state != State::Waiting
+            && self.by_mid.get(&mid_key(m.peer, m.message_id)) == Some(&key)
+        {
+            self.by_mid.remove(&mid_key(m.peer, m.message_id));
         }
         if m.holds_slot {
             self.release_slot(m.peer);
@@ -714,7 +720,9 @@ impl MessageLayer {
                 slots.outstanding += 1;
                 to_start.push(next);
             }
-            if slots.outstanding == 0 && slots.waiting.is_empty() {
+            // an idle peer's entry stays (no remove and re-insert for each
+            // exchange) while the table is small
+            if slots.outstanding == 0 && slots.waiting.is_empty() && self.peers.len() > IDLE_PEERS {
                 self.peers.remove(&peer);
             }
         }
@@ -723,6 +731,9 @@ impl MessageLayer {
         }
     }
 }
+
+/// Idle peers whose NSTART entry is kept.
+const IDLE_PEERS: usize = 64;
 
 /// The token of an encoded message (RFC 7252 §3: TKL in the first byte,
 /// the token after the 4-byte header); empty if the bytes are malformed.

@@ -168,7 +168,7 @@ impl Coap {
             let Some(dst) = info.to.addr.v4().and_then(ip::addr_node) else {
                 continue;
             };
-            let app = crate::proto::coap::MessageRef::parse(&buf).map_or(0, |m| m.payload.len());
+            let app = crate::proto::coap::codec::payload_len(&buf);
             let meta = PacketMeta {
                 flow,
                 kind: kind(info.ty),
