@@ -193,7 +193,7 @@ pub fn execute(
             Ok::<(), RunError>(())
         };
         table("links.csv", &|b| {
-            ts::write_links(b, run_id, &links, &names, end.0, &radio)
+            ts::write_links(b, run_id, &links, &sc.links, &names, end.0, &radio)
         })?;
         table("nodes.csv", &|b| {
             ts::write_nodes(b, run_id, sc, &nodes, &radio)
@@ -222,7 +222,7 @@ pub fn execute(
             })?;
             if wanted[1] {
                 table(optional[1], &|b| {
-                    ts::write_link_series(b, run_id, &links, &names, &media, s, end.0)
+                    ts::write_link_series(b, run_id, (&links, &sc.links), &names, &media, s, end.0)
                 })?;
             }
             if wanted[2] {

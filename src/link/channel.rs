@@ -40,40 +40,44 @@ pub struct Channel {
 #[derive(Debug, Clone)]
 enum Model {
     None,
-    Bernoulli {
-        p: f64,
-    },
-    GilbertElliott {
-        p_gb: f64,
-        p_bg: f64,
-        loss_good: f64,
-        loss_bad: f64,
-        /// State of the previous packet (`false` = good); starts good.
-        bad: bool,
-    },
-    Bits {
-        bits: Arc<[bool]>,
-        repeat: bool,
-        /// Index of the next packet's bit (kept `< len` when repeating; stops
-        /// at `len` otherwise).
-        next: usize,
-    },
-    Intervals {
-        intervals: Arc<[(SimTime, bool)]>,
-        loss_good: f64,
-        loss_bad: f64,
-        /// Repeat period in nanoseconds; 0 = no repeat (last state holds).
-        period_ns: u64,
-        /// Trace time 0 in simulation time.
-        origin: SimTime,
-        /// Index of the interval the previous packet fell in (a search hint).
-        hint: u32,
-    },
+    Bernoulli { p: f64 },
+    // The stateful models are boxed: a link direction holds a `Channel`
+    // and most are `None` or `Bernoulli`, so the enum stays 16 bytes
+    // (10,000-link topologies) and only these pay one indirection.
+    GilbertElliott(Box<GeState>),
+    Bits(Box<BitsState>),
+    Intervals(Box<IntervalsState>),
     Fading(Box<FadingState>),
 }
 
 /// Block-fading state (boxed: rarer than the other models, and it keeps
 /// `Channel` small).
+#[derive(Debug, Clone)]
+struct GeState {
+    p_gb: f64,
+    p_bg: f64,
+    loss_good: f64,
+    loss_bad: f64,
+    bad: bool,
+}
+
+#[derive(Debug, Clone)]
+struct BitsState {
+    bits: Arc<[bool]>,
+    repeat: bool,
+    next: usize,
+}
+
+#[derive(Debug, Clone)]
+struct IntervalsState {
+    intervals: Arc<[(SimTime, bool)]>,
+    loss_good: f64,
+    loss_bad: f64,
+    period_ns: u64,
+    origin: SimTime,
+    hint: u32,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct FadingState {
     spec: super::model::FadingSpec,
@@ -146,32 +150,34 @@ impl Model {
                 p_bg,
                 loss_good,
                 loss_bad,
-            } => Model::GilbertElliott {
+            } => Model::GilbertElliott(Box::new(GeState {
                 p_gb: *p_gb,
                 p_bg: *p_bg,
                 loss_good: *loss_good,
                 loss_bad: *loss_bad,
                 bad: false,
-            },
-            LossSpec::Trace(TraceSpec::Bits { bits, repeat, .. }) => Model::Bits {
-                bits: Arc::clone(bits),
-                repeat: *repeat,
-                next: 0,
-            },
+            })),
+            LossSpec::Trace(TraceSpec::Bits { bits, repeat, .. }) => {
+                Model::Bits(Box::new(BitsState {
+                    bits: Arc::clone(bits),
+                    repeat: *repeat,
+                    next: 0,
+                }))
+            }
             LossSpec::Trace(TraceSpec::Intervals {
                 intervals,
                 loss_good,
                 loss_bad,
                 period,
                 ..
-            }) => Model::Intervals {
+            }) => Model::Intervals(Box::new(IntervalsState {
                 intervals: Arc::clone(intervals),
                 loss_good: *loss_good,
                 loss_bad: *loss_bad,
                 period_ns: period.map_or(0, |d| d.as_nanos()),
                 origin,
                 hint: 0,
-            },
+            })),
             LossSpec::Fading(f) => Model::Fading(Box::new(FadingState {
                 spec: f.clone(),
                 mean_snr: crate::link::phy::db_to_linear(f.mean_snr_db),
@@ -218,13 +224,14 @@ impl Channel {
             }
             Model::None => false,
             Model::Bernoulli { p } => rng.bernoulli(*p),
-            Model::GilbertElliott {
-                p_gb,
-                p_bg,
-                loss_good,
-                loss_bad,
-                bad,
-            } => {
+            Model::GilbertElliott(g) => {
+                let GeState {
+                    p_gb,
+                    p_bg,
+                    loss_good,
+                    loss_bad,
+                    bad,
+                } = &mut **g;
                 // Move first, then lose with the new state's probability.
                 *bad = if *bad {
                     !rng.bernoulli(*p_bg)
@@ -233,7 +240,8 @@ impl Channel {
                 };
                 rng.bernoulli(if *bad { *loss_bad } else { *loss_good })
             }
-            Model::Bits { bits, repeat, next } => {
+            Model::Bits(b) => {
+                let BitsState { bits, repeat, next } = &mut **b;
                 let len = bits.len();
                 if *next >= len {
                     return false;
@@ -245,14 +253,15 @@ impl Channel {
                 }
                 lost
             }
-            Model::Intervals {
-                intervals,
-                loss_good,
-                loss_bad,
-                period_ns,
-                origin,
-                hint,
-            } => {
+            Model::Intervals(iv) => {
+                let IntervalsState {
+                    intervals,
+                    loss_good,
+                    loss_bad,
+                    period_ns,
+                    origin,
+                    hint,
+                } = &mut **iv;
                 let mut t = now.saturating_since(*origin).as_nanos();
                 if *period_ns > 0 {
                     t %= *period_ns;

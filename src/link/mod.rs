@@ -64,7 +64,6 @@ pub struct LinkDir {
 /// A full-duplex point-to-point link.
 #[derive(Debug)]
 pub struct Link {
-    pub name: String,
     pub rate_bps: u64,
     pub delay: SimDuration,
     pub mtu: u32,
@@ -104,7 +103,6 @@ impl Link {
             stats: DirStats::default(),
         };
         Link {
-            name: spec.name.clone(),
             rate_bps: spec.rate_bps,
             delay: spec.delay,
             mtu: spec.mtu,

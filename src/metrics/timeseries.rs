@@ -4,6 +4,7 @@
 //! endpoint), `events.csv` (the scenario's events, the charts' markers),
 //! `links.csv` (per link direction, whole run) and `nodes.csv` (per node).
 
+use crate::link::model::LinkSpec;
 use crate::link::Link;
 use crate::metrics::connections::ConnRecord;
 use crate::metrics::energy::RadioReport;
@@ -141,7 +142,7 @@ fn dir_ends<'a>(l: &'a Link, d: usize, names: &'a [String]) -> (&'a str, &'a str
 pub fn write_link_series(
     w: &mut impl Write,
     run_id: u64,
-    links: &[Link],
+    (links, specs): (&[Link], &[LinkSpec]),
     names: &[String],
     media: &[String],
     s: &SeriesOut,
@@ -185,7 +186,7 @@ pub fn write_link_series(
                 writeln!(
                     w,
                     "{run_id},{},{},{},{},{},{},{},{},{},{},0,{},{}",
-                    csv_field(&l.name),
+                    csv_field(&specs[li].name),
                     csv_field(from),
                     csv_field(to),
                     fmt_ms(t),
@@ -287,19 +288,20 @@ pub fn write_links(
     w: &mut impl Write,
     run_id: u64,
     links: &[Link],
+    specs: &[LinkSpec],
     names: &[String],
     end_ns: u64,
     radio: &RadioReport,
 ) -> io::Result<()> {
     writeln!(w, "{LINKS_HEADER}")?;
-    for l in links {
+    for (l, spec) in links.iter().zip(specs) {
         for d in 0..2 {
             let st = &l.dirs[d].stats;
             let (from, to) = dir_ends(l, d, names);
             writeln!(
                 w,
                 "{run_id},{},{},{},{},{},{},{},{},{},0,{}",
-                csv_field(&l.name),
+                csv_field(&spec.name),
                 csv_field(from),
                 csv_field(to),
                 st.tx_packets,

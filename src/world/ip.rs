@@ -54,7 +54,7 @@ impl World<'_> {
             Some((l, d)) => {
                 let dir = &self.links[l].dirs[d];
                 (
-                    self.links[l].name.as_str(),
+                    self.sc.links[l].name.as_str(),
                     self.names[dir.from as usize].as_str(),
                     self.names[dir.to as usize].as_str(),
                 )

@@ -52,6 +52,7 @@ use crate::sim::{SimDuration, SimRng, SimTime};
 use super::codec::{self, Message};
 use super::types::{MsgType, Qos, ReturnCode, SubTopic, TopicRef, TypeStats, WillTopic};
 use super::{broadcast, sockaddr_bytes, sockaddr_from_bytes, DEFAULT_PORT};
+use super::{push1, push1v};
 
 /// How [`Client::publish`] names topics towards the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -374,6 +375,8 @@ enum Timer {
     Adv = 6,
 }
 const TIMERS: usize = 7;
+/// A timer that is not running.
+const UNARMED: SimTime = SimTime(u64::MAX);
 
 /// The topic of a queued publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -560,23 +563,21 @@ struct Pending {
     retries: u32,
 }
 
-/// Push onto a queue that is mostly empty or holds one item: start it at
-/// one slot, not the four a first push reserves (thousands of clients each
-/// keep their queues' capacity for the whole run).
-fn push1<T>(q: &mut VecDeque<T>, x: T) {
-    if q.capacity() == 0 {
-        q.reserve_exact(1);
-    }
-    q.push_back(x);
-}
-
 /// The client.
 #[derive(Debug)]
 pub struct Client {
-    config: ClientConfig,
+    /// The parameters, shared by every client built from one scenario
+    /// (its own id and will are the two fields below).
+    config: Arc<ClientConfig>,
+    /// ClientId (taken out of the config given to [`Client::new`]).
+    id: Box<str>,
+    /// The will it connects with (likewise).
+    will: Option<Box<Will>>,
     rng: SimRng,
     state: ClientState,
-    timers: [Option<SimTime>; TIMERS],
+    /// Deadline per timer; [`UNARMED`] when not running (8 bytes, not the
+    /// 16 of an `Option`: thousands of clients).
+    timers: [SimTime; TIMERS],
     /// The application wants a connection (connect called, no disconnect).
     want: bool,
     gateways: Vec<KnownGw>,
@@ -599,7 +600,7 @@ pub struct Client {
     /// PINGRESP received in this awake period.
     awake_done: bool,
     /// Will to send by WILLTOPICUPD / WILLMSGUPD.
-    will_update: Option<Will>,
+    will_update: Option<Box<Will>>,
     outq: VecDeque<Outgoing>,
     events: VecDeque<ClientEvent>,
     last_msg_id: u16,
@@ -621,13 +622,30 @@ impl ClientStats {
 impl Client {
     /// A client in state `Idle`; `rng` is its own stream (SEARCHGW and
     /// GWINFO delays).
-    pub fn new(config: ClientConfig, rng: SimRng) -> Self {
+    pub fn new(mut config: ClientConfig, rng: SimRng) -> Self {
+        let id = std::mem::take(&mut config.client_id);
+        let will = config.will.take();
+        Self::with_shared(Arc::new(config), &id, will, rng)
+    }
+
+    /// A client with parameters shared with other clients (a simulator
+    /// with thousands of them keeps one copy): `config.client_id` and
+    /// `config.will` are not read, `client_id` and `will` are this
+    /// client's.
+    pub fn with_shared(
+        config: Arc<ClientConfig>,
+        client_id: &str,
+        will: Option<Will>,
+        rng: SimRng,
+    ) -> Self {
         let type_stats = config.type_stats;
         Client {
             config,
+            id: client_id.into(),
+            will: will.map(Box::new),
             rng,
             state: ClientState::Idle,
-            timers: [None; TIMERS],
+            timers: [UNARMED; TIMERS],
             want: false,
             gateways: Vec::new(),
             gw: None,
@@ -654,8 +672,18 @@ impl Client {
         }
     }
 
+    /// The parameters; its `client_id` and `will` may be another
+    /// client's or empty (see [`Client::with_shared`]): ask
+    /// [`Client::client_id`] and [`Client::will`].
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+    pub fn client_id(&self) -> &str {
+        &self.id
+    }
+    /// The will it connects with (after [`Client::update_will`], the new one).
+    pub fn will(&self) -> Option<&Will> {
+        self.will.as_deref()
     }
     pub fn stats(&self) -> &ClientStats {
         &self.stats
@@ -695,18 +723,17 @@ impl Client {
 
     fn set(&mut self, t: Timer, at: Option<SimTime>) {
         if let Some(x) = self.timers.get_mut(t as usize) {
-            *x = at;
+            // a deadline at the end of time never fires: the same as none
+            *x = at.unwrap_or(UNARMED);
         }
     }
     fn due(&self, t: Timer, now: SimTime) -> bool {
         self.timers
             .get(t as usize)
-            .copied()
-            .flatten()
-            .is_some_and(|at| at <= now)
+            .is_some_and(|&at| at != UNARMED && at <= now)
     }
     fn armed(&self, t: Timer) -> bool {
-        self.timers.get(t as usize).copied().flatten().is_some()
+        self.timers.get(t as usize).is_some_and(|&at| at != UNARMED)
     }
     fn uniform(&mut self, max: SimDuration) -> SimDuration {
         SimDuration::from_nanos(self.rng.range_inclusive(0, max.as_nanos()))
@@ -950,8 +977,8 @@ impl Client {
     /// (§6.4: WILLTOPICUPD then WILLMSGUPD).
     pub fn update_will(&mut self, now: SimTime, will: Option<Will>) {
         let has = will.is_some();
-        self.config.will = will.clone();
-        self.will_update = will;
+        self.will = will.clone().map(Box::new);
+        self.will_update = will.map(Box::new);
         self.requests.push_back(Request::WillTopicUpd);
         if has {
             self.requests.push_back(Request::WillMsgUpd);
@@ -1233,11 +1260,14 @@ impl Client {
             if self.gateways.capacity() == 0 {
                 self.gateways.reserve_exact(1);
             }
-            self.gateways.push(KnownGw {
-                gw_id,
-                addr,
-                adv_deadline: deadline,
-            });
+            push1v(
+                &mut self.gateways,
+                KnownGw {
+                    gw_id,
+                    addr,
+                    adv_deadline: deadline,
+                },
+            );
             push1(
                 &mut self.events,
                 ClientEvent::GatewayFound { gw_id, addr, by },
@@ -1334,7 +1364,7 @@ impl Client {
         if self.topics.len() >= self.config.max_topics.max(1) {
             self.topics.remove(0);
         }
-        self.topics.push((id, name));
+        push1v(&mut self.topics, (id, name));
     }
 
     fn resolve(&self, t: TopicRef) -> Option<Arc<str>> {
@@ -1845,8 +1875,8 @@ impl Client {
 
     fn encode_out(&self, o: &Outgoing, buf: &mut Vec<u8>) -> Option<(usize, MsgType)> {
         let c = &self.config;
-        fn will_topic(w: &Option<Will>) -> Option<WillTopic<'_>> {
-            w.as_ref().map(|w| WillTopic {
+        fn will_topic(w: &Option<Box<Will>>) -> Option<WillTopic<'_>> {
+            w.as_deref().map(|w| WillTopic {
                 qos: w.qos,
                 retain: w.retain,
                 topic: &w.topic,
@@ -1859,14 +1889,14 @@ impl Client {
                 gw_add,
             },
             Out::Connect => Message::Connect {
-                will: c.will.is_some(),
+                will: self.will.is_some(),
                 clean_session: c.clean_session,
                 duration: c.keep_alive,
-                client_id: &c.client_id,
+                client_id: &self.id,
             },
-            Out::WillTopic => Message::WillTopic(will_topic(&c.will)),
+            Out::WillTopic => Message::WillTopic(will_topic(&self.will)),
             Out::WillMsg => Message::WillMsg {
-                msg: c.will.as_ref().map_or(&[][..], |w| &w.message),
+                msg: self.will.as_ref().map_or(&[][..], |w| &w.message),
             },
             Out::Register { msg_id, name } => Message::Register {
                 topic_id: 0,
@@ -1925,7 +1955,7 @@ impl Client {
                 topic: topic.view(),
             },
             Out::PingReq { with_id } => Message::PingReq {
-                client_id: (*with_id && !c.client_id.is_empty()).then_some(c.client_id.as_str()),
+                client_id: (*with_id && !self.id.is_empty()).then_some(&*self.id),
             },
             Out::Disconnect { duration } => Message::Disconnect {
                 duration: *duration,
@@ -1986,7 +2016,7 @@ impl SansIo for Client {
     }
 
     fn poll_timeout(&self) -> Option<SimTime> {
-        self.timers.iter().flatten().min().copied()
+        self.timers.iter().copied().filter(|&t| t != UNARMED).min()
     }
 
     /// Fires due timers in a fixed order: SEARCHGW, GWINFO answer, T_WAIT,

@@ -366,8 +366,10 @@ struct Sn {
     keep_alive: u16,
     sleep: u16,
     last_rx: SimTime,
-    will: Option<SnWill>,
-    pending_will_topic: Option<(TopicName, Qos, bool)>,
+    /// Boxed (as the pending will topic): most sessions have none, and a
+    /// gateway holds thousands of sessions.
+    will: Option<Box<SnWill>>,
+    pending_will_topic: Option<Box<(TopicName, Qos, bool)>>,
     topics: Vec<TopicEntry>,
     subs: Vec<(TopicFilter, Qos)>,
     incoming_qos2: Vec<u16>,
@@ -815,7 +817,7 @@ impl Gateway {
                 Some(w) => match TopicName::new(w.topic) {
                     Ok(t) => {
                         if let Some(s) = self.sn_mut(i) {
-                            s.pending_will_topic = Some((t, w.qos, w.retain));
+                            s.pending_will_topic = Some(Box::new((t, w.qos, w.retain)));
                             s.phase = Phase::AwaitWillMsg;
                         }
                         self.send(i, GwMsg::WillMsgReq);
@@ -835,13 +837,13 @@ impl Gateway {
             }
             Message::WillMsg { msg } if phase == Phase::AwaitWillMsg => {
                 if let Some(s) = self.sn_mut(i) {
-                    if let Some((topic, qos, retain)) = s.pending_will_topic.take() {
-                        s.will = Some(SnWill {
+                    if let Some((topic, qos, retain)) = s.pending_will_topic.take().map(|b| *b) {
+                        s.will = Some(Box::new(SnWill {
                             topic,
                             msg: Arc::from(msg),
                             qos,
                             retain,
-                        });
+                        }));
                     }
                 }
                 self.accept(now, i);
@@ -922,12 +924,12 @@ impl Gateway {
                                     .will
                                     .as_ref()
                                     .map_or_else(|| Arc::from(&[][..]), |w| w.msg.clone());
-                                s.will = Some(SnWill {
+                                s.will = Some(Box::new(SnWill {
                                     topic: t,
                                     msg,
                                     qos,
                                     retain,
-                                });
+                                }));
                             }
                             ReturnCode::Accepted
                         }
@@ -937,7 +939,7 @@ impl Gateway {
                 self.send(i, GwMsg::WillTopicResp(code));
             }
             Message::WillMsgUpd { msg } => {
-                let code = match self.sn_mut(i).and_then(|s| s.will.as_mut()) {
+                let code = match self.sn_mut(i).and_then(|s| s.will.as_deref_mut()) {
                     Some(w) => {
                         w.msg = Arc::from(msg);
                         ReturnCode::Accepted
@@ -1701,11 +1703,14 @@ impl Gateway {
                                 }
                                 s.next_topic_id = s.next_topic_id.wrapping_add(1).max(1);
                                 let id = s.next_topic_id;
-                                s.topics.push(TopicEntry {
-                                    id,
-                                    name: name.clone(),
-                                    known: false,
-                                });
+                                super::push1v(
+                                    &mut s.topics,
+                                    TopicEntry {
+                                        id,
+                                        name: name.clone(),
+                                        known: false,
+                                    },
+                                );
                                 id
                             }
                         };
@@ -1869,11 +1874,14 @@ impl Gateway {
             None => {
                 s.next_topic_id = s.next_topic_id.wrapping_add(1).max(1);
                 let id = s.next_topic_id;
-                s.topics.push(TopicEntry {
-                    id,
-                    name: topic,
-                    known: true,
-                });
+                super::push1v(
+                    &mut s.topics,
+                    TopicEntry {
+                        id,
+                        name: topic,
+                        known: true,
+                    },
+                );
                 self.stats.registrations += 1;
                 (id, ReturnCode::Accepted)
             }
@@ -1950,11 +1958,14 @@ impl Gateway {
                     None => {
                         s.next_topic_id = s.next_topic_id.wrapping_add(1).max(1);
                         let id = s.next_topic_id;
-                        s.topics.push(TopicEntry {
-                            id,
-                            name: tn,
-                            known: true,
-                        });
+                        super::push1v(
+                            &mut s.topics,
+                            TopicEntry {
+                                id,
+                                name: tn,
+                                known: true,
+                            },
+                        );
                         id
                     }
                 }
@@ -1966,7 +1977,7 @@ impl Gateway {
                     x.1 = qos;
                 }
             }
-            None => s.subs.push((filter.clone(), qos)),
+            None => super::push1v(&mut s.subs, (filter.clone(), qos)),
         }
         let ack = GwMsg::SubAck {
             qos,
@@ -2184,7 +2195,7 @@ impl Gateway {
             self.stats.clients_asleep = self.stats.clients_asleep.saturating_sub(1);
         }
         let will = if reason.publishes_will() {
-            self.sn_mut(i).and_then(|s| s.will.take())
+            self.sn_mut(i).and_then(|s| s.will.take()).map(|b| *b)
         } else {
             None
         };

@@ -77,3 +77,21 @@ pub fn sockaddr_from_bytes(b: &[u8]) -> Option<SockAddr> {
         _ => None,
     }
 }
+
+/// Push onto a queue that is mostly empty or holds one item: start it at
+/// one slot, not the four a first push reserves (thousands of clients and
+/// gateway sessions each keep their queues' capacity for the whole run).
+pub(crate) fn push1<T>(q: &mut std::collections::VecDeque<T>, x: T) {
+    if q.capacity() == 0 {
+        q.reserve_exact(1);
+    }
+    q.push_back(x);
+}
+
+/// [`push1`] for a `Vec` (topic tables that mostly hold one entry).
+pub(crate) fn push1v<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(x);
+}

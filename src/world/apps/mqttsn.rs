@@ -187,6 +187,8 @@ struct MqttSn {
     home_flow: u32,
     at_node: Vec<u32>,
     clients: Vec<SnClient>,
+    /// The configuration all clients share.
+    shared: Arc<ClientConfig>,
     gateways: Vec<GwNode>,
     forwarders: Vec<(u32, Forwarder)>,
     ups: Vec<Option<UpSock>>,
@@ -246,7 +248,9 @@ fn client_id(name: &str, node: u32) -> String {
     }
 }
 
-fn client_config(sc: &Scenario, node: u32) -> ClientConfig {
+/// A client's ClientId and will (the rest of its configuration is
+/// [`shared_config`]).
+fn client_identity(sc: &Scenario, node: u32) -> (String, Option<Will>) {
     let sn = &sc.protocols.mqttsn;
     let name = &sc.nodes[node as usize].name;
     let will = sn.will_topic.as_ref().map(|t| Will {
@@ -259,8 +263,14 @@ fn client_config(sc: &Scenario, node: u32) -> ClientConfig {
         },
         retain: sn.will_retain,
     });
+    (client_id(name, node), will)
+}
+
+/// The configuration every MQTT-SN client of the scenario shares (one
+/// copy, not one per client), without id and will.
+fn shared_config(sc: &Scenario) -> ClientConfig {
+    let sn = &sc.protocols.mqttsn;
     ClientConfig {
-        client_id: client_id(name, node),
         port: sn.port,
         t_adv: sn.t_adv,
         n_adv: sn.n_adv,
@@ -271,7 +281,6 @@ fn client_config(sc: &Scenario, node: u32) -> ClientConfig {
         n_retry: sn.n_retry,
         keep_alive: seconds(sn.keep_alive),
         clean_session: sn.clean_session,
-        will,
         predefined: sn
             .predefined
             .iter()
@@ -803,9 +812,9 @@ impl MqttSn {
         let sc = ctx.scenario();
         let cn = &mut self.clients[c as usize];
         cn.restarts += 1;
-        let config = client_config(sc, cn.node);
-        let rng = client_rng(sc.seed, &config.client_id, cn.restarts);
-        cn.client = Client::new(config, rng);
+        let (id, will) = client_identity(sc, cn.node);
+        let rng = client_rng(sc.seed, &id, cn.restarts);
+        cn.client = Client::with_shared(Arc::clone(&self.shared), &id, will, rng);
         if let Some((id, addr)) = cn.configured {
             cn.client.add_gateway(id, addr);
         }
@@ -970,6 +979,7 @@ impl Plugin for MqttSn {
         client_nodes.sort_unstable();
         client_nodes.dedup();
         self.clients.reserve_exact(client_nodes.len());
+        self.shared = Arc::new(shared_config(sc));
         drop(client_nodes);
         for (fi, f) in sc.flows.iter().enumerate() {
             if !uses_mqttsn(f) {
@@ -1043,7 +1053,7 @@ impl Plugin for MqttSn {
             if !cn.connects {
                 continue;
             }
-            let id = cn.client.config().client_id.clone();
+            let id = cn.client.client_id();
             let mut rng = SimRng::stream(sc.seed, &format!("mqttsn/connect/{id}"));
             let at = SimTime::ZERO + SimDuration(rng.below(spread.as_nanos().max(1)));
             ctx.schedule(at, KEY_CLIENT_START | c as u32, 0);
@@ -1349,15 +1359,15 @@ impl MqttSn {
             return c;
         }
         let sc = ctx.scenario();
-        let config = client_config(sc, node);
-        let rng = client_rng(sc.seed, &config.client_id, 0);
+        let (id, will) = client_identity(sc, node);
+        let rng = client_rng(sc.seed, &id, 0);
         let sleep = self
             .params
             .sleep_of(node as usize)
             .map(|d| seconds(d).max(1));
         let c = self.clients.len() as u32;
         self.clients.push(SnClient {
-            client: Client::new(config, rng),
+            client: Client::with_shared(Arc::clone(&self.shared), &id, will, rng),
             node,
             flows: vec![flow],
             wake: Wakeup::default(),
