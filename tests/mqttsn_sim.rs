@@ -243,6 +243,11 @@ fn qos0_and_qos_minus1_deliver_1_minus_p() {
                 sent,
                 "{tag}: one PUBLISH per message"
             );
+            assert_eq!(
+                sn(&dir, "flow", "f", "publishes_sent"),
+                sent,
+                "{tag}: every publish counted, QoS −1 included"
+            );
             let connects = sn(&dir, "flow", "f", "packets_sent_connect");
             if reliability == "qos_minus1" {
                 assert_eq!(connects, 0.0, "{tag}: QoS −1 never connects");

@@ -367,6 +367,11 @@ fn predefined_short_topics_and_qos_minus_one() {
     net.run_for(secs(1));
     assert!(net.sent(client_addr(a), MsgType::Connect).is_empty());
     assert_eq!(
+        net.clients[a].stats().publishes_sent,
+        1,
+        "a QoS −1 publish is a publish sent"
+    );
+    assert_eq!(
         net.subs[0].received.last().map(|r| (r.1.as_str(), r.3)),
         Some(("sensors/temp", QoS::AtMostOnce)),
         "QoS −1 is QoS 0 upstream"

@@ -882,6 +882,7 @@ impl Client {
                 .gw
                 .or_else(|| self.gateways.first().map(|g| g.addr))
                 .ok_or(ClientError::NoGateway)?;
+            self.stats.publishes_sent += 1;
             push1(
                 &mut self.outq,
                 Outgoing {
