@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -224,7 +224,18 @@ pub struct TcpServer {
     conns: BTreeMap<ConnId, ConnIo>,
     next_conn: u64,
     rx: Vec<u8>,
+    /// `accept` failures (EMFILE, ENFILE, ENOBUFS, ECONNABORTED, …) and
+    /// accepted sockets that could not be set up; each is survived.
+    accept_errors: u64,
+    /// After an `accept` failure, no new `accept` before this instant (the
+    /// connections already open keep being served meanwhile).
+    accept_paused_until: Option<Instant>,
 }
+
+/// How long the listener rests after an `accept` failure: running out of
+/// descriptors (EMFILE) does not clear by retrying at once, and a tight
+/// retry loop would starve the connections being served.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 impl TcpServer {
     /// Listen on `addr` (port 0 picks a free port).
@@ -242,7 +253,52 @@ impl TcpServer {
             conns: BTreeMap::new(),
             next_conn: 0,
             rx: vec![0; 16 * 1024],
+            accept_errors: 0,
+            accept_paused_until: None,
         })
+    }
+
+    /// Take the connections waiting in the backlog. An `accept` error (out
+    /// of descriptors, a connection reset before it was taken) is counted
+    /// and pauses accepting for [`ACCEPT_BACKOFF`]; it never ends the
+    /// server.
+    fn accept_all(&mut self, broker: &mut Broker, clock: &Clock) -> bool {
+        if let Some(t) = self.accept_paused_until {
+            if Instant::now() < t {
+                return false;
+            }
+            self.accept_paused_until = None;
+        }
+        let mut busy = false;
+        loop {
+            match self.listener.accept() {
+                Ok((s, _)) => {
+                    if s.set_nonblocking(true).is_err() || s.set_nodelay(true).is_err() {
+                        self.accept_errors += 1;
+                        continue;
+                    }
+                    self.next_conn += 1;
+                    let id = ConnId(self.next_conn);
+                    self.conns.insert(
+                        id,
+                        ConnIo {
+                            stream: s,
+                            out: Vec::new(),
+                        },
+                    );
+                    broker.handle_input(clock.now(), BrokerInput::accepted(id));
+                    busy = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.accept_errors += 1;
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    break;
+                }
+            }
+        }
+        busy
     }
 
     fn close(&mut self, broker: &mut Broker, clock: &Clock, id: ConnId) {
@@ -327,28 +383,7 @@ impl Transport<Broker> for TcpServer {
         clock: &Clock,
         wait: Duration,
     ) -> Result<bool, SocketError> {
-        let mut busy = false;
-        loop {
-            match self.listener.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(true)?;
-                    s.set_nodelay(true)?;
-                    self.next_conn += 1;
-                    let id = ConnId(self.next_conn);
-                    self.conns.insert(
-                        id,
-                        ConnIo {
-                            stream: s,
-                            out: Vec::new(),
-                        },
-                    );
-                    broker.handle_input(clock.now(), BrokerInput::accepted(id));
-                    busy = true;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let mut busy = self.accept_all(broker, clock);
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             while let Some(c) = self.conns.get_mut(&id) {
@@ -392,6 +427,11 @@ impl Driver<Broker, TcpServer> {
 
     pub fn local_addr(&self) -> SocketAddrV4 {
         self.transport().local
+    }
+
+    /// `accept` failures survived so far (see [`ACCEPT_BACKOFF`]).
+    pub fn accept_errors(&self) -> u64 {
+        self.transport().accept_errors
     }
 
     /// Close every connection abruptly, as a network failure would, and
