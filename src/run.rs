@@ -45,9 +45,11 @@ pub enum RunError {
     },
 }
 
-/// Make a link name safe as a file name.
+/// Make a name (link, scenario) safe as a file or directory name: ASCII
+/// letters, digits, '-', '_' and '.', never starting with '.'.
 pub fn file_safe(name: &str) -> String {
-    name.chars()
+    let mut s: String = name
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
                 c
@@ -55,7 +57,15 @@ pub fn file_safe(name: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    // "..", "." and hidden names would write into the parent, the current
+    // or a hidden directory
+    if s.is_empty() {
+        s.push('_');
+    } else if s.starts_with('.') {
+        s.replace_range(..1, "_");
+    }
+    s
 }
 
 /// The rows of `runs.csv` for one finished run.

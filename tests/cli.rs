@@ -35,6 +35,42 @@ fn contract_checks_and_runs(c: &Path) {
     assert!(common::sim::num(&r, "sent") > 100.0);
 }
 
+/// A scenario named ".." writes into `results/_.`, not into the current
+/// directory (hardening issue, defect 6).
+#[test]
+fn a_dotted_scenario_name_stays_inside_results() {
+    let dir = common::temp_dir("dotdot-name");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml"),
+    )
+    .expect("read scenario");
+    let text = text.replacen(
+        &text
+            .lines()
+            .find(|l| l.starts_with("name ="))
+            .expect("a name line")
+            .to_string(),
+        "name = \"..\"",
+        1,
+    );
+    std::fs::create_dir_all(dir.join("cwd")).expect("cwd");
+    std::fs::write(dir.join("cwd/s.toml"), text).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .args(["run", "s.toml", "--quiet"])
+        .current_dir(dir.join("cwd"))
+        .output()
+        .expect("run qossim");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("cwd/results/_./runs.csv").is_file());
+    assert!(!dir.join("cwd/runs.csv").exists(), "written into the cwd");
+    assert!(!dir.join("runs.csv").exists(), "written into the parent");
+}
+
 #[test]
 fn no_arguments_runs_the_builtin_quickstart_into_results() {
     let dir = common::temp_dir("quickstart-cwd");

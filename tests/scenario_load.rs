@@ -361,6 +361,33 @@ fn trace_file_errors_name_the_trace_file_and_line() {
     );
 }
 
+/// A trace `file` that is a device, a FIFO or a directory is refused by
+/// name before anything is read (/dev/zero would be read until memory
+/// runs out, a FIFO would block `check`) — hardening issue, defect 6.
+#[test]
+fn trace_files_must_be_regular_files() {
+    let dir = std::env::temp_dir().join(format!("qossim-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let fifo = dir.join("trace.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().expect("utf-8 path")).expect("path");
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let dir_path = dir.to_str().expect("utf-8").to_string();
+    let fifo_path = fifo.to_str().expect("utf-8").to_string();
+    for path in ["/dev/zero", dir_path.as_str(), fifo_path.as_str()] {
+        let text = BASE.replace(
+            "b = \"collector\"",
+            &format!("b = \"collector\"\nloss = {{ model = \"trace\", file = \"{path}\" }}"),
+        );
+        let e = load(&text).expect_err(path);
+        assert_eq!(e.field.as_deref(), Some("links.backhaul.loss.file"), "{e}");
+        assert!(e.message.contains("not a regular file"), "{path}: {e}");
+        assert_eq!(e.line, Some(16), "{path}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn override_errors() {
     for c in contracts() {

@@ -13,6 +13,7 @@ use super::error::ScenarioError;
 use super::schema::{LossSchema, S};
 use super::trace;
 use crate::scenario::model::{LossSpec, TraceSpec};
+use std::io::Read;
 use std::path::PathBuf;
 
 /// Each loss model and the keys (besides `model`) that apply to it.
@@ -155,6 +156,15 @@ pub(crate) fn resolve(
                     format!("cannot read trace file {shown}: {e}"),
                 )
             })?;
+            // A device (/dev/zero reads forever), a FIFO (blocks `check`)
+            // or a directory is not a trace.
+            if !meta.is_file() {
+                return Err(ctx.err_at(
+                    file,
+                    &f("file"),
+                    format!("trace file {shown} is not a regular file"),
+                ));
+            }
             if meta.len() > trace::MAX_TRACE_BYTES {
                 return Err(ctx.err_at(
                     file,
@@ -166,13 +176,30 @@ pub(crate) fn resolve(
                     ),
                 ));
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ctx.err_at(
+            // bounded even if the file grows after the size check
+            let mut text = String::new();
+            std::fs::File::open(&path)
+                .and_then(|fh| {
+                    fh.take(trace::MAX_TRACE_BYTES + 1)
+                        .read_to_string(&mut text)
+                })
+                .map_err(|e| {
+                    ctx.err_at(
+                        file,
+                        &f("file"),
+                        format!("cannot read trace file {shown}: {e}"),
+                    )
+                })?;
+            if text.len() as u64 > trace::MAX_TRACE_BYTES {
+                return Err(ctx.err_at(
                     file,
                     &f("file"),
-                    format!("cannot read trace file {shown}: {e}"),
-                )
-            })?;
+                    format!(
+                        "trace file {shown} grew past the {} bytes allowed while it was read",
+                        trace::MAX_TRACE_BYTES
+                    ),
+                ));
+            }
             let written = PathBuf::from(file.get_ref());
             if format == "bits" {
                 for (k, v) in [
