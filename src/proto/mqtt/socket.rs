@@ -230,12 +230,30 @@ pub struct TcpServer {
     /// After an `accept` failure, no new `accept` before this instant (the
     /// connections already open keep being served meanwhile).
     accept_paused_until: Option<Instant>,
+    /// Bytes a connection may have waiting for its socket; past this it is
+    /// a slow consumer and is closed ([`DEFAULT_MAX_OUT_BYTES`]).
+    max_out: usize,
+    /// Connections over `max_out`, closed at the end of this flush.
+    slow: Vec<ConnId>,
+    /// Slow consumers closed so far.
+    slow_closed: u64,
+    /// Connections the broker closed whose last bytes (a refusing CONNACK)
+    /// are still being written, without blocking, until the deadline.
+    closing: Vec<(ConnIo, Instant)>,
 }
+
+/// Default bound of the bytes waiting to be written to one connection
+/// (beyond what its kernel socket buffer holds): a subscriber that stops
+/// reading under a flood is disconnected, not buffered for without limit.
+pub const DEFAULT_MAX_OUT_BYTES: usize = 4 << 20;
 
 /// How long the listener rests after an `accept` failure: running out of
 /// descriptors (EMFILE) does not clear by retrying at once, and a tight
 /// retry loop would starve the connections being served.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Reads (of up to 16 KiB) from one connection per receive round.
+const READS_PER_ROUND: usize = 4;
 
 impl TcpServer {
     /// Listen on `addr` (port 0 picks a free port).
@@ -255,7 +273,39 @@ impl TcpServer {
             rx: vec![0; 16 * 1024],
             accept_errors: 0,
             accept_paused_until: None,
+            max_out: DEFAULT_MAX_OUT_BYTES,
+            slow: Vec::new(),
+            slow_closed: 0,
+            closing: Vec::new(),
         })
+    }
+
+    /// Write what the closing connections' sockets take; drop those that
+    /// are done, failed or past their deadline. Whether one was dropped.
+    fn drain_closing(&mut self) -> bool {
+        let before = self.closing.len();
+        let now = Instant::now();
+        self.closing.retain_mut(|(c, deadline)| {
+            let open = loop {
+                if c.out.is_empty() {
+                    break false;
+                }
+                match c.stream.write(&c.out) {
+                    Ok(0) => break false,
+                    Ok(n) => {
+                        c.out.drain(..n.min(c.out.len()));
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break now < *deadline,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => break false,
+                }
+            };
+            if !open {
+                let _ = c.stream.shutdown(Shutdown::Both);
+            }
+            open
+        });
+        self.closing.len() != before
     }
 
     /// Take the connections waiting in the backlog. An `accept` error (out
@@ -320,7 +370,31 @@ impl Transport<Broker> for TcpServer {
         bytes: &[u8],
     ) -> Result<(), SocketError> {
         if let Some(c) = self.conns.get_mut(&t.conn) {
-            c.out.extend_from_slice(bytes);
+            // straight to the socket when nothing waits before it: only what
+            // the kernel does not take is buffered (and counts against the
+            // bound)
+            let mut bytes = bytes;
+            while c.out.is_empty() && !bytes.is_empty() {
+                match c.stream.write(bytes) {
+                    Ok(0) => break,
+                    Ok(n) => bytes = bytes.get(n..).unwrap_or(&[]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    // WouldBlock: buffer it; another error: the write in
+                    // after_flush meets it again and closes the connection
+                    Err(_) => break,
+                }
+            }
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            if c.out.len() + bytes.len() > self.max_out {
+                // a slow consumer: closed at the end of this flush
+                if !self.slow.contains(&t.conn) {
+                    self.slow.push(t.conn);
+                }
+            } else {
+                c.out.extend_from_slice(bytes);
+            }
         }
         Ok(())
     }
@@ -347,10 +421,18 @@ impl Transport<Broker> for TcpServer {
                 }
             }
         }
-        let busy = !failed.is_empty();
+        let mut busy = !failed.is_empty() || !self.slow.is_empty();
         for id in failed {
             self.close(broker, clock, id);
         }
+        for id in std::mem::take(&mut self.slow) {
+            if let Some(c) = self.conns.get(&id) {
+                let _ = c.stream.shutdown(Shutdown::Both);
+                self.slow_closed += 1;
+            }
+            self.close(broker, clock, id);
+        }
+        busy |= self.drain_closing();
         Ok(busy)
     }
 
@@ -363,13 +445,12 @@ impl Transport<Broker> for TcpServer {
         ev: BrokerEvent,
     ) -> Result<Option<BrokerEvent>, SocketError> {
         if let BrokerEvent::Close(id) = ev {
-            if let Some(mut c) = self.conns.remove(&id) {
-                // Last bytes (e.g. a refusing CONNACK) go out first, with a
-                // bounded blocking write.
-                let _ = c.stream.set_nonblocking(false);
-                let _ = c.stream.set_write_timeout(Some(IO_TIMEOUT));
-                let _ = c.stream.write_all(&c.out);
-                let _ = c.stream.shutdown(Shutdown::Both);
+            if let Some(c) = self.conns.remove(&id) {
+                // Last bytes (e.g. a refusing CONNACK) go out first, written
+                // without blocking the other connections, for at most
+                // IO_TIMEOUT.
+                self.closing.push((c, Instant::now() + IO_TIMEOUT));
+                self.drain_closing();
             }
         }
         Ok(Some(ev))
@@ -386,7 +467,16 @@ impl Transport<Broker> for TcpServer {
         let mut busy = self.accept_all(broker, clock);
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
+            // At most READS_PER_ROUND reads per connection before the broker's
+            // output is flushed: a publisher writing without pause would
+            // otherwise be read to its end first, its copies piling up in
+            // the broker, and starve the other connections.
+            let mut reads = 0;
             while let Some(c) = self.conns.get_mut(&id) {
+                if reads == READS_PER_ROUND {
+                    break;
+                }
+                reads += 1;
                 match c.stream.read(&mut self.rx) {
                     Ok(0) => {
                         self.close(broker, clock, id);
@@ -432,6 +522,18 @@ impl Driver<Broker, TcpServer> {
     /// `accept` failures survived so far (see [`ACCEPT_BACKOFF`]).
     pub fn accept_errors(&self) -> u64 {
         self.transport().accept_errors
+    }
+
+    /// Connections closed because more than the bound of bytes waited to
+    /// be written to them (see [`DEFAULT_MAX_OUT_BYTES`]).
+    pub fn slow_consumers_closed(&self) -> u64 {
+        self.transport().slow_closed
+    }
+
+    /// Set the bound of bytes waiting per connection.
+    pub fn set_max_out_bytes(&mut self, bytes: usize) {
+        let (_, io, _) = self.parts_mut();
+        io.max_out = bytes.max(1);
     }
 
     /// Close every connection abruptly, as a network failure would, and
