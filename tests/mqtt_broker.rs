@@ -834,3 +834,85 @@ proptest! {
         }
     }
 }
+
+/// Events until the queue is empty.
+fn drain_events(b: &mut Broker) -> Vec<BrokerEvent> {
+    std::iter::from_fn(|| b.poll_event()).collect()
+}
+
+/// A CONNECT for client id "b" (keep-alive 0: no timeout bounds the wait).
+const CONNECT_B: [u8; 15] = [
+    0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 0, 0, 1, b'b',
+];
+
+/// Fixed header of a packet of type byte `t` announcing `remaining` bytes.
+fn header(t: u8, mut remaining: usize) -> Vec<u8> {
+    let mut h = vec![t];
+    loop {
+        let b = (remaining % 128) as u8;
+        remaining /= 128;
+        h.push(if remaining > 0 { b | 0x80 } else { b });
+        if remaining == 0 {
+            return h;
+        }
+    }
+}
+
+/// The broker buffers at most `max_connect_packet_size` (64 KiB) of a first
+/// packet and `max_packet_size` (1 MiB) afterwards: a fixed header announcing
+/// more closes the connection at once, counted, instead of buffering what
+/// follows (hardening issue, defect 4: 256 MiB per connection before).
+#[test]
+fn announced_packet_sizes_are_bounded_before_and_after_connect() {
+    let mut b = Broker::new(no_sys(), SimTime::ZERO);
+    let t = SimTime::ZERO;
+    // a CONNECT announcing 256 MiB: closed on its header
+    b.handle_input(t, BrokerInput::accepted(ConnId(1)));
+    b.handle_input(t, BrokerInput::bytes(ConnId(1), &header(0x10, 256 << 20)));
+    assert!(
+        drain_events(&mut b).contains(&BrokerEvent::Close(ConnId(1))),
+        "256 MiB CONNECT refused on its header"
+    );
+    // a CONNECT of 70 KiB (a huge client id) exceeds the 64 KiB first-packet bound
+    b.handle_input(t, BrokerInput::accepted(ConnId(2)));
+    b.handle_input(t, BrokerInput::bytes(ConnId(2), &header(0x10, 70 << 10)));
+    assert!(drain_events(&mut b).contains(&BrokerEvent::Close(ConnId(2))));
+    // after CONNECT: a 512 KiB PUBLISH is within 1 MiB and waits for its
+    // bytes; a 2 MiB one closes the connection
+    b.handle_input(t, BrokerInput::accepted(ConnId(3)));
+    b.handle_input(t, BrokerInput::bytes(ConnId(3), &CONNECT_B));
+    let mut half = header(0x30, 512 << 10);
+    half.extend_from_slice(&[0, 1, b't']);
+    b.handle_input(t, BrokerInput::bytes(ConnId(3), &half));
+    assert!(!drain_events(&mut b).contains(&BrokerEvent::Close(ConnId(3))));
+    b.handle_input(t, BrokerInput::accepted(ConnId(4)));
+    b.handle_input(t, BrokerInput::bytes(ConnId(4), &CONNECT_B[..]));
+    b.handle_input(t, BrokerInput::bytes(ConnId(4), &header(0x30, 2 << 20)));
+    assert!(drain_events(&mut b).contains(&BrokerEvent::Close(ConnId(4))));
+    assert_eq!(b.stats().protocol_errors, 3, "each refusal is counted");
+    // the first-packet bound applies to the CONNECT only: a CONNECT and a
+    // 100 KiB PUBLISH in one read are both taken
+    b.handle_input(t, BrokerInput::accepted(ConnId(5)));
+    let mut both = CONNECT_B.to_vec();
+    both[CONNECT_B.len() - 1] = b'c';
+    let payload = 100 << 10;
+    both.extend(header(0x30, 3 + payload));
+    both.extend_from_slice(&[0, 1, b't']);
+    both.resize(both.len() + payload, 7);
+    let before = b.stats().packets_received;
+    b.handle_input(t, BrokerInput::bytes(ConnId(5), &both));
+    assert!(!drain_events(&mut b).contains(&BrokerEvent::Close(ConnId(5))));
+    assert_eq!(b.stats().packets_received, before + 2);
+    // configurable: with max_packet_size 4 MiB the 2 MiB PUBLISH is fine
+    let mut b = Broker::new(
+        BrokerConfig {
+            max_packet_size: 4 << 20,
+            ..no_sys()
+        },
+        SimTime::ZERO,
+    );
+    b.handle_input(t, BrokerInput::accepted(ConnId(1)));
+    b.handle_input(t, BrokerInput::bytes(ConnId(1), &CONNECT_B));
+    b.handle_input(t, BrokerInput::bytes(ConnId(1), &header(0x30, 2 << 20)));
+    assert!(!drain_events(&mut b).contains(&BrokerEvent::Close(ConnId(1))));
+}

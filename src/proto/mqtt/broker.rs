@@ -231,10 +231,21 @@ impl Broker {
             buf.extend_from_slice(data);
         }
         let input: &[u8] = if from_data { data } else { &buf };
-        let max = self.config.max_packet_size;
         let mut off = 0;
         let mut result = Ok(());
         while let Some(rest) = input.get(off..) {
+            // before CONNECT the peer is unknown: a smaller bound
+            let max = if self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.state == ConnState::AwaitConnect)
+            {
+                self.config
+                    .max_connect_packet_size
+                    .min(self.config.max_packet_size)
+            } else {
+                self.config.max_packet_size
+            };
             match codec::decode(rest, max) {
                 Ok(Some((packet, n))) => {
                     off += n;

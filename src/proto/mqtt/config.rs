@@ -35,13 +35,26 @@ pub enum Persistence {
     Durable,
 }
 
+/// Default [`BrokerConfig::max_packet_size`]: 1 MiB.
+pub const DEFAULT_BROKER_MAX_PACKET: usize = 1 << 20;
+/// Default [`BrokerConfig::max_connect_packet_size`]: 64 KiB.
+pub const DEFAULT_MAX_CONNECT_PACKET: usize = 64 << 10;
+
 /// Broker options. Defaults follow mosquitto 2.0 where the spec leaves a
 /// choice.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerConfig {
     /// Largest packet accepted (header included); larger ones are a protocol
-    /// error. Default: the protocol maximum, 268 435 460 bytes.
+    /// error that closes the connection as soon as the fixed header
+    /// announces them, so no more than this is ever buffered for one
+    /// connection. Default 1 MiB (mosquitto has no default limit; the
+    /// protocol maximum, 268 435 460 bytes, would let every connection
+    /// hold 256 MiB of a partial packet), above every scenario's payload
+    /// (at most 60 kB).
     pub max_packet_size: usize,
+    /// Largest first packet (the CONNECT) accepted from a new connection,
+    /// whose peer has not identified itself yet. Default 64 KiB.
+    pub max_connect_packet_size: usize,
     /// QoS 1/2 messages in flight (sent, not fully acknowledged) per client;
     /// more wait in the client's queue. Default 20 (mosquitto
     /// `max_inflight_messages`). 0 means 1.
@@ -92,7 +105,8 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
-            max_packet_size: MAX_PACKET_SIZE,
+            max_packet_size: DEFAULT_BROKER_MAX_PACKET,
+            max_connect_packet_size: DEFAULT_MAX_CONNECT_PACKET,
             max_inflight: 20,
             max_queued: 1000,
             queue_qos0_offline: false,
