@@ -589,3 +589,63 @@ fn empty_fragment_does_not_disturb_reassembly() {
     assert_eq!(out.as_deref(), Some(&pkt[..]));
     assert_eq!(re.pending(), 0);
 }
+
+/// A raw IPv4 fragment (UDP) with identification `ident`, byte offset
+/// `offset` (multiple of 8), MF flag and `len` payload bytes.
+fn raw_fragment(ident: u16, offset: usize, more: bool, len: usize) -> Vec<u8> {
+    let mut h = [0u8; 20];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&ident.to_be_bytes());
+    let flags_off = ((offset / 8) as u16) | if more { 0x2000 } else { 0 };
+    h[6..8].copy_from_slice(&flags_off.to_be_bytes());
+    h[8] = 64;
+    h[9] = PROTO_UDP;
+    h[12..20].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+    let c = checksum::checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut p = h.to_vec();
+    p.resize(20 + len, 0xab);
+    p
+}
+
+/// The reassembler's memory is bounded (hardening issue, defect 4): lone
+/// 28-byte fragments at the largest offset each made it allocate 64 KB
+/// (20,000 of them, 560 KB on the wire, held 1.28 GB). Now each is charged
+/// what it holds, and past 4 MiB (Linux's ipfrag_high_thresh) fragments
+/// are dropped and counted; the memory comes back on expiry, and ordinary
+/// datagrams reassemble again.
+#[test]
+fn reassembly_memory_is_bounded() {
+    let mut re = Reassembler::new(SimDuration::from_secs(30));
+    let mut dropped = 0;
+    for ident in 0..20_000u16 {
+        match re.push(SimTime::ZERO, &raw_fragment(ident, 65_440, true, 8)) {
+            Ok(None) => {}
+            Err(FragError::OverBudget { .. }) => dropped += 1,
+            other => panic!("{other:?}"),
+        }
+        assert!(re.held_bytes() <= 4 << 20, "{}", re.held_bytes());
+    }
+    let pending = re.pending();
+    assert!((40..=64).contains(&pending), "{pending} datagrams held");
+    assert_eq!(dropped, 20_000 - pending as u64);
+    assert_eq!(re.dropped_over_budget(), dropped);
+    // the bound blocks another far fragment until the held ones expire
+    assert!(matches!(
+        re.push(SimTime::ZERO, &raw_fragment(60_000, 65_440, true, 8)),
+        Err(FragError::OverBudget { .. })
+    ));
+    let first = raw_fragment(60_001, 0, true, 16);
+    let last = raw_fragment(60_001, 16, false, 8);
+    assert_eq!(
+        re.expire(SimTime::ZERO + SimDuration::from_secs(30)),
+        pending
+    );
+    assert_eq!(re.held_bytes(), 0, "expiry gives the memory back");
+    let t = SimTime::ZERO + SimDuration::from_secs(31);
+    assert_eq!(re.push(t, &first).expect("first"), None);
+    let whole = re.push(t, &last).expect("last").expect("reassembled");
+    assert_eq!(whole.len(), 20 + 24);
+    assert_eq!(re.held_bytes(), 0, "a completed datagram gives it back");
+}

@@ -39,6 +39,12 @@ use std::net::Ipv4Addr;
 pub const MIN_FRAG_MTU: usize = HEADER_LEN + 8;
 /// Finished buffers kept for reuse by [`Reassembler::recycle`].
 const POOL_MAX: usize = 64;
+/// Default bound of the memory held by datagrams being reassembled: Linux's
+/// `ipfrag_high_thresh` (4 MiB). A fragment that would pass it is dropped.
+pub const DEFAULT_MAX_REASSEMBLY_BYTES: usize = 4 << 20;
+/// What one pending datagram costs besides its buffer (its entry, interval
+/// list and map node), so a flood of tiny first fragments is bounded too.
+const PARTIAL_COST: usize = 128;
 
 /// Why a packet could not be fragmented or a fragment not reassembled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +72,17 @@ pub enum FragError {
         "reassembly: fragment ending at payload byte {end} makes the datagram exceed 65535 bytes"
     )]
     TooLong { end: usize },
+    /// Buffering the fragment would pass the reassembler's memory bound
+    /// ([`DEFAULT_MAX_REASSEMBLY_BYTES`]); the fragment is dropped (as
+    /// Linux drops fragments above `ipfrag_high_thresh`).
+    #[error(
+        "reassembly: {held} bytes held, a fragment needing {need} more passes the {max}-byte bound"
+    )]
+    OverBudget {
+        held: usize,
+        need: usize,
+        max: usize,
+    },
     /// Fragments disagree on the datagram's length; the datagram is dropped.
     #[error(
         "reassembly: fragment [{start}, {end}) conflicts with datagram payload length {total}"
@@ -217,6 +234,14 @@ impl Partial {
 #[derive(Debug)]
 pub struct Reassembler {
     timeout: SimDuration,
+    /// Bound of `held`.
+    max_bytes: usize,
+    /// Memory charged to pending datagrams: each one's buffer length (header
+    /// plus payload up to its furthest fragment: a lone fragment at offset
+    /// 65,000 costs 65 KB) plus [`PARTIAL_COST`].
+    held: usize,
+    /// Fragments dropped because of `max_bytes`.
+    over_budget: u64,
     pending: BTreeMap<Key, Partial>,
     pool: Vec<Vec<u8>>,
     ranges_pool: Vec<Vec<(usize, usize)>>,
@@ -228,6 +253,9 @@ impl Reassembler {
     pub fn new(timeout: SimDuration) -> Self {
         Reassembler {
             timeout,
+            max_bytes: DEFAULT_MAX_REASSEMBLY_BYTES,
+            held: 0,
+            over_budget: 0,
             pending: BTreeMap::new(),
             pool: Vec::new(),
             ranges_pool: Vec::new(),
@@ -238,7 +266,24 @@ impl Reassembler {
         self.pool.pop().unwrap_or_default()
     }
 
+    /// Set the memory bound (see [`DEFAULT_MAX_REASSEMBLY_BYTES`]).
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Memory charged to the datagrams being reassembled.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// Fragments dropped because they would have passed the memory bound.
+    pub fn dropped_over_budget(&self) -> u64 {
+        self.over_budget
+    }
+
     fn release(&mut self, mut p: Partial) {
+        self.held = self.held.saturating_sub(p.buf.len() + PARTIAL_COST);
         give_back(&mut self.pool, &mut self.ranges_pool, &mut p);
     }
 
@@ -281,7 +326,22 @@ impl Reassembler {
                 }
             }
         }
+        // Memory bound: what this fragment adds (a new entry, the buffer
+        // grown to its end); past the bound it is dropped.
+        let grow = match self.pending.get(&key) {
+            Some(p) => (HEADER_LEN + end).saturating_sub(p.buf.len()),
+            None => HEADER_LEN + end + PARTIAL_COST,
+        };
+        if self.held + grow > self.max_bytes {
+            self.over_budget += 1;
+            return Err(FragError::OverBudget {
+                held: self.held,
+                need: grow,
+                max: self.max_bytes,
+            });
+        }
         if !self.pending.contains_key(&key) {
+            self.held += PARTIAL_COST;
             let buf = self.take_buf();
             let have = self.ranges_pool.pop().unwrap_or_default();
             self.pending.insert(
@@ -319,7 +379,9 @@ impl Reassembler {
         if start == 0 && p.header.is_none() {
             p.header = Some(repr);
         }
+        let before = p.buf.len();
         p.insert(start, data);
+        self.held += p.buf.len() - before;
         if !p.complete() {
             return Ok(None);
         }
@@ -337,8 +399,9 @@ impl Reassembler {
             payload_len: total as u16, // checked against MAX_TOTAL_LEN above
             ..header
         };
+        self.held = self.held.saturating_sub(done.buf.len() + PARTIAL_COST);
         let mut buf = std::mem::take(&mut done.buf);
-        self.release(done); // returns the interval set to its pool
+        give_back(&mut self.pool, &mut self.ranges_pool, &mut done); // the interval set
         buf.truncate(HEADER_LEN + total);
         whole.emit(&mut buf)?;
         Ok(Some(buf))
@@ -349,10 +412,11 @@ impl Reassembler {
     /// resources for the datagram are released). Returns how many.
     pub fn expire(&mut self, now: SimTime) -> usize {
         let timeout = self.timeout;
-        let (pool, ranges_pool) = (&mut self.pool, &mut self.ranges_pool);
+        let (pool, ranges_pool, held) = (&mut self.pool, &mut self.ranges_pool, &mut self.held);
         let before = self.pending.len();
         self.pending.retain(|_, p| {
             if now >= p.first_arrival + timeout {
+                *held = held.saturating_sub(p.buf.len() + PARTIAL_COST);
                 give_back(pool, ranges_pool, p);
                 false
             } else {
