@@ -57,9 +57,9 @@ pub const CORE_COLUMNS: [&str; 30] = [
 ];
 
 /// Every metric column with the built-in protocols, in order (the core
-/// columns, then the host TCP's, MQTT's, the radio energy columns and
-/// MQTT-SN's).
-pub const METRIC_COLUMNS: [&str; 52] = [
+/// columns, then the host TCP's, MQTT's, the radio energy columns,
+/// MQTT-SN's and CoAP's).
+pub const METRIC_COLUMNS: [&str; 56] = [
     "sent",
     "intended",
     "delivered",
@@ -117,6 +117,11 @@ pub const METRIC_COLUMNS: [&str; 52] = [
     "mqttsn_bytes_constrained",
     "mqttsn_bytes_backhaul",
     "mqttsn_gateway_connections",
+    // added by CoAP request/response (issue #14), after everything before
+    "rtt_ms_p50",
+    "rtt_ms_p99",
+    "round_trip_success",
+    "bytes_per_exchange",
 ];
 
 /// A cell: integer, float, or empty (not applicable / undefined).

@@ -6,7 +6,7 @@ use super::error::ScenarioError;
 use super::schema::{FlowSchema, ValueSchema, S};
 use super::topology::Topology;
 use crate::scenario::model::{
-    FlowSpec, NodeSpec, Pattern, Protocol, Reliability, Timing, ValueGen,
+    CoapMode, FlowSpec, NodeSpec, Pattern, Protocol, Reliability, Timing, ValueGen,
 };
 use crate::sim::SimDuration;
 use std::collections::BTreeSet;
@@ -561,6 +561,47 @@ pub fn resolve(
         Some(r) => *r.get_ref(),
         None => false,
     };
+    let coap_mode = match &fl.coap_mode {
+        None => CoapMode::Put,
+        Some(v) => {
+            if protocol != Protocol::Coap {
+                return Err(ctx.err_at(
+                    v,
+                    &f("coap_mode"),
+                    format!(
+                        "`coap_mode` applies to protocol \"coap\" only, not \"{}\"",
+                        protocol.as_str()
+                    ),
+                ));
+            }
+            ctx.choice(
+                v,
+                &f("coap_mode"),
+                &[("put", CoapMode::Put), ("get", CoapMode::Get)],
+            )?
+        }
+    };
+    let poll_interval = match (&fl.poll_interval, coap_mode) {
+        (Some(v), CoapMode::Get) => {
+            let d = ctx.duration(v, &f("poll_interval"), MAX_DURATION)?;
+            if d == SimDuration::ZERO {
+                return Err(ctx.err_at(v, &f("poll_interval"), "poll_interval must be positive"));
+            }
+            Some(d)
+        }
+        (Some(v), _) => return Err(ctx.err_at(
+            v,
+            &f("poll_interval"),
+            "`poll_interval` applies only to coap_mode = \"get\" (receivers poll the publishers)",
+        )),
+        (None, CoapMode::Get) => Some(match &timing {
+            Timing::Periodic { interval, .. } => *interval,
+            Timing::Poisson { mean_interval } => *mean_interval,
+            // not reachable: bulk is tcp only
+            Timing::Bulk => SimDuration::from_secs(1),
+        }),
+        (None, _) => None,
+    };
     let spec = FlowSpec {
         name: fl.name.get_ref().clone(),
         pattern,
@@ -577,6 +618,8 @@ pub fn resolve(
         broker,
         retain,
         subscribe_with,
+        coap_mode,
+        poll_interval,
     };
     if matches!(protocol, Protocol::Mqtt | Protocol::Mqttsn) {
         check_mqtt_topics(ctx, topo, fl, &spec, &f("topic"))?;

@@ -226,6 +226,33 @@ pub struct FlowSpec {
     /// or `Mqttsn` (an MQTT-SN client through a gateway). The flow's
     /// protocol unless the flow says `subscribe_with`.
     pub subscribe_with: Protocol,
+    /// How a CoAP flow carries its readings (`Put` for every other
+    /// protocol).
+    pub coap_mode: CoapMode,
+    /// `CoapMode::Get`: how often each receiver polls each publisher (the
+    /// flow's `poll_interval`, by default its `interval`); `None` otherwise.
+    pub poll_interval: Option<SimDuration>,
+}
+
+/// How a CoAP flow carries readings (the flow field `coap_mode`; the CoAP
+/// issue adds `observe` and `pubsub` here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CoapMode {
+    /// The publisher PUTs each reading to every receiver's server.
+    #[default]
+    Put,
+    /// The publisher's server holds its latest reading; each receiver polls
+    /// it with GET every `poll_interval`.
+    Get,
+}
+
+impl CoapMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoapMode::Put => "put",
+            CoapMode::Get => "get",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -550,6 +577,10 @@ pub struct CoapParams {
     pub max_latency: SimDuration,
     /// PROCESSING_DELAY (RFC 7252 §4.8.2).
     pub processing_delay: SimDuration,
+    /// How long a NON request waits for its response before it counts as
+    /// failed (`Config::non_response_timeout`); `None`:
+    /// ACK_TIMEOUT·ACK_RANDOM_FACTOR (3 s with the defaults).
+    pub non_timeout: Option<SimDuration>,
 }
 
 impl Default for IpParams {
@@ -578,6 +609,7 @@ impl Default for CoapParams {
             probing_rate: 1.0,
             max_latency: SimDuration::from_secs(100),
             processing_delay: SimDuration::from_secs(2),
+            non_timeout: None,
         }
     }
 }
@@ -595,7 +627,7 @@ impl From<&CoapParams> for crate::proto::coap::Config {
             processing_delay: p.processing_delay,
             ..Default::default()
         };
-        c.non_response_timeout = c.max_initial_timeout();
+        c.non_response_timeout = p.non_timeout.unwrap_or_else(|| c.max_initial_timeout());
         c
     }
 }

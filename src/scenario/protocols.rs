@@ -130,6 +130,20 @@ pub(crate) fn resolve(
             },
             max_latency: dur(&c.max_latency, "max_latency", d.max_latency)?,
             processing_delay: dur(&c.processing_delay, "processing_delay", d.processing_delay)?,
+            // absent: ACK_TIMEOUT·ACK_RANDOM_FACTOR, as before the field existed
+            non_timeout: c
+                .non_timeout
+                .as_ref()
+                .map(|v| {
+                    let field = "protocols.coap.non_timeout";
+                    positive(
+                        ctx,
+                        ctx.duration(v, field, MAX_DURATION)?,
+                        &c.non_timeout,
+                        field,
+                    )
+                })
+                .transpose()?,
         };
     }
     if let Some(t) = &p.tcp {

@@ -168,6 +168,10 @@ pub struct FlowSchema {
     pub broker: Option<S<String>>,
     pub retain: Option<S<bool>>,
     pub subscribe_with: Option<S<String>>,
+    /// CoAP only: `put` (default) or `get`.
+    pub coap_mode: Option<S<String>>,
+    /// `coap_mode = "get"` only: how often each receiver polls.
+    pub poll_interval: Option<S<String>>,
 }
 
 /// A flow's `value` generator table; which keys apply depends on `kind`.
@@ -278,6 +282,8 @@ pub(crate) struct CoapSchema {
     pub probing_rate: Option<S<f64>>,
     pub max_latency: Option<S<String>>,
     pub processing_delay: Option<S<String>>,
+    /// How long a NON request waits for its response.
+    pub non_timeout: Option<S<String>>,
 }
 
 /// `[protocols.tcp]`: `profile` gives the defaults, every other field

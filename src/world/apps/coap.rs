@@ -12,6 +12,32 @@
 //! endpoint suppresses duplicates). Uri-Host is omitted, as clients do when
 //! the host is an IP literal.
 //!
+//! With `coap_mode = "get"` (docs/protocols.md, "CoAP GET polling") a
+//! publish sends nothing: it stores the reading in the publisher's server
+//! application at its rendered topic (Content-Format 42, as PUTs carry it),
+//! replacing the previous one. Each intended receiver of the publisher's
+//! messages polls that resource with a GET — CON or NON as the flow's
+//! reliability says — every `poll_interval`, from `start` plus an offset
+//! drawn uniformly in [0, poll_interval) from the stream
+//! `coap/get/<flow>/<receiver>/<publisher>`, while the poll time is before
+//! `duration + poll_interval`. The server answers 2.05 Content with the
+//! stored reading (piggybacked on the ACK of a CON GET, a NON response to a
+//! NON GET; 4.04 before the first reading), and a reading counts as
+//! delivered when the first 2.05 carrying it reaches the receiver; a later
+//! response carrying it again is a duplicate, and a reading replaced before
+//! any poll fetched it is lost.
+//!
+//! Every CoAP flow (PUT or GET) fills four extension columns from its
+//! counted exchanges (requests made after warmup): `rtt_ms_p50`,
+//! `rtt_ms_p99` (first transmission of the request to the response at the
+//! client, answered exchanges only), `round_trip_success` (answered /
+//! (answered + failed: given up, no NON response within `non_timeout`,
+//! reset); exchanges still open at the end, or whose client crashed, are
+//! left out) and `bytes_per_exchange` (IPv4 bytes of every datagram the two
+//! endpoints sent for the flow's counted exchanges — requests,
+//! retransmissions, responses, empty ACKs, RSTs — once per datagram, not per
+//! hop, divided by the counted exchanges).
+//!
 //! Driving: an input or a publish drives the node's endpoint at once —
 //! transmits, then events (the server answers a `RequestReceived` right
 //! there), then transmits again until nothing moves, then the timer — so a
@@ -20,23 +46,66 @@
 //! [`Wakeup`].
 
 use super::{Ctx, Message, Plugin, PluginOutput, RunEnd};
+use crate::metrics::summary::Value;
 use crate::net::addr::{Addr, SockAddr};
 use crate::net::ip;
 use crate::net::packet::{PacketMeta, NO_FLOW};
 use crate::proto::coap::{
-    Config, Endpoint, Event, MessageType, Method, Request, RequestHandle, ResourceServer,
+    Code, Config, Endpoint, Event, MessageType, Method, Request, RequestHandle, ResourceServer,
 };
 use crate::proto::Datagram;
-use crate::scenario::model::{Protocol, Reliability, Scenario};
-use crate::sim::{SimRng, SimTime, Wakeup};
+use crate::scenario::model::{CoapMode, Protocol, Reliability, Scenario};
+use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{DatagramApp, Received};
 use std::collections::BTreeMap;
+
+/// The extension columns of CoAP flows (after every earlier group).
+pub(crate) const COAP_COLUMNS: [&str; 4] = [
+    "rtt_ms_p50",
+    "rtt_ms_p99",
+    "round_trip_success",
+    "bytes_per_exchange",
+];
+
+/// Timer keys with this bit set are polls (`Coap::polls` index); the others
+/// are nodes' endpoint timers.
+const POLL_KEY: u32 = 1 << 31;
+
+/// Content-Format of stored and PUT readings: application/octet-stream.
+const CONTENT_FORMAT: u16 = 42;
 
 /// What the plug-in remembers about an outstanding request.
 #[derive(Debug, Clone, Copy)]
 struct CoapReq {
     flow: u32,
     counted: bool,
+    /// Its first transmission (`SimTime::MAX` while it waits behind NSTART).
+    first_tx: SimTime,
+}
+
+/// A flow's counted exchanges (its `COAP_COLUMNS`).
+#[derive(Debug, Default)]
+struct Exchanges {
+    started: u64,
+    answered: u64,
+    failed: u64,
+    /// IPv4 bytes of every datagram sent for them.
+    bytes: u64,
+    /// Request (first transmission) to response, ns, per answered exchange.
+    rtts: Vec<u64>,
+}
+
+/// One receiver polling one publisher's resource (`coap_mode = "get"`).
+#[derive(Debug)]
+struct Poll {
+    flow: u32,
+    receiver: u32,
+    publisher: u32,
+    confirmable: bool,
+    path: String,
+    interval: SimDuration,
+    /// Polls happen strictly before this.
+    end: SimTime,
 }
 
 /// Per-node CoAP state (allocated only for nodes in CoAP flows).
@@ -54,6 +123,10 @@ struct Coap {
     nodes: Vec<Option<Box<CoapNode>>>,
     /// Outstanding requests: (node, handle) → owner.
     reqs: BTreeMap<(u32, u64), CoapReq>,
+    /// Per flow (every flow of the scenario), its counted exchanges.
+    exchanges: Vec<Exchanges>,
+    /// GET polls (receiver, publisher) of `coap_mode = "get"` flows.
+    polls: Vec<Poll>,
     /// Scratch request reused for every publish.
     req: Request,
     buf: Vec<u8>,
@@ -63,6 +136,8 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
     Box::new(Coap {
         nodes: (0..sc.nodes.len()).map(|_| None).collect(),
         reqs: BTreeMap::new(),
+        exchanges: (0..sc.flows.len()).map(|_| Exchanges::default()).collect(),
+        polls: Vec::new(),
         req: Request::new(Method::Put, String::new()),
         buf: Vec::with_capacity(2048),
     })
@@ -146,13 +221,22 @@ impl Coap {
             else {
                 break;
             };
-            let owner = info
-                .request
-                .and_then(|h| self.reqs.get(&(node as u32, h.0)).copied());
+            let owner = info.request.and_then(|h| {
+                let r = self.reqs.get_mut(&(node as u32, h.0))?;
+                if r.first_tx == SimTime::MAX {
+                    r.first_tx = now;
+                }
+                Some(*r)
+            });
             let (flow, counted) = match owner {
                 Some(o) => (o.flow, o.counted),
                 None => (ctx_meta.flow, ctx_meta.counted),
             };
+            if counted {
+                if let Some(x) = self.exchanges.get_mut(flow as usize) {
+                    x.bytes += (ip::HEADER_LEN + crate::net::udp::HEADER_LEN + buf.len()) as u64;
+                }
+            }
             if counted {
                 if let Some(s) = ctx.flow_stats(flow) {
                     // a timer-driven CON resend; repeated ACKs answering
@@ -198,25 +282,62 @@ impl Coap {
         any
     }
 
-    fn finish_req(&mut self, node: usize, h: RequestHandle) -> Option<CoapReq> {
-        self.reqs.remove(&(node as u32, h.0))
+    /// Our request `h` at `node` ended: answered (`Some(now)`) or failed.
+    fn finish_req(
+        &mut self,
+        node: usize,
+        h: RequestHandle,
+        answered_at: Option<SimTime>,
+    ) -> Option<CoapReq> {
+        let r = self.reqs.remove(&(node as u32, h.0))?;
+        if r.counted {
+            if let Some(x) = self.exchanges.get_mut(r.flow as usize) {
+                match answered_at {
+                    Some(t) => {
+                        x.answered += 1;
+                        if r.first_tx != SimTime::MAX {
+                            x.rtts.push((t - r.first_tx).0);
+                        }
+                    }
+                    None => x.failed += 1,
+                }
+            }
+        }
+        Some(r)
     }
 
     fn event(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ev: &Event) {
         match ev {
-            Event::RequestReceived { payload, .. } => {
+            Event::RequestReceived {
+                payload, method, ..
+            } => {
                 // the server answers first (its reply is queued in the
                 // endpoint and leaves in this instant), then the delivery
                 if let Some(c) = self.nodes[node].as_mut() {
                     c.server.handle_event(ctx.now(), &mut c.ep, ev);
                 }
-                ctx.deliver(node as u32, payload);
+                // a PUT carries a reading; a GET asks for one
+                if *method != Method::Get {
+                    ctx.deliver(node as u32, payload);
+                }
             }
-            Event::ResponseReceived { handle, .. } | Event::NoResponse { handle } => {
-                self.finish_req(node, *handle);
+            Event::ResponseReceived {
+                handle,
+                code,
+                payload,
+                ..
+            } => {
+                self.finish_req(node, *handle, Some(ctx.now()));
+                // a polled reading arrives (`coap_mode = "get"`)
+                if *code == Code::CONTENT {
+                    ctx.deliver(node as u32, payload);
+                }
+            }
+            Event::NoResponse { handle } => {
+                self.finish_req(node, *handle, None);
             }
             Event::GaveUp { handle } => {
-                if let Some(r) = self.finish_req(node, *handle) {
+                if let Some(r) = self.finish_req(node, *handle, None) {
                     if r.counted {
                         if let Some(s) = ctx.flow_stats(r.flow) {
                             s.give_ups += 1;
@@ -225,7 +346,7 @@ impl Coap {
                 }
             }
             Event::ResetReceived { handle } => {
-                self.finish_req(node, *handle);
+                self.finish_req(node, *handle, None);
             }
             // the server application's own bookkeeping (it answers at once,
             // so no request expires; responses are piggybacked or NON)
@@ -234,6 +355,62 @@ impl Coap {
             | Event::ResponseReset { .. }
             | Event::ResponseGaveUp { .. } => {}
         }
+    }
+}
+
+/// CON for `confirmed`/`con`, NON otherwise.
+fn confirmable(r: Reliability) -> bool {
+    matches!(r, Reliability::Confirmed | Reliability::Con)
+}
+
+impl Coap {
+    /// Poll `i` is due: GET the publisher's resource from the receiver,
+    /// and queue the next poll.
+    fn poll(&mut self, ctx: &mut Ctx<'_, '_>, i: usize) {
+        let now = ctx.now();
+        let Some(p) = self.polls.get(i) else {
+            return;
+        };
+        let (flow, receiver, publisher) = (p.flow, p.receiver as usize, p.publisher as usize);
+        let next = now + p.interval;
+        if next < p.end {
+            ctx.schedule(next, POLL_KEY | i as u32, 0);
+        }
+        // a crashed receiver does not poll
+        if !ctx.node_up(receiver) {
+            return;
+        }
+        let mut req = std::mem::replace(&mut self.req, Request::new(Method::Get, String::new()));
+        req.method = Method::Get;
+        req.confirmable = p.confirmable;
+        req.content_format = None;
+        req.path.clear();
+        req.path.push_str(&p.path);
+        req.payload.clear();
+        let counted = ctx.counted();
+        let to = addr(ctx, publisher);
+        if let Ok(h) = self.node(ctx, receiver).ep.request(to, &req) {
+            self.reqs.insert(
+                (receiver as u32, h.0),
+                CoapReq {
+                    flow,
+                    counted,
+                    first_tx: SimTime::MAX,
+                },
+            );
+            if counted {
+                self.exchanges[flow as usize].started += 1;
+            }
+        }
+        self.req = req;
+        let meta = PacketMeta {
+            flow,
+            kind: "coap",
+            counted,
+            created: now,
+            ..Default::default()
+        };
+        self.drive(ctx, receiver, meta);
     }
 }
 
@@ -248,16 +425,69 @@ impl Plugin for Coap {
         }
     }
 
-    /// One request per intended receiver.
+    /// The first poll of every (receiver, publisher) of `coap_mode = "get"`
+    /// flows.
+    fn prime(&mut self, ctx: &mut Ctx<'_, '_>) {
+        let sc = ctx.scenario();
+        let mut receivers = Vec::new();
+        for p in 0..ctx.publishers() {
+            let pb = ctx.publisher(p);
+            let (fi, node, path) = (pb.flow, pb.node, pb.topic.clone());
+            let f = &sc.flows[fi as usize];
+            let Some(interval) = f.poll_interval else {
+                continue;
+            };
+            if f.protocol != Protocol::Coap || f.coap_mode != CoapMode::Get {
+                continue;
+            }
+            ctx.intended(p, &mut receivers);
+            for &r in &receivers {
+                let stream = format!(
+                    "coap/get/{}/{}/{}",
+                    f.name,
+                    ctx.node_name(r as usize),
+                    ctx.node_name(node as usize)
+                );
+                let offset = SimDuration(SimRng::stream(sc.seed, &stream).below(interval.0.max(1)));
+                let first = SimTime::ZERO + f.start + offset;
+                let end = SimTime::ZERO + sc.duration + interval;
+                if first >= end {
+                    continue;
+                }
+                let key = POLL_KEY | self.polls.len() as u32;
+                self.polls.push(Poll {
+                    flow: fi,
+                    receiver: r,
+                    publisher: node,
+                    confirmable: confirmable(f.reliability),
+                    path: path.clone(),
+                    interval,
+                    end,
+                });
+                ctx.schedule(first, key, 0);
+            }
+        }
+    }
+
+    /// One request per intended receiver (`coap_mode = "put"`), or the
+    /// reading stored at the publisher for receivers to poll (`"get"`).
     fn publish(&mut self, ctx: &mut Ctx<'_, '_>, m: Message<'_>) {
         let flow = &ctx.scenario().flows[m.flow];
-        let confirmable = matches!(flow.reliability, Reliability::Confirmed | Reliability::Con);
+        let confirmable = confirmable(flow.reliability);
         let node = m.node as usize;
+        if flow.coap_mode == CoapMode::Get {
+            if ctx.node_up(node) {
+                let c = self.node(ctx, node);
+                c.server
+                    .serve(Method::Put, m.topic, Some(CONTENT_FORMAT), m.payload);
+            }
+            return;
+        }
         // one reusable request: path and payload copied into its buffers
         let mut req = std::mem::replace(&mut self.req, Request::new(Method::Put, String::new()));
         req.method = Method::Put;
         req.confirmable = confirmable;
-        req.content_format = Some(42); // application/octet-stream
+        req.content_format = Some(CONTENT_FORMAT);
         req.path.clear();
         req.path.push_str(m.topic);
         req.payload.clear();
@@ -272,8 +502,12 @@ impl Plugin for Coap {
                     CoapReq {
                         flow: m.flow as u32,
                         counted: m.counted,
+                        first_tx: SimTime::MAX,
                     },
                 );
+                if m.counted {
+                    self.exchanges[m.flow].started += 1;
+                }
             }
             let meta = PacketMeta {
                 flow: m.flow as u32,
@@ -287,8 +521,12 @@ impl Plugin for Coap {
         self.req = req;
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, '_>, node: u32, gen: u32) {
-        let node = node as usize;
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, '_>, key: u32, gen: u32) {
+        if key & POLL_KEY != 0 {
+            self.poll(ctx, (key & !POLL_KEY) as usize);
+            return;
+        }
+        let node = key as usize;
         let Some(c) = self.nodes.get_mut(node).and_then(|c| c.as_mut()) else {
             return;
         };
@@ -312,7 +550,8 @@ impl Plugin for Coap {
         self.drive(ctx, node, meta);
     }
 
-    /// A crash loses the endpoint's volatile state (exchanges, dedup cache).
+    /// A crash loses the endpoint's volatile state (exchanges, dedup cache,
+    /// the readings its server held).
     fn node_crash(&mut self, _ctx: &mut Ctx<'_, '_>, node: usize) {
         self.nodes[node] = None;
         let n = node as u32;
@@ -325,7 +564,7 @@ impl Plugin for Coap {
 
     /// Endpoint counters summed over the endpoints alive at the end (the
     /// `udp_echo` benchmark's round-trip ratio).
-    fn finish(&mut self, _end: &RunEnd<'_>) -> PluginOutput {
+    fn finish(&mut self, end: &RunEnd<'_>) -> PluginOutput {
         let mut s = crate::proto::coap::Stats::default();
         let (mut outstanding, mut pending, mut dedup) = (0, 0, 0);
         for n in self.nodes.iter().flatten() {
@@ -334,7 +573,38 @@ impl Plugin for Coap {
             pending += n.ep.pending_requests() as u64;
             dedup += n.ep.dedup_entries() as u64;
         }
+        let columns = self
+            .exchanges
+            .iter_mut()
+            .zip(&end.scenario.flows)
+            .map(|(x, f)| {
+                if f.protocol != Protocol::Coap {
+                    return vec![Value::Empty; COAP_COLUMNS.len()];
+                }
+                x.rtts.sort_unstable();
+                let rtt = |q: f64| {
+                    crate::metrics::stats::percentile_nearest_rank(&x.rtts, q)
+                        .map_or(Value::Empty, |ns| Value::Float(ns as f64 / 1e6))
+                };
+                let ended = x.answered + x.failed;
+                vec![
+                    rtt(50.0),
+                    rtt(99.0),
+                    if ended == 0 {
+                        Value::Empty
+                    } else {
+                        Value::Float(x.answered as f64 / ended as f64)
+                    },
+                    if x.started == 0 {
+                        Value::Empty
+                    } else {
+                        Value::Float(x.bytes as f64 / x.started as f64)
+                    },
+                ]
+            })
+            .collect();
         PluginOutput {
+            columns,
             counters: vec![
                 ("requests_started", s.requests_started),
                 ("responses_received", s.responses_received),
@@ -342,6 +612,7 @@ impl Plugin for Coap {
                 ("requests_unanswered", pending),
                 ("dedup_entries", dedup),
                 ("requests_tracked", self.reqs.len() as u64),
+                ("polls", self.polls.len() as u64),
             ],
             ..Default::default()
         }

@@ -6,8 +6,9 @@
 //! extension columns are always present in runs.csv and summary.csv (zero
 //! or empty for flows of other protocols), after the core columns, in
 //! registration order, with the host stack's `tcp_*` columns before the
-//! built-in MQTT ones and the radio energy columns after them — the layout
-//! every earlier output has — and later plug-ins' columns at the end.
+//! built-in MQTT ones, the radio energy columns after them, then MQTT-SN's
+//! and CoAP's exchange columns — the layout every earlier output has, new
+//! groups appended — and later plug-ins' columns at the end.
 
 use super::{AppId, Plugin};
 use crate::metrics::summary::CORE_COLUMNS;
@@ -137,7 +138,9 @@ impl Registry {
         let entries = vec![
             PluginEntry::new("udp", super::udp::new).builtin(),
             PluginEntry::new("tcp", super::tcp_flow::new).builtin(),
-            PluginEntry::new("coap", super::coap::new).builtin(),
+            PluginEntry::new("coap", super::coap::new)
+                .columns(&super::coap::COAP_COLUMNS)
+                .builtin(),
             PluginEntry::new("mqtt", super::mqtt::new)
                 .columns(&super::mqtt::MQTT_COLUMNS)
                 .tables(&["mqtt.csv"])
@@ -160,6 +163,11 @@ impl Registry {
             (
                 ColumnOwner::Plugin(AppId(4)),
                 &super::mqttsn::MQTTSN_COLUMNS[..],
+            ),
+            // CoAP exchanges (issue #14), after everything before
+            (
+                ColumnOwner::Plugin(AppId(2)),
+                &super::coap::COAP_COLUMNS[..],
             ),
         ];
         Registry { entries, groups }
