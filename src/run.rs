@@ -168,6 +168,7 @@ pub fn execute(
         links,
         nodes,
         radio,
+        processing,
         ..
     } = out;
     let mut files = Vec::new();
@@ -196,7 +197,7 @@ pub fn execute(
             ts::write_links(b, run_id, &links, &names, end.0, &radio)
         })?;
         table("nodes.csv", &|b| {
-            ts::write_nodes(b, run_id, sc, &nodes, &radio)
+            ts::write_nodes(b, run_id, sc, &nodes, &radio, &processing)
         })?;
         table("events.csv", &|b| ts::write_events(b, run_id, sc))?;
         let optional = [

@@ -192,6 +192,17 @@ impl<'a, 'w> Ctx<'a, 'w> {
         let now = self.now;
         self.w.radio_doze(now, node, on);
     }
+    /// Charge work to `node`'s application server (docs/metrics.md
+    /// "Processing time"): `messages` protocol messages processed (one
+    /// `service` draw each) and `copies` PUBLISH copies sent (one
+    /// `per_copy` draw each). Free (nothing happens) on nodes without
+    /// processing times; the work holds what the node sends in this event
+    /// until it is done.
+    pub fn charge(&mut self, node: usize, messages: u32, copies: u32) {
+        if messages | copies != 0 {
+            self.w.proc_charge(node, messages, copies);
+        }
+    }
     /// Whether traffic now counts (after warmup).
     pub fn counted(&self) -> bool {
         self.w.counted(self.now)
