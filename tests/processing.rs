@@ -253,3 +253,96 @@ fn bounded_queue_drops_and_counts() {
         "every processing drop has its packets.csv row"
     );
 }
+
+/// The CoAP server is the same FIFO server, charged per request: NON
+/// requests from ten Poisson sensors at ρ = 0.8 wait as M/D/1 says (the
+/// server application takes a request when its turn comes, so a reading's
+/// latency is the path plus its wait; the response leaves after S).
+#[test]
+fn coap_server_queueing_matches_md1() {
+    let rho = 0.8;
+    let gap_ns = (PUBLISHERS as f64 * S_NS / rho).round() as u64;
+    let text = format!(
+        r#"
+name = "coap-md1"
+seed = 3
+duration = "130 s"
+warmup = "1 s"
+drain = "5 s"
+timeseries_interval = "0 s"
+
+[[nodes]]
+name = "server"
+role = "server"
+processing = {{ service = "1 ms" }}
+
+[[groups]]
+name = "sensor-{{i}}"
+count = {PUBLISHERS}
+role = "client"
+link = {{ to = "server", rate = "1 Gbit/s", delay = "100 us", queue = 100000 }}
+
+[[flows]]
+name = "load"
+pattern = "fan_in"
+protocol = "coap"
+reliability = "non"
+publishers = ["sensor-*"]
+receivers = ["server"]
+topic = "t/{{i}}"
+payload_bytes = 16
+timing = "poisson"
+interval = "{gap_ns} ns"
+start = "1 s"
+
+[protocols.coap]
+nstart = 1000
+"#
+    );
+    let out = run(&text);
+    let st = broker_stats(&out);
+    let (_, flow) = &out.flows[0];
+    assert_eq!(flow.delivered, flow.sent);
+    assert!(flow.sent >= 100_000, "{}", flow.sent);
+    let closed = rho * S_NS / (2.0 * (1.0 - rho)) / 1e6;
+    let wq = st.wait_ms_mean().unwrap();
+    let lat = &flow.latencies;
+    let min = *lat.iter().min().unwrap() as f64;
+    let mean = lat.iter().map(|&l| l as f64).sum::<f64>() / lat.len() as f64;
+    let wq_lat = (mean - min) / 1e6;
+    eprintln!(
+        "CoAP M/D/1 rho={rho} n={} Wq(server)={wq:.4} Wq(latency)={wq_lat:.4} closed={closed:.4}",
+        flow.sent
+    );
+    assert!(((wq - closed) / closed).abs() < 0.05, "{wq} vs {closed}");
+    assert!(
+        ((wq_lat - closed) / closed).abs() < 0.05,
+        "{wq_lat} vs {closed}"
+    );
+}
+
+/// An MQTT-SN gateway with a service time holds its forwarding: the same
+/// scenario's latency grows by at least the service time, and every
+/// message from the clients is a job.
+#[test]
+fn mqttsn_gateway_service_delays_forwarding() {
+    let text = scenario_file("mqttsn-point-to-point.toml");
+    let base = run_text("proc-sn-base", &text, &["duration=2min"]);
+    let slow = run_text(
+        "proc-sn-slow",
+        &text,
+        &["duration=2min", "nodes.gw.processing.service=10ms"],
+    );
+    let (b, s) = (run_row(&base, "readings"), run_row(&slow, "readings"));
+    assert_eq!(num(&b, "delivered"), num(&s, "delivered"));
+    assert!(
+        num(&s, "latency_ms_p50") >= num(&b, "latency_ms_p50") + 10.0,
+        "p50 {} → {}",
+        num(&b, "latency_ms_p50"),
+        num(&s, "latency_ms_p50")
+    );
+    let nodes = read_csv(&slow.join("nodes.csv"));
+    let gw = nodes.iter().find(|r| r["node"] == "gw").unwrap();
+    assert!(gw["proc_jobs"].parse::<u64>().unwrap() > 0);
+    assert!(!read_csv(&base.join("nodes.csv"))[0].contains_key("proc_jobs"));
+}

@@ -99,6 +99,14 @@ fn stack_departure(free: &mut SimTime, now: SimTime, d: SimDuration) -> SimTime 
 }
 
 impl World<'_> {
+    /// The application server of `node`, if it has one.
+    fn server_mut(&mut self, node: usize) -> Option<&mut Server> {
+        self.nodes[node]
+            .proc
+            .as_deref_mut()
+            .and_then(|p| p.server.as_mut())
+    }
+
     /// A packet `node` originated (UDP, TCP): through the application
     /// server's hold and the stack's send side, then `ip_output`.
     pub(crate) fn host_output(
@@ -207,11 +215,7 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        let Some(s) = self.nodes[node]
-            .proc
-            .as_deref_mut()
-            .and_then(|p| p.server.as_mut())
-        else {
+        let Some(s) = self.server_mut(node) else {
             return self.ip_deliver(now, queue, node, pkt);
         };
         if !s.busy && s.work == 0 && s.inputs.is_empty() {
@@ -226,11 +230,7 @@ impl World<'_> {
             return self.ip_deliver(now, queue, node, pkt);
         }
         let limit = self.nodes[node].proc.as_ref().map_or(0, |p| p.spec.queue) as usize;
-        let Some(s) = self.nodes[node]
-            .proc
-            .as_deref_mut()
-            .and_then(|p| p.server.as_mut())
-        else {
+        let Some(s) = self.server_mut(node) else {
             return;
         };
         if s.inputs.len() >= limit {
@@ -273,14 +273,7 @@ impl World<'_> {
     pub(crate) fn proc_settle(&mut self, now: SimTime, queue: &mut EventQueue<Ev>) {
         while let Some(n) = self.proc_touched.pop() {
             let node = n as usize;
-            loop {
-                let Some(s) = self.nodes[node]
-                    .proc
-                    .as_deref_mut()
-                    .and_then(|p| p.server.as_mut())
-                else {
-                    break;
-                };
+            while let Some(s) = self.server_mut(node) {
                 s.touched = false;
                 if s.busy {
                     break;
@@ -298,11 +291,7 @@ impl World<'_> {
                 }
                 s.cur_wait = None;
                 self.proc_release(now, queue, node);
-                let Some(s) = self.nodes[node]
-                    .proc
-                    .as_deref_mut()
-                    .and_then(|p| p.server.as_mut())
-                else {
+                let Some(s) = self.server_mut(node) else {
                     break;
                 };
                 let Some((pkt, t0)) = s.inputs.pop_front() else {
@@ -317,11 +306,7 @@ impl World<'_> {
 
     /// The server of `node` finished its work: what it held leaves.
     pub(crate) fn on_proc_done(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, node: usize) {
-        let Some(s) = self.nodes[node]
-            .proc
-            .as_deref_mut()
-            .and_then(|p| p.server.as_mut())
-        else {
+        let Some(s) = self.server_mut(node) else {
             return;
         };
         s.busy = false;
@@ -334,12 +319,7 @@ impl World<'_> {
 
     /// Send everything `node`'s server held, in order.
     fn proc_release(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, node: usize) {
-        while let Some(pkt) = self.nodes[node]
-            .proc
-            .as_deref_mut()
-            .and_then(|p| p.server.as_mut())
-            .and_then(|s| s.held.pop_front())
-        {
+        while let Some(pkt) = self.server_mut(node).and_then(|s| s.held.pop_front()) {
             if self.nodes[node].up {
                 self.stack_tx(now, queue, node, pkt);
             } else {
@@ -350,11 +330,7 @@ impl World<'_> {
 
     /// `node` crashed: what waits in its server is lost.
     pub(crate) fn proc_crash(&mut self, node: usize) {
-        let Some(s) = self.nodes[node]
-            .proc
-            .as_deref_mut()
-            .and_then(|p| p.server.as_mut())
-        else {
+        let Some(s) = self.server_mut(node) else {
             return;
         };
         let mut lost: Vec<PacketHandle> = s.inputs.drain(..).map(|(p, _)| p).collect();

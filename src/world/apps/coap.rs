@@ -210,6 +210,9 @@ impl Coap {
                 if let Some(c) = self.nodes[node].as_mut() {
                     c.server.handle_event(ctx.now(), &mut c.ep, ev);
                 }
+                // the server's service time per request: its reply leaves
+                // when the work is done (world::proc)
+                ctx.charge(node, 1, 0);
                 ctx.deliver(node as u32, payload);
             }
             Event::ResponseReceived { handle, .. } | Event::NoResponse { handle } => {
