@@ -186,6 +186,10 @@ pub struct World<'s> {
     /// Nodes whose application server has something to settle after the
     /// current event (`world::proc`).
     pub(crate) proc_touched: Vec<u32>,
+    /// Some node has an application server (else no stream event looks).
+    pub(crate) has_servers: bool,
+    /// Scratch for the bytes of a queued input being handed over.
+    pub(crate) proc_scratch: Vec<u8>,
 }
 
 impl<'s> World<'s> {
@@ -322,6 +326,8 @@ impl<'s> World<'s> {
             series: Default::default(),
             radio,
             proc_touched: Vec::new(),
+            has_servers: sc.processing.values().any(|p| p.has_server()),
+            proc_scratch: Vec::new(),
         };
         Ok(w)
     }
