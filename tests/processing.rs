@@ -354,3 +354,102 @@ fn mqttsn_gateway_service_delays_forwarding() {
     assert!(gw["proc_jobs"].parse::<u64>().unwrap() > 0);
     assert!(!read_csv(&base.join("nodes.csv"))[0].contains_key("proc_jobs"));
 }
+
+/// The scenario model: role defaults, then a node's or group's own table
+/// field by field; all-zero nodes have no entry; errors name the field.
+#[test]
+fn processing_tables_resolve_and_errors_name_the_field() {
+    use qossim::scenario::model::ProcessingSpec;
+    use qossim::sim::{Delay, SimDuration};
+    let text = r#"
+name = "p"
+duration = "1 s"
+
+[processing.broker]
+service = "exp(1 ms)"
+stack_rx = "20 us"
+
+[processing.client]
+stack_tx = "uniform(10 us, 30 us)"
+
+[[nodes]]
+name = "b1"
+role = "broker"
+
+[[nodes]]
+name = "b2"
+role = "broker"
+processing = { service = "2 ms", queue = 10 }
+
+[[nodes]]
+name = "r"
+role = "router"
+
+[[groups]]
+name = "c-{i}"
+count = 2
+role = "client"
+processing = { stack_rx = "5 us" }
+"#;
+    let sc = load(text, &[]);
+    let us = SimDuration::from_micros;
+    let b1 = ProcessingSpec {
+        service: Delay::Exponential {
+            mean: SimDuration::from_millis(1),
+        },
+        stack_rx: Delay::Constant(us(20)),
+        ..Default::default()
+    };
+    assert_eq!(sc.processing[&0], b1);
+    let b2 = ProcessingSpec {
+        service: Delay::Constant(SimDuration::from_millis(2)),
+        queue: 10,
+        ..b1
+    };
+    assert_eq!(sc.processing[&1], b2);
+    assert!(
+        !sc.processing.contains_key(&2),
+        "a router without processing"
+    );
+    let c = ProcessingSpec {
+        stack_tx: Delay::Uniform {
+            min: us(10),
+            max: us(30),
+        },
+        stack_rx: Delay::Constant(us(5)),
+        ..Default::default()
+    };
+    assert_eq!(sc.processing[&3], c);
+    assert_eq!(sc.processing[&4], c);
+    // --set reaches them; "0 s" removes a node's entry
+    let sc = load(
+        text,
+        &[
+            "nodes.b2.processing.service=0s",
+            "processing.broker.service=0s",
+            "processing.broker.stack_rx=0s",
+        ],
+    );
+    assert!(!sc.processing.contains_key(&0) && !sc.processing.contains_key(&1));
+    for (set, field) in [
+        (
+            "nodes.b1.processing.service=gauss(1ms)",
+            "nodes.b1.processing.service",
+        ),
+        ("nodes.b1.processing.queue=0", "nodes.b1.processing.queue"),
+        (
+            "processing.broker.per_copy=uniform(2ms,1ms)",
+            "processing.broker.per_copy",
+        ),
+    ] {
+        let e = qossim::scenario::load_str(
+            text,
+            "t.toml",
+            std::path::Path::new("."),
+            &[set.to_string()],
+        )
+        .expect_err(set)
+        .to_string();
+        assert!(e.contains(field), "{set}: {e}");
+    }
+}
