@@ -108,7 +108,8 @@ pub(crate) struct NodeProc {
     /// When the stack's send / receive side is next free.
     tx_free: SimTime,
     rx_free: SimTime,
-    server: Option<Server>,
+    /// Boxed: a client with stack delays only carries no queue state.
+    server: Option<Box<Server>>,
 }
 
 impl NodeProc {
@@ -118,15 +119,17 @@ impl NodeProc {
             rng: SimRng::stream(seed, &format!("node/{name}/processing")),
             tx_free: SimTime::ZERO,
             rx_free: SimTime::ZERO,
-            server: spec.has_server().then(|| Server {
-                busy: false,
-                touched: false,
-                work: 0,
-                cur_wait: None,
-                items: VecDeque::new(),
-                bytes: VecDeque::new(),
-                held: VecDeque::new(),
-                stats: ProcStats::default(),
+            server: spec.has_server().then(|| {
+                Box::new(Server {
+                    busy: false,
+                    touched: false,
+                    work: 0,
+                    cur_wait: None,
+                    items: VecDeque::new(),
+                    bytes: VecDeque::new(),
+                    held: VecDeque::new(),
+                    stats: ProcStats::default(),
+                })
             }),
         })
     }
@@ -168,7 +171,7 @@ impl World<'_> {
         self.nodes[node]
             .proc
             .as_deref_mut()
-            .and_then(|p| p.server.as_mut())
+            .and_then(|p| p.server.as_deref_mut())
     }
 
     /// List `node` for `proc_settle` after this event.
@@ -194,7 +197,7 @@ impl World<'_> {
         let Some(p) = self.nodes[node].proc.as_deref_mut() else {
             return self.ip_output(now, queue, node, pkt);
         };
-        if let Some(s) = p.server.as_mut() {
+        if let Some(s) = p.server.as_deref_mut() {
             if carries_data(&self.pool.get(pkt).data) {
                 s.held.push_back(pkt);
                 self.touch(node);
@@ -295,7 +298,7 @@ impl World<'_> {
         let full = self.nodes[node]
             .proc
             .as_ref()
-            .and_then(|p| p.server.as_ref())
+            .and_then(|p| p.server.as_deref())
             .is_some_and(|s| s.items.len() >= limit);
         if full && carries_data(&self.pool.get(pkt).data) {
             if let Some(s) = self.server_mut(node) {
@@ -396,7 +399,9 @@ impl World<'_> {
         let Some(p) = self.nodes.get_mut(node).and_then(|n| n.proc.as_deref_mut()) else {
             return;
         };
-        let Some(s) = p.server.as_mut() else { return };
+        let Some(s) = p.server.as_deref_mut() else {
+            return;
+        };
         let mut w = 0u64;
         for _ in 0..messages {
             w = w.saturating_add(p.spec.service.sample(&mut p.rng).as_nanos());
