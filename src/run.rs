@@ -178,6 +178,7 @@ pub fn execute(
         links,
         nodes,
         radio,
+        processing,
         ..
     } = out;
     let mut files = Vec::new();
@@ -206,7 +207,7 @@ pub fn execute(
             ts::write_links(b, run_id, &links, &sc.links, &names, end.0, &radio)
         })?;
         table("nodes.csv", &|b| {
-            ts::write_nodes(b, run_id, sc, &nodes, &radio)
+            ts::write_nodes(b, run_id, sc, &nodes, &radio, &processing)
         })?;
         table("events.csv", &|b| ts::write_events(b, run_id, sc))?;
         let optional = [

@@ -419,3 +419,49 @@ fn idle_cost_sleep_saves_energy_and_keep_alive_costs_bytes() {
         .collect();
     assert!(lat.iter().all(|&l| l > 1_000.0 && l < 310_000.0), "{lat:?}");
 }
+
+/// broker-saturation.toml: at ρ = 0.8 the broker's queueing delay is the
+/// M/D/1 mean (2 ms; a 40 s run, so within 20 %); at ρ = 0.4 it is far
+/// smaller; past saturation (ρ = 1.25) latency climbs through the run and
+/// the full queue drops.
+#[test]
+fn broker_saturation_wait_follows_md1_and_grows_past_saturation() {
+    let text = teaching("broker-saturation.toml");
+    let broker = |dir: &Path| -> Row {
+        read_csv(&dir.join("nodes.csv"))
+            .into_iter()
+            .find(|r| r["node"] == "broker")
+            .expect("broker row")
+    };
+    let base = run_text("teach-sat-08", &text, &[]);
+    let b = broker(&base);
+    let wq = num(&b, "proc_wait_ms_mean");
+    assert!(
+        (wq - 2.0).abs() < 0.4,
+        "rho 0.8: Wq {wq} ms, M/D/1 says 2 ms"
+    );
+    let busy = num(&b, "proc_busy_ms") / 39_000.0;
+    assert!((busy - 0.8).abs() < 0.04, "utilisation {busy}");
+    assert_eq!(num(&run_row(&base, "telemetry"), "delivery_ratio"), 1.0);
+    let light = run_text("teach-sat-04", &text, &["flows.telemetry.interval=50ms"]);
+    let wq_light = num(&broker(&light), "proc_wait_ms_mean");
+    assert!(
+        wq_light < 0.45 && wq_light > 0.2,
+        "rho 0.4: Wq {wq_light} ms (M/D/1: 0.33)"
+    );
+    let over = run_text("teach-sat-125", &text, &["flows.telemetry.interval=16ms"]);
+    let o = broker(&over);
+    assert!(num(&o, "proc_dropped") > 0.0);
+    assert_eq!(num(&o, "proc_queue_max"), 2000.0);
+    let series: Vec<Row> = read_csv(&over.join("timeseries.csv"))
+        .into_iter()
+        .filter(|r| !r["latency_ms_p50"].is_empty())
+        .collect();
+    let p50 = |k: usize| num(&series[k], "latency_ms_p50");
+    assert!(
+        p50(2) < 1000.0 && p50(20) > 4000.0,
+        "latency must climb: {} → {}",
+        p50(2),
+        p50(20)
+    );
+}

@@ -52,6 +52,33 @@ pub struct NodeStats {
     pub ip_forwarded: u64,
 }
 
+/// Counters of one node's application server (`world::proc`; `nodes.csv`
+/// `proc_*`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStats {
+    /// Inputs served that cost work (the messages the server processed).
+    pub jobs: u64,
+    /// Σ over those inputs of the time they waited for the server, ns.
+    pub wait_ns: u64,
+    /// Inputs dropped because the queue was full.
+    pub dropped: u64,
+    /// Time the server was busy, ns.
+    pub busy_ns: u64,
+    /// Longest the input queue was.
+    pub queue_max: u64,
+}
+
+impl ProcStats {
+    /// Mean wait of the jobs, ms (None without jobs).
+    pub fn wait_ms_mean(&self) -> Option<f64> {
+        (self.jobs > 0).then(|| self.wait_ns as f64 / self.jobs as f64 / 1e6)
+    }
+}
+
+/// Columns `nodes.csv` gains in runs where a node has processing times.
+pub const NODES_PROC_COLUMNS: &str =
+    "proc_jobs,proc_wait_ms_mean,proc_busy_ms,proc_dropped,proc_queue_max";
+
 /// Everything `timeseries*.csv` need, handed out with the run's outcome.
 #[derive(Debug, Default)]
 pub struct SeriesOut {
@@ -335,15 +362,23 @@ pub fn write_nodes(
     sc: &Scenario,
     nodes: &[NodeStats],
     radio: &RadioReport,
+    processing: &[Option<ProcStats>],
 ) -> io::Result<()> {
-    writeln!(w, "{NODES_HEADER}")?;
+    // the proc_* columns only in runs with processing times, so runs
+    // without keep their bytes (golden digests)
+    let with_proc = !sc.processing.is_empty();
+    if with_proc {
+        writeln!(w, "{NODES_HEADER},{NODES_PROC_COLUMNS}")?;
+    } else {
+        writeln!(w, "{NODES_HEADER}")?;
+    }
     let energy: std::collections::BTreeMap<&str, f64> = radio
         .nodes
         .iter()
         .map(|n| (n.node.as_str(), n.mj.iter().sum()))
         .collect();
-    for (spec, st) in sc.nodes.iter().zip(nodes) {
-        writeln!(
+    for (i, (spec, st)) in sc.nodes.iter().zip(nodes).enumerate() {
+        write!(
             w,
             "{run_id},{},{},{},{},{},{}",
             csv_field(&spec.name),
@@ -356,6 +391,23 @@ pub fn write_nodes(
                 .map(|e| format!("{e:.6}"))
                 .unwrap_or_default(),
         )?;
+        if with_proc {
+            match processing.get(i).copied().flatten() {
+                Some(p) => write!(
+                    w,
+                    ",{},{},{},{},{}",
+                    p.jobs,
+                    p.wait_ms_mean()
+                        .map(|m| format!("{m:.6}"))
+                        .unwrap_or_default(),
+                    crate::metrics::record::fmt_ms(p.busy_ns),
+                    p.dropped,
+                    p.queue_max
+                )?,
+                None => write!(w, ",,,,,")?,
+            }
+        }
+        writeln!(w)?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::check::{Ctx, MAX_DURATION};
 use super::error::{field_path_at, LineIndex, ScenarioError};
 use super::schema::{FileSchema, FlowSchema};
-use super::{events, flows, overrides, protocols, radio, sweep, topology};
+use super::{events, flows, overrides, processing, protocols, radio, sweep, topology};
 use crate::scenario::model::{ProtocolTable, Scenario};
 use crate::sim::SimDuration;
 use std::collections::HashSet;
@@ -151,6 +151,7 @@ fn build(
         }
     }
     let topo = topology::build(ctx, file, seed)?;
+    let processing = processing::resolve(ctx, file, &topo.nodes)?;
     let protocols = protocols::resolve(ctx, &topo, file.protocols.as_ref())?;
     let mut flow_names = HashSet::new();
     let mut out_flows = Vec::with_capacity(file.flows.len());
@@ -194,6 +195,7 @@ fn build(
         events,
         media,
         protocols,
+        processing,
         resolved_toml: resolved.to_string(),
         overrides: overrides.to_vec(),
         sweep,

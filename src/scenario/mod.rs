@@ -15,6 +15,7 @@ pub mod model;
 mod mqtt;
 mod mqttsn;
 pub mod overrides;
+pub mod processing;
 mod protocols;
 pub mod radio;
 pub(crate) mod schema;

@@ -34,6 +34,9 @@ pub struct Scenario {
     /// Shared radio media (`[[media]]`), file order.
     pub media: Vec<crate::scenario::radio::MediumSpec>,
     pub protocols: ProtocolParams,
+    /// Processing times by node index (`processing` tables and
+    /// `[processing.<role>]`); only nodes with a non-zero delay are present.
+    pub processing: std::collections::BTreeMap<usize, ProcessingSpec>,
     /// The scenario as TOML after overrides (for manifest.json).
     pub resolved_toml: String,
     /// `--set` overrides applied, as given (`path=value`), in order.
@@ -95,6 +98,47 @@ impl Role {
     /// Routers forward packets between links; other roles are end hosts.
     pub fn forwards(self) -> bool {
         matches!(self, Role::Router)
+    }
+}
+
+/// A node's processing times (docs/metrics.md "Processing time"): a FIFO
+/// stack delay per packet sent (`stack_tx`) and received (`stack_rx`), and
+/// one application server (FIFO, `queue` inputs long) whose work is
+/// `service` per protocol message in and `per_copy` per PUBLISH copy out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessingSpec {
+    pub stack_tx: crate::sim::Delay,
+    pub stack_rx: crate::sim::Delay,
+    pub service: crate::sim::Delay,
+    pub per_copy: crate::sim::Delay,
+    /// Packets waiting for the application server (beyond: dropped).
+    pub queue: u32,
+}
+
+/// Default length of a node's processing queue.
+pub const DEFAULT_PROC_QUEUE: u32 = 100_000;
+
+impl Default for ProcessingSpec {
+    fn default() -> Self {
+        ProcessingSpec {
+            stack_tx: crate::sim::Delay::ZERO,
+            stack_rx: crate::sim::Delay::ZERO,
+            service: crate::sim::Delay::ZERO,
+            per_copy: crate::sim::Delay::ZERO,
+            queue: DEFAULT_PROC_QUEUE,
+        }
+    }
+}
+
+impl ProcessingSpec {
+    /// Every delay zero: the node behaves as if it had no processing.
+    pub fn is_zero(&self) -> bool {
+        self.stack_tx.is_zero() && self.stack_rx.is_zero() && !self.has_server()
+    }
+    /// Whether the node runs an application server (service or per-copy
+    /// time non-zero).
+    pub fn has_server(&self) -> bool {
+        !(self.service.is_zero() && self.per_copy.is_zero())
     }
 }
 

@@ -42,6 +42,9 @@ pub(crate) struct FileSchema {
     #[serde(default)]
     pub media: Vec<S<super::radio::MediumSchema>>,
     pub protocols: Option<ProtocolsSchema>,
+    /// `[processing.<role>]`: per-role processing-time defaults
+    /// (`scenario::processing`).
+    pub processing: Option<S<super::processing::RoleDefaultsSchema>>,
     pub sweep: Option<S<SweepSchema>>,
 }
 
@@ -70,6 +73,8 @@ pub(crate) struct NodeSchema {
     pub name: S<String>,
     pub role: S<String>,
     pub position: Option<S<[f64; 2]>>,
+    /// Processing times of this node (over its role's defaults).
+    pub processing: Option<S<super::processing::ProcessingSchema>>,
 }
 
 /// `[[groups]]`.
@@ -82,6 +87,8 @@ pub(crate) struct GroupSchema {
     pub role: S<String>,
     pub placement: Option<S<PlacementSchema>>,
     pub link: Option<S<GroupLinkSchema>>,
+    /// Processing times of every member (over the role's defaults).
+    pub processing: Option<S<super::processing::ProcessingSchema>>,
 }
 
 /// A group's `placement` table.

@@ -1,10 +1,12 @@
 //! Simulation engine: time, the event queue, the run loop and random streams.
 
+pub mod delay;
 pub mod queue;
 pub mod rng;
 pub mod time;
 pub mod wakeup;
 
+pub use delay::Delay;
 pub use queue::{EventQueue, ScheduleError};
 pub use rng::SimRng;
 pub use time::{SimDuration, SimTime};

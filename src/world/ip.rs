@@ -17,6 +17,8 @@ pub(crate) enum Outcome {
     LostLinkDown,
     LostMtu,
     NoRoute,
+    /// Dropped by a node's full processing queue (`world::proc`).
+    LostProcessing,
 }
 
 impl Outcome {
@@ -28,6 +30,7 @@ impl Outcome {
             Outcome::LostLinkDown => "lost_link_down",
             Outcome::LostMtu => "lost_mtu",
             Outcome::NoRoute => "no_route",
+            Outcome::LostProcessing => "lost_processing",
         }
     }
 }
@@ -83,7 +86,7 @@ impl World<'_> {
     }
 
     /// Count a drop against the packet's flow and free it.
-    fn drop_packet(
+    pub(crate) fn drop_packet(
         &mut self,
         now: SimTime,
         link: Option<(usize, usize)>,
@@ -96,7 +99,7 @@ impl World<'_> {
             if let Some(s) = self.flow_stats(meta.flow) {
                 match outcome {
                     Outcome::LostChannel => s.drops_channel += 1,
-                    Outcome::LostQueue => s.drops_queue += 1,
+                    Outcome::LostQueue | Outcome::LostProcessing => s.drops_queue += 1,
                     Outcome::LostLinkDown => s.drops_link_down += 1,
                     Outcome::LostMtu => s.drops_mtu += 1,
                     Outcome::NoRoute => s.drops_no_route += 1,
@@ -427,8 +430,40 @@ impl World<'_> {
             }
             return;
         }
+        if self.nodes[node].proc.is_some() {
+            return self.proc_input(now, queue, node, pkt);
+        }
+        let fragment = hdr.more_fragments || hdr.frag_offset != 0;
+        self.ip_deliver_parsed(now, queue, node, pkt, fragment);
+    }
+
+    /// A packet addressed to `node` goes up its stack: reassembly, then
+    /// the transport layer.
+    pub(crate) fn ip_deliver(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketHandle,
+    ) {
+        let Ok((hdr, _)) = Ipv4Repr::parse(&self.pool.get(pkt).data) else {
+            self.pool.free(pkt);
+            return;
+        };
+        let fragment = hdr.more_fragments || hdr.frag_offset != 0;
+        self.ip_deliver_parsed(now, queue, node, pkt, fragment);
+    }
+
+    fn ip_deliver_parsed(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketHandle,
+        fragment: bool,
+    ) {
         self.nodes[node].stats.ip_received += 1;
-        if hdr.more_fragments || hdr.frag_offset != 0 {
+        if fragment {
             self.reassemble(now, queue, node, pkt);
         } else {
             let meta = self.pool.get(pkt).meta;

@@ -9,6 +9,7 @@ pub mod apps;
 mod events;
 pub mod host;
 mod ip;
+pub(crate) mod proc;
 pub(crate) mod radio;
 pub(crate) mod series;
 
@@ -53,6 +54,12 @@ pub enum Ev {
     Sample,
     /// A packet a node sent to itself comes back up its stack.
     Loopback { node: u32, pkt: PacketHandle },
+    /// A packet leaves node `node`'s stack send side (`world::proc`).
+    StackTx { node: u32, pkt: PacketHandle },
+    /// A packet leaves node `node`'s stack receive side.
+    StackRx { node: u32, pkt: PacketHandle },
+    /// Node `node`'s application server finished its work.
+    ProcDone { node: u32 },
     /// A shared-medium event of medium `m` (`world::radio`: MAC timer, end of
     /// a transmission, ACK start, interferer burst).
     Radio {
@@ -76,6 +83,8 @@ pub struct Node {
     /// Next IPv4 identification value.
     pub ip_ident: u16,
     reassembler: Option<Box<Reassembler>>,
+    /// Processing times (only nodes with a non-zero one: `world::proc`).
+    pub(crate) proc: Option<Box<proc::NodeProc>>,
     pub stats: NodeStats,
 }
 
@@ -116,6 +125,9 @@ pub struct RunOutcome {
     pub series: Option<crate::metrics::timeseries::SeriesOut>,
     /// Radio energy per node and medium counters (empty without media).
     pub radio: crate::metrics::energy::RadioReport,
+    /// Per node, its application server's counters (`nodes.csv` `proc_*`);
+    /// empty when no node of the scenario has processing times.
+    pub processing: Vec<Option<crate::metrics::timeseries::ProcStats>>,
 }
 
 impl RunOutcome {
@@ -171,6 +183,13 @@ pub struct World<'s> {
     pub(crate) series: series::SeriesState,
     /// Shared radio media and their MACs.
     pub(crate) radio: radio::Radio,
+    /// Nodes whose application server has something to settle after the
+    /// current event (`world::proc`).
+    pub(crate) proc_touched: Vec<u32>,
+    /// Some node has an application server (else no stream event looks).
+    pub(crate) has_servers: bool,
+    /// Scratch for the bytes of a queued input being handed over.
+    pub(crate) proc_scratch: Vec<u8>,
 }
 
 impl<'s> World<'s> {
@@ -210,11 +229,16 @@ impl<'s> World<'s> {
         let nodes = sc
             .nodes
             .iter()
-            .map(|n| Node {
+            .enumerate()
+            .map(|(i, n)| Node {
                 up: true,
                 forwards: n.role.forwards(),
                 ip_ident: 0,
                 reassembler: None,
+                proc: sc
+                    .processing
+                    .get(&i)
+                    .map(|p| proc::NodeProc::new(p, sc.seed, &n.name)),
                 stats: NodeStats::default(),
             })
             .collect();
@@ -301,6 +325,9 @@ impl<'s> World<'s> {
             registry: registry.clone(),
             series: Default::default(),
             radio,
+            proc_touched: Vec::new(),
+            has_servers: sc.processing.values().any(|p| p.has_server()),
+            proc_scratch: Vec::new(),
         };
         Ok(w)
     }
@@ -354,6 +381,11 @@ impl<'s> World<'s> {
             return Err(e);
         }
         self.tcp_finish();
+        let processing = if self.sc.processing.is_empty() {
+            Vec::new()
+        } else {
+            self.proc_stats()
+        };
         let radio = self.radio_report(end);
         if self.series.interval_ns > 0 {
             self.on_sample(end, None);
@@ -428,6 +460,7 @@ impl<'s> World<'s> {
             plugins,
             series,
             radio,
+            processing,
         })
     }
 
@@ -574,8 +607,14 @@ impl Model for World<'_> {
             Ev::Radio { m, kind, idx, gen } => {
                 self.on_radio(now, queue, m as usize, kind, idx, gen)
             }
+            Ev::StackTx { node, pkt } => self.on_stack_tx(now, queue, node as usize, pkt),
+            Ev::StackRx { node, pkt } => self.on_stack_rx(now, queue, node as usize, pkt),
+            Ev::ProcDone { node } => self.on_proc_done(now, queue, node as usize),
         }
         self.flush_apps(now, queue);
+        if !self.proc_touched.is_empty() {
+            self.proc_settle(now, queue);
+        }
     }
 }
 

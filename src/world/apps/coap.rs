@@ -316,6 +316,9 @@ impl Coap {
                 if let Some(c) = self.nodes[node].as_mut() {
                     c.server.handle_event(ctx.now(), &mut c.ep, ev);
                 }
+                // the server's service time per request (GET or PUT): its reply
+                // leaves when the work is done (world::proc)
+                ctx.charge(node, 1, 0);
                 // a PUT carries a reading; a GET asks for one
                 if *method != Method::Get {
                     ctx.deliver(node as u32, payload);

@@ -192,6 +192,17 @@ impl<'a, 'w> Ctx<'a, 'w> {
         let now = self.now;
         self.w.radio_doze(now, node, on);
     }
+    /// Charge work to `node`'s application server (docs/metrics.md
+    /// "Processing time"): `messages` protocol messages processed (one
+    /// `service` draw each) and `copies` PUBLISH copies sent (one
+    /// `per_copy` draw each). Free (nothing happens) on nodes without
+    /// processing times; the work holds what the node sends in this event
+    /// until it is done.
+    pub fn charge(&mut self, node: usize, messages: u32, copies: u32) {
+        if messages | copies != 0 {
+            self.w.proc_charge(node, messages, copies);
+        }
+    }
     /// Whether traffic now counts (after warmup).
     pub fn counted(&self) -> bool {
         self.w.counted(self.now)
@@ -584,6 +595,21 @@ impl<'s> World<'s> {
         app: AppId,
         rx: Received<'_>,
     ) {
+        // a node's application server queues what arrives while it works
+        if self.nodes[rx.node as usize].proc.is_some() && self.proc_take_datagram(now, app, &rx) {
+            return;
+        }
+        self.datagram_now(now, queue, app, rx);
+    }
+
+    /// `datagram`, past the application server.
+    pub(crate) fn datagram_now(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        app: AppId,
+        rx: Received<'_>,
+    ) {
         if self.busy(app) {
             self.deferred.push(Deferred::Datagram {
                 app,
@@ -604,6 +630,23 @@ impl<'s> World<'s> {
 
     /// Hand a stream event to plug-in `app`.
     pub(crate) fn stream_event(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        app: AppId,
+        sock: SockId,
+        tag: u32,
+        ev: StreamEvent<'_>,
+    ) {
+        // a node's application server queues what arrives while it works
+        if self.has_servers && self.proc_take_stream(now, app, sock, tag, &ev) {
+            return;
+        }
+        self.stream_event_now(now, queue, app, sock, tag, ev);
+    }
+
+    /// `stream_event`, past the application server.
+    pub(crate) fn stream_event_now(
         &mut self,
         now: SimTime,
         queue: &mut EventQueue<Ev>,

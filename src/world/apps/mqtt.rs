@@ -422,6 +422,7 @@ impl Mqtt {
         let counted = ctx.counted();
         let mut buf = std::mem::take(&mut self.buf);
         let mut touched = std::mem::take(&mut self.touched);
+        let mut copies = 0u32;
         while let Some(t) = {
             buf.clear();
             self.brokers
@@ -430,10 +431,16 @@ impl Mqtt {
         } {
             let sock = SockId(t.conn.0);
             if ctx.tcp_state(sock).is_some() {
+                if t.kind == PacketType::Publish {
+                    copies += 1;
+                }
                 Self::write(ctx, sock, &buf[..t.len], t.kind);
                 touched.push(sock);
             }
         }
+        // the broker's per-copy time (before the sockets send: the copies
+        // leave when the work is done)
+        ctx.charge(node as usize, 0, copies);
         while let Some(ev) = self
             .brokers
             .get_mut(&node)
@@ -899,9 +906,14 @@ impl StreamApp for Mqtt {
                 return;
             };
             match ev {
-                StreamEvent::Data(d) => b
-                    .broker
-                    .handle_input(now, BrokerInput::bytes(ConnId(sock.0), d)),
+                StreamEvent::Data(d) => {
+                    // the broker's service time: per PUBLISH received
+                    let before = b.broker.stats().publishes_received;
+                    b.broker
+                        .handle_input(now, BrokerInput::bytes(ConnId(sock.0), d));
+                    let n = b.broker.stats().publishes_received - before;
+                    ctx.charge(node as usize, n as u32, 0);
+                }
                 StreamEvent::PeerClosed | StreamEvent::Ended(_) => {
                     ctx.tcp_detach(sock);
                     b.broker

@@ -1553,6 +1553,10 @@ impl DatagramApp for MqttSn {
                     .gateway
                     .handle_input(now, GatewayInput::Datagram(input));
                 self.pending_gws.push(i);
+                // the gateway's service time per MQTT-SN message received
+                // (one per datagram): its answers and what it forwards
+                // leave when the work is done (world::proc)
+                ctx.charge(rx.node as usize, 1, 0);
             }
             _ => {
                 self.forwarders[i as usize].1.handle_input(now, input);

@@ -607,7 +607,7 @@ impl World<'_> {
             return;
         }
         self.nodes[node].stats.ip_sent += 1;
-        self.ip_output(now, queue, node, id);
+        self.host_output(now, queue, node, id);
     }
 
     /// Write the IPv4 header in front of the TCP segment that already fills
@@ -795,7 +795,7 @@ impl World<'_> {
                 }
             }
             self.nodes[node].stats.ip_sent += 1;
-            self.ip_output(now, queue, node, id);
+            self.host_output(now, queue, node, id);
         }
     }
 

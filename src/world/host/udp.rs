@@ -107,7 +107,7 @@ impl World<'_> {
         meta: PacketMeta,
     ) {
         if let Some(pkt) = self.new_udp_packet(from, to, payload, meta) {
-            self.ip_output(now, queue, from.0, pkt);
+            self.host_output(now, queue, from.0, pkt);
         }
     }
 
