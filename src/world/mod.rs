@@ -174,8 +174,9 @@ pub struct World<'s> {
     pub(crate) apps: Vec<Option<Box<dyn Plugin>>>,
     /// The plug-in of every flow.
     app_of_flow: Vec<AppId>,
-    /// Plug-ins that asked for `Plugin::flush`.
-    pub(crate) pending: Vec<bool>,
+    /// Plug-ins that asked for `Plugin::flush`: bit `i` for `AppId(i)`
+    /// (at most `registry::MAX_PLUGINS`).
+    pub(crate) pending: u64,
     /// Deliveries that waited for a plug-in's own call to return.
     pub(crate) deferred: Vec<Deferred>,
     registry: Registry,
@@ -318,7 +319,7 @@ impl<'s> World<'s> {
             frag_ids: Vec::new(),
             udp: host::udp::UdpLayer::new(sc.nodes.len()),
             tcp: host::tcp::TcpLayer::new(sc.seed, sc.flows.len()),
-            pending: vec![false; apps.len()],
+            pending: 0,
             apps,
             app_of_flow,
             deferred: Vec::new(),

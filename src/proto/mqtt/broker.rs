@@ -231,15 +231,19 @@ impl Broker {
             buf.extend_from_slice(data);
         }
         let input: &[u8] = if from_data { data } else { &buf };
+        // before CONNECT the peer is unknown: a smaller bound (looked up
+        // again only while the connection still awaits its CONNECT)
+        let mut awaiting = c.state == ConnState::AwaitConnect;
         let mut off = 0;
         let mut result = Ok(());
         while let Some(rest) = input.get(off..) {
-            // before CONNECT the peer is unknown: a smaller bound
-            let max = if self
-                .conns
-                .get(&conn)
-                .is_some_and(|c| c.state == ConnState::AwaitConnect)
-            {
+            if awaiting {
+                awaiting = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.state == ConnState::AwaitConnect);
+            }
+            let max = if awaiting {
                 self.config
                     .max_connect_packet_size
                     .min(self.config.max_packet_size)

@@ -32,7 +32,7 @@ mod tcp_flow;
 mod udp;
 
 pub use mqtt::{write_mqtt_rows, MqttRow, MQTT_HEADER};
-pub use registry::{ColumnOwner, PluginEntry, Registry};
+pub use registry::{ColumnOwner, PluginEntry, Registry, RegistryError, MAX_PLUGINS};
 
 use super::host::{DatagramApp, Received, SockId, SockOpts, StreamApp, StreamEvent, StreamState};
 use super::{Ev, World};
@@ -275,7 +275,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
 
     /// Ask for `Plugin::flush` after the current event.
     pub fn mark_pending(&mut self) {
-        self.w.pending[self.app.0 as usize] = true;
+        self.w.pending |= 1u64 << self.app.0;
     }
     /// Queue this plug-in's event at `at` (no earlier than now):
     /// `Plugin::on_timer(key, arg)` then. Deduplicate with a
@@ -710,8 +710,9 @@ impl<'s> World<'s> {
     /// Flush every pending plug-in, in registry order, until none is
     /// pending.
     pub(crate) fn flush_apps(&mut self, now: SimTime, queue: &mut EventQueue<Ev>) {
-        while let Some(i) = self.pending.iter().position(|&p| p) {
-            self.pending[i] = false;
+        while self.pending != 0 {
+            let i = self.pending.trailing_zeros();
+            self.pending &= !(1u64 << i);
             self.with_app(now, queue, AppId(i as u8), |p, ctx| p.flush(ctx));
         }
     }

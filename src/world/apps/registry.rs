@@ -108,6 +108,10 @@ impl PluginEntry {
     }
 }
 
+/// Plug-ins a registry holds: the world keeps which of them asked for a
+/// flush in one 64-bit mask (one bit test per event, not a scan).
+pub const MAX_PLUGINS: usize = 64;
+
 /// Why a plug-in could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -115,7 +119,7 @@ pub enum RegistryError {
     DuplicateName(&'static str),
     #[error("column \"{0}\" exists already")]
     DuplicateColumn(&'static str),
-    #[error("at most 255 plug-ins")]
+    #[error("at most {MAX_PLUGINS} plug-ins")]
     Full,
 }
 
@@ -181,6 +185,9 @@ impl Registry {
         let cols = self.metric_columns();
         if let Some(c) = entry.columns.iter().find(|c| cols.contains(c)) {
             return Err(RegistryError::DuplicateColumn(c));
+        }
+        if self.entries.len() >= MAX_PLUGINS {
+            return Err(RegistryError::Full);
         }
         let id = u8::try_from(self.entries.len()).map_err(|_| RegistryError::Full)?;
         self.entries.push(entry);
