@@ -45,16 +45,66 @@ impl Reply {
     }
 }
 
-/// Path → resource.
-#[derive(Debug, Clone, Default)]
+/// Default bound of the resources a store creates by PUT/POST.
+pub const DEFAULT_MAX_RESOURCES: usize = 100_000;
+/// Default bound of the bytes (paths and values) a store holds.
+pub const DEFAULT_MAX_STORE_BYTES: usize = 64 << 20;
+/// Default largest value stored: a GET's response (header, token, options,
+/// payload marker) must still fit one UDP datagram (65,507 bytes over
+/// IPv4), or the server could not answer it.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 64_000;
+
+/// Path → resource, bounded: a PUT/POST that would create more than
+/// `max_resources` resources is answered 5.03 Service Unavailable, one
+/// whose value is larger than `max_value` or would take the store past
+/// `max_bytes` 4.13 Request Entity Too Large (RFC 7252 §5.9.2.9); each
+/// refusal is counted ([`ResourceStore::refused`]).
+#[derive(Debug, Clone)]
 pub struct ResourceStore {
     resources: BTreeMap<String, Resource>,
+    max_resources: usize,
+    max_bytes: usize,
+    max_value: usize,
+    /// Bytes held: paths plus values.
+    bytes: usize,
+    refused: u64,
+}
+
+impl Default for ResourceStore {
+    fn default() -> Self {
+        ResourceStore {
+            resources: BTreeMap::new(),
+            max_resources: DEFAULT_MAX_RESOURCES,
+            max_bytes: DEFAULT_MAX_STORE_BYTES,
+            max_value: DEFAULT_MAX_VALUE_BYTES,
+            bytes: 0,
+            refused: 0,
+        }
+    }
 }
 
 impl ResourceStore {
-    /// An empty store.
+    /// An empty store with the default bounds.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Set the bounds (resources created, bytes held, largest value).
+    pub fn with_limits(mut self, max_resources: usize, max_bytes: usize, max_value: usize) -> Self {
+        self.max_resources = max_resources;
+        self.max_bytes = max_bytes;
+        self.max_value = max_value;
+        self
+    }
+
+    /// PUT/POST requests refused by the bounds.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Bytes held (paths and values).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The resource at `path`.
@@ -63,14 +113,20 @@ impl ResourceStore {
     }
 
     /// Store `value` at `path` (for seeding a server).
+    /// Seeding is not bounded, but counts in [`ResourceStore::bytes`].
     pub fn insert(&mut self, path: impl Into<String>, content_format: Option<u16>, value: Vec<u8>) {
-        self.resources.insert(
-            path.into(),
+        let path = path.into();
+        let plen = path.len();
+        self.bytes += plen + value.len();
+        if let Some(old) = self.resources.insert(
+            path,
             Resource {
                 content_format,
                 value,
             },
-        );
+        ) {
+            self.bytes = self.bytes.saturating_sub(plen + old.value.len());
+        }
     }
 
     /// All resources, ordered by path.
@@ -109,24 +165,41 @@ impl ResourceStore {
                 None => Reply::bare(Code::NOT_FOUND),
             },
             // an existing resource is updated in place (no allocation)
-            Method::Put | Method::Post => match self.resources.get_mut(path) {
-                Some(r) => {
-                    r.content_format = content_format;
-                    r.value.clear();
-                    r.value.extend_from_slice(payload);
-                    Reply::bare(Code::CHANGED)
+            Method::Put | Method::Post => {
+                let old = self.resources.get(path).map(|r| r.value.len());
+                let after = self.bytes - old.unwrap_or(0)
+                    + payload.len()
+                    + if old.is_none() { path.len() } else { 0 };
+                if payload.len() > self.max_value || after > self.max_bytes {
+                    self.refused += 1;
+                    return Reply::bare(Code::REQUEST_ENTITY_TOO_LARGE);
                 }
-                None => {
-                    let res = Resource {
-                        content_format,
-                        value: payload.to_vec(),
-                    };
-                    self.resources.insert(path.to_owned(), res);
-                    Reply::bare(Code::CREATED)
+                if old.is_none() && self.resources.len() >= self.max_resources {
+                    self.refused += 1;
+                    return Reply::bare(Code::SERVICE_UNAVAILABLE);
                 }
-            },
+                self.bytes = after;
+                match self.resources.get_mut(path) {
+                    Some(r) => {
+                        r.content_format = content_format;
+                        r.value.clear();
+                        r.value.extend_from_slice(payload);
+                        Reply::bare(Code::CHANGED)
+                    }
+                    None => {
+                        let res = Resource {
+                            content_format,
+                            value: payload.to_vec(),
+                        };
+                        self.resources.insert(path.to_owned(), res);
+                        Reply::bare(Code::CREATED)
+                    }
+                }
+            }
             Method::Delete => {
-                self.resources.remove(path);
+                if let Some(old) = self.resources.remove(path) {
+                    self.bytes = self.bytes.saturating_sub(path.len() + old.value.len());
+                }
                 Reply::bare(Code::DELETED)
             }
         }

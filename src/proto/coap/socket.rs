@@ -62,6 +62,8 @@ pub struct UdpTransport {
     plan: AddrPlan,
     server: Option<ResourceServer>,
     rx: Vec<u8>,
+    /// Datagrams the socket refused as too large (EMSGSIZE).
+    oversized: u64,
 }
 
 impl Transport<Endpoint> for UdpTransport {
@@ -78,14 +80,21 @@ impl Transport<Endpoint> for UdpTransport {
             .plan
             .resolve_sock(t.to)
             .ok_or(SocketError::Unresolved { addr: t.to })?;
-        self.socket
-            .send_to(bytes, to)
-            .map_err(|source| SocketError::Send {
+        match self.socket.send_to(bytes, to) {
+            Ok(_) => Ok(()),
+            // a datagram larger than the network takes (EMSGSIZE): dropped
+            // and counted, the server keeps serving (the store's value
+            // bound keeps its own responses below the UDP maximum)
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                self.oversized += 1;
+                Ok(())
+            }
+            Err(source) => Err(SocketError::Send {
                 to,
                 len: bytes.len(),
                 source,
-            })?;
-        Ok(())
+            }),
+        }
     }
 
     /// The server (if any) answers requests; every event goes to the
@@ -163,6 +172,7 @@ impl Driver<Endpoint, UdpTransport> {
                 plan: AddrPlan::new(),
                 server: None,
                 rx: vec![0; 65536],
+                oversized: 0,
             },
         ))
     }
@@ -192,6 +202,12 @@ impl Driver<Endpoint, UdpTransport> {
     /// The server application, if any.
     pub fn server(&self) -> Option<&ResourceServer> {
         self.transport().server.as_ref()
+    }
+
+    /// Datagrams dropped because the socket refused them as too large
+    /// (EMSGSIZE) instead of ending the driver.
+    pub fn oversized_dropped(&self) -> u64 {
+        self.transport().oversized
     }
 
     /// Queue a request and send what can be sent.
