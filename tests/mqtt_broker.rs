@@ -916,3 +916,67 @@ fn announced_packet_sizes_are_bounded_before_and_after_connect() {
     b.handle_input(t, BrokerInput::bytes(ConnId(1), &header(0x30, 2 << 20)));
     assert!(!drain_events(&mut b).contains(&BrokerEvent::Close(ConnId(1))));
 }
+
+/// A QoS 2 PUBLISH to "t" with packet id `pid` and a one-byte payload.
+fn qos2_publish(pid: u16) -> Vec<u8> {
+    let mut p = vec![0x34, 0x06, 0x00, 0x01, b't'];
+    p.extend_from_slice(&pid.to_be_bytes());
+    p.push(pid as u8);
+    p
+}
+
+/// Transmitted packet kinds until the broker is quiet.
+fn sent_kinds(b: &mut Broker) -> Vec<PacketType> {
+    let mut buf = Vec::new();
+    std::iter::from_fn(|| {
+        buf.clear();
+        b.poll_transmit(SimTime::ZERO, &mut buf).map(|t| t.kind)
+    })
+    .collect()
+}
+
+/// A session holds at most `max_incoming_qos2` unreleased QoS 2 messages
+/// (hardening issue, defect 4: 65,535 held 279 MB); the one past the cap
+/// closes the connection as a protocol error and gets no PUBREC. Held ids
+/// are found by binary search: PUBRELs in any order release the right
+/// message, a resend of a held id is answered but not forwarded again.
+#[test]
+fn unreleased_qos2_messages_are_capped() {
+    let mut b = Broker::new(
+        BrokerConfig {
+            max_incoming_qos2: 10,
+            ..no_sys()
+        },
+        SimTime::ZERO,
+    );
+    let t = SimTime::ZERO;
+    b.handle_input(t, BrokerInput::accepted(ConnId(1)));
+    b.handle_input(t, BrokerInput::bytes(ConnId(1), &CONNECT_B));
+    let _ = sent_kinds(&mut b); // CONNACK
+    for pid in (1..=10u16).rev() {
+        b.handle_input(t, BrokerInput::bytes(ConnId(1), &qos2_publish(pid)));
+    }
+    // a resend of a held id: PUBREC again, still 10 held
+    b.handle_input(t, BrokerInput::bytes(ConnId(1), &qos2_publish(4)));
+    assert_eq!(sent_kinds(&mut b), vec![PacketType::PubRec; 11]);
+    assert_eq!(b.stats().publishes_received, 10);
+    // release 7, then 3: each once; releasing 7 again only gets PUBCOMP
+    for pid in [7u16, 3, 7] {
+        b.handle_input(
+            t,
+            BrokerInput::bytes(ConnId(1), &[0x62, 0x02, 0x00, pid as u8]),
+        );
+    }
+    assert_eq!(sent_kinds(&mut b), vec![PacketType::PubComp; 3]);
+    // 8 held: two more fit, the eleventh unreleased one closes
+    for pid in [11u16, 12] {
+        b.handle_input(t, BrokerInput::bytes(ConnId(1), &qos2_publish(pid)));
+    }
+    assert_eq!(sent_kinds(&mut b), vec![PacketType::PubRec; 2]);
+    let _ = drain_events(&mut b);
+    b.handle_input(t, BrokerInput::bytes(ConnId(1), &qos2_publish(13)));
+    assert!(sent_kinds(&mut b).is_empty(), "no PUBREC past the cap");
+    let evs = drain_events(&mut b);
+    assert!(evs.contains(&BrokerEvent::Close(ConnId(1))), "{evs:?}");
+    assert_eq!(b.stats().protocol_errors, 1);
+}

@@ -100,6 +100,12 @@ pub struct BrokerConfig {
     /// (only the 65535-byte string length): this guards against
     /// pathological topics. Default 128, far beyond real topic trees.
     pub max_topic_levels: usize,
+    /// QoS 2 PUBLISHes a session may hold unreleased (PUBREC sent, PUBREL
+    /// not yet received). MQTT 3.1.1 sets no limit; a client past this one
+    /// is closed as a protocol error (nothing acknowledged past it), so one
+    /// client cannot make the broker hold 65,535 messages. Default 1000
+    /// (mosquitto's `max_queued_messages` default).
+    pub max_incoming_qos2: usize,
 }
 
 impl Default for BrokerConfig {
@@ -120,6 +126,7 @@ impl Default for BrokerConfig {
             delivery_events: true,
             persistence: Persistence::None,
             max_topic_levels: 128,
+            max_incoming_qos2: 1000,
         }
     }
 }

@@ -72,6 +72,8 @@ pub enum ProtocolViolation {
     ClientOnlyPacket(PacketType),
     #[error("CONNACK before CONNECT or twice")]
     UnexpectedConnAck,
+    #[error("more than {0} QoS 2 PUBLISHes held unreleased (BrokerConfig::max_incoming_qos2)")]
+    TooManyUnreleased(usize),
 }
 
 /// What the broker tells its driver and the metrics.

@@ -212,6 +212,20 @@ impl Broker {
                 ));
             }
             QosPid::ExactlyOnce(pid) => {
+                let on_publish = self.config.qos2_forward == Qos2Forward::OnPublish;
+                let cap = self.config.max_incoming_qos2.max(1);
+                // held ids sorted: a binary search per PUBLISH and PUBREL
+                let Some(s) = self.session_mut(idx) else {
+                    return;
+                };
+                let slot = match s.incoming.binary_search_by_key(&pid, |i| i.pid) {
+                    Ok(_) => None,
+                    Err(_) if s.incoming.len() >= cap => {
+                        self.protocol_error(now, conn, ProtocolViolation::TooManyUnreleased(cap));
+                        return;
+                    }
+                    Err(at) => Some(at),
+                };
                 // [MQTT-4.3.3-2]: PUBREC; a PUBLISH whose id is still held
                 // is a resend and is not forwarded again.
                 self.outq.push_back((
@@ -222,17 +236,16 @@ impl Broker {
                         retransmission: false,
                     },
                 ));
-                let on_publish = self.config.qos2_forward == Qos2Forward::OnPublish;
-                let Some(s) = self.session_mut(idx) else {
+                let (Some(at), Some(s)) = (slot, self.session_mut(idx)) else {
                     return;
                 };
-                if s.incoming.iter().any(|i| i.pid == pid) {
-                    return;
-                }
-                s.incoming.push(Incoming {
-                    pid,
-                    msg: (!on_publish).then(|| (msg.clone(), p.retain)),
-                });
+                s.incoming.insert(
+                    at,
+                    Incoming {
+                        pid,
+                        msg: (!on_publish).then(|| (msg.clone(), p.retain)),
+                    },
+                );
                 self.stats.publishes_received += 1;
                 self.events.push_back(received);
                 if on_publish {
@@ -248,7 +261,7 @@ impl Broker {
 
     fn handle_pubrel(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, pid: PacketId) {
         let held = self.session_mut(idx).and_then(|s| {
-            let i = s.incoming.iter().position(|x| x.pid == pid)?;
+            let i = s.incoming.binary_search_by_key(&pid, |x| x.pid).ok()?;
             Some(s.incoming.remove(i))
         });
         // [MQTT-4.3.3-2]: PUBCOMP, also for an id no longer held.
