@@ -386,16 +386,18 @@ impl<'a, 'w> Ctx<'a, 'w> {
     }
     /// Append bytes to a socket's stream (see `World::tcp_write`): `payload`
     /// is the range of application payload in `data`, `kind` what packet
-    /// the bytes are. Drive the socket afterwards.
+    /// the bytes are. Drive the socket afterwards. `false`: refused whole,
+    /// the socket's backlog would pass `host::tcp::MAX_BACKLOG` (counted as
+    /// a queue drop of the flow).
     pub fn tcp_write(
         &mut self,
         sock: SockId,
         data: &[u8],
         payload: Option<(usize, usize)>,
         kind: Option<&'static str>,
-    ) {
+    ) -> bool {
         let kind = kind.map(|k| (k, crate::net::packet::NO_FLOW));
-        self.w.tcp_write(sock, data, payload, kind);
+        self.w.tcp_write(self.now, sock, data, payload, kind)
     }
     /// As [`Ctx::tcp_write`], the bytes belonging to `flow` rather than the
     /// socket's flow (a connection shared by several flows, e.g. an MQTT-SN
@@ -408,14 +410,16 @@ impl<'a, 'w> Ctx<'a, 'w> {
         payload: Option<(usize, usize)>,
         kind: &'static str,
         flow: u32,
-    ) {
-        self.w.tcp_write(sock, data, payload, Some((kind, flow)));
+    ) -> bool {
+        self.w
+            .tcp_write(self.now, sock, data, payload, Some((kind, flow)))
     }
     /// Write the payload of the message last composed (`Ctx::compose`).
-    pub fn tcp_write_payload(&mut self, sock: SockId) {
+    pub fn tcp_write_payload(&mut self, sock: SockId) -> bool {
         let payload = std::mem::take(&mut self.w.payload);
-        self.w.tcp_write(sock, &payload, None, None);
+        let ok = self.w.tcp_write(self.now, sock, &payload, None, None);
         self.w.payload = payload;
+        ok
     }
     /// The node a socket belongs to.
     pub fn tcp_node(&self, sock: SockId) -> Option<u32> {

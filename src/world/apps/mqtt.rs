@@ -189,14 +189,18 @@ fn publish_payload_offset(packet: &[u8]) -> Option<usize> {
 /// MQTT-SN gateway's aggregated one, carries several flows).
 pub(super) fn write_packet(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], kind: PacketType) {
     let name = kind_name(kind);
+    // A refused write (the socket's backlog full, counted by the world as
+    // a queue drop) loses the whole packet and keeps the stream's framing.
     if kind == PacketType::Publish {
         if let Some(o) = publish_payload_offset(packet) {
             let flows = ctx.scenario().flows.len();
             match crate::app::workload::parse_payload(&packet[o..]) {
                 Some((flow, _)) if (flow as usize) < flows => {
-                    ctx.tcp_write_flow(sock, packet, Some((o, packet.len())), name, flow)
+                    ctx.tcp_write_flow(sock, packet, Some((o, packet.len())), name, flow);
                 }
-                _ => ctx.tcp_write(sock, packet, Some((o, packet.len())), Some(name)),
+                _ => {
+                    ctx.tcp_write(sock, packet, Some((o, packet.len())), Some(name));
+                }
             }
             return;
         }

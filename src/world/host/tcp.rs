@@ -115,6 +115,13 @@ pub struct SockOpts {
     pub want_writable: bool,
 }
 
+/// Bound of one socket's application backlog (bytes the application wrote
+/// that the send buffer has not taken): a source writing faster than the
+/// connection drains (lossy TCP at microsecond intervals once held 7.86
+/// GB) has its writes refused past it, whole, as a full socket buffer
+/// would (`EAGAIN`).
+pub(crate) const MAX_BACKLOG: usize = 16 << 20;
+
 /// One connection and its application state.
 #[derive(Debug)]
 pub(crate) struct TcpSock {
@@ -215,6 +222,8 @@ pub(crate) const TCP_COLUMNS: [&str; 4] = [
 /// Every node's TCP state.
 #[derive(Debug, Default)]
 pub(crate) struct TcpLayer {
+    /// Writes refused because a backlog would pass [`MAX_BACKLOG`].
+    pub(crate) backlog_refused: u64,
     pub(crate) socks: Vec<Option<TcpSock>>,
     gens: Vec<u32>,
     free: Vec<u32>,
@@ -261,6 +270,7 @@ fn seg_kind(tx: &Transmit) -> &'static str {
 impl TcpLayer {
     pub(crate) fn new(seed: u64, flows: usize) -> Self {
         TcpLayer {
+            backlog_refused: 0,
             iss_master: derive_seed(seed, crate::sim::rng::stable_id("tcp/iss")),
             read_buf: vec![0; 4096],
             flow_counters: vec![TcpFlowCounters::default(); flows],
@@ -863,16 +873,39 @@ impl World<'_> {
     /// application payload (the bytes-by-layer split), `kind` names the
     /// packet the bytes are (`packets.csv`). The caller drives the socket
     /// afterwards.
+    ///
+    /// A write that would take the backlog past [`MAX_BACKLOG`] is refused
+    /// whole (the stream's framing stays intact), counted in its flow's
+    /// `drops_queue` (after warmup) and `false` is returned.
     pub(crate) fn tcp_write(
         &mut self,
+        now: SimTime,
         sock: SockId,
         data: &[u8],
         payload: Option<(usize, usize)>,
         kind: Option<(&'static str, u32)>,
-    ) {
+    ) -> bool {
         let Some(s) = self.tcp.sock_mut(sock) else {
-            return;
+            return false;
         };
+        let direct = if s.backlog.is_empty() && s.attach != Attach::Frozen {
+            (s.conn.send_capacity() as usize).min(data.len())
+        } else {
+            0
+        };
+        if s.backlog.len() + (data.len() - direct) > MAX_BACKLOG {
+            let flow = match kind {
+                Some((_, f)) if f != crate::net::packet::NO_FLOW => f,
+                _ => s.flow,
+            };
+            self.tcp.backlog_refused += 1;
+            if now >= SimTime::ZERO + self.sc.warmup {
+                if let Some(st) = self.flow_stats(flow) {
+                    st.drops_queue += 1;
+                }
+            }
+            return false;
+        }
         if let Some((k, flow)) = kind {
             let flow = if flow == crate::net::packet::NO_FLOW {
                 s.rx_flow
@@ -894,6 +927,7 @@ impl World<'_> {
             0
         };
         s.backlog.extend(data[n..].iter().copied());
+        true
     }
 
     /// Bytes the socket would take into its send buffer now without waiting
