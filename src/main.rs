@@ -23,6 +23,9 @@ Scenario fields: scenarios/README.md; metrics: docs/metrics.md.";
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
+    /// Let scenarios read trace files outside their own directory.
+    #[arg(long, global = true)]
+    allow_outside: bool,
 }
 
 #[derive(Subcommand)]
@@ -177,6 +180,7 @@ struct CheckArgs {
 
 fn main() -> ExitCode {
     let parsed = Cli::parse();
+    qossim::scenario::allow_files_outside(parsed.allow_outside);
     let result = std::panic::catch_unwind(move || match parsed.cmd {
         None => cli::run(&cli::RunRequest::default()),
         Some(Cmd::Run(a)) => cli::run(&cli::RunRequest {

@@ -35,6 +35,39 @@ fn contract_checks_and_runs(c: &Path) {
     assert!(common::sim::num(&r, "sent") > 100.0);
 }
 
+/// `qossim check` refuses a trace file outside the scenario's directory
+/// (naming the field and the flag) and accepts it with `--allow-outside`,
+/// which every subcommand takes.
+#[test]
+fn trace_files_outside_need_allow_outside() {
+    let dir = common::temp_dir("allow-outside");
+    std::fs::create_dir_all(dir.join("scn")).expect("dir");
+    std::fs::create_dir_all(dir.join("traces")).expect("dir");
+    std::fs::write(dir.join("traces/t.bits"), "0110").expect("trace");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios/trace-links.toml"),
+    )
+    .expect("fixture")
+    .replace("file = \"loss.bits\"", "file = \"../traces/t.bits\"");
+    let scn = dir.join("scn/s.toml");
+    std::fs::write(&scn, text).expect("write");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios/states.intervals"),
+        dir.join("scn/states.intervals"),
+    )
+    .expect("copy");
+    let scn = scn.to_str().expect("utf-8");
+    let (code, out, err) = qossim(&["check", scn]);
+    let out = format!("{out}{err}");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("outside the scenario's directory"), "{out}");
+    assert!(out.contains("loss.file"), "{out}");
+    let (code, _, err) = qossim(&["check", scn, "--allow-outside"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = qossim(&["--allow-outside", "check", scn]);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// A scenario named ".." writes into `results/_.`, not into the current
 /// directory (hardening issue, defect 6).
 #[test]

@@ -361,11 +361,14 @@ fn trace_file_errors_name_the_trace_file_and_line() {
     );
 }
 
-/// A trace `file` that is a device, a FIFO or a directory is refused by
-/// name before anything is read (/dev/zero would be read until memory
-/// runs out, a FIFO would block `check`) — hardening issue, defect 6.
+/// A trace `file` outside the scenario's directory is refused unless
+/// `--allow-outside` (`allow_files_outside(true)`); with it, a device, a
+/// FIFO or a directory is still refused by name before anything is read
+/// (/dev/zero would be read until memory runs out, a FIFO would block
+/// `check`) — hardening issue, defect 6. One test: the setting is
+/// process-wide.
 #[test]
-fn trace_files_must_be_regular_files() {
+fn trace_files_must_be_inside_and_regular_files() {
     let dir = std::env::temp_dir().join(format!("qossim-fifo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let fifo = dir.join("trace.fifo");
@@ -375,6 +378,28 @@ fn trace_files_must_be_regular_files() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
     let dir_path = dir.to_str().expect("utf-8").to_string();
     let fifo_path = fifo.to_str().expect("utf-8").to_string();
+    let trace_at = |path: &str| {
+        BASE.replace(
+            "b = \"collector\"",
+            &format!("b = \"collector\"\nloss = {{ model = \"trace\", file = \"{path}\" }}"),
+        )
+    };
+    // outside the fixtures directory: refused, by absolute path or by ..
+    let outside = dir.join("ok.bits");
+    std::fs::write(&outside, "0101").expect("write trace");
+    let rel = format!("../../../../../../../../../..{}", outside.display());
+    for path in [outside.to_str().expect("utf-8"), rel.as_str(), "/dev/zero"] {
+        let e = load(&trace_at(path)).expect_err(path);
+        assert!(
+            e.message.contains("outside the scenario's directory"),
+            "{path}: {e}"
+        );
+        assert!(e.message.contains("--allow-outside"), "{e}");
+    }
+    // inside (the fixtures' own traces) is fine without the flag
+    load_ok(&trace_at("loss.bits"));
+    qossim::scenario::allow_files_outside(true);
+    load_ok(&trace_at(outside.to_str().expect("utf-8")));
     for path in ["/dev/zero", dir_path.as_str(), fifo_path.as_str()] {
         let text = BASE.replace(
             "b = \"collector\"",
@@ -385,6 +410,7 @@ fn trace_files_must_be_regular_files() {
         assert!(e.message.contains("not a regular file"), "{path}: {e}");
         assert_eq!(e.line, Some(16), "{path}: {e}");
     }
+    qossim::scenario::allow_files_outside(false);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

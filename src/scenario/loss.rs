@@ -14,7 +14,35 @@ use super::schema::{LossSchema, S};
 use super::trace;
 use crate::scenario::model::{LossSpec, TraceSpec};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether trace files may lie outside the scenario's directory
+/// (`qossim --allow-outside`); off by default.
+static ALLOW_OUTSIDE: AtomicBool = AtomicBool::new(false);
+
+/// Let scenarios loaded from now on read trace files anywhere (`true`, the
+/// CLI's `--allow-outside`), or only inside the scenario's own directory
+/// (`false`, the default: a scenario file from elsewhere cannot make
+/// `check` read `/dev/urandom` or another user's files). Process-wide.
+pub fn allow_files_outside(yes: bool) {
+    ALLOW_OUTSIDE.store(yes, Ordering::Relaxed);
+}
+
+/// `path` (resolved) lies inside `base` once both are canonical (so `..`
+/// and symbolic links cannot lead out).
+fn inside(base: &Path, path: &Path) -> bool {
+    // a scenario named without a directory ("s.toml") has the empty parent
+    let base = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    match (base.canonicalize(), path.canonicalize()) {
+        (Ok(b), Ok(p)) => p.starts_with(b),
+        _ => false,
+    }
+}
 
 /// Each loss model and the keys (besides `model`) that apply to it.
 pub(crate) const MODEL_KEYS: &[(&str, &[&str])] = &[
@@ -149,6 +177,19 @@ pub(crate) fn resolve(
             };
             let path = ctx.base_dir.join(file.get_ref());
             let shown = path.display().to_string();
+            if !ALLOW_OUTSIDE.load(Ordering::Relaxed)
+                && path.exists()
+                && !inside(ctx.base_dir, &path)
+            {
+                return Err(ctx.err_at(
+                    file,
+                    &f("file"),
+                    format!(
+                        "trace file {shown} is outside the scenario's directory {}; give it a path inside, or run with --allow-outside",
+                        ctx.base_dir.display()
+                    ),
+                ));
+            }
             let meta = std::fs::metadata(&path).map_err(|e| {
                 ctx.err_at(
                     file,

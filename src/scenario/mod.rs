@@ -26,4 +26,5 @@ pub mod units;
 
 pub use error::ScenarioError;
 pub use load::{load_file, load_file_with, load_str, load_str_with};
+pub use loss::allow_files_outside;
 pub use overrides::apply_overrides;
