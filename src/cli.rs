@@ -84,6 +84,40 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
             ));
         }
     }
+    // Workload against capacity (the loader refuses only what no run can
+    // finish): a publisher offering more payload than its only link
+    // carries fills that link's queue; many messages make a long run.
+    for f in &sc.flows {
+        let offered = crate::scenario::flows::messages_offered(f, sc.duration);
+        if offered > 1e7 {
+            w.push(format!(
+                "flow {}: {} publishers offer about {offered:.2e} messages in {}: expect a long run and {:.1} GB of message records",
+                f.name,
+                f.publishers.len(),
+                sc.duration,
+                offered * 40.0 / 1e9
+            ));
+        }
+        let per_publisher_bps = if f.publishers.is_empty() {
+            0.0
+        } else {
+            offered / f.publishers.len() as f64 * f64::from(f.payload_bytes) * 8.0
+                / (sc.duration.0.saturating_sub(f.start.0) as f64 / 1e9).max(1e-9)
+        };
+        for &p in &f.publishers {
+            let mut links = sc.links.iter().filter(|l| l.a == p || l.b == p);
+            let (Some(l), None) = (links.next(), links.next()) else {
+                continue; // on a medium, or several ways out
+            };
+            if per_publisher_bps > l.rate_bps as f64 {
+                w.push(format!(
+                    "flow {}: publisher {} offers {:.0} bit/s of payload alone, more than its link {}'s {} bit/s: the link's queue fills and drops (drops_queue), latency grows",
+                    f.name, sc.nodes[p].name, per_publisher_bps, l.name, l.rate_bps
+                ));
+                break; // once per flow
+            }
+        }
+    }
     w
 }
 

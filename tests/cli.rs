@@ -35,6 +35,45 @@ fn contract_checks_and_runs(c: &Path) {
     assert!(common::sim::num(&r, "sent") > 100.0);
 }
 
+/// `check` refuses a workload no run can finish, naming the interval and
+/// the numbers, and warns when a publisher alone offers more than its only
+/// link carries (hardening issue, defect 6).
+#[test]
+fn check_estimates_the_workload() {
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let q = q.to_str().expect("utf-8");
+    let (code, out, err) = qossim(&[
+        "check",
+        q,
+        "--set",
+        "flows.telemetry.interval=1ns",
+        "--set",
+        "flows.telemetry.jitter=0s",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("field `flows.telemetry.interval`"), "{err}");
+    assert!(err.contains("3.000e12 messages"), "{err}");
+    let (code, out, err) = qossim(&[
+        "check",
+        q,
+        "--set",
+        "flows.telemetry.interval=1ms",
+        "--set",
+        "flows.telemetry.jitter=0s",
+        "--set",
+        "flows.telemetry.payload_bytes=60000",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("offers 480000000 bit/s of payload alone, more than its link"),
+        "{err}"
+    );
+    // the shipped scenario itself: no warning
+    let (code, _, err) = qossim(&["check", q]);
+    assert_eq!(code, 0);
+    assert!(!err.contains("warning"), "{err}");
+}
+
 /// `qossim check` refuses a trace file outside the scenario's directory
 /// (naming the field and the flag) and accepts it with `--allow-outside`,
 /// which every subcommand takes.

@@ -788,6 +788,24 @@ fn check_mqtt_topics(
     Ok(())
 }
 
+/// Most messages one flow may offer in a run ([`messages_offered`]): beyond
+/// it the loader refuses the scenario (10⁹ messages take hours and their
+/// records gigabytes).
+pub const MAX_MESSAGES: f64 = 1e9;
+
+/// Messages the flow's publishers offer in `duration` (periodic and
+/// Poisson: publishers × (duration − start) / interval; bulk: 0, it sends
+/// as fast as TCP takes the bytes).
+pub fn messages_offered(flow: &FlowSpec, duration: SimDuration) -> f64 {
+    let interval = match flow.timing {
+        Timing::Periodic { interval, .. } => interval,
+        Timing::Poisson { mean_interval } => mean_interval,
+        Timing::Bulk => return 0.0,
+    };
+    let active = duration.as_nanos().saturating_sub(flow.start.as_nanos()) as f64;
+    flow.publishers.len() as f64 * active / interval.as_nanos().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::glob_match;

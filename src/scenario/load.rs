@@ -166,7 +166,23 @@ fn build(
                 format!("duplicate flow name \"{}\"", fl.name.get_ref()),
             ));
         }
-        out_flows.push(flows::resolve(ctx, &topo, fl, duration, &protocols)?);
+        let spec = flows::resolve(ctx, &topo, fl, duration, &protocols)?;
+        // A workload no run can finish (`interval = "1 ns"`: 6·10¹⁰
+        // messages a minute) is refused with its numbers.
+        let sent = flows::messages_offered(&spec, duration);
+        if sent > flows::MAX_MESSAGES {
+            let at = fl.interval.as_ref().map_or(fl.name.span(), |v| v.span());
+            return Err(ctx.err(
+                at,
+                &format!("flows.{}.interval", fl.name.get_ref()),
+                format!(
+                    "{} publishers would send about {sent:.3e} messages in {duration}, more than the {:.0e} a run can simulate and record; use a longer interval, fewer publishers or a shorter duration",
+                    spec.publishers.len(),
+                    flows::MAX_MESSAGES
+                ),
+            ));
+        }
+        out_flows.push(spec);
     }
     let schemas: Vec<&FlowSchema> = file.flows.iter().map(|f| f.get_ref()).collect();
     flows::check_mqttsn_flows(ctx, &topo, &schemas, &out_flows)?;
