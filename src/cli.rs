@@ -91,11 +91,11 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
         let offered = crate::scenario::flows::messages_offered(f, sc.duration);
         if offered > 1e7 {
             w.push(format!(
-                "flow {}: {} publishers offer about {offered:.2e} messages in {}: expect a long run and {:.1} GB of message records",
+                "flow {}: {} publishers offer about {offered:.2e} messages in {}: expect a long run and about {:.1} GB of message records",
                 f.name,
                 f.publishers.len(),
                 sc.duration,
-                offered * 40.0 / 1e9
+                offered * crate::scenario::flows::RECORD_BYTES_PER_MESSAGE / 1e9
             ));
         }
         let per_publisher_bps = if f.publishers.is_empty() {
