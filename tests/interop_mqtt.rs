@@ -134,18 +134,27 @@ fn client(id: &str, addr: SocketAddrV4, will: Option<LastWill>) -> ClientDriver 
 }
 
 fn connect(d: &mut ClientDriver) {
-    d.connect().expect("connect");
-    let present = d
-        .run_until(Duration::from_secs(5), |e| match e {
-            ClientEvent::Connected { session_present } => Some(Ok(*session_present)),
-            ClientEvent::ConnectRefused(c) => Some(Err(*c)),
-            ClientEvent::ConnectionLost { .. } => Some(Err(
-                qossim::proto::mqtt::ConnectReturnCode::ServerUnavailable,
-            )),
-            _ => None,
-        })
-        .expect("CONNACK within 5 s");
-    assert_eq!(present, Ok(false));
+    // One retry when the TCP connection is lost before CONNACK: seen once
+    // in ~10 CI runs right after mosquitto started listening (the peer's
+    // start-up, not the protocol: a refusal or a second loss still fails).
+    for attempt in 0..2 {
+        d.connect().expect("connect");
+        let present = d
+            .run_until(Duration::from_secs(5), |e| match e {
+                ClientEvent::Connected { session_present } => Some(Ok(*session_present)),
+                ClientEvent::ConnectRefused(c) => Some(Err(Some(*c))),
+                ClientEvent::ConnectionLost { .. } => Some(Err(None)),
+                _ => None,
+            })
+            .expect("CONNACK within 5 s");
+        if present == Err(None) && attempt == 0 {
+            eprintln!("connection lost before CONNACK; connecting again");
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        assert_eq!(present, Ok(false));
+        return;
+    }
 }
 
 fn subscribe(d: &mut ClientDriver, filter: &str, qos: QoS) {
