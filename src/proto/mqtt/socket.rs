@@ -216,6 +216,26 @@ struct ConnIo {
     out: Vec<u8>,
 }
 
+impl ConnIo {
+    /// Write what the socket takes of `out` without blocking: `Ok(())`
+    /// when all of it went or the socket is full (WouldBlock), `Err(())`
+    /// when the connection failed (an error, or a write of 0 bytes).
+    fn flush_out(&mut self) -> Result<(), ()> {
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => return Err(()),
+                Ok(n) => {
+                    self.out.drain(..n.min(self.out.len()));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Err(()),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A broker's listening socket and its accepted connections.
 #[derive(Debug)]
 pub struct TcpServer {
@@ -286,20 +306,8 @@ impl TcpServer {
         let before = self.closing.len();
         let now = Instant::now();
         self.closing.retain_mut(|(c, deadline)| {
-            let open = loop {
-                if c.out.is_empty() {
-                    break false;
-                }
-                match c.stream.write(&c.out) {
-                    Ok(0) => break false,
-                    Ok(n) => {
-                        c.out.drain(..n.min(c.out.len()));
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break now < *deadline,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => break false,
-                }
-            };
+            // kept while bytes wait for a full socket, until the deadline
+            let open = c.flush_out().is_ok() && !c.out.is_empty() && now < *deadline;
             if !open {
                 let _ = c.stream.shutdown(Shutdown::Both);
             }
@@ -403,22 +411,8 @@ impl Transport<Broker> for TcpServer {
     fn after_flush(&mut self, broker: &mut Broker, clock: &Clock) -> Result<bool, SocketError> {
         let mut failed = Vec::new();
         for (id, c) in self.conns.iter_mut() {
-            while !c.out.is_empty() {
-                match c.stream.write(&c.out) {
-                    Ok(0) => {
-                        failed.push(*id);
-                        break;
-                    }
-                    Ok(n) => {
-                        c.out.drain(..n.min(c.out.len()));
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        failed.push(*id);
-                        break;
-                    }
-                }
+            if c.flush_out().is_err() {
+                failed.push(*id);
             }
         }
         let mut busy = !failed.is_empty() || !self.slow.is_empty();
