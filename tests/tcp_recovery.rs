@@ -36,9 +36,18 @@ fn warm_up(p: &mut Pair, n: usize) {
     }
 }
 
+/// `linux-like` without SACK (and so without RACK-TLP): the RFC 6298
+/// timer alone, as a peer that does not offer SACK gets it.
+fn linux_no_sack() -> Config {
+    Config {
+        sack_permitted: false,
+        ..Config::linux_like()
+    }
+}
+
 #[test]
 fn rto_single_loss_fires_at_computed_rto() {
-    for cfg in [Config::rfc(), Config::linux_like()] {
+    for cfg in [Config::rfc(), linux_no_sack(), Config::linux_like()] {
         let mut p = Pair::new(cfg, ms(20));
         p.establish();
         warm_up(&mut p, 3);
@@ -74,15 +83,25 @@ fn rto_single_loss_fires_at_computed_rto() {
         assert_eq!(tx.len(), 2, "{tx:?}");
         assert!(tx[1].info.is_retransmission);
         assert_eq!(tx[1].at.saturating_since(tx[0].at), rto);
-        assert_eq!(p.client.stats().timeouts, 1);
         assert_eq!(p.client.stats().fast_retransmits, 0);
+        if cfg.sack_permitted {
+            // RACK-TLP: one segment in flight, PTO = 2·SRTT + 200 ms is
+            // later than the RTO, so the probe fires at the RTO's time
+            // (Linux `tcp_schedule_loss_probe`) and is not a timeout.
+            assert_eq!(p.client.stats().timeouts, 0);
+            assert_eq!(p.client.stats().loss_probes, 1);
+        } else {
+            assert_eq!(p.client.stats().timeouts, 1);
+        }
     }
 }
 
 #[test]
 fn rto_linux_short_path_matches_measured_linux() {
     // Linux on a short-RTT path: first retransmission ~204–210 ms after the
-    // original, then exact doubling.
+    // original — the tail-loss probe, whose PTO (2·SRTT + 200 ms with one
+    // segment in flight) is capped at the RTO — then the RTO, counted from
+    // the probe and not yet backed off, then exact doubling.
     let mut p = Pair::new(Config::linux_like(), ms(2));
     p.establish();
     warm_up(&mut p, 4);
@@ -107,16 +126,19 @@ fn rto_linux_short_path_matches_measured_linux() {
         .map(|w| w[1].saturating_since(w[0]).as_nanos() / 1_000_000)
         .collect();
     assert!((204..=210).contains(&gaps[0]), "first gap {} ms", gaps[0]);
-    for i in 1..gaps.len() {
-        let expect = (gaps[0] << i).min(120_000);
+    assert!(gaps[1].abs_diff(gaps[0]) <= 1, "probe then RTO: {gaps:?}");
+    for i in 2..gaps.len() {
+        let expect = (gaps[0] << (i - 1)).min(120_000);
         assert!(
             gaps[i].abs_diff(expect) <= 1,
             "gap {i}: {} vs {expect}",
             gaps[i]
         );
     }
-    // tcp_retries2 = 15: 16 transmissions, then the connection is lost.
-    assert_eq!(times.len(), 16);
+    // tcp_retries2 = 15: the original, the probe and 15 RTO
+    // retransmissions, then the connection is lost.
+    assert_eq!(times.len(), 17);
+    assert_eq!(p.client.stats().loss_probes, 1);
     assert_eq!(
         p.client_events.last().map(|e| e.1),
         Some(Event::ConnectionLost {
@@ -188,7 +210,13 @@ fn rto_after_syn_timeout_starts_at_3s() {
 
 #[test]
 fn karn_ignores_samples_of_retransmitted_segments() {
-    let mut p = Pair::new(Config::linux_like(), ms(20));
+    // Without timestamps (with them, RFC 7323 §4 takes a sample from the
+    // echo: tests/tcp_rack_tlp.rs).
+    let cfg = Config {
+        timestamps: false,
+        ..linux_no_sack()
+    };
+    let mut p = Pair::new(cfg, ms(20));
     p.establish();
     warm_up(&mut p, 3);
     let srtt = p.client.rtt().srtt().unwrap();

@@ -1,7 +1,7 @@
 //! TCP wire format: golden bytes, round trips, no-panic parsing.
 
 use proptest::prelude::*;
-use qossim::transport::tcp::{Segment, SegmentError, TcpFlags, TcpRepr};
+use qossim::transport::tcp::{SackBlocks, Segment, SegmentError, TcpFlags, TcpRepr};
 use std::net::Ipv4Addr;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -38,8 +38,55 @@ fn golden_repr() -> TcpRepr {
         window_scale: Some(7),
         sack_permitted: true,
         timestamps: Some((100, 0)),
+        sack: SackBlocks::default(),
         payload_len: 0,
     }
+}
+
+/// An ACK with timestamps and three SACK blocks, laid out as Linux sends
+/// it: NOP NOP TS (12 bytes), NOP NOP SACK (2 + 24): a 60-byte header, the
+/// largest TCP allows; a fourth block does not fit and is left out.
+#[test]
+fn sack_blocks_with_timestamps_fill_the_header() {
+    let mut sack = SackBlocks::default();
+    for (l, r) in [(3000, 4000), (1000, 2000), (5000, 6000), (7000, 8000)] {
+        assert!(sack.push(l, r));
+    }
+    assert!(!sack.push(9000, 9001));
+    let r = TcpRepr {
+        src_port: 1883,
+        dst_port: 40000,
+        seq: 1,
+        ack: 500,
+        flags: TcpFlags(TcpFlags::ACK),
+        window: 1000,
+        timestamps: Some((7, 9)),
+        sack,
+        ..TcpRepr::default()
+    };
+    assert_eq!(r.header_len(), 60);
+    let mut buf = vec![0u8; 60];
+    assert_eq!(r.emit(&mut buf, SRC, DST, &[]), Ok(60));
+    assert_eq!(&buf[32..38], &[1, 1, 5, 26, 0, 0]);
+    let (back, _) = TcpRepr::parse(&buf, SRC, DST).unwrap();
+    assert_eq!(
+        back.sack.as_slice(),
+        &[(3000, 4000), (1000, 2000), (5000, 6000)]
+    );
+    // Without timestamps all four fit (4 + 32 = 36 bytes of options).
+    let r4 = TcpRepr {
+        timestamps: None,
+        ..r
+    };
+    assert_eq!(r4.header_len(), 56);
+    // A SACK option whose length is not 2 + 8n is malformed.
+    let mut bad = buf.clone();
+    bad[35] = 25;
+    fix_checksum(&mut bad);
+    assert_eq!(
+        TcpRepr::parse(&bad, SRC, DST).map(|_| ()),
+        Err(SegmentError::BadOption { kind: 5 })
+    );
 }
 
 #[test]
@@ -143,9 +190,18 @@ fn arb_repr() -> impl Strategy<Value = (TcpRepr, Vec<u8>)> {
             proptest::option::of((any::<u32>(), any::<u32>())),
         ),
         proptest::collection::vec(any::<u8>(), 0..200),
+        proptest::collection::vec((any::<u32>(), any::<u32>()), 0..=3),
     )
         .prop_map(
-            |((sp, dp, seq, ack, fl), (win, urg), (mss, ws, sack, ts), payload)| {
+            |((sp, dp, seq, ack, fl), (win, urg), (mss, ws, sack, ts), payload, blocks)| {
+                // Blocks only where all of them fit beside the other
+                // options (emit leaves out what does not).
+                let mut sb = SackBlocks::default();
+                if mss.is_none() && ws.is_none() {
+                    for (l, r) in blocks {
+                        sb.push(l, r);
+                    }
+                }
                 (
                     TcpRepr {
                         src_port: sp,
@@ -159,6 +215,7 @@ fn arb_repr() -> impl Strategy<Value = (TcpRepr, Vec<u8>)> {
                         window_scale: ws,
                         sack_permitted: sack,
                         timestamps: ts,
+                        sack: sb,
                         payload_len: payload.len() as u16,
                     },
                     payload,

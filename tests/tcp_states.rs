@@ -460,6 +460,9 @@ fn test_established_user_timeout() {
 #[test]
 fn connection_is_compact() {
     let size = std::mem::size_of::<Connection>();
-    // about 0.6 KB per connection: 10,000 MQTT clients need 6 MB for TCP state
-    assert!(size <= 592, "Connection is {size} bytes");
+    // about 0.6 KB per connection: 10,000 MQTT clients need 6 MB for TCP
+    // state. RACK-TLP added 24 bytes (the scoreboard pointer, the timer
+    // kind, pingpong, the latest out-of-order sequence); the scoreboard
+    // itself is boxed and exists only once SACK was negotiated.
+    assert!(size <= 616, "Connection is {size} bytes");
 }

@@ -326,6 +326,31 @@ impl World<'_> {
             return;
         };
         s.bytes.extend(data);
+        // Bytes of one stream read in several pieces at one instant (a
+        // segment that filled a hole releases what was held behind it) are
+        // one input, as one read of the socket: the queue bound counts
+        // what the admitted segments brought, not the reader's chunking.
+        if let (
+            Some(last),
+            ItemKind::Stream {
+                sock,
+                tag,
+                ev: StreamKind::Data,
+            },
+        ) = (s.items.back_mut(), kind)
+        {
+            if let ItemKind::Stream {
+                sock: ls,
+                tag: lt,
+                ev: StreamKind::Data,
+            } = last.kind
+            {
+                if ls == sock && lt == tag && last.app == app && last.at == now {
+                    last.len += data.len() as u32;
+                    return;
+                }
+            }
+        }
         s.items.push_back(Item {
             app,
             at: now,

@@ -174,6 +174,37 @@ impl NewReno {
         self.recover = snd_max.wrapping_sub(1);
     }
 
+    /// SACK-based loss recovery begins (RFC 6675 §5 step 4): ssthresh as
+    /// for fast retransmit, cwnd = ssthresh (sending is then limited by
+    /// the scoreboard's pipe, not by window inflation), `recover` = highest
+    /// sequence sent.
+    pub fn enter_sack_recovery(&mut self, flight: u32, snd_max: u32) {
+        self.halve(flight);
+        self.cwnd = self.ssthresh;
+        self.recover = snd_max.wrapping_sub(1);
+        self.in_recovery = true;
+        self.partial_seen = false;
+        self.dupacks = 0;
+    }
+
+    /// A cumulative ACK during SACK-based recovery: recovery ends when it
+    /// passes `recover` (RFC 6675 §5 step 2); cwnd stays at ssthresh.
+    pub fn on_sack_recovery_ack(&mut self, ack: u32) {
+        if seq_lt(self.recover, ack) {
+            self.in_recovery = false;
+            self.cwnd = self.ssthresh.max(self.smss);
+            self.ca_acc = 0;
+        }
+    }
+
+    /// A loss repaired outside recovery (a tail-loss probe's
+    /// retransmission, RFC 8985 §7.4.2): reduce once, as Linux's CWR.
+    pub fn reduce_once(&mut self, flight: u32) {
+        self.halve(flight.max(self.cwnd));
+        self.cwnd = self.ssthresh;
+        self.ca_acc = 0;
+    }
+
     /// Bytes the window allows in flight.
     pub fn window(&self) -> u32 {
         self.cwnd

@@ -18,6 +18,7 @@ use super::buffer::{RecvBuffer, SendBuffer};
 use super::congestion::{seq_lt, NewReno};
 use super::profile::Config;
 use super::rto::RttEstimator;
+use super::sack::Scoreboard;
 use super::segment::SegmentError;
 use crate::sim::{SimDuration, SimTime};
 
@@ -197,7 +198,18 @@ pub struct Stats {
     /// Out-of-window segments without data left unanswered by the
     /// `Config::invalid_ack_ratelimit_ms` (Linux's TCPACKSkippedSeq).
     pub oow_acks_skipped: u32,
+    /// Tail-loss probes sent (RFC 8985 §7; new data or a retransmission).
+    pub loss_probes: u32,
+    /// Segments RACK marked lost (RFC 8985 §6.2).
+    pub rack_lost: u32,
 }
+
+/// What the retransmission timer slot currently means (Linux multiplexes
+/// the same three on one timer: ICSK_TIME_RETRANS, _LOSS_PROBE,
+/// _REO_TIMEOUT).
+const RTX_RTO: u8 = 0;
+const RTX_PTO: u8 = 1;
+const RTX_REO: u8 = 2;
 
 /// A TCP endpoint for one connection.
 ///
@@ -258,6 +270,22 @@ pub struct Connection {
     /// Linux keeps it in jiffies (0 = never).
     last_oow_ack_ms: u32,
     rtt: RttEstimator,
+    /// SACK scoreboard and RACK-TLP state, present once SACK was
+    /// negotiated (boxed: one allocation per connection, 8 bytes here).
+    sb: Option<Box<Scoreboard>>,
+    /// Meaning of the `Timer::Retransmit` slot (`RTX_*`).
+    rtx_kind: u8,
+    /// A tail-loss probe is due at the next `poll_transmit`.
+    tlp_now: bool,
+    /// Linux interactive ("pingpong") mode: the application answered
+    /// within the delayed-ACK timeout, so ACKs wait to ride on its data.
+    pingpong: bool,
+    /// Retransmitted data is outstanding: an ACK of it yields an RTT
+    /// sample only from the timestamp echo (RFC 7323 §4).
+    rtx_unacked: bool,
+    /// Sequence number of the latest out-of-order arrival (its SACK block
+    /// goes first, RFC 2018 §4).
+    last_ooo: u32,
     cc: NewReno,
     rtt_seq: Option<u32>,
     rtt_time: SimTime,
@@ -322,6 +350,12 @@ impl Connection {
             ts_recent: 0,
             last_oow_ack_ms: 0,
             rtt: RttEstimator::new(&config),
+            sb: None,
+            rtx_kind: RTX_RTO,
+            tlp_now: false,
+            pingpong: false,
+            rtx_unacked: false,
+            last_ooo: 0,
             cc: NewReno::new(config.initial_cwnd(u32::from(mss)), u32::from(mss), iss),
             rtt_seq: None,
             rtt_time: SimTime::ZERO,
@@ -429,6 +463,19 @@ impl Connection {
         let ws = self.ws_ok.then_some((self.snd_wscale, self.rcv_wscale));
         (self.ts_ok, ws, self.sack_ok)
     }
+    /// The SACK scoreboard, when SACK was negotiated.
+    pub fn scoreboard(&self) -> Option<&Scoreboard> {
+        self.sb.as_deref()
+    }
+    /// True while the retransmission timer is armed as a tail-loss probe
+    /// (RFC 8985 §7.2) rather than an RTO or RACK's reordering timer.
+    pub fn probe_armed(&self) -> bool {
+        self.rtx_kind == RTX_PTO && self.timers[Timer::Retransmit as usize].is_some()
+    }
+    /// In interactive (pingpong) delayed-ACK mode.
+    pub fn pingpong(&self) -> bool {
+        self.pingpong
+    }
     /// Deadline of one timer.
     pub fn timer(&self, t: Timer) -> Option<SimTime> {
         self.timers[t as usize]
@@ -520,6 +567,10 @@ impl Connection {
         self.ooo_acks = 0;
         self.fast_rtx = false;
         self.probe_now = false;
+        self.tlp_now = false;
+        if let Some(sb) = self.sb.as_mut() {
+            sb.clear();
+        }
     }
 
     /// Give up: CLOSED with `ConnectionLost` (RFC 9293 §3.8.3 R2).

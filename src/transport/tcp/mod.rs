@@ -2,12 +2,14 @@
 //!
 //! Read first: RFC 9293 (TCP), RFC 6298 (retransmission timer), RFC 5681
 //! (congestion control), RFC 6582 (NewReno), RFC 6928 (initial window),
-//! RFC 7323 (window scale, timestamps), RFC 2018 (SACK-permitted), RFC 5961
+//! RFC 7323 (window scale, timestamps), RFC 2018 (SACK), RFC 8985 (RACK-TLP), RFC 5961
 //! (RST/SYN robustness), RFC 1122 §4.2.3.2 (delayed ACKs); `docs/tcp.md`.
 //!
 //! * [`segment`]: wire format — [`TcpPacket`] view and [`TcpRepr`].
 //! * [`Connection`]: one endpoint; [`Listener`] accepts SYNs for a port.
 //! * [`rto`], [`congestion`]: the RFC 6298 estimator and NewReno.
+//! * [`sack`]: the SACK scoreboard and RACK-TLP loss detection (RFC 2018,
+//!   RFC 6675, RFC 8985), used when both ends negotiated SACK.
 //! * [`profile`]: [`Config`] with the `rfc` and `linux-like` profiles.
 //!
 //! A driver (the simulator, a test) owns the connections, demultiplexes by
@@ -18,6 +20,7 @@ pub mod congestion;
 pub mod connection;
 pub mod profile;
 pub mod rto;
+pub mod sack;
 pub mod segment;
 
 pub use connection::{
@@ -25,7 +28,7 @@ pub use connection::{
 };
 pub use profile::{Config, InitialWindow, Profile, RtoFormula};
 pub use segment::{
-    checksum_ok, fill_checksum, reset_for, SegmentError, TcpFlags, TcpPacket, TcpRepr,
+    checksum_ok, fill_checksum, reset_for, SackBlocks, SegmentError, TcpFlags, TcpPacket, TcpRepr,
 };
 
 use crate::net::addr::SockAddr;

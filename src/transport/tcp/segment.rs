@@ -1,13 +1,12 @@
 //! TCP header (RFC 9293 §3.1) with the options this model speaks: MSS
 //! (RFC 9293 §3.2), window scale and timestamps (RFC 7323 §2, §3) and
-//! SACK-permitted (RFC 2018 §2).
+//! SACK-permitted and SACK blocks (RFC 2018 §2, §3).
 //!
 //! Two layers, as in smoltcp's `wire` and `crate::net::udp`: [`TcpPacket`],
 //! a checked view over bytes, and [`TcpRepr`] with `parse` / `header_len` /
 //! `buffer_len` / `emit`. No-panic rule: any byte slice may be parsed; short,
 //! garbled or inconsistent input gives a [`SegmentError`], never a panic or
-//! an out-of-bounds index. Unknown options (and SACK blocks, which this model
-//! does not use) are skipped by their length byte.
+//! an out-of-bounds index. Unknown options are skipped by their length byte.
 
 use crate::net::checksum::{self, PseudoAddrs};
 use crate::net::ip::PROTO_TCP;
@@ -24,6 +23,7 @@ const OPT_NOP: u8 = 1;
 const OPT_MSS: u8 = 2;
 const OPT_WS: u8 = 3;
 const OPT_SACK_PERM: u8 = 4;
+const OPT_SACK: u8 = 5;
 const OPT_TS: u8 = 8;
 
 /// A malformed segment, or one that cannot be emitted.
@@ -201,6 +201,51 @@ pub fn fill_checksum(seg: &mut [u8], pseudo: PseudoAddrs) {
     seg[16..18].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Up to four SACK blocks `[left, right)` (RFC 2018 §3), first = the most
+/// recently changed (§4). Three fit beside the timestamps option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SackBlocks {
+    blocks: [(u32, u32); 4],
+    len: u8,
+}
+
+impl SackBlocks {
+    /// Append a block; false when four are held.
+    pub fn push(&mut self, left: u32, right: u32) -> bool {
+        let n = usize::from(self.len);
+        if n >= 4 {
+            return false;
+        }
+        self.blocks[n] = (left, right);
+        self.len += 1;
+        true
+    }
+    /// The blocks, first = most recent.
+    pub fn as_slice(&self) -> &[(u32, u32)] {
+        &self.blocks[..usize::from(self.len)]
+    }
+    /// Number of blocks.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+    /// No block.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Keep the first `n` blocks.
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n as u8);
+    }
+    /// Bytes of the option with its two leading NOPs (0 when empty).
+    pub fn option_len(&self) -> usize {
+        if self.len == 0 {
+            0
+        } else {
+            4 + 8 * usize::from(self.len)
+        }
+    }
+}
+
 /// A parsed TCP header with the options this model understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpRepr {
@@ -220,6 +265,9 @@ pub struct TcpRepr {
     pub sack_permitted: bool,
     /// Timestamps option `(TSval, TSecr)` (RFC 7323 §3.2).
     pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks (RFC 2018 §3), never on SYNs. `emit` writes as many as
+    /// fit in the 40 bytes of options.
+    pub sack: SackBlocks,
     /// Payload bytes after the header.
     pub payload_len: u16,
 }
@@ -264,8 +312,22 @@ impl TcpRepr {
 
     /// Bytes of options `emit` writes (a multiple of 4). Layout as Linux:
     /// MSS, SACK-permitted + timestamps (or NOP NOP + either), NOP + window
-    /// scale.
+    /// scale, NOP NOP + SACK blocks (as many as fit in 40 bytes).
     pub fn options_len(&self) -> usize {
+        let n = self.fixed_options_len();
+        n + self.sack_fit(n).option_len()
+    }
+
+    /// The SACK blocks that fit after `fixed` bytes of other options.
+    fn sack_fit(&self, fixed: usize) -> SackBlocks {
+        let mut s = self.sack;
+        let room = 40usize.saturating_sub(fixed);
+        let fit = room.saturating_sub(4) / 8;
+        s.truncate(fit.min(4));
+        s
+    }
+
+    fn fixed_options_len(&self) -> usize {
         let mut n = 0;
         if self.mss.is_some() {
             n += 4;
@@ -363,7 +425,7 @@ impl TcpRepr {
         d[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
         d[4..8].copy_from_slice(&self.seq.to_be_bytes());
         d[8..12].copy_from_slice(&self.ack.to_be_bytes());
-        // hl ≤ 20 + 4 + 12 + 4 = 40, so hl / 4 fits the 4-bit field.
+        // hl ≤ 20 + 40 = 60, so hl / 4 fits the 4-bit field.
         d[12] = ((hl / 4) as u8) << 4;
         d[13] = self.flags.0 & 0x3F;
         d[14..16].copy_from_slice(&self.window.to_be_bytes());
@@ -397,6 +459,17 @@ impl TcpRepr {
         }
         if let Some(ws) = self.window_scale {
             o[i..i + 4].copy_from_slice(&[OPT_NOP, OPT_WS, 3, ws]);
+            i += 4;
+        }
+        let sack = self.sack_fit(i);
+        if !sack.is_empty() {
+            o[i..i + 4].copy_from_slice(&[OPT_NOP, OPT_NOP, OPT_SACK, sack.option_len() as u8 - 2]);
+            i += 4;
+            for &(l, r) in sack.as_slice() {
+                o[i..i + 4].copy_from_slice(&l.to_be_bytes());
+                o[i + 4..i + 8].copy_from_slice(&r.to_be_bytes());
+                i += 8;
+            }
         }
         Ok(len)
     }
@@ -434,7 +507,15 @@ fn parse_options(mut o: &[u8], r: &mut TcpRepr) -> Result<(), SegmentError> {
                     u32::from_be_bytes([*e, *f, *g, *h]),
                 ))
             }
-            (OPT_MSS | OPT_WS | OPT_SACK_PERM | OPT_TS, _) => {
+            (OPT_SACK, b) if !b.is_empty() && b.len() % 8 == 0 && b.len() <= 32 => {
+                for c in b.chunks_exact(8) {
+                    r.sack.push(
+                        u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                        u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
+                    );
+                }
+            }
+            (OPT_MSS | OPT_WS | OPT_SACK_PERM | OPT_TS | OPT_SACK, _) => {
                 return Err(SegmentError::BadOption { kind })
             }
             _ => {}

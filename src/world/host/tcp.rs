@@ -760,8 +760,10 @@ impl World<'_> {
             {
                 flow = s.rx_flow; // a pure ACK answers the data last received
             }
-            if kind == "tcp_data" && !s.kinds.is_empty() {
-                // the application packet the segment's first byte belongs to
+            if t.payload_len > 0 && !t.flags.syn() && !t.flags.rst() && !s.kinds.is_empty() {
+                // the application packet the segment's first byte belongs
+                // to (also when the segment carries the FIN: its bytes are
+                // that packet's, as tshark labels it)
                 let start = u64::from(t.seq.wrapping_sub(s.iss).wrapping_sub(1));
                 let i = s.kinds.partition_point(|&(o, _, _)| o <= start);
                 let (_, k, f) = s.kinds[i.saturating_sub(1)];

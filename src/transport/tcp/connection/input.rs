@@ -4,10 +4,10 @@ use super::super::congestion::{seq_le, seq_lt, AckAction};
 use super::super::segment::TcpRepr;
 use super::{
     Connection, InputError, Segment, State, Timer, EV_CLOSED, EV_CONNECTED, EV_PEER_CLOSED,
-    EV_READABLE, EV_RESET,
+    EV_READABLE, EV_RESET, RTX_PTO, RTX_REO, RTX_RTO,
 };
 use crate::net::addr::{Addr, SockAddr};
-use crate::sim::SimTime;
+use crate::sim::{SimDuration, SimTime};
 
 impl Connection {
     /// A segment (TCP header and payload, no IP header; its checksum
@@ -48,6 +48,7 @@ impl Connection {
         let peer_mss = r.mss.unwrap_or(536).max(64);
         self.ts_ok = self.config.timestamps && r.timestamps.is_some();
         self.sack_ok = self.config.sack_permitted && r.sack_permitted;
+        self.sb = self.sack_ok.then(Box::default);
         match (self.config.window_scale, r.window_scale) {
             (Some(ours), Some(theirs)) => {
                 self.ws_ok = true;
@@ -280,8 +281,11 @@ impl Connection {
         }
         let wnd = u32::from(r.window) << self.snd_wscale;
         let flight = self.snd_max.wrapping_sub(self.snd_una);
-        if seq_lt(self.snd_una, r.ack) {
-            self.on_new_ack(now, r.ack, flight);
+        let tsecr = r.timestamps.map_or(0, |t| t.1);
+        if self.sb.is_some() {
+            self.on_ack_sack(now, r, flight, no_data && wnd == self.snd_wnd);
+        } else if seq_lt(self.snd_una, r.ack) {
+            self.on_new_ack(now, r.ack, flight, tsecr);
         } else if r.ack == self.snd_una
             && no_data
             && !r.flags.fin()
@@ -321,8 +325,9 @@ impl Connection {
         }
     }
 
-    /// SND.UNA advances to `ack` (RFC 6298 §5.2–5.3, RFC 5681, RFC 6582).
-    fn on_new_ack(&mut self, now: SimTime, ack: u32, flight: u32) {
+    /// Free acknowledged bytes and move SND.UNA to `ack`; returns the
+    /// bytes newly acknowledged.
+    fn advance_una(&mut self, ack: u32) -> u32 {
         let acked = ack.wrapping_sub(self.snd_una);
         let into_buf = ack.wrapping_sub(self.buf_seq);
         if (into_buf as i32) > 0 {
@@ -334,12 +339,44 @@ impl Connection {
         if seq_lt(self.snd_nxt, ack) {
             self.snd_nxt = ack;
         }
+        if self.snd_una == self.snd_max {
+            self.rtx_unacked = false;
+        }
+        acked
+    }
+
+    /// RFC 7323 §4 (Linux `tcp_rtt_tsopt_us`): an RTT sample from the
+    /// timestamp echo, used when the acknowledged data was retransmitted
+    /// (Karn's rule forbids timing it by the send time, the echo does not:
+    /// it names the copy that arrived). Millisecond clock, at least 1 ms.
+    fn ts_sample(&mut self, now: SimTime, tsecr: u32) {
+        if !self.ts_ok || tsecr == 0 {
+            return;
+        }
+        let now_ms = (now.as_nanos() / 1_000_000) as u32;
+        let d = now_ms.wrapping_sub(tsecr);
+        if (d as i32) < 0 {
+            return;
+        }
+        self.rtt
+            .sample(&self.config, SimDuration::from_millis(u64::from(d.max(1))));
+    }
+
+    /// SND.UNA advances to `ack` (RFC 6298 §5.2–5.3, RFC 5681, RFC 6582).
+    fn on_new_ack(&mut self, now: SimTime, ack: u32, flight: u32, tsecr: u32) {
+        let rtx_acked = self.rtx_unacked;
+        let acked = self.advance_una(ack);
+        let mut sampled = false;
         if let Some(s) = self.rtt_seq {
             if seq_le(s, ack) {
                 self.rtt_seq = None;
+                sampled = true;
                 self.rtt
                     .sample(&self.config, now.saturating_since(self.rtt_time));
             }
+        }
+        if !sampled && rtx_acked {
+            self.ts_sample(now, tsecr);
         }
         self.retries = 0;
         self.probes = 0;
@@ -351,6 +388,130 @@ impl Connection {
             self.arm_rto(now);
         }
         self.do_ack_action(now, act);
+    }
+
+    /// ACK processing with SACK (RFC 6675, RFC 8985): the scoreboard takes
+    /// the cumulative ACK and the SACK blocks, RACK marks losses by time,
+    /// recovery starts on the first loss marked, and the retransmission
+    /// slot is re-armed as RTO, reordering timer or tail-loss probe.
+    fn on_ack_sack(&mut self, now: SimTime, r: &TcpRepr, flight: u32, dup_candidate: bool) {
+        let Some(mut sb) = self.sb.take() else {
+            return;
+        };
+        let new = seq_lt(self.snd_una, r.ack);
+        let d = sb.on_ack(now, r.ack, r.sack.as_slice());
+        if new {
+            let rtx_acked = self.rtx_unacked;
+            let acked = self.advance_una(r.ack);
+            match d.rtt_ns {
+                Some(ns) => self.rtt.sample(&self.config, SimDuration::from_nanos(ns)),
+                None if rtx_acked || d.acked_retransmitted => {
+                    self.ts_sample(now, r.timestamps.map_or(0, |t| t.1))
+                }
+                None => {}
+            }
+            self.retries = 0;
+            self.probes = 0;
+            self.progress_since = now;
+            if let Some(point) = sb.loss_point {
+                // Linux leaves CA_Loss once everything sent before the
+                // timeout is acknowledged.
+                if seq_lt(point, r.ack) {
+                    sb.loss_point = None;
+                }
+            }
+            if self.cc.in_recovery {
+                self.cc.on_sack_recovery_ack(r.ack);
+            } else {
+                self.cc.on_ack(r.ack, acked, flight);
+            }
+            if let Some(end) = sb.tlp_end {
+                if seq_le(end, r.ack) {
+                    // RFC 8985 §7.4: the probe repaired a loss (no D-SACK
+                    // says otherwise): respond as to a loss, once.
+                    if sb.tlp_retrans && !self.cc.in_recovery && sb.loss_point.is_none() {
+                        self.cc.reduce_once(flight);
+                    }
+                    sb.tlp_end = None;
+                }
+            }
+        } else if r.ack == self.snd_una && dup_candidate && !r.flags.fin() && flight > 0 {
+            self.stats.dupacks_received += 1;
+        }
+        let srtt = self.rtt.srtt().map_or(0, |d| d.as_nanos());
+        let recovering = self.cc.in_recovery || sb.loss_point.is_some();
+        let (lost, reo) = sb.detect_loss(now, srtt, recovering);
+        self.stats.rack_lost += lost;
+        if lost > 0 && !recovering {
+            // RFC 6675 §5 step 4 / Linux tcp_enter_recovery.
+            self.cc.enter_sack_recovery(flight, self.snd_max);
+            self.fast_rtx = true;
+            sb.tlp_end = None;
+        }
+        self.sb = Some(sb);
+        self.rearm_sack(now, new, reo);
+    }
+
+    /// Arm the retransmission slot after a SACK-mode ACK: nothing when
+    /// all is acknowledged; RACK's reordering timer when a segment awaits
+    /// its deadline; a tail-loss probe when allowed; else the RTO
+    /// (restarted when the ACK acknowledged new data, RFC 6298 §5.3).
+    pub(super) fn rearm_sack(&mut self, now: SimTime, restart: bool, reo: Option<SimTime>) {
+        if self.snd_una == self.snd_max {
+            self.set_timer(Timer::Retransmit, None);
+            return;
+        }
+        if let Some(at) = reo {
+            self.rtx_kind = RTX_REO;
+            self.set_timer(Timer::Retransmit, Some(at));
+            return;
+        }
+        if self.schedule_tlp(now) {
+            return;
+        }
+        if restart || self.timer(Timer::Retransmit).is_none() || self.rtx_kind != RTX_RTO {
+            self.arm_rto(now);
+        }
+    }
+
+    /// RFC 8985 §7.2: arm the probe timeout when no loss recovery and no
+    /// probe is under way: PTO = max(2·SRTT, 10 ms), or 2·SRTT plus the
+    /// worst-case delayed ACK with one segment in flight; never later than
+    /// the RTO would fire (Linux `tcp_schedule_loss_probe`).
+    pub(super) fn schedule_tlp(&mut self, now: SimTime) -> bool {
+        let Some(sb) = self.sb.as_deref() else {
+            return false;
+        };
+        let Some(srtt) = self.rtt.srtt() else {
+            return false;
+        };
+        if self.cc.in_recovery
+            || sb.loss_point.is_some()
+            || sb.tlp_end.is_some()
+            || sb.outstanding() == 0
+            || !matches!(
+                self.state,
+                State::Established | State::CloseWait | State::FinWait1 | State::LastAck
+            )
+        {
+            return false;
+        }
+        let two = srtt.as_nanos().saturating_mul(2);
+        let pto = if sb.outstanding() == 1 {
+            two.saturating_add(self.config.delayed_ack_max.as_nanos())
+        } else {
+            two.max(10_000_000)
+        };
+        let mut at = now + SimDuration::from_nanos(pto);
+        if let Some(head) = sb.head_xmit() {
+            let rto_at = head + self.rtt.timeout(&self.config);
+            if rto_at > now {
+                at = at.min(rto_at);
+            }
+        }
+        self.rtx_kind = RTX_PTO;
+        self.set_timer(Timer::Retransmit, Some(at));
+        true
     }
 
     /// Our FIN was acknowledged: FIN-WAIT-1 → FIN-WAIT-2, CLOSING →
@@ -462,6 +623,7 @@ impl Connection {
         if off > 0 {
             // Out of order: a duplicate ACK at once (RFC 5681 §4.2).
             self.ooo_acks = self.ooo_acks.saturating_add(1);
+            self.last_ooo = seq;
         } else if had_holes {
             // Filling a hole: ACK at once.
             self.ack_now = true;
@@ -503,7 +665,7 @@ impl Connection {
             self.ato = self.ato.max(min).min(c.delayed_ack_max);
         }
         self.last_data = now;
-        if self.quickack > 0 {
+        if self.quickack > 0 && !self.pingpong {
             self.quickack -= 1;
             self.ack_now = true;
             return;

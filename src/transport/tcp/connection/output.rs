@@ -2,7 +2,7 @@
 //! window management, §3.7.4 Nagle; RFC 5681 §3.2 fast retransmit).
 
 use super::super::congestion::{seq_le, seq_lt};
-use super::super::segment::{TcpFlags, TcpRepr};
+use super::super::segment::{SackBlocks, TcpFlags, TcpRepr};
 use super::{Connection, State, Timer, Transmit};
 use crate::sim::SimTime;
 
@@ -47,28 +47,32 @@ impl Connection {
             State::SynSent => return None,
             _ => {}
         }
-        if self.state.is_synchronized() {
+        if self.state.is_synchronized() && self.sb.is_some() {
+            if let Some(t) = self.send_sack_mode(now, buf) {
+                return Some(t);
+            }
+        } else if self.state.is_synchronized() {
             if self.fast_rtx {
                 self.fast_rtx = false;
                 if let Some(t) = self.send_fast_rtx(now, buf) {
                     return Some(t);
                 }
             }
-            if let Some(t) = self.send_data(now, buf) {
+            if let Some(t) = self.send_data(now, buf, None) {
                 return Some(t);
             }
-            if self.probe_now {
-                self.probe_now = false;
-                self.stats.window_probes += 1;
-                // Linux tcp_xmit_probe_skb: an old sequence number makes
-                // the receiver answer with its current window.
-                let r = TcpRepr {
-                    seq: self.snd_una.wrapping_sub(1),
-                    flags: TcpFlags(TcpFlags::ACK),
-                    ..self.base()
-                };
-                return self.finish(now, r, buf, false);
-            }
+        }
+        if self.state.is_synchronized() && self.probe_now {
+            self.probe_now = false;
+            self.stats.window_probes += 1;
+            // Linux tcp_xmit_probe_skb: an old sequence number makes the
+            // receiver answer with its current window.
+            let r = TcpRepr {
+                seq: self.snd_una.wrapping_sub(1),
+                flags: TcpFlags(TcpFlags::ACK),
+                ..self.base()
+            };
+            return self.finish(now, r, buf, false);
         }
         if self.ack_now || self.ooo_acks > 0 {
             self.stats.acks_sent += 1;
@@ -88,13 +92,47 @@ impl Connection {
         None
     }
 
-    /// Ports, and the timestamps option when negotiated.
+    /// Ports, and the SACK blocks when out-of-order data is held (the
+    /// timestamps option is added by `finish`).
     fn base(&self) -> TcpRepr {
         TcpRepr {
             src_port: self.local.port,
             dst_port: self.remote.port,
+            sack: self.sack_blocks(),
             ..TcpRepr::default()
         }
+    }
+
+    /// RFC 2018 §4: one block per out-of-order range held, the one holding
+    /// the latest arrival first, then the others from the highest down
+    /// (as many as fit: three beside timestamps).
+    fn sack_blocks(&self) -> SackBlocks {
+        let mut s = SackBlocks::default();
+        if !self.sack_ok || !self.state.is_synchronized() {
+            return s;
+        }
+        let ranges = self.rcvbuf.assembler().ranges();
+        let abs = |r: &(u32, u32)| {
+            (
+                self.rcv_nxt.wrapping_add(r.0),
+                self.rcv_nxt.wrapping_add(r.1),
+            )
+        };
+        let recent = ranges.iter().position(|r| {
+            let (a, b) = abs(r);
+            seq_le(a, self.last_ooo) && seq_lt(self.last_ooo, b)
+        });
+        if let Some(i) = recent {
+            let (a, b) = abs(&ranges[i]);
+            s.push(a, b);
+        }
+        for (i, r) in ranges.iter().enumerate().rev() {
+            if Some(i) != recent {
+                let (a, b) = abs(r);
+                s.push(a, b);
+            }
+        }
+        s
     }
 
     /// The window field (RFC 7323 §2.3: scaled except in SYNs; never
@@ -141,6 +179,9 @@ impl Connection {
             r.timestamps = Some(((now.as_nanos() / 1_000_000) as u32, ecr));
         }
         let len = r.emit_header_unchecked(buf).ok()?;
+        if rtx {
+            self.rtx_unacked = true;
+        }
         if r.flags.ack() {
             self.ack_now = false;
             self.ooo_acks = self.ooo_acks.saturating_sub(1);
@@ -219,10 +260,16 @@ impl Connection {
         }
     }
 
-    /// Payload room in `buf` after the header.
+    /// Payload room in `buf` after the header, and within the SMSS once
+    /// SACK blocks take header room (Linux `tcp_current_mss`: the MSS
+    /// shrinks by the SACK option so the packet still fits the path MTU).
     fn buf_room(&self, buf: &[u8]) -> u32 {
-        let hl = if self.ts_ok { 32 } else { 20 };
-        u32::try_from(buf.len().saturating_sub(hl)).unwrap_or(u32::MAX)
+        let sack = self.base().options_len() as u32;
+        let hl = 20 + if self.ts_ok { 12 } else { 0 } + sack as usize;
+        let mtu_room = u32::from(self.smss).saturating_sub(sack).max(1);
+        u32::try_from(buf.len().saturating_sub(hl))
+            .unwrap_or(u32::MAX)
+            .min(mtu_room)
     }
 
     /// Fast retransmit / NewReno partial ACK: one segment at SND.UNA
@@ -250,16 +297,29 @@ impl Connection {
 
     /// New data (or go-back-N retransmission after a timeout) within
     /// min(cwnd, SND.WND), with Nagle and sender SWS avoidance, and the FIN.
-    fn send_data(&mut self, now: SimTime, buf: &mut [u8]) -> Option<Transmit> {
+    /// `cwnd_room`: in SACK mode, the bytes cwnd − pipe allows (the peer's
+    /// window still applies); `u32::MAX` for a tail-loss probe, which
+    /// ignores cwnd and Nagle (Linux `tcp_send_loss_probe`).
+    fn send_data(
+        &mut self,
+        now: SimTime,
+        buf: &mut [u8],
+        cwnd_room: Option<u32>,
+    ) -> Option<Transmit> {
         let unsent = self.avail_from(self.snd_nxt);
         let fin_pending = self.fin_queued && seq_le(self.snd_nxt, self.fin_seq());
         if unsent == 0 && !fin_pending {
             return None;
         }
-        let wnd = self.cc.window().min(self.snd_wnd);
+        let probe = cwnd_room == Some(u32::MAX);
+        let wnd = match cwnd_room {
+            Some(_) => self.snd_wnd,
+            None => self.cc.window().min(self.snd_wnd),
+        };
         let limit = self.snd_una.wrapping_add(wnd);
         let room = limit.wrapping_sub(self.snd_nxt);
         let room = if (room as i32) < 0 { 0 } else { room };
+        let room = room.min(cwnd_room.unwrap_or(u32::MAX));
         let len = unsent
             .min(u32::from(self.smss))
             .min(room)
@@ -273,7 +333,7 @@ impl Connection {
             if !rtx && len < u32::from(self.smss) && outstanding {
                 // RFC 9293 §3.7.4 Nagle: hold a runt while data is
                 // unacknowledged (a pending FIN pushes it out).
-                if self.config.nagle && !self.fin_queued && len == unsent {
+                if self.config.nagle && !self.fin_queued && len == unsent && !probe {
                     return None;
                 }
                 // §3.8.6.2.1 sender SWS avoidance: no window-limited runts.
@@ -291,20 +351,123 @@ impl Connection {
         let t = self.send_segment(now, seq, len, fin, rtx, buf)?;
         self.snd_nxt = seq.wrapping_add(len + u32::from(fin));
         if seq_lt(self.snd_max, self.snd_nxt) {
-            if !rtx {
-                self.stats.bytes_sent += u64::from(len);
-                if self.rtt_seq.is_none() {
-                    self.rtt_seq = Some(self.snd_nxt);
-                    self.rtt_time = now;
-                }
+            // New payload bytes, also those a go-back-N retransmission
+            // carries past SND.MAX (Nagle lets it grow beyond the segment
+            // first sent).
+            let data_end = seq.wrapping_add(len);
+            if seq_lt(self.snd_max, data_end) {
+                self.stats.bytes_sent += u64::from(data_end.wrapping_sub(self.snd_max));
             }
+            if !rtx && self.rtt_seq.is_none() {
+                self.rtt_seq = Some(self.snd_nxt);
+                self.rtt_time = now;
+            }
+            let old_max = self.snd_max;
             self.snd_max = self.snd_nxt;
+            if let Some(sb) = self.sb.as_deref_mut() {
+                sb.on_send(old_max, self.snd_max, now);
+            }
+        }
+        if len > 0 {
+            self.note_data_sent(now);
         }
         if was_idle {
             self.progress_since = now;
         }
-        if self.timer(Timer::Retransmit).is_none() {
+        if self.sb.is_some() && !probe {
+            if self.rtx_kind != super::RTX_REO
+                && !self.schedule_tlp(now)
+                && (self.timer(Timer::Retransmit).is_none() || self.rtx_kind != super::RTX_RTO)
+            {
+                self.arm_rto(now);
+            }
+        } else if self.timer(Timer::Retransmit).is_none() {
             self.arm_rto(now);
+        }
+        Some(t)
+    }
+
+    /// Linux `tcp_event_data_sent`: data sent within the delayed-ACK
+    /// timeout of the last data received puts the connection in
+    /// interactive mode, where ACKs wait to ride on the answer.
+    fn note_data_sent(&mut self, now: SimTime) {
+        let c = &self.config;
+        if c.delayed_ack_min < c.delayed_ack_max
+            && self.rcv_nxt != self.irs.wrapping_add(1)
+            && now.saturating_since(self.last_data) < self.ato
+        {
+            self.pingpong = true;
+        }
+    }
+
+    /// Sending with SACK (RFC 6675 §5, RFC 8985): a due tail-loss probe
+    /// first, then segments marked lost (the first at once on entering
+    /// recovery, the rest while pipe + segment ≤ cwnd), then new data
+    /// within cwnd − pipe.
+    fn send_sack_mode(&mut self, now: SimTime, buf: &mut [u8]) -> Option<Transmit> {
+        if self.tlp_now {
+            self.tlp_now = false;
+            let before = self.snd_max;
+            let mut t = self.send_data(now, buf, Some(u32::MAX));
+            let mut retrans = false;
+            if t.is_none() {
+                let last = self.sb.as_deref().and_then(|sb| sb.last_unsacked());
+                if let Some((i, s, e)) = last {
+                    t = self.resend(now, i, s, e, buf);
+                    retrans = true;
+                }
+            }
+            if t.is_some() {
+                self.stats.loss_probes += 1;
+                if let Some(sb) = self.sb.as_deref_mut() {
+                    sb.tlp_end = Some(self.snd_max);
+                    sb.tlp_retrans = retrans && self.snd_max == before;
+                }
+                self.arm_rto_after_probe(now);
+                return t;
+            }
+        }
+        let (pipe, lost) = match self.sb.as_deref() {
+            Some(sb) => (sb.pipe(), sb.next_lost()),
+            None => return None,
+        };
+        let cwnd = self.cc.window();
+        if let Some((i, s, e)) = lost {
+            if self.fast_rtx || pipe.saturating_add(e.wrapping_sub(s)) <= cwnd {
+                let first = self.fast_rtx;
+                self.fast_rtx = false;
+                if let Some(t) = self.resend(now, i, s, e, buf) {
+                    if self.cc.in_recovery {
+                        self.stats.fast_retransmits += 1;
+                    }
+                    if first || self.timer(Timer::Retransmit).is_none() {
+                        self.arm_rto(now);
+                    }
+                    return Some(t);
+                }
+            }
+            return None;
+        }
+        self.fast_rtx = false;
+        self.send_data(now, buf, Some(cwnd.saturating_sub(pipe)))
+    }
+
+    /// Retransmit scoreboard segment `i` = `[s, e)` with its boundaries
+    /// (a FIN when it ends at our FIN). SACK blocks that would push the
+    /// packet past the MSS are left out of it.
+    fn resend(
+        &mut self,
+        now: SimTime,
+        i: usize,
+        s: u32,
+        e: u32,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        let fin = self.fin_queued && e == self.fin_seq().wrapping_add(1);
+        let len = e.wrapping_sub(s).saturating_sub(u32::from(fin));
+        let t = self.send_segment(now, s, len, fin, true, buf)?;
+        if let Some(sb) = self.sb.as_deref_mut() {
+            sb.on_retransmit(i, now);
         }
         Some(t)
     }
@@ -325,13 +488,20 @@ impl Connection {
         if len > 0 && seq.wrapping_add(len) == self.buf_seq.wrapping_add(self.sndbuf.len()) {
             flags |= TcpFlags::PSH;
         }
-        let r = TcpRepr {
+        let mut r = TcpRepr {
             seq,
             flags: TcpFlags(flags),
             payload_len: len as u16,
             ..self.base()
         };
-        let hl = r.header_len() + if self.ts_ok { 12 } else { 0 };
+        let ts = if self.ts_ok { 12 } else { 0 };
+        // Keep the packet within the path MTU: drop SACK blocks a
+        // retransmitted full-sized segment has no room for.
+        let max = usize::from(self.smss) + 20 + ts;
+        while !r.sack.is_empty() && r.header_len() + ts + len as usize > max {
+            r.sack.truncate(r.sack.len() - 1);
+        }
+        let hl = r.header_len() + ts;
         if buf.len() < hl + len as usize {
             return None;
         }

@@ -1,7 +1,7 @@
 //! Timer expiry: retransmission (RFC 6298 §5), persist (RFC 9293
 //! §3.8.6.1), delayed ACK and TIME-WAIT.
 
-use super::{Connection, LostReason, State, Timer, EV_CLOSED, TIMERS};
+use super::{Connection, LostReason, State, Timer, EV_CLOSED, RTX_PTO, RTX_REO, RTX_RTO, TIMERS};
 use crate::sim::{SimDuration, SimTime};
 
 impl Connection {
@@ -12,9 +12,13 @@ impl Connection {
                 Some(at) if at <= now => {
                     self.timers[t as usize] = None;
                     match t {
-                        Timer::Retransmit => self.on_rto(now),
+                        Timer::Retransmit => match self.rtx_kind {
+                            RTX_PTO => self.on_pto(now),
+                            RTX_REO => self.on_reorder_timeout(now),
+                            _ => self.on_rto(now),
+                        },
                         Timer::Persist => self.on_persist(now),
-                        Timer::DelayedAck => self.ack_now = true,
+                        Timer::DelayedAck => self.on_delack_timer(),
                         Timer::TimeWait => {
                             self.enter_closed();
                             self.events |= EV_CLOSED;
@@ -54,7 +58,15 @@ impl Connection {
         // Karn's rule (RFC 6298 §3): no sample from retransmitted data.
         self.rtt_seq = None;
         self.fast_rtx = false;
-        if matches!(self.state, State::SynSent | State::SynReceived) {
+        self.tlp_now = false;
+        let synchronized = self.state.is_synchronized();
+        if let Some(sb) = self.sb.as_deref_mut().filter(|_| synchronized) {
+            // SACK: every segment not SACKed is lost and is resent in
+            // order as the window opens (Linux tcp_enter_loss); SACKed
+            // ones are kept. SND.NXT stays at SND.MAX.
+            sb.mark_all_lost();
+            sb.loss_point = Some(self.snd_max.wrapping_sub(1));
+        } else if matches!(self.state, State::SynSent | State::SynReceived) {
             self.syn_rtx = true;
             self.snd_nxt = self.iss;
         } else {
@@ -72,9 +84,75 @@ impl Connection {
         }
     }
 
+    /// The tail-loss probe timer fired (RFC 8985 §7.3): the next
+    /// `poll_transmit` sends one probe (new data if the peer's window
+    /// allows, else the last segment again); not a timeout, so neither the
+    /// backoff nor the retry count moves.
+    fn on_pto(&mut self, now: SimTime) {
+        if !self.state.is_synchronized() || self.snd_una == self.snd_max {
+            return;
+        }
+        self.tlp_now = true;
+        // Re-armed as the RTO once the probe is out; until then keep it.
+        self.arm_rto(now);
+    }
+
+    /// RACK's reordering timer fired (RFC 8985 §6.3): mark what is now
+    /// overdue as lost and start recovery.
+    fn on_reorder_timeout(&mut self, now: SimTime) {
+        let Some(mut sb) = self.sb.take() else {
+            return;
+        };
+        let srtt = self.rtt.srtt().map_or(0, |d| d.as_nanos());
+        let recovering = self.cc.in_recovery || sb.loss_point.is_some();
+        let (lost, reo) = sb.detect_loss(now, srtt, recovering);
+        self.stats.rack_lost += lost;
+        if lost > 0 && !recovering {
+            let flight = self.snd_max.wrapping_sub(self.snd_una);
+            self.cc.enter_sack_recovery(flight, self.snd_max);
+            self.fast_rtx = true;
+            sb.tlp_end = None;
+        }
+        self.sb = Some(sb);
+        self.rearm_sack(now, true, reo);
+    }
+
+    /// Delayed-ACK timer (Linux `tcp_delack_timer_handler`): send the ACK;
+    /// with the adaptive timer, leave interactive mode (ato back to its
+    /// minimum) or, outside it, double ato up to the RTO.
+    fn on_delack_timer(&mut self) {
+        self.ack_now = true;
+        let c = &self.config;
+        if c.delayed_ack_min < c.delayed_ack_max {
+            if self.pingpong {
+                self.pingpong = false;
+                self.ato = c.delayed_ack_min;
+            } else {
+                let d = self.ato.as_nanos().saturating_mul(2);
+                let cap = self.rtt.rto().as_nanos().min(c.delayed_ack_max.as_nanos());
+                self.ato = SimDuration::from_nanos(d.min(cap).max(c.delayed_ack_min.as_nanos()));
+            }
+        }
+    }
+
+    /// After a tail-loss probe went out: the RTO counts from the oldest
+    /// outstanding segment's latest transmission (Linux `tcp_rearm_rto`
+    /// while a probe was pending), or from now when that is already past.
+    pub(super) fn arm_rto_after_probe(&mut self, now: SimTime) {
+        let head = self.sb.as_deref().and_then(|sb| sb.head_xmit());
+        self.arm_rto(now);
+        if let Some(h) = head {
+            let at = h + self.rtt.timeout(&self.config);
+            if at > now {
+                self.set_timer(Timer::Retransmit, Some(at));
+            }
+        }
+    }
+
     /// Arm the retransmission timer at now + RTO, not beyond the user
     /// timeout.
     pub(super) fn arm_rto(&mut self, now: SimTime) {
+        self.rtx_kind = RTX_RTO;
         let mut at = now + self.rtt.timeout(&self.config);
         if let Some(ut) = self.config.user_timeout {
             if self.state.is_synchronized() {
