@@ -460,6 +460,8 @@ fn test_established_user_timeout() {
 #[test]
 fn connection_is_compact() {
     let size = std::mem::size_of::<Connection>();
-    // about 0.6 KB per connection: 10,000 MQTT clients need 6 MB for TCP state
-    assert!(size <= 592, "Connection is {size} bytes");
+    // about 0.6 KB per connection: 10,000 MQTT clients need 6.3 MB for TCP
+    // state. 40 of these bytes are CUBIC's (W_max, cwnd_prior, W_est, the
+    // curve's origin; 592 before it).
+    assert!(size <= 632, "Connection is {size} bytes");
 }

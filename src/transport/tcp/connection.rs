@@ -15,7 +15,7 @@
 use crate::net::addr::{Addr, SockAddr};
 
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::congestion::{seq_lt, NewReno};
+use super::congestion::{seq_lt, Controller};
 use super::profile::Config;
 use super::rto::RttEstimator;
 use super::segment::SegmentError;
@@ -258,7 +258,7 @@ pub struct Connection {
     /// Linux keeps it in jiffies (0 = never).
     last_oow_ack_ms: u32,
     rtt: RttEstimator,
-    cc: NewReno,
+    cc: Controller,
     rtt_seq: Option<u32>,
     rtt_time: SimTime,
     timers: [Option<SimTime>; 4],
@@ -322,7 +322,12 @@ impl Connection {
             ts_recent: 0,
             last_oow_ack_ms: 0,
             rtt: RttEstimator::new(&config),
-            cc: NewReno::new(config.initial_cwnd(u32::from(mss)), u32::from(mss), iss),
+            cc: Controller::new(
+                config.congestion,
+                config.initial_cwnd(u32::from(mss)),
+                u32::from(mss),
+                iss,
+            ),
             rtt_seq: None,
             rtt_time: SimTime::ZERO,
             timers: [None; 4],

@@ -1,13 +1,15 @@
 //! A sans-IO TCP model for MQTT over lossy links.
 //!
 //! Read first: RFC 9293 (TCP), RFC 6298 (retransmission timer), RFC 5681
-//! (congestion control), RFC 6582 (NewReno), RFC 6928 (initial window),
-//! RFC 7323 (window scale, timestamps), RFC 2018 (SACK-permitted), RFC 5961
-//! (RST/SYN robustness), RFC 1122 §4.2.3.2 (delayed ACKs); `docs/tcp.md`.
+//! (congestion control), RFC 6582 (NewReno), RFC 9438 (CUBIC), RFC 6928
+//! (initial window), RFC 7323 (window scale, timestamps), RFC 2018
+//! (SACK-permitted), RFC 5961 (RST/SYN robustness), RFC 1122 §4.2.3.2
+//! (delayed ACKs); `docs/tcp.md`.
 //!
 //! * [`segment`]: wire format — [`TcpPacket`] view and [`TcpRepr`].
 //! * [`Connection`]: one endpoint; [`Listener`] accepts SYNs for a port.
-//! * [`rto`], [`congestion`]: the RFC 6298 estimator and NewReno.
+//! * [`rto`], [`congestion`]: the RFC 6298 estimator; NewReno recovery with
+//!   NewReno or CUBIC window growth.
 //! * [`profile`]: [`Config`] with the `rfc` and `linux-like` profiles.
 //!
 //! A driver (the simulator, a test) owns the connections, demultiplexes by
@@ -23,7 +25,7 @@ pub mod segment;
 pub use connection::{
     mss_for_mtu, Connection, Event, InputError, LostReason, Segment, State, Stats, Timer, Transmit,
 };
-pub use profile::{Config, InitialWindow, Profile, RtoFormula};
+pub use profile::{Config, CongestionAlgorithm, InitialWindow, Profile, RtoFormula};
 pub use segment::{
     checksum_ok, fill_checksum, reset_for, SegmentError, TcpFlags, TcpPacket, TcpRepr,
 };

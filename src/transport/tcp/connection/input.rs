@@ -344,7 +344,7 @@ impl Connection {
         self.retries = 0;
         self.probes = 0;
         self.progress_since = now;
-        let act = self.cc.on_ack(ack, acked, flight);
+        let act = self.cc.on_ack(now, self.rtt.srtt(), ack, acked, flight);
         if self.snd_una == self.snd_max {
             self.set_timer(Timer::Retransmit, None);
         } else {
