@@ -328,7 +328,11 @@ fn fast_retransmit_on_third_dup_ack() {
 
 #[test]
 fn newreno_recovers_two_losses_without_timeout() {
-    let mut p = Pair::new(Config::linux_like(), ms(20));
+    // NewReno's reduction is what this checks (linux-like defaults to
+    // CUBIC; tests/tcp_cubic.rs has the CUBIC version).
+    let mut cfg = Config::linux_like();
+    cfg.congestion = qossim::transport::tcp::CongestionAlgorithm::NewReno;
+    let mut p = Pair::new(cfg, ms(20));
     p.establish();
     drop_first_tx(&mut p, &[1448, 4 * 1448], DATA);
     p.to_write = (0..10 * 1448u32).map(|i| (i % 251) as u8).collect();

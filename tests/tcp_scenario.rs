@@ -3,7 +3,7 @@
 
 use qossim::scenario::load_str;
 use qossim::sim::SimDuration;
-use qossim::transport::tcp::{Config, InitialWindow, Profile, RtoFormula};
+use qossim::transport::tcp::{Config, CongestionAlgorithm, InitialWindow, Profile, RtoFormula};
 use std::path::Path;
 
 const BASE: &str = r#"
@@ -96,4 +96,59 @@ fn errors_name_field_and_line() {
     assert_eq!(e.field.as_deref(), Some("protocols.tcp.window_scale"));
     let e = load("\n[protocols.tcp]\nsyn_retry = 3\n", &[]).unwrap_err();
     assert!(e.message.contains("syn_retry"), "{}", e.message);
+}
+
+#[test]
+fn congestion_overrides_the_profile() {
+    // Profiles: linux-like CUBIC, rfc NewReno.
+    let s = load("", &[]).unwrap();
+    assert_eq!(
+        s.protocols.tcp.config.congestion,
+        CongestionAlgorithm::Cubic
+    );
+    let s = load("\n[protocols.tcp]\nprofile = \"rfc\"\n", &[]).unwrap();
+    assert_eq!(
+        s.protocols.tcp.config.congestion,
+        CongestionAlgorithm::NewReno
+    );
+    // Explicit field either way; everything else stays the profile's.
+    let s = load("\n[protocols.tcp]\ncongestion = \"newreno\"\n", &[]).unwrap();
+    let c = s.protocols.tcp.config;
+    assert_eq!(c.congestion, CongestionAlgorithm::NewReno);
+    assert_eq!(
+        Config {
+            congestion: CongestionAlgorithm::Cubic,
+            ..c
+        },
+        Config::linux_like()
+    );
+    let s = load(
+        "\n[protocols.tcp]\nprofile = \"rfc\"\ncongestion = \"cubic\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(s.protocols.tcp.config.profile, Profile::Rfc);
+    assert_eq!(
+        s.protocols.tcp.config.congestion,
+        CongestionAlgorithm::Cubic
+    );
+    let s = load("", &["protocols.tcp.congestion=newreno"]).unwrap();
+    assert_eq!(
+        s.protocols.tcp.config.congestion,
+        CongestionAlgorithm::NewReno
+    );
+    // Anything else names the field, the line and the choices.
+    let e = load("\n[protocols.tcp]\ncongestion = \"bbr\"\n", &[]).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("protocols.tcp.congestion"));
+    assert_eq!(e.line, Some(10));
+    assert!(
+        e.message.contains("\"bbr\"") && e.message.contains("cubic, newreno"),
+        "{}",
+        e.message
+    );
+    let e = load("\n[protocols.tcp]\ncongestion = \"Cubic\"\n", &[]).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("protocols.tcp.congestion"));
+    let e = load("\n[protocols.tcp]\ncongestion = 1\n", &[]).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("protocols.tcp.congestion"));
+    assert_eq!(e.line, Some(10));
 }

@@ -460,9 +460,11 @@ fn test_established_user_timeout() {
 #[test]
 fn connection_is_compact() {
     let size = std::mem::size_of::<Connection>();
-    // about 0.6 KB per connection: 10,000 MQTT clients need 6 MB for TCP
-    // state. RACK-TLP added 24 bytes (the scoreboard pointer, the timer
-    // kind, pingpong, the latest out-of-order sequence); the scoreboard
-    // itself is boxed and exists only once SACK was negotiated.
-    assert!(size <= 616, "Connection is {size} bytes");
+    // about 0.6 KB per connection: 10,000 MQTT clients need 6.5 MB for TCP
+    // state. 40 of these bytes are CUBIC's (W_max, cwnd_prior, W_est, the
+    // curve's origin) and 24 RACK-TLP's (the scoreboard pointer, the timer
+    // kind, pingpong, the latest out-of-order sequence; the scoreboard
+    // itself is boxed and exists only once SACK was negotiated); 592 before
+    // both.
+    assert!(size <= 656, "Connection is {size} bytes");
 }

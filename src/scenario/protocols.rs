@@ -5,7 +5,9 @@ use super::error::ScenarioError;
 use super::schema::{ProtocolsSchema, TcpSchema};
 use crate::scenario::model::{CoapParams, IpParams, ProtocolParams, TcpParams, UdpParams};
 use crate::sim::SimDuration;
-use crate::transport::tcp::{Config as TcpConfig, InitialWindow, Profile, RtoFormula};
+use crate::transport::tcp::{
+    Config as TcpConfig, CongestionAlgorithm, InitialWindow, Profile, RtoFormula,
+};
 
 /// Most CoAP retransmissions accepted (RFC 7252 default 4).
 pub(crate) const MAX_COAP_RETRANSMIT: u64 = 20;
@@ -345,6 +347,16 @@ fn resolve_tcp(ctx: &Ctx<'_>, t: &TcpSchema) -> Result<TcpParams, ScenarioError>
         1,
         100,
     )? as u32;
+    if let Some(v) = &t.congestion {
+        c.congestion = ctx.choice(
+            v,
+            "protocols.tcp.congestion",
+            &[
+                ("cubic", CongestionAlgorithm::Cubic),
+                ("newreno", CongestionAlgorithm::NewReno),
+            ],
+        )?;
+    }
     if c.min_rto > c.max_rto {
         let at = t.min_rto.as_ref().or(t.max_rto.as_ref());
         let msg = "min_rto must not exceed max_rto";

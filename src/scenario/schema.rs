@@ -323,5 +323,6 @@ pub(crate) struct TcpSchema {
     pub recv_buffer: Option<S<u64>>,
     pub time_wait: Option<S<String>>,
     pub dupack_threshold: Option<S<u64>>,
+    pub congestion: Option<S<String>>,
     pub port: Option<S<u64>>,
 }

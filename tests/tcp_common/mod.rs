@@ -64,6 +64,12 @@ pub struct Pair {
     pub server_reads: bool,
     /// Close the client once all of `to_write` is in its send buffer.
     pub close_after_write: bool,
+    /// Link rate in bit/s, both directions: each segment (its `len` bytes)
+    /// is serialised after the ones before it (an unbounded FIFO) before
+    /// the fixed delay. `None` (the default): infinitely fast.
+    pub rate_bps: Option<u64>,
+    /// When each direction's link is free again.
+    busy: [SimTime; 2],
     closed: bool,
     flights: Vec<Flight>,
     order: u64,
@@ -101,6 +107,8 @@ impl Pair {
             client_received: Vec::new(),
             server_reads: true,
             close_after_write: false,
+            rate_bps: None,
+            busy: [SimTime::ZERO; 2],
             closed: false,
             flights: Vec::new(),
             order: 0,
@@ -173,10 +181,19 @@ impl Pair {
                     let idx = self.counts[dir as usize];
                     self.counts[dir as usize] += 1;
                     let delays = (self.fate)(dir, &info, idx);
+                    // A dropped segment still occupied the link.
+                    let sent = match self.rate_bps {
+                        None => self.now,
+                        Some(r) => {
+                            let b = &mut self.busy[dir as usize];
+                            *b = (*b).max(self.now) + SimDuration::transmission(info.len as u64, r);
+                            *b
+                        }
+                    };
                     for d in &delays {
                         self.order += 1;
                         self.flights.push(Flight {
-                            at: self.now + self.delay + *d,
+                            at: sent + self.delay + *d,
                             order: self.order,
                             dir,
                             bytes: self.buf[..info.len].to_vec(),

@@ -15,7 +15,7 @@
 use crate::net::addr::{Addr, SockAddr};
 
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::congestion::{seq_lt, NewReno};
+use super::congestion::{seq_lt, Controller};
 use super::profile::Config;
 use super::rto::RttEstimator;
 use super::sack::Scoreboard;
@@ -286,7 +286,7 @@ pub struct Connection {
     /// Sequence number of the latest out-of-order arrival (its SACK block
     /// goes first, RFC 2018 §4).
     last_ooo: u32,
-    cc: NewReno,
+    cc: Controller,
     rtt_seq: Option<u32>,
     rtt_time: SimTime,
     timers: [Option<SimTime>; 4],
@@ -356,7 +356,12 @@ impl Connection {
             pingpong: false,
             rtx_unacked: false,
             last_ooo: 0,
-            cc: NewReno::new(config.initial_cwnd(u32::from(mss)), u32::from(mss), iss),
+            cc: Controller::new(
+                config.congestion,
+                config.initial_cwnd(u32::from(mss)),
+                u32::from(mss),
+                iss,
+            ),
             rtt_seq: None,
             rtt_time: SimTime::ZERO,
             timers: [None; 4],

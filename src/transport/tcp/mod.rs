@@ -1,13 +1,15 @@
 //! A sans-IO TCP model for MQTT over lossy links.
 //!
 //! Read first: RFC 9293 (TCP), RFC 6298 (retransmission timer), RFC 5681
-//! (congestion control), RFC 6582 (NewReno), RFC 6928 (initial window),
-//! RFC 7323 (window scale, timestamps), RFC 2018 (SACK), RFC 8985 (RACK-TLP), RFC 5961
-//! (RST/SYN robustness), RFC 1122 §4.2.3.2 (delayed ACKs); `docs/tcp.md`.
+//! (congestion control), RFC 6582 (NewReno), RFC 9438 (CUBIC), RFC 6928
+//! (initial window), RFC 7323 (window scale, timestamps), RFC 2018 (SACK),
+//! RFC 6675 (SACK recovery), RFC 8985 (RACK-TLP), RFC 5961 (RST/SYN
+//! robustness), RFC 1122 §4.2.3.2 (delayed ACKs); `docs/tcp.md`.
 //!
 //! * [`segment`]: wire format — [`TcpPacket`] view and [`TcpRepr`].
 //! * [`Connection`]: one endpoint; [`Listener`] accepts SYNs for a port.
-//! * [`rto`], [`congestion`]: the RFC 6298 estimator and NewReno.
+//! * [`rto`], [`congestion`]: the RFC 6298 estimator; NewReno recovery with
+//!   NewReno or CUBIC window growth.
 //! * [`sack`]: the SACK scoreboard and RACK-TLP loss detection (RFC 2018,
 //!   RFC 6675, RFC 8985), used when both ends negotiated SACK.
 //! * [`profile`]: [`Config`] with the `rfc` and `linux-like` profiles.
@@ -26,7 +28,7 @@ pub mod segment;
 pub use connection::{
     mss_for_mtu, Connection, Event, InputError, LostReason, Segment, State, Stats, Timer, Transmit,
 };
-pub use profile::{Config, InitialWindow, Profile, RtoFormula};
+pub use profile::{Config, CongestionAlgorithm, InitialWindow, Profile, RtoFormula};
 pub use segment::{
     checksum_ok, fill_checksum, reset_for, SackBlocks, SegmentError, TcpFlags, TcpPacket, TcpRepr,
 };

@@ -3,17 +3,21 @@
 //! * `rfc`: the standards' numbers — RFC 6298 (initial RTO 1 s, minimum RTO
 //!   1 s, maximum 60 s, G = 1 ms), RFC 1122 §4.2.3.2 / RFC 5681 §4.2 delayed
 //!   ACK (200 ms, every second full-sized segment), RFC 6928 initial window,
-//!   RFC 9293 §3.8.3 give-up bounds (SYN ≥ 3 min, data ≥ 100 s), MSL 2 min.
+//!   RFC 9293 §3.8.3 give-up bounds (SYN ≥ 3 min, data ≥ 100 s), MSL 2 min,
+//!   NewReno congestion control (RFC 5681, RFC 6582).
 //! * `linux-like`: what Linux 6.x does by default — RTO = SRTT + max(4·RTTVAR,
 //!   200 ms), initial RTO 1 s, maximum 120 s, tcp_syn_retries 6,
 //!   tcp_synack_retries 5, tcp_retries2 15, delayed ACK adapting between
 //!   40 ms and 200 ms with quick-ACK mode at connection start, timestamps,
 //!   SACK-permitted and window scale 7 on, initial window 10 segments,
-//!   TIME_WAIT 60 s.
+//!   TIME_WAIT 60 s, CUBIC congestion control (RFC 9438, Linux's default
+//!   since 2.6.19; without HyStart, see [`super::congestion`]).
 //!
 //! Explicit scenario fields override the profile's values (`[protocols.tcp]`).
 
 use crate::sim::SimDuration;
+
+pub use super::congestion::CongestionAlgorithm;
 
 /// Which set of defaults a [`Config`] started from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,8 @@ pub struct Config {
     pub time_wait: SimDuration,
     /// Duplicate ACKs that trigger fast retransmit (RFC 5681 §3.2: 3).
     pub dupack_threshold: u32,
+    /// Window growth and reduction: NewReno (`rfc`) or CUBIC (`linux-like`).
+    pub congestion: CongestionAlgorithm,
 }
 
 impl Default for Config {
@@ -159,6 +165,7 @@ impl Config {
             recv_buffer: 65_535,
             time_wait: SimDuration::from_secs(240),
             dupack_threshold: 3,
+            congestion: CongestionAlgorithm::NewReno,
         }
     }
 
@@ -189,6 +196,7 @@ impl Config {
             recv_buffer: 131_072,
             time_wait: SimDuration::from_secs(60),
             dupack_threshold: 3,
+            congestion: CongestionAlgorithm::Cubic,
         }
     }
 

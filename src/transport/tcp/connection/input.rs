@@ -381,7 +381,7 @@ impl Connection {
         self.retries = 0;
         self.probes = 0;
         self.progress_since = now;
-        let act = self.cc.on_ack(ack, acked, flight);
+        let act = self.cc.on_ack(now, self.rtt.srtt(), ack, acked, flight);
         if self.snd_una == self.snd_max {
             self.set_timer(Timer::Retransmit, None);
         } else {
@@ -423,7 +423,7 @@ impl Connection {
             if self.cc.in_recovery {
                 self.cc.on_sack_recovery_ack(r.ack);
             } else {
-                self.cc.on_ack(r.ack, acked, flight);
+                self.cc.on_ack(now, self.rtt.srtt(), r.ack, acked, flight);
             }
             if let Some(end) = sb.tlp_end {
                 if seq_le(end, r.ack) {
