@@ -257,4 +257,4 @@ if [ "$STALL_REPS" -gt 0 ]; then :; fi
 echo "=== analysis"
 python3 scripts/fidelity_analyze.py --out "$OUT" --mode "$MODE" --n "$N" --period "$PERIOD" \
   --start "$START" --seeds "$SEEDS" --losses "$LOSSES" --cc "$CC" --doc "$DOC" \
-  --command "scripts/fidelity.sh $([ "$MODE" = reduced ] && echo --reduced) --out $OUT"
+  --command "scripts/fidelity.sh$([ "$MODE" = reduced ] && echo " --reduced") --out $OUT"

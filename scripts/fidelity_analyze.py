@@ -31,7 +31,7 @@ Per run:
   loss          real: nft counters (dropped / seen on each ingress);
                 simulated: links.csv drops_channel / packets per direction.
 """
-import argparse, csv, multiprocessing, collections, datetime, glob, json, math, os, platform, re, statistics, subprocess, sys
+import argparse, bisect, csv, multiprocessing, collections, datetime, glob, json, math, os, platform, re, statistics, subprocess, sys
 
 MQTT_NAMES = {1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 5: "PUBREC", 6: "PUBREL",
               7: "PUBCOMP", 8: "SUBSCRIBE", 9: "SUBACK", 10: "UNSUBSCRIBE", 11: "UNSUBACK",
@@ -68,6 +68,49 @@ def tshark_rows(pcap):
             yield r
 
 
+def mqtt_kinds(rows):
+    """Row index → the MQTT packet type its first payload byte belongs to,
+    from each direction's byte stream rebuilt from every transmission (so a
+    segment that starts inside a message, e.g. a retransmission that
+    coalesced several, is named after that message, as in qossim's
+    packets.csv)."""
+    dirs = collections.defaultdict(lambda: {"isn": None, "segs": []})
+    for j, r in enumerate(rows):
+        if not r["tcp.srcport"]:
+            continue
+        d = dirs[(r["ip.src"], r["tcp.srcport"], r["ip.dst"], r["tcp.dstport"])]
+        if flag(r["tcp.flags.syn"]) and d["isn"] is None:
+            d["isn"] = int(r["tcp.seq_raw"])
+        elif r["tcp.payload"]:
+            d["segs"].append((j, int(r["tcp.seq_raw"]), bytes.fromhex(r["tcp.payload"])))
+    out = {}
+    for d in dirs.values():
+        if not d["segs"]:
+            continue
+        base = (d["isn"] + 1) if d["isn"] is not None else min(x[1] for x in d["segs"])
+        buf = {}
+        for _, seq, pl in d["segs"]:
+            off = (seq - base) % 2**32
+            for k, b in enumerate(pl):
+                buf.setdefault(off + k, b)
+        starts = []; pos = 0
+        while pos in buf:
+            typ = buf[pos] >> 4; rl = 0; mul = 1; k = pos + 1
+            while k in buf and k - pos <= 4:
+                rl += (buf[k] & 127) * mul; mul *= 128; k += 1
+                if not buf[k - 1] & 128:
+                    break
+            else:
+                break
+            starts.append((pos, typ)); pos = k + rl
+        offs = [x[0] for x in starts]
+        for j, seq, pl in d["segs"]:
+            i = bisect.bisect_right(offs, (seq - base) % 2**32) - 1
+            if i >= 0:
+                out[j] = MQTT_NAMES.get(starts[i][1], "tcp_data")
+    return out
+
+
 def extract(pcaps, server_ports):
     """Frames of one run (all its pcaps) → per-run packet statistics."""
     frames = []
@@ -80,7 +123,8 @@ def extract(pcaps, server_ports):
                 b_ip = r["ip.dst"]; break
             if r["udp.srcport"] and r["udp.payload"] and 0 < int(r["udp.payload"][2:4], 16) < 32:
                 b_ip = r["ip.dst"]; break
-        for r in rows:
+        kinds = mqtt_kinds(rows)
+        for j, r in enumerate(rows):
             t = float(r["frame.time_epoch"]); ln = int(r["ip.len"].split(",")[0])
             if r["tcp.srcport"]:
                 to_b = r["ip.dst"] == b_ip if b_ip else int(r["tcp.dstport"]) in server_ports
@@ -90,7 +134,7 @@ def extract(pcaps, server_ports):
                 elif flag(r["tcp.flags.reset"]):
                     kind = "tcp_rst"
                 elif pl:
-                    kind = MQTT_NAMES.get(int(pl[:2], 16) >> 4, "tcp_data")
+                    kind = kinds.get(j) or MQTT_NAMES.get(int(pl[:2], 16) >> 4, "tcp_data")
                 elif flag(r["tcp.flags.fin"]):
                     kind = "tcp_fin"
                 else:
@@ -113,7 +157,7 @@ def extract(pcaps, server_ports):
                 else:
                     kind = f"coap_{typ}_{code >> 5}.{code & 31:02d}"
                 port = r["udp.srcport"] if to_b else r["udp.dstport"]
-                frames.append(dict(t=t, len=ln, kind=kind, to_b=to_b, typ=typ, mid=(i, r["udp.srcport"], typ, mid),
+                frames.append(dict(t=t, len=ln, kind=kind, to_b=to_b, typ=typ, mid=(i, r["ip.src"], r["udp.srcport"], mid), mid16=mid,
                                    exch=(i, port, tok), code=code, key=None, retx=False))
     frames.sort(key=lambda f: f["t"])
     return frames
@@ -124,22 +168,34 @@ def run_stats(frames, protocol):
     # retransmissions and first-retransmission gaps
     first = {}; gaps = []; retx = 0
     if protocol == "coap":
+        # a NON is never retransmitted (RFC 7252 §4.3): only CON repeats
+        # count (independent real clients may reuse a port and draw the
+        # same message ID)
         seen = {}
         for f in frames:
             k = f["mid"]
-            if f["typ"] in ("con", "non") and k in seen:
+            if f["typ"] != "con":
+                continue
+            if k in seen and f["t"] - seen[k][0] < 247:   # EXCHANGE_LIFETIME
                 retx += 1
                 if seen[k][1] is None:
                     seen[k][1] = f["t"]; gaps.append((f["t"] - seen[k][0]) * 1000)
-            elif f["typ"] in ("con", "non"):
+            else:
                 seen[k] = [f["t"], None]
-        # exchanges: (client port, token) of GETs; answered if a response reached A
-        ex = {}
+        # exchanges: (client port, token) of GETs, a new one when a request
+        # with another message ID reuses the key; answered if a response
+        # reached the client's side
+        ex = {}; cur = {}
         for f in frames:
             if f["to_b"] and f["code"] and f["code"] < 32:
-                ex.setdefault(f["exch"], [f["t"], None])
-            elif not f["to_b"] and f["code"] >= 64 and f["exch"] in ex and ex[f["exch"]][1] is None:
-                ex[f["exch"]][1] = f["t"]
+                c = cur.get(f["exch"])
+                if c is None or c[1] != f["mid16"]:
+                    c = cur[f["exch"]] = (f["exch"] + (len(ex),), f["mid16"])
+                    ex[c[0]] = [f["t"], None]
+            elif not f["to_b"] and f["code"] >= 64 and f["exch"] in cur:
+                e = ex[cur[f["exch"]][0]]
+                if e[1] is None:
+                    e[1] = f["t"]
         st["exchanges"] = len(ex)
         st["answered"] = sum(1 for v in ex.values() if v[1] is not None)
         st["lat"] = [(v[1] - v[0]) * 1000 for v in ex.values() if v[1] is not None]
@@ -165,11 +221,11 @@ def run_stats(frames, protocol):
     return st
 
 
-def stall(recv_times, t_first, t_end):
+def stall(recv_times, t_first, t_end, complete):
     ts = sorted(recv_times)
     pts = [t_first] + ts
     g = max((b - a for a, b in zip(pts, pts[1:])), default=0.0)
-    return max(g, t_end - (ts[-1] if ts else t_first))
+    return g if complete else max(g, t_end - (ts[-1] if ts else t_first))
 
 
 def real_mqtt(d, n, period, start, drain):
@@ -186,7 +242,7 @@ def real_mqtt(d, n, period, start, drain):
     st["delivered"] = len(recv); st["intended"] = n
     st["lat"] = [(tr - ts) / 1e6 for ts, tr in recv.values()]
     t_first = t0 + start; t_end = t_first + (n - 1) * period + drain
-    st["stall"] = stall([tr / 1e9 for _, tr in recv.values()], t_first, t_end)
+    st["stall"] = stall([tr / 1e9 for _, tr in recv.values()], t_first, t_end, len(recv) >= n)
     st["loss_ab"] = db / sb if sb else None; st["loss_ba"] = da / sa if sa else None
     return st
 
@@ -223,7 +279,7 @@ def sim_run(d, protocol, start, period, n, drain):
             if r["latency_ms"]:
                 lat.append(float(r["latency_ms"])); rt.append(float(r["delivered_at_ms"]) / 1000)
         st["delivered"] = len(lat); st["intended"] = intended; st["lat"] = lat
-        st["stall"] = stall(rt, start, start + (n - 1) * period + drain)
+        st["stall"] = stall(rt, start, start + (n - 1) * period + drain, len(lat) >= intended)
     st["loss_ab"], st["loss_ba"] = sim_loss(d)
     return st
 
