@@ -323,3 +323,41 @@ fn bytes_sent_counts_bytes_joining_a_retransmission() {
         assert_eq!(p.server.stats().bytes_received, 220);
     }
 }
+
+/// Linux `__tcp_cleanup_rbuf`: on a one-way stream of small messages (QoS 0
+/// PUBLISHes every 100 ms) the receiver's delayed ACK goes out as soon as
+/// the application has read the message, also after quick-ACK mode is used
+/// up; so Nagle at the sender never holds the next message for a delayed
+/// ACK. A receiver that does not read keeps the ACK for the timer.
+#[test]
+fn small_segments_are_acked_when_the_reader_drains_them() {
+    for reads in [true, false] {
+        let mut p = Pair::new(Config::linux_like(), ms(1));
+        p.establish();
+        p.server_reads = reads;
+        let mut ack_delays = vec![];
+        for _ in 0..30 {
+            let from = p.log.len();
+            p.client.write(&[6; 40]);
+            p.run_until(p.now + ms(100), |_| false);
+            let data = p.log[from..]
+                .iter()
+                .find(|x| x.dir == Dir::ToServer && x.info.payload_len > 0)
+                .map(|x| x.at)
+                .unwrap();
+            let ack = p.log[from..]
+                .iter()
+                .find(|x| x.dir == Dir::ToClient)
+                .map(|x| x.at)
+                .unwrap();
+            ack_delays.push(ack.saturating_since(data).as_nanos() / 1_000_000);
+        }
+        if reads {
+            // the one-way delay only, for every message
+            assert!(ack_delays.iter().all(|&d| d == 1), "{ack_delays:?}");
+        } else {
+            // past quick-ACK mode the timer (≥ 40 ms) sends them
+            assert!(ack_delays[20..].iter().all(|&d| d >= 41), "{ack_delays:?}");
+        }
+    }
+}

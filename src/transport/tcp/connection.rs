@@ -286,6 +286,10 @@ pub struct Connection {
     /// Sequence number of the latest out-of-order arrival (its SACK block
     /// goes first, RFC 2018 §4).
     last_ooo: u32,
+    /// Linux `ICSK_ACK_PUSHED` (1) / `ICSK_ACK_PUSHED2` (2): small
+    /// segments received while an ACK is delayed; a read that drains the
+    /// buffer then ACKs at once (`tcp_cleanup_rbuf`).
+    pushed: u8,
     cc: Controller,
     rtt_seq: Option<u32>,
     rtt_time: SimTime,
@@ -356,6 +360,7 @@ impl Connection {
             pingpong: false,
             rtx_unacked: false,
             last_ooo: 0,
+            pushed: 0,
             cc: Controller::new(
                 config.congestion,
                 config.initial_cwnd(u32::from(mss)),
@@ -525,6 +530,19 @@ impl Connection {
             let was_small = usable.saturating_mul(2) <= self.rcvbuf.capacity();
             let doubles = window >= usable.saturating_mul(2);
             if grow >= 0 && grow as u32 >= threshold && was_small && doubles {
+                self.ack_now = true;
+            }
+            // Linux `__tcp_cleanup_rbuf`: a delayed ACK for a small segment
+            // goes out when the application drains the buffer, unless the
+            // connection is interactive (then the answer carries it) and
+            // only one small segment waits. So a one-way stream of small
+            // messages (QoS 0 PUBLISHes) is ACKed at once, and Nagle at the
+            // sender does not wait for a delayed ACK.
+            if self.rcvbuf.readable() == 0
+                && self.config.delayed_ack_min < self.config.delayed_ack_max
+                && self.timers[Timer::DelayedAck as usize].is_some()
+                && (self.pushed >= 2 || (self.pushed == 1 && !self.pingpong))
+            {
                 self.ack_now = true;
             }
         }

@@ -673,6 +673,10 @@ impl Connection {
         if len >= self.rcv_mss {
             self.full_segs += 1;
         }
+        if len < self.rcv_mss {
+            // tcp_measure_rcv_mss: a segment below the MSS was pushed.
+            self.pushed = if self.pushed > 0 { 2 } else { 1 };
+        }
         if self.full_segs >= self.config.ack_every {
             self.ack_now = true;
         } else if self.timer(Timer::DelayedAck).is_none() {

@@ -186,6 +186,7 @@ impl Connection {
             self.ack_now = false;
             self.ooo_acks = self.ooo_acks.saturating_sub(1);
             self.full_segs = 0;
+            self.pushed = 0;
             self.set_timer(Timer::DelayedAck, None);
         }
         self.stats.segments_sent += 1;
