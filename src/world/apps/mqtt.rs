@@ -78,6 +78,11 @@ struct ClientNode {
     wake: Wakeup,
     subs: Vec<(TopicFilter, QoS)>,
     per_message: bool,
+    /// A SUBACK for `subs` arrived in this session: a CONNACK with
+    /// session present may then keep them. Without it (the first
+    /// connection was lost before its CONNACK, say) the broker's session
+    /// has no subscriptions and the client subscribes again, as paho does.
+    subscribed: bool,
     /// False after `client_disconnect` / `client_crash` until
     /// `client_connect`.
     online: bool,
@@ -284,6 +289,7 @@ impl Mqtt {
             frozen: Vec::new(),
             wake: Wakeup::default(),
             subs: Vec::new(),
+            subscribed: false,
             per_message: false,
             online: true,
             crashed: false,
@@ -376,7 +382,10 @@ impl Mqtt {
                     ClientEvent::Connected { session_present } => {
                         cn.connects += 1;
                         let again = cn.connects > 1;
-                        if !cn.subs.is_empty() && !session_present {
+                        if !session_present {
+                            cn.subscribed = false;
+                        }
+                        if !cn.subs.is_empty() && !cn.subscribed {
                             let subs = cn.subs.clone();
                             let _ = cn.client.subscribe(now, subs);
                         }
@@ -396,9 +405,9 @@ impl Mqtt {
                             self.columns[flow].connection_losses += 1;
                         }
                     }
+                    ClientEvent::Subscribed { .. } => cn.subscribed = true,
                     ClientEvent::ConnectRefused(_)
                     | ClientEvent::PublishAcked { .. }
-                    | ClientEvent::Subscribed { .. }
                     | ClientEvent::Unsubscribed { .. }
                     | ClientEvent::Disconnected => {}
                 }
