@@ -7,7 +7,7 @@ mod tcp_common;
 use tcp_common::*;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as PtConfig, TestRunner};
+use proptest::test_runner::{Config as PtConfig, RngSeed, TestRunner};
 use qossim::sim::{SimDuration, SimRng, SimTime};
 use qossim::transport::tcp::{Config, Event};
 use std::cell::Cell;
@@ -112,10 +112,15 @@ fn run_case(c: &Case) -> Result<(bool, bool), TestCaseError> {
 
 #[test]
 fn stream_integrity_under_loss_reordering_duplication() {
-    let cases = 96;
+    // A fixed seed, so every run checks the same 96 cases (the default
+    // seed is random: a rare failing case came and went between runs).
+    // QOSSIM_STREAM_CASES / QOSSIM_STREAM_SEED widen the search by hand.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let cases = env("QOSSIM_STREAM_CASES").unwrap_or(96) as u32;
     let mut runner = TestRunner::new(PtConfig {
         cases,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(env("QOSSIM_STREAM_SEED").unwrap_or(0x5eed_0096)),
         ..PtConfig::default()
     });
     let retransmitted = Cell::new(0u32);
@@ -139,4 +144,25 @@ fn stream_integrity_under_loss_reordering_duplication() {
     );
     // The generator must actually exercise recovery.
     assert!(2 * retransmitted.get() >= total.get());
+}
+
+/// Found by the generated cases with a random seed: after RACK's
+/// reordering timer had been the last use of the retransmission slot and
+/// everything was acknowledged, the slot kept that kind while disarmed, so
+/// sending the last byte with the FIN armed nothing; the FIN was lost and
+/// the connection waited forever ("neither finished nor failed").
+#[test]
+fn lost_fin_after_a_reordering_timer_is_retransmitted() {
+    let c = Case {
+        seed: 11640991853310572042,
+        loss: 0.40548667715397146,
+        reorder: 0.1868356049337789,
+        depth: 3,
+        dup: 0.09346955841613416,
+        len: 22177,
+        linux: true,
+        nagle: false,
+    };
+    let (_, failed) = run_case(&c).expect("the stream completes");
+    assert!(!failed);
 }

@@ -459,6 +459,7 @@ impl Connection {
     pub(super) fn rearm_sack(&mut self, now: SimTime, restart: bool, reo: Option<SimTime>) {
         if self.snd_una == self.snd_max {
             self.set_timer(Timer::Retransmit, None);
+            self.rtx_kind = RTX_RTO;
             return;
         }
         if let Some(at) = reo {

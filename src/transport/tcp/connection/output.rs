@@ -376,9 +376,13 @@ impl Connection {
             self.progress_since = now;
         }
         if self.sb.is_some() && !probe {
-            if self.rtx_kind != super::RTX_REO
+            // A pending reordering timer stays; otherwise a probe, or the
+            // RTO if none is armed (a disarmed slot may still carry the
+            // kind it last had).
+            let armed = self.timer(Timer::Retransmit).is_some();
+            if (!armed || self.rtx_kind != super::RTX_REO)
                 && !self.schedule_tlp(now)
-                && (self.timer(Timer::Retransmit).is_none() || self.rtx_kind != super::RTX_RTO)
+                && (!armed || self.rtx_kind != super::RTX_RTO)
             {
                 self.arm_rto(now);
             }
