@@ -87,14 +87,6 @@ fn both_rtos_with_the_data_already_delivered_no_delay_linux_like() {
     assert!(p.client.stats().timeouts >= 1 && p.server.stats().timeouts >= 1);
 }
 
-/// `linux-like` without SACK: the RFC 6298 timer and go-back-N alone.
-fn linux_no_sack() -> Config {
-    Config {
-        sack_permitted: false,
-        ..Config::linux_like()
-    }
-}
-
 #[test]
 fn both_rtos_with_the_data_already_delivered_with_delay_linux_like() {
     both_time_out(Config::linux_like(), ms(20));

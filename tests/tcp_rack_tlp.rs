@@ -121,8 +121,7 @@ fn timestamp_sample_ends_the_backoff_of_a_loss_episode() {
     // outlives the episode.
     let cfg = Config {
         timestamps: false,
-        sack_permitted: false,
-        ..Config::linux_like()
+        ..linux_no_sack()
     };
     let mut q = Pair::new(cfg, us(50));
     q.establish();
@@ -295,14 +294,7 @@ fn answer_carries_the_ack_in_interactive_mode() {
 /// sender's count equals what the receiver got, in every profile.
 #[test]
 fn bytes_sent_counts_bytes_joining_a_retransmission() {
-    for cfg in [
-        Config::rfc(),
-        Config {
-            sack_permitted: false,
-            ..Config::linux_like()
-        },
-        Config::linux_like(),
-    ] {
+    for cfg in [Config::rfc(), linux_no_sack(), Config::linux_like()] {
         let mut p = Pair::new(cfg, ms(5));
         p.establish();
         warm_up(&mut p, 2, 100);

@@ -36,15 +36,6 @@ fn warm_up(p: &mut Pair, n: usize) {
     }
 }
 
-/// `linux-like` without SACK (and so without RACK-TLP): the RFC 6298
-/// timer alone, as a peer that does not offer SACK gets it.
-fn linux_no_sack() -> Config {
-    Config {
-        sack_permitted: false,
-        ..Config::linux_like()
-    }
-}
-
 #[test]
 fn rto_single_loss_fires_at_computed_rto() {
     for cfg in [Config::rfc(), linux_no_sack(), Config::linux_like()] {

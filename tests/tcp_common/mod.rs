@@ -305,6 +305,15 @@ impl Pair {
     }
 }
 
+/// `linux-like` without SACK (and so without RACK-TLP): the RFC 6298
+/// timer and go-back-N alone, as a peer that does not offer SACK gets it.
+pub fn linux_no_sack() -> Config {
+    Config {
+        sack_permitted: false,
+        ..Config::linux_like()
+    }
+}
+
 pub fn ms(x: u64) -> SimDuration {
     SimDuration::from_millis(x)
 }

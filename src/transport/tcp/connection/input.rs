@@ -1,6 +1,7 @@
 //! Segment arrival (RFC 9293 §3.10.7).
 
 use super::super::congestion::{seq_le, seq_lt, AckAction};
+use super::super::sack::Scoreboard;
 use super::super::segment::TcpRepr;
 use super::{
     Connection, InputError, Segment, State, Timer, EV_CLOSED, EV_CONNECTED, EV_PEER_CLOSED,
@@ -438,18 +439,31 @@ impl Connection {
         } else if r.ack == self.snd_una && dup_candidate && !r.flags.fin() && flight > 0 {
             self.stats.dupacks_received += 1;
         }
+        let reo = self.rack_mark_lost(&mut sb, now, flight);
+        self.sb = Some(sb);
+        self.rearm_sack(now, new, reo);
+    }
+
+    /// RACK's loss marking (RFC 8985 §6.2 step 5), after an ACK or when the
+    /// reordering timer fires: the first loss outside recovery starts it
+    /// (RFC 6675 §5 step 4, Linux `tcp_enter_recovery`) with `flight` bytes
+    /// outstanding. Returns when the reordering timer is due.
+    pub(super) fn rack_mark_lost(
+        &mut self,
+        sb: &mut Scoreboard,
+        now: SimTime,
+        flight: u32,
+    ) -> Option<SimTime> {
         let srtt = self.rtt.srtt().map_or(0, |d| d.as_nanos());
         let recovering = self.cc.in_recovery || sb.loss_point.is_some();
         let (lost, reo) = sb.detect_loss(now, srtt, recovering);
         self.stats.rack_lost += lost;
         if lost > 0 && !recovering {
-            // RFC 6675 §5 step 4 / Linux tcp_enter_recovery.
             self.cc.enter_sack_recovery(flight, self.snd_max);
             self.fast_rtx = true;
             sb.tlp_end = None;
         }
-        self.sb = Some(sb);
-        self.rearm_sack(now, new, reo);
+        reo
     }
 
     /// Arm the retransmission slot after a SACK-mode ACK: nothing when

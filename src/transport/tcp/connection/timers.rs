@@ -103,16 +103,8 @@ impl Connection {
         let Some(mut sb) = self.sb.take() else {
             return;
         };
-        let srtt = self.rtt.srtt().map_or(0, |d| d.as_nanos());
-        let recovering = self.cc.in_recovery || sb.loss_point.is_some();
-        let (lost, reo) = sb.detect_loss(now, srtt, recovering);
-        self.stats.rack_lost += lost;
-        if lost > 0 && !recovering {
-            let flight = self.snd_max.wrapping_sub(self.snd_una);
-            self.cc.enter_sack_recovery(flight, self.snd_max);
-            self.fast_rtx = true;
-            sb.tlp_end = None;
-        }
+        let flight = self.snd_max.wrapping_sub(self.snd_una);
+        let reo = self.rack_mark_lost(&mut sb, now, flight);
         self.sb = Some(sb);
         self.rearm_sack(now, true, reo);
     }
