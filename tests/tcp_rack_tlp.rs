@@ -353,3 +353,57 @@ fn small_segments_are_acked_when_the_reader_drains_them() {
         }
     }
 }
+
+/// The data arrives but its ACK is lost, again and again: every
+/// retransmission reaches the receiver as a duplicate. Linux still records
+/// the duplicate's TSval (`tcp_sequence` accepts a segment ending at
+/// `rcv_wup`; `tcp_replace_ts_recent`), so the duplicate ACK that finally
+/// gets through echoes the last retransmission's timestamp: a sample of
+/// one round trip, not of the whole episode, and the RTO is ≈ 200 ms
+/// again. Echoing the original send's timestamp instead would sample the
+/// ≈ 800 ms episode and leave SRTT and the RTO inflated for the next loss.
+#[test]
+fn lost_acks_give_a_sample_of_the_last_retransmission() {
+    let mut p = Pair::new(Config::linux_like(), us(50));
+    p.establish();
+    warm_up(&mut p, 5, 100);
+    let srtt_before = p.client.rtt().srtt().unwrap();
+    let seq = DATA + p.client.stats().bytes_sent as u32;
+    let end = seq + 100;
+    let lost = Rc::new(RefCell::new(0usize));
+    let l2 = lost.clone();
+    p.set_fate(move |d, t, _| {
+        if d == Dir::ToClient && t.ack == end && t.payload_len == 0 {
+            let mut n = l2.borrow_mut();
+            *n += 1;
+            if *n <= 3 {
+                return vec![];
+            }
+        }
+        vec![SimDuration::ZERO]
+    });
+    p.client.write(&[1; 100]);
+    p.run_until(p.now + SimDuration::from_secs(20), |p| {
+        p.client.send_buffered() == 0
+    });
+    let gaps = gaps_ms(&sends_of(&p, seq));
+    assert_eq!(
+        *lost.borrow(),
+        4,
+        "three ACKs lost, the fourth arrived {gaps:?}"
+    );
+    assert_eq!(
+        gaps.len(),
+        3,
+        "original, probe, two RTO retransmissions {gaps:?}"
+    );
+    assert_eq!(p.received.len() % 100, 0);
+    let srtt = p.client.rtt().srtt().unwrap();
+    assert!(
+        srtt < srtt_before + us(200),
+        "SRTT {srtt:?} (before {srtt_before:?}): the sample spans the episode"
+    );
+    assert_eq!(p.client.rtt().backoff(), 0);
+    let rto = p.client.current_rto().as_nanos() / 1_000_000;
+    assert!((200..=202).contains(&rto), "RTO after the episode {rto} ms");
+}

@@ -207,6 +207,28 @@ impl Connection {
         false
     }
 
+    /// A retransmission of data already received and acknowledged (its
+    /// end is `rcv_nxt`): Linux's `tcp_sequence` still accepts it (its end
+    /// is not before `rcv_wup`, the last ACK sent) and
+    /// `tcp_replace_ts_recent` records its TSval, so the duplicate ACK it
+    /// triggers echoes the retransmission's timestamp — a valid RTT sample
+    /// that ends the sender's backoff after a lost ACK. RFC 7323 §5.3 (R2
+    /// before R3) rejects the segment first, so the `rfc` profile echoes the
+    /// original send's timestamp, and the sender's RTT sample spans every
+    /// retransmission timeout.
+    fn dup_ts_recent(&mut self, r: &TcpRepr, len: usize) {
+        if self.config.profile != super::super::profile::Profile::LinuxLike || !self.ts_ok {
+            return;
+        }
+        if let Some((val, _)) = r.timestamps {
+            if r.seq.wrapping_add(len as u32) == self.rcv_nxt
+                && (val.wrapping_sub(self.ts_recent) as i32) >= 0
+            {
+                self.ts_recent = val;
+            }
+        }
+    }
+
     /// Every state after SYN-SENT (RFC 9293 §3.10.7.4).
     fn on_synchronized(&mut self, now: SimTime, r: &TcpRepr, payload: &[u8]) {
         if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && r.seq == self.irs
@@ -225,6 +247,7 @@ impl Connection {
                 self.ack_now = true;
                 if !payload.is_empty() && seq_lt(r.seq, self.rcv_nxt) {
                     self.stats.dup_data_received += 1;
+                    self.dup_ts_recent(r, payload.len());
                 }
             }
             return;
