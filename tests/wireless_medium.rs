@@ -428,7 +428,7 @@ fn a_full_frame_occupies_the_medium_for_4256_us() {
         &[("A", "client", 0.0, 0.0), ("B", "server", 10.0, 0.0)],
         "csma = false\nack = false",
         &flows,
-        "",
+        common::sim::NO_PROCESSING,
     );
     let sc = load(&text, &[]);
     let out = qossim::world::World::new(&sc, 0, Default::default())

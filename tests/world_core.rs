@@ -29,7 +29,7 @@ publishers = ["a"]
 receivers = ["b"]
 topic = "t"
 {flow_extra}
-"#
+{NO_PROCESSING}"#
     )
 }
 
@@ -136,7 +136,7 @@ interval = "1 s"
 fn three_routers_add_each_hops_delays() {
     // 125-byte packets (97 + 28): 1 ms, 0.5 ms, 2 ms, 1 ms of serialisation
     // plus 10 + 20 + 5 + 1 ms of propagation = 40.5 ms, store and forward
-    let dir = run_text("line", LINE, &[]);
+    let dir = run_text("line", &format!("{LINE}{NO_PROCESSING}"), &[]);
     let msgs = read_csv(&dir.join("messages.csv"));
     assert!(msgs.len() >= 59);
     for m in &msgs {
@@ -147,7 +147,7 @@ fn three_routers_add_each_hops_delays() {
 #[test]
 fn link_down_drops_what_it_should_then_recovers() {
     let text = format!(
-        "{LINE}\n[[events]]\nat = \"20 s\"\naction = \"link_down\"\nlink = \"r1--r2\"\n[[events]]\nat = \"30 s\"\naction = \"link_up\"\nlink = \"r1--r2\"\n"
+        "{LINE}{NO_PROCESSING}\n[[events]]\nat = \"20 s\"\naction = \"link_down\"\nlink = \"r1--r2\"\n[[events]]\nat = \"30 s\"\naction = \"link_up\"\nlink = \"r1--r2\"\n"
     );
     let dir = run_text("down", &text, &[]);
     let msgs = read_csv(&dir.join("messages.csv"));
@@ -169,7 +169,7 @@ fn routing_switches_to_a_second_path_while_a_link_is_down() {
     // add r1 - r4 - r3 as a longer detour around r1--r2--r3 (same hop count + 0: r1,r4,r3 is 2 hops as well),
     // made slower so the primary path is preferred
     let text = format!(
-        "{LINE}\n[[nodes]]\nname = \"r4\"\nrole = \"router\"\n[[links]]\na = \"r1\"\nb = \"r4\"\nrate = \"1 Mbit/s\"\ndelay = \"40 ms\"\n[[links]]\na = \"r4\"\nb = \"r3\"\nrate = \"1 Mbit/s\"\ndelay = \"40 ms\"\n[[events]]\nat = \"20 s\"\naction = \"link_down\"\nlink = \"r1--r2\"\n[[events]]\nat = \"30 s\"\naction = \"link_up\"\nlink = \"r1--r2\"\n"
+        "{LINE}{NO_PROCESSING}\n[[nodes]]\nname = \"r4\"\nrole = \"router\"\n[[links]]\na = \"r1\"\nb = \"r4\"\nrate = \"1 Mbit/s\"\ndelay = \"40 ms\"\n[[links]]\na = \"r4\"\nb = \"r3\"\nrate = \"1 Mbit/s\"\ndelay = \"40 ms\"\n[[events]]\nat = \"20 s\"\naction = \"link_down\"\nlink = \"r1--r2\"\n[[events]]\nat = \"30 s\"\naction = \"link_up\"\nlink = \"r1--r2\"\n"
     );
     let dir = run_text("reroute", &text, &[]);
     let msgs = read_csv(&dir.join("messages.csv"));
@@ -413,7 +413,7 @@ fn line_with(
     tag: &str,
     events: &str,
 ) -> (Vec<(f64, bool)>, std::collections::BTreeMap<String, String>) {
-    let dir = run_text(tag, &format!("{LINE}\n{events}"), &[]);
+    let dir = run_text(tag, &format!("{LINE}{NO_PROCESSING}\n{events}"), &[]);
     let msgs = read_csv(&dir.join("messages.csv"))
         .iter()
         .map(|m| {

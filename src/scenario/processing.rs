@@ -1,8 +1,10 @@
 //! Processing times (`processing = { … }` on `[[nodes]]` and `[[groups]]`,
 //! `[processing.<role>]` defaults): per node, a stack delay per packet sent
 //! and received and an application service time per protocol message, served
-//! by one FIFO server (`world::proc`). Every field defaults to `"0 s"`, which
-//! is today's behaviour exactly (no event, no state).
+//! by one FIFO server (`world::proc`). Brokers, servers and gateways start
+//! from calibrated defaults (`ProcessingSpec::builtin`), every other role
+//! from `"0 s"`; a node whose delays are all `"0 s"` has no processing at
+//! all (no event, no state).
 //!
 //! A delay is a duration string (a constant, `"50 us"`) or a distribution in
 //! the same string: `"exp(1 ms)"` (exponential with that mean) or
@@ -148,7 +150,7 @@ pub(crate) fn resolve(
         let spec = if n.group.is_some() && memo.contains_key(&key) {
             memo[&key]
         } else {
-            let mut spec = ProcessingSpec::default();
+            let mut spec = ProcessingSpec::builtin(n.role);
             if let Some(d) = roles.and_then(|r| r.of(n.role)) {
                 apply(
                     ctx,

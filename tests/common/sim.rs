@@ -6,6 +6,24 @@ use qossim::scenario::{self, model::Scenario};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Role tables that set the calibrated processing defaults of brokers,
+/// servers and gateways (`ProcessingSpec::builtin`) to `"0 s"`: appended to
+/// a scenario whose test checks link or protocol timing alone.
+pub const NO_PROCESSING: &str = r#"
+[processing.broker]
+stack_tx = "0 s"
+stack_rx = "0 s"
+service = "0 s"
+[processing.server]
+stack_tx = "0 s"
+stack_rx = "0 s"
+service = "0 s"
+[processing.gateway]
+stack_tx = "0 s"
+stack_rx = "0 s"
+service = "0 s"
+"#;
+
 pub fn load(text: &str, overrides: &[&str]) -> Scenario {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     scenario::load_str(text, "test.toml", Path::new("."), &o)
