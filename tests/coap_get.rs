@@ -160,6 +160,34 @@ interval = "10 s"
     .to_string()
 }
 
+/// `[protocols.coap] token_length = 1` (libcoap's coap-client): the same
+/// GET is one byte shorter (TKL 1, 39 bytes of CoAP, 67 of IPv4); tokens
+/// stay distinct (0, 1, 2, …) and every response still matches its request.
+#[test]
+fn token_length_one_makes_the_get_one_byte_shorter() {
+    let text = format!("{}\n[protocols.coap]\ntoken_length = 1\n", room_120());
+    let dir = run_text("coap-get-tkl1", &text, &[]);
+    let rows = read_csv(&dir.join("packets.csv"));
+    let reqs = packets(&rows, "coap_con", "collector", "sensor");
+    assert!(reqs.len() >= 3, "{} requests", reqs.len());
+    assert!(reqs.iter().all(|r| r["bytes"] == "67"), "{reqs:?}");
+    assert_eq!(num(&run_row(&dir, "f"), "round_trip_success"), 1.0);
+    for bad in [
+        "protocols.coap.token_length=0",
+        "protocols.coap.token_length=9",
+    ] {
+        let e = qossim::scenario::load_str(
+            &room_120(),
+            "t.toml",
+            std::path::Path::new("."),
+            &[bad.to_string()],
+        )
+        .expect_err(bad)
+        .to_string();
+        assert!(e.contains("protocols.coap.token_length"), "{bad}: {e}");
+    }
+}
+
 #[test]
 fn con_get_of_room_120_is_40_bytes_of_coap_and_68_of_ipv4() {
     let dir = run_text("coap-get-bytes", &room_120(), &[]);

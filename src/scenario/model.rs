@@ -649,6 +649,8 @@ pub struct CoapParams {
     /// failed (`Config::non_response_timeout`); `None`:
     /// ACK_TIMEOUT·ACK_RANDOM_FACTOR (3 s with the defaults).
     pub non_timeout: Option<SimDuration>,
+    /// Shortest request token in bytes (`Config::token_length`).
+    pub token_length: u8,
 }
 
 impl Default for IpParams {
@@ -678,6 +680,7 @@ impl Default for CoapParams {
             max_latency: SimDuration::from_secs(100),
             processing_delay: SimDuration::from_secs(2),
             non_timeout: None,
+            token_length: 2,
         }
     }
 }
@@ -693,6 +696,7 @@ impl From<&CoapParams> for crate::proto::coap::Config {
             probing_rate: p.probing_rate,
             max_latency: p.max_latency,
             processing_delay: p.processing_delay,
+            token_length: p.token_length,
             ..Default::default()
         };
         c.non_response_timeout = p.non_timeout.unwrap_or_else(|| c.max_initial_timeout());

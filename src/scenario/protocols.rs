@@ -146,6 +146,14 @@ pub(crate) fn resolve(
                     )
                 })
                 .transpose()?,
+            // RFC 7252 §3: a token is 0 to 8 bytes; 0 would make every
+            // request's token the same
+            token_length: c
+                .token_length
+                .as_ref()
+                .map_or(Ok(u64::from(d.token_length)), |v| {
+                    ctx.int_in(v, "protocols.coap.token_length", 1, 8)
+                })? as u8,
         };
     }
     if let Some(t) = &p.tcp {

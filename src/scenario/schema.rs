@@ -291,6 +291,8 @@ pub(crate) struct CoapSchema {
     pub processing_delay: Option<S<String>>,
     /// How long a NON request waits for its response.
     pub non_timeout: Option<S<String>>,
+    /// Shortest request token, bytes.
+    pub token_length: Option<S<u64>>,
 }
 
 /// `[protocols.tcp]`: `profile` gives the defaults, every other field

@@ -32,6 +32,11 @@ pub struct Config {
     /// RFC 7252 leaves this open (§4.7 bounds unanswered traffic only through
     /// PROBING_RATE); the default is ACK_TIMEOUT·ACK_RANDOM_FACTOR.
     pub non_response_timeout: SimDuration,
+    /// Client: the shortest token of a request, in bytes (1..=8, default
+    /// 2). Tokens count up from 0 in as few bytes as the count needs but no
+    /// fewer than this (RFC 7252 §5.3.1 leaves the choice to the client;
+    /// libcoap's coap-client sends 1 byte).
+    pub token_length: u8,
 }
 
 impl Default for Config {
@@ -47,6 +52,7 @@ impl Default for Config {
             max_latency: SimDuration::from_secs(100),
             processing_delay: SimDuration::from_secs(2),
             non_response_timeout: SimDuration::ZERO,
+            token_length: 2,
         };
         c.non_response_timeout = c.max_initial_timeout();
         c

@@ -510,15 +510,11 @@ impl Endpoint {
     fn fresh_token(&mut self) -> Token {
         let n = self.next_token;
         self.next_token = self.next_token.wrapping_add(1);
-        let b = n.to_be_bytes();
-        let len = if n < 0x1_0000 {
-            2
-        } else if n < 0x100_0000 {
-            3
-        } else {
-            4
-        };
-        Token::new(&b[4 - len..]).unwrap_or(Token::EMPTY)
+        let need = 4 - (n.leading_zeros() as usize / 8).min(3);
+        let len = need.max(usize::from(self.config().token_length.clamp(1, 8)));
+        let mut b = [0u8; 8];
+        b[4..].copy_from_slice(&n.to_be_bytes());
+        Token::new(&b[8 - len..]).unwrap_or(Token::EMPTY)
     }
 
     /// Drop our request `key` (to `peer`, with `token`) from the request
