@@ -424,6 +424,8 @@ fn test_command_exit_codes_table_and_junit() {
         "\n[[expect]]\nmetric = \"retransmissions\"\nop = \"==\"\nvalue = 0\n",
     );
     write_scenario(&suite, "plain.toml", "");
+    // a link back up the tree is not followed (it would never end)
+    std::os::unix::fs::symlink(&suite, suite.join("sub/loop")).expect("symlink");
     let out = d.join("out");
     let junit = d.join("j/junit.xml");
     let (code, stdout, stderr) =

@@ -38,21 +38,23 @@ pub struct ScenarioResult {
 }
 
 /// Every `*.toml` under `paths` (files as given), sorted, without
-/// duplicates. A path that does not exist is bad input.
+/// duplicates; symbolic links to directories are not followed inside a
+/// directory. A path that does not exist is bad input.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
         let rd = std::fs::read_dir(dir).map_err(|e| {
             CliError::BadArgument(format!("cannot read directory {}: {e}", dir.display()))
         })?;
         for entry in rd {
-            let p = entry
-                .map_err(|e| {
-                    CliError::BadArgument(format!("cannot read directory {}: {e}", dir.display()))
-                })?
-                .path();
-            if p.is_dir() {
+            let entry = entry.map_err(|e| {
+                CliError::BadArgument(format!("cannot read directory {}: {e}", dir.display()))
+            })?;
+            let p = entry.path();
+            // real directories only: a symbolic link to a parent would
+            // never end
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 walk(&p, out)?;
-            } else if p.extension().is_some_and(|x| x == "toml") {
+            } else if p.is_file() && p.extension().is_some_and(|x| x == "toml") {
                 out.push(p);
             }
         }
