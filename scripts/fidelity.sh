@@ -91,7 +91,13 @@ fi
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-rm -rf "$OUT/real" "$OUT/sim"
+if [ "${FIDELITY_REUSE_REAL:-0}" = 1 ]; then
+  # keep the captures; refuse to go on without them
+  [ -d "$OUT/real" ] || { echo "fidelity: FIDELITY_REUSE_REAL=1 but no $OUT/real" >&2; exit 2; }
+  rm -rf "$OUT/sim"
+else
+  rm -rf "$OUT/real" "$OUT/sim"
+fi
 mkdir -p "$OUT/real" "$OUT/sim"
 
 # --- namespaces ------------------------------------------------------------
@@ -216,7 +222,7 @@ for l in $LOSSES; do
   for c in mqtt-qos0 mqtt-qos1 mqtt-qos2 coap-con coap-non; do CELLS+=("$c:$l"); done
 done
 
-if [ "${FIDELITY_REUSE_REAL:-0}" = 1 ] && [ -d "$OUT/real" ]; then
+if [ "${FIDELITY_REUSE_REAL:-0}" = 1 ]; then
   echo "=== real: reusing the captures in $OUT/real (FIDELITY_REUSE_REAL=1)"
 else
 echo "=== real: Linux $(uname -r), congestion control $CC, $N messages every ${PERIOD}s, loss $LOSSES %"
