@@ -23,7 +23,7 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
 /// The core metric columns every run has, in order (DESIGN.md's list and
 /// what the simulation core added beyond it); extension columns follow
 /// (`world::apps::Registry::metric_columns`).
-pub const CORE_COLUMNS: [&str; 30] = [
+pub const CORE_COLUMNS: [&str; 31] = [
     "sent",
     "intended",
     "delivered",
@@ -46,6 +46,7 @@ pub const CORE_COLUMNS: [&str; 30] = [
     "drops_link_down",
     "drops_node_down",
     "drops_reassembly",
+    "drops_fault",
     "late_deliveries",
     "give_ups",
     "resets",
@@ -59,7 +60,7 @@ pub const CORE_COLUMNS: [&str; 30] = [
 /// Every metric column with the built-in protocols, in order (the core
 /// columns, then the host TCP's, MQTT's, the radio energy columns,
 /// MQTT-SN's and CoAP's).
-pub const METRIC_COLUMNS: [&str; 56] = [
+pub const METRIC_COLUMNS: [&str; 57] = [
     "sent",
     "intended",
     "delivered",
@@ -83,6 +84,7 @@ pub const METRIC_COLUMNS: [&str; 56] = [
     "drops_link_down",
     "drops_node_down",
     "drops_reassembly",
+    "drops_fault",
     "late_deliveries",
     "give_ups",
     "resets",
@@ -235,6 +237,7 @@ pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         Value::Int(s.drops_link_down),
         Value::Int(s.drops_node_down),
         Value::Int(s.drops_reassembly),
+        Value::Int(s.drops_fault),
         Value::Int(s.late_deliveries),
         Value::Int(s.give_ups),
         Value::Int(s.resets),
