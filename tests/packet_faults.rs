@@ -626,3 +626,38 @@ fn a_random_offset_corruption_is_deterministic() {
     // the fault hit: one malformed segment
     assert_eq!(num(&run_row(&a, "readings"), "tcp_malformed"), 1.0);
 }
+
+/// Every kind the protocols write into packets.csv is a kind a match may
+/// name (the check's list cannot drift from what the plug-ins emit).
+#[test]
+fn every_kind_in_packets_csv_is_matchable() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for (tag, file) in [
+        ("kinds-mqttsn", "mqttsn-point-to-point.toml"),
+        ("kinds-coap", "coap-vs-udp.toml"),
+        ("kinds-mqtt", "teaching/qos-levels.toml"),
+    ] {
+        let dir = run_text(tag, &scenario_file(file), &[]);
+        for r in rows(&dir, "packets.csv") {
+            kinds.insert(r["kind"].clone());
+        }
+    }
+    for k in [
+        "udp",
+        "coap_con",
+        "coap_ack",
+        "tcp_syn",
+        "mqtt_pubrel",
+        "mqttsn_publish",
+    ] {
+        assert!(kinds.contains(k), "{k} not seen: {kinds:?}");
+    }
+    for k in &kinds {
+        let text = with_event(&format!(
+            "at = \"0 s\"\naction = \"drop_packet\"\nmatch = {{ kind = \"{k}\", nth = 1 }}"
+        ));
+        if let Err(e) = qossim::scenario::load_str(&text, "t.toml", Path::new("."), &[]) {
+            panic!("kind {k} from packets.csv is refused: {e}");
+        }
+    }
+}
