@@ -29,7 +29,9 @@
 #   reduced: loss 0/10 %, 50 messages every 100 ms, 40 seeds
 # Env: QOSSIM_BIN (default: cargo build --release, target/release/qossim),
 #      FIDELITY_DOC (default docs/fidelity.md; "-" writes none); for smoke
-#      tests FIDELITY_N, FIDELITY_SEEDS, FIDELITY_LOSSES, FIDELITY_STALL_REPS.
+#      tests FIDELITY_N, FIDELITY_SEEDS, FIDELITY_LOSSES, FIDELITY_STALL_REPS;
+#      FIDELITY_REUSE_REAL=1 keeps the real captures already in OUT/real and
+#      reruns only the simulated side and the analysis (after a twin changed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -214,6 +216,9 @@ for l in $LOSSES; do
   for c in mqtt-qos0 mqtt-qos1 mqtt-qos2 coap-con coap-non; do CELLS+=("$c:$l"); done
 done
 
+if [ "${FIDELITY_REUSE_REAL:-0}" = 1 ] && [ -d "$OUT/real" ]; then
+  echo "=== real: reusing the captures in $OUT/real (FIDELITY_REUSE_REAL=1)"
+else
 echo "=== real: Linux $(uname -r), congestion control $CC, $N messages every ${PERIOD}s, loss $LOSSES %"
 for cell in "${CELLS[@]}"; do
   c=${cell%%:*}; l=${cell##*:}
@@ -230,6 +235,7 @@ if [ "$STALL_REPS" -gt 0 ]; then
     echo "--- repetition $r ($(date +%T))"
     run_mqtt_cell 0 20 "$OUT/real/stall/rep$r"
   done
+fi
 fi
 
 echo "=== simulated: $SEEDS seeds per cell ($QOSSIM)"

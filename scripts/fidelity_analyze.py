@@ -376,13 +376,14 @@ def main():
             v = [x for x in sp("lat", 90) if x is not None]
             rp = q(real["lat"], 90)
             ok = bool(v) and rp is not None and q(v, 2.5) <= rp <= q(v, 97.5)
-            checks.append(("p90", ok, f"{fmt(rp)} in [{fmt(q(v, 2.5))}, {fmt(q(v, 97.5))}]" if v else ""))
+            checks.append(("p90", ok, f"{fmt(rp)} in [{fmt(q(v, 2.5))}, {fmt(q(v, 97.5))}]" if v else "",
+                           {"real": rp, "lo": q(v, 2.5), "hi": q(v, 97.5)} if v and rp is not None else {}))
         if c == "coap-con":
             v = [s["retx"] for s in sims]
             ok = q(v, 2.5) <= real["retx"] <= q(v, 97.5)
             checks.append(("con-retx", ok, f"{real['retx']} in [{q(v, 2.5)}, {q(v, 97.5)}]"))
         checks_all.append(((c, l), checks))
-        verdict = ", ".join(f"{n} {'OK' if ok else 'MISS'}" for n, ok, _ in checks)
+        verdict = ", ".join(f"{n} {'OK' if ok else 'MISS'}" for n, ok, *_ in checks)
         dsim = [s["delivered"] / s["intended"] for s in sims if s["intended"]]
         P(f"| {c} {l} % | {pct(real['loss_ab'])}/{pct(real['loss_ba'])} | "
           f"{fmt(100 * real['delivered'] / real['intended'] if real['intended'] else None)} % ({real['delivered']}/{real['intended']}) | {rng([100 * x for x in dsim])} % | "
@@ -398,7 +399,7 @@ def main():
     P("Why a bound missed:")
     P("")
     for (c, l), checks in checks_all:
-        miss = [f"{n}: {why}" for n, ok, why in checks if not ok]
+        miss = [f"{n}: {why}" for n, ok, why, *_ in checks if not ok]
         if miss:
             P(f"- {c} {l} %: " + " | ".join(miss))
     P("")
@@ -431,7 +432,7 @@ def main():
           f"max {fmt(max(ss) if ss else None)} s).")
     text = "\n".join(lines)
     print(text)
-    json.dump({f"{c}:{l}": {"checks": [(n, ok, why) for n, ok, why in ch]} for (c, l), ch in checks_all},
+    json.dump({f"{c}:{l}": {"checks": [list(x) for x in ch]} for (c, l), ch in checks_all},
               open(f"{a.out}/checks.json", "w"), indent=1)
     if a.doc and a.doc != "-":
         begin, end = f"<!-- fidelity:{a.mode}:begin -->", f"<!-- fidelity:{a.mode}:end -->"

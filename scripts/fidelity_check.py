@@ -18,9 +18,30 @@ about a quarter of the time. A second independent run brings each bound's
 chance miss to 0.25 %; a real difference between model and stack still
 misses in both. The deterministic bounds (`bytes`) hold in every run or
 in none, so this changes nothing for them.
+
+The `p90` bound (the real p90 at 10 % inside the simulated 2.5-97.5 %
+range) takes the `p50` bound's absolute slack of 0.5 ms: a real p90 at
+most 0.5 ms outside the range holds. Why: where no retransmission is in
+the tail (CoAP NON, where a lost exchange has no latency), a p90 is host
+time, whose run-to-run spread on a real machine exceeds the simulated
+range — the full harness of 2026-12-06 measured CoAP NON's real p90 at
+0.15, 0.15, 0.12 and 0.24 ms in its four cells while every simulated seed
+gave 0.15-0.16 ms. A TCP loss tail (hundreds of ms) is not helped by
+0.5 ms. docs/fidelity.md still lists such a cell as a miss.
 """
 import json
 import sys
+
+
+SLACK_MS = 0.5
+
+
+def within_slack(nums):
+    try:
+        real, lo, hi = float(nums["real"]), float(nums["lo"]), float(nums["hi"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return lo - SLACK_MS <= real <= hi + SLACK_MS
 
 
 def main(paths):
@@ -39,8 +60,12 @@ def main(paths):
     seen = {}
     for run in runs:
         for cell, body in run.items():
-            for name, ok, why in body["checks"]:
-                seen.setdefault((cell, name), []).append((bool(ok), why))
+            for check in body["checks"]:
+                name, ok, why = check[0], bool(check[1]), check[2]
+                nums = check[3] if len(check) > 3 else {}
+                if not ok and name == "p90" and within_slack(nums):
+                    ok, why = True, f"{why} (within the {SLACK_MS} ms slack)"
+                seen.setdefault((cell, name), []).append((ok, why))
     if not seen:
         print("fidelity check: no bounds in " + ", ".join(paths), file=sys.stderr)
         return 1

@@ -156,6 +156,17 @@ return 1
 stage "fidelity (reduced harness)"
 check fidelity fidelity
 
+regression() {
+# Every [[expect]] of scenarios/regression/ must hold (qossim test exits 1
+# naming the one that failed, 2 on a broken scenario, 3 on an internal
+# error); the JUnit report is for CI to render.
+local out; out=$(mktemp -d)
+target/release/qossim test scenarios/regression/ --out "$out" --junit target/regression-junit.xml || return 1
+rm -rf "$out"
+}
+stage "regression scenarios (qossim test)"
+check regression regression
+
 stage "done"
 count() { { grep -Eo "[0-9]+ $1" target/test-output.txt || true; } | awk '{s+=$1} END {print s+0}'; }
 passed=$(count passed)

@@ -5,6 +5,9 @@ use crate::run::{run_scenario, RunError, RunOptions, RunReport};
 use crate::scenario::{self, model::Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
 
+pub mod testcmd;
+pub use testcmd::{test, TestRequest};
+
 /// The built-in default scenario (`cargo run --release` with no arguments).
 pub const QUICKSTART: &str = include_str!("../scenarios/quickstart.toml");
 
@@ -25,6 +28,12 @@ pub enum CliError {
     /// `qossim gateway` could not serve (e.g. its address is in use).
     #[error("{0}")]
     Gateway(#[from] crate::proto::mqttsn::socket::SocketError),
+    /// Expectations that did not hold (`run --strict`, `test`: exit 1).
+    #[error("{failed} of {total} expectations failed")]
+    ExpectationsFailed { failed: usize, total: usize },
+    /// `qossim test` could not write its results (exit 3).
+    #[error("internal error: {0}")]
+    TestInternal(String),
 }
 
 impl CliError {
@@ -38,6 +47,8 @@ impl CliError {
             CliError::Chart(_) => 2,
             CliError::BadArgument(_) => 2,
             CliError::Gateway(_) => 1,
+            CliError::ExpectationsFailed { .. } => 1,
+            CliError::TestInternal(_) => 3,
         }
     }
 }
@@ -52,6 +63,8 @@ pub struct RunRequest {
     pub packets: bool,
     pub pcap: bool,
     pub quiet: bool,
+    /// Exit 1 when an expectation fails.
+    pub strict: bool,
 }
 
 /// Load a scenario file, or the built-in quickstart.
@@ -148,6 +161,20 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
     if !req.quiet {
         print!("{}", summary_text(&sc, &report, &out_dir));
     }
+    if let Some(ev) = &report.expectations {
+        if !req.quiet {
+            for line in ev.lines() {
+                println!("{line}");
+            }
+        }
+        let failed = ev.failed();
+        if req.strict && failed > 0 {
+            return Err(CliError::ExpectationsFailed {
+                failed,
+                total: ev.expectations.len(),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -232,8 +259,13 @@ pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
         1 => format!(", 1 radio medium ({radios} radios)"),
         n => format!(", {n} radio media ({radios} radios)"),
     };
+    let expects = match sc.expectations.len() {
+        0 => String::new(),
+        1 => ", 1 expectation".to_string(),
+        n => format!(", {n} expectations"),
+    };
     println!(
-        "{}: ok — scenario `{}`: {} nodes, {} links{media}, {} flows, {} events; {} + {} drain simulated",
+        "{}: ok — scenario `{}`: {} nodes, {} links{media}, {} flows, {} events{expects}; {} + {} drain simulated",
         path.display(),
         sc.name,
         sc.nodes.len(),

@@ -1,5 +1,6 @@
 //! `qossim` command line: parse arguments, run, map errors to exit codes
-//! (0 ok, 2 bad input, 1 internal error). All the work is in the library.
+//! (0 ok, 2 bad input, 1 internal error; `test` and `run --strict`: 1 an
+//! expectation failed, 3 internal error). All the work is in the library.
 
 use clap::{Args, Parser, Subcommand};
 use qossim::cli;
@@ -13,6 +14,7 @@ Examples:
   qossim run scenarios/quickstart.toml --set links.backhaul.loss.p=0.2 --seed 7
   qossim run scenarios/coap-vs-udp.toml --packets --pcap --out /tmp/r
   qossim check scenarios/gilbert-elliott.toml   validate only
+  qossim test scenarios/regression/ --junit junit.xml   check [[expect]] tables
 
 Results go to results/<scenario name>/ unless --out is given:
   runs.csv, summary.csv, messages.csv, manifest.json (+ packets.csv, pcap/)
@@ -35,6 +37,10 @@ enum Cmd {
     Run(RunArgs),
     /// Validate a scenario file and print what it defines; runs nothing.
     Check(CheckArgs),
+    /// Run every scenario with [[expect]] tables (files, or directories
+    /// searched recursively) and check the expectations.
+    #[command(after_help = TEST_HELP)]
+    Test(TestArgs),
     /// Run the scenario's [sweep] grid (every point × replication) in parallel.
     #[command(after_help = SWEEP_HELP)]
     Sweep(SweepArgs),
@@ -92,6 +98,35 @@ struct GatewayArgs {
     /// GwId in ADVERTISE and GWINFO.
     #[arg(long, default_value_t = 1, value_name = "N")]
     gw_id: u8,
+}
+
+const TEST_HELP: &str = "\
+Examples:
+  qossim test scenarios/regression/
+  qossim test scenarios/regression/ --junit target/regression-junit.xml
+  qossim test scenarios/regression/coap-con-loss.toml --set protocols.coap.max_retransmit=0
+Exit codes: 0 every expectation holds, 1 one failed, 2 bad input (a scenario
+that does not load, none with [[expect]]), 3 internal error (writing results).
+Expectations: scenarios/README.md \"Expectations\".";
+
+#[derive(Args)]
+struct TestArgs {
+    /// Scenario files and directories (searched recursively for *.toml).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Where the results go, one directory per scenario (default: a new
+    /// directory under results/test/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write JUnit XML here (one testcase per expectation).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Override a field of every scenario (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// Print the table only when something fails.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -167,6 +202,9 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Exit with status 1 when an [[expect]] of the scenario fails.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -181,6 +219,12 @@ struct CheckArgs {
 fn main() -> ExitCode {
     let parsed = Cli::parse();
     qossim::scenario::allow_files_outside(parsed.allow_outside);
+    // `qossim test` reserves 1 for a failed expectation: a bug there is 3
+    let internal_code = if matches!(parsed.cmd, Some(Cmd::Test(_))) {
+        3
+    } else {
+        1
+    };
     let result = std::panic::catch_unwind(move || match parsed.cmd {
         None => cli::run(&cli::RunRequest::default()),
         Some(Cmd::Run(a)) => cli::run(&cli::RunRequest {
@@ -191,8 +235,16 @@ fn main() -> ExitCode {
             packets: a.packets,
             pcap: a.pcap,
             quiet: a.quiet,
+            strict: a.strict,
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
+        Some(Cmd::Test(a)) => cli::test(&cli::TestRequest {
+            paths: a.paths,
+            out: a.out,
+            junit: a.junit,
+            overrides: a.set,
+            quiet: a.quiet,
+        }),
         Some(Cmd::Sweep(a)) => cli::sweep(&cli::SweepRequest {
             scenario: a.scenario,
             out: a.out,
@@ -230,7 +282,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "error: internal error (a bug in qossim); please report it with the scenario"
             );
-            ExitCode::from(1)
+            ExitCode::from(internal_code)
         }
     }
 }

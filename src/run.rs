@@ -12,6 +12,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub mod expect;
+
 /// What to write.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -32,6 +34,9 @@ pub struct RunReport {
     pub wall_s: f64,
     pub sim_end_s: f64,
     pub files: Vec<PathBuf>,
+    /// The scenario's `[[expect]]` tables, evaluated (`None` when it has
+    /// none).
+    pub expectations: Option<expect::Evaluation>,
 }
 
 /// Errors of a run: everything here is I/O (the scenario was validated).
@@ -331,7 +336,17 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
     files.push(dir.join("manifest.json"));
     crate::report::html::write_report(&dir).map_err(io_err)?;
     files.push(dir.join("report.html"));
+    let expectations = if sc.expectations.is_empty() {
+        remove_stale(&dir.join("expectations.csv")).map_err(io_err)?;
+        None
+    } else {
+        let ev = expect::evaluate(sc, &ex.rows, opts.registry.as_ref())?;
+        ev.write(&dir, opts.fsync).map_err(io_err)?;
+        files.push(dir.join("expectations.csv"));
+        Some(ev)
+    };
     Ok(RunReport {
+        expectations,
         rows: ex.rows,
         events: ex.events,
         wall_s: ex.wall_s,

@@ -3,7 +3,7 @@
 use super::check::{Ctx, MAX_DURATION};
 use super::error::{field_path_at, LineIndex, ScenarioError};
 use super::schema::{FileSchema, FlowSchema};
-use super::{events, flows, overrides, processing, protocols, radio, sweep, topology};
+use super::{events, expect, flows, overrides, processing, protocols, radio, sweep, topology};
 use crate::scenario::model::{ProtocolTable, Scenario};
 use crate::sim::SimDuration;
 use std::collections::HashSet;
@@ -188,6 +188,7 @@ fn build(
     flows::check_mqttsn_flows(ctx, &topo, &schemas, &out_flows)?;
     let events = events::resolve_all(ctx, &topo, &out_flows, &file.events, duration + drain)?;
     let media = radio::resolve_all(ctx, &topo, &file.media)?;
+    let expectations = expect::resolve_all(ctx, &file.expect, &out_flows)?;
     let sweep = match &file.sweep {
         Some(sw) => Some(sweep::resolve(ctx, sw, resolved)?),
         None => None,
@@ -215,5 +216,6 @@ fn build(
         resolved_toml: resolved.to_string(),
         overrides: overrides.to_vec(),
         sweep,
+        expectations,
     })
 }

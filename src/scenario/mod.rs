@@ -6,8 +6,10 @@
 //! line, column and field path. The file format is documented in
 //! `scenarios/README.md`.
 mod check;
+pub mod columns;
 pub mod error;
 mod events;
+pub mod expect;
 pub mod flows;
 mod load;
 mod loss;

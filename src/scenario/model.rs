@@ -44,6 +44,9 @@ pub struct Scenario {
     /// The `[sweep]` grid, if the file declares one (used by `qossim sweep`;
     /// `qossim run` runs the base point only).
     pub sweep: Option<SweepSpec>,
+    /// `[[expect]]` tables, file order (`qossim run` evaluates them at the
+    /// end, `qossim test` checks them; scenarios/README.md "Expectations").
+    pub expectations: Vec<crate::scenario::expect::Expectation>,
 }
 
 /// How a sweep's axes combine.

@@ -46,6 +46,9 @@ pub(crate) struct FileSchema {
     /// (`scenario::processing`).
     pub processing: Option<S<super::processing::RoleDefaultsSchema>>,
     pub sweep: Option<S<SweepSchema>>,
+    /// `[[expect]]`: expectations on the run's columns (`scenario::expect`).
+    #[serde(default)]
+    pub expect: Vec<S<super::expect::ExpectSchema>>,
 }
 
 /// `[sweep]`: the parameter grid of `qossim sweep`.

@@ -1,0 +1,171 @@
+//! `scenarios/regression/`: every scenario's expectations hold as shipped
+//! (through the library's `cli::test` and the `qossim test` binary), the
+//! files cover every protocol, each contains the loss or event its
+//! expectations depend on, and the override named in its
+//! `# fails-with: PATH=VALUE` header makes at least one expectation fail
+//! (exit 1).
+
+mod common;
+use common::temp_dir;
+use qossim::scenario::model::{LossSpec, Protocol, Reliability};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios/regression"))
+        .expect("scenarios/regression/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The `# fails-with: PATH=VALUE` line of a file's header.
+fn fails_with(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("read");
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| l.strip_prefix("# fails-with: "))
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no `# fails-with: PATH=VALUE` header line",
+                path.display()
+            )
+        })
+        .trim()
+        .to_string()
+}
+
+fn qossim_test(args: &[&str]) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .current_dir(root())
+        .arg("test")
+        .args(args)
+        .output()
+        .expect("run qossim");
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn all_hold_as_shipped_through_the_cli() {
+    let out = temp_dir("regression-cli");
+    let junit = out.join("junit.xml");
+    let (code, text) = qossim_test(&[
+        "scenarios/regression/",
+        "--out",
+        out.join("r").to_str().expect("utf-8"),
+        "--junit",
+        junit.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let n = files().len();
+    assert!(n >= 8, "only {n} regression scenarios");
+    assert!(text.contains(&format!("in {n} scenarios")), "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert_eq!(xml.matches("<testsuite ").count(), n, "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+}
+
+#[test]
+fn all_hold_as_shipped_through_the_library() {
+    let out = temp_dir("regression-lib");
+    let req = qossim::cli::TestRequest {
+        paths: vec![root().join("scenarios/regression")],
+        out: Some(out),
+        quiet: true,
+        ..Default::default()
+    };
+    if let Err(e) = qossim::cli::test(&req) {
+        panic!("exit {}: {e}", e.exit_code());
+    }
+}
+
+#[test]
+fn every_protocol_is_covered_and_every_file_has_its_fault() {
+    let mut seen: Vec<(Protocol, Reliability, bool)> = Vec::new();
+    for f in files() {
+        let sc = qossim::scenario::load_file(&f, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !sc.expectations.is_empty(),
+            "{}: no [[expect]]",
+            f.display()
+        );
+        let lossy = sc.links.iter().any(|l| l.loss != LossSpec::None);
+        assert!(
+            lossy || !sc.events.is_empty(),
+            "{}: neither a lossy link nor an event",
+            f.display()
+        );
+        fails_with(&f);
+        for fl in &sc.flows {
+            seen.push((
+                fl.protocol,
+                fl.reliability,
+                fl.coap_mode == qossim::scenario::model::CoapMode::Get,
+            ));
+        }
+    }
+    let has = |p: Protocol, r: Option<Reliability>, get: bool| {
+        seen.iter()
+            .any(|(sp, sr, sg)| *sp == p && r.is_none_or(|r| r == *sr) && (!get || *sg))
+    };
+    assert!(has(Protocol::Udp, None, false), "udp");
+    assert!(
+        has(Protocol::Coap, Some(Reliability::Con), false),
+        "coap CON"
+    );
+    assert!(
+        has(Protocol::Coap, Some(Reliability::Non), false),
+        "coap NON"
+    );
+    assert!(has(Protocol::Coap, None, true), "coap GET");
+    assert!(has(Protocol::Tcp, None, false), "tcp");
+    assert!(
+        has(Protocol::Mqtt, Some(Reliability::Qos0), false),
+        "mqtt QoS 0"
+    );
+    assert!(
+        has(Protocol::Mqtt, Some(Reliability::Qos1), false),
+        "mqtt QoS 1"
+    );
+    assert!(
+        has(Protocol::Mqtt, Some(Reliability::Qos2), false),
+        "mqtt QoS 2"
+    );
+    assert!(has(Protocol::Mqttsn, None, false), "mqtt-sn");
+}
+
+#[test]
+fn each_fails_with_override_fails_an_expectation() {
+    let out = temp_dir("regression-fails");
+    for f in files() {
+        let set = fails_with(&f);
+        let rel = f.strip_prefix(root()).expect("under root");
+        let (code, text) = qossim_test(&[
+            rel.to_str().expect("utf-8"),
+            "--set",
+            &set,
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(code, 1, "{} with --set {set}: {text}", rel.display());
+        assert!(
+            text.contains("FAIL"),
+            "{} with --set {set}: {text}",
+            rel.display()
+        );
+    }
+}
