@@ -47,6 +47,8 @@ pub struct FlowStats {
     pub drops_link_down: u64,
     pub drops_node_down: u64,
     pub drops_reassembly: u64,
+    /// Packets dropped at their source by `drop_packet` faults.
+    pub drops_fault: u64,
     pub collisions: u64,
     pub give_ups: u64,
     pub resets: u64,

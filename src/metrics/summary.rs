@@ -131,6 +131,7 @@ pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         Value::Int(s.bytes_protocol),
         Value::Int(s.bytes_transport_ip),
         Value::Int(s.bytes_retransmissions),
+        Value::Int(s.drops_fault),
     ]
 }
 

@@ -290,6 +290,30 @@ pub fn event_label(sc: &Scenario, a: &Action) -> (&'static str, String) {
         Action::ClientConnect { node: n } => ("client_connect", node(n)),
         Action::ClientSleep { node: n, .. } => ("client_sleep", node(n)),
         Action::ClientWake { node: n } => ("client_wake", node(n)),
+        Action::PacketFault(f) => {
+            let m = &f.matcher;
+            let mut parts = Vec::new();
+            if let Some(p) = &m.protocol {
+                parts.push(format!("protocol={p}"));
+            }
+            if let Some(k) = &m.kind {
+                parts.push(format!("kind={k}"));
+            }
+            if let Some(n) = &m.from {
+                parts.push(format!("from={}", node(n)));
+            }
+            if let Some(n) = &m.to {
+                parts.push(format!("to={}", node(n)));
+            }
+            if let Some(fl) = m.flow {
+                parts.push(format!("flow={}", sc.flows[fl].name));
+            }
+            parts.push(match m.select {
+                crate::scenario::model::Select::Nth(n) => format!("nth={n}"),
+                crate::scenario::model::Select::Every(k) => format!("every={k}"),
+            });
+            (f.effect.action(), parts.join(" "))
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
 /// The core metric columns every run has, in order (DESIGN.md's list and
 /// what the simulation core added beyond it); extension columns follow
 /// (`world::apps::Registry::metric_columns`).
-pub const CORE_COLUMNS: [&str; 30] = [
+pub const CORE_COLUMNS: [&str; 31] = [
     "sent",
     "intended",
     "delivered",
@@ -48,12 +48,13 @@ pub const CORE_COLUMNS: [&str; 30] = [
     "bytes_protocol",
     "bytes_transport_ip",
     "bytes_retransmissions",
+    "drops_fault",
 ];
 
 /// Every metric column with the built-in protocols, in order (the core
 /// columns, then the host TCP's, MQTT's, the radio energy columns,
 /// MQTT-SN's and CoAP's).
-pub const METRIC_COLUMNS: [&str; 56] = [
+pub const METRIC_COLUMNS: [&str; 57] = [
     "sent",
     "intended",
     "delivered",
@@ -85,6 +86,7 @@ pub const METRIC_COLUMNS: [&str; 56] = [
     "bytes_protocol",
     "bytes_transport_ip",
     "bytes_retransmissions",
+    "drops_fault",
     // added by the TCP model
     "tcp_retransmissions",
     "tcp_rto_expiries",

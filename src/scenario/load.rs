@@ -186,7 +186,7 @@ fn build(
     }
     let schemas: Vec<&FlowSchema> = file.flows.iter().map(|f| f.get_ref()).collect();
     flows::check_mqttsn_flows(ctx, &topo, &schemas, &out_flows)?;
-    let events = events::resolve_all(ctx, &topo, &file.events, duration + drain)?;
+    let events = events::resolve_all(ctx, &topo, &out_flows, &file.events, duration + drain)?;
     let media = radio::resolve_all(ctx, &topo, &file.media)?;
     let expectations = expect::resolve_all(ctx, &file.expect, &out_flows)?;
     let sweep = match &file.sweep {

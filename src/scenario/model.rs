@@ -382,6 +382,86 @@ pub enum Action {
     ClientWake {
         node: usize,
     },
+    /// A packet-level fault (`drop_packet`, `duplicate_packet`,
+    /// `delay_packet`, `corrupt_packet`): acts on the packets its match
+    /// selects where their source host sends them (`world::faults`).
+    PacketFault(Box<PacketFault>),
+}
+
+/// One packet-level fault: what it does to which packets, from the event's
+/// `at` until `until` or until it has acted on `count` packets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacketFault {
+    pub effect: FaultEffect,
+    pub matcher: PacketMatch,
+    /// End of the active window (exclusive); `None`: the end of the run.
+    pub until: Option<SimTime>,
+    /// Packets it acts on at most (`every` only); `None`: no limit.
+    pub count: Option<u64>,
+}
+
+/// What a packet fault does to a selected packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultEffect {
+    /// Discard it at its source (`drops_fault`, packets.csv `fault_dropped`).
+    Drop,
+    /// Send it twice, back to back.
+    Duplicate,
+    /// Hand it to the network `by` later.
+    Delay { by: SimDuration },
+    /// Flip (XOR 0xFF) one byte: at `offset` of the layer's bytes, or at a
+    /// uniformly drawn one when `None`.
+    Corrupt {
+        offset: Option<u32>,
+        layer: CorruptLayer,
+    },
+}
+
+impl FaultEffect {
+    /// The `[[events]]` action that makes this effect.
+    pub fn action(&self) -> &'static str {
+        match self {
+            FaultEffect::Drop => "drop_packet",
+            FaultEffect::Duplicate => "duplicate_packet",
+            FaultEffect::Delay { .. } => "delay_packet",
+            FaultEffect::Corrupt { .. } => "corrupt_packet",
+        }
+    }
+}
+
+/// Which bytes `corrupt_packet` flips and whether checksums are repaired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorruptLayer {
+    /// The transport segment (UDP/TCP header and payload), checksums left
+    /// stale: the receiving transport discards it.
+    Wire,
+    /// The transport payload, UDP/TCP checksum recomputed: the application
+    /// decoder sees the bad byte.
+    Payload,
+}
+
+/// Which packets a fault selects: every given field must equal the
+/// packet's; then the n-th (`Nth`) or every k-th (`Every`) such packet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacketMatch {
+    /// packets.csv `protocol`: the flow's protocol, `ip` for no flow.
+    pub protocol: Option<String>,
+    /// packets.csv `kind` (`mqtt_pubrel`, `coap_ack`, `tcp_syn`, …).
+    pub kind: Option<String>,
+    /// Source host (node index).
+    pub from: Option<usize>,
+    /// Destination host (node index).
+    pub to: Option<usize>,
+    /// Flow index.
+    pub flow: Option<usize>,
+    pub select: Select,
+}
+
+/// `nth` or `every` of a match (both ≥ 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    Nth(u64),
+    Every(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -208,6 +208,32 @@ pub(crate) struct EventSchema {
     pub loss: Option<S<LossSchema>>,
     /// `client_sleep`: how long the clients sleep between wake-ups.
     pub duration: Option<S<String>>,
+    /// Packet faults: which packets (`match = { … }`).
+    #[serde(rename = "match")]
+    pub matcher: Option<S<MatchSchema>>,
+    /// Packet faults: end of the active window.
+    pub until: Option<S<String>>,
+    /// Packet faults with `every`: packets acted on at most.
+    pub count: Option<S<u64>>,
+    /// `delay_packet`: how much later.
+    pub by: Option<S<String>>,
+    /// `corrupt_packet`: byte offset into the layer (absent: a random byte).
+    pub offset: Option<S<u64>>,
+    /// `corrupt_packet`: `wire` or `payload`.
+    pub layer: Option<S<String>>,
+}
+
+/// The `match` table of a packet fault.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MatchSchema {
+    pub protocol: Option<S<String>>,
+    pub kind: Option<S<String>>,
+    pub from: Option<S<String>>,
+    pub to: Option<S<String>>,
+    pub flow: Option<S<String>>,
+    pub nth: Option<S<u64>>,
+    pub every: Option<S<u64>>,
 }
 
 /// `[protocols]`: the built-in protocols' sections, typed; any other

@@ -89,6 +89,8 @@ impl World<'_> {
                     }
                 }
             }
+            // acts on packets as they are sent (`world::faults`)
+            Action::PacketFault(_) => {}
             Action::Heal => {
                 for l in std::mem::take(&mut self.partitioned) {
                     self.set_link(now, l, true);

@@ -19,6 +19,8 @@ pub(crate) enum Outcome {
     NoRoute,
     /// Dropped by a node's full processing queue (`world::proc`).
     LostProcessing,
+    /// Dropped at its source by a `drop_packet` fault (`world::faults`).
+    FaultDropped,
 }
 
 impl Outcome {
@@ -31,6 +33,7 @@ impl Outcome {
             Outcome::LostMtu => "lost_mtu",
             Outcome::NoRoute => "no_route",
             Outcome::LostProcessing => "lost_processing",
+            Outcome::FaultDropped => "fault_dropped",
         }
     }
 }
@@ -103,6 +106,7 @@ impl World<'_> {
                     Outcome::LostLinkDown => s.drops_link_down += 1,
                     Outcome::LostMtu => s.drops_mtu += 1,
                     Outcome::NoRoute => s.drops_no_route += 1,
+                    Outcome::FaultDropped => s.drops_fault += 1,
                     Outcome::Delivered => {}
                 }
             }

@@ -7,6 +7,7 @@
 
 pub mod apps;
 mod events;
+mod faults;
 pub mod host;
 mod ip;
 pub(crate) mod proc;
@@ -60,6 +61,9 @@ pub enum Ev {
     StackRx { node: u32, pkt: PacketHandle },
     /// Node `node`'s application server finished its work.
     ProcDone { node: u32 },
+    /// A packet a `delay_packet` fault held back leaves its source host
+    /// `node` (`world::faults`).
+    FaultRelease { node: u32, pkt: PacketHandle },
     /// A shared-medium event of medium `m` (`world::radio`: MAC timer, end of
     /// a transmission, ACK start, interferer burst).
     Radio {
@@ -191,6 +195,8 @@ pub struct World<'s> {
     pub(crate) has_servers: bool,
     /// Scratch for the bytes of a queued input being handed over.
     pub(crate) proc_scratch: Vec<u8>,
+    /// Packet-fault events' state (`world::faults`); empty without any.
+    pub(crate) faults: Vec<faults::FaultState>,
 }
 
 impl<'s> World<'s> {
@@ -327,6 +333,7 @@ impl<'s> World<'s> {
             series: Default::default(),
             radio,
             proc_touched: Vec::new(),
+            faults: faults::states(sc),
             has_servers: sc.processing.values().any(|p| p.has_server()),
             proc_scratch: Vec::new(),
         };
@@ -611,6 +618,7 @@ impl Model for World<'_> {
             Ev::StackTx { node, pkt } => self.on_stack_tx(now, queue, node as usize, pkt),
             Ev::StackRx { node, pkt } => self.on_stack_rx(now, queue, node as usize, pkt),
             Ev::ProcDone { node } => self.on_proc_done(now, queue, node as usize),
+            Ev::FaultRelease { node, pkt } => self.on_fault_release(now, queue, node as usize, pkt),
         }
         self.flush_apps(now, queue);
         if !self.proc_touched.is_empty() {

@@ -184,10 +184,25 @@ impl World<'_> {
         }
     }
 
-    /// A packet `node` originated (UDP, TCP): a packet with data is held by
-    /// the application server until the work of this event is done; then
-    /// the stack's send side, then `ip_output`.
+    /// A packet `node` originated (UDP, TCP): the scenario's packet faults
+    /// (`world::faults`, nothing to do without any), then `host_send`.
     pub(crate) fn host_output(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketHandle,
+    ) {
+        if !self.faults.is_empty() && self.apply_faults(now, queue, node, pkt) {
+            return;
+        }
+        self.host_send(now, queue, node, pkt);
+    }
+
+    /// A packet `node` originated, past the faults: a packet with data is
+    /// held by the application server until the work of this event is done;
+    /// then the stack's send side, then `ip_output`.
+    pub(crate) fn host_send(
         &mut self,
         now: SimTime,
         queue: &mut EventQueue<Ev>,
@@ -550,7 +565,7 @@ impl World<'_> {
         }
     }
 
-    fn drop_node_down(&mut self, pkt: PacketHandle) {
+    pub(crate) fn drop_node_down(&mut self, pkt: PacketHandle) {
         let meta = self.pool.get(pkt).meta;
         if meta.counted {
             if let Some(s) = self.flow_stats(meta.flow) {
