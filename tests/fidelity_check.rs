@@ -10,7 +10,7 @@ use std::process::Command;
 fn checks(dir: &Path, name: &str, p90_ok: bool, bytes_ok: bool) -> PathBuf {
     let p = dir.join(name);
     let body = format!(
-        r#"{{"mqtt-qos1:10": {{"checks": [["bytes", {bytes_ok}, "all sizes equal"], ["p90", {p90_ok}, "1.2 in [0.4, 1.0]"]]}},
+        r#"{{"coap-con:10": {{"checks": [["bytes", {bytes_ok}, "all sizes equal"], ["p90", {p90_ok}, "1.2 in [0.4, 1.0]"]]}},
 "coap-con:0": {{"checks": [["p50", true, "0.11 vs 0.12"]]}}}}"#
     );
     std::fs::write(&p, body).unwrap();
@@ -42,10 +42,7 @@ fn a_bound_fails_only_when_it_missed_in_every_run() {
 
     let (code, out) = run(&[&p90_miss]);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("mqtt-qos1:10") && out.contains("FAIL"),
-        "{out}"
-    );
+    assert!(out.contains("coap-con:10") && out.contains("FAIL"), "{out}");
 
     // a chance miss, not repeated in the second run
     let (code, out) = run(&[&p90_miss, &good]);
@@ -98,4 +95,27 @@ fn p90_misses_within_half_a_millisecond_hold() {
     )
     .unwrap();
     assert_eq!(run(&[&p]).0, 1);
+}
+
+/// A documented known gap (MQTT's p90 at 10 %, docs/fidelity.md) is
+/// printed as such and does not fail; the same miss in a CoAP cell does.
+#[test]
+fn known_gaps_are_reported_not_failing() {
+    let d = temp_dir("fidcheck-gap");
+    let p = d.join("gap.json");
+    std::fs::write(
+        &p,
+        r#"{"mqtt-qos0:10": {"checks": [["bytes", true, ""], ["p90", false, "4133.3 in [122.5, 1317.8]", {"real": 4133.3, "lo": 122.5, "hi": 1317.8}]]}}"#,
+    )
+    .unwrap();
+    let (code, out) = run(&[&p]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("GAP") && out.contains("known gap"), "{out}");
+    let q = d.join("coap.json");
+    std::fs::write(
+        &q,
+        r#"{"coap-con:10": {"checks": [["p90", false, "x", {"real": 4133.3, "lo": 122.5, "hi": 1317.8}]]}}"#,
+    )
+    .unwrap();
+    assert_eq!(run(&[&q]).0, 1);
 }

@@ -4,7 +4,10 @@
 //! The real side is the full fidelity harness's 20 repetitions of its
 //! QoS 0 / 20 % cell (paho-mqtt → mosquitto → paho-mqtt over a veth pair,
 //! nftables dropping 20 % on each ingress; docs/fidelity.md "Measured
-//! (full)"): 4 of 20 runs had a stall longer than 20 s. The simulated side
+//! (full)", the run of 2026-12-06 07:10–07:31 UTC): 3 of 20 runs had a
+//! stall longer than 20 s. Two earlier full runs on this machine gave 4/20
+//! and 5/20; pooled, 12/60 (Clopper–Pearson 0.108–0.323), which the
+//! simulated 9/100 falls just below — docs/fidelity.md "Findings". The simulated side
 //! is the harness's own twin, `scenarios/fidelity/mqtt-qos0.toml`, over
 //! seeds 1–100 with the same stall statistic as `scripts/fidelity_analyze.py`
 //! and `scripts/stall_fraction.py`: the longest gap between successive
@@ -17,7 +20,7 @@ use common::temp_dir;
 use qossim::run::{run_scenario, RunOptions};
 
 /// Real repetitions with a stall > 20 s, and repetitions (full harness).
-const REAL_STALLS: u64 = 4;
+const REAL_STALLS: u64 = 3;
 const REAL_RUNS: u64 = 20;
 const SEEDS: u64 = 100;
 const STALL_MS: f64 = 20_000.0;
@@ -64,7 +67,12 @@ fn clopper_pearson(k: u64, n: u64) -> (f64, f64) {
 
 #[test]
 fn clopper_pearson_matches_tables() {
-    // 4/20: 0.0573–0.4366 (e.g. R's binom.test)
+    // 4/20: 0.0573–0.4366; 12/60: 0.1078–0.3233 (e.g. R's binom.test)
+    let (lo, hi) = clopper_pearson(12, 60);
+    assert!(
+        (lo - 0.1078).abs() < 5e-4 && (hi - 0.3233).abs() < 5e-4,
+        "{lo} {hi}"
+    );
     let (lo, hi) = clopper_pearson(4, 20);
     assert!(
         (lo - 0.0573).abs() < 5e-4 && (hi - 0.4366).abs() < 5e-4,
