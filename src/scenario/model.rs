@@ -449,6 +449,11 @@ pub struct MqttParams {
     pub will_message: String,
     pub will_qos: u8,
     pub will_retain: bool,
+    /// Test-only mutation knob (tests/monitors.rs): not reachable from
+    /// scenario files; always off in real runs.
+    #[doc(hidden)]
+    /// `proto::mqtt::BrokerConfig::mutant_forget_qos2`.
+    pub mutant_forget_qos2: bool,
 }
 
 impl Default for MqttParams {
@@ -475,6 +480,7 @@ impl Default for MqttParams {
             will_message: "offline".to_string(),
             will_qos: 1,
             will_retain: false,
+            mutant_forget_qos2: false,
         }
     }
 }
@@ -605,6 +611,12 @@ pub struct TcpParams {
     pub config: crate::transport::tcp::Config,
     /// Server port of `protocol = "tcp"` flows (default 5001, iperf's).
     pub port: u16,
+    /// Test-only mutation knob (tests/monitors.rs): not reachable from
+    /// scenario files; always off in real runs.
+    #[doc(hidden)]
+    /// Every connection's receiver takes out-of-order data as the next
+    /// bytes (`Connection::mutant_deliver_out_of_order`).
+    pub mutant_deliver_out_of_order: bool,
 }
 
 impl Default for TcpParams {
@@ -612,6 +624,7 @@ impl Default for TcpParams {
         TcpParams {
             config: Default::default(),
             port: 5001,
+            mutant_deliver_out_of_order: false,
         }
     }
 }
@@ -654,6 +667,11 @@ pub struct CoapParams {
     pub non_timeout: Option<SimDuration>,
     /// Shortest request token in bytes (`Config::token_length`).
     pub token_length: u8,
+    /// Test-only mutation knob (tests/monitors.rs): not reachable from
+    /// scenario files; always off in real runs.
+    #[doc(hidden)]
+    /// `proto::coap::Config::mutant_no_dedup`.
+    pub mutant_no_dedup: bool,
 }
 
 impl Default for IpParams {
@@ -684,6 +702,7 @@ impl Default for CoapParams {
             processing_delay: SimDuration::from_secs(2),
             non_timeout: None,
             token_length: 2,
+            mutant_no_dedup: false,
         }
     }
 }
@@ -700,6 +719,7 @@ impl From<&CoapParams> for crate::proto::coap::Config {
             max_latency: p.max_latency,
             processing_delay: p.processing_delay,
             token_length: p.token_length,
+            mutant_no_dedup: p.mutant_no_dedup,
             ..Default::default()
         };
         c.non_response_timeout = p.non_timeout.unwrap_or_else(|| c.max_initial_timeout());
