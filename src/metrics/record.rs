@@ -325,16 +325,19 @@ impl<W: Write> Recorder<W> {
     }
 
     /// An application at `receiver` received message `msg` of `flow`.
-    pub fn on_receive(&mut self, now: SimTime, flow: usize, msg: u32, receiver: u32) {
+    /// Returns the time of the first delivery there when this receipt is a
+    /// repeat of a delivered message (the monitors' exactly-once rules).
+    pub fn on_receive(
+        &mut self,
+        now: SimTime,
+        flow: usize,
+        msg: u32,
+        receiver: u32,
+    ) -> Option<SimTime> {
         let drain = self.drain;
-        let Some(f) = self.flows.get_mut(flow) else {
-            return;
-        };
-        let Some(k) = msg.checked_sub(f.base) else {
-            return;
-        };
-        let k = k as usize;
-        let Some(rec) = f.msgs.get(k) else { return };
+        let f = self.flows.get_mut(flow)?;
+        let k = msg.checked_sub(f.base)? as usize;
+        let rec = f.msgs.get(k)?;
         let deadline = rec.sent_at + drain;
         let sent_at = rec.sent_at;
         let stride = f.stride;
@@ -347,7 +350,7 @@ impl<W: Write> Recorder<W> {
             if slot.first == NOT_DELIVERED {
                 if now > deadline {
                     f.stats.late_deliveries += 1;
-                    return;
+                    return None;
                 }
                 slot.first = now.0;
                 f.stats.delivered += 1;
@@ -358,11 +361,12 @@ impl<W: Write> Recorder<W> {
                     l.reserve_exact((l.len() / 4).max(1024));
                 }
                 l.push((now - sent_at).0);
-            } else {
-                f.stats.duplicates += 1;
+                return None;
             }
-            return;
+            f.stats.duplicates += 1;
+            return Some(SimTime(slot.first));
         }
+        None
     }
 
     pub fn stats_mut(&mut self, flow: usize) -> Option<&mut FlowStats> {
