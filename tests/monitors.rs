@@ -349,3 +349,21 @@ fn an_expectation_on_violations_turns_the_monitors_on() {
         "the violations expectation held on the mutant"
     );
 }
+
+#[test]
+fn qossim_run_check_writes_violations_csv() {
+    let out = temp_dir("cli");
+    let scenario = root().join("scenarios/coap-get.toml");
+    let (scenario, out_s) = (scenario.to_str().unwrap(), out.to_str().unwrap());
+    let (code, _, err) = common::cli::run(&["run", scenario, "--out", out_s, "--quiet", "--check"]);
+    assert_eq!(code, 0, "{err}");
+    let (ids, sum) = found(&out);
+    assert!(ids.is_empty() && sum == 0, "{ids:?}");
+    // without the flag: no file, empty cells
+    let (code, _, err) = common::cli::run(&["run", scenario, "--out", out_s, "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.join("violations.csv").exists());
+    assert!(read_csv(&out.join("runs.csv"))
+        .iter()
+        .all(|r| r["violations"].is_empty()));
+}
