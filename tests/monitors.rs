@@ -128,6 +128,40 @@ fn tcp_forget_drops_the_stream_state() {
 }
 
 #[test]
+fn mqtt_first_deliveries_out_of_publish_order_are_a_violation() {
+    let mut m = Monitors::new(vec![None, None], 4).with_order(vec![true, false]);
+    // publisher at node 1, subscriber node 3: message 5 first, then 4
+    m.first_delivery(ms(10), 0, 5, 1, 3);
+    m.first_delivery(ms(20), 0, 4, 1, 3);
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttTopicOrder]);
+    assert_eq!(Rule::MqttTopicOrder.clause(), "MQTT-4.6.0-6");
+    assert!(
+        r.violations[0]
+            .detail
+            .contains("message 4 first delivered after message 5"),
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn mqtt_first_deliveries_in_order_per_publisher_are_clean() {
+    let mut m = Monitors::new(vec![None, None], 4).with_order(vec![true, false]);
+    // in order per (publisher, subscriber); interleaving publishers and
+    // subscribers is free; gaps (lost messages) are allowed
+    m.first_delivery(ms(10), 0, 4, 1, 3);
+    m.first_delivery(ms(11), 0, 2, 2, 3);
+    m.first_delivery(ms(12), 0, 1, 1, 0);
+    m.first_delivery(ms(13), 0, 7, 1, 3);
+    m.first_delivery(ms(14), 0, 3, 2, 3);
+    // an unordered flow (QoS 0) is not judged
+    m.first_delivery(ms(15), 1, 9, 1, 3);
+    m.first_delivery(ms(16), 1, 8, 1, 3);
+    assert!(m.finish().violations.is_empty());
+}
+
+#[test]
 fn violations_csv_rows_quote_what_needs_it() {
     let mut m = Monitors::new(vec![None], 2);
     m.tcp_written(1, b"ab");

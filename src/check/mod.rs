@@ -12,7 +12,7 @@
 //! connection's socket is freed.
 
 use crate::sim::SimTime;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
 
 /// The rules, in the order of docs/checks.md.
@@ -26,11 +26,19 @@ pub enum Rule {
     /// A TCP receiver's application reads exactly the bytes its peer wrote,
     /// in order, without gaps or duplicates.
     TcpStream,
+    /// First deliveries of one MQTT publisher's QoS ≥ 1 messages on its
+    /// topic reach a subscriber in the order published.
+    MqttTopicOrder,
 }
 
 impl Rule {
     /// Every rule, in the order of docs/checks.md.
-    pub const ALL: [Rule; 3] = [Rule::MqttQos2Once, Rule::CoapConOnce, Rule::TcpStream];
+    pub const ALL: [Rule; 4] = [
+        Rule::MqttQos2Once,
+        Rule::CoapConOnce,
+        Rule::TcpStream,
+        Rule::MqttTopicOrder,
+    ];
 
     /// The rule's id in `violations.csv`.
     pub fn id(self) -> &'static str {
@@ -38,6 +46,7 @@ impl Rule {
             Rule::MqttQos2Once => "mqtt-qos2-exactly-once",
             Rule::CoapConOnce => "coap-con-dedup",
             Rule::TcpStream => "tcp-stream-order",
+            Rule::MqttTopicOrder => "mqtt-topic-order",
         }
     }
 
@@ -47,6 +56,7 @@ impl Rule {
             Rule::MqttQos2Once => "MQTT-4.3.3",
             Rule::CoapConOnce => "RFC 7252 §4.5",
             Rule::TcpStream => "RFC 9293 §3.10.7.4",
+            Rule::MqttTopicOrder => "MQTT-4.6.0-6",
         }
     }
 }
@@ -85,6 +95,12 @@ pub struct Monitors {
     /// Byte streams by the sending socket's connection record
     /// (`connections.csv` id); looked up only, never iterated.
     streams: HashMap<u32, Stream>,
+    /// Per flow: whether its first deliveries must keep each publisher's
+    /// order.
+    ordered: Vec<bool>,
+    /// (flow, publisher node, receiver node) → the latest message id first
+    /// delivered there (one entry per pair, not per message).
+    last_first: BTreeMap<(u32, u32, u32), u32>,
     violations: Vec<Violation>,
     per_flow: Vec<u64>,
 }
@@ -98,9 +114,44 @@ impl Monitors {
             once,
             session_start: vec![SimTime::ZERO; nodes],
             streams: HashMap::new(),
+            ordered: vec![false; flows],
+            last_first: BTreeMap::new(),
             violations: Vec::new(),
             per_flow: vec![0; flows],
         }
+    }
+
+    /// First deliveries of the flows where `ordered[flow]` keep each
+    /// publisher's order (the MQTT QoS ≥ 1 flows).
+    pub fn with_order(mut self, ordered: Vec<bool>) -> Self {
+        self.ordered = ordered;
+        self
+    }
+
+    /// Message `msg` of `flow`, published at node `publisher`, reached the
+    /// application at `node` for the first time.
+    pub fn first_delivery(&mut self, now: SimTime, flow: u32, msg: u32, publisher: u32, node: u32) {
+        if !self.ordered.get(flow as usize).copied().unwrap_or(false) {
+            return;
+        }
+        let last = self
+            .last_first
+            .entry((flow, publisher, node))
+            .or_insert(msg);
+        if msg >= *last {
+            *last = msg;
+            return;
+        }
+        let last = *last;
+        self.record(Violation {
+            t: now,
+            node,
+            rule: Rule::MqttTopicOrder,
+            flow: Some(flow),
+            detail: format!(
+                "message {msg} first delivered after message {last} of the same publisher and topic"
+            ),
+        });
     }
 
     fn record(&mut self, v: Violation) {

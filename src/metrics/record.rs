@@ -19,6 +19,16 @@ use crate::sim::{SimDuration, SimTime};
 use std::collections::VecDeque;
 use std::io::Write;
 
+/// What one receipt was (`Recorder::on_receive`), for the monitors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// The first delivery of the message at that receiver; `publisher` is
+    /// the publishing node.
+    First { publisher: u32 },
+    /// A repeat of a delivered message; `first` is when it was delivered.
+    Repeat { first: SimTime },
+}
+
 /// Counters of one flow in one run.
 #[derive(Debug, Default, Clone)]
 pub struct FlowStats {
@@ -325,21 +335,23 @@ impl<W: Write> Recorder<W> {
     }
 
     /// An application at `receiver` received message `msg` of `flow`.
-    /// Returns the time of the first delivery there when this receipt is a
-    /// repeat of a delivered message (the monitors' exactly-once rules).
+    /// Says whether this receipt was its first delivery there (with the
+    /// publisher's node) or a repeat of a delivered message (with the first
+    /// delivery's time) — what the monitors judge.
     pub fn on_receive(
         &mut self,
         now: SimTime,
         flow: usize,
         msg: u32,
         receiver: u32,
-    ) -> Option<SimTime> {
+    ) -> Option<Receipt> {
         let drain = self.drain;
         let f = self.flows.get_mut(flow)?;
         let k = msg.checked_sub(f.base)? as usize;
         let rec = f.msgs.get(k)?;
         let deadline = rec.sent_at + drain;
         let sent_at = rec.sent_at;
+        let publisher = rec.publisher;
         let stride = f.stride;
         for s in 0..stride {
             let slot = &mut f.slots[k * stride + s];
@@ -361,10 +373,12 @@ impl<W: Write> Recorder<W> {
                     l.reserve_exact((l.len() / 4).max(1024));
                 }
                 l.push((now - sent_at).0);
-                return None;
+                return Some(Receipt::First { publisher });
             }
             f.stats.duplicates += 1;
-            return Some(SimTime(slot.first));
+            return Some(Receipt::Repeat {
+                first: SimTime(slot.first),
+            });
         }
         None
     }

@@ -336,8 +336,12 @@ impl<'s> World<'s> {
             proc_touched: Vec::new(),
             has_servers: sc.processing.values().any(|p| p.has_server()),
             proc_scratch: Vec::new(),
-            monitors: (outputs.check || expects_violations(sc))
-                .then(|| Box::new(crate::check::Monitors::new(once_rules(sc), sc.nodes.len()))),
+            monitors: (outputs.check || expects_violations(sc)).then(|| {
+                Box::new(
+                    crate::check::Monitors::new(once_rules(sc), sc.nodes.len())
+                        .with_order(ordered_flows(sc)),
+                )
+            }),
         };
         Ok(w)
     }
@@ -630,6 +634,26 @@ fn once_rules(sc: &Scenario) -> Vec<Option<crate::check::Rule>> {
                 Some(Rule::CoapConOnce)
             }
             _ => None,
+        })
+        .collect()
+}
+
+/// Per flow, whether its first deliveries keep each publisher's order
+/// ([MQTT-4.6.0-6]): MQTT at QoS 1 or 2 to MQTT subscribers.
+fn ordered_flows(sc: &Scenario) -> Vec<bool> {
+    use crate::scenario::model::{Protocol, Reliability};
+    sc.flows
+        .iter()
+        .map(|f| {
+            f.protocol == Protocol::Mqtt
+                && f.subscribe_with == Protocol::Mqtt
+                && matches!(
+                    f.reliability,
+                    Reliability::Qos1
+                        | Reliability::Qos2
+                        | Reliability::Confirmed
+                        | Reliability::ExactlyOnce
+                )
         })
         .collect()
 }

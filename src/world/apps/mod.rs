@@ -258,9 +258,17 @@ impl<'a, 'w> Ctx<'a, 'w> {
     }
     /// Message `msg` of `flow` reached the application at `node`.
     pub fn deliver_message(&mut self, flow: usize, msg: u32, node: u32) {
-        let first = self.w.recorder.on_receive(self.now, flow, msg, node);
-        if let (Some(first), Some(m)) = (first, self.w.monitors.as_mut()) {
-            m.repeat_delivery(self.now, flow as u32, msg, node, first);
+        use crate::metrics::record::Receipt;
+        let receipt = self.w.recorder.on_receive(self.now, flow, msg, node);
+        if let (Some(r), Some(m)) = (receipt, self.w.monitors.as_mut()) {
+            match r {
+                Receipt::Repeat { first } => {
+                    m.repeat_delivery(self.now, flow as u32, msg, node, first)
+                }
+                Receipt::First { publisher } => {
+                    m.first_delivery(self.now, flow as u32, msg, publisher, node)
+                }
+            }
         }
     }
     /// A new session began at `node`: what older sessions delivered may
