@@ -65,6 +65,8 @@ pub struct RunRequest {
     pub quiet: bool,
     /// Exit 1 when an expectation fails.
     pub strict: bool,
+    /// Run the spec-oracle monitors (`--check`).
+    pub check: bool,
 }
 
 /// Load a scenario file, or the built-in quickstart.
@@ -151,6 +153,7 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
     let report = run_scenario(
         &sc,
         &RunOptions {
+            check: req.check,
             out_dir: out_dir.clone(),
             packets: req.packets,
             pcap: req.pcap,

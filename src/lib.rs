@@ -19,6 +19,7 @@
 #![warn(unreachable_pub)]
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod link;
 pub mod metrics;

@@ -205,6 +205,10 @@ struct RunArgs {
     /// Exit with status 1 when an [[expect]] of the scenario fails.
     #[arg(long)]
     strict: bool,
+    /// Run the spec-oracle monitors (docs/checks.md): violations.csv and the
+    /// runs.csv `violations` column.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args)]
@@ -236,6 +240,7 @@ fn main() -> ExitCode {
             pcap: a.pcap,
             quiet: a.quiet,
             strict: a.strict,
+            check: a.check,
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
         Some(Cmd::Test(a)) => cli::test(&cli::TestRequest {

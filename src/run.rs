@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub fsync: bool,
     /// The protocol plug-ins (None: the built-in ones).
     pub registry: Option<std::sync::Arc<crate::world::apps::Registry>>,
+    /// Run the spec-oracle monitors (`--check`; also on when the scenario
+    /// expects `violations`): `violations.csv` and the runs.csv column.
+    pub check: bool,
 }
 
 /// A finished run, for the CLI's summary.
@@ -137,6 +140,7 @@ pub fn execute(
     };
     let mut outputs = Outputs {
         messages: Some(Box::new(create(&dir.join("messages.csv")).map_err(io_err)?)),
+        check: opts.check,
         ..Default::default()
     };
     if opts.packets {
@@ -184,6 +188,7 @@ pub fn execute(
         nodes,
         radio,
         processing,
+        violations,
         ..
     } = out;
     let mut files = Vec::new();
@@ -274,6 +279,18 @@ pub fn execute(
         .map_err(io_err)?;
         write(&conn_path, &buf).map_err(io_err)?;
         files.push(conn_path);
+    }
+    // the spec-oracle monitors' findings (docs/checks.md), when they ran
+    let viol_path = dir.join("violations.csv");
+    match &violations {
+        Some(r) => {
+            let names: Vec<String> = sc.nodes.iter().map(|n| n.name.clone()).collect();
+            let mut buf = Vec::new();
+            r.write_csv(&mut buf, run_id, &names).map_err(io_err)?;
+            write(&viol_path, &buf).map_err(io_err)?;
+            files.push(viol_path);
+        }
+        None => remove_stale(&viol_path).map_err(io_err)?,
     }
     if let Some(m) = messages {
         m.commit().map_err(io_err)?;

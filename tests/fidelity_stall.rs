@@ -109,6 +109,7 @@ fn qos0_stall_fraction_at_20_percent_loss_matches_the_real_stacks() {
         run_scenario(
             &sc,
             &RunOptions {
+                check: false,
                 out_dir: dir.clone(),
                 ..Default::default()
             },

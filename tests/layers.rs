@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 /// The top-level modules, lowest layer first.
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
     "sim",
     "net",
     "link",
@@ -19,6 +19,7 @@ const LAYERS: [&str; 14] = [
     "app",
     "scenario",
     "metrics",
+    "check",
     "world",
     "report",
     "run",

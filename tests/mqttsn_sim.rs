@@ -31,6 +31,7 @@ fn run_lean(tag: &str, text: &str, overrides: &[&str]) -> PathBuf {
     run_scenario(
         &sc,
         &RunOptions {
+            check: false,
             out_dir: dir.clone(),
             ..Default::default()
         },

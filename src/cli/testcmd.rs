@@ -140,6 +140,7 @@ fn result_dir(root: &Path, path: &Path) -> PathBuf {
 fn run_one(sc: &Scenario, dir: &Path) -> Result<Evaluation, CliError> {
     let internal = |e: String| CliError::TestInternal(e);
     let opts = RunOptions {
+        check: false,
         out_dir: dir.to_path_buf(),
         packets: false,
         pcap: false,

@@ -19,6 +19,16 @@ use crate::sim::{SimDuration, SimTime};
 use std::collections::VecDeque;
 use std::io::Write;
 
+/// What one receipt was (`Recorder::on_receive`), for the monitors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// The first delivery of the message at that receiver; `publisher` is
+    /// the publishing node.
+    First { publisher: u32 },
+    /// A repeat of a delivered message; `first` is when it was delivered.
+    Repeat { first: SimTime },
+}
+
 /// Counters of one flow in one run.
 #[derive(Debug, Default, Clone)]
 pub struct FlowStats {
@@ -327,18 +337,23 @@ impl<W: Write> Recorder<W> {
     }
 
     /// An application at `receiver` received message `msg` of `flow`.
-    pub fn on_receive(&mut self, now: SimTime, flow: usize, msg: u32, receiver: u32) {
+    /// Says whether this receipt was its first delivery there (with the
+    /// publisher's node) or a repeat of a delivered message (with the first
+    /// delivery's time) — what the monitors judge.
+    pub fn on_receive(
+        &mut self,
+        now: SimTime,
+        flow: usize,
+        msg: u32,
+        receiver: u32,
+    ) -> Option<Receipt> {
         let drain = self.drain;
-        let Some(f) = self.flows.get_mut(flow) else {
-            return;
-        };
-        let Some(k) = msg.checked_sub(f.base) else {
-            return;
-        };
-        let k = k as usize;
-        let Some(rec) = f.msgs.get(k) else { return };
+        let f = self.flows.get_mut(flow)?;
+        let k = msg.checked_sub(f.base)? as usize;
+        let rec = f.msgs.get(k)?;
         let deadline = rec.sent_at + drain;
         let sent_at = rec.sent_at;
+        let publisher = rec.publisher;
         let stride = f.stride;
         for s in 0..stride {
             let slot = &mut f.slots[k * stride + s];
@@ -349,7 +364,7 @@ impl<W: Write> Recorder<W> {
             if slot.first == NOT_DELIVERED {
                 if now > deadline {
                     f.stats.late_deliveries += 1;
-                    return;
+                    return None;
                 }
                 slot.first = now.0;
                 f.stats.delivered += 1;
@@ -360,11 +375,14 @@ impl<W: Write> Recorder<W> {
                     l.reserve_exact((l.len() / 4).max(1024));
                 }
                 l.push((now - sent_at).0);
-            } else {
-                f.stats.duplicates += 1;
+                return Some(Receipt::First { publisher });
             }
-            return;
+            f.stats.duplicates += 1;
+            return Some(Receipt::Repeat {
+                first: SimTime(slot.first),
+            });
         }
+        None
     }
 
     pub fn stats_mut(&mut self, flow: usize) -> Option<&mut FlowStats> {

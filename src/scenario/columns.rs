@@ -53,8 +53,8 @@ pub const CORE_COLUMNS: [&str; 31] = [
 
 /// Every metric column with the built-in protocols, in order (the core
 /// columns, then the host TCP's, MQTT's, the radio energy columns,
-/// MQTT-SN's and CoAP's).
-pub const METRIC_COLUMNS: [&str; 57] = [
+/// MQTT-SN's and CoAP's, then the monitors' `violations`).
+pub const METRIC_COLUMNS: [&str; 58] = [
     "sent",
     "intended",
     "delivered",
@@ -118,4 +118,7 @@ pub const METRIC_COLUMNS: [&str; 57] = [
     "rtt_ms_p99",
     "round_trip_success",
     "bytes_per_exchange",
+    // the spec-oracle monitors' count (issue 15), always last; empty when
+    // the monitors were off
+    "violations",
 ];

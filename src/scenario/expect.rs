@@ -28,8 +28,8 @@ use serde::Deserialize;
 /// Most seeds one expectation may ask for.
 pub const MAX_SEEDS: u64 = 10_000;
 
-/// The column spec-oracle monitors (issue 15, item 4) will add to runs.csv;
-/// no run measures it yet.
+/// The spec-oracle monitors' runs.csv column (docs/checks.md): an
+/// expectation on it turns the monitors on for the run.
 pub const VIOLATIONS: &str = "violations";
 
 /// One `[[expect]]` table as written.
@@ -173,12 +173,6 @@ fn classify(metric: &str) -> Result<Source, String> {
             .is_some_and(|m| METRIC_COLUMNS.contains(&m))
     {
         return Ok(Source::Summary);
-    }
-    if metric == VIOLATIONS {
-        return Err(
-            "`violations` is not available yet: the spec-oracle monitors (issue 15, item 4) add it as a runs.csv column; until they land no run measures it"
-                .into(),
-        );
     }
     if RUN_KEY_COLUMNS.contains(&metric) {
         return Err(format!(
@@ -392,9 +386,7 @@ mod tests {
         assert_eq!(classify("seed"), Ok(Source::Runs));
         assert_eq!(classify("delivered_ci95"), Ok(Source::Summary));
         assert_eq!(classify("runs"), Ok(Source::Summary));
-        assert!(classify("violations")
-            .unwrap_err()
-            .contains("not available yet"));
+        assert_eq!(classify("violations"), Ok(Source::Runs));
         assert!(classify("flow").unwrap_err().contains("text column"));
     }
 

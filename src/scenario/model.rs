@@ -529,6 +529,11 @@ pub struct MqttParams {
     pub will_message: String,
     pub will_qos: u8,
     pub will_retain: bool,
+    /// Test-only mutation knob (tests/monitors.rs): not reachable from
+    /// scenario files; always off in real runs.
+    #[doc(hidden)]
+    /// `proto::mqtt::BrokerConfig::mutant_forget_qos2`.
+    pub mutant_forget_qos2: bool,
 }
 
 impl Default for MqttParams {
@@ -555,6 +560,7 @@ impl Default for MqttParams {
             will_message: "offline".to_string(),
             will_qos: 1,
             will_retain: false,
+            mutant_forget_qos2: false,
         }
     }
 }
@@ -685,6 +691,12 @@ pub struct TcpParams {
     pub config: crate::transport::tcp::Config,
     /// Server port of `protocol = "tcp"` flows (default 5001, iperf's).
     pub port: u16,
+    /// Test-only mutation knob (tests/monitors.rs): not reachable from
+    /// scenario files; always off in real runs.
+    #[doc(hidden)]
+    /// Every connection's receiver takes out-of-order data as the next
+    /// bytes (`Connection::mutant_deliver_out_of_order`).
+    pub mutant_deliver_out_of_order: bool,
 }
 
 impl Default for TcpParams {
@@ -692,6 +704,7 @@ impl Default for TcpParams {
         TcpParams {
             config: Default::default(),
             port: 5001,
+            mutant_deliver_out_of_order: false,
         }
     }
 }
@@ -734,6 +747,11 @@ pub struct CoapParams {
     pub non_timeout: Option<SimDuration>,
     /// Shortest request token in bytes (`Config::token_length`).
     pub token_length: u8,
+    /// Test-only mutation knob (tests/monitors.rs): not reachable from
+    /// scenario files; always off in real runs.
+    #[doc(hidden)]
+    /// `proto::coap::Config::mutant_no_dedup`.
+    pub mutant_no_dedup: bool,
 }
 
 impl Default for IpParams {
@@ -764,6 +782,7 @@ impl Default for CoapParams {
             processing_delay: SimDuration::from_secs(2),
             non_timeout: None,
             token_length: 2,
+            mutant_no_dedup: false,
         }
     }
 }
@@ -780,6 +799,7 @@ impl From<&CoapParams> for crate::proto::coap::Config {
             max_latency: p.max_latency,
             processing_delay: p.processing_delay,
             token_length: p.token_length,
+            mutant_no_dedup: p.mutant_no_dedup,
             ..Default::default()
         };
         c.non_response_timeout = p.non_timeout.unwrap_or_else(|| c.max_initial_timeout());

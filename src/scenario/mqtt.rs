@@ -206,5 +206,6 @@ pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, Scena
             .will_retain
             .as_ref()
             .map_or(d.will_retain, |v| *v.get_ref()),
+        mutant_forget_qos2: false,
     })
 }

@@ -154,6 +154,7 @@ pub(crate) fn resolve(
                 .map_or(Ok(u64::from(d.token_length)), |v| {
                     ctx.int_in(v, "protocols.coap.token_length", 1, 8)
                 })? as u8,
+            mutant_no_dedup: false,
         };
     }
     if let Some(t) = &p.tcp {
@@ -385,7 +386,11 @@ fn resolve_tcp(ctx: &Ctx<'_>, t: &TcpSchema) -> Result<TcpParams, ScenarioError>
         None => 5001,
         Some(v) => ctx.int_in(v, "protocols.tcp.port", 1, 65535)? as u16,
     };
-    Ok(TcpParams { config: c, port })
+    Ok(TcpParams {
+        config: c,
+        port,
+        mutant_deliver_out_of_order: false,
+    })
 }
 
 /// Reject a zero duration that was written explicitly.

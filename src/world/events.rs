@@ -53,6 +53,9 @@ impl World<'_> {
             }
             Action::NodeRestart { node } => {
                 self.nodes[*node].up = true;
+                if let Some(m) = self.monitors.as_mut() {
+                    m.session_start(now, *node as u32);
+                }
                 self.radio_restart(now, *node);
                 let n = *node;
                 self.each_app(now, queue, |p, ctx| p.node_restart(ctx, n));

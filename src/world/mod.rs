@@ -100,6 +100,9 @@ pub struct Outputs {
     /// One capture per link (index = link index), then one per radio
     /// medium, when pcaps are requested.
     pub pcaps: Vec<Box<dyn Capture>>,
+    /// Run the spec-oracle monitors (`qossim run --check`); they also run
+    /// when the scenario expects `violations`.
+    pub check: bool,
 }
 
 /// What a finished run hands back.
@@ -132,6 +135,8 @@ pub struct RunOutcome {
     /// Per node, its application server's counters (`nodes.csv` `proc_*`);
     /// empty when no node of the scenario has processing times.
     pub processing: Vec<Option<crate::metrics::timeseries::ProcStats>>,
+    /// The spec-oracle monitors' findings (`None`: monitors were off).
+    pub violations: Option<crate::check::Report>,
 }
 
 impl RunOutcome {
@@ -197,6 +202,8 @@ pub struct World<'s> {
     pub(crate) proc_scratch: Vec<u8>,
     /// Packet-fault events' state (`world::faults`); empty without any.
     pub(crate) faults: Vec<faults::FaultState>,
+    /// The spec-oracle monitors (`None`: off, every hook one test).
+    pub(crate) monitors: Option<Box<crate::check::Monitors>>,
 }
 
 impl<'s> World<'s> {
@@ -336,6 +343,12 @@ impl<'s> World<'s> {
             faults: faults::states(sc),
             has_servers: sc.processing.values().any(|p| p.has_server()),
             proc_scratch: Vec::new(),
+            monitors: (outputs.check || expects_violations(sc)).then(|| {
+                Box::new(
+                    crate::check::Monitors::new(once_rules(sc), sc.nodes.len())
+                        .with_order(ordered_flows(sc)),
+                )
+            }),
         };
         Ok(w)
     }
@@ -422,19 +435,27 @@ impl<'s> World<'s> {
             plugins.push((e.name, out));
         }
         let columns = self.registry.metric_columns();
+        let violations = self.monitors.take().map(|m| m.finish());
         let energy = radio.total_mj();
         let metrics = flows
             .iter()
             .enumerate()
             .map(|(fi, (_, st))| {
-                metric_row(
+                let mut row = metric_row(
                     &self.registry,
                     self.tcp.flow_counters[fi],
                     st,
                     energy,
                     &plugins,
                     fi,
-                )
+                );
+                // the last column: empty when the monitors were off (no
+                // run measured it), never a made-up 0
+                row.push(match &violations {
+                    Some(r) => Value::Int(r.per_flow.get(fi).copied().unwrap_or(0)),
+                    None => Value::Empty,
+                });
+                row
             })
             .collect();
         let mut tables = Vec::new();
@@ -469,6 +490,7 @@ impl<'s> World<'s> {
             series,
             radio,
             processing,
+            violations,
         })
     }
 
@@ -589,6 +611,58 @@ fn metric_row(
         }
     }
     row
+}
+
+/// Whether an `[[expect]]` of `sc` reads `violations` (the monitors then
+/// run without `--check`).
+fn expects_violations(sc: &Scenario) -> bool {
+    sc.expectations
+        .iter()
+        .any(|e| e.metric == crate::scenario::expect::VIOLATIONS)
+}
+
+/// Per flow, the exactly-once rule its deliveries obey (docs/checks.md):
+/// MQTT QoS 2 to MQTT subscribers, and CoAP CON PUTs (a GET-polled reading
+/// may legitimately arrive in several responses).
+fn once_rules(sc: &Scenario) -> Vec<Option<crate::check::Rule>> {
+    use crate::check::Rule;
+    use crate::scenario::model::{CoapMode, Protocol, Reliability};
+    sc.flows
+        .iter()
+        .map(|f| match (f.protocol, f.reliability) {
+            (Protocol::Mqtt, Reliability::Qos2 | Reliability::ExactlyOnce)
+                if f.subscribe_with == Protocol::Mqtt =>
+            {
+                Some(Rule::MqttQos2Once)
+            }
+            (Protocol::Coap, Reliability::Con | Reliability::Confirmed)
+                if f.coap_mode == CoapMode::Put =>
+            {
+                Some(Rule::CoapConOnce)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Per flow, whether its first deliveries keep each publisher's order
+/// ([MQTT-4.6.0-6]): MQTT at QoS 1 or 2 to MQTT subscribers.
+fn ordered_flows(sc: &Scenario) -> Vec<bool> {
+    use crate::scenario::model::{Protocol, Reliability};
+    sc.flows
+        .iter()
+        .map(|f| {
+            f.protocol == Protocol::Mqtt
+                && f.subscribe_with == Protocol::Mqtt
+                && matches!(
+                    f.reliability,
+                    Reliability::Qos1
+                        | Reliability::Qos2
+                        | Reliability::Confirmed
+                        | Reliability::ExactlyOnce
+                )
+        })
+        .collect()
 }
 
 /// Header of `packets.csv`.

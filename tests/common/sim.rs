@@ -37,6 +37,7 @@ pub fn run_text(tag: &str, text: &str, overrides: &[&str]) -> PathBuf {
     run_scenario(
         &sc,
         &RunOptions {
+            check: false,
             out_dir: dir.clone(),
             packets: true,
             pcap: true,

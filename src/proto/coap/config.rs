@@ -37,6 +37,11 @@ pub struct Config {
     /// fewer than this (RFC 7252 §5.3.1 leaves the choice to the client;
     /// libcoap's coap-client sends 1 byte).
     pub token_length: u8,
+    /// Test-only mutation knob (tests/monitors.rs): not reachable from
+    /// scenario files; always off in real runs.
+    #[doc(hidden)]
+    /// A broken server: no duplicate detection (RFC 7252 §4.5 violated).
+    pub mutant_no_dedup: bool,
 }
 
 impl Default for Config {
@@ -53,6 +58,7 @@ impl Default for Config {
             processing_delay: SimDuration::from_secs(2),
             non_response_timeout: SimDuration::ZERO,
             token_length: 2,
+            mutant_no_dedup: false,
         };
         c.non_response_timeout = c.max_initial_timeout();
         c

@@ -453,6 +453,9 @@ impl MessageLayer {
     /// message ID is a duplicate: a CON gets the same reply again, the layer
     /// above does not see it again.
     fn is_duplicate(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>) -> bool {
+        if self.config.mutant_no_dedup {
+            return false;
+        }
         let Some(entry) = self.dedup.lookup(now, from, m.message_id) else {
             return false;
         };

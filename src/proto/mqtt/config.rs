@@ -106,6 +106,13 @@ pub struct BrokerConfig {
     /// client cannot make the broker hold 65,535 messages. Default 1000
     /// (mosquitto's `max_queued_messages` default).
     pub max_incoming_qos2: usize,
+    /// Test-only mutation knob (tests/monitors.rs): not reachable from
+    /// scenario files; always off in real runs.
+    #[doc(hidden)]
+    /// A broken broker: a QoS 2 PUBLISH is forwarded at once and its
+    /// packet id forgotten, so a DUP resend is forwarded again ([MQTT-4.3.3]
+    /// violated).
+    pub mutant_forget_qos2: bool,
 }
 
 impl Default for BrokerConfig {
@@ -127,6 +134,7 @@ impl Default for BrokerConfig {
             persistence: Persistence::None,
             max_topic_levels: 128,
             max_incoming_qos2: 1000,
+            mutant_forget_qos2: false,
         }
     }
 }

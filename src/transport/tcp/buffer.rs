@@ -129,6 +129,9 @@ pub const MAX_RANGES: usize = 4;
 pub struct Assembler {
     ranges: [(u32, u32); MAX_RANGES],
     count: u8,
+    /// The test-only broken receiver (`RecvBuffer::mutant_deliver_out_of_order`);
+    /// kept here, where it fits in padding, so a connection grows by nothing.
+    mutant_ooo: bool,
 }
 
 impl Assembler {
@@ -239,6 +242,12 @@ impl RecvBuffer {
     /// Returns how many bytes became in-order (RCV.NXT advances by that),
     /// or `None` when out-of-order data could not be stored.
     pub fn insert(&mut self, off: u32, data: &[u8]) -> Option<u32> {
+        // the test-only broken receiver takes out-of-order bytes as the next
+        let off = if off > 0 && self.asm.mutant_ooo {
+            0
+        } else {
+            off
+        };
         let win = self.window();
         if off >= win {
             return if data.is_empty() { Some(0) } else { None };
@@ -263,6 +272,12 @@ impl RecvBuffer {
     }
     fn max_end(&self) -> usize {
         self.asm.ranges().last().map_or(0, |r| r.1 as usize)
+    }
+    /// Test-only mutation (tests/monitors.rs): from now on, out-of-order
+    /// data is taken as the next in-order bytes (RFC 9293 §3.10.7.4 broken).
+    #[doc(hidden)]
+    pub fn mutant_deliver_out_of_order(&mut self) {
+        self.asm.mutant_ooo = true;
     }
     /// Copy readable bytes into `out` and consume them.
     pub fn read(&mut self, out: &mut [u8]) -> usize {

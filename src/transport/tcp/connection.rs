@@ -425,6 +425,12 @@ impl Connection {
         &self.stats
     }
     /// Parameters.
+    /// Test-only mutation (tests/monitors.rs): a receiver that takes
+    /// out-of-order data as the next bytes of the stream.
+    #[doc(hidden)]
+    pub fn mutant_deliver_out_of_order(&mut self) {
+        self.rcvbuf.mutant_deliver_out_of_order();
+    }
     pub fn config(&self) -> &Config {
         &self.config
     }

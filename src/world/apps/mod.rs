@@ -253,14 +253,31 @@ impl<'a, 'w> Ctx<'a, 'w> {
     /// delivery (or duplicate) of the message its header names.
     pub fn deliver(&mut self, node: u32, payload: &[u8]) {
         if let Some((flow, msg)) = crate::app::workload::parse_payload(payload) {
-            self.w
-                .recorder
-                .on_receive(self.now, flow as usize, msg, node);
+            self.deliver_message(flow as usize, msg, node);
         }
     }
     /// Message `msg` of `flow` reached the application at `node`.
     pub fn deliver_message(&mut self, flow: usize, msg: u32, node: u32) {
-        self.w.recorder.on_receive(self.now, flow, msg, node);
+        use crate::metrics::record::Receipt;
+        let receipt = self.w.recorder.on_receive(self.now, flow, msg, node);
+        if let (Some(r), Some(m)) = (receipt, self.w.monitors.as_mut()) {
+            match r {
+                Receipt::Repeat { first } => {
+                    m.repeat_delivery(self.now, flow as u32, msg, node, first)
+                }
+                Receipt::First { publisher } => {
+                    m.first_delivery(self.now, flow as u32, msg, publisher, node)
+                }
+            }
+        }
+    }
+    /// A new session began at `node`: what older sessions delivered may
+    /// legitimately be delivered again (the monitors' exactly-once rules;
+    /// an MQTT client connected without a present session).
+    pub fn session_start(&mut self, node: u32) {
+        if let Some(m) = self.w.monitors.as_mut() {
+            m.session_start(self.now, node);
+        }
     }
     /// The shared counters of `flow` (`None` for traffic outside flows).
     pub fn flow_stats(&mut self, flow: u32) -> Option<&mut FlowStats> {

@@ -384,6 +384,7 @@ impl Mqtt {
                         let again = cn.connects > 1;
                         if !session_present {
                             cn.subscribed = false;
+                            ctx.session_start(node as u32);
                         }
                         if !cn.subs.is_empty() && !cn.subscribed {
                             let subs = cn.subs.clone();
@@ -621,6 +622,7 @@ impl Plugin for Mqtt {
                         .collect(),
                     delivery_events: false,
                     persistence: m.persistence,
+                    mutant_forget_qos2: m.mutant_forget_qos2,
                     ..BrokerConfig::default()
                 };
                 e.insert(BrokerNode {

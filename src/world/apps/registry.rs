@@ -234,12 +234,13 @@ impl Registry {
     }
 
     /// Every metric column of runs.csv, in order: the core ones, then each
-    /// group's.
+    /// group's, then `violations` (the spec-oracle monitors', always last).
     pub fn metric_columns(&self) -> Vec<&'static str> {
         CORE_COLUMNS
             .iter()
             .copied()
             .chain(self.groups.iter().flat_map(|(_, c)| c.iter().copied()))
+            .chain(std::iter::once(crate::scenario::expect::VIOLATIONS))
             .collect()
     }
 }

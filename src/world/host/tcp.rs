@@ -442,13 +442,16 @@ impl World<'_> {
         let lport = self.ephemeral_port(node as u32, raddr, port);
         let iss = self.next_iss(node as u32);
         let mtu = self.path_mtu(node, dst);
-        let conn = Connection::connect(
+        let mut conn = Connection::connect(
             self.sc.protocols.tcp.config,
             SockAddr::new(host_addr(node), lport),
             SockAddr::new(raddr, port),
             mtu,
             iss,
         );
+        if self.sc.protocols.tcp.mutant_deliver_out_of_order {
+            conn.mutant_deliver_out_of_order();
+        }
         let mut s = TcpSock::new(conn, node as u32, flow, owner, opts);
         s.rec = self.new_record(now, &s, true, dst as u32);
         let slot = self.insert_sock(s);
@@ -550,10 +553,13 @@ impl World<'_> {
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         node: usize,
-        conn: Connection,
+        mut conn: Connection,
         listening: Listening,
         flow: u32,
     ) {
+        if self.sc.protocols.tcp.mutant_deliver_out_of_order {
+            conn.mutant_deliver_out_of_order();
+        }
         let remote = conn.remote();
         let local_port = conn.local().port;
         let peer = remote
@@ -863,6 +869,13 @@ impl World<'_> {
             if n == 0 {
                 break;
             }
+            if let Some(m) = self.monitors.as_mut() {
+                let (rec, node, flow) = (s.rec, s.node, s.flow);
+                if let Some(peer) = self.tcp.records[rec as usize].peer_rec {
+                    let flow = (flow != crate::net::packet::NO_FLOW).then_some(flow);
+                    m.tcp_read(now, node, peer, flow, &buf[..n]);
+                }
+            }
             // a detached or frozen socket's application is gone: discarded
             self.tcp_notify(now, queue, slot, StreamEvent::Data(&buf[..n]));
         }
@@ -923,6 +936,9 @@ impl World<'_> {
             }
         }
         s.written += data.len() as u64;
+        if let Some(m) = self.monitors.as_mut() {
+            m.tcp_written(s.rec, data);
+        }
         let n = if s.backlog.is_empty() && s.attach != Attach::Frozen {
             s.conn.write(data)
         } else {
@@ -1070,6 +1086,9 @@ impl World<'_> {
         };
         self.tcp.gens[slot as usize] = self.tcp.gens[slot as usize].wrapping_add(1);
         self.tcp.free.push(slot);
+        if let Some(m) = self.monitors.as_mut() {
+            m.tcp_forget(s.rec);
+        }
         let r = &mut self.tcp.records[s.rec as usize];
         r.stats = *s.conn.stats();
         r.srtt_ns = s.conn.rtt().srtt().map(|d| d.as_nanos());

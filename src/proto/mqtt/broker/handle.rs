@@ -211,6 +211,17 @@ impl Broker {
                     },
                 ));
             }
+            QosPid::ExactlyOnce(pid) if self.config.mutant_forget_qos2 => {
+                // the test-only broken broker: PUBREC, forward, hold nothing
+                self.outq.push_back((
+                    conn,
+                    Out::Ack {
+                        ty: PacketType::PubRec,
+                        pid,
+                        retransmission: false,
+                    },
+                ));
+            }
             QosPid::ExactlyOnce(pid) => {
                 let on_publish = self.config.qos2_forward == Qos2Forward::OnPublish;
                 let cap = self.config.max_incoming_qos2.max(1);

@@ -1,0 +1,403 @@
+//! The spec-oracle monitors (docs/checks.md): each rule fed a violating and
+//! a clean event sequence directly; mutated protocol variants (test-only
+//! knobs, unreachable from scenario files) caught in scenarios with loss
+//! and connection breaks while the real code gives zero; shipped scenarios
+//! clean under `--check`; `violations.csv` byte-identical for one seed; the
+//! runs.csv column empty when the monitors are off.
+
+mod common;
+
+use common::sim::read_csv;
+use common::temp_dir;
+use qossim::check::{Monitors, Report, Rule};
+use qossim::run::{run_scenario, RunOptions};
+use qossim::scenario::{self, model::Scenario};
+use qossim::sim::SimTime;
+use std::path::{Path, PathBuf};
+
+fn ms(v: u64) -> SimTime {
+    SimTime(v * 1_000_000)
+}
+
+fn rules(r: &Report) -> Vec<Rule> {
+    r.violations.iter().map(|v| v.rule).collect()
+}
+
+// ----- each rule fed directly -----
+
+#[test]
+fn mqtt_qos2_repeat_in_one_session_is_a_violation() {
+    let mut m = Monitors::new(vec![Some(Rule::MqttQos2Once), None], 3);
+    m.session_start(ms(0), 2);
+    // message 7 of flow 0 first reached node 2 at 10 ms, again at 50 ms
+    m.repeat_delivery(ms(50), 0, 7, 2, ms(10));
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttQos2Once]);
+    assert_eq!(r.per_flow, [1, 0]);
+    let v = &r.violations[0];
+    assert_eq!((v.t, v.node, v.flow), (ms(50), 2, Some(0)));
+    assert!(v.detail.contains("message 7"), "{}", v.detail);
+}
+
+#[test]
+fn mqtt_qos2_clean_sequences_give_zero() {
+    let mut m = Monitors::new(vec![Some(Rule::MqttQos2Once), None], 3);
+    // a new session at node 2 (no session present) after the first
+    // delivery: the old session's state is gone, a repeat is allowed
+    m.session_start(ms(20), 2);
+    m.repeat_delivery(ms(50), 0, 7, 2, ms(10));
+    // a flow without an exactly-once rule (QoS 1) may repeat
+    m.repeat_delivery(ms(60), 1, 3, 1, ms(30));
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert_eq!(r.per_flow, [0, 0]);
+}
+
+#[test]
+fn coap_duplicate_con_reaching_the_application_is_a_violation() {
+    let mut m = Monitors::new(vec![Some(Rule::CoapConOnce)], 2);
+    m.repeat_delivery(ms(4000), 0, 1, 1, ms(100));
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::CoapConOnce]);
+    assert_eq!(Rule::CoapConOnce.clause(), "RFC 7252 §4.5");
+    // a server restart forgets its deduplication state legitimately
+    let mut m = Monitors::new(vec![Some(Rule::CoapConOnce)], 2);
+    m.session_start(ms(200), 1);
+    m.repeat_delivery(ms(4000), 0, 1, 1, ms(100));
+    assert!(m.finish().violations.is_empty());
+}
+
+#[test]
+fn tcp_stream_in_order_is_clean() {
+    let mut m = Monitors::new(vec![None], 2);
+    m.tcp_written(5, b"hello ");
+    m.tcp_written(5, b"world");
+    m.tcp_read(ms(1), 1, 5, Some(0), b"hel");
+    m.tcp_read(ms(2), 1, 5, Some(0), b"lo world");
+    // a stream never written to (its sender gone) is not judged
+    m.tcp_read(ms(3), 0, 9, None, b"x");
+    assert!(m.finish().violations.is_empty());
+}
+
+#[test]
+fn tcp_stream_out_of_order_gap_and_duplicate_are_violations() {
+    // out of order: "world" read before "hello "
+    let mut m = Monitors::new(vec![None], 2);
+    m.tcp_written(5, b"hello world");
+    m.tcp_read(ms(1), 1, 5, Some(0), b"world");
+    // checking stops once a stream is out of step: one violation
+    m.tcp_read(ms(2), 1, 5, Some(0), b"hello ");
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::TcpStream]);
+    assert_eq!(r.per_flow, [1]);
+    assert!(
+        r.violations[0].detail.contains("byte 0"),
+        "{:?}",
+        r.violations
+    );
+    // a gap: bytes 3..6 skipped
+    let mut m = Monitors::new(vec![None], 2);
+    m.tcp_written(1, b"abcdefghi");
+    m.tcp_read(ms(1), 1, 1, None, b"abc");
+    m.tcp_read(ms(2), 1, 1, None, b"ghi");
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::TcpStream]);
+    assert!(
+        r.violations[0].detail.contains("byte 3"),
+        "{:?}",
+        r.violations
+    );
+    assert_eq!(r.violations[0].flow, None);
+    // a duplicate: the same bytes read twice, more than was written
+    let mut m = Monitors::new(vec![None], 2);
+    m.tcp_written(1, b"abc");
+    m.tcp_read(ms(1), 1, 1, None, b"abc");
+    m.tcp_read(ms(2), 1, 1, None, b"abc");
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::TcpStream]);
+    assert!(r.violations[0].detail.contains("never written"));
+}
+
+#[test]
+fn tcp_forget_drops_the_stream_state() {
+    let mut m = Monitors::new(vec![None], 2);
+    m.tcp_written(1, b"abc");
+    m.tcp_forget(1);
+    m.tcp_read(ms(1), 1, 1, None, b"zzz");
+    assert!(m.finish().violations.is_empty());
+}
+
+#[test]
+fn mqtt_first_deliveries_out_of_publish_order_are_a_violation() {
+    let mut m = Monitors::new(vec![None, None], 4).with_order(vec![true, false]);
+    // publisher at node 1, subscriber node 3: message 5 first, then 4
+    m.first_delivery(ms(10), 0, 5, 1, 3);
+    m.first_delivery(ms(20), 0, 4, 1, 3);
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttTopicOrder]);
+    assert_eq!(Rule::MqttTopicOrder.clause(), "MQTT-4.6.0-6");
+    assert!(
+        r.violations[0]
+            .detail
+            .contains("message 4 first delivered after message 5"),
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn mqtt_first_deliveries_in_order_per_publisher_are_clean() {
+    let mut m = Monitors::new(vec![None, None], 4).with_order(vec![true, false]);
+    // in order per (publisher, subscriber); interleaving publishers and
+    // subscribers is free; gaps (lost messages) are allowed
+    m.first_delivery(ms(10), 0, 4, 1, 3);
+    m.first_delivery(ms(11), 0, 2, 2, 3);
+    m.first_delivery(ms(12), 0, 1, 1, 0);
+    m.first_delivery(ms(13), 0, 7, 1, 3);
+    m.first_delivery(ms(14), 0, 3, 2, 3);
+    // an unordered flow (QoS 0) is not judged
+    m.first_delivery(ms(15), 1, 9, 1, 3);
+    m.first_delivery(ms(16), 1, 8, 1, 3);
+    assert!(m.finish().violations.is_empty());
+}
+
+#[test]
+fn violations_csv_rows_quote_what_needs_it() {
+    let mut m = Monitors::new(vec![None], 2);
+    m.tcp_written(1, b"ab");
+    m.tcp_read(ms(1), 1, 1, None, b"b");
+    let mut buf = Vec::new();
+    let names = ["a".to_string(), "node, b".to_string()];
+    m.finish().write_csv(&mut buf, 3, &names).unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("run_id,t_ms,node,rule,clause,detail"));
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("3,1.000000,\"node, b\",tcp-stream-order,RFC 9293 §3.10.7.4,"),
+        "{row}"
+    );
+    assert_eq!(lines.next(), None);
+}
+
+// ----- runs -----
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load(rel: &str) -> Scenario {
+    scenario::load_file(&root().join(rel), &[]).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn run(tag: &str, sc: &Scenario, check: bool) -> PathBuf {
+    let dir = temp_dir(tag);
+    run_scenario(
+        sc,
+        &RunOptions {
+            out_dir: dir.clone(),
+            fsync: false,
+            check,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("run: {e}"));
+    dir
+}
+
+/// (rule id, count) of violations.csv, and the runs.csv `violations` sum.
+fn found(dir: &Path) -> (Vec<String>, u64) {
+    let rows = read_csv(&dir.join("violations.csv"));
+    let ids = rows.iter().map(|r| r["rule"].clone()).collect();
+    let sum = read_csv(&dir.join("runs.csv"))
+        .iter()
+        .map(|r| {
+            r["violations"]
+                .parse::<u64>()
+                .expect("violations is a count")
+        })
+        .sum();
+    (ids, sum)
+}
+
+fn assert_caught(tag: &str, clean: &Scenario, mutant: &Scenario, rule: &str) {
+    let (ids, sum) = found(&run(&format!("{tag}-clean"), clean, true));
+    assert!(ids.is_empty(), "{tag}: the real code violates {ids:?}");
+    assert_eq!(sum, 0);
+    let (ids, sum) = found(&run(&format!("{tag}-mutant"), mutant, true));
+    assert!(!ids.is_empty(), "{tag}: the mutant went unnoticed");
+    assert!(ids.iter().all(|i| i == rule), "{tag}: {ids:?}");
+    assert_eq!(
+        sum,
+        ids.len() as u64,
+        "{tag}: runs.csv column ≠ violations.csv rows"
+    );
+}
+
+/// scenarios/tcp-bulk.toml for 10 s with 2 % loss.
+const TCP_BULK_LOSS: &str = r#"
+name = "tcp-bulk-loss"
+seed = 1
+duration = "10 s"
+drain = "30 s"
+
+[[nodes]]
+name = "sender"
+role = "client"
+
+[[nodes]]
+name = "receiver"
+role = "server"
+
+[[links]]
+a = "sender"
+b = "receiver"
+rate = "1 Mbit/s"
+delay = "50 ms"
+mtu = 1500
+queue = 20
+loss = { model = "bernoulli", p = 0.02 }
+
+[[flows]]
+name = "bulk"
+pattern = "point_to_point"
+protocol = "tcp"
+publishers = ["sender"]
+receivers = ["receiver"]
+topic = "bulk"
+payload_bytes = 1000
+timing = "bulk"
+
+[protocols.tcp]
+profile = "linux-like"
+"#;
+
+fn load_text(text: &str) -> Scenario {
+    scenario::load_str(text, "test.toml", &root(), &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn mutant_broker_forgetting_qos2_ids_is_caught() {
+    // QoS 2 over a lossy uplink that goes down just after a PUBLISH left:
+    // the client resends it with DUP after reconnecting
+    let clean = load("scenarios/regression/mqtt-qos2-exactly-once.toml");
+    let mut mutant = clean.clone();
+    mutant.protocols.mqtt.mutant_forget_qos2 = true;
+    assert_caught("mqtt", &clean, &mutant, "mqtt-qos2-exactly-once");
+}
+
+#[test]
+fn mutant_coap_server_without_dedup_is_caught() {
+    // CON PUTs over a link losing 20 % each way: lost ACKs make clients
+    // retransmit CONs the server already took
+    let clean = load("scenarios/regression/coap-con-loss.toml");
+    let mut mutant = clean.clone();
+    mutant.protocols.coap.mutant_no_dedup = true;
+    assert_caught("coap", &clean, &mutant, "coap-con-dedup");
+}
+
+#[test]
+fn mutant_tcp_receiver_delivering_out_of_order_is_caught() {
+    // a saturating sender over a link losing 2 %: segments behind a lost
+    // one arrive before its retransmission
+    let clean = load_text(TCP_BULK_LOSS);
+    let mut mutant = clean.clone();
+    mutant.protocols.tcp.mutant_deliver_out_of_order = true;
+    assert_caught("tcp", &clean, &mutant, "tcp-stream-order");
+}
+
+#[test]
+fn shipped_scenarios_are_clean_under_check() {
+    for rel in [
+        "scenarios/mqtt-vs-coap.toml",
+        "scenarios/coap-get.toml",
+        "scenarios/teaching/qos-levels.toml",
+        "scenarios/regression/mqtt-broker-restart.toml",
+        "scenarios/tcp-bulk.toml",
+    ] {
+        let dir = run("shipped", &load(rel), true);
+        let (ids, sum) = found(&dir);
+        assert!(ids.is_empty(), "{rel}: {ids:?}");
+        assert_eq!(sum, 0, "{rel}");
+    }
+}
+
+#[test]
+fn same_seed_gives_byte_identical_violations_csv() {
+    let mut sc = load("scenarios/regression/coap-con-loss.toml");
+    sc.protocols.coap.mutant_no_dedup = true;
+    let a = std::fs::read(run("det-a", &sc, true).join("violations.csv")).unwrap();
+    let b = std::fs::read(run("det-b", &sc, true).join("violations.csv")).unwrap();
+    assert!(a.len() > 100, "expected violations to compare");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn monitors_off_leave_the_column_empty_and_no_file() {
+    let sc = load("scenarios/coap-get.toml");
+    let dir = run("off", &sc, false);
+    assert!(!dir.join("violations.csv").exists());
+    for r in read_csv(&dir.join("runs.csv")) {
+        assert_eq!(r["violations"], "", "a count nobody measured");
+    }
+    // a stale violations.csv from an earlier checked run is removed
+    let dir2 = run("off-stale", &sc, true);
+    assert!(dir2.join("violations.csv").exists());
+    run_scenario(
+        &sc,
+        &RunOptions {
+            out_dir: dir2.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!dir2.join("violations.csv").exists());
+}
+
+#[test]
+fn an_expectation_on_violations_turns_the_monitors_on() {
+    let path = root().join("scenarios/regression/coap-con-loss.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[expect]]\nname = \"no spec violations\"\nmetric = \"violations\"\nop = \"==\"\nvalue = 0\n");
+    let sc = scenario::load_str(&text, "t.toml", &root().join("scenarios/regression"), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = run("expect", &sc, false);
+    assert!(dir.join("violations.csv").exists());
+    let (ids, sum) = found(&dir);
+    assert!(ids.is_empty() && sum == 0);
+    // and the same expectation fails on the mutant
+    let mut m = sc.clone();
+    m.protocols.coap.mutant_no_dedup = true;
+    let dir = temp_dir("expect-mutant");
+    let rep = run_scenario(
+        &m,
+        &RunOptions {
+            out_dir: dir.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ev = rep.expectations.expect("evaluated");
+    assert!(
+        !ev.all_pass(),
+        "the violations expectation held on the mutant"
+    );
+}
+
+#[test]
+fn qossim_run_check_writes_violations_csv() {
+    let out = temp_dir("cli");
+    let scenario = root().join("scenarios/coap-get.toml");
+    let (scenario, out_s) = (scenario.to_str().unwrap(), out.to_str().unwrap());
+    let (code, _, err) = common::cli::run(&["run", scenario, "--out", out_s, "--quiet", "--check"]);
+    assert_eq!(code, 0, "{err}");
+    let (ids, sum) = found(&out);
+    assert!(ids.is_empty() && sum == 0, "{ids:?}");
+    // without the flag: no file, empty cells
+    let (code, _, err) = common::cli::run(&["run", scenario, "--out", out_s, "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.join("violations.csv").exists());
+    assert!(read_csv(&out.join("runs.csv"))
+        .iter()
+        .all(|r| r["violations"].is_empty()));
+}
