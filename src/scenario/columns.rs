@@ -51,60 +51,34 @@ pub const CORE_COLUMNS: [&str; 31] = [
     "drops_fault",
 ];
 
-/// Every metric column with the built-in protocols, in order (the core
-/// columns, then the host TCP's, MQTT's, the radio energy columns,
-/// MQTT-SN's and CoAP's, then the monitors' `violations`).
-pub const METRIC_COLUMNS: [&str; 58] = [
-    "sent",
-    "intended",
-    "delivered",
-    "duplicates",
-    "delivery_ratio",
-    "latency_ms_mean",
-    "latency_ms_p50",
-    "latency_ms_p95",
-    "latency_ms_p99",
-    "latency_ms_max",
-    "bytes_on_wire",
-    "bytes_on_wire_per_delivered",
-    "retransmissions",
-    "drops_channel",
-    "drops_queue",
-    "drops_mtu",
-    "collisions",
-    "energy_mj",
-    // added by the simulation core beyond DESIGN.md's list
-    "drops_no_route",
-    "drops_link_down",
-    "drops_node_down",
-    "drops_reassembly",
-    "late_deliveries",
-    "give_ups",
-    "resets",
-    "duplicates_suppressed",
-    "bytes_payload",
-    "bytes_protocol",
-    "bytes_transport_ip",
-    "bytes_retransmissions",
-    "drops_fault",
-    // added by the TCP model
+/// The host TCP's extension columns (`tcp_*`), in order.
+pub const TCP_COLUMNS: [&str; 4] = [
     "tcp_retransmissions",
     "tcp_rto_expiries",
     "tcp_connection_failures",
     "tcp_malformed",
-    // added by MQTT
+];
+
+/// MQTT's extension columns, in order.
+pub const MQTT_COLUMNS: [&str; 5] = [
     "mqtt_connection_losses",
     "mqtt_reconnects",
     "mqtt_wills",
     "mqtt_will_delay_ms_mean",
     "mqtt_dropped",
-    // radio energy by state (issue #4), after everything before
+];
+
+/// The radio energy columns by state (issue #4), after the MQTT ones.
+pub const ENERGY_COLUMNS: [&str; 5] = [
     "energy_mj_tx",
     "energy_mj_rx",
     "energy_mj_listen",
     "energy_mj_sleep",
     "energy_mj_per_delivered",
-    // added by MQTT-SN (issue #13), after everything before
+];
+
+/// MQTT-SN's extension columns (issue #13), in order.
+pub const MQTTSN_COLUMNS: [&str; 8] = [
     "mqttsn_registration_bytes",
     "mqttsn_discovery_ms_mean",
     "mqttsn_buffered_asleep",
@@ -113,12 +87,51 @@ pub const METRIC_COLUMNS: [&str; 58] = [
     "mqttsn_bytes_constrained",
     "mqttsn_bytes_backhaul",
     "mqttsn_gateway_connections",
-    // added by CoAP request/response (issue #14), after everything before
+];
+
+/// CoAP request/response's extension columns (issue #14), in order.
+pub const COAP_COLUMNS: [&str; 4] = [
     "rtt_ms_p50",
     "rtt_ms_p99",
     "round_trip_success",
     "bytes_per_exchange",
-    // the spec-oracle monitors' count (issue 15), always last; empty when
-    // the monitors were off
-    "violations",
 ];
+
+/// The spec-oracle monitors' count (issue 15), always the last column;
+/// empty when the monitors were off.
+pub const VIOLATIONS: &str = "violations";
+
+/// Every metric column with the built-in protocols, in order: the core
+/// columns, then the host TCP's, MQTT's, the radio energy columns,
+/// MQTT-SN's and CoAP's, then the monitors' `violations`. Built from the
+/// groups above, which the writers use too, so the list cannot drift from
+/// what they write.
+pub const METRIC_COLUMNS: [&str; 58] = join(&[
+    &CORE_COLUMNS,
+    &TCP_COLUMNS,
+    &MQTT_COLUMNS,
+    &ENERGY_COLUMNS,
+    &MQTTSN_COLUMNS,
+    &COAP_COLUMNS,
+    &[VIOLATIONS],
+]);
+
+/// The concatenation of `parts` (a compile-time error unless they hold
+/// exactly `N` names).
+const fn join<const N: usize>(parts: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut n = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            assert!(n < N, "more columns than the array holds");
+            out[n] = parts[p][i];
+            n += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    assert!(n == N, "fewer columns than the array holds");
+    out
+}

@@ -30,7 +30,7 @@ pub const MAX_SEEDS: u64 = 10_000;
 
 /// The spec-oracle monitors' runs.csv column (docs/checks.md): an
 /// expectation on it turns the monitors on for the run.
-pub const VIOLATIONS: &str = "violations";
+pub use crate::scenario::columns::VIOLATIONS;
 
 /// One `[[expect]]` table as written.
 #[derive(Debug, Deserialize)]

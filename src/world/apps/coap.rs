@@ -59,13 +59,7 @@ use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{DatagramApp, Received};
 use std::collections::BTreeMap;
 
-/// The extension columns of CoAP flows (after every earlier group).
-pub(crate) const COAP_COLUMNS: [&str; 4] = [
-    "rtt_ms_p50",
-    "rtt_ms_p99",
-    "round_trip_success",
-    "bytes_per_exchange",
-];
+pub(crate) use crate::scenario::columns::COAP_COLUMNS;
 
 /// Timer keys with this bit set are polls (`Coap::polls` index); the others
 /// are nodes' endpoint timers.

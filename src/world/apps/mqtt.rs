@@ -36,14 +36,7 @@ use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{SockId, SockOpts, StreamApp, StreamEvent, StreamState};
 use std::collections::BTreeMap;
 
-/// The MQTT extension columns of runs.csv, in order.
-pub(super) const MQTT_COLUMNS: [&str; 5] = [
-    "mqtt_connection_losses",
-    "mqtt_reconnects",
-    "mqtt_wills",
-    "mqtt_will_delay_ms_mean",
-    "mqtt_dropped",
-];
+pub(super) use crate::scenario::columns::MQTT_COLUMNS;
 
 /// Timer keys: the kind in the top bits, the client or broker node below.
 const KEY_CLIENT_TIMER: u32 = 0;

@@ -69,17 +69,7 @@ use crate::world::host::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-/// The MQTT-SN extension columns of runs.csv, in order.
-pub(super) const MQTTSN_COLUMNS: [&str; 8] = [
-    "mqttsn_registration_bytes",
-    "mqttsn_discovery_ms_mean",
-    "mqttsn_buffered_asleep",
-    "mqttsn_gateway_drops",
-    "mqttsn_client_drops",
-    "mqttsn_bytes_constrained",
-    "mqttsn_bytes_backhaul",
-    "mqttsn_gateway_connections",
-];
+pub(super) use crate::scenario::columns::MQTTSN_COLUMNS;
 
 /// Timer keys: the kind in the top bits, the client, gateway or upstream
 /// socket below.

@@ -25,14 +25,7 @@ pub enum ColumnOwner {
     Energy,
 }
 
-/// The radio energy columns (issue #4), after the built-in MQTT ones.
-pub(crate) const ENERGY_COLUMNS: [&str; 5] = [
-    "energy_mj_tx",
-    "energy_mj_rx",
-    "energy_mj_listen",
-    "energy_mj_sleep",
-    "energy_mj_per_delivered",
-];
+pub(crate) use crate::scenario::columns::ENERGY_COLUMNS;
 
 /// One protocol plug-in: its name (what flows' `protocol` says), how to make
 /// one per run, its extension columns, and — for a plug-in registered beside

@@ -211,13 +211,7 @@ pub(crate) struct TcpFlowCounters {
     pub(crate) malformed: u64,
 }
 
-/// The `tcp_*` extension columns, in order.
-pub(crate) const TCP_COLUMNS: [&str; 4] = [
-    "tcp_retransmissions",
-    "tcp_rto_expiries",
-    "tcp_connection_failures",
-    "tcp_malformed",
-];
+pub(crate) use crate::scenario::columns::TCP_COLUMNS;
 
 /// Every node's TCP state.
 #[derive(Debug, Default)]
