@@ -169,3 +169,96 @@ fn each_fails_with_override_fails_an_expectation() {
         );
     }
 }
+
+/// A mutated variant of the protocol code (a hidden knob on the loaded
+/// scenario, unreachable from scenario files) turns `qossim test
+/// scenarios/regression/` red: the same loading and running `qossim test`
+/// does, with the knob set on every scenario, fails a `violations`
+/// expectation whose scenario's violations.csv names `rule`.
+fn assert_mutant_turns_the_suite_red(
+    tag: &str,
+    mutate: fn(&mut qossim::scenario::model::Scenario),
+    rule: &str,
+) {
+    use qossim::cli::testcmd::{collect_files, load_scenarios, run_all, table};
+    let files = collect_files(&[root().join("scenarios/regression")]).expect("files");
+    let mut scenarios = load_scenarios(&files, &[]).expect("load");
+    for (_, sc) in &mut scenarios {
+        mutate(sc);
+    }
+    let out = temp_dir(&format!("regression-mutant-{tag}"));
+    let results = run_all(&scenarios, &out).expect("run");
+    let text = table(&results);
+    let failing: Vec<_> = results
+        .iter()
+        .filter(|r| {
+            r.evaluation
+                .verdicts()
+                .iter()
+                .any(|v| !v.pass && v.label.contains("violation"))
+        })
+        .collect();
+    assert!(!failing.is_empty(), "{tag}: the suite stayed green\n{text}");
+    // the failing expectation names its measured count, and the monitors'
+    // file of that scenario names the rule
+    let mut named = false;
+    for r in &failing {
+        // the results directory `qossim test` chose: the path's last
+        // component names it
+        let stem = r.path.file_stem().expect("stem").to_string_lossy();
+        let dir = std::fs::read_dir(&out)
+            .expect("results")
+            .map(|e| e.expect("entry").path())
+            .find(|d| {
+                d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().ends_with(&format!("__{stem}")))
+            })
+            .unwrap_or_else(|| panic!("{tag}: no results directory for {stem}"));
+        let v = std::fs::read_to_string(dir.join("violations.csv"))
+            .unwrap_or_else(|e| panic!("{tag}: {stem}: {e}"));
+        named |= v.lines().skip(1).any(|l| l.contains(&format!(",{rule},")));
+    }
+    assert!(named, "{tag}: no violations.csv row names {rule}\n{text}");
+    for r in &failing {
+        for v in r
+            .evaluation
+            .verdicts()
+            .iter()
+            .filter(|v| !v.pass && v.label.contains("violation"))
+        {
+            assert!(
+                v.measured.parse::<f64>().is_ok_and(|m| m > 0.0),
+                "{tag}: {}: measured {:?}",
+                v.label,
+                v.measured
+            );
+        }
+    }
+}
+
+#[test]
+fn a_broker_forgetting_qos2_ids_turns_the_suite_red() {
+    assert_mutant_turns_the_suite_red(
+        "mqtt",
+        |sc| sc.protocols.mqtt.mutant_forget_qos2 = true,
+        "mqtt-qos2-exactly-once",
+    );
+}
+
+#[test]
+fn a_coap_server_without_dedup_turns_the_suite_red() {
+    assert_mutant_turns_the_suite_red(
+        "coap",
+        |sc| sc.protocols.coap.mutant_no_dedup = true,
+        "coap-con-dedup",
+    );
+}
+
+#[test]
+fn a_tcp_receiver_delivering_out_of_order_turns_the_suite_red() {
+    assert_mutant_turns_the_suite_red(
+        "tcp",
+        |sc| sc.protocols.tcp.mutant_deliver_out_of_order = true,
+        "tcp-stream-order",
+    );
+}
