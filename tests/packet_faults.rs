@@ -661,3 +661,83 @@ fn every_kind_in_packets_csv_is_matchable() {
         }
     }
 }
+
+/// Every transmission of the first PUBREL the broker sends sensor-3 is
+/// dropped until the broker's TCP gives up on the connection: sensor-3
+/// reconnects to its persistent session, the broker resends that PUBREL
+/// on the new connection [MQTT-4.4.0-1] and the QoS 2 command still
+/// reaches every sensor exactly once — with the monitors on, zero
+/// violations.
+#[test]
+fn the_first_pubrel_lost_across_a_reconnect_stays_exactly_once() {
+    let text = regression("mqtt-qos2-drop-first-pubrel.toml")
+        .replace(
+            "match = { protocol = \"mqtt\", kind = \"mqtt_pubrel\", from = \"broker\", to = \"sensor-3\", nth = 1 }",
+            "count = 5\nmatch = { protocol = \"mqtt\", kind = \"mqtt_pubrel\", from = \"broker\", to = \"sensor-3\", every = 1 }",
+        )
+        // the broker's TCP gives up after three RTO retransmissions; a 10 s
+        // keep-alive makes sensor-3 notice the dead connection (its
+        // PINGREQ meets an RST) before the next commands' deadlines
+        + "\n[protocols.tcp]\nretries = 3\n[protocols.mqtt]\nkeep_alive = \"10 s\"\n";
+    assert!(text.contains("every = 1"), "the fault was not rewritten");
+    let sc = load(&text, &[]);
+    let dir = common::temp_dir("fault-pubrel-reconnect");
+    qossim::run::run_scenario(
+        &sc,
+        &qossim::run::RunOptions {
+            check: true,
+            out_dir: dir.clone(),
+            packets: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("run: {e}"));
+    let packets = rows(&dir, "packets.csv");
+    let dropped: Vec<&Row> = packets
+        .iter()
+        .filter(|r| r["outcome"] == "fault_dropped")
+        .collect();
+    assert_eq!(dropped.len(), 5, "{dropped:?}");
+    let conn = dropped[0]["connection"].clone();
+    assert!(dropped
+        .iter()
+        .all(|r| r["kind"] == "mqtt_pubrel" && r["connection"] == conn));
+    let conns = rows(&dir, "connections.csv");
+    let broker_end = conns
+        .iter()
+        .find(|c| c["connection"] == conn && c["node"] == "broker")
+        .expect("the broker's endpoint");
+    assert_eq!(broker_end["peer"], "sensor-3");
+    assert_eq!(broker_end["failed"], "1", "{broker_end:?}");
+    // the PUBREL went through later on another connection to sensor-3
+    let later: Vec<&Row> = packets
+        .iter()
+        .filter(|r| {
+            r["kind"] == "mqtt_pubrel"
+                && r["from"] == "broker"
+                && r["outcome"] == "delivered"
+                && r["connection"] != conn
+                && conns.iter().any(|c| {
+                    c["connection"] == r["connection"]
+                        && c["node"] == "broker"
+                        && c["peer"] == "sensor-3"
+                })
+        })
+        .collect();
+    assert!(
+        !later.is_empty(),
+        "no PUBREL to sensor-3 after the reconnect"
+    );
+    let run = run_row(&dir, "commands");
+    assert_eq!(num(&run, "drops_fault"), 5.0);
+    assert!(num(&run, "mqtt_reconnects") >= 1.0);
+    assert_eq!(num(&run, "delivery_ratio"), 1.0);
+    assert_eq!(num(&run, "duplicates"), 0.0);
+    assert_eq!(num(&run, "violations"), 0.0);
+    let v = std::fs::read_to_string(dir.join("violations.csv")).expect("violations.csv");
+    assert_eq!(v.lines().count(), 1, "{v}");
+    for m in rows(&dir, "messages.csv") {
+        assert!(!m["delivered_at_ms"].is_empty(), "undelivered: {m:?}");
+        assert_eq!(m["copies"], "1", "{m:?}");
+    }
+}
