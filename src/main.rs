@@ -127,6 +127,11 @@ struct TestArgs {
     /// Print the table only when something fails.
     #[arg(long, short)]
     quiet: bool,
+    /// Run the spec-oracle monitors in every scenario (docs/checks.md):
+    /// violations.csv and the runs.csv `violations` column, also where no
+    /// expectation reads them.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args)]
@@ -249,6 +254,7 @@ fn main() -> ExitCode {
             junit: a.junit,
             overrides: a.set,
             quiet: a.quiet,
+            check: a.check,
         }),
         Some(Cmd::Sweep(a)) => cli::sweep(&cli::SweepRequest {
             scenario: a.scenario,

@@ -187,7 +187,7 @@ fn assert_mutant_turns_the_suite_red(
         mutate(sc);
     }
     let out = temp_dir(&format!("regression-mutant-{tag}"));
-    let results = run_all(&scenarios, &out).expect("run");
+    let results = run_all(&scenarios, &out, false).expect("run");
     let text = table(&results);
     let failing: Vec<_> = results
         .iter()
@@ -261,4 +261,40 @@ fn a_tcp_receiver_delivering_out_of_order_turns_the_suite_red() {
         |sc| sc.protocols.tcp.mutant_deliver_out_of_order = true,
         "tcp-stream-order",
     );
+}
+
+/// `qossim test --check` runs the monitors in a scenario whose
+/// expectations do not read `violations`: its results gain violations.csv
+/// and a filled runs.csv column; without `--check` neither.
+#[test]
+fn test_check_runs_the_monitors_everywhere() {
+    for (check, tag) in [
+        (true, "regression-check-on"),
+        (false, "regression-check-off"),
+    ] {
+        let out = temp_dir(tag);
+        let mut args = vec![
+            "scenarios/regression/tcp-link-down.toml",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ];
+        if check {
+            args.push("--check");
+        }
+        let (code, text) = qossim_test(&args);
+        assert_eq!(code, 0, "{text}");
+        let dir = out.join("scenarios__regression__tcp-link-down");
+        assert_eq!(
+            dir.join("violations.csv").exists(),
+            check,
+            "{}",
+            dir.display()
+        );
+        let runs = std::fs::read_to_string(dir.join("runs.csv")).expect("runs.csv");
+        let mut lines = runs.lines();
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        assert_eq!(header.last(), Some(&"violations"));
+        let row: Vec<&str> = lines.next().expect("row").split(',').collect();
+        assert_eq!(*row.last().expect("cell"), if check { "0" } else { "" });
+    }
 }

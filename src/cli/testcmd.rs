@@ -27,6 +27,9 @@ pub struct TestRequest {
     pub overrides: Vec<String>,
     /// Print only failures and errors.
     pub quiet: bool,
+    /// Run the spec-oracle monitors in every scenario (`--check`); without
+    /// it they run where an expectation reads `violations`.
+    pub check: bool,
 }
 
 /// One scenario's outcome.
@@ -137,10 +140,10 @@ fn result_dir(root: &Path, path: &Path) -> PathBuf {
 
 /// Run one scenario into `dir`: messages.csv and the per-element tables,
 /// runs.csv, summary.csv, manifest.json and expectations.csv.
-fn run_one(sc: &Scenario, dir: &Path) -> Result<Evaluation, CliError> {
+fn run_one(sc: &Scenario, dir: &Path, check: bool) -> Result<Evaluation, CliError> {
     let internal = |e: String| CliError::TestInternal(e);
     let opts = RunOptions {
-        check: false,
+        check,
         out_dir: dir.to_path_buf(),
         packets: false,
         pcap: false,
@@ -164,11 +167,12 @@ fn run_one(sc: &Scenario, dir: &Path) -> Result<Evaluation, CliError> {
 pub fn run_all(
     scenarios: &[(PathBuf, Scenario)],
     root: &Path,
+    check: bool,
 ) -> Result<Vec<ScenarioResult>, CliError> {
     scenarios
         .par_iter()
         .map(|(path, sc)| {
-            run_one(sc, &result_dir(root, path)).map(|evaluation| ScenarioResult {
+            run_one(sc, &result_dir(root, path), check).map(|evaluation| ScenarioResult {
                 path: path.clone(),
                 evaluation,
             })
@@ -339,7 +343,7 @@ pub fn test(req: &TestRequest) -> Result<(), CliError> {
     let root = req.out.clone().unwrap_or_else(default_out);
     std::fs::create_dir_all(&root)
         .map_err(|e| CliError::TestInternal(format!("cannot create {}: {e}", root.display())))?;
-    let results = run_all(&scenarios, &root)?;
+    let results = run_all(&scenarios, &root, req.check)?;
     let total: usize = results
         .iter()
         .map(|r| r.evaluation.expectations.len())
