@@ -292,6 +292,8 @@ pub struct SweepRequest {
     pub pcap_runs: Vec<u64>,
     pub overrides: Vec<String>,
     pub quiet: bool,
+    /// Run the spec-oracle monitors in every run (`--check`).
+    pub check: bool,
 }
 
 /// `qossim sweep`.
@@ -318,6 +320,7 @@ pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
             shard,
             quiet: req.quiet,
             pcap_runs: req.pcap_runs.clone(),
+            check: req.check,
         },
     )?;
     if !req.quiet {

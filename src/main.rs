@@ -174,6 +174,10 @@ struct SweepArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Run the spec-oracle monitors in every run (docs/checks.md): the
+    /// runs.csv `violations` column and a combined violations.csv.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args)]
@@ -265,6 +269,7 @@ fn main() -> ExitCode {
             pcap_runs: a.pcap_runs,
             overrides: a.set,
             quiet: a.quiet,
+            check: a.check,
         }),
         Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
         Some(Cmd::Plot(a)) => cli::plot(&a.dir),

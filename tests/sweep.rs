@@ -322,3 +322,71 @@ fn a_failing_point_is_reported_and_the_others_still_run() {
         .count();
     assert_eq!(done, 4);
 }
+
+/// `sweep --check` runs the spec-oracle monitors in every run: each
+/// runs.csv row has a `violations` count (empty without the flag), the
+/// fragments' violations.csv files are combined into one (shards merged
+/// the same as a whole sweep), and resuming without the flag is refused.
+#[test]
+fn check_fills_violations_and_combines_violations_csv() {
+    let whole = temp_dir("sweep-check");
+    sweep(&whole, &["--check"]);
+    let runs = std::fs::read_to_string(whole.join("runs.csv")).expect("runs.csv");
+    let mut lines = runs.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let at = header
+        .iter()
+        .position(|c| *c == "violations")
+        .expect("violations column");
+    let mut n = 0;
+    for l in lines {
+        let cells: Vec<&str> = l.split(',').collect();
+        assert!(cells[at].parse::<u64>().is_ok(), "{l}");
+        n += 1;
+    }
+    assert!(n >= 2, "{runs}");
+    let v = std::fs::read_to_string(whole.join("violations.csv")).expect("violations.csv");
+    assert!(
+        v.starts_with("run_id,t_ms,node,rule,clause,detail\n"),
+        "{v}"
+    );
+    assert_eq!(v.matches("run_id,").count(), 1, "one header: {v}");
+    // shards merged give the same files
+    let s1 = temp_dir("sweep-check-s1");
+    let s2 = temp_dir("sweep-check-s2");
+    let merged = temp_dir("sweep-check-merged");
+    sweep(&s1, &["--check", "--shard", "1/2"]);
+    sweep(&s2, &["--check", "--shard", "2/2"]);
+    let (code, text) = qossim(&[
+        "merge",
+        s1.to_str().expect("utf-8"),
+        s2.to_str().expect("utf-8"),
+        "--out",
+        merged.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert_same(&whole, &merged);
+    assert_eq!(
+        std::fs::read(merged.join("violations.csv")).expect("merged violations.csv"),
+        v.as_bytes()
+    );
+    // without the flag: empty cells, no file; a resume across the flag is
+    // refused
+    let (code, text) = qossim(&[
+        "sweep",
+        fixture().to_str().expect("utf-8"),
+        "--out",
+        whole.to_str().expect("utf-8"),
+        "--resume",
+        "--quiet",
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("--resume refused"), "{text}");
+    let off = temp_dir("sweep-check-off");
+    sweep(&off, &[]);
+    assert!(!off.join("violations.csv").exists());
+    let runs = std::fs::read_to_string(off.join("runs.csv")).expect("runs.csv");
+    for l in runs.lines().skip(1) {
+        assert_eq!(l.split(',').nth(at), Some(""), "{l}");
+    }
+}

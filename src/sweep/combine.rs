@@ -40,6 +40,9 @@ pub(crate) struct Combiner {
     out: PathBuf,
     messages: AtomicFile,
     header_done: bool,
+    /// `violations.csv`, begun at the first fragment that has one (runs
+    /// with the spec-oracle monitors).
+    violations: Option<AtomicFile>,
     rows: Vec<RunRow>,
     /// Index (in the run list) of the next fragment to append.
     next: usize,
@@ -53,6 +56,7 @@ impl Combiner {
             out: out.to_path_buf(),
             messages: AtomicFile::create(&p).map_err(|e| SweepError::Io(p, e))?,
             header_done: false,
+            violations: None,
             rows: Vec::new(),
             next: 0,
         })
@@ -71,6 +75,7 @@ impl Combiner {
             }
             let mut rows = read_fragment_rows(&self.out, r.run_id)?;
             self.append_messages(r.run_id)?;
+            self.append_violations(r.run_id)?;
             self.rows.append(&mut rows);
             self.next += 1;
         }
@@ -80,20 +85,29 @@ impl Combiner {
     /// The header once, then the fragment's rows as bytes.
     fn append_messages(&mut self, run_id: u64) -> Result<(), SweepError> {
         let path = fragment_dir(&self.out, run_id).join("messages.csv");
-        let io = |e| SweepError::Io(path.clone(), e);
-        let mut m = fs::File::open(&path).map_err(io)?;
-        let mut header = String::new();
-        BufReader::new(&m).read_line(&mut header).map_err(io)?;
-        if !header.ends_with('\n') {
-            return Err(SweepError::Corrupt(path, "no header line".into()));
+        let mut m = fs::File::open(&path).map_err(|e| SweepError::Io(path.clone(), e))?;
+        append_rows(&mut self.messages, !self.header_done, &path, &mut m)?;
+        self.header_done = true;
+        Ok(())
+    }
+
+    /// The fragment's `violations.csv` rows, when it has one (its header
+    /// too when it is the first).
+    fn append_violations(&mut self, run_id: u64) -> Result<(), SweepError> {
+        let path = fragment_dir(&self.out, run_id).join("violations.csv");
+        let mut v = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(SweepError::Io(path, e)),
+        };
+        let first = self.violations.is_none();
+        if first {
+            let p = self.out.join("violations.csv");
+            self.violations = Some(AtomicFile::create(&p).map_err(|e| SweepError::Io(p, e))?);
         }
-        if !self.header_done {
-            self.messages.write_all(header.as_bytes()).map_err(io)?;
-            self.header_done = true;
+        if let Some(w) = self.violations.as_mut() {
+            append_rows(w, first, &path, &mut v)?;
         }
-        m.seek(SeekFrom::Start(header.len() as u64))
-            .and_then(|_| self.messages.append_from(&mut m))
-            .map_err(io)?;
         Ok(())
     }
 
@@ -109,10 +123,18 @@ impl Combiner {
         for (r, part) in rest.iter().zip(parts) {
             let mut part = part?;
             self.append_messages(r.run_id)?;
+            self.append_violations(r.run_id)?;
             self.rows.append(&mut part);
         }
         let out = self.out;
         let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
+        match self.violations {
+            Some(v) => v.commit().map_err(io)?,
+            None => match fs::remove_file(out.join("violations.csv")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            },
+        }
         // messages.csv is large: its fsync waits on another thread while the
         // tables and charts are written
         let written = self.messages.commit_sync_later().map_err(io)?;
@@ -129,6 +151,32 @@ impl Combiner {
         })?;
         Ok(rows)
     }
+}
+
+/// Append the CSV file `src` (at `path`) to `w`: its header line only when
+/// `header`, then the rest as bytes.
+fn append_rows(
+    w: &mut AtomicFile,
+    header: bool,
+    path: &Path,
+    src: &mut fs::File,
+) -> Result<(), SweepError> {
+    let io = |e| SweepError::Io(path.to_path_buf(), e);
+    let mut line = String::new();
+    BufReader::new(&*src).read_line(&mut line).map_err(io)?;
+    if !line.ends_with('\n') {
+        return Err(SweepError::Corrupt(
+            path.to_path_buf(),
+            "no header line".into(),
+        ));
+    }
+    if header {
+        w.write_all(line.as_bytes()).map_err(io)?;
+    }
+    src.seek(SeekFrom::Start(line.len() as u64))
+        .and_then(|_| w.append_from(src))
+        .map_err(io)?;
+    Ok(())
 }
 
 fn read_fragment_rows(out: &Path, run_id: u64) -> Result<Vec<RunRow>, SweepError> {

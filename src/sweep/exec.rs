@@ -25,6 +25,10 @@ pub struct SweepIdentity {
     /// `K/N` for a shard, absent for a whole sweep.
     #[serde(default)]
     pub shard: Option<String>,
+    /// Runs with the spec-oracle monitors (`--check`); absent when off, so
+    /// a sweep without them writes the sweep.json it always wrote.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check: bool,
 }
 
 impl SweepIdentity {
@@ -91,6 +95,9 @@ pub struct SweepOptions {
     pub quiet: bool,
     /// Run ids that also write pcaps (and packets.csv).
     pub pcap_runs: Vec<u64>,
+    /// Run the spec-oracle monitors in every run (`--check`): the
+    /// `violations` column and a combined `violations.csv`.
+    pub check: bool,
 }
 
 /// What a sweep did.
@@ -120,13 +127,14 @@ pub(crate) fn write_identity(dir: &Path, id: &SweepIdentity) -> Result<(), Sweep
         .map_err(|e| SweepError::Io(dir.to_path_buf(), e))
 }
 
-fn identity(sc: &Scenario, runs: u64, shard: Option<(u64, u64)>) -> SweepIdentity {
+fn identity(sc: &Scenario, runs: u64, shard: Option<(u64, u64)>, check: bool) -> SweepIdentity {
     SweepIdentity {
         version: env!("CARGO_PKG_VERSION").to_string(),
         scenario: sc.name.clone(),
         scenario_hash: format!("{:016x}", crate::sim::rng::stable_id(&sc.resolved_toml)),
         runs,
         shard: shard.map(|(k, n)| format!("{k}/{n}")),
+        check,
     }
 }
 
@@ -140,13 +148,14 @@ fn run_one(
     spec: &RunSpec,
     out: &Path,
     pcap: bool,
+    check: bool,
 ) -> Result<(), String> {
     let mut overrides = user.to_vec();
     overrides.extend(spec.overrides.iter().cloned());
     let sc = scenario::load_str(text, origin, base_dir, &overrides).map_err(|e| e.to_string())?;
     let dir = fragment_dir(out, spec.run_id);
     let opts = RunOptions {
-        check: false,
+        check,
         out_dir: dir.clone(),
         packets: pcap,
         pcap,
@@ -182,14 +191,14 @@ pub fn run_sweep(
     }
     let out = &opts.out_dir;
     let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
-    let id = identity(&base, runs.len() as u64, opts.shard);
+    let id = identity(&base, runs.len() as u64, opts.shard, opts.check);
     fs::create_dir_all(out).map_err(io)?;
     match read_identity(out)? {
         Some(old) if opts.resume && old != id => {
             return Err(SweepError::ResumeRefused(format!(
-                "{} holds a sweep of scenario `{}` (hash {}, {} runs, shard {:?}, qossim {}), not this one (`{}`, hash {}, {} runs, shard {:?}, qossim {})",
-                out.display(), old.scenario, old.scenario_hash, old.runs, old.shard, old.version,
-                id.scenario, id.scenario_hash, id.runs, id.shard, id.version
+                "{} holds a sweep of scenario `{}` (hash {}, {} runs, shard {:?}, check {}, qossim {}), not this one (`{}`, hash {}, {} runs, shard {:?}, check {}, qossim {})",
+                out.display(), old.scenario, old.scenario_hash, old.runs, old.shard, old.check, old.version,
+                id.scenario, id.scenario_hash, id.runs, id.shard, id.check, id.version
             )))
         }
         Some(_) if opts.resume => {}
@@ -262,7 +271,16 @@ pub fn run_sweep(
     let work = || {
         while let Some(spec) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
             let pcap = opts.pcap_runs.contains(&spec.run_id);
-            match run_one(&text, &origin, &base_dir, user_overrides, spec, out, pcap) {
+            match run_one(
+                &text,
+                &origin,
+                &base_dir,
+                user_overrides,
+                spec,
+                out,
+                pcap,
+                opts.check,
+            ) {
                 Ok(()) => {
                     if let Some(d) = done.get(spec.run_id as usize) {
                         d.store(true, Ordering::Release);
