@@ -146,16 +146,15 @@ fn run_one(
     base_dir: &Path,
     user: &[String],
     spec: &RunSpec,
-    out: &Path,
-    pcap: bool,
-    check: bool,
+    sweep: &SweepOptions,
 ) -> Result<(), String> {
     let mut overrides = user.to_vec();
     overrides.extend(spec.overrides.iter().cloned());
     let sc = scenario::load_str(text, origin, base_dir, &overrides).map_err(|e| e.to_string())?;
-    let dir = fragment_dir(out, spec.run_id);
+    let dir = fragment_dir(&sweep.out_dir, spec.run_id);
+    let pcap = sweep.pcap_runs.contains(&spec.run_id);
     let opts = RunOptions {
-        check,
+        check: sweep.check,
         out_dir: dir.clone(),
         packets: pcap,
         pcap,
@@ -270,17 +269,7 @@ pub fn run_sweep(
     let next = AtomicUsize::new(0);
     let work = || {
         while let Some(spec) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let pcap = opts.pcap_runs.contains(&spec.run_id);
-            match run_one(
-                &text,
-                &origin,
-                &base_dir,
-                user_overrides,
-                spec,
-                out,
-                pcap,
-                opts.check,
-            ) {
+            match run_one(&text, &origin, &base_dir, user_overrides, spec, opts) {
                 Ok(()) => {
                     if let Some(d) = done.get(spec.run_id as usize) {
                         d.store(true, Ordering::Release);
