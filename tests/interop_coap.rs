@@ -5,9 +5,9 @@
 //! test prints why and returns. Every wait is bounded (child processes are
 //! killed by a Drop guard, clients get `-B` and our loops a deadline).
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qossim::proto::coap::socket::SocketDriver;
@@ -16,41 +16,19 @@ use qossim::proto::coap::{
 };
 use qossim::sim::{SimDuration, SimRng};
 
-const LOCALHOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+mod common;
+use common::peers::{KillOnDrop, LOCALHOST};
 
-/// Find `name` on PATH; `None` (after explaining) when it is missing and
-/// we are not in CI.
+/// `name` as [`common::peers::peer_binary`] finds it (Debian package
+/// libcoap3-bin).
 fn peer_binary(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|f| f.is_file())
-        })
-        .unwrap_or(None);
-    if found.is_none() {
-        let msg = format!("{name} not found on PATH (install Debian package libcoap3-bin)");
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{msg}");
-        }
-        eprintln!("skipping: {msg}");
-    }
-    found
+    common::peers::peer_binary(name, "install Debian package libcoap3-bin")
 }
 
-/// Kills the child process by PID when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// A free loopback port for a peer to listen on (outside the ephemeral
+/// range, see [`common::peers::free_port`]).
 fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind((LOCALHOST, 0)).expect("bind ephemeral port");
-    s.local_addr().expect("local addr").port()
+    common::peers::free_port()
 }
 
 fn client_driver(seed: u64) -> SocketDriver {

@@ -7,9 +7,9 @@
 //! Drop guard, mosquitto_sub gets `-W`, our loops have deadlines.
 
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,28 +22,12 @@ use qossim::sim::{SimRng, SimTime};
 
 mod common;
 
-const LOCALHOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+use common::peers::{skip_or_fail, start_mosquitto, KillOnDrop, LOCALHOST};
 
-fn skip_or_fail(msg: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
-}
-
-/// Find `name` on PATH or in /usr/sbin (Debian installs mosquitto there).
+/// `name` as [`common::peers::peer_binary`] finds it, from Debian
+/// package `package`.
 fn peer_binary(name: &str, package: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.push(PathBuf::from("/usr/sbin"));
-    let found = dirs.into_iter().map(|d| d.join(name)).find(|f| f.is_file());
-    if found.is_none() {
-        skip_or_fail(&format!(
-            "{name} not found on PATH or in /usr/sbin (install Debian package {package})"
-        ));
-    }
-    found
+    common::peers::peer_binary(name, &format!("install Debian package {package}"))
 }
 
 fn paho_available() -> bool {
@@ -57,71 +41,6 @@ fn paho_available() -> bool {
         skip_or_fail("python3 module paho.mqtt not importable (pip install 'paho-mqtt>=2,<3')");
     }
     ok
-}
-
-/// Kills the child process by PID when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A port for a peer to listen on, outside Linux's ephemeral range
-/// (32768–60999), so no other test's outgoing connection can take it as its
-/// source port between this check and the peer's bind.
-fn free_tcp_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 1000) as u16 * 10;
-    for _ in 0..1000 {
-        let port = 20_000 + (base - 20_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
-        if TcpListener::bind((LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in 20000..32000")
-}
-
-/// True when something listens at `addr` (a connection that is not the
-/// socket talking to itself: Linux lets a connect to a free loopback port
-/// pick that same port as its source and "succeed").
-fn listening(addr: SocketAddrV4) -> bool {
-    TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200))
-        .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
-}
-
-/// Start mosquitto on a free loopback port with a minimal config; wait
-/// (≤ 5 s) until it accepts TCP connections.
-fn start_mosquitto(bin: &Path) -> (KillOnDrop, SocketAddrV4) {
-    let port = free_tcp_port();
-    let dir = common::temp_dir("mosquitto");
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .expect("write config");
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mosquitto");
-    let guard = KillOnDrop(child);
-    let addr = SocketAddrV4::new(LOCALHOST, port);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !listening(addr) {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto did not listen within 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (guard, addr)
 }
 
 fn client(id: &str, addr: SocketAddrV4, will: Option<LastWill>) -> ClientDriver {
@@ -197,7 +116,8 @@ fn our_client_against_mosquitto() {
     let Some(sub_bin) = peer_binary("mosquitto_sub", "mosquitto-clients") else {
         return;
     };
-    let (_broker, addr) = start_mosquitto(&bin);
+    let broker = start_mosquitto(&bin);
+    let addr = broker.addr;
 
     let mut d = client("qossim-a", addr, None);
     connect(&mut d);

@@ -20,9 +20,9 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
@@ -41,33 +41,7 @@ use qossim::sim::{SimDuration, SimRng, SimTime};
 
 mod common;
 
-const LOCALHOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
-
-fn skip_or_fail(msg: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
-}
-
-/// `name` on PATH, in /usr/sbin (Debian's mosquitto) or in python3's
-/// scripts directory (pip's console scripts).
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.push(PathBuf::from("/usr/sbin"));
-    if let Ok(out) = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('scripts'))",
-        ])
-        .output()
-    {
-        dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-    }
-    dirs.into_iter().map(|d| d.join(name)).find(|f| f.is_file())
-}
+use common::peers::{find_binary, free_port, skip_or_fail, start_mosquitto, KillOnDrop, LOCALHOST};
 
 /// The peers the interop tests talk to.
 struct Peers {
@@ -125,16 +99,6 @@ fn peers() -> Option<Peers> {
     })
 }
 
-/// Kills the child process by PID when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Wait (≤ `limit`) for a child to exit; kill it if it does not.
 fn wait_exit(child: &mut KillOnDrop, limit: Duration, what: &str) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
@@ -147,87 +111,6 @@ fn wait_exit(child: &mut KillOnDrop, limit: Duration, what: &str) -> std::proces
             panic!("{what} did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// A port for a peer to listen on, outside Linux's ephemeral range
-/// (32768–60999), free for TCP and UDP now.
-fn free_port() -> u16 {
-    use std::sync::atomic::AtomicU16;
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = (std::process::id() % 1000) as u16 * 10;
-    for _ in 0..1000 {
-        let port = 20_000 + (base + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
-        if TcpListener::bind((LOCALHOST, port)).is_ok()
-            && UdpSocket::bind((LOCALHOST, port)).is_ok()
-        {
-            return port;
-        }
-    }
-    panic!("no free port in 20000..32000")
-}
-
-/// True when something listens at `addr` (not the socket talking to itself).
-fn listening(addr: SocketAddrV4) -> bool {
-    TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200))
-        .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
-}
-
-/// A private mosquitto on a free loopback port ($SYS every second, its log
-/// in a file); waits (≤ 5 s) until it accepts connections.
-struct Mosquitto {
-    _child: KillOnDrop,
-    addr: SocketAddrV4,
-    log: PathBuf,
-}
-
-impl Mosquitto {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn start_mosquitto(bin: &Path) -> Mosquitto {
-    let port = free_port();
-    let dir = common::temp_dir("mosquitto-sn");
-    let conf = dir.join("mosquitto.conf");
-    // Started as root, mosquitto writes its log as user `mosquitto`.
-    let log = dir.join("mosquitto.log");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::write(&log, "").expect("create log");
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777));
-        let _ = std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666));
-    }
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nsys_interval 1\nlog_dest file {}\n",
-            log.display()
-        ),
-    )
-    .expect("write config");
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mosquitto");
-    let guard = KillOnDrop(child);
-    let addr = SocketAddrV4::new(LOCALHOST, port);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !listening(addr) {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto did not listen within 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Mosquitto {
-        _child: guard,
-        addr,
-        log,
     }
 }
 

@@ -218,3 +218,58 @@ impl<C: SansIo, T: Transport<C>> Driver<C, T> {
         }
     }
 }
+
+/// A background thread that runs until its stop flag is raised: what the
+/// real-socket servers (`BrokerThread`, `GatewayThread`) run on. Dropping
+/// it raises the flag and joins the thread, so a server never outlives its
+/// owner.
+pub struct Worker<T> {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> Worker<T> {
+    /// Run `f` on a new thread; `f` polls the flag it is given and returns
+    /// once it is raised.
+    pub fn spawn(f: impl FnOnce(&std::sync::atomic::AtomicBool) -> T + Send + 'static) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || f(&flag));
+        Worker {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl<T> Worker<T> {
+    /// The thread has ended (stopped, or returned early).
+    pub fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Raise the stop flag and wait for the thread: what it returned, or
+    /// `None` when it panicked.
+    pub fn stop(mut self) -> Option<T> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Option<T> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.take().and_then(|h| h.join().ok())
+    }
+}
+
+impl<T> std::fmt::Debug for Worker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl<T> Drop for Worker<T> {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}

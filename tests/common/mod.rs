@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod peers;
 pub mod sim;
 pub mod tshark;
 

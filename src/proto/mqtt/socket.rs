@@ -9,15 +9,13 @@
 //! can hang.
 
 use super::BrokerInput;
-use crate::proto::driver::{Clock, Driver, Timeout, Transport};
+use crate::proto::driver::{Clock, Driver, Timeout, Transport, Worker};
 use crate::proto::StreamInput;
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -542,16 +540,13 @@ impl Driver<Broker, TcpServer> {
 
     /// Run the broker on its own thread until [`BrokerThread::stop`].
     pub fn spawn(self) -> BrokerThread {
-        let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let addr = self.local_addr();
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || run_thread(self, &flag, &rx));
+        let worker = Worker::spawn(move |flag| run_thread(self, flag, &rx));
         BrokerThread {
             addr,
-            stop,
             commands: tx,
-            handle: Some(handle),
+            worker,
         }
     }
 }
@@ -582,9 +577,8 @@ fn run_thread(
 #[derive(Debug)]
 pub struct BrokerThread {
     addr: SocketAddrV4,
-    stop: Arc<AtomicBool>,
     commands: Sender<Command>,
-    handle: Option<JoinHandle<Result<BrokerDriver, SocketError>>>,
+    worker: Worker<Result<BrokerDriver, SocketError>>,
 }
 
 impl BrokerThread {
@@ -598,20 +592,9 @@ impl BrokerThread {
     }
 
     /// Stop the thread and hand back the driver (broker state, events).
-    pub fn stop(mut self) -> Result<BrokerDriver, SocketError> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.handle.take() {
-            Some(h) => h.join().map_err(|_| SocketError::ThreadPanicked)?,
-            None => Err(SocketError::ThreadPanicked),
-        }
-    }
-}
-
-impl Drop for BrokerThread {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    pub fn stop(self) -> Result<BrokerDriver, SocketError> {
+        self.worker
+            .stop()
+            .unwrap_or(Err(SocketError::ThreadPanicked))
     }
 }

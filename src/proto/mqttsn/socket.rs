@@ -35,13 +35,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::net::addr::{AddrPlan, SockAddr};
-use crate::proto::driver::{Clock, Driver, Timeout, Transport};
+use crate::proto::driver::{Clock, Driver, Timeout, Transport, Worker};
 use crate::proto::{Datagram, SansIo, StreamInput};
 use crate::sim::SimRng;
 
@@ -823,16 +822,14 @@ impl Driver<Gateway, UdpTcpTransport> {
     /// Events are not kept there (memory stays bounded); counters are
     /// ([`GatewayThread::snapshot`]).
     pub fn spawn(self) -> GatewayThread {
-        let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(self.snapshot()));
         let addr = self.local_addr();
-        let (flag, snap) = (stop.clone(), shared.clone());
-        let handle = std::thread::spawn(move || run_gateway(self, &flag, &snap));
+        let snap = shared.clone();
+        let worker = Worker::spawn(move |flag| run_gateway(self, flag, &snap));
         GatewayThread {
             addr,
-            stop,
             shared,
-            handle: Some(handle),
+            worker,
         }
     }
 }
@@ -867,9 +864,8 @@ fn run_gateway(
 #[derive(Debug)]
 pub struct GatewayThread {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
     shared: Arc<Mutex<GatewaySnapshot>>,
-    handle: Option<JoinHandle<Result<GatewayDriver, SocketError>>>,
+    worker: Worker<Result<GatewayDriver, SocketError>>,
 }
 
 impl GatewayThread {
@@ -909,26 +905,15 @@ impl GatewayThread {
     /// The thread ended (stopped, or failed: [`GatewayThread::stop`] says
     /// why).
     pub fn is_finished(&self) -> bool {
-        self.handle.as_ref().is_none_or(|h| h.is_finished())
+        self.worker.is_finished()
     }
 
     /// Stop serving: broker connections are closed (MQTT DISCONNECT first,
     /// at most 2 s); hands back the driver (final counters).
-    pub fn stop(mut self) -> Result<GatewayDriver, SocketError> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.handle.take() {
-            Some(h) => h.join().map_err(|_| SocketError::ThreadPanicked)?,
-            None => Err(SocketError::ThreadPanicked),
-        }
-    }
-}
-
-impl Drop for GatewayThread {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    pub fn stop(self) -> Result<GatewayDriver, SocketError> {
+        self.worker
+            .stop()
+            .unwrap_or(Err(SocketError::ThreadPanicked))
     }
 }
 
