@@ -13,6 +13,7 @@
 
 pub mod coap;
 pub mod driver;
+pub mod http;
 pub mod mqtt;
 pub mod mqttsn;
 

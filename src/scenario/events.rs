@@ -86,10 +86,12 @@ const BUILTIN_KINDS: &[&str] = &[
     "mqtt_pingreq",
     "mqtt_pingresp",
     "mqtt_disconnect",
+    "http_request",
+    "http_response",
 ];
 
 /// The `packets.csv` protocols a match may name (`ip`: packets of no flow).
-const BUILTIN_PROTOCOLS: &[&str] = &["ip", "udp", "coap", "tcp", "mqtt", "mqttsn"];
+const BUILTIN_PROTOCOLS: &[&str] = &["ip", "udp", "coap", "tcp", "mqtt", "mqttsn", "http"];
 
 /// Most packets a fault may act on (`count`) and the largest `nth`/`every`.
 const MAX_COUNT: u64 = 1_000_000_000;

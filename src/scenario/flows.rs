@@ -203,7 +203,7 @@ fn value_gen(ctx: &Ctx<'_>, v: &S<ValueSchema>, field: &str) -> Result<ValueGen,
 
 /// The protocols a flow may name: the built-in ones, then the plug-ins.
 fn available(ctx: &Ctx<'_>) -> String {
-    ["udp", "coap", "tcp", "mqtt", "mqttsn"]
+    ["udp", "coap", "tcp", "mqtt", "mqttsn", "http"]
         .into_iter()
         .chain(ctx.protocols.ext.iter().map(|e| e.name))
         .collect::<Vec<_>>()
@@ -235,6 +235,7 @@ pub fn resolve(
         "tcp" => Protocol::Tcp,
         "mqtt" => Protocol::Mqtt,
         "mqttsn" => Protocol::Mqttsn,
+        "http" => Protocol::Http,
         p if ctx.protocols.get(p).is_some() => {
             Protocol::Ext(ctx.protocols.get(p).map_or("", |e| e.name))
         }
@@ -254,7 +255,7 @@ pub fn resolve(
         _ => None,
     };
     let reliability = match &fl.reliability {
-        None if protocol == Protocol::Tcp => Reliability::Confirmed,
+        None if matches!(protocol, Protocol::Tcp | Protocol::Http) => Reliability::Confirmed,
         None => ext
             .and_then(|e| e.reliabilities.first().copied())
             .unwrap_or(Reliability::BestEffort),
@@ -284,7 +285,7 @@ pub fn resolve(
                         | Reliability::Non
                         | Reliability::Con
                 ),
-                Protocol::Tcp => rel == Reliability::Confirmed,
+                Protocol::Tcp | Protocol::Http => rel == Reliability::Confirmed,
                 Protocol::Mqtt => !matches!(
                     rel,
                     Reliability::Non | Reliability::Con | Reliability::QosMinus1
@@ -295,6 +296,7 @@ pub fn resolve(
                 let advice = match (protocol, rel) {
                     (Protocol::Udp, _) => "UDP has no acknowledgements; udp accepts only best_effort (use protocol = \"coap\" for confirmed delivery)",
                     (Protocol::Tcp, _) => "TCP is a reliable byte stream; tcp accepts only confirmed (delivery fails only when the connection does)",
+                    (Protocol::Http, _) => "HTTP runs over TCP and answers every request; http accepts only confirmed",
                     (Protocol::Mqtt, Reliability::QosMinus1) => "QoS -1 is MQTT-SN's publish without a connection; use protocol = \"mqttsn\"",
                     (Protocol::Mqtt, _) => "MQTT has QoS levels: best_effort/qos0, confirmed/qos1, exactly_once/qos2",
                     (Protocol::Mqttsn, _) => "MQTT-SN has QoS levels: qos_minus1, best_effort/qos0, confirmed/qos1, exactly_once/qos2",

@@ -192,6 +192,9 @@ pub enum Protocol {
     Mqtt,
     /// MQTT-SN 1.2 over UDP through gateways (docs/mqttsn.md).
     Mqttsn,
+    /// HTTP/1.1 over TCP: one POST per reading and receiver
+    /// (docs/protocols.md).
+    Http,
     /// A protocol plug-in registered beside the built-in ones (its name, as
     /// flows write it; see [`ExtProtocol`]).
     Ext(&'static str),
@@ -205,6 +208,7 @@ impl Protocol {
             Protocol::Tcp => "tcp",
             Protocol::Mqtt => "mqtt",
             Protocol::Mqttsn => "mqttsn",
+            Protocol::Http => "http",
             Protocol::Ext(name) => name,
         }
     }
@@ -472,6 +476,7 @@ pub struct ProtocolParams {
     pub tcp: TcpParams,
     pub mqtt: MqttParams,
     pub mqttsn: MqttsnParams,
+    pub http: HttpParams,
     /// `[protocols.<name>]` sections of protocol plug-ins, validated by
     /// their `ExtProtocol::check_section`, by name.
     pub ext: std::collections::BTreeMap<String, toml::Value>,
@@ -697,6 +702,26 @@ pub struct TcpParams {
     /// Every connection's receiver takes out-of-order data as the next
     /// bytes (`Connection::mutant_deliver_out_of_order`).
     pub mutant_deliver_out_of_order: bool,
+}
+
+/// `[protocols.http]`: the HTTP/1.1 baseline (docs/protocols.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpParams {
+    /// The servers' TCP port (default 80).
+    pub port: u16,
+    /// Keep one connection per (publisher, receiver) open across readings
+    /// (default); `false`: `Connection: close` on every request, one
+    /// connection per reading.
+    pub persistent: bool,
+}
+
+impl Default for HttpParams {
+    fn default() -> Self {
+        HttpParams {
+            port: 80,
+            persistent: true,
+        }
+    }
 }
 
 impl Default for TcpParams {

@@ -166,6 +166,51 @@ pub(crate) fn resolve(
     if let Some(m) = &p.mqtt {
         out.mqtt = super::mqtt::resolve(ctx, m.get_ref())?;
     }
+    if let Some(h) = &p.http {
+        let h = h.get_ref();
+        if let Some(v) = &h.port {
+            out.http.port = ctx.int_in(v, "protocols.http.port", 1, 65535)? as u16;
+        }
+        if let Some(v) = &h.persistent {
+            out.http.persistent = *v.get_ref();
+        }
+    }
+    // Servers listen on each TCP protocol's port: they must differ.
+    let http_span = p
+        .http
+        .as_ref()
+        .and_then(|h| h.get_ref().port.as_ref().map(|v| v.span()));
+    let others = [
+        (
+            "tcp",
+            out.tcp.port,
+            p.tcp
+                .as_ref()
+                .and_then(|t| t.get_ref().port.as_ref().map(|v| v.span())),
+        ),
+        (
+            "mqtt",
+            out.mqtt.port,
+            p.mqtt
+                .as_ref()
+                .and_then(|m| m.get_ref().port.as_ref().map(|v| v.span())),
+        ),
+    ];
+    for (other, port, span) in others {
+        if port != out.http.port {
+            continue;
+        }
+        let (field, sp, named) = match (&http_span, span) {
+            (Some(s), _) => ("http", s.clone(), other),
+            (None, Some(s)) => (other, s, "http"),
+            (None, None) => continue,
+        };
+        return Err(ctx.err(
+            sp,
+            &format!("protocols.{field}.port"),
+            format!("TCP port {port} is [protocols.{named}]'s port too: each TCP protocol needs its own port"),
+        ));
+    }
     // Every node binds each UDP protocol's port: they must differ.
     let udp_ports = [
         (

@@ -247,13 +247,14 @@ pub(crate) struct ProtocolsSchema {
     pub tcp: Option<S<TcpSchema>>,
     pub mqtt: Option<S<super::mqtt::MqttSchema>>,
     pub mqttsn: Option<S<super::mqttsn::MqttsnSchema>>,
+    pub http: Option<S<HttpSchema>>,
     /// Other sections, in file order.
     pub other: Vec<(String, S<toml::Value>)>,
 }
 
 /// Names of the built-in `[protocols]` sections.
-pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 6] =
-    ["ip", "udp", "coap", "tcp", "mqtt", "mqttsn"];
+pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 7] =
+    ["ip", "udp", "coap", "tcp", "mqtt", "mqttsn", "http"];
 
 impl<'de> Deserialize<'de> for ProtocolsSchema {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -276,6 +277,7 @@ impl<'de> Deserialize<'de> for ProtocolsSchema {
                         "tcp" => out.tcp = Some(m.next_value()?),
                         "mqtt" => out.mqtt = Some(m.next_value()?),
                         "mqttsn" => out.mqttsn = Some(m.next_value()?),
+                        "http" => out.http = Some(m.next_value()?),
                         _ => {
                             let v: S<toml::Value> = m.next_value()?;
                             out.other.push((k, v));
@@ -296,6 +298,14 @@ pub(crate) struct IpSchema {
     pub ttl: Option<S<u64>>,
     pub dont_fragment: Option<S<bool>>,
     pub reassembly_timeout: Option<S<String>>,
+}
+
+/// `[protocols.http]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpSchema {
+    pub port: Option<S<u64>>,
+    pub persistent: Option<S<bool>>,
 }
 
 /// `[protocols.udp]`.

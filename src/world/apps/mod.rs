@@ -25,6 +25,7 @@
 //!   earlier than the one already queued, and stale events are ignored.
 
 mod coap;
+mod http;
 mod mqtt;
 mod mqttsn;
 mod registry;

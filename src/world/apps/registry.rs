@@ -130,7 +130,7 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The built-in protocols: `udp`, `tcp`, `coap`, `mqtt`, `mqttsn`.
+    /// The built-in protocols: `udp`, `tcp`, `coap`, `mqtt`, `mqttsn`, `http`.
     pub fn builtin() -> Registry {
         let entries = vec![
             PluginEntry::new("udp", super::udp::new).builtin(),
@@ -146,6 +146,7 @@ impl Registry {
                 .columns(&super::mqttsn::MQTTSN_COLUMNS)
                 .tables(&["mqttsn.csv"])
                 .builtin(),
+            PluginEntry::new("http", super::http::new).builtin(),
         ];
         let groups = vec![
             (
