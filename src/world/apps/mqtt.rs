@@ -135,28 +135,6 @@ pub(super) fn new(_: &Scenario) -> Box<dyn Plugin> {
     Box::<Mqtt>::default()
 }
 
-/// `packets.csv` kind of a TCP segment whose first byte belongs to an MQTT
-/// packet of type `t`.
-fn kind_name(ty: PacketType) -> &'static str {
-    const KINDS: [&str; 14] = [
-        "mqtt_connect",
-        "mqtt_connack",
-        "mqtt_publish",
-        "mqtt_puback",
-        "mqtt_pubrec",
-        "mqtt_pubrel",
-        "mqtt_pubcomp",
-        "mqtt_subscribe",
-        "mqtt_suback",
-        "mqtt_unsubscribe",
-        "mqtt_unsuback",
-        "mqtt_pingreq",
-        "mqtt_pingresp",
-        "mqtt_disconnect",
-    ];
-    KINDS[ty.index()]
-}
-
 /// `QoS` of a flow's reliability class.
 pub(crate) fn qos_of(reliability: Reliability) -> QoS {
     match reliability {
@@ -193,7 +171,7 @@ fn publish_payload_offset(packet: &[u8]) -> Option<usize> {
 /// and which flow's message it carries (a broker's connection, or an
 /// MQTT-SN gateway's aggregated one, carries several flows).
 pub(super) fn write_packet(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], kind: PacketType) {
-    let name = kind_name(kind);
+    let name = kind.kind();
     // A refused write (the socket's backlog full, counted by the world as
     // a queue drop) loses the whole packet and keeps the stream's framing.
     if kind == PacketType::Publish {
