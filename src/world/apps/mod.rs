@@ -279,6 +279,11 @@ impl<'a, 'w> Ctx<'a, 'w> {
             m.session_start(self.now, node);
         }
     }
+    /// The spec-oracle monitors, when they run (docs/checks.md; `None`:
+    /// off, and a hook costs this one test).
+    pub fn monitors(&mut self) -> Option<&mut crate::check::Monitors> {
+        self.w.monitors.as_deref_mut()
+    }
     /// The shared counters of `flow` (`None` for traffic outside flows).
     pub fn flow_stats(&mut self, flow: u32) -> Option<&mut FlowStats> {
         self.w.flow_stats(flow)

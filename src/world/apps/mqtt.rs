@@ -177,7 +177,15 @@ pub(super) fn write_packet(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], k
     if kind == PacketType::Publish {
         if let Some(o) = publish_payload_offset(packet) {
             let flows = ctx.scenario().flows.len();
-            match crate::app::workload::parse_payload(&packet[o..]) {
+            let msg = crate::app::workload::parse_payload(&packet[o..]);
+            if ctx.monitors().is_some() {
+                let flow = msg.map(|(f, _)| f).filter(|&f| (f as usize) < flows);
+                let (now, node) = (ctx.now(), ctx.tcp_node(sock).unwrap_or(u32::MAX));
+                if let Some(m) = ctx.monitors() {
+                    m.mqtt_sent(now, node, sock.0, packet, flow);
+                }
+            }
+            match msg {
                 Some((flow, _)) if (flow as usize) < flows => {
                     ctx.tcp_write_flow(sock, packet, Some((o, packet.len())), name, flow);
                 }
@@ -438,6 +446,21 @@ impl Mqtt {
             .get_mut(&node)
             .and_then(|b| b.broker.poll_event())
         {
+            if let Some(m) = ctx.monitors() {
+                match &ev {
+                    BrokerEvent::ClientDisconnected {
+                        conn, client_id, ..
+                    } => m.mqtt_session_ended(node, conn.0, client_id),
+                    BrokerEvent::WillPublished { client_id, .. } => {
+                        let flow = self
+                            .by_id
+                            .get(&**client_id)
+                            .map(|&c| self.clients[c as usize].flow);
+                        m.mqtt_will_published(now, node, client_id, flow);
+                    }
+                    _ => {}
+                }
+            }
             match ev {
                 BrokerEvent::Close(conn) => {
                     let sock = SockId(conn.0);
@@ -469,6 +492,12 @@ impl Mqtt {
                 }
                 _ => {}
             }
+        }
+        if let Some(m) = ctx.monitors() {
+            let (by_id, clients) = (&self.by_id, &self.clients);
+            m.mqtt_wills_settled(now, node, |id| {
+                by_id.get(id).map(|&c| clients[c as usize].flow)
+            });
         }
         self.drive_touched(ctx, touched, buf);
         if let Some(b) = self.brokers.get_mut(&node) {
@@ -900,6 +929,9 @@ impl StreamApp for Mqtt {
             };
             match ev {
                 StreamEvent::Data(d) => {
+                    if let Some(m) = ctx.monitors() {
+                        m.mqtt_received(sock.0, d);
+                    }
                     // the broker's service time: per PUBLISH received
                     let before = b.broker.stats().publishes_received;
                     b.broker
@@ -922,7 +954,12 @@ impl StreamApp for Mqtt {
             };
             match ev {
                 StreamEvent::Connected => cn.client.handle_input(now, StreamInput::Connected),
-                StreamEvent::Data(d) => cn.client.handle_input(now, StreamInput::Bytes(d)),
+                StreamEvent::Data(d) => {
+                    if let Some(m) = ctx.monitors() {
+                        m.mqtt_received(sock.0, d);
+                    }
+                    cn.client.handle_input(now, StreamInput::Bytes(d))
+                }
                 StreamEvent::PeerClosed | StreamEvent::Ended(_) => {
                     // the transport under the client ended or is ending
                     ctx.tcp_detach(sock);
