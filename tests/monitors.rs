@@ -11,7 +11,8 @@ use common::sim::read_csv;
 use common::temp_dir;
 use qossim::check::{CoapParams, Monitors, Report, Rule};
 use qossim::proto::mqtt::{
-    Ack, Connect, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS, QosPid, TopicName,
+    Ack, Connect, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS, QosPid, Subscribe,
+    TopicFilter, TopicName,
 };
 use qossim::run::{run_scenario, RunOptions};
 use qossim::scenario::{self, model::Scenario};
@@ -197,7 +198,7 @@ fn mqtt_packet_id_reused_while_in_flight_is_a_violation() {
     m.mqtt_sent(ms(2), 0, 7, &publish(QoS::AtLeastOnce, 5, false), Some(0));
     // QoS 2 id 9: PUBREC received does not complete it, PUBCOMP does
     m.mqtt_sent(ms(3), 0, 7, &publish(QoS::ExactlyOnce, 9, false), Some(0));
-    m.mqtt_received(7, &ack(Packet::PubRec, 9));
+    m.mqtt_received(7, &ack(Packet::PubRec, 9), None);
     m.mqtt_sent(ms(4), 0, 7, &publish(QoS::ExactlyOnce, 9, false), Some(0));
     let r = m.finish();
     assert_eq!(
@@ -220,8 +221,8 @@ fn mqtt_packet_ids_completed_resent_or_on_other_connections_are_clean() {
     // reused
     m.mqtt_sent(ms(1), 0, 7, &publish(QoS::AtLeastOnce, 5, false), None);
     let a = ack(Packet::PubAck, 5);
-    m.mqtt_received(7, &a[..1]);
-    m.mqtt_received(7, &a[1..]);
+    m.mqtt_received(7, &a[..1], None);
+    m.mqtt_received(7, &a[1..], None);
     m.mqtt_sent(ms(2), 0, 7, &publish(QoS::AtLeastOnce, 5, false), None);
     // a resend with DUP keeps its id
     m.mqtt_sent(ms(3), 0, 7, &publish(QoS::AtLeastOnce, 5, true), None);
@@ -230,7 +231,7 @@ fn mqtt_packet_ids_completed_resent_or_on_other_connections_are_clean() {
     let mut rx = ack(Packet::PubRec, 6);
     rx.extend(ack(Packet::PubComp, 6));
     rx.extend(mqtt_bytes(&Packet::PingResp));
-    m.mqtt_received(7, &rx);
+    m.mqtt_received(7, &rx, None);
     m.mqtt_sent(ms(5), 0, 7, &publish(QoS::ExactlyOnce, 6, false), None);
     // the other end of the connection, or another connection, has its own
     // identifiers; QoS 0 has none
@@ -268,13 +269,13 @@ fn mqtt_will_published_after_disconnect_or_missing_is_a_violation() {
     let mut m = Monitors::new(vec![None], 3);
     // broker at node 0; client "a" (will) ends with DISCONNECT, yet its
     // will is published
-    m.mqtt_received(11, &connect("a", true));
-    m.mqtt_received(11, &mqtt_bytes(&Packet::Disconnect));
+    m.mqtt_received(11, &connect("a", true), Some(0));
+    m.mqtt_received(11, &mqtt_bytes(&Packet::Disconnect), Some(0));
     m.mqtt_session_ended(0, 11, "a");
-    m.mqtt_will_published(ms(5), 0, "a", Some(0));
+    m.mqtt_will_published(ms(5), 0, "a", "status/a", Some(0));
     m.mqtt_wills_settled(ms(5), 0, |_| Some(0));
     // client "b" (will) vanishes without DISCONNECT, no will follows
-    m.mqtt_received(12, &connect("b", true));
+    m.mqtt_received(12, &connect("b", true), Some(0));
     m.mqtt_session_ended(0, 12, "b");
     m.mqtt_wills_settled(ms(6), 0, |id| (id == "b").then_some(0));
     let r = m.finish();
@@ -290,22 +291,148 @@ fn mqtt_will_iff_no_disconnect_is_clean() {
     let mut m = Monitors::new(vec![None], 3);
     // lost without DISCONNECT: the will is published (the socket was
     // released before the broker reported the end)
-    m.mqtt_received(11, &connect("a", true));
+    m.mqtt_received(11, &connect("a", true), Some(0));
     m.mqtt_forget(0, 11);
     m.mqtt_session_ended(0, 11, "a");
-    m.mqtt_will_published(ms(5), 0, "a", None);
+    m.mqtt_will_published(ms(5), 0, "a", "status/a", None);
     m.mqtt_wills_settled(ms(5), 0, |_| None);
     // DISCONNECT (in the same read as a PINGREQ): no will
     let mut rx = mqtt_bytes(&Packet::PingReq);
     rx.extend(mqtt_bytes(&Packet::Disconnect));
-    m.mqtt_received(12, &connect("b", true));
-    m.mqtt_received(12, &rx);
+    m.mqtt_received(12, &connect("b", true), Some(0));
+    m.mqtt_received(12, &rx, Some(0));
     m.mqtt_session_ended(0, 12, "b");
     m.mqtt_wills_settled(ms(6), 0, |_| None);
     // no will in the CONNECT: nothing owed
-    m.mqtt_received(13, &connect("c", false));
+    m.mqtt_received(13, &connect("c", false), Some(0));
     m.mqtt_session_ended(0, 13, "c");
     m.mqtt_wills_settled(ms(7), 0, |_| None);
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+fn retained(topic: &str, payload: &[u8], qos: QoS, pid: u16, dup: bool) -> Vec<u8> {
+    mqtt_bytes(&Packet::Publish(Publish {
+        dup,
+        qos_pid: QosPid::new(qos, PacketId::new(pid).unwrap()),
+        retain: true,
+        topic: TopicName::new(topic).unwrap(),
+        payload: payload.into(),
+    }))
+}
+
+fn subscribe(filter: &str) -> Vec<u8> {
+    mqtt_bytes(&Packet::Subscribe(Subscribe {
+        pid: PacketId::new(1).unwrap(),
+        filters: vec![(TopicFilter::new(filter).unwrap(), QoS::AtLeastOnce)],
+    }))
+}
+
+#[test]
+fn mqtt_retained_message_not_the_last_one_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 3);
+    // broker node 0: a publisher (connection 1) retains "21.5" then
+    // "22.0" on room/1; a subscriber (connection 2) subscribes to room/+
+    m.mqtt_received(1, &connect("pub", false), Some(0));
+    m.mqtt_received(
+        1,
+        &retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_received(
+        1,
+        &retained("room/1", b"22.0", QoS::AtLeastOnce, 2, false),
+        Some(0),
+    );
+    m.mqtt_received(2, &connect("sub", false), Some(0));
+    m.mqtt_received(2, &subscribe("room/+"), Some(0));
+    // the broker sends the older one
+    let stale = retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false);
+    m.mqtt_broker_sent(ms(10), 0, 2, &stale, Some(0));
+    // a zero-byte retained PUBLISH clears room/2's; a later subscriber
+    // is sent one anyway
+    m.mqtt_received(
+        1,
+        &retained("room/2", b"x", QoS::AtMostOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_received(
+        1,
+        &retained("room/2", b"", QoS::AtMostOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_received(3, &connect("late", false), Some(0));
+    m.mqtt_received(3, &subscribe("room/2"), Some(0));
+    let gone = retained("room/2", b"x", QoS::AtMostOnce, 1, false);
+    m.mqtt_broker_sent(ms(20), 0, 3, &gone, None);
+    // a broker restart without persistence loses its retained messages
+    m.mqtt_received(
+        1,
+        &retained("room/3", b"y", QoS::AtMostOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_broker_crash(0, false);
+    m.mqtt_received(3, &subscribe("room/3"), Some(0));
+    let lost = retained("room/3", b"y", QoS::AtMostOnce, 1, false);
+    m.mqtt_broker_sent(ms(30), 0, 3, &lost, None);
+    let r = m.finish();
+    assert_eq!(
+        rules(&r),
+        [
+            Rule::MqttRetainedLast,
+            Rule::MqttRetainedLast,
+            Rule::MqttRetainedLast
+        ]
+    );
+    assert_eq!(Rule::MqttRetainedLast.clause(), "MQTT-3.3.1-6");
+    assert_eq!(r.per_flow, [1]);
+    assert!(r.violations[1].detail.contains("no retained message"));
+}
+
+#[test]
+fn mqtt_retained_messages_as_held_at_subscribe_are_clean() {
+    let mut m = Monitors::new(vec![None], 3);
+    m.mqtt_received(1, &connect("pub", false), Some(0));
+    m.mqtt_received(
+        1,
+        &retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_received(2, &connect("sub", false), Some(0));
+    m.mqtt_received(2, &subscribe("room/#"), Some(0));
+    // a newer retained message arrives before the broker got to send the
+    // one held at the SUBSCRIBE: that one is still what it owes
+    m.mqtt_received(
+        1,
+        &retained("room/1", b"22.0", QoS::AtLeastOnce, 2, false),
+        Some(0),
+    );
+    let held = retained("room/1", b"21.5", QoS::AtLeastOnce, 7, false);
+    m.mqtt_broker_sent(ms(10), 0, 2, &held, None);
+    // its resend (DUP) is not judged again; normal forwarding has
+    // RETAIN 0
+    let dup = retained("room/1", b"21.5", QoS::AtLeastOnce, 7, true);
+    m.mqtt_broker_sent(ms(11), 0, 2, &dup, None);
+    m.mqtt_broker_sent(ms(12), 0, 2, &publish(QoS::AtLeastOnce, 8, false), None);
+    // a retained will becomes the topic's retained message
+    m.mqtt_received(4, &connect("a", true), Some(0));
+    m.mqtt_session_ended(0, 4, "a");
+    m.mqtt_will_published(ms(20), 0, "a", "status/a", None);
+    m.mqtt_wills_settled(ms(20), 0, |_| None);
+    m.mqtt_received(3, &connect("dash", false), Some(0));
+    m.mqtt_received(3, &subscribe("status/+"), Some(0));
+    let will = retained("status/a", b"offline", QoS::AtLeastOnce, 1, false);
+    m.mqtt_broker_sent(ms(21), 0, 3, &will, None);
+    // QoS 2 retained topics are not judged (the broker may store one at
+    // PUBREL, and a DUP may or may not be new)
+    m.mqtt_received(
+        1,
+        &retained("room/9", b"1", QoS::ExactlyOnce, 3, false),
+        Some(0),
+    );
+    m.mqtt_received(3, &subscribe("room/9"), Some(0));
+    let q2 = retained("room/9", b"0", QoS::ExactlyOnce, 2, false);
+    m.mqtt_broker_sent(ms(22), 0, 3, &q2, None);
     let r = m.finish();
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 }

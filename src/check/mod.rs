@@ -39,6 +39,9 @@ pub enum Rule {
     MqttPacketIdInUse,
     /// The will is published iff the connection ended without DISCONNECT.
     MqttWill,
+    /// A retained PUBLISH for a new subscription carries the last retained
+    /// message on its topic.
+    MqttRetainedLast,
     /// A CoAP CON ends acknowledged, reset, or given up after exactly
     /// MAX_RETRANSMIT retransmissions.
     CoapConOutcome,
@@ -53,13 +56,14 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order of docs/checks.md.
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::MqttQos2Once,
         Rule::CoapConOnce,
         Rule::TcpStream,
         Rule::MqttTopicOrder,
         Rule::MqttPacketIdInUse,
         Rule::MqttWill,
+        Rule::MqttRetainedLast,
         Rule::CoapConOutcome,
         Rule::CoapMidReuse,
         Rule::MqttsnMsgIdInUse,
@@ -75,6 +79,7 @@ impl Rule {
             Rule::MqttTopicOrder => "mqtt-topic-order",
             Rule::MqttPacketIdInUse => "mqtt-packet-id-in-use",
             Rule::MqttWill => "mqtt-will",
+            Rule::MqttRetainedLast => "mqtt-retained-last",
             Rule::CoapConOutcome => "coap-con-outcome",
             Rule::CoapMidReuse => "coap-mid-reuse",
             Rule::MqttsnMsgIdInUse => "mqttsn-msgid-in-use",
@@ -91,6 +96,7 @@ impl Rule {
             Rule::MqttTopicOrder => "MQTT-4.6.0-6",
             Rule::MqttPacketIdInUse => "MQTT-2.3.1-2",
             Rule::MqttWill => "MQTT-3.1.2-8, MQTT-3.1.2-10",
+            Rule::MqttRetainedLast => "MQTT-3.3.1-6",
             Rule::CoapConOutcome => "RFC 7252 §4.2",
             Rule::CoapMidReuse => "RFC 7252 §4.4",
             Rule::MqttsnMsgIdInUse => "MQTT-SN 1.2 §5.3.7 (MQTT-2.3.1-2)",

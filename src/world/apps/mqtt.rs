@@ -433,6 +433,14 @@ impl Mqtt {
             if ctx.tcp_state(sock).is_some() {
                 if t.kind == PacketType::Publish {
                     copies += 1;
+                    if let Some(m) = ctx.monitors() {
+                        let p = &buf[..t.len];
+                        let flow = publish_payload_offset(p)
+                            .and_then(|o| crate::app::workload::parse_payload(&p[o..]))
+                            .map(|(f, _)| f)
+                            .filter(|&f| (f as usize) < self.columns.len());
+                        m.mqtt_broker_sent(now, node, sock.0, p, flow);
+                    }
                 }
                 Self::write(ctx, sock, &buf[..t.len], t.kind);
                 touched.push(sock);
@@ -451,12 +459,12 @@ impl Mqtt {
                     BrokerEvent::ClientDisconnected {
                         conn, client_id, ..
                     } => m.mqtt_session_ended(node, conn.0, client_id),
-                    BrokerEvent::WillPublished { client_id, .. } => {
+                    BrokerEvent::WillPublished { client_id, topic } => {
                         let flow = self
                             .by_id
                             .get(&**client_id)
                             .map(|&c| self.clients[c as usize].flow);
-                        m.mqtt_will_published(now, node, client_id, flow);
+                        m.mqtt_will_published(now, node, client_id, topic.as_str(), flow);
                     }
                     _ => {}
                 }
@@ -802,6 +810,11 @@ impl Plugin for Mqtt {
         if let Some(b) = self.brokers.get_mut(&(node as u32)) {
             b.broker.crash();
             b.wake.reset();
+            let durable = ctx.scenario().protocols.mqtt.persistence
+                == crate::proto::mqtt::Persistence::Durable;
+            if let Some(m) = ctx.monitors() {
+                m.mqtt_broker_crash(node as u32, durable);
+            }
         }
         for c in self.clients_on(node) {
             self.reset_client(now, ctx.seed(), c);
@@ -930,7 +943,7 @@ impl StreamApp for Mqtt {
             match ev {
                 StreamEvent::Data(d) => {
                     if let Some(m) = ctx.monitors() {
-                        m.mqtt_received(sock.0, d);
+                        m.mqtt_received(sock.0, d, Some(node));
                     }
                     // the broker's service time: per PUBLISH received
                     let before = b.broker.stats().publishes_received;
@@ -956,7 +969,7 @@ impl StreamApp for Mqtt {
                 StreamEvent::Connected => cn.client.handle_input(now, StreamInput::Connected),
                 StreamEvent::Data(d) => {
                     if let Some(m) = ctx.monitors() {
-                        m.mqtt_received(sock.0, d);
+                        m.mqtt_received(sock.0, d, None);
                     }
                     cn.client.handle_input(now, StreamInput::Bytes(d))
                 }
