@@ -12,7 +12,7 @@ use common::temp_dir;
 use qossim::check::{CoapParams, Monitors, Report, Rule};
 use qossim::proto::mqtt::{
     Ack, Connect, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS, QosPid, Subscribe,
-    TopicFilter, TopicName,
+    TopicFilter, TopicName, Unsubscribe,
 };
 use qossim::run::{run_scenario, RunOptions};
 use qossim::scenario::{self, model::Scenario};
@@ -198,7 +198,7 @@ fn mqtt_packet_id_reused_while_in_flight_is_a_violation() {
     m.mqtt_sent(ms(2), 0, 7, &publish(QoS::AtLeastOnce, 5, false), Some(0));
     // QoS 2 id 9: PUBREC received does not complete it, PUBCOMP does
     m.mqtt_sent(ms(3), 0, 7, &publish(QoS::ExactlyOnce, 9, false), Some(0));
-    m.mqtt_received(7, &ack(Packet::PubRec, 9), None);
+    m.mqtt_received(ms(0), 7, &ack(Packet::PubRec, 9), None);
     m.mqtt_sent(ms(4), 0, 7, &publish(QoS::ExactlyOnce, 9, false), Some(0));
     let r = m.finish();
     assert_eq!(
@@ -221,8 +221,8 @@ fn mqtt_packet_ids_completed_resent_or_on_other_connections_are_clean() {
     // reused
     m.mqtt_sent(ms(1), 0, 7, &publish(QoS::AtLeastOnce, 5, false), None);
     let a = ack(Packet::PubAck, 5);
-    m.mqtt_received(7, &a[..1], None);
-    m.mqtt_received(7, &a[1..], None);
+    m.mqtt_received(ms(0), 7, &a[..1], None);
+    m.mqtt_received(ms(0), 7, &a[1..], None);
     m.mqtt_sent(ms(2), 0, 7, &publish(QoS::AtLeastOnce, 5, false), None);
     // a resend with DUP keeps its id
     m.mqtt_sent(ms(3), 0, 7, &publish(QoS::AtLeastOnce, 5, true), None);
@@ -231,7 +231,7 @@ fn mqtt_packet_ids_completed_resent_or_on_other_connections_are_clean() {
     let mut rx = ack(Packet::PubRec, 6);
     rx.extend(ack(Packet::PubComp, 6));
     rx.extend(mqtt_bytes(&Packet::PingResp));
-    m.mqtt_received(7, &rx, None);
+    m.mqtt_received(ms(0), 7, &rx, None);
     m.mqtt_sent(ms(5), 0, 7, &publish(QoS::ExactlyOnce, 6, false), None);
     // the other end of the connection, or another connection, has its own
     // identifiers; QoS 0 has none
@@ -269,14 +269,14 @@ fn mqtt_will_published_after_disconnect_or_missing_is_a_violation() {
     let mut m = Monitors::new(vec![None], 3);
     // broker at node 0; client "a" (will) ends with DISCONNECT, yet its
     // will is published
-    m.mqtt_received(11, &connect("a", true), Some(0));
-    m.mqtt_received(11, &mqtt_bytes(&Packet::Disconnect), Some(0));
-    m.mqtt_session_ended(0, 11, "a");
+    m.mqtt_received(ms(0), 11, &connect("a", true), Some(0));
+    m.mqtt_received(ms(0), 11, &mqtt_bytes(&Packet::Disconnect), Some(0));
+    m.mqtt_session_ended(ms(0), 0, 11, "a");
     m.mqtt_will_published(ms(5), 0, "a", "status/a", Some(0));
     m.mqtt_wills_settled(ms(5), 0, |_| Some(0));
     // client "b" (will) vanishes without DISCONNECT, no will follows
-    m.mqtt_received(12, &connect("b", true), Some(0));
-    m.mqtt_session_ended(0, 12, "b");
+    m.mqtt_received(ms(0), 12, &connect("b", true), Some(0));
+    m.mqtt_session_ended(ms(0), 0, 12, "b");
     m.mqtt_wills_settled(ms(6), 0, |id| (id == "b").then_some(0));
     let r = m.finish();
     assert_eq!(rules(&r), [Rule::MqttWill, Rule::MqttWill]);
@@ -291,21 +291,21 @@ fn mqtt_will_iff_no_disconnect_is_clean() {
     let mut m = Monitors::new(vec![None], 3);
     // lost without DISCONNECT: the will is published (the socket was
     // released before the broker reported the end)
-    m.mqtt_received(11, &connect("a", true), Some(0));
+    m.mqtt_received(ms(0), 11, &connect("a", true), Some(0));
     m.mqtt_forget(0, 11);
-    m.mqtt_session_ended(0, 11, "a");
+    m.mqtt_session_ended(ms(0), 0, 11, "a");
     m.mqtt_will_published(ms(5), 0, "a", "status/a", None);
     m.mqtt_wills_settled(ms(5), 0, |_| None);
     // DISCONNECT (in the same read as a PINGREQ): no will
     let mut rx = mqtt_bytes(&Packet::PingReq);
     rx.extend(mqtt_bytes(&Packet::Disconnect));
-    m.mqtt_received(12, &connect("b", true), Some(0));
-    m.mqtt_received(12, &rx, Some(0));
-    m.mqtt_session_ended(0, 12, "b");
+    m.mqtt_received(ms(0), 12, &connect("b", true), Some(0));
+    m.mqtt_received(ms(0), 12, &rx, Some(0));
+    m.mqtt_session_ended(ms(0), 0, 12, "b");
     m.mqtt_wills_settled(ms(6), 0, |_| None);
     // no will in the CONNECT: nothing owed
-    m.mqtt_received(13, &connect("c", false), Some(0));
-    m.mqtt_session_ended(0, 13, "c");
+    m.mqtt_received(ms(0), 13, &connect("c", false), Some(0));
+    m.mqtt_session_ended(ms(0), 0, 13, "c");
     m.mqtt_wills_settled(ms(7), 0, |_| None);
     let r = m.finish();
     assert!(r.violations.is_empty(), "{:?}", r.violations);
@@ -333,46 +333,51 @@ fn mqtt_retained_message_not_the_last_one_is_a_violation() {
     let mut m = Monitors::new(vec![None], 3);
     // broker node 0: a publisher (connection 1) retains "21.5" then
     // "22.0" on room/1; a subscriber (connection 2) subscribes to room/+
-    m.mqtt_received(1, &connect("pub", false), Some(0));
+    m.mqtt_received(ms(0), 1, &connect("pub", false), Some(0));
     m.mqtt_received(
+        ms(0),
         1,
         &retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false),
         Some(0),
     );
     m.mqtt_received(
+        ms(0),
         1,
         &retained("room/1", b"22.0", QoS::AtLeastOnce, 2, false),
         Some(0),
     );
-    m.mqtt_received(2, &connect("sub", false), Some(0));
-    m.mqtt_received(2, &subscribe("room/+"), Some(0));
+    m.mqtt_received(ms(0), 2, &connect("sub", false), Some(0));
+    m.mqtt_received(ms(0), 2, &subscribe("room/+"), Some(0));
     // the broker sends the older one
     let stale = retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false);
     m.mqtt_broker_sent(ms(10), 0, 2, &stale, Some(0));
     // a zero-byte retained PUBLISH clears room/2's; a later subscriber
     // is sent one anyway
     m.mqtt_received(
+        ms(0),
         1,
         &retained("room/2", b"x", QoS::AtMostOnce, 1, false),
         Some(0),
     );
     m.mqtt_received(
+        ms(0),
         1,
         &retained("room/2", b"", QoS::AtMostOnce, 1, false),
         Some(0),
     );
-    m.mqtt_received(3, &connect("late", false), Some(0));
-    m.mqtt_received(3, &subscribe("room/2"), Some(0));
+    m.mqtt_received(ms(0), 3, &connect("late", false), Some(0));
+    m.mqtt_received(ms(0), 3, &subscribe("room/2"), Some(0));
     let gone = retained("room/2", b"x", QoS::AtMostOnce, 1, false);
     m.mqtt_broker_sent(ms(20), 0, 3, &gone, None);
     // a broker restart without persistence loses its retained messages
     m.mqtt_received(
+        ms(0),
         1,
         &retained("room/3", b"y", QoS::AtMostOnce, 1, false),
         Some(0),
     );
-    m.mqtt_broker_crash(0, false);
-    m.mqtt_received(3, &subscribe("room/3"), Some(0));
+    m.mqtt_broker_crash(ms(25), 0, false);
+    m.mqtt_received(ms(0), 3, &subscribe("room/3"), Some(0));
     let lost = retained("room/3", b"y", QoS::AtMostOnce, 1, false);
     m.mqtt_broker_sent(ms(30), 0, 3, &lost, None);
     let r = m.finish();
@@ -392,17 +397,19 @@ fn mqtt_retained_message_not_the_last_one_is_a_violation() {
 #[test]
 fn mqtt_retained_messages_as_held_at_subscribe_are_clean() {
     let mut m = Monitors::new(vec![None], 3);
-    m.mqtt_received(1, &connect("pub", false), Some(0));
+    m.mqtt_received(ms(0), 1, &connect("pub", false), Some(0));
     m.mqtt_received(
+        ms(0),
         1,
         &retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false),
         Some(0),
     );
-    m.mqtt_received(2, &connect("sub", false), Some(0));
-    m.mqtt_received(2, &subscribe("room/#"), Some(0));
+    m.mqtt_received(ms(0), 2, &connect("sub", false), Some(0));
+    m.mqtt_received(ms(0), 2, &subscribe("room/#"), Some(0));
     // a newer retained message arrives before the broker got to send the
     // one held at the SUBSCRIBE: that one is still what it owes
     m.mqtt_received(
+        ms(0),
         1,
         &retained("room/1", b"22.0", QoS::AtLeastOnce, 2, false),
         Some(0),
@@ -415,24 +422,128 @@ fn mqtt_retained_messages_as_held_at_subscribe_are_clean() {
     m.mqtt_broker_sent(ms(11), 0, 2, &dup, None);
     m.mqtt_broker_sent(ms(12), 0, 2, &publish(QoS::AtLeastOnce, 8, false), None);
     // a retained will becomes the topic's retained message
-    m.mqtt_received(4, &connect("a", true), Some(0));
-    m.mqtt_session_ended(0, 4, "a");
+    m.mqtt_received(ms(0), 4, &connect("a", true), Some(0));
+    m.mqtt_session_ended(ms(0), 0, 4, "a");
     m.mqtt_will_published(ms(20), 0, "a", "status/a", None);
     m.mqtt_wills_settled(ms(20), 0, |_| None);
-    m.mqtt_received(3, &connect("dash", false), Some(0));
-    m.mqtt_received(3, &subscribe("status/+"), Some(0));
+    m.mqtt_received(ms(0), 3, &connect("dash", false), Some(0));
+    m.mqtt_received(ms(0), 3, &subscribe("status/+"), Some(0));
     let will = retained("status/a", b"offline", QoS::AtLeastOnce, 1, false);
     m.mqtt_broker_sent(ms(21), 0, 3, &will, None);
     // QoS 2 retained topics are not judged (the broker may store one at
     // PUBREL, and a DUP may or may not be new)
     m.mqtt_received(
+        ms(0),
         1,
         &retained("room/9", b"1", QoS::ExactlyOnce, 3, false),
         Some(0),
     );
-    m.mqtt_received(3, &subscribe("room/9"), Some(0));
+    m.mqtt_received(ms(0), 3, &subscribe("room/9"), Some(0));
     let q2 = retained("room/9", b"0", QoS::ExactlyOnce, 2, false);
     m.mqtt_broker_sent(ms(22), 0, 3, &q2, None);
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+/// A QoS 1 PUBLISH of message `msg` of flow 0 on `topic`.
+fn reading(topic: &str, msg: u32, pid: u16) -> Vec<u8> {
+    let mut payload = Vec::new();
+    qossim::app::workload::build_payload(&mut payload, 0, msg, 21.5, 24);
+    mqtt_bytes(&Packet::Publish(Publish {
+        dup: false,
+        qos_pid: QosPid::new(QoS::AtLeastOnce, PacketId::new(pid).unwrap()),
+        retain: false,
+        topic: TopicName::new(topic).unwrap(),
+        payload: payload.into(),
+    }))
+}
+
+/// Broker node 0: subscriber "sub" (node 2) on connection 2 subscribed to
+/// room/+ at QoS 1; publisher "pub" on connection 1; message 3 of flow 0
+/// taken and acknowledged (PUBACK 5) at 10 ms.
+fn qos1_acked(m: &mut Monitors) {
+    m.mqtt_received(ms(0), 2, &connect("sub", false), Some(0));
+    m.mqtt_client_connected(0, 2, "sub");
+    m.mqtt_received(ms(1), 2, &subscribe("room/+"), Some(0));
+    m.mqtt_received(ms(2), 1, &connect("pub", false), Some(0));
+    m.mqtt_client_connected(0, 1, "pub");
+    m.mqtt_received(ms(10), 1, &reading("room/1", 3, 5), Some(0));
+    m.mqtt_broker_acked(ms(10), 0, 1, &ack(Packet::PubAck, 5), |id| {
+        (id == "sub").then_some(2)
+    });
+}
+
+#[test]
+fn mqtt_qos1_message_acked_but_never_delivered_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    // the subscriber stays connected, nothing is in flight to it, and
+    // message 3 never reaches node 2 (another message does)
+    m.delivered(0, 4, 2);
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttQos1AtLeastOnce]);
+    assert_eq!(Rule::MqttQos1AtLeastOnce.clause(), "MQTT-4.3.2");
+    let v = &r.violations[0];
+    assert_eq!((v.node, v.flow, v.t), (2, Some(0), ms(10)));
+    assert!(v.detail.contains("message 3"), "{}", v.detail);
+}
+
+#[test]
+fn mqtt_qos1_delivered_or_excused_misses_are_clean() {
+    // delivered (late or not: any receipt counts)
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.delivered(0, 3, 2);
+    assert!(m.finish().violations.is_empty());
+    // the subscriber's connection ended after the PUBACK
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.mqtt_session_ended(ms(20), 0, 2, "sub");
+    assert!(m.finish().violations.is_empty());
+    // the broker dropped a message for it (queue full)
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.mqtt_dropped(ms(20), 0, "sub");
+    assert!(m.finish().violations.is_empty());
+    // the broker crashed; the subscriber's node restarted
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.mqtt_broker_crash(ms(20), 0, true);
+    assert!(m.finish().violations.is_empty());
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.session_start(ms(20), 2);
+    assert!(m.finish().violations.is_empty());
+    // the broker still has a PUBLISH in flight to it at the end
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.mqtt_sent(ms(11), 0, 2, &reading("room/1", 3, 9), Some(0));
+    assert!(m.finish().violations.is_empty());
+    // not owed: a QoS 0 subscription, an unsubscribed one, another topic,
+    // a subscriber not connected, a PUBLISH never acknowledged
+    let mut m = Monitors::new(vec![None], 3);
+    m.mqtt_received(ms(0), 2, &connect("sub", false), Some(0));
+    m.mqtt_client_connected(0, 2, "sub");
+    let q0 = mqtt_bytes(&Packet::Subscribe(Subscribe {
+        pid: PacketId::new(1).unwrap(),
+        filters: vec![(TopicFilter::new("room/0").unwrap(), QoS::AtMostOnce)],
+    }));
+    m.mqtt_received(ms(1), 2, &q0, Some(0));
+    m.mqtt_received(ms(1), 2, &subscribe("room/9"), Some(0));
+    let unsub = mqtt_bytes(&Packet::Unsubscribe(Unsubscribe {
+        pid: PacketId::new(2).unwrap(),
+        filters: vec![TopicFilter::new("room/9").unwrap()],
+    }));
+    m.mqtt_received(ms(1), 2, &unsub, Some(0));
+    m.mqtt_received(ms(1), 3, &connect("off", false), Some(0));
+    m.mqtt_received(ms(1), 3, &subscribe("room/#"), Some(0));
+    m.mqtt_received(ms(2), 1, &connect("pub", false), Some(0));
+    for (i, t) in ["room/0", "room/9", "hall/1"].into_iter().enumerate() {
+        let pid = i as u16 + 1;
+        m.mqtt_received(ms(10), 1, &reading(t, pid as u32, pid), Some(0));
+        m.mqtt_broker_acked(ms(10), 0, 1, &ack(Packet::PubAck, pid), |_| Some(2));
+    }
+    m.mqtt_received(ms(10), 1, &reading("room/0", 7, 7), Some(0));
     let r = m.finish();
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 }

@@ -1,15 +1,17 @@
 //! Spec-oracle monitors (issue 15 item 4; docs/checks.md): observers of
 //! every node's protocol events that record each violation of a rule of
-//! the MQTT, CoAP or TCP specification as (time, node, rule, clause,
-//! detail). Off unless the run asks for them (`qossim run --check`, or an
-//! `[[expect]]` on `violations`): the world then holds no `Monitors` and
-//! every hook is one `Option` test.
+//! the MQTT, MQTT-SN, CoAP or TCP specification as (time, node, rule,
+//! clause, detail). Off unless the run asks for them (`qossim run
+//! --check`, or an `[[expect]]` on `violations`): the world then holds no
+//! `Monitors` and every hook is one `Option` test.
 //!
 //! Memory: only what is in flight. The exactly-once rules need no state of
 //! their own (the recorder already keeps each message until its deadline
 //! and says when a receipt is a repeat); the TCP rule holds the bytes a
 //! sender wrote that its peer has not read yet, dropped when the
-//! connection's socket is freed.
+//! connection's socket is freed; the MQTT wire rules (`mqtt`), the CoAP
+//! message-layer rules (`coap`) and the MQTT-SN MsgId rule (`mqttsn`) say
+//! what they hold in their modules.
 
 use crate::sim::SimTime;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -35,6 +37,9 @@ pub enum Rule {
     /// First deliveries of one MQTT publisher's QoS ≥ 1 messages on its
     /// topic reach a subscriber in the order published.
     MqttTopicOrder,
+    /// A QoS 1 message the broker acknowledged reaches every matching
+    /// subscriber whose session survived.
+    MqttQos1AtLeastOnce,
     /// No new QoS > 0 PUBLISH with a packet identifier still in flight.
     MqttPacketIdInUse,
     /// The will is published iff the connection ended without DISCONNECT.
@@ -56,11 +61,12 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order of docs/checks.md.
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::MqttQos2Once,
         Rule::CoapConOnce,
         Rule::TcpStream,
         Rule::MqttTopicOrder,
+        Rule::MqttQos1AtLeastOnce,
         Rule::MqttPacketIdInUse,
         Rule::MqttWill,
         Rule::MqttRetainedLast,
@@ -77,6 +83,7 @@ impl Rule {
             Rule::CoapConOnce => "coap-con-dedup",
             Rule::TcpStream => "tcp-stream-order",
             Rule::MqttTopicOrder => "mqtt-topic-order",
+            Rule::MqttQos1AtLeastOnce => "mqtt-qos1-at-least-once",
             Rule::MqttPacketIdInUse => "mqtt-packet-id-in-use",
             Rule::MqttWill => "mqtt-will",
             Rule::MqttRetainedLast => "mqtt-retained-last",
@@ -94,6 +101,7 @@ impl Rule {
             Rule::CoapConOnce => "RFC 7252 §4.5",
             Rule::TcpStream => "RFC 9293 §3.10.7.4",
             Rule::MqttTopicOrder => "MQTT-4.6.0-6",
+            Rule::MqttQos1AtLeastOnce => "MQTT-4.3.2",
             Rule::MqttPacketIdInUse => "MQTT-2.3.1-2",
             Rule::MqttWill => "MQTT-3.1.2-8, MQTT-3.1.2-10",
             Rule::MqttRetainedLast => "MQTT-3.3.1-6",
@@ -331,8 +339,10 @@ impl Monitors {
         self.streams.remove(&conn);
     }
 
-    /// What the monitors found, in the order found.
-    pub fn finish(self) -> Report {
+    /// What the monitors found, in the order found (then the QoS 1
+    /// messages still owed at the end, in (flow, message, node) order).
+    pub fn finish(mut self) -> Report {
+        self.judge_qos1();
         Report {
             violations: self.violations,
             per_flow: self.per_flow,

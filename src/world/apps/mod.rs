@@ -260,14 +260,18 @@ impl<'a, 'w> Ctx<'a, 'w> {
     pub fn deliver_message(&mut self, flow: usize, msg: u32, node: u32) {
         use crate::metrics::record::Receipt;
         let receipt = self.w.recorder.on_receive(self.now, flow, msg, node);
-        if let (Some(r), Some(m)) = (receipt, self.w.monitors.as_mut()) {
-            match r {
-                Receipt::Repeat { first } => {
+        if let Some(m) = self.w.monitors.as_mut() {
+            // every receipt, also those the recorder no longer judges (late,
+            // or at a node that was not an intended receiver)
+            m.delivered(flow as u32, msg, node);
+            match receipt {
+                Some(Receipt::Repeat { first }) => {
                     m.repeat_delivery(self.now, flow as u32, msg, node, first)
                 }
-                Receipt::First { publisher } => {
+                Some(Receipt::First { publisher }) => {
                     m.first_delivery(self.now, flow as u32, msg, publisher, node)
                 }
+                None => {}
             }
         }
     }

@@ -442,6 +442,14 @@ impl Mqtt {
                         m.mqtt_broker_sent(now, node, sock.0, p, flow);
                     }
                 }
+                if t.kind == PacketType::PubAck {
+                    if let Some(m) = ctx.monitors() {
+                        let (by_id, clients) = (&self.by_id, &self.clients);
+                        m.mqtt_broker_acked(now, node, sock.0, &buf[..t.len], |id| {
+                            by_id.get(id).map(|&c| clients[c as usize].node)
+                        });
+                    }
+                }
                 Self::write(ctx, sock, &buf[..t.len], t.kind);
                 touched.push(sock);
             }
@@ -458,7 +466,11 @@ impl Mqtt {
                 match &ev {
                     BrokerEvent::ClientDisconnected {
                         conn, client_id, ..
-                    } => m.mqtt_session_ended(node, conn.0, client_id),
+                    } => m.mqtt_session_ended(now, node, conn.0, client_id),
+                    BrokerEvent::ClientConnected {
+                        conn, client_id, ..
+                    } => m.mqtt_client_connected(node, conn.0, client_id),
+                    BrokerEvent::Dropped { client_id, .. } => m.mqtt_dropped(now, node, client_id),
                     BrokerEvent::WillPublished { client_id, topic } => {
                         let flow = self
                             .by_id
@@ -813,7 +825,7 @@ impl Plugin for Mqtt {
             let durable = ctx.scenario().protocols.mqtt.persistence
                 == crate::proto::mqtt::Persistence::Durable;
             if let Some(m) = ctx.monitors() {
-                m.mqtt_broker_crash(node as u32, durable);
+                m.mqtt_broker_crash(now, node as u32, durable);
             }
         }
         for c in self.clients_on(node) {
@@ -943,7 +955,7 @@ impl StreamApp for Mqtt {
             match ev {
                 StreamEvent::Data(d) => {
                     if let Some(m) = ctx.monitors() {
-                        m.mqtt_received(sock.0, d, Some(node));
+                        m.mqtt_received(now, sock.0, d, Some(node));
                     }
                     // the broker's service time: per PUBLISH received
                     let before = b.broker.stats().publishes_received;
@@ -969,7 +981,7 @@ impl StreamApp for Mqtt {
                 StreamEvent::Connected => cn.client.handle_input(now, StreamInput::Connected),
                 StreamEvent::Data(d) => {
                     if let Some(m) = ctx.monitors() {
-                        m.mqtt_received(sock.0, d, None);
+                        m.mqtt_received(now, sock.0, d, None);
                     }
                     cn.client.handle_input(now, StreamInput::Bytes(d))
                 }

@@ -1657,7 +1657,7 @@ impl StreamApp for MqttSn {
             StreamEvent::Connected => StreamInput::Connected,
             StreamEvent::Data(d) => {
                 if let Some(m) = ctx.monitors() {
-                    m.mqtt_received(sock.0, d, None);
+                    m.mqtt_received(now, sock.0, d, None);
                 }
                 StreamInput::Bytes(d)
             }
