@@ -903,6 +903,16 @@ fn mutant_broker_forgetting_qos2_ids_is_caught() {
 }
 
 #[test]
+fn mutant_broker_skipping_qos1_copies_is_caught() {
+    // QoS 1 to connected subscribers: a broker that acknowledges every
+    // PUBLISH but never sends some copies
+    let clean = load("scenarios/mqtt-point-to-point.toml");
+    let mut mutant = clean.clone();
+    mutant.protocols.mqtt.mutant_skip_qos1 = true;
+    assert_caught("mqtt-qos1", &clean, &mutant, "mqtt-qos1-at-least-once");
+}
+
+#[test]
 fn mutant_coap_server_without_dedup_is_caught() {
     // CON PUTs over a link losing 20 % each way: lost ACKs make clients
     // retransmit CONs the server already took

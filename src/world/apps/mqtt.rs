@@ -650,6 +650,7 @@ impl Plugin for Mqtt {
                     delivery_events: false,
                     persistence: m.persistence,
                     mutant_forget_qos2: m.mutant_forget_qos2,
+                    mutant_skip_qos1: m.mutant_skip_qos1,
                     ..BrokerConfig::default()
                 };
                 e.insert(BrokerNode {
