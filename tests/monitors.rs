@@ -9,10 +9,14 @@ mod common;
 
 use common::sim::read_csv;
 use common::temp_dir;
-use qossim::check::{Monitors, Report, Rule};
+use qossim::check::{CoapParams, Monitors, Report, Rule};
+use qossim::proto::mqtt::{
+    Ack, Connect, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS, QosPid, Subscribe,
+    TopicFilter, TopicName, Unsubscribe,
+};
 use qossim::run::{run_scenario, RunOptions};
 use qossim::scenario::{self, model::Scenario};
-use qossim::sim::SimTime;
+use qossim::sim::{SimDuration, SimTime};
 use std::path::{Path, PathBuf};
 
 fn ms(v: u64) -> SimTime {
@@ -161,6 +165,618 @@ fn mqtt_first_deliveries_in_order_per_publisher_are_clean() {
     assert!(m.finish().violations.is_empty());
 }
 
+// ----- MQTT wire rules: packets encoded by the codec -----
+
+fn mqtt_bytes(p: &Packet) -> Vec<u8> {
+    let mut b = Vec::new();
+    p.encode(&mut b).unwrap();
+    b
+}
+
+fn publish(qos: QoS, pid: u16, dup: bool) -> Vec<u8> {
+    mqtt_bytes(&Packet::Publish(Publish {
+        dup,
+        qos_pid: QosPid::new(qos, PacketId::new(pid).unwrap()),
+        retain: false,
+        topic: TopicName::new("t/1").unwrap(),
+        payload: b"reading".as_slice().into(),
+    }))
+}
+
+fn ack(ty: fn(Ack) -> Packet, pid: u16) -> Vec<u8> {
+    mqtt_bytes(&ty(Ack {
+        pid: PacketId::new(pid).unwrap(),
+    }))
+}
+
+#[test]
+fn mqtt_packet_id_reused_while_in_flight_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 2);
+    // QoS 1 id 5 sent on connection 7, no PUBACK yet: a new PUBLISH (DUP
+    // 0) with id 5 is a violation
+    m.mqtt_sent(ms(1), 0, 7, &publish(QoS::AtLeastOnce, 5, false), Some(0));
+    m.mqtt_sent(ms(2), 0, 7, &publish(QoS::AtLeastOnce, 5, false), Some(0));
+    // QoS 2 id 9: PUBREC received does not complete it, PUBCOMP does
+    m.mqtt_sent(ms(3), 0, 7, &publish(QoS::ExactlyOnce, 9, false), Some(0));
+    m.mqtt_received(ms(0), 7, &ack(Packet::PubRec, 9), None);
+    m.mqtt_sent(ms(4), 0, 7, &publish(QoS::ExactlyOnce, 9, false), Some(0));
+    let r = m.finish();
+    assert_eq!(
+        rules(&r),
+        [Rule::MqttPacketIdInUse, Rule::MqttPacketIdInUse]
+    );
+    assert_eq!(Rule::MqttPacketIdInUse.clause(), "MQTT-2.3.1-2");
+    assert_eq!(r.per_flow, [2]);
+    assert!(
+        r.violations[0].detail.contains("packet identifier 5"),
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn mqtt_packet_ids_completed_resent_or_on_other_connections_are_clean() {
+    let mut m = Monitors::new(vec![None], 2);
+    // QoS 1 id 5 acknowledged (the PUBACK split over two reads), then
+    // reused
+    m.mqtt_sent(ms(1), 0, 7, &publish(QoS::AtLeastOnce, 5, false), None);
+    let a = ack(Packet::PubAck, 5);
+    m.mqtt_received(ms(0), 7, &a[..1], None);
+    m.mqtt_received(ms(0), 7, &a[1..], None);
+    m.mqtt_sent(ms(2), 0, 7, &publish(QoS::AtLeastOnce, 5, false), None);
+    // a resend with DUP keeps its id
+    m.mqtt_sent(ms(3), 0, 7, &publish(QoS::AtLeastOnce, 5, true), None);
+    // QoS 2: PUBREC, then PUBCOMP (in one read with other packets)
+    m.mqtt_sent(ms(4), 0, 7, &publish(QoS::ExactlyOnce, 6, false), None);
+    let mut rx = ack(Packet::PubRec, 6);
+    rx.extend(ack(Packet::PubComp, 6));
+    rx.extend(mqtt_bytes(&Packet::PingResp));
+    m.mqtt_received(ms(0), 7, &rx, None);
+    m.mqtt_sent(ms(5), 0, 7, &publish(QoS::ExactlyOnce, 6, false), None);
+    // the other end of the connection, or another connection, has its own
+    // identifiers; QoS 0 has none
+    m.mqtt_sent(ms(6), 1, 8, &publish(QoS::AtLeastOnce, 5, false), None);
+    m.mqtt_sent(ms(7), 0, 9, &publish(QoS::AtLeastOnce, 5, false), None);
+    m.mqtt_sent(ms(8), 0, 7, &publish(QoS::AtMostOnce, 1, false), None);
+    m.mqtt_sent(ms(9), 0, 7, &publish(QoS::AtMostOnce, 1, false), None);
+    // a connection's socket released: its state goes (a new session
+    // starts on the next connection)
+    m.mqtt_forget(0, 9);
+    m.mqtt_sent(ms(10), 0, 9, &publish(QoS::AtLeastOnce, 5, false), None);
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+fn connect(id: &str, will: bool) -> Vec<u8> {
+    mqtt_bytes(&Packet::Connect(Connect {
+        protocol: ProtocolLevel::V311,
+        clean_session: true,
+        keep_alive: 10,
+        client_id: id.to_string(),
+        will: will.then(|| LastWill {
+            topic: TopicName::new("status/a").unwrap(),
+            message: b"offline".as_slice().into(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+        }),
+        username: None,
+        password: None,
+    }))
+}
+
+#[test]
+fn mqtt_will_published_after_disconnect_or_missing_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 3);
+    // broker at node 0; client "a" (will) ends with DISCONNECT, yet its
+    // will is published
+    m.mqtt_received(ms(0), 11, &connect("a", true), Some(0));
+    m.mqtt_received(ms(0), 11, &mqtt_bytes(&Packet::Disconnect), Some(0));
+    m.mqtt_session_ended(ms(0), 0, 11, "a");
+    m.mqtt_will_published(ms(5), 0, "a", "status/a", Some(0));
+    m.mqtt_wills_settled(ms(5), 0, |_| Some(0));
+    // client "b" (will) vanishes without DISCONNECT, no will follows
+    m.mqtt_received(ms(0), 12, &connect("b", true), Some(0));
+    m.mqtt_session_ended(ms(0), 0, 12, "b");
+    m.mqtt_wills_settled(ms(6), 0, |id| (id == "b").then_some(0));
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttWill, Rule::MqttWill]);
+    assert_eq!(Rule::MqttWill.clause(), "MQTT-3.1.2-8, MQTT-3.1.2-10");
+    assert!(r.violations[0].detail.contains("DISCONNECT"));
+    assert!(r.violations[1].detail.contains("not published"));
+    assert_eq!(r.per_flow, [2]);
+}
+
+#[test]
+fn mqtt_will_iff_no_disconnect_is_clean() {
+    let mut m = Monitors::new(vec![None], 3);
+    // lost without DISCONNECT: the will is published (the socket was
+    // released before the broker reported the end)
+    m.mqtt_received(ms(0), 11, &connect("a", true), Some(0));
+    m.mqtt_forget(0, 11);
+    m.mqtt_session_ended(ms(0), 0, 11, "a");
+    m.mqtt_will_published(ms(5), 0, "a", "status/a", None);
+    m.mqtt_wills_settled(ms(5), 0, |_| None);
+    // DISCONNECT (in the same read as a PINGREQ): no will
+    let mut rx = mqtt_bytes(&Packet::PingReq);
+    rx.extend(mqtt_bytes(&Packet::Disconnect));
+    m.mqtt_received(ms(0), 12, &connect("b", true), Some(0));
+    m.mqtt_received(ms(0), 12, &rx, Some(0));
+    m.mqtt_session_ended(ms(0), 0, 12, "b");
+    m.mqtt_wills_settled(ms(6), 0, |_| None);
+    // no will in the CONNECT: nothing owed
+    m.mqtt_received(ms(0), 13, &connect("c", false), Some(0));
+    m.mqtt_session_ended(ms(0), 0, 13, "c");
+    m.mqtt_wills_settled(ms(7), 0, |_| None);
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+fn retained(topic: &str, payload: &[u8], qos: QoS, pid: u16, dup: bool) -> Vec<u8> {
+    mqtt_bytes(&Packet::Publish(Publish {
+        dup,
+        qos_pid: QosPid::new(qos, PacketId::new(pid).unwrap()),
+        retain: true,
+        topic: TopicName::new(topic).unwrap(),
+        payload: payload.into(),
+    }))
+}
+
+fn subscribe(filter: &str) -> Vec<u8> {
+    mqtt_bytes(&Packet::Subscribe(Subscribe {
+        pid: PacketId::new(1).unwrap(),
+        filters: vec![(TopicFilter::new(filter).unwrap(), QoS::AtLeastOnce)],
+    }))
+}
+
+#[test]
+fn mqtt_retained_message_not_the_last_one_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 3);
+    // broker node 0: a publisher (connection 1) retains "21.5" then
+    // "22.0" on room/1; a subscriber (connection 2) subscribes to room/+
+    m.mqtt_received(ms(0), 1, &connect("pub", false), Some(0));
+    m.mqtt_received(
+        ms(0),
+        1,
+        &retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_received(
+        ms(0),
+        1,
+        &retained("room/1", b"22.0", QoS::AtLeastOnce, 2, false),
+        Some(0),
+    );
+    m.mqtt_received(ms(0), 2, &connect("sub", false), Some(0));
+    m.mqtt_received(ms(0), 2, &subscribe("room/+"), Some(0));
+    // the broker sends the older one
+    let stale = retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false);
+    m.mqtt_broker_sent(ms(10), 0, 2, &stale, Some(0));
+    // a zero-byte retained PUBLISH clears room/2's; a later subscriber
+    // is sent one anyway
+    m.mqtt_received(
+        ms(0),
+        1,
+        &retained("room/2", b"x", QoS::AtMostOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_received(
+        ms(0),
+        1,
+        &retained("room/2", b"", QoS::AtMostOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_received(ms(0), 3, &connect("late", false), Some(0));
+    m.mqtt_received(ms(0), 3, &subscribe("room/2"), Some(0));
+    let gone = retained("room/2", b"x", QoS::AtMostOnce, 1, false);
+    m.mqtt_broker_sent(ms(20), 0, 3, &gone, None);
+    // a broker restart without persistence loses its retained messages
+    m.mqtt_received(
+        ms(0),
+        1,
+        &retained("room/3", b"y", QoS::AtMostOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_broker_crash(ms(25), 0, false);
+    m.mqtt_received(ms(0), 3, &subscribe("room/3"), Some(0));
+    let lost = retained("room/3", b"y", QoS::AtMostOnce, 1, false);
+    m.mqtt_broker_sent(ms(30), 0, 3, &lost, None);
+    let r = m.finish();
+    assert_eq!(
+        rules(&r),
+        [
+            Rule::MqttRetainedLast,
+            Rule::MqttRetainedLast,
+            Rule::MqttRetainedLast
+        ]
+    );
+    assert_eq!(Rule::MqttRetainedLast.clause(), "MQTT-3.3.1-6");
+    assert_eq!(r.per_flow, [1]);
+    assert!(r.violations[1].detail.contains("no retained message"));
+}
+
+#[test]
+fn mqtt_retained_messages_as_held_at_subscribe_are_clean() {
+    let mut m = Monitors::new(vec![None], 3);
+    m.mqtt_received(ms(0), 1, &connect("pub", false), Some(0));
+    m.mqtt_received(
+        ms(0),
+        1,
+        &retained("room/1", b"21.5", QoS::AtLeastOnce, 1, false),
+        Some(0),
+    );
+    m.mqtt_received(ms(0), 2, &connect("sub", false), Some(0));
+    m.mqtt_received(ms(0), 2, &subscribe("room/#"), Some(0));
+    // a newer retained message arrives before the broker got to send the
+    // one held at the SUBSCRIBE: that one is still what it owes
+    m.mqtt_received(
+        ms(0),
+        1,
+        &retained("room/1", b"22.0", QoS::AtLeastOnce, 2, false),
+        Some(0),
+    );
+    let held = retained("room/1", b"21.5", QoS::AtLeastOnce, 7, false);
+    m.mqtt_broker_sent(ms(10), 0, 2, &held, None);
+    // its resend (DUP) is not judged again; normal forwarding has
+    // RETAIN 0
+    let dup = retained("room/1", b"21.5", QoS::AtLeastOnce, 7, true);
+    m.mqtt_broker_sent(ms(11), 0, 2, &dup, None);
+    m.mqtt_broker_sent(ms(12), 0, 2, &publish(QoS::AtLeastOnce, 8, false), None);
+    // a retained will becomes the topic's retained message
+    m.mqtt_received(ms(0), 4, &connect("a", true), Some(0));
+    m.mqtt_session_ended(ms(0), 0, 4, "a");
+    m.mqtt_will_published(ms(20), 0, "a", "status/a", None);
+    m.mqtt_wills_settled(ms(20), 0, |_| None);
+    m.mqtt_received(ms(0), 3, &connect("dash", false), Some(0));
+    m.mqtt_received(ms(0), 3, &subscribe("status/+"), Some(0));
+    let will = retained("status/a", b"offline", QoS::AtLeastOnce, 1, false);
+    m.mqtt_broker_sent(ms(21), 0, 3, &will, None);
+    // QoS 2 retained topics are not judged (the broker may store one at
+    // PUBREL, and a DUP may or may not be new)
+    m.mqtt_received(
+        ms(0),
+        1,
+        &retained("room/9", b"1", QoS::ExactlyOnce, 3, false),
+        Some(0),
+    );
+    m.mqtt_received(ms(0), 3, &subscribe("room/9"), Some(0));
+    let q2 = retained("room/9", b"0", QoS::ExactlyOnce, 2, false);
+    m.mqtt_broker_sent(ms(22), 0, 3, &q2, None);
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+/// A QoS 1 PUBLISH of message `msg` of flow 0 on `topic`.
+fn reading(topic: &str, msg: u32, pid: u16) -> Vec<u8> {
+    let mut payload = Vec::new();
+    qossim::app::workload::build_payload(&mut payload, 0, msg, 21.5, 24);
+    mqtt_bytes(&Packet::Publish(Publish {
+        dup: false,
+        qos_pid: QosPid::new(QoS::AtLeastOnce, PacketId::new(pid).unwrap()),
+        retain: false,
+        topic: TopicName::new(topic).unwrap(),
+        payload: payload.into(),
+    }))
+}
+
+/// Broker node 0: subscriber "sub" (node 2) on connection 2 subscribed to
+/// room/+ at QoS 1; publisher "pub" on connection 1; message 3 of flow 0
+/// taken and acknowledged (PUBACK 5) at 10 ms.
+fn qos1_acked(m: &mut Monitors) {
+    m.mqtt_received(ms(0), 2, &connect("sub", false), Some(0));
+    m.mqtt_client_connected(0, 2, "sub");
+    m.mqtt_received(ms(1), 2, &subscribe("room/+"), Some(0));
+    m.mqtt_received(ms(2), 1, &connect("pub", false), Some(0));
+    m.mqtt_client_connected(0, 1, "pub");
+    m.mqtt_received(ms(10), 1, &reading("room/1", 3, 5), Some(0));
+    m.mqtt_broker_acked(ms(10), 0, 1, &ack(Packet::PubAck, 5), |id| {
+        (id == "sub").then_some(2)
+    });
+}
+
+#[test]
+fn mqtt_qos1_message_acked_but_never_delivered_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    // the subscriber stays connected, nothing is in flight to it, and
+    // message 3 never reaches node 2 (another message does)
+    m.delivered(0, 4, 2);
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttQos1AtLeastOnce]);
+    assert_eq!(Rule::MqttQos1AtLeastOnce.clause(), "MQTT-4.3.2");
+    let v = &r.violations[0];
+    assert_eq!((v.node, v.flow, v.t), (2, Some(0), ms(10)));
+    assert!(v.detail.contains("message 3"), "{}", v.detail);
+}
+
+#[test]
+fn mqtt_qos1_delivered_or_excused_misses_are_clean() {
+    // delivered (late or not: any receipt counts)
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.delivered(0, 3, 2);
+    assert!(m.finish().violations.is_empty());
+    // the subscriber's connection ended after the PUBACK
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.mqtt_session_ended(ms(20), 0, 2, "sub");
+    assert!(m.finish().violations.is_empty());
+    // the broker dropped a message for it (queue full)
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.mqtt_dropped(ms(20), 0, "sub");
+    assert!(m.finish().violations.is_empty());
+    // the broker crashed; the subscriber's node restarted
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.mqtt_broker_crash(ms(20), 0, true);
+    assert!(m.finish().violations.is_empty());
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.session_start(ms(20), 2);
+    assert!(m.finish().violations.is_empty());
+    // the broker still has a PUBLISH in flight to it at the end
+    let mut m = Monitors::new(vec![None], 3);
+    qos1_acked(&mut m);
+    m.mqtt_sent(ms(11), 0, 2, &reading("room/1", 3, 9), Some(0));
+    assert!(m.finish().violations.is_empty());
+    // not owed: a QoS 0 subscription, an unsubscribed one, another topic,
+    // a subscriber not connected, a PUBLISH never acknowledged
+    let mut m = Monitors::new(vec![None], 3);
+    m.mqtt_received(ms(0), 2, &connect("sub", false), Some(0));
+    m.mqtt_client_connected(0, 2, "sub");
+    let q0 = mqtt_bytes(&Packet::Subscribe(Subscribe {
+        pid: PacketId::new(1).unwrap(),
+        filters: vec![(TopicFilter::new("room/0").unwrap(), QoS::AtMostOnce)],
+    }));
+    m.mqtt_received(ms(1), 2, &q0, Some(0));
+    m.mqtt_received(ms(1), 2, &subscribe("room/9"), Some(0));
+    let unsub = mqtt_bytes(&Packet::Unsubscribe(Unsubscribe {
+        pid: PacketId::new(2).unwrap(),
+        filters: vec![TopicFilter::new("room/9").unwrap()],
+    }));
+    m.mqtt_received(ms(1), 2, &unsub, Some(0));
+    m.mqtt_received(ms(1), 3, &connect("off", false), Some(0));
+    m.mqtt_received(ms(1), 3, &subscribe("room/#"), Some(0));
+    m.mqtt_received(ms(2), 1, &connect("pub", false), Some(0));
+    for (i, t) in ["room/0", "room/9", "hall/1"].into_iter().enumerate() {
+        let pid = i as u16 + 1;
+        m.mqtt_received(ms(10), 1, &reading(t, pid as u32, pid), Some(0));
+        m.mqtt_broker_acked(ms(10), 0, 1, &ack(Packet::PubAck, pid), |_| Some(2));
+    }
+    m.mqtt_received(ms(10), 1, &reading("room/0", 7, 7), Some(0));
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+// ----- CoAP message-layer rules: datagrams built by RFC 7252 §3 -----
+
+const COAP: CoapParams = CoapParams {
+    max_retransmit: 4,
+    exchange_lifetime: SimDuration::from_secs(247),
+    non_lifetime: SimDuration::from_secs(145),
+};
+
+/// A CoAP datagram: type (0 CON, 1 NON, 2 ACK, 3 RST), code, Message ID,
+/// then a 1-byte token and a payload.
+fn coap(ty: u8, code: u8, mid: u16, token: u8, payload: &[u8]) -> Vec<u8> {
+    let mut b = vec![
+        0x40 | (ty << 4) | 1,
+        code,
+        (mid >> 8) as u8,
+        mid as u8,
+        token,
+    ];
+    if !payload.is_empty() {
+        b.push(0xff);
+        b.extend_from_slice(payload);
+    }
+    b
+}
+
+#[test]
+fn coap_con_sent_too_often_or_given_up_early_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 3).with_coap(COAP);
+    // CON 100 from node 0 to node 1: 6 transmissions (MAX_RETRANSMIT 4)
+    let con = coap(0, 3, 100, 7, b"x");
+    for t in 0..6 {
+        m.coap_sent(ms(t * 1000), 0, (1, 5683), &con, Some(1), Some(0));
+    }
+    // CON 101 (request handle 2) given up after 2 transmissions
+    let con = coap(0, 3, 101, 8, b"y");
+    m.coap_sent(ms(10_000), 0, (1, 5683), &con, Some(2), Some(0));
+    m.coap_sent(ms(12_000), 0, (1, 5683), &con, Some(2), Some(0));
+    m.coap_gave_up(ms(20_000), 0, 2);
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::CoapConOutcome, Rule::CoapConOutcome]);
+    assert_eq!(Rule::CoapConOutcome.clause(), "RFC 7252 §4.2");
+    assert!(
+        r.violations[0].detail.contains("sent 6 times"),
+        "{:?}",
+        r.violations
+    );
+    assert!(r.violations[1].detail.contains("after 2 transmissions"));
+}
+
+#[test]
+fn coap_con_acked_reset_or_given_up_after_max_retransmit_is_clean() {
+    let mut m = Monitors::new(vec![None], 3).with_coap(COAP);
+    // 1 + MAX_RETRANSMIT transmissions, then given up
+    let con = coap(0, 3, 100, 7, b"x");
+    for t in 0..5 {
+        m.coap_sent(ms(t * 1000), 0, (1, 5683), &con, Some(1), None);
+    }
+    m.coap_gave_up(ms(93_000), 0, 1);
+    // acknowledged after one retransmission (the piggybacked ACK)
+    let con = coap(0, 3, 101, 8, b"y");
+    m.coap_sent(ms(100), 0, (1, 5683), &con, Some(2), None);
+    m.coap_sent(ms(2100), 0, (1, 5683), &con, Some(2), None);
+    m.coap_received(0, (1, 5683), &coap(2, 0x44, 101, 8, b""));
+    // reset
+    let con = coap(0, 3, 102, 9, b"z");
+    m.coap_sent(ms(200), 0, (1, 5683), &con, Some(3), None);
+    m.coap_received(0, (1, 5683), &coap(3, 0, 102, 0, b""));
+    // the receiver's repeated ACKs answer duplicates: not judged
+    let a = coap(2, 0x44, 101, 8, b"");
+    m.coap_sent(ms(300), 1, (0, 5683), &a, None, None);
+    m.coap_sent(ms(2300), 1, (0, 5683), &a, None, None);
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+#[test]
+fn coap_message_id_reused_within_its_lifetime_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 3).with_coap(COAP);
+    // CON 100 to node 1, acknowledged; a different CON with MID 100 to
+    // the same endpoint 10 s later (EXCHANGE_LIFETIME 247 s)
+    m.coap_sent(ms(0), 0, (1, 5683), &coap(0, 3, 100, 1, b"a"), None, None);
+    m.coap_received(0, (1, 5683), &coap(2, 0x44, 100, 1, b""));
+    m.coap_sent(
+        ms(10_000),
+        0,
+        (1, 5683),
+        &coap(0, 3, 100, 2, b"b"),
+        None,
+        Some(0),
+    );
+    // a NON reused within NON_LIFETIME (145 s)
+    m.coap_sent(ms(0), 0, (1, 5683), &coap(1, 3, 200, 3, b"c"), None, None);
+    m.coap_sent(
+        ms(100_000),
+        0,
+        (1, 5683),
+        &coap(1, 3, 200, 4, b"d"),
+        None,
+        None,
+    );
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::CoapMidReuse, Rule::CoapMidReuse]);
+    assert_eq!(Rule::CoapMidReuse.clause(), "RFC 7252 §4.4");
+    assert_eq!(r.per_flow, [1]);
+    assert!(r.violations[0].detail.contains("Message ID 100"));
+}
+
+#[test]
+fn coap_message_ids_after_their_lifetime_or_to_other_endpoints_are_clean() {
+    let mut m = Monitors::new(vec![None], 3).with_coap(COAP);
+    m.coap_sent(ms(0), 0, (1, 5683), &coap(0, 3, 100, 1, b"a"), None, None);
+    m.coap_received(0, (1, 5683), &coap(2, 0x44, 100, 1, b""));
+    // another endpoint, another sender: their own spaces
+    m.coap_sent(ms(1), 0, (2, 5683), &coap(0, 3, 100, 2, b"b"), None, None);
+    m.coap_sent(ms(2), 2, (1, 5683), &coap(0, 3, 100, 3, b"c"), None, None);
+    // after EXCHANGE_LIFETIME
+    m.coap_sent(
+        ms(248_000),
+        0,
+        (1, 5683),
+        &coap(0, 3, 100, 4, b"d"),
+        None,
+        None,
+    );
+    // a NON after NON_LIFETIME
+    m.coap_sent(ms(0), 0, (1, 5683), &coap(1, 3, 300, 5, b"e"), None, None);
+    m.coap_sent(
+        ms(146_000),
+        0,
+        (1, 5683),
+        &coap(1, 3, 300, 6, b"f"),
+        None,
+        None,
+    );
+    // a crashed endpoint starts afresh
+    m.coap_sent(
+        ms(150_000),
+        1,
+        (0, 5683),
+        &coap(0, 3, 7, 1, b"g"),
+        None,
+        None,
+    );
+    m.coap_node_reset(1);
+    m.coap_sent(
+        ms(151_000),
+        1,
+        (0, 5683),
+        &coap(0, 3, 7, 2, b"h"),
+        None,
+        None,
+    );
+    // without parameters the rules are off
+    let mut off = Monitors::new(vec![None], 3);
+    off.coap_sent(ms(0), 0, (1, 5683), &coap(0, 3, 1, 1, b"a"), None, None);
+    off.coap_sent(ms(1), 0, (1, 5683), &coap(0, 3, 1, 2, b"b"), None, None);
+    assert!(off.finish().violations.is_empty());
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+// ----- MQTT-SN -----
+
+#[test]
+fn mqttsn_msgid_reused_while_in_flight_is_a_violation() {
+    let mut m = Monitors::new(vec![None], 3);
+    // client node 2 to gateway node 1: QoS 1 MsgId 4 not acknowledged
+    m.mqttsn_publish_sent(ms(1), 2, 1, 4, 1, false, Some(0));
+    m.mqttsn_publish_sent(ms(2), 2, 1, 4, 1, false, Some(0));
+    // gateway to client: QoS 2 MsgId 9, PUBACK is not its completion
+    m.mqttsn_publish_sent(ms(3), 1, 2, 9, 2, false, Some(0));
+    m.mqttsn_ack_received(1, 2, 9, 1);
+    m.mqttsn_publish_sent(ms(4), 1, 2, 9, 2, false, Some(0));
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttsnMsgIdInUse, Rule::MqttsnMsgIdInUse]);
+    assert_eq!(
+        Rule::MqttsnMsgIdInUse.clause(),
+        "MQTT-SN 1.2 §5.3.7 (MQTT-2.3.1-2)"
+    );
+    assert_eq!(r.per_flow, [2]);
+}
+
+#[test]
+fn mqttsn_msgids_completed_resent_or_in_a_new_session_are_clean() {
+    let mut m = Monitors::new(vec![None], 3);
+    m.mqttsn_publish_sent(ms(1), 2, 1, 4, 1, false, None);
+    m.mqttsn_publish_sent(ms(2), 2, 1, 4, 1, true, None); // DUP resend
+    m.mqttsn_ack_received(2, 1, 4, 1);
+    m.mqttsn_publish_sent(ms(3), 2, 1, 4, 1, false, None);
+    m.mqttsn_publish_sent(ms(4), 1, 2, 9, 2, false, None);
+    m.mqttsn_ack_received(1, 2, 9, 2); // PUBCOMP
+    m.mqttsn_publish_sent(ms(5), 1, 2, 9, 2, false, None);
+    // QoS 0 and −1 carry no MsgId to hold
+    m.mqttsn_publish_sent(ms(6), 2, 1, 0, 0, false, None);
+    m.mqttsn_publish_sent(ms(7), 2, 1, 0, 0, false, None);
+    // client 2 connects again: a new session for both directions
+    m.mqttsn_connect_sent(2);
+    m.mqttsn_publish_sent(ms(8), 2, 1, 4, 1, false, None);
+    m.mqttsn_publish_sent(ms(9), 1, 2, 9, 2, false, None);
+    // a crashed node's own state is gone
+    m.mqttsn_node_reset(1);
+    m.mqttsn_publish_sent(ms(10), 1, 2, 9, 2, false, None);
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+#[test]
+fn mqttsn_qos2_repeat_in_one_session_is_a_violation() {
+    let mut m = Monitors::new(vec![Some(Rule::MqttsnQos2Once)], 3);
+    m.repeat_delivery(ms(50), 0, 7, 2, ms(10));
+    // a gateway restart (state every delivery passed through) starts a
+    // new session everywhere
+    m.session_start_all(ms(60));
+    m.repeat_delivery(ms(70), 0, 8, 2, ms(55));
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttsnQos2Once]);
+    assert_eq!(
+        Rule::MqttsnQos2Once.clause(),
+        "MQTT-SN 1.2 §6.6, §6.10 (MQTT-4.3.3)"
+    );
+}
+
+#[test]
+fn every_rule_has_a_distinct_id_and_a_clause() {
+    let ids: std::collections::BTreeSet<_> = Rule::ALL.iter().map(|r| r.id()).collect();
+    assert_eq!(ids.len(), Rule::ALL.len());
+    assert!(Rule::ALL.iter().all(|r| !r.clause().is_empty()));
+}
+
 #[test]
 fn violations_csv_rows_quote_what_needs_it() {
     let mut m = Monitors::new(vec![None], 2);
@@ -284,6 +900,16 @@ fn mutant_broker_forgetting_qos2_ids_is_caught() {
     let mut mutant = clean.clone();
     mutant.protocols.mqtt.mutant_forget_qos2 = true;
     assert_caught("mqtt", &clean, &mutant, "mqtt-qos2-exactly-once");
+}
+
+#[test]
+fn mutant_broker_skipping_qos1_copies_is_caught() {
+    // QoS 1 to connected subscribers: a broker that acknowledges every
+    // PUBLISH but never sends some copies
+    let clean = load("scenarios/mqtt-point-to-point.toml");
+    let mut mutant = clean.clone();
+    mutant.protocols.mqtt.mutant_skip_qos1 = true;
+    assert_caught("mqtt-qos1", &clean, &mutant, "mqtt-qos1-at-least-once");
 }
 
 #[test]

@@ -1,19 +1,27 @@
 //! Spec-oracle monitors (issue 15 item 4; docs/checks.md): observers of
 //! every node's protocol events that record each violation of a rule of
-//! the MQTT, CoAP or TCP specification as (time, node, rule, clause,
-//! detail). Off unless the run asks for them (`qossim run --check`, or an
-//! `[[expect]]` on `violations`): the world then holds no `Monitors` and
-//! every hook is one `Option` test.
+//! the MQTT, MQTT-SN, CoAP or TCP specification as (time, node, rule,
+//! clause, detail). Off unless the run asks for them (`qossim run
+//! --check`, or an `[[expect]]` on `violations`): the world then holds no
+//! `Monitors` and every hook is one `Option` test.
 //!
 //! Memory: only what is in flight. The exactly-once rules need no state of
 //! their own (the recorder already keeps each message until its deadline
 //! and says when a receipt is a repeat); the TCP rule holds the bytes a
 //! sender wrote that its peer has not read yet, dropped when the
-//! connection's socket is freed.
+//! connection's socket is freed; the MQTT wire rules (`mqtt`), the CoAP
+//! message-layer rules (`coap`) and the MQTT-SN MsgId rule (`mqttsn`) say
+//! what they hold in their modules.
 
 use crate::sim::SimTime;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
+
+mod coap;
+mod mqtt;
+mod mqttsn;
+
+pub use coap::CoapParams;
 
 /// The rules, in the order of docs/checks.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,15 +37,43 @@ pub enum Rule {
     /// First deliveries of one MQTT publisher's QoS ≥ 1 messages on its
     /// topic reach a subscriber in the order published.
     MqttTopicOrder,
+    /// A QoS 1 message the broker acknowledged reaches every matching
+    /// subscriber whose session survived.
+    MqttQos1AtLeastOnce,
+    /// No new QoS > 0 PUBLISH with a packet identifier still in flight.
+    MqttPacketIdInUse,
+    /// The will is published iff the connection ended without DISCONNECT.
+    MqttWill,
+    /// A retained PUBLISH for a new subscription carries the last retained
+    /// message on its topic.
+    MqttRetainedLast,
+    /// A CoAP CON ends acknowledged, reset, or given up after exactly
+    /// MAX_RETRANSMIT retransmissions.
+    CoapConOutcome,
+    /// No CoAP Message ID reused towards one endpoint within its lifetime.
+    CoapMidReuse,
+    /// No MQTT-SN MsgId reused while its PUBLISH is in flight.
+    MqttsnMsgIdInUse,
+    /// A message of an MQTT-SN QoS 2 flow reaches a subscriber at most
+    /// once per session.
+    MqttsnQos2Once,
 }
 
 impl Rule {
     /// Every rule, in the order of docs/checks.md.
-    pub const ALL: [Rule; 4] = [
+    pub const ALL: [Rule; 12] = [
         Rule::MqttQos2Once,
         Rule::CoapConOnce,
         Rule::TcpStream,
         Rule::MqttTopicOrder,
+        Rule::MqttQos1AtLeastOnce,
+        Rule::MqttPacketIdInUse,
+        Rule::MqttWill,
+        Rule::MqttRetainedLast,
+        Rule::CoapConOutcome,
+        Rule::CoapMidReuse,
+        Rule::MqttsnMsgIdInUse,
+        Rule::MqttsnQos2Once,
     ];
 
     /// The rule's id in `violations.csv`.
@@ -47,6 +83,14 @@ impl Rule {
             Rule::CoapConOnce => "coap-con-dedup",
             Rule::TcpStream => "tcp-stream-order",
             Rule::MqttTopicOrder => "mqtt-topic-order",
+            Rule::MqttQos1AtLeastOnce => "mqtt-qos1-at-least-once",
+            Rule::MqttPacketIdInUse => "mqtt-packet-id-in-use",
+            Rule::MqttWill => "mqtt-will",
+            Rule::MqttRetainedLast => "mqtt-retained-last",
+            Rule::CoapConOutcome => "coap-con-outcome",
+            Rule::CoapMidReuse => "coap-mid-reuse",
+            Rule::MqttsnMsgIdInUse => "mqttsn-msgid-in-use",
+            Rule::MqttsnQos2Once => "mqttsn-qos2-exactly-once",
         }
     }
 
@@ -57,6 +101,14 @@ impl Rule {
             Rule::CoapConOnce => "RFC 7252 §4.5",
             Rule::TcpStream => "RFC 9293 §3.10.7.4",
             Rule::MqttTopicOrder => "MQTT-4.6.0-6",
+            Rule::MqttQos1AtLeastOnce => "MQTT-4.3.2",
+            Rule::MqttPacketIdInUse => "MQTT-2.3.1-2",
+            Rule::MqttWill => "MQTT-3.1.2-8, MQTT-3.1.2-10",
+            Rule::MqttRetainedLast => "MQTT-3.3.1-6",
+            Rule::CoapConOutcome => "RFC 7252 §4.2",
+            Rule::CoapMidReuse => "RFC 7252 §4.4",
+            Rule::MqttsnMsgIdInUse => "MQTT-SN 1.2 §5.3.7 (MQTT-2.3.1-2)",
+            Rule::MqttsnQos2Once => "MQTT-SN 1.2 §6.6, §6.10 (MQTT-4.3.3)",
         }
     }
 }
@@ -101,6 +153,12 @@ pub struct Monitors {
     /// (flow, publisher node, receiver node) → the latest message id first
     /// delivered there (one entry per pair, not per message).
     last_first: BTreeMap<(u32, u32, u32), u32>,
+    /// The MQTT wire rules' per-connection state.
+    mqtt: mqtt::MqttState,
+    /// The CoAP message-layer rules' state.
+    coap: coap::CoapState,
+    /// The MQTT-SN MsgId rule's state.
+    sn: mqttsn::SnState,
     violations: Vec<Violation>,
     per_flow: Vec<u64>,
 }
@@ -116,6 +174,9 @@ impl Monitors {
             streams: HashMap::new(),
             ordered: vec![false; flows],
             last_first: BTreeMap::new(),
+            mqtt: Default::default(),
+            coap: Default::default(),
+            sn: Default::default(),
             violations: Vec::new(),
             per_flow: vec![0; flows],
         }
@@ -165,6 +226,15 @@ impl Monitors {
     /// a message may legitimately reach the application again).
     pub fn session_start(&mut self, now: SimTime, node: u32) {
         if let Some(s) = self.session_start.get_mut(node as usize) {
+            *s = now;
+        }
+    }
+
+    /// State every receiver's deliveries pass through was lost (an MQTT-SN
+    /// gateway restarted: a message it had forwarded may be forwarded
+    /// again as new): a new session everywhere.
+    pub fn session_start_all(&mut self, now: SimTime) {
+        for s in &mut self.session_start {
             *s = now;
         }
     }
@@ -269,8 +339,10 @@ impl Monitors {
         self.streams.remove(&conn);
     }
 
-    /// What the monitors found, in the order found.
-    pub fn finish(self) -> Report {
+    /// What the monitors found, in the order found (then the QoS 1
+    /// messages still owed at the end, in (flow, message, node) order).
+    pub fn finish(mut self) -> Report {
+        self.judge_qos1();
         Report {
             violations: self.violations,
             per_flow: self.per_flow,

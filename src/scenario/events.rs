@@ -57,8 +57,9 @@ const ACTIONS: &[(&str, Kind)] = &[
     ("corrupt_packet", Kind::CorruptPacket),
 ];
 
-/// The built-in protocols' `packets.csv` kinds (MQTT-SN's come from
-/// `MsgType::ALL`); a plug-in's kinds are `<plug-in name>_…`.
+/// The built-in protocols' `packets.csv` kinds other than MQTT's (those come
+/// from `PacketType::kind`, MQTT-SN's from `MsgType::ALL`); a plug-in's
+/// kinds are `<plug-in name>_…`.
 const BUILTIN_KINDS: &[&str] = &[
     "ip",
     "udp",
@@ -72,20 +73,6 @@ const BUILTIN_KINDS: &[&str] = &[
     "tcp_ack",
     "tcp_fin",
     "tcp_rst",
-    "mqtt_connect",
-    "mqtt_connack",
-    "mqtt_publish",
-    "mqtt_puback",
-    "mqtt_pubrec",
-    "mqtt_pubrel",
-    "mqtt_pubcomp",
-    "mqtt_subscribe",
-    "mqtt_suback",
-    "mqtt_unsubscribe",
-    "mqtt_unsuback",
-    "mqtt_pingreq",
-    "mqtt_pingresp",
-    "mqtt_disconnect",
     "http_request",
     "http_response",
 ];
@@ -374,7 +361,7 @@ fn resolve_match(
                     &f("kind"),
                     format!(
                         "unknown packet kind \"{name}\" (the packets.csv `kind` column), expected one of: {}, the MQTT-SN kinds (mqttsn_publish, mqttsn_puback, …) or a plug-in's <name>_…",
-                        BUILTIN_KINDS.join(", ")
+                        builtin_kinds().collect::<Vec<_>>().join(", ")
                     ),
                 ));
             }
@@ -420,9 +407,17 @@ fn resolve_match(
     })
 }
 
+/// The built-in kinds: IP, UDP, CoAP, TCP, then MQTT's.
+fn builtin_kinds() -> impl Iterator<Item = &'static str> {
+    BUILTIN_KINDS
+        .iter()
+        .copied()
+        .chain(crate::proto::mqtt::PacketType::ALL.iter().map(|t| t.kind()))
+}
+
 /// Whether `kind` is a packet kind some protocol writes.
 fn known_kind(ctx: &Ctx<'_>, kind: &str) -> bool {
-    BUILTIN_KINDS.contains(&kind)
+    builtin_kinds().any(|k| k == kind)
         || crate::proto::mqttsn::types::MsgType::ALL
             .iter()
             .any(|t| t.label() == kind)

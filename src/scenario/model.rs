@@ -539,6 +539,10 @@ pub struct MqttParams {
     #[doc(hidden)]
     /// `proto::mqtt::BrokerConfig::mutant_forget_qos2`.
     pub mutant_forget_qos2: bool,
+    /// Test-only mutation knob, as above:
+    /// `proto::mqtt::BrokerConfig::mutant_skip_qos1`.
+    #[doc(hidden)]
+    pub mutant_skip_qos1: bool,
 }
 
 impl Default for MqttParams {
@@ -566,6 +570,7 @@ impl Default for MqttParams {
             will_qos: 1,
             will_retain: false,
             mutant_forget_qos2: false,
+            mutant_skip_qos1: false,
         }
     }
 }

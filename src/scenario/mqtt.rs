@@ -207,5 +207,6 @@ pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, Scena
             .as_ref()
             .map_or(d.will_retain, |v| *v.get_ref()),
         mutant_forget_qos2: false,
+        mutant_skip_qos1: false,
     })
 }

@@ -344,9 +344,15 @@ impl<'s> World<'s> {
             has_servers: sc.processing.values().any(|p| p.has_server()),
             proc_scratch: Vec::new(),
             monitors: (outputs.check || expects_violations(sc)).then(|| {
+                let coap = crate::proto::coap::Config::from(&sc.protocols.coap);
                 Box::new(
                     crate::check::Monitors::new(once_rules(sc), sc.nodes.len())
-                        .with_order(ordered_flows(sc)),
+                        .with_order(ordered_flows(sc))
+                        .with_coap(crate::check::CoapParams {
+                            max_retransmit: coap.max_retransmit,
+                            exchange_lifetime: coap.exchange_lifetime(),
+                            non_lifetime: coap.non_lifetime(),
+                        }),
                 )
             }),
         };
@@ -622,8 +628,9 @@ fn expects_violations(sc: &Scenario) -> bool {
 }
 
 /// Per flow, the exactly-once rule its deliveries obey (docs/checks.md):
-/// MQTT QoS 2 to MQTT subscribers, and CoAP CON PUTs (a GET-polled reading
-/// may legitimately arrive in several responses).
+/// MQTT QoS 2 to MQTT subscribers, MQTT-SN QoS 2 (to MQTT-SN or MQTT
+/// subscribers), and CoAP CON PUTs (a GET-polled reading may legitimately
+/// arrive in several responses).
 fn once_rules(sc: &Scenario) -> Vec<Option<crate::check::Rule>> {
     use crate::check::Rule;
     use crate::scenario::model::{CoapMode, Protocol, Reliability};
@@ -634,6 +641,9 @@ fn once_rules(sc: &Scenario) -> Vec<Option<crate::check::Rule>> {
                 if f.subscribe_with == Protocol::Mqtt =>
             {
                 Some(Rule::MqttQos2Once)
+            }
+            (Protocol::Mqttsn, Reliability::Qos2 | Reliability::ExactlyOnce) => {
+                Some(Rule::MqttsnQos2Once)
             }
             (Protocol::Coap, Reliability::Con | Reliability::Confirmed)
                 if f.coap_mode == CoapMode::Put =>

@@ -113,6 +113,11 @@ pub struct BrokerConfig {
     /// packet id forgotten, so a DUP resend is forwarded again ([MQTT-4.3.3]
     /// violated).
     pub mutant_forget_qos2: bool,
+    /// Test-only mutation knob (tests/monitors.rs), as above: a broken
+    /// broker that silently skips every fifth QoS 1 PUBLISH it would send a
+    /// connected subscriber ([MQTT-4.3.2] violated).
+    #[doc(hidden)]
+    pub mutant_skip_qos1: bool,
 }
 
 impl Default for BrokerConfig {
@@ -135,6 +140,7 @@ impl Default for BrokerConfig {
             max_topic_levels: 128,
             max_incoming_qos2: 1000,
             mutant_forget_qos2: false,
+            mutant_skip_qos1: false,
         }
     }
 }

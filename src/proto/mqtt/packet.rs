@@ -308,6 +308,29 @@ impl PacketType {
     pub fn index(self) -> usize {
         self as usize - 1
     }
+
+    /// The `packets.csv` kind of a TCP segment whose first byte belongs to
+    /// a packet of this type (`mqtt_publish`, …); also the names a packet
+    /// fault's `kind` may give. The one table of these names.
+    pub fn kind(self) -> &'static str {
+        const KINDS: [&str; 14] = [
+            "mqtt_connect",
+            "mqtt_connack",
+            "mqtt_publish",
+            "mqtt_puback",
+            "mqtt_pubrec",
+            "mqtt_pubrel",
+            "mqtt_pubcomp",
+            "mqtt_subscribe",
+            "mqtt_suback",
+            "mqtt_unsubscribe",
+            "mqtt_unsuback",
+            "mqtt_pingreq",
+            "mqtt_pingresp",
+            "mqtt_disconnect",
+        ];
+        KINDS[self.index()]
+    }
 }
 
 impl fmt::Display for PacketType {

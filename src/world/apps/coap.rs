@@ -246,6 +246,11 @@ impl Coap {
             let Some(dst) = info.to.addr.v4().and_then(ip::addr_node) else {
                 continue;
             };
+            if let Some(m) = ctx.monitors() {
+                let f = (flow != NO_FLOW).then_some(flow);
+                let h = info.request.map(|h| h.0);
+                m.coap_sent(now, node as u32, (dst as u32, info.to.port), &buf, h, f);
+            }
             let app = crate::proto::coap::codec::payload_len(&buf);
             let meta = PacketMeta {
                 flow,
@@ -334,6 +339,10 @@ impl Coap {
                 self.finish_req(node, *handle, None);
             }
             Event::GaveUp { handle } => {
+                let now = ctx.now();
+                if let Some(m) = ctx.monitors() {
+                    m.coap_gave_up(now, node as u32, handle.0);
+                }
                 if let Some(r) = self.finish_req(node, *handle, None) {
                     if r.counted {
                         if let Some(s) = ctx.flow_stats(r.flow) {
@@ -549,7 +558,10 @@ impl Plugin for Coap {
 
     /// A crash loses the endpoint's volatile state (exchanges, dedup cache,
     /// the readings its server held).
-    fn node_crash(&mut self, _ctx: &mut Ctx<'_, '_>, node: usize) {
+    fn node_crash(&mut self, ctx: &mut Ctx<'_, '_>, node: usize) {
+        if let Some(m) = ctx.monitors() {
+            m.coap_node_reset(node as u32);
+        }
         self.nodes[node] = None;
         let n = node as u32;
         self.reqs.retain(|k, _| k.0 != n);
@@ -619,6 +631,13 @@ impl Plugin for Coap {
 impl DatagramApp for Coap {
     fn on_datagram(&mut self, ctx: &mut Ctx<'_, '_>, rx: Received<'_>) {
         let node = rx.node as usize;
+        if ctx.monitors().is_some() {
+            if let Some(from) = ctx.node_of(rx.from) {
+                if let Some(m) = ctx.monitors() {
+                    m.coap_received(rx.node, (from as u32, rx.from.port), rx.data);
+                }
+            }
+        }
         let ep = &mut self.node(ctx, node).ep;
         let dups = ep.message_layer().stats().duplicates_suppressed;
         ep.handle_input(

@@ -261,14 +261,18 @@ impl<'a, 'w> Ctx<'a, 'w> {
     pub fn deliver_message(&mut self, flow: usize, msg: u32, node: u32) {
         use crate::metrics::record::Receipt;
         let receipt = self.w.recorder.on_receive(self.now, flow, msg, node);
-        if let (Some(r), Some(m)) = (receipt, self.w.monitors.as_mut()) {
-            match r {
-                Receipt::Repeat { first } => {
+        if let Some(m) = self.w.monitors.as_mut() {
+            // every receipt, also those the recorder no longer judges (late,
+            // or at a node that was not an intended receiver)
+            m.delivered(flow as u32, msg, node);
+            match receipt {
+                Some(Receipt::Repeat { first }) => {
                     m.repeat_delivery(self.now, flow as u32, msg, node, first)
                 }
-                Receipt::First { publisher } => {
+                Some(Receipt::First { publisher }) => {
                     m.first_delivery(self.now, flow as u32, msg, publisher, node)
                 }
+                None => {}
             }
         }
     }
@@ -279,6 +283,11 @@ impl<'a, 'w> Ctx<'a, 'w> {
         if let Some(m) = self.w.monitors.as_mut() {
             m.session_start(self.now, node);
         }
+    }
+    /// The spec-oracle monitors, when they run (docs/checks.md; `None`:
+    /// off, and a hook costs this one test).
+    pub fn monitors(&mut self) -> Option<&mut crate::check::Monitors> {
+        self.w.monitors.as_deref_mut()
     }
     /// The shared counters of `flow` (`None` for traffic outside flows).
     pub fn flow_stats(&mut self, flow: u32) -> Option<&mut FlowStats> {

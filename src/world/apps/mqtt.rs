@@ -128,28 +128,6 @@ pub(super) fn new(_: &Scenario) -> Box<dyn Plugin> {
     Box::<Mqtt>::default()
 }
 
-/// `packets.csv` kind of a TCP segment whose first byte belongs to an MQTT
-/// packet of type `t`.
-fn kind_name(ty: PacketType) -> &'static str {
-    const KINDS: [&str; 14] = [
-        "mqtt_connect",
-        "mqtt_connack",
-        "mqtt_publish",
-        "mqtt_puback",
-        "mqtt_pubrec",
-        "mqtt_pubrel",
-        "mqtt_pubcomp",
-        "mqtt_subscribe",
-        "mqtt_suback",
-        "mqtt_unsubscribe",
-        "mqtt_unsuback",
-        "mqtt_pingreq",
-        "mqtt_pingresp",
-        "mqtt_disconnect",
-    ];
-    KINDS[ty.index()]
-}
-
 /// `QoS` of a flow's reliability class.
 pub(crate) fn qos_of(reliability: Reliability) -> QoS {
     match reliability {
@@ -186,13 +164,21 @@ fn publish_payload_offset(packet: &[u8]) -> Option<usize> {
 /// and which flow's message it carries (a broker's connection, or an
 /// MQTT-SN gateway's aggregated one, carries several flows).
 pub(super) fn write_packet(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], kind: PacketType) {
-    let name = kind_name(kind);
+    let name = kind.kind();
     // A refused write (the socket's backlog full, counted by the world as
     // a queue drop) loses the whole packet and keeps the stream's framing.
     if kind == PacketType::Publish {
         if let Some(o) = publish_payload_offset(packet) {
             let flows = ctx.scenario().flows.len();
-            match crate::app::workload::parse_payload(&packet[o..]) {
+            let msg = crate::app::workload::parse_payload(&packet[o..]);
+            if ctx.monitors().is_some() {
+                let flow = msg.map(|(f, _)| f).filter(|&f| (f as usize) < flows);
+                let (now, node) = (ctx.now(), ctx.tcp_node(sock).unwrap_or(u32::MAX));
+                if let Some(m) = ctx.monitors() {
+                    m.mqtt_sent(now, node, sock.0, packet, flow);
+                }
+            }
+            match msg {
                 Some((flow, _)) if (flow as usize) < flows => {
                     ctx.tcp_write_flow(sock, packet, Some((o, packet.len())), name, flow);
                 }
@@ -440,6 +426,22 @@ impl Mqtt {
             if ctx.tcp_state(sock).is_some() {
                 if t.kind == PacketType::Publish {
                     copies += 1;
+                    if let Some(m) = ctx.monitors() {
+                        let p = &buf[..t.len];
+                        let flow = publish_payload_offset(p)
+                            .and_then(|o| crate::app::workload::parse_payload(&p[o..]))
+                            .map(|(f, _)| f)
+                            .filter(|&f| (f as usize) < self.columns.len());
+                        m.mqtt_broker_sent(now, node, sock.0, p, flow);
+                    }
+                }
+                if t.kind == PacketType::PubAck {
+                    if let Some(m) = ctx.monitors() {
+                        let (by_id, clients) = (&self.by_id, &self.clients);
+                        m.mqtt_broker_acked(now, node, sock.0, &buf[..t.len], |id| {
+                            by_id.get(id).map(|&c| clients[c as usize].node)
+                        });
+                    }
                 }
                 Self::write(ctx, sock, &buf[..t.len], t.kind);
                 touched.push(sock);
@@ -453,6 +455,25 @@ impl Mqtt {
             .get_mut(&node)
             .and_then(|b| b.broker.poll_event())
         {
+            if let Some(m) = ctx.monitors() {
+                match &ev {
+                    BrokerEvent::ClientDisconnected {
+                        conn, client_id, ..
+                    } => m.mqtt_session_ended(now, node, conn.0, client_id),
+                    BrokerEvent::ClientConnected {
+                        conn, client_id, ..
+                    } => m.mqtt_client_connected(node, conn.0, client_id),
+                    BrokerEvent::Dropped { client_id, .. } => m.mqtt_dropped(now, node, client_id),
+                    BrokerEvent::WillPublished { client_id, topic } => {
+                        let flow = self
+                            .by_id
+                            .get(&**client_id)
+                            .map(|&c| self.clients[c as usize].flow);
+                        m.mqtt_will_published(now, node, client_id, topic.as_str(), flow);
+                    }
+                    _ => {}
+                }
+            }
             match ev {
                 BrokerEvent::Close(conn) => {
                     let sock = SockId(conn.0);
@@ -484,6 +505,12 @@ impl Mqtt {
                 }
                 _ => {}
             }
+        }
+        if let Some(m) = ctx.monitors() {
+            let (by_id, clients) = (&self.by_id, &self.clients);
+            m.mqtt_wills_settled(now, node, |id| {
+                by_id.get(id).map(|&c| clients[c as usize].flow)
+            });
         }
         self.drive_touched(ctx, touched, buf);
         if let Some(b) = self.brokers.get_mut(&node) {
@@ -616,6 +643,7 @@ impl Plugin for Mqtt {
                     delivery_events: false,
                     persistence: m.persistence,
                     mutant_forget_qos2: m.mutant_forget_qos2,
+                    mutant_skip_qos1: m.mutant_skip_qos1,
                     ..BrokerConfig::default()
                 };
                 e.insert(BrokerNode {
@@ -788,6 +816,11 @@ impl Plugin for Mqtt {
         if let Some(b) = self.brokers.get_mut(&(node as u32)) {
             b.broker.crash();
             b.wake.reset();
+            let durable = ctx.scenario().protocols.mqtt.persistence
+                == crate::proto::mqtt::Persistence::Durable;
+            if let Some(m) = ctx.monitors() {
+                m.mqtt_broker_crash(now, node as u32, durable);
+            }
         }
         for c in self.clients_on(node) {
             self.reset_client(now, ctx.seed(), c);
@@ -915,6 +948,9 @@ impl StreamApp for Mqtt {
             };
             match ev {
                 StreamEvent::Data(d) => {
+                    if let Some(m) = ctx.monitors() {
+                        m.mqtt_received(now, sock.0, d, Some(node));
+                    }
                     // the broker's service time: per PUBLISH received
                     let before = b.broker.stats().publishes_received;
                     b.broker
@@ -937,7 +973,12 @@ impl StreamApp for Mqtt {
             };
             match ev {
                 StreamEvent::Connected => cn.client.handle_input(now, StreamInput::Connected),
-                StreamEvent::Data(d) => cn.client.handle_input(now, StreamInput::Bytes(d)),
+                StreamEvent::Data(d) => {
+                    if let Some(m) = ctx.monitors() {
+                        m.mqtt_received(now, sock.0, d, None);
+                    }
+                    cn.client.handle_input(now, StreamInput::Bytes(d))
+                }
                 StreamEvent::PeerClosed | StreamEvent::Ended(_) => {
                     // the transport under the client ended or is ending
                     ctx.tcp_detach(sock);

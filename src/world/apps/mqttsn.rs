@@ -217,6 +217,61 @@ fn inspect(datagram: &[u8]) -> Option<(mqttsn::Message<'_>, Option<&[u8]>)> {
     Some((m, data))
 }
 
+/// What the spec-oracle monitors read from one MQTT-SN datagram a client
+/// or gateway at `node` sent to or received from `other`: a PUBLISH,
+/// PUBACK or PUBCOMP (encapsulated ones unwrapped, then judged between the
+/// gateway and the client they are for), or a CONNECT sent.
+fn monitor_datagram(
+    ctx: &mut Ctx<'_, '_>,
+    node: u32,
+    other: SockAddr,
+    datagram: &[u8],
+    sent: Option<u32>,
+) {
+    use mqttsn::Message as M;
+    let Ok(mut m) = mqttsn::decode(datagram) else {
+        return;
+    };
+    let mut peer = ctx.node_of(other);
+    if let M::Encapsulated { node_id, inner, .. } = m {
+        peer = mqttsn::sockaddr_from_bytes(node_id).and_then(|a| ctx.node_of(a));
+        let Ok(i) = mqttsn::decode(inner) else {
+            return;
+        };
+        m = i;
+    }
+    let Some(peer) = peer.map(|p| p as u32) else {
+        return;
+    };
+    let now = ctx.now();
+    let Some(mon) = ctx.monitors() else {
+        return;
+    };
+    let qos = |q: Qos| match q {
+        Qos::One => 1,
+        Qos::Two => 2,
+        _ => 0,
+    };
+    match (m, sent) {
+        (
+            M::Publish {
+                dup,
+                qos: q,
+                msg_id,
+                ..
+            },
+            Some(flow),
+        ) => {
+            let flow = (flow != crate::net::packet::NO_FLOW).then_some(flow);
+            mon.mqttsn_publish_sent(now, node, peer, msg_id, qos(q), dup, flow);
+        }
+        (M::Connect { .. }, Some(_)) => mon.mqttsn_connect_sent(node),
+        (M::PubAck { msg_id, .. }, None) => mon.mqttsn_ack_received(node, peer, msg_id, 1),
+        (M::PubComp { msg_id }, None) => mon.mqttsn_ack_received(node, peer, msg_id, 2),
+        _ => {}
+    }
+}
+
 /// The flow whose message `payload` is, if it is one.
 fn flow_of_payload(payload: &[u8], flows: usize) -> Option<u32> {
     crate::app::workload::parse_payload(payload)
@@ -404,6 +459,9 @@ impl MqttSn {
             None => (MsgType::Encapsulated, control_flow, 0, false),
         };
         let counted = ctx.counted();
+        if origin && ctx.monitors().is_some() {
+            monitor_datagram(ctx, node, to, datagram, Some(flow));
+        }
         if origin {
             // registration happens at connection time: counted over the
             // whole run, warmup included
@@ -509,6 +567,10 @@ impl MqttSn {
         let cn = &mut self.clients[c as usize];
         match ev {
             ClientEvent::Connected { .. } => {
+                // CONNACK says nothing of a kept session (MQTT-SN 1.2
+                // §5.4.5): every connection starts one for the
+                // exactly-once rules
+                ctx.session_start(cn.node);
                 for (topic, ty, qos) in cn.subs.clone() {
                     // checked at load: the names fit their forms
                     let _ = cn.client.subscribe(now, &topic, ty, qos);
@@ -1155,6 +1217,9 @@ impl Plugin for MqttSn {
         if at == AT_NONE {
             return;
         }
+        if let Some(m) = ctx.monitors() {
+            m.mqttsn_node_reset(node as u32);
+        }
         let i = at & !AT_KIND;
         match at & AT_KIND {
             AT_GATEWAY => {
@@ -1196,6 +1261,13 @@ impl Plugin for MqttSn {
         let i = at & !AT_KIND;
         match at & AT_KIND {
             AT_GATEWAY => {
+                // what the gateway forwarded before may be forwarded again
+                // as new (its QoS 2 state is gone): a new session for the
+                // exactly-once rules
+                let now = ctx.now();
+                if let Some(m) = ctx.monitors() {
+                    m.session_start_all(now);
+                }
                 self.gateways[i as usize].gateway.start(ctx.now());
                 self.pending_gws.push(i);
                 ctx.mark_pending();
@@ -1529,6 +1601,9 @@ impl DatagramApp for MqttSn {
         }
         let now = ctx.now();
         let i = at & !AT_KIND;
+        if at & AT_KIND != AT_FORWARDER && ctx.monitors().is_some() {
+            monitor_datagram(ctx, rx.node, rx.from, rx.data, None);
+        }
         let input = Datagram {
             from: rx.from,
             data: rx.data,
@@ -1570,7 +1645,12 @@ impl StreamApp for MqttSn {
         let now = ctx.now();
         let event = match ev {
             StreamEvent::Connected => StreamInput::Connected,
-            StreamEvent::Data(d) => StreamInput::Bytes(d),
+            StreamEvent::Data(d) => {
+                if let Some(m) = ctx.monitors() {
+                    m.mqtt_received(now, sock.0, d, None);
+                }
+                StreamInput::Bytes(d)
+            }
             StreamEvent::PeerClosed | StreamEvent::Ended(_) => {
                 ctx.tcp_detach(sock);
                 if up.sock != Some(sock) {

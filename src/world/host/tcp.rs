@@ -1082,6 +1082,7 @@ impl World<'_> {
         self.tcp.free.push(slot);
         if let Some(m) = self.monitors.as_mut() {
             m.tcp_forget(s.rec);
+            m.mqtt_forget(s.node, id.0);
         }
         let r = &mut self.tcp.records[s.rec as usize];
         r.stats = *s.conn.stats();

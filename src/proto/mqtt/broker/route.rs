@@ -90,6 +90,14 @@ impl Broker {
                 return;
             }
             Some(conn) if s.inflight.len() < max_inflight && s.queue.is_empty() => {
+                if self.config.mutant_skip_qos1
+                    && qos == QoS::AtLeastOnce
+                    && self.stats.publishes_sent % 5 == 4
+                {
+                    // the test-only broken broker: this copy is never sent
+                    self.stats.publishes_sent += 1;
+                    return;
+                }
                 self.send_new(now, idx, conn, msg.clone(), qos, retain);
                 return;
             }
