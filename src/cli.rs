@@ -67,6 +67,9 @@ pub struct RunRequest {
     pub strict: bool,
     /// Run the spec-oracle monitors (`--check`).
     pub check: bool,
+    /// Write `trace.csv` (`--trace`, filtered by `--trace-nodes`,
+    /// `--trace-flows`).
+    pub trace: Option<crate::world::trace::TraceOptions>,
 }
 
 /// Load a scenario file, or the built-in quickstart.
@@ -143,6 +146,9 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
         overrides.push(format!("seed={s}"));
     }
     let sc = load(req.scenario.as_deref(), &overrides)?;
+    if let Some(t) = &req.trace {
+        crate::world::trace::TraceFilter::resolve(&sc, t).map_err(CliError::BadArgument)?;
+    }
     for w in warnings(&sc) {
         eprintln!("warning: {w}");
     }
@@ -159,6 +165,7 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
             pcap: req.pcap,
             fsync: true,
             registry: None,
+            trace: req.trace.clone(),
         },
     )?;
     if !req.quiet {

@@ -209,6 +209,16 @@ struct RunArgs {
     /// runs.csv `violations` column.
     #[arg(long)]
     check: bool,
+    /// Also write trace.csv: one row per protocol event per node
+    /// (docs/traces.md; read by `qossim diagram`).
+    #[arg(long)]
+    trace: bool,
+    /// Keep only these nodes' rows in trace.csv (comma-separated names).
+    #[arg(long, value_name = "NODES", value_delimiter = ',', requires = "trace")]
+    trace_nodes: Vec<String>,
+    /// Keep only these flows' rows in trace.csv (comma-separated names).
+    #[arg(long, value_name = "FLOWS", value_delimiter = ',', requires = "trace")]
+    trace_flows: Vec<String>,
 }
 
 #[derive(Args)]
@@ -241,6 +251,10 @@ fn main() -> ExitCode {
             quiet: a.quiet,
             strict: a.strict,
             check: a.check,
+            trace: a.trace.then(|| qossim::world::trace::TraceOptions {
+                nodes: a.trace_nodes,
+                flows: a.trace_flows,
+            }),
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
         Some(Cmd::Test(a)) => cli::test(&cli::TestRequest {

@@ -28,6 +28,9 @@ pub struct RunOptions {
     /// Run the spec-oracle monitors (`--check`; also on when the scenario
     /// expects `violations`): `violations.csv` and the runs.csv column.
     pub check: bool,
+    /// Write `trace.csv` (`--trace`, docs/traces.md), keeping the rows of
+    /// these nodes and flows.
+    pub trace: Option<crate::world::trace::TraceOptions>,
 }
 
 /// A finished run, for the CLI's summary.
@@ -146,6 +149,13 @@ pub fn execute(
     if opts.packets {
         outputs.packets = Some(Box::new(create(&dir.join("packets.csv")).map_err(io_err)?));
     }
+    if let Some(t) = &opts.trace {
+        let filter = crate::world::trace::TraceFilter::resolve(sc, t)
+            .map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let sink: Box<dyn crate::metrics::sink::Sink> =
+            Box::new(create(&dir.join("trace.csv")).map_err(io_err)?);
+        outputs.trace = Some((sink, filter));
+    }
     let pcap_dir = dir.join("pcap");
     if opts.pcap {
         fs::create_dir_all(&pcap_dir).map_err(io_err)?;
@@ -177,6 +187,7 @@ pub fn execute(
     let RunOutcome {
         messages,
         packets,
+        trace,
         pcaps,
         events,
         end,
@@ -302,6 +313,13 @@ pub fn execute(
             files.push(dir.join("packets.csv"));
         }
         None => remove_stale(&dir.join("packets.csv")).map_err(io_err)?,
+    }
+    match trace {
+        Some(t) => {
+            t.commit().map_err(io_err)?;
+            files.push(dir.join("trace.csv"));
+        }
+        None => remove_stale(&dir.join("trace.csv")).map_err(io_err)?,
     }
     if pcaps.is_empty() {
         if pcap_dir.is_dir() {

@@ -146,6 +146,7 @@ fn run_one(sc: &Scenario, dir: &Path) -> Result<Evaluation, CliError> {
         pcap: false,
         fsync: false,
         registry: None,
+        trace: None,
     };
     let ex = execute(sc, 0, 0, &[], &opts).map_err(|e| internal(e.to_string()))?;
     write_tables(dir, &ex.rows)

@@ -142,6 +142,9 @@ impl World<'_> {
             let (meta, data) = (p.meta, std::mem::take(&mut self.pool.get_mut(pkt).data));
             let c = self.pool.alloc_with(meta, &data);
             self.pool.get_mut(pkt).data = data;
+            if let Some(t) = self.trace.as_mut() {
+                t.copy(pkt, c);
+            }
             c
         });
         for p in std::iter::once(pkt).chain(copy) {

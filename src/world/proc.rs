@@ -193,6 +193,10 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
+        if let Some(t) = self.trace.as_mut() {
+            let r = t.send(now, (self.sc, &self.names), node, pkt, self.pool.get(pkt));
+            self.io_result(r);
+        }
         if !self.faults.is_empty() && self.apply_faults(now, queue, node, pkt) {
             return;
         }
