@@ -48,6 +48,10 @@ enum Cmd {
     Merge(MergeArgs),
     /// (Re)draw the charts of a results directory from its summary.csv.
     Plot(PlotArgs),
+    /// Draw one message's life across nodes (Mermaid and SVG) from the
+    /// trace.csv of a run made with --trace.
+    #[command(after_help = DIAGRAM_HELP)]
+    Diagram(DiagramArgs),
     /// Serve the MQTT-SN gateway core to real clients (UDP), relaying to an
     /// MQTT broker (TCP), until Ctrl-C.
     #[command(after_help = GATEWAY_HELP)]
@@ -127,6 +131,33 @@ struct TestArgs {
     /// Print the table only when something fails.
     #[arg(long, short)]
     quiet: bool,
+}
+
+const DIAGRAM_HELP: &str = "\
+Examples:
+  qossim run scenarios/regression/mqtt-qos2-drop-first-pubrel.toml --trace --out /tmp/q2
+  qossim diagram /tmp/q2 --message commands:controller:0
+  qossim diagram /tmp/q2 --first-retransmitted
+Writes diagram-<flow>-<publisher>-<seq>.mmd (Mermaid) and .svg into the
+results directory. Exit codes: 0 written, 2 no trace.csv or no such message,
+1 cannot read or write. See docs/traces.md.";
+
+#[derive(Args)]
+struct DiagramArgs {
+    /// A results directory of a run made with --trace (holding trace.csv).
+    dir: PathBuf,
+    /// The message: FLOW:PUBLISHER:SEQ (messages.csv's flow, publisher and
+    /// msg_id; trace.csv's msg column).
+    #[arg(
+        long,
+        value_name = "FLOW:PUBLISHER:SEQ",
+        required_unless_present = "first_retransmitted",
+        conflicts_with = "first_retransmitted"
+    )]
+    message: Option<String>,
+    /// Draw the first message that needed a retransmission instead.
+    #[arg(long)]
+    first_retransmitted: bool,
 }
 
 #[derive(Args)]
@@ -276,6 +307,11 @@ fn main() -> ExitCode {
         }),
         Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
         Some(Cmd::Plot(a)) => cli::plot(&a.dir),
+        Some(Cmd::Diagram(a)) => cli::diagram(&a.dir, a.message.as_deref()).map(|paths| {
+            for p in paths {
+                println!("{}", p.display());
+            }
+        }),
         Some(Cmd::Gateway(a)) => cli::gateway(&cli::GatewayRequest {
             listen: a.listen,
             broker: a.broker,
