@@ -282,7 +282,7 @@ fn main() -> ExitCode {
             quiet: a.quiet,
             strict: a.strict,
             check: a.check,
-            trace: a.trace.then(|| qossim::world::trace::TraceOptions {
+            trace: a.trace.then_some(qossim::world::trace::TraceOptions {
                 nodes: a.trace_nodes,
                 flows: a.trace_flows,
             }),

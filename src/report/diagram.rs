@@ -563,30 +563,33 @@ fn svg(tag: &str, parts: &[String], drawn: &[Drawn]) -> String {
     const GAP: f64 = 22.0;
     const SPAN: f64 = 400.0;
     let x = |n: &str| LEFT + COL * parts.iter().position(|p| p == n).unwrap_or(0) as f64;
-    // every instant drawn, mapped to a y
-    let mut times: Vec<u64> = Vec::new();
+    // every instant drawn, mapped to a y; a note has a row of its own,
+    // before the packets of its instant (publish) or after them (the rest)
+    let note_slot = |event: &str| if event == "publish" { 0u8 } else { 2 };
+    let mut times: Vec<(u64, u8)> = Vec::new();
     for d in drawn {
         match d {
-            Drawn::Note(_, t, _) => times.push(*t),
+            Drawn::Note(_, t, event) => times.push((*t, note_slot(event))),
             Drawn::Arrow(a) => {
-                times.push(a.t0);
-                times.push(a.t1.max(a.t0));
+                times.push((a.t0, 1));
+                times.push((a.t1.max(a.t0), 1));
             }
         }
     }
     times.sort_unstable();
     times.dedup();
-    let (t0, t1) = (times[0], *times.last().unwrap_or(&times[0]));
+    let (t0, t1) = (times[0].0, times.last().unwrap_or(&times[0]).0);
     let scale = SPAN / ((t1 - t0).max(1) as f64);
     let mut ys = Vec::with_capacity(times.len());
     let mut y = TOP;
-    for (i, &t) in times.iter().enumerate() {
+    for (i, &(t, _)) in times.iter().enumerate() {
         if i > 0 {
-            y += ((t - times[i - 1]) as f64 * scale).max(GAP);
+            y += ((t - times[i - 1].0) as f64 * scale).max(GAP);
         }
         ys.push(y);
     }
-    let y_of = |t: u64| ys[times.binary_search(&t).unwrap_or(0)];
+    let y_at = |t: u64, slot: u8| ys[times.binary_search(&(t, slot)).unwrap_or(0)];
+    let y_of = |t: u64| y_at(t, 1);
     let bottom = y + 40.0;
     let width = LEFT + COL * parts.len() as f64;
     let mut s = String::new();
@@ -615,7 +618,7 @@ fn svg(tag: &str, parts: &[String], drawn: &[Drawn]) -> String {
         );
     }
     // time axis: each instant's label at the left
-    for (&t, &ty) in times.iter().zip(&ys) {
+    for (&(t, _), &ty) in times.iter().zip(&ys) {
         let _ = writeln!(
             s,
             "<text x=\"4\" y=\"{:.1}\" fill=\"#666\">{}</text>",
@@ -626,7 +629,7 @@ fn svg(tag: &str, parts: &[String], drawn: &[Drawn]) -> String {
     for d in drawn {
         match d {
             Drawn::Note(node, t, event) => {
-                let (nx, ny) = (x(node), y_of(*t));
+                let (nx, ny) = (x(node), y_at(*t, note_slot(event)));
                 let _ = writeln!(
                     s,
                     "<circle cx=\"{nx:.1}\" cy=\"{ny:.1}\" r=\"4\" fill=\"#393\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#393\">{}</text>",
