@@ -172,10 +172,7 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        if !self.nodes[node].up {
-            return self.drop_node_down(pkt);
-        }
-        self.host_send(now, queue, node, pkt);
+        self.resume_if_up(now, queue, node, pkt, Self::host_send);
     }
 
     /// The wired link direction a packet from `node` to `dst` would take

@@ -250,6 +250,23 @@ impl World<'_> {
         }
     }
 
+    /// A packet `node` held back (a stack side, its application server, a
+    /// `delay_packet` fault) goes on to `next`, or is lost when the node
+    /// crashed meanwhile: the one place that rule lives.
+    pub(crate) fn resume_if_up(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketHandle,
+        next: fn(&mut Self, SimTime, &mut EventQueue<Ev>, usize, PacketHandle),
+    ) {
+        if !self.nodes[node].up {
+            return self.drop_node_down(pkt);
+        }
+        next(self, now, queue, node, pkt);
+    }
+
     /// A packet leaves the stack's send side.
     pub(crate) fn on_stack_tx(
         &mut self,
@@ -258,10 +275,7 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        if !self.nodes[node].up {
-            return self.drop_node_down(pkt);
-        }
-        self.ip_output(now, queue, node, pkt);
+        self.resume_if_up(now, queue, node, pkt, Self::ip_output);
     }
 
     /// A packet addressed to `node` (which has processing): through the
@@ -298,10 +312,7 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        if !self.nodes[node].up {
-            return self.drop_node_down(pkt);
-        }
-        self.proc_admit(now, queue, node, pkt);
+        self.resume_if_up(now, queue, node, pkt, Self::proc_admit);
     }
 
     /// Drop a packet with data when the application server's queue is full
@@ -546,11 +557,7 @@ impl World<'_> {
     /// Send everything `node`'s server held, in order.
     fn proc_release(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, node: usize) {
         while let Some(pkt) = self.server_mut(node).and_then(|s| s.held.pop_front()) {
-            if self.nodes[node].up {
-                self.stack_tx(now, queue, node, pkt);
-            } else {
-                self.drop_node_down(pkt);
-            }
+            self.resume_if_up(now, queue, node, pkt, Self::stack_tx);
         }
     }
 
