@@ -15,9 +15,11 @@ Examples:
   qossim run scenarios/coap-vs-udp.toml --packets --pcap --out /tmp/r
   qossim check scenarios/gilbert-elliott.toml   validate only
   qossim test scenarios/regression/ --junit junit.xml   check [[expect]] tables
+  qossim run scenarios/regression/mqtt-qos2-drop-first-pubrel.toml --trace --out /tmp/q2
+  qossim diagram /tmp/q2 --message commands:controller:0   a message's sequence diagram
 
 Results go to results/<scenario name>/ unless --out is given:
-  runs.csv, summary.csv, messages.csv, manifest.json (+ packets.csv, pcap/)
+  runs.csv, summary.csv, messages.csv, manifest.json (+ packets.csv, pcap/, trace.csv)
 Scenario fields: scenarios/README.md; metrics: docs/metrics.md.";
 
 #[derive(Parser)]
