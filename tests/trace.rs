@@ -71,6 +71,10 @@ fn the_same_seed_gives_a_byte_identical_trace() {
         "seed matters"
     );
     assert!(!a.join("trace.csv.tmp").exists(), "written atomically");
+    // the report embeds a diagram and stays the same for the same seed
+    let report = fs::read(a.join("report.html")).expect("report a");
+    assert!(String::from_utf8_lossy(&report).contains("First retransmitted message"));
+    assert_eq!(report, fs::read(b.join("report.html")).expect("report b"));
 }
 
 #[test]
@@ -330,4 +334,40 @@ fn first_retransmitted_finds_the_message_and_diagram_needs_a_trace() {
     assert!(err.contains("--trace"), "{err}");
     let html = fs::read_to_string(plain.join("report.html")).expect("report");
     assert!(!html.contains("First retransmitted message"));
+}
+
+#[test]
+fn an_mqtt_publish_resent_after_a_break_is_labelled_dup() {
+    // QoS 1 across a link that goes down: TCP's retransmissions are lost
+    // (no route), the client reconnects and sends the PUBLISH again, DUP set
+    let dir = temp_dir("trace-dup");
+    run_ok(
+        &root().join("scenarios/regression/mqtt-qos1-link-down.toml"),
+        &dir,
+        &["--trace"],
+    );
+    let trace = rows(&dir, "trace.csv");
+    let dup = trace
+        .iter()
+        .find(|r| r["event"] == "send" && r["ids"].contains("dup=1"))
+        .expect("a PUBLISH resent with DUP");
+    let msg = dup["msg"].clone();
+    assert!(!msg.is_empty(), "{dup:?}");
+    let (code, out, err) = run(&["diagram", dir.to_str().expect("utf-8"), "--message", &msg]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mmd = fs::read_to_string(dir.join(format!("diagram-{}.mmd", msg.replace(':', "-"))))
+        .expect("mmd");
+    let lines: Vec<&str> = mmd.lines().collect();
+    let first_dup = lines
+        .iter()
+        .position(|l| l.contains(": PUBLISH") && l.contains(" DUP"))
+        .expect("a DUP label");
+    assert!(lines[first_dup].contains("->>"), "{mmd}");
+    assert!(
+        lines[..first_dup]
+            .iter()
+            .any(|l| l.contains("-xP1: PUBLISH") && l.contains("retx")),
+        "lost retransmissions before the DUP:\n{mmd}"
+    );
+    assert!(mmd.contains("PUBACK"), "{mmd}");
 }

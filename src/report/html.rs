@@ -397,9 +397,8 @@ fn diagram_section(out: &mut String, dir: &Path) {
         Ok(Some(d)) => {
             let _ = writeln!(
                 out,
-                "<p class=\"meta\">trace.csv: the life of message {0} across nodes (<code>qossim diagram {1} --message {0}</code> writes it as Mermaid and SVG).</p>\n<figure class=\"chart\" data-chart=\"diagram\">{2}</figure>",
+                "<p class=\"meta\">trace.csv: the life of message {0} across nodes, lost packets crossed (<code>qossim diagram &lt;this directory&gt; --message {0}</code> writes it as Mermaid and SVG; docs/traces.md).</p>\n<figure class=\"chart\" data-chart=\"diagram\">{1}</figure>",
                 escape(&d.tag),
-                escape(&dir.display().to_string()),
                 d.svg
             );
         }
