@@ -112,6 +112,10 @@ fn every_packets_csv_row_is_a_trace_row_per_kind_and_outcome() {
             root().join("scenarios/regression/coap-con-loss.toml"),
             vec![],
         ),
+        (
+            root().join("scenarios/regression/mqtt-broker-restart.toml"),
+            vec![],
+        ),
     ];
     for (sc, extra) in cases {
         let dir = temp_dir("trace-count");
@@ -127,12 +131,19 @@ fn every_packets_csv_row_is_a_trace_row_per_kind_and_outcome() {
         let mut got: BTreeMap<(String, String), usize> = BTreeMap::new();
         let trace = rows(&dir, "trace.csv");
         for r in &trace {
-            if r["event"] == "hop" || r["event"] == "lost" {
+            // lost_node_down: a loss packets.csv has no row for
+            if (r["event"] == "hop" || r["event"] == "lost") && r["outcome"] != "lost_node_down" {
                 *got.entry((r["kind"].clone(), r["outcome"].clone()))
                     .or_default() += 1;
             }
         }
         assert!(!want.is_empty(), "{}", sc.display());
+        if sc.ends_with("mqtt-broker-restart.toml") {
+            assert!(
+                trace.iter().any(|r| r["outcome"] == "lost_node_down"),
+                "packets reaching the crashed broker are traced as lost"
+            );
+        }
         assert_eq!(got, want, "{}", sc.display());
         // every packet a host sent has a serial shared by its other rows
         let sent: std::collections::BTreeSet<&str> = trace

@@ -402,14 +402,7 @@ impl World<'_> {
     ) {
         let node = self.links[link].dirs[dir].to as usize;
         if !self.nodes[node].up {
-            let meta = self.pool.get(pkt).meta;
-            if meta.counted {
-                if let Some(s) = self.flow_stats(meta.flow) {
-                    s.drops_node_down += 1;
-                }
-            }
-            self.pool.free(pkt);
-            return;
+            return self.drop_node_down(now, node, pkt);
         }
         self.ip_input(now, queue, node, pkt);
     }

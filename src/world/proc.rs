@@ -262,7 +262,7 @@ impl World<'_> {
         next: fn(&mut Self, SimTime, &mut EventQueue<Ev>, usize, PacketHandle),
     ) {
         if !self.nodes[node].up {
-            return self.drop_node_down(pkt);
+            return self.drop_node_down(now, node, pkt);
         }
         next(self, now, queue, node, pkt);
     }
@@ -562,7 +562,7 @@ impl World<'_> {
     }
 
     /// `node` crashed: what waits in its server is lost.
-    pub(crate) fn proc_crash(&mut self, node: usize) {
+    pub(crate) fn proc_crash(&mut self, now: SimTime, node: usize) {
         let Some(s) = self.server_mut(node) else {
             return;
         };
@@ -572,11 +572,24 @@ impl World<'_> {
         s.cur_wait = None;
         let lost: Vec<PacketHandle> = s.held.drain(..).collect();
         for pkt in lost {
-            self.drop_node_down(pkt);
+            self.drop_node_down(now, node, pkt);
         }
     }
 
-    pub(crate) fn drop_node_down(&mut self, pkt: PacketHandle) {
+    /// A packet at `node`, which is down, is lost: counted against its flow
+    /// (`drops_node_down`; no packets.csv row), traced, freed.
+    pub(crate) fn drop_node_down(&mut self, now: SimTime, node: usize, pkt: PacketHandle) {
+        if let Some(t) = self.trace.as_mut() {
+            let r = t.lost_at(
+                now,
+                (self.sc, &self.names),
+                node,
+                pkt,
+                self.pool.get(pkt),
+                "lost_node_down",
+            );
+            self.io_result(r);
+        }
         let meta = self.pool.get(pkt).meta;
         if meta.counted {
             if let Some(s) = self.flow_stats(meta.flow) {

@@ -301,6 +301,28 @@ impl Tracer {
         self.packet_row(now, ctx, row, self.serial(pkt), &p.data, &p.meta)
     }
 
+    /// `pkt` is lost at `node` without a packets.csv row (`outcome`
+    /// `lost_node_down`: the node was down when the packet reached it or
+    /// left a queue of it).
+    pub(crate) fn lost_at(
+        &mut self,
+        now: SimTime,
+        ctx: (&Scenario, &[String]),
+        node: usize,
+        pkt: PacketHandle,
+        p: &crate::net::packet::Packet,
+        outcome: &str,
+    ) -> io::Result<()> {
+        let row = Row {
+            node,
+            peer: None,
+            layer: "ip",
+            event: "lost",
+            outcome,
+        };
+        self.packet_row(now, ctx, row, self.serial(pkt), &p.data, &p.meta)
+    }
+
     /// A frame on a radio medium (a `packets.csv` row of `world::radio`):
     /// no bytes to decode there, the kind and size only.
     #[allow(clippy::too_many_arguments)]
