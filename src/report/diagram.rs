@@ -558,7 +558,7 @@ fn xml(s: &str) -> String {
 /// packet (slanted by its transit time), a red cross where one was lost.
 fn svg(tag: &str, parts: &[String], drawn: &[Drawn]) -> String {
     const COL: f64 = 170.0;
-    const LEFT: f64 = 120.0;
+    const LEFT: f64 = 150.0;
     const TOP: f64 = 70.0;
     const GAP: f64 = 22.0;
     const SPAN: f64 = 400.0;
@@ -675,11 +675,18 @@ fn svg(tag: &str, parts: &[String], drawn: &[Drawn]) -> String {
                             ex + 5.0,
                             ey - 5.0
                         );
+                        // the label starts at the sender and runs towards
+                        // the cross (a short arrow's label would reach the
+                        // time column if centred)
+                        let (lx, anchor) = if x1 >= x0 {
+                            (x0 + 6.0, "start")
+                        } else {
+                            (x0 - 6.0, "end")
+                        };
                         let _ = writeln!(
                             s,
-                            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#c00\">{} × {}</text>",
-                            (x0 + ex) / 2.0,
-                            (y0 + ey) / 2.0 - 4.0,
+                            "<text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" fill=\"#c00\">{} × {}</text>",
+                            y0 - 4.0,
                             xml(&a.label),
                             xml(outcome)
                         );
