@@ -321,6 +321,7 @@ pub fn execute(
         }
         None => remove_stale(&dir.join("trace.csv")).map_err(io_err)?,
     }
+    remove_stale_diagrams(&dir).map_err(io_err)?;
     if pcaps.is_empty() {
         if pcap_dir.is_dir() {
             fs::remove_dir_all(&pcap_dir).map_err(io_err)?;
@@ -388,6 +389,19 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
         sim_end_s: ex.end.as_secs_f64(),
         files,
     })
+}
+
+/// `qossim diagram`'s files (`diagram-*.mmd`, `diagram-*.svg`) drawn from
+/// an earlier run's trace.csv no longer describe this run: removed.
+fn remove_stale_diagrams(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("diagram-") && (name.ends_with(".mmd") || name.ends_with(".svg")) {
+            remove_stale(&dir.join(name.as_ref()))?;
+        }
+    }
+    Ok(())
 }
 
 fn remove_stale(p: &Path) -> io::Result<()> {

@@ -333,6 +333,10 @@ fn first_retransmitted_finds_the_message_and_diagram_needs_a_trace() {
         assert_eq!(code, 2, "{out}{err}");
         assert!(err.contains(says), "{err}");
     }
+    // a new run into the directory removes the diagrams of the old trace
+    run_ok(&fixture("trace-coap-retx.toml"), &dir, &[]);
+    assert!(!dir.join("diagram-readings-sensor-0.svg").exists());
+    assert!(!dir.join("diagram-readings-sensor-0.mmd").exists());
     let plain = temp_dir("trace-none");
     run_ok(&fixture("trace-coap-retx.toml"), &plain, &[]);
     let (code, _, err) = run(&[
