@@ -34,6 +34,9 @@ pub enum CliError {
     /// `qossim test` could not write its results (exit 3).
     #[error("internal error: {0}")]
     TestInternal(String),
+    /// `qossim diagram`: no trace, no such message (exit 2), unreadable (1).
+    #[error("{0}")]
+    Diagram(#[from] crate::report::diagram::DiagramError),
 }
 
 impl CliError {
@@ -49,6 +52,8 @@ impl CliError {
             CliError::Gateway(_) => 1,
             CliError::ExpectationsFailed { .. } => 1,
             CliError::TestInternal(_) => 3,
+            CliError::Diagram(crate::report::diagram::DiagramError::Read { .. }) => 1,
+            CliError::Diagram(_) => 2,
         }
     }
 }
@@ -67,6 +72,9 @@ pub struct RunRequest {
     pub strict: bool,
     /// Run the spec-oracle monitors (`--check`).
     pub check: bool,
+    /// Write `trace.csv` (`--trace`, filtered by `--trace-nodes`,
+    /// `--trace-flows`).
+    pub trace: Option<crate::world::trace::TraceOptions>,
 }
 
 /// Load a scenario file, or the built-in quickstart.
@@ -143,6 +151,9 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
         overrides.push(format!("seed={s}"));
     }
     let sc = load(req.scenario.as_deref(), &overrides)?;
+    if let Some(t) = &req.trace {
+        crate::world::trace::TraceFilter::resolve(&sc, t).map_err(CliError::BadArgument)?;
+    }
     for w in warnings(&sc) {
         eprintln!("warning: {w}");
     }
@@ -159,6 +170,7 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
             pcap: req.pcap,
             fsync: true,
             registry: None,
+            trace: req.trace.clone(),
         },
     )?;
     if !req.quiet {
@@ -248,6 +260,35 @@ pub fn summary_text(sc: &Scenario, r: &RunReport, out_dir: &Path) -> String {
         .collect();
     let _ = writeln!(s, "results: {}/ ({})", out_dir.display(), names.join(", "));
     s
+}
+
+/// `qossim diagram`: the sequence diagram of message `message`
+/// (`flow:publisher:seq`), or of the first message that needed a
+/// retransmission (`None`), from `dir/trace.csv`, written beside it as
+/// `diagram-<flow>-<publisher>-<seq>.mmd` and `.svg`. Returns the paths.
+pub fn diagram(dir: &Path, message: Option<&str>) -> Result<Vec<PathBuf>, CliError> {
+    use crate::report::diagram::{self, DiagramError};
+    let tag = match message {
+        Some(m) => {
+            diagram::parse_tag(m)?;
+            m.to_string()
+        }
+        None => diagram::first_retransmitted(dir)?.ok_or(DiagramError::NoRetransmission)?,
+    };
+    let d = diagram::diagram(dir, &tag)?;
+    let stem = diagram::file_stem(&tag);
+    let mut paths = Vec::new();
+    for (ext, text) in [("mmd", &d.mermaid), ("svg", &d.svg)] {
+        let p = dir.join(format!("{stem}.{ext}"));
+        crate::report::atomic::write_atomic(&p, text.as_bytes()).map_err(|source| {
+            RunError::Io {
+                dir: dir.to_path_buf(),
+                source,
+            }
+        })?;
+        paths.push(p);
+    }
+    Ok(paths)
 }
 
 /// `qossim check`.

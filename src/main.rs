@@ -15,9 +15,11 @@ Examples:
   qossim run scenarios/coap-vs-udp.toml --packets --pcap --out /tmp/r
   qossim check scenarios/gilbert-elliott.toml   validate only
   qossim test scenarios/regression/ --junit junit.xml   check [[expect]] tables
+  qossim run scenarios/regression/mqtt-qos2-drop-first-pubrel.toml --trace --out /tmp/q2
+  qossim diagram /tmp/q2 --message commands:controller:0   a message's sequence diagram
 
 Results go to results/<scenario name>/ unless --out is given:
-  runs.csv, summary.csv, messages.csv, manifest.json (+ packets.csv, pcap/)
+  runs.csv, summary.csv, messages.csv, manifest.json (+ packets.csv, pcap/, trace.csv)
 Scenario fields: scenarios/README.md; metrics: docs/metrics.md.";
 
 #[derive(Parser)]
@@ -48,6 +50,10 @@ enum Cmd {
     Merge(MergeArgs),
     /// (Re)draw the charts of a results directory from its summary.csv.
     Plot(PlotArgs),
+    /// Draw one message's life across nodes (Mermaid and SVG) from the
+    /// trace.csv of a run made with --trace.
+    #[command(after_help = DIAGRAM_HELP)]
+    Diagram(DiagramArgs),
     /// Serve the MQTT-SN gateway core to real clients (UDP), relaying to an
     /// MQTT broker (TCP), until Ctrl-C.
     #[command(after_help = GATEWAY_HELP)]
@@ -134,6 +140,33 @@ struct TestArgs {
     check: bool,
 }
 
+const DIAGRAM_HELP: &str = "\
+Examples:
+  qossim run scenarios/regression/mqtt-qos2-drop-first-pubrel.toml --trace --out /tmp/q2
+  qossim diagram /tmp/q2 --message commands:controller:0
+  qossim diagram /tmp/q2 --first-retransmitted
+Writes diagram-<flow>-<publisher>-<seq>.mmd (Mermaid) and .svg into the
+results directory. Exit codes: 0 written, 2 no trace.csv or no such message,
+1 cannot read or write. See docs/traces.md.";
+
+#[derive(Args)]
+struct DiagramArgs {
+    /// A results directory of a run made with --trace (holding trace.csv).
+    dir: PathBuf,
+    /// The message: FLOW:PUBLISHER:SEQ (messages.csv's flow, publisher and
+    /// msg_id; trace.csv's msg column).
+    #[arg(
+        long,
+        value_name = "FLOW:PUBLISHER:SEQ",
+        required_unless_present = "first_retransmitted",
+        conflicts_with = "first_retransmitted"
+    )]
+    message: Option<String>,
+    /// Draw the first message that needed a retransmission instead.
+    #[arg(long)]
+    first_retransmitted: bool,
+}
+
 #[derive(Args)]
 struct PlotArgs {
     /// A results directory (holding summary.csv).
@@ -218,6 +251,16 @@ struct RunArgs {
     /// runs.csv `violations` column.
     #[arg(long)]
     check: bool,
+    /// Also write trace.csv: one row per protocol event per node
+    /// (docs/traces.md; read by `qossim diagram`).
+    #[arg(long)]
+    trace: bool,
+    /// Keep only these nodes' rows in trace.csv (comma-separated names).
+    #[arg(long, value_name = "NODES", value_delimiter = ',', requires = "trace")]
+    trace_nodes: Vec<String>,
+    /// Keep only these flows' rows in trace.csv (comma-separated names).
+    #[arg(long, value_name = "FLOWS", value_delimiter = ',', requires = "trace")]
+    trace_flows: Vec<String>,
 }
 
 #[derive(Args)]
@@ -250,6 +293,10 @@ fn main() -> ExitCode {
             quiet: a.quiet,
             strict: a.strict,
             check: a.check,
+            trace: a.trace.then_some(qossim::world::trace::TraceOptions {
+                nodes: a.trace_nodes,
+                flows: a.trace_flows,
+            }),
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
         Some(Cmd::Test(a)) => cli::test(&cli::TestRequest {
@@ -273,6 +320,11 @@ fn main() -> ExitCode {
         }),
         Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
         Some(Cmd::Plot(a)) => cli::plot(&a.dir),
+        Some(Cmd::Diagram(a)) => cli::diagram(&a.dir, a.message.as_deref()).map(|paths| {
+            for p in paths {
+                println!("{}", p.display());
+            }
+        }),
         Some(Cmd::Gateway(a)) => cli::gateway(&cli::GatewayRequest {
             listen: a.listen,
             broker: a.broker,

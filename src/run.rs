@@ -28,6 +28,9 @@ pub struct RunOptions {
     /// Run the spec-oracle monitors (`--check`; also on when the scenario
     /// expects `violations`): `violations.csv` and the runs.csv column.
     pub check: bool,
+    /// Write `trace.csv` (`--trace`, docs/traces.md), keeping the rows of
+    /// these nodes and flows.
+    pub trace: Option<crate::world::trace::TraceOptions>,
 }
 
 /// A finished run, for the CLI's summary.
@@ -146,6 +149,13 @@ pub fn execute(
     if opts.packets {
         outputs.packets = Some(Box::new(create(&dir.join("packets.csv")).map_err(io_err)?));
     }
+    if let Some(t) = &opts.trace {
+        let filter = crate::world::trace::TraceFilter::resolve(sc, t)
+            .map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let sink: Box<dyn crate::metrics::sink::Sink> =
+            Box::new(create(&dir.join("trace.csv")).map_err(io_err)?);
+        outputs.trace = Some((sink, filter));
+    }
     let pcap_dir = dir.join("pcap");
     if opts.pcap {
         fs::create_dir_all(&pcap_dir).map_err(io_err)?;
@@ -177,6 +187,7 @@ pub fn execute(
     let RunOutcome {
         messages,
         packets,
+        trace,
         pcaps,
         events,
         end,
@@ -303,6 +314,14 @@ pub fn execute(
         }
         None => remove_stale(&dir.join("packets.csv")).map_err(io_err)?,
     }
+    match trace {
+        Some(t) => {
+            t.commit().map_err(io_err)?;
+            files.push(dir.join("trace.csv"));
+        }
+        None => remove_stale(&dir.join("trace.csv")).map_err(io_err)?,
+    }
+    remove_stale_diagrams(&dir).map_err(io_err)?;
     if pcaps.is_empty() {
         if pcap_dir.is_dir() {
             fs::remove_dir_all(&pcap_dir).map_err(io_err)?;
@@ -370,6 +389,19 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
         sim_end_s: ex.end.as_secs_f64(),
         files,
     })
+}
+
+/// `qossim diagram`'s files (`diagram-*.mmd`, `diagram-*.svg`) drawn from
+/// an earlier run's trace.csv no longer describe this run: removed.
+fn remove_stale_diagrams(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("diagram-") && (name.ends_with(".mmd") || name.ends_with(".svg")) {
+            remove_stale(&dir.join(name.as_ref()))?;
+        }
+    }
+    Ok(())
 }
 
 fn remove_stale(p: &Path) -> io::Result<()> {

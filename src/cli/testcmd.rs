@@ -149,6 +149,7 @@ fn run_one(sc: &Scenario, dir: &Path, check: bool) -> Result<Evaluation, CliErro
         pcap: false,
         fsync: false,
         registry: None,
+        trace: None,
     };
     let ex = execute(sc, 0, 0, &[], &opts).map_err(|e| internal(e.to_string()))?;
     write_tables(dir, &ex.rows)

@@ -384,6 +384,32 @@ fn charts_section(out: &mut String, dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The sequence diagram of the first message that needed a retransmission
+/// (runs with `--trace`; `qossim diagram`). A trace it cannot read leaves
+/// the section saying so; the rest of the report does not depend on it.
+fn diagram_section(out: &mut String, dir: &Path) {
+    use crate::report::diagram;
+    out.push_str("<section id=\"diagram\"><h2>First retransmitted message</h2>\n");
+    match diagram::first_retransmitted(dir).and_then(|t| match t {
+        Some(tag) => diagram::diagram(dir, &tag).map(Some),
+        None => Ok(None),
+    }) {
+        Ok(Some(d)) => {
+            let _ = writeln!(
+                out,
+                "<p class=\"meta\">trace.csv: the life of message {0} across nodes, lost packets crossed (<code>qossim diagram &lt;this directory&gt; --message {0}</code> writes it as Mermaid and SVG; docs/traces.md).</p>\n<figure class=\"chart\" data-chart=\"diagram\">{1}</figure>",
+                escape(&d.tag),
+                d.svg
+            );
+        }
+        Ok(None) => out.push_str("<p>No message in trace.csv needed a retransmission.</p>\n"),
+        Err(e) => {
+            let _ = writeln!(out, "<p>No diagram: {}</p>", escape(&e.to_string()));
+        }
+    }
+    out.push_str("</section>\n");
+}
+
 /// Write `dir/report.html` from the results already in `dir`.
 pub(crate) fn write_report(dir: &Path) -> io::Result<()> {
     let manifest: serde_json::Value = match fs::read_to_string(dir.join("manifest.json")) {
@@ -444,6 +470,9 @@ pub(crate) fn write_report(dir: &Path) -> io::Result<()> {
     }
     if let Some(t) = Csv::read(&dir.join("mqtt.csv"))? {
         mqtt_section(&mut out, &t);
+    }
+    if dir.join("trace.csv").is_file() {
+        diagram_section(&mut out, dir);
     }
     out.push_str("<section id=\"scenario\"><h2>Resolved scenario</h2>\n");
     match text("resolved_scenario") {

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub(crate) mod cdf;
 pub mod charts;
+pub mod diagram;
 pub(crate) mod html;
 pub(crate) mod manifest;
 pub mod pcap;

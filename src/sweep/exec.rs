@@ -160,6 +160,7 @@ fn run_one(
         pcap,
         fsync: false,
         registry: None,
+        trace: None,
     };
     let ex = execute(&sc, spec.run_id, spec.replication, &spec.params, &opts)
         .map_err(|e| e.to_string())?;

@@ -49,7 +49,7 @@ impl World<'_> {
                 self.tcp_crash(now, queue, *node);
                 let n = *node;
                 self.each_app(now, queue, |p, ctx| p.node_crash(ctx, n));
-                self.proc_crash(n);
+                self.proc_crash(now, n);
             }
             Action::NodeRestart { node } => {
                 self.nodes[*node].up = true;

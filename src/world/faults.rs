@@ -142,6 +142,9 @@ impl World<'_> {
             let (meta, data) = (p.meta, std::mem::take(&mut self.pool.get_mut(pkt).data));
             let c = self.pool.alloc_with(meta, &data);
             self.pool.get_mut(pkt).data = data;
+            if let Some(t) = self.trace.as_mut() {
+                t.copy(pkt, c);
+            }
             c
         });
         for p in std::iter::once(pkt).chain(copy) {
@@ -169,10 +172,7 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        if !self.nodes[node].up {
-            return self.drop_node_down(pkt);
-        }
-        self.host_send(now, queue, node, pkt);
+        self.resume_if_up(now, queue, node, pkt, Self::host_send);
     }
 
     /// The wired link direction a packet from `node` to `dst` would take

@@ -47,6 +47,22 @@ impl World<'_> {
         pkt: PacketHandle,
         outcome: Outcome,
     ) {
+        if let Some(t) = self.trace.as_mut() {
+            let names = &self.names;
+            let ends = link.map(|(l, d)| {
+                let dir = &self.links[l].dirs[d];
+                (dir.from as usize, dir.to as usize)
+            });
+            let r = t.hop(
+                now,
+                (self.sc, names),
+                ends,
+                pkt,
+                self.pool.get(pkt),
+                outcome.as_str(),
+            );
+            self.io_result(r);
+        }
         if self.packets_out.is_none() {
             return;
         }
@@ -176,6 +192,9 @@ impl World<'_> {
             let (meta, data) = (p.meta, std::mem::take(&mut self.pool.get_mut(pkt).data));
             let copy = self.pool.alloc_with(meta, &data);
             self.pool.get_mut(pkt).data = data;
+            if let Some(t) = self.trace.as_mut() {
+                t.copy(pkt, copy);
+            }
             self.link_output(now, queue, a.link as usize, a.dir as usize, copy);
             sent = true;
         }
@@ -237,6 +256,11 @@ impl World<'_> {
         });
         self.pool.get_mut(pkt).data = data;
         self.frag_scratch = scratch;
+        if let Some(t) = self.trace.as_mut() {
+            for &f in &ids {
+                t.copy(pkt, f);
+            }
+        }
         match r {
             Ok(_) => {
                 self.pool.free(pkt);
@@ -378,14 +402,7 @@ impl World<'_> {
     ) {
         let node = self.links[link].dirs[dir].to as usize;
         if !self.nodes[node].up {
-            let meta = self.pool.get(pkt).meta;
-            if meta.counted {
-                if let Some(s) = self.flow_stats(meta.flow) {
-                    s.drops_node_down += 1;
-                }
-            }
-            self.pool.free(pkt);
-            return;
+            return self.drop_node_down(now, node, pkt);
         }
         self.ip_input(now, queue, node, pkt);
     }
@@ -472,6 +489,10 @@ impl World<'_> {
         } else {
             let meta = self.pool.get(pkt).meta;
             let data = std::mem::take(&mut self.pool.get_mut(pkt).data);
+            if let Some(t) = self.trace.as_mut() {
+                let r = t.recv(now, (self.sc, &self.names), node, pkt, &data, &meta);
+                self.io_result(r);
+            }
             self.transport_input(now, queue, node, &data, meta);
             self.pool.get_mut(pkt).data = data;
             self.pool.free(pkt);
@@ -503,6 +524,10 @@ impl World<'_> {
         self.pool.free(pkt);
         if let Ok(Some(whole)) = res {
             self.frag_owner.remove(&key);
+            if let Some(t) = self.trace.as_mut() {
+                let r = t.recv(now, (self.sc, &self.names), node, pkt, &whole, &meta);
+                self.io_result(r);
+            }
             self.transport_input(now, queue, node, &whole, meta);
             if let Some(r) = self.nodes[node].reassembler.as_mut() {
                 r.recycle(whole);

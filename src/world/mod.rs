@@ -13,6 +13,7 @@ mod ip;
 pub(crate) mod proc;
 pub(crate) mod radio;
 pub(crate) mod series;
+pub mod trace;
 
 use crate::app::workload::Publisher;
 use crate::link::Link;
@@ -103,6 +104,8 @@ pub struct Outputs {
     /// Run the spec-oracle monitors (`qossim run --check`); they also run
     /// when the scenario expects `violations`.
     pub check: bool,
+    /// Where `trace.csv` streams and which rows it keeps (`--trace`).
+    pub trace: Option<(Box<dyn Sink>, trace::TraceFilter)>,
 }
 
 /// What a finished run hands back.
@@ -118,6 +121,8 @@ pub struct RunOutcome {
     pub end: SimTime,
     pub messages: Option<Box<dyn Sink>>,
     pub packets: Option<Box<dyn Sink>>,
+    /// `trace.csv` (flushed), when traced.
+    pub trace: Option<Box<dyn Sink>>,
     pub pcaps: Vec<Box<dyn Capture>>,
     /// Every TCP connection endpoint of the run (`connections.csv`).
     pub connections: Vec<crate::metrics::connections::ConnRecord>,
@@ -204,6 +209,8 @@ pub struct World<'s> {
     pub(crate) faults: Vec<faults::FaultState>,
     /// The spec-oracle monitors (`None`: off, every hook one test).
     pub(crate) monitors: Option<Box<crate::check::Monitors>>,
+    /// The trace writer (`None`: off, every hook one test).
+    pub(crate) trace: Option<Box<trace::Tracer>>,
 }
 
 impl<'s> World<'s> {
@@ -311,7 +318,17 @@ impl<'s> World<'s> {
         if let Some(w) = packets_out.as_mut() {
             writeln!(w, "{}", PACKETS_HEADER)?;
         }
+        let trace = match outputs.trace {
+            Some((out, filter)) => Some(Box::new(trace::Tracer::new(
+                out,
+                filter,
+                run_id,
+                sc.flows.len(),
+            )?)),
+            None => None,
+        };
         let w = World {
+            trace,
             sc,
             run_id,
             nodes,
@@ -478,6 +495,10 @@ impl<'s> World<'s> {
         if let Some(p) = packets.as_mut() {
             p.flush()?;
         }
+        let trace = match self.trace.take() {
+            Some(t) => Some(t.finish()?),
+            None => None,
+        };
         Ok(RunOutcome {
             flows,
             columns,
@@ -488,6 +509,7 @@ impl<'s> World<'s> {
             end,
             messages,
             packets,
+            trace,
             pcaps: self.pcaps,
             connections: self.tcp.records,
             tables,
@@ -569,6 +591,17 @@ impl<'s> World<'s> {
             value,
             flow.payload_bytes as usize,
         );
+        if let Some(t) = self.trace.as_mut() {
+            let r = t.publish(
+                now,
+                (self.sc, &self.names),
+                fi,
+                msg,
+                node,
+                self.payload.len(),
+            );
+            self.io_result(r);
+        }
         counted
     }
 

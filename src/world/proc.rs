@@ -193,6 +193,10 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
+        if let Some(t) = self.trace.as_mut() {
+            let r = t.send(now, (self.sc, &self.names), node, pkt, self.pool.get(pkt));
+            self.io_result(r);
+        }
         if !self.faults.is_empty() && self.apply_faults(now, queue, node, pkt) {
             return;
         }
@@ -246,6 +250,23 @@ impl World<'_> {
         }
     }
 
+    /// A packet `node` held back (a stack side, its application server, a
+    /// `delay_packet` fault) goes on to `next`, or is lost when the node
+    /// crashed meanwhile: the one place that rule lives.
+    pub(crate) fn resume_if_up(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketHandle,
+        next: fn(&mut Self, SimTime, &mut EventQueue<Ev>, usize, PacketHandle),
+    ) {
+        if !self.nodes[node].up {
+            return self.drop_node_down(now, node, pkt);
+        }
+        next(self, now, queue, node, pkt);
+    }
+
     /// A packet leaves the stack's send side.
     pub(crate) fn on_stack_tx(
         &mut self,
@@ -254,10 +275,7 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        if !self.nodes[node].up {
-            return self.drop_node_down(pkt);
-        }
-        self.ip_output(now, queue, node, pkt);
+        self.resume_if_up(now, queue, node, pkt, Self::ip_output);
     }
 
     /// A packet addressed to `node` (which has processing): through the
@@ -294,10 +312,7 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        if !self.nodes[node].up {
-            return self.drop_node_down(pkt);
-        }
-        self.proc_admit(now, queue, node, pkt);
+        self.resume_if_up(now, queue, node, pkt, Self::proc_admit);
     }
 
     /// Drop a packet with data when the application server's queue is full
@@ -542,16 +557,12 @@ impl World<'_> {
     /// Send everything `node`'s server held, in order.
     fn proc_release(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, node: usize) {
         while let Some(pkt) = self.server_mut(node).and_then(|s| s.held.pop_front()) {
-            if self.nodes[node].up {
-                self.stack_tx(now, queue, node, pkt);
-            } else {
-                self.drop_node_down(pkt);
-            }
+            self.resume_if_up(now, queue, node, pkt, Self::stack_tx);
         }
     }
 
     /// `node` crashed: what waits in its server is lost.
-    pub(crate) fn proc_crash(&mut self, node: usize) {
+    pub(crate) fn proc_crash(&mut self, now: SimTime, node: usize) {
         let Some(s) = self.server_mut(node) else {
             return;
         };
@@ -561,11 +572,24 @@ impl World<'_> {
         s.cur_wait = None;
         let lost: Vec<PacketHandle> = s.held.drain(..).collect();
         for pkt in lost {
-            self.drop_node_down(pkt);
+            self.drop_node_down(now, node, pkt);
         }
     }
 
-    pub(crate) fn drop_node_down(&mut self, pkt: PacketHandle) {
+    /// A packet at `node`, which is down, is lost: counted against its flow
+    /// (`drops_node_down`; no packets.csv row), traced, freed.
+    pub(crate) fn drop_node_down(&mut self, now: SimTime, node: usize, pkt: PacketHandle) {
+        if let Some(t) = self.trace.as_mut() {
+            let r = t.lost_at(
+                now,
+                (self.sc, &self.names),
+                node,
+                pkt,
+                self.pool.get(pkt),
+                "lost_node_down",
+            );
+            self.io_result(r);
+        }
         let meta = self.pool.get(pkt).meta;
         if meta.counted {
             if let Some(s) = self.flow_stats(meta.flow) {

@@ -261,6 +261,15 @@ impl<'a, 'w> Ctx<'a, 'w> {
     pub fn deliver_message(&mut self, flow: usize, msg: u32, node: u32) {
         use crate::metrics::record::Receipt;
         let receipt = self.w.recorder.on_receive(self.now, flow, msg, node);
+        if let Some(t) = self.w.trace.as_mut() {
+            let event = match &receipt {
+                Some(Receipt::First { .. }) => "deliver",
+                Some(Receipt::Repeat { .. }) => "deliver_repeat",
+                None => "deliver_unrecorded",
+            };
+            let r = t.deliver(self.now, (self.w.sc, &self.w.names), flow, msg, node, event);
+            self.w.io_result(r);
+        }
         if let Some(m) = self.w.monitors.as_mut() {
             // every receipt, also those the recorder no longer judges (late,
             // or at a node that was not an intended receiver)

@@ -180,6 +180,9 @@ impl World<'_> {
             for &r in &deliver {
                 let node = self.radio.media[medium].mac[r as usize].node as usize;
                 let c = self.pool.alloc_with(meta, &data);
+                if let Some(t) = self.trace.as_mut() {
+                    t.copy(frame.pkt, c);
+                }
                 self.ip_input(now, queue, node, c);
             }
             self.pool.get_mut(frame.pkt).data = data;

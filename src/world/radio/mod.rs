@@ -511,6 +511,21 @@ impl World<'_> {
         bytes: u32,
         outcome: &str,
     ) {
+        if let Some(t) = self.trace.as_mut() {
+            let mac = &self.radio.media[medium].mac;
+            let peer = (to != BCAST).then(|| mac[to as usize].node as usize);
+            let r = t.radio_hop(
+                at,
+                &self.names,
+                mac[from as usize].node as usize,
+                peer,
+                &meta,
+                kind,
+                bytes,
+                outcome,
+            );
+            self.io_result(r);
+        }
         if self.packets_out.is_none() {
             return;
         }
