@@ -1027,3 +1027,50 @@ fn qossim_run_check_writes_violations_csv() {
         .iter()
         .all(|r| r["violations"].is_empty()));
 }
+
+/// Same scenario, seed and fault plan ⇒ byte-identical `violations.csv`
+/// and `trace.csv`: CoAP CON over 20 % loss with every third CON
+/// duplicated by a `duplicate_packet` fault, served by the mutant without
+/// duplicate detection (so there are violations to compare).
+#[test]
+fn same_fault_plan_gives_byte_identical_violations_and_trace() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("scenarios/regression/coap-con-loss.toml"))
+        .expect("read")
+        + "\n[[events]]\nat = \"0 s\"\naction = \"duplicate_packet\"\nmatch = { kind = \"coap_con\", every = 3 }\n";
+    let mut sc =
+        scenario::load_str(&text, "fault.toml", root, &[]).unwrap_or_else(|e| panic!("{e}"));
+    sc.protocols.coap.mutant_no_dedup = true;
+    let once = |tag: &str| {
+        let dir = temp_dir(tag);
+        run_scenario(
+            &sc,
+            &RunOptions {
+                out_dir: dir.clone(),
+                check: true,
+                trace: Some(Default::default()),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("run: {e}"));
+        (
+            std::fs::read(dir.join("violations.csv")).expect("violations.csv"),
+            std::fs::read(dir.join("trace.csv")).expect("trace.csv"),
+        )
+    };
+    let (va, ta) = once("fault-det-a");
+    let (vb, tb) = once("fault-det-b");
+    assert!(
+        String::from_utf8_lossy(&va)
+            .matches("coap-con-dedup")
+            .count()
+            >= 3,
+        "expected violations to compare"
+    );
+    assert!(
+        String::from_utf8_lossy(&ta).contains("coap_con"),
+        "a trace of the run"
+    );
+    assert_eq!(va, vb);
+    assert_eq!(ta, tb);
+}

@@ -298,3 +298,12 @@ fn test_check_runs_the_monitors_everywhere() {
         assert_eq!(*row.last().expect("cell"), if check { "0" } else { "" });
     }
 }
+
+#[test]
+fn a_broker_skipping_qos1_subscribers_turns_the_suite_red() {
+    assert_mutant_turns_the_suite_red(
+        "mqtt-qos1",
+        |sc| sc.protocols.mqtt.mutant_skip_qos1 = true,
+        "mqtt-qos1-at-least-once",
+    );
+}
