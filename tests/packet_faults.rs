@@ -23,6 +23,35 @@ fn load_err(text: &str) -> String {
     }
 }
 
+/// Run `text` as `run_text` does (packets.csv, pcaps), with the
+/// spec-oracle monitors on.
+fn run_checked(tag: &str, text: &str) -> std::path::PathBuf {
+    let sc = load(text, &[]);
+    let dir = common::temp_dir(tag);
+    qossim::run::run_scenario(
+        &sc,
+        &qossim::run::RunOptions {
+            check: true,
+            out_dir: dir.clone(),
+            packets: true,
+            pcap: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("run: {e}"));
+    dir
+}
+
+/// The monitors found nothing: runs.csv says 0 for every flow and
+/// violations.csv has its header only.
+fn assert_no_violations(dir: &Path) {
+    for r in rows(dir, "runs.csv") {
+        assert_eq!(r["violations"], "0", "{r:?}");
+    }
+    let v = std::fs::read_to_string(dir.join("violations.csv")).expect("violations.csv");
+    assert_eq!(v.lines().count(), 1, "{v}");
+}
+
 fn rows(dir: &Path, file: &str) -> Vec<Row> {
     read_csv(&dir.join(file))
 }
@@ -558,7 +587,8 @@ action = "drop_packet"
 count = 5
 match = { kind = "mqtt_puback", from = "broker", to = "sensor-1", every = 1 }
 "#;
-    let dir = run_text("fault-puback", text, &[]);
+    let dir = run_checked("fault-puback", text);
+    assert_no_violations(&dir);
     let packets = rows(&dir, "packets.csv");
     let dropped: Vec<&Row> = packets
         .iter()
@@ -680,18 +710,7 @@ fn the_first_pubrel_lost_across_a_reconnect_stays_exactly_once() {
         // PINGREQ meets an RST) before the next commands' deadlines
         + "\n[protocols.tcp]\nretries = 3\n[protocols.mqtt]\nkeep_alive = \"10 s\"\n";
     assert!(text.contains("every = 1"), "the fault was not rewritten");
-    let sc = load(&text, &[]);
-    let dir = common::temp_dir("fault-pubrel-reconnect");
-    qossim::run::run_scenario(
-        &sc,
-        &qossim::run::RunOptions {
-            check: true,
-            out_dir: dir.clone(),
-            packets: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("run: {e}"));
+    let dir = run_checked("fault-pubrel-reconnect", &text);
     let packets = rows(&dir, "packets.csv");
     let dropped: Vec<&Row> = packets
         .iter()
@@ -733,9 +752,7 @@ fn the_first_pubrel_lost_across_a_reconnect_stays_exactly_once() {
     assert!(num(&run, "mqtt_reconnects") >= 1.0);
     assert_eq!(num(&run, "delivery_ratio"), 1.0);
     assert_eq!(num(&run, "duplicates"), 0.0);
-    assert_eq!(num(&run, "violations"), 0.0);
-    let v = std::fs::read_to_string(dir.join("violations.csv")).expect("violations.csv");
-    assert_eq!(v.lines().count(), 1, "{v}");
+    assert_no_violations(&dir);
     for m in rows(&dir, "messages.csv") {
         assert!(!m["delivered_at_ms"].is_empty(), "undelivered: {m:?}");
         assert_eq!(m["copies"], "1", "{m:?}");
