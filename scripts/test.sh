@@ -24,6 +24,8 @@ need_apt=()
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v coap-server-notls >/dev/null 2>&1 || need_apt+=(libcoap3-bin)
 command -v parallel >/dev/null 2>&1 || need_apt+=(parallel)
+# tests/interop_http.rs: curl talks to our HTTP server
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # mosquitto installs into /usr/sbin, which may not be on a non-root PATH.
 { command -v mosquitto || command -v /usr/sbin/mosquitto; } >/dev/null 2>&1 || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
@@ -56,6 +58,7 @@ tshark --version | head -n 1
 command -v coap-server-notls
 { command -v mosquitto || command -v /usr/sbin/mosquitto; }
 command -v mosquitto_sub
+command -v curl
 { command -v chromium || command -v chromium-browser; }
 python3 -c 'import paho.mqtt; print("paho-mqtt", paho.mqtt.__version__)'
 python3 -c 'import importlib.metadata as m; print("mqtt-sn-12", m.version("mqtt-sn-12"))'

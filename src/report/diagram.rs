@@ -704,10 +704,10 @@ pub fn file_stem(tag: &str) -> String {
     match parse_tag(tag) {
         Ok((f, p, n)) => format!(
             "diagram-{}-{}-{n}",
-            crate::run::file_safe(&f),
-            crate::run::file_safe(&p)
+            super::file_safe(&f),
+            super::file_safe(&p)
         ),
-        Err(_) => format!("diagram-{}", crate::run::file_safe(tag)),
+        Err(_) => format!("diagram-{}", super::file_safe(tag)),
     }
 }
 

@@ -8,3 +8,26 @@ pub(crate) mod html;
 pub(crate) mod manifest;
 pub mod pcap;
 pub(crate) mod timeseries_chart;
+
+/// Make a name (link, scenario) safe as a file or directory name: ASCII
+/// letters, digits, '-', '_' and '.', never starting with '.'.
+pub fn file_safe(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // "..", "." and hidden names would write into the parent, the current
+    // or a hidden directory
+    if s.is_empty() {
+        s.push('_');
+    } else if s.starts_with('.') {
+        s.replace_range(..1, "_");
+    }
+    s
+}

@@ -16,6 +16,9 @@
 
 use std::fmt;
 
+pub mod conn;
+pub use conn::{ClientConn, Responses, ServerConn, CONTENT_TYPE};
+
 /// Longest head (start line and header fields) accepted: 8 KiB, the
 /// common server default.
 pub const MAX_HEAD: usize = 8 * 1024;

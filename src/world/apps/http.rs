@@ -22,31 +22,22 @@
 //! the connection.
 
 use super::{Ctx, Message, Plugin};
-use crate::proto::http::{self, Parser, Side, Start};
+use crate::proto::http::{ClientConn, ServerConn};
 use crate::scenario::model::{Protocol, Scenario};
 use crate::world::host::{SockId, SockOpts, StreamApp, StreamEvent};
 use std::collections::{BTreeMap, VecDeque};
 
-/// The Content-Type of every reading.
-const CONTENT_TYPE: &str = "application/octet-stream";
-
 /// What one of the plug-in's sockets is.
 #[derive(Debug)]
 enum Conn {
-    /// A publisher's connection to one receiver.
+    /// A publisher's connection to one receiver: (flow, publisher node,
+    /// receiver node) and its HTTP state.
     Client {
-        /// (flow, publisher node, receiver node).
         key: (u32, u32, u32),
-        /// Readings (bodies) not sent yet, oldest first.
-        waiting: VecDeque<Box<[u8]>>,
-        /// A request is out and its response has not come.
-        outstanding: bool,
-        /// One connection per reading (`persistent = false`).
-        close: bool,
-        parser: Parser,
+        http: ClientConn,
     },
     /// A connection a server accepted.
-    Server { parser: Parser, closing: bool },
+    Server(ServerConn),
 }
 
 #[derive(Debug, Default)]
@@ -102,13 +93,11 @@ impl HttpFlows {
         let sc = ctx.scenario();
         let port = sc.protocols.http.port;
         let close = !sc.protocols.http.persistent;
-        let tag = self.add(Conn::Client {
-            key,
-            waiting,
-            outstanding: false,
-            close,
-            parser: Parser::new(Side::Responses),
-        });
+        let mut http = ClientConn::new(close);
+        for b in waiting {
+            http.push(b);
+        }
+        let tag = self.add(Conn::Client { key, http });
         let (flow, node, r) = key;
         match ctx.tcp_connect(node as usize, (r as usize, port), flow, tag, OPTS) {
             Some(s) => {
@@ -127,130 +116,58 @@ impl HttpFlows {
     /// Send the next waiting reading of client connection `tag` when no
     /// request is out.
     fn send_next(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32) {
-        let Some(Some(Conn::Client {
-            key,
-            waiting,
-            outstanding,
-            close,
-            ..
-        })) = self.conns.get_mut(tag as usize)
-        else {
+        let Some(Some(Conn::Client { key, http })) = self.conns.get_mut(tag as usize) else {
             return;
         };
-        if *outstanding {
-            return;
-        }
-        let Some(body) = waiting.pop_front() else {
-            return;
-        };
-        *outstanding = true;
         let (flow, _, r) = *key;
         let sc = ctx.scenario();
         let topic = &sc.flows[flow as usize].topic;
         let target = format!("/{}", topic.trim_start_matches('/'));
         self.buf.clear();
-        http::encode_post(
-            &mut self.buf,
-            ctx.node_name(r as usize),
-            &target,
-            CONTENT_TYPE,
-            &body,
-            *close,
-        );
-        let at = self.buf.len() - body.len();
-        ctx.tcp_write(
-            sock,
-            &self.buf,
-            Some((at, self.buf.len())),
-            Some("http_request"),
-        );
+        let Some(body) = http.next_request(ctx.node_name(r as usize), &target, &mut self.buf)
+        else {
+            return;
+        };
+        ctx.tcp_write(sock, &self.buf, Some(body), Some("http_request"));
         ctx.tcp_drive(sock);
     }
 
     /// Bytes arrived on client connection `tag`: responses.
     fn client_data(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32, d: &[u8]) {
-        let Some(Some(Conn::Client {
-            parser,
-            outstanding,
-            close,
-            ..
-        })) = self.conns.get_mut(tag as usize)
-        else {
+        let Some(Some(Conn::Client { http, .. })) = self.conns.get_mut(tag as usize) else {
             return;
         };
-        parser.feed(d);
-        let mut next = false;
-        loop {
-            match parser.next_message() {
-                Ok(Some(m)) => {
-                    *outstanding = false;
-                    if m.keep_alive() && !*close {
-                        next = true;
-                    } else {
-                        // the server closes: nothing more goes on this one
-                        next = false;
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    // framing lost: the connection cannot continue
-                    if let Some(Conn::Client { key, waiting, .. }) = self.remove(tag) {
-                        self.forget(key, sock);
-                        ctx.tcp_abort(sock);
-                        self.reopen(ctx, key, waiting);
-                    }
-                    return;
+        match http.on_data(d) {
+            Ok(r) if r.statuses.is_empty() || r.closing => {}
+            Ok(_) => self.send_next(ctx, sock, tag),
+            Err(_) => {
+                // framing lost: the connection cannot continue
+                if let Some(Conn::Client { key, mut http }) = self.remove(tag) {
+                    self.forget(key, sock);
+                    ctx.tcp_abort(sock);
+                    self.reopen(ctx, key, http.take_waiting());
                 }
             }
-        }
-        if next {
-            self.send_next(ctx, sock, tag);
         }
     }
 
     /// Bytes arrived on server connection `tag`: requests.
     fn server_data(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32, d: &[u8]) {
         let node = ctx.tcp_node(sock).unwrap_or(u32::MAX);
-        let Some(Some(Conn::Server { parser, closing })) = self.conns.get_mut(tag as usize) else {
+        let Some(Some(Conn::Server(server))) = self.conns.get_mut(tag as usize) else {
             return;
         };
-        if *closing {
+        if server.closing() {
             return;
         }
-        parser.feed(d);
         let mut out = std::mem::take(&mut self.buf);
         out.clear();
-        let mut close = false;
-        loop {
-            match parser.next_message() {
-                Ok(Some(m)) => {
-                    let post =
-                        matches!(&m.start, Start::Request { method, .. } if method == "POST");
-                    close = !m.keep_alive();
-                    if post {
-                        ctx.deliver(node, &m.body);
-                        http::encode_response(&mut out, 204, b"", close);
-                    } else {
-                        http::encode_response(&mut out, 405, b"", close);
-                    }
-                    if close {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    http::encode_response(&mut out, http::error_status(&e), b"", true);
-                    close = true;
-                    break;
-                }
-            }
-        }
+        let close = server.on_data(d, &mut out, |m| ctx.deliver(node, &m.body));
         if !out.is_empty() {
             ctx.tcp_write(sock, &out, None, Some("http_response"));
         }
         self.buf = out;
         if close {
-            *closing = true;
             ctx.tcp_close(sock);
         }
         ctx.tcp_drive(sock);
@@ -307,9 +224,8 @@ impl Plugin for HttpFlows {
             let body: Box<[u8]> = msg.payload.into();
             if persistent {
                 if let Some(&(s, t)) = self.clients.get(&key) {
-                    if let Some(Some(Conn::Client { waiting, .. })) = self.conns.get_mut(t as usize)
-                    {
-                        waiting.push_back(body);
+                    if let Some(Some(Conn::Client { http, .. })) = self.conns.get_mut(t as usize) {
+                        http.push(body);
                     }
                     self.send_next(ctx, s, t);
                     continue;
@@ -328,25 +244,22 @@ impl Plugin for HttpFlows {
 
 impl StreamApp for HttpFlows {
     fn on_accept(&mut self, _ctx: &mut Ctx<'_, '_>, _sock: SockId, _listen_tag: u32) -> u32 {
-        self.add(Conn::Server {
-            parser: Parser::new(Side::Requests),
-            closing: false,
-        })
+        self.add(Conn::Server(ServerConn::new()))
     }
 
     fn on_stream(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32, ev: StreamEvent<'_>) {
         match ev {
             StreamEvent::Data(d) => match self.conns.get(tag as usize) {
                 Some(Some(Conn::Client { .. })) => self.client_data(ctx, sock, tag, d),
-                Some(Some(Conn::Server { .. })) => self.server_data(ctx, sock, tag, d),
+                Some(Some(Conn::Server(_))) => self.server_data(ctx, sock, tag, d),
                 _ => {}
             },
             StreamEvent::Ended(_) => {
                 // the connection is over: its waiting readings move on
                 if let Some(Some(Conn::Client { .. })) = self.conns.get(tag as usize) {
-                    if let Some(Conn::Client { key, waiting, .. }) = self.remove(tag) {
+                    if let Some(Conn::Client { key, mut http }) = self.remove(tag) {
                         self.forget(key, sock);
-                        self.reopen(ctx, key, waiting);
+                        self.reopen(ctx, key, http.take_waiting());
                     }
                 }
             }
