@@ -307,3 +307,72 @@ fn a_broker_skipping_qos1_subscribers_turns_the_suite_red() {
         "mqtt-qos1-at-least-once",
     );
 }
+
+/// Every `# fails-with:` line of a file's header, one variant each: its
+/// words are `PATH=VALUE` overrides or `mutant:<name>` (a hidden knob of
+/// the loaded scenario, see `apply_mutant`).
+fn variants(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).expect("read");
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# fails-with: "))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// Set the mutant knob `name` (the test-only broken variants of
+/// docs/checks.md).
+fn apply_mutant(sc: &mut qossim::scenario::model::Scenario, name: &str) {
+    match name {
+        "mqtt-forget-qos2" => sc.protocols.mqtt.mutant_forget_qos2 = true,
+        "mqtt-skip-qos1" => sc.protocols.mqtt.mutant_skip_qos1 = true,
+        "coap-no-dedup" => sc.protocols.coap.mutant_no_dedup = true,
+        "tcp-out-of-order" => sc.protocols.tcp.mutant_deliver_out_of_order = true,
+        other => panic!("unknown mutant {other:?}"),
+    }
+}
+
+/// Each expectation of every regression scenario fails under at least one
+/// of the variants its file's header names (an override or a mutant): no
+/// expectation there that nothing could make false.
+#[test]
+fn every_expectation_fails_under_a_header_variant() {
+    use qossim::cli::testcmd::{load_scenarios, run_all};
+    let out = temp_dir("regression-variants");
+    let mut missing = Vec::new();
+    for (k, f) in files().into_iter().enumerate() {
+        let sc = qossim::scenario::load_file(&f, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let all: Vec<String> = sc.expectations.iter().map(|e| e.label()).collect();
+        let mut failed: std::collections::BTreeSet<String> = Default::default();
+        for (i, v) in variants(&f).iter().enumerate() {
+            let overrides: Vec<String> = v
+                .iter()
+                .filter(|w| !w.starts_with("mutant:"))
+                .cloned()
+                .collect();
+            let mut scs = load_scenarios(std::slice::from_ref(&f), &overrides)
+                .unwrap_or_else(|e| panic!("{}: {v:?}: {e}", f.display()));
+            for w in v.iter().filter_map(|w| w.strip_prefix("mutant:")) {
+                for (_, sc) in &mut scs {
+                    apply_mutant(sc, w);
+                }
+            }
+            let r = run_all(&scs, &out.join(format!("{k}-{i}")), false).expect("run");
+            for verdict in r.iter().flat_map(|r| r.evaluation.verdicts()) {
+                if !verdict.pass {
+                    failed.insert(verdict.label);
+                }
+            }
+        }
+        for l in all {
+            if !failed.contains(&l) {
+                missing.push(format!("{}: {l}", f.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "expectations no header variant makes fail:\n{}",
+        missing.join("\n")
+    );
+}
