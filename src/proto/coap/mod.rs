@@ -33,6 +33,7 @@ pub mod option;
 pub mod request;
 pub mod server;
 pub mod socket;
+pub mod uri;
 
 pub use code::{Code, MessageType, Method};
 pub use codec::{CodecError, Header, Message, MessageRef, RawOption, Token};
