@@ -232,6 +232,19 @@ fn libcoap_client_against_our_server(separate: Option<SimDuration>) {
             "one GET seen: {evs:?}"
         );
     }
+    // resource discovery (RFC 6690): libcoap reads our link format (NON,
+    // so no separate response needs an ACK)
+    let (out, err) = run_libcoap_client(
+        &bin,
+        &mut server,
+        &["-N", "-m", "get", &format!("{base}/.well-known/core")],
+    );
+    assert_eq!(
+        out.trim(),
+        format!("</{path}>"),
+        "libcoap printed our /.well-known/core; stderr: {err}"
+    );
+    let _ = requests(&mut server, &mut acked);
     let (out, err) = run_libcoap_client(
         &bin,
         &mut server,

@@ -16,6 +16,13 @@ use super::endpoint::Endpoint;
 use super::events::{Event, IncomingId};
 use super::option::{encode_uint, OptionNumber};
 
+/// The path of resource discovery (RFC 6690 §4), as requests name paths.
+pub const WELL_KNOWN_CORE: &str = ".well-known/core";
+/// Content-Format `application/link-format` (RFC 6690 §7.2).
+pub const LINK_FORMAT: u16 = 40;
+/// Largest `/.well-known/core` payload served (one unfragmented datagram).
+pub const MAX_LINK_FORMAT: usize = 1024;
+
 /// A stored representation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
@@ -144,6 +151,33 @@ impl ResourceStore {
         self.resources.is_empty()
     }
 
+    /// The CoRE Link Format (RFC 6690) listing of the stored resources, in
+    /// path order: `</path>` with `;ct=N` when a Content-Format was
+    /// stored, comma-separated; at most [`MAX_LINK_FORMAT`] bytes (whole
+    /// links only: a longer listing needs block-wise transfer, which this
+    /// server does not do).
+    pub fn link_format(&self) -> Vec<u8> {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut link = String::new();
+        for (path, r) in &self.resources {
+            link.clear();
+            let _ = write!(link, "</{path}>");
+            if let Some(ct) = r.content_format {
+                let _ = write!(link, ";ct={ct}");
+            }
+            let sep = usize::from(!out.is_empty());
+            if out.len() + sep + link.len() > MAX_LINK_FORMAT {
+                break;
+            }
+            if sep == 1 {
+                out.push(',');
+            }
+            out.push_str(&link);
+        }
+        out.into_bytes()
+    }
+
     /// Apply one request and return the response:
     /// GET → 2.05 Content with the stored value or 4.04 Not Found (§5.8.1);
     /// PUT/POST → store, 2.01 Created if the path was new, else 2.04 Changed
@@ -156,6 +190,13 @@ impl ResourceStore {
         payload: &[u8],
     ) -> Reply {
         match method {
+            // RFC 6690 §4: resource discovery, unless a resource was stored
+            // at that path
+            Method::Get if path == WELL_KNOWN_CORE && !self.resources.contains_key(path) => Reply {
+                code: Code::CONTENT,
+                content_format: Some(LINK_FORMAT),
+                payload: self.link_format(),
+            },
             Method::Get => match self.resources.get(path) {
                 Some(r) => Reply {
                     code: Code::CONTENT,
@@ -338,6 +379,10 @@ mod tests {
             s.apply(Method::Post, "a/b", Some(0), b"22.0").code,
             Code::CHANGED
         );
+        let wk = s.apply(Method::Get, WELL_KNOWN_CORE, None, b"");
+        assert_eq!(wk.code, Code::CONTENT);
+        assert_eq!(wk.content_format, Some(LINK_FORMAT));
+        assert_eq!(wk.payload, b"</a/b>;ct=0");
         let r = s.apply(Method::Get, "a/b", None, b"");
         assert_eq!(
             (r.code, r.content_format, r.payload.as_slice()),
