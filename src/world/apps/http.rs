@@ -21,6 +21,7 @@
 //! closes (RFC 9112 §2.2); a client that cannot parse a response aborts
 //! the connection.
 
+use super::tags::Tags;
 use super::{Ctx, Message, Plugin};
 use crate::proto::http::{ClientConn, ServerConn};
 use crate::scenario::model::{Protocol, Scenario};
@@ -43,8 +44,7 @@ enum Conn {
 #[derive(Debug, Default)]
 struct HttpFlows {
     /// Socket tag → what it is.
-    conns: Vec<Option<Conn>>,
-    free: Vec<u32>,
+    conns: Tags<Conn>,
     /// (flow, publisher node, receiver node) → its persistent connection
     /// (socket, tag).
     clients: BTreeMap<(u32, u32, u32), (SockId, u32)>,
@@ -62,27 +62,6 @@ const OPTS: SockOpts = SockOpts {
 };
 
 impl HttpFlows {
-    fn add(&mut self, conn: Conn) -> u32 {
-        match self.free.pop() {
-            Some(t) => {
-                self.conns[t as usize] = Some(conn);
-                t
-            }
-            None => {
-                self.conns.push(Some(conn));
-                (self.conns.len() - 1) as u32
-            }
-        }
-    }
-
-    fn remove(&mut self, tag: u32) -> Option<Conn> {
-        let c = self.conns.get_mut(tag as usize)?.take();
-        if c.is_some() {
-            self.free.push(tag);
-        }
-        c
-    }
-
     /// A new client connection for `key` holding `waiting`.
     fn open(
         &mut self,
@@ -97,7 +76,7 @@ impl HttpFlows {
         for b in waiting {
             http.push(b);
         }
-        let tag = self.add(Conn::Client { key, http });
+        let tag = self.conns.add(Conn::Client { key, http });
         let (flow, node, r) = key;
         match ctx.tcp_connect(node as usize, (r as usize, port), flow, tag, OPTS) {
             Some(s) => {
@@ -107,7 +86,7 @@ impl HttpFlows {
                 Some((s, tag))
             }
             None => {
-                self.remove(tag);
+                self.conns.remove(tag);
                 None
             }
         }
@@ -116,7 +95,7 @@ impl HttpFlows {
     /// Send the next waiting reading of client connection `tag` when no
     /// request is out.
     fn send_next(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32) {
-        let Some(Some(Conn::Client { key, http })) = self.conns.get_mut(tag as usize) else {
+        let Some(Conn::Client { key, http }) = self.conns.get_mut(tag) else {
             return;
         };
         let (flow, _, r) = *key;
@@ -134,7 +113,7 @@ impl HttpFlows {
 
     /// Bytes arrived on client connection `tag`: responses.
     fn client_data(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32, d: &[u8]) {
-        let Some(Some(Conn::Client { http, .. })) = self.conns.get_mut(tag as usize) else {
+        let Some(Conn::Client { http, .. }) = self.conns.get_mut(tag) else {
             return;
         };
         match http.on_data(d) {
@@ -142,7 +121,7 @@ impl HttpFlows {
             Ok(_) => self.send_next(ctx, sock, tag),
             Err(_) => {
                 // framing lost: the connection cannot continue
-                if let Some(Conn::Client { key, mut http }) = self.remove(tag) {
+                if let Some(Conn::Client { key, mut http }) = self.conns.remove(tag) {
                     self.forget(key, sock);
                     ctx.tcp_abort(sock);
                     self.reopen(ctx, key, http.take_waiting());
@@ -154,7 +133,7 @@ impl HttpFlows {
     /// Bytes arrived on server connection `tag`: requests.
     fn server_data(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32, d: &[u8]) {
         let node = ctx.tcp_node(sock).unwrap_or(u32::MAX);
-        let Some(Some(Conn::Server(server))) = self.conns.get_mut(tag as usize) else {
+        let Some(Conn::Server(server)) = self.conns.get_mut(tag) else {
             return;
         };
         if server.closing() {
@@ -224,7 +203,7 @@ impl Plugin for HttpFlows {
             let body: Box<[u8]> = msg.payload.into();
             if persistent {
                 if let Some(&(s, t)) = self.clients.get(&key) {
-                    if let Some(Some(Conn::Client { http, .. })) = self.conns.get_mut(t as usize) {
+                    if let Some(Conn::Client { http, .. }) = self.conns.get_mut(t) {
                         http.push(body);
                     }
                     self.send_next(ctx, s, t);
@@ -244,27 +223,27 @@ impl Plugin for HttpFlows {
 
 impl StreamApp for HttpFlows {
     fn on_accept(&mut self, _ctx: &mut Ctx<'_, '_>, _sock: SockId, _listen_tag: u32) -> u32 {
-        self.add(Conn::Server(ServerConn::new()))
+        self.conns.add(Conn::Server(ServerConn::new()))
     }
 
     fn on_stream(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32, ev: StreamEvent<'_>) {
         match ev {
-            StreamEvent::Data(d) => match self.conns.get(tag as usize) {
-                Some(Some(Conn::Client { .. })) => self.client_data(ctx, sock, tag, d),
-                Some(Some(Conn::Server(_))) => self.server_data(ctx, sock, tag, d),
+            StreamEvent::Data(d) => match self.conns.get(tag) {
+                Some(Conn::Client { .. }) => self.client_data(ctx, sock, tag, d),
+                Some(Conn::Server(_)) => self.server_data(ctx, sock, tag, d),
                 _ => {}
             },
             StreamEvent::Ended(_) => {
                 // the connection is over: its waiting readings move on
-                if let Some(Some(Conn::Client { .. })) = self.conns.get(tag as usize) {
-                    if let Some(Conn::Client { key, mut http }) = self.remove(tag) {
+                if let Some(Conn::Client { .. }) = self.conns.get(tag) {
+                    if let Some(Conn::Client { key, mut http }) = self.conns.remove(tag) {
                         self.forget(key, sock);
                         self.reopen(ctx, key, http.take_waiting());
                     }
                 }
             }
             StreamEvent::Released => {
-                if let Some(Conn::Client { key, .. }) = self.remove(tag) {
+                if let Some(Conn::Client { key, .. }) = self.conns.remove(tag) {
                     self.forget(key, sock);
                 }
             }

@@ -29,6 +29,7 @@ mod http;
 mod mqtt;
 mod mqttsn;
 mod registry;
+mod tags;
 mod tcp_flow;
 mod udp;
 

@@ -13,6 +13,7 @@
 //! send buffer has room for one, until the publishing window (or `count`)
 //! ends; it stops when its connection fails.
 
+use super::tags::Tags;
 use super::{Ctx, Message, Plugin};
 use crate::app::workload::APP_HEADER_LEN;
 use crate::scenario::model::{Protocol, Scenario, Timing};
@@ -35,8 +36,7 @@ enum Conn {
 #[derive(Debug, Default)]
 struct TcpFlows {
     /// Socket tag → what it is.
-    conns: Vec<Option<Conn>>,
-    free: Vec<u32>,
+    conns: Tags<Conn>,
     /// (flow, publisher node, receiver node) → its sender socket.
     senders: BTreeMap<(u32, u32, u32), SockId>,
 }
@@ -56,27 +56,6 @@ fn message_len(sc: &Scenario, flow: usize) -> Option<usize> {
 }
 
 impl TcpFlows {
-    fn add(&mut self, conn: Conn) -> u32 {
-        match self.free.pop() {
-            Some(t) => {
-                self.conns[t as usize] = Some(conn);
-                t
-            }
-            None => {
-                self.conns.push(Some(conn));
-                (self.conns.len() - 1) as u32
-            }
-        }
-    }
-
-    fn remove(&mut self, tag: u32) -> Option<Conn> {
-        let c = self.conns.get_mut(tag as usize)?.take();
-        if c.is_some() {
-            self.free.push(tag);
-        }
-        c
-    }
-
     /// Connect publisher `p` (on `node`, of `flow`) to receiver `r`.
     fn open(
         &mut self,
@@ -86,7 +65,7 @@ impl TcpFlows {
         opts: SockOpts,
     ) -> Option<SockId> {
         let port = ctx.scenario().protocols.tcp.port;
-        let tag = self.add(Conn::Sender {
+        let tag = self.conns.add(Conn::Sender {
             key: (flow, node, r),
             publisher: publisher as u32,
         });
@@ -97,7 +76,7 @@ impl TcpFlows {
             }
             None => {
                 // could not even start (closed at once)
-                self.remove(tag);
+                self.conns.remove(tag);
                 None
             }
         }
@@ -169,14 +148,14 @@ impl Plugin for TcpFlows {
 
 impl StreamApp for TcpFlows {
     fn on_accept(&mut self, _ctx: &mut Ctx<'_, '_>, _sock: SockId, _listen_tag: u32) -> u32 {
-        self.add(Conn::Receiver { rx: Vec::new() })
+        self.conns.add(Conn::Receiver { rx: Vec::new() })
     }
 
     fn on_stream(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32, ev: StreamEvent<'_>) {
         match ev {
             StreamEvent::Data(d) => {
                 let node = ctx.tcp_node(sock).unwrap_or(u32::MAX);
-                let Some(Some(Conn::Receiver { rx })) = self.conns.get_mut(tag as usize) else {
+                let Some(Conn::Receiver { rx }) = self.conns.get_mut(tag) else {
                     return; // the sender side of a flow expects no data
                 };
                 rx.extend_from_slice(d);
@@ -196,17 +175,17 @@ impl StreamApp for TcpFlows {
                 rx.drain(..at);
                 if bad {
                     // framing lost: the stream cannot be resynchronised
-                    self.remove(tag);
+                    self.conns.remove(tag);
                     ctx.tcp_abort(sock);
                 }
             }
             StreamEvent::Ended(_) => {
-                if let Some(Some(Conn::Receiver { rx })) = self.conns.get_mut(tag as usize) {
+                if let Some(Conn::Receiver { rx }) = self.conns.get_mut(tag) {
                     rx.clear();
                 }
             }
             StreamEvent::Released => {
-                if let Some(Conn::Sender { key, .. }) = self.remove(tag) {
+                if let Some(Conn::Sender { key, .. }) = self.conns.remove(tag) {
                     if self.senders.get(&key) == Some(&sock) {
                         self.senders.remove(&key);
                     }
@@ -217,7 +196,7 @@ impl StreamApp for TcpFlows {
     }
 
     fn on_writable(&mut self, ctx: &mut Ctx<'_, '_>, sock: SockId, tag: u32) {
-        let Some(Some(Conn::Sender { publisher, .. })) = self.conns.get(tag as usize) else {
+        let Some(Conn::Sender { publisher, .. }) = self.conns.get(tag) else {
             return;
         };
         let p = *publisher as usize;
