@@ -23,25 +23,6 @@ fn load_err(text: &str) -> String {
     }
 }
 
-/// Run `text` as `run_text` does (packets.csv, pcaps), with the
-/// spec-oracle monitors on.
-fn run_checked(tag: &str, text: &str) -> std::path::PathBuf {
-    let sc = load(text, &[]);
-    let dir = common::temp_dir(tag);
-    qossim::run::run_scenario(
-        &sc,
-        &qossim::run::RunOptions {
-            check: true,
-            out_dir: dir.clone(),
-            packets: true,
-            pcap: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("run: {e}"));
-    dir
-}
-
 /// The monitors found nothing: runs.csv says 0 for every flow and
 /// violations.csv has its header only.
 fn assert_no_violations(dir: &Path) {
@@ -587,7 +568,7 @@ action = "drop_packet"
 count = 5
 match = { kind = "mqtt_puback", from = "broker", to = "sensor-1", every = 1 }
 "#;
-    let dir = run_checked("fault-puback", text);
+    let dir = run_text_checked("fault-puback", text);
     assert_no_violations(&dir);
     let packets = rows(&dir, "packets.csv");
     let dropped: Vec<&Row> = packets
@@ -710,7 +691,7 @@ fn the_first_pubrel_lost_across_a_reconnect_stays_exactly_once() {
         // PINGREQ meets an RST) before the next commands' deadlines
         + "\n[protocols.tcp]\nretries = 3\n[protocols.mqtt]\nkeep_alive = \"10 s\"\n";
     assert!(text.contains("every = 1"), "the fault was not rewritten");
-    let dir = run_checked("fault-pubrel-reconnect", &text);
+    let dir = run_text_checked("fault-pubrel-reconnect", &text);
     let packets = rows(&dir, "packets.csv");
     let dropped: Vec<&Row> = packets
         .iter()

@@ -32,12 +32,21 @@ pub fn load(text: &str, overrides: &[&str]) -> Scenario {
 
 /// Run `text` into a temp dir (packets and pcap on) and return the dir.
 pub fn run_text(tag: &str, text: &str, overrides: &[&str]) -> PathBuf {
+    run_text_with(tag, text, overrides, false)
+}
+
+/// [`run_text`] with the spec-oracle monitors on (violations.csv).
+pub fn run_text_checked(tag: &str, text: &str) -> PathBuf {
+    run_text_with(tag, text, &[], true)
+}
+
+fn run_text_with(tag: &str, text: &str, overrides: &[&str], check: bool) -> PathBuf {
     let sc = load(text, overrides);
     let dir = temp_dir(tag);
     run_scenario(
         &sc,
         &RunOptions {
-            check: false,
+            check,
             out_dir: dir.clone(),
             packets: true,
             pcap: true,
