@@ -26,6 +26,8 @@ impl OptionNumber {
     pub const URI_HOST: Self = Self(3);
     pub const ETAG: Self = Self(4);
     pub const IF_NONE_MATCH: Self = Self(5);
+    /// RFC 7641 §2.
+    pub const OBSERVE: Self = Self(6);
     pub const URI_PORT: Self = Self(7);
     pub const LOCATION_PATH: Self = Self(8);
     pub const URI_PATH: Self = Self(11);
@@ -34,6 +36,12 @@ impl OptionNumber {
     pub const URI_QUERY: Self = Self(15);
     pub const ACCEPT: Self = Self(17);
     pub const LOCATION_QUERY: Self = Self(20);
+    /// RFC 7959 §2.1.
+    pub const BLOCK2: Self = Self(23);
+    /// RFC 7959 §2.1.
+    pub const BLOCK1: Self = Self(27);
+    /// RFC 7959 §4.
+    pub const SIZE2: Self = Self(28);
     pub const PROXY_URI: Self = Self(35);
     pub const PROXY_SCHEME: Self = Self(39);
     pub const SIZE1: Self = Self(60);
@@ -52,6 +60,7 @@ impl OptionNumber {
             3 => (String, 1, 255),
             4 => (Opaque, 1, 8),
             5 => (Empty, 0, 0),
+            6 => (Uint, 0, 3),
             7 => (Uint, 0, 2),
             8 => (String, 0, 255),
             11 => (String, 0, 255),
@@ -60,6 +69,8 @@ impl OptionNumber {
             15 => (String, 0, 255),
             17 => (Uint, 0, 2),
             20 => (String, 0, 255),
+            23 | 27 => (Uint, 0, 3),
+            28 => (Uint, 0, 4),
             35 => (String, 1, 1034),
             39 => (String, 1, 255),
             60 => (Uint, 0, 4),
@@ -102,6 +113,9 @@ pub enum CoapOption {
     UriHost(String),
     ETag(Vec<u8>),
     IfNoneMatch,
+    /// RFC 7641: registration 0 / deregistration 1 in a GET, the 24-bit
+    /// sequence number in a notification.
+    Observe(u32),
     UriPort(u16),
     LocationPath(String),
     UriPath(String),
@@ -110,6 +124,11 @@ pub enum CoapOption {
     UriQuery(String),
     Accept(u16),
     LocationQuery(String),
+    /// RFC 7959 §2.2: NUM << 4 | M << 3 | SZX (see `super::block`).
+    Block2(u32),
+    Block1(u32),
+    /// RFC 7959 §4: the representation's total size.
+    Size2(u32),
     ProxyUri(String),
     ProxyScheme(String),
     Size1(u32),
@@ -143,6 +162,7 @@ impl CoapOption {
             3 => string_in(value, 1, 255).map(CoapOption::UriHost),
             4 if (1..=8).contains(&value.len()) => Some(CoapOption::ETag(value.to_vec())),
             5 if value.is_empty() => Some(CoapOption::IfNoneMatch),
+            6 => uint_in(value, 3).map(|v| CoapOption::Observe(v as u32)),
             7 => uint_in(value, 2)
                 .and_then(|v| u16::try_from(v).ok())
                 .map(CoapOption::UriPort),
@@ -159,6 +179,11 @@ impl CoapOption {
                 .and_then(|v| u16::try_from(v).ok())
                 .map(CoapOption::Accept),
             20 => string_in(value, 0, 255).map(CoapOption::LocationQuery),
+            23 => uint_in(value, 3).map(|v| CoapOption::Block2(v as u32)),
+            27 => uint_in(value, 3).map(|v| CoapOption::Block1(v as u32)),
+            28 => uint_in(value, 4)
+                .and_then(|v| u32::try_from(v).ok())
+                .map(CoapOption::Size2),
             35 => string_in(value, 1, 1034).map(CoapOption::ProxyUri),
             39 => string_in(value, 1, 255).map(CoapOption::ProxyScheme),
             60 => uint_in(value, 4)
@@ -188,6 +213,7 @@ impl CoapOption {
             CoapOption::UriHost(_) => 3,
             CoapOption::ETag(_) => 4,
             CoapOption::IfNoneMatch => 5,
+            CoapOption::Observe(_) => 6,
             CoapOption::UriPort(_) => 7,
             CoapOption::LocationPath(_) => 8,
             CoapOption::UriPath(_) => 11,
@@ -196,6 +222,9 @@ impl CoapOption {
             CoapOption::UriQuery(_) => 15,
             CoapOption::Accept(_) => 17,
             CoapOption::LocationQuery(_) => 20,
+            CoapOption::Block2(_) => 23,
+            CoapOption::Block1(_) => 27,
+            CoapOption::Size2(_) => 28,
             CoapOption::ProxyUri(_) => 35,
             CoapOption::ProxyScheme(_) => 39,
             CoapOption::Size1(_) => 60,
@@ -221,7 +250,12 @@ impl CoapOption {
                 let (b, n) = encode_uint(u64::from(*v));
                 f(&b[8 - n..])
             }
-            CoapOption::MaxAge(v) | CoapOption::Size1(v) => {
+            CoapOption::MaxAge(v)
+            | CoapOption::Size1(v)
+            | CoapOption::Size2(v)
+            | CoapOption::Observe(v)
+            | CoapOption::Block1(v)
+            | CoapOption::Block2(v) => {
                 let (b, n) = encode_uint(u64::from(*v));
                 f(&b[8 - n..])
             }
