@@ -643,11 +643,7 @@ fn requests_seen(p: &Pair, i: usize) -> Vec<(SimTime, IncomingId, bool)> {
 }
 
 fn content(payload: &[u8]) -> Reply {
-    Reply {
-        code: Code::CONTENT,
-        content_format: Some(0),
-        payload: payload.to_vec(),
-    }
+    Reply::new(Code::CONTENT, Some(0), payload.to_vec())
 }
 
 /// A CON request (as a client would send it) with `mid` and token [7].

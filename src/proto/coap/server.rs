@@ -32,22 +32,47 @@ pub struct Resource {
     pub value: Vec<u8>,
 }
 
-/// A response as the application states it (code, Content-Format,
-/// payload); the endpoint adds type, message ID and token.
+/// A response as the application states it (code, options, payload); the
+/// endpoint adds type, message ID and token. Options left `None` (an empty
+/// `etag`) are not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub code: Code,
     pub content_format: Option<u16>,
     pub payload: Vec<u8>,
+    /// ETag (RFC 7252 §5.10.6), 1–8 bytes; empty: none.
+    pub etag: Vec<u8>,
+    /// Observe (RFC 7641 §2): the notification's 24-bit sequence number.
+    pub observe: Option<u32>,
+    /// Max-Age in seconds (RFC 7252 §5.10.5); absent means 60.
+    pub max_age: Option<u32>,
+    /// Block2 / Block1 values (RFC 7959 §2.2, see `super::block`).
+    pub block2: Option<u32>,
+    pub block1: Option<u32>,
+    /// Size2 / Size1 (RFC 7959 §4, RFC 7252 §5.10.9).
+    pub size2: Option<u32>,
+    pub size1: Option<u32>,
 }
 
 impl Reply {
     /// A reply with `code` and no payload.
     pub fn bare(code: Code) -> Self {
+        Reply::new(code, None, Vec::new())
+    }
+
+    /// A reply with `code`, Content-Format and payload, no other option.
+    pub fn new(code: Code, content_format: Option<u16>, payload: Vec<u8>) -> Self {
         Reply {
             code,
-            content_format: None,
-            payload: Vec::new(),
+            content_format,
+            payload,
+            etag: Vec::new(),
+            observe: None,
+            max_age: None,
+            block2: None,
+            block1: None,
+            size2: None,
+            size1: None,
         }
     }
 }
@@ -192,17 +217,11 @@ impl ResourceStore {
         match method {
             // RFC 6690 §4: resource discovery, unless a resource was stored
             // at that path
-            Method::Get if path == WELL_KNOWN_CORE && !self.resources.contains_key(path) => Reply {
-                code: Code::CONTENT,
-                content_format: Some(LINK_FORMAT),
-                payload: self.link_format(),
-            },
+            Method::Get if path == WELL_KNOWN_CORE && !self.resources.contains_key(path) => {
+                Reply::new(Code::CONTENT, Some(LINK_FORMAT), self.link_format())
+            }
             Method::Get => match self.resources.get(path) {
-                Some(r) => Reply {
-                    code: Code::CONTENT,
-                    content_format: r.content_format,
-                    payload: r.value.clone(),
-                },
+                Some(r) => Reply::new(Code::CONTENT, r.content_format, r.value.clone()),
                 None => Reply::bare(Code::NOT_FOUND),
             },
             // an existing resource is updated in place (no allocation)
@@ -346,7 +365,8 @@ impl ResourceServer {
     }
 }
 
-/// Encode a response message (§5.2): header, Content-Format, payload.
+/// Encode a response message (§5.2): header, the reply's options in
+/// number order, payload.
 pub(crate) fn encode_response(
     out: &mut Vec<u8>,
     ty: MessageType,
@@ -355,10 +375,32 @@ pub(crate) fn encode_response(
     reply: &Reply,
 ) {
     write_header(out, ty, reply.code, mid, &token);
-    if let Some(cf) = reply.content_format {
-        let (b, n) = encode_uint(u64::from(cf));
-        // Content-Format of ≤ 2 bytes cannot exceed any length limit.
-        let _ = OptionWriter::new().push(out, OptionNumber::CONTENT_FORMAT.0, &b[8 - n..]);
+    let mut w = OptionWriter::new();
+    // every value is ≤ 8 bytes, so no push can exceed a length limit
+    if !reply.etag.is_empty() {
+        let _ = w.push(
+            out,
+            OptionNumber::ETAG.0,
+            &reply.etag[..reply.etag.len().min(8)],
+        );
+    }
+    let uints = [
+        (OptionNumber::OBSERVE, reply.observe.map(|v| v & 0xff_ffff)),
+        (
+            OptionNumber::CONTENT_FORMAT,
+            reply.content_format.map(u32::from),
+        ),
+        (OptionNumber::MAX_AGE, reply.max_age),
+        (OptionNumber::BLOCK2, reply.block2),
+        (OptionNumber::BLOCK1, reply.block1),
+        (OptionNumber::SIZE2, reply.size2),
+        (OptionNumber::SIZE1, reply.size1),
+    ];
+    for (number, v) in uints {
+        if let Some(v) = v {
+            let (b, n) = encode_uint(u64::from(v));
+            let _ = w.push(out, number.0, &b[8 - n..]);
+        }
     }
     write_payload(out, &reply.payload);
 }

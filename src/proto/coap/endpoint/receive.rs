@@ -198,11 +198,7 @@ impl Endpoint {
                 return;
             }
             Err(code) => {
-                let reply = Reply {
-                    code,
-                    content_format: None,
-                    payload: Vec::new(),
-                };
+                let reply = Reply::bare(code);
                 let mut bytes = self.msg.take_buffer();
                 encode_response(&mut bytes, MessageType::Ack, m.message_id, m.token, &reply);
                 self.msg.acknowledge(from, m.message_id, bytes);
