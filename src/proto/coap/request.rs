@@ -30,6 +30,17 @@ pub struct Request {
     pub content_format: Option<u16>,
     /// Request body (PUT/POST).
     pub payload: Vec<u8>,
+    /// ETag (RFC 7252 §5.10.6.2: the validators a GET offers), 1–8 bytes;
+    /// empty: none.
+    pub etag: Vec<u8>,
+    /// Observe (RFC 7641 §2): 0 registers, 1 deregisters.
+    pub observe: Option<u32>,
+    /// Block2 / Block1 values (RFC 7959 §2.2, see `super::block`).
+    pub block2: Option<u32>,
+    pub block1: Option<u32>,
+    /// Size2 (0 asks for the size, RFC 7959 §4) / Size1 (the body's size).
+    pub size2: Option<u32>,
+    pub size1: Option<u32>,
 }
 
 impl Request {
@@ -44,6 +55,12 @@ impl Request {
             query: Vec::new(),
             content_format: None,
             payload: Vec::new(),
+            etag: Vec::new(),
+            observe: None,
+            block2: None,
+            block1: None,
+            size2: None,
+            size1: None,
         }
     }
     /// Confirmable GET.
@@ -94,10 +111,28 @@ pub(crate) fn encode_request(
             _ => Ok(()),
         }
     };
+    let uint =
+        |w: &mut OptionWriter, out: &mut Vec<u8>, number: OptionNumber, v: Option<u32>| match v {
+            Some(v) => {
+                let (b, n) = encode_uint(u64::from(v));
+                w.push(out, number.0, &b[8 - n..])
+            }
+            None => Ok(()),
+        };
     if let Some(h) = &req.host {
         checked(OptionNumber::URI_HOST, h.as_bytes())?;
         w.push(&mut out, OptionNumber::URI_HOST.0, h.as_bytes())?;
     }
+    if !req.etag.is_empty() {
+        checked(OptionNumber::ETAG, &req.etag)?;
+        w.push(&mut out, OptionNumber::ETAG.0, &req.etag)?;
+    }
+    uint(
+        &mut w,
+        &mut out,
+        OptionNumber::OBSERVE,
+        req.observe.map(|v| v & 0xff_ffff),
+    )?;
     if let Some(p) = req.port {
         let (b, n) = encode_uint(u64::from(p));
         w.push(&mut out, OptionNumber::URI_PORT.0, &b[8 - n..])?;
@@ -117,6 +152,10 @@ pub(crate) fn encode_request(
         checked(OptionNumber::URI_QUERY, q.as_bytes())?;
         w.push(&mut out, OptionNumber::URI_QUERY.0, q.as_bytes())?;
     }
+    uint(&mut w, &mut out, OptionNumber::BLOCK2, req.block2)?;
+    uint(&mut w, &mut out, OptionNumber::BLOCK1, req.block1)?;
+    uint(&mut w, &mut out, OptionNumber::SIZE2, req.size2)?;
+    uint(&mut w, &mut out, OptionNumber::SIZE1, req.size1)?;
     write_payload(&mut out, &req.payload);
     Ok(out)
 }
