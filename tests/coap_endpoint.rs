@@ -9,9 +9,11 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use qossim::net::addr::SockAddr;
+use qossim::proto::coap::endpoint::observe_value;
 use qossim::proto::coap::{
-    Code, Config, Endpoint, EndpointError, Event, IncomingId, Message, MessageType, Method, Reply,
-    Request, RequestHandle, ResourceServer, Responded, Token, TransmitInfo,
+    CoapOption, Code, Config, Endpoint, EndpointError, Event, IncomingId, Message, MessageRef,
+    MessageType, Method, Reply, Request, RequestHandle, ResourceServer, Responded, Token,
+    TransmitInfo,
 };
 use qossim::proto::{Datagram, SansIo};
 use qossim::sim::{SimDuration, SimRng, SimTime};
@@ -252,6 +254,7 @@ fn test_idle_piggybacked_get() {
             content_format: Some(0),
             payload: b"21.5".to_vec(),
             transmissions: 1,
+            observe: None,
         }
     );
     let b = p.sent_by(B);
@@ -739,7 +742,7 @@ fn test_server_app_defers_then_separate_con_retransmitted_until_acked() {
     )));
     assert!(p.events[B]
         .iter()
-        .any(|(_, e)| e == &Event::ResponseAcked { response: rid }));
+        .any(|(_, e)| matches!(e, Event::ResponseAcked { response, .. } if *response == rid)));
     let st = p.eps[B].stats();
     assert_eq!(
         (
@@ -800,6 +803,7 @@ fn test_server_app_answers_non_request_with_non_new_mid() {
                 content_format: Some(0),
                 payload: b"n".to_vec(),
                 transmissions: 1,
+                observe: None,
             }
         )]
     );
@@ -1178,4 +1182,240 @@ fn closed_form_reliability_con() {
         assert_eq!(st.retransmissions as usize, tx_total - N);
         assert_eq!(st.give_ups as usize, gave_up);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Observe (RFC 7641)
+
+/// A pair whose server B holds `sensors/temp` and A registers on it.
+fn observed(con: bool) -> (Pair, RequestHandle) {
+    let mut p = seeded_server(None);
+    let mut req = Request::get("sensors/temp").confirmable(con);
+    req.observe = Some(0);
+    let h = p.request(req);
+    p.run_until(secs(1));
+    (p, h)
+}
+
+fn update(p: &mut Pair, value: &[u8]) {
+    let now = p.now;
+    let App::Server(s) = &mut p.apps[B] else {
+        panic!("B is a server")
+    };
+    s.update(now, &mut p.eps[B], "sensors/temp", Some(0), value);
+    p.drive();
+}
+
+fn notifications(p: &Pair) -> Vec<(Vec<u8>, Option<u32>)> {
+    p.events[A]
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Notification {
+                payload, observe, ..
+            } => Some((payload.clone(), *observe)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// RFC 7641 §1.2 figure 2's exchange: GET with Observe 0, 2.05 with
+/// Observe and the current state, then a notification per change, each a
+/// 2.05 carrying the token and a higher Observe value.
+#[test]
+fn observe_registration_then_notifications_per_change() {
+    let (mut p, h) = observed(true);
+    let reg = &p.sent_by(A)[0];
+    let m = Message::parse(&reg.bytes).expect("registration");
+    assert_eq!((m.ty, m.code), (MessageType::Con, Code::GET));
+    let req = MessageRef::parse(&reg.bytes).expect("ref");
+    assert_eq!(observe_value(&req), Some(0));
+    let answer = match &p.events[A][0].1 {
+        Event::ResponseReceived {
+            handle,
+            code,
+            observe,
+            payload,
+            ..
+        } => (*handle, *code, *observe, payload.clone()),
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(answer.0, h);
+    assert_eq!(answer.1, Code::CONTENT);
+    assert!(answer.2.is_some(), "the 2.05 carries Observe");
+    assert_eq!(answer.3, b"21.5");
+    assert!(p.eps[A].is_observing(h));
+    assert_eq!(p.server(B).observers().len(), 1);
+    for (i, v) in [&b"22.0"[..], b"22.5", b"23.0"].into_iter().enumerate() {
+        update(&mut p, v);
+        p.run_until(secs(2 + i as u64));
+    }
+    let n = notifications(&p);
+    assert_eq!(
+        n.iter().map(|x| x.0.as_slice()).collect::<Vec<_>>(),
+        vec![&b"22.0"[..], b"22.5", b"23.0"]
+    );
+    let seqs: Vec<u32> = n.iter().map(|x| x.1.expect("observe")).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(seqs[0] > answer.2.unwrap_or(0));
+    // CON notifications (the registration was CON), each acknowledged
+    let notes: Vec<_> = p
+        .sent_by(B)
+        .into_iter()
+        .filter(|s| s.info.response.is_some())
+        .collect();
+    assert_eq!(notes.len(), 3);
+    assert!(notes.iter().all(|s| s.info.ty == MessageType::Con));
+    assert_eq!(p.eps[A].stats().notifications_accepted, 3);
+}
+
+/// §3.4: a notification older than the last one (within 128 s) is not
+/// delivered; after 128 s any sequence number is fresh.
+#[test]
+fn observe_stale_notification_is_dropped_within_128_s() {
+    let (mut p, h) = observed(false);
+    let token = {
+        let reg = &p.sent_by(A)[0];
+        MessageRef::parse(&reg.bytes).expect("reg").token
+    };
+    let note = |mid: u16, seq: u32, v: &[u8]| -> Vec<u8> {
+        Message::new(MessageType::Non, Code::CONTENT, mid, token)
+            .with_option(CoapOption::Observe(seq))
+            .with_option(CoapOption::ContentFormat(0))
+            .with_payload(v)
+            .to_bytes()
+            .expect("encodes")
+    };
+    p.inject(A, &note(9000, 1000, b"new"));
+    p.inject(A, &note(9001, 999, b"old"));
+    p.inject(A, &note(9002, 1001, b"newer"));
+    let n = notifications(&p);
+    assert_eq!(
+        n.iter().map(|x| x.0.as_slice()).collect::<Vec<_>>(),
+        vec![&b"new"[..], b"newer"]
+    );
+    assert_eq!(p.eps[A].stats().notifications_stale, 1);
+    assert!(p.events[A]
+        .iter()
+        .any(|(_, e)| *e == Event::StaleNotification { handle: h }));
+    // 129 s later an older number is fresh again (§3.4, third condition)
+    p.run_until(p.now + SimDuration::from_secs(129));
+    p.inject(A, &note(9003, 5, b"after-window"));
+    assert_eq!(
+        notifications(&p).last().map(|x| x.0.clone()),
+        Some(b"after-window".to_vec())
+    );
+}
+
+/// §4.5: a CON notification that is never acknowledged (every datagram
+/// from B lost) ends the observation at the server.
+#[test]
+fn observe_server_drops_observer_when_con_notification_times_out() {
+    let (mut p, _h) = observed(true);
+    assert_eq!(p.server(B).observers().len(), 1);
+    p.drop[B] = Box::new(|_, _| true);
+    update(&mut p, b"lost");
+    p.run_until(p.now + SimDuration::from_secs(300));
+    assert_eq!(p.server(B).observers().len(), 0);
+    assert_eq!(p.server(B).observers().stats().dropped_timeout, 1);
+    assert!(p.events[B]
+        .iter()
+        .any(|(_, e)| matches!(e, Event::ResponseGaveUp { .. })));
+}
+
+/// §3.6: a client that forgot the observation answers the next
+/// notification with RST, and the server removes it; an active
+/// deregistration (GET with Observe 1) removes it too.
+#[test]
+fn observe_cancellation_passive_rst_and_active_deregistration() {
+    let (mut p, h) = observed(false);
+    p.eps[A]
+        .cancel_observation(h, None)
+        .expect("observation exists");
+    update(&mut p, b"x");
+    p.run_until(p.now + SimDuration::from_secs(5));
+    assert_eq!(p.server(B).observers().len(), 0);
+    assert_eq!(p.server(B).observers().stats().dropped_reset, 1);
+    assert!(notifications(&p).is_empty());
+
+    let (mut p, h) = observed(true);
+    let d = p.eps[A]
+        .cancel_observation(h, Some(&Request::get("sensors/temp")))
+        .expect("observation exists")
+        .expect("a request was sent");
+    p.drive();
+    p.run_until(p.now + SimDuration::from_secs(5));
+    assert_eq!(p.server(B).observers().len(), 0);
+    assert_eq!(p.server(B).observers().stats().deregistrations, 1);
+    let last = p.sent_by(A).last().map(|s| s.bytes.clone()).expect("sent");
+    assert_eq!(
+        observe_value(&MessageRef::parse(&last).expect("ref")),
+        Some(1)
+    );
+    assert!(p.events[A]
+        .iter()
+        .any(|(_, e)| matches!(e, Event::ResponseReceived { handle, .. } if *handle == d)));
+    assert!(!p.eps[A].is_observing(h));
+}
+
+/// §4.5.2: a change while a CON notification is still unacknowledged
+/// replaces it in flight — the newer state leaves at the old one's next
+/// retransmission, with a new message ID, and only it is delivered.
+#[test]
+fn observe_newer_state_replaces_unacked_con_notification() {
+    let (mut p, _h) = observed(true);
+    // lose B's next datagram only (the first notification)
+    let mut left = 1;
+    p.drop[B] = Box::new(move |_, _| {
+        let d = left > 0;
+        left -= 1;
+        d
+    });
+    update(&mut p, b"first");
+    p.run_until(p.now + SimDuration::from_millis(500));
+    update(&mut p, b"second");
+    p.run_until(p.now + SimDuration::from_secs(60));
+    let n = notifications(&p);
+    assert_eq!(
+        n.iter().map(|x| x.0.as_slice()).collect::<Vec<_>>(),
+        vec![&b"second"[..]]
+    );
+    let notes: Vec<_> = p
+        .sent_by(B)
+        .into_iter()
+        .filter(|s| s.info.response.is_some())
+        .collect();
+    assert_eq!(notes.len(), 2, "first (lost), then its replacement");
+    assert_ne!(notes[0].info.message_id, notes[1].info.message_id);
+    assert!(!notes[1].info.is_retransmission);
+    // it left when the first one's retransmission timer fired (≥ ACK_TIMEOUT)
+    assert!(notes[1].at - notes[0].at >= SimDuration::from_secs(2));
+    assert_eq!(p.server(B).observers().stats().replaced_in_flight, 1);
+}
+
+/// §4.5.1: NON notifications to one observer are spaced by at least its
+/// RTT; the first is CON (no RTT estimate yet), later states that come
+/// faster than one per RTT wait and only the latest is sent.
+#[test]
+fn observe_non_notifications_paced_by_rtt() {
+    let (mut p, _h) = observed(false);
+    p.delay = SimDuration::from_millis(100); // RTT 200 ms
+    update(&mut p, b"a");
+    p.run_until(p.now + SimDuration::from_secs(1));
+    // the first notification was CON: it measured the RTT
+    for v in [&b"b"[..], b"c", b"d"] {
+        update(&mut p, v);
+        p.run_until(p.now + SimDuration::from_millis(50));
+    }
+    p.run_until(p.now + SimDuration::from_secs(2));
+    let got: Vec<Vec<u8>> = notifications(&p).into_iter().map(|x| x.0).collect();
+    assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec(), b"d".to_vec()]);
+    let notes: Vec<_> = p
+        .sent_by(B)
+        .into_iter()
+        .filter(|s| s.info.response.is_some())
+        .collect();
+    assert_eq!(notes[0].info.ty, MessageType::Con);
+    assert!(notes[1..].iter().all(|s| s.info.ty == MessageType::Non));
+    assert!(notes[2].at - notes[1].at >= SimDuration::from_millis(200));
+    assert_eq!(p.server(B).observers().stats().paced, 1);
 }

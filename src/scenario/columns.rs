@@ -90,11 +90,15 @@ pub const MQTTSN_COLUMNS: [&str; 8] = [
 ];
 
 /// CoAP request/response's extension columns (issue #14), in order.
-pub const COAP_COLUMNS: [&str; 4] = [
+pub const COAP_COLUMNS: [&str; 8] = [
     "rtt_ms_p50",
     "rtt_ms_p99",
     "round_trip_success",
     "bytes_per_exchange",
+    "coap_notifications_sent",
+    "coap_notifications_accepted",
+    "coap_notifications_stale",
+    "coap_reregistrations",
 ];
 
 /// The spec-oracle monitors' count (issue 15), always the last column;
@@ -106,7 +110,7 @@ pub const VIOLATIONS: &str = "violations";
 /// MQTT-SN's and CoAP's, then the monitors' `violations`. Built from the
 /// groups above, which the writers use too, so the list cannot drift from
 /// what they write.
-pub const METRIC_COLUMNS: [&str; 58] = join(&[
+pub const METRIC_COLUMNS: [&str; 62] = join(&[
     &CORE_COLUMNS,
     &TCP_COLUMNS,
     &MQTT_COLUMNS,

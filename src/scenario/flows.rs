@@ -579,7 +579,11 @@ pub fn resolve(
             ctx.choice(
                 v,
                 &f("coap_mode"),
-                &[("put", CoapMode::Put), ("get", CoapMode::Get)],
+                &[
+                    ("put", CoapMode::Put),
+                    ("get", CoapMode::Get),
+                    ("observe", CoapMode::Observe),
+                ],
             )?
         }
     };

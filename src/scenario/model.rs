@@ -319,6 +319,9 @@ pub enum CoapMode {
     /// The publisher's server holds its latest reading; each receiver polls
     /// it with GET every `poll_interval`.
     Get,
+    /// The publisher's server holds its latest reading; each receiver
+    /// observes it (RFC 7641) and gets every change as a notification.
+    Observe,
 }
 
 impl CoapMode {
@@ -326,6 +329,7 @@ impl CoapMode {
         match self {
             CoapMode::Put => "put",
             CoapMode::Get => "get",
+            CoapMode::Observe => "observe",
         }
     }
 }
@@ -777,6 +781,14 @@ pub struct CoapParams {
     pub non_timeout: Option<SimDuration>,
     /// Shortest request token in bytes (`Config::token_length`).
     pub token_length: u8,
+    /// RFC 7641 (`coap_mode = "observe"`/`"pubsub"`): Max-Age of
+    /// notifications in seconds (60 is the default and is not sent).
+    pub observe_max_age: u32,
+    /// A receiver re-registers when it has heard nothing for Max-Age plus
+    /// this, and retries a failed registration after this.
+    pub observe_margin: SimDuration,
+    /// A NON observer gets a CON notification at least this often (§4.5).
+    pub observe_con_interval: SimDuration,
     /// Test-only mutation knob (tests/monitors.rs): not reachable from
     /// scenario files; always off in real runs.
     #[doc(hidden)]
@@ -812,6 +824,9 @@ impl Default for CoapParams {
             processing_delay: SimDuration::from_secs(2),
             non_timeout: None,
             token_length: 2,
+            observe_max_age: 60,
+            observe_margin: SimDuration::from_secs(5),
+            observe_con_interval: SimDuration::from_secs(24 * 3600),
             mutant_no_dedup: false,
         }
     }

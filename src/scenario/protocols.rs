@@ -154,6 +154,20 @@ pub(crate) fn resolve(
                 .map_or(Ok(u64::from(d.token_length)), |v| {
                     ctx.int_in(v, "protocols.coap.token_length", 1, 8)
                 })? as u8,
+            // RFC 7252 §5.10.5: Max-Age is a 4-byte uint; 0 would make every
+            // notification stale at once
+            observe_max_age: c
+                .observe_max_age
+                .as_ref()
+                .map_or(Ok(u64::from(d.observe_max_age)), |v| {
+                    ctx.int_in(v, "protocols.coap.observe_max_age", 1, u64::from(u32::MAX))
+                })? as u32,
+            observe_margin: dur(&c.observe_margin, "observe_margin", d.observe_margin)?,
+            observe_con_interval: dur(
+                &c.observe_con_interval,
+                "observe_con_interval",
+                d.observe_con_interval,
+            )?,
             mutant_no_dedup: false,
         };
     }

@@ -332,6 +332,14 @@ pub(crate) struct CoapSchema {
     pub non_timeout: Option<S<String>>,
     /// Shortest request token, bytes.
     pub token_length: Option<S<u64>>,
+    /// RFC 7641: Max-Age of notifications, seconds.
+    pub observe_max_age: Option<S<u64>>,
+    /// RFC 7641: how long past Max-Age a client waits before it
+    /// re-registers, and waits before it retries a failed registration.
+    pub observe_margin: Option<S<String>>,
+    /// RFC 7641 §4.5: a NON observer gets a CON notification at least this
+    /// often.
+    pub observe_con_interval: Option<S<String>>,
 }
 
 /// `[protocols.tcp]`: `profile` gives the defaults, every other field

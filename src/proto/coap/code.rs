@@ -77,6 +77,10 @@ impl Code {
     pub const fn is_request(self) -> bool {
         self.class() == 0 && self.detail() != 0
     }
+    /// Class 2 (§5.9.1).
+    pub const fn is_success(self) -> bool {
+        self.class() == 2
+    }
     /// Classes 2, 4 and 5 (§5.9).
     pub const fn is_response(self) -> bool {
         matches!(self.class(), 2 | 4 | 5)

@@ -56,6 +56,8 @@ use super::server::{encode_response, Reply};
 
 mod receive;
 
+pub use receive::observe_value;
+
 /// How [`Endpoint::respond`] sent the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Responded {
@@ -98,6 +100,11 @@ pub struct Endpoint {
     separate: BTreeMap<u64, (SockAddr, Token)>,
     /// Received requests not answered yet.
     incoming: BTreeMap<u64, Incoming>,
+    /// Our Observe registrations (RFC 7641) by (server, token): the
+    /// handle of the registering request and the last accepted sequence
+    /// number with its arrival time (`None` until the registration is
+    /// answered).
+    observations: BTreeMap<(SockAddr, Token), Observation>,
     /// Our CON responses awaiting their ACK, by message key.
     responses: BTreeSet<u64>,
     /// Request-layer timers: a client's wait for a separate response, a
@@ -137,6 +144,19 @@ struct ClientExchange {
     /// 1 + retransmissions, as of the ACK.
     transmissions: u32,
     deadline: SimTime,
+    /// It carries Observe 0 (a registration or re-registration).
+    observe: bool,
+    /// It is a CON.
+    confirmable: bool,
+}
+
+/// One observation we registered (RFC 7641).
+#[derive(Debug, Clone, Copy)]
+struct Observation {
+    /// The registering request's handle (its events and notifications
+    /// carry it).
+    handle: u64,
+    last: Option<(u32, SimTime)>,
 }
 
 /// A received request the application has not answered yet.
@@ -168,6 +188,7 @@ impl Endpoint {
             requests: BTreeMap::new(),
             separate: BTreeMap::new(),
             incoming: BTreeMap::new(),
+            observations: BTreeMap::new(),
             responses: BTreeSet::new(),
             timers: BTreeSet::new(),
             arrivals: [VecDeque::new(), VecDeque::new()],
@@ -234,8 +255,24 @@ impl Endpoint {
         to: SockAddr,
         req: impl std::borrow::Borrow<Request>,
     ) -> Result<RequestHandle, EndpointError> {
-        let req = req.borrow();
         let token = self.fresh_token();
+        let h = self.send_request(to, req.borrow(), token)?;
+        if req.borrow().observe == Some(0) {
+            let obs = Observation {
+                handle: h.0,
+                last: None,
+            };
+            self.observations.insert((to, token), obs);
+        }
+        Ok(h)
+    }
+
+    fn send_request(
+        &mut self,
+        to: SockAddr,
+        req: &Request,
+        token: Token,
+    ) -> Result<RequestHandle, EndpointError> {
         let spare = self.msg.take_buffer();
         let bytes = encode_request(req, token, spare)
             .map_err(|source| EndpointError::Encode { to, source })?;
@@ -244,6 +281,12 @@ impl Endpoint {
         } else {
             Delivery::NonConfirmable
         };
+        // a request still outstanding with this token (an earlier
+        // re-registration) is superseded
+        if let Some(old) = self.requests.get(&(to, token)).map(|e| e.key) {
+            self.msg.cancel(MessageKey(old));
+            self.forget_client(to, token, MessageKey(old));
+        }
         let key = self.msg.send(to, bytes, delivery, true);
         self.requests.insert(
             (to, token),
@@ -252,9 +295,68 @@ impl Endpoint {
                 awaiting_separate: false,
                 transmissions: 1,
                 deadline: SimTime::MAX,
+                observe: req.observe == Some(0),
+                confirmable: req.confirmable,
             },
         );
         Ok(RequestHandle(key.0))
+    }
+
+    /// The (server, token) of observation `handle`.
+    fn observation(&self, handle: RequestHandle) -> Option<(SockAddr, Token)> {
+        self.observations
+            .iter()
+            .find(|(_, o)| o.handle == handle.0)
+            .map(|(k, _)| *k)
+    }
+
+    /// Whether observation `handle` (a request made with Observe 0) is
+    /// alive: registered or being registered.
+    pub fn is_observing(&self, handle: RequestHandle) -> bool {
+        self.observation(handle).is_some()
+    }
+
+    /// Observations alive.
+    pub fn observations(&self) -> usize {
+        self.observations.len()
+    }
+
+    /// Re-register observation `handle` (RFC 7641 §3.3.1): `req` (its GET)
+    /// is sent again with Observe 0 and the observation's token; the
+    /// observation keeps `handle`, the returned handle is this request's.
+    pub fn reregister(
+        &mut self,
+        handle: RequestHandle,
+        req: &Request,
+    ) -> Result<RequestHandle, EndpointError> {
+        let (to, token) = self
+            .observation(handle)
+            .ok_or(EndpointError::UnknownObservation { handle })?;
+        let mut req = req.clone();
+        req.observe = Some(0);
+        self.send_request(to, &req, token)
+    }
+
+    /// End observation `handle`. With `Some(req)` (its GET), deregister
+    /// actively (§3.6: the GET with Observe 1 and the observation's token;
+    /// its response comes as an ordinary `ResponseReceived` with the
+    /// returned handle); with `None`, forget it: the next notification is
+    /// answered with RST, which ends it at the server.
+    pub fn cancel_observation(
+        &mut self,
+        handle: RequestHandle,
+        req: Option<&Request>,
+    ) -> Result<Option<RequestHandle>, EndpointError> {
+        let (to, token) = self
+            .observation(handle)
+            .ok_or(EndpointError::UnknownObservation { handle })?;
+        self.observations.remove(&(to, token));
+        let Some(req) = req else {
+            return Ok(None);
+        };
+        let mut req = req.clone();
+        req.observe = Some(1);
+        self.send_request(to, &req, token).map(Some)
     }
 
     // ---- server ---------------------------------------------------------
@@ -335,6 +437,40 @@ impl Endpoint {
         Some(ResponseId(key.0))
     }
 
+    /// Send an Observe notification (RFC 7641 §4.2) with `token` to `to`,
+    /// CON (retransmitted until ACKed) or NON; either is tracked so an RST
+    /// answering it is reported (`Event::ResponseReset`), a CON's fate as
+    /// `ResponseAcked` / `ResponseGaveUp`.
+    pub fn notify(&mut self, to: SockAddr, token: Token, reply: &Reply, con: bool) -> ResponseId {
+        let mut bytes = self.msg.take_buffer();
+        let (ty, delivery) = if con {
+            (MessageType::Con, Delivery::Confirmable)
+        } else {
+            (MessageType::Non, Delivery::NonConfirmable)
+        };
+        encode_response(&mut bytes, ty, 0, token, reply);
+        let key = self.msg.send(to, bytes, delivery, false);
+        self.responses.insert(key.0);
+        ResponseId(key.0)
+    }
+
+    /// Replace CON notification `response`, still awaiting its ACK, with
+    /// `reply` (RFC 7641 §4.5.2, [`MessageLayer::replace`]); false if it is
+    /// no longer in flight.
+    pub fn replace_notification(
+        &mut self,
+        response: ResponseId,
+        token: Token,
+        reply: &Reply,
+    ) -> bool {
+        if !self.responses.contains(&response.0) {
+            return false;
+        }
+        let mut bytes = self.msg.take_buffer();
+        encode_response(&mut bytes, MessageType::Con, 0, token, reply);
+        self.msg.replace(MessageKey(response.0), bytes)
+    }
+
     // ---- driving --------------------------------------------------------
 
     /// A datagram arrived.
@@ -349,9 +485,13 @@ impl Endpoint {
     pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<TransmitInfo> {
         let t = self.msg.poll_transmit(now, buf)?;
         // every tracked message is one of our requests or responses
+        let response = t
+            .key
+            .filter(|k| self.responses.contains(&k.0))
+            .map(|k| ResponseId(k.0));
         let request = t
             .key
-            .filter(|k| !self.responses.contains(&k.0))
+            .filter(|_| response.is_none())
             .map(|k| RequestHandle(k.0));
         Some(TransmitInfo {
             to: t.to,
@@ -361,6 +501,7 @@ impl Endpoint {
             is_retransmission: t.is_retransmission,
             len: t.len,
             request,
+            response,
         })
     }
 
@@ -393,7 +534,8 @@ impl Endpoint {
                         self.events.push_back(Event::ResponseGaveUp {
                             response: ResponseId(key.0),
                         });
-                    } else if self.forget_client(peer, token, key).is_some() {
+                    } else if let Some(ex) = self.forget_client(peer, token, key) {
+                        self.failed_registration(peer, token, &ex);
                         self.stats.give_ups += 1;
                         self.events.push_back(Event::GaveUp {
                             handle: RequestHandle(key.0),
@@ -401,7 +543,13 @@ impl Endpoint {
                     }
                 }
                 MessageEvent::Expired { key, peer, token } => {
-                    if self.forget_client(peer, token, key).is_some() {
+                    // a NON notification of ours is no longer matched
+                    if self.responses.remove(&key.0) {
+                        self.events.push_back(Event::ResponseExpired {
+                            response: ResponseId(key.0),
+                        });
+                    } else if let Some(ex) = self.forget_client(peer, token, key) {
+                        self.failed_registration(peer, token, &ex);
                         self.stats.no_responses += 1;
                         self.events.push_back(Event::NoResponse {
                             handle: RequestHandle(key.0),
@@ -429,7 +577,8 @@ impl Endpoint {
                     let Some(&(peer, token)) = self.separate.get(&id) else {
                         continue;
                     };
-                    if self.forget_client(peer, token, MessageKey(id)).is_some() {
+                    if let Some(ex) = self.forget_client(peer, token, MessageKey(id)) {
+                        self.failed_registration(peer, token, &ex);
                         self.stats.no_responses += 1;
                         self.events.push_back(Event::NoResponse {
                             handle: RequestHandle(id),
@@ -539,6 +688,22 @@ impl Endpoint {
             self.timers.remove(&(ex.deadline, Timer::Client, key.0));
         }
         Some(ex)
+    }
+
+    /// Our request `ex` to `peer` with `token` failed: if it was the first
+    /// registration of an observation, the observation is gone too (a
+    /// failed re-registration leaves it: the server may still have it).
+    fn failed_registration(&mut self, peer: SockAddr, token: Token, ex: &ClientExchange) {
+        if !ex.observe {
+            return;
+        }
+        if let std::collections::btree_map::Entry::Occupied(o) =
+            self.observations.entry((peer, token))
+        {
+            if o.get().last.is_none() {
+                o.remove();
+            }
+        }
     }
 
     /// Send the Empty ACK of pending CON request `id` (if not sent yet); it

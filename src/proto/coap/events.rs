@@ -42,6 +42,9 @@ pub struct TransmitInfo {
     /// The request this datagram carries when it is one of ours (first
     /// transmission or retransmission), so a driver can attribute it.
     pub request: Option<RequestHandle>,
+    /// The tracked response (a separate CON response or an Observe
+    /// notification) this datagram carries, likewise.
+    pub response: Option<ResponseId>,
 }
 
 /// What the endpoint tells the application.
@@ -56,7 +59,26 @@ pub enum Event {
         payload: Vec<u8>,
         /// How many times the request was sent (1 + retransmissions).
         transmissions: u32,
+        /// The response's Observe value (RFC 7641): with a 2.xx code, the
+        /// registration succeeded and notifications follow as
+        /// `Event::Notification` with this `handle`.
+        observe: Option<u32>,
     },
+    /// A fresh notification (RFC 7641 §3.2, §3.4) of the observation
+    /// registered by request `handle`. With a code other than 2.xx or no
+    /// Observe value, the server ended the observation (§3.2) and the
+    /// endpoint has forgotten it.
+    Notification {
+        handle: RequestHandle,
+        from: SockAddr,
+        code: Code,
+        observe: Option<u32>,
+        content_format: Option<u16>,
+        payload: Vec<u8>,
+    },
+    /// A notification of observation `handle` older than the last one
+    /// accepted (RFC 7641 §3.4): dropped (its content is not reported).
+    StaleNotification { handle: RequestHandle },
     /// A new request reached the server side (once per exchange: duplicates
     /// are suppressed, §4.5). Nothing has been sent for it yet: the
     /// application answers with `Endpoint::respond(id, ..)`, or first
@@ -84,8 +106,16 @@ pub enum Event {
     NoResponse { handle: RequestHandle },
     /// The peer rejected our request with RST (§4.2, §4.3).
     ResetReceived { handle: RequestHandle },
-    /// The peer acknowledged our CON response (§5.2.2).
-    ResponseAcked { response: ResponseId },
+    /// The peer acknowledged our CON response (§5.2.2), sent
+    /// `transmissions` times (1 + retransmissions; a sample for an RTT
+    /// estimate when 1, RFC 7641 §4.5.1).
+    ResponseAcked {
+        response: ResponseId,
+        transmissions: u32,
+    },
+    /// A NON notification of ours got no RST within the NON response
+    /// timeout: it is no longer matched (nothing is wrong).
+    ResponseExpired { response: ResponseId },
     /// The peer rejected our CON response with RST (§4.2).
     ResponseReset { response: ResponseId },
     /// Our CON response was never acknowledged (§4.2).
@@ -131,6 +161,10 @@ pub struct Stats {
     pub unanswered_acks: u64,
     /// Requests the application never answered (`Event::RequestExpired`).
     pub requests_expired: u64,
+    /// Fresh notifications reported (`Event::Notification`).
+    pub notifications_accepted: u64,
+    /// Notifications dropped as stale (RFC 7641 §3.4).
+    pub notifications_stale: u64,
 }
 
 impl Stats {
@@ -153,6 +187,8 @@ impl Stats {
         self.separate_give_ups += o.separate_give_ups;
         self.unanswered_acks += o.unanswered_acks;
         self.requests_expired += o.requests_expired;
+        self.notifications_accepted += o.notifications_accepted;
+        self.notifications_stale += o.notifications_stale;
     }
 }
 
@@ -170,4 +206,7 @@ pub enum EndpointError {
     /// already, expired (`Event::RequestExpired`), or never existed.
     #[error("no pending request {id:?}")]
     UnknownRequest { id: IncomingId },
+    /// No observation was registered by this request, or it ended.
+    #[error("no observation {handle:?}")]
+    UnknownObservation { handle: RequestHandle },
 }

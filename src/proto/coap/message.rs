@@ -180,6 +180,9 @@ struct Tracked {
     /// When the timer fires; `SimTime::MAX` until the first transmission
     /// arms it.
     deadline: SimTime,
+    /// `bytes` were replaced ([`MessageLayer::replace`]) and not sent yet:
+    /// their next transmission is their first.
+    replaced: bool,
 }
 
 /// NSTART bookkeeping for one peer (§4.7).
@@ -313,6 +316,7 @@ impl MessageLayer {
                 retransmissions: 0,
                 timeout: SimDuration::ZERO,
                 deadline: SimTime::MAX,
+                replaced: false,
             },
         );
         if !interaction {
@@ -358,6 +362,41 @@ impl MessageLayer {
         let n = m.retransmissions + 1;
         self.finish(key.0);
         Some(n)
+    }
+
+    /// Replace the content of CON `key` still awaiting its ACK with `bytes`
+    /// (an encoded message; type and message ID are set here), keeping its
+    /// retransmission counter and timer — RFC 7641 §4.5.2: a newer
+    /// notification takes the place of one still being retransmitted. Once
+    /// sent, it gets a new message ID (the peer must not take it for a
+    /// duplicate of the old one) and leaves when the old one's next
+    /// retransmission would have; an ACK for the old ID then matches
+    /// nothing. Returns false (and drops `bytes`) if `key` is not a CON
+    /// awaiting its ACK.
+    pub fn replace(&mut self, key: MessageKey, mut bytes: Vec<u8>) -> bool {
+        let sent = match self.tracked.get(&key.0) {
+            Some(m) if m.state == State::AwaitingAck => m.deadline != SimTime::MAX,
+            _ => {
+                self.give_back(bytes);
+                return false;
+            }
+        };
+        let mid = if sent { self.fresh_mid() } else { 0 };
+        let Some(m) = self.tracked.get_mut(&key.0) else {
+            return false;
+        };
+        let (peer, old_mid) = (m.peer, m.message_id);
+        let mid = if sent { mid } else { old_mid };
+        patch_header(&mut bytes, MessageType::Con, mid);
+        let old = std::mem::replace(&mut m.bytes, bytes);
+        if sent {
+            m.message_id = mid;
+            m.replaced = true;
+            self.by_mid.remove(&mid_key(peer, old_mid));
+            self.by_mid.insert(mid_key(peer, mid), key.0);
+        }
+        self.give_back(old);
+        true
     }
 
     // ---- receiving ------------------------------------------------------
@@ -595,10 +634,14 @@ impl MessageLayer {
                     m.timeout = m.timeout.saturating_mul(2);
                     m.deadline = t + m.timeout;
                     self.timers.insert((m.deadline, key));
-                    self.stats.retransmissions += 1;
+                    // new content (`replace`) is not a resend of anything
+                    let retransmission = !std::mem::take(&mut m.replaced);
+                    if retransmission {
+                        self.stats.retransmissions += 1;
+                    }
                     self.outq.push_back(Queued::Tracked {
                         key,
-                        retransmission: true,
+                        retransmission,
                     });
                 }
                 State::AwaitingAck => {

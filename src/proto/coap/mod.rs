@@ -18,6 +18,8 @@
 //!   requests).
 //! * [`request`] — client requests and their encoding.
 //! * [`events`] — transmit info, events, ids, counters, errors.
+//! * [`observe`] — RFC 7641: the client's freshness rule and the server's
+//!   observers.
 //! * [`server`] — [`Reply`], and the [`ResourceServer`] application (a
 //!   resource store answering requests).
 //! * [`socket`] — a blocking driver over a real UDP socket (interop tests).
@@ -29,6 +31,7 @@ mod dedup;
 pub mod endpoint;
 pub mod events;
 pub mod message;
+pub mod observe;
 pub mod option;
 pub mod request;
 pub mod server;
@@ -41,6 +44,7 @@ pub use config::Config;
 pub use endpoint::{Endpoint, Responded};
 pub use events::{EndpointError, Event, IncomingId, ResponseId, Stats, TransmitInfo};
 pub use message::{Delivery, Inbound, MessageEvent, MessageKey, MessageLayer, MessageStats};
+pub use observe::{ObserveConfig, ObserveStats, Observers};
 pub use option::{CoapOption, OptionNumber};
 pub use request::{Request, RequestHandle};
 pub use server::{Reply, ResourceServer, ResourceStore};

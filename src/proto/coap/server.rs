@@ -14,6 +14,7 @@ use super::code::{Code, MessageType, Method};
 use super::codec::{write_header, write_payload, OptionWriter, Token};
 use super::endpoint::Endpoint;
 use super::events::{Event, IncomingId};
+use super::observe::{ObserveConfig, Observers, Send};
 use super::option::{encode_uint, OptionNumber};
 
 /// The path of resource discovery (RFC 6690 §4), as requests name paths.
@@ -277,12 +278,22 @@ impl ResourceStore {
 /// then poll the endpoint again (its answer is queued there); with a delay,
 /// also call [`ResourceServer::handle_timeout`] when
 /// [`ResourceServer::poll_timeout`] is reached.
+///
+/// It serves Observe (RFC 7641, `super::observe`): a GET with Observe 0
+/// answered 2.05 registers the client, and every change of a resource —
+/// a PUT/POST/DELETE it answers, or [`ResourceServer::update`] by the
+/// application — notifies the resource's observers through the endpoint.
 #[derive(Debug, Clone, Default)]
 pub struct ResourceServer {
     store: ResourceStore,
     separate_response_delay: Option<SimDuration>,
     /// Deferred answers, due in order (one constant delay).
     deferred: VecDeque<(SimTime, IncomingId, Reply)>,
+    observe: ObserveConfig,
+    /// Allocated at the first registration (most servers have none).
+    observers: Option<Box<Observers>>,
+    /// Scratch list of observer ids.
+    ids: Vec<u64>,
 }
 
 impl ResourceServer {
@@ -296,6 +307,112 @@ impl ResourceServer {
     pub fn with_separate_response_delay(mut self, delay: Option<SimDuration>) -> Self {
         self.separate_response_delay = delay;
         self
+    }
+
+    /// Observe settings (RFC 7641; the defaults otherwise).
+    pub fn with_observe(mut self, config: ObserveConfig) -> Self {
+        self.observe = config;
+        if let Some(o) = self.observers.as_mut() {
+            **o = Observers::new(config);
+        }
+        self
+    }
+
+    /// The registered observers.
+    pub fn observers(&self) -> &Observers {
+        static EMPTY: Observers = Observers::EMPTY;
+        self.observers.as_deref().unwrap_or(&EMPTY)
+    }
+
+    /// The application changes a resource (as a PUT would, RFC 7252
+    /// §5.8.3) and its observers are notified through `ep`. Returns the
+    /// store's reply (2.01/2.04, or the refusal).
+    pub fn update(
+        &mut self,
+        now: SimTime,
+        ep: &mut Endpoint,
+        path: &str,
+        content_format: Option<u16>,
+        value: &[u8],
+    ) -> Reply {
+        let reply = self.store.apply(Method::Put, path, content_format, value);
+        if reply.code.is_success() {
+            self.changed(now, ep, path);
+        }
+        reply
+    }
+
+    /// Resource `path` changed: notify its observers (RFC 7641 §4.2) with
+    /// its new state and the next sequence number; if it is gone (deleted),
+    /// they get 4.04 and are removed (§3.2).
+    fn changed(&mut self, now: SimTime, ep: &mut Endpoint, path: &str) {
+        let Some(observers) = self.observers.as_deref_mut() else {
+            return;
+        };
+        if observers.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.ids);
+        observers.of_path(path, &mut ids);
+        if !ids.is_empty() {
+            let seq = observers.next_sequence();
+            let reply = self.notification(path, seq);
+            for &id in &ids {
+                self.send_notification(now, ep, id, &reply);
+            }
+            if !reply.code.is_success() {
+                let obs = self.obs();
+                for &id in &ids {
+                    if let Some(o) = obs.get(id) {
+                        let (peer, path) = (o.peer, o.path.clone());
+                        obs.deregister(peer, &path);
+                    }
+                }
+            }
+        }
+        self.ids = ids;
+    }
+
+    /// The notification carrying `path`'s current state with `seq`.
+    fn notification(&mut self, path: &str, seq: u32) -> Reply {
+        let mut reply = self.store.apply(Method::Get, path, None, &[]);
+        if reply.code.is_success() {
+            reply.observe = Some(seq);
+            let age = self.observe.max_age;
+            reply.max_age = (age != 60).then_some(age);
+        }
+        reply
+    }
+
+    /// Send `reply` to observer `id` as [`Observers::decide`] says.
+    fn send_notification(&mut self, now: SimTime, ep: &mut Endpoint, id: u64, reply: &Reply) {
+        let obs = self.obs();
+        let Some(o) = obs.get(id) else {
+            return;
+        };
+        let (peer, token) = (o.peer, o.token);
+        match obs.decide(now, id) {
+            Send::Replace(r) if ep.replace_notification(r, token, reply) => {
+                obs.sent(now, id, r, true, true);
+            }
+            Send::Replace(r) => {
+                obs.failed(r, None);
+                let r = ep.notify(peer, token, reply, true);
+                obs.sent(now, id, r, true, false);
+            }
+            Send::New(con) => {
+                let r = ep.notify(peer, token, reply, con);
+                obs.sent(now, id, r, con, false);
+            }
+            Send::Wait => {}
+        }
+    }
+
+    /// The observers, allocated on first use.
+    fn obs(&mut self) -> &mut Observers {
+        let config = self.observe;
+        self.observers
+            .get_or_insert_with(|| Box::new(Observers::new(config)))
     }
 
     /// The resources.
@@ -320,22 +437,81 @@ impl ResourceServer {
     }
 
     /// Handle one endpoint event: a `RequestReceived` is served and
-    /// answered through `ep` (returns true); other events are not the
-    /// server's (false).
+    /// answered through `ep`, and the fate of a notification updates its
+    /// observer (returns true); other events are not the server's (false).
     pub fn handle_event(&mut self, now: SimTime, ep: &mut Endpoint, ev: &Event) -> bool {
-        let Event::RequestReceived {
-            id,
-            method,
-            path,
-            content_format,
-            payload,
-            confirmable,
-            ..
-        } = ev
-        else {
-            return false;
+        let (id, method, path, content_format, payload, confirmable, from, token) = match ev {
+            Event::RequestReceived {
+                id,
+                method,
+                path,
+                content_format,
+                payload,
+                confirmable,
+                from,
+                token,
+            } => (
+                id,
+                method,
+                path,
+                content_format,
+                payload,
+                confirmable,
+                from,
+                token,
+            ),
+            Event::ResponseAcked {
+                response,
+                transmissions,
+            } => {
+                if let Some(o) = self.observers.as_deref_mut() {
+                    o.acked(now, *response, *transmissions);
+                }
+                return true;
+            }
+            Event::ResponseGaveUp { response } => {
+                if let Some(o) = self.observers.as_deref_mut() {
+                    o.failed(*response, Some(false));
+                }
+                return true;
+            }
+            Event::ResponseReset { response } => {
+                if let Some(o) = self.observers.as_deref_mut() {
+                    o.failed(*response, Some(true));
+                }
+                return true;
+            }
+            Event::ResponseExpired { response } => {
+                if let Some(o) = self.observers.as_deref_mut() {
+                    o.failed(*response, None);
+                }
+                return true;
+            }
+            _ => return false,
         };
-        let reply = self.serve(*method, path, *content_format, payload);
+        let mut reply = self.serve(*method, path, *content_format, payload);
+        if *method == Method::Get && reply.code.is_success() {
+            // RFC 7641 §2: Observe 0 registers, 1 deregisters
+            let observe = ep
+                .request_message(*id)
+                .and_then(|m| super::endpoint::observe_value(&m));
+            match observe {
+                Some(0) => {
+                    let obs = self.obs();
+                    obs.register(now, *from, *token, path, *confirmable);
+                    reply.observe = Some(obs.sequence());
+                    let age = self.observe.max_age;
+                    reply.max_age = (age != 60).then_some(age);
+                }
+                Some(1) => {
+                    if let Some(o) = self.observers.as_deref_mut() {
+                        o.deregister(*from, path);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let changed = *method != Method::Get && reply.code.is_success();
         match self.separate_response_delay {
             Some(d) if *confirmable => {
                 // the request is pending, so neither call can fail
@@ -346,21 +522,39 @@ impl ResourceServer {
                 let _ = ep.respond(*id, &reply);
             }
         }
+        // the answer leaves first, then the notifications of the change
+        if changed {
+            self.changed(now, ep, path);
+        }
         true
     }
 
-    /// When the next deferred answer is due.
+    /// When the next deferred answer or paced notification is due.
     pub fn poll_timeout(&self) -> Option<SimTime> {
-        self.deferred.front().map(|d| d.0)
+        let a = self.deferred.front().map(|d| d.0);
+        match (a, self.observers.as_ref().and_then(|o| o.poll_timeout())) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Send the deferred answers due at `now` through `ep` (a request that
-    /// expired meanwhile is skipped).
+    /// expired meanwhile is skipped), then the paced NON notifications due
+    /// (each with its resource's current state).
     pub fn handle_timeout(&mut self, now: SimTime, ep: &mut Endpoint) {
         while self.deferred.front().is_some_and(|d| d.0 <= now) {
             if let Some((_, id, reply)) = self.deferred.pop_front() {
                 let _ = ep.respond(id, &reply);
             }
+        }
+        while let Some(id) = self.observers.as_deref_mut().and_then(|o| o.due(now)) {
+            let obs = self.obs();
+            let Some(path) = obs.get(id).map(|o| o.path.clone()) else {
+                continue;
+            };
+            let seq = obs.sequence();
+            let reply = self.notification(&path, seq);
+            self.send_notification(now, ep, id, &reply);
         }
     }
 }

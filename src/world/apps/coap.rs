@@ -51,7 +51,8 @@ use crate::net::addr::{Addr, SockAddr};
 use crate::net::ip;
 use crate::net::packet::{PacketMeta, NO_FLOW};
 use crate::proto::coap::{
-    Code, Config, Endpoint, Event, MessageType, Method, Request, RequestHandle, ResourceServer,
+    Code, Config, Endpoint, Event, MessageType, Method, ObserveConfig, Request, RequestHandle,
+    ResourceServer,
 };
 use crate::proto::Datagram;
 use crate::scenario::model::{CoapMode, Protocol, Reliability, Scenario};
@@ -61,9 +62,11 @@ use std::collections::BTreeMap;
 
 pub(crate) use crate::scenario::columns::COAP_COLUMNS;
 
-/// Timer keys with this bit set are polls (`Coap::polls` index); the others
-/// are nodes' endpoint timers.
+/// Timer keys with this bit set are polls (`Coap::polls` index), with
+/// [`OBS_KEY`] observations (`Coap::observes` index); the others are
+/// nodes' endpoint timers.
 const POLL_KEY: u32 = 1 << 31;
+const OBS_KEY: u32 = 1 << 30;
 
 /// Content-Format of stored and PUT readings: application/octet-stream.
 const CONTENT_FORMAT: u16 = 42;
@@ -87,6 +90,35 @@ struct Exchanges {
     bytes: u64,
     /// Request (first transmission) to response, ns, per answered exchange.
     rtts: Vec<u64>,
+    /// Observe (RFC 7641) counters: notifications sent (first
+    /// transmissions, replacements included), accepted fresh by receivers,
+    /// dropped as stale, and re-registrations.
+    notif_sent: u64,
+    notif_accepted: u64,
+    notif_stale: u64,
+    reregistrations: u64,
+}
+
+/// One receiver observing one publisher's resource (`coap_mode =
+/// "observe"`).
+#[derive(Debug)]
+struct Obs {
+    flow: u32,
+    receiver: u32,
+    publisher: u32,
+    confirmable: bool,
+    path: String,
+    /// The observation (its registering request's handle) while the
+    /// receiver's endpoint has it.
+    handle: Option<RequestHandle>,
+    /// A registration request of ours is outstanding.
+    registering: bool,
+    /// The last registration answer or notification.
+    last_heard: SimTime,
+    /// Its timer: only the event carrying the current generation acts.
+    gen: u32,
+    /// No registration after this.
+    end: SimTime,
 }
 
 /// One receiver polling one publisher's resource (`coap_mode = "get"`).
@@ -110,17 +142,29 @@ struct CoapNode {
     server: ResourceServer,
     /// Its queued timer event.
     wake: Wakeup,
+    /// Resource paths this node publishes readings to, and their flow
+    /// (attributes Observe notifications to flows).
+    paths: Vec<(Box<str>, u32)>,
 }
 
 struct Coap {
     /// Endpoint per node (None for nodes in no CoAP flow, or crashed).
     nodes: Vec<Option<Box<CoapNode>>>,
+    /// Crashes per node: a restarted endpoint draws from a new stream, so
+    /// it does not reuse the message IDs and tokens of its previous life
+    /// (RFC 7252 §4.4, §5.3.1) that peers may still remember.
+    incarnations: Vec<u32>,
     /// Outstanding requests: (node, handle) → owner.
     reqs: BTreeMap<(u32, u64), CoapReq>,
     /// Per flow (every flow of the scenario), its counted exchanges.
     exchanges: Vec<Exchanges>,
     /// GET polls (receiver, publisher) of `coap_mode = "get"` flows.
     polls: Vec<Poll>,
+    /// Observations (receiver, publisher) of `coap_mode = "observe"` flows.
+    observes: Vec<Obs>,
+    /// (receiver node, observation or registration request handle) →
+    /// `observes` index.
+    obs_of: BTreeMap<(u32, u64), u32>,
     /// Scratch request reused for every publish.
     req: Request,
     buf: Vec<u8>,
@@ -129,9 +173,12 @@ struct Coap {
 pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
     Box::new(Coap {
         nodes: (0..sc.nodes.len()).map(|_| None).collect(),
+        incarnations: vec![0; sc.nodes.len()],
         reqs: BTreeMap::new(),
         exchanges: (0..sc.flows.len()).map(|_| Exchanges::default()).collect(),
         polls: Vec::new(),
+        observes: Vec::new(),
+        obs_of: BTreeMap::new(),
         req: Request::new(Method::Put, String::new()),
         buf: Vec::with_capacity(2048),
     })
@@ -161,17 +208,38 @@ fn next_timeout(c: &CoapNode) -> Option<SimTime> {
     }
 }
 
+impl CoapNode {
+    /// The flow of the resource Observe notification `r` carries.
+    fn notification_flow(&self, r: crate::proto::coap::ResponseId) -> Option<u32> {
+        let o = self.server.observers().by_response(r)?;
+        self.paths
+            .iter()
+            .find(|(p, _)| **p == *o.path)
+            .map(|(_, f)| *f)
+    }
+}
+
 impl Coap {
     fn node(&mut self, ctx: &Ctx<'_, '_>, node: usize) -> &mut CoapNode {
+        let life = self.incarnations[node];
         self.nodes[node].get_or_insert_with(|| {
             let sc = ctx.scenario();
-            let mut rng = SimRng::stream(sc.seed, &format!("coap/{}", ctx.node_name(node)));
+            let stream = match life {
+                0 => format!("coap/{}", ctx.node_name(node)),
+                n => format!("coap/{}/{n}", ctx.node_name(node)),
+            };
+            let mut rng = SimRng::stream(sc.seed, &stream);
             // RFC 7252 §4.4: the initial message ID should be randomised
             let first_mid = rng.below(1 << 16) as u16;
+            let observe = ObserveConfig {
+                con_interval: sc.protocols.coap.observe_con_interval,
+                max_age: sc.protocols.coap.observe_max_age,
+            };
             Box::new(CoapNode {
                 ep: Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid),
-                server: ResourceServer::new(),
+                server: ResourceServer::new().with_observe(observe),
                 wake: Wakeup::default(),
+                paths: Vec::new(),
             })
         })
     }
@@ -222,10 +290,24 @@ impl Coap {
                 }
                 Some(*r)
             });
-            let (flow, counted) = match owner {
-                Some(o) => (o.flow, o.counted),
-                None => (ctx_meta.flow, ctx_meta.counted),
+            // an Observe notification belongs to the flow publishing its
+            // resource (counted as the run is at its transmission)
+            let notification = match owner {
+                Some(_) => None,
+                None => info
+                    .response
+                    .and_then(|r| self.nodes[node].as_ref()?.notification_flow(r)),
             };
+            let (flow, counted) = match (owner, notification) {
+                (Some(o), _) => (o.flow, o.counted),
+                (None, Some(f)) => (f, ctx.counted()),
+                (None, None) => (ctx_meta.flow, ctx_meta.counted),
+            };
+            if notification.is_some() && counted && !info.is_retransmission {
+                if let Some(x) = self.exchanges.get_mut(flow as usize) {
+                    x.notif_sent += 1;
+                }
+            }
             if counted {
                 if let Some(x) = self.exchanges.get_mut(flow as usize) {
                     x.bytes += (ip::HEADER_LEN + crate::net::udp::HEADER_LEN + buf.len()) as u64;
@@ -327,16 +409,60 @@ impl Coap {
                 handle,
                 code,
                 payload,
+                observe,
                 ..
             } => {
                 self.finish_req(node, *handle, Some(ctx.now()));
-                // a polled reading arrives (`coap_mode = "get"`)
-                if *code == Code::CONTENT {
+                // a polled reading arrives (`coap_mode = "get"`), or the
+                // current reading with an Observe registration's answer
+                // (none yet: the resource is empty)
+                if *code == Code::CONTENT && !payload.is_empty() {
                     ctx.deliver(node as u32, payload);
+                }
+                let ok = code.is_success() && observe.is_some();
+                self.registration_ended(ctx, node, *handle, ok);
+            }
+            Event::Notification {
+                handle,
+                code,
+                observe,
+                payload,
+                ..
+            } => {
+                let Some(&i) = self.obs_of.get(&(node as u32, handle.0)) else {
+                    return;
+                };
+                let now = ctx.now();
+                let counted = ctx.counted();
+                let o = &mut self.observes[i as usize];
+                o.last_heard = now;
+                if counted {
+                    self.exchanges[o.flow as usize].notif_accepted += 1;
+                }
+                if code.is_success() && observe.is_some() {
+                    if !payload.is_empty() {
+                        ctx.deliver(node as u32, payload);
+                    }
+                } else {
+                    // the server ended the observation (RFC 7641 §3.2):
+                    // register again after the margin
+                    self.obs_of.remove(&(node as u32, handle.0));
+                    o.handle = None;
+                    let at = now + ctx.scenario().protocols.coap.observe_margin;
+                    self.obs_schedule(ctx, i as usize, at);
+                }
+            }
+            Event::StaleNotification { handle } => {
+                if let Some(&i) = self.obs_of.get(&(node as u32, handle.0)) {
+                    let f = self.observes[i as usize].flow as usize;
+                    if ctx.counted() {
+                        self.exchanges[f].notif_stale += 1;
+                    }
                 }
             }
             Event::NoResponse { handle } => {
                 self.finish_req(node, *handle, None);
+                self.registration_ended(ctx, node, *handle, false);
             }
             Event::GaveUp { handle } => {
                 let now = ctx.now();
@@ -350,16 +476,24 @@ impl Coap {
                         }
                     }
                 }
+                self.registration_ended(ctx, node, *handle, false);
             }
             Event::ResetReceived { handle } => {
                 self.finish_req(node, *handle, None);
+                self.registration_ended(ctx, node, *handle, false);
             }
-            // the server application's own bookkeeping (it answers at once,
-            // so no request expires; responses are piggybacked or NON)
-            Event::RequestExpired { .. }
-            | Event::ResponseAcked { .. }
+            // the fate of the server's notifications (RFC 7641 §4.5)
+            Event::ResponseAcked { .. }
             | Event::ResponseReset { .. }
-            | Event::ResponseGaveUp { .. } => {}
+            | Event::ResponseGaveUp { .. }
+            | Event::ResponseExpired { .. } => {
+                let now = ctx.now();
+                if let Some(c) = self.nodes[node].as_mut() {
+                    c.server.handle_event(now, &mut c.ep, ev);
+                }
+            }
+            // the server application answers at once: no request expires
+            Event::RequestExpired { .. } => {}
         }
     }
 }
@@ -420,6 +554,176 @@ impl Coap {
     }
 }
 
+impl Coap {
+    /// (Re)arm observation `i`'s timer for `at`.
+    fn obs_schedule(&mut self, ctx: &mut Ctx<'_, '_>, i: usize, at: SimTime) {
+        let o = &mut self.observes[i];
+        if at >= o.end {
+            return;
+        }
+        o.gen = o.gen.wrapping_add(1);
+        ctx.schedule(at, OBS_KEY | i as u32, o.gen);
+    }
+
+    /// How long a receiver waits for a notification before it re-registers
+    /// (RFC 7641 §3.3.1: Max-Age plus a margin).
+    fn obs_patience(ctx: &Ctx<'_, '_>) -> SimDuration {
+        let c = &ctx.scenario().protocols.coap;
+        SimDuration::from_secs(u64::from(c.observe_max_age)) + c.observe_margin
+    }
+
+    /// Observation `i`'s timer: register (first time, after a failure, or
+    /// when nothing was heard for Max-Age + margin), else wait on.
+    fn obs_timer(&mut self, ctx: &mut Ctx<'_, '_>, i: usize, gen: u32) {
+        let now = ctx.now();
+        let Some(o) = self.observes.get(i) else {
+            return;
+        };
+        if o.gen != gen || o.registering || now >= o.end {
+            return;
+        }
+        let receiver = o.receiver as usize;
+        if !ctx.node_up(receiver) {
+            return; // node_restart registers again
+        }
+        let patience = Self::obs_patience(ctx);
+        if o.handle.is_some() && now < o.last_heard + patience {
+            let at = o.last_heard + patience;
+            self.obs_schedule(ctx, i, at);
+            return;
+        }
+        self.obs_register(ctx, i);
+    }
+
+    /// Send observation `i`'s registration (GET with Observe 0, CON or NON
+    /// as the flow's reliability): a re-registration with the same token
+    /// while the receiver's endpoint still has the observation.
+    fn obs_register(&mut self, ctx: &mut Ctx<'_, '_>, i: usize) {
+        let now = ctx.now();
+        let o = &self.observes[i];
+        let (flow, receiver, publisher) = (o.flow, o.receiver as usize, o.publisher as usize);
+        let mut req = std::mem::replace(&mut self.req, Request::new(Method::Get, String::new()));
+        req.method = Method::Get;
+        req.confirmable = o.confirmable;
+        req.content_format = None;
+        req.path.clear();
+        req.path.push_str(&o.path);
+        req.payload.clear();
+        req.observe = Some(0);
+        let old = o.handle;
+        let again = old.is_some() || o.last_heard != SimTime::ZERO;
+        let counted = ctx.counted();
+        let to = addr(ctx, publisher);
+        let ep = &mut self.node(ctx, receiver).ep;
+        let sent = match old.filter(|h| ep.is_observing(*h)) {
+            Some(h) => ep.reregister(h, &req),
+            None => ep.request(to, &req),
+        };
+        let alive = old.is_some_and(|h| ep.is_observing(h));
+        req.observe = None;
+        self.req = req;
+        if again && counted {
+            self.exchanges[flow as usize].reregistrations += 1;
+        }
+        let Ok(h) = sent else {
+            return;
+        };
+        let o = &mut self.observes[i];
+        o.registering = true;
+        if !alive {
+            if let Some(old) = o.handle.take() {
+                self.obs_of.remove(&(receiver as u32, old.0));
+            }
+            o.handle = Some(h);
+        }
+        self.obs_of.insert((receiver as u32, h.0), i as u32);
+        self.reqs.insert(
+            (receiver as u32, h.0),
+            CoapReq {
+                flow,
+                counted,
+                first_tx: SimTime::MAX,
+            },
+        );
+        if counted {
+            self.exchanges[flow as usize].started += 1;
+        }
+        let meta = PacketMeta {
+            flow,
+            kind: "coap",
+            counted,
+            created: now,
+            ..Default::default()
+        };
+        self.drive(ctx, receiver, meta);
+    }
+
+    /// Request `h` of `node` ended; if it was an Observe registration,
+    /// the observation is established (`ok`) or the receiver retries after
+    /// the margin.
+    fn registration_ended(
+        &mut self,
+        ctx: &mut Ctx<'_, '_>,
+        node: usize,
+        h: RequestHandle,
+        ok: bool,
+    ) {
+        let key = (node as u32, h.0);
+        let Some(&i) = self.obs_of.get(&key) else {
+            return;
+        };
+        let i = i as usize;
+        let now = ctx.now();
+        let o = &mut self.observes[i];
+        if o.handle != Some(h) {
+            self.obs_of.remove(&key);
+        }
+        o.registering = false;
+        let at = if ok {
+            o.last_heard = now;
+            now + Self::obs_patience(ctx)
+        } else {
+            let alive = o.handle.is_some_and(|h| {
+                self.nodes[node]
+                    .as_ref()
+                    .is_some_and(|c| c.ep.is_observing(h))
+            });
+            if !alive {
+                if let Some(old) = o.handle.take() {
+                    self.obs_of.remove(&(node as u32, old.0));
+                }
+            }
+            now + ctx.scenario().protocols.coap.observe_margin
+        };
+        self.obs_schedule(ctx, i, at);
+    }
+
+    /// The (empty) resources `node` publishes to in `observe` flows, so a
+    /// registration finds them before the first reading.
+    fn seed_resources(&mut self, ctx: &mut Ctx<'_, '_>, node: usize) {
+        for p in 0..ctx.publishers() {
+            let pb = ctx.publisher(p);
+            if pb.node as usize != node {
+                continue;
+            }
+            let f = &ctx.scenario().flows[pb.flow as usize];
+            if f.protocol != Protocol::Coap || f.coap_mode != CoapMode::Observe {
+                continue;
+            }
+            let (flow, topic) = (pb.flow, pb.topic.clone());
+            let c = self.node(ctx, node);
+            if c.server.resources().get(&topic).is_none() {
+                c.server
+                    .resources_mut()
+                    .insert(topic.clone(), Some(CONTENT_FORMAT), Vec::new());
+            }
+            if !c.paths.iter().any(|(p, _)| **p == *topic) {
+                c.paths.push((topic.into(), flow));
+            }
+        }
+    }
+}
+
 impl Plugin for Coap {
     fn setup(&mut self, ctx: &mut Ctx<'_, '_>) {
         let sc = ctx.scenario();
@@ -440,6 +744,40 @@ impl Plugin for Coap {
             let pb = ctx.publisher(p);
             let (fi, node, path) = (pb.flow, pb.node, pb.topic.clone());
             let f = &sc.flows[fi as usize];
+            if f.protocol == Protocol::Coap && f.coap_mode == CoapMode::Observe {
+                ctx.intended(p, &mut receivers);
+                for &r in &receivers {
+                    let stream = format!(
+                        "coap/observe/{}/{}/{}",
+                        f.name,
+                        ctx.node_name(r as usize),
+                        ctx.node_name(node as usize)
+                    );
+                    // registrations spread over [0, min(start, 1 s)): before
+                    // the first reading when the flow starts late enough
+                    let spread = f.start.0.min(SimDuration::from_secs(1).0).max(1);
+                    let offset = SimDuration(SimRng::stream(sc.seed, &stream).below(spread));
+                    let end = SimTime::ZERO + sc.duration;
+                    self.observes.push(Obs {
+                        flow: fi,
+                        receiver: r,
+                        publisher: node,
+                        confirmable: confirmable(f.reliability),
+                        path: path.clone(),
+                        handle: None,
+                        registering: false,
+                        last_heard: SimTime::ZERO,
+                        gen: 0,
+                        end,
+                    });
+                    let i = self.observes.len() - 1;
+                    self.obs_schedule(ctx, i, SimTime::ZERO + offset);
+                }
+                if ctx.node_up(node as usize) {
+                    self.seed_resources(ctx, node as usize);
+                }
+                continue;
+            }
             let Some(interval) = f.poll_interval else {
                 continue;
             };
@@ -489,6 +827,28 @@ impl Plugin for Coap {
             }
             return;
         }
+        if flow.coap_mode == CoapMode::Observe {
+            // the reading changes the resource; its observers are notified
+            if !ctx.node_up(node) {
+                return;
+            }
+            let now = ctx.now();
+            let c = self.node(ctx, node);
+            if !c.paths.iter().any(|(p, _)| **p == *m.topic) {
+                c.paths.push((m.topic.into(), m.flow as u32));
+            }
+            c.server
+                .update(now, &mut c.ep, m.topic, Some(CONTENT_FORMAT), m.payload);
+            let meta = PacketMeta {
+                flow: m.flow as u32,
+                kind: "coap",
+                counted: m.counted,
+                created: now,
+                ..Default::default()
+            };
+            self.drive(ctx, node, meta);
+            return;
+        }
         // one reusable request: path and payload copied into its buffers
         let mut req = std::mem::replace(&mut self.req, Request::new(Method::Put, String::new()));
         req.method = Method::Put;
@@ -532,6 +892,10 @@ impl Plugin for Coap {
             self.poll(ctx, (key & !POLL_KEY) as usize);
             return;
         }
+        if key & OBS_KEY != 0 {
+            self.obs_timer(ctx, (key & !OBS_KEY) as usize, gen);
+            return;
+        }
         let node = key as usize;
         let Some(c) = self.nodes.get_mut(node).and_then(|c| c.as_mut()) else {
             return;
@@ -563,8 +927,29 @@ impl Plugin for Coap {
             m.coap_node_reset(node as u32);
         }
         self.nodes[node] = None;
+        self.incarnations[node] += 1;
         let n = node as u32;
         self.reqs.retain(|k, _| k.0 != n);
+        // its observations are gone with its endpoint
+        self.obs_of.retain(|k, _| k.0 != n);
+        for o in self.observes.iter_mut().filter(|o| o.receiver == n) {
+            o.handle = None;
+            o.registering = false;
+        }
+    }
+
+    /// A restarted receiver registers again at once; a restarted publisher
+    /// has its (empty) resources again.
+    fn node_restart(&mut self, ctx: &mut Ctx<'_, '_>, node: usize) {
+        let now = ctx.now();
+        for i in 0..self.observes.len() {
+            if self.observes[i].receiver as usize == node {
+                self.obs_schedule(ctx, i, now);
+            }
+        }
+        if self.observes.iter().any(|o| o.publisher as usize == node) {
+            self.seed_resources(ctx, node);
+        }
     }
 
     fn datagram_app(&mut self) -> Option<&mut dyn DatagramApp> {
@@ -609,6 +994,10 @@ impl Plugin for Coap {
                     } else {
                         Value::Float(x.bytes as f64 / x.started as f64)
                     },
+                    Value::Int(x.notif_sent),
+                    Value::Int(x.notif_accepted),
+                    Value::Int(x.notif_stale),
+                    Value::Int(x.reregistrations),
                 ]
             })
             .collect();
@@ -622,6 +1011,7 @@ impl Plugin for Coap {
                 ("dedup_entries", dedup),
                 ("requests_tracked", self.reqs.len() as u64),
                 ("polls", self.polls.len() as u64),
+                ("observations", self.observes.len() as u64),
             ],
             ..Default::default()
         }

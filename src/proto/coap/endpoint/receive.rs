@@ -28,6 +28,14 @@ const RECOGNISED: [OptionNumber; 7] = [
     OptionNumber::SIZE1,
 ];
 
+/// The Observe option's value (RFC 7641 §2), if present and well formed.
+pub fn observe_value(m: &MessageRef<'_>) -> Option<u32> {
+    m.options()
+        .find(|o| o.number == OptionNumber::OBSERVE.0 && o.value.len() <= 3)
+        .and_then(|o| crate::proto::coap::option::decode_uint(o.value))
+        .map(|v| v as u32)
+}
+
 /// Check a request's method and critical options: unknown method → 4.05
 /// (§5.8); an unrecognised or malformed critical option → 4.02 (§5.4.1,
 /// §5.4.3), Proxy-Uri/Proxy-Scheme → 5.05 (§5.10.2).
@@ -71,7 +79,8 @@ impl Endpoint {
                     self.events.push_back(Event::ResponseReset {
                         response: super::ResponseId(key.0),
                     });
-                } else if self.forget_client(from, token, key).is_some() {
+                } else if let Some(ex) = self.forget_client(from, token, key) {
+                    self.failed_registration(from, token, &ex);
                     self.events.push_back(Event::ResetReceived {
                         handle: RequestHandle(key.0),
                     });
@@ -105,9 +114,10 @@ impl Endpoint {
         m: &MessageRef<'_>,
     ) {
         if self.responses.remove(&key.0) {
-            // our separate response was acknowledged
+            // our separate response (or notification) was acknowledged
             self.events.push_back(Event::ResponseAcked {
                 response: super::ResponseId(key.0),
+                transmissions,
             });
             return;
         }
@@ -121,15 +131,8 @@ impl Endpoint {
         };
         if m.code.is_response() && m.token == token {
             // §5.2.1 piggybacked response.
-            self.stats.responses_received += 1;
-            self.events.push_back(Event::ResponseReceived {
-                handle: RequestHandle(key.0),
-                from,
-                code: m.code,
-                content_format: m.content_format(),
-                payload: m.payload.to_vec(),
-                transmissions,
-            });
+            let observe = ex.observe;
+            self.response_received(now, from, key, m, transmissions, observe);
             self.forget_client(from, token, key);
             return;
         }
@@ -148,6 +151,22 @@ impl Endpoint {
         // matched: a request of ours that was sent (not waiting for
         // NSTART): still with the message layer, or awaiting a separate
         // response; `transmissions` = 1 + retransmissions
+        // RFC 7641 §3.3.1: while a CON re-registration awaits its ACK
+        // (which carries its response), a separate response with the
+        // observation's token is a notification
+        let renotify = self.requests.get(&(from, m.token)).is_some_and(|e| {
+            e.observe
+                && e.confirmable
+                && !e.awaiting_separate
+                && self
+                    .observations
+                    .get(&(from, m.token))
+                    .is_some_and(|o| o.last.is_some())
+        });
+        if renotify {
+            self.on_notification(now, from, m);
+            return;
+        }
         let found = self.requests.get(&(from, m.token)).and_then(|e| {
             let sent = self.msg.transmissions(MessageKey(e.key));
             match sent {
@@ -157,8 +176,14 @@ impl Endpoint {
             }
         });
         let Some((key, transmissions)) = found else {
-            // §5.3.2 / §4.2: a CON response we cannot match is rejected.
-            if con {
+            if self.observations.contains_key(&(from, m.token)) {
+                self.on_notification(now, from, m);
+                return;
+            }
+            // §5.3.2 / §4.2: a CON response we cannot match is rejected;
+            // so is a NON notification nobody observes (RFC 7641 §3.6),
+            // which ends the server's observation.
+            if con || observe_value(m).is_some() {
                 self.msg.reject(from, m.message_id);
             } else {
                 self.stats.ignored += 1;
@@ -172,6 +197,42 @@ impl Endpoint {
             self.msg.acknowledge_empty(from, m.message_id);
         }
         let key = MessageKey(key);
+        let observe = self
+            .requests
+            .get(&(from, m.token))
+            .is_some_and(|e| e.observe);
+        self.response_received(now, from, key, m, transmissions, observe);
+        // A response before the ACK (or to a NON) ends the message too.
+        self.msg.cancel(key);
+        self.forget_client(from, m.token, key);
+    }
+
+    /// Report the response `m` to our request `key`; for a registration
+    /// (`observe`), a 2.xx with an Observe value starts (or refreshes) the
+    /// observation, anything else ends it (RFC 7641 §3.1, §3.2).
+    fn response_received(
+        &mut self,
+        now: SimTime,
+        from: SockAddr,
+        key: MessageKey,
+        m: &MessageRef<'_>,
+        transmissions: u32,
+        registration: bool,
+    ) {
+        let observe = observe_value(m);
+        if registration {
+            let ok = m.code.is_success() && observe.is_some();
+            if let std::collections::btree_map::Entry::Occupied(mut o) =
+                self.observations.entry((from, m.token))
+            {
+                match observe {
+                    Some(v) if ok => o.get_mut().last = Some((v, now)),
+                    _ => {
+                        o.remove();
+                    }
+                }
+            }
+        }
         self.stats.responses_received += 1;
         self.events.push_back(Event::ResponseReceived {
             handle: RequestHandle(key.0),
@@ -180,10 +241,52 @@ impl Endpoint {
             content_format: m.content_format(),
             payload: m.payload.to_vec(),
             transmissions,
+            observe,
         });
-        // A response before the ACK (or to a NON) ends the message too.
-        self.msg.cancel(key);
-        self.forget_client(from, m.token, key);
+    }
+
+    /// A response with the token of one of our observations and no request
+    /// outstanding: a notification (RFC 7641 §3.2). It is acknowledged (a
+    /// CON) and remembered for deduplication whatever its freshness; a
+    /// stale one (§3.4) is not reported.
+    fn on_notification(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>) {
+        let con = m.ty == MessageType::Con;
+        self.msg.accept(now, from, m.message_id, con);
+        if con {
+            self.msg.acknowledge_empty(from, m.message_id);
+        }
+        let Some(o) = self.observations.get_mut(&(from, m.token)) else {
+            return;
+        };
+        let handle = RequestHandle(o.handle);
+        let observe = observe_value(m);
+        match observe {
+            Some(v) if m.code.is_success() => {
+                let fresh = o
+                    .last
+                    .is_none_or(|(v1, t1)| super::super::observe::is_fresh(v1, t1, v, now));
+                if !fresh {
+                    self.stats.notifications_stale += 1;
+                    self.events.push_back(Event::StaleNotification { handle });
+                    return;
+                }
+                o.last = Some((v, now));
+            }
+            // §3.2: a non-2.xx notification, or one without Observe, ends
+            // the observation
+            _ => {
+                self.observations.remove(&(from, m.token));
+            }
+        }
+        self.stats.notifications_accepted += 1;
+        self.events.push_back(Event::Notification {
+            handle,
+            from,
+            code: m.code,
+            observe,
+            content_format: m.content_format(),
+            payload: m.payload.to_vec(),
+        });
     }
 
     fn on_request(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>, raw: &[u8]) {
