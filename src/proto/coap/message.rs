@@ -191,7 +191,8 @@ struct Tracked {
     /// The first transmission; `SimTime::MAX` until then.
     first_sent: SimTime,
     /// When the timer fires; `SimTime::MAX` until the first transmission
-    /// arms it.
+    /// arms it (or a PROBING_RATE hold, for a NON request: it expires
+    /// unsent if still held `non_response_timeout` later).
     deadline: SimTime,
 }
 
@@ -204,7 +205,8 @@ struct PeerSlots {
     /// a NON request) to the peer since the last datagram from it; `None`
     /// once the peer sent anything.
     quiet_since: Option<SimTime>,
-    /// CoAP bytes sent to the peer since `quiet_since`.
+    /// CoAP bytes sent to the peer since it counts as not responding
+    /// (`quiet_since` + the probing window).
     quiet_bytes: u64,
     /// NON messages held back by PROBING_RATE, in FIFO order.
     held: VecDeque<Queued>,
@@ -224,12 +226,18 @@ impl PeerSlots {
             && self.cocoa.is_none_or(|c| c.is_blind())
     }
 
+    /// When the peer started to count as not responding (RFC 7252 §4.7): a
+    /// tracked message to it was first sent `window` (EXCHANGE_LIFETIME)
+    /// before, and nothing came from it since. `None` while it responds.
+    fn silent_from(&self, now: SimTime, window: SimDuration) -> Option<SimTime> {
+        let from = self.quiet_since? + window;
+        (now >= from).then_some(from)
+    }
+
     /// PROBING_RATE (RFC 7252 §4.7): `None` if a NON of `len` bytes may go
-    /// to this peer at `now`, else when it may. The peer does not respond
-    /// when a tracked message to it was first sent at least `window`
-    /// (MAX_TRANSMIT_WAIT) ago and nothing came from it since; then the
-    /// bytes sent to it since that message, this one included, must not
-    /// exceed `rate`·(time since that message).
+    /// to this peer at `now`, else when it may: while the peer does not
+    /// respond, the bytes sent to it since it stopped responding, this one
+    /// included, must not exceed `rate`·(time since then).
     fn probing_wait(
         &self,
         now: SimTime,
@@ -237,10 +245,7 @@ impl PeerSlots {
         window: SimDuration,
         rate: f64,
     ) -> Option<SimTime> {
-        let since = self.quiet_since?;
-        if now < since + window {
-            return None;
-        }
+        let since = self.silent_from(now, window)?;
         let bytes = self.quiet_bytes.saturating_add(len as u64);
         // `as` saturates; the rate is finite and > 0 (`Config::probing_rate`)
         let ns = libm::ceil(bytes as f64 * 1e9 / rate) as u64;
@@ -288,8 +293,8 @@ pub struct MessageLayer {
     pacing: BTreeSet<(SimTime, SockAddr)>,
     /// Peers whose `quiet_since` is set (receive skips the peer lookup at 0).
     quiet_peers: usize,
-    /// MAX_TRANSMIT_WAIT: how long a peer may stay silent before it counts as
-    /// not responding (§4.7, §4.8.2).
+    /// EXCHANGE_LIFETIME: how long a peer may stay silent before it counts
+    /// as not responding (§4.7, §4.8.2: until then an answer may still come).
     probing_window: SimDuration,
     dedup: DedupCache,
     outq: VecDeque<Queued>,
@@ -304,7 +309,7 @@ impl MessageLayer {
     /// are then sequential; the caller should randomise the first one).
     pub fn new(config: Config, rng: SimRng, first_message_id: u16) -> Self {
         MessageLayer {
-            probing_window: config.max_transmit_wait(),
+            probing_window: config.exchange_lifetime(),
             config,
             rng,
             next_mid: first_message_id,
@@ -697,6 +702,16 @@ impl MessageLayer {
                     };
                     if let Some(at) = wait {
                         self.stats.probing_held += 1;
+                        if let Queued::Tracked { key, .. } = &q {
+                            // a held NON request expires unsent if it is
+                            // still held when its response would be overdue
+                            if let Some(t) = self.tracked.get_mut(key) {
+                                if t.deadline == SimTime::MAX {
+                                    t.deadline = now + t.timeout;
+                                    self.timers.insert((t.deadline, *key));
+                                }
+                            }
+                        }
                         p.held.push_back(q);
                         if at != SimTime::MAX {
                             self.schedule_release(peer, at);
@@ -738,8 +753,12 @@ impl MessageLayer {
             } => {
                 let t = self.tracked.get_mut(&k)?;
                 buf.extend_from_slice(&t.bytes);
-                if t.deadline == SimTime::MAX {
-                    // first transmission: the timer starts now
+                if t.first_sent == SimTime::MAX {
+                    // first transmission: the timer starts now (a held NON
+                    // request's hold timer is replaced)
+                    if t.deadline != SimTime::MAX {
+                        self.timers.remove(&(t.deadline, k));
+                    }
                     let p = self.peers.entry(t.peer).or_default();
                     if t.confirmable && self.config.congestion == Congestion::Cocoa {
                         // draft-ietf-core-cocoa-03 §4.1, §4.2.1: the peer's
@@ -797,7 +816,7 @@ impl MessageLayer {
         self.stats.bytes_sent += len as u64;
         if self.quiet_peers > 0 {
             if let Some(p) = self.peers.get_mut(&to) {
-                if p.quiet_since.is_some() {
+                if p.silent_from(now, self.probing_window).is_some() {
                     p.quiet_bytes = p.quiet_bytes.saturating_add(len as u64);
                 }
             }
@@ -1041,7 +1060,7 @@ fn non_destination(
             retransmission: false,
         } => tracked
             .get(key)
-            .filter(|t| !t.confirmable && t.deadline == SimTime::MAX)
+            .filter(|t| !t.confirmable && t.first_sent == SimTime::MAX)
             .map(|t| t.peer),
         Queued::Owned { to, bytes } => Header::peek(bytes)
             .ok()
