@@ -771,6 +771,8 @@ pub struct CoapParams {
     pub default_leisure: SimDuration,
     /// Bytes per second.
     pub probing_rate: f64,
+    /// CON retransmission timeouts: RFC 7252's or CoCoA's.
+    pub congestion: crate::proto::coap::Congestion,
     /// MAX_LATENCY (RFC 7252 §4.8.2), used in derived lifetimes.
     pub max_latency: SimDuration,
     /// PROCESSING_DELAY (RFC 7252 §4.8.2).
@@ -820,6 +822,7 @@ impl Default for CoapParams {
             nstart: 1,
             default_leisure: SimDuration::from_secs(5),
             probing_rate: 1.0,
+            congestion: crate::proto::coap::Congestion::Default,
             max_latency: SimDuration::from_secs(100),
             processing_delay: SimDuration::from_secs(2),
             non_timeout: None,
@@ -841,6 +844,7 @@ impl From<&CoapParams> for crate::proto::coap::Config {
             nstart: p.nstart,
             default_leisure: p.default_leisure,
             probing_rate: p.probing_rate,
+            congestion: p.congestion,
             max_latency: p.max_latency,
             processing_delay: p.processing_delay,
             token_length: p.token_length,

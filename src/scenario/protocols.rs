@@ -3,6 +3,7 @@
 use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
 use super::schema::{ProtocolsSchema, TcpSchema};
+use crate::proto::coap::Congestion;
 use crate::scenario::model::{CoapParams, IpParams, ProtocolParams, TcpParams, UdpParams};
 use crate::sim::SimDuration;
 use crate::transport::tcp::{
@@ -129,6 +130,17 @@ pub(crate) fn resolve(
                     }
                     x
                 }
+            },
+            congestion: match &c.congestion {
+                None => d.congestion,
+                Some(v) => ctx.choice(
+                    v,
+                    "protocols.coap.congestion",
+                    &[
+                        ("default", Congestion::Default),
+                        ("cocoa", Congestion::Cocoa),
+                    ],
+                )?,
             },
             max_latency: dur(&c.max_latency, "max_latency", d.max_latency)?,
             processing_delay: dur(&c.processing_delay, "processing_delay", d.processing_delay)?,

@@ -326,6 +326,8 @@ pub(crate) struct CoapSchema {
     pub nstart: Option<S<u64>>,
     pub default_leisure: Option<S<String>>,
     pub probing_rate: Option<S<f64>>,
+    /// `"default"` (RFC 7252) or `"cocoa"` (draft-ietf-core-cocoa-03).
+    pub congestion: Option<S<String>>,
     pub max_latency: Option<S<String>>,
     pub processing_delay: Option<S<String>>,
     /// How long a NON request waits for its response.

@@ -3,6 +3,20 @@
 
 use crate::sim::SimDuration;
 
+/// The retransmission-timeout algorithm of CON messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Congestion {
+    /// RFC 7252 §4.2: initial timeout uniform in
+    /// [ACK_TIMEOUT, ACK_TIMEOUT·ACK_RANDOM_FACTOR], doubled at each
+    /// retransmission.
+    #[default]
+    Default,
+    /// CoCoA (draft-ietf-core-cocoa-03): per-peer strong/weak RTO
+    /// estimators, variable back-off factor, RTO aging (docs/coap.md,
+    /// "Congestion control").
+    Cocoa,
+}
+
 /// Endpoint configuration: the RFC 7252 §4.8 parameters plus qossim's
 /// NON-request choice. (How a server answers — piggybacked or separate — is
 /// the application's choice, e.g. `ResourceServer`'s.)
@@ -18,8 +32,14 @@ pub struct Config {
     pub nstart: u32,
     /// DEFAULT_LEISURE (§8.2, multicast only; kept for completeness).
     pub default_leisure: SimDuration,
-    /// PROBING_RATE in bytes per second (§4.7; not enforced, see docs/coap.md).
+    /// PROBING_RATE in bytes per second (§4.7): the average rate at which
+    /// NON messages may go to a peer that does not respond (the message
+    /// layer's definition: docs/coap.md, "Congestion control").
     pub probing_rate: f64,
+    /// How CON retransmission timeouts are chosen: RFC 7252's fixed
+    /// ACK_TIMEOUT with doubling ([`Congestion::Default`]) or CoCoA's
+    /// per-peer RTT-based estimate ([`Congestion::Cocoa`]).
+    pub congestion: Congestion,
     /// MAX_LATENCY (§4.8.2, default 100 s).
     pub max_latency: SimDuration,
     /// PROCESSING_DELAY (§4.8.2, default 2 s = ACK_TIMEOUT). Also the bound
@@ -54,6 +74,7 @@ impl Default for Config {
             nstart: 1,
             default_leisure: SimDuration::from_secs(5),
             probing_rate: 1.0,
+            congestion: Congestion::Default,
             max_latency: SimDuration::from_secs(100),
             processing_delay: SimDuration::from_secs(2),
             non_response_timeout: SimDuration::ZERO,
@@ -70,6 +91,16 @@ impl Config {
     pub fn random_factor(&self) -> f64 {
         if self.ack_random_factor.is_finite() && self.ack_random_factor >= 1.0 {
             self.ack_random_factor
+        } else {
+            1.0
+        }
+    }
+
+    /// PROBING_RATE in bytes/s; a value that is not finite and > 0 is
+    /// treated as the RFC's 1 byte/s.
+    pub fn probing_rate(&self) -> f64 {
+        if self.probing_rate.is_finite() && self.probing_rate > 0.0 {
+            self.probing_rate
         } else {
             1.0
         }

@@ -5,7 +5,10 @@
 //! and give-up (§4.2, §4.8), ACK/RST matching by `(peer, message ID)`
 //! (§4.2, §4.3), Empty ACK and RST sending, deduplication of received CON
 //! and NON messages with the reply cached for duplicate CONs (§4.5), NSTART
-//! per peer (§4.7) and the handling of malformed datagrams (§3, §4.2, §4.3).
+//! per peer (§4.7), PROBING_RATE towards peers that do not respond (§4.7)
+//! and the handling of malformed datagrams (§3, §4.2, §4.3). CON timeouts
+//! follow RFC 7252 §4.2 or, with [`Congestion::Cocoa`], the per-peer CoCoA
+//! estimator of [`super::cocoa`].
 //! What a message means (request, response, token) is the caller's business:
 //! a new CON or NON comes back from [`MessageLayer::receive`] as
 //! [`Inbound::Message`] and the caller decides whether to accept, acknowledge
@@ -32,9 +35,10 @@ use std::hash::BuildHasherDefault;
 use crate::net::addr::SockAddr;
 use crate::sim::{SimDuration, SimRng, SimTime};
 
+use super::cocoa::{self, Cocoa};
 use super::code::{Code, MessageType};
 use super::codec::{write_header, CodecError, Header, MessageRef, Token};
-use super::config::Config;
+use super::config::{Config, Congestion};
 use super::dedup::{key as mid_key, DedupCache, KeyHasher};
 
 /// Identifies a message the layer tracks (a CON until its ACK, RST or
@@ -147,6 +151,9 @@ pub struct MessageStats {
     pub rst_received: u64,
     /// Datagrams that failed to decode, and Empty NONs (§4.3).
     pub malformed_dropped: u64,
+    /// NON messages held back by PROBING_RATE (§4.7) for a peer that does
+    /// not respond.
+    pub probing_held: u64,
     /// ACK/RST matching nothing of ours, and ACKs for a NON (§4.2).
     pub ignored: u64,
 }
@@ -175,21 +182,79 @@ struct Tracked {
     /// The encoded message; bytes 2..4 hold the message ID once assigned.
     bytes: Vec<u8>,
     retransmissions: u32,
-    /// The current timeout (a CON's doubles at each retransmission).
+    /// The current timeout (a CON's doubles at each retransmission, or
+    /// grows by CoCoA's variable back-off factor).
     timeout: SimDuration,
+    /// CoCoA: the undithered RTO behind `timeout` (its back-off factor
+    /// depends on it); zero with the RFC 7252 default.
+    rto: SimDuration,
+    /// The first transmission; `SimTime::MAX` until then.
+    first_sent: SimTime,
     /// When the timer fires; `SimTime::MAX` until the first transmission
-    /// arms it.
+    /// arms it (or a PROBING_RATE hold, for a NON request: it expires
+    /// unsent if still held `non_response_timeout` later).
     deadline: SimTime,
     /// `bytes` were replaced ([`MessageLayer::replace`]) and not sent yet:
     /// their next transmission is their first.
     replaced: bool,
 }
 
-/// NSTART bookkeeping for one peer (§4.7).
+/// Per-peer state: NSTART bookkeeping and PROBING_RATE (§4.7), CoCoA.
 #[derive(Debug, Default)]
 struct PeerSlots {
     outstanding: u32,
     waiting: VecDeque<u64>,
+    /// PROBING_RATE: the first transmission of a tracked message (a CON, or
+    /// a NON request) to the peer since the last datagram from it; `None`
+    /// once the peer sent anything.
+    quiet_since: Option<SimTime>,
+    /// CoAP bytes sent to the peer since it counts as not responding
+    /// (`quiet_since` + the probing window).
+    quiet_bytes: u64,
+    /// NON messages held back by PROBING_RATE, in FIFO order.
+    held: VecDeque<Queued>,
+    /// When `held`'s front is looked at again (its entry in `pacing`).
+    release_at: Option<SimTime>,
+    /// CoCoA's RTO state (only with [`Congestion::Cocoa`]).
+    cocoa: Option<Cocoa>,
+}
+
+impl PeerSlots {
+    /// Nothing worth keeping for an idle peer.
+    fn forgettable(&self) -> bool {
+        self.outstanding == 0
+            && self.waiting.is_empty()
+            && self.quiet_since.is_none()
+            && self.held.is_empty()
+            && self.cocoa.is_none_or(|c| c.is_blind())
+    }
+
+    /// When the peer started to count as not responding (RFC 7252 §4.7): a
+    /// tracked message to it was first sent `window` (EXCHANGE_LIFETIME)
+    /// before, and nothing came from it since. `None` while it responds.
+    fn silent_from(&self, now: SimTime, window: SimDuration) -> Option<SimTime> {
+        let from = self.quiet_since? + window;
+        (now >= from).then_some(from)
+    }
+
+    /// PROBING_RATE (RFC 7252 §4.7): `None` if a NON of `len` bytes may go
+    /// to this peer at `now`, else when it may: while the peer does not
+    /// respond, the bytes sent to it since it stopped responding, this one
+    /// included, must not exceed `rate`·(time since then).
+    fn probing_wait(
+        &self,
+        now: SimTime,
+        len: usize,
+        window: SimDuration,
+        rate: f64,
+    ) -> Option<SimTime> {
+        let since = self.silent_from(now, window)?;
+        let bytes = self.quiet_bytes.saturating_add(len as u64);
+        // `as` saturates; the rate is finite and > 0 (`Config::probing_rate`)
+        let ns = libm::ceil(bytes as f64 * 1e9 / rate) as u64;
+        let at = since + SimDuration::from_nanos(ns);
+        (at > now).then_some(at)
+    }
 }
 
 /// A queued datagram. Bytes are copied out at `poll_transmit` time, so
@@ -227,6 +292,13 @@ pub struct MessageLayer {
     by_mid: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
     timers: BTreeSet<(SimTime, u64)>,
     peers: BTreeMap<SockAddr, PeerSlots>,
+    /// PROBING_RATE releases: (when, peer) of every peer with held NONs.
+    pacing: BTreeSet<(SimTime, SockAddr)>,
+    /// Peers whose `quiet_since` is set (receive skips the peer lookup at 0).
+    quiet_peers: usize,
+    /// EXCHANGE_LIFETIME: how long a peer may stay silent before it counts
+    /// as not responding (§4.7, §4.8.2: until then an answer may still come).
+    probing_window: SimDuration,
     dedup: DedupCache,
     outq: VecDeque<Queued>,
     events: VecDeque<MessageEvent>,
@@ -240,6 +312,7 @@ impl MessageLayer {
     /// are then sequential; the caller should randomise the first one).
     pub fn new(config: Config, rng: SimRng, first_message_id: u16) -> Self {
         MessageLayer {
+            probing_window: config.exchange_lifetime(),
             config,
             rng,
             next_mid: first_message_id,
@@ -248,6 +321,8 @@ impl MessageLayer {
             by_mid: HashMap::default(),
             timers: BTreeSet::new(),
             peers: BTreeMap::new(),
+            pacing: BTreeSet::new(),
+            quiet_peers: 0,
             dedup: DedupCache::default(),
             outq: VecDeque::new(),
             events: VecDeque::new(),
@@ -286,6 +361,35 @@ impl MessageLayer {
         })
     }
 
+    /// The current timeout of tracked message `key` once it has been
+    /// transmitted (the initial one until its first retransmission); `None`
+    /// before its first transmission and once it is finished.
+    pub fn timeout(&self, key: MessageKey) -> Option<SimDuration> {
+        let m = self.tracked.get(&key.0)?;
+        (m.first_sent != SimTime::MAX).then_some(m.timeout)
+    }
+
+    /// The retransmission timeout a new CON to `peer` would start from at
+    /// `now`, before dithering: with [`Congestion::Cocoa`] the peer's
+    /// overall RTO estimate, aged to `now` (2 s for a peer never measured);
+    /// with the RFC 7252 default ACK_TIMEOUT (the initial timeout is drawn
+    /// from [ACK_TIMEOUT, ACK_TIMEOUT·ACK_RANDOM_FACTOR]).
+    pub fn rto_estimate(&self, peer: SockAddr, now: SimTime) -> SimDuration {
+        match self.config.congestion {
+            Congestion::Default => self.config.ack_timeout,
+            Congestion::Cocoa => self
+                .peers
+                .get(&peer)
+                .and_then(|p| p.cocoa.as_ref())
+                .map_or(cocoa::INITIAL_RTO, |c| c.rto(now)),
+        }
+    }
+
+    /// NON messages to `peer` held back by PROBING_RATE now.
+    pub fn probing_held(&self, peer: SockAddr) -> usize {
+        self.peers.get(&peer).map_or(0, |p| p.held.len())
+    }
+
     // ---- sending --------------------------------------------------------
 
     /// Send `bytes` (one encoded message; its type bits and message ID are
@@ -315,6 +419,8 @@ impl MessageLayer {
                 bytes,
                 retransmissions: 0,
                 timeout: SimDuration::ZERO,
+                rto: SimDuration::ZERO,
+                first_sent: SimTime::MAX,
                 deadline: SimTime::MAX,
                 replaced: false,
             },
@@ -404,6 +510,9 @@ impl MessageLayer {
     /// A datagram arrived from `from`. See [`Inbound`] for what comes back.
     pub fn receive<'a>(&mut self, now: SimTime, from: SockAddr, data: &'a [u8]) -> Inbound<'a> {
         self.dedup.expire(now);
+        if self.quiet_peers > 0 {
+            self.heard_from(from, now);
+        }
         let m = match MessageRef::parse(data) {
             Ok(m) => m,
             Err(e) => {
@@ -422,7 +531,7 @@ impl MessageLayer {
             }
         };
         match m.ty {
-            MessageType::Ack | MessageType::Rst => self.on_ack_or_rst(from, m),
+            MessageType::Ack | MessageType::Rst => self.on_ack_or_rst(now, from, m),
             MessageType::Con | MessageType::Non => {
                 if m.code.is_empty() {
                     if m.ty == MessageType::Con {
@@ -509,7 +618,31 @@ impl MessageLayer {
         true
     }
 
-    fn on_ack_or_rst<'a>(&mut self, from: SockAddr, m: MessageRef<'a>) -> Inbound<'a> {
+    /// Anything from `peer` shows it responds (§4.7): PROBING_RATE no longer
+    /// applies to it, and its held NONs go at once.
+    fn heard_from(&mut self, peer: SockAddr, now: SimTime) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.quiet_since.take().is_none() {
+            return;
+        }
+        self.quiet_peers -= 1;
+        p.quiet_bytes = 0;
+        if !p.held.is_empty() {
+            if let Some(at) = p.release_at.replace(now) {
+                self.pacing.remove(&(at, peer));
+            }
+            self.pacing.insert((now, peer));
+        }
+    }
+
+    fn on_ack_or_rst<'a>(
+        &mut self,
+        now: SimTime,
+        from: SockAddr,
+        m: MessageRef<'a>,
+    ) -> Inbound<'a> {
         // RFC 7252 §4.2: an ACK or RST matching no message we sent is ignored.
         let Some(&key) = self.by_mid.get(&mid_key(from, m.message_id)) else {
             self.stats.ignored += 1;
@@ -526,6 +659,17 @@ impl MessageLayer {
         }
         let transmissions = t.retransmissions + 1;
         let token = token_of(&t.bytes);
+        if self.config.congestion == Congestion::Cocoa
+            && m.ty == MessageType::Ack
+            && t.first_sent != SimTime::MAX
+        {
+            // draft-ietf-core-cocoa-03 §4.2: the RTT from the first
+            // transmission feeds the strong or the weak estimator
+            let (rtt, retransmissions) = (now - t.first_sent, t.retransmissions);
+            if let Some(c) = self.peers.get_mut(&from).and_then(|p| p.cocoa.as_mut()) {
+                c.sample(now, rtt, retransmissions);
+            }
+        }
         self.finish(key);
         if m.ty == MessageType::Rst {
             self.stats.rst_received += 1;
@@ -548,61 +692,183 @@ impl MessageLayer {
     /// appended); `None` when nothing is queued. A tracked message's timer
     /// starts at its first transmission, at `now`.
     pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<MessageTransmit> {
-        let start = buf.len();
-        while let Some(q) = self.outq.pop_front() {
-            let mut key = None;
-            let (to, repeat) = match q {
-                Queued::Tracked {
-                    key: k,
-                    retransmission,
-                } => match self.tracked.get_mut(&k) {
-                    Some(t) => {
-                        buf.extend_from_slice(&t.bytes);
-                        if t.deadline == SimTime::MAX {
-                            // first transmission: the timer starts now
-                            t.deadline = now + t.timeout;
-                            self.timers.insert((t.deadline, k));
-                        }
-                        key = Some(MessageKey(k));
-                        (t.peer, retransmission)
-                    }
-                    None => continue,
-                },
-                Queued::Cached { peer, mid, repeat } => match self.dedup.reply(peer, mid) {
-                    Some(reply) => {
-                        buf.extend_from_slice(reply);
-                        (peer, repeat)
-                    }
-                    None => continue,
-                },
-                Queued::Rst { to, mid } => {
-                    write_header(buf, MessageType::Rst, Code::EMPTY, mid, &Token::EMPTY);
-                    (to, false)
-                }
-                Queued::Owned { to, bytes } => {
-                    buf.extend_from_slice(&bytes);
-                    self.give_back(bytes);
-                    (to, false)
-                }
-            };
-            let Ok(h) = Header::peek(buf.get(start..).unwrap_or(&[])) else {
-                buf.truncate(start);
+        // NONs held back by PROBING_RATE whose time has come go first
+        while let Some(&(at, peer)) = self.pacing.first() {
+            if at > now {
+                break;
+            }
+            self.pacing.remove(&(at, peer));
+            let Some(p) = self.peers.get_mut(&peer) else {
                 continue;
             };
-            let len = buf.len() - start;
-            self.stats.datagrams_sent += 1;
-            self.stats.bytes_sent += len as u64;
-            return Some(MessageTransmit {
-                to,
-                ty: h.ty,
-                code: h.code,
-                message_id: h.message_id,
-                is_retransmission: repeat,
-                len,
-                key,
-            });
+            p.release_at = None;
+            let Some(q) = p.held.pop_front() else {
+                continue;
+            };
+            let len = queued_len(&self.tracked, &q);
+            let (window, rate) = (self.probing_window, self.config.probing_rate());
+            // CON bytes sent meanwhile may have pushed its time later
+            let next = match p.probing_wait(now, len, window, rate) {
+                Some(later) => {
+                    p.held.push_front(q);
+                    Some(later)
+                }
+                None => {
+                    if let Some(t) = self.emit(now, q, buf) {
+                        self.schedule_release(peer, now);
+                        return Some(t);
+                    }
+                    Some(now)
+                }
+            };
+            if let Some(when) = next {
+                self.schedule_release(peer, when);
+            }
+        }
+        while let Some(q) = self.outq.pop_front() {
+            let probing = self.quiet_peers > 0 || !self.pacing.is_empty();
+            if let Some(peer) = probing
+                .then(|| non_destination(&self.tracked, &q))
+                .flatten()
+            {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    let len = queued_len(&self.tracked, &q);
+                    let wait = if p.held.is_empty() {
+                        p.probing_wait(now, len, self.probing_window, self.config.probing_rate())
+                    } else {
+                        // behind the NONs already held: FIFO per peer
+                        Some(SimTime::MAX)
+                    };
+                    if let Some(at) = wait {
+                        self.stats.probing_held += 1;
+                        if let Queued::Tracked { key, .. } = &q {
+                            // a held NON request expires unsent if it is
+                            // still held when its response would be overdue
+                            if let Some(t) = self.tracked.get_mut(key) {
+                                if t.deadline == SimTime::MAX {
+                                    t.deadline = now + t.timeout;
+                                    self.timers.insert((t.deadline, *key));
+                                }
+                            }
+                        }
+                        p.held.push_back(q);
+                        if at != SimTime::MAX {
+                            self.schedule_release(peer, at);
+                        }
+                        continue;
+                    }
+                }
+            }
+            if let Some(t) = self.emit(now, q, buf) {
+                return Some(t);
+            }
         }
         None
+    }
+
+    /// (Re)arm `peer`'s PROBING_RATE release at `at` if it holds NONs.
+    fn schedule_release(&mut self, peer: SockAddr, at: SimTime) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if let Some(old) = p.release_at.take() {
+            self.pacing.remove(&(old, peer));
+        }
+        if !p.held.is_empty() {
+            p.release_at = Some(at);
+            self.pacing.insert((at, peer));
+        }
+    }
+
+    /// Append one queued datagram to `buf` and describe it; `None` if it has
+    /// nothing to send any more (its message ended, its reply expired).
+    fn emit(&mut self, now: SimTime, q: Queued, buf: &mut Vec<u8>) -> Option<MessageTransmit> {
+        let start = buf.len();
+        let mut key = None;
+        let (to, repeat) = match q {
+            Queued::Tracked {
+                key: k,
+                retransmission,
+            } => {
+                let t = self.tracked.get_mut(&k)?;
+                buf.extend_from_slice(&t.bytes);
+                if t.first_sent == SimTime::MAX {
+                    // first transmission: the timer starts now (a held NON
+                    // request's hold timer is replaced)
+                    if t.deadline != SimTime::MAX {
+                        self.timers.remove(&(t.deadline, k));
+                    }
+                    let p = self.peers.entry(t.peer).or_default();
+                    if t.confirmable && self.config.congestion == Congestion::Cocoa {
+                        // draft-ietf-core-cocoa-03 §4.1, §4.2.1: the peer's
+                        // RTO (blind: 2 s per parallel exchange), dithered
+                        // in [RTO, RTO·ACK_RANDOM_FACTOR]
+                        let parallel = if t.interaction {
+                            p.outstanding
+                        } else {
+                            p.outstanding + 1
+                        };
+                        let rto = p
+                            .cocoa
+                            .get_or_insert_with(Cocoa::default)
+                            .rto_for_exchange(now, parallel);
+                        let hi = libm::floor(rto.as_nanos() as f64 * self.config.random_factor());
+                        let hi = (hi as u64).max(rto.as_nanos());
+                        t.rto = rto;
+                        t.timeout =
+                            SimDuration::from_nanos(self.rng.range_inclusive(rto.as_nanos(), hi));
+                    }
+                    // RFC 7252 §4.7: a message that calls for an answer
+                    // starts the peer's silence clock (PROBING_RATE)
+                    if p.quiet_since.is_none() {
+                        p.quiet_since = Some(now);
+                        p.quiet_bytes = 0;
+                        self.quiet_peers += 1;
+                    }
+                    t.first_sent = now;
+                    t.deadline = now + t.timeout;
+                    self.timers.insert((t.deadline, k));
+                }
+                key = Some(MessageKey(k));
+                (t.peer, retransmission)
+            }
+            Queued::Cached { peer, mid, repeat } => {
+                buf.extend_from_slice(self.dedup.reply(peer, mid)?);
+                (peer, repeat)
+            }
+            Queued::Rst { to, mid } => {
+                write_header(buf, MessageType::Rst, Code::EMPTY, mid, &Token::EMPTY);
+                (to, false)
+            }
+            Queued::Owned { to, bytes } => {
+                buf.extend_from_slice(&bytes);
+                self.give_back(bytes);
+                (to, false)
+            }
+        };
+        let Ok(h) = Header::peek(buf.get(start..).unwrap_or(&[])) else {
+            buf.truncate(start);
+            return None;
+        };
+        let len = buf.len() - start;
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += len as u64;
+        if self.quiet_peers > 0 {
+            if let Some(p) = self.peers.get_mut(&to) {
+                if p.silent_from(now, self.probing_window).is_some() {
+                    p.quiet_bytes = p.quiet_bytes.saturating_add(len as u64);
+                }
+            }
+        }
+        Some(MessageTransmit {
+            to,
+            ty: h.ty,
+            code: h.code,
+            message_id: h.message_id,
+            is_retransmission: repeat,
+            len,
+            key,
+        })
     }
 
     /// The next event.
@@ -610,9 +876,16 @@ impl MessageLayer {
         self.events.pop_front()
     }
 
-    /// The earliest time `handle_timeout` must be called, if any.
+    /// The earliest time `handle_timeout` must be called, if any (a
+    /// PROBING_RATE release is due then too: drain `poll_transmit` after
+    /// `handle_timeout`, as always).
     pub fn poll_timeout(&self) -> Option<SimTime> {
-        self.timers.first().map(|(t, _)| *t)
+        let timer = self.timers.first().map(|(t, _)| *t);
+        let release = self.pacing.first().map(|(t, _)| *t);
+        match (timer, release) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Timers due at `now`, in deadline order (ties in key order): a CON is
@@ -631,7 +904,20 @@ impl MessageLayer {
                 State::AwaitingAck if m.retransmissions < self.config.max_retransmit => {
                     // RFC 7252 §4.2: retransmit, double the timeout, counted.
                     m.retransmissions += 1;
-                    m.timeout = m.timeout.saturating_mul(2);
+                    m.timeout = match self.config.congestion {
+                        Congestion::Default => m.timeout.saturating_mul(2),
+                        Congestion::Cocoa => {
+                            // draft-ietf-core-cocoa-03 §4.2.1: the variable
+                            // back-off factor of the undithered RTO, the
+                            // dithering kept
+                            let next = cocoa::back_off(m.rto);
+                            let scaled = u128::from(m.timeout.as_nanos())
+                                * u128::from(next.as_nanos())
+                                / u128::from(m.rto.as_nanos().max(1));
+                            m.rto = next;
+                            SimDuration::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX))
+                        }
+                    };
                     m.deadline = t + m.timeout;
                     self.timers.insert((m.deadline, key));
                     // new content (`replace`) is not a resend of anything
@@ -702,6 +988,7 @@ impl MessageLayer {
         let lo = self.config.ack_timeout.as_nanos();
         let hi = self.config.max_initial_timeout().as_nanos();
         let non_wait = self.config.non_response_timeout;
+        let rfc7252 = self.config.congestion == Congestion::Default;
         let Some(m) = self.tracked.get_mut(&key) else {
             return;
         };
@@ -719,7 +1006,10 @@ impl MessageLayer {
         if m.confirmable {
             // RFC 7252 §4.2: initial timeout uniform in
             // [ACK_TIMEOUT, ACK_TIMEOUT·ACK_RANDOM_FACTOR], drawn once.
-            m.timeout = SimDuration::from_nanos(self.rng.range_inclusive(lo, hi));
+            // (CoCoA draws it from the peer's RTO at the first transmission.)
+            if rfc7252 {
+                m.timeout = SimDuration::from_nanos(self.rng.range_inclusive(lo, hi));
+            }
             m.state = State::AwaitingAck;
         } else {
             m.timeout = non_wait;
@@ -768,7 +1058,7 @@ impl MessageLayer {
             }
             // an idle peer's entry stays (no remove and re-insert for each
             // exchange) while the table is small
-            if slots.outstanding == 0 && slots.waiting.is_empty() && self.peers.len() > IDLE_PEERS {
+            if slots.forgettable() && self.peers.len() > IDLE_PEERS {
                 self.peers.remove(&peer);
             }
         }
@@ -798,5 +1088,37 @@ fn patch_header(bytes: &mut [u8], ty: MessageType, mid: u16) {
     }
     if let Some(slot) = bytes.get_mut(2..4) {
         slot.copy_from_slice(&mid.to_be_bytes());
+    }
+}
+
+/// The destination of a queued NON message PROBING_RATE applies to (a
+/// tracked NON's only transmission, or a one-off NON), if `q` is one.
+fn non_destination(
+    tracked: &HashMap<u64, Tracked, BuildHasherDefault<KeyHasher>>,
+    q: &Queued,
+) -> Option<SockAddr> {
+    match q {
+        Queued::Tracked {
+            key,
+            retransmission: false,
+        } => tracked
+            .get(key)
+            .filter(|t| !t.confirmable && t.first_sent == SimTime::MAX)
+            .map(|t| t.peer),
+        Queued::Owned { to, bytes } => Header::peek(bytes)
+            .ok()
+            .filter(|h| h.ty == MessageType::Non)
+            .map(|_| *to),
+        _ => None,
+    }
+}
+
+/// The bytes a queued datagram will take (0 if it has nothing to send).
+fn queued_len(tracked: &HashMap<u64, Tracked, BuildHasherDefault<KeyHasher>>, q: &Queued) -> usize {
+    match q {
+        Queued::Tracked { key, .. } => tracked.get(key).map_or(0, |t| t.bytes.len()),
+        Queued::Owned { bytes, .. } => bytes.len(),
+        Queued::Cached { .. } => 0,
+        Queued::Rst { .. } => 4,
     }
 }

@@ -12,7 +12,8 @@
 //! * [`code`] — message types, codes, methods.
 //! * [`config`] — §4.8 parameters and derived times.
 //! * [`message`] — the message layer (§4): message IDs, CON
-//!   retransmission, ACK/RST matching, deduplication, NSTART.
+//!   retransmission, ACK/RST matching, deduplication, NSTART, PROBING_RATE.
+//! * [`cocoa`] — the optional CoCoA RTO estimator (draft-ietf-core-cocoa-03).
 //! * [`endpoint`] — the request/response layer (§5) on top: the sans-IO
 //!   [`Endpoint`] (client and server in one; the application answers
 //!   requests).
@@ -24,6 +25,7 @@
 //!   resource store answering requests).
 //! * [`socket`] — a blocking driver over a real UDP socket (interop tests).
 
+pub mod cocoa;
 pub mod code;
 pub mod codec;
 pub mod config;
@@ -40,7 +42,7 @@ pub mod uri;
 
 pub use code::{Code, MessageType, Method};
 pub use codec::{CodecError, Header, Message, MessageRef, RawOption, Token};
-pub use config::Config;
+pub use config::{Config, Congestion};
 pub use endpoint::{Endpoint, Responded};
 pub use events::{EndpointError, Event, IncomingId, ResponseId, Stats, TransmitInfo};
 pub use message::{Delivery, Inbound, MessageEvent, MessageKey, MessageLayer, MessageStats};
