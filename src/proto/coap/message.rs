@@ -819,8 +819,10 @@ impl MessageLayer {
                             SimDuration::from_nanos(self.rng.range_inclusive(rto.as_nanos(), hi));
                     }
                     // RFC 7252 §4.7: a message that calls for an answer
-                    // starts the peer's silence clock (PROBING_RATE)
-                    if p.quiet_since.is_none() {
+                    // (a CON, or a request) starts the peer's silence clock
+                    // (PROBING_RATE); a NON Observe notification calls
+                    // for none (RFC 7641 §4.5.1 paces those)
+                    if p.quiet_since.is_none() && (t.confirmable || t.interaction) {
                         p.quiet_since = Some(now);
                         p.quiet_bytes = 0;
                         self.quiet_peers += 1;
