@@ -10,8 +10,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use qossim::net::addr::SockAddr;
 use qossim::proto::coap::{
-    Code, Config, Endpoint, EndpointError, Event, IncomingId, Message, MessageType, Method, Reply,
-    Request, RequestHandle, ResourceServer, Responded, Token, TransmitInfo,
+    BlockOptions, Code, Config, Endpoint, EndpointError, Event, IncomingId, Message, MessageType,
+    Method, Reply, Request, RequestHandle, ResourceServer, Responded, Token, TransmitInfo,
 };
 use qossim::proto::{Datagram, SansIo};
 use qossim::sim::{SimDuration, SimRng, SimTime};
@@ -252,6 +252,7 @@ fn test_idle_piggybacked_get() {
             content_format: Some(0),
             payload: b"21.5".to_vec(),
             transmissions: 1,
+            block: BlockOptions::NONE,
         }
     );
     let b = p.sent_by(B);
@@ -647,6 +648,7 @@ fn content(payload: &[u8]) -> Reply {
         code: Code::CONTENT,
         content_format: Some(0),
         payload: payload.to_vec(),
+        block: BlockOptions::NONE,
     }
 }
 
@@ -804,6 +806,7 @@ fn test_server_app_answers_non_request_with_non_new_mid() {
                 content_format: Some(0),
                 payload: b"n".to_vec(),
                 transmissions: 1,
+                block: BlockOptions::NONE,
             }
         )]
     );

@@ -332,6 +332,8 @@ pub(crate) struct CoapSchema {
     pub non_timeout: Option<S<String>>,
     /// Shortest request token, bytes.
     pub token_length: Option<S<u64>>,
+    /// Block-wise transfer (RFC 7959) block size, 16..=1024, a power of 2.
+    pub block_size: Option<S<u64>>,
 }
 
 /// `[protocols.tcp]`: `profile` gives the defaults, every other field

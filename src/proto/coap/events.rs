@@ -5,6 +5,7 @@ use thiserror::Error;
 
 use crate::net::addr::SockAddr;
 
+use super::block::BlockOptions;
 use super::code::{Code, MessageType, Method};
 use super::codec::{CodecError, Token};
 use super::request::RequestHandle;
@@ -56,6 +57,8 @@ pub enum Event {
         payload: Vec<u8>,
         /// How many times the request was sent (1 + retransmissions).
         transmissions: u32,
+        /// The response's Block1/Block2/Size1/Size2 (RFC 7959).
+        block: BlockOptions,
     },
     /// A new request reached the server side (once per exchange: duplicates
     /// are suppressed, §4.5). Nothing has been sent for it yet: the

@@ -1,6 +1,7 @@
 //! Client requests as the application states them, and their encoding
 //! (RFC 7252 §5.8, §6.4).
 
+use super::block::BlockOptions;
 use super::code::{MessageType, Method};
 use super::codec::{write_header, write_payload, CodecError, OptionWriter, Token};
 use super::option::{encode_uint, OptionNumber};
@@ -30,6 +31,9 @@ pub struct Request {
     pub content_format: Option<u16>,
     /// Request body (PUT/POST).
     pub payload: Vec<u8>,
+    /// Block1/Block2/Size1/Size2 (RFC 7959), set by a
+    /// [`BlockTransfer`](super::block::BlockTransfer); none by default.
+    pub block: BlockOptions,
 }
 
 impl Request {
@@ -44,6 +48,7 @@ impl Request {
             query: Vec::new(),
             content_format: None,
             payload: Vec::new(),
+            block: BlockOptions::NONE,
         }
     }
     /// Confirmable GET.
@@ -117,6 +122,7 @@ pub(crate) fn encode_request(
         checked(OptionNumber::URI_QUERY, q.as_bytes())?;
         w.push(&mut out, OptionNumber::URI_QUERY.0, q.as_bytes())?;
     }
+    req.block.write(&mut out, &mut w)?;
     write_payload(&mut out, &req.payload);
     Ok(out)
 }

@@ -45,13 +45,18 @@
 //! it; the endpoint's timer is one plug-in event per node, deduplicated by a
 //! [`Wakeup`].
 
+#[path = "coap_block.rs"]
+mod block;
+
 use super::{Ctx, Message, Plugin, PluginOutput, RunEnd};
 use crate::metrics::summary::Value;
 use crate::net::addr::{Addr, SockAddr};
 use crate::net::ip;
 use crate::net::packet::{PacketMeta, NO_FLOW};
+use crate::proto::coap::server::Served;
 use crate::proto::coap::{
-    Code, Config, Endpoint, Event, MessageType, Method, Request, RequestHandle, ResourceServer,
+    BlockTransfer, Code, Config, Endpoint, Event, MessageType, Method, Request, RequestHandle,
+    ResourceServer,
 };
 use crate::proto::Datagram;
 use crate::scenario::model::{CoapMode, Protocol, Reliability, Scenario};
@@ -124,6 +129,8 @@ struct Coap {
     /// Scratch request reused for every publish.
     req: Request,
     buf: Vec<u8>,
+    /// Block-wise transfers (`[protocols.coap] block_size`), else `None`.
+    blocks: Option<block::Blocks>,
 }
 
 pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
@@ -134,6 +141,12 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
         polls: Vec::new(),
         req: Request::new(Method::Put, String::new()),
         buf: Vec::with_capacity(2048),
+        blocks: sc
+            .protocols
+            .coap
+            .block_size
+            .and_then(|b| crate::proto::coap::block::szx_of_size(usize::from(b)))
+            .map(block::Blocks::new),
     })
 }
 
@@ -168,9 +181,12 @@ impl Coap {
             let mut rng = SimRng::stream(sc.seed, &format!("coap/{}", ctx.node_name(node)));
             // RFC 7252 §4.4: the initial message ID should be randomised
             let first_mid = rng.below(1 << 16) as u16;
+            let mut ep = Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid);
+            let server = ResourceServer::new().with_block_szx(self.blocks.as_ref().map(|b| b.szx));
+            server.register_options(&mut ep);
             Box::new(CoapNode {
-                ep: Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid),
-                server: ResourceServer::new(),
+                ep,
+                server,
                 wake: Wakeup::default(),
             })
         })
@@ -308,27 +324,49 @@ impl Coap {
     fn event(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ev: &Event) {
         match ev {
             Event::RequestReceived {
-                payload, method, ..
+                payload,
+                method,
+                path,
+                ..
             } => {
                 // the server answers first (its reply is queued in the
                 // endpoint and leaves in this instant), then the delivery
+                let mut served = Served::NotARequest;
                 if let Some(c) = self.nodes[node].as_mut() {
-                    c.server.handle_event(ctx.now(), &mut c.ep, ev);
+                    served = c.server.serve_event(ctx.now(), &mut c.ep, ev);
                 }
                 // the server's service time per request (GET or PUT): its reply
                 // leaves when the work is done (world::proc)
                 ctx.charge(node, 1, 0);
-                // a PUT carries a reading; a GET asks for one
-                if *method != Method::Get {
-                    ctx.deliver(node as u32, payload);
+                match served {
+                    // the last Block1 block: the whole body is stored
+                    Served::BodyComplete => {
+                        if let Some(r) = self.nodes[node]
+                            .as_ref()
+                            .and_then(|c| c.server.resources().get(path))
+                        {
+                            ctx.deliver(node as u32, &r.value);
+                        }
+                    }
+                    Served::BlockContinue | Served::BlockRefused => {}
+                    // a PUT carries a reading; a GET asks for one
+                    _ => {
+                        if *method != Method::Get {
+                            ctx.deliver(node as u32, payload);
+                        }
+                    }
                 }
             }
             Event::ResponseReceived {
                 handle,
                 code,
                 payload,
+                block,
                 ..
             } => {
+                if self.block_response(ctx, node, *handle, *code, block, payload) {
+                    return;
+                }
                 self.finish_req(node, *handle, Some(ctx.now()));
                 // a polled reading arrives (`coap_mode = "get"`)
                 if *code == Code::CONTENT {
@@ -337,6 +375,7 @@ impl Coap {
             }
             Event::NoResponse { handle } => {
                 self.finish_req(node, *handle, None);
+                self.block_failed(node, *handle);
             }
             Event::GaveUp { handle } => {
                 let now = ctx.now();
@@ -350,9 +389,11 @@ impl Coap {
                         }
                     }
                 }
+                self.block_failed(node, *handle);
             }
             Event::ResetReceived { handle } => {
                 self.finish_req(node, *handle, None);
+                self.block_failed(node, *handle);
             }
             // the server application's own bookkeeping (it answers at once,
             // so no request expires; responses are piggybacked or NON)
@@ -395,7 +436,20 @@ impl Coap {
         req.payload.clear();
         let counted = ctx.counted();
         let to = addr(ctx, publisher);
-        if let Ok(h) = self.node(ctx, receiver).ep.request(to, &req) {
+        if let Some(szx) = self.blocks.as_ref().map(|b| b.szx) {
+            // block-wise: the reading may come in Block2 slices
+            self.node(ctx, receiver);
+            let t = BlockTransfer::download(to, req.clone(), Some(szx));
+            let r = CoapReq {
+                flow,
+                counted,
+                first_tx: SimTime::MAX,
+            };
+            self.block_start(receiver, t, r);
+            if counted {
+                self.exchanges[flow as usize].started += 1;
+            }
+        } else if let Ok(h) = self.node(ctx, receiver).ep.request(to, &req) {
             self.reqs.insert(
                 (receiver as u32, h.0),
                 CoapReq {
@@ -499,8 +553,36 @@ impl Plugin for Coap {
         req.payload.clear();
         req.payload.extend_from_slice(m.payload);
         let now = ctx.now();
+        let blockwise = self
+            .blocks
+            .as_ref()
+            .is_some_and(|b| b.wants(req.payload.len()));
         for &r in m.receivers {
             let to = addr(ctx, r as usize);
+            if blockwise {
+                // RFC 7959: the body goes as Block1 requests
+                self.node(ctx, node);
+                let szx = self.blocks.as_ref().map_or(6, |b| b.szx);
+                let t = BlockTransfer::upload(to, req.clone(), szx);
+                let cr = CoapReq {
+                    flow: m.flow as u32,
+                    counted: m.counted,
+                    first_tx: SimTime::MAX,
+                };
+                self.block_start(node, t, cr);
+                if m.counted {
+                    self.exchanges[m.flow].started += 1;
+                }
+                let meta = PacketMeta {
+                    flow: m.flow as u32,
+                    kind: "coap",
+                    counted: m.counted,
+                    created: now,
+                    ..Default::default()
+                };
+                self.drive(ctx, node, meta);
+                continue;
+            }
             let h = self.node(ctx, node).ep.request(to, &req);
             if let Ok(h) = h {
                 self.reqs.insert(
@@ -565,6 +647,9 @@ impl Plugin for Coap {
         self.nodes[node] = None;
         let n = node as u32;
         self.reqs.retain(|k, _| k.0 != n);
+        if let Some(b) = self.blocks.as_mut() {
+            b.forget_node(n);
+        }
     }
 
     fn datagram_app(&mut self) -> Option<&mut dyn DatagramApp> {
@@ -612,17 +697,22 @@ impl Plugin for Coap {
                 ]
             })
             .collect();
+        let mut counters = vec![
+            ("requests_started", s.requests_started),
+            ("responses_received", s.responses_received),
+            ("requests_outstanding", outstanding),
+            ("requests_unanswered", pending),
+            ("dedup_entries", dedup),
+            ("requests_tracked", self.reqs.len() as u64),
+            ("polls", self.polls.len() as u64),
+        ];
+        if let Some(b) = &self.blocks {
+            counters.push(("block_transfers_done", b.done));
+            counters.push(("block_transfers_failed", b.failed));
+        }
         PluginOutput {
             columns,
-            counters: vec![
-                ("requests_started", s.requests_started),
-                ("responses_received", s.responses_received),
-                ("requests_outstanding", outstanding),
-                ("requests_unanswered", pending),
-                ("dedup_entries", dedup),
-                ("requests_tracked", self.reqs.len() as u64),
-                ("polls", self.polls.len() as u64),
-            ],
+            counters,
             ..Default::default()
         }
     }

@@ -6,6 +6,7 @@
 use crate::net::addr::SockAddr;
 use crate::sim::SimTime;
 
+use super::super::block::BlockOptions;
 use super::super::code::{Code, MessageType, Method};
 use super::super::codec::{MessageRef, Token};
 use super::super::events::{Event, IncomingId};
@@ -129,6 +130,7 @@ impl Endpoint {
                 content_format: m.content_format(),
                 payload: m.payload.to_vec(),
                 transmissions,
+                block: BlockOptions::of(m),
             });
             self.forget_client(from, token, key);
             return;
@@ -180,6 +182,7 @@ impl Endpoint {
             content_format: m.content_format(),
             payload: m.payload.to_vec(),
             transmissions,
+            block: BlockOptions::of(m),
         });
         // A response before the ACK (or to a NON) ends the message too.
         self.msg.cancel(key);
@@ -198,11 +201,7 @@ impl Endpoint {
                 return;
             }
             Err(code) => {
-                let reply = Reply {
-                    code,
-                    content_format: None,
-                    payload: Vec::new(),
-                };
+                let reply = Reply::bare(code);
                 let mut bytes = self.msg.take_buffer();
                 encode_response(&mut bytes, MessageType::Ack, m.message_id, m.token, &reply);
                 self.msg.acknowledge(from, m.message_id, bytes);
