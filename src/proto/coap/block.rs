@@ -272,6 +272,9 @@ pub struct BlockTransfer {
     offset: usize,
     /// The block in flight was sent with Block1 (PUT) / Block2 (GET).
     blockwise: bool,
+    /// GET: the first request carries Block2 with `szx` (early
+    /// negotiation); otherwise `szx` only caps the server's choice.
+    early: bool,
     handle: RequestHandle,
     size2: Option<u32>,
     counters: BlockCounters,
@@ -290,6 +293,7 @@ impl BlockTransfer {
             szx: szx.min(MAX_SZX),
             offset: 0,
             blockwise: false,
+            early: true,
             handle: RequestHandle(u64::MAX),
             size2: None,
             counters: BlockCounters::default(),
@@ -309,10 +313,20 @@ impl BlockTransfer {
             szx: szx.map_or(u8::MAX, |s| s.min(MAX_SZX)),
             offset: 0,
             blockwise: false,
+            early: true,
             handle: RequestHandle(u64::MAX),
             size2: None,
             counters: BlockCounters::default(),
         }
+    }
+
+    /// GET: ask without Block2 first and let the server choose the size
+    /// (its first response), then continue with blocks no larger than this
+    /// transfer's SZX (§2.4, late negotiation by the client, RFC 7959
+    /// Figure 4).
+    pub fn late(mut self) -> Self {
+        self.early = false;
+        self
     }
 
     fn is_get(&self) -> bool {
@@ -322,7 +336,7 @@ impl BlockTransfer {
     /// Send the first request.
     pub fn start(&mut self, ep: &mut Endpoint) -> Result<RequestHandle, EndpointError> {
         if self.is_get() {
-            let first = (self.szx <= MAX_SZX).then_some(BlockValue {
+            let first = (self.early && self.szx <= MAX_SZX).then_some(BlockValue {
                 num: 0,
                 more: false,
                 szx: self.szx,
@@ -488,18 +502,23 @@ impl BlockTransfer {
         if v.offset() != self.body.len() || (v.more && payload.len() != v.size()) {
             return BlockStep::Failed(BlockFailure::BadBlock);
         }
-        if self.szx <= MAX_SZX && v.szx < self.szx {
+        // the server may send smaller blocks than asked (§2.4); we may
+        // ask for smaller ones than it sent (Figure 4)
+        if self.szx > MAX_SZX {
+            self.szx = v.szx;
+        } else if v.szx < self.szx {
             self.counters.renegotiated += 1;
+            self.szx = v.szx;
         }
-        self.szx = v.szx;
+        let szx = self.szx.min(v.szx);
         self.body.extend_from_slice(payload);
         if !v.more {
             return BlockStep::Done(code);
         }
         let next = BlockValue {
-            num: (self.body.len() / v.size()) as u32,
+            num: (self.body.len() / size_of_szx(szx)) as u32,
             more: false,
-            szx: v.szx,
+            szx,
         };
         if next.num > MAX_NUM {
             return BlockStep::Failed(BlockFailure::BadBlock);
