@@ -279,12 +279,19 @@ pub struct ResourceServer {
     /// Block-wise (RFC 7959) with this largest SZX; `None`: off (Block1 and
     /// Block2 are then not recognised and the endpoint answers 4.02).
     block_szx: Option<u8>,
+    /// Block-wise state, allocated when block-wise is on.
+    block: Option<Box<BlockState>>,
+}
+
+/// A [`ResourceServer`]'s block-wise state.
+#[derive(Debug, Clone, Default)]
+struct BlockState {
     /// Block1 bodies being reassembled (few at a time: a linear search
     /// needs no key allocation).
     assemblies: Vec<Assembly>,
     /// The reply being built for a block-wise request (buffers reused).
     scratch: Option<Reply>,
-    block_stats: BlockServerStats,
+    stats: BlockServerStats,
 }
 
 /// One Block1 body being received from `peer` for `path` (RFC 7959 §2.5).
@@ -405,7 +412,7 @@ impl ResourceServer {
                 (Some(szx), Method::Get)
                     if reply.code == Code::CONTENT && reply.payload.len() > size_of_szx(szx) =>
                 {
-                    self.block_stats.block2_sent += 1;
+                    self.bs().stats.block2_sent += 1;
                     (Served::Answered, slice_reply(reply, 0, szx, true))
                 }
                 _ => (Served::Answered, reply),
@@ -441,6 +448,7 @@ impl ResourceServer {
     /// Serve block-wise (RFC 7959): Block2 GETs and Block1 PUT/POSTs.
     pub fn with_block_szx(mut self, szx: Option<u8>) -> Self {
         self.block_szx = szx.map(|s| s.min(MAX_SZX));
+        self.block = self.block_szx.map(|_| Box::default());
         self
     }
 
@@ -461,16 +469,21 @@ impl ResourceServer {
 
     /// Block-wise counters.
     pub fn block_stats(&self) -> BlockServerStats {
-        self.block_stats
+        self.block.as_ref().map(|b| b.stats).unwrap_or_default()
     }
 
     /// Block1 bodies being received.
     pub fn assemblies(&self) -> usize {
-        self.assemblies.len()
+        self.block.as_ref().map_or(0, |b| b.assemblies.len())
+    }
+
+    fn bs(&mut self) -> &mut BlockState {
+        self.block.get_or_insert_with(Box::default)
     }
 
     fn take_scratch(&mut self) -> Reply {
         let mut r = self
+            .bs()
             .scratch
             .take()
             .unwrap_or_else(|| Reply::bare(Code::CONTENT));
@@ -481,8 +494,10 @@ impl ResourceServer {
     }
 
     fn recycle(&mut self, reply: Reply) {
-        if self.scratch.is_none() {
-            self.scratch = Some(reply);
+        if let Some(b) = self.block.as_mut() {
+            if b.scratch.is_none() {
+                b.scratch = Some(reply);
+            }
         }
     }
 
@@ -491,7 +506,7 @@ impl ResourceServer {
         let mut out = self.take_scratch();
         if q.block.malformed {
             // an over-long Size1/Size2 (elective): ignored (RFC 7252 §5.4.1)
-            self.block_stats.malformed += 1;
+            self.bs().stats.malformed += 1;
         }
         match q.method {
             Method::Get => {
@@ -537,7 +552,7 @@ impl ResourceServer {
                 if num == 0 || q.block.size2.is_some() {
                     out.block.size2 = Some(value.len() as u32);
                 }
-                self.block_stats.block2_sent += 1;
+                self.bs().stats.block2_sent += 1;
                 (Served::Answered, out)
             }
             Method::Put | Method::Post => match q.block.block1() {
@@ -591,19 +606,19 @@ impl ResourceServer {
         if num == 0 || q.block.size2.is_some() {
             out.block.size2 = Some(whole.len() as u32);
         }
-        self.block_stats.block2_sent += 1;
+        self.bs().stats.block2_sent += 1;
         (Served::Answered, out)
     }
 
     fn refuse(&mut self, mut out: Reply, code: Code) -> (Served, Reply) {
         match code {
-            Code::REQUEST_ENTITY_INCOMPLETE => self.block_stats.incomplete += 1,
+            Code::REQUEST_ENTITY_INCOMPLETE => self.bs().stats.incomplete += 1,
             Code::REQUEST_ENTITY_TOO_LARGE => {
-                self.block_stats.too_large += 1;
+                self.bs().stats.too_large += 1;
                 // §2.9.3 / §4: Size1 says how large a body may be
                 out.block.size1 = Some(self.store.max_value.min(u32::MAX as usize) as u32);
             }
-            _ => self.block_stats.malformed += 1,
+            _ => self.bs().stats.malformed += 1,
         }
         out.code = code;
         out.payload.clear();
@@ -620,24 +635,17 @@ impl ResourceServer {
         q: &BlockRequest<'_>,
     ) -> (Served, Reply) {
         let max = self.store.max_value;
-        let at = self
+        // stale bodies (their client gave up long ago) are dropped
+        let (now, life) = (q.now, q.life);
+        let bs = self.bs();
+        bs.assemblies.retain(|a| a.touched + life > now);
+        let at = bs
             .assemblies
             .iter()
             .position(|a| a.peer == q.from && a.path == q.path);
-        // stale bodies (their client gave up long ago) are dropped
-        let (now, life) = (q.now, q.life);
-        let before = self.assemblies.len();
-        self.assemblies.retain(|a| a.touched + life > now);
-        let at = if self.assemblies.len() == before {
-            at
-        } else {
-            self.assemblies
-                .iter()
-                .position(|a| a.peer == q.from && a.path == q.path)
-        };
         let drop_at = |s: &mut Self, at: Option<usize>| {
             if let Some(i) = at {
-                s.assemblies.swap_remove(i);
+                s.bs().assemblies.swap_remove(i);
             }
         };
         if q.block.size1.is_some_and(|s| s as usize > max) {
@@ -654,38 +662,38 @@ impl ResourceServer {
             _ if offset == 0 => {
                 // a (new) body starts
                 let i = at.unwrap_or_else(|| {
-                    self.assemblies.push(Assembly {
+                    self.bs().assemblies.push(Assembly {
                         peer: q.from,
                         path: q.path.to_owned(),
                         content_format: None,
                         body: Vec::new(),
                         touched: now,
                     });
-                    self.assemblies.len() - 1
+                    self.bs().assemblies.len() - 1
                 });
-                let a = &mut self.assemblies[i];
+                let a = &mut self.bs().assemblies[i];
                 a.body.clear();
                 a.content_format = q.content_format;
                 i
             }
             // a block after the one we expect, or with no start: §2.9.2
             None => return self.refuse(out, Code::REQUEST_ENTITY_INCOMPLETE),
-            Some(i) if offset > self.assemblies[i].body.len() => {
-                self.assemblies.swap_remove(i);
+            Some(i) if offset > self.bs().assemblies[i].body.len() => {
+                self.bs().assemblies.swap_remove(i);
                 return self.refuse(out, Code::REQUEST_ENTITY_INCOMPLETE);
             }
             // an earlier block again (the client restarted it): overwrite
             Some(i) => {
-                self.assemblies[i].body.truncate(offset);
+                self.bs().assemblies[i].body.truncate(offset);
                 i
             }
         };
-        if self.assemblies[i].body.len() + q.payload.len() > max {
-            self.assemblies.swap_remove(i);
+        if self.bs().assemblies[i].body.len() + q.payload.len() > max {
+            self.bs().assemblies.swap_remove(i);
             return self.refuse(out, Code::REQUEST_ENTITY_TOO_LARGE);
         }
-        self.block_stats.block1_received += 1;
-        let a = &mut self.assemblies[i];
+        self.bs().stats.block1_received += 1;
+        let a = &mut self.bs().assemblies[i];
         a.body.extend_from_slice(q.payload);
         a.touched = now;
         let mut out = out;
@@ -704,14 +712,14 @@ impl ResourceServer {
             );
             return (Served::BlockContinue, out);
         }
-        let a = self.assemblies.swap_remove(i);
+        let a = self.bs().assemblies.swap_remove(i);
         let r = self
             .store
             .apply(q.method, q.path, a.content_format, &a.body);
         out.code = r.code;
         out.block.block1 = Some(BlockValue { more: false, ..v }.to_uint());
         if r.code.class() == 2 {
-            self.block_stats.bodies_completed += 1;
+            self.bs().stats.bodies_completed += 1;
             (Served::BodyComplete, out)
         } else {
             (Served::BlockRefused, out)

@@ -16,6 +16,7 @@
 
 use super::{Coap, CoapReq};
 use crate::net::addr::SockAddr;
+use crate::proto::coap::block::BlockFailure;
 use crate::proto::coap::{BlockOptions, BlockStep, BlockTransfer, Code, RequestHandle};
 use crate::world::apps::Ctx;
 use std::collections::{BTreeMap, VecDeque};
@@ -159,8 +160,11 @@ impl Coap {
                 }
                 self.block_next(node, t.peer());
             }
-            BlockStep::Failed(_) => {
-                self.finish_req(node, h, None);
+            BlockStep::Failed(why) => {
+                // an error response still answers the exchange (as for a
+                // plain request: `round_trip_success` counts any response)
+                let answered = matches!(why, BlockFailure::Response(_)).then(|| ctx.now());
+                self.finish_req(node, h, answered);
                 if let Some(b) = self.blocks.as_mut() {
                     b.failed += 1;
                 }
