@@ -164,8 +164,8 @@ impl ResourceStore {
     /// The CoRE Link Format (RFC 6690) listing of the stored resources, in
     /// path order: `</path>` with `;ct=N` when a Content-Format was
     /// stored, comma-separated; at most [`MAX_LINK_FORMAT`] bytes (whole
-    /// links only: a longer listing needs block-wise transfer, which this
-    /// server does not do).
+    /// links only: a longer listing would need Block2, which the server
+    /// does not use for discovery yet).
     pub fn link_format(&self) -> Vec<u8> {
         use std::fmt::Write as _;
         let mut out = String::new();
