@@ -11,9 +11,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use qossim::net::addr::SockAddr;
 use qossim::proto::coap::endpoint::observe_value;
 use qossim::proto::coap::{
-    CoapOption, Code, Config, Endpoint, EndpointError, Event, IncomingId, Message, MessageRef,
-    MessageType, Method, Reply, Request, RequestHandle, ResourceServer, Responded, Token,
-    TransmitInfo,
+    BlockOptions, CoapOption, Code, Config, Endpoint, EndpointError, Event, IncomingId, Message,
+    MessageRef, MessageType, Method, Reply, Request, RequestHandle, ResourceServer, Responded,
+    Token, TransmitInfo,
 };
 use qossim::proto::{Datagram, SansIo};
 use qossim::sim::{SimDuration, SimRng, SimTime};
@@ -255,6 +255,7 @@ fn test_idle_piggybacked_get() {
             payload: b"21.5".to_vec(),
             transmissions: 1,
             observe: None,
+            block: BlockOptions::NONE,
         }
     );
     let b = p.sent_by(B);
@@ -804,6 +805,7 @@ fn test_server_app_answers_non_request_with_non_new_mid() {
                 payload: b"n".to_vec(),
                 transmissions: 1,
                 observe: None,
+                block: BlockOptions::NONE,
             }
         )]
     );

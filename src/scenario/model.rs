@@ -796,6 +796,11 @@ pub struct CoapParams {
     #[doc(hidden)]
     /// `proto::coap::Config::mutant_no_dedup`.
     pub mutant_no_dedup: bool,
+    /// Block-wise transfer (RFC 7959): the block size in bytes (16, 32, …,
+    /// 1024). A `put` flow whose body exceeds it sends Block1 requests,
+    /// and servers answer block-wise; `None` (default): off, a large body
+    /// relies on IP fragmentation.
+    pub block_size: Option<u16>,
 }
 
 impl Default for IpParams {
@@ -831,6 +836,7 @@ impl Default for CoapParams {
             observe_margin: SimDuration::from_secs(5),
             observe_con_interval: SimDuration::from_secs(24 * 3600),
             mutant_no_dedup: false,
+            block_size: None,
         }
     }
 }

@@ -181,6 +181,23 @@ pub(crate) fn resolve(
                 d.observe_con_interval,
             )?,
             mutant_no_dedup: false,
+            // RFC 7959 §2.2: 2^(SZX+4) bytes, SZX 0..=6
+            block_size: match &c.block_size {
+                None => None,
+                Some(v) => {
+                    let x = *v.get_ref();
+                    if !(16..=1024).contains(&x) || !x.is_power_of_two() {
+                        return Err(ctx.err_at(
+                            v,
+                            "protocols.coap.block_size",
+                            format!(
+                                "{x} is not a block size: must be 16, 32, 64, 128, 256, 512 or 1024 bytes (RFC 7959 SZX 0..=6)"
+                            ),
+                        ));
+                    }
+                    Some(x as u16)
+                }
+            },
         };
     }
     if let Some(t) = &p.tcp {

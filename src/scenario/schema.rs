@@ -342,6 +342,8 @@ pub(crate) struct CoapSchema {
     /// RFC 7641 §4.5: a NON observer gets a CON notification at least this
     /// often.
     pub observe_con_interval: Option<S<String>>,
+    /// Block-wise transfer (RFC 7959) block size, 16..=1024, a power of 2.
+    pub block_size: Option<S<u64>>,
 }
 
 /// `[protocols.tcp]`: `profile` gives the defaults, every other field

@@ -96,6 +96,8 @@ impl Code {
     pub const VALID: Code = Code::new(2, 3);
     pub const CHANGED: Code = Code::new(2, 4);
     pub const CONTENT: Code = Code::new(2, 5);
+    /// RFC 7959 §2.9.1: a Block1 block was received, send the next one.
+    pub const CONTINUE: Code = Code::new(2, 31);
     pub const BAD_REQUEST: Code = Code::new(4, 0);
     pub const UNAUTHORIZED: Code = Code::new(4, 1);
     pub const BAD_OPTION: Code = Code::new(4, 2);
@@ -103,6 +105,8 @@ impl Code {
     pub const NOT_FOUND: Code = Code::new(4, 4);
     pub const METHOD_NOT_ALLOWED: Code = Code::new(4, 5);
     pub const NOT_ACCEPTABLE: Code = Code::new(4, 6);
+    /// RFC 7959 §2.9.2: a Block1 block out of sequence, or the start is missing.
+    pub const REQUEST_ENTITY_INCOMPLETE: Code = Code::new(4, 8);
     pub const PRECONDITION_FAILED: Code = Code::new(4, 12);
     pub const REQUEST_ENTITY_TOO_LARGE: Code = Code::new(4, 13);
     pub const UNSUPPORTED_CONTENT_FORMAT: Code = Code::new(4, 15);

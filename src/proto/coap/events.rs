@@ -5,6 +5,7 @@ use thiserror::Error;
 
 use crate::net::addr::SockAddr;
 
+use super::block::BlockOptions;
 use super::code::{Code, MessageType, Method};
 use super::codec::{CodecError, Token};
 use super::request::RequestHandle;
@@ -63,6 +64,8 @@ pub enum Event {
         /// registration succeeded and notifications follow as
         /// `Event::Notification` with this `handle`.
         observe: Option<u32>,
+        /// The response's Block1/Block2/Size1/Size2 (RFC 7959).
+        block: BlockOptions,
     },
     /// A fresh notification (RFC 7641 §3.2, §3.4) of the observation
     /// registered by request `handle`. With a code other than 2.xx or no

@@ -9,6 +9,8 @@
 //!
 //! * [`codec`] — wire format: borrowed [`MessageRef`] and owned [`Message`].
 //! * [`option`] — option numbers and typed values.
+//! * [`block`] — block-wise transfer (RFC 7959): Block1/Block2 values and
+//!   the client side of a transfer.
 //! * [`code`] — message types, codes, methods.
 //! * [`config`] — §4.8 parameters and derived times.
 //! * [`message`] — the message layer (§4): message IDs, CON
@@ -25,6 +27,7 @@
 //!   resource store answering requests).
 //! * [`socket`] — a blocking driver over a real UDP socket (interop tests).
 
+pub mod block;
 pub mod cocoa;
 pub mod code;
 pub mod codec;
@@ -40,6 +43,7 @@ pub mod server;
 pub mod socket;
 pub mod uri;
 
+pub use block::{BlockOptions, BlockStep, BlockTransfer, BlockValue};
 pub use code::{Code, MessageType, Method};
 pub use codec::{CodecError, Header, Message, MessageRef, RawOption, Token};
 pub use config::{Config, Congestion};

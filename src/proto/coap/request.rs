@@ -1,6 +1,7 @@
 //! Client requests as the application states them, and their encoding
 //! (RFC 7252 §5.8, §6.4).
 
+use super::block::BlockOptions;
 use super::code::{MessageType, Method};
 use super::codec::{write_header, write_payload, CodecError, OptionWriter, Token};
 use super::option::{encode_uint, OptionNumber};
@@ -35,12 +36,9 @@ pub struct Request {
     pub etag: Vec<u8>,
     /// Observe (RFC 7641 §2): 0 registers, 1 deregisters.
     pub observe: Option<u32>,
-    /// Block2 / Block1 values (RFC 7959 §2.2, see `super::block`).
-    pub block2: Option<u32>,
-    pub block1: Option<u32>,
-    /// Size2 (0 asks for the size, RFC 7959 §4) / Size1 (the body's size).
-    pub size2: Option<u32>,
-    pub size1: Option<u32>,
+    /// Block1/Block2/Size1/Size2 (RFC 7959), set by a
+    /// [`BlockTransfer`](super::block::BlockTransfer); none by default.
+    pub block: BlockOptions,
 }
 
 impl Request {
@@ -57,10 +55,7 @@ impl Request {
             payload: Vec::new(),
             etag: Vec::new(),
             observe: None,
-            block2: None,
-            block1: None,
-            size2: None,
-            size1: None,
+            block: BlockOptions::NONE,
         }
     }
     /// Confirmable GET.
@@ -152,10 +147,7 @@ pub(crate) fn encode_request(
         checked(OptionNumber::URI_QUERY, q.as_bytes())?;
         w.push(&mut out, OptionNumber::URI_QUERY.0, q.as_bytes())?;
     }
-    uint(&mut w, &mut out, OptionNumber::BLOCK2, req.block2)?;
-    uint(&mut w, &mut out, OptionNumber::BLOCK1, req.block1)?;
-    uint(&mut w, &mut out, OptionNumber::SIZE2, req.size2)?;
-    uint(&mut w, &mut out, OptionNumber::SIZE1, req.size1)?;
+    req.block.write(&mut out, &mut w)?;
     write_payload(&mut out, &req.payload);
     Ok(out)
 }

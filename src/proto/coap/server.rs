@@ -8,8 +8,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::net::addr::SockAddr;
 use crate::sim::{SimDuration, SimTime};
 
+use super::block::{block_of, size_of_szx, BlockOptions, BlockValue, MAX_SZX};
 use super::code::{Code, MessageType, Method};
 use super::codec::{write_header, write_payload, OptionWriter, Token};
 use super::endpoint::Endpoint;
@@ -47,12 +49,8 @@ pub struct Reply {
     pub observe: Option<u32>,
     /// Max-Age in seconds (RFC 7252 §5.10.5); absent means 60.
     pub max_age: Option<u32>,
-    /// Block2 / Block1 values (RFC 7959 §2.2, see `super::block`).
-    pub block2: Option<u32>,
-    pub block1: Option<u32>,
-    /// Size2 / Size1 (RFC 7959 §4, RFC 7252 §5.10.9).
-    pub size2: Option<u32>,
-    pub size1: Option<u32>,
+    /// Block1/Block2/Size1/Size2 (RFC 7959); none for a plain response.
+    pub block: BlockOptions,
 }
 
 impl Reply {
@@ -70,10 +68,7 @@ impl Reply {
             etag: Vec::new(),
             observe: None,
             max_age: None,
-            block2: None,
-            block1: None,
-            size2: None,
-            size1: None,
+            block: BlockOptions::NONE,
         }
     }
 }
@@ -130,6 +125,11 @@ impl ResourceStore {
         self
     }
 
+    /// The largest value a PUT/POST may store.
+    pub fn max_value(&self) -> usize {
+        self.max_value
+    }
+
     /// PUT/POST requests refused by the bounds.
     pub fn refused(&self) -> u64 {
         self.refused
@@ -180,8 +180,8 @@ impl ResourceStore {
     /// The CoRE Link Format (RFC 6690) listing of the stored resources, in
     /// path order: `</path>` with `;ct=N` when a Content-Format was
     /// stored, comma-separated; at most [`MAX_LINK_FORMAT`] bytes (whole
-    /// links only: a longer listing needs block-wise transfer, which this
-    /// server does not do).
+    /// links only: a longer listing would need Block2, which the server
+    /// does not use for discovery yet).
     pub fn link_format(&self) -> Vec<u8> {
         use std::fmt::Write as _;
         let mut out = String::new();
@@ -294,6 +294,72 @@ pub struct ResourceServer {
     observers: Option<Box<Observers>>,
     /// Scratch list of observer ids.
     ids: Vec<u64>,
+    /// Block-wise (RFC 7959) with this largest SZX; `None`: off (Block1 and
+    /// Block2 are then not recognised and the endpoint answers 4.02).
+    block_szx: Option<u8>,
+    /// Block-wise state, allocated when block-wise is on.
+    block: Option<Box<BlockState>>,
+}
+
+/// A [`ResourceServer`]'s block-wise state.
+#[derive(Debug, Clone, Default)]
+struct BlockState {
+    /// Block1 bodies being reassembled (few at a time: a linear search
+    /// needs no key allocation).
+    assemblies: Vec<Assembly>,
+    /// The reply being built for a block-wise request (buffers reused).
+    scratch: Option<Reply>,
+    stats: BlockServerStats,
+}
+
+/// One Block1 body being received from `peer` for `path` (RFC 7959 §2.5).
+#[derive(Debug, Clone)]
+struct Assembly {
+    peer: SockAddr,
+    path: String,
+    content_format: Option<u16>,
+    body: Vec<u8>,
+    /// Last block received: stale assemblies are dropped EXCHANGE_LIFETIME
+    /// later.
+    touched: SimTime,
+}
+
+/// Counters of a [`ResourceServer`]'s block-wise side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockServerStats {
+    /// Block2 responses (slices of a representation) sent.
+    pub block2_sent: u64,
+    /// Block1 blocks accepted.
+    pub block1_received: u64,
+    /// Block1 bodies completed and applied.
+    pub bodies_completed: u64,
+    /// 4.08 Request Entity Incomplete: a block out of sequence (§2.9.2).
+    pub incomplete: u64,
+    /// 4.13 Request Entity Too Large for a block-wise body (§2.9.3).
+    pub too_large: u64,
+    /// Malformed block options: SZX 7 or a short non-final block (4.00),
+    /// a Block2 past the end (4.02); over-long Size1/Size2 (ignored).
+    pub malformed: u64,
+}
+
+/// What [`ResourceServer::serve_event`] did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Not a `RequestReceived`: not the server's.
+    NotARequest,
+    /// An ordinary request, answered (whatever the code).
+    Answered,
+    /// A Block1 block stored, 2.31 Continue sent: the body is not complete.
+    BlockContinue,
+    /// The last Block1 block: the whole body was applied (2.01/2.04) and
+    /// is the value stored at the request's path.
+    BodyComplete,
+    /// A block-wise request refused (4.00, 4.02, 4.08, 4.13, or the final
+    /// apply failed).
+    BlockRefused,
+    /// The fate of an Observe notification (ACK, RST, given up, expired):
+    /// its observer was updated.
+    Notification,
 }
 
 impl ResourceServer {
@@ -440,6 +506,12 @@ impl ResourceServer {
     /// answered through `ep`, and the fate of a notification updates its
     /// observer (returns true); other events are not the server's (false).
     pub fn handle_event(&mut self, now: SimTime, ep: &mut Endpoint, ev: &Event) -> bool {
+        self.serve_event(now, ep, ev) != Served::NotARequest
+    }
+
+    /// [`ResourceServer::handle_event`], saying what happened (block-wise:
+    /// whether a Block1 body is complete; Observe: a notification's fate).
+    pub fn serve_event(&mut self, now: SimTime, ep: &mut Endpoint, ev: &Event) -> Served {
         let (id, method, path, content_format, payload, confirmable, from, token) = match ev {
             Event::RequestReceived {
                 id,
@@ -467,29 +539,61 @@ impl ResourceServer {
                 if let Some(o) = self.observers.as_deref_mut() {
                     o.acked(now, *response, *transmissions);
                 }
-                return true;
+                return Served::Notification;
             }
             Event::ResponseGaveUp { response } => {
                 if let Some(o) = self.observers.as_deref_mut() {
                     o.failed(*response, Some(false));
                 }
-                return true;
+                return Served::Notification;
             }
             Event::ResponseReset { response } => {
                 if let Some(o) = self.observers.as_deref_mut() {
                     o.failed(*response, Some(true));
                 }
-                return true;
+                return Served::Notification;
             }
             Event::ResponseExpired { response } => {
                 if let Some(o) = self.observers.as_deref_mut() {
                     o.failed(*response, None);
                 }
-                return true;
+                return Served::Notification;
             }
-            _ => return false,
+            _ => return Served::NotARequest,
         };
-        let mut reply = self.serve(*method, path, *content_format, payload);
+        let block = match self.block_szx {
+            Some(_) => ep
+                .request_message(*id)
+                .map(|m| BlockOptions::of(&m))
+                .unwrap_or_default(),
+            None => BlockOptions::NONE,
+        };
+        let (served, mut reply) = if block.is_empty() {
+            let reply = self.serve(*method, path, *content_format, payload);
+            // a plain GET of a large representation is answered in blocks
+            match (self.block_szx, *method) {
+                (Some(szx), Method::Get)
+                    if reply.code == Code::CONTENT && reply.payload.len() > size_of_szx(szx) =>
+                {
+                    self.bs().stats.block2_sent += 1;
+                    (Served::Answered, slice_reply(reply, 0, szx, true))
+                }
+                _ => (Served::Answered, reply),
+            }
+        } else {
+            let life = ep.config().exchange_lifetime();
+            let req = BlockRequest {
+                now,
+                life,
+                from: *from,
+                method: *method,
+                path,
+                content_format: *content_format,
+                payload,
+                block: &block,
+            };
+            self.serve_blockwise(&req)
+        };
         if *method == Method::Get && reply.code.is_success() {
             // RFC 7641 §2: Observe 0 registers, 1 deregisters
             let observe = ep
@@ -511,7 +615,11 @@ impl ResourceServer {
                 _ => {}
             }
         }
-        let changed = *method != Method::Get && reply.code.is_success();
+        // a resource changed: a PUT/POST/DELETE applied (a Block1 body only
+        // once complete)
+        let changed = *method != Method::Get
+            && reply.code.is_success()
+            && matches!(served, Served::Answered | Served::BodyComplete);
         match self.separate_response_delay {
             Some(d) if *confirmable => {
                 // the request is pending, so neither call can fail
@@ -520,13 +628,295 @@ impl ResourceServer {
             }
             _ => {
                 let _ = ep.respond(*id, &reply);
+                self.recycle(reply);
             }
         }
         // the answer leaves first, then the notifications of the change
         if changed {
             self.changed(now, ep, path);
         }
-        true
+        served
+    }
+
+    /// Serve block-wise (RFC 7959): Block2 GETs and Block1 PUT/POSTs.
+    pub fn with_block_szx(mut self, szx: Option<u8>) -> Self {
+        self.block_szx = szx.map(|s| s.min(MAX_SZX));
+        self.block = self.block_szx.map(|_| Box::default());
+        self
+    }
+
+    /// The block size exponent served, if block-wise is on.
+    pub fn block_szx(&self) -> Option<u8> {
+        self.block_szx
+    }
+
+    /// Tell `ep` that this server handles Block1 (27) and Block2 (23), so
+    /// requests carrying them reach it instead of a 4.02 (RFC 7252 §5.4.1);
+    /// nothing when block-wise is off.
+    pub fn register_options(&self, ep: &mut Endpoint) {
+        if self.block_szx.is_some() {
+            ep.recognise_option(OptionNumber::BLOCK2.0);
+            ep.recognise_option(OptionNumber::BLOCK1.0);
+        }
+    }
+
+    /// Block-wise counters.
+    pub fn block_stats(&self) -> BlockServerStats {
+        self.block.as_ref().map(|b| b.stats).unwrap_or_default()
+    }
+
+    /// Block1 bodies being received.
+    pub fn assemblies(&self) -> usize {
+        self.block.as_ref().map_or(0, |b| b.assemblies.len())
+    }
+
+    fn bs(&mut self) -> &mut BlockState {
+        self.block.get_or_insert_with(Box::default)
+    }
+
+    fn take_scratch(&mut self) -> Reply {
+        let mut r = self
+            .bs()
+            .scratch
+            .take()
+            .unwrap_or_else(|| Reply::bare(Code::CONTENT));
+        r.payload.clear();
+        r.content_format = None;
+        r.block = BlockOptions::NONE;
+        r
+    }
+
+    fn recycle(&mut self, reply: Reply) {
+        if let Some(b) = self.block.as_mut() {
+            if b.scratch.is_none() {
+                b.scratch = Some(reply);
+            }
+        }
+    }
+
+    fn serve_blockwise(&mut self, q: &BlockRequest<'_>) -> (Served, Reply) {
+        let szx = self.block_szx.unwrap_or(MAX_SZX);
+        let mut out = self.take_scratch();
+        if q.block.malformed {
+            // an over-long Size1/Size2 (elective): ignored (RFC 7252 §5.4.1)
+            self.bs().stats.malformed += 1;
+        }
+        match q.method {
+            Method::Get => {
+                let b2 = match q.block.block2() {
+                    Some(Err(_)) => return self.refuse(out, Code::BAD_REQUEST),
+                    Some(Ok(v)) => Some(v),
+                    None => None,
+                };
+                let (value, cf) = match self.store.get(q.path) {
+                    Some(r) => (&r.value[..], r.content_format),
+                    None => {
+                        // 4.04, or discovery: sliced from the owned listing
+                        let r = self.store.apply(Method::Get, q.path, None, b"");
+                        if r.code != Code::CONTENT {
+                            self.recycle(out);
+                            return (Served::Answered, r);
+                        }
+                        return self.slice_owned(out, &r.payload, r.content_format, b2, szx, q);
+                    }
+                };
+                let eff = b2.map_or(szx, |v| v.szx.min(szx));
+                out.content_format = cf;
+                out.code = Code::CONTENT;
+                if b2.is_none() && value.len() <= size_of_szx(szx) {
+                    out.payload.extend_from_slice(value);
+                    return (Served::Answered, out);
+                }
+                let offset = b2.map_or(0, |v| v.offset());
+                let num = (offset / size_of_szx(eff)) as u32;
+                let Some((slice, more)) = block_of(value, num, eff) else {
+                    // RFC 7959 §2.4: a block beyond the representation
+                    return self.refuse(out, Code::BAD_OPTION);
+                };
+                out.payload.extend_from_slice(slice);
+                out.block.block2 = Some(
+                    BlockValue {
+                        num,
+                        more,
+                        szx: eff,
+                    }
+                    .to_uint(),
+                );
+                if num == 0 || q.block.size2.is_some() {
+                    out.block.size2 = Some(value.len() as u32);
+                }
+                self.bs().stats.block2_sent += 1;
+                (Served::Answered, out)
+            }
+            Method::Put | Method::Post => match q.block.block1() {
+                None => {
+                    self.recycle(out);
+                    let r = self.serve(q.method, q.path, q.content_format, q.payload);
+                    (Served::Answered, r)
+                }
+                Some(Err(_)) => self.refuse(out, Code::BAD_REQUEST),
+                Some(Ok(v)) => self.block1(out, v, szx, q),
+            },
+            Method::Delete => {
+                self.recycle(out);
+                let r = self.serve(q.method, q.path, q.content_format, q.payload);
+                (Served::Answered, r)
+            }
+        }
+    }
+
+    /// Block2 of a representation the store computed (discovery).
+    fn slice_owned(
+        &mut self,
+        mut out: Reply,
+        whole: &[u8],
+        cf: Option<u16>,
+        b2: Option<BlockValue>,
+        szx: u8,
+        q: &BlockRequest<'_>,
+    ) -> (Served, Reply) {
+        out.code = Code::CONTENT;
+        out.content_format = cf;
+        out.payload.clear();
+        if b2.is_none() && whole.len() <= size_of_szx(szx) {
+            out.payload.extend_from_slice(whole);
+            return (Served::Answered, out);
+        }
+        let eff = b2.map_or(szx, |v| v.szx.min(szx));
+        let num = (b2.map_or(0, |v| v.offset()) / size_of_szx(eff)) as u32;
+        let Some((slice, more)) = block_of(whole, num, eff) else {
+            return self.refuse(out, Code::BAD_OPTION);
+        };
+        out.payload.extend_from_slice(slice);
+        out.block.block2 = Some(
+            BlockValue {
+                num,
+                more,
+                szx: eff,
+            }
+            .to_uint(),
+        );
+        if num == 0 || q.block.size2.is_some() {
+            out.block.size2 = Some(whole.len() as u32);
+        }
+        self.bs().stats.block2_sent += 1;
+        (Served::Answered, out)
+    }
+
+    fn refuse(&mut self, mut out: Reply, code: Code) -> (Served, Reply) {
+        match code {
+            Code::REQUEST_ENTITY_INCOMPLETE => self.bs().stats.incomplete += 1,
+            Code::REQUEST_ENTITY_TOO_LARGE => {
+                self.bs().stats.too_large += 1;
+                // §2.9.3 / §4: Size1 says how large a body may be
+                out.block.size1 = Some(self.store.max_value.min(u32::MAX as usize) as u32);
+            }
+            _ => self.bs().stats.malformed += 1,
+        }
+        out.code = code;
+        out.payload.clear();
+        out.content_format = None;
+        (Served::BlockRefused, out)
+    }
+
+    /// One Block1 block (RFC 7959 §2.5).
+    fn block1(
+        &mut self,
+        out: Reply,
+        v: BlockValue,
+        szx: u8,
+        q: &BlockRequest<'_>,
+    ) -> (Served, Reply) {
+        let max = self.store.max_value;
+        // stale bodies (their client gave up long ago) are dropped
+        let (now, life) = (q.now, q.life);
+        let bs = self.bs();
+        bs.assemblies.retain(|a| a.touched + life > now);
+        let at = bs
+            .assemblies
+            .iter()
+            .position(|a| a.peer == q.from && a.path == q.path);
+        let drop_at = |s: &mut Self, at: Option<usize>| {
+            if let Some(i) = at {
+                s.bs().assemblies.swap_remove(i);
+            }
+        };
+        if q.block.size1.is_some_and(|s| s as usize > max) {
+            drop_at(self, at);
+            return self.refuse(out, Code::REQUEST_ENTITY_TOO_LARGE);
+        }
+        // §2.3: a block with more to follow carries exactly its size
+        if v.more && q.payload.len() != v.size() {
+            drop_at(self, at);
+            return self.refuse(out, Code::BAD_REQUEST);
+        }
+        let offset = v.offset();
+        let i = match at {
+            _ if offset == 0 => {
+                // a (new) body starts
+                let i = at.unwrap_or_else(|| {
+                    self.bs().assemblies.push(Assembly {
+                        peer: q.from,
+                        path: q.path.to_owned(),
+                        content_format: None,
+                        body: Vec::new(),
+                        touched: now,
+                    });
+                    self.bs().assemblies.len() - 1
+                });
+                let a = &mut self.bs().assemblies[i];
+                a.body.clear();
+                a.content_format = q.content_format;
+                i
+            }
+            // a block after the one we expect, or with no start: §2.9.2
+            None => return self.refuse(out, Code::REQUEST_ENTITY_INCOMPLETE),
+            Some(i) if offset > self.bs().assemblies[i].body.len() => {
+                self.bs().assemblies.swap_remove(i);
+                return self.refuse(out, Code::REQUEST_ENTITY_INCOMPLETE);
+            }
+            // an earlier block again (the client restarted it): overwrite
+            Some(i) => {
+                self.bs().assemblies[i].body.truncate(offset);
+                i
+            }
+        };
+        if self.bs().assemblies[i].body.len() + q.payload.len() > max {
+            self.bs().assemblies.swap_remove(i);
+            return self.refuse(out, Code::REQUEST_ENTITY_TOO_LARGE);
+        }
+        self.bs().stats.block1_received += 1;
+        let a = &mut self.bs().assemblies[i];
+        a.body.extend_from_slice(q.payload);
+        a.touched = now;
+        let mut out = out;
+        if v.more {
+            // §2.5: 2.31 Continue acknowledges the block; a smaller SZX asks
+            // the client for smaller blocks (late negotiation)
+            let eff = v.szx.min(szx);
+            out.code = Code::CONTINUE;
+            out.block.block1 = Some(
+                BlockValue {
+                    num: (offset / size_of_szx(eff)) as u32,
+                    more: true,
+                    szx: eff,
+                }
+                .to_uint(),
+            );
+            return (Served::BlockContinue, out);
+        }
+        let a = self.bs().assemblies.swap_remove(i);
+        let r = self
+            .store
+            .apply(q.method, q.path, a.content_format, &a.body);
+        out.code = r.code;
+        out.block.block1 = Some(BlockValue { more: false, ..v }.to_uint());
+        if r.code.class() == 2 {
+            self.bs().stats.bodies_completed += 1;
+            (Served::BodyComplete, out)
+        } else {
+            (Served::BlockRefused, out)
+        }
     }
 
     /// When the next deferred answer or paced notification is due.
@@ -559,6 +949,40 @@ impl ResourceServer {
     }
 }
 
+/// A block-wise request as the server reads it.
+struct BlockRequest<'a> {
+    now: SimTime,
+    life: SimDuration,
+    from: SockAddr,
+    method: Method,
+    path: &'a str,
+    content_format: Option<u16>,
+    payload: &'a [u8],
+    block: &'a BlockOptions,
+}
+
+/// Block `num` (of 2^(szx+4) bytes) of a 2.05 `reply`'s payload, with
+/// Block2 and (`size2`) Size2.
+fn slice_reply(mut reply: Reply, num: u32, szx: u8, size2: bool) -> Reply {
+    let len = reply.payload.len();
+    let start = (num as usize).saturating_mul(size_of_szx(szx)).min(len);
+    let end = (start + size_of_szx(szx)).min(len);
+    reply.payload.truncate(end);
+    reply.payload.drain(..start);
+    reply.block.block2 = Some(
+        BlockValue {
+            num,
+            more: end < len,
+            szx,
+        }
+        .to_uint(),
+    );
+    if size2 {
+        reply.block.size2 = Some(len as u32);
+    }
+    reply
+}
+
 /// Encode a response message (§5.2): header, the reply's options in
 /// number order, payload.
 pub(crate) fn encode_response(
@@ -585,10 +1009,6 @@ pub(crate) fn encode_response(
             reply.content_format.map(u32::from),
         ),
         (OptionNumber::MAX_AGE, reply.max_age),
-        (OptionNumber::BLOCK2, reply.block2),
-        (OptionNumber::BLOCK1, reply.block1),
-        (OptionNumber::SIZE2, reply.size2),
-        (OptionNumber::SIZE1, reply.size1),
     ];
     for (number, v) in uints {
         if let Some(v) = v {
@@ -596,6 +1016,8 @@ pub(crate) fn encode_response(
             let _ = w.push(out, number.0, &b[8 - n..]);
         }
     }
+    // uints of ≤ 4 bytes, numbers above Content-Format: cannot fail
+    let _ = reply.block.write(out, &mut w);
     write_payload(out, &reply.payload);
 }
 

@@ -45,14 +45,18 @@
 //! it; the endpoint's timer is one plug-in event per node, deduplicated by a
 //! [`Wakeup`].
 
+#[path = "coap_block.rs"]
+mod block;
+
 use super::{Ctx, Message, Plugin, PluginOutput, RunEnd};
 use crate::metrics::summary::Value;
 use crate::net::addr::{Addr, SockAddr};
 use crate::net::ip;
 use crate::net::packet::{PacketMeta, NO_FLOW};
+use crate::proto::coap::server::Served;
 use crate::proto::coap::{
-    Code, Config, Endpoint, Event, MessageType, Method, ObserveConfig, Request, RequestHandle,
-    ResourceServer,
+    BlockTransfer, Code, Config, Endpoint, Event, MessageType, Method, ObserveConfig, Request,
+    RequestHandle, ResourceServer,
 };
 use crate::proto::Datagram;
 use crate::scenario::model::{CoapMode, Protocol, Reliability, Scenario};
@@ -168,6 +172,8 @@ struct Coap {
     /// Scratch request reused for every publish.
     req: Request,
     buf: Vec<u8>,
+    /// Block-wise transfers (`[protocols.coap] block_size`), else `None`.
+    blocks: Option<block::Blocks>,
 }
 
 pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
@@ -181,6 +187,12 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
         obs_of: BTreeMap::new(),
         req: Request::new(Method::Put, String::new()),
         buf: Vec::with_capacity(2048),
+        blocks: sc
+            .protocols
+            .coap
+            .block_size
+            .and_then(|b| crate::proto::coap::block::szx_of_size(usize::from(b)))
+            .map(block::Blocks::new),
     })
 }
 
@@ -235,9 +247,14 @@ impl Coap {
                 con_interval: sc.protocols.coap.observe_con_interval,
                 max_age: sc.protocols.coap.observe_max_age,
             };
+            let mut ep = Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid);
+            let server = ResourceServer::new()
+                .with_block_szx(self.blocks.as_ref().map(|b| b.szx))
+                .with_observe(observe);
+            server.register_options(&mut ep);
             Box::new(CoapNode {
-                ep: Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid),
-                server: ResourceServer::new().with_observe(observe),
+                ep,
+                server,
                 wake: Wakeup::default(),
                 paths: Vec::new(),
             })
@@ -390,19 +407,37 @@ impl Coap {
     fn event(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ev: &Event) {
         match ev {
             Event::RequestReceived {
-                payload, method, ..
+                payload,
+                method,
+                path,
+                ..
             } => {
                 // the server answers first (its reply is queued in the
                 // endpoint and leaves in this instant), then the delivery
+                let mut served = Served::NotARequest;
                 if let Some(c) = self.nodes[node].as_mut() {
-                    c.server.handle_event(ctx.now(), &mut c.ep, ev);
+                    served = c.server.serve_event(ctx.now(), &mut c.ep, ev);
                 }
                 // the server's service time per request (GET or PUT): its reply
                 // leaves when the work is done (world::proc)
                 ctx.charge(node, 1, 0);
-                // a PUT carries a reading; a GET asks for one
-                if *method != Method::Get {
-                    ctx.deliver(node as u32, payload);
+                match served {
+                    // the last Block1 block: the whole body is stored
+                    Served::BodyComplete => {
+                        if let Some(r) = self.nodes[node]
+                            .as_ref()
+                            .and_then(|c| c.server.resources().get(path))
+                        {
+                            ctx.deliver(node as u32, &r.value);
+                        }
+                    }
+                    Served::BlockContinue | Served::BlockRefused => {}
+                    // a PUT carries a reading; a GET asks for one
+                    _ => {
+                        if *method != Method::Get {
+                            ctx.deliver(node as u32, payload);
+                        }
+                    }
                 }
             }
             Event::ResponseReceived {
@@ -410,8 +445,12 @@ impl Coap {
                 code,
                 payload,
                 observe,
+                block,
                 ..
             } => {
+                if self.block_response(ctx, node, *handle, *code, block, payload) {
+                    return;
+                }
                 self.finish_req(node, *handle, Some(ctx.now()));
                 // a polled reading arrives (`coap_mode = "get"`), or the
                 // current reading with an Observe registration's answer
@@ -463,6 +502,7 @@ impl Coap {
             Event::NoResponse { handle } => {
                 self.finish_req(node, *handle, None);
                 self.registration_ended(ctx, node, *handle, false);
+                self.block_failed(node, *handle);
             }
             Event::GaveUp { handle } => {
                 let now = ctx.now();
@@ -477,10 +517,12 @@ impl Coap {
                     }
                 }
                 self.registration_ended(ctx, node, *handle, false);
+                self.block_failed(node, *handle);
             }
             Event::ResetReceived { handle } => {
                 self.finish_req(node, *handle, None);
                 self.registration_ended(ctx, node, *handle, false);
+                self.block_failed(node, *handle);
             }
             // the fate of the server's notifications (RFC 7641 §4.5)
             Event::ResponseAcked { .. }
@@ -529,7 +571,20 @@ impl Coap {
         req.payload.clear();
         let counted = ctx.counted();
         let to = addr(ctx, publisher);
-        if let Ok(h) = self.node(ctx, receiver).ep.request(to, &req) {
+        if let Some(szx) = self.blocks.as_ref().map(|b| b.szx) {
+            // block-wise: the reading may come in Block2 slices
+            self.node(ctx, receiver);
+            let t = BlockTransfer::download(to, req.clone(), Some(szx));
+            let r = CoapReq {
+                flow,
+                counted,
+                first_tx: SimTime::MAX,
+            };
+            self.block_start(receiver, t, r);
+            if counted {
+                self.exchanges[flow as usize].started += 1;
+            }
+        } else if let Ok(h) = self.node(ctx, receiver).ep.request(to, &req) {
             self.reqs.insert(
                 (receiver as u32, h.0),
                 CoapReq {
@@ -859,8 +914,36 @@ impl Plugin for Coap {
         req.payload.clear();
         req.payload.extend_from_slice(m.payload);
         let now = ctx.now();
+        let blockwise = self
+            .blocks
+            .as_ref()
+            .is_some_and(|b| b.wants(req.payload.len()));
         for &r in m.receivers {
             let to = addr(ctx, r as usize);
+            if blockwise {
+                // RFC 7959: the body goes as Block1 requests
+                self.node(ctx, node);
+                let szx = self.blocks.as_ref().map_or(6, |b| b.szx);
+                let t = BlockTransfer::upload(to, req.clone(), szx);
+                let cr = CoapReq {
+                    flow: m.flow as u32,
+                    counted: m.counted,
+                    first_tx: SimTime::MAX,
+                };
+                self.block_start(node, t, cr);
+                if m.counted {
+                    self.exchanges[m.flow].started += 1;
+                }
+                let meta = PacketMeta {
+                    flow: m.flow as u32,
+                    kind: "coap",
+                    counted: m.counted,
+                    created: now,
+                    ..Default::default()
+                };
+                self.drive(ctx, node, meta);
+                continue;
+            }
             let h = self.node(ctx, node).ep.request(to, &req);
             if let Ok(h) = h {
                 self.reqs.insert(
@@ -930,6 +1013,9 @@ impl Plugin for Coap {
         self.incarnations[node] += 1;
         let n = node as u32;
         self.reqs.retain(|k, _| k.0 != n);
+        if let Some(b) = self.blocks.as_mut() {
+            b.forget_node(n);
+        }
         // its observations are gone with its endpoint
         self.obs_of.retain(|k, _| k.0 != n);
         for o in self.observes.iter_mut().filter(|o| o.receiver == n) {
@@ -1001,18 +1087,23 @@ impl Plugin for Coap {
                 ]
             })
             .collect();
+        let mut counters = vec![
+            ("requests_started", s.requests_started),
+            ("responses_received", s.responses_received),
+            ("requests_outstanding", outstanding),
+            ("requests_unanswered", pending),
+            ("dedup_entries", dedup),
+            ("requests_tracked", self.reqs.len() as u64),
+            ("polls", self.polls.len() as u64),
+            ("observations", self.observes.len() as u64),
+        ];
+        if let Some(b) = &self.blocks {
+            counters.push(("block_transfers_done", b.done));
+            counters.push(("block_transfers_failed", b.failed));
+        }
         PluginOutput {
             columns,
-            counters: vec![
-                ("requests_started", s.requests_started),
-                ("responses_received", s.responses_received),
-                ("requests_outstanding", outstanding),
-                ("requests_unanswered", pending),
-                ("dedup_entries", dedup),
-                ("requests_tracked", self.reqs.len() as u64),
-                ("polls", self.polls.len() as u64),
-                ("observations", self.observes.len() as u64),
-            ],
+            counters,
             ..Default::default()
         }
     }

@@ -6,6 +6,7 @@
 use crate::net::addr::SockAddr;
 use crate::sim::SimTime;
 
+use super::super::block::BlockOptions;
 use super::super::code::{Code, MessageType, Method};
 use super::super::codec::{MessageRef, Token};
 use super::super::events::{Event, IncomingId};
@@ -242,6 +243,7 @@ impl Endpoint {
             payload: m.payload.to_vec(),
             transmissions,
             observe,
+            block: BlockOptions::of(m),
         });
     }
 
