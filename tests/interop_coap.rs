@@ -382,3 +382,66 @@ fn libcoap_client_block_wise_against_our_server() {
     assert!(st.block2_sent >= 24, "{st:?}");
     assert_eq!(st.malformed + st.incomplete + st.too_large, 0, "{st:?}");
 }
+
+/// RFC 7641 against libcoap: our client observes `coap-server-notls`'s
+/// `/time` (which changes every second): the registration is answered with
+/// an Observe value, then fresh notifications with increasing sequence
+/// numbers arrive; an active deregistration (GET with Observe 1) is
+/// answered, and the endpoint no longer observes.
+#[test]
+fn our_client_observes_libcoap_time() {
+    let Some(bin) = peer_binary("coap-server-notls") else {
+        return;
+    };
+    let (_server, addr) = start_libcoap_server(&bin);
+    let mut d = client_driver(7);
+    let mut req = Request::get("time");
+    req.observe = Some(0);
+    let h = d.request(addr, req).expect("request");
+    let mut registered = None;
+    let mut seqs = Vec::new();
+    let got = d.run_until(Duration::from_secs(10), |e| {
+        match e {
+            Event::ResponseReceived {
+                handle,
+                code,
+                observe,
+                ..
+            } if *handle == h => registered = Some((*code, *observe)),
+            Event::Notification {
+                handle,
+                code,
+                observe,
+                payload,
+                ..
+            } if *handle == h => {
+                assert_eq!(*code, Code::CONTENT);
+                assert!(!payload.is_empty());
+                seqs.push(observe.expect("a notification carries Observe"));
+            }
+            _ => {}
+        }
+        (seqs.len() >= 3).then_some(())
+    });
+    assert!(got.is_ok(), "3 notifications within 10 s, got {seqs:?}");
+    let (code, observe) = registered.expect("registration answered");
+    assert_eq!(code, Code::CONTENT);
+    let first = observe.expect("the registration's answer carries Observe");
+    assert!(
+        seqs.iter().all(|&s| s > first) && seqs.windows(2).all(|w| w[0] < w[1]),
+        "{first} then {seqs:?}"
+    );
+    assert_eq!(d.endpoint().stats().notifications_stale, 0);
+
+    let dereg = d
+        .endpoint_mut()
+        .cancel_observation(h, Some(&Request::get("time")))
+        .expect("observing")
+        .expect("deregistration sent");
+    let answered = d.run_until(Duration::from_secs(10), |e| match e {
+        Event::ResponseReceived { handle, code, .. } if *handle == dereg => Some(*code),
+        _ => None,
+    });
+    assert_eq!(answered.ok(), Some(Code::CONTENT));
+    assert!(!d.endpoint().is_observing(h));
+}
