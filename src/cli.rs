@@ -107,6 +107,27 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
             ));
         }
     }
+    // Observe: a receiver that hears nothing for Max-Age + margin
+    // re-registers, so readings rarer than that cost a registration each
+    let patience = crate::sim::SimDuration::from_secs(u64::from(sc.protocols.coap.observe_max_age))
+        + sc.protocols.coap.observe_margin;
+    for f in &sc.flows {
+        use crate::scenario::model::{CoapMode, Timing};
+        if f.protocol != Protocol::Coap || f.coap_mode != CoapMode::Observe {
+            continue;
+        }
+        let gap = match &f.timing {
+            Timing::Periodic { interval, .. } => *interval,
+            Timing::Poisson { mean_interval } => *mean_interval,
+            Timing::Bulk => continue,
+        };
+        if gap > patience {
+            w.push(format!(
+                "flow {}: readings every {gap} but observers re-register after {patience} without one (protocols.coap.observe_max_age + observe_margin): every reading will also cost a re-registration; raise observe_max_age",
+                f.name
+            ));
+        }
+    }
     // Workload against capacity (the loader refuses only what no run can
     // finish): a publisher offering more payload than its only link
     // carries fills that link's queue; many messages make a long run.

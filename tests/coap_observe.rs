@@ -147,3 +147,23 @@ fn observer_reregisters_after_server_crash_and_restart() {
     );
     assert_eq!(num(&r, "duplicates"), 0.0);
 }
+
+/// Readings rarer than Max-Age + margin would cost a re-registration each:
+/// `qossim check`/`run` warn, and stop warning once Max-Age covers them.
+#[test]
+fn rare_readings_against_max_age_are_warned() {
+    let rare = load(&observed(2, 0.0, "con", "2 min", "10 min", ""), &[]);
+    let w = qossim::cli::warnings(&rare);
+    assert!(
+        w.iter()
+            .any(|m| m.contains("flow f") && m.contains("observe_max_age")),
+        "{w:?}"
+    );
+    let fixed = load(
+        &observed(2, 0.0, "con", "2 min", "10 min", "observe_max_age = 180"),
+        &[],
+    );
+    assert!(!qossim::cli::warnings(&fixed)
+        .iter()
+        .any(|m| m.contains("observe_max_age")));
+}
