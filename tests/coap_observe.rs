@@ -167,3 +167,86 @@ fn rare_readings_against_max_age_are_warned() {
         .iter()
         .any(|m| m.contains("observe_max_age")));
 }
+
+/// `coap_mode = "pubsub"` (draft-ietf-core-coap-pubsub): the sensor PUTs
+/// each reading once to its topic data on the broker, and the broker
+/// notifies the three receivers observing it there: one PUT per reading
+/// on the sensor's link, one notification per reading and receiver, every
+/// reading delivered to every receiver on a lossless network, and the
+/// broker itself is not a receiver.
+#[test]
+fn pubsub_broker_fans_one_put_out_to_every_observer() {
+    let text = r#"
+name = "coap-pubsub-test"
+duration = "60 s"
+drain = "100 s"
+[[nodes]]
+name = "broker"
+role = "server"
+[[nodes]]
+name = "router"
+role = "router"
+[[nodes]]
+name = "sensor"
+role = "client"
+[[links]]
+a = "sensor"
+b = "router"
+rate = "250 kbit/s"
+delay = "10 ms"
+[[groups]]
+name = "app-{i}"
+count = 3
+role = "client"
+link = { to = "router", rate = "1 Mbit/s", delay = "5 ms" }
+[[links]]
+a = "router"
+b = "broker"
+rate = "10 Mbit/s"
+delay = "1 ms"
+[[flows]]
+name = "f"
+pattern = "broadcast"
+protocol = "coap"
+coap_mode = "pubsub"
+broker = "broker"
+reliability = "con"
+publishers = ["sensor"]
+receivers = ["app-*"]
+topic = "building/xyz/room/120/temperature"
+payload_bytes = 8
+interval = "5 s"
+start = "2 s"
+"#;
+    let dir = run_text("coap-pubsub", text, &[]);
+    let r = run_row(&dir, "f");
+    let readings = num(&r, "sent");
+    assert!(readings >= 11.0, "{readings}");
+    assert_eq!(num(&r, "delivery_ratio"), 1.0);
+    assert_eq!(num(&r, "coap_notifications_sent"), 3.0 * readings);
+    let rows = read_csv(&dir.join("packets.csv"));
+    let puts = rows
+        .iter()
+        .filter(|p| p["from"] == "sensor" && p["kind"] == "coap_con")
+        .count() as f64;
+    assert_eq!(puts, readings, "one PUT per reading, to the broker only");
+    // a topic the broker holds, observed by each receiver once
+    let registrations = rows
+        .iter()
+        .filter(|p| p["from"].starts_with("app-") && p["to"] == "router" && p["kind"] == "coap_con")
+        .count();
+    assert_eq!(registrations, 3);
+    assert!(scenario_load_error(
+        &text
+            .replace("broker = \"broker\"\n", "")
+            .replace("role = \"server\"", "role = \"client\"")
+    )
+    .contains("needs a broker"));
+}
+
+fn scenario_load_error(text: &str) -> String {
+    match qossim::scenario::load_str(text, "t.toml", std::path::Path::new("."), &[]) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}

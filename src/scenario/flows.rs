@@ -484,11 +484,39 @@ pub fn resolve(
             "an integrated MQTT-SN gateway is the broker of its MQTT-SN clients only, so MQTT and MQTT-SN clients cannot meet through it: use [protocols.mqttsn] gateway_mode = \"aggregating\" or \"transparent\" with a broker",
         ));
     }
+    let coap_mode = match &fl.coap_mode {
+        None => CoapMode::Put,
+        Some(v) => {
+            if protocol != Protocol::Coap {
+                return Err(ctx.err_at(
+                    v,
+                    &f("coap_mode"),
+                    format!(
+                        "`coap_mode` applies to protocol \"coap\" only, not \"{}\"",
+                        protocol.as_str()
+                    ),
+                ));
+            }
+            ctx.choice(
+                v,
+                &f("coap_mode"),
+                &[
+                    ("put", CoapMode::Put),
+                    ("get", CoapMode::Get),
+                    ("observe", CoapMode::Observe),
+                    ("pubsub", CoapMode::Pubsub),
+                ],
+            )?
+        }
+    };
     // a broker is needed by MQTT clients and by gateways that are not the
     // broker themselves
     let needs_broker = match protocol {
         Protocol::Mqtt => true,
         Protocol::Mqttsn => !integrated || subscribe_with == Protocol::Mqtt,
+        // draft-ietf-core-coap-pubsub: publishers PUT to the broker's
+        // topic-data resources, receivers observe them there
+        Protocol::Coap => coap_mode == CoapMode::Pubsub,
         _ => false,
     };
     let broker = match (&fl.broker, needs_broker) {
@@ -498,7 +526,7 @@ pub fn resolve(
                 b,
                 &f("broker"),
                 format!(
-                    "`broker` applies only to protocols \"mqtt\" and \"mqttsn\" (not with an integrated gateway), not \"{}\"",
+                    "`broker` applies only to protocols \"mqtt\" and \"mqttsn\" (not with an integrated gateway) and to coap with coap_mode = \"pubsub\", not \"{}\"",
                     protocol.as_str()
                 ),
             ))
@@ -562,30 +590,6 @@ pub fn resolve(
         }
         Some(r) => *r.get_ref(),
         None => false,
-    };
-    let coap_mode = match &fl.coap_mode {
-        None => CoapMode::Put,
-        Some(v) => {
-            if protocol != Protocol::Coap {
-                return Err(ctx.err_at(
-                    v,
-                    &f("coap_mode"),
-                    format!(
-                        "`coap_mode` applies to protocol \"coap\" only, not \"{}\"",
-                        protocol.as_str()
-                    ),
-                ));
-            }
-            ctx.choice(
-                v,
-                &f("coap_mode"),
-                &[
-                    ("put", CoapMode::Put),
-                    ("get", CoapMode::Get),
-                    ("observe", CoapMode::Observe),
-                ],
-            )?
-        }
     };
     let poll_interval = match (&fl.poll_interval, coap_mode) {
         (Some(v), CoapMode::Get) => {

@@ -322,6 +322,10 @@ pub enum CoapMode {
     /// The publisher's server holds its latest reading; each receiver
     /// observes it (RFC 7641) and gets every change as a notification.
     Observe,
+    /// Publishers PUT each reading to a topic-data resource on the flow's
+    /// broker node; receivers observe those resources there
+    /// (draft-ietf-core-coap-pubsub).
+    Pubsub,
 }
 
 impl CoapMode {
@@ -330,6 +334,7 @@ impl CoapMode {
             CoapMode::Put => "put",
             CoapMode::Get => "get",
             CoapMode::Observe => "observe",
+            CoapMode::Pubsub => "pubsub",
         }
     }
 }

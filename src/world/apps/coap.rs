@@ -169,6 +169,13 @@ struct Coap {
     /// (receiver node, observation or registration request handle) →
     /// `observes` index.
     obs_of: BTreeMap<(u32, u64), u32>,
+    /// Observed resources (node, path, flow): created empty at the start
+    /// and at the node's restart, so registrations find them before the
+    /// first reading.
+    seeds: Vec<(u32, String, u32)>,
+    /// Nodes that are a `pubsub` flow's broker (a PUT there is not a
+    /// delivery).
+    brokers: Vec<bool>,
     /// Scratch request reused for every publish.
     req: Request,
     buf: Vec<u8>,
@@ -185,6 +192,8 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
         polls: Vec::new(),
         observes: Vec::new(),
         obs_of: BTreeMap::new(),
+        seeds: Vec::new(),
+        brokers: vec![false; sc.nodes.len()],
         req: Request::new(Method::Put, String::new()),
         buf: Vec::with_capacity(2048),
         blocks: sc
@@ -421,7 +430,10 @@ impl Coap {
                 // the server's service time per request (GET or PUT): its reply
                 // leaves when the work is done (world::proc)
                 ctx.charge(node, 1, 0);
+                // at a pubsub broker a PUT only changes the topic data
+                let broker = self.brokers[node];
                 match served {
+                    _ if broker => {}
                     // the last Block1 block: the whole body is stored
                     Served::BodyComplete => {
                         if let Some(r) = self.nodes[node]
@@ -753,30 +765,34 @@ impl Coap {
         self.obs_schedule(ctx, i, at);
     }
 
-    /// The (empty) resources `node` publishes to in `observe` flows, so a
-    /// registration finds them before the first reading.
+    /// The (empty) observed resources held at `node` (`observe`: its own
+    /// readings; `pubsub`: a broker's topic data), so a registration finds
+    /// them before the first reading.
     fn seed_resources(&mut self, ctx: &mut Ctx<'_, '_>, node: usize) {
-        for p in 0..ctx.publishers() {
-            let pb = ctx.publisher(p);
-            if pb.node as usize != node {
-                continue;
-            }
-            let f = &ctx.scenario().flows[pb.flow as usize];
-            if f.protocol != Protocol::Coap || f.coap_mode != CoapMode::Observe {
-                continue;
-            }
-            let (flow, topic) = (pb.flow, pb.topic.clone());
+        let mine: Vec<(String, u32)> = self
+            .seeds
+            .iter()
+            .filter(|s| s.0 as usize == node)
+            .map(|s| (s.1.clone(), s.2))
+            .collect();
+        for (path, flow) in mine {
             let c = self.node(ctx, node);
-            if c.server.resources().get(&topic).is_none() {
+            if c.server.resources().get(&path).is_none() {
                 c.server
                     .resources_mut()
-                    .insert(topic.clone(), Some(CONTENT_FORMAT), Vec::new());
+                    .insert(path.clone(), Some(CONTENT_FORMAT), Vec::new());
             }
-            if !c.paths.iter().any(|(p, _)| **p == *topic) {
-                c.paths.push((topic.into(), flow));
+            if !c.paths.iter().any(|(p, _)| **p == *path) {
+                c.paths.push((path.into(), flow));
             }
         }
     }
+}
+
+/// The topic-data resource of `topic` on a `pubsub` broker
+/// (draft-ietf-core-coap-pubsub: topic data under the broker's `/ps`).
+fn pubsub_path(topic: &str) -> String {
+    format!("ps/data/{topic}")
 }
 
 impl Plugin for Coap {
@@ -784,7 +800,7 @@ impl Plugin for Coap {
         let sc = ctx.scenario();
         let port = sc.protocols.coap.port;
         for f in sc.flows.iter().filter(|f| f.protocol == Protocol::Coap) {
-            for &n in f.publishers.iter().chain(&f.receivers) {
+            for &n in f.publishers.iter().chain(&f.receivers).chain(&f.broker) {
                 let _ = ctx.udp_bind(n, port);
             }
         }
@@ -799,9 +815,29 @@ impl Plugin for Coap {
             let pb = ctx.publisher(p);
             let (fi, node, path) = (pb.flow, pb.node, pb.topic.clone());
             let f = &sc.flows[fi as usize];
-            if f.protocol == Protocol::Coap && f.coap_mode == CoapMode::Observe {
+            let pubsub = f.coap_mode == CoapMode::Pubsub;
+            if f.protocol == Protocol::Coap && (f.coap_mode == CoapMode::Observe || pubsub) {
+                // observe: the publisher's own resource; pubsub: its topic
+                // data on the broker (one registration per topic there)
+                let (server, path) = match (pubsub, f.broker) {
+                    (true, Some(b)) => (b as u32, pubsub_path(&path)),
+                    _ => (node, path),
+                };
+                if pubsub {
+                    self.brokers[server as usize] = true;
+                }
+                if !self.seeds.iter().any(|s| s.0 == server && s.1 == path) {
+                    self.seeds.push((server, path.clone(), fi));
+                }
                 ctx.intended(p, &mut receivers);
                 for &r in &receivers {
+                    if self
+                        .observes
+                        .iter()
+                        .any(|o| o.receiver == r && o.publisher == server && o.path == path)
+                    {
+                        continue;
+                    }
                     let stream = format!(
                         "coap/observe/{}/{}/{}",
                         f.name,
@@ -816,7 +852,7 @@ impl Plugin for Coap {
                     self.observes.push(Obs {
                         flow: fi,
                         receiver: r,
-                        publisher: node,
+                        publisher: server,
                         confirmable: confirmable(f.reliability),
                         path: path.clone(),
                         handle: None,
@@ -828,8 +864,8 @@ impl Plugin for Coap {
                     let i = self.observes.len() - 1;
                     self.obs_schedule(ctx, i, SimTime::ZERO + offset);
                 }
-                if ctx.node_up(node as usize) {
-                    self.seed_resources(ctx, node as usize);
+                if ctx.node_up(server as usize) {
+                    self.seed_resources(ctx, server as usize);
                 }
                 continue;
             }
@@ -904,12 +940,23 @@ impl Plugin for Coap {
             self.drive(ctx, node, meta);
             return;
         }
+        // pubsub: one PUT to the broker's topic data, which notifies the
+        // receivers observing it
+        let broker = [flow.broker.unwrap_or_default() as u32];
+        let (targets, ps) = if flow.coap_mode == CoapMode::Pubsub {
+            (&broker[..], true)
+        } else {
+            (m.receivers, false)
+        };
         // one reusable request: path and payload copied into its buffers
         let mut req = std::mem::replace(&mut self.req, Request::new(Method::Put, String::new()));
         req.method = Method::Put;
         req.confirmable = confirmable;
         req.content_format = Some(CONTENT_FORMAT);
         req.path.clear();
+        if ps {
+            req.path.push_str("ps/data/");
+        }
         req.path.push_str(m.topic);
         req.payload.clear();
         req.payload.extend_from_slice(m.payload);
@@ -918,7 +965,7 @@ impl Plugin for Coap {
             .blocks
             .as_ref()
             .is_some_and(|b| b.wants(req.payload.len()));
-        for &r in m.receivers {
+        for &r in targets {
             let to = addr(ctx, r as usize);
             if blockwise {
                 // RFC 7959: the body goes as Block1 requests
@@ -1033,7 +1080,7 @@ impl Plugin for Coap {
                 self.obs_schedule(ctx, i, now);
             }
         }
-        if self.observes.iter().any(|o| o.publisher as usize == node) {
+        if self.seeds.iter().any(|s| s.0 as usize == node) {
             self.seed_resources(ctx, node);
         }
     }
