@@ -720,33 +720,8 @@ impl ResourceServer {
                         return self.slice_owned(out, &r.payload, r.content_format, b2, szx, q);
                     }
                 };
-                let eff = b2.map_or(szx, |v| v.szx.min(szx));
-                out.content_format = cf;
-                out.code = Code::CONTENT;
-                if b2.is_none() && value.len() <= size_of_szx(szx) {
-                    out.payload.extend_from_slice(value);
-                    return (Served::Answered, out);
-                }
-                let offset = b2.map_or(0, |v| v.offset());
-                let num = (offset / size_of_szx(eff)) as u32;
-                let Some((slice, more)) = block_of(value, num, eff) else {
-                    // RFC 7959 §2.4: a block beyond the representation
-                    return self.refuse(out, Code::BAD_OPTION);
-                };
-                out.payload.extend_from_slice(slice);
-                out.block.block2 = Some(
-                    BlockValue {
-                        num,
-                        more,
-                        szx: eff,
-                    }
-                    .to_uint(),
-                );
-                if num == 0 || q.block.size2.is_some() {
-                    out.block.size2 = Some(value.len() as u32);
-                }
-                self.bs().stats.block2_sent += 1;
-                (Served::Answered, out)
+                let filled = fill_block2(&mut out, value, cf, b2, szx, q.block.size2.is_some());
+                self.block2_done(out, filled)
             }
             Method::Put | Method::Post => match q.block.block1() {
                 None => {
@@ -775,32 +750,22 @@ impl ResourceServer {
         szx: u8,
         q: &BlockRequest<'_>,
     ) -> (Served, Reply) {
-        out.code = Code::CONTENT;
-        out.content_format = cf;
-        out.payload.clear();
-        if b2.is_none() && whole.len() <= size_of_szx(szx) {
-            out.payload.extend_from_slice(whole);
-            return (Served::Answered, out);
-        }
-        let eff = b2.map_or(szx, |v| v.szx.min(szx));
-        let num = (b2.map_or(0, |v| v.offset()) / size_of_szx(eff)) as u32;
-        let Some((slice, more)) = block_of(whole, num, eff) else {
-            return self.refuse(out, Code::BAD_OPTION);
-        };
-        out.payload.extend_from_slice(slice);
-        out.block.block2 = Some(
-            BlockValue {
-                num,
-                more,
-                szx: eff,
+        let filled = fill_block2(&mut out, whole, cf, b2, szx, q.block.size2.is_some());
+        self.block2_done(out, filled)
+    }
+
+    /// The answer [`fill_block2`] built: a slice is counted, a block past
+    /// the end refused (RFC 7959 §2.4: 4.02).
+    fn block2_done(&mut self, out: Reply, filled: Option<bool>) -> (Served, Reply) {
+        match filled {
+            None => self.refuse(out, Code::BAD_OPTION),
+            Some(sliced) => {
+                if sliced {
+                    self.bs().stats.block2_sent += 1;
+                }
+                (Served::Answered, out)
             }
-            .to_uint(),
-        );
-        if num == 0 || q.block.size2.is_some() {
-            out.block.size2 = Some(whole.len() as u32);
         }
-        self.bs().stats.block2_sent += 1;
-        (Served::Answered, out)
     }
 
     fn refuse(&mut self, mut out: Reply, code: Code) -> (Served, Reply) {
@@ -959,6 +924,44 @@ struct BlockRequest<'a> {
     content_format: Option<u16>,
     payload: &'a [u8],
     block: &'a BlockOptions,
+}
+
+/// Fill `out` as the 2.05 answer to a GET of `whole` (Content-Format `cf`):
+/// whole when it fits one block of `szx` and no Block2 was asked for,
+/// else the asked block (`b2`, at the smaller of its and our SZX) with
+/// Block2, and Size2 on block 0 or when asked. `Some(sliced)`, or `None`
+/// for a block past the end.
+fn fill_block2(
+    out: &mut Reply,
+    whole: &[u8],
+    cf: Option<u16>,
+    b2: Option<BlockValue>,
+    szx: u8,
+    size2_asked: bool,
+) -> Option<bool> {
+    out.code = Code::CONTENT;
+    out.content_format = cf;
+    out.payload.clear();
+    if b2.is_none() && whole.len() <= size_of_szx(szx) {
+        out.payload.extend_from_slice(whole);
+        return Some(false);
+    }
+    let eff = b2.map_or(szx, |v| v.szx.min(szx));
+    let num = (b2.map_or(0, |v| v.offset()) / size_of_szx(eff)) as u32;
+    let (slice, more) = block_of(whole, num, eff)?;
+    out.payload.extend_from_slice(slice);
+    out.block.block2 = Some(
+        BlockValue {
+            num,
+            more,
+            szx: eff,
+        }
+        .to_uint(),
+    );
+    if num == 0 || size2_asked {
+        out.block.size2 = Some(whole.len() as u32);
+    }
+    Some(true)
 }
 
 /// Block `num` (of 2^(szx+4) bytes) of a 2.05 `reply`'s payload, with

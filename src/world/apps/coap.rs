@@ -967,43 +967,29 @@ impl Plugin for Coap {
             .is_some_and(|b| b.wants(req.payload.len()));
         for &r in targets {
             let to = addr(ctx, r as usize);
-            if blockwise {
+            let cr = CoapReq {
+                flow: m.flow as u32,
+                counted: m.counted,
+                first_tx: SimTime::MAX,
+            };
+            let started = if blockwise {
                 // RFC 7959: the body goes as Block1 requests
                 self.node(ctx, node);
                 let szx = self.blocks.as_ref().map_or(6, |b| b.szx);
                 let t = BlockTransfer::upload(to, req.clone(), szx);
-                let cr = CoapReq {
-                    flow: m.flow as u32,
-                    counted: m.counted,
-                    first_tx: SimTime::MAX,
-                };
                 self.block_start(node, t, cr);
-                if m.counted {
-                    self.exchanges[m.flow].started += 1;
+                true
+            } else {
+                match self.node(ctx, node).ep.request(to, &req) {
+                    Ok(h) => {
+                        self.reqs.insert((node as u32, h.0), cr);
+                        true
+                    }
+                    Err(_) => false,
                 }
-                let meta = PacketMeta {
-                    flow: m.flow as u32,
-                    kind: "coap",
-                    counted: m.counted,
-                    created: now,
-                    ..Default::default()
-                };
-                self.drive(ctx, node, meta);
-                continue;
-            }
-            let h = self.node(ctx, node).ep.request(to, &req);
-            if let Ok(h) = h {
-                self.reqs.insert(
-                    (node as u32, h.0),
-                    CoapReq {
-                        flow: m.flow as u32,
-                        counted: m.counted,
-                        first_tx: SimTime::MAX,
-                    },
-                );
-                if m.counted {
-                    self.exchanges[m.flow].started += 1;
-                }
+            };
+            if started && m.counted {
+                self.exchanges[m.flow].started += 1;
             }
             let meta = PacketMeta {
                 flow: m.flow as u32,
