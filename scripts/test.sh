@@ -54,6 +54,16 @@ if ! python3 -c "$mqttsn12_version" >/dev/null 2>&1; then
   python3 -m pip install --quiet 'mqtt-sn-12==1.0.9' \
     || python3 -m pip install --quiet --break-system-packages 'mqtt-sn-12==1.0.9'
 fi
+# tests/interop_coap.rs: aiocoap-client GETs, PUTs, observes and fetches
+# block-wise from our server. 0.4.11 is the last release whose
+# `aiocoap-client --observe` keeps observing: from 0.4.12 on its `finally`
+# cancels the observation as soon as the first response arrives, so no
+# notification is ever shown.
+aiocoap_version='import importlib.metadata as m; assert m.version("aiocoap") == "0.4.11"'
+if ! python3 -c "$aiocoap_version" >/dev/null 2>&1; then
+  python3 -m pip install --quiet 'aiocoap==0.4.11' \
+    || python3 -m pip install --quiet --break-system-packages 'aiocoap==0.4.11'
+fi
 tshark --version | head -n 1
 command -v coap-server-notls
 { command -v mosquitto || command -v /usr/sbin/mosquitto; }
@@ -62,6 +72,7 @@ command -v curl
 { command -v chromium || command -v chromium-browser; }
 python3 -c 'import paho.mqtt; print("paho-mqtt", paho.mqtt.__version__)'
 python3 -c 'import importlib.metadata as m; print("mqtt-sn-12", m.version("mqtt-sn-12"))'
+python3 -c "$aiocoap_version" && echo "aiocoap 0.4.11"
 # pip's console scripts (mqtt_sn_pub, mqtt_sn_sub): the test also looks in
 # python3's scripts directory when it is not on PATH.
 python3 -c 'import sysconfig, os; d = sysconfig.get_path("scripts"); assert os.path.isfile(os.path.join(d, "mqtt_sn_pub")), d'

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use qossim::proto::coap::socket::SocketDriver;
 use qossim::proto::coap::{
-    Code, Config, Endpoint, Event, Method, Request, RequestHandle, ResourceServer,
+    BlockStep, BlockTransfer, Code, Config, Endpoint, Event, Method, Request, RequestHandle,
+    ResourceServer,
 };
 use qossim::sim::{SimDuration, SimRng};
 
@@ -133,23 +134,41 @@ fn our_client_against_libcoap_server() {
 /// Run our server until `coap-client-notls` with `args` exits (≤ 15 s);
 /// return its stdout and stderr.
 fn run_libcoap_client(bin: &PathBuf, server: &mut SocketDriver, args: &[&str]) -> (String, String) {
-    let child = Command::new(bin)
-        .args(["-B", "5"])
-        .args(args)
+    let mut cmd = Command::new(bin);
+    cmd.args(["-B", "5"]).args(args);
+    run_peer(cmd, server, |_, _| false)
+}
+
+/// Run our server while the client `cmd` runs: until it exits (≤ 15 s)
+/// or `tick`, run after every server step with the time since the start,
+/// says it has seen enough (then the client is killed: an observing
+/// client never exits on its own). Returns stdout and stderr.
+fn run_peer(
+    mut cmd: Command,
+    server: &mut SocketDriver,
+    mut tick: impl FnMut(&mut SocketDriver, Duration) -> bool,
+) -> (String, String) {
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn coap-client-notls");
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let mut guard = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let start = Instant::now();
     loop {
         server.step(Duration::from_millis(20)).expect("server step");
+        let enough = tick(server, start.elapsed());
         if guard.0.try_wait().expect("try_wait").is_some() {
             break;
         }
+        if enough {
+            let _ = guard.0.kill();
+            let _ = guard.0.wait();
+            break;
+        }
         assert!(
-            Instant::now() < deadline,
-            "coap-client-notls did not finish within 15 s"
+            start.elapsed() < Duration::from_secs(15),
+            "{cmd:?} did not finish within 15 s"
         );
     }
     let mut out = String::new();
@@ -334,7 +353,8 @@ fn our_client_against_our_server_over_ipv6() {
 
 /// Block-wise (RFC 7959) against libcoap: `coap-client-notls -b 64` PUTs a
 /// 1,000-byte body to our block-wise server (Block1, 64-byte blocks, 2.31
-/// Continue each) and GETs it back (Block2); both directions intact. Then a
+/// Continue each) and GETs it back in the smallest blocks (`-b 16`,
+/// Block2 SZX 0); both directions intact. Then a
 /// plain GET without `-b`: our server (block size 128) answers in Block2
 /// slices on its own and libcoap reassembles them.
 #[test]
@@ -367,7 +387,7 @@ fn libcoap_client_block_wise_against_our_server() {
     let st = server.server().expect("server").block_stats();
     assert_eq!(st.bodies_completed, 1, "{st:?}");
     assert!(st.block1_received >= 16, "{st:?}");
-    for args in [&["-b", "64"][..], &[][..]] {
+    for args in [&["-b", "16"][..], &[][..]] {
         let mut a = args.to_vec();
         a.extend(["-m", "get", &uri]);
         let (out, err) = run_libcoap_client(&bin, &mut server, &a);
@@ -378,8 +398,9 @@ fn libcoap_client_block_wise_against_our_server() {
         );
     }
     let st = server.server().expect("server").block_stats();
-    // 1000 bytes: 16 blocks of 64, then 8 of 128
-    assert!(st.block2_sent >= 24, "{st:?}");
+    // 1000 bytes: 63 blocks of 16 (the smallest, forced by `-b 16`), then
+    // 8 of 128
+    assert!(st.block2_sent >= 71, "{st:?}");
     assert_eq!(st.malformed + st.incomplete + st.too_large, 0, "{st:?}");
 }
 
@@ -444,4 +465,230 @@ fn our_client_observes_libcoap_time() {
     });
     assert_eq!(answered.ok(), Some(Code::CONTENT));
     assert!(!d.endpoint().is_observing(h));
+}
+
+/// A tick for [`run_peer`]: once our server has an observer, the
+/// application changes resource `path` every 250 ms: "n=1;", "n=2;", …
+/// (the ";" separates values in libcoap's output, which writes payloads
+/// back to back); enough after `max` values and 500 ms more.
+/// `observers` records the most observers seen.
+fn changing<'a>(
+    path: &'static str,
+    max: u32,
+    observers: &'a mut usize,
+) -> impl FnMut(&mut SocketDriver, Duration) -> bool + 'a {
+    let mut from = None;
+    let mut updates = 0;
+    move |server, elapsed| {
+        let now = server.server().map_or(0, |a| a.observers().len());
+        *observers = (*observers).max(now);
+        let Some(from) = *from.get_or_insert_with(|| (now > 0).then_some(elapsed)) else {
+            from = None;
+            return false;
+        };
+        let step = Duration::from_millis(250);
+        if updates == max {
+            return elapsed >= from + step * max + Duration::from_millis(500);
+        }
+        if elapsed >= from + step * updates {
+            updates += 1;
+            let n = updates;
+            let reply = server
+                .update_resource(path, Some(0), format!("n={n};").as_bytes())
+                .expect("notify")
+                .expect("a server");
+            assert!(reply.code.is_success(), "{reply:?}");
+        }
+        false
+    }
+}
+
+/// The `n=<k>` values in `out`, in order.
+fn observed_values(out: &str) -> Vec<u32> {
+    out.split(|c: char| c == ';' || c.is_whitespace())
+        .filter_map(|s| s.trim().strip_prefix("n=")?.parse().ok())
+        .collect()
+}
+
+/// A server with observable resource `path` holding "n=0;".
+fn observable_server(seed: u64, path: &str) -> SocketDriver {
+    let ep = Endpoint::new(
+        Config::default(),
+        SimRng::stream(seed, "interop/observe"),
+        1000,
+    );
+    let mut server = SocketDriver::bind(SocketAddrV4::new(LOCALHOST, 0), ep)
+        .expect("bind server")
+        .with_server(ResourceServer::new());
+    server
+        .update_resource(path, Some(0), b"n=0;")
+        .expect("store")
+        .expect("a server");
+    server
+}
+
+/// RFC 7641 from our server to libcoap: `coap-client-notls -s 3` observes
+/// a resource our application changes every 250 ms; libcoap prints the
+/// registration's answer and then every notification, in order, with no
+/// value twice (each one a fresh notification for libcoap's freshness
+/// check), and our server counted it as one observer.
+#[test]
+fn libcoap_client_observes_our_server() {
+    let Some(bin) = peer_binary("coap-client-notls") else {
+        return;
+    };
+    let path = "building/xyz/room/120/temperature";
+    let mut server = observable_server(5, path);
+    let uri = format!("coap://127.0.0.1:{}/{path}", server.local_addr().port());
+    let mut observers = 0;
+    let mut cmd = Command::new(&bin);
+    cmd.args(["-B", "6", "-s", "4", "-m", "get", &uri]);
+    let (out, err) = run_peer(cmd, &mut server, changing(path, 8, &mut observers));
+    let seen = observed_values(&out);
+    assert_eq!(observers, 1, "one registration; libcoap: {out} {err}");
+    assert_eq!(
+        seen,
+        (0..=8).collect::<Vec<_>>(),
+        "the registration's answer, then 8 notifications in order, none twice; stderr: {err}"
+    );
+    let st = server.endpoint().stats();
+    assert_eq!(st.malformed_dropped, 0);
+}
+
+/// `aiocoap-client` (PyPI aiocoap) against our server: PUT then GET of a
+/// value, an observation of a resource that changes every 250 ms (the
+/// client is stopped after six), and a block-wise PUT (Block1 in 32-byte
+/// blocks, `--payload-initial-szx 1`) and GET (our server answers in
+/// 64-byte Block2 slices) of a 1,000-byte body.
+#[test]
+fn aiocoap_client_against_our_server() {
+    let Some(bin) = common::peers::peer_binary("aiocoap-client", "pip install aiocoap") else {
+        return;
+    };
+    let mut ep = Endpoint::new(
+        Config::default(),
+        SimRng::stream(6, "interop/aiocoap"),
+        1000,
+    );
+    let app = ResourceServer::new().with_block_szx(Some(2));
+    app.register_options(&mut ep);
+    let mut server = SocketDriver::bind(SocketAddrV4::new(LOCALHOST, 0), ep)
+        .expect("bind server")
+        .with_server(app);
+    let base = format!("coap://127.0.0.1:{}", server.local_addr().port());
+    let aiocoap = |args: &[&str]| {
+        let mut cmd = Command::new(&bin);
+        cmd.env("PYTHONUNBUFFERED", "1").args(args);
+        cmd
+    };
+
+    let uri = format!("{base}/sensor/temp");
+    let (out, err) = run_peer(
+        aiocoap(&["-m", "PUT", "--payload", "22.5", &uri]),
+        &mut server,
+        |_, _| false,
+    );
+    let stored = server
+        .server()
+        .and_then(|s| s.resources().get("sensor/temp"))
+        .map(|r| r.value.clone());
+    assert_eq!(
+        stored.as_deref(),
+        Some(&b"22.5"[..]),
+        "PUT stored: {out} {err}"
+    );
+    let (out, err) = run_peer(aiocoap(&[&uri]), &mut server, |_, _| false);
+    assert_eq!(out.trim(), "22.5", "GET printed the value; stderr: {err}");
+
+    let path = "sensor/observed";
+    server
+        .update_resource(path, Some(0), b"n=0;")
+        .expect("store")
+        .expect("a server");
+    let mut observers = 0;
+    let (out, err) = run_peer(
+        aiocoap(&["--observe", &format!("{base}/{path}")]),
+        &mut server,
+        changing(path, 6, &mut observers),
+    );
+    // aiocoap-client prints the first response on stdout, then "---" there
+    // and each notification's payload on stderr
+    let seen = observed_values(&format!("{out}\n{err}"));
+    assert_eq!(observers, 1, "one registration: {out} {err}");
+    assert_eq!(
+        seen,
+        (0..=6).collect::<Vec<_>>(),
+        "the registration's answer, then 6 notifications in order; stderr: {err}"
+    );
+
+    let body: String = (0..1000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let file = common::temp_dir("interop-aiocoap").join("body.txt");
+    std::fs::write(&file, &body).expect("write body");
+    let big = format!("{base}/big");
+    let payload = format!("@{}", file.to_str().expect("utf-8"));
+    let (out, err) = run_peer(
+        aiocoap(&[
+            "-m",
+            "PUT",
+            "--payload",
+            &payload,
+            "--payload-initial-szx",
+            "1",
+            &big,
+        ]),
+        &mut server,
+        |_, _| false,
+    );
+    let stored = server
+        .server()
+        .and_then(|s| s.resources().get("big"))
+        .map(|r| r.value.clone());
+    assert_eq!(
+        stored.as_deref(),
+        Some(body.as_bytes()),
+        "Block1 PUT stored whole: {out} {err}"
+    );
+    let st = server.server().expect("server").block_stats();
+    assert_eq!(st.bodies_completed, 1, "{st:?}");
+    assert!(st.block1_received >= 16, "32-byte blocks at most: {st:?}");
+    let (out, err) = run_peer(aiocoap(&[&big]), &mut server, |_, _| false);
+    assert_eq!(out.trim(), body, "GET in Block2 slices; stderr: {err}");
+    let st = server.server().expect("server").block_stats();
+    assert!(st.block2_sent >= 16, "64-byte Block2 slices: {st:?}");
+    assert_eq!(st.malformed + st.incomplete + st.too_large, 0, "{st:?}");
+    assert_eq!(server.endpoint().stats().malformed_dropped, 0);
+}
+
+/// Our block-wise client (RFC 7959) against `coap-server-notls`, in the
+/// smallest blocks (16 bytes, SZX 0): a 1,000-byte body PUT to
+/// /example_data in Block1 blocks, then fetched back with Block2 asked for
+/// in the first request (early negotiation), intact both ways.
+#[test]
+fn our_block_wise_client_against_libcoap_server() {
+    let Some(bin) = peer_binary("coap-server-notls") else {
+        return;
+    };
+    let (_server, addr) = start_libcoap_server(&bin);
+    let mut d = client_driver(8);
+    let peer = d.peer(addr).expect("interned");
+    let body: Vec<u8> = (0..1000).map(|i| b'A' + (i % 26) as u8).collect();
+    let put = BlockTransfer::upload(peer, Request::put("example_data", body.clone()), 0);
+    let (end, t) = d
+        .transfer(put, Duration::from_secs(20))
+        .expect("PUT within 20 s");
+    assert!(
+        matches!(end, Some(BlockStep::Done(c)) if c.is_success()),
+        "{end:?}"
+    );
+    // 1000 / 16 = 62.5: 63 blocks
+    assert_eq!(t.counters().requests, 63, "{:?}", t.counters());
+    let get = BlockTransfer::download(peer, Request::get("example_data"), Some(0));
+    let (end, t) = d
+        .transfer(get, Duration::from_secs(20))
+        .expect("GET within 20 s");
+    assert_eq!(end, Some(BlockStep::Done(Code::CONTENT)));
+    assert_eq!(t.body(), &body[..], "Block2 body intact");
+    assert_eq!(t.counters().requests, 63, "{:?}", t.counters());
+    let st = d.endpoint().stats();
+    assert_eq!(st.give_ups + st.no_responses + st.malformed_dropped, 0);
 }

@@ -20,10 +20,11 @@ use crate::proto::driver::{Clock, Driver, Timeout, Transport};
 use crate::proto::Datagram;
 use crate::sim::SimTime;
 
+use super::block::{BlockStep, BlockTransfer};
 use super::endpoint::Endpoint;
 use super::events::{EndpointError, Event, TransmitInfo};
 use super::request::{Request, RequestHandle};
-use super::server::ResourceServer;
+use super::server::{Reply, ResourceServer};
 
 /// Errors of the socket driver.
 #[derive(Debug, Error)]
@@ -210,20 +211,90 @@ impl Driver<Endpoint, UdpTransport> {
         self.transport().oversized
     }
 
+    /// The endpoint's address for the real socket address `to` (interned
+    /// in this driver's plan), e.g. for a [`BlockTransfer`]'s peer.
+    pub fn peer(&mut self, to: impl Into<SocketAddr>) -> Result<SockAddr, SocketError> {
+        let to = to.into();
+        self.parts_mut()
+            .1
+            .plan
+            .intern_sock(to)
+            .ok_or(SocketError::Unrepresentable { addr: to })
+    }
+
     /// Queue a request and send what can be sent.
     pub fn request(
         &mut self,
         to: impl Into<SocketAddr>,
         req: Request,
     ) -> Result<RequestHandle, SocketError> {
-        let to = to.into();
-        let (ep, io, _) = self.parts_mut();
-        let addr = io
-            .plan
-            .intern_sock(to)
-            .ok_or(SocketError::Unrepresentable { addr: to })?;
-        let h = ep.request(addr, req)?;
+        let addr = self.peer(to)?;
+        let h = self.core_mut().request(addr, req)?;
         self.flush()?;
         Ok(h)
+    }
+
+    /// The server application changes resource `path` (as a local PUT):
+    /// its observers are notified (RFC 7641 §4.2) and the notifications
+    /// sent. `None` when the driver has no server.
+    pub fn update_resource(
+        &mut self,
+        path: &str,
+        content_format: Option<u16>,
+        value: &[u8],
+    ) -> Result<Option<Reply>, SocketError> {
+        let (ep, io, clock) = self.parts_mut();
+        let now = clock.now();
+        let reply = io
+            .server
+            .as_mut()
+            .map(|s| s.update(now, ep, path, content_format, value));
+        self.flush()?;
+        Ok(reply)
+    }
+
+    /// Run the block-wise transfer `t` (RFC 7959) to its end, waiting at
+    /// most `within` in all; returns how it ended and the transfer (its
+    /// body holds a GET's representation). A request that gave up, got no
+    /// response or was reset ends it as `None`.
+    pub fn transfer(
+        &mut self,
+        mut t: BlockTransfer,
+        within: Duration,
+    ) -> Result<(Option<BlockStep>, BlockTransfer), SocketError> {
+        t.start(self.core_mut())?;
+        self.flush()?;
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            while let Some(e) = self.poll_event() {
+                match e {
+                    Event::ResponseReceived {
+                        handle,
+                        code,
+                        payload,
+                        block,
+                        ..
+                    } if handle == t.handle() => {
+                        match t.on_response(self.core_mut(), code, &block, &payload) {
+                            BlockStep::Next(_) => self.flush().map(|_| ())?,
+                            end => return Ok((Some(end), t)),
+                        }
+                    }
+                    Event::GaveUp { handle }
+                    | Event::NoResponse { handle }
+                    | Event::ResetReceived { handle }
+                        if handle == t.handle() =>
+                    {
+                        return Ok((None, t));
+                    }
+                    _ => {}
+                }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(Timeout { limit: within }.into());
+            }
+            self.step(left.min(Duration::from_millis(50)))?;
+        }
     }
 }
