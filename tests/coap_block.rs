@@ -136,6 +136,9 @@ struct Wire {
     size2: Option<u32>,
     payload: Vec<u8>,
     dropped: bool,
+    /// The datagram as sent, and when.
+    bytes: Vec<u8>,
+    at: SimTime,
 }
 
 impl Wire {
@@ -277,6 +280,8 @@ impl Net {
                         size2: b.size2,
                         payload: m.payload.to_vec(),
                         dropped,
+                        bytes: self.buf.clone(),
+                        at: self.now,
                     });
                     if !dropped {
                         self.seq += 1;
@@ -326,6 +331,22 @@ impl Net {
                 break;
             }
         }
+    }
+
+    /// What tshark prints of the datagrams sent (lost ones included), in
+    /// the notation of [`Net::figure`]; `None` when tshark is missing
+    /// (outside CI).
+    fn tshark_figure(&self, tag: &str) -> Option<Vec<String>> {
+        if !common::tshark::available(tag) {
+            return None;
+        }
+        let d: Vec<_> = self
+            .log
+            .iter()
+            .map(|w| (w.at, w.from, 1 - w.from, &w.bytes[..]))
+            .collect();
+        let file = common::tshark::coap_capture(tag, &d);
+        Some(common::tshark::coap_figure(&file))
     }
 
     /// The log as the RFC's figures write it: `CON 0.01 2:1/0/128` …
@@ -529,6 +550,56 @@ fn section_3_2_block1_put_with_negotiation() {
     assert_eq!(net.server.resources().get("options").unwrap().value, rep);
     let t = net.transfer.as_ref().unwrap();
     assert_eq!((t.szx(), t.counters().renegotiated), (1, 1));
+}
+
+/// The figures above as Wireshark decodes them: the datagrams of RFC 7959
+/// Figure 2 (Block2 GET), Figure 3 (early negotiation), §3.2's atomic
+/// Block1 PUT and its negotiation, written to a capture and read back by
+/// tshark, message by message: type, code, Block1/Block2 NUM/M/SIZE, Size1
+/// and Size2, and no malformed packet.
+#[test]
+fn figures_as_tshark_decodes_them() {
+    for (tag, szx, put, early) in [
+        ("fig2", 3, false, None),
+        ("fig3", 3, false, Some(2)),
+        ("put", 6, true, None),
+        ("putneg", 1, true, None),
+    ] {
+        let mut s = server(szx);
+        s.resources_mut().insert("status", Some(0), body(300));
+        let mut net = Net::new(s);
+        let t = if put {
+            BlockTransfer::upload(addr(B), Request::put("status", body(210)), 3)
+        } else {
+            BlockTransfer::download(addr(B), get("status"), early)
+        };
+        assert!(matches!(net.run(t), BlockStep::Done(_)));
+        let Some(seen) = net.tshark_figure(tag) else {
+            return;
+        };
+        let ours: Vec<String> = net.figure().iter().map(|l| l.to_uppercase()).collect();
+        let theirs: Vec<String> = seen
+            .iter()
+            .map(|l| {
+                l.split(' ')
+                    .filter(|w| !w.starts_with("Size"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        assert_eq!(theirs, ours, "{tag}: tshark {seen:#?}");
+        // Size1 with the first block of a PUT, Size2 with the first of a GET
+        // (RFC 7959 §4), and on no other message
+        let sized: Vec<usize> = (0..seen.len())
+            .filter(|&i| seen[i].contains(" Size"))
+            .collect();
+        if put {
+            assert!(seen[0].ends_with(" Size1:210"), "{tag}: {seen:?}");
+        } else {
+            assert!(seen[1].ends_with(" Size2"), "{tag}: {seen:?}");
+        }
+        assert_eq!(sized, [usize::from(!put)], "{tag}: {seen:?}");
+    }
 }
 
 /// A body that fits one block goes as one plain PUT; a plain GET of a small

@@ -239,9 +239,59 @@ fn emit_rejects_what_parse_would_not_return() {
     ));
 }
 
+/// (e) The options of Observe (RFC 7641), block-wise (RFC 7959), caching
+/// and proxying (RFC 7252 §5.10), by hand, both ways.
+///
+/// Request: CON PUT (0x41 0x03), MID 0x0007, token 0x5A;
+/// * Block1 (27) NUM 1, M 1, SZX 6 = 1<<4 | 8 | 6 = 0x1E: delta 27 ≥ 13 →
+///   nibble 13 + byte 14; len 1 → 0xD1 0x0E 0x1E.
+/// * Proxy-Uri (35) "coap://s/t": delta 8, len 10 → 0x8A + 10 bytes.
+/// * Size1 (60) = 2048: delta 25 → nibble 13 + byte 12, len 2 →
+///   0xD2 0x0C 0x08 0x00. Payload "x".
+///
+/// Response: ACK 2.05 (0x61 0x45), MID 0x0007, token 0x5A;
+/// * ETag (4) 0xABCD: 0x42 0xAB 0xCD.
+/// * Observe (6) = 1: delta 2, len 1 → 0x21 0x01.
+/// * Max-Age (14) = 60: delta 8 → 0x81 0x3C.
+/// * Block2 (23) NUM 2, M 1, SZX 2 = 0x2A: delta 9 → 0x91 0x2A.
+/// * Size2 (28) = 300: delta 5, len 2 → 0x52 0x01 0x2C. Payload "22.5".
+#[test]
+fn golden_observe_block_cache_and_proxy_options() {
+    let req = Message::new(MessageType::Con, Code::PUT, 7, token(&[0x5A]))
+        .with_option(CoapOption::Block1(0x1E))
+        .with_option(CoapOption::ProxyUri("coap://s/t".into()))
+        .with_option(CoapOption::Size1(2048))
+        .with_payload(&b"x"[..]);
+    let mut want = vec![0x41, 0x03, 0x00, 0x07, 0x5A, 0xD1, 0x0E, 0x1E, 0x8A];
+    want.extend_from_slice(b"coap://s/t");
+    want.extend_from_slice(&[0xD2, 0x0C, 0x08, 0x00, 0xFF, b'x']);
+    assert_eq!(req.to_bytes().expect("emit"), want);
+    assert_eq!(Message::parse(&want).expect("parse"), req);
+
+    let resp = Message::new(MessageType::Ack, Code::CONTENT, 7, token(&[0x5A]))
+        .with_option(CoapOption::ETag(vec![0xAB, 0xCD]))
+        .with_option(CoapOption::Observe(1))
+        .with_option(CoapOption::MaxAge(60))
+        .with_option(CoapOption::Block2(0x2A))
+        .with_option(CoapOption::Size2(300))
+        .with_payload(&b"22.5"[..]);
+    let mut want = vec![
+        0x61, 0x45, 0x00, 0x07, 0x5A, 0x42, 0xAB, 0xCD, 0x21, 0x01, 0x81, 0x3C, 0x91, 0x2A, 0x52,
+        0x01, 0x2C, 0xFF,
+    ];
+    want.extend_from_slice(b"22.5");
+    assert_eq!(resp.to_bytes().expect("emit"), want);
+    let back = Message::parse(&want).expect("parse");
+    assert_eq!(back, resp);
+    let b2 = qossim::proto::coap::block::BlockValue::from_uint(0x2A).expect("valid");
+    assert_eq!((b2.num, b2.more, b2.size()), (2, true, 64));
+}
+
 // ---- property tests --------------------------------------------------------
 
-const KNOWN: [u16; 15] = [1, 3, 4, 5, 7, 8, 11, 12, 14, 15, 17, 20, 35, 39, 60];
+const KNOWN: [u16; 19] = [
+    1, 3, 4, 5, 6, 7, 8, 11, 12, 14, 15, 17, 20, 23, 27, 28, 35, 39, 60,
+];
 
 fn s(lo: usize, hi: usize) -> impl Strategy<Value = String> {
     proptest::collection::vec(proptest::char::range('a', 'z'), lo..=hi)
@@ -265,6 +315,10 @@ fn arb_option() -> impl Strategy<Value = CoapOption> {
         s(1, 40).prop_map(CoapOption::ProxyUri),
         s(1, 10).prop_map(CoapOption::ProxyScheme),
         any::<u32>().prop_map(CoapOption::Size1),
+        (0u32..1 << 24).prop_map(CoapOption::Observe),
+        (0u32..1 << 24).prop_map(CoapOption::Block1),
+        (0u32..1 << 24).prop_map(CoapOption::Block2),
+        any::<u32>().prop_map(CoapOption::Size2),
         (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..400))
             .prop_filter("unknown numbers only", |(n, _)| !KNOWN.contains(n))
             .prop_map(|(number, value)| CoapOption::Other { number, value }),

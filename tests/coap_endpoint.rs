@@ -6,6 +6,8 @@
 //! `defer`). Statistical tests compare with closed forms; run them in
 //! release mode: `cargo test --release --test coap_endpoint`.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use qossim::net::addr::SockAddr;
@@ -1268,6 +1270,34 @@ fn observe_registration_then_notifications_per_change() {
     assert_eq!(notes.len(), 3);
     assert!(notes.iter().all(|s| s.info.ty == MessageType::Con));
     assert_eq!(p.eps[A].stats().notifications_accepted, 3);
+
+    // the same exchange as Wireshark decodes it (RFC 7641 figure 2 plus
+    // the ACKs of the CON notifications): Observe 0 in the registration,
+    // the server's sequence numbers in the answer and each notification
+    if common::tshark::available("observe_registration_then_notifications_per_change") {
+        let d: Vec<_> = p
+            .log
+            .iter()
+            .map(|s| (s.at, s.from, 1 - s.from, &s.bytes[..]))
+            .collect();
+        let file = common::tshark::coap_capture("observe-figure", &d);
+        let seen = common::tshark::coap_figure(&file);
+        let o = |i: usize| seqs.get(i).copied().unwrap_or_default();
+        let first = answer.2.unwrap_or_default();
+        assert_eq!(
+            seen,
+            [
+                "CON 0.01 Observe:0".to_string(),
+                format!("ACK 2.05 Observe:{first}"),
+                format!("CON 2.05 Observe:{}", o(0)),
+                "ACK 0.00".to_string(),
+                format!("CON 2.05 Observe:{}", o(1)),
+                "ACK 0.00".to_string(),
+                format!("CON 2.05 Observe:{}", o(2)),
+                "ACK 0.00".to_string(),
+            ]
+        );
+    }
 }
 
 /// §3.4: a notification older than the last one (within 128 s) is not

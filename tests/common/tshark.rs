@@ -52,3 +52,115 @@ pub fn lines(s: &str) -> Vec<&str> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+/// Write CoAP datagrams `(time, from, to, bytes)` to a fresh capture file
+/// (raw IPv4, the simulator's pcap writer) as IPv4/UDP packets between
+/// 10.0.0.`from + 1` and 10.0.0.`to + 1`, port 5683 both ends, so tshark
+/// dissects them as CoAP.
+pub fn coap_capture(
+    tag: &str,
+    datagrams: &[(qossim::sim::SimTime, usize, usize, &[u8])],
+) -> std::path::PathBuf {
+    use qossim::net::ip::Ipv4Repr;
+    use qossim::report::pcap::PcapWriter;
+    let file = super::temp_dir(tag).join("coap.pcap");
+    let f = std::fs::File::create(&file).expect("create capture");
+    let mut w = PcapWriter::new(std::io::BufWriter::new(f)).expect("pcap header");
+    let mut pkt = Vec::new();
+    for (i, &(t, from, to, bytes)) in datagrams.iter().enumerate() {
+        let host = |n: usize| std::net::Ipv4Addr::new(10, 0, 0, n as u8 + 1);
+        let ip = Ipv4Repr {
+            src: host(from),
+            dst: host(to),
+            protocol: qossim::net::ip::PROTO_UDP,
+            ttl: 64,
+            ident: i as u16,
+            dont_fragment: false,
+            more_fragments: false,
+            frag_offset: 0,
+            payload_len: 0,
+        };
+        qossim::net::udp::build_ipv4_udp(&mut pkt, &ip, 5683, 5683, bytes).expect("packet");
+        w.write_packet(t, &pkt).expect("write packet");
+    }
+    w.flush().expect("flush capture");
+    file
+}
+
+/// tshark's reading of every CoAP message in `file`, one line each, in the
+/// notation of the RFCs' figures: type and code, then, in the message's
+/// option order, Block1/Block2 as `1:NUM/M/SIZE` / `2:NUM/M/SIZE`,
+/// `Observe:N`, `Size1:N` and `Size2` (this tshark has no Size2 value
+/// field), as tshark decodes them, e.g. `CON 0.01 2:1/0/128` or
+/// `ACK 2.05 Observe:12`. Fails the test when tshark reports any malformed
+/// packet.
+pub fn coap_figure(file: &Path) -> Vec<String> {
+    let fields = [
+        "coap.type",
+        "coap.code",
+        "coap.opt.name",
+        "coap.opt.block_number",
+        "coap.opt.block_mflag",
+        "coap.opt.block_size",
+        "coap.opt.observe",
+        "coap.opt.size1",
+        "_ws.malformed",
+    ];
+    let mut args = vec![
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=;",
+    ];
+    for f in &fields {
+        args.extend(["-e", f]);
+    }
+    let out = run(file, &args);
+    lines(&out)
+        .into_iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            assert_eq!(f.len(), fields.len(), "{l}");
+            assert!(f[8].is_empty(), "tshark: malformed: {l}");
+            let ty = match f[0] {
+                "0" => "CON",
+                "1" => "NON",
+                "2" => "ACK",
+                "3" => "RST",
+                t => panic!("type {t:?} in {l}"),
+            };
+            let code: u8 = f[1].parse().expect("code");
+            let list =
+                |i: usize| -> Vec<&str> { f[i].split(';').filter(|v| !v.is_empty()).collect() };
+            let (nums, ms, szxs) = (list(3), list(4), list(5));
+            let mut block = 0;
+            let mut s = format!("{ty} {}.{:02}", code >> 5, code & 0x1f);
+            for name in list(2) {
+                // "#2: Block2"
+                let name = name.rsplit(": ").next().unwrap_or(name);
+                match name {
+                    "Block1" | "Block2" => {
+                        let szx: u32 = szxs[block].parse().expect("szx");
+                        s += &format!(
+                            " {}:{}/{}/{}",
+                            &name[5..],
+                            nums[block],
+                            ms[block],
+                            16u32 << szx
+                        );
+                        block += 1;
+                    }
+                    "Observe" => s += &format!(" Observe:{}", f[6]),
+                    "Size1" => s += &format!(" Size1:{}", f[7]),
+                    "Size2" => s += " Size2",
+                    _ => {}
+                }
+            }
+            s
+        })
+        .collect()
+}
