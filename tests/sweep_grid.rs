@@ -153,20 +153,27 @@ fn shipped_sweep_scenarios_have_the_promised_grids() {
     let load = |p: &str| {
         qossim::scenario::load_file(&root.join(p), &[]).unwrap_or_else(|e| panic!("{p}: {e}"))
     };
-    // compare-loss: udp, coap NON and CON, mqtt QoS 0/1/2, mqttsn QoS 0/1/2
-    // over loss 0–40% in 8 steps, 3 replications
+    // compare-loss: udp, coap Observe NON and CON, http, mqtt QoS 0/1/2,
+    // mqttsn QoS 0/1/2 over loss 0–40% in 8 steps, 3 replications
     let sc = load("scenarios/compare-loss.toml");
     let kinds: Vec<(&str, &str)> = sc
         .flows
         .iter()
         .map(|f| (f.protocol.as_str(), f.reliability.as_str()))
         .collect();
-    assert_eq!(kinds.len(), 9, "{kinds:?}");
+    assert_eq!(kinds.len(), 10, "{kinds:?}");
     assert_eq!(kinds[0].0, "udp");
     assert!(kinds[1..3].iter().all(|k| k.0 == "coap"));
     assert_ne!(kinds[1].1, kinds[2].1, "NON and CON");
+    assert!(
+        sc.flows[1..3]
+            .iter()
+            .all(|f| f.coap_mode == qossim::scenario::model::CoapMode::Observe),
+        "CoAP telemetry is observed"
+    );
+    assert_eq!(kinds[3].0, "http");
     assert_eq!(
-        kinds[3..],
+        kinds[4..],
         [
             ("mqtt", "qos0"),
             ("mqtt", "qos1"),
