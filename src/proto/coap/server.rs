@@ -101,9 +101,14 @@ pub struct ResourceStore {
     bytes: usize,
     refused: u64,
     /// Link attributes (RFC 6690 §3) advertised for paths, whether or not
-    /// a value is stored there yet (empty for most stores: no heap).
-    attrs: BTreeMap<String, LinkAttrs>,
+    /// a value is stored there yet; allocated at the first (most stores
+    /// have none, and a store stays small).
+    attrs: Option<Box<LinkTable>>,
 }
+
+/// Link attributes by path (boxed in the store: most stores have none).
+#[derive(Debug, Clone, Default)]
+struct LinkTable(BTreeMap<String, LinkAttrs>);
 
 impl Default for ResourceStore {
     fn default() -> Self {
@@ -114,7 +119,7 @@ impl Default for ResourceStore {
             max_value: DEFAULT_MAX_VALUE_BYTES,
             bytes: 0,
             refused: 0,
-            attrs: BTreeMap::new(),
+            attrs: None,
         }
     }
 }
@@ -188,12 +193,15 @@ impl ResourceStore {
     /// Advertise `attrs` (`rt`, `if`, `obs`, `sz`) in the link of `path`
     /// (RFC 6690 §3); they are listed while a resource is stored there.
     pub fn set_link_attrs(&mut self, path: impl Into<String>, attrs: LinkAttrs) {
-        self.attrs.insert(path.into(), attrs);
+        self.attrs
+            .get_or_insert_with(Box::default)
+            .0
+            .insert(path.into(), attrs);
     }
 
     /// The link attributes advertised for `path`.
     pub fn link_attrs(&self, path: &str) -> Option<&LinkAttrs> {
-        self.attrs.get(path)
+        self.attrs.as_ref()?.0.get(path)
     }
 
     /// The CoRE Link Format (RFC 6690) listing of every stored resource,
@@ -210,7 +218,7 @@ impl ResourceStore {
         let mut out = String::new();
         let mut link = String::new();
         for (path, r) in &self.resources {
-            let attrs = self.attrs.get(path);
+            let attrs = self.link_attrs(path);
             if !filter.matches(path, r.content_format, attrs) {
                 continue;
             }
