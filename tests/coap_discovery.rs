@@ -249,6 +249,64 @@ fn well_known_core_lists_every_resource_with_rt_and_if() {
     }
 }
 
+/// A filtered listing longer than a block is served block-wise (RFC 7959
+/// Block2, 64-byte blocks) and reassembles to exactly the unicast
+/// listing with the same filter.
+#[test]
+fn long_filtered_listing_goes_block_wise() {
+    use qossim::proto::coap::{BlockStep, BlockTransfer};
+    let paths: Vec<String> = (0..12).map(|i| format!("room/{i}/temperature")).collect();
+    let mut res: Vec<(&str, LinkAttrs)> = paths
+        .iter()
+        .map(|p| (p.as_str(), sensor("temperature-c", "core.s")))
+        .collect();
+    res.push(("room/0/valve", sensor("valve", "core.a")));
+    let mut lan = Lan::new(1, SimDuration::ZERO, 6, &res);
+    let (_, whole) = unicast(&mut lan, &["rt=temp*"]);
+    assert_eq!(hrefs(&whole).len(), 12);
+    // now the server answers block-wise
+    let mut server = ResourceServer::new().with_block_szx(Some(2));
+    for (path, attrs) in &res {
+        server
+            .resources_mut()
+            .insert(*path, Some(0), b"21.5".to_vec());
+        server.resources_mut().set_link_attrs(*path, attrs.clone());
+    }
+    server.register_options(&mut lan.eps[1]);
+    lan.servers[1] = server;
+    let mut t = BlockTransfer::download(addr(1), get_wkc(&["rt=temp*"], true), Some(2));
+    t.start(&mut lan.eps[0]).expect("starts");
+    let mut blocks = 0;
+    loop {
+        let until = lan.now + SimDuration::from_secs(5);
+        lan.run(until);
+        let h = t.handle();
+        let ev = lan.events.iter().find_map(|(_, e)| match e {
+            Event::ResponseReceived {
+                handle,
+                code,
+                block,
+                payload,
+                ..
+            } if *handle == h => Some((*code, *block, payload.clone())),
+            _ => None,
+        });
+        let (code, block, payload) = ev.expect("a response to the block request");
+        blocks += 1;
+        match t.on_response(&mut lan.eps[0], code, &block, &payload) {
+            BlockStep::Next(_) => continue,
+            BlockStep::Done(c) => {
+                assert_eq!(c, Code::CONTENT);
+                break;
+            }
+            BlockStep::Failed(f) => panic!("{f:?}"),
+        }
+    }
+    assert_eq!(blocks, whole.len().div_ceil(64), "{} bytes", whole.len());
+    assert_eq!(t.body(), &whole[..]);
+    assert!(lan.servers[1].block_stats().block2_sent >= blocks as u64);
+}
+
 /// RFC 6690 §4.1 filters on a unicast GET: exact, prefix `*`, `if`, `href`;
 /// a filter matching nothing gets 2.05 with an empty payload.
 #[test]
