@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin qossim
-bin="$PWD/target/release/qossim"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/qossim"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 only=("$@")

@@ -87,6 +87,50 @@ pub fn resolve_nodes(
     Ok(set.into_iter().collect())
 }
 
+/// A discovery flow's `query` (RFC 6690 §4.1): `&`-separated terms
+/// `name=value` (a value may end in `*`, a prefix match) or `name` alone,
+/// name one of the link attributes the servers advertise; each term is one
+/// Uri-Query option (at most 255 bytes, RFC 7252 §5.10).
+fn discover_query(ctx: &Ctx<'_>, q: &S<String>, field: &str) -> Result<Vec<String>, ScenarioError> {
+    const NAMES: [&str; 6] = ["rt", "if", "href", "ct", "sz", "obs"];
+    let text = q.get_ref();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut terms = Vec::new();
+    for term in text.split('&') {
+        let name = term.split_once('=').map_or(term, |(n, _)| n);
+        if !NAMES.contains(&name) {
+            return Err(ctx.err_at(
+                q,
+                field,
+                format!(
+                    "query term \"{term}\": filter on one of {} (RFC 6690 §4.1), as name=value or name=prefix*",
+                    NAMES.join(", ")
+                ),
+            ));
+        }
+        if term.len() > 255 {
+            return Err(ctx.err_at(
+                q,
+                field,
+                "a query term is one Uri-Query option: at most 255 bytes (RFC 7252 §5.10)",
+            ));
+        }
+        if let Some((_, v)) = term.split_once('=') {
+            if v.trim_end_matches('*').contains('*') {
+                return Err(ctx.err_at(
+                    q,
+                    field,
+                    format!("query term \"{term}\": `*` may only end a value (a prefix match, RFC 6690 §4.1)"),
+                ));
+            }
+        }
+        terms.push(term.to_owned());
+    }
+    Ok(terms)
+}
+
 /// Check that a topic template uses only the known placeholders.
 fn check_topic(ctx: &Ctx<'_>, t: &S<String>, field: &str) -> Result<(), ScenarioError> {
     let mut rest = t.get_ref().as_str();
@@ -505,10 +549,32 @@ pub fn resolve(
                     ("get", CoapMode::Get),
                     ("observe", CoapMode::Observe),
                     ("pubsub", CoapMode::Pubsub),
+                    ("discover", CoapMode::Discover),
                 ],
             )?
         }
     };
+    // RFC 7252 §8.1: multicast requests MUST be Non-confirmable
+    if coap_mode == CoapMode::Discover
+        && !matches!(reliability, Reliability::BestEffort | Reliability::Non)
+    {
+        let at = fl.reliability.as_ref().unwrap_or(&fl.protocol);
+        return Err(ctx.err_at(
+            at,
+            &f("reliability"),
+            "coap_mode = \"discover\" sends multicast requests, which must be NON (RFC 7252 §8.1): use reliability = \"best_effort\" or \"non\"",
+        ));
+    }
+    let query =
+        match (&fl.query, coap_mode) {
+            (Some(q), CoapMode::Discover) => discover_query(ctx, q, &f("query"))?,
+            (Some(q), _) => return Err(ctx.err_at(
+                q,
+                &f("query"),
+                "`query` applies only to coap_mode = \"discover\" (the /.well-known/core filter)",
+            )),
+            (None, _) => Vec::new(),
+        };
     // a broker is needed by MQTT clients and by gateways that are not the
     // broker themselves
     let needs_broker = match protocol {
@@ -630,6 +696,7 @@ pub fn resolve(
         subscribe_with,
         coap_mode,
         poll_interval,
+        query,
     };
     if matches!(protocol, Protocol::Mqtt | Protocol::Mqttsn) {
         check_mqtt_topics(ctx, topo, fl, &spec, &f("topic"))?;

@@ -307,6 +307,10 @@ pub struct FlowSpec {
     /// `CoapMode::Get`: how often each receiver polls each publisher (the
     /// flow's `poll_interval`, by default its `interval`); `None` otherwise.
     pub poll_interval: Option<SimDuration>,
+    /// `CoapMode::Discover`: the Uri-Query options of each discovery GET
+    /// (RFC 6690 §4.1 filter terms, e.g. `rt=temperature*`); empty: no
+    /// filter.
+    pub query: Vec<String>,
 }
 
 /// How a CoAP flow carries readings (the flow field `coap_mode`; the CoAP
@@ -326,6 +330,10 @@ pub enum CoapMode {
     /// broker node; receivers observe those resources there
     /// (draft-ietf-core-coap-pubsub).
     Pubsub,
+    /// Each message is one multicast GET of `/.well-known/core` (RFC 7252
+    /// §8, RFC 6690) from the publisher to All-CoAP-Nodes; a receiver is
+    /// reached when its response comes back to the publisher.
+    Discover,
 }
 
 impl CoapMode {
@@ -335,6 +343,7 @@ impl CoapMode {
             CoapMode::Get => "get",
             CoapMode::Observe => "observe",
             CoapMode::Pubsub => "pubsub",
+            CoapMode::Discover => "discover",
         }
     }
 }
@@ -774,6 +783,9 @@ pub struct CoapParams {
     pub max_retransmit: u32,
     pub nstart: u32,
     pub default_leisure: SimDuration,
+    /// RFC 7252 §8.2 Leisure: servers answer a multicast request after a
+    /// delay uniform in [0, leisure]; `None`: `default_leisure`.
+    pub leisure: Option<SimDuration>,
     /// Bytes per second.
     pub probing_rate: f64,
     /// CON retransmission timeouts: RFC 7252's or CoCoA's.
@@ -831,6 +843,7 @@ impl Default for CoapParams {
             max_retransmit: 4,
             nstart: 1,
             default_leisure: SimDuration::from_secs(5),
+            leisure: None,
             probing_rate: 1.0,
             congestion: crate::proto::coap::Congestion::Default,
             max_latency: SimDuration::from_secs(100),
@@ -843,6 +856,14 @@ impl Default for CoapParams {
             mutant_no_dedup: false,
             block_size: None,
         }
+    }
+}
+
+impl CoapParams {
+    /// The Leisure servers wait at most before answering a multicast
+    /// request (RFC 7252 §8.2): `leisure`, else DEFAULT_LEISURE.
+    pub fn leisure(&self) -> SimDuration {
+        self.leisure.unwrap_or(self.default_leisure)
     }
 }
 

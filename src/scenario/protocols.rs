@@ -6,6 +6,9 @@ use super::schema::{ProtocolsSchema, TcpSchema};
 use crate::proto::coap::Congestion;
 use crate::scenario::model::{CoapParams, IpParams, ProtocolParams, TcpParams, UdpParams};
 use crate::sim::SimDuration;
+
+/// Upper bound of `[protocols.coap] leisure` (RFC 7252 §8.2).
+const MAX_LEISURE: SimDuration = SimDuration::from_secs(3600);
 use crate::transport::tcp::{
     Config as TcpConfig, CongestionAlgorithm, InitialWindow, Profile, RtoFormula,
 };
@@ -117,6 +120,12 @@ pub(crate) fn resolve(
                 ctx.int_in(v, "protocols.coap.nstart", 1, MAX_NSTART)
             })? as u32,
             default_leisure: dur(&c.default_leisure, "default_leisure", d.default_leisure)?,
+            // RFC 7252 §8.2: 0 (answer at once) is allowed; at most an hour
+            leisure: c
+                .leisure
+                .as_ref()
+                .map(|v| ctx.duration(v, "protocols.coap.leisure", MAX_LEISURE))
+                .transpose()?,
             probing_rate: match &c.probing_rate {
                 None => d.probing_rate,
                 Some(v) => {

@@ -182,6 +182,9 @@ pub struct FlowSchema {
     pub coap_mode: Option<S<String>>,
     /// `coap_mode = "get"` only: how often each receiver polls.
     pub poll_interval: Option<S<String>>,
+    /// `coap_mode = "discover"` only: the `/.well-known/core` query
+    /// filter (RFC 6690 §4.1), terms joined by `&`.
+    pub query: Option<S<String>>,
 }
 
 /// A flow's `value` generator table; which keys apply depends on `kind`.
@@ -325,6 +328,8 @@ pub(crate) struct CoapSchema {
     pub max_retransmit: Option<S<u64>>,
     pub nstart: Option<S<u64>>,
     pub default_leisure: Option<S<String>>,
+    /// RFC 7252 §8.2 Leisure (S·G/R); absent: `default_leisure`.
+    pub leisure: Option<S<String>>,
     pub probing_rate: Option<S<f64>>,
     /// `"default"` (RFC 7252) or `"cocoa"` (draft-ietf-core-cocoa-03).
     pub congestion: Option<S<String>>,

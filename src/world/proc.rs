@@ -53,6 +53,7 @@ enum ItemKind {
         port: u16,
         from: SockAddr,
         meta: PacketMeta,
+        group: bool,
     },
     Stream {
         sock: SockId,
@@ -406,6 +407,7 @@ impl World<'_> {
             port: rx.port,
             from: rx.from,
             meta: rx.meta,
+            group: rx.group,
         };
         self.enqueue(now, node, app, rx.data, kind);
         true
@@ -519,7 +521,12 @@ impl World<'_> {
         data: &[u8],
     ) {
         match item.kind {
-            ItemKind::Datagram { port, from, meta } => self.datagram_now(
+            ItemKind::Datagram {
+                port,
+                from,
+                meta,
+                group,
+            } => self.datagram_now(
                 now,
                 queue,
                 item.app,
@@ -529,6 +536,7 @@ impl World<'_> {
                     from,
                     data,
                     meta,
+                    group,
                 },
             ),
             ItemKind::Stream { sock, tag, ev } => {

@@ -124,13 +124,33 @@ pub struct Endpoint {
     stats: Stats,
     /// Recycled path strings for `Event::RequestReceived`.
     spare_strings: Vec<String>,
+    /// Our multicast requests (RFC 7252 §8.1) still collecting responses,
+    /// by token: responses come from any server, so they are matched by
+    /// token alone.
+    multicast: BTreeMap<Token, Multicast>,
+    /// The datagram being handled arrived via a multicast address.
+    rx_multicast: bool,
 }
+
+/// One of our multicast requests, collecting responses until `deadline`.
+#[derive(Debug, Clone, Copy)]
+struct Multicast {
+    handle: u64,
+    deadline: SimTime,
+    responses: u32,
+}
+
+/// Handles of multicast requests have this bit set: they are untracked by
+/// the message layer (no message key), so they are numbered apart.
+const MULTICAST_HANDLE: u64 = 1 << 63;
 
 /// Which request-layer record a timer belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Client,
     Incoming,
+    /// A multicast request's collection window ends (id = its handle).
+    Multicast,
 }
 
 /// One of our requests.
@@ -172,6 +192,8 @@ struct Incoming {
     deadline: SimTime,
     /// The request as received (for `request_message`).
     raw: Vec<u8>,
+    /// It arrived via a multicast address (RFC 7252 §8.2).
+    multicast: bool,
 }
 
 /// How many path strings an endpoint keeps for reuse.
@@ -196,6 +218,8 @@ impl Endpoint {
             recognised: Vec::new(),
             stats: Stats::default(),
             spare_strings: Vec::new(),
+            multicast: BTreeMap::new(),
+            rx_multicast: false,
         }
     }
 
@@ -265,6 +289,57 @@ impl Endpoint {
             self.observations.insert((to, token), obs);
         }
         Ok(h)
+    }
+
+    /// Send `req` to multicast `group` (RFC 7252 §8.1) and collect the
+    /// responses for `window` from its first transmission: each is reported
+    /// as [`Event::ResponseReceived`] with the returned handle and the
+    /// responding server in `from` (any number of them, matched by token
+    /// alone, §8.2), then [`Event::MulticastEnded`]. The request is NON and
+    /// sent once (no retransmission, no NSTART slot: nothing acknowledges
+    /// it). A CON request is an error (§8.1: multicast requests MUST be
+    /// Non-confirmable), as is a `group` that is not an IPv4 multicast
+    /// address.
+    pub fn request_multicast(
+        &mut self,
+        now: SimTime,
+        group: SockAddr,
+        req: &Request,
+        window: crate::sim::SimDuration,
+    ) -> Result<RequestHandle, EndpointError> {
+        if !group.addr.v4().is_some_and(|a| a.is_multicast()) {
+            return Err(EndpointError::NotMulticast { to: group });
+        }
+        if req.confirmable {
+            return Err(EndpointError::ConfirmableMulticast { to: group });
+        }
+        let token = self.fresh_token();
+        let spare = self.msg.take_buffer();
+        let bytes = encode_request(req, token, spare)
+            .map_err(|source| EndpointError::Encode { to: group, source })?;
+        self.msg.send_untracked(group, bytes);
+        self.stats.requests_started += 1;
+        let handle = MULTICAST_HANDLE | u64::from(token_number(token));
+        let deadline = now + window;
+        // a token reused after 2^32 requests replaces a stale collection
+        if let Some(old) = self.multicast.insert(
+            token,
+            Multicast {
+                handle,
+                deadline,
+                responses: 0,
+            },
+        ) {
+            self.timers
+                .remove(&(old.deadline, Timer::Multicast, old.handle));
+        }
+        self.timers.insert((deadline, Timer::Multicast, handle));
+        Ok(RequestHandle(handle))
+    }
+
+    /// Multicast requests still collecting responses.
+    pub fn multicast_requests(&self) -> usize {
+        self.multicast.len()
     }
 
     fn send_request(
@@ -407,6 +482,29 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Whether received request `id` arrived via a multicast address
+    /// ([`Endpoint::handle_multicast_input`]; RFC 7252 §8.2: the server
+    /// answers it, if at all, after a leisure delay).
+    pub fn is_multicast(&self, id: IncomingId) -> bool {
+        self.incoming.get(&id.0).is_some_and(|p| p.multicast)
+    }
+
+    /// Forget received request `id` without answering it: a server with
+    /// nothing useful to say to a multicast request stays silent (RFC 7252
+    /// §8.2.1). Nothing is sent (a CON would get no ACK: only for NON).
+    pub fn ignore(&mut self, id: IncomingId) -> Result<(), EndpointError> {
+        let p = self
+            .incoming
+            .remove(&id.0)
+            .ok_or(EndpointError::UnknownRequest { id })?;
+        if p.acked {
+            self.timers.remove(&(p.deadline, Timer::Incoming, id.0));
+        }
+        self.trim_arrivals();
+        self.msg.give_back(p.raw);
+        Ok(())
+    }
+
     /// The request `id` as received (every option, e.g. Observe or Block2),
     /// while it awaits its answer.
     pub fn request_message(&self, id: IncomingId) -> Option<MessageRef<'_>> {
@@ -476,6 +574,18 @@ impl Endpoint {
     /// A datagram arrived.
     pub fn handle_input(&mut self, now: SimTime, input: Datagram<'_>) {
         self.on_datagram(now, input.from, input.data);
+    }
+
+    /// A datagram arrived that was addressed to a multicast group this
+    /// node belongs to (e.g. All-CoAP-Nodes, RFC 7252 §12.8). A request in
+    /// it is reported like any other, marked ([`Endpoint::is_multicast`]);
+    /// a CON is dropped (§8.1: multicast requests MUST be NON) and counted
+    /// as ignored; a request with an unrecognised critical option gets no
+    /// RST (§8.1: a server aware of multicast MUST NOT reset a NON).
+    pub fn handle_multicast_input(&mut self, now: SimTime, input: Datagram<'_>) {
+        self.rx_multicast = true;
+        self.on_datagram(now, input.from, input.data);
+        self.rx_multicast = false;
     }
 
     /// Append the next datagram to `buf` (the driver clears it, or leaves
@@ -586,6 +696,19 @@ impl Endpoint {
                     }
                 }
                 Timer::Incoming => self.incoming_due(id),
+                Timer::Multicast => {
+                    let token = self
+                        .multicast
+                        .iter()
+                        .find(|(_, m)| m.handle == id)
+                        .map(|(t, _)| *t);
+                    if let Some(m) = token.and_then(|t| self.multicast.remove(&t)) {
+                        self.events.push_back(Event::MulticastEnded {
+                            handle: RequestHandle(id),
+                            responses: m.responses,
+                        });
+                    }
+                }
             }
         }
     }
@@ -723,6 +846,13 @@ impl Endpoint {
         self.trim_arrivals();
         self.msg.acknowledge_empty(peer, mid);
     }
+}
+
+/// The counter value a token of [`Endpoint::fresh_token`] encodes.
+fn token_number(t: Token) -> u32 {
+    t.as_slice()
+        .iter()
+        .fold(0u32, |n, &b| n.wrapping_shl(8) | u32::from(b))
 }
 
 impl SansIo for Endpoint {

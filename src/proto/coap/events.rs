@@ -109,6 +109,12 @@ pub enum Event {
     NoResponse { handle: RequestHandle },
     /// The peer rejected our request with RST (§4.2, §4.3).
     ResetReceived { handle: RequestHandle },
+    /// Our multicast request `handle` (RFC 7252 §8.1) stopped collecting
+    /// responses: its window passed; `responses` were reported.
+    MulticastEnded {
+        handle: RequestHandle,
+        responses: u32,
+    },
     /// The peer acknowledged our CON response (§5.2.2), sent
     /// `transmissions` times (1 + retransmissions; a sample for an RTT
     /// estimate when 1, RFC 7641 §4.5.1).
@@ -168,6 +174,11 @@ pub struct Stats {
     pub notifications_accepted: u64,
     /// Notifications dropped as stale (RFC 7641 §3.4).
     pub notifications_stale: u64,
+    /// Multicast requests received (RFC 7252 §8), NON ones reported.
+    pub multicast_requests_received: u64,
+    /// Responses matched to our multicast requests (part of
+    /// `responses_received`).
+    pub multicast_responses: u64,
 }
 
 impl Stats {
@@ -192,6 +203,8 @@ impl Stats {
         self.requests_expired += o.requests_expired;
         self.notifications_accepted += o.notifications_accepted;
         self.notifications_stale += o.notifications_stale;
+        self.multicast_requests_received += o.multicast_requests_received;
+        self.multicast_responses += o.multicast_responses;
     }
 }
 
@@ -209,6 +222,13 @@ pub enum EndpointError {
     /// already, expired (`Event::RequestExpired`), or never existed.
     #[error("no pending request {id:?}")]
     UnknownRequest { id: IncomingId },
+    /// A CON request to a multicast address (RFC 7252 §8.1: multicast
+    /// requests MUST be Non-confirmable).
+    #[error("request to {to}: a multicast request must be NON (RFC 7252 §8.1)")]
+    ConfirmableMulticast { to: SockAddr },
+    /// `request_multicast` to an address that is not a multicast group.
+    #[error("{to} is not a multicast address")]
+    NotMulticast { to: SockAddr },
     /// No observation was registered by this request, or it ended.
     #[error("no observation {handle:?}")]
     UnknownObservation { handle: RequestHandle },

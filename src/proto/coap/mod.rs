@@ -23,6 +23,8 @@
 //! * [`events`] — transmit info, events, ids, counters, errors.
 //! * [`observe`] — RFC 7641: the client's freshness rule and the server's
 //!   observers.
+//! * [`link`] — CoRE Link Format (RFC 6690): codec and query filter of
+//!   `/.well-known/core`.
 //! * [`server`] — [`Reply`], and the [`ResourceServer`] application (a
 //!   resource store answering requests).
 //! * [`socket`] — a blocking driver over a real UDP socket (interop tests).
@@ -35,6 +37,7 @@ pub mod config;
 mod dedup;
 pub mod endpoint;
 pub mod events;
+pub mod link;
 pub mod message;
 pub mod observe;
 pub mod option;
@@ -49,8 +52,9 @@ pub use codec::{CodecError, Header, Message, MessageRef, RawOption, Token};
 pub use config::{Config, Congestion};
 pub use endpoint::{Endpoint, Responded};
 pub use events::{EndpointError, Event, IncomingId, ResponseId, Stats, TransmitInfo};
+pub use link::{Filter, Link, LinkAttrs};
 pub use message::{Delivery, Inbound, MessageEvent, MessageKey, MessageLayer, MessageStats};
 pub use observe::{ObserveConfig, ObserveStats, Observers};
 pub use option::{CoapOption, OptionNumber};
 pub use request::{Request, RequestHandle};
-pub use server::{Reply, ResourceServer, ResourceStore};
+pub use server::{MulticastServerStats, Reply, ResourceServer, ResourceStore};

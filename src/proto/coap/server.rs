@@ -9,13 +9,14 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::net::addr::SockAddr;
-use crate::sim::{SimDuration, SimTime};
+use crate::sim::{SimDuration, SimRng, SimTime};
 
 use super::block::{block_of, size_of_szx, BlockOptions, BlockValue, MAX_SZX};
 use super::code::{Code, MessageType, Method};
 use super::codec::{write_header, write_payload, OptionWriter, Token};
 use super::endpoint::Endpoint;
 use super::events::{Event, IncomingId};
+use super::link::{write_link, Filter, LinkAttrs};
 use super::observe::{ObserveConfig, Observers, Send};
 use super::option::{encode_uint, OptionNumber};
 
@@ -23,8 +24,11 @@ use super::option::{encode_uint, OptionNumber};
 pub const WELL_KNOWN_CORE: &str = ".well-known/core";
 /// Content-Format `application/link-format` (RFC 6690 §7.2).
 pub const LINK_FORMAT: u16 = 40;
-/// Largest `/.well-known/core` payload served (one unfragmented datagram).
-pub const MAX_LINK_FORMAT: usize = 1024;
+/// Largest `/.well-known/core` listing built (whole links only; the rest
+/// is left out): a listing must still fit one UDP datagram when block-wise
+/// is off. With block-wise on, any listing longer than a block is served
+/// in Block2 slices (RFC 7959 §2.4), so a client gets all of it.
+pub const MAX_LINK_FORMAT: usize = DEFAULT_MAX_VALUE_BYTES;
 
 /// A stored representation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +100,15 @@ pub struct ResourceStore {
     /// Bytes held: paths plus values.
     bytes: usize,
     refused: u64,
+    /// Link attributes (RFC 6690 §3) advertised for paths, whether or not
+    /// a value is stored there yet; allocated at the first (most stores
+    /// have none, and a store stays small).
+    attrs: Option<Box<LinkTable>>,
 }
+
+/// Link attributes by path (boxed in the store: most stores have none).
+#[derive(Debug, Clone, Default)]
+struct LinkTable(BTreeMap<String, LinkAttrs>);
 
 impl Default for ResourceStore {
     fn default() -> Self {
@@ -107,6 +119,7 @@ impl Default for ResourceStore {
             max_value: DEFAULT_MAX_VALUE_BYTES,
             bytes: 0,
             refused: 0,
+            attrs: None,
         }
     }
 }
@@ -177,21 +190,40 @@ impl ResourceStore {
         self.resources.is_empty()
     }
 
-    /// The CoRE Link Format (RFC 6690) listing of the stored resources, in
-    /// path order: `</path>` with `;ct=N` when a Content-Format was
-    /// stored, comma-separated; at most [`MAX_LINK_FORMAT`] bytes (whole
-    /// links only: a longer listing would need Block2, which the server
-    /// does not use for discovery yet).
+    /// Advertise `attrs` (`rt`, `if`, `obs`, `sz`) in the link of `path`
+    /// (RFC 6690 §3); they are listed while a resource is stored there.
+    pub fn set_link_attrs(&mut self, path: impl Into<String>, attrs: LinkAttrs) {
+        self.attrs
+            .get_or_insert_with(Box::default)
+            .0
+            .insert(path.into(), attrs);
+    }
+
+    /// The link attributes advertised for `path`.
+    pub fn link_attrs(&self, path: &str) -> Option<&LinkAttrs> {
+        self.attrs.as_ref()?.0.get(path)
+    }
+
+    /// The CoRE Link Format (RFC 6690) listing of every stored resource,
+    /// in path order (see [`ResourceStore::link_format_filtered`]).
     pub fn link_format(&self) -> Vec<u8> {
-        use std::fmt::Write as _;
+        self.link_format_filtered(&Filter::default())
+    }
+
+    /// The listing of the stored resources `filter` (RFC 6690 §4.1)
+    /// passes, in path order: `</path>` with `rt`, `if`, `ct` (when a
+    /// Content-Format was stored), `sz`, `obs`, comma-separated. Every
+    /// matching link is listed up to [`MAX_LINK_FORMAT`] bytes (whole links).
+    pub fn link_format_filtered(&self, filter: &Filter) -> Vec<u8> {
         let mut out = String::new();
         let mut link = String::new();
         for (path, r) in &self.resources {
-            link.clear();
-            let _ = write!(link, "</{path}>");
-            if let Some(ct) = r.content_format {
-                let _ = write!(link, ";ct={ct}");
+            let attrs = self.link_attrs(path);
+            if !filter.matches(path, r.content_format, attrs) {
+                continue;
             }
+            link.clear();
+            write_link(&mut link, path, r.content_format, attrs);
             let sep = usize::from(!out.is_empty());
             if out.len() + sep + link.len() > MAX_LINK_FORMAT {
                 break;
@@ -202,6 +234,19 @@ impl ResourceStore {
             out.push_str(&link);
         }
         out.into_bytes()
+    }
+
+    /// The answer to a GET of `/.well-known/core` with `filter` (RFC 6690
+    /// §4, §4.1): 2.05 with the matching links; none matching: 2.05 with
+    /// an empty payload (a unicast request; a server answering a multicast
+    /// request stays silent instead, RFC 7252 §8.2.1 — the
+    /// [`ResourceServer`]'s job).
+    pub fn discovery(&self, filter: &Filter) -> Reply {
+        Reply::new(
+            Code::CONTENT,
+            Some(LINK_FORMAT),
+            self.link_format_filtered(filter),
+        )
     }
 
     /// Apply one request and return the response:
@@ -219,7 +264,7 @@ impl ResourceStore {
             // RFC 6690 §4: resource discovery, unless a resource was stored
             // at that path
             Method::Get if path == WELL_KNOWN_CORE && !self.resources.contains_key(path) => {
-                Reply::new(Code::CONTENT, Some(LINK_FORMAT), self.link_format())
+                self.discovery(&Filter::default())
             }
             Method::Get => match self.resources.get(path) {
                 Some(r) => Reply::new(Code::CONTENT, r.content_format, r.value.clone()),
@@ -299,6 +344,31 @@ pub struct ResourceServer {
     block_szx: Option<u8>,
     /// Block-wise state, allocated when block-wise is on.
     block: Option<Box<BlockState>>,
+    /// Answers to multicast requests (RFC 7252 §8.2), allocated by
+    /// [`ResourceServer::with_leisure`].
+    leisure: Option<Box<Leisure>>,
+}
+
+/// A [`ResourceServer`]'s multicast side: each answer waits a delay drawn
+/// uniformly in [0, Leisure] from its own stream (RFC 7252 §8.2).
+#[derive(Debug, Clone)]
+struct Leisure {
+    window: SimDuration,
+    rng: SimRng,
+    /// Answers due, by (time, arrival order).
+    due: BTreeMap<(SimTime, u64), (IncomingId, Reply)>,
+    seq: u64,
+    stats: MulticastServerStats,
+}
+
+/// Counters of a [`ResourceServer`]'s multicast side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MulticastServerStats {
+    /// Multicast requests answered (after their leisure delay).
+    pub answered: u64,
+    /// Multicast requests left unanswered: nothing useful to say (an
+    /// error, or no link matching a discovery filter; §8.2.1).
+    pub silent: u64,
 }
 
 /// A [`ResourceServer`]'s block-wise state.
@@ -373,6 +443,34 @@ impl ResourceServer {
     pub fn with_separate_response_delay(mut self, delay: Option<SimDuration>) -> Self {
         self.separate_response_delay = delay;
         self
+    }
+
+    /// Answer requests that arrived via multicast (RFC 7252 §8.2) after a
+    /// delay uniform in [0, `leisure`] drawn from `rng` (one draw per
+    /// answer; give the server a stream of its own). Without this, such
+    /// answers leave at once.
+    pub fn with_leisure(mut self, leisure: SimDuration, rng: SimRng) -> Self {
+        self.leisure = Some(Box::new(Leisure {
+            window: leisure,
+            rng,
+            due: BTreeMap::new(),
+            seq: 0,
+            stats: MulticastServerStats::default(),
+        }));
+        self
+    }
+
+    /// Whether an answer to a multicast request is due at `now`.
+    pub fn multicast_due(&self, now: SimTime) -> bool {
+        self.leisure
+            .as_ref()
+            .and_then(|l| l.due.keys().next())
+            .is_some_and(|k| k.0 <= now)
+    }
+
+    /// Multicast counters (zero without [`ResourceServer::with_leisure`]).
+    pub fn multicast_stats(&self) -> MulticastServerStats {
+        self.leisure.as_ref().map(|l| l.stats).unwrap_or_default()
     }
 
     /// Observe settings (RFC 7641; the defaults otherwise).
@@ -568,8 +666,26 @@ impl ResourceServer {
                 .unwrap_or_default(),
             None => BlockOptions::NONE,
         };
+        // RFC 6690 §4.1: `/.well-known/core` filtered by the Uri-Query
+        let filter =
+            (*method == Method::Get && path == WELL_KNOWN_CORE && self.store.get(path).is_none())
+                .then(|| {
+                    ep.request_message(*id)
+                        .map(|m| {
+                            Filter::from_queries(
+                                m.options()
+                                    .filter(|o| o.number == OptionNumber::URI_QUERY.0)
+                                    .filter_map(|o| std::str::from_utf8(o.value).ok()),
+                            )
+                        })
+                        .unwrap_or_default()
+                });
+        let multicast = ep.is_multicast(*id);
         let (served, mut reply) = if block.is_empty() {
-            let reply = self.serve(*method, path, *content_format, payload);
+            let reply = match &filter {
+                Some(f) => self.store.discovery(f),
+                None => self.serve(*method, path, *content_format, payload),
+            };
             // a plain GET of a large representation is answered in blocks
             match (self.block_szx, *method) {
                 (Some(szx), Method::Get)
@@ -591,9 +707,20 @@ impl ResourceServer {
                 content_format: *content_format,
                 payload,
                 block: &block,
+                filter: filter.as_ref(),
             };
             self.serve_blockwise(&req)
         };
+        if multicast {
+            let changed = *method != Method::Get
+                && reply.code.is_success()
+                && matches!(served, Served::Answered | Served::BodyComplete);
+            let r = self.answer_multicast(now, ep, *id, reply, filter.is_some(), served);
+            if changed {
+                self.changed(now, ep, path);
+            }
+            return r;
+        }
         if *method == Method::Get && reply.code.is_success() {
             // RFC 7641 §2: Observe 0 registers, 1 deregisters
             let observe = ep
@@ -635,6 +762,40 @@ impl ResourceServer {
         if changed {
             self.changed(now, ep, path);
         }
+        served
+    }
+
+    /// A request that arrived via multicast (RFC 7252 §8.2): nothing useful
+    /// to say — an error, or a discovery listing with no matching link —
+    /// and the server stays silent (§8.2.1, RFC 6690 §4.1); otherwise the
+    /// answer waits a leisure delay. (Multicast requests are NON: no
+    /// Observe registration, no separate response.)
+    fn answer_multicast(
+        &mut self,
+        now: SimTime,
+        ep: &mut Endpoint,
+        id: IncomingId,
+        reply: Reply,
+        discovery: bool,
+        served: Served,
+    ) -> Served {
+        let useless = !reply.code.is_success() || (discovery && reply.payload.is_empty());
+        let Some(l) = self.leisure.as_deref_mut() else {
+            if useless {
+                let _ = ep.ignore(id);
+            } else {
+                let _ = ep.respond(id, &reply);
+            }
+            return served;
+        };
+        if useless {
+            l.stats.silent += 1;
+            let _ = ep.ignore(id);
+            return served;
+        }
+        let delay = l.rng.below(l.window.0.saturating_add(1));
+        l.seq += 1;
+        l.due.insert((now + SimDuration(delay), l.seq), (id, reply));
         served
     }
 
@@ -712,7 +873,10 @@ impl ResourceServer {
                     Some(r) => (&r.value[..], r.content_format),
                     None => {
                         // 4.04, or discovery: sliced from the owned listing
-                        let r = self.store.apply(Method::Get, q.path, None, b"");
+                        let r = match q.filter {
+                            Some(f) => self.store.discovery(f),
+                            None => self.store.apply(Method::Get, q.path, None, b""),
+                        };
                         if r.code != Code::CONTENT {
                             self.recycle(out);
                             return (Served::Answered, r);
@@ -884,9 +1048,18 @@ impl ResourceServer {
         }
     }
 
-    /// When the next deferred answer or paced notification is due.
+    /// When the next deferred answer, multicast answer or paced
+    /// notification is due.
     pub fn poll_timeout(&self) -> Option<SimTime> {
-        let a = self.deferred.front().map(|d| d.0);
+        let d = self.deferred.front().map(|d| d.0);
+        let m = self
+            .leisure
+            .as_ref()
+            .and_then(|l| l.due.keys().next().map(|k| k.0));
+        let a = match (d, m) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (a, self.observers.as_ref().and_then(|o| o.poll_timeout())) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -900,6 +1073,16 @@ impl ResourceServer {
         while self.deferred.front().is_some_and(|d| d.0 <= now) {
             if let Some((_, id, reply)) = self.deferred.pop_front() {
                 let _ = ep.respond(id, &reply);
+            }
+        }
+        if let Some(l) = self.leisure.as_deref_mut() {
+            while l.due.first_key_value().is_some_and(|(k, _)| k.0 <= now) {
+                if let Some((_, (id, reply))) = l.due.pop_first() {
+                    // a NON response (§8.2: unicast, from this server)
+                    if ep.respond(id, &reply).is_ok() {
+                        l.stats.answered += 1;
+                    }
+                }
             }
         }
         while let Some(id) = self.observers.as_deref_mut().and_then(|o| o.due(now)) {
@@ -924,6 +1107,8 @@ struct BlockRequest<'a> {
     content_format: Option<u16>,
     payload: &'a [u8],
     block: &'a BlockOptions,
+    /// The discovery filter of a GET of `/.well-known/core`.
+    filter: Option<&'a Filter>,
 }
 
 /// Fill `out` as the 2.05 answer to a GET of `whole` (Content-Format `cf`):

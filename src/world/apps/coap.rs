@@ -55,8 +55,8 @@ use crate::net::ip;
 use crate::net::packet::{PacketMeta, NO_FLOW};
 use crate::proto::coap::server::Served;
 use crate::proto::coap::{
-    BlockTransfer, Code, Config, Endpoint, Event, MessageType, Method, ObserveConfig, Request,
-    RequestHandle, ResourceServer,
+    BlockTransfer, Code, Config, Endpoint, Event, LinkAttrs, MessageType, Method, ObserveConfig,
+    Request, RequestHandle, ResourceServer,
 };
 use crate::proto::Datagram;
 use crate::scenario::model::{CoapMode, Protocol, Reliability, Scenario};
@@ -74,6 +74,19 @@ const OBS_KEY: u32 = 1 << 30;
 
 /// Content-Format of stored and PUT readings: application/octet-stream.
 const CONTENT_FORMAT: u16 = 42;
+
+/// All-CoAP-Nodes, the IPv4 group of multicast discovery (RFC 7252 §12.8).
+pub(crate) const ALL_COAP_NODES: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 1, 187);
+
+/// One multicast discovery request of a `coap_mode = "discover"` flow,
+/// collecting responses.
+#[derive(Debug, Clone, Copy)]
+struct Discovery {
+    flow: u32,
+    msg: u32,
+    counted: bool,
+    sent: SimTime,
+}
 
 /// What the plug-in remembers about an outstanding request.
 #[derive(Debug, Clone, Copy)]
@@ -149,6 +162,9 @@ struct CoapNode {
     /// Resource paths this node publishes readings to, and their flow
     /// (attributes Observe notifications to flows).
     paths: Vec<(Box<str>, u32)>,
+    /// The flow (and counted flag) of the last multicast request this node
+    /// received: its leisure-delayed answers are attributed to it.
+    mcast_meta: Option<(u32, bool)>,
 }
 
 struct Coap {
@@ -181,6 +197,15 @@ struct Coap {
     buf: Vec<u8>,
     /// Block-wise transfers (`[protocols.coap] block_size`), else `None`.
     blocks: Option<block::Blocks>,
+    /// Link attributes (RFC 6690) of the resources each node serves,
+    /// applied to its store whenever its endpoint is (re)created.
+    links: BTreeMap<u32, Vec<(String, LinkAttrs)>>,
+    /// Leisure of multicast answers (RFC 7252 §8.2), when the scenario has
+    /// a `discover` flow (servers then draw their delays from
+    /// `coap/leisure/<node>`); `None`: no multicast in the run.
+    leisure: Option<SimDuration>,
+    /// Multicast discovery requests collecting responses: (node, handle).
+    discoveries: BTreeMap<(u32, u64), Discovery>,
 }
 
 pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
@@ -202,6 +227,13 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
             .block_size
             .and_then(|b| crate::proto::coap::block::szx_of_size(usize::from(b)))
             .map(block::Blocks::new),
+        links: BTreeMap::new(),
+        leisure: sc
+            .flows
+            .iter()
+            .any(|f| f.protocol == Protocol::Coap && f.coap_mode == CoapMode::Discover)
+            .then(|| sc.protocols.coap.leisure()),
+        discoveries: BTreeMap::new(),
     })
 }
 
@@ -243,6 +275,7 @@ impl CoapNode {
 impl Coap {
     fn node(&mut self, ctx: &Ctx<'_, '_>, node: usize) -> &mut CoapNode {
         let life = self.incarnations[node];
+        let (links, leisure) = (&self.links, self.leisure);
         self.nodes[node].get_or_insert_with(|| {
             let sc = ctx.scenario();
             let stream = match life {
@@ -257,15 +290,29 @@ impl Coap {
                 max_age: sc.protocols.coap.observe_max_age,
             };
             let mut ep = Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid);
-            let server = ResourceServer::new()
+            let mut server = ResourceServer::new()
                 .with_block_szx(self.blocks.as_ref().map(|b| b.szx))
                 .with_observe(observe);
+            if let Some(l) = leisure {
+                // its own stream, so no other draw moves (RFC 7252 §8.2)
+                let name = match life {
+                    0 => format!("coap/leisure/{}", ctx.node_name(node)),
+                    n => format!("coap/leisure/{}/{n}", ctx.node_name(node)),
+                };
+                server = server.with_leisure(l, SimRng::stream(sc.seed, &name));
+            }
+            for (path, attrs) in links.get(&(node as u32)).into_iter().flatten() {
+                server
+                    .resources_mut()
+                    .set_link_attrs(path.clone(), attrs.clone());
+            }
             server.register_options(&mut ep);
             Box::new(CoapNode {
                 ep,
                 server,
                 wake: Wakeup::default(),
                 paths: Vec::new(),
+                mcast_meta: None,
             })
         })
     }
@@ -351,8 +398,25 @@ impl Coap {
                     }
                 }
             }
-            let Some(dst) = info.to.addr.v4().and_then(ip::addr_node) else {
-                continue;
+            let group = info.to.addr.v4().filter(|a| a.is_multicast());
+            let dst = match (group, info.to.addr.v4().and_then(ip::addr_node)) {
+                (_, Some(d)) => d,
+                (Some(_), None) => {
+                    // RFC 7252 §8.1: one datagram to All-CoAP-Nodes
+                    let app = crate::proto::coap::codec::payload_len(&buf);
+                    let meta = PacketMeta {
+                        flow,
+                        kind: kind(info.ty),
+                        counted,
+                        created: now,
+                        proto_bytes: (buf.len() - app) as u16,
+                        app_bytes: app as u16,
+                        ..Default::default()
+                    };
+                    ctx.udp_send_to((node, port), info.to, &buf, meta);
+                    continue;
+                }
+                (None, None) => continue,
             };
             if let Some(m) = ctx.monitors() {
                 let f = (flow != NO_FLOW).then_some(flow);
@@ -458,8 +522,24 @@ impl Coap {
                 payload,
                 observe,
                 block,
+                from,
                 ..
             } => {
+                if let Some(d) = self.discoveries.get(&(node as u32, handle.0)).copied() {
+                    // one server's answer to a discovery (RFC 7252 §8.2):
+                    // that server is reached, `rtt` is its response time
+                    let now = ctx.now();
+                    if d.counted {
+                        let x = &mut self.exchanges[d.flow as usize];
+                        x.rtts.push((now - d.sent).0);
+                    }
+                    if code.is_success() && !payload.is_empty() {
+                        if let Some(server) = ctx.node_of(*from) {
+                            ctx.deliver_message(d.flow as usize, d.msg, server as u32);
+                        }
+                    }
+                    return;
+                }
                 if self.block_response(ctx, node, *handle, *code, block, payload) {
                     return;
                 }
@@ -548,6 +628,20 @@ impl Coap {
             }
             // the server application answers at once: no request expires
             Event::RequestExpired { .. } => {}
+            // a discovery's collection window passed: answered if any
+            // server answered, else failed
+            Event::MulticastEnded { handle, responses } => {
+                if let Some(d) = self.discoveries.remove(&(node as u32, handle.0)) {
+                    if d.counted {
+                        let x = &mut self.exchanges[d.flow as usize];
+                        if *responses > 0 {
+                            x.answered += 1;
+                        } else {
+                            x.failed += 1;
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -789,6 +883,115 @@ impl Coap {
     }
 }
 
+impl Coap {
+    /// A `discover` flow's message: one NON GET of `/.well-known/core`
+    /// with the flow's query to All-CoAP-Nodes (RFC 7252 §8.1, RFC 6690
+    /// §4), collecting responses for Leisure + the NON response timeout.
+    fn discover(&mut self, ctx: &mut Ctx<'_, '_>, m: &Message<'_>) {
+        let node = m.node as usize;
+        if !ctx.node_up(node) {
+            return;
+        }
+        let Some((_, msg)) = crate::app::workload::parse_payload(m.payload) else {
+            return;
+        };
+        let now = ctx.now();
+        let sc = ctx.scenario();
+        let flow = &sc.flows[m.flow];
+        let mut req = Request::get(crate::proto::coap::server::WELL_KNOWN_CORE).confirmable(false);
+        req.query.clone_from(&flow.query);
+        let window =
+            sc.protocols.coap.leisure() + Config::from(&sc.protocols.coap).non_response_timeout;
+        let group = SockAddr::new(Addr::from(ALL_COAP_NODES), sc.protocols.coap.port);
+        let c = self.node(ctx, node);
+        let Ok(h) = c.ep.request_multicast(now, group, &req, window) else {
+            return;
+        };
+        self.discoveries.insert(
+            (node as u32, h.0),
+            Discovery {
+                flow: m.flow as u32,
+                msg,
+                counted: m.counted,
+                sent: now,
+            },
+        );
+        if m.counted {
+            self.exchanges[m.flow].started += 1;
+        }
+        let meta = PacketMeta {
+            flow: m.flow as u32,
+            kind: "coap",
+            counted: m.counted,
+            created: now,
+            ..Default::default()
+        };
+        self.drive(ctx, node, meta);
+    }
+
+    /// The link attributes (RFC 6690 §3) of every resource a CoAP flow
+    /// makes a server hold, by server node: `rt` = the last segment of the
+    /// resource's path (its topic), `if` = `core.s` (a sensor's reading,
+    /// read with GET: `get`/`observe`, the latter `obs` too), `core.p` (a
+    /// value written by PUT: `put`), or `rt = "core.ps.data"` with
+    /// `obs` for `pubsub` topic data (draft-ietf-core-coap-pubsub).
+    fn link_attrs(&mut self, ctx: &Ctx<'_, '_>) {
+        let sc = ctx.scenario();
+        let mut receivers = Vec::new();
+        for p in 0..ctx.publishers() {
+            let pb = ctx.publisher(p);
+            let f = &sc.flows[pb.flow as usize];
+            if f.protocol != Protocol::Coap || f.coap_mode == CoapMode::Discover {
+                continue;
+            }
+            let path = pb.topic.clone();
+            let rt = path.rsplit('/').next().unwrap_or(&path).to_owned();
+            let sensor = |obs| LinkAttrs {
+                rt: Some(rt.clone()),
+                iface: Some("core.s".into()),
+                obs,
+                sz: None,
+            };
+            let mut add = |node: u32, path: String, attrs: LinkAttrs| {
+                let v = self.links.entry(node).or_default();
+                if !v.iter().any(|(p, _)| *p == path) {
+                    v.push((path, attrs));
+                }
+            };
+            match f.coap_mode {
+                CoapMode::Get => add(pb.node, path, sensor(false)),
+                CoapMode::Observe => add(pb.node, path, sensor(true)),
+                CoapMode::Pubsub => {
+                    let attrs = LinkAttrs {
+                        rt: Some("core.ps.data".into()),
+                        iface: None,
+                        obs: true,
+                        sz: None,
+                    };
+                    add(
+                        f.broker.unwrap_or_default() as u32,
+                        pubsub_path(&path),
+                        attrs,
+                    );
+                }
+                CoapMode::Put => {
+                    ctx.intended(p, &mut receivers);
+                    for &r in &receivers {
+                        let attrs = LinkAttrs {
+                            rt: Some(rt.clone()),
+                            iface: Some("core.p".into()),
+                            obs: false,
+                            sz: None,
+                        };
+                        add(r, path.clone(), attrs);
+                    }
+                }
+                CoapMode::Discover => {}
+            }
+        }
+    }
+}
+
 /// The topic-data resource of `topic` on a `pubsub` broker
 /// (draft-ietf-core-coap-pubsub: topic data under the broker's `/ps`).
 fn pubsub_path(topic: &str) -> String {
@@ -809,6 +1012,10 @@ impl Plugin for Coap {
     /// The first poll of every (receiver, publisher) of `coap_mode = "get"`
     /// flows.
     fn prime(&mut self, ctx: &mut Ctx<'_, '_>) {
+        // only a run with multicast discovery lists links with attributes
+        if self.leisure.is_some() {
+            self.link_attrs(ctx);
+        }
         let sc = ctx.scenario();
         let mut receivers = Vec::new();
         for p in 0..ctx.publishers() {
@@ -910,6 +1117,10 @@ impl Plugin for Coap {
         let flow = &ctx.scenario().flows[m.flow];
         let confirmable = confirmable(flow.reliability);
         let node = m.node as usize;
+        if flow.coap_mode == CoapMode::Discover {
+            self.discover(ctx, &m);
+            return;
+        }
         if flow.coap_mode == CoapMode::Get {
             if ctx.node_up(node) {
                 let c = self.node(ctx, node);
@@ -1023,13 +1234,19 @@ impl Plugin for Coap {
         if c.ep.poll_timeout().is_some_and(|t| t <= now) {
             c.ep.handle_timeout(now);
         }
+        // answers to a multicast request leave after their leisure delay:
+        // they belong to its flow
+        let mut owner = (NO_FLOW, ctx.counted());
         if c.server.poll_timeout().is_some_and(|t| t <= now) {
+            if c.server.multicast_due(now) {
+                owner = c.mcast_meta.unwrap_or(owner);
+            }
             c.server.handle_timeout(now, &mut c.ep);
         }
         let meta = PacketMeta {
-            flow: NO_FLOW,
+            flow: owner.0,
             kind: "coap",
-            counted: ctx.counted(),
+            counted: owner.1,
             created: now,
             ..Default::default()
         };
@@ -1046,6 +1263,7 @@ impl Plugin for Coap {
         self.incarnations[node] += 1;
         let n = node as u32;
         self.reqs.retain(|k, _| k.0 != n);
+        self.discoveries.retain(|k, _| k.0 != n);
         if let Some(b) = self.blocks.as_mut() {
             b.forget_node(n);
         }
@@ -1152,15 +1370,22 @@ impl DatagramApp for Coap {
                 }
             }
         }
-        let ep = &mut self.node(ctx, node).ep;
+        let c = self.node(ctx, node);
+        if rx.group {
+            c.mcast_meta = Some((rx.meta.flow, rx.meta.counted));
+        }
+        let ep = &mut c.ep;
         let dups = ep.message_layer().stats().duplicates_suppressed;
-        ep.handle_input(
-            ctx.now(),
-            Datagram {
-                from: rx.from,
-                data: rx.data,
-            },
-        );
+        let input = Datagram {
+            from: rx.from,
+            data: rx.data,
+        };
+        if rx.group {
+            // addressed to All-CoAP-Nodes (RFC 7252 §8)
+            ep.handle_multicast_input(ctx.now(), input);
+        } else {
+            ep.handle_input(ctx.now(), input);
+        }
         let new_dups = ep.message_layer().stats().duplicates_suppressed - dups;
         if new_dups > 0 && rx.meta.counted {
             if let Some(s) = ctx.flow_stats(rx.meta.flow) {

@@ -351,8 +351,12 @@ impl<'a, 'w> Ctx<'a, 'w> {
     /// Send `payload` from `node:sport` to `to`: a node's address, or the
     /// limited broadcast 255.255.255.255, which reaches every link
     /// neighbour of `node` (one frame on its radio medium, else one copy
-    /// on each of its wired links) and is never forwarded. `false` when
-    /// `to` is neither (no node has that address).
+    /// on each of its wired links) and is never forwarded, or an IPv4
+    /// multicast group (e.g. CoAP's All-CoAP-Nodes 224.0.1.187), modelled
+    /// as link-local: one link-layer broadcast on `node`'s radio medium,
+    /// taken by every neighbour, never forwarded (no IGMP, no multicast
+    /// routing; from a node without a radio it is dropped as unroutable).
+    /// `false` when `to` is none of these (no node has that address).
     pub fn udp_send_to(
         &mut self,
         (node, sport): (usize, u16),
@@ -363,7 +367,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         let Some(v4) = to.addr.v4() else {
             return false;
         };
-        if !v4.is_broadcast() && crate::net::ip::addr_node(v4).is_none() {
+        if !crate::world::radio::is_group_addr(v4) && crate::net::ip::addr_node(v4).is_none() {
             return false;
         }
         self.w.udp_send(
@@ -507,6 +511,7 @@ pub(crate) enum Deferred {
         from: crate::net::addr::SockAddr,
         data: Vec<u8>,
         meta: PacketMeta,
+        group: bool,
     },
     Stream {
         app: AppId,
@@ -606,6 +611,7 @@ impl<'s> World<'s> {
                     from,
                     data,
                     meta,
+                    group,
                 } => self.datagram(
                     now,
                     queue,
@@ -616,6 +622,7 @@ impl<'s> World<'s> {
                         from,
                         data: &data,
                         meta,
+                        group,
                     },
                 ),
                 Deferred::Stream { app, sock, tag, ev } => {
@@ -659,6 +666,7 @@ impl<'s> World<'s> {
                 from: rx.from,
                 data: rx.data.to_vec(),
                 meta: rx.meta,
+                group: rx.group,
             });
             return;
         }

@@ -38,6 +38,9 @@ pub struct Received<'a> {
     pub data: &'a [u8],
     /// The attribution the packet carried (flow, counted, kind).
     pub meta: PacketMeta,
+    /// It was addressed to a group (IP multicast or the limited
+    /// broadcast), not to this node's own address.
+    pub group: bool,
 }
 
 /// An application that receives datagrams on the ports it bound

@@ -139,6 +139,7 @@ impl World<'_> {
                 from,
                 data,
                 meta,
+                group: crate::world::radio::is_group_addr(hdr.dst),
             },
         );
     }

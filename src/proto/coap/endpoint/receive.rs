@@ -177,6 +177,10 @@ impl Endpoint {
             }
         });
         let Some((key, transmissions)) = found else {
+            if self.multicast.contains_key(&m.token) {
+                self.multicast_response(now, from, m);
+                return;
+            }
             if self.observations.contains_key(&(from, m.token)) {
                 self.on_notification(now, from, m);
                 return;
@@ -291,11 +295,51 @@ impl Endpoint {
         });
     }
 
+    /// A response to our multicast request with `m.token` (RFC 7252
+    /// §8.2): one of possibly many, from any server; a CON one is
+    /// acknowledged (servers should answer NON, but may not).
+    fn multicast_response(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>) {
+        let con = m.ty == MessageType::Con;
+        self.msg.accept(now, from, m.message_id, con);
+        if con {
+            self.msg.acknowledge_empty(from, m.message_id);
+        }
+        let Some(mc) = self.multicast.get_mut(&m.token) else {
+            return;
+        };
+        mc.responses += 1;
+        let handle = RequestHandle(mc.handle);
+        self.stats.responses_received += 1;
+        self.stats.multicast_responses += 1;
+        self.events.push_back(Event::ResponseReceived {
+            handle,
+            from,
+            code: m.code,
+            content_format: m.content_format(),
+            payload: m.payload.to_vec(),
+            transmissions: 1,
+            observe: observe_value(m),
+            block: BlockOptions::of(m),
+        });
+    }
+
     fn on_request(&mut self, now: SimTime, from: SockAddr, m: &MessageRef<'_>, raw: &[u8]) {
         let con = m.ty == MessageType::Con;
+        let multicast = self.rx_multicast;
+        if multicast && con {
+            // §8.1: multicast requests MUST be NON; a CON is not processed
+            // (nothing acknowledges a multicast)
+            self.stats.ignored += 1;
+            return;
+        }
         self.msg.accept(now, from, m.message_id, con);
         let method = match check_request(m, &self.recognised) {
             Ok(method) => method,
+            // §8.1: no RST to a NON that arrived via multicast
+            Err(_) if multicast => {
+                self.stats.ignored += 1;
+                return;
+            }
             Err(_) if !con => {
                 // §5.4.1: a NON with an unrecognised critical option is
                 // rejected (§4.3: with a matching RST).
@@ -311,6 +355,9 @@ impl Endpoint {
             }
         };
         self.stats.requests_received += 1;
+        if multicast {
+            self.stats.multicast_requests_received += 1;
+        }
         let id = self.next_incoming;
         self.next_incoming += 1;
         let config = self.msg.config();
@@ -332,6 +379,7 @@ impl Endpoint {
                 arrived: now,
                 deadline,
                 raw: stored,
+                multicast,
             },
         );
         self.arrivals[usize::from(!con)].push_back((deadline, id));
