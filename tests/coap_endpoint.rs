@@ -256,6 +256,7 @@ fn test_idle_piggybacked_get() {
             transmissions: 1,
             observe: None,
             block: BlockOptions::NONE,
+            cache: Default::default(),
         }
     );
     let b = p.sent_by(B);
@@ -806,6 +807,7 @@ fn test_server_app_answers_non_request_with_non_new_mid() {
                 transmissions: 1,
                 observe: None,
                 block: BlockOptions::NONE,
+                cache: Default::default(),
             }
         )]
     );
