@@ -182,6 +182,11 @@ pub struct FlowSchema {
     pub coap_mode: Option<S<String>>,
     /// `coap_mode = "get"` only: how often each receiver polls.
     pub poll_interval: Option<S<String>>,
+    /// CoAP `get`/`observe` only: the caching proxy node the receivers go
+    /// through (RFC 7252 §5.7).
+    pub proxy: Option<S<String>>,
+    /// With `proxy`: `forward` (Proxy-Uri, the default) or `reverse`.
+    pub proxy_mode: Option<S<String>>,
 }
 
 /// A flow's `value` generator table; which keys apply depends on `kind`.
