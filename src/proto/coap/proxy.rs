@@ -260,6 +260,14 @@ impl Proxy {
         self.observers.owns(response)
     }
 
+    /// The cache entry (its id) whose state notification `response`
+    /// carries, while it is in flight.
+    pub fn notification_entry(&self, response: super::events::ResponseId) -> Option<u64> {
+        self.observers
+            .by_response(response)
+            .and_then(|o| o.path.parse().ok())
+    }
+
     /// Tell `ep` that Proxy-Uri and Proxy-Scheme are handled here (a
     /// forward proxy), so they reach the proxy instead of a 5.05.
     pub fn register_options(&self, ep: &mut Endpoint) {
@@ -358,7 +366,14 @@ impl Proxy {
                 if !self.observers.on_fate(now, ev) {
                     return false;
                 }
-                if let Some(e) = entry {
+                // only an RST or a CON given up removes an observer (an
+                // ACK or an expired NON does not: no scan of the observers
+                // per ACK)
+                let removed = matches!(
+                    ev,
+                    Event::ResponseReset { .. } | Event::ResponseGaveUp { .. }
+                );
+                if let Some(e) = entry.filter(|_| removed) {
                     self.maybe_release(ep, e);
                 }
                 true

@@ -170,6 +170,9 @@ struct CoapNode {
     paths: Vec<(Box<str>, u32)>,
     /// The caching proxy, on a node named by a flow's `proxy`.
     proxy: Option<Box<Proxy>>,
+    /// The proxy's cache entries (ids) and the flow their notifications
+    /// belong to, sorted by entry.
+    entry_flows: Vec<(u64, u32)>,
 }
 
 struct Coap {
@@ -370,6 +373,7 @@ impl Coap {
                 wake: Wakeup::default(),
                 paths: Vec::new(),
                 proxy,
+                entry_flows: Vec::new(),
             })
         })
     }
@@ -427,12 +431,25 @@ impl Coap {
                 None => info.response.and_then(|r| {
                     let c = self.nodes[node].as_ref()?;
                     // a proxy's notification: the flow of the upstream
-                    // notification (or request) that caused it
-                    let proxied = c.proxy.as_ref().is_some_and(|p| p.owns_notification(r));
-                    if proxied {
-                        return (ctx_meta.flow != NO_FLOW).then_some(ctx_meta.flow);
+                    // notification (or request) that caused it, remembered
+                    // per cache entry for those a timer sends (paced NONs,
+                    // replacements leaving at a retransmission time)
+                    let entry = c.proxy.as_ref().and_then(|p| p.notification_entry(r));
+                    match entry {
+                        Some(e) if ctx_meta.flow != NO_FLOW => {
+                            let c = self.nodes[node].as_mut()?;
+                            if let Err(i) = c.entry_flows.binary_search_by_key(&e, |x| x.0) {
+                                c.entry_flows.insert(i, (e, ctx_meta.flow));
+                            }
+                            Some(ctx_meta.flow)
+                        }
+                        Some(e) => c
+                            .entry_flows
+                            .binary_search_by_key(&e, |x| x.0)
+                            .ok()
+                            .map(|i| c.entry_flows[i].1),
+                        None => c.notification_flow(r),
                     }
-                    c.notification_flow(r)
                 }),
             };
             let (flow, counted) = match (owner, notification) {
