@@ -258,6 +258,7 @@ fn test_idle_piggybacked_get() {
             transmissions: 1,
             observe: None,
             block: BlockOptions::NONE,
+            cache: Default::default(),
         }
     );
     let b = p.sent_by(B);
@@ -808,6 +809,7 @@ fn test_server_app_answers_non_request_with_non_new_mid() {
                 transmissions: 1,
                 observe: None,
                 block: BlockOptions::NONE,
+                cache: Default::default(),
             }
         )]
     );

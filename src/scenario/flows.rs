@@ -6,7 +6,7 @@ use super::error::ScenarioError;
 use super::schema::{FlowSchema, ValueSchema, S};
 use super::topology::Topology;
 use crate::scenario::model::{
-    CoapMode, FlowSpec, NodeSpec, Pattern, Protocol, Reliability, Timing, ValueGen,
+    CoapMode, FlowSpec, NodeSpec, Pattern, Protocol, ProxyMode, Reliability, Timing, ValueGen,
 };
 use crate::sim::SimDuration;
 use std::collections::BTreeSet;
@@ -678,6 +678,17 @@ pub fn resolve(
         }),
         (None, _) => None,
     };
+    let proxy = flow_proxy(
+        ctx,
+        topo,
+        fl,
+        protocol,
+        coap_mode,
+        &publishers,
+        &receivers,
+        params,
+        &f,
+    )?;
     let spec = FlowSpec {
         name: fl.name.get_ref().clone(),
         pattern,
@@ -697,6 +708,7 @@ pub fn resolve(
         coap_mode,
         poll_interval,
         query,
+        proxy,
     };
     if matches!(protocol, Protocol::Mqtt | Protocol::Mqttsn) {
         check_mqtt_topics(ctx, topo, fl, &spec, &f("topic"))?;
@@ -710,6 +722,74 @@ pub fn resolve(
 /// Checks across the flows that use MQTT-SN (after every flow resolved):
 /// MQTT-SN clients do not run on gateway or forwarder nodes (they would
 /// share the MQTT-SN port), and the gateways reach one broker.
+/// A flow's `proxy` and `proxy_mode`: CoAP `get`/`observe` only, a known
+/// node that is neither a publisher nor a receiver of the flow, without
+/// block-wise transfer (the proxy does not relay Block1/Block2).
+#[allow(clippy::too_many_arguments)]
+fn flow_proxy(
+    ctx: &Ctx<'_>,
+    topo: &Topology,
+    fl: &FlowSchema,
+    protocol: Protocol,
+    coap_mode: CoapMode,
+    publishers: &[usize],
+    receivers: &[usize],
+    params: &crate::scenario::model::ProtocolParams,
+    f: &dyn Fn(&str) -> String,
+) -> Result<Option<(usize, ProxyMode)>, ScenarioError> {
+    let Some(p) = &fl.proxy else {
+        if let Some(m) = &fl.proxy_mode {
+            return Err(ctx.err_at(
+                m,
+                &f("proxy_mode"),
+                "`proxy_mode` needs `proxy = \"<node>\"`",
+            ));
+        }
+        return Ok(None);
+    };
+    if protocol != Protocol::Coap || !matches!(coap_mode, CoapMode::Get | CoapMode::Observe) {
+        return Err(ctx.err_at(
+            p,
+            &f("proxy"),
+            format!(
+                "`proxy` applies to protocol \"coap\" with coap_mode = \"get\" or \"observe\" only, not {} with coap_mode = \"{}\"",
+                protocol.as_str(),
+                coap_mode.as_str()
+            ),
+        ));
+    }
+    let node = topo.node(ctx, p, &f("proxy"))?;
+    if publishers.contains(&node) || receivers.contains(&node) {
+        return Err(ctx.err_at(
+            p,
+            &f("proxy"),
+            format!(
+                "the proxy \"{}\" is a publisher or receiver of this flow; name a node between them",
+                p.get_ref()
+            ),
+        ));
+    }
+    if params.coap.block_size.is_some() {
+        return Err(ctx.err_at(
+            p,
+            &f("proxy"),
+            "the proxy does not relay block-wise transfers: unset [protocols.coap] block_size",
+        ));
+    }
+    let mode = match &fl.proxy_mode {
+        None => ProxyMode::Forward,
+        Some(m) => ctx.choice(
+            m,
+            &f("proxy_mode"),
+            &[
+                ("forward", ProxyMode::Forward),
+                ("reverse", ProxyMode::Reverse),
+            ],
+        )?,
+    };
+    Ok(Some((node, mode)))
+}
+
 pub(crate) fn check_mqttsn_flows(
     ctx: &Ctx<'_>,
     topo: &Topology,

@@ -311,6 +311,30 @@ pub struct FlowSpec {
     /// (RFC 6690 §4.1 filter terms, e.g. `rt=temperature*`); empty: no
     /// filter.
     pub query: Vec<String>,
+    /// CoAP `get`/`observe` only: the caching proxy node receivers go
+    /// through, and how they address it.
+    pub proxy: Option<(usize, ProxyMode)>,
+}
+
+/// How a flow's receivers address its proxy (the flow field
+/// `proxy_mode`; docs/protocols.md, "CoAP through a caching proxy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// Requests to the proxy carry Proxy-Uri `coap://<publisher>/<topic>`.
+    #[default]
+    Forward,
+    /// Requests to the proxy carry Uri-Path `<publisher>/<topic>`; the
+    /// proxy maps the first segment to the publisher.
+    Reverse,
+}
+
+impl ProxyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::Forward => "forward",
+            ProxyMode::Reverse => "reverse",
+        }
+    }
 }
 
 /// How a CoAP flow carries readings (the flow field `coap_mode`; the CoAP

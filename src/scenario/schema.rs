@@ -185,6 +185,11 @@ pub struct FlowSchema {
     /// `coap_mode = "discover"` only: the `/.well-known/core` query
     /// filter (RFC 6690 §4.1), terms joined by `&`.
     pub query: Option<S<String>>,
+    /// CoAP `get`/`observe` only: the caching proxy node the receivers go
+    /// through (RFC 7252 §5.7).
+    pub proxy: Option<S<String>>,
+    /// With `proxy`: `forward` (Proxy-Uri, the default) or `reverse`.
+    pub proxy_mode: Option<S<String>>,
 }
 
 /// A flow's `value` generator table; which keys apply depends on `kind`.

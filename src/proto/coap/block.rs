@@ -199,6 +199,18 @@ impl BlockOptions {
     /// before (Block2 23, Block1 27, Size2 28, Size1 60 — after Uri-Query
     /// 15 / Accept 17 / Location-Query 20) to a message being encoded.
     pub(crate) fn write(&self, out: &mut Vec<u8>, w: &mut OptionWriter) -> Result<(), CodecError> {
+        self.write_range(out, w, 0, u16::MAX)
+    }
+
+    /// [`BlockOptions::write`] of the options numbered in `lo..hi` only
+    /// (a request writes Proxy-Uri/Proxy-Scheme between Size2 and Size1).
+    pub(crate) fn write_range(
+        &self,
+        out: &mut Vec<u8>,
+        w: &mut OptionWriter,
+        lo: u16,
+        hi: u16,
+    ) -> Result<(), CodecError> {
         let opts = [
             (OptionNumber::BLOCK2, self.block2),
             (OptionNumber::BLOCK1, self.block1),
@@ -206,6 +218,9 @@ impl BlockOptions {
             (OptionNumber::SIZE1, self.size1),
         ];
         for (n, v) in opts {
+            if !(lo..hi).contains(&n.0) {
+                continue;
+            }
             if let Some(v) = v {
                 let (b, len) = encode_uint(u64::from(v));
                 w.push(out, n.0, &b[8 - len..])?;

@@ -25,6 +25,64 @@ pub struct IncomingId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ResponseId(pub u64);
 
+/// An ETag value (RFC 7252 §5.10.6): 1–8 opaque bytes, kept inline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ETag {
+    len: u8,
+    bytes: [u8; 8],
+}
+
+impl ETag {
+    /// `b` as an ETag; `None` unless 1–8 bytes long.
+    pub fn new(b: &[u8]) -> Option<ETag> {
+        if b.is_empty() || b.len() > 8 {
+            return None;
+        }
+        let mut bytes = [0u8; 8];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(ETag {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+    /// The value.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// A response's caching options (RFC 7252 §5.10.5, §5.10.6): what a cache
+/// (a proxy, `super::proxy`) needs besides code and payload. `Copy`, so
+/// carrying it allocates nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheInfo {
+    /// Max-Age in seconds; `None`: absent (60 s, §5.10.5).
+    pub max_age: Option<u32>,
+    /// ETag (the first, if a malformed response carried several).
+    pub etag: Option<ETag>,
+}
+
+impl CacheInfo {
+    /// The caching options of a received message (a Max-Age longer than 4
+    /// bytes or an ETag longer than 8 is ignored: the codec keeps such
+    /// options raw, §5.4.3).
+    pub fn of(m: &super::codec::MessageRef<'_>) -> CacheInfo {
+        let mut c = CacheInfo::default();
+        for o in m.options() {
+            if o.number == super::option::OptionNumber::MAX_AGE.0 && o.value.len() <= 4 {
+                c.max_age = super::option::decode_uint(o.value).map(|v| v as u32);
+            } else if o.number == super::option::OptionNumber::ETAG.0 && c.etag.is_none() {
+                c.etag = ETag::new(o.value);
+            }
+        }
+        c
+    }
+    /// Max-Age with the default applied (§5.10.5: 60 s when absent).
+    pub fn max_age_or_default(&self) -> u32 {
+        self.max_age.unwrap_or(60)
+    }
+}
+
 /// What `poll_transmit` appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransmitInfo {
@@ -66,6 +124,8 @@ pub enum Event {
         observe: Option<u32>,
         /// The response's Block1/Block2/Size1/Size2 (RFC 7959).
         block: BlockOptions,
+        /// Its Max-Age and ETag (RFC 7252 §5.10.5, §5.10.6).
+        cache: CacheInfo,
     },
     /// A fresh notification (RFC 7641 §3.2, §3.4) of the observation
     /// registered by request `handle`. With a code other than 2.xx or no
@@ -78,6 +138,8 @@ pub enum Event {
         observe: Option<u32>,
         content_format: Option<u16>,
         payload: Vec<u8>,
+        /// Its Max-Age and ETag (RFC 7252 §5.10.5, §5.10.6).
+        cache: CacheInfo,
     },
     /// A notification of observation `handle` older than the last one
     /// accepted (RFC 7641 §3.4): dropped (its content is not reported).

@@ -27,6 +27,9 @@
 //!   `/.well-known/core`.
 //! * [`server`] — [`Reply`], and the [`ResourceServer`] application (a
 //!   resource store answering requests).
+//! * [`proxy`] — the caching [`Proxy`] application (RFC 7252 §5.7:
+//!   forward and reverse, Max-Age and ETag revalidation, Observe
+//!   aggregation).
 //! * [`socket`] — a blocking driver over a real UDP socket (interop tests).
 
 pub mod block;
@@ -41,6 +44,7 @@ pub mod link;
 pub mod message;
 pub mod observe;
 pub mod option;
+pub mod proxy;
 pub mod request;
 pub mod server;
 pub mod socket;
@@ -51,10 +55,13 @@ pub use code::{Code, MessageType, Method};
 pub use codec::{CodecError, Header, Message, MessageRef, RawOption, Token};
 pub use config::{Config, Congestion};
 pub use endpoint::{Endpoint, Responded};
-pub use events::{EndpointError, Event, IncomingId, ResponseId, Stats, TransmitInfo};
+pub use events::{
+    CacheInfo, ETag, EndpointError, Event, IncomingId, ResponseId, Stats, TransmitInfo,
+};
 pub use link::{Filter, Link, LinkAttrs};
 pub use message::{Delivery, Inbound, MessageEvent, MessageKey, MessageLayer, MessageStats};
 pub use observe::{ObserveConfig, ObserveStats, Observers};
 pub use option::{CoapOption, OptionNumber};
+pub use proxy::{Proxy, ProxyConfig, ProxyStats};
 pub use request::{Request, RequestHandle};
 pub use server::{MulticastServerStats, Reply, ResourceServer, ResourceStore};

@@ -31,7 +31,9 @@ use crate::net::addr::SockAddr;
 use crate::sim::{SimDuration, SimTime};
 
 use super::codec::Token;
-use super::events::ResponseId;
+use super::endpoint::Endpoint;
+use super::events::{Event, ResponseId};
+use super::server::Reply;
 
 /// RFC 7641 §3.4: a notification arriving more than this long after the
 /// last accepted one is fresh whatever its sequence number.
@@ -364,6 +366,64 @@ impl Observers {
             }
             None => {}
         }
+    }
+
+    /// Send `reply` (a notification) to observer `id` through `ep` as
+    /// [`Observers::decide`] says: replacing its CON in flight, as a new
+    /// CON or NON, or not now (a NON waiting for the RTT spacing).
+    pub fn notify(&mut self, now: SimTime, ep: &mut Endpoint, id: u64, reply: &Reply) {
+        let Some(o) = self.get(id) else {
+            return;
+        };
+        let (peer, token) = (o.peer, o.token);
+        match self.decide(now, id) {
+            Send::Replace(r) if ep.replace_notification(r, token, reply) => {
+                self.sent(now, id, r, true, true);
+            }
+            Send::Replace(r) => {
+                self.failed(r, None);
+                let r = ep.notify(peer, token, reply, true);
+                self.sent(now, id, r, true, false);
+            }
+            Send::New(con) => {
+                let r = ep.notify(peer, token, reply, con);
+                self.sent(now, id, r, con, false);
+            }
+            Send::Wait => {}
+        }
+    }
+
+    /// The fate of a notification (`Event::ResponseAcked` / `GaveUp` /
+    /// `Reset` / `Expired`) updates its observer; true if `ev` is such an
+    /// event for one of these observers' notifications.
+    pub fn on_fate(&mut self, now: SimTime, ev: &Event) -> bool {
+        let (response, outcome) = match ev {
+            Event::ResponseAcked {
+                response,
+                transmissions,
+            } => {
+                let mine = self.by_response.contains_key(&response.0);
+                self.acked(now, *response, *transmissions);
+                return mine;
+            }
+            Event::ResponseGaveUp { response } => (response, Some(false)),
+            Event::ResponseReset { response } => (response, Some(true)),
+            Event::ResponseExpired { response } => (response, None),
+            _ => return false,
+        };
+        let mine = self.by_response.contains_key(&response.0);
+        self.failed(*response, outcome);
+        mine
+    }
+
+    /// Whether `response` is a notification of these observers in flight.
+    pub fn owns(&self, response: ResponseId) -> bool {
+        self.by_response.contains_key(&response.0)
+    }
+
+    /// Observers of `path`.
+    pub fn count_of(&self, path: &str) -> usize {
+        self.list.values().filter(|o| &*o.path == path).count()
     }
 
     /// When the next waiting NON notification is due.

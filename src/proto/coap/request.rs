@@ -36,6 +36,12 @@ pub struct Request {
     pub etag: Vec<u8>,
     /// Observe (RFC 7641 §2): 0 registers, 1 deregisters.
     pub observe: Option<u32>,
+    /// Proxy-Uri (RFC 7252 §5.10.2): the absolute URI a forward proxy is
+    /// asked to request; `None`: not sent.
+    pub proxy_uri: Option<String>,
+    /// Proxy-Scheme (§5.10.2): with Uri-Host/Port/Path/Query, the URI a
+    /// forward proxy is asked to request; `None`: not sent.
+    pub proxy_scheme: Option<String>,
     /// Block1/Block2/Size1/Size2 (RFC 7959), set by a
     /// [`BlockTransfer`](super::block::BlockTransfer); none by default.
     pub block: BlockOptions,
@@ -55,6 +61,8 @@ impl Request {
             payload: Vec::new(),
             etag: Vec::new(),
             observe: None,
+            proxy_uri: None,
+            proxy_scheme: None,
             block: BlockOptions::NONE,
         }
     }
@@ -147,7 +155,20 @@ pub(crate) fn encode_request(
         checked(OptionNumber::URI_QUERY, q.as_bytes())?;
         w.push(&mut out, OptionNumber::URI_QUERY.0, q.as_bytes())?;
     }
-    req.block.write(&mut out, &mut w)?;
+    // Block2 23, Block1 27, Size2 28 | Proxy-Uri 35, Proxy-Scheme 39 | Size1 60
+    req.block
+        .write_range(&mut out, &mut w, 0, OptionNumber::PROXY_URI.0)?;
+    for (number, v) in [
+        (OptionNumber::PROXY_URI, &req.proxy_uri),
+        (OptionNumber::PROXY_SCHEME, &req.proxy_scheme),
+    ] {
+        if let Some(v) = v {
+            checked(number, v.as_bytes())?;
+            w.push(&mut out, number.0, v.as_bytes())?;
+        }
+    }
+    req.block
+        .write_range(&mut out, &mut w, OptionNumber::PROXY_URI.0, u16::MAX)?;
     write_payload(&mut out, &req.payload);
     Ok(out)
 }

@@ -17,7 +17,7 @@ use super::codec::{write_header, write_payload, OptionWriter, Token};
 use super::endpoint::Endpoint;
 use super::events::{Event, IncomingId};
 use super::link::{write_link, Filter, LinkAttrs};
-use super::observe::{ObserveConfig, Observers, Send};
+use super::observe::{ObserveConfig, Observers};
 use super::option::{encode_uint, OptionNumber};
 
 /// The path of resource discovery (RFC 6690 §4), as requests name paths.
@@ -37,6 +37,19 @@ pub struct Resource {
     pub content_format: Option<u16>,
     /// The last value PUT or POSTed.
     pub value: Vec<u8>,
+    /// The store's change count when this value was stored (unique per
+    /// representation of a path: its ETag, [`Resource::etag`]).
+    pub version: u64,
+}
+
+impl Resource {
+    /// The ETag of this representation (RFC 7252 §5.10.6): its version,
+    /// big-endian, minimal (1–8 bytes; versions start at 1).
+    pub fn etag(&self) -> super::events::ETag {
+        let b = self.version.max(1).to_be_bytes();
+        let skip = (self.version.max(1).leading_zeros() / 8) as usize;
+        super::events::ETag::new(&b[skip..]).unwrap_or_default()
+    }
 }
 
 /// A response as the application states it (code, options, payload); the
@@ -104,6 +117,8 @@ pub struct ResourceStore {
     /// a value is stored there yet; allocated at the first (most stores
     /// have none, and a store stays small).
     attrs: Option<Box<LinkTable>>,
+    /// Changes so far (the last [`Resource::version`] given).
+    changes: u64,
 }
 
 /// Link attributes by path (boxed in the store: most stores have none).
@@ -120,6 +135,7 @@ impl Default for ResourceStore {
             bytes: 0,
             refused: 0,
             attrs: None,
+            changes: 0,
         }
     }
 }
@@ -164,11 +180,13 @@ impl ResourceStore {
         let path = path.into();
         let plen = path.len();
         self.bytes += plen + value.len();
+        self.changes += 1;
         if let Some(old) = self.resources.insert(
             path,
             Resource {
                 content_format,
                 value,
+                version: self.changes,
             },
         ) {
             self.bytes = self.bytes.saturating_sub(plen + old.value.len());
@@ -285,8 +303,10 @@ impl ResourceStore {
                     return Reply::bare(Code::SERVICE_UNAVAILABLE);
                 }
                 self.bytes = after;
+                self.changes += 1;
                 match self.resources.get_mut(path) {
                     Some(r) => {
+                        r.version = self.changes;
                         r.content_format = content_format;
                         r.value.clear();
                         r.value.extend_from_slice(payload);
@@ -296,6 +316,7 @@ impl ResourceStore {
                         let res = Resource {
                             content_format,
                             value: payload.to_vec(),
+                            version: self.changes,
                         };
                         self.resources.insert(path.to_owned(), res);
                         Reply::bare(Code::CREATED)
@@ -347,6 +368,11 @@ pub struct ResourceServer {
     /// Answers to multicast requests (RFC 7252 §8.2), allocated by
     /// [`ResourceServer::with_leisure`].
     leisure: Option<Box<Leisure>>,
+    /// Cache validators (RFC 7252 §5.10.5, §5.10.6): 2.05 answers and
+    /// notifications carry the representation's ETag and Max-Age, and a
+    /// GET offering the current ETag is answered 2.03 Valid. Off by
+    /// default (nothing changes on the wire).
+    validators: bool,
 }
 
 /// A [`ResourceServer`]'s multicast side: each answer waits a delay drawn
@@ -482,6 +508,16 @@ impl ResourceServer {
         self
     }
 
+    /// Give 2.05 answers and notifications the representation's ETag and
+    /// the Max-Age of [`ObserveConfig::max_age`] (when not 60), and answer
+    /// a GET offering the current ETag with 2.03 Valid (RFC 7252
+    /// §5.10.6.2) — what an origin behind a caching proxy does. Off by
+    /// default.
+    pub fn with_validators(mut self, on: bool) -> Self {
+        self.validators = on;
+        self
+    }
+
     /// The registered observers.
     pub fn observers(&self) -> &Observers {
         static EMPTY: Observers = Observers::EMPTY;
@@ -544,32 +580,52 @@ impl ResourceServer {
             reply.observe = Some(seq);
             let age = self.observe.max_age;
             reply.max_age = (age != 60).then_some(age);
+            self.add_etag(path, &mut reply);
         }
         reply
     }
 
-    /// Send `reply` to observer `id` as [`Observers::decide`] says.
-    fn send_notification(&mut self, now: SimTime, ep: &mut Endpoint, id: u64, reply: &Reply) {
-        let obs = self.obs();
-        let Some(o) = obs.get(id) else {
+    /// With validators on, the ETag of `path`'s representation on a 2.05
+    /// `reply`.
+    fn add_etag(&self, path: &str, reply: &mut Reply) {
+        if !self.validators || reply.code != Code::CONTENT {
+            return;
+        }
+        if let Some(r) = self.store.get(path) {
+            reply.etag.clear();
+            reply.etag.extend_from_slice(r.etag().as_slice());
+        }
+    }
+
+    /// With validators on, the 2.05 answer to GET request `id` of `path`
+    /// gets its ETag and Max-Age, or becomes 2.03 Valid (ETag, Max-Age, no
+    /// payload) when the request offered that ETag (§5.10.6.2).
+    fn validate(&self, ep: &Endpoint, id: IncomingId, path: &str, reply: &mut Reply) {
+        if !self.validators || reply.code != Code::CONTENT || !reply.block.is_empty() {
+            return;
+        }
+        let Some(r) = self.store.get(path) else {
             return;
         };
-        let (peer, token) = (o.peer, o.token);
-        match obs.decide(now, id) {
-            Send::Replace(r) if ep.replace_notification(r, token, reply) => {
-                obs.sent(now, id, r, true, true);
-            }
-            Send::Replace(r) => {
-                obs.failed(r, None);
-                let r = ep.notify(peer, token, reply, true);
-                obs.sent(now, id, r, true, false);
-            }
-            Send::New(con) => {
-                let r = ep.notify(peer, token, reply, con);
-                obs.sent(now, id, r, con, false);
-            }
-            Send::Wait => {}
+        let etag = r.etag();
+        let age = self.observe.max_age;
+        reply.max_age = (age != 60).then_some(age);
+        reply.etag.clear();
+        reply.etag.extend_from_slice(etag.as_slice());
+        let offered = ep.request_message(id).is_some_and(|m| {
+            m.options()
+                .any(|o| o.number == OptionNumber::ETAG.0 && o.value == etag.as_slice())
+        });
+        if offered {
+            reply.code = Code::VALID;
+            reply.payload.clear();
+            reply.content_format = None;
         }
+    }
+
+    /// Send `reply` to observer `id` ([`Observers::notify`]).
+    fn send_notification(&mut self, now: SimTime, ep: &mut Endpoint, id: u64, reply: &Reply) {
+        self.obs().notify(now, ep, id, reply);
     }
 
     /// The observers, allocated on first use.
@@ -630,30 +686,12 @@ impl ResourceServer {
                 from,
                 token,
             ),
-            Event::ResponseAcked {
-                response,
-                transmissions,
-            } => {
+            Event::ResponseAcked { .. }
+            | Event::ResponseGaveUp { .. }
+            | Event::ResponseReset { .. }
+            | Event::ResponseExpired { .. } => {
                 if let Some(o) = self.observers.as_deref_mut() {
-                    o.acked(now, *response, *transmissions);
-                }
-                return Served::Notification;
-            }
-            Event::ResponseGaveUp { response } => {
-                if let Some(o) = self.observers.as_deref_mut() {
-                    o.failed(*response, Some(false));
-                }
-                return Served::Notification;
-            }
-            Event::ResponseReset { response } => {
-                if let Some(o) = self.observers.as_deref_mut() {
-                    o.failed(*response, Some(true));
-                }
-                return Served::Notification;
-            }
-            Event::ResponseExpired { response } => {
-                if let Some(o) = self.observers.as_deref_mut() {
-                    o.failed(*response, None);
+                    o.on_fate(now, ev);
                 }
                 return Served::Notification;
             }
@@ -711,6 +749,9 @@ impl ResourceServer {
             };
             self.serve_blockwise(&req)
         };
+        if *method == Method::Get {
+            self.validate(ep, *id, path, &mut reply);
+        }
         if multicast {
             let changed = *method != Method::Get
                 && reply.code.is_success()

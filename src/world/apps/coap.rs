@@ -27,6 +27,14 @@
 //! response carrying it again is a duplicate, and a reading replaced before
 //! any poll fetched it is lost.
 //!
+//! A `get` or `observe` flow with `proxy = "<node>"` (docs/protocols.md,
+//! "CoAP through a caching proxy") sends its receivers' requests to that
+//! node — Proxy-Uri `coap://<publisher>/<topic>` (`proxy_mode =
+//! "forward"`) or Uri-Path `<publisher>/<topic>` (`"reverse"`) — where a
+//! `proto::coap::Proxy` on the node's endpoint serves them from its cache
+//! or asks the publisher, whose server then gives ETags and Max-Age
+//! (`ResourceServer::with_validators`).
+//!
 //! Every CoAP flow (PUT or GET) fills four extension columns from its
 //! counted exchanges (requests made after warmup): `rtt_ms_p50`,
 //! `rtt_ms_p99` (first transmission of the request to the response at the
@@ -56,10 +64,10 @@ use crate::net::packet::{PacketMeta, NO_FLOW};
 use crate::proto::coap::server::Served;
 use crate::proto::coap::{
     BlockTransfer, Code, Config, Endpoint, Event, LinkAttrs, MessageType, Method, ObserveConfig,
-    Request, RequestHandle, ResourceServer,
+    Proxy, ProxyConfig, ProxyStats, Request, RequestHandle, ResourceServer,
 };
 use crate::proto::Datagram;
-use crate::scenario::model::{CoapMode, Protocol, Reliability, Scenario};
+use crate::scenario::model::{CoapMode, Protocol, ProxyMode, Reliability, Scenario};
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{DatagramApp, Received};
 use std::collections::BTreeMap;
@@ -122,8 +130,15 @@ struct Exchanges {
 struct Obs {
     flow: u32,
     receiver: u32,
+    /// The node holding the resource (the publisher, or a pubsub broker).
     publisher: u32,
+    /// The node the receiver sends its registrations to: `publisher`, or
+    /// the flow's proxy.
+    to: u32,
+    /// Proxy-Uri of the registrations (a forward proxy's flows).
+    proxy_uri: Option<String>,
     confirmable: bool,
+    /// Uri-Path of the registrations.
     path: String,
     /// The observation (its registering request's handle) while the
     /// receiver's endpoint has it.
@@ -143,8 +158,12 @@ struct Obs {
 struct Poll {
     flow: u32,
     receiver: u32,
-    publisher: u32,
+    /// The node polled: the publisher, or the flow's proxy.
+    to: u32,
+    /// Proxy-Uri of the polls (a forward proxy's flows).
+    proxy_uri: Option<String>,
     confirmable: bool,
+    /// Uri-Path of the polls.
     path: String,
     interval: SimDuration,
     /// Polls happen strictly before this.
@@ -165,6 +184,11 @@ struct CoapNode {
     /// The flow (and counted flag) of the last multicast request this node
     /// received: its leisure-delayed answers are attributed to it.
     mcast_meta: Option<(u32, bool)>,
+    /// The caching proxy, on a node named by a flow's `proxy`.
+    proxy: Option<Box<Proxy>>,
+    /// The proxy's cache entries (ids) and the flow their notifications
+    /// belong to, sorted by entry.
+    entry_flows: Vec<(u64, u32)>,
 }
 
 struct Coap {
@@ -206,6 +230,11 @@ struct Coap {
     leisure: Option<SimDuration>,
     /// Multicast discovery requests collecting responses: (node, handle).
     discoveries: BTreeMap<(u32, u64), Discovery>,
+    /// Per node, its proxy configuration when a flow names it `proxy`.
+    proxies: Vec<Option<ProxyConfig>>,
+    /// Per node, whether it is the origin of a proxied flow (its server
+    /// gives ETags and Max-Age and answers 2.03 Valid).
+    origins: Vec<bool>,
 }
 
 pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
@@ -234,7 +263,77 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
             .any(|f| f.protocol == Protocol::Coap && f.coap_mode == CoapMode::Discover)
             .then(|| sc.protocols.coap.leisure()),
         discoveries: BTreeMap::new(),
+        proxies: proxy_configs(sc),
+        origins: (0..sc.nodes.len())
+            .map(|n| {
+                sc.flows
+                    .iter()
+                    .any(|f| f.proxy.is_some() && f.publishers.contains(&n))
+            })
+            .collect(),
     })
+}
+
+/// The proxy of each node a flow names as `proxy`: a forward proxy knows
+/// the flow's publishers by name, a reverse proxy routes the first path
+/// segment `<publisher>` to them.
+fn proxy_configs(sc: &Scenario) -> Vec<Option<ProxyConfig>> {
+    let mut out: Vec<Option<ProxyConfig>> = vec![None; sc.nodes.len()];
+    let observe = ObserveConfig {
+        con_interval: sc.protocols.coap.observe_con_interval,
+        max_age: sc.protocols.coap.observe_max_age,
+    };
+    for f in &sc.flows {
+        let Some((px, mode)) = f.proxy else { continue };
+        let c = out[px].get_or_insert_with(|| ProxyConfig {
+            observe,
+            ..ProxyConfig::default()
+        });
+        for &p in &f.publishers {
+            let name = sc.nodes[p].name.to_ascii_lowercase();
+            let a = SockAddr::new(Addr::from(ip::node_addr(p)), sc.protocols.coap.port);
+            let table = match mode {
+                ProxyMode::Forward => {
+                    c.forward = true;
+                    &mut c.hosts
+                }
+                ProxyMode::Reverse => &mut c.routes,
+            };
+            if !table.iter().any(|(n, _)| *n == name) {
+                table.push((name, a));
+            }
+        }
+    }
+    out
+}
+
+/// How a receiver of flow `f` addresses publisher `p`'s resource `path`:
+/// (node, Uri-Path, Proxy-Uri) — directly, or through the flow's proxy.
+fn target(
+    sc: &Scenario,
+    f: &crate::scenario::model::FlowSpec,
+    p: u32,
+    path: &str,
+) -> (u32, String, Option<String>) {
+    let name = || sc.nodes[p as usize].name.to_ascii_lowercase();
+    match f.proxy {
+        None => (p, path.to_string(), None),
+        Some((px, ProxyMode::Reverse)) => (px as u32, format!("{}/{path}", name()), None),
+        Some((px, ProxyMode::Forward)) => {
+            let uri = crate::proto::coap::uri::Uri {
+                secure: false,
+                host: name(),
+                port: sc.protocols.coap.port,
+                path: path
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                query: Vec::new(),
+            };
+            (px as u32, String::new(), Some(uri.to_string()))
+        }
+    }
 }
 
 fn kind(ty: MessageType) -> &'static str {
@@ -253,12 +352,14 @@ fn addr(ctx: &Ctx<'_, '_>, node: usize) -> SockAddr {
     )
 }
 
-/// The endpoint's and the server application's next deadline.
+/// The endpoint's, the server application's and the proxy's next
+/// deadline.
 fn next_timeout(c: &CoapNode) -> Option<SimTime> {
-    match (c.ep.poll_timeout(), c.server.poll_timeout()) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    let p = c.proxy.as_ref().and_then(|p| p.poll_timeout());
+    [c.ep.poll_timeout(), c.server.poll_timeout(), p]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 impl CoapNode {
@@ -276,6 +377,7 @@ impl Coap {
     fn node(&mut self, ctx: &Ctx<'_, '_>, node: usize) -> &mut CoapNode {
         let life = self.incarnations[node];
         let (links, leisure) = (&self.links, self.leisure);
+        let origin = self.origins[node];
         self.nodes[node].get_or_insert_with(|| {
             let sc = ctx.scenario();
             let stream = match life {
@@ -292,7 +394,8 @@ impl Coap {
             let mut ep = Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid);
             let mut server = ResourceServer::new()
                 .with_block_szx(self.blocks.as_ref().map(|b| b.szx))
-                .with_observe(observe);
+                .with_observe(observe)
+                .with_validators(origin);
             if let Some(l) = leisure {
                 // its own stream, so no other draw moves (RFC 7252 §8.2)
                 let name = match life {
@@ -307,12 +410,18 @@ impl Coap {
                     .set_link_attrs(path.clone(), attrs.clone());
             }
             server.register_options(&mut ep);
+            let proxy = self.proxies[node].clone().map(|c| Box::new(Proxy::new(c)));
+            if let Some(p) = &proxy {
+                p.register_options(&mut ep);
+            }
             Box::new(CoapNode {
                 ep,
                 server,
                 wake: Wakeup::default(),
                 paths: Vec::new(),
                 mcast_meta: None,
+                proxy,
+                entry_flows: Vec::new(),
             })
         })
     }
@@ -367,9 +476,29 @@ impl Coap {
             // resource (counted as the run is at its transmission)
             let notification = match owner {
                 Some(_) => None,
-                None => info
-                    .response
-                    .and_then(|r| self.nodes[node].as_ref()?.notification_flow(r)),
+                None => info.response.and_then(|r| {
+                    let c = self.nodes[node].as_ref()?;
+                    // a proxy's notification: the flow of the upstream
+                    // notification (or request) that caused it, remembered
+                    // per cache entry for those a timer sends (paced NONs,
+                    // replacements leaving at a retransmission time)
+                    let entry = c.proxy.as_ref().and_then(|p| p.notification_entry(r));
+                    match entry {
+                        Some(e) if ctx_meta.flow != NO_FLOW => {
+                            let c = self.nodes[node].as_mut()?;
+                            if let Err(i) = c.entry_flows.binary_search_by_key(&e, |x| x.0) {
+                                c.entry_flows.insert(i, (e, ctx_meta.flow));
+                            }
+                            Some(ctx_meta.flow)
+                        }
+                        Some(e) => c
+                            .entry_flows
+                            .binary_search_by_key(&e, |x| x.0)
+                            .ok()
+                            .map(|i| c.entry_flows[i].1),
+                        None => c.notification_flow(r),
+                    }
+                }),
             };
             let (flow, counted) = match (owner, notification) {
                 (Some(o), _) => (o.flow, o.counted),
@@ -478,6 +607,19 @@ impl Coap {
     }
 
     fn event(&mut self, ctx: &mut Ctx<'_, '_>, node: usize, ev: &Event) {
+        // a proxy node's proxy takes what is its own: requests for proxied
+        // origins, answers to its upstream requests, its notifications'
+        // fates
+        if let Some(c) = self.nodes[node].as_mut() {
+            if let Some(p) = c.proxy.as_mut() {
+                if p.handle_event(ctx.now(), &mut c.ep, ev) {
+                    if matches!(ev, Event::RequestReceived { .. }) {
+                        ctx.charge(node, 1, 0);
+                    }
+                    return;
+                }
+            }
+        }
         match ev {
             Event::RequestReceived {
                 payload,
@@ -646,6 +788,21 @@ impl Coap {
     }
 }
 
+/// Add a proxy's counters to run totals.
+fn add_proxy_stats(t: &mut ProxyStats, s: &ProxyStats) {
+    t.cache_hits += s.cache_hits;
+    t.cache_misses += s.cache_misses;
+    t.coalesced += s.coalesced;
+    t.revalidations += s.revalidations;
+    t.revalidated += s.revalidated;
+    t.upstream_requests += s.upstream_requests;
+    t.upstream_registrations += s.upstream_registrations;
+    t.upstream_deregistrations += s.upstream_deregistrations;
+    t.notifications_in += s.notifications_in;
+    t.errors += s.errors;
+    t.evictions += s.evictions;
+}
+
 /// CON for `confirmed`/`con`, NON otherwise.
 fn confirmable(r: Reliability) -> bool {
     matches!(r, Reliability::Confirmed | Reliability::Con)
@@ -659,7 +816,7 @@ impl Coap {
         let Some(p) = self.polls.get(i) else {
             return;
         };
-        let (flow, receiver, publisher) = (p.flow, p.receiver as usize, p.publisher as usize);
+        let (flow, receiver, publisher) = (p.flow, p.receiver as usize, p.to as usize);
         let next = now + p.interval;
         if next < p.end {
             ctx.schedule(next, POLL_KEY | i as u32, 0);
@@ -674,6 +831,7 @@ impl Coap {
         req.content_format = None;
         req.path.clear();
         req.path.push_str(&p.path);
+        req.proxy_uri.clone_from(&p.proxy_uri);
         req.payload.clear();
         let counted = ctx.counted();
         let to = addr(ctx, publisher);
@@ -703,6 +861,7 @@ impl Coap {
                 self.exchanges[flow as usize].started += 1;
             }
         }
+        req.proxy_uri = None;
         self.req = req;
         let meta = PacketMeta {
             flow,
@@ -762,13 +921,14 @@ impl Coap {
     fn obs_register(&mut self, ctx: &mut Ctx<'_, '_>, i: usize) {
         let now = ctx.now();
         let o = &self.observes[i];
-        let (flow, receiver, publisher) = (o.flow, o.receiver as usize, o.publisher as usize);
+        let (flow, receiver, publisher) = (o.flow, o.receiver as usize, o.to as usize);
         let mut req = std::mem::replace(&mut self.req, Request::new(Method::Get, String::new()));
         req.method = Method::Get;
         req.confirmable = o.confirmable;
         req.content_format = None;
         req.path.clear();
         req.path.push_str(&o.path);
+        req.proxy_uri.clone_from(&o.proxy_uri);
         req.payload.clear();
         req.observe = Some(0);
         let old = o.handle;
@@ -782,6 +942,7 @@ impl Coap {
         };
         let alive = old.is_some_and(|h| ep.is_observing(h));
         req.observe = None;
+        req.proxy_uri = None;
         self.req = req;
         if again && counted {
             self.exchanges[flow as usize].reregistrations += 1;
@@ -1003,7 +1164,14 @@ impl Plugin for Coap {
         let sc = ctx.scenario();
         let port = sc.protocols.coap.port;
         for f in sc.flows.iter().filter(|f| f.protocol == Protocol::Coap) {
-            for &n in f.publishers.iter().chain(&f.receivers).chain(&f.broker) {
+            let proxy = f.proxy.map(|p| p.0);
+            for &n in f
+                .publishers
+                .iter()
+                .chain(&f.receivers)
+                .chain(&f.broker)
+                .chain(&proxy)
+            {
                 let _ = ctx.udp_bind(n, port);
             }
         }
@@ -1037,12 +1205,11 @@ impl Plugin for Coap {
                     self.seeds.push((server, path.clone(), fi));
                 }
                 ctx.intended(p, &mut receivers);
+                let (to, via_path, proxy_uri) = target(sc, f, server, &path);
                 for &r in &receivers {
-                    if self
-                        .observes
-                        .iter()
-                        .any(|o| o.receiver == r && o.publisher == server && o.path == path)
-                    {
+                    if self.observes.iter().any(|o| {
+                        o.receiver == r && o.publisher == server && o.to == to && o.path == via_path
+                    }) {
                         continue;
                     }
                     let stream = format!(
@@ -1060,8 +1227,10 @@ impl Plugin for Coap {
                         flow: fi,
                         receiver: r,
                         publisher: server,
+                        to,
+                        proxy_uri: proxy_uri.clone(),
                         confirmable: confirmable(f.reliability),
-                        path: path.clone(),
+                        path: via_path.clone(),
                         handle: None,
                         registering: false,
                         last_heard: SimTime::ZERO,
@@ -1083,6 +1252,7 @@ impl Plugin for Coap {
                 continue;
             }
             ctx.intended(p, &mut receivers);
+            let (to, via_path, proxy_uri) = target(sc, f, node, &path);
             for &r in &receivers {
                 let stream = format!(
                     "coap/get/{}/{}/{}",
@@ -1100,9 +1270,10 @@ impl Plugin for Coap {
                 self.polls.push(Poll {
                     flow: fi,
                     receiver: r,
-                    publisher: node,
+                    to,
+                    proxy_uri: proxy_uri.clone(),
                     confirmable: confirmable(f.reliability),
-                    path: path.clone(),
+                    path: via_path.clone(),
                     interval,
                     end,
                 });
@@ -1243,6 +1414,11 @@ impl Plugin for Coap {
             }
             c.server.handle_timeout(now, &mut c.ep);
         }
+        if let Some(p) = c.proxy.as_mut() {
+            if p.poll_timeout().is_some_and(|t| t <= now) {
+                p.handle_timeout(now, &mut c.ep);
+            }
+        }
         let meta = PacketMeta {
             flow: owner.0,
             kind: "coap",
@@ -1348,6 +1524,24 @@ impl Plugin for Coap {
             ("polls", self.polls.len() as u64),
             ("observations", self.observes.len() as u64),
         ];
+        if self.proxies.iter().any(Option::is_some) {
+            let mut p = ProxyStats::default();
+            for s in self.nodes.iter().flatten().filter_map(|n| n.proxy.as_ref()) {
+                add_proxy_stats(&mut p, s.stats());
+            }
+            counters.extend([
+                ("proxy_cache_hits", p.cache_hits),
+                ("proxy_cache_misses", p.cache_misses),
+                ("proxy_coalesced", p.coalesced),
+                ("proxy_revalidations", p.revalidations),
+                ("proxy_revalidated", p.revalidated),
+                ("proxy_upstream_requests", p.upstream_requests),
+                ("proxy_upstream_registrations", p.upstream_registrations),
+                ("proxy_upstream_deregistrations", p.upstream_deregistrations),
+                ("proxy_notifications_in", p.notifications_in),
+                ("proxy_errors", p.errors),
+            ]);
+        }
         if let Some(b) = &self.blocks {
             counters.push(("block_transfers_done", b.done));
             counters.push(("block_transfers_failed", b.failed));

@@ -9,7 +9,7 @@ use crate::sim::SimTime;
 use super::super::block::BlockOptions;
 use super::super::code::{Code, MessageType, Method};
 use super::super::codec::{MessageRef, Token};
-use super::super::events::{Event, IncomingId};
+use super::super::events::{CacheInfo, Event, IncomingId};
 use super::super::message::{Inbound, MessageKey};
 use super::super::option::OptionNumber;
 use super::super::request::RequestHandle;
@@ -248,6 +248,7 @@ impl Endpoint {
             transmissions,
             observe,
             block: BlockOptions::of(m),
+            cache: CacheInfo::of(m),
         });
     }
 
@@ -292,6 +293,7 @@ impl Endpoint {
             observe,
             content_format: m.content_format(),
             payload: m.payload.to_vec(),
+            cache: CacheInfo::of(m),
         });
     }
 
@@ -320,6 +322,7 @@ impl Endpoint {
             transmissions: 1,
             observe: observe_value(m),
             block: BlockOptions::of(m),
+            cache: CacheInfo::of(m),
         });
     }
 
