@@ -476,9 +476,6 @@ fn shipped_scenario_through_the_proxy() {
         out.counter("coap", name)
             .unwrap_or_else(|| panic!("{name}"))
     };
-    for (name, v) in out.plugins.iter().flat_map(|(_, o)| o.counters.iter()) {
-        eprintln!("{name} = {v}");
-    }
     assert_eq!(c("proxy_upstream_registrations"), 1);
     assert!(
         c("proxy_notifications_in") >= 55,
@@ -494,6 +491,22 @@ fn shipped_scenario_through_the_proxy() {
     assert_eq!(num(&watch, "delivery_ratio"), 1.0);
     let poll = run_row(&dir, "poll");
     assert_eq!(num(&poll, "delivery_ratio"), 1.0);
+    // coap.csv: the proxy node's counters, the same as the library's
+    let text = std::fs::read_to_string(dir.join("coap.csv")).expect("coap.csv");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("run_id,scope,name,metric,value"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 11, "{text}");
+    for r in &rows {
+        assert_eq!(r[..3], ["0", "proxy", "proxy"], "{text}");
+        let v: u64 = r[4].parse().expect("count");
+        assert_eq!(
+            Some(v),
+            out.counter("coap", &format!("proxy_{}", r[3])),
+            "{}",
+            r[3]
+        );
+    }
 }
 
 /// Without `proxy` the run has no proxy (no proxy counters) and each of
@@ -510,6 +523,9 @@ fn without_proxy_there_is_no_proxy() {
         .expect("run");
     assert_eq!(out.counter("coap", "proxy_upstream_registrations"), None);
     assert_eq!(out.counter("coap", "observations"), Some(4));
+    let dir = run_text("coap-no-proxy", &text, &[]);
+    assert!(dir.join("runs.csv").is_file());
+    assert!(!dir.join("coap.csv").exists(), "no proxy, no coap.csv");
 }
 
 /// `qossim check` rejects nonsense with the file, line and field.

@@ -123,6 +123,40 @@ pub struct ProxyStats {
     pub evictions: u64,
 }
 
+impl ProxyStats {
+    /// The metric names of [`ProxyStats::values`], in order (`coap.csv`).
+    pub const NAMES: [&'static str; 11] = [
+        "cache_hits",
+        "cache_misses",
+        "coalesced",
+        "revalidations",
+        "revalidated",
+        "upstream_requests",
+        "upstream_registrations",
+        "upstream_deregistrations",
+        "notifications_in",
+        "errors",
+        "evictions",
+    ];
+
+    /// Every counter, in the order of [`ProxyStats::NAMES`].
+    pub fn values(&self) -> [u64; 11] {
+        [
+            self.cache_hits,
+            self.cache_misses,
+            self.coalesced,
+            self.revalidations,
+            self.revalidated,
+            self.upstream_requests,
+            self.upstream_registrations,
+            self.upstream_deregistrations,
+            self.notifications_in,
+            self.errors,
+            self.evictions,
+        ]
+    }
+}
+
 /// What an upstream request of ours is for.
 #[derive(Debug, Clone, Copy)]
 enum Purpose {

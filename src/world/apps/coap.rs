@@ -788,20 +788,21 @@ impl Coap {
     }
 }
 
-/// Add a proxy's counters to run totals.
-fn add_proxy_stats(t: &mut ProxyStats, s: &ProxyStats) {
-    t.cache_hits += s.cache_hits;
-    t.cache_misses += s.cache_misses;
-    t.coalesced += s.coalesced;
-    t.revalidations += s.revalidations;
-    t.revalidated += s.revalidated;
-    t.upstream_requests += s.upstream_requests;
-    t.upstream_registrations += s.upstream_registrations;
-    t.upstream_deregistrations += s.upstream_deregistrations;
-    t.notifications_in += s.notifications_in;
-    t.errors += s.errors;
-    t.evictions += s.evictions;
-}
+/// The library counters of the run's proxies, summed (in the order of
+/// [`ProxyStats::NAMES`]).
+const PROXY_COUNTERS: [&str; 11] = [
+    "proxy_cache_hits",
+    "proxy_cache_misses",
+    "proxy_coalesced",
+    "proxy_revalidations",
+    "proxy_revalidated",
+    "proxy_upstream_requests",
+    "proxy_upstream_registrations",
+    "proxy_upstream_deregistrations",
+    "proxy_notifications_in",
+    "proxy_errors",
+    "proxy_evictions",
+];
 
 /// CON for `confirmed`/`con`, NON otherwise.
 fn confirmable(r: Reliability) -> bool {
@@ -1524,32 +1525,45 @@ impl Plugin for Coap {
             ("polls", self.polls.len() as u64),
             ("observations", self.observes.len() as u64),
         ];
+        // coap.csv: per proxy node, its counters (runs with a proxy only,
+        // so other runs keep their files)
+        let mut rows = Vec::new();
         if self.proxies.iter().any(Option::is_some) {
-            let mut p = ProxyStats::default();
-            for s in self.nodes.iter().flatten().filter_map(|n| n.proxy.as_ref()) {
-                add_proxy_stats(&mut p, s.stats());
+            let mut totals = [0u64; 11];
+            for (n, node) in self.nodes.iter().enumerate() {
+                let Some(p) = node.as_ref().and_then(|c| c.proxy.as_ref()) else {
+                    continue;
+                };
+                for (i, v) in p.stats().values().into_iter().enumerate() {
+                    totals[i] += v;
+                    rows.push(super::mqtt::MqttRow {
+                        scope: "proxy",
+                        name: end.scenario.nodes[n].name.clone(),
+                        metric: ProxyStats::NAMES[i].to_string(),
+                        value: v.to_string(),
+                    });
+                }
             }
-            counters.extend([
-                ("proxy_cache_hits", p.cache_hits),
-                ("proxy_cache_misses", p.cache_misses),
-                ("proxy_coalesced", p.coalesced),
-                ("proxy_revalidations", p.revalidations),
-                ("proxy_revalidated", p.revalidated),
-                ("proxy_upstream_requests", p.upstream_requests),
-                ("proxy_upstream_registrations", p.upstream_registrations),
-                ("proxy_upstream_deregistrations", p.upstream_deregistrations),
-                ("proxy_notifications_in", p.notifications_in),
-                ("proxy_errors", p.errors),
-            ]);
+            counters.extend(PROXY_COUNTERS.into_iter().zip(totals));
         }
+        let tables = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let mut csv = Vec::new();
+            let _ = super::mqtt::write_mqtt_rows(&mut csv, end.run_id, &rows);
+            vec![super::Table {
+                file: "coap.csv",
+                csv: String::from_utf8(csv).unwrap_or_default(),
+            }]
+        };
         if let Some(b) = &self.blocks {
             counters.push(("block_transfers_done", b.done));
             counters.push(("block_transfers_failed", b.failed));
         }
         PluginOutput {
             columns,
+            tables,
             counters,
-            ..Default::default()
         }
     }
 }

@@ -996,11 +996,13 @@ impl StreamApp for Mqtt {
     }
 }
 
-/// One row of `mqtt.csv` (long format: one observation per row).
+/// One row of `mqtt.csv` (long format: one observation per row; also the
+/// rows of `mqttsn.csv` and `coap.csv`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttRow {
     /// `broker` (name = the broker's node) or `flow` (name = the flow's
-    /// clients, summed).
+    /// clients, summed); `gateway`/`forwarder` in mqttsn.csv, `proxy` in
+    /// coap.csv.
     pub scope: &'static str,
     pub name: String,
     pub metric: String,

@@ -137,6 +137,7 @@ impl Registry {
             PluginEntry::new("tcp", super::tcp_flow::new).builtin(),
             PluginEntry::new("coap", super::coap::new)
                 .columns(&super::coap::COAP_COLUMNS)
+                .tables(&["coap.csv"])
                 .builtin(),
             PluginEntry::new("mqtt", super::mqtt::new)
                 .columns(&super::mqtt::MQTT_COLUMNS)
