@@ -250,3 +250,53 @@ fn scenario_load_error(text: &str) -> String {
         Err(e) => e.to_string(),
     }
 }
+
+/// scenarios/patterns-protocols.toml: the three patterns over MQTT,
+/// MQTT-SN, CoAP Observe and CoAP pub/sub. Every reading reaches every
+/// intended receiver (p2p and fan-in: one each, broadcast: four); a
+/// broadcast costs an Observe sensor one notification per observer on its
+/// own link, while behind a broker (MQTT-SN gateway, CoAP pub/sub broker)
+/// the sensor sends each reading once.
+#[test]
+fn three_patterns_over_every_protocol() {
+    let dir = run_text(
+        "patterns-protocols",
+        &scenario_file("patterns-protocols.toml"),
+        &[],
+    );
+    for v in ["mqtt", "sn", "obs", "ps"] {
+        for (pattern, fanout) in [("p2p", 1.0), ("broadcast", 4.0), ("fan-in", 1.0)] {
+            let r = run_row(&dir, &format!("{v}-{pattern}"));
+            assert_eq!(
+                num(&r, "intended"),
+                fanout * num(&r, "sent"),
+                "{v}-{pattern}"
+            );
+            assert!(num(&r, "sent") > 0.0);
+            assert_eq!(num(&r, "delivery_ratio"), 1.0, "{v}-{pattern}");
+        }
+    }
+    // packets the broadcasting sensor sent on its own link, per reading
+    let packets = read_csv(&dir.join("packets.csv"));
+    let per_reading = |v: &str| {
+        let sensor = format!("{v}-3");
+        let link = format!("{sensor}--router");
+        let n = packets
+            .iter()
+            .filter(|p| p["from"] == sensor && p["link"] == link)
+            .count();
+        n as f64 / num(&run_row(&dir, &format!("{v}-broadcast")), "sent")
+    };
+    let (obs, ps, sn) = (per_reading("obs"), per_reading("ps"), per_reading("sn"));
+    assert!(obs >= 4.0, "one notification per observer: {obs}");
+    assert!(
+        ps < 1.2 && sn < 1.2,
+        "one PUT / PUBLISH per reading: {ps} {sn}"
+    );
+    // and Observe, with no broker leg, is the cheapest per delivered
+    // reading point to point
+    let per = |f: &str| num(&run_row(&dir, f), "bytes_on_wire_per_delivered");
+    for f in ["mqtt-p2p", "sn-p2p", "ps-p2p"] {
+        assert!(per("obs-p2p") < per(f), "{f}");
+    }
+}
