@@ -111,6 +111,13 @@ fn is_loss_model(segs: &[&str], i: usize) -> bool {
     segs[i] == "model" && i > 0 && segs[i - 1] == "loss"
 }
 
+/// `loss.p` set on a loss table without a `model` (a link that had no
+/// loss): the table becomes `{ model = "bernoulli", p }`, what `p` alone
+/// means.
+fn bernoulli_by_default(segs: &[&str], i: usize) -> bool {
+    segs[i] == "p" && i > 0 && segs[i - 1] == "loss"
+}
+
 fn set_table(
     t: &mut Table,
     segs: &[&str],
@@ -124,6 +131,9 @@ fn set_table(
             if let Some(keep) = model_keys(&new) {
                 t.retain(|k, _| k == "model" || keep.contains(&k));
             }
+        }
+        if bernoulli_by_default(segs, i) && !t.contains_key("model") {
+            t.insert("model", Item::Value(Value::from("bernoulli")));
         }
         t.insert(key, Item::Value(new));
         return Ok(());
@@ -204,10 +214,21 @@ fn pick(
         .position(|l| l == want)
         .or_else(|| defaults.iter().position(|d| d.as_deref() == Some(want)))
         .ok_or_else(|| {
+            // `links.<member>--<to>`: a group member's link is the group's
+            // `link` table, set for every member at once
+            let hint = match (segs[..i].join(".").as_str(), want.split_once("--")) {
+                ("links", Some((member, _))) => format!(
+                    " (a link of a group member like \"{member}\" is its group's `link`: \
+                     `--set groups.<group>.link.{}=…`, e.g. groups.sensor-{{i}}.link.loss.p, \
+                     sets it for every member)",
+                    segs[i + 1..].join(".")
+                ),
+                _ => String::new(),
+            };
             ov.err(
                 &segs[..=i],
                 format!(
-                    "no element named \"{want}\" in `{}`; known: {}",
+                    "no element named \"{want}\" in `{}`; known: {}{hint}",
                     segs[..i].join("."),
                     list(labels)
                 ),
@@ -278,6 +299,9 @@ fn set_inline(
                 t.retain(|k, _| k == "model" || keep.contains(&k));
             }
         }
+        if bernoulli_by_default(segs, i) && !t.contains_key("model") {
+            t.insert("model", Value::from("bernoulli"));
+        }
         t.insert(key, new);
         return Ok(());
     }
@@ -321,6 +345,52 @@ mod tests {
             .and_then(|p| p.get("coap"))
             .and_then(|c| c.get("max_retransmit"));
         assert_eq!(got.and_then(toml::Value::as_integer), Some(2), "{out}");
+    }
+
+    /// `--set links.X.loss.p=…` on a link without loss, documented in
+    /// `qossim run --help`, makes it a Bernoulli channel; an existing
+    /// model is kept.
+    #[test]
+    fn loss_p_on_a_lossless_link_is_bernoulli() {
+        let text = "[[links]]\nname = \"l\"\n[[groups]]\nname = \"s-{i}\"\nlink = { to = \"r\" }\n";
+        let out = set(
+            text,
+            &["links.l.loss.p=0.2", "groups.s-{i}.link.loss.p=0.3"],
+        )
+        .unwrap_or_default();
+        let v: toml::Table = toml::from_str(&out).unwrap_or_default();
+        let loss = |t: Option<&toml::Value>| {
+            let l = t.and_then(|t| t.get("loss"));
+            (
+                l.and_then(|l| l.get("model"))
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_owned),
+                l.and_then(|l| l.get("p")).and_then(toml::Value::as_float),
+            )
+        };
+        let link = v.get("links").and_then(|a| a.get(0));
+        assert_eq!(loss(link), (Some("bernoulli".into()), Some(0.2)), "{out}");
+        let g = v
+            .get("groups")
+            .and_then(|a| a.get(0))
+            .and_then(|g| g.get("link"));
+        assert_eq!(loss(g), (Some("bernoulli".into()), Some(0.3)), "{out}");
+        let ge = "[[links]]\nname = \"l\"\nloss = { model = \"gilbert_elliott\", p = 0.1 }\n";
+        let out = set(ge, &["links.l.loss.p=0.2"]).unwrap_or_default();
+        assert!(
+            out.contains("gilbert_elliott") && !out.contains("bernoulli"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_group_members_link_points_to_the_group() {
+        let text = "[[links]]\nname = \"l\"\n";
+        let e = set(text, &["links.sensor-1--router.loss.p=0.3"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("groups.<group>.link.loss.p"), "{e}");
     }
 
     #[test]
