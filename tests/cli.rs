@@ -304,3 +304,76 @@ fn short_drain_with_coap_con_is_warned_about() {
     assert_eq!(code, 0);
     assert!(!err.contains("warning"), "{err}");
 }
+
+/// Roles mean something (issue 17 item 2): a flow whose hosts reach each
+/// other only through a `gateway` node — a host, not a router — gets a
+/// `check` warning naming the flow, both hosts and the node in the way,
+/// and `run` warns that it delivered nothing and found no route; with the
+/// node a router, no warning and everything delivered.
+#[test]
+fn a_path_through_a_host_is_a_warning_naming_flow_and_node() {
+    let text = |role: &str| {
+        format!(
+            r#"
+name = "gw-path"
+seed = 1
+duration = "1 min"
+[[nodes]]
+name = "broker"
+role = "broker"
+[[nodes]]
+name = "gateway"
+role = "{role}"
+[[groups]]
+name = "sensor-{{i}}"
+count = 2
+role = "client"
+link = {{ to = "gateway", rate = "250 kbit/s", delay = "5 ms" }}
+[[links]]
+a = "gateway"
+b = "broker"
+rate = "10 Mbit/s"
+delay = "1 ms"
+[[flows]]
+name = "t"
+pattern = "fan_in"
+protocol = "mqtt"
+reliability = "qos1"
+publishers = ["sensor-*"]
+receivers = ["broker"]
+topic = "a/{{i}}"
+payload_bytes = 16
+interval = "5 s"
+"#
+        )
+    };
+    let dir = common::temp_dir("gw-path");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, text("gateway")).expect("write");
+    let (code, _, err) = qossim(&["check", bad.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    assert!(
+        err.contains("flow `t`: `sensor-1` reaches `broker` only through `gateway` (role gateway)"),
+        "{err}"
+    );
+    let (_, _, err) = qossim(&[
+        "run",
+        bad.to_str().expect("utf-8"),
+        "--out",
+        dir.join("bad").to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert!(err.contains("flow `t` delivered nothing"), "{err}");
+    assert!(err.contains("found no route (drops_no_route)"), "{err}");
+    let good = dir.join("good.toml");
+    std::fs::write(&good, text("router")).expect("write");
+    let (code, _, err) = qossim(&[
+        "run",
+        good.to_str().expect("utf-8"),
+        "--out",
+        dir.join("good").to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning: flow"), "{err}");
+}
