@@ -471,6 +471,60 @@ pub fn diagram(dir: &Path, message: Option<&str>) -> Result<Vec<PathBuf>, CliErr
     Ok(paths)
 }
 
+/// `qossim list`: every `*.toml` under `dir` (recursively, sorted by
+/// path) with the first sentence of its header comment — the question it
+/// answers ("Question:", "Course question:") or what it checks or
+/// measures ("Regression:", "Benchmark …:"). A file without a header
+/// comment is listed with "(no description)".
+pub fn list(dir: &Path) -> Result<String, CliError> {
+    use std::fmt::Write;
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files).map_err(|e| {
+        CliError::BadArgument(format!("cannot list scenarios in {}: {e}", dir.display()))
+    })?;
+    files.sort();
+    let mut s = String::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        let header: Vec<&str> = text
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim())
+            .take_while(|l| !l.is_empty())
+            .collect();
+        let joined = header.join(" ");
+        // the first sentence: up to the first "?" or ". "
+        let end = joined
+            .find('?')
+            .map(|i| i + 1)
+            .or_else(|| joined.find(". ").map(|i| i + 1))
+            .unwrap_or(joined.len());
+        let first = joined[..end].trim();
+        let _ = writeln!(
+            s,
+            "{}\n    {}",
+            f.display(),
+            if first.is_empty() {
+                "(no description)"
+            } else {
+                first
+            }
+        );
+    }
+    Ok(s)
+}
+
 /// `qossim check`.
 pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
     let sc = scenario::load_file(path, overrides)?;

@@ -39,6 +39,9 @@ enum Cmd {
     Run(RunArgs),
     /// Validate a scenario file and print what it defines; runs nothing.
     Check(CheckArgs),
+    /// List the scenarios under a directory (default `scenarios`) with the
+    /// question each answers (the first sentence of its header comment).
+    List(ListArgs),
     /// Run every scenario with [[expect]] tables (files, or directories
     /// searched recursively) and check the expectations.
     #[command(after_help = TEST_HELP)]
@@ -264,6 +267,13 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct ListArgs {
+    /// Directory searched recursively for *.toml scenarios.
+    #[arg(default_value = "scenarios")]
+    dir: PathBuf,
+}
+
+#[derive(clap::Args)]
 struct CheckArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,
@@ -299,6 +309,7 @@ fn main() -> ExitCode {
             }),
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
+        Some(Cmd::List(a)) => cli::list(&a.dir).map(|text| print!("{text}")),
         Some(Cmd::Test(a)) => cli::test(&cli::TestRequest {
             paths: a.paths,
             out: a.out,

@@ -377,3 +377,45 @@ interval = "5 s"
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning: flow"), "{err}");
 }
+
+/// `qossim list` (issue 17 item 7): every shipped scenario, once, with the
+/// first sentence of its header (a question for the top-level and
+/// teaching scenarios).
+#[test]
+fn list_names_every_shipped_scenario_with_its_question() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("scenarios");
+    let (code, out, err) = qossim(&["list", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let mut files = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                files.push(p);
+            }
+        }
+    }
+    assert_eq!(lines.len(), 2 * files.len(), "{out}");
+    for f in &files {
+        let shown = f.display().to_string();
+        let at = lines
+            .iter()
+            .position(|l| *l == shown)
+            .unwrap_or_else(|| panic!("{shown} not listed"));
+        let what = lines[at + 1].trim();
+        assert!(!what.is_empty() && what != "(no description)", "{shown}");
+        let top =
+            f.parent() == Some(dir.as_path()) || f.parent() == Some(dir.join("teaching").as_path());
+        if top {
+            assert!(what.ends_with('?'), "{shown}: {what}");
+        }
+    }
+    let (code, _, err) = qossim(&["list", "/no/such/dir"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/no/such/dir"), "{err}");
+}
