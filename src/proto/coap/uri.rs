@@ -109,7 +109,10 @@ impl Uri {
         let path = if path.is_empty() || path == "/" {
             Vec::new()
         } else {
-            path.trim_start_matches('/')
+            // §6.4 step 8: only the leading "/" goes; every segment after
+            // it, empty ones included, is a Uri-Path option
+            path.strip_prefix('/')
+                .unwrap_or(path)
                 .split('/')
                 .map(decode)
                 .collect::<Result<Vec<_>, _>>()?
@@ -251,6 +254,21 @@ fn decode(s: &str) -> Result<String, UriError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_leading_path_segments_are_kept() {
+        // RFC 7252 §6.4 step 8, its own example: only the first "/" of the
+        // path goes, so "//%2F//" is four Uri-Path options. Found by the
+        // coap_uri fuzz target: all leading slashes were trimmed, so
+        // "coap://h//" gave one empty segment and composed back to
+        // "coap://h/" (no Uri-Path at all).
+        let u = Uri::parse("coap://198.51.100.1:61616//%2F//?%2F%2F&?%26").unwrap();
+        assert_eq!(u.path, ["", "/", "", ""]);
+        assert_eq!(u.query, ["//", "?&"]);
+        let h = Uri::parse("coap://h//").unwrap();
+        assert_eq!(h.path, ["", ""]);
+        assert_eq!(Uri::parse(&h.to_string()).unwrap(), h);
+    }
 
     #[test]
     fn rfc_7252_section_6_3_equivalent_uris_give_the_same_options() {
