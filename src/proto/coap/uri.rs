@@ -179,7 +179,10 @@ impl Uri {
 impl std::fmt::Display for Uri {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = String::from(if self.secure { "coaps://" } else { "coap://" });
-        if self.host.contains(':') {
+        // an IPv6 literal goes in brackets; any other host is a reg-name,
+        // its ':' and brackets percent-encoded so it parses back the same
+        let v6 = |c: u8| c.is_ascii_hexdigit() || c == b':' || c == b'.';
+        if self.host.contains(':') && self.host.bytes().all(v6) {
             let _ = write!(s, "[{}]", self.host);
         } else {
             encode_into(&mut s, &self.host, |c| is_unreserved(c) || is_sub_delim(c));
@@ -254,6 +257,25 @@ fn decode(s: &str) -> Result<String, UriError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_that_is_not_an_ipv6_literal_composes_percent_encoded() {
+        // Found by the coap_uri fuzz target: a reg-name holding ':' (here
+        // from "coap://\x1b2001:db8::1]:61616/t", whose last ':' is the
+        // port's) was written in brackets unencoded, "[\x1b2001:db8::1]]",
+        // which parses to another host and the default port.
+        let u = Uri::parse("coap://\u{1b}2001:db8::1]:61616/t").unwrap();
+        assert_eq!(u.host, "\u{1b}2001:db8::1]");
+        assert_eq!(u.port, 61616);
+        assert_eq!(u.to_string(), "coap://%1B2001%3Adb8%3A%3A1%5D:61616/t");
+        assert_eq!(Uri::parse(&u.to_string()).unwrap(), u);
+        let h = Uri::parse("coap://a%3A%5D/").unwrap();
+        assert_eq!(h.host, "a:]");
+        assert_eq!(Uri::parse(&h.to_string()).unwrap(), h);
+        // IPv6 literals keep their brackets
+        let v6 = Uri::parse("coap://[::ffff:10.0.0.1]:1/").unwrap();
+        assert_eq!(v6.to_string(), "coap://[::ffff:10.0.0.1]:1/");
+    }
 
     #[test]
     fn empty_leading_path_segments_are_kept() {
