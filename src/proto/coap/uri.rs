@@ -93,7 +93,8 @@ impl Uri {
         if host.is_empty() {
             return Err(UriError::NoHost);
         }
-        let host = decode(&host.to_ascii_lowercase())?;
+        // decoded first, then lowercased: "%51" is "Q", a host is "q"
+        let host = decode(&host)?.to_ascii_lowercase();
         let default = if secure { COAPS_PORT } else { COAP_PORT };
         let port = match port {
             None | Some("") => default,
@@ -275,6 +276,16 @@ mod tests {
         // IPv6 literals keep their brackets
         let v6 = Uri::parse("coap://[::ffff:10.0.0.1]:1/").unwrap();
         assert_eq!(v6.to_string(), "coap://[::ffff:10.0.0.1]:1/");
+    }
+
+    #[test]
+    fn a_percent_encoded_host_is_lowercased_after_decoding() {
+        // Found by the coap_uri fuzz target: lowercasing before decoding
+        // left "%51" as "Q" in the host, which composes to "coap://q…"
+        // on the way back.
+        let u = Uri::parse("coap://198%51.100.1/").unwrap();
+        assert_eq!(u.host, "198q.100.1");
+        assert_eq!(Uri::parse(&u.to_string()).unwrap(), u);
     }
 
     #[test]
