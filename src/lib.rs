@@ -21,6 +21,7 @@
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod fuzz;
 pub mod link;
 pub mod metrics;
 pub mod net;

@@ -93,7 +93,8 @@ impl Uri {
         if host.is_empty() {
             return Err(UriError::NoHost);
         }
-        let host = decode(&host.to_ascii_lowercase())?;
+        // decoded first, then lowercased: "%51" is "Q", a host is "q"
+        let host = decode(&host)?.to_ascii_lowercase();
         let default = if secure { COAPS_PORT } else { COAP_PORT };
         let port = match port {
             None | Some("") => default,
@@ -109,7 +110,10 @@ impl Uri {
         let path = if path.is_empty() || path == "/" {
             Vec::new()
         } else {
-            path.trim_start_matches('/')
+            // §6.4 step 8: only the leading "/" goes; every segment after
+            // it, empty ones included, is a Uri-Path option
+            path.strip_prefix('/')
+                .unwrap_or(path)
                 .split('/')
                 .map(decode)
                 .collect::<Result<Vec<_>, _>>()?
@@ -176,7 +180,10 @@ impl Uri {
 impl std::fmt::Display for Uri {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = String::from(if self.secure { "coaps://" } else { "coap://" });
-        if self.host.contains(':') {
+        // an IPv6 literal goes in brackets; any other host is a reg-name,
+        // its ':' and brackets percent-encoded so it parses back the same
+        let v6 = |c: u8| c.is_ascii_hexdigit() || c == b':' || c == b'.';
+        if self.host.contains(':') && self.host.bytes().all(v6) {
             let _ = write!(s, "[{}]", self.host);
         } else {
             encode_into(&mut s, &self.host, |c| is_unreserved(c) || is_sub_delim(c));
@@ -251,6 +258,50 @@ fn decode(s: &str) -> Result<String, UriError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_that_is_not_an_ipv6_literal_composes_percent_encoded() {
+        // Found by the coap_uri fuzz target: a reg-name holding ':' (here
+        // from "coap://\x1b2001:db8::1]:61616/t", whose last ':' is the
+        // port's) was written in brackets unencoded, "[\x1b2001:db8::1]]",
+        // which parses to another host and the default port.
+        let u = Uri::parse("coap://\u{1b}2001:db8::1]:61616/t").unwrap();
+        assert_eq!(u.host, "\u{1b}2001:db8::1]");
+        assert_eq!(u.port, 61616);
+        assert_eq!(u.to_string(), "coap://%1B2001%3Adb8%3A%3A1%5D:61616/t");
+        assert_eq!(Uri::parse(&u.to_string()).unwrap(), u);
+        let h = Uri::parse("coap://a%3A%5D/").unwrap();
+        assert_eq!(h.host, "a:]");
+        assert_eq!(Uri::parse(&h.to_string()).unwrap(), h);
+        // IPv6 literals keep their brackets
+        let v6 = Uri::parse("coap://[::ffff:10.0.0.1]:1/").unwrap();
+        assert_eq!(v6.to_string(), "coap://[::ffff:10.0.0.1]:1/");
+    }
+
+    #[test]
+    fn a_percent_encoded_host_is_lowercased_after_decoding() {
+        // Found by the coap_uri fuzz target: lowercasing before decoding
+        // left "%51" as "Q" in the host, which composes to "coap://q…"
+        // on the way back.
+        let u = Uri::parse("coap://198%51.100.1/").unwrap();
+        assert_eq!(u.host, "198q.100.1");
+        assert_eq!(Uri::parse(&u.to_string()).unwrap(), u);
+    }
+
+    #[test]
+    fn empty_leading_path_segments_are_kept() {
+        // RFC 7252 §6.4 step 8, its own example: only the first "/" of the
+        // path goes, so "//%2F//" is four Uri-Path options. Found by the
+        // coap_uri fuzz target: all leading slashes were trimmed, so
+        // "coap://h//" gave one empty segment and composed back to
+        // "coap://h/" (no Uri-Path at all).
+        let u = Uri::parse("coap://198.51.100.1:61616//%2F//?%2F%2F&?%26").unwrap();
+        assert_eq!(u.path, ["", "/", "", ""]);
+        assert_eq!(u.query, ["//", "?&"]);
+        let h = Uri::parse("coap://h//").unwrap();
+        assert_eq!(h.path, ["", ""]);
+        assert_eq!(Uri::parse(&h.to_string()).unwrap(), h);
+    }
 
     #[test]
     fn rfc_7252_section_6_3_equivalent_uris_give_the_same_options() {
