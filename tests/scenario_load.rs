@@ -912,3 +912,30 @@ fn topic_index_for_explicit_publishers_is_their_position() {
     assert_eq!(topic_for(&s.flows[0], &s.nodes, 0), "n/1/collector");
     assert_eq!(topic_for(&s.flows[0], &s.nodes, 1), "n/2/router");
 }
+
+/// "did you mean" (issue 17 item 7): an unknown field, choice or node
+/// name one or two edits from a known one names it.
+#[test]
+fn misspelt_names_get_a_suggestion() {
+    let err = |text: &str| {
+        qossim::scenario::load_str(text, "t.toml", std::path::Path::new("."), &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let e = err("name = \"x\"\ndurration = \"1 s\"\n");
+    assert!(
+        e.contains("t.toml:2") && e.ends_with("did you mean `duration`?"),
+        "{e}"
+    );
+    let e = err("name = \"x\"\nduration = \"1 s\"\n[[nodes]]\nname = \"a\"\nrole = \"clinet\"\n");
+    assert!(
+        e.contains("nodes.a.role") && e.ends_with("did you mean `client`?"),
+        "{e}"
+    );
+    let e = err("name = \"x\"\nduration = \"1 s\"\n[[nodes]]\nname = \"router\"\nrole = \"router\"\n[[nodes]]\nname = \"b\"\nrole = \"client\"\n[[links]]\na = \"b\"\nb = \"ruoter\"\n");
+    assert!(
+        e.contains("unknown node \"ruoter\"") && e.ends_with("did you mean `router`?"),
+        "{e}"
+    );
+}

@@ -145,9 +145,10 @@ impl<'a> Ctx<'a> {
                     v,
                     field,
                     format!(
-                        "unknown value \"{}\", expected one of: {}",
+                        "unknown value \"{}\", expected one of: {}{}",
                         v.get_ref(),
-                        list(options.iter().map(|o| o.0))
+                        list(options.iter().map(|o| o.0)),
+                        super::error::did_you_mean(v.get_ref(), options.iter().map(|o| o.0))
                     ),
                 )
             })
@@ -192,6 +193,24 @@ fn human_duration(d: SimDuration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn did_you_mean_suggests_the_closest_name_within_reach() {
+        use super::super::error::{did_you_mean, edit_distance, with_suggestion};
+        assert_eq!(edit_distance("clinet", "client"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            did_you_mean("clinet", ["router", "server", "client"]),
+            "; did you mean `client`?"
+        );
+        assert_eq!(did_you_mean("xyz", ["router", "client"]), "");
+        // short words: one edit at most
+        assert_eq!(did_you_mean("tpc", ["tcp", "udp"]), "");
+        assert_eq!(did_you_mean("tcq", ["tcp", "udp"]), "; did you mean `tcp`?");
+        let m = "unknown field `durration`, expected one of `name`, `duration`, `drain`";
+        assert!(with_suggestion(m).ends_with("; did you mean `duration`?"));
+        assert_eq!(with_suggestion("missing field `x`"), "missing field `x`");
+    }
 
     #[test]
     fn list_truncates_long_lists() {

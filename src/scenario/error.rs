@@ -57,6 +57,57 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
+/// Levenshtein distance between `a` and `b` (in characters).
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (up + 1).min(row[j] + 1).min(diag + usize::from(ca != cb));
+            diag = up;
+        }
+    }
+    row[b.len()]
+}
+
+/// `; did you mean `x`?` for the candidate closest to `want` (the first
+/// of equals) when it is within a third of `want`'s length in edits (at
+/// least 1, at most 3), else the empty string.
+pub(crate) fn did_you_mean<'a>(
+    want: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let limit = (want.chars().count() / 3).clamp(1, 3);
+    let best = candidates
+        .into_iter()
+        .filter(|c| *c != want)
+        .map(|c| (edit_distance(want, c), c))
+        .min_by_key(|&(d, _)| d);
+    match best {
+        Some((d, c)) if d <= limit => format!("; did you mean `{c}`?"),
+        _ => String::new(),
+    }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`, …" and
+/// "unknown variant `x`, expected one of …" messages with a
+/// [`did_you_mean`] suggestion appended.
+pub(crate) fn with_suggestion(message: &str) -> String {
+    let parsed = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split_once('`'))
+        .and_then(|(want, rest)| Some((want, rest.split_once("expected ")?.1)));
+    let Some((want, expected)) = parsed else {
+        return message.to_string();
+    };
+    let candidates = expected.split('`').skip(1).step_by(2);
+    format!("{message}{}", did_you_mean(want, candidates))
+}
+
 /// Maps byte offsets of one text to 1-based (line, column).
 #[derive(Debug, Clone)]
 pub struct LineIndex<'a> {

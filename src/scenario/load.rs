@@ -75,7 +75,7 @@ pub fn load_str_with(
 
 /// Turn a TOML/serde error into a located `ScenarioError`.
 fn parse_error(ctx: &Ctx<'_>, text: &str, e: &toml::de::Error) -> ScenarioError {
-    let message = e.message().trim().to_string();
+    let message = super::error::with_suggestion(e.message().trim());
     let Some(span) = e.span() else {
         return ScenarioError::file_only(ctx.origin, message);
     };

@@ -228,9 +228,10 @@ fn pick(
             ov.err(
                 &segs[..=i],
                 format!(
-                    "no element named \"{want}\" in `{}`; known: {}{hint}",
+                    "no element named \"{want}\" in `{}`; known: {}{}{hint}",
                     segs[..i].join("."),
-                    list(labels)
+                    list(labels),
+                    super::error::did_you_mean(want, labels.iter().map(String::as_str))
                 ),
             )
         })

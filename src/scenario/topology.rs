@@ -91,9 +91,13 @@ impl Topology {
                 v,
                 field,
                 format!(
-                    "unknown node \"{}\"; known nodes: {}",
+                    "unknown node \"{}\"; known nodes: {}{}",
                     v.get_ref(),
-                    list(self.nodes.iter().map(|n| &n.name))
+                    list(self.nodes.iter().map(|n| &n.name)),
+                    super::error::did_you_mean(
+                        v.get_ref(),
+                        self.nodes.iter().map(|n| n.name.as_str())
+                    )
                 ),
             )
         })
