@@ -191,6 +191,31 @@ struct Stored {
     fresh_until: SimTime,
 }
 
+impl Stored {
+    /// Store a 2.05's representation in `slot` (reusing its buffer),
+    /// fresh for the response's Max-Age from `now`.
+    fn put(
+        slot: &mut Option<Stored>,
+        now: SimTime,
+        cf: Option<u16>,
+        payload: &[u8],
+        cache: &CacheInfo,
+    ) {
+        let fresh_until = now + SimDuration::from_secs(u64::from(cache.max_age_or_default()));
+        let r = slot.get_or_insert_with(|| Stored {
+            content_format: None,
+            payload: Vec::new(),
+            etag: None,
+            fresh_until,
+        });
+        r.content_format = cf;
+        r.payload.clear();
+        r.payload.extend_from_slice(payload);
+        r.etag = cache.etag;
+        r.fresh_until = fresh_until;
+    }
+}
+
 /// One cache entry (one cache key).
 #[derive(Debug)]
 struct Entry {
@@ -792,17 +817,7 @@ impl Proxy {
         let fresh_until = now + SimDuration::from_secs(u64::from(cache.max_age_or_default()));
         let stored = match code {
             Code::CONTENT => {
-                let r = en.resp.get_or_insert_with(|| Stored {
-                    content_format: None,
-                    payload: Vec::new(),
-                    etag: None,
-                    fresh_until,
-                });
-                r.content_format = content_format;
-                r.payload.clear();
-                r.payload.extend_from_slice(payload);
-                r.etag = cache.etag;
-                r.fresh_until = fresh_until;
+                Stored::put(&mut en.resp, now, content_format, payload, cache);
                 true
             }
             // §5.9.1.3: the stored representation is still valid
@@ -875,18 +890,7 @@ impl Proxy {
         self.observers.of_path(&en.name, &mut self.ids);
         let ids = std::mem::take(&mut self.ids);
         if code == Code::CONTENT && observe.is_some() {
-            let fresh_until = now + SimDuration::from_secs(u64::from(cache.max_age_or_default()));
-            let r = en.resp.get_or_insert_with(|| Stored {
-                content_format: None,
-                payload: Vec::new(),
-                etag: None,
-                fresh_until,
-            });
-            r.content_format = content_format;
-            r.payload.clear();
-            r.payload.extend_from_slice(payload);
-            r.etag = cache.etag;
-            r.fresh_until = fresh_until;
+            Stored::put(&mut en.resp, now, content_format, payload, cache);
             if !ids.is_empty() {
                 let seq = self.observers.next_sequence();
                 self.fill_reply(now, e, Some(seq));

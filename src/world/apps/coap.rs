@@ -374,6 +374,22 @@ impl CoapNode {
 }
 
 impl Coap {
+    /// A receiver's request `h` of `flow` is outstanding: keep its record
+    /// (and count the exchange as started when it is counted).
+    fn track(&mut self, receiver: usize, h: RequestHandle, flow: u32, counted: bool) {
+        self.reqs.insert(
+            (receiver as u32, h.0),
+            CoapReq {
+                flow,
+                counted,
+                first_tx: SimTime::MAX,
+            },
+        );
+        if counted {
+            self.exchanges[flow as usize].started += 1;
+        }
+    }
+
     fn node(&mut self, ctx: &Ctx<'_, '_>, node: usize) -> &mut CoapNode {
         let life = self.incarnations[node];
         let (links, leisure) = (&self.links, self.leisure);
@@ -850,17 +866,7 @@ impl Coap {
                 self.exchanges[flow as usize].started += 1;
             }
         } else if let Ok(h) = self.node(ctx, receiver).ep.request(to, &req) {
-            self.reqs.insert(
-                (receiver as u32, h.0),
-                CoapReq {
-                    flow,
-                    counted,
-                    first_tx: SimTime::MAX,
-                },
-            );
-            if counted {
-                self.exchanges[flow as usize].started += 1;
-            }
+            self.track(receiver, h, flow, counted);
         }
         req.proxy_uri = None;
         self.req = req;
@@ -960,17 +966,7 @@ impl Coap {
             o.handle = Some(h);
         }
         self.obs_of.insert((receiver as u32, h.0), i as u32);
-        self.reqs.insert(
-            (receiver as u32, h.0),
-            CoapReq {
-                flow,
-                counted,
-                first_tx: SimTime::MAX,
-            },
-        );
-        if counted {
-            self.exchanges[flow as usize].started += 1;
-        }
+        self.track(receiver, h, flow, counted);
         let meta = PacketMeta {
             flow,
             kind: "coap",
