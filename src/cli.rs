@@ -93,7 +93,7 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, Scena
 /// Warnings about a valid but questionable scenario (printed on stderr).
 pub fn warnings(sc: &Scenario) -> Vec<String> {
     use crate::scenario::model::{Protocol, Reliability};
-    let mut w = path_warnings(sc);
+    let mut w = Vec::new();
     let con = sc.flows.iter().any(|f| {
         f.protocol == Protocol::Coap
             && matches!(f.reliability, Reliability::Confirmed | Reliability::Con)
@@ -215,129 +215,6 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// Hosts a flow's packets must travel between at the IP level: MQTT
-/// clients and their broker, CoAP pub/sub sensors and observers and their
-/// broker, a proxied CoAP flow's receivers and proxy and the proxy and
-/// publishers, every other CoAP, UDP, TCP and HTTP publisher and receiver
-/// (MQTT-SN clients are left out: which gateway a client takes is found
-/// at run time; CoAP discovery is one multicast hop).
-fn ip_pairs(f: &crate::scenario::model::FlowSpec) -> Vec<(usize, usize)> {
-    use crate::scenario::model::{CoapMode, Protocol};
-    let mut v = Vec::new();
-    let to_hub = |v: &mut Vec<(usize, usize)>, hub: usize, ends: &[usize]| {
-        v.extend(ends.iter().filter(|&&e| e != hub).map(|&e| (e, hub)));
-    };
-    match f.protocol {
-        Protocol::Mqtt => {
-            if let Some(b) = f.broker {
-                to_hub(&mut v, b, &f.publishers);
-                if f.subscribe_with == Protocol::Mqtt {
-                    to_hub(&mut v, b, &f.receivers);
-                }
-            }
-        }
-        Protocol::Mqttsn => {
-            if let (Some(b), Protocol::Mqtt) = (f.broker, f.subscribe_with) {
-                to_hub(&mut v, b, &f.receivers);
-            }
-        }
-        Protocol::Coap if f.coap_mode == CoapMode::Discover => {}
-        Protocol::Coap if f.coap_mode == CoapMode::Pubsub => {
-            if let Some(b) = f.broker {
-                to_hub(&mut v, b, &f.publishers);
-                to_hub(&mut v, b, &f.receivers);
-            }
-        }
-        Protocol::Coap if f.proxy.is_some() => {
-            if let Some((p, _)) = f.proxy {
-                to_hub(&mut v, p, &f.publishers);
-                to_hub(&mut v, p, &f.receivers);
-            }
-        }
-        _ => {
-            for &p in &f.publishers {
-                v.extend(f.receivers.iter().filter(|&&r| r != p).map(|&r| (p, r)));
-            }
-        }
-    }
-    v
-}
-
-/// `check`/`run` warnings for flows whose hosts can reach each other only
-/// through a node that does not forward IP packets (only `role =
-/// "router"` does, DESIGN.md): the run would count every such packet in
-/// `drops_no_route` and deliver nothing between them. One warning per
-/// flow, naming the first such pair and the nodes in the way.
-fn path_warnings(sc: &Scenario) -> Vec<String> {
-    let n = sc.nodes.len();
-    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for l in &sc.links {
-        adj[l.a].push(l.b);
-        adj[l.b].push(l.a);
-    }
-    for m in &sc.media {
-        // a shared medium: every member hears every other (one hop)
-        for &a in &m.members {
-            adj[a].extend(m.members.iter().copied().filter(|&b| b != a));
-        }
-    }
-    // breadth-first from `src`; transit through `may_transit` nodes only.
-    // Returns the predecessor of every reached node.
-    let search = |src: usize, forwarding_only: bool| {
-        let mut prev = vec![usize::MAX; n];
-        prev[src] = src;
-        let mut queue = std::collections::VecDeque::from([src]);
-        while let Some(x) = queue.pop_front() {
-            if x != src && forwarding_only && !sc.nodes[x].role.forwards() {
-                continue;
-            }
-            for &y in &adj[x] {
-                if prev[y] == usize::MAX {
-                    prev[y] = x;
-                    queue.push_back(y);
-                }
-            }
-        }
-        prev
-    };
-    let mut w = Vec::new();
-    let mut cache: std::collections::BTreeMap<usize, (Vec<usize>, Vec<usize>)> =
-        std::collections::BTreeMap::new();
-    for f in &sc.flows {
-        for (a, b) in ip_pairs(f) {
-            let (routed, any) = cache
-                .entry(a)
-                .or_insert_with(|| (search(a, true), search(a, false)));
-            if routed[b] != usize::MAX || any[b] == usize::MAX {
-                continue;
-            }
-            // the hosts on the way that would have to forward
-            let mut hosts = Vec::new();
-            let mut x = any[b];
-            while x != a {
-                if !sc.nodes[x].role.forwards() {
-                    hosts.push(format!(
-                        "`{}` (role {})",
-                        sc.nodes[x].name,
-                        sc.nodes[x].role.as_str()
-                    ));
-                }
-                x = any[x];
-            }
-            hosts.reverse();
-            w.push(format!(
-                "flow `{}`: `{}` reaches `{}` only through {}, which does not forward IP packets (only role = \"router\" does; scenarios/README.md \"Roles\"): every packet between them will be dropped (drops_no_route). Make that node a router, or link the hosts to a router",
-                f.name,
-                sc.nodes[a].name,
-                sc.nodes[b].name,
-                hosts.join(", ")
-            ));
-            break;
-        }
-    }
-    w
 }
 
 /// Warnings after a run: a flow that delivered nothing of what it

@@ -306,13 +306,14 @@ fn short_drain_with_coap_con_is_warned_about() {
 }
 
 /// Roles mean something (issue 17 item 2): a flow whose hosts reach each
-/// other only through a `gateway` node — a host, not a router — gets a
-/// `check` warning naming the flow, both hosts and the node in the way,
-/// and `run` warns that it delivered nothing and found no route; with the
-/// node a router, no warning and everything delivered.
+/// other only through a `gateway` node — a host, not a router — is a
+/// `check` (and `run`) error at the flow, naming both hosts, the node in
+/// the way and the fix; with the node a router, no warning and everything
+/// delivered; with the router's uplink down for the whole run, `run` warns
+/// that the flow delivered nothing and found no route.
 #[test]
-fn a_path_through_a_host_is_a_warning_naming_flow_and_node() {
-    let text = |role: &str| {
+fn a_path_through_a_host_is_an_error_naming_flow_and_node() {
+    let text = |role: &str, events: &str| {
         format!(
             r#"
 name = "gw-path"
@@ -344,29 +345,42 @@ receivers = ["broker"]
 topic = "a/{{i}}"
 payload_bytes = 16
 interval = "5 s"
+{events}
 "#
         )
     };
     let dir = common::temp_dir("gw-path");
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, text("gateway")).expect("write");
-    let (code, _, err) = qossim(&["check", bad.to_str().expect("utf-8")]);
-    assert_eq!(code, 0, "a warning, not an error: {err}");
-    assert!(
-        err.contains("flow `t`: `sensor-1` reaches `broker` only through `gateway` (role gateway)"),
-        "{err}"
-    );
-    let (_, _, err) = qossim(&[
+    std::fs::write(&bad, text("gateway", "")).expect("write");
+    let bad_out = dir.join("bad");
+    let bad_out = bad_out.to_str().expect("utf-8");
+    for args in [vec!["check"], vec!["run", "--quiet", "--out", bad_out]] {
+        let cmd = args[0];
+        let mut args = args.clone();
+        args.insert(1, bad.to_str().expect("utf-8"));
+        let (code, _, err) = qossim(&args);
+        assert_eq!(code, 2, "{cmd}: {err}");
+        assert!(
+            err.contains("bad.toml:22:8: field `flows.t`: flow `t`: `sensor-1` reaches `broker` only through `gateway` (role gateway), which does not forward IP packets"),
+            "{cmd}: {err}"
+        );
+        assert!(err.contains("Make that node a router"), "{err}");
+    }
+    let down = dir.join("down.toml");
+    let event = "[[events]]\nat = \"0 s\"\naction = \"link_down\"\nlink = \"gateway--broker\"\n";
+    std::fs::write(&down, text("router", event)).expect("write");
+    let (code, _, err) = qossim(&[
         "run",
-        bad.to_str().expect("utf-8"),
+        down.to_str().expect("utf-8"),
         "--out",
-        dir.join("bad").to_str().expect("utf-8"),
+        dir.join("down").to_str().expect("utf-8"),
         "--quiet",
     ]);
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("flow `t` delivered nothing"), "{err}");
     assert!(err.contains("found no route (drops_no_route)"), "{err}");
     let good = dir.join("good.toml");
-    std::fs::write(&good, text("router")).expect("write");
+    std::fs::write(&good, text("router", "")).expect("write");
     let (code, _, err) = qossim(&[
         "run",
         good.to_str().expect("utf-8"),

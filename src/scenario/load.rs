@@ -3,7 +3,9 @@
 use super::check::{Ctx, MAX_DURATION};
 use super::error::{field_path_at, LineIndex, ScenarioError};
 use super::schema::{FileSchema, FlowSchema};
-use super::{events, expect, flows, overrides, processing, protocols, radio, sweep, topology};
+use super::{
+    events, expect, flows, overrides, paths, processing, protocols, radio, sweep, topology,
+};
 use crate::scenario::model::{ProtocolTable, Scenario};
 use crate::sim::SimDuration;
 use std::collections::HashSet;
@@ -188,6 +190,8 @@ fn build(
     flows::check_mqttsn_flows(ctx, &topo, &schemas, &out_flows)?;
     let events = events::resolve_all(ctx, &topo, &out_flows, &file.events, duration + drain)?;
     let media = radio::resolve_all(ctx, &topo, &file.media)?;
+    let spanned: Vec<_> = file.flows.iter().collect();
+    paths::check(ctx, &topo.nodes, &topo.links, &media, &out_flows, &spanned)?;
     let expectations = expect::resolve_all(ctx, &file.expect, &out_flows)?;
     let sweep = match &file.sweep {
         Some(sw) => Some(sweep::resolve(ctx, sw, resolved)?),

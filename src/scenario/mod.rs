@@ -17,6 +17,7 @@ pub mod model;
 mod mqtt;
 mod mqttsn;
 pub mod overrides;
+mod paths;
 pub mod processing;
 mod protocols;
 pub mod radio;
