@@ -2,6 +2,7 @@
 //! parses arguments), so tests drive exactly what users run.
 
 use crate::run::{run_scenario, RunError, RunOptions, RunReport};
+use crate::scenario::error::Warning;
 use crate::scenario::{self, model::Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
 
@@ -34,26 +35,33 @@ pub enum CliError {
     /// `qossim test` could not write its results (exit 3).
     #[error("internal error: {0}")]
     TestInternal(String),
-    /// `qossim diagram`: no trace, no such message (exit 2), unreadable (1).
+    /// `qossim diagram`: no trace, no such message (exit 2), unreadable (3).
     #[error("{0}")]
     Diagram(#[from] crate::report::diagram::DiagramError),
+    /// `--deny-warnings` and the command warned (exit 2).
+    #[error("{0} warning(s) and --deny-warnings")]
+    DeniedWarnings(usize),
 }
 
 impl CliError {
-    /// 2 for bad input, 1 for everything else.
+    /// README.md "Exit codes": 1 something the user asked to check failed
+    /// (an expectation, sweep points at run time), 2 bad input, 3 an
+    /// internal error or an environment that failed (a results directory
+    /// that cannot be written, an address that cannot be bound).
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Scenario(_) => 2,
-            CliError::Run(_) => 1,
+            CliError::Run(_) => 3,
             CliError::Sweep(e) => e.exit_code(),
-            CliError::Chart(crate::report::charts::ChartError::Write(..)) => 1,
+            CliError::Chart(crate::report::charts::ChartError::Write(..)) => 3,
             CliError::Chart(_) => 2,
             CliError::BadArgument(_) => 2,
-            CliError::Gateway(_) => 1,
+            CliError::Gateway(_) => 3,
             CliError::ExpectationsFailed { .. } => 1,
             CliError::TestInternal(_) => 3,
-            CliError::Diagram(crate::report::diagram::DiagramError::Read { .. }) => 1,
+            CliError::Diagram(crate::report::diagram::DiagramError::Read { .. }) => 3,
             CliError::Diagram(_) => 2,
+            CliError::DeniedWarnings(_) => 2,
         }
     }
 }
@@ -70,6 +78,8 @@ pub struct RunRequest {
     pub quiet: bool,
     /// Exit 1 when an expectation fails.
     pub strict: bool,
+    /// Exit 2 when the scenario or the run warns (`--deny-warnings`).
+    pub deny_warnings: bool,
     /// Run the spec-oracle monitors (`--check`).
     pub check: bool,
     /// Write `trace.csv` (`--trace`, filtered by `--trace-nodes`,
@@ -90,10 +100,14 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, Scena
     }
 }
 
-/// Warnings about a valid but questionable scenario (printed on stderr).
-pub fn warnings(sc: &Scenario) -> Vec<String> {
+/// Warnings about a valid but questionable scenario (printed on stderr,
+/// located in the scenario file: README.md "Warnings").
+pub fn warnings(sc: &Scenario) -> Vec<Warning> {
     use crate::scenario::model::{Protocol, Reliability};
     let mut w = Vec::new();
+    let mut warn = |field: String, message: String| {
+        w.push(Warning::at(&sc.origin, &sc.text, Some(&field), message));
+    };
     let con = sc.flows.iter().any(|f| {
         f.protocol == Protocol::Coap
             && matches!(f.reliability, Reliability::Confirmed | Reliability::Con)
@@ -101,7 +115,7 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
     if con {
         let wait = crate::proto::coap::Config::from(&sc.protocols.coap).max_transmit_wait();
         if sc.drain < wait {
-            w.push(format!(
+            warn("drain".into(), format!(
                 "drain {} is shorter than CoAP MAX_TRANSMIT_WAIT {wait}: CON messages still being retransmitted when the run ends count as lost (DESIGN.md: drain ≥ the slowest give-up time)",
                 sc.drain
             ));
@@ -122,7 +136,7 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
             Timing::Bulk => continue,
         };
         if gap > patience {
-            w.push(format!(
+            warn(format!("flows.{}", f.name), format!(
                 "flow {}: readings every {gap} but observers re-register after {patience} without one (protocols.coap.observe_max_age + observe_margin): every reading will also cost a re-registration; raise observe_max_age",
                 f.name
             ));
@@ -134,7 +148,7 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
     for f in &sc.flows {
         let offered = crate::scenario::flows::messages_offered(f, sc.duration);
         if offered > 1e7 {
-            w.push(format!(
+            warn(format!("flows.{}.interval", f.name), format!(
                 "flow {}: {} publishers offer about {offered:.2e} messages in {}: expect a long run and about {:.1} GB of message records",
                 f.name,
                 f.publishers.len(),
@@ -154,7 +168,7 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
                 continue; // on a medium, or several ways out
             };
             if per_publisher_bps > l.rate_bps as f64 {
-                w.push(format!(
+                warn(format!("flows.{}", f.name), format!(
                     "flow {}: publisher {} offers {:.0} bit/s of payload alone, more than its link {}'s {} bit/s: the link's queue fills and drops (drops_queue), latency grows",
                     f.name, sc.nodes[p].name, per_publisher_bps, l.name, l.rate_bps
                 ));
@@ -163,6 +177,18 @@ pub fn warnings(sc: &Scenario) -> Vec<String> {
         }
     }
     w
+}
+
+/// Print `warnings` on stderr (one line each); with `deny`, any warning
+/// is an error (exit 2).
+pub fn report_warnings(warnings: &[Warning], deny: bool) -> Result<(), CliError> {
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    if deny && !warnings.is_empty() {
+        return Err(CliError::DeniedWarnings(warnings.len()));
+    }
+    Ok(())
 }
 
 /// `qossim run`.
@@ -175,9 +201,7 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
     if let Some(t) = &req.trace {
         crate::world::trace::TraceFilter::resolve(&sc, t).map_err(CliError::BadArgument)?;
     }
-    for w in warnings(&sc) {
-        eprintln!("warning: {w}");
-    }
+    report_warnings(&warnings(&sc), req.deny_warnings)?;
     let out_dir = req
         .out
         .clone()
@@ -197,8 +221,9 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
     if !req.quiet {
         print!("{}", summary_text(&sc, &report, &out_dir));
     }
-    for w in run_warnings(&report) {
-        eprintln!("warning: {w}");
+    let after = run_warnings(&sc, &report);
+    for w in &after {
+        eprintln!("{w}");
     }
     if let Some(ev) = &report.expectations {
         if !req.quiet {
@@ -214,12 +239,15 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
             });
         }
     }
+    if req.deny_warnings && !after.is_empty() {
+        return Err(CliError::DeniedWarnings(after.len()));
+    }
     Ok(())
 }
 
 /// Warnings after a run: a flow that delivered nothing of what it
 /// intended, and a flow with packets that found no route.
-pub fn run_warnings(r: &RunReport) -> Vec<String> {
+pub fn run_warnings(sc: &Scenario, r: &RunReport) -> Vec<Warning> {
     let mut w = Vec::new();
     let Some(first) = r.rows.first() else {
         return w;
@@ -233,18 +261,23 @@ pub fn run_warnings(r: &RunReport) -> Vec<String> {
         let m = &row.metrics;
         let get = |c: usize| m.get(c).and_then(|v| v.as_f64()).unwrap_or(0.0);
         if get(ci) > 0.0 && get(cd) == 0.0 {
-            w.push(format!(
-                "flow `{}` delivered nothing ({} intended)",
-                row.flow,
-                get(ci)
+            w.push(Warning::at(
+                &sc.origin,
+                &sc.text,
+                Some(&format!("flows.{}", row.flow)),
+                format!(
+                    "flow `{}` delivered nothing ({} intended)",
+                    row.flow,
+                    get(ci)
+                ),
             ));
         }
         if get(cn) > 0.0 {
-            w.push(format!(
+            w.push(Warning::at(&sc.origin, &sc.text, Some(&format!("flows.{}", row.flow)), format!(
                 "flow `{}`: {} packets found no route (drops_no_route): a path needs a node that does not forward (only role = \"router\" does), or a link was down",
                 row.flow,
                 get(cn)
-            ));
+            )));
         }
     }
     w
@@ -403,11 +436,9 @@ pub fn list(dir: &Path) -> Result<String, CliError> {
 }
 
 /// `qossim check`.
-pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
+pub fn check(path: &Path, overrides: &[String], deny_warnings: bool) -> Result<(), CliError> {
     let sc = scenario::load_file(path, overrides)?;
-    for w in warnings(&sc) {
-        eprintln!("warning: {w}");
-    }
+    report_warnings(&warnings(&sc), deny_warnings)?;
     let radios: usize = sc.media.iter().map(|m| m.members.len()).sum();
     let media = match sc.media.len() {
         0 => String::new(),
@@ -419,14 +450,16 @@ pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
         1 => ", 1 expectation".to_string(),
         n => format!(", {n} expectations"),
     };
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "{}: ok — scenario `{}`: {} nodes, {} links{media}, {} flows, {} events{expects}; {} + {} drain simulated",
+        "{}: ok — scenario `{}`: {}, {}{media}, {}, {}{expects}; {} + {} drain simulated",
         path.display(),
         sc.name,
-        sc.nodes.len(),
-        sc.links.len(),
-        sc.flows.len(),
-        sc.events.len(),
+        count(sc.nodes.len(), "node", "nodes"),
+        count(sc.links.len(), "link", "links"),
+        count(sc.flows.len(), "flow", "flows"),
+        count(sc.events.len(), "event", "events"),
         sc.duration,
         sc.drain
     );
@@ -446,6 +479,8 @@ pub struct SweepRequest {
     pub quiet: bool,
     /// Run the spec-oracle monitors in every run (`--check`).
     pub check: bool,
+    /// Exit 2 when the scenario warns (`--deny-warnings`).
+    pub deny_warnings: bool,
 }
 
 /// `qossim sweep`.
@@ -455,12 +490,12 @@ pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
         Some(s) => Some(parse_shard(s).map_err(SweepError::BadOption)?),
         None => None,
     };
+    // the base point's warnings (each point is checked when it loads)
+    let sc = scenario::load_file(&req.scenario, &req.overrides)?;
+    report_warnings(&warnings(&sc), req.deny_warnings)?;
     let out_dir = match &req.out {
         Some(o) => o.clone(),
-        None => {
-            let sc = scenario::load_file(&req.scenario, &req.overrides)?;
-            Path::new("results").join(crate::run::file_safe(&sc.name))
-        }
+        None => Path::new("results").join(crate::run::file_safe(&sc.name)),
     };
     let r = run_sweep(
         &req.scenario,

@@ -1,6 +1,7 @@
 //! `qossim` command line: parse arguments, run, map errors to exit codes
-//! (0 ok, 2 bad input, 1 internal error; `test` and `run --strict`: 1 an
-//! expectation failed, 3 internal error). All the work is in the library.
+//! (README.md "Exit codes": 0 ok, 1 something the user asked to check
+//! failed, 2 bad input, 3 internal error or the environment failed). All
+//! the work is in the library.
 
 use clap::{Args, Parser, Subcommand};
 use qossim::cli;
@@ -30,6 +31,9 @@ struct Cli {
     /// Let scenarios read trace files outside their own directory.
     #[arg(long, global = true)]
     allow_outside: bool,
+    /// Treat every warning (README.md "Warnings") as an error: exit 2.
+    #[arg(long, global = true)]
+    deny_warnings: bool,
 }
 
 #[derive(Subcommand)]
@@ -285,14 +289,12 @@ struct CheckArgs {
 fn main() -> ExitCode {
     let parsed = Cli::parse();
     qossim::scenario::allow_files_outside(parsed.allow_outside);
-    // `qossim test` reserves 1 for a failed expectation: a bug there is 3
-    let internal_code = if matches!(parsed.cmd, Some(Cmd::Test(_))) {
-        3
-    } else {
-        1
-    };
+    let deny_warnings = parsed.deny_warnings;
     let result = std::panic::catch_unwind(move || match parsed.cmd {
-        None => cli::run(&cli::RunRequest::default()),
+        None => cli::run(&cli::RunRequest {
+            deny_warnings,
+            ..cli::RunRequest::default()
+        }),
         Some(Cmd::Run(a)) => cli::run(&cli::RunRequest {
             scenario: a.scenario,
             seed: a.seed,
@@ -302,13 +304,14 @@ fn main() -> ExitCode {
             pcap: a.pcap,
             quiet: a.quiet,
             strict: a.strict,
+            deny_warnings,
             check: a.check,
             trace: a.trace.then_some(qossim::world::trace::TraceOptions {
                 nodes: a.trace_nodes,
                 flows: a.trace_flows,
             }),
         }),
-        Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
+        Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set, deny_warnings),
         Some(Cmd::List(a)) => cli::list(&a.dir).map(|text| print!("{text}")),
         Some(Cmd::Test(a)) => cli::test(&cli::TestRequest {
             paths: a.paths,
@@ -317,6 +320,7 @@ fn main() -> ExitCode {
             overrides: a.set,
             quiet: a.quiet,
             check: a.check,
+            deny_warnings,
         }),
         Some(Cmd::Sweep(a)) => cli::sweep(&cli::SweepRequest {
             scenario: a.scenario,
@@ -328,6 +332,7 @@ fn main() -> ExitCode {
             overrides: a.set,
             quiet: a.quiet,
             check: a.check,
+            deny_warnings,
         }),
         Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
         Some(Cmd::Plot(a)) => cli::plot(&a.dir),
@@ -361,7 +366,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "error: internal error (a bug in qossim); please report it with the scenario"
             );
-            ExitCode::from(internal_code)
+            ExitCode::from(3)
         }
     }
 }

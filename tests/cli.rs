@@ -433,3 +433,79 @@ fn list_names_every_shipped_scenario_with_its_question() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("/no/such/dir"), "{err}");
 }
+
+/// README.md "Warnings" (issue 17 item 8): every warning has one form,
+/// `file:line:col: warning: …`, located at the field it is about, and
+/// `--deny-warnings` (accepted by every command) turns it into exit 2 —
+/// before a run starts for `check`/`run`, and after it for warnings that
+/// only the run can tell (a flow that delivered nothing).
+#[test]
+fn warnings_have_one_located_form_and_can_be_denied() {
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let q = q.to_str().expect("utf-8");
+    // `drain` is on line 17, its value at column 9
+    let (code, _, err) = qossim(&["check", q, "--set", "drain=10s"]);
+    assert_eq!(code, 0, "{err}");
+    let want = format!("{q}:17:9: warning: drain 10 s is shorter than CoAP MAX_TRANSMIT_WAIT");
+    assert!(err.lines().any(|l| l.starts_with(&want)), "{err}");
+    for cmd in [vec!["check", q], vec!["run", q, "--quiet"]] {
+        let mut args = cmd.clone();
+        args.extend(["--set", "drain=10s", "--deny-warnings"]);
+        let dir = common::temp_dir("deny");
+        let d = dir.join("out");
+        if cmd[0] == "run" {
+            args.extend(["--out", d.to_str().expect("utf-8")]);
+        }
+        let (code, _, err) = qossim(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("error: 1 warning(s) and --deny-warnings"),
+            "{err}"
+        );
+        // refused before running: nothing written
+        assert!(!d.join("runs.csv").exists());
+    }
+    // a warning only the run can tell: the uplink is down for the whole run
+    let dir = common::temp_dir("deny-run");
+    let text = std::fs::read_to_string(q).expect("quickstart")
+        + "\n[[events]]\nat = \"0 s\"\naction = \"link_down\"\nlink = \"backhaul\"\n";
+    let s = dir.join("down.toml");
+    std::fs::write(&s, text).expect("write");
+    let s = s.to_str().expect("utf-8");
+    let out = dir.join("out");
+    let out = out.to_str().expect("utf-8");
+    let (code, _, err) = qossim(&["run", s, "--quiet", "--out", out]);
+    assert_eq!(code, 0, "{err}");
+    let flow_line = std::fs::read_to_string(s)
+        .expect("read")
+        .lines()
+        .position(|l| l.starts_with("name = \"telemetry\""))
+        .expect("flow")
+        + 1;
+    assert!(
+        err.contains(&format!(
+            "{s}:{flow_line}:8: warning: flow `telemetry` delivered nothing"
+        )),
+        "{err}"
+    );
+    let (code, _, err) = qossim(&["run", s, "--quiet", "--out", out, "--deny-warnings"]);
+    assert_eq!(code, 2, "{err}");
+    // the results are still written: the warning is about them
+    assert!(Path::new(out).join("runs.csv").exists());
+}
+
+/// README.md "Exit codes": 2 bad input, 3 the environment failed (a
+/// results directory that cannot be created), 1 a check the user asked
+/// for failed (`--strict`, in tests/expectations.rs).
+#[test]
+fn exit_codes_follow_the_table() {
+    let (code, _, err) = qossim(&["check", "/nonexistent/x.toml"]);
+    assert_eq!(code, 2, "{err}");
+    let dir = common::temp_dir("exit3");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").expect("write");
+    let out = file.join("sub");
+    let (code, _, err) = qossim(&["run", "--quiet", "--out", out.to_str().expect("utf-8")]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot write results"), "{err}");
+}

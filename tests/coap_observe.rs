@@ -156,7 +156,7 @@ fn rare_readings_against_max_age_are_warned() {
     let w = qossim::cli::warnings(&rare);
     assert!(
         w.iter()
-            .any(|m| m.contains("flow f") && m.contains("observe_max_age")),
+            .any(|m| m.message.contains("flow f") && m.message.contains("observe_max_age")),
         "{w:?}"
     );
     let fixed = load(
@@ -165,7 +165,7 @@ fn rare_readings_against_max_age_are_warned() {
     );
     assert!(!qossim::cli::warnings(&fixed)
         .iter()
-        .any(|m| m.contains("observe_max_age")));
+        .any(|m| m.message.contains("observe_max_age")));
 }
 
 /// `coap_mode = "pubsub"` (draft-ietf-core-coap-pubsub): the sensor PUTs

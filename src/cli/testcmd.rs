@@ -30,6 +30,8 @@ pub struct TestRequest {
     /// Run the spec-oracle monitors in every scenario (`--check`); without
     /// it they run where an expectation reads `violations`.
     pub check: bool,
+    /// Exit 2 when a scenario warns (`--deny-warnings`).
+    pub deny_warnings: bool,
 }
 
 /// One scenario's outcome.
@@ -333,6 +335,11 @@ pub fn test(req: &TestRequest) -> Result<(), CliError> {
     }
     let files = collect_files(&req.paths)?;
     let scenarios = load_scenarios(&files, &req.overrides)?;
+    let warned: Vec<_> = scenarios
+        .iter()
+        .flat_map(|(_, sc)| super::warnings(sc))
+        .collect();
+    super::report_warnings(&warned, req.deny_warnings)?;
     if scenarios.is_empty() {
         let names: Vec<String> = req.paths.iter().map(|p| p.display().to_string()).collect();
         return Err(CliError::BadArgument(format!(

@@ -57,6 +57,105 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
+/// A valid but questionable scenario, or a run that did something the
+/// user probably did not intend (README.md "Warnings"). Every command
+/// prints warnings in one form, ``<file>:<line>:<col>: warning: <message>``
+/// (the location of the field the warning is about, when it is in the
+/// file), and `--deny-warnings` turns them into exit 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Field path in `--set` syntax the warning is about, if any.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Warning {
+    /// A warning about `field` (a `--set`-style path such as `flows.t` or
+    /// `drain`) of the scenario text `text` read from `file`: located at
+    /// the field's deepest ancestor that the text spells out (an array
+    /// element at its `name`), at the file alone when none does.
+    pub fn at(file: &str, text: &str, field: Option<&str>, message: impl Into<String>) -> Self {
+        let span = field.and_then(|f| span_of_path(text, f));
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = LineIndex::new(text).line_col(s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        Warning {
+            file: file.to_string(),
+            line,
+            column,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": warning: {}", self.message)
+    }
+}
+
+/// The byte span of the `--set`-style `path` in the TOML `text`: a key's
+/// span, or for an array element (named as in [`field_path_at`]) the span
+/// of its `name` value (the whole element when unnamed). When `path` is
+/// not spelled out in full (a default, a group member), the span of its
+/// longest prefix that is; `None` when not even the first segment is.
+pub fn span_of_path(text: &str, path: &str) -> Option<Range<usize>> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut table = doc.as_item().as_table()?;
+    let mut found = None;
+    let mut segs = path.split('.').peekable();
+    while let Some(seg) = segs.next() {
+        let Some((key, item)) = table.get_key_value(seg) else {
+            break;
+        };
+        match item {
+            toml_edit::Item::Table(t) => {
+                found = t.span().or_else(|| key.span()).or(found);
+                table = t;
+            }
+            toml_edit::Item::ArrayOfTables(a) => {
+                found = key.span().or(found);
+                // the next segment names the element
+                let Some(elem) = segs.next() else { break };
+                let Some(t) = a
+                    .iter()
+                    .enumerate()
+                    .find(|(i, t)| table_label(t, *i) == elem)
+                else {
+                    break;
+                };
+                let name =
+                    t.1.get("name")
+                        .and_then(|n| n.as_value())
+                        .and_then(|v| v.span());
+                found = name.or_else(|| t.1.span()).or(found);
+                table = t.1;
+            }
+            toml_edit::Item::Value(v) => {
+                found = v.span().or_else(|| key.span()).or(found);
+                break;
+            }
+            toml_edit::Item::None => break,
+        }
+    }
+    found
+}
+
 /// Levenshtein distance between `a` and `b` (in characters).
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -272,6 +371,25 @@ fn walk_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn span_of_path_finds_keys_elements_and_the_nearest_ancestor() {
+        let text = "name = \"x\"\ndrain = \"5 s\"\n[protocols.coap]\nleisure = \"1 s\"\n[[flows]]\nname = \"a\"\n[[flows]]\nname = \"b\"\ninterval = \"2 s\"\n";
+        let at = |p: &str| span_of_path(text, p).map(|s| LineIndex::new(text).line_col(s.start));
+        assert_eq!(at("drain"), Some((2, 9)));
+        assert_eq!(at("protocols.coap.leisure"), Some((4, 11)));
+        assert_eq!(at("flows.b"), Some((8, 8)));
+        assert_eq!(at("flows.b.interval"), Some((9, 12)));
+        // a default (no `interval` in `a`): the element's name
+        assert_eq!(at("flows.a.interval"), Some((6, 8)));
+        // unknown element: the array's key
+        assert!(at("flows.zzz").is_some());
+        assert_eq!(at("nothing.here"), None);
+        let w = Warning::at("f.toml", text, Some("flows.b"), "hm");
+        assert_eq!(w.to_string(), "f.toml:8:8: warning: hm");
+        let w = Warning::at("f.toml", text, None, "hm");
+        assert_eq!(w.to_string(), "f.toml: warning: hm");
+    }
 
     #[test]
     fn line_col_counts_from_one() {

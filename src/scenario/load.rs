@@ -72,7 +72,7 @@ pub fn load_str_with(
     };
     let file: FileSchema =
         toml::from_str(&resolved).map_err(|e| parse_error(&ctx, &resolved, &e))?;
-    build(&ctx, &file, &resolved, overrides)
+    build(&ctx, &file, text, &resolved, overrides)
 }
 
 /// Turn a TOML/serde error into a located `ScenarioError`.
@@ -110,6 +110,7 @@ fn parse_error(ctx: &Ctx<'_>, text: &str, e: &toml::de::Error) -> ScenarioError 
 fn build(
     ctx: &Ctx<'_>,
     file: &FileSchema,
+    text: &str,
     resolved: &str,
     overrides: &[String],
 ) -> Result<Scenario, ScenarioError> {
@@ -205,6 +206,8 @@ fn build(
     Ok(Scenario {
         name,
         source: None,
+        origin: ctx.origin.to_string(),
+        text: text.into(),
         seed,
         duration,
         warmup,

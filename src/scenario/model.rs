@@ -15,6 +15,12 @@ pub struct Scenario {
     pub name: String,
     /// File the scenario came from (`None` for the built-in quickstart).
     pub source: Option<PathBuf>,
+    /// How errors and warnings name the scenario (the path as given, or
+    /// `<built-in quickstart>`).
+    pub origin: String,
+    /// The scenario text as read, before overrides: warnings are located
+    /// in it ([`crate::scenario::error::Warning::at`]).
+    pub text: std::sync::Arc<str>,
     pub seed: u64,
     /// Publishing window: flows send in [0, duration).
     pub duration: SimDuration,
