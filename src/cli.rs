@@ -6,7 +6,9 @@ use crate::scenario::error::Warning;
 use crate::scenario::{self, model::Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
 
+pub mod new;
 pub mod testcmd;
+pub use new::{new_scenario, write_new};
 pub use testcmd::{test, TestRequest};
 
 /// The built-in default scenario (`cargo run --release` with no arguments).

@@ -46,6 +46,9 @@ enum Cmd {
     /// List the scenarios under a directory (default `scenarios`) with the
     /// question each answers (the first sentence of its header comment).
     List(ListArgs),
+    /// Print (or write with --out) a commented scenario skeleton for one
+    /// pattern and protocol that runs as it is.
+    New(NewArgs),
     /// Run every scenario with [[expect]] tables (files, or directories
     /// searched recursively) and check the expectations.
     #[command(after_help = TEST_HELP)]
@@ -196,8 +199,8 @@ struct SweepArgs {
     /// Output directory (default: results/<scenario name>/).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Parallel runs (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    /// Parallel runs (default: one per core of this machine).
+    #[arg(long, default_value_t = cores())]
     jobs: usize,
     /// Keep the finished runs of an interrupted sweep in --out and do the rest.
     #[arg(long)]
@@ -277,6 +280,20 @@ struct ListArgs {
     dir: PathBuf,
 }
 
+#[derive(Args)]
+struct NewArgs {
+    /// point_to_point, broadcast or fan_in.
+    pattern: String,
+    /// mqtt, mqttsn, coap, udp, tcp or http.
+    protocol: String,
+    /// Sensors on one shared 802.15.4 radio medium instead of wired links.
+    #[arg(long)]
+    radio: bool,
+    /// Write the scenario to this file (refused if it exists) instead of stdout.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
 #[derive(clap::Args)]
 struct CheckArgs {
     /// Scenario file (TOML).
@@ -284,6 +301,11 @@ struct CheckArgs {
     /// Override a scenario field before validating (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     set: Vec<String>,
+}
+
+/// The cores this process may use (the `--jobs` default).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn main() -> ExitCode {
@@ -313,6 +335,15 @@ fn main() -> ExitCode {
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set, deny_warnings),
         Some(Cmd::List(a)) => cli::list(&a.dir).map(|text| print!("{text}")),
+        Some(Cmd::New(a)) => {
+            cli::new_scenario(&a.pattern, &a.protocol, a.radio).and_then(|text| match &a.out {
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+                Some(path) => cli::write_new(path, &text),
+            })
+        }
         Some(Cmd::Test(a)) => cli::test(&cli::TestRequest {
             paths: a.paths,
             out: a.out,
