@@ -77,6 +77,19 @@ def doctor(results):
         w.writerows(msgs)
 
 
+def assert_figures(nb, at_least):
+    """The headless run saved the notebook's figures as PNG files next to the results."""
+    files = [pathlib.Path(f) for f in nb.metadata.get("qossim_figures", [])]
+    if len(files) < at_least:
+        raise AssertionError(f"{len(files)} figures saved, expected at least {at_least}: {files}")
+    for f in files:
+        head = f.read_bytes()[:8]
+        if head != b"\x89PNG\r\n\x1a\n" or f.stat().st_size < 2000:
+            raise AssertionError(f"{f} is not a drawn PNG figure")
+        if f.parent.parent != pathlib.Path(os.environ["QOSSIM_NB_OUT"]) / "figures":
+            raise AssertionError(f"{f} is not next to the results")
+
+
 def assert_stripped():
     """Committed notebooks carry no outputs and no execution counts."""
     import nbformat
@@ -93,8 +106,10 @@ def main():
     os.environ["QOSSIM_NB_OUT"] = str(out)
     os.environ.pop("QOSSIM_TEACHING_RESULTS", None)
     os.environ.pop("QOSSIM_TIMESERIES_RESULTS", None)
-    timed("teaching-qos.ipynb", lambda: execute(NB / "teaching-qos.ipynb"))
-    timed("research-compare.ipynb", lambda: execute(NB / "research-compare.ipynb"))
+    # each notebook's figures are saved next to the results (at least one
+    # per figure the notebooks draw: teaching 6, compare 2, time series 3)
+    timed("teaching-qos.ipynb", lambda: assert_figures(execute(NB / "teaching-qos.ipynb"), 6))
+    timed("research-compare.ipynb", lambda: assert_figures(execute(NB / "research-compare.ipynb"), 2))
 
     teaching = out / "teaching"
     if (teaching / "qos-levels" / "runs.csv").exists():
@@ -113,7 +128,7 @@ def main():
 
     run = teaching / "qos-levels"
     env = {"QOSSIM_TIMESERIES_RESULTS": str(run)}
-    timed("timeseries.ipynb", lambda: execute(NB / "timeseries.ipynb", env))
+    timed("timeseries.ipynb", lambda: assert_figures(execute(NB / "timeseries.ipynb", env), 3))
 
     for f in failures:
         print("FAILED", f, file=sys.stderr)
