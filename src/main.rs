@@ -214,6 +214,10 @@ struct SweepArgs {
     /// runs.csv `violations` column and a combined violations.csv.
     #[arg(long)]
     check: bool,
+    /// Remove the outputs of `qossim run`, or of another scenario's sweep,
+    /// from --out instead of refusing the directory.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -264,6 +268,10 @@ struct RunArgs {
     /// Keep only these flows' rows in trace.csv (comma-separated names).
     #[arg(long, value_name = "FLOWS", value_delimiter = ',', requires = "trace")]
     trace_flows: Vec<String>,
+    /// Remove a sweep's, or another scenario's, outputs from --out instead
+    /// of refusing the directory.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -307,6 +315,7 @@ fn main() -> ExitCode {
                 nodes: a.trace_nodes,
                 flows: a.trace_flows,
             }),
+            force: a.force,
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set),
         Some(Cmd::List(a)) => cli::list(&a.dir).map(|text| print!("{text}")),
@@ -328,6 +337,7 @@ fn main() -> ExitCode {
             overrides: a.set,
             quiet: a.quiet,
             check: a.check,
+            force: a.force,
         }),
         Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
         Some(Cmd::Plot(a)) => cli::plot(&a.dir),
