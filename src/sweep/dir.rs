@@ -68,7 +68,8 @@ struct Found {
     manifest_scenario: Option<String>,
     /// Top-level names written only by `run`, sorted.
     run_files: Vec<String>,
-    /// Every top-level name either command writes, sorted.
+    /// Every top-level name either command writes: the ones that say whose
+    /// the directory is first (a sweep's, then a run's), then the shared.
     outputs: Vec<String>,
 }
 
@@ -90,7 +91,16 @@ fn inspect(dir: &Path) -> Result<Found, SweepError> {
         }
     }
     f.run_files.sort();
-    f.outputs.sort();
+    let rank = |n: &String| {
+        if SWEEP_ONLY.contains(&n.as_str()) {
+            0
+        } else if is_run_only(n) {
+            1
+        } else {
+            2
+        }
+    };
+    f.outputs.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
     let scenario_of = |file: &str| -> Option<String> {
         let t = fs::read_to_string(dir.join(file)).ok()?;
         let v: serde_json::Value = serde_json::from_str(&t).ok()?;
