@@ -185,7 +185,12 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
         .out
         .clone()
         .unwrap_or_else(|| Path::new("results").join(crate::run::file_safe(&sc.name)));
-    crate::sweep::dir::claim(&out_dir, crate::sweep::dir::Command::Run, &sc.name, req.force)?;
+    crate::sweep::dir::claim(
+        &out_dir,
+        crate::sweep::dir::Command::Run,
+        &sc.name,
+        req.force,
+    )?;
     let report = run_scenario(
         &sc,
         &RunOptions {
@@ -570,7 +575,11 @@ pub fn check(path: &Path, overrides: &[String]) -> Result<(), CliError> {
 /// `check`'s part for a `[sweep]`: load every point, warn about the
 /// invalid ones, fail when none is valid; returns the text for the `ok`
 /// line (`; sweep: 27 points × 3 replications, 4 points invalid`).
-fn check_sweep_points(path: &Path, sc: &Scenario, overrides: &[String]) -> Result<String, CliError> {
+fn check_sweep_points(
+    path: &Path,
+    sc: &Scenario,
+    overrides: &[String],
+) -> Result<String, CliError> {
     let Some(sw) = &sc.sweep else {
         return Ok(String::new());
     };
@@ -583,7 +592,10 @@ fn check_sweep_points(path: &Path, sc: &Scenario, overrides: &[String]) -> Resul
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let invalid = crate::sweep::invalid_points(&text, &origin, base_dir, overrides, &runs);
     if !invalid.is_empty() && invalid.len() == points {
-        let details: Vec<String> = invalid.iter().map(|p| format!("  {}", p.describe())).collect();
+        let details: Vec<String> = invalid
+            .iter()
+            .map(|p| format!("  {}", p.describe()))
+            .collect();
         return Err(crate::sweep::SweepError::NoValidPoint {
             points,
             details: details.join("\n"),
@@ -591,16 +603,23 @@ fn check_sweep_points(path: &Path, sc: &Scenario, overrides: &[String]) -> Resul
         .into());
     }
     for p in &invalid {
-        eprintln!("{origin}: warning: {} (`qossim sweep` skips it)", p.describe());
+        eprintln!(
+            "{origin}: warning: {} (`qossim sweep` skips it)",
+            p.describe()
+        );
     }
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut s = format!(
         "; sweep: {} × {}",
         plural(points, "point", "points"),
         plural(sw.replications as usize, "replication", "replications")
     );
     if !invalid.is_empty() {
-        s.push_str(&format!(", {} invalid", plural(invalid.len(), "point", "points")));
+        s.push_str(&format!(
+            ", {} invalid",
+            plural(invalid.len(), "point", "points")
+        ));
     }
     Ok(s)
 }
@@ -624,7 +643,7 @@ pub struct SweepRequest {
 }
 
 /// Lines of the table a sweep prints at its end (`summary.csv` has all).
-const SWEEP_SUMMARY_LINES: usize = 60;
+const SWEEP_SUMMARY_LINES: usize = 200;
 
 /// `qossim sweep`.
 pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {

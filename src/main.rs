@@ -38,6 +38,8 @@ enum Cmd {
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
     /// Validate a scenario file and print what it defines; runs nothing.
+    /// With a [sweep], also every point of its grid: invalid points are
+    /// warnings (`sweep` skips them), an error only when none is valid.
     Check(CheckArgs),
     /// List the scenarios under a directory (default `scenarios`) with the
     /// question each answers (the first sentence of its header comment).
@@ -46,7 +48,8 @@ enum Cmd {
     /// searched recursively) and check the expectations.
     #[command(after_help = TEST_HELP)]
     Test(TestArgs),
-    /// Run the scenario's [sweep] grid (every point × replication) in parallel.
+    /// Run the scenario's [sweep] grid (every point × replication) in
+    /// parallel; invalid points are skipped with a warning.
     #[command(after_help = SWEEP_HELP)]
     Sweep(SweepArgs),
     /// Combine the results directories of `sweep --shard K/N` runs.

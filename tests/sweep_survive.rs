@@ -116,7 +116,10 @@ fn a_protocol_reliability_loss_sweep_skips_invalid_points_and_charts_the_rest() 
         .unwrap_or_else(|| panic!("no summary table: {stdout}"));
     let table: Vec<&str> = stdout.lines().skip(header + 1).take(12).collect();
     assert!(table[0].starts_with("udp "), "{stdout}");
-    assert!(table[0].contains("1.0000"), "loss 0: all delivered: {stdout}");
+    assert!(
+        table[0].contains("1.0000"),
+        "loss 0: all delivered: {stdout}"
+    );
     assert!(table[11].starts_with("mqtt "), "{stdout}");
     assert!(stdout
         .lines()
@@ -145,7 +148,11 @@ fn check_lists_the_invalid_points_and_an_all_invalid_grid_is_exit_2() {
         stdout.contains("sweep: 18 points × 1 replication, 6 points invalid"),
         "{stdout}"
     );
-    assert_eq!(stderr.matches(": warning: sweep point ").count(), 6, "{stderr}");
+    assert_eq!(
+        stderr.matches(": warning: sweep point ").count(),
+        6,
+        "{stderr}"
+    );
     assert!(
         stderr.contains("sweep point 2 (flows.t.protocol=udp, flows.t.reliability=confirmed, links.backhaul.loss.p=0.0) is invalid: field `flows.t.reliability`: reliability \"confirmed\" is not available with protocol \"udp\""),
         "{stderr}"
@@ -174,7 +181,11 @@ axes = [
         stderr.contains("no point of the sweep is valid (2 points)"),
         "{stderr}"
     );
-    assert!(stderr.contains("sweep point 1 (flows.t.protocol=udp, flows.t.reliability=qos2) is invalid"), "{stderr}");
+    assert!(
+        stderr
+            .contains("sweep point 1 (flows.t.protocol=udp, flows.t.reliability=qos2) is invalid"),
+        "{stderr}"
+    );
     let out = dir.join("out");
     let (code, _, stderr) = run(&["sweep", s(&bad), "--out", s(&out), "--quiet"]);
     assert_eq!(code, 2, "{stderr}");
@@ -257,8 +268,14 @@ axes = [
     );
     let (code, stdout, stderr) = run(&["check", s(&grouped)]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("sweep: 4 points × 1 replication\n"), "{stdout}");
-    assert!(!stderr.contains("sweep point"), "every pair is valid: {stderr}");
+    assert!(
+        stdout.contains("sweep: 4 points × 1 replication\n"),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("sweep point"),
+        "every pair is valid: {stderr}"
+    );
 }
 
 #[test]
@@ -386,7 +403,9 @@ fn a_run_failing_at_run_time_is_exit_1_and_the_others_are_written() {
     assert!(runs.iter().all(|r| r["run_id"] != "1"));
     let summary = common::sim::read_csv(&out.join("summary.csv"));
     assert_eq!(summary.len(), 3 * 2, "every point still has a run");
-    assert!(out.join("charts/delivery_ratio_vs_links.backhaul.loss.p.svg").is_file());
+    assert!(out
+        .join("charts/delivery_ratio_vs_links.backhaul.loss.p.svg")
+        .is_file());
     assert!(out.join("report.html").is_file());
     assert!(stdout.contains("6 run now, 1 failed"), "{stdout}");
     assert!(stdout.contains("delivery ratio"), "the summary: {stdout}");
@@ -459,7 +478,11 @@ fn a_sweep_refuses_a_run_directory_and_force_cleans_it() {
     let mut want = listing(&clean);
     want.push("notes.txt".into());
     want.sort();
-    assert_eq!(listing(&out), want, "the user's file stays, no run file does");
+    assert_eq!(
+        listing(&out),
+        want,
+        "the user's file stays, no run file does"
+    );
     assert_eq!(listing(&out.join("charts")), listing(&clean.join("charts")));
     for t in ["runs.csv", "summary.csv", "messages.csv", "report.html"] {
         assert!(
@@ -510,7 +533,8 @@ fn a_sweep_refuses_another_scenarios_sweep_and_force_replaces_it() {
     let (code, _, err) = run(&["sweep", s(&f), "--out", s(&out), "--quiet"]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("holds a sweep of scenario `sweep-small` (") && err.contains("a sweep of scenario `sweep-protocols` would mix"),
+        err.contains("holds a sweep of scenario `sweep-small` (")
+            && err.contains("a sweep of scenario `sweep-protocols` would mix"),
         "{err}"
     );
     let (code, _, err) = run(&["sweep", s(&f), "--out", s(&out), "--quiet", "--force"]);

@@ -49,13 +49,10 @@ const RUN_ONLY: [&str; 11] = [
 ];
 
 /// Whether `name` (a file or directory at the top of a results directory)
-/// is one only `qossim run` writes.
-fn is_run_only(name: &str) -> bool {
+/// is one only `qossim run` writes; `tables` are the plug-ins' tables.
+fn is_run_only(name: &str, tables: &[&str]) -> bool {
     RUN_ONLY.contains(&name)
-        || crate::world::apps::Registry::builtin()
-            .entries()
-            .iter()
-            .any(|e| e.tables.contains(&name))
+        || tables.contains(&name)
         || (name.starts_with("diagram-") && (name.ends_with(".mmd") || name.ends_with(".svg")))
 }
 
@@ -81,9 +78,15 @@ fn inspect(dir: &Path) -> Result<Found, SweepError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(f),
         Err(e) => return Err(io(e)),
     };
+    let registry = crate::world::apps::Registry::builtin();
+    let tables: Vec<&str> = registry
+        .entries()
+        .iter()
+        .flat_map(|e| e.tables.iter().copied())
+        .collect();
     for e in entries {
         let name = e.map_err(io)?.file_name().to_string_lossy().into_owned();
-        if is_run_only(&name) {
+        if is_run_only(&name, &tables) {
             f.run_files.push(name.clone());
             f.outputs.push(name);
         } else if SWEEP_ONLY.contains(&name.as_str()) || SHARED.contains(&name.as_str()) {
@@ -94,13 +97,14 @@ fn inspect(dir: &Path) -> Result<Found, SweepError> {
     let rank = |n: &String| {
         if SWEEP_ONLY.contains(&n.as_str()) {
             0
-        } else if is_run_only(n) {
+        } else if is_run_only(n, &tables) {
             1
         } else {
             2
         }
     };
-    f.outputs.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    f.outputs
+        .sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
     let scenario_of = |file: &str| -> Option<String> {
         let t = fs::read_to_string(dir.join(file)).ok()?;
         let v: serde_json::Value = serde_json::from_str(&t).ok()?;
@@ -142,9 +146,11 @@ pub fn claim(dir: &Path, cmd: Command, scenario: &str, force: bool) -> Result<()
         _ => String::new(),
     };
     let found = match (cmd, &f.sweep) {
-        (Command::Sweep, Some(s)) if s != scenario => {
-            Some(format!("a sweep{} ({})", of(&f.sweep), some_names(&f.outputs)))
-        }
+        (Command::Sweep, Some(s)) if s != scenario => Some(format!(
+            "a sweep{} ({})",
+            of(&f.sweep),
+            some_names(&f.outputs)
+        )),
         (Command::Sweep, Some(_)) if !f.run_files.is_empty() => Some(format!(
             "files of `qossim run` ({}) beside this scenario's sweep",
             some_names(&f.run_files)
@@ -193,9 +199,7 @@ pub fn claim(dir: &Path, cmd: Command, scenario: &str, force: bool) -> Result<()
             fs::remove_file(&p)
         };
         match r {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(SweepError::Io(p, e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(SweepError::Io(p, e)),
             _ => {}
         }
     }

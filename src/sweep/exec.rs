@@ -148,10 +148,7 @@ impl SweepReport {
             failed: self.failed.len(),
             total: ran,
             written: if self.combined {
-                format!(
-                    " (the results of the others are in {}/)",
-                    out.display()
-                )
+                format!(" (the results of the others are in {}/)", out.display())
             } else {
                 String::new()
             },
@@ -258,7 +255,10 @@ pub fn run_sweep(
     let invalid = super::invalid_points(&text, &origin, &base_dir, user_overrides, &runs);
     let points = runs.last().map_or(0, |r| r.point as usize + 1);
     if !invalid.is_empty() && invalid.len() == points {
-        let details: Vec<String> = invalid.iter().map(|p| format!("  {}", p.describe())).collect();
+        let details: Vec<String> = invalid
+            .iter()
+            .map(|p| format!("  {}", p.describe()))
+            .collect();
         return Err(SweepError::NoValidPoint {
             points,
             details: details.join("\n"),
@@ -590,7 +590,8 @@ pub fn summary_text(rows: &[crate::metrics::summary::RunRow], limit: usize) -> S
         col("bytes_on_wire_per_delivered"),
     ];
     // (params, flow) → rows, in order of first appearance
-    let mut index: HashMap<(&[(String, String)], &str), usize> = HashMap::new();
+    type Key<'a> = (&'a [(String, String)], &'a str);
+    let mut index: HashMap<Key<'_>, usize> = HashMap::new();
     let mut groups: Vec<Vec<&crate::metrics::summary::RunRow>> = Vec::new();
     for r in rows {
         let k = (r.params.as_slice(), r.flow.as_str());

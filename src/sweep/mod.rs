@@ -16,9 +16,17 @@
 //!   jobs and the run grid with seeds (a shard's lists its own runs; a
 //!   merge's joins them and names each shard's host and wall time).
 //!
-//! A sweep without `--resume` first removes what an earlier sweep left in
-//! the directory (only the names above), so the directory always holds the
-//! outputs of exactly one scenario. Fragments are renamed into place but not
+//! A directory with another scenario's sweep or a `qossim run`'s outputs is
+//! refused unless `--force` ([`dir::claim`]); a sweep without `--resume`
+//! then removes what an earlier sweep of its scenario left there (only the
+//! names above), so the directory always holds the outputs of exactly one
+//! scenario and command.
+//!
+//! Before anything runs, every point is loaded as its runs will load it
+//! ([`invalid_points`]): invalid points are skipped with a warning (their
+//! run ids listed in `sweep.json` as `skipped_runs`), an error only when no
+//! point is valid. Runs failing at run time leave the others' tables,
+//! charts and report written. Fragments are renamed into place but not
 //! fsynced (they can be redone); an empty fragment file, what a machine crash
 //! can leave, counts as not done.
 
@@ -31,9 +39,9 @@ pub use exec::{run_sweep, summary_text, SweepError, SweepOptions, SweepReport};
 
 use crate::scenario::model::Scenario;
 use crate::scenario::ScenarioError;
+use crate::sim::rng::{derive_seed, stable_id};
 use rayon::prelude::*;
 use std::path::Path;
-use crate::sim::rng::{derive_seed, stable_id};
 
 /// One run of a sweep.
 #[derive(Debug, Clone, PartialEq)]
