@@ -127,10 +127,24 @@ fn a_protocol_reliability_loss_sweep_skips_invalid_points_and_charts_the_rest() 
         .is_some_and(|l| l.starts_with("results: ")));
     // --quiet: no table, still the warnings
     let quiet = temp_dir("survive-protocols-quiet");
-    let (code, stdout, stderr) = run(&["sweep", s(&f), "--out", s(&quiet), "--quiet"]);
+    let (code, stdout, stderr) = run(&[
+        "sweep",
+        s(&f),
+        "--out",
+        s(&quiet),
+        "--quiet",
+        "--pcap-runs",
+        "3,6",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, "");
     assert_eq!(stderr.matches(": warning: sweep point ").count(), 6);
+    assert!(
+        stderr.contains("warning: --pcap-runs 3: that run's point is invalid, so it does not run"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--pcap-runs 6"), "{stderr}");
+    assert!(quiet.join("runs/6/pcap").is_dir());
     for t in ["runs.csv", "summary.csv", "messages.csv"] {
         assert!(
             std::fs::read(out.join(t)).ok() == std::fs::read(quiet.join(t)).ok(),

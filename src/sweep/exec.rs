@@ -273,6 +273,11 @@ pub fn run_sweep(
         .filter(|r| is_invalid(r))
         .map(|r| r.run_id)
         .collect();
+    for id in &opts.pcap_runs {
+        if skipped_runs.binary_search(id).is_ok() {
+            eprintln!("{origin}: warning: --pcap-runs {id}: that run's point is invalid, so it does not run");
+        }
+    }
     let valid: Vec<RunSpec> = runs.iter().filter(|r| !is_invalid(r)).cloned().collect();
     let out = &opts.out_dir;
     let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
