@@ -87,6 +87,9 @@ pub struct RunRequest {
     /// Write `trace.csv` (`--trace`, filtered by `--trace-nodes`,
     /// `--trace-flows`).
     pub trace: Option<crate::world::trace::TraceOptions>,
+    /// Remove a sweep's or another scenario's outputs from the results
+    /// directory instead of refusing it.
+    pub force: bool,
 }
 
 /// Load a scenario file, or the built-in quickstart.
@@ -208,6 +211,12 @@ pub fn run(req: &RunRequest) -> Result<(), CliError> {
         .out
         .clone()
         .unwrap_or_else(|| Path::new("results").join(crate::run::file_safe(&sc.name)));
+    crate::sweep::dir::claim(
+        &out_dir,
+        crate::sweep::dir::Command::Run,
+        &sc.name,
+        req.force,
+    )?;
     let report = run_scenario(
         &sc,
         &RunOptions {
@@ -438,9 +447,16 @@ pub fn list(dir: &Path) -> Result<String, CliError> {
 }
 
 /// `qossim check`.
+///
+/// A scenario with a `[sweep]` also has every point of its grid loaded as
+/// its runs would load it: the invalid points are printed as warnings
+/// (`FILE: warning: sweep point N (path=value, …) is invalid: …`) and
+/// `qossim sweep` skips them; when no point is valid, that is an error
+/// (exit 2), as it is for `sweep`.
 pub fn check(path: &Path, overrides: &[String], deny_warnings: bool) -> Result<(), CliError> {
     let sc = scenario::load_file(path, overrides)?;
     report_warnings(&warnings(&sc), deny_warnings)?;
+    let grid = check_sweep_points(path, &sc, overrides, deny_warnings)?;
     let radios: usize = sc.media.iter().map(|m| m.members.len()).sum();
     let media = match sc.media.len() {
         0 => String::new(),
@@ -455,7 +471,7 @@ pub fn check(path: &Path, overrides: &[String], deny_warnings: bool) -> Result<(
     let count =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "{}: ok — scenario `{}`: {}, {}{media}, {}, {}{expects}; {} + {} drain simulated",
+        "{}: ok — scenario `{}`: {}, {}{media}, {}, {}{expects}; {} + {} drain simulated{grid}",
         path.display(),
         sc.name,
         count(sc.nodes.len(), "node", "nodes"),
@@ -466,6 +482,65 @@ pub fn check(path: &Path, overrides: &[String], deny_warnings: bool) -> Result<(
         sc.drain
     );
     Ok(())
+}
+
+/// `check`'s part for a `[sweep]`: load every point, warn about the
+/// invalid ones, fail when none is valid; returns the text for the `ok`
+/// line (`; sweep: 27 points × 3 replications, 4 points invalid`).
+fn check_sweep_points(
+    path: &Path,
+    sc: &Scenario,
+    overrides: &[String],
+    deny_warnings: bool,
+) -> Result<String, CliError> {
+    let Some(sw) = &sc.sweep else {
+        return Ok(String::new());
+    };
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ScenarioError::file_only(&origin, format!("cannot read scenario file: {e}"))
+    })?;
+    let runs = crate::sweep::expand(sc);
+    let points = runs.last().map_or(0, |r| r.point as usize + 1);
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let invalid = crate::sweep::invalid_points(&text, &origin, base_dir, overrides, &runs);
+    if !invalid.is_empty() && invalid.len() == points {
+        let details: Vec<String> = invalid
+            .iter()
+            .map(|p| format!("  {}", p.describe()))
+            .collect();
+        return Err(crate::sweep::SweepError::NoValidPoint {
+            points,
+            details: details.join("\n"),
+        }
+        .into());
+    }
+    let warned: Vec<Warning> = invalid
+        .iter()
+        .map(|p| {
+            Warning::at(
+                &origin,
+                &text,
+                Some("sweep.axes"),
+                format!("{} (`qossim sweep` skips it)", p.describe()),
+            )
+        })
+        .collect();
+    report_warnings(&warned, deny_warnings)?;
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut s = format!(
+        "; sweep: {} × {}",
+        plural(points, "point", "points"),
+        plural(sw.replications as usize, "replication", "replications")
+    );
+    if !invalid.is_empty() {
+        s.push_str(&format!(
+            ", {} invalid",
+            plural(invalid.len(), "point", "points")
+        ));
+    }
+    Ok(s)
 }
 
 /// Arguments of `qossim sweep`.
@@ -483,7 +558,13 @@ pub struct SweepRequest {
     pub check: bool,
     /// Exit 2 when the scenario warns (`--deny-warnings`).
     pub deny_warnings: bool,
+    /// Remove another command's or scenario's outputs from the results
+    /// directory instead of refusing it.
+    pub force: bool,
 }
+
+/// Lines of the table a sweep prints at its end (`summary.csv` has all).
+const SWEEP_SUMMARY_LINES: usize = 200;
 
 /// `qossim sweep`.
 pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
@@ -510,26 +591,50 @@ pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
             quiet: req.quiet,
             pcap_runs: req.pcap_runs.clone(),
             check: req.check,
+            force: req.force,
+            deny_warnings: req.deny_warnings,
         },
     )?;
     if !req.quiet {
+        let invalid = if r.invalid.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} invalid points ({} runs) skipped",
+                r.invalid.len(),
+                r.invalid_runs
+            )
+        };
+        let failed = if r.failed.is_empty() {
+            String::new()
+        } else {
+            format!(", {} failed", r.failed.len())
+        };
         println!(
-            "sweep: {} runs in the grid, {} run now, {} already done; {:.2} s",
+            "sweep: {} runs in the grid, {} run now{failed}, {} already done{invalid}; {:.2} s",
             r.total_runs, r.executed, r.skipped, r.wall_s
         );
         if r.combined {
+            print!(
+                "{}",
+                crate::sweep::summary_text(&r.rows, SWEEP_SUMMARY_LINES)
+            );
             println!(
                 "results: {}/ (runs.csv, summary.csv, messages.csv, charts, manifest.json, report.html, runs/)",
                 out_dir.display()
             );
-        } else {
+        } else if shard.is_some() {
             println!(
                 "shard results: {}/runs/ — combine the shards with `qossim merge`",
                 out_dir.display()
             );
         }
     }
-    Ok(())
+    let ran = r.executed + r.skipped;
+    match r.failure(&out_dir, ran) {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// `qossim merge`.

@@ -42,6 +42,8 @@ enum Cmd {
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
     /// Validate a scenario file and print what it defines; runs nothing.
+    /// With a [sweep], also every point of its grid: invalid points are
+    /// warnings (`sweep` skips them), an error only when none is valid.
     Check(CheckArgs),
     /// List the scenarios under a directory (default `scenarios`) with the
     /// question each answers (the first sentence of its header comment).
@@ -53,7 +55,8 @@ enum Cmd {
     /// searched recursively) and check the expectations.
     #[command(after_help = TEST_HELP)]
     Test(TestArgs),
-    /// Run the scenario's [sweep] grid (every point × replication) in parallel.
+    /// Run the scenario's [sweep] grid (every point × replication) in
+    /// parallel; invalid points are skipped with a warning.
     #[command(after_help = SWEEP_HELP)]
     Sweep(SweepArgs),
     /// Combine the results directories of `sweep --shard K/N` runs.
@@ -221,6 +224,10 @@ struct SweepArgs {
     /// runs.csv `violations` column and a combined violations.csv.
     #[arg(long)]
     check: bool,
+    /// Remove the outputs of `qossim run`, or of another scenario's sweep,
+    /// from --out instead of refusing the directory.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -271,6 +278,10 @@ struct RunArgs {
     /// Keep only these flows' rows in trace.csv (comma-separated names).
     #[arg(long, value_name = "FLOWS", value_delimiter = ',', requires = "trace")]
     trace_flows: Vec<String>,
+    /// Remove a sweep's, or another scenario's, outputs from --out instead
+    /// of refusing the directory.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -332,6 +343,7 @@ fn main() -> ExitCode {
                 nodes: a.trace_nodes,
                 flows: a.trace_flows,
             }),
+            force: a.force,
         }),
         Some(Cmd::Check(a)) => cli::check(&a.scenario, &a.set, deny_warnings),
         Some(Cmd::List(a)) => cli::list(&a.dir).map(|text| print!("{text}")),
@@ -364,6 +376,7 @@ fn main() -> ExitCode {
             quiet: a.quiet,
             check: a.check,
             deny_warnings,
+            force: a.force,
         }),
         Some(Cmd::Merge(a)) => cli::merge(&a.dirs, &a.out),
         Some(Cmd::Plot(a)) => cli::plot(&a.dir),

@@ -507,5 +507,18 @@ fn exit_codes_follow_the_table() {
     let out = file.join("sub");
     let (code, _, err) = qossim(&["run", "--quiet", "--out", out.to_str().expect("utf-8")]);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("cannot write results"), "{err}");
+    assert!(
+        err.contains("a-file/sub") && err.contains("Not a directory"),
+        "{err}"
+    );
+    // the same for a sweep's results directory
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sweep-small.toml");
+    let (code, _, err) = qossim(&[
+        "sweep",
+        s.to_str().expect("utf-8"),
+        "--quiet",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 3, "{err}");
 }

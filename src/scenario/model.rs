@@ -73,6 +73,9 @@ pub struct SweepAxis {
     pub values: Vec<String>,
     /// Each value as it appears in CSV columns (`0.1`, `udp`).
     pub labels: Vec<String>,
+    /// `group = "…"`: the axes of one group vary together (their k-th
+    /// values make one step); mode "cross" only.
+    pub group: Option<String>,
 }
 
 /// The `[sweep]` table, validated.
@@ -81,6 +84,32 @@ pub struct SweepSpec {
     pub mode: SweepMode,
     pub replications: u64,
     pub axes: Vec<SweepAxis>,
+}
+
+impl SweepSpec {
+    /// The grid's factors: lists of axis indices that step together, in
+    /// order of their first axis. Mode "zip" is one factor of every axis;
+    /// mode "cross" makes each group one factor and every ungrouped axis
+    /// its own, so a grid without groups crosses its axes one by one.
+    pub fn factors(&self) -> Vec<Vec<usize>> {
+        if self.axes.is_empty() {
+            return Vec::new();
+        }
+        if self.mode == SweepMode::Zip {
+            return vec![(0..self.axes.len()).collect()];
+        }
+        let mut factors: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+        for (i, a) in self.axes.iter().enumerate() {
+            match a.group.as_deref() {
+                Some(g) => match factors.iter_mut().find(|(k, _)| *k == Some(g)) {
+                    Some((_, v)) => v.push(i),
+                    None => factors.push((Some(g), vec![i])),
+                },
+                None => factors.push((None, vec![i])),
+            }
+        }
+        factors.into_iter().map(|(_, v)| v).collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

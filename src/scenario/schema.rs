@@ -67,6 +67,9 @@ pub(crate) struct SweepSchema {
 pub(crate) struct AxisSchema {
     pub path: S<String>,
     pub values: S<Vec<toml::Value>>,
+    /// Axes with the same group vary together (zipped); groups and
+    /// ungrouped axes are crossed.
+    pub group: Option<S<String>>,
 }
 
 /// `[[nodes]]`.

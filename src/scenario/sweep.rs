@@ -10,6 +10,11 @@
 //! ]
 //! ```
 //!
+//! In mode "cross" an axis may name a `group`: the axes of one group step
+//! together (their k-th values make one step, equal lengths required) and
+//! the groups and ungrouped axes are crossed, e.g. two (protocol,
+//! reliability) pairs × three losses = 6 points.
+//!
 //! Each path is a `--set` path; every value is checked here by applying it
 //! to the file, so a typo fails at load time with the axis's line, not
 //! halfway through a sweep.
@@ -104,19 +109,64 @@ pub(crate) fn resolve(
             values.push(value);
             labels.push(label);
         }
+        let group = match &a.group {
+            None => None,
+            Some(g) if mode == SweepMode::Zip => {
+                return Err(ctx.err_at(
+                    g,
+                    &format!("{field}.group"),
+                    "mode \"zip\" already steps every axis together: remove `group`, or use mode = \"cross\" to cross the groups",
+                ));
+            }
+            Some(g) if g.get_ref().trim().is_empty() => {
+                return Err(ctx.err_at(
+                    g,
+                    &format!("{field}.group"),
+                    "a group needs a name, e.g. group = \"proto\"",
+                ));
+            }
+            Some(g) => Some(g.get_ref().trim().to_string()),
+        };
         axes.push(SweepAxis {
             path,
             values,
             labels,
+            group,
         });
     }
+    let spec = SweepSpec {
+        mode,
+        replications,
+        axes,
+    };
     let points: u64 = match mode {
-        SweepMode::Cross => axes
-            .iter()
-            .map(|a| a.values.len() as u64)
-            .try_fold(1u64, |acc, n| acc.checked_mul(n))
-            .unwrap_or(u64::MAX),
+        SweepMode::Cross => {
+            for f in spec.factors() {
+                let first = &spec.axes[f[0]];
+                let n = first.values.len();
+                if let Some(&i) = f.iter().find(|&&i| spec.axes[i].values.len() != n) {
+                    let a = &spec.axes[i];
+                    return Err(ctx.err_at(
+                        &s.axes[i],
+                        &format!("sweep.axes[{i}].values"),
+                        format!(
+                            "group \"{}\" steps its axes together, so they need equal lengths: `{}` has {} values, `{}` {n}",
+                            a.group.as_deref().unwrap_or_default(),
+                            a.path,
+                            a.values.len(),
+                            first.path
+                        ),
+                    ));
+                }
+            }
+            spec.factors()
+                .iter()
+                .map(|f| spec.axes[f[0]].values.len() as u64)
+                .try_fold(1u64, |acc, n| acc.checked_mul(n))
+                .unwrap_or(u64::MAX)
+        }
         SweepMode::Zip => {
+            let axes = &spec.axes;
             let n = axes.first().map_or(1, |a| a.values.len());
             if let Some((i, a)) = axes.iter().enumerate().find(|(_, a)| a.values.len() != n) {
                 return Err(ctx.err_at(
@@ -136,9 +186,5 @@ pub(crate) fn resolve(
             format!("the grid expands to {runs} runs, more than {MAX_RUNS}"),
         ));
     }
-    Ok(SweepSpec {
-        mode,
-        replications,
-        axes,
-    })
+    Ok(spec)
 }

@@ -232,6 +232,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(SweepIdentity, usize), Swe
     fs::create_dir_all(out.join("runs")).map_err(|e| SweepError::Io(out.to_path_buf(), e))?;
     let mut runs = Vec::new();
     for run_id in 0..identity.runs {
+        // a run of an invalid point: no shard ran it
+        if identity.skipped_runs.binary_search(&run_id).is_ok() {
+            continue;
+        }
         let src = dirs
             .iter()
             .find(|d| is_complete(d, run_id))

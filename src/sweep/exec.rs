@@ -6,6 +6,7 @@ use super::{expand, in_shard, RunSpec};
 use crate::metrics::summary::write_runs;
 use crate::report::atomic::{write_atomic, write_atomic_unsynced};
 use crate::run::{execute, RunOptions};
+use crate::scenario::error::Warning;
 use crate::scenario::{self, model::Scenario, ScenarioError};
 use std::fs;
 use std::io::IsTerminal;
@@ -29,6 +30,10 @@ pub struct SweepIdentity {
     /// a sweep without them writes the sweep.json it always wrote.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub check: bool,
+    /// Runs of the grid's invalid points, which no shard runs and `merge`
+    /// does not expect; absent when every point is valid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_runs: Vec<u64>,
 }
 
 impl SweepIdentity {
@@ -61,12 +66,23 @@ pub enum SweepError {
     MissingRun(u64),
     #[error("{0}")]
     BadOption(String),
-    #[error("{failed} of {total} runs failed:\n{details}")]
+    /// `--deny-warnings` and the sweep warned (exit 2).
+    #[error("{0} warning(s) and --deny-warnings")]
+    DeniedWarnings(usize),
+    #[error("{failed} of {total} runs failed{written}:\n{details}")]
     RunsFailed {
         failed: usize,
         total: usize,
+        /// Where the other runs' results are, or empty.
+        written: String,
         details: String,
     },
+    /// Every point of the grid is invalid (`check` lists why).
+    #[error("no point of the sweep is valid ({points} points):\n{details}")]
+    NoValidPoint { points: usize, details: String },
+    /// The results directory holds another command's or scenario's outputs.
+    #[error("{0}")]
+    DirInUse(String),
 }
 
 impl SweepError {
@@ -78,10 +94,23 @@ impl SweepError {
             | SweepError::NotASweep(_)
             | SweepError::NothingToMerge
             | SweepError::MissingRun(_)
+            | SweepError::NoValidPoint { .. }
+            | SweepError::DirInUse(_)
+            | SweepError::DeniedWarnings(_)
             | SweepError::BadOption(_) => 2,
-            _ => 1,
+            // README.md "Exit codes": points that failed at run time
+            SweepError::RunsFailed { .. } => 1,
+            // the results directory could not be read or written
+            SweepError::Io(..) | SweepError::Corrupt(..) => 3,
         }
     }
+}
+
+/// "shard K/N", or "whole grid" for a sweep that is not a shard.
+fn shard_text(shard: &Option<String>) -> String {
+    shard
+        .as_ref()
+        .map_or_else(|| "whole grid".to_string(), |s| format!("shard {s}"))
 }
 
 /// Options of `qossim sweep`.
@@ -98,6 +127,11 @@ pub struct SweepOptions {
     /// Run the spec-oracle monitors in every run (`--check`): the
     /// `violations` column and a combined `violations.csv`.
     pub check: bool,
+    /// Remove another command's or scenario's outputs from `out_dir`
+    /// instead of refusing it (`--force`, [`super::dir::claim`]).
+    pub force: bool,
+    /// Exit 2 when the sweep warns (skipped points; `--deny-warnings`).
+    pub deny_warnings: bool,
 }
 
 /// What a sweep did.
@@ -105,9 +139,39 @@ pub struct SweepOptions {
 pub struct SweepReport {
     pub total_runs: usize,
     pub executed: usize,
+    /// Runs already complete (`--resume`).
     pub skipped: usize,
+    /// The grid's invalid points, skipped (warned about on stderr).
+    pub invalid: Vec<super::InvalidPoint>,
+    /// Runs of the invalid points.
+    pub invalid_runs: usize,
+    /// Runs that failed at run time: (run id, what went wrong with the
+    /// point's parameters); the tables and charts hold the others.
+    pub failed: Vec<(u64, String)>,
     pub combined: bool,
+    /// The combined rows (`runs.csv`), when combined.
+    pub rows: Vec<crate::metrics::summary::RunRow>,
     pub wall_s: f64,
+}
+
+impl SweepReport {
+    /// [`SweepError::RunsFailed`] when runs failed at run time.
+    pub fn failure(&self, out: &Path, ran: usize) -> Option<SweepError> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let details: Vec<String> = self.failed.iter().map(|(_, m)| m.clone()).collect();
+        Some(SweepError::RunsFailed {
+            failed: self.failed.len(),
+            total: ran,
+            written: if self.combined {
+                format!(" (the results of the others are in {}/)", out.display())
+            } else {
+                String::new()
+            },
+            details: details.join("\n"),
+        })
+    }
 }
 
 pub(crate) fn read_identity(dir: &Path) -> Result<Option<SweepIdentity>, SweepError> {
@@ -127,7 +191,13 @@ pub(crate) fn write_identity(dir: &Path, id: &SweepIdentity) -> Result<(), Sweep
         .map_err(|e| SweepError::Io(dir.to_path_buf(), e))
 }
 
-fn identity(sc: &Scenario, runs: u64, shard: Option<(u64, u64)>, check: bool) -> SweepIdentity {
+fn identity(
+    sc: &Scenario,
+    runs: u64,
+    shard: Option<(u64, u64)>,
+    check: bool,
+    skipped_runs: Vec<u64>,
+) -> SweepIdentity {
     SweepIdentity {
         version: env!("CARGO_PKG_VERSION").to_string(),
         scenario: sc.name.clone(),
@@ -135,6 +205,7 @@ fn identity(sc: &Scenario, runs: u64, shard: Option<(u64, u64)>, check: bool) ->
         runs,
         shard: shard.map(|(k, n)| format!("{k}/{n}")),
         check,
+        skipped_runs,
     }
 }
 
@@ -148,6 +219,9 @@ fn run_one(
     spec: &RunSpec,
     sweep: &SweepOptions,
 ) -> Result<(), String> {
+    if fail_run(spec.run_id) {
+        return Err("failed by the test hook QOSSIM_TEST_FAIL_RUNS".into());
+    }
     let mut overrides = user.to_vec();
     overrides.extend(spec.overrides.iter().cloned());
     let sc = scenario::load_str(text, origin, base_dir, &overrides).map_err(|e| e.to_string())?;
@@ -170,6 +244,11 @@ fn run_one(
 }
 
 /// `qossim sweep`: run the grid of the scenario `path` into `opts.out_dir`.
+///
+/// Every point is loaded first as its runs will load it; the invalid ones
+/// are skipped with a warning on stderr (an error when no point is valid).
+/// Runs that fail at run time are listed in [`SweepReport::failed`]; the
+/// tables, charts and report of a whole sweep are written from the others.
 pub fn run_sweep(
     path: &Path,
     user_overrides: &[String],
@@ -189,16 +268,70 @@ pub fn run_sweep(
             runs.len().saturating_sub(1)
         )));
     }
+    // the points that do not load are skipped, never run
+    let invalid = super::invalid_points(&text, &origin, &base_dir, user_overrides, &runs);
+    let points = runs.last().map_or(0, |r| r.point as usize + 1);
+    if !invalid.is_empty() && invalid.len() == points {
+        let details: Vec<String> = invalid
+            .iter()
+            .map(|p| format!("  {}", p.describe()))
+            .collect();
+        return Err(SweepError::NoValidPoint {
+            points,
+            details: details.join("\n"),
+        });
+    }
+    let mut warned: Vec<Warning> = invalid
+        .iter()
+        .map(|p| {
+            Warning::at(
+                &origin,
+                &text,
+                Some("sweep.axes"),
+                format!("{}; skipped", p.describe()),
+            )
+        })
+        .collect();
+    let is_invalid = |r: &RunSpec| invalid.binary_search_by_key(&r.point, |p| p.point).is_ok();
+    let skipped_runs: Vec<u64> = runs
+        .iter()
+        .filter(|r| is_invalid(r))
+        .map(|r| r.run_id)
+        .collect();
+    for id in &opts.pcap_runs {
+        if skipped_runs.binary_search(id).is_ok() {
+            warned.push(Warning::at(
+                &origin,
+                &text,
+                None,
+                format!("--pcap-runs {id}: that run's point is invalid, so it does not run"),
+            ));
+        }
+    }
+    for w in &warned {
+        eprintln!("{w}");
+    }
+    if opts.deny_warnings && !warned.is_empty() {
+        return Err(SweepError::DeniedWarnings(warned.len()));
+    }
+    let valid: Vec<RunSpec> = runs.iter().filter(|r| !is_invalid(r)).cloned().collect();
     let out = &opts.out_dir;
     let io = |e: std::io::Error| SweepError::Io(out.clone(), e);
-    let id = identity(&base, runs.len() as u64, opts.shard, opts.check);
+    super::dir::claim(out, super::dir::Command::Sweep, &base.name, opts.force)?;
+    let id = identity(
+        &base,
+        runs.len() as u64,
+        opts.shard,
+        opts.check,
+        skipped_runs.clone(),
+    );
     fs::create_dir_all(out).map_err(io)?;
     match read_identity(out)? {
         Some(old) if opts.resume && old != id => {
             return Err(SweepError::ResumeRefused(format!(
-                "{} holds a sweep of scenario `{}` (hash {}, {} runs, shard {:?}, check {}, qossim {}), not this one (`{}`, hash {}, {} runs, shard {:?}, check {}, qossim {})",
-                out.display(), old.scenario, old.scenario_hash, old.runs, old.shard, old.check, old.version,
-                id.scenario, id.scenario_hash, id.runs, id.shard, id.check, id.version
+                "{} holds a sweep of scenario `{}` (hash {}, {} runs, {}, check {}, qossim {}), not this one (`{}`, hash {}, {} runs, {}, check {}, qossim {})",
+                out.display(), old.scenario, old.scenario_hash, old.runs, shard_text(&old.shard), old.check, old.version,
+                id.scenario, id.scenario_hash, id.runs, shard_text(&id.shard), id.check, id.version
             )))
         }
         Some(_) if opts.resume => {}
@@ -211,7 +344,7 @@ pub fn run_sweep(
     remove_tmp_files(out)?;
     write_identity(out, &id)?;
     fs::create_dir_all(out.join("runs")).map_err(io)?;
-    let mine: Vec<&RunSpec> = runs
+    let mine: Vec<&RunSpec> = valid
         .iter()
         .filter(|r| in_shard(r.run_id, opts.shard))
         .collect();
@@ -250,11 +383,16 @@ pub fn run_sweep(
         .num_threads(jobs)
         .build()
         .map_err(|e| SweepError::BadOption(format!("cannot start {jobs} worker threads: {e}")))?;
-    // which runs have a complete fragment (by run index); a whole sweep
-    // combines them in order while later runs still execute
-    let mut is_pending = vec![false; runs.len()];
+    // the position of every run in `valid` (the combined order), by run id
+    let mut position = vec![usize::MAX; runs.len()];
+    for (i, r) in valid.iter().enumerate() {
+        position[r.run_id as usize] = i;
+    }
+    // which valid runs have a complete fragment (by position); a whole
+    // sweep combines them in order while later runs still execute
+    let mut is_pending = vec![false; valid.len()];
     for r in &pending {
-        if let Some(p) = is_pending.get_mut(r.run_id as usize) {
+        if let Some(p) = is_pending.get_mut(position[r.run_id as usize]) {
             *p = true;
         }
     }
@@ -272,13 +410,13 @@ pub fn run_sweep(
         while let Some(spec) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
             match run_one(&text, &origin, &base_dir, user_overrides, spec, opts) {
                 Ok(()) => {
-                    if let Some(d) = done.get(spec.run_id as usize) {
+                    if let Some(d) = done.get(position[spec.run_id as usize]) {
                         d.store(true, Ordering::Release);
                     }
                     // never wait for the combiner: whoever holds it appends
                     // this run too if it can, `finish` does the rest
                     if let Some(Ok(mut c)) = combiner.as_ref().map(Mutex::try_lock) {
-                        if let Err(e) = c.advance(&runs, &done) {
+                        if let Err(e) = c.advance(&valid, &done) {
                             if let Ok(mut slot) = stream_error.lock() {
                                 slot.get_or_insert(e);
                             }
@@ -309,55 +447,66 @@ pub fn run_sweep(
     }
     let mut failed = failures.into_inner().unwrap_or_default();
     failed.sort();
-    let complete = opts.shard.is_none() && failed.is_empty();
+    // the runs whose results there are: every valid run but the failed
+    // ones (the combiner has appended only complete runs, a prefix of these)
+    let succeeded: Vec<RunSpec> = valid
+        .iter()
+        .filter(|r| failed.binary_search_by_key(&r.run_id, |f| f.0).is_err())
+        .cloned()
+        .collect();
+    let complete = opts.shard.is_none() && !succeeded.is_empty();
+    let mut rows = Vec::new();
     if complete {
         if let Some(c) = combiner.and_then(|c| c.into_inner().ok()) {
             // the rest of the combine (and the charts) on the --jobs threads
-            pool.install(|| c.finish(&runs))?;
+            rows = pool.install(|| c.finish(&succeeded))?;
         }
     }
-    if failed.is_empty() {
-        // a shard's manifest lists its own runs; `merge` joins them
+    // a shard's manifest lists its own runs; `merge` joins them
+    let listed: Vec<&RunSpec> = mine
+        .iter()
+        .copied()
+        .filter(|r| failed.binary_search_by_key(&r.run_id, |f| f.0).is_err())
+        .collect();
+    if failed.is_empty() || complete {
         let manifest = sweep_manifest(
             &base,
-            &mine,
+            &listed,
             started.elapsed().as_secs_f64(),
             jobs,
             id.shard.as_deref(),
         );
         write_atomic(&out.join("manifest.json"), manifest.as_bytes()).map_err(io)?;
-        if complete {
-            crate::report::html::write_report(out)
-                .map_err(|e| SweepError::Io(out.join("report.html"), e))?;
-        }
     }
-    if !failed.is_empty() {
-        let details: Vec<String> = failed
-            .iter()
-            .map(|(id, m)| {
-                let params: Vec<String> = runs[*id as usize]
-                    .params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+    if complete {
+        crate::report::html::write_report(out)
+            .map_err(|e| SweepError::Io(out.join("report.html"), e))?;
+    }
+    let failed: Vec<(u64, String)> = failed
+        .into_iter()
+        .map(|(id, m)| {
+            let r = &runs[id as usize];
+            let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (
+                id,
                 format!(
-                    "  run {id} ({}; replication {}): {m}",
+                    "  run {id} (point {}: {}; replication {}): {m}",
+                    r.point,
                     params.join(", "),
-                    runs[*id as usize].replication
-                )
-            })
-            .collect();
-        return Err(SweepError::RunsFailed {
-            failed: failed.len(),
-            total: mine.len(),
-            details: details.join("\n"),
-        });
-    }
+                    r.replication
+                ),
+            )
+        })
+        .collect();
     Ok(SweepReport {
         total_runs: runs.len(),
         executed: pending.len(),
         skipped,
+        invalid_runs: skipped_runs.len(),
+        invalid,
+        failed,
         combined: complete,
+        rows,
         wall_s: started.elapsed().as_secs_f64(),
     })
 }
@@ -372,15 +521,27 @@ fn pause_after_run() -> Option<std::time::Duration> {
         .map(std::time::Duration::from_millis)
 }
 
+/// Test hook: `QOSSIM_TEST_FAIL_RUNS=<id>,<id>…` makes those runs fail as
+/// a run fails at run time (a write error, say), so the test suite can
+/// check what a sweep does then. Unset, no run fails.
+fn fail_run(run_id: u64) -> bool {
+    std::env::var("QOSSIM_TEST_FAIL_RUNS").is_ok_and(|v| {
+        v.split(',')
+            .any(|x| x.trim().parse::<u64>().ok() == Some(run_id))
+    })
+}
+
 /// The files a sweep writes at the top of its directory (`sweep.json` is
 /// rewritten, not removed).
-const OUTPUTS: [&str; 6] = [
+const OUTPUTS: [&str; 8] = [
     "runs.csv",
     "summary.csv",
     "messages.csv",
     "manifest.json",
     "charts",
     "runs",
+    "report.html",
+    "violations.csv",
 ];
 
 /// Remove what an earlier sweep (or run) left in `out`: only the names a
@@ -448,4 +609,122 @@ fn sweep_manifest(
         o.remove("simulated_s");
     }
     serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+/// The table a sweep prints at its end: one line per parameter point and
+/// flow (the rows of `summary.csv`, in its order) with the number of runs,
+/// the mean delivery ratio ± its 95 % half-width and the mean p50, p99 and
+/// bytes on the wire per delivered message; at most `limit` lines, then how
+/// many more `summary.csv` holds.
+pub fn summary_text(rows: &[crate::metrics::summary::RunRow], limit: usize) -> String {
+    use crate::metrics::stats::{ci95_half_width, mean};
+    use std::collections::HashMap;
+    use std::fmt::Write;
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let col = |name: &str| first.columns.iter().position(|c| c == name);
+    let cols = [
+        col("delivery_ratio"),
+        col("latency_ms_p50"),
+        col("latency_ms_p99"),
+        col("bytes_on_wire_per_delivered"),
+    ];
+    // (params, flow) → rows, in order of first appearance
+    type Key<'a> = (&'a [(String, String)], &'a str);
+    let mut index: HashMap<Key<'_>, usize> = HashMap::new();
+    let mut groups: Vec<Vec<&crate::metrics::summary::RunRow>> = Vec::new();
+    for r in rows {
+        let k = (r.params.as_slice(), r.flow.as_str());
+        let i = *index.entry(k).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(r);
+    }
+    let fmt = |x: Option<f64>, prec: usize| match x {
+        Some(x) if x.is_finite() => format!("{x:.prec$}"),
+        _ => "-".to_string(),
+    };
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    for g in groups.iter().take(limit) {
+        let r0 = g[0];
+        let values = |c: Option<usize>| -> Vec<f64> {
+            c.map(|c| {
+                g.iter()
+                    .filter_map(|r| r.metrics.get(c).and_then(|v| v.as_f64()))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let ratio = values(cols[0]);
+        let ratio = match (mean(&ratio), ci95_half_width(&ratio)) {
+            (Some(m), Some(h)) => format!("{m:.4} ± {h:.4}"),
+            (Some(m), None) => format!("{m:.4}"),
+            _ => "-".to_string(),
+        };
+        let mut line: Vec<String> = r0.params.iter().map(|(_, v)| v.clone()).collect();
+        line.extend([
+            r0.flow.clone(),
+            r0.protocol.clone(),
+            r0.reliability.clone(),
+            g.len().to_string(),
+            ratio,
+            fmt(mean(&values(cols[1])), 1),
+            fmt(mean(&values(cols[2])), 1),
+            fmt(mean(&values(cols[3])), 1),
+        ]);
+        lines.push(line);
+    }
+    let mut header: Vec<String> = first.params.iter().map(|(k, _)| k.clone()).collect();
+    header.extend(
+        [
+            "flow",
+            "protocol",
+            "reliability",
+            "runs",
+            "delivery ratio",
+            "p50 ms",
+            "p99 ms",
+            "B/delivered",
+        ]
+        .map(String::from),
+    );
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    // text columns left-aligned, numbers right-aligned
+    let text_cols = first.params.len() + 3;
+    let mut s = String::new();
+    for l in std::iter::once(&header).chain(&lines) {
+        let cells: Vec<String> = l
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, &w))| {
+                let pad = w.saturating_sub(c.chars().count());
+                if i < text_cols {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        let _ = writeln!(s, "{}", cells.join("  ").trim_end());
+    }
+    if groups.len() > limit {
+        let _ = writeln!(
+            s,
+            "… and {} more lines in summary.csv",
+            groups.len() - limit
+        );
+    }
+    s
 }

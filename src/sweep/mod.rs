@@ -16,20 +16,32 @@
 //!   jobs and the run grid with seeds (a shard's lists its own runs; a
 //!   merge's joins them and names each shard's host and wall time).
 //!
-//! A sweep without `--resume` first removes what an earlier sweep left in
-//! the directory (only the names above), so the directory always holds the
-//! outputs of exactly one scenario. Fragments are renamed into place but not
+//! A directory with another scenario's sweep or a `qossim run`'s outputs is
+//! refused unless `--force` ([`dir::claim`]); a sweep without `--resume`
+//! then removes what an earlier sweep of its scenario left there (only the
+//! names above), so the directory always holds the outputs of exactly one
+//! scenario and command.
+//!
+//! Before anything runs, every point is loaded as its runs will load it
+//! ([`invalid_points`]): invalid points are skipped with a warning (their
+//! run ids listed in `sweep.json` as `skipped_runs`), an error only when no
+//! point is valid. Runs failing at run time leave the others' tables,
+//! charts and report written. Fragments are renamed into place but not
 //! fsynced (they can be redone); an empty fragment file, what a machine crash
 //! can leave, counts as not done.
 
 mod combine;
+pub mod dir;
 mod exec;
 
 pub use combine::{combine, merge};
-pub use exec::{run_sweep, SweepError, SweepOptions, SweepReport};
+pub use exec::{run_sweep, summary_text, SweepError, SweepOptions, SweepReport};
 
-use crate::scenario::model::{Scenario, SweepMode};
+use crate::scenario::model::Scenario;
+use crate::scenario::ScenarioError;
 use crate::sim::rng::{derive_seed, stable_id};
+use rayon::prelude::*;
+use std::path::Path;
 
 /// One run of a sweep.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,31 +62,28 @@ pub struct RunSpec {
 /// the replication), never from positions, so adding an axis value leaves
 /// the other runs' seeds alone.
 pub fn expand(sc: &Scenario) -> Vec<RunSpec> {
-    let (axes, mode, reps) = match &sc.sweep {
-        Some(s) => (s.axes.as_slice(), s.mode, s.replications),
-        None => (&[][..], SweepMode::Cross, 1),
+    let (axes, factors, reps) = match &sc.sweep {
+        Some(s) => (s.axes.as_slice(), s.factors(), s.replications),
+        None => (&[][..], Vec::new(), 1),
     };
-    // the value index of every axis at each point
-    let mut points: Vec<Vec<usize>> = vec![Vec::new()];
-    match mode {
-        SweepMode::Cross => {
-            for a in axes {
-                points = points
-                    .into_iter()
-                    .flat_map(|p| {
-                        (0..a.values.len()).map(move |i| {
-                            let mut q = p.clone();
-                            q.push(i);
-                            q
-                        })
-                    })
-                    .collect();
-            }
-        }
-        SweepMode::Zip => {
-            let n = axes.first().map_or(1, |a| a.values.len());
-            points = (0..n).map(|i| vec![i; axes.len()]).collect();
-        }
+    // the value index of every axis at each point: the factors crossed,
+    // the first outermost; the axes of one factor (a group, or every axis
+    // in mode "zip") take their k-th values together
+    let mut points: Vec<Vec<usize>> = vec![vec![0; axes.len()]];
+    for f in &factors {
+        let n = axes[f[0]].values.len();
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                (0..n).map(move |i| {
+                    let mut q = p.clone();
+                    for &a in f {
+                        q[a] = i;
+                    }
+                    q
+                })
+            })
+            .collect();
     }
     let mut runs = Vec::new();
     for (pi, p) in points.iter().enumerate() {
@@ -131,4 +140,69 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 /// Whether run `run_id` belongs to shard `(k, n)`: round-robin by run index.
 pub fn in_shard(run_id: u64, shard: Option<(u64, u64)>) -> bool {
     shard.is_none_or(|(k, n)| run_id % n == k - 1)
+}
+
+/// A point of the grid that does not load (e.g. a protocol crossed with a
+/// reliability it does not offer): `check` reports it, `sweep` skips it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidPoint {
+    pub point: u64,
+    /// (path, label) of every swept parameter, as in [`RunSpec::params`].
+    pub params: Vec<(String, String)>,
+    pub error: ScenarioError,
+}
+
+impl InvalidPoint {
+    /// `sweep point N (path=value, …) is invalid: field `f`: why`.
+    pub fn describe(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let field = match &self.error.field {
+            Some(f) => format!("field `{f}`: "),
+            None => String::new(),
+        };
+        format!(
+            "sweep point {} ({}) is invalid: {field}{}",
+            self.point,
+            params.join(", "),
+            self.error.message
+        )
+    }
+}
+
+/// Load every point of `runs` — the scenario `text` with the `user`
+/// overrides, then the point's own (its first run's, seed included) —
+/// exactly as the sweep's runs load it, and return the points that do not
+/// load, in grid order.
+pub fn invalid_points(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    user: &[String],
+    runs: &[RunSpec],
+) -> Vec<InvalidPoint> {
+    // the first run of every point (points are contiguous in run order)
+    let firsts: Vec<&RunSpec> = runs
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| *i == 0 || runs[i - 1].point != r.point)
+        .map(|(_, r)| r)
+        .collect();
+    firsts
+        .par_iter()
+        .filter_map(|r| {
+            let mut overrides = user.to_vec();
+            overrides.extend(r.overrides.iter().cloned());
+            crate::scenario::load_str(text, origin, base_dir, &overrides)
+                .err()
+                .map(|error| InvalidPoint {
+                    point: r.point,
+                    params: r.params.clone(),
+                    error,
+                })
+        })
+        .collect()
 }
