@@ -73,7 +73,8 @@ command -v coap-server-notls
 { command -v mosquitto || command -v /usr/sbin/mosquitto; }
 command -v mosquitto_sub
 command -v curl
-{ command -v slurmctld || command -v /usr/sbin/slurmctld; } && sbatch --version
+# (slurmctld -V, not sbatch --version: Slurm's clients need a slurm.conf)
+"$(command -v slurmctld || command -v /usr/sbin/slurmctld)" -V
 { command -v munged || command -v /usr/sbin/munged; }
 { command -v chromium || command -v chromium-browser; }
 python3 -c 'import paho.mqtt; print("paho-mqtt", paho.mqtt.__version__)'
