@@ -29,6 +29,10 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # mosquitto installs into /usr/sbin, which may not be on a non-root PATH.
 { command -v mosquitto || command -v /usr/sbin/mosquitto; } >/dev/null 2>&1 || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+# tests/cluster_slurm.rs: docs/cluster.md's Slurm recipe on a private
+# single-node cluster (slurmctld, slurmd and munged live in /usr/sbin)
+{ command -v slurmctld || command -v /usr/sbin/slurmctld; } >/dev/null 2>&1 || need_apt+=(slurm-wlm)
+{ command -v munged || command -v /usr/sbin/munged; } >/dev/null 2>&1 || need_apt+=(munge)
 # tests/report_html.rs renders report.html in headless chromium
 { command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -69,6 +73,9 @@ command -v coap-server-notls
 { command -v mosquitto || command -v /usr/sbin/mosquitto; }
 command -v mosquitto_sub
 command -v curl
+# (slurmctld -V, not sbatch --version: Slurm's clients need a slurm.conf)
+"$(command -v slurmctld || command -v /usr/sbin/slurmctld)" -V
+{ command -v munged || command -v /usr/sbin/munged; }
 { command -v chromium || command -v chromium-browser; }
 python3 -c 'import paho.mqtt; print("paho-mqtt", paho.mqtt.__version__)'
 python3 -c 'import importlib.metadata as m; print("mqtt-sn-12", m.version("mqtt-sn-12"))'
