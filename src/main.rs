@@ -13,11 +13,11 @@ Examples:
   qossim                                  run the built-in quickstart scenario
   qossim run scenarios/quickstart.toml    run a scenario file
   qossim run scenarios/quickstart.toml --set links.backhaul.loss.p=0.2 --seed 7
-  qossim run scenarios/coap-vs-udp.toml --packets --pcap --out /tmp/r
+  qossim run scenarios/coap-vs-udp.toml --packets --pcap --out results/r
   qossim check scenarios/gilbert-elliott.toml   validate only
   qossim test scenarios/regression/ --junit junit.xml   check [[expect]] tables
-  qossim run scenarios/regression/mqtt-qos2-drop-first-pubrel.toml --trace --out /tmp/q2
-  qossim diagram /tmp/q2 --message commands:controller:0   a message's sequence diagram
+  qossim run scenarios/regression/mqtt-qos2-drop-first-pubrel.toml --trace --out results/q2
+  qossim diagram results/q2 --message commands:controller:0   a message's sequence diagram
 
 Results go to results/<scenario name>/ unless --out is given:
   runs.csv, summary.csv, messages.csv, manifest.json (+ packets.csv, pcap/, trace.csv)
@@ -155,9 +155,9 @@ struct TestArgs {
 
 const DIAGRAM_HELP: &str = "\
 Examples:
-  qossim run scenarios/regression/mqtt-qos2-drop-first-pubrel.toml --trace --out /tmp/q2
-  qossim diagram /tmp/q2 --message commands:controller:0
-  qossim diagram /tmp/q2 --first-retransmitted
+  qossim run scenarios/regression/mqtt-qos2-drop-first-pubrel.toml --trace --out results/q2
+  qossim diagram results/q2 --message commands:controller:0
+  qossim diagram results/q2 --first-retransmitted
 Writes diagram-<flow>-<publisher>-<seq>.mmd (Mermaid) and .svg into the
 results directory. Exit codes: 0 written, 2 no trace.csv or no such message,
 1 cannot read or write. See docs/traces.md.";
@@ -189,9 +189,12 @@ struct PlotArgs {
 const SWEEP_HELP: &str = "\
 Examples:
   qossim sweep scenarios/compare-loss.toml                 all cores, results/<name>/
-  qossim sweep scenarios/compare-loss.toml --jobs 1 --out /tmp/s
+  qossim sweep scenarios/compare-loss.toml --jobs 1 --out results/s
   qossim sweep scenarios/compare-loss.toml --resume        finish an interrupted sweep
-  qossim sweep scenarios/compare-loss.toml --shard 2/4 --out part2   (on machine 2 of 4)
+  qossim sweep scenarios/compare-loss.toml --shard 1/4 --out part1   (on machine 1 of 4)
+  qossim sweep scenarios/compare-loss.toml --shard 2/4 --out part2   (machine 2, and so on)
+  qossim sweep scenarios/compare-loss.toml --shard 3/4 --out part3
+  qossim sweep scenarios/compare-loss.toml --shard 4/4 --out part4
   qossim merge part1 part2 part3 part4 --out results/compare-loss
 See docs/cluster.md for Slurm and GNU parallel.";
 
