@@ -585,6 +585,9 @@ pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
             Path::new("results").join(crate::run::file_safe(&sc.name))
         }
     };
+    // the sweep draws its charts before it records the scenario's `[report]`
+    // options in manifest.json: redrawn below when they matter
+    let chart_opts_before = crate::report::charts::ChartOptions::from_dir(&out_dir);
     let r = run_sweep(
         &req.scenario,
         &req.overrides,
@@ -598,6 +601,9 @@ pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
             check: req.check,
         },
     )?;
+    if r.combined {
+        redraw_with_report_options(&out_dir, &chart_opts_before)?;
+    }
     if !req.quiet {
         println!(
             "sweep: {} runs in the grid, {} run now, {} already done; {:.2} s",
@@ -618,9 +624,30 @@ pub fn sweep(req: &SweepRequest) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Redraw the charts and report.html of a combined sweep or merge with the
+/// `[report]` options now in its manifest.json, when they or the options
+/// found before (which the charts may have been drawn with) are not the
+/// defaults.
+fn redraw_with_report_options(
+    dir: &Path,
+    before: &crate::report::charts::ChartOptions,
+) -> Result<(), CliError> {
+    let now = crate::report::charts::ChartOptions::from_dir(dir);
+    if now == Default::default() && *before == Default::default() {
+        return Ok(());
+    }
+    crate::report::charts::write_charts_with(dir, &now)?;
+    crate::report::html::write_report(dir).map_err(|e| {
+        crate::report::charts::ChartError::Write(dir.join("report.html"), e.to_string())
+    })?;
+    Ok(())
+}
+
 /// `qossim merge`.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(), CliError> {
+    let chart_opts_before = crate::report::charts::ChartOptions::from_dir(out);
     let (id, n) = crate::sweep::merge(dirs, out)?;
+    redraw_with_report_options(out, &chart_opts_before)?;
     println!(
         "merged {n} runs of `{}` from {} directories into {}/",
         id.scenario,

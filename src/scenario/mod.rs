@@ -20,6 +20,7 @@ pub mod overrides;
 pub mod processing;
 mod protocols;
 pub mod radio;
+pub mod report;
 pub(crate) mod schema;
 mod sweep;
 mod topology;
