@@ -44,7 +44,7 @@ fn sweep_charts_are_valid_and_complete() {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
     }
-    // latency CDFs at the first, middle and last point
+    // one latency CDF per loss value (every point of the grid)
     for p in ["0.0", "0.1", "0.3"] {
         let n = format!("latency_cdf_at_links.backhaul.loss.p_{p}.svg");
         assert!(names.contains(&n), "{n} missing from {names:?}");
