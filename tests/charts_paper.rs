@@ -268,6 +268,19 @@ fn check_chart(svg: &Svg) -> BTreeMap<String, (String, String)> {
         fx >= 0.0 && fy >= 0.0 && fx + fw <= 900.0 && fy + fh <= 560.0,
         "{name}: legend outside the canvas"
     );
+    // … and outside the data area: right of the x axis' end
+    let x_axis_end = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke") == Some("#000000"))
+        .map(|n| points_of(&n))
+        .filter(|p| p.len() == 2 && p[0].1 == p[1].1 && (p[1].0 - p[0].0).abs() > 200.0)
+        .map(|p| p[0].0.max(p[1].0))
+        .fold(f64::NAN, f64::max);
+    assert!(x_axis_end.is_finite(), "{name}: no x axis");
+    assert!(
+        fx >= x_axis_end,
+        "{name}: legend at x {fx} inside the plot (axis ends at {x_axis_end})"
+    );
     let data = data_nodes(&doc, frame);
     assert!(!data.is_empty(), "{name}: nothing plotted");
     for n in &data {
