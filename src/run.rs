@@ -341,13 +341,14 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
     write_tables(&dir, &ex.rows).map_err(io_err)?;
     let mut files = vec![dir.join("runs.csv"), dir.join("summary.csv")];
     files.extend(ex.files);
-    crate::report::charts::write_charts(&dir).map_err(|e| RunError::Io {
+    let manifest = crate::report::manifest::manifest(sc, ex.wall_s, ex.events, ex.end);
+    write_atomic(&dir.join("manifest.json"), manifest.as_bytes()).map_err(io_err)?;
+    let chart_opts = crate::report::charts::ChartOptions::of(sc);
+    crate::report::charts::write_charts_with(&dir, &chart_opts).map_err(|e| RunError::Io {
         dir: dir.clone(),
         source: io::Error::other(e.to_string()),
     })?;
     files.push(dir.join("charts"));
-    let manifest = crate::report::manifest::manifest(sc, ex.wall_s, ex.events, ex.end);
-    write_atomic(&dir.join("manifest.json"), manifest.as_bytes()).map_err(io_err)?;
     files.push(dir.join("manifest.json"));
     crate::report::html::write_report(&dir).map_err(io_err)?;
     files.push(dir.join("report.html"));

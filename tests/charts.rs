@@ -1,6 +1,9 @@
-//! Charts from summary.csv: valid SVG and PNG, one series per (protocol,
-//! reliability) with its legend, one point per summary row, byte-identical
-//! when redrawn by `qossim plot` from a copy of the CSVs.
+//! Charts from summary.csv: valid SVG and PNG (twice the SVG's size), one
+//! series per (protocol, reliability) with its legend, one marker per
+//! summary row (a bar per series without a numeric axis), byte-identical
+//! when redrawn by `qossim plot` from a copy of the CSVs. The paper-ready
+//! checks (ticks, legend placement, ratio axes, colours) are in
+//! tests/charts_paper.rs.
 
 mod common;
 use common::temp_dir;
@@ -41,7 +44,7 @@ fn sweep_charts_are_valid_and_complete() {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
     }
-    // latency CDFs at the first, middle and last point
+    // one latency CDF per loss value (every point of the grid)
     for p in ["0.0", "0.1", "0.3"] {
         let n = format!("latency_cdf_at_links.backhaul.loss.p_{p}.svg");
         assert!(names.contains(&n), "{n} missing from {names:?}");
@@ -56,7 +59,7 @@ fn sweep_charts_are_valid_and_complete() {
             assert_eq!(&bytes[12..16], b"IHDR");
             let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
             let h = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-            assert_eq!((w, h), (900, 560), "{n}");
+            assert_eq!((w, h), (1800, 1120), "{n}");
         }
     }
     // the delivery-ratio chart: a legend entry per (protocol, reliability, flow)
@@ -70,25 +73,13 @@ fn sweep_charts_are_valid_and_complete() {
         .filter_map(|n| n.text())
         .collect();
     let summary = common::sim::read_csv(&out.join("summary.csv"));
-    let mut series: Vec<String> = summary
-        .iter()
-        .map(|r| format!("{} {} — {}", r["protocol"], r["reliability"], r["flow"]))
-        .collect();
-    series.sort();
-    series.dedup();
-    assert_eq!(series.len(), 2);
-    for s in &series {
+    for s in ["UDP", "CoAP CON"] {
         assert!(
             texts.iter().any(|t| t.trim() == s),
             "legend `{s}` missing; texts: {texts:?}"
         );
     }
-    // points are filled circles (error bars draw hollow ones at their centres)
-    let points = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("circle") && n.attribute("fill").is_some_and(|f| f != "none"))
-        .count();
-    assert_eq!(points, summary.len(), "one point per summary row");
+    assert_eq!(markers(&doc), summary.len(), "one marker per summary row");
 }
 
 #[test]
@@ -144,12 +135,7 @@ fn a_single_run_gets_charts_by_series() {
     let svg =
         std::fs::read_to_string(out.join("charts/delivery_ratio_by_series.svg")).expect("svg");
     let doc = roxmltree::Document::parse(&svg).expect("xml");
-    assert_eq!(
-        doc.descendants()
-            .filter(|n| n.has_tag_name("circle"))
-            .count(),
-        3
-    );
+    assert_eq!(bars(&doc), 3, "a bar per flow");
 }
 
 // ---- write_charts on a hand-made summary.csv (no simulator involved) ----
@@ -221,12 +207,39 @@ fn check_png(name: &str, bytes: &[u8]) {
     assert_eq!(&bytes[12..16], b"IHDR", "{name}");
     let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
     let h = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-    assert_eq!((w, h), (900, 560), "{name}");
+    assert_eq!((w, h), (1800, 1120), "{name}");
 }
 
-fn filled_circles(doc: &roxmltree::Document) -> usize {
+/// The elements before the legend frame (the rect stroked #606060).
+fn before_legend<'a>(doc: &'a roxmltree::Document<'a>) -> Vec<roxmltree::Node<'a, 'a>> {
     doc.descendants()
-        .filter(|n| n.has_tag_name("circle") && n.attribute("fill").is_some_and(|f| f != "none"))
+        .filter(|n| n.is_element())
+        .take_while(|n| !(n.has_tag_name("rect") && n.attribute("stroke") == Some("#606060")))
+        .collect()
+}
+
+/// Data markers: circles, polygons and 8 px squares drawn before the legend.
+fn markers(doc: &roxmltree::Document) -> usize {
+    before_legend(doc)
+        .iter()
+        .filter(|n| {
+            n.has_tag_name("circle")
+                || n.has_tag_name("polygon")
+                || (n.has_tag_name("rect") && n.attribute("width") == Some("8"))
+        })
+        .count()
+}
+
+/// Bars: filled rects (not white, not 8 px markers) drawn before the legend.
+fn bars(doc: &roxmltree::Document) -> usize {
+    before_legend(doc)
+        .iter()
+        .filter(|n| {
+            n.has_tag_name("rect")
+                && n.attribute("width") != Some("8")
+                && n.attribute("fill")
+                    .is_some_and(|f| f != "#FFFFFF" && f != "none")
+        })
         .count()
 }
 
@@ -269,17 +282,15 @@ fn hand_made_summary_gives_one_chart_per_metric_with_every_series_and_point() {
         .filter_map(|n| n.text())
         .map(str::trim)
         .collect();
-    for s in [
-        "udp none — telemetry",
-        "udp ack — telemetry",
-        "coap non — telemetry",
-        "coap con — telemetry",
-    ] {
+    for s in ["UDP none", "UDP ack", "CoAP NON", "CoAP CON"] {
         assert_eq!(texts.iter().filter(|t| **t == s).count(), 1, "legend `{s}`");
     }
-    assert!(texts.contains(&"links.backhaul.loss.p"), "x title");
-    assert!(texts.contains(&"delivery ratio"), "y title");
-    assert_eq!(filled_circles(&doc), 16, "one point per summary row");
+    assert!(
+        texts.contains(&"Loss probability (link backhaul)"),
+        "x title"
+    );
+    assert!(texts.contains(&"Delivery ratio"), "y title");
+    assert_eq!(markers(&doc), 16, "one marker per summary row");
 }
 
 #[test]
@@ -320,17 +331,20 @@ fn no_swept_axis_gives_one_chart_per_metric_by_series() {
         let svg = std::fs::read_to_string(d.join(format!("charts/{m}_by_series.svg")))
             .unwrap_or_else(|e| panic!("{m}: {e}"));
         let doc = roxmltree::Document::parse(&svg).expect("xml");
-        assert_eq!(filled_circles(&doc), 4, "{m}: one mark per series");
+        assert_eq!(bars(&doc), 4, "{m}: one bar per series");
         let texts: Vec<&str> = doc
             .descendants()
             .filter(|n| n.has_tag_name("text"))
             .filter_map(|n| n.text())
             .map(str::trim)
             .collect();
-        for k in ["1", "2", "3", "4"] {
-            assert!(texts.contains(&k), "{m}: series tick {k} in {texts:?}");
+        // grouped by protocol, named in words, not numbered
+        for k in ["UDP", "CoAP", "Protocol"] {
+            assert!(texts.contains(&k), "{m}: `{k}` in {texts:?}");
         }
-        assert!(!texts.contains(&"1.500"), "{m}: fractional series ticks");
+        for k in ["1", "2", "3", "4", "1.500"] {
+            assert!(!texts.contains(&k), "{m}: series numbered `{k}`");
+        }
         check_png(
             m,
             &std::fs::read(d.join(format!("charts/{m}_by_series.png"))).expect("png"),
@@ -378,9 +392,9 @@ fn extreme_and_non_numeric_cells_do_not_hang_or_panic() {
     assert!(!files.is_empty());
 }
 
-/// The legend (upper right) never covers a data point: qos-levels' bytes
-/// chart has its highest point (QoS 2) at the right edge, where the legend
-/// sits.
+/// The legend (beside the plot) never covers a data point or bar:
+/// qos-levels' bytes chart has its highest bar (QoS 2) at the right edge,
+/// where an upper-right legend used to sit.
 #[test]
 fn the_legend_covers_no_point() {
     let out = temp_dir("charts-legend");
@@ -397,7 +411,7 @@ fn the_legend_covers_no_point() {
     for e in std::fs::read_dir(out.join("charts")).expect("charts") {
         let p = e.expect("entry").path();
         let name = p.file_name().expect("name").to_string_lossy().into_owned();
-        if !name.ends_with(".svg") || name.starts_with("bytes_by_layer") || name.contains("cdf") {
+        if !name.ends_with(".svg") {
             continue;
         }
         let svg = std::fs::read_to_string(&p).expect("svg");
@@ -405,14 +419,9 @@ fn the_legend_covers_no_point() {
         let num = |n: &roxmltree::Node, a: &str| -> f64 {
             n.attribute(a).and_then(|v| v.parse().ok()).expect(a)
         };
-        // the legend's frame: the black-stroked rect that is not the plot's
         let frame = doc
             .descendants()
-            .find(|n| {
-                n.has_tag_name("rect")
-                    && n.attribute("stroke") == Some("#000000")
-                    && n.attribute("fill") == Some("none")
-            })
+            .find(|n| n.has_tag_name("rect") && n.attribute("stroke") == Some("#606060"))
             .unwrap_or_else(|| panic!("{name}: no legend frame"));
         let (x, y, w, h) = (
             num(&frame, "x"),
@@ -420,12 +429,25 @@ fn the_legend_covers_no_point() {
             num(&frame, "width"),
             num(&frame, "height"),
         );
-        for c in doc.descendants().filter(|n| n.has_tag_name("circle")) {
-            let (cx, cy, r) = (num(&c, "cx"), num(&c, "cy"), num(&c, "r"));
-            let inside = cx + r >= x && cx - r <= x + w && cy + r >= y && cy - r <= y + h;
-            assert!(!inside, "{name}: point ({cx}, {cy}) under the legend");
+        for c in before_legend(&doc) {
+            let (cx0, cy0, cx1, cy1) = match c.tag_name().name() {
+                "circle" => {
+                    let (cx, cy, r) = (num(&c, "cx"), num(&c, "cy"), num(&c, "r"));
+                    (cx - r, cy - r, cx + r, cy + r)
+                }
+                "rect"
+                    if c.attribute("fill")
+                        .is_some_and(|f| f != "#FFFFFF" && f != "none") =>
+                {
+                    let (rx, ry) = (num(&c, "x"), num(&c, "y"));
+                    (rx, ry, rx + num(&c, "width"), ry + num(&c, "height"))
+                }
+                _ => continue,
+            };
+            let inside = cx1 >= x && cx0 <= x + w && cy1 >= y && cy0 <= y + h;
+            assert!(!inside, "{name}: ({cx0}, {cy0}) under the legend");
             checked += 1;
         }
     }
-    assert!(checked >= 15, "{checked} points checked");
+    assert!(checked >= 15, "{checked} points and bars checked");
 }

@@ -1,23 +1,35 @@
 //! Latency CDFs from `messages.csv`: the empirical distribution of delivered
-//! messages' latency per flow, at chosen parameter points.
+//! messages' latency, a curve per series, each chart comparing the series
+//! at one point of the numeric swept parameters.
 //!
-//! A single run gets one chart with a curve per flow. A sweep gets one chart
-//! per chosen point — the first, middle and last point of its grid (in
-//! `runs.csv` order) — with a curve per flow, pooling the replications.
-//! The x axis is logarithmic (latencies span milliseconds to the CoAP give-up
-//! time); y is the fraction of delivered messages with at most that latency.
+//! A single run (or a sweep of categorical parameters only) gets one chart.
+//! A sweep over numeric parameters gets one chart per value of them (per
+//! grid point of the numeric axes), pooling the replications; with more
+//! than `MAX_CHARTS` points, `MAX_CHARTS` of them evenly spaced from the
+//! first to the last. Curves keep the series' colour and marker of every
+//! other chart of the directory. The x axis is logarithmic (latencies span
+//! milliseconds to the CoAP give-up time); y is the fraction of delivered
+//! messages with at most that latency.
 
-use super::charts::{encode_png, register, render_both, safe, ChartError, FAMILY, PALETTE, SIZE};
-use crate::report::atomic::write_atomic_unsynced;
+use super::chart_style::{
+    decimals, draw_legend, draw_marker, fixed, font, legend_width, log_tick, px, Entry, Ident, Key,
+    SeriesStyle, Styles,
+};
+use super::charts::{lc_first, register, render_both, safe, word_order, write_pair, ChartError};
+use plotters::coord::combinators::BindKeyPoints;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Curves of one chart: (label, sorted latencies in ms).
-type Curves = Vec<(String, Vec<f64>)>;
+/// At most this many CDF charts per directory.
+pub(crate) const MAX_CHARTS: usize = 12;
+
+/// Curves of one chart: (label, style, sorted latencies in ms).
+type Curves = Vec<(String, SeriesStyle, Vec<f64>)>;
 
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
+    s: f64,
     title: &str,
     curves: &Curves,
 ) -> Result<(), Box<dyn std::error::Error>>
@@ -25,32 +37,56 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
+    let entries: Vec<Entry> = curves
+        .iter()
+        .map(|c| Entry {
+            label: c.0.clone(),
+            style: c.1,
+            key: Key::LineMarker,
+        })
+        .collect();
+    let lw = legend_width(&root, &entries, s);
+    let (plot, leg) = root.split_horizontally(root.dim_in_pixel().0 - lw);
     let lo = curves
         .iter()
-        .filter_map(|c| c.1.first())
+        .filter_map(|c| c.2.first())
         .fold(f64::MAX, |a, &b| a.min(b))
         .max(1e-3);
     let hi = curves
         .iter()
-        .filter_map(|c| c.1.last())
+        .filter_map(|c| c.2.last())
         .fold(lo * 10.0, |a, &b| a.max(b));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FAMILY, 20))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), 0.0..1.02)?;
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, font(s, 20.0))
+        .margin(px(s, 16.0))
+        .x_label_area_size(px(s, 48.0))
+        .y_label_area_size(px(s, 64.0))
+        .build_cartesian_2d(
+            (lo * 0.8..hi * 1.25)
+                .log_scale()
+                .with_key_points(log_ticks(lo * 0.8, hi * 1.25)),
+            0.0..1.02,
+        )?;
+    let dy = decimals(0.0, 1.02, 6);
     chart
         .configure_mesh()
-        .x_desc("latency (ms, log scale)")
-        .y_desc("fraction of delivered messages")
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.2}"))
-        .label_style((FAMILY, 14))
-        .axis_desc_style((FAMILY, 16))
+        .max_light_lines(0)
+        .y_labels(6)
+        .x_desc("Latency (ms, log scale)")
+        .y_desc("Fraction of delivered messages")
+        .x_label_formatter(&|v| log_tick(*v))
+        .y_label_formatter(&|v| {
+            if *v > 1.0 + 1e-9 {
+                String::new()
+            } else {
+                fixed(*v, dy)
+            }
+        })
+        .label_style(font(s, 14.0))
+        .axis_desc_style(font(s, 16.0))
         .draw()?;
-    for (i, (label, lat)) in curves.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
+    let mut marks: Vec<((i32, i32), SeriesStyle)> = Vec::new();
+    for (_, style, lat) in curves {
         let n = lat.len() as f64;
         // a step curve through at most 400 points (nearest-rank quantiles)
         let steps = lat.len().min(400);
@@ -61,26 +97,49 @@ where
                 (lat[idx - 1].max(lo), idx as f64 / n)
             })
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+        // markers at the deciles 0.1 … 0.9, so curves differ in grey too
+        for q in 1..=9 {
+            let idx = ((q as f64 / 10.0) * n).ceil() as usize;
+            let idx = idx.clamp(1, lat.len());
+            marks.push((
+                chart.backend_coord(&(lat[idx - 1].max(lo), idx as f64 / n)),
+                *style,
+            ));
+        }
+        chart.draw_series(LineSeries::new(
+            pts,
+            style.color.stroke_width(px(s, 2.0) as u32),
+        ))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FAMILY, 14))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
+    for (p, st) in marks {
+        draw_marker(&root, p, st, s)?;
+    }
+    draw_legend(&leg, &entries, s)?;
     root.present()?;
     Ok(())
 }
 
-/// Write `charts/latency_cdf*.svg/png` for `dir` (needs runs.csv and messages.csv).
-pub(crate) fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+/// Ticks of a log axis on [lo, hi]: 1, 2 and 5 times the powers of ten,
+/// or only the powers of ten when that would be more than 12 ticks.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let pick = |ms: &[f64]| -> Vec<f64> {
+        (k0..=k1)
+            .flat_map(|k| ms.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|v| *v >= lo && *v <= hi)
+            .collect()
+    };
+    let fine = pick(&[1.0, 2.0, 5.0]);
+    if fine.len() <= 12 {
+        fine
+    } else {
+        pick(&[1.0])
+    }
+}
+
+/// Write `charts/latency_cdf*.svg/png` for `dir` (needs runs.csv and
+/// messages.csv), series styled and named by `styles`.
+pub(crate) fn write_cdfs(dir: &Path, styles: &Styles) -> Result<Vec<PathBuf>, ChartError> {
     register();
     let runs_path = dir.join("runs.csv");
     let rows = crate::metrics::summary::read_runs(
@@ -88,13 +147,23 @@ pub(crate) fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             .map_err(|e| ChartError::Read(runs_path.clone(), e.to_string()))?,
     )
     .map_err(|e| ChartError::Format(runs_path.clone(), e))?;
-    // points in order of first appearance; run id → point; (run, flow) → series name
-    let mut points: Vec<String> = Vec::new();
-    let mut run_point: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut flow_label: BTreeMap<String, String> = BTreeMap::new();
+    // a point is the values of the numeric axes; (run, flow) → (point, series)
+    let axis_paths = styles.point_paths();
+    let mut points: Vec<Vec<String>> = Vec::new();
+    let mut series_of: BTreeMap<(u64, String), (usize, Ident)> = BTreeMap::new();
     for r in &rows {
-        let p: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let p = p.join(", ");
+        let paths: Vec<String> = r.params.iter().map(|(k, _)| k.clone()).collect();
+        let values: Vec<String> = r.params.iter().map(|(_, v)| v.clone()).collect();
+        let p: Vec<String> = axis_paths
+            .iter()
+            .map(|a| {
+                r.params
+                    .iter()
+                    .find(|(k, _)| k == a)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
         let pi = match points.iter().position(|x| *x == p) {
             Some(i) => i,
             None => {
@@ -102,15 +171,35 @@ pub(crate) fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
                 points.len() - 1
             }
         };
-        run_point.insert(r.run_id, pi);
-        flow_label
-            .entry(r.flow.clone())
-            .or_insert_with(|| format!("{} {} — {}", r.protocol, r.reliability, r.flow));
+        let id = Ident::new(
+            &r.protocol,
+            &r.reliability,
+            &r.flow,
+            styles.cats_of(&paths, &values),
+        );
+        series_of.insert((r.run_id, r.flow.clone()), (pi, id));
     }
-    let mut chosen: Vec<usize> = vec![0, points.len() / 2, points.len().saturating_sub(1)];
-    chosen.dedup();
-    chosen.retain(|&p| p < points.len());
-    let mut lat: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
+    // points in order of value; at most MAX_CHARTS, evenly spaced
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| {
+        points[a]
+            .iter()
+            .zip(points[b].iter())
+            .map(|(x, y)| word_order(x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let chosen: Vec<usize> = if order.len() <= MAX_CHARTS {
+        order
+    } else {
+        let n = order.len() - 1;
+        let mut c: Vec<usize> = (0..MAX_CHARTS)
+            .map(|k| order[(k * n + (MAX_CHARTS - 1) / 2) / (MAX_CHARTS - 1)])
+            .collect();
+        c.dedup();
+        c
+    };
+    let mut lat: BTreeMap<(usize, Ident), Vec<f64>> = BTreeMap::new();
     let msg_path = dir.join("messages.csv");
     let mut rd = csv::ReaderBuilder::new()
         .buffer_capacity(1 << 20)
@@ -127,11 +216,12 @@ pub(crate) fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     };
     // messages.csv can be large: one reused byte record, and only the rows
     // of the chosen points parsed further
-    let field = |rec: &csv::ByteRecord, c: usize| {
-        rec.get(c)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .map(str::to_string)
-    };
+    let mut by_run: BTreeMap<u64, Vec<(&str, usize, &Ident)>> = BTreeMap::new();
+    for ((run, flow), (pi, id)) in &series_of {
+        if chosen.contains(pi) {
+            by_run.entry(*run).or_default().push((flow, *pi, id));
+        }
+    }
     let mut rec = csv::ByteRecord::new();
     loop {
         match rd.read_byte_record(&mut rec) {
@@ -146,12 +236,13 @@ pub(crate) fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
         else {
             continue;
         };
-        let Some(&pi) = run_point.get(&run) else {
+        let Some(flows) = by_run.get(&run) else {
             continue;
         };
-        if !chosen.contains(&pi) {
+        let flow = rec.get(c_flow).unwrap_or_default();
+        let Some(&(_, pi, id)) = flows.iter().find(|f| f.0.as_bytes() == flow) else {
             continue;
-        }
+        };
         let Some(l) = rec
             .get(c_lat)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -159,27 +250,29 @@ pub(crate) fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
         else {
             continue;
         };
-        lat.entry((pi, field(&rec, c_flow).unwrap_or_default()))
-            .or_default()
-            .push(l);
+        match lat.get_mut(&(pi, id.clone())) {
+            Some(v) => v.push(l),
+            None => {
+                lat.insert((pi, id.clone()), vec![l]);
+            }
+        }
     }
     let out_dir = dir.join("charts");
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| ChartError::Write(out_dir.clone(), e.to_string()))?;
     let mut written = Vec::new();
+    let axis_names: Vec<String> = axis_paths
+        .iter()
+        .map(|p| lc_first(&styles.axis_label(p)))
+        .collect();
     for &pi in &chosen {
         let mut curves: Curves = Vec::new();
-        for ((p, flow), v) in &lat {
+        // BTreeMap order: by identity, as in every other chart
+        for ((p, id), v) in &lat {
             if *p == pi && !v.is_empty() {
                 let mut v = v.clone();
                 v.sort_by(f64::total_cmp);
-                curves.push((
-                    flow_label
-                        .get(flow)
-                        .cloned()
-                        .unwrap_or_else(|| flow.clone()),
-                    v,
-                ));
+                curves.push((styles.label(id), styles.style(id), v));
             }
         }
         if curves.is_empty() {
@@ -188,23 +281,28 @@ pub(crate) fn write_cdfs(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
         let (name, title) = if points[pi].is_empty() {
             (
                 "latency_cdf".to_string(),
-                "latency CDF of delivered messages".to_string(),
+                "Latency CDF of delivered messages".to_string(),
             )
         } else {
+            let file: Vec<String> = axis_paths
+                .iter()
+                .zip(&points[pi])
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let words: Vec<String> = axis_names
+                .iter()
+                .zip(&points[pi])
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
             (
-                format!("latency_cdf_at_{}", safe(&points[pi])),
-                format!("latency CDF at {}", points[pi]),
+                format!("latency_cdf_at_{}", safe(&file.join(", "))),
+                format!("Latency CDF at {}", words.join(", ")),
             )
         };
         let rendered: Result<(String, Vec<u8>), String> =
-            (|| render_both!(|root| draw(root, &title, &curves)))();
-        let (svg, png_bytes) = rendered.map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
-        for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
-            let p = out_dir.join(format!("{name}.{ext}"));
-            write_atomic_unsynced(&p, &bytes)
-                .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
-            written.push(p);
-        }
+            (|| render_both!(|root, s| draw(root, s, &title, &curves)))();
+        let (svg, png) = rendered.map_err(|e| ChartError::Write(out_dir.join(&name), e))?;
+        write_pair(&out_dir, &name, &title, "cdf", &svg, &png, &mut written)?;
     }
     Ok(written)
 }

@@ -1,29 +1,47 @@
-//! Charts of a results directory, from `summary.csv` alone (`qossim plot`
-//! regenerates them byte for byte).
+//! Charts of a results directory, from `summary.csv` (plus `runs.csv` and
+//! `messages.csv` for the latency CDFs, `timeseries.csv` for the charts over
+//! time); `qossim plot` regenerates them byte for byte.
 //!
-//! For every swept-parameter column with at least two distinct numeric
-//! values (the x axis) there is one chart per key metric — delivery ratio,
-//! latency p50/p95/p99 and bytes on the wire per delivered message — with one
-//! series per (protocol, reliability, flow) (plus the other parameters' values
-//! when several axes are swept), one point per summary row, and error bars of
-//! ± the row's `_ci95` half-width. Without a numeric axis (a single run, or
-//! categorical sweeps) each metric gets a dot chart with one column per series.
+//! For every swept parameter whose values are all numbers (the x axis)
+//! there is one line chart per key metric — delivery ratio, latency
+//! p50/p95/p99 and bytes on the wire per delivered message — with one
+//! series per (protocol, reliability, flow, categorical parameters), plus
+//! the other numeric parameters' values when several are swept, one marker
+//! per summary row and whiskers of ± the row's `_ci95` half-width. Without
+//! a numeric axis (a single run, or a sweep of protocols, QoS levels or
+//! other words) each metric is a grouped bar chart with CI whiskers.
 //!
-//! Every chart is written as SVG and PNG under `charts/`. Text is drawn with
-//! the embedded DejaVu Sans (assets/fonts), never a system font, and the PNG
-//! is encoded by the `png` crate with fixed settings, so files are identical
-//! on every machine.
+//! Every series keeps one colour and marker on every chart of the directory
+//! (`chart_style::Styles`, Okabe–Ito palette); legends name protocol and
+//! QoS and sit beside the plot; axis titles are words with units (built-in
+//! table and the scenario's `[report] labels`). Every chart is written as
+//! SVG (900 × 560) and as PNG at twice that resolution under `charts/`.
+//! Text is drawn with the embedded DejaVu Sans (assets/fonts), never a
+//! system font, and the PNG is encoded by the `png` crate with fixed
+//! settings, so files are identical on every machine.
 
+use super::chart_style::{
+    annotate_svg, decimals, draw_legend, draw_marker, fixed, font, legend_width, num, px, Entry,
+    Ident, Key, SeriesStyle, Styles,
+};
+pub use super::chart_style::{axis_label, ChartOptions};
 use crate::report::atomic::write_atomic_unsynced;
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-pub(crate) const FAMILY: &str = "qossim-sans";
+/// The registered family name, written into the SVGs as a CSS font list:
+/// viewers without DejaVu Sans fall back to a sans-serif font.
+pub(crate) const FAMILY: &str = "DejaVu Sans, sans-serif";
+/// SVG size in pixels; the PNG is `PNG_SCALE` times larger.
 pub(crate) const SIZE: (u32, u32) = (900, 560);
+/// Resolution of the PNG relative to the SVG.
+pub(crate) const PNG_SCALE: u32 = 2;
 
 /// Errors while charting.
 #[derive(Debug, thiserror::Error)]
@@ -36,28 +54,23 @@ pub enum ChartError {
     Format(PathBuf, String),
 }
 
-/// Metrics charted, with the axis title.
-const METRICS: [(&str, &str); 5] = [
-    ("delivery_ratio", "delivery ratio"),
-    ("latency_ms_p50", "latency p50 (ms)"),
-    ("latency_ms_p95", "latency p95 (ms)"),
-    ("latency_ms_p99", "latency p99 (ms)"),
+/// Metrics charted: column, axis title in words with unit, whether it is a
+/// ratio (axis [0, 1], whiskers clipped there), chart kind.
+const METRICS: [(&str, &str, bool, &str); 5] = [
+    ("delivery_ratio", "Delivery ratio", true, "delivery"),
+    ("latency_ms_p50", "Latency p50 (ms)", false, "latency"),
+    ("latency_ms_p95", "Latency p95 (ms)", false, "latency"),
+    ("latency_ms_p99", "Latency p99 (ms)", false, "latency"),
     (
         "bytes_on_wire_per_delivered",
-        "bytes on the wire per delivered message (B)",
+        "Bytes on the wire per delivered message (B)",
+        false,
+        "bytes",
     ),
 ];
 
-pub(crate) const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
+/// Top of a ratio axis: 1 plus room for a marker drawn at 1.
+pub(crate) const RATIO_TOP: f64 = 1.04;
 
 pub(crate) fn register() {
     static ONCE: Once = Once::new();
@@ -108,164 +121,348 @@ pub(crate) fn safe(s: &str) -> String {
         .collect()
 }
 
-/// One series: label and points (x, y, ci95).
+/// Order of parameter values that are words: durations and rates by
+/// their value ("500 ms" before "2 s"), numbers by value, else text.
+pub(crate) fn word_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use crate::scenario::units::{parse_duration, parse_rate};
+    if let (Ok(x), Ok(y)) = (parse_duration(a), parse_duration(b)) {
+        return x.cmp(&y);
+    }
+    if let (Ok(x), Ok(y)) = (parse_rate(a), parse_rate(b)) {
+        return x.cmp(&y);
+    }
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+/// "Loss probability (link backhaul)" → "loss probability (link backhaul)",
+/// keeping acronyms ("MTU (B)").
+pub(crate) fn lc_first(s: &str) -> String {
+    let mut c = s.chars();
+    match (c.next(), c.next()) {
+        (Some(a), Some(b)) if a.is_uppercase() && b.is_lowercase() => {
+            a.to_lowercase().chain(s.chars().skip(1)).collect()
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// One line series: label, style and points (x, y, ci95).
 struct Series {
     label: String,
+    style: SeriesStyle,
     points: Vec<(f64, f64, Option<f64>)>,
 }
 
-/// Largest magnitude charted: plotters' tick search never ends on ranges
-/// near the f64 limits (±1e308 hung `write_charts`), and no qossim metric or
-/// parameter comes close, so larger cells count as not numeric.
-const MAX_ABS: f64 = 1e12;
-
-fn num(s: &str) -> Option<f64> {
-    s.parse::<f64>().ok().filter(|v| v.abs() <= MAX_ABS)
-}
-
-/// Fixed-precision axis labels (no locale, no float noise).
-fn tick(v: &f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a >= 1000.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
-    }
+/// One bar of a grouped bar chart.
+struct BarItem {
+    label: String,
+    style: SeriesStyle,
+    y: f64,
+    ci: Option<f64>,
 }
 
 type Draw = Result<(), Box<dyn std::error::Error>>;
 
-fn draw_xy<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
+/// The y range of values with half-widths: from 0 to the top with 6 %
+/// headroom (every charted metric is non-negative: whiskers stop at 0); a
+/// ratio axis is [0, 1.04].
+fn y_range(vals: impl Iterator<Item = (f64, Option<f64>)>, ratio: bool) -> (f64, f64) {
+    if ratio {
+        return (0.0, RATIO_TOP);
+    }
+    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+    for (y, c) in vals {
+        let c = c.unwrap_or(0.0);
+        lo = lo.min(y);
+        hi = hi.max(y + c);
+    }
+    if lo > hi {
+        return (0.0, 1.0);
+    }
+    let lo = lo.min(0.0);
+    let span = (hi - lo).max(hi.abs() * 0.1).max(1e-6);
+    (lo, hi + span * 0.06)
+}
+
+/// A whisker from `lo` to `hi` at x, capped, in the chart's coordinates.
+fn whisker<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    x: f64,
+    (lo, hi): (f64, f64),
+    color: RGBColor,
+    s: f64,
+) -> Draw
+where
+    DB::ErrorType: 'static,
+{
+    let cap = px(s, 5.0);
+    let stroke = color.stroke_width(px(s, 1.0).max(1) as u32);
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(x, lo), (x, hi)],
+        stroke,
+    )))?;
+    for y in [lo, hi] {
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((x, y)) + PathElement::new(vec![(-cap, 0), (cap, 0)], stroke),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Clip a whisker at 0 (no charted metric is negative) and, on ratio
+/// axes, at 1.
+fn clip(lo: f64, hi: f64, ratio: bool) -> (f64, f64) {
+    if ratio {
+        (lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0))
+    } else {
+        (lo.max(0.0), hi.max(0.0))
+    }
+}
+
+/// Split the canvas into plot (left) and legend (right).
+fn split<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    entries: &[Entry],
+    s: f64,
+) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+    let lw = legend_width(root, entries, s);
+    let w = root.dim_in_pixel().0;
+    root.split_horizontally(w - lw)
+}
+
+/// Line chart with markers and CI whiskers against a numeric axis.
+fn draw_lines<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    s: f64,
     title: &str,
     x_name: &str,
     y_name: &str,
     series: &[Series],
-    by_series: bool,
+    ratio: bool,
 ) -> Draw
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y, c) in pts {
-        let c = c.unwrap_or(0.0);
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y - c);
-        y1 = y1.max(y + c);
-    }
-    if x0 > x1 {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
-    let pad_x = ((x1 - x0) * 0.05).max(1e-9);
-    let pad_y = ((y1 - y0) * 0.08).max(1e-3);
-    let y_lo = (y0 - pad_y).min(0.0f64.max(y0 - pad_y));
-    // headroom for the legend (upper right, ≈ 20 px per series in a plot
-    // area of ≈ 440 px), so it never hides the highest points
-    let legend = ((12 + 20 * series.len()) as f64 / 440.0).min(0.6);
-    let y_hi = y_lo + (y1 + pad_y - y_lo) / (1.0 - legend);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FAMILY, 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d((x0 - pad_x)..(x1 + pad_x), y_lo..y_hi)?;
+    let entries: Vec<Entry> = series
+        .iter()
+        .map(|x| Entry {
+            label: x.label.clone(),
+            style: x.style,
+            key: Key::LineMarker,
+        })
+        .collect();
+    let (plot, leg) = split(&root, &entries, s);
+    let pts = || series.iter().flat_map(|x| x.points.iter());
+    let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (x0, x1) = if x0 > x1 { (0.0, 1.0) } else { (x0, x1) };
+    let pad = if x1 > x0 {
+        (x1 - x0) * 0.04
+    } else {
+        (x0.abs() * 0.1).max(0.5)
+    };
+    let (xl, xh) = (x0 - pad, x1 + pad);
+    let (yl, yh) = y_range(pts().map(|p| (p.1, p.2)), ratio);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, font(s, 20.0))
+        .margin(px(s, 16.0))
+        .x_label_area_size(px(s, 48.0))
+        .y_label_area_size(px(s, 72.0))
+        .build_cartesian_2d(xl..xh, yl..yh)?;
+    let (dx, dy) = (decimals(xl, xh, 10), decimals(yl, yh, 8));
     chart
         .configure_mesh()
+        .max_light_lines(0)
+        .x_labels(10)
+        .y_labels(8)
         .x_desc(x_name)
         .y_desc(y_name)
-        .x_label_formatter(&|v: &f64| {
-            // by-series charts: only whole positions are series (1-based)
-            if !by_series {
-                tick(v)
-            } else if v.fract() == 0.0 && *v >= 1.0 && *v <= series.len() as f64 {
-                format!("{v:.0}")
-            } else {
+        .x_label_formatter(&|v: &f64| fixed(*v, dx))
+        .y_label_formatter(&|v: &f64| {
+            if ratio && *v > 1.0 + 1e-9 {
                 String::new()
+            } else {
+                fixed(*v, dy)
             }
         })
-        .y_label_formatter(&tick)
-        .label_style((FAMILY, 14))
-        .axis_desc_style((FAMILY, 16))
+        .label_style(font(s, 14.0))
+        .axis_desc_style(font(s, 16.0))
         .draw()?;
-    for (i, s) in series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let line: Vec<(f64, f64)> = s.points.iter().map(|&(x, y, _)| (x, y)).collect();
-        chart
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
-            .label(s.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart.draw_series(
-            line.iter()
-                .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
-        )?;
-        chart.draw_series(s.points.iter().filter_map(|&(x, y, c)| {
-            c.map(|c| ErrorBar::new_vertical(x, y - c, y, y + c, color.stroke_width(1), 8))
-        }))?;
+    for x in series {
+        let line: Vec<(f64, f64)> = x.points.iter().map(|&(a, b, _)| (a, b)).collect();
+        chart.draw_series(LineSeries::new(
+            line,
+            x.style.color.stroke_width(px(s, 2.0) as u32),
+        ))?;
+        for &(a, b, c) in &x.points {
+            if let Some(c) = c.filter(|c| *c > 0.0) {
+                whisker(&mut chart, a, clip(b - c, b + c, ratio), x.style.color, s)?;
+            }
+        }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FAMILY, 14))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
+    for x in series {
+        for &(a, b, _) in &x.points {
+            draw_marker(&root, chart.backend_coord(&(a, b)), x.style, s)?;
+        }
+    }
+    draw_legend(&leg, &entries, s)?;
     root.present()?;
     Ok(())
 }
 
-/// Layers of `bytes_on_wire`, bottom to top, with their `runs.csv` columns.
-const LAYERS: [(&str, &str); 4] = [
-    ("bytes_payload", "application payload"),
-    ("bytes_protocol", "protocol headers"),
-    ("bytes_transport_ip", "UDP/TCP and IP headers"),
-    ("bytes_retransmissions", "retransmissions"),
-];
-
-/// A rendered chart: name, SVG text, PNG bytes.
-type Rendered = (String, String, Vec<u8>);
-
-/// A chart to render.
-enum Job {
-    Xy {
-        name: String,
-        title: String,
-        x_name: String,
-        y_name: &'static str,
-        series: Vec<Series>,
-        /// No numeric axis: x positions are series numbers 1..n.
-        by_series: bool,
-    },
-    Stacked {
-        name: String,
-        title: String,
-        x_name: String,
-        bars: Vec<Bar>,
-    },
-}
-
-/// One stacked bar: x and bytes per delivered message of each layer.
-type Bar = (f64, [f64; 4]);
-
-/// Stacked bars: (x, per-layer bytes per delivered message).
-fn draw_stacked<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
+/// Grouped bar chart with CI whiskers: groups side by side, a bar per
+/// series in each group, the group names under the axis.
+fn draw_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    s: f64,
     title: &str,
     x_name: &str,
-    bars: &[(f64, [f64; 4])],
+    y_name: &str,
+    groups: &[(String, Vec<BarItem>)],
+    ratio: bool,
 ) -> Draw
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
+    let mut entries: Vec<Entry> = Vec::new();
+    for b in groups.iter().flat_map(|g| g.1.iter()) {
+        if !entries.iter().any(|e| e.label == b.label) {
+            entries.push(Entry {
+                label: b.label.clone(),
+                style: b.style,
+                key: Key::Box,
+            });
+        }
+    }
+    let (plot, leg) = split(&root, &entries, s);
+    // x: one unit per bar, 0.8 between groups, 0.6 at each end
+    let mut at = 0.6;
+    let mut layout: Vec<(f64, f64, Vec<f64>)> = Vec::new(); // (start, end, bar centres)
+    for (_, bars) in groups {
+        let start = at;
+        let xs: Vec<f64> = (0..bars.len()).map(|i| start + i as f64 + 0.5).collect();
+        at += bars.len() as f64;
+        layout.push((start, at, xs));
+        at += 0.8;
+    }
+    let xh = at - 0.8 + 0.6;
+    let (yl, yh) = y_range(
+        groups.iter().flat_map(|g| g.1.iter().map(|b| (b.y, b.ci))),
+        ratio,
+    );
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, font(s, 20.0))
+        .margin(px(s, 16.0))
+        .x_label_area_size(px(s, 48.0))
+        .y_label_area_size(px(s, 72.0))
+        .build_cartesian_2d(0.0..xh.max(1.0), yl..yh)?;
+    let dy = decimals(yl, yh, 8);
+    chart
+        .configure_mesh()
+        .max_light_lines(0)
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_labels(8)
+        .x_desc(x_name)
+        .y_desc(y_name)
+        .y_label_formatter(&|v: &f64| {
+            if ratio && *v > 1.0 + 1e-9 {
+                String::new()
+            } else {
+                fixed(*v, dy)
+            }
+        })
+        .label_style(font(s, 14.0))
+        .axis_desc_style(font(s, 16.0))
+        .draw()?;
+    for ((name, bars), (start, end, xs)) in groups.iter().zip(&layout) {
+        for (b, &x) in bars.iter().zip(xs) {
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x - 0.42, 0.0f64.max(yl)), (x + 0.42, b.y)],
+                b.style.color.filled(),
+            )))?;
+            if let Some(c) = b.ci.filter(|c| *c > 0.0) {
+                whisker(
+                    &mut chart,
+                    x,
+                    clip(b.y - c, b.y + c, ratio),
+                    RGBColor(0, 0, 0),
+                    s,
+                )?;
+            }
+        }
+        if !name.is_empty() {
+            let (cx, cy) = chart.backend_coord(&((start + end) / 2.0, yl));
+            root.draw(&Text::new(
+                name.clone(),
+                (cx, cy + px(s, 6.0)),
+                TextStyle::from(font(s, 14.0)).pos(Pos::new(HPos::Center, VPos::Top)),
+            ))?;
+        }
+    }
+    draw_legend(&leg, &entries, s)?;
+    root.present()?;
+    Ok(())
+}
+
+/// Layers of `bytes_on_wire`, bottom to top, with their `runs.csv` columns
+/// and colours (fixed, so a layer looks the same on every chart).
+const LAYERS: [(&str, &str, RGBColor); 4] = [
+    (
+        "bytes_payload",
+        "application payload",
+        RGBColor(0, 114, 178),
+    ),
+    ("bytes_protocol", "protocol headers", RGBColor(86, 180, 233)),
+    (
+        "bytes_transport_ip",
+        "UDP/TCP and IP headers",
+        RGBColor(170, 170, 170),
+    ),
+    (
+        "bytes_retransmissions",
+        "retransmissions",
+        RGBColor(213, 94, 0),
+    ),
+];
+
+/// One stacked bar: x position and bytes per delivered message of each layer.
+type Bar = (f64, [f64; 4]);
+
+/// Stacked bars by layer: on a numeric axis, or (with `cats`) one bar per
+/// category, named under the axis (words on separate lines).
+fn draw_stacked<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    s: f64,
+    title: &str,
+    x_name: &str,
+    bars: &[Bar],
+    cats: Option<&[String]>,
+) -> Draw
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let entries: Vec<Entry> = LAYERS
+        .iter()
+        .rev()
+        .map(|(_, name, color)| Entry {
+            label: (*name).to_string(),
+            style: SeriesStyle {
+                color: *color,
+                marker: 0,
+            },
+            key: Key::Box,
+        })
+        .collect();
+    let (plot, leg) = split(&root, &entries, s);
     let mut xs: Vec<f64> = bars.iter().map(|b| b.0).collect();
     xs.sort_by(f64::total_cmp);
     let gap = xs
@@ -279,25 +476,32 @@ where
     let top = bars
         .iter()
         .map(|b| b.1.iter().sum::<f64>())
-        .fold(1.0f64, f64::max)
-        * 1.35;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FAMILY, 20))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
+        .fold(0.0f64, f64::max);
+    let top = if top > 0.0 { top * 1.06 } else { 1.0 };
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, font(s, 20.0))
+        .margin(px(s, 16.0))
+        .x_label_area_size(px(s, if cats.is_some() { 64.0 } else { 48.0 }))
+        .y_label_area_size(px(s, 72.0))
         .build_cartesian_2d(x0..x1, 0.0..top)?;
-    chart
-        .configure_mesh()
+    let (dx, dy) = (decimals(x0, x1, 10), decimals(0.0, top, 8));
+    let yf = |v: &f64| fixed(*v, dy);
+    let mut mesh = chart.configure_mesh();
+    mesh.max_light_lines(0);
+    mesh.y_labels(8)
         .x_desc(x_name)
-        .y_desc("bytes on the wire per delivered message (B)")
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .label_style((FAMILY, 14))
-        .axis_desc_style((FAMILY, 16))
-        .draw()?;
-    for (li, (_, name)) in LAYERS.iter().enumerate() {
-        let color = PALETTE[li % PALETTE.len()];
+        .y_desc("Bytes on the wire per delivered message (B)")
+        .y_label_formatter(&yf)
+        .label_style(font(s, 14.0))
+        .axis_desc_style(font(s, 16.0));
+    if cats.is_some() {
+        mesh.disable_x_mesh().x_labels(0);
+    } else {
+        mesh.x_labels(10);
+    }
+    let xf = |v: &f64| fixed(*v, dx);
+    mesh.x_label_formatter(&xf).draw()?;
+    for (li, (_, _, color)) in LAYERS.iter().enumerate() {
         let rects: Vec<Rectangle<(f64, f64)>> = bars
             .iter()
             .map(|(x, v)| {
@@ -305,27 +509,47 @@ where
                 Rectangle::new([(x - w, base), (x + w, base + v[li])], color.filled())
             })
             .collect();
-        chart
-            .draw_series(rects)?
-            .label(*name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+        chart.draw_series(rects)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FAMILY, 14))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
+    if let Some(cats) = cats {
+        let style = TextStyle::from(font(s, 12.0)).pos(Pos::new(HPos::Center, VPos::Top));
+        for ((x, _), name) in bars.iter().zip(cats) {
+            let (cx, cy) = chart.backend_coord(&(*x, 0.0));
+            for (k, line) in category_lines(name).iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (cx, cy + px(s, 6.0 + 14.0 * k as f64)),
+                    style.clone(),
+                ))?;
+            }
+        }
+    }
+    draw_legend(&leg, &entries, s)?;
     root.present()?;
     Ok(())
 }
 
-/// Encode an RGB buffer as PNG with fixed settings.
-pub(crate) fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, String> {
+/// A category name on up to three short lines: protocol, reliability, rest.
+fn category_lines(name: &str) -> Vec<String> {
+    let (first, rest) = name.split_once(' ').unwrap_or((name, ""));
+    let mut lines = vec![first.to_string()];
+    if !rest.is_empty() {
+        match rest.split_once(" (") {
+            Some((a, b)) if !a.is_empty() => {
+                lines.push(a.to_string());
+                lines.push(format!("({b}"));
+            }
+            _ => lines.push(rest.to_string()),
+        }
+    }
+    lines
+}
+
+/// Encode an RGB buffer of `size` as PNG with fixed settings.
+pub(crate) fn encode_png(rgb: &[u8], size: (u32, u32)) -> Result<Vec<u8>, String> {
     let mut png_bytes = Vec::new();
     {
-        let mut enc = png::Encoder::new(&mut png_bytes, SIZE.0, SIZE.1);
+        let mut enc = png::Encoder::new(&mut png_bytes, size.0, size.1);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Balanced);
@@ -335,42 +559,184 @@ pub(crate) fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, String> {
     Ok(png_bytes)
 }
 
-/// Draw one chart twice — SVG text and PNG bytes — with `$draw`, a closure
-/// taking the drawing area (a macro, since the two backends differ in type).
+/// Draw one chart twice — SVG text at `SIZE` (scale 1) and PNG bytes at
+/// `PNG_SCALE` × `SIZE` — with `$draw`, a closure taking the drawing area
+/// and the scale (a macro, since the two backends differ in type).
 macro_rules! render_both {
     ($draw:expr) => {{
+        use $crate::report::charts::{encode_png, PNG_SCALE, SIZE};
         let mut svg = String::new();
-        ($draw)(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())
-            .map_err(|e| e.to_string())?;
-        let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-        ($draw)(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())
-            .map_err(|e| e.to_string())?;
-        Ok((svg, encode_png(&rgb)?))
+        ($draw)(
+            SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+            1.0,
+        )
+        .map_err(|e| e.to_string())?;
+        let big = (SIZE.0 * PNG_SCALE, SIZE.1 * PNG_SCALE);
+        let mut rgb = vec![0u8; (big.0 * big.1 * 3) as usize];
+        ($draw)(
+            BitMapBackend::with_buffer(&mut rgb, big).into_drawing_area(),
+            PNG_SCALE as f64,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((svg, encode_png(&rgb, big)?))
     }};
 }
 pub(crate) use render_both;
 
-fn render_stacked(
+/// Write `name.svg` (with its caption and kind) and `name.png` into `out_dir`.
+pub(crate) fn write_pair(
+    out_dir: &Path,
+    name: &str,
     title: &str,
-    x_name: &str,
-    bars: &[(f64, [f64; 4])],
-) -> Result<(String, Vec<u8>), String> {
-    render_both!(|root| draw_stacked(root, title, x_name, bars))
+    kind: &str,
+    svg: &str,
+    png: &[u8],
+    written: &mut Vec<PathBuf>,
+) -> Result<(), ChartError> {
+    let svg = annotate_svg(svg, title, kind);
+    for (ext, bytes) in [("svg", svg.as_bytes()), ("png", png)] {
+        let p = out_dir.join(format!("{name}.{ext}"));
+        write_atomic_unsynced(&p, bytes)
+            .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
+        written.push(p);
+    }
+    Ok(())
 }
 
-/// Render the same chart as SVG text and as PNG bytes.
-fn render(
-    title: &str,
-    x_name: &str,
-    y_name: &str,
-    series: &[Series],
-    by_series: bool,
-) -> Result<(String, Vec<u8>), String> {
-    render_both!(|root| draw_xy(root, title, x_name, y_name, series, by_series))
+/// A chart to render.
+enum Job {
+    Lines {
+        x_name: String,
+        y_name: &'static str,
+        series: Vec<Series>,
+        ratio: bool,
+    },
+    Bars {
+        x_name: String,
+        y_name: &'static str,
+        groups: Vec<(String, Vec<BarItem>)>,
+        ratio: bool,
+    },
+    Stacked {
+        x_name: String,
+        bars: Vec<Bar>,
+        cats: Option<Vec<String>>,
+    },
 }
 
-/// Write every chart of `dir` (from `dir/summary.csv`) into `dir/charts/`.
+/// A chart with its file name, caption and kind.
+struct Planned {
+    name: String,
+    title: String,
+    kind: &'static str,
+    job: Job,
+}
+
+impl Planned {
+    fn render(&self) -> Result<(String, Vec<u8>), String> {
+        let t = &self.title;
+        match &self.job {
+            Job::Lines {
+                x_name,
+                y_name,
+                series,
+                ratio,
+            } => render_both!(|root, s| draw_lines(root, s, t, x_name, y_name, series, *ratio)),
+            Job::Bars {
+                x_name,
+                y_name,
+                groups,
+                ratio,
+            } => render_both!(|root, s| draw_bars(root, s, t, x_name, y_name, groups, *ratio)),
+            Job::Stacked { x_name, bars, cats } => {
+                render_both!(|root, s| draw_stacked(root, s, t, x_name, bars, cats.as_deref()))
+            }
+        }
+    }
+}
+
+/// A chart of a results directory, for pages that show them
+/// (`list_charts`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChartInfo {
+    /// The SVG file; the PNG (twice the resolution) has the same stem.
+    pub svg: PathBuf,
+    pub png: PathBuf,
+    /// "delivery", "latency", "bytes", "bytes_by_layer", "cdf" or "timeseries".
+    pub kind: String,
+    /// The chart's title in words.
+    pub caption: String,
+}
+
+/// Kinds in the order a report shows them.
+pub const KIND_ORDER: [&str; 6] = [
+    "delivery",
+    "latency",
+    "bytes",
+    "bytes_by_layer",
+    "cdf",
+    "timeseries",
+];
+
+/// The charts in `dir/charts/` with their kind and caption (read back from
+/// each SVG's `<title>` and `<desc>`), in `KIND_ORDER` then file-name order.
+pub fn list_charts(dir: &Path) -> Result<Vec<ChartInfo>, ChartError> {
+    let cdir = dir.join("charts");
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&cdir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(ChartError::Read(cdir, e.to_string())),
+    };
+    for e in entries {
+        let p = e
+            .map_err(|e| ChartError::Read(cdir.clone(), e.to_string()))?
+            .path();
+        if p.extension().is_none_or(|x| x != "svg") {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&p).map_err(|e| ChartError::Read(p.clone(), e.to_string()))?;
+        let tag = |t: &str| -> Option<String> {
+            let open = format!("<{t}>");
+            let i = text.find(&open)? + open.len();
+            let j = text[i..].find(&format!("</{t}>"))? + i;
+            Some(
+                text[i..j]
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&"),
+            )
+        };
+        let (Some(caption), Some(kind)) = (tag("title"), tag("desc")) else {
+            continue;
+        };
+        out.push(ChartInfo {
+            png: p.with_extension("png"),
+            svg: p,
+            kind,
+            caption,
+        });
+    }
+    let rank = |k: &str| {
+        KIND_ORDER
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or(KIND_ORDER.len())
+    };
+    out.sort_by(|a, b| (rank(&a.kind), &a.svg).cmp(&(rank(&b.kind), &b.svg)));
+    Ok(out)
+}
+
+/// Write every chart of `dir` into `dir/charts/`, with the options recorded
+/// in `dir/manifest.json` (`ChartOptions::from_dir`).
 pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    write_charts_with(dir, &ChartOptions::from_dir(dir))
+}
+
+/// Write every chart of `dir` (from `dir/summary.csv`, and the CDF and
+/// time-series inputs when present) into `dir/charts/`.
+pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>, ChartError> {
     register();
     let path = dir.join("summary.csv");
     let t = read_table(&path)?;
@@ -383,106 +749,194 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     ) else {
         return Err(ChartError::Format(path, "missing key columns".into()));
     };
-    let params: Vec<usize> = (c_pat + 1..c_runs).collect();
-    // numeric axes with at least two distinct values
-    let axes: Vec<usize> = params
+    if c_runs <= c_pat {
+        return Err(ChartError::Format(path, "`runs` before `pattern`".into()));
+    }
+    if let Some((i, _)) = t
+        .rows
         .iter()
-        .copied()
-        .filter(|&c| {
-            let mut vals: Vec<f64> = Vec::new();
-            for r in &t.rows {
-                match r.get(c).and_then(|v| num(v)) {
-                    Some(v) if !vals.contains(&v) => vals.push(v),
-                    Some(_) => {}
-                    None => return false,
-                }
-            }
-            vals.len() >= 2
+        .enumerate()
+        .find(|(_, r)| r.len() != t.head.len())
+    {
+        return Err(ChartError::Format(
+            path,
+            format!(
+                "row {} has {} cells, the header {}",
+                i + 2,
+                t.rows[i].len(),
+                t.head.len()
+            ),
+        ));
+    }
+    let param_cols: Vec<usize> = (c_pat + 1..c_runs).collect();
+    let paths: Vec<String> = param_cols.iter().map(|&c| t.head[c].clone()).collect();
+    let pvals =
+        |r: &Vec<String>| -> Vec<String> { param_cols.iter().map(|&c| r[c].clone()).collect() };
+    let keyed: Vec<(String, String, String, Vec<String>)> = t
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[c_proto].clone(),
+                r[c_rel].clone(),
+                r[c_flow].clone(),
+                pvals(r),
+            )
         })
         .collect();
+    let styles = Styles::new(&paths, &keyed, opts);
+    let ident = |r: &Vec<String>| {
+        Ident::new(
+            &r[c_proto],
+            &r[c_rel],
+            &r[c_flow],
+            styles.cats_of(&paths, &pvals(r)),
+        )
+    };
+    let axes: Vec<usize> = styles
+        .axis_paths()
+        .iter()
+        .filter_map(|p| t.col(p))
+        .collect();
+    // categorical comparisons: grouped by the first categorical parameter
+    // the protocol names do not already show, else by protocol
+    let group_param = styles.group_path().and_then(|p| t.col(p));
+    let group_title = match group_param {
+        Some(c) => styles.axis_label(&t.head[c]),
+        None => "Protocol".to_string(),
+    };
+    let group_of = |r: &Vec<String>| match group_param {
+        Some(c) => r[c].clone(),
+        None => super::chart_style::protocol_name(&r[c_proto]),
+    };
     let out_dir = dir.join("charts");
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| ChartError::Write(out_dir.clone(), e.to_string()))?;
-    let mut written = Vec::new();
-    let mut jobs: Vec<Job> = Vec::new();
-    // parameters that vary name the series (all but the chart's x axis)
-    let varying: Vec<usize> = params
-        .iter()
-        .copied()
-        .filter(|&c| {
-            t.rows
-                .iter()
-                .any(|r| r.get(c) != t.rows.first().and_then(|f| f.get(c)))
-        })
-        .collect();
-    let label_of = |r: &Vec<String>, skip: Option<usize>| {
-        let mut l = format!("{} {} — {}", r[c_proto], r[c_rel], r[c_flow]);
-        for &p in varying.iter().filter(|&&p| Some(p) != skip) {
-            l.push_str(&format!(", {}={}", t.head[p], r[p]));
-        }
-        l
-    };
-    for (metric, title) in METRICS {
+    let mut jobs: Vec<Planned> = Vec::new();
+    for (metric, y_name, ratio, kind) in METRICS {
         let (Some(cm), ci) = (t.col(metric), t.col(&format!("{metric}_ci95"))) else {
             continue;
         };
-        let mut charts: Vec<(String, String, Vec<Series>)> = Vec::new();
+        let cell = |r: &Vec<String>, c: usize| r.get(c).and_then(|v| num(v));
         if axes.is_empty() {
-            // one column per series
-            let mut series = Vec::new();
-            for (i, r) in t.rows.iter().enumerate() {
-                if let Some(y) = r.get(cm).and_then(|v| num(v)) {
-                    let c = ci.and_then(|c| r.get(c)).and_then(|v| num(v));
-                    series.push(Series {
-                        label: label_of(r, None),
-                        points: vec![((i + 1) as f64, y, c)],
-                    });
+            let mut groups: Vec<(String, Vec<BarItem>)> = Vec::new();
+            let mut rows: Vec<(&Vec<String>, Ident)> =
+                t.rows.iter().map(|r| (r, ident(r))).collect();
+            rows.sort_by(|a, b| a.1.cmp(&b.1));
+            for (r, id) in rows {
+                let Some(y) = cell(r, cm) else { continue };
+                let bar = BarItem {
+                    label: styles.label(&id),
+                    style: styles.style(&id),
+                    y,
+                    ci: ci.and_then(|c| cell(r, c)),
+                };
+                let g = group_of(r);
+                match groups.iter_mut().find(|x| x.0 == g) {
+                    Some(x) => x.1.push(bar),
+                    None => groups.push((g, vec![bar])),
                 }
             }
-            charts.push((format!("{metric}_by_series"), "series".into(), series));
+            if group_param.is_some() {
+                groups.sort_by(|a, b| word_order(&a.0, &b.0));
+            }
+            jobs.push(Planned {
+                name: format!("{metric}_by_series"),
+                title: format!("{y_name} by {}", lc_first(&group_title)),
+                kind,
+                job: Job::Bars {
+                    x_name: group_title.clone(),
+                    y_name,
+                    groups,
+                    ratio,
+                },
+            });
         }
         for &ax in &axes {
-            let mut series: Vec<Series> = Vec::new();
+            // series: identity plus the other numeric axes' values
+            let mut series: Vec<(Ident, Vec<String>, Series)> = Vec::new();
             for r in &t.rows {
-                let (Some(x), Some(y)) = (
-                    r.get(ax).and_then(|v| num(v)),
-                    r.get(cm).and_then(|v| num(v)),
-                ) else {
+                let (Some(x), Some(y)) = (cell(r, ax), cell(r, cm)) else {
                     continue;
                 };
-                let c = ci.and_then(|c| r.get(c)).and_then(|v| num(v));
-                let label = label_of(r, Some(ax));
-                match series.iter_mut().find(|s| s.label == label) {
-                    Some(s) => s.points.push((x, y, c)),
-                    None => series.push(Series {
-                        label,
-                        points: vec![(x, y, c)],
-                    }),
+                let c = ci.and_then(|c| cell(r, c));
+                let id = ident(r);
+                let others: Vec<String> = axes
+                    .iter()
+                    .filter(|&&a| a != ax)
+                    .map(|&a| r[a].clone())
+                    .collect();
+                match series.iter_mut().find(|s| s.0 == id && s.1 == others) {
+                    Some(s) => s.2.points.push((x, y, c)),
+                    None => {
+                        let mut label = styles.label(&id);
+                        for (&a, v) in axes.iter().filter(|&&a| a != ax).zip(&others) {
+                            label.push_str(&format!(
+                                ", {} = {v}",
+                                lc_first(&styles.axis_label(&t.head[a]))
+                            ));
+                        }
+                        let style = styles.style(&id);
+                        series.push((
+                            id,
+                            others,
+                            Series {
+                                label,
+                                style,
+                                points: vec![(x, y, c)],
+                            },
+                        ));
+                    }
                 }
             }
+            series.sort_by(|a, b| {
+                (
+                    &a.0,
+                    a.1.iter()
+                        .map(|v| num(v).unwrap_or(0.0))
+                        .collect::<Vec<_>>(),
+                )
+                    .partial_cmp(&(
+                        &b.0,
+                        b.1.iter()
+                            .map(|v| num(v).unwrap_or(0.0))
+                            .collect::<Vec<_>>(),
+                    ))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            // the same identity split by another axis: same colour, next markers
+            let mut k = 0;
+            for i in 0..series.len() {
+                k = if i > 0 && series[i].0 == series[i - 1].0 {
+                    k + 1
+                } else {
+                    0
+                };
+                series[i].2.style.marker =
+                    (series[i].2.style.marker + k) % super::chart_style::MARKERS;
+            }
+            let mut series: Vec<Series> = series.into_iter().map(|s| s.2).collect();
             for s in &mut series {
                 s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
             }
-            charts.push((
-                format!("{metric}_vs_{}", safe(&t.head[ax])),
-                t.head[ax].clone(),
-                series,
-            ));
-        }
-        for (name, x_name, series) in charts {
-            jobs.push(Job::Xy {
-                name,
-                title: format!("{title} vs {x_name}"),
-                x_name,
-                y_name: title,
-                series,
-                by_series: axes.is_empty(),
+            let x_name = styles.axis_label(&t.head[ax]);
+            jobs.push(Planned {
+                name: format!("{metric}_vs_{}", safe(&t.head[ax])),
+                title: format!("{y_name} vs {}", lc_first(&x_name)),
+                kind,
+                job: Job::Lines {
+                    x_name,
+                    y_name,
+                    series,
+                    ratio,
+                },
             });
         }
     }
-    // bytes per delivered message, stacked by layer: one chart per series
-    // (per axis, or by series without one); ratio of the runs' means
-    let layer_cols: Vec<Option<usize>> = LAYERS.iter().map(|(c, _)| t.col(c)).collect();
+    // bytes per delivered message, stacked by layer: one bar per series
+    // without a numeric axis, else a chart per series and axis; ratio of
+    // the runs' means
+    let layer_cols: Vec<Option<usize>> = LAYERS.iter().map(|(c, _, _)| t.col(c)).collect();
     if let (Some(cd), true) = (t.col("delivered"), layer_cols.iter().all(Option::is_some)) {
         let per_delivered = |r: &Vec<String>| -> Option<[f64; 4]> {
             let d = r.get(cd).and_then(|v| num(v)).filter(|d| *d > 0.0)?;
@@ -492,51 +946,79 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             }
             Some(v)
         };
-        let mut stacked: Vec<(String, String, Vec<Bar>)> = Vec::new();
+        let title = "Bytes per delivered message by layer";
         if axes.is_empty() {
-            let bars: Vec<(f64, [f64; 4])> = t
+            // by group (the bar charts' groups, when a word parameter is
+            // swept), then series
+            let group_key = |r: &Vec<String>| group_param.map(|c| r[c].clone());
+            let mut rows: Vec<(Option<String>, Ident, [f64; 4])> = t
                 .rows
                 .iter()
-                .enumerate()
-                .filter_map(|(i, r)| per_delivered(r).map(|v| ((i + 1) as f64, v)))
+                .filter_map(|r| per_delivered(r).map(|v| (group_key(r), ident(r), v)))
                 .collect();
-            stacked.push((
-                "bytes_by_layer_by_series".into(),
-                "series (as in summary.csv)".into(),
-                bars,
-            ));
+            rows.sort_by(|a, b| {
+                let g = match (&a.0, &b.0) {
+                    (Some(x), Some(y)) => word_order(x, y),
+                    _ => std::cmp::Ordering::Equal,
+                };
+                g.then(a.1.cmp(&b.1))
+            });
+            let cats: Vec<String> = rows
+                .iter()
+                .map(|(g, id, _)| match g {
+                    Some(g) => format!("{} ({g})", styles.label(id)),
+                    None => styles.label(id),
+                })
+                .collect();
+            let bars: Vec<Bar> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (_, _, v))| (i as f64, *v))
+                .collect();
+            jobs.push(Planned {
+                name: "bytes_by_layer_by_series".into(),
+                title: title.into(),
+                kind: "bytes_by_layer",
+                job: Job::Stacked {
+                    x_name: String::new(),
+                    bars,
+                    cats: Some(cats),
+                },
+            });
         }
         for &ax in &axes {
-            let mut groups: Vec<(String, Vec<Bar>)> = Vec::new();
+            let mut groups: Vec<(Ident, String, Vec<Bar>)> = Vec::new();
             for r in &t.rows {
                 let (Some(x), Some(v)) = (r.get(ax).and_then(|v| num(v)), per_delivered(r)) else {
                     continue;
                 };
-                let label = label_of(r, Some(ax));
-                match groups.iter_mut().find(|g| g.0 == label) {
-                    Some(g) => g.1.push((x, v)),
-                    None => groups.push((label, vec![(x, v)])),
+                let id = ident(r);
+                let mut label = styles.label(&id);
+                for &a in axes.iter().filter(|&&a| a != ax) {
+                    label.push_str(&format!(
+                        ", {} = {}",
+                        lc_first(&styles.axis_label(&t.head[a])),
+                        r[a]
+                    ));
+                }
+                match groups.iter_mut().find(|g| g.1 == label) {
+                    Some(g) => g.2.push((x, v)),
+                    None => groups.push((id, label, vec![(x, v)])),
                 }
             }
-            for (label, bars) in groups {
-                stacked.push((
-                    format!("bytes_by_layer_vs_{}__{}", safe(&t.head[ax]), safe(&label)),
-                    t.head[ax].clone(),
-                    bars,
-                ));
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, label, bars) in groups {
+                jobs.push(Planned {
+                    name: format!("bytes_by_layer_vs_{}__{}", safe(&t.head[ax]), safe(&label)),
+                    title: format!("{title}: {label}"),
+                    kind: "bytes_by_layer",
+                    job: Job::Stacked {
+                        x_name: styles.axis_label(&t.head[ax]),
+                        bars,
+                        cats: None,
+                    },
+                });
             }
-        }
-        for (name, x_name, bars) in stacked {
-            let title = format!(
-                "bytes per delivered message by layer — {}",
-                name.rsplit("__").next().unwrap_or(&name)
-            );
-            jobs.push(Job::Stacked {
-                name,
-                title,
-                x_name,
-                bars,
-            });
         }
     }
     // render in parallel (each chart is independent), write in order; the
@@ -546,43 +1028,32 @@ pub fn write_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
         || {
             jobs.par_iter()
                 .map(|job| {
-                    let (name, r) = match job {
-                        Job::Xy {
-                            name,
-                            title,
-                            x_name,
-                            y_name,
-                            series,
-                            by_series,
-                        } => (name, render(title, x_name, y_name, series, *by_series)),
-                        Job::Stacked {
-                            name,
-                            title,
-                            x_name,
-                            bars,
-                        } => (name, render_stacked(title, x_name, bars)),
-                    };
-                    r.map(|(svg, png)| (name.clone(), svg, png))
-                        .map_err(|e| ChartError::Write(out_dir.join(name), e))
+                    job.render()
+                        .map_err(|e| ChartError::Write(out_dir.join(&job.name), e))
                 })
-                .collect::<Vec<Result<Rendered, ChartError>>>()
+                .collect::<Vec<Result<(String, Vec<u8>), ChartError>>>()
         },
-        || want_cdfs.then(|| super::cdf::write_cdfs(dir)),
+        || want_cdfs.then(|| super::cdf::write_cdfs(dir, &styles)),
     );
-    for r in rendered {
-        let (name, svg, png_bytes) = r?;
-        for (ext, bytes) in [("svg", svg.into_bytes()), ("png", png_bytes)] {
-            let p = out_dir.join(format!("{name}.{ext}"));
-            write_atomic_unsynced(&p, &bytes)
-                .map_err(|e| ChartError::Write(p.clone(), e.to_string()))?;
-            written.push(p);
-        }
+    let mut written = Vec::new();
+    for (job, r) in jobs.iter().zip(rendered) {
+        let (svg, png) = r?;
+        write_pair(
+            &out_dir,
+            &job.name,
+            &job.title,
+            job.kind,
+            &svg,
+            &png,
+            &mut written,
+        )?;
     }
     if let Some(c) = cdfs {
         written.extend(c?);
     }
-    register();
-    written.extend(super::timeseries_chart::write_timeseries_charts(dir)?);
+    written.extend(super::timeseries_chart::write_timeseries_charts(
+        dir, &styles,
+    )?);
     remove_stale_charts(&out_dir, &written)?;
     Ok(written)
 }

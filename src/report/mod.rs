@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub(crate) mod cdf;
+pub(crate) mod chart_style;
 pub mod charts;
 pub mod diagram;
 pub(crate) mod html;

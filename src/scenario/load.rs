@@ -4,7 +4,7 @@ use super::check::{Ctx, MAX_DURATION};
 use super::error::{field_path_at, LineIndex, ScenarioError};
 use super::schema::{FileSchema, FlowSchema};
 use super::{
-    events, expect, flows, overrides, paths, processing, protocols, radio, sweep, topology,
+    events, expect, flows, overrides, paths, processing, protocols, radio, report, sweep, topology,
 };
 use crate::scenario::model::{ProtocolTable, Scenario};
 use crate::sim::SimDuration;
@@ -198,6 +198,10 @@ fn build(
         Some(sw) => Some(sweep::resolve(ctx, sw, resolved)?),
         None => None,
     };
+    let report = match &file.report {
+        Some(r) => report::resolve(ctx, r)?,
+        None => Default::default(),
+    };
     // The topology grew by pushes; a run keeps it to the end, so give back
     // the doubling slack (up to 40 % of 10,000 nodes' and links' specs).
     let (mut nodes, mut links) = (topo.nodes, topo.links);
@@ -224,5 +228,6 @@ fn build(
         overrides: overrides.to_vec(),
         sweep,
         expectations,
+        report,
     })
 }

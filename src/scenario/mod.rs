@@ -21,6 +21,7 @@ mod paths;
 pub mod processing;
 mod protocols;
 pub mod radio;
+pub mod report;
 pub(crate) mod schema;
 mod sweep;
 mod topology;

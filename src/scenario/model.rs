@@ -53,6 +53,8 @@ pub struct Scenario {
     /// `[[expect]]` tables, file order (`qossim run` evaluates them at the
     /// end, `qossim test` checks them; scenarios/README.md "Expectations").
     pub expectations: Vec<crate::scenario::expect::Expectation>,
+    /// `[report]`: how charts name things (scenarios/README.md "Report").
+    pub report: crate::scenario::report::ReportSpec,
 }
 
 /// How a sweep's axes combine.

@@ -49,6 +49,8 @@ pub(crate) struct FileSchema {
     /// `[[expect]]`: expectations on the run's columns (`scenario::expect`).
     #[serde(default)]
     pub expect: Vec<S<super::expect::ExpectSchema>>,
+    /// `[report]`: chart labels (`scenario::report`).
+    pub report: Option<S<super::report::ReportSchema>>,
 }
 
 /// `[sweep]`: the parameter grid of `qossim sweep`.

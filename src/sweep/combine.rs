@@ -28,8 +28,13 @@ pub(crate) fn is_complete(out: &Path, run_id: u64) -> bool {
 
 /// Write `runs.csv`, `summary.csv` and `messages.csv` of `out` from the
 /// fragments of `runs`, in run-index order, then the charts.
-pub fn combine(out: &Path, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> {
-    Combiner::new(out)?.finish(runs)
+/// The charts follow `opts` (the scenario's `[report]` table).
+pub fn combine(
+    out: &Path,
+    runs: &[RunSpec],
+    opts: &crate::report::charts::ChartOptions,
+) -> Result<Vec<RunRow>, SweepError> {
+    Combiner::new(out)?.finish(runs, opts)
 }
 
 /// Combines fragments in run-index order. A sweep feeds it while runs are
@@ -113,7 +118,11 @@ impl Combiner {
 
     /// Append every fragment not appended yet, commit `messages.csv`, write
     /// `runs.csv`, `summary.csv` and the charts.
-    pub(crate) fn finish(mut self, runs: &[RunSpec]) -> Result<Vec<RunRow>, SweepError> {
+    pub(crate) fn finish(
+        mut self,
+        runs: &[RunSpec],
+        opts: &crate::report::charts::ChartOptions,
+    ) -> Result<Vec<RunRow>, SweepError> {
         let rest = runs.get(self.next..).unwrap_or_default();
         // the small rows.csv files in parallel, kept in run order
         let parts: Vec<Result<Vec<RunRow>, SweepError>> = rest
@@ -142,7 +151,7 @@ impl Combiner {
         std::thread::scope(|s| {
             let sync = s.spawn(move || written.sync_all());
             write_tables(&out, &rows).map_err(io)?;
-            crate::report::charts::write_charts(&out).map_err(|e| {
+            crate::report::charts::write_charts_with(&out, opts).map_err(|e| {
                 SweepError::Io(out.join("charts"), std::io::Error::other(e.to_string()))
             })?;
             sync.join()
@@ -256,7 +265,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(SweepIdentity, usize), Swe
         });
     }
     write_identity(out, &identity)?;
-    let rows = combine(out, &runs)?;
+    // every shard ran the same scenario: the first one's `[report]` table
+    let opts = crate::report::charts::ChartOptions::from_dir(&dirs[0]);
+    let rows = combine(out, &runs, &opts)?;
     let manifest = merged_manifest(dirs, &rows, started.elapsed().as_secs_f64())?;
     write_atomic(&out.join("manifest.json"), manifest.as_bytes())
         .map_err(|e| SweepError::Io(out.join("manifest.json"), e))?;

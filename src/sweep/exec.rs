@@ -5,6 +5,7 @@ use super::combine::{fragment_dir, is_complete, Combiner};
 use super::{expand, in_shard, RunSpec};
 use crate::metrics::summary::write_runs;
 use crate::report::atomic::{write_atomic, write_atomic_unsynced};
+use crate::report::charts::ChartOptions;
 use crate::run::{execute, RunOptions};
 use crate::scenario::error::Warning;
 use crate::scenario::{self, model::Scenario, ScenarioError};
@@ -459,7 +460,7 @@ pub fn run_sweep(
     if complete {
         if let Some(c) = combiner.and_then(|c| c.into_inner().ok()) {
             // the rest of the combine (and the charts) on the --jobs threads
-            rows = pool.install(|| c.finish(&succeeded))?;
+            rows = pool.install(|| c.finish(&succeeded, &ChartOptions::of(&base)))?;
         }
     }
     // a shard's manifest lists its own runs; `merge` joins them

@@ -1,0 +1,66 @@
+//! `[report]`: how charts and report.html present a scenario's results.
+//!
+//! ```toml
+//! [report]
+//! labels = { "links.backhaul.loss.p" = "Backhaul loss probability" }
+//! ```
+//!
+//! `labels` names swept `--set` paths in words (with their unit) on chart
+//! axes and legends, over the built-in table (`report::charts::axis_label`).
+
+use super::check::Ctx;
+use super::schema::S;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `[report]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportSchema {
+    #[serde(default)]
+    pub labels: BTreeMap<String, S<String>>,
+}
+
+/// `[report]`, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportSpec {
+    /// Axis titles by `--set` path.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Longest label accepted (it must fit beside a chart's axis).
+const MAX_LABEL: usize = 80;
+
+pub(crate) fn resolve(
+    ctx: &Ctx<'_>,
+    r: &S<ReportSchema>,
+) -> Result<ReportSpec, super::ScenarioError> {
+    let mut labels = BTreeMap::new();
+    for (path, label) in &r.get_ref().labels {
+        let field = format!("report.labels.\"{path}\"");
+        if path.trim().is_empty() {
+            return Err(ctx.err_at(
+                label,
+                &field,
+                "empty path: expected a `--set` path such as \"links.backhaul.loss.p\"",
+            ));
+        }
+        let text = label.get_ref().trim();
+        if text.is_empty() {
+            return Err(ctx.err_at(
+                label,
+                &field,
+                "empty label: expected words such as \"Backhaul loss (%)\"",
+            ));
+        }
+        if text.chars().count() > MAX_LABEL || text.contains(['\n', '\r']) {
+            return Err(ctx.err_at(
+                label,
+                &field,
+                format!("a label is one line of at most {MAX_LABEL} characters"),
+            ));
+        }
+        labels.insert(path.trim().to_string(), text.to_string());
+    }
+    Ok(ReportSpec { labels })
+}
