@@ -222,3 +222,39 @@ fn every_documented_command_runs() {
         );
     }
 }
+
+/// One "Shipped scenarios" list (issue 17 item 6): scenarios/README.md has
+/// that heading once, and it names every scenario file at the top level,
+/// in `bench/` and in `teaching/` (fidelity twins and regression checks are
+/// named by their directories).
+#[test]
+fn one_shipped_scenarios_list_names_every_file() {
+    let text = std::fs::read_to_string(root().join("scenarios/README.md")).expect("readme");
+    assert_eq!(text.matches("\n## Shipped scenarios\n").count(), 1);
+    let start = text.find("\n## Shipped scenarios\n").expect("heading");
+    let section = &text[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let mut missing = Vec::new();
+    for sub in ["", "bench/", "teaching/"] {
+        let dir = root().join("scenarios").join(sub);
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        files.sort();
+        for f in files {
+            if !section.contains(&format!("`{sub}{f}`")) {
+                missing.push(format!("{sub}{f}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in the Shipped scenarios list: {missing:?}"
+    );
+    for d in ["fidelity/", "regression/"] {
+        assert!(section.contains(&format!("`{d}`")), "{d}");
+    }
+}
