@@ -939,3 +939,51 @@ fn misspelt_names_get_a_suggestion() {
         "{e}"
     );
 }
+
+/// `--set links.<member>--<to>.…` (issue 17 item 6) changes one group
+/// member's link and leaves the others' as the template says; the same
+/// through `link.members` in the file; a `members` entry that names no
+/// member is an error at that entry.
+#[test]
+fn one_group_members_link_can_be_set() {
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let base = load_file(&q, &[]).expect("quickstart");
+    let sc = load_file(
+        &q,
+        &strings(&[
+            "links.sensor-2--router.loss.p=0.3",
+            "links.sensor-2--router.delay=40ms",
+        ]),
+    )
+    .expect("override");
+    assert_eq!(sc.links.len(), base.links.len());
+    for (a, b) in base.links.iter().zip(&sc.links) {
+        assert_eq!(a.name, b.name);
+        if b.name == "sensor-2--router" {
+            assert_eq!(b.loss, qossim::link::model::LossSpec::Bernoulli { p: 0.3 });
+            assert_eq!(b.delay, SimDuration::from_millis(40));
+            assert_eq!(b.rate_bps, a.rate_bps, "the template's rate stays");
+        } else {
+            assert_eq!(
+                (&a.loss, a.delay, a.rate_bps),
+                (&b.loss, b.delay, b.rate_bps),
+                "{}",
+                a.name
+            );
+        }
+    }
+    let text = std::fs::read_to_string(&q).expect("read");
+    let bad = text.replace(
+        "link = {",
+        "link = { members = { sensor-9 = { delay = \"1 ms\" } },",
+    );
+    assert_ne!(bad, text, "quickstart's group has an inline link");
+    let e = load_str(&bad, "q.toml", Path::new("scenarios"), &[]).expect_err("no such member");
+    let msg = e.to_string();
+    assert!(msg.contains("no member named \"sensor-9\""), "{msg}");
+    assert_eq!(
+        e.field.as_deref(),
+        Some("groups.sensor-{i}.link.members.sensor-9"),
+        "{msg}"
+    );
+}

@@ -84,7 +84,70 @@ fn apply_one(doc: &mut DocumentMut, raw: &str) -> Result<(), ScenarioError> {
     if let Some(i) = segs.iter().position(|s| s.trim().is_empty()) {
         return Err(ov.err(&segs[..=i], "empty path segment"));
     }
+    if let Some(redirected) = member_link(doc, &segs) {
+        let segs: Vec<&str> = redirected.iter().map(String::as_str).collect();
+        return set_table(doc.as_table_mut(), &segs, 0, &ov);
+    }
     set_table(doc.as_table_mut(), &segs, 0, &ov)
+}
+
+/// `links.<member>--<to>.<field…>` where no `[[links]]` element has that
+/// name but `<member>` is a member of a group whose `link` goes to `<to>`:
+/// the path of that member's own link settings,
+/// `groups.<group>.link.members.<member>.<field…>` (scenarios/README.md
+/// "[[groups]]"); `None` otherwise.
+fn member_link(doc: &DocumentMut, segs: &[&str]) -> Option<Vec<String>> {
+    let [first, name, rest @ ..] = segs else {
+        return None;
+    };
+    if *first != "links" || rest.is_empty() {
+        return None;
+    }
+    let (member, to) = name.split_once("--")?;
+    if let Some(links) = doc.get("links").and_then(Item::as_array_of_tables) {
+        let named = links.iter().any(|t| {
+            let s = |f: &str| t.get(f).and_then(Item::as_str);
+            s("name") == Some(name) || s("a").zip(s("b")) == Some((member, to))
+        });
+        if named {
+            return None;
+        }
+    }
+    let groups = doc.get("groups")?.as_array_of_tables()?;
+    for g in groups.iter() {
+        let Some(template) = g.get("name").and_then(Item::as_str) else {
+            continue;
+        };
+        let link_to = g
+            .get("link")
+            .and_then(|l| l.get("to"))
+            .and_then(|v| v.as_str());
+        if link_to != Some(to) {
+            continue;
+        }
+        let Some((pre, post)) = template.split_once("{i}") else {
+            continue;
+        };
+        let Some(k) = member
+            .strip_prefix(pre)
+            .and_then(|m| m.strip_suffix(post))
+            .and_then(|k| k.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let int = |f: &str, d: i64| g.get(f).and_then(Item::as_integer).unwrap_or(d);
+        let (start, count) = (int("start_index", 1), int("count", 0));
+        if (k as i64) < start || (k as i64) >= start + count {
+            continue;
+        }
+        let mut out: Vec<String> = ["groups", template, "link", "members", member]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        out.extend(rest.iter().map(|s| s.to_string()));
+        return Some(out);
+    }
+    None
 }
 
 /// A TOML value if `s` is one, else `s` as a string.
@@ -214,13 +277,13 @@ fn pick(
         .position(|l| l == want)
         .or_else(|| defaults.iter().position(|d| d.as_deref() == Some(want)))
         .ok_or_else(|| {
-            // `links.<member>--<to>`: a group member's link is the group's
-            // `link` table, set for every member at once
+            // `links.<member>--<to>` names one group member's link only
+            // when the member exists and its group links to `<to>`
             let hint = match (segs[..i].join(".").as_str(), want.split_once("--")) {
-                ("links", Some((member, _))) => format!(
-                    " (a link of a group member like \"{member}\" is its group's `link`: \
-                     `--set groups.<group>.link.{}=…`, e.g. groups.sensor-{{i}}.link.loss.p, \
-                     sets it for every member)",
+                ("links", Some((member, to))) => format!(
+                    " (nor is \"{member}\" a member of a group whose `link` goes to \"{to}\": \
+                     `links.<member>--<to>.{0}` sets one member's link, \
+                     `groups.<group>.link.{0}`, e.g. groups.sensor-{{i}}.link.loss.p, every member's)",
                     segs[i + 1..].join(".")
                 ),
                 _ => String::new(),
@@ -392,6 +455,33 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("groups.<group>.link.loss.p"), "{e}");
+        assert!(
+            e.contains("`links.<member>--<to>.loss.p` sets one member's link"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_members_link_is_set_in_its_group() {
+        let text = "[[groups]]\nname = \"sensor-{i}\"\ncount = 3\nlink = { to = \"router\", rate = \"1 Mbit/s\" }\n";
+        let out = set(text, &["links.sensor-2--router.loss.p=0.3"]).expect("set");
+        assert!(
+            out.contains("members = { sensor-2 = { loss = { p = 0.3, model = \"bernoulli\" } } }")
+                || out.contains(
+                    "members = { sensor-2 = { loss = { model = \"bernoulli\", p = 0.3 } } }"
+                ),
+            "{out}"
+        );
+        // outside the group's indices, or to another node: not a member's
+        // link (left to `links`, where the loader reports it)
+        for bad in [
+            "links.sensor-4--router.loss.p=0.3",
+            "links.sensor-0--router.loss.p=0.3",
+            "links.sensor-1--gw.loss.p=0.3",
+        ] {
+            let out = set(text, &[bad]).unwrap_or_default();
+            assert!(!out.contains("members"), "{bad}: {out}");
+        }
     }
 
     #[test]

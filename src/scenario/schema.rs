@@ -121,6 +121,21 @@ pub(crate) struct GroupLinkSchema {
     pub mtu: Option<S<u64>>,
     pub queue: Option<S<u64>>,
     pub loss: Option<S<LossSchema>>,
+    /// One member's own link fields over the template's, by member name
+    /// (`--set links.<member>--<to>.…` writes here).
+    pub members: Option<std::collections::BTreeMap<String, S<MemberLinkSchema>>>,
+}
+
+/// A group member's own link fields (each replaces the template's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberLinkSchema {
+    pub preset: Option<S<String>>,
+    pub rate: Option<S<String>>,
+    pub delay: Option<S<String>>,
+    pub mtu: Option<S<u64>>,
+    pub queue: Option<S<u64>>,
+    pub loss: Option<S<LossSchema>>,
 }
 
 /// `[[links]]`.

@@ -153,6 +153,15 @@ struct LinkFields<'s> {
     loss: &'s Option<S<LossSchema>>,
 }
 
+/// A member's own link field if it has one, else the template's.
+fn pick<'a, T>(own: &'a Option<T>, template: &'a Option<T>) -> &'a Option<T> {
+    if own.is_some() {
+        own
+    } else {
+        template
+    }
+}
+
 fn link_params(ctx: &Ctx<'_>, l: &LinkFields<'_>, field: &str) -> Result<Preset, ScenarioError> {
     let f = |k: &str| format!("{field}.{k}");
     let all = presets();
@@ -408,7 +417,46 @@ pub(crate) fn build(
             loss: &l.loss,
         };
         let p = link_params(ctx, &fields, &field)?;
+        let own = l.members.as_ref();
+        if let Some(own) = own {
+            // every `members` entry names a member of this group
+            for (name, v) in own {
+                if !members.clone().any(|m| t.nodes[m].name == *name) {
+                    return Err(ctx.err_at(
+                        v,
+                        &format!("{field}.members.{name}"),
+                        format!(
+                            "no member named \"{name}\" in group \"{}\" (its members are {}…{})",
+                            g.name.get_ref(),
+                            t.nodes[members.start].name,
+                            t.nodes[members.end - 1].name
+                        ),
+                    ));
+                }
+            }
+        }
         for m in members {
+            let mine = own
+                .and_then(|o| o.get(&t.nodes[m].name))
+                .map(|v| v.get_ref());
+            let p = match mine {
+                None => p.clone(),
+                Some(ml) => {
+                    let fields = LinkFields {
+                        preset: pick(&ml.preset, &l.preset),
+                        rate: pick(&ml.rate, &l.rate),
+                        delay: pick(&ml.delay, &l.delay),
+                        mtu: pick(&ml.mtu, &l.mtu),
+                        queue: pick(&ml.queue, &l.queue),
+                        loss: pick(&ml.loss, &l.loss),
+                    };
+                    link_params(
+                        ctx,
+                        &fields,
+                        &format!("{field}.members.{}", t.nodes[m].name),
+                    )?
+                }
+            };
             if m == to {
                 return Err(ctx.err_at(
                     &l.to,
