@@ -258,3 +258,51 @@ fn one_shipped_scenarios_list_names_every_file() {
         assert!(section.contains(&format!("`{d}`")), "{d}");
     }
 }
+
+/// README and docs name nothing outside the repository (issue 17 item 6):
+/// no `../` path out of the project (`../shared/…`, the tool library) and
+/// no absolute path of a team machine; a relative link to a file must
+/// resolve inside the repository.
+#[test]
+fn docs_name_nothing_outside_the_repository() {
+    let mut docs = vec![
+        root().join("README.md"),
+        root().join("scenarios/README.md"),
+        root().join("notebooks/README.md"),
+    ];
+    for e in std::fs::read_dir(root().join("docs"))
+        .expect("docs")
+        .flatten()
+    {
+        if e.path().extension().is_some_and(|x| x == "md") {
+            docs.push(e.path());
+        }
+    }
+    let mut bad = Vec::new();
+    for d in &docs {
+        let text = std::fs::read_to_string(d).expect("doc");
+        for (i, line) in text.lines().enumerate() {
+            for needle in ["../shared", "../.library", "/work/", "/home/"] {
+                if line.contains(needle) {
+                    bad.push(format!("{}:{}: {needle}", d.display(), i + 1));
+                }
+            }
+            // Markdown links `](path)` to local files must exist
+            for part in line.split("](").skip(1) {
+                let target = part.split(')').next().unwrap_or("");
+                let target = target.split('#').next().unwrap_or("");
+                if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                let p = d.parent().expect("dir").join(target);
+                let inside = p
+                    .canonicalize()
+                    .map(|c| c.starts_with(root().canonicalize().expect("root")));
+                if !matches!(inside, Ok(true)) {
+                    bad.push(format!("{}:{}: link to {target}", d.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
