@@ -510,12 +510,26 @@ fn shipped_scenario_through_the_proxy() {
 }
 
 /// Without `proxy` the run has no proxy (no proxy counters) and each of
-/// the four clients holds its own observation.
+/// the four clients holds its own observation. The node in the middle
+/// must then forward (a router): as a `server` it would cut the clients
+/// off from the sensor, which the loader refuses (scenarios/README.md
+/// "Roles").
 #[test]
 fn without_proxy_there_is_no_proxy() {
-    let text = scenario_file("coap-proxy.toml")
+    let unproxied = scenario_file("coap-proxy.toml")
         .replace("proxy = \"proxy\"\nproxy_mode = \"reverse\"\n", "")
         .replace("proxy = \"proxy\"\nproxy_mode = \"forward\"\n", "");
+    let e = qossim::scenario::load_str(&unproxied, "p.toml", std::path::Path::new("."), &[])
+        .expect_err("the clients reach the sensor only through a server");
+    assert!(
+        e.to_string().contains("only through `proxy` (role server)"),
+        "{e}"
+    );
+    let text = unproxied.replace(
+        "name = \"proxy\"\nrole = \"server\"",
+        "name = \"proxy\"\nrole = \"router\"",
+    );
+    assert_ne!(text, unproxied);
     let sc = load(&text, &[]);
     let out = qossim::world::World::new(&sc, 0, Default::default())
         .expect("world")

@@ -328,7 +328,7 @@ fn check_counts_the_radios() {
     let (code, out, err) = common::cli::run(&["check", p.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("1 links, 1 radio medium (11 radios), 2 flows"),
+        out.contains("1 link, 1 radio medium (11 radios), 2 flows"),
         "{out}"
     );
 }
