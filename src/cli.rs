@@ -446,6 +446,11 @@ pub fn list(dir: &Path) -> Result<String, CliError> {
     Ok(s)
 }
 
+/// `n` and the noun for it: "1 flow", "2 flows".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `qossim check`.
 ///
 /// A scenario with a `[sweep]` also has every point of its grid loaded as
@@ -468,16 +473,14 @@ pub fn check(path: &Path, overrides: &[String], deny_warnings: bool) -> Result<(
         1 => ", 1 expectation".to_string(),
         n => format!(", {n} expectations"),
     };
-    let count =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
         "{}: ok — scenario `{}`: {}, {}{media}, {}, {}{expects}; {} + {} drain simulated{grid}",
         path.display(),
         sc.name,
-        count(sc.nodes.len(), "node", "nodes"),
-        count(sc.links.len(), "link", "links"),
-        count(sc.flows.len(), "flow", "flows"),
-        count(sc.events.len(), "event", "events"),
+        plural(sc.nodes.len(), "node", "nodes"),
+        plural(sc.links.len(), "link", "links"),
+        plural(sc.flows.len(), "flow", "flows"),
+        plural(sc.events.len(), "event", "events"),
         sc.duration,
         sc.drain
     );
@@ -503,32 +506,15 @@ fn check_sweep_points(
     let runs = crate::sweep::expand(sc);
     let points = runs.last().map_or(0, |r| r.point as usize + 1);
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let invalid = crate::sweep::invalid_points(&text, &origin, base_dir, overrides, &runs);
-    if !invalid.is_empty() && invalid.len() == points {
-        let details: Vec<String> = invalid
-            .iter()
-            .map(|p| format!("  {}", p.describe()))
-            .collect();
-        return Err(crate::sweep::SweepError::NoValidPoint {
-            points,
-            details: details.join("\n"),
-        }
-        .into());
-    }
-    let warned: Vec<Warning> = invalid
-        .iter()
-        .map(|p| {
-            Warning::at(
-                &origin,
-                &text,
-                Some("sweep.axes"),
-                format!("{} (`qossim sweep` skips it)", p.describe()),
-            )
-        })
-        .collect();
+    let (invalid, warned) = crate::sweep::screen_points(
+        &text,
+        &origin,
+        base_dir,
+        overrides,
+        &runs,
+        " (`qossim sweep` skips it)",
+    )?;
     report_warnings(&warned, deny_warnings)?;
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut s = format!(
         "; sweep: {} × {}",
         plural(points, "point", "points"),

@@ -20,6 +20,14 @@ fn choose<'a>(what: &str, want: &str, known: &[&'a str]) -> Result<&'a str, CliE
     })
 }
 
+/// `comment`, then a node and its link to the router.
+fn wired_node(comment: &str, name: &str, role: &str, rate: &str, delay: &str) -> String {
+    format!(
+        "{comment}\n[[nodes]]\nname = \"{name}\"\nrole = \"{role}\"\n\n\
+         [[links]]\na = \"router\"\nb = \"{name}\"\nrate = \"{rate}\"\ndelay = \"{delay}\"\n"
+    )
+}
+
 /// `text` as `# ` comment lines of at most 76 characters.
 fn comment(text: &str) -> String {
     let mut out = String::new();
@@ -100,47 +108,43 @@ pub fn new_scenario(pattern: &str, protocol: &str, radio: bool) -> Result<String
     );
     push(
         &mut s,
-        "# The router forwards IP packets between links (the only role that does).\n\
-         [[nodes]]\n\
-         name = \"router\"\n\
-         role = \"router\"\n",
+        &format!(
+            "# The router forwards IP packets between links (the only role that does).\n\
+             [[nodes]]\n\
+             name = \"router\"\n\
+             role = \"router\"{}",
+            // with a radio, the router is the border router at the area's centre
+            if radio {
+                "\nposition = [15.0, 15.0]   # metres: the radio area's centre\n"
+            } else {
+                "\n"
+            }
+        ),
     );
-    if radio {
-        // the router is also the border router at the centre of the area
-        s.truncate(s.len() - 1);
-        push(
-            &mut s,
-            "position = [15.0, 15.0]   # metres: the radio area's centre\n",
-        );
-    }
     if matches!(protocol, "mqtt" | "mqttsn") {
         push(
             &mut s,
-            "# The MQTT broker of every MQTT flow ([protocols.mqtt] tunes it).\n\
-             [[nodes]]\n\
-             name = \"broker\"\n\
-             role = \"broker\"\n\n\
-             [[links]]\n\
-             a = \"router\"\n\
-             b = \"broker\"\n\
-             rate = \"100 Mbit/s\"\n\
-             delay = \"1 ms\"\n",
+            &wired_node(
+                "# The MQTT broker of every MQTT flow ([protocols.mqtt] tunes it).",
+                "broker",
+                "broker",
+                "100 Mbit/s",
+                "1 ms",
+            ),
         );
     }
     if protocol == "mqttsn" {
         push(
             &mut s,
-            "# The MQTT-SN gateway: clients talk MQTT-SN to it over UDP, it\n\
-             # relays to the broker over MQTT\n\
-             # ([protocols.mqttsn] chooses transparent or aggregating).\n\
-             [[nodes]]\n\
-             name = \"gateway\"\n\
-             role = \"gateway\"\n\n\
-             [[links]]\n\
-             a = \"router\"\n\
-             b = \"gateway\"\n\
-             rate = \"100 Mbit/s\"\n\
-             delay = \"1 ms\"\n",
+            &wired_node(
+                "# The MQTT-SN gateway: clients talk MQTT-SN to it over UDP, it\n\
+                 # relays to the broker over MQTT\n\
+                 # ([protocols.mqttsn] chooses transparent or aggregating).",
+                "gateway",
+                "gateway",
+                "100 Mbit/s",
+                "1 ms",
+            ),
         );
     }
     let (rx_group, rx_names) = if receivers == 1 {
@@ -151,16 +155,12 @@ pub fn new_scenario(pattern: &str, protocol: &str, radio: bool) -> Result<String
     if receivers == 1 {
         push(
             &mut s,
-            &format!(
-                "# The receiver, on a fast wired link to the router.\n\
-                 [[nodes]]\n\
-                 name = \"{rx_group}\"\n\
-                 role = \"server\"\n\n\
-                 [[links]]\n\
-                 a = \"router\"\n\
-                 b = \"{rx_group}\"\n\
-                 rate = \"10 Mbit/s\"\n\
-                 delay = \"2 ms\"\n"
+            &wired_node(
+                "# The receiver, on a fast wired link to the router.",
+                rx_group,
+                "server",
+                "10 Mbit/s",
+                "2 ms",
             ),
         );
     } else {

@@ -38,15 +38,26 @@ impl ScenarioError {
     }
 }
 
+/// `file[:line[:col]]`, the location errors and warnings start with.
+fn write_location(
+    f: &mut fmt::Formatter<'_>,
+    file: &str,
+    line: Option<usize>,
+    column: Option<usize>,
+) -> fmt::Result {
+    write!(f, "{file}")?;
+    if let Some(line) = line {
+        write!(f, ":{line}")?;
+        if let Some(col) = column {
+            write!(f, ":{col}")?;
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-        }
+        write_location(f, &self.file, self.line, self.column)?;
         write!(f, ": ")?;
         if let Some(field) = &self.field {
             write!(f, "field `{field}`: ")?;
@@ -98,13 +109,7 @@ impl Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-        }
+        write_location(f, &self.file, self.line, self.column)?;
         write!(f, ": warning: {}", self.message)
     }
 }

@@ -270,29 +270,14 @@ pub fn run_sweep(
         )));
     }
     // the points that do not load are skipped, never run
-    let invalid = super::invalid_points(&text, &origin, &base_dir, user_overrides, &runs);
-    let points = runs.last().map_or(0, |r| r.point as usize + 1);
-    if !invalid.is_empty() && invalid.len() == points {
-        let details: Vec<String> = invalid
-            .iter()
-            .map(|p| format!("  {}", p.describe()))
-            .collect();
-        return Err(SweepError::NoValidPoint {
-            points,
-            details: details.join("\n"),
-        });
-    }
-    let mut warned: Vec<Warning> = invalid
-        .iter()
-        .map(|p| {
-            Warning::at(
-                &origin,
-                &text,
-                Some("sweep.axes"),
-                format!("{}; skipped", p.describe()),
-            )
-        })
-        .collect();
+    let (invalid, mut warned) = super::screen_points(
+        &text,
+        &origin,
+        &base_dir,
+        user_overrides,
+        &runs,
+        "; skipped",
+    )?;
     let is_invalid = |r: &RunSpec| invalid.binary_search_by_key(&r.point, |p| p.point).is_ok();
     let skipped_runs: Vec<u64> = runs
         .iter()

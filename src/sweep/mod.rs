@@ -37,6 +37,7 @@ mod exec;
 pub use combine::{combine, merge};
 pub use exec::{run_sweep, summary_text, SweepError, SweepOptions, SweepReport};
 
+use crate::scenario::error::Warning;
 use crate::scenario::model::Scenario;
 use crate::scenario::ScenarioError;
 use crate::sim::rng::{derive_seed, stable_id};
@@ -205,4 +206,41 @@ pub fn invalid_points(
                 })
         })
         .collect()
+}
+
+/// [`invalid_points`], screened as `check` and `sweep` both do: an error
+/// when no point is valid, else the invalid points and one warning each,
+/// located at the grid's `axes` and ending with `note`.
+pub fn screen_points(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    user: &[String],
+    runs: &[RunSpec],
+    note: &str,
+) -> Result<(Vec<InvalidPoint>, Vec<Warning>), SweepError> {
+    let invalid = invalid_points(text, origin, base_dir, user, runs);
+    let points = runs.last().map_or(0, |r| r.point as usize + 1);
+    if !invalid.is_empty() && invalid.len() == points {
+        let details: Vec<String> = invalid
+            .iter()
+            .map(|p| format!("  {}", p.describe()))
+            .collect();
+        return Err(SweepError::NoValidPoint {
+            points,
+            details: details.join("\n"),
+        });
+    }
+    let warned = invalid
+        .iter()
+        .map(|p| {
+            Warning::at(
+                origin,
+                text,
+                Some("sweep.axes"),
+                format!("{}{note}", p.describe()),
+            )
+        })
+        .collect();
+    Ok((invalid, warned))
 }
