@@ -29,6 +29,7 @@ pub mod session;
 pub mod socket;
 pub mod subtree;
 pub mod topic;
+pub mod v5;
 
 pub use broker::{Broker, BrokerInput, SessionInfo};
 pub use client::{Client, ClientState};
