@@ -531,7 +531,7 @@ fn decode_body(first: u8, body: &[u8]) -> Result<Packet5, Decode5Error> {
             }))
         }
         3 => decode_publish(first, body).map(Packet5::Publish),
-        4 | 5 | 6 | 7 => {
+        4..=7 => {
             let (name, flags, valid) = match ty {
                 4 => ("PUBACK", 0, PUBACK_REASONS),
                 5 => ("PUBREC", 0, PUBACK_REASONS),

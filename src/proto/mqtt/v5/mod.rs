@@ -344,7 +344,10 @@ pub struct ReasonOnly {
     pub props: Properties,
 }
 
-/// An MQTT 5.0 control packet.
+/// An MQTT 5.0 control packet. Packets are transient (decoded, handled,
+/// dropped one at a time), so the CONNECT with its two property blocks is
+/// not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Packet5 {
     Connect(Connect5),
