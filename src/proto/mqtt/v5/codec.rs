@@ -1229,8 +1229,10 @@ mod tests {
 
     #[test]
     fn publish_with_alias_and_empty_topic() {
-        let mut props = Properties::default();
-        props.topic_alias = Some(3);
+        let props = Properties {
+            topic_alias: Some(3),
+            ..Properties::default()
+        };
         let p = Packet5::Publish(Publish5 {
             dup: false,
             qos_pid: QosPid::AtLeastOnce(PacketId::new(10).unwrap()),
