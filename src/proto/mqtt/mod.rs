@@ -34,7 +34,7 @@ pub mod v5;
 pub use broker::{Broker, BrokerInput, SessionInfo};
 pub use client::{Client, ClientState};
 pub use codec::{decode, encode_publish, publish_len, DecodeError, EncodeError};
-pub use config::{BrokerConfig, ClientConfig, Persistence, Qos2Forward, Reconnect};
+pub use config::{BrokerConfig, BrokerV5Config, ClientConfig, Persistence, Qos2Forward, Reconnect};
 pub use events::{
     BrokerEvent, BrokerStats, BrokerTransmit, ClientError, ClientEvent, ClientStats,
     ClientTransmit, ConnId, DisconnectReason, LostReason, MessageHandle, ProtocolViolation,
