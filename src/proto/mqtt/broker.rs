@@ -67,7 +67,10 @@ enum Out {
         reason: ReasonCode,
     },
     /// MQTT 5.0 only: SUBACK (`unsub` false) or UNSUBACK (true).
-    SubAck5 { ack: SubAck5, unsub: bool },
+    SubAck5 {
+        ack: Box<SubAck5>,
+        unsub: bool,
+    },
     /// MQTT 5.0 only: a server-sent DISCONNECT (§3.14).
     Disconnect5(ReasonCode),
 }
@@ -694,7 +697,8 @@ impl Broker {
                     sub_ids,
                 } => {
                     if self.conns.get(&conn).is_some_and(|c| c.v5.is_some()) {
-                        if !self.encode_publish5(now, conn, buf, &msg, qos_pid, retain, dup, sub_ids)
+                        if !self
+                            .encode_publish5(now, conn, buf, &msg, qos_pid, retain, dup, sub_ids)
                         {
                             buf.truncate(start);
                             continue;
@@ -721,9 +725,9 @@ impl Broker {
                 }
                 Out::SubAck5 { ack, unsub } => {
                     let (p, ty) = if unsub {
-                        (Packet5::UnsubAck(ack), PacketType::UnsubAck)
+                        (Packet5::UnsubAck(*ack), PacketType::UnsubAck)
                     } else {
-                        (Packet5::SubAck(ack), PacketType::SubAck)
+                        (Packet5::SubAck(*ack), PacketType::SubAck)
                     };
                     if p.encode(buf).is_err() {
                         buf.truncate(start);

@@ -11,10 +11,10 @@ use super::super::packet::{
     ConnAck, Connect, ConnectReturnCode, Packet, PacketId, PacketType, Publish, QosPid, SubAck,
     SubAckReturn, Subscribe, Unsubscribe,
 };
+use super::super::session::MsgProps;
 use super::super::session::{ConnState, Incoming, Msg, OutState, Session};
 use super::super::subtree::SessionIdx;
 use super::super::topic::TopicError;
-use super::super::session::MsgProps;
 use super::super::v5::ReasonCode;
 use super::v5::{no_match, V5Connect};
 use super::{keep_alive_limit, Broker, Out};
@@ -213,7 +213,9 @@ impl Broker {
                 let ack = self.connack5(
                     session_present,
                     assigned.then(|| client_id.to_string()),
-                    (expiry != Some(v.session_expiry)).then_some(expiry).flatten(),
+                    (expiry != Some(v.session_expiry))
+                        .then_some(expiry)
+                        .flatten(),
                     (keep_alive != c.keep_alive).then_some(keep_alive),
                 );
                 self.outq.push_back((conn, Out::ConnAck5(Box::new(ack))));
@@ -354,7 +356,13 @@ impl Broker {
         self.route(now, msg, p.retain, Some(idx));
     }
 
-    pub(super) fn handle_pubrel(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, pid: PacketId) {
+    pub(super) fn handle_pubrel(
+        &mut self,
+        now: SimTime,
+        conn: ConnId,
+        idx: SessionIdx,
+        pid: PacketId,
+    ) {
         let held = self.session_mut(idx).and_then(|s| {
             let i = s.incoming.binary_search_by_key(&pid, |x| x.pid).ok()?;
             Some(s.incoming.remove(i))

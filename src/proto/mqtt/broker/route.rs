@@ -72,7 +72,12 @@ impl Broker {
     /// message on `topic` (§3.8.3.1): No Local drops subscriptions of the
     /// publishing session, the highest QoS of those left is granted,
     /// Retain As Published and Subscription Identifiers are collected.
-    fn sub_options(&self, idx: SessionIdx, topic: &TopicName, origin: Option<SessionIdx>) -> SubMatch {
+    fn sub_options(
+        &self,
+        idx: SessionIdx,
+        topic: &TopicName,
+        origin: Option<SessionIdx>,
+    ) -> SubMatch {
         let Some(s) = self.session(idx) else {
             return SubMatch::Plain;
         };
@@ -150,7 +155,10 @@ impl Broker {
                 .and_then(|v| {
                     let i = v.opts.binary_search_by(|e| e.filter.cmp(&full)).ok()?;
                     let e = v.opts.get(i)?;
-                    Some((e.retain_as_published, (e.id != 0).then(|| Arc::from([e.id]))))
+                    Some((
+                        e.retain_as_published,
+                        (e.id != 0).then(|| Arc::from([e.id])),
+                    ))
                 })
                 .unwrap_or((false, None));
             self.deliver(now, idx, msg, msg.qos.min(granted), rap && retain, ids);
@@ -231,7 +239,13 @@ impl Broker {
                     self.stats.publishes_sent += 1;
                     return;
                 }
-                self.send_new(now, idx, conn, msg.clone(), qos, retain, sub_ids);
+                let p = Pending {
+                    msg: msg.clone(),
+                    qos,
+                    retain,
+                    sub_ids,
+                };
+                self.send_new(now, idx, conn, p);
                 return;
             }
             None if qos == QoS::AtMostOnce && !self.config.queue_qos0_offline => {
@@ -266,16 +280,13 @@ impl Broker {
 
     /// First transmission of a QoS 1/2 message: new packet identifier,
     /// into the in-flight window.
-    fn send_new(
-        &mut self,
-        now: SimTime,
-        idx: SessionIdx,
-        conn: ConnId,
-        msg: Arc<Msg>,
-        qos: QoS,
-        retain: bool,
-        sub_ids: SubIds,
-    ) {
+    fn send_new(&mut self, now: SimTime, idx: SessionIdx, conn: ConnId, p: Pending) {
+        let Pending {
+            msg,
+            qos,
+            retain,
+            sub_ids,
+        } = p;
         let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return;
         };
@@ -338,7 +349,7 @@ impl Broker {
                     },
                 ));
             } else {
-                self.send_new(now, idx, conn, p.msg, p.qos, p.retain, p.sub_ids);
+                self.send_new(now, idx, conn, p);
             }
         }
     }
@@ -443,10 +454,9 @@ enum SubMatch {
 /// A session's in-flight window: the broker's limit, capped by a 5.0
 /// client's Receive Maximum.
 fn inflight_cap(max_inflight: usize, s: &Session) -> usize {
-    let cap = s
-        .v5
-        .as_ref()
-        .map_or(max_inflight, |v| max_inflight.min(usize::from(v.receive_maximum)));
+    let cap = s.v5.as_ref().map_or(max_inflight, |v| {
+        max_inflight.min(usize::from(v.receive_maximum))
+    });
     cap.max(1)
 }
 
@@ -457,5 +467,6 @@ pub(super) fn is_shared(f: &TopicFilter) -> bool {
 
 /// The whole `$share/{group}/{filter}` filter of a group.
 pub(super) fn share_filter(group: &str, filter: &TopicFilter) -> TopicFilter {
-    TopicFilter::new(&format!("$share/{group}/{}", filter.as_str())).unwrap_or_else(|_| filter.clone())
+    TopicFilter::new(&format!("$share/{group}/{}", filter.as_str()))
+        .unwrap_or_else(|_| filter.clone())
 }

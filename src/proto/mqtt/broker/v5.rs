@@ -13,8 +13,7 @@ use crate::sim::{SimDuration, SimTime};
 
 use super::super::events::{BrokerEvent, ConnId, DisconnectReason, ProtocolViolation};
 use super::super::packet::{
-    Connect, ConnectReturnCode, LastWill, PacketId, PacketType, ProtocolLevel, Publish, QoS,
-    QosPid,
+    Connect, ConnectReturnCode, LastWill, PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid,
 };
 use super::super::session::{ConnState, Msg, MsgProps, SubEntry, SubIds};
 use super::super::subtree::SessionIdx;
@@ -24,7 +23,7 @@ use super::super::v5::{
     ReasonCode, RetainHandling, SubAck5, Subscribe5, Unsubscribe5,
 };
 use super::route::{is_shared, share_filter};
-use super::{Broker, Out, SharedGroup};
+use super::{Broker, Out};
 
 /// What a 5.0 CONNECT adds to the version-neutral [`Connect`].
 #[derive(Debug, Default)]
@@ -146,7 +145,11 @@ impl Broker {
     /// error, connection closed.
     fn violation5(&mut self, now: SimTime, conn: ConnId, reason: ReasonCode, what: String) {
         self.send_disconnect5(conn, reason);
-        self.protocol_error(now, conn, ProtocolViolation::V5(format!("{what}: {reason}")));
+        self.protocol_error(
+            now,
+            conn,
+            ProtocolViolation::V5(format!("{what}: {reason}")),
+        );
     }
 
     /// Refuse a 5.0 CONNECT with `reason` (CONNACK, then close).
@@ -186,7 +189,13 @@ impl Broker {
 
     /// An ack: the 2-byte form on success (the same bytes in both
     /// versions), else the 5.0 form with its reason code.
-    pub(super) fn push_ack5(&mut self, conn: ConnId, ty: PacketType, pid: PacketId, reason: ReasonCode) {
+    pub(super) fn push_ack5(
+        &mut self,
+        conn: ConnId,
+        ty: PacketType,
+        pid: PacketId,
+        reason: ReasonCode,
+    ) {
         let out = if reason == ReasonCode::SUCCESS || !self.is_v5(conn) {
             Out::Ack {
                 ty,
@@ -528,7 +537,12 @@ impl Broker {
 
     fn handle_subscribe5(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, sub: Subscribe5) {
         let cfg = self.config.v5.clone();
-        let sub_id = sub.props.subscription_identifiers.first().copied().unwrap_or(0);
+        let sub_id = sub
+            .props
+            .subscription_identifiers
+            .first()
+            .copied()
+            .unwrap_or(0);
         if sub_id != 0 && !cfg.subscription_identifiers {
             let what = "Subscription Identifier while not available [MQTT-3.8.2-...]";
             self.violation5(
@@ -577,7 +591,7 @@ impl Broker {
                     let g = self
                         .shared
                         .entry((inner.clone(), group.clone()))
-                        .or_insert_with(SharedGroup::default);
+                        .or_default();
                     match g.members.iter_mut().find(|(i, _)| *i == idx) {
                         Some(m) => m.1 = granted,
                         None => g.members.push((idx, granted)),
@@ -631,11 +645,11 @@ impl Broker {
         self.outq.push_back((
             conn,
             Out::SubAck5 {
-                ack: SubAck5 {
+                ack: Box::new(SubAck5 {
                     pid: sub.pid,
                     props: Properties::default(),
                     reasons,
-                },
+                }),
                 unsub: false,
             },
         ));
@@ -671,11 +685,11 @@ impl Broker {
         self.outq.push_back((
             conn,
             Out::SubAck5 {
-                ack: SubAck5 {
+                ack: Box::new(SubAck5 {
                     pid: u.pid,
                     props: Properties::default(),
                     reasons,
-                },
+                }),
                 unsub: true,
             },
         ));
