@@ -534,6 +534,70 @@ fn inbound_topic_alias_is_mapped() {
     assert_eq!(got, ["s/1", "s/1", "s/2", "s/2"]);
 }
 
+#[test]
+fn server_exceeding_our_receive_maximum_is_disconnected_0x93() {
+    let mut f = Fake::new(ClientConfig {
+        receive_maximum: 2,
+        ..cfg5("rx")
+    });
+    let c = f.connect(Properties::default());
+    assert_eq!(c.props.receive_maximum, Some(2));
+    f.take_events();
+    let qos2 = |i: u16| {
+        Packet5::Publish(Publish5 {
+            dup: false,
+            qos_pid: QosPid::ExactlyOnce(pid(i)),
+            retain: false,
+            topic: Some(topic("t")),
+            props: Properties::default(),
+            payload: vec![1].into(),
+        })
+    };
+    f.feed(&qos2(1));
+    f.feed(&qos2(2));
+    // PUBREL for 1 frees a slot: 3 is within the maximum
+    f.feed(&Packet5::PubRel(Ack5::ok(pid(1))));
+    f.feed(&qos2(3));
+    assert!(f.c.is_connected());
+    f.feed(&qos2(4)); // 2 and 3 unreleased: a third is one too many
+    let ps = f.packets();
+    assert_eq!(
+        ps.last(),
+        Some(&Packet5::Disconnect(ReasonOnly {
+            reason: ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+            props: Properties::default(),
+        }))
+    );
+    assert!(!f.c.is_connected());
+}
+
+#[test]
+fn malformed_server_bytes_get_disconnect_with_the_codecs_reason() {
+    let mut f = Fake::new(cfg5("mal"));
+    f.connect(Properties::default());
+    f.take_events();
+    // PUBACK (0x40) with remaining length 4: pid 1, reason 0, then a
+    // property length of 2 with no property bytes left in the packet:
+    // malformed.
+    f.c.handle_input(
+        f.now,
+        StreamInput::Bytes(&[0x40, 0x04, 0x00, 0x01, 0x00, 0x02]),
+    );
+    let ps = f.packets();
+    let [Packet5::Disconnect(d)] = &ps[..] else {
+        panic!("one DISCONNECT expected, got {ps:?}");
+    };
+    assert!(d.reason.is_failure(), "{}", d.reason);
+    assert!(f.events.iter().any(|e| matches!(
+        e,
+        ClientEvent::ConnectionLost {
+            reason: LostReason::ClientDisconnect { reason, .. },
+            ..
+        } if *reason == d.reason
+    )));
+    assert_eq!(f.c.stats().protocol_errors, 1);
+}
+
 fn expect_disconnect_0x94(f: &mut Fake) {
     let ps = f.packets();
     assert_eq!(

@@ -792,15 +792,12 @@ impl Client {
         let mut props = props.clone();
         props.topic_alias = alias;
         let topic_len = p.topic.as_str().len();
+        let by_alias = alias.is_some() && !new;
         let packet = Packet5::Publish(Publish5 {
             dup: p.dup,
             qos_pid: p.qos_pid,
             retain: p.retain,
-            topic: if alias.is_some() && !new {
-                None
-            } else {
-                Some(p.topic.clone())
-            },
+            topic: (!by_alias).then(|| p.topic.clone()),
             props,
             payload: p.payload,
         });
@@ -813,7 +810,8 @@ impl Client {
         }
         if new {
             self.alias_out.push(p.topic);
-        } else if alias.is_some() {
+        }
+        if let Packet5::Publish(Publish5 { topic: None, .. }) = packet {
             self.stats.topic_alias_hits += 1;
             self.stats.topic_alias_bytes_saved += topic_len as u64;
         }
