@@ -249,7 +249,47 @@ pub struct ClientConfig {
     /// connected after this long. Default `None`.
     pub legacy_retry: Option<SimDuration>,
     /// Largest packet accepted from the broker. Default the protocol maximum.
+    /// On 5.0 a smaller value is advertised as CONNECT's Maximum Packet
+    /// Size (§3.1.2.11.4).
     pub max_packet_size: usize,
+    /// Protocol version spoken on the wire. Default 3.1.1; every field
+    /// below is used on 5.0 only (a 3.1.1 client ignores them).
+    pub version: MqttVersion,
+    /// 5.0 Session Expiry Interval in seconds sent in CONNECT (§3.1.2.11.2;
+    /// 0xFFFFFFFF never expires). The 3.1.1 `clean_session` flag is sent
+    /// as 5.0 Clean Start, so 3.1.1 `clean_session = false` (a session
+    /// kept until the client comes back) is 5.0 `clean_session = false`
+    /// with a `session_expiry_interval` above 0: with 0 (the default) the
+    /// server ends the session when the connection closes. Default 0.
+    pub session_expiry_interval: u32,
+    /// 5.0 Receive Maximum (§3.1.2.11.3): QoS 1/2 PUBLISHes the server may
+    /// have unacknowledged towards us; 65535 (default) is not sent. A
+    /// server exceeding it is disconnected with 0x93.
+    pub receive_maximum: u16,
+    /// 5.0 Topic Alias Maximum (§3.1.2.11.5): aliases the client accepts
+    /// from the server. Default 0 (none; the property is not sent).
+    pub topic_alias_maximum: u16,
+    /// 5.0 Request Response Information (§3.1.2.11.6). Default false.
+    pub request_response_information: bool,
+    /// 5.0 User Properties sent in CONNECT, in this order. Default none.
+    pub connect_user_properties: Vec<(String, String)>,
+    /// 5.0: at most this many topic aliases used by the client when it
+    /// publishes, further bounded by the server's CONNACK Topic Alias
+    /// Maximum. Policy: first come, first served: the first PUBLISH on a
+    /// topic while aliases are free sends the topic and a new alias, later
+    /// ones on that connection an empty topic and the alias; once all are
+    /// taken other topics go without alias (no replacement). Default 0.
+    pub topic_aliases_out: u16,
+}
+
+/// The MQTT version a client speaks (the CONNECT protocol level).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1, protocol level 4.
+    #[default]
+    V311,
+    /// MQTT 5.0, protocol level 5.
+    V5,
 }
 
 impl Default for ClientConfig {
@@ -268,6 +308,13 @@ impl Default for ClientConfig {
             max_queued: 10_000,
             legacy_retry: None,
             max_packet_size: MAX_PACKET_SIZE,
+            version: MqttVersion::V311,
+            session_expiry_interval: 0,
+            receive_maximum: u16::MAX,
+            topic_alias_maximum: 0,
+            request_response_information: false,
+            connect_user_properties: Vec::new(),
+            topic_aliases_out: 0,
         }
     }
 }
