@@ -11,12 +11,16 @@
 //! connection (`--max-backlog`; a client that does not read is closed),
 //! and the time a connection may stay silent before CONNECT
 //! (`--connect-timeout`). Malformed input closes that connection only.
+//!
+//! `--log` decodes each connection's packets with the 3.1.1 codec, or with
+//! the 5.0 codec when its CONNECT has protocol level 5.
 
 use super::CliError;
 use crate::proto::mqtt::codec;
 use crate::proto::mqtt::events::{BrokerTransmit, ConnId};
 use crate::proto::mqtt::packet::{Packet, SubAckReturn};
 use crate::proto::mqtt::socket::{BrokerDriver, BrokerTap, ServerStats, SocketError};
+use crate::proto::mqtt::v5::{self, Packet5};
 use crate::proto::mqtt::{Broker, BrokerConfig, BrokerStats};
 use crate::sim::{SimDuration, SimTime};
 use std::collections::BTreeMap;
@@ -233,10 +237,47 @@ pub fn broker_summary(b: &BrokerStats, io: &ServerStats, elapsed: Duration) -> S
     )
 }
 
+/// Which codec decodes a connection's packets: chosen from its CONNECT's
+/// protocol level ([`v5::connect_protocol_level`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    /// The CONNECT's level is not readable yet.
+    Unknown,
+    V311,
+    V5,
+}
+
+/// Bytes after which a connection whose first packet still shows no
+/// protocol level is decoded as 3.1.1 (whose decoder then names what is
+/// wrong): a CONNECT's level byte comes within its first 12 bytes ("MQTT"),
+/// 14 for MQTT 3.1's "MQIsdp".
+const LEVEL_BY: usize = 16;
+
+/// A decoded packet of either version.
+enum Decoded {
+    V311(Packet),
+    V5(Packet5),
+}
+
+/// Decode the first packet of `buf` with the codec of `level` (3.1.1 when
+/// unknown).
+fn decode_as(level: Level, buf: &[u8], max: usize) -> Result<Option<(Decoded, usize)>, String> {
+    if level == Level::V5 {
+        v5::decode(buf, max)
+            .map(|o| o.map(|(p, n)| (Decoded::V5(p), n)))
+            .map_err(|e| e.to_string())
+    } else {
+        codec::decode(buf, max)
+            .map(|o| o.map(|(p, n)| (Decoded::V311(p), n)))
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// One connection as the packet log knows it.
 #[derive(Debug)]
 struct LogConn {
     peer: SocketAddr,
+    level: Level,
     /// Bytes read but not yet a whole packet (at most one packet: the
     /// broker closes a connection whose header announces more than
     /// `max_packet`).
@@ -326,11 +367,19 @@ impl PacketLog {
     }
 
     /// One decoded packet: `dir`, type, length and its key fields.
-    fn packet(&mut self, now: SimTime, conn: ConnId, dir: &str, p: &Packet, len: usize) {
+    fn packet(&mut self, now: SimTime, conn: ConnId, dir: &str, p: &Decoded, len: usize) {
         let peer = self.peer(conn);
         self.start(now, Some(conn), peer);
-        let _ = write!(self.line, " {dir} {} len={len}", p.packet_type().name());
-        packet_fields(&mut self.line, p);
+        match p {
+            Decoded::V311(p) => {
+                let _ = write!(self.line, " {dir} {} len={len}", p.packet_type().name());
+                packet_fields(&mut self.line, p);
+            }
+            Decoded::V5(p) => {
+                let _ = write!(self.line, " {dir} {} len={len}", p.name());
+                packet5_fields(&mut self.line, p);
+            }
+        }
         self.emit();
     }
 
@@ -419,12 +468,91 @@ fn packet_fields(line: &mut String, p: &Packet) {
     }
 }
 
+/// ` key=value` pairs of an MQTT 5.0 packet: as [`packet_fields`], with
+/// reason codes (`reason=0x..`) and a topic alias when the topic is empty.
+fn packet5_fields(line: &mut String, p: &Packet5) {
+    let reasons = |line: &mut String, rs: &[v5::ReasonCode]| {
+        for r in rs {
+            let _ = write!(line, " reason=0x{:02x}", r.0);
+        }
+    };
+    match p {
+        Packet5::Connect(c) => {
+            let _ = write!(
+                line,
+                " client_id={:?} protocol=5 clean_start={} keep_alive={}",
+                c.client_id,
+                u8::from(c.clean_start),
+                c.keep_alive
+            );
+            if let Some(e) = c.props.session_expiry_interval {
+                let _ = write!(line, " session_expiry={e}");
+            }
+            if let Some(w) = &c.will {
+                let _ = write!(line, " will_topic={:?}", w.topic.as_str());
+            }
+            if let Some(u) = &c.username {
+                let _ = write!(line, " username={u:?}");
+            }
+        }
+        Packet5::ConnAck(a) => {
+            let _ = write!(line, " session_present={}", u8::from(a.session_present));
+            reasons(line, &[a.reason]);
+        }
+        Packet5::Publish(p) => {
+            match &p.topic {
+                Some(t) => {
+                    let _ = write!(line, " topic={:?}", t.as_str());
+                }
+                None => line.push_str(" topic=\"\""),
+            }
+            if let Some(a) = p.props.topic_alias {
+                let _ = write!(line, " topic_alias={a}");
+            }
+            let _ = write!(line, " qos={}", p.qos_pid.qos().as_u8());
+            if let Some(pid) = p.qos_pid.pid() {
+                let _ = write!(line, " pid={pid}");
+            }
+            let _ = write!(
+                line,
+                " retain={} dup={} payload={}",
+                u8::from(p.retain),
+                u8::from(p.dup),
+                p.payload.len()
+            );
+        }
+        Packet5::PubAck(a) | Packet5::PubRec(a) | Packet5::PubRel(a) | Packet5::PubComp(a) => {
+            let _ = write!(line, " pid={}", a.pid);
+            reasons(line, &[a.reason]);
+        }
+        Packet5::Subscribe(s) => {
+            let _ = write!(line, " pid={}", s.pid);
+            for (f, o) in &s.filters {
+                let _ = write!(line, " filter={:?} qos={}", f.as_str(), o.qos.as_u8());
+            }
+        }
+        Packet5::SubAck(s) | Packet5::UnsubAck(s) => {
+            let _ = write!(line, " pid={}", s.pid);
+            reasons(line, &s.reasons);
+        }
+        Packet5::Unsubscribe(u) => {
+            let _ = write!(line, " pid={}", u.pid);
+            for f in &u.filters {
+                let _ = write!(line, " filter={:?}", f.as_str());
+            }
+        }
+        Packet5::Disconnect(r) | Packet5::Auth(r) => reasons(line, &[r.reason]),
+        Packet5::PingReq | Packet5::PingResp => {}
+    }
+}
+
 impl BrokerTap for PacketLog {
     fn accepted(&mut self, now: SimTime, conn: ConnId, peer: SocketAddr) {
         self.conns.insert(
             conn,
             LogConn {
                 peer,
+                level: Level::Unknown,
                 buf: Vec::new(),
                 broken: false,
             },
@@ -450,17 +578,31 @@ impl BrokerTap for PacketLog {
         }
         let mut buf = std::mem::take(&mut c.buf);
         buf.extend_from_slice(data);
+        if c.level == Level::Unknown {
+            c.level = match v5::connect_protocol_level(&buf) {
+                Some(5) => Level::V5,
+                Some(_) => Level::V311,
+                None if buf.len() >= LEVEL_BY || buf.first().is_some_and(|b| b >> 4 != 1) => {
+                    Level::V311
+                }
+                None => {
+                    c.buf = buf;
+                    return;
+                }
+            };
+        }
+        let level = c.level;
         let mut off = 0;
         let mut broken = false;
         while let Some(rest) = buf.get(off..).filter(|r| !r.is_empty()) {
-            match codec::decode(rest, self.max_packet) {
+            match decode_as(level, rest, self.max_packet) {
                 Ok(Some((p, n))) => {
                     off += n;
                     self.packet(now, conn, "in", &p, n);
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    self.undecodable(now, conn, "in", rest.len(), &e.to_string());
+                    self.undecodable(now, conn, "in", rest.len(), &e);
                     broken = true;
                     break;
                 }
@@ -477,11 +619,26 @@ impl BrokerTap for PacketLog {
         }
     }
 
+    /// Decoded with the connection's codec; when that fails, with the
+    /// other (a 3.1.1 broker refuses a 5.0 CONNECT with a 3.1.1 CONNACK).
     fn sent(&mut self, now: SimTime, conn: ConnId, _t: &BrokerTransmit, packet: &[u8]) {
-        match codec::decode(packet, usize::MAX) {
-            Ok(Some((p, n))) => self.packet(now, conn, "out", &p, n),
-            Ok(None) => self.undecodable(now, conn, "out", packet.len(), "incomplete packet"),
-            Err(e) => self.undecodable(now, conn, "out", packet.len(), &e.to_string()),
+        let level = self.conns.get(&conn).map_or(Level::V311, |c| c.level);
+        let other = if level == Level::V5 {
+            Level::V311
+        } else {
+            Level::V5
+        };
+        let decoded = match decode_as(level, packet, usize::MAX) {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => Err("incomplete packet".to_string()),
+            Err(e) => match decode_as(other, packet, usize::MAX) {
+                Ok(Some(d)) => Ok(d),
+                _ => Err(e),
+            },
+        };
+        match decoded {
+            Ok((p, n)) => self.packet(now, conn, "out", &p, n),
+            Err(e) => self.undecodable(now, conn, "out", packet.len(), &e),
         }
     }
 
