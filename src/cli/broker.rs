@@ -256,7 +256,8 @@ const LEVEL_BY: usize = 16;
 /// A decoded packet of either version.
 enum Decoded {
     V311(Packet),
-    V5(Packet5),
+    /// Boxed: a 5.0 packet with its property blocks is large.
+    V5(Box<Packet5>),
 }
 
 /// Decode the first packet of `buf` with the codec of `level` (3.1.1 when
@@ -264,7 +265,7 @@ enum Decoded {
 fn decode_as(level: Level, buf: &[u8], max: usize) -> Result<Option<(Decoded, usize)>, String> {
     if level == Level::V5 {
         v5::decode(buf, max)
-            .map(|o| o.map(|(p, n)| (Decoded::V5(p), n)))
+            .map(|o| o.map(|(p, n)| (Decoded::V5(Box::new(p)), n)))
             .map_err(|e| e.to_string())
     } else {
         codec::decode(buf, max)
