@@ -31,7 +31,9 @@ use crate::proto::mqtt::{
     PacketType, QoS, Reconnect, TopicFilter, TopicName,
 };
 use crate::proto::StreamInput;
-use crate::scenario::model::{FlowSpec, MqttSession, Pattern, Protocol, Reliability, Scenario};
+use crate::scenario::model::{
+    FlowSpec, MqttParams, MqttSession, Pattern, Protocol, Reliability, Scenario,
+};
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{SockId, SockOpts, StreamApp, StreamEvent, StreamState};
 use std::collections::BTreeMap;
@@ -635,24 +637,7 @@ impl Plugin for Mqtt {
             let Some(broker) = f.broker else { continue };
             let broker = broker as u32;
             if let std::collections::btree_map::Entry::Vacant(e) = self.brokers.entry(broker) {
-                let cfg = BrokerConfig {
-                    max_inflight: m.max_inflight as usize,
-                    max_queued: m.max_queued as usize,
-                    qos2_forward: m.qos2_forward,
-                    legacy_retry: m.legacy_retry,
-                    sys_interval: (m.sys_interval > SimDuration::ZERO).then_some(m.sys_interval),
-                    allow_anonymous: m.allow_anonymous,
-                    users: m
-                        .users
-                        .iter()
-                        .map(|(u, p)| (u.clone(), p.as_bytes().to_vec()))
-                        .collect(),
-                    delivery_events: false,
-                    persistence: m.persistence,
-                    mutant_forget_qos2: m.mutant_forget_qos2,
-                    mutant_skip_qos1: m.mutant_skip_qos1,
-                    ..BrokerConfig::default()
-                };
+                let cfg = broker_config(m);
                 e.insert(BrokerNode {
                     broker: Broker::new(cfg, SimTime::ZERO),
                     wake: Wakeup::default(),
@@ -1165,4 +1150,28 @@ pub fn write_mqtt_rows(
         )?;
     }
     Ok(())
+}
+
+/// The broker a scenario's `[protocols.mqtt]` describes (also what
+/// `qossim broker --scenario` serves): the table's broker fields over
+/// [`BrokerConfig::default`]; no delivery events.
+pub fn broker_config(m: &MqttParams) -> BrokerConfig {
+    BrokerConfig {
+        max_inflight: m.max_inflight as usize,
+        max_queued: m.max_queued as usize,
+        qos2_forward: m.qos2_forward,
+        legacy_retry: m.legacy_retry,
+        sys_interval: (m.sys_interval > SimDuration::ZERO).then_some(m.sys_interval),
+        allow_anonymous: m.allow_anonymous,
+        users: m
+            .users
+            .iter()
+            .map(|(u, p)| (u.clone(), p.as_bytes().to_vec()))
+            .collect(),
+        delivery_events: false,
+        persistence: m.persistence,
+        mutant_forget_qos2: m.mutant_forget_qos2,
+        mutant_skip_qos1: m.mutant_skip_qos1,
+        ..BrokerConfig::default()
+    }
 }
