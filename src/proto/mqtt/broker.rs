@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::sim::{SimDuration, SimTime};
 
+use super::acl::AclAction;
 use super::codec::{self, encode_ack, encode_publish, DecodeError};
 use super::config::{BrokerConfig, Persistence};
 use super::events::{
@@ -206,6 +207,7 @@ impl Broker {
                 last_rx: now,
                 keep_alive: 0,
                 will: None,
+                username: None,
             },
         );
         self.conn_timers
@@ -366,7 +368,16 @@ impl Broker {
             }
             if reason.publishes_will() {
                 if let Some(w) = c.will {
-                    self.publish_will(now, client_id, w);
+                    let id = client_id.clone().unwrap_or_else(|| Arc::from(""));
+                    if self.acl_allows(
+                        conn,
+                        &id,
+                        c.username.as_deref(),
+                        AclAction::Will,
+                        w.topic.as_str(),
+                    ) {
+                        self.publish_will(now, client_id, w);
+                    }
                 }
             }
         }

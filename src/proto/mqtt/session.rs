@@ -151,4 +151,7 @@ pub struct Conn {
     /// Seconds; 0 = no keep-alive.
     pub keep_alive: u16,
     pub will: Option<LastWill>,
+    /// The CONNECT's user name, kept only when an ACL is configured (its
+    /// rules may match on it).
+    pub username: Option<Arc<str>>,
 }
