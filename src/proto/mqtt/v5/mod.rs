@@ -13,11 +13,15 @@
 //!   [`Properties::is_empty`] for the common case of none.
 //! * [`ReasonCode`] — the one-byte reason codes of §2.4 with their names.
 //! * [`Packet5`] and its structs — one per control packet, AUTH included.
+//! * [`codec`] — [`decode`] and [`Packet5::encode`], byte-exact.
 
 use std::sync::Arc;
 
 use super::packet::{PacketId, QoS, QosPid};
 use super::topic::{TopicFilter, TopicName};
+
+pub mod codec;
+pub use codec::{connect_protocol_level, decode, properties_len, Decode5Error};
 
 /// A reason code (§2.4): one byte; values below 0x80 are success, from 0x80
 /// failure.
@@ -340,7 +344,10 @@ pub struct ReasonOnly {
     pub props: Properties,
 }
 
-/// An MQTT 5.0 control packet.
+/// An MQTT 5.0 control packet. Packets are transient (decoded, handled,
+/// dropped one at a time), so the CONNECT with its two property blocks is
+/// not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Packet5 {
     Connect(Connect5),
