@@ -846,3 +846,67 @@ fn maximum_qos_and_takeover_disconnect_with_reason_codes() {
     );
     assert!(h.closed.contains(&2));
 }
+
+#[test]
+fn access_control_answers_5_0_clients_with_0x87() {
+    use qossim::proto::mqtt::{Acl, AclRule, DenyPublish};
+    let rule = |c: &str, p: &[&str], s: &[&str]| AclRule {
+        clients: Some(c.to_string()),
+        users: None,
+        publish: p.iter().map(|x| x.to_string()).collect(),
+        subscribe: s.iter().map(|x| x.to_string()).collect(),
+    };
+    for deny in [DenyPublish::Drop, DenyPublish::Disconnect] {
+        let mut c = cfg();
+        c.acl = Acl::new(vec![
+            rule("sensor-*", &["sensors/%c/#"], &[]),
+            rule("dashboard", &[], &["sensors/#"]),
+        ])
+        .unwrap();
+        c.acl_deny_publish = deny;
+        let mut h = H::new(c);
+        h.open(1, connect("dashboard", Properties::default()));
+        assert_eq!(h.sub(1, "#", q1(), None), [ReasonCode::NOT_AUTHORIZED]);
+        assert_eq!(
+            h.sub(1, "sensors/#", q1(), None),
+            [ReasonCode::GRANTED_QOS_1]
+        );
+        assert_eq!(
+            h.sub(1, "$share/g/admin/#", q1(), None),
+            [ReasonCode::NOT_AUTHORIZED],
+            "a shared filter is checked by its inner filter"
+        );
+        h.open(2, connect("sensor-7", Properties::default()));
+        h.send(
+            2,
+            Packet5::Publish(publish("sensors/sensor-8/t", QoS::AtLeastOnce, 1, b"spoof")),
+        );
+        let got = h.take(2);
+        assert!(
+            matches!(&got[..], [(Packet5::PubAck(a), _)] if a.reason == ReasonCode::NOT_AUTHORIZED),
+            "{deny:?}: {got:?}"
+        );
+        h.send(
+            2,
+            Packet5::Publish(publish("sensors/sensor-8/t", QoS::ExactlyOnce, 2, b"spoof")),
+        );
+        let got = h.take(2);
+        assert!(
+            matches!(&got[..], [(Packet5::PubRec(a), _)] if a.reason == ReasonCode::NOT_AUTHORIZED),
+            "{deny:?}: {got:?}"
+        );
+        assert!(
+            h.publishes(1).is_empty(),
+            "the refused messages reach no one"
+        );
+        h.send(
+            2,
+            Packet5::Publish(publish("sensors/sensor-7/t", QoS::AtLeastOnce, 3, b"ok")),
+        );
+        assert_eq!(h.publishes(1).len(), 1);
+        assert!(
+            h.closed.is_empty(),
+            "{deny:?}: QoS ≥ 1 refusals are answered, not closed"
+        );
+    }
+}

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::sim::{SimDuration, SimTime};
 
+use super::acl::AclAction;
 use super::codec::{self, encode_ack, encode_publish, DecodeError};
 use super::config::{BrokerConfig, Persistence};
 use super::events::{
@@ -256,6 +257,7 @@ impl Broker {
                 keep_alive: 0,
                 will: None,
                 v5: None,
+                username: None,
             },
         );
         self.conn_timers
@@ -474,7 +476,16 @@ impl Broker {
                     // session ends, whichever is first (§3.1.3.2)
                     let delay = delay.min(lifetime);
                     let client_id = client_id.unwrap_or_else(|| Arc::from(""));
-                    if delay == 0 {
+                    let allowed = self.acl_allows(
+                        conn,
+                        &client_id,
+                        c.username.as_deref(),
+                        AclAction::Will,
+                        w.topic.as_str(),
+                    );
+                    if !allowed {
+                        // refused by the ACL: never published
+                    } else if delay == 0 {
                         self.publish_will(now, client_id, w, props, expiry);
                     } else {
                         self.next_will_id += 1;

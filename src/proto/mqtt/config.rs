@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::sim::SimDuration;
 
+use super::acl::{Acl, DenyPublish};
 use super::codec::MAX_PACKET_SIZE;
 use super::packet::{LastWill, QoS};
 
@@ -106,6 +107,12 @@ pub struct BrokerConfig {
     /// client cannot make the broker hold 65,535 messages. Default 1000
     /// (mosquitto's `max_queued_messages` default).
     pub max_incoming_qos2: usize,
+    /// Access control (`acl` module; docs/mqtt.md "Access control").
+    /// Default empty: every client may publish and subscribe to anything.
+    pub acl: Acl,
+    /// What happens to a PUBLISH the ACL refuses. Default
+    /// `DenyPublish::Drop`.
+    pub acl_deny_publish: DenyPublish,
     /// Test-only mutation knob (tests/monitors.rs): not reachable from
     /// scenario files; always off in real runs.
     #[doc(hidden)]
@@ -189,6 +196,8 @@ impl Default for BrokerConfig {
             persistence: Persistence::None,
             max_topic_levels: 128,
             max_incoming_qos2: 1000,
+            acl: Acl::default(),
+            acl_deny_publish: DenyPublish::Drop,
             mutant_forget_qos2: false,
             mutant_skip_qos1: false,
             v5: BrokerV5Config::default(),

@@ -48,6 +48,9 @@ pub enum DisconnectReason {
     /// MQTT 5.0: the client sent DISCONNECT with reason 0x04 (Disconnect
     /// with Will Message): the will is published.
     DisconnectWithWill,
+    /// A PUBLISH the ACL refuses, with `DenyPublish::Disconnect`
+    /// ([MQTT-3.3.5-2]).
+    NotAuthorized,
 }
 
 impl DisconnectReason {
@@ -148,6 +151,16 @@ pub enum BrokerEvent {
         conn: ConnId,
         error: ProtocolViolation,
     },
+    /// The ACL refused `action` on `topic` (a topic name, or the filter of
+    /// a SUBSCRIBE) to this client: a SUBSCRIBE filter answered with
+    /// Failure 0x80, a PUBLISH not forwarded (then acknowledged, or the
+    /// connection closed: `DenyPublish`), a will not published.
+    Denied {
+        conn: ConnId,
+        client_id: Arc<str>,
+        action: super::acl::AclAction,
+        topic: Arc<str>,
+    },
 }
 
 /// Broker counters. Gauges say "now"; the rest count since creation
@@ -204,6 +217,10 @@ pub struct BrokerStats {
     pub unknown_acks: u64,
     /// Inputs ignored while crashed or for unknown connections.
     pub ignored_inputs: u64,
+    /// PUBLISH packets and wills the ACL refused (not forwarded).
+    pub denied_publishes: u64,
+    /// SUBSCRIBE filters the ACL refused (SUBACK Failure 0x80).
+    pub denied_subscriptions: u64,
 }
 
 /// A client's handle for one of its PUBLISH calls.

@@ -226,6 +226,9 @@ pub struct Conn {
     /// Seconds; 0 = no keep-alive.
     pub keep_alive: u16,
     pub will: Option<LastWill>,
+    /// The CONNECT's user name, kept only when an ACL is configured (its
+    /// rules may match on it).
+    pub username: Option<Arc<str>>,
     /// The MQTT 5.0 state of this connection; `None` on 3.1.1.
     pub v5: Option<Box<ConnV5>>,
 }

@@ -99,7 +99,9 @@ struct MqttFlowCounters {
 /// Per-flow values of the MQTT columns of runs.csv: unexpected connection
 /// losses, reconnections, wills the broker published for the flow's
 /// clients, the delay from each crash to its will (ns), and messages
-/// dropped (broker queue full or QoS 0 offline, client queue full).
+/// dropped (broker queue full or QoS 0 offline, client queue full), and
+/// what the broker's ACL refused the flow's clients (PUBLISHes, SUBSCRIBE
+/// filters, wills).
 #[derive(Debug, Default, Clone)]
 struct MqttColumns {
     connection_losses: u64,
@@ -107,6 +109,7 @@ struct MqttColumns {
     wills: u64,
     will_delay_ns: Vec<u64>,
     dropped: u64,
+    denied: u64,
 }
 
 /// Every MQTT object of a run.
@@ -512,6 +515,14 @@ impl Mqtt {
                         }
                     }
                 }
+                BrokerEvent::Denied { client_id, .. } => {
+                    if let Some(&c) = self.by_id.get(&*client_id) {
+                        let flow = self.clients[c as usize].flow as usize;
+                        if counted {
+                            self.columns[flow].denied += 1;
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -638,6 +649,9 @@ impl Plugin for Mqtt {
             let broker = broker as u32;
             if let std::collections::btree_map::Entry::Vacant(e) = self.brokers.entry(broker) {
                 let cfg = broker_config(m);
+                if let Some(mon) = ctx.monitors() {
+                    mon.mqtt_broker_acl(broker, &cfg.acl);
+                }
                 e.insert(BrokerNode {
                     broker: Broker::new(cfg, SimTime::ZERO),
                     wake: Wakeup::default(),
@@ -897,6 +911,7 @@ impl Plugin for Mqtt {
                         Value::Float(sum as f64 / c.will_delay_ns.len() as f64 / 1e6)
                     },
                     Value::Int(c.dropped),
+                    Value::Int(c.denied),
                 ]
             })
             .collect();
@@ -1066,6 +1081,14 @@ impl Mqtt {
             ] {
                 push("broker", name, metric.to_string(), v.to_string());
             }
+            if !b.broker.config().acl.is_empty() {
+                for (metric, v) in [
+                    ("denied_publishes", st.denied_publishes),
+                    ("denied_subscriptions", st.denied_subscriptions),
+                ] {
+                    push("broker", name, metric.to_string(), v.to_string());
+                }
+            }
             for t in PacketType::ALL {
                 let i = t.index();
                 if st.sent_by_type[i] > 0 {
@@ -1170,6 +1193,8 @@ pub fn broker_config(m: &MqttParams) -> BrokerConfig {
             .collect(),
         delivery_events: false,
         persistence: m.persistence,
+        acl: m.acl.clone(),
+        acl_deny_publish: m.acl_deny_publish,
         mutant_forget_qos2: m.mutant_forget_qos2,
         mutant_skip_qos1: m.mutant_skip_qos1,
         ..BrokerConfig::default()

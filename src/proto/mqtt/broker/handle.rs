@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use crate::sim::SimTime;
 
+use super::super::acl::{AclAction, DenyPublish, Refusal};
 use super::super::codec::DecodeError;
 use super::super::config::Qos2Forward;
 use super::super::events::{BrokerEvent, ConnId, DisconnectReason, ProtocolViolation};
+use super::super::packet::QoS;
 use super::super::packet::{
     ConnAck, Connect, ConnectReturnCode, Packet, PacketId, PacketType, Publish, QosPid, SubAck,
     SubAckReturn, Subscribe, Unsubscribe,
@@ -20,6 +22,68 @@ use super::v5::{no_match, V5Connect};
 use super::{keep_alive_limit, Broker, Out};
 
 impl Broker {
+    /// Whether the ACL allows `action` on `topic` to this client; a
+    /// refusal is counted and reported (`BrokerEvent::Denied`).
+    pub(super) fn acl_allows(
+        &mut self,
+        conn: ConnId,
+        client_id: &Arc<str>,
+        username: Option<&str>,
+        action: AclAction,
+        topic: &str,
+    ) -> bool {
+        if self.config.acl.allows(action, client_id, username, topic) {
+            return true;
+        }
+        match action {
+            AclAction::Subscribe => self.stats.denied_subscriptions += 1,
+            AclAction::Publish | AclAction::Will => self.stats.denied_publishes += 1,
+        }
+        self.events.push_back(BrokerEvent::Denied {
+            conn,
+            client_id: client_id.clone(),
+            action,
+            topic: Arc::from(topic),
+        });
+        false
+    }
+
+    /// Why a SUBSCRIBE filter from session `idx` on `conn` is refused
+    /// (`None`: granted). A refusal by the ACL is counted and reported;
+    /// each version's edge turns the answer into its code (3.1.1: Failure
+    /// 0x80; 5.0: `Refusal::reason_code`).
+    pub(crate) fn subscribe_refusal(
+        &mut self,
+        conn: ConnId,
+        idx: SessionIdx,
+        filter: &str,
+        levels: usize,
+    ) -> Option<Refusal> {
+        if levels > self.config.max_topic_levels {
+            return Some(Refusal::TooManyLevels);
+        }
+        self.acl_refusal(conn, idx, AclAction::Subscribe, filter)
+    }
+
+    /// The ACL's verdict on `action` (a PUBLISH or SUBSCRIBE) for session
+    /// `idx` on `conn`: `Some(NotAuthorized)` (counted and reported) or
+    /// `None`.
+    pub(crate) fn acl_refusal(
+        &mut self,
+        conn: ConnId,
+        idx: SessionIdx,
+        action: AclAction,
+        topic: &str,
+    ) -> Option<Refusal> {
+        if self.config.acl.is_empty() {
+            return None;
+        }
+        let client_id = self.session(idx)?.client_id.clone();
+        let username = self.conns.get(&conn).and_then(|c| c.username.clone());
+        (!self.acl_allows(conn, &client_id, username.as_deref(), action, topic))
+            .then_some(Refusal::NotAuthorized)
+    }
+
     pub(super) fn handle_packet(&mut self, now: SimTime, conn: ConnId, packet: Packet) {
         let Some(state) = self.conns.get(&conn).map(|c| c.state) else {
             return;
@@ -189,6 +253,9 @@ impl Broker {
             cn.state = ConnState::Connected(idx);
             cn.keep_alive = keep_alive;
             cn.will = c.will;
+            if !self.config.acl.is_empty() {
+                cn.username = c.username.as_deref().map(Arc::from);
+            }
             if let (Some(v), Some(cv)) = (v5.as_ref(), cn.v5.as_mut()) {
                 cv.max_packet_size = v.max_packet_size;
                 cv.alias_max_out = v.topic_alias_maximum;
@@ -255,6 +322,35 @@ impl Broker {
             };
             self.send_disconnect5(conn, ReasonCode::TOPIC_NAME_INVALID);
             self.protocol_error(now, conn, ProtocolViolation::Decode(error));
+            return;
+        }
+        // Access control: a refused PUBLISH closes the connection
+        // unacknowledged, or is acknowledged as usual and forwarded to
+        // nobody ([MQTT-3.3.5-2]); a DUP of a refused QoS 2 message still
+        // held is not counted again.
+        let dup_held = matches!(p.qos_pid, QosPid::ExactlyOnce(pid)
+            if self.session(idx).is_some_and(|s| s.incoming.binary_search_by_key(&pid, |i| i.pid).is_ok()));
+        let allowed = dup_held
+            || self
+                .acl_refusal(conn, idx, AclAction::Publish, p.topic.as_str())
+                .is_none();
+        // 5.0 answers a refused QoS 1/2 PUBLISH with reason 0x87 in its
+        // PUBACK/PUBREC, whatever the deny mode (§3.4.2.1)
+        let answered5 = is_v5 && p.qos_pid.qos() > QoS::AtMostOnce;
+        if !allowed && self.config.acl_deny_publish == DenyPublish::Disconnect && !answered5 {
+            self.send_disconnect5(conn, ReasonCode::NOT_AUTHORIZED);
+            self.close_conn(now, conn, DisconnectReason::NotAuthorized);
+            return;
+        }
+        if !allowed && answered5 {
+            let ty = if p.qos_pid.qos() == QoS::AtLeastOnce {
+                PacketType::PubAck
+            } else {
+                PacketType::PubRec
+            };
+            if let Some(pid) = p.qos_pid.pid() {
+                self.push_ack5(conn, ty, pid, ReasonCode::NOT_AUTHORIZED);
+            }
             return;
         }
         let msg = Arc::new(Msg {
@@ -340,9 +436,12 @@ impl Broker {
                     at,
                     Incoming {
                         pid,
-                        msg: (!on_publish).then(|| (msg.clone(), p.retain)),
+                        msg: (allowed && !on_publish).then(|| (msg.clone(), p.retain)),
                     },
                 );
+                if !allowed {
+                    return; // held (so PUBREL gets its PUBCOMP), never routed
+                }
                 self.stats.publishes_received += 1;
                 self.events.push_back(received);
                 if on_publish {
@@ -350,6 +449,9 @@ impl Broker {
                 }
                 return;
             }
+        }
+        if !allowed {
+            return; // acknowledged above, forwarded to nobody
         }
         self.stats.publishes_received += 1;
         self.events.push_back(received);
@@ -425,12 +527,12 @@ impl Broker {
     }
 
     fn handle_subscribe(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, sub: Subscribe) {
-        let max_levels = self.config.max_topic_levels;
         let mut codes = Vec::with_capacity(sub.filters.len());
         for (filter, requested) in &sub.filters {
-            if filter.level_count() > max_levels {
-                // Refused: Failure 0x80 (§3.9.3, [MQTT-3.8.4-5]); the other
-                // filters of the packet stand.
+            let refusal = self.subscribe_refusal(conn, idx, filter.as_str(), filter.level_count());
+            if refusal.is_some() {
+                // Refused (too deep, or by the ACL): Failure 0x80 (§3.9.3,
+                // [MQTT-3.8.4-5]); the other filters of the packet stand.
                 codes.push(SubAckReturn::Failure);
                 continue;
             }
@@ -441,6 +543,7 @@ impl Broker {
             }
             codes.push(SubAckReturn::Success(granted));
         }
+        let refused: Vec<bool> = codes.iter().map(|c| *c == SubAckReturn::Failure).collect();
         // [MQTT-3.8.4-1], [MQTT-3.8.4-5]: one SUBACK, a code per filter.
         self.outq.push_back((
             conn,
@@ -451,8 +554,8 @@ impl Broker {
         ));
         // [MQTT-3.3.1-6], [MQTT-3.8.4-3]: retained messages matching each
         // (new or replaced) subscription, with RETAIN set [MQTT-3.3.1-8].
-        for (filter, requested) in &sub.filters {
-            if filter.level_count() > max_levels {
+        for ((filter, requested), refused) in sub.filters.iter().zip(refused) {
+            if refused {
                 continue; // refused above
             }
             let granted = (*requested).min(self.config.max_qos);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::sim::{SimDuration, SimTime};
 
+use super::super::acl::AclAction;
 use super::super::events::{BrokerEvent, ConnId, DisconnectReason, ProtocolViolation};
 use super::super::packet::{
     Connect, ConnectReturnCode, LastWill, PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid,
@@ -553,7 +554,6 @@ impl Broker {
             );
             return;
         }
-        let max_levels = self.config.max_topic_levels;
         let mut reasons = Vec::with_capacity(sub.filters.len());
         // (filter, granted, send retained) for the retained pass below
         let mut retained_for: Vec<(TopicFilter, QoS)> = Vec::new();
@@ -578,8 +578,9 @@ impl Broker {
                 reasons.push(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED);
                 continue;
             }
-            if inner.level_count() > max_levels {
-                reasons.push(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR);
+            let inner_str = inner.as_str().to_string();
+            if let Some(r) = self.subscribe_refusal(conn, idx, &inner_str, inner.level_count()) {
+                reasons.push(r.reason_code(AclAction::Subscribe));
                 continue;
             }
             let granted = opts.qos.min(self.config.max_qos);
