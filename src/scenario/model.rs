@@ -628,11 +628,33 @@ pub struct MqttParams {
     /// `proto::mqtt::BrokerConfig::mutant_skip_qos1`.
     #[doc(hidden)]
     pub mutant_skip_qos1: bool,
+    /// `version`: the MQTT version every client speaks ("3.1.1" default,
+    /// "5.0"); the broker serves both.
+    pub version: crate::proto::mqtt::MqttVersion,
+    /// 5.0 `session_expiry` (s) of persistent sessions; `u32::MAX`
+    /// ("never", the default) is what a 3.1.1 persistent session does.
+    pub session_expiry: u32,
+    /// 5.0 `topic_aliases`: aliases each client uses when publishing and
+    /// accepts from the broker. Default 0 (none).
+    pub topic_aliases: u16,
+    /// 5.0 `receive_maximum` each client announces. Default 65535.
+    pub receive_maximum: u16,
+    /// 5.0 `broker_topic_alias_max`: the broker's Topic Alias Maximum.
+    /// Default 10 (mosquitto).
+    pub broker_topic_alias_max: u16,
+    /// 5.0 `broker_receive_maximum`. Default 65535.
+    pub broker_receive_maximum: u16,
 }
 
 impl Default for MqttParams {
     fn default() -> Self {
         MqttParams {
+            version: crate::proto::mqtt::MqttVersion::V311,
+            session_expiry: u32::MAX,
+            topic_aliases: 0,
+            receive_maximum: u16::MAX,
+            broker_topic_alias_max: 10,
+            broker_receive_maximum: u16::MAX,
             port: 1883,
             keep_alive: SimDuration::from_secs(60),
             session: MqttSession::Persistent,

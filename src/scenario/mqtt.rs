@@ -4,6 +4,7 @@ use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
 use crate::proto::mqtt::acl::{self, Acl, AclRule, DenyPublish};
 use crate::scenario::model::{MqttParams, MqttPersistence, MqttSession, Qos2Forward};
+use crate::proto::mqtt::MqttVersion;
 use crate::sim::SimDuration;
 use serde::Deserialize;
 use toml::Spanned as S;
@@ -33,6 +34,14 @@ pub(crate) struct MqttSchema {
     pub will_message: Option<S<String>>,
     pub will_qos: Option<S<u64>>,
     pub will_retain: Option<S<bool>>,
+    /// "3.1.1" or "5.0"; a bare `5.0` (a TOML float, as `--set
+    /// protocols.mqtt.version=5.0` writes it) is read as "5.0".
+    pub version: Option<S<toml::Value>>,
+    pub session_expiry: Option<S<String>>,
+    pub topic_aliases: Option<S<u64>>,
+    pub receive_maximum: Option<S<u64>>,
+    pub broker_topic_alias_max: Option<S<u64>>,
+    pub broker_receive_maximum: Option<S<u64>>,
     pub acl: Option<S<Vec<S<AclRuleSchema>>>>,
     pub acl_deny_publish: Option<S<String>>,
 }
@@ -133,7 +142,62 @@ pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, Scena
         }
     };
     let acl = resolve_acl(ctx, m)?;
+    let session_expiry = match &m.session_expiry {
+        None => d.session_expiry,
+        Some(v) if v.get_ref() == "never" => u32::MAX,
+        Some(v) => {
+            let t = ctx.duration(v, &f("session_expiry"), MAX_DURATION)?;
+            let secs = t.as_nanos() / 1_000_000_000;
+            if t.as_nanos() % 1_000_000_000 != 0 || secs >= u64::from(u32::MAX) {
+                return Err(ctx.err_at(
+                    v,
+                    &f("session_expiry"),
+                    format!("{t} is not a whole number of seconds below 4294967295 (the Session Expiry Interval is 32 bits of seconds); use \"never\" for a session that never expires"),
+                ));
+            }
+            secs as u32
+        }
+    };
     Ok(MqttParams {
+        version: match &m.version {
+            None => d.version,
+            Some(v) => {
+                let text = match v.get_ref() {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Float(x) => format!("{x:.1}"),
+                    toml::Value::Integer(i) => format!("{i}.0"),
+                    other => other.to_string(),
+                };
+                ctx.choice(
+                    &S::new(v.span(), text),
+                    &f("version"),
+                    &[("3.1.1", MqttVersion::V311), ("5.0", MqttVersion::V5)],
+                )?
+            }
+        },
+        session_expiry,
+        topic_aliases: int(&m.topic_aliases, "topic_aliases", u64::from(d.topic_aliases), 0, 65_535)? as u16,
+        receive_maximum: int(
+            &m.receive_maximum,
+            "receive_maximum",
+            u64::from(d.receive_maximum),
+            1,
+            65_535,
+        )? as u16,
+        broker_topic_alias_max: int(
+            &m.broker_topic_alias_max,
+            "broker_topic_alias_max",
+            u64::from(d.broker_topic_alias_max),
+            0,
+            65_535,
+        )? as u16,
+        broker_receive_maximum: int(
+            &m.broker_receive_maximum,
+            "broker_receive_maximum",
+            u64::from(d.broker_receive_maximum),
+            1,
+            65_535,
+        )? as u16,
         port: int(&m.port, "port", u64::from(d.port), 1, 65_535)? as u16,
         keep_alive,
         session: match &m.session {

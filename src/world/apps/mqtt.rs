@@ -261,6 +261,17 @@ impl Mqtt {
             max_inflight: m.max_inflight as usize,
             legacy_retry: m.legacy_retry,
             connect_timeout: m.connect_timeout,
+            version: m.version,
+            // a persistent 5.0 session lives `session_expiry` after its
+            // connection ends; a clean one ends with it
+            session_expiry_interval: if m.session == MqttSession::Persistent {
+                m.session_expiry
+            } else {
+                0
+            },
+            receive_maximum: m.receive_maximum,
+            topic_alias_maximum: m.topic_aliases,
+            topic_aliases_out: m.topic_aliases,
             ..ClientConfig::default()
         };
         let mut cn = ClientNode {
@@ -1197,6 +1208,11 @@ pub fn broker_config(m: &MqttParams) -> BrokerConfig {
         acl_deny_publish: m.acl_deny_publish,
         mutant_forget_qos2: m.mutant_forget_qos2,
         mutant_skip_qos1: m.mutant_skip_qos1,
+        v5: crate::proto::mqtt::BrokerV5Config {
+            topic_alias_maximum: m.broker_topic_alias_max,
+            receive_maximum: m.broker_receive_maximum,
+            ..Default::default()
+        },
         ..BrokerConfig::default()
     }
 }
