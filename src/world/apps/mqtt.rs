@@ -31,7 +31,9 @@ use crate::proto::mqtt::{
     PacketType, QoS, Reconnect, TopicFilter, TopicName,
 };
 use crate::proto::StreamInput;
-use crate::scenario::model::{FlowSpec, MqttSession, Pattern, Protocol, Reliability, Scenario};
+use crate::scenario::model::{
+    FlowSpec, MqttParams, MqttSession, Pattern, Protocol, Reliability, Scenario,
+};
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{SockId, SockOpts, StreamApp, StreamEvent, StreamState};
 use std::collections::BTreeMap;
@@ -374,7 +376,8 @@ impl Mqtt {
                             self.columns[flow].reconnects += 1;
                         }
                     }
-                    ClientEvent::Message { payload, .. } => ctx.deliver(node as u32, &payload),
+                    ClientEvent::Message { payload, .. }
+                    | ClientEvent::Message5 { payload, .. } => ctx.deliver(node as u32, &payload),
                     ClientEvent::ConnectionLost { .. } => {
                         if let Some(sock) = cn.sock.take() {
                             ctx.tcp_abort(sock);
@@ -385,8 +388,14 @@ impl Mqtt {
                             self.columns[flow].connection_losses += 1;
                         }
                     }
-                    ClientEvent::Subscribed { .. } => cn.subscribed = true,
+                    ClientEvent::Subscribed { .. } | ClientEvent::Subscribed5 { .. } => {
+                        cn.subscribed = true
+                    }
                     ClientEvent::ConnectRefused(_)
+                    | ClientEvent::ConnectRefused5 { .. }
+                    | ClientEvent::PublishFailed { .. }
+                    | ClientEvent::PublishDropped { .. }
+                    | ClientEvent::Unsubscribed5 { .. }
                     | ClientEvent::PublishAcked { .. }
                     | ClientEvent::Unsubscribed { .. }
                     | ClientEvent::Disconnected => {}
@@ -628,24 +637,7 @@ impl Plugin for Mqtt {
             let Some(broker) = f.broker else { continue };
             let broker = broker as u32;
             if let std::collections::btree_map::Entry::Vacant(e) = self.brokers.entry(broker) {
-                let cfg = BrokerConfig {
-                    max_inflight: m.max_inflight as usize,
-                    max_queued: m.max_queued as usize,
-                    qos2_forward: m.qos2_forward,
-                    legacy_retry: m.legacy_retry,
-                    sys_interval: (m.sys_interval > SimDuration::ZERO).then_some(m.sys_interval),
-                    allow_anonymous: m.allow_anonymous,
-                    users: m
-                        .users
-                        .iter()
-                        .map(|(u, p)| (u.clone(), p.as_bytes().to_vec()))
-                        .collect(),
-                    delivery_events: false,
-                    persistence: m.persistence,
-                    mutant_forget_qos2: m.mutant_forget_qos2,
-                    mutant_skip_qos1: m.mutant_skip_qos1,
-                    ..BrokerConfig::default()
-                };
+                let cfg = broker_config(m);
                 e.insert(BrokerNode {
                     broker: Broker::new(cfg, SimTime::ZERO),
                     wake: Wakeup::default(),
@@ -1158,4 +1150,28 @@ pub fn write_mqtt_rows(
         )?;
     }
     Ok(())
+}
+
+/// The broker a scenario's `[protocols.mqtt]` describes (also what
+/// `qossim broker --scenario` serves): the table's broker fields over
+/// [`BrokerConfig::default`]; no delivery events.
+pub fn broker_config(m: &MqttParams) -> BrokerConfig {
+    BrokerConfig {
+        max_inflight: m.max_inflight as usize,
+        max_queued: m.max_queued as usize,
+        qos2_forward: m.qos2_forward,
+        legacy_retry: m.legacy_retry,
+        sys_interval: (m.sys_interval > SimDuration::ZERO).then_some(m.sys_interval),
+        allow_anonymous: m.allow_anonymous,
+        users: m
+            .users
+            .iter()
+            .map(|(u, p)| (u.clone(), p.as_bytes().to_vec()))
+            .collect(),
+        delivery_events: false,
+        persistence: m.persistence,
+        mutant_forget_qos2: m.mutant_forget_qos2,
+        mutant_skip_qos1: m.mutant_skip_qos1,
+        ..BrokerConfig::default()
+    }
 }
