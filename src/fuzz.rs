@@ -50,6 +50,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("http_request", http_request),
     ("http_response", http_response),
     ("mqtt", mqtt_packet),
+    ("mqtt5", mqtt5_packet),
     ("mqttsn", mqttsn_message),
     ("ipv4", ipv4),
     ("ip_reassembly", ip_reassembly),
@@ -254,6 +255,57 @@ pub fn mqtt_packet(data: &[u8]) {
     assert_eq!(p.encoded_len().ok(), Some(buf.len()));
     let again = mqtt::codec::decode(&buf, mqtt::codec::MAX_PACKET_SIZE);
     assert_eq!(again, Ok(Some((p, buf.len()))), "decode(encode(p)) != p");
+}
+
+/// MQTT 5.0 byte stream (`proto::mqtt::v5::decode`): what decodes
+/// re-encodes, `encoded_len` is exact, and the encoding decodes to the same
+/// packet; a refusal carries one of the decoder's reason codes (0x81
+/// Malformed Packet, 0x82 Protocol Error, 0x84 Unsupported Protocol
+/// Version, 0x90 Topic Name invalid, 0x94 Topic Alias invalid, 0x95 Packet
+/// too large) and a message; the CONNECT level probe
+/// and `properties_len` run on every input.
+pub fn mqtt5_packet(data: &[u8]) {
+    use mqtt::v5::{self, Packet5};
+    let _ = v5::connect_protocol_level(data);
+    let (p, n) = match v5::decode(data, mqtt::codec::MAX_PACKET_SIZE) {
+        Ok(Some(ok)) => ok,
+        Ok(None) => return,
+        Err(e) => {
+            let r = e.reason().0;
+            assert!(
+                matches!(r, 0x81 | 0x82 | 0x84 | 0x90 | 0x94 | 0x95),
+                "decode error with reason {r:#04x}: {e}"
+            );
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    assert!(n > 0 && n <= data.len());
+    let mut buf = Vec::new();
+    let written = p
+        .encode(&mut buf)
+        .unwrap_or_else(|e| panic!("a decoded packet does not encode: {e} ({p:?})"));
+    assert_eq!(written, buf.len());
+    assert_eq!(p.encoded_len().ok(), Some(buf.len()));
+    let props = match &p {
+        Packet5::Connect(c) => Some(&c.props),
+        Packet5::ConnAck(c) => Some(&c.props),
+        Packet5::Publish(x) => Some(&x.props),
+        Packet5::PubAck(a) | Packet5::PubRec(a) | Packet5::PubRel(a) | Packet5::PubComp(a) => {
+            Some(&a.props)
+        }
+        Packet5::Subscribe(s) => Some(&s.props),
+        Packet5::SubAck(s) | Packet5::UnsubAck(s) => Some(&s.props),
+        Packet5::Unsubscribe(u) => Some(&u.props),
+        Packet5::Disconnect(r) | Packet5::Auth(r) => Some(&r.props),
+        Packet5::PingReq | Packet5::PingResp => None,
+    };
+    if let Some(props) = props {
+        assert!(v5::properties_len(props) < buf.len());
+    }
+    let again = v5::decode(&buf, mqtt::codec::MAX_PACKET_SIZE)
+        .unwrap_or_else(|e| panic!("the re-encoding does not decode: {e} ({p:?})"));
+    assert_eq!(again, Some((p, buf.len())), "decode(encode(p)) != p");
 }
 
 /// MQTT-SN 1.2 datagram, the forwarder encapsulation (§5.5) included: what

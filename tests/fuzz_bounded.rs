@@ -313,6 +313,10 @@ fn mqtt() {
     run("mqtt", 300_000);
 }
 #[test]
+fn mqtt5() {
+    run("mqtt5", 300_000);
+}
+#[test]
 fn mqttsn() {
     run("mqttsn", 300_000);
 }
@@ -472,6 +476,181 @@ mod corpus {
             vec![0xD0, 0x00],
             vec![0xE0, 0x00],
         ]
+    }
+
+    /// MQTT 5.0 packets with properties in every place that has them,
+    /// encoded by the 5.0 codec.
+    fn mqtt5() -> Vec<Vec<u8>> {
+        use qossim::proto::mqtt::v5::{
+            Ack5, ConnAck5, Connect5, Packet5, Properties, Publish5, ReasonCode, ReasonOnly,
+            RetainHandling, SubAck5, SubOptions, Subscribe5, Unsubscribe5, Will5,
+        };
+        use qossim::proto::mqtt::{PacketId, QoS, QosPid, TopicFilter, TopicName};
+        use std::sync::Arc;
+        let pid = |v| PacketId::new(v).expect("pid");
+        let user = vec![("k".to_owned(), "v".to_owned())];
+        let packets = vec![
+            Packet5::Connect(Connect5 {
+                clean_start: true,
+                keep_alive: 60,
+                props: Properties {
+                    session_expiry_interval: Some(30),
+                    receive_maximum: Some(20),
+                    topic_alias_maximum: Some(10),
+                    maximum_packet_size: Some(65536),
+                    request_problem_information: Some(1),
+                    authentication_method: Some("SCRAM-SHA-1".into()),
+                    authentication_data: Some(vec![1, 2, 3]),
+                    user_properties: user.clone(),
+                    ..Properties::default()
+                },
+                client_id: "dev-1".into(),
+                will: Some(Will5 {
+                    props: Properties {
+                        payload_format_indicator: Some(1),
+                        will_delay_interval: Some(5),
+                        content_type: Some("text/plain".into()),
+                        response_topic: Some("r/t".into()),
+                        correlation_data: Some(vec![9]),
+                        ..Properties::default()
+                    },
+                    topic: TopicName::new("dev-1/will").expect("topic"),
+                    message: Arc::from(&b"gone"[..]),
+                    qos: QoS::AtLeastOnce,
+                    retain: true,
+                }),
+                username: Some("ann".into()),
+                password: Some(b"pw".to_vec()),
+            }),
+            Packet5::ConnAck(ConnAck5 {
+                session_present: true,
+                reason: ReasonCode::SUCCESS,
+                props: Properties {
+                    assigned_client_identifier: Some("auto-1".into()),
+                    server_keep_alive: Some(120),
+                    maximum_qos: Some(1),
+                    retain_available: Some(0),
+                    wildcard_subscription_available: Some(1),
+                    subscription_identifier_available: Some(1),
+                    shared_subscription_available: Some(0),
+                    reason_string: Some("ok".into()),
+                    server_reference: Some("other:1883".into()),
+                    response_information: Some("resp/".into()),
+                    ..Properties::default()
+                },
+            }),
+            Packet5::Publish(Publish5 {
+                dup: true,
+                qos_pid: QosPid::ExactlyOnce(pid(10)),
+                retain: false,
+                topic: Some(TopicName::new("a/b").expect("topic")),
+                props: Properties {
+                    topic_alias: Some(1),
+                    message_expiry_interval: Some(60),
+                    subscription_identifiers: vec![1, 16_384, 268_435_455],
+                    user_properties: user.clone(),
+                    ..Properties::default()
+                },
+                payload: Arc::from(&b"21.5"[..]),
+            }),
+            Packet5::Publish(Publish5 {
+                dup: false,
+                qos_pid: QosPid::AtMostOnce,
+                retain: false,
+                topic: None,
+                props: Properties {
+                    topic_alias: Some(1),
+                    ..Properties::default()
+                },
+                payload: Arc::from(&b"hi"[..]),
+            }),
+            Packet5::PubAck(Ack5::ok(pid(10))),
+            Packet5::PubRec(Ack5 {
+                pid: pid(10),
+                reason: ReasonCode::NO_MATCHING_SUBSCRIBERS,
+                props: Properties {
+                    reason_string: Some("nobody".into()),
+                    ..Properties::default()
+                },
+            }),
+            Packet5::PubRel(Ack5::ok(pid(10))),
+            Packet5::PubComp(Ack5 {
+                pid: pid(10),
+                reason: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+                props: Properties::default(),
+            }),
+            Packet5::Subscribe(Subscribe5 {
+                pid: pid(2),
+                props: Properties {
+                    subscription_identifiers: vec![200],
+                    user_properties: user.clone(),
+                    ..Properties::default()
+                },
+                filters: vec![
+                    (
+                        TopicFilter::new("a/+").expect("filter"),
+                        SubOptions {
+                            qos: QoS::ExactlyOnce,
+                            no_local: true,
+                            retain_as_published: true,
+                            retain_handling: RetainHandling::DoNotSend,
+                        },
+                    ),
+                    (
+                        TopicFilter::new("#").expect("filter"),
+                        SubOptions::qos(QoS::AtMostOnce),
+                    ),
+                ],
+            }),
+            Packet5::SubAck(SubAck5 {
+                pid: pid(2),
+                props: Properties::default(),
+                reasons: vec![ReasonCode(0x00), ReasonCode(0x01), ReasonCode(0x87)],
+            }),
+            Packet5::Unsubscribe(Unsubscribe5 {
+                pid: pid(3),
+                props: Properties {
+                    user_properties: user,
+                    ..Properties::default()
+                },
+                filters: vec![TopicFilter::new("a/+").expect("filter")],
+            }),
+            Packet5::UnsubAck(SubAck5 {
+                pid: pid(3),
+                props: Properties {
+                    reason_string: Some("gone".into()),
+                    ..Properties::default()
+                },
+                reasons: vec![ReasonCode(0x11)],
+            }),
+            Packet5::PingReq,
+            Packet5::PingResp,
+            Packet5::Disconnect(ReasonOnly::default()),
+            Packet5::Disconnect(ReasonOnly {
+                reason: ReasonCode::DISCONNECT_WITH_WILL,
+                props: Properties {
+                    session_expiry_interval: Some(0),
+                    reason_string: Some("bye".into()),
+                    ..Properties::default()
+                },
+            }),
+            Packet5::Auth(ReasonOnly {
+                reason: ReasonCode::CONTINUE_AUTHENTICATION,
+                props: Properties {
+                    authentication_method: Some("SCRAM-SHA-1".into()),
+                    authentication_data: Some(vec![0xAB; 8]),
+                    ..Properties::default()
+                },
+            }),
+        ];
+        packets
+            .iter()
+            .map(|p| {
+                let mut b = Vec::new();
+                p.encode(&mut b).expect("golden 5.0 packet");
+                b
+            })
+            .collect()
     }
 
     fn mqttsn() -> Vec<Vec<u8>> {
@@ -719,6 +898,7 @@ mod corpus {
         add("http_request", req);
         add("http_response", resp);
         add("mqtt", mqtt());
+        add("mqtt5", mqtt5());
         add("mqttsn", mqttsn());
         let small = ip_udp(b"\x40\x01\x12\x34");
         let big = ip_udp(&[0x42; 300]);

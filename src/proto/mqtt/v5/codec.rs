@@ -79,6 +79,14 @@ pub enum Decode5Error {
     SubscribeReserved(u8),
     #[error("SUBSCRIBE: Retain Handling 3 (§3.8.3.1)")]
     RetainHandling3,
+    #[error("SUBSCRIBE: maximum QoS 3 in subscription options (§3.8.3.1)")]
+    SubscribeQos3,
+    #[error("{packet}: {what} without an Authentication Method ({section})")]
+    NoAuthMethod {
+        packet: &'static str,
+        what: &'static str,
+        section: &'static str,
+    },
     #[error("SUBSCRIBE: No Local set on a shared subscription [MQTT-3.8.3-4]")]
     NoLocalShared,
 }
@@ -91,6 +99,9 @@ impl Decode5Error {
             Decode5Error::Frame(DecodeError::UnsupportedProtocolLevel(_)) => {
                 ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
             }
+            // "A SUBSCRIBE packet with no Payload is a Protocol Error"
+            // [MQTT-3.8.3-2]; the same for UNSUBSCRIBE [MQTT-3.10.3-2]
+            Decode5Error::Frame(DecodeError::NoFilters { .. }) => ReasonCode::PROTOCOL_ERROR,
             Decode5Error::Frame(DecodeError::Topic {
                 source: TopicError::WildcardInName,
                 ..
@@ -106,6 +117,8 @@ impl Decode5Error {
             | Decode5Error::PropertyValue { .. }
             | Decode5Error::EmptyTopicWithoutAlias
             | Decode5Error::RetainHandling3
+            | Decode5Error::SubscribeQos3
+            | Decode5Error::NoAuthMethod { .. }
             | Decode5Error::NoLocalShared => ReasonCode::PROTOCOL_ERROR,
         }
     }
@@ -458,6 +471,15 @@ pub fn decode(
     let Some((first, rem, hlen)) = parse_fixed_header(buf)? else {
         return Ok(None);
     };
+    // the remaining length in the fewest bytes [MQTT-1.5.5-1], as every
+    // variable byte integer in the packet (the 3.1.1 parser accepts a
+    // padded one)
+    if hlen != 1 + varint_len(u32::try_from(rem).unwrap_or(u32::MAX)) {
+        return Err(Decode5Error::VarInt {
+            packet: "fixed header",
+            field: "remaining length",
+        });
+    }
     let size = hlen + rem;
     if size > max_packet_size {
         return Err(DecodeError::TooLarge {
@@ -642,6 +664,19 @@ fn decode_body(first: u8, body: &[u8]) -> Result<Packet5, Decode5Error> {
                 p.props = read_props(&mut r, name, site)?;
             }
             r.finish()?;
+            // an AUTH other than the empty Success form names its method:
+            // "It is a Protocol Error to omit the Authentication Method"
+            // (§3.15.2.2.2)
+            if ty == 15
+                && (p.reason != ReasonCode::SUCCESS || !p.props.is_empty())
+                && p.props.authentication_method.is_none()
+            {
+                return Err(Decode5Error::NoAuthMethod {
+                    packet: name,
+                    what: "AUTH",
+                    section: "§3.15.2.2.2",
+                });
+            }
             Ok(if ty == 14 {
                 Packet5::Disconnect(p)
             } else {
@@ -675,6 +710,15 @@ fn decode_connect(body: &[u8]) -> Result<Connect5, Decode5Error> {
     }
     let keep_alive = r.u16("keep alive")?;
     let props = read_props(&mut r, P, Site::Connect)?;
+    // "It is a Protocol Error to include Authentication Data if there is no
+    // Authentication Method" (§3.1.2.11.10)
+    if props.authentication_data.is_some() && props.authentication_method.is_none() {
+        return Err(Decode5Error::NoAuthMethod {
+            packet: P,
+            what: "Authentication Data",
+            section: "§3.1.2.11.10",
+        });
+    }
     let client_id = r.str("client identifier")?.to_string();
     let will = if will_flag {
         let wprops = read_props(&mut r, P, Site::Will)?;
@@ -762,7 +806,9 @@ fn decode_subscribe(body: &[u8]) -> Result<Subscribe5, Decode5Error> {
         if o & 0xC0 != 0 {
             return Err(Decode5Error::SubscribeReserved(o));
         }
-        let qos = QoS::from_u8(o & 0x03).ok_or(DecodeError::InvalidQos { packet: P })?;
+        // "It is a Protocol Error if the Maximum QoS field has the value 3"
+        // (§3.8.3.1)
+        let qos = QoS::from_u8(o & 0x03).ok_or(Decode5Error::SubscribeQos3)?;
         let retain_handling = match (o >> 4) & 0x03 {
             0 => RetainHandling::SendOnSubscribe,
             1 => RetainHandling::SendIfNew,
