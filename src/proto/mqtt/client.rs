@@ -29,6 +29,32 @@
 //!
 //! Per-message sessions (connect, publish, disconnect) are a driver pattern:
 //! `connect`, `publish`, wait until [`Client::is_idle`], `disconnect`.
+//!
+//! MQTT 5.0 (`ClientConfig::version = V5`): the same state machine speaks
+//! 5.0 on the wire, every packet written being exactly what
+//! [`Packet5::encode`] writes. CONNECT carries the 5.0 options of
+//! [`ClientConfig`]; what the server's CONNACK says is honoured
+//! ([`ServerLimits`]): Receive Maximum caps the QoS 1/2 publishes in flight
+//! [MQTT-3.3.4-7]; Topic Alias Maximum bounds the aliases the client uses
+//! (`ClientConfig::topic_aliases_out`, first come first served); Maximum
+//! QoS downgrades publishes above it (counted in
+//! `ClientStats::qos_downgraded`); Maximum Packet Size stops a PUBLISH
+//! larger than it [MQTT-3.1.2-24] and Retain Available 0 a retained one
+//! [MQTT-3.2.2-14] (both `ClientEvent::PublishDropped`); Server Keep Alive
+//! replaces `keep_alive`; an Assigned Client Identifier is used in the
+//! CONNECTs that follow when `client_id` is empty. A publish's Message
+//! Expiry Interval runs from the `publish` call: a message still queued
+//! when it runs out is dropped (`PublishDropped { reason: Expired }`,
+//! checked whenever the client next tries to send), and one sent after
+//! waiting carries the interval less the whole seconds it waited. A
+//! failure reason in PUBACK or PUBREC ends that message's flow
+//! (`PublishFailed`); 0x10 No matching subscribers is a success. PUBCOMP
+//! 0x92 (Packet Identifier not found) also ends the flow as acknowledged:
+//! the server had taken the message over with its PUBREC. A PUBREL for an
+//! identifier the client does not hold is answered PUBCOMP 0x92. When the
+//! server breaks a rule the client sends DISCONNECT with the reason
+//! (`LostReason::ClientDisconnect`); a server's DISCONNECT is reported as
+//! `LostReason::ServerDisconnect` and followed by the usual reconnection.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,9 +62,10 @@ use std::sync::Arc;
 use crate::sim::{SimDuration, SimRng, SimTime};
 
 use super::codec::{publish_len, EncodeError, MAX_PACKET_SIZE};
-use super::config::ClientConfig;
+use super::config::{ClientConfig, MqttVersion};
 use super::events::{
-    ClientError, ClientEvent, ClientStats, ClientTransmit, LostReason, MessageHandle, RequestHandle,
+    ClientError, ClientEvent, ClientStats, ClientTransmit, DropReason, LostReason, MessageHandle,
+    RequestHandle,
 };
 use super::packet::{
     Ack, Connect, Packet, PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid, Subscribe,
@@ -46,6 +73,10 @@ use super::packet::{
 };
 use super::session::OutState;
 use super::topic::{TopicFilter, TopicName};
+use super::v5::{
+    Ack5, Connect5, Packet5, Properties, Publish5, ReasonOnly, SubOptions, Subscribe5,
+    Unsubscribe5, Will5,
+};
 
 mod receive;
 
@@ -78,6 +109,8 @@ struct InFlight {
     handle: MessageHandle,
     pid: PacketId,
     publish: Publish,
+    /// 5.0 message properties (no Topic Alias: that is per connection).
+    props: Properties,
     state: OutState,
     sent_at: SimTime,
 }
@@ -89,13 +122,99 @@ struct Queued {
     payload: Arc<[u8]>,
     qos: QoS,
     retain: bool,
+    /// 5.0 message properties.
+    props: Properties,
+    /// When `publish` was called (Message Expiry Interval runs from here).
+    queued_at: SimTime,
+}
+
+/// A packet as it goes on the wire: 3.1.1 or 5.0.
+#[derive(Clone, Debug)]
+enum Wire {
+    V3(Packet),
+    V5(Box<Packet5>),
+}
+
+impl Wire {
+    fn v5(p: Packet5) -> Wire {
+        Wire::V5(Box::new(p))
+    }
+    fn encode(&self, buf: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        match self {
+            Wire::V3(p) => p.encode(buf),
+            Wire::V5(p) => p.encode(buf),
+        }
+    }
+    /// The 3.1.1 packet type of the same number (AUTH, which the client
+    /// never sends, has none).
+    fn kind(&self) -> Option<PacketType> {
+        match self {
+            Wire::V3(p) => Some(p.packet_type()),
+            Wire::V5(p) => PacketType::from_u8(p.type_number()),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Out {
-    packet: Packet,
+    packet: Wire,
     message: Option<MessageHandle>,
     retransmission: bool,
+}
+
+/// What the server's 5.0 CONNACK said about itself (§3.2.2.3), with the
+/// specification's value for each property it left out. On 3.1.1, and
+/// before the first CONNACK, these are the no-limit defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Receive Maximum: default 65535.
+    pub receive_maximum: u16,
+    /// Topic Alias Maximum: aliases the server accepts from us; default 0.
+    pub topic_alias_maximum: u16,
+    /// Maximum QoS: default 2.
+    pub maximum_qos: QoS,
+    /// Retain Available: default true.
+    pub retain_available: bool,
+    /// Maximum Packet Size: default none (the protocol's limit).
+    pub maximum_packet_size: Option<u32>,
+    /// Server Keep Alive, when the server imposes one.
+    pub server_keep_alive: Option<u16>,
+    /// Assigned Client Identifier, when the server chose our id.
+    pub assigned_client_identifier: Option<String>,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            receive_maximum: u16::MAX,
+            topic_alias_maximum: 0,
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            maximum_packet_size: None,
+            server_keep_alive: None,
+            assigned_client_identifier: None,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The limits a CONNACK's properties set.
+    pub fn from_connack(p: &Properties) -> ServerLimits {
+        ServerLimits {
+            // 0 is a Protocol Error the codec refuses; never a window of 0
+            receive_maximum: p.receive_maximum.unwrap_or(u16::MAX).max(1),
+            topic_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
+            maximum_qos: match p.maximum_qos {
+                Some(0) => QoS::AtMostOnce,
+                Some(1) => QoS::AtLeastOnce,
+                _ => QoS::ExactlyOnce,
+            },
+            retain_available: p.retain_available != Some(0),
+            maximum_packet_size: p.maximum_packet_size,
+            server_keep_alive: p.server_keep_alive,
+            assigned_client_identifier: p.assigned_client_identifier.clone(),
+        }
+    }
 }
 
 /// The client.
@@ -113,19 +232,28 @@ pub struct Client {
     /// QoS 2 packet ids received and not yet released (PUBREL).
     incoming_qos2: Vec<PacketId>,
     /// SUBSCRIBE/UNSUBSCRIBE not yet acknowledged.
-    requests: Vec<(PacketId, RequestHandle, Packet)>,
+    requests: Vec<(PacketId, RequestHandle, Wire)>,
     last_pid: u16,
     next_handle: u64,
     attempt: u32,
     ping_outstanding: bool,
     stats: ClientStats,
+    /// Keep alive in force: `config.keep_alive`, or 5.0 Server Keep Alive.
+    keep_alive: u16,
+    /// 5.0: what the last CONNACK said.
+    server: ServerLimits,
+    /// 5.0: topics given an alias on this connection; alias = index + 1.
+    alias_out: Vec<TopicName>,
+    /// 5.0: the server's aliases on this connection; alias = index + 1.
+    alias_in: Vec<Option<TopicName>>,
+    /// 5.0: the Assigned Client Identifier of an earlier CONNACK.
+    assigned_id: Option<String>,
 }
 
 impl Client {
     /// A client in state `Idle`; `rng` is its own stream (reconnect jitter).
     pub fn new(config: ClientConfig, rng: SimRng) -> Self {
         Client {
-            config,
             rng,
             state: ClientState::Idle,
             timers: [None; TIMERS],
@@ -141,6 +269,44 @@ impl Client {
             attempt: 0,
             ping_outstanding: false,
             stats: ClientStats::default(),
+            keep_alive: config.keep_alive,
+            server: ServerLimits::default(),
+            alias_out: Vec::new(),
+            alias_in: Vec::new(),
+            assigned_id: None,
+            config,
+        }
+    }
+
+    fn is_v5(&self) -> bool {
+        self.config.version == MqttVersion::V5
+    }
+
+    /// 5.0: what the last CONNACK said (defaults before it and on 3.1.1).
+    pub fn server_limits(&self) -> &ServerLimits {
+        &self.server
+    }
+
+    /// The keep alive in force, in seconds: `ClientConfig::keep_alive`, or
+    /// the 5.0 Server Keep Alive of the last CONNACK.
+    pub fn keep_alive(&self) -> u16 {
+        self.keep_alive
+    }
+
+    /// 5.0: the client identifier the server assigned (kept for the
+    /// CONNECTs that follow).
+    pub fn assigned_client_id(&self) -> Option<&str> {
+        self.assigned_id.as_deref()
+    }
+
+    /// QoS 1/2 publishes allowed in flight: `max_inflight`, on 5.0 also at
+    /// most the server's Receive Maximum [MQTT-3.3.4-7].
+    fn window(&self) -> usize {
+        let w = self.config.max_inflight.max(1);
+        if self.is_v5() {
+            w.min(usize::from(self.server.receive_maximum)).max(1)
+        } else {
+            w
         }
     }
 
@@ -231,23 +397,73 @@ impl Client {
             return;
         }
         self.inbuf.clear();
+        self.keep_alive = self.config.keep_alive;
         let c = &self.config;
-        let connect = Connect {
-            protocol: ProtocolLevel::V311,
-            clean_session: c.clean_session,
-            keep_alive: c.keep_alive,
-            client_id: c.client_id.clone(),
-            will: c.will.clone(),
-            username: c.username.clone(),
-            password: c.password.clone(),
+        let packet = if self.is_v5() {
+            Wire::v5(Packet5::Connect(self.connect5()))
+        } else {
+            Wire::V3(Packet::Connect(Connect {
+                protocol: ProtocolLevel::V311,
+                clean_session: c.clean_session,
+                keep_alive: c.keep_alive,
+                client_id: c.client_id.clone(),
+                will: c.will.clone(),
+                username: c.username.clone(),
+                password: c.password.clone(),
+            }))
         };
         self.outq.push_back(Out {
-            packet: Packet::Connect(connect),
+            packet,
             message: None,
             retransmission: false,
         });
         self.state = ClientState::AwaitConnAck;
         self.set(Timer::ConnAck, Some(now + self.config.connect_timeout));
+    }
+
+    /// The 5.0 CONNECT (§3.1): Clean Start is `clean_session`; the
+    /// properties are those of `ClientConfig` that differ from the
+    /// protocol's defaults.
+    fn connect5(&self) -> Connect5 {
+        let c = &self.config;
+        let mut props = Properties::default();
+        if c.session_expiry_interval > 0 {
+            props.session_expiry_interval = Some(c.session_expiry_interval);
+        }
+        if c.receive_maximum != u16::MAX {
+            // 0 is a Protocol Error (§3.1.2.11.3): the smallest window is 1
+            props.receive_maximum = Some(c.receive_maximum.max(1));
+        }
+        if c.max_packet_size < MAX_PACKET_SIZE {
+            let m = u32::try_from(c.max_packet_size).unwrap_or(u32::MAX);
+            props.maximum_packet_size = Some(m.max(1));
+        }
+        if c.topic_alias_maximum > 0 {
+            props.topic_alias_maximum = Some(c.topic_alias_maximum);
+        }
+        if c.request_response_information {
+            props.request_response_information = Some(1);
+        }
+        props.user_properties = c.connect_user_properties.clone();
+        let client_id = match (c.client_id.is_empty(), &self.assigned_id) {
+            (true, Some(id)) => id.clone(),
+            _ => c.client_id.clone(),
+        };
+        Connect5 {
+            clean_start: c.clean_session,
+            keep_alive: c.keep_alive,
+            props,
+            client_id,
+            will: c.will.as_ref().map(|w| Will5 {
+                props: Properties::default(),
+                topic: w.topic.clone(),
+                message: w.message.clone(),
+                qos: w.qos,
+                retain: w.retain,
+            }),
+            username: c.username.clone(),
+            password: c.password.clone(),
+        }
     }
 
     /// The transport failed or the broker closed it (or `OpenTransport`
@@ -265,9 +481,35 @@ impl Client {
     /// closed; no reconnection follows. Unacknowledged messages stay for the
     /// next `connect` (resent if the session persists).
     pub fn disconnect(&mut self) {
+        self.disconnect_with(ReasonOnly::default());
+    }
+
+    /// 5.0 [`Client::disconnect`] whose DISCONNECT (reason 0) sets the
+    /// Session Expiry Interval to `session_expiry` (e.g. 0 to end a
+    /// persistent session now). Refused when CONNECT sent 0 and this is
+    /// not 0 [MQTT-3.14.2-2].
+    pub fn disconnect5(&mut self, session_expiry: Option<u32>) -> Result<(), ClientError> {
+        if !self.is_v5() {
+            return Err(ClientError::Needs5("DISCONNECT with a session expiry"));
+        }
+        if self.config.session_expiry_interval == 0 && session_expiry.is_some_and(|s| s > 0) {
+            return Err(ClientError::SessionExpiryOnDisconnect);
+        }
+        let mut d = ReasonOnly::default();
+        d.props.session_expiry_interval = session_expiry;
+        self.disconnect_with(d);
+        Ok(())
+    }
+
+    fn disconnect_with(&mut self, d: ReasonOnly) {
         let open = match self.state {
             ClientState::Connected => {
-                self.push(Packet::Disconnect, None, false);
+                let p = if self.is_v5() {
+                    Wire::v5(Packet5::Disconnect(d))
+                } else {
+                    Wire::V3(Packet::Disconnect)
+                };
+                self.push_wire(p, None, false);
                 true
             }
             ClientState::AwaitConnAck => true,
@@ -284,7 +526,22 @@ impl Client {
         self.state = ClientState::Idle;
     }
 
+    /// Queue a packet other than CONNECT and PUBLISH; on 5.0 as its 5.0
+    /// form (acks with reason 0, DISCONNECT 0, SUBSCRIBE with options of
+    /// just the QoS).
     fn push(&mut self, packet: Packet, message: Option<MessageHandle>, retransmission: bool) {
+        let wire = if self.is_v5() {
+            match to5(packet) {
+                Some(p) => Wire::v5(p),
+                None => return,
+            }
+        } else {
+            Wire::V3(packet)
+        };
+        self.push_wire(wire, message, retransmission);
+    }
+
+    fn push_wire(&mut self, packet: Wire, message: Option<MessageHandle>, retransmission: bool) {
         self.outq.push_back(Out {
             packet,
             message,
@@ -303,8 +560,17 @@ impl Client {
     /// The connection is lost: report it, schedule reconnection, and (when
     /// we decided it) ask the driver to close the transport.
     fn lose(&mut self, now: SimTime, reason: LostReason, close: bool) {
+        self.lose_sending(now, reason, close, None);
+    }
+
+    /// [`Client::lose`] with a last packet (a 5.0 DISCONNECT) sent before
+    /// the close.
+    fn lose_sending(&mut self, now: SimTime, reason: LostReason, close: bool, last: Option<Wire>) {
         self.stats.connection_losses += 1;
         self.outq.clear();
+        if let Some(p) = last {
+            self.push_wire(p, None, false);
+        }
         self.reset_connection();
         if close {
             self.events.push_back(ClientEvent::CloseTransport);
@@ -346,10 +612,58 @@ impl Client {
         retain: bool,
     ) -> Result<MessageHandle, ClientError> {
         let payload = payload.into();
+        if self.is_v5() {
+            return self.publish5(now, topic, payload, qos, retain, Properties::default());
+        }
         if publish_len(topic.as_str(), qos, payload.len()) > MAX_PACKET_SIZE {
             return Err(ClientError::Encode(EncodeError::TooLarge(payload.len())));
         }
-        let window = self.config.max_inflight.max(1);
+        self.enqueue(now, topic, payload, qos, retain, Properties::default())
+    }
+
+    /// 5.0 [`Client::publish`] with message properties: Payload Format
+    /// Indicator (0 or 1), Message Expiry Interval, Content Type, Response
+    /// Topic (a topic name without wildcards), Correlation Data and User
+    /// Properties; any other property is refused
+    /// (`ClientError::PropertyNotAllowed`; the Topic Alias is the
+    /// client's, see `ClientConfig::topic_aliases_out`).
+    pub fn publish5(
+        &mut self,
+        now: SimTime,
+        topic: TopicName,
+        payload: impl Into<Arc<[u8]>>,
+        qos: QoS,
+        retain: bool,
+        props: Properties,
+    ) -> Result<MessageHandle, ClientError> {
+        if !self.is_v5() {
+            return Err(ClientError::Needs5("a PUBLISH with properties"));
+        }
+        let payload = payload.into();
+        check_publish_props(&props)?;
+        let probe = Packet5::Publish(Publish5 {
+            dup: false,
+            qos_pid: QosPid::new(qos, PacketId(std::num::NonZeroU16::MIN)),
+            retain,
+            topic: Some(topic.clone()),
+            props: props.clone(),
+            payload: payload.clone(),
+        });
+        probe.encoded_len()?;
+        self.expire_queue(now);
+        self.enqueue(now, topic, payload, qos, retain, props)
+    }
+
+    fn enqueue(
+        &mut self,
+        now: SimTime,
+        topic: TopicName,
+        payload: Arc<[u8]>,
+        qos: QoS,
+        retain: bool,
+        props: Properties,
+    ) -> Result<MessageHandle, ClientError> {
+        let window = self.window();
         let send_now = self.state == ClientState::Connected
             && self.queue.is_empty()
             && (qos == QoS::AtMostOnce || self.inflight.len() < window);
@@ -366,6 +680,8 @@ impl Client {
             payload,
             qos,
             retain,
+            props,
+            queued_at: now,
         };
         if send_now {
             self.send_new(now, q);
@@ -375,8 +691,50 @@ impl Client {
         Ok(handle)
     }
 
+    fn dropped(&mut self, handle: MessageHandle, reason: DropReason) {
+        match reason {
+            DropReason::Expired => self.stats.messages_expired += 1,
+            DropReason::TooLarge { .. } => self.stats.publishes_too_large += 1,
+            DropReason::RetainNotAvailable => {}
+        }
+        self.events
+            .push_back(ClientEvent::PublishDropped { handle, reason });
+    }
+
+    /// 5.0: drop the queued messages whose Message Expiry Interval ran out.
+    fn expire_queue(&mut self, now: SimTime) {
+        if !self.is_v5() {
+            return;
+        }
+        let mut kept = VecDeque::with_capacity(self.queue.len());
+        for q in std::mem::take(&mut self.queue) {
+            if remaining_expiry(&q, now) == Some(None) {
+                self.dropped(q.handle, DropReason::Expired);
+            } else {
+                kept.push_back(q);
+            }
+        }
+        self.queue = kept;
+    }
+
     fn send_new(&mut self, now: SimTime, q: Queued) {
-        let qos_pid = match q.qos {
+        let mut props = q.props;
+        let mut qos = q.qos;
+        if self.is_v5() {
+            match remaining_expiry_of(props.message_expiry_interval, q.queued_at, now) {
+                Some(None) => return self.dropped(q.handle, DropReason::Expired),
+                Some(Some(left)) => props.message_expiry_interval = Some(left),
+                None => {}
+            }
+            if q.retain && !self.server.retain_available {
+                return self.dropped(q.handle, DropReason::RetainNotAvailable);
+            }
+            if qos > self.server.maximum_qos {
+                qos = self.server.maximum_qos;
+                self.stats.qos_downgraded += 1;
+            }
+        }
+        let qos_pid = match qos {
             QoS::AtMostOnce => QosPid::AtMostOnce,
             qos => QosPid::new(qos, self.alloc_pid()),
         };
@@ -392,7 +750,8 @@ impl Client {
                 handle: q.handle,
                 pid,
                 publish: publish.clone(),
-                state: if q.qos == QoS::AtLeastOnce {
+                props: props.clone(),
+                state: if qos == QoS::AtLeastOnce {
                     OutState::AwaitAck
                 } else {
                     OutState::AwaitRec
@@ -401,7 +760,62 @@ impl Client {
             });
             self.arm_retry(now);
         }
-        self.push(Packet::Publish(publish), Some(q.handle), false);
+        self.push_publish(publish, &props, q.handle, false);
+    }
+
+    /// Queue a PUBLISH (first or again). On 5.0 with the Topic Alias
+    /// policy applied; one larger than the server's Maximum Packet Size is
+    /// not sent and its flow ends (`PublishDropped`).
+    fn push_publish(
+        &mut self,
+        p: Publish,
+        props: &Properties,
+        handle: MessageHandle,
+        retransmission: bool,
+    ) {
+        if !self.is_v5() {
+            return self.push(Packet::Publish(p), Some(handle), retransmission);
+        }
+        let limit = usize::from(
+            self.config
+                .topic_aliases_out
+                .min(self.server.topic_alias_maximum),
+        );
+        let known = self.alias_out.iter().position(|t| *t == p.topic);
+        let (alias, new) = match known {
+            Some(i) => (u16::try_from(i + 1).ok(), false),
+            None if self.alias_out.len() < limit => {
+                (u16::try_from(self.alias_out.len() + 1).ok(), true)
+            }
+            None => (None, false),
+        };
+        let mut props = props.clone();
+        props.topic_alias = alias;
+        let topic_len = p.topic.as_str().len();
+        let by_alias = alias.is_some() && !new;
+        let packet = Packet5::Publish(Publish5 {
+            dup: p.dup,
+            qos_pid: p.qos_pid,
+            retain: p.retain,
+            topic: (!by_alias).then(|| p.topic.clone()),
+            props,
+            payload: p.payload,
+        });
+        let len = packet.encoded_len().unwrap_or(usize::MAX);
+        if let Some(max) = self.server.maximum_packet_size {
+            if len > max as usize {
+                self.inflight.retain(|o| o.handle != handle);
+                return self.dropped(handle, DropReason::TooLarge { len, limit: max });
+            }
+        }
+        if new {
+            self.alias_out.push(p.topic);
+        }
+        if let Packet5::Publish(Publish5 { topic: None, .. }) = packet {
+            self.stats.topic_alias_hits += 1;
+            self.stats.topic_alias_bytes_saved += topic_len as u64;
+        }
+        self.push_wire(Wire::v5(packet), Some(handle), retransmission);
     }
 
     fn arm_retry(&mut self, now: SimTime) {
@@ -413,7 +827,8 @@ impl Client {
     }
 
     fn drain(&mut self, now: SimTime) {
-        let window = self.config.max_inflight.max(1);
+        self.expire_queue(now);
+        let window = self.window();
         while self.state == ClientState::Connected {
             let Some(front) = self.queue.front() else {
                 break;
@@ -438,7 +853,48 @@ impl Client {
             return Err(ClientError::NoFilters);
         }
         let pid = self.alloc_pid();
-        Ok(self.request(Packet::Subscribe(Subscribe { pid, filters }), pid))
+        let packet = Packet::Subscribe(Subscribe { pid, filters });
+        let wire = match self.is_v5() {
+            true => Wire::v5(to5(packet).ok_or(ClientError::NoFilters)?),
+            false => Wire::V3(packet),
+        };
+        Ok(self.request(wire, pid))
+    }
+
+    /// 5.0 SUBSCRIBE: each filter with its [`SubOptions`] (QoS, No Local,
+    /// Retain As Published, Retain Handling), an optional Subscription
+    /// Identifier (1..=268435455, echoed in the PUBLISHes it matches) and
+    /// User Properties. The SUBACK comes as `ClientEvent::Subscribed5`.
+    pub fn subscribe5(
+        &mut self,
+        _now: SimTime,
+        filters: Vec<(TopicFilter, SubOptions)>,
+        subscription_identifier: Option<u32>,
+        user_properties: Vec<(String, String)>,
+    ) -> Result<RequestHandle, ClientError> {
+        if !self.is_v5() {
+            return Err(ClientError::Needs5("SUBSCRIBE with options"));
+        }
+        if filters.is_empty() {
+            return Err(ClientError::NoFilters);
+        }
+        if let Some(id) = subscription_identifier {
+            if !(1..=MAX_SUBSCRIPTION_ID).contains(&id) {
+                return Err(ClientError::SubscriptionIdentifier(id));
+            }
+        }
+        let pid = self.alloc_pid();
+        let props = Properties {
+            subscription_identifiers: subscription_identifier.into_iter().collect(),
+            user_properties,
+            ..Properties::default()
+        };
+        let packet = Packet5::Subscribe(Subscribe5 {
+            pid,
+            props,
+            filters,
+        });
+        Ok(self.request(Wire::v5(packet), pid))
     }
 
     /// Unsubscribe from `filters`.
@@ -451,14 +907,19 @@ impl Client {
             return Err(ClientError::NoFilters);
         }
         let pid = self.alloc_pid();
-        Ok(self.request(Packet::Unsubscribe(Unsubscribe { pid, filters }), pid))
+        let packet = Packet::Unsubscribe(Unsubscribe { pid, filters });
+        let wire = match self.is_v5() {
+            true => Wire::v5(to5(packet).ok_or(ClientError::NoFilters)?),
+            false => Wire::V3(packet),
+        };
+        Ok(self.request(wire, pid))
     }
 
-    fn request(&mut self, packet: Packet, pid: PacketId) -> RequestHandle {
+    fn request(&mut self, packet: Wire, pid: PacketId) -> RequestHandle {
         self.next_handle += 1;
         let handle = RequestHandle(self.next_handle);
         if self.state == ClientState::Connected {
-            self.push(packet.clone(), None, false);
+            self.push_wire(packet.clone(), None, false);
         }
         self.requests.push((pid, handle, packet));
         handle
@@ -518,18 +979,9 @@ impl Client {
                 continue;
             }
             o.sent_at = now;
-            resend.push(match o.state {
-                OutState::AwaitAck | OutState::AwaitRec => {
-                    let mut p = o.publish.clone();
-                    p.dup = true;
-                    (Packet::Publish(p), o.handle)
-                }
-                OutState::AwaitComp => (Packet::PubRel(Ack { pid: o.pid }), o.handle),
-            });
+            resend.push(o.resend());
         }
-        for (p, h) in resend {
-            self.push(p, Some(h), true);
-        }
+        self.push_resends(resend);
         if let Some(next) = self.inflight.iter().map(|o| o.sent_at + r).min() {
             self.set(Timer::Retry, Some(next));
         }
@@ -545,11 +997,10 @@ impl Client {
         loop {
             let out = self.outq.pop_front()?;
             let start = buf.len();
-            let Ok(len) = out.packet.encode(buf) else {
+            let (Ok(len), Some(kind)) = (out.packet.encode(buf), out.packet.kind()) else {
                 buf.truncate(start);
                 continue; // sizes were checked when queued
             };
-            let kind = out.packet.packet_type();
             self.stats.packets_sent += 1;
             self.stats.bytes_sent += len as u64;
             if out.retransmission {
@@ -557,13 +1008,13 @@ impl Client {
             } else if kind == PacketType::Publish {
                 self.stats.publishes_sent += 1;
             }
-            if self.config.keep_alive > 0
+            if self.keep_alive > 0
                 && matches!(
                     self.state,
                     ClientState::Connected | ClientState::AwaitConnAck
                 )
             {
-                let ka = SimDuration::from_secs(u64::from(self.config.keep_alive));
+                let ka = SimDuration::from_secs(u64::from(self.keep_alive));
                 self.set(Timer::KeepAlive, Some(now + ka));
             }
             return Some(ClientTransmit {
@@ -574,6 +1025,129 @@ impl Client {
             });
         }
     }
+}
+
+/// A PUBLISH or PUBREL to send again.
+enum Resend {
+    Publish(Box<(Publish, Properties)>, MessageHandle),
+    PubRel(PacketId, MessageHandle),
+}
+
+impl InFlight {
+    /// What resending this message sends: its PUBLISH with DUP = 1
+    /// [MQTT-3.3.1-1], or its PUBREL.
+    fn resend(&self) -> Resend {
+        match self.state {
+            OutState::AwaitAck | OutState::AwaitRec => {
+                let mut p = self.publish.clone();
+                p.dup = true;
+                Resend::Publish(Box::new((p, self.props.clone())), self.handle)
+            }
+            OutState::AwaitComp => Resend::PubRel(self.pid, self.handle),
+        }
+    }
+}
+
+impl Client {
+    fn push_resends(&mut self, resend: Vec<Resend>) {
+        for r in resend {
+            match r {
+                Resend::Publish(b, h) => {
+                    let (p, props) = *b;
+                    self.push_publish(p, &props, h, true)
+                }
+                Resend::PubRel(pid, h) => self.push(Packet::PubRel(Ack { pid }), Some(h), true),
+            }
+        }
+    }
+}
+
+/// Largest Subscription Identifier (a variable byte integer, §3.8.2.1.2).
+const MAX_SUBSCRIPTION_ID: u32 = 268_435_455;
+
+/// The 5.0 form of a packet the client sends (acks with reason 0 and no
+/// properties, DISCONNECT 0, SUBSCRIBE with options of just the QoS);
+/// `None` for the packets a client never sends this way (CONNECT and
+/// PUBLISH are built with their properties, the others are the server's).
+fn to5(p: Packet) -> Option<Packet5> {
+    Some(match p {
+        Packet::PubAck(a) => Packet5::PubAck(Ack5::ok(a.pid)),
+        Packet::PubRec(a) => Packet5::PubRec(Ack5::ok(a.pid)),
+        Packet::PubRel(a) => Packet5::PubRel(Ack5::ok(a.pid)),
+        Packet::PubComp(a) => Packet5::PubComp(Ack5::ok(a.pid)),
+        Packet::PingReq => Packet5::PingReq,
+        Packet::Disconnect => Packet5::Disconnect(ReasonOnly::default()),
+        Packet::Subscribe(s) => Packet5::Subscribe(Subscribe5 {
+            pid: s.pid,
+            props: Properties::default(),
+            filters: s
+                .filters
+                .into_iter()
+                .map(|(f, q)| (f, SubOptions::qos(q)))
+                .collect(),
+        }),
+        Packet::Unsubscribe(u) => Packet5::Unsubscribe(Unsubscribe5 {
+            pid: u.pid,
+            props: Properties::default(),
+            filters: u.filters,
+        }),
+        Packet::Connect(_)
+        | Packet::ConnAck(_)
+        | Packet::Publish(_)
+        | Packet::SubAck(_)
+        | Packet::UnsubAck(_)
+        | Packet::PingResp => return None,
+    })
+}
+
+/// The properties an application may set on a 5.0 PUBLISH.
+fn check_publish_props(p: &Properties) -> Result<(), ClientError> {
+    if p.topic_alias.is_some() {
+        return Err(ClientError::PropertyNotAllowed("Topic Alias"));
+    }
+    if !p.subscription_identifiers.is_empty() {
+        return Err(ClientError::PropertyNotAllowed("Subscription Identifier"));
+    }
+    if p.payload_format_indicator.is_some_and(|v| v > 1) {
+        return Err(ClientError::PropertyNotAllowed(
+            "Payload Format Indicator other than 0 or 1",
+        ));
+    }
+    if let Some(t) = &p.response_topic {
+        if TopicName::new(t).is_err() {
+            return Err(ClientError::PropertyNotAllowed(
+                "Response Topic that is not a valid topic name [MQTT-3.3.2-14]",
+            ));
+        }
+    }
+    let rest = Properties {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+        ..p.clone()
+    };
+    if !rest.is_empty() {
+        return Err(ClientError::PropertyNotAllowed(
+            "other than Payload Format Indicator, Message Expiry Interval, Content Type,              Response Topic, Correlation Data and User Property in a PUBLISH",
+        ));
+    }
+    Ok(())
+}
+
+/// A Message Expiry Interval after waiting since `since`: `None` when
+/// there is none, `Some(None)` when it ran out, else `Some(Some(seconds
+/// left))` (the interval less the whole seconds waited).
+fn remaining_expiry_of(interval: Option<u32>, since: SimTime, now: SimTime) -> Option<Option<u32>> {
+    let i = interval?;
+    let waited = now.saturating_since(since).as_nanos() / 1_000_000_000;
+    Some(u32::try_from(waited).ok().filter(|&w| w < i).map(|w| i - w))
+}
+
+fn remaining_expiry(q: &Queued, now: SimTime) -> Option<Option<u32>> {
+    remaining_expiry_of(q.props.message_expiry_interval, q.queued_at, now)
 }
 
 impl crate::proto::SansIo for Client {

@@ -118,6 +118,56 @@ pub struct BrokerConfig {
     /// connected subscriber ([MQTT-4.3.2] violated).
     #[doc(hidden)]
     pub mutant_skip_qos1: bool,
+    /// MQTT 5.0 connections only (docs/mqtt.md "MQTT 5.0"): what the
+    /// broker announces in CONNACK and enforces.
+    pub v5: BrokerV5Config,
+}
+
+/// The MQTT 5.0 side of [`BrokerConfig`]; a 3.1.1 connection ignores it.
+/// Defaults follow mosquitto 2.0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerV5Config {
+    /// Receive Maximum announced in CONNACK: QoS 1/2 PUBLISHes a client
+    /// may have unacknowledged towards the broker; one more is answered
+    /// with DISCONNECT 0x93 (§3.3.4). Default 65,535 (not announced).
+    pub receive_maximum: u16,
+    /// Topic Alias Maximum announced in CONNACK: aliases a client may use
+    /// towards the broker. Default 10 (mosquitto `max_topic_alias`).
+    pub topic_alias_maximum: u16,
+    /// When set, CONNACK carries Server Keep Alive and the broker uses it
+    /// instead of the client's keep alive (§3.2.2.3.14). Default none.
+    pub server_keep_alive: Option<u16>,
+    /// Retain Available (default true); a retained PUBLISH when false is
+    /// answered with DISCONNECT 0x9A.
+    pub retain_available: bool,
+    /// Wildcard Subscription Available (default true); when false a
+    /// wildcard filter gets SUBACK 0xA2.
+    pub wildcard_subscriptions: bool,
+    /// Subscription Identifiers Available (default true); when false a
+    /// SUBSCRIBE carrying one is answered with DISCONNECT 0xA1.
+    pub subscription_identifiers: bool,
+    /// Shared Subscription Available (default true); when false a
+    /// `$share/` filter gets SUBACK 0x9E.
+    pub shared_subscriptions: bool,
+    /// Largest Session Expiry Interval granted (seconds); a larger request
+    /// is cut to it and CONNACK says so. Default none (any; 0xFFFFFFFF
+    /// never expires).
+    pub max_session_expiry: Option<u32>,
+}
+
+impl Default for BrokerV5Config {
+    fn default() -> Self {
+        BrokerV5Config {
+            receive_maximum: u16::MAX,
+            topic_alias_maximum: 10,
+            server_keep_alive: None,
+            retain_available: true,
+            wildcard_subscriptions: true,
+            subscription_identifiers: true,
+            shared_subscriptions: true,
+            max_session_expiry: None,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -141,6 +191,7 @@ impl Default for BrokerConfig {
             max_incoming_qos2: 1000,
             mutant_forget_qos2: false,
             mutant_skip_qos1: false,
+            v5: BrokerV5Config::default(),
         }
     }
 }
@@ -198,7 +249,47 @@ pub struct ClientConfig {
     /// connected after this long. Default `None`.
     pub legacy_retry: Option<SimDuration>,
     /// Largest packet accepted from the broker. Default the protocol maximum.
+    /// On 5.0 a smaller value is advertised as CONNECT's Maximum Packet
+    /// Size (§3.1.2.11.4).
     pub max_packet_size: usize,
+    /// Protocol version spoken on the wire. Default 3.1.1; every field
+    /// below is used on 5.0 only (a 3.1.1 client ignores them).
+    pub version: MqttVersion,
+    /// 5.0 Session Expiry Interval in seconds sent in CONNECT (§3.1.2.11.2;
+    /// 0xFFFFFFFF never expires). The 3.1.1 `clean_session` flag is sent
+    /// as 5.0 Clean Start, so 3.1.1 `clean_session = false` (a session
+    /// kept until the client comes back) is 5.0 `clean_session = false`
+    /// with a `session_expiry_interval` above 0: with 0 (the default) the
+    /// server ends the session when the connection closes. Default 0.
+    pub session_expiry_interval: u32,
+    /// 5.0 Receive Maximum (§3.1.2.11.3): QoS 1/2 PUBLISHes the server may
+    /// have unacknowledged towards us; 65535 (default) is not sent. A
+    /// server exceeding it is disconnected with 0x93.
+    pub receive_maximum: u16,
+    /// 5.0 Topic Alias Maximum (§3.1.2.11.5): aliases the client accepts
+    /// from the server. Default 0 (none; the property is not sent).
+    pub topic_alias_maximum: u16,
+    /// 5.0 Request Response Information (§3.1.2.11.6). Default false.
+    pub request_response_information: bool,
+    /// 5.0 User Properties sent in CONNECT, in this order. Default none.
+    pub connect_user_properties: Vec<(String, String)>,
+    /// 5.0: at most this many topic aliases used by the client when it
+    /// publishes, further bounded by the server's CONNACK Topic Alias
+    /// Maximum. Policy: first come, first served: the first PUBLISH on a
+    /// topic while aliases are free sends the topic and a new alias, later
+    /// ones on that connection an empty topic and the alias; once all are
+    /// taken other topics go without alias (no replacement). Default 0.
+    pub topic_aliases_out: u16,
+}
+
+/// The MQTT version a client speaks (the CONNECT protocol level).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1, protocol level 4.
+    #[default]
+    V311,
+    /// MQTT 5.0, protocol level 5.
+    V5,
 }
 
 impl Default for ClientConfig {
@@ -217,6 +308,13 @@ impl Default for ClientConfig {
             max_queued: 10_000,
             legacy_retry: None,
             max_packet_size: MAX_PACKET_SIZE,
+            version: MqttVersion::V311,
+            session_expiry_interval: 0,
+            receive_maximum: u16::MAX,
+            topic_alias_maximum: 0,
+            request_response_information: false,
+            connect_user_properties: Vec::new(),
+            topic_aliases_out: 0,
         }
     }
 }

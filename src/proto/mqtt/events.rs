@@ -8,6 +8,7 @@ use thiserror::Error;
 use super::codec::{DecodeError, EncodeError};
 use super::packet::{ConnectReturnCode, PacketType, QoS, SubAckReturn};
 use super::topic::TopicName;
+use super::v5::{Properties, ReasonCode};
 
 /// A network connection as the driver names it (opaque to the broker). The
 /// driver must not reuse an id while the broker may still know it (i.e.
@@ -44,6 +45,9 @@ pub enum DisconnectReason {
     TakenOver,
     /// CONNACK with a non-zero return code [MQTT-3.2.2-5].
     Refused,
+    /// MQTT 5.0: the client sent DISCONNECT with reason 0x04 (Disconnect
+    /// with Will Message): the will is published.
+    DisconnectWithWill,
 }
 
 impl DisconnectReason {
@@ -74,6 +78,12 @@ pub enum ProtocolViolation {
     UnexpectedConnAck,
     #[error("more than {0} QoS 2 PUBLISHes held unreleased (BrokerConfig::max_incoming_qos2)")]
     TooManyUnreleased(usize),
+    /// MQTT 5.0: a packet broke a rule; the broker sent DISCONNECT with
+    /// this reason code.
+    #[error("MQTT 5.0: {0}")]
+    V5(String),
+    #[error("more QoS 2 PUBLISHes unreleased than the broker's Receive Maximum [MQTT-3.3.4-8]")]
+    ReceiveMaximum,
 }
 
 /// What the broker tells its driver and the metrics.
@@ -176,6 +186,17 @@ pub struct BrokerStats {
     pub keep_alive_timeouts: u64,
     pub connect_timeouts: u64,
     pub takeovers: u64,
+    /// MQTT 5.0: offline sessions discarded when their Session Expiry
+    /// Interval passed.
+    pub sessions_expired: u64,
+    /// MQTT 5.0: queued copies deleted unsent because their Message Expiry
+    /// Interval passed ([MQTT-3.3.2-5]).
+    pub messages_expired: u64,
+    /// MQTT 5.0: PUBLISHes not sent because they exceed the client's
+    /// Maximum Packet Size ([MQTT-3.1.2-25]).
+    pub dropped_too_large: u64,
+    /// MQTT 5.0: DISCONNECTs the broker sent, by any reason.
+    pub disconnects_sent: u64,
     pub wills_published: u64,
     /// Gauge: retained messages held.
     pub retained_messages: u64,
@@ -215,6 +236,30 @@ pub enum LostReason {
     ConnectTimeout,
     /// The broker sent malformed bytes or violated the protocol.
     ProtocolError(ProtocolViolation),
+    /// 5.0: the server sent DISCONNECT with this reason code (§3.14);
+    /// `props` carries its Reason String, Server Reference, ….
+    ServerDisconnect {
+        reason: ReasonCode,
+        props: Box<Properties>,
+    },
+    /// 5.0: the server broke a rule; the client sent DISCONNECT with
+    /// `reason` (0x81 Malformed Packet, 0x82 Protocol Error, 0x93 Receive
+    /// Maximum exceeded, 0x94 Topic Alias invalid, 0x95 Packet too large)
+    /// and closed. `detail` says what was wrong.
+    ClientDisconnect { reason: ReasonCode, detail: String },
+}
+
+/// 5.0: why a publish was not sent (it never left the client).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Its Message Expiry Interval ran out while it waited in the queue.
+    Expired,
+    /// Its PUBLISH of `len` bytes exceeds the server's Maximum Packet Size
+    /// `limit` [MQTT-3.1.2-24].
+    TooLarge { len: usize, limit: u32 },
+    /// It asks for retain and the server's CONNACK said Retain Available 0
+    /// [MQTT-3.2.2-14].
+    RetainNotAvailable,
 }
 
 /// What the client tells its driver and application.
@@ -256,6 +301,46 @@ pub enum ClientEvent {
     },
     /// After `disconnect`: DISCONNECT sent and the transport closed.
     Disconnected,
+    /// 5.0: CONNACK refused the connection with this reason (≥ 0x80,
+    /// §3.2.2.2); `props` carries its Reason String, Server Reference, ….
+    ConnectRefused5 {
+        reason: ReasonCode,
+        props: Properties,
+    },
+    /// 5.0: an application message with its properties (Topic Alias
+    /// resolved and removed; Subscription Identifiers, Response Topic,
+    /// Correlation Data, Content Type, Payload Format Indicator, Message
+    /// Expiry Interval and User Properties as received).
+    Message5 {
+        topic: TopicName,
+        payload: Arc<[u8]>,
+        qos: QoS,
+        retain: bool,
+        dup: bool,
+        props: Properties,
+    },
+    /// 5.0: PUBACK or PUBREC with a failure reason (≥ 0x80) ended this
+    /// publish's flow; it is not resent.
+    PublishFailed {
+        handle: MessageHandle,
+        reason: ReasonCode,
+    },
+    /// 5.0: this publish was not sent at all.
+    PublishDropped {
+        handle: MessageHandle,
+        reason: DropReason,
+    },
+    /// 5.0 SUBACK: one reason code per filter (granted QoS or a failure
+    /// such as 0x87 Not authorized).
+    Subscribed5 {
+        handle: RequestHandle,
+        reasons: Vec<ReasonCode>,
+    },
+    /// 5.0 UNSUBACK: one reason code per filter.
+    Unsubscribed5 {
+        handle: RequestHandle,
+        reasons: Vec<ReasonCode>,
+    },
 }
 
 /// Client counters.
@@ -275,6 +360,23 @@ pub struct ClientStats {
     pub pings_sent: u64,
     pub protocol_errors: u64,
     pub unknown_acks: u64,
+    /// 5.0: publishes ended by PUBACK/PUBREC with a failure reason.
+    pub publishes_failed: u64,
+    /// 5.0: publishes not sent because they exceed the server's Maximum
+    /// Packet Size.
+    pub publishes_too_large: u64,
+    /// 5.0: queued publishes dropped when their Message Expiry Interval
+    /// ran out before they could be sent.
+    pub messages_expired: u64,
+    /// 5.0: publishes sent at the server's Maximum QoS, below the QoS
+    /// asked for.
+    pub qos_downgraded: u64,
+    /// 5.0: PUBLISHes sent with a Topic Alias and an empty topic.
+    pub topic_alias_hits: u64,
+    /// 5.0: topic bytes not sent thanks to aliases (the topic string's
+    /// length on each PUBLISH sent with an empty topic; each aliased
+    /// PUBLISH also carries the 3-byte Topic Alias property).
+    pub topic_alias_bytes_saved: u64,
 }
 
 /// Errors from the client API.
@@ -286,4 +388,12 @@ pub enum ClientError {
     Encode(#[from] EncodeError),
     #[error("SUBSCRIBE/UNSUBSCRIBE needs at least one topic filter")]
     NoFilters,
+    #[error("{0} needs an MQTT 5.0 client (ClientConfig::version = V5)")]
+    Needs5(&'static str),
+    #[error("property {0} cannot be set by the application here (MQTT 5.0 §2.2.2.2)")]
+    PropertyNotAllowed(&'static str),
+    #[error("subscription identifier {0} out of range 1..=268435455 [MQTT-3.8.2-2]")]
+    SubscriptionIdentifier(u32),
+    #[error("DISCONNECT may not set a session expiry when CONNECT sent 0 [MQTT-3.14.2-2]")]
+    SessionExpiryOnDisconnect,
 }

@@ -32,13 +32,15 @@ pub mod topic;
 pub mod v5;
 
 pub use broker::{Broker, BrokerInput, SessionInfo};
-pub use client::{Client, ClientState};
+pub use client::{Client, ClientState, ServerLimits};
 pub use codec::{decode, encode_publish, publish_len, DecodeError, EncodeError};
-pub use config::{BrokerConfig, ClientConfig, Persistence, Qos2Forward, Reconnect};
+pub use config::{
+    BrokerConfig, BrokerV5Config, ClientConfig, MqttVersion, Persistence, Qos2Forward, Reconnect,
+};
 pub use events::{
     BrokerEvent, BrokerStats, BrokerTransmit, ClientError, ClientEvent, ClientStats,
-    ClientTransmit, ConnId, DisconnectReason, LostReason, MessageHandle, ProtocolViolation,
-    RequestHandle,
+    ClientTransmit, ConnId, DisconnectReason, DropReason, LostReason, MessageHandle,
+    ProtocolViolation, RequestHandle,
 };
 pub use packet::{
     Ack, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType,

@@ -1363,6 +1363,13 @@ impl Gateway {
             MqttEvent::PublishAcked { .. }
             | MqttEvent::Unsubscribed { .. }
             | MqttEvent::Disconnected => {}
+            // raised by MQTT 5.0 clients only; the upstream clients speak 3.1.1
+            MqttEvent::ConnectRefused5 { .. }
+            | MqttEvent::Message5 { .. }
+            | MqttEvent::PublishFailed { .. }
+            | MqttEvent::PublishDropped { .. }
+            | MqttEvent::Subscribed5 { .. }
+            | MqttEvent::Unsubscribed5 { .. } => {}
         }
     }
 

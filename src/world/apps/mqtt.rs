@@ -376,7 +376,8 @@ impl Mqtt {
                             self.columns[flow].reconnects += 1;
                         }
                     }
-                    ClientEvent::Message { payload, .. } => ctx.deliver(node as u32, &payload),
+                    ClientEvent::Message { payload, .. }
+                    | ClientEvent::Message5 { payload, .. } => ctx.deliver(node as u32, &payload),
                     ClientEvent::ConnectionLost { .. } => {
                         if let Some(sock) = cn.sock.take() {
                             ctx.tcp_abort(sock);
@@ -387,8 +388,14 @@ impl Mqtt {
                             self.columns[flow].connection_losses += 1;
                         }
                     }
-                    ClientEvent::Subscribed { .. } => cn.subscribed = true,
+                    ClientEvent::Subscribed { .. } | ClientEvent::Subscribed5 { .. } => {
+                        cn.subscribed = true
+                    }
                     ClientEvent::ConnectRefused(_)
+                    | ClientEvent::ConnectRefused5 { .. }
+                    | ClientEvent::PublishFailed { .. }
+                    | ClientEvent::PublishDropped { .. }
+                    | ClientEvent::Unsubscribed5 { .. }
                     | ClientEvent::PublishAcked { .. }
                     | ClientEvent::Unsubscribed { .. }
                     | ClientEvent::Disconnected => {}

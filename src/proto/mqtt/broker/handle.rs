@@ -11,9 +11,12 @@ use super::super::packet::{
     ConnAck, Connect, ConnectReturnCode, Packet, PacketId, PacketType, Publish, QosPid, SubAck,
     SubAckReturn, Subscribe, Unsubscribe,
 };
+use super::super::session::MsgProps;
 use super::super::session::{ConnState, Incoming, Msg, OutState, Session};
 use super::super::subtree::SessionIdx;
 use super::super::topic::TopicError;
+use super::super::v5::ReasonCode;
+use super::v5::{no_match, V5Connect};
 use super::{keep_alive_limit, Broker, Out};
 
 impl Broker {
@@ -24,7 +27,7 @@ impl Broker {
         let idx = match state {
             ConnState::AwaitConnect => {
                 match packet {
-                    Packet::Connect(c) => self.handle_connect(now, conn, c),
+                    Packet::Connect(c) => self.handle_connect(now, conn, c, None),
                     // [MQTT-3.1.0-1]
                     p => self.protocol_error(
                         now,
@@ -41,7 +44,7 @@ impl Broker {
                 self.protocol_error(now, conn, ProtocolViolation::SecondConnect)
                 // [MQTT-3.1.0-2]
             }
-            Packet::Publish(p) => self.handle_publish(now, conn, idx, p),
+            Packet::Publish(p) => self.handle_publish(now, conn, idx, p, None),
             Packet::PubAck(a) => self.handle_outbound_ack(now, idx, a.pid, PacketType::PubAck),
             Packet::PubRec(a) => self.handle_outbound_ack(now, idx, a.pid, PacketType::PubRec),
             Packet::PubComp(a) => self.handle_outbound_ack(now, idx, a.pid, PacketType::PubComp),
@@ -67,16 +70,30 @@ impl Broker {
         }
     }
 
-    fn handle_connect(&mut self, now: SimTime, conn: ConnId, c: Connect) {
-        // [MQTT-3.1.3-8]: a zero-length client id needs CleanSession = 1.
-        if c.client_id.is_empty() && !c.clean_session {
+    /// CONNECT of either version: `v5` carries what a 5.0 CONNECT adds
+    /// (`c.clean_session` is then its Clean Start).
+    pub(super) fn handle_connect(
+        &mut self,
+        now: SimTime,
+        conn: ConnId,
+        c: Connect,
+        v5: Option<V5Connect>,
+    ) {
+        // [MQTT-3.1.3-8]: a zero-length client id needs CleanSession = 1
+        // (5.0 assigns one whatever Clean Start says, §3.1.3.1).
+        if c.client_id.is_empty() && !c.clean_session && v5.is_none() {
             self.refuse(now, conn, ConnectReturnCode::IdentifierRejected);
+            return;
+        }
+        if v5.as_ref().is_some_and(|v| v.auth_method) {
+            // enhanced authentication (§4.12) is not offered
+            self.refuse5(now, conn, ReasonCode::BAD_AUTHENTICATION_METHOD);
             return;
         }
         // §3.1.3.4, §3.1.3.5, §5.4.1: authentication.
         match &c.username {
             None if !self.config.allow_anonymous => {
-                self.refuse(now, conn, ConnectReturnCode::NotAuthorized);
+                self.refuse_either(now, conn, ConnectReturnCode::NotAuthorized);
                 return;
             }
             Some(u) if !self.config.users.is_empty() => {
@@ -86,19 +103,21 @@ impl Broker {
                     .get(u)
                     .is_some_and(|pw| c.password.as_deref() == Some(pw.as_slice()));
                 if !ok {
-                    self.refuse(now, conn, ConnectReturnCode::BadUserNameOrPassword);
+                    self.refuse_either(now, conn, ConnectReturnCode::BadUserNameOrPassword);
                     return;
                 }
             }
             _ => {}
         }
-        let client_id: Arc<str> = if c.client_id.is_empty() {
+        let assigned = c.client_id.is_empty();
+        let client_id: Arc<str> = if assigned {
             // [MQTT-3.1.3-6]: the server assigns a unique id.
             self.next_auto_id += 1;
             Arc::from(format!("auto-{}", self.next_auto_id))
         } else {
             Arc::from(c.client_id.as_str())
         };
+        self.cancel_will(&client_id);
         // [MQTT-3.1.4-2]: a second connection with this id takes over; the
         // first is closed (its will published: it did not DISCONNECT).
         if let Some(old) = self
@@ -108,6 +127,7 @@ impl Broker {
             .and_then(|s| s.conn)
         {
             self.stats.takeovers += 1;
+            self.send_disconnect5(old, ReasonCode::SESSION_TAKEN_OVER);
             self.close_conn(now, old, DisconnectReason::TakenOver);
         }
         let existing = self.by_client.get(&client_id).copied();
@@ -139,28 +159,68 @@ impl Broker {
         if session_present {
             self.stats.clients_disconnected = self.stats.clients_disconnected.saturating_sub(1);
         }
+        let max_expiry = self.config.v5.max_session_expiry.unwrap_or(u32::MAX);
+        let expiry = v5.as_ref().map(|v| v.session_expiry.min(max_expiry));
         if let Some(s) = self.session_mut(idx) {
             s.conn = Some(conn);
-            s.clean = c.clean_session;
+            match (&v5, expiry) {
+                (Some(v), Some(expiry)) => {
+                    // 5.0: the session ends with the connection when its
+                    // expiry interval is 0 [MQTT-3.1.2-23]
+                    s.clean = expiry == 0;
+                    let sv = s.v5.get_or_insert_with(Default::default);
+                    sv.expiry_interval = expiry;
+                    sv.expires_at = None;
+                    sv.receive_maximum = v.receive_maximum;
+                }
+                _ => {
+                    s.clean = c.clean_session;
+                    s.v5 = None;
+                }
+            }
         }
         self.stats.clients_connected += 1;
         self.stats.connects_accepted += 1;
+        let keep_alive = match (&v5, self.config.v5.server_keep_alive) {
+            (Some(_), Some(k)) => k,
+            _ => c.keep_alive,
+        };
         if let Some(cn) = self.conns.get_mut(&conn) {
             cn.state = ConnState::Connected(idx);
-            cn.keep_alive = c.keep_alive;
+            cn.keep_alive = keep_alive;
             cn.will = c.will;
-            if c.keep_alive > 0 {
+            if let (Some(v), Some(cv)) = (v5.as_ref(), cn.v5.as_mut()) {
+                cv.max_packet_size = v.max_packet_size;
+                cv.alias_max_out = v.topic_alias_maximum;
+                cv.will_delay = v.will_delay;
+                cv.will_props = v.will_props.clone();
+                cv.will_expiry = v.will_expiry;
+            }
+            if keep_alive > 0 {
                 self.conn_timers
-                    .insert((now + keep_alive_limit(c.keep_alive), conn));
+                    .insert((now + keep_alive_limit(keep_alive), conn));
             }
         }
-        self.outq.push_back((
-            conn,
-            Out::ConnAck(ConnAck {
-                session_present,
-                code: ConnectReturnCode::Accepted,
-            }),
-        ));
+        match &v5 {
+            None => self.outq.push_back((
+                conn,
+                Out::ConnAck(ConnAck {
+                    session_present,
+                    code: ConnectReturnCode::Accepted,
+                }),
+            )),
+            Some(v) => {
+                let ack = self.connack5(
+                    session_present,
+                    assigned.then(|| client_id.to_string()),
+                    (expiry != Some(v.session_expiry))
+                        .then_some(expiry)
+                        .flatten(),
+                    (keep_alive != c.keep_alive).then_some(keep_alive),
+                );
+                self.outq.push_back((conn, Out::ConnAck5(Box::new(ack))));
+            }
+        }
         self.events.push_back(BrokerEvent::ClientConnected {
             conn,
             client_id,
@@ -174,7 +234,16 @@ impl Broker {
         }
     }
 
-    fn handle_publish(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, p: Publish) {
+    /// PUBLISH of either version (`props`: what a 5.0 publisher attached).
+    pub(super) fn handle_publish(
+        &mut self,
+        now: SimTime,
+        conn: ConnId,
+        idx: SessionIdx,
+        p: Publish,
+        props: Option<Box<MsgProps>>,
+    ) {
+        let is_v5 = self.conns.get(&conn).is_some_and(|c| c.v5.is_some());
         let (levels, max) = (p.topic.level_count(), self.config.max_topic_levels);
         if levels > max {
             // Deeper than this broker accepts: a protocol error, the
@@ -184,6 +253,7 @@ impl Broker {
                 packet: "PUBLISH",
                 source,
             };
+            self.send_disconnect5(conn, ReasonCode::TOPIC_NAME_INVALID);
             self.protocol_error(now, conn, ProtocolViolation::Decode(error));
             return;
         }
@@ -191,6 +261,7 @@ impl Broker {
             topic: p.topic,
             payload: p.payload,
             qos: p.qos_pid.qos(),
+            props,
         });
         let received = BrokerEvent::Received {
             conn,
@@ -200,6 +271,15 @@ impl Broker {
         };
         match p.qos_pid {
             QosPid::AtMostOnce => {}
+            QosPid::AtLeastOnce(pid) if is_v5 => {
+                // 5.0: PUBACK after routing, 0x10 when nobody subscribed
+                // (as mosquitto answers)
+                self.stats.publishes_received += 1;
+                self.events.push_back(received);
+                let copies = self.route(now, msg, p.retain, Some(idx));
+                self.push_ack5(conn, PacketType::PubAck, pid, no_match(copies > 0));
+                return;
+            }
             QosPid::AtLeastOnce(pid) => {
                 // [MQTT-4.3.2-2]
                 self.outq.push_back((
@@ -225,13 +305,26 @@ impl Broker {
             QosPid::ExactlyOnce(pid) => {
                 let on_publish = self.config.qos2_forward == Qos2Forward::OnPublish;
                 let cap = self.config.max_incoming_qos2.max(1);
+                let receive_max = usize::from(self.config.v5.receive_maximum);
+                let reason = if is_v5 {
+                    no_match(self.has_subscribers(&msg.topic))
+                } else {
+                    ReasonCode::SUCCESS
+                };
                 // held ids sorted: a binary search per PUBLISH and PUBREL
                 let Some(s) = self.session_mut(idx) else {
                     return;
                 };
                 let slot = match s.incoming.binary_search_by_key(&pid, |i| i.pid) {
                     Ok(_) => None,
+                    Err(_) if is_v5 && s.incoming.len() >= receive_max => {
+                        // [MQTT-3.3.4-8]: more than our Receive Maximum
+                        self.send_disconnect5(conn, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+                        self.protocol_error(now, conn, ProtocolViolation::ReceiveMaximum);
+                        return;
+                    }
                     Err(_) if s.incoming.len() >= cap => {
+                        self.send_disconnect5(conn, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
                         self.protocol_error(now, conn, ProtocolViolation::TooManyUnreleased(cap));
                         return;
                     }
@@ -239,14 +332,7 @@ impl Broker {
                 };
                 // [MQTT-4.3.3-2]: PUBREC; a PUBLISH whose id is still held
                 // is a resend and is not forwarded again.
-                self.outq.push_back((
-                    conn,
-                    Out::Ack {
-                        ty: PacketType::PubRec,
-                        pid,
-                        retransmission: false,
-                    },
-                ));
+                self.push_ack5(conn, PacketType::PubRec, pid, reason);
                 let (Some(at), Some(s)) = (slot, self.session_mut(idx)) else {
                     return;
                 };
@@ -260,37 +346,42 @@ impl Broker {
                 self.stats.publishes_received += 1;
                 self.events.push_back(received);
                 if on_publish {
-                    self.route(now, msg, p.retain);
+                    self.route(now, msg, p.retain, Some(idx));
                 }
                 return;
             }
         }
         self.stats.publishes_received += 1;
         self.events.push_back(received);
-        self.route(now, msg, p.retain);
+        self.route(now, msg, p.retain, Some(idx));
     }
 
-    fn handle_pubrel(&mut self, now: SimTime, conn: ConnId, idx: SessionIdx, pid: PacketId) {
+    pub(super) fn handle_pubrel(
+        &mut self,
+        now: SimTime,
+        conn: ConnId,
+        idx: SessionIdx,
+        pid: PacketId,
+    ) {
         let held = self.session_mut(idx).and_then(|s| {
             let i = s.incoming.binary_search_by_key(&pid, |x| x.pid).ok()?;
             Some(s.incoming.remove(i))
         });
-        // [MQTT-4.3.3-2]: PUBCOMP, also for an id no longer held.
-        self.outq.push_back((
-            conn,
-            Out::Ack {
-                ty: PacketType::PubComp,
-                pid,
-                retransmission: false,
-            },
-        ));
+        // [MQTT-4.3.3-2]: PUBCOMP, also for an id no longer held (5.0
+        // says so with reason 0x92 Packet Identifier not found).
+        let reason = if held.is_some() {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.push_ack5(conn, PacketType::PubComp, pid, reason);
         if let Some((msg, retain)) = held.and_then(|h| h.msg) {
-            self.route(now, msg, retain);
+            self.route(now, msg, retain, Some(idx));
         }
     }
 
     /// PUBACK, PUBREC or PUBCOMP from a subscriber for one of our sends.
-    fn handle_outbound_ack(
+    pub(super) fn handle_outbound_ack(
         &mut self,
         now: SimTime,
         idx: SessionIdx,
@@ -367,7 +458,7 @@ impl Broker {
             let granted = (*requested).min(self.config.max_qos);
             for msg in self.retained_matching(filter) {
                 let qos = msg.qos.min(granted);
-                self.deliver(now, idx, &msg, qos, true);
+                self.deliver(now, idx, &msg, qos, true, None);
             }
         }
     }

@@ -1,13 +1,15 @@
 //! The client's receive path: decoding the broker's bytes and reacting to
-//! each packet (§3, §4.3, §4.4).
+//! each packet (§3, §4.3, §4.4; on 5.0 connections the 5.0 packets, with
+//! their reason codes and properties).
 
-use crate::sim::SimTime;
+use crate::sim::{SimDuration, SimTime};
 
 use super::super::codec;
 use super::super::events::{ClientEvent, LostReason, ProtocolViolation};
 use super::super::packet::{Ack, ConnectReturnCode, Packet, PacketType, Publish, QosPid};
 use super::super::session::OutState;
-use super::{Client, ClientState, Timer};
+use super::super::v5::{self, Ack5, ConnAck5, Packet5, Publish5, ReasonCode, ReasonOnly};
+use super::{Client, ClientState, ServerLimits, Timer, Wire};
 
 impl Client {
     /// Bytes from the broker.
@@ -22,6 +24,28 @@ impl Client {
         let mut buf = std::mem::take(&mut self.inbuf);
         buf.extend_from_slice(data);
         let mut off = 0;
+        if self.is_v5() {
+            while let Some(rest) = buf.get(off..) {
+                match v5::decode(rest, self.config.max_packet_size) {
+                    Ok(Some((p, n))) => {
+                        off += n;
+                        self.stats.packets_received += 1;
+                        self.handle_packet5(now, p);
+                        if !matches!(
+                            self.state,
+                            ClientState::AwaitConnAck | ClientState::Connected
+                        ) {
+                            return; // connection ended by that packet
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return self.violation5(now, e.reason(), e.to_string()),
+                }
+            }
+            buf.drain(..off.min(buf.len()));
+            self.inbuf = buf;
+            return;
+        }
         while let Some(rest) = buf.get(off..) {
             match codec::decode(rest, self.config.max_packet_size) {
                 Ok(Some((p, n))) => {
@@ -119,6 +143,11 @@ impl Client {
             }
             return;
         }
+        self.connected(now, session_present);
+    }
+
+    /// CONNACK accepted (either version).
+    fn connected(&mut self, now: SimTime, session_present: bool) {
         self.state = ClientState::Connected;
         self.attempt = 0;
         self.stats.connects += 1;
@@ -132,43 +161,23 @@ impl Client {
         let mut resend = Vec::with_capacity(self.inflight.len());
         for o in self.inflight.iter_mut() {
             o.sent_at = now;
-            resend.push(match o.state {
-                OutState::AwaitAck | OutState::AwaitRec => {
-                    let mut p = o.publish.clone();
-                    p.dup = true; // [MQTT-3.3.1-1]
-                    (Packet::Publish(p), o.handle)
-                }
-                OutState::AwaitComp => (Packet::PubRel(Ack { pid: o.pid }), o.handle),
-            });
+            resend.push(o.resend());
         }
-        for (p, h) in resend {
-            self.push(p, Some(h), true);
-        }
+        self.push_resends(resend);
         if !self.inflight.is_empty() {
             self.arm_retry(now);
         }
-        let reqs: Vec<Packet> = self.requests.iter().map(|r| r.2.clone()).collect();
+        let reqs: Vec<Wire> = self.requests.iter().map(|r| r.2.clone()).collect();
         for p in reqs {
-            self.push(p, None, false);
+            self.push_wire(p, None, false);
         }
         self.drain(now);
     }
 
     fn handle_publish(&mut self, p: Publish) {
         let qos = p.qos_pid.qos();
-        match p.qos_pid {
-            QosPid::AtMostOnce => {}
-            QosPid::AtLeastOnce(pid) => self.push(Packet::PubAck(Ack { pid }), None, false),
-            QosPid::ExactlyOnce(pid) => {
-                // Method B (figure 4.3): deliver once, hold the id until
-                // PUBREL so a resent PUBLISH is not delivered again.
-                self.push(Packet::PubRec(Ack { pid }), None, false);
-                if self.incoming_qos2.contains(&pid) {
-                    self.stats.duplicates_suppressed += 1;
-                    return;
-                }
-                self.incoming_qos2.push(pid);
-            }
+        if !self.acknowledge(p.qos_pid) {
+            return;
         }
         self.stats.messages_received += 1;
         self.events.push_back(ClientEvent::Message {
@@ -204,5 +213,265 @@ impl Client {
             }
             _ => self.stats.unknown_acks += 1,
         }
+    }
+}
+
+impl Client {
+    /// 5.0: the server broke a rule: send DISCONNECT with `reason`, close,
+    /// and reconnect as after any loss (§4.13).
+    fn violation5(&mut self, now: SimTime, reason: ReasonCode, detail: String) {
+        self.stats.protocol_errors += 1;
+        let d = Wire::v5(Packet5::Disconnect(ReasonOnly {
+            reason,
+            props: Default::default(),
+        }));
+        self.lose_sending(
+            now,
+            LostReason::ClientDisconnect { reason, detail },
+            true,
+            Some(d),
+        );
+    }
+
+    fn handle_packet5(&mut self, now: SimTime, p: Packet5) {
+        if self.state == ClientState::AwaitConnAck {
+            match p {
+                Packet5::ConnAck(ca) => self.handle_connack5(now, ca),
+                other => self.violation5(
+                    now,
+                    ReasonCode::PROTOCOL_ERROR,
+                    format!(
+                        "first packet from the server is {}, not CONNACK [MQTT-3.2.0-1]",
+                        other.name()
+                    ),
+                ),
+            }
+            return;
+        }
+        match p {
+            Packet5::Publish(p) => self.handle_publish5(now, p),
+            Packet5::PubAck(a) => self.handle_ack5(now, a, PacketType::PubAck),
+            Packet5::PubRec(a) => self.handle_ack5(now, a, PacketType::PubRec),
+            Packet5::PubComp(a) => self.handle_ack5(now, a, PacketType::PubComp),
+            Packet5::PubRel(a) => {
+                // [MQTT-4.3.3-11]: answer PUBCOMP; 0x92 when the id is not
+                // held (whatever reason the PUBREL carries).
+                let held = self.incoming_qos2.contains(&a.pid);
+                self.incoming_qos2.retain(|&x| x != a.pid);
+                let mut comp = Ack5::ok(a.pid);
+                if !held {
+                    comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                self.push_wire(Wire::v5(Packet5::PubComp(comp)), None, false);
+            }
+            Packet5::SubAck(s) => match self.requests.iter().position(|r| r.0 == s.pid) {
+                Some(i) => {
+                    let (_, handle, _) = self.requests.remove(i);
+                    self.events.push_back(ClientEvent::Subscribed5 {
+                        handle,
+                        reasons: s.reasons,
+                    });
+                }
+                None => self.stats.unknown_acks += 1,
+            },
+            Packet5::UnsubAck(s) => match self.requests.iter().position(|r| r.0 == s.pid) {
+                Some(i) => {
+                    let (_, handle, _) = self.requests.remove(i);
+                    self.events.push_back(ClientEvent::Unsubscribed5 {
+                        handle,
+                        reasons: s.reasons,
+                    });
+                }
+                None => self.stats.unknown_acks += 1,
+            },
+            Packet5::PingResp => {
+                self.ping_outstanding = false;
+                self.set(Timer::PingResp, None);
+            }
+            Packet5::Disconnect(d) => {
+                // §3.14: the server closes after it; so do we, then
+                // reconnect as after any loss.
+                self.lose(
+                    now,
+                    LostReason::ServerDisconnect {
+                        reason: d.reason,
+                        props: Box::new(d.props),
+                    },
+                    true,
+                );
+            }
+            Packet5::ConnAck(_) => self.violation5(
+                now,
+                ReasonCode::PROTOCOL_ERROR,
+                "second CONNACK on one connection [MQTT-3.2.0-2]".into(),
+            ),
+            Packet5::Auth(_) => self.violation5(
+                now,
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH without an Authentication Method in CONNECT [MQTT-4.12.0-6]".into(),
+            ),
+            p @ (Packet5::Connect(_)
+            | Packet5::Subscribe(_)
+            | Packet5::Unsubscribe(_)
+            | Packet5::PingReq) => self.violation5(
+                now,
+                ReasonCode::PROTOCOL_ERROR,
+                format!("{} is never sent by a server", p.name()),
+            ),
+        }
+    }
+
+    fn handle_connack5(&mut self, now: SimTime, ca: ConnAck5) {
+        self.set(Timer::ConnAck, None);
+        if ca.reason.is_failure() {
+            // [MQTT-3.2.2-7]: the server closes; we do too. Only reasons
+            // that may pass are worth retrying.
+            self.outq.clear();
+            self.reset_connection();
+            let retry = matches!(
+                ca.reason,
+                ReasonCode::SERVER_UNAVAILABLE
+                    | ReasonCode::SERVER_BUSY
+                    | ReasonCode::CONNECTION_RATE_EXCEEDED
+            );
+            self.events.push_back(ClientEvent::ConnectRefused5 {
+                reason: ca.reason,
+                props: ca.props,
+            });
+            self.events.push_back(ClientEvent::CloseTransport);
+            if retry {
+                self.schedule_reconnect(now);
+            } else {
+                self.state = ClientState::Idle;
+            }
+            return;
+        }
+        self.server = ServerLimits::from_connack(&ca.props);
+        if let Some(id) = &self.server.assigned_client_identifier {
+            self.assigned_id = Some(id.clone());
+        }
+        if let Some(ka) = self.server.server_keep_alive {
+            // §3.2.2.3.14: the server's value replaces ours, from now on.
+            self.keep_alive = ka;
+            let at = (ka > 0).then(|| now + SimDuration::from_secs(u64::from(ka)));
+            self.set(Timer::KeepAlive, at);
+        }
+        // [MQTT-3.3.2-7]: aliases do not outlive a connection.
+        self.alias_out.clear();
+        self.alias_in = vec![None; usize::from(self.config.topic_alias_maximum)];
+        self.connected(now, ca.session_present);
+    }
+
+    fn handle_publish5(&mut self, now: SimTime, p: Publish5) {
+        let max = self.config.topic_alias_maximum;
+        let topic = match (p.topic, p.props.topic_alias) {
+            (_, Some(a)) if a == 0 || a > max => {
+                return self.violation5(
+                    now,
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    format!(
+                        "Topic Alias {a} outside 1..={max} (our Topic Alias Maximum) [MQTT-3.3.2-10]"
+                    ),
+                );
+            }
+            (Some(t), Some(a)) => {
+                if let Some(slot) = self.alias_in.get_mut(usize::from(a - 1)) {
+                    *slot = Some(t.clone());
+                }
+                t
+            }
+            (None, Some(a)) => match self.alias_in.get(usize::from(a - 1)).cloned().flatten() {
+                Some(t) => t,
+                None => {
+                    return self.violation5(
+                        now,
+                        ReasonCode::TOPIC_ALIAS_INVALID,
+                        format!("empty Topic Name with Topic Alias {a}, which has no mapping on this connection"),
+                    )
+                }
+            },
+            (Some(t), None) => t,
+            (None, None) => {
+                return self.violation5(
+                    now,
+                    ReasonCode::PROTOCOL_ERROR,
+                    "PUBLISH with an empty Topic Name and no Topic Alias [MQTT-3.3.2-1]".into(),
+                )
+            }
+        };
+        let qos = p.qos_pid.qos();
+        if let QosPid::ExactlyOnce(pid) = p.qos_pid {
+            let held = self.incoming_qos2.contains(&pid);
+            let limit = usize::from(self.config.receive_maximum.max(1));
+            if !held && self.incoming_qos2.len() >= limit {
+                return self.violation5(
+                    now,
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                    format!("more than {limit} QoS 2 PUBLISHes unacknowledged (our Receive Maximum) [MQTT-3.3.4-9]"),
+                );
+            }
+        }
+        if !self.acknowledge(p.qos_pid) {
+            return;
+        }
+        let mut props = p.props;
+        props.topic_alias = None;
+        self.stats.messages_received += 1;
+        self.events.push_back(ClientEvent::Message5 {
+            topic,
+            payload: p.payload,
+            qos,
+            retain: p.retain,
+            dup: p.dup,
+            props,
+        });
+    }
+
+    /// Answer a received PUBLISH (PUBACK, or PUBREC holding the id until
+    /// PUBREL); false for a QoS 2 duplicate that is not delivered again.
+    fn acknowledge(&mut self, qos_pid: QosPid) -> bool {
+        match qos_pid {
+            QosPid::AtMostOnce => {}
+            QosPid::AtLeastOnce(pid) => self.push(Packet::PubAck(Ack { pid }), None, false),
+            QosPid::ExactlyOnce(pid) => {
+                // Method B (figure 4.3): deliver once, hold the id until
+                // PUBREL so a resent PUBLISH is not delivered again.
+                self.push(Packet::PubRec(Ack { pid }), None, false);
+                if self.incoming_qos2.contains(&pid) {
+                    self.stats.duplicates_suppressed += 1;
+                    return false;
+                }
+                self.incoming_qos2.push(pid);
+            }
+        }
+        true
+    }
+
+    fn handle_ack5(&mut self, now: SimTime, a: Ack5, ty: PacketType) {
+        if a.reason.is_failure() && matches!(ty, PacketType::PubAck | PacketType::PubRec) {
+            let want = if ty == PacketType::PubAck {
+                OutState::AwaitAck
+            } else {
+                OutState::AwaitRec
+            };
+            let Some(i) = self
+                .inflight
+                .iter()
+                .position(|o| o.pid == a.pid && o.state == want)
+            else {
+                self.stats.unknown_acks += 1;
+                return;
+            };
+            // [MQTT-4.3.3]: no PUBREL after a failed PUBREC; the flow ends.
+            let o = self.inflight.remove(i);
+            self.stats.publishes_failed += 1;
+            self.events.push_back(ClientEvent::PublishFailed {
+                handle: o.handle,
+                reason: a.reason,
+            });
+            self.drain(now);
+            return;
+        }
+        self.handle_ack(now, Ack { pid: a.pid }, ty);
     }
 }
