@@ -71,7 +71,7 @@ enum Cmd {
     /// MQTT broker (TCP), until Ctrl-C.
     #[command(after_help = GATEWAY_HELP)]
     Gateway(GatewayArgs),
-    /// Serve the simulator's MQTT 3.1.1 broker to real clients (TCP) until
+    /// Serve the simulator's MQTT 3.1.1 and 5.0 broker to real clients (TCP) until
     /// Ctrl-C.
     #[command(after_help = BROKER_HELP)]
     Broker(BrokerArgs),

@@ -184,7 +184,7 @@ pub fn broker(req: &BrokerRequest) -> Result<(), CliError> {
         d.set_tap(Box::new(tap));
     }
     println!(
-        "qossim broker: MQTT 3.1.1 on tcp {}; at most {} connections, packets up to {} B, \
+        "qossim broker: MQTT 3.1.1 and 5.0 on tcp {}; at most {} connections, packets up to {} B, \
          CONNECT within {}, write backlog up to {} B per connection; Ctrl-C stops",
         d.local_addr(),
         plan.max_connections,

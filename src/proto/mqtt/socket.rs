@@ -5,8 +5,9 @@
 //!
 //! Every wait is bounded: connects and writes have timeouts, reads wait at
 //! most until the core's next timer or the caller's limit, and the broker's
-//! socket loop polls non-blocking sockets with short sleeps. Nothing here
-//! can hang.
+//! socket loop reads non-blocking sockets and, when a round finds nothing
+//! to do, waits in poll(2) for any of them (at most until the next timer or
+//! the caller's limit). Nothing here can hang.
 
 use super::BrokerInput;
 use crate::proto::driver::{Clock, Driver, Timeout, Transport, Worker};
@@ -317,6 +318,10 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Reads (of up to 16 KiB) from one connection per receive round.
 const READS_PER_ROUND: usize = 4;
 
+/// Longest single wait of an idle broker in poll(2): the driver's own limit
+/// is usually shorter; this bounds the wait if it is not.
+const MAX_IDLE_WAIT: Duration = Duration::from_millis(100);
+
 impl TcpServer {
     /// Listen on `addr` (port 0 picks a free port).
     pub fn bind(addr: SocketAddrV4) -> Result<Self, SocketError> {
@@ -417,6 +422,43 @@ impl TcpServer {
             }
         }
         busy
+    }
+
+    /// Wait until a socket is ready (the listener has a connection, a
+    /// connection has bytes or room for its waiting output, a closing one
+    /// room for its last bytes), a signal arrives, or `wait` passes.
+    fn wait_ready(&self, wait: Duration) {
+        use std::os::fd::AsRawFd;
+        let mut wait = wait.min(MAX_IDLE_WAIT);
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.conns.len() + 1);
+        let pollfd = |fd: &dyn AsRawFd, out: bool| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN | if out { libc::POLLOUT } else { 0 },
+            revents: 0,
+        };
+        match self.accept_paused_until {
+            // while accepting rests, wake when it may resume
+            Some(t) => wait = wait.min(t.saturating_duration_since(Instant::now())),
+            None => fds.push(pollfd(&self.listener, false)),
+        }
+        for c in self.conns.values() {
+            fds.push(pollfd(&c.stream, !c.out.is_empty()));
+        }
+        for (c, deadline) in &self.closing {
+            fds.push(pollfd(&c.stream, true));
+            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        // rounded up: a timer due in 0.3 ms is not polled for with 0 ms
+        let ms = wait.as_micros().div_ceil(1000);
+        let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is a live, initialised array of `fds.len()`
+        // pollfd structs that poll(2) reads and writes (revents) for the
+        // duration of the call only; its descriptors belong to sockets
+        // this server owns. The result is not needed: the next round
+        // reads whatever is ready (an error or EINTR only ends the wait).
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
+        }
     }
 
     fn close(&mut self, broker: &mut Broker, clock: &Clock, id: ConnId, why: &str) {
@@ -527,8 +569,8 @@ impl Transport<Broker> for TcpServer {
         Ok(Some(ev))
     }
 
-    /// Accept, read every socket; sleep (at most `wait`, at most 2 ms) only
-    /// when idle.
+    /// Accept, read every socket; when nothing was there, wait (at most
+    /// `wait`) in poll(2) until a socket is ready.
     fn receive(
         &mut self,
         broker: &mut Broker,
@@ -574,7 +616,7 @@ impl Transport<Broker> for TcpServer {
             }
         }
         if !busy {
-            std::thread::sleep(wait.min(Duration::from_millis(2)));
+            self.wait_ready(wait);
         }
         Ok(busy)
     }
