@@ -6,8 +6,10 @@ use crate::scenario::error::Warning;
 use crate::scenario::{self, model::Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
 
+pub mod broker;
 pub mod new;
 pub mod testcmd;
+pub use broker::{broker, BrokerRequest};
 pub use new::{new_scenario, write_new};
 pub use testcmd::{test, TestRequest};
 
@@ -31,6 +33,9 @@ pub enum CliError {
     /// `qossim gateway` could not serve (e.g. its address is in use).
     #[error("{0}")]
     Gateway(#[from] crate::proto::mqttsn::socket::SocketError),
+    /// `qossim broker` could not serve (address in use, --log unwritable).
+    #[error("{0}")]
+    Broker(#[from] broker::BrokerError),
     /// Expectations that did not hold (`run --strict`, `test`: exit 1).
     #[error("{failed} of {total} expectations failed")]
     ExpectationsFailed { failed: usize, total: usize },
@@ -59,6 +64,7 @@ impl CliError {
             CliError::Chart(_) => 2,
             CliError::BadArgument(_) => 2,
             CliError::Gateway(_) => 3,
+            CliError::Broker(_) => 3,
             CliError::ExpectationsFailed { .. } => 1,
             CliError::TestInternal(_) => 3,
             CliError::Diagram(crate::report::diagram::DiagramError::Read { .. }) => 3,
@@ -769,7 +775,7 @@ pub fn gateway_config(
     Ok((listen, broker, config))
 }
 
-/// Set by SIGINT / SIGTERM while `qossim gateway` serves.
+/// Set by SIGINT / SIGTERM while `qossim gateway` or `qossim broker` serves.
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 extern "C" fn on_stop_signal(_: libc::c_int) {

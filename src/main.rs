@@ -71,6 +71,56 @@ enum Cmd {
     /// MQTT broker (TCP), until Ctrl-C.
     #[command(after_help = GATEWAY_HELP)]
     Gateway(GatewayArgs),
+    /// Serve the simulator's MQTT 3.1.1 broker to real clients (TCP) until
+    /// Ctrl-C.
+    #[command(after_help = BROKER_HELP)]
+    Broker(BrokerArgs),
+}
+
+const BROKER_HELP: &str = "\
+Examples:
+  qossim broker --listen 127.0.0.1:1884
+  qossim broker --listen 127.0.0.1:1884 --scenario scenarios/quickstart.toml --log broker.log
+Every resource a client can make the broker hold is bounded (defaults shown
+with each option): connections, the partial packet per connection (64 KiB
+before CONNECT), the write backlog per connection (a client that does not
+read is closed), the wait for CONNECT. Malformed input closes that
+connection only.
+Ctrl-C (or SIGTERM) stops it: connections are closed, counters printed.
+Exit codes: 0 stopped, 2 bad arguments or scenario, 3 cannot serve (e.g.
+address in use, --log not writable). See docs/mqtt.md (`qossim broker`).";
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// TCP address (IPv4) to serve MQTT on.
+    #[arg(long, default_value = "127.0.0.1:1883", value_name = "HOST:PORT")]
+    listen: String,
+    /// Take the broker options from this scenario's [protocols.mqtt]
+    /// (queues, in-flight window, QoS 2 forwarding, users, $SYS interval);
+    /// the options below override it.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Override a field of the --scenario (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE", requires = "scenario")]
+    set: Vec<String>,
+    /// Connections served at once; one more is accepted and closed at once.
+    #[arg(long, default_value_t = qossim::cli::broker::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    max_connections: usize,
+    /// Largest packet accepted, header included; a fixed header announcing
+    /// more closes the connection [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_packet_size: Option<usize>,
+    /// How long a new connection may stay without CONNECT before it is closed.
+    #[arg(long, default_value = qossim::cli::broker::DEFAULT_CONNECT_TIMEOUT, value_name = "DUR")]
+    connect_timeout: String,
+    /// Bytes that may wait to be written to one connection beyond what its
+    /// socket takes; a client that does not read past this is closed.
+    #[arg(long, default_value_t = qossim::proto::mqtt::socket::DEFAULT_MAX_OUT_BYTES, value_name = "BYTES")]
+    max_backlog: usize,
+    /// Write one line per packet in and out (time, connection, peer,
+    /// direction, type, length, key fields) to FILE, or to stdout with -.
+    #[arg(long, value_name = "FILE|-")]
+    log: Option<String>,
 }
 
 const GATEWAY_HELP: &str = "\
@@ -387,6 +437,16 @@ fn main() -> ExitCode {
             for p in paths {
                 println!("{}", p.display());
             }
+        }),
+        Some(Cmd::Broker(a)) => cli::broker(&cli::BrokerRequest {
+            listen: a.listen,
+            scenario: a.scenario,
+            overrides: a.set,
+            max_connections: a.max_connections,
+            max_packet_size: a.max_packet_size,
+            connect_timeout: Some(a.connect_timeout),
+            max_backlog: a.max_backlog,
+            log: a.log,
         }),
         Some(Cmd::Gateway(a)) => cli::gateway(&cli::GatewayRequest {
             listen: a.listen,

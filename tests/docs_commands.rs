@@ -8,9 +8,10 @@
 //! which may exit 1 when the output shows the failed expectation (what
 //! they are documented to do). Server commands (`qossim gateway`) are
 //! started, probed once with one MQTT-SN datagram, stopped with SIGINT and
-//! must then exit 0 having counted the probe. Only `qossim` lines in code
-//! blocks count; the command ends at two spaces (a comment or a
-//! description follows).
+//! must then exit 0 having counted the probe; `qossim broker` likewise, on
+//! a free port instead of the one it names, probed with one MQTT CONNECT.
+//! Only `qossim` lines in code blocks count; the command ends at two
+//! spaces (a comment or a description follows).
 
 mod common;
 use std::path::Path;
@@ -141,6 +142,82 @@ fn serve(dir: &Path, path_env: &str, cmd: &str, listen: &str) -> Result<(), Stri
     Ok(())
 }
 
+/// Start a `qossim broker` command on a free port instead of the one it
+/// names (tests never take fixed ports), probe it with one MQTT CONNECT,
+/// stop it with SIGINT: it must exit 0 having counted the CONNECT.
+fn serve_broker(dir: &Path, path_env: &str, cmd: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddrV4::new(common::peers::LOCALHOST, common::peers::free_port());
+    let words: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+    let mut args: Vec<String> = Vec::new();
+    let mut it = words.into_iter().skip(1).peekable();
+    while let Some(w) = it.next() {
+        if w == "--listen" {
+            it.next();
+            continue;
+        }
+        args.push(w);
+    }
+    args.extend(["--listen".to_string(), addr.to_string()]);
+    let mut child = Command::new(dir.join("bin/qossim"))
+        .args(&args)
+        .current_dir(dir)
+        .env("PATH", path_env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            let o = child.wait_with_output().map_err(|e| e.to_string())?;
+            return Err(format!(
+                "exited early ({st}): {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        if let Ok(c) = std::net::TcpStream::connect(addr) {
+            break c;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("not listening after 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // CONNECT, client id "docs", clean session; CONNACK 0 expected
+    let connect = [
+        0x10, 16, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 0, 0, 4, b'd', b'o', b'c', b's',
+    ];
+    let mut connack = [0u8; 4];
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let probe = conn
+        .write_all(&connect)
+        .and_then(|()| conn.read_exact(&mut connack));
+    // SAFETY: plain kill(2) on our own child's pid
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    probe.map_err(|e| format!("CONNECT/CONNACK: {e}: {text}"))?;
+    if connack != [0x20, 2, 0, 0] {
+        return Err(format!("CONNACK {connack:?}: {text}"));
+    }
+    if !o.status.success() {
+        return Err(format!("exit {:?} after SIGINT: {text}", o.status.code()));
+    }
+    if !text.contains("1 CONNECTs accepted") {
+        return Err(format!("the probe was not counted: {text}"));
+    }
+    Ok(())
+}
+
 #[test]
 fn every_documented_command_runs() {
     let mut cmds = from_markdown("README.md");
@@ -163,6 +240,14 @@ fn every_documented_command_runs() {
     let mut failures = Vec::new();
     for (at, cmd) in &cmds {
         let t0 = Instant::now();
+        if cmd.starts_with("qossim broker") {
+            let r = serve_broker(&dir, &path_env, cmd);
+            eprintln!("{at}: `{cmd}`: served and stopped: {r:?}");
+            if let Err(e) = r {
+                failures.push(format!("{at}: `{cmd}`: {e}"));
+            }
+            continue;
+        }
         if cmd.starts_with("qossim gateway") {
             let listen = cmd
                 .split_whitespace()
@@ -214,6 +299,7 @@ fn every_documented_command_runs() {
     // every subcommand with examples was exercised, servers included
     for sub in [
         "run", "check", "list", "new", "test", "sweep", "merge", "plot", "diagram", "gateway",
+        "broker",
     ] {
         assert!(
             cmds.iter()

@@ -31,7 +31,7 @@
 
 use super::coap::fnv;
 use super::{Monitors, Rule, Violation};
-use crate::proto::mqtt::{decode, Packet, TopicFilter};
+use crate::proto::mqtt::{decode, AclAction, Packet, TopicFilter};
 use crate::sim::SimTime;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -54,6 +54,8 @@ struct Conn {
     out: BTreeMap<u16, u8>,
     /// Client id of the CONNECT received here (the broker's end).
     client_id: Option<String>,
+    /// Its user name (what an ACL rule may match on).
+    username: Option<String>,
     /// Its CONNECT's CleanSession flag.
     clean: bool,
     will: Option<Will>,
@@ -94,6 +96,10 @@ pub(super) struct MqttState {
     disturbed: BTreeMap<(u32, String), SimTime>,
     /// Broker node → its last crash.
     broker_crash: BTreeMap<u32, SimTime>,
+    /// Broker node → its access control, when it has rules: what it
+    /// refuses (a PUBLISH, a SUBSCRIBE filter, a will) owes nobody
+    /// anything.
+    acl: BTreeMap<u32, crate::proto::mqtt::Acl>,
     /// (publisher's socket, packet id) → the QoS 1 message the broker took
     /// and has not acknowledged yet: (flow, message, the sessions it was
     /// routed to).
@@ -184,7 +190,34 @@ impl MqttState {
     }
 }
 
+impl MqttState {
+    /// Does the broker at `node` allow `action` on `topic` to the client
+    /// connected on `conn` (the same rules it applies)?
+    fn acl_allows(
+        &self,
+        node: u32,
+        conn: u64,
+        action: crate::proto::mqtt::AclAction,
+        topic: &str,
+    ) -> bool {
+        let Some(acl) = self.acl.get(&node) else {
+            return true;
+        };
+        let c = self.conns.get(&conn);
+        let id = c.and_then(|c| c.client_id.as_deref()).unwrap_or("");
+        let user = c.and_then(|c| c.username.as_deref());
+        acl.allows(action, id, user, topic)
+    }
+}
+
 impl Monitors {
+    /// The broker at `node` applies `acl` (an empty one: allows all).
+    pub fn mqtt_broker_acl(&mut self, node: u32, acl: &crate::proto::mqtt::Acl) {
+        if !acl.is_empty() {
+            self.mqtt.acl.insert(node, acl.clone());
+        }
+    }
+
     /// The broker at `node` counts `client_id` connected on `conn`.
     pub fn mqtt_client_connected(&mut self, node: u32, conn: u64, client_id: &str) {
         self.mqtt.online.insert((node, client_id.to_string()), conn);
@@ -389,13 +422,21 @@ impl Monitors {
                     }
                     let c = st.conns.entry(conn).or_default();
                     c.clean = k.clean_session;
-                    c.will = k.will.map(|w| Will {
+                    c.client_id = Some(k.client_id);
+                    c.username = k.username;
+                    let will = k
+                        .will
+                        .filter(|w| st.acl_allows(node, conn, AclAction::Will, w.topic.as_str()));
+                    let c = st.conns.entry(conn).or_default();
+                    c.will = will.map(|w| Will {
                         topic: w.topic.as_str().to_string(),
                         payload: (!w.message.is_empty()).then(|| fnv(&w.message)),
                         retain: w.retain,
                     });
-                    c.client_id = Some(k.client_id);
                 }
+                // a PUBLISH the ACL refuses is routed nowhere, stored nowhere
+                Packet::Publish(p)
+                    if !st.acl_allows(node, conn, AclAction::Publish, p.topic.as_str()) => {}
                 Packet::Publish(p) if p.qos_pid.qos() == crate::proto::mqtt::QoS::AtLeastOnce => {
                     st.route_qos1(node, conn, &p);
                     if p.retain {
@@ -412,10 +453,14 @@ impl Monitors {
                     }
                 }
                 Packet::Publish(_) => {}
-                Packet::Subscribe(sub) => {
+                Packet::Subscribe(mut sub) => {
                     let Some(id) = st.conns.get(&conn).and_then(|c| c.client_id.clone()) else {
                         continue;
                     };
+                    // filters the ACL refuses (SUBACK 0x80) subscribe to nothing
+                    sub.filters.retain(|(f, _)| {
+                        st.acl_allows(node, conn, AclAction::Subscribe, f.as_str())
+                    });
                     let v = st.subs.entry((node, id.clone())).or_default();
                     for (f, q) in &sub.filters {
                         v.retain(|(g, _)| g != f);

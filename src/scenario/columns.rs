@@ -60,12 +60,13 @@ pub const TCP_COLUMNS: [&str; 4] = [
 ];
 
 /// MQTT's extension columns, in order.
-pub const MQTT_COLUMNS: [&str; 5] = [
+pub const MQTT_COLUMNS: [&str; 6] = [
     "mqtt_connection_losses",
     "mqtt_reconnects",
     "mqtt_wills",
     "mqtt_will_delay_ms_mean",
     "mqtt_dropped",
+    "mqtt_denied",
 ];
 
 /// The radio energy columns by state (issue #4), after the MQTT ones.
@@ -110,7 +111,7 @@ pub const VIOLATIONS: &str = "violations";
 /// MQTT-SN's and CoAP's, then the monitors' `violations`. Built from the
 /// groups above, which the writers use too, so the list cannot drift from
 /// what they write.
-pub const METRIC_COLUMNS: [&str; 62] = join(&[
+pub const METRIC_COLUMNS: [&str; 63] = join(&[
     &CORE_COLUMNS,
     &TCP_COLUMNS,
     &MQTT_COLUMNS,

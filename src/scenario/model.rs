@@ -613,6 +613,12 @@ pub struct MqttParams {
     pub will_message: String,
     pub will_qos: u8,
     pub will_retain: bool,
+    /// The broker's access control (docs/mqtt.md "Access control"); empty:
+    /// everything allowed.
+    pub acl: crate::proto::mqtt::Acl,
+    /// A refused PUBLISH is acknowledged and dropped, or closes the
+    /// connection.
+    pub acl_deny_publish: crate::proto::mqtt::DenyPublish,
     /// Test-only mutation knob (tests/monitors.rs): not reachable from
     /// scenario files; always off in real runs.
     #[doc(hidden)]
@@ -648,6 +654,8 @@ impl Default for MqttParams {
             will_message: "offline".to_string(),
             will_qos: 1,
             will_retain: false,
+            acl: crate::proto::mqtt::Acl::default(),
+            acl_deny_publish: crate::proto::mqtt::DenyPublish::Drop,
             mutant_forget_qos2: false,
             mutant_skip_qos1: false,
         }

@@ -2,6 +2,7 @@
 
 use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
+use crate::proto::mqtt::acl::{self, Acl, AclRule, DenyPublish};
 use crate::scenario::model::{MqttParams, MqttPersistence, MqttSession, Qos2Forward};
 use crate::sim::SimDuration;
 use serde::Deserialize;
@@ -32,6 +33,18 @@ pub(crate) struct MqttSchema {
     pub will_message: Option<S<String>>,
     pub will_qos: Option<S<u64>>,
     pub will_retain: Option<S<bool>>,
+    pub acl: Option<S<Vec<S<AclRuleSchema>>>>,
+    pub acl_deny_publish: Option<S<String>>,
+}
+
+/// One `acl` rule (docs/mqtt.md, "Access control").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AclRuleSchema {
+    pub clients: Option<S<String>>,
+    pub users: Option<S<String>>,
+    pub publish: Option<S<Vec<S<String>>>>,
+    pub subscribe: Option<S<Vec<S<String>>>>,
 }
 
 /// One `users` entry of the broker's password table.
@@ -119,6 +132,7 @@ pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, Scena
             Some(t.clone())
         }
     };
+    let acl = resolve_acl(ctx, m)?;
     Ok(MqttParams {
         port: int(&m.port, "port", u64::from(d.port), 1, 65_535)? as u16,
         keep_alive,
@@ -206,7 +220,66 @@ pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, Scena
             .will_retain
             .as_ref()
             .map_or(d.will_retain, |v| *v.get_ref()),
+        acl,
+        acl_deny_publish: match &m.acl_deny_publish {
+            None => d.acl_deny_publish,
+            Some(v) => ctx.choice(
+                v,
+                &f("acl_deny_publish"),
+                &[
+                    ("drop", DenyPublish::Drop),
+                    ("disconnect", DenyPublish::Disconnect),
+                ],
+            )?,
+        },
         mutant_forget_qos2: false,
         mutant_skip_qos1: false,
     })
+}
+
+/// `acl = [ { clients, users, publish, subscribe }, … ]`: every glob and
+/// pattern checked where it is written.
+fn resolve_acl(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<Acl, ScenarioError> {
+    let Some(list) = &m.acl else {
+        return Ok(Acl::default());
+    };
+    let mut rules = Vec::new();
+    for (i, r) in list.get_ref().iter().enumerate() {
+        let field = |k: &str| format!("protocols.mqtt.acl[{i}].{k}");
+        let r = r.get_ref();
+        let glob = |v: &Option<S<String>>, k: &str| -> Result<Option<String>, ScenarioError> {
+            let Some(v) = v else { return Ok(None) };
+            acl::check_glob(v.get_ref()).map_err(|e| {
+                ctx.err_at(
+                    v,
+                    &field(k),
+                    format!("{e}; expected a name or a glob with * and ?"),
+                )
+            })?;
+            Ok(Some(v.get_ref().clone()))
+        };
+        let patterns = |v: &Option<S<Vec<S<String>>>>,
+                        k: &str|
+         -> Result<Vec<String>, ScenarioError> {
+            let mut out = Vec::new();
+            for (j, p) in v.iter().flat_map(|v| v.get_ref().iter()).enumerate() {
+                acl::check_pattern(p.get_ref()).map_err(|e| {
+                    ctx.err_at(
+                        p,
+                        &format!("{}[{j}]", field(k)),
+                        format!("{e}; expected an MQTT topic filter (levels split by /, + a whole level, # the whole last level) with optional %c / %u"),
+                    )
+                })?;
+                out.push(p.get_ref().clone());
+            }
+            Ok(out)
+        };
+        rules.push(AclRule {
+            clients: glob(&r.clients, "clients")?,
+            users: glob(&r.users, "users")?,
+            publish: patterns(&r.publish, "publish")?,
+            subscribe: patterns(&r.subscribe, "subscribe")?,
+        });
+    }
+    Acl::new(rules).map_err(|e| ctx.err_at(list, "protocols.mqtt.acl", e.to_string()))
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod abuse;
 pub mod cli;
 pub mod peers;
 pub mod sim;

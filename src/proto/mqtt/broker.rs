@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::sim::{SimDuration, SimTime};
 
+use super::acl::AclAction;
 use super::codec::{self, encode_ack, encode_publish, DecodeError};
 use super::config::{BrokerConfig, Persistence};
 use super::events::{
@@ -31,12 +32,14 @@ use super::events::{
 use super::packet::{
     ConnAck, ConnectReturnCode, LastWill, Packet, PacketId, PacketType, QoS, QosPid, SubAck,
 };
-use super::session::{Conn, ConnState, Msg, Session};
+use super::session::{Conn, ConnState, Msg, MsgProps, Session, SubIds};
 use super::subtree::{SessionIdx, SubscriptionTree};
-use super::topic::TopicName;
+use super::topic::{TopicFilter, TopicName};
+use super::v5::{ConnAck5, Packet5, ReasonCode, SubAck5};
 
 mod handle;
 mod route;
+mod v5;
 
 /// A packet waiting for `poll_transmit`; encoded only then.
 #[derive(Debug)]
@@ -54,7 +57,41 @@ enum Out {
         qos_pid: QosPid,
         retain: bool,
         dup: bool,
+        sub_ids: SubIds,
     },
+    /// MQTT 5.0 only: CONNACK with properties.
+    ConnAck5(Box<ConnAck5>),
+    /// MQTT 5.0 only: an ack with a reason code other than Success.
+    Ack5 {
+        ty: PacketType,
+        pid: PacketId,
+        reason: ReasonCode,
+    },
+    /// MQTT 5.0 only: SUBACK (`unsub` false) or UNSUBACK (true).
+    SubAck5 {
+        ack: Box<SubAck5>,
+        unsub: bool,
+    },
+    /// MQTT 5.0 only: a server-sent DISCONNECT (§3.14).
+    Disconnect5(ReasonCode),
+}
+
+/// A shared subscription's members (§4.8.2), in subscription order. Each
+/// message goes to one member, round robin, skipping members whose
+/// session is offline (unless all are: then the next in turn queues it).
+#[derive(Debug, Default)]
+struct SharedGroup {
+    members: Vec<(SessionIdx, QoS)>,
+    next: usize,
+}
+
+/// A will waiting out its Will Delay Interval (§3.1.3.2).
+#[derive(Debug)]
+struct PendingWill {
+    client_id: Arc<str>,
+    will: LastWill,
+    props: Option<Box<MsgProps>>,
+    expiry: Option<u32>,
 }
 
 /// What a test or a driver can see of one session.
@@ -90,6 +127,14 @@ pub struct Broker {
     stats: BrokerStats,
     scratch: Vec<(SessionIdx, QoS)>,
     next_auto_id: u64,
+    /// Shared subscriptions by (filter, share name).
+    shared: BTreeMap<(TopicFilter, Arc<str>), SharedGroup>,
+    /// Offline 5.0 sessions to discard: (time, session).
+    expiry_timers: BTreeSet<(SimTime, SessionIdx)>,
+    /// Delayed wills: (time, id) and the wills by id.
+    will_timers: BTreeSet<(SimTime, u64)>,
+    pending_wills: BTreeMap<u64, PendingWill>,
+    next_will_id: u64,
 }
 
 fn keep_alive_limit(keep_alive: u16) -> SimDuration {
@@ -120,6 +165,11 @@ impl Broker {
             stats: BrokerStats::default(),
             scratch: Vec::new(),
             next_auto_id: 0,
+            shared: BTreeMap::new(),
+            expiry_timers: BTreeSet::new(),
+            will_timers: BTreeSet::new(),
+            pending_wills: BTreeMap::new(),
+            next_will_id: 0,
         }
     }
 
@@ -206,6 +256,8 @@ impl Broker {
                 last_rx: now,
                 keep_alive: 0,
                 will: None,
+                v5: None,
+                username: None,
             },
         );
         self.conn_timers
@@ -236,6 +288,7 @@ impl Broker {
         let mut awaiting = c.state == ConnState::AwaitConnect;
         let mut off = 0;
         let mut result = Ok(());
+        let mut result5 = Ok(());
         while let Some(rest) = input.get(off..) {
             if awaiting {
                 awaiting = self
@@ -250,6 +303,31 @@ impl Broker {
             } else {
                 self.config.max_packet_size
             };
+            if self.conn_is_v5(conn, awaiting, rest) {
+                match super::v5::decode(rest, max) {
+                    Ok(Some((packet, n))) => {
+                        off += n;
+                        self.stats.packets_received += 1;
+                        let i = usize::from(packet.type_number()).saturating_sub(1);
+                        if let Some(x) = self.stats.received_by_type.get_mut(i) {
+                            *x += 1;
+                        }
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.last_rx = now;
+                        }
+                        self.handle_packet5(now, conn, packet);
+                        if !self.conns.contains_key(&conn) {
+                            return; // closed by that packet
+                        }
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        result5 = Err(e);
+                        break;
+                    }
+                }
+            }
             match codec::decode(rest, max) {
                 Ok(Some((packet, n))) => {
                     off += n;
@@ -280,6 +358,10 @@ impl Broker {
             self.decode_failed(now, conn, e);
             return;
         }
+        if let Err(e) = result5 {
+            self.decode_failed5(now, conn, e);
+            return;
+        }
         if from_data {
             buf.extend_from_slice(data.get(off..).unwrap_or(&[]));
         } else {
@@ -298,9 +380,18 @@ impl Broker {
             .conns
             .get(&conn)
             .is_some_and(|c| c.state == ConnState::AwaitConnect);
-        if awaiting && matches!(e, DecodeError::UnsupportedProtocolLevel(_)) {
-            // [MQTT-3.1.2-2]: CONNACK 0x01, then close.
-            self.refuse(now, conn, ConnectReturnCode::UnacceptableProtocolVersion);
+        if let (true, DecodeError::UnsupportedProtocolLevel(level)) = (awaiting, &e) {
+            if *level > 5 {
+                // A level after 5.0: answered in the 5.0 form, reason 0x84
+                // Unsupported Protocol Version (5.0 [MQTT-3.1.2-2]).
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.v5 = Some(Box::default());
+                }
+                self.refuse5(now, conn, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
+            } else {
+                // [MQTT-3.1.2-2]: CONNACK 0x01, then close.
+                self.refuse(now, conn, ConnectReturnCode::UnacceptableProtocolVersion);
+            }
             return;
         }
         self.protocol_error(now, conn, ProtocolViolation::Decode(e));
@@ -340,7 +431,7 @@ impl Broker {
     /// publish its will when `reason` calls for it, and raise `Close` unless
     /// the driver reported the loss.
     fn close_conn(&mut self, now: SimTime, conn: ConnId, reason: DisconnectReason) {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
         if reason == DisconnectReason::Lost {
@@ -348,6 +439,8 @@ impl Broker {
         }
         if let ConnState::Connected(idx) = c.state {
             let mut client_id = None;
+            // how long the session outlives the connection (s)
+            let mut lifetime = 0u32;
             if let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) {
                 s.conn = None;
                 let clean = s.clean;
@@ -362,11 +455,53 @@ impl Broker {
                     self.remove_session(idx);
                 } else {
                     self.stats.clients_disconnected += 1;
+                    lifetime = u32::MAX;
+                    if let Some(v) = s.v5.as_mut() {
+                        // 5.0 Session Expiry Interval [MQTT-3.1.2-23]
+                        lifetime = v.expiry_interval;
+                        if lifetime != u32::MAX {
+                            let at = now + SimDuration::from_secs(u64::from(lifetime));
+                            v.expires_at = Some(at);
+                            self.expiry_timers.insert((at, idx));
+                        }
+                    }
                 }
             }
             if reason.publishes_will() {
                 if let Some(w) = c.will {
-                    self.publish_will(now, client_id, w);
+                    let (delay, props, expiry) = c.v5.as_mut().map_or((0, None, None), |v| {
+                        (v.will_delay, v.will_props.take(), v.will_expiry)
+                    });
+                    // published when the Will Delay Interval passes or the
+                    // session ends, whichever is first (§3.1.3.2)
+                    let delay = delay.min(lifetime);
+                    let client_id = client_id.unwrap_or_else(|| Arc::from(""));
+                    let allowed = self.acl_allows(
+                        conn,
+                        &client_id,
+                        c.username.as_deref(),
+                        AclAction::Will,
+                        w.topic.as_str(),
+                    );
+                    if !allowed {
+                        // refused by the ACL: never published
+                    } else if delay == 0 {
+                        self.publish_will(now, client_id, w, props, expiry);
+                    } else {
+                        self.next_will_id += 1;
+                        let id = self.next_will_id;
+                        let at = now + SimDuration::from_secs(u64::from(delay));
+                        self.will_timers.insert((at, id));
+                        self.pending_wills.insert(
+                            id,
+                            PendingWill {
+                                client_id,
+                                will: w,
+                                props,
+                                expiry,
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -375,18 +510,45 @@ impl Broker {
         }
     }
 
-    fn publish_will(&mut self, now: SimTime, client_id: Option<Arc<str>>, w: LastWill) {
+    fn publish_will(
+        &mut self,
+        now: SimTime,
+        client_id: Arc<str>,
+        w: LastWill,
+        mut props: Option<Box<MsgProps>>,
+        expiry: Option<u32>,
+    ) {
+        if let Some(e) = expiry {
+            // the will's Message Expiry Interval runs from publication
+            props.get_or_insert_with(Default::default).expires_at =
+                Some(now + SimDuration::from_secs(u64::from(e)));
+        }
         self.stats.wills_published += 1;
         self.events.push_back(BrokerEvent::WillPublished {
-            client_id: client_id.unwrap_or_else(|| Arc::from("")),
+            client_id,
             topic: w.topic.clone(),
         });
         let msg = Arc::new(Msg {
             topic: w.topic,
             payload: w.message,
             qos: w.qos,
+            props,
         });
-        self.route(now, msg, w.retain);
+        self.route(now, msg, w.retain, None);
+    }
+
+    /// A client id connected again: its delayed will is not published
+    /// (§3.1.3.2).
+    fn cancel_will(&mut self, client_id: &str) {
+        let ids: Vec<u64> = self
+            .pending_wills
+            .iter()
+            .filter(|(_, w)| &*w.client_id == client_id)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.pending_wills.remove(&id);
+        }
     }
 
     /// Discard a session and its subscriptions.
@@ -395,7 +557,9 @@ impl Broker {
             return;
         };
         for (f, _) in &s.subs {
-            self.tree.remove(f, idx);
+            if !self.remove_shared(f, idx) {
+                self.tree.remove(f, idx);
+            }
         }
         self.by_client.remove(&s.client_id);
         if s.conn.is_none() && !s.clean {
@@ -412,6 +576,8 @@ impl Broker {
         [
             self.conn_timers.first().map(|t| t.0),
             self.retry_timers.first().map(|t| t.0),
+            self.expiry_timers.first().map(|t| t.0),
+            self.will_timers.first().map(|t| t.0),
             self.next_sys,
         ]
         .into_iter()
@@ -449,9 +615,34 @@ impl Broker {
                     DisconnectReason::ConnectTimeout => self.stats.connect_timeouts += 1,
                     _ => self.stats.keep_alive_timeouts += 1,
                 }
+                if reason == DisconnectReason::KeepAliveTimeout {
+                    self.send_disconnect5(conn, ReasonCode::KEEP_ALIVE_TIMEOUT);
+                }
                 self.close_conn(now, conn, reason);
             } else {
                 self.conn_timers.insert((deadline, conn));
+            }
+        }
+        while let Some(&(t, idx)) = self.expiry_timers.first() {
+            if t > now {
+                break;
+            }
+            self.expiry_timers.pop_first();
+            let due = self.session(idx).is_some_and(|s| {
+                s.conn.is_none() && s.v5.as_ref().is_some_and(|v| v.expires_at == Some(t))
+            });
+            if due {
+                self.stats.sessions_expired += 1;
+                self.remove_session(idx);
+            }
+        }
+        while let Some(&(t, id)) = self.will_timers.first() {
+            if t > now {
+                break;
+            }
+            self.will_timers.pop_first();
+            if let Some(w) = self.pending_wills.remove(&id) {
+                self.publish_will(now, w.client_id, w.will, w.props, w.expiry);
             }
         }
         while let Some(&(t, idx)) = self.retry_timers.first() {
@@ -514,14 +705,58 @@ impl Broker {
                     qos_pid,
                     retain,
                     dup,
+                    sub_ids,
                 } => {
-                    if encode_publish(buf, dup, qos_pid, retain, &msg.topic, &msg.payload).is_err()
+                    if self.conns.get(&conn).is_some_and(|c| c.v5.is_some()) {
+                        if !self
+                            .encode_publish5(now, conn, buf, &msg, qos_pid, retain, dup, sub_ids)
+                        {
+                            buf.truncate(start);
+                            continue;
+                        }
+                    } else if encode_publish(buf, dup, qos_pid, retain, &msg.topic, &msg.payload)
+                        .is_err()
                     {
                         buf.truncate(start);
                         continue;
                     }
                     let d = (!dup).then_some((msg, qos_pid.qos(), retain));
                     (PacketType::Publish, dup, d)
+                }
+                Out::ConnAck5(c) => {
+                    if Packet5::ConnAck(*c).encode(buf).is_err() {
+                        buf.truncate(start);
+                        continue;
+                    }
+                    (PacketType::ConnAck, false, None)
+                }
+                Out::Ack5 { ty, pid, reason } => {
+                    super::v5::codec::encode_ack5(buf, ty as u8, pid, reason);
+                    (ty, false, None)
+                }
+                Out::SubAck5 { ack, unsub } => {
+                    let (p, ty) = if unsub {
+                        (Packet5::UnsubAck(*ack), PacketType::UnsubAck)
+                    } else {
+                        (Packet5::SubAck(*ack), PacketType::SubAck)
+                    };
+                    if p.encode(buf).is_err() {
+                        buf.truncate(start);
+                        continue;
+                    }
+                    (ty, false, None)
+                }
+                Out::Disconnect5(reason) => {
+                    let d = super::v5::ReasonOnly {
+                        reason,
+                        props: Default::default(),
+                    };
+                    if Packet5::Disconnect(d).encode(buf).is_err() {
+                        buf.truncate(start);
+                        continue;
+                    }
+                    self.stats.disconnects_sent += 1;
+                    (PacketType::Disconnect, false, None)
                 }
             };
             let len = buf.len() - start;
@@ -573,6 +808,8 @@ impl Broker {
         self.events.clear();
         self.conn_timers.clear();
         self.retry_timers.clear();
+        self.will_timers.clear();
+        self.pending_wills.clear();
         self.next_sys = None;
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         self.conns.clear();
@@ -585,6 +822,8 @@ impl Broker {
                 self.free.clear();
                 self.by_client.clear();
                 self.tree = SubscriptionTree::new();
+                self.shared.clear();
+                self.expiry_timers.clear();
                 self.retained.clear();
             }
             Persistence::Durable => {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::sim::SimDuration;
 
+use super::acl::{Acl, DenyPublish};
 use super::codec::MAX_PACKET_SIZE;
 use super::packet::{LastWill, QoS};
 
@@ -106,6 +107,12 @@ pub struct BrokerConfig {
     /// client cannot make the broker hold 65,535 messages. Default 1000
     /// (mosquitto's `max_queued_messages` default).
     pub max_incoming_qos2: usize,
+    /// Access control (`acl` module; docs/mqtt.md "Access control").
+    /// Default empty: every client may publish and subscribe to anything.
+    pub acl: Acl,
+    /// What happens to a PUBLISH the ACL refuses. Default
+    /// `DenyPublish::Drop`.
+    pub acl_deny_publish: DenyPublish,
     /// Test-only mutation knob (tests/monitors.rs): not reachable from
     /// scenario files; always off in real runs.
     #[doc(hidden)]
@@ -118,6 +125,56 @@ pub struct BrokerConfig {
     /// connected subscriber ([MQTT-4.3.2] violated).
     #[doc(hidden)]
     pub mutant_skip_qos1: bool,
+    /// MQTT 5.0 connections only (docs/mqtt.md "MQTT 5.0"): what the
+    /// broker announces in CONNACK and enforces.
+    pub v5: BrokerV5Config,
+}
+
+/// The MQTT 5.0 side of [`BrokerConfig`]; a 3.1.1 connection ignores it.
+/// Defaults follow mosquitto 2.0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerV5Config {
+    /// Receive Maximum announced in CONNACK: QoS 1/2 PUBLISHes a client
+    /// may have unacknowledged towards the broker; one more is answered
+    /// with DISCONNECT 0x93 (§3.3.4). Default 65,535 (not announced).
+    pub receive_maximum: u16,
+    /// Topic Alias Maximum announced in CONNACK: aliases a client may use
+    /// towards the broker. Default 10 (mosquitto `max_topic_alias`).
+    pub topic_alias_maximum: u16,
+    /// When set, CONNACK carries Server Keep Alive and the broker uses it
+    /// instead of the client's keep alive (§3.2.2.3.14). Default none.
+    pub server_keep_alive: Option<u16>,
+    /// Retain Available (default true); a retained PUBLISH when false is
+    /// answered with DISCONNECT 0x9A.
+    pub retain_available: bool,
+    /// Wildcard Subscription Available (default true); when false a
+    /// wildcard filter gets SUBACK 0xA2.
+    pub wildcard_subscriptions: bool,
+    /// Subscription Identifiers Available (default true); when false a
+    /// SUBSCRIBE carrying one is answered with DISCONNECT 0xA1.
+    pub subscription_identifiers: bool,
+    /// Shared Subscription Available (default true); when false a
+    /// `$share/` filter gets SUBACK 0x9E.
+    pub shared_subscriptions: bool,
+    /// Largest Session Expiry Interval granted (seconds); a larger request
+    /// is cut to it and CONNACK says so. Default none (any; 0xFFFFFFFF
+    /// never expires).
+    pub max_session_expiry: Option<u32>,
+}
+
+impl Default for BrokerV5Config {
+    fn default() -> Self {
+        BrokerV5Config {
+            receive_maximum: u16::MAX,
+            topic_alias_maximum: 10,
+            server_keep_alive: None,
+            retain_available: true,
+            wildcard_subscriptions: true,
+            subscription_identifiers: true,
+            shared_subscriptions: true,
+            max_session_expiry: None,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -139,8 +196,11 @@ impl Default for BrokerConfig {
             persistence: Persistence::None,
             max_topic_levels: 128,
             max_incoming_qos2: 1000,
+            acl: Acl::default(),
+            acl_deny_publish: DenyPublish::Drop,
             mutant_forget_qos2: false,
             mutant_skip_qos1: false,
+            v5: BrokerV5Config::default(),
         }
     }
 }

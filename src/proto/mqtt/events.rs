@@ -45,6 +45,12 @@ pub enum DisconnectReason {
     TakenOver,
     /// CONNACK with a non-zero return code [MQTT-3.2.2-5].
     Refused,
+    /// MQTT 5.0: the client sent DISCONNECT with reason 0x04 (Disconnect
+    /// with Will Message): the will is published.
+    DisconnectWithWill,
+    /// A PUBLISH the ACL refuses, with `DenyPublish::Disconnect`
+    /// ([MQTT-3.3.5-2]).
+    NotAuthorized,
 }
 
 impl DisconnectReason {
@@ -75,6 +81,12 @@ pub enum ProtocolViolation {
     UnexpectedConnAck,
     #[error("more than {0} QoS 2 PUBLISHes held unreleased (BrokerConfig::max_incoming_qos2)")]
     TooManyUnreleased(usize),
+    /// MQTT 5.0: a packet broke a rule; the broker sent DISCONNECT with
+    /// this reason code.
+    #[error("MQTT 5.0: {0}")]
+    V5(String),
+    #[error("more QoS 2 PUBLISHes unreleased than the broker's Receive Maximum [MQTT-3.3.4-8]")]
+    ReceiveMaximum,
 }
 
 /// What the broker tells its driver and the metrics.
@@ -139,6 +151,16 @@ pub enum BrokerEvent {
         conn: ConnId,
         error: ProtocolViolation,
     },
+    /// The ACL refused `action` on `topic` (a topic name, or the filter of
+    /// a SUBSCRIBE) to this client: a SUBSCRIBE filter answered with
+    /// Failure 0x80, a PUBLISH not forwarded (then acknowledged, or the
+    /// connection closed: `DenyPublish`), a will not published.
+    Denied {
+        conn: ConnId,
+        client_id: Arc<str>,
+        action: super::acl::AclAction,
+        topic: Arc<str>,
+    },
 }
 
 /// Broker counters. Gauges say "now"; the rest count since creation
@@ -177,6 +199,17 @@ pub struct BrokerStats {
     pub keep_alive_timeouts: u64,
     pub connect_timeouts: u64,
     pub takeovers: u64,
+    /// MQTT 5.0: offline sessions discarded when their Session Expiry
+    /// Interval passed.
+    pub sessions_expired: u64,
+    /// MQTT 5.0: queued copies deleted unsent because their Message Expiry
+    /// Interval passed ([MQTT-3.3.2-5]).
+    pub messages_expired: u64,
+    /// MQTT 5.0: PUBLISHes not sent because they exceed the client's
+    /// Maximum Packet Size ([MQTT-3.1.2-25]).
+    pub dropped_too_large: u64,
+    /// MQTT 5.0: DISCONNECTs the broker sent, by any reason.
+    pub disconnects_sent: u64,
     pub wills_published: u64,
     /// Gauge: retained messages held.
     pub retained_messages: u64,
@@ -184,6 +217,10 @@ pub struct BrokerStats {
     pub unknown_acks: u64,
     /// Inputs ignored while crashed or for unknown connections.
     pub ignored_inputs: u64,
+    /// PUBLISH packets and wills the ACL refused (not forwarded).
+    pub denied_publishes: u64,
+    /// SUBSCRIBE filters the ACL refused (SUBACK Failure 0x80).
+    pub denied_subscriptions: u64,
 }
 
 /// A client's handle for one of its PUBLISH calls.

@@ -13,12 +13,14 @@
 //! * [`codec`] — streaming [`decode`], [`Packet::encode`], exact lengths.
 //! * [`topic`] — validated [`TopicName`] / [`TopicFilter`], [`matches()`].
 //! * [`subtree`] — the broker's subscription trie.
+//! * [`acl`] — access control: [`Acl`] rules on publish and subscribe.
 //! * [`config`] — [`BrokerConfig`], [`ClientConfig`] with defaults.
 //! * [`events`] — transmits, events, counters, errors.
 //! * [`broker`], [`session`] — the broker and its per-client state.
 //! * [`client`] — the client.
 //! * [`socket`] — drivers over real TCP sockets (interop tests).
 
+pub mod acl;
 pub mod broker;
 pub mod client;
 pub mod codec;
@@ -31,10 +33,13 @@ pub mod subtree;
 pub mod topic;
 pub mod v5;
 
+pub use acl::{Acl, AclAction, AclRule, DenyPublish, Refusal};
 pub use broker::{Broker, BrokerInput, SessionInfo};
 pub use client::{Client, ClientState, ServerLimits};
 pub use codec::{decode, encode_publish, publish_len, DecodeError, EncodeError};
-pub use config::{BrokerConfig, ClientConfig, MqttVersion, Persistence, Qos2Forward, Reconnect};
+pub use config::{
+    BrokerConfig, BrokerV5Config, ClientConfig, MqttVersion, Persistence, Qos2Forward, Reconnect,
+};
 pub use events::{
     BrokerEvent, BrokerStats, BrokerTransmit, ClientError, ClientEvent, ClientStats,
     ClientTransmit, ConnId, DisconnectReason, DropReason, LostReason, MessageHandle,

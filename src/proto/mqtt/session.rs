@@ -24,6 +24,44 @@ pub struct Msg {
     pub payload: Arc<[u8]>,
     /// QoS it was published with.
     pub qos: QoS,
+    /// What an MQTT 5.0 publisher attached (None for 3.1.1 publishers and
+    /// for 5.0 ones that attached nothing): passed on to 5.0 subscribers.
+    pub props: Option<Box<MsgProps>>,
+}
+
+/// The MQTT 5.0 properties of an application message that the broker
+/// passes on unchanged (§3.3.2.3: Payload Format Indicator, Content Type,
+/// Response Topic, Correlation Data, User Properties in order) and its
+/// expiry: the Message Expiry Interval becomes an absolute time, and each
+/// copy sent carries what is left of it, in whole seconds rounded up
+/// ([MQTT-3.3.2-6]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MsgProps {
+    pub payload_format_indicator: Option<u8>,
+    pub content_type: Option<String>,
+    pub response_topic: Option<String>,
+    pub correlation_data: Option<Vec<u8>>,
+    pub user_properties: Vec<(String, String)>,
+    pub expires_at: Option<SimTime>,
+}
+
+impl Msg {
+    /// A message without 5.0 properties.
+    pub fn plain(topic: TopicName, payload: Arc<[u8]>, qos: QoS) -> Msg {
+        Msg {
+            topic,
+            payload,
+            qos,
+            props: None,
+        }
+    }
+    /// True once its Message Expiry Interval has passed at `now`.
+    pub fn expired(&self, now: SimTime) -> bool {
+        self.props
+            .as_ref()
+            .and_then(|p| p.expires_at)
+            .is_some_and(|t| t <= now)
+    }
 }
 
 /// Where an outgoing QoS > 0 message is in its handshake.
@@ -47,6 +85,8 @@ pub struct Outbound {
     pub state: OutState,
     /// Last (re)transmission, for `legacy_retry`.
     pub sent_at: SimTime,
+    /// Subscription Identifiers of the matching subscriptions (5.0).
+    pub sub_ids: SubIds,
 }
 
 /// A message waiting for the in-flight window or for the client to return.
@@ -55,6 +95,8 @@ pub struct Pending {
     pub msg: Arc<Msg>,
     pub qos: QoS,
     pub retain: bool,
+    /// Subscription Identifiers of the matching subscriptions (5.0).
+    pub sub_ids: SubIds,
 }
 
 /// A received QoS 2 message whose PUBREL has not arrived yet.
@@ -80,6 +122,38 @@ pub struct Session {
     pub queue: VecDeque<Pending>,
     pub incoming: Vec<Incoming>,
     pub last_pid: u16,
+    /// Present once an MQTT 5.0 client has used the session.
+    pub v5: Option<Box<SessionV5>>,
+}
+
+/// Subscription Identifiers sent with one copy of a message: none (every
+/// 3.1.1 delivery), or those of the session's matching subscriptions.
+pub type SubIds = Option<Arc<[u32]>>;
+
+/// What MQTT 5.0 adds to a session (§4.1, §3.8.3.1).
+#[derive(Debug, Default)]
+pub struct SessionV5 {
+    /// Session Expiry Interval in seconds (0xFFFF_FFFF: never).
+    pub expiry_interval: u32,
+    /// When an offline session is discarded (set when its connection ends).
+    pub expires_at: Option<SimTime>,
+    /// The client's Receive Maximum: caps the broker's in-flight window
+    /// towards it ([MQTT-3.3.4-9]).
+    pub receive_maximum: u16,
+    /// Subscriptions with options other than QoS, or an identifier, in
+    /// filter order (plain ones live only in `Session::subs`). Shared
+    /// subscriptions are kept under their whole `$share/g/f` filter.
+    pub opts: Vec<SubEntry>,
+}
+
+/// One 5.0 subscription's options and identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubEntry {
+    pub filter: TopicFilter,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    /// 0 = none.
+    pub id: u32,
 }
 
 impl Session {
@@ -93,6 +167,7 @@ impl Session {
             queue: VecDeque::new(),
             incoming: Vec::new(),
             last_pid: 0,
+            v5: None,
         }
     }
 
@@ -151,4 +226,31 @@ pub struct Conn {
     /// Seconds; 0 = no keep-alive.
     pub keep_alive: u16,
     pub will: Option<LastWill>,
+    /// The CONNECT's user name, kept only when an ACL is configured (its
+    /// rules may match on it).
+    pub username: Option<Arc<str>>,
+    /// The MQTT 5.0 state of this connection; `None` on 3.1.1.
+    pub v5: Option<Box<ConnV5>>,
+}
+
+/// Per-connection MQTT 5.0 state (§3.1.2.11, §3.3.2.3.4).
+#[derive(Debug, Default)]
+pub struct ConnV5 {
+    /// The client's Maximum Packet Size (0 = none given: the protocol
+    /// maximum); larger PUBLISHes are not sent to it ([MQTT-3.1.2-25]).
+    pub max_packet_size: u32,
+    /// The client's Topic Alias Maximum: aliases the broker may use
+    /// towards it.
+    pub alias_max_out: u16,
+    /// Topic → alias the broker assigned on this connection (first come,
+    /// first served; never replaced).
+    pub aliases_out: std::collections::BTreeMap<TopicName, u16>,
+    /// Alias → topic the client set on this connection (index alias − 1).
+    pub aliases_in: Vec<Option<TopicName>>,
+    /// Will Delay Interval of the will (seconds).
+    pub will_delay: u32,
+    /// 5.0 properties of the will message (its expiry apart).
+    pub will_props: Option<Box<MsgProps>>,
+    /// The will's Message Expiry Interval (seconds from publication).
+    pub will_expiry: Option<u32>,
 }

@@ -29,6 +29,7 @@ use super::events::{
 use super::packet::QoS;
 use super::topic::{TopicFilter, TopicName};
 use super::v5::{Properties, SubOptions};
+use crate::sim::SimTime;
 
 /// How long a TCP connect or a blocking write may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -255,14 +256,16 @@ struct ConnIo {
 }
 
 impl ConnIo {
-    /// Write what the socket takes of `out` without blocking: `Ok(())`
-    /// when all of it went or the socket is full (WouldBlock), `Err(())`
-    /// when the connection failed (an error, or a write of 0 bytes).
-    fn flush_out(&mut self) -> Result<(), ()> {
+    /// Write what the socket takes of `out` without blocking, adding the
+    /// bytes written to `written`: `Ok(())` when all of it went or the
+    /// socket is full (WouldBlock), `Err(())` when the connection failed
+    /// (an error, or a write of 0 bytes).
+    fn flush_out(&mut self, written: &mut u64) -> Result<(), ()> {
         while !self.out.is_empty() {
             match self.stream.write(&self.out) {
                 Ok(0) => return Err(()),
                 Ok(n) => {
+                    *written += n as u64;
                     self.out.drain(..n.min(self.out.len()));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
@@ -274,6 +277,44 @@ impl ConnIo {
     }
 }
 
+/// Watches a served broker's connections and the bytes they carry (what
+/// `qossim broker --log` writes). Called on the broker's thread, in order;
+/// `now` is the driver's clock.
+pub trait BrokerTap: Send + std::fmt::Debug {
+    /// A connection was accepted and handed to the broker as `conn`.
+    fn accepted(&mut self, now: SimTime, conn: ConnId, peer: SocketAddr);
+    /// A connection beyond the connection limit was accepted and closed at
+    /// once (the broker never saw it).
+    fn refused(&mut self, now: SimTime, peer: SocketAddr);
+    /// Bytes read from `conn`, as read (any split of the stream), before
+    /// the broker gets them.
+    fn received(&mut self, now: SimTime, conn: ConnId, data: &[u8]);
+    /// One whole packet the broker sends on `conn`.
+    fn sent(&mut self, now: SimTime, conn: ConnId, t: &BrokerTransmit, packet: &[u8]);
+    /// `conn` was closed (by the peer, by the broker, or as a slow
+    /// consumer); `why` says which.
+    fn closed(&mut self, now: SimTime, conn: ConnId, why: &str);
+}
+
+/// Counters of a [`TcpServer`]'s sockets (the broker's own are
+/// [`super::BrokerStats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted and handed to the broker.
+    pub accepted: u64,
+    /// Connections accepted beyond the connection limit and closed at once.
+    pub refused_over_limit: u64,
+    /// `accept` failures (see [`ACCEPT_BACKOFF`]).
+    pub accept_errors: u64,
+    /// Connections closed as slow consumers ([`DEFAULT_MAX_OUT_BYTES`]).
+    pub slow_closed: u64,
+    /// Bytes read from, and written to, client sockets.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Gauge: the most connections open at once.
+    pub peak_connections: u64,
+}
+
 /// A broker's listening socket and its accepted connections.
 #[derive(Debug)]
 pub struct TcpServer {
@@ -282,9 +323,14 @@ pub struct TcpServer {
     conns: BTreeMap<ConnId, ConnIo>,
     next_conn: u64,
     rx: Vec<u8>,
-    /// `accept` failures (EMFILE, ENFILE, ENOBUFS, ECONNABORTED, …) and
-    /// accepted sockets that could not be set up; each is survived.
-    accept_errors: u64,
+    /// Counters; `accept_errors` counts `accept` failures (EMFILE, ENFILE,
+    /// ENOBUFS, ECONNABORTED, …) and accepted sockets that could not be set
+    /// up; each is survived.
+    stats: ServerStats,
+    /// Connections served at once; one more is accepted and closed at once.
+    max_conns: usize,
+    /// Told about every connection and packet (`qossim broker --log`).
+    tap: Option<Box<dyn BrokerTap>>,
     /// After an `accept` failure, no new `accept` before this instant (the
     /// connections already open keep being served meanwhile).
     accept_paused_until: Option<Instant>,
@@ -293,8 +339,6 @@ pub struct TcpServer {
     max_out: usize,
     /// Connections over `max_out`, closed at the end of this flush.
     slow: Vec<ConnId>,
-    /// Slow consumers closed so far.
-    slow_closed: u64,
     /// Connections the broker closed whose last bytes (a refusing CONNACK)
     /// are still being written, without blocking, until the deadline.
     closing: Vec<(ConnIo, Instant)>,
@@ -329,11 +373,12 @@ impl TcpServer {
             conns: BTreeMap::new(),
             next_conn: 0,
             rx: vec![0; 16 * 1024],
-            accept_errors: 0,
+            stats: ServerStats::default(),
+            max_conns: usize::MAX,
+            tap: None,
             accept_paused_until: None,
             max_out: DEFAULT_MAX_OUT_BYTES,
             slow: Vec::new(),
-            slow_closed: 0,
             closing: Vec::new(),
         })
     }
@@ -343,9 +388,10 @@ impl TcpServer {
     fn drain_closing(&mut self) -> bool {
         let before = self.closing.len();
         let now = Instant::now();
+        let written = &mut self.stats.bytes_written;
         self.closing.retain_mut(|(c, deadline)| {
             // kept while bytes wait for a full socket, until the deadline
-            let open = c.flush_out().is_ok() && !c.out.is_empty() && now < *deadline;
+            let open = c.flush_out(written).is_ok() && !c.out.is_empty() && now < *deadline;
             if !open {
                 let _ = c.stream.shutdown(Shutdown::Both);
             }
@@ -368,9 +414,20 @@ impl TcpServer {
         let mut busy = false;
         loop {
             match self.listener.accept() {
-                Ok((s, _)) => {
+                Ok((s, peer)) => {
+                    busy = true;
+                    if self.conns.len() >= self.max_conns {
+                        // over the limit: accepted (so the peer is not left
+                        // waiting in the backlog) and closed at once
+                        let _ = s.shutdown(Shutdown::Both);
+                        self.stats.refused_over_limit += 1;
+                        if let Some(tap) = self.tap.as_mut() {
+                            tap.refused(clock.now(), peer);
+                        }
+                        continue;
+                    }
                     if s.set_nonblocking(true).is_err() || s.set_nodelay(true).is_err() {
-                        self.accept_errors += 1;
+                        self.stats.accept_errors += 1;
                         continue;
                     }
                     self.next_conn += 1;
@@ -382,13 +439,18 @@ impl TcpServer {
                             out: Vec::new(),
                         },
                     );
+                    self.stats.accepted += 1;
+                    self.stats.peak_connections =
+                        self.stats.peak_connections.max(self.conns.len() as u64);
+                    if let Some(tap) = self.tap.as_mut() {
+                        tap.accepted(clock.now(), id, peer);
+                    }
                     broker.handle_input(clock.now(), BrokerInput::accepted(id));
-                    busy = true;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.accept_errors += 1;
+                    self.stats.accept_errors += 1;
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                     break;
                 }
@@ -397,8 +459,11 @@ impl TcpServer {
         busy
     }
 
-    fn close(&mut self, broker: &mut Broker, clock: &Clock, id: ConnId) {
+    fn close(&mut self, broker: &mut Broker, clock: &Clock, id: ConnId, why: &str) {
         if self.conns.remove(&id).is_some() {
+            if let Some(tap) = self.tap.as_mut() {
+                tap.closed(clock.now(), id, why);
+            }
             broker.handle_input(clock.now(), BrokerInput::closed(id));
         }
     }
@@ -411,11 +476,14 @@ impl Transport<Broker> for TcpServer {
     fn send(
         &mut self,
         _broker: &mut Broker,
-        _clock: &Clock,
+        clock: &Clock,
         t: &BrokerTransmit,
         bytes: &[u8],
     ) -> Result<(), SocketError> {
         if let Some(c) = self.conns.get_mut(&t.conn) {
+            if let Some(tap) = self.tap.as_mut() {
+                tap.sent(clock.now(), t.conn, t, bytes);
+            }
             // straight to the socket when nothing waits before it: only what
             // the kernel does not take is buffered (and counts against the
             // bound)
@@ -423,7 +491,10 @@ impl Transport<Broker> for TcpServer {
             while c.out.is_empty() && !bytes.is_empty() {
                 match c.stream.write(bytes) {
                     Ok(0) => break,
-                    Ok(n) => bytes = bytes.get(n..).unwrap_or(&[]),
+                    Ok(n) => {
+                        self.stats.bytes_written += n as u64;
+                        bytes = bytes.get(n..).unwrap_or(&[]);
+                    }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     // WouldBlock: buffer it; another error: the write in
                     // after_flush meets it again and closes the connection
@@ -449,20 +520,25 @@ impl Transport<Broker> for TcpServer {
     fn after_flush(&mut self, broker: &mut Broker, clock: &Clock) -> Result<bool, SocketError> {
         let mut failed = Vec::new();
         for (id, c) in self.conns.iter_mut() {
-            if c.flush_out().is_err() {
+            if c.flush_out(&mut self.stats.bytes_written).is_err() {
                 failed.push(*id);
             }
         }
         let mut busy = !failed.is_empty() || !self.slow.is_empty();
         for id in failed {
-            self.close(broker, clock, id);
+            self.close(broker, clock, id, "write failed");
         }
         for id in std::mem::take(&mut self.slow) {
             if let Some(c) = self.conns.get(&id) {
                 let _ = c.stream.shutdown(Shutdown::Both);
-                self.slow_closed += 1;
+                self.stats.slow_closed += 1;
             }
-            self.close(broker, clock, id);
+            self.close(
+                broker,
+                clock,
+                id,
+                "slow consumer: write backlog over its bound",
+            );
         }
         busy |= self.drain_closing();
         Ok(busy)
@@ -473,11 +549,14 @@ impl Transport<Broker> for TcpServer {
     fn event(
         &mut self,
         _broker: &mut Broker,
-        _clock: &Clock,
+        clock: &Clock,
         ev: BrokerEvent,
     ) -> Result<Option<BrokerEvent>, SocketError> {
         if let BrokerEvent::Close(id) = ev {
             if let Some(c) = self.conns.remove(&id) {
+                if let Some(tap) = self.tap.as_mut() {
+                    tap.closed(clock.now(), id, "closed by the broker");
+                }
                 // Last bytes (e.g. a refusing CONNACK) go out first, written
                 // without blocking the other connections, for at most
                 // IO_TIMEOUT.
@@ -511,19 +590,23 @@ impl Transport<Broker> for TcpServer {
                 reads += 1;
                 match c.stream.read(&mut self.rx) {
                     Ok(0) => {
-                        self.close(broker, clock, id);
+                        self.close(broker, clock, id, "closed by the peer");
                         busy = true;
                         break;
                     }
                     Ok(n) => {
                         let data = self.rx.get(..n).unwrap_or(&[]);
+                        self.stats.bytes_read += n as u64;
+                        if let Some(tap) = self.tap.as_mut() {
+                            tap.received(clock.now(), id, data);
+                        }
                         broker.handle_input(clock.now(), BrokerInput::bytes(id, data));
                         busy = true;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => {
-                        self.close(broker, clock, id);
+                        self.close(broker, clock, id, "read failed");
                         busy = true;
                         break;
                     }
@@ -553,13 +636,23 @@ impl Driver<Broker, TcpServer> {
 
     /// `accept` failures survived so far (see [`ACCEPT_BACKOFF`]).
     pub fn accept_errors(&self) -> u64 {
-        self.transport().accept_errors
+        self.transport().stats.accept_errors
     }
 
     /// Connections closed because more than the bound of bytes waited to
     /// be written to them (see [`DEFAULT_MAX_OUT_BYTES`]).
     pub fn slow_consumers_closed(&self) -> u64 {
-        self.transport().slow_closed
+        self.transport().stats.slow_closed
+    }
+
+    /// The socket counters.
+    pub fn server_stats(&self) -> ServerStats {
+        self.transport().stats
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.transport().conns.len()
     }
 
     /// Set the bound of bytes waiting per connection.
@@ -568,12 +661,29 @@ impl Driver<Broker, TcpServer> {
         io.max_out = bytes.max(1);
     }
 
+    /// Serve at most `n` connections at once (at least 1): one more is
+    /// accepted and closed at once, and counted
+    /// ([`ServerStats::refused_over_limit`]). Default: no limit.
+    pub fn set_max_connections(&mut self, n: usize) {
+        let (_, io, _) = self.parts_mut();
+        io.max_conns = n.max(1);
+    }
+
+    /// Tell `tap` about every connection and packet from now on.
+    pub fn set_tap(&mut self, tap: Box<dyn BrokerTap>) {
+        let (_, io, _) = self.parts_mut();
+        io.tap = Some(tap);
+    }
+
     /// Close every connection abruptly, as a network failure would, and
     /// tell the broker (wills are published).
     pub fn drop_connections(&mut self) {
         let (broker, io, clock) = self.parts_mut();
         for (id, c) in std::mem::take(&mut io.conns) {
             let _ = c.stream.shutdown(Shutdown::Both);
+            if let Some(tap) = io.tap.as_mut() {
+                tap.closed(clock.now(), id, "broker stopping");
+            }
             broker.handle_input(clock.now(), BrokerInput::closed(id));
         }
     }

@@ -33,7 +33,7 @@ mod tags;
 mod tcp_flow;
 mod udp;
 
-pub use mqtt::{write_mqtt_rows, MqttRow, MQTT_HEADER};
+pub use mqtt::{broker_config, write_mqtt_rows, MqttRow, MQTT_HEADER};
 pub use registry::{ColumnOwner, PluginEntry, Registry, RegistryError, MAX_PLUGINS};
 
 use super::host::{DatagramApp, Received, SockId, SockOpts, StreamApp, StreamEvent, StreamState};

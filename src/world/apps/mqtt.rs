@@ -31,7 +31,9 @@ use crate::proto::mqtt::{
     PacketType, QoS, Reconnect, TopicFilter, TopicName,
 };
 use crate::proto::StreamInput;
-use crate::scenario::model::{FlowSpec, MqttSession, Pattern, Protocol, Reliability, Scenario};
+use crate::scenario::model::{
+    FlowSpec, MqttParams, MqttSession, Pattern, Protocol, Reliability, Scenario,
+};
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{SockId, SockOpts, StreamApp, StreamEvent, StreamState};
 use std::collections::BTreeMap;
@@ -97,7 +99,9 @@ struct MqttFlowCounters {
 /// Per-flow values of the MQTT columns of runs.csv: unexpected connection
 /// losses, reconnections, wills the broker published for the flow's
 /// clients, the delay from each crash to its will (ns), and messages
-/// dropped (broker queue full or QoS 0 offline, client queue full).
+/// dropped (broker queue full or QoS 0 offline, client queue full), and
+/// what the broker's ACL refused the flow's clients (PUBLISHes, SUBSCRIBE
+/// filters, wills).
 #[derive(Debug, Default, Clone)]
 struct MqttColumns {
     connection_losses: u64,
@@ -105,6 +109,7 @@ struct MqttColumns {
     wills: u64,
     will_delay_ns: Vec<u64>,
     dropped: u64,
+    denied: u64,
 }
 
 /// Every MQTT object of a run.
@@ -510,6 +515,14 @@ impl Mqtt {
                         }
                     }
                 }
+                BrokerEvent::Denied { client_id, .. } => {
+                    if let Some(&c) = self.by_id.get(&*client_id) {
+                        let flow = self.clients[c as usize].flow as usize;
+                        if counted {
+                            self.columns[flow].denied += 1;
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -635,24 +648,10 @@ impl Plugin for Mqtt {
             let Some(broker) = f.broker else { continue };
             let broker = broker as u32;
             if let std::collections::btree_map::Entry::Vacant(e) = self.brokers.entry(broker) {
-                let cfg = BrokerConfig {
-                    max_inflight: m.max_inflight as usize,
-                    max_queued: m.max_queued as usize,
-                    qos2_forward: m.qos2_forward,
-                    legacy_retry: m.legacy_retry,
-                    sys_interval: (m.sys_interval > SimDuration::ZERO).then_some(m.sys_interval),
-                    allow_anonymous: m.allow_anonymous,
-                    users: m
-                        .users
-                        .iter()
-                        .map(|(u, p)| (u.clone(), p.as_bytes().to_vec()))
-                        .collect(),
-                    delivery_events: false,
-                    persistence: m.persistence,
-                    mutant_forget_qos2: m.mutant_forget_qos2,
-                    mutant_skip_qos1: m.mutant_skip_qos1,
-                    ..BrokerConfig::default()
-                };
+                let cfg = broker_config(m);
+                if let Some(mon) = ctx.monitors() {
+                    mon.mqtt_broker_acl(broker, &cfg.acl);
+                }
                 e.insert(BrokerNode {
                     broker: Broker::new(cfg, SimTime::ZERO),
                     wake: Wakeup::default(),
@@ -912,6 +911,7 @@ impl Plugin for Mqtt {
                         Value::Float(sum as f64 / c.will_delay_ns.len() as f64 / 1e6)
                     },
                     Value::Int(c.dropped),
+                    Value::Int(c.denied),
                 ]
             })
             .collect();
@@ -1081,6 +1081,14 @@ impl Mqtt {
             ] {
                 push("broker", name, metric.to_string(), v.to_string());
             }
+            if !b.broker.config().acl.is_empty() {
+                for (metric, v) in [
+                    ("denied_publishes", st.denied_publishes),
+                    ("denied_subscriptions", st.denied_subscriptions),
+                ] {
+                    push("broker", name, metric.to_string(), v.to_string());
+                }
+            }
             for t in PacketType::ALL {
                 let i = t.index();
                 if st.sent_by_type[i] > 0 {
@@ -1165,4 +1173,30 @@ pub fn write_mqtt_rows(
         )?;
     }
     Ok(())
+}
+
+/// The broker a scenario's `[protocols.mqtt]` describes (also what
+/// `qossim broker --scenario` serves): the table's broker fields over
+/// [`BrokerConfig::default`]; no delivery events.
+pub fn broker_config(m: &MqttParams) -> BrokerConfig {
+    BrokerConfig {
+        max_inflight: m.max_inflight as usize,
+        max_queued: m.max_queued as usize,
+        qos2_forward: m.qos2_forward,
+        legacy_retry: m.legacy_retry,
+        sys_interval: (m.sys_interval > SimDuration::ZERO).then_some(m.sys_interval),
+        allow_anonymous: m.allow_anonymous,
+        users: m
+            .users
+            .iter()
+            .map(|(u, p)| (u.clone(), p.as_bytes().to_vec()))
+            .collect(),
+        delivery_events: false,
+        persistence: m.persistence,
+        acl: m.acl.clone(),
+        acl_deny_publish: m.acl_deny_publish,
+        mutant_forget_qos2: m.mutant_forget_qos2,
+        mutant_skip_qos1: m.mutant_skip_qos1,
+        ..BrokerConfig::default()
+    }
 }

@@ -8,7 +8,7 @@ use crate::sim::SimTime;
 
 use super::super::events::{BrokerEvent, ConnId};
 use super::super::packet::{PacketType, QoS, QosPid};
-use super::super::session::{Msg, OutState, Outbound, Pending};
+use super::super::session::{Msg, OutState, Outbound, Pending, Session, SubIds};
 use super::super::subtree::SessionIdx;
 use super::super::topic::{TopicFilter, TopicName};
 use super::{Broker, Out};
@@ -16,7 +16,15 @@ use super::{Broker, Out};
 impl Broker {
     /// Publish `msg` to every matching subscription; with `retain`, update
     /// the retained store first (§3.3.1.3).
-    pub(super) fn route(&mut self, now: SimTime, msg: Arc<Msg>, retain: bool) {
+    /// Returns the number of copies handed to sessions. `origin` is the
+    /// publishing session, for 5.0 No Local.
+    pub(super) fn route(
+        &mut self,
+        now: SimTime,
+        msg: Arc<Msg>,
+        retain: bool,
+        origin: Option<SessionIdx>,
+    ) -> usize {
         if retain {
             if msg.payload.is_empty() {
                 // [MQTT-3.3.1-10]: a zero-byte retained message deletes the
@@ -33,12 +41,143 @@ impl Broker {
         // One copy per session, at the highest QoS of its overlapping
         // subscriptions (§3.3.5).
         self.tree.matches(&msg.topic, &mut targets);
+        let mut copies = 0;
         for &(idx, granted) in &targets {
             // [MQTT-3.8.4-6]: downgrade to the granted QoS; RETAIN is 0 on
-            // normal forwarding [MQTT-3.3.1-9].
-            self.deliver(now, idx, &msg, msg.qos.min(granted), false);
+            // normal forwarding [MQTT-3.3.1-9] unless a 5.0 subscription
+            // asked Retain As Published.
+            let (granted, keep_retain, sub_ids) = match self.sub_options(idx, &msg.topic, origin) {
+                SubMatch::Plain => (granted, false, None),
+                SubMatch::NoneLeft => continue,
+                SubMatch::Options { qos, rap, ids } => (qos, rap, ids),
+            };
+            self.deliver(
+                now,
+                idx,
+                &msg,
+                msg.qos.min(granted),
+                keep_retain && retain,
+                sub_ids,
+            );
+            copies += 1;
         }
         self.scratch = targets;
+        if !self.shared.is_empty() {
+            copies += self.route_shared(now, &msg, retain);
+        }
+        copies
+    }
+
+    /// How a 5.0 session's own subscriptions shape the copy it gets of a
+    /// message on `topic` (§3.8.3.1): No Local drops subscriptions of the
+    /// publishing session, the highest QoS of those left is granted,
+    /// Retain As Published and Subscription Identifiers are collected.
+    fn sub_options(
+        &self,
+        idx: SessionIdx,
+        topic: &TopicName,
+        origin: Option<SessionIdx>,
+    ) -> SubMatch {
+        let Some(s) = self.session(idx) else {
+            return SubMatch::Plain;
+        };
+        let Some(v) = s.v5.as_ref().filter(|v| !v.opts.is_empty()) else {
+            return SubMatch::Plain;
+        };
+        let mut best: Option<QoS> = None;
+        let mut rap = false;
+        let mut ids: Vec<u32> = Vec::new();
+        for (f, q) in &s.subs {
+            if is_shared(f) || !f.matches(topic) {
+                continue;
+            }
+            let e = v
+                .opts
+                .binary_search_by(|e| e.filter.cmp(f))
+                .ok()
+                .and_then(|i| v.opts.get(i));
+            if let Some(e) = e {
+                if e.no_local && origin == Some(idx) {
+                    continue; // [MQTT-3.8.3-3]
+                }
+                rap |= e.retain_as_published;
+                if e.id != 0 {
+                    ids.push(e.id);
+                }
+            }
+            best = Some(best.map_or(*q, |b| b.max(*q)));
+        }
+        match best {
+            None => SubMatch::NoneLeft,
+            Some(qos) => SubMatch::Options {
+                qos,
+                rap,
+                ids: (!ids.is_empty()).then(|| Arc::from(ids)),
+            },
+        }
+    }
+
+    /// One copy per matching shared subscription group, to one member:
+    /// round robin over the members in subscription order, skipping
+    /// offline sessions unless every member is offline (§4.8.2 leaves the
+    /// rule to the server; docs/mqtt.md states this one).
+    fn route_shared(&mut self, now: SimTime, msg: &Arc<Msg>, retain: bool) -> usize {
+        let mut picks: Vec<(SessionIdx, QoS, TopicFilter)> = Vec::new();
+        for ((filter, group), g) in self.shared.iter_mut() {
+            if g.members.is_empty() || !filter.matches(&msg.topic) {
+                continue;
+            }
+            let n = g.members.len();
+            let online = |i: usize| {
+                g.members.get(i).is_some_and(|&(idx, _)| {
+                    self.sessions
+                        .get(idx as usize)
+                        .and_then(|s| s.as_ref())
+                        .is_some_and(|s| s.conn.is_some())
+                })
+            };
+            let start = g.next % n;
+            let pick = (0..n)
+                .map(|k| (start + k) % n)
+                .find(|&i| online(i))
+                .unwrap_or(start);
+            g.next = pick + 1;
+            if let Some(&(idx, q)) = g.members.get(pick) {
+                let full = share_filter(group, filter);
+                picks.push((idx, q, full));
+            }
+        }
+        let copies = picks.len();
+        for (idx, granted, full) in picks {
+            let (rap, ids) = self
+                .session(idx)
+                .and_then(|s| s.v5.as_ref())
+                .and_then(|v| {
+                    let i = v.opts.binary_search_by(|e| e.filter.cmp(&full)).ok()?;
+                    let e = v.opts.get(i)?;
+                    Some((
+                        e.retain_as_published,
+                        (e.id != 0).then(|| Arc::from([e.id])),
+                    ))
+                })
+                .unwrap_or((false, None));
+            self.deliver(now, idx, msg, msg.qos.min(granted), rap && retain, ids);
+        }
+        copies
+    }
+
+    /// Whether any subscription (plain or shared) matches `topic`.
+    pub(super) fn has_subscribers(&mut self, topic: &TopicName) -> bool {
+        let mut targets = std::mem::take(&mut self.scratch);
+        self.tree.matches(topic, &mut targets);
+        let any = !targets.is_empty()
+            || self
+                .shared
+                .iter()
+                .any(|((f, _), g)| !g.members.is_empty() && f.matches(topic));
+        targets.clear();
+        self.scratch = targets;
+        any
     }
 
     /// Retained messages whose topic `filter` matches, in topic order. A
@@ -71,11 +210,12 @@ impl Broker {
         msg: &Arc<Msg>,
         qos: QoS,
         retain: bool,
+        sub_ids: SubIds,
     ) {
-        let max_inflight = self.config.max_inflight.max(1);
         let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return;
         };
+        let max_inflight = inflight_cap(self.config.max_inflight, s);
         match s.conn {
             Some(conn) if qos == QoS::AtMostOnce => {
                 self.outq.push_back((
@@ -85,6 +225,7 @@ impl Broker {
                         qos_pid: QosPid::AtMostOnce,
                         retain,
                         dup: false,
+                        sub_ids,
                     },
                 ));
                 return;
@@ -98,7 +239,13 @@ impl Broker {
                     self.stats.publishes_sent += 1;
                     return;
                 }
-                self.send_new(now, idx, conn, msg.clone(), qos, retain);
+                let p = Pending {
+                    msg: msg.clone(),
+                    qos,
+                    retain,
+                    sub_ids,
+                };
+                self.send_new(now, idx, conn, p);
                 return;
             }
             None if qos == QoS::AtMostOnce && !self.config.queue_qos0_offline => {
@@ -127,20 +274,19 @@ impl Broker {
             msg: msg.clone(),
             qos,
             retain,
+            sub_ids,
         });
     }
 
     /// First transmission of a QoS 1/2 message: new packet identifier,
     /// into the in-flight window.
-    fn send_new(
-        &mut self,
-        now: SimTime,
-        idx: SessionIdx,
-        conn: ConnId,
-        msg: Arc<Msg>,
-        qos: QoS,
-        retain: bool,
-    ) {
+    fn send_new(&mut self, now: SimTime, idx: SessionIdx, conn: ConnId, p: Pending) {
+        let Pending {
+            msg,
+            qos,
+            retain,
+            sub_ids,
+        } = p;
         let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return;
         };
@@ -150,6 +296,7 @@ impl Broker {
             msg: msg.clone(),
             qos,
             retain,
+            sub_ids: sub_ids.clone(),
             state: if qos == QoS::AtLeastOnce {
                 OutState::AwaitAck
             } else {
@@ -164,6 +311,7 @@ impl Broker {
                 qos_pid: QosPid::new(qos, pid),
                 retain,
                 dup: false,
+                sub_ids,
             },
         ));
         if let Some(r) = self.config.legacy_retry {
@@ -173,17 +321,22 @@ impl Broker {
 
     /// Move queued messages into the in-flight window while it has room.
     pub(super) fn drain(&mut self, now: SimTime, idx: SessionIdx) {
-        let max_inflight = self.config.max_inflight.max(1);
         loop {
             let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
                 return;
             };
+            let max_inflight = inflight_cap(self.config.max_inflight, s);
             let Some(conn) = s.conn else { return };
             let next_qos0 = s.queue.front().is_some_and(|p| p.qos == QoS::AtMostOnce);
             if !next_qos0 && s.inflight.len() >= max_inflight {
                 return;
             }
             let Some(p) = s.queue.pop_front() else { return };
+            if p.msg.expired(now) {
+                // [MQTT-3.3.2-5]: onward delivery had not started
+                self.stats.messages_expired += 1;
+                continue;
+            }
             if p.qos == QoS::AtMostOnce {
                 self.outq.push_back((
                     conn,
@@ -192,10 +345,11 @@ impl Broker {
                         qos_pid: QosPid::AtMostOnce,
                         retain: p.retain,
                         dup: false,
+                        sub_ids: p.sub_ids,
                     },
                 ));
             } else {
-                self.send_new(now, idx, conn, p.msg, p.qos, p.retain);
+                self.send_new(now, idx, conn, p);
             }
         }
     }
@@ -226,6 +380,7 @@ impl Broker {
                     qos_pid: QosPid::new(o.qos, o.pid),
                     retain: o.retain,
                     dup: true, // [MQTT-3.3.1-1]
+                    sub_ids: o.sub_ids.clone(),
                 },
                 OutState::AwaitComp => Out::Ack {
                     ty: PacketType::PubRel,
@@ -273,12 +428,45 @@ impl Broker {
             let Ok(topic) = TopicName::new(topic) else {
                 continue;
             };
-            let msg = Arc::new(Msg {
+            let msg = Arc::new(Msg::plain(
                 topic,
-                payload: Arc::from(value.into_bytes()),
-                qos: QoS::AtMostOnce,
-            });
-            self.route(now, msg, true);
+                Arc::from(value.into_bytes()),
+                QoS::AtMostOnce,
+            ));
+            self.route(now, msg, true, None);
         }
     }
+}
+
+/// What [`Broker::sub_options`] found.
+enum SubMatch {
+    /// No 5.0 options: the tree's granted QoS stands.
+    Plain,
+    /// Every matching subscription was No Local from the publisher.
+    NoneLeft,
+    Options {
+        qos: QoS,
+        rap: bool,
+        ids: SubIds,
+    },
+}
+
+/// A session's in-flight window: the broker's limit, capped by a 5.0
+/// client's Receive Maximum.
+fn inflight_cap(max_inflight: usize, s: &Session) -> usize {
+    let cap = s.v5.as_ref().map_or(max_inflight, |v| {
+        max_inflight.min(usize::from(v.receive_maximum))
+    });
+    cap.max(1)
+}
+
+/// True for a `$share/{group}/{filter}` filter (§4.8.2).
+pub(super) fn is_shared(f: &TopicFilter) -> bool {
+    f.as_str().starts_with("$share/")
+}
+
+/// The whole `$share/{group}/{filter}` filter of a group.
+pub(super) fn share_filter(group: &str, filter: &TopicFilter) -> TopicFilter {
+    TopicFilter::new(&format!("$share/{group}/{}", filter.as_str()))
+        .unwrap_or_else(|_| filter.clone())
 }

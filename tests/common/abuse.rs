@@ -1,0 +1,313 @@
+//! A socket abuse harness for servers under test (`qossim broker` in
+//! tests/broker_cli.rs; reusable for any TCP server): raw MQTT 3.1.1
+//! clients built byte by byte, connections that must be closed within a
+//! bound, a flood of random bytes over many connections, a steady QoS 1
+//! publisher, and the peak memory of a process.
+//!
+//! Every wait is bounded; nothing here can hang a test.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddrV4, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// MQTT's variable-length integer (§2.2.3).
+pub fn varint(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let b = (n % 128) as u8;
+        n /= 128;
+        out.push(if n > 0 { b | 0x80 } else { b });
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+fn string(s: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A 3.1.1 CONNECT: clean session, keep alive `keep_alive` s.
+pub fn connect_packet(client_id: &str, keep_alive: u16) -> Vec<u8> {
+    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    string(client_id, &mut body);
+    let mut p = vec![0x10];
+    varint(body.len(), &mut p);
+    p.extend_from_slice(&body);
+    p
+}
+
+/// A PUBLISH (`pid` ignored for QoS 0).
+pub fn publish_packet(topic: &str, payload: &[u8], qos: u8, pid: u16, retain: bool) -> Vec<u8> {
+    let mut body = Vec::with_capacity(topic.len() + payload.len() + 4);
+    string(topic, &mut body);
+    if qos > 0 {
+        body.extend_from_slice(&pid.to_be_bytes());
+    }
+    body.extend_from_slice(payload);
+    let mut p = vec![0x30 | (qos << 1) | u8::from(retain)];
+    varint(body.len(), &mut p);
+    p.extend_from_slice(&body);
+    p
+}
+
+/// A SUBSCRIBE of one filter.
+pub fn subscribe_packet(pid: u16, filter: &str, qos: u8) -> Vec<u8> {
+    let mut body = pid.to_be_bytes().to_vec();
+    string(filter, &mut body);
+    body.push(qos);
+    let mut p = vec![0x82];
+    varint(body.len(), &mut p);
+    p.extend_from_slice(&body);
+    p
+}
+
+/// Read one whole packet (fixed header and body) from `s`.
+pub fn read_packet(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut p = vec![0u8; 1];
+    s.read_exact(&mut p)?;
+    let mut len = 0usize;
+    let mut mult = 1usize;
+    for _ in 0..4 {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)?;
+        p.push(b[0]);
+        len += usize::from(b[0] & 0x7f) * mult;
+        mult *= 128;
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    let start = p.len();
+    p.resize(start + len, 0);
+    s.read_exact(&mut p[start..])?;
+    Ok(p)
+}
+
+/// A TCP connection to `addr` that has sent CONNECT and read CONNACK 0
+/// (reads time out after 10 s).
+pub fn mqtt_connect(addr: SocketAddrV4, client_id: &str) -> TcpStream {
+    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.set_nodelay(true).expect("nodelay");
+    s.write_all(&connect_packet(client_id, 0)).expect("CONNECT");
+    let connack = read_packet(&mut s).expect("CONNACK");
+    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00], "CONNACK for {client_id}");
+    s
+}
+
+/// [`mqtt_connect`] and SUBSCRIBE `filter` at `qos`, SUBACK checked.
+pub fn mqtt_subscriber(addr: SocketAddrV4, client_id: &str, filter: &str, qos: u8) -> TcpStream {
+    let mut s = mqtt_connect(addr, client_id);
+    s.write_all(&subscribe_packet(1, filter, qos))
+        .expect("SUBSCRIBE");
+    let suback = read_packet(&mut s).expect("SUBACK");
+    assert_eq!(
+        suback,
+        [0x90, 0x03, 0x00, 0x01, qos],
+        "SUBACK for {client_id}"
+    );
+    s
+}
+
+/// How the peer ended a connection we only read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// EOF or reset after this long (bytes read meanwhile are discarded).
+    Closed(Duration),
+    /// Still open when the limit passed.
+    StillOpen,
+}
+
+/// Read (and discard) from `s` until the peer closes it, for at most
+/// `limit`.
+pub fn wait_closed(s: &mut TcpStream, limit: Duration) -> Ending {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ending::StillOpen;
+        }
+        let _ = s.set_read_timeout(Some(left.min(Duration::from_millis(200))));
+        match s.read(&mut buf) {
+            Ok(0) => return Ending::Closed(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Ending::Closed(start.elapsed()),
+        }
+    }
+}
+
+/// A small deterministic generator (xorshift64*) for the flood's bytes.
+pub struct Junk(u64);
+
+impl Junk {
+    pub fn new(seed: u64) -> Self {
+        Junk(seed | 1)
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let v = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// What [`random_flood`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodReport {
+    /// Bytes the sockets took (`write` returned them).
+    pub bytes: u64,
+    /// Connections opened.
+    pub connections: u64,
+    /// Connection attempts that failed (refused, timed out).
+    pub connect_failures: u64,
+    pub elapsed: Duration,
+}
+
+/// Send `total` random bytes to `addr` from `threads` threads, each
+/// opening connection after connection and writing up to `per_conn` bytes
+/// (in chunks of at most 64 KiB) on each, until the server closes it (a
+/// server that validates input closes each one soon) or `per_conn` is
+/// reached. Stops at `total` bytes or after `limit`.
+pub fn random_flood(
+    addr: SocketAddrV4,
+    total: u64,
+    per_conn: u64,
+    threads: usize,
+    limit: Duration,
+) -> FloodReport {
+    let sent = Arc::new(AtomicU64::new(0));
+    let conns = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<JoinHandle<()>> = (0..threads)
+        .map(|t| {
+            let (sent, conns, failures) = (sent.clone(), conns.clone(), failures.clone());
+            std::thread::spawn(move || {
+                let mut junk = Junk::new(0x9e37_79b9_7f4a_7c15 ^ t as u64);
+                let mut chunk = vec![0u8; 64 * 1024];
+                while sent.load(Ordering::Relaxed) < total && start.elapsed() < limit {
+                    let Ok(mut s) =
+                        TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2))
+                    else {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    conns.fetch_add(1, Ordering::Relaxed);
+                    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+                    let mut this = 0u64;
+                    while this < per_conn
+                        && sent.load(Ordering::Relaxed) < total
+                        && start.elapsed() < limit
+                    {
+                        junk.fill(&mut chunk);
+                        let n = chunk.len().min((per_conn - this) as usize);
+                        match s.write(&chunk[..n]) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                this += n as u64;
+                                sent.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("flood thread");
+    }
+    FloodReport {
+        bytes: sent.load(Ordering::Relaxed),
+        connections: conns.load(Ordering::Relaxed),
+        connect_failures: failures.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// A raw QoS 1 publisher on its own thread: one PUBLISH to `topic` every
+/// `interval` (payload "N", N counting from 0), each PUBACK awaited (at
+/// most 5 s), until stopped.
+pub struct SteadyPublisher {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Result<u64, String>>>,
+}
+
+impl SteadyPublisher {
+    pub fn start(addr: SocketAddrV4, client_id: &str, topic: &str, interval: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (client_id, topic) = (client_id.to_string(), topic.to_string());
+        let handle = std::thread::spawn(move || {
+            let mut s = mqtt_connect(addr, &client_id);
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+            let mut n: u64 = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let pid = (n % 65_535) as u16 + 1;
+                s.write_all(&publish_packet(
+                    &topic,
+                    n.to_string().as_bytes(),
+                    1,
+                    pid,
+                    false,
+                ))
+                .map_err(|e| format!("PUBLISH {n}: {e}"))?;
+                let ack = read_packet(&mut s).map_err(|e| format!("PUBACK {n}: {e}"))?;
+                let [hi, lo] = pid.to_be_bytes();
+                if ack != [0x40, 0x02, hi, lo] {
+                    return Err(format!("PUBACK {n}: got {ack:02x?}"));
+                }
+                n += 1;
+                std::thread::sleep(interval);
+            }
+            Ok(n)
+        });
+        SteadyPublisher {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop; the number of messages published and acknowledged, or what
+    /// went wrong.
+    pub fn stop(mut self) -> Result<u64, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.handle.take() {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err("publisher panicked".into())),
+            None => Err("already stopped".into()),
+        }
+    }
+}
+
+impl Drop for SteadyPublisher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Peak resident memory (VmHWM) of process `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
