@@ -1014,32 +1014,24 @@ fn mosquitto_5_own_publishes_qos_0_1_2_with_topic_aliases() {
         10,
         "mosquitto's default Topic Alias Maximum"
     );
-    let now = d.now();
-    d.core_mut()
-        .subscribe5(
-            now,
-            vec![(filter("qossim/v5/#"), SubOptions::qos(QoS::ExactlyOnce))],
-            Some(11),
-            vec![],
-        )
-        .expect("subscribe");
-    d.flush().expect("flush");
+    d.subscribe5(
+        vec![(filter("qossim/v5/#"), SubOptions::qos(QoS::ExactlyOnce))],
+        Some(11),
+    )
+    .expect("subscribe");
     assert_eq!(suback5(&mut d), vec![ReasonCode::GRANTED_QOS_2]);
     let t = "qossim/v5/interop/alias";
     for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
         .into_iter()
         .enumerate()
     {
-        let now = d.now();
         let props = Properties {
             correlation_data: Some(vec![i as u8]),
             user_properties: vec![("n".into(), i.to_string())],
             ..Properties::default()
         };
-        d.core_mut()
-            .publish5(now, topic(t), vec![i as u8], qos, false, props)
+        d.publish5(topic(t), &[i as u8], qos, false, props)
             .expect("publish");
-        d.flush().expect("flush");
     }
     let mut got = Vec::new();
     let mut acked = 0;
@@ -1086,6 +1078,22 @@ fn mosquitto_5_own_publishes_qos_0_1_2_with_topic_aliases() {
     d.disconnect().expect("disconnect");
 }
 
+/// Wait (at most 5 s) until mosquitto's log shows `needle` `n` times:
+/// it handles sockets in its own order, so a CONNECT on a new connection
+/// may otherwise overtake the DISCONNECT sent just before on the old one
+/// (a takeover, which keeps the session).
+fn wait_log(broker: &common::peers::Mosquitto, needle: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while broker.log().matches(needle).count() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mosquitto did not log {needle:?} {n} times within 5 s; log:\n{}",
+            broker.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn mosquitto_5_persistent_session_keeps_messages_while_offline() {
     let Some(bin) = peer_binary("mosquitto", "install Debian package mosquitto") else {
@@ -1099,21 +1107,17 @@ fn mosquitto_5_persistent_session_keeps_messages_while_offline() {
     };
     let mut sub = driver(persistent.clone(), broker.addr);
     connect5(&mut sub);
-    let now = sub.now();
-    sub.core_mut()
-        .subscribe5(
-            now,
-            vec![(
-                filter("qossim/v5/offline"),
-                SubOptions::qos(QoS::AtLeastOnce),
-            )],
-            None,
-            vec![],
-        )
-        .expect("subscribe");
-    sub.flush().expect("flush");
+    sub.subscribe5(
+        vec![(
+            filter("qossim/v5/offline"),
+            SubOptions::qos(QoS::AtLeastOnce),
+        )],
+        None,
+    )
+    .expect("subscribe");
     assert_eq!(suback5(&mut sub), vec![ReasonCode::GRANTED_QOS_1]);
     sub.disconnect().expect("disconnect");
+    wait_log(&broker, "Client qossim-v5-persist disconnected", 1);
 
     let mut publ = driver(cfg5("qossim-v5-pub"), broker.addr);
     connect5(&mut publ);
@@ -1140,5 +1144,21 @@ fn mosquitto_5_persistent_session_keeps_messages_while_offline() {
         got.push(p);
     }
     assert_eq!(got, vec![vec![0], vec![1], vec![2]]);
-    sub.disconnect().expect("disconnect");
+    // DISCONNECT with Session Expiry 0 ends the session at once
+    sub.disconnect5(Some(0)).expect("disconnect");
+    wait_log(&broker, "Client qossim-v5-persist disconnected", 2);
+    let mut again = driver(
+        ClientConfig {
+            clean_session: false,
+            session_expiry_interval: 60,
+            ..cfg5("qossim-v5-persist")
+        },
+        broker.addr,
+    );
+    assert!(
+        !connect5(&mut again),
+        "no session after expiry 0; log:\n{}",
+        broker.log()
+    );
+    again.disconnect().expect("disconnect");
 }

@@ -29,6 +29,7 @@ use super::events::{
 };
 use super::packet::QoS;
 use super::topic::{TopicFilter, TopicName};
+use super::v5::{Properties, SubOptions};
 use crate::sim::SimTime;
 
 /// How long a TCP connect or a blocking write may take.
@@ -200,6 +201,45 @@ impl Driver<Client, TcpClient> {
     /// Send DISCONNECT and close the socket.
     pub fn disconnect(&mut self) -> Result<(), SocketError> {
         self.core_mut().disconnect();
+        self.flush().map(|_| ())
+    }
+
+    /// MQTT 5.0 publish with message properties ([`Client::publish5`]).
+    pub fn publish5(
+        &mut self,
+        topic: TopicName,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        props: Properties,
+    ) -> Result<MessageHandle, SocketError> {
+        let now = self.now();
+        let h = self
+            .core_mut()
+            .publish5(now, topic, payload.to_vec(), qos, retain, props)?;
+        self.flush()?;
+        Ok(h)
+    }
+
+    /// MQTT 5.0 SUBSCRIBE with options and an optional subscription
+    /// identifier ([`Client::subscribe5`]).
+    pub fn subscribe5(
+        &mut self,
+        filters: Vec<(TopicFilter, SubOptions)>,
+        subscription_identifier: Option<u32>,
+    ) -> Result<RequestHandle, SocketError> {
+        let now = self.now();
+        let h = self
+            .core_mut()
+            .subscribe5(now, filters, subscription_identifier, Vec::new())?;
+        self.flush()?;
+        Ok(h)
+    }
+
+    /// MQTT 5.0 DISCONNECT setting the session expiry
+    /// ([`Client::disconnect5`]), then close the socket.
+    pub fn disconnect5(&mut self, session_expiry: Option<u32>) -> Result<(), SocketError> {
+        self.core_mut().disconnect5(session_expiry)?;
         self.flush().map(|_| ())
     }
 
