@@ -492,3 +492,54 @@ fn broker_saturation_wait_follows_md1_and_grows_past_saturation() {
         "latency must climb: thirds {a:.0} → {b:.0} → {c:.0} ms"
     );
 }
+
+/// "What does MQTT 5.0 change?": topic aliases cut the telemetry's bytes
+/// by the topic length on every later PUBLISH of the sensor leg (which
+/// crosses two links), and a 60 s session expiry loses set-points a
+/// 3.1.1 persistent session keeps through a two-minute outage.
+#[test]
+fn mqtt_versions_aliases_save_topic_bytes_and_session_expiry_loses_what_3_1_1_keeps() {
+    let text = teaching("mqtt-versions.toml");
+    let v311 = run_text(
+        "teach-v311",
+        &text,
+        &["--set", "protocols.mqtt.version=\"3.1.1\""],
+    );
+    let v5 = run_text("teach-v5", &text, &["--set", "protocols.mqtt.version=5.0"]);
+    let per = |dir: &Path, col: &str| {
+        let r = run_row(dir, "telemetry");
+        num(&r, col) / num(&r, "delivered")
+    };
+    // every reading arrives in both
+    for d in [&v311, &v5] {
+        let r = run_row(d, "telemetry");
+        assert_eq!(num(&r, "delivered"), num(&r, "intended"));
+    }
+    // sensor leg (sensor → router → broker, 2 links): topic (47 B) − alias
+    // property (3 B) − property length (1 B) = 43 B saved per link; the
+    // dashboard leg (1 link, Topic Alias Maximum 1: one sensor in ten
+    // aliased) saves 44/10 − 1 ≈ 3.4 B
+    let topic = "hv100/bld1518/basement/hvac/sensor0/temperature".len() as f64;
+    let expected = 2.0 * (topic - 4.0) + (topic - 3.0) / 10.0 - 1.0;
+    let saved = per(&v311, "bytes_protocol") - per(&v5, "bytes_protocol");
+    assert!(
+        (saved - expected).abs() < 2.0,
+        "5.0 saves {saved:.1} B of MQTT per reading, expected ≈ {expected:.1}"
+    );
+    assert_eq!(per(&v311, "bytes_payload"), per(&v5, "bytes_payload"));
+    // the sessions: 3.1.1 keeps what queued during the outage, 5.0's
+    // expired session does not
+    let got = |dir: &Path| num(&run_row(dir, "commands"), "delivered");
+    let (a, b) = (got(&v311), got(&v5));
+    assert!(a >= b + 5.0, "3.1.1 delivered {a}, 5.0 {b}");
+    let late = messages(&v311)
+        .iter()
+        .filter(|m| m["flow"] == "commands" && delivered(m) && num(m, "latency_ms") > 10_000.0)
+        .count();
+    assert!(late >= 5, "3.1.1 delivers queued set-points late: {late}");
+    assert_eq!(
+        mqtt_metric(&v5, "broker", "broker", "sessions_expired"),
+        1.0,
+        "the actuator's session expired"
+    );
+}

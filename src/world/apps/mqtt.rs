@@ -145,8 +145,9 @@ pub(crate) fn qos_of(reliability: Reliability) -> QoS {
 }
 
 /// Where the application payload starts in an encoded PUBLISH (fixed
-/// header, topic, packet identifier), or `None` for other bytes.
-fn publish_payload_offset(packet: &[u8]) -> Option<usize> {
+/// header, topic, packet identifier and, on an MQTT 5.0 connection, the
+/// property block), or `None` for other bytes.
+fn publish_payload_offset(packet: &[u8], v5: bool) -> Option<usize> {
     if packet.first()? >> 4 != 3 {
         return None;
     }
@@ -160,7 +161,21 @@ fn publish_payload_offset(packet: &[u8]) -> Option<usize> {
         }
     }
     let tlen = usize::from(u16::from_be_bytes([*packet.get(i)?, *packet.get(i + 1)?]));
-    let off = i + 2 + tlen + if qos > 0 { 2 } else { 0 };
+    let mut off = i + 2 + tlen + if qos > 0 { 2 } else { 0 };
+    if v5 {
+        // property length: a variable byte integer, then the properties
+        let (mut len, mut mult) = (0usize, 1usize);
+        for _ in 0..4 {
+            let b = *packet.get(off)?;
+            off += 1;
+            len += usize::from(b & 0x7F) * mult;
+            mult *= 128;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        off += len;
+    }
     (off <= packet.len()).then_some(off)
 }
 
@@ -168,12 +183,18 @@ fn publish_payload_offset(packet: &[u8]) -> Option<usize> {
 /// (`packets.csv`) and, for a PUBLISH, where its application payload lies
 /// and which flow's message it carries (a broker's connection, or an
 /// MQTT-SN gateway's aggregated one, carries several flows).
-pub(super) fn write_packet(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], kind: PacketType) {
+pub(super) fn write_packet(
+    ctx: &mut Ctx<'_, '_>,
+    sock: SockId,
+    packet: &[u8],
+    kind: PacketType,
+    v5: bool,
+) {
     let name = kind.kind();
     // A refused write (the socket's backlog full, counted by the world as
     // a queue drop) loses the whole packet and keeps the stream's framing.
     if kind == PacketType::Publish {
-        if let Some(o) = publish_payload_offset(packet) {
+        if let Some(o) = publish_payload_offset(packet, v5) {
             let flows = ctx.scenario().flows.len();
             let msg = crate::app::workload::parse_payload(&packet[o..]);
             if ctx.monitors().is_some() {
@@ -302,8 +323,8 @@ impl Mqtt {
 
     /// Queue one encoded MQTT packet on a socket, marking where its
     /// application payload lies (PUBLISH) and what it is (`packets.csv`).
-    fn write(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], kind: PacketType) {
-        write_packet(ctx, sock, packet, kind);
+    fn write(ctx: &mut Ctx<'_, '_>, sock: SockId, packet: &[u8], kind: PacketType, v5: bool) {
+        write_packet(ctx, sock, packet, kind, v5);
     }
 
     /// Drive every socket a poll wrote to, once each (in slot order), and
@@ -331,7 +352,8 @@ impl Mqtt {
                 fc.sent_by_type[t.kind.index()] += 1;
                 fc.bytes_sent_by_type[t.kind.index()] += t.len as u64;
                 if let Some(sock) = cn.sock {
-                    Self::write(ctx, sock, &buf[..t.len], t.kind);
+                    let v5 = cn.config.version == crate::proto::mqtt::MqttVersion::V5;
+                    Self::write(ctx, sock, &buf[..t.len], t.kind, v5);
                     touched.push(sock);
                 }
             }
@@ -446,12 +468,16 @@ impl Mqtt {
                 .and_then(|b| b.broker.poll_transmit(now, &mut buf))
         } {
             let sock = SockId(t.conn.0);
+            let v5 = self
+                .brokers
+                .get(&node)
+                .is_some_and(|b| b.broker.speaks_v5(t.conn));
             if ctx.tcp_state(sock).is_some() {
                 if t.kind == PacketType::Publish {
                     copies += 1;
                     if let Some(m) = ctx.monitors() {
                         let p = &buf[..t.len];
-                        let flow = publish_payload_offset(p)
+                        let flow = publish_payload_offset(p, v5)
                             .and_then(|o| crate::app::workload::parse_payload(&p[o..]))
                             .map(|(f, _)| f)
                             .filter(|&f| (f as usize) < self.columns.len());
@@ -466,7 +492,7 @@ impl Mqtt {
                         });
                     }
                 }
-                Self::write(ctx, sock, &buf[..t.len], t.kind);
+                Self::write(ctx, sock, &buf[..t.len], t.kind, v5);
                 touched.push(sock);
             }
         }
@@ -1091,6 +1117,17 @@ impl Mqtt {
                 ("protocol_errors", st.protocol_errors),
             ] {
                 push("broker", name, metric.to_string(), v.to_string());
+            }
+            if sc.protocols.mqtt.version == crate::proto::mqtt::MqttVersion::V5 {
+                // MQTT 5.0 scenarios only, so 3.1.1 outputs keep their rows
+                for (metric, v) in [
+                    ("sessions_expired", st.sessions_expired),
+                    ("messages_expired", st.messages_expired),
+                    ("dropped_too_large", st.dropped_too_large),
+                    ("disconnects_sent", st.disconnects_sent),
+                ] {
+                    push("broker", name, metric.to_string(), v.to_string());
+                }
             }
             if !b.broker.config().acl.is_empty() {
                 for (metric, v) in [

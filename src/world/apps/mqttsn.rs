@@ -660,7 +660,7 @@ impl MqttSn {
                             .and_then(|u| u.sock)
                         {
                             if ctx.tcp_state(sock).is_some() {
-                                write_packet(ctx, sock, &buf[..len], kind);
+                                write_packet(ctx, sock, &buf[..len], kind, false);
                                 touched.push(sock);
                             }
                         }

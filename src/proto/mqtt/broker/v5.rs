@@ -121,6 +121,12 @@ impl Broker {
         self.conns.get(&conn).is_some_and(|c| c.v5.is_some())
     }
 
+    /// Whether connection `conn` speaks MQTT 5.0 (its CONNECT had protocol
+    /// level 5); false for 3.1.1 and unknown connections.
+    pub fn speaks_v5(&self, conn: ConnId) -> bool {
+        self.is_v5(conn)
+    }
+
     /// Undecodable bytes on a 5.0 connection: CONNACK (before CONNECT was
     /// accepted) or DISCONNECT with the error's reason code, then close
     /// (§4.13).
