@@ -115,7 +115,7 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, Scena
 /// located in the scenario file: README.md "Warnings").
 pub fn warnings(sc: &Scenario) -> Vec<Warning> {
     use crate::scenario::model::{Protocol, Reliability};
-    let mut w = Vec::new();
+    let mut w = crate::scenario::topic_practice::warnings(sc);
     let mut warn = |field: String, message: String| {
         w.push(Warning::at(&sc.origin, &sc.text, Some(&field), message));
     };

@@ -24,6 +24,7 @@ pub mod radio;
 pub mod report;
 pub(crate) mod schema;
 mod sweep;
+pub mod topic_practice;
 mod topology;
 pub mod trace;
 pub mod units;

@@ -7,6 +7,8 @@
 //!
 //! `labels` names swept `--set` paths in words (with their unit) on chart
 //! axes and legends, over the built-in table (`report::charts::axis_label`).
+//! `demonstrates = ["topic-practice"]` says the scenario shows bad topic
+//! practice on purpose: its topic-practice warnings are not printed.
 
 use super::check::Ctx;
 use super::schema::S;
@@ -19,6 +21,8 @@ use std::collections::BTreeMap;
 pub(crate) struct ReportSchema {
     #[serde(default)]
     pub labels: BTreeMap<String, S<String>>,
+    /// Bad practice the scenario shows on purpose (silences its warnings).
+    pub demonstrates: Option<S<Vec<S<String>>>>,
 }
 
 /// `[report]`, validated.
@@ -26,6 +30,10 @@ pub(crate) struct ReportSchema {
 pub struct ReportSpec {
     /// Axis titles by `--set` path.
     pub labels: BTreeMap<String, String>,
+    /// `demonstrates = ["topic-practice"]`: the scenario shows that bad
+    /// practice on purpose, so its warnings are not printed
+    /// (`scenario::topic_practice`).
+    pub demonstrates: Vec<String>,
 }
 
 /// Longest label accepted (it must fit beside a chart's axis).
@@ -62,5 +70,29 @@ pub(crate) fn resolve(
         }
         labels.insert(path.trim().to_string(), text.to_string());
     }
-    Ok(ReportSpec { labels })
+    let mut demonstrates = Vec::new();
+    for (i, d) in r
+        .get_ref()
+        .demonstrates
+        .iter()
+        .flat_map(|v| v.get_ref())
+        .enumerate()
+    {
+        let known = [super::topic_practice::DEMONSTRATES];
+        if !known.contains(&d.get_ref().as_str()) {
+            return Err(ctx.err_at(
+                d,
+                &format!("report.demonstrates[{i}]"),
+                format!(
+                    "unknown practice \"{}\": expected one of {known:?}",
+                    d.get_ref()
+                ),
+            ));
+        }
+        demonstrates.push(d.get_ref().clone());
+    }
+    Ok(ReportSpec {
+        labels,
+        demonstrates,
+    })
 }

@@ -1,0 +1,171 @@
+//! Topic-practice warnings (issue 18 item 5; README.md "Warnings"): MQTT
+//! and MQTT-SN topics that are valid but make a topic tree hard to use,
+//! each located at the scenario line and suggesting the better form built
+//! from the actual names.
+//!
+//! Checked per MQTT/MQTT-SN flow, on the topic as each publisher renders
+//! it:
+//! * `leading-slash`: a topic starting with `/` (an empty first level);
+//! * `empty-level`: `//` or a trailing `/`;
+//! * `space-or-non-ascii`: spaces or characters outside ASCII;
+//! * `upper-case`: upper-case letters (topics are case-sensitive, so
+//!   `Room` and `room` are two trees);
+//! * `subscribe-all`: receivers whose subscription filter is wildcards
+//!   only (every level `+`, or `#`): a device receiving the whole tree; and
+//!   an `acl` rule that lets device nodes subscribe to `#`;
+//! * `indistinguishable`: several publishers rendering the same topic with
+//!   the receivers unable to tell them apart.
+//!
+//! A scenario that shows bad practice on purpose says so with
+//! `[report] demonstrates = ["topic-practice"]`, which silences them.
+
+use super::error::Warning;
+use super::model::{Pattern, Protocol, Role, Scenario};
+
+/// The `[report] demonstrates` value that silences these warnings.
+pub const DEMONSTRATES: &str = "topic-practice";
+
+/// `topic` in the recommended form: no leading, trailing or doubled `/`,
+/// lower case, spaces as `-`, characters outside ASCII dropped.
+pub fn better_form(topic: &str) -> String {
+    topic
+        .split('/')
+        .map(|l| {
+            let l: String = l
+                .trim()
+                .chars()
+                .filter(char::is_ascii)
+                .map(|c| {
+                    if c == ' ' {
+                        '-'
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
+                .collect();
+            l
+        })
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The topic-practice warnings of `sc` (none when the scenario
+/// demonstrates bad practice).
+pub fn warnings(sc: &Scenario) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if sc.report.demonstrates.iter().any(|d| d == DEMONSTRATES) {
+        return out;
+    }
+    let mut warn = |field: String, message: String| {
+        out.push(Warning::at(&sc.origin, &sc.text, Some(&field), message));
+    };
+    for f in &sc.flows {
+        if !matches!(f.protocol, Protocol::Mqtt | Protocol::Mqttsn) {
+            continue;
+        }
+        let field = format!("flows.{}.topic", f.name);
+        let rendered: Vec<(String, String)> = (0..f.publishers.len())
+            .map(|k| {
+                let name = sc.nodes[f.publishers[k]].name.clone();
+                (name, super::flows::topic_for(f, &sc.nodes, k))
+            })
+            .collect();
+        let Some((first_name, first)) = rendered.first() else {
+            continue;
+        };
+        let better = better_form(first);
+        let tag = |what: &str| {
+            format!(
+                "topic practice ({what}): flow `{}` publishes to \"{first}\"",
+                f.name
+            )
+        };
+        if first.starts_with('/') {
+            warn(
+                field.clone(),
+                format!(
+                    "{}: a leading '/' adds an empty first level; better \"{better}\"",
+                    tag("leading-slash")
+                ),
+            );
+        }
+        if first.trim_start_matches('/').contains("//") || first.ends_with('/') {
+            warn(field.clone(), format!(
+                "{}: an empty level (\"//\" or a trailing '/') is a level no one means to match; better \"{better}\"",
+                tag("empty-level")
+            ));
+        }
+        if first.contains(' ') || !first.is_ascii() {
+            warn(field.clone(), format!(
+                "{}: spaces and non-ASCII characters break tools and filters typed by hand; better \"{better}\"",
+                tag("space-or-non-ascii")
+            ));
+        }
+        if first.chars().any(|c| c.is_ascii_uppercase()) {
+            warn(field.clone(), format!(
+                "{}: topics are case-sensitive, mixed case splits one tree in two; better \"{better}\"",
+                tag("upper-case")
+            ));
+        }
+        // receivers' filter (broadcast and fan-in: the template's)
+        if f.pattern != Pattern::PointToPoint && !f.receivers.is_empty() {
+            let filter = crate::proto::mqtt::topic::template_filter(&f.topic);
+            if filter.split('/').all(|l| l == "+" || l == "#") {
+                let fixed = format!("{}/{}", better_form(&f.name), f.topic.trim_matches('/'));
+                warn(field.clone(), format!(
+                    "topic practice (subscribe-all): the receivers of flow `{}` subscribe to \"{filter}\", every topic of that depth — a device should subscribe to its own subtree; publish under a prefix, e.g. \"{}\" (filter \"{}\")",
+                    f.name,
+                    super::flows::topic_for(
+                        &super::model::FlowSpec { topic: fixed.clone(), ..f.clone() },
+                        &sc.nodes,
+                        0
+                    ),
+                    crate::proto::mqtt::topic::template_filter(&fixed),
+                ));
+            }
+        }
+        if rendered.len() > 1 && rendered.iter().all(|(_, t)| t == first) {
+            let names: Vec<&str> = rendered.iter().map(|(n, _)| n.as_str()).collect();
+            let shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+            warn(field.clone(), format!(
+                "{}: its {} publishers ({shown}{}) share that one topic, so a subscriber cannot tell them apart; better one topic each, e.g. \"{better}/{}\" (template \"{}/{{name}}\")",
+                tag("indistinguishable"),
+                names.len(),
+                if names.len() > 3 { ", …" } else { "" },
+                better_form(first_name),
+                f.topic.trim_end_matches('/'),
+            ));
+        }
+    }
+    // acl rules that let devices subscribe to everything
+    for (i, r) in sc.protocols.mqtt.acl.rules().iter().enumerate() {
+        if !r.subscribe.iter().any(|p| p == "#") {
+            continue;
+        }
+        let devices: Vec<&str> = sc
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Client)
+            .filter(|n| {
+                r.clients
+                    .as_deref()
+                    .is_none_or(|g| crate::proto::mqtt::acl::glob_match(g, &n.name))
+            })
+            .map(|n| n.name.as_str())
+            .collect();
+        if r.users.is_none() {
+            if let Some(d) = devices.first() {
+                warn(
+                    "protocols.mqtt.acl".into(),
+                    format!(
+                        "topic practice (subscribe-all): acl rule {i} lets device nodes ({}{}) subscribe to \"#\", the whole tree; better a subtree, e.g. subscribe = [\"<site>/%c/#\"] (for {d}: \"<site>/{d}/#\")",
+                        devices.iter().take(3).copied().collect::<Vec<_>>().join(", "),
+                        if devices.len() > 3 { ", …" } else { "" },
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
