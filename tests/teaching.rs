@@ -500,12 +500,8 @@ fn broker_saturation_wait_follows_md1_and_grows_past_saturation() {
 #[test]
 fn mqtt_versions_aliases_save_topic_bytes_and_session_expiry_loses_what_3_1_1_keeps() {
     let text = teaching("mqtt-versions.toml");
-    let v311 = run_text(
-        "teach-v311",
-        &text,
-        &["--set", "protocols.mqtt.version=\"3.1.1\""],
-    );
-    let v5 = run_text("teach-v5", &text, &["--set", "protocols.mqtt.version=5.0"]);
+    let v311 = run_text("teach-v311", &text, &["protocols.mqtt.version=\"3.1.1\""]);
+    let v5 = run_text("teach-v5", &text, &["protocols.mqtt.version=5.0"]);
     let per = |dir: &Path, col: &str| {
         let r = run_row(dir, "telemetry");
         num(&r, col) / num(&r, "delivered")

@@ -3,8 +3,8 @@
 use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
 use crate::proto::mqtt::acl::{self, Acl, AclRule, DenyPublish};
-use crate::scenario::model::{MqttParams, MqttPersistence, MqttSession, Qos2Forward};
 use crate::proto::mqtt::MqttVersion;
+use crate::scenario::model::{MqttParams, MqttPersistence, MqttSession, Qos2Forward};
 use crate::sim::SimDuration;
 use serde::Deserialize;
 use toml::Spanned as S;
@@ -176,7 +176,13 @@ pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, Scena
             }
         },
         session_expiry,
-        topic_aliases: int(&m.topic_aliases, "topic_aliases", u64::from(d.topic_aliases), 0, 65_535)? as u16,
+        topic_aliases: int(
+            &m.topic_aliases,
+            "topic_aliases",
+            u64::from(d.topic_aliases),
+            0,
+            65_535,
+        )? as u16,
         receive_maximum: int(
             &m.receive_maximum,
             "receive_maximum",
