@@ -10,108 +10,11 @@
 
 mod common;
 
-use common::peers::{free_port, peer_binary, skip_or_fail, LOCALHOST};
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddrV4;
+use common::peers::{peer_binary, skip_or_fail};
+use common::served::Served;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const QOSSIM: &str = env!("CARGO_BIN_EXE_qossim");
-
-/// `qossim broker` on a free port with a `--log`; killed when dropped.
-struct Served {
-    child: Child,
-    addr: SocketAddrV4,
-    stderr: Receiver<String>,
-    log: PathBuf,
-}
-
-fn line_reader(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-impl Served {
-    /// Start `qossim broker --listen 127.0.0.1:<free> --log <tmp> <extra>`
-    /// and wait for its banner.
-    fn start(tag: &str, extra: &[&str]) -> Served {
-        let addr = SocketAddrV4::new(LOCALHOST, free_port());
-        let log = common::temp_dir(tag).join("broker.log");
-        let mut child = Command::new(QOSSIM)
-            .args(["broker", "--listen", &addr.to_string(), "--log"])
-            .arg(&log)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start qossim broker");
-        let stdout = line_reader(child.stdout.take().expect("stdout"));
-        let stderr = line_reader(child.stderr.take().expect("stderr"));
-        let served = Served {
-            child,
-            addr,
-            stderr,
-            log,
-        };
-        let banner = stdout
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no banner; stderr: {}",
-                    served.stderr.try_iter().collect::<Vec<_>>().join("\n")
-                )
-            });
-        assert!(
-            banner.starts_with(&format!("qossim broker: MQTT 3.1.1 and 5.0 on tcp {addr};")),
-            "{banner}"
-        );
-        // keep stdout drained so the broker never blocks on it
-        std::thread::spawn(move || for _ in stdout {});
-        served
-    }
-
-    fn port(&self) -> String {
-        self.addr.port().to_string()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Wait (at most 10 s) until the log has a line containing every one
-    /// of `parts`.
-    fn wait_log(&self, parts: &[&str]) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if self
-                .log_text()
-                .lines()
-                .any(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("no log line with {parts:?}:\n{}", self.log_text());
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn paho_available() -> bool {
     let ok = Command::new("python3")

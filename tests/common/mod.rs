@@ -5,6 +5,7 @@
 pub mod abuse;
 pub mod cli;
 pub mod peers;
+pub mod served;
 pub mod sim;
 pub mod tshark;
 
