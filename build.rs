@@ -20,13 +20,38 @@ const DIRECT: &[&str] = &[
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
     // HEAD names a branch ref, which moves on every commit: watch both (and
-    // packed-refs), or the embedded hash goes stale
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/packed-refs");
-    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
-        if let Some(r) = head.trim().strip_prefix("ref: ") {
-            println!("cargo:rerun-if-changed=.git/{r}");
+    // packed-refs), or the embedded hash goes stale. Paths come from git
+    // itself, so a linked worktree (where `.git` is a file) watches its own
+    // HEAD instead of a missing path that would rebuild on every call.
+    let git_path = |p: &str| {
+        Command::new("git")
+            .args(["rev-parse", "--git-path", p])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+    };
+    let common = Command::new("git")
+        .args(["rev-parse", "--git-common-dir"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string());
+    if let Some(head) = git_path("HEAD") {
+        println!("cargo:rerun-if-changed={head}");
+        if let Ok(text) = std::fs::read_to_string(&head) {
+            if let Some(r) = text.trim().strip_prefix("ref: ") {
+                if let Some(c) = &common {
+                    println!("cargo:rerun-if-changed={c}/{r}");
+                }
+            }
         }
+    }
+    // a missing watched file would rerun this script on every build
+    if let Some(c) = common.filter(|c| std::path::Path::new(&format!("{c}/packed-refs")).exists()) {
+        println!("cargo:rerun-if-changed={c}/packed-refs");
     }
     let hash = Command::new("git")
         .args(["rev-parse", "HEAD"])
