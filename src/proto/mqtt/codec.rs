@@ -28,6 +28,7 @@ use super::packet::{
 use super::topic::{TopicError, TopicFilter, TopicName};
 
 mod encode;
+pub(crate) use encode::put_varint;
 pub use encode::{encode_ack, encode_publish, publish_len, varint_len};
 
 /// Largest remaining length the 4-byte varint can express (§2.2.3).
@@ -112,26 +113,33 @@ pub enum EncodeError {
     NoFilters { packet: &'static str },
 }
 
-/// Parse the fixed header at the start of `buf`: `Ok(None)` if the
-/// remaining-length varint is incomplete, else `(first byte, remaining
-/// length, header length)`.
-pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, DecodeError> {
-    let Some(&first) = buf.first() else {
-        return Ok(None);
-    };
+/// The variable byte integer at the start of `buf` (§2.2.3; 5.0 §1.5.5):
+/// `Ok(None)` while incomplete, else `(value, bytes)`; a fifth byte is an
+/// error.
+pub fn read_varint(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
     let mut len = 0usize;
     let mut mult = 1usize;
     for i in 0..4 {
-        let Some(&b) = buf.get(1 + i) else {
+        let Some(&b) = buf.get(i) else {
             return Ok(None);
         };
         len += usize::from(b & 0x7F) * mult;
         if b & 0x80 == 0 {
-            return Ok(Some((first, len, 2 + i)));
+            return Ok(Some((len, 1 + i)));
         }
         mult *= 128;
     }
     Err(DecodeError::RemainingLength)
+}
+
+/// Parse the fixed header at the start of `buf`: `Ok(None)` if the
+/// remaining-length varint is incomplete, else `(first byte, remaining
+/// length, header length)`.
+pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, DecodeError> {
+    let Some((&first, rest)) = buf.split_first() else {
+        return Ok(None);
+    };
+    Ok(read_varint(rest)?.map(|(len, n)| (first, len, 1 + n)))
 }
 
 /// Decode the first packet in `buf`. `max_packet_size` bounds the whole

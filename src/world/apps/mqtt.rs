@@ -148,33 +148,21 @@ pub(crate) fn qos_of(reliability: Reliability) -> QoS {
 /// header, topic, packet identifier and, on an MQTT 5.0 connection, the
 /// property block), or `None` for other bytes.
 fn publish_payload_offset(packet: &[u8], v5: bool) -> Option<usize> {
-    if packet.first()? >> 4 != 3 {
+    use crate::proto::mqtt::codec::{parse_fixed_header, read_varint};
+    let (first, _, hlen) = parse_fixed_header(packet).ok()??;
+    if first >> 4 != 3 {
         return None;
     }
-    let qos = (packet[0] >> 1) & 3;
-    let mut i = 1;
-    loop {
-        let b = *packet.get(i)?;
-        i += 1;
-        if b & 0x80 == 0 || i > 4 {
-            break;
-        }
-    }
-    let tlen = usize::from(u16::from_be_bytes([*packet.get(i)?, *packet.get(i + 1)?]));
-    let mut off = i + 2 + tlen + if qos > 0 { 2 } else { 0 };
+    let qos = (first >> 1) & 3;
+    let tlen = usize::from(u16::from_be_bytes([
+        *packet.get(hlen)?,
+        *packet.get(hlen + 1)?,
+    ]));
+    let mut off = hlen + 2 + tlen + if qos > 0 { 2 } else { 0 };
     if v5 {
         // property length: a variable byte integer, then the properties
-        let (mut len, mut mult) = (0usize, 1usize);
-        for _ in 0..4 {
-            let b = *packet.get(off)?;
-            off += 1;
-            len += usize::from(b & 0x7F) * mult;
-            mult *= 128;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-        off += len;
+        let (len, n) = read_varint(packet.get(off..)?).ok()??;
+        off += n + len;
     }
     (off <= packet.len()).then_some(off)
 }

@@ -15,7 +15,8 @@ pub fn varint_len(len: usize) -> usize {
     }
 }
 
-fn put_varint(buf: &mut Vec<u8>, mut len: usize) {
+/// Append `len` as a variable byte integer (§2.2.3; 5.0 §1.5.5).
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut len: usize) {
     loop {
         let mut b = (len % 128) as u8;
         len /= 128;

@@ -25,7 +25,9 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::super::codec::{parse_fixed_header, DecodeError, EncodeError, Reader};
+use super::super::codec::{
+    parse_fixed_header, put_varint, varint_len, DecodeError, EncodeError, Reader,
+};
 use super::super::packet::{PacketId, QoS, QosPid};
 use super::super::topic::{TopicError, TopicFilter, TopicName, MAX_STRING_LEN};
 use super::{
@@ -474,7 +476,7 @@ pub fn decode(
     // the remaining length in the fewest bytes [MQTT-1.5.5-1], as every
     // variable byte integer in the packet (the 3.1.1 parser accepts a
     // padded one)
-    if hlen != 1 + varint_len(u32::try_from(rem).unwrap_or(u32::MAX)) {
+    if hlen != 1 + varint_len(rem) {
         return Err(Decode5Error::VarInt {
             packet: "fixed header",
             field: "remaining length",
@@ -841,30 +843,6 @@ fn decode_subscribe(body: &[u8]) -> Result<Subscribe5, Decode5Error> {
 
 // -------------------------------------------------------------------- encode
 
-/// Bytes of a variable byte integer holding `v` (1–4).
-pub fn varint_len(v: u32) -> usize {
-    match v {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
-    }
-}
-
-fn put_varint(buf: &mut Vec<u8>, mut v: u32) {
-    loop {
-        let mut b = (v % 128) as u8;
-        v /= 128;
-        if v > 0 {
-            b |= 0x80;
-        }
-        buf.push(b);
-        if v == 0 {
-            break;
-        }
-    }
-}
-
 fn put_u16(buf: &mut Vec<u8>, v: u16) {
     buf.extend_from_slice(&v.to_be_bytes());
 }
@@ -911,7 +889,7 @@ fn props_body_len(p: &Properties) -> Result<usize, EncodeError> {
     len += s(&p.response_topic, "Response Topic")?;
     len += b(&p.correlation_data, "Correlation Data")?;
     for &v in &p.subscription_identifiers {
-        len += 1 + varint_len(sid_ok(v)?);
+        len += 1 + varint_len(sid_ok(v)? as usize);
     }
     len += n(p.session_expiry_interval.is_some(), 4);
     len += s(&p.assigned_client_identifier, "Assigned Client Identifier")?;
@@ -953,13 +931,13 @@ fn props_len(p: &Properties) -> Result<usize, EncodeError> {
     if body32 > MAX_VARINT {
         return Err(EncodeError::TooLarge(body));
     }
-    Ok(varint_len(body32) + body)
+    Ok(varint_len(body32 as usize) + body)
 }
 
 /// Write a property block (length prefix included), identifiers in
 /// ascending order (user properties in their own order).
 fn put_props(buf: &mut Vec<u8>, p: &Properties) {
-    put_varint(buf, props_body_len(p).unwrap_or(0) as u32);
+    put_varint(buf, props_body_len(p).unwrap_or(0));
     let byte = |buf: &mut Vec<u8>, id: u8, v: Option<u8>| {
         if let Some(v) = v {
             buf.push(id);
@@ -991,7 +969,7 @@ fn put_props(buf: &mut Vec<u8>, p: &Properties) {
     bin(buf, CD, p.correlation_data.as_deref());
     for &v in &p.subscription_identifiers {
         buf.push(SID);
-        put_varint(buf, v);
+        put_varint(buf, v as usize);
     }
     four(buf, SEI, p.session_expiry_interval);
     bin(
@@ -1109,7 +1087,7 @@ impl Packet5 {
         if rem > MAX_VARINT as usize {
             return Err(EncodeError::TooLarge(rem));
         }
-        Ok(1 + varint_len(rem as u32) + rem)
+        Ok(1 + varint_len(rem) + rem)
     }
 
     /// Append the encoded packet to `buf`; returns the bytes written. On
@@ -1133,7 +1111,7 @@ impl Packet5 {
             other => other.type_number() << 4,
         };
         buf.push(first);
-        put_varint(buf, rem as u32);
+        put_varint(buf, rem);
         match self {
             Packet5::Connect(c) => {
                 put_bytes(buf, b"MQTT");
