@@ -10,6 +10,10 @@ mod common;
 use common::sim::read_csv;
 use common::temp_dir;
 use qossim::check::{CoapParams, Monitors, Report, Rule};
+use qossim::proto::mqtt::v5::{
+    Connect5, Packet5, Properties, Publish5, ReasonCode, ReasonOnly, RetainHandling, SubOptions,
+    Subscribe5, Will5,
+};
 use qossim::proto::mqtt::{
     Ack, Connect, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS, QosPid, Subscribe,
     TopicFilter, TopicName, Unsubscribe,
@@ -548,6 +552,292 @@ fn mqtt_qos1_delivered_or_excused_misses_are_clean() {
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 }
 
+// ----- MQTT 5.0: the same rules on packets of the 5.0 codec -----
+
+fn v5_bytes(p: &Packet5) -> Vec<u8> {
+    let mut b = Vec::new();
+    p.encode(&mut b).unwrap();
+    b
+}
+
+/// A 5.0 CONNECT: Clean Start, Session Expiry Interval `expiry` (s), and
+/// a retained will on status/<id> with Will Delay Interval `will_delay`.
+fn connect5(id: &str, clean_start: bool, expiry: u32, will_delay: Option<u32>) -> Vec<u8> {
+    v5_bytes(&Packet5::Connect(Connect5 {
+        clean_start,
+        keep_alive: 10,
+        props: Properties {
+            session_expiry_interval: Some(expiry),
+            ..Properties::default()
+        },
+        client_id: id.to_string(),
+        will: will_delay.map(|d| Will5 {
+            props: Properties {
+                will_delay_interval: (d > 0).then_some(d),
+                ..Properties::default()
+            },
+            topic: TopicName::new(&format!("status/{id}")).unwrap(),
+            message: b"offline".as_slice().into(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        }),
+        username: None,
+        password: None,
+    }))
+}
+
+fn disconnect5(reason: u8) -> Vec<u8> {
+    v5_bytes(&Packet5::Disconnect(ReasonOnly {
+        reason: ReasonCode(reason),
+        props: Properties::default(),
+    }))
+}
+
+/// A 5.0 PUBLISH: `topic` `None` sends the alias alone.
+fn publish5(
+    topic: Option<&str>,
+    alias: Option<u16>,
+    retain: bool,
+    payload: &[u8],
+    pid: u16,
+) -> Vec<u8> {
+    v5_bytes(&Packet5::Publish(Publish5 {
+        dup: false,
+        qos_pid: QosPid::new(QoS::AtLeastOnce, PacketId::new(pid).unwrap()),
+        retain,
+        topic: topic.map(|t| TopicName::new(t).unwrap()),
+        props: Properties {
+            topic_alias: alias,
+            ..Properties::default()
+        },
+        payload: payload.into(),
+    }))
+}
+
+fn subscribe5(filter: &str, opts: SubOptions) -> Vec<u8> {
+    v5_bytes(&Packet5::Subscribe(Subscribe5 {
+        pid: PacketId::new(1).unwrap(),
+        props: Properties::default(),
+        filters: vec![(TopicFilter::new(filter).unwrap(), opts)],
+    }))
+}
+
+fn reading_payload(msg: u32) -> Vec<u8> {
+    let mut payload = Vec::new();
+    qossim::app::workload::build_payload(&mut payload, 0, msg, 21.5, 24);
+    payload
+}
+
+#[test]
+fn mqtt5_wills_disconnect_0x04_and_will_delay_are_judged() {
+    let mut m = Monitors::new(vec![None], 3);
+    // "a": DISCONNECT with reason 0x04 (Disconnect with Will Message)
+    // still owes the will; none follows
+    m.mqtt_received(ms(0), 11, &connect5("a", true, 0, Some(0)), Some(0));
+    m.mqtt_received(ms(1), 11, &disconnect5(0x04), Some(0));
+    m.mqtt_session_ended(ms(1), 0, 11, "a");
+    m.mqtt_wills_settled(ms(1), 0, |_| Some(0));
+    // "b": a delayed will and a normal DISCONNECT: published later anyway
+    m.mqtt_received(ms(0), 12, &connect5("b", true, 0, Some(30)), Some(0));
+    m.mqtt_received(ms(1), 12, &disconnect5(0x00), Some(0));
+    m.mqtt_session_ended(ms(1), 0, 12, "b");
+    m.mqtt_wills_settled(ms(1), 0, |_| Some(0));
+    m.mqtt_will_published(ms(31_001), 0, "b", "status/b", Some(0));
+    let r = m.finish();
+    assert_eq!(
+        rules(&r),
+        [Rule::MqttWill, Rule::MqttWill],
+        "{:?}",
+        r.violations
+    );
+    assert!(
+        r.violations[0].detail.contains("not published"),
+        "{:?}",
+        r.violations
+    );
+    assert!(
+        r.violations[1].detail.contains("DISCONNECT"),
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn mqtt5_wills_as_owed_are_clean() {
+    let mut m = Monitors::new(vec![None], 3);
+    // 0x04: the will is published
+    m.mqtt_received(ms(0), 11, &connect5("a", true, 0, Some(0)), Some(0));
+    m.mqtt_received(ms(1), 11, &disconnect5(0x04), Some(0));
+    m.mqtt_session_ended(ms(1), 0, 11, "a");
+    m.mqtt_will_published(ms(1), 0, "a", "status/a", None);
+    m.mqtt_wills_settled(ms(1), 0, |_| None);
+    // a delayed will, lost connection: nothing at the end of that step,
+    // published 30 s later
+    m.mqtt_received(ms(0), 12, &connect5("b", false, 60, Some(30)), Some(0));
+    m.mqtt_session_ended(ms(1), 0, 12, "b");
+    m.mqtt_wills_settled(ms(1), 0, |_| None);
+    m.mqtt_will_published(ms(30_001), 0, "b", "status/b", None);
+    // a delayed will cancelled by a reconnect within the delay
+    m.mqtt_received(ms(0), 13, &connect5("c", false, 60, Some(30)), Some(0));
+    m.mqtt_session_ended(ms(1), 0, 13, "c");
+    m.mqtt_wills_settled(ms(1), 0, |_| None);
+    m.mqtt_received(ms(5_000), 14, &connect5("c", false, 60, Some(30)), Some(0));
+    // DISCONNECT 0x00, no delay: none
+    m.mqtt_received(ms(0), 15, &connect5("d", true, 0, Some(0)), Some(0));
+    m.mqtt_received(ms(1), 15, &disconnect5(0x00), Some(0));
+    m.mqtt_session_ended(ms(1), 0, 15, "d");
+    m.mqtt_wills_settled(ms(1), 0, |_| None);
+    let r = m.finish();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}
+
+#[test]
+fn mqtt5_retained_messages_are_read_through_topic_aliases() {
+    // the publisher sets alias 1 for room/1 and then retains by alias
+    // alone; the broker's copies to the subscriber use its own alias 3
+    let run = |sent: &[u8]| {
+        let mut m = Monitors::new(vec![None], 3);
+        m.mqtt_received(ms(0), 1, &connect5("pub", true, 0, None), Some(0));
+        m.mqtt_received(
+            ms(0),
+            1,
+            &publish5(Some("room/1"), Some(1), true, b"21.5", 1),
+            Some(0),
+        );
+        m.mqtt_received(
+            ms(0),
+            1,
+            &publish5(None, Some(1), true, b"22.0", 2),
+            Some(0),
+        );
+        m.mqtt_received(ms(0), 2, &connect5("sub", true, 0, None), Some(0));
+        m.mqtt_received(
+            ms(0),
+            2,
+            &subscribe5("room/+", SubOptions::qos(QoS::AtLeastOnce)),
+            Some(0),
+        );
+        // an earlier copy (not retained) set the broker's alias 3
+        m.mqtt_broker_sent(
+            ms(5),
+            0,
+            2,
+            &publish5(Some("room/1"), Some(3), false, b"x", 6),
+            None,
+        );
+        m.mqtt_broker_sent(ms(10), 0, 2, sent, Some(0));
+        m.finish()
+    };
+    let ok = run(&publish5(None, Some(3), true, b"22.0", 7));
+    assert!(ok.violations.is_empty(), "{:?}", ok.violations);
+    let stale = run(&publish5(None, Some(3), true, b"21.5", 7));
+    assert_eq!(
+        rules(&stale),
+        [Rule::MqttRetainedLast],
+        "{:?}",
+        stale.violations
+    );
+    assert!(stale.violations[0].detail.contains("room/1"));
+}
+
+#[test]
+fn mqtt5_retain_handling_and_retain_as_published() {
+    let mut m = Monitors::new(vec![None], 3);
+    m.mqtt_received(ms(0), 1, &connect5("pub", true, 0, None), Some(0));
+    m.mqtt_received(
+        ms(0),
+        1,
+        &publish5(Some("room/1"), None, true, b"21.5", 1),
+        Some(0),
+    );
+    // Retain Handling 2: nothing is owed, so a retained copy is a violation
+    m.mqtt_received(ms(0), 2, &connect5("a", true, 0, None), Some(0));
+    let mut o = SubOptions::qos(QoS::AtLeastOnce);
+    o.retain_handling = RetainHandling::DoNotSend;
+    m.mqtt_received(ms(0), 2, &subscribe5("room/1", o), Some(0));
+    m.mqtt_broker_sent(
+        ms(1),
+        0,
+        2,
+        &publish5(Some("room/1"), None, true, b"21.5", 1),
+        None,
+    );
+    // Retain As Published: a forwarded copy may carry RETAIN 1, not judged
+    m.mqtt_received(ms(0), 3, &connect5("b", true, 0, None), Some(0));
+    let mut o = SubOptions::qos(QoS::AtLeastOnce);
+    o.retain_as_published = true;
+    o.retain_handling = RetainHandling::DoNotSend;
+    m.mqtt_received(ms(0), 3, &subscribe5("room/1", o), Some(0));
+    m.mqtt_broker_sent(
+        ms(2),
+        0,
+        3,
+        &publish5(Some("room/1"), None, true, b"23.0", 1),
+        None,
+    );
+    let r = m.finish();
+    assert_eq!(rules(&r), [Rule::MqttRetainedLast], "{:?}", r.violations);
+    assert!(r.violations[0].detail.contains(" a "), "{:?}", r.violations);
+}
+
+#[test]
+fn mqtt5_qos1_owed_across_session_expiry_and_no_local() {
+    // "sub" (session expiry 10 s) subscribed at QoS 1; it drops and comes
+    // back without Clean Start after `gap`; then "pub" publishes
+    let run = |gap_ms: u64, no_local_self: bool| {
+        let mut m = Monitors::new(vec![None], 3);
+        m.mqtt_received(ms(0), 2, &connect5("sub", true, 10, None), Some(0));
+        m.mqtt_client_connected(0, 2, "sub");
+        m.mqtt_received(
+            ms(1),
+            2,
+            &subscribe5("room/+", SubOptions::qos(QoS::AtLeastOnce)),
+            Some(0),
+        );
+        m.mqtt_session_ended(ms(2), 0, 2, "sub");
+        m.mqtt_received(
+            ms(2 + gap_ms),
+            4,
+            &connect5("sub", false, 10, None),
+            Some(0),
+        );
+        m.mqtt_client_connected(0, 4, "sub");
+        let t = 3 + gap_ms;
+        // the publisher: another client, or "sub" itself under No Local
+        let (conn, id) = if no_local_self {
+            (4, "sub")
+        } else {
+            (1, "pub")
+        };
+        if no_local_self {
+            let mut o = SubOptions::qos(QoS::AtLeastOnce);
+            o.no_local = true;
+            m.mqtt_received(ms(t), 4, &subscribe5("room/+", o), Some(0));
+        } else {
+            m.mqtt_received(ms(t), 1, &connect5(id, true, 0, None), Some(0));
+            m.mqtt_client_connected(0, 1, id);
+        }
+        m.mqtt_received(
+            ms(t + 10),
+            conn,
+            &publish5(Some("room/1"), None, false, &reading_payload(3), 5),
+            Some(0),
+        );
+        m.mqtt_broker_acked(ms(t + 10), 0, conn, &ack(Packet::PubAck, 5), |id| {
+            (id == "sub").then_some(2)
+        });
+        m.finish()
+    };
+    // back within the interval: the session and its subscription remain,
+    // the message is owed and never delivered
+    let r = run(5_000, false);
+    assert_eq!(rules(&r), [Rule::MqttQos1AtLeastOnce], "{:?}", r.violations);
+    // back after it: a new session without subscriptions owes nothing
+    assert!(run(20_000, false).violations.is_empty());
+    // its own message under No Local is not owed to it
+    assert!(run(5_000, true).violations.is_empty());
+}
+
 // ----- CoAP message-layer rules: datagrams built by RFC 7252 §3 -----
 
 const COAP: CoapParams = CoapParams {
@@ -910,6 +1200,32 @@ fn mutant_broker_skipping_qos1_copies_is_caught() {
     let mut mutant = clean.clone();
     mutant.protocols.mqtt.mutant_skip_qos1 = true;
     assert_caught("mqtt-qos1", &clean, &mutant, "mqtt-qos1-at-least-once");
+}
+
+#[test]
+fn mutant_broker_skipping_qos1_copies_is_caught_in_mqtt_5() {
+    // the same over MQTT 5.0: the monitors read 5.0 packets (properties,
+    // topic aliases, session expiry) and still see the missing copies
+    let mut clean = load("scenarios/mqtt-point-to-point.toml");
+    clean.protocols.mqtt.version = qossim::proto::mqtt::MqttVersion::V5;
+    clean.protocols.mqtt.topic_aliases = 4;
+    let mut mutant = clean.clone();
+    mutant.protocols.mqtt.mutant_skip_qos1 = true;
+    assert_caught("mqtt5-qos1", &clean, &mutant, "mqtt-qos1-at-least-once");
+}
+
+#[test]
+fn mqtt_versions_teaching_scenario_is_clean_under_check_in_both_versions() {
+    for v in ["3.1.1", "5.0"] {
+        let sc = scenario::load_file(
+            &root().join("scenarios/teaching/mqtt-versions.toml"),
+            &[format!("protocols.mqtt.version={v}")],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (ids, sum) = found(&run(&format!("versions-{v}"), &sc, true));
+        assert!(ids.is_empty(), "{v}: {ids:?}");
+        assert_eq!(sum, 0, "{v}");
+    }
 }
 
 #[test]

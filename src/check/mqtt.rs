@@ -21,6 +21,20 @@
 //!   broker took it, was connected then, and survived until the end of
 //!   the run (see `judge_qos1` for what excuses a miss).
 //!
+//! Both versions are judged: a connection is MQTT 5.0 from a CONNECT with
+//! protocol level 5 on, and its packets are then read with the 5.0 codec —
+//! topic aliases resolved both ways, Clean Start with the Session Expiry
+//! Interval (a session whose interval ran out before the client came back
+//! is a new one), DISCONNECT with reason 0x04 still owing the will, a will
+//! with a Will Delay Interval owed later (judged if published, not if
+//! missing: a reconnect within the delay cancels it), subscription options
+//! (No Local, Retain As Published, Retain Handling). What the wire alone
+//! cannot settle is not judged: a QoS 1 message with a Message Expiry
+//! Interval (the broker may discard it), copies through shared
+//! subscriptions (`$share/…`: one member of the group gets it), retained
+//! PUBLISHes to a subscription with Retain As Published, a QoS 1 message
+//! refused with a PUBACK reason code ≥ 0x80.
+//!
 //! State per connection (dropped when its socket is released): the
 //! partial packet being read, the identifiers in flight, and on the
 //! broker's side the CONNECT's client id, clean-session flag and will and
@@ -31,9 +45,11 @@
 
 use super::coap::fnv;
 use super::{Monitors, Rule, Violation};
-use crate::proto::mqtt::{decode, AclAction, Packet, TopicFilter};
-use crate::sim::SimTime;
+use crate::proto::mqtt::v5::{self, Packet5, RetainHandling};
+use crate::proto::mqtt::{decode, AclAction, Packet, QoS, TopicFilter, TopicName};
+use crate::sim::{SimDuration, SimTime};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// A will as the CONNECT carried it.
 #[derive(Debug, Clone)]
@@ -42,6 +58,57 @@ struct Will {
     /// Hash of the message (`None`: zero bytes).
     payload: Option<u64>,
     retain: bool,
+    /// Will Delay Interval, seconds (5.0; 0 in 3.1.1).
+    delay: u32,
+}
+
+/// Session Expiry Interval meaning "never" (5.0 §3.1.2.11.2; a 3.1.1
+/// session with CleanSession = 0).
+const NEVER: u32 = u32::MAX;
+
+/// One subscription of a session as its SUBSCRIBE made it.
+#[derive(Debug, Clone)]
+struct Sub {
+    filter: TopicFilter,
+    /// Requested QoS.
+    qos: u8,
+    /// 5.0 No Local: not sent the session's own PUBLISHes.
+    no_local: bool,
+    /// 5.0 Retain As Published: forwarded messages keep their RETAIN.
+    rap: bool,
+    retain_handling: RetainHandling,
+}
+
+/// What the broker read, in the terms the rules use, from a packet of
+/// either version.
+enum Read {
+    Connect {
+        client_id: String,
+        username: Option<String>,
+        clean_start: bool,
+        /// Session Expiry Interval, seconds ([`NEVER`]; 3.1.1: 0 for a
+        /// clean session, else never).
+        expiry: u32,
+        will: Option<(TopicName, Arc<[u8]>, bool, u32)>,
+    },
+    Publish {
+        topic: TopicName,
+        qos: QoS,
+        pid: Option<u16>,
+        retain: bool,
+        payload: Arc<[u8]>,
+        /// It carries a Message Expiry Interval (5.0).
+        expires: bool,
+    },
+    Subscribe(Vec<Sub>),
+    Unsubscribe(Vec<TopicFilter>),
+    Disconnect {
+        /// 3.1.1 DISCONNECT or 5.0 reason other than 0x04: the will is
+        /// discarded.
+        discards_will: bool,
+        /// 5.0: a new Session Expiry Interval.
+        expiry: Option<u32>,
+    },
 }
 
 /// One connection end (a socket) as the monitors see it.
@@ -56,12 +123,18 @@ struct Conn {
     client_id: Option<String>,
     /// Its user name (what an ACL rule may match on).
     username: Option<String>,
-    /// Its CONNECT's CleanSession flag.
-    clean: bool,
     will: Option<Will>,
     disconnect: bool,
     /// Broken framing: nothing more is read on this connection.
     broken: bool,
+    /// MQTT 5.0 (its CONNECT had protocol level 5).
+    v5: bool,
+    /// Session Expiry Interval in force, seconds ([`NEVER`]).
+    expiry: u32,
+    /// 5.0 topic aliases of the PUBLISHes read here (client → broker).
+    alias_in: BTreeMap<u16, TopicName>,
+    /// 5.0 topic aliases of the PUBLISHes the broker sent here.
+    alias_out: BTreeMap<u16, TopicName>,
 }
 
 #[derive(Debug, Default)]
@@ -70,8 +143,17 @@ pub(super) struct MqttState {
     conns: HashMap<u64, Conn>,
     /// Broker-side connections whose socket was released before the
     /// broker reported their end (it does in the same step): socket id →
-    /// (broker node, client id, will, DISCONNECT received, CleanSession).
-    ended: BTreeMap<u64, (u32, String, Option<Will>, bool, bool)>,
+    /// (broker node, client id, will, DISCONNECT received, Session Expiry
+    /// Interval).
+    ended: BTreeMap<u64, (u32, String, Option<Will>, bool, u32)>,
+    /// (broker node, client id) → when its last connection ended and the
+    /// Session Expiry Interval then in force: a 5.0 CONNECT without Clean
+    /// Start after that interval finds no session.
+    session_end: BTreeMap<(u32, String), (SimTime, u32)>,
+    /// (broker node, client id) → the will (delayed: Will Delay Interval
+    /// > 0) owed (`Some`) or not (`None`) since its connection ended; a
+    /// publication is judged against it, a missing one is not.
+    delayed: BTreeMap<(u32, String), Option<Will>>,
     /// (broker node, client id) → the will owed (`Some`) or not (`None`),
     /// for the connections the broker reported ended in the current step.
     verdict: BTreeMap<(u32, String), Option<Will>>,
@@ -85,9 +167,9 @@ pub(super) struct MqttState {
     /// (broker node, client id, topic) → the retained payloads (hashed)
     /// its SUBSCRIBEs matching the topic owe it, in order, until sent.
     owed_retained: BTreeMap<(u32, String, String), Vec<u64>>,
-    /// (broker node, client id) → the session's subscriptions (filter,
-    /// requested QoS) as its SUBSCRIBE and UNSUBSCRIBE packets made them.
-    subs: BTreeMap<(u32, String), Vec<(TopicFilter, u8)>>,
+    /// (broker node, client id) → the session's subscriptions as its
+    /// SUBSCRIBE and UNSUBSCRIBE packets made them.
+    subs: BTreeMap<(u32, String), Vec<Sub>>,
     /// (broker node, client id) → the socket of its connection, while the
     /// broker counts it connected.
     online: BTreeMap<(u32, String), u64>,
@@ -121,15 +203,11 @@ const DISCONNECT: u8 = 14;
 /// (fixed-header length, remaining length) of the packet starting at
 /// `b[0]`; `None` while incomplete, `Some(Err)` for a malformed length.
 fn frame(b: &[u8]) -> Option<Result<(usize, usize), ()>> {
-    let mut len = 0usize;
-    for i in 0..4 {
-        let x = *b.get(1 + i)?;
-        len |= usize::from(x & 0x7f) << (7 * i);
-        if x & 0x80 == 0 {
-            return Some(Ok((2 + i, len)));
-        }
+    match crate::proto::mqtt::codec::parse_fixed_header(b) {
+        Ok(None) => None,
+        Ok(Some((_, len, h))) => Some(Ok((h, len))),
+        Err(_) => Some(Err(())),
     }
-    Some(Err(()))
 }
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
@@ -148,45 +226,143 @@ fn publish_pid(first: u8, body: &[u8]) -> Option<(u8, u16)> {
 }
 
 impl MqttState {
-    /// A retained PUBLISH the broker at `node` read: the topic's retained
-    /// message from now on.
-    fn retain(&mut self, node: u32, p: &crate::proto::mqtt::Publish) {
-        let key = (node, p.topic.as_str().to_string());
-        if p.qos_pid.qos() == crate::proto::mqtt::QoS::ExactlyOnce {
+    /// A retained PUBLISH (`qos`, `payload`) on `topic` the broker at
+    /// `node` read: the topic's retained message from now on.
+    fn retain(&mut self, node: u32, topic: &TopicName, qos: QoS, payload: &[u8]) {
+        let key = (node, topic.as_str().to_string());
+        if qos == QoS::ExactlyOnce {
             self.retained.remove(&key);
             self.unjudged.insert(key);
-        } else if p.payload.is_empty() {
+        } else if payload.is_empty() {
             self.retained.remove(&key);
         } else {
-            self.retained.insert(key, fnv(&p.payload));
+            self.retained.insert(key, fnv(payload));
         }
     }
 
-    /// A QoS 1 PUBLISH the broker at `node` read on `conn`: the sessions
-    /// it is routed to now (connected, a matching subscription at QoS ≥ 1
-    /// — a QoS 0 one downgrades it, [MQTT-3.8.4-6]), held until the
-    /// broker's PUBACK.
-    fn route_qos1(&mut self, node: u32, conn: u64, p: &crate::proto::mqtt::Publish) {
-        let (Some(pid), Some((flow, msg))) = (
-            p.qos_pid.pid(),
-            crate::app::workload::parse_payload(&p.payload),
-        ) else {
+    /// A QoS 1 PUBLISH (`pid`, `payload`) on `topic` the broker at `node`
+    /// read on `conn`: the sessions it is routed to now (connected, a
+    /// matching subscription at QoS ≥ 1 — a QoS 0 one downgrades it,
+    /// [MQTT-3.8.4-6] — and not the publisher's own under No Local), held
+    /// until the broker's PUBACK.
+    fn route_qos1(&mut self, node: u32, conn: u64, topic: &TopicName, pid: u16, payload: &[u8]) {
+        let Some((flow, msg)) = crate::app::workload::parse_payload(payload) else {
             return;
         };
+        let own = self.conns.get(&conn).and_then(|c| c.client_id.as_deref());
         let lo = (node, String::new());
         let to: Vec<String> = self
             .subs
             .range(lo..)
             .take_while(|(k, _)| k.0 == node)
             .filter(|(k, v)| {
+                let mine = own == Some(k.1.as_str());
                 self.online.contains_key(*k)
-                    && v.iter().any(|(f, q)| *q >= 1 && f.matches(&p.topic))
+                    && v.iter()
+                        .any(|s| s.qos >= 1 && !(s.no_local && mine) && s.filter.matches(topic))
             })
             .map(|(k, _)| k.1.clone())
             .collect();
         if !to.is_empty() {
-            self.unacked.insert((conn, pid.get()), (flow, msg, to));
+            self.unacked.insert((conn, pid), (flow, msg, to));
         }
+    }
+}
+
+/// The [`Read`] of one whole packet `b` read on `c` (a CONNECT decides
+/// the connection's version), resolving 5.0 topic aliases; `None` for a
+/// packet the broker cannot decode (it does not act on it) or that the
+/// rules do not read.
+fn read_packet(c: &mut Conn, b: &[u8]) -> Option<Read> {
+    if b.first().map(|x| x >> 4) == Some(CONNECT) {
+        c.v5 = v5::connect_protocol_level(b) == Some(5);
+    }
+    if !c.v5 {
+        return match decode(b, usize::MAX).ok()??.0 {
+            Packet::Connect(k) => Some(Read::Connect {
+                expiry: if k.clean_session { 0 } else { NEVER },
+                clean_start: k.clean_session,
+                client_id: k.client_id,
+                username: k.username,
+                will: k.will.map(|w| (w.topic, w.message, w.retain, 0)),
+            }),
+            Packet::Publish(p) => Some(Read::Publish {
+                qos: p.qos_pid.qos(),
+                pid: p.qos_pid.pid().map(|x| x.get()),
+                topic: p.topic,
+                retain: p.retain,
+                payload: p.payload,
+                expires: false,
+            }),
+            Packet::Subscribe(sub) => Some(Read::Subscribe(
+                sub.filters
+                    .into_iter()
+                    .map(|(filter, q)| Sub {
+                        filter,
+                        qos: q.as_u8(),
+                        no_local: false,
+                        rap: false,
+                        retain_handling: RetainHandling::SendOnSubscribe,
+                    })
+                    .collect(),
+            )),
+            Packet::Unsubscribe(u) => Some(Read::Unsubscribe(u.filters)),
+            Packet::Disconnect => Some(Read::Disconnect {
+                discards_will: true,
+                expiry: None,
+            }),
+            _ => None,
+        };
+    }
+    match v5::decode(b, usize::MAX).ok()??.0 {
+        Packet5::Connect(k) => Some(Read::Connect {
+            expiry: k.props.session_expiry_interval.unwrap_or(0),
+            clean_start: k.clean_start,
+            client_id: k.client_id,
+            username: k.username,
+            will: k.will.map(|w| {
+                let delay = w.props.will_delay_interval.unwrap_or(0);
+                (w.topic, w.message, w.retain, delay)
+            }),
+        }),
+        Packet5::Publish(p) => {
+            let alias = p.props.topic_alias;
+            let topic = match (p.topic, alias) {
+                (Some(t), Some(a)) => {
+                    c.alias_in.insert(a, t.clone());
+                    t
+                }
+                (Some(t), None) => t,
+                (None, Some(a)) => c.alias_in.get(&a)?.clone(),
+                (None, None) => return None,
+            };
+            Some(Read::Publish {
+                qos: p.qos_pid.qos(),
+                pid: p.qos_pid.pid().map(|x| x.get()),
+                topic,
+                retain: p.retain,
+                payload: p.payload,
+                expires: p.props.message_expiry_interval.is_some(),
+            })
+        }
+        Packet5::Subscribe(sub) => Some(Read::Subscribe(
+            sub.filters
+                .into_iter()
+                .map(|(filter, o)| Sub {
+                    filter,
+                    qos: o.qos.as_u8(),
+                    no_local: o.no_local,
+                    rap: o.retain_as_published,
+                    retain_handling: o.retain_handling,
+                })
+                .collect(),
+        )),
+        Packet5::Unsubscribe(u) => Some(Read::Unsubscribe(u.filters)),
+        Packet5::Disconnect(d) => Some(Read::Disconnect {
+            discards_will: d.reason.0 != 0x04,
+            expiry: d.props.session_expiry_interval,
+        }),
+        _ => None,
     }
 }
 
@@ -252,6 +428,11 @@ impl Monitors {
         let Some((flow, msg, to)) = self.mqtt.unacked.remove(&(conn, pid)) else {
             return;
         };
+        // a 5.0 PUBACK with a reason code ≥ 0x80: the message was not
+        // accepted, nobody is owed it
+        if packet.get(1).is_some_and(|&len| len >= 3) && packet.get(4).is_some_and(|&r| r >= 0x80) {
+            return;
+        }
         for id in to {
             if let Some(n) = node_of(&id) {
                 self.mqtt.owed.insert((flow, msg, n), (node, id, now));
@@ -359,8 +540,9 @@ impl Monitors {
         c.rx.extend_from_slice(data);
         let mut at = 0;
         let mut decoded = Vec::new();
-        while at < c.rx.len() {
-            let (h, len) = match frame(&c.rx[at..]) {
+        let mut rx = std::mem::take(&mut c.rx);
+        while at < rx.len() {
+            let (h, len) = match frame(&rx[at..]) {
                 None => break,
                 Some(Ok(x)) => x,
                 Some(Err(())) => {
@@ -368,11 +550,11 @@ impl Monitors {
                     break;
                 }
             };
-            if c.rx.len() - at < h + len {
+            if rx.len() - at < h + len {
                 break;
             }
-            let first = c.rx[at];
-            let body = &c.rx[at + h..at + h + len];
+            let first = rx[at];
+            let body = &rx[at + h..at + h + len];
             match first >> 4 {
                 PUBACK | PUBCOMP => {
                     if let Some(pid) = u16_at(body, 0) {
@@ -382,38 +564,56 @@ impl Monitors {
                         }
                     }
                 }
-                DISCONNECT => c.disconnect = true,
-                CONNECT | PUBLISH | SUBSCRIBE | UNSUBSCRIBE if broker.is_some() => {
+                DISCONNECT if broker.is_none() => c.disconnect = true,
+                CONNECT | PUBLISH | SUBSCRIBE | UNSUBSCRIBE | DISCONNECT if broker.is_some() => {
                     // what the broker reads, decoded as it decodes it (a
                     // packet it cannot decode it does not act on)
-                    if let Ok(Some((p, _))) = decode(&c.rx[at..at + h + len], usize::MAX) {
-                        decoded.push(p);
+                    if let Some(r) = read_packet(c, &rx[at..at + h + len]) {
+                        decoded.push(r);
                     }
                 }
                 _ => {}
             }
             at += h + len;
         }
-        c.rx.drain(..at);
-        if c.broken {
-            c.rx = Vec::new();
-        }
+        rx.drain(..at);
+        c.rx = if c.broken { Vec::new() } else { rx };
         let Some(node) = broker else {
             return;
         };
         for p in decoded {
             match p {
-                Packet::Connect(k) => {
-                    if k.clean_session {
-                        let s = (node, k.client_id.clone());
+                Read::Connect {
+                    client_id,
+                    username,
+                    clean_start,
+                    expiry,
+                    will,
+                } => {
+                    let s = (node, client_id.clone());
+                    // a reconnect within the Will Delay Interval cancels
+                    // the delayed will
+                    st.delayed.remove(&s);
+                    // a session whose expiry interval ran out is gone;
+                    // within a second of it, the broker's timer and this
+                    // CONNECT may come in either order: counted gone too
+                    let expired = st.session_end.get(&s).is_some_and(|&(t, e)| {
+                        e != NEVER
+                            && now
+                                .0
+                                .saturating_sub(t.0)
+                                .saturating_add(SimDuration::from_secs(1).0)
+                                >= SimDuration::from_secs(u64::from(e)).0
+                    });
+                    if clean_start || expired {
                         st.subs.remove(&s);
                         st.disturbed.insert(s, now);
-                        // a clean session owes nothing from an older one
-                        let lo = (node, k.client_id.clone(), String::new());
+                        // a new session owes nothing from an older one
+                        let lo = (node, client_id.clone(), String::new());
                         let gone: Vec<_> = st
                             .owed_retained
                             .range(lo..)
-                            .take_while(|(x, _)| x.0 == node && x.1 == k.client_id)
+                            .take_while(|(x, _)| x.0 == node && x.1 == client_id)
                             .map(|(x, _)| x.clone())
                             .collect();
                         for x in gone {
@@ -421,59 +621,87 @@ impl Monitors {
                         }
                     }
                     let c = st.conns.entry(conn).or_default();
-                    c.clean = k.clean_session;
-                    c.client_id = Some(k.client_id);
-                    c.username = k.username;
-                    let will = k
-                        .will
-                        .filter(|w| st.acl_allows(node, conn, AclAction::Will, w.topic.as_str()));
+                    c.expiry = expiry;
+                    c.client_id = Some(client_id);
+                    c.username = username;
+                    let will =
+                        will.filter(|w| st.acl_allows(node, conn, AclAction::Will, w.0.as_str()));
                     let c = st.conns.entry(conn).or_default();
-                    c.will = will.map(|w| Will {
-                        topic: w.topic.as_str().to_string(),
-                        payload: (!w.message.is_empty()).then(|| fnv(&w.message)),
-                        retain: w.retain,
+                    c.will = will.map(|(topic, message, retain, delay)| Will {
+                        topic: topic.as_str().to_string(),
+                        payload: (!message.is_empty()).then(|| fnv(&message)),
+                        retain,
+                        delay,
                     });
                 }
-                // a PUBLISH the ACL refuses is routed nowhere, stored nowhere
-                Packet::Publish(p)
-                    if !st.acl_allows(node, conn, AclAction::Publish, p.topic.as_str()) => {}
-                Packet::Publish(p) if p.qos_pid.qos() == crate::proto::mqtt::QoS::AtLeastOnce => {
-                    st.route_qos1(node, conn, &p);
-                    if p.retain {
-                        st.retain(node, &p);
+                Read::Disconnect {
+                    discards_will,
+                    expiry,
+                } => {
+                    let c = st.conns.entry(conn).or_default();
+                    c.disconnect = discards_will;
+                    if let Some(e) = expiry {
+                        c.expiry = e;
                     }
                 }
-                Packet::Publish(p) if p.retain => st.retain(node, &p),
-                Packet::Unsubscribe(u) => {
+                // a PUBLISH the ACL refuses is routed nowhere, stored nowhere
+                Read::Publish { topic, .. }
+                    if !st.acl_allows(node, conn, AclAction::Publish, topic.as_str()) => {}
+                Read::Publish {
+                    topic,
+                    qos,
+                    pid,
+                    retain,
+                    payload,
+                    expires,
+                } => {
+                    if let (QoS::AtLeastOnce, Some(pid), false) = (qos, pid, expires) {
+                        st.route_qos1(node, conn, &topic, pid, &payload);
+                    }
+                    if retain {
+                        st.retain(node, &topic, qos, &payload);
+                    }
+                }
+                Read::Unsubscribe(filters) => {
                     let Some(id) = st.conns.get(&conn).and_then(|c| c.client_id.clone()) else {
                         continue;
                     };
                     if let Some(v) = st.subs.get_mut(&(node, id)) {
-                        v.retain(|(f, _)| !u.filters.contains(f));
+                        v.retain(|s| !filters.contains(&s.filter));
                     }
                 }
-                Packet::Publish(_) => {}
-                Packet::Subscribe(mut sub) => {
+                Read::Subscribe(mut filters) => {
                     let Some(id) = st.conns.get(&conn).and_then(|c| c.client_id.clone()) else {
                         continue;
                     };
                     // filters the ACL refuses (SUBACK 0x80) subscribe to nothing
-                    sub.filters.retain(|(f, _)| {
-                        st.acl_allows(node, conn, AclAction::Subscribe, f.as_str())
+                    filters.retain(|s| {
+                        st.acl_allows(node, conn, AclAction::Subscribe, s.filter.as_str())
                     });
                     let v = st.subs.entry((node, id.clone())).or_default();
-                    for (f, q) in &sub.filters {
-                        v.retain(|(g, _)| g != f);
-                        v.push((f.clone(), q.as_u8()));
+                    // the filters whose retained messages are sent now
+                    // (Retain Handling 0, or 1 for a new subscription)
+                    let mut sends = Vec::with_capacity(filters.len());
+                    for f in filters {
+                        let existed = v.iter().any(|g| g.filter == f.filter);
+                        v.retain(|g| g.filter != f.filter);
+                        if match f.retain_handling {
+                            RetainHandling::SendOnSubscribe => true,
+                            RetainHandling::SendIfNew => !existed,
+                            RetainHandling::DoNotSend => false,
+                        } {
+                            sends.push(f.filter.clone());
+                        }
+                        v.push(f);
                     }
                     let lo = (node, String::new());
                     for ((_, topic), &hash) in
                         st.retained.range(lo..).take_while(|(k, _)| k.0 == node)
                     {
-                        let Ok(name) = crate::proto::mqtt::TopicName::new(topic) else {
+                        let Ok(name) = TopicName::new(topic) else {
                             continue;
                         };
-                        if sub.filters.iter().any(|(f, _)| f.matches(&name)) {
+                        if sends.iter().any(|f| f.matches(&name)) {
                             st.owed_retained
                                 .entry((node, id.clone(), topic.clone()))
                                 .or_default()
@@ -481,7 +709,6 @@ impl Monitors {
                         }
                     }
                 }
-                _ => {}
             }
         }
     }
@@ -497,27 +724,72 @@ impl Monitors {
         packet: &[u8],
         flow: Option<u32>,
     ) {
-        // RETAIN is bit 0 of a PUBLISH's first byte; DUP (bit 3) resends
-        // are not judged again
-        if packet
-            .first()
-            .is_none_or(|&b| b >> 4 != PUBLISH || b & 0x09 != 0x01)
-        {
-            return;
-        }
-        let Ok(Some((Packet::Publish(p), _))) = decode(packet, usize::MAX) else {
+        let Some(&first) = packet.first() else {
             return;
         };
-        let topic = p.topic.as_str();
+        if first >> 4 != PUBLISH {
+            return;
+        }
+        let v5 = self.mqtt.conns.get(&conn).is_some_and(|c| c.v5);
+        // RETAIN is bit 0 of a PUBLISH's first byte; DUP (bit 3) resends
+        // are not judged again (a 5.0 one is still read for its alias)
+        let judged = first & 0x09 == 0x01;
+        if !judged && !v5 {
+            return;
+        }
+        let (topic, payload) = if v5 {
+            let Ok(Some((Packet5::Publish(p), _))) = v5::decode(packet, usize::MAX) else {
+                return;
+            };
+            let Some(c) = self.mqtt.conns.get_mut(&conn) else {
+                return;
+            };
+            let topic = match (p.topic, p.props.topic_alias) {
+                (Some(t), Some(a)) => {
+                    c.alias_out.insert(a, t.clone());
+                    t
+                }
+                (Some(t), None) => t,
+                (None, Some(a)) => match c.alias_out.get(&a) {
+                    Some(t) => t.clone(),
+                    None => return,
+                },
+                (None, None) => return,
+            };
+            (topic, p.payload)
+        } else {
+            let Ok(Some((Packet::Publish(p), _))) = decode(packet, usize::MAX) else {
+                return;
+            };
+            (p.topic, p.payload)
+        };
+        if !judged {
+            return;
+        }
+        // a PUBLISH is judged only as a retained message for a new
+        // subscription: with Retain As Published (5.0) on a matching
+        // subscription, a forwarded one may carry RETAIN = 1 too
+        let id = self.mqtt.conns.get(&conn).and_then(|c| c.client_id.clone());
+        if let Some(id) = &id {
+            let rap = self
+                .mqtt
+                .subs
+                .get(&(node, id.clone()))
+                .is_some_and(|v| v.iter().any(|s| s.rap && s.filter.matches(&topic)));
+            if rap {
+                return;
+            }
+        }
+        let topic = topic.as_str();
         if topic.starts_with('$') || self.mqtt.unjudged.contains(&(node, topic.to_string())) {
             // the broker's own $SYS topics are retained inside it
             return;
         }
-        let Some(id) = self.mqtt.conns.get(&conn).and_then(|c| c.client_id.clone()) else {
+        let Some(id) = id else {
             return;
         };
         let key = (node, id.clone(), topic.to_string());
-        let got = fnv(&p.payload);
+        let got = fnv(&payload);
         let expected = self.mqtt.owed_retained.get_mut(&key).map(|v| {
             let hit = v.iter().position(|&h| h == got).map(|i| v.remove(i));
             (hit.is_some(), v.is_empty())
@@ -536,7 +808,7 @@ impl Monitors {
         let detail = match expected {
             Some(_) => format!(
                 "retained PUBLISH on {topic} to {id} carries {} bytes that are not the last retained message there when it subscribed",
-                p.payload.len()
+                payload.len()
             ),
             None => format!(
                 "retained PUBLISH on {topic} to {id} though no retained message was held there when it subscribed"
@@ -577,24 +849,30 @@ impl Monitors {
             self.mqtt.online.remove(&key);
         }
         self.mqtt.disturbed.insert(key.clone(), now);
-        let (will, disconnect, clean) = match self.mqtt.conns.get(&conn) {
+        let (will, disconnect, expiry) = match self.mqtt.conns.get(&conn) {
             Some(c) if c.client_id.as_deref() == Some(client_id) => {
-                (c.will.clone(), c.disconnect, c.clean)
+                (c.will.clone(), c.disconnect, c.expiry)
             }
             Some(_) => return,
             None => match self.mqtt.ended.remove(&conn) {
-                Some((_, id, will, disconnect, clean)) if id == client_id => {
-                    (will, disconnect, clean)
+                Some((_, id, will, disconnect, expiry)) if id == client_id => {
+                    (will, disconnect, expiry)
                 }
                 _ => return,
             },
         };
-        if clean {
-            // a clean session ends with its connection
+        if expiry == 0 {
+            // a clean session (expiry interval 0) ends with its connection
             self.mqtt.subs.remove(&key);
         }
+        self.mqtt.session_end.insert(key.clone(), (now, expiry));
+        let delayed = will.as_ref().is_some_and(|w| w.delay > 0);
         let owed = will.filter(|_| !disconnect);
-        self.mqtt.verdict.insert(key, owed);
+        if delayed {
+            self.mqtt.delayed.insert(key, owed);
+        } else {
+            self.mqtt.verdict.insert(key, owed);
+        }
     }
 
     /// The broker at `node` published the will of `client_id` on `topic`.
@@ -607,7 +885,10 @@ impl Monitors {
         flow: Option<u32>,
     ) {
         let key = (node, client_id.to_string());
-        let verdict = self.mqtt.verdict.remove(&key);
+        let verdict = match self.mqtt.verdict.remove(&key) {
+            Some(v) => Some(v),
+            None => self.mqtt.delayed.remove(&key),
+        };
         if !matches!(verdict, Some(Some(_))) {
             // what it did to the topic's retained message is unknown
             let k = (node, topic.to_string());
@@ -687,7 +968,7 @@ impl Monitors {
             if let Some(id) = c.client_id {
                 self.mqtt
                     .ended
-                    .insert(conn, (node, id, c.will, c.disconnect, c.clean));
+                    .insert(conn, (node, id, c.will, c.disconnect, c.expiry));
             }
         }
         if !self.mqtt.unacked.is_empty() {
