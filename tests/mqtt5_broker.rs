@@ -434,6 +434,55 @@ fn session_expiry_keeps_then_discards_an_offline_session() {
 }
 
 #[test]
+fn disconnect_may_change_a_non_zero_session_expiry_but_not_set_one_after_0() {
+    let mut h = H::new(cfg());
+    let disconnect = |expiry: u32| {
+        Packet5::Disconnect(v5::ReasonOnly {
+            reason: ReasonCode::SUCCESS,
+            props: Properties {
+                session_expiry_interval: Some(expiry),
+                ..Properties::default()
+            },
+        })
+    };
+    // CONNECT with 0 (the default), DISCONNECT asks for 60 s: a Protocol
+    // Error [MQTT-3.14.2-2] — the broker answers DISCONNECT 0x82, closes,
+    // and the session ends with the connection as CONNECT said
+    h.open(1, connect("a", Properties::default()));
+    h.send(1, disconnect(60));
+    let got = h.take(1);
+    assert!(
+        got.iter().any(
+            |(p, _)| matches!(p, Packet5::Disconnect(d) if d.reason == ReasonCode::PROTOCOL_ERROR)
+        ),
+        "{got:?}"
+    );
+    assert!(h.closed.contains(&1));
+    assert!(h.b.session_info("a").is_none(), "expiry stayed 0");
+    // CONNECT with 10 s, DISCONNECT with 60 s: accepted, the session
+    // outlives the 10 s of the CONNECT
+    let c = Connect5 {
+        clean_start: false,
+        props: Properties {
+            session_expiry_interval: Some(10),
+            ..Properties::default()
+        },
+        ..connect("b", Properties::default())
+    };
+    h.open(2, c.clone());
+    h.send(2, disconnect(60));
+    assert!(h.closed.contains(&2));
+    h.advance(30);
+    assert!(h.b.session_info("b").is_some(), "60 s from the DISCONNECT");
+    h.advance(31);
+    assert!(h.b.session_info("b").is_none(), "expired after 60 s");
+    // and DISCONNECT with 0 ends a 10 s session at once
+    h.open(3, c);
+    h.send(3, disconnect(0));
+    assert!(h.b.session_info("b").is_none(), "DISCONNECT set 0");
+}
+
+#[test]
 fn message_expiry_drops_stale_queued_copies_and_counts_down_on_forwarding() {
     let mut h = H::new(cfg());
     let persistent = Connect5 {
