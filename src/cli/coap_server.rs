@@ -125,7 +125,9 @@ fn resource_path(item: &str, p: &str) -> Result<String, CliError> {
     let bad = |why: &str| CliError::BadArgument(format!("--resource {item:?}: {why}"));
     let p = p.trim_start_matches('/');
     if p.is_empty() {
-        return Err(bad("the path is empty (expected PATH=VALUE, e.g. sensors/temp=21.5)"));
+        return Err(bad(
+            "the path is empty (expected PATH=VALUE, e.g. sensors/temp=21.5)",
+        ));
     }
     if p.split('/').any(|s| s.is_empty() || s.len() > 255) {
         return Err(bad("a path segment is empty or longer than 255 bytes"));
@@ -433,7 +435,10 @@ impl DatagramTap for DatagramLog {
         let m = self.line(now, to, if sent { "out" } else { "out-refused" }, data);
         let (code, ty) = match m {
             Some(m) => (m.code, m.ty),
-            None => (crate::proto::coap::Code::EMPTY, crate::proto::coap::MessageType::Rst),
+            None => (
+                crate::proto::coap::Code::EMPTY,
+                crate::proto::coap::MessageType::Rst,
+            ),
         };
         self.count(|t| {
             if !sent {
@@ -461,12 +466,12 @@ pub fn coap_server(req: &CoapServerRequest) -> Result<(), CliError> {
     let plan = coap_server_plan(req)?;
     let out = match req.log.as_deref() {
         None => None,
-        Some(target) => Some(super::open_log(target).map_err(|source| {
-            CoapServerError::Log {
+        Some(target) => Some(
+            super::open_log(target).map_err(|source| CoapServerError::Log {
                 path: target.into(),
                 source,
-            }
-        })?),
+            })?,
+        ),
     };
     super::install_stop_signals().map_err(CoapServerError::Signals)?;
     let (ep, server) = plan.endpoint_and_server();
@@ -533,8 +538,16 @@ pub fn coap_server_summary(
     let s = d.endpoint().stats();
     let (store, obs, block) = match d.server() {
         Some(srv) => (
-            (srv.resources().len(), srv.resources().bytes(), srv.resources().refused()),
-            (srv.observers().len(), *srv.observers().stats(), srv.refused_observers()),
+            (
+                srv.resources().len(),
+                srv.resources().bytes(),
+                srv.resources().refused(),
+            ),
+            (
+                srv.observers().len(),
+                *srv.observers().stats(),
+                srv.refused_observers(),
+            ),
             srv.block_stats(),
         ),
         None => Default::default(),

@@ -375,10 +375,9 @@ pub struct ResourceServer {
     validators: bool,
     /// Most observers registered at once (`None`: no bound, the
     /// simulator's default); a registration past it is answered without
-    /// Observe (RFC 7641 §4.1: the client is not added to the list).
-    max_observers: Option<usize>,
-    /// Registrations refused over `max_observers`.
-    refused_observers: u64,
+    /// Observe (RFC 7641 §4.1: the client is not added to the list) and
+    /// counted in [`ObserveStats::refused_full`](super::ObserveStats).
+    max_observers: Option<std::num::NonZeroU32>,
 }
 
 /// A [`ResourceServer`]'s multicast side: each answer waits a delay drawn
@@ -527,15 +526,16 @@ impl ResourceServer {
     /// Register at most `max` observers at once: a GET with Observe 0 from
     /// a client not yet on the list is then answered as a plain GET,
     /// without Observe (RFC 7641 §4.1), and counted
-    /// ([`ResourceServer::refused_observers`]). No bound by default.
+    /// ([`ResourceServer::refused_observers`]). No bound by default, nor
+    /// with `max` 0.
     pub fn with_max_observers(mut self, max: usize) -> Self {
-        self.max_observers = Some(max);
+        self.max_observers = std::num::NonZeroU32::new(u32::try_from(max).unwrap_or(u32::MAX));
         self
     }
 
     /// Registrations refused by [`ResourceServer::with_max_observers`].
     pub fn refused_observers(&self) -> u64 {
-        self.refused_observers
+        self.observers().stats().refused_full
     }
 
     /// The registered observers.
@@ -600,7 +600,8 @@ impl ResourceServer {
             return false;
         };
         let obs = self.observers();
-        obs.len() >= max && !obs.iter().any(|(_, o)| o.peer == peer && &*o.path == path)
+        obs.len() >= max.get() as usize
+            && !obs.iter().any(|(_, o)| o.peer == peer && &*o.path == path)
     }
 
     /// The notification carrying `path`'s current state with `seq`.
@@ -798,9 +799,7 @@ impl ResourceServer {
                 .request_message(*id)
                 .and_then(|m| super::endpoint::observe_value(&m));
             match observe {
-                Some(0) if self.observer_refused(*from, path) => {
-                    self.refused_observers += 1;
-                }
+                Some(0) if self.observer_refused(*from, path) => self.obs().refuse(),
                 Some(0) => {
                     let obs = self.obs();
                     obs.register(now, *from, *token, path, *confirmable);
