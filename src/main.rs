@@ -84,7 +84,7 @@ enum Cmd {
 const COAP_SERVER_HELP: &str = "\
 Examples:
   qossim coap-server --listen 127.0.0.1:5685 --resource sensors/temp=21.5
-  qossim coap-server --listen 127.0.0.1:5685 --scenario scenarios/quickstart.toml --set protocols.coap.block_size=64 --log -
+  qossim coap-server --listen 127.0.0.1:5685 --scenario scenarios/coap-blockwise.toml --log -
 GET, PUT, POST and DELETE on any path, /.well-known/core discovery, Observe
 (RFC 7641), block-wise (RFC 7959, with [protocols.coap] block_size).
 What a client can make the server hold is bounded (defaults shown with each

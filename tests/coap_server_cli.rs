@@ -97,8 +97,14 @@ fn parse_line(l: &str) -> Option<LogLine> {
     Some(line)
 }
 
-/// Every line of the server's log, parsed (each must parse).
-fn log_lines(s: &Served) -> Vec<LogLine> {
+/// Every line of the server's log, parsed (each must parse), once it has
+/// at least `n` lines (an answer's line is written just after the answer
+/// is sent, so a client may be done before it is there; at most 10 s).
+fn log_lines(s: &Served, n: usize) -> Vec<LogLine> {
+    let start = Instant::now();
+    while s.log_text().lines().count() < n && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     s.log_text().lines().filter_map(parse_line).collect()
 }
 
@@ -136,8 +142,8 @@ fn libcoap_get_put_post_delete_and_discovery() {
     let (out, _) = client(&bin, &s, &["-m", "get", "/.well-known/core"]);
     assert_eq!(out.trim(), "</actuators/led>,</sensors/temp>");
 
-    let lines = log_lines(&s);
     // 8 exchanges, each a CON request and its piggybacked ACK
+    let lines = log_lines(&s, 16);
     assert_eq!(lines.len(), 16, "{}", s.log_text());
     let codes: Vec<(&str, &str, &str)> = lines
         .iter()
@@ -192,7 +198,7 @@ fn scenario_block_size_serves_block_wise() {
     let plain = Served::start_coap("plain", &["--resource", &resource]);
     let (out, _) = client(&bin, &plain, &["-m", "get", "/big"]);
     assert_eq!(out.trim(), value);
-    let lines = log_lines(&plain);
+    let lines = log_lines(&plain, 2);
     assert_eq!(lines.len(), 2, "{}", plain.log_text());
     assert_eq!((lines[1].payload, lines[1].opts.as_str()), (300, "-"));
 
@@ -210,7 +216,7 @@ fn scenario_block_size_serves_block_wise() {
     );
     let (out, _) = client(&bin, &blocks, &["-b", "64", "-m", "get", "/big"]);
     assert_eq!(out.trim(), value);
-    let lines = log_lines(&blocks);
+    let lines = log_lines(&blocks, 10);
     let slices: Vec<&LogLine> = lines.iter().filter(|l| l.dir == "out").collect();
     // 300 bytes in 64-byte blocks: 4 full and one of 44
     assert_eq!(slices.len(), 5, "{}", blocks.log_text());
@@ -292,7 +298,8 @@ fn aiocoap_get_and_put() {
         &format!("coap://{}/x", s.addr),
     ]);
     assert_eq!(run(&[&format!("coap://{}/x", s.addr)]), "7");
-    let lines = log_lines(&s);
+    // 3 exchanges
+    let lines = log_lines(&s, 6);
     assert!(lines.iter().any(|l| l.code == "PUT"), "{}", s.log_text());
 }
 
@@ -309,7 +316,7 @@ fn separate_delay_answers_after_an_empty_ack() {
     let (out, _) = client(&bin, &s, &["-m", "get", "/slow"]);
     assert_eq!(out.trim(), "1");
     s.wait_log(&["in ACK EMPTY"]);
-    let l = log_lines(&s);
+    let l = log_lines(&s, 4);
     let seq: Vec<(&str, &str, &str)> = l
         .iter()
         .map(|x| (x.dir.as_str(), x.ty.as_str(), x.code.as_str()))
@@ -375,6 +382,28 @@ fn sigint_exits_0_with_summary() {
 #[test]
 fn sigterm_exits_0_with_summary() {
     stops_on(libc::SIGTERM);
+}
+
+/// A request code the server has no method for (0.05 FETCH, RFC 8132) is
+/// answered 4.05 Method Not Allowed by the endpoint (RFC 7252 §5.8), and
+/// the server keeps serving.
+#[test]
+fn an_unknown_method_is_answered_4_05() {
+    let s = Served::start_coap("method", &["--resource", "a=1"]);
+    let c = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 512];
+    c.send_to(&coap_request(true, 5, 3, b"f", "a", &[], &[]), s.addr)
+        .expect("send FETCH");
+    let (n, _) = c.recv_from(&mut buf).expect("answer");
+    assert_eq!(coap_header(&buf[..n]), Some((2, 0x85, 3)), "ACK 4.05");
+    c.send_to(&coap_request(true, 1, 4, b"g", "a", &[], &[]), s.addr)
+        .expect("send GET");
+    let (n, _) = c.recv_from(&mut buf).expect("answer");
+    assert_eq!(coap_header(&buf[..n]), Some((2, 0x45, 4)), "ACK 2.05");
+    let l = log_lines(&s, 4);
+    assert_eq!((l[0].code.as_str(), l[1].code.as_str()), ("0.05", "4.05"));
 }
 
 fn run_cli(args: &[&str]) -> (i32, String) {

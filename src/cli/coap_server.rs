@@ -593,3 +593,121 @@ pub fn coap_server_summary(
         obs.1.notifications_sent,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer tests read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// RFC 7252 Appendix A-style bytes: a CON GET of /sensors/temp with a
+    /// 1-byte token and Block2 0/0/64, its piggybacked 2.05, an Empty ACK,
+    /// a 4.04, a 5.03 and three bytes that are no CoAP message.
+    #[test]
+    fn one_line_per_datagram_and_responses_counted_by_class() {
+        let buf = Shared::default();
+        let mut log = DatagramLog::new(Some(Box::new(buf.clone())));
+        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let t = SimTime::from_nanos(1_500_000_000);
+        let get = [
+            0x41, 0x01, 0x12, 0x34, 0xab, 0xb7, b's', b'e', b'n', b's', b'o', b'r', b's', 0x04,
+            b't', b'e', b'm', b'p', 0xc1, 0x02,
+        ];
+        log.received(t, peer, &get);
+        let answer = [0x61, 0x45, 0x12, 0x34, 0xab, 0xc1, 0x00, 0xff, b'2', b'1'];
+        log.sent(t, peer, &answer, true);
+        log.sent(t, peer, &[0x60, 0x00, 0x00, 0x07], true);
+        log.sent(t, peer, &[0x60, 0x84, 0x00, 0x08], true);
+        log.sent(t, peer, &[0x60, 0xa3, 0x00, 0x09], false);
+        log.received(t, peer, &[0xff, 0, 0]);
+        let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "1.500000 peer=127.0.0.1:40000 in CON GET mid=4660 token=ab \
+                 opts=Uri-Path=\"sensors\",Uri-Path=\"temp\",Block2=0/0/64 payload=0 len=20",
+                "1.500000 peer=127.0.0.1:40000 out ACK 2.05 mid=4660 token=ab \
+                 opts=Content-Format=0 payload=2 len=10",
+                "1.500000 peer=127.0.0.1:40000 out ACK EMPTY mid=7 token=- opts=- payload=0 len=4",
+                "1.500000 peer=127.0.0.1:40000 out ACK 4.04 mid=8 token=- opts=- payload=0 len=4",
+                "1.500000 peer=127.0.0.1:40000 out-refused ACK 5.03 mid=9 token=- opts=- payload=0 len=4",
+                "1.500000 peer=127.0.0.1:40000 in MALFORMED len=3 error=\"datagram of 3 bytes is \
+                 shorter than the 4-byte CoAP header (RFC 7252 §3)\"",
+            ]
+        );
+        let t = *log.traffic().lock().expect("lock");
+        assert_eq!(
+            t,
+            Traffic {
+                datagrams_in: 2,
+                bytes_in: 23,
+                undecodable_in: 1,
+                datagrams_out: 3,
+                bytes_out: 18,
+                refused_out: 1,
+                responses: [1, 1, 0],
+                empty_acks_out: 1,
+            }
+        );
+    }
+
+    /// Without `--log` nothing is written but everything is counted.
+    #[test]
+    fn counts_without_a_log() {
+        let mut log = DatagramLog::new(None);
+        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        log.sent(SimTime::ZERO, peer, &[0x60, 0xa3, 0x00, 0x09], true);
+        log.received(SimTime::ZERO, peer, &[1]);
+        let t = *log.traffic().lock().expect("lock");
+        assert_eq!((t.responses, t.undecodable_in), ([0, 0, 1], 1));
+    }
+
+    /// The plan: `--resource` paths lose their leading `/`; limits reach
+    /// the store; without `--scenario` the `[protocols.coap]` defaults.
+    #[test]
+    fn plan_builds_the_store_as_asked() {
+        let req = CoapServerRequest {
+            listen: "127.0.0.1:0".into(),
+            resources: vec!["/a/b=1".into(), "c=".into()],
+            max_resources: 3,
+            max_bytes: 100,
+            max_value: 10,
+            ..CoapServerRequest::default()
+        };
+        let plan = coap_server_plan(&req).expect("plan");
+        assert_eq!(plan.params.block_size, None);
+        let (_, mut server) = plan.endpoint_and_server();
+        let store = server.resources_mut();
+        assert_eq!(
+            store.get("a/b").map(|r| r.value.as_slice()),
+            Some(&b"1"[..])
+        );
+        assert_eq!(store.get("c").map(|r| r.value.len()), Some(0));
+        use crate::proto::coap::{Code, Method};
+        assert_eq!(
+            store.apply(Method::Put, "d", None, b"x").code,
+            Code::CREATED
+        );
+        assert_eq!(
+            store.apply(Method::Put, "e", None, b"x").code,
+            Code::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            store.apply(Method::Put, "d", None, &[0; 11]).code,
+            Code::REQUEST_ENTITY_TOO_LARGE
+        );
+    }
+}
