@@ -7,9 +7,11 @@ use crate::scenario::{self, model::Scenario, ScenarioError};
 use std::path::{Path, PathBuf};
 
 pub mod broker;
+pub mod coap_server;
 pub mod new;
 pub mod testcmd;
 pub use broker::{broker, BrokerRequest};
+pub use coap_server::{coap_server, CoapServerRequest};
 pub use new::{new_scenario, write_new};
 pub use testcmd::{test, TestRequest};
 
@@ -36,6 +38,10 @@ pub enum CliError {
     /// `qossim broker` could not serve (address in use, --log unwritable).
     #[error("{0}")]
     Broker(#[from] broker::BrokerError),
+    /// `qossim coap-server` could not serve (address in use, --log
+    /// unwritable).
+    #[error("{0}")]
+    CoapServer(#[from] coap_server::CoapServerError),
     /// Expectations that did not hold (`run --strict`, `test`: exit 1).
     #[error("{failed} of {total} expectations failed")]
     ExpectationsFailed { failed: usize, total: usize },
@@ -64,7 +70,7 @@ impl CliError {
             CliError::Chart(_) => 2,
             CliError::BadArgument(_) => 2,
             CliError::Gateway(_) => 3,
-            CliError::Broker(_) => 3,
+            CliError::Broker(_) | CliError::CoapServer(_) => 3,
             CliError::ExpectationsFailed { .. } => 1,
             CliError::TestInternal(_) => 3,
             CliError::Diagram(crate::report::diagram::DiagramError::Read { .. }) => 3,
@@ -707,6 +713,27 @@ fn resolve(what: &str, s: &str) -> Result<std::net::SocketAddr, CliError> {
         .ok_or_else(|| bad("resolves to no address".into()))
 }
 
+/// `--listen` of a served command (`cmd`, e.g. "qossim broker"): an IPv4
+/// `HOST:PORT` (port 0: any free port); `example` shows one.
+fn listen_v4(s: &str, cmd: &str, example: &str) -> Result<std::net::SocketAddrV4, CliError> {
+    match resolve("listen", s)? {
+        std::net::SocketAddr::V4(a) => Ok(a),
+        std::net::SocketAddr::V6(a) => Err(CliError::BadArgument(format!(
+            "--listen {s:?}: {a} is IPv6; {cmd} serves IPv4 only (e.g. {example})"
+        ))),
+    }
+}
+
+/// The writer of a served command's `--log`: stdout for `-`, else the
+/// file `target` (created or truncated), written line by line.
+fn open_log(target: &str) -> std::io::Result<Box<dyn std::io::Write + Send>> {
+    if target == "-" {
+        return Ok(Box::new(std::io::stdout()));
+    }
+    let f = std::fs::File::create(target)?;
+    Ok(Box::new(std::io::LineWriter::new(f)))
+}
+
 /// Parse `ID=TOPIC` options: ids 1–65534 (0x0000 and 0xFFFF are reserved,
 /// MQTT-SN 1.2 §5.3.11), each once; topic names without wildcards.
 pub fn parse_predefined(items: &[String]) -> Result<Vec<(u16, String)>, CliError> {
@@ -775,7 +802,8 @@ pub fn gateway_config(
     Ok((listen, broker, config))
 }
 
-/// Set by SIGINT / SIGTERM while `qossim gateway` or `qossim broker` serves.
+/// Set by SIGINT / SIGTERM while `qossim gateway`, `qossim broker` or
+/// `qossim coap-server` serves.
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 extern "C" fn on_stop_signal(_: libc::c_int) {

@@ -75,6 +75,72 @@ enum Cmd {
     /// Ctrl-C.
     #[command(after_help = BROKER_HELP)]
     Broker(BrokerArgs),
+    /// Serve the simulator's CoAP endpoint and resource server to real
+    /// clients (UDP) until Ctrl-C.
+    #[command(name = "coap-server", after_help = COAP_SERVER_HELP)]
+    CoapServer(CoapServerArgs),
+}
+
+const COAP_SERVER_HELP: &str = "\
+Examples:
+  qossim coap-server --listen 127.0.0.1:5685 --resource sensors/temp=21.5
+  qossim coap-server --listen 127.0.0.1:5685 --scenario scenarios/coap-blockwise.toml --log -
+GET, PUT, POST and DELETE on any path, /.well-known/core discovery, Observe
+(RFC 7641), block-wise (RFC 7959, with [protocols.coap] block_size).
+What a client can make the server hold is bounded (defaults shown with each
+option): resources created (past it a PUT/POST gets 5.03), bytes stored and
+the size of one value (4.13), observers (past it a registration is answered
+without Observe). Malformed datagrams are ignored or reset (RFC 7252 §4.2,
+§4.3) and counted.
+The first line on stderr names the bound address (--listen HOST:0 picks a
+free port). Ctrl-C (or SIGTERM) stops it: counters printed on stderr.
+Exit codes: 0 stopped, 2 bad arguments or scenario, 3 cannot serve (e.g.
+address in use, --log not writable). See docs/coap.md (`qossim coap-server`).";
+
+#[derive(Args)]
+struct CoapServerArgs {
+    /// UDP address (IPv4) to serve CoAP on; port 0 picks a free one.
+    #[arg(long, default_value = qossim::cli::coap_server::DEFAULT_LISTEN, value_name = "HOST:PORT")]
+    listen: String,
+    /// Take the endpoint and server options from this scenario's
+    /// [protocols.coap] (ACK_TIMEOUT, MAX_RETRANSMIT, NSTART, congestion
+    /// control, block_size, observe_max_age, observe_con_interval, …).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Override a field of the --scenario (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE", requires = "scenario")]
+    set: Vec<String>,
+    /// Store VALUE (text) at PATH before serving, e.g. sensors/temp=21.5
+    /// (repeatable).
+    #[arg(long = "resource", value_name = "PATH=VALUE")]
+    resources: Vec<String>,
+    /// Resources PUT/POST may create; past it they are answered 5.03.
+    #[arg(long, default_value_t = qossim::proto::coap::server::DEFAULT_MAX_RESOURCES, value_name = "N")]
+    max_resources: usize,
+    /// Bytes of paths and values stored; past it a PUT/POST gets 4.13.
+    #[arg(long, default_value_t = qossim::proto::coap::server::DEFAULT_MAX_STORE_BYTES, value_name = "BYTES")]
+    max_bytes: usize,
+    /// Largest value stored (a GET's answer must fit one UDP datagram
+    /// unless block-wise is on); larger gets 4.13.
+    #[arg(long, default_value_t = qossim::proto::coap::server::DEFAULT_MAX_VALUE_BYTES, value_name = "BYTES")]
+    max_value: usize,
+    /// Observers registered at once; past it a registration is answered
+    /// without Observe.
+    #[arg(long, default_value_t = qossim::cli::coap_server::DEFAULT_MAX_OBSERVERS, value_name = "N")]
+    max_observers: usize,
+    /// Answer CON requests this long after their Empty ACK, as separate
+    /// responses (RFC 7252 §5.2.2), instead of piggybacked.
+    #[arg(long, value_name = "DUR")]
+    separate_delay: Option<String>,
+    /// Send ETag and Max-Age with 2.05 answers and answer a GET offering
+    /// the current ETag with 2.03 Valid (RFC 7252 §5.10.6).
+    #[arg(long)]
+    validators: bool,
+    /// Write one line per datagram in and out (time, peer, direction,
+    /// type, code, MID, token, options, payload length) to FILE, or to
+    /// stdout with -.
+    #[arg(long, value_name = "FILE|-")]
+    log: Option<String>,
 }
 
 const BROKER_HELP: &str = "\
@@ -446,6 +512,19 @@ fn main() -> ExitCode {
             max_packet_size: a.max_packet_size,
             connect_timeout: Some(a.connect_timeout),
             max_backlog: a.max_backlog,
+            log: a.log,
+        }),
+        Some(Cmd::CoapServer(a)) => cli::coap_server(&cli::CoapServerRequest {
+            listen: a.listen,
+            scenario: a.scenario,
+            overrides: a.set,
+            resources: a.resources,
+            max_resources: a.max_resources,
+            max_bytes: a.max_bytes,
+            max_value: a.max_value,
+            max_observers: a.max_observers,
+            separate_delay: a.separate_delay,
+            validators: a.validators,
             log: a.log,
         }),
         Some(Cmd::Gateway(a)) => cli::gateway(&cli::GatewayRequest {

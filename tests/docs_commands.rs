@@ -9,7 +9,8 @@
 //! they are documented to do). Server commands (`qossim gateway`) are
 //! started, probed once with one MQTT-SN datagram, stopped with SIGINT and
 //! must then exit 0 having counted the probe; `qossim broker` likewise, on
-//! a free port instead of the one it names, probed with one MQTT CONNECT.
+//! a free port instead of the one it names, probed with one MQTT CONNECT;
+//! `qossim coap-server` on port 0, probed with one CoAP GET.
 //! Only `qossim` lines in code blocks count; the command ends at two
 //! spaces (a comment or a description follows).
 
@@ -218,6 +219,74 @@ fn serve_broker(dir: &Path, path_env: &str, cmd: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Start a `qossim coap-server` command on a free port (`--listen
+/// 127.0.0.1:0` instead of the address it names; the bound one is read
+/// from its banner), probe it with one CoAP GET of `/.well-known/core`,
+/// stop it with SIGINT: it must exit 0 having counted the request.
+fn serve_coap(dir: &Path, path_env: &str, cmd: &str) -> Result<(), String> {
+    use std::io::BufRead;
+    let mut args: Vec<String> = Vec::new();
+    let mut it = cmd.split_whitespace().skip(1);
+    while let Some(w) = it.next() {
+        if w == "--listen" {
+            it.next();
+            continue;
+        }
+        args.push(w.to_string());
+    }
+    args.extend(["--listen".to_string(), "127.0.0.1:0".to_string()]);
+    let mut child = Command::new(dir.join("bin/qossim"))
+        .args(&args)
+        .current_dir(dir)
+        .env("PATH", path_env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut err = std::io::BufReader::new(child.stderr.take().ok_or("stderr")?);
+    let mut banner = String::new();
+    let _ = err.read_line(&mut banner);
+    let addr = banner
+        .strip_prefix("qossim coap-server: CoAP on udp ")
+        .and_then(|r| r.split(';').next())
+        .map(str::to_string);
+    // CON GET /.well-known/core, MID 1, no token
+    let get = [
+        0x40, 1, 0, 1, 0xbb, b'.', b'w', b'e', b'l', b'l', b'-', b'k', b'n', b'o', b'w', b'n',
+        0x04, b'c', b'o', b'r', b'e',
+    ];
+    let probe = addr
+        .ok_or_else(|| format!("no banner: {banner:?}"))
+        .and_then(|a| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+            s.send_to(&get, &a).map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 1500];
+            let (n, _) = s.recv_from(&mut buf).map_err(|e| e.to_string())?;
+            Ok(buf[..n.min(4)].to_vec())
+        });
+    // SAFETY: plain kill(2) on our own child's pid
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let o = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = format!("{}{banner}{rest}", String::from_utf8_lossy(&o.stdout));
+    let head = probe.map_err(|e| format!("GET /.well-known/core: {e}: {text}"))?;
+    if head != [0x60, 0x45, 0, 1] {
+        return Err(format!("answer {head:02x?} (want ACK 2.05 MID 1): {text}"));
+    }
+    if !o.status.success() {
+        return Err(format!("exit {:?} after SIGINT: {text}", o.status.code()));
+    }
+    if !text.contains("requests: 1 served") {
+        return Err(format!("the probe was not counted: {text}"));
+    }
+    Ok(())
+}
+
 #[test]
 fn every_documented_command_runs() {
     let mut cmds = from_markdown("README.md");
@@ -242,6 +311,14 @@ fn every_documented_command_runs() {
         let t0 = Instant::now();
         if cmd.starts_with("qossim broker") {
             let r = serve_broker(&dir, &path_env, cmd);
+            eprintln!("{at}: `{cmd}`: served and stopped: {r:?}");
+            if let Err(e) = r {
+                failures.push(format!("{at}: `{cmd}`: {e}"));
+            }
+            continue;
+        }
+        if cmd.starts_with("qossim coap-server") {
+            let r = serve_coap(&dir, &path_env, cmd);
             eprintln!("{at}: `{cmd}`: served and stopped: {r:?}");
             if let Err(e) = r {
                 failures.push(format!("{at}: `{cmd}`: {e}"));
@@ -298,8 +375,18 @@ fn every_documented_command_runs() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // every subcommand with examples was exercised, servers included
     for sub in [
-        "run", "check", "list", "new", "test", "sweep", "merge", "plot", "diagram", "gateway",
+        "run",
+        "check",
+        "list",
+        "new",
+        "test",
+        "sweep",
+        "merge",
+        "plot",
+        "diagram",
+        "gateway",
         "broker",
+        "coap-server",
     ] {
         assert!(
             cmds.iter()

@@ -103,15 +103,7 @@ pub struct BrokerPlan {
 /// a scenario that does not load is [`CliError::Scenario`] (file, line,
 /// field).
 pub fn broker_plan(req: &BrokerRequest) -> Result<BrokerPlan, CliError> {
-    let listen = match super::resolve("listen", &req.listen)? {
-        SocketAddr::V4(a) => a,
-        SocketAddr::V6(a) => {
-            return Err(CliError::BadArgument(format!(
-                "--listen {:?}: {a} is IPv6; qossim broker serves IPv4 only (e.g. 127.0.0.1:1883)",
-                req.listen
-            )))
-        }
-    };
+    let listen = super::listen_v4(&req.listen, "qossim broker", "127.0.0.1:1883")?;
     let mut config = match &req.scenario {
         Some(path) => {
             let sc = crate::scenario::load_file(path, &req.overrides)?;
@@ -312,15 +304,10 @@ impl PacketLog {
     /// Log to `target` (`-`: stdout; else a file, created or truncated).
     /// Lines are written whole as they come.
     pub fn open(target: &str, max_packet: usize) -> Result<Self, BrokerError> {
-        let out: Box<dyn Write + Send> = if target == "-" {
-            Box::new(std::io::stdout())
-        } else {
-            let f = std::fs::File::create(target).map_err(|source| BrokerError::Log {
-                path: target.into(),
-                source,
-            })?;
-            Box::new(std::io::LineWriter::new(f))
-        };
+        let out = super::open_log(target).map_err(|source| BrokerError::Log {
+            path: target.into(),
+            source,
+        })?;
         Ok(Self::to_writer(out, max_packet))
     }
 

@@ -1,13 +1,15 @@
 //! A socket abuse harness for servers under test (`qossim broker` in
-//! tests/broker_cli.rs; reusable for any TCP server): raw MQTT 3.1.1
-//! clients built byte by byte, connections that must be closed within a
-//! bound, a flood of random bytes over many connections, a steady QoS 1
-//! publisher, and the peak memory of a process.
+//! tests/broker_cli.rs, `qossim coap-server` in
+//! tests/coap_server_abuse.rs): raw MQTT 3.1.1 clients built byte by byte,
+//! connections that must be closed within a bound, a flood of random bytes
+//! over many TCP connections or UDP source ports, a steady QoS 1 publisher,
+//! raw CoAP requests and a steady CoAP GET client, and the peak memory of a
+//! process.
 //!
 //! Every wait is bounded; nothing here can hang a test.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::{SocketAddrV4, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -310,4 +312,264 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Send at least `total` bytes of random datagrams (`min_len..=max_len`
+/// bytes each) to `addr` from `ports` UDP sockets, each on its own source
+/// port, opened one after another by `threads` threads, every socket
+/// sending its share (`total / ports`, rounded up), at most `rate` bytes a
+/// second in all (so the server reads them rather than the kernel dropping
+/// them). Stops early only after `limit`. `connections` in the report
+/// counts the sockets used, `connect_failures` the sends that failed.
+pub fn udp_flood(
+    addr: SocketAddrV4,
+    total: u64,
+    ports: usize,
+    threads: usize,
+    (min_len, max_len): (usize, usize),
+    rate: u64,
+    limit: Duration,
+) -> FloodReport {
+    let sent = Arc::new(AtomicU64::new(0));
+    let socks = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let per_port = total.div_ceil(ports.max(1) as u64);
+    let per_thread_rate = (rate / threads.max(1) as u64).max(1);
+    let handles: Vec<JoinHandle<()>> = (0..threads)
+        .map(|t| {
+            let (sent, socks, failures) = (sent.clone(), socks.clone(), failures.clone());
+            std::thread::spawn(move || {
+                let mut junk = Junk::new(0x51_7cc1_b727_220a ^ t as u64);
+                let mut buf = vec![0u8; max_len];
+                let mut len_pick = [0u8; 8];
+                let mut mine = 0u64;
+                for _ in (t..ports).step_by(threads) {
+                    if start.elapsed() >= limit {
+                        break;
+                    }
+                    let Ok(s) = UdpSocket::bind("127.0.0.1:0") else {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    socks.fetch_add(1, Ordering::Relaxed);
+                    let mut this = 0u64;
+                    while this < per_port && start.elapsed() < limit {
+                        let due = start.elapsed().as_secs_f64() * per_thread_rate as f64;
+                        if mine as f64 > due {
+                            std::thread::sleep(Duration::from_millis(1));
+                            continue;
+                        }
+                        junk.fill(&mut len_pick);
+                        let span = (max_len - min_len + 1) as u64;
+                        let n = min_len + (u64::from_le_bytes(len_pick) % span) as usize;
+                        junk.fill(&mut buf[..n]);
+                        match s.send_to(&buf[..n], addr) {
+                            Ok(n) => {
+                                this += n as u64;
+                                mine += n as u64;
+                                sent.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                failures.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("flood thread");
+    }
+    FloodReport {
+        bytes: sent.load(Ordering::Relaxed),
+        connections: socks.load(Ordering::Relaxed),
+        connect_failures: failures.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// One option nibble and its extended bytes (RFC 7252 §3.1).
+fn coap_nibble(v: usize, ext: &mut Vec<u8>) -> u8 {
+    match v {
+        0..=12 => v as u8,
+        13..=268 => {
+            ext.push((v - 13) as u8);
+            13
+        }
+        _ => {
+            ext.extend_from_slice(&((v - 269) as u16).to_be_bytes());
+            14
+        }
+    }
+}
+
+/// A CoAP request built byte by byte (RFC 7252 §3): CON or NON, `code`
+/// (1 GET, 2 POST, 3 PUT, 4 DELETE), `options` as (number, value) in
+/// ascending order, the Uri-Path segments of `path` added in place.
+pub fn coap_request(
+    con: bool,
+    code: u8,
+    mid: u16,
+    token: &[u8],
+    path: &str,
+    options: &[(u16, &[u8])],
+    payload: &[u8],
+) -> Vec<u8> {
+    let ty = if con { 0 } else { 1 };
+    let mut m = vec![0x40 | (ty << 4) | token.len() as u8, code];
+    m.extend_from_slice(&mid.to_be_bytes());
+    m.extend_from_slice(token);
+    let mut opts: Vec<(u16, &[u8])> = options.to_vec();
+    opts.extend(
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| (11, s.as_bytes())),
+    );
+    opts.sort_by_key(|o| o.0);
+    let mut prev = 0;
+    for (n, v) in opts {
+        let mut ext = Vec::new();
+        let d = coap_nibble(usize::from(n - prev), &mut ext);
+        let l = coap_nibble(v.len(), &mut ext);
+        m.push((d << 4) | l);
+        m.extend_from_slice(&ext);
+        m.extend_from_slice(v);
+        prev = n;
+    }
+    if !payload.is_empty() {
+        m.push(0xff);
+        m.extend_from_slice(payload);
+    }
+    m
+}
+
+/// The (type, code, message ID) of a CoAP datagram, when it has a header.
+pub fn coap_header(d: &[u8]) -> Option<(u8, u8, u16)> {
+    let h = d.get(..4)?;
+    Some(((h[0] >> 4) & 3, h[1], u16::from_be_bytes([h[2], h[3]])))
+}
+
+/// The payload of a CoAP datagram (after the 0xFF marker; options are
+/// skipped by their lengths), empty when it has none.
+pub fn coap_payload(d: &[u8]) -> &[u8] {
+    let mut i = 4 + usize::from(d.first().map_or(0, |b| b & 0x0f));
+    while let Some(&b) = d.get(i) {
+        if b == 0xff {
+            return d.get(i + 1..).unwrap_or(&[]);
+        }
+        let mut j = i + 1;
+        let mut ext = |nib: u8| match nib {
+            13 => {
+                let v = usize::from(*d.get(j).unwrap_or(&0)) + 13;
+                j += 1;
+                v
+            }
+            14 => {
+                let v = usize::from(u16::from_be_bytes([
+                    *d.get(j).unwrap_or(&0),
+                    *d.get(j + 1).unwrap_or(&0),
+                ])) + 269;
+                j += 2;
+                v
+            }
+            n => usize::from(n),
+        };
+        ext(b >> 4);
+        let len = ext(b & 0x0f);
+        i = j + len;
+    }
+    &[]
+}
+
+/// A CoAP client on its own thread: a CON GET of `path` every `interval`
+/// (a new message ID each), each awaiting its piggybacked answer (at most
+/// `patience`; a GET left unanswered counts as lost), until stopped.
+pub struct SteadyCoapClient {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Result<CoapClientReport, String>>>,
+}
+
+/// What a [`SteadyCoapClient`] saw.
+#[derive(Debug, Clone)]
+pub struct CoapClientReport {
+    pub sent: u64,
+    /// GETs answered 2.05 with the expected payload.
+    pub answered: u64,
+    /// Longest time between two answers (from the start to the first,
+    /// and from the last to the stop, included).
+    pub longest_gap: Duration,
+}
+
+impl SteadyCoapClient {
+    pub fn start(
+        addr: SocketAddrV4,
+        path: &str,
+        expect: &[u8],
+        interval: Duration,
+        patience: Duration,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (path, expect) = (path.to_string(), expect.to_vec());
+        let handle = std::thread::spawn(move || {
+            let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            let mut r = CoapClientReport {
+                sent: 0,
+                answered: 0,
+                longest_gap: Duration::ZERO,
+            };
+            let mut last = Instant::now();
+            let mut buf = vec![0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                let mid = (r.sent % 65_536) as u16;
+                let req = coap_request(true, 1, mid, &mid.to_be_bytes(), &path, &[], &[]);
+                s.send_to(&req, addr).map_err(|e| format!("send: {e}"))?;
+                r.sent += 1;
+                let asked = Instant::now();
+                while asked.elapsed() < patience {
+                    let left = patience.saturating_sub(asked.elapsed());
+                    let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+                    let Ok((n, _)) = s.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let d = &buf[..n];
+                    if coap_header(d) == Some((2, 0x45, mid)) && coap_payload(d) == expect {
+                        let now = Instant::now();
+                        r.longest_gap = r.longest_gap.max(now - last);
+                        last = now;
+                        r.answered += 1;
+                        break;
+                    }
+                }
+                std::thread::sleep(interval);
+            }
+            r.longest_gap = r.longest_gap.max(last.elapsed());
+            Ok(r)
+        });
+        SteadyCoapClient {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop; what it saw, or what went wrong.
+    pub fn stop(mut self) -> Result<CoapClientReport, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.handle.take() {
+            Some(h) => h.join().unwrap_or_else(|_| Err("client panicked".into())),
+            None => Err("already stopped".into()),
+        }
+    }
+}
+
+impl Drop for SteadyCoapClient {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }

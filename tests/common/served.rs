@@ -1,5 +1,7 @@
-//! `qossim broker` (the real binary) on a free loopback port, for the
-//! tests that drive it (tests/broker_cli.rs, tests/broker_cli_v5.rs).
+//! `qossim broker` and `qossim coap-server` (the real binary) on a free
+//! loopback port, for the tests that drive them (tests/broker_cli.rs,
+//! tests/broker_cli_v5.rs, tests/coap_server_cli.rs,
+//! tests/coap_server_abuse.rs).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddrV4;
@@ -27,7 +29,7 @@ pub fn line_reader(r: impl Read + Send + 'static) -> Receiver<(Instant, String)>
     rx
 }
 
-/// `qossim broker` running on a free port; killed when dropped.
+/// A served command running on a free port; killed when dropped.
 pub struct Served {
     pub child: Option<Child>,
     pub addr: SocketAddrV4,
@@ -36,37 +38,21 @@ pub struct Served {
     pub log: PathBuf,
 }
 
-/// What a stopped broker said.
+/// What a stopped server said.
 pub struct Stopped {
     pub status: ExitStatus,
     pub took: Duration,
     pub stdout: String,
+    /// What it wrote on stderr after [`Served::start`] read its banner.
+    pub stderr: String,
 }
 
 impl Served {
     /// Start `qossim broker --listen 127.0.0.1:<free> --log <tmp> <extra>`
     /// and wait for its banner.
     pub fn start(tag: &str, extra: &[&str]) -> Served {
-        let port = free_port();
-        let addr = SocketAddrV4::new(LOCALHOST, port);
-        let log = super::temp_dir(tag).join("broker.log");
-        let mut child = Command::new(QOSSIM)
-            .args(["broker", "--listen", &addr.to_string(), "--log"])
-            .arg(&log)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start qossim broker");
-        let stdout = line_reader(child.stdout.take().expect("stdout"));
-        let stderr = line_reader(child.stderr.take().expect("stderr"));
-        let served = Served {
-            child: Some(child),
-            addr,
-            stdout,
-            stderr,
-            log,
-        };
+        let addr = SocketAddrV4::new(LOCALHOST, free_port());
+        let served = Self::spawn("broker", tag, addr, extra);
         let (_, banner) = served
             .stdout
             .recv_timeout(Duration::from_secs(20))
@@ -76,6 +62,50 @@ impl Served {
             "{banner}"
         );
         served
+    }
+
+    /// Start `qossim coap-server --listen 127.0.0.1:0 --log <tmp> <extra>`
+    /// and read the address it bound from its banner (the first line on
+    /// stderr).
+    pub fn start_coap(tag: &str, extra: &[&str]) -> Served {
+        let mut served = Self::spawn("coap-server", tag, SocketAddrV4::new(LOCALHOST, 0), extra);
+        let (_, banner) = served
+            .stderr
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let o = served.child.take().and_then(|c| c.wait_with_output().ok());
+                panic!("no banner; {o:?}")
+            });
+        let addr = banner
+            .strip_prefix("qossim coap-server: CoAP on udp ")
+            .and_then(|r| r.split(';').next())
+            .and_then(|a| a.parse::<SocketAddrV4>().ok())
+            .unwrap_or_else(|| panic!("banner without the bound address: {banner}"));
+        assert_ne!(addr.port(), 0, "{banner}");
+        served.addr = addr;
+        served
+    }
+
+    /// `qossim <sub> --listen <addr> --log <tmp>/<sub>.log <extra>`.
+    fn spawn(sub: &str, tag: &str, addr: SocketAddrV4, extra: &[&str]) -> Served {
+        let log = super::temp_dir(tag).join(format!("{sub}.log"));
+        let mut child = Command::new(QOSSIM)
+            .args([sub, "--listen", &addr.to_string(), "--log"])
+            .arg(&log)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start qossim {sub}: {e}"));
+        let stdout = line_reader(child.stdout.take().expect("stdout"));
+        let stderr = line_reader(child.stderr.take().expect("stderr"));
+        Served {
+            child: Some(child),
+            addr,
+            stdout,
+            stderr,
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -124,20 +154,24 @@ impl Served {
             }
             if start.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
-                panic!("qossim broker still running 10 s after signal {signal}");
+                panic!("server still running 10 s after signal {signal}");
             }
             std::thread::sleep(Duration::from_millis(10));
         };
         let took = start.elapsed();
-        let mut stdout = String::new();
-        while let Ok((_, l)) = self.stdout.recv_timeout(Duration::from_secs(2)) {
-            stdout.push_str(&l);
-            stdout.push('\n');
-        }
+        let collect = |rx: &Receiver<(Instant, String)>| {
+            let mut text = String::new();
+            while let Ok((_, l)) = rx.recv_timeout(Duration::from_secs(2)) {
+                text.push_str(&l);
+                text.push('\n');
+            }
+            text
+        };
         Stopped {
             status,
             took,
-            stdout,
+            stdout: collect(&self.stdout),
+            stderr: collect(&self.stderr),
         }
     }
 }

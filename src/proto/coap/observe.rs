@@ -112,6 +112,9 @@ pub struct ObserveStats {
     pub dropped_timeout: u64,
     /// Observers removed because the client answered with RST.
     pub dropped_reset: u64,
+    /// Registrations refused because the list was full (a server's
+    /// `ResourceServer::with_max_observers`).
+    pub refused_full: u64,
 }
 
 /// How one notification is to be sent (decided by [`Observers`], sent by
@@ -168,6 +171,7 @@ impl Observers {
                 paced: 0,
                 dropped_timeout: 0,
                 dropped_reset: 0,
+                refused_full: 0,
             },
         }
     }
@@ -231,6 +235,11 @@ impl Observers {
                 waiting: false,
             },
         );
+    }
+
+    /// A registration was refused (the list is full): counted.
+    pub fn refuse(&mut self) {
+        self.stats.refused_full += 1;
     }
 
     /// GET with Observe 1 (§3.6): remove `peer`'s entry for `path`.

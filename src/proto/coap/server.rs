@@ -373,6 +373,11 @@ pub struct ResourceServer {
     /// GET offering the current ETag is answered 2.03 Valid. Off by
     /// default (nothing changes on the wire).
     validators: bool,
+    /// Most observers registered at once (`None`: no bound, the
+    /// simulator's default); a registration past it is answered without
+    /// Observe (RFC 7641 §4.1: the client is not added to the list) and
+    /// counted in [`ObserveStats::refused_full`](super::ObserveStats).
+    max_observers: Option<std::num::NonZeroU32>,
 }
 
 /// A [`ResourceServer`]'s multicast side: each answer waits a delay drawn
@@ -518,6 +523,21 @@ impl ResourceServer {
         self
     }
 
+    /// Register at most `max` observers at once: a GET with Observe 0 from
+    /// a client not yet on the list is then answered as a plain GET,
+    /// without Observe (RFC 7641 §4.1), and counted
+    /// ([`ResourceServer::refused_observers`]). No bound by default, nor
+    /// with `max` 0.
+    pub fn with_max_observers(mut self, max: usize) -> Self {
+        self.max_observers = std::num::NonZeroU32::new(u32::try_from(max).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// Registrations refused by [`ResourceServer::with_max_observers`].
+    pub fn refused_observers(&self) -> u64 {
+        self.observers().stats().refused_full
+    }
+
     /// The registered observers.
     pub fn observers(&self) -> &Observers {
         static EMPTY: Observers = Observers::EMPTY;
@@ -571,6 +591,17 @@ impl ResourceServer {
             }
         }
         self.ids = ids;
+    }
+
+    /// Whether a registration of `peer` on `path` is over the bound: the
+    /// list is full and it would not just update an entry.
+    fn observer_refused(&self, peer: SockAddr, path: &str) -> bool {
+        let Some(max) = self.max_observers else {
+            return false;
+        };
+        let obs = self.observers();
+        obs.len() >= max.get() as usize
+            && !obs.iter().any(|(_, o)| o.peer == peer && &*o.path == path)
     }
 
     /// The notification carrying `path`'s current state with `seq`.
@@ -768,6 +799,7 @@ impl ResourceServer {
                 .request_message(*id)
                 .and_then(|m| super::endpoint::observe_value(&m));
             match observe {
+                Some(0) if self.observer_refused(*from, path) => self.obs().refuse(),
                 Some(0) => {
                     let obs = self.obs();
                     obs.register(now, *from, *token, path, *confirmable);

@@ -55,6 +55,17 @@ pub enum SocketError {
     Endpoint(#[from] EndpointError),
 }
 
+/// Watches every datagram a [`SocketDriver`] receives and sends (what
+/// `qossim coap-server --log` writes and counts). Called on the driver's
+/// thread, in order; `now` is the driver's clock.
+pub trait DatagramTap: Send + std::fmt::Debug {
+    /// A datagram read from `from`, before the endpoint gets it.
+    fn received(&mut self, now: SimTime, from: SocketAddr, data: &[u8]);
+    /// A datagram the endpoint sends to `to` (`sent`: whether the socket
+    /// took it; false when it was refused as too large).
+    fn sent(&mut self, now: SimTime, to: SocketAddr, data: &[u8], sent: bool);
+}
+
 /// A UDP socket, its address plan, and the server application (if any).
 #[derive(Debug)]
 pub struct UdpTransport {
@@ -65,6 +76,8 @@ pub struct UdpTransport {
     rx: Vec<u8>,
     /// Datagrams the socket refused as too large (EMSGSIZE).
     oversized: u64,
+    /// Told about every datagram in and out.
+    tap: Option<Box<dyn DatagramTap>>,
 }
 
 impl Transport<Endpoint> for UdpTransport {
@@ -73,7 +86,7 @@ impl Transport<Endpoint> for UdpTransport {
     fn send(
         &mut self,
         _ep: &mut Endpoint,
-        _clock: &Clock,
+        clock: &Clock,
         t: &TransmitInfo,
         bytes: &[u8],
     ) -> Result<(), SocketError> {
@@ -81,7 +94,11 @@ impl Transport<Endpoint> for UdpTransport {
             .plan
             .resolve_sock(t.to)
             .ok_or(SocketError::Unresolved { addr: t.to })?;
-        match self.socket.send_to(bytes, to) {
+        let r = self.socket.send_to(bytes, to);
+        if let Some(tap) = self.tap.as_mut() {
+            tap.sent(clock.now(), to, bytes, r.is_ok());
+        }
+        match r {
             Ok(_) => Ok(()),
             // a datagram larger than the network takes (EMSGSIZE): dropped
             // and counted, the server keeps serving (the store's value
@@ -123,10 +140,13 @@ impl Transport<Endpoint> for UdpTransport {
             .set_read_timeout(Some(wait))
             .map_err(|source| SocketError::Recv { local, source })?;
         match self.socket.recv_from(&mut self.rx) {
-            Ok((n, from)) => {
+            Ok((n, peer)) => {
+                let data = self.rx.get(..n).unwrap_or(&[]);
+                if let Some(tap) = self.tap.as_mut() {
+                    tap.received(clock.now(), peer, data);
+                }
                 // an address no plan can hold (IPv4 in 240/4) is dropped
-                if let Some(from) = self.plan.intern_sock(from) {
-                    let data = self.rx.get(..n).unwrap_or(&[]);
+                if let Some(from) = self.plan.intern_sock(peer) {
                     ep.handle_input(clock.now(), Datagram { from, data });
                 }
                 Ok(true)
@@ -134,7 +154,11 @@ impl Transport<Endpoint> for UdpTransport {
             Err(e)
                 if matches!(
                     e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::ConnectionRefused
+                    ErrorKind::WouldBlock
+                        | ErrorKind::TimedOut
+                        | ErrorKind::ConnectionRefused
+                        // a signal (e.g. `qossim coap-server`'s SIGINT)
+                        | ErrorKind::Interrupted
                 ) =>
             {
                 Ok(false)
@@ -174,6 +198,7 @@ impl Driver<Endpoint, UdpTransport> {
                 server: None,
                 rx: vec![0; 65536],
                 oversized: 0,
+                tap: None,
             },
         ))
     }
@@ -183,6 +208,11 @@ impl Driver<Endpoint, UdpTransport> {
     pub fn with_server(mut self, server: ResourceServer) -> Self {
         self.parts_mut().1.server = Some(server);
         self
+    }
+
+    /// Tell `tap` about every datagram received and sent from now on.
+    pub fn set_tap(&mut self, tap: Box<dyn DatagramTap>) {
+        self.parts_mut().1.tap = Some(tap);
     }
 
     /// The bound address.

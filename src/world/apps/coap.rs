@@ -67,7 +67,7 @@ use crate::proto::coap::{
     Proxy, ProxyConfig, ProxyStats, Request, RequestHandle, ResourceServer,
 };
 use crate::proto::Datagram;
-use crate::scenario::model::{CoapMode, Protocol, ProxyMode, Reliability, Scenario};
+use crate::scenario::model::{CoapMode, CoapParams, Protocol, ProxyMode, Reliability, Scenario};
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{DatagramApp, Received};
 use std::collections::BTreeMap;
@@ -250,12 +250,7 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
         brokers: vec![false; sc.nodes.len()],
         req: Request::new(Method::Put, String::new()),
         buf: Vec::with_capacity(2048),
-        blocks: sc
-            .protocols
-            .coap
-            .block_size
-            .and_then(|b| crate::proto::coap::block::szx_of_size(usize::from(b)))
-            .map(block::Blocks::new),
+        blocks: block_szx(&sc.protocols.coap).map(block::Blocks::new),
         links: BTreeMap::new(),
         leisure: sc
             .flows
@@ -272,6 +267,30 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
             })
             .collect(),
     })
+}
+
+/// The resource server a node runs for a scenario's `[protocols.coap]`
+/// (also what `qossim coap-server --scenario` serves): block-wise with
+/// `block_size`, Observe with `observe_max_age` and
+/// `observe_con_interval`, cache validators (ETag, Max-Age, 2.03) when
+/// `validators` (the origin of a proxied flow). Multicast leisure, link
+/// attributes and seeded resources are the caller's.
+pub fn resource_server(p: &CoapParams, validators: bool) -> ResourceServer {
+    let observe = ObserveConfig {
+        con_interval: p.observe_con_interval,
+        max_age: p.observe_max_age,
+    };
+    ResourceServer::new()
+        .with_block_szx(block_szx(p))
+        .with_observe(observe)
+        .with_validators(validators)
+}
+
+/// The block size exponent of `[protocols.coap] block_size` (`None`:
+/// block-wise off).
+pub fn block_szx(p: &CoapParams) -> Option<u8> {
+    p.block_size
+        .and_then(|b| crate::proto::coap::block::szx_of_size(usize::from(b)))
 }
 
 /// The proxy of each node a flow names as `proxy`: a forward proxy knows
@@ -403,15 +422,8 @@ impl Coap {
             let mut rng = SimRng::stream(sc.seed, &stream);
             // RFC 7252 §4.4: the initial message ID should be randomised
             let first_mid = rng.below(1 << 16) as u16;
-            let observe = ObserveConfig {
-                con_interval: sc.protocols.coap.observe_con_interval,
-                max_age: sc.protocols.coap.observe_max_age,
-            };
             let mut ep = Endpoint::new(Config::from(&sc.protocols.coap), rng, first_mid);
-            let mut server = ResourceServer::new()
-                .with_block_szx(self.blocks.as_ref().map(|b| b.szx))
-                .with_observe(observe)
-                .with_validators(origin);
+            let mut server = resource_server(&sc.protocols.coap, origin);
             if let Some(l) = leisure {
                 // its own stream, so no other draw moves (RFC 7252 §8.2)
                 let name = match life {

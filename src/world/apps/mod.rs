@@ -33,6 +33,7 @@ mod tags;
 mod tcp_flow;
 mod udp;
 
+pub use coap::{block_szx, resource_server};
 pub use mqtt::{broker_config, write_mqtt_rows, MqttRow, MQTT_HEADER};
 pub use registry::{ColumnOwner, PluginEntry, Registry, RegistryError, MAX_PLUGINS};
 
