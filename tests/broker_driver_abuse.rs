@@ -382,8 +382,10 @@ fn one_byte_per_second_trickles_do_not_hold_up_others() {
 }
 
 fn one_byte_per_second_trickles_do_not_hold_up_others_case() {
-    let mut config = BrokerConfig::default();
-    config.connect_timeout = SimDuration::from_secs(2);
+    let config = BrokerConfig {
+        connect_timeout: SimDuration::from_secs(2),
+        ..BrokerConfig::default()
+    };
     let c = start("trickle", config, |_| {});
     let second = Duration::from_secs(1);
     let limit = Duration::from_secs(5);
@@ -461,7 +463,7 @@ fn closing_with_unwritten_output_does_not_block_others(by: CloseBy) {
     .expect("bind broker");
     // the backlog must stay below the slow-consumer bound: the connection
     // is to be closed by `by`, not cut off as a slow consumer
-    d.set_max_out_bytes(4 * STALLED_BACKLOG_MIB << 20);
+    d.set_max_out_bytes((4 * STALLED_BACKLOG_MIB) << 20);
     let broker = d.spawn();
     let addr = broker.local_addr();
 
