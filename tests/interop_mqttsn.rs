@@ -986,6 +986,145 @@ fn integrated_gateway_over_real_sockets() {
     assert_eq!(d.gateway().stats().publishes_delivered, 3);
 }
 
+/// Integrated mode keeps retained messages up to
+/// `GatewayConfig::max_retained_bytes`: one client registering topic after
+/// topic (64 ids, a clean CONNECT, 64 more…) and publishing a retained
+/// 10 kB message to each fills the store to its bound and no further (the
+/// rest counted); deleting one (an empty retained message) makes room for
+/// another; a new subscriber gets exactly what was kept. Before the bound
+/// every new retained topic stayed for good.
+#[test]
+fn integrated_retained_store_is_bounded() {
+    let nowhere = SocketAddrV4::new(LOCALHOST, 9);
+    let mut cfg = gateway_config(GatewayMode::Integrated, &[]);
+    assert_eq!(cfg.max_retained_bytes, 16 << 20);
+    let bound = 256 * 1024;
+    cfg.max_retained_bytes = bound;
+    let gw = start_gateway(nowhere, cfg);
+    let to = gw.local_addr();
+    let s = UdpSocket::bind((LOCALHOST, 0)).expect("bind client");
+    let payload = vec![0x52; 10_000];
+    let mut msg_id = 0u16;
+    let mut publish = |topic_id: u16, data: &[u8]| {
+        msg_id += 1;
+        let r = ask(
+            &s,
+            to,
+            &sn(&Message::Publish {
+                dup: false,
+                qos: Qos::One,
+                retain: true,
+                topic: TopicRef::Normal(topic_id),
+                msg_id,
+                data,
+            }),
+        )
+        .expect("PUBACK");
+        assert!(
+            matches!(
+                decode(&r),
+                Ok(Message::PubAck {
+                    code: ReturnCode::Accepted,
+                    ..
+                })
+            ),
+            "{r:02x?}"
+        );
+    };
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        // a clean CONNECT forgets the topic ids, not the retained messages
+        let ack = ask(&s, to, &connect_msg("retainer", 60)).expect("CONNACK");
+        assert!(matches!(
+            decode(&ack),
+            Ok(Message::ConnAck {
+                code: ReturnCode::Accepted
+            })
+        ));
+        ids.clear();
+        for k in 0..64u16 {
+            let r = ask(
+                &s,
+                to,
+                &sn(&Message::Register {
+                    topic_id: 0,
+                    msg_id: k + 1,
+                    topic_name: &format!("ret/{round}/{k:02}"),
+                }),
+            )
+            .expect("REGACK");
+            let Ok(Message::RegAck {
+                topic_id,
+                code: ReturnCode::Accepted,
+                ..
+            }) = decode(&r)
+            else {
+                panic!("REGISTER answered {r:02x?}");
+            };
+            ids.push(topic_id);
+            publish(topic_id, &payload);
+        }
+    }
+    let size = ("ret/0/00".len() + payload.len()) as u64;
+    let kept = bound as u64 / size;
+    let snap = wait_gw(&gw, "the store full", |s| {
+        s.gateway.retained_dropped >= 3 * 64 - kept
+    });
+    assert_eq!(snap.gateway.retained_bytes, kept * size, "{snap:#?}");
+    assert_eq!(snap.gateway.retained_dropped, 3 * 64 - kept, "{snap:#?}");
+    // an empty retained message deletes one (ret/0/00, kept first): room
+    // for one more (ret/2/63, dropped before)
+    let ack = ask(&s, to, &connect_msg("retainer", 60)).expect("CONNACK");
+    assert!(matches!(
+        decode(&ack),
+        Ok(Message::ConnAck {
+            code: ReturnCode::Accepted
+        })
+    ));
+    for (k, name) in ["ret/0/00", "ret/2/63"].into_iter().enumerate() {
+        let r = ask(
+            &s,
+            to,
+            &sn(&Message::Register {
+                topic_id: 0,
+                msg_id: 100 + k as u16,
+                topic_name: name,
+            }),
+        )
+        .expect("REGACK");
+        let Ok(Message::RegAck { topic_id, .. }) = decode(&r) else {
+            panic!("REGISTER answered {r:02x?}");
+        };
+        publish(topic_id, if k == 0 { &[] } else { &payload });
+    }
+    let snap = wait_gw(&gw, "the store refilled", |s| {
+        s.gateway.retained_dropped == 3 * 64 - kept && s.gateway.retained_bytes == kept * size
+    });
+    // a new subscriber gets what was kept: ret/2/63 but not ret/0/00
+    let mut sub = our_client(to, "ret-sub", &[]);
+    sub.connect().expect("connect");
+    sub.run_until(Duration::from_secs(5), |e| {
+        matches!(e, ClientEvent::Connected { .. }).then_some(())
+    })
+    .expect("subscriber connects");
+    sub.subscribe("ret/#", TopicIdType::Normal, Qos::Zero)
+        .expect("subscribe");
+    let mut topics = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (topics.len() as u64) < kept && Instant::now() < deadline {
+        sub.step(Duration::from_millis(5)).expect("step");
+        while let Some(e) = sub.poll_event() {
+            if let ClientEvent::Message { topic, .. } = e {
+                topics.push(topic.to_string());
+            }
+        }
+    }
+    assert_eq!(topics.len() as u64, kept, "{snap:#?}");
+    assert!(topics.iter().any(|t| t == "ret/2/63"), "{topics:?}");
+    assert!(!topics.iter().any(|t| t == "ret/0/00"), "{topics:?}");
+    gw.stop().expect("stop");
+}
+
 /// `qossim args…` (≤ 10 s): exit code, stdout and stderr.
 fn qossim(args: &[&str]) -> (i32, String) {
     let mut child = KillOnDrop(

@@ -103,6 +103,13 @@ pub struct GatewayConfig {
     pub max_queued: usize,
     /// Subscriptions per client; beyond: SUBACK "congestion". Default 32.
     pub max_subscriptions_per_client: usize,
+    /// Integrated mode: bytes (topic names and payloads) of the retained
+    /// messages kept. A retained message that would pass this is not kept
+    /// (the one it replaces is deleted all the same) and is counted
+    /// (`GatewayStats::retained_dropped`); it is still delivered to the
+    /// current subscribers. Without it every new topic published with
+    /// RETAIN stayed for good. Default 16 MiB.
+    pub max_retained_bytes: usize,
     /// Predefined topic ids (§6.7) as (id, name), shared by all clients.
     pub predefined: Vec<(u16, String)>,
     /// Template of the upstream MQTT clients (client id used by the
@@ -132,6 +139,7 @@ impl Default for GatewayConfig {
             max_buffered: 20,
             max_queued: 100,
             max_subscriptions_per_client: 32,
+            max_retained_bytes: 16 << 20,
             predefined: Vec::new(),
             upstream: mqtt::ClientConfig::new("mqttsn-gw"),
             keep_alive_factor: 1.5,
@@ -271,6 +279,11 @@ pub struct GatewayStats {
     /// Topic names or filters refused as longer than
     /// `GatewayConfig::max_topic_len` (REGISTER, SUBSCRIBE, will topic).
     pub topics_too_long: u64,
+    /// Gauge (integrated mode): bytes of retained messages kept (topic
+    /// names and payloads), at most `GatewayConfig::max_retained_bytes`.
+    pub retained_bytes: u64,
+    /// Integrated mode: retained messages not kept, the store being full.
+    pub retained_dropped: u64,
     /// REGISTERs sent to clients (first transmissions).
     pub registers_sent: u64,
     pub publishes_received: u64,
@@ -1606,10 +1619,18 @@ impl Gateway {
         retain: bool,
     ) {
         if self.config.mode == GatewayMode::Integrated && retain {
-            if payload.is_empty() {
-                self.retained.remove(topic);
-            } else {
-                self.retained.insert(topic.clone(), (payload.clone(), qos));
+            if let Some((old, _)) = self.retained.remove(topic) {
+                let freed = (topic.as_str().len() + old.len()) as u64;
+                self.stats.retained_bytes = self.stats.retained_bytes.saturating_sub(freed);
+            }
+            if !payload.is_empty() {
+                let size = (topic.as_str().len() + payload.len()) as u64;
+                if self.stats.retained_bytes + size <= self.config.max_retained_bytes as u64 {
+                    self.retained.insert(topic.clone(), (payload.clone(), qos));
+                    self.stats.retained_bytes += size;
+                } else {
+                    self.stats.retained_dropped += 1;
+                }
             }
         }
         let mut out = std::mem::take(&mut self.scratch);
