@@ -677,6 +677,8 @@ pub struct GatewayRequest {
     /// MQTT client id of the aggregating connection.
     pub client_id: String,
     pub max_clients: usize,
+    /// Longest topic name a client may use (`GatewayConfig::max_topic_len`).
+    pub max_topic_len: usize,
     pub gw_id: u8,
 }
 
@@ -690,6 +692,7 @@ impl Default for GatewayRequest {
             keep_alive: 60,
             client_id: "qossim-gw".into(),
             max_clients: 10_000,
+            max_topic_len: 256,
             gw_id: 1,
         }
     }
@@ -795,6 +798,7 @@ pub fn gateway_config(
         mode: req.mode,
         port: listen.port(),
         max_clients: req.max_clients,
+        max_topic_len: req.max_topic_len,
         predefined: parse_predefined(&req.predefined)?,
         upstream,
         ..GatewayConfig::default()
@@ -880,7 +884,7 @@ pub fn gateway_summary(
     format!(
         "qossim gateway: stopped after {:.1} s\n\
          mqtt-sn: {} datagrams in ({} B), {} out ({} B); {} malformed, {} ignored, {} from unusable sources, {} broadcasts dropped, {} send errors\n\
-         clients: {} connects, {} refused, {} with a session; {} registrations; {} publishes received, {} delivered; {} dropped; {} retransmissions, {} give-ups; {} keep-alive timeouts\n\
+         clients: {} connects, {} refused, {} with a session; {} registrations, {} topics too long; {} publishes received, {} delivered; {} dropped; {} retransmissions, {} give-ups; {} keep-alive timeouts\n\
          upstream: {} connections opened, {} connect failures, {} refused, {} lost, {} closed for backlog, {} closed by the gateway; {} B sent, {} B received\n",
         elapsed.as_secs_f64(),
         io.datagrams_received,
@@ -896,6 +900,7 @@ pub fn gateway_summary(
         g.connects_refused,
         s.clients,
         g.registrations,
+        g.topics_too_long,
         g.publishes_received,
         g.publishes_delivered,
         g.dropped + g.dropped_queue_full + g.dropped_asleep,

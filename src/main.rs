@@ -230,6 +230,10 @@ struct GatewayArgs {
     /// MQTT-SN clients served at once (more are refused with "congestion").
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     max_clients: usize,
+    /// Longest topic name or filter a client may register, subscribe to
+    /// or name as its will topic, bytes (longer: "not supported").
+    #[arg(long, default_value_t = 256, value_name = "BYTES")]
+    max_topic_len: usize,
     /// GwId in ADVERTISE and GWINFO.
     #[arg(long, default_value_t = 1, value_name = "N")]
     gw_id: u8,
@@ -539,6 +543,7 @@ fn main() -> ExitCode {
             keep_alive: a.keep_alive,
             client_id: a.client_id,
             max_clients: a.max_clients,
+            max_topic_len: a.max_topic_len,
             gw_id: a.gw_id,
         }),
     });

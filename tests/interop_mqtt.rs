@@ -6,11 +6,10 @@
 //! why and returns. Every wait is bounded: child processes are killed by a
 //! Drop guard, mosquitto_sub gets `-W`, our loops have deadlines.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use qossim::sim::{SimRng, SimTime};
 
 mod common;
 
-use common::peers::{skip_or_fail, start_mosquitto, KillOnDrop, LOCALHOST};
+use common::peers::{lines, skip_or_fail, start_mosquitto, KillOnDrop, LOCALHOST};
 
 /// `name` as [`common::peers::peer_binary`] finds it, from Debian
 /// package `package`.
@@ -87,20 +86,6 @@ fn subscribe(d: &mut ClientDriver, filter: &str, qos: QoS) {
 
 fn topic(s: &str) -> TopicName {
     TopicName::new(s).expect("topic")
-}
-
-/// Lines of a child's stdout, read on a thread so waits can be bounded.
-fn lines(out: ChildStdout) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 fn next_line(rx: &Receiver<String>, what: &str) -> String {

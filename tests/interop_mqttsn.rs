@@ -19,7 +19,7 @@
 //! towards an MQTT-SN subscriber is checked with our client core.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,20 +28,22 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qossim::proto::mqtt::socket::BrokerDriver;
+use qossim::proto::mqtt::socket::{BrokerDriver, BrokerThread};
 use qossim::proto::mqtt::{Broker, BrokerConfig, Reconnect};
 use qossim::proto::mqttsn::socket::{
     ClientDriver, GatewayDriver, GatewayIoConfig, GatewaySnapshot, GatewayThread,
 };
 use qossim::proto::mqttsn::{
     decode, Client, ClientConfig, ClientEvent, GatewayConfig, GatewayMode, Message, MsgType, Qos,
-    ReturnCode, TopicIdType, TopicRef,
+    ReturnCode, SubTopic, TopicIdType, TopicRef, WillTopic,
 };
 use qossim::sim::{SimDuration, SimRng, SimTime};
 
 mod common;
 
-use common::peers::{find_binary, free_port, skip_or_fail, start_mosquitto, KillOnDrop, LOCALHOST};
+use common::peers::{
+    find_binary, free_port, lines, skip_or_fail, start_mosquitto, KillOnDrop, LOCALHOST,
+};
 
 /// The peers the interop tests talk to.
 struct Peers {
@@ -112,20 +114,6 @@ fn wait_exit(child: &mut KillOnDrop, limit: Duration, what: &str) -> std::proces
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// Lines of a child's output, read on a thread so waits can be bounded.
-fn lines(out: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 fn next_line(rx: &Receiver<String>, what: &str) -> String {
@@ -326,6 +314,16 @@ struct GatewayProc {
 /// Start `qossim gateway --mode <mode>` towards `broker` (predefined topic
 /// 7 = qossim/sn/pre); waits (≤ 10 s) for its start line.
 fn start_qossim_gateway(broker: SocketAddrV4, mode: &str, client_id: &str) -> GatewayProc {
+    start_qossim_gateway_with(broker, mode, client_id, &[])
+}
+
+/// [`start_qossim_gateway`] with `extra` options.
+fn start_qossim_gateway_with(
+    broker: SocketAddrV4,
+    mode: &str,
+    client_id: &str,
+    extra: &[&str],
+) -> GatewayProc {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = KillOnDrop(
@@ -339,6 +337,7 @@ fn start_qossim_gateway(broker: SocketAddrV4, mode: &str, client_id: &str) -> Ga
             ])
             .args(["--mode", mode, "--predefined", "7=qossim/sn/pre"])
             .args(["--client-id", client_id, "--keep-alive", "30"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -987,6 +986,145 @@ fn integrated_gateway_over_real_sockets() {
     assert_eq!(d.gateway().stats().publishes_delivered, 3);
 }
 
+/// Integrated mode keeps retained messages up to
+/// `GatewayConfig::max_retained_bytes`: one client registering topic after
+/// topic (64 ids, a clean CONNECT, 64 more…) and publishing a retained
+/// 10 kB message to each fills the store to its bound and no further (the
+/// rest counted); deleting one (an empty retained message) makes room for
+/// another; a new subscriber gets exactly what was kept. Before the bound
+/// every new retained topic stayed for good.
+#[test]
+fn integrated_retained_store_is_bounded() {
+    let nowhere = SocketAddrV4::new(LOCALHOST, 9);
+    let mut cfg = gateway_config(GatewayMode::Integrated, &[]);
+    assert_eq!(cfg.max_retained_bytes, 16 << 20);
+    let bound = 256 * 1024;
+    cfg.max_retained_bytes = bound;
+    let gw = start_gateway(nowhere, cfg);
+    let to = gw.local_addr();
+    let s = UdpSocket::bind((LOCALHOST, 0)).expect("bind client");
+    let payload = vec![0x52; 10_000];
+    let mut msg_id = 0u16;
+    let mut publish = |topic_id: u16, data: &[u8]| {
+        msg_id += 1;
+        let r = ask(
+            &s,
+            to,
+            &sn(&Message::Publish {
+                dup: false,
+                qos: Qos::One,
+                retain: true,
+                topic: TopicRef::Normal(topic_id),
+                msg_id,
+                data,
+            }),
+        )
+        .expect("PUBACK");
+        assert!(
+            matches!(
+                decode(&r),
+                Ok(Message::PubAck {
+                    code: ReturnCode::Accepted,
+                    ..
+                })
+            ),
+            "{r:02x?}"
+        );
+    };
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        // a clean CONNECT forgets the topic ids, not the retained messages
+        let ack = ask(&s, to, &connect_msg("retainer", 60)).expect("CONNACK");
+        assert!(matches!(
+            decode(&ack),
+            Ok(Message::ConnAck {
+                code: ReturnCode::Accepted
+            })
+        ));
+        ids.clear();
+        for k in 0..64u16 {
+            let r = ask(
+                &s,
+                to,
+                &sn(&Message::Register {
+                    topic_id: 0,
+                    msg_id: k + 1,
+                    topic_name: &format!("ret/{round}/{k:02}"),
+                }),
+            )
+            .expect("REGACK");
+            let Ok(Message::RegAck {
+                topic_id,
+                code: ReturnCode::Accepted,
+                ..
+            }) = decode(&r)
+            else {
+                panic!("REGISTER answered {r:02x?}");
+            };
+            ids.push(topic_id);
+            publish(topic_id, &payload);
+        }
+    }
+    let size = ("ret/0/00".len() + payload.len()) as u64;
+    let kept = bound as u64 / size;
+    let snap = wait_gw(&gw, "the store full", |s| {
+        s.gateway.retained_dropped >= 3 * 64 - kept
+    });
+    assert_eq!(snap.gateway.retained_bytes, kept * size, "{snap:#?}");
+    assert_eq!(snap.gateway.retained_dropped, 3 * 64 - kept, "{snap:#?}");
+    // an empty retained message deletes one (ret/0/00, kept first): room
+    // for one more (ret/2/63, dropped before)
+    let ack = ask(&s, to, &connect_msg("retainer", 60)).expect("CONNACK");
+    assert!(matches!(
+        decode(&ack),
+        Ok(Message::ConnAck {
+            code: ReturnCode::Accepted
+        })
+    ));
+    for (k, name) in ["ret/0/00", "ret/2/63"].into_iter().enumerate() {
+        let r = ask(
+            &s,
+            to,
+            &sn(&Message::Register {
+                topic_id: 0,
+                msg_id: 100 + k as u16,
+                topic_name: name,
+            }),
+        )
+        .expect("REGACK");
+        let Ok(Message::RegAck { topic_id, .. }) = decode(&r) else {
+            panic!("REGISTER answered {r:02x?}");
+        };
+        publish(topic_id, if k == 0 { &[] } else { &payload });
+    }
+    let snap = wait_gw(&gw, "the store refilled", |s| {
+        s.gateway.retained_dropped == 3 * 64 - kept && s.gateway.retained_bytes == kept * size
+    });
+    // a new subscriber gets what was kept: ret/2/63 but not ret/0/00
+    let mut sub = our_client(to, "ret-sub", &[]);
+    sub.connect().expect("connect");
+    sub.run_until(Duration::from_secs(5), |e| {
+        matches!(e, ClientEvent::Connected { .. }).then_some(())
+    })
+    .expect("subscriber connects");
+    sub.subscribe("ret/#", TopicIdType::Normal, Qos::Zero)
+        .expect("subscribe");
+    let mut topics = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (topics.len() as u64) < kept && Instant::now() < deadline {
+        sub.step(Duration::from_millis(5)).expect("step");
+        while let Some(e) = sub.poll_event() {
+            if let ClientEvent::Message { topic, .. } = e {
+                topics.push(topic.to_string());
+            }
+        }
+    }
+    assert_eq!(topics.len() as u64, kept, "{snap:#?}");
+    assert!(topics.iter().any(|t| t == "ret/2/63"), "{topics:?}");
+    assert!(!topics.iter().any(|t| t == "ret/0/00"), "{topics:?}");
+    gw.stop().expect("stop");
+}
+
 /// `qossim args…` (≤ 10 s): exit code, stdout and stderr.
 fn qossim(args: &[&str]) -> (i32, String) {
     let mut child = KillOnDrop(
@@ -1214,12 +1352,7 @@ fn aggregating_connection_is_retried_after_a_connack_timeout() {
 
 /// `VmRSS` / `VmHWM` of this process, bytes.
 fn vm(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    s.lines()
-        .find_map(|l| {
-            let v = l.strip_prefix(field)?.strip_prefix(':')?;
-            v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()
-        })
+    common::abuse::vm_kib(std::process::id(), field)
         .map(|kb| kb * 1024)
         .unwrap_or_else(|| panic!("{field} not in /proc/self/status"))
 }
@@ -1365,26 +1498,19 @@ fn good_client(gw: SocketAddr, stop: Arc<AtomicBool>, ready: mpsc::Sender<()>) -
     r
 }
 
-/// Abuse on loopback, bounded: 10⁴ source addresses CONNECT (half refused
-/// at `max_clients`), 10⁵ REGISTERs (capped per client), 10⁴ malformed
-/// datagrams (each counted); a well-behaved client is served throughout,
-/// memory stays bounded, nothing panics.
-#[test]
-fn abuse_is_bounded_and_a_good_client_is_served() {
-    let t0 = Instant::now();
-    let broker = BrokerDriver::bind(
+/// Our broker (`BrokerDriver`) on its own thread, on a free loopback port.
+fn our_broker() -> BrokerThread {
+    BrokerDriver::bind(
         SocketAddrV4::new(LOCALHOST, 0),
         Broker::new(BrokerConfig::default(), SimTime::ZERO),
     )
     .expect("bind broker")
-    .spawn();
-    let max_clients = 5_000;
-    let mut cfg = gateway_config(GatewayMode::Aggregating, &[]);
-    cfg.max_clients = max_clients;
-    let gw = start_gateway(broker.local_addr(), cfg);
-    let to = gw.local_addr();
-    let rss0 = vm("VmRSS");
+    .spawn()
+}
 
+/// [`good_client`] on its own thread, connected and subscribed: the flag
+/// that stops it and its report.
+fn start_good_client(to: SocketAddr) -> (Arc<AtomicBool>, std::thread::JoinHandle<GoodReport>) {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, ready) = mpsc::channel();
     let flag = stop.clone();
@@ -1392,10 +1518,66 @@ fn abuse_is_bounded_and_a_good_client_is_served() {
     ready
         .recv_timeout(Duration::from_secs(10))
         .expect("good client ready");
+    (stop, good)
+}
+
+/// How many replies carried each return code, `code` picking it out of
+/// the expected message; a lost reply or any other message fails `what`.
+fn codes(
+    replies: &[Option<Vec<u8>>],
+    what: &str,
+    code: impl Fn(&Message<'_>) -> Option<ReturnCode>,
+) -> BTreeMap<ReturnCode, u64> {
+    let mut m = BTreeMap::new();
+    for r in replies {
+        let c = match r.as_deref().map(decode) {
+            Some(Ok(msg)) => code(&msg),
+            _ => None,
+        };
+        let c = c.unwrap_or_else(|| panic!("{what} answered {r:02x?}"));
+        *m.entry(c).or_insert(0) += 1;
+    }
+    m
+}
+
+fn connack_code(m: &Message<'_>) -> Option<ReturnCode> {
+    match m {
+        Message::ConnAck { code } => Some(*code),
+        _ => None,
+    }
+}
+
+fn regack_code(m: &Message<'_>) -> Option<ReturnCode> {
+    match m {
+        Message::RegAck { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+/// The count of `c` in [`codes`]' result.
+fn n(m: &BTreeMap<ReturnCode, u64>, c: ReturnCode) -> u64 {
+    m.get(&c).copied().unwrap_or(0)
+}
+
+/// Abuse on loopback, bounded: 10⁴ source addresses CONNECT (half refused
+/// at `max_clients`), 10⁵ REGISTERs (capped per client), 10⁴ malformed
+/// datagrams (each counted); a well-behaved client is served throughout,
+/// memory stays bounded, nothing panics.
+#[test]
+fn abuse_is_bounded_and_a_good_client_is_served() {
+    let t0 = Instant::now();
+    let broker = our_broker();
+    let max_clients = 5_000;
+    let mut cfg = gateway_config(GatewayMode::Aggregating, &[]);
+    cfg.max_clients = max_clients;
+    let gw = start_gateway(broker.local_addr(), cfg);
+    let to = gw.local_addr();
+    let rss0 = vm("VmRSS");
+    let (stop, good) = start_good_client(to);
 
     // 10⁴ source addresses: 40 loopback addresses × 250 sockets, 250 open
     // at a time; the first 100 stay open for what follows.
-    let (mut accepted, mut refused, mut lost) = (0, 0, 0);
+    let (mut accepted, mut refused) = (0, 0);
     let mut kept: Vec<UdpSocket> = Vec::new();
     for a in 0..40u8 {
         let ip = Ipv4Addr::new(127, 1, 0, a + 1);
@@ -1403,24 +1585,15 @@ fn abuse_is_bounded_and_a_good_client_is_served() {
             .map(|_| UdpSocket::bind((ip, 0)).expect("bind abuse socket"))
             .collect();
         let replies = exchange(&socks, to, |i| connect_msg(&format!("abuse-{a}-{i}"), 600));
-        for r in &replies {
-            match r.as_deref().map(decode) {
-                Some(Ok(Message::ConnAck {
-                    code: ReturnCode::Accepted,
-                })) => accepted += 1,
-                Some(Ok(Message::ConnAck {
-                    code: ReturnCode::Congestion,
-                })) => refused += 1,
-                Some(other) => panic!("CONNECT answered {other:?}"),
-                None => lost += 1,
-            }
-        }
+        let c = codes(&replies, "CONNECT", connack_code);
+        accepted += n(&c, ReturnCode::Accepted);
+        refused += n(&c, ReturnCode::Congestion);
         if a == 0 {
             kept.extend(socks.into_iter().take(100));
         }
     }
-    assert_eq!(lost, 0, "CONNACKs lost on loopback");
     // max_clients counts the good client too.
+    let max_clients = max_clients as u64;
     assert_eq!(
         (accepted, refused),
         (max_clients - 1, 10_000 - (max_clients - 1))
@@ -1438,19 +1611,14 @@ fn abuse_is_bounded_and_a_good_client_is_served() {
                 topic_name: &format!("abuse/{i}/{round}"),
             })
         });
-        for r in replies {
-            match r.as_deref().map(decode) {
-                Some(Ok(Message::RegAck {
-                    code: ReturnCode::Accepted,
-                    ..
-                })) => reg_ok += 1,
-                Some(Ok(Message::RegAck {
-                    code: ReturnCode::Congestion,
-                    ..
-                })) => reg_full += 1,
-                other => panic!("REGISTER answered {other:?}"),
-            }
-        }
+        let c = codes(&replies, "REGISTER", regack_code);
+        assert_eq!(
+            c.values().sum::<u64>(),
+            n(&c, ReturnCode::Accepted) + n(&c, ReturnCode::Congestion),
+            "{c:?}"
+        );
+        reg_ok += n(&c, ReturnCode::Accepted);
+        reg_full += n(&c, ReturnCode::Congestion);
     }
     assert_eq!((reg_ok, reg_full), (100 * 64, 100 * (1000 - 64)));
     let t_register = t0.elapsed();
@@ -1513,7 +1681,7 @@ fn abuse_is_bounded_and_a_good_client_is_served() {
         report.max_round_trip
     );
     assert_eq!(st.registrations, 100 * 64);
-    assert_eq!(st.connects_refused, 10_000 - (max_clients as u64 - 1));
+    assert_eq!(st.connects_refused, 10_000 - (max_clients - 1));
     assert_eq!(io.sources_dropped, 0);
     // The good client: never lost its gateway, never gave up, round trips
     // all along.
@@ -1538,5 +1706,296 @@ fn abuse_is_bounded_and_a_good_client_is_served() {
         "took {:?}",
         t0.elapsed()
     );
+    drop(broker);
+}
+
+/// `GatewayConfig::max_topic_len` (default 256 bytes): a longer topic name
+/// in a REGISTER, a SUBSCRIBE or a will topic is refused with "not
+/// supported" and counted; one of exactly 256 bytes is served. Before the
+/// bound every accepted REGISTER kept its name, up to 64 of ~65 KB per
+/// client: 4 MiB a client, 20 GB for 5,000.
+#[test]
+fn topic_names_longer_than_the_bound_are_refused_and_counted() {
+    let broker = our_broker();
+    let cfg = gateway_config(GatewayMode::Aggregating, &[]);
+    assert_eq!(cfg.max_topic_len, 256);
+    let gw = start_gateway(broker.local_addr(), cfg);
+    let to = gw.local_addr();
+    let s = UdpSocket::bind((LOCALHOST, 0)).expect("bind client");
+    let ack = ask(&s, to, &connect_msg("long-names", 60)).expect("CONNACK");
+    assert!(matches!(
+        decode(&ack),
+        Ok(Message::ConnAck {
+            code: ReturnCode::Accepted
+        })
+    ));
+    let fits = format!("t/{}", "a".repeat(254));
+    let over = format!("t/{}", "b".repeat(255));
+    let huge = format!("t/{}", "c".repeat(60_000));
+    let register = |name: &str, msg_id: u16| {
+        let r = ask(
+            &s,
+            to,
+            &sn(&Message::Register {
+                topic_id: 0,
+                msg_id,
+                topic_name: name,
+            }),
+        )
+        .expect("REGACK");
+        match decode(&r) {
+            Ok(Message::RegAck {
+                code, msg_id: m, ..
+            }) if m == msg_id => code,
+            other => panic!("REGISTER answered {other:?}"),
+        }
+    };
+    assert_eq!(register(&fits, 1), ReturnCode::Accepted);
+    assert_eq!(register(&over, 2), ReturnCode::NotSupported);
+    assert_eq!(register(&huge, 3), ReturnCode::NotSupported);
+    let subscribe = |name: &str, msg_id: u16| {
+        let r = ask(
+            &s,
+            to,
+            &sn(&Message::Subscribe {
+                dup: false,
+                qos: Qos::Zero,
+                msg_id,
+                topic: SubTopic::Name(name),
+            }),
+        )
+        .expect("SUBACK");
+        match decode(&r) {
+            Ok(Message::SubAck {
+                code, msg_id: m, ..
+            }) if m == msg_id => code,
+            other => panic!("SUBSCRIBE answered {other:?}"),
+        }
+    };
+    assert_eq!(subscribe(&over, 4), ReturnCode::NotSupported);
+    assert_eq!(subscribe(&fits, 5), ReturnCode::Accepted);
+    // a will topic past the bound refuses the CONNECT
+    let w = UdpSocket::bind((LOCALHOST, 0)).expect("bind client");
+    let req = ask(
+        &w,
+        to,
+        &sn(&Message::Connect {
+            will: true,
+            clean_session: true,
+            duration: 60,
+            client_id: "long-will",
+        }),
+    )
+    .expect("WILLTOPICREQ");
+    assert!(matches!(decode(&req), Ok(Message::WillTopicReq)), "{req:?}");
+    let r = ask(
+        &w,
+        to,
+        &sn(&Message::WillTopic(Some(WillTopic {
+            qos: Qos::Zero,
+            retain: false,
+            topic: &over,
+        }))),
+    )
+    .expect("CONNACK");
+    assert!(
+        matches!(
+            decode(&r),
+            Ok(Message::ConnAck {
+                code: ReturnCode::NotSupported
+            })
+        ),
+        "{r:?}"
+    );
+    let snap = wait_gw(&gw, "the refusals counted", |s| {
+        s.gateway.topics_too_long >= 4
+    });
+    assert_eq!(snap.gateway.topics_too_long, 4, "{snap:#?}");
+    assert_eq!(snap.gateway.registrations, 1, "{snap:#?}");
+    gw.stop().expect("stop gateway");
+    drop(broker);
+}
+
+/// Peak RSS bound of `qossim gateway` under the abuse below: the process
+/// (about 4 MiB resident idle), 5,000 sessions with their timers, 100
+/// clients' 64 topic ids (names of at most 256 bytes), a 64 KiB datagram
+/// buffer, the aggregating connection's bounded queue. The flood alone is
+/// 100 MB: a gateway that kept any part of what it read would pass this.
+const GATEWAY_RSS_BOUND_KIB: u64 = 32 * 1024;
+
+/// `qossim gateway` (the binary, aggregating, in front of our broker),
+/// abused on loopback while our client core's QoS 1 round trips through it
+/// continue:
+/// - CONNECTs from 10,000 distinct source ports (all open at once): those
+///   past `--max-clients 5000` are refused with "congestion" and counted;
+/// - REGISTER floods from 100 of them: 1,000 each, names of 200 bytes (64
+///   topic ids each, the rest "congestion") and, one in ten, of over
+///   1,000 bytes (past `--max-topic-len`: "not supported", counted);
+/// - 10 clients send 1,000 QoS 2 PUBLISHes each and never release them
+///   (each gets its PUBREC);
+/// - ≥ 100 MB of random datagrams from 1,000 source ports, paced by
+///   PINGREQs so the socket buffer does not overflow (each is read and
+///   counted malformed);
+/// - VmHWM of the gateway process under [`GATEWAY_RSS_BOUND_KIB`]; after
+///   SIGINT it exits 0 and its summary counts all of it.
+#[test]
+fn qossim_gateway_abuse_is_bounded_and_a_good_client_is_served() {
+    let t0 = Instant::now();
+    let broker = our_broker();
+    let gw = start_qossim_gateway_with(
+        broker.local_addr(),
+        "aggregating",
+        "abuse-gw",
+        &["--max-clients", "5000"],
+    );
+    let to = SocketAddr::from((LOCALHOST, gw.port));
+    let pid = gw.child.0.id();
+    let hwm = || common::abuse::peak_rss_kib(pid).expect("VmHWM of qossim gateway");
+    let idle = hwm();
+    let (stop, good) = start_good_client(to);
+
+    // 10,000 distinct source ports, all open until every CONNECT is
+    // answered (a closed port could come back as a later socket's)
+    let socks: Vec<UdpSocket> = (0..10_000)
+        .map(|_| UdpSocket::bind((LOCALHOST, 0)).expect("bind abuse socket"))
+        .collect();
+    let replies = exchange(&socks, to, |i| connect_msg(&format!("cli-{i}"), 600));
+    let c = codes(&replies, "CONNECT", connack_code);
+    // --max-clients counts the good client too
+    assert_eq!(
+        (n(&c, ReturnCode::Accepted), n(&c, ReturnCode::Congestion)),
+        (4_999, 5_001)
+    );
+    let kept: Vec<UdpSocket> = socks.into_iter().take(100).collect();
+    let t_connect = t0.elapsed();
+
+    // REGISTER floods: 1,000 from each of 100 clients
+    let mut regacks = BTreeMap::new();
+    // (1,000 bytes: a window of 50 such datagrams stays well inside the
+    // gateway's socket buffer)
+    let long_tail = "L".repeat(1000);
+    for round in 0..1000u16 {
+        let replies = exchange(&kept, to, |i| {
+            let name = if round % 10 == 9 {
+                format!("abuse/{i}/{round}/{long_tail}")
+            } else {
+                format!("abuse/{i}/{round}/{:0>180}", 0)
+            };
+            sn(&Message::Register {
+                topic_id: 0,
+                msg_id: round + 1,
+                topic_name: &name,
+            })
+        });
+        for (code, k) in codes(&replies, "REGISTER", regack_code) {
+            *regacks.entry(code).or_insert(0) += k;
+        }
+    }
+    assert_eq!(
+        regacks,
+        BTreeMap::from([
+            (ReturnCode::Accepted, 100 * 64),
+            (ReturnCode::Congestion, 100 * (900 - 64)),
+            (ReturnCode::NotSupported, 100 * 100),
+        ])
+    );
+    let t_register = t0.elapsed();
+
+    // QoS 2 never released: 1,000 PUBLISHes from each of 10 clients on a
+    // topic id each registered above
+    let payload = [0x42u8; 100];
+    let mut pubrecs = 0u64;
+    for round in 0..1000u16 {
+        let replies = exchange(&kept[..10], to, |_| {
+            sn(&Message::Publish {
+                dup: false,
+                qos: Qos::Two,
+                retain: false,
+                topic: TopicRef::Normal(1),
+                msg_id: round + 1,
+                data: &payload,
+            })
+        });
+        for r in replies {
+            match r.as_deref().map(decode) {
+                Some(Ok(Message::PubRec { msg_id })) if msg_id == round + 1 => pubrecs += 1,
+                other => panic!("QoS 2 PUBLISH answered {other:?}"),
+            }
+        }
+    }
+    assert_eq!(pubrecs, 10_000);
+    let t_qos2 = t0.elapsed();
+
+    // ≥ 100 MB of random datagrams (1 to 16 KiB, now and then 64 KiB) from
+    // 1,000 source ports; after every 8 a PINGREQ round trip
+    let junk_socks: Vec<UdpSocket> = (0..1000)
+        .map(|_| UdpSocket::bind((LOCALHOST, 0)).expect("bind junk socket"))
+        .collect();
+    let mut rng = SimRng::stream(19, "gateway-flood");
+    let mut junk = common::abuse::Junk::new(19);
+    let mut buf = vec![0u8; 65_507];
+    let (mut junk_bytes, mut junk_sent) = (0u64, 0u64);
+    let pacer = &kept[10..11];
+    while junk_bytes < 100_000_000 {
+        for _ in 0..8 {
+            let len = if junk_sent % 50 == 49 {
+                65_507
+            } else {
+                1024 + rng.below(15 * 1024 + 1) as usize
+            };
+            junk.fill(&mut buf[..len]);
+            // random bytes behind a 3-byte Length of 0 (below any header):
+            // never a message, whatever the bytes
+            buf[0] = 0x01;
+            buf[1] = 0x00;
+            buf[2] = 0x00;
+            let s = &junk_socks[(junk_sent % 1000) as usize];
+            s.send_to(&buf[..len], to).expect("send junk");
+            junk_sent += 1;
+            junk_bytes += len as u64;
+        }
+        let r = exchange(pacer, to, |_| ping());
+        assert!(
+            matches!(r[0].as_deref().map(decode), Some(Ok(Message::PingResp))),
+            "PINGRESP after junk: {r:?}"
+        );
+    }
+    let t_junk = t0.elapsed();
+
+    stop.store(true, Ordering::Relaxed);
+    let report = good.join().expect("good client thread");
+    let peak = hwm();
+    let (code, text) = gw.stop();
+    let c = summary_counters(&text);
+    eprintln!(
+        "qossim gateway abuse: CONNECTs {t_connect:.1?}, REGISTERs {t_register:.1?}, \
+         QoS 2 {t_qos2:.1?}, junk {t_junk:.1?} ({junk_sent} datagrams, {junk_bytes} B); \
+         VmHWM {idle} KiB idle, {peak} KiB at the end (bound {GATEWAY_RSS_BOUND_KIB} KiB); \
+         good client: {} sent, {} acked, {} received, max round trip {:?}\n{text}",
+        report.sent, report.acked, report.received, report.max_round_trip
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(c.get("clients refused"), Some(&5_001), "{c:#?}");
+    assert_eq!(c.get("clients registrations"), Some(&(100 * 64)), "{c:#?}");
+    assert_eq!(
+        c.get("clients topics too long"),
+        Some(&(100 * 100)),
+        "{c:#?}"
+    );
+    assert!(
+        c.get("mqtt-sn malformed").copied().unwrap_or(0) >= junk_sent,
+        "{c:#?}"
+    );
+    assert!(report.trouble.is_empty(), "{:#?}", report.trouble);
+    assert!(report.received >= 20, "{report:#?}");
+    assert!(
+        report.max_round_trip < Duration::from_secs(2),
+        "{report:#?}"
+    );
+    assert!(
+        peak < GATEWAY_RSS_BOUND_KIB,
+        "qossim gateway peak RSS {peak} KiB, bound {GATEWAY_RSS_BOUND_KIB} KiB"
+    );
+    drop(kept);
     drop(broker);
 }

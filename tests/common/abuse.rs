@@ -1,10 +1,13 @@
 //! A socket abuse harness for servers under test (`qossim broker` in
-//! tests/broker_cli.rs, `qossim coap-server` in
-//! tests/coap_server_abuse.rs): raw MQTT 3.1.1 clients built byte by byte,
-//! connections that must be closed within a bound, a flood of random bytes
-//! over many TCP connections or UDP source ports, a steady QoS 1 publisher,
-//! raw CoAP requests and a steady CoAP GET client, and the peak memory of a
-//! process.
+//! tests/broker_cli.rs, the library's `BrokerDriver` in
+//! tests/broker_driver_abuse.rs, `qossim coap-server` in
+//! tests/coap_server_abuse.rs; reusable for any TCP or UDP server): raw
+//! MQTT 3.1.1 clients built byte by byte, connections that must be closed
+//! within a bound, a flood of random bytes over many TCP connections or
+//! UDP source ports, QoS 2 publishes never released, a one-byte-at-a-time
+//! trickle, a steady QoS 1 publisher and its subscriber (the well-behaved
+//! pair that must be served throughout), raw CoAP requests and a steady
+//! CoAP GET client, and the (peak) memory of a process.
 //!
 //! Every wait is bounded; nothing here can hang a test.
 
@@ -14,6 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+// The library's stoppable thread (what `BrokerThread` and `GatewayThread`
+// run on): stopped and joined when dropped.
+use qossim::proto::driver::Worker;
 
 /// MQTT's variable-length integer (§2.2.3).
 pub fn varint(mut n: usize, out: &mut Vec<u8>) {
@@ -243,16 +250,13 @@ pub fn random_flood(
 /// `interval` (payload "N", N counting from 0), each PUBACK awaited (at
 /// most 5 s), until stopped.
 pub struct SteadyPublisher {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<Result<u64, String>>>,
+    worker: Worker<Result<u64, String>>,
 }
 
 impl SteadyPublisher {
     pub fn start(addr: SocketAddrV4, client_id: &str, topic: &str, interval: Duration) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
         let (client_id, topic) = (client_id.to_string(), topic.to_string());
-        let handle = std::thread::spawn(move || {
+        let worker = Worker::spawn(move |flag| {
             let mut s = mqtt_connect(addr, &client_id);
             s.set_read_timeout(Some(Duration::from_secs(5)))
                 .map_err(|e| e.to_string())?;
@@ -277,40 +281,29 @@ impl SteadyPublisher {
             }
             Ok(n)
         });
-        SteadyPublisher {
-            stop,
-            handle: Some(handle),
-        }
+        SteadyPublisher { worker }
     }
 
     /// Stop; the number of messages published and acknowledged, or what
     /// went wrong.
-    pub fn stop(mut self) -> Result<u64, String> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.handle.take() {
-            Some(h) => h
-                .join()
-                .unwrap_or_else(|_| Err("publisher panicked".into())),
-            None => Err("already stopped".into()),
-        }
-    }
-}
-
-impl Drop for SteadyPublisher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    pub fn stop(self) -> Result<u64, String> {
+        self.worker
+            .stop()
+            .unwrap_or_else(|| Err("publisher panicked".into()))
     }
 }
 
 /// Peak resident memory (VmHWM) of process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    vm_kib(pid, "VmHWM")
+}
+
+/// A memory field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …), in KiB.
+pub fn vm_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
@@ -572,4 +565,349 @@ impl Drop for SteadyCoapClient {
             let _ = h.join();
         }
     }
+
+/// Reset this process's peak resident memory (VmHWM) to its current
+/// resident memory (`/proc/self/clear_refs`, value 5; Linux ≥ 4.0), so a
+/// test binary running several abuse cases one after another measures
+/// the peak of each. The resident memory then (KiB).
+pub fn reset_peak_rss() -> u64 {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM (/proc/self/clear_refs)");
+    vm_kib(std::process::id(), "VmRSS").expect("VmRSS")
+}
+
+/// Set `s`'s kernel receive buffer (SO_RCVBUF; the kernel doubles it and
+/// stops tuning it), so a peer that stops reading fills it after a known
+/// few bytes. The size the kernel reports back.
+pub fn set_recv_buffer(s: &TcpStream, bytes: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(bytes).expect("buffer size");
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let mut got: libc::c_int = 0;
+    let mut got_len = len;
+    // SAFETY: setsockopt/getsockopt on a socket `s` owns, with pointers to
+    // live `c_int`s and their true length.
+    let (rc, rc2) = unsafe {
+        let rc = libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&v as *const libc::c_int).cast(),
+            len,
+        );
+        let rc2 = libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut got_len,
+        );
+        (rc, rc2)
+    };
+    assert!(rc == 0 && rc2 == 0, "SO_RCVBUF");
+    usize::try_from(got).unwrap_or(0)
+}
+
+/// The most a loopback TCP connection's sender may hold in its kernel send
+/// buffer (`net.ipv4.tcp_wmem`'s maximum), bytes.
+pub fn tcp_wmem_max() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20)
+}
+
+/// One whole MQTT packet at the start of `buf`: the packet and its
+/// length, or `None` while it is incomplete.
+pub fn split_packet(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut len = 0usize;
+    let mut mult = 1usize;
+    for i in 1..5 {
+        let b = *buf.get(i)?;
+        len += usize::from(b & 0x7f) * mult;
+        mult *= 128;
+        if b & 0x80 == 0 {
+            let end = i + 1 + len;
+            return buf.get(..end).map(|p| (p.to_vec(), end));
+        }
+    }
+    None
+}
+
+/// The number a [`SteadyPublisher`] message carries (a QoS 0 PUBLISH
+/// whose payload is "N").
+fn steady_counter(p: &[u8]) -> Result<u64, String> {
+    let bad = || format!("not a steady message: {p:02x?}");
+    if p.first().map(|b| b & 0xf6) != Some(0x30) {
+        return Err(bad());
+    }
+    let mut i = 1;
+    while p.get(i).is_some_and(|b| b & 0x80 != 0) {
+        i += 1;
+    }
+    let tlen = usize::from(u16::from_be_bytes([
+        *p.get(i + 1).ok_or_else(bad)?,
+        *p.get(i + 2).ok_or_else(bad)?,
+    ]));
+    let payload = p.get(i + 3 + tlen..).ok_or_else(bad)?;
+    std::str::from_utf8(payload)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(bad)
+}
+
+/// A raw QoS 0 subscriber on its own thread that records when each
+/// message of a [`SteadyPublisher`] (payload "N") arrives, until stopped.
+pub struct SteadySubscriber {
+    count: Arc<AtomicU64>,
+    worker: Worker<Result<Vec<(Instant, u64)>, String>>,
+}
+
+impl SteadySubscriber {
+    /// Connected and subscribed (SUBACK read) before this returns.
+    pub fn start(addr: SocketAddrV4, client_id: &str, topic: &str) -> Self {
+        let mut s = mqtt_subscriber(addr, client_id, topic, 0);
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let count = Arc::new(AtomicU64::new(0));
+        let counter = count.clone();
+        let worker = Worker::spawn(move |flag| {
+            let mut got = Vec::new();
+            let mut buf: Vec<u8> = Vec::new();
+            let mut chunk = vec![0u8; 4096];
+            while !flag.load(Ordering::Relaxed) {
+                match s.read(&mut chunk) {
+                    Ok(0) => return Err(format!("closed after {} messages", got.len())),
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    Err(e) => return Err(format!("after {} messages: {e}", got.len())),
+                }
+                while let Some((p, used)) = split_packet(&buf) {
+                    got.push((Instant::now(), steady_counter(&p)?));
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    buf.drain(..used);
+                }
+            }
+            Ok(got)
+        });
+        SteadySubscriber { count, worker }
+    }
+
+    /// Stop once `expected` messages came (waiting at most 5 s for them);
+    /// when each came, and its number.
+    pub fn stop(self, expected: u64) -> Result<Vec<(Instant, u64)>, String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.count.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.worker
+            .stop()
+            .unwrap_or_else(|| Err("subscriber panicked".into()))
+    }
+}
+
+/// The longest wait between `from`, the instants in `times` that fall
+/// between `from` and `to`, and `to`: how long a client went without a
+/// message while the server was abused.
+pub fn longest_gap(
+    times: impl IntoIterator<Item = Instant>,
+    from: Instant,
+    to: Instant,
+) -> Duration {
+    let mut edges = vec![from];
+    edges.extend(times.into_iter().filter(|t| *t >= from && *t <= to));
+    edges.push(to);
+    edges
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default()
+}
+
+/// A well-behaved pair served throughout an abuse case: a
+/// [`SteadyPublisher`] (QoS 1, every 20 ms) and a [`SteadySubscriber`] of
+/// its topic.
+pub struct SteadyPair {
+    publisher: SteadyPublisher,
+    subscriber: SteadySubscriber,
+}
+
+/// What the pair saw.
+#[derive(Debug)]
+pub struct PairReport {
+    /// Messages published and acknowledged.
+    pub published: u64,
+    /// Each delivered exactly once, in order.
+    pub in_order: bool,
+    /// The longest the subscriber went without a message between `from`
+    /// and `to` (see [`SteadyPair::finish`]).
+    pub longest_gap: Duration,
+}
+
+impl SteadyPair {
+    /// Subscriber `<tag>-steady-sub` and publisher `<tag>-steady-pub` on
+    /// topic `<tag>/steady`.
+    pub fn start(addr: SocketAddrV4, tag: &str) -> Self {
+        let topic = format!("{tag}/steady");
+        let subscriber = SteadySubscriber::start(addr, &format!("{tag}-steady-sub"), &topic);
+        let publisher = SteadyPublisher::start(
+            addr,
+            &format!("{tag}-steady-pub"),
+            &topic,
+            Duration::from_millis(20),
+        );
+        SteadyPair {
+            publisher,
+            subscriber,
+        }
+    }
+
+    /// Stop both; panics if either failed (a PUBACK not within 5 s, the
+    /// subscriber's connection lost). The gap is measured from `from` to
+    /// `to` (the abuse's start and end).
+    pub fn finish(self, from: Instant, to: Instant) -> PairReport {
+        let published = self
+            .publisher
+            .stop()
+            .expect("the steady publisher was served");
+        let got = self
+            .subscriber
+            .stop(published)
+            .expect("the steady subscriber was served");
+        let numbers: Vec<u64> = got.iter().map(|(_, n)| *n).collect();
+        PairReport {
+            published,
+            in_order: numbers == (0..published).collect::<Vec<_>>(),
+            longest_gap: longest_gap(got.iter().map(|(t, _)| *t), from, to),
+        }
+    }
+}
+
+/// What [`qos2_unreleased`] saw.
+#[derive(Debug)]
+pub struct Qos2Flood {
+    /// PUBRECs read.
+    pub pubrecs: u64,
+    /// The server closed the connection.
+    pub closed: bool,
+    /// The connection, kept open so the server keeps holding the messages.
+    pub stream: TcpStream,
+}
+
+/// Connect as `client_id` and send `n` (≤ 65 535) QoS 2 PUBLISHes to
+/// `topic` (packet ids 1..=n, `payload` bytes each) without ever sending
+/// PUBREL; read the PUBRECs (until `n`, the server closes, or 5 s pass
+/// without one).
+pub fn qos2_unreleased(
+    addr: SocketAddrV4,
+    client_id: &str,
+    topic: &str,
+    n: u16,
+    payload: usize,
+) -> Qos2Flood {
+    let mut s = mqtt_connect(addr, client_id);
+    let body = vec![0xa5; payload];
+    let mut batch = Vec::new();
+    for pid in 1..=n {
+        batch.extend_from_slice(&publish_packet(topic, &body, 2, pid, false));
+        if batch.len() > 64 * 1024 || pid == n {
+            if s.write_all(&batch).is_err() {
+                break;
+            }
+            batch.clear();
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut pubrecs = 0u64;
+    let mut closed = false;
+    while pubrecs < u64::from(n) {
+        match read_packet(&mut s) {
+            Ok(p) if p.first() == Some(&0x50) => pubrecs += 1,
+            Ok(p) => panic!("{client_id}: expected PUBREC, got {p:02x?}"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    Qos2Flood {
+        pubrecs,
+        closed,
+        stream: s,
+    }
+}
+
+/// How a [`trickle`] connection ended.
+#[derive(Debug)]
+pub struct TrickleReport {
+    /// Bytes written (one per interval) before the end.
+    pub written: usize,
+    /// What the server sent back.
+    pub reply: Vec<u8>,
+    /// Closed by the server after this long, or still open at the limit.
+    pub ending: Ending,
+}
+
+/// Open a connection to `addr`, write `prefix` at once, then `bytes` one
+/// at a time, one every `interval` (reading whatever the server sends
+/// meanwhile), then keep reading until the server closes it or `limit`
+/// (from the start) passes. Runs on its own thread; join the handle for
+/// the report.
+pub fn trickle(
+    addr: SocketAddrV4,
+    prefix: Vec<u8>,
+    bytes: Vec<u8>,
+    interval: Duration,
+    limit: Duration,
+) -> JoinHandle<TrickleReport> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut s =
+            TcpStream::connect_timeout(&addr.into(), Duration::from_secs(5)).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        s.write_all(&prefix).expect("prefix");
+        let mut report = TrickleReport {
+            written: 0,
+            reply: Vec::new(),
+            ending: Ending::StillOpen,
+        };
+        let mut next = start;
+        let mut buf = [0u8; 1024];
+        loop {
+            if report.written < bytes.len() && Instant::now() >= next {
+                if s.write_all(&bytes[report.written..=report.written])
+                    .is_err()
+                {
+                    report.ending = Ending::Closed(start.elapsed());
+                    return report;
+                }
+                report.written += 1;
+                next += interval;
+            }
+            let left = limit.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return report;
+            }
+            let wait = if report.written < bytes.len() {
+                next.saturating_duration_since(Instant::now())
+            } else {
+                left
+            };
+            let _ = s.set_read_timeout(Some(wait.clamp(Duration::from_millis(1), left)));
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    report.ending = Ending::Closed(start.elapsed());
+                    return report;
+                }
+                Ok(n) => report.reply.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    report.ending = Ending::Closed(start.elapsed());
+                    return report;
+                }
+            }
+        }
+    })
 }

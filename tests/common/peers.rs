@@ -52,6 +52,21 @@ pub fn peer_binary(name: &str, how: &str) -> Option<PathBuf> {
     found
 }
 
+/// Lines of a child's output, read on a thread so waits can be bounded.
+pub fn lines(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Kills the child process when dropped.
 pub struct KillOnDrop(pub Child);
 

@@ -87,6 +87,14 @@ pub struct GatewayConfig {
     /// Topic ids per client; a REGISTER beyond is refused with
     /// "congestion". Default 64.
     pub max_topics_per_client: usize,
+    /// Longest topic name or filter, in bytes, a client may REGISTER,
+    /// SUBSCRIBE to or name as its will topic (MQTT-SN 1.2 sets no limit
+    /// below the 65 535-byte message): longer ones are refused with "not
+    /// supported" and counted (`GatewayStats::topics_too_long`); a
+    /// broker's message on a longer topic is not registered to a client
+    /// (dropped, counted). With `max_topics_per_client` it bounds a
+    /// client's topic table. Default 256.
+    pub max_topic_len: usize,
     /// Messages buffered for a sleeping (or disconnected persistent)
     /// client; more are dropped and counted. Default 20.
     pub max_buffered: usize,
@@ -95,6 +103,13 @@ pub struct GatewayConfig {
     pub max_queued: usize,
     /// Subscriptions per client; beyond: SUBACK "congestion". Default 32.
     pub max_subscriptions_per_client: usize,
+    /// Integrated mode: bytes (topic names and payloads) of the retained
+    /// messages kept. A retained message that would pass this is not kept
+    /// (the one it replaces is deleted all the same) and is counted
+    /// (`GatewayStats::retained_dropped`); it is still delivered to the
+    /// current subscribers. Without it every new topic published with
+    /// RETAIN stayed for good. Default 16 MiB.
+    pub max_retained_bytes: usize,
     /// Predefined topic ids (§6.7) as (id, name), shared by all clients.
     pub predefined: Vec<(u16, String)>,
     /// Template of the upstream MQTT clients (client id used by the
@@ -120,9 +135,11 @@ impl Default for GatewayConfig {
             n_retry: 3,
             max_clients: 10_000,
             max_topics_per_client: 64,
+            max_topic_len: 256,
             max_buffered: 20,
             max_queued: 100,
             max_subscriptions_per_client: 32,
+            max_retained_bytes: 16 << 20,
             predefined: Vec::new(),
             upstream: mqtt::ClientConfig::new("mqttsn-gw"),
             keep_alive_factor: 1.5,
@@ -259,6 +276,14 @@ pub struct GatewayStats {
     pub connects_refused: u64,
     /// Topic ids assigned on a client's REGISTER.
     pub registrations: u64,
+    /// Topic names or filters refused as longer than
+    /// `GatewayConfig::max_topic_len` (REGISTER, SUBSCRIBE, will topic).
+    pub topics_too_long: u64,
+    /// Gauge (integrated mode): bytes of retained messages kept (topic
+    /// names and payloads), at most `GatewayConfig::max_retained_bytes`.
+    pub retained_bytes: u64,
+    /// Integrated mode: retained messages not kept, the store being full.
+    pub retained_dropped: u64,
     /// REGISTERs sent to clients (first transmissions).
     pub registers_sent: u64,
     pub publishes_received: u64,
@@ -814,15 +839,15 @@ impl Gateway {
         let phase = self.sn(i).map_or(Phase::Disconnected, |s| s.phase);
         match m {
             Message::WillTopic(w) if phase == Phase::AwaitWillTopic => match w {
-                Some(w) => match TopicName::new(w.topic) {
-                    Ok(t) => {
+                Some(w) => match self.topic_name(w.topic) {
+                    Some(t) => {
                         if let Some(s) = self.sn_mut(i) {
                             s.pending_will_topic = Some(Box::new((t, w.qos, w.retain)));
                             s.phase = Phase::AwaitWillMsg;
                         }
                         self.send(i, GwMsg::WillMsgReq);
                     }
-                    Err(_) => self.refuse(i, ReturnCode::NotSupported),
+                    None => self.refuse(i, ReturnCode::NotSupported),
                 },
                 None => {
                     // MQTT-SN 1.2 §5.4.7: the empty WILLTOPIC: no will.
@@ -917,8 +942,8 @@ impl Gateway {
                         }
                         ReturnCode::Accepted
                     }
-                    Some(WillTopic { qos, retain, topic }) => match TopicName::new(topic) {
-                        Ok(t) => {
+                    Some(WillTopic { qos, retain, topic }) => match self.topic_name(topic) {
+                        Some(t) => {
                             if let Some(s) = self.sn_mut(i) {
                                 let msg = s
                                     .will
@@ -933,7 +958,7 @@ impl Gateway {
                             }
                             ReturnCode::Accepted
                         }
-                        Err(_) => ReturnCode::NotSupported,
+                        None => ReturnCode::NotSupported,
                     },
                 };
                 self.send(i, GwMsg::WillTopicResp(code));
@@ -1594,10 +1619,18 @@ impl Gateway {
         retain: bool,
     ) {
         if self.config.mode == GatewayMode::Integrated && retain {
-            if payload.is_empty() {
-                self.retained.remove(topic);
-            } else {
-                self.retained.insert(topic.clone(), (payload.clone(), qos));
+            if let Some((old, _)) = self.retained.remove(topic) {
+                let freed = (topic.as_str().len() + old.len()) as u64;
+                self.stats.retained_bytes = self.stats.retained_bytes.saturating_sub(freed);
+            }
+            if !payload.is_empty() {
+                let size = (topic.as_str().len() + payload.len()) as u64;
+                if self.stats.retained_bytes + size <= self.config.max_retained_bytes as u64 {
+                    self.retained.insert(topic.clone(), (payload.clone(), qos));
+                    self.stats.retained_bytes += size;
+                } else {
+                    self.stats.retained_dropped += 1;
+                }
             }
         }
         let mut out = std::mem::take(&mut self.scratch);
@@ -1694,6 +1727,8 @@ impl Gateway {
                 TopicRef::Short([*a, *b])
             } else {
                 let max = self.config.max_topics_per_client;
+                // a broker's topic too long for the client's table
+                let too_long = name.as_str().len() > self.config.max_topic_len;
                 let Some(s) = self.sn_mut(i) else { return };
                 match s.topics.iter().find(|t| t.name == name) {
                     Some(t) if t.known => TopicRef::Normal(t.id),
@@ -1701,7 +1736,7 @@ impl Gateway {
                         let id = match found {
                             Some(t) => t.id,
                             None => {
-                                if s.topics.len() >= max {
+                                if s.topics.len() >= max || too_long {
                                     let addr = Some(s.addr);
                                     if let Some(d) = s.down.pop_front() {
                                         self.fate(addr, d.payload, Fate::Dropped);
@@ -1857,9 +1892,19 @@ impl Gateway {
         self.pump_down(now, i);
     }
 
+    /// `name` as a topic name a client may use: valid, and no longer than
+    /// `max_topic_len` (counted when it is).
+    fn topic_name(&mut self, name: &str) -> Option<TopicName> {
+        if name.len() > self.config.max_topic_len {
+            self.stats.topics_too_long += 1;
+            return None;
+        }
+        TopicName::new(name).ok()
+    }
+
     fn on_register(&mut self, i: Idx, msg_id: u16, name: &str) {
         let max = self.config.max_topics_per_client;
-        let Ok(topic) = TopicName::new(name) else {
+        let Some(topic) = self.topic_name(name) else {
             self.send(
                 i,
                 GwMsg::RegAck {
@@ -1912,6 +1957,11 @@ impl Gateway {
             code,
         };
         let (name, topic_id_of): (String, Option<u16>) = match t {
+            SubTopic::Name(n) if n.len() > self.config.max_topic_len => {
+                self.stats.topics_too_long += 1;
+                self.send(i, refuse(ReturnCode::NotSupported));
+                return;
+            }
             SubTopic::Name(n) => (n.to_string(), None),
             SubTopic::Predefined(id) => {
                 match self.config.predefined.iter().find(|(p, _)| *p == id) {
