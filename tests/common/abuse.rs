@@ -565,6 +565,7 @@ impl Drop for SteadyCoapClient {
             let _ = h.join();
         }
     }
+}
 
 /// Reset this process's peak resident memory (VmHWM) to its current
 /// resident memory (`/proc/self/clear_refs`, value 5; Linux ≥ 4.0), so a
