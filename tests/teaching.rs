@@ -533,6 +533,21 @@ fn mqtt_versions_aliases_save_topic_bytes_and_session_expiry_loses_what_3_1_1_ke
         .filter(|m| m["flow"] == "commands" && delivered(m) && num(m, "latency_ms") > 10_000.0)
         .count();
     assert!(late >= 5, "3.1.1 delivers queued set-points late: {late}");
+    // those of the outage's first minute went into the dead connection:
+    // in flight, resent when the actuator is back — after the 60 s drain,
+    // so late deliveries; at 3.1.1 every set-point reaches it, at 5.0 the
+    // expired session took them with it
+    let row = run_row(&v311, "commands");
+    assert!(
+        num(&row, "late_deliveries") >= 5.0,
+        "in-flight set-points resent late"
+    );
+    assert_eq!(
+        num(&row, "delivered") + num(&row, "late_deliveries"),
+        num(&row, "intended"),
+        "3.1.1 loses no set-point"
+    );
+    assert_eq!(num(&run_row(&v5, "commands"), "late_deliveries"), 0.0);
     assert_eq!(
         mqtt_metric(&v5, "broker", "broker", "sessions_expired"),
         1.0,

@@ -12,7 +12,11 @@
 //!
 //! Memory: a message's record is kept only until its deadline; then its rows
 //! are written to `messages.csv` and the record is dropped, so memory holds a
-//! window of `drain` worth of messages, never the whole run.
+//! window of `drain` worth of messages, never the whole run — plus 8 bytes
+//! per (message, receiver) still undelivered at its deadline, so that a
+//! first receipt after that (a persistent session's queue emptied long
+//! after, a retransmission that finally got through) still counts as a
+//! late delivery, once, and a copy of a message delivered in time does not.
 
 use crate::app::workload::Pattern;
 use crate::sim::{SimDuration, SimTime};
@@ -97,6 +101,9 @@ struct Slot {
 
 const NONE: u32 = u32::MAX;
 const NOT_DELIVERED: u64 = u64::MAX;
+/// `Slot::first` of a message whose first receipt there came after its
+/// deadline (counted in `late_deliveries` once, not delivered).
+const LATE: u64 = u64::MAX - 1;
 
 /// Tracking state of one flow.
 #[derive(Debug)]
@@ -112,6 +119,12 @@ struct FlowTrack {
     next_id: u32,
     msgs: VecDeque<MsgRec>,
     slots: VecDeque<Slot>,
+    /// (message id, receiver) of the deliveries still owed when their
+    /// record was retired at the deadline, in message order: a first
+    /// receipt after that is a late delivery (a receipt of a message
+    /// delivered in time is not). A receiver's entry becomes [`NONE`] at
+    /// its late receipt. 8 bytes per undelivered (message, receiver).
+    overdue: Vec<(u32, u32)>,
     stats: FlowStats,
 }
 
@@ -230,6 +243,7 @@ impl<W: Write> Recorder<W> {
                     next_id: 0,
                     msgs: VecDeque::new(),
                     slots: VecDeque::new(),
+                    overdue: Vec::new(),
                     stats: FlowStats::default(),
                 }
             })
@@ -279,7 +293,7 @@ impl<W: Write> Recorder<W> {
                 continue;
             }
             b.intended += 1;
-            if slot.first != NOT_DELIVERED {
+            if slot.first < LATE {
                 b.delivered += 1;
                 b.latencies.push(slot.first - rec.sent_at.0);
             }
@@ -349,7 +363,20 @@ impl<W: Write> Recorder<W> {
     ) -> Option<Receipt> {
         let drain = self.drain;
         let f = self.flows.get_mut(flow)?;
-        let k = msg.checked_sub(f.base)? as usize;
+        let Some(k) = msg.checked_sub(f.base) else {
+            // retired at its deadline: late, if it was still owed here
+            let i = f.overdue.partition_point(|&(m, _)| m < msg);
+            if let Some(e) = f.overdue[i..]
+                .iter_mut()
+                .take_while(|e| e.0 == msg)
+                .find(|e| e.1 == receiver)
+            {
+                e.1 = NONE;
+                f.stats.late_deliveries += 1;
+            }
+            return None;
+        };
+        let k = k as usize;
         let rec = f.msgs.get(k)?;
         let deadline = rec.sent_at + drain;
         let sent_at = rec.sent_at;
@@ -361,8 +388,12 @@ impl<W: Write> Recorder<W> {
                 continue;
             }
             slot.copies += 1;
+            if slot.first == LATE {
+                return None;
+            }
             if slot.first == NOT_DELIVERED {
                 if now > deadline {
+                    slot.first = LATE;
                     f.stats.late_deliveries += 1;
                     return None;
                 }
@@ -403,6 +434,12 @@ impl<W: Write> Recorder<W> {
                 self.write_rows(fi, &rec);
                 self.bucket(fi, &rec);
                 let f = &mut self.flows[fi];
+                if !force {
+                    let base = f.base;
+                    let owed = f.slots.iter().take(f.stride);
+                    let owed = owed.filter(|s| s.receiver != NONE && s.first == NOT_DELIVERED);
+                    f.overdue.extend(owed.map(|s| (base, s.receiver)));
+                }
                 f.msgs.pop_front();
                 for _ in 0..f.stride {
                     f.slots.pop_front();
@@ -424,7 +461,7 @@ impl<W: Write> Recorder<W> {
                 continue;
             }
             self.line.clear();
-            let (deliv, lat) = if slot.first == NOT_DELIVERED {
+            let (deliv, lat) = if slot.first >= LATE {
                 (String::new(), String::new())
             } else {
                 (fmt_ms(slot.first), fmt_ms(slot.first - rec.sent_at.0))
@@ -480,5 +517,60 @@ impl<W: Write> Recorder<W> {
             out,
             series,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder() -> Recorder<Vec<u8>> {
+        let flows = vec![FlowInfo {
+            name: "f".into(),
+            pattern: Pattern::FanIn,
+            receivers: vec![1],
+            topics: vec!["t".into()],
+            payload_bytes: 8,
+        }];
+        let names: std::sync::Arc<[String]> = vec!["p".to_string(), "r".to_string()].into();
+        Recorder::new(
+            0,
+            SimDuration::ZERO,
+            SimDuration::from_secs(10),
+            flows,
+            names,
+            None,
+        )
+        .expect("recorder")
+    }
+
+    fn secs(s: u64) -> SimTime {
+        SimTime::ZERO + SimDuration::from_secs(s)
+    }
+
+    #[test]
+    fn a_first_receipt_after_the_record_retired_is_a_late_delivery() {
+        let mut r = recorder();
+        let (m0, _) = r.on_send(secs(0), 0, 0, 0, 1.0, &[1]);
+        let (m1, _) = r.on_send(secs(1), 0, 0, 0, 2.0, &[1]);
+        let (m2, _) = r.on_send(secs(2), 0, 0, 0, 3.0, &[1]);
+        assert!(r.on_receive(secs(2), 0, m1, 1).is_some(), "in time");
+        // past the deadline, record still held: late
+        assert!(r
+            .on_receive(secs(12) + SimDuration::from_nanos(1), 0, m2, 1)
+            .is_none());
+        assert_eq!(r.stats_mut(0).expect("flow").late_deliveries, 1);
+        // all three retired
+        r.flush(secs(20), false);
+        // m0 was owed: its first receipt now is late, a second is not
+        // counted again; m1 was delivered in time and m2 already late;
+        // receiver 0 was never owed m0
+        assert!(r.on_receive(secs(25), 0, m0, 1).is_none());
+        assert!(r.on_receive(secs(26), 0, m0, 1).is_none());
+        assert!(r.on_receive(secs(26), 0, m1, 1).is_none());
+        assert!(r.on_receive(secs(26), 0, m2, 1).is_none());
+        assert!(r.on_receive(secs(26), 0, m0, 0).is_none());
+        let s = r.stats_mut(0).expect("flow");
+        assert_eq!((s.delivered, s.late_deliveries), (1, 2));
     }
 }
