@@ -132,6 +132,67 @@ fn each_warning_fires_at_its_line_with_the_better_form() {
     );
 }
 
+/// `client-id`: one device (hvac719) whose topic names neither its
+/// client id nor anything of its own; a point-to-point topic may name the
+/// receiver instead; broadcast flows are not checked.
+#[test]
+fn client_id_missing_from_a_device_topic_fires_at_its_line() {
+    let one = |tag: &str, pattern: &str, topic: &str| {
+        let (p, line) = scenario(tag, pattern, topic, "");
+        let text = std::fs::read_to_string(&p)
+            .expect("read")
+            .replace("[\"hvac719\", \"hvac720\"]", "[\"hvac719\"]");
+        std::fs::write(&p, text).expect("write");
+        let (code, err) = check(&p, &[]);
+        assert_eq!(code, 0, "{err}");
+        (p, line, err)
+    };
+    let (p, line, err) = one("cid", "fan_in", "hv100/bld1518/basement/temperature");
+    let w = practice(&err);
+    assert_eq!(w.len(), 1, "{err}");
+    assert!(
+        w[0].starts_with(&format!("{}:{line}:", p.display())),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[0].contains("(client-id)") && w[0].contains("`hvac719`"),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[0].contains("better \"hv100/bld1518/basement/hvac719/temperature\""),
+        "{}",
+        w[0]
+    );
+    // a command topic without the receiver's name fires too
+    let (_, _, err) = one("cid-p2p", "point_to_point", "hv100/setpoint");
+    assert!(
+        practice(&err).iter().any(|w| w.contains("(client-id)")),
+        "{err}"
+    );
+    for (tag, pattern, topic) in [
+        // the client id as a level, or a per-publisher placeholder
+        (
+            "cid-ok",
+            "fan_in",
+            "hv100/bld1518/basement/hvac719/temperature",
+        ),
+        (
+            "cid-i",
+            "fan_in",
+            "hv100/bld1518/basement/sensor{i}/temperature",
+        ),
+        // a command naming the device it is for
+        ("cid-rx", "point_to_point", "hv100/collector/setpoint"),
+        // addressed to many: named for what it addresses
+        ("cid-bc", "broadcast", "hv100/alarm"),
+    ] {
+        let (_, _, err) = one(tag, pattern, topic);
+        assert!(practice(&err).is_empty(), "{tag}: {err}");
+    }
+}
+
 /// A good topic draws nothing; an ACL letting devices subscribe to `#`
 /// is warned about at the `acl` line.
 #[test]
@@ -190,6 +251,29 @@ fn deny_warnings_exits_2_and_demonstrates_silences() {
     let (code, err) = check(&p, &["--deny-warnings"]);
     assert_eq!(code, 0, "{err}");
     assert!(practice(&err).is_empty(), "{err}");
+    // `allow` silences the named kind only
+    let (p, _) = scenario(
+        "allow",
+        "fan_in",
+        "/Bad Topic/{name}",
+        "[report]\nallow = [\"leading-slash\"]\n",
+    );
+    let (_, err) = check(&p, &[]);
+    let w = practice(&err);
+    assert_eq!(w.len(), 2, "{err}");
+    assert!(w.iter().all(|w| !w.contains("(leading-slash)")), "{err}");
+    let (p, _) = scenario(
+        "allow-bad",
+        "fan_in",
+        "a/{name}",
+        "[report]\nallow = [\"client-id\", \"no-such\"]\n",
+    );
+    let (code, err) = check(&p, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("report.allow[1]") && err.contains("no-such"),
+        "{err}"
+    );
     // an unknown practice is a located error
     let (p, _) = scenario(
         "demo-bad",

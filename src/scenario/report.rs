@@ -9,6 +9,9 @@
 //! axes and legends, over the built-in table (`report::charts::axis_label`).
 //! `demonstrates = ["topic-practice"]` says the scenario shows bad topic
 //! practice on purpose: its topic-practice warnings are not printed.
+//! `allow = ["client-id"]` silences the named kinds of topic-practice
+//! warning only, for a scenario that departs from that one practice for a
+//! reason its comments state.
 
 use super::check::Ctx;
 use super::schema::S;
@@ -23,6 +26,8 @@ pub(crate) struct ReportSchema {
     pub labels: BTreeMap<String, S<String>>,
     /// Bad practice the scenario shows on purpose (silences its warnings).
     pub demonstrates: Option<S<Vec<S<String>>>>,
+    /// Kinds of topic-practice warning accepted on purpose.
+    pub allow: Option<S<Vec<S<String>>>>,
 }
 
 /// `[report]`, validated.
@@ -34,6 +39,9 @@ pub struct ReportSpec {
     /// practice on purpose, so its warnings are not printed
     /// (`scenario::topic_practice`).
     pub demonstrates: Vec<String>,
+    /// `allow = ["client-id", …]`: kinds of topic-practice warning
+    /// (`scenario::topic_practice::KINDS`) not printed.
+    pub allow: Vec<String>,
 }
 
 /// Longest label accepted (it must fit beside a chart's axis).
@@ -91,8 +99,30 @@ pub(crate) fn resolve(
         }
         demonstrates.push(d.get_ref().clone());
     }
+    let mut allow = Vec::new();
+    for (i, d) in r
+        .get_ref()
+        .allow
+        .iter()
+        .flat_map(|v| v.get_ref())
+        .enumerate()
+    {
+        let known = super::topic_practice::KINDS;
+        if !known.contains(&d.get_ref().as_str()) {
+            return Err(ctx.err_at(
+                d,
+                &format!("report.allow[{i}]"),
+                format!(
+                    "unknown topic-practice warning \"{}\": expected one of {known:?}",
+                    d.get_ref()
+                ),
+            ));
+        }
+        allow.push(d.get_ref().clone());
+    }
     Ok(ReportSpec {
         labels,
         demonstrates,
+        allow,
     })
 }

@@ -14,16 +14,40 @@
 //!   only (every level `+`, or `#`): a device receiving the whole tree; and
 //!   an `acl` rule that lets device nodes subscribe to `#`;
 //! * `indistinguishable`: several publishers rendering the same topic with
-//!   the receivers unable to tell them apart.
+//!   the receivers unable to tell them apart;
+//! * `client-id`: a device's topic that names neither its client id (the
+//!   node's name, which the simulated MQTT and MQTT-SN clients use) as a
+//!   level nor any other identifier of its own — the template has no
+//!   per-publisher placeholder (`{name}`, `{i}`) — so a subscriber, a log
+//!   or an ACL cannot tell which device a message came from. Checked on
+//!   point-to-point and fan-in flows (device data); a point-to-point topic
+//!   may name its receiver instead (a command addressed to that device);
+//!   a broadcast flow's topic names what it addresses (a set-point to
+//!   every device), not its sender. Not repeated where
+//!   `indistinguishable` already fired.
 //!
 //! A scenario that shows bad practice on purpose says so with
-//! `[report] demonstrates = ["topic-practice"]`, which silences them.
+//! `[report] demonstrates = ["topic-practice"]`, which silences them; one
+//! that departs from one practice for a stated reason (a topic that must
+//! equal a CoAP URI, or a real testbed's) names that kind in
+//! `[report] allow = ["client-id"]`, which silences that kind only.
 
 use super::error::Warning;
 use super::model::{Pattern, Protocol, Role, Scenario};
 
 /// The `[report] demonstrates` value that silences these warnings.
 pub const DEMONSTRATES: &str = "topic-practice";
+
+/// The kinds of warning, as `[report] allow` names them.
+pub const KINDS: [&str; 7] = [
+    "leading-slash",
+    "empty-level",
+    "space-or-non-ascii",
+    "upper-case",
+    "subscribe-all",
+    "indistinguishable",
+    "client-id",
+];
 
 /// `topic` in the recommended form: no leading, trailing or doubled `/`,
 /// lower case, spaces as `-`, characters outside ASCII dropped.
@@ -50,6 +74,16 @@ pub fn better_form(topic: &str) -> String {
         .join("/")
 }
 
+/// `topic` with `id` as a level: before the last level (what is measured,
+/// e.g. `plant/sensor1/temperature`), or after a single one.
+fn with_client_id(topic: &str, id: &str) -> String {
+    match topic.rsplit_once('/') {
+        Some((head, last)) => format!("{head}/{id}/{last}"),
+        None if topic.is_empty() => id.to_string(),
+        None => format!("{topic}/{id}"),
+    }
+}
+
 /// The topic-practice warnings of `sc` (none when the scenario
 /// demonstrates bad practice).
 pub fn warnings(sc: &Scenario) -> Vec<Warning> {
@@ -57,8 +91,16 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
     if sc.report.demonstrates.iter().any(|d| d == DEMONSTRATES) {
         return out;
     }
+    let allowed = &sc.report.allow;
     let mut warn = |field: String, message: String| {
-        out.push(Warning::at(&sc.origin, &sc.text, Some(&field), message));
+        // every message names its kind as "topic practice (<kind>)"
+        let kind = message
+            .split_once("topic practice (")
+            .and_then(|(_, r)| r.split_once(')'))
+            .map_or("", |(k, _)| k);
+        if !allowed.iter().any(|a| a == kind) {
+            out.push(Warning::at(&sc.origin, &sc.text, Some(&field), message));
+        }
     };
     for f in &sc.flows {
         if !matches!(f.protocol, Protocol::Mqtt | Protocol::Mqttsn) {
@@ -125,7 +167,32 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
                 ));
             }
         }
-        if rendered.len() > 1 && rendered.iter().all(|(_, t)| t == first) {
+        let shared = rendered.len() > 1 && rendered.iter().all(|(_, t)| t == first);
+        let own_id = f.topic.contains("{name}") || f.topic.contains("{i}");
+        if !shared && !own_id && f.pattern != Pattern::Broadcast {
+            // a point-to-point topic may name its receiver instead: a
+            // command addressed to that device
+            let receivers: Vec<&str> = if f.pattern == Pattern::PointToPoint {
+                f.receivers
+                    .iter()
+                    .map(|&r| sc.nodes[r].name.as_str())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if let Some((name, topic)) = rendered.iter().find(|(name, topic)| {
+                !topic
+                    .split('/')
+                    .any(|l| l == name || receivers.contains(&l))
+            }) {
+                warn(field.clone(), format!(
+                    "topic practice (client-id): flow `{}` publishes to \"{topic}\", which does not name its client id `{name}`, so whoever reads it cannot tell which device sent it; better \"{}\" (template: `{{name}}` in place of the client id)",
+                    f.name,
+                    with_client_id(&better_form(topic), &better_form(name)),
+                ));
+            }
+        }
+        if shared {
             let names: Vec<&str> = rendered.iter().map(|(n, _)| n.as_str()).collect();
             let shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
             warn(field.clone(), format!(
