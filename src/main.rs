@@ -128,6 +128,14 @@ struct CoapServerArgs {
     /// without Observe.
     #[arg(long, default_value_t = qossim::cli::coap_server::DEFAULT_MAX_OBSERVERS, value_name = "N")]
     max_observers: usize,
+    /// Message IDs remembered for deduplication (RFC 7252 §4.5) at once;
+    /// past it the ones closest to expiry are forgotten first (counted).
+    #[arg(long, default_value_t = qossim::cli::coap_server::DEFAULT_MAX_DEDUP, value_name = "N")]
+    max_dedup: usize,
+    /// Bytes of cached replies kept for duplicate requests at once; the
+    /// same.
+    #[arg(long, default_value_t = qossim::cli::coap_server::DEFAULT_MAX_DEDUP_BYTES, value_name = "BYTES")]
+    max_dedup_bytes: usize,
     /// Answer CON requests this long after their Empty ACK, as separate
     /// responses (RFC 7252 §5.2.2), instead of piggybacked.
     #[arg(long, value_name = "DUR")]
@@ -527,6 +535,8 @@ fn main() -> ExitCode {
             max_bytes: a.max_bytes,
             max_value: a.max_value,
             max_observers: a.max_observers,
+            max_dedup: a.max_dedup,
+            max_dedup_bytes: a.max_dedup_bytes,
             separate_delay: a.separate_delay,
             validators: a.validators,
             log: a.log,

@@ -230,6 +230,13 @@ fn a_put_flood_to_200000_paths_is_refused_past_the_limit() {
         refused + 1,
         "{store}"
     );
+    // 200,003 CON message IDs, at most 100,000 (`--max-dedup`) remembered:
+    // the rest were forgotten early, so the store did not grow with them
+    let d = summary_line(&stopped, "datagrams:");
+    assert!(
+        count_before(d, "message IDs forgotten early") >= 100_000,
+        "{d}"
+    );
 }
 
 /// Observe registrations from 1,500 source ports on one resource: the

@@ -9,7 +9,9 @@
 //! largest value (all [`crate::proto::coap::ResourceStore::with_limits`]: past them a PUT/POST
 //! is answered 5.03 or 4.13 and counted), and the observers registered
 //! (`--max-observers`: past it a registration is answered without Observe,
-//! RFC 7641 §4.1). Malformed datagrams are handled by the endpoint as RFC
+//! RFC 7641 §4.1), and the message IDs and cached replies kept for
+//! deduplication (`--max-dedup`, `--max-dedup-bytes`: past them the ones
+//! closest to expiry are forgotten first, counted). Malformed datagrams are handled by the endpoint as RFC
 //! 7252 §4.2–4.3 says (ignored, or a Reset) and counted.
 //!
 //! `--log` writes one line per datagram in and out (docs/coap.md gives the
@@ -35,6 +37,12 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5683";
 /// Default `--max-observers`.
 pub const DEFAULT_MAX_OBSERVERS: usize = 1024;
+/// Default `--max-dedup`: message IDs remembered (RFC 7252 §4.5) at once,
+/// about 100 B each.
+pub const DEFAULT_MAX_DEDUP: usize = 100_000;
+/// Default `--max-dedup-bytes`: bytes of cached replies (ACKs with their
+/// piggybacked responses) kept for duplicates at once.
+pub const DEFAULT_MAX_DEDUP_BYTES: usize = 16 << 20;
 /// The seed of the endpoint's random stream (initial message ID, tokens,
 /// retransmission jitter) when no `--scenario` gives one.
 const DEFAULT_SEED: u64 = 1;
@@ -72,6 +80,8 @@ pub struct CoapServerRequest {
     pub max_bytes: usize,
     pub max_value: usize,
     pub max_observers: usize,
+    pub max_dedup: usize,
+    pub max_dedup_bytes: usize,
     /// Answer CON requests this much later as separate responses
     /// (RFC 7252 §5.2.2) instead of piggybacked.
     pub separate_delay: Option<String>,
@@ -92,6 +102,8 @@ impl Default for CoapServerRequest {
             max_bytes: DEFAULT_MAX_STORE_BYTES,
             max_value: DEFAULT_MAX_VALUE_BYTES,
             max_observers: DEFAULT_MAX_OBSERVERS,
+            max_dedup: DEFAULT_MAX_DEDUP,
+            max_dedup_bytes: DEFAULT_MAX_DEDUP_BYTES,
             separate_delay: None,
             validators: false,
             log: None,
@@ -113,6 +125,8 @@ pub struct CoapServerPlan {
     pub max_bytes: usize,
     pub max_value: usize,
     pub max_observers: usize,
+    pub max_dedup: usize,
+    pub max_dedup_bytes: usize,
     pub separate_delay: Option<SimDuration>,
     pub validators: bool,
 }
@@ -157,6 +171,8 @@ pub fn coap_server_plan(req: &CoapServerRequest) -> Result<CoapServerPlan, CliEr
         ("--max-bytes", req.max_bytes),
         ("--max-value", req.max_value),
         ("--max-observers", req.max_observers),
+        ("--max-dedup", req.max_dedup),
+        ("--max-dedup-bytes", req.max_dedup_bytes),
     ] {
         if v == 0 {
             return Err(CliError::BadArgument(format!("{name} must be at least 1")));
@@ -207,6 +223,8 @@ pub fn coap_server_plan(req: &CoapServerRequest) -> Result<CoapServerPlan, CliEr
         max_bytes: req.max_bytes,
         max_value: req.max_value,
         max_observers: req.max_observers,
+        max_dedup: req.max_dedup,
+        max_dedup_bytes: req.max_dedup_bytes,
         separate_delay,
         validators: req.validators,
     })
@@ -218,7 +236,12 @@ impl CoapServerPlan {
         let mut rng = SimRng::stream(self.seed, "coap-server");
         // RFC 7252 §4.4: the initial message ID should be randomised
         let first_mid = rng.below(1 << 16) as u16;
-        let mut ep = Endpoint::new(Config::from(&self.params), rng, first_mid);
+        let config = Config {
+            max_dedup_entries: self.max_dedup,
+            max_dedup_bytes: self.max_dedup_bytes,
+            ..Config::from(&self.params)
+        };
+        let mut ep = Endpoint::new(config, rng, first_mid);
         let mut server = crate::world::apps::resource_server(&self.params, self.validators)
             .with_separate_response_delay(self.separate_delay)
             .with_max_observers(self.max_observers);
@@ -555,7 +578,8 @@ pub fn coap_server_summary(
     format!(
         "qossim coap-server: stopped after {:.1} s\n\
          datagrams: {} in ({} B), {} out ({} B); {} malformed (not CoAP: {}), {} duplicates \
-         suppressed, {} ignored, {} too large to send, {} send errors\n\
+         suppressed ({} message IDs forgotten early over --max-dedup/--max-dedup-bytes), {} ignored, \
+         {} too large to send, {} send errors\n\
          requests: {} served; responses 2.xx {}, 4.xx {}, 5.xx {}; {} separate, {} empty ACKs; \
          {} retransmissions; resets {} sent, {} received\n\
          store: {} resources, {} B; {} stores refused (5.03/4.13); block-wise {} Block2 sent, \
@@ -570,6 +594,7 @@ pub fn coap_server_summary(
         s.malformed_dropped,
         t.undecodable_in,
         s.duplicates_suppressed,
+        s.dedup_evicted,
         s.ignored,
         d.oversized_dropped(),
         send_errors,
@@ -685,11 +710,17 @@ mod tests {
             max_resources: 3,
             max_bytes: 100,
             max_value: 10,
+            max_dedup: 7,
+            max_dedup_bytes: 700,
             ..CoapServerRequest::default()
         };
         let plan = coap_server_plan(&req).expect("plan");
         assert_eq!(plan.params.block_size, None);
-        let (_, mut server) = plan.endpoint_and_server();
+        let (ep, mut server) = plan.endpoint_and_server();
+        assert_eq!(
+            (ep.config().max_dedup_entries, ep.config().max_dedup_bytes),
+            (7, 700)
+        );
         let store = server.resources_mut();
         assert_eq!(
             store.get("a/b").map(|r| r.value.as_slice()),

@@ -62,6 +62,15 @@ pub struct Config {
     #[doc(hidden)]
     /// A broken server: no duplicate detection (RFC 7252 §4.5 violated).
     pub mutant_no_dedup: bool,
+    /// Most message IDs remembered for deduplication (§4.5) at once; past
+    /// it the ones closest to expiry are forgotten first (a late duplicate
+    /// of one is then taken as new) and counted in `Stats::dedup_evicted`.
+    /// Unbounded by default, as RFC 7252 assumes (the simulator);
+    /// `qossim coap-server` bounds it against floods.
+    pub max_dedup_entries: usize,
+    /// Most bytes of cached replies (a CON's ACK, with its piggybacked
+    /// response) held for duplicates at once; the same eviction.
+    pub max_dedup_bytes: usize,
 }
 
 impl Default for Config {
@@ -80,6 +89,8 @@ impl Default for Config {
             non_response_timeout: SimDuration::ZERO,
             token_length: 2,
             mutant_no_dedup: false,
+            max_dedup_entries: usize::MAX,
+            max_dedup_bytes: usize::MAX,
         };
         c.non_response_timeout = c.max_initial_timeout();
         c

@@ -53,14 +53,75 @@ pub(crate) fn key(peer: SockAddr, mid: u16) -> u64 {
 }
 
 /// The deduplication store of one endpoint (allocates nothing until used).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct DedupCache {
     entries: HashMap<u64, DedupEntry, BuildHasherDefault<KeyHasher>>,
     /// Per lifetime class (0: CON, 1: NON): (expiry, key) in insertion order.
     expiry: [VecDeque<(SimTime, u64)>; 2],
+    /// Bytes of the cached replies held.
+    reply_bytes: usize,
+    /// Most entries and reply bytes held (`usize::MAX`: unbounded).
+    max_entries: usize,
+    max_bytes: usize,
+    /// Live entries forgotten before their lifetime ended, to stay within
+    /// the bounds.
+    evicted: u64,
+}
+
+impl Default for DedupCache {
+    fn default() -> Self {
+        DedupCache::bounded(usize::MAX, usize::MAX)
+    }
 }
 
 impl DedupCache {
+    /// A store holding at most `max_entries` message IDs (at least 1) and
+    /// `max_bytes` bytes of cached replies.
+    pub(crate) fn bounded(max_entries: usize, max_bytes: usize) -> Self {
+        DedupCache {
+            entries: HashMap::default(),
+            expiry: [VecDeque::new(), VecDeque::new()],
+            reply_bytes: 0,
+            max_entries: max_entries.max(1),
+            max_bytes,
+            evicted: 0,
+        }
+    }
+
+    /// Live entries forgotten early to stay within the bounds.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Remove the entry `k` if its expiry is `t` (else the record is a
+    /// stale one of a replaced entry); whether it did.
+    fn remove_if(&mut self, k: u64, t: SimTime) -> bool {
+        if !self.entries.get(&k).is_some_and(|e| e.expires == t) {
+            return false;
+        }
+        if let Some(e) = self.entries.remove(&k) {
+            self.reply_bytes -= e.reply.as_ref().map_or(0, |r| r.len());
+        }
+        true
+    }
+
+    /// Forget the entries closest to expiry until both bounds hold.
+    fn shed(&mut self) {
+        while self.entries.len() > self.max_entries || self.reply_bytes > self.max_bytes {
+            let class = match (self.expiry[0].front(), self.expiry[1].front()) {
+                (Some(a), Some(b)) => usize::from(b.0 < a.0),
+                (Some(_), None) => 0,
+                (None, Some(_)) => 1,
+                (None, None) => return,
+            };
+            if let Some((t, k)) = self.expiry[class].pop_front() {
+                if self.remove_if(k, t) {
+                    self.evicted += 1;
+                }
+            }
+        }
+    }
+
     /// Drop every entry whose lifetime ended at or before `now`.
     pub(crate) fn expire(&mut self, now: SimTime) {
         for q in &mut self.expiry {
@@ -69,8 +130,10 @@ impl DedupCache {
                     break;
                 }
                 q.pop_front();
-                if self.entries.get(&k).is_some_and(|e| e.expires == t) {
+                if let Some(e) = self.entries.get(&k).filter(|e| e.expires == t) {
+                    let n = e.reply.as_ref().map_or(0, |r| r.len());
                     self.entries.remove(&k);
+                    self.reply_bytes -= n;
                 }
             }
         }
@@ -88,8 +151,12 @@ impl DedupCache {
         reply: Option<Box<[u8]>>,
     ) {
         let k = key(peer, mid);
-        self.entries.insert(k, DedupEntry { expires, reply });
+        self.reply_bytes += reply.as_ref().map_or(0, |r| r.len());
+        if let Some(old) = self.entries.insert(k, DedupEntry { expires, reply }) {
+            self.reply_bytes -= old.reply.as_ref().map_or(0, |r| r.len());
+        }
         self.expiry[class.min(1)].push_back((expires, k));
+        self.shed();
     }
 
     /// The live entry for `(peer, mid)` at `now`.
@@ -109,7 +176,11 @@ impl DedupCache {
     ) -> Result<(), Box<[u8]>> {
         match self.entries.get_mut(&key(peer, mid)) {
             Some(e) => {
-                e.reply = Some(reply);
+                self.reply_bytes += reply.len();
+                if let Some(old) = e.reply.replace(reply) {
+                    self.reply_bytes -= old.len();
+                }
+                self.shed();
                 Ok(())
             }
             None => Err(reply),
@@ -160,7 +231,41 @@ mod tests {
         );
         d.expire(SimTime(200));
         assert_eq!(d.len(), 0);
+        assert_eq!(d.reply_bytes, 0);
         assert_ne!(key(a, 1), key(b, 1));
         assert_ne!(key(a, 1), key(a, 2));
+    }
+
+    #[test]
+    fn bounds_forget_the_entries_closest_to_expiry_first() {
+        let p = |n: u8| SockAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, n), 5683));
+        // at most 3 entries
+        let mut d = DedupCache::bounded(3, usize::MAX);
+        for (i, t) in [(1u8, 100u64), (2, 110), (3, 120)] {
+            d.insert(p(i), 1, 0, SimTime(t), None);
+        }
+        // a NON entry expiring sooner than every CON one goes first
+        d.insert(p(4), 1, 1, SimTime(50), None);
+        assert_eq!((d.len(), d.evicted()), (3, 1));
+        assert!(d.lookup(SimTime(0), p(4), 1).is_none());
+        d.insert(p(5), 1, 0, SimTime(130), None);
+        assert_eq!((d.len(), d.evicted()), (3, 2));
+        assert!(d.lookup(SimTime(0), p(1), 1).is_none(), "the oldest CON");
+        assert!(d.lookup(SimTime(0), p(2), 1).is_some());
+        // a replaced entry's stale record is not an eviction
+        d.insert(p(2), 1, 0, SimTime(140), None);
+        d.insert(p(6), 1, 0, SimTime(150), None);
+        assert_eq!(d.evicted(), 3);
+        assert!(d.lookup(SimTime(0), p(2), 1).is_some(), "renewed to 140");
+        assert!(d.lookup(SimTime(0), p(3), 1).is_none());
+        // at most 10 bytes of replies: a 6-byte reply pushes out an older one
+        let mut d = DedupCache::bounded(usize::MAX, 10);
+        d.insert(p(1), 1, 0, SimTime(100), Some(vec![0; 6].into()));
+        d.insert(p(2), 1, 0, SimTime(110), None);
+        assert_eq!(d.set_reply(p(2), 1, vec![0; 6].into()), Ok(()));
+        assert_eq!((d.len(), d.evicted(), d.reply_bytes), (1, 1, 6));
+        assert_eq!(d.reply(p(2), 1), Some(&[0u8; 6][..]));
+        d.expire(SimTime(110));
+        assert_eq!((d.len(), d.reply_bytes), (0, 0));
     }
 }

@@ -244,6 +244,7 @@ impl Endpoint {
             rst_received: m.rst_received,
             malformed_dropped: m.malformed_dropped,
             ignored: m.ignored + self.stats.ignored,
+            dedup_evicted: self.msg.dedup_evicted(),
             ..self.stats
         }
     }

@@ -241,6 +241,10 @@ pub struct Stats {
     /// Responses matched to our multicast requests (part of
     /// `responses_received`).
     pub multicast_responses: u64,
+    /// Message IDs forgotten before their lifetime ended to keep the
+    /// deduplication store within `Config::max_dedup_entries` /
+    /// `max_dedup_bytes` (0 in the simulator, where it is unbounded).
+    pub dedup_evicted: u64,
 }
 
 impl Stats {
@@ -267,6 +271,7 @@ impl Stats {
         self.notifications_stale += o.notifications_stale;
         self.multicast_requests_received += o.multicast_requests_received;
         self.multicast_responses += o.multicast_responses;
+        self.dedup_evicted += o.dedup_evicted;
     }
 }
 

@@ -311,6 +311,7 @@ impl MessageLayer {
     /// A fresh layer; its first message ID is `first_message_id` (§4.4: IDs
     /// are then sequential; the caller should randomise the first one).
     pub fn new(config: Config, rng: SimRng, first_message_id: u16) -> Self {
+        let dedup = DedupCache::bounded(config.max_dedup_entries, config.max_dedup_bytes);
         MessageLayer {
             probing_window: config.exchange_lifetime(),
             config,
@@ -323,7 +324,7 @@ impl MessageLayer {
             peers: BTreeMap::new(),
             pacing: BTreeSet::new(),
             quiet_peers: 0,
-            dedup: DedupCache::default(),
+            dedup,
             outq: VecDeque::new(),
             events: VecDeque::new(),
             stats: MessageStats::default(),
@@ -342,6 +343,11 @@ impl MessageLayer {
     /// Message IDs currently remembered for deduplication (§4.5).
     pub fn dedup_entries(&self) -> usize {
         self.dedup.len()
+    }
+    /// Live message IDs forgotten early to stay within the configured
+    /// bounds of the deduplication store.
+    pub fn dedup_evicted(&self) -> u64 {
+        self.dedup.evicted()
     }
     /// Whether `key` is tracked and has left the NSTART queue (has its
     /// message ID).
