@@ -437,7 +437,7 @@ impl<'s> World<'s> {
         let (mut flows, messages, sent) = self.recorder.finish(end)?;
         // sorted once here (percentiles need it), not copied per consumer
         for (_, st) in &mut flows {
-            st.latencies.sort_unstable();
+            st.latencies.sort();
         }
         let series = (self.series.interval_ns > 0).then(|| crate::metrics::timeseries::SeriesOut {
             interval_ns: self.series.interval_ns,
