@@ -133,8 +133,8 @@ fn md1_point(rho: f64, messages: u64) -> (f64, u64, f64, f64, f64) {
     // fixed path + S is the latency of a message that found the broker idle
     // (the smallest: links are deterministic and never queue here)
     let lat = &flow.latencies;
-    let min = *lat.iter().min().expect("latencies") as f64;
-    let mean = lat.iter().map(|&l| l as f64).sum::<f64>() / lat.len() as f64;
+    let min = lat.iter().min().expect("latencies") as f64;
+    let mean = lat.iter().map(|l| l as f64).sum::<f64>() / lat.len() as f64;
     let wq_latency = (mean - min) / 1e6;
     let closed = rho * S_NS / (2.0 * (1.0 - rho)) / 1e6;
     (rho, flow.sent, wq_server, wq_latency, closed)
@@ -208,7 +208,7 @@ fn zero_processing_adds_no_event() {
     );
     assert_eq!(base.flows[0].1.latencies, zero.flows[0].1.latencies);
     let b = &base.flows[0].1;
-    let min_b = *b.latencies.iter().min().unwrap();
+    let min_b = b.latencies.iter().min().unwrap();
     for (table, at_least) in [
         ("", 11_000 + 35_000 + 11_000),
         (
@@ -226,7 +226,7 @@ fn zero_processing_adds_no_event() {
         // every latency grew by at least the stack and service time
         let s = &some.flows[0].1;
         assert_eq!(b.delivered, s.delivered);
-        let min_s = *s.latencies.iter().min().unwrap();
+        let min_s = s.latencies.iter().min().unwrap();
         assert!(min_s - min_b >= at_least, "{table:?}: {min_b} → {min_s}");
     }
 }
@@ -326,8 +326,8 @@ nstart = 1000
     let closed = rho * S_NS / (2.0 * (1.0 - rho)) / 1e6;
     let wq = st.wait_ms_mean().unwrap();
     let lat = &flow.latencies;
-    let min = *lat.iter().min().unwrap() as f64;
-    let mean = lat.iter().map(|&l| l as f64).sum::<f64>() / lat.len() as f64;
+    let min = lat.iter().min().unwrap() as f64;
+    let mean = lat.iter().map(|l| l as f64).sum::<f64>() / lat.len() as f64;
     let wq_lat = (mean - min) / 1e6;
     eprintln!(
         "CoAP M/D/1 rho={rho} n={} Wq(server)={wq:.4} Wq(latency)={wq_lat:.4} closed={closed:.4}",

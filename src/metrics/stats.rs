@@ -17,7 +17,13 @@
 /// realistic `q` produces), so a decimal percentile like 64.4 of 250 values
 /// gives rank 161, not 162 through binary rounding.
 pub(crate) fn percentile_nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
-    let n = sorted.len();
+    nearest_rank(sorted.len(), q).and_then(|r| sorted.get(r - 1).copied())
+}
+
+/// The 1-based nearest rank of percentile `q` among `n` sorted values (see
+/// [`percentile_nearest_rank`]); `None` when `n` is 0 or `q` is outside
+/// (0, 100].
+pub(crate) fn nearest_rank(n: usize, q: f64) -> Option<usize> {
     if n == 0 || q.is_nan() || q <= 0.0 || q > 100.0 {
         return None;
     }
@@ -30,8 +36,7 @@ pub(crate) fn percentile_nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
     };
     // q > 0 makes the rank ≥ 1 except when a tiny q snaps to 0; q ≤ 100
     // bounds it by n. The clamp covers both.
-    let rank = (rank as usize).clamp(1, n);
-    sorted.get(rank - 1).copied()
+    Some((rank as usize).clamp(1, n))
 }
 
 /// Arithmetic mean; `None` for an empty slice.

@@ -78,19 +78,13 @@ fn ms(ns: u64) -> Value {
 /// `energy_mj` is the run's radio energy over every radio, `None` when no
 /// node of the run has a radio model (the energy columns are then empty).
 pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
-    // sorted by the caller normally; sorted here (a copy) otherwise
-    let lat: std::borrow::Cow<'_, [u64]> = if s.latencies.is_sorted() {
-        std::borrow::Cow::Borrowed(&s.latencies)
-    } else {
-        let mut l = s.latencies.clone();
-        l.sort_unstable();
-        std::borrow::Cow::Owned(l)
-    };
-    let pct = |q: f64| stats::percentile_nearest_rank(&lat, q).map_or(Value::Empty, ms);
+    // sorted by the caller normally; a sorted copy is ranked otherwise
+    let lat = &s.latencies;
+    let pct = |q: f64| lat.percentile(q).map_or(Value::Empty, ms);
     let mean = if lat.is_empty() {
         Value::Empty
     } else {
-        let sum: u128 = lat.iter().map(|&x| x as u128).sum();
+        let sum: u128 = lat.iter().map(|x| x as u128).sum();
         Value::Float(sum as f64 / lat.len() as f64 / 1e6)
     };
     let ratio = |num: u64, den: u64| {
@@ -110,7 +104,7 @@ pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         pct(50.0),
         pct(95.0),
         pct(99.0),
-        lat.last().map_or(Value::Empty, |&m| ms(m)),
+        lat.max().map_or(Value::Empty, ms),
         Value::Int(s.bytes_on_wire),
         ratio(s.bytes_on_wire, s.delivered),
         Value::Int(s.retransmissions),

@@ -70,6 +70,10 @@ impl Routing {
                 dir: 1,
             });
         }
+        // most nodes have one or two links: no growth slack kept per node
+        for v in &mut adj {
+            v.shrink_to_fit();
+        }
         let mut routers = Vec::new();
         let mut router_pos = vec![NOT_ROUTER; n];
         for (i, &r) in is_router.iter().enumerate() {

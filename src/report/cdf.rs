@@ -137,6 +137,50 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
 }
 
+/// Latencies of one series as they are read: chunks of `CHUNK` values, so
+/// a series of half a million holds no doubling slack (a `Vec` grown by
+/// pushes may hold twice its length), then one exact `Vec` to sort.
+#[derive(Default)]
+struct Chunked {
+    full: Vec<Box<[f64]>>,
+    last: Vec<f64>,
+}
+
+impl Chunked {
+    /// Values per chunk (512 KB).
+    const CHUNK: usize = 1 << 16;
+
+    fn with(l: f64) -> Self {
+        let mut c = Chunked::default();
+        c.push(l);
+        c
+    }
+
+    fn push(&mut self, l: f64) {
+        // the first chunk grows as a `Vec` does (a short series stays
+        // small); a full chunk is set aside and the next one made whole
+        if self.last.len() == Self::CHUNK {
+            let full = std::mem::replace(&mut self.last, Vec::with_capacity(Self::CHUNK));
+            self.full.push(full.into_boxed_slice());
+        }
+        self.last.push(l);
+    }
+
+    fn len(&self) -> usize {
+        self.full.len() * Self::CHUNK + self.last.len()
+    }
+
+    /// The values in reading order, each chunk freed once copied.
+    fn into_vec(self) -> Vec<f64> {
+        let mut v = Vec::with_capacity(self.len());
+        for c in self.full {
+            v.extend_from_slice(&c);
+        }
+        v.extend_from_slice(&self.last);
+        v
+    }
+}
+
 /// Write `charts/latency_cdf*.svg/png` for `dir` (needs runs.csv and
 /// messages.csv), series styled and named by `styles`.
 pub(crate) fn write_cdfs(dir: &Path, styles: &Styles) -> Result<Vec<PathBuf>, ChartError> {
@@ -199,7 +243,7 @@ pub(crate) fn write_cdfs(dir: &Path, styles: &Styles) -> Result<Vec<PathBuf>, Ch
         c.dedup();
         c
     };
-    let mut lat: BTreeMap<(usize, Ident), Vec<f64>> = BTreeMap::new();
+    let mut lat: BTreeMap<(usize, Ident), Chunked> = BTreeMap::new();
     let msg_path = dir.join("messages.csv");
     let mut rd = csv::ReaderBuilder::new()
         .buffer_capacity(1 << 20)
@@ -253,7 +297,7 @@ pub(crate) fn write_cdfs(dir: &Path, styles: &Styles) -> Result<Vec<PathBuf>, Ch
         match lat.get_mut(&(pi, id.clone())) {
             Some(v) => v.push(l),
             None => {
-                lat.insert((pi, id.clone()), vec![l]);
+                lat.insert((pi, id.clone()), Chunked::with(l));
             }
         }
     }
@@ -268,9 +312,10 @@ pub(crate) fn write_cdfs(dir: &Path, styles: &Styles) -> Result<Vec<PathBuf>, Ch
     for &pi in &chosen {
         let mut curves: Curves = Vec::new();
         // BTreeMap order: by identity, as in every other chart
-        for ((p, id), v) in &lat {
-            if *p == pi && !v.is_empty() {
-                let mut v = v.clone();
+        // each series belongs to one point: its values are taken, not copied
+        for ((p, id), v) in lat.iter_mut() {
+            if *p == pi {
+                let mut v = std::mem::take(v).into_vec();
                 v.sort_by(f64::total_cmp);
                 curves.push((styles.label(id), styles.style(id), v));
             }
@@ -305,4 +350,31 @@ pub(crate) fn write_cdfs(dir: &Path, styles: &Styles) -> Result<Vec<PathBuf>, Ch
         write_pair(&out_dir, &name, &title, "cdf", &svg, &png, &mut written)?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chunked;
+
+    #[test]
+    fn chunked_latencies_keep_order_and_no_slack() {
+        let n = 2 * Chunked::CHUNK + 123;
+        let mut c = Chunked::with(0.0);
+        for i in 1..n {
+            c.push(i as f64);
+        }
+        assert_eq!(c.len(), n);
+        // full chunks are exact; only the last one can hold spare room
+        assert_eq!(c.full.len(), 2);
+        assert!(c.full.iter().all(|b| b.len() == Chunked::CHUNK));
+        let v = c.into_vec();
+        assert_eq!(v.len(), n);
+        assert_eq!(v.capacity(), n);
+        assert!(v.iter().enumerate().all(|(i, &x)| x == i as f64));
+        // a short series stays small
+        let mut s = Chunked::with(1.5);
+        s.push(2.5);
+        assert!(s.last.capacity() < 64);
+        assert_eq!(s.into_vec(), vec![1.5, 2.5]);
+    }
 }

@@ -279,7 +279,8 @@ impl<'s> World<'s> {
             sc.nodes.iter().map(|n| n.role.forwards()).collect(),
             &route_links,
         );
-        let mut publishers = Vec::new();
+        // exact: 10,000 publishers grown by doubling would hold 6,384 more
+        let mut publishers = Vec::with_capacity(sc.flows.iter().map(|f| f.publishers.len()).sum());
         let mut infos = Vec::new();
         for (fi, f) in sc.flows.iter().enumerate() {
             let first = publishers.len();
@@ -437,7 +438,7 @@ impl<'s> World<'s> {
         let (mut flows, messages, sent) = self.recorder.finish(end)?;
         // sorted once here (percentiles need it), not copied per consumer
         for (_, st) in &mut flows {
-            st.latencies.sort_unstable();
+            st.latencies.sort();
         }
         let series = (self.series.interval_ns > 0).then(|| crate::metrics::timeseries::SeriesOut {
             interval_ns: self.series.interval_ns,

@@ -52,7 +52,7 @@ use crate::sim::{SimDuration, SimRng, SimTime};
 use super::codec::{self, Message};
 use super::types::{MsgType, Qos, ReturnCode, SubTopic, TopicRef, TypeStats, WillTopic};
 use super::{broadcast, sockaddr_bytes, sockaddr_from_bytes, DEFAULT_PORT};
-use super::{push1, push1v};
+use super::{pop1, push1, push1v};
 
 /// How [`Client::publish`] names topics towards the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -586,7 +586,10 @@ pub struct Client {
     search_sent: bool,
     search_attempt: u32,
     search_started: Option<SimTime>,
-    pending: Option<Pending>,
+    /// Boxed: a client has a transaction outstanding for a few round trips
+    /// per message, and the transaction (80 bytes) would otherwise sit in
+    /// each of thousands of clients all the time.
+    pending: Option<Box<Pending>>,
     /// Waiting T_WAIT after congestion: retransmit the pending message then.
     congested: bool,
     requests: VecDeque<Request>,
@@ -1047,7 +1050,7 @@ impl Client {
 
     /// Send the first message of a transaction and supervise it (§6.13).
     fn start_tx(&mut self, now: SimTime, tx: Tx, to: SockAddr) {
-        self.pending = Some(Pending { tx, to, retries: 0 });
+        self.pending = Some(Box::new(Pending { tx, to, retries: 0 }));
         self.send_pending(now, false);
     }
 
@@ -1166,7 +1169,7 @@ impl Client {
                     }
                 },
             };
-            let Some(q) = self.queue.pop_front() else {
+            let Some(q) = pop1(&mut self.queue) else {
                 return;
             };
             if q.qos.acked() {
@@ -1339,7 +1342,7 @@ impl Client {
             } => (None, Some(handle)),
             Tx::Register { .. } => {
                 // The publish that needed the id is dropped with it.
-                match self.queue.pop_front() {
+                match pop1(&mut self.queue) {
                     Some(q) => {
                         self.stats.publishes_given_up += 1;
                         (Some(q.handle), None)
@@ -1527,7 +1530,7 @@ impl Client {
                     ReturnCode::Congestion => self.congestion(now),
                     code => {
                         self.finish_tx();
-                        if let Some(q) = self.queue.pop_front() {
+                        if let Some(q) = pop1(&mut self.queue) {
                             push1(
                                 &mut self.events,
                                 ClientEvent::PublishRejected {
@@ -1546,7 +1549,7 @@ impl Client {
                     tx: Tx::Publish(f),
                     retries,
                     ..
-                }) = &mut self.pending
+                }) = self.pending.as_deref_mut()
                 {
                     if f.msg_id == msg_id && f.q.qos == Qos::Two {
                         // PUBREL starts a new wait (its own T_RETRY/N_RETRY).
@@ -1775,7 +1778,7 @@ impl Client {
                 // (once: the message goes back to the queue's head).
                 let Some(Pending {
                     tx: Tx::Publish(f), ..
-                }) = self.pending.take()
+                }) = self.pending.take().map(|p| *p)
                 else {
                     return;
                 };
@@ -1986,7 +1989,7 @@ impl SansIo for Client {
 
     fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<ClientTransmit> {
         loop {
-            let o = self.outq.pop_front()?;
+            let o = pop1(&mut self.outq)?;
             let Some((len, kind)) = self.encode_out(&o, buf) else {
                 continue; // sizes were checked when queued
             };
@@ -2013,7 +2016,7 @@ impl SansIo for Client {
     }
 
     fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        pop1(&mut self.events)
     }
 
     fn poll_timeout(&self) -> Option<SimTime> {

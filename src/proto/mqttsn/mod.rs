@@ -88,6 +88,18 @@ pub(crate) fn push1<T>(q: &mut std::collections::VecDeque<T>, x: T) {
     q.push_back(x);
 }
 
+/// Pop from a queue that is empty between messages (a client's outgoing
+/// messages, events, publishes waiting for their turn) and free its buffer
+/// once it is empty, so thousands of idle clients hold no queue memory; the
+/// next [`push1`] allocates one slot again.
+pub(crate) fn pop1<T>(q: &mut std::collections::VecDeque<T>) -> Option<T> {
+    let x = q.pop_front();
+    if q.is_empty() && q.capacity() > 0 {
+        *q = std::collections::VecDeque::new();
+    }
+    x
+}
+
 /// [`push1`] for a `Vec` (topic tables that mostly hold one entry).
 pub(crate) fn push1v<T>(v: &mut Vec<T>, x: T) {
     if v.capacity() == 0 {

@@ -230,8 +230,9 @@ struct Coap {
     leisure: Option<SimDuration>,
     /// Multicast discovery requests collecting responses: (node, handle).
     discoveries: BTreeMap<(u32, u64), Discovery>,
-    /// Per node, its proxy configuration when a flow names it `proxy`.
-    proxies: Vec<Option<ProxyConfig>>,
+    /// The proxy configuration of each node a flow names `proxy` (by
+    /// node: few nodes are proxies, and a run may have 10,000 nodes).
+    proxies: BTreeMap<usize, ProxyConfig>,
     /// Per node, whether it is the origin of a proxied flow (its server
     /// gives ETags and Max-Age and answers 2.03 Valid).
     origins: Vec<bool>,
@@ -296,15 +297,15 @@ pub fn block_szx(p: &CoapParams) -> Option<u8> {
 /// The proxy of each node a flow names as `proxy`: a forward proxy knows
 /// the flow's publishers by name, a reverse proxy routes the first path
 /// segment `<publisher>` to them.
-fn proxy_configs(sc: &Scenario) -> Vec<Option<ProxyConfig>> {
-    let mut out: Vec<Option<ProxyConfig>> = vec![None; sc.nodes.len()];
+fn proxy_configs(sc: &Scenario) -> BTreeMap<usize, ProxyConfig> {
+    let mut out: BTreeMap<usize, ProxyConfig> = BTreeMap::new();
     let observe = ObserveConfig {
         con_interval: sc.protocols.coap.observe_con_interval,
         max_age: sc.protocols.coap.observe_max_age,
     };
     for f in &sc.flows {
         let Some((px, mode)) = f.proxy else { continue };
-        let c = out[px].get_or_insert_with(|| ProxyConfig {
+        let c = out.entry(px).or_insert_with(|| ProxyConfig {
             observe,
             ..ProxyConfig::default()
         });
@@ -438,7 +439,11 @@ impl Coap {
                     .set_link_attrs(path.clone(), attrs.clone());
             }
             server.register_options(&mut ep);
-            let proxy = self.proxies[node].clone().map(|c| Box::new(Proxy::new(c)));
+            let proxy = self
+                .proxies
+                .get(&node)
+                .cloned()
+                .map(|c| Box::new(Proxy::new(c)));
             if let Some(p) = &proxy {
                 p.register_options(&mut ep);
             }
@@ -1536,7 +1541,7 @@ impl Plugin for Coap {
         // coap.csv: per proxy node, its counters (runs with a proxy only,
         // so other runs keep their files)
         let mut rows = Vec::new();
-        if self.proxies.iter().any(Option::is_some) {
+        if !self.proxies.is_empty() {
             let mut totals = [0u64; 11];
             for (n, node) in self.nodes.iter().enumerate() {
                 let Some(p) = node.as_ref().and_then(|c| c.proxy.as_ref()) else {

@@ -1677,3 +1677,18 @@ impl StreamApp for MqttSn {
         ctx.mark_pending();
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// Thousands of clients per run (10,000 in mqttsn-10k): the per-client
+    /// struct is the plug-in's memory per sensor. Before the memory work:
+    /// 736 bytes (its `Client` 592).
+    #[test]
+    fn per_client_state_stays_small() {
+        let sn = std::mem::size_of::<super::SnClient>();
+        let client = std::mem::size_of::<crate::proto::mqttsn::Client>();
+        eprintln!("SnClient {sn} B, Client {client} B");
+        assert!(client <= 512, "mqttsn::Client is {client} bytes");
+        assert!(sn <= 656, "SnClient is {sn} bytes");
+    }
+}
