@@ -519,6 +519,19 @@ fn tcp_pair_checks_can_fail() {
     });
 }
 
+/// Inputs on which the bounded run of `tcp_pair` found TCP defects, now
+/// fixed: 2, a server that wrote in SYN-RECEIVED, got the client's SYN
+/// again and then the ACK, never sent (liveness; regression also in
+/// `tests/tcp_states.rs`); 3, a Linux-like sender holding four
+/// out-of-order ranges placed its payload 8 bytes past a header with
+/// timestamps and three SACK blocks (integrity: zeros read).
+#[test]
+fn tcp_pair_regressions() {
+    for i in [2, 3] {
+        qossim::fuzz::tcp_pair(&scripts::tcp(i));
+    }
+}
+
 /// Action scripts for the stateful targets (layouts: `qossim::fuzz::broker::run`,
 /// `coap_endpoint::run`, `tcp_pair::run`): the seeds of their corpora and
 /// the inputs of the tests above.
@@ -670,9 +683,21 @@ mod scripts {
     }
 
     /// TCP pair. 0: RFC profiles, handshake, bulk both ways with a drop
-    /// and a duplicate, reads, time; 1: a reordered data segment.
+    /// and a duplicate, reads, time; 1: a reordered data segment; 2 and 3:
+    /// mutants the bounded run found (regressions, see
+    /// `tcp_pair_regressions`).
     pub fn tcp(i: usize) -> Vec<u8> {
+        let hex = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
+                .collect()
+        };
         match i {
+            2 => hex("0b10ff8000020003000000003c02261e1e0e03050b10ff06001e160e0305010100040404"),
+            3 => hex(
+                "0bffff800002000300020003000000d52a29e4ffd6fe3c0226b2acc0dc1e160e0304010100040404",
+            ),
             0 => vec![
                 0x00, 0, 1, 0, 2, // RFC both ends, MTU 1500
                 2, 0, 3, 0, 2, 0, 3, 0, // SYN, SYN-ACK
@@ -1289,7 +1314,7 @@ mod corpus {
         add("mac154", mac154());
         add("broker", (0..3).map(super::scripts::broker).collect());
         add("coap_endpoint", (0..4).map(super::scripts::coap).collect());
-        add("tcp_pair", (0..2).map(super::scripts::tcp).collect());
+        add("tcp_pair", (0..4).map(super::scripts::tcp).collect());
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         add(
             "scenario",
