@@ -22,6 +22,10 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+pub mod broker;
+pub mod coap_endpoint;
+pub mod tcp_pair;
+
 use crate::link::mac154::{DataFrame, MacFrame};
 use crate::net::checksum;
 use crate::net::frag::{self, Reassembler};
@@ -58,7 +62,60 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("tcp_segment", tcp_segment),
     ("mac154", mac154),
     ("scenario", scenario),
+    ("broker", broker),
+    ("coap_endpoint", coap_endpoint),
+    ("tcp_pair", tcp_pair),
 ];
+
+/// Stateful target: an action script against the MQTT broker with four
+/// model clients (3.1.1 and 5.0); see [`broker::run`].
+pub fn broker(data: &[u8]) {
+    broker::run(data, broker::BrokerFaults::default());
+}
+
+/// Stateful target: datagrams from several peers and client requests
+/// against a CoAP endpoint serving resources; see [`coap_endpoint::run`].
+pub fn coap_endpoint(data: &[u8]) {
+    coap_endpoint::run(data, coap_endpoint::CoapFaults::default());
+}
+
+/// Stateful target: two TCP connections over a lossy, reordering,
+/// duplicating channel; see [`tcp_pair::run`].
+pub fn tcp_pair(data: &[u8]) {
+    tcp_pair::run(data, tcp_pair::TcpFaults::default());
+}
+
+/// An action script: the stateful targets read their input one byte at a
+/// time; past the end every byte reads as 0 (so any input is a complete
+/// script).
+pub(crate) struct Script<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Script<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Script { data, pos: 0 }
+    }
+    pub(crate) fn done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+    pub(crate) fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    pub(crate) fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.byte(), self.byte()])
+    }
+    /// Up to `n` bytes (fewer at the end).
+    pub(crate) fn take(&mut self, n: usize) -> &'a [u8] {
+        let start = self.pos.min(self.data.len());
+        let end = (start + n).min(self.data.len());
+        self.pos = start + n;
+        &self.data[start..end]
+    }
+}
 
 /// The target called `name`.
 pub fn target(name: &str) -> Option<Target> {

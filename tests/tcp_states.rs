@@ -136,6 +136,45 @@ fn test_syn_received_synack_lost_backoff() {
     assert_eq!(p.server.state(), State::Established);
 }
 
+/// SYN-RECEIVED: the client's SYN arrives twice (its retransmission
+/// crossed our SYN-ACK), which queues the SYN-ACK again; the ACK of the
+/// first SYN-ACK then establishes the connection before that resend.
+/// Data written by the server must still go out at ISS + 1 (it stalled:
+/// SND.NXT stayed at ISS, Nagle waited for an ACK of nothing and no timer
+/// was armed — found by the `tcp_pair` fuzz target).
+#[test]
+fn test_syn_received_duplicate_syn_then_ack_sends_data() {
+    let (c, s) = (*CLIENT.ip(), *SERVER.ip());
+    let mut client = Connection::connect(Config::linux_like(), CLIENT, SERVER, 1500, 1000);
+    let mut server = Connection::listen(Config::linux_like(), SERVER, 1500, 5000);
+    let mut buf = Vec::new();
+    let t0 = SimTime::ZERO;
+    client.poll_transmit(t0, &mut buf).expect("SYN");
+    let syn = std::mem::take(&mut buf);
+    server.handle_input(t0, Segment::new(c, s, &syn)).unwrap();
+    server.poll_transmit(t0, &mut buf).expect("SYN-ACK");
+    let synack = std::mem::take(&mut buf);
+    let t1 = at_ms(1000);
+    server.handle_input(t1, Segment::new(c, s, &syn)).unwrap();
+    client
+        .handle_input(t1, Segment::new(s, c, &synack))
+        .unwrap();
+    client.poll_transmit(t1, &mut buf).expect("ACK");
+    let ack = std::mem::take(&mut buf);
+    server.handle_input(t1, Segment::new(c, s, &ack)).unwrap();
+    assert_eq!(server.state(), State::Established);
+    assert_eq!(server.write(&[7; 100]), 100);
+    let mut data = None;
+    while let Some(t) = server.poll_transmit(t1, &mut buf) {
+        if t.payload_len > 0 {
+            data = Some(t);
+        }
+        buf.clear();
+    }
+    let t = data.expect("the written bytes are sent");
+    assert_eq!((t.seq, t.payload_len), (5001, 100));
+}
+
 #[test]
 fn test_syn_sent_rst() {
     let cfg = Config::rfc();

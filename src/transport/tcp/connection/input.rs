@@ -279,6 +279,14 @@ impl Connection {
         if self.state == State::SynReceived {
             if seq_lt(self.snd_una, r.ack) && seq_le(r.ack, self.snd_max) {
                 self.snd_una = r.ack;
+                // A retransmitted SYN pulled SND.NXT back to ISS to resend
+                // the SYN-ACK; this ACK covers it, so SND.NXT moves on
+                // (left behind, data written meanwhile waited for an ACK
+                // that never comes, with no timer armed: the tcp_pair fuzz
+                // target's liveness check found it).
+                if seq_lt(self.snd_nxt, r.ack) {
+                    self.snd_nxt = r.ack;
+                }
                 self.snd_wnd = u32::from(r.window) << self.snd_wscale;
                 self.snd_wl1 = r.seq;
                 self.snd_wl2 = r.ack;

@@ -493,20 +493,26 @@ impl Connection {
         if len > 0 && seq.wrapping_add(len) == self.buf_seq.wrapping_add(self.sndbuf.len()) {
             flags |= TcpFlags::PSH;
         }
+        // The timestamps `finish` adds are counted in the header length
+        // here already: they leave room for fewer SACK blocks (3, not 4),
+        // and a payload placed after a header computed without them sat
+        // 8 bytes too far, zeros in front and its tail cut off (found by
+        // the tcp_pair fuzz target's stream integrity check).
         let mut r = TcpRepr {
             seq,
             flags: TcpFlags(flags),
             payload_len: len as u16,
+            timestamps: self.ts_ok.then_some((0, 0)),
             ..self.base()
         };
         let ts = if self.ts_ok { 12 } else { 0 };
         // Keep the packet within the path MTU: drop SACK blocks a
         // retransmitted full-sized segment has no room for.
         let max = usize::from(self.smss) + 20 + ts;
-        while !r.sack.is_empty() && r.header_len() + ts + len as usize > max {
+        while !r.sack.is_empty() && r.header_len() + len as usize > max {
             r.sack.truncate(r.sack.len() - 1);
         }
-        let hl = r.header_len() + ts;
+        let hl = r.header_len();
         if buf.len() < hl + len as usize {
             return None;
         }
