@@ -7,12 +7,14 @@
 
 mod common;
 
+use common::cli::run;
+
 use common::abuse::{
     longest_gap, mqtt_connect, mqtt_subscriber, peak_rss_kib, publish_packet, random_flood,
     read_packet, varint, wait_closed, Ending, SteadyPublisher,
 };
 use common::peers::{free_port, peer_binary, skip_or_fail, KillOnDrop, LOCALHOST};
-use common::served::{line_reader, Served, Stopped, QOSSIM};
+use common::served::{line_reader, Served, Stopped};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -394,22 +396,11 @@ fn sigterm_exits_0_promptly_with_summary() {
     stops_promptly_on(libc::SIGTERM);
 }
 
-fn run_cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(QOSSIM)
-        .args(args)
-        .output()
-        .expect("run qossim");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn address_in_use_exits_3_bad_arguments_exit_2() {
     let taken = TcpListener::bind((LOCALHOST, 0)).expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let (code, err) = run_cli(&["broker", "--listen", &addr]);
+    let (code, _, err) = run(&["broker", "--listen", &addr]);
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains(&addr) && err.contains("binding TCP listener"),
@@ -441,11 +432,11 @@ fn address_in_use_exits_3_bad_arguments_exit_2() {
     ] {
         let mut all = vec!["broker", "--listen", &free];
         all.extend_from_slice(args);
-        let (code, err) = run_cli(&all);
+        let (code, _, err) = run(&all);
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
-    let (code, err) = run_cli(&["broker", "--listen", "localhost:notaport"]);
+    let (code, _, err) = run(&["broker", "--listen", "localhost:notaport"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--listen \"localhost:notaport\""), "{err}");
 
@@ -461,7 +452,7 @@ fn address_in_use_exits_3_bad_arguments_exit_2() {
         format!("{quickstart}\n[protocols.mqtt]\nmax_inflight = \"many\"\n"),
     )
     .expect("write");
-    let (code, err) = run_cli(&[
+    let (code, _, err) = run(&[
         "broker",
         "--listen",
         &free,
@@ -476,7 +467,7 @@ fn address_in_use_exits_3_bad_arguments_exit_2() {
 
     // an unwritable --log: exit 3, the path named
     let nowhere = dir.join("no/such/dir/log");
-    let (code, err) = run_cli(&[
+    let (code, _, err) = run(&[
         "broker",
         "--listen",
         &free,

@@ -9,9 +9,11 @@
 
 mod common;
 
+use common::cli::run;
+
 use common::abuse::{coap_header, coap_payload, coap_request};
 use common::peers::{peer_binary, LOCALHOST};
-use common::served::{Served, Stopped, QOSSIM};
+use common::served::{Served, Stopped};
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -406,30 +408,19 @@ fn an_unknown_method_is_answered_4_05() {
     assert_eq!((l[0].code.as_str(), l[1].code.as_str()), ("0.05", "4.05"));
 }
 
-fn run_cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(QOSSIM)
-        .args(args)
-        .output()
-        .expect("run qossim");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Bad arguments exit 2 naming the option; an address in use or an
 /// unwritable --log exit 3 (README.md "Exit codes", as `qossim broker`).
 #[test]
 fn address_in_use_exits_3_bad_arguments_exit_2() {
     let taken = UdpSocket::bind((LOCALHOST, 0)).expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let (code, err) = run_cli(&["coap-server", "--listen", &addr]);
+    let (code, _, err) = run(&["coap-server", "--listen", &addr]);
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains(&addr) && err.contains("binding UDP socket"),
         "{err}"
     );
-    let (code, err) = run_cli(&[
+    let (code, _, err) = run(&[
         "coap-server",
         "--listen",
         "127.0.0.1:0",
@@ -476,7 +467,7 @@ fn address_in_use_exits_3_bad_arguments_exit_2() {
     ] {
         let mut args = l.to_vec();
         args.extend_from_slice(extra);
-        let (code, err) = run_cli(&args);
+        let (code, _, err) = run(&args);
         assert_eq!(code, 2, "{extra:?}: {err}");
         assert!(err.contains(says), "{extra:?}: {err}");
     }
@@ -484,11 +475,11 @@ fn address_in_use_exits_3_bad_arguments_exit_2() {
         ("[::1]:5683", "is IPv6; qossim coap-server serves IPv4 only"),
         ("nonsense", "not an address (HOST:PORT)"),
     ] {
-        let (code, err) = run_cli(&["coap-server", "--listen", listen]);
+        let (code, _, err) = run(&["coap-server", "--listen", listen]);
         assert_eq!(code, 2, "{listen}: {err}");
         assert!(err.contains(says), "{listen}: {err}");
     }
-    let (code, err) = run_cli(&[
+    let (code, _, err) = run(&[
         "coap-server",
         "--listen",
         "127.0.0.1:0",

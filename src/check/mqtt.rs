@@ -150,9 +150,9 @@ pub(super) struct MqttState {
     /// Session Expiry Interval then in force: a 5.0 CONNECT without Clean
     /// Start after that interval finds no session.
     session_end: BTreeMap<(u32, String), (SimTime, u32)>,
-    /// (broker node, client id) → the will (delayed: Will Delay Interval
-    /// > 0) owed (`Some`) or not (`None`) since its connection ended; a
-    /// publication is judged against it, a missing one is not.
+    /// (broker node, client id) → the delayed will (Will Delay Interval
+    /// above 0) owed (`Some`) or not (`None`) since its connection ended;
+    /// a publication is judged against it, a missing one is not.
     delayed: BTreeMap<(u32, String), Option<Will>>,
     /// (broker node, client id) → the will owed (`Some`) or not (`None`),
     /// for the connections the broker reported ended in the current step.

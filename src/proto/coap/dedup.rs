@@ -96,7 +96,7 @@ impl DedupCache {
     /// Remove the entry `k` if its expiry is `t` (else the record is a
     /// stale one of a replaced entry); whether it did.
     fn remove_if(&mut self, k: u64, t: SimTime) -> bool {
-        if !self.entries.get(&k).is_some_and(|e| e.expires == t) {
+        if self.entries.get(&k).is_none_or(|e| e.expires != t) {
             return false;
         }
         if let Some(e) = self.entries.remove(&k) {
