@@ -15,11 +15,35 @@
 # Each as median and p90 over ≥ SAMPLES samples, printed with the command
 # that produced it. Root; installs nftables-free needs (mosquitto,
 # libcoap3-bin, tshark, iproute2, iputils-ping, paho-mqtt) when missing.
-# Usage: sudo scripts/calibrate-processing.sh [SAMPLES=250] [OUT=results/calibrate-processing]
+# Usage: sudo scripts/calibrate-processing.sh [--veth-only] [--period S] [--json FILE]
+#             [SAMPLES=250] [OUT=results/calibrate-processing]
+#   --veth-only  skip the loopback measurements (what scripts/fidelity.sh
+#                needs: the twins model the veth)
+#   --period S   seconds between messages and GETs (default 0.02); the
+#                fidelity cells send every 0.1 s, and a host is slower to
+#                wake for a message every 100 ms than every 20 ms
+#   --json FILE  also write the veth numbers as JSON (key → n, p50, p90 in
+#                ms), which scripts/fidelity_twin_times.py turns into the
+#                twins' [processing.*] times
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SAMPLES=${1:-250}
-OUT=${2:-results/calibrate-processing}
+VETH_ONLY=0
+PERIOD=0.02
+JSON=
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --veth-only) VETH_ONLY=1 ;;
+    --period) PERIOD=$2; shift ;;
+    --json) JSON=$2; shift ;;
+    -h|--help) sed -n 2,30p "$0"; exit 0 ;;
+    -*) echo "calibrate-processing: unknown option $1" >&2; exit 2 ;;
+    *) ARGS+=("$1") ;;
+  esac
+  shift
+done
+SAMPLES=${ARGS[0]:-250}
+OUT=${ARGS[1]:-results/calibrate-processing}
 [ "$(id -u)" = 0 ] || { echo "calibrate-processing: needs root (network namespaces, capture)" >&2; exit 2; }
 need=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
@@ -73,10 +97,10 @@ mqtt_run() {  # dir broker_ns client_ns broker_ip broker_if client_if
   sleep 0.5
   local t0 dl
   t0=$(python3 -c 'import time; print(f"{time.time()+0.3:.3f}")')
-  dl=$(python3 -c "print($t0 + 2 + $SAMPLES * 0.02 + 20)")
+  dl=$(python3 -c "print($t0 + 2 + $SAMPLES * $PERIOD + 20)")
   for role in sub pub; do
     ip netns exec "$cns" python3 scripts/fidelity_mqtt_client.py --role $role --broker "$ip" --qos 1 \
-      --n "$SAMPLES" --period 0.02 --t0 "$t0" --start 2 --deadline "$dl" --log "$d/$role.log" &
+      --n "$SAMPLES" --period "$PERIOD" --t0 "$t0" --start 2 --deadline "$dl" --log "$d/$role.log" &
     PIDS+=($!); eval "${role}_pid=$!"
   done
   while [ ! -e "$d/sub.log.done" ] || [ ! -e "$d/pub.log.done" ]; do sleep 0.2; done
@@ -92,7 +116,7 @@ coap_run() {  # dir server_ns client_ns ip server_if
   cap "$sns" "$sif" "udp port 5683" "$d/server.pcap"
   sleep 0.5
   ip netns exec "$cns" python3 scripts/fidelity_coap_driver.py --server "$ip" --n "$SAMPLES" \
-    --period 0.02 --t0 "$(python3 -c 'import time; print(time.time())')" --start 0.2 --wait 5 --log "$d/coap.log"
+    --period "$PERIOD" --t0 "$(python3 -c 'import time; print(time.time())')" --start 0.2 --wait 5 --log "$d/coap.log"
   stopcap
   kill "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true
 }
@@ -119,19 +143,22 @@ for _ in range($SAMPLES):
 }
 
 echo "=== veth ($A ↔ $B), ping"
-ip netns exec "$A" ping -n -q -c "$SAMPLES" -i 0.01 10.78.0.2 > "$OUT/veth/ping.txt" || true
 ip netns exec "$A" ping -n -c "$SAMPLES" -i 0.01 10.78.0.2 | awk -F'time=' '/time=/{split($2,a," "); print a[1]}' > "$OUT/veth/ping.ms"
-ip netns exec "$L" ping -n -c "$SAMPLES" -i 0.01 127.0.0.1 | awk -F'time=' '/time=/{split($2,a," "); print a[1]}' > "$OUT/lo/ping.ms"
 echo "=== veth: TCP SYN → SYN-ACK"; syn_run "$OUT/veth" "$B" "$A" 10.78.0.2 va
-echo "=== loopback: TCP SYN → SYN-ACK"; syn_run "$OUT/lo" "$L" "$L" 127.0.0.1 lo
 echo "=== veth: mosquitto QoS 1"; mqtt_run "$OUT/veth" "$B" "$A" 10.78.0.2 vb va
-echo "=== loopback: mosquitto QoS 1"; mqtt_run "$OUT/lo" "$L" "$L" 127.0.0.1 lo lo
 echo "=== veth: coap-server-notls"; coap_run "$OUT/veth" "$B" "$A" 10.78.0.2 vb
-echo "=== loopback: coap-server-notls"; coap_run "$OUT/lo" "$L" "$L" 127.0.0.1 lo
+WHERE="veth"
+if [ "$VETH_ONLY" = 0 ]; then
+  WHERE="veth lo"
+  ip netns exec "$L" ping -n -c "$SAMPLES" -i 0.01 127.0.0.1 | awk -F'time=' '/time=/{split($2,a," "); print a[1]}' > "$OUT/lo/ping.ms"
+  echo "=== loopback: TCP SYN → SYN-ACK"; syn_run "$OUT/lo" "$L" "$L" 127.0.0.1 lo
+  echo "=== loopback: mosquitto QoS 1"; mqtt_run "$OUT/lo" "$L" "$L" 127.0.0.1 lo lo
+  echo "=== loopback: coap-server-notls"; coap_run "$OUT/lo" "$L" "$L" 127.0.0.1 lo
+fi
 
-python3 - "$OUT" "$SAMPLES" <<'PY'
-import math, subprocess, sys, os
-out, n = sys.argv[1], int(sys.argv[2])
+python3 - "$OUT" "$SAMPLES" "$PERIOD" "$WHERE" "$JSON" <<'PY'
+import json, math, subprocess, sys, os
+out, n, period, wheres, json_out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4].split(), sys.argv[5]
 
 def q(v, p):
     v = sorted(v); return v[max(0, min(len(v) - 1, math.ceil(p / 100 * len(v)) - 1))] if v else float("nan")
@@ -144,13 +171,13 @@ def rows(pcap, fields):
     return [l.split("\t") for l in o.splitlines()]
 
 res = []
-def add(name, where, v, how):
-    res.append((name, where, len(v), q(v, 50), q(v, 90), how))
+def add(name, where, v, how, key):
+    res.append((name, where, len(v), q(v, 50), q(v, 90), how, key))
 
-for where in ("veth", "lo"):
+for where in wheres:
     d = f"{out}/{where}"
     add("ping RTT (ms)", where, [float(x) for x in open(f"{d}/ping.ms") if x.strip()],
-        f"ping -c {n} -i 0.01 (peer {'namespace' if where == 'veth' else '127.0.0.1'})")
+        f"ping -c {n} -i 0.01 (peer {'namespace' if where == 'veth' else '127.0.0.1'})", "ping")
     syn = {}; v = []
     for t, sp, dp, s, a in rows(f"{d}/syn.pcap", ["frame.time_epoch", "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack"]):
         if s in ("1", "True"):
@@ -158,7 +185,7 @@ for where in ("veth", "lo"):
                 if dp in syn: v.append((float(t) - syn.pop(dp)) * 1000)
             else:
                 syn[sp] = float(t)
-    add("TCP SYN → SYN-ACK at the client (ms)", where, v, "python connect()+close() every 10 ms, tshark on the client's interface")
+    add("TCP SYN → SYN-ACK at the client (ms)", where, v, "python connect()+close() every 10 ms, tshark on the client's interface", "syn")
     # broker side: PUBLISH in (from pub) → PUBACK out, → PUBLISH copy out (to sub)
     f = ["frame.time_epoch", "tcp.srcport", "tcp.dstport", "tcp.payload"]
     br = rows(f"{d}/broker.pcap", f)
@@ -178,8 +205,8 @@ for where in ("veth", "lo"):
     # packet ids of the publisher: paho numbers from 1 in order
     v1 = [(t - pin[pid - 1]) * 1000 for pid, t in puback if (pid - 1) in pin and t >= pin[pid - 1]]
     v2 = [(copy_at[s] - pin[s]) * 1000 for s in pin if s in copy_at]
-    add("mosquitto PUBLISH in → PUBACK out (ms)", where, v1, f"QoS 1, {n} × 32 B every 20 ms, tshark on the broker's interface")
-    add("mosquitto PUBLISH in → copy out (ms)", where, v2, "same capture: the subscriber's PUBLISH")
+    add("mosquitto PUBLISH in → PUBACK out (ms)", where, v1, f"QoS 1, {n} × 32 B every {period * 1000:g} ms, tshark on the broker's interface", "broker_puback")
+    add("mosquitto PUBLISH in → copy out (ms)", where, v2, "same capture: the subscriber's PUBLISH", "broker_copy")
     # clients: publish call → PUBLISH on the client's wire; wire → subscriber receipt
     cl = rows(f"{d}/client.pcap" if where == "veth" else f"{d}/broker.pcap", f)
     out_at = {}; in_at = {}
@@ -195,19 +222,27 @@ for where in ("veth", "lo"):
     for line in open(f"{d}/sub.log"):
         s, ts, tr = line.strip().split(","); recv.setdefault(int(s), (int(ts), int(tr)))
     add("paho publish() → PUBLISH on the wire (ms)", where, [(t - ts / 1e9) * 1000 for t, ts in out_at.values()],
-        "payload send timestamp vs capture time (client side)")
+        "payload send timestamp vs capture time (client side)", "paho_tx")
     add("PUBLISH on the wire → paho on_message (ms)", where, [(recv[s][1] / 1e9 - t) * 1000 for s, t in in_at.items() if s in recv],
-        "capture time vs subscriber's receipt time")
-    add("publish() → subscriber receipt (ms)", where, [(tr - ts) / 1e6 for ts, tr in recv.values()], "end to end, payload timestamps")
+        "capture time vs subscriber's receipt time", "paho_rx")
+    add("publish() → subscriber receipt (ms)", where, [(tr - ts) / 1e6 for ts, tr in recv.values()], "end to end, payload timestamps", "paho_e2e")
     req = {}; v = []
     for t, sp, dp, pl in rows(f"{d}/server.pcap", ["frame.time_epoch", "udp.srcport", "udp.dstport", "udp.payload"]):
         if not pl: continue
         b = bytes.fromhex(pl); mid = int.from_bytes(b[2:4], "big")
         if dp == "5683": req.setdefault((sp, mid), float(t))
         elif (dp, mid) in req: v.append((float(t) - req.pop((dp, mid))) * 1000)
-    add("coap-server-notls GET /time in → 2.05 out (ms)", where, v, f"{n} coap-client-notls CON GETs, tshark on the server's interface")
+    add("coap-server-notls GET /time in → 2.05 out (ms)", where, v, f"{n} coap-client-notls CON GETs every {period * 1000:g} ms, tshark on the server's interface", "coap_server")
 
 print(f"{'measurement':48} {'path':5} {'n':>5} {'median':>9} {'p90':>9}  how")
-for name, where, k, p50, p90, how in res:
+for name, where, k, p50, p90, how, _ in res:
     print(f"{name:48} {where:5} {k:5d} {p50:9.4f} {p90:9.4f}  {how}")
+if json_out:
+    doc = {"samples": n, "period_s": period,
+           "measurements": {key: {"name": name, "n": k, "p50": None if k == 0 else p50, "p90": None if k == 0 else p90}
+                            for name, where, k, p50, p90, how, key in res if where == "veth"}}
+    tmp = json_out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, json_out)
 PY

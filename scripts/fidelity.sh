@@ -18,6 +18,13 @@
 #   every PERIOD (scripts/fidelity_coap_driver.py), CON and NON.
 #   tshark captures va in A (every transmission of both directions: the
 #   input-hook drops happen after the capture point).
+# Calibration: before the cells, scripts/calibrate-processing.sh
+# --veth-only measures this host's per-stage times (kernel, mosquitto,
+# coap-server-notls, paho-mqtt's send and receive paths) at the cells'
+# rate, and scripts/fidelity_twin_times.py turns them into the twins'
+# [processing.*] times (--set); host speed is most of the latency at 0 %
+# loss and differs from machine to machine. FIDELITY_CALIBRATE=0 keeps the
+# twins' shipped times (measured on the machine docs/fidelity.md names).
 # Simulated side: scenarios/fidelity/*.toml run with --pcap over SEEDS
 # seeds per cell, the loss and message count set with --set.
 # Analysis: scripts/fidelity_analyze.py (same tshark extraction of both
@@ -31,7 +38,9 @@
 #      FIDELITY_DOC (default docs/fidelity.md; "-" writes none); for smoke
 #      tests FIDELITY_N, FIDELITY_SEEDS, FIDELITY_LOSSES, FIDELITY_STALL_REPS;
 #      FIDELITY_REUSE_REAL=1 keeps the real captures already in OUT/real and
-#      reruns only the simulated side and the analysis (after a twin changed).
+#      reruns only the simulated side and the analysis (after a twin changed);
+#      FIDELITY_CALIBRATE=0 runs the twins with their shipped processing
+#      times; FIDELITY_CAL_SAMPLES (default 100 reduced, 250 full).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -41,16 +50,18 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --reduced) MODE=reduced ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n 2,32p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,40p "$0"; exit 0 ;;
     *) echo "fidelity: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 if [ "$MODE" = full ]; then
-  LOSSES="0 5 10 20"; N=200; SEEDS=20; STALL_REPS=20
+  LOSSES="0 5 10 20"; N=200; SEEDS=20; STALL_REPS=20; CAL_SAMPLES=250
 else
-  LOSSES="0 10"; N=50; SEEDS=40; STALL_REPS=0
+  LOSSES="0 10"; N=50; SEEDS=40; STALL_REPS=0; CAL_SAMPLES=100
 fi
+CAL_SAMPLES=${FIDELITY_CAL_SAMPLES:-$CAL_SAMPLES}
+CALIBRATE=${FIDELITY_CALIBRATE:-1}
 N=${FIDELITY_N:-$N}
 SEEDS=${FIDELITY_SEEDS:-$SEEDS}
 LOSSES=${FIDELITY_LOSSES:-$LOSSES}
@@ -70,6 +81,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosq
 command -v coap-client-notls >/dev/null || need_apt+=(libcoap3-bin)
 command -v tshark >/dev/null || need_apt+=(tshark)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v ping >/dev/null || need_apt+=(iputils-ping)  # the calibration
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "fidelity: installing ${need_apt[*]}"
@@ -222,9 +234,17 @@ for l in $LOSSES; do
   for c in mqtt-qos0 mqtt-qos1 mqtt-qos2 coap-con coap-non; do CELLS+=("$c:$l"); done
 done
 
+CAL=$OUT/real/calibration.json
 if [ "${FIDELITY_REUSE_REAL:-0}" = 1 ]; then
   echo "=== real: reusing the captures in $OUT/real (FIDELITY_REUSE_REAL=1)"
 else
+if [ "$CALIBRATE" = 1 ]; then
+  echo "=== calibration: this host's processing times, $CAL_SAMPLES samples every ${PERIOD}s ($(date +%T))"
+  scripts/calibrate-processing.sh --veth-only --period "$PERIOD" --json "$CAL" \
+    "$CAL_SAMPLES" "$OUT/real/calibration" > "$OUT/real/calibration.log" 2>&1 \
+    || { cat "$OUT/real/calibration.log" >&2; echo "fidelity: the calibration failed" >&2; exit 1; }
+  sed -n '/^measurement/,$p' "$OUT/real/calibration.log"
+fi
 echo "=== real: Linux $(uname -r), congestion control $CC, $N messages every ${PERIOD}s, loss $LOSSES %"
 for cell in "${CELLS[@]}"; do
   c=${cell%%:*}; l=${cell##*:}
@@ -246,17 +266,29 @@ fi
 
 echo "=== simulated: $SEEDS seeds per cell ($QOSSIM)"
 DUR=$(python3 -c "print(f'{$START + $N * $PERIOD:.1f} s')")
+# the twins' processing times: this host's (calibration) or the shipped ones
+rm -f "$OUT/sim/times-mqtt" "$OUT/sim/times-coap"
+touch "$OUT/sim/times-mqtt" "$OUT/sim/times-coap"
+if [ -s "$CAL" ]; then
+  for kind in mqtt coap; do
+    python3 scripts/fidelity_twin_times.py "$CAL" "$kind" > "$OUT/sim/times-$kind" || exit 1
+  done
+  echo "twins' processing times (this host):"; sed 's/^/  /' "$OUT/sim/times-mqtt" "$OUT/sim/times-coap"
+else
+  echo "twins' processing times: the shipped ones (no calibration in $OUT/real)"
+fi
 sim_cell() {  # $1 = cell, $2 = loss, $3 = seed
-  local c=$1 l=$2 s=$3 p link d
+  local c=$1 l=$2 s=$3 p link d kind sets=() line
   p=$(python3 -c "print($l/100)")
   d="$OUT/sim/$c-loss$l/seed$s"
   case $c in
-    mqtt-*) link="--set links.pub--broker.loss.p=$p --set links.sub--broker.loss.p=$p --set flows.fid.count=$N" ;;
-    coap-*) link="--set links.client--server.loss.p=$p --set flows.fid.count=$N" ;;
+    mqtt-*) kind=mqtt; link="--set links.pub--broker.loss.p=$p --set links.sub--broker.loss.p=$p --set flows.fid.count=$N" ;;
+    coap-*) kind=coap; link="--set links.client--server.loss.p=$p --set flows.fid.count=$N" ;;
   esac
+  while IFS= read -r line; do [ -n "$line" ] && sets+=(--set "$line"); done < "$OUT/sim/times-$kind"
   # shellcheck disable=SC2086
   "$QOSSIM" run "scenarios/fidelity/$c.toml" --quiet --pcap --seed "$s" --out "$d" \
-    --set "duration=$DUR" $link
+    --set "duration=$DUR" $link "${sets[@]}"
 }
 export -f sim_cell
 export OUT QOSSIM DUR N
@@ -268,5 +300,5 @@ if [ "$STALL_REPS" -gt 0 ]; then :; fi
 
 echo "=== analysis"
 python3 scripts/fidelity_analyze.py --out "$OUT" --mode "$MODE" --n "$N" --period "$PERIOD" \
-  --start "$START" --seeds "$SEEDS" --losses "$LOSSES" --cc "$CC" --doc "$DOC" \
+  --start "$START" --seeds "$SEEDS" --losses "$LOSSES" --cc "$CC" --doc "$DOC" --calibration "$CAL" \
   --command "scripts/fidelity.sh$([ "$MODE" = reduced ] && echo " --reduced") --out $OUT"

@@ -311,6 +311,8 @@ def main():
     ap.add_argument("--losses", required=True); ap.add_argument("--cc", default="cubic")
     ap.add_argument("--doc", default="docs/fidelity.md"); ap.add_argument("--command", default="")
     ap.add_argument("--drain", type=float, default=60.0)
+    ap.add_argument("--calibration", default="",
+                    help="this host's calibration (scripts/calibrate-processing.sh --json); absent: shipped times")
     a = ap.parse_args()
     losses = [int(x) for x in a.losses.split()]
     cells = ["mqtt-qos0", "mqtt-qos1", "mqtt-qos2", "coap-con", "coap-non"]
@@ -336,6 +338,13 @@ def main():
       f"TCP congestion control `{a.cc}` in both namespaces; {vers}.")
     P(f"Command: `{a.command}` ({a.mode}: {a.n} messages every {int(a.period * 1000)} ms from {a.start:g} s, "
       f"loss {', '.join(map(str, losses))} % each way, {a.seeds} simulated seeds per cell, one real run per cell).")
+    P("")
+    if a.calibration and os.path.exists(a.calibration):
+        here = os.path.dirname(os.path.abspath(__file__))
+        P(subprocess.run([sys.executable, os.path.join(here, "fidelity_twin_times.py"), a.calibration, "--describe"],
+                         capture_output=True, text=True, check=True).stdout.strip())
+    else:
+        P("Twins' processing times: the shipped ones (scenarios/fidelity/, \"Calibration\"); no calibration of this host.")
     P("")
     P("Simulated columns: median [min–max] over the seeds. Latency in ms; `retx` = retransmitted frames; "
       "`gap` = median first transmission → first retransmission of a segment (ms); loss achieved = "

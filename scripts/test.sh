@@ -151,7 +151,9 @@ fidelity() {
 # cell; scripts/fidelity.sh installs what it needs (nftables, iproute2,
 # mosquitto, libcoap3-bin, tshark, paho-mqtt). The bounds are
 # scripts/fidelity_check.py's; a bound that misses is given one more
-# independent run (why: that script's doc string).
+# independent run (why: that script's doc string). Each harness run first
+# calibrates the twins' processing times to this machine (about 40 s;
+# scripts/fidelity_twin_times.py says why).
 if [ "$(id -u)" != 0 ] || ! ip netns add qossim-probe-$$ >/dev/null 2>&1; then
   if [ "${CI:-}" = true ]; then
     echo "fidelity: needs root and network namespaces (CI=true: this is a failure)"

@@ -119,3 +119,137 @@ fn known_gaps_are_reported_not_failing() {
     .unwrap();
     assert_eq!(run(&[&q]).0, 1);
 }
+
+/// Run scripts/fidelity_twin_times.py: (exit code, stdout, stderr).
+fn twin_times(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fidelity_twin_times.py"))
+        .args(args)
+        .output()
+        .expect("python3");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A calibration as scripts/calibrate-processing.sh --json writes it, for
+/// a host slower than the one that measured the twins' shipped times.
+fn slow_host(dir: &Path) -> PathBuf {
+    let p = dir.join("calibration.json");
+    let m = |n: u32, p50: f64, p90: f64| {
+        format!(r#"{{"name": "x", "n": {n}, "p50": {p50}, "p90": {p90}}}"#)
+    };
+    std::fs::write(
+        &p,
+        format!(
+            r#"{{"samples": 100, "period_s": 0.1, "measurements": {{"ping": {}, "syn": {}, "broker_puback": {}, "broker_copy": {}, "paho_tx": {}, "paho_rx": {}, "paho_e2e": {}, "coap_server": {}}}}}"#,
+            m(100, 0.1, 0.12),
+            m(100, 0.04, 0.048),
+            m(100, 0.12, 0.15),
+            m(100, 0.1, 0.132),
+            m(100, 0.5, 0.58),
+            m(100, 0.45, 0.45),
+            m(100, 1.2, 1.4),
+            m(100, 0.2, 0.24),
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// The fidelity harness calibrates the twins to the host that runs the
+/// real cells (docs/fidelity.md "In CI"): the per-stage times become
+/// `--set` assignments with the measured median and p90, and the twin run
+/// with them takes the sum of those stages as its latency at 0 % loss.
+#[test]
+fn a_calibration_sets_the_twins_processing_times() {
+    let d = temp_dir("fidcal");
+    let cal = slow_host(&d);
+    let cal_s = cal.to_str().unwrap();
+    let (code, mqtt, err) = twin_times(&[cal_s, "mqtt"]);
+    assert_eq!(code, 0, "{err}");
+    // kernel = SYN → SYN-ACK / 2: median 20 µs, p90 24 µs → d = 5 µs;
+    // mosquitto's service = copy − 2 × 20 µs: median 60 µs, p90 92 µs;
+    // paho's rx has p90 = median: a constant
+    assert_eq!(
+        mqtt.lines().collect::<Vec<_>>(),
+        [
+            "processing.broker.stack_tx=uniform(15000 ns, 25000 ns)",
+            "processing.broker.stack_rx=uniform(15000 ns, 25000 ns)",
+            "processing.broker.service=uniform(20000 ns, 100000 ns)",
+            "processing.client.stack_tx=uniform(400000 ns, 600000 ns)",
+            "processing.client.stack_rx=450000 ns",
+        ]
+    );
+    let (code, coap, _) = twin_times(&[cal_s, "coap"]);
+    assert_eq!(code, 0);
+    assert!(
+        coap.contains("processing.server.service=uniform(110000 ns, 210000 ns)")
+            && coap.contains("processing.client.stack_tx=uniform(15000 ns, 25000 ns)"),
+        "{coap}"
+    );
+    let (code, line, _) = twin_times(&[cal_s, "--describe"]);
+    assert_eq!(code, 0);
+    assert!(
+        line.contains("uniform(400.0–600.0 µs)") && line.contains("100 samples every 100 ms"),
+        "{line}"
+    );
+
+    // the twin accepts them, and they are what its latency is made of:
+    // 500 + 20 + 60 + 20 + 450 µs plus TCP and link time ≈ 1.05 ms, where
+    // the shipped (calibration machine's) times give about 0.44 ms
+    let p50 = |extra: &[String]| {
+        let out = d.join(format!("run{}", extra.len()));
+        let mut args: Vec<String> = [
+            "run",
+            "scenarios/fidelity/mqtt-qos0.toml",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "flows.fid.count=50",
+            "--set",
+            "duration=10 s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for s in extra {
+            args.push("--set".into());
+            args.push(s.clone());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = common::cli::run(&argv);
+        assert_eq!(code, 0, "{err}");
+        let rows = common::sim::read_csv(&out.join("runs.csv"));
+        rows[0]["latency_ms_p50"].parse::<f64>().unwrap()
+    };
+    let sets: Vec<String> = mqtt.lines().map(str::to_string).collect();
+    let shipped = p50(&[]);
+    let calibrated = p50(&sets);
+    assert!((0.35..0.55).contains(&shipped), "shipped {shipped}");
+    assert!((0.95..1.2).contains(&calibrated), "calibrated {calibrated}");
+}
+
+/// A calibration missing a measurement is an error naming it, never a
+/// silent fallback to the shipped times.
+#[test]
+fn a_calibration_without_a_measurement_is_an_error() {
+    let d = temp_dir("fidcal-missing");
+    let cal = slow_host(&d);
+    let text = std::fs::read_to_string(&cal).unwrap().replace(
+        r#""paho_tx": {"name": "x", "n": 100"#,
+        r#""paho_tx": {"name": "x", "n": 0"#,
+    );
+    std::fs::write(&cal, text).unwrap();
+    let (code, out, err) = twin_times(&[cal.to_str().unwrap(), "mqtt"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("paho_tx"), "{err}");
+    // the CoAP twin needs no paho measurement
+    assert_eq!(twin_times(&[cal.to_str().unwrap(), "coap"]).0, 0);
+    let (code, _, err) = twin_times(&[d.join("absent.json").to_str().unwrap(), "mqtt"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+}
