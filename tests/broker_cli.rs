@@ -13,7 +13,7 @@ use common::abuse::{
     longest_gap, mqtt_connect, mqtt_subscriber, peak_rss_kib, publish_packet, random_flood,
     read_packet, varint, wait_closed, Ending, SteadyPublisher,
 };
-use common::peers::{free_port, peer_binary, skip_or_fail, KillOnDrop, LOCALHOST};
+use common::peers::{free_port, paho_available, peer_binary, KillOnDrop, LOCALHOST};
 use common::served::{line_reader, Served, Stopped};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -37,20 +37,6 @@ fn mosquitto_clients() -> Option<(PathBuf, PathBuf)> {
         peer_binary("mosquitto_pub", how)?,
         peer_binary("mosquitto_sub", how)?,
     ))
-}
-
-fn paho_available() -> bool {
-    let ok = Command::new("python3")
-        .args([
-            "-c",
-            "import paho.mqtt; assert paho.mqtt.__version__.startswith('2.')",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip_or_fail("python3 module paho.mqtt 2.x not importable (pip install 'paho-mqtt>=2,<3')");
-    }
-    ok
 }
 
 fn run_ok(cmd: &mut Command) {

@@ -10,25 +10,11 @@
 
 mod common;
 
-use common::peers::{peer_binary, skip_or_fail};
+use common::peers::{paho_available, peer_binary};
 use common::served::Served;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn paho_available() -> bool {
-    let ok = Command::new("python3")
-        .args([
-            "-c",
-            "import paho.mqtt; assert paho.mqtt.__version__.startswith('2.')",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip_or_fail("python3 module paho.mqtt 2.x not importable (pip install 'paho-mqtt>=2,<3')");
-    }
-    ok
-}
 
 /// Imports and helpers every paho script below starts with.
 const PRELUDE: &str = r#"

@@ -11,18 +11,11 @@ use common::abuse::{
     coap_header, coap_payload, coap_request, peak_rss_kib, udp_flood, SteadyCoapClient,
 };
 use common::peers::LOCALHOST;
-use common::served::{Served, Stopped};
+use common::served::Served;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 /// The summary line of `stopped` (stderr) that starts with `prefix`.
-fn summary_line<'a>(stopped: &'a Stopped, prefix: &str) -> &'a str {
-    stopped
-        .stderr
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{}", stopped.stderr))
-}
 
 /// The number before `what` in `line` (e.g. "12 malformed" → 12).
 fn count_before(line: &str, what: &str) -> u64 {
@@ -123,7 +116,7 @@ fn a_random_flood_from_1000_ports_does_not_starve_a_client() {
     assert_eq!((code, body.as_slice()), (0x45, &b"yes"[..]));
     let stopped = s.stop_with(libc::SIGTERM);
     assert!(stopped.status.success(), "{:?}", stopped.status);
-    let d = summary_line(&stopped, "datagrams:");
+    let d = stopped.summary_line("datagrams:");
     eprintln!("{}", stopped.stderr);
     // most random datagrams are not CoAP (RFC 7252 §3: version 1, TKL ≤ 8,
     // well-formed options): counted, never a crash
@@ -222,7 +215,7 @@ fn a_put_flood_to_200000_paths_is_refused_past_the_limit() {
     assert_eq!(code, 0x8d, "4.13 Request Entity Too Large");
     let stopped = s.stop_with(libc::SIGINT);
     assert!(stopped.status.success(), "{:?}", stopped.status);
-    let store = summary_line(&stopped, "store:");
+    let store = stopped.summary_line("store:");
     eprintln!("{}", stopped.stderr);
     assert!(store.starts_with("store: 100000 resources,"), "{store}");
     assert_eq!(
@@ -232,7 +225,7 @@ fn a_put_flood_to_200000_paths_is_refused_past_the_limit() {
     );
     // 200,003 CON message IDs, at most 100,000 (`--max-dedup`) remembered:
     // the rest were forgotten early, so the store did not grow with them
-    let d = summary_line(&stopped, "datagrams:");
+    let d = stopped.summary_line("datagrams:");
     assert!(
         count_before(d, "message IDs forgotten early") >= 100_000,
         "{d}"
@@ -288,7 +281,7 @@ fn observe_registrations_from_many_ports_are_bounded() {
     eprintln!("observers: VmHWM {rss} KiB (bound {FLOOD_RSS_BOUND_KIB} KiB)");
     assert!(rss < FLOOD_RSS_BOUND_KIB, "VmHWM {rss} KiB");
     let stopped = s.stop_with(libc::SIGTERM);
-    let obs = summary_line(&stopped, "observe:");
+    let obs = stopped.summary_line("observe:");
     assert!(
         obs.starts_with("observe: 1024 observers now, 1024 registrations, 476 refused"),
         "{obs}"

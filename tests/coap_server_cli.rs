@@ -13,7 +13,7 @@ use common::cli::run;
 
 use common::abuse::{coap_header, coap_payload, coap_request};
 use common::peers::{peer_binary, LOCALHOST};
-use common::served::{Served, Stopped};
+use common::served::Served;
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -111,13 +111,6 @@ fn log_lines(s: &Served, n: usize) -> Vec<LogLine> {
 }
 
 /// The summary line of `stopped` (stderr) that starts with `prefix`.
-fn summary_line<'a>(stopped: &'a Stopped, prefix: &str) -> &'a str {
-    stopped
-        .stderr
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{}", stopped.stderr))
-}
 
 /// GET, PUT then GET, POST, DELETE, `/.well-known/core` with libcoap, each
 /// answered as RFC 7252 §5.8 says; one log line per datagram in and out,
@@ -177,12 +170,15 @@ fn libcoap_get_put_post_delete_and_discovery() {
     let stopped = s.stop_with(libc::SIGINT);
     assert!(stopped.status.success(), "{:?}", stopped.status);
     assert!(
-        summary_line(&stopped, "requests:")
+        stopped
+            .summary_line("requests:")
             .starts_with("requests: 8 served; responses 2.xx 7, 4.xx 1, 5.xx 0;"),
         "{}",
         stopped.stderr
     );
-    assert!(summary_line(&stopped, "store:").starts_with("store: 2 resources,"));
+    assert!(stopped
+        .summary_line("store:")
+        .starts_with("store: 2 resources,"));
 }
 
 /// A representation larger than a block: without block-wise (the default)
@@ -269,7 +265,7 @@ fn observe_sees_another_clients_put() {
     }
     let stopped = s.stop_with(libc::SIGTERM);
     assert!(
-        summary_line(&stopped, "observe:").contains("1 registrations"),
+        stopped.summary_line("observe:").contains("1 registrations"),
         "{}",
         stopped.stderr
     );
@@ -338,7 +334,9 @@ fn separate_delay_answers_after_an_empty_ack() {
     let gap = l[2].time - l[1].time;
     assert!((0.29..5.0).contains(&gap), "separate after {gap} s");
     let stopped = s.stop_with(libc::SIGINT);
-    assert!(summary_line(&stopped, "requests:").contains("1 separate, 1 empty ACKs"));
+    assert!(stopped
+        .summary_line("requests:")
+        .contains("1 separate, 1 empty ACKs"));
 }
 
 /// SIGINT and SIGTERM: exit 0 within 2 s, the summary on stderr counting
@@ -366,14 +364,18 @@ fn stops_on(signal: libc::c_int) {
         stopped.stderr
     );
     assert!(
-        summary_line(&stopped, "datagrams:").starts_with("datagrams: 2 in (")
-            && summary_line(&stopped, "datagrams:").contains("1 malformed (not CoAP: 1)"),
+        stopped
+            .summary_line("datagrams:")
+            .starts_with("datagrams: 2 in (")
+            && stopped
+                .summary_line("datagrams:")
+                .contains("1 malformed (not CoAP: 1)"),
         "{}",
         stopped.stderr
     );
-    assert!(
-        summary_line(&stopped, "requests:").starts_with("requests: 1 served; responses 2.xx 1,")
-    );
+    assert!(stopped
+        .summary_line("requests:")
+        .starts_with("requests: 1 served; responses 2.xx 1,"));
 }
 
 #[test]

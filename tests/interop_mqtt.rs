@@ -21,25 +21,12 @@ use qossim::sim::{SimRng, SimTime};
 
 mod common;
 
-use common::peers::{lines, skip_or_fail, start_mosquitto, KillOnDrop, LOCALHOST};
+use common::peers::{lines, paho_available, start_mosquitto, KillOnDrop, LOCALHOST};
 
 /// `name` as [`common::peers::peer_binary`] finds it, from Debian
 /// package `package`.
 fn peer_binary(name: &str, package: &str) -> Option<PathBuf> {
     common::peers::peer_binary(name, &format!("install Debian package {package}"))
-}
-
-fn paho_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import paho.mqtt"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip_or_fail("python3 module paho.mqtt not importable (pip install 'paho-mqtt>=2,<3')");
-    }
-    ok
 }
 
 fn client(id: &str, addr: SocketAddrV4, will: Option<LastWill>) -> ClientDriver {

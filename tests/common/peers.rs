@@ -21,6 +21,24 @@ pub fn skip_or_fail(msg: &str) {
     eprintln!("skipping: {msg}");
 }
 
+/// Whether python3 imports paho-mqtt 2.x (the interop tests' MQTT peer);
+/// when not, [`skip_or_fail`] says how to install it.
+pub fn paho_available() -> bool {
+    let ok = Command::new("python3")
+        .args([
+            "-c",
+            "import paho.mqtt; assert paho.mqtt.__version__.startswith('2.')",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip_or_fail("python3 module paho.mqtt 2.x not importable (pip install 'paho-mqtt>=2,<3')");
+    }
+    ok
+}
+
 /// `name` on PATH, in /usr/sbin (Debian's mosquitto) or in python3's
 /// scripts directory (pip's console scripts).
 pub fn find_binary(name: &str) -> Option<PathBuf> {

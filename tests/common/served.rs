@@ -47,6 +47,17 @@ pub struct Stopped {
     pub stderr: String,
 }
 
+impl Stopped {
+    /// The first line of the server's stderr that starts with `prefix` (its
+    /// banner or summary); panics showing the whole stderr when none does.
+    pub fn summary_line(&self, prefix: &str) -> &str {
+        self.stderr
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{}", self.stderr))
+    }
+}
+
 impl Served {
     /// Start `qossim broker --listen 127.0.0.1:<free> --log <tmp> <extra>`
     /// and wait for its banner.
