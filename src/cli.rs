@@ -11,7 +11,7 @@ pub mod coap_server;
 pub mod new;
 pub mod testcmd;
 pub use broker::{broker, BrokerRequest};
-pub use coap_server::{coap_server, CoapServerRequest};
+pub use coap_server::{coap_server, CoapServerLimits, CoapServerRequest};
 pub use new::{new_scenario, write_new};
 pub use testcmd::{test, TestRequest};
 

@@ -64,6 +64,38 @@ pub enum CoapServerError {
     },
 }
 
+/// What `qossim coap-server` holds at most (`--max-*`): past each, the
+/// answer docs/coap.md lists (5.03, 4.13, a plain GET answer, the oldest
+/// deduplication entries dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoapServerLimits {
+    /// Resources stored (`--max-resources`).
+    pub resources: usize,
+    /// Bytes stored over all resources (`--max-bytes`).
+    pub bytes: usize,
+    /// Bytes of one value (`--max-value`).
+    pub value: usize,
+    /// Observers over all resources (`--max-observers`).
+    pub observers: usize,
+    /// Deduplication entries (`--max-dedup`).
+    pub dedup: usize,
+    /// Bytes of deduplicated responses kept (`--max-dedup-bytes`).
+    pub dedup_bytes: usize,
+}
+
+impl Default for CoapServerLimits {
+    fn default() -> Self {
+        CoapServerLimits {
+            resources: DEFAULT_MAX_RESOURCES,
+            bytes: DEFAULT_MAX_STORE_BYTES,
+            value: DEFAULT_MAX_VALUE_BYTES,
+            observers: DEFAULT_MAX_OBSERVERS,
+            dedup: DEFAULT_MAX_DEDUP,
+            dedup_bytes: DEFAULT_MAX_DEDUP_BYTES,
+        }
+    }
+}
+
 /// Arguments of `qossim coap-server`.
 #[derive(Debug, Clone)]
 pub struct CoapServerRequest {
@@ -76,12 +108,7 @@ pub struct CoapServerRequest {
     pub overrides: Vec<String>,
     /// `PATH=VALUE` resources stored before serving.
     pub resources: Vec<String>,
-    pub max_resources: usize,
-    pub max_bytes: usize,
-    pub max_value: usize,
-    pub max_observers: usize,
-    pub max_dedup: usize,
-    pub max_dedup_bytes: usize,
+    pub limits: CoapServerLimits,
     /// Answer CON requests this much later as separate responses
     /// (RFC 7252 §5.2.2) instead of piggybacked.
     pub separate_delay: Option<String>,
@@ -98,12 +125,7 @@ impl Default for CoapServerRequest {
             scenario: None,
             overrides: Vec::new(),
             resources: Vec::new(),
-            max_resources: DEFAULT_MAX_RESOURCES,
-            max_bytes: DEFAULT_MAX_STORE_BYTES,
-            max_value: DEFAULT_MAX_VALUE_BYTES,
-            max_observers: DEFAULT_MAX_OBSERVERS,
-            max_dedup: DEFAULT_MAX_DEDUP,
-            max_dedup_bytes: DEFAULT_MAX_DEDUP_BYTES,
+            limits: CoapServerLimits::default(),
             separate_delay: None,
             validators: false,
             log: None,
@@ -121,12 +143,7 @@ pub struct CoapServerPlan {
     pub seed: u64,
     /// Preloaded resources: (path, value).
     pub resources: Vec<(String, Vec<u8>)>,
-    pub max_resources: usize,
-    pub max_bytes: usize,
-    pub max_value: usize,
-    pub max_observers: usize,
-    pub max_dedup: usize,
-    pub max_dedup_bytes: usize,
+    pub limits: CoapServerLimits,
     pub separate_delay: Option<SimDuration>,
     pub validators: bool,
 }
@@ -166,22 +183,23 @@ pub fn coap_server_plan(req: &CoapServerRequest) -> Result<CoapServerPlan, CliEr
         }
         None => (CoapParams::default(), DEFAULT_SEED),
     };
+    let limits = req.limits;
     for (name, v) in [
-        ("--max-resources", req.max_resources),
-        ("--max-bytes", req.max_bytes),
-        ("--max-value", req.max_value),
-        ("--max-observers", req.max_observers),
-        ("--max-dedup", req.max_dedup),
-        ("--max-dedup-bytes", req.max_dedup_bytes),
+        ("--max-resources", limits.resources),
+        ("--max-bytes", limits.bytes),
+        ("--max-value", limits.value),
+        ("--max-observers", limits.observers),
+        ("--max-dedup", limits.dedup),
+        ("--max-dedup-bytes", limits.dedup_bytes),
     ] {
         if v == 0 {
             return Err(CliError::BadArgument(format!("{name} must be at least 1")));
         }
     }
-    if req.max_value > req.max_bytes {
+    if limits.value > limits.bytes {
         return Err(CliError::BadArgument(format!(
             "--max-value {} is more than --max-bytes {} (no such value could be stored)",
-            req.max_value, req.max_bytes
+            limits.value, limits.bytes
         )));
     }
     let mut resources: Vec<(String, Vec<u8>)> = Vec::new();
@@ -192,11 +210,11 @@ pub fn coap_server_plan(req: &CoapServerRequest) -> Result<CoapServerPlan, CliEr
             ))
         })?;
         let path = resource_path(item, p)?;
-        if v.len() > req.max_value {
+        if v.len() > limits.value {
             return Err(CliError::BadArgument(format!(
                 "--resource {item:?}: the value is {} bytes, more than --max-value {}",
                 v.len(),
-                req.max_value
+                limits.value
             )));
         }
         if resources.iter().any(|(q, _)| *q == path) {
@@ -219,12 +237,7 @@ pub fn coap_server_plan(req: &CoapServerRequest) -> Result<CoapServerPlan, CliEr
         params,
         seed,
         resources,
-        max_resources: req.max_resources,
-        max_bytes: req.max_bytes,
-        max_value: req.max_value,
-        max_observers: req.max_observers,
-        max_dedup: req.max_dedup,
-        max_dedup_bytes: req.max_dedup_bytes,
+        limits,
         separate_delay,
         validators: req.validators,
     })
@@ -237,18 +250,18 @@ impl CoapServerPlan {
         // RFC 7252 §4.4: the initial message ID should be randomised
         let first_mid = rng.below(1 << 16) as u16;
         let config = Config {
-            max_dedup_entries: self.max_dedup,
-            max_dedup_bytes: self.max_dedup_bytes,
+            max_dedup_entries: self.limits.dedup,
+            max_dedup_bytes: self.limits.dedup_bytes,
             ..Config::from(&self.params)
         };
         let mut ep = Endpoint::new(config, rng, first_mid);
         let mut server = crate::world::apps::resource_server(&self.params, self.validators)
             .with_separate_response_delay(self.separate_delay)
-            .with_max_observers(self.max_observers);
+            .with_max_observers(self.limits.observers);
         let store = std::mem::take(server.resources_mut()).with_limits(
-            self.max_resources,
-            self.max_bytes,
-            self.max_value,
+            self.limits.resources,
+            self.limits.bytes,
+            self.limits.value,
         );
         *server.resources_mut() = store;
         for (path, value) in &self.resources {
@@ -544,10 +557,10 @@ fn banner(plan: &CoapServerPlan, local: SocketAddr) -> String {
          Ctrl-C stops",
         plan.resources.len(),
         if plan.validators { "on" } else { "off" },
-        plan.max_resources,
-        plan.max_bytes,
-        plan.max_value,
-        plan.max_observers,
+        plan.limits.resources,
+        plan.limits.bytes,
+        plan.limits.value,
+        plan.limits.observers,
     )
 }
 
@@ -707,11 +720,14 @@ mod tests {
         let req = CoapServerRequest {
             listen: "127.0.0.1:0".into(),
             resources: vec!["/a/b=1".into(), "c=".into()],
-            max_resources: 3,
-            max_bytes: 100,
-            max_value: 10,
-            max_dedup: 7,
-            max_dedup_bytes: 700,
+            limits: CoapServerLimits {
+                resources: 3,
+                bytes: 100,
+                value: 10,
+                dedup: 7,
+                dedup_bytes: 700,
+                ..CoapServerLimits::default()
+            },
             ..CoapServerRequest::default()
         };
         let plan = coap_server_plan(&req).expect("plan");

@@ -92,14 +92,13 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
         return out;
     }
     let allowed = &sc.report.allow;
-    let mut warn = |field: String, message: String| {
-        // every message names its kind as "topic practice (<kind>)"
-        let kind = message
-            .split_once("topic practice (")
-            .and_then(|(_, r)| r.split_once(')'))
-            .map_or("", |(k, _)| k);
+    // every message starts "topic practice (<kind>): ", the kind
+    // `[report] allow` names
+    let mut warn = |kind: &str, field: &str, message: String| {
+        debug_assert!(KINDS.contains(&kind), "{kind} is not in KINDS");
         if !allowed.iter().any(|a| a == kind) {
-            out.push(Warning::at(&sc.origin, &sc.text, Some(&field), message));
+            let message = format!("topic practice ({kind}): {message}");
+            out.push(Warning::at(&sc.origin, &sc.text, Some(field), message));
         }
     };
     for f in &sc.flows {
@@ -117,37 +116,33 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
             continue;
         };
         let better = better_form(first);
-        let tag = |what: &str| {
-            format!(
-                "topic practice ({what}): flow `{}` publishes to \"{first}\"",
-                f.name
-            )
-        };
+        let subject = format!("flow `{}` publishes to \"{first}\"", f.name);
         if first.starts_with('/') {
             warn(
-                field.clone(),
+                "leading-slash",
+                &field,
                 format!(
                     "{}: a leading '/' adds an empty first level; better \"{better}\"",
-                    tag("leading-slash")
+                    subject
                 ),
             );
         }
         if first.trim_start_matches('/').contains("//") || first.ends_with('/') {
-            warn(field.clone(), format!(
+            warn("empty-level", &field, format!(
                 "{}: an empty level (\"//\" or a trailing '/') is a level no one means to match; better \"{better}\"",
-                tag("empty-level")
+                subject
             ));
         }
         if first.contains(' ') || !first.is_ascii() {
-            warn(field.clone(), format!(
+            warn("space-or-non-ascii", &field, format!(
                 "{}: spaces and non-ASCII characters break tools and filters typed by hand; better \"{better}\"",
-                tag("space-or-non-ascii")
+                subject
             ));
         }
         if first.chars().any(|c| c.is_ascii_uppercase()) {
-            warn(field.clone(), format!(
+            warn("upper-case", &field, format!(
                 "{}: topics are case-sensitive, mixed case splits one tree in two; better \"{better}\"",
-                tag("upper-case")
+                subject
             ));
         }
         // receivers' filter (broadcast and fan-in: the template's)
@@ -155,8 +150,8 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
             let filter = crate::proto::mqtt::topic::template_filter(&f.topic);
             if filter.split('/').all(|l| l == "+" || l == "#") {
                 let fixed = format!("{}/{}", better_form(&f.name), f.topic.trim_matches('/'));
-                warn(field.clone(), format!(
-                    "topic practice (subscribe-all): the receivers of flow `{}` subscribe to \"{filter}\", every topic of that depth — a device should subscribe to its own subtree; publish under a prefix, e.g. \"{}\" (filter \"{}\")",
+                warn("subscribe-all", &field, format!(
+                    "the receivers of flow `{}` subscribe to \"{filter}\", every topic of that depth — a device should subscribe to its own subtree; publish under a prefix, e.g. \"{}\" (filter \"{}\")",
                     f.name,
                     super::flows::topic_for(
                         &super::model::FlowSpec { topic: fixed.clone(), ..f.clone() },
@@ -185,8 +180,8 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
                     .split('/')
                     .any(|l| l == name || receivers.contains(&l))
             }) {
-                warn(field.clone(), format!(
-                    "topic practice (client-id): flow `{}` publishes to \"{topic}\", which does not name its client id `{name}`, so whoever reads it cannot tell which device sent it; better \"{}\" (template: `{{name}}` in place of the client id)",
+                warn("client-id", &field, format!(
+                    "flow `{}` publishes to \"{topic}\", which does not name its client id `{name}`, so whoever reads it cannot tell which device sent it; better \"{}\" (template: `{{name}}` in place of the client id)",
                     f.name,
                     with_client_id(&better_form(topic), &better_form(name)),
                 ));
@@ -195,9 +190,9 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
         if shared {
             let names: Vec<&str> = rendered.iter().map(|(n, _)| n.as_str()).collect();
             let shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
-            warn(field.clone(), format!(
+            warn("indistinguishable", &field, format!(
                 "{}: its {} publishers ({shown}{}) share that one topic, so a subscriber cannot tell them apart; better one topic each, e.g. \"{better}/{}\" (template \"{}/{{name}}\")",
-                tag("indistinguishable"),
+                subject,
                 names.len(),
                 if names.len() > 3 { ", …" } else { "" },
                 better_form(first_name),
@@ -224,9 +219,10 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
         if r.users.is_none() {
             if let Some(d) = devices.first() {
                 warn(
-                    "protocols.mqtt.acl".into(),
+                    "subscribe-all",
+                    "protocols.mqtt.acl",
                     format!(
-                        "topic practice (subscribe-all): acl rule {i} lets device nodes ({}{}) subscribe to \"#\", the whole tree; better a subtree, e.g. subscribe = [\"<site>/%c/#\"] (for {d}: \"<site>/{d}/#\")",
+                        "acl rule {i} lets device nodes ({}{}) subscribe to \"#\", the whole tree; better a subtree, e.g. subscribe = [\"<site>/%c/#\"] (for {d}: \"<site>/{d}/#\")",
                         devices.iter().take(3).copied().collect::<Vec<_>>().join(", "),
                         if devices.len() > 3 { ", …" } else { "" },
                     ),
