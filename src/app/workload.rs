@@ -79,8 +79,9 @@ pub struct Publisher {
     pub node: u32,
     /// Position of the publisher in the flow's publisher list.
     pub index: u32,
-    /// Rendered topic / URI path.
-    pub topic: String,
+    /// Rendered topic / URI path, shared with the recorder's copy for
+    /// messages.csv (one string per publisher, not two).
+    pub topic: std::sync::Arc<str>,
     pub sent: u64,
     /// Scheduled time of the next message (periodic: without jitter).
     next_base: SimTime,
@@ -125,7 +126,7 @@ impl Publisher {
             flow: flow_idx as u32,
             node,
             index: index as u32,
-            topic,
+            topic: topic.into(),
             sent: 0,
             next_base: SimTime::ZERO + start,
             phase_drawn: false,

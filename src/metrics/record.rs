@@ -114,7 +114,7 @@ struct FlowTrack {
     name: String,
     pattern: Pattern,
     receivers: Vec<u32>,
-    topics: Vec<String>,
+    topics: Vec<std::sync::Arc<str>>,
     payload_bytes: u32,
     stride: usize,
     /// Message id of `msgs[0]`.
@@ -211,7 +211,7 @@ pub struct FlowInfo {
     pub name: String,
     pub pattern: Pattern,
     pub receivers: Vec<u32>,
-    pub topics: Vec<String>,
+    pub topics: Vec<std::sync::Arc<str>>,
     pub payload_bytes: u32,
 }
 

@@ -98,6 +98,20 @@ impl PacketPool {
     }
     /// A packet with an empty (but possibly pre-sized) buffer.
     pub fn alloc(&mut self, meta: PacketMeta) -> PacketHandle {
+        self.alloc_sized(meta, 128)
+    }
+    /// A packet holding a copy of `bytes`. A new slot's buffer is sized to
+    /// `bytes` rather than the 128 bytes of [`PacketPool::alloc`]: copies
+    /// come in bursts (a broadcast to 1,000 access links puts 1,000 copies
+    /// of one small datagram in flight at once, each in its own slot, and
+    /// the pool keeps every slot's buffer for reuse), so the extra
+    /// capacity would be resident for the whole run.
+    pub fn alloc_with(&mut self, meta: PacketMeta, bytes: &[u8]) -> PacketHandle {
+        let id = self.alloc_sized(meta, bytes.len());
+        self.slots[id.0 as usize].data.extend_from_slice(bytes);
+        id
+    }
+    fn alloc_sized(&mut self, meta: PacketMeta, capacity: usize) -> PacketHandle {
         self.live += 1;
         if let Some(i) = self.free.pop() {
             let p = &mut self.slots[i as usize];
@@ -106,17 +120,11 @@ impl PacketPool {
             PacketHandle(i)
         } else {
             self.slots.push(Packet {
-                data: Vec::with_capacity(128),
+                data: Vec::with_capacity(capacity),
                 meta,
             });
             PacketHandle((self.slots.len() - 1) as u32)
         }
-    }
-    /// A packet holding a copy of `bytes`.
-    pub fn alloc_with(&mut self, meta: PacketMeta, bytes: &[u8]) -> PacketHandle {
-        let id = self.alloc(meta);
-        self.slots[id.0 as usize].data.extend_from_slice(bytes);
-        id
     }
     pub fn get(&self, id: PacketHandle) -> &Packet {
         &self.slots[id.0 as usize]

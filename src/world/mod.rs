@@ -542,7 +542,7 @@ impl<'s> World<'s> {
             let mut receivers = std::mem::take(&mut self.receivers);
             let counted = self.compose(now, publisher, &mut receivers);
             let payload = std::mem::take(&mut self.payload);
-            let topic = std::mem::take(&mut self.publishers[publisher].topic);
+            let topic = Arc::clone(&self.publishers[publisher].topic);
             self.with_app(now, queue, app, |pl, ctx| {
                 pl.publish(
                     ctx,
@@ -557,7 +557,6 @@ impl<'s> World<'s> {
                     },
                 )
             });
-            self.publishers[publisher].topic = topic;
             self.payload = payload;
             self.receivers = receivers;
         }

@@ -62,9 +62,9 @@ impl World<'_> {
                         drops_queue: st.lost_queue,
                         drops_link_down: st.lost_link_down,
                         busy_ns: st.busy_ns,
-                        queue_peak: st.queue_peak,
+                        queue_peak: d.queue_peak,
                     });
-                    d.stats.queue_peak = d.queue.len() as u32;
+                    d.queue_peak = d.queue.len() as u32;
                 }
             }
             self.series.links.push(row);

@@ -1119,7 +1119,7 @@ impl Coap {
             if f.protocol != Protocol::Coap || f.coap_mode == CoapMode::Discover {
                 continue;
             }
-            let path = pb.topic.clone();
+            let path = pb.topic.to_string();
             let rt = path.rsplit('/').next().unwrap_or(&path).to_owned();
             let sensor = |obs| LinkAttrs {
                 rt: Some(rt.clone()),
@@ -1202,7 +1202,7 @@ impl Plugin for Coap {
         let mut receivers = Vec::new();
         for p in 0..ctx.publishers() {
             let pb = ctx.publisher(p);
-            let (fi, node, path) = (pb.flow, pb.node, pb.topic.clone());
+            let (fi, node, path) = (pb.flow, pb.node, pb.topic.to_string());
             let f = &sc.flows[fi as usize];
             let pubsub = f.coap_mode == CoapMode::Pubsub;
             if f.protocol == Protocol::Coap && (f.coap_mode == CoapMode::Observe || pubsub) {
