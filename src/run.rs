@@ -358,7 +358,12 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunEr
     let manifest = crate::report::manifest::manifest(sc, ex.wall_s, ex.events, ex.end);
     write_atomic(&dir.join("manifest.json"), manifest.as_bytes()).map_err(io_err)?;
     release_freed_heap();
-    let chart_opts = crate::report::charts::ChartOptions::of(sc);
+    // one chart at a time: the charts must not outgrow the run's own peak
+    // memory (ChartOptions::sequential)
+    let chart_opts = crate::report::charts::ChartOptions {
+        sequential: true,
+        ..crate::report::charts::ChartOptions::of(sc)
+    };
     crate::report::charts::write_charts_with(&dir, &chart_opts).map_err(|e| RunError::Io {
         dir: dir.clone(),
         source: io::Error::other(e.to_string()),

@@ -136,6 +136,38 @@ fn a_single_run_gets_charts_by_series() {
         std::fs::read_to_string(out.join("charts/delivery_ratio_by_series.svg")).expect("svg");
     let doc = roxmltree::Document::parse(&svg).expect("xml");
     assert_eq!(bars(&doc), 3, "a bar per flow");
+
+    // `run` draws one chart at a time (ChartOptions::sequential), `plot`
+    // in parallel: the same bytes either way, the latency CDFs included
+    let copy = temp_dir("charts-single-plot");
+    for f in [
+        "summary.csv",
+        "runs.csv",
+        "messages.csv",
+        "manifest.json",
+        "timeseries.csv",
+    ] {
+        std::fs::copy(out.join(f), copy.join(f)).expect(f);
+    }
+    let st = Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .arg("plot")
+        .arg(&copy)
+        .status()
+        .expect("plot");
+    assert!(st.success());
+    let mut names: Vec<_> = std::fs::read_dir(out.join("charts"))
+        .expect("charts")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    names.sort();
+    assert!(names
+        .iter()
+        .any(|n| n.to_string_lossy().starts_with("latency_cdf")));
+    for n in &names {
+        let a = std::fs::read(out.join("charts").join(n)).expect("run chart");
+        let b = std::fs::read(copy.join("charts").join(n)).unwrap_or_else(|e| panic!("{n:?}: {e}"));
+        assert!(a == b, "{n:?} differs between run and plot");
+    }
 }
 
 // ---- write_charts on a hand-made summary.csv (no simulator involved) ----

@@ -43,6 +43,13 @@ pub(crate) struct SeriesStyle {
 pub struct ChartOptions {
     /// Axis titles by `--set` path (`[report] labels`), over the built-in table.
     pub labels: BTreeMap<String, String>,
+    /// Draw one chart at a time on the calling thread instead of one per
+    /// thread. `qossim run` sets it: a chart is a 6 MB bitmap while it is
+    /// drawn, and on two threads the charts, not the simulation, set the
+    /// peak memory of a 10,000-sensor run (BENCHMARKS.md, mqttsn-10k);
+    /// drawing them in turn costs that run about 0.1 s. Sweeps and `qossim
+    /// plot` draw in parallel.
+    pub sequential: bool,
 }
 
 impl ChartOptions {
@@ -50,6 +57,7 @@ impl ChartOptions {
     pub fn of(sc: &crate::scenario::model::Scenario) -> Self {
         ChartOptions {
             labels: sc.report.labels.clone(),
+            sequential: false,
         }
     }
 

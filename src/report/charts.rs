@@ -1024,17 +1024,23 @@ pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>
     // render in parallel (each chart is independent), write in order; the
     // latency CDFs (a scan of messages.csv) are drawn alongside
     let want_cdfs = dir.join("runs.csv").is_file() && dir.join("messages.csv").is_file();
-    let (rendered, cdfs) = rayon::join(
-        || {
-            jobs.par_iter()
-                .map(|job| {
-                    job.render()
-                        .map_err(|e| ChartError::Write(out_dir.join(&job.name), e))
-                })
-                .collect::<Vec<Result<(String, Vec<u8>), ChartError>>>()
-        },
-        || want_cdfs.then(|| super::cdf::write_cdfs(dir, &styles)),
-    );
+    let render = |job: &Planned| {
+        job.render()
+            .map_err(|e| ChartError::Write(out_dir.join(&job.name), e))
+    };
+    let (rendered, cdfs) = if opts.sequential {
+        let rendered: Vec<Result<(String, Vec<u8>), ChartError>> =
+            jobs.iter().map(render).collect();
+        (
+            rendered,
+            want_cdfs.then(|| super::cdf::write_cdfs(dir, &styles)),
+        )
+    } else {
+        rayon::join(
+            || jobs.par_iter().map(render).collect::<Vec<_>>(),
+            || want_cdfs.then(|| super::cdf::write_cdfs(dir, &styles)),
+        )
+    };
     let mut written = Vec::new();
     for (job, r) in jobs.iter().zip(rendered) {
         let (svg, png) = r?;
