@@ -15,8 +15,6 @@ use common::served::Served;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-/// The summary line of `stopped` (stderr) that starts with `prefix`.
-
 /// The number before `what` in `line` (e.g. "12 malformed" → 12).
 fn count_before(line: &str, what: &str) -> u64 {
     let at = line

@@ -110,8 +110,6 @@ fn log_lines(s: &Served, n: usize) -> Vec<LogLine> {
     s.log_text().lines().filter_map(parse_line).collect()
 }
 
-/// The summary line of `stopped` (stderr) that starts with `prefix`.
-
 /// GET, PUT then GET, POST, DELETE, `/.well-known/core` with libcoap, each
 /// answered as RFC 7252 §5.8 says; one log line per datagram in and out,
 /// every one parsing, in time order, with the request's MID and token on
