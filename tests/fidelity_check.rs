@@ -17,16 +17,29 @@ fn checks(dir: &Path, name: &str, p90_ok: bool, bytes_ok: bool) -> PathBuf {
     p
 }
 
-fn run(files: &[&Path]) -> (i32, String) {
+/// Run `python3 scripts/<script> args…`: (exit code, stdout, stderr).
+fn script(script: &str, args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fidelity_check.py"))
-        .args(files)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scripts")
+                .join(script),
+        )
+        .args(args)
         .output()
         .expect("python3");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// scripts/fidelity_check.py over `files`: (exit code, stdout).
+fn run(files: &[&Path]) -> (i32, String) {
+    let args: Vec<&std::ffi::OsStr> = files.iter().map(|f| f.as_os_str()).collect();
+    let (code, out, _) = script("fidelity_check.py", &args);
+    (code, out)
 }
 
 #[test]
@@ -120,18 +133,10 @@ fn known_gaps_are_reported_not_failing() {
     assert_eq!(run(&[&q]).0, 1);
 }
 
-/// Run scripts/fidelity_twin_times.py: (exit code, stdout, stderr).
+/// scripts/fidelity_twin_times.py: (exit code, stdout, stderr).
 fn twin_times(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fidelity_twin_times.py"))
-        .args(args)
-        .output()
-        .expect("python3");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    script("fidelity_twin_times.py", &args)
 }
 
 /// A calibration as scripts/calibrate-processing.sh --json writes it, for
