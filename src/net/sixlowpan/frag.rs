@@ -13,7 +13,9 @@
 //! uncompressed offset: a FRAG1's IPHC header is decompressed on arrival,
 //! its elided lengths taken from datagram_size. Overlap policy and memory
 //! bound as in IPv4 reassembly (`net::frag`): first data wins; data past
-//! datagram_size discards the datagram; a new datagram that would pass the
+//! datagram_size discards the datagram; a datagram_size below the 40-byte
+//! IPv6 header or a FRAGN at offset 0 is refused (only FRAG1 starts a
+//! datagram); a new datagram that would pass the
 //! bound on pending datagrams or bytes is refused and counted. A datagram
 //! is discarded `timeout` after its first fragment (RFC 4944 §5.3: at most
 //! 60 s), counted; so a datagram with a lost fragment is never delivered.
@@ -342,15 +344,18 @@ impl Reassembler {
         }
         let (h, rest) = FragHeader::parse(payload)?;
         let size = usize::from(h.size);
+        // A datagram holds at least an IPv6 header, and only FRAG1 starts
+        // it: so a completed datagram always begins with the header FRAG1
+        // decompressed (a FRAGN's data starts at byte 8 or later).
+        if size < HEADER_LEN || h.offset == Some(0) {
+            return Err(LowpanError::Inconsistent {
+                start: h.offset.map_or(0, usize::from),
+                end: HEADER_LEN,
+                size,
+            });
+        }
         let (start, data): (usize, std::borrow::Cow<'_, [u8]>) = match h.offset {
             None => {
-                if size < HEADER_LEN {
-                    return Err(LowpanError::Inconsistent {
-                        start: 0,
-                        end: HEADER_LEN,
-                        size,
-                    });
-                }
                 let mut out = Vec::new();
                 match classify(rest.first().copied().unwrap_or(0)) {
                     Dispatch::Ipv6 => out.extend_from_slice(&rest[1..]),
@@ -593,6 +598,19 @@ mod tests {
             Err(LowpanError::Inconsistent { .. })
         ));
         assert_eq!((r.dropped_inconsistent(), r.pending()), (1, 0));
+        // A datagram smaller than an IPv6 header, and a FRAGN at offset 0.
+        let tiny = [0xE0, 0x01, 0x7E, 0x01, 0x00, 0x12];
+        assert!(matches!(
+            r.push(SimTime::ZERO, A, B, &tiny, None),
+            Err(LowpanError::Inconsistent { size: 1, .. })
+        ));
+        let mut at0 = frames[1].clone();
+        at0[4] = 0;
+        assert!(matches!(
+            r.push(SimTime::ZERO, A, B, &at0, None),
+            Err(LowpanError::Inconsistent { start: 0, .. })
+        ));
+        assert_eq!(r.pending(), 0);
         // Not 6LoWPAN at all.
         assert!(r.push(SimTime::ZERO, A, B, &[0x04, 1, 2], None).is_err());
         assert!(r.push(SimTime::ZERO, A, B, &[], None).is_err());
