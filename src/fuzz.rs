@@ -26,10 +26,12 @@ pub mod broker;
 pub mod coap_endpoint;
 pub mod tcp_pair;
 
-use crate::link::mac154::{DataFrame, MacFrame};
+use crate::link::mac154::{Address, DataFrame, MacFrame};
 use crate::net::checksum;
 use crate::net::frag::{self, Reassembler};
 use crate::net::ip::{Ipv4Packet, Ipv4Repr};
+use crate::net::ipv6::{Ipv6FragRepr, Ipv6Repr};
+use crate::net::sixlowpan::{self, iphc, FragHeader};
 use crate::net::udp::{UdpPacket, UdpRepr};
 use crate::proto::coap::endpoint::observe_value;
 use crate::proto::coap::events::{CacheInfo, ETag};
@@ -59,6 +61,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ipv4", ipv4),
     ("ip_reassembly", ip_reassembly),
     ("udp", udp),
+    ("ipv6", ipv6),
+    ("sixlowpan", sixlowpan),
     ("tcp_segment", tcp_segment),
     ("mac154", mac154),
     ("scenario", scenario),
@@ -502,6 +506,133 @@ pub fn ip_reassembly(data: &[u8]) {
     }
     r.expire(now + SimDuration::from_secs(1));
     assert_eq!(r.pending(), 0, "expiry left datagrams behind");
+}
+
+/// IPv6 header (RFC 8200), UDP over it, its 6LoWPAN compression, and the
+/// Fragment header. The whole input is one packet. A packet that parses
+/// re-emits to one that parses the same; a UDP datagram in it whose
+/// checksum verifies and that fills the payload is rebuilt byte for byte by `build_ipv6_udp`; IPHC
+/// compression for a frame between two short addresses, with context 0
+/// 2001:db8::/64, decompresses to exactly the packet. Input that parses as
+/// a Fragment header re-emits to one that parses the same.
+pub fn ipv6(data: &[u8]) {
+    if let Ok((f, rest)) = Ipv6FragRepr::parse(data) {
+        let mut out = Vec::new();
+        f.emit(&mut out)
+            .unwrap_or_else(|e| panic!("a parsed Fragment header does not emit: {e}"));
+        out.extend_from_slice(rest);
+        assert_eq!(Ipv6FragRepr::parse(&out), Ok((f, rest)));
+    }
+    let Ok((repr, payload)) = Ipv6Repr::parse(data) else {
+        return;
+    };
+    assert_eq!(payload.len(), usize::from(repr.payload_len));
+    let mut out = Vec::new();
+    repr.emit(&mut out)
+        .unwrap_or_else(|e| panic!("a parsed header does not emit: {e} ({repr:?})"));
+    out.extend_from_slice(payload);
+    assert_eq!(&out[..], &data[..repr.total_len()], "emit(parse(b)) != b");
+    if repr.next_header == crate::net::ip::PROTO_UDP {
+        let udp = crate::net::ipv6::parse_udp(payload, repr.src, repr.dst).ok();
+        if let Some((u, _, p)) = udp.filter(|(u, _, _)| u.buffer_len() == payload.len()) {
+            let mut again = Vec::new();
+            crate::net::ipv6::build_ipv6_udp(&mut again, &repr, u.src_port, u.dst_port, p)
+                .unwrap_or_else(|e| panic!("a parsed datagram does not rebuild: {e}"));
+            assert_eq!(&again[..], &out[..again.len()], "UDP rebuild differs");
+        }
+    }
+    let (ls, ld) = (Address::Short(1), Address::Short(2));
+    let ctx0 = Some(FUZZ_CONTEXT);
+    let mut c = Vec::new();
+    iphc::compress_packet(&out, ls, ld, ctx0, &mut c)
+        .unwrap_or_else(|e| panic!("a valid IPv6 packet does not compress: {e}"));
+    let mut back = Vec::new();
+    iphc::decompress_packet(&c, ls, ld, ctx0, None, &mut back)
+        .unwrap_or_else(|e| panic!("a compressed packet does not decompress: {e}"));
+    assert_eq!(back, out, "decompress(compress(p)) != p");
+}
+
+/// Context 0 of the 6LoWPAN targets: 2001:db8::/64.
+const FUZZ_CONTEXT: sixlowpan::Context = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0];
+
+/// 6LoWPAN (RFC 4944, RFC 6282) frame payload. Input: byte 0 = flags
+/// (bit 0: context 0 configured; bit 1: extended link source; bit 2:
+/// broadcast link destination; bits 3–7: frame payload size − 60 for
+/// fragmentation), the rest one 802.15.4 frame payload. An IPHC payload
+/// that decompresses: its packet recompresses to at most as many bytes
+/// and decompresses back to the same packet, and fragmenting that
+/// reassembles (last fragment first) to it. A fragment header re-emits to
+/// the same bytes. A bounded reassembler fed the payload stays in bounds
+/// and empties on expiry.
+pub fn sixlowpan(data: &[u8]) {
+    let [flags, rest @ ..] = data else {
+        return;
+    };
+    let ctx0 = (flags & 1 != 0).then_some(FUZZ_CONTEXT);
+    let ls = if flags & 2 != 0 {
+        Address::Extended(0x0012_4B00_0102_0304)
+    } else {
+        Address::Short(1)
+    };
+    let ld = Address::Short(if flags & 4 != 0 { 0xFFFF } else { 2 });
+    let _ = rest.first().map(|&b| sixlowpan::classify(b));
+    if let Ok((h, _)) = FragHeader::parse(rest) {
+        let mut out = Vec::new();
+        h.emit(&mut out)
+            .unwrap_or_else(|e| panic!("a parsed fragment header does not emit: {e}"));
+        assert_eq!(&out[..], &rest[..h.len()], "FRAG emit(parse(b)) != b");
+    }
+    const BOUND: usize = 4096;
+    let mut r = sixlowpan::Reassembler::new(SimDuration::from_millis(10)).with_bounds(4, BOUND);
+    if let Ok(Some(p)) = r.push(SimTime::ZERO, ls, ld, rest, ctx0) {
+        assert!(
+            Ipv6Repr::parse(&p).is_ok(),
+            "reassembly returned a bad packet"
+        );
+    }
+    assert!(r.held_bytes() <= BOUND, "reassembler over its bound");
+    r.expire(SimTime::ZERO + SimDuration::from_millis(10));
+    assert_eq!((r.pending(), r.held_bytes()), (0, 0), "expiry left data");
+
+    let mut pkt = Vec::new();
+    let Ok(d) = iphc::decompress_packet(rest, ls, ld, ctx0, None, &mut pkt) else {
+        return;
+    };
+    assert_eq!(pkt.len(), d.ip.total_len());
+    let mut c = Vec::new();
+    let (hc, hu) = iphc::compress_packet(&pkt, ls, ld, ctx0, &mut c)
+        .unwrap_or_else(|e| panic!("a decompressed packet does not compress: {e}"));
+    assert!(
+        c.len() <= rest.len(),
+        "recompression is longer than the input"
+    );
+    let mut back = Vec::new();
+    iphc::decompress_packet(&c, ls, ld, ctx0, None, &mut back)
+        .unwrap_or_else(|e| panic!("a recompressed packet does not decompress: {e}"));
+    assert_eq!(back, pkt, "decompress(compress(p)) != p");
+    let max = 60 + usize::from(flags >> 3);
+    let Ok(frames) = sixlowpan::fragment(&c, hc, hu, max, 0x1234) else {
+        return;
+    };
+    let mut r = sixlowpan::Reassembler::new(SimDuration::from_secs(60)).with_bounds(
+        1,
+        sixlowpan::frag::MAX_DATAGRAM_SIZE + sixlowpan::frag::PARTIAL_COST,
+    );
+    let mut whole = None;
+    for f in frames.iter().rev() {
+        assert!(f.len() <= max, "a fragment exceeds the frame");
+        if let Some(p) = r
+            .push(SimTime::ZERO, ls, ld, f, ctx0)
+            .unwrap_or_else(|e| panic!("a fragment is refused: {e}"))
+        {
+            whole = Some(p);
+        }
+    }
+    assert_eq!(
+        whole.as_deref(),
+        Some(&pkt[..]),
+        "fragments did not reassemble"
+    );
 }
 
 /// The addresses a transport target's pseudo-header uses: the first eight

@@ -342,6 +342,14 @@ fn mac154() {
     run("mac154", 300_000);
 }
 #[test]
+fn ipv6() {
+    run("ipv6", 300_000);
+}
+#[test]
+fn sixlowpan() {
+    run("sixlowpan", 300_000);
+}
+#[test]
 fn scenario() {
     run("scenario", 100_000);
 }
@@ -740,6 +748,8 @@ mod corpus {
     use qossim::link::mac154::{Addressing, DataFrame};
     use qossim::net::frag;
     use qossim::net::ip::{Ipv4Repr, PROTO_UDP};
+    use qossim::net::ipv6::{self, Ipv6FragRepr, Ipv6Repr};
+    use qossim::net::sixlowpan::{self, iphc};
     use qossim::net::udp::build_ipv4_udp;
     use qossim::proto::coap::{CoapOption, Code, Message, MessageType, Token};
     use qossim::proto::http;
@@ -1205,6 +1215,93 @@ mod corpus {
         ]
     }
 
+    /// IPv6/UDP packets (link-local from short MACs, global in context 0
+    /// 2001:db8::/64, multicast, a 300-byte CoAP one) and a Fragment header.
+    fn ipv6_packets() -> Vec<Vec<u8>> {
+        let ip = |src: &str, dst: &str| Ipv6Repr {
+            src: src.parse().expect("addr"),
+            dst: dst.parse().expect("addr"),
+            next_header: PROTO_UDP,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+            payload_len: 0,
+        };
+        let build = |r: Ipv6Repr, sport: u16, dport: u16, payload: &[u8]| {
+            let mut out = Vec::new();
+            ipv6::build_ipv6_udp(&mut out, &r, sport, dport, payload).expect("golden IPv6/UDP");
+            out
+        };
+        let coap_get = b"\x50\x01\x00\x07\xb4temp";
+        let mut tc = ip("2001:db8::1234:5678:9abc:def0", "ff05::1:3");
+        tc.traffic_class = 0xB9;
+        tc.flow_label = 0xABCDE;
+        tc.hop_limit = 7;
+        let mut frag = Vec::new();
+        Ipv6FragRepr {
+            next_header: PROTO_UDP,
+            offset: 1232,
+            more: true,
+            ident: 0xDEAD_BEEF,
+        }
+        .emit(&mut frag)
+        .expect("golden Fragment header");
+        frag.extend_from_slice(&[0x42; 16]);
+        vec![
+            build(
+                ip("fe80::ff:fe00:1", "fe80::ff:fe00:2"),
+                0xF0B1,
+                0xF0B2,
+                b"21.5",
+            ),
+            build(
+                ip("fe80::ff:fe00:1", "fe80::ff:fe00:2"),
+                5683,
+                5683,
+                coap_get,
+            ),
+            build(
+                ip("2001:db8::ff:fe00:1", "2001:db8::ff:fe00:2"),
+                5683,
+                0xF005,
+                coap_get,
+            ),
+            build(tc, 0xF0C0, 5683, coap_get),
+            build(
+                ip("fe80::ff:fe00:1", "fe80::ff:fe00:2"),
+                5683,
+                5683,
+                &[0x42; 300],
+            ),
+            frag,
+        ]
+    }
+
+    /// The IPv6 packets compressed for a frame from short address 1 to 2
+    /// with context 0 (flags 0b1), and the first two fragments of the
+    /// 300-byte one in 88-byte frame payloads.
+    fn sixlowpan_payloads() -> Vec<Vec<u8>> {
+        use qossim::link::mac154::Address;
+        let (a, b) = (Address::Short(1), Address::Short(2));
+        let ctx = Some([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0]);
+        let mut v = Vec::new();
+        for pkt in ipv6_packets().iter().take(5) {
+            let mut c = Vec::new();
+            let (hc, hu) = iphc::compress_packet(pkt, a, b, ctx, &mut c).expect("compress");
+            // The target reads the frame payload size as 60 + flags >> 3.
+            const FRAME: u8 = 88;
+            if c.len() > usize::from(FRAME) {
+                let frags = sixlowpan::fragment(&c, hc, hu, FRAME.into(), 7).expect("fragment");
+                for f in frags.iter().take(2) {
+                    v.push([&[(FRAME - 60) << 3 | 1][..], f].concat());
+                }
+            } else {
+                v.push([&[1u8][..], &c].concat());
+            }
+        }
+        v
+    }
+
     fn http() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let mut post = Vec::new();
         http::encode_post(
@@ -1312,6 +1409,8 @@ mod corpus {
             tcp_segments().iter().map(|s| with_addrs(s)).collect(),
         );
         add("mac154", mac154());
+        add("ipv6", ipv6_packets());
+        add("sixlowpan", sixlowpan_payloads());
         add("broker", (0..3).map(super::scripts::broker).collect());
         add("coap_endpoint", (0..4).map(super::scripts::coap).collect());
         add("tcp_pair", (0..4).map(super::scripts::tcp).collect());

@@ -181,6 +181,49 @@ struct Partial {
     header: Option<Ipv4Repr>,
 }
 
+/// Copy `data`, which belongs at offset `start`, into the holes of `buf`
+/// (first data wins: bytes of ranges already in `have` are kept) and merge
+/// `[start, start + data.len())` into `have`, the sorted, disjoint, not
+/// touching list of received ranges. `buf` must reach the end of `data`.
+/// Shared by IPv4 and 6LoWPAN reassembly.
+pub(crate) fn fill_holes(
+    buf: &mut [u8],
+    have: &mut Vec<(usize, usize)>,
+    start: usize,
+    data: &[u8],
+) {
+    let end = start + data.len();
+    let mut cursor = start;
+    for &(a, b) in have.iter() {
+        if b <= cursor {
+            continue;
+        }
+        if a >= end {
+            break;
+        }
+        if a > cursor {
+            buf[cursor..a].copy_from_slice(&data[cursor - start..a - start]);
+        }
+        cursor = cursor.max(b);
+    }
+    if cursor < end {
+        buf[cursor..end].copy_from_slice(&data[cursor - start..]);
+    }
+    // Merge [start, end) with every range it overlaps or touches.
+    let (mut lo, mut hi) = (start, end);
+    have.retain(|&(a, b)| {
+        if b < start || a > end {
+            true
+        } else {
+            lo = lo.min(a);
+            hi = hi.max(b);
+            false
+        }
+    });
+    let at = have.partition_point(|&(a, _)| a < lo);
+    have.insert(at, (lo, hi));
+}
+
 impl Partial {
     /// Copy `data` at payload offset `start` into the holes it covers
     /// (first data wins) and record the range.
@@ -192,37 +235,7 @@ impl Partial {
         if self.buf.len() < HEADER_LEN + end {
             self.buf.resize(HEADER_LEN + end, 0);
         }
-        let mut cursor = start;
-        for &(a, b) in &self.have {
-            if b <= cursor {
-                continue;
-            }
-            if a >= end {
-                break;
-            }
-            if a > cursor {
-                self.buf[HEADER_LEN + cursor..HEADER_LEN + a]
-                    .copy_from_slice(&data[cursor - start..a - start]);
-            }
-            cursor = cursor.max(b);
-        }
-        if cursor < end {
-            self.buf[HEADER_LEN + cursor..HEADER_LEN + end]
-                .copy_from_slice(&data[cursor - start..]);
-        }
-        // Merge [start, end) with every range it overlaps or touches.
-        let (mut lo, mut hi) = (start, end);
-        self.have.retain(|&(a, b)| {
-            if b < start || a > end {
-                true
-            } else {
-                lo = lo.min(a);
-                hi = hi.max(b);
-                false
-            }
-        });
-        let at = self.have.partition_point(|&(a, _)| a < lo);
-        self.have.insert(at, (lo, hi));
+        fill_holes(&mut self.buf[HEADER_LEN..], &mut self.have, start, data);
     }
 
     fn complete(&self) -> bool {

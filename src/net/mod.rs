@@ -1,12 +1,14 @@
-//! Network layer: IPv4/UDP wire formats, checksums, fragmentation and
+//! Network layer: IPv4/UDP and IPv6/6LoWPAN wire formats, checksums, fragmentation and
 //! reassembly, routing, packet buffers.
 
 pub mod addr;
 pub mod checksum;
 pub mod frag;
 pub mod ip;
+pub mod ipv6;
 pub mod packet;
 pub(crate) mod routing;
+pub mod sixlowpan;
 pub mod udp;
 pub mod wire;
 

@@ -1,4 +1,5 @@
-//! The error shared by the wire-format parsers and emitters (`ip`, `udp`).
+//! The error shared by the wire-format parsers and emitters (`ip`, `udp`,
+//! `ipv6`).
 //!
 //! No-panic rule for every wire module: any byte slice may be handed to a
 //! parser or checked view; short, garbled or inconsistent input gives a
@@ -13,6 +14,9 @@ use std::fmt;
 pub enum Layer {
     Ipv4,
     Udp,
+    Ipv6,
+    /// The IPv6 Fragment extension header (RFC 8200 §4.5).
+    Ipv6Fragment,
 }
 
 impl fmt::Display for Layer {
@@ -20,6 +24,8 @@ impl fmt::Display for Layer {
         f.write_str(match self {
             Layer::Ipv4 => "IPv4",
             Layer::Udp => "UDP",
+            Layer::Ipv6 => "IPv6",
+            Layer::Ipv6Fragment => "IPv6 Fragment header",
         })
     }
 }
@@ -77,6 +83,18 @@ pub enum WireError {
     /// Fragment offset not a multiple of 8 or beyond the 13-bit field.
     #[error("IPv4: fragment offset {0} bytes must be a multiple of 8 no greater than 65528")]
     BadFragOffset(u16),
+    /// IPv6 version field is not 6.
+    #[error("IPv6: version field is {0}, expected 6")]
+    BadIpv6Version(u8),
+    /// IPv6 Fragment header offset not a multiple of 8 or beyond 13 bits.
+    #[error("IPv6: fragment offset {0} bytes must be a multiple of 8 no greater than 65528")]
+    BadIpv6FragOffset(u16),
+    /// IPv6 flow label wider than its 20 bits.
+    #[error("IPv6: flow label {0:#x} does not fit 20 bits")]
+    BadFlowLabel(u32),
+    /// A UDP checksum of zero over IPv6 (RFC 8200 §8.1: receivers discard it).
+    #[error("UDP over IPv6: zero checksum field (RFC 8200 §8.1 makes the checksum mandatory)")]
+    ZeroUdpChecksumV6,
     /// TTL already 0: the packet must not be forwarded (RFC 1812 §5.3.1).
     #[error("IPv4: TTL is already 0")]
     TtlExpired,
