@@ -27,11 +27,11 @@ pub mod coap_endpoint;
 pub mod tcp_pair;
 
 use crate::link::mac154::{Address, DataFrame, MacFrame};
+use crate::link::sixlowpan::{self, iphc, FragHeader};
 use crate::net::checksum;
 use crate::net::frag::{self, Reassembler};
 use crate::net::ip::{Ipv4Packet, Ipv4Repr};
 use crate::net::ipv6::{Ipv6FragRepr, Ipv6Repr};
-use crate::net::sixlowpan::{self, iphc, FragHeader};
 use crate::net::udp::{UdpPacket, UdpRepr};
 use crate::proto::coap::endpoint::observe_value;
 use crate::proto::coap::events::{CacheInfo, ETag};

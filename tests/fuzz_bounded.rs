@@ -746,10 +746,10 @@ mod corpus {
     use std::net::Ipv4Addr;
 
     use qossim::link::mac154::{Addressing, DataFrame};
+    use qossim::link::sixlowpan::{self, iphc};
     use qossim::net::frag;
     use qossim::net::ip::{Ipv4Repr, PROTO_UDP};
     use qossim::net::ipv6::{self, Ipv6FragRepr, Ipv6Repr};
-    use qossim::net::sixlowpan::{self, iphc};
     use qossim::net::udp::build_ipv4_udp;
     use qossim::proto::coap::{CoapOption, Code, Message, MessageType, Token};
     use qossim::proto::http;

@@ -1,4 +1,4 @@
-//! The IPv6 and 6LoWPAN codecs (`net::ipv6`, `net::sixlowpan`) against
+//! The IPv6 and 6LoWPAN codecs (`net::ipv6`, `link::sixlowpan`) against
 //! RFC 6282's encodings worked out by hand, and against tshark's
 //! dissectors: 802.15.4 frames (link type 195, FCS) carrying the
 //! compressed datagrams must decode as wpan → 6lowpan → ipv6 → udp (→ coap)
@@ -9,10 +9,10 @@ mod common;
 
 use common::tshark;
 use qossim::link::mac154::{Address, Addresses, FrameVersion, MacFrame};
+use qossim::link::sixlowpan::frag::{self, FragHeader, Reassembler};
+use qossim::link::sixlowpan::iphc;
+use qossim::link::sixlowpan::Context;
 use qossim::net::ipv6::{self, build_ipv6_udp, Ipv6Repr};
-use qossim::net::sixlowpan::frag::{self, FragHeader, Reassembler};
-use qossim::net::sixlowpan::iphc;
-use qossim::net::sixlowpan::Context;
 use qossim::report::pcap::{PcapWriter, LINKTYPE_IEEE802_15_4_WITHFCS};
 use qossim::sim::{SimDuration, SimTime};
 use std::net::Ipv6Addr;

@@ -27,6 +27,7 @@ pub mod mac154;
 pub mod medium;
 pub mod model;
 pub mod phy;
+pub mod sixlowpan;
 
 use crate::net::packet::PacketHandle;
 use crate::sim::{SimDuration, SimRng};

@@ -8,7 +8,6 @@ pub mod ip;
 pub mod ipv6;
 pub mod packet;
 pub(crate) mod routing;
-pub mod sixlowpan;
 pub mod udp;
 pub mod wire;
 

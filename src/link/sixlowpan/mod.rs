@@ -8,7 +8,7 @@
 //!
 //! Pure codecs: nothing here is yet wired into the simulated world, which
 //! still carries IPv4 over the 802.15.4 medium. No-panic rule as in
-//! [`super::wire`]: any byte slice may be decoded; bad input gives a
+//! [`crate::net::wire`]: any byte slice may be decoded; bad input gives a
 //! [`LowpanError`].
 
 pub mod frag;
@@ -17,7 +17,7 @@ pub mod iphc;
 pub use frag::{fragment, FragHeader, Reassembler};
 pub use iphc::{compress, compress_packet, decompress, decompress_packet, UdpNhc};
 
-use super::wire::WireError;
+use crate::net::wire::WireError;
 
 /// A 64-bit prefix configured as 6LoWPAN context 0 (RFC 6282 §3.1.2: the
 /// only context this codec knows; CID extensions naming others are refused).
