@@ -54,23 +54,25 @@ def minus(a, b):
     return max(0.0, a[0] - b[0]), max(0.0, a[1] - b[0])
 
 
-def dist(mp):
-    """A uniform distribution (ns) with median m and p90 p, as a value string."""
+def bounds_ns(mp):
+    """(low, median, high) in ns of the uniform with median m and p90 p
+    (ms); low == high == median when p = m."""
     m, p = mp
     mn, pn = round(m * 1e6), round(p * 1e6)
     d = max(0, round((pn - mn) / 0.8))
-    if d == 0:
-        return f"{mn} ns"
-    return f"uniform({max(0, mn - d)} ns, {mn + d} ns)"
+    return max(0, mn - d), mn, mn + d
+
+
+def dist(mp):
+    """The distribution as a scenario value: `uniform(6438 ns, 13590 ns)`."""
+    lo, m, hi = bounds_ns(mp)
+    return f"{m} ns" if lo == hi else f"uniform({lo} ns, {hi} ns)"
 
 
 def us(mp):
     """The same distribution for a reader: `uniform(6.4–13.6 µs)`."""
-    m, p = mp
-    d = (p - m) / 0.8
-    if round(d * 1e6) == 0:
-        return f"{m * 1000:.1f} µs"
-    return f"uniform({max(0.0, m - d) * 1000:.1f}–{(m + d) * 1000:.1f} µs)"
+    lo, m, hi = bounds_ns(mp)
+    return f"{m / 1000:.1f} µs" if lo == hi else f"uniform({lo / 1000:.1f}–{hi / 1000:.1f} µs)"
 
 
 def times(cal, kind):
