@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use qossim::net::checksum;
-use qossim::net::frag::{fragment, FragError, Reassembler};
+use qossim::net::frag::{fragment, FragError, Reassembler, Refused};
 use qossim::net::ip::{self, Ipv4Packet, Ipv4Repr, PROTO_UDP};
 use qossim::net::udp::{build_ipv4_udp, UdpRepr};
 use qossim::sim::{SimDuration, SimTime};
@@ -501,11 +501,11 @@ fn inconsistent_lengths_drop_the_datagram() {
     .expect("emit");
     assert_eq!(
         re.push(SimTime::ZERO, &other_last),
-        Err(FragError::Inconsistent {
+        Err(FragError::Reassembly(Refused::Inconsistent {
             start: 96,
             end: 104,
             total: 108
-        })
+        }))
     );
     assert_eq!(re.pending(), 0);
     // A non-final fragment whose length is not a multiple of 8 is refused.
@@ -519,7 +519,10 @@ fn inconsistent_lengths_drop_the_datagram() {
     .expect("emit");
     assert_eq!(
         re.push(SimTime::ZERO, &odd),
-        Err(FragError::Misaligned { offset: 0, len: 10 })
+        Err(FragError::Reassembly(Refused::Misaligned {
+            offset: 0,
+            len: 10
+        }))
     );
 }
 
@@ -622,7 +625,7 @@ fn reassembly_memory_is_bounded() {
     for ident in 0..20_000u16 {
         match re.push(SimTime::ZERO, &raw_fragment(ident, 65_440, true, 8)) {
             Ok(None) => {}
-            Err(FragError::OverBudget { .. }) => dropped += 1,
+            Err(FragError::Reassembly(Refused::OverBudget { .. })) => dropped += 1,
             other => panic!("{other:?}"),
         }
         assert!(re.held_bytes() <= 4 << 20, "{}", re.held_bytes());
@@ -634,7 +637,7 @@ fn reassembly_memory_is_bounded() {
     // the bound blocks another far fragment until the held ones expire
     assert!(matches!(
         re.push(SimTime::ZERO, &raw_fragment(60_000, 65_440, true, 8)),
-        Err(FragError::OverBudget { .. })
+        Err(FragError::Reassembly(Refused::OverBudget { .. }))
     ));
     let first = raw_fragment(60_001, 0, true, 16);
     let last = raw_fragment(60_001, 16, false, 8);

@@ -7,6 +7,7 @@ pub mod frag;
 pub mod ip;
 pub mod ipv6;
 pub mod packet;
+pub mod reassembly;
 pub(crate) mod routing;
 pub mod udp;
 pub mod wire;
