@@ -30,6 +30,7 @@ use crate::link::mac154::{Address, DataFrame, MacFrame};
 use crate::link::sixlowpan::{self, iphc, FragHeader};
 use crate::net::checksum;
 use crate::net::frag::{self, Reassembler};
+use crate::net::frag6::{self, Reassembler6, REASSEMBLY_TIMEOUT_V6};
 use crate::net::ip::{Ipv4Packet, Ipv4Repr};
 use crate::net::ipv6::{Ipv6FragRepr, Ipv6Repr};
 use crate::net::udp::{UdpPacket, UdpRepr};
@@ -514,8 +515,13 @@ pub fn ip_reassembly(data: &[u8]) {
 /// checksum verifies and that fills the payload is rebuilt byte for byte by `build_ipv6_udp`; IPHC
 /// compression for a frame between two short addresses, with context 0
 /// 2001:db8::/64, decompresses to exactly the packet. Input that parses as
-/// a Fragment header re-emits to one that parses the same.
+/// a Fragment header re-emits to one that parses the same. The input pushed
+/// into an IPv6 reassembler gives a value or an error; a packet without a
+/// Fragment header, fragmented by its source at MTU 56 + its length mod 200,
+/// reassembles (last fragment first) to exactly the packet.
 pub fn ipv6(data: &[u8]) {
+    let mut r = Reassembler6::new(REASSEMBLY_TIMEOUT_V6);
+    let _ = r.push(SimTime::ZERO, data);
     if let Ok((f, rest)) = Ipv6FragRepr::parse(data) {
         let mut out = Vec::new();
         f.emit(&mut out)
@@ -532,6 +538,19 @@ pub fn ipv6(data: &[u8]) {
         .unwrap_or_else(|e| panic!("a parsed header does not emit: {e} ({repr:?})"));
     out.extend_from_slice(payload);
     assert_eq!(&out[..], &data[..repr.total_len()], "emit(parse(b)) != b");
+    if repr.next_header != crate::net::ipv6::NEXT_HEADER_FRAGMENT {
+        let mtu = frag6::MIN_FRAG_MTU_V6 + out.len() % 200;
+        let mut frags: Vec<Vec<u8>> = Vec::new();
+        frag6::fragment_v6(&out, mtu, 1, &mut Vec::new(), |f| frags.push(f.to_vec()))
+            .unwrap_or_else(|e| panic!("a valid IPv6 packet does not fragment: {e}"));
+        let mut r = Reassembler6::new(REASSEMBLY_TIMEOUT_V6);
+        let mut whole = None;
+        for f in frags.iter().rev() {
+            assert!(f.len() <= mtu, "a fragment exceeds the MTU");
+            whole = r.push(SimTime::ZERO, f).expect("own fragment refused");
+        }
+        assert_eq!(whole.as_ref(), Some(&out), "reassembly(fragment(p)) != p");
+    }
     if repr.next_header == crate::net::ip::PROTO_UDP {
         let udp = crate::net::ipv6::parse_udp(payload, repr.src, repr.dst).ok();
         if let Some((u, _, p)) = udp.filter(|(u, _, _)| u.buffer_len() == payload.len()) {

@@ -106,17 +106,25 @@ impl Ipv6Repr {
     /// Append the 40-byte header to `buf` (the payload is the caller's to
     /// append). Fails, appending nothing, when the flow label passes 20 bits.
     pub fn emit(&self, buf: &mut Vec<u8>) -> Result<(), WireError> {
+        buf.extend_from_slice(&self.header_bytes()?);
+        Ok(())
+    }
+
+    /// The 40-byte header, for writing in place without a `Vec`. Fails when
+    /// the flow label passes 20 bits.
+    pub fn header_bytes(&self) -> Result<[u8; HEADER_LEN], WireError> {
         if self.flow_label > MAX_FLOW_LABEL {
             return Err(WireError::BadFlowLabel(self.flow_label));
         }
         let word = (6u32 << 28) | (u32::from(self.traffic_class) << 20) | self.flow_label;
-        buf.extend_from_slice(&word.to_be_bytes());
-        buf.extend_from_slice(&self.payload_len.to_be_bytes());
-        buf.push(self.next_header);
-        buf.push(self.hop_limit);
-        buf.extend_from_slice(&self.src.octets());
-        buf.extend_from_slice(&self.dst.octets());
-        Ok(())
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(&word.to_be_bytes());
+        h[4..6].copy_from_slice(&self.payload_len.to_be_bytes());
+        h[6] = self.next_header;
+        h[7] = self.hop_limit;
+        h[8..24].copy_from_slice(&self.src.octets());
+        h[24..40].copy_from_slice(&self.dst.octets());
+        Ok(h)
     }
 }
 

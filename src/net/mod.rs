@@ -4,6 +4,7 @@
 pub mod addr;
 pub mod checksum;
 pub mod frag;
+pub mod frag6;
 pub mod ip;
 pub mod ipv6;
 pub mod packet;
