@@ -241,27 +241,7 @@ fn tshark_decodes_every_layer_and_reassembles() {
 
     let ctx_opt = "6lowpan.context0:2001:db8::/64";
     let base = ["-o", ctx_opt, "-o", "udp.check_checksum:TRUE"];
-    let bad = tshark::run(
-        &file,
-        &[
-            &base[..],
-            &[
-                "-Y",
-                "_ws.malformed || _ws.expert.severity >= \"Warning\" || wpan.fcs_ok == 0",
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-e",
-                "_ws.expert.message",
-            ],
-        ]
-        .concat(),
-    );
-    assert!(
-        tshark::lines(&bad).is_empty(),
-        "tshark found malformed frames or errors: {bad}"
-    );
+    tshark::assert_clean(&file, &base, Some("wpan.fcs_ok == 0"));
     let fields = [
         "frame.protocols",
         "ipv6.src",
@@ -273,17 +253,11 @@ fn tshark_decodes_every_layer_and_reassembles() {
         "udp.checksum.status",
         "6lowpan.reassembled.length",
     ];
-    let mut args: Vec<&str> = base.to_vec();
-    args.extend(["-T", "fields", "-E", "separator=|"]);
-    for f in &fields {
-        args.extend(["-e", f]);
-    }
-    let out = tshark::run(&file, &args);
-    let lines = tshark::lines(&out);
-    assert_eq!(lines.len(), expect.len(), "{out}");
-    for (line, want) in lines.iter().zip(&expect) {
-        let f: Vec<&str> = line.split('|').collect();
-        assert_eq!(f.len(), fields.len(), "{line}");
+    let rows = tshark::field_rows(&file, &base, &fields);
+    assert_eq!(rows.len(), expect.len(), "{rows:?}");
+    for (row, want) in rows.iter().zip(&expect) {
+        let line = row.join("|");
+        let f: Vec<&str> = row.iter().map(String::as_str).collect();
         let Some(pkt) = want else {
             assert!(f[0].contains("6lowpan"), "{line}");
             assert!(

@@ -45,6 +45,45 @@ pub fn run(file: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Fail the test when tshark, reading `file` with the options `opts`,
+/// finds a malformed packet, an expert message of severity Warning or
+/// worse, or a packet matching the display filter `also` (when given).
+pub fn assert_clean(file: &Path, opts: &[&str], also: Option<&str>) {
+    let mut filter = "_ws.malformed || _ws.expert.severity >= \"Warning\"".to_string();
+    if let Some(f) = also {
+        filter = format!("{filter} || {f}");
+    }
+    let mut args = opts.to_vec();
+    args.extend(["-Y", &filter, "-T", "fields", "-e", "frame.number"]);
+    args.extend(["-e", "_ws.expert.message"]);
+    let bad = run(file, &args);
+    assert!(
+        lines(&bad).is_empty(),
+        "tshark found malformed packets or warnings in {}: {bad}",
+        file.display()
+    );
+}
+
+/// The values tshark gives `fields` in each packet of `file` (read with
+/// the options `opts`), one row per packet; fails the test when a row does
+/// not have one value per field.
+pub fn field_rows(file: &Path, opts: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
+    let mut args = opts.to_vec();
+    args.extend(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        args.extend(["-e", f]);
+    }
+    let out = run(file, &args);
+    lines(&out)
+        .into_iter()
+        .map(|l| {
+            let row: Vec<String> = l.split('|').map(str::to_string).collect();
+            assert_eq!(row.len(), fields.len(), "tshark row {l:?} for {fields:?}");
+            row
+        })
+        .collect()
+}
+
 /// Non-empty output lines.
 pub fn lines(s: &str) -> Vec<&str> {
     s.lines()
