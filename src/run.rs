@@ -138,12 +138,17 @@ pub fn execute(
     let pcap_dir = dir.join("pcap");
     if opts.pcap {
         fs::create_dir_all(&pcap_dir).map_err(io_err)?;
+        let wired = if sc.protocols.ip.plan().is_v6() {
+            crate::report::pcap::LINKTYPE_IPV6
+        } else {
+            crate::report::pcap::LINKTYPE_IPV4
+        };
         for l in &sc.links {
             let f =
                 create(&pcap_dir.join(format!("{}.pcap", file_safe(&l.name)))).map_err(io_err)?;
-            outputs
-                .pcaps
-                .push(Box::new(PcapWriter::new(f).map_err(io_err)?));
+            outputs.pcaps.push(Box::new(
+                PcapWriter::with_linktype(f, wired).map_err(io_err)?,
+            ));
         }
         // then one per radio medium: 802.15.4 frames with FCS (world::radio)
         for m in &sc.media {

@@ -46,6 +46,23 @@ impl Addr {
     pub const fn is_v6_handle(self) -> bool {
         self.0 >= V6_BASE && self.0 < V6_END
     }
+    /// The IPv6 handle with index `index` (what an [`AddrPlan`] gives its
+    /// `index`-th address, and `net::l3` gives node `index`), if in range.
+    pub const fn v6_handle(index: u32) -> Option<Addr> {
+        if index < V6_END - V6_BASE {
+            Some(Addr(V6_BASE + index))
+        } else {
+            None
+        }
+    }
+    /// The index of an IPv6 handle.
+    pub const fn v6_index(self) -> Option<u32> {
+        if self.is_v6_handle() {
+            Some(self.0 - V6_BASE)
+        } else {
+            None
+        }
+    }
     /// True for the limited broadcast.
     pub const fn is_broadcast(self) -> bool {
         self.0 == u32::MAX

@@ -7,6 +7,7 @@ pub mod frag;
 pub mod frag6;
 pub mod ip;
 pub mod ipv6;
+pub mod l3;
 pub mod packet;
 pub mod reassembly;
 pub(crate) mod routing;

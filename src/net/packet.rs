@@ -1,6 +1,7 @@
 //! Packet buffers: a slab of reusable byte buffers with per-packet metadata.
 //!
-//! Every packet on the simulated wire is a real IPv4 packet (`data`), so its
+//! Every packet on the simulated wire is a real IPv4 or IPv6 packet, or a
+//! 6LoWPAN frame payload on an 802.15.4 medium (`data`), so its
 //! size, checksums and pcap bytes are exact. `PacketMeta` is the simulator's
 //! bookkeeping that travels beside the bytes (like an ns-3 packet tag): which
 //! flow the traffic belongs to and what kind of message it is, used only to
@@ -15,18 +16,25 @@ use crate::sim::SimTime;
 /// (transport header `meta.l4_header` bytes: UDP 8, TCP 20 + options). Exact
 /// for fragments too: each byte is attributed by its offset in the datagram.
 pub fn layer_split(packet: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
-    let Ok((h, data)) = crate::net::ip::Ipv4Repr::parse(packet) else {
+    let Some((s, _, data)) = crate::net::l3::datagram_part(packet) else {
         return (packet.len() as u64, 0, 0);
     };
-    let s = usize::from(h.frag_offset);
-    let e = s + data.len();
-    let overlap = |a: usize, b: usize| e.min(b).saturating_sub(s.max(a)) as u64;
+    let (proto, app) = part_split(s, data.len(), meta);
+    (packet.len() as u64 - proto - app, proto, app)
+}
+
+/// (protocol, application) bytes among the `len` bytes at offset `start` of
+/// a datagram's transport part laid out as `meta` says (the rest of them
+/// are transport header).
+pub fn part_split(start: usize, len: usize, meta: &PacketMeta) -> (u64, u64) {
+    let e = start + len;
+    let overlap = |a: usize, b: usize| e.min(b).saturating_sub(start.max(a)) as u64;
     let l4 = usize::from(meta.l4_header);
     let p = usize::from(meta.proto_bytes);
     let a = usize::from(meta.app_bytes);
     let app = overlap(l4 + p, l4 + p + a);
-    let proto = data.len() as u64 - overlap(0, l4) - app;
-    (packet.len() as u64 - proto - app, proto, app)
+    let proto = len as u64 - overlap(0, l4) - app;
+    (proto, app)
 }
 
 /// Index of a packet in the pool.

@@ -110,12 +110,28 @@ impl UdpRepr {
     /// Parse a datagram carried from `src` to `dst`: checks the length field
     /// and, unless it is 0, the checksum. Returns the header and the payload.
     pub fn parse(buf: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<(UdpRepr, &[u8]), WireError> {
+        Self::parse_with(buf, checksum::PseudoAddrs::v4(src, dst), false)
+    }
+
+    /// [`UdpRepr::parse`] for either family: `pseudo` from the network
+    /// layer; `required` refuses a zero checksum field (IPv6, RFC 8200 §8.1)
+    /// where IPv4 takes it as "no checksum" (RFC 768).
+    pub fn parse_with(
+        buf: &[u8],
+        pseudo: checksum::PseudoAddrs,
+        required: bool,
+    ) -> Result<(UdpRepr, &[u8]), WireError> {
         let p = UdpPacket::new_checked(buf)?;
-        // RFC 768: a zero checksum field means none was generated.
-        if !p.verify_checksum(src, dst) {
+        if p.checksum() == 0 && required {
+            return Err(WireError::ZeroUdpChecksumV6);
+        }
+        let dg = p.datagram();
+        let len = u32::try_from(dg.len()).unwrap_or(u32::MAX);
+        let s = checksum::fold(checksum::accumulate(pseudo.sum(PROTO_UDP, len), dg));
+        if p.checksum() != 0 && s != 0xFFFF {
             return Err(WireError::BadChecksum {
                 layer: Layer::Udp,
-                sum: sum(src, dst, p.datagram()),
+                sum: s,
             });
         }
         let len = usize::from(p.length());

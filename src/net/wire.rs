@@ -95,6 +95,9 @@ pub enum WireError {
     /// A UDP checksum of zero over IPv6 (RFC 8200 §8.1: receivers discard it).
     #[error("UDP over IPv6: zero checksum field (RFC 8200 §8.1 makes the checksum mandatory)")]
     ZeroUdpChecksumV6,
+    /// An address with no IPv6 form in the run's scheme (`net::l3`).
+    #[error("IPv6: the address has no IPv6 form in this run's address scheme")]
+    NoIpv6Form,
     /// TTL already 0: the packet must not be forwarded (RFC 1812 §5.3.1).
     #[error("IPv4: TTL is already 0")]
     TtlExpired,

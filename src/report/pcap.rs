@@ -19,7 +19,8 @@ pub const MAGIC_NANOS: u32 = 0xA1B2_3C4D;
 pub const SNAPLEN: u32 = 65535;
 /// LINKTYPE_IPV4: each packet starts with an IPv4 header.
 pub const LINKTYPE_IPV4: u32 = 228;
-/// LINKTYPE_IPV6: each packet starts with an IPv6 header.
+/// LINKTYPE_IPV6: each packet starts with an IPv6 header (the wired links
+/// of an IPv6 run).
 pub const LINKTYPE_IPV6: u32 = 229;
 /// LINKTYPE_IEEE802_15_4_WITHFCS: IEEE 802.15.4 MAC frames with their FCS
 /// (the captures of a shared radio medium).

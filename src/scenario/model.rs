@@ -857,6 +857,12 @@ pub struct IpParams {
     pub dont_fragment: bool,
     /// Reassembly timer (Linux ipfrag_time default 30 s).
     pub reassembly_timeout: SimDuration,
+    /// IP version of every node: 4 (default) or 6 (RFC 8200; 6LoWPAN on
+    /// 802.15.4 media, docs/sixlowpan.md).
+    pub version: u8,
+    /// The /64 prefix of every node's global IPv6 address (and 6LoWPAN
+    /// context 0), as its first 8 bytes; default 2001:db8::/64.
+    pub prefix: [u8; 8],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -911,12 +917,21 @@ pub struct CoapParams {
     pub block_size: Option<u16>,
 }
 
+impl IpParams {
+    /// The network layer these parameters ask for.
+    pub fn plan(&self) -> crate::net::l3::NetPlan {
+        crate::net::l3::NetPlan::new(self.version, self.prefix)
+    }
+}
+
 impl Default for IpParams {
     fn default() -> Self {
         IpParams {
             ttl: 64,
             dont_fragment: false,
             reassembly_timeout: SimDuration::from_secs(30),
+            version: 4,
+            prefix: crate::net::l3::DEFAULT_PREFIX,
         }
     }
 }

@@ -71,7 +71,42 @@ pub(crate) fn resolve(
                 &ip.reassembly_timeout,
                 "protocols.ip.reassembly_timeout",
             )?,
+            version: match &ip.version {
+                None => d.version,
+                Some(v) if matches!(*v.get_ref(), 4 | 6) => *v.get_ref() as u8,
+                Some(v) => {
+                    return Err(ctx.err_at(
+                        v,
+                        "protocols.ip.version",
+                        format!(
+                            "IP version {} is not supported, expected 4 or 6",
+                            v.get_ref()
+                        ),
+                    ))
+                }
+            },
+            prefix: match &ip.prefix {
+                None => d.prefix,
+                Some(v) => crate::net::l3::parse_prefix(v.get_ref())
+                    .map_err(|m| ctx.err_at(v, "protocols.ip.prefix", m))?,
+            },
         };
+        if let (6, Some(v)) = (out.ip.version, &ip.version) {
+            // RFC 8200 §5: every link must carry 1280-byte packets; the
+            // 802.15.4 media get there by 6LoWPAN fragmentation, wired links
+            // must do it themselves.
+            let min = crate::net::ipv6::MIN_MTU as u32;
+            if let Some(l) = topo.links.iter().find(|l| l.mtu < min) {
+                return Err(ctx.err_at(
+                    v,
+                    "protocols.ip.version",
+                    format!(
+                        "IPv6 needs every link to carry {min}-byte packets (RFC 8200 §5), but link \"{}\" has mtu = {}; raise its mtu or keep version = 4",
+                        l.name, l.mtu
+                    ),
+                ));
+            }
+        }
     }
     if let Some(udp) = &p.udp {
         let d = UdpParams::default();

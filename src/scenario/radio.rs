@@ -131,7 +131,8 @@ pub struct MediumSpec {
 }
 
 impl MediumSpec {
-    /// Largest IPv4 packet in one data frame: frame size − MAC header − FCS.
+    /// Largest payload of one data frame (an IPv4 packet, or a 6LoWPAN
+    /// frame payload in an IPv6 run): frame size − MAC header − FCS.
     pub fn mtu(&self) -> u32 {
         self.phy.max_frame_bytes - mac154::data_overhead(self.mac.addressing, self.mac.addressing)
     }

@@ -326,6 +326,8 @@ pub(crate) struct IpSchema {
     pub ttl: Option<S<u64>>,
     pub dont_fragment: Option<S<bool>>,
     pub reassembly_timeout: Option<S<String>>,
+    pub version: Option<S<u64>>,
+    pub prefix: Option<S<String>>,
 }
 
 /// `[protocols.http]`.

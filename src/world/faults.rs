@@ -13,8 +13,9 @@
 
 use super::ip::Outcome;
 use super::{Ev, World};
-use crate::net::checksum::{self, PseudoAddrs};
+use crate::net::checksum;
 use crate::net::ip;
+use crate::net::l3::NetPlan;
 use crate::net::packet::{PacketHandle, NO_FLOW};
 use crate::scenario::model::{Action, CorruptLayer, FaultEffect, PacketFault, Scenario, Select};
 use crate::sim::{EventQueue, SimDuration, SimRng, SimTime};
@@ -73,14 +74,14 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) -> bool {
-        let sc = self.sc;
+        let (sc, net) = (self.sc, self.net);
         let (flow, kind, src, dst) = {
             let p = self.pool.get(pkt);
             (
                 p.meta.flow,
                 p.meta.kind,
-                ip::src_of(&p.data).and_then(ip::addr_node),
-                ip::dst_of(&p.data).and_then(ip::addr_node),
+                self.net.src_of(&p.data).and_then(|a| self.net.addr_node(a)),
+                self.net.dst_of(&p.data).and_then(|a| self.net.addr_node(a)),
             )
         };
         let protocol = if flow == NO_FLOW {
@@ -125,7 +126,7 @@ impl World<'_> {
                 FaultEffect::Delay { by } => delay += by,
                 FaultEffect::Corrupt { offset, layer } => {
                     let data = &mut self.pool.get_mut(pkt).data;
-                    corrupt(data, offset, layer, &mut st.rng);
+                    corrupt(data, net, offset, layer, &mut st.rng);
                 }
             }
         }
@@ -184,24 +185,21 @@ impl World<'_> {
     }
 }
 
-/// Flip (XOR 0xFF) one byte of the IPv4 packet `data`: in its transport
+/// Flip (XOR 0xFF) one byte of the IP packet `data`: in its transport
 /// segment (`wire`, checksums left stale) or its transport payload
 /// (`payload`, the UDP/TCP checksum recomputed). An offset past the layer's
 /// end, or an empty layer, leaves the packet as it is.
-fn corrupt(data: &mut [u8], offset: Option<u32>, layer: CorruptLayer, rng: &mut SimRng) {
-    let Some(&vihl) = data.first() else {
+fn corrupt(
+    data: &mut [u8],
+    net: NetPlan,
+    offset: Option<u32>,
+    layer: CorruptLayer,
+    rng: &mut SimRng,
+) {
+    let Ok((hdr, body)) = net.parse(data) else {
         return;
     };
-    let ihl = usize::from(vihl & 0x0F) * 4;
-    let Some(proto) = data.get(9).copied() else {
-        return;
-    };
-    let (Some(src), Some(dst)) = (ip::src_of(data), ip::dst_of(data)) else {
-        return;
-    };
-    if data.len() < ihl {
-        return;
-    }
+    let (ihl, proto, pseudo) = (data.len() - body.len(), hdr.proto, hdr.pseudo);
     let thl = match (layer, proto) {
         (CorruptLayer::Wire, _) => 0,
         (CorruptLayer::Payload, ip::PROTO_UDP) => 8,
@@ -228,12 +226,13 @@ fn corrupt(data: &mut [u8], offset: Option<u32>, layer: CorruptLayer, rng: &mut 
     if layer == CorruptLayer::Payload {
         let seg = &mut data[ihl..];
         if proto == ip::PROTO_TCP {
-            crate::transport::tcp::fill_checksum(seg, PseudoAddrs::v4(src, dst));
+            crate::transport::tcp::fill_checksum(seg, pseudo);
         } else if seg.len() >= 8 && seg[6..8] != [0, 0] {
-            // RFC 768: recompute over the pseudo-header; 0 is sent as 0xFFFF
+            // RFC 768 / RFC 8200 §8.1: recompute over the pseudo-header; 0 is
+            // sent as 0xFFFF
             seg[6..8].copy_from_slice(&[0, 0]);
-            let len = seg.len().min(usize::from(u16::MAX)) as u16;
-            let acc = checksum::pseudo_header_sum(src, dst, ip::PROTO_UDP, len);
+            let len = u32::try_from(seg.len()).unwrap_or(u32::MAX);
+            let acc = pseudo.sum(ip::PROTO_UDP, len);
             let c = match !checksum::fold(checksum::accumulate(acc, seg)) {
                 0 => 0xFFFF,
                 c => c,
@@ -272,11 +271,17 @@ mod tests {
     fn payload_corruption_keeps_the_udp_checksum_valid_and_wire_does_not() {
         let mut rng = SimRng::stream(1, "t");
         let (mut p, a, b) = udp_packet();
-        corrupt(&mut p, Some(1), CorruptLayer::Payload, &mut rng);
+        corrupt(
+            &mut p,
+            NetPlan::V4,
+            Some(1),
+            CorruptLayer::Payload,
+            &mut rng,
+        );
         let (_, payload) = UdpRepr::parse(&p[20..], a, b).expect("checksum repaired");
         assert_eq!(payload, &[1, 0xFD, 3, 4]);
         let (mut w, a, b) = udp_packet();
-        corrupt(&mut w, Some(9), CorruptLayer::Wire, &mut rng);
+        corrupt(&mut w, NetPlan::V4, Some(9), CorruptLayer::Wire, &mut rng);
         assert_eq!(w[29], 2 ^ 0xFF);
         assert!(UdpRepr::parse(&w[20..], a, b).is_err(), "stale checksum");
     }
@@ -286,7 +291,13 @@ mod tests {
         let mut rng = SimRng::stream(1, "t");
         let (mut p, _, _) = udp_packet();
         let before = p.clone();
-        corrupt(&mut p, Some(4), CorruptLayer::Payload, &mut rng);
+        corrupt(
+            &mut p,
+            NetPlan::V4,
+            Some(4),
+            CorruptLayer::Payload,
+            &mut rng,
+        );
         assert_eq!(p, before);
     }
 }

@@ -3,7 +3,8 @@
 
 use super::{Ev, World};
 use crate::net::frag::{self, Reassembler};
-use crate::net::ip::{self, Ipv4Repr};
+use crate::net::frag6::{self, Reassembler6};
+use crate::net::l3::{self, L3Hdr, NetPlan};
 use crate::net::packet::PacketHandle;
 use crate::sim::{EventQueue, SimTime};
 use std::io::Write;
@@ -34,6 +35,50 @@ impl Outcome {
             Outcome::NoRoute => "no_route",
             Outcome::LostProcessing => "lost_processing",
             Outcome::FaultDropped => "fault_dropped",
+        }
+    }
+}
+
+/// A node's IP reassembly (boxed in its `Node`: most nodes never
+/// reassemble): IPv4's (RFC 791) or IPv6's (RFC 8200 §4.5).
+#[derive(Debug)]
+pub(crate) enum NodeReassembly {
+    V4(Reassembler),
+    V6(Reassembler6),
+}
+
+impl NodeReassembly {
+    fn new(v6: bool, timeout: crate::sim::SimDuration) -> Self {
+        if v6 {
+            NodeReassembly::V6(Reassembler6::new(timeout))
+        } else {
+            NodeReassembly::V4(Reassembler::new(timeout))
+        }
+    }
+
+    /// The fragment `pkt` at `now`: the whole datagram once complete.
+    fn push(&mut self, now: SimTime, pkt: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            NodeReassembly::V4(r) => r.push(now, pkt).ok().flatten(),
+            NodeReassembly::V6(r) => r.push(now, pkt).ok().flatten(),
+        }
+    }
+
+    pub(crate) fn expire(&mut self, now: SimTime) {
+        match self {
+            NodeReassembly::V4(r) => {
+                r.expire(now);
+            }
+            NodeReassembly::V6(r) => {
+                r.expire(now);
+            }
+        }
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        match self {
+            NodeReassembly::V4(r) => r.recycle(buf),
+            NodeReassembly::V6(r) => r.recycle(buf),
         }
     }
 }
@@ -130,7 +175,7 @@ impl World<'_> {
         self.pool.free(pkt);
     }
 
-    /// Send an IPv4 packet held in `pkt` from `node` (its source or a router).
+    /// Send an IP packet held in `pkt` from `node` (its source or a router).
     pub(crate) fn ip_output(
         &mut self,
         now: SimTime,
@@ -138,8 +183,8 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        let addr = ip::dst_of(&self.pool.get(pkt).data);
-        if addr.is_some_and(super::radio::is_group_addr) {
+        let addr = self.net.dst_of(&self.pool.get(pkt).data);
+        if addr.is_some_and(NetPlan::is_group) {
             if self.radio_broadcast(now, queue, node, pkt) {
                 return; // IP multicast / broadcast: one link-layer broadcast on the node's medium
             }
@@ -147,7 +192,17 @@ impl World<'_> {
                 return self.wired_broadcast(now, queue, node, pkt);
             }
         }
-        let dst = addr.and_then(ip::addr_node);
+        let dst = addr.and_then(|a| self.net.addr_node(a));
+        if let Some(d) = dst.filter(|&d| d != node && self.net.is_v6()) {
+            // RFC 8200 §4.5: only the source fragments, to the path MTU
+            // (routers drop what does not fit; Packet Too Big is not modelled)
+            if self.net.src_of(&self.pool.get(pkt).data) == Some(self.net.node_addr(node)) {
+                let pmtu = usize::from(self.path_mtu(node, d));
+                if self.pool.get(pkt).data.len() > pmtu {
+                    return self.source_fragment_v6(now, queue, node, pkt, pmtu);
+                }
+            }
+        }
         if dst == Some(node) {
             // loopback (e.g. a subscriber on the broker's own node): handed
             // back up at the same instant, as its own event, so no protocol
@@ -276,6 +331,49 @@ impl World<'_> {
         }
     }
 
+    /// RFC 8200 §4.5: the source cuts an IPv6 packet longer than the path
+    /// MTU into fragments (Fragment header, identification from the node's
+    /// counter, which advances per packet sent) and routes each.
+    fn source_fragment_v6(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        pkt: PacketHandle,
+        pmtu: usize,
+    ) {
+        let meta = self.pool.get(pkt).meta;
+        let ident = u32::from(self.nodes[node].ip_ident);
+        let mut ids = std::mem::take(&mut self.frag_ids);
+        let mut scratch = std::mem::take(&mut self.frag_scratch);
+        ids.clear();
+        let data = std::mem::take(&mut self.pool.get_mut(pkt).data);
+        let pool = &mut self.pool;
+        let r = frag6::fragment_v6(&data, pmtu, ident, &mut scratch, |f| {
+            ids.push(pool.alloc_with(meta, f));
+        });
+        self.pool.get_mut(pkt).data = data;
+        self.frag_scratch = scratch;
+        if r.is_err() {
+            for &f in &ids {
+                self.pool.free(f);
+            }
+            self.frag_ids = ids;
+            return self.drop_packet(now, None, pkt, Outcome::LostMtu);
+        }
+        if let Some(t) = self.trace.as_mut() {
+            for &f in &ids {
+                t.copy(pkt, f);
+            }
+        }
+        self.pool.free(pkt);
+        for &f in &ids {
+            self.ip_output(now, queue, node, f);
+        }
+        ids.clear();
+        self.frag_ids = ids;
+    }
+
     /// Drop a packet that DF keeps from being fragmented onto a medium.
     pub(crate) fn drop_packet_mtu(&mut self, now: SimTime, pkt: PacketHandle) {
         self.drop_packet(now, None, pkt, Outcome::LostMtu);
@@ -327,7 +425,7 @@ impl World<'_> {
         if meta.counted {
             let data = &self.pool.get(pkt).data;
             let (tip, proto, app) = crate::net::packet::layer_split(data, &meta);
-            let tcp = ip::carries_tcp(data);
+            let tcp = l3::carries_tcp(data);
             if let Some(s) = self.flow_stats(meta.flow) {
                 s.bytes_on_wire += len as u64;
                 if tcp {
@@ -431,18 +529,18 @@ impl World<'_> {
         pkt: PacketHandle,
     ) {
         let data = &self.pool.get(pkt).data;
-        let Ok((hdr, _)) = Ipv4Repr::parse(data) else {
+        let Ok((hdr, _)) = self.net.parse(data) else {
             self.pool.free(pkt); // corrupt header: silently discarded (RFC 1122 §3.2.1.2)
             return;
         };
         // multicast and broadcast are taken locally and never forwarded (link scope)
-        if ip::addr_node(hdr.dst) != Some(node) && !super::radio::is_group_addr(hdr.dst) {
+        if self.net.addr_node(hdr.dst) != Some(node) && !NetPlan::is_group(hdr.dst) {
             if !self.nodes[node].forwards {
                 self.pool.free(pkt);
                 return;
             }
-            // RFC 791: decrement TTL; discard at zero
-            match ip::decrement_ttl(&mut self.pool.get_mut(pkt).data) {
+            // RFC 791 / RFC 8200 §3: decrement TTL or hop limit; discard at zero
+            match l3::decrement_hops(&mut self.pool.get_mut(pkt).data) {
                 Ok(ttl) if ttl > 0 => {
                     self.nodes[node].stats.ip_forwarded += 1;
                     self.ip_output(now, queue, node, pkt);
@@ -454,8 +552,7 @@ impl World<'_> {
         if self.nodes[node].proc.is_some() {
             return self.proc_input(now, queue, node, pkt);
         }
-        let fragment = hdr.more_fragments || hdr.frag_offset != 0;
-        self.ip_deliver_parsed(now, queue, node, pkt, fragment);
+        self.ip_deliver_parsed(now, queue, node, pkt, hdr.frag.is_some());
     }
 
     /// A packet addressed to `node` goes up its stack: reassembly, then
@@ -467,12 +564,11 @@ impl World<'_> {
         node: usize,
         pkt: PacketHandle,
     ) {
-        let Ok((hdr, _)) = Ipv4Repr::parse(&self.pool.get(pkt).data) else {
+        let Ok((hdr, _)) = self.net.parse(&self.pool.get(pkt).data) else {
             self.pool.free(pkt);
             return;
         };
-        let fragment = hdr.more_fragments || hdr.frag_offset != 0;
-        self.ip_deliver_parsed(now, queue, node, pkt, fragment);
+        self.ip_deliver_parsed(now, queue, node, pkt, hdr.frag.is_some());
     }
 
     fn ip_deliver_parsed(
@@ -508,8 +604,13 @@ impl World<'_> {
     ) {
         let timeout = self.sc.protocols.ip.reassembly_timeout;
         let meta = self.pool.get(pkt).meta;
-        let key = match Ipv4Repr::parse(&self.pool.get(pkt).data) {
-            Ok((h, _)) => (node as u32, u32::from(h.src), h.ident, h.protocol),
+        let key = match self.net.parse(&self.pool.get(pkt).data) {
+            Ok((h, _)) => (
+                node as u32,
+                h.src.to_bits(),
+                h.frag.map_or(0, |f| f.ident),
+                h.proto,
+            ),
             Err(_) => return self.pool.free(pkt),
         };
         if let std::collections::btree_map::Entry::Vacant(e) = self.frag_owner.entry(key) {
@@ -517,12 +618,13 @@ impl World<'_> {
             e.insert((meta.flow, meta.counted, now));
             let _ = queue.push(now + timeout, Ev::Reassembly { node: node as u32 });
         }
+        let v6 = self.net.is_v6();
         let r = self.nodes[node]
             .reassembler
-            .get_or_insert_with(|| Box::new(Reassembler::new(timeout)));
+            .get_or_insert_with(|| Box::new(NodeReassembly::new(v6, timeout)));
         let res = r.push(now, &self.pool.get(pkt).data);
         self.pool.free(pkt);
-        if let Ok(Some(whole)) = res {
+        if let Some(whole) = res {
             self.frag_owner.remove(&key);
             if let Some(t) = self.trace.as_mut() {
                 let r = t.recv(now, (self.sc, &self.names), node, pkt, &whole, &meta);
@@ -542,8 +644,9 @@ impl World<'_> {
         if let Some(r) = self.nodes[node].reassembler.as_mut() {
             r.expire(now);
         }
+        self.lowpan_expire(now, node);
         let lo = (node as u32, 0, 0, 0);
-        let hi = (node as u32, u32::MAX, u16::MAX, u8::MAX);
+        let hi = (node as u32, u32::MAX, u32::MAX, u8::MAX);
         let expired: Vec<_> = self
             .frag_owner
             .range(lo..=hi)
@@ -569,12 +672,13 @@ impl World<'_> {
         data: &[u8],
         meta: crate::net::packet::PacketMeta,
     ) {
-        let Ok((hdr, payload)) = Ipv4Repr::parse(data) else {
+        let Ok((hdr, payload)) = self.net.parse(data) else {
             return;
         };
-        if hdr.protocol == ip::PROTO_UDP {
+        let hdr: L3Hdr = hdr;
+        if hdr.proto == crate::net::ip::PROTO_UDP {
             self.udp_input(now, queue, node, &hdr, payload, meta);
-        } else if hdr.protocol == ip::PROTO_TCP {
+        } else if hdr.proto == crate::net::ip::PROTO_TCP {
             self.tcp_input(now, queue, node, &hdr, payload, meta);
         }
     }

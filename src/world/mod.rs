@@ -21,7 +21,6 @@ use crate::metrics::record::{FlowInfo, FlowStats, Recorder};
 use crate::metrics::sink::{Capture, Sink};
 use crate::metrics::summary::Value;
 use crate::metrics::timeseries::NodeStats;
-use crate::net::frag::Reassembler;
 use crate::net::packet::{PacketHandle, PacketPool};
 use crate::net::routing::Routing;
 use crate::scenario::model::Scenario;
@@ -75,8 +74,9 @@ pub enum Ev {
     },
 }
 
-/// A datagram being reassembled: (node, source address, ident, protocol).
-pub(crate) type FragKey = (u32, u32, u16, u8);
+/// A datagram being reassembled: (node, source address, ident, protocol)
+/// (IPv4's 16-bit or IPv6's 32-bit identification).
+pub(crate) type FragKey = (u32, u32, u32, u8);
 /// Who a datagram being reassembled belongs to: (flow, counted, first arrival).
 pub(crate) type FragOwner = (u32, bool, SimTime);
 
@@ -87,7 +87,7 @@ pub struct Node {
     pub forwards: bool,
     /// Next IPv4 identification value.
     pub ip_ident: u16,
-    reassembler: Option<Box<Reassembler>>,
+    reassembler: Option<Box<ip::NodeReassembly>>,
     /// Processing times (only nodes with a non-zero one: `world::proc`).
     pub(crate) proc: Option<Box<proc::NodeProc>>,
     pub stats: NodeStats,
@@ -158,6 +158,8 @@ impl RunOutcome {
 /// One run of one scenario.
 pub struct World<'s> {
     pub(crate) sc: &'s Scenario,
+    /// The network layer: IPv4 or IPv6 (`[protocols.ip] version`).
+    pub(crate) net: crate::net::l3::NetPlan,
     pub(crate) run_id: u64,
     pub(crate) nodes: Vec<Node>,
     pub(crate) names: Arc<[String]>,
@@ -325,12 +327,14 @@ impl<'s> World<'s> {
                 filter,
                 run_id,
                 sc.flows.len(),
+                sc.protocols.ip.plan(),
             )?)),
             None => None,
         };
         let w = World {
             trace,
             sc,
+            net: sc.protocols.ip.plan(),
             run_id,
             nodes,
             names,

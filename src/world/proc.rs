@@ -153,6 +153,15 @@ fn stack_departure(free: &mut SimTime, now: SimTime, d: SimDuration) -> SimTime 
 /// data); pure TCP control segments (ACK, SYN, FIN, RST without data) do
 /// not.
 fn carries_data(ip: &[u8]) -> bool {
+    if crate::net::l3::version_of(ip) == Some(6) {
+        if !crate::net::l3::carries_tcp(ip) {
+            return true;
+        }
+        return match crate::net::l3::datagram_part(ip) {
+            Some((0, _, seg)) if seg.len() >= 13 => seg.len() > usize::from(seg[12] >> 4) * 4,
+            _ => true,
+        };
+    }
     if ip.len() < 20 || ip[9] != crate::net::ip::PROTO_TCP {
         return true;
     }

@@ -86,6 +86,7 @@ pub(crate) struct Tracer {
     next_serial: u32,
     line: String,
     ids: String,
+    net: crate::net::l3::NetPlan,
 }
 
 /// One row's fields beyond time, node and the packet.
@@ -103,6 +104,7 @@ impl Tracer {
         filter: TraceFilter,
         run_id: u64,
         flows: usize,
+        net: crate::net::l3::NetPlan,
     ) -> io::Result<Self> {
         writeln!(out, "{TRACE_HEADER}")?;
         Ok(Tracer {
@@ -114,7 +116,12 @@ impl Tracer {
             next_serial: 0,
             line: String::new(),
             ids: String::new(),
+            net,
         })
+    }
+
+    fn addr_node(&self, a: Option<crate::net::addr::Addr>) -> Option<usize> {
+        a.and_then(|a| self.net.addr_node(a))
     }
 
     pub(crate) fn finish(mut self) -> io::Result<Box<dyn Sink>> {
@@ -252,7 +259,7 @@ impl Tracer {
         p: &crate::net::packet::Packet,
     ) -> io::Result<()> {
         self.assign(pkt);
-        let dst = ip::dst_of(&p.data).and_then(ip::addr_node);
+        let dst = self.addr_node(self.net.dst_of(&p.data));
         let row = Row {
             node,
             peer: dst,
@@ -277,8 +284,8 @@ impl Tracer {
         p: &crate::net::packet::Packet,
         outcome: &str,
     ) -> io::Result<()> {
-        let src = ip::src_of(&p.data).and_then(ip::addr_node);
-        let dst = ip::dst_of(&p.data).and_then(ip::addr_node);
+        let src = self.addr_node(self.net.src_of(&p.data));
+        let dst = self.addr_node(self.net.dst_of(&p.data));
         let (node, peer, layer) = match link {
             Some((f, t)) => (Some(f), Some(t), "link"),
             None if outcome == "lost_processing" => (dst, None, "ip"),
@@ -371,7 +378,7 @@ impl Tracer {
         data: &[u8],
         meta: &PacketMeta,
     ) -> io::Result<()> {
-        let src = ip::src_of(data).and_then(ip::addr_node);
+        let src = self.addr_node(self.net.src_of(data));
         let row = Row {
             node,
             peer: src,
@@ -402,8 +409,8 @@ impl Tracer {
             .and_then(|(f, m)| self.tag(names, sc, f, m))
             .unwrap_or_default();
         let name = |n: Option<usize>| n.map_or("", |n| names[n].as_str());
-        let src = ip::src_of(data).and_then(ip::addr_node);
-        let dst = ip::dst_of(data).and_then(ip::addr_node);
+        let src = self.addr_node(self.net.src_of(data));
+        let dst = self.addr_node(self.net.dst_of(data));
         self.line.clear();
         let _ = writeln!(
             self.line,
@@ -428,7 +435,7 @@ impl Tracer {
     }
 }
 
-/// Decode what can be read of the IPv4 packet `data` into `ids`
+/// Decode what can be read of the IP packet `data` into `ids`
 /// (space-separated `key=value`) and return the application message header
 /// (flow, message id) its payload carries, if any.
 ///
@@ -438,15 +445,15 @@ impl Tracer {
 ///   packet's kind.
 /// - A fragment other than the first: `frag=<offset>` only.
 pub fn describe(data: &[u8], meta: &PacketMeta, ids: &mut String) -> Option<(u32, u32)> {
-    let (h, body) = ip::Ipv4Repr::parse(data).ok()?;
-    if h.frag_offset != 0 {
-        let _ = write!(ids, "frag={}", h.frag_offset);
+    let (offset, proto, body) = crate::net::l3::datagram_part(data)?;
+    if offset != 0 {
+        let _ = write!(ids, "frag={offset}");
         return None;
     }
     if meta.retx {
         ids.push_str("retx ");
     }
-    if h.protocol == ip::PROTO_TCP {
+    if proto == ip::PROTO_TCP {
         let hdr = body.get(..20)?;
         let seq = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
         let ack = u32::from_be_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]);
@@ -458,7 +465,7 @@ pub fn describe(data: &[u8], meta: &PacketMeta, ids: &mut String) -> Option<(u32
         }
         return None;
     }
-    if h.protocol != ip::PROTO_UDP {
+    if proto != ip::PROTO_UDP {
         return None;
     }
     let payload = body.get(8..)?;

@@ -6,8 +6,8 @@
 //! Read first: RFC 4944 §5 (dispatch values, FRAG1/FRAGN), RFC 6282 §3
 //! (IPHC), §4.3 (UDP NHC); `docs/sixlowpan.md` for what is modelled.
 //!
-//! Pure codecs: nothing here is yet wired into the simulated world, which
-//! still carries IPv4 over the 802.15.4 medium. No-panic rule as in
+//! Pure codecs; the world's media use them in IPv6 runs
+//! (`world::radio::lowpan`). No-panic rule as in
 //! [`crate::net::wire`]: any byte slice may be decoded; bad input gives a
 //! [`LowpanError`].
 
@@ -167,5 +167,49 @@ mod tests {
         assert_eq!(classify(0xE7), Dispatch::FragN);
         assert_eq!(classify(0xE8), Dispatch::Other);
         assert_eq!(classify(0xFF), Dispatch::Other);
+    }
+}
+
+/// How a frame payload's bytes sit in the IPv6 datagram it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLayout {
+    /// Bytes of 6LoWPAN headers at the start: fragment header, IPHC and
+    /// UDP NHC (the adaptation layer's own bytes and the compressed form of
+    /// the IPv6 and UDP headers).
+    pub header: usize,
+    /// Offset in the uncompressed datagram of the first byte after them.
+    pub datagram_offset: usize,
+}
+
+/// Where the bytes of a 6LoWPAN frame payload (unfragmented IPHC, FRAG1 or
+/// FRAGN) belong; `None` for anything else or undecodable input. Addresses
+/// do not change header lengths, so none are needed.
+pub fn frame_layout(payload: &[u8], ctx0: Option<Context>) -> Option<FrameLayout> {
+    use crate::link::mac154::Address;
+    let any = Address::Short(0);
+    match classify(*payload.first()?) {
+        Dispatch::Iphc => {
+            let d = iphc::decompress(payload, any, any, ctx0).ok()?;
+            Some(FrameLayout {
+                header: d.header_len,
+                datagram_offset: d.uncompressed_header_len(),
+            })
+        }
+        Dispatch::Frag1 => {
+            let (h, rest) = FragHeader::parse(payload).ok()?;
+            let d = iphc::decompress_sized(rest, any, any, ctx0, usize::from(h.size)).ok()?;
+            Some(FrameLayout {
+                header: h.len() + d.header_len,
+                datagram_offset: d.uncompressed_header_len(),
+            })
+        }
+        Dispatch::FragN => {
+            let (h, _) = FragHeader::parse(payload).ok()?;
+            Some(FrameLayout {
+                header: h.len(),
+                datagram_offset: usize::from(h.offset?),
+            })
+        }
+        _ => None,
     }
 }

@@ -84,7 +84,7 @@ const OBS_KEY: u32 = 1 << 30;
 const CONTENT_FORMAT: u16 = 42;
 
 /// All-CoAP-Nodes, the IPv4 group of multicast discovery (RFC 7252 §12.8).
-pub(crate) const ALL_COAP_NODES: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 1, 187);
+pub(crate) const ALL_COAP_NODES: std::net::Ipv4Addr = crate::net::l3::ALL_COAP_NODES_V4;
 
 /// One multicast discovery request of a `coap_mode = "discover"` flow,
 /// collecting responses.
@@ -311,7 +311,7 @@ fn proxy_configs(sc: &Scenario) -> BTreeMap<usize, ProxyConfig> {
         });
         for &p in &f.publishers {
             let name = sc.nodes[p].name.to_ascii_lowercase();
-            let a = SockAddr::new(Addr::from(ip::node_addr(p)), sc.protocols.coap.port);
+            let a = SockAddr::new(sc.protocols.ip.plan().node_addr(p), sc.protocols.coap.port);
             let table = match mode {
                 ProxyMode::Forward => {
                     c.forward = true;
@@ -366,10 +366,7 @@ fn kind(ty: MessageType) -> &'static str {
 }
 
 fn addr(ctx: &Ctx<'_, '_>, node: usize) -> SockAddr {
-    SockAddr::new(
-        Addr::from(ip::node_addr(node)),
-        ctx.scenario().protocols.coap.port,
-    )
+    ctx.sock_addr(node, ctx.scenario().protocols.coap.port)
 }
 
 /// The endpoint's, the server application's and the proxy's next
@@ -561,7 +558,7 @@ impl Coap {
                 }
             }
             let group = info.to.addr.v4().filter(|a| a.is_multicast());
-            let dst = match (group, info.to.addr.v4().and_then(ip::addr_node)) {
+            let dst = match (group, ctx.node_of(info.to)) {
                 (_, Some(d)) => d,
                 (Some(_), None) => {
                     // RFC 7252 §8.1: one datagram to All-CoAP-Nodes

@@ -345,7 +345,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
         payload: &[u8],
         meta: PacketMeta,
     ) {
-        let to = (crate::net::ip::node_addr(dst), dport);
+        let to = (self.w.net.node_addr(dst), dport);
         self.w
             .udp_send(self.now, self.q, (node, sport), to, payload, meta);
     }
@@ -365,17 +365,14 @@ impl<'a, 'w> Ctx<'a, 'w> {
         payload: &[u8],
         meta: PacketMeta,
     ) -> bool {
-        let Some(v4) = to.addr.v4() else {
-            return false;
-        };
-        if !crate::world::radio::is_group_addr(v4) && crate::net::ip::addr_node(v4).is_none() {
+        if !crate::net::l3::NetPlan::is_group(to.addr) && self.w.net.addr_node(to.addr).is_none() {
             return false;
         }
         self.w.udp_send(
             self.now,
             self.q,
             (node, sport),
-            (v4, to.port),
+            (to.addr, to.port),
             payload,
             meta,
         );
@@ -383,15 +380,12 @@ impl<'a, 'w> Ctx<'a, 'w> {
     }
     /// The address of `node:port` as its datagrams carry it.
     pub fn sock_addr(&self, node: usize, port: u16) -> crate::net::addr::SockAddr {
-        crate::net::addr::SockAddr::from(std::net::SocketAddrV4::new(
-            crate::net::ip::node_addr(node),
-            port,
-        ))
+        crate::net::addr::SockAddr::new(self.w.net.node_addr(node), port)
     }
     /// The node whose address `addr` is (`None` for the broadcast or an
     /// address no node has).
     pub fn node_of(&self, addr: crate::net::addr::SockAddr) -> Option<usize> {
-        addr.addr.v4().and_then(crate::net::ip::addr_node)
+        self.w.net.addr_node(addr.addr)
     }
     /// Hops on the current route from `from` to `to` (`Some(0)` for the
     /// node itself, `None` when there is no route).

@@ -28,8 +28,7 @@
 
 use crate::metrics::connections::{ConnOutcome, ConnRecord};
 use crate::net::addr::{Addr, SockAddr};
-use crate::net::checksum::PseudoAddrs;
-use crate::net::ip::{self, Ipv4Repr};
+use crate::net::l3::L3Hdr;
 use crate::net::packet::PacketMeta;
 use crate::sim::rng::derive_seed;
 use crate::sim::{EventQueue, SimTime, Wakeup};
@@ -40,7 +39,6 @@ use crate::transport::tcp::{
 use crate::world::apps::AppId;
 use crate::world::{Ev, World};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::Ipv4Addr;
 
 /// Connection id value for packets outside any TCP connection.
 pub(crate) const NO_CONN: u32 = u32::MAX;
@@ -239,11 +237,6 @@ fn key(node: u32, lport: u16, raddr: Addr, rport: u16) -> u128 {
         | u128::from(rport)
 }
 
-/// A node's address as transport and protocol cores hold it.
-fn host_addr(node: usize) -> Addr {
-    Addr::from(ip::node_addr(node))
-}
-
 fn seg_kind(tx: &Transmit) -> &'static str {
     let f = tx.flags;
     if f.rst() {
@@ -303,8 +296,8 @@ impl World<'_> {
         tag: u32,
         opts: SockOpts,
     ) {
-        let mtu = self.node_mtu(node);
-        let local = SockAddr::new(host_addr(node), port);
+        let mtu = self.tcp_mtu(self.node_mtu(node));
+        let local = SockAddr::new(self.net.node_addr(node), port);
         let listener = Listener::new(self.sc.protocols.tcp.config, local, mtu);
         self.tcp.listeners.insert(
             (node as u32, port),
@@ -332,7 +325,7 @@ impl World<'_> {
     }
 
     /// Smallest MTU along the current route from `src` to `dst`.
-    fn path_mtu(&self, src: usize, dst: usize) -> u16 {
+    pub(crate) fn path_mtu(&self, src: usize, dst: usize) -> u16 {
         let mut mtu = u32::from(u16::MAX);
         let mut at = src;
         let mut hops = 0;
@@ -432,13 +425,13 @@ impl World<'_> {
         owner: (AppId, u32),
         opts: SockOpts,
     ) -> Option<SockId> {
-        let raddr = host_addr(dst);
+        let raddr = self.net.node_addr(dst);
         let lport = self.ephemeral_port(node as u32, raddr, port);
         let iss = self.next_iss(node as u32);
-        let mtu = self.path_mtu(node, dst);
+        let mtu = self.tcp_mtu(self.path_mtu(node, dst));
         let mut conn = Connection::connect(
             self.sc.protocols.tcp.config,
-            SockAddr::new(host_addr(node), lport),
+            SockAddr::new(self.net.node_addr(node), lport),
             SockAddr::new(raddr, port),
             mtu,
             iss,
@@ -463,7 +456,7 @@ impl World<'_> {
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         node: usize,
-        hdr: &Ipv4Repr,
+        hdr: &L3Hdr,
         seg: &[u8],
         meta: PacketMeta,
     ) {
@@ -475,9 +468,9 @@ impl World<'_> {
         let dport = u16::from_be_bytes([seg[2], seg[3]]);
         // checksum offload: the network layer, which knows the address
         // family, verifies the transport checksum
-        let sum_ok = checksum_ok(seg, PseudoAddrs::v4(hdr.src, hdr.dst));
+        let sum_ok = checksum_ok(seg, hdr.pseudo);
         let segment = Segment::new(hdr.src, hdr.dst, seg);
-        let k = key(node as u32, dport, Addr::from(hdr.src), sport);
+        let k = key(node as u32, dport, hdr.src, sport);
         if let Some(&slot) = self.tcp.demux.get(&k) {
             let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
                 return;
@@ -516,7 +509,7 @@ impl World<'_> {
         // No connection: RFC 9293 §3.10.7.1 (CLOSED), answer with an RST.
         let mut out = [0u8; 60];
         if let Some(n) = reset_for(seg, &mut out) {
-            fill_checksum(&mut out[..n], PseudoAddrs::v4(hdr.dst, hdr.src));
+            fill_checksum(&mut out[..n], self.net.pseudo(hdr.dst, hdr.src));
             let m = PacketMeta {
                 flow: meta.flow,
                 kind: "tcp_rst",
@@ -556,11 +549,7 @@ impl World<'_> {
         }
         let remote = conn.remote();
         let local_port = conn.local().port;
-        let peer = remote
-            .addr
-            .v4()
-            .and_then(ip::addr_node)
-            .unwrap_or(usize::MAX) as u32;
+        let peer = self.net.addr_node(remote.addr).unwrap_or(usize::MAX) as u32;
         let mut s = TcpSock::new(
             conn,
             node as u32,
@@ -570,7 +559,7 @@ impl World<'_> {
         );
         s.rec = self.new_record(now, &s, false, peer);
         // pair with the active opener's record when it is simulated
-        let peer_key = key(peer, remote.port, host_addr(node), local_port);
+        let peer_key = key(peer, remote.port, self.net.node_addr(node), local_port);
         if let Some(&ps) = self.tcp.demux.get(&peer_key) {
             if let Some(p) = self.tcp.socks[ps as usize].as_ref() {
                 let (me, them) = (s.rec, p.rec);
@@ -595,20 +584,20 @@ impl World<'_> {
         now >= SimTime::ZERO + self.sc.warmup
     }
 
-    /// Wrap a TCP segment into IPv4 and send it from `node`.
+    /// Wrap a TCP segment into IP and send it from `node`.
     fn send_tcp_packet(
         &mut self,
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         node: usize,
-        dst: Ipv4Addr,
+        dst: Addr,
         seg: &[u8],
         meta: PacketMeta,
     ) {
         let id = self.pool.alloc(meta);
         let mut data = std::mem::take(&mut self.pool.get_mut(id).data);
         data.clear();
-        data.resize(ip::HEADER_LEN, 0);
+        data.resize(self.net.header_len(), 0);
         data.extend_from_slice(seg);
         let ok = self.emit_tcp_ip(node, dst, &mut data);
         self.pool.get_mut(id).data = data;
@@ -620,26 +609,19 @@ impl World<'_> {
         self.host_output(now, queue, node, id);
     }
 
-    /// Write the IPv4 header in front of the TCP segment that already fills
-    /// `data[20..]`; false when the packet cannot be encoded.
-    fn emit_tcp_ip(&mut self, node: usize, dst: Ipv4Addr, data: &mut [u8]) -> bool {
-        let ident = self.nodes[node].ip_ident;
-        self.nodes[node].ip_ident = ident.wrapping_add(1);
-        let repr = Ipv4Repr {
-            src: ip::node_addr(node),
-            dst,
-            protocol: ip::PROTO_TCP,
-            ttl: self.sc.protocols.ip.ttl,
-            ident,
-            dont_fragment: self.sc.protocols.ip.dont_fragment,
-            more_fragments: false,
-            frag_offset: 0,
-            payload_len: data
-                .len()
-                .saturating_sub(ip::HEADER_LEN)
-                .min(usize::from(u16::MAX)) as u16,
-        };
-        data.len() <= ip::MAX_TOTAL_LEN && repr.emit(data).is_ok()
+    /// Write the IP header in front of the TCP segment that already fills
+    /// `data[header_len..]`; false when the packet cannot be encoded.
+    fn emit_tcp_ip(&mut self, node: usize, dst: Addr, data: &mut [u8]) -> bool {
+        let opts = self.send_opts(node);
+        let src = self.net.node_addr(node);
+        self.net.emit_tcp_header(data, src, dst, opts).is_ok()
+    }
+
+    /// The MTU a TCP connection is given: IPv6's header is 20 bytes longer
+    /// than the 20 bytes `mss_for_mtu` takes off for IPv4, so the MSS is
+    /// 20 bytes smaller (RFC 8200 §5, RFC 9293 §3.7.1).
+    fn tcp_mtu(&self, mtu: u16) -> u16 {
+        mtu.saturating_sub((self.net.header_len() - crate::net::ip::HEADER_LEN) as u16)
     }
 
     /// Poll a socket in the documented order until it has nothing to say.
@@ -715,7 +697,7 @@ impl World<'_> {
             let id = self.pool.alloc(PacketMeta::default());
             let mut data = std::mem::take(&mut self.pool.get_mut(id).data);
             data.clear();
-            data.resize(ip::HEADER_LEN, 0);
+            data.resize(self.net.header_len(), 0);
             let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
                 return;
             };
@@ -774,11 +756,10 @@ impl World<'_> {
             }
             let r = &mut self.tcp.records[rec as usize];
             r.max_cwnd = r.max_cwnd.max(cwnd);
-            let dst = t.dst.addr.v4().unwrap_or(Ipv4Addr::UNSPECIFIED);
-            fill_checksum(
-                &mut data[ip::HEADER_LEN..],
-                PseudoAddrs::v4(ip::node_addr(node), dst),
-            );
+            let dst = t.dst.addr;
+            let hl = self.net.header_len();
+            let pseudo = self.net.pseudo(self.net.node_addr(node), dst);
+            fill_checksum(&mut data[hl..], pseudo);
             let ok = self.emit_tcp_ip(node, dst, &mut data);
             let meta = PacketMeta {
                 flow,

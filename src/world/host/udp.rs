@@ -4,10 +4,9 @@
 //! modelled).
 
 use super::Received;
-use crate::net::addr::SockAddr;
-use crate::net::ip::{self, Ipv4Repr};
+use crate::net::addr::{Addr, SockAddr};
+use crate::net::l3::{L3Hdr, SendOpts};
 use crate::net::packet::{PacketHandle, PacketMeta};
-use crate::net::udp::{build_ipv4_udp, UdpRepr};
 use crate::sim::{EventQueue, SimTime};
 use crate::world::apps::AppId;
 use crate::world::{Ev, World};
@@ -58,33 +57,24 @@ impl UdpLayer {
 }
 
 impl World<'_> {
-    /// Build an IPv4 packet around a UDP datagram carrying `payload` from
-    /// `src:sport` to `dst:dport` (a node's address or the limited
-    /// broadcast); `None` if it cannot be encoded (longer than an IPv4
-    /// datagram can be — scenario limits keep payloads below that).
+    /// Build an IP packet around a UDP datagram carrying `payload` from
+    /// `src:sport` to `dst:dport` (a node's address or a group); `None` if
+    /// it cannot be encoded (longer than an IP datagram can be — scenario
+    /// limits keep payloads below that).
     pub(crate) fn new_udp_packet(
         &mut self,
         (src, sport): (usize, u16),
-        (dst, dport): (std::net::Ipv4Addr, u16),
+        (dst, dport): (Addr, u16),
         payload: &[u8],
         meta: PacketMeta,
     ) -> Option<PacketHandle> {
-        let ident = self.nodes[src].ip_ident;
-        self.nodes[src].ip_ident = ident.wrapping_add(1);
-        let repr = Ipv4Repr {
-            src: ip::node_addr(src),
-            dst,
-            protocol: ip::PROTO_UDP,
-            ttl: self.sc.protocols.ip.ttl,
-            ident,
-            dont_fragment: self.sc.protocols.ip.dont_fragment,
-            more_fragments: false,
-            frag_offset: 0,
-            payload_len: 0,
-        };
+        let opts = self.send_opts(src);
         let id = self.pool.alloc(meta);
         let mut data = std::mem::take(&mut self.pool.get_mut(id).data);
-        let built = build_ipv4_udp(&mut data, &repr, sport, dport, payload);
+        let from = (self.net.node_addr(src), sport);
+        let built = self
+            .net
+            .build_udp(&mut data, from, (dst, dport), payload, opts);
         self.pool.get_mut(id).data = data;
         if built.is_err() {
             self.pool.free(id);
@@ -92,6 +82,18 @@ impl World<'_> {
         }
         self.nodes[src].stats.ip_sent += 1;
         Some(id)
+    }
+
+    /// The header fields a packet `node` sends now carries (the IPv4
+    /// identification advances).
+    pub(crate) fn send_opts(&mut self, node: usize) -> SendOpts {
+        let ident = self.nodes[node].ip_ident;
+        self.nodes[node].ip_ident = ident.wrapping_add(1);
+        SendOpts {
+            hops: self.sc.protocols.ip.ttl,
+            ident,
+            dont_fragment: self.sc.protocols.ip.dont_fragment,
+        }
     }
 
     /// Send a datagram from `src:sport` to `dst:dport` (a node sending to
@@ -102,7 +104,7 @@ impl World<'_> {
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         from: (usize, u16),
-        to: (std::net::Ipv4Addr, u16),
+        to: (Addr, u16),
         payload: &[u8],
         meta: PacketMeta,
     ) {
@@ -118,17 +120,19 @@ impl World<'_> {
         now: SimTime,
         queue: &mut EventQueue<Ev>,
         node: usize,
-        hdr: &Ipv4Repr,
+        hdr: &L3Hdr,
         payload: &[u8],
         meta: PacketMeta,
     ) {
-        let Ok((udp, data)) = UdpRepr::parse(payload, hdr.src, hdr.dst) else {
-            return; // bad checksum or length: discarded (RFC 768, RFC 1122 §4.1.3.4)
+        let Ok((udp, data)) =
+            crate::net::udp::UdpRepr::parse_with(payload, hdr.pseudo, self.net.is_v6())
+        else {
+            return; // bad checksum or length: discarded (RFC 768, RFC 1122 §4.1.3.4, RFC 8200 §8.1)
         };
         let Some(app) = self.udp.app_of(node, udp.dst_port) else {
             return;
         };
-        let from = SockAddr::from(std::net::SocketAddrV4::new(hdr.src, udp.src_port));
+        let from = SockAddr::new(hdr.src, udp.src_port);
         self.datagram(
             now,
             queue,
@@ -139,7 +143,7 @@ impl World<'_> {
                 from,
                 data,
                 meta,
-                group: crate::world::radio::is_group_addr(hdr.dst),
+                group: crate::net::l3::NetPlan::is_group(hdr.dst),
             },
         );
     }

@@ -178,12 +178,11 @@ impl World<'_> {
         if !deliver.is_empty() {
             let data = std::mem::take(&mut self.pool.get_mut(frame.pkt).data);
             for &r in &deliver {
-                let node = self.radio.media[medium].mac[r as usize].node as usize;
                 let c = self.pool.alloc_with(meta, &data);
                 if let Some(t) = self.trace.as_mut() {
                     t.copy(frame.pkt, c);
                 }
-                self.ip_input(now, queue, node, c);
+                self.radio_input(now, queue, medium, (member, frame.dst), r, c);
             }
             self.pool.get_mut(frame.pkt).data = data;
         }

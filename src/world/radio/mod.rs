@@ -41,6 +41,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 
 mod exchange;
+pub(crate) mod lowpan;
 mod mac;
 
 /// `Ev::Radio` kinds.
@@ -106,6 +107,10 @@ struct MacNode {
     /// rejection of retransmitted frames whose ACK was lost.
     recent: [(u32, u8); 4],
     recent_pos: u8,
+    /// 6LoWPAN reassembly of what this member receives (IPv6 runs).
+    lowpan: Option<Box<crate::link::sixlowpan::Reassembler>>,
+    /// Next 6LoWPAN datagram tag.
+    lowpan_tag: u16,
 }
 
 impl MacNode {
@@ -221,6 +226,8 @@ impl Radio {
                         next_tx: SimTime::ZERO,
                         recent: [(NONE, 0); 4],
                         recent_pos: 0,
+                        lowpan: None,
+                        lowpan_tag: 0,
                     }
                 })
                 .collect();
@@ -263,6 +270,12 @@ impl Radio {
                 }
             }
         }
+    }
+
+    /// (medium, member) of `node`, when it has a radio.
+    pub(crate) fn member_of(&self, node: usize) -> Option<(usize, u32)> {
+        let (m, k) = *self.of_node.get(node)?;
+        (m != NONE).then_some((m as usize, k))
     }
 
     /// Whether routing link index `l` is a medium edge.
@@ -320,13 +333,23 @@ impl World<'_> {
         let (m, a, b) = self.radio.edges[link - self.radio.nlinks];
         let to = if dir == 0 { b } else { a };
         let node = self.radio.media[m as usize].mac[to as usize].node as usize;
-        (self.spec(m as usize).mtu(), node)
+        (self.radio_ip_mtu(m as usize), node)
+    }
+
+    /// The largest IP packet a medium carries: one frame's payload for IPv4,
+    /// 1280 bytes over 6LoWPAN.
+    fn radio_ip_mtu(&self, medium: usize) -> u32 {
+        if self.net.is_v6() {
+            lowpan::LOWPAN_MTU
+        } else {
+            self.spec(medium).mtu()
+        }
     }
 
     /// The MTU of the medium `node` is on, if it has a radio.
     pub(crate) fn radio_node_mtu(&self, node: usize) -> Option<u32> {
         let (m, _) = self.radio.of_node[node];
-        (m != NONE).then(|| self.spec(m as usize).mtu())
+        (m != NONE).then(|| self.radio_ip_mtu(m as usize))
     }
 
     /// Send `pkt` over routing edge `l` (a medium edge) in direction `d`.
@@ -369,6 +392,9 @@ impl World<'_> {
         to: u32,
         pkt: PacketHandle,
     ) {
+        if self.net.is_v6() {
+            return self.lowpan_send(now, queue, medium, from, to, pkt);
+        }
         let mtu = self.spec(medium).mtu() as usize;
         if self.pool.get(pkt).data.len() <= mtu {
             return self.mac_enqueue(now, queue, medium, from, to, pkt);
@@ -442,12 +468,8 @@ impl World<'_> {
             seq: frame.seq,
             pan: 0x1234,
             addressing,
-            dst: if frame.dst == BCAST {
-                u64::from(mac154::BROADCAST)
-            } else {
-                u64::from(frame.dst) + 1
-            },
-            src: u64::from(member) + 1,
+            dst: self.capture_addr(medium, frame.dst),
+            src: self.capture_addr(medium, member),
             ack_request: ack,
             payload: &self.pool.get(frame.pkt).data,
         };
@@ -481,8 +503,12 @@ impl World<'_> {
         }
         let len = self.pool.get(pkt).data.len() as u64;
         let data = &self.pool.get(pkt).data;
-        let (tip, proto, app) = crate::net::packet::layer_split(data, &meta);
-        let tcp = crate::net::ip::carries_tcp(data);
+        let (tip, proto, app) = if self.net.is_v6() {
+            self.lowpan_split(data, &meta)
+        } else {
+            crate::net::packet::layer_split(data, &meta)
+        };
+        let tcp = crate::net::l3::carries_tcp(data);
         let link_hdr = u64::from(ppdu) - len;
         if let Some(s) = self.flow_stats(meta.flow) {
             s.bytes_on_wire += u64::from(ppdu);
@@ -668,11 +694,6 @@ impl World<'_> {
         }
         rep
     }
-}
-
-/// Is `dst` an address every radio neighbour takes (IP multicast or limited broadcast)?
-pub(crate) fn is_group_addr(dst: std::net::Ipv4Addr) -> bool {
-    dst.is_multicast() || dst.is_broadcast()
 }
 
 #[cfg(test)]

@@ -1,0 +1,239 @@
+//! 6LoWPAN on a medium (RFC 4944, RFC 6282) in an IPv6 run: what a real
+//! Thread/6LoWPAN node puts in its frames instead of a whole IP packet.
+//!
+//! Sending: the IPv6 packet routing hands to a medium hop is compressed
+//! (IPHC with context 0 = the run's prefix, UDP NHC) for the hop's link
+//! addresses; when it does not fit a frame it is cut into FRAG1/FRAGN
+//! fragments (datagram tag from the sender's counter). Each frame payload is
+//! one packet in the MAC's queue, so CSMA-CA, retries, loss and the byte
+//! counts see exactly the bytes on air.
+//!
+//! Receiving: an unfragmented frame is decompressed at once; fragments go
+//! to the receiver's reassembler (keyed by link source, size and tag, RFC
+//! 4944 §5.3). The whole IPv6 packet then enters the node's IP input, so a
+//! border router forwards it onto its wired IPv6 links unchanged: the
+//! translation between the medium and the backbone is this compression and
+//! its inverse. A datagram is lost if any fragment is: the reassembly timer
+//! (`[protocols.ip] reassembly_timeout`) discards the half datagram and
+//! counts it in its flow's `drops_reassembly`.
+//!
+//! Link addresses: a member's 16-bit short address is its node index + 1,
+//! the same number its IPv6 interface identifier carries (`net::l3`), so
+//! IPHC elides the addresses; with extended addressing its EUI-64 is the
+//! interface identifier with the U/L bit inverted (RFC 4944 §6), for the
+//! same reason.
+
+use super::{World, BCAST};
+use crate::link::mac154::{self, Address, Addressing};
+use crate::link::sixlowpan::{self, Reassembler as LowpanReassembler};
+use crate::net::l3::NetPlan;
+use crate::net::packet::{PacketHandle, PacketMeta};
+use crate::sim::{EventQueue, SimTime};
+use crate::world::Ev;
+
+/// `FragKey` protocol value marking a 6LoWPAN datagram (IPv6 never routes
+/// protocol 0, Hop-by-Hop, here).
+const LOWPAN_KEY: u8 = 0;
+/// `FragKey` source bit marking a link-layer (6LoWPAN) sender.
+const LINK_SRC: u32 = 1 << 31;
+
+/// The IPv6 MTU of a 6LoWPAN medium: fragmentation below IP makes every
+/// link carry 1280-byte packets (RFC 4944 §4, RFC 8200 §5).
+pub(crate) const LOWPAN_MTU: u32 = crate::net::ipv6::MIN_MTU as u32;
+
+/// The link address of node `node` on a medium with `addressing`.
+pub(crate) fn link_addr(addressing: Addressing, node: usize) -> Address {
+    match (addressing, NetPlan::short_addr(node)) {
+        (Addressing::Short, Some(s)) => Address::Short(s),
+        _ => Address::Extended(u64::from_be_bytes(NetPlan::node_iid(node)) ^ (0x02 << 56)),
+    }
+}
+
+impl World<'_> {
+    fn member_link_addr(&self, medium: usize, member: u32) -> Address {
+        if member == BCAST {
+            return Address::Short(mac154::BROADCAST);
+        }
+        let node = self.radio.media[medium].mac[member as usize].node as usize;
+        link_addr(self.spec(medium).mac.addressing, node)
+    }
+
+    /// The 802.15.4 address field values of `member` in captures: 6LoWPAN's
+    /// link address in an IPv6 run, else member index + 1.
+    pub(super) fn capture_addr(&self, medium: usize, member: u32) -> u64 {
+        if member == BCAST {
+            return u64::from(mac154::BROADCAST);
+        }
+        if !self.net.is_v6() {
+            return u64::from(member) + 1;
+        }
+        match self.member_link_addr(medium, member) {
+            Address::Short(s) => u64::from(s),
+            Address::Extended(e) => e,
+        }
+    }
+
+    /// Compress (and fragment) the IPv6 packet `pkt` for the hop `from` →
+    /// `to` and queue its frames.
+    pub(super) fn lowpan_send(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        from: u32,
+        to: u32,
+        pkt: PacketHandle,
+    ) {
+        let (src, dst) = (
+            self.member_link_addr(medium, from),
+            self.member_link_addr(medium, to),
+        );
+        let max = self.spec(medium).mtu() as usize;
+        let meta = self.pool.get(pkt).meta;
+        let mut out = std::mem::take(&mut self.frag_scratch);
+        out.clear();
+        let comp = sixlowpan::compress_packet(
+            &self.pool.get(pkt).data,
+            src,
+            dst,
+            self.net.prefix(),
+            &mut out,
+        );
+        let mn = &mut self.radio.media[medium].mac[from as usize];
+        let tag = mn.lowpan_tag;
+        let frames = comp.and_then(|(chl, uhl)| {
+            if out.len() > max {
+                mn.lowpan_tag = tag.wrapping_add(1);
+            }
+            sixlowpan::fragment(&out, chl, uhl, max, tag)
+        });
+        self.frag_scratch = out;
+        let Ok(frames) = frames else {
+            return self.drop_packet_mtu(now, pkt);
+        };
+        for f in &frames {
+            let id = self.pool.alloc_with(meta, f);
+            if let Some(t) = self.trace.as_mut() {
+                t.copy(pkt, id);
+            }
+            self.mac_enqueue(now, queue, medium, from, to, id);
+        }
+        self.pool.free(pkt);
+    }
+
+    /// A frame payload `c` from member `from` reached member `rx` (addressed
+    /// to `to`, a member or `BCAST`): into the node's IP input, through
+    /// 6LoWPAN in an IPv6 run.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn radio_input(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        (from, to): (u32, u32),
+        rx: u32,
+        c: PacketHandle,
+    ) {
+        let node = self.radio.media[medium].mac[rx as usize].node as usize;
+        if !self.net.is_v6() {
+            return self.ip_input(now, queue, node, c);
+        }
+        let (src, dst) = (
+            self.member_link_addr(medium, from),
+            self.member_link_addr(medium, to),
+        );
+        let meta = self.pool.get(c).meta;
+        let data = std::mem::take(&mut self.pool.get_mut(c).data);
+        let first = data.first().copied().unwrap_or(0);
+        let fragment = matches!(
+            sixlowpan::classify(first),
+            sixlowpan::Dispatch::Frag1 | sixlowpan::Dispatch::FragN
+        );
+        if fragment {
+            self.lowpan_track(now, queue, node, from, &data, meta);
+        }
+        let timeout = self.sc.protocols.ip.reassembly_timeout;
+        let prefix = self.net.prefix();
+        let r = self.radio.media[medium].mac[rx as usize]
+            .lowpan
+            .get_or_insert_with(|| Box::new(LowpanReassembler::new(timeout)));
+        let res = r.push(now, src, dst, &data, prefix);
+        match res {
+            Ok(Some(whole)) => {
+                if fragment {
+                    if let Ok((h, _)) = sixlowpan::FragHeader::parse(&data) {
+                        self.frag_owner.remove(&lowpan_key(node, from, h));
+                    }
+                }
+                self.pool.get_mut(c).data = whole;
+                self.ip_input(now, queue, node, c);
+            }
+            Ok(None) => {
+                self.pool.get_mut(c).data = data;
+                self.pool.free(c);
+            }
+            Err(_) => {
+                // RFC 4944 §5.3 / RFC 6282: what cannot be decoded is
+                // dropped (the reassembler counts inconsistent fragments)
+                self.pool.get_mut(c).data = data;
+                self.pool.free(c);
+            }
+        }
+    }
+
+    /// The first fragment of a datagram at `node` starts its reassembly
+    /// timer and names its flow, so a timeout is counted against it.
+    fn lowpan_track(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        from: u32,
+        data: &[u8],
+        meta: PacketMeta,
+    ) {
+        let Ok((h, _)) = sixlowpan::FragHeader::parse(data) else {
+            return;
+        };
+        let key = lowpan_key(node, from, h);
+        if let std::collections::btree_map::Entry::Vacant(e) = self.frag_owner.entry(key) {
+            e.insert((meta.flow, meta.counted, now));
+            let timeout = self.sc.protocols.ip.reassembly_timeout;
+            let _ = queue.push(now + timeout, Ev::Reassembly { node: node as u32 });
+        }
+    }
+
+    /// Expire `node`'s 6LoWPAN reassembly (with its IP reassembly timer).
+    pub(crate) fn lowpan_expire(&mut self, now: SimTime, node: usize) {
+        if let Some((m, k)) = self.radio.member_of(node) {
+            if let Some(r) = self.radio.media[m].mac[k as usize].lowpan.as_mut() {
+                r.expire(now);
+            }
+        }
+    }
+
+    /// (transport and IP headers incl. 6LoWPAN, protocol, application)
+    /// bytes of the 6LoWPAN frame payload `data`, whose datagram is laid out
+    /// as `meta` says.
+    pub(super) fn lowpan_split(&self, data: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
+        let Some(l) = sixlowpan::frame_layout(data, self.net.prefix()) else {
+            return (data.len() as u64, 0, 0);
+        };
+        let rest = data.len().saturating_sub(l.header);
+        let ip = crate::net::ipv6::HEADER_LEN;
+        if l.datagram_offset < ip {
+            return (data.len() as u64, 0, 0);
+        }
+        let (proto, app) = crate::net::packet::part_split(l.datagram_offset - ip, rest, meta);
+        (data.len() as u64 - proto - app, proto, app)
+    }
+}
+
+fn lowpan_key(node: usize, from: u32, h: sixlowpan::FragHeader) -> crate::world::FragKey {
+    (
+        node as u32,
+        LINK_SRC | from,
+        (u32::from(h.size) << 16) | u32::from(h.tag),
+        LOWPAN_KEY,
+    )
+}

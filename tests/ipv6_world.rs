@@ -1,0 +1,578 @@
+//! IPv6 and 6LoWPAN in the simulated world (`[protocols.ip] version = 6`):
+//! wired IPv6 paths against IPv4 on the same topology and seed, the 802.15.4
+//! medium carrying IPHC-compressed and RFC 4944-fragmented datagrams that
+//! tshark decodes layer by layer, and the loss of a fragmented datagram
+//! against its closed form.
+//!
+//! Whole scenarios run through the loader and run path the CLI uses
+//! (`common::sim`). Statistical checks use a fixed seed and 3 standard
+//! errors of a proportion. Run in release:
+//! `cargo test --release --test ipv6_world`.
+
+mod common;
+use common::sim::{load, num, read_csv, run_row, run_text, NO_PROCESSING};
+use common::tshark;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A client and a broker two wired hops apart, both hops losing 3 % of
+/// packets: MQTT QoS 1 readings of 40 bytes, far under the MSS.
+fn wired_mqtt() -> String {
+    format!(
+        r#"name = "v6-wired"
+seed = 5
+duration = "120 s"
+drain = "30 s"
+
+[[nodes]]
+name = "dev"
+role = "client"
+[[nodes]]
+name = "r"
+role = "router"
+[[nodes]]
+name = "broker"
+role = "broker"
+[[nodes]]
+name = "app"
+role = "client"
+
+[[links]]
+a = "dev"
+b = "r"
+rate = "1 Mbit/s"
+delay = "10 ms"
+loss = {{ model = "bernoulli", p = 0.03 }}
+[[links]]
+a = "r"
+b = "broker"
+rate = "1 Mbit/s"
+delay = "10 ms"
+loss = {{ model = "bernoulli", p = 0.03 }}
+[[links]]
+a = "app"
+b = "broker"
+
+[[flows]]
+name = "readings"
+pattern = "point_to_point"
+protocol = "mqtt"
+reliability = "qos1"
+publishers = ["dev"]
+receivers = ["app"]
+topic = "plant/t"
+payload_bytes = 40
+interval = "200 ms"
+{NO_PROCESSING}"#
+    )
+}
+
+/// A `packets.csv` row's kind, outcome and bytes.
+type Row = (String, String, f64);
+
+fn packets(dir: &Path) -> Vec<BTreeMap<String, String>> {
+    read_csv(&dir.join("packets.csv"))
+}
+
+#[test]
+fn mqtt_over_ipv6_delivers_as_over_ipv4_with_every_packet_20_bytes_longer() {
+    let text = wired_mqtt();
+    let d4 = run_text("v6-wired-4", &text, &[]);
+    let d6 = run_text("v6-wired-6", &text, &["protocols.ip.version=6"]);
+    let (r4, r6) = (run_row(&d4, "readings"), run_row(&d6, "readings"));
+    for col in [
+        "sent",
+        "delivered",
+        "duplicates",
+        "drops_channel",
+        "tcp_retransmissions",
+    ] {
+        assert_eq!(num(&r4, col), num(&r6, col), "{col}");
+    }
+    assert!(num(&r4, "delivered") > 500.0);
+    assert!(
+        num(&r4, "drops_channel") > 10.0,
+        "the links must lose packets"
+    );
+    // per link direction, the same packets in the same order, each 20
+    // bytes longer (directions interleave differently: longer packets take
+    // longer to send)
+    let by_dir = |d: &Path| {
+        let mut m: BTreeMap<(String, String), Vec<Row>> = BTreeMap::new();
+        for r in packets(d) {
+            m.entry((r["link"].clone(), r["from"].clone()))
+                .or_default()
+                .push((r["kind"].clone(), r["outcome"].clone(), num(&r, "bytes")));
+        }
+        m
+    };
+    let (p4, p6) = (by_dir(&d4), by_dir(&d6));
+    assert_eq!(p4.keys().collect::<Vec<_>>(), p6.keys().collect::<Vec<_>>());
+    let mut n = 0.0;
+    for (dir, a) in &p4 {
+        let b = &p6[dir];
+        assert_eq!(a.len(), b.len(), "{dir:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!((&x.0, &x.1, x.2 + 20.0), (&y.0, &y.1, y.2), "{dir:?}");
+        }
+        n += a.len() as f64;
+    }
+    // the header cost is exactly that: 20 bytes more per packet on the wire
+    let extra = num(&r6, "bytes_on_wire") - num(&r4, "bytes_on_wire");
+    assert!(extra > 0.0 && extra <= 20.0 * n, "{extra} over {n} rows");
+    // tshark reads IPv6 with good TCP checksums and MQTT inside
+    if tshark::available("mqtt_over_ipv6") {
+        let f = d6.join("pcap/dev--r.pcap");
+        let out = tshark::run(
+            &f,
+            &[
+                "-o",
+                "tcp.check_checksum:TRUE",
+                "-T",
+                "fields",
+                "-e",
+                "ipv6.src",
+                "-e",
+                "tcp.checksum.status",
+                "-e",
+                "_ws.col.Protocol",
+            ],
+        );
+        let rows = tshark::lines(&out);
+        assert!(rows.len() > 500);
+        for r in &rows {
+            let f: Vec<&str> = r.split('\t').collect();
+            assert!(
+                f[0] == "2001:db8::ff:fe00:1" || f[0] == "2001:db8::ff:fe00:3",
+                "{r}"
+            );
+            assert_eq!(f[1], "1", "TCP checksum good: {r}");
+        }
+        assert!(rows.iter().any(|r| r.ends_with("MQTT")));
+        assert_malformed_free(&f, &[]);
+    }
+}
+
+/// Sensors on one 802.15.4 medium with a border router, which forwards to
+/// a wired backbone with a CoAP server and an MQTT broker, and an MQTT-SN
+/// gateway (on the medium too, wired to the broker): each protocol's
+/// readings cross the radio hop and the border.
+fn radio_three() -> String {
+    r#"name = "v6-radio"
+seed = 3
+duration = "60 s"
+drain = "30 s"
+
+[[nodes]]
+name = "br"
+role = "router"
+position = [0.0, 0.0]
+[[nodes]]
+name = "server"
+role = "server"
+[[nodes]]
+name = "gw"
+role = "gateway"
+position = [0.0, 4.0]
+[[nodes]]
+name = "broker"
+role = "broker"
+[[nodes]]
+name = "app"
+role = "client"
+
+[[groups]]
+name = "s-{i}"
+count = 3
+role = "client"
+placement = { kind = "line", origin = [5.0, 0.0], spacing = 3.0 }
+
+[[media]]
+name = "wpan"
+preset = "ieee802154"
+members = ["br", "gw", "s-*"]
+fading = "none"
+shadowing_db = 0.0
+
+[[links]]
+name = "bb-server"
+a = "br"
+b = "server"
+[[links]]
+name = "gw-broker"
+a = "gw"
+b = "broker"
+[[links]]
+a = "br"
+b = "broker"
+[[links]]
+a = "app"
+b = "broker"
+
+[[flows]]
+name = "coap"
+pattern = "fan_in"
+protocol = "coap"
+reliability = "con"
+publishers = ["s-1"]
+receivers = ["server"]
+topic = "r/{i}"
+payload_bytes = 20
+interval = "2 s"
+jitter = "500 ms"
+
+[[flows]]
+name = "sn"
+pattern = "fan_in"
+protocol = "mqttsn"
+reliability = "qos1"
+subscribe_with = "mqtt"
+publishers = ["s-2"]
+receivers = ["app"]
+topic = "sn/{i}"
+payload_bytes = 20
+interval = "2 s"
+jitter = "500 ms"
+
+[[flows]]
+name = "mqtt"
+pattern = "fan_in"
+protocol = "mqtt"
+reliability = "qos1"
+publishers = ["s-3"]
+receivers = ["app"]
+topic = "mq/{i}"
+payload_bytes = 20
+interval = "2 s"
+jitter = "500 ms"
+
+[protocols.ip]
+version = 6
+"#
+    .to_string()
+}
+
+/// Zero frames tshark marks malformed (or with an error-level expert info).
+fn assert_malformed_free(f: &Path, extra: &[&str]) {
+    let mut args: Vec<&str> = extra.to_vec();
+    args.extend(["-Y", "_ws.malformed || _ws.expert.severity >= error"]);
+    let bad = tshark::run(f, &args);
+    assert!(
+        tshark::lines(&bad).is_empty(),
+        "{}: malformed frames:\n{bad}",
+        f.display()
+    );
+}
+
+#[test]
+fn ipv6_over_the_medium_delivers_coap_mqttsn_and_mqtt_and_tshark_decodes_every_layer() {
+    let text = radio_three();
+    let d6 = run_text("v6-radio", &text, &[]);
+    for flow in ["coap", "sn", "mqtt"] {
+        let r = run_row(&d6, flow);
+        assert!(num(&r, "sent") >= 25.0, "{flow}");
+        assert_eq!(num(&r, "delivery_ratio"), 1.0, "{flow}: {r:?}");
+    }
+    // On the medium, per frame, IPv4 + UDP (28 bytes) become IPHC (2) +
+    // UDP NHC with both ports inline (7): MQTT-SN to the gateway on the
+    // medium, whose address the link destination gives, is 19 bytes
+    // shorter; CoAP to the server behind the border router carries the
+    // destination's 16 bits (RFC 6282 DAM = 10): 17 shorter. TCP is not
+    // compressed: IPv4's 20 bytes become IPHC (2) + next header (1) + the
+    // destination's 16 bits (2): 15 shorter.
+    let d4 = run_text("v4-radio", &text, &["protocols.ip.version=4"]);
+    let sizes = |d: &Path, kind: &str| -> Vec<u32> {
+        let mut v: Vec<u32> = packets(d)
+            .iter()
+            .filter(|r| r["link"] == "wpan" && r["kind"] == kind)
+            .map(|r| num(r, "bytes") as u32)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    for (kind, saved) in [
+        ("mqttsn_publish", 19),
+        ("coap_con", 17),
+        ("mqtt_publish", 15),
+    ] {
+        let (a, b) = (sizes(&d4, kind), sizes(&d6, kind));
+        assert!(!a.is_empty(), "{kind}");
+        assert_eq!(b, a.iter().map(|x| x - saved).collect::<Vec<_>>(), "{kind}");
+    }
+
+    if !tshark::available("ipv6_over_the_medium") {
+        return;
+    }
+    let wpan = d6.join("pcap/wpan.pcap");
+    let ctx = ["-o", "6lowpan.context0:2001:db8::/64"];
+    let sn = ["-d", "udp.port==1883,mqttsn"];
+    let mut args: Vec<&str> = ctx.to_vec();
+    args.extend(sn);
+    args.extend([
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+        "-T",
+        "fields",
+        "-e",
+        "frame.protocols",
+        "-e",
+        "ipv6.src",
+        "-e",
+        "udp.checksum.status",
+        "-e",
+        "tcp.checksum.status",
+    ]);
+    let out = tshark::run(&wpan, &args);
+    let mut stacks = BTreeMap::new();
+    for r in tshark::lines(&out) {
+        let f: Vec<&str> = r.split('\t').collect();
+        let protos = f[0];
+        if protos == "wpan" {
+            continue; // link-layer ACKs
+        }
+        assert!(
+            protos.starts_with("wpan:6lowpan:ipv6:"),
+            "every data frame is 6LoWPAN: {r}"
+        );
+        assert!(
+            f[1].starts_with("2001:db8::ff:fe00:"),
+            "context 0 address: {r}"
+        );
+        for status in &f[2..] {
+            assert!(status.is_empty() || *status == "1", "checksum good: {r}");
+        }
+        *stacks.entry(protos.to_string()).or_insert(0u32) += 1;
+    }
+    for want in [
+        "wpan:6lowpan:ipv6:udp:coap",
+        "wpan:6lowpan:ipv6:udp:mqttsn",
+        "wpan:6lowpan:ipv6:tcp:mqtt",
+    ] {
+        assert!(
+            stacks.keys().any(|k| k.starts_with(want)),
+            "no {want} frame in {stacks:?}"
+        );
+    }
+    let mut both: Vec<&str> = ctx.to_vec();
+    both.extend(sn);
+    assert_malformed_free(&wpan, &both);
+    for l in ["bb-server", "gw-broker"] {
+        let f = d6.join(format!("pcap/{l}.pcap"));
+        let out = tshark::run(&f, &["-T", "fields", "-e", "frame.protocols"]);
+        assert!(tshark::lines(&out).iter().all(|p| p.starts_with("ipv6:")));
+        assert_malformed_free(&f, &sn);
+    }
+}
+
+/// A sends N UDP datagrams of `payload` bytes to B 10 m away over one
+/// medium with per-frame Bernoulli loss `p`: no fading or shadowing (SINR
+/// delivers every frame), no MAC retries, one sender, so each frame
+/// survives independently with probability 1 − p.
+fn fragmented(p: f64, n: u32) -> String {
+    format!(
+        r#"name = "v6-frag"
+seed = 21
+duration = "{secs} s"
+drain = "5 s"
+
+[[nodes]]
+name = "A"
+role = "client"
+position = [0.0, 0.0]
+[[nodes]]
+name = "B"
+role = "server"
+position = [10.0, 0.0]
+
+[[media]]
+name = "wpan"
+members = ["A", "B"]
+fading = "none"
+shadowing_db = 0.0
+ack = false
+loss = {{ model = "bernoulli", p = {p:?} }}
+
+[[flows]]
+name = "f"
+pattern = "point_to_point"
+protocol = "udp"
+publishers = ["A"]
+receivers = ["B"]
+topic = "t"
+payload_bytes = 300
+interval = "50 ms"
+count = {n}
+
+[protocols.ip]
+version = 6
+reassembly_timeout = "1 s"
+"#,
+        secs = n / 20 + 1
+    )
+}
+
+#[test]
+fn a_fragmented_datagram_arrives_only_if_every_fragment_does() {
+    const N: u32 = 10_000;
+    let p = 0.1;
+    let d = run_text("v6-frag", &fragmented(p, N), &[]);
+    // the datagram's fragments: count them on the air, first attempts only
+    let rows = packets(&d);
+    let frames = rows.iter().filter(|r| r["link"] == "wpan").count() as f64;
+    let k = (frames / f64::from(N)).round();
+    assert!(
+        k >= 2.0,
+        "the 300-byte reading must be fragmented ({frames} frames)"
+    );
+    assert_eq!(frames, k * f64::from(N), "every datagram in k frames");
+    let r = run_row(&d, "f");
+    let n = f64::from(N);
+    let delivered = num(&r, "delivered") / n;
+    let survive = (1.0 - p).powf(k);
+    common::sim::assert_proportion(delivered, survive, n, 3.0, "delivery = (1 - p)^k");
+    // a datagram that lost some but not all fragments waits out the
+    // reassembly timer and is counted as a reassembly drop
+    let half = 1.0 - survive - p.powf(k);
+    let reasm = num(&r, "drops_reassembly") / n;
+    common::sim::assert_proportion(reasm, half, n, 3.0, "drops_reassembly");
+    eprintln!(
+        "k = {k}, delivered {delivered:.4} vs {survive:.4}, reassembly drops {reasm:.4} vs {half:.4}"
+    );
+}
+
+#[test]
+fn ipv6_needs_1280_byte_links_and_says_which_link_does_not() {
+    let text = wired_mqtt().replace(
+        "[[links]]\na = \"app\"",
+        "[[links]]\nmtu = 576\na = \"app\"",
+    );
+    let e = qossim::scenario::load_str(
+        &text,
+        "t.toml",
+        Path::new("."),
+        &["protocols.ip.version=6".to_string()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("app--broker") && e.contains("1280"), "{e}");
+    // IPv4 keeps accepting it, and a bad version or prefix says why
+    let _ = load(&text, &[]);
+    for (set, want) in [
+        ("protocols.ip.version=5", "expected 4 or 6"),
+        ("protocols.ip.prefix=\"2001:db8::/48\"", "/64"),
+    ] {
+        let e = qossim::scenario::load_str(&text, "t.toml", Path::new("."), &[set.to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{set}: {e}");
+    }
+}
+
+#[test]
+fn an_ipv6_source_fragments_to_the_path_mtu_and_routers_never_do() {
+    let text = r#"name = "v6-pmtu"
+seed = 2
+duration = "10 s"
+drain = "2 s"
+
+[[nodes]]
+name = "A"
+role = "client"
+[[nodes]]
+name = "r"
+role = "router"
+[[nodes]]
+name = "B"
+role = "server"
+
+[[links]]
+a = "A"
+b = "r"
+mtu = 1500
+[[links]]
+a = "r"
+b = "B"
+mtu = 1280
+
+[[flows]]
+name = "big"
+pattern = "point_to_point"
+protocol = "udp"
+publishers = ["A"]
+receivers = ["B"]
+topic = "t"
+payload_bytes = 3000
+interval = "1 s"
+
+[protocols.ip]
+version = 6
+"#;
+    let d = run_text("v6-pmtu", text, &[]);
+    let r = run_row(&d, "big");
+    let sent = num(&r, "sent");
+    assert!(sent >= 9.0);
+    assert_eq!(num(&r, "delivered"), sent);
+    assert_eq!(num(&r, "drops_mtu"), 0.0);
+    // the source cut each datagram for the 1280-byte hop, so even the
+    // 1500-byte first link carries fragments of at most 1280 bytes, and the
+    // router forwards them as they are
+    for link in ["A--r", "r--B"] {
+        let rows: Vec<_> = packets(&d)
+            .into_iter()
+            .filter(|p| p["link"] == link)
+            .collect();
+        assert_eq!(
+            rows.len() as f64,
+            3.0 * sent,
+            "{link}: 3 fragments a datagram"
+        );
+        let mut sizes: Vec<u32> = rows.iter().map(|p| num(p, "bytes") as u32).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        // 3000 + 8 (UDP) + 16 (app header) bytes: two 1232-byte chunks and the rest,
+        // each behind 40 + 8 bytes of IPv6 and Fragment headers
+        assert_eq!(*sizes.last().unwrap(), 1280, "{link}: {sizes:?}");
+        assert_eq!(sizes.len(), 2, "{link}: {sizes:?}");
+    }
+    // and a wired hop below IPv6's minimum MTU is refused when loading
+    let e = qossim::scenario::load_str(
+        &text.replace("mtu = 1280", "mtu = 1279"),
+        "t.toml",
+        Path::new("."),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("r--B"), "{e}");
+    if tshark::available("ipv6_source_fragments") {
+        let f = d.join("pcap/r--B.pcap");
+        let out = tshark::run(
+            &f,
+            &[
+                "-o",
+                "udp.check_checksum:TRUE",
+                "-Y",
+                "udp",
+                "-T",
+                "fields",
+                "-e",
+                "ipv6.fragment.count",
+                "-e",
+                "udp.length",
+                "-e",
+                "udp.checksum.status",
+            ],
+        );
+        let rows = tshark::lines(&out);
+        assert_eq!(rows.len() as f64, sent, "one reassembled datagram each");
+        for r in rows {
+            let f: Vec<&str> = r.split('\t').collect();
+            assert_eq!((f[0], f[2]), ("3", "1"), "{r}");
+            assert!(f[1].parse::<u32>().unwrap() > 3000, "{r}");
+        }
+        assert_malformed_free(&f, &[]);
+    }
+}
