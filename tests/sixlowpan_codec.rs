@@ -241,26 +241,10 @@ fn tshark_decodes_every_layer_and_reassembles() {
 
     let ctx_opt = "6lowpan.context0:2001:db8::/64";
     let base = ["-o", ctx_opt, "-o", "udp.check_checksum:TRUE"];
-    let bad = tshark::run(
-        &file,
-        &[
-            &base[..],
-            &[
-                "-Y",
-                "_ws.malformed || _ws.expert.severity >= \"Warning\" || wpan.fcs_ok == 0",
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-e",
-                "_ws.expert.message",
-            ],
-        ]
-        .concat(),
-    );
+    let bad = tshark::flagged(&file, &base);
     assert!(
-        tshark::lines(&bad).is_empty(),
-        "tshark found malformed frames or errors: {bad}"
+        bad.is_empty(),
+        "tshark found malformed frames or errors: {bad:?}"
     );
     let fields = [
         "frame.protocols",

@@ -45,6 +45,32 @@ pub fn run(file: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Frames of `file` that tshark (with the options `pre` first) finds
+/// malformed, flags with an expert info of severity Warning or worse, or
+/// whose IEEE 802.15.4 FCS is bad: one line each, frame number and expert
+/// messages. Empty when the capture is clean.
+pub fn flagged(file: &Path, pre: &[&str]) -> Vec<String> {
+    let filter = "_ws.malformed || _ws.expert.severity >= \"Warning\" || wpan.fcs_ok == 0";
+    let args = [
+        pre,
+        &[
+            "-Y",
+            filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "_ws.expert.message",
+        ],
+    ]
+    .concat();
+    lines(&run(file, &args))
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Non-empty output lines.
 pub fn lines(s: &str) -> Vec<&str> {
     s.lines()
