@@ -149,7 +149,7 @@ fn mqtt_over_ipv6_delivers_as_over_ipv4_with_every_packet_20_bytes_longer() {
             assert_eq!(f[1], "1", "TCP checksum good: {r}");
         }
         assert!(rows.iter().any(|r| r.ends_with("MQTT")));
-        assert_malformed_free(&f, &[]);
+        tshark::assert_no_errors(&f, &[]);
     }
 }
 
@@ -252,18 +252,6 @@ version = 6
     .to_string()
 }
 
-/// Zero frames tshark marks malformed (or with an error-level expert info).
-fn assert_malformed_free(f: &Path, extra: &[&str]) {
-    let mut args: Vec<&str> = extra.to_vec();
-    args.extend(["-Y", "_ws.malformed || _ws.expert.severity >= error"]);
-    let bad = tshark::run(f, &args);
-    assert!(
-        tshark::lines(&bad).is_empty(),
-        "{}: malformed frames:\n{bad}",
-        f.display()
-    );
-}
-
 #[test]
 fn ipv6_over_the_medium_delivers_coap_mqttsn_and_mqtt_and_tshark_decodes_every_layer() {
     let text = radio_three();
@@ -358,12 +346,12 @@ fn ipv6_over_the_medium_delivers_coap_mqttsn_and_mqtt_and_tshark_decodes_every_l
     }
     let mut both: Vec<&str> = ctx.to_vec();
     both.extend(sn);
-    assert_malformed_free(&wpan, &both);
+    tshark::assert_no_errors(&wpan, &both);
     for l in ["bb-server", "gw-broker"] {
         let f = d6.join(format!("pcap/{l}.pcap"));
         let out = tshark::run(&f, &["-T", "fields", "-e", "frame.protocols"]);
         assert!(tshark::lines(&out).iter().all(|p| p.starts_with("ipv6:")));
-        assert_malformed_free(&f, &sn);
+        tshark::assert_no_errors(&f, &sn);
     }
 }
 
@@ -573,6 +561,6 @@ version = 6
             assert_eq!((f[0], f[2]), ("3", "1"), "{r}");
             assert!(f[1].parse::<u32>().unwrap() > 3000, "{r}");
         }
-        assert_malformed_free(&f, &[]);
+        tshark::assert_clean(&f, &[], None);
     }
 }

@@ -47,19 +47,13 @@ pub fn run(file: &Path, args: &[&str]) -> String {
 
 /// Fail the test when tshark, reading `file` with the options `opts`,
 /// finds a malformed packet, an expert message of severity Warning or
-/// worse, or a packet matching the display filter `also` (when given).
+/// worse, a bad 802.15.4 FCS, or a packet matching the display filter
+/// `also` (when given).
 pub fn assert_clean(file: &Path, opts: &[&str], also: Option<&str>) {
-    let mut filter = "_ws.malformed || _ws.expert.severity >= \"Warning\"".to_string();
-    if let Some(f) = also {
-        filter = format!("{filter} || {f}");
-    }
-    let mut args = opts.to_vec();
-    args.extend(["-Y", &filter, "-T", "fields", "-e", "frame.number"]);
-    args.extend(["-e", "_ws.expert.message"]);
-    let bad = run(file, &args);
+    let bad = flagged_or(file, opts, also, "Warning");
     assert!(
-        lines(&bad).is_empty(),
-        "tshark found malformed packets or warnings in {}: {bad}",
+        bad.is_empty(),
+        "tshark found malformed packets or warnings in {}: {bad:?}",
         file.display()
     );
 }
@@ -81,6 +75,45 @@ pub fn field_rows(file: &Path, opts: &[&str], fields: &[&str]) -> Vec<Vec<String
             assert_eq!(row.len(), fields.len(), "tshark row {l:?} for {fields:?}");
             row
         })
+        .collect()
+}
+
+/// Frames of `file` that tshark (with the options `pre` first) finds
+/// malformed, flags with an expert info of severity Warning or worse, or
+/// whose IEEE 802.15.4 FCS is bad: one line each, frame number and expert
+/// messages. Empty when the capture is clean.
+pub fn flagged(file: &Path, pre: &[&str]) -> Vec<String> {
+    flagged_or(file, pre, None, "Warning")
+}
+
+/// Fail the test when tshark finds a malformed packet, an expert message
+/// of severity Error or a bad FCS in `file` (read with `opts`): for
+/// captures where warnings are expected (TCP analysis of a lossy link,
+/// which the sender-side capture shows before the loss; Wireshark's
+/// MQTT-SN dissector reading a binary payload as text).
+pub fn assert_no_errors(file: &Path, opts: &[&str]) {
+    let bad = flagged_or(file, opts, None, "Error");
+    assert!(
+        bad.is_empty(),
+        "tshark found malformed packets or errors in {}: {bad:?}",
+        file.display()
+    );
+}
+
+/// Frames that are malformed, have an expert message of severity `min` or
+/// worse, a bad 802.15.4 FCS, or match the filter `also`.
+fn flagged_or(file: &Path, pre: &[&str], also: Option<&str>, min: &str) -> Vec<String> {
+    let mut filter =
+        format!("_ws.malformed || _ws.expert.severity >= \"{min}\" || wpan.fcs_ok == 0");
+    if let Some(f) = also {
+        filter = format!("{filter} || {f}");
+    }
+    let mut args = pre.to_vec();
+    args.extend(["-Y", &filter, "-T", "fields", "-e", "frame.number"]);
+    args.extend(["-e", "_ws.expert.message"]);
+    lines(&run(file, &args))
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 

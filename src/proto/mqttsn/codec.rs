@@ -819,6 +819,55 @@ fn decode_encapsulated(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
     })
 }
 
+/// Longest message that may keep the 1-octet Length field when it is the
+/// first byte of an IEEE 802.15.4 frame payload shared with 6LoWPAN: RFC
+/// 4944 §5.1 reserves first bytes `00xxxxxx` (0x00–0x3F, "NALP": not a
+/// LoWPAN frame) for other protocols, so a 1-octet Length of 64 or more
+/// would be read as a 6LoWPAN dispatch.
+pub const NALP_MAX_SHORT: usize = 0x3F;
+
+/// One encoded MQTT-SN message in a form that may start a raw 802.15.4
+/// frame payload beside 6LoWPAN (the NALP rule, [`NALP_MAX_SHORT`]).
+///
+/// Returns `msg` itself when its first byte is already 0x00–0x3F (a
+/// message of up to 63 octets, any message in the 3-octet Length form, or
+/// a §5.5 encapsulation whose header is under 64 octets). A message with a
+/// 1-octet Length of 64..=255 that agrees with `msg.len()` is rewritten
+/// into `out` (cleared first) in the 3-octet form — `0x01`, then the whole
+/// new length (two octets more) big-endian, then MsgType and body as they
+/// were — which MQTT-SN 1.2 §5.2.1 allows for any length and [`decode`]
+/// reads back as the same [`Message`]. `out` is only written, never grown
+/// beyond `msg.len() + 2`, so a buffer reused across calls stops
+/// allocating once it has that capacity.
+///
+/// An encapsulation (§5.5, MsgType 0xFE) is never rewritten: its Length
+/// octet counts only the header up to the Wireless Node Id and has no
+/// 3-octet form. The forwarder's header is 9 octets, so it passes as is.
+///
+/// Never panics. Input it cannot rewrite comes back unchanged, and then
+/// its first byte may still be 0x40 or more: empty input, a Length octet
+/// that disagrees with `msg.len()`, or an encapsulation whose header is
+/// 64+ octets (a Wireless Node Id of 61+). A caller putting the result on
+/// a shared medium checks the first byte (`link::sixlowpan::classify`
+/// gives `Nalp`) and drops such messages.
+pub fn nalp_form<'a>(msg: &'a [u8], out: &'a mut Vec<u8>) -> &'a [u8] {
+    match msg {
+        [len, ty, body @ ..]
+            if usize::from(*len) > NALP_MAX_SHORT
+                && usize::from(*len) == msg.len()
+                && *ty != MsgType::Encapsulated as u8 =>
+        {
+            // len ≤ 255, so the 3-octet form's length (len + 2) fits in u16.
+            let total = (u16::from(*len) + 2).to_be_bytes();
+            out.clear();
+            out.extend_from_slice(&[0x01, total[0], total[1], *ty]);
+            out.extend_from_slice(body);
+            out
+        }
+        _ => msg,
+    }
+}
+
 /// Encode `m` into `buf` (cleared first); the length written.
 pub fn encode_into(m: &Message<'_>, buf: &mut Vec<u8>) -> Result<usize, EncodeError> {
     buf.clear();

@@ -35,7 +35,10 @@ pub use client::{
     Client, ClientConfig, ClientError, ClientEvent, ClientState, ClientStats, ClientTransmit,
     FoundBy, LostReason, MessageHandle, PublishTopicType, RequestHandle, Will,
 };
-pub use codec::{decode, DecodeError, EncodeError, Message, MAX_MESSAGE_LEN, PROTOCOL_ID};
+pub use codec::{
+    decode, nalp_form, DecodeError, EncodeError, Message, MAX_MESSAGE_LEN, NALP_MAX_SHORT,
+    PROTOCOL_ID,
+};
 pub use forwarder::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderTransmit};
 pub use gateway::{
     Fate, Gateway, GatewayConfig, GatewayEvent, GatewayInput, GatewayMode, GatewayStats,
