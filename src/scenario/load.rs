@@ -191,6 +191,19 @@ fn build(
     flows::check_mqttsn_flows(ctx, &topo, &schemas, &out_flows)?;
     let events = events::resolve_all(ctx, &topo, &out_flows, &file.events, duration + drain)?;
     let media = radio::resolve_all(ctx, &topo, &file.media)?;
+    let sn_schema = file
+        .protocols
+        .as_ref()
+        .and_then(|p| p.mqttsn.as_ref())
+        .map(|m| m.get_ref());
+    super::mqttsn::check_raw(
+        ctx,
+        sn_schema,
+        &protocols.mqttsn,
+        &topo.nodes,
+        &media,
+        &out_flows,
+    )?;
     let spanned: Vec<_> = file.flows.iter().collect();
     paths::check(ctx, &topo.nodes, &topo.links, &media, &out_flows, &spanned)?;
     let expectations = expect::resolve_all(ctx, &file.expect, &out_flows)?;

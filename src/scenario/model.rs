@@ -695,6 +695,17 @@ pub enum MqttsnGatewayMode {
     Integrated,
 }
 
+/// What carries MQTT-SN messages on the constrained side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttsnTransport {
+    /// UDP datagrams over IP (IPv4, or IPv6 with 6LoWPAN on a medium).
+    Udp,
+    /// The payload of IEEE 802.15.4 frames, no IP (MQTT-SN 1.2 §1: any
+    /// datagram service); clients, forwarders and their gateway share a
+    /// medium.
+    Raw,
+}
+
 /// How MQTT-SN clients find their gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MqttsnDiscovery {
@@ -723,6 +734,8 @@ pub struct MqttsnParams {
     pub port: u16,
     pub gateway_mode: MqttsnGatewayMode,
     pub discovery: MqttsnDiscovery,
+    /// What carries MQTT-SN between clients, forwarders and gateways.
+    pub transport: MqttsnTransport,
     pub t_adv: SimDuration,
     pub n_adv: u32,
     pub t_searchgw: SimDuration,
@@ -761,6 +774,7 @@ impl Default for MqttsnParams {
             port: 1883,
             gateway_mode: MqttsnGatewayMode::Aggregating,
             discovery: MqttsnDiscovery::Advertise,
+            transport: MqttsnTransport::Udp,
             t_adv: SimDuration::from_secs(15 * 60),
             n_adv: 3,
             t_searchgw: SimDuration::from_secs(5),

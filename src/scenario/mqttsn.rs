@@ -5,7 +5,9 @@ use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
 use super::flows::resolve_nodes;
 use super::topology::Topology;
-use crate::scenario::model::{MqttsnDiscovery, MqttsnGatewayMode, MqttsnParams, MqttsnTopicType};
+use crate::scenario::model::{
+    MqttsnDiscovery, MqttsnGatewayMode, MqttsnParams, MqttsnTopicType, MqttsnTransport,
+};
 use crate::sim::SimDuration;
 use serde::Deserialize;
 use toml::Spanned as S;
@@ -17,6 +19,7 @@ pub(crate) struct MqttsnSchema {
     pub port: Option<S<u64>>,
     pub gateway_mode: Option<S<String>>,
     pub discovery: Option<S<String>>,
+    pub transport: Option<S<String>>,
     pub t_adv: Option<S<String>>,
     pub n_adv: Option<S<u64>>,
     pub t_searchgw: Option<S<String>>,
@@ -164,6 +167,14 @@ pub(crate) fn resolve(
                 ],
             )?,
         },
+        transport: match &m.transport {
+            None => d.transport,
+            Some(v) => ctx.choice(
+                v,
+                &f("transport"),
+                &[("udp", MqttsnTransport::Udp), ("raw", MqttsnTransport::Raw)],
+            )?,
+        },
         discovery: match &m.discovery {
             None => d.discovery,
             Some(v) => ctx.choice(
@@ -235,4 +246,47 @@ pub(crate) fn resolve(
             .as_ref()
             .map_or(d.will_retain, |v| *v.get_ref()),
     })
+}
+
+/// With `transport = "raw"` MQTT-SN rides in 802.15.4 frames without IP, so
+/// every MQTT-SN client, forwarder and gateway must be on a medium (a
+/// message reaches only the medium's members). Names the first node that
+/// is not.
+pub(crate) fn check_raw(
+    ctx: &Ctx<'_>,
+    m: Option<&MqttsnSchema>,
+    params: &MqttsnParams,
+    nodes: &[crate::scenario::model::NodeSpec],
+    media: &[crate::scenario::radio::MediumSpec],
+    flows: &[crate::scenario::model::FlowSpec],
+) -> Result<(), ScenarioError> {
+    use crate::scenario::model::{Protocol, Role};
+    let (MqttsnTransport::Raw, Some(v)) = (params.transport, m.and_then(|m| m.transport.as_ref()))
+    else {
+        return Ok(());
+    };
+    let on_medium = |n: usize| media.iter().any(|md| md.members.contains(&n));
+    let mut need: Vec<usize> = (0..nodes.len())
+        .filter(|&n| matches!(nodes[n].role, Role::Gateway | Role::Forwarder))
+        .collect();
+    for fl in flows {
+        if fl.protocol == Protocol::Mqttsn {
+            need.extend(&fl.publishers);
+        }
+        if fl.subscribe_with == Protocol::Mqttsn {
+            need.extend(&fl.receivers);
+        }
+    }
+    match need.into_iter().find(|&n| !on_medium(n)) {
+        None => Ok(()),
+        Some(n) => Err(ctx.err_at(
+            v,
+            "protocols.mqttsn.transport",
+            format!(
+                "transport = \"raw\" carries MQTT-SN in 802.15.4 frames without IP, but node \"{}\" ({}) is on no [[media]]; add it to a medium's members or use transport = \"udp\"",
+                nodes[n].name,
+                nodes[n].role.as_str()
+            ),
+        )),
+    }
 }

@@ -378,6 +378,22 @@ impl<'a, 'w> Ctx<'a, 'w> {
         );
         true
     }
+    /// Send `payload` from `node` to `to` (a node on the same 802.15.4
+    /// medium, or the broadcast) as the payload of a MAC frame, without IP
+    /// (MQTT-SN's `transport = "raw"`). A message longer than 63 bytes goes
+    /// in MQTT-SN's 3-byte length form, so its first byte stays in RFC
+    /// 4944's NALP range on a medium that also carries 6LoWPAN. `false`
+    /// when `node` has no radio or `to` is not on its medium.
+    pub fn link_send_to(
+        &mut self,
+        node: usize,
+        to: crate::net::addr::SockAddr,
+        payload: &[u8],
+        meta: PacketMeta,
+    ) -> bool {
+        self.w
+            .raw_send(self.now, self.q, node, to.addr, payload, meta)
+    }
     /// The address of `node:port` as its datagrams carry it.
     pub fn sock_addr(&self, node: usize, port: u16) -> crate::net::addr::SockAddr {
         crate::net::addr::SockAddr::new(self.w.net.node_addr(node), port)

@@ -195,6 +195,8 @@ struct SnColumns {
 struct MqttSn {
     params: MqttsnParams,
     port: u16,
+    /// MQTT-SN rides in 802.15.4 frames without IP (`transport = "raw"`).
+    raw: bool,
     /// The broker the gateways reach (`None`: integrated).
     broker: Option<u32>,
     home_flow: u32,
@@ -507,10 +509,14 @@ impl MqttSn {
             proto_bytes: (datagram.len() - app) as u16,
             app_bytes: app as u16,
             retx: retx || dup,
-            l4_header: 8,
+            l4_header: if self.raw { 0 } else { 8 },
             ..Default::default()
         };
-        let _ = ctx.udp_send_to((node as usize, self.port), to, datagram, meta);
+        if self.raw {
+            let _ = ctx.link_send_to(node as usize, to, datagram, meta);
+        } else {
+            let _ = ctx.udp_send_to((node as usize, self.port), to, datagram, meta);
+        }
         flow
     }
 
@@ -980,6 +986,7 @@ impl Plugin for MqttSn {
         let sn = &sc.protocols.mqttsn;
         self.params = sn.clone();
         self.port = sn.port;
+        self.raw = sn.transport == crate::scenario::model::MqttsnTransport::Raw;
         self.columns = vec![SnColumns::default(); sc.flows.len()];
         self.flow_qos = sc.flows.iter().map(|f| sn_qos(f.reliability)).collect();
         self.flow_retain = sc.flows.iter().map(|f| f.retain).collect();

@@ -47,7 +47,7 @@ impl UdpLayer {
         }
     }
 
-    fn app_of(&self, node: usize, port: u16) -> Option<AppId> {
+    pub(crate) fn app_of(&self, node: usize, port: u16) -> Option<AppId> {
         self.ports
             .get(node)?
             .iter()

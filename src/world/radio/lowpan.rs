@@ -17,6 +17,16 @@
 //! (`[protocols.ip] reassembly_timeout`) discards the half datagram and
 //! counts it in its flow's `drops_reassembly`.
 //!
+//! Raw frames: with MQTT-SN's `transport = "raw"` a message is the whole
+//! frame payload, no IP (`raw_send`). Its first byte is in RFC 4944's NALP
+//! range (`00xxxxxx`, "not a LoWPAN frame": MQTT-SN's length, or 0x01 for
+//! the 3-byte length form every message of 64 bytes or more is sent in), so
+//! a receiver tells it from 6LoWPAN (and from IPv4, whose first byte is
+//! 0x45) by that byte, as a real node sharing the medium would, and hands
+//! it to the application bound to the MQTT-SN port. Raw frames skip the IP
+//! stack's per-packet processing time (there is no IP stack); the
+//! application's service time still applies.
+//!
 //! Link addresses: a member's 16-bit short address is its node index + 1,
 //! the same number its IPv6 interface identifier carries (`net::l3`), so
 //! IPHC elides the addresses; with extended addressing its EUI-64 is the
@@ -135,6 +145,10 @@ impl World<'_> {
         c: PacketHandle,
     ) {
         let node = self.radio.media[medium].mac[rx as usize].node as usize;
+        let first = self.pool.get(c).data.first().copied().unwrap_or(0xFF);
+        if sixlowpan::classify(first) == sixlowpan::Dispatch::Nalp {
+            return self.raw_input(now, queue, medium, (from, to), node, c);
+        }
         if !self.net.is_v6() {
             return self.ip_input(now, queue, node, c);
         }
@@ -178,6 +192,97 @@ impl World<'_> {
                 self.pool.get_mut(c).data = data;
                 self.pool.free(c);
             }
+        }
+    }
+
+    /// Send `payload` from `node` to `to` (a node on the same medium, or
+    /// the broadcast) as one frame payload without IP; `false` when `node`
+    /// has no radio, `to` is not on its medium or the message is too long
+    /// for a frame.
+    pub(crate) fn raw_send(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        node: usize,
+        to: crate::net::addr::Addr,
+        payload: &[u8],
+        mut meta: PacketMeta,
+    ) -> bool {
+        let Some((m, from)) = self.radio.member_of(node) else {
+            return false;
+        };
+        let dst = if to.is_broadcast() {
+            BCAST
+        } else {
+            match self.net.addr_node(to).and_then(|n| self.radio.member_of(n)) {
+                Some((tm, k)) if tm == m => k,
+                _ => return false,
+            }
+        };
+        let mut out = std::mem::take(&mut self.frag_scratch);
+        let bytes = crate::proto::mqttsn::codec::nalp_form(payload, &mut out);
+        let ok = bytes.len() <= self.spec(m).mtu() as usize
+            && sixlowpan::classify(bytes.first().copied().unwrap_or(0xFF))
+                == sixlowpan::Dispatch::Nalp;
+        if ok {
+            // the 3-byte length form's extra bytes are protocol bytes
+            meta.proto_bytes += (bytes.len() - payload.len()) as u16;
+            meta.l4_header = 0;
+            let pkt = self.pool.alloc_with(meta, bytes);
+            self.mac_enqueue(now, queue, m, from, dst, pkt);
+        }
+        self.frag_scratch = out;
+        ok
+    }
+
+    /// A raw frame (first byte in the NALP range) reached `node`: to the
+    /// application bound to the MQTT-SN port there, from the sender's
+    /// address; dropped when none is (a node that does not speak it).
+    fn raw_input(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        medium: usize,
+        (from, to): (u32, u32),
+        node: usize,
+        c: PacketHandle,
+    ) {
+        let port = self.sc.protocols.mqttsn.port;
+        let sender = self.radio.media[medium].mac[from as usize].node as usize;
+        let Some(app) = self.udp.app_of(node, port) else {
+            return self.pool.free(c);
+        };
+        let meta = self.pool.get(c).meta;
+        let data = std::mem::take(&mut self.pool.get_mut(c).data);
+        self.datagram(
+            now,
+            queue,
+            app,
+            crate::world::host::Received {
+                node: node as u32,
+                port,
+                from: crate::net::addr::SockAddr::new(self.net.node_addr(sender), port),
+                data: &data,
+                meta,
+                group: to == BCAST,
+            },
+        );
+        self.pool.get_mut(c).data = data;
+        self.pool.free(c);
+    }
+
+    /// The split of a frame payload's bytes (transport and IP headers with
+    /// the 6LoWPAN ones, protocol, application): a raw frame is all
+    /// protocol and application.
+    pub(super) fn frame_split(&self, data: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
+        if sixlowpan::classify(data.first().copied().unwrap_or(0xFF)) == sixlowpan::Dispatch::Nalp {
+            let (proto, app) = crate::net::packet::part_split(0, data.len(), meta);
+            return (data.len() as u64 - proto - app, proto, app);
+        }
+        if self.net.is_v6() {
+            self.lowpan_split(data, meta)
+        } else {
+            crate::net::packet::layer_split(data, meta)
         }
     }
 

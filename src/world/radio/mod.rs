@@ -503,11 +503,7 @@ impl World<'_> {
         }
         let len = self.pool.get(pkt).data.len() as u64;
         let data = &self.pool.get(pkt).data;
-        let (tip, proto, app) = if self.net.is_v6() {
-            self.lowpan_split(data, &meta)
-        } else {
-            crate::net::packet::layer_split(data, &meta)
-        };
+        let (tip, proto, app) = self.frame_split(data, &meta);
         let tcp = crate::net::l3::carries_tcp(data);
         let link_hdr = u64::from(ppdu) - len;
         if let Some(s) = self.flow_stats(meta.flow) {
