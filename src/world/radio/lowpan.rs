@@ -109,14 +109,20 @@ impl World<'_> {
             self.net.prefix(),
             &mut out,
         );
+        if comp.is_ok() && out.len() <= max {
+            // one frame (the common case): no fragment list to build
+            let id = self.pool.alloc_with(meta, &out);
+            self.frag_scratch = out;
+            if let Some(t) = self.trace.as_mut() {
+                t.copy(pkt, id);
+            }
+            self.pool.free(pkt);
+            return self.mac_enqueue(now, queue, medium, from, to, id);
+        }
         let mn = &mut self.radio.media[medium].mac[from as usize];
         let tag = mn.lowpan_tag;
-        let frames = comp.and_then(|(chl, uhl)| {
-            if out.len() > max {
-                mn.lowpan_tag = tag.wrapping_add(1);
-            }
-            sixlowpan::fragment(&out, chl, uhl, max, tag)
-        });
+        mn.lowpan_tag = tag.wrapping_add(1);
+        let frames = comp.and_then(|(chl, uhl)| sixlowpan::fragment(&out, chl, uhl, max, tag));
         self.frag_scratch = out;
         let Ok(frames) = frames else {
             return self.drop_packet_mtu(now, pkt);
@@ -163,11 +169,25 @@ impl World<'_> {
             sixlowpan::classify(first),
             sixlowpan::Dispatch::Frag1 | sixlowpan::Dispatch::FragN
         );
+        let prefix = self.net.prefix();
+        if sixlowpan::classify(first) == sixlowpan::Dispatch::Iphc {
+            // unfragmented (the common case): decompressed into the scratch
+            // buffer, which becomes the packet's, the frame's buffer the
+            // next scratch: nothing allocated
+            let mut out = std::mem::take(&mut self.frag_scratch);
+            out.clear();
+            let ok = sixlowpan::decompress_packet(&data, src, dst, prefix, None, &mut out).is_ok();
+            self.frag_scratch = data;
+            self.pool.get_mut(c).data = out;
+            if ok {
+                return self.ip_input(now, queue, node, c);
+            }
+            return self.pool.free(c); // undecodable: dropped (RFC 6282)
+        }
         if fragment {
             self.lowpan_track(now, queue, node, from, &data, meta);
         }
         let timeout = self.sc.protocols.ip.reassembly_timeout;
-        let prefix = self.net.prefix();
         let r = self.radio.media[medium].mac[rx as usize]
             .lowpan
             .get_or_insert_with(|| Box::new(LowpanReassembler::new(timeout)));
