@@ -250,6 +250,15 @@ fn before_legend<'a>(doc: &'a roxmltree::Document<'a>) -> Vec<roxmltree::Node<'a
         .collect()
 }
 
+/// The trimmed texts of an SVG chart, in document order.
+fn svg_texts<'a>(doc: &'a roxmltree::Document<'a>) -> Vec<&'a str> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect()
+}
+
 /// Data markers: circles, polygons and 8 px squares drawn before the legend.
 fn markers(doc: &roxmltree::Document) -> usize {
     before_legend(doc)
@@ -308,12 +317,7 @@ fn hand_made_summary_gives_one_chart_per_metric_with_every_series_and_point() {
     let svg = std::fs::read_to_string(d.join("charts/delivery_ratio_vs_links.backhaul.loss.p.svg"))
         .expect("svg");
     let doc = roxmltree::Document::parse(&svg).expect("xml");
-    let texts: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text())
-        .map(str::trim)
-        .collect();
+    let texts = svg_texts(&doc);
     for s in ["UDP none", "UDP ack", "CoAP NON", "CoAP CON"] {
         assert_eq!(texts.iter().filter(|t| **t == s).count(), 1, "legend `{s}`");
     }
@@ -364,12 +368,7 @@ fn no_swept_axis_gives_one_chart_per_metric_by_series() {
             .unwrap_or_else(|e| panic!("{m}: {e}"));
         let doc = roxmltree::Document::parse(&svg).expect("xml");
         assert_eq!(bars(&doc), 4, "{m}: one bar per series");
-        let texts: Vec<&str> = doc
-            .descendants()
-            .filter(|n| n.has_tag_name("text"))
-            .filter_map(|n| n.text())
-            .map(str::trim)
-            .collect();
+        let texts = svg_texts(&doc);
         // grouped by protocol, named in words, not numbered
         for k in ["UDP", "CoAP", "Protocol"] {
             assert!(texts.contains(&k), "{m}: `{k}` in {texts:?}");
@@ -482,4 +481,62 @@ fn the_legend_covers_no_point() {
         }
     }
     assert!(checked >= 15, "{checked} points and bars checked");
+}
+
+/// A summary of a wired and a radio series with `bytes_*` layers; with
+/// `radio_layers` the radio one has link and 6LoWPAN bytes in their own
+/// columns, without them it is a summary written before they existed.
+fn layered_summary(radio_layers: bool) -> String {
+    let mut s = String::from(
+        "scenario,protocol,reliability,flow,pattern,runs,delivered,bytes_payload,bytes_protocol,bytes_transport_ip,bytes_retransmissions",
+    );
+    if radio_layers {
+        s.push_str(",bytes_link,bytes_adaptation");
+    }
+    s.push('\n');
+    for (proto, rel, link, adapt) in [("udp", "none", 0, 0), ("coap", "non", 340, 180)] {
+        s.push_str(&format!("demo,{proto},{rel},f,fan_in,1,10,200,170,280,0"));
+        if radio_layers {
+            s.push_str(&format!(",{link},{adapt}"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Rects of `colour` with a height drawn before the legend (a layer's bar
+/// parts; a layer of 0 bytes draws a rect of height 0).
+fn layer_rects(doc: &roxmltree::Document, colour: &str) -> usize {
+    before_legend(doc)
+        .iter()
+        .filter(|n| {
+            n.has_tag_name("rect")
+                && n.attribute("fill") == Some(colour)
+                && n.attribute("height").is_some_and(|h| h != "0")
+        })
+        .count()
+}
+
+#[test]
+fn bytes_by_layer_stacks_the_radio_layers_and_draws_older_summaries() {
+    // bytes_link green (0, 158, 115), bytes_adaptation purple (204, 121, 167)
+    let (link, adapt) = ("#009E73", "#CC79A7");
+    for radio_layers in [true, false] {
+        let d = chart_dir("charts-layers", &layered_summary(radio_layers));
+        write_charts(&d).expect("charts");
+        let svg = std::fs::read_to_string(d.join("charts/bytes_by_layer_by_series.svg"))
+            .unwrap_or_else(|e| panic!("radio_layers={radio_layers}: {e}"));
+        let doc = roxmltree::Document::parse(&svg).expect("xml");
+        let want = usize::from(radio_layers);
+        assert_eq!(layer_rects(&doc, link), want, "link part, {radio_layers}");
+        assert_eq!(
+            layer_rects(&doc, adapt),
+            want,
+            "6LoWPAN part, {radio_layers}"
+        );
+        let texts = svg_texts(&doc);
+        for l in ["6LoWPAN headers", "PHY/MAC headers, FCS, link ACKs"] {
+            assert!(texts.contains(&l), "legend `{l}` in {texts:?}");
+        }
+    }
 }

@@ -431,6 +431,148 @@ fn a_fragmented_datagram_arrives_only_if_every_fragment_does() {
     );
 }
 
+/// links.csv rows of `dir` by (link, from): (bytes_link, bytes_adaptation).
+fn link_layer_totals(dir: &Path) -> BTreeMap<(String, String), (f64, f64)> {
+    read_csv(&dir.join("links.csv"))
+        .iter()
+        .map(|r| {
+            (
+                (r["link"].clone(), r["from"].clone()),
+                (num(r, "bytes_link"), num(r, "bytes_adaptation")),
+            )
+        })
+        .collect()
+}
+
+/// The byte layers add up to bytes_on_wire with the radio hop's link and
+/// 6LoWPAN bytes in their own columns: on the medium in an IPv4 run (link
+/// bytes, no adaptation), in an IPv6 run (both), and on wired links only
+/// (neither). links.csv totals the same layers per medium, every attempt
+/// and every flow, so they bound the flows' first-attempt sums.
+#[test]
+fn link_and_adaptation_bytes_are_layers_of_their_own() {
+    let d6 = run_text("layers-v6-radio", &radio_three(), &[]);
+    let d4 = run_text(
+        "layers-v4-radio",
+        &radio_three(),
+        &["protocols.ip.version=4"],
+    );
+    for (dir, v6) in [(&d4, false), (&d6, true)] {
+        let (mut link, mut adapt) = (0.0, 0.0);
+        for flow in ["coap", "sn", "mqtt"] {
+            let r = run_row(dir, flow);
+            common::sim::assert_layers_sum(&r);
+            assert!(num(&r, "delivered") > 0.0, "{flow} v6={v6}: {r:?}");
+            assert!(num(&r, "bytes_link") > 0.0, "{flow} v6={v6}: {r:?}");
+            if v6 {
+                assert!(num(&r, "bytes_adaptation") > 0.0, "{flow}: {r:?}");
+            } else {
+                assert_eq!(num(&r, "bytes_adaptation"), 0.0, "{flow}: {r:?}");
+            }
+            link += num(&r, "bytes_link");
+            adapt += num(&r, "bytes_adaptation");
+        }
+        let totals = link_layer_totals(dir);
+        let (ml, ma) = totals[&("wpan".to_string(), "*".to_string())];
+        assert!(
+            ml >= link && link > 0.0,
+            "v6={v6}: medium {ml} < flows {link}"
+        );
+        assert!(ma >= adapt, "v6={v6}: medium {ma} < flows {adapt}");
+        assert_eq!(ma > 0.0, v6, "v6={v6}: medium adaptation bytes {ma}");
+        for ((l, from), (bl, ba)) in &totals {
+            if l != "wpan" {
+                assert_eq!((*bl, *ba), (0.0, 0.0), "wired {l} from {from}");
+            }
+        }
+    }
+    // wired only, IPv4 and IPv6, with loss (retransmissions): no link or
+    // 6LoWPAN bytes anywhere
+    for set in ["protocols.ip.version=4", "protocols.ip.version=6"] {
+        let d = run_text("layers-wired", &wired_mqtt(), &[set]);
+        let r = run_row(&d, "readings");
+        common::sim::assert_layers_sum(&r);
+        assert!(num(&r, "bytes_retransmissions") > 0.0, "{set}: {r:?}");
+        assert_eq!(num(&r, "bytes_link"), 0.0, "{set}");
+        assert_eq!(num(&r, "bytes_adaptation"), 0.0, "{set}");
+        assert!(link_layer_totals(&d)
+            .values()
+            .all(|&(bl, ba)| bl == 0.0 && ba == 0.0));
+    }
+}
+
+/// Exact link and 6LoWPAN bytes of unfragmented CoAP NON readings over
+/// one 802.15.4 hop, no loss, no MAC ACKs: each reading is one frame and
+/// the server's NON 2.04 answer another, both of the flow.
+#[test]
+fn one_hop_coap_non_frames_have_exact_link_and_adaptation_bytes() {
+    let d = run_text(
+        "layers-exact",
+        &fragmented(0.0, 100),
+        &[
+            "flows.f.protocol=coap",
+            "flows.f.reliability=non",
+            "flows.f.payload_bytes=20",
+        ],
+    );
+    let r = run_row(&d, "f");
+    let sent = num(&r, "sent");
+    assert_eq!(sent, 100.0);
+    assert_eq!(num(&r, "delivered"), sent);
+    let frames: Vec<f64> = packets(&d)
+        .iter()
+        .filter(|p| p["link"] == "wpan")
+        .map(|p| num(p, "bytes"))
+        .collect();
+    assert_eq!(frames.len() as f64, 2.0 * sent, "a reading and its answer");
+    let n = frames.len() as f64;
+    // link, per frame: PHY 4 preamble + 1 SFD + 1 PHR = 6; MAC header with
+    // short addresses and PAN ID compression: FCF 2 + sequence number 1 +
+    // destination PAN 2 + destination 2 + source 2 = 9; FCS 2 → 17
+    assert_eq!(num(&r, "bytes_link"), 17.0 * n);
+    // 6LoWPAN, per frame: IPHC 2 (traffic class and flow label elided, hop
+    // limit 64 coded, both addresses derived from the short MAC addresses
+    // under context 0, so none inline) + UDP NHC 1 + both ports inline 4
+    // (5683 is outside 0xF0B0..0xF0BF) + checksum 2 → 9
+    assert_eq!(num(&r, "bytes_adaptation"), 9.0 * n);
+    // UDP's header travels compressed, so no transport header is inline
+    assert_eq!(num(&r, "bytes_transport_ip"), 0.0);
+    assert_eq!(num(&r, "bytes_retransmissions"), 0.0);
+    assert_eq!(num(&r, "bytes_payload"), 20.0 * sent);
+    common::sim::assert_layers_sum(&r);
+    assert_eq!(num(&r, "bytes_on_wire"), frames.iter().sum::<f64>());
+    // the medium's links.csv row counts the same frames
+    let totals = link_layer_totals(&d);
+    assert_eq!(
+        totals[&("wpan".to_string(), "*".to_string())],
+        (17.0 * n, 9.0 * n)
+    );
+    // with MAC ACKs on, each frame is acknowledged by a 5-byte ACK frame
+    // (FCF 2, sequence number 1, FCS 2) behind the 6-byte PHY header: 11
+    // more link bytes per frame, nothing else changes
+    let d = run_text(
+        "layers-exact-ack",
+        &fragmented(0.0, 100).replace("ack = false", "ack = true"),
+        &[
+            "flows.f.protocol=coap",
+            "flows.f.reliability=non",
+            "flows.f.payload_bytes=20",
+        ],
+    );
+    let a = run_row(&d, "f");
+    assert_eq!(num(&a, "delivered"), sent);
+    assert_eq!(num(&a, "bytes_link"), (17.0 + 11.0) * n);
+    for c in [
+        "bytes_adaptation",
+        "bytes_transport_ip",
+        "bytes_protocol",
+        "bytes_payload",
+    ] {
+        assert_eq!(num(&a, c), num(&r, c), "{c}");
+    }
+    common::sim::assert_layers_sum(&a);
+}
+
 #[test]
 fn ipv6_needs_1280_byte_links_and_says_which_link_does_not() {
     let text = wired_mqtt().replace(

@@ -373,11 +373,10 @@ fn mqtt_bytes_by_layer_add_up() {
         &["duration=2min", "groups.hvac-{i}.link.loss.p=0"],
     );
     let row = run_row(&dir, "hvac");
-    let sum = num(&row, "bytes_payload")
-        + num(&row, "bytes_protocol")
-        + num(&row, "bytes_transport_ip")
-        + num(&row, "bytes_retransmissions");
-    assert_eq!(sum, num(&row, "bytes_on_wire"));
+    common::sim::assert_layers_sum(&row);
+    // wired links model no link header and no 6LoWPAN
+    assert_eq!(num(&row, "bytes_link"), 0.0);
+    assert_eq!(num(&row, "bytes_adaptation"), 0.0);
     assert_eq!(num(&row, "bytes_retransmissions"), 0.0, "no loss");
     // each reading crosses 4 hops: hvac→router→broker, broker→router→controller
     assert_eq!(

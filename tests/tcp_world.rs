@@ -432,11 +432,7 @@ fn packets_name_their_connection_and_layers_add_up() {
         .iter()
         .all(|p| p["protocol"] == "tcp" && p["connection"] == "0"));
     let row = run_row(&dir, "f");
-    let sum = num(&row, "bytes_payload")
-        + num(&row, "bytes_protocol")
-        + num(&row, "bytes_transport_ip")
-        + num(&row, "bytes_retransmissions");
-    assert_eq!(sum, num(&row, "bytes_on_wire"));
+    common::sim::assert_layers_sum(&row);
     assert_eq!(
         num(&row, "bytes_protocol"),
         0.0,

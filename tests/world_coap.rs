@@ -100,16 +100,7 @@ fn con_case(p: f64, m: u32) {
     assert_eq!(con_tx, sent + num(&r, "retransmissions"));
     // the layers add up to every byte on the wire; retransmitted CONs are
     // whole packets of the retransmission layer
-    let layers: f64 = [
-        "bytes_payload",
-        "bytes_protocol",
-        "bytes_transport_ip",
-        "bytes_retransmissions",
-    ]
-    .iter()
-    .map(|c| num(&r, c))
-    .sum();
-    assert_eq!(layers, num(&r, "bytes_on_wire"));
+    common::sim::assert_layers_sum(&r);
     assert!(num(&r, "bytes_retransmissions") > 0.0);
 }
 

@@ -232,6 +232,11 @@ pub struct MediumStats {
     pub airtime_ns: u64,
     /// (transmission, receiver) pairs lost to collisions, among receivers in range.
     pub collisions: u64,
+    /// Bytes of the link layer in every member frame (PHY header, MAC
+    /// header, FCS; ACK frames whole) and of 6LoWPAN headers in data
+    /// frames, every attempt; the world counts them as it sends.
+    pub link_bytes: u64,
+    pub adaptation_bytes: u64,
 }
 
 /// The physical state of one shared medium.

@@ -53,6 +53,10 @@ pub struct FlowStats {
     pub bytes_protocol: u64,
     pub bytes_transport_ip: u64,
     pub bytes_retransmissions: u64,
+    /// The radio hop's share (issue 20): PHY and MAC headers, FCS and
+    /// 802.15.4 ACK frames; 6LoWPAN headers (fragment headers, IPHC, NHC).
+    pub bytes_link: u64,
+    pub bytes_adaptation: u64,
     /// The part of `bytes_on_wire` in packets carrying TCP (an MQTT-SN
     /// flow's backhaul; the rest of its bytes are its UDP hops).
     pub bytes_on_wire_tcp: u64,

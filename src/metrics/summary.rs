@@ -126,6 +126,8 @@ pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         Value::Int(s.bytes_transport_ip),
         Value::Int(s.bytes_retransmissions),
         Value::Int(s.drops_fault),
+        Value::Int(s.bytes_link),
+        Value::Int(s.bytes_adaptation),
     ]
 }
 

@@ -414,7 +414,7 @@ where
 
 /// Layers of `bytes_on_wire`, bottom to top, with their `runs.csv` columns
 /// and colours (fixed, so a layer looks the same on every chart).
-const LAYERS: [(&str, &str, RGBColor); 4] = [
+const LAYERS: [(&str, &str, RGBColor); 6] = [
     (
         "bytes_payload",
         "application payload",
@@ -426,6 +426,17 @@ const LAYERS: [(&str, &str, RGBColor); 4] = [
         "UDP/TCP and IP headers",
         RGBColor(170, 170, 170),
     ),
+    // the radio hop's layers (issue 20), 0 on wired links
+    (
+        "bytes_adaptation",
+        "6LoWPAN headers",
+        RGBColor(204, 121, 167),
+    ),
+    (
+        "bytes_link",
+        "PHY/MAC headers, FCS, link ACKs",
+        RGBColor(0, 158, 115),
+    ),
     (
         "bytes_retransmissions",
         "retransmissions",
@@ -434,7 +445,7 @@ const LAYERS: [(&str, &str, RGBColor); 4] = [
 ];
 
 /// One stacked bar: x position and bytes per delivered message of each layer.
-type Bar = (f64, [f64; 4]);
+type Bar = (f64, [f64; LAYERS.len()]);
 
 /// Stacked bars by layer: on a numeric axis, or (with `cats`) one bar per
 /// category, named under the axis (words on separate lines).
@@ -937,12 +948,20 @@ pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>
     // without a numeric axis, else a chart per series and axis; ratio of
     // the runs' means
     let layer_cols: Vec<Option<usize>> = LAYERS.iter().map(|(c, _, _)| t.col(c)).collect();
-    if let (Some(cd), true) = (t.col("delivered"), layer_cols.iter().all(Option::is_some)) {
-        let per_delivered = |r: &Vec<String>| -> Option<[f64; 4]> {
+    // results written before the radio layers existed lack their columns:
+    // those layers are then 0
+    let required = layer_cols
+        .iter()
+        .zip(LAYERS)
+        .all(|(c, (name, _, _))| c.is_some() || matches!(name, "bytes_link" | "bytes_adaptation"));
+    if let (Some(cd), true) = (t.col("delivered"), required) {
+        let per_delivered = |r: &Vec<String>| -> Option<[f64; LAYERS.len()]> {
             let d = r.get(cd).and_then(|v| num(v)).filter(|d| *d > 0.0)?;
-            let mut v = [0.0; 4];
+            let mut v = [0.0; LAYERS.len()];
             for (k, c) in layer_cols.iter().enumerate() {
-                v[k] = c.and_then(|c| r.get(c)).and_then(|x| num(x))? / d;
+                if let Some(c) = c {
+                    v[k] = r.get(*c).and_then(|x| num(x))? / d;
+                }
             }
             Some(v)
         };
@@ -951,7 +970,7 @@ pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>
             // by group (the bar charts' groups, when a word parameter is
             // swept), then series
             let group_key = |r: &Vec<String>| group_param.map(|c| r[c].clone());
-            let mut rows: Vec<(Option<String>, Ident, [f64; 4])> = t
+            let mut rows: Vec<(Option<String>, Ident, [f64; LAYERS.len()])> = t
                 .rows
                 .iter()
                 .filter_map(|r| per_delivered(r).map(|v| (group_key(r), ident(r), v)))

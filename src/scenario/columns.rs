@@ -17,7 +17,7 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
 /// The core metric columns every run has, in order (DESIGN.md's list and
 /// what the simulation core added beyond it); extension columns follow
 /// (`world::apps::Registry::metric_columns`).
-pub const CORE_COLUMNS: [&str; 31] = [
+pub const CORE_COLUMNS: [&str; 33] = [
     "sent",
     "intended",
     "delivered",
@@ -49,6 +49,9 @@ pub const CORE_COLUMNS: [&str; 31] = [
     "bytes_transport_ip",
     "bytes_retransmissions",
     "drops_fault",
+    // the radio hop's layers taken out of bytes_transport_ip (issue 20)
+    "bytes_link",
+    "bytes_adaptation",
 ];
 
 /// The host TCP's extension columns (`tcp_*`), in order.
@@ -111,7 +114,7 @@ pub const VIOLATIONS: &str = "violations";
 /// MQTT-SN's and CoAP's, then the monitors' `violations`. Built from the
 /// groups above, which the writers use too, so the list cannot drift from
 /// what they write.
-pub const METRIC_COLUMNS: [&str; 63] = join(&[
+pub const METRIC_COLUMNS: [&str; 65] = join(&[
     &CORE_COLUMNS,
     &TCP_COLUMNS,
     &MQTT_COLUMNS,

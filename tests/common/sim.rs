@@ -89,6 +89,28 @@ pub fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
         .unwrap_or_else(|_| panic!("column {col} = {:?} is not a number", row[col]))
 }
 
+/// The layers of `bytes_on_wire` in runs.csv, which sum to it
+/// (docs/metrics.md, "Bytes by layer").
+pub const BYTE_LAYERS: [&str; 6] = [
+    "bytes_payload",
+    "bytes_protocol",
+    "bytes_transport_ip",
+    "bytes_link",
+    "bytes_adaptation",
+    "bytes_retransmissions",
+];
+
+/// Assert a runs.csv row's byte layers add up to its `bytes_on_wire`.
+pub fn assert_layers_sum(row: &BTreeMap<String, String>) {
+    let sum: f64 = BYTE_LAYERS.iter().map(|c| num(row, c)).sum();
+    assert_eq!(
+        sum,
+        num(row, "bytes_on_wire"),
+        "layers of flow {} do not add up: {row:?}",
+        row["flow"]
+    );
+}
+
 /// Assert |measured − expected| ≤ k standard errors of a proportion over n trials.
 pub fn assert_proportion(measured: f64, expected: f64, n: f64, k: f64, what: &str) {
     let se = (expected * (1.0 - expected) / n).sqrt();

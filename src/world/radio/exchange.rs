@@ -264,10 +264,12 @@ impl World<'_> {
         );
         let ppdu = mac154::ACK_PSDU_BYTES + self.spec(medium).phy.phy_header_bytes;
         self.capture_ack(now, medium, seq);
+        // an ACK frame is link layer through and through
+        self.radio.media[medium].medium.stats.link_bytes += u64::from(ppdu);
         if counted {
             if let Some(s) = self.flow_stats(flow) {
                 s.bytes_on_wire += u64::from(ppdu);
-                s.bytes_transport_ip += u64::from(ppdu);
+                s.bytes_link += u64::from(ppdu);
             }
         }
         self.refresh(now, medium, acker);

@@ -291,18 +291,19 @@ impl World<'_> {
         self.pool.free(c);
     }
 
-    /// The split of a frame payload's bytes (transport and IP headers with
-    /// the 6LoWPAN ones, protocol, application): a raw frame is all
-    /// protocol and application.
-    pub(super) fn frame_split(&self, data: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
+    /// The split of a frame payload's bytes (6LoWPAN headers, transport
+    /// and IP headers, protocol, application): a raw frame is all protocol
+    /// and application, an IPv4 packet has no 6LoWPAN bytes.
+    pub(super) fn frame_split(&self, data: &[u8], meta: &PacketMeta) -> (u64, u64, u64, u64) {
         if sixlowpan::classify(data.first().copied().unwrap_or(0xFF)) == sixlowpan::Dispatch::Nalp {
             let (proto, app) = crate::net::packet::part_split(0, data.len(), meta);
-            return (data.len() as u64 - proto - app, proto, app);
+            return (0, data.len() as u64 - proto - app, proto, app);
         }
         if self.net.is_v6() {
             self.lowpan_split(data, meta)
         } else {
-            crate::net::packet::layer_split(data, meta)
+            let (tip, proto, app) = crate::net::packet::layer_split(data, meta);
+            (0, tip, proto, app)
         }
     }
 
@@ -337,20 +338,25 @@ impl World<'_> {
         }
     }
 
-    /// (transport and IP headers incl. 6LoWPAN, protocol, application)
-    /// bytes of the 6LoWPAN frame payload `data`, whose datagram is laid out
-    /// as `meta` says.
-    pub(super) fn lowpan_split(&self, data: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
+    /// (6LoWPAN, transport header, protocol, application) bytes of the
+    /// 6LoWPAN frame payload `data`, whose datagram is laid out as `meta`
+    /// says. The first part is the adaptation layer's (fragment header,
+    /// IPHC and UDP NHC: the compressed IPv6 and UDP headers); the second
+    /// is a transport header carried inline (TCP's), or the whole payload
+    /// when it is no 6LoWPAN frame this can lay out.
+    pub(super) fn lowpan_split(&self, data: &[u8], meta: &PacketMeta) -> (u64, u64, u64, u64) {
+        let whole = (0, data.len() as u64, 0, 0);
         let Some(l) = sixlowpan::frame_layout(data, self.net.prefix()) else {
-            return (data.len() as u64, 0, 0);
+            return whole;
         };
-        let rest = data.len().saturating_sub(l.header);
         let ip = crate::net::ipv6::HEADER_LEN;
-        if l.datagram_offset < ip {
-            return (data.len() as u64, 0, 0);
+        if l.datagram_offset < ip || l.header > data.len() {
+            return whole;
         }
+        let rest = data.len() - l.header;
         let (proto, app) = crate::net::packet::part_split(l.datagram_offset - ip, rest, meta);
-        (data.len() as u64 - proto - app, proto, app)
+        let adapt = l.header as u64;
+        (adapt, data.len() as u64 - adapt - proto - app, proto, app)
     }
 }
 

@@ -294,7 +294,7 @@ impl World<'_> {
                 gen: 0,
             },
         );
-        self.count_frame_bytes(head.pkt, ppdu, retry);
+        self.count_frame_bytes(medium, head.pkt, ppdu, retry);
         self.capture_data(now, medium, member, head);
         self.refresh(now, medium, member);
         self.refresh_locks(now, medium);

@@ -495,17 +495,23 @@ impl World<'_> {
         }
     }
 
-    /// bytes_on_wire and its layers for one data frame of `pkt`.
-    fn count_frame_bytes(&mut self, pkt: PacketHandle, ppdu: u32, retry: bool) {
+    /// bytes_on_wire and its layers for one data frame of `pkt` on
+    /// `medium`; the medium's link and adaptation byte totals (links.csv)
+    /// count every frame, measured or not.
+    fn count_frame_bytes(&mut self, medium: usize, pkt: PacketHandle, ppdu: u32, retry: bool) {
         let meta = self.pool.get(pkt).meta;
+        let len = self.pool.get(pkt).data.len() as u64;
+        let data = &self.pool.get(pkt).data;
+        let (adapt, tip, proto, app) = self.frame_split(data, &meta);
+        let tcp = crate::net::l3::carries_tcp(data);
+        // PHY header (sync, PHR), MAC header and FCS: the PPDU around the payload
+        let link_hdr = u64::from(ppdu).saturating_sub(len);
+        let stats = &mut self.radio.media[medium].medium.stats;
+        stats.link_bytes += link_hdr;
+        stats.adaptation_bytes += adapt;
         if !meta.counted {
             return;
         }
-        let len = self.pool.get(pkt).data.len() as u64;
-        let data = &self.pool.get(pkt).data;
-        let (tip, proto, app) = self.frame_split(data, &meta);
-        let tcp = crate::net::l3::carries_tcp(data);
-        let link_hdr = u64::from(ppdu) - len;
         if let Some(s) = self.flow_stats(meta.flow) {
             s.bytes_on_wire += u64::from(ppdu);
             if tcp {
@@ -514,7 +520,9 @@ impl World<'_> {
             if retry || meta.retx {
                 s.bytes_retransmissions += u64::from(ppdu);
             } else {
-                s.bytes_transport_ip += tip + link_hdr;
+                s.bytes_link += link_hdr;
+                s.bytes_adaptation += adapt;
+                s.bytes_transport_ip += tip;
                 s.bytes_protocol += proto;
                 s.bytes_payload += app;
             }
