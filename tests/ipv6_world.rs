@@ -360,45 +360,14 @@ fn ipv6_over_the_medium_delivers_coap_mqttsn_and_mqtt_and_tshark_decodes_every_l
 /// delivers every frame), no MAC retries, one sender, so each frame
 /// survives independently with probability 1 − p.
 fn fragmented(p: f64, n: u32) -> String {
-    format!(
-        r#"name = "v6-frag"
-seed = 21
-duration = "{secs} s"
-drain = "5 s"
-
-[[nodes]]
-name = "A"
-role = "client"
-position = [0.0, 0.0]
-[[nodes]]
-name = "B"
-role = "server"
-position = [10.0, 0.0]
-
-[[media]]
-name = "wpan"
-members = ["A", "B"]
-fading = "none"
-shadowing_db = 0.0
-ack = false
-loss = {{ model = "bernoulli", p = {p:?} }}
-
-[[flows]]
-name = "f"
-pattern = "point_to_point"
-protocol = "udp"
-publishers = ["A"]
-receivers = ["B"]
-topic = "t"
-payload_bytes = 300
-interval = "50 ms"
-count = {n}
-
-[protocols.ip]
-version = 6
-reassembly_timeout = "1 s"
-"#,
-        secs = n / 20 + 1
+    common::sim::radio_pair(
+        &format!(
+            "name = \"v6-frag\"\nseed = 21\nduration = \"{} s\"\ndrain = \"5 s\"",
+            n / 20 + 1
+        ),
+        &format!("ack = false\nloss = {{ model = \"bernoulli\", p = {p:?} }}"),
+        &format!("payload_bytes = 300\ninterval = \"50 ms\"\ncount = {n}"),
+        "[protocols.ip]\nversion = 6\nreassembly_timeout = \"1 s\"\n",
     )
 }
 

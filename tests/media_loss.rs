@@ -26,40 +26,11 @@ const N: u32 = 20_000;
 /// backoffs and ACK waits, < 15 ms), so the MAC queue never overflows.
 /// `mac` holds extra `[[media]]` fields (the `loss` table, MAC settings).
 fn two_nodes(mac: &str) -> String {
-    format!(
-        r#"name = "media-loss"
-seed = 11
-duration = "401 s"
-drain = "5 s"
-
-[[nodes]]
-name = "A"
-role = "client"
-position = [0.0, 0.0]
-
-[[nodes]]
-name = "B"
-role = "server"
-position = [10.0, 0.0]
-
-[[media]]
-name = "wpan"
-members = ["A", "B"]
-fading = "none"
-shadowing_db = 0.0
-{mac}
-
-[[flows]]
-name = "f"
-pattern = "point_to_point"
-protocol = "udp"
-publishers = ["A"]
-receivers = ["B"]
-topic = "t"
-payload_bytes = 30
-interval = "20 ms"
-count = {N}
-"#
+    common::sim::radio_pair(
+        "name = \"media-loss\"\nseed = 11\nduration = \"401 s\"\ndrain = \"5 s\"\n",
+        mac,
+        &format!("payload_bytes = 30\ninterval = \"20 ms\"\ncount = {N}"),
+        "",
     )
 }
 

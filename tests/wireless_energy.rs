@@ -9,37 +9,11 @@ use qossim::metrics::energy::NodeEnergy;
 use qossim::world::World;
 
 fn two_nodes(mac: &str, flow_extra: &str) -> String {
-    format!(
-        r#"
-name = "energy"
-seed = 5
-duration = "10 s"
-drain = "2 s"
-[[nodes]]
-name = "A"
-role = "client"
-position = [0.0, 0.0]
-[[nodes]]
-name = "B"
-role = "server"
-position = [10.0, 0.0]
-[[media]]
-name = "wpan"
-members = ["A", "B"]
-fading = "none"
-shadowing_db = 0.0
-{mac}
-[[flows]]
-name = "f"
-pattern = "point_to_point"
-protocol = "udp"
-publishers = ["A"]
-receivers = ["B"]
-topic = "t"
-payload_bytes = 88
-interval = "5 s"
-{flow_extra}
-"#
+    common::sim::radio_pair(
+        "name = \"energy\"\nseed = 5\nduration = \"10 s\"\ndrain = \"2 s\"",
+        mac,
+        &format!("payload_bytes = 88\ninterval = \"5 s\"\n{flow_extra}"),
+        "",
     )
 }
 

@@ -138,3 +138,42 @@ pub fn with_events(base: &str, events: &[(&str, &str, &str, &str)]) -> String {
     }
     t
 }
+
+/// Two nodes on one 802.15.4 medium, A sending UDP to B 10 m away:
+/// −70 dBm over a −100 dBm noise floor with no fading and no shadowing, so
+/// SINR delivers every frame (PER ≈ 10⁻¹⁰⁰) and only what `mac` adds (a
+/// medium `loss`, MAC settings) loses any. `head` holds the top-level
+/// fields (name, seed, duration, drain), `mac` extra `[[media]]` fields,
+/// `flow` the flow's `payload_bytes`, `interval` and any other field,
+/// `tail` tables appended at the end.
+pub fn radio_pair(head: &str, mac: &str, flow: &str, tail: &str) -> String {
+    format!(
+        r#"{head}
+[[nodes]]
+name = "A"
+role = "client"
+position = [0.0, 0.0]
+
+[[nodes]]
+name = "B"
+role = "server"
+position = [10.0, 0.0]
+
+[[media]]
+name = "wpan"
+members = ["A", "B"]
+fading = "none"
+shadowing_db = 0.0
+{mac}
+
+[[flows]]
+name = "f"
+pattern = "point_to_point"
+protocol = "udp"
+publishers = ["A"]
+receivers = ["B"]
+topic = "t"
+{flow}
+{tail}"#
+    )
+}
