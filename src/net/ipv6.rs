@@ -17,7 +17,7 @@
 
 use super::checksum::{self, PseudoAddrs};
 use super::ip::PROTO_UDP;
-use super::udp::{UdpPacket, UdpRepr, HEADER_LEN as UDP_HEADER_LEN};
+use super::udp::{UdpRepr, HEADER_LEN as UDP_HEADER_LEN};
 use super::wire::{Layer, WireError};
 use std::net::Ipv6Addr;
 
@@ -204,23 +204,8 @@ pub fn parse_udp(
     src: Ipv6Addr,
     dst: Ipv6Addr,
 ) -> Result<(UdpRepr, u16, &[u8]), WireError> {
-    let p = UdpPacket::new_checked(buf)?;
-    if p.checksum() == 0 {
-        return Err(WireError::ZeroUdpChecksumV6);
-    }
-    if transport_checksum(src, dst, PROTO_UDP, p.datagram()) != 0 {
-        return Err(WireError::BadChecksum {
-            layer: Layer::Udp,
-            sum: !transport_checksum(src, dst, PROTO_UDP, p.datagram()),
-        });
-    }
-    let repr = UdpRepr {
-        src_port: p.src_port(),
-        dst_port: p.dst_port(),
-        payload_len: p.length() - UDP_HEADER_LEN as u16,
-    };
-    let len = usize::from(p.length());
-    Ok((repr, p.checksum(), &buf[UDP_HEADER_LEN..len]))
+    let (repr, payload) = UdpRepr::parse_with(buf, PseudoAddrs::v6(src, dst), true)?;
+    Ok((repr, u16::from_be_bytes([buf[6], buf[7]]), payload))
 }
 
 /// Append a UDP header with its IPv6 checksum and `payload` to `out`. A

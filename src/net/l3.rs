@@ -284,7 +284,6 @@ impl NetPlan {
 
     /// Clear `out` and fill it with a whole packet carrying a UDP datagram
     /// from `src:sport` to `dst:dport`.
-    #[allow(clippy::too_many_arguments)]
     pub fn build_udp(
         self,
         out: &mut Vec<u8>,

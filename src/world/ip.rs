@@ -4,7 +4,7 @@
 use super::{Ev, World};
 use crate::net::frag::{self, Reassembler};
 use crate::net::frag6::{self, Reassembler6};
-use crate::net::l3::{self, L3Hdr, NetPlan};
+use crate::net::l3::{self, NetPlan};
 use crate::net::packet::PacketHandle;
 use crate::sim::{EventQueue, SimTime};
 use std::io::Write;
@@ -193,7 +193,10 @@ impl World<'_> {
             }
         }
         let dst = addr.and_then(|a| self.net.addr_node(a));
-        if let Some(d) = dst.filter(|&d| d != node && self.net.is_v6()) {
+        // every IPv6 path carries 1280 bytes (RFC 8200 §5, checked when
+        // loading): only a longer packet needs its path walked
+        let long = self.pool.get(pkt).data.len() > crate::net::ipv6::MIN_MTU;
+        if let Some(d) = dst.filter(|&d| long && d != node && self.net.is_v6()) {
             // RFC 8200 §4.5: only the source fragments, to the path MTU
             // (routers drop what does not fit; Packet Too Big is not modelled)
             if self.net.src_of(&self.pool.get(pkt).data) == Some(self.net.node_addr(node)) {
@@ -675,7 +678,6 @@ impl World<'_> {
         let Ok((hdr, payload)) = self.net.parse(data) else {
             return;
         };
-        let hdr: L3Hdr = hdr;
         if hdr.proto == crate::net::ip::PROTO_UDP {
             self.udp_input(now, queue, node, &hdr, payload, meta);
         } else if hdr.proto == crate::net::ip::PROTO_TCP {
