@@ -58,6 +58,24 @@ fn run_dir() -> PathBuf {
     out
 }
 
+/// Air cost charts: the air-cost teaching sweep (bars of stacks, MQTT-SN's
+/// transports told apart) and a payload-size sweep on a medium (lines).
+fn air_dirs() -> [PathBuf; 2] {
+    let bars = temp_dir("paper-air-bars");
+    let f = root().join("scenarios/teaching/air-cost.toml");
+    qossim(&["sweep", f.to_str().expect("utf-8")], &bars);
+    let lines = temp_dir("paper-air-lines");
+    let f = root().join("tests/fixtures/chart-air.toml");
+    qossim(&["sweep", f.to_str().expect("utf-8")], &lines);
+    for name in ["frames", "bytes", "airtime_ms", "energy_mj"] {
+        let bar = format!("charts/{name}_air_per_delivered_by_series.svg");
+        assert!(bars.join(&bar).is_file(), "{bar}");
+        let line = format!("charts/{name}_air_per_delivered_vs_flows.f.payload_bytes.svg");
+        assert!(lines.join(&line).is_file(), "{line}");
+    }
+    [bars, lines]
+}
+
 /// A categorical sweep (interval as words) with CIs: grouped bars with
 /// whiskers, drawn by the library from a hand-made summary.csv.
 fn categorical_dir() -> PathBuf {
@@ -405,7 +423,14 @@ fn same_style_everywhere(dir: &Path, charts: &[(String, Legend)]) {
 #[test]
 fn every_chart_type_is_paper_ready() {
     let mut kinds = std::collections::BTreeSet::new();
-    for dir in [sweep_dir(), run_dir(), categorical_dir()] {
+    let [air_bars, air_lines] = air_dirs();
+    for dir in [
+        sweep_dir(),
+        run_dir(),
+        categorical_dir(),
+        air_bars,
+        air_lines,
+    ] {
         let mut legends = Vec::new();
         for svg in svgs(&dir) {
             let entries = check_chart(&svg);

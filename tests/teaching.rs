@@ -554,3 +554,124 @@ fn mqtt_versions_aliases_save_topic_bytes_and_session_expiry_loses_what_3_1_1_ke
         "the actuator's session expired"
     );
 }
+
+/// "What does a reading cost on the air?": the sweep runs one stack per
+/// point; per delivered reading, 6LoWPAN costs fewer bytes than IPv4 in
+/// 802.15.4 frames for every protocol, raw MQTT-SN fewest, MQTT/TCP most
+/// (two frames more); airtime and energy follow from the bytes.
+#[test]
+fn air_cost_6lowpan_beats_ipv4_raw_mqttsn_is_cheapest_and_tcp_dearest() {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/teaching/air-cost.toml");
+    let out = common::temp_dir("teach-air");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_qossim"))
+        .arg("sweep")
+        .arg(&f)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .status()
+        .expect("qossim sweep");
+    assert!(st.success());
+    let rows = read_csv(&out.join("runs.csv"));
+    assert_eq!(rows.len(), 7, "one run per stack");
+    // per delivered reading: (frames, bytes, airtime ms, mJ) of a stack
+    let stack = |proto: &str, ip: &str, transport: &str| -> [f64; 4] {
+        let r = rows
+            .iter()
+            .find(|r| {
+                r["protocol"] == proto
+                    && r["protocols.ip.version"] == ip
+                    && r["protocols.mqttsn.transport"] == transport
+            })
+            .unwrap_or_else(|| panic!("no run {proto} v{ip} {transport}"));
+        assert_eq!(num(r, "delivered"), num(r, "intended"), "{proto} v{ip}");
+        let d = num(r, "delivered");
+        assert!(d >= 50.0, "{proto} v{ip}: {d} readings");
+        let v = [
+            num(r, "frames_air") / d,
+            num(r, "bytes_air") / d,
+            num(r, "airtime_ms_air") / d,
+            num(r, "energy_mj_air") / d,
+        ];
+        // 250 kbit/s: 32 µs a byte; energy: the sender at 17.4 mA and the
+        // two other radios at 18.8 mA, 3 V (CC2420)
+        assert!((v[2] - v[1] * 0.032).abs() < 1e-6, "{proto}: airtime {v:?}");
+        let mj = v[2] * 1e-3 * 3.0 * (17.4 + 2.0 * 18.8);
+        assert!((v[3] - mj).abs() < 1e-6, "{proto}: energy {v:?} vs {mj}");
+        v
+    };
+    let coap4 = stack("coap", "4", "udp");
+    let coap6 = stack("coap", "6", "udp");
+    let sn4 = stack("mqttsn", "4", "udp");
+    let sn6 = stack("mqttsn", "6", "udp");
+    let raw = stack("mqttsn", "6", "raw");
+    let mqtt4 = stack("mqtt", "4", "udp");
+    let mqtt6 = stack("mqtt", "6", "udp");
+    // a datagram exchange is 4 frames (request, response, two link ACKs);
+    // MQTT-SN's keep-alive adds a little, MQTT/TCP's ACK two frames
+    assert_eq!(coap4[0], 4.0);
+    assert_eq!(coap6[0], 4.0);
+    for sn in [sn4, sn6, raw] {
+        assert!((4.0..4.2).contains(&sn[0]), "MQTT-SN frames {sn:?}");
+    }
+    for m in [mqtt4, mqtt6] {
+        assert!((6.0..6.2).contains(&m[0]), "MQTT frames {m:?}");
+    }
+    // 6LoWPAN: per IP data frame (two a reading) the 28 bytes of IPv4 +
+    // UDP become an IPHC + NHC header of 6 to 16 bytes; for TCP only the
+    // 20-byte IPv4 header is compressed
+    for (v4, v6) in [(coap4, coap6), (sn4, sn6)] {
+        let saved = (v4[1] - v6[1]) / 2.0;
+        assert!(
+            (12.0..=22.0).contains(&saved),
+            "UDP saves {saved} B a frame"
+        );
+    }
+    let saved_tcp = (mqtt4[1] - mqtt6[1]) / 3.0;
+    assert!(
+        (10.0..=18.0).contains(&saved_tcp),
+        "TCP saves {saved_tcp} B a frame"
+    );
+    // raw frames drop what is left of IP and UDP
+    assert!(raw[1] + 10.0 < sn6[1], "raw {raw:?} vs UDP {sn6:?}");
+    // the order the question is about, in bytes and energy
+    for k in [1, 3] {
+        assert!(raw[k] < sn6[k] && sn6[k] < coap6[k] && coap6[k] < mqtt6[k]);
+        assert!(sn4[k] < coap4[k] && coap4[k] < mqtt4[k]);
+        assert!(coap6[k] < coap4[k] && sn6[k] < sn4[k] && mqtt6[k] < mqtt4[k]);
+    }
+    // the chart that answers it, with MQTT-SN's two transports told apart
+    let svg = std::fs::read_to_string(out.join("charts/energy_mj_air_per_delivered_by_series.svg"))
+        .expect("energy chart");
+    for label in [
+        "CoAP CON",
+        "MQTT QoS 1",
+        "mqtt-sn over raw",
+        "mqtt-sn over udp",
+    ] {
+        assert!(svg.contains(label), "legend lacks {label}");
+    }
+    for name in ["frames", "bytes", "airtime_ms"] {
+        assert!(out
+            .join(format!("charts/{name}_air_per_delivered_by_series.svg"))
+            .exists());
+    }
+}
+
+/// The air-cost sweep sets `subscribe_with` on every point: the flow's
+/// own protocol written out is its default (CoAP included), while another
+/// protocol stays an error for CoAP.
+#[test]
+fn subscribe_with_own_protocol_is_the_default_and_others_stay_mqtt_only() {
+    let text = teaching("air-cost.toml");
+    let a = load(&text, &[]);
+    let b = load(&text, &["flows.reading.subscribe_with=\"coap\""]);
+    assert_eq!(a.flows[0].subscribe_with, b.flows[0].subscribe_with);
+    let o = vec!["flows.reading.subscribe_with=\"mqtt\"".to_string()];
+    let e = qossim::scenario::load_str(&text, "air-cost.toml", Path::new("."), &o)
+        .expect_err("coap with mqtt subscribers")
+        .to_string();
+    assert!(
+        e.contains("flows.reading.subscribe_with") && e.contains("not \"coap\""),
+        "{e}"
+    );
+}

@@ -158,6 +158,20 @@ fn runs_csv_energy_columns_add_up() {
     );
     let per = num(&r, "energy_mj_per_delivered");
     assert!((per - total / num(&r, "delivered")).abs() < 1e-5);
+    // the flow's own frames: each datagram one 133-byte PPDU (4.256 ms)
+    // and its 11-byte link ACK (0.352 ms), each sent by one radio and
+    // received by the other
+    let n = num(&r, "sent");
+    assert!(n >= 2.0 && num(&r, "delivered") == n, "{n}");
+    assert_eq!(num(&r, "frames_air"), 2.0 * n);
+    assert_eq!(num(&r, "bytes_air"), 144.0 * n);
+    let air = num(&r, "airtime_ms_air");
+    assert!((air - 4.608 * n).abs() < 1e-6, "airtime {air}");
+    let mj = 4.608e-3 * n * 3.0 * (17.4 + 18.8);
+    let got = num(&r, "energy_mj_air");
+    assert!((got - mj).abs() < 1e-6, "{got} vs {mj} (6 decimals)");
+    // a part of the state totals: no listening, no CCA, no ACK wait
+    assert!(got < num(&r, "energy_mj_tx") + num(&r, "energy_mj_rx"));
     // without a medium the energy columns are empty
     let wired = r#"
 name = "wired"
@@ -183,7 +197,15 @@ interval = "1 s"
 "#;
     let dir = run_text("energy-wired", wired, &[]);
     let r = run_row(&dir, "f");
-    for c in ["energy_mj", "energy_mj_tx", "energy_mj_per_delivered"] {
+    for c in [
+        "energy_mj",
+        "energy_mj_tx",
+        "energy_mj_per_delivered",
+        "frames_air",
+        "bytes_air",
+        "airtime_ms_air",
+        "energy_mj_air",
+    ] {
         assert_eq!(r[c], "", "{c}");
     }
 }

@@ -40,6 +40,13 @@ impl RadioParams {
         sleep_ma: 0.020,
     };
 
+    /// Energy (mJ) of one frame of `airtime_ns` on the air: its sender in
+    /// `Tx` and each of `receivers` radios in `Rx` for the frame's length
+    /// (the same product the meters integrate).
+    pub fn frame_mj(&self, airtime_ns: u64, receivers: usize) -> f64 {
+        airtime_ns as f64 * 1e-9 * (self.tx_ma + self.rx_ma * receivers as f64) * self.voltage_v
+    }
+
     fn current_ma(&self, s: RadioState) -> f64 {
         match s {
             RadioState::Tx => self.tx_ma,

@@ -57,6 +57,13 @@ pub struct FlowStats {
     /// 802.15.4 ACK frames; 6LoWPAN headers (fragment headers, IPHC, NHC).
     pub bytes_link: u64,
     pub bytes_adaptation: u64,
+    /// The flow's frames on 802.15.4 media (every attempt of a data frame
+    /// and every link ACK), their whole PPDUs, their airtime (ns) and the
+    /// energy of sending them and of every radio that received them (mJ).
+    pub frames_air: u64,
+    pub bytes_air: u64,
+    pub airtime_air_ns: u64,
+    pub energy_air_mj: f64,
     /// The part of `bytes_on_wire` in packets carrying TCP (an MQTT-SN
     /// flow's backhaul; the rest of its bytes are its UDP hops).
     pub bytes_on_wire_tcp: u64,

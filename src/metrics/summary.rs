@@ -132,20 +132,28 @@ pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
 }
 
 /// The radio energy columns of a flow: energy per state (tx, rx, listen,
-/// sleep) over every radio of the run and per delivered message (empty
-/// without radio media).
-pub fn energy_values(energy_mj: Option<[f64; 4]>, delivered: u64) -> [Value; 5] {
-    let state = |i: usize| energy_mj.map_or(Value::Empty, |e| Value::Float(e[i]));
-    let total = energy_mj.map(|e| e.iter().sum::<f64>());
+/// sleep) over every radio of the run and per delivered message, then the
+/// flow's own frames on the air (count, bytes, airtime, energy); all empty
+/// without radio media.
+pub fn energy_values(energy_mj: Option<[f64; 4]>, s: &FlowStats) -> [Value; 9] {
+    let Some(e) = energy_mj else {
+        return [Value::Empty; 9];
+    };
+    let total = e.iter().sum::<f64>();
     [
-        state(0),
-        state(1),
-        state(2),
-        state(3),
-        match total {
-            Some(t) if delivered > 0 => Value::Float(t / delivered as f64),
-            _ => Value::Empty,
+        Value::Float(e[0]),
+        Value::Float(e[1]),
+        Value::Float(e[2]),
+        Value::Float(e[3]),
+        if s.delivered > 0 {
+            Value::Float(total / s.delivered as f64)
+        } else {
+            Value::Empty
         },
+        Value::Int(s.frames_air),
+        Value::Int(s.bytes_air),
+        Value::Float(s.airtime_air_ns as f64 / 1e6),
+        Value::Float(s.energy_air_mj),
     ]
 }
 

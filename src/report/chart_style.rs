@@ -126,6 +126,7 @@ pub(crate) fn protocol_name(p: &str) -> String {
         "mqttsn" => "MQTT-SN".into(),
         "http" => "HTTP".into(),
         "tcp" => "TCP".into(),
+        "ip" => "IP".into(),
         other => other.to_string(),
     }
 }
@@ -176,7 +177,15 @@ fn categorical_path(path: &str) -> bool {
     let last = path.rsplit('.').next().unwrap_or(path);
     matches!(
         last,
-        "protocol" | "reliability" | "qos" | "pattern" | "coap_mode" | "role" | "model"
+        "protocol"
+            | "reliability"
+            | "qos"
+            | "pattern"
+            | "coap_mode"
+            | "role"
+            | "model"
+            | "version"
+            | "transport"
     )
 }
 
@@ -219,6 +228,10 @@ pub(crate) struct Styles {
     show_flow: bool,
     /// Swept parameters with ≥ 2 values: (path, role).
     params: Vec<(String, Param)>,
+    /// Per parameter of `params`: the protocols whose rows all have one
+    /// value of it, so that their names already tell it (a zip of
+    /// protocols with the receivers' protocol, say).
+    implied: Vec<Vec<String>>,
     opts: ChartOptions,
 }
 
@@ -231,24 +244,48 @@ impl Styles {
         opts: &ChartOptions,
     ) -> Self {
         let mut params = Vec::new();
+        let mut implied = Vec::new();
+        let mut protocols: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        protocols.sort();
+        protocols.dedup();
         for (k, path) in paths.iter().enumerate() {
-            let mut vals: Vec<&str> = rows
-                .iter()
-                .filter_map(|r| r.3.get(k))
-                .map(|s| s.as_str())
-                .collect();
-            vals.sort();
-            vals.dedup();
+            let values_of = |proto: Option<&str>| {
+                let mut vals: Vec<&str> = rows
+                    .iter()
+                    .filter(|r| proto.is_none_or(|p| r.0 == p))
+                    .filter_map(|r| r.3.get(k))
+                    .map(|s| s.as_str())
+                    .collect();
+                vals.sort();
+                vals.dedup();
+                vals
+            };
+            let vals = values_of(None);
             if vals.len() < 2 {
                 continue;
             }
             let numeric = !categorical_path(path) && vals.iter().all(|v| num(v).is_some());
             params.push((path.clone(), if numeric { Param::Axis } else { Param::Cat }));
+            implied.push(
+                protocols
+                    .iter()
+                    .filter(|p| values_of(Some(p)).len() == 1)
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>(),
+            );
         }
         // categorical comparisons are grouped by the first categorical
         // parameter the protocol names do not already show
         if !params.iter().any(|p| p.1 == Param::Axis) {
-            if let Some(p) = params.iter_mut().find(|p| !shown_by_protocol(&p.0)) {
+            let shown = |k: usize, path: &str| {
+                shown_by_protocol(path) || implied[k].len() == protocols.len()
+            };
+            if let Some(p) = params
+                .iter_mut()
+                .enumerate()
+                .find(|(k, p)| !shown(*k, &p.0))
+                .map(|(_, p)| p)
+            {
                 p.1 = Param::Group;
             }
         }
@@ -256,6 +293,7 @@ impl Styles {
             ids: Vec::new(),
             show_flow: false,
             params,
+            implied,
             opts: opts.clone(),
         };
         let mut ids: Vec<Ident> = rows
@@ -288,15 +326,6 @@ impl Styles {
                     .and_then(|k| values.get(k).cloned())
                     .unwrap_or_default()
             })
-            .collect()
-    }
-
-    /// Categorical parameter paths, in the order of `Ident::cats`.
-    pub(crate) fn cat_paths(&self) -> Vec<&str> {
-        self.params
-            .iter()
-            .filter(|(_, k)| *k == Param::Cat)
-            .map(|(p, _)| p.as_str())
             .collect()
     }
 
@@ -368,8 +397,13 @@ impl Styles {
         if self.show_flow {
             l.push_str(&format!(" ({})", id.flow));
         }
-        for (p, v) in self.cat_paths().iter().zip(&id.cats) {
-            if !shown_by_protocol(p) {
+        let cats = self
+            .params
+            .iter()
+            .zip(&self.implied)
+            .filter(|((_, k), _)| *k == Param::Cat);
+        for (((p, _), implied), v) in cats.zip(&id.cats) {
+            if !shown_by_protocol(p) && !implied.contains(&id.protocol) {
                 l.push_str(&format!(", {} {v}", self.axis_label(p).to_lowercase()));
             }
         }
@@ -422,6 +456,8 @@ pub fn axis_label(path: &str, opts: &ChartOptions) -> String {
         ["duration"] => "Duration".to_string(),
         ["warmup"] => "Warm-up".to_string(),
         ["seed"] => "Seed".to_string(),
+        ["version"] => "Version".to_string(),
+        ["transport"] => "Transport".to_string(),
         _ => return path.to_string(),
     };
     if on.is_empty() {
@@ -641,6 +677,49 @@ pub(crate) fn annotate_svg(svg: &str, title: &str, kind: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A word parameter with one value per protocol (the receivers'
+    /// protocol beside each flow protocol) neither labels nor groups; one
+    /// that differs within a protocol labels that protocol's series only.
+    #[test]
+    fn words_a_protocol_implies_stay_out_of_labels_and_groups() {
+        let paths: Vec<String> = ["ip.version", "subscribe_with", "transport"]
+            .map(String::from)
+            .to_vec();
+        let row = |p: &str, v: &str, s: &str, t: &str| {
+            (
+                p.to_string(),
+                if p == "coap" { "con" } else { "qos1" }.to_string(),
+                "f".to_string(),
+                vec![v.to_string(), s.to_string(), t.to_string()],
+            )
+        };
+        let rows = vec![
+            row("coap", "4", "coap", "udp"),
+            row("mqttsn", "4", "mqtt", "udp"),
+            row("coap", "6", "coap", "udp"),
+            row("mqttsn", "6", "mqtt", "udp"),
+            row("mqttsn", "6", "mqtt", "raw"),
+        ];
+        let st = Styles::new(&paths, &rows, &ChartOptions::default());
+        assert_eq!(st.group_path(), Some("ip.version"));
+        assert!(st.axis_paths().is_empty(), "a version is a choice");
+        let label = |r: &(String, String, String, Vec<String>)| {
+            st.label(&Ident::new(&r.0, &r.1, &r.2, st.cats_of(&paths, &r.3)))
+        };
+        assert_eq!(label(&rows[0]), "CoAP CON");
+        assert_eq!(label(&rows[4]), "MQTT-SN QoS 1, transport raw");
+        // without the version, subscribe_with (implied) does not group
+        let st = Styles::new(
+            &paths[1..],
+            &rows
+                .iter()
+                .map(|r| (r.0.clone(), r.1.clone(), r.2.clone(), r.3[1..].to_vec()))
+                .collect::<Vec<_>>(),
+            &ChartOptions::default(),
+        );
+        assert_eq!(st.group_path(), Some("transport"));
+    }
 
     /// Every tick plotters can choose on a range, formatted at `decimals`,
     /// is distinct: ranges that once gave "1.001 1.001 1.000" and

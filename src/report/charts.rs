@@ -69,6 +69,33 @@ const METRICS: [(&str, &str, bool, &str); 5] = [
     ),
 ];
 
+/// A flow's own frames on the 802.15.4 media per delivered message:
+/// column, chart name, axis title. Each is the column's mean over the
+/// mean of `delivered` (a ratio of means: no whiskers), drawn only when
+/// some row has a value (a medium).
+const AIR_METRICS: [(&str, &str, &str); 4] = [
+    (
+        "frames_air",
+        "frames_air_per_delivered",
+        "Frames on the air per delivered message",
+    ),
+    (
+        "bytes_air",
+        "bytes_air_per_delivered",
+        "Bytes on the air per delivered message (B)",
+    ),
+    (
+        "airtime_ms_air",
+        "airtime_ms_air_per_delivered",
+        "Airtime per delivered message (ms)",
+    ),
+    (
+        "energy_mj_air",
+        "energy_mj_air_per_delivered",
+        "Radio energy per delivered message (mJ)",
+    ),
+];
+
 /// Top of a ratio axis: 1 plus room for a marker drawn at 1.
 pub(crate) const RATIO_TOP: f64 = 1.04;
 
@@ -680,11 +707,12 @@ pub struct ChartInfo {
 }
 
 /// Kinds in the order a report shows them.
-pub const KIND_ORDER: [&str; 6] = [
+pub const KIND_ORDER: [&str; 7] = [
     "delivery",
     "latency",
     "bytes",
     "bytes_by_layer",
+    "air",
     "cdf",
     "timeseries",
 ];
@@ -824,18 +852,32 @@ pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| ChartError::Write(out_dir.clone(), e.to_string()))?;
     let mut jobs: Vec<Planned> = Vec::new();
-    for (metric, y_name, ratio, kind) in METRICS {
-        let (Some(cm), ci) = (t.col(metric), t.col(&format!("{metric}_ci95"))) else {
+    let cell = |r: &Vec<String>, c: usize| r.get(c).and_then(|v| num(v));
+    let plain = METRICS.map(|(m, y, ratio, kind)| (m, m, y, ratio, kind, false));
+    let air = AIR_METRICS.map(|(col, m, y)| (m, col, y, false, "air", true));
+    for (metric, column, y_name, ratio, kind, per_delivered) in plain.into_iter().chain(air) {
+        let ci = t.col(&format!("{column}_ci95")).filter(|_| !per_delivered);
+        let (Some(cm), cd) = (t.col(column), t.col("delivered")) else {
             continue;
         };
-        let cell = |r: &Vec<String>, c: usize| r.get(c).and_then(|v| num(v));
+        let y_of = |r: &Vec<String>| -> Option<f64> {
+            let v = cell(r, cm)?;
+            if !per_delivered {
+                return Some(v);
+            }
+            let d = cell(r, cd?)?;
+            (d > 0.0).then(|| v / d)
+        };
+        if per_delivered && !t.rows.iter().any(|r| y_of(r).is_some()) {
+            continue;
+        }
         if axes.is_empty() {
             let mut groups: Vec<(String, Vec<BarItem>)> = Vec::new();
             let mut rows: Vec<(&Vec<String>, Ident)> =
                 t.rows.iter().map(|r| (r, ident(r))).collect();
             rows.sort_by(|a, b| a.1.cmp(&b.1));
             for (r, id) in rows {
-                let Some(y) = cell(r, cm) else { continue };
+                let Some(y) = y_of(r) else { continue };
                 let bar = BarItem {
                     label: styles.label(&id),
                     style: styles.style(&id),
@@ -867,7 +909,7 @@ pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>
             // series: identity plus the other numeric axes' values
             let mut series: Vec<(Ident, Vec<String>, Series)> = Vec::new();
             for r in &t.rows {
-                let (Some(x), Some(y)) = (cell(r, ax), cell(r, cm)) else {
+                let (Some(x), Some(y)) = (cell(r, ax), y_of(r)) else {
                     continue;
                 };
                 let c = ci.and_then(|c| cell(r, c));

@@ -89,6 +89,22 @@ pub(crate) const CHART_KINDS: &[(&str, &str)] = &[
         "Bytes on the wire per delivered message",
     ),
     ("bytes_by_layer", "Bytes per delivered message by layer"),
+    (
+        "frames_air_per_delivered",
+        "Frames on the air per delivered message",
+    ),
+    (
+        "bytes_air_per_delivered",
+        "Bytes on the air per delivered message",
+    ),
+    (
+        "airtime_ms_air_per_delivered",
+        "Airtime per delivered message (ms)",
+    ),
+    (
+        "energy_mj_air_per_delivered",
+        "Radio energy per delivered message (mJ)",
+    ),
     ("bytes", "Bytes"),
     ("timeseries_delivery_ratio", "Delivery ratio over time"),
     ("timeseries_latency_ms_p99", "Latency p99 over time (ms)"),

@@ -73,12 +73,17 @@ pub const MQTT_COLUMNS: [&str; 6] = [
 ];
 
 /// The radio energy columns by state (issue #4), after the MQTT ones.
-pub const ENERGY_COLUMNS: [&str; 5] = [
+pub const ENERGY_COLUMNS: [&str; 9] = [
     "energy_mj_tx",
     "energy_mj_rx",
     "energy_mj_listen",
     "energy_mj_sleep",
     "energy_mj_per_delivered",
+    // the flow's own frames on the air (issue 20)
+    "frames_air",
+    "bytes_air",
+    "airtime_ms_air",
+    "energy_mj_air",
 ];
 
 /// MQTT-SN's extension columns (issue #13), in order.
@@ -114,7 +119,7 @@ pub const VIOLATIONS: &str = "violations";
 /// MQTT-SN's and CoAP's, then the monitors' `violations`. Built from the
 /// groups above, which the writers use too, so the list cannot drift from
 /// what they write.
-pub const METRIC_COLUMNS: [&str; 65] = join(&[
+pub const METRIC_COLUMNS: [&str; 69] = join(&[
     &CORE_COLUMNS,
     &TCP_COLUMNS,
     &MQTT_COLUMNS,

@@ -493,6 +493,9 @@ pub fn resolve(
         .map_or(Ok(ValueGen::Counter), |v| value_gen(ctx, v, &f("value")))?;
     let subscribe_with = match &fl.subscribe_with {
         None => protocol,
+        // the flow's own protocol is the default written out (so a sweep
+        // over protocols can set it on every point)
+        Some(v) if v.get_ref() == protocol.as_str() => protocol,
         Some(v) => {
             let w = ctx.choice(
                 v,

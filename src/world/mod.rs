@@ -642,7 +642,7 @@ fn metric_row(
                 Value::Int(tcp.connection_failures),
                 Value::Int(tcp.malformed),
             ]),
-            apps::ColumnOwner::Energy => row.extend(energy_values(energy, st.delivered)),
+            apps::ColumnOwner::Energy => row.extend(energy_values(energy, st)),
             apps::ColumnOwner::Plugin(a) => {
                 let vals = plugins
                     .get(a.0 as usize)

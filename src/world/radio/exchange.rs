@@ -267,6 +267,7 @@ impl World<'_> {
         // an ACK frame is link layer through and through
         self.radio.media[medium].medium.stats.link_bytes += u64::from(ppdu);
         if counted {
+            self.charge_air(medium, flow, ppdu);
             if let Some(s) = self.flow_stats(flow) {
                 s.bytes_on_wire += u64::from(ppdu);
                 s.bytes_link += u64::from(ppdu);

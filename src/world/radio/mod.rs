@@ -512,6 +512,7 @@ impl World<'_> {
         if !meta.counted {
             return;
         }
+        self.charge_air(medium, meta.flow, ppdu);
         if let Some(s) = self.flow_stats(meta.flow) {
             s.bytes_on_wire += u64::from(ppdu);
             if tcp {
@@ -526,6 +527,22 @@ impl World<'_> {
                 s.bytes_protocol += proto;
                 s.bytes_payload += app;
             }
+        }
+    }
+
+    /// The air columns of `flow` for one of its frames (`ppdu` bytes) just
+    /// put on `medium`: a frame, its bytes, its airtime and the energy of
+    /// its sender and of the radios that locked on it (`radio.locks`, set
+    /// by `begin_tx`).
+    pub(super) fn charge_air(&mut self, medium: usize, flow: u32, ppdu: u32) {
+        let spec = self.spec(medium);
+        let air = mac154::airtime(ppdu, spec.phy.rate_bps).as_nanos();
+        let mj = spec.energy.frame_mj(air, self.radio.locks.len());
+        if let Some(s) = self.flow_stats(flow) {
+            s.frames_air += 1;
+            s.bytes_air += u64::from(ppdu);
+            s.airtime_air_ns += air;
+            s.energy_air_mj += mj;
         }
     }
 
