@@ -1,5 +1,8 @@
 //! Transport layer models. [`tcp`] is a sans-IO TCP (RFC 9293) with the
 //! timers and congestion control of RFC 6298, RFC 5681 and RFC 6582; UDP's
-//! wire format lives in `crate::net::udp`.
+//! wire format lives in `crate::net::udp`. [`layer`] is the interface of
+//! the byte-stream layers that sit between TCP and an application (TLS,
+//! WebSocket).
 
+pub mod layer;
 pub mod tcp;
