@@ -6,13 +6,15 @@ What it does: makes a certificate hierarchy with `openssl` (root CA →
 intermediate CA → leaves: ECDSA P-256 and RSA-2048 servers, an ECDSA P-256
 client), starts one private `mosquitto` with TLS 1.2 and TLS 1.3 listeners
 (one of each with `require_certificate true`) and a plain listener,
-`websockify` in front of the plain listener, and libcoap's
-`coap-server-openssl` with a PSK; captures loopback with `dumpcap`,
-filtered to the ports it chose (free ones, never 1883/8883/5683/5684);
-runs paho-mqtt clients (CONNECT, one QoS 1 PUBLISH of --payload bytes,
-PUBACK, DISCONNECT) and `coap-client-openssl` (one PSK DTLS GET); then
-reads the capture with tshark (TLS decrypted with the clients' key log,
-DTLS with the PSK) and writes what each handshake cost.
+two `websockify` in front of the plain listener (one plain, one with TLS),
+and libcoap's `coap-server-openssl` with a PSK; captures loopback with
+`dumpcap`, filtered to the ports it chose (free ones, never
+1883/8883/5683/5684); runs paho-mqtt clients (CONNECT, one QoS 1 PUBLISH of
+--payload bytes, PUBACK, DISCONNECT) and `coap-client-openssl` (one PSK
+DTLS GET, and the same GET in the clear); then reads the capture with
+tshark (TLS decrypted with the clients' key log; DTLS's ECDHE-PSK suites
+cannot be, so the plaintext sizes come from the clear GET) and writes what
+each handshake and each record cost.
 
 Usage:
   security-calibrate.py --quick --out FILE.json    one connection per case (CI)
@@ -36,7 +38,7 @@ Output schema (JSON, version 1)
   "certificates": {NAME: {"der_bytes": int, "key": "ecdsa-p256"|"rsa-2048"}},
         NAME in root_ca, intermediate_ca, server_ecdsa, server_rsa, client_ecdsa
   "cases": {CASE: {
-      "kind": "tls" | "websocket" | "dtls",
+      "kind": "tls" | "websocket" | "wss" | "dtls",
       "description": str,
       "reps": [REP, ...],         one per connection, in order
       "summary": {FIELD: {"min": x, "median": x, "max": x}, ...}
@@ -88,6 +90,20 @@ REP for kind "websocket" (one TCP connection through websockify):
   frame_header_c / frame_header_s (header bytes when all equal, else null),
   client_frames_masked (all), server_frames_masked (any)
 
+REP for kind "websocket" also has round_trips_to_mqtt: 1 when the client
+  sent its first frame only after the upgrade response (it waited for it).
+
+REP for kind "wss" (MQTT over WebSocket over TLS 1.3, websockify's TLS):
+  the TLS fields (client_port, version, cipher_suite, resumed, round_trips,
+  flights, handshake_bytes_c/_s, certificates_s/_c), and
+  app_records: [{"dir", "carries": "upgrade_request" | "upgrade_response" |
+                 "websocket_frame", "record_bytes", for frames also "masked",
+                 "mqtt_bytes" (the frame's payload: one MQTT packet),
+                 "overhead" (record_bytes - mqtt_bytes: TLS + WebSocket)}],
+  upgrade_request_record_bytes, upgrade_response_record_bytes,
+  overhead_c / overhead_s (when all equal), round_trips_to_mqtt (TLS's
+  round trips + the upgrade's)
+
 REP for kind "dtls" (one UDP association coap-client ↔ coap-server):
   client_port, version ("DTLSv1.2"), cipher_suite, cipher_suite_id, resumed,
   round_trips, cookie (a HelloVerifyRequest was sent), datagrams (all of the
@@ -104,7 +120,8 @@ FACTS (medians over the reps where numeric):
   handshake_bytes {case: {"c": n, "s": n}}, ws_upgrade_request_bytes,
   ws_upgrade_response_bytes, ws_request_subprotocol, ws_response_subprotocol,
   ws_frame_header_c, ws_frame_header_s, ws_client_frames_masked,
-  ws_server_frames_masked, paho_resumes_by_itself (a second paho connection
+  ws_server_frames_masked, ws_round_trips_to_mqtt, wss_round_trips_to_mqtt,
+  wss_overhead_c, wss_overhead_s, wss_suite, paho_resumes_by_itself (a second paho connection
   with a fresh context resumed), malformed (frames tshark marks malformed or
   with expert warnings, with the decode-as options the analysis used)
 """
@@ -366,15 +383,18 @@ sys.exit(websockify_init())
 """
 
 
-def start_websockify(d, target, taken):
-    """websockify on a free port, forwarding to mosquitto's plain listener."""
+def start_websockify(d, target, taken, certs=None):
+    """websockify on a free port, forwarding to mosquitto's plain listener;
+    with certs, TLS only (its Python ssl defaults), the ECDSA chain."""
     # the Debian/PyPI package's console script; its interpreter has the module
     with open(find("websockify")) as f:
         first = f.readline()
     python = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
     port = free_port(taken)
-    p = spawn([python, "-c", WEBSOCKIFY_MQTT, f"127.0.0.1:{port}", f"127.0.0.1:{target}"],
-              os.path.join(d, "websockify.log"))
+    tls = ["--cert", certs["server_ecdsa"]["chain"], "--key", certs["server_ecdsa"]["key"],
+           "--ssl-only"] if certs else []
+    p = spawn([python, "-c", WEBSOCKIFY_MQTT, *tls, f"127.0.0.1:{port}", f"127.0.0.1:{target}"],
+              os.path.join(d, "websockify-tls.log" if certs else "websockify.log"))
     wait_listening(port, p, "websockify")
     return port
 
@@ -535,10 +555,11 @@ def collect(d, reps, payload, certs):
     keylog = os.path.join(d, "keylog.txt")
     ports = start_mosquitto(d, certs, taken)
     ws_port = start_websockify(d, ports["plain"], taken)
+    wss_port = start_websockify(d, ports["plain"], taken, certs)
     coap_port = start_coap_server(d, taken)
     tls_ports = [p for n, p in ports.items() if n != "plain"]
-    cap, pcap = start_capture(d, tls_ports + [ws_port], [coap_port, coap_port - 1])
-    runs = {case: [] for case in list(TLS_CASES) + ["websocket", "dtls_psk"]}
+    cap, pcap = start_capture(d, tls_ports + [ws_port, wss_port], [coap_port, coap_port - 1])
+    runs = {case: [] for case in list(TLS_CASES) + ["websocket", "wss", "dtls_psk"]}
     paho_resumes = []
     for rep in range(reps):
         for case, (listener, version, mutual, ciphers, _) in TLS_CASES.items():
@@ -558,12 +579,15 @@ def collect(d, reps, payload, certs):
                 runs[case + "_resumed"].append(
                     mqtt_session(f"calib-{case}-resumed-{rep}", ports[listener], payload, ctx))
         runs["websocket"].append(mqtt_session(f"calib-ws-{rep}", ws_port, payload, websocket=True))
+        runs["wss"].append(mqtt_session(f"calib-wss-{rep}", wss_port, payload,
+                                        tls_context(certs, keylog, "1.3"), websocket=True))
         runs["dtls_psk"].append(coap_get(coap_port, taken, f"rep {rep}"))
     stop_capture(cap)
     for facts in [f for v in runs.values() for f in v]:
         facts.pop("session", None)
     runs.pop("_ignored", None)
-    info = {"tls_ports": tls_ports, "ws_port": ws_port, "coap_port": coap_port,
+    info = {"tls_ports": tls_ports, "ws_port": ws_port, "wss_port": wss_port,
+            "coap_port": coap_port,
             "coap_plain_port": coap_port - 1, "keylog": keylog,
             "paho_resumes_by_itself": any(paho_resumes)}
     return pcap, runs, info
@@ -683,7 +707,8 @@ def secure_connection(frames, port_key, proto, client_port, suites, header):
         payloads[fr["frame"]["frame.number"]] = (d, int(aslist(t.get(port_key[1], "0"))[0]))
         if not aslist(fr.get(proto)):
             continue
-        app_layers = aslist(fr.get(port_key[2])) if port_key[2] else []
+        app_layers = (port_key[2](fr) if callable(port_key[2])
+                      else aslist(fr.get(port_key[2])) if port_key[2] else [])
         app_recs = []
         for layer in aslist(fr.get(proto)):
             for rec in aslist(layer.get(f"{proto}.record")):
@@ -766,6 +791,8 @@ def malformed(pcap, info):
     counted: paho closes its TLS socket with the server's close_notify
     unread, so the kernel sends a RST, and loopback ACKs carry D-SACKs."""
     opts = tls_opts(info) + ["-d", f"tcp.port=={info['ws_port']},http",
+                             "-d", f"tcp.port=={info['wss_port']},tls",
+                             "-d", f"tls.port=={info['wss_port']},http",
                              "-d", f"udp.port=={info['coap_port']},dtls",
                              "-d", f"udp.port=={info['coap_plain_port']},coap"]
     out = run(["tshark", "-r", pcap, *opts, "-Y",
@@ -853,6 +880,7 @@ def analyse_websocket(pcap, info, runs):
     for i, facts in enumerate(runs["websocket"]):
         cp = facts["client_port"]
         rep = {"client_port": cp, "frames": []}
+        order = []
         for fr in frames:
             t = fr["tcp"]
             if {cp, port} != {int(t["tcp.srcport"]), int(t["tcp.dstport"])}:
@@ -861,10 +889,12 @@ def analyse_websocket(pcap, info, runs):
             data = raw[fr["frame"]["frame.number"]]
             http = fr.get("http")
             if http is not None and "upgrade_request_bytes" not in rep and d == "c":
+                order.append("upgrade_request")
                 rep["upgrade_request_bytes"] = len(data)
                 rep["request_subprotocol"] = header(data, b"sec-websocket-protocol")
                 continue
             if http is not None and "upgrade_response_bytes" not in rep and d == "s":
+                order.append("upgrade_response")
                 rep["upgrade_response_bytes"] = len(data)
                 rep["response_subprotocol"] = header(data, b"sec-websocket-protocol")
                 rep["response_status"] = data.split(b"\r\n", 1)[0].decode("latin-1")
@@ -874,17 +904,75 @@ def analyse_websocket(pcap, info, runs):
                 raise Failure(f"websocket rep {i}: frame {fr['frame']['frame.number']} "
                               "is not whole WebSocket frames")
             for h, masked, opcode, body in parsed:
+                order.append(d)
                 kind = body[0] >> 4 if opcode == 2 and body else None
                 rep["frames"].append({"dir": d, "opcode": opcode, "masked": masked,
                                       "header_bytes": h, "payload_bytes": len(body),
                                       "mqtt": MQTT_NAMES.get(kind, str(kind)) if kind else None})
         if "upgrade_response_bytes" not in rep or not rep["frames"]:
             raise Failure(f"websocket rep {i}: no upgrade or no frames for port {cp}")
+        rep["round_trips_to_mqtt"] = upgrade_wait(order)
         rep["frame_header_c"] = uniform([f["header_bytes"] for f in rep["frames"] if f["dir"] == "c"])
         rep["frame_header_s"] = uniform([f["header_bytes"] for f in rep["frames"] if f["dir"] == "s"])
         rep["client_frames_masked"] = all(f["masked"] for f in rep["frames"] if f["dir"] == "c")
         rep["server_frames_masked"] = any(f["masked"] for f in rep["frames"] if f["dir"] == "s")
         runs["websocket"][i] = rep
+
+
+def analyse_wss(pcap, info, runs, suites):
+    """MQTT over WebSocket over TLS 1.3 (websockify's TLS): the TLS flights
+    as for the TLS cases, then per application record what it carries (the
+    upgrade, or a WebSocket frame and the MQTT packet in it) and what the
+    record costs beyond the MQTT packet (TLS record + WebSocket header)."""
+    port = info["wss_port"]
+    opts = ["-o", f"tls.keylog_file:{info['keylog']}", "-d", f"tcp.port=={port},tls",
+            "-d", f"tls.port=={port},http"]
+    frames = tshark_json(pcap, opts, f"tcp.port=={port} && tcp.len > 0",
+                         ["frame", "tcp", "tls", "http", "websocket"])
+
+    def units(fr):
+        out = [{"http": h} for h in aslist(fr.get("http"))]
+        return out + [{"ws": w} for w in aslist(fr.get("websocket"))]
+
+    for i, facts in enumerate(runs["wss"]):
+        cp = facts["client_port"]
+        mine = [fr for fr in frames
+                if {cp, port} == {int(fr["tcp"]["tcp.srcport"]), int(fr["tcp"]["tcp.dstport"])}]
+        conn = secure_connection(mine, ("tcp", "tcp.len", units), "tls", cp, suites, 5)
+        apps = []
+        for r in conn.pop("_records"):
+            if r["ctype"] != 23:
+                continue
+            unit = r.get("app", {})
+            if "http" in unit:
+                what = "upgrade_request" if r["dir"] == "c" else "upgrade_response"
+                apps.append({"dir": r["dir"], "carries": what, "record_bytes": r["length"] + 5})
+            elif "ws" in unit:
+                w = unit["ws"]
+                n = int(values(w, "websocket.payload_length")[0])
+                apps.append({"dir": r["dir"], "carries": "websocket_frame",
+                             "masked": values(w, "websocket.mask")[:1] == ["1"],
+                             "mqtt_bytes": n, "record_bytes": r["length"] + 5,
+                             "overhead": r["length"] + 5 - n})
+        if not conn["flights"] or len(apps) < 4:
+            raise Failure(f"wss rep {i}: no TLS handshake or WebSocket records for port {cp}")
+        conn["app_records"] = apps
+        conn["upgrade_request_record_bytes"] = next(
+            (a["record_bytes"] for a in apps if a["carries"] == "upgrade_request"), None)
+        conn["upgrade_response_record_bytes"] = next(
+            (a["record_bytes"] for a in apps if a["carries"] == "upgrade_response"), None)
+        conn["round_trips_to_mqtt"] = conn["round_trips"] + upgrade_wait(
+            [a["carries"] if a["carries"] != "websocket_frame" else a["dir"] for a in apps])
+        conn["overhead_c"] = uniform([a.get("overhead") for a in apps if a["dir"] == "c"])
+        conn["overhead_s"] = uniform([a.get("overhead") for a in apps if a["dir"] == "s"])
+        runs["wss"][i] = conn
+
+
+def upgrade_wait(seq):
+    """1 when the client's first WebSocket frame ("c") follows the upgrade
+    response in seq (the client waited a round trip for it), else 0."""
+    first = seq.index("c") if "c" in seq else len(seq)
+    return 1 if "upgrade_response" in seq[:first] else 0
 
 
 def header(data, name):
@@ -949,6 +1037,8 @@ def coap_code(code):
 # ---------------------------------------------------------------- summary and output
 
 SUMMARY_FIELDS = ["round_trips", "handshake_bytes_c", "handshake_bytes_s", "overhead",
+                  "overhead_c", "overhead_s", "upgrade_request_record_bytes",
+                  "upgrade_response_record_bytes", "round_trips_to_mqtt",
                   "upgrade_request_bytes", "upgrade_response_bytes", "frame_header_c",
                   "frame_header_s", "datagrams"]
 
@@ -1008,7 +1098,7 @@ def facts_of(cases):
     cbc = {}
     for a in first("tls12_cbc", "app_records"):
         cbc[str(a["mqtt_bytes"])] = a["overhead"]
-    tls = [c for c in cases if cases[c]["kind"] == "tls"]
+    tls = [c for c in cases if cases[c]["kind"] in ("tls", "wss")]
     return {
         "tls13_overhead": med("tls13_ecdsa", "overhead"),
         "tls12_overhead": med("tls12_ecdsa", "overhead"),
@@ -1029,6 +1119,11 @@ def facts_of(cases):
         "ws_response_subprotocol": first("websocket", "response_subprotocol"),
         "ws_frame_header_c": med("websocket", "frame_header_c"),
         "ws_frame_header_s": med("websocket", "frame_header_s"),
+        "ws_round_trips_to_mqtt": med("websocket", "round_trips_to_mqtt"),
+        "wss_round_trips_to_mqtt": med("wss", "round_trips_to_mqtt"),
+        "wss_overhead_c": med("wss", "overhead_c"),
+        "wss_overhead_s": med("wss", "overhead_s"),
+        "wss_suite": first("wss", "cipher_suite"),
         "ws_client_frames_masked": all(r["client_frames_masked"] for r in cases["websocket"]["reps"]),
         "ws_server_frames_masked": any(r["server_frames_masked"] for r in cases["websocket"]["reps"]),
     }
@@ -1059,9 +1154,14 @@ def table(result):
         sm = c["summary"]
         flights = " / ".join(f"{f['dir']} {fmt_spread(s)}" for f, s in
                              zip(r0["flights"], sm.get("flights_record_bytes", [])))
-        over = fmt_spread(sm.get("overhead")) if "overhead" in sm else \
-            "varies: " + ", ".join(f"{a['mqtt']} {a['mqtt_bytes']}→{a['overhead']}"
-                                   for a in r0["app_records"])
+        if c["kind"] == "wss":
+            over = (f"c {fmt_spread(sm.get('overhead_c'))} / s {fmt_spread(sm.get('overhead_s'))}"
+                    " (TLS + WebSocket header)")
+        elif "overhead" in sm:
+            over = fmt_spread(sm.get("overhead"))
+        else:
+            over = "varies: " + ", ".join(f"{a['mqtt']} {a['mqtt_bytes']}→{a['overhead']}"
+                                          for a in r0["app_records"])
         lines.append(f"| {name} | {r0['version']} | {r0['cipher_suite']} | "
                      f"{fmt_spread(sm.get('round_trips'))} | {flights} | "
                      f"{fmt_spread(sm.get('handshake_bytes_c'))} / "
@@ -1080,10 +1180,17 @@ def table(result):
     r0, sm = ws["reps"][0], ws["summary"]
     lines.append("| WebSocket (websockify) | value |")
     lines.append("|---|---|")
+    lines.append("| round trips before CONNECT: WS / WSS | "
+                 f"{fmt_spread(sm.get('round_trips_to_mqtt'))} / "
+                 f"{fmt_spread(cases['wss']['summary'].get('round_trips_to_mqtt'))} |")
     lines.append(f"| upgrade request bytes (c→s) | {fmt_spread(sm.get('upgrade_request_bytes'))} |")
     lines.append(f"| upgrade response bytes (s→c) | {fmt_spread(sm.get('upgrade_response_bytes'))} |")
     lines.append(f"| Sec-WebSocket-Protocol request / response | {r0.get('request_subprotocol')} / "
                  f"{r0.get('response_subprotocol')} |")
+    wss = cases["wss"]["summary"]
+    lines.append("| WSS: upgrade request / response in TLS 1.3 records (bytes) | "
+                 f"{fmt_spread(wss.get('upgrade_request_record_bytes'))} / "
+                 f"{fmt_spread(wss.get('upgrade_response_record_bytes'))} |")
     lines.append("| frame header bytes per MQTT packet | " + ", ".join(
         f"{f['dir']} {f['mqtt']} ({f['payload_bytes']} B): {f['header_bytes']}"
         + (" masked" if f["masked"] else "") for f in r0["frames"]) + " |")
@@ -1156,16 +1263,19 @@ def measure(d, reps, payload, quick):
     try:
         analyse_tls(pcap, info, runs, suites)
         analyse_websocket(pcap, info, runs)
+        analyse_wss(pcap, info, runs, suites)
         analyse_dtls(pcap, info, runs, suites)
     except Failure as e:
         raise Failure(f"reading the capture {pcap}: {e}") from e
     descriptions = {c: v[4] for c, v in TLS_CASES.items()}
     descriptions["websocket"] = ("MQTT over WebSocket through websockify to mosquitto's "
                                  "plain listener (no TLS)")
+    descriptions["wss"] = ("MQTT over WebSocket over TLS 1.3 (websockify's TLS, the ECDSA "
+                           "chain) to mosquitto's plain listener")
     descriptions["dtls_psk"] = "CoAP GET over DTLS 1.2 with a PSK (libcoap client and server)"
     cases = {}
     for c, reps_of in runs.items():
-        kind = "websocket" if c == "websocket" else "dtls" if c == "dtls_psk" else "tls"
+        kind = {"websocket": "websocket", "wss": "wss", "dtls_psk": "dtls"}.get(c, "tls")
         cases[c] = {"kind": kind, "description": descriptions[c], "reps": reps_of,
                     "summary": summarise(reps_of)}
     result = {

@@ -1,7 +1,8 @@
 //! The calibration harness of the security overlays (issue 21 item 5,
 //! docs/security.md "Calibration"): `scripts/security-calibrate.py --quick`
 //! makes real TLS 1.2/1.3 handshakes (paho-mqtt → mosquitto), MQTT over
-//! WebSocket (paho → websockify → mosquitto) and a PSK DTLS exchange
+//! WebSocket with and without TLS (paho → websockify → mosquitto) and a
+//! PSK DTLS exchange
 //! (libcoap) on loopback, captures them and writes what they cost. These
 //! tests run it and check the facts about the real stacks that the models
 //! must reproduce: per-record overheads per cipher suite, round trips before
@@ -345,6 +346,27 @@ fn real_stacks_match_the_facts_the_models_use() {
     }
     assert_eq!(int(&facts["ws_frame_header_c"], "c header"), 6);
     assert_eq!(int(&facts["ws_frame_header_s"], "s header"), 2);
+    // The upgrade costs a round trip before CONNECT: 1 over TCP, TLS 1.3's
+    // one more over TLS.
+    assert_eq!(int(&facts["ws_round_trips_to_mqtt"], "ws"), 1);
+    assert_eq!(int(&facts["wss_round_trips_to_mqtt"], "wss"), 2);
+    // Over TLS 1.3 each MQTT packet costs a record (22) and a frame header.
+    let wss = case(&v, "wss");
+    assert_eq!(wss["version"], "TLSv1.3");
+    assert_eq!(int(&facts["wss_overhead_c"], "wss c"), 22 + 6);
+    assert_eq!(int(&facts["wss_overhead_s"], "wss s"), 22 + 2);
+    let carries: Vec<&str> = wss["app_records"]
+        .as_array()
+        .expect("app records")
+        .iter()
+        .filter_map(|a| a["carries"].as_str())
+        .collect();
+    assert_eq!(carries[..2], ["upgrade_request", "upgrade_response"]);
+    assert_eq!(
+        carries.len(),
+        7,
+        "upgrade and five MQTT packets: {carries:?}"
+    );
 }
 
 /// The script refuses nonsense before starting anything.
