@@ -26,6 +26,10 @@ command -v coap-server-notls >/dev/null 2>&1 || need_apt+=(libcoap3-bin)
 command -v parallel >/dev/null 2>&1 || need_apt+=(parallel)
 # tests/interop_http.rs: curl talks to our HTTP server
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# tests/security_calibration.rs (scripts/security-calibrate.py): openssl
+# makes the certificates, websockify puts WebSocket in front of mosquitto
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v websockify >/dev/null 2>&1 || need_apt+=(websockify)
 # mosquitto installs into /usr/sbin, which may not be on a non-root PATH.
 { command -v mosquitto || command -v /usr/sbin/mosquitto; } >/dev/null 2>&1 || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
@@ -73,6 +77,7 @@ command -v coap-server-notls
 { command -v mosquitto || command -v /usr/sbin/mosquitto; }
 command -v mosquitto_sub
 command -v curl
+command -v openssl websockify
 # (slurmctld -V, not sbatch --version: Slurm's clients need a slurm.conf)
 "$(command -v slurmctld || command -v /usr/sbin/slurmctld)" -V
 { command -v munged || command -v /usr/sbin/munged; }
