@@ -6,3 +6,4 @@
 
 pub mod layer;
 pub mod tcp;
+pub mod websocket;
