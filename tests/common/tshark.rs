@@ -125,6 +125,75 @@ pub fn lines(s: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Write one TCP conversation 10.0.0.1:40000 → 10.0.0.2:`port` carrying
+/// `packets` (client → server when the flag is true), one per segment
+/// after a three-way handshake, to a fresh capture file with the
+/// simulator's pcap writer and TCP/IPv4 encoders.
+pub fn tcp_capture(tag: &str, port: u16, packets: &[(bool, Vec<u8>)]) -> std::path::PathBuf {
+    use qossim::net::ip::Ipv4Repr;
+    use qossim::report::pcap::PcapWriter;
+    use qossim::sim::SimTime;
+    use qossim::transport::tcp::segment::{TcpFlags, TcpRepr};
+    use std::net::Ipv4Addr;
+
+    let file = super::temp_dir(tag).join("tcp.pcap");
+    let f = std::fs::File::create(&file).expect("create capture");
+    let mut w = PcapWriter::new(std::io::BufWriter::new(f)).expect("pcap header");
+    let (c, sv) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let (mut cseq, mut sseq) = (1000u32, 5000u32);
+    let mut n = 0u64;
+    let mut put = |from_client: bool, flags: u8, seq: u32, ack: u32, payload: &[u8]| {
+        let (src, dst, sp, dp) = if from_client {
+            (c, sv, 40000, port)
+        } else {
+            (sv, c, port, 40000)
+        };
+        let t = TcpRepr {
+            src_port: sp,
+            dst_port: dp,
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            window: 65535,
+            payload_len: payload.len() as u16,
+            ..TcpRepr::default()
+        };
+        let mut seg = vec![0u8; t.buffer_len()];
+        t.emit(&mut seg, src, dst, payload).expect("segment");
+        let ip = Ipv4Repr {
+            src,
+            dst,
+            protocol: 6,
+            ttl: 64,
+            ident: n as u16,
+            dont_fragment: true,
+            more_fragments: false,
+            frag_offset: 0,
+            payload_len: seg.len() as u16,
+        };
+        let mut pkt = vec![0u8; ip.buffer_len()];
+        ip.emit(&mut pkt).expect("ip header");
+        pkt.extend_from_slice(&seg);
+        n += 1;
+        w.write_packet(SimTime::from_nanos(n * 1_000_000), &pkt)
+            .expect("write packet");
+    };
+    put(true, 0x02, cseq - 1, 0, &[]);
+    put(false, 0x12, sseq - 1, cseq, &[]);
+    put(true, 0x10, cseq, sseq, &[]);
+    for (from_client, bytes) in packets {
+        if *from_client {
+            put(true, 0x18, cseq, sseq, bytes);
+            cseq += bytes.len() as u32;
+        } else {
+            put(false, 0x18, sseq, cseq, bytes);
+            sseq += bytes.len() as u32;
+        }
+    }
+    w.flush().expect("flush capture");
+    file
+}
+
 /// Write CoAP datagrams `(time, from, to, bytes)` to a fresh capture file
 /// (raw IPv4, the simulator's pcap writer) as IPv4/UDP packets between
 /// 10.0.0.`from + 1` and 10.0.0.`to + 1`, port 5683 both ends, so tshark
