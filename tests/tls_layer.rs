@@ -652,3 +652,37 @@ proptest! {
         prop_assert!(r.is_err() || !c.established() || flight == *server_flight);
     }
 }
+
+/// A certificate chain larger than one record: the Certificate message is
+/// split over records of at most 2^14 bytes and reassembled by the peer.
+#[test]
+fn a_handshake_message_over_2_14_bytes_spans_records() {
+    for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let cfg = TlsConfig {
+            version,
+            mutual: true,
+            server_chain: vec![30_000, 20_000],
+            client_chain: vec![17_000],
+            ..TlsConfig::default()
+        };
+        let run = handshake(&cfg, 11);
+        assert!(
+            run.client.established() && run.server.established(),
+            "{cfg:?}"
+        );
+        for (_, flight) in &run.wire {
+            let mut at = 0;
+            while at < flight.len() {
+                let len = usize::from(u16::from_be_bytes([flight[at + 3], flight[at + 4]]));
+                assert!(len <= 16_384 + 256, "{cfg:?}: record of {len} bytes");
+                at += 5 + len;
+            }
+            assert_eq!(at, flight.len(), "flights are whole records");
+        }
+        let big = run.wire[1].1.len();
+        assert!(
+            big > 50_000,
+            "{cfg:?}: server flight {big} bytes holds the chain"
+        );
+    }
+}
