@@ -4,5 +4,6 @@
 //! the byte-stream layers that sit between TCP and an application (TLS,
 //! WebSocket).
 
+pub mod dtls;
 pub mod layer;
 pub mod tcp;
