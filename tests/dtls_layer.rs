@@ -236,9 +236,10 @@ fn lossless_handshake_has_the_six_flights_of_rfc_6347() {
         // 1 (+32), suites 2 + 2, compression 2 (+ extensions 2 + 14 for
         // ECDHE).
         let ch = 42 + if ecdhe { 16 } else { 0 };
-        // ServerHello: 2 + 32 + 1 + 2 + 1 (+ 2 + 6); SKE hint "CoAP":
-        // 2 + 4 (+ 1 + 2 + 1 + 32); CKE "Client_identity": 2 + 15 (+ 33).
-        let sh = 38 + if ecdhe { 8 } else { 0 };
+        // ServerHello: 2 + 32 + 1 + 32 (session_id) + 2 + 1 (+ 2 + 6);
+        // SKE hint "CoAP": 2 + 4 (+ 1 + 2 + 1 + 32); CKE
+        // "Client_identity": 2 + 15 (+ 33).
+        let sh = 70 + if ecdhe { 8 } else { 0 };
         let ske = 6 + if ecdhe { 36 } else { 0 };
         let cke = 17 + if ecdhe { 33 } else { 0 };
         let fin = finished_record(suite);

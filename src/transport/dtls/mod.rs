@@ -1225,10 +1225,14 @@ impl DtlsEndpoint {
         b
     }
 
-    fn server_hello_body(&self) -> Vec<u8> {
+    fn server_hello_body(&mut self) -> Vec<u8> {
         let mut b = record::DTLS_1_2.to_be_bytes().to_vec();
         b.extend_from_slice(&self.server_random);
-        b.push(0); // session_id: none
+        // A 32-byte session_id, as OpenSSL's server assigns one when no
+        // session ticket is in play (resumption itself is not modelled).
+        let session_id = self.random();
+        b.push(session_id.len() as u8);
+        b.extend_from_slice(&session_id);
         b.extend_from_slice(&self.cfg.suite.code().to_be_bytes());
         b.push(0);
         if self.cfg.suite.ecdhe() {
