@@ -706,3 +706,120 @@ proptest! {
         }
     }
 }
+
+/// The model against a real DTLS server: libcoap's `coap-server-openssl`
+/// (OpenSSL) on loopback, PSK with hint `CoAP`. The model's client sends
+/// its ClientHello over a real UDP socket, the server must answer with a
+/// HelloVerifyRequest and, to the hello with the cookie, with flight 4
+/// for the one suite offered, which the model must parse and answer with
+/// flight 5; the real datagrams must have the sizes the model's own
+/// server sends. (The handshake cannot finish: the model's Finished is not
+/// real cryptography.)
+#[test]
+fn openssl_server_answers_the_model_hello_with_the_model_sizes() {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+    let Some(bin) =
+        common::peers::peer_binary("coap-server-openssl", "install Debian package libcoap3-bin")
+    else {
+        return;
+    };
+    // libcoap listens for CoAP on `-p port` and for CoAPS on port + 1.
+    let port = loop {
+        let p = common::peers::free_port();
+        if UdpSocket::bind((common::peers::LOCALHOST, p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let _server = common::peers::KillOnDrop(
+        std::process::Command::new(&bin)
+            .args(["-A", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-k", "secretPSK", "-h", "CoAP"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn coap-server-openssl"),
+    );
+    for suite in [DtlsSuite::Psk128Ccm8, DtlsSuite::Psk128Gcm] {
+        // A socket (source port) per suite: the server still holds the
+        // half-done handshake of the previous one.
+        let sock = UdpSocket::bind((common::peers::LOCALHOST, 0)).expect("bind");
+        sock.connect((common::peers::LOCALHOST, port + 1))
+            .expect("connect");
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let cfg = DtlsConfig {
+            suite,
+            ..DtlsConfig::default()
+        };
+        // What the model's server sends to the model's client.
+        let model = Pair::new(cfg.clone(), cfg.clone(), 21, SimDuration::from_millis(1)).lossless();
+        let model_sizes: Vec<usize> = model
+            .log
+            .iter()
+            .filter(|l| l.1 == SERVER)
+            .map(|l| l.2.len())
+            .take(2)
+            .collect();
+        let mut c = DtlsEndpoint::client(cfg.clone(), 21);
+        let mut now = SimTime::ZERO;
+        c.start(now);
+        let mut real_sizes = Vec::new();
+        let mut sent_flight5 = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sent_flight5 {
+            assert!(
+                Instant::now() < deadline,
+                "{suite:?}: no flight 4 within 10 s"
+            );
+            loop {
+                let mut buf = Vec::new();
+                if c.poll_transmit(now, &mut buf).is_none() {
+                    break;
+                }
+                if names(&buf).contains(&"ClientKeyExchange") {
+                    sent_flight5 = true;
+                    break;
+                }
+                sock.send(&buf).expect("send");
+            }
+            let mut buf = [0u8; 2048];
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    real_sizes.push(n);
+                    c.handle_datagram(now, &buf[..n], &mut Vec::new())
+                        .expect("the model reads the real server");
+                }
+                Err(e) => {
+                    // The server is not up yet (port unreachable comes
+                    // back at once), or a datagram was lost: the model's
+                    // own timer resends its flight; a model that gave up
+                    // starts over.
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    if let Some(t) = c.poll_timeout() {
+                        now = t;
+                        c.handle_timeout(now);
+                    }
+                    if matches!(c.state(), DtlsState::Failed(_)) {
+                        c = DtlsEndpoint::client(cfg.clone(), 21);
+                        c.start(now);
+                        real_sizes.clear();
+                    }
+                }
+            }
+        }
+        let s = c.stats();
+        assert_eq!(
+            (s.malformed, s.out_of_order, s.wrong_epoch),
+            (0, 0, 0),
+            "{suite:?}: {s:?}"
+        );
+        // The first answer to each distinct hello: HelloVerifyRequest,
+        // then flight 4 (a repeat from a resent hello is dropped above).
+        real_sizes.dedup();
+        assert_eq!(real_sizes, model_sizes, "{suite:?}: real vs model");
+        eprintln!("{suite:?}: OpenSSL server sent {real_sizes:?} bytes, the model {model_sizes:?}");
+    }
+}
