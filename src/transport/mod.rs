@@ -4,6 +4,7 @@
 //! the byte-stream layers that sit between TCP and an application (TLS,
 //! WebSocket); [`tls`] is the TLS 1.2 / 1.3 layer.
 
+pub mod dtls;
 pub mod layer;
 pub mod tcp;
 pub mod tls;

@@ -133,9 +133,18 @@ pub fn coap_capture(
     tag: &str,
     datagrams: &[(qossim::sim::SimTime, usize, usize, &[u8])],
 ) -> std::path::PathBuf {
+    udp_capture(tag, 5683, datagrams)
+}
+
+/// [`coap_capture`] with `port` at both ends (5684 for CoAP over DTLS).
+pub fn udp_capture(
+    tag: &str,
+    port: u16,
+    datagrams: &[(qossim::sim::SimTime, usize, usize, &[u8])],
+) -> std::path::PathBuf {
     use qossim::net::ip::Ipv4Repr;
     use qossim::report::pcap::PcapWriter;
-    let file = super::temp_dir(tag).join("coap.pcap");
+    let file = super::temp_dir(tag).join("udp.pcap");
     let f = std::fs::File::create(&file).expect("create capture");
     let mut w = PcapWriter::new(std::io::BufWriter::new(f)).expect("pcap header");
     let mut pkt = Vec::new();
@@ -152,7 +161,7 @@ pub fn coap_capture(
             frag_offset: 0,
             payload_len: 0,
         };
-        qossim::net::udp::build_ipv4_udp(&mut pkt, &ip, 5683, 5683, bytes).expect("packet");
+        qossim::net::udp::build_ipv4_udp(&mut pkt, &ip, port, port, bytes).expect("packet");
         w.write_packet(t, &pkt).expect("write packet");
     }
     w.flush().expect("flush capture");
