@@ -775,16 +775,11 @@ fn connect() -> Packet {
     })
 }
 
-/// Wireshark 4.0 registers MQTT for no WebSocket subprotocol; this one
-/// line of Lua hands frames of the `mqtt` subprotocol to its MQTT
-/// dissector.
-fn mqtt_over_ws_lua(dir: &std::path::Path) -> String {
-    let f = dir.join("ws-mqtt.lua");
-    std::fs::write(
-        &f,
-        "DissectorTable.get(\"ws.protocol\"):add(\"mqtt\", Dissector.get(\"mqtt\"))\n",
-    )
-    .expect("write lua");
+/// Wireshark 4.0 registers MQTT for no WebSocket subprotocol: the shipped
+/// `scripts/wireshark/mqtt-ws.lua` hands frames of the `mqtt` subprotocol
+/// to its MQTT dissector.
+fn mqtt_over_ws_lua(_dir: &std::path::Path) -> String {
+    let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/wireshark/mqtt-ws.lua");
     format!("lua_script:{}", f.display())
 }
 

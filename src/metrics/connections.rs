@@ -81,10 +81,13 @@ pub struct ConnRecord {
     pub srtt_ns: Option<u64>,
     /// Record index of the other endpoint, when it is simulated.
     pub peer_rec: Option<u32>,
+    /// When the security overlay's handshake completed on this endpoint
+    /// (TLS Finished, WebSocket upgrade answered); `None` without one.
+    pub secured: Option<SimTime>,
 }
 
 /// Header of `connections.csv`.
-pub const CONNECTIONS_HEADER: &str = "run_id,connection,flow,side,node,peer,local_port,remote_port,opened_ms,established_ms,handshake_ms,ended_ms,outcome,failed,segments_sent,retransmissions,rto_expiries,fast_retransmits,spurious_retransmissions,dup_acks_received,max_cwnd_bytes,bytes_sent,bytes_received,srtt_ms";
+pub const CONNECTIONS_HEADER: &str = "run_id,connection,flow,side,node,peer,local_port,remote_port,opened_ms,established_ms,handshake_ms,ended_ms,outcome,failed,segments_sent,retransmissions,rto_expiries,fast_retransmits,spurious_retransmissions,dup_acks_received,max_cwnd_bytes,bytes_sent,bytes_received,srtt_ms,secure_handshake_ms";
 
 /// Write every record of one run. `flows` and `nodes` name the indices.
 pub fn write_connections(
@@ -108,7 +111,7 @@ pub fn write_connections(
         let s = &r.stats;
         writeln!(
             w,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             run_id,
             r.conn,
             csv_field(name(r.flow, flows)),
@@ -133,6 +136,11 @@ pub fn write_connections(
             s.bytes_sent,
             s.bytes_received,
             opt_ms(r.srtt_ns),
+            opt_ms(
+                r.secured
+                    .zip(r.established)
+                    .map(|(s, e)| s.0.saturating_sub(e.0))
+            ),
         )?;
     }
     Ok(())

@@ -57,6 +57,9 @@ pub struct FlowStats {
     /// 802.15.4 ACK frames; 6LoWPAN headers (fragment headers, IPHC, NHC).
     pub bytes_link: u64,
     pub bytes_adaptation: u64,
+    /// The security overlays' share (issue 21): TLS/DTLS record headers,
+    /// tags, padding and handshakes, WebSocket upgrade and framing.
+    pub bytes_security: u64,
     /// The flow's frames on 802.15.4 media (every attempt of a data frame
     /// and every link ACK), their whole PPDUs, their airtime (ns) and the
     /// energy of sending them and of every radio that received them (mJ).
@@ -96,6 +99,18 @@ pub struct FlowStats {
     pub mqtt_wills: u64,
     pub mqtt_will_delay_ns: Vec<u64>,
     pub mqtt_dropped: u64,
+}
+
+impl FlowStats {
+    /// Add a first transmission's bytes by layer (`bytes_on_wire` and the
+    /// link layer are the caller's).
+    pub fn add_layers(&mut self, l: &crate::net::packet::Layers) {
+        self.bytes_adaptation += l.adaptation;
+        self.bytes_transport_ip += l.transport_ip;
+        self.bytes_security += l.security;
+        self.bytes_protocol += l.protocol;
+        self.bytes_payload += l.payload;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

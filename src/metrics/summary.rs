@@ -128,6 +128,7 @@ pub fn core_values(s: &FlowStats, energy_mj: Option<f64>) -> Vec<Value> {
         Value::Int(s.drops_fault),
         Value::Int(s.bytes_link),
         Value::Int(s.bytes_adaptation),
+        Value::Int(s.bytes_security),
     ]
 }
 

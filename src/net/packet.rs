@@ -10,31 +10,62 @@
 
 use crate::sim::SimTime;
 
-/// How an IP packet's bytes split into layers: (transport and IP headers,
-/// protocol headers, application payload), from its IPv4 header and the
-/// datagram layout `[transport header][proto_bytes][app_bytes]` in `meta`
-/// (transport header `meta.l4_header` bytes: UDP 8, TCP 20 + options). Exact
-/// for fragments too: each byte is attributed by its offset in the datagram.
-pub fn layer_split(packet: &[u8], meta: &PacketMeta) -> (u64, u64, u64) {
-    let Some((s, _, data)) = crate::net::l3::datagram_part(packet) else {
-        return (packet.len() as u64, 0, 0);
-    };
-    let (proto, app) = part_split(s, data.len(), meta);
-    (packet.len() as u64 - proto - app, proto, app)
+/// A packet's bytes by layer (the `bytes_*` columns): 6LoWPAN headers,
+/// transport and IP headers, security overlay (TLS/DTLS records,
+/// handshakes, WebSocket framing), protocol headers, application payload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layers {
+    pub adaptation: u64,
+    pub transport_ip: u64,
+    pub security: u64,
+    pub protocol: u64,
+    pub payload: u64,
 }
 
-/// (protocol, application) bytes among the `len` bytes at offset `start` of
-/// a datagram's transport part laid out as `meta` says (the rest of them
-/// are transport header).
-pub fn part_split(start: usize, len: usize, meta: &PacketMeta) -> (u64, u64) {
+impl Layers {
+    /// Every byte counted.
+    pub fn total(&self) -> u64 {
+        self.adaptation + self.transport_ip + self.security + self.protocol + self.payload
+    }
+}
+
+/// How an IP packet's bytes split into layers, from its IP header and the
+/// datagram layout `[transport header][sec_bytes][proto_bytes][app_bytes]`
+/// in `meta` (transport header `meta.l4_header` bytes: UDP 8, TCP 20 +
+/// options). Exact for fragments too: each byte is attributed by its
+/// offset in the datagram.
+pub fn layer_split(packet: &[u8], meta: &PacketMeta) -> Layers {
+    let Some((s, _, data)) = crate::net::l3::datagram_part(packet) else {
+        return Layers {
+            transport_ip: packet.len() as u64,
+            ..Layers::default()
+        };
+    };
+    let mut l = part_split(s, data.len(), meta);
+    l.transport_ip += (packet.len() - data.len()) as u64;
+    l
+}
+
+/// The layers of the `len` bytes at offset `start` of a datagram's
+/// transport part laid out as `meta` says (`transport_ip`: the transport
+/// header among them).
+pub fn part_split(start: usize, len: usize, meta: &PacketMeta) -> Layers {
     let e = start + len;
     let overlap = |a: usize, b: usize| e.min(b).saturating_sub(start.max(a)) as u64;
     let l4 = usize::from(meta.l4_header);
+    let s = usize::from(meta.sec_bytes);
     let p = usize::from(meta.proto_bytes);
     let a = usize::from(meta.app_bytes);
-    let app = overlap(l4 + p, l4 + p + a);
-    let proto = len as u64 - overlap(0, l4) - app;
-    (proto, app)
+    let transport_ip = overlap(0, l4);
+    let security = overlap(l4, l4 + s);
+    let payload = overlap(l4 + s + p, l4 + s + p + a);
+    Layers {
+        adaptation: 0,
+        transport_ip,
+        security,
+        protocol: len as u64 - transport_ip - security - payload,
+        payload,
+    }
 }
 
 /// Index of a packet in the pool.
@@ -55,6 +86,10 @@ pub struct PacketMeta {
     pub counted: bool,
     /// When the packet was created (for diagnostics).
     pub created: SimTime,
+    /// Bytes of the security overlay (TLS/DTLS record headers, tags,
+    /// padding, handshakes; WebSocket framing) inside the transport
+    /// payload, before the protocol headers.
+    pub sec_bytes: u16,
     /// Bytes of protocol headers inside the UDP payload (e.g. CoAP header,
     /// token, options, payload marker), before the application payload.
     pub proto_bytes: u16,
@@ -77,6 +112,7 @@ impl Default for PacketMeta {
             kind: "ip",
             counted: false,
             created: SimTime::ZERO,
+            sec_bytes: 0,
             proto_bytes: 0,
             app_bytes: 0,
             retx: false,

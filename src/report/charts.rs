@@ -441,13 +441,19 @@ where
 
 /// Layers of `bytes_on_wire`, bottom to top, with their `runs.csv` columns
 /// and colours (fixed, so a layer looks the same on every chart).
-const LAYERS: [(&str, &str, RGBColor); 6] = [
+const LAYERS: [(&str, &str, RGBColor); 7] = [
     (
         "bytes_payload",
         "application payload",
         RGBColor(0, 114, 178),
     ),
     ("bytes_protocol", "protocol headers", RGBColor(86, 180, 233)),
+    // the security overlays (issue 21), 0 without TLS, DTLS or WebSocket
+    (
+        "bytes_security",
+        "TLS/DTLS records, handshakes, WebSocket",
+        RGBColor(230, 159, 0),
+    ),
     (
         "bytes_transport_ip",
         "UDP/TCP and IP headers",
@@ -992,10 +998,9 @@ pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>
     let layer_cols: Vec<Option<usize>> = LAYERS.iter().map(|(c, _, _)| t.col(c)).collect();
     // results written before the radio layers existed lack their columns:
     // those layers are then 0
-    let required = layer_cols
-        .iter()
-        .zip(LAYERS)
-        .all(|(c, (name, _, _))| c.is_some() || matches!(name, "bytes_link" | "bytes_adaptation"));
+    let required = layer_cols.iter().zip(LAYERS).all(|(c, (name, _, _))| {
+        c.is_some() || matches!(name, "bytes_link" | "bytes_adaptation" | "bytes_security")
+    });
     if let (Some(cd), true) = (t.col("delivered"), required) {
         let per_delivered = |r: &Vec<String>| -> Option<[f64; LAYERS.len()]> {
             let d = r.get(cd).and_then(|v| num(v)).filter(|d| *d > 0.0)?;

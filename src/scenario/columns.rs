@@ -17,7 +17,7 @@ pub const RUN_KEY_COLUMNS: [&str; 8] = [
 /// The core metric columns every run has, in order (DESIGN.md's list and
 /// what the simulation core added beyond it); extension columns follow
 /// (`world::apps::Registry::metric_columns`).
-pub const CORE_COLUMNS: [&str; 33] = [
+pub const CORE_COLUMNS: [&str; 34] = [
     "sent",
     "intended",
     "delivered",
@@ -52,14 +52,18 @@ pub const CORE_COLUMNS: [&str; 33] = [
     // the radio hop's layers taken out of bytes_transport_ip (issue 20)
     "bytes_link",
     "bytes_adaptation",
+    // the security overlays taken out of bytes_protocol (issue 21)
+    "bytes_security",
 ];
 
 /// The host TCP's extension columns (`tcp_*`), in order.
-pub const TCP_COLUMNS: [&str; 4] = [
+pub const TCP_COLUMNS: [&str; 5] = [
     "tcp_retransmissions",
     "tcp_rto_expiries",
     "tcp_connection_failures",
     "tcp_malformed",
+    // connections a TLS or WebSocket overlay gave up (issue 21)
+    "security_failures",
 ];
 
 /// MQTT's extension columns, in order.
@@ -119,7 +123,7 @@ pub const VIOLATIONS: &str = "violations";
 /// MQTT-SN's and CoAP's, then the monitors' `violations`. Built from the
 /// groups above, which the writers use too, so the list cannot drift from
 /// what they write.
-pub const METRIC_COLUMNS: [&str; 69] = join(&[
+pub const METRIC_COLUMNS: [&str; 71] = join(&[
     &CORE_COLUMNS,
     &TCP_COLUMNS,
     &MQTT_COLUMNS,

@@ -155,7 +155,11 @@ fn build(
     }
     let topo = topology::build(ctx, file, seed)?;
     let processing = processing::resolve(ctx, file, &topo.nodes)?;
-    let protocols = protocols::resolve(ctx, &topo, file.protocols.as_ref())?;
+    let http_used = file
+        .flows
+        .iter()
+        .any(|f| f.get_ref().protocol.get_ref() == "http");
+    let protocols = protocols::resolve(ctx, &topo, file.protocols.as_ref(), http_used)?;
     let mut flow_names = HashSet::new();
     let mut out_flows = Vec::with_capacity(file.flows.len());
     for fl in &file.flows {

@@ -23,6 +23,7 @@ mod protocols;
 pub mod radio;
 pub mod report;
 pub(crate) mod schema;
+mod security;
 mod sweep;
 pub mod topic_practice;
 mod topology;

@@ -556,6 +556,9 @@ pub struct ProtocolParams {
     pub mqtt: MqttParams,
     pub mqttsn: MqttsnParams,
     pub http: HttpParams,
+    /// `[protocols.tls]`: the TLS overlay of MQTT's `tls` and `wss`
+    /// transports (docs/security.md).
+    pub tls: crate::transport::tls::TlsConfig,
     /// `[protocols.<name>]` sections of protocol plug-ins, validated by
     /// their `ExtProtocol::check_section`, by name.
     pub ext: std::collections::BTreeMap<String, toml::Value>,
@@ -576,10 +579,38 @@ pub enum MqttSession {
 
 pub use crate::proto::mqtt::{Persistence as MqttPersistence, Qos2Forward};
 
+/// What carries MQTT between clients and brokers (issue 21; docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MqttTransport {
+    /// Plain TCP (port 1883).
+    #[default]
+    Tcp,
+    /// TLS over TCP (port 8883), as `[protocols.tls]` says.
+    Tls,
+    /// WebSocket (RFC 6455) over TCP (port 80).
+    WebSocket,
+    /// WebSocket over TLS (port 443).
+    Wss,
+}
+
+impl MqttTransport {
+    /// The IANA port of each transport, used when `port` is not given.
+    pub fn default_port(self) -> u16 {
+        match self {
+            MqttTransport::Tcp => 1883,
+            MqttTransport::Tls => 8883,
+            MqttTransport::WebSocket => 80,
+            MqttTransport::Wss => 443,
+        }
+    }
+}
+
 /// `[protocols.mqtt]` (docs/mqtt.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttParams {
+    /// The broker's port (default: the transport's).
     pub port: u16,
+    pub transport: MqttTransport,
     pub keep_alive: SimDuration,
     pub session: MqttSession,
     pub qos2_forward: Qos2Forward,
@@ -656,6 +687,7 @@ impl Default for MqttParams {
             broker_topic_alias_max: 10,
             broker_receive_maximum: u16::MAX,
             port: 1883,
+            transport: MqttTransport::Tcp,
             keep_alive: SimDuration::from_secs(60),
             session: MqttSession::Persistent,
             qos2_forward: Qos2Forward::OnPubrel,

@@ -4,7 +4,9 @@ use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
 use crate::proto::mqtt::acl::{self, Acl, AclRule, DenyPublish};
 use crate::proto::mqtt::MqttVersion;
-use crate::scenario::model::{MqttParams, MqttPersistence, MqttSession, Qos2Forward};
+use crate::scenario::model::{
+    MqttParams, MqttPersistence, MqttSession, MqttTransport, Qos2Forward,
+};
 use crate::sim::SimDuration;
 use serde::Deserialize;
 use toml::Spanned as S;
@@ -14,6 +16,8 @@ use toml::Spanned as S;
 #[serde(deny_unknown_fields)]
 pub(crate) struct MqttSchema {
     pub port: Option<S<u64>>,
+    /// "tcp" (default), "tls", "websocket" or "wss" (docs/security.md).
+    pub transport: Option<S<String>>,
     pub keep_alive: Option<S<String>>,
     pub session: Option<S<String>>,
     pub qos2_forward: Option<S<String>>,
@@ -76,6 +80,19 @@ pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, Scena
     };
     let int = |v: &Option<S<u64>>, k: &str, def: u64, lo: u64, hi: u64| {
         v.as_ref().map_or(Ok(def), |v| ctx.int_in(v, &f(k), lo, hi))
+    };
+    let transport = match &m.transport {
+        None => d.transport,
+        Some(v) => ctx.choice(
+            v,
+            &f("transport"),
+            &[
+                ("tcp", MqttTransport::Tcp),
+                ("tls", MqttTransport::Tls),
+                ("websocket", MqttTransport::WebSocket),
+                ("wss", MqttTransport::Wss),
+            ],
+        )?,
     };
     let keep_alive = dur(&m.keep_alive, "keep_alive", d.keep_alive)?;
     // [MQTT-3.1.2-10]: a 16-bit number of seconds; 0 turns keep-alive off
@@ -204,7 +221,14 @@ pub(crate) fn resolve(ctx: &Ctx<'_>, m: &MqttSchema) -> Result<MqttParams, Scena
             1,
             65_535,
         )? as u16,
-        port: int(&m.port, "port", u64::from(d.port), 1, 65_535)? as u16,
+        port: int(
+            &m.port,
+            "port",
+            u64::from(transport.default_port()),
+            1,
+            65_535,
+        )? as u16,
+        transport,
         keep_alive,
         session: match &m.session {
             None => d.session,

@@ -23,6 +23,7 @@ pub(crate) fn resolve(
     ctx: &Ctx<'_>,
     topo: &super::topology::Topology,
     p: Option<&ProtocolsSchema>,
+    http_used: bool,
 ) -> Result<ProtocolParams, ScenarioError> {
     let mut out = ProtocolParams::default();
     let Some(p) = p else { return Ok(out) };
@@ -253,6 +254,9 @@ pub(crate) fn resolve(
     if let Some(m) = &p.mqtt {
         out.mqtt = super::mqtt::resolve(ctx, m.get_ref())?;
     }
+    if let Some(t) = &p.tls {
+        out.tls = super::security::resolve(ctx, t.get_ref())?;
+    }
     if let Some(h) = &p.http {
         let h = h.get_ref();
         if let Some(v) = &h.port {
@@ -278,9 +282,15 @@ pub(crate) fn resolve(
         (
             "mqtt",
             out.mqtt.port,
-            p.mqtt
-                .as_ref()
-                .and_then(|m| m.get_ref().port.as_ref().map(|v| v.span())),
+            // a transport's default port (80 for websocket) counts as set
+            // when HTTP servers listen too
+            p.mqtt.as_ref().and_then(|m| {
+                let m = m.get_ref();
+                m.port
+                    .as_ref()
+                    .map(|v| v.span())
+                    .or_else(|| m.transport.as_ref().filter(|_| http_used).map(|v| v.span()))
+            }),
         ),
     ];
     for (other, port, span) in others {

@@ -276,13 +276,14 @@ pub(crate) struct ProtocolsSchema {
     pub mqtt: Option<S<super::mqtt::MqttSchema>>,
     pub mqttsn: Option<S<super::mqttsn::MqttsnSchema>>,
     pub http: Option<S<HttpSchema>>,
+    pub tls: Option<S<super::security::TlsSchema>>,
     /// Other sections, in file order.
     pub other: Vec<(String, S<toml::Value>)>,
 }
 
 /// Names of the built-in `[protocols]` sections.
-pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 7] =
-    ["ip", "udp", "coap", "tcp", "mqtt", "mqttsn", "http"];
+pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 8] =
+    ["ip", "udp", "coap", "tcp", "mqtt", "mqttsn", "http", "tls"];
 
 impl<'de> Deserialize<'de> for ProtocolsSchema {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -306,6 +307,7 @@ impl<'de> Deserialize<'de> for ProtocolsSchema {
                         "mqtt" => out.mqtt = Some(m.next_value()?),
                         "mqttsn" => out.mqttsn = Some(m.next_value()?),
                         "http" => out.http = Some(m.next_value()?),
+                        "tls" => out.tls = Some(m.next_value()?),
                         _ => {
                             let v: S<toml::Value> = m.next_value()?;
                             out.other.push((k, v));

@@ -427,7 +427,7 @@ impl World<'_> {
         let meta = self.pool.get(pkt).meta;
         if meta.counted {
             let data = &self.pool.get(pkt).data;
-            let (tip, proto, app) = crate::net::packet::layer_split(data, &meta);
+            let l = crate::net::packet::layer_split(data, &meta);
             let tcp = l3::carries_tcp(data);
             if let Some(s) = self.flow_stats(meta.flow) {
                 s.bytes_on_wire += len as u64;
@@ -437,9 +437,7 @@ impl World<'_> {
                 if meta.retx {
                     s.bytes_retransmissions += len as u64;
                 } else {
-                    s.bytes_transport_ip += tip;
-                    s.bytes_protocol += proto;
-                    s.bytes_payload += app;
+                    s.add_layers(&l);
                 }
             }
         }

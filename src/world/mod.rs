@@ -641,6 +641,7 @@ fn metric_row(
                 Value::Int(tcp.rto_expiries),
                 Value::Int(tcp.connection_failures),
                 Value::Int(tcp.malformed),
+                Value::Int(tcp.security_failures),
             ]),
             apps::ColumnOwner::Energy => row.extend(energy_values(energy, st)),
             apps::ColumnOwner::Plugin(a) => {

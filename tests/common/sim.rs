@@ -91,9 +91,10 @@ pub fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
 
 /// The layers of `bytes_on_wire` in runs.csv, which sum to it
 /// (docs/metrics.md, "Bytes by layer").
-pub const BYTE_LAYERS: [&str; 6] = [
+pub const BYTE_LAYERS: [&str; 7] = [
     "bytes_payload",
     "bytes_protocol",
+    "bytes_security",
     "bytes_transport_ip",
     "bytes_link",
     "bytes_adaptation",

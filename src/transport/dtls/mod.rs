@@ -584,7 +584,11 @@ impl DtlsEndpoint {
         let counts = |s: &DtlsStats| (s.malformed, s.out_of_order, s.wrong_epoch);
         let before = counts(&self.stats);
         let r = self.record_content(now, rec, plain, app, resent);
-        if counts(&self.stats) == before {
+        // epoch 0 carries no MAC: only a handshake message the handshake
+        // took counts there (an unauthenticated alert or CCS with a far
+        // sequence number must not move the window)
+        let learns = rec.epoch == 1 || rec.content_type == content::HANDSHAKE;
+        if learns && counts(&self.stats) == before {
             self.windows[w].mark(rec.seq);
         }
         r
@@ -615,8 +619,9 @@ impl DtlsEndpoint {
                 Ok(())
             }
             content::ALERT => {
-                if plain.len() != 2 {
-                    self.malformed("alert is not two bytes");
+                if plain.len() != 2 || !matches!(plain[0], 1 | 2) {
+                    // AlertLevel is warning (1) or fatal (2) (RFC 5246 §7.2)
+                    self.malformed("alert is not two bytes of level 1 or 2");
                     return Ok(());
                 }
                 if plain[1] == alert::CLOSE_NOTIFY {

@@ -231,6 +231,9 @@ pub struct Connection {
     snd_una: u32,
     snd_nxt: u32,
     snd_max: u32,
+    /// End of the last sub-MSS segment sent (Linux `snd_sml`, for
+    /// Minshall's Nagle).
+    snd_sml: u32,
     snd_wnd: u32,
     snd_wl1: u32,
     snd_wl2: u32,
@@ -326,6 +329,7 @@ impl Connection {
             snd_una: iss,
             snd_nxt: iss,
             snd_max: iss,
+            snd_sml: iss,
             snd_wnd: 0,
             snd_wl1: 0,
             snd_wl2: 0,

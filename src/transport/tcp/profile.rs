@@ -107,6 +107,9 @@ pub struct Config {
     pub ack_every: u32,
     /// Nagle's algorithm (RFC 9293 §3.7.4), on by default.
     pub nagle: bool,
+    /// Minshall's variant of Nagle (Linux): a runt waits only while an
+    /// earlier runt is unacknowledged, not behind any unacknowledged data.
+    pub nagle_minshall: bool,
     /// Offer the timestamps option (RFC 7323 §3).
     pub timestamps: bool,
     /// Offer window scaling with this shift (RFC 7323 §2); `None` to not.
@@ -157,6 +160,7 @@ impl Config {
             quickack_segments: 0,
             ack_every: 2,
             nagle: true,
+            nagle_minshall: false,
             timestamps: false,
             window_scale: None,
             sack_permitted: false,
@@ -188,6 +192,7 @@ impl Config {
             quickack_segments: 16,
             ack_every: 2,
             nagle: true,
+            nagle_minshall: true,
             timestamps: true,
             window_scale: Some(7),
             sack_permitted: true,

@@ -59,6 +59,7 @@ pub(super) fn new(_: &Scenario) -> Box<dyn Plugin> {
 const OPTS: SockOpts = SockOpts {
     payload_only: false,
     want_writable: false,
+    security: crate::world::host::Security::None,
 };
 
 impl HttpFlows {

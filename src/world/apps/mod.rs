@@ -487,7 +487,7 @@ impl<'a, 'w> Ctx<'a, 'w> {
     }
     /// Close gracefully (FIN after the data); no more events.
     pub fn tcp_close(&mut self, sock: SockId) {
-        self.w.tcp_close(sock);
+        self.w.tcp_close(self.now, sock);
     }
     /// Abort (RST); no more events.
     pub fn tcp_abort(&mut self, sock: SockId) {

@@ -360,13 +360,8 @@ impl Mqtt {
                         }
                         let (broker, port) =
                             (cn.broker as usize, ctx.scenario().protocols.mqtt.port);
-                        let sock = ctx.tcp_connect(
-                            node,
-                            (broker, port),
-                            flow as u32,
-                            client,
-                            SockOpts::default(),
-                        );
+                        let opts = broker_opts(ctx.scenario());
+                        let sock = ctx.tcp_connect(node, (broker, port), flow as u32, client, opts);
                         let cn = &mut self.clients[client as usize];
                         match sock {
                             Some(sock) => {
@@ -685,7 +680,7 @@ impl Plugin for Mqtt {
                     broker as usize,
                     m.port,
                     BROKER_SOCK | broker,
-                    SockOpts::default(),
+                    broker_opts(ctx.scenario()),
                 );
                 self.pending_brokers.push(broker);
                 ctx.mark_pending();
@@ -1239,5 +1234,22 @@ pub fn broker_config(m: &MqttParams) -> BrokerConfig {
             ..Default::default()
         },
         ..BrokerConfig::default()
+    }
+}
+
+/// The socket options of a connection to or from an MQTT broker: the
+/// scenario's transport (`[protocols.mqtt] transport`) picks the security
+/// overlay.
+pub(super) fn broker_opts(sc: &Scenario) -> SockOpts {
+    use crate::scenario::model::MqttTransport;
+    use crate::world::host::Security;
+    SockOpts {
+        security: match sc.protocols.mqtt.transport {
+            MqttTransport::Tcp => Security::None,
+            MqttTransport::Tls => Security::Tls,
+            MqttTransport::WebSocket => Security::WebSocket,
+            MqttTransport::Wss => Security::Wss,
+        },
+        ..SockOpts::default()
     }
 }

@@ -63,9 +63,7 @@ use crate::scenario::model::{
     Pattern, Protocol, Reliability, Role, Scenario,
 };
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
-use crate::world::host::{
-    DatagramApp, Received, SockId, SockOpts, StreamApp, StreamEvent, StreamState,
-};
+use crate::world::host::{DatagramApp, Received, SockId, StreamApp, StreamEvent, StreamState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -814,7 +812,8 @@ impl MqttSn {
             }
         };
         let port = ctx.scenario().protocols.mqtt.port;
-        let sock = ctx.tcp_connect(node, (broker as usize, port), flow, u, SockOpts::default());
+        let opts = super::mqtt::broker_opts(ctx.scenario());
+        let sock = ctx.tcp_connect(node, (broker as usize, port), flow, u, opts);
         self.ups[u as usize] = Some(UpSock { gw: g, conn, sock });
         match sock {
             Some(sock) => {

@@ -90,6 +90,7 @@ impl Plugin for TcpFlows {
         let opts = SockOpts {
             payload_only: true,
             want_writable: false,
+            security: crate::world::host::Security::None,
         };
         for f in sc.flows.iter().filter(|f| f.protocol == Protocol::Tcp) {
             for &r in &f.receivers {
@@ -102,6 +103,7 @@ impl Plugin for TcpFlows {
         let opts = SockOpts {
             payload_only: true,
             want_writable: false,
+            security: crate::world::host::Security::None,
         };
         for &r in msg.receivers {
             if r == msg.node {
@@ -137,6 +139,7 @@ impl Plugin for TcpFlows {
         let opts = SockOpts {
             payload_only: true,
             want_writable: true,
+            security: crate::world::host::Security::None,
         };
         self.open(ctx, (flow, node, r), publisher, opts);
     }

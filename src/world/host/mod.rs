@@ -17,12 +17,14 @@
 //! (its own writes, closes and aborts produce no stream events; the rare
 //! event that would is queued and delivered when the call returns).
 
+pub(crate) mod secure;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 
 use crate::net::addr::SockAddr;
 use crate::net::packet::PacketMeta;
 
+pub use secure::Security;
 pub use tcp::{SockId, SockOpts, StreamEvent, StreamState};
 
 /// A datagram delivered to an application.

@@ -111,6 +111,8 @@ pub struct SockOpts {
     /// Call `StreamApp::on_writable` while the socket is driven (saturating
     /// sources).
     pub want_writable: bool,
+    /// The security overlay between TCP and the application (issue 21).
+    pub security: super::Security,
 }
 
 /// Bound of one socket's application backlog (bytes the application wrote
@@ -157,6 +159,8 @@ pub(crate) struct TcpSock {
     /// answers that data and is charged to its flow, not always to the
     /// socket's.
     rx_flow: u32,
+    /// The security overlay, when the socket runs one.
+    pub(crate) sec: Option<Box<super::secure::Sec>>,
 }
 
 impl TcpSock {
@@ -185,6 +189,7 @@ impl TcpSock {
             close_pending: false,
             kinds: VecDeque::new(),
             rx_flow: crate::net::packet::NO_FLOW,
+            sec: None,
         }
     }
 }
@@ -207,6 +212,9 @@ pub(crate) struct TcpFlowCounters {
     pub(crate) rto_expiries: u64,
     pub(crate) connection_failures: u64,
     pub(crate) malformed: u64,
+    /// Connections a security overlay gave up (malformed input, refused
+    /// handshake).
+    pub(crate) security_failures: u64,
 }
 
 pub(crate) use crate::scenario::columns::TCP_COLUMNS;
@@ -228,6 +236,10 @@ pub(crate) struct TcpLayer {
     pub(crate) flow_counters: Vec<TcpFlowCounters>,
     iss_master: u64,
     read_buf: Vec<u8>,
+    pub(crate) sec_scratch: super::secure::SecScratch,
+    /// TLS sessions clients hold (issue 21): resumable on their next
+    /// connection to the same server.
+    pub(crate) tls_sessions: std::collections::BTreeSet<super::secure::SessionKey>,
 }
 
 fn key(node: u32, lport: u16, raddr: Addr, rport: u16) -> u128 {
@@ -254,6 +266,25 @@ fn seg_kind(tx: &Transmit) -> &'static str {
     }
 }
 
+/// Bytes of [`start`, `end`) inside `ranges` (stream ranges in order),
+/// dropping the ranges the segment finishes: first transmissions move
+/// forward through the stream.
+fn take_overlap(ranges: &mut VecDeque<(u64, u64)>, start: u64, end: u64) -> u64 {
+    let mut n = 0;
+    while let Some(&(a, b)) = ranges.front() {
+        if a >= end {
+            break;
+        }
+        n += b.min(end).saturating_sub(a.max(start));
+        if b <= end {
+            ranges.pop_front();
+        } else {
+            break;
+        }
+    }
+    n
+}
+
 impl TcpLayer {
     pub(crate) fn new(seed: u64, flows: usize) -> Self {
         TcpLayer {
@@ -271,7 +302,7 @@ impl TcpLayer {
         (s.wake.gen() == id.gen()).then_some(s)
     }
 
-    fn sock_mut(&mut self, id: SockId) -> Option<&mut TcpSock> {
+    pub(crate) fn sock_mut(&mut self, id: SockId) -> Option<&mut TcpSock> {
         let s = self.socks.get_mut(id.slot() as usize)?.as_mut()?;
         (s.wake.gen() == id.gen()).then_some(s)
     }
@@ -282,6 +313,19 @@ impl TcpLayer {
 
     fn counters(&mut self, flow: u32) -> Option<&mut TcpFlowCounters> {
         self.flow_counters.get_mut(flow as usize)
+    }
+
+    /// A socket's security overlay gave up (counted in the measured
+    /// window only, as the other `tcp_*` counters).
+    pub(crate) fn sec_failure(&mut self, id: SockId, counted: bool) {
+        if !counted {
+            return;
+        }
+        if let Some(flow) = self.sock(id).map(|s| s.flow) {
+            if let Some(c) = self.counters(flow) {
+                c.security_failures += 1;
+            }
+        }
     }
 }
 
@@ -408,6 +452,7 @@ impl World<'_> {
             max_cwnd: 0,
             srtt_ns: None,
             peer_rec: None,
+            secured: None,
         });
         idx
     }
@@ -440,6 +485,8 @@ impl World<'_> {
             conn.mutant_deliver_out_of_order();
         }
         let mut s = TcpSock::new(conn, node as u32, flow, owner, opts);
+        let resumed = self.tls_resumes(node, (raddr, port));
+        s.sec = self.new_sec(opts.security, (true, node, lport), (raddr, port), resumed);
         s.rec = self.new_record(now, &s, true, dst as u32);
         let slot = self.insert_sock(s);
         self.tcp
@@ -557,9 +604,23 @@ impl World<'_> {
             (listening.app, listening.tag),
             listening.opts,
         );
-        s.rec = self.new_record(now, &s, false, peer);
         // pair with the active opener's record when it is simulated
         let peer_key = key(peer, remote.port, self.net.node_addr(node), local_port);
+        // a TLS server resumes when its client offers a session
+        let resumed = self
+            .tcp
+            .demux
+            .get(&peer_key)
+            .and_then(|&ps| self.tcp.socks[ps as usize].as_ref())
+            .and_then(|p| p.sec.as_ref())
+            .is_some_and(|sec| sec.resumed());
+        s.sec = self.new_sec(
+            listening.opts.security,
+            (false, node, remote.port),
+            (remote.addr, remote.port),
+            resumed,
+        );
+        s.rec = self.new_record(now, &s, false, peer);
         if let Some(&ps) = self.tcp.demux.get(&peer_key) {
             if let Some(p) = self.tcp.socks[ps as usize].as_ref() {
                 let (me, them) = (s.rec, p.rec);
@@ -710,27 +771,20 @@ impl World<'_> {
             if t.flags.syn() {
                 s.iss = t.seq;
             }
+            // first transmissions move forward through the stream
+            let first = !t.is_retransmission && t.payload_len > 0;
+            let start = u64::from(t.seq.wrapping_sub(s.iss).wrapping_sub(1));
+            let end = start + t.payload_len as u64;
             let app_bytes = if s.opts.payload_only {
                 t.payload_len as u64
-            } else if t.is_retransmission || t.payload_len == 0 {
-                0
+            } else if first {
+                take_overlap(&mut s.app_ranges, start, end)
             } else {
-                // first transmissions move forward through the stream
-                let start = u64::from(t.seq.wrapping_sub(s.iss).wrapping_sub(1));
-                let end = start + t.payload_len as u64;
-                let mut app = 0;
-                while let Some(&(a, b)) = s.app_ranges.front() {
-                    if a >= end {
-                        break;
-                    }
-                    app += b.min(end).saturating_sub(a.max(start));
-                    if b <= end {
-                        s.app_ranges.pop_front();
-                    } else {
-                        break;
-                    }
-                }
-                app
+                0
+            };
+            let sec_bytes = match s.sec.as_mut() {
+                Some(sec) if first => take_overlap(&mut sec.ranges, start, end),
+                _ => 0,
             };
             let mut kind = seg_kind(&t);
             let mut flow = flow;
@@ -766,7 +820,8 @@ impl World<'_> {
                 kind,
                 counted,
                 created: now,
-                proto_bytes: (t.payload_len as u64 - app_bytes) as u16,
+                sec_bytes: sec_bytes as u16,
+                proto_bytes: (t.payload_len as u64 - app_bytes - sec_bytes) as u16,
                 app_bytes: app_bytes as u16,
                 retx: t.is_retransmission,
                 l4_header: (t.len - t.payload_len) as u8,
@@ -801,7 +856,13 @@ impl World<'_> {
         match ev {
             Event::Connected => {
                 self.tcp.records[rec].established = Some(now);
-                self.tcp_notify(now, queue, slot, StreamEvent::Connected);
+                if s.sec.is_some() {
+                    // the application hears Connected once the overlay is ready
+                    let id = self.tcp.id_of(slot);
+                    self.sec_connected(now, queue, id);
+                } else {
+                    self.tcp_notify(now, queue, slot, StreamEvent::Connected);
+                }
             }
             Event::DataReadable => self.tcp_read(now, queue, slot),
             Event::PeerClosed => {
@@ -835,7 +896,21 @@ impl World<'_> {
         self.stream_event(now, queue, app, id, tag, ev);
     }
 
-    /// Read what arrived and hand it to the socket's application.
+    /// As [`Self::tcp_notify`], for a socket id (a stale id is ignored).
+    pub(crate) fn tcp_notify_id(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        id: SockId,
+        ev: StreamEvent<'_>,
+    ) {
+        if self.tcp.sock(id).is_some() {
+            self.tcp_notify(now, queue, id.slot(), ev);
+        }
+    }
+
+    /// Read what arrived and hand it to the socket's application (through
+    /// its security overlay, when it runs one).
     fn tcp_read(&mut self, now: SimTime, queue: &mut EventQueue<Ev>, slot: u32) {
         let mut buf = std::mem::take(&mut self.tcp.read_buf);
         buf.resize(4096, 0);
@@ -844,17 +919,38 @@ impl World<'_> {
             if n == 0 {
                 break;
             }
-            if let Some(m) = self.monitors.as_mut() {
-                let (rec, node, flow) = (s.rec, s.node, s.flow);
-                if let Some(peer) = self.tcp.records[rec as usize].peer_rec {
-                    let flow = (flow != crate::net::packet::NO_FLOW).then_some(flow);
-                    m.tcp_read(now, node, peer, flow, &buf[..n]);
-                }
+            let secured = s.sec.is_some();
+            let id = self.tcp.id_of(slot);
+            if secured {
+                self.sec_input(now, queue, id, &buf[..n]);
+            } else {
+                self.tcp_deliver(now, queue, id, &buf[..n]);
             }
-            // a detached or frozen socket's application is gone: discarded
-            self.tcp_notify(now, queue, slot, StreamEvent::Data(&buf[..n]));
         }
         self.tcp.read_buf = buf;
+    }
+
+    /// Application bytes arrived on a socket: to the monitors and the
+    /// application.
+    pub(crate) fn tcp_deliver(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        id: SockId,
+        data: &[u8],
+    ) {
+        let Some(s) = self.tcp.sock(id) else {
+            return;
+        };
+        if let Some(m) = self.monitors.as_mut() {
+            let (rec, node, flow) = (s.rec, s.node, s.flow);
+            if let Some(peer) = self.tcp.records[rec as usize].peer_rec {
+                let flow = (flow != crate::net::packet::NO_FLOW).then_some(flow);
+                m.tcp_read(now, node, peer, flow, data);
+            }
+        }
+        // a detached or frozen socket's application is gone: discarded
+        self.tcp_notify(now, queue, id.slot(), StreamEvent::Data(data));
     }
 
     /// Queue application bytes on a socket: into the send buffer at once as
@@ -873,6 +969,36 @@ impl World<'_> {
         sock: SockId,
         data: &[u8],
         payload: Option<(usize, usize)>,
+        kind: Option<(&'static str, u32)>,
+    ) -> bool {
+        let Some(s) = self.tcp.sock(sock) else {
+            return false;
+        };
+        let rec = s.rec;
+        let ok = if s.sec.is_some() {
+            self.sec_write(now, sock, data, payload, kind)
+        } else {
+            let payload = payload.filter(|(a, b)| b > a);
+            self.tcp_put(now, sock, data, payload.as_slice(), &[], kind)
+        };
+        if ok {
+            if let Some(m) = self.monitors.as_mut() {
+                m.tcp_written(rec, data);
+            }
+        }
+        ok
+    }
+
+    /// Put bytes into a socket's stream as [`Self::tcp_write`] says, with
+    /// their annotations: `payload` and `overlay` are ranges of `data`
+    /// holding application payload and security-overlay bytes.
+    pub(crate) fn tcp_put(
+        &mut self,
+        now: SimTime,
+        sock: SockId,
+        data: &[u8],
+        payload: &[(usize, usize)],
+        overlay: &[(usize, usize)],
         kind: Option<(&'static str, u32)>,
     ) -> bool {
         let Some(s) = self.tcp.sock_mut(sock) else {
@@ -904,16 +1030,16 @@ impl World<'_> {
             };
             s.kinds.push_back((s.written, k, flow));
         }
-        if let Some((a, b)) = payload {
-            if b > a {
-                s.app_ranges
-                    .push_back((s.written + a as u64, s.written + b as u64));
+        let at = s.written;
+        for &(a, b) in payload {
+            s.app_ranges.push_back((at + a as u64, at + b as u64));
+        }
+        if let Some(sec) = s.sec.as_mut() {
+            for &(a, b) in overlay {
+                sec.ranges.push_back((at + a as u64, at + b as u64));
             }
         }
         s.written += data.len() as u64;
-        if let Some(m) = self.monitors.as_mut() {
-            m.tcp_written(s.rec, data);
-        }
         let n = if s.backlog.is_empty() && s.attach != Attach::Frozen {
             s.conn.write(data)
         } else {
@@ -948,7 +1074,10 @@ impl World<'_> {
 
     /// The application closes its end gracefully (FIN after the data) and
     /// hears nothing more of the socket.
-    pub(crate) fn tcp_close(&mut self, sock: SockId) {
+    pub(crate) fn tcp_close(&mut self, now: SimTime, sock: SockId) {
+        if self.tcp.sock(sock).is_some_and(|s| s.sec.is_some()) {
+            self.sec_close(now, sock);
+        }
         if let Some(s) = self.tcp.sock_mut(sock) {
             s.attach = Attach::Detached;
             s.close_pending = true;

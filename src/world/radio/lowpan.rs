@@ -37,7 +37,7 @@ use super::{World, BCAST};
 use crate::link::mac154::{self, Address, Addressing};
 use crate::link::sixlowpan::{self, Reassembler as LowpanReassembler};
 use crate::net::l3::NetPlan;
-use crate::net::packet::{PacketHandle, PacketMeta};
+use crate::net::packet::{Layers, PacketHandle, PacketMeta};
 use crate::sim::{EventQueue, SimTime};
 use crate::world::Ev;
 
@@ -292,18 +292,16 @@ impl World<'_> {
     }
 
     /// The split of a frame payload's bytes (6LoWPAN headers, transport
-    /// and IP headers, protocol, application): a raw frame is all protocol
-    /// and application, an IPv4 packet has no 6LoWPAN bytes.
-    pub(super) fn frame_split(&self, data: &[u8], meta: &PacketMeta) -> (u64, u64, u64, u64) {
+    /// and IP headers, …): a raw frame is all protocol and application,
+    /// an IPv4 packet has no 6LoWPAN bytes.
+    pub(super) fn frame_split(&self, data: &[u8], meta: &PacketMeta) -> Layers {
         if sixlowpan::classify(data.first().copied().unwrap_or(0xFF)) == sixlowpan::Dispatch::Nalp {
-            let (proto, app) = crate::net::packet::part_split(0, data.len(), meta);
-            return (0, data.len() as u64 - proto - app, proto, app);
+            return crate::net::packet::part_split(0, data.len(), meta);
         }
         if self.net.is_v6() {
             self.lowpan_split(data, meta)
         } else {
-            let (tip, proto, app) = crate::net::packet::layer_split(data, meta);
-            (0, tip, proto, app)
+            crate::net::packet::layer_split(data, meta)
         }
     }
 
@@ -344,8 +342,11 @@ impl World<'_> {
     /// IPHC and UDP NHC: the compressed IPv6 and UDP headers); the second
     /// is a transport header carried inline (TCP's), or the whole payload
     /// when it is no 6LoWPAN frame this can lay out.
-    pub(super) fn lowpan_split(&self, data: &[u8], meta: &PacketMeta) -> (u64, u64, u64, u64) {
-        let whole = (0, data.len() as u64, 0, 0);
+    pub(super) fn lowpan_split(&self, data: &[u8], meta: &PacketMeta) -> Layers {
+        let whole = Layers {
+            transport_ip: data.len() as u64,
+            ..Layers::default()
+        };
         let Some(l) = sixlowpan::frame_layout(data, self.net.prefix()) else {
             return whole;
         };
@@ -354,9 +355,9 @@ impl World<'_> {
             return whole;
         }
         let rest = data.len() - l.header;
-        let (proto, app) = crate::net::packet::part_split(l.datagram_offset - ip, rest, meta);
-        let adapt = l.header as u64;
-        (adapt, data.len() as u64 - adapt - proto - app, proto, app)
+        let mut parts = crate::net::packet::part_split(l.datagram_offset - ip, rest, meta);
+        parts.adaptation = l.header as u64;
+        parts
     }
 }
 

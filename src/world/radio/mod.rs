@@ -502,13 +502,13 @@ impl World<'_> {
         let meta = self.pool.get(pkt).meta;
         let len = self.pool.get(pkt).data.len() as u64;
         let data = &self.pool.get(pkt).data;
-        let (adapt, tip, proto, app) = self.frame_split(data, &meta);
+        let layers = self.frame_split(data, &meta);
         let tcp = crate::net::l3::carries_tcp(data);
         // PHY header (sync, PHR), MAC header and FCS: the PPDU around the payload
         let link_hdr = u64::from(ppdu).saturating_sub(len);
         let stats = &mut self.radio.media[medium].medium.stats;
         stats.link_bytes += link_hdr;
-        stats.adaptation_bytes += adapt;
+        stats.adaptation_bytes += layers.adaptation;
         if !meta.counted {
             return;
         }
@@ -522,10 +522,7 @@ impl World<'_> {
                 s.bytes_retransmissions += u64::from(ppdu);
             } else {
                 s.bytes_link += link_hdr;
-                s.bytes_adaptation += adapt;
-                s.bytes_transport_ip += tip;
-                s.bytes_protocol += proto;
-                s.bytes_payload += app;
+                s.add_layers(&layers);
             }
         }
     }

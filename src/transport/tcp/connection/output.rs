@@ -333,8 +333,12 @@ impl Connection {
             }
             if !rtx && len < u32::from(self.smss) && outstanding {
                 // RFC 9293 §3.7.4 Nagle: hold a runt while data is
-                // unacknowledged (a pending FIN pushes it out).
-                if self.config.nagle && !self.fin_queued && len == unsent && !probe {
+                // unacknowledged (a pending FIN pushes it out); with
+                // Minshall's variant (Linux `tcp_minshall_check`) only while
+                // an earlier runt is unacknowledged, so a write's tail after
+                // full segments goes out with them.
+                let runt_out = !self.config.nagle_minshall || seq_lt(self.snd_una, self.snd_sml);
+                if self.config.nagle && runt_out && !self.fin_queued && len == unsent && !probe {
                     return None;
                 }
                 // §3.8.6.2.1 sender SWS avoidance: no window-limited runts.
@@ -350,6 +354,9 @@ impl Connection {
         let seq = self.snd_nxt;
         let was_idle = self.snd_una == self.snd_max;
         let t = self.send_segment(now, seq, len, fin, rtx, buf)?;
+        if len > 0 && len < u32::from(self.smss) {
+            self.snd_sml = seq.wrapping_add(len);
+        }
         self.snd_nxt = seq.wrapping_add(len + u32::from(fin));
         if seq_lt(self.snd_max, self.snd_nxt) {
             // New payload bytes, also those a go-back-N retransmission

@@ -1,0 +1,12 @@
+-- mqtt-ws.lua: dissect MQTT carried in WebSocket frames of the `mqtt`
+-- subprotocol (MQTT 3.1.1 §6, MQTT 5.0 §6: `Sec-WebSocket-Protocol: mqtt`).
+--
+-- Wireshark 4.0 registers no dissector for that subprotocol, so it shows
+-- the frames' payload as data. This line hands them to its own MQTT
+-- dissector, so qossim's `transport = "websocket"` captures (port 80)
+-- decode as tcp:http:websocket:mqtt.
+--
+-- Use (checked with TShark 4.0.17):
+--   tshark -X lua_script:scripts/wireshark/mqtt-ws.lua -r pcap/sensor--broker.pcap
+-- (add `-d tcp.port==<port>,http` when the broker's port is not 80).
+DissectorTable.get("ws.protocol"):add("mqtt", Dissector.get("mqtt"))
