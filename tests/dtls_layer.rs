@@ -870,7 +870,8 @@ fn a_stray_epoch_0_alert_does_not_move_the_replay_window() {
 /// ClientHello with its extensions, a ServerHello without session ID, the
 /// NewSessionTicket before the server's ChangeCipherSpec; tshark dissects
 /// every record. The ticket grows with the identity as the server's did
-/// (176 bytes for 1- and 12-byte identities, 208 for 40).
+/// (176 bytes for 1- to 13-byte identities, 192 for 14 and 15 —
+/// `Client_identity` —, 208 for 40).
 #[test]
 fn openssl_profile_has_libcoaps_flights() {
     let cfg = DtlsConfig {
@@ -932,7 +933,14 @@ fn openssl_profile_has_libcoaps_flights() {
         assert_eq!(rows[3][3], "0", "no session ID: a ticket follows");
     }
 
-    for (identity, ticket) in [(1, 176), (12, 176), (40, 208)] {
+    for (identity, ticket) in [
+        (1, 176),
+        (12, 176),
+        (13, 176),
+        (14, 192),
+        (15, 192),
+        (40, 208),
+    ] {
         let cfg = DtlsConfig {
             psk_identity: vec![b'i'; identity],
             ..DtlsConfig::openssl()

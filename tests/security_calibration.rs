@@ -180,7 +180,7 @@ fn real_stacks_match_the_facts_the_models_use() {
     assert_eq!(int(&facts["tls12_overhead"], "tls12 overhead"), 29);
     assert_eq!(aead12_overhead(5, s12), 29);
     // AES-CBC-SHA256: every application record, of every length
-    let cbc = case(&v, "tls12_cbc");
+    let cbc = case(v, "tls12_cbc");
     assert_eq!(
         cbc["cipher_suite"],
         "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"
@@ -201,7 +201,7 @@ fn real_stacks_match_the_facts_the_models_use() {
     }
     // Every MQTT packet is its own record (paho writes one packet at a time).
     for name in ["tls12_ecdsa", "tls13_ecdsa"] {
-        let kinds: Vec<&str> = case(&v, name)["app_records"]
+        let kinds: Vec<&str> = case(v, name)["app_records"]
             .as_array()
             .expect("app records")
             .iter()
@@ -220,7 +220,7 @@ fn real_stacks_match_the_facts_the_models_use() {
         aead12_overhead(13, sd),
         "{sd}"
     );
-    assert_eq!(case(&v, "dtls_psk")["version"], "DTLSv1.2");
+    assert_eq!(case(v, "dtls_psk")["version"], "DTLSv1.2");
 
     // Round trips after TCP's handshake before the first application byte.
     let rtt = |c: &str| int(&facts["round_trips"][c], c);
@@ -247,7 +247,7 @@ fn real_stacks_match_the_facts_the_models_use() {
 
     // Flights as the models must send them.
     let content = |c: &str| -> Vec<Vec<String>> {
-        case(&v, c)["flights"]
+        case(v, c)["flights"]
             .as_array()
             .expect("flights")
             .iter()
@@ -306,7 +306,7 @@ fn real_stacks_match_the_facts_the_models_use() {
     // intermediate, of their DER sizes.
     let der = |n: &str| int(&v["certificates"][n]["der_bytes"], n);
     let sent = |c: &str, side: &str| -> Vec<i64> {
-        case(&v, c)[format!("certificates_{side}")]
+        case(v, c)[format!("certificates_{side}")]
             .as_array()
             .expect("certificates")
             .iter()
@@ -336,7 +336,7 @@ fn real_stacks_match_the_facts_the_models_use() {
     }
     // Flight bytes add up to the per-direction handshake bytes.
     for c in ["tls12_ecdsa", "tls13_ecdsa", "dtls_psk"] {
-        let r = case(&v, c);
+        let r = case(v, c);
         let sum: i64 = r["flights_record_bytes"]
             .as_array()
             .expect("flights")
@@ -350,7 +350,7 @@ fn real_stacks_match_the_facts_the_models_use() {
     // MQTT over WebSocket: the subprotocol, masking and header sizes
     // (every MQTT packet here is ≤ 125 bytes: 2-byte header, + 4-byte mask
     // client→server).
-    let ws = case(&v, "websocket");
+    let ws = case(v, "websocket");
     assert_eq!(ws["request_subprotocol"], "mqtt");
     assert_eq!(ws["response_subprotocol"], "mqtt");
     assert_eq!(ws["response_status"], "HTTP/1.1 101 Switching Protocols");
@@ -373,7 +373,7 @@ fn real_stacks_match_the_facts_the_models_use() {
     assert_eq!(int(&facts["ws_round_trips_to_mqtt"], "ws"), 1);
     assert_eq!(int(&facts["wss_round_trips_to_mqtt"], "wss"), 2);
     // Over TLS 1.3 each MQTT packet costs a record (22) and a frame header.
-    let wss = case(&v, "wss");
+    let wss = case(v, "wss");
     assert_eq!(wss["version"], "TLSv1.3");
     assert_eq!(int(&facts["wss_overhead_c"], "wss c"), 22 + 6);
     assert_eq!(int(&facts["wss_overhead_s"], "wss s"), 22 + 2);

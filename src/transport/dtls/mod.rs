@@ -143,10 +143,10 @@ const OPENSSL_SIGALGS: [u16; 20] = [
 /// Groups OpenSSL offers below TLS 1.3: x25519, P-256, x448, P-521, P-384.
 const OPENSSL_GROUPS: [u16; 5] = [0x001d, 0x0017, 0x001e, 0x0019, 0x0018];
 /// Bytes of OpenSSL's DER session in a DTLS ticket, without the PSK
-/// identity: tickets from `coap-server-openssl` were 176 bytes with 1- and
-/// 12-byte identities and 208 with a 40-byte one (a session of 88 to 99
-/// bytes plus the identity; the model takes 96).
-const OPENSSL_SESSION_BASE: usize = 96;
+/// identity: `coap-server-openssl` issued 176-byte tickets for 1- to
+/// 13-byte identities, 192 for 14 to 16 bytes and 208 for 40 (a session of
+/// 98 bytes plus the identity, padded).
+const OPENSSL_SESSION_BASE: usize = 98;
 
 /// What one association is configured with.
 #[derive(Debug, Clone, PartialEq)]

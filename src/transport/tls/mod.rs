@@ -633,21 +633,20 @@ impl TlsEndpoint {
                 if let Some(n) = client_hello_padding(4 + b.len() + 2 + e.len() + psk) {
                     ext(&mut e, 0x0015, &vec![0; n]);
                 }
-                if tls13 {
-                    if resume {
-                        // pre_shared_key, last (RFC 8446 §4.2.11): one
-                        // identity (the ticket, its obfuscated age) and
-                        // its binder.
-                        let t = cfg.ticket_len();
-                        let mut p = Vec::new();
-                        put16(&mut p, 2 + t + 4);
-                        put16(&mut p, t);
-                        self.random(t + 4, &mut p);
-                        put16(&mut p, 1 + cfg.hash_len());
-                        p.push(cfg.hash_len() as u8);
-                        self.random(cfg.hash_len(), &mut p);
-                        ext(&mut e, 0x0029, &p);
-                    }
+                if psk > 0 {
+                    // pre_shared_key, last (RFC 8446 §4.2.11): one
+                    // identity (the ticket, its obfuscated age) and its
+                    // binder.
+                    let t = cfg.ticket_len();
+                    let mut p = Vec::new();
+                    put16(&mut p, 2 + t + 4);
+                    put16(&mut p, t);
+                    self.random(t + 4, &mut p);
+                    put16(&mut p, 1 + cfg.hash_len());
+                    p.push(cfg.hash_len() as u8);
+                    self.random(cfg.hash_len(), &mut p);
+                    debug_assert_eq!(4 + p.len(), psk);
+                    ext(&mut e, 0x0029, &p);
                 }
                 put16(&mut b, e.len());
                 b.extend(e);
