@@ -37,6 +37,9 @@ Output schema (JSON, version 1)
                "tshark": str, "python": str},
   "certificates": {NAME: {"der_bytes": int, "key": "ecdsa-p256"|"rsa-2048"}},
         NAME in root_ca, intermediate_ca, server_ecdsa, server_rsa, client_ecdsa
+  "inputs": {"sni": str, "psk_identity": str, "psk_hint": str}
+        what the clients and servers were told to send: the server name the
+        TLS clients send (SNI), the DTLS PSK identity and the server's hint
   "cases": {CASE: {
       "kind": "tls" | "websocket" | "wss" | "dtls",
       "description": str,
@@ -82,7 +85,8 @@ REP for kind "tls" (one TCP connection; "c" = client→server, "s" = server→cl
                          see app_records)
 
 REP for kind "websocket" (one TCP connection through websockify):
-  client_port, upgrade_request_bytes, upgrade_response_bytes (the HTTP
+  client_port, request_host (the request's Host value), upgrade_request_bytes,
+  upgrade_response_bytes (the HTTP
   request / response, blank line included), request_subprotocol,
   response_subprotocol (Sec-WebSocket-Protocol), response_status,
   frames: [{"dir", "opcode", "masked", "header_bytes" (mask key included),
@@ -144,6 +148,7 @@ RESERVED_PORTS = {1883, 8883, 5683, 5684, 80, 443}
 TIMEOUT = 20  # seconds: bound on every single wait
 PSK_IDENTITY = "calib-device"
 PSK_KEY = "calib-secret-key"
+PSK_HINT = "CoAP"  # coap-server's default hint, given explicitly
 SNI = "broker.calib.test"
 TOPIC = "calib/t"
 
@@ -414,7 +419,8 @@ def start_coap_server(d, taken):
     """libcoap's server with a PSK; it listens for DTLS on port+1; returns that."""
     srv, _ = coap_tools()
     port = free_port(taken, span=2)
-    p = spawn([srv, "-A", "127.0.0.1", "-p", str(port), "-k", PSK_KEY, "-v", "4"],
+    p = spawn([srv, "-A", "127.0.0.1", "-p", str(port), "-k", PSK_KEY, "-h", PSK_HINT,
+               "-v", "4"],
               os.path.join(d, "coap-server.log"))
     wait_listening(port, p, "coap-server")  # its plain TCP listener: it is up
     return port + 1
@@ -891,6 +897,7 @@ def analyse_websocket(pcap, info, runs):
             if http is not None and "upgrade_request_bytes" not in rep and d == "c":
                 order.append("upgrade_request")
                 rep["upgrade_request_bytes"] = len(data)
+                rep["request_host"] = header(data, b"host")
                 rep["request_subprotocol"] = header(data, b"sec-websocket-protocol")
                 continue
             if http is not None and "upgrade_response_bytes" not in rep and d == "s":
@@ -1286,6 +1293,7 @@ def measure(d, reps, payload, quick):
         "versions": versions(),
         "certificates": {n: {"der_bytes": c["der_bytes"], "key": c["kind"]}
                          for n, c in certs.items()},
+        "inputs": {"sni": SNI, "psk_identity": PSK_IDENTITY, "psk_hint": PSK_HINT},
         "cases": cases,
     }
     result["facts"] = facts_of(cases)

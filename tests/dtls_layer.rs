@@ -194,6 +194,7 @@ fn names(d: &[u8]) -> Vec<&'static str> {
                     hs::SERVER_KEY_EXCHANGE => "ServerKeyExchange",
                     hs::SERVER_HELLO_DONE => "ServerHelloDone",
                     hs::CLIENT_KEY_EXCHANGE => "ClientKeyExchange",
+                    hs::NEW_SESSION_TICKET => "NewSessionTicket",
                     _ => "other handshake",
                 }
             }
@@ -860,4 +861,98 @@ fn a_stray_epoch_0_alert_does_not_move_the_replay_window() {
         p.decide(true);
     }
     assert!(p.ends[CLIENT].is_established() && p.ends[SERVER].is_established());
+}
+
+/// The OpenSSL profile (`DtlsConfig::openssl()`, libcoap's OpenSSL build at
+/// both ends) gives the flights of `coap-client-openssl` →
+/// `coap-server-openssl` 4.3.1 on loopback, byte for byte, with the
+/// calibration script's identity `calib-device`: OpenSSL's 49-suite
+/// ClientHello with its extensions, a ServerHello without session ID, the
+/// NewSessionTicket before the server's ChangeCipherSpec; tshark dissects
+/// every record. The ticket grows with the identity as the server's did
+/// (176 bytes for 1- to 13-byte identities, 192 for 14 and 15 —
+/// `Client_identity` —, 208 for 40).
+#[test]
+fn openssl_profile_has_libcoaps_flights() {
+    let cfg = DtlsConfig {
+        psk_identity: b"calib-device".to_vec(),
+        ..DtlsConfig::openssl()
+    };
+    assert_eq!(cfg.suite, DtlsSuite::EcdhePskChacha20);
+    let p = Pair::new(cfg.clone(), cfg, 5, SimDuration::from_millis(10)).lossless();
+    assert!(p.ends[CLIENT].is_established() && p.ends[SERVER].is_established());
+    let flights: Vec<(Vec<&str>, usize)> = p
+        .log
+        .iter()
+        .map(|(_, _, d, _)| (names(d), d.len()))
+        .collect();
+    let want: Vec<(Vec<&str>, usize)> = vec![
+        (vec!["ClientHello"], 265),
+        (vec!["HelloVerifyRequest"], 60),
+        (vec!["ClientHello"], 297),
+        (
+            vec!["ServerHello", "ServerKeyExchange", "ServerHelloDone"],
+            170,
+        ),
+        (
+            vec!["ClientKeyExchange", "ChangeCipherSpec", "Finished"],
+            139,
+        ),
+        (
+            vec!["NewSessionTicket", "ChangeCipherSpec", "Finished"],
+            274,
+        ),
+    ];
+    assert_eq!(flights, want);
+    // Three round trips of 10 ms each way, as without the ticket.
+    assert_eq!(p.now, SimTime::ZERO + SimDuration::from_millis(60));
+
+    if common::tshark::available("openssl_profile_has_libcoaps_flights") {
+        let refs: Vec<(SimTime, usize, usize, &[u8])> = p
+            .log
+            .iter()
+            .map(|(t, from, d, _)| (*t, *from, 1 - *from, d.as_slice()))
+            .collect();
+        let file = common::tshark::udp_capture("dtls-openssl", 5684, &refs);
+        let opts = ["-d", "udp.port==5684,dtls"];
+        common::tshark::assert_clean(&file, &opts, Some("!dtls"));
+        let rows = common::tshark::field_rows(
+            &file,
+            &opts,
+            &[
+                "dtls.handshake.type",
+                "dtls.handshake.cipher_suites_length",
+                "dtls.handshake.extensions_server_name",
+                "dtls.handshake.session_id_length",
+            ],
+        );
+        let types: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(types, ["1", "3", "1", "2,12,14", "16", "4"]);
+        assert_eq!(rows[0][1], "98", "48 PSK suites and SCSV");
+        assert_eq!(rows[0][2], "127.0.0.1");
+        assert_eq!(rows[3][3], "0", "no session ID: a ticket follows");
+    }
+
+    for (identity, ticket) in [
+        (1, 176),
+        (12, 176),
+        (13, 176),
+        (14, 192),
+        (15, 192),
+        (40, 208),
+    ] {
+        let cfg = DtlsConfig {
+            psk_identity: vec![b'i'; identity],
+            ..DtlsConfig::openssl()
+        };
+        assert_eq!(cfg.ticket_len(), ticket, "{identity}-byte identity");
+        let p = Pair::new(cfg.clone(), cfg, 6, SimDuration::from_millis(10)).lossless();
+        let last = &p.log.last().expect("flights").2;
+        // NewSessionTicket: lifetime 4 + length 2 + ticket; then CCS 14 and
+        // the protected Finished.
+        assert_eq!(
+            last.len(),
+            hs_record(6 + ticket) + 14 + finished_record(DtlsSuite::EcdhePskChacha20)
+        );
+    }
 }

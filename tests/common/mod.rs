@@ -7,6 +7,7 @@ pub mod cli;
 pub mod peers;
 pub mod served;
 pub mod sim;
+pub mod tls_pair;
 pub mod tshark;
 
 use std::path::{Path, PathBuf};

@@ -106,9 +106,56 @@ mod alert {
     pub(super) const UNKNOWN_PSK_IDENTITY: u8 = 115;
 }
 
+/// How the two ends shape their hellos and last flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtlsProfile {
+    /// An RFC 7925 client: a ClientHello offering the one configured suite
+    /// (and, for ECDHE, the two extensions it needs); a ServerHello with a
+    /// 32-byte session ID; no session ticket.
+    #[default]
+    Rfc7925,
+    /// OpenSSL 3 at both ends with libcoap's settings (its OpenSSL build):
+    /// the client offers OpenSSL's 48 PSK suites and SCSV, the server
+    /// name ([`DtlsConfig::server_name`]), point formats, five groups, an
+    /// empty session ticket, encrypt-then-MAC, extended master secret and
+    /// 20 signature algorithms; the server answers with no session ID and
+    /// renegotiation_info, session_ticket and extended_master_secret, and
+    /// puts a NewSessionTicket (RFC 5077) before its ChangeCipherSpec.
+    /// Measured against `coap-client-openssl` / `coap-server-openssl`
+    /// (docs/security.md, "Calibration").
+    OpenSsl,
+}
+
+/// PSK cipher suites OpenSSL 3's DTLS client offers with libcoap's `PSK`
+/// cipher list, in order (capture of `coap-client-openssl` 4.3.1), before
+/// TLS_EMPTY_RENEGOTIATION_INFO_SCSV.
+const OPENSSL_PSK_SUITES: [u16; 48] = [
+    0x00ad, 0x00ab, 0xccae, 0xccad, 0xccac, 0xc0ab, 0xc0a7, 0xc06f, 0xc06d, 0x00a9, 0xccab, 0xc0a9,
+    0xc0a5, 0xc06b, 0x00ac, 0x00aa, 0xc0aa, 0xc0a6, 0xc06e, 0xc06c, 0x00a8, 0xc0a8, 0xc0a4, 0xc06a,
+    0xc038, 0xc036, 0x00b7, 0x00b3, 0x0095, 0x0091, 0xc09b, 0xc099, 0xc097, 0x00af, 0x008d, 0xc095,
+    0xc037, 0xc035, 0x00b6, 0x00b2, 0x0094, 0x0090, 0xc09a, 0xc098, 0xc096, 0x00ae, 0x008c, 0xc094,
+];
+/// OpenSSL 3's default signature algorithms, in order.
+const OPENSSL_SIGALGS: [u16; 20] = [
+    0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0809, 0x080a, 0x080b, 0x0804, 0x0805, 0x0806, 0x0401,
+    0x0501, 0x0601, 0x0303, 0x0301, 0x0302, 0x0402, 0x0502, 0x0602,
+];
+/// Groups OpenSSL offers below TLS 1.3: x25519, P-256, x448, P-521, P-384.
+const OPENSSL_GROUPS: [u16; 5] = [0x001d, 0x0017, 0x001e, 0x0019, 0x0018];
+/// Bytes of OpenSSL's DER session in a DTLS ticket, without the PSK
+/// identity: `coap-server-openssl` issued 176-byte tickets for 1- to
+/// 13-byte identities, 192 for 14 to 16 bytes and 208 for 40 (a session of
+/// 98 bytes plus the identity, padded).
+const OPENSSL_SESSION_BASE: usize = 98;
+
 /// What one association is configured with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DtlsConfig {
+    /// The shape of the hellos and of the server's last flight.
+    pub profile: DtlsProfile,
+    /// Server name the [`DtlsProfile::OpenSsl`] client sends (RFC 6066;
+    /// libcoap sends its URI's host, an address included); none if `None`.
+    pub server_name: Option<String>,
     /// The one suite the client offers and the server accepts.
     pub suite: DtlsSuite,
     /// PSK identity the client sends in ClientKeyExchange and the server
@@ -142,6 +189,8 @@ pub struct DtlsConfig {
 impl Default for DtlsConfig {
     fn default() -> Self {
         DtlsConfig {
+            profile: DtlsProfile::Rfc7925,
+            server_name: None,
             suite: DtlsSuite::default(),
             psk_identity: b"Client_identity".to_vec(),
             psk_hint: b"CoAP".to_vec(),
@@ -151,6 +200,30 @@ impl Default for DtlsConfig {
             max_retransmissions: 12,
             mtu: 1232,
         }
+    }
+}
+
+impl DtlsConfig {
+    /// libcoap 4.3.1's OpenSSL build at both ends, as
+    /// `coap-client-openssl -u <identity> -k <key> coaps://127.0.0.1/` and
+    /// `coap-server-openssl -k <key>` run it: [`DtlsProfile::OpenSsl`], the
+    /// suite they negotiate (ECDHE-PSK with ChaCha20-Poly1305), the URI's
+    /// host as server name; identity and hint as in `Default`.
+    pub fn openssl() -> Self {
+        DtlsConfig {
+            profile: DtlsProfile::OpenSsl,
+            server_name: Some("127.0.0.1".into()),
+            suite: DtlsSuite::EcdhePskChacha20,
+            ..DtlsConfig::default()
+        }
+    }
+
+    /// Bytes of the session ticket an OpenSSL server issues (16-byte key
+    /// name, 16-byte IV, the session encrypted with AES-CBC and padded,
+    /// 32-byte HMAC).
+    pub fn ticket_len(&self) -> usize {
+        let session = OPENSSL_SESSION_BASE + self.psk_identity.len();
+        64 + (session / 16 + 1) * 16
     }
 }
 
@@ -844,6 +917,11 @@ impl DtlsEndpoint {
             (Role::Server, Expect::ClientKeyExchange, hs::CLIENT_KEY_EXCHANGE) => {
                 self.on_client_key_exchange(body)
             }
+            (Role::Client, Expect::ChangeCipherSpec, hs::NEW_SESSION_TICKET)
+                if self.cfg.profile == DtlsProfile::OpenSsl =>
+            {
+                self.on_new_session_ticket(body)
+            }
             (_, Expect::Finished, hs::FINISHED) => self.on_finished(now, body),
             _ => {
                 self.stats.out_of_order += 1;
@@ -1076,6 +1154,19 @@ impl DtlsEndpoint {
         Ok(Step::Next)
     }
 
+    /// Client, OpenSSL profile: the ticket before the server's
+    /// ChangeCipherSpec (RFC 5077 §3.3); it joins the transcript.
+    fn on_new_session_ticket(&mut self, body: &[u8]) -> Result<Step, Bad> {
+        let mut r = Reader(body);
+        r.take(4, "NewSessionTicket lifetime")?;
+        r.vec16("NewSessionTicket ticket")?;
+        if !r.0.is_empty() {
+            return Err(Bad::Malformed("NewSessionTicket longer than its ticket"));
+        }
+        self.absorb(hs::NEW_SESSION_TICKET, body);
+        Ok(Step::Next)
+    }
+
     fn on_finished(&mut self, now: SimTime, body: &[u8]) -> Result<Step, Bad> {
         let peer = match self.role {
             Role::Client => Role::Server,
@@ -1089,11 +1180,18 @@ impl DtlsEndpoint {
         if self.role == Role::Server {
             // Flight 6; kept to answer a repeated flight 5, no timer
             // (RFC 6347 §4.2.4: the last flight is resent on demand).
+            let mut flight = Vec::new();
+            if self.cfg.profile == DtlsProfile::OpenSsl {
+                // lifetime hint 7200 s, then the ticket
+                let mut nst = 7200u32.to_be_bytes().to_vec();
+                let mut ticket = Vec::new();
+                expand(self.rng.next_u64(), self.cfg.ticket_len(), &mut ticket);
+                put_vec16(&mut nst, &ticket);
+                flight.push(self.handshake(hs::NEW_SESSION_TICKET, nst));
+            }
+            flight.push(Outgoing::ChangeCipherSpec);
             let fin = self.verify_data(Role::Server);
-            let flight = vec![
-                Outgoing::ChangeCipherSpec,
-                self.handshake_in(1, hs::FINISHED, fin),
-            ];
+            flight.push(self.handshake_in(1, hs::FINISHED, fin));
             self.send_flight(now, flight);
             self.timer = None;
         } else {
@@ -1217,6 +1315,10 @@ impl DtlsEndpoint {
         b.push(0); // session_id: none (no resumption in the model)
         b.push(self.cookie.len() as u8);
         b.extend_from_slice(&self.cookie);
+        if self.cfg.profile == DtlsProfile::OpenSsl {
+            self.openssl_client_hello_tail(&mut b);
+            return b;
+        }
         b.extend_from_slice(&2u16.to_be_bytes());
         b.extend_from_slice(&self.cfg.suite.code().to_be_bytes());
         b.extend_from_slice(&[1, 0]); // compression: null
@@ -1230,9 +1332,56 @@ impl DtlsEndpoint {
         b
     }
 
+    /// Suites, compression and extensions of OpenSSL's ClientHello.
+    fn openssl_client_hello_tail(&self, b: &mut Vec<u8>) {
+        let list16 = |vals: &[u16]| -> Vec<u8> {
+            let mut v = ((vals.len() * 2) as u16).to_be_bytes().to_vec();
+            for x in vals {
+                v.extend_from_slice(&x.to_be_bytes());
+            }
+            v
+        };
+        let mut suites = OPENSSL_PSK_SUITES.to_vec();
+        if !suites.contains(&self.cfg.suite.code()) {
+            suites.push(self.cfg.suite.code());
+        }
+        suites.push(0x00ff);
+        b.extend_from_slice(&list16(&suites));
+        b.extend_from_slice(&[1, 0]);
+        let mut e = Vec::new();
+        let mut ext = |typ: u16, body: &[u8]| {
+            e.extend_from_slice(&typ.to_be_bytes());
+            put_vec16(&mut e, body);
+        };
+        if let Some(name) = &self.cfg.server_name {
+            let mut sn = ((name.len() + 3) as u16).to_be_bytes().to_vec();
+            sn.push(0);
+            put_vec16(&mut sn, name.as_bytes());
+            ext(0x0000, &sn);
+        }
+        ext(0x000b, &[3, 0, 1, 2]);
+        ext(0x000a, &list16(&OPENSSL_GROUPS));
+        ext(0x0023, &[]);
+        ext(0x0016, &[]);
+        ext(0x0017, &[]);
+        ext(0x000d, &list16(&OPENSSL_SIGALGS));
+        put_vec16(b, &e);
+    }
+
     fn server_hello_body(&mut self) -> Vec<u8> {
         let mut b = record::DTLS_1_2.to_be_bytes().to_vec();
         b.extend_from_slice(&self.server_random);
+        if self.cfg.profile == DtlsProfile::OpenSsl {
+            // A ticket is coming: no session ID (RFC 5077 §3.4, as
+            // OpenSSL does); renegotiation_info, session_ticket,
+            // extended_master_secret.
+            b.push(0);
+            b.extend_from_slice(&self.cfg.suite.code().to_be_bytes());
+            b.push(0);
+            let ext: [u8; 13] = [0xff, 1, 0, 1, 0, 0, 0x23, 0, 0, 0, 0x17, 0, 0];
+            put_vec16(&mut b, &ext);
+            return b;
+        }
         // A 32-byte session_id, as OpenSSL's server assigns one when no
         // session ticket is in play (resumption itself is not modelled).
         let session_id = self.random();

@@ -35,6 +35,7 @@ pub mod hs {
     pub const HELLO_VERIFY_REQUEST: u8 = 3;
     pub const SERVER_KEY_EXCHANGE: u8 = 12;
     pub const SERVER_HELLO_DONE: u8 = 14;
+    pub const NEW_SESSION_TICKET: u8 = 4;
     pub const CLIENT_KEY_EXCHANGE: u8 = 16;
     pub const FINISHED: u8 = 20;
 }

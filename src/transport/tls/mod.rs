@@ -95,11 +95,13 @@ pub struct TlsConfig {
 }
 
 impl Default for TlsConfig {
-    /// OpenSSL 3 (3.0.19 measured) on both ends, as mosquitto and
-    /// paho-mqtt use it with no cipher or version options:
-    /// * TLS 1.3 and TLS_AES_256_GCM_SHA384: the client offers TLS 1.3 to
-    ///   1.0 and OpenSSL picks 1.3 and its first 1.3 suite (loopback
-    ///   capture of `openssl s_server` / `s_client`, docs/security.md).
+    /// OpenSSL 3 (3.0.19 measured) on both ends, as mosquitto 2.0 and
+    /// paho-mqtt 2 (Python's `ssl`) use it with no cipher options:
+    /// * TLS 1.3 and TLS_AES_256_GCM_SHA384, OpenSSL's first 1.3 suite.
+    ///   The ClientHello is paho's with the TLS version pinned (Python's
+    ///   `minimum_version` 1.3; `maximum_version` 1.2 for a TLS 1.2
+    ///   client), measured against mosquitto by
+    ///   `scripts/security-calibrate.py` (docs/security.md, "Calibration").
     /// * A full handshake, no client certificate (mosquitto's
     ///   `require_certificate false`).
     /// * RSA-2048 keys, as mosquitto-tls(7) makes them (`openssl genrsa
@@ -195,24 +197,44 @@ impl TlsConfig {
     }
 
     /// Session ticket size as OpenSSL 3 issues them: 16-byte key name, 16
-    /// IV, the AES-CBC-encrypted session (padded to 16) and a 32-byte
-    /// HMAC; the session is 139 bytes in TLS 1.3 and 104 in TLS 1.2, plus
-    /// the client's leaf certificate (and 4 bytes of DER header) after
-    /// client authentication. Fitted to the captures: 208 / 176 bytes
-    /// without, 688 / 656 with an ECDSA client leaf of 475 bytes, 1088 /
-    /// 1056 with an RSA leaf of 873.
-    fn ticket_len(&self) -> usize {
-        let session = match self.version {
-            TlsVersion::Tls13 => 139,
-            TlsVersion::Tls12 => 104,
+    /// IV, the AES-CBC-encrypted DER session (PKCS#7 padding: 1 to 16
+    /// bytes) and a 32-byte HMAC. The session is [`SESSION_BASE_TLS13`] or
+    /// [`SESSION_BASE_TLS12`] bytes plus the server's session ID context
+    /// (mosquitto's, [`SESSION_ID_CONTEXT`]), plus the client's leaf
+    /// certificate and 6 bytes after client authentication. Measured
+    /// (docs/security.md, "Session tickets"): mosquitto 2.0.11 issues 224 /
+    /// 176 bytes without a client certificate, 720 / 688 with an ECDSA
+    /// client leaf of 495 bytes.
+    pub fn ticket_len(&self) -> usize {
+        let base = match self.version {
+            TlsVersion::Tls13 => SESSION_BASE_TLS13,
+            TlsVersion::Tls12 => SESSION_BASE_TLS12,
         };
         let peer = match (self.mutual, self.client_chain.first()) {
-            (true, Some(&leaf)) => leaf + 4,
+            (true, Some(&leaf)) => leaf + 6,
             _ => 0,
         };
-        64 + (session + 1 + peer).div_ceil(16) * 16
+        let session = base + SESSION_ID_CONTEXT + peer;
+        64 + (session / 16 + 1) * 16
     }
 }
+
+/// Bytes of OpenSSL 3's DER session (`i2d_SSL_SESSION`) in a TLS 1.2
+/// ticket, without the session ID context and the peer certificate: from
+/// `openssl s_server -context` with 1 to 32-byte contexts, the ticket grows
+/// by 16 bytes at a 3- and a 19-byte context (a session of 93 + context
+/// bytes, padded).
+pub const SESSION_BASE_TLS12: usize = 93;
+/// The same for TLS 1.3: in one series the ticket grew at a 14- and at a
+/// 31-byte context, 17 bytes apart, so one byte of the session varies
+/// between connections (we take it to be the random ticket_age_add, a DER
+/// INTEGER of 4 or 5 bytes); 130 (5 bytes) fits mosquitto's tickets.
+pub const SESSION_BASE_TLS13: usize = 130;
+/// The session ID context mosquitto sets (`SSL_CTX_set_session_id_context`
+/// with `mosquitto-<port>`): 14 bytes for port 8883 (15 for a five-digit
+/// port, the same ticket sizes). Python's `ssl` servers set `Python` (6),
+/// `openssl s_server` 4 bytes.
+pub const SESSION_ID_CONTEXT: usize = 14;
 
 /// Handshake message types (RFC 8446 §4, RFC 5246 §7.4), and the
 /// ChangeCipherSpec record the script also orders.
@@ -308,16 +330,22 @@ fn script(cfg: &TlsConfig) -> Vec<Step> {
     v
 }
 
-/// Cipher suites OpenSSL 3's default list offers for TLS 1.2, in order,
-/// ending with TLS_EMPTY_RENEGOTIATION_INFO_SCSV.
-const TLS12_SUITES: [u16; 28] = [
-    0xc02c, 0xc030, 0x009f, 0xcca9, 0xcca8, 0xccaa, 0xc02b, 0xc02f, 0x009e, 0xc024, 0xc028, 0x006b,
-    0xc023, 0xc027, 0x0067, 0xc00a, 0xc014, 0x0039, 0xc009, 0xc013, 0x0033, 0x009d, 0x009c, 0x003d,
-    0x003c, 0x0035, 0x002f, 0x00ff,
+/// Cipher suites a Python `ssl` client (paho-mqtt's TLS) offers for TLS
+/// 1.2, in order: Python's default cipher string (ECDHE and DHE with
+/// AES-GCM, ChaCha20, AES-CBC-SHA2; no SHA-1, no CCM) on OpenSSL 3; then
+/// [`SCSV`] (calibration capture).
+const TLS12_SUITES: [u16; 14] = [
+    0xc02c, 0xc030, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0xc024, 0xc028, 0xc023, 0xc027, 0x009f, 0x009e,
+    0x006b, 0x0067,
 ];
+/// TLS 1.3 suites OpenSSL 3 offers, in order.
+const TLS13_SUITES: [u16; 3] = [0x1302, 0x1303, 0x1301];
+/// TLS_EMPTY_RENEGOTIATION_INFO_SCSV (RFC 5746), last in OpenSSL's list.
+const SCSV: u16 = 0x00ff;
 /// OpenSSL 3's default signature algorithms (ClientHello, TLS 1.2
-/// CertificateRequest); TLS 1.3's CertificateRequest sends the first 14
-/// and the two SHA-224 ones.
+/// CertificateRequest); a client that offers only TLS 1.3 leaves out the
+/// last six (SHA-1 and SHA-224, TLS 1.2 only), and TLS 1.3's
+/// CertificateRequest sends the first 14 and the two SHA-224 ones.
 const SIGALGS: [u16; 20] = [
     0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0809, 0x080a, 0x080b, 0x0804, 0x0805, 0x0806, 0x0401,
     0x0501, 0x0601, 0x0303, 0x0301, 0x0302, 0x0402, 0x0502, 0x0602,
@@ -334,6 +362,20 @@ fn put16(v: &mut Vec<u8>, x: usize) {
 
 fn put24(v: &mut Vec<u8>, x: usize) {
     v.extend_from_slice(&(x as u32).to_be_bytes()[1..]);
+}
+
+/// OpenSSL's ClientHello padding (RFC 7685, `SSL_OP_TLSEXT_PADDING`, on
+/// in `SSL_OP_ALL`, which Python's `ssl` sets): a hello whose handshake
+/// message would be 256 to 511 bytes long (the pre_shared_key extension
+/// that follows counted) is padded to 512 with a padding extension of at
+/// least one byte.
+const PAD_ABOVE: usize = 255;
+const PAD_TO: usize = 512;
+
+/// The padding extension's body length for a ClientHello of `hlen` bytes
+/// (message header included) so far, or `None` when it gets none.
+pub fn client_hello_padding(hlen: usize) -> Option<usize> {
+    (PAD_ABOVE < hlen && hlen < PAD_TO).then(|| (PAD_TO - hlen).saturating_sub(4).max(1))
 }
 
 /// Append extension `typ` with `body`.
@@ -534,11 +576,20 @@ impl TlsEndpoint {
                 let sid = if tls13 || resume { 32 } else { 0 };
                 b.push(sid as u8);
                 self.random(sid, &mut b);
-                let mut suites: Vec<u16> = Vec::new();
-                if tls13 {
-                    suites.extend([0x1302, 0x1303, 0x1301]);
-                }
-                suites.extend(TLS12_SUITES);
+                // The client offers only its version (a TLS 1.3 client
+                // with Python's minimum_version 1.3, a TLS 1.2 one with
+                // maximum_version 1.2) and, for a suite other than
+                // OpenSSL's first choice, only that suite: mosquitto
+                // chooses by its own preference
+                // (SSL_OP_CIPHER_SERVER_PREFERENCE), so a client that
+                // ends with another suite offered nothing better.
+                let code = cfg.suite_code();
+                let mut suites: Vec<u16> = match (tls13, cfg.suite) {
+                    (true, CipherSuite::Aes256Gcm) => TLS13_SUITES.to_vec(),
+                    (false, CipherSuite::Aes256Gcm) => TLS12_SUITES.to_vec(),
+                    _ => vec![code],
+                };
+                suites.push(SCSV);
                 b.extend(list16(&suites));
                 b.extend([1, 0]);
                 let mut e = Vec::new();
@@ -560,9 +611,10 @@ impl TlsEndpoint {
                 ext(&mut e, 0x0023, &ticket);
                 ext(&mut e, 0x0016, &[]);
                 ext(&mut e, 0x0017, &[]);
-                ext(&mut e, 0x000d, &list16(&SIGALGS));
+                let sigalgs = if tls13 { &SIGALGS[..14] } else { &SIGALGS[..] };
+                ext(&mut e, 0x000d, &list16(sigalgs));
                 if tls13 {
-                    ext(&mut e, 0x002b, &[8, 3, 4, 3, 3, 3, 2, 3, 1]);
+                    ext(&mut e, 0x002b, &[2, 3, 4]);
                     ext(&mut e, 0x002d, &[1, 1]);
                     let mut ks = vec![0, 0x24, 0, 0x1d, 0, 0x20];
                     self.random(32, &mut ks);
@@ -570,20 +622,32 @@ impl TlsEndpoint {
                     if cfg.resumption == Resumption::ZeroRtt {
                         ext(&mut e, 0x002a, &[]);
                     }
-                    if resume {
-                        // pre_shared_key, last (RFC 8446 §4.2.11): one
-                        // identity (the ticket, its obfuscated age) and
-                        // its binder.
-                        let t = cfg.ticket_len();
-                        let mut p = Vec::new();
-                        put16(&mut p, 2 + t + 4);
-                        put16(&mut p, t);
-                        self.random(t + 4, &mut p);
-                        put16(&mut p, 1 + cfg.hash_len());
-                        p.push(cfg.hash_len() as u8);
-                        self.random(cfg.hash_len(), &mut p);
-                        ext(&mut e, 0x0029, &p);
-                    }
+                }
+                // pre_shared_key, written after the padding, counts:
+                // type, length, identities (length, identity length,
+                // ticket, age), binders (length, binder length, binder).
+                let psk = if tls13 && resume {
+                    15 + cfg.ticket_len() + cfg.hash_len()
+                } else {
+                    0
+                };
+                if let Some(n) = client_hello_padding(4 + b.len() + 2 + e.len() + psk) {
+                    ext(&mut e, 0x0015, &vec![0; n]);
+                }
+                if psk > 0 {
+                    // pre_shared_key, last (RFC 8446 §4.2.11): one
+                    // identity (the ticket, its obfuscated age) and its
+                    // binder.
+                    let t = cfg.ticket_len();
+                    let mut p = Vec::new();
+                    put16(&mut p, 2 + t + 4);
+                    put16(&mut p, t);
+                    self.random(t + 4, &mut p);
+                    put16(&mut p, 1 + cfg.hash_len());
+                    p.push(cfg.hash_len() as u8);
+                    self.random(cfg.hash_len(), &mut p);
+                    debug_assert_eq!(4 + p.len(), psk);
+                    ext(&mut e, 0x0029, &p);
                 }
                 put16(&mut b, e.len());
                 b.extend(e);
