@@ -76,6 +76,18 @@ fn air_dirs() -> [PathBuf; 2] {
     [bars, lines]
 }
 
+/// Time to connect (lines against loss, per stack and session kind): the
+/// TLS-cost teaching sweep.
+fn connect_dir() -> PathBuf {
+    let out = temp_dir("paper-connect");
+    let f = root().join("scenarios/teaching/tls-cost.toml");
+    qossim(&["sweep", f.to_str().expect("utf-8")], &out);
+    assert!(out
+        .join("charts/connect_ms_mean_vs_links.access.loss.p.svg")
+        .is_file());
+    out
+}
+
 /// A categorical sweep (interval as words) with CIs: grouped bars with
 /// whiskers, drawn by the library from a hand-made summary.csv.
 fn categorical_dir() -> PathBuf {
@@ -430,6 +442,7 @@ fn every_chart_type_is_paper_ready() {
         categorical_dir(),
         air_bars,
         air_lines,
+        connect_dir(),
     ] {
         let mut legends = Vec::new();
         for svg in svgs(&dir) {

@@ -210,3 +210,51 @@ match = {{ kind = \"mqtt_publish\", to = \"broker\", nth = 4 }}
     let plain = run_text("sec-corrupt-plain", BASE, &[]);
     assert_eq!(num(&run_row(&plain, "t"), "security_failures"), 0.0);
 }
+
+/// HTTPS (`[protocols.http] tls = true`): the same HTTP/1.1 POSTs inside
+/// TLS records on port 443, one record per write, decoded as TLS.
+#[test]
+fn https_carries_the_same_http_in_tls_records_on_443() {
+    let text = BASE
+        .replace("protocol = \"mqtt\"", "protocol = \"http\"")
+        .replace("reliability = \"qos1\"", "reliability = \"confirmed\"")
+        .replace("role = \"broker\"", "role = \"server\"")
+        .replace("receivers = [\"dash\"]", "receivers = [\"broker\"]");
+    // from the start, so the connection's handshake is measured
+    let text = text.replace("warmup = \"5 s\"", "warmup = \"0 s\"");
+    let plain = run_text("https-plain", &text, &[]);
+    let p = run_row(&plain, "t");
+    let dir = run_text("https", &text, &["protocols.http.tls=true"]);
+    let r = run_row(&dir, "t");
+    assert_layers_sum(&r);
+    assert_eq!(num(&r, "delivered"), num(&r, "intended"));
+    assert!(num(&r, "delivered") >= 15.0);
+    for c in ["bytes_payload", "bytes_protocol"] {
+        assert_eq!(num(&r, c), num(&p, c), "{c}");
+    }
+    assert!(num(&r, "bytes_security") > 0.0);
+    assert_eq!(num(&p, "bytes_security"), 0.0);
+    assert_eq!(
+        num(&r, "secure_handshakes"),
+        1.0,
+        "one persistent connection"
+    );
+    assert_eq!(
+        load(&text, &["protocols.http.tls=true"])
+            .protocols
+            .http
+            .port,
+        443
+    );
+    if !tshark::available("https_carries_the_same_http_in_tls_records_on_443") {
+        return;
+    }
+    let pcap = dir.join("pcap/sensor--broker.pcap");
+    tshark::assert_clean(&pcap, &[], None);
+    let apps = tshark::lines(&tshark::run(
+        &pcap,
+        &["-Y", "tcp.port == 443 && tls.app_data"],
+    ))
+    .len();
+    assert!(apps >= 30, "{apps} application-data records");
+}

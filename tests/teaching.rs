@@ -555,14 +555,12 @@ fn mqtt_versions_aliases_save_topic_bytes_and_session_expiry_loses_what_3_1_1_ke
     );
 }
 
-/// "What does a reading cost on the air?": the sweep runs one stack per
-/// point; per delivered reading, 6LoWPAN costs fewer bytes than IPv4 in
-/// 802.15.4 frames for every protocol, raw MQTT-SN fewest, MQTT/TCP most
-/// (two frames more); airtime and energy follow from the bytes.
-#[test]
-fn air_cost_6lowpan_beats_ipv4_raw_mqttsn_is_cheapest_and_tcp_dearest() {
-    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/teaching/air-cost.toml");
-    let out = common::temp_dir("teach-air");
+/// `qossim sweep` of a teaching scenario into a temp dir; the dir.
+fn sweep_teaching(name: &str, tag: &str) -> std::path::PathBuf {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/teaching")
+        .join(name);
+    let out = common::temp_dir(tag);
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_qossim"))
         .arg("sweep")
         .arg(&f)
@@ -570,7 +568,17 @@ fn air_cost_6lowpan_beats_ipv4_raw_mqttsn_is_cheapest_and_tcp_dearest() {
         .arg(&out)
         .status()
         .expect("qossim sweep");
-    assert!(st.success());
+    assert!(st.success(), "qossim sweep {name}");
+    out
+}
+
+/// "What does a reading cost on the air?": the sweep runs one stack per
+/// point; per delivered reading, 6LoWPAN costs fewer bytes than IPv4 in
+/// 802.15.4 frames for every protocol, raw MQTT-SN fewest, MQTT/TCP most
+/// (two frames more); airtime and energy follow from the bytes.
+#[test]
+fn air_cost_6lowpan_beats_ipv4_raw_mqttsn_is_cheapest_and_tcp_dearest() {
+    let out = sweep_teaching("air-cost.toml", "teach-air");
     let rows = read_csv(&out.join("runs.csv"));
     assert_eq!(rows.len(), 7, "one run per stack");
     // per delivered reading: (frames, bytes, airtime ms, mJ) of a stack
@@ -674,4 +682,102 @@ fn subscribe_with_own_protocol_is_the_default_and_others_stay_mqtt_only() {
         e.contains("flows.reading.subscribe_with") && e.contains("not \"coap\""),
         "{e}"
     );
+}
+
+/// "What does TLS cost a sensor on a lossy link?": the sweep runs six
+/// stacks × two session kinds × three losses. Security costs bytes on
+/// every reading (records) and a handshake per connection: with a session
+/// per reading that dominates; connecting takes longer the more round
+/// trips and bytes a handshake has, and longer still with loss.
+#[test]
+fn tls_cost_handshakes_dominate_per_message_and_cost_round_trips() {
+    let out = sweep_teaching("tls-cost.toml", "teach-tls");
+    let rows = read_csv(&out.join("runs.csv"));
+    assert_eq!(rows.len(), 36, "6 stacks × 2 sessions × 3 losses");
+    // the run of a stack: (protocol, MQTT transport, TLS version, CoAP
+    // security), a session kind and a loss
+    let run = |stack: (&str, &str, &str, &str), session: &str, loss: &str| {
+        rows.iter()
+            .find(|r| {
+                r["protocol"] == stack.0
+                    && r["protocols.mqtt.transport"] == stack.1
+                    && r["protocols.tls.version"] == stack.2
+                    && r["protocols.coap.security"] == stack.3
+                    && r["protocols.mqtt.session"] == session
+                    && r["links.access.loss.p"] == loss
+            })
+            .unwrap_or_else(|| panic!("no run {stack:?} {session} {loss}"))
+    };
+    let tcp = ("mqtt", "tcp", "1.3", "none");
+    let tls12 = ("mqtt", "tls", "1.2", "none");
+    let tls13 = ("mqtt", "tls", "1.3", "none");
+    let wss = ("mqtt", "wss", "1.3", "none");
+    let coap = ("coap", "tcp", "1.3", "none");
+    let dtls = ("coap", "tcp", "1.3", "dtls");
+    let per =
+        |r: &std::collections::BTreeMap<String, String>, c: &str| num(r, c) / num(r, "delivered");
+    for loss in ["0.0", "0.1", "0.2"] {
+        for session in ["per_message", "persistent"] {
+            for s in [tcp, tls12, tls13, wss, coap, dtls] {
+                let r = run(s, session, loss);
+                assert!(num(r, "delivery_ratio") > 0.95, "{s:?} {session} {loss}");
+                let secure = s.1 != "tcp" || s.3 == "dtls";
+                assert_eq!(num(r, "bytes_security") > 0.0, secure, "{s:?}");
+                // plain CoAP opens no connection: no time to connect
+                assert_eq!(r["connect_ms_mean"].is_empty(), s == coap, "{s:?}");
+            }
+            // every reading a record (≥ 22 bytes) on each hop it crosses
+            for s in [tls12, tls13, wss, dtls] {
+                let plain = if s.0 == "coap" { coap } else { tcp };
+                let extra = per(run(s, session, loss), "bytes_on_wire")
+                    - per(run(plain, session, loss), "bytes_on_wire");
+                assert!(extra > 44.0, "{s:?} {session} {loss}: {extra} B");
+            }
+        }
+        // a session per reading pays a handshake per reading: security
+        // bytes per reading five times the persistent session's and more
+        for s in [tls12, tls13, wss, dtls] {
+            let pm = run(s, "per_message", loss);
+            let p = run(s, "persistent", loss);
+            assert!(
+                per(pm, "bytes_security") > 5.0 * per(p, "bytes_security"),
+                "{s:?} {loss}"
+            );
+            // (at 20 % loss a reading may join a handshake still running)
+            assert!(num(pm, "secure_handshakes") >= 0.7 * num(pm, "delivered"));
+            assert!(num(p, "secure_handshakes") <= 2.0, "{s:?}: one per client");
+        }
+    }
+    // time to connect on the clean link: TCP's round trip, then TLS 1.3's
+    // one, TLS 1.2's two, the WebSocket upgrade's one more
+    let conn = |s, loss| num(run(s, "per_message", loss), "connect_ms_mean");
+    assert!(conn(tcp, "0.0") < conn(tls13, "0.0"));
+    assert!(conn(tls13, "0.0") < conn(tls12, "0.0"));
+    assert!(conn(tls13, "0.0") < conn(wss, "0.0"));
+    assert!(conn(dtls, "0.0") < conn(tls12, "0.0"));
+    // lost flights wait for their timers
+    for s in [tcp, tls12, tls13, wss, dtls] {
+        assert!(conn(s, "0.2") > conn(s, "0.0") + 200.0, "{s:?}");
+    }
+    // the charts that answer it
+    let svg =
+        std::fs::read_to_string(out.join("charts/connect_ms_mean_vs_links.access.loss.p.svg"))
+            .expect("connect chart");
+    for label in [
+        "mqtt over tls, tls 1.2",
+        "mqtt over wss",
+        "coap security dtls",
+    ] {
+        assert!(svg.contains(label), "legend lacks {label}");
+    }
+    assert!(
+        !svg.contains("mqtt over tcp, tls"),
+        "TLS version shown without TLS"
+    );
+    assert!(out
+        .join("charts/bytes_on_wire_per_delivered_vs_links.access.loss.p.svg")
+        .exists());
+    assert!(out
+        .join("charts/bytes_by_layer_vs_links.access.loss.p__MQTT_QoS_1__mqtt_over_tls__tls_1.2__session_per_message.svg")
+        .exists());
 }

@@ -232,6 +232,10 @@ pub(crate) struct Styles {
     /// value of it, so that their names already tell it (a zip of
     /// protocols with the receivers' protocol, say).
     implied: Vec<Vec<String>>,
+    /// Per parameter of `params`: its values follow one to one from an
+    /// earlier parameter's (a zip such as MQTT's and DTLS's `session`),
+    /// so that one already tells it.
+    redundant: Vec<bool>,
     opts: ChartOptions,
 }
 
@@ -245,6 +249,7 @@ impl Styles {
     ) -> Self {
         let mut params = Vec::new();
         let mut implied = Vec::new();
+        let mut kept: Vec<usize> = Vec::new();
         let mut protocols: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
         protocols.sort();
         protocols.dedup();
@@ -265,6 +270,7 @@ impl Styles {
                 continue;
             }
             let numeric = !categorical_path(path) && vals.iter().all(|v| num(v).is_some());
+            kept.push(k);
             params.push((path.clone(), if numeric { Param::Axis } else { Param::Cat }));
             implied.push(
                 protocols
@@ -289,11 +295,31 @@ impl Styles {
                 p.1 = Param::Group;
             }
         }
+        // a one-to-one correspondence of values over the rows
+        let same_partition = |a: usize, b: usize| {
+            let mut pairs: Vec<(&str, &str)> = rows
+                .iter()
+                .filter_map(|r| Some((r.3.get(a)?.as_str(), r.3.get(b)?.as_str())))
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            let one_to_one = |v: &[(&str, &str)]| v.windows(2).all(|w| w[0].0 != w[1].0);
+            let mut flipped: Vec<(&str, &str)> = pairs.iter().map(|p| (p.1, p.0)).collect();
+            flipped.sort();
+            one_to_one(&pairs) && one_to_one(&flipped)
+        };
+        let redundant = (0..params.len())
+            .map(|i| {
+                params[i].1 == Param::Cat
+                    && (0..i).any(|j| params[j].1 == Param::Cat && same_partition(kept[j], kept[i]))
+            })
+            .collect();
         let mut s = Styles {
             ids: Vec::new(),
             show_flow: false,
             params,
             implied,
+            redundant,
             opts: opts.clone(),
         };
         let mut ids: Vec<Ident> = rows
@@ -397,13 +423,28 @@ impl Styles {
         if self.show_flow {
             l.push_str(&format!(" ({})", id.flow));
         }
-        let cats = self
+        let cats: Vec<_> = self
             .params
             .iter()
             .zip(&self.implied)
-            .filter(|((_, k), _)| *k == Param::Cat);
-        for (((p, _), implied), v) in cats.zip(&id.cats) {
-            if !shown_by_protocol(p) && !implied.contains(&id.protocol) {
+            .zip(&self.redundant)
+            .filter(|(((_, k), _), _)| *k == Param::Cat)
+            .collect();
+        // TLS settings say nothing about a connection without TLS
+        let transport = cats
+            .iter()
+            .zip(&id.cats)
+            .find(|((((p, _), _), _), _)| p == "protocols.mqtt.transport")
+            .map(|(_, v)| v.as_str());
+        let no_tls = |p: &str| {
+            p.starts_with("protocols.tls.")
+                && (id.protocol != "mqtt" || transport.is_some_and(|t| !matches!(t, "tls" | "wss")))
+        };
+        for ((((p, _), implied), redundant), v) in cats.into_iter().zip(&id.cats) {
+            if !shown_by_protocol(p) && !implied.contains(&id.protocol) && !redundant && !no_tls(p)
+            {
+                // words, not identifiers: `per_message` reads "per message"
+                let v = v.replace('_', " ");
                 l.push_str(&format!(", {} {v}", self.axis_label(p).to_lowercase()));
             }
         }

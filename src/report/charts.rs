@@ -69,6 +69,15 @@ const METRICS: [(&str, &str, bool, &str); 5] = [
     ),
 ];
 
+/// Metrics drawn only when some row has a value: column, axis title,
+/// chart kind. `connect_ms_mean` has one for flows whose clients open
+/// connections or DTLS associations (docs/metrics.md).
+const OPTIONAL_METRICS: [(&str, &str, &str); 1] = [(
+    "connect_ms_mean",
+    "Time to connect: TCP, TLS/DTLS handshake, WebSocket upgrade (ms)",
+    "connect",
+)];
+
 /// A flow's own frames on the 802.15.4 media per delivered message:
 /// column, chart name, axis title. Each is the column's mean over the
 /// mean of `delivered` (a ratio of means: no whiskers), drawn only when
@@ -713,12 +722,13 @@ pub struct ChartInfo {
 }
 
 /// Kinds in the order a report shows them.
-pub const KIND_ORDER: [&str; 7] = [
+pub const KIND_ORDER: [&str; 8] = [
     "delivery",
     "latency",
     "bytes",
     "bytes_by_layer",
     "air",
+    "connect",
     "cdf",
     "timeseries",
 ];
@@ -861,7 +871,10 @@ pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>
     let cell = |r: &Vec<String>, c: usize| r.get(c).and_then(|v| num(v));
     let plain = METRICS.map(|(m, y, ratio, kind)| (m, m, y, ratio, kind, false));
     let air = AIR_METRICS.map(|(col, m, y)| (m, col, y, false, "air", true));
-    for (metric, column, y_name, ratio, kind, per_delivered) in plain.into_iter().chain(air) {
+    let optional = OPTIONAL_METRICS.map(|(m, y, kind)| (m, m, y, false, kind, false));
+    for (metric, column, y_name, ratio, kind, per_delivered) in
+        plain.into_iter().chain(air).chain(optional)
+    {
         let ci = t.col(&format!("{column}_ci95")).filter(|_| !per_delivered);
         let (Some(cm), cd) = (t.col(column), t.col("delivered")) else {
             continue;
@@ -874,7 +887,8 @@ pub fn write_charts_with(dir: &Path, opts: &ChartOptions) -> Result<Vec<PathBuf>
             let d = cell(r, cd?)?;
             (d > 0.0).then(|| v / d)
         };
-        if per_delivered && !t.rows.iter().any(|r| y_of(r).is_some()) {
+        let drawn_when_present = per_delivered || OPTIONAL_METRICS.iter().any(|o| o.0 == column);
+        if drawn_when_present && !t.rows.iter().any(|r| y_of(r).is_some()) {
             continue;
         }
         if axes.is_empty() {

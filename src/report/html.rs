@@ -106,6 +106,7 @@ pub(crate) const CHART_KINDS: &[(&str, &str)] = &[
         "Radio energy per delivered message (mJ)",
     ),
     ("bytes", "Bytes"),
+    ("connect_ms_mean", "Time to connect (ms)"),
     ("timeseries_delivery_ratio", "Delivery ratio over time"),
     ("timeseries_latency_ms_p99", "Latency p99 over time (ms)"),
     ("timeseries_latency", "Latency over time"),

@@ -57,13 +57,16 @@ pub const CORE_COLUMNS: [&str; 34] = [
 ];
 
 /// The host TCP's extension columns (`tcp_*`), in order.
-pub const TCP_COLUMNS: [&str; 5] = [
+pub const TCP_COLUMNS: [&str; 7] = [
     "tcp_retransmissions",
     "tcp_rto_expiries",
     "tcp_connection_failures",
     "tcp_malformed",
-    // connections a TLS or WebSocket overlay gave up (issue 21)
+    // connections or DTLS associations a security overlay gave up, secure
+    // handshakes completed, time to the first application byte (issue 21)
     "security_failures",
+    "secure_handshakes",
+    "connect_ms_mean",
 ];
 
 /// MQTT's extension columns, in order.
@@ -123,7 +126,7 @@ pub const VIOLATIONS: &str = "violations";
 /// MQTT-SN's and CoAP's, then the monitors' `violations`. Built from the
 /// groups above, which the writers use too, so the list cannot drift from
 /// what they write.
-pub const METRIC_COLUMNS: [&str; 71] = join(&[
+pub const METRIC_COLUMNS: [&str; 73] = join(&[
     &CORE_COLUMNS,
     &TCP_COLUMNS,
     &MQTT_COLUMNS,

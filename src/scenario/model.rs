@@ -559,9 +559,44 @@ pub struct ProtocolParams {
     /// `[protocols.tls]`: the TLS overlay of MQTT's `tls` and `wss`
     /// transports (docs/security.md).
     pub tls: crate::transport::tls::TlsConfig,
+    /// `[protocols.dtls]`: the DTLS overlay of CoAP's and MQTT-SN's
+    /// `security = "dtls"` (docs/security.md).
+    pub dtls: DtlsParams,
     /// `[protocols.<name>]` sections of protocol plug-ins, validated by
     /// their `ExtProtocol::check_section`, by name.
     pub ext: std::collections::BTreeMap<String, toml::Value>,
+}
+
+/// Whether a datagram protocol's port carries DTLS (`[protocols.coap]
+/// security`, `[protocols.mqttsn] security`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DatagramSecurity {
+    /// Plain UDP.
+    #[default]
+    None,
+    /// DTLS 1.2 between every pair of endpoints that exchange unicast
+    /// datagrams on the port (`[protocols.dtls]`).
+    Dtls,
+}
+
+/// How long a DTLS client keeps its association (`[protocols.dtls]
+/// session`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtlsSession {
+    /// One association per (client, server) pair for the whole run.
+    #[default]
+    Persistent,
+    /// A CoAP client closes the association (close_notify) once it has
+    /// no request outstanding, so every reading pays a full handshake:
+    /// the counterpart of MQTT's `session = "per_message"`.
+    PerMessage,
+}
+
+/// `[protocols.dtls]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DtlsParams {
+    pub config: crate::transport::dtls::DtlsConfig,
+    pub session: DtlsSession,
 }
 
 /// How MQTT clients keep their sessions (`[protocols.mqtt] session`).
@@ -798,6 +833,9 @@ pub struct MqttsnParams {
     pub will_message: String,
     pub will_qos: u8,
     pub will_retain: bool,
+    /// `security = "dtls"`: MQTT-SN over DTLS on its UDP port (no port
+    /// change: the specification assigns none).
+    pub security: DatagramSecurity,
 }
 
 impl Default for MqttsnParams {
@@ -828,6 +866,7 @@ impl Default for MqttsnParams {
             will_message: "offline".to_string(),
             will_qos: 1,
             will_retain: false,
+            security: DatagramSecurity::None,
         }
     }
 }
@@ -873,6 +912,8 @@ pub struct HttpParams {
     /// (default); `false`: `Connection: close` on every request, one
     /// connection per reading.
     pub persistent: bool,
+    /// HTTPS: HTTP over the TLS of `[protocols.tls]` (default port 443).
+    pub tls: bool,
 }
 
 impl Default for HttpParams {
@@ -880,6 +921,7 @@ impl Default for HttpParams {
         HttpParams {
             port: 80,
             persistent: true,
+            tls: false,
         }
     }
 }
@@ -961,6 +1003,9 @@ pub struct CoapParams {
     /// and servers answer block-wise; `None` (default): off, a large body
     /// relies on IP fragmentation.
     pub block_size: Option<u16>,
+    /// `security = "dtls"`: CoAP over DTLS ("coaps", RFC 7252 §9.1; the
+    /// default port becomes 5684).
+    pub security: DatagramSecurity,
 }
 
 impl IpParams {
@@ -1007,6 +1052,7 @@ impl Default for CoapParams {
             observe_con_interval: SimDuration::from_secs(24 * 3600),
             mutant_no_dedup: false,
             block_size: None,
+            security: DatagramSecurity::None,
         }
     }
 }

@@ -6,7 +6,8 @@ use super::error::ScenarioError;
 use super::flows::resolve_nodes;
 use super::topology::Topology;
 use crate::scenario::model::{
-    MqttsnDiscovery, MqttsnGatewayMode, MqttsnParams, MqttsnTopicType, MqttsnTransport,
+    DatagramSecurity, MqttsnDiscovery, MqttsnGatewayMode, MqttsnParams, MqttsnTopicType,
+    MqttsnTransport,
 };
 use crate::sim::SimDuration;
 use serde::Deserialize;
@@ -43,6 +44,8 @@ pub(crate) struct MqttsnSchema {
     pub will_message: Option<S<String>>,
     pub will_qos: Option<S<u64>>,
     pub will_retain: Option<S<bool>>,
+    /// `"none"` or `"dtls"`.
+    pub security: Option<S<String>>,
 }
 
 /// One `[[protocols.mqttsn.sleep]]` schedule.
@@ -153,7 +156,7 @@ pub(crate) fn resolve(
             Some(v.get_ref().clone())
         }
     };
-    Ok(MqttsnParams {
+    let params = MqttsnParams {
         port: int(&m.port, "port", u64::from(d.port), 1, 65_535)? as u16,
         gateway_mode: match &m.gateway_mode {
             None => d.gateway_mode,
@@ -245,7 +248,18 @@ pub(crate) fn resolve(
             .will_retain
             .as_ref()
             .map_or(d.will_retain, |v| *v.get_ref()),
-    })
+        security: super::security::datagram_security(ctx, &m.security, "protocols.mqttsn")?,
+    };
+    if let (MqttsnTransport::Raw, DatagramSecurity::Dtls, Some(v)) =
+        (params.transport, params.security, &m.security)
+    {
+        return Err(ctx.err_at(
+            v,
+            &f("security"),
+            "DTLS runs over UDP; transport = \"raw\" carries MQTT-SN without IP: use transport = \"udp\" or security = \"none\"",
+        ));
+    }
+    Ok(params)
 }
 
 /// With `transport = "raw"` MQTT-SN rides in 802.15.4 frames without IP, so

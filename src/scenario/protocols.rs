@@ -4,7 +4,9 @@ use super::check::{Ctx, MAX_DURATION};
 use super::error::ScenarioError;
 use super::schema::{ProtocolsSchema, TcpSchema};
 use crate::proto::coap::Congestion;
-use crate::scenario::model::{CoapParams, IpParams, ProtocolParams, TcpParams, UdpParams};
+use crate::scenario::model::{
+    CoapParams, DatagramSecurity, IpParams, ProtocolParams, TcpParams, UdpParams,
+};
 use crate::sim::SimDuration;
 
 /// Upper bound of `[protocols.coap] leisure` (RFC 7252 §8.2).
@@ -12,6 +14,9 @@ const MAX_LEISURE: SimDuration = SimDuration::from_secs(3600);
 use crate::transport::tcp::{
     Config as TcpConfig, CongestionAlgorithm, InitialWindow, Profile, RtoFormula,
 };
+
+/// HTTPS's port (RFC 2818).
+const HTTPS_PORT: u16 = 443;
 
 /// Most CoAP retransmissions accepted (RFC 7252 default 4).
 pub(crate) const MAX_COAP_RETRANSMIT: u64 = 20;
@@ -134,8 +139,15 @@ pub(crate) fn resolve(
                 &field,
             )
         };
+        let security = super::security::datagram_security(ctx, &c.security, "protocols.coap")?;
+        // RFC 7252 §12.7: coaps' default port
+        let default_port = match security {
+            DatagramSecurity::None => d.port,
+            DatagramSecurity::Dtls => crate::scenario::security::COAPS_PORT,
+        };
         out.coap = CoapParams {
-            port: c.port.as_ref().map_or(Ok(u64::from(d.port)), |v| {
+            security,
+            port: c.port.as_ref().map_or(Ok(u64::from(default_port)), |v| {
                 ctx.int_in(v, "protocols.coap.port", 1, 65_535)
             })? as u16,
             ack_timeout: dur(&c.ack_timeout, "ack_timeout", d.ack_timeout)?,
@@ -257,6 +269,9 @@ pub(crate) fn resolve(
     if let Some(t) = &p.tls {
         out.tls = super::security::resolve(ctx, t.get_ref())?;
     }
+    if let Some(t) = &p.dtls {
+        out.dtls = super::security::resolve_dtls(ctx, t.get_ref())?;
+    }
     if let Some(h) = &p.http {
         let h = h.get_ref();
         if let Some(v) = &h.port {
@@ -265,12 +280,22 @@ pub(crate) fn resolve(
         if let Some(v) = &h.persistent {
             out.http.persistent = *v.get_ref();
         }
+        if let Some(v) = &h.tls {
+            out.http.tls = *v.get_ref();
+            if out.http.tls && h.port.is_none() {
+                out.http.port = HTTPS_PORT;
+            }
+        }
     }
     // Servers listen on each TCP protocol's port: they must differ.
-    let http_span = p
-        .http
-        .as_ref()
-        .and_then(|h| h.get_ref().port.as_ref().map(|v| v.span()));
+    // HTTPS's default port (443) counts as set
+    let http_span = p.http.as_ref().and_then(|h| {
+        let h = h.get_ref();
+        h.port
+            .as_ref()
+            .map(|v| v.span())
+            .or_else(|| h.tls.as_ref().filter(|v| *v.get_ref()).map(|v| v.span()))
+    });
     let others = [
         (
             "tcp",

@@ -277,13 +277,15 @@ pub(crate) struct ProtocolsSchema {
     pub mqttsn: Option<S<super::mqttsn::MqttsnSchema>>,
     pub http: Option<S<HttpSchema>>,
     pub tls: Option<S<super::security::TlsSchema>>,
+    pub dtls: Option<S<super::security::DtlsSchema>>,
     /// Other sections, in file order.
     pub other: Vec<(String, S<toml::Value>)>,
 }
 
 /// Names of the built-in `[protocols]` sections.
-pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 8] =
-    ["ip", "udp", "coap", "tcp", "mqtt", "mqttsn", "http", "tls"];
+pub(crate) const BUILTIN_PROTOCOL_SECTIONS: [&str; 9] = [
+    "ip", "udp", "coap", "tcp", "mqtt", "mqttsn", "http", "tls", "dtls",
+];
 
 impl<'de> Deserialize<'de> for ProtocolsSchema {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -308,6 +310,7 @@ impl<'de> Deserialize<'de> for ProtocolsSchema {
                         "mqttsn" => out.mqttsn = Some(m.next_value()?),
                         "http" => out.http = Some(m.next_value()?),
                         "tls" => out.tls = Some(m.next_value()?),
+                        "dtls" => out.dtls = Some(m.next_value()?),
                         _ => {
                             let v: S<toml::Value> = m.next_value()?;
                             out.other.push((k, v));
@@ -338,6 +341,8 @@ pub(crate) struct IpSchema {
 pub(crate) struct HttpSchema {
     pub port: Option<S<u64>>,
     pub persistent: Option<S<bool>>,
+    /// HTTPS (HTTP over `[protocols.tls]`), default port 443.
+    pub tls: Option<S<bool>>,
 }
 
 /// `[protocols.udp]`.
@@ -378,6 +383,8 @@ pub(crate) struct CoapSchema {
     pub observe_con_interval: Option<S<String>>,
     /// Block-wise transfer (RFC 7959) block size, 16..=1024, a power of 2.
     pub block_size: Option<S<u64>>,
+    /// `"none"` or `"dtls"` (CoAP over DTLS; default port 5684).
+    pub security: Option<S<String>>,
 }
 
 /// `[protocols.tcp]`: `profile` gives the defaults, every other field

@@ -47,6 +47,7 @@ impl World<'_> {
                 let n = *node as u32;
                 self.frag_owner.retain(|k, _| k.0 != n);
                 self.tcp_crash(now, queue, *node);
+                self.dtls_crash(*node);
                 let n = *node;
                 self.each_app(now, queue, |p, ctx| p.node_crash(ctx, n));
                 self.proc_crash(now, n);

@@ -49,6 +49,8 @@ pub enum Ev {
     Reassembly { node: u32 },
     /// A TCP socket's timer (stale when `gen` is not the slot's).
     TcpTimer { slot: u32, gen: u32 },
+    /// A DTLS association's retransmission timer (`world::host::dtls`).
+    DtlsTimer { slot: u32, gen: u32 },
     /// An event of protocol plug-in `app` (its timers): `Plugin::on_timer`.
     App { app: u8, key: u32, arg: u32 },
     /// Sample the time series (every `timeseries_interval`).
@@ -185,6 +187,7 @@ pub struct World<'s> {
     pub(crate) udp: host::udp::UdpLayer,
     /// Every node's TCP connections and listeners.
     pub(crate) tcp: host::tcp::TcpLayer,
+    pub(crate) dtls: host::dtls::DtlsLayer,
     /// The protocol plug-ins, in registry order (a slot is empty while its
     /// plug-in's own call runs).
     pub(crate) apps: Vec<Option<Box<dyn Plugin>>>,
@@ -354,6 +357,7 @@ impl<'s> World<'s> {
             frag_ids: Vec::new(),
             udp: host::udp::UdpLayer::new(sc.nodes.len()),
             tcp: host::tcp::TcpLayer::new(sc.seed, sc.flows.len()),
+            dtls: host::dtls::DtlsLayer::new(sc.protocols.dtls.clone(), sc.seed),
             pending: 0,
             apps,
             app_of_flow,
@@ -642,6 +646,11 @@ fn metric_row(
                 Value::Int(tcp.connection_failures),
                 Value::Int(tcp.malformed),
                 Value::Int(tcp.security_failures),
+                Value::Int(tcp.secure_handshakes),
+                match tcp.connects {
+                    0 => Value::Empty,
+                    n => Value::Float(tcp.connect_ns as f64 / n as f64 / 1e6),
+                },
             ]),
             apps::ColumnOwner::Energy => row.extend(energy_values(energy, st)),
             apps::ColumnOwner::Plugin(a) => {
@@ -731,6 +740,7 @@ impl Model for World<'_> {
             Ev::Scenario { idx } => self.on_scenario_event(now, queue, idx as usize),
             Ev::Reassembly { node } => self.on_reassembly_timer(now, node as usize),
             Ev::TcpTimer { slot, gen } => self.on_tcp_timer(now, queue, slot, gen),
+            Ev::DtlsTimer { slot, gen } => self.on_dtls_timer(now, queue, slot, gen),
             Ev::App { app, key, arg } => self.on_app_timer(now, queue, app, key, arg),
             Ev::Sample => self.on_sample(now, Some(queue)),
             Ev::Loopback { node, pkt } => self.on_loopback(now, queue, node as usize, pkt),

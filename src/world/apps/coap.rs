@@ -236,6 +236,8 @@ struct Coap {
     /// Per node, whether it is the origin of a proxied flow (its server
     /// gives ETags and Max-Age and answers 2.03 Valid).
     origins: Vec<bool>,
+    /// CoAP over DTLS with `[protocols.dtls] session = "per_message"`.
+    dtls_per_message: bool,
 }
 
 pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
@@ -267,6 +269,9 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
                     .any(|f| f.proxy.is_some() && f.publishers.contains(&n))
             })
             .collect(),
+        dtls_per_message: sc.protocols.coap.security
+            == crate::scenario::model::DatagramSecurity::Dtls
+            && sc.protocols.dtls.session == crate::scenario::model::DtlsSession::PerMessage,
     })
 }
 
@@ -478,6 +483,12 @@ impl Coap {
                 if let Some(gen) = c.wake.arm(t) {
                     ctx.schedule(t, node as u32, gen);
                 }
+            }
+            // [protocols.dtls] session = "per_message": a client with
+            // nothing outstanding ends its associations
+            if self.dtls_per_message && c.ep.outstanding_requests() == 0 {
+                let port = ctx.scenario().protocols.coap.port;
+                ctx.dtls_end_sessions(node, port);
             }
         }
     }
@@ -1183,7 +1194,7 @@ impl Plugin for Coap {
                 .chain(&f.broker)
                 .chain(&proxy)
             {
-                let _ = ctx.udp_bind(n, port);
+                let _ = ctx.udp_bind_with(n, port, sc.protocols.coap.security);
             }
         }
     }

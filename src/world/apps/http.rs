@@ -56,11 +56,18 @@ pub(super) fn new(_: &Scenario) -> Box<dyn Plugin> {
     Box::<HttpFlows>::default()
 }
 
-const OPTS: SockOpts = SockOpts {
-    payload_only: false,
-    want_writable: false,
-    security: crate::world::host::Security::None,
-};
+/// Plain TCP, or TLS for HTTPS (`[protocols.http] tls`).
+fn opts(sc: &Scenario) -> SockOpts {
+    SockOpts {
+        payload_only: false,
+        want_writable: false,
+        security: if sc.protocols.http.tls {
+            crate::world::host::Security::Tls
+        } else {
+            crate::world::host::Security::None
+        },
+    }
+}
 
 impl HttpFlows {
     /// A new client connection for `key` holding `waiting`.
@@ -79,7 +86,8 @@ impl HttpFlows {
         }
         let tag = self.conns.add(Conn::Client { key, http });
         let (flow, node, r) = key;
-        match ctx.tcp_connect(node as usize, (r as usize, port), flow, tag, OPTS) {
+        let o = opts(sc);
+        match ctx.tcp_connect(node as usize, (r as usize, port), flow, tag, o) {
             Some(s) => {
                 if !close {
                     self.clients.insert(key, (s, tag));
@@ -189,7 +197,7 @@ impl Plugin for HttpFlows {
         servers.sort_unstable();
         servers.dedup();
         for r in servers {
-            ctx.tcp_listen(r, port, 0, OPTS);
+            ctx.tcp_listen(r, port, 0, opts(sc));
         }
     }
 

@@ -335,6 +335,28 @@ impl<'a, 'w> Ctx<'a, 'w> {
     pub fn udp_bind(&mut self, node: usize, port: u16) -> Result<(), super::host::udp::PortInUse> {
         self.w.udp.bind(node as u32, port, self.app)
     }
+    /// `udp_bind`, and with `DatagramSecurity::Dtls` the port carries DTLS
+    /// (`world::host::dtls`): the plug-in still sends and receives
+    /// plaintext.
+    pub fn udp_bind_with(
+        &mut self,
+        node: usize,
+        port: u16,
+        security: crate::scenario::model::DatagramSecurity,
+    ) -> Result<(), super::host::udp::PortInUse> {
+        self.udp_bind(node, port)?;
+        if security == crate::scenario::model::DatagramSecurity::Dtls {
+            self.w.dtls.secure(node as u32, port);
+        }
+        Ok(())
+    }
+    /// Close the DTLS associations `node:port` opened as a client and no
+    /// longer needs (close_notify to each peer); the next datagram to a
+    /// peer starts a new handshake. Nothing without DTLS on the port.
+    pub fn dtls_end_sessions(&mut self, node: usize, port: u16) {
+        self.w
+            .dtls_end_client_sessions(self.now, self.q, node, port);
+    }
     /// Send `payload` from `node:sport` to `dst:dport`; `meta` attributes
     /// the packet (flow, kind, counted, layer split). A datagram to the
     /// node itself comes back as its own event.

@@ -1017,7 +1017,7 @@ impl Plugin for MqttSn {
                         restarts: 0,
                     });
                     self.at_node[i] = AT_GATEWAY | g;
-                    let _ = ctx.udp_bind(i, sn.port);
+                    let _ = ctx.udp_bind_with(i, sn.port, sn.security);
                 }
                 Role::Forwarder => {
                     self.at_node[i] = AT_FORWARDER | self.forwarders.len() as u32;
@@ -1025,7 +1025,7 @@ impl Plugin for MqttSn {
                     let placeholder = ForwarderConfig::new(ctx.sock_addr(i, sn.port));
                     self.forwarders
                         .push((i as u32, Forwarder::new(placeholder)));
-                    let _ = ctx.udp_bind(i, sn.port);
+                    let _ = ctx.udp_bind_with(i, sn.port, sn.security);
                 }
                 _ => {}
             }
@@ -1480,7 +1480,11 @@ impl MqttSn {
         self.at_node[node as usize] = AT_CLIENT | c;
         // the loader keeps MQTT-SN clients off gateway and forwarder nodes
         // and ports of different protocols apart
-        let _ = ctx.udp_bind(node as usize, self.port);
+        let _ = ctx.udp_bind_with(
+            node as usize,
+            self.port,
+            ctx.scenario().protocols.mqttsn.security,
+        );
         c
     }
 

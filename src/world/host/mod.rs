@@ -17,6 +17,7 @@
 //! (its own writes, closes and aborts produce no stream events; the rare
 //! event that would is queued and delivered when the call returns).
 
+pub(crate) mod dtls;
 pub(crate) mod secure;
 pub(crate) mod tcp;
 pub(crate) mod udp;

@@ -328,6 +328,7 @@ impl World<'_> {
         }
         sec.told = true;
         let pending = std::mem::take(&mut sec.pending);
+        self.tcp_ready(now, rec, true);
         for p in &pending {
             self.sec_write(now, id, &p.data, p.payload, p.kind);
         }

@@ -212,9 +212,16 @@ pub(crate) struct TcpFlowCounters {
     pub(crate) rto_expiries: u64,
     pub(crate) connection_failures: u64,
     pub(crate) malformed: u64,
-    /// Connections a security overlay gave up (malformed input, refused
-    /// handshake).
+    /// Connections and DTLS associations a security overlay gave up
+    /// (malformed input, refused handshake, no answer).
     pub(crate) security_failures: u64,
+    /// TLS handshakes and DTLS associations the flow's clients completed.
+    pub(crate) secure_handshakes: u64,
+    /// Connections (and DTLS associations) the flow's clients opened that
+    /// became ready for application data, and the sum of the time that
+    /// took (`connect_ms_mean`).
+    pub(crate) connects: u64,
+    pub(crate) connect_ns: u64,
 }
 
 pub(crate) use crate::scenario::columns::TCP_COLUMNS;
@@ -311,7 +318,7 @@ impl TcpLayer {
         SockId::new(slot, self.gens[slot as usize])
     }
 
-    fn counters(&mut self, flow: u32) -> Option<&mut TcpFlowCounters> {
+    pub(crate) fn counters(&mut self, flow: u32) -> Option<&mut TcpFlowCounters> {
         self.flow_counters.get_mut(flow as usize)
     }
 
@@ -641,6 +648,23 @@ impl World<'_> {
         self.tcp_drive_slot(now, queue, slot);
     }
 
+    /// The connection of record `rec` can carry application bytes now (TCP
+    /// established, or its overlay's handshake done): a client's counts
+    /// toward `connect_ms_mean` (and `secure_handshakes`) when it opened
+    /// in the measured window.
+    pub(crate) fn tcp_ready(&mut self, now: SimTime, rec: usize, secure: bool) {
+        let r = &self.tcp.records[rec];
+        if !r.client || !self.counted(r.opened) {
+            return;
+        }
+        let (flow, took) = (r.flow, now - r.opened);
+        if let Some(c) = self.tcp.counters(flow) {
+            c.connects += 1;
+            c.connect_ns += took.as_nanos();
+            c.secure_handshakes += u64::from(secure);
+        }
+    }
+
     pub(crate) fn counted(&self, now: SimTime) -> bool {
         now >= SimTime::ZERO + self.sc.warmup
     }
@@ -856,6 +880,12 @@ impl World<'_> {
         match ev {
             Event::Connected => {
                 self.tcp.records[rec].established = Some(now);
+                if s.sec.is_none() {
+                    self.tcp_ready(now, rec, false);
+                }
+                let Some(s) = self.tcp.socks[slot as usize].as_ref() else {
+                    return;
+                };
                 if s.sec.is_some() {
                     // the application hears Connected once the overlay is ready
                     let id = self.tcp.id_of(slot);

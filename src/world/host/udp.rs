@@ -98,8 +98,25 @@ impl World<'_> {
 
     /// Send a datagram from `src:sport` to `dst:dport` (a node sending to
     /// itself gets it back as its own event; 255.255.255.255 reaches the
-    /// sender's link neighbours).
+    /// sender's link neighbours). From a port that carries DTLS to a
+    /// unicast peer it goes through the association (`host::dtls`).
     pub(crate) fn udp_send(
+        &mut self,
+        now: SimTime,
+        queue: &mut EventQueue<Ev>,
+        from: (usize, u16),
+        to: (Addr, u16),
+        payload: &[u8],
+        meta: PacketMeta,
+    ) {
+        if self.dtls.is_secured(from.0, from.1) && !crate::net::l3::NetPlan::is_group(to.0) {
+            return self.dtls_send(now, queue, from, to, payload, meta);
+        }
+        self.udp_send_plain(now, queue, from, to, payload, meta);
+    }
+
+    /// `udp_send` past the security overlay.
+    pub(crate) fn udp_send_plain(
         &mut self,
         now: SimTime,
         queue: &mut EventQueue<Ev>,
@@ -133,18 +150,18 @@ impl World<'_> {
             return;
         };
         let from = SockAddr::new(hdr.src, udp.src_port);
-        self.datagram(
-            now,
-            queue,
-            app,
-            Received {
-                node: node as u32,
-                port: udp.dst_port,
-                from,
-                data,
-                meta,
-                group: crate::net::l3::NetPlan::is_group(hdr.dst),
-            },
-        );
+        let group = crate::net::l3::NetPlan::is_group(hdr.dst);
+        let rx = Received {
+            node: node as u32,
+            port: udp.dst_port,
+            from,
+            data,
+            meta,
+            group,
+        };
+        if !group && self.dtls.is_secured(node, udp.dst_port) {
+            return self.dtls_input(now, queue, app, rx);
+        }
+        self.datagram(now, queue, app, rx);
     }
 }
