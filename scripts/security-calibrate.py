@@ -919,8 +919,8 @@ def analyse_websocket(pcap, info, runs):
         if "upgrade_response_bytes" not in rep or not rep["frames"]:
             raise Failure(f"websocket rep {i}: no upgrade or no frames for port {cp}")
         rep["round_trips_to_mqtt"] = upgrade_wait(order)
-        rep["frame_header_c"] = uniform([f["header_bytes"] for f in rep["frames"] if f["dir"] == "c"])
-        rep["frame_header_s"] = uniform([f["header_bytes"] for f in rep["frames"] if f["dir"] == "s"])
+        rep["frame_header_c"] = uniform([f["header_bytes"] for f in rep["frames"] if f["dir"] == "c" and f["opcode"] == 2])
+        rep["frame_header_s"] = uniform([f["header_bytes"] for f in rep["frames"] if f["dir"] == "s" and f["opcode"] == 2])
         rep["client_frames_masked"] = all(f["masked"] for f in rep["frames"] if f["dir"] == "c")
         rep["server_frames_masked"] = any(f["masked"] for f in rep["frames"] if f["dir"] == "s")
         runs["websocket"][i] = rep
@@ -957,6 +957,12 @@ def analyse_wss(pcap, info, runs, suites):
             elif "ws" in unit:
                 w = unit["ws"]
                 n = int(values(w, "websocket.payload_length")[0])
+                if values(w, "websocket.opcode")[:1] == ["8"]:
+                    # websockify's Close, when its teardown falls inside
+                    # the capture window (timing): not an MQTT packet
+                    apps.append({"dir": r["dir"], "carries": "websocket_close",
+                                 "record_bytes": r["length"] + 5})
+                    continue
                 apps.append({"dir": r["dir"], "carries": "websocket_frame",
                              "masked": values(w, "websocket.mask")[:1] == ["1"],
                              "mqtt_bytes": n, "record_bytes": r["length"] + 5,
@@ -969,9 +975,11 @@ def analyse_wss(pcap, info, runs, suites):
         conn["upgrade_response_record_bytes"] = next(
             (a["record_bytes"] for a in apps if a["carries"] == "upgrade_response"), None)
         conn["round_trips_to_mqtt"] = conn["round_trips"] + upgrade_wait(
-            [a["carries"] if a["carries"] != "websocket_frame" else a["dir"] for a in apps])
-        conn["overhead_c"] = uniform([a.get("overhead") for a in apps if a["dir"] == "c"])
-        conn["overhead_s"] = uniform([a.get("overhead") for a in apps if a["dir"] == "s"])
+            [a["carries"] if a["carries"] != "websocket_frame" else a["dir"] for a in apps
+             if a["carries"] != "websocket_close"])
+        frames_only = [a for a in apps if a["carries"] == "websocket_frame"]
+        conn["overhead_c"] = uniform([a["overhead"] for a in frames_only if a["dir"] == "c"])
+        conn["overhead_s"] = uniform([a["overhead"] for a in frames_only if a["dir"] == "s"])
         runs["wss"][i] = conn
 
 

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 /// The top-level modules, lowest layer first.
-const LAYERS: [&str; 15] = [
+const LAYERS: [&str; 16] = [
     "sim",
     "net",
     "link",
@@ -23,6 +23,7 @@ const LAYERS: [&str; 15] = [
     "world",
     "report",
     "run",
+    "browser",
     "sweep",
     "cli",
 ];

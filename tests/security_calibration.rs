@@ -356,9 +356,17 @@ fn real_stacks_match_the_facts_the_models_use() {
     assert_eq!(ws["response_status"], "HTTP/1.1 101 Switching Protocols");
     assert!(int(&ws["upgrade_request_bytes"], "upgrade request") > 100);
     assert!(int(&ws["upgrade_response_bytes"], "upgrade response") > 100);
-    for f in ws["frames"].as_array().expect("frames") {
+    let frames = ws["frames"].as_array().expect("frames");
+    for (i, f) in frames.iter().enumerate() {
         let client = f["dir"] == "c";
         assert_eq!(f["masked"].as_bool(), Some(client), "{f}");
+        // binary frames carry MQTT; a Close frame (opcode 8) may end a
+        // direction when websockify tears the connection down inside the
+        // capture window (it depends on timing)
+        let last_of_dir = frames[i + 1..].iter().all(|g| g["dir"] != f["dir"]);
+        if f["opcode"] == 8 && last_of_dir {
+            continue;
+        }
         assert_eq!(f["opcode"], 2, "binary frames: {f}");
         assert_eq!(
             int(&f["header_bytes"], "header"),
@@ -382,6 +390,8 @@ fn real_stacks_match_the_facts_the_models_use() {
         .expect("app records")
         .iter()
         .filter_map(|a| a["carries"].as_str())
+        // websockify's Close may fall inside the capture (timing)
+        .filter(|c| *c != "websocket_close")
         .collect();
     assert_eq!(carries[..2], ["upgrade_request", "upgrade_response"]);
     assert_eq!(
