@@ -37,6 +37,11 @@ command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 # single-node cluster (slurmctld, slurmd and munged live in /usr/sbin)
 { command -v slurmctld || command -v /usr/sbin/slurmctld; } >/dev/null 2>&1 || need_apt+=(slurm-wlm)
 { command -v munged || command -v /usr/sbin/munged; } >/dev/null 2>&1 || need_apt+=(munge)
+# tests/wasm_parity.rs runs the browser build under Node.js; the build
+# needs the wasm32-unknown-unknown target of the machine's toolchain
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+  || rustup target add wasm32-unknown-unknown
 # tests/report_html.rs renders report.html in headless chromium
 { command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -104,9 +109,20 @@ check format cargo fmt --all -- --check
 
 stage "clippy"
 check clippy cargo clippy --all-targets --quiet -- -D warnings
+# the browser build's core, without the `native` feature (src/browser.rs)
+check clippy-wasm env CARGO_TARGET_DIR=target/wasm cargo clippy --lib --quiet \
+  --target wasm32-unknown-unknown --no-default-features -- -D warnings
 
 stage "build (release)"
 check build cargo build --release --all-targets --quiet
+
+stage "build (wasm)"
+# the browser build (src/browser.rs, issue 23): the library without its
+# `native` feature, for wasm32-unknown-unknown; tests/wasm_parity.rs runs it
+check wasm env CARGO_TARGET_DIR=target/wasm cargo rustc --profile wasm --lib \
+  --target wasm32-unknown-unknown --no-default-features --crate-type cdylib --quiet
+[ -f target/wasm/wasm32-unknown-unknown/wasm/qossim.wasm ] \
+  && echo "qossim.wasm: $(stat -c %s target/wasm/wasm32-unknown-unknown/wasm/qossim.wasm) bytes"
 
 stage "tests (release)"
 # statistical tests need release speed; every test target runs, even after

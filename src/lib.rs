@@ -10,7 +10,9 @@
 //! [`proto`] (protocol cores and the real-socket driver), [`app`] (the
 //! workload), [`scenario`] (TOML → validated model), [`metrics`], [`world`]
 //! (the simulator: the host stack and protocol plug-ins), [`report`]
-//! (files), [`run`], [`sweep`], [`cli`].
+//! (files), [`run`], [`sweep`], [`cli`]; [`browser`] is the entry point
+//! of the WebAssembly build, which leaves out everything behind the
+//! `native` feature (the CLI, sweeps, charts, real sockets).
 //!
 //! The entry points most callers need are re-exported here: load a
 //! scenario, run it (or build a [`World`] and run it in memory), extend the
@@ -19,7 +21,9 @@
 #![warn(unreachable_pub)]
 
 pub mod app;
+pub mod browser;
 pub mod check;
+#[cfg(feature = "native")]
 pub mod cli;
 pub mod fuzz;
 pub mod link;
@@ -31,11 +35,14 @@ pub mod run;
 pub mod sansio;
 pub mod scenario;
 pub mod sim;
+#[cfg(feature = "native")]
 pub mod sweep;
 pub mod transport;
 pub mod world;
 
-pub use run::{run_scenario, RunError, RunOptions, RunReport};
+pub use run::{run_in_memory, MemoryRun, RunError, RunOptions};
+#[cfg(feature = "native")]
+pub use run::{run_scenario, RunReport};
 pub use sansio::SansIo;
 pub use scenario::model::{Protocol, Reliability, Scenario};
 pub use scenario::{load_file, load_file_with, load_str, load_str_with, ScenarioError};

@@ -12,6 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+#[cfg(feature = "native")]
 pub mod expect;
 
 /// What to write.
@@ -34,6 +35,7 @@ pub struct RunOptions {
 }
 
 /// A finished run, for the CLI's summary.
+#[cfg(feature = "native")]
 pub struct RunReport {
     pub rows: Vec<RunRow>,
     pub events: u64,
@@ -54,6 +56,9 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    /// `run_in_memory` stopped at its event limit.
+    #[error("the scenario needs more than {0} events, this build's limit: shorten `duration` or lower the counts")]
+    TooLarge(u64),
 }
 
 pub use crate::report::file_safe;
@@ -335,13 +340,71 @@ pub fn write_tables(dir: &Path, rows: &[RunRow]) -> io::Result<()> {
     write_atomic(&dir.join("summary.csv"), &buf)
 }
 
+/// One run's outputs kept in memory: what the browser build returns
+/// (`browser`, docs/tutorial.md "In the browser").
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRun {
+    /// (file name, contents) in the order written: `runs.csv`,
+    /// `summary.csv`, `events.csv`, and `timeseries.csv` when the scenario
+    /// samples; byte for byte what `qossim run` writes under those names.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Events the run handled.
+    pub events: u64,
+}
+
+/// Simulate `sc` once with no file, thread or process access, stopping
+/// with an error after `event_limit` events when one is given.
+pub fn run_in_memory(sc: &Scenario, event_limit: Option<u64>) -> Result<MemoryRun, RunError> {
+    let io_err = |source: io::Error| RunError::Io {
+        dir: PathBuf::from("(memory)"),
+        source,
+    };
+    let outputs = Outputs {
+        event_limit,
+        ..Default::default()
+    };
+    let world = World::new(sc, 0, outputs).map_err(io_err)?;
+    let out = match world.run() {
+        Ok(out) => out,
+        Err(e) => {
+            return Err(
+                match e
+                    .get_ref()
+                    .and_then(|x| x.downcast_ref::<crate::world::EventLimit>())
+                {
+                    Some(l) => RunError::TooLarge(l.0),
+                    None => io_err(e),
+                },
+            )
+        }
+    };
+    let rows = run_rows(sc, 0, 0, &[], &out);
+    let mut files = Vec::new();
+    let mut buf = Vec::new();
+    write_runs(&rows, &mut buf).map_err(io_err)?;
+    files.push(("runs.csv".to_string(), std::mem::take(&mut buf)));
+    write_summary(&rows, &mut buf).map_err(io_err)?;
+    files.push(("summary.csv".to_string(), std::mem::take(&mut buf)));
+    crate::metrics::timeseries::write_events(&mut buf, 0, sc).map_err(io_err)?;
+    files.push(("events.csv".to_string(), std::mem::take(&mut buf)));
+    if let Some(series) = &out.series {
+        crate::metrics::timeseries::write_flow_series(&mut buf, 0, sc, series, out.end.0)
+            .map_err(io_err)?;
+        files.push(("timeseries.csv".to_string(), buf));
+    }
+    Ok(MemoryRun {
+        files,
+        events: out.events,
+    })
+}
+
 /// Hand the heap pages the finished run freed back to the system. The
 /// charts are drawn on worker threads, whose allocator arenas cannot reuse
 /// the main thread's free memory: without this, a 10,000-node run's freed
 /// world (tens of MB, kept by glibc because live blocks sit above it) and
 /// the charts' bitmaps add up in the peak RSS (`BENCHMARKS.md`, mqttsn-10k).
 pub fn release_freed_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(all(feature = "native", target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes no pointer and only returns free pages of
     // glibc's own arenas to the kernel (madvise); no live block moves.
     unsafe {
@@ -350,6 +413,7 @@ pub fn release_freed_heap() {
 }
 
 /// Simulate `sc` once and write every output into `opts.out_dir`.
+#[cfg(feature = "native")]
 pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunReport, RunError> {
     let dir = opts.out_dir.clone();
     let io_err = |source: io::Error| RunError::Io {

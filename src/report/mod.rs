@@ -1,13 +1,20 @@
 //! Turning a run into files: atomic writes, pcap captures, the manifest.
 
 pub mod atomic;
+#[cfg(feature = "native")]
 pub(crate) mod cdf;
+#[cfg(feature = "native")]
 pub(crate) mod chart_style;
+#[cfg(feature = "native")]
 pub mod charts;
+#[cfg(feature = "native")]
 pub mod diagram;
+#[cfg(feature = "native")]
 pub(crate) mod html;
+#[cfg(feature = "native")]
 pub(crate) mod manifest;
 pub mod pcap;
+#[cfg(feature = "native")]
 pub(crate) mod timeseries_chart;
 
 /// Make a name (link, scenario) safe as a file or directory name: ASCII

@@ -26,6 +26,29 @@ pub struct LoopStats {
     pub events: u64,
 }
 
+/// [`run_until`] that stops before the event after `max_events`; `false`
+/// when it stopped there (events were left before `end`).
+pub fn run_until_at_most<M: Model>(
+    model: &mut M,
+    queue: &mut EventQueue<M::Event>,
+    end: SimTime,
+    max_events: u64,
+) -> (LoopStats, bool) {
+    let mut stats = LoopStats::default();
+    while let Some(t) = queue.peek_time() {
+        if t > end {
+            break;
+        }
+        if stats.events >= max_events {
+            return (stats, false);
+        }
+        let Some((now, ev)) = queue.pop() else { break };
+        model.handle(now, ev, queue);
+        stats.events += 1;
+    }
+    (stats, true)
+}
+
 /// Pop and handle events in order until the queue is empty or the next event
 /// lies after `end`. Events at exactly `end` are handled. Returns how many
 /// events ran.

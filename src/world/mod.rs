@@ -95,6 +95,11 @@ pub struct Node {
     pub stats: NodeStats,
 }
 
+/// A run stopped at its `Outputs::event_limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the run passed its limit of {0} events")]
+pub struct EventLimit(pub u64);
+
 /// Optional outputs of a run.
 #[derive(Default)]
 pub struct Outputs {
@@ -108,6 +113,9 @@ pub struct Outputs {
     pub check: bool,
     /// Where `trace.csv` streams and which rows it keeps (`--trace`).
     pub trace: Option<(Box<dyn Sink>, trace::TraceFilter)>,
+    /// Stop with an error once this many events have run (the browser
+    /// build's bound, `run::run_in_memory`); `None`: no bound.
+    pub event_limit: Option<u64>,
 }
 
 /// What a finished run hands back.
@@ -175,6 +183,8 @@ pub struct World<'s> {
     /// Links taken down by `partition` events, for `heal`.
     pub(crate) partitioned: Vec<usize>,
     pub(crate) io_error: Option<io::Error>,
+    /// `Outputs::event_limit`.
+    event_limit: Option<u64>,
     /// Datagrams being reassembled: (node, src, ident, protocol) → (flow,
     /// counted, first fragment's arrival), to attribute reassembly timeouts.
     pub(crate) frag_owner: std::collections::BTreeMap<FragKey, FragOwner>,
@@ -348,6 +358,7 @@ impl<'s> World<'s> {
             publishers,
             packets_out,
             pcaps: outputs.pcaps,
+            event_limit: outputs.event_limit,
             partitioned: Vec::new(),
             io_error: None,
             frag_owner: Default::default(),
@@ -429,7 +440,16 @@ impl<'s> World<'s> {
         let mut q: EventQueue<Ev> = EventQueue::with_capacity(1024);
         self.prime(&mut q);
         let end = self.end_time();
-        let stats = run_until(&mut self, &mut q, end);
+        let stats = match self.event_limit {
+            None => run_until(&mut self, &mut q, end),
+            Some(max) => {
+                let (stats, done) = crate::sim::run_until_at_most(&mut self, &mut q, end, max);
+                if !done {
+                    return Err(io::Error::other(EventLimit(max)));
+                }
+                stats
+            }
+        };
         if let Some(e) = self.io_error.take() {
             return Err(e);
         }

@@ -10,6 +10,7 @@ pub mod served;
 pub mod sim;
 pub mod tls_pair;
 pub mod tshark;
+pub mod wasm;
 
 use std::path::{Path, PathBuf};
 

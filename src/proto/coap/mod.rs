@@ -47,6 +47,7 @@ pub mod option;
 pub mod proxy;
 pub mod request;
 pub mod server;
+#[cfg(feature = "native")]
 pub mod socket;
 pub mod uri;
 

@@ -28,6 +28,7 @@ pub mod config;
 pub mod events;
 pub mod packet;
 pub mod session;
+#[cfg(feature = "native")]
 pub mod socket;
 pub mod subtree;
 pub mod topic;
