@@ -1,8 +1,8 @@
 //! `qossim playground --out DIR`: the static site that runs the teaching
 //! scenarios in the browser through the wasm build of the library.
 //!
-//! The browser test builds the wasm (`cargo build --release --lib --target
-//! wasm32-unknown-unknown --no-default-features`), writes the site, serves
+//! The browser test builds the wasm (`tests/common/wasm.rs`, the command
+//! docs/tutorial.md gives), writes the site, serves
 //! it from a loopback HTTP server thread, and drives headless Chromium over
 //! the DevTools protocol (the run happens in a Web Worker, after the load
 //! event, so `--dump-dom` would read the page too early): the page's
@@ -18,13 +18,12 @@
 mod common;
 use common::browser::{chromium, Page};
 use common::cli::run;
-use common::peers::{free_port, skip_or_fail, LOCALHOST};
+use common::peers::{free_port, LOCALHOST};
 use common::temp_dir;
 use qossim::cli::playground::{find_wasm, knobs, TEACHING, WASM_BUILD};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -54,14 +53,21 @@ fn embedded_teaching_scenarios_are_the_directory() {
 fn knobs_are_what_the_scenario_has_and_valid_set_paths() {
     let (_, qos) = TEACHING.iter().find(|(n, _)| *n == "qos-levels").unwrap();
     let k = knobs(qos).unwrap();
-    let get = |p: &str| k.iter().find(|x| x["path"] == p).unwrap_or_else(|| panic!("{p}"));
+    let get = |p: &str| {
+        k.iter()
+            .find(|x| x["path"] == p)
+            .unwrap_or_else(|| panic!("{p}"))
+    };
     assert_eq!(get("links.backhaul.loss.p")["value"], 0.2);
     assert_eq!(get("groups.q1-{i}.count")["value"], 10);
     assert_eq!(get("flows.qos2.reliability")["value"], "qos2");
     assert_eq!(get("flows.qos2.protocol")["options"][2], "coap");
     assert_eq!(get("protocols.mqtt.keep_alive")["value"], "30 s");
     assert_eq!(get("seed")["value"], 1);
-    let (_, con) = TEACHING.iter().find(|(n, _)| *n == "coap-con-vs-non").unwrap();
+    let (_, con) = TEACHING
+        .iter()
+        .find(|(n, _)| *n == "coap-con-vs-non")
+        .unwrap();
     let k2 = knobs(con).unwrap();
     assert!(k2.iter().any(|x| x["path"] == "groups.con-{i}.link.loss.p"));
     assert!(!k2.iter().any(|x| x["path"] == "protocols.mqtt.keep_alive"));
@@ -71,10 +77,17 @@ fn knobs_are_what_the_scenario_has_and_valid_set_paths() {
             .iter()
             .map(|x| {
                 let v = &x["value"];
-                format!("{}={}", x["path"].as_str().unwrap(), v.as_str().map_or(v.to_string(), str::to_string))
+                format!(
+                    "{}={}",
+                    x["path"].as_str().unwrap(),
+                    v.as_str().map_or(v.to_string(), str::to_string)
+                )
             })
             .collect();
-        let mut args = vec!["check".to_string(), format!("{ROOT}/scenarios/teaching/{name}.toml")];
+        let mut args = vec![
+            "check".to_string(),
+            format!("{ROOT}/scenarios/teaching/{name}.toml"),
+        ];
         for s in &sets {
             args.extend(["--set".to_string(), s.clone()]);
         }
@@ -87,6 +100,13 @@ fn knobs_are_what_the_scenario_has_and_valid_set_paths() {
 #[test]
 fn a_missing_wasm_names_the_build_command() {
     let empty = temp_dir("playground-nowasm");
+    // The command the error names is the one the tests build with.
+    let args = common::wasm::WASM_BUILD.iter().filter(|a| **a != "--quiet");
+    let want = format!(
+        "env CARGO_TARGET_DIR=target/wasm cargo {}",
+        args.copied().collect::<Vec<_>>().join(" ")
+    );
+    assert_eq!(WASM_BUILD, want);
     let e = find_wasm(None, &empty, None).unwrap_err().to_string();
     assert!(e.contains(WASM_BUILD), "{e}");
     let out = empty.join("site");
@@ -99,43 +119,22 @@ fn a_missing_wasm_names_the_build_command() {
         missing.to_str().unwrap(),
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("nope.wasm") && err.contains(WASM_BUILD), "{err}");
+    assert!(
+        err.contains("nope.wasm") && err.contains(WASM_BUILD),
+        "{err}"
+    );
     let not_wasm = empty.join("x.wasm");
     std::fs::write(&not_wasm, "hello").unwrap();
-    let (code, _, err) =
-        run(&["playground", "--out", out.to_str().unwrap(), "--wasm", not_wasm.to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "playground",
+        "--out",
+        out.to_str().unwrap(),
+        "--wasm",
+        not_wasm.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not a WebAssembly module"), "{err}");
     assert!(!out.join("index.html").exists(), "nothing written on error");
-}
-
-/// The wasm build of the library, or None (skipped outside CI) when the
-/// wasm32-unknown-unknown target is not installed.
-fn build_wasm() -> Option<PathBuf> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown"))
-        .unwrap_or(false);
-    if !installed {
-        skip_or_fail("the wasm32-unknown-unknown target is not installed: rustup target add wasm32-unknown-unknown");
-        return None;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(WASM_BUILD.split_whitespace().skip(1))
-        .current_dir(ROOT)
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "{WASM_BUILD}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| Path::new(ROOT).join("target"), PathBuf::from);
-    let wasm = target.join("wasm32-unknown-unknown/release/qossim.wasm");
-    assert!(wasm.is_file(), "{} after {WASM_BUILD}", wasm.display());
-    Some(wasm)
 }
 
 /// Serve `dir` over HTTP on a loopback port (GET only; one thread per
@@ -157,9 +156,15 @@ fn serve(dir: PathBuf) -> u16 {
                     h.clear();
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("/");
-                let path = path.split('?').next().unwrap_or("/").trim_start_matches('/');
+                let path = path
+                    .split('?')
+                    .next()
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
                 let path = if path.is_empty() { "index.html" } else { path };
-                let file = (!path.contains("..")).then(|| std::fs::read(dir.join(path)).ok()).flatten();
+                let file = (!path.contains(".."))
+                    .then(|| std::fs::read(dir.join(path)).ok())
+                    .flatten();
                 let mut s = &stream;
                 let _ = match file {
                     Some(body) => {
@@ -173,7 +178,10 @@ fn serve(dir: PathBuf) -> u16 {
                         write!(s, "HTTP/1.1 200 OK\r\nContent-Type: {ty}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
                             .and_then(|_| s.write_all(&body))
                     }
-                    None => write!(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                    None => write!(
+                        s,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    ),
                 };
             });
         }
@@ -204,17 +212,29 @@ struct Shown {
 
 fn browse(page: &mut Page, port: u16, scenario: &str, sets: &[&str]) -> Shown {
     let q: String = sets.iter().map(|s| format!("&set={}", enc(s))).collect();
-    page.navigate(&format!("http://127.0.0.1:{port}/index.html?scenario={scenario}{q}&autorun=1"));
-    let state = page.wait_for("document.body.dataset.state", &["done", "error"], Duration::from_secs(300));
+    page.navigate(&format!(
+        "http://127.0.0.1:{port}/index.html?scenario={scenario}{q}&autorun=1"
+    ));
+    let state = page.wait_for(
+        "document.body.dataset.state",
+        &["done", "error"],
+        Duration::from_secs(300),
+    );
     let text = |p: &mut Page, id: &str| {
-        p.eval(&format!("document.getElementById('{id}').textContent")).as_str().unwrap_or_default().to_string()
+        p.eval(&format!("document.getElementById('{id}').textContent"))
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     };
     Shown {
         error: text(page, "error"),
         cli: text(page, "cli"),
         runs: text(page, "runs-csv"),
         summary: text(page, "summary-csv"),
-        charts: page.eval("document.querySelectorAll('#charts svg').length").as_u64().unwrap_or(0),
+        charts: page
+            .eval("document.querySelectorAll('#charts svg').length")
+            .as_u64()
+            .unwrap_or(0),
         state,
     }
 }
@@ -236,16 +256,36 @@ fn native(scenario: &str, sets: &[&str]) -> (String, String) {
 #[test]
 fn the_playground_in_chromium_matches_the_native_cli() {
     let Some(c) = chromium() else { return };
-    let Some(wasm) = build_wasm() else { return };
+    let Some(wasm) = common::wasm::build() else {
+        return;
+    };
     let site = temp_dir("playground-site");
-    let (code, o, e) = run(&["playground", "--out", site.to_str().unwrap(), "--wasm", wasm.to_str().unwrap()]);
+    let (code, o, e) = run(&[
+        "playground",
+        "--out",
+        site.to_str().unwrap(),
+        "--wasm",
+        wasm.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{o}{e}");
-    for f in ["index.html", "app.js", "worker.js", "style.css", "scenarios.js", "qossim.wasm"] {
+    for f in [
+        "index.html",
+        "app.js",
+        "worker.js",
+        "style.css",
+        "scenarios.js",
+        "qossim.wasm",
+    ] {
         assert!(site.join(f).is_file(), "{f} written");
     }
     for f in ["index.html", "app.js", "worker.js", "style.css"] {
-        let t = std::fs::read_to_string(site.join(f)).unwrap().replace("http://www.w3.org/2000/svg", "");
-        assert!(!t.contains("http://") && !t.contains("https://"), "{f} refers to the network");
+        let t = std::fs::read_to_string(site.join(f))
+            .unwrap()
+            .replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !t.contains("http://") && !t.contains("https://"),
+            "{f} refers to the network"
+        );
     }
     let port = serve(site.clone());
     let mut page = Page::open(&c, 1280, 1700);
@@ -257,7 +297,10 @@ fn the_playground_in_chromium_matches_the_native_cli() {
         assert_eq!(shown.state, "done", "qos-levels {set}: {}", shown.error);
         if p == "0.35" {
             let png = page.screenshot();
-            assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot");
+            assert!(
+                png.starts_with(b"\x89PNG") && png.len() > 20_000,
+                "screenshot"
+            );
             let shot = std::env::temp_dir().join("qossim-playground.png");
             std::fs::write(&shot, png).unwrap();
             eprintln!("screenshot: {}", shot.display());
@@ -265,7 +308,10 @@ fn the_playground_in_chromium_matches_the_native_cli() {
         let (runs, summary) = native("qos-levels", &[&set]);
         assert_eq!(shown.runs, runs, "runs.csv at {set}");
         assert_eq!(shown.summary, summary, "summary.csv at {set}");
-        assert_eq!(shown.cli, format!("qossim run scenarios/teaching/qos-levels.toml --set {set}"));
+        assert_eq!(
+            shown.cli,
+            format!("qossim run scenarios/teaching/qos-levels.toml --set {set}")
+        );
         assert_eq!(shown.charts, 5, "charts drawn");
     }
     // A knob moved away from the file's value shows up in the CLI line
@@ -294,7 +340,15 @@ fn the_playground_in_chromium_matches_the_native_cli() {
     let big = ["groups.q0-{i}.count=3000", "duration=2 h"];
     let shown = browse(&mut page, port, "qos-levels", &big);
     assert_eq!(shown.state, "error");
-    assert!(shown.error.to_lowercase().contains("too large"), "{}", shown.error);
+    let limit = format!(
+        "more than {} events",
+        qossim::browser::PLAYGROUND_EVENT_LIMIT
+    );
+    assert!(
+        shown.error.starts_with("Too large for the browser: ") && shown.error.contains(&limit),
+        "{}",
+        shown.error
+    );
 
     assert!(page.console.is_empty(), "console: {:#?}", page.console);
 }

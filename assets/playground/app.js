@@ -156,7 +156,11 @@ function finish(res, sc, secs) {
   $("run").disabled = false;
   if (!res.ok) {
     $("status").textContent = "failed";
-    showError(res.error || "the run failed");
+    const err = res.error || "the run failed";
+    // The wasm stops a run at the event limit; say what that means here.
+    showError(err.includes(`more than ${D.max_events} events`)
+      ? `Too large for the browser: ${err}. The command line has no such limit: qossim run scenarios/teaching/${sc.name}.toml with the same --set lines.`
+      : err);
     for (const id of ["summary", "charts"]) $(id).replaceChildren();
     for (const id of ["runs-csv", "summary-csv"]) $(id).textContent = "";
     setState("error");

@@ -13,42 +13,93 @@ use super::CliError;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-/// The command that builds the wasm the site runs.
-pub const WASM_BUILD: &str =
-    "cargo build --release --lib --target wasm32-unknown-unknown --no-default-features";
+/// The command that builds the wasm the site runs (docs/tutorial.md "In
+/// the browser"), from the crate root.
+pub const WASM_BUILD: &str = "env CARGO_TARGET_DIR=target/wasm cargo rustc --profile wasm --lib \
+     --target wasm32-unknown-unknown --no-default-features --crate-type cdylib";
 
-/// Where `cargo build` puts the wasm, relative to the crate root.
-pub const WASM_REL: &str = "target/wasm32-unknown-unknown/release/qossim.wasm";
+/// Where [`WASM_BUILD`] puts the wasm, relative to the crate root.
+pub const WASM_REL: &str = "target/wasm/wasm32-unknown-unknown/wasm/qossim.wasm";
 
 /// Events a browser run may take before it stops with "too large for the
-/// browser" (the page passes it to `qossim_run`). See docs/tutorial.md
-/// "In the browser".
-pub const MAX_EVENTS: u64 = 20_000_000;
+/// browser" (the page passes it to `qossim_run`).
+pub const MAX_EVENTS: u64 = crate::browser::PLAYGROUND_EVENT_LIMIT;
 
 /// Every teaching scenario, by name, as its file text.
 pub const TEACHING: [(&str, &str); 14] = [
-    ("air-cost", include_str!("../../scenarios/teaching/air-cost.toml")),
-    ("broker-saturation", include_str!("../../scenarios/teaching/broker-saturation.toml")),
-    ("building-average", include_str!("../../scenarios/teaching/building-average.toml")),
-    ("coap-con-vs-non", include_str!("../../scenarios/teaching/coap-con-vs-non.toml")),
-    ("idle-cost", include_str!("../../scenarios/teaching/idle-cost.toml")),
-    ("last-will", include_str!("../../scenarios/teaching/last-will.toml")),
-    ("mqtt-versions", include_str!("../../scenarios/teaching/mqtt-versions.toml")),
-    ("mqtt-vs-coap", include_str!("../../scenarios/teaching/mqtt-vs-coap.toml")),
-    ("patterns", include_str!("../../scenarios/teaching/patterns.toml")),
-    ("qos-levels", include_str!("../../scenarios/teaching/qos-levels.toml")),
-    ("retained", include_str!("../../scenarios/teaching/retained.toml")),
-    ("room-120", include_str!("../../scenarios/teaching/room-120.toml")),
-    ("tls-cost", include_str!("../../scenarios/teaching/tls-cost.toml")),
-    ("topics", include_str!("../../scenarios/teaching/topics.toml")),
+    (
+        "air-cost",
+        include_str!("../../scenarios/teaching/air-cost.toml"),
+    ),
+    (
+        "broker-saturation",
+        include_str!("../../scenarios/teaching/broker-saturation.toml"),
+    ),
+    (
+        "building-average",
+        include_str!("../../scenarios/teaching/building-average.toml"),
+    ),
+    (
+        "coap-con-vs-non",
+        include_str!("../../scenarios/teaching/coap-con-vs-non.toml"),
+    ),
+    (
+        "idle-cost",
+        include_str!("../../scenarios/teaching/idle-cost.toml"),
+    ),
+    (
+        "last-will",
+        include_str!("../../scenarios/teaching/last-will.toml"),
+    ),
+    (
+        "mqtt-versions",
+        include_str!("../../scenarios/teaching/mqtt-versions.toml"),
+    ),
+    (
+        "mqtt-vs-coap",
+        include_str!("../../scenarios/teaching/mqtt-vs-coap.toml"),
+    ),
+    (
+        "patterns",
+        include_str!("../../scenarios/teaching/patterns.toml"),
+    ),
+    (
+        "qos-levels",
+        include_str!("../../scenarios/teaching/qos-levels.toml"),
+    ),
+    (
+        "retained",
+        include_str!("../../scenarios/teaching/retained.toml"),
+    ),
+    (
+        "room-120",
+        include_str!("../../scenarios/teaching/room-120.toml"),
+    ),
+    (
+        "tls-cost",
+        include_str!("../../scenarios/teaching/tls-cost.toml"),
+    ),
+    (
+        "topics",
+        include_str!("../../scenarios/teaching/topics.toml"),
+    ),
 ];
 
 /// The site's static files, as written into the output directory.
 const FILES: [(&str, &str); 4] = [
-    ("index.html", include_str!("../../assets/playground/index.html")),
+    (
+        "index.html",
+        include_str!("../../assets/playground/index.html"),
+    ),
     ("app.js", include_str!("../../assets/playground/app.js")),
-    ("worker.js", include_str!("../../assets/playground/worker.js")),
-    ("style.css", include_str!("../../assets/playground/style.css")),
+    (
+        "worker.js",
+        include_str!("../../assets/playground/worker.js"),
+    ),
+    (
+        "style.css",
+        include_str!("../../assets/playground/style.css"),
+    ),
 ];
 
 /// Arguments of `qossim playground`.
@@ -60,9 +111,9 @@ pub struct PlaygroundRequest {
 }
 
 /// The wasm file: `explicit` when given (it must exist), else
-/// [`WASM_REL`] under `cwd`, else `../wasm32-unknown-unknown/release/`
+/// [`WASM_REL`] under `cwd`, else `../wasm/wasm32-unknown-unknown/wasm/`
 /// beside the executable `exe` (a `target/release/qossim` binary finds the
-/// wasm of the same target directory).
+/// wasm built into `target/wasm`).
 pub fn find_wasm(
     explicit: Option<&Path>,
     cwd: &Path,
@@ -80,7 +131,7 @@ pub fn find_wasm(
     }
     let mut tried = vec![cwd.join(WASM_REL)];
     if let Some(dir) = exe.and_then(Path::parent) {
-        tried.push(dir.join("../wasm32-unknown-unknown/release/qossim.wasm"));
+        tried.push(dir.join("../wasm/wasm32-unknown-unknown/wasm/qossim.wasm"));
     }
     if let Some(p) = tried.iter().find(|p| p.is_file()) {
         return Ok(p.clone());
@@ -111,19 +162,43 @@ pub fn knobs(text: &str) -> Result<Vec<Value>, toml::de::Error> {
     let s = |t: &toml::Table, k: &str| t.get(k).and_then(toml::Value::as_str).map(str::to_string);
     for link in tables("links") {
         let name = s(&link, "name").unwrap_or_else(|| {
-            format!("{}--{}", s(&link, "a").unwrap_or_default(), s(&link, "b").unwrap_or_default())
+            format!(
+                "{}--{}",
+                s(&link, "a").unwrap_or_default(),
+                s(&link, "b").unwrap_or_default()
+            )
         });
-        loss_knobs(&mut out, &format!("links.{name}.loss"), &format!("link {name}"), &link);
+        loss_knobs(
+            &mut out,
+            &format!("links.{name}.loss"),
+            &format!("link {name}"),
+            &link,
+        );
     }
-    for media in doc.get("media").and_then(toml::Value::as_table).into_iter().flatten() {
+    for media in doc
+        .get("media")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flatten()
+    {
         if let Some(m) = media.1.as_table() {
-            loss_knobs(&mut out, &format!("media.{}.loss", media.0), &format!("medium {}", media.0), m);
+            loss_knobs(
+                &mut out,
+                &format!("media.{}.loss", media.0),
+                &format!("medium {}", media.0),
+                m,
+            );
         }
     }
     for g in tables("groups") {
         let name = s(&g, "name").unwrap_or_default();
         if let Some(link) = g.get("link").and_then(toml::Value::as_table) {
-            loss_knobs(&mut out, &format!("groups.{name}.link.loss"), &format!("links of {name}"), link);
+            loss_knobs(
+                &mut out,
+                &format!("groups.{name}.link.loss"),
+                &format!("links of {name}"),
+                link,
+            );
         }
         if let Some(n) = g.get("count").and_then(toml::Value::as_integer) {
             out.push(json!({"path": format!("groups.{name}.count"),
@@ -133,7 +208,9 @@ pub fn knobs(text: &str) -> Result<Vec<Value>, toml::de::Error> {
     }
     let mut mqtt = false;
     for f in tables("flows") {
-        let (Some(name), Some(proto)) = (s(&f, "name"), s(&f, "protocol")) else { continue };
+        let (Some(name), Some(proto)) = (s(&f, "name"), s(&f, "protocol")) else {
+            continue;
+        };
         let family: &[&str] = match proto.as_str() {
             "mqtt" | "mqttsn" | "coap" => &["mqtt", "mqttsn", "coap"],
             _ => &[],
@@ -159,13 +236,16 @@ pub fn knobs(text: &str) -> Result<Vec<Value>, toml::de::Error> {
             .and_then(toml::Value::as_str)
             .unwrap_or("60 s") // scenarios/README.md: the default
             .to_string();
-        let mut opts: Vec<String> =
-            ["5 s", "10 s", "30 s", "60 s", "120 s", "300 s"].map(String::from).to_vec();
+        let mut opts: Vec<String> = ["5 s", "10 s", "30 s", "60 s", "120 s", "300 s"]
+            .map(String::from)
+            .to_vec();
         if !opts.contains(&ka) {
             opts.insert(0, ka.clone());
         }
-        out.push(json!({"path": "protocols.mqtt.keep_alive", "label": "MQTT keep_alive",
-            "kind": "select", "value": ka, "options": opts}));
+        out.push(
+            json!({"path": "protocols.mqtt.keep_alive", "label": "MQTT keep_alive",
+            "kind": "select", "value": ka, "options": opts}),
+        );
     }
     Ok(out)
 }
@@ -183,8 +263,13 @@ pub fn reliability_options(protocol: &str) -> Vec<&'static str> {
 /// Loss knobs of a table that has `loss = {…}`: `p` for Bernoulli,
 /// `mean_loss` and `burst` for the simple Gilbert-Elliott form.
 fn loss_knobs(out: &mut Vec<Value>, path: &str, what: &str, t: &toml::Table) {
-    let Some(loss) = t.get("loss").and_then(toml::Value::as_table) else { return };
-    let num = |k: &str| loss.get(k).and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)));
+    let Some(loss) = t.get("loss").and_then(toml::Value::as_table) else {
+        return;
+    };
+    let num = |k: &str| {
+        loss.get(k)
+            .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
+    };
     match loss.get("model").and_then(toml::Value::as_str) {
         Some("bernoulli") => out.push(json!({"path": format!("{path}.p"),
             "label": format!("loss p, {what}"), "kind": "number",
@@ -206,9 +291,8 @@ fn loss_knobs(out: &mut Vec<Value>, path: &str, what: &str, t: &toml::Table) {
 pub fn scenarios_js() -> Result<String, CliError> {
     let mut list = Vec::new();
     for (name, text) in TEACHING {
-        let k = knobs(text).map_err(|e| {
-            CliError::BadArgument(format!("scenarios/teaching/{name}.toml: {e}"))
-        })?;
+        let k = knobs(text)
+            .map_err(|e| CliError::BadArgument(format!("scenarios/teaching/{name}.toml: {e}")))?;
         list.push(json!({"name": name, "toml": text, "knobs": k}));
     }
     let data = json!({"max_events": MAX_EVENTS, "wasm_build": WASM_BUILD, "scenarios": list});
@@ -237,9 +321,8 @@ pub fn playground(req: &PlaygroundRequest) -> Result<(), CliError> {
         std::fs::write(&p, data)
             .map_err(|e| CliError::BadArgument(format!("cannot write {}: {e}", p.display())))
     };
-    std::fs::create_dir_all(&req.out).map_err(|e| {
-        CliError::BadArgument(format!("cannot create {}: {e}", req.out.display()))
-    })?;
+    std::fs::create_dir_all(&req.out)
+        .map_err(|e| CliError::BadArgument(format!("cannot create {}: {e}", req.out.display())))?;
     for (name, text) in FILES {
         write(name, text.as_bytes())?;
     }

@@ -91,7 +91,10 @@ impl Page {
             c.pre_exec(move || {
                 // Move both above 4 first: either may already be fd 3 or 4,
                 // and dup2 onto itself would leave it close-on-exec.
-                let (a, b) = (libc::fcntl(cr, libc::F_DUPFD, 10), libc::fcntl(ew, libc::F_DUPFD, 10));
+                let (a, b) = (
+                    libc::fcntl(cr, libc::F_DUPFD, 10),
+                    libc::fcntl(ew, libc::F_DUPFD, 10),
+                );
                 if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
