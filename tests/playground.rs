@@ -220,6 +220,11 @@ fn browse(page: &mut Page, port: u16, scenario: &str, sets: &[&str]) -> Shown {
         &["done", "error"],
         Duration::from_secs(300),
     );
+    let status = page.eval("document.getElementById('status').textContent");
+    eprintln!(
+        "{scenario} {sets:?}: {}",
+        status.as_str().unwrap_or_default()
+    );
     let text = |p: &mut Page, id: &str| {
         p.eval(&format!("document.getElementById('{id}').textContent"))
             .as_str()

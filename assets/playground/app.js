@@ -155,7 +155,7 @@ function finish(res, sc, secs) {
   clearInterval(timer);
   $("run").disabled = false;
   if (!res.ok) {
-    $("status").textContent = "failed";
+    $("status").textContent = `failed after ${secs.toFixed(1)} s`;
     const err = res.error || "the run failed";
     // The wasm stops a run at the event limit; say what that means here.
     showError(err.includes(`more than ${D.max_events} events`)
