@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 pub mod broker;
 pub mod coap_server;
 pub mod new;
+pub mod playground;
 pub mod testcmd;
 pub use broker::{broker, BrokerRequest};
 pub use coap_server::{coap_server, CoapServerLimits, CoapServerRequest};
 pub use new::{new_scenario, write_new};
+pub use playground::{playground, PlaygroundRequest};
 pub use testcmd::{test, TestRequest};
 
 /// The built-in default scenario (`cargo run --release` with no arguments).

@@ -51,6 +51,9 @@ enum Cmd {
     /// Print (or write with --out) a commented scenario skeleton for one
     /// pattern and protocol that runs as it is.
     New(NewArgs),
+    /// Write the browser playground (a static site running the teaching
+    /// scenarios through the wasm build) into --out.
+    Playground(PlaygroundArgs),
     /// Run every scenario with [[expect]] tables (files, or directories
     /// searched recursively) and check the expectations.
     #[command(after_help = TEST_HELP)]
@@ -437,6 +440,18 @@ struct NewArgs {
 }
 
 #[derive(clap::Args)]
+struct PlaygroundArgs {
+    /// Directory to write index.html, app.js, worker.js, style.css,
+    /// scenarios.js and qossim.wasm into (created if needed).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// The wasm to ship (default: target/wasm32-unknown-unknown/release/
+    /// qossim.wasm here, or beside the executable's target directory).
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct CheckArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,
@@ -487,6 +502,10 @@ fn main() -> ExitCode {
                 Some(path) => cli::write_new(path, &text),
             })
         }
+        Some(Cmd::Playground(a)) => cli::playground(&cli::PlaygroundRequest {
+            out: a.out,
+            wasm: a.wasm,
+        }),
         Some(Cmd::Test(a)) => cli::test(&cli::TestRequest {
             paths: a.paths,
             out: a.out,

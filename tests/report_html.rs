@@ -30,10 +30,11 @@
 //! part is skipped with a message (scripts/test.sh installs it).
 
 mod common;
+use common::browser::chromium;
 use common::cli::sweep_ok;
 use common::sim::{read_csv, run_text};
 use common::temp_dir;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn teaching(name: &str) -> String {
@@ -159,26 +160,6 @@ fn report_escapes_names_and_topics() {
         page.assert_no_console();
         assert!(!page.dom.contains("<b>bold"), "markup rendered as markup");
     }
-}
-
-/// Chromium, or None outside CI when it is not installed.
-fn chromium() -> Option<PathBuf> {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Ok(out) = Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-        {
-            let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() && !p.is_empty() {
-                return Some(PathBuf::from(p));
-            }
-        }
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("chromium not found (CI=true): apt-get install chromium");
-    }
-    eprintln!("chromium not found: browser checks skipped (scripts/test.sh installs it)");
-    None
 }
 
 /// A page as chromium saw it: the serialised DOM and the console lines.

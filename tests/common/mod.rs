@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod abuse;
+pub mod browser;
 pub mod cli;
 pub mod peers;
 pub mod served;
