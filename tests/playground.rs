@@ -210,10 +210,10 @@ struct Shown {
     charts: u64,
 }
 
-fn browse(page: &mut Page, port: u16, scenario: &str, sets: &[&str]) -> Shown {
+fn browse(page: &mut Page, base: &str, scenario: &str, sets: &[&str]) -> Shown {
     let q: String = sets.iter().map(|s| format!("&set={}", enc(s))).collect();
     page.navigate(&format!(
-        "http://127.0.0.1:{port}/index.html?scenario={scenario}{q}&autorun=1"
+        "{base}/index.html?scenario={scenario}{q}&autorun=1"
     ));
     let state = page.wait_for(
         "document.body.dataset.state",
@@ -280,6 +280,8 @@ fn the_playground_in_chromium_matches_the_native_cli() {
         "style.css",
         "scenarios.js",
         "qossim.wasm",
+        "qossim-wasm.js",
+        "worker-src.js",
     ] {
         assert!(site.join(f).is_file(), "{f} written");
     }
@@ -293,12 +295,13 @@ fn the_playground_in_chromium_matches_the_native_cli() {
         );
     }
     let port = serve(site.clone());
+    let base = format!("http://127.0.0.1:{port}");
     let mut page = Page::open(&c, 1280, 1700);
 
     // qos-levels at two loss values: the same bytes as the native CLI.
     for p in ["0.35", "0.05"] {
         let set = format!("links.backhaul.loss.p={p}");
-        let shown = browse(&mut page, port, "qos-levels", &[&set]);
+        let shown = browse(&mut page, &base, "qos-levels", &[&set]);
         assert_eq!(shown.state, "done", "qos-levels {set}: {}", shown.error);
         if p == "0.35" {
             let png = page.screenshot();
@@ -319,10 +322,23 @@ fn the_playground_in_chromium_matches_the_native_cli() {
         );
         assert_eq!(shown.charts, 5, "charts drawn");
     }
+    // Opened from disk (file://): the wasm and the worker come from
+    // scripts, and the numbers are the same.
+    let set = "links.backhaul.loss.p=0.2";
+    let shown = browse(
+        &mut page,
+        &format!("file://{}", site.display()),
+        "qos-levels",
+        &[set],
+    );
+    assert_eq!(shown.state, "done", "from disk: {}", shown.error);
+    let (runs, summary) = native("qos-levels", &[set]);
+    assert_eq!(shown.runs, runs, "runs.csv from disk");
+    assert_eq!(shown.summary, summary, "summary.csv from disk");
     // A knob moved away from the file's value shows up in the CLI line
     // with shell quoting, and the numbers still match.
     let sets = ["groups.q1-{i}.count=3", "protocols.mqtt.keep_alive=10 s"];
-    let shown = browse(&mut page, port, "qos-levels", &sets);
+    let shown = browse(&mut page, &base, "qos-levels", &sets);
     assert_eq!(shown.state, "done", "{}", shown.error);
     assert_eq!(
         shown.cli,
@@ -332,18 +348,18 @@ fn the_playground_in_chromium_matches_the_native_cli() {
 
     // Every teaching scenario runs within the limit, with the native bytes.
     for (name, _) in TEACHING {
-        let shown = browse(&mut page, port, name, &[]);
+        let shown = browse(&mut page, &base, name, &[]);
         assert_eq!(shown.state, "done", "{name}: {}", shown.error);
         assert_eq!((shown.runs, shown.summary), native(name, &[]), "{name}");
     }
 
     // A bad override and a run over the event limit: a message, no hang.
-    let shown = browse(&mut page, port, "qos-levels", &["links.nosuch.loss.p=0.1"]);
+    let shown = browse(&mut page, &base, "qos-levels", &["links.nosuch.loss.p=0.1"]);
     assert_eq!(shown.state, "error");
     assert!(shown.error.contains("nosuch"), "{}", shown.error);
     assert!(shown.runs.is_empty() && shown.summary.is_empty());
     let big = ["groups.q0-{i}.count=3000", "duration=2 h"];
-    let shown = browse(&mut page, port, "qos-levels", &big);
+    let shown = browse(&mut page, &base, "qos-levels", &big);
     assert_eq!(shown.state, "error");
     let limit = format!(
         "more than {} events",

@@ -9,6 +9,19 @@ const $ = (id) => document.getElementById(id);
 const SVGNS = "http://www.w3.org/2000/svg";
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 let worker = null;
+
+// qossim.wasm's bytes, decoded once from qossim-wasm.js (a page opened
+// from disk may not fetch files); later jobs reuse the worker's instance.
+let wasmSent = false;
+function wasmBytes() {
+  if (wasmSent) return null;
+  wasmSent = true;
+  const b64 = self.QOSSIM_WASM_B64;
+  const raw = atob(b64);
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  return out;
+}
 let controls = []; // {knob, el}
 let timer = null;
 
@@ -148,7 +161,7 @@ function run() {
   tick();
   timer = setInterval(tick, 200);
   worker.onmessage = (e) => finish(e.data, sc, (performance.now() - t0) / 1000);
-  worker.postMessage({ wasm: "qossim.wasm", toml: sc.toml, overrides: sets.join("\n"), maxEvents: D.max_events });
+  worker.postMessage({ wasm: wasmBytes(), toml: sc.toml, overrides: sets.join("\n"), maxEvents: D.max_events });
 }
 
 function finish(res, sc, secs) {
@@ -318,7 +331,9 @@ function start() {
   }
   $("extra").value = extra.join("\n");
   try {
-    worker = new Worker("worker.js");
+    // from a Blob of its source, so a page opened from disk may start it
+    const src = new Blob([self.QOSSIM_WORKER_SRC], { type: "text/javascript" });
+    worker = new Worker(URL.createObjectURL(src));
   } catch (err) {
     showError(`cannot start the Web Worker (${err.message}); serve this directory over HTTP, e.g. python3 -m http.server`);
     setState("error");
@@ -333,9 +348,6 @@ function start() {
   $("run").disabled = false;
   $("status").textContent = "ready";
   setState("ready");
-  if (location.protocol === "file:") {
-    showError("Opened from a file: browsers do not let a page load its WebAssembly from disk. Serve this directory instead: python3 -m http.server -d DIR, then open localhost:8000 in the browser.");
-  }
   if (q.get("autorun") === "1") run();
 }
 

@@ -1,13 +1,14 @@
 // Runs one scenario in the wasm build of qossim, off the page's thread.
-// Message in: {wasm, toml, overrides, maxEvents}; message out: the JSON
+// Message in: {wasm (the module's bytes, needed with the first job), toml,
+// overrides, maxEvents}; message out: the JSON
 // qossim_run returns ({ok, error, events, files}).
 "use strict";
+let moduleP = null;
 let exportsP = null;
 
-async function load(url) {
-  const resp = await fetch(url);
-  if (!resp.ok) throw new Error(`cannot load ${url}: HTTP ${resp.status}`);
-  const module = await WebAssembly.compile(await resp.arrayBuffer());
+// A fresh instance of the module compiled from the first job's bytes.
+async function load() {
+  const module = await moduleP;
   // The module is meant to import nothing; should it, say which import
   // was called instead of failing to instantiate.
   const imports = {};
@@ -40,7 +41,9 @@ function take(ex, ptr) {
 self.onmessage = async (e) => {
   const job = e.data;
   try {
-    if (!exportsP) exportsP = load(job.wasm);
+    if (!moduleP) moduleP = WebAssembly.compile(job.wasm);
+    job.wasm = null;
+    if (!exportsP) exportsP = load();
     const ex = await exportsP;
     if (job.version) {
       self.postMessage({ version: JSON.parse(take(ex, ex.qossim_version())) });
