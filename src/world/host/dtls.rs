@@ -270,27 +270,26 @@ impl World<'_> {
     ) {
         let (node, port, from, data, meta) = (rx.node as usize, rx.port, rx.from, rx.data, rx.meta);
         let key = (node as u32, port, from);
-        let path = self.dtls_path(node, from);
-        let slot = match self.dtls.by_key.get(&key).copied() {
-            Some(s) => {
-                // a server association whose client starts over
-                let restart = self.dtls.get(s).is_some_and(|a| {
-                    !a.client && !matches!(a.ep.state(), DtlsState::Idle | DtlsState::Handshaking)
-                }) && is_client_hello(data);
-                if restart {
+        let existing = self.dtls.by_key.get(&key).copied();
+        // a server association whose client starts over is replaced
+        let restart = existing.is_some_and(|s| {
+            self.dtls.get(s).is_some_and(|a| {
+                !a.client && !matches!(a.ep.state(), DtlsState::Idle | DtlsState::Handshaking)
+            }) && is_client_hello(data)
+        });
+        let slot = match existing {
+            Some(s) if !restart => s,
+            // a record for no association: dropped (RFC 6347 §4.1.2.7)
+            None if !is_client_hello(data) => return,
+            _ => {
+                if let Some(s) = existing {
                     self.dtls.remove(s);
-                    self.dtls
-                        .open(node as u32, port, from, false, meta.flow, now, path)
-                } else {
-                    s
                 }
-            }
-            None if is_client_hello(data) => {
+                // the path is walked only when an association opens
+                let path = self.dtls_path(node, from);
                 self.dtls
                     .open(node as u32, port, from, false, meta.flow, now, path)
             }
-            // a record for no association: dropped (RFC 6347 §4.1.2.7)
-            None => return,
         };
         let mut plain = std::mem::take(&mut self.dtls.plain);
         plain.clear();
