@@ -108,18 +108,30 @@ pub(crate) fn check(
         }
         prev
     };
+    // Searches are symmetric (links are two-way; only the nodes between the
+    // ends must forward), so each pair is searched from its more frequent
+    // end: one search per broker or hub, not one per client (a search per
+    // client cost O(nodes²) memory: 6 GB at 20,000 MQTT clients).
+    let pairs: Vec<Vec<(usize, usize)>> = flows.iter().map(ip_pairs).collect();
+    let mut seen = vec![0u32; n];
+    for &(a, b) in pairs.iter().flatten() {
+        seen[a] += 1;
+        seen[b] += 1;
+    }
     let mut cache: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-    for (f, schema) in flows.iter().zip(schemas) {
-        for (a, b) in ip_pairs(f) {
+    for ((f, schema), pairs) in flows.iter().zip(schemas).zip(&pairs) {
+        for &(a, b) in pairs {
+            let (root, other) = if seen[b] > seen[a] { (b, a) } else { (a, b) };
             let (routed, any) = cache
-                .entry(a)
-                .or_insert_with(|| (search(a, true), search(a, false)));
-            if routed[b] != usize::MAX || any[b] == usize::MAX {
+                .entry(root)
+                .or_insert_with(|| (search(root, true), search(root, false)));
+            if routed[other] != usize::MAX || any[other] == usize::MAX {
                 continue;
             }
+            // the nodes in the way, from `other` back to `root`
             let mut hosts = Vec::new();
-            let mut x = any[b];
-            while x != a {
+            let mut x = any[other];
+            while x != root {
                 if !nodes[x].role.forwards() {
                     hosts.push(format!(
                         "`{}` (role {})",
@@ -129,7 +141,10 @@ pub(crate) fn check(
                 }
                 x = any[x];
             }
-            hosts.reverse();
+            // named from `a` to `b`
+            if root == a {
+                hosts.reverse();
+            }
             let name = &schema.get_ref().name;
             return Err(ctx.err_at(
                 name,
