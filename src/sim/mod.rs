@@ -1,8 +1,10 @@
 //! Simulation engine: time, the event queue, the run loop and random streams.
 
+pub mod alloc;
 pub mod delay;
 pub mod queue;
 pub mod rng;
+pub mod shed;
 pub mod time;
 pub mod wakeup;
 

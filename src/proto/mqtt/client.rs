@@ -989,13 +989,24 @@ impl Client {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() {
+            crate::sim::shed::shed_deque(&mut self.events);
+        }
+        e
     }
 
     /// Append the next packet to `buf`.
     pub fn poll_transmit(&mut self, now: SimTime, buf: &mut Vec<u8>) -> Option<ClientTransmit> {
         loop {
-            let out = self.outq.pop_front()?;
+            let Some(out) = self.outq.pop_front() else {
+                // an idle client keeps no queue storage (issue 22)
+                crate::sim::shed::shed_deque(&mut self.outq);
+                crate::sim::shed::shed_vec(&mut self.inflight);
+                crate::sim::shed::shed_deque(&mut self.queue);
+                crate::sim::shed::shed_vec(&mut self.inbuf);
+                return None;
+            };
             let start = buf.len();
             let (Ok(len), Some(kind)) = (out.packet.encode(buf), out.packet.kind()) else {
                 buf.truncate(start);

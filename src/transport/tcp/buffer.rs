@@ -1,8 +1,10 @@
 //! Send and receive byte rings.
 //!
 //! Both start empty (no heap) and grow on demand up to their capacity, so a
-//! connection that only ever carries small MQTT packets holds a small buffer;
-//! once grown, steady-state operation allocates nothing. The receive ring
+//! connection that only ever carries small MQTT packets holds a small buffer,
+//! and both give their storage back whenever they hold nothing: a million
+//! mostly idle connections hold no buffer at all (issue 22). A busy
+//! connection keeps its storage while data is outstanding. The receive ring
 //! also stores out-of-order data at its offset from RCV.NXT, with the holes
 //! tracked by [`Assembler`] (a fixed array of ranges, as smoltcp's).
 
@@ -63,6 +65,13 @@ impl Ring {
             self.head = (self.head + n) % self.phys();
         }
     }
+    /// Free the storage (the ring holds nothing).
+    fn release(&mut self) {
+        if self.phys() > 0 {
+            self.data = Vec::new();
+            self.head = 0;
+        }
+    }
 }
 
 /// Data written by the application and not yet acknowledged.
@@ -116,6 +125,9 @@ impl SendBuffer {
         let n = n.min(self.len);
         self.ring.advance(n as usize);
         self.len -= n;
+        if self.len == 0 {
+            self.ring.release();
+        }
     }
 }
 
@@ -285,6 +297,9 @@ impl RecvBuffer {
         self.ring.copy_out(0, &mut out[..n]);
         self.ring.advance(n);
         self.readable -= n as u32;
+        if self.readable == 0 && self.asm.ranges().is_empty() {
+            self.ring.release();
+        }
         n
     }
 }

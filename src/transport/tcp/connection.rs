@@ -223,7 +223,9 @@ const RTX_REO: u8 = 2;
 /// 3. `poll_timeout`, and calls `handle_timeout(t)` once time reaches it.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    config: Config,
+    /// Shared by every connection a world opens with the same settings
+    /// (issue 22: 136 bytes per connection otherwise).
+    config: std::sync::Arc<Config>,
     local: SockAddr,
     remote: SockAddr,
     state: State,
@@ -318,10 +320,18 @@ pub fn mss_for_mtu(path_mtu: u16) -> u16 {
 }
 
 impl Connection {
-    fn new(config: Config, local: SockAddr, path_mtu: u16, iss: u32, state: State) -> Self {
+    fn new(
+        config: std::sync::Arc<Config>,
+        local: SockAddr,
+        path_mtu: u16,
+        iss: u32,
+        state: State,
+    ) -> Self {
         let mss = mss_for_mtu(path_mtu);
+        let cfg = std::sync::Arc::clone(&config);
+        let config = &*cfg;
         Connection {
-            config,
+            config: std::sync::Arc::clone(&cfg),
             local,
             remote: SockAddr::default(),
             state,
@@ -357,7 +367,7 @@ impl Connection {
             syn_rtx: false,
             ts_recent: 0,
             last_oow_ack_ms: 0,
-            rtt: RttEstimator::new(&config),
+            rtt: RttEstimator::new(config),
             sb: None,
             rtx_kind: RTX_RTO,
             tlp_now: false,
@@ -394,13 +404,13 @@ impl Connection {
     /// ready for `poll_transmit`. `path_mtu` sets the MSS option (MTU − 40);
     /// `iss` is the initial sequence number (drawn by the driver).
     pub fn connect(
-        config: Config,
+        config: impl Into<std::sync::Arc<Config>>,
         local: impl Into<SockAddr>,
         remote: impl Into<SockAddr>,
         path_mtu: u16,
         iss: u32,
     ) -> Self {
-        let mut c = Connection::new(config, local.into(), path_mtu, iss, State::SynSent);
+        let mut c = Connection::new(config.into(), local.into(), path_mtu, iss, State::SynSent);
         c.remote = remote.into();
         c
     }
@@ -408,8 +418,13 @@ impl Connection {
     /// Passive open (RFC 9293 §3.10.1 OPEN, passive): LISTEN on `local`,
     /// accepting the first valid SYN from any peer. A server with many
     /// clients uses [`super::Listener`] instead.
-    pub fn listen(config: Config, local: impl Into<SockAddr>, path_mtu: u16, iss: u32) -> Self {
-        Connection::new(config, local.into(), path_mtu, iss, State::Listen)
+    pub fn listen(
+        config: impl Into<std::sync::Arc<Config>>,
+        local: impl Into<SockAddr>,
+        path_mtu: u16,
+        iss: u32,
+    ) -> Self {
+        Connection::new(config.into(), local.into(), path_mtu, iss, State::Listen)
     }
 
     /// Current state.

@@ -40,9 +40,9 @@ use crate::sim::SimTime;
 /// [`Connection`] in SYN-RECEIVED (its SYN-ACK ready for `poll_transmit`).
 /// Holds no per-client state; the driver keeps the accepted connections
 /// keyed by (remote address, remote port).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Listener {
-    config: Config,
+    config: std::sync::Arc<Config>,
     local: SockAddr,
     path_mtu: u16,
 }
@@ -65,9 +65,13 @@ pub enum AcceptError {
 impl Listener {
     /// Listen on `local`; accepted connections use `config` and advertise
     /// the MSS of `path_mtu`.
-    pub fn new(config: Config, local: impl Into<SockAddr>, path_mtu: u16) -> Self {
+    pub fn new(
+        config: impl Into<std::sync::Arc<Config>>,
+        local: impl Into<SockAddr>,
+        path_mtu: u16,
+    ) -> Self {
         Listener {
-            config,
+            config: config.into(),
             local: local.into(),
             path_mtu,
         }
@@ -96,7 +100,7 @@ impl Listener {
             return Err(AcceptError::NotSyn);
         }
         let mut c = Connection::listen(
-            self.config,
+            std::sync::Arc::clone(&self.config),
             SockAddr::new(seg.dst, self.local.port),
             self.path_mtu,
             iss,

@@ -27,6 +27,7 @@
 mod coap;
 mod http;
 mod mqtt;
+pub(crate) use mqtt::CLIENT_NODE_BYTES;
 mod mqttsn;
 mod registry;
 mod tags;

@@ -62,8 +62,9 @@ struct BrokerNode {
 /// One MQTT client (one node in one flow).
 #[derive(Debug)]
 struct ClientNode {
+    /// Its configuration is the client's own (`Client::config`): a crashed
+    /// device restarts from it.
     client: Client,
-    config: ClientConfig,
     node: u32,
     flow: u32,
     broker: u32,
@@ -86,6 +87,9 @@ struct ClientNode {
     connects: u32,
     restarts: u32,
 }
+
+/// Bytes of the MQTT plug-in's per-client record (for `world::footprint`).
+pub(crate) const CLIENT_NODE_BYTES: usize = std::mem::size_of::<ClientNode>();
 
 /// Counters of a flow's MQTT clients, for `mqtt.csv`.
 #[derive(Debug, Default, Clone)]
@@ -284,8 +288,7 @@ impl Mqtt {
             ..ClientConfig::default()
         };
         let mut cn = ClientNode {
-            client: Client::new(config.clone(), SimRng::from_id(0, 0)),
-            config,
+            client: Client::new(config, SimRng::from_id(0, 0)),
             node,
             flow,
             broker,
@@ -301,7 +304,7 @@ impl Mqtt {
             connects: 0,
             restarts: 0,
         };
-        cn.client = Client::new(cn.config.clone(), cn.client_rng(sc.seed));
+        cn.client = Client::new(cn.client.config().clone(), cn.client_rng(sc.seed));
         let idx = self.clients.len() as u32;
         self.clients.push(cn);
         self.by_node_flow.insert((node, flow), idx);
@@ -340,7 +343,7 @@ impl Mqtt {
                 fc.sent_by_type[t.kind.index()] += 1;
                 fc.bytes_sent_by_type[t.kind.index()] += t.len as u64;
                 if let Some(sock) = cn.sock {
-                    let v5 = cn.config.version == crate::proto::mqtt::MqttVersion::V5;
+                    let v5 = cn.client.config().version == crate::proto::mqtt::MqttVersion::V5;
                     Self::write(ctx, sock, &buf[..t.len], t.kind, v5);
                     touched.push(sock);
                 }
@@ -572,7 +575,7 @@ impl Mqtt {
     fn reset_client(&mut self, now: SimTime, seed: u64, client: u32) {
         let cn = &mut self.clients[client as usize];
         cn.restarts += 1;
-        cn.client = Client::new(cn.config.clone(), cn.client_rng(seed));
+        cn.client = Client::new(cn.client.config().clone(), cn.client_rng(seed));
         cn.sock = None;
         cn.wake.reset();
         cn.crashed_at = Some(now);
@@ -603,7 +606,11 @@ impl ClientNode {
     fn client_rng(&self, seed: u64) -> SimRng {
         SimRng::stream(
             seed,
-            &format!("mqtt/client/{}/{}", self.config.client_id, self.restarts),
+            &format!(
+                "mqtt/client/{}/{}",
+                self.client.config().client_id,
+                self.restarts
+            ),
         )
     }
 }
@@ -725,9 +732,10 @@ impl Plugin for Mqtt {
             // a client that only publishes may connect per message
             c.per_message = m.session == MqttSession::PerMessage && c.subs.is_empty();
             if c.per_message {
-                c.config.clean_session = true;
-                c.config.reconnect = None;
-                c.client = Client::new(c.config.clone(), c.client_rng(sc.seed));
+                let mut config = c.client.config().clone();
+                config.clean_session = true;
+                config.reconnect = None;
+                c.client = Client::new(config, c.client_rng(sc.seed));
             }
         }
     }
@@ -742,7 +750,10 @@ impl Plugin for Mqtt {
             if cn.per_message {
                 continue;
             }
-            let mut rng = SimRng::stream(sc.seed, &format!("mqtt/connect/{}", cn.config.client_id));
+            let mut rng = SimRng::stream(
+                sc.seed,
+                &format!("mqtt/connect/{}", cn.client.config().client_id),
+            );
             let at = SimTime::ZERO + SimDuration(rng.below(spread.as_nanos().max(1)));
             ctx.schedule(at, KEY_CLIENT_START | c as u32, 0);
         }

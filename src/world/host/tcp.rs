@@ -196,7 +196,7 @@ impl TcpSock {
 
 /// A listening port: its application, the tag it gave, the options of the
 /// sockets it accepts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Listening {
     listener: Listener,
     app: AppId,
@@ -242,6 +242,8 @@ pub(crate) struct TcpLayer {
     pub(crate) records: Vec<ConnRecord>,
     pub(crate) flow_counters: Vec<TcpFlowCounters>,
     iss_master: u64,
+    /// `[protocols.tcp]`'s settings, shared by every connection.
+    config: Option<std::sync::Arc<crate::transport::tcp::Config>>,
     read_buf: Vec<u8>,
     pub(crate) sec_scratch: super::secure::SecScratch,
     /// TLS sessions clients hold (issue 21): resumable on their next
@@ -349,7 +351,7 @@ impl World<'_> {
     ) {
         let mtu = self.tcp_mtu(self.node_mtu(node));
         let local = SockAddr::new(self.net.node_addr(node), port);
-        let listener = Listener::new(self.sc.protocols.tcp.config, local, mtu);
+        let listener = Listener::new(self.tcp_config(), local, mtu);
         self.tcp.listeners.insert(
             (node as u32, port),
             Listening {
@@ -424,6 +426,16 @@ impl World<'_> {
         EPHEMERAL_FIRST
     }
 
+    /// The run's TCP settings, one copy for every connection.
+    fn tcp_config(&mut self) -> std::sync::Arc<crate::transport::tcp::Config> {
+        let sc = self.sc;
+        std::sync::Arc::clone(
+            self.tcp
+                .config
+                .get_or_insert_with(|| std::sync::Arc::new(sc.protocols.tcp.config)),
+        )
+    }
+
     fn insert_sock(&mut self, sock: TcpSock) -> u32 {
         match self.tcp.free.pop() {
             Some(slot) => {
@@ -482,7 +494,7 @@ impl World<'_> {
         let iss = self.next_iss(node as u32);
         let mtu = self.tcp_mtu(self.path_mtu(node, dst));
         let mut conn = Connection::connect(
-            self.sc.protocols.tcp.config,
+            self.tcp_config(),
             SockAddr::new(self.net.node_addr(node), lport),
             SockAddr::new(raddr, port),
             mtu,
@@ -546,7 +558,7 @@ impl World<'_> {
             self.tcp_malformed(meta);
             return;
         }
-        if let Some(&l) = self.tcp.listeners.get(&(node as u32, dport)) {
+        if let Some(l) = self.tcp.listeners.get(&(node as u32, dport)).cloned() {
             let iss = self.next_iss(node as u32);
             match l.listener.accept(now, segment, iss) {
                 Ok(conn) => {
@@ -1186,6 +1198,12 @@ impl World<'_> {
             while s.kinds.len() > 1 && s.kinds[1].0 <= una {
                 s.kinds.pop_front();
             }
+        }
+        // an idle connection keeps no queue storage (issue 22)
+        crate::sim::shed::shed_deque(&mut s.backlog);
+        crate::sim::shed::shed_deque(&mut s.app_ranges);
+        if s.kinds.len() <= 1 && s.kinds.capacity() > 1 {
+            s.kinds.shrink_to_fit();
         }
         let t = s.conn.stats().timeouts;
         let new_timeouts = t - s.timeouts_seen;
