@@ -164,6 +164,16 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
     // Workload against capacity (the loader refuses only what no run can
     // finish): a publisher offering more payload than its only link
     // carries fills that link's queue; many messages make a long run.
+    // each node's only link (None: none, or several), found once: a scan
+    // of every link per publisher took hours at a million clients
+    let mut only_link: Vec<Option<usize>> = vec![None; sc.nodes.len()];
+    let mut links_of = vec![0u32; sc.nodes.len()];
+    for (i, l) in sc.links.iter().enumerate() {
+        for n in [l.a, l.b] {
+            links_of[n] += 1;
+            only_link[n] = (links_of[n] == 1).then_some(i);
+        }
+    }
     for f in &sc.flows {
         let offered = crate::scenario::flows::messages_offered(f, sc.duration);
         if offered > 1e7 {
@@ -182,8 +192,7 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
                 / (sc.duration.0.saturating_sub(f.start.0) as f64 / 1e9).max(1e-9)
         };
         for &p in &f.publishers {
-            let mut links = sc.links.iter().filter(|l| l.a == p || l.b == p);
-            let (Some(l), None) = (links.next(), links.next()) else {
+            let Some(l) = only_link[p].and_then(|i| sc.links.get(i)) else {
                 continue; // on a medium, or several ways out
             };
             if per_publisher_bps > l.rate_bps as f64 {
