@@ -151,10 +151,10 @@ pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, Deco
 /// packet (header included); larger packets are an error as soon as their
 /// header is seen, so a peer cannot make the receiver buffer them.
 pub fn decode(buf: &[u8], max_packet_size: usize) -> Result<Option<(Packet, usize)>, DecodeError> {
-    let Some((first, body, size)) = frame(buf, max_packet_size)? else {
+    let Some(f) = frame(buf, max_packet_size)? else {
         return Ok(None);
     };
-    Ok(Some((decode_body(first, body)?.to_packet(), size)))
+    Ok(Some((decode_body(f.first, f.body)?.to_packet(), f.size)))
 }
 
 /// [`decode`] without allocating: the first packet in `buf` as a view
@@ -163,15 +163,23 @@ pub fn decode_view(
     buf: &[u8],
     max_packet_size: usize,
 ) -> Result<Option<(PacketView<'_>, usize)>, DecodeError> {
-    let Some((first, body, size)) = frame(buf, max_packet_size)? else {
+    let Some(f) = frame(buf, max_packet_size)? else {
         return Ok(None);
     };
-    Ok(Some((decode_body(first, body)?, size)))
+    Ok(Some((decode_body(f.first, f.body)?, f.size)))
 }
 
-/// The first packet's first byte, body and whole size, once it is complete.
+/// A complete packet at the start of a buffer: its first byte, its body
+/// (variable header and payload) and its whole size.
+struct Frame<'a> {
+    first: u8,
+    body: &'a [u8],
+    size: usize,
+}
+
+/// The first packet in `buf`, once it is complete.
 #[inline(always)]
-fn frame(buf: &[u8], max_packet_size: usize) -> Result<Option<(u8, &[u8], usize)>, DecodeError> {
+fn frame(buf: &[u8], max_packet_size: usize) -> Result<Option<Frame<'_>>, DecodeError> {
     let Some((first, rem, hlen)) = parse_fixed_header(buf)? else {
         return Ok(None);
     };
@@ -182,7 +190,7 @@ fn frame(buf: &[u8], max_packet_size: usize) -> Result<Option<(u8, &[u8], usize)
             max: max_packet_size,
         });
     }
-    Ok(buf.get(hlen..size).map(|body| (first, body, size)))
+    Ok(buf.get(hlen..size).map(|body| Frame { first, body, size }))
 }
 
 /// A bounds-checked cursor over one packet's variable header and payload.
