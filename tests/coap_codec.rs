@@ -374,6 +374,23 @@ proptest! {
         prop_assert_eq!(back.to_bytes().expect("re-emit"), bytes);
     }
 
+    /// The borrowed view of an emitted message shows its header, token,
+    /// options (in order, as wire bytes) and payload.
+    #[test]
+    fn view_round_trip(m in arb_message()) {
+        let bytes = m.to_bytes().expect("generated messages are encodable");
+        let v = MessageRef::parse(&bytes).expect("parse what we emitted");
+        prop_assert_eq!((v.ty, v.code, v.message_id, v.token), (m.ty, m.code, m.message_id, m.token));
+        prop_assert_eq!(v.payload, &m.payload[..]);
+        let got: Vec<(u16, Vec<u8>)> = v.options().map(|o| (o.number, o.value.to_vec())).collect();
+        let want: Vec<(u16, Vec<u8>)> = m
+            .options()
+            .iter()
+            .map(|o| (o.number().0, o.with_value(<[u8]>::to_vec)))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
         if let Ok(r) = MessageRef::parse(&bytes) {

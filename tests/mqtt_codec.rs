@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use qossim::proto::mqtt::codec::{decode, parse_fixed_header, MAX_PACKET_SIZE};
+use qossim::proto::mqtt::codec::{
+    decode, decode_view, parse_fixed_header, PacketView, MAX_PACKET_SIZE,
+};
 use qossim::proto::mqtt::{
     Ack, ConnAck, Connect, ConnectReturnCode, DecodeError, LastWill, Packet, PacketId, PacketType,
     ProtocolLevel, Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, TopicFilter, TopicName,
@@ -486,6 +488,63 @@ proptest! {
         for cut in [0, 1, b.len() / 2, b.len() - 1] {
             prop_assert_eq!(decode(&b[..cut], MAX_PACKET_SIZE), Ok(None));
         }
+    }
+
+    /// The borrowed view of an encoded packet shows the packet's own
+    /// fields, and its owned form is the packet.
+    #[test]
+    fn view_round_trip(p in packet()) {
+        let b = enc(&p);
+        let (v, n) = decode_view(&b, MAX_PACKET_SIZE)
+            .expect("valid")
+            .expect("complete");
+        prop_assert_eq!(n, b.len());
+        prop_assert_eq!(v.packet_type(), p.packet_type());
+        match (v, &p) {
+            (PacketView::Connect(v), Packet::Connect(c)) => {
+                prop_assert_eq!(v.protocol(), c.protocol);
+                prop_assert_eq!(v.clean_session(), c.clean_session);
+                prop_assert_eq!(v.keep_alive(), c.keep_alive);
+                prop_assert_eq!(v.client_id(), c.client_id.as_str());
+                prop_assert_eq!(v.username(), c.username.as_deref());
+                prop_assert_eq!(v.password(), c.password.as_deref());
+                let will = v.will().map(|w| (w.topic(), w.message(), w.qos(), w.retain()));
+                let want = c.will.as_ref().map(|w| (w.topic.as_str(), &w.message[..], w.qos, w.retain));
+                prop_assert_eq!(will, want);
+            }
+            (PacketView::Publish(v), Packet::Publish(q)) => {
+                prop_assert_eq!(
+                    (v.dup(), v.qos_pid(), v.retain(), v.topic(), v.payload()),
+                    (q.dup, q.qos_pid, q.retain, q.topic.as_str(), &q.payload[..])
+                );
+            }
+            (PacketView::Subscribe(v), Packet::Subscribe(s)) => {
+                prop_assert_eq!(v.pid(), s.pid);
+                let got: Vec<_> = v.filters().collect();
+                let want: Vec<_> = s.filters.iter().map(|(f, q)| (f.as_str(), *q)).collect();
+                prop_assert_eq!(got, want);
+            }
+            (PacketView::SubAck(v), Packet::SubAck(s)) => {
+                prop_assert_eq!(v.pid(), s.pid);
+                prop_assert_eq!(v.codes().collect::<Vec<_>>(), s.codes.clone());
+            }
+            (PacketView::Unsubscribe(v), Packet::Unsubscribe(u)) => {
+                prop_assert_eq!(v.pid(), u.pid);
+                let want: Vec<_> = u.filters.iter().map(|f| f.as_str()).collect();
+                prop_assert_eq!(v.filters().collect::<Vec<_>>(), want);
+            }
+            (PacketView::ConnAck(a), Packet::ConnAck(b)) => prop_assert_eq!(a, *b),
+            (PacketView::PubAck(a), Packet::PubAck(b))
+            | (PacketView::PubRec(a), Packet::PubRec(b))
+            | (PacketView::PubRel(a), Packet::PubRel(b))
+            | (PacketView::PubComp(a), Packet::PubComp(b))
+            | (PacketView::UnsubAck(a), Packet::UnsubAck(b)) => prop_assert_eq!(a, *b),
+            (PacketView::PingReq, Packet::PingReq)
+            | (PacketView::PingResp, Packet::PingResp)
+            | (PacketView::Disconnect, Packet::Disconnect) => {}
+            (v, p) => prop_assert!(false, "view {:?} of packet {:?}", v, p),
+        }
+        prop_assert_eq!(v.to_packet(), p);
     }
 
     #[test]

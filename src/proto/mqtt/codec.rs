@@ -5,6 +5,9 @@
 //!   `Ok(Some((packet, consumed)))`, `Ok(None)` when the first packet is not
 //!   complete yet, or a [`DecodeError`] when the bytes are malformed (the
 //!   receiver then closes the network connection, §4.8).
+//! * [`decode_view`] is the same parser returning a [`PacketView`] that
+//!   borrows topic, payload and strings from the input and allocates
+//!   nothing; [`decode`] is `decode_view` then [`PacketView::to_packet`].
 //! * [`Packet::encode`] appends a packet to a `Vec<u8>`;
 //!   [`Packet::encoded_len`] is its exact length, for overhead accounting.
 //!   [`encode_publish`] and [`publish_len`] encode a PUBLISH from borrowed
@@ -17,19 +20,21 @@
 //! variable header: the per-packet functions below are where it goes, keyed
 //! on the protocol level a CONNECT announced.
 
-use std::sync::Arc;
-
 use thiserror::Error;
 
 use super::packet::{
-    Ack, ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType,
-    ProtocolLevel, Publish, QoS, QosPid, SubAck, SubAckReturn, Subscribe, Unsubscribe,
+    Ack, ConnAck, ConnectReturnCode, Packet, PacketId, PacketType, ProtocolLevel, QoS, QosPid,
+    SubAckReturn,
 };
 use super::topic::{TopicError, TopicFilter, TopicName};
 
 mod encode;
+mod view;
 pub(crate) use encode::put_varint;
 pub use encode::{encode_ack, encode_publish, publish_len, varint_len};
+pub use view::{
+    ConnectView, LastWillView, PacketView, PublishView, SubAckView, SubscribeView, UnsubscribeView,
+};
 
 /// Largest remaining length the 4-byte varint can express (§2.2.3).
 pub const MAX_REMAINING_LEN: usize = 268_435_455;
@@ -146,6 +151,35 @@ pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, Deco
 /// packet (header included); larger packets are an error as soon as their
 /// header is seen, so a peer cannot make the receiver buffer them.
 pub fn decode(buf: &[u8], max_packet_size: usize) -> Result<Option<(Packet, usize)>, DecodeError> {
+    let Some(f) = frame(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    Ok(Some((decode_body(f.first, f.body)?.to_packet(), f.size)))
+}
+
+/// [`decode`] without allocating: the first packet in `buf` as a view
+/// borrowing from `buf`. Accepts and rejects exactly what `decode` does.
+pub fn decode_view(
+    buf: &[u8],
+    max_packet_size: usize,
+) -> Result<Option<(PacketView<'_>, usize)>, DecodeError> {
+    let Some(f) = frame(buf, max_packet_size)? else {
+        return Ok(None);
+    };
+    Ok(Some((decode_body(f.first, f.body)?, f.size)))
+}
+
+/// A complete packet at the start of a buffer: its first byte, its body
+/// (variable header and payload) and its whole size.
+struct Frame<'a> {
+    first: u8,
+    body: &'a [u8],
+    size: usize,
+}
+
+/// The first packet in `buf`, once it is complete.
+#[inline(always)]
+fn frame(buf: &[u8], max_packet_size: usize) -> Result<Option<Frame<'_>>, DecodeError> {
     let Some((first, rem, hlen)) = parse_fixed_header(buf)? else {
         return Ok(None);
     };
@@ -156,11 +190,7 @@ pub fn decode(buf: &[u8], max_packet_size: usize) -> Result<Option<(Packet, usiz
             max: max_packet_size,
         });
     }
-    let Some(body) = buf.get(hlen..size) else {
-        return Ok(None);
-    };
-    let packet = decode_body(first, body)?;
-    Ok(Some((packet, size)))
+    Ok(buf.get(hlen..size).map(|body| Frame { first, body, size }))
 }
 
 /// A bounds-checked cursor over one packet's variable header and payload.
@@ -188,7 +218,10 @@ impl<'a> Reader<'a> {
         self.buf.len().saturating_sub(self.pos)
     }
     pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        let b = *self.buf.get(self.pos).ok_or(self.truncated(field))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.truncated(field))?;
         self.pos += 1;
         Ok(b)
     }
@@ -196,7 +229,7 @@ impl<'a> Reader<'a> {
         let s = self
             .buf
             .get(self.pos..self.pos + 2)
-            .ok_or(self.truncated(field))?;
+            .ok_or_else(|| self.truncated(field))?;
         self.pos += 2;
         Ok(u16::from_be_bytes([s[0], s[1]]))
     }
@@ -208,7 +241,7 @@ impl<'a> Reader<'a> {
         let s = self
             .buf
             .get(self.pos..self.pos + n)
-            .ok_or(self.truncated(field))?;
+            .ok_or_else(|| self.truncated(field))?;
         self.pos += n;
         Ok(s)
     }
@@ -223,7 +256,9 @@ impl<'a> Reader<'a> {
         let packet = self.packet;
         let b = self.bytes(field)?;
         let s = std::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8 { packet, field })?;
-        if b.contains(&0) {
+        // A plain scan rather than `contains` (memchr): these strings are
+        // short, and the loop is vectorised inline.
+        if b.iter().fold(false, |nul, &x| nul | (x == 0)) {
             return Err(DecodeError::NullChar { packet, field });
         }
         Ok(s)
@@ -247,7 +282,12 @@ fn topic_err(packet: &'static str) -> impl Fn(TopicError) -> DecodeError {
     move |source| DecodeError::Topic { packet, source }
 }
 
-fn decode_body(first: u8, body: &[u8]) -> Result<Packet, DecodeError> {
+// Inlined into both `decode` and `decode_view`, so each writes its result
+// in place: returned by value through a call, the view is stored field by
+// field and reloaded in 16-byte moves, a store-forwarding stall that cost
+// more than decoding a PUBACK (perf, benches/codec_peers.rs).
+#[inline(always)]
+fn decode_body(first: u8, body: &[u8]) -> Result<PacketView<'_>, DecodeError> {
     let ty = PacketType::from_u8(first >> 4).ok_or(DecodeError::ReservedType(first >> 4))?;
     let flags = first & 0x0F;
     let name = ty.name();
@@ -276,7 +316,7 @@ fn decode_body(first: u8, body: &[u8]) -> Result<Packet, DecodeError> {
         }
     };
     let p = match ty {
-        PacketType::Connect => Packet::Connect(decode_connect(&mut r)?),
+        PacketType::Connect => PacketView::Connect(decode_connect(&mut r)?),
         PacketType::ConnAck => {
             fixed_len(2)?;
             let f = r.u8("acknowledge flags")?;
@@ -284,12 +324,12 @@ fn decode_body(first: u8, body: &[u8]) -> Result<Packet, DecodeError> {
                 return Err(DecodeError::ConnAckFlags(f));
             }
             let c = r.u8("return code")?;
-            Packet::ConnAck(ConnAck {
+            PacketView::ConnAck(ConnAck {
                 session_present: f & 1 == 1,
                 code: ConnectReturnCode::from_u8(c).ok_or(DecodeError::ConnAckCode(c))?,
             })
         }
-        PacketType::Publish => Packet::Publish(decode_publish(flags, &mut r)?),
+        PacketType::Publish => PacketView::Publish(decode_publish(flags, &mut r)?),
         PacketType::PubAck
         | PacketType::PubRec
         | PacketType::PubRel
@@ -298,56 +338,54 @@ fn decode_body(first: u8, body: &[u8]) -> Result<Packet, DecodeError> {
             fixed_len(2)?;
             let a = Ack { pid: r.pid()? };
             match ty {
-                PacketType::PubAck => Packet::PubAck(a),
-                PacketType::PubRec => Packet::PubRec(a),
-                PacketType::PubRel => Packet::PubRel(a),
-                PacketType::PubComp => Packet::PubComp(a),
-                _ => Packet::UnsubAck(a),
+                PacketType::PubAck => PacketView::PubAck(a),
+                PacketType::PubRec => PacketView::PubRec(a),
+                PacketType::PubRel => PacketView::PubRel(a),
+                PacketType::PubComp => PacketView::PubComp(a),
+                _ => PacketView::UnsubAck(a),
             }
         }
         PacketType::Subscribe => {
             let pid = r.pid()?;
-            let mut filters = Vec::new();
+            let payload = body.get(2..).unwrap_or(&[]);
+            if r.remaining() == 0 {
+                return Err(DecodeError::NoFilters { packet: name });
+            }
             while r.remaining() > 0 {
-                let f = TopicFilter::new(r.str("topic filter")?).map_err(topic_err(name))?;
+                TopicFilter::check(r.str("topic filter")?).map_err(topic_err(name))?;
                 let q = r.u8("requested QoS")?;
                 if q & 0xFC != 0 {
                     return Err(DecodeError::SubscribeReserved(q));
                 }
-                let qos = QoS::from_u8(q).ok_or(DecodeError::InvalidQos { packet: name })?;
-                filters.push((f, qos));
+                QoS::from_u8(q).ok_or(DecodeError::InvalidQos { packet: name })?;
             }
-            if filters.is_empty() {
-                return Err(DecodeError::NoFilters { packet: name });
-            }
-            Packet::Subscribe(Subscribe { pid, filters })
+            PacketView::Subscribe(SubscribeView { pid, payload })
         }
         PacketType::SubAck => {
             let pid = r.pid()?;
-            let codes = r
-                .rest()
-                .iter()
-                .map(|&c| SubAckReturn::from_u8(c).ok_or(DecodeError::SubAckCode(c)))
-                .collect::<Result<Vec<_>, _>>()?;
-            Packet::SubAck(SubAck { pid, codes })
+            let codes = r.rest();
+            if let Some(&c) = codes.iter().find(|&&c| SubAckReturn::from_u8(c).is_none()) {
+                return Err(DecodeError::SubAckCode(c));
+            }
+            PacketView::SubAck(SubAckView { pid, codes })
         }
         PacketType::Unsubscribe => {
             let pid = r.pid()?;
-            let mut filters = Vec::new();
-            while r.remaining() > 0 {
-                filters.push(TopicFilter::new(r.str("topic filter")?).map_err(topic_err(name))?);
-            }
-            if filters.is_empty() {
+            let payload = body.get(2..).unwrap_or(&[]);
+            if r.remaining() == 0 {
                 return Err(DecodeError::NoFilters { packet: name });
             }
-            Packet::Unsubscribe(Unsubscribe { pid, filters })
+            while r.remaining() > 0 {
+                TopicFilter::check(r.str("topic filter")?).map_err(topic_err(name))?;
+            }
+            PacketView::Unsubscribe(UnsubscribeView { pid, payload })
         }
         PacketType::PingReq | PacketType::PingResp | PacketType::Disconnect => {
             fixed_len(0)?;
             match ty {
-                PacketType::PingReq => Packet::PingReq,
-                PacketType::PingResp => Packet::PingResp,
-                _ => Packet::Disconnect,
+                PacketType::PingReq => PacketView::PingReq,
+                PacketType::PingResp => PacketView::PingResp,
+                _ => PacketView::Disconnect,
             }
         }
     };
@@ -355,7 +393,7 @@ fn decode_body(first: u8, body: &[u8]) -> Result<Packet, DecodeError> {
     Ok(p)
 }
 
-fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
+fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<ConnectView<'a>, DecodeError> {
     let name = r.str("protocol name")?;
     if name != "MQTT" {
         return Err(DecodeError::ProtocolName(name.to_string()));
@@ -386,11 +424,12 @@ fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     let keep_alive = r.u16("keep alive")?;
     // Payload order: client id, will topic, will message, user name,
     // password [MQTT-3.1.3-1].
-    let client_id = r.str("client identifier")?.to_string();
+    let client_id = r.str("client identifier")?;
     let will = if will_flag {
-        let topic = TopicName::new(r.str("will topic")?).map_err(topic_err("CONNECT"))?;
-        let message = Arc::from(r.bytes("will message")?);
-        Some(LastWill {
+        let topic = r.str("will topic")?;
+        TopicName::check(topic).map_err(topic_err("CONNECT"))?;
+        let message = r.bytes("will message")?;
+        Some(LastWillView {
             topic,
             message,
             qos: will_qos,
@@ -400,16 +439,16 @@ fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
         None
     };
     let username = if username_flag {
-        Some(r.str("user name")?.to_string())
+        Some(r.str("user name")?)
     } else {
         None
     };
     let password = if password_flag {
-        Some(r.bytes("password")?.to_vec())
+        Some(r.bytes("password")?)
     } else {
         None
     };
-    Ok(Connect {
+    Ok(ConnectView {
         protocol,
         clean_session,
         keep_alive,
@@ -420,7 +459,7 @@ fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     })
 }
 
-fn decode_publish(flags: u8, r: &mut Reader<'_>) -> Result<Publish, DecodeError> {
+fn decode_publish<'a>(flags: u8, r: &mut Reader<'a>) -> Result<PublishView<'a>, DecodeError> {
     let dup = flags & 0x08 != 0;
     let retain = flags & 0x01 != 0;
     let qos =
@@ -428,16 +467,17 @@ fn decode_publish(flags: u8, r: &mut Reader<'_>) -> Result<Publish, DecodeError>
     if dup && qos == QoS::AtMostOnce {
         return Err(DecodeError::DupOnQos0);
     }
-    let topic = TopicName::new(r.str("topic name")?).map_err(topic_err("PUBLISH"))?;
+    let topic = r.str("topic name")?;
+    TopicName::check(topic).map_err(topic_err("PUBLISH"))?;
     let qos_pid = match qos {
         QoS::AtMostOnce => QosPid::AtMostOnce,
         q => QosPid::new(q, r.pid()?),
     };
-    Ok(Publish {
+    Ok(PublishView {
         dup,
         qos_pid,
         retain,
         topic,
-        payload: Arc::from(r.rest()),
+        payload: r.rest(),
     })
 }

@@ -42,17 +42,25 @@ fn level_count(s: &str) -> usize {
     s.bytes().filter(|&b| b == b'/').count() + 1
 }
 
-fn check_common(s: &str) -> Result<(), TopicError> {
+/// The checks names and filters share, in this order: empty, too long,
+/// U+0000. Returns whether `s` holds a wildcard character, found in the
+/// same pass (a plain loop the compiler vectorises; no call per topic).
+fn check_common(s: &str) -> Result<bool, TopicError> {
     if s.is_empty() {
         return Err(TopicError::Empty);
     }
     if s.len() > MAX_STRING_LEN {
         return Err(TopicError::TooLong { len: s.len() });
     }
-    if s.as_bytes().contains(&0) {
+    let (mut nul, mut wild) = (false, false);
+    for &b in s.as_bytes() {
+        nul |= b == 0;
+        wild |= (b == b'+') | (b == b'#');
+    }
+    if nul {
         return Err(TopicError::NullChar);
     }
-    Ok(())
+    Ok(wild)
 }
 
 /// A topic name: at least one byte, no wildcards, no U+0000, ≤ 65535 bytes.
@@ -62,11 +70,20 @@ pub struct TopicName(Arc<str>);
 impl TopicName {
     /// Validate `s`.
     pub fn new(s: &str) -> Result<TopicName, TopicError> {
-        check_common(s)?;
-        if s.bytes().any(|b| b == b'+' || b == b'#') {
+        TopicName::check(s)?;
+        Ok(TopicName(Arc::from(s)))
+    }
+    /// Validate `s` without building a name (the codec's borrowed views).
+    pub fn check(s: &str) -> Result<(), TopicError> {
+        if check_common(s)? {
             return Err(TopicError::WildcardInName);
         }
-        Ok(TopicName(Arc::from(s)))
+        Ok(())
+    }
+    /// A name from a string that already passed [`TopicName::check`].
+    pub(crate) fn from_checked(s: &str) -> TopicName {
+        debug_assert_eq!(TopicName::check(s), Ok(()));
+        TopicName(Arc::from(s))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -116,7 +133,19 @@ pub struct TopicFilter(Arc<str>);
 impl TopicFilter {
     /// Validate `s`.
     pub fn new(s: &str) -> Result<TopicFilter, TopicError> {
-        check_common(s)?;
+        TopicFilter::check(s)?;
+        Ok(TopicFilter(Arc::from(s)))
+    }
+    /// A filter from a string that already passed [`TopicFilter::check`].
+    pub(crate) fn from_checked(s: &str) -> TopicFilter {
+        debug_assert_eq!(TopicFilter::check(s), Ok(()));
+        TopicFilter(Arc::from(s))
+    }
+    /// Validate `s` without building a filter (the codec's borrowed views).
+    pub fn check(s: &str) -> Result<(), TopicError> {
+        if !check_common(s)? {
+            return Ok(());
+        }
         let mut levels = s.split('/').peekable();
         while let Some(level) = levels.next() {
             let last = levels.peek().is_none();
@@ -127,7 +156,7 @@ impl TopicFilter {
                 return Err(TopicError::MisplacedSingleLevel);
             }
         }
-        Ok(TopicFilter(Arc::from(s)))
+        Ok(())
     }
     pub fn as_str(&self) -> &str {
         &self.0

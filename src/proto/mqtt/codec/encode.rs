@@ -73,6 +73,8 @@ pub fn encode_publish(
         return Err(EncodeError::TooLarge(rem));
     }
     let dup = dup && qos != QoS::AtMostOnce; // [MQTT-3.3.1-2]
+    let total = 1 + varint_len(rem) + rem;
+    buf.reserve(total);
     buf.push(0x30 | (u8::from(dup) << 3) | (qos.as_u8() << 1) | u8::from(retain));
     put_varint(buf, rem);
     put_bytes(buf, topic.as_str().as_bytes());
@@ -80,16 +82,15 @@ pub fn encode_publish(
         put_u16(buf, pid.get());
     }
     buf.extend_from_slice(payload);
-    Ok(1 + varint_len(rem) + rem)
+    Ok(total)
 }
 
 /// Append a 4-byte packet-identifier-only packet (PUBACK, PUBREC, PUBREL,
 /// PUBCOMP, UNSUBACK).
 pub fn encode_ack(buf: &mut Vec<u8>, ty: PacketType, pid: PacketId) -> usize {
     let flags = if ty == PacketType::PubRel { 0b0010 } else { 0 };
-    buf.push(((ty as u8) << 4) | flags);
-    buf.push(2);
-    put_u16(buf, pid.get());
+    let [hi, lo] = pid.get().to_be_bytes();
+    buf.extend_from_slice(&[((ty as u8) << 4) | flags, 2, hi, lo]);
     4
 }
 
@@ -161,11 +162,8 @@ impl Packet {
     /// Append the packet to `buf`; returns the number of bytes written.
     /// On error nothing is written.
     pub fn encode(&self, buf: &mut Vec<u8>) -> Result<usize, EncodeError> {
-        let total = self.encoded_len()?;
-        let rem = self.remaining_len()?;
         let ty = self.packet_type();
-        let start = buf.len();
-        buf.reserve(total);
+        // The per-message packets first: they check their own lengths.
         match self {
             Packet::Publish(p) => {
                 return encode_publish(buf, p.dup, p.qos_pid, p.retain, &p.topic, &p.payload)
@@ -175,6 +173,13 @@ impl Packet {
             | Packet::PubRel(a)
             | Packet::PubComp(a)
             | Packet::UnsubAck(a) => return Ok(encode_ack(buf, ty, a.pid)),
+            _ => {}
+        }
+        let total = self.encoded_len()?;
+        let rem = self.remaining_len()?;
+        let start = buf.len();
+        buf.reserve(total);
+        match self {
             Packet::Subscribe(_) | Packet::Unsubscribe(_) => buf.push(((ty as u8) << 4) | 0b0010),
             _ => buf.push((ty as u8) << 4),
         }
