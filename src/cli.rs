@@ -124,6 +124,7 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, Scena
 pub fn warnings(sc: &Scenario) -> Vec<Warning> {
     use crate::scenario::model::{Protocol, Reliability};
     let mut w = crate::scenario::topic_practice::warnings(sc);
+    w.extend(crate::scenario::overload::warnings(sc));
     let mut warn = |field: String, message: String| {
         w.push(Warning::at(&sc.origin, &sc.text, Some(&field), message));
     };

@@ -290,20 +290,7 @@ fn deny_warnings_exits_2_and_demonstrates_silences() {
 /// demonstrates bad practice.
 #[test]
 fn shipped_scenarios_are_quiet_unless_they_demonstrate() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut files = Vec::new();
-    let mut dirs = vec![root];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "toml") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = common::shipped_scenarios();
     assert!(files.len() > 30, "{files:?}");
     let mut demonstrating = 0;
     for f in &files {

@@ -15,6 +15,8 @@ pub(crate) mod html;
 pub(crate) mod manifest;
 pub mod pcap;
 #[cfg(feature = "native")]
+pub mod scaling;
+#[cfg(feature = "native")]
 pub(crate) mod timeseries_chart;
 
 /// Make a name (link, scenario) safe as a file or directory name: ASCII

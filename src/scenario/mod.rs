@@ -16,6 +16,7 @@ mod loss;
 pub mod model;
 mod mqtt;
 mod mqttsn;
+pub mod overload;
 pub mod overrides;
 mod paths;
 pub mod processing;
