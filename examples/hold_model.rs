@@ -18,41 +18,11 @@
 //! The last line is `events_per_s=<n>` (the qossim queue).
 
 use clap::Parser;
-use qossim::sim::{run_until, EventQueue, Model, SimDuration, SimRng, SimTime};
-use std::alloc::{GlobalAlloc, Layout, System};
+use qossim::bench::{allocations, hold_draw as draw, run_hold, CountingAlloc};
+use qossim::sim::{SimRng, SimTime};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// Counts every allocation and reallocation, then defers to `System`.
-struct CountingAlloc;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged; the counter has no effect on the memory handed out.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -74,45 +44,6 @@ struct Args {
     no_reference: bool,
 }
 
-/// Mean of the exponential holding time: 1 µs in nanoseconds.
-const MEAN_NS: f64 = 1_000.0;
-
-/// One Exp(1 µs) draw as a duration, rounded half up to the nanosecond
-/// (draws are finite and non-negative; `as` saturates in any case).
-fn draw(rng: &mut SimRng) -> SimDuration {
-    SimDuration::from_nanos((rng.exp(MEAN_NS) + 0.5) as u64)
-}
-
-/// The hold model as a `Model`: each event reschedules itself `Exp(1 µs)`
-/// later until `stop_after` holds are done, then the queue drains.
-struct Hold {
-    rng: SimRng,
-    done: u64,
-    warm_up_end: u64,
-    stop_after: u64,
-    /// Wall clock and allocation count at the end of warm-up.
-    start: Option<(Instant, u64)>,
-    /// Wall clock, allocation count and simulated time after the last hold.
-    end: Option<(Instant, u64, SimTime)>,
-}
-
-impl Model for Hold {
-    type Event = u64;
-    fn handle(&mut self, now: SimTime, ev: u64, queue: &mut EventQueue<u64>) {
-        if self.done == self.warm_up_end {
-            self.start = Some((Instant::now(), ALLOCS.load(Ordering::Relaxed)));
-        }
-        if self.done < self.stop_after {
-            self.done += 1;
-            // `now + d >= now`, so the push cannot be refused.
-            let _ = queue.push(now + draw(&mut self.rng), ev);
-            if self.done == self.stop_after {
-                self.end = Some((Instant::now(), ALLOCS.load(Ordering::Relaxed), now));
-            }
-        }
-    }
-}
-
 /// Result of one hold-model run.
 struct Measured {
     wall: Duration,
@@ -121,27 +52,11 @@ struct Measured {
 }
 
 fn run_qossim(args: &Args) -> Option<Measured> {
-    let mut rng = SimRng::stream(args.seed, "hold");
-    let mut queue = EventQueue::new();
-    for id in 0..args.pending {
-        let at = SimTime::ZERO + draw(&mut rng);
-        queue.push(at, id).ok()?;
-    }
-    let mut model = Hold {
-        rng,
-        done: 0,
-        warm_up_end: args.pending,
-        stop_after: args.pending.saturating_add(args.events),
-        start: None,
-        end: None,
-    };
-    run_until(&mut model, &mut queue, SimTime::MAX);
-    let (t0, a0) = model.start?;
-    let (t1, a1, final_time) = model.end?;
+    let r = run_hold(args.pending, args.events, args.seed)?;
     Some(Measured {
-        wall: t1.duration_since(t0),
-        allocs: a1 - a0,
-        final_time,
+        wall: r.wall,
+        allocs: r.allocations,
+        final_time: r.final_time,
     })
 }
 
@@ -164,7 +79,7 @@ fn run_binary_heap(args: &Args) -> Option<Measured> {
         hold(&mut heap, &mut rng, &mut seq)?;
     }
     let t0 = Instant::now();
-    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let a0 = allocations();
     let mut last = 0;
     for _ in 0..args.events {
         last = hold(&mut heap, &mut rng, &mut seq)?;
@@ -172,7 +87,7 @@ fn run_binary_heap(args: &Args) -> Option<Measured> {
     let wall = t0.elapsed();
     Some(Measured {
         wall,
-        allocs: ALLOCS.load(Ordering::Relaxed) - a0,
+        allocs: allocations() - a0,
         final_time: SimTime(last),
     })
 }

@@ -25,7 +25,7 @@ echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "pending=$PENDING events=$EVENTS runs=$RUNS list_events=$LIST_EVENTS"
 
 (cd "$ROOT" && cargo build --release --example hold_model >&2)
-RUST_BIN="$ROOT/target/release/examples/hold_model"
+RUST_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/hold_model"
 
 NS3_BIN=""
 if [ -f /usr/include/ns3/core-module.h ] && command -v g++ >/dev/null; then

@@ -24,7 +24,7 @@ else
     echo "ns3=not installed: ns-3 figures skipped"
 fi
 for i in $(seq 1 "$RUNS"); do
-    "$ROOT/target/release/examples/udp_echo" --loss "$LOSS" --packets "$PACKETS" |
+    "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/udp_echo" --loss "$LOSS" --packets "$PACKETS" |
         grep -E '^(round_trip_success|packets_per_s|transmissions)' | tr '\n' ' '
     echo
     if [ -n "$NS3" ]; then

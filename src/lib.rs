@@ -21,6 +21,8 @@
 #![warn(unreachable_pub)]
 
 pub mod app;
+#[cfg(feature = "native")]
+pub mod bench;
 pub mod browser;
 pub mod check;
 #[cfg(feature = "native")]

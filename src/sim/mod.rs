@@ -1,14 +1,18 @@
 //! Simulation engine: time, the event queue, the run loop and random streams.
 
 pub mod alloc;
+pub mod deadlines;
 pub mod delay;
+pub mod fixed_hash;
 pub mod queue;
 pub mod rng;
 pub mod shed;
 pub mod time;
 pub mod wakeup;
 
+pub use deadlines::DeadlineSet;
 pub use delay::Delay;
+pub use fixed_hash::{FixedMap, FixedSet};
 pub use queue::{EventQueue, ScheduleError};
 pub use rng::SimRng;
 pub use time::{SimDuration, SimTime};

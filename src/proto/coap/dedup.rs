@@ -11,11 +11,19 @@
 //! message ID)`; it is only ever probed by key, never iterated, so its order
 //! cannot reach any output, and its hasher is fixed (no per-process random
 //! state), so runs stay deterministic.
+//!
+//! Storage is reused: the expiry rings and the map keep their capacity, so
+//! once the store has held NON_LIFETIME's (or EXCHANGE_LIFETIME's) worth of
+//! IDs it allocates nothing more while the traffic stays the same. It may
+//! grow with the traffic; an ID is forgotten before its lifetime only when
+//! the configured bounds (`max_dedup_entries`, `max_dedup_bytes`; unbounded
+//! by default) demand it, and that is counted.
 
 use crate::net::addr::SockAddr;
+use crate::sim::FixedMap;
 use crate::sim::SimTime;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::hash_map::Entry;
+use std::collections::VecDeque;
 
 /// A remembered message ID and the reply to repeat for duplicates.
 #[derive(Debug, Clone)]
@@ -24,24 +32,6 @@ pub(crate) struct DedupEntry {
     /// For a CON: the ACK (piggybacked or Empty) sent in reply, resent
     /// verbatim when a duplicate arrives.
     pub reply: Option<Box<[u8]>>,
-}
-
-/// A multiplicative hasher for the packed `u64` keys (FxHash's constant).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
 }
 
 /// `(peer, message ID)` packed into one integer (an [`Addr`] is 4 bytes
@@ -55,7 +45,7 @@ pub(crate) fn key(peer: SockAddr, mid: u16) -> u64 {
 /// The deduplication store of one endpoint (allocates nothing until used).
 #[derive(Debug)]
 pub(crate) struct DedupCache {
-    entries: HashMap<u64, DedupEntry, BuildHasherDefault<KeyHasher>>,
+    entries: FixedMap<u64, DedupEntry>,
     /// Per lifetime class (0: CON, 1: NON): (expiry, key) in insertion order.
     expiry: [VecDeque<(SimTime, u64)>; 2],
     /// Bytes of the cached replies held.
@@ -79,7 +69,7 @@ impl DedupCache {
     /// `max_bytes` bytes of cached replies.
     pub(crate) fn bounded(max_entries: usize, max_bytes: usize) -> Self {
         DedupCache {
-            entries: HashMap::default(),
+            entries: FixedMap::default(),
             expiry: [VecDeque::new(), VecDeque::new()],
             reply_bytes: 0,
             max_entries: max_entries.max(1),
@@ -130,10 +120,13 @@ impl DedupCache {
                     break;
                 }
                 q.pop_front();
-                if let Some(e) = self.entries.get(&k).filter(|e| e.expires == t) {
-                    let n = e.reply.as_ref().map_or(0, |r| r.len());
-                    self.entries.remove(&k);
-                    self.reply_bytes -= n;
+                // one probe: a replaced entry (newer expiry) stays
+                if let Entry::Occupied(e) = self.entries.entry(k) {
+                    if e.get().expires == t {
+                        let n = e.get().reply.as_ref().map_or(0, |r| r.len());
+                        e.remove();
+                        self.reply_bytes -= n;
+                    }
                 }
             }
         }

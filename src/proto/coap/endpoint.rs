@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::net::addr::SockAddr;
 use crate::proto::{Datagram, SansIo};
-use crate::sim::{SimRng, SimTime};
+use crate::sim::{DeadlineSet, FixedMap, SimRng, SimTime};
 
 use super::code::MessageType;
 use super::codec::{MessageRef, Token};
@@ -92,9 +92,10 @@ pub struct Endpoint {
     next_token: u32,
     next_incoming: u64,
     /// Our requests by (peer, token), as responses are matched (§5.3.2).
-    /// (One map only: a B-tree holding a sliding window of outstanding
-    /// requests reallocates nodes as it slides.)
-    requests: BTreeMap<(SockAddr, Token), ClientExchange>,
+    /// A hash map (looked up, never iterated): it keeps its table as the
+    /// window of outstanding requests slides, where a B-tree would free
+    /// and allocate nodes.
+    requests: FixedMap<ExchangeKey, ClientExchange>,
     /// Our requests awaiting a separate response (after an Empty ACK), by
     /// message key: the owners of `Timer::Client` timers.
     separate: BTreeMap<u64, (SockAddr, Token)>,
@@ -109,7 +110,7 @@ pub struct Endpoint {
     responses: BTreeSet<u64>,
     /// Request-layer timers: a client's wait for a separate response, a
     /// deferred CON request's lifetime.
-    timers: BTreeSet<(SimTime, Timer, u64)>,
+    timers: DeadlineSet<(SimTime, Timer, u64)>,
     /// First deadlines of received requests, in arrival order (so in
     /// deadline order): [0] unacknowledged CONs (arrival +
     /// PROCESSING_DELAY), [1] NONs (arrival + NON_LIFETIME). Entries of
@@ -145,12 +146,28 @@ struct Multicast {
 const MULTICAST_HANDLE: u64 = 1 << 63;
 
 /// Which request-layer record a timer belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Timer {
     Client,
     Incoming,
     /// A multicast request's collection window ends (id = its handle).
     Multicast,
+}
+
+/// `(peer, token)`: how a response finds its request (§5.3.2), hashed as
+/// two words (the token's bytes as one integer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExchangeKey(SockAddr, Token);
+
+impl std::hash::Hash for ExchangeKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let t = self.1.as_slice();
+        let bytes = t
+            .iter()
+            .fold(t.len() as u64, |n, &b| (n << 8) | u64::from(b));
+        h.write_u64((u64::from(self.0.addr.to_bits()) << 16) | u64::from(self.0.port));
+        h.write_u64(bytes);
+    }
 }
 
 /// One of our requests.
@@ -207,12 +224,12 @@ impl Endpoint {
             msg: MessageLayer::new(config, rng, first_message_id),
             next_token: 0,
             next_incoming: 0,
-            requests: BTreeMap::new(),
+            requests: FixedMap::default(),
             separate: BTreeMap::new(),
             incoming: BTreeMap::new(),
             observations: BTreeMap::new(),
             responses: BTreeSet::new(),
-            timers: BTreeSet::new(),
+            timers: DeadlineSet::new(),
             arrivals: [VecDeque::new(), VecDeque::new()],
             events: VecDeque::new(),
             recognised: Vec::new(),
@@ -359,13 +376,13 @@ impl Endpoint {
         };
         // a request still outstanding with this token (an earlier
         // re-registration) is superseded
-        if let Some(old) = self.requests.get(&(to, token)).map(|e| e.key) {
+        if let Some(old) = self.requests.get(&ExchangeKey(to, token)).map(|e| e.key) {
             self.msg.cancel(MessageKey(old));
             self.forget_client(to, token, MessageKey(old));
         }
         let key = self.msg.send(to, bytes, delivery, true);
         self.requests.insert(
-            (to, token),
+            ExchangeKey(to, token),
             ClientExchange {
                 key: key.0,
                 awaiting_separate: false,
@@ -798,8 +815,8 @@ impl Endpoint {
         token: Token,
         key: MessageKey,
     ) -> Option<ClientExchange> {
-        let std::collections::btree_map::Entry::Occupied(entry) =
-            self.requests.entry((peer, token))
+        let std::collections::hash_map::Entry::Occupied(entry) =
+            self.requests.entry(ExchangeKey(peer, token))
         else {
             return None;
         };

@@ -29,17 +29,16 @@
 //! heap). Deduplication entries expire lazily at the next `receive` or
 //! `handle_timeout` after their lifetime; they never wake the driver.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::net::addr::SockAddr;
-use crate::sim::{SimDuration, SimRng, SimTime};
+use crate::sim::{DeadlineSet, FixedMap, SimDuration, SimRng, SimTime};
 
 use super::cocoa::{self, Cocoa};
 use super::code::{Code, MessageType};
 use super::codec::{write_header, CodecError, Header, MessageRef, Token};
 use super::config::{Config, Congestion};
-use super::dedup::{key as mid_key, DedupCache, KeyHasher};
+use super::dedup::{key as mid_key, DedupCache};
 
 /// Identifies a message the layer tracks (a CON until its ACK, RST or
 /// give-up; a NON sent with [`Delivery::NonConfirmable`] until its release,
@@ -286,11 +285,12 @@ pub struct MessageLayer {
     next_mid: u16,
     next_key: u64,
     /// Looked up, never iterated (so a hash map keeps runs deterministic).
-    tracked: HashMap<u64, Tracked, BuildHasherDefault<KeyHasher>>,
+    tracked: FixedMap<u64, Tracked>,
     /// `dedup::key(peer, message ID)` → tracked key; looked up, never
     /// iterated.
-    by_mid: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
-    timers: BTreeSet<(SimTime, u64)>,
+    by_mid: FixedMap<u64, u64>,
+    /// Retransmission and expiry deadlines, `(when, key)`.
+    timers: DeadlineSet<(SimTime, u64)>,
     peers: BTreeMap<SockAddr, PeerSlots>,
     /// PROBING_RATE releases: (when, peer) of every peer with held NONs.
     pacing: BTreeSet<(SimTime, SockAddr)>,
@@ -303,8 +303,11 @@ pub struct MessageLayer {
     outq: VecDeque<Queued>,
     events: VecDeque<MessageEvent>,
     stats: MessageStats,
-    /// Recycled message buffers (at most `SPARE_BUFFERS`).
+    /// Recycled message buffers (at most `SPARE_BUFFERS`, or as many as
+    /// messages were ever tracked at once, whichever is more).
     spare: Vec<Vec<u8>>,
+    /// Most messages tracked at once so far.
+    peak_tracked: usize,
 }
 
 impl MessageLayer {
@@ -318,9 +321,9 @@ impl MessageLayer {
             rng,
             next_mid: first_message_id,
             next_key: 0,
-            tracked: HashMap::default(),
-            by_mid: HashMap::default(),
-            timers: BTreeSet::new(),
+            tracked: FixedMap::default(),
+            by_mid: FixedMap::default(),
+            timers: DeadlineSet::new(),
             peers: BTreeMap::new(),
             pacing: BTreeSet::new(),
             quiet_peers: 0,
@@ -329,6 +332,7 @@ impl MessageLayer {
             events: VecDeque::new(),
             stats: MessageStats::default(),
             spare: Vec::new(),
+            peak_tracked: 0,
         }
     }
 
@@ -431,6 +435,7 @@ impl MessageLayer {
                 replaced: false,
             },
         );
+        self.peak_tracked = self.peak_tracked.max(self.tracked.len());
         if !interaction {
             self.start(key);
             return MessageKey(key);
@@ -973,9 +978,12 @@ impl MessageLayer {
         b
     }
 
-    /// Keep a finished buffer for reuse (a few at most).
+    /// Keep a finished buffer for reuse: a few, or as many as messages
+    /// were ever tracked at once (each tracked message holds a buffer, so
+    /// a window of outstanding requests that rises again to its peak finds
+    /// its buffers here instead of allocating them).
     pub fn give_back(&mut self, buf: Vec<u8>) {
-        if self.spare.len() < SPARE_BUFFERS && buf.capacity() > 0 {
+        if self.spare.len() < SPARE_BUFFERS.max(self.peak_tracked) && buf.capacity() > 0 {
             self.spare.push(buf);
         }
     }
@@ -1101,10 +1109,7 @@ fn patch_header(bytes: &mut [u8], ty: MessageType, mid: u16) {
 
 /// The destination of a queued NON message PROBING_RATE applies to (a
 /// tracked NON's only transmission, or a one-off NON), if `q` is one.
-fn non_destination(
-    tracked: &HashMap<u64, Tracked, BuildHasherDefault<KeyHasher>>,
-    q: &Queued,
-) -> Option<SockAddr> {
+fn non_destination(tracked: &FixedMap<u64, Tracked>, q: &Queued) -> Option<SockAddr> {
     match q {
         Queued::Tracked {
             key,
@@ -1122,7 +1127,7 @@ fn non_destination(
 }
 
 /// The bytes a queued datagram will take (0 if it has nothing to send).
-fn queued_len(tracked: &HashMap<u64, Tracked, BuildHasherDefault<KeyHasher>>, q: &Queued) -> usize {
+fn queued_len(tracked: &FixedMap<u64, Tracked>, q: &Queued) -> usize {
     match q {
         Queued::Tracked { key, .. } => tracked.get(key).map_or(0, |t| t.bytes.len()),
         Queued::Owned { bytes, .. } => bytes.len(),

@@ -199,7 +199,9 @@ struct Coap {
     /// (RFC 7252 §4.4, §5.3.1) that peers may still remember.
     incarnations: Vec<u32>,
     /// Outstanding requests: (node, handle) → owner.
-    reqs: BTreeMap<(u32, u64), CoapReq>,
+    /// (A hash map, looked up and never iterated into output: it keeps its
+    /// table as the window of outstanding requests slides.)
+    reqs: crate::sim::FixedMap<(u32, u64), CoapReq>,
     /// Per flow (every flow of the scenario), its counted exchanges.
     exchanges: Vec<Exchanges>,
     /// GET polls (receiver, publisher) of `coap_mode = "get"` flows.
@@ -244,7 +246,7 @@ pub(super) fn new(sc: &Scenario) -> Box<dyn Plugin> {
     Box::new(Coap {
         nodes: (0..sc.nodes.len()).map(|_| None).collect(),
         incarnations: vec![0; sc.nodes.len()],
-        reqs: BTreeMap::new(),
+        reqs: crate::sim::FixedMap::default(),
         exchanges: (0..sc.flows.len()).map(|_| Exchanges::default()).collect(),
         polls: Vec::new(),
         observes: Vec::new(),

@@ -14,7 +14,7 @@ use super::super::message::{Inbound, MessageKey};
 use super::super::option::OptionNumber;
 use super::super::request::RequestHandle;
 use super::super::server::{encode_response, Reply};
-use super::{Endpoint, Incoming, Timer};
+use super::{Endpoint, ExchangeKey, Incoming, Timer};
 
 /// Critical options the endpoint understands by itself; any other critical
 /// option in a request is answered 4.02 Bad Option (§5.4.1) unless the
@@ -125,7 +125,7 @@ impl Endpoint {
         let life = self.msg.config().exchange_lifetime();
         let Some(ex) = self
             .requests
-            .get_mut(&(from, token))
+            .get_mut(&ExchangeKey(from, token))
             .filter(|ex| ex.key == key.0)
         else {
             return;
@@ -155,27 +155,33 @@ impl Endpoint {
         // RFC 7641 §3.3.1: while a CON re-registration awaits its ACK
         // (which carries its response), a separate response with the
         // observation's token is a notification
-        let renotify = self.requests.get(&(from, m.token)).is_some_and(|e| {
-            e.observe
-                && e.confirmable
-                && !e.awaiting_separate
-                && self
-                    .observations
-                    .get(&(from, m.token))
-                    .is_some_and(|o| o.last.is_some())
-        });
+        let renotify = self
+            .requests
+            .get(&ExchangeKey(from, m.token))
+            .is_some_and(|e| {
+                e.observe
+                    && e.confirmable
+                    && !e.awaiting_separate
+                    && self
+                        .observations
+                        .get(&(from, m.token))
+                        .is_some_and(|o| o.last.is_some())
+            });
         if renotify {
             self.on_notification(now, from, m);
             return;
         }
-        let found = self.requests.get(&(from, m.token)).and_then(|e| {
-            let sent = self.msg.transmissions(MessageKey(e.key));
-            match sent {
-                Some(0) => None,
-                Some(n) => Some((e.key, n)),
-                None => e.awaiting_separate.then_some((e.key, e.transmissions)),
-            }
-        });
+        let found = self
+            .requests
+            .get(&ExchangeKey(from, m.token))
+            .and_then(|e| {
+                let sent = self.msg.transmissions(MessageKey(e.key));
+                match sent {
+                    Some(0) => None,
+                    Some(n) => Some((e.key, n)),
+                    None => e.awaiting_separate.then_some((e.key, e.transmissions)),
+                }
+            });
         let Some((key, transmissions)) = found else {
             if self.multicast.contains_key(&m.token) {
                 self.multicast_response(now, from, m);
@@ -204,7 +210,7 @@ impl Endpoint {
         let key = MessageKey(key);
         let observe = self
             .requests
-            .get(&(from, m.token))
+            .get(&ExchangeKey(from, m.token))
             .is_some_and(|e| e.observe);
         self.response_received(now, from, key, m, transmissions, observe);
         // A response before the ACK (or to a NON) ends the message too.
