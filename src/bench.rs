@@ -5,51 +5,14 @@
 //!   `examples/udp_echo.rs` (BENCHMARKS.md, "CoAP NON echo").
 //! - [`run_hold`]: the hold model of `examples/hold_model.rs` on the
 //!   event queue (BENCHMARKS.md, "Event queue: hold model").
-//! - [`CountingAlloc`]: a global allocator that counts allocations
-//!   ([`allocations`]) and otherwise defers to the system allocator; a
-//!   program opts in with
-//!   `#[global_allocator] static A: qossim::bench::CountingAlloc = qossim::bench::CountingAlloc;`.
+//! - [`CountingAlloc`] and [`allocations`]: `crate::sim::alloc`'s counting
+//!   allocator, re-exported for the benchmark programs.
 
 use crate::sim::{run_until, EventQueue, Model, SimDuration, SimRng, SimTime};
 use crate::world::{RunOutcome, World};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-/// Counts every allocation and reallocation, then defers to `System`.
-pub struct CountingAlloc;
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged; the counter has no effect on the memory handed out.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-/// Allocations (and reallocations) so far, in the whole process, when
-/// [`CountingAlloc`] is the global allocator; 0 otherwise.
-pub fn allocations() -> u64 {
-    ALLOCATIONS.load(Ordering::Relaxed)
-}
+pub use crate::sim::alloc::{allocations, CountingAlloc};
 
 /// The CoAP NON echo: a client sends NON PUTs with a 32-byte payload every
 /// 10 ms over one 250 kbit/s, 50 ms link with Bernoulli loss `loss` in each

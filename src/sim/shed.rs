@@ -24,6 +24,18 @@ pub fn shed_vec<T>(v: &mut Vec<T>) {
     }
 }
 
+/// Push onto a vector holding one entry per client or connection, growing
+/// it by an eighth instead of doubling: at a million clients a doubled
+/// vector of sockets could hold half a gigabyte it never uses. Still
+/// amortised O(1); large blocks are grown in place by the allocator.
+#[inline]
+pub fn push_frugal<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.capacity() / 8).max(16));
+    }
+    v.push(x);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +54,16 @@ mod tests {
         v.pop();
         shed_vec(&mut v);
         assert_eq!(v.capacity(), 0);
+    }
+
+    #[test]
+    fn frugal_growth_keeps_little_slack() {
+        let mut v = Vec::new();
+        for i in 0..100_000u32 {
+            push_frugal(&mut v, i);
+            assert!(v.capacity() <= (v.len() + v.len() / 8).max(16) + 1);
+        }
+        assert_eq!(v.len(), 100_000);
+        assert_eq!(v[99_999], 99_999);
     }
 }

@@ -779,6 +779,58 @@ impl Model for World<'_> {
     }
 }
 
+/// Bytes of the fixed part of each per-client structure of a run (heap
+/// buffers they point to not included), for the memory budget of issue 22
+/// (BENCHMARKS.md "A million MQTT clients") and `tests/memory.rs`.
+pub fn footprint() -> Vec<(&'static str, usize)> {
+    use std::mem::size_of;
+    vec![
+        ("world::Node", size_of::<Node>()),
+        ("link::Link", size_of::<crate::link::Link>()),
+        (
+            "tcp socket (world)",
+            size_of::<Option<host::tcp::TcpSock>>(),
+        ),
+        (
+            "tcp::Connection",
+            size_of::<crate::transport::tcp::Connection>(),
+        ),
+        (
+            "tcp connection record",
+            size_of::<crate::metrics::connections::ConnRecord>(),
+        ),
+        ("mqtt client (world)", apps::CLIENT_NODE_BYTES),
+        (
+            "mqtt::Client",
+            size_of::<crate::proto::mqtt::client::Client>(),
+        ),
+        (
+            "mqtt::ClientConfig",
+            size_of::<crate::proto::mqtt::config::ClientConfig>(),
+        ),
+        (
+            "mqtt broker session",
+            size_of::<Option<crate::proto::mqtt::session::Session>>(),
+        ),
+        (
+            "mqtt broker connection",
+            size_of::<crate::proto::mqtt::session::Conn>(),
+        ),
+        (
+            "app::Publisher",
+            size_of::<crate::app::workload::Publisher>(),
+        ),
+        (
+            "scenario::NodeSpec",
+            size_of::<crate::scenario::model::NodeSpec>(),
+        ),
+        (
+            "scenario::LinkSpec",
+            size_of::<crate::link::model::LinkSpec>(),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod size_tests {
     #[test]

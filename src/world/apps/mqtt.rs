@@ -306,7 +306,7 @@ impl Mqtt {
         };
         cn.client = Client::new(cn.client.config().clone(), cn.client_rng(sc.seed));
         let idx = self.clients.len() as u32;
-        self.clients.push(cn);
+        crate::sim::shed::push_frugal(&mut self.clients, cn);
         self.by_node_flow.insert((node, flow), idx);
         self.by_id.insert(id, idx);
         idx

@@ -446,8 +446,8 @@ impl World<'_> {
                 slot
             }
             None => {
-                self.tcp.socks.push(Some(sock));
-                self.tcp.gens.push(0);
+                crate::sim::shed::push_frugal(&mut self.tcp.socks, Some(sock));
+                crate::sim::shed::push_frugal(&mut self.tcp.gens, 0);
                 (self.tcp.socks.len() - 1) as u32
             }
         }
@@ -455,24 +455,27 @@ impl World<'_> {
 
     fn new_record(&mut self, now: SimTime, sock: &TcpSock, client: bool, peer: u32) -> u32 {
         let idx = self.tcp.records.len() as u32;
-        self.tcp.records.push(ConnRecord {
-            conn: idx,
-            flow: sock.flow,
-            client,
-            node: sock.node,
-            peer,
-            local_port: sock.conn.local().port,
-            remote_port: sock.conn.remote().port,
-            opened: now,
-            established: None,
-            ended: None,
-            outcome: ConnOutcome::Open,
-            stats: Stats::default(),
-            max_cwnd: 0,
-            srtt_ns: None,
-            peer_rec: None,
-            secured: None,
-        });
+        crate::sim::shed::push_frugal(
+            &mut self.tcp.records,
+            ConnRecord {
+                conn: idx,
+                flow: sock.flow,
+                client,
+                node: sock.node,
+                peer,
+                local_port: sock.conn.local().port,
+                remote_port: sock.conn.remote().port,
+                opened: now,
+                established: None,
+                ended: None,
+                outcome: ConnOutcome::Open,
+                stats: Stats::default(),
+                max_cwnd: 0,
+                srtt_ns: None,
+                peer_rec: None,
+                secured: None,
+            },
+        );
         idx
     }
 

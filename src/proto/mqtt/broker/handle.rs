@@ -212,7 +212,7 @@ impl Broker {
                         i
                     }
                     None => {
-                        self.sessions.push(Some(s));
+                        crate::sim::shed::push_frugal(&mut self.sessions, Some(s));
                         (self.sessions.len() - 1) as SessionIdx
                     }
                 };
