@@ -441,7 +441,11 @@ def main():
           f"max {fmt(max(ss) if ss else None)} s).")
     text = "\n".join(lines)
     print(text)
-    json.dump({f"{c}:{l}": {"checks": [list(x) for x in ch]} for (c, l), ch in checks_all},
+    # the loss the real run achieved per direction rides along, so a miss in
+    # CI's log says whether that run's loss draw was unusual
+    json.dump({f"{c}:{l}": {"checks": [list(x) for x in ch],
+                            "loss_real": [results[(c, l)][0]["loss_ab"], results[(c, l)][0]["loss_ba"]]}
+               for (c, l), ch in checks_all},
               open(f"{a.out}/checks.json", "w"), indent=1)
     if a.doc and a.doc != "-":
         begin, end = f"<!-- fidelity:{a.mode}:begin -->", f"<!-- fidelity:{a.mode}:end -->"

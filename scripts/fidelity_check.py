@@ -14,9 +14,20 @@ holds when it held in any run. Why: every real cell is one run, so a
 statistical bound such as "the real p90 at 10 % lies inside the simulated
 2.5-97.5 % range" misses by chance 5 % of the time even when the model is
 exact — with six such bounds, one run of the reduced harness would fail
-about a quarter of the time. A second independent run brings each bound's
-chance miss to 0.25 %; a real difference between model and stack still
-misses in both. The deterministic bounds (`bytes`) hold in every run or
+about a quarter of the time. The simulated range is itself estimated from
+40 seeds, whose 2.5 and 97.5 % sample quantiles cover about 93 % of the
+distribution, not 95 %, so a chance miss is nearer 7 % per bound and run.
+scripts/test.sh therefore runs the harness up to three times, the next run
+only while a bound still misses in every run so far: a bound's chance miss
+after three runs is about 0.03 %; a real difference between model and stack
+still misses in all three. Why three, not two: CI of 2026-12-07 missed
+CoAP CON's p90 at 10 % in both of its runs (real 2531 and 2438 ms against
+a simulated 97.5 % of 2360 ms; 18 and 15 CON retransmissions against
+[4, 17]), a pattern of a real run drawing more than its 10 % of loss; the
+same harness on an idle machine an hour later gave 0.2 ms and 7
+retransmissions at 7.0/5.7 % achieved loss. Each miss now prints the loss
+the real run achieved per direction, so a log tells a loss draw from a
+model difference. The deterministic bounds (`bytes`) hold in every run or
 in none, so this changes nothing for them.
 
 The `p90` bound (the real p90 at 10 % inside the simulated 2.5-97.5 %
@@ -57,6 +68,15 @@ def within_slack(nums):
     return lo - SLACK_MS <= real <= hi + SLACK_MS
 
 
+def loss_text(pair):
+    """The real run's achieved loss A→B/B→A in %, or "" when not recorded."""
+    try:
+        ab, ba = pair
+        return f"{100 * ab:.1f}/{100 * ba:.1f} %"
+    except (TypeError, ValueError):
+        return ""
+
+
 def main(paths):
     if not paths:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
@@ -73,11 +93,14 @@ def main(paths):
     seen = {}
     for run in runs:
         for cell, body in run.items():
+            loss = loss_text(body.get("loss_real"))
             for check in body["checks"]:
                 name, ok, why = check[0], bool(check[1]), check[2]
                 nums = check[3] if len(check) > 3 else {}
                 if not ok and name == "p90" and within_slack(nums):
                     ok, why = True, f"{why} (within the {SLACK_MS} ms slack)"
+                if not ok and loss:
+                    why = f"{why} (real loss {loss})"
                 seen.setdefault((cell, name), []).append((ok, why))
     if not seen:
         print("fidelity check: no bounds in " + ", ".join(paths), file=sys.stderr)

@@ -171,8 +171,8 @@ fidelity() {
 # scenarios/fidelity/ over 40 seeds, at 0 and 10 % loss, 50 messages per
 # cell; scripts/fidelity.sh installs what it needs (nftables, iproute2,
 # mosquitto, libcoap3-bin, tshark, paho-mqtt). The bounds are
-# scripts/fidelity_check.py's; a bound that misses is given one more
-# independent run (why: that script's doc string). Each harness run first
+# scripts/fidelity_check.py's; a bound that misses is given up to two more
+# independent runs (why: that script's doc string). Each harness run first
 # calibrates the twins' processing times to this machine (about 40 s;
 # scripts/fidelity_twin_times.py says why).
 if [ "$(id -u)" != 0 ] || ! ip netns add qossim-probe-$$ >/dev/null 2>&1; then
@@ -186,7 +186,7 @@ fi
 ip netns del qossim-probe-$$
 local out=target/fidelity-ci runs=() k
 rm -rf "$out"; mkdir -p "$out"
-for k in 1 2; do
+for k in 1 2 3; do
   if ! QOSSIM_BIN="$PWD/target/release/qossim" FIDELITY_DOC=- \
       scripts/fidelity.sh --reduced --out "$out/run$k" >"$out/run$k.log" 2>&1; then
     tail -n 40 "$out/run$k.log"
@@ -194,7 +194,7 @@ for k in 1 2; do
   fi
   runs+=("$out/run$k/checks.json")
   if python3 scripts/fidelity_check.py "${runs[@]}"; then return 0; fi
-  [ "$k" = 2 ] || echo "fidelity: a bound missed; one more independent run of the reduced harness"
+  [ "$k" = 3 ] || echo "fidelity: a bound missed in every run so far; one more independent run of the reduced harness"
 done
 return 1
 }
