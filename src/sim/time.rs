@@ -17,6 +17,56 @@ pub struct SimTime(pub u64);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SimDuration(pub u64);
 
+/// `N` optional deadlines in 8 bytes each (an `[Option<SimTime>; N]` takes
+/// 16): the timer slots of a connection or client, of which a run keeps one
+/// per client (issue 22). `u64::MAX` marks an empty slot, so a deadline of
+/// `SimTime::MAX` (reachable only by saturation, 584 years in) is kept as
+/// one nanosecond earlier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerSlots<const N: usize>([u64; N]);
+
+impl<const N: usize> Default for TimerSlots<N> {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl<const N: usize> TimerSlots<N> {
+    /// Every slot empty.
+    pub const NONE: Self = TimerSlots([u64::MAX; N]);
+
+    /// Slot `i`'s deadline (`None` when empty or out of range).
+    pub fn get(&self, i: usize) -> Option<SimTime> {
+        match self.0.get(i) {
+            Some(&t) if t != u64::MAX => Some(SimTime(t)),
+            _ => None,
+        }
+    }
+
+    /// Arm (`Some`) or clear (`None`) slot `i`; out of range does nothing.
+    pub fn set(&mut self, i: usize, at: Option<SimTime>) {
+        if let Some(x) = self.0.get_mut(i) {
+            *x = at.map_or(u64::MAX, |t| t.0.min(u64::MAX - 1));
+        }
+    }
+
+    /// Whether slot `i` is armed.
+    pub fn is_armed(&self, i: usize) -> bool {
+        self.get(i).is_some()
+    }
+
+    /// Empty every slot.
+    pub fn clear(&mut self) {
+        *self = Self::NONE;
+    }
+
+    /// The earliest armed deadline.
+    pub fn earliest(&self) -> Option<SimTime> {
+        let m = self.0.iter().copied().min().unwrap_or(u64::MAX);
+        (m != u64::MAX).then_some(SimTime(m))
+    }
+}
+
 impl SimTime {
     pub const ZERO: SimTime = SimTime(0);
     pub const MAX: SimTime = SimTime(u64::MAX);
@@ -147,6 +197,29 @@ impl fmt::Display for SimTime {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timer_slots_keep_eight_bytes_a_slot_and_order_deadlines() {
+        use super::TimerSlots;
+        assert_eq!(std::mem::size_of::<TimerSlots<4>>(), 32);
+        let mut t = TimerSlots::<3>::NONE;
+        assert_eq!(t.earliest(), None);
+        t.set(1, Some(SimTime(70)));
+        t.set(2, Some(SimTime(5)));
+        t.set(7, Some(SimTime(1))); // out of range: ignored
+        assert_eq!(t.get(1), Some(SimTime(70)));
+        assert_eq!(t.get(0), None);
+        assert!(t.is_armed(2) && !t.is_armed(0));
+        assert_eq!(t.earliest(), Some(SimTime(5)));
+        t.set(2, None);
+        assert_eq!(t.earliest(), Some(SimTime(70)));
+        t.set(0, Some(SimTime(0)));
+        assert_eq!(t.earliest(), Some(SimTime::ZERO));
+        t.set(0, Some(SimTime::MAX));
+        assert_eq!(t.get(0), Some(SimTime(u64::MAX - 1)));
+        t.clear();
+        assert_eq!(t, TimerSlots::NONE);
+    }
+
     use super::*;
 
     #[test]

@@ -59,7 +59,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::sim::{SimDuration, SimRng, SimTime};
+use crate::sim::{SimDuration, SimRng, SimTime, TimerSlots};
 
 use super::codec::{publish_len, EncodeError, MAX_PACKET_SIZE};
 use super::config::{ClientConfig, MqttVersion};
@@ -68,8 +68,8 @@ use super::events::{
     RequestHandle,
 };
 use super::packet::{
-    Ack, Connect, Packet, PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid, Subscribe,
-    Unsubscribe,
+    Ack, Connect, LastWill, Packet, PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid,
+    Subscribe, Unsubscribe,
 };
 use super::session::OutState;
 use super::topic::{TopicFilter, TopicName};
@@ -185,15 +185,7 @@ pub struct ServerLimits {
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        ServerLimits {
-            receive_maximum: u16::MAX,
-            topic_alias_maximum: 0,
-            maximum_qos: QoS::ExactlyOnce,
-            retain_available: true,
-            maximum_packet_size: None,
-            server_keep_alive: None,
-            assigned_client_identifier: None,
-        }
+        NO_LIMITS.clone()
     }
 }
 
@@ -220,10 +212,15 @@ impl ServerLimits {
 /// The client.
 #[derive(Debug)]
 pub struct Client {
-    config: ClientConfig,
+    /// The options, which a world shares between all the clients it builds
+    /// from one scenario (issue 22: 240 bytes per client otherwise). Its
+    /// `client_id` and `will` are empty: this client's own are below.
+    config: Arc<ClientConfig>,
+    client_id: Box<str>,
+    will: Option<Box<LastWill>>,
     rng: SimRng,
     state: ClientState,
-    timers: [Option<SimTime>; TIMERS],
+    timers: TimerSlots<TIMERS>,
     outq: VecDeque<Out>,
     events: VecDeque<ClientEvent>,
     inbuf: Vec<u8>,
@@ -240,23 +237,59 @@ pub struct Client {
     stats: ClientStats,
     /// Keep alive in force: `config.keep_alive`, or 5.0 Server Keep Alive.
     keep_alive: u16,
-    /// 5.0: what the last CONNACK said.
+    /// 5.0 state, from the first 5.0 CONNACK on (a 3.1.1 client never
+    /// holds it: 120 bytes per client otherwise, issue 22).
+    v5: Option<Box<V5State>>,
+}
+
+/// What a 5.0 client learns from its CONNACKs and keeps per connection.
+#[derive(Debug, Default)]
+struct V5State {
+    /// What the last CONNACK said.
     server: ServerLimits,
-    /// 5.0: topics given an alias on this connection; alias = index + 1.
+    /// Topics given an alias on this connection; alias = index + 1.
     alias_out: Vec<TopicName>,
-    /// 5.0: the server's aliases on this connection; alias = index + 1.
+    /// The server's aliases on this connection; alias = index + 1.
     alias_in: Vec<Option<TopicName>>,
-    /// 5.0: the Assigned Client Identifier of an earlier CONNACK.
+    /// The Assigned Client Identifier of an earlier CONNACK.
     assigned_id: Option<String>,
 }
 
+/// The limits in force before any 5.0 CONNACK (and always on 3.1.1).
+static NO_LIMITS: ServerLimits = ServerLimits {
+    receive_maximum: u16::MAX,
+    topic_alias_maximum: 0,
+    maximum_qos: QoS::ExactlyOnce,
+    retain_available: true,
+    maximum_packet_size: None,
+    server_keep_alive: None,
+    assigned_client_identifier: None,
+};
+
 impl Client {
     /// A client in state `Idle`; `rng` is its own stream (reconnect jitter).
-    pub fn new(config: ClientConfig, rng: SimRng) -> Self {
+    pub fn new(mut config: ClientConfig, rng: SimRng) -> Self {
+        let client_id = std::mem::take(&mut config.client_id).into_boxed_str();
+        let will = config.will.take();
+        Client::with_shared(Arc::new(config), client_id, will, rng)
+    }
+
+    /// A client whose options are `shared` (one allocation for many
+    /// clients), with its own identifier and will; `shared.client_id` and
+    /// `shared.will` are not used.
+    pub fn with_shared(
+        shared: Arc<ClientConfig>,
+        client_id: Box<str>,
+        will: Option<LastWill>,
+        rng: SimRng,
+    ) -> Self {
+        let config = shared;
         Client {
+            client_id,
+            will: will.map(Box::new),
             rng,
             state: ClientState::Idle,
-            timers: [None; TIMERS],
+            timers: TimerSlots::NONE,
             outq: VecDeque::new(),
             events: VecDeque::new(),
             inbuf: Vec::new(),
@@ -270,12 +303,14 @@ impl Client {
             ping_outstanding: false,
             stats: ClientStats::default(),
             keep_alive: config.keep_alive,
-            server: ServerLimits::default(),
-            alias_out: Vec::new(),
-            alias_in: Vec::new(),
-            assigned_id: None,
+            v5: None,
             config,
         }
+    }
+
+    /// The 5.0 state, created on first use.
+    fn v5_state(&mut self) -> &mut V5State {
+        self.v5.get_or_insert_with(Box::default)
     }
 
     fn is_v5(&self) -> bool {
@@ -284,7 +319,7 @@ impl Client {
 
     /// 5.0: what the last CONNACK said (defaults before it and on 3.1.1).
     pub fn server_limits(&self) -> &ServerLimits {
-        &self.server
+        self.v5.as_deref().map_or(&NO_LIMITS, |v| &v.server)
     }
 
     /// The keep alive in force, in seconds: `ClientConfig::keep_alive`, or
@@ -296,7 +331,7 @@ impl Client {
     /// 5.0: the client identifier the server assigned (kept for the
     /// CONNECTs that follow).
     pub fn assigned_client_id(&self) -> Option<&str> {
-        self.assigned_id.as_deref()
+        self.v5.as_deref().and_then(|v| v.assigned_id.as_deref())
     }
 
     /// QoS 1/2 publishes allowed in flight: `max_inflight`, on 5.0 also at
@@ -304,14 +339,46 @@ impl Client {
     fn window(&self) -> usize {
         let w = self.config.max_inflight.max(1);
         if self.is_v5() {
-            w.min(usize::from(self.server.receive_maximum)).max(1)
+            w.min(usize::from(self.server_limits().receive_maximum))
+                .max(1)
         } else {
             w
         }
     }
 
+    /// The options this client was built with, shared with other clients:
+    /// its identifier and will are [`Client::client_id`] and
+    /// [`Client::will`] (the shared copy's are empty).
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+
+    /// The shared options, for building another client with them.
+    pub fn shared_config(&self) -> &Arc<ClientConfig> {
+        &self.config
+    }
+
+    /// The Client Identifier this client sends in CONNECT (empty: the
+    /// server assigns one, 5.0, or refuses, 3.1.1).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The Will this client registers in CONNECT.
+    pub fn will(&self) -> Option<&LastWill> {
+        self.will.as_deref()
+    }
+
+    /// A new client in state `Idle` with the same options, identifier and
+    /// will, drawing from `rng` (a restarted device: everything it held is
+    /// gone).
+    pub fn restarted(&self, rng: SimRng) -> Client {
+        Client::with_shared(
+            self.config.clone(),
+            self.client_id.clone(),
+            self.will.as_deref().cloned(),
+            rng,
+        )
     }
     pub fn stats(&self) -> &ClientStats {
         &self.stats
@@ -345,16 +412,10 @@ impl Client {
     }
 
     fn set(&mut self, t: Timer, at: Option<SimTime>) {
-        if let Some(x) = self.timers.get_mut(t as usize) {
-            *x = at;
-        }
+        self.timers.set(t as usize, at);
     }
     fn due(&self, t: Timer, now: SimTime) -> bool {
-        self.timers
-            .get(t as usize)
-            .copied()
-            .flatten()
-            .is_some_and(|at| at <= now)
+        self.timers.get(t as usize).is_some_and(|at| at <= now)
     }
 
     fn alloc_pid(&mut self) -> PacketId {
@@ -406,8 +467,8 @@ impl Client {
                 protocol: ProtocolLevel::V311,
                 clean_session: c.clean_session,
                 keep_alive: c.keep_alive,
-                client_id: c.client_id.clone(),
-                will: c.will.clone(),
+                client_id: self.client_id.to_string(),
+                will: self.will.as_deref().cloned(),
                 username: c.username.clone(),
                 password: c.password.clone(),
             }))
@@ -445,16 +506,16 @@ impl Client {
             props.request_response_information = Some(1);
         }
         props.user_properties = c.connect_user_properties.clone();
-        let client_id = match (c.client_id.is_empty(), &self.assigned_id) {
-            (true, Some(id)) => id.clone(),
-            _ => c.client_id.clone(),
+        let client_id = match (self.client_id.is_empty(), self.assigned_client_id()) {
+            (true, Some(id)) => id.to_string(),
+            _ => self.client_id.to_string(),
         };
         Connect5 {
             clean_start: c.clean_session,
             keep_alive: c.keep_alive,
             props,
             client_id,
-            will: c.will.as_ref().map(|w| Will5 {
+            will: self.will.as_deref().map(|w| Will5 {
                 props: Properties::default(),
                 topic: w.topic.clone(),
                 message: w.message.clone(),
@@ -554,7 +615,7 @@ impl Client {
     fn reset_connection(&mut self) {
         self.inbuf.clear();
         self.ping_outstanding = false;
-        self.timers = [None; TIMERS];
+        self.timers.clear();
     }
 
     /// The connection is lost: report it, schedule reconnection, and (when
@@ -726,11 +787,12 @@ impl Client {
                 Some(Some(left)) => props.message_expiry_interval = Some(left),
                 None => {}
             }
-            if q.retain && !self.server.retain_available {
+            if q.retain && !self.server_limits().retain_available {
                 return self.dropped(q.handle, DropReason::RetainNotAvailable);
             }
-            if qos > self.server.maximum_qos {
-                qos = self.server.maximum_qos;
+            let max_qos = self.server_limits().maximum_qos;
+            if qos > max_qos {
+                qos = max_qos;
                 self.stats.qos_downgraded += 1;
             }
         }
@@ -779,14 +841,13 @@ impl Client {
         let limit = usize::from(
             self.config
                 .topic_aliases_out
-                .min(self.server.topic_alias_maximum),
+                .min(self.server_limits().topic_alias_maximum),
         );
-        let known = self.alias_out.iter().position(|t| *t == p.topic);
+        let alias_out = self.v5.as_deref().map_or(&[][..], |v| &v.alias_out[..]);
+        let known = alias_out.iter().position(|t| *t == p.topic);
         let (alias, new) = match known {
             Some(i) => (u16::try_from(i + 1).ok(), false),
-            None if self.alias_out.len() < limit => {
-                (u16::try_from(self.alias_out.len() + 1).ok(), true)
-            }
+            None if alias_out.len() < limit => (u16::try_from(alias_out.len() + 1).ok(), true),
             None => (None, false),
         };
         let mut props = props.clone();
@@ -802,14 +863,14 @@ impl Client {
             payload: p.payload,
         });
         let len = packet.encoded_len().unwrap_or(usize::MAX);
-        if let Some(max) = self.server.maximum_packet_size {
+        if let Some(max) = self.server_limits().maximum_packet_size {
             if len > max as usize {
                 self.inflight.retain(|o| o.handle != handle);
                 return self.dropped(handle, DropReason::TooLarge { len, limit: max });
             }
         }
         if new {
-            self.alias_out.push(p.topic);
+            self.v5_state().alias_out.push(p.topic);
         }
         if let Packet5::Publish(Publish5 { topic: None, .. }) = packet {
             self.stats.topic_alias_hits += 1;
@@ -821,7 +882,7 @@ impl Client {
     fn arm_retry(&mut self, now: SimTime) {
         if let Some(r) = self.config.legacy_retry {
             let at = now + r;
-            let cur = self.timers.get(Timer::Retry as usize).copied().flatten();
+            let cur = self.timers.get(Timer::Retry as usize);
             self.set(Timer::Retry, Some(cur.map_or(at, |c| c.min(at))));
         }
     }
@@ -927,7 +988,7 @@ impl Client {
 
     /// The earliest time `handle_timeout` is due.
     pub fn poll_timeout(&self) -> Option<SimTime> {
-        self.timers.iter().flatten().min().copied()
+        self.timers.earliest()
     }
 
     /// Fire due timers in a fixed order: CONNACK wait, PINGRESP wait,

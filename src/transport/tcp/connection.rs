@@ -20,7 +20,7 @@ use super::profile::Config;
 use super::rto::RttEstimator;
 use super::sack::Scoreboard;
 use super::segment::SegmentError;
-use crate::sim::{SimDuration, SimTime};
+use crate::sim::{SimDuration, SimTime, TimerSlots};
 
 mod input;
 mod output;
@@ -298,7 +298,7 @@ pub struct Connection {
     cc: Controller,
     rtt_seq: Option<u32>,
     rtt_time: SimTime,
-    timers: [Option<SimTime>; 4],
+    timers: TimerSlots<4>,
     retries: u32,
     probes: u32,
     persist_backoff: u32,
@@ -383,7 +383,7 @@ impl Connection {
             ),
             rtt_seq: None,
             rtt_time: SimTime::ZERO,
-            timers: [None; 4],
+            timers: TimerSlots::NONE,
             retries: 0,
             probes: 0,
             persist_backoff: 0,
@@ -505,7 +505,7 @@ impl Connection {
     /// True while the retransmission timer is armed as a tail-loss probe
     /// (RFC 8985 §7.2) rather than an RTO or RACK's reordering timer.
     pub fn probe_armed(&self) -> bool {
-        self.rtx_kind == RTX_PTO && self.timers[Timer::Retransmit as usize].is_some()
+        self.rtx_kind == RTX_PTO && self.timers.is_armed(Timer::Retransmit as usize)
     }
     /// In interactive (pingpong) delayed-ACK mode.
     pub fn pingpong(&self) -> bool {
@@ -513,7 +513,7 @@ impl Connection {
     }
     /// Deadline of one timer.
     pub fn timer(&self, t: Timer) -> Option<SimTime> {
-        self.timers[t as usize]
+        self.timers.get(t as usize)
     }
     /// True once CLOSED (gracefully, reset or lost): the driver may drop it.
     pub fn is_closed(&self) -> bool {
@@ -565,7 +565,7 @@ impl Connection {
             // sender does not wait for a delayed ACK.
             if self.rcvbuf.readable() == 0
                 && self.config.delayed_ack_min < self.config.delayed_ack_max
-                && self.timers[Timer::DelayedAck as usize].is_some()
+                && self.timers.is_armed(Timer::DelayedAck as usize)
                 && (self.pushed >= 2 || (self.pushed == 1 && !self.pingpong))
             {
                 self.ack_now = true;
@@ -580,7 +580,7 @@ impl Connection {
         match self.state {
             State::Listen | State::SynSent => {
                 self.state = State::Closed;
-                self.timers = [None; 4];
+                self.timers.clear();
                 self.events |= EV_CLOSED;
             }
             // RFC 9293 §3.10.4: in SYN-RECEIVED the FIN waits for
@@ -610,7 +610,7 @@ impl Connection {
 
     fn enter_closed(&mut self) {
         self.state = State::Closed;
-        self.timers = [None; 4];
+        self.timers.clear();
         self.ack_now = false;
         self.ooo_acks = 0;
         self.fast_rtx = false;
@@ -630,7 +630,7 @@ impl Connection {
 
     /// The earliest armed timer.
     pub fn poll_timeout(&self) -> Option<SimTime> {
-        self.timers.iter().flatten().min().copied()
+        self.timers.earliest()
     }
 
     /// The next event, in the order listed on [`Event`].
@@ -653,7 +653,7 @@ impl Connection {
     }
 
     fn set_timer(&mut self, t: Timer, at: Option<SimTime>) {
-        self.timers[t as usize] = at;
+        self.timers.set(t as usize, at);
     }
 
     /// Data bytes in the buffer not yet sent (from SND.NXT).

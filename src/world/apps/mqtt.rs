@@ -131,6 +131,11 @@ struct Mqtt {
     touched: Vec<SockId>,
     flow_counters: Vec<MqttFlowCounters>,
     columns: Vec<MqttColumns>,
+    /// The clients' options (every one comes from `[protocols.mqtt]`), one
+    /// copy for all; each client keeps its own identifier and will.
+    shared: Option<std::sync::Arc<ClientConfig>>,
+    /// The same for per-message clients (clean session, no reconnection).
+    shared_per_message: Option<std::sync::Arc<ClientConfig>>,
 }
 
 pub(super) fn new(_: &Scenario) -> Box<dyn Plugin> {
@@ -228,6 +233,37 @@ pub(super) fn take_sorted(pending: &mut Vec<u32>) -> Vec<u32> {
     t
 }
 
+/// The options every MQTT client of a run shares (`[protocols.mqtt]`); the
+/// identifier and will are each client's own (`Client::with_shared`).
+fn client_config(m: &crate::scenario::model::MqttParams) -> ClientConfig {
+    ClientConfig {
+        clean_session: m.session != MqttSession::Persistent,
+        keep_alive: (m.keep_alive.as_nanos() / 1_000_000_000) as u16,
+        username: m.username.clone(),
+        password: m.password.as_ref().map(|p| p.as_bytes().to_vec()),
+        reconnect: Some(Reconnect {
+            initial_delay: m.reconnect_min,
+            max_delay: m.reconnect_max,
+            jitter: 0.5,
+        }),
+        max_inflight: m.max_inflight as usize,
+        legacy_retry: m.legacy_retry,
+        connect_timeout: m.connect_timeout,
+        version: m.version,
+        // a persistent 5.0 session lives `session_expiry` after its
+        // connection ends; a clean one ends with it
+        session_expiry_interval: if m.session == MqttSession::Persistent {
+            m.session_expiry
+        } else {
+            0
+        },
+        receive_maximum: m.receive_maximum,
+        topic_alias_maximum: m.topic_aliases,
+        topic_aliases_out: m.topic_aliases,
+        ..ClientConfig::default()
+    }
+}
+
 impl Mqtt {
     fn client_of(&self, node: u32, flow: u32) -> Option<u32> {
         self.by_node_flow.get(&(node, flow)).copied()
@@ -259,36 +295,12 @@ impl Mqtt {
                 retain: m.will_retain,
             })
         });
-        let config = ClientConfig {
-            client_id: id.clone(),
-            clean_session: m.session != MqttSession::Persistent,
-            keep_alive: (m.keep_alive.as_nanos() / 1_000_000_000) as u16,
-            will,
-            username: m.username.clone(),
-            password: m.password.as_ref().map(|p| p.as_bytes().to_vec()),
-            reconnect: Some(Reconnect {
-                initial_delay: m.reconnect_min,
-                max_delay: m.reconnect_max,
-                jitter: 0.5,
-            }),
-            max_inflight: m.max_inflight as usize,
-            legacy_retry: m.legacy_retry,
-            connect_timeout: m.connect_timeout,
-            version: m.version,
-            // a persistent 5.0 session lives `session_expiry` after its
-            // connection ends; a clean one ends with it
-            session_expiry_interval: if m.session == MqttSession::Persistent {
-                m.session_expiry
-            } else {
-                0
-            },
-            receive_maximum: m.receive_maximum,
-            topic_alias_maximum: m.topic_aliases,
-            topic_aliases_out: m.topic_aliases,
-            ..ClientConfig::default()
-        };
+        let shared = self
+            .shared
+            .get_or_insert_with(|| std::sync::Arc::new(client_config(m)))
+            .clone();
         let mut cn = ClientNode {
-            client: Client::new(config, SimRng::from_id(0, 0)),
+            client: Client::with_shared(shared, id.as_str().into(), will, SimRng::from_id(0, 0)),
             node,
             flow,
             broker,
@@ -304,7 +316,7 @@ impl Mqtt {
             connects: 0,
             restarts: 0,
         };
-        cn.client = Client::new(cn.client.config().clone(), cn.client_rng(sc.seed));
+        cn.client = cn.client.restarted(cn.client_rng(sc.seed));
         let idx = self.clients.len() as u32;
         crate::sim::shed::push_frugal(&mut self.clients, cn);
         self.by_node_flow.insert((node, flow), idx);
@@ -575,7 +587,7 @@ impl Mqtt {
     fn reset_client(&mut self, now: SimTime, seed: u64, client: u32) {
         let cn = &mut self.clients[client as usize];
         cn.restarts += 1;
-        cn.client = Client::new(cn.client.config().clone(), cn.client_rng(seed));
+        cn.client = cn.client.restarted(cn.client_rng(seed));
         cn.sock = None;
         cn.wake.reset();
         cn.crashed_at = Some(now);
@@ -606,11 +618,7 @@ impl ClientNode {
     fn client_rng(&self, seed: u64) -> SimRng {
         SimRng::stream(
             seed,
-            &format!(
-                "mqtt/client/{}/{}",
-                self.client.config().client_id,
-                self.restarts
-            ),
+            &format!("mqtt/client/{}/{}", self.client.client_id(), self.restarts),
         )
     }
 }
@@ -732,10 +740,21 @@ impl Plugin for Mqtt {
             // a client that only publishes may connect per message
             c.per_message = m.session == MqttSession::PerMessage && c.subs.is_empty();
             if c.per_message {
-                let mut config = c.client.config().clone();
-                config.clean_session = true;
-                config.reconnect = None;
-                c.client = Client::new(config, c.client_rng(sc.seed));
+                let shared = self
+                    .shared_per_message
+                    .get_or_insert_with(|| {
+                        let mut config = c.client.config().clone();
+                        config.clean_session = true;
+                        config.reconnect = None;
+                        std::sync::Arc::new(config)
+                    })
+                    .clone();
+                c.client = Client::with_shared(
+                    shared,
+                    c.client.client_id().into(),
+                    c.client.will().cloned(),
+                    c.client_rng(sc.seed),
+                );
             }
         }
     }
@@ -750,10 +769,8 @@ impl Plugin for Mqtt {
             if cn.per_message {
                 continue;
             }
-            let mut rng = SimRng::stream(
-                sc.seed,
-                &format!("mqtt/connect/{}", cn.client.config().client_id),
-            );
+            let mut rng =
+                SimRng::stream(sc.seed, &format!("mqtt/connect/{}", cn.client.client_id()));
             let at = SimTime::ZERO + SimDuration(rng.below(spread.as_nanos().max(1)));
             ctx.schedule(at, KEY_CLIENT_START | c as u32, 0);
         }

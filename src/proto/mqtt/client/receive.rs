@@ -346,19 +346,21 @@ impl Client {
             }
             return;
         }
-        self.server = ServerLimits::from_connack(&ca.props);
-        if let Some(id) = &self.server.assigned_client_identifier {
-            self.assigned_id = Some(id.clone());
+        let aliases_in = usize::from(self.config.topic_alias_maximum);
+        let v5 = self.v5_state();
+        v5.server = ServerLimits::from_connack(&ca.props);
+        if let Some(id) = &v5.server.assigned_client_identifier {
+            v5.assigned_id = Some(id.clone());
         }
-        if let Some(ka) = self.server.server_keep_alive {
+        // [MQTT-3.3.2-7]: aliases do not outlive a connection.
+        v5.alias_out.clear();
+        v5.alias_in = vec![None; aliases_in];
+        if let Some(ka) = v5.server.server_keep_alive {
             // §3.2.2.3.14: the server's value replaces ours, from now on.
             self.keep_alive = ka;
             let at = (ka > 0).then(|| now + SimDuration::from_secs(u64::from(ka)));
             self.set(Timer::KeepAlive, at);
         }
-        // [MQTT-3.3.2-7]: aliases do not outlive a connection.
-        self.alias_out.clear();
-        self.alias_in = vec![None; usize::from(self.config.topic_alias_maximum)];
         self.connected(now, ca.session_present);
     }
 
@@ -375,12 +377,16 @@ impl Client {
                 );
             }
             (Some(t), Some(a)) => {
-                if let Some(slot) = self.alias_in.get_mut(usize::from(a - 1)) {
+                if let Some(slot) = self.v5_state().alias_in.get_mut(usize::from(a - 1)) {
                     *slot = Some(t.clone());
                 }
                 t
             }
-            (None, Some(a)) => match self.alias_in.get(usize::from(a - 1)).cloned().flatten() {
+            (None, Some(a)) => match self
+                .v5
+                .as_deref()
+                .and_then(|v| v.alias_in.get(usize::from(a - 1)).cloned().flatten())
+            {
                 Some(t) => t,
                 None => {
                     return self.violation5(

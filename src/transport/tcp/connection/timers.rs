@@ -8,9 +8,9 @@ impl Connection {
     /// Fire every timer due at `now`, in the [`Timer`] order.
     pub fn handle_timeout(&mut self, now: SimTime) {
         for t in TIMERS {
-            match self.timers[t as usize] {
+            match self.timers.get(t as usize) {
                 Some(at) if at <= now => {
-                    self.timers[t as usize] = None;
+                    self.timers.set(t as usize, None);
                     match t {
                         Timer::Retransmit => match self.rtx_kind {
                             RTX_PTO => self.on_pto(now),
