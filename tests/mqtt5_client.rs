@@ -1162,3 +1162,75 @@ fn mosquitto_5_persistent_session_keeps_messages_while_offline() {
     );
     again.disconnect().expect("disconnect");
 }
+
+/// Clients built from one shared `ClientConfig` (as the world builds every
+/// client of a run, issue 22) each send their own Client Identifier and
+/// Will, on 3.1.1 and 5.0; a restarted client keeps both; the server's
+/// limits are the no-limit defaults until a 5.0 CONNACK sets them.
+#[test]
+fn clients_sharing_one_config_send_their_own_id_and_will() {
+    use qossim::proto::mqtt::{LastWill, Packet};
+    use std::sync::Arc;
+    let will = |name: &str| LastWill {
+        topic: topic(&format!("dead/{name}")),
+        message: b"gone"[..].into(),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    };
+    // 3.1.1: decode CONNECT with the 3.1.1 codec
+    let shared = Arc::new(ClientConfig::new(""));
+    let connect3 = |c: &mut Client| {
+        c.connect();
+        c.handle_input(SimTime::ZERO, StreamInput::Connected);
+        let mut buf = Vec::new();
+        c.poll_transmit(SimTime::ZERO, &mut buf).expect("CONNECT");
+        match qossim::proto::mqtt::decode(&buf, usize::MAX) {
+            Ok(Some((Packet::Connect(c), _))) => c,
+            other => panic!("CONNECT expected, got {other:?}"),
+        }
+    };
+    let mut a = Client::with_shared(
+        shared.clone(),
+        "dev-a".into(),
+        Some(will("a")),
+        SimRng::stream(1, "a"),
+    );
+    let mut b = Client::with_shared(shared.clone(), "dev-b".into(), None, SimRng::stream(1, "b"));
+    assert_eq!(Arc::strong_count(&shared), 3, "one copy of the options");
+    let (ca, cb) = (connect3(&mut a), connect3(&mut b));
+    assert_eq!(
+        (ca.client_id.as_str(), cb.client_id.as_str()),
+        ("dev-a", "dev-b")
+    );
+    assert_eq!(ca.will, Some(will("a")));
+    assert_eq!(cb.will, None);
+    let mut a2 = a.restarted(SimRng::stream(1, "a2"));
+    assert!(!a2.is_connected(), "a restarted client starts idle");
+    let ca2 = connect3(&mut a2);
+    assert_eq!(
+        (ca2.client_id.as_str(), ca2.will),
+        ("dev-a", Some(will("a")))
+    );
+    assert_eq!(a2.client_id(), "dev-a");
+    assert_eq!(a2.config().client_id, "", "the shared copy holds no id");
+
+    // 5.0: the same, and CONNACK's limits land on this client only
+    let shared5 = Arc::new(cfg5(""));
+    let mut f = Fake::new(cfg5("unused"));
+    f.c = Client::with_shared(
+        shared5.clone(),
+        "d5".into(),
+        Some(will("d5")),
+        SimRng::stream(1, "d5"),
+    );
+    let other = Client::with_shared(shared5, "e5".into(), None, SimRng::stream(1, "e5"));
+    assert_eq!(f.c.server_limits().receive_maximum, u16::MAX);
+    let c = f.connect(Properties {
+        receive_maximum: Some(3),
+        ..Properties::default()
+    });
+    assert_eq!(c.client_id, "d5");
+    assert_eq!(c.will.map(|w| w.topic), Some(topic("dead/d5")));
+    assert_eq!(f.c.server_limits().receive_maximum, 3);
+    assert_eq!(other.server_limits().receive_maximum, u16::MAX);
+}
