@@ -234,8 +234,9 @@ pub(super) fn take_sorted(pending: &mut Vec<u32>) -> Vec<u32> {
 }
 
 /// The options every MQTT client of a run shares (`[protocols.mqtt]`); the
-/// identifier and will are each client's own (`Client::with_shared`).
-fn client_config(m: &crate::scenario::model::MqttParams) -> ClientConfig {
+/// identifier and will are each client's own (`Client::with_shared`). An
+/// MQTT-SN gateway's upstream client starts from these too.
+pub(super) fn client_config(m: &crate::scenario::model::MqttParams) -> ClientConfig {
     ClientConfig {
         clean_session: m.session != MqttSession::Persistent,
         keep_alive: (m.keep_alive.as_nanos() / 1_000_000_000) as u16,

@@ -59,8 +59,8 @@ use crate::proto::mqttsn::{
 };
 use crate::proto::{Datagram, SansIo, StreamInput};
 use crate::scenario::model::{
-    FlowSpec, MqttSession, MqttsnDiscovery, MqttsnGatewayMode, MqttsnParams, MqttsnTopicType,
-    Pattern, Protocol, Reliability, Role, Scenario,
+    FlowSpec, MqttsnDiscovery, MqttsnGatewayMode, MqttsnParams, MqttsnTopicType, Pattern, Protocol,
+    Reliability, Role, Scenario,
 };
 use crate::sim::{SimDuration, SimRng, SimTime, Wakeup};
 use crate::world::host::{DatagramApp, Received, SockId, StreamApp, StreamEvent, StreamState};
@@ -374,21 +374,17 @@ fn client_rng(seed: u64, id: &str, restarts: u32) -> SimRng {
 fn gateway_config(sc: &Scenario, gw_id: u8, node: u32) -> GatewayConfig {
     let sn = &sc.protocols.mqttsn;
     let m = &sc.protocols.mqtt;
+    // the MQTT clients' options, but always 3.1.1 upstream: none of the
+    // 5.0 ones (version, session expiry, receive maximum, topic aliases)
+    let plain = crate::proto::mqtt::ClientConfig::default();
     let upstream = crate::proto::mqtt::ClientConfig {
         client_id: client_id(&sc.nodes[node as usize].name, node),
-        clean_session: m.session != MqttSession::Persistent,
-        keep_alive: seconds(m.keep_alive),
-        username: m.username.clone(),
-        password: m.password.as_ref().map(|p| p.as_bytes().to_vec()),
-        reconnect: Some(crate::proto::mqtt::Reconnect {
-            initial_delay: m.reconnect_min,
-            max_delay: m.reconnect_max,
-            jitter: 0.5,
-        }),
-        max_inflight: m.max_inflight as usize,
-        legacy_retry: m.legacy_retry,
-        connect_timeout: m.connect_timeout,
-        ..crate::proto::mqtt::ClientConfig::default()
+        version: plain.version,
+        session_expiry_interval: plain.session_expiry_interval,
+        receive_maximum: plain.receive_maximum,
+        topic_alias_maximum: plain.topic_alias_maximum,
+        topic_aliases_out: plain.topic_aliases_out,
+        ..super::mqtt::client_config(m)
     };
     GatewayConfig {
         gw_id,
