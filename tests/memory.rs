@@ -15,9 +15,9 @@ static HEAP: CountingAlloc = CountingAlloc;
 /// Heap bytes per client a run of `scenarios/bench/mqtt-1m.toml` may add
 /// at its peak (world, TCP both ends, MQTT client and broker session,
 /// links, routing, metrics and the run's outcome tables together).
-/// Measured 4,630 (5,100 before clients shared one `ClientConfig`, timers
-/// took 8 bytes a slot and 5.0 state moved behind a box; 7,800 before this
-/// issue's changes); the goal
+/// Measured 4,555 (5,100 before clients shared one `ClientConfig`, timers
+/// took 8 bytes a slot, 5.0 state moved behind a box and the routing
+/// adjacency became one array; 7,800 before this issue's changes); the goal
 /// is 3,000 of peak RSS per client, not reached yet (BENCHMARKS.md "A
 /// million MQTT clients"): this budget catches regressions.
 const HEAP_PER_CLIENT: f64 = 5_100.0;

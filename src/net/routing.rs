@@ -34,14 +34,47 @@ pub(crate) struct Adjacent {
     pub dir: u8,
 }
 
+/// Each node's list of adjacent link ends, all in one array (compressed
+/// sparse rows): one allocation for the topology instead of one per node,
+/// and one memory access less per lookup (issue 22: 24 bytes of `Vec`
+/// header and a heap block per node, twice, at a million clients).
+#[derive(Debug, Default)]
+struct Lists {
+    /// `start[i]..start[i + 1]`: node i's entries in `items`.
+    start: Vec<u32>,
+    items: Vec<Adjacent>,
+}
+
+impl Lists {
+    /// Node `i`'s entries, in the order `per_node` gave them.
+    fn of(&self, i: usize) -> &[Adjacent] {
+        let (a, b) = (self.start[i] as usize, self.start[i + 1] as usize);
+        &self.items[a..b]
+    }
+
+    fn from_fn(n: usize, mut per_node: impl FnMut(usize, &mut Vec<Adjacent>)) -> Lists {
+        let mut l = Lists {
+            start: Vec::with_capacity(n + 1),
+            items: Vec::new(),
+        };
+        l.start.push(0);
+        for i in 0..n {
+            per_node(i, &mut l.items);
+            l.start.push(l.items.len() as u32);
+        }
+        l.items.shrink_to_fit();
+        l
+    }
+}
+
 /// The routing state of a topology.
 #[derive(Debug)]
 pub(crate) struct Routing {
     is_router: Vec<bool>,
     /// Adjacency per node, in link order.
-    adj: Vec<Vec<Adjacent>>,
+    adj: Lists,
     /// The entries of `adj` whose neighbour is a router, in link order.
-    radj: Vec<Vec<Adjacent>>,
+    radj: Lists,
     link_cost: Vec<u64>,
     link_up: Vec<bool>,
     /// Router node ids and each node's position among routers.
@@ -57,23 +90,35 @@ impl Routing {
     /// `links`: (a, b, delay_ns) per link index; `is_router` per node.
     pub(crate) fn new(is_router: Vec<bool>, links: &[(u32, u32, u64)]) -> Self {
         let n = is_router.len();
-        let mut adj: Vec<Vec<Adjacent>> = vec![Vec::new(); n];
+        // counting sort by node: each node's entries in link order, as
+        // pushing them link by link would give
+        let mut start = vec![0u32; n + 1];
+        for &(a, b, _) in links {
+            start[a as usize + 1] += 1;
+            start[b as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill: Vec<u32> = start[..n].to_vec();
+        let none = Adjacent {
+            neighbor: 0,
+            link: 0,
+            dir: 0,
+        };
+        let mut items = vec![none; start[n] as usize];
         for (i, &(a, b, _)) in links.iter().enumerate() {
-            adj[a as usize].push(Adjacent {
-                neighbor: b,
-                link: i as u32,
-                dir: 0,
-            });
-            adj[b as usize].push(Adjacent {
-                neighbor: a,
-                link: i as u32,
-                dir: 1,
-            });
+            for (at, neighbor, dir) in [(a, b, 0u8), (b, a, 1u8)] {
+                let k = &mut fill[at as usize];
+                items[*k as usize] = Adjacent {
+                    neighbor,
+                    link: i as u32,
+                    dir,
+                };
+                *k += 1;
+            }
         }
-        // most nodes have one or two links: no growth slack kept per node
-        for v in &mut adj {
-            v.shrink_to_fit();
-        }
+        let adj = Lists { start, items };
         let mut routers = Vec::new();
         let mut router_pos = vec![NOT_ROUTER; n];
         for (i, &r) in is_router.iter().enumerate() {
@@ -82,15 +127,9 @@ impl Routing {
                 routers.push(i as u32);
             }
         }
-        let radj = adj
-            .iter()
-            .map(|v| {
-                v.iter()
-                    .filter(|e| is_router[e.neighbor as usize])
-                    .copied()
-                    .collect()
-            })
-            .collect();
+        let radj = Lists::from_fn(n, |i, out| {
+            out.extend(adj.of(i).iter().filter(|e| is_router[e.neighbor as usize]))
+        });
         let mut r = Routing {
             is_router,
             adj,
@@ -106,7 +145,7 @@ impl Routing {
     }
 
     pub(crate) fn adjacency(&self, node: usize) -> &[Adjacent] {
-        &self.adj[node]
+        self.adj.of(node)
     }
 
     /// Mark a link up or down and recompute routes if that changed anything.
@@ -123,7 +162,7 @@ impl Routing {
         let mut g: UnGraph<u32, u64> = UnGraph::with_capacity(r, r);
         let idx: Vec<NodeIndex> = self.routers.iter().map(|&n| g.add_node(n)).collect();
         for &a in &self.routers {
-            for e in &self.adj[a as usize] {
+            for e in self.adj.of(a as usize) {
                 // each undirected link once (from its `a` end), up and router-to-router
                 if e.dir == 0
                     && self.link_up[e.link as usize]
@@ -166,7 +205,7 @@ impl Routing {
         }
         // a host is reached through one of its up links to a router (or directly)
         let mut best = u64::MAX;
-        for e in &self.adj[dst as usize] {
+        for e in self.adj.of(dst as usize) {
             if !self.link_up[e.link as usize] {
                 continue;
             }
@@ -192,7 +231,7 @@ impl Routing {
         while at != dst {
             at = self.next_hop(at, dst)?.neighbor as usize;
             hops += 1;
-            if hops as usize > self.adj.len() {
+            if hops as usize > self.is_router.len() {
                 return None; // cannot happen on shortest paths; bounded anyway
             }
         }
@@ -213,14 +252,14 @@ impl Routing {
             }
         };
         // direct links between the two, found on the shorter adjacency list
-        if self.adj[from].len() <= self.adj[dst].len() {
-            for e in &self.adj[from] {
+        if self.adj.of(from).len() <= self.adj.of(dst).len() {
+            for e in self.adj.of(from) {
                 if e.neighbor as usize == dst && self.link_up[e.link as usize] {
                     offer(self.link_cost[e.link as usize], *e);
                 }
             }
         } else {
-            for e in &self.adj[dst] {
+            for e in self.adj.of(dst) {
                 if e.neighbor as usize == from && self.link_up[e.link as usize] {
                     let out = Adjacent {
                         neighbor: dst as u32,
@@ -232,7 +271,7 @@ impl Routing {
             }
         }
         // through a neighbouring router (hosts do not forward)
-        for e in &self.radj[from] {
+        for e in self.radj.of(from) {
             if e.neighbor as usize == dst || !self.link_up[e.link as usize] {
                 continue;
             }
