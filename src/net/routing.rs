@@ -38,7 +38,7 @@ pub(crate) struct Adjacent {
 /// sparse rows): one allocation for the topology instead of one per node,
 /// and one memory access less per lookup (issue 22: 24 bytes of `Vec`
 /// header and a heap block per node, twice, at a million clients).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Lists {
     /// `start[i]..start[i + 1]`: node i's entries in `items`.
     start: Vec<u32>,

@@ -274,16 +274,15 @@ impl Client {
         Client::with_shared(Arc::new(config), client_id, will, rng)
     }
 
-    /// A client whose options are `shared` (one allocation for many
-    /// clients), with its own identifier and will; `shared.client_id` and
-    /// `shared.will` are not used.
+    /// A client whose options `config` are shared (one allocation for many
+    /// clients), with its own identifier and will; `config.client_id` and
+    /// `config.will` are not used.
     pub fn with_shared(
-        shared: Arc<ClientConfig>,
+        config: Arc<ClientConfig>,
         client_id: Box<str>,
         will: Option<LastWill>,
         rng: SimRng,
     ) -> Self {
-        let config = shared;
         Client {
             client_id,
             will: will.map(Box::new),
@@ -350,11 +349,6 @@ impl Client {
     /// its identifier and will are [`Client::client_id`] and
     /// [`Client::will`] (the shared copy's are empty).
     pub fn config(&self) -> &ClientConfig {
-        &self.config
-    }
-
-    /// The shared options, for building another client with them.
-    pub fn shared_config(&self) -> &Arc<ClientConfig> {
         &self.config
     }
 

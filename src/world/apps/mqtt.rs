@@ -300,8 +300,9 @@ impl Mqtt {
             .shared
             .get_or_insert_with(|| std::sync::Arc::new(client_config(m)))
             .clone();
-        let mut cn = ClientNode {
-            client: Client::with_shared(shared, id.as_str().into(), will, SimRng::from_id(0, 0)),
+        let rng = client_rng(sc.seed, &id, 0);
+        let cn = ClientNode {
+            client: Client::with_shared(shared, id.as_str().into(), will, rng),
             node,
             flow,
             broker,
@@ -317,7 +318,6 @@ impl Mqtt {
             connects: 0,
             restarts: 0,
         };
-        cn.client = cn.client.restarted(cn.client_rng(sc.seed));
         let idx = self.clients.len() as u32;
         crate::sim::shed::push_frugal(&mut self.clients, cn);
         self.by_node_flow.insert((node, flow), idx);
@@ -617,11 +617,13 @@ impl ClientNode {
     /// The client's own stream (reconnect jitter); a restarted client draws
     /// from a new one.
     fn client_rng(&self, seed: u64) -> SimRng {
-        SimRng::stream(
-            seed,
-            &format!("mqtt/client/{}/{}", self.client.client_id(), self.restarts),
-        )
+        client_rng(seed, self.client.client_id(), self.restarts)
     }
+}
+
+/// The reconnect-jitter stream of client `id` after `restarts` restarts.
+fn client_rng(seed: u64, id: &str, restarts: u32) -> SimRng {
+    SimRng::stream(seed, &format!("mqtt/client/{id}/{restarts}"))
 }
 
 /// Whether flow `f` has MQTT clients or needs a broker: MQTT flows, and
