@@ -8,7 +8,7 @@
 //! needed. It is empty when the peer is not simulated.
 
 use crate::metrics::record::{csv_field, fmt_ms};
-use crate::sim::SimTime;
+use crate::sim::{Opt64, SimTime};
 use crate::transport::tcp::{LostReason, Stats};
 use std::io::{self, Write};
 
@@ -54,7 +54,7 @@ impl ConnRecord {
         let open = self.outcome == ConnOutcome::Open;
         if open {
             self.outcome = outcome;
-            self.ended = Some(now);
+            self.ended = now.into();
         }
         open
     }
@@ -73,17 +73,20 @@ pub struct ConnRecord {
     pub local_port: u16,
     pub remote_port: u16,
     pub opened: SimTime,
-    pub established: Option<SimTime>,
-    pub ended: Option<SimTime>,
+    /// When the handshake completed (none: never).
+    pub established: Opt64,
+    /// When the connection ended (none: open at the end of the run).
+    pub ended: Opt64,
     pub outcome: ConnOutcome,
     pub stats: Stats,
     pub max_cwnd: u32,
-    pub srtt_ns: Option<u64>,
+    /// Smoothed RTT, ns (none: no sample).
+    pub srtt_ns: Opt64,
     /// Record index of the other endpoint, when it is simulated.
     pub peer_rec: Option<u32>,
     /// When the security overlay's handshake completed on this endpoint
     /// (TLS Finished, WebSocket upgrade answered); `None` without one.
-    pub secured: Option<SimTime>,
+    pub secured: Opt64,
 }
 
 /// Header of `connections.csv`.
@@ -121,9 +124,9 @@ pub fn write_connections(
             r.local_port,
             r.remote_port,
             fmt_ms(r.opened.0),
-            opt_ms(r.established.map(|t| t.0)),
-            opt_ms(r.established.map(|t| t.0 - r.opened.0)),
-            opt_ms(r.ended.map(|t| t.0)),
+            opt_ms(r.established.get()),
+            opt_ms(r.established.get().map(|t| t - r.opened.0)),
+            opt_ms(r.ended.get()),
             r.outcome.as_str(),
             u8::from(r.outcome.is_failure()),
             s.segments_sent,
@@ -135,11 +138,12 @@ pub fn write_connections(
             r.max_cwnd,
             s.bytes_sent,
             s.bytes_received,
-            opt_ms(r.srtt_ns),
+            opt_ms(r.srtt_ns.get()),
             opt_ms(
                 r.secured
-                    .zip(r.established)
-                    .map(|(s, e)| s.0.saturating_sub(e.0))
+                    .get()
+                    .zip(r.established.get())
+                    .map(|(s, e)| s.saturating_sub(e))
             ),
         )?;
     }

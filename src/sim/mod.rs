@@ -15,7 +15,7 @@ pub use delay::Delay;
 pub use fixed_hash::{FixedMap, FixedSet};
 pub use queue::{EventQueue, ScheduleError};
 pub use rng::SimRng;
-pub use time::{SimDuration, SimTime, TimerSlots};
+pub use time::{Opt64, SimDuration, SimTime, TimerSlots};
 pub use wakeup::Wakeup;
 
 /// A model driven by the run loop: it handles one event at a time and may

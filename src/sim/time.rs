@@ -67,6 +67,42 @@ impl<const N: usize> TimerSlots<N> {
     }
 }
 
+/// An optional count of nanoseconds (an instant or a span) in 8 bytes
+/// (`Option<u64>` takes 16), for records a run keeps one of per connection
+/// (issue 22). `u64::MAX` stands for none, so a value of `u64::MAX`
+/// (584 years, reachable only by saturation) is kept as one less.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opt64(u64);
+
+impl Default for Opt64 {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl Opt64 {
+    pub const NONE: Self = Opt64(u64::MAX);
+
+    pub fn new(v: Option<u64>) -> Self {
+        Opt64(v.map_or(u64::MAX, |v| v.min(u64::MAX - 1)))
+    }
+
+    pub fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+
+    /// The value as an instant.
+    pub fn time(self) -> Option<SimTime> {
+        self.get().map(SimTime)
+    }
+}
+
+impl From<SimTime> for Opt64 {
+    fn from(t: SimTime) -> Self {
+        Opt64::new(Some(t.0))
+    }
+}
+
 impl SimTime {
     pub const ZERO: SimTime = SimTime(0);
     pub const MAX: SimTime = SimTime(u64::MAX);
@@ -221,6 +257,18 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn opt64_keeps_eight_bytes_and_every_value_but_the_marker() {
+        assert_eq!(std::mem::size_of::<Opt64>(), 8);
+        assert_eq!(Opt64::default(), Opt64::NONE);
+        assert_eq!(Opt64::NONE.get(), None);
+        assert_eq!(Opt64::new(Some(0)).get(), Some(0));
+        assert_eq!(Opt64::new(Some(7)).time(), Some(SimTime(7)));
+        assert_eq!(Opt64::from(SimTime(9)).get(), Some(9));
+        assert_eq!(Opt64::new(None), Opt64::NONE);
+        assert_eq!(Opt64::new(Some(u64::MAX)).get(), Some(u64::MAX - 1));
+    }
 
     #[test]
     fn transmission_time_is_exact() {

@@ -318,7 +318,7 @@ impl World<'_> {
             if let Some(k) = sec.session {
                 self.tcp.tls_sessions.insert(k);
             }
-            self.tcp.records[rec].secured = Some(now);
+            self.tcp.records[rec].secured = now.into();
         }
         let Some(sec) = self.tcp.sock_mut(id).and_then(|s| s.sec.as_mut()) else {
             return;

@@ -31,7 +31,7 @@ use crate::net::addr::{Addr, SockAddr};
 use crate::net::l3::L3Hdr;
 use crate::net::packet::PacketMeta;
 use crate::sim::rng::derive_seed;
-use crate::sim::{EventQueue, SimTime, Wakeup};
+use crate::sim::{EventQueue, Opt64, SimTime, Wakeup};
 use crate::transport::tcp::{
     checksum_ok, fill_checksum, reset_for, Connection, Event, Listener, Segment, State, Stats,
     TcpFlags, Transmit,
@@ -135,23 +135,21 @@ pub(crate) struct TcpSock {
     tag: u32,
     pub(crate) attach: Attach,
     opts: SockOpts,
-    /// Application bytes the send buffer has not taken yet.
-    backlog: VecDeque<u8>,
+    /// The queues of bytes on their way; `None` while all are empty.
+    q: Option<Box<SockQueues>>,
     timeouts_seen: u32,
     /// Initial sequence number (from the SYN or SYN-ACK sent).
     iss: u32,
     /// Application bytes written so far (stream offset of the next one).
     written: u64,
-    /// Stream ranges holding application payload inside protocol framing,
-    /// for the bytes-by-layer split; first transmissions consume them in
-    /// order.
-    app_ranges: VecDeque<(u64, u64)>,
     /// The application closed: FIN once the backlog is in the send buffer.
     close_pending: bool,
-    /// Stream offsets where application packets of a named kind start, for
-    /// `packets.csv`, with the flow their bytes belong to (`NO_FLOW`: the
-    /// socket's); pruned as the peer acknowledges.
-    kinds: VecDeque<(u64, &'static str, u32)>,
+    /// The latest application packet of a named kind: the stream offset
+    /// where it starts, its kind for `packets.csv` and the flow its bytes
+    /// belong to (`NO_FLOW`: the socket's). Earlier ones wait in
+    /// [`SockQueues::older_kinds`] until the peer acknowledges them; this
+    /// one also labels later bytes written without a kind.
+    kind: Option<Kind>,
     /// The flow of the last segment with data received (`NO_FLOW`: none
     /// yet). A connection can carry several flows (an aggregating MQTT-SN
     /// gateway's): what it sends without a flow of its own (pure ACKs,
@@ -181,15 +179,87 @@ impl TcpSock {
             tag,
             attach: Attach::App,
             opts,
-            backlog: VecDeque::new(),
+            q: None,
             timeouts_seen: 0,
             iss: 0,
             written: 0,
-            app_ranges: VecDeque::new(),
             close_pending: false,
-            kinds: VecDeque::new(),
+            kind: None,
             rx_flow: crate::net::packet::NO_FLOW,
             sec: None,
+        }
+    }
+}
+
+/// Where an application packet of a named kind starts in the stream, its
+/// kind and its flow.
+type Kind = (u64, &'static str, u32);
+
+/// What a socket holds only while bytes are on their way. Boxed and given
+/// back once empty: a million idle connections kept three `VecDeque`s
+/// inline (96 bytes) and one packet kind on the heap (48 bytes with the
+/// allocator's header) each; now 8 and 32 bytes (issue 22).
+#[derive(Debug, Default)]
+struct SockQueues {
+    /// Application bytes the send buffer has not taken yet.
+    backlog: VecDeque<u8>,
+    /// Stream ranges holding application payload inside protocol framing,
+    /// for the bytes-by-layer split; first transmissions consume them in
+    /// order.
+    app_ranges: VecDeque<(u64, u64)>,
+    /// Packet kinds before [`TcpSock::kind`], oldest first.
+    older_kinds: VecDeque<Kind>,
+}
+
+impl SockQueues {
+    fn is_empty(&self) -> bool {
+        self.backlog.is_empty() && self.app_ranges.is_empty() && self.older_kinds.is_empty()
+    }
+}
+
+impl TcpSock {
+    fn backlog_len(&self) -> usize {
+        self.q.as_ref().map_or(0, |q| q.backlog.len())
+    }
+
+    fn queues(&mut self) -> &mut SockQueues {
+        self.q.get_or_insert_with(Default::default)
+    }
+
+    fn clear_backlog(&mut self) {
+        if let Some(q) = self.q.as_mut() {
+            q.backlog.clear();
+        }
+    }
+
+    /// A packet of a named kind starts at the stream offset `k.0`.
+    fn push_kind(&mut self, k: Kind) {
+        if let Some(prev) = self.kind.replace(k) {
+            self.queues().older_kinds.push_back(prev);
+        }
+    }
+
+    /// The kind of the packet stream offset `at` belongs to: the last one
+    /// starting at or before it (the first one for an offset before all).
+    fn kind_at(&self, at: u64) -> Option<Kind> {
+        let last = self.kind?;
+        let older = match &self.q {
+            Some(q) if last.0 > at && !q.older_kinds.is_empty() => &q.older_kinds,
+            _ => return Some(last),
+        };
+        let i = older.partition_point(|&(o, _, _)| o <= at);
+        Some(older[i.saturating_sub(1)])
+    }
+
+    /// Forget kinds of packets wholly acknowledged (below `una`), keeping
+    /// the one `una` belongs to.
+    fn prune_kinds(&mut self, una: u64) {
+        let (Some(last), Some(q)) = (self.kind, self.q.as_mut()) else {
+            return;
+        };
+        let k = &mut q.older_kinds;
+        while !k.is_empty() && k.get(1).map_or(last.0, |e| e.0) <= una {
+            k.pop_front();
         }
     }
 }
@@ -466,14 +536,14 @@ impl World<'_> {
                 local_port: sock.conn.local().port,
                 remote_port: sock.conn.remote().port,
                 opened: now,
-                established: None,
-                ended: None,
+                established: Opt64::NONE,
+                ended: Opt64::NONE,
                 outcome: ConnOutcome::Open,
                 stats: Stats::default(),
                 max_cwnd: 0,
-                srtt_ns: None,
+                srtt_ns: Opt64::NONE,
                 peer_rec: None,
-                secured: None,
+                secured: Opt64::NONE,
             },
         );
         idx
@@ -771,15 +841,17 @@ impl World<'_> {
         let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
             return;
         };
-        while !s.backlog.is_empty() && s.conn.send_capacity() > 0 {
-            let (a, _) = s.backlog.as_slices();
-            let n = s.conn.write(a);
-            if n == 0 {
-                break;
+        if let Some(q) = s.q.as_mut() {
+            while !q.backlog.is_empty() && s.conn.send_capacity() > 0 {
+                let (a, _) = q.backlog.as_slices();
+                let n = s.conn.write(a);
+                if n == 0 {
+                    break;
+                }
+                q.backlog.drain(..n);
             }
-            s.backlog.drain(..n);
         }
-        if s.close_pending && s.backlog.is_empty() {
+        if s.close_pending && s.backlog_len() == 0 {
             s.close_pending = false;
             s.conn.close();
         }
@@ -817,7 +889,8 @@ impl World<'_> {
             let app_bytes = if s.opts.payload_only {
                 t.payload_len as u64
             } else if first {
-                take_overlap(&mut s.app_ranges, start, end)
+                s.q.as_mut()
+                    .map_or(0, |q| take_overlap(&mut q.app_ranges, start, end))
             } else {
                 0
             };
@@ -835,13 +908,15 @@ impl World<'_> {
             {
                 flow = s.rx_flow; // a pure ACK answers the data last received
             }
-            if t.payload_len > 0 && !t.flags.syn() && !t.flags.rst() && !s.kinds.is_empty() {
-                // the application packet the segment's first byte belongs
-                // to (also when the segment carries the FIN: its bytes are
-                // that packet's, as tshark labels it)
-                let start = u64::from(t.seq.wrapping_sub(s.iss).wrapping_sub(1));
-                let i = s.kinds.partition_point(|&(o, _, _)| o <= start);
-                let (_, k, f) = s.kinds[i.saturating_sub(1)];
+            // the application packet the segment's first byte belongs to
+            // (also when the segment carries the FIN: its bytes are that
+            // packet's, as tshark labels it)
+            let labelled = if t.payload_len > 0 && !t.flags.syn() && !t.flags.rst() {
+                s.kind_at(start)
+            } else {
+                None
+            };
+            if let Some((_, k, f)) = labelled {
                 kind = k;
                 if f != crate::net::packet::NO_FLOW {
                     flow = f;
@@ -894,7 +969,7 @@ impl World<'_> {
         let rec = s.rec as usize;
         match ev {
             Event::Connected => {
-                self.tcp.records[rec].established = Some(now);
+                self.tcp.records[rec].established = now.into();
                 if s.sec.is_none() {
                     self.tcp_ready(now, rec, false);
                 }
@@ -1049,12 +1124,13 @@ impl World<'_> {
         let Some(s) = self.tcp.sock_mut(sock) else {
             return false;
         };
-        let direct = if s.backlog.is_empty() && s.attach != Attach::Frozen {
+        let backlog = s.backlog_len();
+        let direct = if backlog == 0 && s.attach != Attach::Frozen {
             (s.conn.send_capacity() as usize).min(data.len())
         } else {
             0
         };
-        if s.backlog.len() + (data.len() - direct) > MAX_BACKLOG {
+        if backlog + (data.len() - direct) > MAX_BACKLOG {
             let flow = match kind {
                 Some((_, f)) if f != crate::net::packet::NO_FLOW => f,
                 _ => s.flow,
@@ -1073,11 +1149,15 @@ impl World<'_> {
             } else {
                 flow
             };
-            s.kinds.push_back((s.written, k, flow));
+            let at = s.written;
+            s.push_kind((at, k, flow));
         }
         let at = s.written;
-        for &(a, b) in payload {
-            s.app_ranges.push_back((at + a as u64, at + b as u64));
+        if !payload.is_empty() {
+            let q = s.queues();
+            for &(a, b) in payload {
+                q.app_ranges.push_back((at + a as u64, at + b as u64));
+            }
         }
         if let Some(sec) = s.sec.as_mut() {
             for &(a, b) in overlay {
@@ -1085,12 +1165,14 @@ impl World<'_> {
             }
         }
         s.written += data.len() as u64;
-        let n = if s.backlog.is_empty() && s.attach != Attach::Frozen {
+        let n = if backlog == 0 && s.attach != Attach::Frozen {
             s.conn.write(data)
         } else {
             0
         };
-        s.backlog.extend(data[n..].iter().copied());
+        if n < data.len() {
+            s.queues().backlog.extend(data[n..].iter().copied());
+        }
         true
     }
 
@@ -1098,7 +1180,7 @@ impl World<'_> {
     /// in the backlog.
     pub(crate) fn tcp_send_room(&self, sock: SockId) -> usize {
         self.tcp.sock(sock).map_or(0, |s| {
-            if s.backlog.is_empty() {
+            if s.backlog_len() == 0 {
                 s.conn.send_capacity() as usize
             } else {
                 0
@@ -1133,7 +1215,7 @@ impl World<'_> {
     pub(crate) fn tcp_abort(&mut self, sock: SockId) {
         if let Some(s) = self.tcp.sock_mut(sock) {
             s.attach = Attach::Detached;
-            s.backlog.clear();
+            s.clear_backlog();
             s.conn.abort();
         }
     }
@@ -1153,7 +1235,7 @@ impl World<'_> {
     pub(crate) fn tcp_freeze(&mut self, sock: SockId) {
         if let Some(s) = self.tcp.sock_mut(sock) {
             s.attach = Attach::Frozen;
-            s.backlog.clear();
+            s.clear_backlog();
         }
     }
 
@@ -1179,7 +1261,7 @@ impl World<'_> {
         };
         let flow = s.flow;
         let rec = s.rec as usize;
-        s.backlog.clear();
+        s.clear_backlog();
         if self.tcp.records[rec].end(now, outcome) && outcome.is_failure() && counted {
             if let Some(c) = self.tcp.counters(flow) {
                 c.connection_failures += 1;
@@ -1194,19 +1276,19 @@ impl World<'_> {
         let Some(s) = self.tcp.socks[slot as usize].as_mut() else {
             return;
         };
-        if s.kinds.len() > 1 {
+        if s.q.is_some() {
             // forget kinds of packets wholly acknowledged
-            let given = s.written - s.backlog.len() as u64;
+            let given = s.written - s.backlog_len() as u64;
             let una = given.saturating_sub(u64::from(s.conn.send_buffered()));
-            while s.kinds.len() > 1 && s.kinds[1].0 <= una {
-                s.kinds.pop_front();
+            s.prune_kinds(una);
+            // an idle connection keeps no queue storage (issue 22)
+            if s.q.as_ref().is_some_and(|q| q.is_empty()) {
+                s.q = None;
+            } else if let Some(q) = s.q.as_mut() {
+                crate::sim::shed::shed_deque(&mut q.backlog);
+                crate::sim::shed::shed_deque(&mut q.app_ranges);
+                crate::sim::shed::shed_deque(&mut q.older_kinds);
             }
-        }
-        // an idle connection keeps no queue storage (issue 22)
-        crate::sim::shed::shed_deque(&mut s.backlog);
-        crate::sim::shed::shed_deque(&mut s.app_ranges);
-        if s.kinds.len() <= 1 && s.kinds.capacity() > 1 {
-            s.kinds.shrink_to_fit();
         }
         let t = s.conn.stats().timeouts;
         let new_timeouts = t - s.timeouts_seen;
@@ -1247,7 +1329,7 @@ impl World<'_> {
         }
         let r = &mut self.tcp.records[s.rec as usize];
         r.stats = *s.conn.stats();
-        r.srtt_ns = s.conn.rtt().srtt().map(|d| d.as_nanos());
+        r.srtt_ns = Opt64::new(s.conn.rtt().srtt().map(|d| d.as_nanos()));
         r.end(now, outcome);
         let (l, rm) = (s.conn.local(), s.conn.remote());
         self.tcp
@@ -1301,7 +1383,7 @@ impl World<'_> {
         for s in self.tcp.socks.iter().flatten() {
             let r = &mut self.tcp.records[s.rec as usize];
             r.stats = *s.conn.stats();
-            r.srtt_ns = s.conn.rtt().srtt().map(|d| d.as_nanos());
+            r.srtt_ns = Opt64::new(s.conn.rtt().srtt().map(|d| d.as_nanos()));
         }
     }
 }

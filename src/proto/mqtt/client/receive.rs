@@ -9,7 +9,7 @@ use super::super::events::{ClientEvent, LostReason, ProtocolViolation};
 use super::super::packet::{Ack, ConnectReturnCode, Packet, PacketType, Publish, QosPid};
 use super::super::session::OutState;
 use super::super::v5::{self, Ack5, ConnAck5, Packet5, Publish5, ReasonCode, ReasonOnly};
-use super::{Client, ClientState, ServerLimits, Timer, Wire};
+use super::{qm, qr, Client, ClientState, ServerLimits, Timer, Wire};
 
 impl Client {
     /// Bytes from the broker.
@@ -21,7 +21,11 @@ impl Client {
             return;
         }
         self.stats.bytes_received += data.len() as u64;
-        let mut buf = std::mem::take(&mut self.inbuf);
+        let mut buf = self
+            .q
+            .as_mut()
+            .map(|q| std::mem::take(&mut q.inbuf))
+            .unwrap_or_default();
         buf.extend_from_slice(data);
         let mut off = 0;
         if self.is_v5() {
@@ -43,7 +47,7 @@ impl Client {
                 }
             }
             buf.drain(..off.min(buf.len()));
-            self.inbuf = buf;
+            self.keep_inbuf(buf);
             return;
         }
         while let Some(rest) = buf.get(off..) {
@@ -67,7 +71,7 @@ impl Client {
             }
         }
         buf.drain(..off.min(buf.len()));
-        self.inbuf = buf;
+        self.keep_inbuf(buf);
     }
 
     fn protocol_error(&mut self, now: SimTime, v: ProtocolViolation) {
@@ -92,23 +96,25 @@ impl Client {
             Packet::PubComp(a) => self.handle_ack(now, a, PacketType::PubComp),
             Packet::PubRel(a) => {
                 // [MQTT-4.3.3-2]: release the id, answer PUBCOMP.
-                self.incoming_qos2.retain(|&x| x != a.pid);
+                qm(&mut self.q).incoming_qos2.retain(|&x| x != a.pid);
                 self.push(Packet::PubComp(a), None, false);
             }
-            Packet::SubAck(s) => match self.requests.iter().position(|r| r.0 == s.pid) {
+            Packet::SubAck(s) => match qr(&self.q).requests.iter().position(|r| r.0 == s.pid) {
                 Some(i) => {
-                    let (_, handle, _) = self.requests.remove(i);
-                    self.events.push_back(ClientEvent::Subscribed {
+                    let (_, handle, _) = qm(&mut self.q).requests.remove(i);
+                    qm(&mut self.q).events.push_back(ClientEvent::Subscribed {
                         handle,
                         codes: s.codes,
                     });
                 }
                 None => self.stats.unknown_acks += 1,
             },
-            Packet::UnsubAck(a) => match self.requests.iter().position(|r| r.0 == a.pid) {
+            Packet::UnsubAck(a) => match qr(&self.q).requests.iter().position(|r| r.0 == a.pid) {
                 Some(i) => {
-                    let (_, handle, _) = self.requests.remove(i);
-                    self.events.push_back(ClientEvent::Unsubscribed { handle });
+                    let (_, handle, _) = qm(&mut self.q).requests.remove(i);
+                    qm(&mut self.q)
+                        .events
+                        .push_back(ClientEvent::Unsubscribed { handle });
                 }
                 None => self.stats.unknown_acks += 1,
             },
@@ -132,10 +138,14 @@ impl Client {
         if code != ConnectReturnCode::Accepted {
             // [MQTT-3.2.2-5]: the server closes; we do too. Only "server
             // unavailable" is worth retrying.
-            self.outq.clear();
+            qm(&mut self.q).outq.clear();
             self.reset_connection();
-            self.events.push_back(ClientEvent::ConnectRefused(code));
-            self.events.push_back(ClientEvent::CloseTransport);
+            qm(&mut self.q)
+                .events
+                .push_back(ClientEvent::ConnectRefused(code));
+            qm(&mut self.q)
+                .events
+                .push_back(ClientEvent::CloseTransport);
             if code == ConnectReturnCode::ServerUnavailable {
                 self.schedule_reconnect(now);
             } else {
@@ -153,21 +163,22 @@ impl Client {
         self.stats.connects += 1;
         if !session_present {
             // The broker has no session: ids it held are forgotten.
-            self.incoming_qos2.clear();
+            qm(&mut self.q).incoming_qos2.clear();
         }
-        self.events
+        qm(&mut self.q)
+            .events
             .push_back(ClientEvent::Connected { session_present });
         // §4.4 [MQTT-4.4.0-1]: resend in order with original ids.
-        let mut resend = Vec::with_capacity(self.inflight.len());
-        for o in self.inflight.iter_mut() {
+        let mut resend = Vec::with_capacity(qr(&self.q).inflight.len());
+        for o in qm(&mut self.q).inflight.iter_mut() {
             o.sent_at = now;
             resend.push(o.resend());
         }
         self.push_resends(resend);
-        if !self.inflight.is_empty() {
+        if !qr(&self.q).inflight.is_empty() {
             self.arm_retry(now);
         }
-        let reqs: Vec<Wire> = self.requests.iter().map(|r| r.2.clone()).collect();
+        let reqs: Vec<Wire> = qr(&self.q).requests.iter().map(|r| r.2.clone()).collect();
         for p in reqs {
             self.push_wire(p, None, false);
         }
@@ -180,7 +191,7 @@ impl Client {
             return;
         }
         self.stats.messages_received += 1;
-        self.events.push_back(ClientEvent::Message {
+        qm(&mut self.q).events.push_back(ClientEvent::Message {
             topic: p.topic,
             payload: p.payload,
             qos,
@@ -190,18 +201,19 @@ impl Client {
     }
 
     fn handle_ack(&mut self, now: SimTime, a: Ack, ty: PacketType) {
-        let Some(i) = self.inflight.iter().position(|o| o.pid == a.pid) else {
+        let Some(i) = qr(&self.q).inflight.iter().position(|o| o.pid == a.pid) else {
             self.stats.unknown_acks += 1;
             return;
         };
-        let Some(o) = self.inflight.get_mut(i) else {
+        let Some(o) = qm(&mut self.q).inflight.get_mut(i) else {
             return;
         };
         match (ty, o.state) {
             (PacketType::PubAck, OutState::AwaitAck)
             | (PacketType::PubComp, OutState::AwaitComp) => {
-                let o = self.inflight.remove(i);
-                self.events
+                let o = qm(&mut self.q).inflight.remove(i);
+                qm(&mut self.q)
+                    .events
                     .push_back(ClientEvent::PublishAcked { handle: o.handle });
                 self.drain(now);
             }
@@ -256,31 +268,33 @@ impl Client {
             Packet5::PubRel(a) => {
                 // [MQTT-4.3.3-11]: answer PUBCOMP; 0x92 when the id is not
                 // held (whatever reason the PUBREL carries).
-                let held = self.incoming_qos2.contains(&a.pid);
-                self.incoming_qos2.retain(|&x| x != a.pid);
+                let held = qr(&self.q).incoming_qos2.contains(&a.pid);
+                qm(&mut self.q).incoming_qos2.retain(|&x| x != a.pid);
                 let mut comp = Ack5::ok(a.pid);
                 if !held {
                     comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
                 }
                 self.push_wire(Wire::v5(Packet5::PubComp(comp)), None, false);
             }
-            Packet5::SubAck(s) => match self.requests.iter().position(|r| r.0 == s.pid) {
+            Packet5::SubAck(s) => match qr(&self.q).requests.iter().position(|r| r.0 == s.pid) {
                 Some(i) => {
-                    let (_, handle, _) = self.requests.remove(i);
-                    self.events.push_back(ClientEvent::Subscribed5 {
+                    let (_, handle, _) = qm(&mut self.q).requests.remove(i);
+                    qm(&mut self.q).events.push_back(ClientEvent::Subscribed5 {
                         handle,
                         reasons: s.reasons,
                     });
                 }
                 None => self.stats.unknown_acks += 1,
             },
-            Packet5::UnsubAck(s) => match self.requests.iter().position(|r| r.0 == s.pid) {
+            Packet5::UnsubAck(s) => match qr(&self.q).requests.iter().position(|r| r.0 == s.pid) {
                 Some(i) => {
-                    let (_, handle, _) = self.requests.remove(i);
-                    self.events.push_back(ClientEvent::Unsubscribed5 {
-                        handle,
-                        reasons: s.reasons,
-                    });
+                    let (_, handle, _) = qm(&mut self.q).requests.remove(i);
+                    qm(&mut self.q)
+                        .events
+                        .push_back(ClientEvent::Unsubscribed5 {
+                            handle,
+                            reasons: s.reasons,
+                        });
                 }
                 None => self.stats.unknown_acks += 1,
             },
@@ -326,7 +340,7 @@ impl Client {
         if ca.reason.is_failure() {
             // [MQTT-3.2.2-7]: the server closes; we do too. Only reasons
             // that may pass are worth retrying.
-            self.outq.clear();
+            qm(&mut self.q).outq.clear();
             self.reset_connection();
             let retry = matches!(
                 ca.reason,
@@ -334,11 +348,15 @@ impl Client {
                     | ReasonCode::SERVER_BUSY
                     | ReasonCode::CONNECTION_RATE_EXCEEDED
             );
-            self.events.push_back(ClientEvent::ConnectRefused5 {
-                reason: ca.reason,
-                props: ca.props,
-            });
-            self.events.push_back(ClientEvent::CloseTransport);
+            qm(&mut self.q)
+                .events
+                .push_back(ClientEvent::ConnectRefused5 {
+                    reason: ca.reason,
+                    props: ca.props,
+                });
+            qm(&mut self.q)
+                .events
+                .push_back(ClientEvent::CloseTransport);
             if retry {
                 self.schedule_reconnect(now);
             } else {
@@ -407,9 +425,9 @@ impl Client {
         };
         let qos = p.qos_pid.qos();
         if let QosPid::ExactlyOnce(pid) = p.qos_pid {
-            let held = self.incoming_qos2.contains(&pid);
+            let held = qr(&self.q).incoming_qos2.contains(&pid);
             let limit = usize::from(self.config.receive_maximum.max(1));
-            if !held && self.incoming_qos2.len() >= limit {
+            if !held && qr(&self.q).incoming_qos2.len() >= limit {
                 return self.violation5(
                     now,
                     ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
@@ -423,7 +441,7 @@ impl Client {
         let mut props = p.props;
         props.topic_alias = None;
         self.stats.messages_received += 1;
-        self.events.push_back(ClientEvent::Message5 {
+        qm(&mut self.q).events.push_back(ClientEvent::Message5 {
             topic,
             payload: p.payload,
             qos,
@@ -443,11 +461,11 @@ impl Client {
                 // Method B (figure 4.3): deliver once, hold the id until
                 // PUBREL so a resent PUBLISH is not delivered again.
                 self.push(Packet::PubRec(Ack { pid }), None, false);
-                if self.incoming_qos2.contains(&pid) {
+                if qr(&self.q).incoming_qos2.contains(&pid) {
                     self.stats.duplicates_suppressed += 1;
                     return false;
                 }
-                self.incoming_qos2.push(pid);
+                qm(&mut self.q).incoming_qos2.push(pid);
             }
         }
         true
@@ -460,7 +478,7 @@ impl Client {
             } else {
                 OutState::AwaitRec
             };
-            let Some(i) = self
+            let Some(i) = qr(&self.q)
                 .inflight
                 .iter()
                 .position(|o| o.pid == a.pid && o.state == want)
@@ -469,12 +487,14 @@ impl Client {
                 return;
             };
             // [MQTT-4.3.3]: no PUBREL after a failed PUBREC; the flow ends.
-            let o = self.inflight.remove(i);
+            let o = qm(&mut self.q).inflight.remove(i);
             self.stats.publishes_failed += 1;
-            self.events.push_back(ClientEvent::PublishFailed {
-                handle: o.handle,
-                reason: a.reason,
-            });
+            qm(&mut self.q)
+                .events
+                .push_back(ClientEvent::PublishFailed {
+                    handle: o.handle,
+                    reason: a.reason,
+                });
             self.drain(now);
             return;
         }
