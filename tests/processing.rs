@@ -273,6 +273,42 @@ fn bounded_queue_drops_and_counts() {
     );
 }
 
+/// Each stack side holds at most `stack_queue` packets, the one in service
+/// included, as Linux's backlog and transmit queue do; beyond, packets are
+/// dropped, counted in `proc_dropped` and as `lost_processing`, and TCP
+/// repairs them. Without the bound a saturated stack held every packet
+/// offered to it (a million fan-in clients filled 22 GB).
+#[test]
+fn bounded_stack_drops_and_counts() {
+    // 10 publishers every 5 ms: 2000 PUBLISH/s in and 2000 copies out,
+    // through a stack side that takes 1 ms per packet
+    for side in ["stack_rx", "stack_tx"] {
+        let proc = |bound: u32| {
+            format!(
+                r#"processing = {{ {side} = "1 ms", service = "1 us", stack_queue = {bound} }}"#
+            )
+        };
+        let text = md1_scenario(5_000_000, 4, &proc(20));
+        let dir = run_text(&format!("proc-stack-{side}"), &text, &[]);
+        let nodes = read_csv(&dir.join("nodes.csv"));
+        let broker = nodes.iter().find(|r| r["node"] == "broker").unwrap();
+        let dropped: u64 = broker["proc_dropped"].parse().unwrap();
+        assert!(
+            dropped > 100,
+            "{side}: a saturated stack must drop: {dropped}"
+        );
+        let lost = read_csv(&dir.join("packets.csv"))
+            .into_iter()
+            .filter(|r| r["outcome"] == "lost_processing")
+            .count() as u64;
+        assert_eq!(lost, dropped, "{side}: every drop has its packets.csv row");
+        assert!(num(&run_row(&dir, "load"), "drops_queue") > 0.0);
+        // the bound made those drops: a queue long enough never drops
+        let out = run(&md1_scenario(5_000_000, 4, &proc(10_000_000)));
+        assert_eq!(broker_stats(&out).dropped, 0, "{side}: unbounded");
+    }
+}
+
 /// The CoAP server is the same FIFO server, charged per request: NON
 /// requests from ten Poisson sensors at ρ = 0.8 wait as M/D/1 says (the
 /// server application takes a request when its turn comes, so a reading's
@@ -399,7 +435,7 @@ role = "broker"
 [[nodes]]
 name = "b2"
 role = "broker"
-processing = { service = "2 ms", queue = 10 }
+processing = { service = "2 ms", queue = 10, stack_queue = 64 }
 
 [[nodes]]
 name = "r"
@@ -430,8 +466,10 @@ processing = { stack_rx = "5 us" }
     let b2 = ProcessingSpec {
         service: Delay::Constant(SimDuration::from_millis(2)),
         queue: 10,
+        stack_queue: 64,
         ..b1
     };
+    assert_eq!(b1.stack_queue, 1000, "Linux's netdev_max_backlog");
     assert_eq!(sc.processing[&1], b2);
     assert!(
         !sc.processing.contains_key(&2),
@@ -472,6 +510,10 @@ processing = { stack_rx = "5 us" }
             "nodes.b1.processing.service",
         ),
         ("nodes.b1.processing.queue=0", "nodes.b1.processing.queue"),
+        (
+            "nodes.b1.processing.stack_queue=0",
+            "nodes.b1.processing.stack_queue",
+        ),
         (
             "processing.broker.per_copy=uniform(2ms,1ms)",
             "processing.broker.per_copy",

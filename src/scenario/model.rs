@@ -153,10 +153,18 @@ pub struct ProcessingSpec {
     pub per_copy: crate::sim::Delay,
     /// Packets waiting for the application server (beyond: dropped).
     pub queue: u32,
+    /// Packets waiting for each stack side, the one in service included
+    /// (beyond: dropped, as Linux's `netdev_max_backlog` on receive and a
+    /// full `txqueuelen` on send do).
+    pub stack_queue: u32,
 }
 
 /// Default length of a node's processing queue.
 pub const DEFAULT_PROC_QUEUE: u32 = 100_000;
+
+/// Default length of each side of a node's stack: Linux's default
+/// `net.core.netdev_max_backlog` and `txqueuelen`, both 1000 packets.
+pub const DEFAULT_STACK_QUEUE: u32 = 1000;
 
 impl Default for ProcessingSpec {
     fn default() -> Self {
@@ -166,6 +174,7 @@ impl Default for ProcessingSpec {
             service: crate::sim::Delay::ZERO,
             per_copy: crate::sim::Delay::ZERO,
             queue: DEFAULT_PROC_QUEUE,
+            stack_queue: DEFAULT_STACK_QUEUE,
         }
     }
 }

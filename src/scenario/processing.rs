@@ -35,6 +35,7 @@ pub(crate) struct ProcessingSchema {
     pub service: Option<S<String>>,
     pub per_copy: Option<S<String>>,
     pub queue: Option<S<u64>>,
+    pub stack_queue: Option<S<u64>>,
 }
 
 /// `[processing]`: defaults per role.
@@ -120,6 +121,9 @@ fn apply(
     delay(&p.per_copy, "per_copy", &mut out.per_copy)?;
     if let Some(q) = &p.queue {
         out.queue = ctx.int_in(q, &format!("{field}.queue"), 1, MAX_PROC_QUEUE)? as u32;
+    }
+    if let Some(q) = &p.stack_queue {
+        out.stack_queue = ctx.int_in(q, &format!("{field}.stack_queue"), 1, MAX_PROC_QUEUE)? as u32;
     }
     Ok(())
 }
