@@ -342,3 +342,72 @@ fn between<T: std::str::FromStr>(s: &str, before: &str, after: &str) -> T {
         .parse()
         .unwrap_or_else(|_| panic!("{:?} is not a number: {s}", &s[from..to]))
 }
+
+/// The saturation warnings among `qossim check`'s stderr lines.
+fn saturation_warnings(err: &str) -> Vec<String> {
+    err.lines()
+        .filter(|l| l.contains("warning:") && l.contains("of the time. Past saturation"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_saturated_broker_warns_and_its_queue_grows() {
+    // 2,000 QoS 0 readings/s against 1 ms of service per PUBLISH: ρ = 2
+    let (p, _) = scenario_with("sat", "qos0", 20, "1 s", "2 s", "service = \"1 ms\"");
+    let line = std::fs::read_to_string(&p)
+        .expect("read")
+        .lines()
+        .position(|l| l.starts_with("processing = "))
+        .expect("processing line")
+        + 1;
+    let (code, _, err) = run(&["check", p.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let w = saturation_warnings(&err);
+    assert_eq!(w.len(), 1, "{err}");
+    let w = &w[0];
+    assert!(
+        w.contains(&format!("window.toml:{line}:")),
+        "not at the broker's processing: {w}"
+    );
+    for part in [
+        "broker broker is offered about 2000 PUBLISH/s and sends about 2000 copies/s (flows telemetry)",
+        "its application server (service 1 ms per PUBLISH in",
+        "busy 200 % of the time",
+        "at most about 50 % delivered",
+    ] {
+        assert!(w.contains(part), "missing {part:?}: {w}");
+    }
+    // the run: the server works all the time from the first readings on,
+    // and readings wait seconds for it
+    let (err, out) = run_out(&p, "sat-run");
+    assert_eq!(saturation_warnings(&err).len(), 1, "{err}");
+    let nodes = read_csv(&out.join("nodes.csv"));
+    let broker = nodes
+        .iter()
+        .find(|r| r["node"] == "broker")
+        .expect("broker");
+    let busy: f64 = broker["proc_busy_ms"].parse().expect("busy");
+    let wait: f64 = broker["proc_wait_ms_mean"].parse().expect("wait");
+    assert!(busy > 9_000.0, "busy {busy} ms of 10 s of publishing");
+    assert!(wait > 1_000.0, "mean wait {wait} ms: no queue?");
+    let ratio = num(&run_row(&out, "telemetry"), "delivery_ratio");
+    assert!(ratio < 0.8, "{ratio} delivered past saturation");
+
+    // a stack side: 2 ms per packet received
+    let (p, _) = scenario_with("sat-rx", "qos0", 20, "1 s", "2 s", "stack_rx = \"2 ms\"");
+    let (_, _, err) = run(&["check", p.to_str().expect("utf-8")]);
+    let w = saturation_warnings(&err);
+    assert_eq!(w.len(), 1, "{err}");
+    assert!(
+        w[0].contains("its stack's receive side (stack_rx 2 ms per packet, at least 2000 packets/s in; stack_queue 1000)")
+            && w[0].contains("busy 400 % of the time"),
+        "{}",
+        w[0]
+    );
+
+    // 35 µs per PUBLISH: ρ = 0.07, no warning
+    let (p, _) = scenario("sat-ok", "qos0", 20);
+    let (_, _, err) = run(&["check", p.to_str().expect("utf-8")]);
+    assert!(saturation_warnings(&err).is_empty(), "{err}");
+}

@@ -46,6 +46,18 @@
 //!   and nothing was delivered; spread over 25 s, all connected. Below the
 //!   bound the storm only queues. The keep-alive PINGREQs of clients that
 //!   connected together stay bunched the same way.
+//! * **A saturated broker.** The steady publishing load a broker is offered
+//!   (PUBLISH/s in from its publishers, copies/s out to the subscribers)
+//!   against its processing times: the application server's work
+//!   (`service` per PUBLISH in, `per_copy` per copy out) and each stack
+//!   side's packets (PUBLISHes and their MQTT acknowledgements; TCP's own
+//!   ACKs are left out, so the load is a lower bound). When one of them
+//!   needs more than all of the broker's time (utilisation ρ ≥ 1), its
+//!   queue grows through the run, and latency with it, until full
+//!   (`queue`, `stack_queue`); then it drops, TCP retransmits and adds
+//!   load. At most about 1/ρ of the messages can get through. This is what
+//!   the fan-in benchmark ran into at a million publishers (100,000
+//!   PUBLISH/s against 35 µs each, ρ = 3.5).
 
 use super::error::Warning;
 use super::model::{Pattern, Protocol, Reliability, Scenario, Timing};
@@ -79,6 +91,7 @@ struct Offer {
 pub fn warnings(sc: &Scenario) -> Vec<Warning> {
     let mut w = window(sc);
     w.extend(connect_storm(sc));
+    w.extend(saturation(sc));
     w
 }
 
@@ -228,6 +241,118 @@ fn connect_storm(sc: &Scenario) -> Vec<Warning> {
             mqtt.connect_timeout,
             (2.0 * busy).ceil(),
         )));
+    }
+    out
+}
+
+/// One broker's steady load, per second.
+#[derive(Default)]
+struct BrokerLoad {
+    publishes: f64,
+    copies: f64,
+    /// Packets in and out at its stack (PUBLISHes and MQTT
+    /// acknowledgements).
+    packets_in: f64,
+    packets_out: f64,
+    flows: Vec<String>,
+}
+
+/// Warnings for brokers whose application server or a stack side is
+/// offered more work than time, each at the broker's `processing`.
+fn saturation(sc: &Scenario) -> Vec<Warning> {
+    let mut loads: BTreeMap<usize, BrokerLoad> = BTreeMap::new();
+    for f in &sc.flows {
+        let Some(broker) = f.broker else { continue };
+        if f.protocol != Protocol::Mqtt {
+            continue;
+        }
+        let gap = match f.timing {
+            Timing::Periodic { interval, .. } => interval,
+            Timing::Poisson { mean_interval } => mean_interval,
+            Timing::Bulk => continue,
+        };
+        let per_publisher = 1e9 / gap.as_nanos().max(1) as f64;
+        let publishers = f.publishers.iter().filter(|&&p| p != broker).count();
+        let publishes = publishers as f64 * per_publisher;
+        let mut copies = 0.0;
+        if f.subscribe_with == Protocol::Mqtt {
+            for (k, &r) in f.receivers.iter().enumerate() {
+                let senders = match f.pattern {
+                    Pattern::PointToPoint => usize::from(k < f.publishers.len()),
+                    Pattern::Broadcast | Pattern::FanIn => {
+                        f.publishers.iter().filter(|&&p| p != r).count()
+                    }
+                };
+                copies += senders as f64 * per_publisher;
+            }
+        }
+        // MQTT acknowledgements per PUBLISH: in from a subscriber for each
+        // copy, out to the publisher (QoS 2: PUBREC, PUBCOMP out and
+        // PUBREL in on the publisher's side; the reverse on each copy's)
+        let (acks_in, acks_out) = match f.reliability {
+            Reliability::Qos1 => (copies, publishes),
+            Reliability::Qos2 => (publishes + 2.0 * copies, 2.0 * publishes + copies),
+            _ => (0.0, 0.0),
+        };
+        let l = loads.entry(broker).or_default();
+        l.publishes += publishes;
+        l.copies += copies;
+        l.packets_in += publishes + acks_in;
+        l.packets_out += copies + acks_out;
+        if !l.flows.contains(&f.name) {
+            l.flows.push(f.name.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for (broker, l) in &loads {
+        let Some(p) = sc.processing.get(broker) else {
+            continue;
+        };
+        let s = |d: crate::sim::Delay| d.mean().as_nanos() as f64 / 1e9;
+        let parts = [
+            (
+                l.publishes * s(p.service) + l.copies * s(p.per_copy),
+                format!(
+                    "its application server (service {} per PUBLISH in, per_copy {} per copy out; queue {} inputs)",
+                    p.service, p.per_copy, p.queue
+                ),
+            ),
+            (
+                l.packets_in * s(p.stack_rx),
+                format!(
+                    "its stack's receive side (stack_rx {} per packet, at least {:.0} packets/s in; stack_queue {})",
+                    p.stack_rx, l.packets_in, p.stack_queue
+                ),
+            ),
+            (
+                l.packets_out * s(p.stack_tx),
+                format!(
+                    "its stack's send side (stack_tx {} per packet, at least {:.0} packets/s out; stack_queue {})",
+                    p.stack_tx, l.packets_out, p.stack_queue
+                ),
+            ),
+        ];
+        let Some((rho, what)) = parts
+            .into_iter()
+            .filter(|(rho, _)| *rho >= 1.0)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+        else {
+            continue;
+        };
+        let name = &sc.nodes[*broker].name;
+        out.push(Warning::at(
+            &sc.origin,
+            &sc.text,
+            Some(&format!("nodes.{name}.processing")),
+            format!(
+                "broker {name} is offered about {:.0} PUBLISH/s and sends about {:.0} copies/s (flows {}): {what} would be busy {:.0} % of the time. Past saturation its queue grows through the run, and latency with it, until full; then it drops packets, which TCP retransmits, adding load: expect at most about {:.0} % delivered. Add brokers, lower the load, or shorten the processing times",
+                l.publishes,
+                l.copies,
+                l.flows.join(", "),
+                100.0 * rho,
+                100.0 / rho,
+            ),
+        ));
     }
     out
 }
