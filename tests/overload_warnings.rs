@@ -102,6 +102,16 @@ fn scenario_with(
     (p, line)
 }
 
+/// The 1-based line of scenario file `p` that starts with `prefix`.
+fn line_of(p: &Path, prefix: &str) -> usize {
+    std::fs::read_to_string(p)
+        .expect("read")
+        .lines()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?}"))
+        + 1
+}
+
 /// The window warnings among `qossim check`'s stderr lines.
 fn window_warnings(err: &str) -> Vec<String> {
     err.lines()
@@ -246,12 +256,7 @@ fn a_connect_storm_the_broker_cannot_absorb_warns_and_clients_reconnect() {
     };
     let (p, _) = scenario_with("storm", "qos0", 20, "60 s", "1 s", "stack_rx = \"2 ms\"");
     long(&p);
-    let line = std::fs::read_to_string(&p)
-        .expect("read")
-        .lines()
-        .position(|l| l.starts_with("connect_spread = "))
-        .expect("connect_spread line")
-        + 1;
+    let line = line_of(&p, "connect_spread = ");
     let (code, _, err) = run(&["check", p.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{err}");
     let w = storm_warnings(&err);
@@ -355,12 +360,7 @@ fn saturation_warnings(err: &str) -> Vec<String> {
 fn a_saturated_broker_warns_and_its_queue_grows() {
     // 2,000 QoS 0 readings/s against 1 ms of service per PUBLISH: ρ = 2
     let (p, _) = scenario_with("sat", "qos0", 20, "1 s", "2 s", "service = \"1 ms\"");
-    let line = std::fs::read_to_string(&p)
-        .expect("read")
-        .lines()
-        .position(|l| l.starts_with("processing = "))
-        .expect("processing line")
-        + 1;
+    let line = line_of(&p, "processing = ");
     let (code, _, err) = run(&["check", p.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{err}");
     let w = saturation_warnings(&err);

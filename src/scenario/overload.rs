@@ -60,7 +60,7 @@
 //!   PUBLISH/s against 35 µs each, ρ = 3.5).
 
 use super::error::Warning;
-use super::model::{Pattern, Protocol, Reliability, Scenario, Timing};
+use super::model::{FlowSpec, Pattern, Protocol, Reliability, Scenario, Timing};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// IPv4 + TCP headers of a segment (no options).
@@ -95,6 +95,24 @@ pub fn warnings(sc: &Scenario) -> Vec<Warning> {
     w
 }
 
+/// Messages per second each publisher of `f` sends (None: bulk).
+fn rate(f: &FlowSpec) -> Option<f64> {
+    let gap = match f.timing {
+        Timing::Periodic { interval, .. } => interval,
+        Timing::Poisson { mean_interval } => mean_interval,
+        Timing::Bulk => return None,
+    };
+    Some(1e9 / gap.as_nanos().max(1) as f64)
+}
+
+/// How many of `f`'s publishers send to its `k`-th receiver `r`.
+fn senders(f: &FlowSpec, k: usize, r: usize) -> usize {
+    match f.pattern {
+        Pattern::PointToPoint => usize::from(k < f.publishers.len()),
+        Pattern::Broadcast | Pattern::FanIn => f.publishers.iter().filter(|&&p| p != r).count(),
+    }
+}
+
 /// Warnings for subscribers offered more QoS 1/2 messages per second than
 /// the broker's in-flight window to them can carry, each at
 /// `protocols.mqtt.max_inflight`.
@@ -110,21 +128,13 @@ fn window(sc: &Scenario) -> Vec<Warning> {
         if f.subscribe_with != Protocol::Mqtt {
             continue;
         }
-        let gap = match f.timing {
-            Timing::Periodic { interval, .. } => interval,
-            Timing::Poisson { mean_interval } => mean_interval,
-            Timing::Bulk => continue,
+        let Some(per_publisher) = rate(f) else {
+            continue;
         };
-        let per_publisher = 1e9 / gap.as_nanos().max(1) as f64;
         let topic = super::flows::topic_for(f, &sc.nodes, 0).len();
         let bytes = u64::from(f.payload_bytes) + topic as u64 + 6 + TCP_IP_HEADERS;
         for (k, &r) in f.receivers.iter().enumerate() {
-            let senders = match f.pattern {
-                Pattern::PointToPoint => usize::from(k < f.publishers.len()),
-                Pattern::Broadcast | Pattern::FanIn => {
-                    f.publishers.iter().filter(|&&p| p != r).count()
-                }
-            };
+            let senders = senders(f, k, r);
             if senders == 0 {
                 continue;
             }
@@ -266,24 +276,15 @@ fn saturation(sc: &Scenario) -> Vec<Warning> {
         if f.protocol != Protocol::Mqtt {
             continue;
         }
-        let gap = match f.timing {
-            Timing::Periodic { interval, .. } => interval,
-            Timing::Poisson { mean_interval } => mean_interval,
-            Timing::Bulk => continue,
+        let Some(per_publisher) = rate(f) else {
+            continue;
         };
-        let per_publisher = 1e9 / gap.as_nanos().max(1) as f64;
         let publishers = f.publishers.iter().filter(|&&p| p != broker).count();
         let publishes = publishers as f64 * per_publisher;
         let mut copies = 0.0;
         if f.subscribe_with == Protocol::Mqtt {
             for (k, &r) in f.receivers.iter().enumerate() {
-                let senders = match f.pattern {
-                    Pattern::PointToPoint => usize::from(k < f.publishers.len()),
-                    Pattern::Broadcast | Pattern::FanIn => {
-                        f.publishers.iter().filter(|&&p| p != r).count()
-                    }
-                };
-                copies += senders as f64 * per_publisher;
+                copies += senders(f, k, r) as f64 * per_publisher;
             }
         }
         // MQTT acknowledgements per PUBLISH: in from a subscriber for each
