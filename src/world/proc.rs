@@ -110,13 +110,9 @@ struct Server {
 pub(crate) struct NodeProc {
     spec: ProcessingSpec,
     rng: SimRng,
-    /// When the stack's send / receive side is next free.
-    tx_free: SimTime,
-    rx_free: SimTime,
-    /// Packets waiting on the send / receive side (the one in service
-    /// included).
-    tx_waiting: u32,
-    rx_waiting: u32,
+    /// The stack's send and receive sides.
+    tx: StackSide,
+    rx: StackSide,
     /// Packets dropped at a full stack side.
     stack_dropped: u64,
     /// Boxed: a client with stack delays only carries no queue state.
@@ -128,10 +124,8 @@ impl NodeProc {
         Box::new(NodeProc {
             spec: *spec,
             rng: SimRng::stream(seed, &format!("node/{name}/processing")),
-            tx_free: SimTime::ZERO,
-            rx_free: SimTime::ZERO,
-            tx_waiting: 0,
-            rx_waiting: 0,
+            tx: StackSide::default(),
+            rx: StackSide::default(),
             stack_dropped: 0,
             server: spec.has_server().then(|| {
                 Box::new(Server {
@@ -156,13 +150,39 @@ impl NodeProc {
             ..s.stats
         })
     }
+
+    /// A packet enters the stack's receive (`rx`) or send side at `now`:
+    /// when it leaves (FIFO: the side's previous departure or now, plus
+    /// its delay), or `None` when the side already holds `stack_queue`
+    /// packets (counted as dropped).
+    fn stack_enter(&mut self, rx: bool, now: SimTime) -> Option<SimTime> {
+        let (side, delay) = if rx {
+            (&mut self.rx, self.spec.stack_rx)
+        } else {
+            (&mut self.tx, self.spec.stack_tx)
+        };
+        if side.waiting >= self.spec.stack_queue {
+            self.stack_dropped += 1;
+            return None;
+        }
+        side.waiting += 1;
+        side.free = side.free.max(now) + delay.sample(&mut self.rng);
+        Some(side.free)
+    }
+
+    /// A packet leaves the stack's receive (`rx`) or send side.
+    fn stack_leave(&mut self, rx: bool) {
+        let side = if rx { &mut self.rx } else { &mut self.tx };
+        side.waiting = side.waiting.saturating_sub(1);
+    }
 }
 
-/// When a FIFO stack side frees after one more packet.
-fn stack_departure(free: &mut SimTime, now: SimTime, d: SimDuration) -> SimTime {
-    let t = (*free).max(now) + d;
-    *free = t;
-    t
+/// One side of a node's stack, a FIFO server: when it is next free and how
+/// many packets wait on it (the one in service included).
+#[derive(Debug, Default)]
+struct StackSide {
+    free: SimTime,
+    waiting: u32,
 }
 
 /// Whether an IPv4 packet carries transport payload (a UDP datagram, a TCP
@@ -262,22 +282,18 @@ impl World<'_> {
     ) {
         let p = self.nodes[node].proc.as_deref_mut();
         match p {
-            Some(p) if !p.spec.stack_tx.is_zero() => {
-                if p.tx_waiting >= p.spec.stack_queue {
-                    p.stack_dropped += 1;
-                    return self.drop_packet(now, None, pkt, Outcome::LostProcessing);
+            Some(p) if !p.spec.stack_tx.is_zero() => match p.stack_enter(false, now) {
+                Some(t) => {
+                    let _ = queue.push(
+                        t,
+                        Ev::StackTx {
+                            node: node as u32,
+                            pkt,
+                        },
+                    );
                 }
-                p.tx_waiting += 1;
-                let d = p.spec.stack_tx.sample(&mut p.rng);
-                let t = stack_departure(&mut p.tx_free, now, d);
-                let _ = queue.push(
-                    t,
-                    Ev::StackTx {
-                        node: node as u32,
-                        pkt,
-                    },
-                );
-            }
+                None => self.drop_packet(now, None, pkt, Outcome::LostProcessing),
+            },
             _ => self.ip_output(now, queue, node, pkt),
         }
     }
@@ -308,7 +324,7 @@ impl World<'_> {
         pkt: PacketHandle,
     ) {
         if let Some(p) = self.nodes[node].proc.as_deref_mut() {
-            p.tx_waiting = p.tx_waiting.saturating_sub(1);
+            p.stack_leave(false);
         }
         self.resume_if_up(now, queue, node, pkt, Self::ip_output);
     }
@@ -328,13 +344,9 @@ impl World<'_> {
         if p.spec.stack_rx.is_zero() {
             return self.proc_admit(now, queue, node, pkt);
         }
-        if p.rx_waiting >= p.spec.stack_queue {
-            p.stack_dropped += 1;
+        let Some(t) = p.stack_enter(true, now) else {
             return self.drop_packet(now, None, pkt, Outcome::LostProcessing);
-        }
-        p.rx_waiting += 1;
-        let d = p.spec.stack_rx.sample(&mut p.rng);
-        let t = stack_departure(&mut p.rx_free, now, d);
+        };
         let _ = queue.push(
             t,
             Ev::StackRx {
@@ -353,7 +365,7 @@ impl World<'_> {
         pkt: PacketHandle,
     ) {
         if let Some(p) = self.nodes[node].proc.as_deref_mut() {
-            p.rx_waiting = p.rx_waiting.saturating_sub(1);
+            p.stack_leave(true);
         }
         self.resume_if_up(now, queue, node, pkt, Self::proc_admit);
     }

@@ -1143,16 +1143,15 @@ impl World<'_> {
             }
             return false;
         }
+        let at = s.written;
         if let Some((k, flow)) = kind {
             let flow = if flow == crate::net::packet::NO_FLOW {
                 s.rx_flow
             } else {
                 flow
             };
-            let at = s.written;
             s.push_kind((at, k, flow));
         }
-        let at = s.written;
         if !payload.is_empty() {
             let q = s.queues();
             for &(a, b) in payload {
