@@ -8,8 +8,9 @@
 //! acknowledged or SACKed) and more than RACK.rtt + RACK.reo_wnd has passed
 //! since it was sent (RFC 8985 §6.2). Without SACK the connection keeps the
 //! RFC 5681/6582 duplicate-ACK machinery; this module is used only when
-//! SACK was negotiated. Allocated once per connection (boxed), never per
-//! segment beyond the vector's growth.
+//! SACK was negotiated. Allocated once per connection (boxed); the segment
+//! list is given back whenever everything sent is acknowledged, so an idle
+//! connection holds none.
 
 use super::congestion::{seq_le, seq_lt};
 use crate::sim::SimTime;
@@ -93,7 +94,7 @@ impl Scoreboard {
 
     /// Forget everything (connection closed).
     pub fn clear(&mut self) {
-        self.segs.clear();
+        self.segs = Vec::new();
         self.tlp_end = None;
         self.loss_point = None;
     }
@@ -224,6 +225,12 @@ impl Scoreboard {
             }
         }
         self.segs.drain(..n);
+        if self.segs.is_empty() {
+            // Give the list back while nothing is outstanding: an idle
+            // connection (most of a million clients') keeps no segment
+            // storage; the next send allocates it again.
+            self.segs = Vec::new();
+        }
         if let Some(first) = self.segs.first_mut() {
             // A cumulative ACK inside a segment (never at our boundaries,
             // but a peer may trim): keep the rest.
@@ -343,6 +350,8 @@ mod tests {
         assert_eq!(d.delivered, 3);
         assert!(d.acked_retransmitted);
         assert_eq!(sb.outstanding(), 0);
+        // everything acknowledged: the segment list holds no storage
+        assert_eq!(sb.segs.capacity(), 0);
     }
 
     #[test]
