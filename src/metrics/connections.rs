@@ -47,7 +47,7 @@ impl ConnOutcome {
     }
 }
 
-impl ConnRecord {
+impl ConnInfo {
     /// End the record with `outcome` at `now` unless it already ended;
     /// true when this call ended it.
     pub fn end(&mut self, now: SimTime, outcome: ConnOutcome) -> bool {
@@ -63,6 +63,16 @@ impl ConnRecord {
 /// One endpoint's row of `connections.csv`.
 #[derive(Debug, Clone)]
 pub struct ConnRecord {
+    pub info: ConnInfo,
+    /// The connection's counters when it ended (or when the run did).
+    pub stats: Stats,
+}
+
+/// All of an endpoint's row but its counters: what the run keeps while the
+/// connection is open (the counters live in the connection until it ends,
+/// so an open connection's row costs 80 bytes, not 144).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
     /// Shared by both endpoints: the record index of the active opener.
     pub conn: u32,
     pub flow: u32,
@@ -78,7 +88,6 @@ pub struct ConnRecord {
     /// When the connection ended (none: open at the end of the run).
     pub ended: Opt64,
     pub outcome: ConnOutcome,
-    pub stats: Stats,
     pub max_cwnd: u32,
     /// Smoothed RTT, ns (none: no sample).
     pub srtt_ns: Opt64,
@@ -101,7 +110,8 @@ pub fn write_connections(
     nodes: &[String],
 ) -> io::Result<()> {
     writeln!(w, "{CONNECTIONS_HEADER}")?;
-    for r in records {
+    for rec in records {
+        let (r, s) = (&rec.info, &rec.stats);
         let opt_ms = |t: Option<u64>| t.map(fmt_ms).unwrap_or_default();
         fn name(i: u32, v: &[String]) -> &str {
             v.get(i as usize).map_or("", String::as_str)
@@ -111,7 +121,6 @@ pub fn write_connections(
             .and_then(|p| records.get(p as usize))
             .map(|p| p.stats.dup_data_received.to_string())
             .unwrap_or_default();
-        let s = &r.stats;
         writeln!(
             w,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",

@@ -245,7 +245,7 @@ pub fn write_tcp_series(
     let mut rows = s.tcp.clone();
     rows.sort_by_key(|r| (r.rec, r.k));
     for r in rows {
-        let Some(rec) = records.get(r.rec as usize) else {
+        let Some(rec) = records.get(r.rec as usize).map(|c| &c.info) else {
             continue;
         };
         let (t, width) = interval(s, r.k as usize, end_ns);

@@ -453,7 +453,9 @@ impl<'s> World<'s> {
         if let Some(e) = self.io_error.take() {
             return Err(e);
         }
-        self.tcp_finish();
+        // the events still queued past the end are not needed: their memory
+        // goes back before the outputs are built
+        drop(q);
         let processing = if self.sc.processing.is_empty() {
             Vec::new()
         } else {
@@ -463,6 +465,8 @@ impl<'s> World<'s> {
         if self.series.interval_ns > 0 {
             self.on_sample(end, None);
         }
+        // after the last sample, which reads the sockets this frees
+        let connections = self.tcp_finish();
         let (mut flows, messages, sent) = self.recorder.finish(end)?;
         // sorted once here (percentiles need it), not copied per consumer
         for (_, st) in &mut flows {
@@ -540,7 +544,7 @@ impl<'s> World<'s> {
             packets,
             trace,
             pcaps: self.pcaps,
-            connections: self.tcp.records,
+            connections,
             tables,
             absent_tables,
             plugins,
@@ -797,7 +801,7 @@ pub fn footprint() -> Vec<(&'static str, usize)> {
         ),
         (
             "tcp connection record",
-            size_of::<crate::metrics::connections::ConnRecord>(),
+            size_of::<crate::metrics::connections::ConnInfo>(),
         ),
         ("mqtt client (world)", apps::CLIENT_NODE_BYTES),
         (

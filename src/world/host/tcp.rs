@@ -26,7 +26,7 @@
 //! no application protocol. Annotations of wholly acknowledged bytes are
 //! dropped as the peer acknowledges them.
 
-use crate::metrics::connections::{ConnOutcome, ConnRecord};
+use crate::metrics::connections::{ConnInfo, ConnOutcome, ConnRecord};
 use crate::net::addr::{Addr, SockAddr};
 use crate::net::l3::L3Hdr;
 use crate::net::packet::PacketMeta;
@@ -309,7 +309,11 @@ pub(crate) struct TcpLayer {
     listeners: BTreeMap<(u32, u16), Listening>,
     next_port: BTreeMap<u32, u16>,
     opens: BTreeMap<u32, u32>,
-    pub(crate) records: Vec<ConnRecord>,
+    /// Every endpoint's row but its counters, by record index.
+    pub(crate) records: Vec<ConnInfo>,
+    /// Counters of the endpoints that ended, by record index (an open one's
+    /// stay in its connection until the run ends).
+    ended_stats: Vec<(u32, Stats)>,
     pub(crate) flow_counters: Vec<TcpFlowCounters>,
     iss_master: u64,
     /// `[protocols.tcp]`'s settings, shared by every connection.
@@ -527,7 +531,7 @@ impl World<'_> {
         let idx = self.tcp.records.len() as u32;
         crate::sim::shed::push_frugal(
             &mut self.tcp.records,
-            ConnRecord {
+            ConnInfo {
                 conn: idx,
                 flow: sock.flow,
                 client,
@@ -539,7 +543,6 @@ impl World<'_> {
                 established: Opt64::NONE,
                 ended: Opt64::NONE,
                 outcome: ConnOutcome::Open,
-                stats: Stats::default(),
                 max_cwnd: 0,
                 srtt_ns: Opt64::NONE,
                 peer_rec: None,
@@ -1327,9 +1330,9 @@ impl World<'_> {
             m.mqtt_forget(s.node, id.0);
         }
         let r = &mut self.tcp.records[s.rec as usize];
-        r.stats = *s.conn.stats();
         r.srtt_ns = Opt64::new(s.conn.rtt().srtt().map(|d| d.as_nanos()));
         r.end(now, outcome);
+        self.tcp.ended_stats.push((s.rec, *s.conn.stats()));
         let (l, rm) = (s.conn.local(), s.conn.remote());
         self.tcp
             .demux
@@ -1377,12 +1380,23 @@ impl World<'_> {
         }
     }
 
-    /// End of run: snapshot the counters of connections still open.
-    pub(crate) fn tcp_finish(&mut self) {
-        for s in self.tcp.socks.iter().flatten() {
-            let r = &mut self.tcp.records[s.rec as usize];
-            r.stats = *s.conn.stats();
-            r.srtt_ns = Opt64::new(s.conn.rtt().srtt().map(|d| d.as_nanos()));
+    /// End of run: the rows of `connections.csv`, with the counters of
+    /// connections still open. The sockets are freed before the rows are
+    /// built, so the run's memory does not peak here.
+    pub(crate) fn tcp_finish(&mut self) -> Vec<ConnRecord> {
+        let mut stats = vec![Stats::default(); self.tcp.records.len()];
+        for (rec, st) in std::mem::take(&mut self.tcp.ended_stats) {
+            stats[rec as usize] = st;
         }
+        for s in std::mem::take(&mut self.tcp.socks).into_iter().flatten() {
+            stats[s.rec as usize] = *s.conn.stats();
+            self.tcp.records[s.rec as usize].srtt_ns =
+                Opt64::new(s.conn.rtt().srtt().map(|d| d.as_nanos()));
+        }
+        std::mem::take(&mut self.tcp.records)
+            .into_iter()
+            .zip(stats)
+            .map(|(info, stats)| ConnRecord { info, stats })
+            .collect()
     }
 }
