@@ -6,7 +6,8 @@
 //! mostly idle connections hold no buffer at all (issue 22). A busy
 //! connection keeps its storage while data is outstanding. The receive ring
 //! also stores out-of-order data at its offset from RCV.NXT, with the holes
-//! tracked by [`Assembler`] (a fixed array of ranges, as smoltcp's).
+//! tracked by [`Assembler`] (a fixed array of ranges, as smoltcp's, boxed
+//! only while out-of-order data is held).
 
 /// Smallest physical size a ring grows to.
 const MIN_GROW: usize = 256;
@@ -14,8 +15,10 @@ const MIN_GROW: usize = 256;
 /// A ring of bytes with a capacity limit; physical storage grows lazily.
 #[derive(Debug, Clone, Default)]
 struct Ring {
-    data: Vec<u8>,
-    head: usize,
+    /// Exactly the physical size (a boxed slice: no spare capacity word).
+    data: Box<[u8]>,
+    /// Within `data`; a buffer's capacity is a `u32`.
+    head: u32,
 }
 
 impl Ring {
@@ -30,7 +33,7 @@ impl Ring {
             return;
         }
         let new_len = need.max(self.phys() * 2).max(MIN_GROW).min(cap);
-        let mut v = vec![0u8; new_len];
+        let mut v = vec![0u8; new_len].into_boxed_slice();
         let keep = keep.min(self.phys());
         self.copy_out(0, &mut v[..keep]);
         self.data = v;
@@ -42,7 +45,7 @@ impl Ring {
         if n == 0 || out.is_empty() {
             return;
         }
-        let start = (self.head + off) % n;
+        let start = (self.head as usize + off) % n;
         let first = out.len().min(n - start);
         out[..first].copy_from_slice(&self.data[start..start + first]);
         let rest = out.len() - first;
@@ -54,7 +57,7 @@ impl Ring {
         if n == 0 || src.is_empty() {
             return;
         }
-        let start = (self.head + off) % n;
+        let start = (self.head as usize + off) % n;
         let first = src.len().min(n - start);
         self.data[start..start + first].copy_from_slice(&src[..first]);
         let rest = src.len() - first;
@@ -62,13 +65,13 @@ impl Ring {
     }
     fn advance(&mut self, n: usize) {
         if self.phys() > 0 {
-            self.head = (self.head + n) % self.phys();
+            self.head = ((self.head as usize + n) % self.phys()) as u32;
         }
     }
     /// Free the storage (the ring holds nothing).
     fn release(&mut self) {
         if self.phys() > 0 {
-            self.data = Vec::new();
+            self.data = Box::default();
             self.head = 0;
         }
     }
@@ -141,10 +144,13 @@ pub const MAX_RANGES: usize = 4;
 pub struct Assembler {
     ranges: [(u32, u32); MAX_RANGES],
     count: u8,
-    /// The test-only broken receiver (`RecvBuffer::mutant_deliver_out_of_order`);
-    /// kept here, where it fits in padding, so a connection grows by nothing.
-    mutant_ooo: bool,
 }
+
+/// What a receive buffer without out-of-order data reports.
+const NO_RANGES: Assembler = Assembler {
+    ranges: [(0, 0); MAX_RANGES],
+    count: 0,
+};
 
 impl Assembler {
     /// Number of ranges held.
@@ -221,7 +227,11 @@ pub struct RecvBuffer {
     ring: Ring,
     readable: u32,
     cap: u32,
-    asm: Assembler,
+    /// Out-of-order ranges; `None` while there are none (almost always),
+    /// so a connection does not carry the array inline.
+    asm: Option<Box<Assembler>>,
+    /// The test-only broken receiver (`mutant_deliver_out_of_order`).
+    mutant_ooo: bool,
 }
 
 impl RecvBuffer {
@@ -231,7 +241,8 @@ impl RecvBuffer {
             ring: Ring::default(),
             readable: 0,
             cap,
-            asm: Assembler::default(),
+            asm: None,
+            mutant_ooo: false,
         }
     }
     /// In-order bytes waiting for `read`.
@@ -248,14 +259,14 @@ impl RecvBuffer {
     }
     /// Out-of-order ranges held.
     pub fn assembler(&self) -> &Assembler {
-        &self.asm
+        self.asm.as_deref().unwrap_or(&NO_RANGES)
     }
     /// Store `data` at `off` bytes past RCV.NXT (trimmed to the window).
     /// Returns how many bytes became in-order (RCV.NXT advances by that),
     /// or `None` when out-of-order data could not be stored.
     pub fn insert(&mut self, off: u32, data: &[u8]) -> Option<u32> {
         // the test-only broken receiver takes out-of-order bytes as the next
-        let off = if off > 0 && self.asm.mutant_ooo {
+        let off = if off > 0 && self.mutant_ooo {
             0
         } else {
             off
@@ -268,28 +279,44 @@ impl RecvBuffer {
         if n == 0 {
             return Some(0);
         }
-        if !self.asm.add(off, off + n) {
-            return None;
+        if off > 0 || self.asm.is_some() {
+            let asm = self.asm.get_or_insert_with(Box::default);
+            if !asm.add(off, off + n) {
+                if asm.is_empty() {
+                    self.asm = None;
+                }
+                return None;
+            }
         }
         let r = self.readable as usize;
         self.ring.ensure(
             r + (off + n) as usize,
-            r + self.max_end(),
+            r + self.max_end().max((off + n) as usize),
             self.cap as usize,
         );
         self.ring.copy_in(r + off as usize, &data[..n as usize]);
-        let adv = self.asm.pop_front();
+        // in order with nothing held: all of it is readable
+        let adv = match self.asm.as_deref_mut() {
+            None => n,
+            Some(asm) => {
+                let adv = asm.pop_front();
+                if asm.is_empty() {
+                    self.asm = None;
+                }
+                adv
+            }
+        };
         self.readable += adv;
         Some(adv)
     }
     fn max_end(&self) -> usize {
-        self.asm.ranges().last().map_or(0, |r| r.1 as usize)
+        self.assembler().ranges().last().map_or(0, |r| r.1 as usize)
     }
     /// Test-only mutation (tests/monitors.rs): from now on, out-of-order
     /// data is taken as the next in-order bytes (RFC 9293 §3.10.7.4 broken).
     #[doc(hidden)]
     pub fn mutant_deliver_out_of_order(&mut self) {
-        self.asm.mutant_ooo = true;
+        self.mutant_ooo = true;
     }
     /// Copy readable bytes into `out` and consume them.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
@@ -297,7 +324,7 @@ impl RecvBuffer {
         self.ring.copy_out(0, &mut out[..n]);
         self.ring.advance(n);
         self.readable -= n as u32;
-        if self.readable == 0 && self.asm.ranges().is_empty() {
+        if self.readable == 0 && self.asm.is_none() {
             self.ring.release();
         }
         n
