@@ -69,10 +69,10 @@ struct ClientNode {
     flow: u32,
     broker: u32,
     sock: Option<SockId>,
-    /// Sockets of a crashed device, removed when it comes back.
-    frozen: Vec<SockId>,
     wake: Wakeup,
-    subs: Vec<(TopicFilter, QoS)>,
+    /// What few clients have (subscriptions, a crash); `None` for the
+    /// rest, so a million publishers do not carry it inline.
+    rare: Option<Box<Rare>>,
     per_message: bool,
     /// A SUBACK for `subs` arrived in this session: a CONNACK with
     /// session present may then keep them. Without it (the first
@@ -83,9 +83,30 @@ struct ClientNode {
     /// `client_connect`.
     online: bool,
     crashed: bool,
-    crashed_at: Option<SimTime>,
     connects: u32,
     restarts: u32,
+}
+
+/// The parts of a [`ClientNode`] most clients never use.
+#[derive(Debug, Default)]
+struct Rare {
+    /// Sockets of a crashed device, removed when it comes back.
+    frozen: Vec<SockId>,
+    subs: Vec<(TopicFilter, QoS)>,
+    /// When the device last crashed.
+    crashed_at: Option<SimTime>,
+}
+
+impl ClientNode {
+    fn subs(&self) -> &[(TopicFilter, QoS)] {
+        self.rare.as_ref().map_or(&[], |r| &r.subs)
+    }
+    fn crashed_at(&self) -> Option<SimTime> {
+        self.rare.as_ref().and_then(|r| r.crashed_at)
+    }
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 /// Bytes of the MQTT plug-in's per-client record (for `world::footprint`).
@@ -307,14 +328,12 @@ impl Mqtt {
             flow,
             broker,
             sock: None,
-            frozen: Vec::new(),
             wake: Wakeup::default(),
-            subs: Vec::new(),
+            rare: None,
             subscribed: false,
             per_message: false,
             online: true,
             crashed: false,
-            crashed_at: None,
             connects: 0,
             restarts: 0,
         };
@@ -402,8 +421,8 @@ impl Mqtt {
                             cn.subscribed = false;
                             ctx.session_start(node as u32);
                         }
-                        if !cn.subs.is_empty() && !cn.subscribed {
-                            let subs = cn.subs.clone();
+                        if !cn.subs().is_empty() && !cn.subscribed {
+                            let subs = cn.subs().to_vec();
                             let _ = cn.client.subscribe(now, subs);
                         }
                         self.flow_counters[flow].connects += 1;
@@ -533,7 +552,7 @@ impl Mqtt {
                 BrokerEvent::WillPublished { client_id, .. } => {
                     if let Some(&c) = self.by_id.get(&*client_id) {
                         let cn = &self.clients[c as usize];
-                        let (flow, crashed_at) = (cn.flow as usize, cn.crashed_at);
+                        let (flow, crashed_at) = (cn.flow as usize, cn.crashed_at());
                         if counted {
                             let col = &mut self.columns[flow];
                             col.wills += 1;
@@ -591,7 +610,7 @@ impl Mqtt {
         cn.client = cn.client.restarted(cn.client_rng(seed));
         cn.sock = None;
         cn.wake.reset();
-        cn.crashed_at = Some(now);
+        cn.rare().crashed_at = Some(now);
     }
 
     fn on_connect_timeout(&mut self, ctx: &mut Ctx<'_, '_>, client: u32, slot: u32) {
@@ -732,7 +751,7 @@ impl Plugin for Mqtt {
                     Pattern::Broadcast | Pattern::FanIn => filter.clone(),
                 };
                 if let Some(flt) = flt {
-                    let subs = &mut self.clients[c as usize].subs;
+                    let subs = &mut self.clients[c as usize].rare().subs;
                     if !subs.iter().any(|(x, _)| *x == flt) {
                         subs.push((flt, qos));
                     }
@@ -741,7 +760,7 @@ impl Plugin for Mqtt {
         }
         for c in &mut self.clients {
             // a client that only publishes may connect per message
-            c.per_message = m.session == MqttSession::PerMessage && c.subs.is_empty();
+            c.per_message = m.session == MqttSession::PerMessage && c.subs().is_empty();
             if c.per_message {
                 let shared = self
                     .shared_per_message
@@ -915,7 +934,7 @@ impl Plugin for Mqtt {
                 ClientAction::Crash => {
                     if let Some(sock) = self.clients[c as usize].sock {
                         ctx.tcp_freeze(sock);
-                        self.clients[c as usize].frozen.push(sock);
+                        self.clients[c as usize].rare().frozen.push(sock);
                     }
                     self.reset_client(now, ctx.seed(), c);
                     let cn = &mut self.clients[c as usize];
@@ -925,7 +944,11 @@ impl Plugin for Mqtt {
                 // MQTT clients do not sleep
                 ClientAction::Sleep { .. } | ClientAction::Wake => continue,
                 ClientAction::Connect => {
-                    for sock in std::mem::take(&mut self.clients[c as usize].frozen) {
+                    let frozen = self.clients[c as usize]
+                        .rare
+                        .as_mut()
+                        .map(|r| std::mem::take(&mut r.frozen));
+                    for sock in frozen.into_iter().flatten() {
                         ctx.tcp_remove(sock);
                     }
                     let cn = &mut self.clients[c as usize];
