@@ -11,18 +11,27 @@
 use super::SimTime;
 
 /// Earliest queued wake-up and the generation that names valid events.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Sixteen bytes: one sits in every socket and client of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wakeup {
-    armed: Option<SimTime>,
+    /// The deadline of the queued event, ns; `SimTime::MAX` when none is
+    /// queued (a deadline at the end of time never fires anyway).
+    armed: SimTime,
     gen: u32,
+}
+
+impl Default for Wakeup {
+    fn default() -> Self {
+        Wakeup::with_gen(0)
+    }
 }
 
 impl Wakeup {
     /// A deadline is wanted at `d`: `Some(generation)` when an event must be
     /// queued for it (none queued yet, or only later ones).
     pub fn arm(&mut self, d: SimTime) -> Option<u32> {
-        if self.armed.is_none_or(|a| d < a) {
-            self.armed = Some(d);
+        if d < self.armed {
+            self.armed = d;
             Some(self.gen)
         } else {
             None
@@ -32,16 +41,16 @@ impl Wakeup {
     /// An event of generation `gen` fired at `now`: true when it is the one
     /// armed (the wake-up is then consumed), false for a stale event.
     pub fn fire(&mut self, gen: u32, now: SimTime) -> bool {
-        if gen != self.gen || self.armed != Some(now) {
+        if gen != self.gen || self.armed != now || now == SimTime::MAX {
             return false;
         }
-        self.armed = None;
+        self.armed = SimTime::MAX;
         true
     }
 
     /// Forget every queued event (restart, slot reuse).
     pub fn reset(&mut self) {
-        self.armed = None;
+        self.armed = SimTime::MAX;
         self.gen = self.gen.wrapping_add(1);
     }
 
@@ -52,7 +61,10 @@ impl Wakeup {
 
     /// A wake-up whose events carry generation `gen`.
     pub fn with_gen(gen: u32) -> Self {
-        Wakeup { armed: None, gen }
+        Wakeup {
+            armed: SimTime::MAX,
+            gen,
+        }
     }
 }
 
@@ -78,5 +90,6 @@ mod tests {
         w.reset();
         assert!(!w.fire(0, t(300)), "old generation");
         assert_eq!(w.arm(t(300)), Some(1));
+        assert_eq!(std::mem::size_of::<Wakeup>(), 16);
     }
 }
