@@ -468,7 +468,7 @@ impl Broker {
                 }
             }
             if reason.publishes_will() {
-                if let Some(w) = c.will {
+                if let Some(w) = c.will.map(|w| *w) {
                     let (delay, props, expiry) = c.v5.as_mut().map_or((0, None, None), |v| {
                         (v.will_delay, v.will_props.take(), v.will_expiry)
                     });

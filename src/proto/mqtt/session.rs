@@ -225,7 +225,8 @@ pub struct Conn {
     pub last_rx: SimTime,
     /// Seconds; 0 = no keep-alive.
     pub keep_alive: u16,
-    pub will: Option<LastWill>,
+    /// Boxed: few connections carry a will, every one carried its room.
+    pub will: Option<Box<LastWill>>,
     /// The CONNECT's user name, kept only when an ACL is configured (its
     /// rules may match on it).
     pub username: Option<Arc<str>>,

@@ -252,7 +252,7 @@ impl Broker {
         if let Some(cn) = self.conns.get_mut(&conn) {
             cn.state = ConnState::Connected(idx);
             cn.keep_alive = keep_alive;
-            cn.will = c.will;
+            cn.will = c.will.map(Box::new);
             if !self.config.acl.is_empty() {
                 cn.username = c.username.as_deref().map(Arc::from);
             }
