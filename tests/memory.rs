@@ -33,7 +33,7 @@ const SIZE_BUDGETS: &[(&str, usize)] = &[
     ("tcp socket (world)", 640),
     ("mqtt::Client", 300),
     ("mqtt client (world)", 420),
-    ("mqtt broker session", 160),
+    ("mqtt broker session", 64),
     ("tcp connection record", 80),
 ];
 

@@ -62,6 +62,33 @@ fn connect_subscribe_publish_all_qos_with_split_stream() {
     }
 }
 
+/// Issue 22: a session keeps its subscriptions and queues in a box that
+/// exists only while one of them holds something, so a million publishing
+/// clients' sessions carry none.
+#[test]
+fn a_session_holds_its_queues_only_while_it_needs_them() {
+    let mut n = Net::new(no_sys());
+    let s = n.add(persistent("sub"));
+    let p = n.add(persistent("pub"));
+    n.run_for(ms(100));
+    let held = |n: &Net, id: &str| n.broker.session_info(id).expect(id).queues_held;
+    assert!(!held(&n, "sub") && !held(&n, "pub"), "fresh sessions hold nothing");
+    n.subscribe(s, "a/#", QoS::AtLeastOnce);
+    n.run_for(ms(100));
+    assert!(held(&n, "sub"), "a subscription lives in the box");
+    // QoS 2 in: the broker holds the packet id until PUBREL; then nothing
+    n.publish(p, "a/b", b"x", QoS::ExactlyOnce, false);
+    n.publish(p, "a/c", b"y", QoS::AtLeastOnce, false);
+    n.run_for(ms(200));
+    assert_eq!(n.messages(s).len(), 2);
+    let info = n.broker.session_info("pub").expect("pub");
+    assert_eq!(info.incoming_qos2, 0);
+    assert!(!info.queues_held, "the publisher's box went back: {info:?}");
+    let info = n.broker.session_info("sub").expect("sub");
+    assert_eq!(info.inflight, 0);
+    assert!(info.queues_held, "kept for the subscription");
+}
+
 #[test]
 fn retained_delivered_on_subscribe_replaced_and_cleared() {
     let mut n = Net::new(no_sys());

@@ -103,6 +103,9 @@ pub struct SessionInfo {
     pub inflight: usize,
     pub queued: usize,
     pub incoming_qos2: usize,
+    /// The session holds its box of subscriptions and queues (given back
+    /// when all are empty: a publishing-only client's session holds none).
+    pub queues_held: bool,
 }
 
 /// The broker.
@@ -206,13 +209,15 @@ impl Broker {
             connected: s.conn.is_some(),
             clean: s.clean,
             subscriptions: s
+                .q()
                 .subs
                 .iter()
                 .map(|(f, q)| (f.as_str().to_string(), *q))
                 .collect(),
-            inflight: s.inflight.len(),
-            queued: s.queue.len(),
-            incoming_qos2: s.incoming.len(),
+            inflight: s.q().inflight.len(),
+            queued: s.q().queue.len(),
+            incoming_qos2: s.q().incoming.len(),
+            queues_held: s.holds_queues(),
         })
     }
     /// The client id bound to `conn`, once CONNECTed.
@@ -556,7 +561,7 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.take()) else {
             return;
         };
-        for (f, _) in &s.subs {
+        for (f, _) in &s.q().subs {
             if !self.remove_shared(f, idx) {
                 self.tree.remove(f, idx);
             }

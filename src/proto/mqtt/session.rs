@@ -114,6 +114,20 @@ pub struct Session {
     pub client_id: Arc<str>,
     pub clean: bool,
     pub conn: Option<ConnId>,
+    /// Subscriptions and messages on their way; `None` while all are
+    /// empty, as a publishing-only client's session always is (read with
+    /// [`Session::q`], change with [`Session::qm`]).
+    q: Option<Box<SessionQueues>>,
+    pub last_pid: u16,
+    /// Present once an MQTT 5.0 client has used the session.
+    pub v5: Option<Box<SessionV5>>,
+}
+
+/// What a session holds beside its identity: boxed, and given back when
+/// all of it is empty ([`Session::shed`]), so a million publishing clients'
+/// sessions carry 8 bytes for it instead of 104.
+#[derive(Debug, Default)]
+pub struct SessionQueues {
     /// The session's subscriptions, sorted by filter (mirrors the tree).
     pub subs: Vec<(TopicFilter, QoS)>,
     /// In flight, in first-transmission order (resent in this order,
@@ -121,10 +135,24 @@ pub struct Session {
     pub inflight: Vec<Outbound>,
     pub queue: VecDeque<Pending>,
     pub incoming: Vec<Incoming>,
-    pub last_pid: u16,
-    /// Present once an MQTT 5.0 client has used the session.
-    pub v5: Option<Box<SessionV5>>,
 }
+
+impl SessionQueues {
+    fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+            && self.inflight.is_empty()
+            && self.queue.is_empty()
+            && self.incoming.is_empty()
+    }
+}
+
+/// What an empty session reads.
+static NO_QUEUES: SessionQueues = SessionQueues {
+    subs: Vec::new(),
+    inflight: Vec::new(),
+    queue: VecDeque::new(),
+    incoming: Vec::new(),
+};
 
 /// Subscription Identifiers sent with one copy of a message: none (every
 /// 3.1.1 delivery), or those of the session's matching subscriptions.
@@ -162,13 +190,32 @@ impl Session {
             client_id,
             clean,
             conn: None,
-            subs: Vec::new(),
-            inflight: Vec::new(),
-            queue: VecDeque::new(),
-            incoming: Vec::new(),
+            q: None,
             last_pid: 0,
             v5: None,
         }
+    }
+
+    /// Subscriptions and queues (empty ones when none are held).
+    pub fn q(&self) -> &SessionQueues {
+        self.q.as_deref().unwrap_or(&NO_QUEUES)
+    }
+
+    /// Subscriptions and queues to change (allocated on first use).
+    pub fn qm(&mut self) -> &mut SessionQueues {
+        self.q.get_or_insert_with(Box::default)
+    }
+
+    /// Give the queues back once all are empty.
+    pub fn shed(&mut self) {
+        if self.q.as_deref().is_some_and(SessionQueues::is_empty) {
+            self.q = None;
+        }
+    }
+
+    /// True while the session holds its queues' box (for tests).
+    pub fn holds_queues(&self) -> bool {
+        self.q.is_some()
     }
 
     /// A packet identifier not in use by an in-flight message.
@@ -176,7 +223,7 @@ impl Session {
         loop {
             self.last_pid = self.last_pid.wrapping_add(1);
             if let Some(p) = PacketId::new(self.last_pid) {
-                if !self.inflight.iter().any(|o| o.pid == p) {
+                if !self.q().inflight.iter().any(|o| o.pid == p) {
                     return p;
                 }
             }
@@ -184,20 +231,22 @@ impl Session {
     }
 
     pub fn set_sub(&mut self, filter: &TopicFilter, qos: QoS) {
-        match self.subs.binary_search_by(|(f, _)| f.cmp(filter)) {
+        let subs = &mut self.qm().subs;
+        match subs.binary_search_by(|(f, _)| f.cmp(filter)) {
             Ok(i) => {
-                if let Some(s) = self.subs.get_mut(i) {
+                if let Some(s) = subs.get_mut(i) {
                     s.1 = qos;
                 }
             }
-            Err(i) => self.subs.insert(i, (filter.clone(), qos)),
+            Err(i) => subs.insert(i, (filter.clone(), qos)),
         }
     }
 
     pub fn remove_sub(&mut self, filter: &TopicFilter) -> bool {
-        match self.subs.binary_search_by(|(f, _)| f.cmp(filter)) {
+        match self.q().subs.binary_search_by(|(f, _)| f.cmp(filter)) {
             Ok(i) => {
-                self.subs.remove(i);
+                self.qm().subs.remove(i);
+                self.shed();
                 true
             }
             Err(_) => false,

@@ -329,7 +329,7 @@ impl Broker {
         // nobody ([MQTT-3.3.5-2]); a DUP of a refused QoS 2 message still
         // held is not counted again.
         let dup_held = matches!(p.qos_pid, QosPid::ExactlyOnce(pid)
-            if self.session(idx).is_some_and(|s| s.incoming.binary_search_by_key(&pid, |i| i.pid).is_ok()));
+            if self.session(idx).is_some_and(|s| s.q().incoming.binary_search_by_key(&pid, |i| i.pid).is_ok()));
         let allowed = dup_held
             || self
                 .acl_refusal(conn, idx, AclAction::Publish, p.topic.as_str())
@@ -411,15 +411,15 @@ impl Broker {
                 let Some(s) = self.session_mut(idx) else {
                     return;
                 };
-                let slot = match s.incoming.binary_search_by_key(&pid, |i| i.pid) {
+                let slot = match s.q().incoming.binary_search_by_key(&pid, |i| i.pid) {
                     Ok(_) => None,
-                    Err(_) if is_v5 && s.incoming.len() >= receive_max => {
+                    Err(_) if is_v5 && s.q().incoming.len() >= receive_max => {
                         // [MQTT-3.3.4-8]: more than our Receive Maximum
                         self.send_disconnect5(conn, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
                         self.protocol_error(now, conn, ProtocolViolation::ReceiveMaximum);
                         return;
                     }
-                    Err(_) if s.incoming.len() >= cap => {
+                    Err(_) if s.q().incoming.len() >= cap => {
                         self.send_disconnect5(conn, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
                         self.protocol_error(now, conn, ProtocolViolation::TooManyUnreleased(cap));
                         return;
@@ -432,7 +432,7 @@ impl Broker {
                 let (Some(at), Some(s)) = (slot, self.session_mut(idx)) else {
                     return;
                 };
-                s.incoming.insert(
+                s.qm().incoming.insert(
                     at,
                     Incoming {
                         pid,
@@ -466,8 +466,10 @@ impl Broker {
         pid: PacketId,
     ) {
         let held = self.session_mut(idx).and_then(|s| {
-            let i = s.incoming.binary_search_by_key(&pid, |x| x.pid).ok()?;
-            Some(s.incoming.remove(i))
+            let i = s.q().incoming.binary_search_by_key(&pid, |x| x.pid).ok()?;
+            let held = s.qm().incoming.remove(i);
+            s.shed();
+            Some(held)
         });
         // [MQTT-4.3.3-2]: PUBCOMP, also for an id no longer held (5.0
         // says so with reason 0x92 Packet Identifier not found).
@@ -493,17 +495,18 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return;
         };
-        let Some(pos) = s.inflight.iter().position(|o| o.pid == pid) else {
+        let Some(pos) = s.q().inflight.iter().position(|o| o.pid == pid) else {
             self.stats.unknown_acks += 1;
             return;
         };
-        let Some(o) = s.inflight.get_mut(pos) else {
+        let Some(o) = s.qm().inflight.get_mut(pos) else {
             return;
         };
         match (ty, o.state) {
             (PacketType::PubAck, OutState::AwaitAck)
             | (PacketType::PubComp, OutState::AwaitComp) => {
-                s.inflight.remove(pos);
+                s.qm().inflight.remove(pos);
+                s.shed();
                 self.drain(now, idx);
             }
             (PacketType::PubRec, OutState::AwaitRec | OutState::AwaitComp) => {

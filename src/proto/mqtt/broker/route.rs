@@ -87,7 +87,7 @@ impl Broker {
         let mut best: Option<QoS> = None;
         let mut rap = false;
         let mut ids: Vec<u32> = Vec::new();
-        for (f, q) in &s.subs {
+        for (f, q) in &s.q().subs {
             if is_shared(f) || !f.matches(topic) {
                 continue;
             }
@@ -230,7 +230,7 @@ impl Broker {
                 ));
                 return;
             }
-            Some(conn) if s.inflight.len() < max_inflight && s.queue.is_empty() => {
+            Some(conn) if s.q().inflight.len() < max_inflight && s.q().queue.is_empty() => {
                 if self.config.mutant_skip_qos1
                     && qos == QoS::AtLeastOnce
                     && self.stats.publishes_sent % 5 == 4
@@ -260,7 +260,7 @@ impl Broker {
             }
             _ => {}
         }
-        if s.queue.len() >= self.config.max_queued {
+        if s.q().queue.len() >= self.config.max_queued {
             self.stats.dropped_queue_full += 1;
             let ev = BrokerEvent::Dropped {
                 client_id: s.client_id.clone(),
@@ -270,7 +270,7 @@ impl Broker {
             self.events.push_back(ev);
             return;
         }
-        s.queue.push_back(Pending {
+        s.qm().queue.push_back(Pending {
             msg: msg.clone(),
             qos,
             retain,
@@ -291,7 +291,7 @@ impl Broker {
             return;
         };
         let pid = s.alloc_pid();
-        s.inflight.push(Outbound {
+        s.qm().inflight.push(Outbound {
             pid,
             msg: msg.clone(),
             qos,
@@ -327,11 +327,11 @@ impl Broker {
             };
             let max_inflight = inflight_cap(self.config.max_inflight, s);
             let Some(conn) = s.conn else { return };
-            let next_qos0 = s.queue.front().is_some_and(|p| p.qos == QoS::AtMostOnce);
-            if !next_qos0 && s.inflight.len() >= max_inflight {
+            let next_qos0 = s.q().queue.front().is_some_and(|p| p.qos == QoS::AtMostOnce);
+            if !next_qos0 && s.q().inflight.len() >= max_inflight {
                 return;
             }
-            let Some(p) = s.queue.pop_front() else { return };
+            let Some(p) = s.qm().queue.pop_front() else { return };
             if p.msg.expired(now) {
                 // [MQTT-3.3.2-5]: onward delivery had not started
                 self.stats.messages_expired += 1;
@@ -369,7 +369,7 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return;
         };
-        for o in s.inflight.iter_mut() {
+        for o in s.qm().inflight.iter_mut() {
             if older_than.is_some_and(|t| o.sent_at > t) {
                 continue;
             }
@@ -390,8 +390,8 @@ impl Broker {
             };
             self.outq.push_back((conn, out));
         }
-        if let (Some(r), false) = (self.config.legacy_retry, s.inflight.is_empty()) {
-            let next = s.inflight.iter().map(|o| o.sent_at).min().unwrap_or(now) + r;
+        if let (Some(r), false) = (self.config.legacy_retry, s.q().inflight.is_empty()) {
+            let next = s.q().inflight.iter().map(|o| o.sent_at).min().unwrap_or(now) + r;
             self.retry_timers.insert((next, idx));
         }
     }

@@ -326,7 +326,8 @@ impl Broker {
             self.stats.dropped_too_large += 1;
             if let (Some(pid), ConnState::Connected(idx)) = (qos_pid.pid(), state) {
                 if let Some(s) = self.session_mut(idx) {
-                    s.inflight.retain(|o| o.pid != pid);
+                    s.qm().inflight.retain(|o| o.pid != pid);
+                    s.shed();
                 }
                 self.drain(now, idx);
             }
@@ -370,9 +371,10 @@ impl Broker {
             Packet5::PubRec(a) if a.reason.is_failure() => {
                 // §4.3.3: a failed PUBREC ends the flow; no PUBREL
                 let gone = self.session_mut(idx).is_some_and(|s| {
-                    let before = s.inflight.len();
-                    s.inflight.retain(|o| o.pid != a.pid);
-                    s.inflight.len() != before
+                    let before = s.q().inflight.len();
+                    s.qm().inflight.retain(|o| o.pid != a.pid);
+                    s.shed();
+                    s.q().inflight.len() != before
                 });
                 if gone {
                     self.drain(now, idx);
@@ -592,7 +594,7 @@ impl Broker {
             let granted = opts.qos.min(self.config.max_qos);
             let existed = self
                 .session(idx)
-                .is_some_and(|s| s.subs.binary_search_by(|(f, _)| f.cmp(filter)).is_ok());
+                .is_some_and(|s| s.q().subs.binary_search_by(|(f, _)| f.cmp(filter)).is_ok());
             match &shared {
                 Some((group, inner)) => {
                     let g = self
