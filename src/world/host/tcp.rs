@@ -1384,14 +1384,27 @@ impl World<'_> {
     /// connections still open. The sockets are freed before the rows are
     /// built, so the run's memory does not peak here.
     pub(crate) fn tcp_finish(&mut self) -> Vec<ConnRecord> {
+        // The socket table shrinks as its counters are copied out (a large
+        // table is one mapping: shrinking it gives the tail back at once),
+        // so the copies never sit beside the whole table.
+        const STEP: usize = 1 << 12;
+        let mut socks = std::mem::take(&mut self.tcp.socks);
+        let mut shrunk_at = socks.len();
+        while let Some(slot) = socks.pop() {
+            if let Some(s) = slot {
+                self.tcp.records[s.rec as usize].srtt_ns =
+                    Opt64::new(s.conn.rtt().srtt().map(|d| d.as_nanos()));
+                self.tcp.ended_stats.push((s.rec, *s.conn.stats()));
+            }
+            if socks.len() + STEP <= shrunk_at {
+                socks.shrink_to_fit();
+                shrunk_at = socks.len();
+            }
+        }
+        drop(socks);
         let mut stats = vec![Stats::default(); self.tcp.records.len()];
         for (rec, st) in std::mem::take(&mut self.tcp.ended_stats) {
             stats[rec as usize] = st;
-        }
-        for s in std::mem::take(&mut self.tcp.socks).into_iter().flatten() {
-            stats[s.rec as usize] = *s.conn.stats();
-            self.tcp.records[s.rec as usize].srtt_ns =
-                Opt64::new(s.conn.rtt().srtt().map(|d| d.as_nanos()));
         }
         std::mem::take(&mut self.tcp.records)
             .into_iter()
