@@ -137,13 +137,39 @@ struct MqttColumns {
     denied: u64,
 }
 
+/// Clients by Client Identifier: their indices sorted by id, built once
+/// every client exists. The id itself lives only in the client (a map of
+/// owned strings cost about 80 bytes per client).
+#[derive(Debug, Default)]
+struct ById(Vec<u32>);
+
+impl ById {
+    fn build(clients: &[ClientNode]) -> Self {
+        let id = |c: u32| clients[c as usize].client.client_id();
+        let mut v: Vec<u32> = (0..clients.len() as u32).collect();
+        v.sort_unstable_by(|&a, &b| id(a).cmp(id(b)));
+        ById(v)
+    }
+    fn get(&self, clients: &[ClientNode], id: &str) -> Option<u32> {
+        let i = self
+            .0
+            .binary_search_by(|&c| clients[c as usize].client.client_id().cmp(id))
+            .ok()?;
+        Some(self.0[i])
+    }
+    /// Every client, in id order.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().copied()
+    }
+}
+
 /// Every MQTT object of a run.
 #[derive(Debug, Default)]
 struct Mqtt {
     brokers: BTreeMap<u32, BrokerNode>,
     clients: Vec<ClientNode>,
     by_node_flow: BTreeMap<(u32, u32), u32>,
-    by_id: BTreeMap<String, u32>,
+    by_id: ById,
     /// Topic of every publisher (index = publisher), MQTT flows only.
     topics: Vec<Option<TopicName>>,
     pending_clients: Vec<u32>,
@@ -340,7 +366,6 @@ impl Mqtt {
         let idx = self.clients.len() as u32;
         crate::sim::shed::push_frugal(&mut self.clients, cn);
         self.by_node_flow.insert((node, flow), idx);
-        self.by_id.insert(id, idx);
         idx
     }
 
@@ -506,7 +531,7 @@ impl Mqtt {
                     if let Some(m) = ctx.monitors() {
                         let (by_id, clients) = (&self.by_id, &self.clients);
                         m.mqtt_broker_acked(now, node, sock.0, &buf[..t.len], |id| {
-                            by_id.get(id).map(|&c| clients[c as usize].node)
+                            by_id.get(clients, id).map(|c| clients[c as usize].node)
                         });
                     }
                 }
@@ -534,8 +559,8 @@ impl Mqtt {
                     BrokerEvent::WillPublished { client_id, topic } => {
                         let flow = self
                             .by_id
-                            .get(&**client_id)
-                            .map(|&c| self.clients[c as usize].flow);
+                            .get(&self.clients, client_id)
+                            .map(|c| self.clients[c as usize].flow);
                         m.mqtt_will_published(now, node, client_id, topic.as_str(), flow);
                     }
                     _ => {}
@@ -550,7 +575,7 @@ impl Mqtt {
                     }
                 }
                 BrokerEvent::WillPublished { client_id, .. } => {
-                    if let Some(&c) = self.by_id.get(&*client_id) {
+                    if let Some(c) = self.by_id.get(&self.clients, &client_id) {
                         let cn = &self.clients[c as usize];
                         let (flow, crashed_at) = (cn.flow as usize, cn.crashed_at());
                         if counted {
@@ -563,7 +588,7 @@ impl Mqtt {
                     }
                 }
                 BrokerEvent::Dropped { client_id, .. } => {
-                    if let Some(&c) = self.by_id.get(&*client_id) {
+                    if let Some(c) = self.by_id.get(&self.clients, &client_id) {
                         let flow = self.clients[c as usize].flow as usize;
                         if counted {
                             self.columns[flow].dropped += 1;
@@ -571,7 +596,7 @@ impl Mqtt {
                     }
                 }
                 BrokerEvent::Denied { client_id, .. } => {
-                    if let Some(&c) = self.by_id.get(&*client_id) {
+                    if let Some(c) = self.by_id.get(&self.clients, &client_id) {
                         let flow = self.clients[c as usize].flow as usize;
                         if counted {
                             self.columns[flow].denied += 1;
@@ -584,7 +609,7 @@ impl Mqtt {
         if let Some(m) = ctx.monitors() {
             let (by_id, clients) = (&self.by_id, &self.clients);
             m.mqtt_wills_settled(now, node, |id| {
-                by_id.get(id).map(|&c| clients[c as usize].flow)
+                by_id.get(clients, id).map(|c| clients[c as usize].flow)
             });
         }
         self.drive_touched(ctx, touched, buf);
@@ -779,6 +804,7 @@ impl Plugin for Mqtt {
                 );
             }
         }
+        self.by_id = ById::build(&self.clients);
     }
 
     /// Schedule every long-lived client's first connection, and the
@@ -1126,10 +1152,12 @@ impl Mqtt {
                 push("broker", name, metric.to_string(), v);
             }
             let (mut queued, mut inflight, mut sessions) = (0, 0, 0);
-            for (id, &c) in &self.by_id {
-                if self.clients[c as usize].broker != node {
+            for c in self.by_id.iter() {
+                let cn = &self.clients[c as usize];
+                if cn.broker != node {
                     continue;
                 }
+                let id = cn.client.client_id();
                 if let Some(s) = b.broker.session_info(id) {
                     queued += s.queued;
                     inflight += s.inflight;
