@@ -73,6 +73,12 @@ impl TopicName {
         TopicName::check(s)?;
         Ok(TopicName(Arc::from(s)))
     }
+    /// Validate a shared string and keep it (no copy: a million publishers'
+    /// topics are held once, by the workload and the MQTT plug-in).
+    pub fn from_shared(s: Arc<str>) -> Result<TopicName, TopicError> {
+        TopicName::check(&s)?;
+        Ok(TopicName(s))
+    }
     /// Validate `s` without building a name (the codec's borrowed views).
     pub fn check(s: &str) -> Result<(), TopicError> {
         if check_common(s)? {

@@ -756,7 +756,7 @@ impl Plugin for Mqtt {
                     flows_of_node[&(p as u32)],
                 );
                 let pi = first_pub[fi] + k;
-                self.topics[pi] = TopicName::new(&ctx.publisher(pi).topic).ok();
+                self.topics[pi] = TopicName::from_shared(ctx.publisher(pi).topic.clone()).ok();
             }
             let filter = TopicFilter::new(&template_filter(&f.topic)).ok();
             for (k, &r) in f.receivers.iter().enumerate() {
