@@ -32,7 +32,7 @@ use super::events::{
 use super::packet::{
     ConnAck, ConnectReturnCode, LastWill, Packet, PacketId, PacketType, QoS, QosPid, SubAck,
 };
-use super::session::{Conn, ConnState, Msg, MsgProps, Session, SubIds};
+use super::session::{Conn, ConnState, ConnTable, Msg, MsgProps, Session, SubIds};
 use super::subtree::{SessionIdx, SubscriptionTree};
 use super::topic::{TopicFilter, TopicName};
 use super::v5::{ConnAck5, Packet5, ReasonCode, SubAck5};
@@ -114,7 +114,7 @@ pub struct Broker {
     config: BrokerConfig,
     down: bool,
     started_at: SimTime,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: ConnTable,
     sessions: Vec<Option<Session>>,
     free: Vec<SessionIdx>,
     by_client: BTreeMap<Arc<str>, SessionIdx>,
@@ -153,7 +153,7 @@ impl Broker {
             config,
             down: false,
             started_at: now,
-            conns: BTreeMap::new(),
+            conns: ConnTable::default(),
             sessions: Vec::new(),
             free: Vec::new(),
             by_client: BTreeMap::new(),
