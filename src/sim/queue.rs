@@ -59,6 +59,12 @@ pub enum ScheduleError {
         /// The queue's current time (`now()`), in nanoseconds.
         now: u64,
     },
+    /// [`MAX_PENDING`] events are already pending.
+    #[error("{pending} events pending: the queue holds at most 4,294,967,295")]
+    Full {
+        /// Events pending.
+        pending: u64,
+    },
 }
 
 /// Number of radix buckets: bucket 0 for `t == last`, buckets 1..=64 for the
@@ -71,14 +77,19 @@ const KEEP_CAPACITY: usize = 4096;
 /// Most buffers the pool of drained buckets' buffers holds.
 const POOL_BUFFERS: usize = 32;
 
-/// A compact ordering entry: the event time and its slab slot.
+/// A compact ordering entry: the event time and its slab slot, 12 bytes
+/// (packed to 4-byte alignment: with a 16-byte entry the buckets of a
+/// million clients' pending timers held a quarter more; x86 and ARM load an
+/// unaligned `u64` at full speed).
 #[derive(Clone, Copy, Debug)]
+#[repr(C, packed(4))]
 struct Entry {
     time: u64,
-    // `usize` rather than `u32`: the entry is 16 bytes either way (alignment
-    // of `time`), and no slab size can then overflow the index.
-    slot: usize,
+    slot: u32,
 }
+
+/// Most events pending at once (slab slots are `u32`).
+pub const MAX_PENDING: usize = u32::MAX as usize;
 
 /// Bucket index of time `t` relative to the reference `last` (`t >= last`).
 #[inline(always)]
@@ -101,7 +112,7 @@ pub struct EventQueue<E> {
     /// Payload slab; `None` marks a free slot.
     slots: Vec<Option<E>>,
     /// Free slab slots.
-    free: Vec<usize>,
+    free: Vec<u32>,
     /// Buffers of drained buckets larger than `KEEP_CAPACITY`, handed to a
     /// bucket that outgrows its own; their total capacity is kept within
     /// three times the pending events' number (see `trim_pool`).
@@ -179,12 +190,17 @@ impl<E> EventQueue<E> {
         let slot = match self.free.pop() {
             Some(s) => {
                 // The slot is on the free list, so it holds `None`.
-                self.slots[s] = Some(ev);
+                self.slots[s as usize] = Some(ev);
                 s
+            }
+            None if self.slots.len() >= MAX_PENDING => {
+                return Err(ScheduleError::Full {
+                    pending: self.len as u64,
+                })
             }
             None => {
                 self.slots.push(Some(ev));
-                self.slots.len() - 1
+                (self.slots.len() - 1) as u32
             }
         };
         // `at >= now == last` (see `pop`), so the radix invariant holds.
@@ -229,8 +245,9 @@ impl<E> EventQueue<E> {
             self.redistribute();
         }
         let e = self.current.pop_front()?;
-        let ev = self.slots.get_mut(e.slot)?.take()?;
-        self.free.push(e.slot);
+        let slot = e.slot;
+        let ev = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
         self.len -= 1;
         self.now = SimTime(e.time);
         Some((self.now, ev))
