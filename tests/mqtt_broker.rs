@@ -72,7 +72,10 @@ fn a_session_holds_its_queues_only_while_it_needs_them() {
     let p = n.add(persistent("pub"));
     n.run_for(ms(100));
     let held = |n: &Net, id: &str| n.broker.session_info(id).expect(id).queues_held;
-    assert!(!held(&n, "sub") && !held(&n, "pub"), "fresh sessions hold nothing");
+    assert!(
+        !held(&n, "sub") && !held(&n, "pub"),
+        "fresh sessions hold nothing"
+    );
     n.subscribe(s, "a/#", QoS::AtLeastOnce);
     n.run_for(ms(100));
     assert!(held(&n, "sub"), "a subscription lives in the box");

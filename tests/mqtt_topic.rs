@@ -207,7 +207,11 @@ proptest! {
 fn a_shared_topic_is_checked_and_not_copied() {
     let s: std::sync::Arc<str> = "fleet/dev-1/telemetry".into();
     let t = TopicName::from_shared(s.clone()).expect("valid");
-    assert_eq!(t.as_str().as_ptr(), s.as_ptr(), "the same bytes, not a copy");
+    assert_eq!(
+        t.as_str().as_ptr(),
+        s.as_ptr(),
+        "the same bytes, not a copy"
+    );
     assert!(TopicName::from_shared("fleet/+/telemetry".into()).is_err());
     assert!(TopicName::from_shared("".into()).is_err());
 }

@@ -59,8 +59,8 @@ pub enum ScheduleError {
         /// The queue's current time (`now()`), in nanoseconds.
         now: u64,
     },
-    /// [`MAX_PENDING`] events are already pending.
-    #[error("{pending} events pending: the queue holds at most 4,294,967,295")]
+    /// 2^32 events are already pending (slab slots are `u32`).
+    #[error("{pending} events pending: the queue holds at most 4,294,967,296")]
     Full {
         /// Events pending.
         pending: u64,
@@ -87,9 +87,6 @@ struct Entry {
     time: u64,
     slot: u32,
 }
-
-/// Most events pending at once (slab slots are `u32`).
-pub const MAX_PENDING: usize = u32::MAX as usize;
 
 /// Bucket index of time `t` relative to the reference `last` (`t >= last`).
 #[inline(always)]
@@ -193,14 +190,15 @@ impl<E> EventQueue<E> {
                 self.slots[s as usize] = Some(ev);
                 s
             }
-            None if self.slots.len() >= MAX_PENDING => {
-                return Err(ScheduleError::Full {
-                    pending: self.len as u64,
-                })
-            }
             None => {
+                // slab slots are `u32`: at most 2^32 events pending
+                let Ok(slot) = u32::try_from(self.slots.len()) else {
+                    return Err(ScheduleError::Full {
+                        pending: self.len as u64,
+                    });
+                };
                 self.slots.push(Some(ev));
-                (self.slots.len() - 1) as u32
+                slot
             }
         };
         // `at >= now == last` (see `pop`), so the radix invariant holds.

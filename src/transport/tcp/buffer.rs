@@ -266,11 +266,7 @@ impl RecvBuffer {
     /// or `None` when out-of-order data could not be stored.
     pub fn insert(&mut self, off: u32, data: &[u8]) -> Option<u32> {
         // the test-only broken receiver takes out-of-order bytes as the next
-        let off = if off > 0 && self.mutant_ooo {
-            0
-        } else {
-            off
-        };
+        let off = if off > 0 && self.mutant_ooo { 0 } else { off };
         let win = self.window();
         if off >= win {
             return if data.is_empty() { Some(0) } else { None };

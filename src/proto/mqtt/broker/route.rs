@@ -327,11 +327,17 @@ impl Broker {
             };
             let max_inflight = inflight_cap(self.config.max_inflight, s);
             let Some(conn) = s.conn else { return };
-            let next_qos0 = s.q().queue.front().is_some_and(|p| p.qos == QoS::AtMostOnce);
+            let next_qos0 = s
+                .q()
+                .queue
+                .front()
+                .is_some_and(|p| p.qos == QoS::AtMostOnce);
             if !next_qos0 && s.q().inflight.len() >= max_inflight {
                 return;
             }
-            let Some(p) = s.qm().queue.pop_front() else { return };
+            let Some(p) = s.qm().queue.pop_front() else {
+                return;
+            };
             if p.msg.expired(now) {
                 // [MQTT-3.3.2-5]: onward delivery had not started
                 self.stats.messages_expired += 1;
@@ -391,7 +397,14 @@ impl Broker {
             self.outq.push_back((conn, out));
         }
         if let (Some(r), false) = (self.config.legacy_retry, s.q().inflight.is_empty()) {
-            let next = s.q().inflight.iter().map(|o| o.sent_at).min().unwrap_or(now) + r;
+            let next = s
+                .q()
+                .inflight
+                .iter()
+                .map(|o| o.sent_at)
+                .min()
+                .unwrap_or(now)
+                + r;
             self.retry_timers.insert((next, idx));
         }
     }
