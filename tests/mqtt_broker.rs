@@ -90,6 +90,15 @@ fn a_session_holds_its_queues_only_while_it_needs_them() {
     let info = n.broker.session_info("sub").expect("sub");
     assert_eq!(info.inflight, 0);
     assert!(info.queues_held, "kept for the subscription");
+    // resuming the publisher's session (resend, then drain) finds nothing
+    // to do and allocates nothing
+    n.kill_transport(p);
+    n.run_for(ms(100));
+    let again = n.add(persistent("pub"));
+    n.run_for(ms(100));
+    assert!(n.connected(again));
+    let info = n.broker.session_info("pub").expect("pub");
+    assert!(info.connected && !info.queues_held, "{info:?}");
 }
 
 #[test]

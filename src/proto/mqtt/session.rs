@@ -206,6 +206,12 @@ impl Session {
         self.q.get_or_insert_with(Box::default)
     }
 
+    /// The queues to change when the session holds any (never allocates:
+    /// for removals and walks, where an empty session has nothing to do).
+    pub fn held(&mut self) -> Option<&mut SessionQueues> {
+        self.q.as_deref_mut()
+    }
+
     /// Give the queues back once all are empty.
     pub fn shed(&mut self) {
         if self.q.as_deref().is_some_and(SessionQueues::is_empty) {

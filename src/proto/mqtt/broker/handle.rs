@@ -466,8 +466,9 @@ impl Broker {
         pid: PacketId,
     ) {
         let held = self.session_mut(idx).and_then(|s| {
-            let i = s.q().incoming.binary_search_by_key(&pid, |x| x.pid).ok()?;
-            let held = s.qm().incoming.remove(i);
+            let q = s.held()?;
+            let i = q.incoming.binary_search_by_key(&pid, |x| x.pid).ok()?;
+            let held = q.incoming.remove(i);
             s.shed();
             Some(held)
         });
@@ -499,13 +500,15 @@ impl Broker {
             self.stats.unknown_acks += 1;
             return;
         };
-        let Some(o) = s.qm().inflight.get_mut(pos) else {
+        let Some(o) = s.held().and_then(|q| q.inflight.get_mut(pos)) else {
             return;
         };
         match (ty, o.state) {
             (PacketType::PubAck, OutState::AwaitAck)
             | (PacketType::PubComp, OutState::AwaitComp) => {
-                s.qm().inflight.remove(pos);
+                if let Some(q) = s.held() {
+                    q.inflight.remove(pos);
+                }
                 s.shed();
                 self.drain(now, idx);
             }

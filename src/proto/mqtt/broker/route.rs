@@ -335,7 +335,7 @@ impl Broker {
             if !next_qos0 && s.q().inflight.len() >= max_inflight {
                 return;
             }
-            let Some(p) = s.qm().queue.pop_front() else {
+            let Some(p) = s.held().and_then(|q| q.queue.pop_front()) else {
                 return;
             };
             if p.msg.expired(now) {
@@ -375,7 +375,7 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return;
         };
-        for o in s.qm().inflight.iter_mut() {
+        for o in s.held().into_iter().flat_map(|q| q.inflight.iter_mut()) {
             if older_than.is_some_and(|t| o.sent_at > t) {
                 continue;
             }

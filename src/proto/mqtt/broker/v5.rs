@@ -326,7 +326,9 @@ impl Broker {
             self.stats.dropped_too_large += 1;
             if let (Some(pid), ConnState::Connected(idx)) = (qos_pid.pid(), state) {
                 if let Some(s) = self.session_mut(idx) {
-                    s.qm().inflight.retain(|o| o.pid != pid);
+                    if let Some(q) = s.held() {
+                        q.inflight.retain(|o| o.pid != pid);
+                    }
                     s.shed();
                 }
                 self.drain(now, idx);
@@ -372,9 +374,12 @@ impl Broker {
                 // §4.3.3: a failed PUBREC ends the flow; no PUBREL
                 let gone = self.session_mut(idx).is_some_and(|s| {
                     let before = s.q().inflight.len();
-                    s.qm().inflight.retain(|o| o.pid != a.pid);
+                    if let Some(q) = s.held() {
+                        q.inflight.retain(|o| o.pid != a.pid);
+                    }
+                    let gone = s.q().inflight.len() != before;
                     s.shed();
-                    s.q().inflight.len() != before
+                    gone
                 });
                 if gone {
                     self.drain(now, idx);
